@@ -1,0 +1,49 @@
+"""Error types. Every error about user input says what was wrong and where."""
+
+from __future__ import annotations
+
+
+class RewardkitError(Exception):
+    """Base class of rewardkit's own errors."""
+
+
+class DataError(RewardkitError, ValueError):
+    """A malformed record: names the file, the line (or row), the field, and what was expected.
+
+    ``line`` is 1-based for line-oriented files (JSONL, CSV: the physical line of the record);
+    ``row`` is the 0-based record index for files without lines (JSON arrays, Parquet, datasets).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.row = row
+        self.field = field
+        self.reason = message
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
+        elif row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class SpecError(RewardkitError, ValueError):
+    """A reward spec that the registry cannot build (unknown kind, bad option)."""
+
+
+class MissingDependencyError(RewardkitError, ImportError):
+    """An optional package is missing; the message says which pip command installs it."""

@@ -1,0 +1,171 @@
+"""One registry builds every reward from a spec: ``load_reward("classifier:PATH")``.
+
+Spec grammar (see ``docs/reward-specs.md``)::
+
+    spec    := KIND [":" ARG] ["?" OPTION ("&" OPTION)*]
+    OPTION  := NAME "=" VALUE          (VALUE parsed as int, float, true/false, or text)
+
+or a dict ``{"type": KIND, "arg": ARG, **options}`` (``model``/``path`` are accepted as the ARG
+key), or a path to a ``.yaml``/``.yml``/``.json`` file holding such a dict.
+
+Factories are named as ``"module:function"`` strings and imported only when a spec of their kind
+is built, so ``import rewardkit`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardkit.errors import SpecError
+from rewardkit.types import Reward
+
+
+@dataclass(frozen=True)
+class RewardKind:
+    """A registered kind of reward."""
+
+    kind: str
+    factory: str  # "module:function"; called as function(arg, **options) -> Reward
+    description: str
+    card: str | None = None  # methods.md card, e.g. "B3 — Generative yes-token reward"
+    arg_help: str | None = None  # what ARG means, e.g. "PATH_OR_ID"
+
+
+_KINDS: dict[str, RewardKind] = {}
+
+
+def register(
+    kind: str,
+    factory: str,
+    description: str,
+    card: str | None = None,
+    arg_help: str | None = None,
+) -> None:
+    """Register a kind of reward under ``kind`` (``factory`` is imported lazily)."""
+    _KINDS[kind] = RewardKind(kind, factory, description, card, arg_help)
+
+
+def kinds() -> list[RewardKind]:
+    """Every registered kind, sorted by name."""
+    return [_KINDS[k] for k in sorted(_KINDS)]
+
+
+def _parse_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
+    """Split a string spec into (kind, arg, options)."""
+    spec = spec.strip()
+    if not spec:
+        raise SpecError("empty reward spec; expected KIND[:ARG], e.g. 'rule:length'")
+    head, _, query = spec.partition("?")
+    kind, sep, arg = head.partition(":")
+    options: dict[str, Any] = {}
+    if query:
+        for part in query.split("&"):
+            if not part:
+                continue
+            name, eq, value = part.partition("=")
+            if not eq or not name:
+                raise SpecError(f"reward spec {spec!r}: option {part!r} is not NAME=VALUE")
+            options[name.strip()] = _parse_value(value.strip())
+    return kind.strip(), (arg.strip() if sep else None), options
+
+
+def _from_mapping(spec: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    options = dict(spec)
+    kind = options.pop("type", None) or options.pop("kind", None)
+    if not kind:
+        raise SpecError(f"reward spec {dict(spec)!r} has no 'type'")
+    arg = None
+    for key in ("arg", "model", "path", "name"):
+        if key in options:
+            arg = options.pop(key)
+            break
+    return str(kind), (None if arg is None else str(arg)), options
+
+
+def load_reward(spec: str | Mapping[str, Any] | Path, **overrides: Any) -> Reward:
+    """Build a reward from a spec string, a dict, or a YAML/JSON file; ``overrides`` win."""
+    if isinstance(spec, Path) or (
+        isinstance(spec, str) and spec.endswith((".yaml", ".yml", ".json")) and Path(spec).is_file()
+    ):
+        path = Path(spec)
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            loaded = json.loads(text)
+        else:
+            import yaml
+
+            loaded = yaml.safe_load(text)
+        if not isinstance(loaded, Mapping):
+            raise SpecError(f"{path}: a reward spec file must hold a mapping with a 'type'")
+        kind, arg, options = _from_mapping(loaded)
+        label = str(path)
+    elif isinstance(spec, Mapping):
+        kind, arg, options = _from_mapping(spec)
+        label = kind + (f":{arg}" if arg else "")
+    else:
+        kind, arg, options = parse_spec(str(spec))
+        label = str(spec)
+    options.update(overrides)
+    entry = _KINDS.get(kind)
+    if entry is None:
+        known = ", ".join(sorted(_KINDS))
+        raise SpecError(f"unknown reward kind {kind!r} in spec {label!r}; known kinds: {known}")
+    factory = _import_factory(entry.factory)
+    try:
+        reward = factory(arg, **options)
+    except TypeError as exc:
+        raise SpecError(f"reward spec {label!r}: {exc}") from exc
+    reward.name = label
+    return reward
+
+
+def _import_factory(target: str) -> Callable[..., Reward]:
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr)
+
+
+# Built-in kinds. Each factory lives in the module that implements the reward.
+register(
+    "classifier",
+    "rewardkit.rewards.classifier:build",
+    "Sequence-classification reward model (any AutoModelForSequenceClassification); "
+    "uses the model's chat template when it has one.",
+    card="A1 — Bradley–Terry reward model (scoring side)",
+    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models)",
+)
+register(
+    "judge",
+    "rewardkit.rewards.judge:build",
+    "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
+    card="B3 — Generative yes-token reward (RewardDance)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM",
+)
+register(
+    "rule",
+    "rewardkit.rewards.rules:build",
+    "Rule rewards without a model. 'length': response length in characters (or words/tokens).",
+    card=None,
+    arg_help="rule name: length",
+)
