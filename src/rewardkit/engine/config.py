@@ -1,0 +1,58 @@
+"""Settings of the scoring engine."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Truncation = Literal["left", "right", "error"]
+
+
+@dataclass
+class EngineConfig:
+    """How a model-backed reward batches, truncates, and caches.
+
+    - ``token_budget``: the most padded tokens in one batch (rows × longest row). Batches are
+      formed from length-sorted queries under this budget, not from a fixed row count.
+    - ``max_batch_size``: a cap on rows per batch, whatever their length.
+    - ``max_length``: longest sequence fed to the model (None: the model's own limit, capped at
+      ``default_max_length``).
+    - ``truncation``: ``"left"`` drops the oldest prompt tokens and keeps the response (if the
+      response alone is too long, its end is cut as a last resort); ``"right"`` cuts the end of
+      the whole sequence (what plain tokenizer truncation does); ``"error"`` raises. No row is
+      ever dropped; truncated rows are counted in ``last_stats``.
+    - ``dtype``: ``"float32"`` or ``"bfloat16"``.
+    - ``threads``: torch intra-op threads (None: torch's default).
+    - ``cache_dir``: where the on-disk score cache lives (None: no cache).
+    - ``progress``: show a progress bar.
+    """
+
+    token_budget: int = 16384
+    max_batch_size: int = 256
+    max_length: int | None = None
+    default_max_length: int = 4096
+    truncation: Truncation = "left"
+    dtype: str = "float32"
+    threads: int | None = None
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.token_budget < 1:
+            raise ValueError(f"token_budget must be positive, got {self.token_budget}")
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be positive, got {self.max_batch_size}")
+        if self.truncation not in ("left", "right", "error"):
+            raise ValueError(f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}")
+        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> EngineConfig:
+        """Take the engine's fields out of a reward spec's options (the rest stay in ``options``)."""
+        names = set(cls.__dataclass_fields__)
+        mine = {k: options.pop(k) for k in list(options) if k in names}
+        return cls(**mine)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,193 @@
+"""Turn queries into token ids: chat templates, text pairs, and fill-in templates.
+
+Every path splits a query into fixed tokens, prompt tokens and response tokens, then fits them to
+the length limit with :func:`rewardkit.engine.truncation.fit_pair`, so one truncation policy holds
+for every model-backed reward.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rewardkit.engine.config import Truncation
+from rewardkit.engine.runner import EncodedRow
+from rewardkit.engine.truncation import fit_pair
+from rewardkit.types import Message, Query, assistant, prompt_text
+
+
+def _ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    if not texts:
+        return []
+    return list(tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+
+def _split_at_common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def encode_chat(
+    tokenizer: Any, queries: Sequence[Query], max_length: int, policy: Truncation
+) -> list[EncodedRow]:
+    """Encode (prompt, response) through the tokenizer's chat template.
+
+    The prompt is the template applied to the prompt messages with the generation prompt; the
+    response is what the full conversation adds after it. A leading BOS token is kept fixed.
+    """
+    prompts, responses = [], []
+    for q in queries:
+        p = tokenizer.apply_chat_template(q.prompt, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(
+            [*q.prompt, assistant(q.response)], tokenize=False, add_generation_prompt=False
+        )
+        cut = len(p) if full.startswith(p) else _split_at_common_prefix(p, full)
+        prompts.append(full[:cut])
+        responses.append(full[cut:])
+    bos = tokenizer.bos_token_id
+    rows = []
+    for p_ids, r_ids in zip(_ids(tokenizer, prompts), _ids(tokenizer, responses), strict=True):
+        head = [p_ids[0]] if p_ids and bos is not None and p_ids[0] == bos else []
+        fitted = fit_pair(p_ids[len(head) :], r_ids, max_length - len(head), policy)
+        rows.append(
+            EncodedRow(
+                head + fitted.prompt + fitted.response,
+                None,
+                fitted.prompt_dropped,
+                fitted.response_dropped,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class PairLayout:
+    """Where the special tokens go around a (prompt, response) text pair, e.g. BERT's
+    ``[CLS] prompt [SEP] response [SEP]`` with token types 0…0 1…1."""
+
+    head: list[int]
+    middle: list[int]
+    tail: list[int]
+    head_types: list[int]
+    middle_types: list[int]
+    tail_types: list[int]
+    prompt_type: int
+    response_type: int
+
+    @property
+    def n_special(self) -> int:
+        return len(self.head) + len(self.middle) + len(self.tail)
+
+
+def pair_layout(tokenizer: Any) -> PairLayout:
+    """Read the special-token layout of text pairs from the tokenizer's post-processor."""
+    backend = copy.deepcopy(tokenizer.backend_tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
+    a = backend.encode("a", add_special_tokens=False)
+    b = backend.encode("b", add_special_tokens=False)
+    merged = backend.post_process(a, b, add_special_tokens=True)
+    ids, types = list(merged.ids), list(merged.type_ids)
+    ia = ids.index(a.ids[0])
+    ib = len(ids) - 1 - ids[::-1].index(b.ids[-1])
+    ib_start = ib - len(b.ids) + 1
+    return PairLayout(
+        head=ids[:ia],
+        middle=ids[ia + len(a.ids) : ib_start],
+        tail=ids[ib + 1 :],
+        head_types=types[:ia],
+        middle_types=types[ia + len(a.ids) : ib_start],
+        tail_types=types[ib + 1 :],
+        prompt_type=types[ia],
+        response_type=types[ib],
+    )
+
+
+def encode_text_pair(
+    tokenizer: Any,
+    layout: PairLayout,
+    queries: Sequence[Query],
+    max_length: int,
+    policy: Truncation,
+) -> list[EncodedRow]:
+    """Encode (prompt text, response) as a text pair, for models without a chat template."""
+    p_all = _ids(tokenizer, [prompt_text(q.prompt) for q in queries])
+    r_all = _ids(tokenizer, [q.response for q in queries])
+    rows = []
+    for p_ids, r_ids in zip(p_all, r_all, strict=True):
+        f = fit_pair(p_ids, r_ids, max_length - layout.n_special, policy)
+        ids = layout.head + f.prompt + layout.middle + f.response + layout.tail
+        types = (
+            layout.head_types
+            + [layout.prompt_type] * len(f.prompt)
+            + layout.middle_types
+            + [layout.response_type] * len(f.response)
+            + layout.tail_types
+        )
+        rows.append(EncodedRow(ids, types, f.prompt_dropped, f.response_dropped))
+    return rows
+
+
+CONVERSATION_SLOT = "{conversation}"
+RESPONSE_SLOT = "{response}"
+_SENTINEL_CONV = "\u2060\u2062RKCONV\u2062\u2060"
+_SENTINEL_RESP = "\u2060\u2062RKRESP\u2062\u2060"
+
+
+def render_judge_prompt(
+    tokenizer: Any, template: str, system: str | None, use_chat_template: bool = True
+) -> tuple[str, str, str]:
+    """Render a judging template around the two slots; returns (before, between, after) text.
+
+    The template is the user turn with ``{conversation}`` and ``{response}`` slots. With a chat
+    template, it is wrapped as a user message (with ``system`` if given) plus the generation
+    prompt; otherwise the text is followed by ``"\\nAnswer:"``.
+    """
+    if template.count(CONVERSATION_SLOT) != 1 or template.count(RESPONSE_SLOT) != 1:
+        raise ValueError("a judge template needs exactly one {conversation} and one {response}")
+    if template.index(CONVERSATION_SLOT) > template.index(RESPONSE_SLOT):
+        raise ValueError("a judge template must put {conversation} before {response}")
+    body = template.replace(CONVERSATION_SLOT, _SENTINEL_CONV).replace(RESPONSE_SLOT, _SENTINEL_RESP)
+    if use_chat_template and getattr(tokenizer, "chat_template", None):
+        messages: list[Message] = []
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": body})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = (f"{system}\n\n" if system else "") + body + "\nAnswer:"
+    before, rest = text.split(_SENTINEL_CONV)
+    between, after = rest.split(_SENTINEL_RESP)
+    return before, between, after
+
+
+def encode_filled_template(
+    tokenizer: Any,
+    parts: tuple[str, str, str],
+    queries: Sequence[Query],
+    max_length: int,
+    policy: Truncation,
+) -> list[EncodedRow]:
+    """Encode queries into a judging template: the conversation fills the first slot (and is
+    truncated from the left), the response the second; template tokens are never cut."""
+    before, between, after = _ids(tokenizer, list(parts))
+    fixed = len(before) + len(between) + len(after)
+    conv = _ids(tokenizer, [prompt_text(q.prompt) for q in queries])
+    resp = _ids(tokenizer, [q.response for q in queries])
+    rows = []
+    for c_ids, r_ids in zip(conv, resp, strict=True):
+        f = fit_pair(c_ids, r_ids, max_length - fixed, policy)
+        rows.append(
+            EncodedRow(
+                before + f.prompt + between + f.response + after,
+                None,
+                f.prompt_dropped,
+                f.response_dropped,
+            )
+        )
+    return rows

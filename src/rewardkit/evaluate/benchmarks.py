@@ -1,0 +1,131 @@
+"""Benchmark scoring rules: RewardBench (v1) section weighting and the RewardBench 2 mean."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+#: RewardBench 2 domains (subsets), in the paper's order (methods.md D2).
+REWARDBENCH2_DOMAINS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+
+BENCHMARKS = ("auto", "rewardbench1", "rewardbench2", "generic")
+
+
+@cache
+def _rewardbench1_raw() -> dict[str, Any]:
+    path = resources.files("rewardkit") / "resources" / "rewardbench1_sections.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rewardbench1_sections() -> Mapping[str, tuple[str, ...]]:
+    """methods.md D1 — RewardBench (v1) section → subsets (published ``SUBSET_MAPPING``)."""
+    raw = _rewardbench1_raw()["sections"]
+    return MappingProxyType({k: tuple(v) for k, v in raw.items()})
+
+
+def rewardbench1_counts() -> Mapping[str, int]:
+    """methods.md D1 — RewardBench (v1) published ``EXAMPLE_COUNTS`` (math-prm up-weighted to 984)."""
+    return MappingProxyType(dict(_rewardbench1_raw()["example_counts"]))
+
+
+def rewardbench1_section_of() -> Mapping[str, str]:
+    """methods.md D1 — RewardBench (v1) subset → section."""
+    return MappingProxyType(
+        {sub: sec for sec, subs in rewardbench1_sections().items() for sub in subs}
+    )
+
+
+def rewardbench1_source() -> str:
+    """Where the RewardBench (v1) tables come from (cited in the resource file)."""
+    raw = _rewardbench1_raw()
+    return f"{raw['source']} @ {raw['source_commit']}"
+
+
+def detect_benchmark(subsets: Iterable[str]) -> str:
+    """``"rewardbench2"`` when every subset is an RB2 domain, ``"rewardbench1"`` when every subset
+    is in the RB1 table, else ``"generic"``."""
+    subs = set(subsets)
+    if subs and subs <= set(REWARDBENCH2_DOMAINS):
+        return "rewardbench2"
+    if subs and subs <= set(rewardbench1_counts()):
+        return "rewardbench1"
+    return "generic"
+
+
+def _finite(x: Any) -> bool:
+    arr = np.asarray(x, dtype=np.float64)
+    return bool(np.isfinite(arr).any()) if arr.ndim else math.isfinite(float(arr))
+
+
+def section_scores(
+    subset_acc: Mapping[str, Any],
+    subset_counts: Mapping[str, float],
+    section_of: Mapping[str, str] | Callable[[str], str],
+) -> dict[str, Any]:
+    """methods.md D1 — RewardBench (v1) section score: the example-count-weighted mean of the
+    section's subset accuracies, ``Σ acc_s·n_s / Σ n_s`` (reward-bench
+    ``calculate_scores_per_section``).
+
+    Subsets whose accuracy is NaN (no valid outcome) are left out; sections with no subset are
+    absent (reward-bench reports 0 for them). Accuracies may be floats or equal-shaped arrays
+    (bootstrap replicates); the result has the same shape.
+    """
+    lookup = section_of if callable(section_of) else section_of.__getitem__
+    num: dict[str, Any] = {}
+    den: dict[str, float] = {}
+    for subset, acc in subset_acc.items():
+        if not _finite(acc):
+            continue
+        if subset not in subset_counts:
+            raise ValueError(f"no example count for subset {subset!r}")
+        w = float(subset_counts[subset])
+        sec = lookup(subset)
+        num[sec] = num.get(sec, 0.0) + np.asarray(acc, dtype=np.float64) * w
+        den[sec] = den.get(sec, 0.0) + w
+    out: dict[str, Any] = {}
+    for sec, total in num.items():
+        value = total / den[sec] if den[sec] > 0 else np.asarray(np.nan)
+        out[sec] = float(value) if np.ndim(value) == 0 else value
+    return out
+
+
+def mean_of_sections(sections: Mapping[str, Any]) -> Any:
+    """methods.md D1/D2 — final score: the unweighted mean of the section (domain) scores.
+
+    Sections whose score is NaN are left out; NaN when none is left. Works on floats or on
+    equal-shaped arrays of replicates.
+    """
+    values = [np.asarray(v, dtype=np.float64) for v in sections.values() if _finite(v)]
+    if not values:
+        return float("nan")
+    value = np.mean(np.stack(values), axis=0)
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def rewardbench1_scores(subset_acc: Mapping[str, float]) -> dict[str, Any]:
+    """methods.md D1 — RewardBench (v1) scoring from subset accuracies.
+
+    Returns ``{"sections": {section: weighted mean}, "score": mean of sections}`` using the
+    published ``EXAMPLE_COUNTS`` and ``SUBSET_MAPPING``. Subsets outside the RB1 table raise.
+    """
+    section_of = rewardbench1_section_of()
+    unknown = sorted(set(subset_acc) - set(section_of))
+    if unknown:
+        raise ValueError(f"not RewardBench (v1) subsets: {unknown}")
+    order = list(rewardbench1_sections())
+    secs = section_scores(subset_acc, rewardbench1_counts(), section_of)
+    secs = {s: secs[s] for s in order if s in secs}
+    return {"sections": secs, "score": mean_of_sections(secs)}
+
+
+def rewardbench2_score(domain_scores: Mapping[str, float]) -> float:
+    """methods.md D2 — RewardBench 2 final score: the unweighted mean of the domain scores
+    (NaN domains left out)."""
+    return float(mean_of_sections(domain_scores))

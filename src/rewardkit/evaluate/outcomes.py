@@ -1,0 +1,104 @@
+"""Per-example outcomes: did the reward rank the preferred response(s) first?
+
+Every function returns NaN when a score it needs is NaN: a NaN outcome is excluded from accuracy
+and counted, never silently turned into a win or a loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+TIE_MODES = ("half", "strict")
+
+
+def _check_ties(ties: str) -> None:
+    if ties not in TIE_MODES:
+        raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
+
+
+def pairwise_outcome(score_chosen, score_rejected, ties: str = "half"):
+    """methods.md D1 — RewardBench (v1) scoring: the outcome of one chosen/rejected pair.
+
+    1 when ``score_chosen > score_rejected``, 0 when lower; an exact tie counts 0.5 with
+    ``ties="half"`` and 0 with ``ties="strict"`` (reward-bench v1: correct iff strictly greater).
+    A NaN score gives a NaN outcome. Works on scalars (returns a float) and on arrays.
+    """
+    _check_ties(ties)
+    c = np.asarray(score_chosen, dtype=np.float64)
+    r = np.asarray(score_rejected, dtype=np.float64)
+    tie_value = 0.5 if ties == "half" else 0.0
+    with np.errstate(invalid="ignore"):
+        out = np.where(c > r, 1.0, np.where(c == r, tie_value, 0.0))
+    out = np.where(np.isnan(c) | np.isnan(r), np.nan, out)
+    return float(out) if out.ndim == 0 else out
+
+
+def best_of_k_score(scores: Sequence[float], chosen_idx: int = 0, strict: bool = False) -> float:
+    """methods.md D2 — RewardBench 2 best-of-k rule for one example with one chosen response.
+
+    1 when the chosen response has the unique maximum score; ``1/m`` when it ties with ``m``
+    responses (itself included) for the maximum (``strict=True``: 0); otherwise 0. With two
+    responses this is the pairwise rule (a tie scores 0.5, or 0 when strict). NaN if any score
+    is NaN.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or s.size < 2:
+        raise ValueError(f"best_of_k_score needs at least two scores, got shape {s.shape}")
+    if not 0 <= chosen_idx < s.size:
+        raise ValueError(f"chosen_idx {chosen_idx} out of range for {s.size} scores")
+    if np.isnan(s).any():
+        return float("nan")
+    top = s.max()
+    if s[chosen_idx] < top:
+        return 0.0
+    m = int(np.count_nonzero(s == top))
+    if m == 1:
+        return 1.0
+    return 0.0 if strict else 1.0 / m
+
+
+def best_of_k_scores(scores: np.ndarray, chosen_idx=0, strict: bool = False) -> np.ndarray:
+    """methods.md D2 — RewardBench 2 best-of-k rule, vectorised over an (n, k) score array.
+
+    ``chosen_idx`` is one index for every row or an (n,) array of indices. Returns (n,) floats
+    with the same values :func:`best_of_k_score` gives row by row (NaN rows stay NaN).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise ValueError(f"best_of_k_scores needs an (n, k>=2) array, got shape {s.shape}")
+    n, k = s.shape
+    idx = np.broadcast_to(np.asarray(chosen_idx, dtype=np.int64), (n,))
+    if n and (idx.min() < 0 or idx.max() >= k):
+        raise ValueError(f"chosen_idx out of range for k={k}")
+    nan_rows = np.isnan(s).any(axis=1)
+    with np.errstate(invalid="ignore"):
+        top = np.max(s, axis=1)
+        chosen = s[np.arange(n), idx]
+        m = np.count_nonzero(s == top[:, None], axis=1)
+        is_max = chosen == top
+    credit = np.where(m == 1, 1.0, 0.0 if strict else 1.0 / np.maximum(m, 1))
+    out = np.where(is_max, credit, 0.0)
+    out[nan_rows] = np.nan
+    return out
+
+
+def all_correct_above_incorrect(scores: Sequence[float], correct_idx: Sequence[int]) -> float:
+    """methods.md D2 — RewardBench 2 multi-correct rule (Ties ``accurate``): every correct answer
+    outscores the best incorrect one.
+
+    1 when ``min(correct) > max(incorrect)`` (strict), else 0; NaN if any score is NaN. Needs at
+    least one correct and one incorrect response.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    correct = sorted(set(int(i) for i in correct_idx))
+    if not correct or any(not 0 <= i < s.size for i in correct):
+        raise ValueError(f"correct_idx {list(correct_idx)} invalid for {s.size} scores")
+    mask = np.zeros(s.size, dtype=bool)
+    mask[correct] = True
+    if mask.all():
+        raise ValueError("all_correct_above_incorrect needs at least one incorrect response")
+    if np.isnan(s).any():
+        return float("nan")
+    return 1.0 if s[mask].min() > s[~mask].max() else 0.0

@@ -1,0 +1,211 @@
+"""``EvalResult``: everything an evaluation computed, and its JSON form (``report.json``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Version of the ``report.json`` layout.
+SCHEMA = "rewardkit.evaluate/1"
+
+
+@dataclass
+class GroupScore:
+    """The score of one subset or section for one reward, with its 95% (1 − alpha) CI.
+
+    ``n`` counts the valid outcomes behind it (rows for the Ties rule); ``n_nan`` the examples
+    excluded because a score was NaN. ``weight`` (subsets) is the weight in the section mean.
+    """
+
+    score: float
+    ci: tuple[float, float]
+    n: int
+    n_nan: int = 0
+    rule: str = "mean"
+    section: str | None = None
+    weight: float | None = None
+    components: dict[str, float] | None = None
+
+
+@dataclass
+class ExampleRecord:
+    """One example as one reward saw it: its response scores and the outcome they give.
+
+    ``outcome`` is None when the example was skipped (``skipped`` says why) or a score was NaN.
+    """
+
+    id: str
+    subset: str
+    section: str
+    scores: list[float]
+    chosen: list[int]
+    outcome: float | None
+    rule: str
+    skipped: str | None = None
+
+
+@dataclass
+class RewardResult:
+    """One column of the report: a reward (or one objective of a multi-objective reward)."""
+
+    name: str
+    reward: str
+    objective: str | None
+    fingerprint: str
+    score: float
+    ci: tuple[float, float]
+    sections: dict[str, GroupScore]
+    subsets: dict[str, GroupScore]
+    n_scored: int
+    n_nan: int
+    n_truncated: int | None
+    examples: list[ExampleRecord]
+    seconds: float = 0.0
+    last_stats: dict[str, Any] | None = None
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, NaN to null, ±inf to "inf"/"-inf" strings."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.bool_ | bool):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        x = float(obj)
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if obj is None or isinstance(obj, str | int):
+        return obj
+    return str(obj)
+
+
+def _group_dict(g: GroupScore) -> dict[str, Any]:
+    return {
+        "score": g.score,
+        "ci": list(g.ci),
+        "n": g.n,
+        "n_nan": g.n_nan,
+        "rule": g.rule,
+        "section": g.section,
+        "weight": g.weight,
+        "components": g.components,
+    }
+
+
+def _example_dict(e: ExampleRecord) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "subset": e.subset,
+        "section": e.section,
+        "scores": e.scores,
+        "chosen": e.chosen,
+        "outcome": e.outcome,
+        "rule": e.rule,
+        "skipped": e.skipped,
+    }
+
+
+@dataclass
+class EvalResult:
+    """The result of :func:`rewardkit.evaluate.evaluate`.
+
+    ``settings``: ties mode, seed, n_boot, alpha, benchmark rule, weighting and section weights.
+    ``dataset``: subsets, sections (in report order), counts, skipped examples by reason.
+    ``rewards``: one :class:`RewardResult` per report column. ``created_at``, each reward's
+    scoring wall time and its ``last_stats`` vary between runs; they sit under ``"run"`` in the
+    JSON so that everything else is byte-identical across reruns.
+    """
+
+    settings: dict[str, Any]
+    dataset: dict[str, Any]
+    rewards: list[RewardResult]
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> RewardResult:
+        for r in self.rewards:
+            if r.name == name:
+                return r
+        raise KeyError(f"no reward {name!r} in this result; have {[r.name for r in self.rewards]}")
+
+    @property
+    def names(self) -> list[str]:
+        """Report column names, in order."""
+        return [r.name for r in self.rewards]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``report.json`` content as plain JSON values (NaN → null)."""
+        rewards = []
+        for r in self.rewards:
+            rewards.append(
+                {
+                    "name": r.name,
+                    "reward": r.reward,
+                    "objective": r.objective,
+                    "fingerprint": r.fingerprint,
+                    "score": r.score,
+                    "ci": list(r.ci),
+                    "n_scored": r.n_scored,
+                    "n_nan": r.n_nan,
+                    "n_truncated": r.n_truncated,
+                    "sections": {k: _group_dict(v) for k, v in r.sections.items()},
+                    "subsets": {k: _group_dict(v) for k, v in r.subsets.items()},
+                    "examples": [_example_dict(e) for e in r.examples],
+                }
+            )
+        run = {
+            "created_at": self.created_at,
+            "rewards": {
+                r.name: {"seconds": r.seconds, "last_stats": r.last_stats} for r in self.rewards
+            },
+        }
+        return _jsonable(
+            {
+                "schema": SCHEMA,
+                "settings": self.settings,
+                "dataset": self.dataset,
+                "rewards": rewards,
+                "run": run,
+                **self.extra,
+            }
+        )
+
+    def json_text(self) -> str:
+        """``report.json`` text: sorted keys, floats written exactly (shortest round-trip repr)."""
+        return (
+            json.dumps(self.to_dict(), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
+            + "\n"
+        )
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write ``report.json`` (see :meth:`json_text`) to ``path``; returns the path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.json_text(), encoding="utf-8")
+        return p
+
+    def to_markdown(self) -> str:
+        """A RewardBench-style Markdown table with CIs and notes (see ``report.to_markdown``)."""
+        from rewardkit.evaluate.report import to_markdown
+
+        return to_markdown(self)
+
+    def write_reports(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``report.json`` and ``report.md`` into ``out_dir``; returns their paths."""
+        from rewardkit.evaluate.report import write_reports
+
+        return write_reports(self, out_dir)

@@ -1,0 +1,146 @@
+"""Load any Hugging Face id or local path (or an embedded default) with an identity for caching.
+
+Imports torch and transformers: only model-backed rewards import this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardkit.errors import MissingDependencyError
+from rewardkit.models.embedded import EMBEDDED, cache_root, embedded_key, embedded_model_dir
+
+try:
+    import torch
+    import transformers
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError(
+        "model-backed rewards need torch and transformers: `pip install torch==2.13.0` "
+        "(CPU build) and `pip install 'rewardkit[models]'`"
+    ) from exc
+
+
+# Loading reports ("score.weight | MISSING") are expected for fresh heads; rewardkit records them
+# in the reward's fingerprint instead of printing them.
+transformers.logging.set_verbosity_error()
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``"float32"``/``"fp32"`` or ``"bfloat16"``/``"bf16"`` to a torch dtype."""
+    try:
+        return DTYPES[name.lower()]
+    except KeyError:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}") from None
+
+
+@dataclass
+class ResolvedModel:
+    """Where a model's files are, and what identifies its weights."""
+
+    source: str  # local directory or Hub id, as passed to from_pretrained
+    identity: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """Resolve an embedded alias (``smollm2``, ``minilm``), a local directory, or a Hub id."""
+    key = embedded_key(name)
+    if key is not None:
+        path = embedded_model_dir(key)
+        return ResolvedModel(
+            str(path),
+            {"model": EMBEDDED[key].hub_id, "embedded": EMBEDDED[key].pip_name, **_weights_id(path)},
+        )
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"model path {path} is a file; pass the model directory")
+        return ResolvedModel(str(path.resolve()), {"model": str(path.resolve()), **_weights_id(path)})
+    return ResolvedModel(name, {"model": name, "revision": os.environ.get("REWARDKIT_REVISION")})
+
+
+def _weights_id(path: Path) -> dict[str, Any]:
+    """sha256 over the weight files of a local model (memoised by size and mtime)."""
+    files = sorted(
+        p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".pt") and p.is_file()
+    )
+    memo_path = cache_root() / "weight-hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digest = hashlib.sha256()
+    changed = False
+    for f in files:
+        st = f.stat()
+        memo_key = f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        if memo_key not in memo:
+            h = hashlib.sha256()
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+            memo[memo_key] = h.hexdigest()
+            changed = True
+        digest.update(f.name.encode() + b"\0" + memo[memo_key].encode())
+    if changed:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
+            tmp.replace(memo_path)
+        except OSError:
+            pass
+    return {"weights_sha256": digest.hexdigest()[:32]}
+
+
+def load_tokenizer(source: str) -> Any:
+    """The model's tokenizer (fast when available); a pad token is set if it has none."""
+    tok = transformers.AutoTokenizer.from_pretrained(source)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return tok
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` intra-op threads for torch (None leaves torch's default)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def load_causal_lm(source: str, dtype: str = "float32") -> Any:
+    """A causal LM in eval mode."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))
+    return model.eval()
+
+
+def load_sequence_classifier(
+    source: str, dtype: str = "float32", num_labels: int | None = None, head_seed: int = 0
+) -> tuple[Any, dict[str, Any]]:
+    """A sequence classifier in eval mode, and a note on its head.
+
+    A checkpoint without a trained score head (a base LM, say) gets a head initialised from
+    ``head_seed``, so the same spec always gives the same scores; the note says so and becomes
+    part of the reward's fingerprint.
+    """
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    state = torch.random.get_rng_state()
+    torch.manual_seed(head_seed)
+    try:
+        model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+            source, output_loading_info=True, **kwargs
+        )
+    finally:
+        torch.random.set_rng_state(state)
+    missing = list(info.get("missing_keys") or [])
+    head: dict[str, Any] = {"num_labels": int(model.config.num_labels)}
+    if missing:
+        head["random_init"] = {"seed": head_seed, "params": sorted(missing)}
+    return model.eval(), head
