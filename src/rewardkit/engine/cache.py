@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS scores (
     fingerprint TEXT NOT NULL,
     query_key TEXT NOT NULL,
     value BLOB NOT NULL,
+    truncated INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (fingerprint, query_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rewards (
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS rewards (
 
 
 class ScoreCache:
-    """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives)."""
+    """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives),
+    each with a flag saying whether its query was truncated (so reruns report truncation too)."""
 
     FILENAME = "scores.sqlite"
 
@@ -48,30 +50,37 @@ class ScoreCache:
             (fingerprint, json.dumps(identity, sort_keys=True, default=str)),
         )
 
-    def get_many(self, fingerprint: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """The cached scores among ``keys``."""
-        found: dict[str, np.ndarray] = {}
+    def get_many(self, fingerprint: str, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, bool]]:
+        """The cached (scores, truncated) among ``keys``."""
+        found: dict[str, tuple[np.ndarray, bool]] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 900):  # SQLite's bound-parameter limit
             chunk = unique[start : start + 900]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT query_key, value FROM scores WHERE fingerprint = ? AND query_key IN ({marks})",
+                f"SELECT query_key, value, truncated FROM scores WHERE fingerprint = ? AND query_key IN ({marks})",
                 (fingerprint, *chunk),
             )
-            for key, blob in rows:
-                found[key] = np.frombuffer(blob, dtype=np.float32).copy()
+            for key, blob, truncated in rows:
+                found[key] = (np.frombuffer(blob, dtype=np.float32).copy(), bool(truncated))
         return found
 
-    def put_many(self, fingerprint: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        """Store scores in one transaction (durable once this returns)."""
+    def put_many(
+        self, fingerprint: str, items: Iterable[tuple[str, np.ndarray, bool]]
+    ) -> None:
+        """Store (key, scores, truncated) in one transaction (durable once this returns)."""
         rows = [
-            (fingerprint, key, np.ascontiguousarray(value, dtype=np.float32).reshape(-1).tobytes())
-            for key, value in items
+            (
+                fingerprint,
+                key,
+                np.ascontiguousarray(value, dtype=np.float32).reshape(-1).tobytes(),
+                int(bool(truncated)),
+            )
+            for key, value, truncated in items
         ]
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", rows)
 
     def count(self, fingerprint: str | None = None) -> int:
         """How many scores are stored (for one reward, or in all)."""

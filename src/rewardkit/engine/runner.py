@@ -84,7 +84,7 @@ class ModelBackedReward(Reward):
 
         cache = self.cache()
         fingerprint = self.fingerprint()
-        results: dict[str, np.ndarray] = {}
+        results: dict[str, tuple[np.ndarray, bool]] = {}
         if cache is not None:
             cache.register(fingerprint, self.identity())
             results.update(cache.get_many(fingerprint, unique_keys))
@@ -105,8 +105,11 @@ class ModelBackedReward(Reward):
             with torch.inference_mode():
                 for batch in batches:
                     out = self._run_batch([rows[i] for i in batch])
-                    scored = [(todo_keys[i], out[j]) for j, i in enumerate(batch)]
-                    results.update(scored)
+                    scored = [
+                        (todo_keys[i], out[j], rows[i].prompt_dropped + rows[i].response_dropped > 0)
+                        for j, i in enumerate(batch)
+                    ]
+                    results.update((key, (value, trunc)) for key, value, trunc in scored)
                     if cache is not None:
                         cache.put_many(fingerprint, scored)
                     if progress is not None:
@@ -125,12 +128,14 @@ class ModelBackedReward(Reward):
             "batches": len(batches),
             "tokens": real_tokens,
             "padded_tokens": padded_tokens(lengths, batches) if rows else 0,
-            "truncated_rows": sum(1 for r in rows if r.prompt_dropped or r.response_dropped),
+            # Over every query (cached ones too), so a resumed run reports the same truncation.
+            "truncated_rows": sum(1 for k in keys if results[k][1]),
+            # Among the rows computed now: rows where even the response had to be cut.
             "response_truncated_rows": sum(1 for r in rows if r.response_dropped),
             "seconds": seconds,
             "tokens_per_second": real_tokens / seconds if seconds > 0 and rows else None,
         }
-        stacked = np.stack([np.atleast_1d(results[k]) for k in keys]).astype(np.float32)
+        stacked = np.stack([np.atleast_1d(results[k][0]) for k in keys]).astype(np.float32)
         return stacked if self.objectives else stacked[:, 0]
 
     def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:

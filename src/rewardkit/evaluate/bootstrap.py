@@ -19,7 +19,9 @@ def _valid(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return v[~np.isnan(v)]
 
 
-def bootstrap_means(values: Sequence[float] | np.ndarray, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def bootstrap_means(
+    values: Sequence[float] | np.ndarray, *, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
     """Bootstrap replicates of the mean of ``values`` (NaN excluded): (n_boot,) floats.
 
     All NaN when no valid value is left. Vectorised; drawn in chunks to bound memory.
@@ -59,7 +61,7 @@ def bootstrap_ci(
 
     NaN values are excluded. Deterministic for a given ``seed`` (``np.random.default_rng``).
     """
-    _check(n_boot, alpha)
+    check_bootstrap_args(n_boot, alpha)
     rng = np.random.default_rng(seed)
     return percentile_ci(bootstrap_means(values, n_boot=n_boot, rng=rng), alpha)
 
@@ -70,7 +72,8 @@ def subset_rng(seed: int, subset: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(subset.encode("utf-8"))])
 
 
-def _check(n_boot: int, alpha: float) -> None:
+def check_bootstrap_args(n_boot: int, alpha: float) -> None:
+    """Raise ValueError unless ``n_boot >= 1`` and ``0 < alpha < 1``."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if not 0 < alpha < 1:
@@ -106,7 +109,7 @@ def stratified_bootstrap(
     NaN outcomes are excluded. Returns ``{"subsets": {s: (lo, hi)}, "sections": {...},
     "score": (lo, hi)}``.
     """
-    _check(n_boot, alpha)
+    check_bootstrap_args(n_boot, alpha)
     reps = {
         s: bootstrap_means(v, n_boot=n_boot, rng=subset_rng(seed, s))
         for s, v in sorted(outcomes_by_subset.items())

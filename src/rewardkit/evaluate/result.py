@@ -187,7 +187,9 @@ class EvalResult:
     def json_text(self) -> str:
         """``report.json`` text: sorted keys, floats written exactly (shortest round-trip repr)."""
         return (
-            json.dumps(self.to_dict(), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
+            json.dumps(
+                self.to_dict(), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False
+            )
             + "\n"
         )
 

@@ -129,6 +129,13 @@ def load_sequence_classifier(
     part of the reward's fingerprint.
     """
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    if num_labels is None:
+        # A checkpoint saved as a classifier knows its outputs; anything else (a base LM or an
+        # encoder) gets one output, a scalar reward, not transformers' default of two.
+        config = transformers.AutoConfig.from_pretrained(source)
+        archs = getattr(config, "architectures", None) or []
+        if not any(a.endswith("ForSequenceClassification") for a in archs):
+            num_labels = 1
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     state = torch.random.get_rng_state()

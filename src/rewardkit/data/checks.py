@@ -1,0 +1,130 @@
+"""Field validators shared by the record formats; each raises a located :class:`DataError`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rewardkit.data.location import describe
+from rewardkit.data.record import Record
+from rewardkit.types import Message
+
+#: Message roles accepted in prompts and conversations.
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+def text(rec: Record, name: str, value: Any, sub: str = "", what: str = "text") -> str:
+    """``value`` as non-empty text (``what`` names it in errors, e.g. "a response")."""
+    if not isinstance(value, str):
+        raise rec.error(name, f"expected {what}, got {describe(value)}", sub)
+    if not value.strip():
+        raise rec.error(name, f"expected {what} that is not empty, got {describe(value)}", sub)
+    return value
+
+
+def text_list(rec: Record, name: str, value: Any, *, allow_empty: bool = False) -> list[str]:
+    """``value`` as a list of non-empty response texts."""
+    if not isinstance(value, list):
+        raise rec.error(name, f"expected a list of response texts, got {describe(value)}")
+    if not value and not allow_empty:
+        raise rec.error(name, "expected at least one response, got an empty list")
+    return [text(rec, name, v, f"[{i}]", "a response text") for i, v in enumerate(value)]
+
+
+def messages(rec: Record, name: str, value: Any) -> list[Message]:
+    """``value`` as a non-empty list of ``{"role", "content"}`` messages with known roles."""
+    if not isinstance(value, list):
+        raise rec.error(name, f"expected a list of messages, got {describe(value)}")
+    if not value:
+        raise rec.error(name, "expected at least one message, got an empty list")
+    out: list[Message] = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise rec.error(
+                name, f"expected a message with 'role' and 'content', got {describe(m)}", f"[{i}]"
+            )
+        role, content = m["role"], m["content"]
+        if role not in ROLES:
+            raise rec.error(
+                name, f"expected a role in {', '.join(ROLES)}, got {describe(role)}", f"[{i}].role"
+            )
+        if not isinstance(content, str):
+            raise rec.error(name, f"expected text, got {describe(content)}", f"[{i}].content")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) -> list[Message]:
+    """The required prompt: text (one user message) or a message list; never empty."""
+    value = rec.require(name, structured=allow_messages and _looks_like_messages(rec, name))
+    if isinstance(value, str):
+        return [{"role": "user", "content": text(rec, name, value, what="a prompt")}]
+    if not allow_messages:
+        raise rec.error(name, f"expected prompt text, got {describe(value)}")
+    if not isinstance(value, list):
+        raise rec.error(name, f"expected prompt text or a list of messages, got {describe(value)}")
+    msgs = messages(rec, name, value)
+    if not any(m["content"].strip() for m in msgs):
+        raise rec.error(name, "expected a prompt that is not empty, got only empty messages")
+    return msgs
+
+
+def _looks_like_messages(rec: Record, name: str) -> bool:
+    value = rec.peek(name)
+    return isinstance(value, str) and value.lstrip().startswith("[{")
+
+
+def _index_error(rec: Record, name: str, n: int, got: Any) -> Exception:
+    return rec.error(
+        name, f"expected an int index in [0, {n}) or a list of them, got {describe(got)}"
+    )
+
+
+def indices(rec: Record, name: str, value: Any, n: int) -> list[int]:
+    """``value`` (an index or a list of indices) as distinct ints in ``[0, n)``."""
+    items = value if isinstance(value, list) else [value]
+    out: list[int] = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+            raise _index_error(rec, name, n, v)
+        if v in out:
+            raise rec.error(name, f"expected distinct indices, got {v} twice in {value}")
+        out.append(v)
+    return out
+
+
+def _number(rec: Record, name: str, value: Any, sub: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise rec.error(name, f"expected a number, got {describe(value)}", sub)
+    return float(value)
+
+
+def ratings(rec: Record, name: str, value: Any, n: int) -> tuple[list[dict[str, float]], bool]:
+    """One rating per response: numbers (→ ``{"rating": x}``) or dicts of attribute ratings.
+
+    Returns the ratings and whether they were scalar.
+    """
+    if not isinstance(value, list):
+        raise rec.error(name, f"expected a list of {n} ratings, got {describe(value)}")
+    if len(value) != n:
+        raise rec.error(name, f"expected {n} ratings (one per response), got {len(value)}")
+    scalar = all(not isinstance(v, dict) for v in value)
+    out: list[dict[str, float]] = []
+    for i, v in enumerate(value):
+        if scalar:
+            out.append({"rating": _number(rec, name, v, f"[{i}]")})
+        elif isinstance(v, dict):
+            out.append({str(k): _number(rec, name, x, f"[{i}].{k}") for k, x in v.items()})
+        else:
+            raise rec.error(name, f"expected an object of ratings, got {describe(v)}", f"[{i}]")
+    return out, scalar
+
+
+def best(ratings_: list[dict[str, float]]) -> list[int]:
+    """Indices of the highest scalar rating (NaN ignored; empty when all are NaN)."""
+    vals = [r["rating"] for r in ratings_]
+    finite = [v for v in vals if not math.isnan(v)]
+    if not finite:
+        return []
+    top = max(finite)
+    return [i for i, v in enumerate(vals) if v == top]

@@ -1,0 +1,49 @@
+"""The generic record format (also TRL's standard string form).
+
+``prompt`` plus either ``chosen``/``rejected`` texts (a pair, chosen=[0]) or ``responses`` with
+``chosen`` indices and/or ``ratings``.
+"""
+
+from __future__ import annotations
+
+from rewardkit.data import checks
+from rewardkit.data.record import Record
+from rewardkit.types import Example
+
+
+def convert(rec: Record, fmt: str = "generic") -> Example:
+    """Validate a generic record and build its :class:`Example`."""
+    prompt = checks.prompt(rec)
+    if rec.has("responses"):
+        return _listed(rec, fmt, prompt)
+    chosen = checks.text(rec, "chosen", rec.require("chosen"), what="a response text")
+    rejected_v = rec.require("rejected")
+    if isinstance(rejected_v, list):
+        rejected = checks.text_list(rec, "rejected", rejected_v)
+    else:
+        rejected = [checks.text(rec, "rejected", rec.get("rejected"), what="a response text")]
+    responses = [chosen, *rejected]
+    ratings = None
+    if rec.has("ratings"):
+        ratings, _ = checks.ratings(rec, "ratings", rec.get("ratings", structured=True), 2)
+    return rec.finish(fmt, prompt, responses, [0], ratings)
+
+
+def _listed(rec: Record, fmt: str, prompt: list) -> Example:
+    responses = checks.text_list(rec, "responses", rec.get("responses", structured=True))
+    n = len(responses)
+    if rec.has("rejected"):
+        raise rec.error("rejected", "expected no 'rejected' field together with 'responses'")
+    ratings, scalar = None, False
+    if rec.has("ratings"):
+        ratings, scalar = checks.ratings(rec, "ratings", rec.get("ratings", structured=True), n)
+    if rec.has("chosen"):
+        chosen = checks.indices(rec, "chosen", rec.get("chosen", structured=True), n)
+    elif ratings is not None:
+        chosen = checks.best(ratings) if scalar else []
+    else:
+        found = ", ".join(repr(k) for k in rec.data)
+        raise rec.error(
+            "chosen", f"missing required field 'chosen' or 'ratings' (fields found: {found})"
+        )
+    return rec.finish(fmt, prompt, responses, chosen, ratings)

@@ -1,0 +1,76 @@
+"""Anthropic HH-RLHF transcripts: ``"\\n\\nHuman: …\\n\\nAssistant: …"`` strings.
+
+The prompt is the turns the two transcripts share before the last assistant turn; the response is
+that assistant turn. Real-data quirks:
+
+- surrounding whitespace is ignored, and each turn's text is stripped;
+- ``chosen == rejected`` is kept, with ``meta["identical_responses"] = True``;
+- transcripts that differ in more than the last assistant turn: the prompt is the longest shared
+  turn prefix that is followed by an assistant turn on both sides, and each response is the rest of
+  its transcript rendered as text (``"<reply>\\n\\nHuman: …\\n\\nAssistant: …"``), with
+  ``meta["multi_turn_response"] = True``;
+- an empty final assistant turn is an error (empty response).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rewardkit.data import checks
+from rewardkit.data.location import describe
+from rewardkit.data.record import Record
+from rewardkit.types import Example, Message
+
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
+_ROLE = {"Human": "user", "Assistant": "assistant"}
+
+Turn = tuple[str, str]
+
+
+def looks_like(value: object) -> bool:
+    """Whether ``value`` is a transcript string (starts with ``Human:`` after whitespace)."""
+    return isinstance(value, str) and value.lstrip().startswith("Human:")
+
+
+def parse(rec: Record, name: str) -> list[Turn]:
+    """Split the transcript in field ``name`` into ``(speaker, text)`` turns."""
+    value = checks.text(rec, name, rec.require(name), what="a transcript")
+    if not looks_like(value):
+        raise rec.error(
+            name, f"expected a transcript starting with 'Human:', got {describe(value)}"
+        )
+    parts = _TURN.split(value.strip())
+    return [(who, said.strip()) for who, said in zip(parts[1::2], parts[2::2], strict=True)]
+
+
+def _render(turns: list[Turn]) -> str:
+    return turns[0][1] + "".join(f"\n\n{who}: {said}" for who, said in turns[1:])
+
+
+def convert(rec: Record) -> Example:
+    """Validate an HH-RLHF record and build its :class:`Example`."""
+    a, b = parse(rec, "chosen"), parse(rec, "rejected")
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    n = min(common, len(a) - 1, len(b) - 1)
+    while n > 0 and not (a[n][0] == "Assistant" and b[n][0] == "Assistant"):
+        n -= 1
+    if n == 0:
+        raise rec.error(
+            "rejected", "expected an assistant turn after a prompt shared with 'chosen'"
+        )
+    prompt: list[Message] = [{"role": _ROLE[who], "content": said} for who, said in a[:n]]
+    if not any(m["content"] for m in prompt):
+        raise rec.error("chosen", "expected a prompt that is not empty, got only empty turns")
+    responses = []
+    for name, turns in (("chosen", a), ("rejected", b)):
+        if not turns[-1][1] and turns[-1][0] == "Assistant":
+            raise rec.error(name, "expected a non-empty final assistant turn, got an empty one")
+        responses.append(checks.text(rec, name, _render(turns[n:]), what="a response"))
+    meta = {}
+    if len(a) - n > 1 or len(b) - n > 1:
+        meta["multi_turn_response"] = True
+    if responses[0] == responses[1]:
+        meta["identical_responses"] = True
+    return rec.finish("hh-rlhf", prompt, responses, [0], meta=meta)

@@ -1,0 +1,66 @@
+"""``load()``: any supported source to validated :class:`Example` objects."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from os import PathLike
+from typing import Literal
+
+from rewardkit.data.record import Record, check_columns
+from rewardkit.data.sniff import CONVERTERS, FORMATS, sniff_format
+from rewardkit.data.sources import iter_items
+from rewardkit.errors import DataError
+from rewardkit.types import Example
+
+
+def load(
+    path_or_name: str | PathLike[str],
+    format: str | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+) -> list[Example]:
+    """Load preference data as :class:`Example` objects.
+
+    ``path_or_name``: a ``.jsonl[.gz]``, ``.json[.gz]``, ``.csv[.gz]`` or ``.parquet`` file; a
+    directory (a ``save_to_disk`` dataset, or data files, read recursively in sorted order); or
+    ``hf:org/name[:split]``. ``format`` forces one of :data:`FORMATS` (default: sniffed from the
+    first record). ``columns`` maps rewardkit field names to the file's column names. ``split``
+    picks a dataset split (or, in a directory, files named or placed under it). ``limit`` stops
+    after that many examples. ``on_error="skip"`` drops malformed records with one warning
+    instead of raising :class:`DataError`.
+    """
+    if format is not None and format not in CONVERTERS:
+        raise DataError(f"unknown format {format!r}; known formats: {', '.join(FORMATS)}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+    colmap = check_columns(columns)
+    out: list[Example] = []
+    skipped: list[DataError] = []
+    fmt = format
+    if limit == 0:
+        return out
+    for loc, raw in iter_items(path_or_name, split):
+        try:
+            if isinstance(raw, DataError):
+                raise raw
+            rec = Record(raw, loc, colmap)
+            fmt = fmt or sniff_format(rec)
+            out.append(CONVERTERS[fmt](rec))
+        except DataError as e:
+            if on_error == "raise":
+                raise
+            skipped.append(e)
+        if limit is not None and len(out) >= limit:
+            break
+    if skipped:
+        warnings.warn(
+            f"skipped {len(skipped)} malformed record(s) from {path_or_name}; first: {skipped[0]}",
+            stacklevel=2,
+        )
+    return out

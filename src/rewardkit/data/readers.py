@@ -1,0 +1,200 @@
+"""Low-level readers: one data file to ``(Location, record)`` pairs.
+
+JSONL is decoded line by line from bytes, so a bad byte or bad JSON names its line. Record-level
+problems are *yielded* as :class:`DataError` values (so callers may skip them); file-level
+problems are raised.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rewardkit.data.location import Location, describe
+from rewardkit.errors import DataError, MissingDependencyError
+
+Item = tuple[Location, "dict[str, Any] | DataError"]
+
+#: Supported data-file suffixes, longest first, with the reader kind for each.
+SUFFIXES: dict[str, str] = {
+    ".jsonl.gz": "jsonl",
+    ".json.gz": "json",
+    ".csv.gz": "csv",
+    ".jsonl": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
+
+
+def file_kind(path: Path) -> str | None:
+    """The reader kind for ``path`` by its suffix, or None when unsupported."""
+    name = path.name.lower()
+    return next((kind for sfx, kind in SUFFIXES.items() if name.endswith(sfx)), None)
+
+
+def _open(path: Path) -> IO[bytes]:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _read_error(path: Path, exc: Exception) -> DataError:
+    return DataError(f"cannot read file: {exc}", path=str(path))
+
+
+def _decode(raw: bytes, loc: Location) -> str | DataError:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = raw[e.start : e.start + 4]
+        return loc.error(f"expected UTF-8 text, got invalid bytes {bad!r} at byte {e.start}")
+    return text.removeprefix("\ufeff") if loc.line == 1 else text
+
+
+def iter_jsonl(path: Path, name: str) -> Iterator[Item]:
+    """Records of a JSON Lines file; blank lines are skipped."""
+    spath = str(path)
+    try:
+        with _open(path) as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if not raw.strip():
+                    continue
+                loc = Location(spath, name, line=lineno, kind="jsonl")
+                text = _decode(raw, loc)
+                if isinstance(text, DataError):
+                    yield loc, text
+                    continue
+                try:
+                    rec = json.loads(text.rstrip())
+                except json.JSONDecodeError as e:
+                    yield loc, loc.error(f"invalid JSON: {e.msg} (column {e.pos + 1})")
+                    continue
+                if not isinstance(rec, dict):
+                    yield loc, loc.error(f"expected a JSON object, got {describe(rec)}")
+                    continue
+                yield loc, rec
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise _read_error(path, e) from e
+
+
+def iter_json(path: Path, name: str) -> Iterator[Item]:
+    """Records of a JSON file: an array of objects (0-based rows), one object, or JSON Lines."""
+    try:
+        with _open(path) as fh:
+            data = fh.read()
+    except (OSError, EOFError) as e:
+        raise _read_error(path, e) from e
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"expected UTF-8 text, got invalid bytes {data[e.start : e.start + 4]!r}",
+            path=str(path),
+            line=line,
+        ) from None
+    if not text.strip():
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data" and text.lstrip().startswith("{"):
+            yield from iter_jsonl(path, name)  # JSON Lines saved as .json (as datasets does)
+            return
+        raise DataError(
+            f"invalid JSON: {e.msg} (column {e.colno})", path=str(path), line=e.lineno
+        ) from None
+    records = [obj] if isinstance(obj, dict) else obj
+    if not isinstance(records, list):
+        raise DataError(f"expected a JSON array of objects, got {describe(obj)}", path=str(path))
+    for i, rec in enumerate(records):
+        loc = Location(str(path), name, row=i, kind="json")
+        if isinstance(rec, dict):
+            yield loc, rec
+        else:
+            yield loc, loc.error(f"expected a JSON object, got {describe(rec)}")
+
+
+def _csv_lines(fh: IO[bytes], path: Path, name: str) -> Iterator[str]:
+    for lineno, raw in enumerate(fh, 1):
+        text = _decode(raw, Location(str(path), name, line=lineno, kind="csv"))
+        if isinstance(text, DataError):
+            raise text
+        yield text
+
+
+def iter_csv(path: Path, name: str) -> Iterator[Item]:
+    """Records of a CSV file with a header row; ``line`` is the record's first physical line."""
+    import csv
+
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    spath = str(path)
+    try:
+        with _open(path) as fh:
+            reader = csv.reader(_csv_lines(fh, path, name))
+            try:
+                header = next(reader, None)
+                if header is None:
+                    return
+                dupes = sorted({h for h in header if header.count(h) > 1})
+                if dupes:
+                    raise DataError(f"duplicate column name(s) {dupes}", path=spath, line=1)
+                while True:
+                    start = reader.line_num + 1
+                    cells = next(reader, None)
+                    if cells is None:
+                        return
+                    if not cells or (len(cells) == 1 and not cells[0].strip()):
+                        continue
+                    loc = Location(spath, name, line=start, kind="csv")
+                    if len(cells) != len(header):
+                        yield (
+                            loc,
+                            loc.error(
+                                f"expected {len(header)} cells (columns: {', '.join(header)}), "
+                                f"got {len(cells)}"
+                            ),
+                        )
+                        continue
+                    yield loc, dict(zip(header, cells, strict=True))
+            except csv.Error as e:
+                raise DataError(f"malformed CSV: {e}", path=spath, line=reader.line_num) from e
+    except (OSError, EOFError) as e:
+        raise _read_error(path, e) from e
+
+
+def iter_parquet(path: Path, name: str) -> Iterator[Item]:
+    """Records of a Parquet file (0-based rows)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise MissingDependencyError(
+            "reading Parquet needs pyarrow: pip install 'rewardkit[data]'"
+        ) from e
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:
+        raise DataError(f"not a readable Parquet file: {e}", path=str(path)) from e
+    row = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for rec in batch.to_pylist():
+            yield Location(str(path), name, row=row, kind="parquet"), rec
+            row += 1
+
+
+_READERS = {"jsonl": iter_jsonl, "json": iter_json, "csv": iter_csv, "parquet": iter_parquet}
+
+
+def iter_file(path: Path, name: str) -> Iterator[Item]:
+    """Records of one data file, by its suffix."""
+    kind = file_kind(path)
+    if kind is None:
+        raise DataError(
+            f"unsupported file type; expected one of {', '.join(SUFFIXES)}", path=str(path)
+        )
+    return _READERS[kind](path, name)

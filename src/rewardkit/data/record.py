@@ -1,0 +1,171 @@
+"""One raw record under validation: column renaming, field access, errors, and the final Example."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rewardkit.data.location import Location, describe
+from rewardkit.errors import DataError
+from rewardkit.types import Example, Message
+
+#: rewardkit field names a column map may target.
+FIELDS = (
+    "id",
+    "prompt",
+    "chosen",
+    "rejected",
+    "responses",
+    "ratings",
+    "subset",
+    "source",
+    "language",
+    "reference",
+    "section",
+    "num_correct",
+    "meta",
+)
+#: Columns that give an example's id, in order of preference.
+ID_FIELDS = ("id", "pair_id", "pair_uid", "idx")
+_MISSING = object()
+
+
+def check_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
+    """Validate a column map ``{rewardkit_field: file_column}``."""
+    if columns is None:
+        return {}
+    if not isinstance(columns, Mapping):
+        raise DataError(f"columns: expected a mapping of field to column, got {describe(columns)}")
+    for key, col in columns.items():
+        if key not in FIELDS:
+            raise DataError(f"columns: unknown field {key!r}; known fields: {', '.join(FIELDS)}")
+        if not isinstance(col, str) or not col:
+            raise DataError(f"columns[{key!r}]: expected a column name, got {describe(col)}")
+    return dict(columns)
+
+
+class Record:
+    """A raw record seen through a column map, with helpers that raise located errors."""
+
+    def __init__(self, raw: dict[str, Any], loc: Location, columns: Mapping[str, str]) -> None:
+        self.loc = loc
+        self.alias = dict(columns)
+        self.shadowed: dict[str, Any] = {}
+        if columns:
+            mapped = set(columns.values())
+            data = {k: raw[c] for k, c in columns.items() if c in raw}
+            for k, v in raw.items():
+                if k in mapped:
+                    continue
+                if k in data:
+                    self.shadowed[k] = v  # a file column named like a mapped-to field
+                else:
+                    data[k] = v
+            self.data = data
+        else:
+            self.data = raw
+        self.used: set[str] = set()
+
+    def field(self, name: str, sub: str = "") -> str:
+        """The name to show in errors: the file's column for ``name``, plus a sub-path."""
+        return self.alias.get(name, name) + sub
+
+    def error(self, name: str, message: str, sub: str = "") -> DataError:
+        """A :class:`DataError` for field ``name`` (``sub`` like ``"[2]"`` or ``"[0].role"``)."""
+        return self.loc.error(message, field=self.field(name, sub))
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` is present and not null."""
+        return self.data.get(name) is not None
+
+    def get(self, name: str, default: Any = None, *, structured: bool = False) -> Any:
+        """Field ``name`` (marked used); ``structured`` parses JSON held in CSV cells."""
+        self.used.add(name)
+        value = self.data.get(name, default)
+        if structured and self.loc.kind == "csv" and isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def peek(self, name: str, *, structured: bool = False) -> Any:
+        """Like :meth:`get` without marking the field used (for sniffing)."""
+        used = name in self.used
+        value = self.get(name, structured=structured)
+        if not used:
+            self.used.discard(name)
+        return value
+
+    def require(self, name: str, *, structured: bool = False) -> Any:
+        """Field ``name``, or a 'missing required field' error listing the fields found."""
+        value = self.get(name, _MISSING, structured=structured)
+        if value is _MISSING or value is None:
+            found = ", ".join(repr(k) for k in self.data) or "none"
+            what = "missing required field" if value is _MISSING else "required field is null"
+            raise self.error(name, f"{what} (fields found: {found})")
+        return value
+
+    def opt_text(self, name: str) -> str | None:
+        """An optional text field; empty text counts as absent."""
+        value = self.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.error(name, f"expected text, got {describe(value)}")
+        return value
+
+    def example_id(self) -> str:
+        """From the first id-like column present, else ``"<file>:<line-or-row>"``."""
+        for name in ID_FIELDS:
+            value = self.data.get(name)
+            if value is None or value == "":
+                continue
+            self.used.add(name)
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise self.error(name, f"expected text or an integer id, got {describe(value)}")
+            return str(value)
+        return self.loc.label
+
+    def finish(
+        self,
+        fmt: str,
+        prompt: list[Message],
+        responses: list[str],
+        chosen: list[int],
+        ratings: list[dict[str, float]] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Example:
+        """Build the :class:`Example`; unused fields go to ``meta`` (``meta["format"] = fmt``)."""
+        ex_id = self.example_id()
+        subset, source, language = (self.opt_text(k) for k in ("subset", "source", "language"))
+        reference = self.get("reference")
+        if reference == "" and self.loc.kind == "csv":
+            reference = None  # an empty CSV cell
+        out: dict[str, Any] = {}
+        given = self.get("meta")
+        if isinstance(given, dict):
+            out.update(given)  # rewardkit's own JSONL keeps meta in a "meta" object
+        elif given is not None:
+            out["meta"] = given
+        if self.get("section") not in (None, ""):
+            out["section"] = self.get("section")
+        for k, v in self.data.items():
+            if k not in self.used:
+                out[k] = v
+        out.update(self.shadowed)
+        out.update(meta or {})
+        out.setdefault("format", fmt)
+        return Example(
+            id=ex_id,
+            prompt=prompt,
+            responses=responses,
+            chosen=chosen,
+            ratings=ratings,
+            subset=subset,
+            source=source,
+            language=language,
+            reference=reference,
+            meta=out,
+        )

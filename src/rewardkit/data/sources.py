@@ -1,0 +1,71 @@
+"""Resolve what to read: one file, a directory of data files, a saved dataset, or ``hf:NAME``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from rewardkit.data import hub
+from rewardkit.data.location import Location
+from rewardkit.data.readers import SUFFIXES, Item, file_kind, iter_file
+from rewardkit.errors import DataError
+
+
+def _in_split(rel: Path, split: str) -> bool:
+    stem = rel.name.split(".")[0]
+    parts = [p.lower() for p in rel.parts[:-1]]
+    s = split.lower()
+    return stem.lower() == s or stem.lower().startswith((s + "-", s + "_")) or s in parts
+
+
+def data_files(root: Path, split: str | None = None) -> list[Path]:
+    """Supported data files under ``root`` (recursively, sorted; hidden files skipped)."""
+    files = [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and file_kind(p)
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    if split is not None:
+        files = [p for p in files if _in_split(p.relative_to(root), split)]
+    return files
+
+
+def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> Iterator[Item]:
+    """Records and record-level errors (as values) from any supported source."""
+    spec = str(path_or_name)
+    if spec.startswith("hf:"):
+        yield from hub.iter_hub(spec, split)
+        return
+    path = Path(path_or_name)
+    if not path.exists():
+        raise DataError(f"no such file or directory: {spec}", path=spec)
+    if path.is_file():
+        yield from iter_file(path, path.name)
+        return
+    if hub.is_saved_dataset(path):
+        yield from hub.iter_saved(path, split)
+        return
+    files = data_files(path, split)
+    if not files:
+        what = f" for split {split!r}" if split else ""
+        raise DataError(f"no data files{what} ({', '.join(SUFFIXES)}) in directory", path=spec)
+    for f in files:
+        yield from iter_file(f, f.relative_to(path).as_posix())
+
+
+def iter_records(
+    path_or_name: str | PathLike[str], *, split: str | None = None
+) -> Iterator[tuple[Location, dict[str, Any]]]:
+    """Yield ``(location, record)`` for every raw record; raise :class:`DataError` on bad input.
+
+    ``location`` names the file and the 1-based line (JSONL, CSV) or 0-based row (JSON arrays,
+    Parquet, datasets).
+    """
+    for loc, rec in iter_items(path_or_name, split):
+        if isinstance(rec, DataError):
+            raise rec
+        yield loc, rec

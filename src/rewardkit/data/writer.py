@@ -1,0 +1,44 @@
+"""``write_jsonl()``: Examples to rewardkit's generic JSONL form (read back by ``load``)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from rewardkit.types import Example
+
+
+def to_record(ex: Example) -> dict[str, Any]:
+    """The generic-format record of ``ex`` (``meta`` kept as a nested object)."""
+    rec: dict[str, Any] = {
+        "id": ex.id,
+        "prompt": [dict(m) for m in ex.prompt],
+        "responses": list(ex.responses),
+        "chosen": list(ex.chosen),
+    }
+    if ex.ratings is not None:
+        rec["ratings"] = ex.ratings
+    for key in ("subset", "source", "language", "reference"):
+        value = getattr(ex, key)
+        if value is not None:
+            rec[key] = value
+    if ex.meta:
+        rec["meta"] = ex.meta
+    return rec
+
+
+def write_jsonl(examples: Iterable[Example], path: str | PathLike[str]) -> int:
+    """Write ``examples`` as JSON Lines (gzip when ``path`` ends in ``.gz``); return the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    n = 0
+    with opener(path, "wt", encoding="utf-8", newline="\n") as fh:
+        for ex in examples:
+            fh.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
+            n += 1
+    return n

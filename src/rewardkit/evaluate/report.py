@@ -1,0 +1,184 @@
+"""Reports of an :class:`EvalResult`: Markdown (``report.md``), JSON (``report.json``), terminal."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from rewardkit.evaluate.result import EvalResult, GroupScore
+
+
+@dataclass
+class _Row:
+    label: str
+    n: int
+    cells: list[str]
+    bold: bool
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+
+
+def format_cell(score: float, ci: tuple[float, float]) -> str:
+    """``71.4 [58.2, 83.1]``: a score and its CI in percent; ``–`` when undefined."""
+    if score is None or math.isnan(score):
+        return "–"
+    lo, hi = ci
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return _pct(score)
+    return f"{_pct(score)} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _cell(g: GroupScore | None) -> str:
+    return "–" if g is None else format_cell(g.score, g.ci)
+
+
+def _rows(result: EvalResult) -> list[_Row]:
+    """Sections (bold) with their subsets beneath, then the final Score row."""
+    ds = result.dataset
+    subsets = ds["subsets"]
+    rows: list[_Row] = []
+    for sec in ds["section_order"]:
+        members = [s for s in ds["subset_order"] if subsets[s]["section"] == sec]
+        n_sec = sum(subsets[s]["n_evaluable"] for s in members)
+        rows.append(
+            _Row(sec, n_sec, [_cell(r.sections.get(sec)) for r in result.rewards], bold=True)
+        )
+        if members == [sec]:
+            continue  # a section that is one subset of the same name: no sub-row
+        for sub in members:
+            rows.append(
+                _Row(
+                    sub,
+                    subsets[sub]["n_evaluable"],
+                    [_cell(r.subsets.get(sub)) for r in result.rewards],
+                    bold=False,
+                )
+            )
+    rows.append(
+        _Row(
+            "Score",
+            ds["n_evaluable"],
+            [format_cell(r.score, r.ci) for r in result.rewards],
+            bold=True,
+        )
+    )
+    return rows
+
+
+def _notes(result: EvalResult) -> list[str]:
+    st, ds = result.settings, result.dataset
+    conf = round(100 * (1 - st["alpha"]))
+    notes = [
+        f"Rule: {st['benchmark_rule']} (benchmark `{st['benchmark']}`).",
+        "Section weights: "
+        + (
+            f"published RewardBench v1 example counts ({st['weights_source']})."
+            if st["weighting"] == "published"
+            else "number of evaluable examples in each subset."
+        ),
+        f"Ties (`{st['ties']}`): {st['tie_rule']}.",
+        f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
+        f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
+    ]
+    if ds["n_skipped"]:
+        parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
+        notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
+    else:
+        notes.append(f"No example skipped ({ds['n_examples']} examples).")
+    for r in result.rewards:
+        if r.n_nan:
+            notes.append(f"`{r.name}`: {r.n_nan} examples with a NaN score excluded.")
+        if r.n_truncated:
+            notes.append(f"`{r.name}`: {r.n_truncated} rows truncated to the reward's max length.")
+    return notes
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def to_markdown(result: EvalResult) -> str:
+    """A RewardBench-style Markdown table: one column per reward (length baseline included),
+    sections in bold with their subsets beneath, a final Score row, and notes."""
+    header = ["", "n", *(f"`{_md_escape(n)}`" for n in result.names)]
+    lines = [
+        "# rewardkit evaluation",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|:--|--:|" + "--:|" * len(result.names),
+    ]
+    for row in _rows(result):
+        label = (
+            f"**{_md_escape(row.label)}**" if row.bold else f"&nbsp;&nbsp;{_md_escape(row.label)}"
+        )
+        cells = [f"**{c}**" if row.bold and c != "–" else c for c in row.cells]
+        lines.append("| " + " | ".join([label, str(row.n), *cells]) + " |")
+    lines += ["", "Notes:", ""]
+    lines += [f"- {n}" for n in _notes(result)]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.json`` and ``report.md`` into ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = result.to_json(out / "report.json")
+    md_path = out / "report.md"
+    md_path.write_text(to_markdown(result), encoding="utf-8")
+    return {"json": json_path, "markdown": md_path}
+
+
+def plain_table(result: EvalResult) -> str:
+    """The report table as aligned plain text (no colour, no dependencies)."""
+    header = ["", "n", *result.names]
+    body = [[("" if r.bold else "  ") + r.label, str(r.n), *r.cells] for r in _rows(result)]
+    widths = [max(len(row[j]) for row in [header, *body]) for j in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "-" * len(fmt(header))
+    lines = [fmt(header), rule, *(fmt(r) for r in body[:-1]), rule, fmt(body[-1])]
+    lines += ["", *(f"* {n}" for n in _notes(result))]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(
+    result: EvalResult, file: TextIO | None = None, *, use_rich: bool | None = None
+) -> None:
+    """Print the report table to the terminal: with ``rich`` when installed (and ``use_rich`` is
+    not False), else as plain text."""
+    stream = file if file is not None else sys.stdout
+    if use_rich is not False:
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            if use_rich:
+                raise
+        else:
+            table = Table(title="rewardkit evaluation")
+            table.add_column("")
+            table.add_column("n", justify="right")
+            for name in result.names:
+                table.add_column(name, justify="right")
+            rows = _rows(result)
+            for i, row in enumerate(rows):
+                style = "bold" if row.bold else None
+                label = row.label if row.bold else "  " + row.label
+                table.add_row(
+                    label, str(row.n), *row.cells, style=style, end_section=i == len(rows) - 2
+                )
+            console = Console(file=stream)
+            console.print(table)
+            for note in _notes(result):
+                console.print(f"• {note}", markup=False, highlight=False)
+            return
+    stream.write(plain_table(result))
