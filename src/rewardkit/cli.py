@@ -1,0 +1,224 @@
+"""``rewardkit <verb>``: each verb a thin shell over one library function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rewardkit.errors import RewardkitError
+
+app = typer.Typer(
+    help="rewardkit: score, evaluate and serve rewards for LLM post-training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rewards_app = typer.Typer(help="Inspect the registered kinds of reward.", no_args_is_help=True)
+app.add_typer(rewards_app, name="rewards")
+
+DEFAULT_CACHE = "~/.cache/rewardkit/scores"
+
+RewardOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--reward",
+        "-r",
+        help="Reward spec (repeatable), e.g. judge:default, rule:length, classifier:PATH. "
+        "See docs/reward-specs.md.",
+    ),
+]
+TokenBudgetOpt = Annotated[
+    int | None, typer.Option(help="Most padded tokens per batch (engine default 16384).")
+]
+MaxLengthOpt = Annotated[
+    int | None, typer.Option(help="Longest sequence fed to a model (default: the model's limit).")
+]
+TruncationOpt = Annotated[
+    str | None,
+    typer.Option(help="left (drop oldest prompt tokens; default), right, or error."),
+]
+DtypeOpt = Annotated[str | None, typer.Option(help="float32 (default) or bfloat16.")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads (default: torch's choice).")]
+CacheDirOpt = Annotated[
+    str, typer.Option(help="Score cache directory; a killed run resumes from it.")
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the score cache.")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+
+
+def _engine_defaults(
+    token_budget: int | None,
+    max_length: int | None,
+    truncation: str | None,
+    dtype: str | None,
+    threads: int | None,
+    cache_dir: str,
+    no_cache: bool,
+    no_progress: bool,
+) -> dict[str, Any]:
+    return {
+        "token_budget": token_budget,
+        "max_length": max_length,
+        "truncation": truncation,
+        "dtype": dtype,
+        "threads": threads,
+        "cache_dir": None if no_cache else str(Path(cache_dir).expanduser()),
+        "progress": False if no_progress else None,
+    }
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command("eval")
+def eval_command(
+    reward: RewardOpt,
+    data: Annotated[
+        str,
+        typer.Option(help="Data file, directory, hf:org/name[:split], or 'sample' (bundled)."),
+    ] = "sample",
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="Force a data format (default: sniffed).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for report.json and report.md.")] = Path(
+        "out/eval"
+    ),
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exact ties count as wrong (reward-bench v1).")
+    ] = False,
+    benchmark: Annotated[
+        str, typer.Option(help="auto, rewardbench1, rewardbench2 or generic scoring rules.")
+    ] = "auto",
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="Do not add the length baseline.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N examples.")] = None,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    token_budget: TokenBudgetOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    cache_dir: CacheDirOpt = DEFAULT_CACHE,
+    no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Evaluate one or more rewards on a preference dataset, side by side.
+
+    Prints a RewardBench-style table (per subset and section, with 95% bootstrap CIs, the length
+    baseline beside) and writes report.json (every per-example score) and report.md to --out.
+    """
+    from rewardkit.bundled import resolve_data
+    from rewardkit.data import load
+    from rewardkit.evaluate import evaluate, print_table
+    from rewardkit.registry import load_reward
+
+    engine = _engine_defaults(
+        token_budget, max_length, truncation, dtype, threads, cache_dir, no_cache, no_progress
+    )
+    try:
+        examples = load(resolve_data(data), format=data_format, limit=limit)
+        rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+        result = evaluate(
+            examples,
+            rewards,
+            ties="strict" if strict else "half",
+            benchmark=benchmark,
+            seed=seed,
+            n_boot=n_boot,
+            include_length_baseline=not no_baseline,
+        )
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    print_table(result)
+    paths = result.write_reports(out)
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command("score")
+def score_command(
+    reward: Annotated[str, typer.Option("--reward", "-r", help="Reward spec.")],
+    data: Annotated[
+        Path, typer.Option(help="JSONL input: one {prompt, response[, reference]} per line.")
+    ],
+    out: Annotated[Path, typer.Option(help="JSONL output: the input rows with 'reward' added.")],
+    chunk_size: Annotated[int, typer.Option(help="Rows scored per chunk.")] = 2048,
+    token_budget: TokenBudgetOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    cache_dir: CacheDirOpt = DEFAULT_CACHE,
+    no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Score a JSONL file: each row gets a 'reward' field.
+
+    'prompt' is a string or a list of {role, content} messages; other fields are kept as they
+    are. A multi-objective reward writes {objective: value}; NaN is written as null.
+    """
+    from rewardkit.registry import load_reward
+    from rewardkit.scoring import score_file
+
+    engine = _engine_defaults(
+        token_budget, max_length, truncation, dtype, threads, cache_dir, no_cache, no_progress
+    )
+    try:
+        built = load_reward(reward, engine_defaults=engine)
+        stats = score_file(built, data, out, chunk_size=chunk_size)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    typer.echo(f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated) -> {out}")
+
+
+@rewards_app.command("list")
+def rewards_list() -> None:
+    """Every registered kind of reward, with a one-line description and its method card."""
+    from rewardkit.registry import kinds
+
+    for k in kinds():
+        arg = f":{k.arg_help}" if k.arg_help else ""
+        card = f"  [methods.md {k.card}]" if k.card else ""
+        typer.echo(f"{k.kind}{arg}\n    {k.description}{card}")
+
+
+@app.command("data")
+def data_command(
+    path: Annotated[str, typer.Argument(help="Data file, directory, hf:name, or 'sample'.")],
+    data_format: Annotated[str | None, typer.Option("--format", help="Force a format.")] = None,
+) -> None:
+    """Load and validate a preference data file; print what it holds."""
+    from collections import Counter
+
+    from rewardkit.bundled import resolve_data
+    from rewardkit.data import load
+
+    try:
+        examples = load(resolve_data(path), format=data_format)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    formats = Counter(str(e.meta.get("format", "?")) for e in examples)
+    subsets = Counter(e.subset or "-" for e in examples)
+    sizes = Counter(len(e.responses) for e in examples)
+    typer.echo(f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}")
+    for name, n in sorted(subsets.items()):
+        typer.echo(f"  {name}: {n}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; scores computed so far are in the cache", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
