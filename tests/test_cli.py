@@ -44,7 +44,9 @@ def test_eval_reports_a_bad_data_line_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     good = {"prompt": "q", "chosen": "a", "rejected": "b"}
     bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "chosen": ""}) + "\n")
-    result = runner.invoke(app, ["eval", "-r", "rule:length", "--data", str(bad), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["eval", "-r", "rule:length", "--data", str(bad), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "bad.jsonl" in result.output and "line 2" in result.output
 
@@ -85,7 +87,9 @@ def test_score_rejects_malformed_rows_naming_file_line_and_field(tmp_path, line,
     src = tmp_path / "in.jsonl"
     src.write_text('{"prompt": "ok", "response": "fine"}\n' + line + "\n")
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["score", "-r", "rule:length", "--data", str(src), "--out", str(out)])
+    result = runner.invoke(
+        app, ["score", "-r", "rule:length", "--data", str(src), "--out", str(out)]
+    )
     assert result.exit_code == 2
     assert "in.jsonl, line 2" in result.output and message in result.output
     assert not out.exists()  # nothing half-written
@@ -94,7 +98,9 @@ def test_score_rejects_malformed_rows_naming_file_line_and_field(tmp_path, line,
 def test_score_rejects_non_utf8_bytes_with_the_line(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"prompt": "ok", "response": "fine"}\n{"prompt": "\xff", "response": "x"}\n')
-    result = runner.invoke(app, ["score", "-r", "rule:length", "--data", str(src), "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["score", "-r", "rule:length", "--data", str(src), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2
     assert "line 2" in result.output and "UTF-8" in result.output
 
@@ -102,8 +108,20 @@ def test_score_rejects_non_utf8_bytes_with_the_line(tmp_path):
 @pytest.mark.slow
 def test_eval_model_reward_with_engine_flags_and_cache(tmp_path):
     args = [
-        "eval", "-r", "classifier:minilm", "--limit", "8", "--out", str(tmp_path / "r"),
-        "--cache-dir", str(tmp_path / "c"), "--token-budget", "512", "--no-progress", "--n-boot", "50",
+        "eval",
+        "-r",
+        "classifier:minilm",
+        "--limit",
+        "8",
+        "--out",
+        str(tmp_path / "r"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--token-budget",
+        "512",
+        "--no-progress",
+        "--n-boot",
+        "50",
     ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
@@ -112,5 +130,7 @@ def test_eval_model_reward_with_engine_flags_and_cache(tmp_path):
     second = runner.invoke(app, args)
     assert second.exit_code == 0
     rerun = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert rerun["run"]["rewards"]["classifier:minilm"]["last_stats"]["computed"] == 0  # all from the cache
+    assert (
+        rerun["run"]["rewards"]["classifier:minilm"]["last_stats"]["computed"] == 0
+    )  # all from the cache
     assert rerun["rewards"][0]["examples"] == report["rewards"][0]["examples"]

@@ -28,7 +28,9 @@ def make_queries(n: int, seed: int = 0) -> list[Query]:
     out = []
     for i in range(n):
         topic = TOPICS[i % len(TOPICS)]
-        prompt = [{"role": "user", "content": f"Tell me about {topic}." + " Please." * rng.randint(0, 8)}]
+        prompt = [
+            {"role": "user", "content": f"Tell me about {topic}." + " Please." * rng.randint(0, 8)}
+        ]
         if i % 7 == 3:
             prompt = [
                 {"role": "user", "content": "Hi!"},
@@ -74,7 +76,10 @@ def test_judge_scores_are_probabilities_from_yes_and_no_logits(queries):
 def test_truncation_keeps_the_response_and_counts_the_row(tmp_path):
     reward = load_reward(f"classifier:minilm?progress=false&max_length=64&cache_dir={tmp_path}")
     long_prompt = [{"role": "user", "content": "word " * 500}]
-    qs = [Query(long_prompt, "the answer is short"), Query([{"role": "user", "content": "hi"}], "hello")]
+    qs = [
+        Query(long_prompt, "the answer is short"),
+        Query([{"role": "user", "content": "hi"}], "hello"),
+    ]
     rows = reward.encode(qs)
     assert len(rows[0].input_ids) == 64 and rows[0].prompt_dropped > 0
     assert rows[0].response_dropped == 0
@@ -161,7 +166,17 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
 
 def test_fingerprint_changes_with_what_changes_scores():
     a = load_reward("classifier:minilm?progress=false")
-    assert a.fingerprint() == load_reward("classifier:minilm?progress=false&token_budget=99").fingerprint()
-    assert a.fingerprint() != load_reward("classifier:minilm?progress=false&head_seed=1").fingerprint()
-    assert a.fingerprint() != load_reward("classifier:minilm?progress=false&dtype=bf16").fingerprint()
-    assert a.fingerprint() != load_reward("classifier:minilm?progress=false&truncation=right").fingerprint()
+    assert (
+        a.fingerprint()
+        == load_reward("classifier:minilm?progress=false&token_budget=99").fingerprint()
+    )
+    assert (
+        a.fingerprint() != load_reward("classifier:minilm?progress=false&head_seed=1").fingerprint()
+    )
+    assert (
+        a.fingerprint() != load_reward("classifier:minilm?progress=false&dtype=bf16").fingerprint()
+    )
+    assert (
+        a.fingerprint()
+        != load_reward("classifier:minilm?progress=false&truncation=right").fingerprint()
+    )

@@ -45,7 +45,17 @@ ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads (default: to
 CacheDirOpt = Annotated[
     str, typer.Option(help="Score cache directory; a killed run resumes from it.")
 ]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the score cache.")]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Do not read or write the score cache.")
+]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        help="raise (default): stop at the first malformed record; skip: drop malformed "
+        "records with one warning that counts them.",
+    ),
+]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
 
 
@@ -98,6 +108,7 @@ def eval_command(
         bool, typer.Option("--no-baseline", help="Do not add the length baseline.")
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Use only the first N examples.")] = None,
+    on_error: OnErrorOpt = "raise",
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
     token_budget: TokenBudgetOpt = None,
@@ -114,7 +125,6 @@ def eval_command(
     Prints a RewardBench-style table (per subset and section, with 95% bootstrap CIs, the length
     baseline beside) and writes report.json (every per-example score) and report.md to --out.
     """
-    from rewardkit.bundled import resolve_data
     from rewardkit.data import load
     from rewardkit.evaluate import evaluate, print_table
     from rewardkit.registry import load_reward
@@ -123,7 +133,7 @@ def eval_command(
         token_budget, max_length, truncation, dtype, threads, cache_dir, no_cache, no_progress
     )
     try:
-        examples = load(resolve_data(data), format=data_format, limit=limit)
+        examples = load(data, format=data_format, limit=limit, on_error=on_error)
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
         result = evaluate(
             examples,
@@ -192,21 +202,23 @@ def rewards_list() -> None:
 def data_command(
     path: Annotated[str, typer.Argument(help="Data file, directory, hf:name, or 'sample'.")],
     data_format: Annotated[str | None, typer.Option("--format", help="Force a format.")] = None,
+    on_error: OnErrorOpt = "raise",
 ) -> None:
     """Load and validate a preference data file; print what it holds."""
     from collections import Counter
 
-    from rewardkit.bundled import resolve_data
     from rewardkit.data import load
 
     try:
-        examples = load(resolve_data(path), format=data_format)
+        examples = load(path, format=data_format, on_error=on_error)
     except (RewardkitError, ValueError, FileNotFoundError) as exc:
         _fail(exc)
     formats = Counter(str(e.meta.get("format", "?")) for e in examples)
     subsets = Counter(e.subset or "-" for e in examples)
     sizes = Counter(len(e.responses) for e in examples)
-    typer.echo(f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}")
+    typer.echo(
+        f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}"
+    )
     for name, n in sorted(subsets.items()):
         typer.echo(f"  {name}: {n}")
 

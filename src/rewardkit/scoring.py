@@ -24,11 +24,18 @@ def query_from_row(row: Any, path: str, line: int) -> Query:
     prompt, response = row["prompt"], row["response"]
     if not isinstance(response, str):
         raise DataError(
-            f"expected a string, got {type(response).__name__}", path=path, line=line, field="response"
+            f"expected a string, got {type(response).__name__}",
+            path=path,
+            line=line,
+            field="response",
         )
     if isinstance(prompt, list):
         for i, m in enumerate(prompt):
-            if not (isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in _ROLES):
+            if not (
+                isinstance(m, dict)
+                and isinstance(m.get("content"), str)
+                and m.get("role") in _ROLES
+            ):
                 raise DataError(
                     f"message {i}: expected {{'role': one of {sorted(_ROLES)}, 'content': str}}, got {m!r:.80}",
                     path=path,
@@ -54,13 +61,17 @@ def read_query_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any], Que
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, line=line_no) from None
+                raise DataError(
+                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, line=line_no
+                ) from None
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=line_no) from None
+                raise DataError(
+                    f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=line_no
+                ) from None
             yield line_no, row, query_from_row(row, path, line_no)
 
 
@@ -93,7 +104,8 @@ def score_file(
             for (_, row, _), value in zip(chunk, scores, strict=True):
                 if reward.objectives:
                     row["reward"] = {
-                        name: _jsonable(float(v)) for name, v in zip(reward.objectives, value, strict=True)
+                        name: _jsonable(float(v))
+                        for name, v in zip(reward.objectives, value, strict=True)
                     }
                 else:
                     row["reward"] = _jsonable(float(value))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from os import PathLike
 from typing import Literal
 
+from rewardkit.data.bundled import resolve_data
 from rewardkit.data.record import Record, check_columns
 from rewardkit.data.sniff import CONVERTERS, FORMATS, sniff_format
 from rewardkit.data.sources import iter_items
@@ -27,7 +28,7 @@ def load(
 
     ``path_or_name``: a ``.jsonl[.gz]``, ``.json[.gz]``, ``.csv[.gz]`` or ``.parquet`` file; a
     directory (a ``save_to_disk`` dataset, or data files, read recursively in sorted order); or
-    ``hf:org/name[:split]``. ``format`` forces one of :data:`FORMATS` (default: sniffed from the
+    ``hf:org/name[:split]``; or ``"sample"``, the bundled 64 pairs. ``format`` forces one of :data:`FORMATS` (default: sniffed from the
     first record). ``columns`` maps rewardkit field names to the file's column names. ``split``
     picks a dataset split (or, in a directory, files named or placed under it). ``limit`` stops
     after that many examples. ``on_error="skip"`` drops malformed records with one warning
@@ -40,6 +41,8 @@ def load(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
     colmap = check_columns(columns)
+    if isinstance(path_or_name, str):
+        path_or_name = resolve_data(path_or_name)
     out: list[Example] = []
     skipped: list[DataError] = []
     fmt = format

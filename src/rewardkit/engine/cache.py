@@ -65,9 +65,7 @@ class ScoreCache:
                 found[key] = (np.frombuffer(blob, dtype=np.float32).copy(), bool(truncated))
         return found
 
-    def put_many(
-        self, fingerprint: str, items: Iterable[tuple[str, np.ndarray, bool]]
-    ) -> None:
+    def put_many(self, fingerprint: str, items: Iterable[tuple[str, np.ndarray, bool]]) -> None:
         """Store (key, scores, truncated) in one transaction (durable once this returns)."""
         rows = [
             (

@@ -43,7 +43,9 @@ class EngineConfig:
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be positive, got {self.max_batch_size}")
         if self.truncation not in ("left", "right", "error"):
-            raise ValueError(f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}")
+            raise ValueError(
+                f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}"
+            )
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
 

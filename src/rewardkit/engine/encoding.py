@@ -152,7 +152,9 @@ def render_judge_prompt(
         raise ValueError("a judge template needs exactly one {conversation} and one {response}")
     if template.index(CONVERSATION_SLOT) > template.index(RESPONSE_SLOT):
         raise ValueError("a judge template must put {conversation} before {response}")
-    body = template.replace(CONVERSATION_SLOT, _SENTINEL_CONV).replace(RESPONSE_SLOT, _SENTINEL_RESP)
+    body = template.replace(CONVERSATION_SLOT, _SENTINEL_CONV).replace(
+        RESPONSE_SLOT, _SENTINEL_RESP
+    )
     if use_chat_template and getattr(tokenizer, "chat_template", None):
         messages: list[Message] = []
         if system:

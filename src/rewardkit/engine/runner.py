@@ -64,8 +64,10 @@ class ModelBackedReward(Reward):
     def engine_identity(self) -> dict[str, Any]:
         """The engine settings that change scores (not budget, threads or caching)."""
         c = self.config
-        return {"dtype": c.dtype.lower().replace("fp32", "float32").replace("bf16", "bfloat16"),
-                "truncation": c.truncation}
+        return {
+            "dtype": c.dtype.lower().replace("fp32", "float32").replace("bf16", "bfloat16"),
+            "truncation": c.truncation,
+        }
 
     # -- the engine ---------------------------------------------------------------------------
     def cache(self) -> ScoreCache | None:
@@ -106,7 +108,11 @@ class ModelBackedReward(Reward):
                 for batch in batches:
                     out = self._run_batch([rows[i] for i in batch])
                     scored = [
-                        (todo_keys[i], out[j], rows[i].prompt_dropped + rows[i].response_dropped > 0)
+                        (
+                            todo_keys[i],
+                            out[j],
+                            rows[i].prompt_dropped + rows[i].response_dropped > 0,
+                        )
                         for j, i in enumerate(batch)
                     ]
                     results.update((key, (value, trunc)) for key, value, trunc in scored)

@@ -29,7 +29,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 # in the reward's fingerprint instead of printing them.
 transformers.logging.set_verbosity_error()
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -55,20 +60,28 @@ def resolve_model(name: str) -> ResolvedModel:
         path = embedded_model_dir(key)
         return ResolvedModel(
             str(path),
-            {"model": EMBEDDED[key].hub_id, "embedded": EMBEDDED[key].pip_name, **_weights_id(path)},
+            {
+                "model": EMBEDDED[key].hub_id,
+                "embedded": EMBEDDED[key].pip_name,
+                **_weights_id(path),
+            },
         )
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"model path {path} is a file; pass the model directory")
-        return ResolvedModel(str(path.resolve()), {"model": str(path.resolve()), **_weights_id(path)})
+        return ResolvedModel(
+            str(path.resolve()), {"model": str(path.resolve()), **_weights_id(path)}
+        )
     return ResolvedModel(name, {"model": name, "revision": os.environ.get("REWARDKIT_REVISION")})
 
 
 def _weights_id(path: Path) -> dict[str, Any]:
     """sha256 over the weight files of a local model (memoised by size and mtime)."""
     files = sorted(
-        p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".pt") and p.is_file()
+        p
+        for p in path.iterdir()
+        if p.suffix in (".safetensors", ".bin", ".gguf", ".pt") and p.is_file()
     )
     memo_path = cache_root() / "weight-hashes.json"
     try:

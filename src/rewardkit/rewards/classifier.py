@@ -54,7 +54,9 @@ class ClassifierReward(ModelBackedReward):
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
         if self.use_chat_template and not has_template:
-            raise ValueError(f"{model}: use_chat_template=True but the tokenizer has no chat template")
+            raise ValueError(
+                f"{model}: use_chat_template=True but the tokenizer has no chat template"
+            )
         self._layout = None if self.use_chat_template else pair_layout(self.tokenizer)
         k = int(self.model.config.num_labels)
         if k > 1:
@@ -70,7 +72,9 @@ class ClassifierReward(ModelBackedReward):
             "class": "ClassifierReward",
             **resolved.identity,
             "head": head,
-            "template": stable_hash(self.tokenizer.chat_template) if self.use_chat_template else "text-pair",
+            "template": stable_hash(self.tokenizer.chat_template)
+            if self.use_chat_template
+            else "text-pair",
             "max_length": self.max_length,
             **self.engine_identity(),
         }

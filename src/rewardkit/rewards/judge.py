@@ -136,9 +136,8 @@ class YesNoJudgeReward(ModelBackedReward):
         if self._answer_bias is not None:
             logits = logits + self._answer_bias.float()
         n_yes = len(self.yes_ids)
-        margin = (
-            torch.logsumexp(logits[:, :n_yes].double(), dim=1)
-            - torch.logsumexp(logits[:, n_yes:].double(), dim=1)
+        margin = torch.logsumexp(logits[:, :n_yes].double(), dim=1) - torch.logsumexp(
+            logits[:, n_yes:].double(), dim=1
         )
         return margin if self.output == "logit" else torch.sigmoid(margin)
 

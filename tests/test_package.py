@@ -1,0 +1,24 @@
+"""Package-level promises: light imports, public names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_import_rewardkit_and_light_paths_do_not_import_torch():
+    code = (
+        "import sys, rewardkit, rewardkit.data, rewardkit.evaluate, rewardkit.cli, "
+        "rewardkit.rewards.rules, rewardkit.scoring\n"
+        "rewardkit.load_reward('rule:length')\n"
+        "heavy = [m for m in ('torch', 'transformers', 'pandas') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_names():
+    import rewardkit
+
+    for name in ("Example", "Message", "Query", "Reward", "load_reward", "DataError"):
+        assert hasattr(rewardkit, name)
