@@ -42,6 +42,9 @@ TruncationOpt = Annotated[
 ]
 DtypeOpt = Annotated[str | None, typer.Option(help="float32 (default) or bfloat16.")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads (default: torch's choice).")]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="auto (default: CUDA if available), cpu, cuda, cuda:N.")
+]
 CacheDirOpt = Annotated[
     str, typer.Option(help="Score cache directory; a killed run resumes from it.")
 ]
@@ -65,6 +68,7 @@ def _engine_defaults(
     truncation: str | None,
     dtype: str | None,
     threads: int | None,
+    device: str | None,
     cache_dir: str,
     no_cache: bool,
     no_progress: bool,
@@ -75,6 +79,7 @@ def _engine_defaults(
         "truncation": truncation,
         "dtype": dtype,
         "threads": threads,
+        "device": device,
         "cache_dir": None if no_cache else str(Path(cache_dir).expanduser()),
         "progress": False if no_progress else None,
     }
@@ -116,6 +121,7 @@ def eval_command(
     truncation: TruncationOpt = None,
     dtype: DtypeOpt = None,
     threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
     cache_dir: CacheDirOpt = DEFAULT_CACHE,
     no_cache: NoCacheOpt = False,
     no_progress: NoProgressOpt = False,
@@ -130,7 +136,15 @@ def eval_command(
     from rewardkit.registry import load_reward
 
     engine = _engine_defaults(
-        token_budget, max_length, truncation, dtype, threads, cache_dir, no_cache, no_progress
+        token_budget,
+        max_length,
+        truncation,
+        dtype,
+        threads,
+        device,
+        cache_dir,
+        no_cache,
+        no_progress,
     )
     try:
         examples = load(data, format=data_format, limit=limit, on_error=on_error)
@@ -164,6 +178,7 @@ def score_command(
     truncation: TruncationOpt = None,
     dtype: DtypeOpt = None,
     threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
     cache_dir: CacheDirOpt = DEFAULT_CACHE,
     no_cache: NoCacheOpt = False,
     no_progress: NoProgressOpt = False,
@@ -177,7 +192,15 @@ def score_command(
     from rewardkit.scoring import score_file
 
     engine = _engine_defaults(
-        token_budget, max_length, truncation, dtype, threads, cache_dir, no_cache, no_progress
+        token_budget,
+        max_length,
+        truncation,
+        dtype,
+        threads,
+        device,
+        cache_dir,
+        no_cache,
+        no_progress,
     )
     try:
         built = load_reward(reward, engine_defaults=engine)

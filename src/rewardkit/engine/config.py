@@ -23,6 +23,7 @@ class EngineConfig:
       ever dropped; truncated rows are counted in ``last_stats``.
     - ``dtype``: ``"float32"`` or ``"bfloat16"``.
     - ``threads``: torch intra-op threads (None: torch's default).
+    - ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
     - ``cache_dir``: where the on-disk score cache lives (None: no cache).
     - ``progress``: show a progress bar.
     """
@@ -34,6 +35,7 @@ class EngineConfig:
     truncation: Truncation = "left"
     dtype: str = "float32"
     threads: int | None = None
+    device: str = "auto"
     cache_dir: str | None = None
     progress: bool = True
 

@@ -41,6 +41,7 @@ class ModelBackedReward(Reward):
         self.config = config or EngineConfig()
         self.last_stats: dict[str, Any] | None = None
         self._cache: ScoreCache | None = None
+        self.device = torch.device("cpu")  # subclasses move their model and set this
 
     # -- what a subclass provides -------------------------------------------------------------
     @abstractmethod
@@ -157,5 +158,8 @@ class ModelBackedReward(Reward):
             mask[j, :n] = 1
             if types is not None and r.token_type_ids is not None:
                 types[j, :n] = torch.tensor(r.token_type_ids, dtype=torch.long)
+        if self.device.type != "cpu":
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            types = None if types is None else types.to(self.device)
         out = self.forward(ids, mask, types).float().cpu().numpy()
         return [np.atleast_1d(out[j]) for j in range(len(rows))]

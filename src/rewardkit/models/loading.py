@@ -120,6 +120,13 @@ def load_tokenizer(source: str) -> Any:
     return tok
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` intra-op threads for torch (None leaves torch's default)."""
     if threads:

@@ -22,6 +22,7 @@ from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.models.loading import (
     load_sequence_classifier,
     load_tokenizer,
+    resolve_device,
     resolve_model,
     set_threads,
 )
@@ -49,6 +50,8 @@ class ClassifierReward(ModelBackedReward):
         self.model, head = load_sequence_classifier(
             resolved.source, self.config.dtype, num_labels=num_labels, head_seed=head_seed
         )
+        self.device = resolve_device(self.config.device)
+        self.model.to(self.device)
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         has_template = bool(getattr(self.tokenizer, "chat_template", None))

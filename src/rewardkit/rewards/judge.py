@@ -23,7 +23,13 @@ import torch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_filled_template, render_judge_prompt
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
-from rewardkit.models.loading import load_causal_lm, load_tokenizer, resolve_model, set_threads
+from rewardkit.models.loading import (
+    load_causal_lm,
+    load_tokenizer,
+    resolve_device,
+    resolve_model,
+    set_threads,
+)
 from rewardkit.types import Query, stable_hash
 
 DEFAULT_MODEL = "smollm2"
@@ -80,6 +86,8 @@ class YesNoJudgeReward(ModelBackedReward):
         resolved = resolve_model(model)
         self.tokenizer = load_tokenizer(resolved.source)
         self.model = load_causal_lm(resolved.source, self.config.dtype)
+        self.device = resolve_device(self.config.device)
+        self.model.to(self.device)
         self.output = output
         self.template_name, self.template = load_template(template)
         self.parts = render_judge_prompt(self.tokenizer, self.template, system, use_chat_template)
@@ -131,7 +139,7 @@ class YesNoJudgeReward(ModelBackedReward):
     ) -> torch.Tensor:
         hidden = self._decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         last = attention_mask.sum(dim=1) - 1
-        h = hidden[torch.arange(hidden.shape[0]), last].float()
+        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
         logits = h @ self._answer_weight.float().T
         if self._answer_bias is not None:
             logits = logits + self._answer_bias.float()
