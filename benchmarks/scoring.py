@@ -73,8 +73,10 @@ def load_queries(data_dir: Path, pairs: int) -> tuple[list[Any], str]:
         queries = [q for ex in examples for q in ex.queries()]
         if len(examples) == pairs and len(queries) == 2 * pairs:
             return queries, "rewardkit.data.load"
-    except Exception as exc:  # noqa: BLE001 - any failure falls back to the minimal parser
-        print(f"note: rewardkit.data.load unavailable ({type(exc).__name__}: {exc}); parsing HH directly")
+    except Exception as exc:  # any failure falls back to the minimal parser
+        print(
+            f"note: rewardkit.data.load unavailable ({type(exc).__name__}: {exc}); parsing HH directly"
+        )
     queries = []
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
@@ -159,6 +161,7 @@ def naive_loop(torch: Any, reward: Any, rows: list[Any], batch_size: int) -> dic
         "tokens": tokens,
         "padded_tokens": padded,
         "batches": -(-len(rows) // batch_size),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -169,6 +172,7 @@ def engine_run(reward: Any, queries: list[Any], budget: int) -> dict[str, Any]:
     stats = dict(reward.last_stats)
     stats["scores"] = scores
     stats["budget"] = budget
+    stats["load"] = os.getloadavg()[0]
     return stats
 
 
@@ -185,6 +189,7 @@ class Result:
     naive: dict[str, Any] | None
     sweep: list[dict[str, Any]] = field(default_factory=list)
     max_abs_diff: float | None = None
+    score_sd: float = 0.0
 
 
 def model_position_limit(name: str) -> int | None:
@@ -232,7 +237,9 @@ def bench_model(
         for width in (16, 256):
             warm = [r for r in rows if len(r.input_ids) >= width][:4] or rows[:4]
             ids, mask, types = pad_batch(torch, warm, reward.pad_token_id)
-            reward.forward(ids[:, :width], mask[:, :width], None if types is None else types[:, :width])
+            reward.forward(
+                ids[:, :width], mask[:, :width], None if types is None else types[:, :width]
+            )
 
     engine = engine_run(reward, queries, args.budget)
     naive = naive_loop(torch, reward, rows, args.naive_batch) if run_naive else None
@@ -255,6 +262,7 @@ def bench_model(
         naive=naive,
         sweep=sweep,
         max_abs_diff=diff,
+        score_sd=float(np.std(engine["scores"])),
     )
 
 
@@ -275,7 +283,8 @@ def print_report(results: list[Result], gemm: dict[str, float], args: argparse.N
     head = (
         f"{'model':8} {'dtype':9} {'queries':>7} {'tokens':>7} {'trunc':>5} "
         f"{'eng tok/s':>9} {'pad%':>5} {'batches':>7} "
-        f"{'naive tok/s':>11} {'pad%':>5} {'speedup':>7} {'max|Δscore|':>11}"
+        f"{'naive tok/s':>11} {'pad%':>5} {'speedup':>7} {'max|Δscore|':>11} {'score sd':>8} "
+        f"{'load e/n':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -286,13 +295,16 @@ def print_report(results: list[Result], gemm: dict[str, float], args: argparse.N
             if n
             else f"{'skipped':>11} {'':>5} {'':>7} {'':>11}"
         )
+        load = f"{e['load']:.1f}/" + (f"{n['load']:.1f}" if n else "-")
         print(
             f"{r.model:8} {r.dtype:9} {e['queries']:7d} {e['tokens']:7d} {r.truncated:5d} "
-            f"{_tps(e):9.0f} {100 * _pad_frac(e):5.1f} {e['batches']:7d} {naive_cols}"
+            f"{_tps(e):9.0f} {100 * _pad_frac(e):5.1f} {e['batches']:7d} {naive_cols} "
+            f"{r.score_sd:8.3f} {load:>9}"
         )
     print(
         f"(engine: token_budget={args.budget}, time from last_stats incl. encoding; naive: batch "
-        f"{args.naive_batch} in file order, forward passes only)"
+        f"{args.naive_batch} in file order, forward passes only; load e/n: 1-min load average after "
+        f"each pass, above {args.threads} means other processes shared the cores)"
     )
 
     print()
@@ -307,36 +319,53 @@ def print_report(results: list[Result], gemm: dict[str, float], args: argparse.N
         peak = gemm[r.dtype]
         eng = 2 * r.params * _tps(r.engine) / 1e9
         naive = 2 * r.params * _tps(r.naive) / 1e9 if r.naive else None
-        naive_cols = f"{naive:10.1f} {100 * naive / peak:9.1f}%" if naive else f"{'skipped':>10} {'':>10}"
+        naive_cols = (
+            f"{naive:10.1f} {100 * naive / peak:9.1f}%" if naive else f"{'skipped':>10} {'':>10}"
+        )
         print(
             f"{r.model:8} {r.dtype:9} {r.params / 1e6:9.1f} {eng:8.1f} {peak:9.1f} "
             f"{100 * eng / peak:7.1f}% {naive_cols}"
         )
-    print("(attention score/value FLOPs are not counted, so long sequences understate the fraction)")
+    print(
+        "(attention score/value FLOPs are not counted, so long sequences understate the fraction)"
+    )
 
     print()
     print("== engine token budget sweep (same queries, no cache) ==")
-    head = f"{'model':8} {'dtype':9} {'budget':>7} {'batches':>7} {'pad%':>5} {'tok/s':>7} {'seconds':>8}"
+    head = (
+        f"{'model':8} {'dtype':9} {'budget':>7} {'batches':>7} {'pad%':>5} {'tok/s':>7} "
+        f"{'seconds':>8} {'load':>5}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         for run in sorted([r.engine, *r.sweep], key=lambda x: x["budget"]):
             print(
                 f"{r.model:8} {r.dtype:9} {run['budget']:7d} {run['batches']:7d} "
-                f"{100 * _pad_frac(run):5.1f} {_tps(run):7.0f} {run['seconds']:8.1f}"
+                f"{100 * _pad_frac(run):5.1f} {_tps(run):7.0f} {run['seconds']:8.1f} {run['load']:5.1f}"
             )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--pairs", type=int, default=500, help="HH pairs from the file start (default 500)")
-    p.add_argument("--max-length", type=int, default=1024, help="max_length for MiniLM (capped at its 512)")
-    p.add_argument("--max-length-smollm2", type=int, default=512, help="max_length for SmolLM2")
-    p.add_argument("--naive-batch", type=int, default=8, help="naive loop batch size (reward-bench: 8)")
-    p.add_argument("--budget", type=int, default=8192, help="engine token budget of the main comparison")
     p.add_argument(
-        "--budgets", default="4096,16384", help="extra engine token budgets to sweep (comma-separated)"
+        "--pairs", type=int, default=500, help="HH pairs from the file start (default 500)"
+    )
+    p.add_argument(
+        "--max-length", type=int, default=1024, help="max_length for MiniLM (capped at its 512)"
+    )
+    p.add_argument("--max-length-smollm2", type=int, default=512, help="max_length for SmolLM2")
+    p.add_argument(
+        "--naive-batch", type=int, default=8, help="naive loop batch size (reward-bench: 8)"
+    )
+    p.add_argument(
+        "--budget", type=int, default=8192, help="engine token budget of the main comparison"
+    )
+    p.add_argument(
+        "--budgets",
+        default="4096,16384",
+        help="extra engine token budgets to sweep (comma-separated)",
     )
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--dtypes", default=",".join(DTYPES))
@@ -351,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gemm-size", type=int, default=2048)
     p.add_argument("--gemm-reps", type=int, default=7)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--quick", action="store_true", help="smoke run: 8 pairs, max_length 128, all variants")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 8 pairs, max_length 128, all variants"
+    )
     args = p.parse_args(argv)
     args.budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
     if args.quick:
@@ -368,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         f"bf16 CPU kernels: {torch.backends.mkldnn.is_available()}"
     )
     queries, source = load_queries(args.data_dir, args.pairs)
-    print(f"data: {args.pairs} pairs = {len(queries)} queries from {args.data_dir / HH_FILE} ({source})")
+    print(
+        f"data: {args.pairs} pairs = {len(queries)} queries from {args.data_dir / HH_FILE} ({source})"
+    )
 
     gemm_runs: dict[str, list[float]] = {d: [] for d in dtypes}
 
@@ -376,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         for d in dtypes:
             best, med = gemm_gflops(torch, getattr(torch, d), args.gemm_size, args.gemm_reps)
             gemm_runs[d].append(best)
-            print(f"GEMM {args.gemm_size}^2 {d:9} ({when}): best {best:7.1f} GFLOP/s, median {med:7.1f}")
+            print(
+                f"GEMM {args.gemm_size}^2 {d:9} ({when}): best {best:7.1f} GFLOP/s, median {med:7.1f}"
+            )
 
     measure_gemm("start")
     results = []
@@ -385,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in dtypes:
             max_length = args.max_length_smollm2 if name == "smollm2" else args.max_length
             run_naive = not (
-                name == "smollm2" and dtype == "float32" and not (args.naive_fp32_smollm2 or args.quick)
+                name == "smollm2"
+                and dtype == "float32"
+                and not (args.naive_fp32_smollm2 or args.quick)
             )
             t0 = time.perf_counter()
             print(f"running {name} {dtype} (max_length {max_length}) ...", flush=True)

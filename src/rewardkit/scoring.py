@@ -1,4 +1,5 @@
-"""Score a JSONL file of (prompt, response) rows: JSONL in, JSONL out with a ``reward`` field."""
+"""Score a file of (prompt, response) rows: JSONL (or JSON/CSV/Parquet) in, JSONL out with a
+``reward`` field per row."""
 
 from __future__ import annotations
 
@@ -8,71 +9,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import DataError
+from rewardkit.data import Location, iter_records
+from rewardkit.data.location import describe
 from rewardkit.types import Query, Reward, as_messages
 
 _ROLES = {"system", "user", "assistant", "tool"}
 
 
-def query_from_row(row: Any, path: str, line: int) -> Query:
-    """A :class:`Query` from one input row; errors name the file, line and field."""
-    if not isinstance(row, dict):
-        raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=line)
+def query_from_row(row: dict[str, Any], loc: Location) -> Query:
+    """A :class:`Query` from one input row; errors name the file, line (or row) and field."""
     for name in ("prompt", "response"):
         if name not in row:
-            raise DataError("missing required field", path=path, line=line, field=name)
+            raise loc.error("missing required field", field=name)
     prompt, response = row["prompt"], row["response"]
     if not isinstance(response, str):
-        raise DataError(
-            f"expected a string, got {type(response).__name__}",
-            path=path,
-            line=line,
-            field="response",
-        )
+        raise loc.error(f"expected a string, got {describe(response)}", field="response")
     if isinstance(prompt, list):
         for i, m in enumerate(prompt):
-            if not (
-                isinstance(m, dict)
-                and isinstance(m.get("content"), str)
-                and m.get("role") in _ROLES
-            ):
-                raise DataError(
-                    f"message {i}: expected {{'role': one of {sorted(_ROLES)}, 'content': str}}, got {m!r:.80}",
-                    path=path,
-                    line=line,
+            ok = isinstance(m, dict) and isinstance(m.get("content"), str)
+            if not ok or m.get("role") not in _ROLES:
+                raise loc.error(
+                    f"message {i}: expected {{'role': one of {sorted(_ROLES)}, "
+                    f"'content': str}}, got {describe(m)}",
                     field="prompt",
                 )
     elif not isinstance(prompt, str):
-        raise DataError(
-            f"expected a string or a list of messages, got {type(prompt).__name__}",
-            path=path,
-            line=line,
-            field="prompt",
+        raise loc.error(
+            f"expected a string or a list of messages, got {describe(prompt)}", field="prompt"
         )
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", "reference")}
     return Query(as_messages(prompt), response, row.get("reference"), meta)
 
 
-def read_query_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any], Query]]:
-    """(line number, raw row, query) for each non-blank line of a JSONL file."""
-    path = str(path)
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, line=line_no
-                ) from None
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=line_no
-                ) from None
-            yield line_no, row, query_from_row(row, path, line_no)
+def read_query_rows(path: str | Path) -> Iterator[tuple[dict[str, Any], Query]]:
+    """(raw row, query) for each record of a JSONL/JSON/CSV/Parquet file."""
+    for loc, row in iter_records(path):
+        yield row, query_from_row(row, loc)
 
 
 def _jsonable(value: Any) -> Any:
@@ -98,10 +70,10 @@ def score_file(
     with tmp.open("w", encoding="utf-8") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            scores = reward.score([q for _, _, q in chunk])
+            scores = reward.score([q for _, q in chunk])
             last = getattr(reward, "last_stats", None) or {}
             stats["truncated_rows"] += int(last.get("truncated_rows", 0))
-            for (_, row, _), value in zip(chunk, scores, strict=True):
+            for (row, _), value in zip(chunk, scores, strict=True):
                 if reward.objectives:
                     row["reward"] = {
                         name: _jsonable(float(v))
