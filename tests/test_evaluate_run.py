@@ -10,7 +10,7 @@ import pytest
 
 from rewardkit.errors import DataError
 from rewardkit.evaluate import evaluate, ties_score
-from rewardkit.rewards.rules import LengthReward
+from rewardkit.rewards.rules.length import LengthReward
 from rewardkit.types import Example, Query, Reward, user
 
 

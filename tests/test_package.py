@@ -9,7 +9,7 @@ import sys
 def test_import_rewardkit_and_light_paths_do_not_import_torch():
     code = (
         "import sys, rewardkit, rewardkit.data, rewardkit.evaluate, rewardkit.cli, "
-        "rewardkit.rewards.rules, rewardkit.scoring\n"
+        "rewardkit.rewards.rules.length, rewardkit.scoring\n"
         "rewardkit.load_reward('rule:length')\n"
         "heavy = [m for m in ('torch', 'transformers', 'pandas') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

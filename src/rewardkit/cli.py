@@ -214,11 +214,15 @@ def score_command(
 def rewards_list() -> None:
     """Every registered kind of reward, with a one-line description and its method card."""
     from rewardkit.registry import kinds
+    from rewardkit.rewards.rules import DESCRIPTIONS
 
     for k in kinds():
         arg = f":{k.arg_help}" if k.arg_help else ""
         card = f"  [methods.md {k.card}]" if k.card else ""
         typer.echo(f"{k.kind}{arg}\n    {k.description}{card}")
+        if k.kind == "rule":
+            for name, text in sorted(DESCRIPTIONS.items()):
+                typer.echo(f"    rule:{name:<14} {text}")
 
 
 @app.command("data")

@@ -181,7 +181,7 @@ register(
 register(
     "rule",
     "rewardkit.rewards.rules:build",
-    "Rule rewards without a model. 'length': response length in characters (or words/tokens).",
+    "Rule rewards without a model (NaN where a rule does not apply, never 0).",
     card=None,
-    arg_help="NAME (length)",
+    arg_help="NAME",
 )

@@ -316,7 +316,7 @@ def _score_column(
 
 
 def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
-    from rewardkit.rewards.rules import LengthReward
+    from rewardkit.rewards.rules.length import LengthReward
 
     out = list(rewards)
     if include and not any(isinstance(r, LengthReward) for r in out):

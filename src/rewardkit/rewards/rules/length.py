@@ -1,4 +1,4 @@
-"""Rule rewards: no model, pure Python, fast."""
+"""Length of the response: the baseline beside every reward model."""
 
 from __future__ import annotations
 
@@ -37,13 +37,3 @@ class LengthReward(Reward):
         else:
             values = [len(q.response.encode("utf-8")) for q in queries]
         return np.asarray(values, dtype=np.float64)
-
-
-_RULES = {"length": LengthReward}
-
-
-def build(arg: str | None, **options: Any) -> Reward:
-    """Registry factory for ``rule:NAME``."""
-    if arg not in _RULES:
-        raise SpecError(f"unknown rule {arg!r}; known rules: {', '.join(sorted(_RULES))}")
-    return _RULES[arg](**options)
