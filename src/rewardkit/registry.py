@@ -8,6 +8,12 @@ Spec grammar (see ``docs/reward-specs.md``)::
 or a dict ``{"type": KIND, "arg": ARG, **options}`` (``model``/``path`` are accepted as the ARG
 key), or a path to a ``.yaml``/``.yml``/``.json`` file holding such a dict.
 
+Composite kinds (``ensemble``, ``weighted``; see ``docs/composition.md``) are built from other
+specs: ``{"ensemble": [SPEC, ...], "aggregate": "mean_minus_std"}`` is short for
+``{"type": "ensemble", "members": [SPEC, ...], ...}``. Their factories also receive the
+``engine_defaults`` (for their members) and ``base_dir`` (the directory of the spec file, against
+which relative file members are resolved).
+
 Factories are named as ``"module:function"`` strings and imported only when a spec of their kind
 is built, so ``import rewardkit`` never imports torch.
 """
@@ -35,6 +41,8 @@ class RewardKind:
     card: str | None = None  # methods.md card, e.g. "B3 — Generative yes-token reward"
     arg_help: str | None = None  # what ARG means, e.g. "PATH_OR_ID"
     uses_engine: bool = False  # takes the scoring engine's options (token_budget, dtype, ...)
+    #: Built from other specs (``{KIND: members, ...}``); arg_help then shows the dict form.
+    composite: bool = False
 
 
 _KINDS: dict[str, RewardKind] = {}
@@ -47,9 +55,14 @@ def register(
     card: str | None = None,
     arg_help: str | None = None,
     uses_engine: bool = False,
+    composite: bool = False,
 ) -> None:
-    """Register a kind of reward under ``kind`` (``factory`` is imported lazily)."""
-    _KINDS[kind] = RewardKind(kind, factory, description, card, arg_help, uses_engine)
+    """Register a kind of reward under ``kind`` (``factory`` is imported lazily).
+
+    A ``composite`` kind is built from member specs: a dict ``{kind: MEMBERS, **options}`` reaches
+    its factory as ``factory(None, members=MEMBERS, engine_defaults=..., base_dir=..., **options)``.
+    """
+    _KINDS[kind] = RewardKind(kind, factory, description, card, arg_help, uses_engine, composite)
 
 
 def kinds() -> list[RewardKind]:
@@ -95,8 +108,29 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
 def _from_mapping(spec: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
     options = dict(spec)
     kind = options.pop("type", None) or options.pop("kind", None)
+    shorthand = [k for k, entry in _KINDS.items() if entry.composite and k in options]
+    if len(shorthand) > 1:
+        raise SpecError(
+            f"reward spec {dict(spec)!r} names several composite kinds ({', '.join(shorthand)}); "
+            "nest one inside the other instead"
+        )
+    if shorthand:
+        key = shorthand[0]
+        if kind and kind != key:
+            raise SpecError(f"reward spec {dict(spec)!r}: 'type' is {kind!r} but it holds {key!r}")
+        if "members" in options:
+            raise SpecError(
+                f"reward spec {dict(spec)!r}: give the members once, as {key!r} or as 'members'"
+            )
+        kind = key
+        options["members"] = options.pop(key)
     if not kind:
-        raise SpecError(f"reward spec {dict(spec)!r} has no 'type'")
+        raise SpecError(
+            f"reward spec {dict(spec)!r} has no 'type' (nor a composite key such as 'ensemble')"
+        )
+    entry = _KINDS.get(str(kind))
+    if entry is not None and entry.composite:
+        return str(kind), None, options  # 'name' is a display name here, not an ARG
     arg = None
     for key in ("arg", "model", "path", "name"):
         if key in options:
@@ -105,22 +139,38 @@ def _from_mapping(spec: Mapping[str, Any]) -> tuple[str, str | None, dict[str, A
     return str(kind), (None if arg is None else str(arg)), options
 
 
+def _spec_file(spec: str | Mapping[str, Any] | Path, base_dir: str | Path | None) -> Path | None:
+    """The file a spec names, if it names one (relative paths: ``base_dir`` first, then cwd)."""
+    if isinstance(spec, Path):
+        path = spec
+    elif isinstance(spec, str) and spec.strip().endswith((".yaml", ".yml", ".json")):
+        path = Path(spec.strip())
+    else:
+        return None
+    if base_dir is not None and not path.is_absolute() and (Path(base_dir) / path).is_file():
+        return Path(base_dir) / path
+    if isinstance(spec, Path) or path.is_file():
+        return path
+    return None
+
+
 def load_reward(
     spec: str | Mapping[str, Any] | Path,
     *,
     engine_defaults: Mapping[str, Any] | None = None,
+    base_dir: str | Path | None = None,
     **overrides: Any,
 ) -> Reward:
     """Build a reward from a spec string, a dict, or a YAML/JSON file.
 
     ``overrides`` win over the spec's options. ``engine_defaults`` (e.g. ``{"dtype": "bf16",
     "cache_dir": ...}`` from the command line) apply to model-backed kinds only, and only where
-    the spec does not set the option itself.
+    the spec does not set the option itself; composite kinds pass them on to their members.
+    ``base_dir`` is where a relative spec-file path is looked up first (composite specs set it to
+    the directory of the file that names it).
     """
-    if isinstance(spec, Path) or (
-        isinstance(spec, str) and spec.endswith((".yaml", ".yml", ".json")) and Path(spec).is_file()
-    ):
-        path = Path(spec)
+    path = _spec_file(spec, base_dir)
+    if path is not None:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
             loaded = json.loads(text)
@@ -132,6 +182,7 @@ def load_reward(
             raise SpecError(f"{path}: a reward spec file must hold a mapping with a 'type'")
         kind, arg, options = _from_mapping(loaded)
         label = str(path)
+        base_dir = path.parent
     elif isinstance(spec, Mapping):
         kind, arg, options = _from_mapping(spec)
         label = kind + (f":{arg}" if arg else "")
@@ -145,12 +196,15 @@ def load_reward(
     if entry.uses_engine and engine_defaults:
         options = {**{k: v for k, v in engine_defaults.items() if v is not None}, **options}
     options.update(overrides)
+    if entry.composite:
+        options = {"engine_defaults": engine_defaults, "base_dir": base_dir, **options}
     factory = _import_factory(entry.factory)
     try:
         reward = factory(arg, **options)
     except TypeError as exc:
         raise SpecError(f"reward spec {label!r}: {exc}") from exc
-    reward.name = label
+    if not (entry.composite and isinstance(spec, Mapping) and path is None):
+        reward.name = label  # an inline composite keeps the name it gave itself
     return reward
 
 
@@ -184,4 +238,22 @@ register(
     "Rule rewards without a model (NaN where a rule does not apply, never 0).",
     card=None,
     arg_help="NAME",
+)
+register(
+    "ensemble",
+    "rewardkit.rewards.ensemble:build",
+    "Ensemble of any rewards (nested specs): each member scored once, then aggregated "
+    "NaN-aware; per-member scores and disagreement are kept.",
+    card="C5 — Reward-model ensembles (Helping or Herding?)",
+    arg_help='{"ensemble": [SPEC, ...], "aggregate": NAME, "lam": 1.0}',
+    composite=True,
+)
+register(
+    "weighted",
+    "rewardkit.rewards.ensemble:build_weighted",
+    "Weighted sum of rewards, e.g. a rule plus a model (NaN members dropped, the other "
+    "weights rescaled to the same total).",
+    card="C10 — Hybrid rule + model rewards (Beyond Monolithic Rewards)",
+    arg_help='{"weighted": {SPEC: WEIGHT, ...}}',
+    composite=True,
 )

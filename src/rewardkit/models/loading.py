@@ -136,7 +136,8 @@ def set_threads(threads: int | None) -> None:
 def load_causal_lm(source: str, dtype: str = "float32") -> Any:
     """A causal LM in eval mode."""
     model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))
-    return model.eval()
+    # .to() as well: transformers < 4.56 reads the dtype keyword as a config field and ignores it.
+    return model.to(torch_dtype(dtype)).eval()
 
 
 def load_sequence_classifier(
@@ -170,4 +171,4 @@ def load_sequence_classifier(
     head: dict[str, Any] = {"num_labels": int(model.config.num_labels)}
     if missing:
         head["random_init"] = {"seed": head_seed, "params": sorted(missing)}
-    return model.eval(), head
+    return model.to(torch_dtype(dtype)).eval(), head

@@ -15,11 +15,41 @@ from rewardkit.types import Reward
 #: Rule name → "module:Class" (the class is called with the spec's options).
 RULES: dict[str, str] = {
     "length": "rewardkit.rewards.rules.length:LengthReward",
+    "code": "rewardkit.rewards.rules.code:CodeReward",
+    "math": "rewardkit.rewards.rules.math_answer:MathReward",
+    "gsm8k": "rewardkit.rewards.rules.gsm8k:Gsm8kReward",
+    "bleu": "rewardkit.rewards.rules.bleu:BleuReward",
+    "chrf": "rewardkit.rewards.rules.chrf:ChrfReward",
+    "rouge_l": "rewardkit.rewards.rules.rouge:RougeLReward",
+    "exact_match": "rewardkit.rewards.rules.exact_match:ExactMatchReward",
+    "f1": "rewardkit.rewards.rules.token_f1:F1Reward",
+    "format": "rewardkit.rewards.rules.format:FormatReward",
+    "json": "rewardkit.rewards.rules.json_valid:JsonReward",
+    "json_schema": "rewardkit.rewards.rules.json_schema:JsonSchemaReward",
+    "overlong": "rewardkit.rewards.rules.overlong:OverlongReward",
+    "repetition": "rewardkit.rewards.rules.repetition:RepetitionReward",
+    "iou": "rewardkit.rewards.rules.iou:IouReward",
+    "arithmetic": "rewardkit.rewards.rules.arithmetic:ArithmeticReward",
 }
 
 #: One-line description of each rule, shown by ``rewardkit rewards list``.
 DESCRIPTIONS: dict[str, str] = {
     "length": "response length in chars/words/bytes (the baseline every benchmark shows)",
+    "code": "pass fraction of the reference's unit tests, run in a sandbox (no network)",
+    "math": "final answer equivalent to the reference (math-verify; LaTeX, fractions, \\boxed{})",
+    "gsm8k": "GSM8K numeric answer match (#### / \\boxed{} / last number)",
+    "bleu": "sentence BLEU vs one or more references, BLEUBERI settings (card B8)",
+    "chrf": "sentence chrF / chrF++ vs references (sacrebleu)",
+    "rouge_l": "ROUGE-L F-measure vs references, max over references (rouge-score)",
+    "exact_match": "SQuAD-normalised exact match, max over references",
+    "f1": "SQuAD token F1, max over references",
+    "format": "layout check: <think>…</think><answer>…</answer>, tags=… or pattern=…",
+    "json": "response (or its fenced block) is valid JSON",
+    "json_schema": "response JSON conforms to a JSON Schema (option schema or the reference)",
+    "overlong": "DAPO soft overlong punishment, in [-1, 0] (card C8)",
+    "repetition": "n-gram repetition penalty, in [-1, 0] (Demystifying long CoT / open-r1)",
+    "iou": "bounding-box IoU of predicted vs reference boxes (card B9)",
+    "arithmetic": "fraction of arithmetic claims (a op b = c) that hold, safe evaluator (card B11)",
 }
 
 

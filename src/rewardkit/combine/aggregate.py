@@ -1,0 +1,259 @@
+"""NaN-aware aggregation of several rewards' scores: methods.md C5 (reward-model ensembles).
+
+Every function here is pure and works on a score matrix ``scores`` of shape ``(n, m)``: one row per
+query, one column per member reward. The rules, the same in every function:
+
+- **NaN means "does not apply".** A NaN member score is ignored: the row is aggregated over the
+  members that did score it. (Only NaN is missing; ``±inf`` is a value and propagates.)
+- **A row where no member contributes is NaN** (never 0).
+- **Every function says how many members contributed** to each row (``n_contributing``), so a
+  report can tell a 3-member mean from a 1-member "mean".
+
+Card C5 (Eisenstein et al., "Helping or Herding? Reward Model Ensembles Mitigate but do not
+Eliminate Reward Hacking", arXiv 2312.09244) names ``mean``, ``median``, ``mean_minus_std``
+(uncertainty-penalised, ``mean − λ·std`` with the population std, ddof=0) and ``min`` (worst case,
+after Coste et al., arXiv 2310.02743). ``max`` and ``weighted`` (card C10's rule + model hybrid)
+complete the set. Worked example (card C5, Appendix 2): ``[1, 2, 3]`` gives mean 2, median 2,
+``mean_minus_std`` 2 − 0.816497 = 1.183503 (ddof=1 would give 1.0), min 1.
+
+Standardising members before aggregating (``normalize="zscore"``) puts members on one scale. The
+card marks it ``[design]`` ("e.g. z-score on a reference set") and Appendix 1 lists it as not pinned
+down in the paper, so it is opt-in here; the card's worked vector is on raw scores.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+#: Aggregate name → one-line description (shown by ``rewardkit rewards list``).
+AGGREGATES: dict[str, str] = {
+    "mean": "mean of the members that apply",
+    "median": "median of the members that apply (middle two averaged when even)",
+    "min": "worst case: the lowest member score (Coste et al.)",
+    "max": "best case: the highest member score",
+    "mean_minus_std": "uncertainty-penalised mean − λ·std (population std, ddof 0; λ=1)",
+    "weighted": "Σ w·s over the members that apply, weights rescaled to the full total",
+}
+#: λ of ``mean_minus_std`` when none is given. Card C5: "λ=1 default [design]" (not pinned by the
+#: paper; Appendix 1 item 8).
+DEFAULT_LAM = 1.0
+#: Member standardisations: ``none`` (raw scores) or ``zscore`` (per member, over the batch).
+NORMALIZERS = ("none", "zscore")
+
+
+class Aggregated(NamedTuple):
+    """What :func:`aggregate` returns; unpacks as ``values, n_contributing``."""
+
+    #: (n,) float64: the aggregate of each row; NaN where no member contributed.
+    values: np.ndarray
+    #: (n,) int64: how many members contributed to each row.
+    n_contributing: np.ndarray
+
+
+class Disagreement(NamedTuple):
+    """What :func:`disagreement` returns."""
+
+    #: (n,) population std (ddof=0) across the contributing members; 0 with one, NaN with none.
+    std: np.ndarray
+    #: (n,) max − min across the contributing members; 0 with one, NaN with none.
+    range: np.ndarray
+    #: (n,) int64: how many members contributed to each row.
+    n_contributing: np.ndarray
+
+
+class MemberStats(NamedTuple):
+    """Per-member location and scale over a batch (NaN-aware), as used by :func:`zscore`."""
+
+    mean: np.ndarray  # (m,)
+    std: np.ndarray  # (m,) population std, ddof=0
+    n: np.ndarray  # (m,) how many rows each member scored
+
+
+def canonical_aggregate(how: str) -> str:
+    """The canonical name of an aggregate (case and ``-``/``_`` insensitive); ValueError if unknown."""
+    name = str(how).strip().lower().replace("-", "_")
+    if name not in AGGREGATES:
+        raise ValueError(
+            f"unknown aggregate {how!r}; known aggregates: {', '.join(sorted(AGGREGATES))}"
+        )
+    return name
+
+
+def as_score_matrix(scores: np.ndarray) -> np.ndarray:
+    """``scores`` as a float64 ``(n, m)`` matrix; ValueError for any other shape or ``m == 0``."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(
+            f"scores must be an (n, m) matrix (one column per member); got shape {x.shape}"
+        )
+    if x.shape[1] == 0:
+        raise ValueError("scores has no member columns (m == 0): an empty ensemble has no score")
+    return x
+
+
+def _rows_mean(x: np.ndarray, mask: np.ndarray, n: np.ndarray) -> np.ndarray:
+    total = np.where(mask, x, 0.0).sum(axis=1)
+    out = np.full(x.shape[0], np.nan)
+    np.divide(total, n, out=out, where=n > 0)
+    return out
+
+
+def _rows_std(x: np.ndarray, mask: np.ndarray, n: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    dev = np.where(mask, x - mean[:, None], 0.0)
+    out = np.full(x.shape[0], np.nan)
+    np.divide((dev * dev).sum(axis=1), n, out=out, where=n > 0)
+    return np.sqrt(out)
+
+
+def member_stats(scores: np.ndarray) -> MemberStats:
+    """NaN-aware mean and population std (ddof=0) of each member (column) over the rows.
+
+    A member with no score in any row gets NaN for both. Use these on a reference set and pass
+    them to :func:`zscore` for standardisation that does not depend on the batch.
+    """
+    x = as_score_matrix(scores)
+    mask = ~np.isnan(x)
+    n = mask.sum(axis=0)
+    mean = _rows_mean(x.T, mask.T, n)
+    std = _rows_std(x.T, mask.T, n, mean)
+    return MemberStats(mean, std, n.astype(np.int64))
+
+
+def zscore(
+    scores: np.ndarray,
+    *,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+) -> np.ndarray:
+    """Standardise each member (column): ``(s − mean_j) / std_j``, NaN-aware (card C5, ``[design]``).
+
+    Without ``mean``/``std`` the statistics are the batch's own (:func:`member_stats`: NaN entries
+    ignored, population std, ddof=0); that makes a query's value depend on the rest of its batch,
+    so for scoring that must be reproducible row by row pass statistics from a reference set.
+
+    NaN stays NaN. A member whose std is 0 or undefined (constant over the batch, or one score) is
+    only centred (scale 1), so it becomes 0 wherever it scores: it neither dominates nor vanishes.
+    """
+    x = as_score_matrix(scores)
+    if mean is None or std is None:
+        stats = member_stats(x)
+        mean = stats.mean if mean is None else mean
+        std = stats.std if std is None else std
+    mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (x.shape[1],))
+    std = np.broadcast_to(np.asarray(std, dtype=np.float64), (x.shape[1],))
+    scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    return (x - mean) / scale
+
+
+def disagreement(scores: np.ndarray) -> Disagreement:
+    """How much the members disagree on each row: population std (ddof=0) and range (max − min).
+
+    Card C5: the std is the uncertainty that ``mean_minus_std`` penalises; D9 reports it as
+    underspecification. NaN members are ignored; a row with one contributing member has std 0 and
+    range 0; a row with none has NaN for both.
+    """
+    x = as_score_matrix(scores)
+    mask = ~np.isnan(x)
+    n = mask.sum(axis=1)
+    mean = _rows_mean(x, mask, n)
+    std = _rows_std(x, mask, n, mean)
+    hi = np.where(mask, x, -np.inf).max(axis=1)
+    lo = np.where(mask, x, np.inf).min(axis=1)
+    rng = np.where(n > 0, hi - lo, np.nan)
+    return Disagreement(std, rng, n.astype(np.int64))
+
+
+def _check_weights(weights: object, m: int) -> np.ndarray:
+    if weights is None:
+        raise ValueError("aggregate 'weighted' needs weights, one per member")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,):
+        raise ValueError(f"weights must have one value per member ({m}); got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be finite; got {w.tolist()}")
+    if not np.any(w != 0):
+        raise ValueError("weights are all zero: a weighted sum of nothing")
+    return w
+
+
+def aggregate(
+    scores: np.ndarray,
+    how: str = "mean",
+    *,
+    lam: float = DEFAULT_LAM,
+    weights: np.ndarray | list[float] | None = None,
+    normalize: str = "none",
+) -> Aggregated:
+    """Aggregate the members' scores of each row (card C5; ``weighted`` card C10). NaN-aware.
+
+    ``scores`` is ``(n, m)``: n queries, m members. Over the members ``C`` that scored a row
+    (non-NaN; for ``weighted`` also ``w_j ≠ 0``), with ``k = |C|``:
+
+    - ``mean``: ``(1/k) Σ_C s_j``
+    - ``median``: the middle value of ``{s_j : j ∈ C}`` (mean of the two middle ones when k is even)
+    - ``min``: ``min_C s_j`` (worst case; Coste et al. 2310.02743)
+    - ``max``: ``max_C s_j``
+    - ``mean_minus_std``: ``mean − λ·std`` with ``std = sqrt((1/k) Σ_C (s_j − mean)²)`` (ddof=0, as
+      the card's vector ``[1, 2, 3] → 1.183503`` requires). With one contributing member the
+      penalty is 0. ``lam`` (λ, default :data:`DEFAULT_LAM` = 1.0) is any finite number; λ < 0
+      turns the penalty into an optimism bonus.
+    - ``weighted``: ``(Σ_C w_j s_j) · (Σ_all |w_j| / Σ_C |w_j|)``. When every member applies this is
+      exactly the weighted sum ``Σ w_j s_j``; when some abstain (NaN), the remaining weights are
+      rescaled so their absolute total equals the full one, so the value keeps its scale instead of
+      shrinking toward 0. Weights that sum to 1 therefore give the weighted mean of the members
+      that apply (card C10's ``c·r_rule + (1−c)·r_model`` falls back to ``r_model`` when the rule
+      does not apply). Zero-weight members never contribute.
+
+    ``normalize="zscore"`` first standardises each member over the batch (:func:`zscore`, batch
+    statistics); ``"none"`` (default) aggregates raw scores.
+
+    Returns ``Aggregated(values (n,) float64, n_contributing (n,) int64)``; ``values`` is NaN
+    exactly where ``n_contributing`` is 0.
+    """
+    name = canonical_aggregate(how)
+    x = as_score_matrix(scores)
+    if normalize not in NORMALIZERS:
+        raise ValueError(f"unknown normalize {normalize!r}; expected one of {NORMALIZERS}")
+    if weights is not None and name != "weighted":
+        raise ValueError(f"weights apply only to aggregate 'weighted', not {name!r}")
+    if normalize == "zscore":
+        x = zscore(x)
+    mask = ~np.isnan(x)
+    w = _check_weights(weights, x.shape[1]) if name == "weighted" else None
+    if w is not None:
+        mask &= w[None, :] != 0
+    n = mask.sum(axis=1)
+    have = n > 0
+    out = np.full(x.shape[0], np.nan)
+
+    if name == "mean":
+        out = _rows_mean(x, mask, n)
+    elif name == "mean_minus_std":
+        lam = float(lam)
+        if not np.isfinite(lam):
+            raise ValueError(f"lam must be a finite number; got {lam!r}")
+        mean = _rows_mean(x, mask, n)
+        out = mean - lam * _rows_std(x, mask, n, mean)
+    elif name == "min":
+        out[have] = np.where(mask, x, np.inf).min(axis=1)[have]
+    elif name == "max":
+        out[have] = np.where(mask, x, -np.inf).max(axis=1)[have]
+    elif name == "median":
+        if np.any(have):
+            out[have] = np.nanmedian(np.where(mask, x, np.nan)[have], axis=1)
+    else:  # weighted
+        assert w is not None
+        aw = np.abs(w)
+        used = np.where(mask, aw[None, :], 0.0).sum(axis=1)
+        total = np.where(mask, x * w[None, :], 0.0).sum(axis=1)
+        np.divide(total * aw.sum(), used, out=out, where=have)
+    return Aggregated(out, n.astype(np.int64))
+
+
+def ensemble_aggregate(
+    scores: np.ndarray, how: str = "mean", lam: float = DEFAULT_LAM
+) -> np.ndarray:
+    """Card C5's signature: only the values of :func:`aggregate` (NaN-aware the same way)."""
+    return aggregate(scores, how, lam=lam).values

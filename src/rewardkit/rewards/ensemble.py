@@ -1,0 +1,463 @@
+"""Ensembles and weighted sums of rewards: methods.md C5 (Helping or Herding?) and C10 (hybrids).
+
+An :class:`EnsembleReward` holds any rewards as members (built from nested specs by the
+registry, or given as :class:`~rewardkit.types.Reward` objects), scores each member once per call
+and aggregates the ``(n, m)`` score matrix with :func:`rewardkit.combine.aggregate.aggregate`
+(NaN-aware: a member that does not apply to a query is left out of that query's aggregate; a
+query no member applies to is NaN). The per-member scores and their disagreement from the last
+call stay on the object (``last_members``, ``last_disagreement``, ``last_contributing``) and
+:meth:`EnsembleReward.score_with_members` returns them together for reports.
+
+Specs (see ``docs/composition.md``)::
+
+    {"ensemble": ["rule:length?unit=words", {"type": "judge", "model": "default"}],
+     "aggregate": "mean_minus_std", "lam": 1.0}
+    {"type": "ensemble", "members": [...], "aggregate": "median", "normalize": "zscore"}
+    {"weighted": {"rule:math": 1.0, "judge:default": 0.5}}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.combine.aggregate import (
+    DEFAULT_LAM,
+    NORMALIZERS,
+    aggregate,
+    canonical_aggregate,
+    disagreement,
+    zscore,
+)
+from rewardkit.errors import SpecError
+from rewardkit.registry import kinds, load_reward, parse_spec
+from rewardkit.types import Query, Reward
+
+#: Options of a member that the ensemble itself reads (and removes before building the member).
+MEMBER_OPTIONS = ("objective", "weight")
+
+MemberSpec = Reward | str | Path | Mapping[str, Any] | Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of an ensemble: a reward, the column it contributes, and its weight."""
+
+    reward: Reward
+    #: Name in reports: the member's spec label, with ``[objective]`` when one was picked.
+    name: str
+    #: The objective picked from a multi-objective member (None for a scalar member).
+    objective: str | None = None
+    #: Index of ``objective`` in ``reward.objectives``.
+    column: int | None = None
+    #: Weight for the ``weighted`` aggregate (None when not given).
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class EnsembleScores:
+    """An ensemble's scores with everything behind them, for evaluation and reports."""
+
+    #: (n,) float32: the aggregate, exactly what :meth:`EnsembleReward.score` returns.
+    value: np.ndarray
+    #: (n, m) float64: each member's raw score (NaN where it does not apply).
+    members: np.ndarray
+    #: The m member names, in column order.
+    member_names: tuple[str, ...]
+    #: (n,) population std (ddof=0) across the contributing members, on the scale that was
+    #: aggregated (z-scores when ``normalize="zscore"``); 0 with one member, NaN with none.
+    disagreement: np.ndarray
+    #: (n,) int64: how many members contributed to each value.
+    n_contributing: np.ndarray
+    #: (n,) max − min across the contributing members (same scale as ``disagreement``).
+    spread: np.ndarray
+
+
+def _strip_member_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``objective=``/``weight=`` out of a string spec's options; the rest is kept verbatim."""
+    head, sep, query = spec.strip().partition("?")
+    if not sep:
+        return spec.strip(), {}
+    _, _, parsed = parse_spec(spec)
+    found = {k: parsed[k] for k in MEMBER_OPTIONS if k in parsed}
+    keep = [p for p in query.split("&") if p and p.partition("=")[0].strip() not in MEMBER_OPTIONS]
+    return head + ("?" + "&".join(keep) if keep else ""), found
+
+
+def _is_composite_dict(item: Mapping[str, Any]) -> bool:
+    if "type" in item or "kind" in item:
+        return True
+    return any(k.kind in item for k in kinds() if k.composite)
+
+
+def _check_weight(value: Any, where: str) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}: weight must be a number; got {value!r}") from None
+    if not math.isfinite(weight):
+        raise SpecError(f"{where}: weight must be finite; got {value!r}")
+    return weight
+
+
+def _build_member(
+    item: MemberSpec,
+    index: int,
+    *,
+    weight: Any = None,
+    engine_defaults: Mapping[str, Any] | None,
+    base_dir: str | Path | None,
+) -> Member:
+    where = f"ensemble member {index}"
+    options: dict[str, Any] = {}
+    spec: Any = item
+    if isinstance(item, Mapping):
+        if "reward" in item and not _is_composite_dict(item):
+            extra = sorted(set(item) - {"reward", *MEMBER_OPTIONS})
+            if extra:
+                raise SpecError(
+                    f"{where}: unknown keys {extra} beside 'reward' (allowed: objective, weight)"
+                )
+            spec = item["reward"]
+            options = {k: item[k] for k in MEMBER_OPTIONS if k in item}
+        else:
+            spec = dict(item)
+            options = {k: spec.pop(k) for k in MEMBER_OPTIONS if k in spec}
+    elif isinstance(item, str):
+        spec, options = _strip_member_options(item)
+    elif isinstance(item, Sequence) and not isinstance(item, bytes):
+        if len(item) != 2:
+            raise SpecError(f"{where}: a list member must be [SPEC, WEIGHT]; got {item!r}")
+        return _build_member(
+            item[0], index, weight=item[1], engine_defaults=engine_defaults, base_dir=base_dir
+        )
+    elif not isinstance(item, (Reward, Path)):
+        raise SpecError(
+            f"{where}: expected a Reward, a spec string, a dict or a file path; "
+            f"got {type(item).__name__}"
+        )
+    if weight is not None:
+        if "weight" in options:
+            raise SpecError(f"{where}: weight given twice")
+        options["weight"] = weight
+
+    if isinstance(spec, Reward):
+        reward = spec
+    else:
+        reward = load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
+    label = reward.name
+
+    objective = options.get("objective")
+    column = None
+    if reward.objectives:
+        names = list(reward.objectives)
+        if objective is None:
+            raise SpecError(
+                f"{where} {label!r} returns {len(names)} objectives ({', '.join(names)}); an "
+                f"ensemble aggregates one number per member: pick one with objective=NAME "
+                f"(e.g. '{label}?objective={names[0]}' or {{..., 'objective': '{names[0]}'}}) "
+                "or reduce it to a scalar reward first"
+            )
+        objective = str(objective)
+        if objective not in names:
+            raise SpecError(
+                f"{where} {label!r}: unknown objective {objective!r}; it has {', '.join(names)}"
+            )
+        column = names.index(objective)
+    elif objective is not None:
+        raise SpecError(
+            f"{where} {label!r} is a scalar reward; objective={objective!r} applies only to "
+            "multi-objective members"
+        )
+    w = None if options.get("weight") is None else _check_weight(options["weight"], where)
+    name = f"{label}[{objective}]" if objective is not None else label
+    return Member(reward, name, objective, column, w)
+
+
+class EnsembleReward(Reward):
+    """Several rewards aggregated into one score per query (methods.md C5; ``weighted``: C10).
+
+    ``members`` are Rewards or specs (strings, dicts, files, nested ensembles); a member dict may
+    carry ``objective`` (pick one column of a multi-objective member) and ``weight``. ``aggregate``
+    is one of :data:`rewardkit.combine.aggregate.AGGREGATES`; ``lam`` is λ of
+    ``mean_minus_std``; ``weights`` (or the members' own weights) feed ``weighted``.
+    ``normalize="zscore"`` standardises each member before aggregating, with ``stats`` (one
+    ``[mean, std]`` per member, from a reference set) when given, else over the scored batch
+    (then a query's value depends on its batch; card C5 marks standardisation ``[design]``).
+
+    Each call scores every member once. After a call, ``last_members`` (n, m), ``last_disagreement``
+    (n,), ``last_spread`` (n,) and ``last_contributing`` (n,) hold what produced the values;
+    :meth:`score_with_members` returns them as an :class:`EnsembleScores`.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[MemberSpec],
+        aggregate: str = "mean",
+        *,
+        lam: float = DEFAULT_LAM,
+        weights: Sequence[float] | None = None,
+        normalize: str = "none",
+        stats: Sequence[Sequence[float]] | None = None,
+        name: str | None = None,
+        engine_defaults: Mapping[str, Any] | None = None,
+        base_dir: str | Path | None = None,
+    ) -> None:
+        try:
+            self.aggregate = canonical_aggregate(aggregate)
+        except ValueError as exc:
+            raise SpecError(f"ensemble: {exc}") from None
+        if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence):
+            raise SpecError(
+                "ensemble members must be a list of specs or Rewards; got "
+                f"{type(members).__name__} (a weighted mapping goes in {{'weighted': {{...}}}})"
+            )
+        if len(members) == 0:
+            raise SpecError("an ensemble needs at least one member; got an empty list")
+        if normalize not in NORMALIZERS:
+            raise SpecError(f"ensemble: unknown normalize {normalize!r}; expected {NORMALIZERS}")
+        try:
+            self.lam = float(lam)
+        except (TypeError, ValueError):
+            raise SpecError(f"ensemble: lam must be a number; got {lam!r}") from None
+        if not math.isfinite(self.lam):
+            raise SpecError(f"ensemble: lam must be finite; got {lam!r}")
+        self.normalize = normalize
+        self.members: list[Member] = [
+            _build_member(m, i, engine_defaults=engine_defaults, base_dir=base_dir)
+            for i, m in enumerate(members)
+        ]
+        self.weights = self._resolve_weights(weights)
+        self.stats = self._check_stats(stats)
+        self.uses_meta = any(m.reward.uses_meta for m in self.members)
+        self.name = name or self._default_name()
+        self.last_members: np.ndarray | None = None
+        self.last_disagreement: np.ndarray | None = None
+        self.last_spread: np.ndarray | None = None
+        self.last_contributing: np.ndarray | None = None
+
+    # ---- construction helpers -------------------------------------------------------------
+    def _resolve_weights(self, weights: Sequence[float] | None) -> tuple[float, ...] | None:
+        own = [m.weight for m in self.members]
+        if self.aggregate != "weighted":
+            if weights is not None or any(w is not None for w in own):
+                raise SpecError(
+                    f"ensemble: weights apply only to aggregate 'weighted', not {self.aggregate!r}"
+                )
+            return None
+        if weights is not None:
+            if any(w is not None for w in own):
+                raise SpecError(
+                    "ensemble: give weights either per member or as 'weights', not both"
+                )
+            if isinstance(weights, (str, Mapping)) or len(weights) != len(self.members):
+                raise SpecError(
+                    f"ensemble: 'weights' must list one number per member ({len(self.members)}); "
+                    f"got {weights!r}"
+                )
+            out = tuple(_check_weight(w, f"ensemble weight {i}") for i, w in enumerate(weights))
+        else:
+            missing = [m.name for m in self.members if m.weight is None]
+            if missing:
+                raise SpecError(
+                    f"ensemble: aggregate 'weighted' needs a weight for every member; missing for "
+                    f"{missing}"
+                )
+            out = tuple(float(m.weight) for m in self.members if m.weight is not None)
+        if not any(out):
+            raise SpecError("ensemble: weights are all zero")
+        return out
+
+    def _check_stats(
+        self, stats: Sequence[Sequence[float]] | None
+    ) -> tuple[tuple[float, float], ...] | None:
+        if stats is None:
+            return None
+        if self.normalize != "zscore":
+            raise SpecError("ensemble: 'stats' are used only with normalize='zscore'")
+        try:
+            pairs = tuple((float(mu), float(sd)) for mu, sd in stats)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"ensemble: 'stats' must be one [mean, std] pair per member; got {stats!r}"
+            ) from None
+        if len(pairs) != len(self.members):
+            raise SpecError(
+                f"ensemble: 'stats' has {len(pairs)} pairs for {len(self.members)} members"
+            )
+        if not all(math.isfinite(mu) and math.isfinite(sd) and sd > 0 for mu, sd in pairs):
+            raise SpecError(f"ensemble: 'stats' need finite means and positive stds; got {stats!r}")
+        return pairs
+
+    def _default_name(self) -> str:
+        if self.aggregate == "weighted" and self.weights is not None:
+            terms = " + ".join(
+                f"{w:g}*{m.name}" for w, m in zip(self.weights, self.members, strict=True)
+            )
+            return f"weighted({terms})"
+        how = self.aggregate + (f", lam={self.lam:g}" if self.aggregate == "mean_minus_std" else "")
+        return f"ensemble[{how}]({', '.join(m.name for m in self.members)})"
+
+    # ---- Reward interface -----------------------------------------------------------------
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        """Member names in column order."""
+        return tuple(m.name for m in self.members)
+
+    def identity(self) -> dict[str, Any]:
+        """Every member's fingerprint (and picked objective) plus the aggregation settings."""
+        ident: dict[str, Any] = {
+            "class": "EnsembleReward",
+            "aggregate": self.aggregate,
+            "normalize": self.normalize,
+            "members": [
+                {"fingerprint": m.reward.fingerprint(), "objective": m.objective}
+                for m in self.members
+            ],
+        }
+        if self.aggregate == "mean_minus_std":
+            ident["lam"] = self.lam
+        if self.weights is not None:
+            ident["weights"] = list(self.weights)
+        if self.stats is not None:
+            ident["stats"] = [list(p) for p in self.stats]
+        return ident
+
+    def member_scores(self, queries: Sequence[Query]) -> np.ndarray:
+        """The (n, m) float64 matrix of member scores (each member scored once)."""
+        queries = list(queries)
+        out = np.full((len(queries), len(self.members)), np.nan, dtype=np.float64)
+        if not queries:
+            return out
+        for j, member in enumerate(self.members):
+            s = member.reward.score(queries)
+            out[:, j] = s[:, member.column] if member.column is not None else s
+        return out
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        raw = self.member_scores(queries)
+        x = raw
+        if self.normalize == "zscore":
+            if self.stats is not None:
+                mean = np.array([p[0] for p in self.stats])
+                std = np.array([p[1] for p in self.stats])
+                x = zscore(raw, mean=mean, std=std)
+            else:
+                x = zscore(raw)
+        values, n = aggregate(x, self.aggregate, lam=self.lam, weights=self.weights)
+        dis = disagreement(x)
+        self.last_members = raw
+        self.last_disagreement = dis.std
+        self.last_spread = dis.range
+        self.last_contributing = n
+        return values
+
+    def score_with_members(self, queries: Sequence[Query]) -> EnsembleScores:
+        """Score ``queries`` and return the value with the member scores and their disagreement."""
+        queries = list(queries)
+        value = self.score(queries)
+        if not queries:
+            m = len(self.members)
+            empty = np.zeros(0, dtype=np.float64)
+            return EnsembleScores(
+                value,
+                np.zeros((0, m)),
+                self.member_names,
+                empty,
+                np.zeros(0, dtype=np.int64),
+                empty,
+            )
+        assert self.last_members is not None
+        assert self.last_disagreement is not None
+        assert self.last_contributing is not None
+        assert self.last_spread is not None
+        return EnsembleScores(
+            value,
+            self.last_members,
+            self.member_names,
+            self.last_disagreement,
+            self.last_contributing,
+            self.last_spread,
+        )
+
+
+def _no_string_form(kind: str, arg: str | None) -> None:
+    if arg is not None:
+        raise SpecError(
+            f"'{kind}:{arg}': {kind} rewards are built from a dict or a YAML/JSON file, e.g. "
+            + (
+                '{"ensemble": ["rule:length", "judge:default"], "aggregate": "mean"}'
+                if kind == "ensemble"
+                else '{"weighted": {"rule:math": 1.0, "judge:default": 0.5}}'
+            )
+        )
+
+
+def build(
+    arg: str | None,
+    *,
+    members: Sequence[MemberSpec] | None = None,
+    aggregate: str = "mean",
+    lam: float = DEFAULT_LAM,
+    weights: Sequence[float] | None = None,
+    normalize: str = "none",
+    stats: Sequence[Sequence[float]] | None = None,
+    name: str | None = None,
+    engine_defaults: Mapping[str, Any] | None = None,
+    base_dir: str | Path | None = None,
+) -> EnsembleReward:
+    """Registry factory for ``{"ensemble": [...], ...}`` / ``{"type": "ensemble", "members": ...}``."""
+    _no_string_form("ensemble", arg)
+    if members is None:
+        raise SpecError("an ensemble spec needs its members: {'ensemble': [SPEC, ...]}")
+    return EnsembleReward(
+        members,
+        aggregate,
+        lam=lam,
+        weights=weights,
+        normalize=normalize,
+        stats=stats,
+        name=name,
+        engine_defaults=engine_defaults,
+        base_dir=base_dir,
+    )
+
+
+def build_weighted(
+    arg: str | None,
+    *,
+    members: Mapping[str, float] | Sequence[MemberSpec] | None = None,
+    normalize: str = "none",
+    stats: Sequence[Sequence[float]] | None = None,
+    name: str | None = None,
+    engine_defaults: Mapping[str, Any] | None = None,
+    base_dir: str | Path | None = None,
+) -> EnsembleReward:
+    """Registry factory for ``{"weighted": {SPEC: WEIGHT, ...}}`` (C10's rule + model hybrid).
+
+    The members may also be a list whose items carry their weight: ``[SPEC, WEIGHT]`` pairs,
+    ``{"reward": SPEC, "weight": W}`` or a member dict with a ``weight`` key (the way to weight a
+    nested ensemble or a dict spec, which cannot be a mapping key).
+    """
+    _no_string_form("weighted", arg)
+    if members is None:
+        raise SpecError("a weighted spec needs its members: {'weighted': {SPEC: WEIGHT, ...}}")
+    items: list[MemberSpec]
+    if isinstance(members, Mapping):
+        items = [[spec, weight] for spec, weight in members.items()]
+    else:
+        items = list(members)
+    return EnsembleReward(
+        items,
+        "weighted",
+        normalize=normalize,
+        stats=stats,
+        name=name,
+        engine_defaults=engine_defaults,
+        base_dir=base_dir,
+    )

@@ -1,0 +1,103 @@
+"""Helpers shared by the rule rewards: per-query scoring, reference lists, text normalisation."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.errors import SpecError
+from rewardkit.types import Query, Reward
+
+NAN = math.nan
+
+
+class RuleReward(Reward):
+    """A rule scored one query at a time by :meth:`score_one` (a float; NaN where not applicable).
+
+    Subclasses set ``self.options`` (a dict of the options that change scores: it is the identity)
+    and implement :meth:`score_one`.
+    """
+
+    #: The rule's name in :data:`rewardkit.rewards.rules.RULES`.
+    rule: str = "rule"
+
+    def __init__(self, **options: Any) -> None:
+        self.options: dict[str, Any] = options
+        self.name = f"rule:{self.rule}"
+
+    def identity(self) -> dict[str, Any]:
+        return {"class": type(self).__qualname__, **self.options}
+
+    @abstractmethod
+    def score_one(self, query: Query) -> float:
+        """The reward of one query."""
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        return np.asarray([self.score_one(q) for q in queries], dtype=np.float64)
+
+
+def references(reference: Any) -> list[str]:
+    """A reference given as a string or a list of strings, as a list of non-blank strings.
+
+    ``None``, ``""`` and ``[]`` give ``[]`` (the rule then returns NaN).
+    """
+    if reference is None:
+        return []
+    if isinstance(reference, str):
+        return [reference] if reference.strip() else []
+    if isinstance(reference, Sequence):
+        return [str(r) for r in reference if r is not None and str(r).strip()]
+    return [str(reference)]
+
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def answer_tag_content(text: str) -> str:
+    """The inside of the last ``<answer>…</answer>`` block when there is one, else ``text``."""
+    if "<answer>" not in text:
+        return text
+    found = _ANSWER_TAG.findall(text)
+    return found[-1] if found else text
+
+
+# SQuAD v1.1 official normalisation (evaluate-v1.1.py): lower, drop punctuation, drop articles,
+# collapse whitespace.
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD answer normalisation: lowercase, strip punctuation and articles, squeeze spaces."""
+    text = text.lower().translate(_PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def as_bool(name: str, rule: str, value: Any) -> bool:
+    """An option read as a boolean (the spec parser already turns ``true``/``false`` into bools)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    raise SpecError(f"rule:{rule} option {name} must be true or false, got {value!r}")
+
+
+def as_number(name: str, rule: str, value: Any, *, minimum: float | None = None) -> float:
+    """An option read as a number, optionally with a lower bound."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise SpecError(f"rule:{rule} option {name} must be a number, got {value!r}") from None
+    if minimum is not None and value < minimum:
+        raise SpecError(f"rule:{rule} option {name} must be ≥ {minimum}, got {value!r}")
+    return value

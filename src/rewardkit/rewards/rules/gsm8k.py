@@ -1,0 +1,116 @@
+"""``rule:gsm8k`` — GSM8K-style numeric answer match (no sympy; the classic verl/OpenAI check).
+
+The answer of a text is, in order: the number after the last ``####`` (GSM8K's answer marker),
+else the content of the last ``\\boxed{…}``, else the last number in the text. The reference may
+be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of acceptable answers;
+the same extraction applies to it. Before comparing, commas, ``$`` and units are dropped
+(``#### $1,234.50 dollars`` → 1234.5); ``a/b`` and ``\\frac{a}{b}`` are read as fractions.
+Two answers match when ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6).
+
+Reward 1.0/0.0; NaN when there is no reference or no number can be read from it; 0.0 when the
+response has no number.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any
+
+from rewardkit.rewards.rules._common import NAN, RuleReward, as_number, references
+from rewardkit.rewards.rules.math_answer import last_boxed
+from rewardkit.types import Query
+
+_HASHES = re.compile(r"####\s*([^\n]*)")
+_FRACTION = re.compile(r"(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)")
+_LATEX_FRACTION = re.compile(r"(-?)\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(\d+(?:\.\d+)?)\s*\}")
+# A minus sign counts only when it is not a subtraction ("16-3" ends in 3, not -3).
+_NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+(?:\.\d+)?|\.\d+)")
+
+
+def parse_number(text: str) -> Fraction | None:
+    """The first number in ``text`` after dropping commas and ``$`` (a fraction when written so).
+
+    ``"$1,234.50 dollars"`` → 1234.5; ``"\\frac{3}{4}"`` → 3/4; ``"7/2 hours"`` → 7/2; no number → None.
+    """
+    text = text.replace(",", "").replace("\\$", "").replace("$", "").replace("\\!", "")
+    latex = _LATEX_FRACTION.search(text)
+    plain = _NUMBER.search(text)
+    if latex and (plain is None or latex.start() <= plain.start()):
+        den = Fraction(latex.group(3))
+        if den == 0:
+            return None
+        value = Fraction(latex.group(2)) / den
+        return -value if latex.group(1) else value
+    if plain is None:
+        return None
+    frac = _FRACTION.match(text, plain.start())
+    if frac:
+        den = Fraction(frac.group(2))
+        if den != 0:
+            return Fraction(frac.group(1)) / den
+    return Fraction(plain.group(0))
+
+
+def extract_answer(text: str) -> Fraction | None:
+    """The numeric answer of a GSM8K-style text (``####``, else ``\\boxed{}``, else last number)."""
+    hashes = _HASHES.findall(text)
+    if hashes:
+        value = parse_number(hashes[-1])
+        if value is not None:
+            return value
+    if "\\boxed" in text or "\\fbox" in text:
+        boxed = last_boxed(text)
+        if boxed is not None:
+            value = parse_number(boxed)
+            if value is not None:
+                return value
+    cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+    numbers = _NUMBER.findall(cleaned)
+    return Fraction(numbers[-1]) if numbers else None
+
+
+def _matches(pred: Fraction, gold: Fraction, tol: float) -> bool:
+    return pred == gold or abs(float(pred - gold)) <= tol * max(1.0, abs(float(gold)))
+
+
+class Gsm8kReward(RuleReward):
+    """``rule:gsm8k`` — 1.0 when the response's final number equals the reference's.
+
+    Options: ``tol`` (relative tolerance, default 1e-6). NaN without a readable reference.
+    """
+
+    rule = "gsm8k"
+
+    def __init__(self, tol: float = 1e-6) -> None:
+        super().__init__(tol=as_number("tol", self.rule, tol, minimum=0))
+        self._gold_cache: dict[str, Fraction | None] = {}
+
+    def _gold(self, reference: str) -> Fraction | None:
+        if reference not in self._gold_cache:
+            if len(self._gold_cache) > 65536:
+                self._gold_cache.clear()
+            self._gold_cache[reference] = extract_answer(reference)
+        return self._gold_cache[reference]
+
+    def score_one(self, query: Query) -> float:
+        golds = [g for g in (self._gold(r) for r in references(query.reference)) if g is not None]
+        if not golds:
+            return NAN
+        pred = extract_answer(query.response)
+        if pred is None:
+            return 0.0
+        return 1.0 if any(_matches(pred, g, self.options["tol"]) for g in golds) else 0.0
+
+
+def compute_score(solution: str, ground_truth: Any, tol: float = 1e-6) -> float:
+    """verl-style ``compute_score``: 1.0 if the last ``####``/``\\boxed``/number of ``solution``
+    equals that of ``ground_truth`` (a string or list of strings), else 0.0; NaN without a
+    readable ground truth."""
+    golds = [g for g in (extract_answer(r) for r in references(ground_truth)) if g is not None]
+    if not golds:
+        return NAN
+    pred = extract_answer(solution)
+    if pred is None:
+        return 0.0
+    return 1.0 if any(_matches(pred, g, tol) for g in golds) else 0.0

@@ -1,0 +1,166 @@
+"""``rule:iou`` — bounding-box IoU reward for grounding (card B9, Mixed-R1's IoU reward).
+
+Boxes are ``[x1, y1, x2, y2]`` (top-left, bottom-right; continuous coordinates, no +1 pixel
+convention) and ``IoU(A, B) = area(A ∩ B) / area(A ∪ B)``; a box with ``x2 ≤ x1`` or ``y2 ≤ y1``
+has zero area. Card vector: ``IoU([0,0,2,2], [1,1,3,3]) = 1/7 = 0.142857``.
+
+Boxes are read from the response (only the inside of ``<answer>…</answer>`` when there is one),
+in text order, written as ``[x1, y1, x2, y2]``, ``(x1, y1, x2, y2)``, a JSON list (also inside an
+object such as ``{"bbox_2d": [...]}``), ``(x1,y1),(x2,y2)`` or ``<box>…</box>`` holding four
+numbers (Qwen-VL's ``<box>(x1,y1),(x2,y2)</box>`` included). The reference is a box, a list of
+boxes, a dict with ``bbox``/``bbox_2d``/``box``, or text in the same forms.
+
+Several boxes (``match`` option):
+
+- ``greedy`` (default): one-to-one matching, pairs taken by decreasing IoU; the reward is
+  ``Σ matched IoU / max(#predicted, #reference)``. With one box on each side this is the plain
+  IoU; extra predicted boxes lower the reward, so listing many boxes does not pay.
+- ``first``: the first predicted box only (as VLM-R1/Mixed-R1-style single-box grounding does),
+  scored against its best reference box.
+
+``threshold=t`` turns each matched IoU into ``1[IoU ≥ t]`` (the common 0.5 variant).
+NaN when the reference holds no box; 0.0 when no box can be read from the response.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rewardkit.errors import SpecError
+from rewardkit.rewards.rules._common import NAN, RuleReward, answer_tag_content, as_bool, as_number
+from rewardkit.types import Query
+
+Box = tuple[float, float, float, float]
+
+_N = r"-?\d+(?:\.\d+)?"
+_BOX = re.compile(
+    r"<box>(?P<inner>.*?)</box>"
+    rf"|\(\s*(?P<a1>{_N})\s*,\s*(?P<a2>{_N})\s*\)\s*,?\s*\(\s*(?P<a3>{_N})\s*,\s*(?P<a4>{_N})\s*\)"
+    rf"|[\[(]\s*(?P<b1>{_N})\s*,\s*(?P<b2>{_N})\s*,\s*(?P<b3>{_N})\s*,\s*(?P<b4>{_N})\s*[\])]",
+    re.DOTALL,
+)
+_NUM = re.compile(_N)
+MATCHES = ("greedy", "first")
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 when the union is empty)."""
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    iw = min(ax2, bx2) - max(ax1, bx1)
+    ih = min(ay2, by2) - max(ay1, by1)
+    inter = iw * ih if iw > 0 and ih > 0 else 0.0
+    area_a = max(0.0, ax2 - ax1) * max(0.0, ay2 - ay1)
+    area_b = max(0.0, bx2 - bx1) * max(0.0, by2 - by1)
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def parse_boxes(text: str) -> list[Box]:
+    """Every box written in ``text``, in order (see the module docstring for the forms)."""
+    boxes: list[Box] = []
+    for m in _BOX.finditer(text):
+        if m.group("inner") is not None:
+            nums = _NUM.findall(m.group("inner"))
+            if len(nums) == 4:
+                boxes.append(tuple(float(x) for x in nums))  # type: ignore[arg-type]
+        elif m.group("a1") is not None:
+            boxes.append(tuple(float(m.group(k)) for k in ("a1", "a2", "a3", "a4")))  # type: ignore[arg-type]
+        else:
+            boxes.append(tuple(float(m.group(k)) for k in ("b1", "b2", "b3", "b4")))  # type: ignore[arg-type]
+    return boxes
+
+
+def reference_boxes(reference: Any) -> list[Box]:
+    """Boxes of a reference: a box, a list of boxes, a dict holding one, or text."""
+    if reference is None:
+        return []
+    if isinstance(reference, str):
+        return parse_boxes(reference)
+    if isinstance(reference, Mapping):
+        for key in ("bbox", "bbox_2d", "box", "boxes"):
+            if key in reference:
+                return reference_boxes(reference[key])
+        return []
+    if isinstance(reference, Sequence):
+        if len(reference) == 4 and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in reference
+        ):
+            return [tuple(float(x) for x in reference)]  # type: ignore[list-item]
+        return [b for item in reference for b in reference_boxes(item)]
+    return []
+
+
+def box_reward(
+    pred: Sequence[Box],
+    gold: Sequence[Box],
+    match: str = "greedy",
+    threshold: float | None = None,
+) -> float:
+    """Reward of predicted boxes against reference boxes (NaN without reference boxes)."""
+    if not gold:
+        return NAN
+    if not pred:
+        return 0.0
+
+    def value(x: float) -> float:
+        return x if threshold is None else float(x >= threshold)
+
+    if match == "first":
+        return value(max(iou(pred[0], g) for g in gold))
+    pairs = sorted(
+        ((iou(p, g), i, j) for i, p in enumerate(pred) for j, g in enumerate(gold)),
+        key=lambda t: -t[0],
+    )
+    used_p: set[int] = set()
+    used_g: set[int] = set()
+    total = 0.0
+    for v, i, j in pairs:
+        if i in used_p or j in used_g:
+            continue
+        used_p.add(i)
+        used_g.add(j)
+        total += value(v)
+    return total / max(len(pred), len(gold))
+
+
+class IouReward(RuleReward):
+    """``rule:iou`` — options ``match`` (``greedy``/``first``), ``threshold`` (none: continuous
+    IoU), ``answer_tag`` (read boxes inside ``<answer>`` when present, default true)."""
+
+    rule = "iou"
+
+    def __init__(
+        self, match: str = "greedy", threshold: float | None = None, answer_tag: bool = True
+    ) -> None:
+        if match not in MATCHES:
+            raise SpecError(f"rule:iou match must be one of {MATCHES}, got {match!r}")
+        if threshold is not None:
+            threshold = as_number("threshold", self.rule, threshold, minimum=0)
+        super().__init__(
+            match=match, threshold=threshold, answer_tag=as_bool("answer_tag", self.rule, answer_tag)
+        )
+
+    def score_one(self, query: Query) -> float:
+        gold = reference_boxes(query.reference)
+        if not gold:
+            return NAN
+        text = query.response
+        if self.options["answer_tag"]:
+            text = answer_tag_content(text)
+        return box_reward(
+            parse_boxes(text), gold, self.options["match"], self.options["threshold"]
+        )
+
+
+def compute_score(
+    solution: str, ground_truth: Any, match: str = "greedy", threshold: float | None = None
+) -> float:
+    """verl-style ``compute_score``: IoU reward of the boxes in ``solution`` against
+    ``ground_truth`` (box(es) or text); NaN without a reference box, 0.0 with no predicted box."""
+    gold = reference_boxes(ground_truth)
+    if not gold:
+        return NAN
+    return box_reward(parse_boxes(answer_tag_content(solution)), gold, match, threshold)

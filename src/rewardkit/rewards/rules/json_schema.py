@@ -1,0 +1,113 @@
+"""``rule:json_schema`` — does the response's JSON conform to a JSON Schema? 1.0 / 0.0.
+
+The schema is the ``schema`` option (a dict, a JSON string, or a path to a ``.json`` file) or,
+without it, ``Query.reference`` (a dict or a JSON string) — so each row can carry its own schema.
+The response is read as in ``rule:json`` (the fenced block when there is one). Invalid JSON → 0.0;
+valid JSON that fails validation → 0.0; NaN when there is no schema. The schema's own
+``$schema`` picks the draft (default: the latest jsonschema supports); an invalid schema is an
+error (``SpecError`` for the option, ``DataError`` for a reference), never a silent score.
+Validators are built once per distinct schema.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rewardkit.errors import DataError, SpecError
+from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool
+from rewardkit.rewards.rules.json_valid import is_valid, load_json
+from rewardkit.types import Query, stable_hash
+
+
+def _schema_from_text(text: str) -> Any:
+    text = text.strip()
+    if text.startswith(("{", "[")) or text in ("true", "false"):
+        return json.loads(text)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(text)
+
+
+def _validator(schema: Any, formats: bool) -> Any:
+    from jsonschema import FormatChecker
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=FormatChecker() if formats else None)
+
+
+class JsonSchemaReward(RuleReward):
+    """``rule:json_schema`` — 1.0 when the response's JSON validates against the schema.
+
+    Options: ``schema`` (dict / JSON string / file path; else ``Query.reference``), ``fence``
+    (read the fenced block, default true), ``formats`` (check ``format`` keywords such as
+    ``email``, default false).
+    """
+
+    rule = "json_schema"
+
+    def __init__(self, schema: Any = None, fence: bool = True, formats: bool = False) -> None:
+        fence = as_bool("fence", self.rule, fence)
+        formats = as_bool("formats", self.rule, formats)
+        self._fixed = None
+        if schema is not None:
+            try:
+                if isinstance(schema, str):
+                    schema = _schema_from_text(schema)
+                self._fixed = _validator(schema, formats)
+            except Exception as exc:
+                raise SpecError(f"rule:json_schema: invalid schema option: {exc}") from None
+        super().__init__(
+            schema_hash=None if schema is None else stable_hash(schema),
+            fence=fence,
+            formats=formats,
+        )
+        self._by_reference: dict[str, Any] = {}
+
+    def _reference_validator(self, reference: Any) -> Any:
+        if reference is None or (isinstance(reference, str) and not reference.strip()):
+            return None
+        key = reference if isinstance(reference, str) else stable_hash(reference)
+        hit = self._by_reference.get(key)
+        if hit is None:
+            try:
+                schema = json.loads(reference) if isinstance(reference, str) else reference
+                hit = _validator(schema, self.options["formats"])
+            except Exception as exc:
+                raise DataError(
+                    f"rule:json_schema: the reference is not a valid JSON Schema: {exc}",
+                    field="reference",
+                ) from None
+            if len(self._by_reference) > 4096:
+                self._by_reference.clear()
+            self._by_reference[key] = hit
+        return hit
+
+    def score_one(self, query: Query) -> float:
+        validator = self._fixed or self._reference_validator(query.reference)
+        if validator is None:
+            return NAN
+        value = load_json(query.response, self.options["fence"])
+        if not is_valid(value):
+            return 0.0
+        return 1.0 if validator.is_valid(value) else 0.0
+
+
+def compute_score(
+    solution: str, ground_truth: Any = None, schema: Any = None, fence: bool = True
+) -> float:
+    """verl-style ``compute_score``: 1.0 if ``solution``'s JSON validates against ``schema``
+    (or, without it, ``ground_truth`` as the schema), 0.0 if not or not JSON; NaN without one."""
+    source = schema if schema is not None else ground_truth
+    if source is None or (isinstance(source, str) and not source.strip()):
+        return NAN
+    if isinstance(source, str):
+        source = _schema_from_text(source)
+    value = load_json(solution, fence)
+    if not is_valid(value):
+        return 0.0
+    return 1.0 if _validator(source, False).is_valid(value) else 0.0

@@ -1,0 +1,55 @@
+"""``rule:repetition`` — n-gram repetition penalty in [max_penalty, 0] (default [−1, 0]).
+
+The sequence-level form of *Demystifying Long Chain-of-Thought Reasoning in LLMs* (Yeo et al.
+2025, arXiv 2502.03373, Appendix C.2) as ported by open-r1 (``get_repetition_penalty_reward``):
+words are the lowercased whitespace split of the response, ``G`` its list of word n-grams
+(``len(words) − n + 1`` of them, n = 3 by default)::
+
+    penalty = (1 − |set(G)| / |G|) · max_penalty        (max_penalty < 0, default −1)
+
+i.e. the fraction of n-grams that repeat an earlier one, made negative. An empty response, or
+one with fewer than n words, scores 0. Never NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rewardkit.errors import SpecError
+from rewardkit.rewards.rules._common import RuleReward, as_number
+from rewardkit.types import Query
+
+
+def repetition_penalty(text: str, n: int = 3, max_penalty: float = -1.0) -> float:
+    """``(1 − unique n-grams / n-grams) · max_penalty`` over lowercased whitespace words."""
+    words = text.lower().split()
+    total = len(words) - n + 1
+    if total <= 0:
+        return 0.0
+    unique = len(set(zip(*(words[i:] for i in range(n)), strict=False)))
+    return (1.0 - unique / total) * max_penalty
+
+
+class RepetitionReward(RuleReward):
+    """``rule:repetition`` — options ``n`` (n-gram size, default 3) and ``max_penalty`` (the
+    penalty of a response that is all repeats, negative, default −1)."""
+
+    rule = "repetition"
+
+    def __init__(self, n: int = 3, max_penalty: float = -1.0) -> None:
+        n = int(as_number("n", self.rule, n, minimum=1))
+        max_penalty = as_number("max_penalty", self.rule, max_penalty)
+        if max_penalty > 0:
+            raise SpecError(f"rule:repetition max_penalty must be ≤ 0, got {max_penalty}")
+        super().__init__(n=n, max_penalty=float(max_penalty))
+
+    def score_one(self, query: Query) -> float:
+        return repetition_penalty(query.response, self.options["n"], self.options["max_penalty"])
+
+
+def compute_score(
+    solution: str, ground_truth: Any = None, n: int = 3, max_penalty: float = -1.0
+) -> float:
+    """verl-style ``compute_score``: the n-gram repetition penalty of ``solution``;
+    ``ground_truth`` is ignored."""
+    return repetition_penalty(solution, n, max_penalty)
