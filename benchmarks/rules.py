@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -74,7 +75,10 @@ def load_mt_bench(data: Path, limit: int | None) -> tuple[list[Any], list[Any]]:
 
     root = data / "mt_bench"
     questions = {q["question_id"]: q for q in _jsonl(root / "question.jsonl")}
-    gpt4 = {a["question_id"]: a["choices"][0]["turns"][0] for a in _jsonl(root / "model_answer" / "gpt-4.jsonl")}
+    gpt4 = {
+        a["question_id"]: a["choices"][0]["turns"][0]
+        for a in _jsonl(root / "model_answer" / "gpt-4.jsonl")
+    }
     plain, tagged = [], []
     for path in sorted((root / "model_answer").glob("*.jsonl")):
         if path.stem == "gpt-4":
@@ -94,17 +98,35 @@ def load_mt_bench(data: Path, limit: int | None) -> tuple[list[Any], list[Any]]:
     return plain, tagged
 
 
-def time_reward(make: Callable[[], Any], queries: list[Any], repeats: int) -> tuple[float, Any]:
-    """Best responses/s over ``repeats`` fresh instances; also the last scores."""
-    best = 0.0
-    scores = None
+def time_reward(
+    make: Callable[[], Any], queries: list[Any], repeats: int
+) -> tuple[float, float, float, Any]:
+    """(first, best) responses per CPU second and best per wall second over ``repeats`` fresh
+    instances, and the last reward (for its scores and stats).
+
+    CPU time (``time.process_time``) is this process's own: on a shared machine it is the
+    per-core figure; wall time is shown beside it. Imports (math-verify, sympy, sacrebleu) are
+    paid by a warm-up on two rows that are not in the data.
+    """
+    from rewardkit import Query
+
+    warm = [
+        Query([{"role": "user", "content": "?"}], "so \\boxed{\\frac{1}{2}}", "0.5"),
+        Query(
+            [{"role": "user", "content": "?"}], "<think>a</think><answer>1 + 1 = 2</answer>", "2"
+        ),
+    ]
+    make().score(warm)
+    cpu_rates, wall_rates = [], []
+    reward = None
     for _ in range(repeats):
         reward = make()
-        t0 = time.perf_counter()
-        scores = reward.score(queries)
-        dt = time.perf_counter() - t0
-        best = max(best, len(queries) / dt)
-    return best, scores
+        c0, w0 = time.process_time(), time.perf_counter()
+        reward.last_scores = reward.score(queries)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        cpu_rates.append(len(queries) / max(cpu, 1e-9))
+        wall_rates.append(len(queries) / max(wall, 1e-9))
+    return cpu_rates[0], max(cpu_rates), max(wall_rates), reward
 
 
 def naive_math_verify(queries: list[Any]) -> Callable[[], Any]:
@@ -112,6 +134,8 @@ def naive_math_verify(queries: list[Any]) -> Callable[[], Any]:
     import numpy as np
 
     class Naive:
+        last_scores: Any = None
+
         def score(self, qs: list[Any]) -> Any:
             from math_verify import parse, verify
 
@@ -128,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     p.add_argument("--quick", action="store_true", help="fewer rows and one repetition")
-    p.add_argument("--repeats", type=int, default=None, help="repetitions (default 3; 1 with --quick)")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="repetitions (default 3; 1 with --quick)"
+    )
     args = p.parse_args(argv)
     data = args.data_dir
     if not (data / "gsm8k").is_dir() or not (data / "mt_bench").is_dir():
@@ -157,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         ("rule:gsm8k", "GSM8K solutions", spec("rule:gsm8k"), gsm8k),
         ("rule:format", "MT-Bench (half tagged)", spec("rule:format"), mt_tagged),
         ("rule:bleu", "MT-Bench vs GPT-4", spec("rule:bleu"), mt_plain),
-        ("rule:bleu?method=sacrebleu", "MT-Bench vs GPT-4", spec("rule:bleu?method=sacrebleu"), mt_plain),
+        (
+            "rule:bleu?method=sacrebleu",
+            "MT-Bench vs GPT-4",
+            spec("rule:bleu?method=sacrebleu"),
+            mt_plain,
+        ),
         ("rule:chrf", "MT-Bench vs GPT-4", spec("rule:chrf"), mt_plain),
         ("rule:rouge_l", "MT-Bench vs GPT-4", spec("rule:rouge_l"), mt_plain),
         ("rule:exact_match", "MT-Bench vs GPT-4", spec("rule:exact_match"), mt_plain),
@@ -167,14 +198,24 @@ def main(argv: list[str] | None = None) -> int:
         ("rule:repetition", "GSM8K solutions", spec("rule:repetition"), gsm8k),
         ("rule:overlong", "GSM8K solutions", spec("rule:overlong?max_len=120&cache_len=40"), gsm8k),
     ]
-    print(f"rule throughput, one process; best of {repeats}; target {TARGET:,.0f}/s for math, format, BLEU\n")
-    print(f"{'reward':32} {'data':24} {'rows':>6} {'responses/s':>12} {'mean':>8} {'NaN':>5}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"rule throughput, one process, {os.cpu_count()} CPUs, load average {load:.1f}; "
+        f"best of {repeats} fresh instances; target {TARGET:,.0f}/s (math, format, BLEU)\n"
+    )
+    header = f"{'reward':30} {'data':23} {'rows':>5} {'CPU/s best':>11} {'first':>8} {'wall/s':>8}"
+    print(f"{header} {'mean':>6} {'NaN':>4}  notes")
     for name, label, make, queries in runs:
-        rate, scores = time_reward(make, queries, repeats)
-        scores = np.asarray(scores, dtype=float)
+        first, best, wall, reward = time_reward(make, queries, repeats)
+        scores = np.asarray(reward.last_scores, dtype=float)
         finite = scores[~np.isnan(scores)]
         mean = f"{finite.mean():.3f}" if finite.size else "-"
-        print(f"{name:32} {label:24} {len(queries):6d} {rate:12,.0f} {mean:>8} {int(np.isnan(scores).sum()):5d}")
+        stats = getattr(reward, "stats", None)
+        note = ", ".join(f"{k} {v}" for k, v in sorted(stats.items())) if stats else ""
+        print(
+            f"{name:30} {label:23} {len(queries):5d} {best:11,.0f} {first:8,.0f} {wall:8,.0f} "
+            f"{mean:>6} {int(np.isnan(scores).sum()):4d}  {note}"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ import secrets
 import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from rewardkit.rewards.sandbox import (  # noqa: E402
     _UID_BASE,
     _UID_SPAN,
     Sandbox,
+    SandboxResult,
     SandboxUnavailableError,
     parse_tests,
     run_tests,
@@ -48,50 +50,50 @@ def _status(pid: str) -> str:
         return ""
 
 
-def _sandbox_processes() -> list[int]:
-    """Live processes running under a sandbox uid (any uid the sandbox ever draws)."""
+def _processes_of_uid(uid: object) -> list[int]:
+    """Live processes running under the uid a sandbox run used."""
+    if not isinstance(uid, int) or not _UID_BASE <= uid < _UID_BASE + _UID_SPAN:
+        return []
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         status = _status(pid)
-        uid = re.search(r"^Uid:\s*(\d+)", status, re.M)
+        uids = re.search(r"^Uid:\s*(\d+)\s+(\d+)", status, re.M)
         state = re.search(r"^State:\s*(\S)", status, re.M)
-        if (
-            uid
-            and state
-            and state.group(1) != "Z"
-            and _UID_BASE <= int(uid.group(1)) < _UID_BASE + _UID_SPAN
-        ):
+        if uids and state and state.group(1) != "Z" and uid in map(int, uids.groups()):
             found.append(int(pid))
     return found
 
 
-def _descendants() -> list[int]:
-    """Live processes below this test process (the sandbox's launcher, init, solution...)."""
+def _descendants() -> set[int]:
+    """Live processes below this test process (a sandbox's launcher, init, solution...)."""
     parent: dict[int, int] = {}
     for pid in os.listdir("/proc"):
         if pid.isdigit():
-            m = re.search(r"^PPid:\s*(\d+)", _status(pid), re.M)
-            if m:
+            status = _status(pid)
+            m = re.search(r"^PPid:\s*(\d+)", status, re.M)
+            if m and not re.search(r"^State:\s*Z", status, re.M):
                 parent[int(pid)] = int(m.group(1))
-    me, out = os.getpid(), []
+    me, out = os.getpid(), set()
     for pid in parent:
-        p, seen = pid, 0
-        while p in parent and p > 1 and seen < 64:
-            p, seen = parent[p], seen + 1
+        p, hops = pid, 0
+        while p in parent and p > 1 and hops < 64:
+            p, hops = parent[p], hops + 1
             if p == me:
-                out.append(pid)
+                out.add(pid)
                 break
     return out
 
 
-def _assert_no_leftovers() -> None:
+def _assert_no_leftovers(res: SandboxResult, before: set[int]) -> None:
+    """Nothing of the run is alive: no process of its uid, no new child of this process."""
+    uid = res.isolation.get("uid")
     deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and (_sandbox_processes() or _descendants()):
+    while time.monotonic() < deadline and (_processes_of_uid(uid) or _descendants() - before):
         time.sleep(0.05)
-    assert _sandbox_processes() == []
-    assert _descendants() == []
+    assert _processes_of_uid(uid) == []
+    assert _descendants() - before == set()
 
 
 def _assert_still_works() -> None:
@@ -219,24 +221,39 @@ def test_isolation_report():
 
 
 def test_fork_bomb_is_contained_and_leaves_nothing():
+    before = _descendants()
     # default: process creation raises at once
     res = run_tests("import os\nwhile True:\n    os.fork()\n", TRIVIAL, timeout_s=3)
     assert res.passed == 0 and "PermissionError" in res.statuses[0]
+    _assert_no_leftovers(res, before)
     # a real bomb that survives EAGAIN, with process creation allowed: bounded by the pid
-    # namespace / pids cgroup / RLIMIT_NPROC, killed at the wall clock
+    # namespace / pids cgroup / RLIMIT_NPROC while it runs, killed at the wall clock
     bomb = (
         "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     )
+    box: dict[str, SandboxResult] = {}
+    worker = threading.Thread(
+        target=lambda: box.setdefault(
+            "res", run_tests(bomb, TRIVIAL, timeout_s=2, allow_subprocess=True, max_procs=16)
+        )
+    )
     start = time.monotonic()
-    res = run_tests(bomb, TRIVIAL, timeout_s=2, allow_subprocess=True, max_procs=16)
+    worker.start()
+    peak = 0
+    while worker.is_alive():
+        peak = max(peak, len(_descendants() - before))
+        time.sleep(0.05)
+    worker.join()
+    res = box["res"]
     assert res.passed == 0 and res.killed_by == "timeout"
     assert time.monotonic() - start < 2 + 4
-    _assert_no_leftovers()
+    assert 0 < peak <= 16 + 2  # the solution's processes + the launcher and the namespace init
+    _assert_no_leftovers(res, before)
     # the same through ctypes, bypassing the Python-level block
     bomb = "import ctypes\nlibc = ctypes.CDLL(None)\nwhile True:\n    libc.fork()\n"
     res = run_tests(bomb, TRIVIAL, timeout_s=2)
     assert res.passed == 0 and res.killed_by == "timeout"
-    _assert_no_leftovers()
+    _assert_no_leftovers(res, before)
     _assert_still_works()
 
 
@@ -250,12 +267,14 @@ def test_daemonised_children_do_not_survive():
         "            time.sleep(600)\n"
         "        os._exit(0)\n"
     )
+    before = _descendants()
     res = run_tests(code, TRIVIAL, allow_subprocess=True, timeout_s=5)
     assert res.statuses == ["passed"]
-    _assert_no_leftovers()
+    _assert_no_leftovers(res, before)
 
 
 def test_infinite_loop_times_out_quickly():
+    before = _descendants()
     start = time.monotonic()
     res = run_tests("while True:\n    pass\n", "assert True\nassert True\n", timeout_s=1.5)
     elapsed = time.monotonic() - start
@@ -269,7 +288,7 @@ def test_infinite_loop_times_out_quickly():
         timeout_s=1,
     )
     assert res.statuses == ["timeout", "skipped", "skipped"]
-    _assert_no_leftovers()
+    _assert_no_leftovers(res, before)
 
 
 @pytest.mark.parametrize(
@@ -303,11 +322,12 @@ def test_memory_of_the_whole_tree_is_capped():
         "codes = [os.waitpid(p, 0)[1] for p in kids]\n"
         "assert all(c == 0 for c in codes), codes\n"
     )
+    before = _descendants()
     res = run_tests(code, TRIVIAL, memory_mb=300, allow_subprocess=True, timeout_s=10)
+    _assert_no_leftovers(res, before)
     if "memory" not in sandbox_info().get("cgroups", []):
         pytest.skip("no memory cgroup here: only RLIMIT_AS per process applies")
     assert res.passed == 0 and res.killed_by == "memory"
-    _assert_no_leftovers()
 
 
 def test_writes_outside_the_sandbox_fail():
@@ -385,20 +405,24 @@ def test_network_is_unreachable():
 def test_environment_and_interpreter_are_minimal(monkeypatch):
     monkeypatch.setenv("REWARDKIT_TEST_SECRET", "s3cret")
     monkeypatch.setenv("PYTHONPATH", "/nonexistent")
-    tests = {
-        "tests": [
-            "import os\nassert 'REWARDKIT_TEST_SECRET' not in os.environ\n"
-            "assert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'TMPDIR', 'LC_CTYPE'}",
-            "import os\nassert os.environ['HOME'] == os.getcwd()",
-            "import sys\nassert sys.flags.isolated and sys.flags.no_site",
-            "import sys\nassert sys.stdin.read() == ''",
-            "import os\nassert os.getuid() != 0 or 'user' in open('/proc/self/status').read()",
-            "import os\nassert os.listdir('/tmp') == [os.path.basename(os.getcwd())]",
-            "import os\nassert not os.listdir('/root') or os.listdir('/root') == ['.pyenv']",
+    tests = [
+        "import os\nassert 'REWARDKIT_TEST_SECRET' not in os.environ\n"
+        "assert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'TMPDIR'}, sorted(os.environ)",
+        "import os\nassert os.environ['HOME'] == os.environ['TMPDIR'] == os.getcwd()",
+        "import sys\nassert sys.flags.isolated and sys.flags.no_site",
+        "import sys\nassert sys.stdin.read() == ''",
+        # never root: a fresh uid, or root of a user namespace mapped to a non-root user
+        "import os\nassert os.getuid() != 0 or open('/proc/self/uid_map').read().split()[1] != '0'",
+    ]
+    if "mnt" in sandbox_info()["namespaces"]:
+        tests += [
+            "import os\nassert set(os.listdir('/tmp')) <= {os.path.basename(os.getcwd())}",
+            # /root is hidden: at most the directories leading to the interpreter remain
+            "import os, sys\nfor e in os.listdir('/root'):\n"
+            "    assert os.path.realpath(sys.base_prefix).startswith('/root/' + e)",
         ]
-    }
-    res = run_tests("", tests)
-    assert res.statuses == ["passed"] * 7, (res.statuses, res.stderr)
+    res = run_tests("", {"tests": tests})
+    assert res.statuses == ["passed"] * len(tests), (res.statuses, res.stderr)
 
 
 def test_processes_in_the_sandbox_see_only_themselves():
@@ -411,6 +435,7 @@ def test_processes_in_the_sandbox_see_only_themselves():
 
 
 def test_output_flood_is_capped():
+    before = _descendants()
     start = time.monotonic()
     res = run_tests(
         "while True:\n    print('x' * 1000)\n", TRIVIAL, timeout_s=5, max_output_bytes=1 << 16
@@ -424,7 +449,7 @@ def test_output_flood_is_capped():
         max_output_bytes=1 << 16,
     )
     assert res.statuses == ["killed: output_limit"]
-    _assert_no_leftovers()
+    _assert_no_leftovers(res, before)
 
 
 def test_fail_closed_without_network_isolation():
@@ -433,11 +458,12 @@ def test_fail_closed_without_network_isolation():
 
 
 def test_concurrent_runs_stay_separate():
+    before = _descendants()
     sandbox = Sandbox(timeout_s=5, workers=2)
     tests = {"inputs": [str(i) for i in range(6)], "outputs": [str(2 * i) for i in range(6)]}
     res = sandbox.run_tests("print(2 * int(input()))\n", tests)
     assert res.statuses == ["passed"] * 6
-    _assert_no_leftovers()
+    _assert_no_leftovers(res, before)
 
 
 def test_sandbox_rejects_bad_limits():

@@ -251,6 +251,9 @@ def run_init(ns):
 
 
 def main():
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # rewardkit died: so does the whole tree
+    if os.getppid() != cfg["parent_pid"]:
+        os._exit(0)
     iso = {"cgroups": [], "cgroup_errors": []}
     for name, path in cfg["cgroups"]:
         try:
@@ -764,6 +767,37 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
+_swept = False
+
+
+def _sweep_stale() -> None:
+    """Remove cgroups and work directories left by rewardkit processes that were killed."""
+    global _swept
+    with _cgroup_lock:
+        if _swept:
+            return
+        _swept = True
+    places = [(base, "rewardkit-") for _, base, _ in _cgroup_bases()]
+    places.append((tempfile.gettempdir(), "rewardkit-sbx-"))
+    for where, prefix in places:
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue
+        for name in names:
+            owner = name[len(prefix) :].split("-", 1)[0]
+            if not name.startswith(prefix) or not owner.isdigit():
+                continue
+            if os.path.exists(f"/proc/{owner}"):
+                continue
+            path = os.path.join(where, name)
+            if prefix == "rewardkit-sbx-":
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+
+
 def _make_cgroups(max_procs: int, memory_bytes: int) -> list[tuple[str, str, int]]:
     made = []
     for ctrls, base, version in _cgroup_bases():
@@ -1051,7 +1085,8 @@ class Sandbox:
         uid = gid = None
         if root:
             uid = gid = _UID_BASE + secrets.randbelow(_UID_SPAN)
-        workdir = tempfile.mkdtemp(prefix="rewardkit-sbx-")
+        _sweep_stale()
+        workdir = tempfile.mkdtemp(prefix=f"rewardkit-sbx-{os.getpid()}-")
         if uid is not None:
             os.chown(workdir, uid, gid)
         cgroups = _make_cgroups(self.max_procs + 2, _mb(self.memory_mb) + _mb(64)) if root else []
@@ -1063,6 +1098,7 @@ class Sandbox:
         mem = _mb(self.memory_mb)
         launch = {
             "status_fd": status_w,
+            "parent_pid": os.getpid(),
             "cfg_fd": cfg_r,
             "timeout_s": float(self.timeout_s),
             "allow_network": self.allow_network,

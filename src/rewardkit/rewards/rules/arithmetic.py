@@ -31,6 +31,7 @@ holds if the other side rounds to it: ``|lhs − rhs| ≤ ½·10^−d`` (``10/3 
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -168,6 +169,8 @@ def _normalise(text: str) -> str:
 def _side(piece: str, first: bool) -> str | None:
     """One side of a claim, cleaned; None when it is not a self-contained arithmetic side."""
     side = piece.strip()
+    if len(side) > MAX_SIDE_CHARS:
+        return None
     if first and (side[:1] in ("+", "*", "/", "%", "^") or side[:2].rstrip() == "-"):
         return None  # "x + 2 = 5" leaves the run "+ 2 = 5": the left side is algebra
     if side.endswith(".") and not side.endswith(".."):
@@ -176,9 +179,7 @@ def _side(piece: str, first: bool) -> str | None:
         side = side[:-1].rstrip()
     while side.count("(") > side.count(")") and side.startswith("("):
         side = side[1:].lstrip()
-    if not side or len(side) > MAX_SIDE_CHARS:
-        return None
-    return side
+    return side or None
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def find_claims(text: str, rel_tol: float = 1e-9) -> list[Claim]:
                 sides[0] = None
             if glued_after:
                 sides[-1] = None
-            for left, right in zip(sides, sides[1:], strict=False):
+            for left, right in itertools.pairwise(sides):
                 if left is None or right is None:
                     continue
                 if not (_has_binop(left) or _has_binop(right)):

@@ -62,7 +62,9 @@ NgramCounts = list[Counter[tuple[str, ...]]]  # one Counter per order, index n -
 
 def _ngram_counts(tokens: Sequence[str], max_order: int) -> NgramCounts:
     """Counts of the n-grams of each order 1..max_order (zip-built: C speed)."""
-    return [Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) for n in range(1, max_order + 1)]
+    return [
+        Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) for n in range(1, max_order + 1)
+    ]
 
 
 def bleu_from_tokens(
@@ -80,7 +82,9 @@ def bleu_from_tokens(
     if not hyp:
         return 0.0
     log_sum = 0.0
-    for n, (hyp_n, ref_n) in enumerate(zip(_ngram_counts(hyp, max_order), ref_counts, strict=True), 1):
+    for n, (hyp_n, ref_n) in enumerate(
+        zip(_ngram_counts(hyp, max_order), ref_counts, strict=True), 1
+    ):
         common = hyp_n.keys() & ref_n.keys()  # C-level set intersection; few n-grams remain
         matches = sum(min(hyp_n[g], ref_n[g]) for g in common)
         possible = max(0, len(hyp) - n + 1)

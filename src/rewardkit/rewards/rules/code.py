@@ -96,7 +96,7 @@ class CodeReward(Reward):
 
     def identity(self) -> dict[str, Any]:
         limits = self.sandbox.limits()
-        for key in ("python", "workers", "early_stop"):
+        for key in ("python", "workers"):
             limits.pop(key, None)
         return {"class": "CodeReward", "version": 1, **limits}
 

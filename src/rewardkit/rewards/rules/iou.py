@@ -140,7 +140,9 @@ class IouReward(RuleReward):
         if threshold is not None:
             threshold = as_number("threshold", self.rule, threshold, minimum=0)
         super().__init__(
-            match=match, threshold=threshold, answer_tag=as_bool("answer_tag", self.rule, answer_tag)
+            match=match,
+            threshold=threshold,
+            answer_tag=as_bool("answer_tag", self.rule, answer_tag),
         )
 
     def score_one(self, query: Query) -> float:
@@ -150,9 +152,7 @@ class IouReward(RuleReward):
         text = query.response
         if self.options["answer_tag"]:
             text = answer_tag_content(text)
-        return box_reward(
-            parse_boxes(text), gold, self.options["match"], self.options["threshold"]
-        )
+        return box_reward(parse_boxes(text), gold, self.options["match"], self.options["threshold"])
 
 
 def compute_score(

@@ -1,0 +1,299 @@
+"""rule:math (math-verify) and rule:gsm8k: hand cases, guards, and agreement on real data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from rewardkit import Query, load_reward
+from rewardkit.errors import SpecError
+from rewardkit.rewards.rules import gsm8k as gsm8k_rule
+from rewardkit.rewards.rules import math_answer
+from rewardkit.rewards.rules.math_answer import MathVerifier, last_boxed, response_candidate
+
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+GSM8K_KEYS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+
+
+def q(response: str, reference=None) -> Query:
+    return Query([{"role": "user", "content": "?"}], response, reference)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# -- rule:math, hand cases ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "expected"),
+    [
+        ("The answer is $\\boxed{\\frac{1}{2}}$.", "0.5", 1.0),
+        ("So $\\boxed{0.5}$", "\\frac12", 1.0),
+        ("\\boxed{\\frac{\\pi}{2}}", "\\frac{\\pi}{2}", 1.0),
+        (
+            "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}",
+            "\\left( 3, \\frac{\\pi}{2} \\right)",
+            1.0,
+        ),
+        ("thus \\boxed{3\\sqrt{13}}", "3\\sqrt{13}", 1.0),
+        ("thus \\boxed{\\sqrt{117}}", "3\\sqrt{13}", 1.0),  # sympy equivalence
+        ("thus \\boxed{2\\sqrt{13}}", "3\\sqrt{13}", 0.0),
+        ("The answer is 18.", "18", 1.0),
+        ("She makes 9 * 2 = $18 a day.\nA: 18", "Janet sells ...\n#### 18", 1.0),
+        ("A: 17", "#### 18", 0.0),
+        ("\\boxed{70,000}", "70000", 1.0),
+        ("\\boxed{10{,}000}", "10000", 1.0),
+        ("\\boxed{18}", ["17", "18"], 1.0),  # any of several references
+        ("no number here", "18", 0.0),
+        ("We found $x = 5$ so \\boxed{5}", "We have ... so the answer is $\\boxed{5}$.", 1.0),
+    ],
+)
+def test_math_hand_cases(response, reference, expected):
+    reward = load_reward("rule:math")
+    assert reward.score([q(response, reference)])[0] == expected
+
+
+def test_math_fast_path_agrees_with_plain_math_verify_on_hand_cases():
+    cases = [
+        ("\\boxed{18}", "18"),
+        ("\\boxed{18.0}", "18"),
+        ("\\boxed{19}", "18"),
+        ("A: 1,234", "#### 1234"),
+        ("\\boxed{50\\%}", "0.5"),  # percent: not a plain number, goes to math-verify
+        ("\\boxed{0.3333333}", "\\frac{1}{3}"),
+        ("The final answer is 7. Check: 2+2=4", "7"),  # "answer": fast path declines
+    ]
+    fast, slow = MathVerifier(fast=True), MathVerifier(fast=False)
+    for response, reference in cases:
+        assert fast.check(response, reference) == slow.check(response, reference), response
+
+
+def test_math_nan_without_reference_and_unparseable_gold():
+    reward = load_reward("rule:math")
+    scores = reward.score([q("\\boxed{1}"), q("\\boxed{1}", ""), q("\\boxed{1}", [])])
+    assert all(math.isnan(s) for s in scores)
+
+
+def test_math_fast_path_decides_only_certain_cases():
+    v = MathVerifier()
+    gold = v.gold("18")
+    assert v.fast_verdict("A: 18", gold) == 1.0
+    assert v.fast_verdict("A: 25", gold) == 0.0
+    assert v.fast_verdict("A: 18.0000001", gold) is None  # near-equal: math-verify decides
+    assert v.fast_verdict("The answer is 18", gold) is None  # anchored text: math-verify
+    assert v.fast_verdict("so 50%", v.gold("50")) is None
+    assert v.fast_verdict("\\boxed{\\frac{36}{2}}", gold) is None
+    assert v.gold("18").parsed is None  # the gold was never parsed by sympy
+
+
+def test_last_boxed_and_candidate():
+    assert last_boxed("a \\boxed{1} b \\boxed{\\frac{a}{b}} c") == "\\frac{a}{b}"
+    assert last_boxed("\\boxed 5$") == "5"
+    assert last_boxed("\\boxed{unclosed") is None
+    assert last_boxed("\\boxedx") is None
+    assert response_candidate("x = 3 and y = 4, so 12") == "12"
+    assert response_candidate("\\(x\\) is 3") is None
+
+
+def test_math_errors_and_timeouts_are_counted_not_raised(monkeypatch):
+    import math_verify
+    from math_verify.errors import TimeoutException
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("parser bug")
+
+    def hang(*args, **kwargs):
+        raise TimeoutException("Operation timed out!")
+
+    reward = load_reward("rule:math?fast=false")
+    reward.score([q("\\boxed{2}", "2")])  # gold parsed and cached with the real parser
+    with monkeypatch.context() as m:
+        m.setattr(math_verify, "parse", boom)
+        assert reward.score([q("\\boxed{2}", "2")])[0] == 0.0  # response parse fails → 0
+        assert reward.stats["error"] == 1
+        assert math.isnan(reward.score([q("\\boxed{1}", "1")])[0])  # new gold fails → NaN
+        assert reward.stats["gold_unparsed"] == 1
+    with monkeypatch.context() as m:
+        m.setattr(math_verify, "verify", hang)
+        assert reward.score([q("\\boxed{2}", "2")])[0] == 0.0
+        assert reward.stats["timeout"] >= 1
+    assert reward.failures == reward.stats["error"] + reward.stats["timeout"] >= 2
+    assert reward.score([q("\\boxed{2}", "2")])[0] == 1.0  # and the reward still works
+
+
+def test_math_verify_timeout_really_interrupts(monkeypatch):
+    """A response whose parse does not finish is cut by math-verify's own timeout → 0.0."""
+    import math_verify.parser as parser
+
+    def slow_extract(*args, **kwargs):
+        import time
+
+        time.sleep(30)
+
+    monkeypatch.setattr(parser, "extract_target_from_pred", slow_extract)
+    verifier = MathVerifier(timeout=1, fast=False)
+    verifier._gold["1"] = math_answer._Gold("$1$", "1", Fraction(1), parsed=[1, "1"])
+    import time
+
+    t0 = time.perf_counter()
+    assert verifier.check("\\boxed{1}", "1") == 0.0
+    assert time.perf_counter() - t0 < 5
+    assert verifier.stats["timeout"] == 1
+
+
+def test_math_in_a_worker_thread():
+    reward = load_reward("rule:math?fast=false")
+    out: list = []
+    t = threading.Thread(
+        target=lambda: out.append(reward.score([q("\\boxed{\\frac{2}{4}}", "0.5")]))
+    )
+    t.start()
+    t.join()
+    assert out[0][0] == 1.0
+
+
+def test_math_spec_options_and_fingerprint():
+    a = load_reward("rule:math?strict=false&timeout=3&fast=false")
+    assert a.verifier.strict is False and a.verifier.timeout == 3 and a.verifier.fast is False
+    assert a.fingerprint() != load_reward("rule:math").fingerprint()
+    assert (
+        load_reward("rule:math?fast=false").fingerprint() == load_reward("rule:math").fingerprint()
+    )
+    with pytest.raises(SpecError):
+        load_reward("rule:math?strict=maybe")
+    with pytest.raises(SpecError):
+        load_reward("rule:math?bogus=1")
+
+
+def test_math_compute_score():
+    assert math_answer.compute_score("\\boxed{4}", "4") == 1.0
+    assert math_answer.compute_score("\\boxed{5}", "4") == 0.0
+    assert math.isnan(math_answer.compute_score("\\boxed{5}", None))
+
+
+# -- rule:gsm8k --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("blah\n#### 42", Fraction(42)),
+        ("#### $1,234.50 dollars", Fraction("1234.5")),
+        ("#### 18\nmore text 7", Fraction(18)),
+        ("#### 1\n#### 2", Fraction(2)),
+        ("the answer is \\boxed{\\$18}", Fraction(18)),
+        ("\\boxed{\\frac{3}{4}}", Fraction(3, 4)),
+        ("\\boxed{-\\frac{1}{2}}", Fraction(-1, 2)),
+        ("It is 16-3 = 13 eggs.", Fraction(13)),
+        ("so 16-3", Fraction(3)),  # a subtraction, not -3
+        ("x = -5", Fraction(-5)),
+        ("1,000,000 people", Fraction(1000000)),
+        ("no digits", None),
+    ],
+)
+def test_gsm8k_extraction(text, value):
+    assert gsm8k_rule.extract_answer(text) == value
+
+
+def test_gsm8k_reward():
+    reward = load_reward("rule:gsm8k")
+    ref = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n#### 18"
+    scores = reward.score(
+        [
+            q("She makes 9 * 2 = $18.\n#### 18", ref),
+            q("So \\boxed{18.00}", ref),
+            q("The answer is 18 dollars.", "18"),
+            q("#### 17", ref),
+            q("no idea", ref),
+            q("#### 18", None),
+            q("#### 18", "no number"),
+            q("#### 18", ["17", "18"]),
+        ]
+    )
+    assert scores[:5].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert math.isnan(scores[5]) and math.isnan(scores[6])
+    assert scores[7] == 1.0
+    assert gsm8k_rule.compute_score("#### 3", "#### 3.0000000001") == 1.0
+    assert load_reward("rule:gsm8k?tol=0").score([q("#### 3", "#### 3.0000000001")])[0] == 0.0
+
+
+# -- real data ---------------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_gsm8k_agreement_with_graded_solutions(shared_data: Path):
+    """Both rules' verdicts against the `is_correct` labels of 4 × 1,319 graded solutions."""
+    solutions = _jsonl(shared_data / "gsm8k" / "example_model_solutions.jsonl")
+    tests = _jsonl(shared_data / "gsm8k" / "test.jsonl")
+    queries, labels = [], []
+    for s, t in zip(solutions, tests, strict=True):
+        for k in GSM8K_KEYS:
+            queries.append(q(s[k]["solution"], t["answer"]))
+            labels.append(float(s[k]["is_correct"]))
+    for spec in ("rule:gsm8k", "rule:math"):
+        scores = load_reward(spec).score(queries)
+        agreement = sum(float(a) == b for a, b in zip(scores, labels, strict=True)) / len(labels)
+        print(
+            f"{spec}: agreement with GSM8K is_correct = {agreement:.4f} on {len(labels)} solutions"
+        )
+        assert agreement >= 0.995  # measured: 1.0000 for both
+
+
+@pytest.mark.shared_data
+def test_math_fast_path_agrees_with_math_verify_on_real_data(shared_data: Path):
+    """The fast path never changes a verdict of plain math-verify (GSM8K + MATH-500 + Qwen BoN)."""
+    rows: list[tuple[str, str]] = []
+    solutions = _jsonl(shared_data / "gsm8k" / "example_model_solutions.jsonl")
+    tests = _jsonl(shared_data / "gsm8k" / "test.jsonl")
+    for s, t in zip(solutions[:400], tests[:400], strict=True):
+        rows += [(s[k]["solution"], t["answer"]) for k in GSM8K_KEYS]
+    rows += [(r["solution"], r["answer"]) for r in _jsonl(shared_data / "math500" / "test.jsonl")]
+    bon = shared_data / "qwen25_math_rm_bon" / "math_cot_100.jsonl"
+    if bon.is_file():
+        rows += [(resp, r["gt"]) for r in _jsonl(bon) for resp in r["response"]]
+    fast, slow = MathVerifier(fast=True), MathVerifier(fast=False)
+    decided = 0
+    for response, reference in rows:
+        verdict = fast.fast_verdict(response, fast.gold(reference))
+        if verdict is not None:
+            decided += 1
+            assert verdict == slow.check(response, reference), (response[-200:], reference)
+    print(f"fast path decided {decided}/{len(rows)} rows, all as math-verify does")
+    assert decided >= 0.9 * len(rows)
+
+
+def _perturb(answer: str) -> str:
+    """Change the first digit of an answer (or append +1 when it has none)."""
+    m = re.search(r"\d", answer)
+    if m is None:
+        return answer + "+1"
+    i = m.start()
+    return answer[:i] + str((int(answer[i]) + 1) % 10) + answer[i + 1 :]
+
+
+@pytest.mark.shared_data
+def test_math500_reference_solutions_verify_and_perturbed_answers_do_not(shared_data: Path):
+    rows = _jsonl(shared_data / "math500" / "test.jsonl")
+    reward = load_reward("rule:math")
+    right = reward.score([q(r["solution"], r["answer"]) for r in rows])
+    wrong = reward.score(
+        [q(f"So the answer is $\\boxed{{{_perturb(r['answer'])}}}$.", r["answer"]) for r in rows]
+    )
+    plain = load_reward("rule:math?fast=false").score([q(r["solution"], r["answer"]) for r in rows])
+    print(
+        f"MATH-500: solution verified {right.mean():.3f} (plain math-verify {plain.mean():.3f}); "
+        f"perturbed judged wrong {1 - wrong.mean():.3f}"
+    )
+    assert right.mean() >= 0.99  # measured 1.000
+    assert plain.mean() >= 0.99
+    assert 1 - wrong.mean() >= 0.97  # measured 1.000
