@@ -5,8 +5,11 @@ Data (from ``../shared/data``):
 - GSM8K: the 4 × 1,319 graded model solutions of ``gsm8k/example_model_solutions.jsonl`` with the
   ``#### n`` solutions of ``gsm8k/test.jsonl`` as references (``rule:math``, ``rule:gsm8k``,
   ``rule:arithmetic``, ``rule:repetition``, ``rule:overlong``);
+- Qwen2.5-Math best-of-8 samples on 100 MATH problems (``qwen25_math_rm_bon``), ``gt`` as the
+  reference (``rule:math`` on real model outputs with LaTeX answers);
 - MATH-500: each reference solution (``\\boxed{}``) as the response, ``answer`` as the reference
-  (``rule:math`` on LaTeX answers);
+  (``rule:math``; the fast path decides these by string equality, so the slow path is the
+  informative row);
 - MT-Bench: the first-turn answers of 31 models, with GPT-4's answer to the same question as the
   reference (``rule:bleu``, ``rule:chrf``, ``rule:rouge_l``, ``rule:exact_match``, ``rule:f1``,
   ``rule:json``), and the same answers laid out as ``<think>turn 1</think><answer>turn 2</answer>``
@@ -65,6 +68,21 @@ def load_math500(data: Path, limit: int | None) -> list[Any]:
     rows = _jsonl(data / "math500" / "test.jsonl")
     queries = [
         Query([{"role": "user", "content": r["problem"]}], r["solution"], r["answer"]) for r in rows
+    ]
+    return queries[:limit] if limit else queries
+
+
+def load_qwen_bon(data: Path, limit: int | None) -> list[Any]:
+    """Qwen2.5-Math best-of-8 samples on 100 MATH problems (real model outputs, \\boxed answers)."""
+    from rewardkit import Query
+
+    path = data / "qwen25_math_rm_bon" / "math_cot_100.jsonl"
+    if not path.is_file():
+        return []
+    queries = [
+        Query([{"role": "user", "content": r["question"]}], response, r["gt"])
+        for r in _jsonl(path)
+        for response in r["response"]
     ]
     return queries[:limit] if limit else queries
 
@@ -169,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     gsm8k = load_gsm8k(data, limit)
     math500 = load_math500(data, 300 if args.quick else None)
+    bon = load_qwen_bon(data, 400 if args.quick else None)
     mt_plain, mt_tagged = load_mt_bench(data, limit)
 
     def spec(s: str) -> Callable[[], Any]:
@@ -178,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         ("rule:math", "GSM8K solutions", spec("rule:math"), gsm8k),
         ("rule:math?fast=false", "GSM8K solutions", spec("rule:math?fast=false"), gsm8k),
         ("math-verify, gold re-parsed", "GSM8K solutions", naive_math_verify(gsm8k), gsm8k),
+        ("rule:math", "Qwen2.5-Math BoN", spec("rule:math"), bon),
+        ("rule:math?fast=false", "Qwen2.5-Math BoN", spec("rule:math?fast=false"), bon),
         ("rule:math", "MATH-500 solutions", spec("rule:math"), math500),
         ("rule:math?fast=false", "MATH-500 solutions", spec("rule:math?fast=false"), math500),
         ("rule:gsm8k", "GSM8K solutions", spec("rule:gsm8k"), gsm8k),

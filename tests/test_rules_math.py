@@ -167,8 +167,12 @@ def test_math_spec_options_and_fingerprint():
     assert a.verifier.strict is False and a.verifier.timeout == 3 and a.verifier.fast is False
     assert a.fingerprint() != load_reward("rule:math").fingerprint()
     assert (
-        load_reward("rule:math?fast=false").fingerprint() == load_reward("rule:math").fingerprint()
+        load_reward("rule:math?fast=false").fingerprint() != load_reward("rule:math").fingerprint()
     )
+    assert (
+        load_reward("rule:math?timeout=9").fingerprint() == load_reward("rule:math").fingerprint()
+    )
+    assert load_reward("rule:math?timeout=0.2").verifier.timeout == 1  # whole seconds, rounded up
     with pytest.raises(SpecError):
         load_reward("rule:math?strict=maybe")
     with pytest.raises(SpecError):

@@ -83,6 +83,20 @@ def test_bleu_sacrebleu_method_and_options():
     )
 
 
+def test_tokenize_13a_matches_sacrebleu():
+    import random
+
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    sacre = Tokenizer13a()
+    rnd = random.Random(0)
+    alphabet = "ab1 .,-\n\t&;<>\"'$/(){}[]~`@:0\u00a0é中"
+    texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(3000)]
+    texts += ["Hello, world! It's 3.5 - 4-5 &quot;x&quot; <skipped> a-\nb", "1,000.5 and e.g. U.S."]
+    for text in texts:
+        assert bleu.tokenize_13a(text) == sacre(text).split(), text
+
+
 def test_bleu_13a_tokenization():
     # punctuation is split off by 13a, so "mat." matches "mat ."
     assert bleu.compute_score("the cat sat on the mat.", "the cat sat on the mat.") == 1.0
@@ -173,6 +187,11 @@ def test_text_rules_on_mt_bench(shared_data: Path):
     other = [json.loads(x) for x in (root / "vicuna-13b-v1.3.jsonl").read_text().splitlines() if x]
     queries = [q(r["choices"][0]["turns"][0], gpt4[r["question_id"]]) for r in other]
     own = [q(text, text) for text in list(gpt4.values())[:10]]
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    sacre = Tokenizer13a()
+    for query in queries + own:
+        assert bleu.tokenize_13a(query.response) == sacre(query.response).split()
     for spec in ("rule:bleu", "rule:chrf", "rule:rouge_l", "rule:f1"):
         reward = load_reward(spec)
         s = reward.score(queries)

@@ -257,3 +257,21 @@ register(
     arg_help='{"weighted": {SPEC: WEIGHT, ...}}',
     composite=True,
 )
+register(
+    "dpo",
+    "rewardkit.rewards.dpo:build",
+    "DPO implicit reward β[log π(y|x) − log π_ref(y|x)] over the response tokens; without 'ref', "
+    "reference-free sum / mean / norm (default norm, as reward-bench).",
+    card="B1 — DPO implicit reward",
+    arg_help="POLICY ('default' = embedded SmolLM2-135M-Instruct, or PATH_OR_ID); options ref=, beta=, reduce=",
+    uses_engine=True,
+)
+register(
+    "density-ratio",
+    "rewardkit.rewards.density_ratio:build",
+    "Strong-over-weak density ratio log π_strong(y|c⊕x) − log π_weak(y|c⊕x), with a system "
+    "prompt or per-domain criteria c given to both models.",
+    card="B2 — Strong-over-weak density ratio (CDR)",
+    arg_help="STRONG ('default' = SmolLM2 with chat template vs the same weights on plain text); options weak=, reduce=, system=, criteria=",
+    uses_engine=True,
+)

@@ -60,6 +60,54 @@ def encode_chat(
                 None,
                 fitted.prompt_dropped,
                 fitted.response_dropped,
+                response_start=len(head) + len(fitted.prompt),
+            )
+        )
+    return rows
+
+
+def bos_prefix(tokenizer: Any) -> list[int]:
+    """``[bos_token_id]`` when the tokenizer puts a BOS token in front of plain text, else []."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return []
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return [bos] if ids and ids[0] == bos else []
+
+
+def encode_plain(
+    tokenizer: Any,
+    queries: Sequence[Query],
+    max_length: int,
+    policy: Truncation,
+    system: str | None = None,
+    separator: str = "\n\n",
+    append_eos: bool = True,
+) -> list[EncodedRow]:
+    """Encode (prompt, response) as plain text for a causal LM, without any chat template.
+
+    The row is ``[BOS] [system + separator] prompt_text + separator | response [EOS]``: the
+    prompt part (``prompt_text`` of the messages) and the response are tokenized separately, the
+    BOS token (when the tokenizer adds one) is never cut, and ``response_start`` marks where the
+    response tokens begin. ``append_eos`` ends the response with the EOS token, so the model's
+    probability of stopping there is part of log p(y|x) as it is with a chat template.
+    """
+    head = bos_prefix(tokenizer)
+    prefix = f"{system}{separator}" if system else ""
+    prompts = [prefix + prompt_text(q.prompt) + separator for q in queries]
+    eos = [tokenizer.eos_token_id] if append_eos and tokenizer.eos_token_id is not None else []
+    rows = []
+    for p_ids, r_ids in zip(
+        _ids(tokenizer, prompts), _ids(tokenizer, [q.response for q in queries]), strict=True
+    ):
+        fitted = fit_pair(p_ids, r_ids + eos, max_length - len(head), policy)
+        rows.append(
+            EncodedRow(
+                head + fitted.prompt + fitted.response,
+                None,
+                fitted.prompt_dropped,
+                fitted.response_dropped,
+                response_start=len(head) + len(fitted.prompt),
             )
         )
     return rows
@@ -129,32 +177,41 @@ def encode_text_pair(
             + [layout.response_type] * len(f.response)
             + layout.tail_types
         )
-        rows.append(EncodedRow(ids, types, f.prompt_dropped, f.response_dropped))
+        start = len(layout.head) + len(f.prompt) + len(layout.middle)
+        rows.append(EncodedRow(ids, types, f.prompt_dropped, f.response_dropped, start))
     return rows
 
 
 CONVERSATION_SLOT = "{conversation}"
 RESPONSE_SLOT = "{response}"
-_SENTINEL_CONV = "\u2060\u2062RKCONV\u2062\u2060"
-_SENTINEL_RESP = "\u2060\u2062RKRESP\u2062\u2060"
 
 
-def render_judge_prompt(
-    tokenizer: Any, template: str, system: str | None, use_chat_template: bool = True
-) -> tuple[str, str, str]:
-    """Render a judging template around the two slots; returns (before, between, after) text.
+def render_slots(
+    tokenizer: Any,
+    template: str,
+    slots: Sequence[str],
+    system: str | None,
+    use_chat_template: bool = True,
+) -> list[str]:
+    """Render a judging template around its slots; returns the len(slots) + 1 fixed text parts.
 
-    The template is the user turn with ``{conversation}`` and ``{response}`` slots. With a chat
-    template, it is wrapped as a user message (with ``system`` if given) plus the generation
-    prompt; otherwise the text is followed by ``"\\nAnswer:"``.
+    ``template`` is the user turn and holds each of ``slots`` (e.g. ``"{conversation}"``)
+    exactly once, in the order given. With a chat template it is wrapped as a user message (with
+    ``system`` if given) plus the generation prompt; otherwise the text is followed by
+    ``"\\nAnswer:"``. The variable parts can then be tokenized and truncated separately while
+    the template's own text stays intact.
     """
-    if template.count(CONVERSATION_SLOT) != 1 or template.count(RESPONSE_SLOT) != 1:
-        raise ValueError("a judge template needs exactly one {conversation} and one {response}")
-    if template.index(CONVERSATION_SLOT) > template.index(RESPONSE_SLOT):
-        raise ValueError("a judge template must put {conversation} before {response}")
-    body = template.replace(CONVERSATION_SLOT, _SENTINEL_CONV).replace(
-        RESPONSE_SLOT, _SENTINEL_RESP
-    )
+    positions = []
+    for slot in slots:
+        if template.count(slot) != 1:
+            raise ValueError(f"a judge template needs exactly one {slot}")
+        positions.append(template.index(slot))
+    if positions != sorted(positions):
+        raise ValueError(f"a judge template must hold its slots in the order {', '.join(slots)}")
+    sentinels = [f"\u2060\u2062RKSLOT{i}\u2062\u2060" for i in range(len(slots))]
+    body = template
+    for slot, sentinel in zip(slots, sentinels, strict=True):
+        body = body.replace(slot, sentinel)
     if use_chat_template and getattr(tokenizer, "chat_template", None):
         messages: list[Message] = []
         if system:
@@ -163,8 +220,25 @@ def render_judge_prompt(
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     else:
         text = (f"{system}\n\n" if system else "") + body + "\nAnswer:"
-    before, rest = text.split(_SENTINEL_CONV)
-    between, after = rest.split(_SENTINEL_RESP)
+    parts = []
+    for sentinel in sentinels:
+        before, text = text.split(sentinel)
+        parts.append(before)
+    parts.append(text)
+    return parts
+
+
+def render_judge_prompt(
+    tokenizer: Any, template: str, system: str | None, use_chat_template: bool = True
+) -> tuple[str, str, str]:
+    """Render a judging template around the two slots; returns (before, between, after) text.
+
+    The template is the user turn with ``{conversation}`` and ``{response}`` slots (see
+    :func:`render_slots`).
+    """
+    before, between, after = render_slots(
+        tokenizer, template, [CONVERSATION_SLOT, RESPONSE_SLOT], system, use_chat_template
+    )
     return before, between, after
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +32,22 @@ class EncodedRow:
     token_type_ids: list[int] | None = None
     prompt_dropped: int = 0
     response_dropped: int = 0
+    #: Index in ``input_ids`` of the first response token (None: the row has no response span).
+    #: Log-prob rewards score the tokens from here to the end of the row.
+    response_start: int | None = None
 
 
 class ModelBackedReward(Reward):
     """Base class of rewards computed by a neural model through the engine."""
 
+    #: Whether :meth:`forward` takes ``response_start`` (a (b,) long tensor, -1 where a row has
+    #: none), built by the engine from :attr:`EncodedRow.response_start`.
+    uses_response_start: bool = False
+
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.last_stats: dict[str, Any] | None = None
+        self.last_truncated: np.ndarray | None = None
         self._cache: ScoreCache | None = None
         self.device = torch.device("cpu")  # subclasses move their model and set this
 
@@ -78,8 +86,29 @@ class ModelBackedReward(Reward):
         return self._cache
 
     def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        started = time.perf_counter()
         keys = [q.key(with_meta=self.uses_meta) for q in queries]
+        stacked = self.score_rows(queries, keys, self.encode)
+        return stacked if self.objectives else stacked[:, 0]
+
+    def score_rows(
+        self,
+        items: Sequence[Any],
+        keys: Sequence[str],
+        encode: Callable[[list[Any]], list[EncodedRow]],
+    ) -> np.ndarray:
+        """Run the engine over arbitrary keyed rows; returns an (n, k) float32 array.
+
+        ``items`` are whatever ``encode`` turns into :class:`EncodedRow` (queries, (prompt, a, b)
+        pairs, single texts…); ``keys[i]`` is a stable content hash of ``items[i]`` — rows with
+        the same key are computed once and share a cache entry, so keys of different row kinds
+        must not collide (hash a tag with the content). Cache, de-duplication, token-budget
+        batches, progress and ``last_stats`` work as for queries; ``last_truncated`` holds one
+        flag per item.
+        """
+        started = time.perf_counter()
+        keys = list(keys)
+        if len(keys) != len(items):
+            raise ValueError(f"{len(items)} rows but {len(keys)} keys")
         unique_keys = list(dict.fromkeys(keys))
         first_index = {}
         for i, k in enumerate(keys):
@@ -94,8 +123,8 @@ class ModelBackedReward(Reward):
         n_cached = len(results)
 
         todo_keys = [k for k in unique_keys if k not in results]
-        todo_queries = [queries[first_index[k]] for k in todo_keys]
-        rows = self.encode(todo_queries) if todo_queries else []
+        todo_items = [items[first_index[k]] for k in todo_keys]
+        rows = encode(todo_items) if todo_items else []
         lengths = [len(r.input_ids) for r in rows]
         batches = plan_batches(lengths, self.config.token_budget, self.config.max_batch_size)
 
@@ -127,8 +156,9 @@ class ModelBackedReward(Reward):
 
         seconds = time.perf_counter() - started
         real_tokens = sum(lengths)
+        self.last_truncated = np.array([results[k][1] for k in keys], dtype=bool)
         self.last_stats = {
-            "queries": len(queries),
+            "queries": len(keys),
             "unique": len(unique_keys),
             "cached": n_cached,
             "computed": len(rows),
@@ -136,14 +166,15 @@ class ModelBackedReward(Reward):
             "tokens": real_tokens,
             "padded_tokens": padded_tokens(lengths, batches) if rows else 0,
             # Over every query (cached ones too), so a resumed run reports the same truncation.
-            "truncated_rows": sum(1 for k in keys if results[k][1]),
+            "truncated_rows": int(self.last_truncated.sum()),
             # Among the rows computed now: rows where even the response had to be cut.
             "response_truncated_rows": sum(1 for r in rows if r.response_dropped),
             "seconds": seconds,
             "tokens_per_second": real_tokens / seconds if seconds > 0 and rows else None,
         }
-        stacked = np.stack([np.atleast_1d(results[k][0]) for k in keys]).astype(np.float32)
-        return stacked if self.objectives else stacked[:, 0]
+        if not keys:
+            return np.zeros((0, 1), dtype=np.float32)
+        return np.stack([np.atleast_1d(results[k][0]) for k in keys]).astype(np.float32)
 
     def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
         width = max(len(r.input_ids) for r in rows)
@@ -161,5 +192,14 @@ class ModelBackedReward(Reward):
         if self.device.type != "cpu":
             ids, mask = ids.to(self.device), mask.to(self.device)
             types = None if types is None else types.to(self.device)
-        out = self.forward(ids, mask, types).float().cpu().numpy()
+        if self.uses_response_start:
+            starts = torch.tensor(
+                [-1 if r.response_start is None else r.response_start for r in rows],
+                dtype=torch.long,
+                device=ids.device,
+            )
+            out = self.forward(ids, mask, types, response_start=starts)  # type: ignore[call-arg]
+        else:
+            out = self.forward(ids, mask, types)
+        out = out.float().cpu().numpy()
         return [np.atleast_1d(out[j]) for j in range(len(rows))]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,26 @@ def load_causal_lm(source: str, dtype: str = "float32") -> Any:
     model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))
     # .to() as well: transformers < 4.56 reads the dtype keyword as a config field and ignores it.
     return model.to(torch_dtype(dtype)).eval()
+
+
+_SHARED_LMS: weakref.WeakValueDictionary[tuple[str, str, str], Any] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def load_causal_lm_shared(source: str, dtype: str, device: torch.device) -> Any:
+    """A causal LM on ``device``, shared by every reward that asks for the same weights.
+
+    Rewards that pair a model with itself (a DPO policy and its reference, the strong and weak
+    sides of a density ratio on the same weights) hold one copy in memory. The models are used
+    for inference only, so sharing is safe; a model is freed when no reward holds it any more.
+    """
+    key = (source, str(torch_dtype(dtype)), str(device))
+    model = _SHARED_LMS.get(key)
+    if model is None:
+        model = load_causal_lm(source, dtype).to(device)
+        _SHARED_LMS[key] = model
+    return model
 
 
 def load_sequence_classifier(

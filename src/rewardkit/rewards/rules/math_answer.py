@@ -29,6 +29,7 @@ never raised.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import Counter, OrderedDict
@@ -148,8 +149,9 @@ class _Gold:
 class MathVerifier:
     """Reference-answer checking with math-verify, a gold cache and a certain-verdict fast path.
 
-    Not thread-safe for the statistics counter only (counts may be lost under threads; verdicts
-    are unaffected). math-verify's timeouts need the main thread; elsewhere they are off.
+    Usable from several threads (the gold cache is locked; statistics counts may be lost under
+    threads, verdicts are not). math-verify's timeouts need the main thread; elsewhere they are
+    off.
     """
 
     def __init__(
@@ -160,11 +162,13 @@ class MathVerifier:
         max_chars: int = 20000,
     ) -> None:
         self.strict = strict
-        self.timeout = int(timeout) if timeout else None
+        # signal.alarm takes whole seconds: round a fractional timeout up, never down to "off"
+        self.timeout = max(1, math.ceil(timeout)) if timeout else None
         self.fast = fast
         self.max_chars = int(max_chars)
         self.stats: Counter[str] = Counter()
         self._gold: OrderedDict[str, _Gold] = OrderedDict()
+        self._gold_lock = threading.Lock()
 
     # -- math-verify calls, guarded ----------------------------------------------------------
 
@@ -208,17 +212,19 @@ class MathVerifier:
     def gold(self, reference: str) -> _Gold:
         """The gold answer of ``reference`` (cached per distinct reference; math-verify parses it
         only when the fast path cannot decide)."""
-        hit = self._gold.get(reference)
-        if hit is not None:
-            self._gold.move_to_end(reference)
-            return hit
+        with self._gold_lock:
+            hit = self._gold.get(reference)
+            if hit is not None:
+                self._gold.move_to_end(reference)
+                return hit
         answer = gold_answer(reference)
         text = answer if _UNESCAPED_DOLLAR.search(answer) else f"${answer}$"
         cleaned = _clean(answer)
         gold = _Gold(text, cleaned, _plain_value(cleaned))
-        self._gold[reference] = gold
-        if len(self._gold) > GOLD_CACHE_SIZE:
-            self._gold.popitem(last=False)
+        with self._gold_lock:
+            self._gold[reference] = gold
+            if len(self._gold) > GOLD_CACHE_SIZE:
+                self._gold.popitem(last=False)
         return gold
 
     # -- scoring -------------------------------------------------------------------------------
@@ -297,8 +303,13 @@ class MathReward(RuleReward):
         self.verifier = MathVerifier(strict=strict, timeout=timeout, fast=fast, max_chars=max_chars)
 
     def identity(self) -> dict[str, Any]:
-        # timeout and fast do not change verdicts on rows that finish; strict does.
-        return {"class": "MathReward", "strict": self.options["strict"]}
+        # timeout only decides how long a row may run, not its verdict; the rest can matter.
+        return {
+            "class": "MathReward",
+            "strict": self.options["strict"],
+            "fast": self.options["fast"],
+            "max_chars": self.options["max_chars"],
+        }
 
     @property
     def stats(self) -> Counter[str]:

@@ -1,0 +1,170 @@
+"""Strong-over-weak density ratio (``density-ratio:STRONG?weak=WEAK&reduce=sum``).
+
+methods.md B2 — CDR / "Dr. SoW": a better-aligned LM and a less-aligned one disagree most on
+aligned text, so their log-density ratio is a training-free reward::
+
+    r(x, y)   = log π_strong(y | x)     − log π_weak(y | x)        (−40.0, −43.5 → 3.5)
+    r_c(x, y) = log π_strong(y | c ⊕ x) − log π_weak(y | c ⊕ x)    (customized by criteria c)
+
+``c`` is a system prompt: a fixed ``system`` text, or per-domain ``criteria`` chosen by a router
+(``query.meta["domain"]`` when it names a criteria key, else :func:`route_domain`'s keyword
+rules over {chat, safety, reasoning}). The same ``c`` is given to both models by default
+(``condition_weak=true``; the paper does not pin where the weak model's ``c`` goes — methods.md
+[design]).
+
+Offline default pair (one embedded model): strong = SmolLM2-135M-Instruct through its chat
+template with :data:`DEFAULT_SYSTEM`; weak = the same weights reading plain text (no chat
+template: ``[system "\\n\\n"] prompt "\\n\\n" response <EOS>``). The weights are loaded once and
+shared. Both sides score their own rendering of the response (the chat side includes the
+template's end-of-turn tokens ``<|im_end|>\\n``, the plain side the EOS token), so the ratio
+measures how much the chat-tuned rendering prefers the response over the raw LM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.rewards.logprob import (
+    LogProbComposite,
+    SequenceLogProbReward,
+    density_ratio,
+    merge_stats,
+    reduction_name,
+    with_system,
+)
+from rewardkit.types import Query, prompt_text
+
+DEFAULT_STRONG = "smollm2"
+DEFAULT_SYSTEM = (
+    "You are a helpful, honest and harmless assistant. Answer the user's request correctly, "
+    "clearly and concisely, and refuse requests that could cause harm."
+)
+#: Domain criteria used with ``criteria=default`` (rewardkit's wording of the paper's idea).
+DEFAULT_CRITERIA = {
+    "chat": (
+        "You are a helpful assistant. A good answer follows the user's instructions, is "
+        "accurate, relevant and clearly written, and is no longer than it needs to be."
+    ),
+    "safety": (
+        "You are a safe and responsible assistant. A good answer refuses harmful, illegal or "
+        "dangerous requests politely and briefly, and helps fully with harmless ones."
+    ),
+    "reasoning": (
+        "You are an expert in mathematics and programming. A good answer is correct, reasons "
+        "step by step where needed, and gives working code or the exact final result."
+    ),
+}
+_COLUMN = {"sum": 0, "mean": 1, "norm": 2}
+_REASONING = re.compile(
+    r"```|\bdef |\bclass |\bfunction\b|\bcode\b|\bpython\b|\bjavascript\b|\bsql\b|\bprogram"
+    r"|\bcompute\b|\bcalculate\b|\bsolve\b|\bequation\b|\bprove\b|\bmath|\d\s*[-+*/^=]\s*\d",
+    re.IGNORECASE,
+)
+_SAFETY = re.compile(
+    r"\b(kill|weapon|bomb|explosive|drug|poison|hack|steal|suicide|attack|illegal|murder"
+    r"|violence|abuse|weapons)\b",
+    re.IGNORECASE,
+)
+
+
+def route_domain(query: Query) -> str:
+    """Keyword router over {chat, safety, reasoning}: the last user turn decides.
+
+    Harm words → ``safety``; code or math cues → ``reasoning``; else ``chat``.
+    """
+    users = [m for m in query.prompt if m["role"] == "user"]
+    text = str(users[-1]["content"]) if users else prompt_text(query.prompt)
+    if _SAFETY.search(text):
+        return "safety"
+    if _REASONING.search(text):
+        return "reasoning"
+    return "chat"
+
+
+class DensityRatioReward(LogProbComposite):
+    """log π_strong(y|c ⊕ x) − log π_weak(y|c ⊕ x) with reduction ``sum`` (default) or mean/norm."""
+
+    def __init__(
+        self,
+        strong: str = DEFAULT_STRONG,
+        weak: str | None = None,
+        *,
+        config: EngineConfig | None = None,
+        reduce: str = "sum",
+        system: str | None = DEFAULT_SYSTEM,
+        criteria: Mapping[str, str] | str | None = None,
+        condition_weak: bool = True,
+        strong_chat_template: bool | None = None,
+        weak_chat_template: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.reduce = reduction_name(reduce)
+        self.system = system or None
+        if isinstance(criteria, str):
+            if criteria != "default":
+                raise ValueError("criteria must be a {domain: system prompt} mapping or 'default'")
+            criteria = DEFAULT_CRITERIA
+        self.criteria = dict(criteria) if criteria else None
+        self.uses_meta = self.criteria is not None
+        self.condition_weak = bool(condition_weak)
+        self.strong = SequenceLogProbReward(strong, config, use_chat_template=strong_chat_template)
+        same_weights = weak in (None, "", strong)
+        if weak_chat_template is None and same_weights:
+            weak_chat_template = False  # the same weights without the chat template
+        self.weak = SequenceLogProbReward(
+            strong if same_weights else str(weak),
+            self.strong.config,
+            use_chat_template=weak_chat_template,
+        )
+        if self.weak.identity() == self.strong.identity():
+            raise ValueError(
+                "density-ratio: strong and weak are the same model with the same template, so "
+                "every reward would be 0; pick another weak model or set weak_chat_template=false"
+            )
+
+    def _members(self) -> dict[str, SequenceLogProbReward]:
+        return {"strong": self.strong, "weak": self.weak}
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "class": "DensityRatioReward",
+            "strong": self.strong.identity(),
+            "weak": self.weak.identity(),
+            "reduce": self.reduce,
+            "system": self.system,
+            "criteria": self.criteria,
+            "condition_weak": self.condition_weak,
+        }
+
+    def condition(self, query: Query) -> str | None:
+        """The system prompt ``c`` for a query: its domain's criteria, else ``system``."""
+        if self.criteria:
+            domain = query.meta.get("domain")
+            if domain not in self.criteria:
+                domain = route_domain(query)
+            if domain in self.criteria:
+                return self.criteria[domain]
+        return self.system
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        conditioned = [with_system(q, self.condition(q)) for q in queries]
+        col = _COLUMN[self.reduce]
+        strong = self._run("strong", conditioned)[:, col].astype(np.float64)
+        weak_queries = conditioned if self.condition_weak else list(queries)
+        weak = self._run("weak", weak_queries)[:, col].astype(np.float64)
+        self.last_stats = merge_stats(self._members(), len(queries))
+        return np.array(
+            [density_ratio(s, w) for s, w in zip(strong, weak, strict=True)], dtype=np.float32
+        )
+
+
+def build(arg: str | None, **options: Any) -> DensityRatioReward:
+    """Registry factory for ``density-ratio:STRONG`` (``default``: the embedded SmolLM2 pair)."""
+    strong = DEFAULT_STRONG if arg in (None, "", "default") else arg
+    config = EngineConfig.from_options(options)
+    return DensityRatioReward(strong, config=config, **options)

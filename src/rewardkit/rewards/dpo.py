@@ -1,0 +1,107 @@
+"""DPO implicit reward (``dpo:POLICY?ref=REF&beta=0.1&reduce=sum``).
+
+methods.md B1 — a DPO-trained policy defines a reward up to a prompt-only constant::
+
+    r(x, y) = β [ log π_θ(y|x) − log π_ref(y|x) ]          (−10, −12, β = 0.1 → 0.2)
+
+Without a reference model the reward is reference-free, as reward-bench scores it: ``sum``
+(log π(y|x)), ``mean`` (``avg``: per-token mean) or ``norm`` (−‖(log π(y_t))_t‖₂, reward-bench's
+default and rewardkit's default without ``ref``). β scales only the reference log-ratio.
+
+The policy and the reference each run through the engine (their own batches, cache entries and
+fingerprints); both score the same response tokens (prompt masked). When ``ref`` names the same
+weights as the policy they share one copy in memory — and the reward is 0 for every response,
+which is why the reference is optional.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.rewards.logprob import (
+    LogProbComposite,
+    SequenceLogProbReward,
+    merge_stats,
+    reduction_name,
+    with_system,
+)
+from rewardkit.types import Query
+
+DEFAULT_POLICY = "smollm2"
+_COLUMN = {"sum": 0, "mean": 1, "norm": 2}
+
+
+class DPOImplicitReward(LogProbComposite):
+    """β-scaled log-ratio of a policy to its reference, or a reference-free reduction."""
+
+    def __init__(
+        self,
+        policy: str = DEFAULT_POLICY,
+        ref: str | None = None,
+        *,
+        beta: float = 0.1,
+        reduce: str | None = None,
+        config: EngineConfig | None = None,
+        use_chat_template: bool | None = None,
+        ref_chat_template: bool | None = None,
+        system: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.reduce = reduction_name(reduce or ("sum" if ref else "norm"))
+        self.beta = float(beta)
+        self.system = system or None
+        self.policy = SequenceLogProbReward(policy, config, use_chat_template=use_chat_template)
+        self.ref = None
+        if ref:
+            self.ref = SequenceLogProbReward(
+                ref,
+                self.policy.config,
+                use_chat_template=use_chat_template
+                if ref_chat_template is None
+                else ref_chat_template,
+            )
+            if self.ref.identity() == self.policy.identity():
+                warnings.warn(
+                    "dpo: the reference is the policy itself, so every reward is 0",
+                    stacklevel=2,
+                )
+
+    def _members(self) -> dict[str, SequenceLogProbReward]:
+        return (
+            {"policy": self.policy}
+            if self.ref is None
+            else {"policy": self.policy, "ref": self.ref}
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "class": "DPOImplicitReward",
+            "policy": self.policy.identity(),
+            "ref": None if self.ref is None else self.ref.identity(),
+            "beta": self.beta if self.ref is not None else None,
+            "reduce": self.reduce,
+            "system": self.system,
+        }
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        qs = [with_system(q, self.system) for q in queries]
+        col = _COLUMN[self.reduce]
+        policy = self._run("policy", qs)[:, col].astype(np.float64)
+        if self.ref is None:
+            out = policy
+        else:
+            out = self.beta * (policy - self._run("ref", qs)[:, col].astype(np.float64))
+        self.last_stats = merge_stats(self._members(), len(queries))
+        return out.astype(np.float32)
+
+
+def build(arg: str | None, **options: Any) -> DPOImplicitReward:
+    """Registry factory for ``dpo:POLICY`` (``dpo:default`` is the embedded SmolLM2)."""
+    policy = DEFAULT_POLICY if arg in (None, "", "default") else arg
+    config = EngineConfig.from_options(options)
+    return DPOImplicitReward(policy, config=config, **options)

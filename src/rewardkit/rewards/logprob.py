@@ -1,0 +1,263 @@
+"""Log-probabilities of a response under a causal LM: the machinery behind log-ratio rewards.
+
+:class:`SequenceLogProbReward` runs a causal LM through the engine and returns, for each query,
+statistics of the per-token log-probabilities of the *response tokens only* (the prompt is
+masked): their sum (log p(y|x)), mean, the negated L2 norm, and the token count — one forward
+pass, the four numbers cached together, so every reduction reads the same cache entry.
+
+Rewards built on it (methods.md B1 DPO implicit reward, B2 strong-over-weak density ratio)
+combine two of them; :class:`LogProbComposite` holds the shared plumbing (system prompts
+injected into the queries, merged ``last_stats``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.encoding import encode_chat, encode_plain
+from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.models.loading import (
+    load_causal_lm_shared,
+    load_tokenizer,
+    resolve_device,
+    resolve_model,
+    set_threads,
+)
+from rewardkit.types import Message, Query, Reward, stable_hash
+
+REDUCTIONS = ("sum", "mean", "norm")
+_REDUCE_ALIASES = {"sum": "sum", "mean": "mean", "avg": "mean", "norm": "norm"}
+#: Positions whose logits are computed at once (bounds memory: CHUNK × vocabulary floats).
+LOGIT_CHUNK = 512
+
+
+def reduction_name(how: str) -> str:
+    """Canonical name of a reduction: ``sum``, ``mean`` (alias ``avg``) or ``norm``."""
+    try:
+        return _REDUCE_ALIASES[str(how).lower()]
+    except KeyError:
+        raise ValueError(f"reduce must be one of sum, mean (avg), norm; got {how!r}") from None
+
+
+def reduce_logprobs(token_logps: Sequence[float] | np.ndarray, how: str = "sum") -> float:
+    """Reduce per-token log-probs of a response (methods.md B1, reward-bench ``get_batch_logps``).
+
+    ``sum`` = Σ_t log π(y_t) = log π(y|x); ``mean`` (``avg``) = the mean; ``norm`` =
+    −‖(log π(y_t))_t‖₂, reward-bench's default without a reference model. ``[−1, −2, −2]`` →
+    sum −5, mean −5/3, norm −3. The mean of no tokens is NaN.
+    """
+    a = np.asarray(token_logps, dtype=np.float64).reshape(-1)
+    how = reduction_name(how)
+    if how == "sum":
+        return float(a.sum())
+    if how == "mean":
+        return float(a.mean()) if a.size else math.nan
+    return -float(np.sqrt(np.sum(a * a)))
+
+
+def dpo_implicit_reward(logp_policy: float, logp_ref: float | None, beta: float = 0.1) -> float:
+    """methods.md B1: r = β [log π(y|x) − log π_ref(y|x)] (−10, −12, β=0.1 → 0.2).
+
+    Without a reference (``logp_ref`` None) the reward is the policy's reduced log-prob itself,
+    unscaled, as reward-bench scores reference-free.
+    """
+    if logp_ref is None:
+        return float(logp_policy)
+    return float(beta) * (float(logp_policy) - float(logp_ref))
+
+
+def density_ratio(logp_strong: float, logp_weak: float) -> float:
+    """methods.md B2: r = log π_strong(y|x) − log π_weak(y|x) (−40.0, −43.5 → 3.5)."""
+    return float(logp_strong) - float(logp_weak)
+
+
+def with_system(query: Query, system: str | None) -> Query:
+    """``query`` with ``system`` as its system message (merged before an existing one)."""
+    if not system:
+        return query
+    prompt: list[Message] = list(query.prompt)
+    if prompt and prompt[0]["role"] == "system":
+        prompt[0] = {"role": "system", "content": f"{system}\n\n{prompt[0]['content']}"}
+    else:
+        prompt.insert(0, {"role": "system", "content": system})
+    return Query(prompt, query.response, query.reference, query.meta)
+
+
+class SequenceLogProbReward(ModelBackedReward):
+    """Per-query statistics of log π(y_t | x, y_<t) over the response tokens of a causal LM.
+
+    ``score`` returns an (n, 4) array with the objectives ``sum`` (log p(y|x)), ``mean``,
+    ``norm`` (−‖·‖₂) and ``tokens`` (how many response tokens were scored). With a chat template
+    the response tokens are what the conversation adds after the generation prompt (the response
+    and the template's end-of-turn tokens, as reward-bench and TRL score them); without one the
+    row is ``[BOS] prompt_text "\\n\\n" response [EOS]`` (:func:`encode_plain`). The first token of
+    a row has no prediction and is never scored (it is the BOS token or a prompt token unless
+    truncation removed the whole prompt).
+
+    Only the decoder runs over the batch; the LM head is applied to the response positions
+    alone, in chunks of :data:`LOGIT_CHUNK`, and log-softmax is taken in float32, so memory does
+    not grow with vocabulary × sequence length.
+    """
+
+    objectives = ("sum", "mean", "norm", "tokens")
+    uses_response_start = True
+
+    def __init__(
+        self,
+        model: str = "smollm2",
+        config: EngineConfig | None = None,
+        *,
+        use_chat_template: bool | None = None,
+        append_eos: bool = True,
+    ) -> None:
+        super().__init__(config)
+        set_threads(self.config.threads)
+        resolved = resolve_model(model)
+        self.model_name = model
+        self.tokenizer = load_tokenizer(resolved.source)
+        self.device = resolve_device(self.config.device)
+        self.model = load_causal_lm_shared(resolved.source, self.config.dtype, self.device)
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.use_chat_template = has_template if use_chat_template is None else use_chat_template
+        if self.use_chat_template and not has_template:
+            raise ValueError(
+                f"{model}: use_chat_template=True but the tokenizer has no chat template"
+            )
+        self.append_eos = append_eos
+        self._decoder = getattr(self.model, self.model.base_model_prefix)
+        self._head = self.model.get_output_embeddings()
+        self._softcap = getattr(self.model.config, "final_logit_softcapping", None)
+        limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
+        self.max_length = int(self.config.max_length or min(limit, self.config.default_max_length))
+        self._identity = {
+            "class": "SequenceLogProbReward",
+            **resolved.identity,
+            "template": stable_hash(self.tokenizer.chat_template)
+            if self.use_chat_template
+            else {"plain": "\n\n", "eos": append_eos},
+            "max_length": self.max_length,
+            **self.engine_identity(),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        if self.use_chat_template:
+            return encode_chat(self.tokenizer, queries, self.max_length, self.config.truncation)
+        return encode_plain(
+            self.tokenizer,
+            queries,
+            self.max_length,
+            self.config.truncation,
+            append_eos=self.append_eos,
+        )
+
+    def _token_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_start: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row index, log-prob) of every scored response token in a right-padded batch."""
+        hidden = self._decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        width = input_ids.shape[1]
+        pos = torch.arange(width, device=input_ids.device)[None, :]
+        lengths = attention_mask.sum(dim=1)[:, None]
+        start = response_start.clamp(min=1)[:, None]
+        scored = (pos >= start) & (pos < lengths) & (response_start[:, None] >= 0)
+        rows, cols = scored.nonzero(as_tuple=True)
+        h = hidden[rows, cols - 1]  # the hidden state before a token predicts it
+        targets = input_ids[rows, cols]
+        out = torch.empty(rows.shape[0], dtype=torch.float64, device=input_ids.device)
+        for lo in range(0, rows.shape[0], LOGIT_CHUNK):
+            hi = min(lo + LOGIT_CHUNK, rows.shape[0])
+            logits = self._head(h[lo:hi]).float()
+            if self._softcap:
+                logits = torch.tanh(logits / self._softcap) * self._softcap
+            picked = logits.gather(1, targets[lo:hi, None])[:, 0]
+            out[lo:hi] = (picked - torch.logsumexp(logits, dim=1)).double()
+        return rows, out
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        response_start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if response_start is None:
+            raise ValueError("SequenceLogProbReward.forward needs response_start (run the engine)")
+        rows, lp = self._token_logprobs(input_ids, attention_mask, response_start)
+        b = input_ids.shape[0]
+        zeros = torch.zeros(b, dtype=torch.float64, device=input_ids.device)
+        total = zeros.index_add(0, rows, lp)
+        squares = zeros.index_add(0, rows, lp * lp)
+        count = zeros.index_add(0, rows, torch.ones_like(lp))
+        mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, math.nan))
+        return torch.stack([total, mean, -torch.sqrt(squares), count], dim=1)
+
+    def token_logprobs(self, queries: Sequence[Query]) -> list[np.ndarray]:
+        """The per-token log-probs of each query's response tokens (uncached; for inspection)."""
+        out = []
+        with torch.inference_mode():
+            for row in self.encode(list(queries)):
+                ids = torch.tensor([row.input_ids], dtype=torch.long, device=self.device)
+                start = torch.tensor([row.response_start], dtype=torch.long, device=self.device)
+                _, lp = self._token_logprobs(ids, torch.ones_like(ids), start)
+                out.append(lp.cpu().numpy())
+        return out
+
+
+def merge_stats(members: Mapping[str, ModelBackedReward], n: int) -> dict[str, Any]:
+    """``last_stats`` of a reward built from several engine runs over the same ``n`` queries.
+
+    ``truncated_rows`` counts the queries truncated in any member; each member's own statistics
+    are kept under ``members``.
+    """
+    truncated = np.zeros(n, dtype=bool)
+    seconds = 0.0
+    stats: dict[str, Any] = {}
+    for name, member in members.items():
+        if member.last_truncated is not None and len(member.last_truncated) == n:
+            truncated |= member.last_truncated
+        if member.last_stats:
+            seconds += float(member.last_stats.get("seconds") or 0.0)
+            stats[name] = dict(member.last_stats)
+    return {
+        "queries": n,
+        "truncated_rows": int(truncated.sum()),
+        "response_truncated_rows": sum(
+            int(s.get("response_truncated_rows", 0)) for s in stats.values()
+        ),
+        "computed": sum(int(s.get("computed", 0)) for s in stats.values()),
+        "cached": sum(int(s.get("cached", 0)) for s in stats.values()),
+        "seconds": seconds,
+        "members": stats,
+    }
+
+
+class LogProbComposite(Reward):
+    """Base of rewards that combine response log-probs from one or two :class:`SequenceLogProbReward`."""
+
+    def __init__(self) -> None:
+        self.last_stats: dict[str, Any] | None = None
+
+    def _members(self) -> dict[str, SequenceLogProbReward]:
+        raise NotImplementedError
+
+    def _run(self, member: str, queries: Sequence[Query]) -> np.ndarray:
+        reward = self._members()[member]
+        reward.name = f"{self.name}[{member}]"
+        return reward.score(queries)
+
+    @property
+    def config(self) -> EngineConfig:
+        return next(iter(self._members().values())).config
