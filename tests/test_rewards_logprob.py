@@ -42,8 +42,12 @@ def assert_batch_and_order_invariant(spec: str, queries: list[Query], cache_dir=
     """Scores with a small budget (cached to ``cache_dir`` when given) against a big budget on
     shuffled queries (never cached)."""
     cache = f"&cache_dir={cache_dir}" if cache_dir else ""
-    small = load_reward(f"{spec}{'&' if '?' in spec else '?'}progress=false&token_budget=96{cache}")
-    big = load_reward(f"{spec}{'&' if '?' in spec else '?'}progress=false&token_budget=4096")
+    small = load_reward(
+        f"{spec}{'&' if '?' in spec else '?'}progress=false&threads=1&token_budget=96{cache}"
+    )
+    big = load_reward(
+        f"{spec}{'&' if '?' in spec else '?'}progress=false&threads=1&token_budget=4096"
+    )
     a = small.score(queries)
     order = list(range(len(queries)))
     random.Random(1).shuffle(order)
@@ -120,7 +124,9 @@ def test_response_logprobs_match_a_full_forward():
 
     qs = tiny_queries()[:2]
     for chat in (True, False):
-        r = SequenceLogProbReward("smollm2", EngineConfig(progress=False), use_chat_template=chat)
+        r = SequenceLogProbReward(
+            "smollm2", EngineConfig(progress=False, threads=1), use_chat_template=chat
+        )
         scores = r.score(qs)
         rows = r.encode(qs)
         for q, row, s in zip(qs, rows, scores, strict=True):
@@ -135,7 +141,9 @@ def test_response_logprobs_match_a_full_forward():
             )
             tail = r.tokenizer.decode(row.input_ids[row.response_start :])
             assert tail.startswith(q.response)  # the prompt is masked, the response is scored
-    assert r.model is SequenceLogProbReward("smollm2", EngineConfig(progress=False)).model
+    assert (
+        r.model is SequenceLogProbReward("smollm2", EngineConfig(progress=False, threads=1)).model
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +158,9 @@ def test_dpo_reference_free_is_batch_and_order_invariant(shared_cache):
     norm = assert_batch_and_order_invariant("dpo:default", qs, cache_dir=shared_cache)
     assert np.all(norm <= 0)
     # Every reduction is one cache entry: no model runs for sum.
-    summed = load_reward(f"dpo:default?progress=false&reduce=sum&cache_dir={shared_cache}")
+    summed = load_reward(
+        f"dpo:default?progress=false&threads=1&reduce=sum&cache_dir={shared_cache}"
+    )
     s = summed.score(qs)
     assert summed.last_stats["computed"] == 0
     assert np.all(s <= norm + 1e-4)  # Σ log p ≤ −‖log p‖₂ for log-probs ≤ 0
@@ -159,7 +169,7 @@ def test_dpo_reference_free_is_batch_and_order_invariant(shared_cache):
 @pytest.mark.slow
 def test_dpo_with_reference_and_fingerprint(shared_cache):
     qs = tiny_queries()[:3]
-    opts = f"progress=false&cache_dir={shared_cache}"
+    opts = f"progress=false&threads=1&cache_dir={shared_cache}"
     base = load_reward(f"dpo:default?{opts}")
     with pytest.warns(UserWarning, match="reference is the policy"):
         same = load_reward(f"dpo:default?{opts}&ref=smollm2")
@@ -179,9 +189,11 @@ def test_dpo_with_reference_and_fingerprint(shared_cache):
             base,
             same,
             diff,
-            load_reward("dpo:default?progress=false&reduce=mean"),
-            load_reward("dpo:default?progress=false&system=Be brief."),
-            load_reward("dpo:default?progress=false&ref=smollm2&ref_chat_template=false&beta=0.1"),
+            load_reward("dpo:default?progress=false&threads=1&reduce=mean"),
+            load_reward("dpo:default?progress=false&threads=1&system=Be brief."),
+            load_reward(
+                "dpo:default?progress=false&threads=1&ref=smollm2&ref_chat_template=false&beta=0.1"
+            ),
         )
     }
     assert len(prints) == 6
@@ -197,7 +209,7 @@ def test_density_ratio_is_batch_and_order_invariant(shared_cache):
 @pytest.mark.slow
 def test_density_ratio_options(shared_cache):
     qs = tiny_queries()[:4]
-    r = load_reward(f"density-ratio:default?progress=false&cache_dir={shared_cache}")
+    r = load_reward(f"density-ratio:default?progress=false&threads=1&cache_dir={shared_cache}")
     assert r.strong.model is r.weak.model  # one copy of the weights
     s = r.score(qs)
     stats = r.last_stats
@@ -205,10 +217,10 @@ def test_density_ratio_options(shared_cache):
     strong = r.strong.score([with_system(q, r.system) for q in qs])[:, 0]
     weak = r.weak.score([with_system(q, r.system) for q in qs])[:, 0]
     np.testing.assert_allclose(s, strong - weak, atol=1e-4)
-    again = load_reward(f"density-ratio:default?progress=false&cache_dir={shared_cache}")
+    again = load_reward(f"density-ratio:default?progress=false&threads=1&cache_dir={shared_cache}")
     np.testing.assert_array_equal(again.score(qs), s)
     assert again.last_stats["computed"] == 0
-    crit = load_reward("density-ratio:default?progress=false&criteria=default")
+    crit = load_reward("density-ratio:default?progress=false&threads=1&criteria=default")
     assert crit.condition(qs[0]).startswith("You are an expert")  # "What is 2+2?"
     assert crit.condition(qs[2]).startswith("You are a helpful")
     assert crit.condition(tiny_queries()[6]).startswith("You are a safe")
@@ -219,9 +231,9 @@ def test_density_ratio_options(shared_cache):
         for x in (
             r,
             crit,
-            load_reward("density-ratio:default?progress=false&system=none"),
-            load_reward("density-ratio:default?progress=false&condition_weak=false"),
-            load_reward("density-ratio:default?progress=false&reduce=mean"),
+            load_reward("density-ratio:default?progress=false&threads=1&system=none"),
+            load_reward("density-ratio:default?progress=false&threads=1&condition_weak=false"),
+            load_reward("density-ratio:default?progress=false&threads=1&reduce=mean"),
         )
     }
     assert len(prints) == 5
