@@ -275,3 +275,39 @@ register(
     arg_help="STRONG ('default' = SmolLM2 with chat template vs the same weights on plain text); options weak=, reduce=, system=, criteria=",
     uses_engine=True,
 )
+register(
+    "similarity",
+    "rewardkit.rewards.similarity:build_similarity",
+    "Cosine of sentence embeddings (mean pooling + L2 norm) between the response and "
+    "query.reference (max over several); NaN without a reference. against=prompt: relevance.",
+    card="B10 — Regularized relevance reward (R³), reference-similarity term",
+    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2, or PATH_OR_ID)",
+    uses_engine=True,
+)
+register(
+    "bmas",
+    "rewardkit.rewards.similarity:build_bmas",
+    "Bidirectional Max-Average Similarity between response and reference tokens in a model's "
+    "input-embedding table; NaN without a reference.",
+    card="B9 — Mixed-R1 BMAS",
+    arg_help="MODEL ('minilm'/'default' = all-MiniLM-L6-v2's table; 'smollm2' as the card)",
+    uses_engine=True,
+)
+register(
+    "judge-pairwise",
+    "rewardkit.rewards.judge_pairwise:build",
+    "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
+    "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
+    card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=",
+    uses_engine=True,
+)
+register(
+    "judge-rating",
+    "rewardkit.rewards.judge_rating:build",
+    "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
+    "rating tokens (renormalised; a two-token '10' read in the same pass).",
+    card="B6 — LLM-as-judge (rating mode)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=, output=",
+    uses_engine=True,
+)

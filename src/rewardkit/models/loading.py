@@ -141,9 +141,7 @@ def load_causal_lm(source: str, dtype: str = "float32") -> Any:
     return model.to(torch_dtype(dtype)).eval()
 
 
-_SHARED_LMS: weakref.WeakValueDictionary[tuple[str, str, str], Any] = (
-    weakref.WeakValueDictionary()
-)
+_SHARED_LMS: weakref.WeakValueDictionary[tuple[str, str, str], Any] = weakref.WeakValueDictionary()
 
 
 def load_causal_lm_shared(source: str, dtype: str, device: torch.device) -> Any:

@@ -10,6 +10,8 @@ where ℓ_yes (ℓ_no) is the log-sum-exp of the next-token logits over the spel
 "Yes" ("Yes", " Yes", "yes", " yes", …) that are single tokens — the same as summing their
 probabilities. ``output="logit"`` returns ℓ_yes − ℓ_no instead (same ranking, no saturation).
 Only the last position's hidden state goes through the LM head, and only for the answer tokens.
+``principle=`` / ``rubric=`` condition the judge on a principle (methods.md B7; template
+``yes_no_principle_v1``, see ``rewards/judge_base.py``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from rewardkit.models.loading import (
     resolve_model,
     set_threads,
 )
+from rewardkit.rewards.judge_base import PRINCIPLE_SLOT, load_judge_template, principle_text
 from rewardkit.types import Query, stable_hash
 
 DEFAULT_MODEL = "smollm2"
 DEFAULT_TEMPLATE = "yes_no_pointwise_v1"
+PRINCIPLE_TEMPLATE = "yes_no_principle_v1"
 DEFAULT_SYSTEM = "You are a strict and fair judge of AI assistant responses."
 YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
 NO_VARIANTS = ("No", " No", "no", " no", "NO", " NO")
@@ -74,10 +78,12 @@ class YesNoJudgeReward(ModelBackedReward):
         model: str = DEFAULT_MODEL,
         config: EngineConfig | None = None,
         *,
-        template: str = DEFAULT_TEMPLATE,
+        template: str | None = None,
         system: str | None = DEFAULT_SYSTEM,
         output: str = "prob",
         use_chat_template: bool = True,
+        principle: str | None = None,
+        rubric: Sequence[str] | str | None = None,
     ) -> None:
         super().__init__(config)
         if output not in ("prob", "logit"):
@@ -89,8 +95,19 @@ class YesNoJudgeReward(ModelBackedReward):
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
         self.output = output
-        self.template_name, self.template = load_template(template)
+        # Principle / rubric conditioning (methods.md B7): the text fills {principle}; the default
+        # template then is yes_no_principle_v1 (see rewards/judge_base.py).
+        self.principle = principle_text(principle, rubric)
+        self.template_name, self.template = load_judge_template(
+            template,
+            (DEFAULT_TEMPLATE, PRINCIPLE_TEMPLATE),
+            ("{conversation}", "{response}"),
+            self.principle,
+        )
         self.parts = render_judge_prompt(self.tokenizer, self.template, system, use_chat_template)
+        if self.principle:
+            before, between, after = (p.replace(PRINCIPLE_SLOT, self.principle) for p in self.parts)
+            self.parts = (before, between, after)
         if not use_chat_template or not getattr(self.tokenizer, "chat_template", None):
             bos = self.tokenizer.bos_token
             if bos and self.tokenizer("x")["input_ids"][0] == self.tokenizer.bos_token_id:
@@ -118,6 +135,8 @@ class YesNoJudgeReward(ModelBackedReward):
             "max_length": self.max_length,
             **self.engine_identity(),
         }
+        if self.principle:
+            self._identity["principle"] = self.principle
 
     def identity(self) -> dict[str, Any]:
         return self._identity
