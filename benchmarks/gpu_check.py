@@ -72,7 +72,9 @@ def main() -> None:
 
     examples = load(args.data, limit=args.pairs, on_error="skip")
     queries = [q for ex in examples for q in ex.queries()]
-    print(f"device {args.device}: {torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}")
+    print(
+        f"device {args.device}: {torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}"
+    )
     print(f"data: {len(examples)} pairs, {len(queries)} queries")
     results: dict[str, object] = {"queries": len(queries)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +90,9 @@ def main() -> None:
             b = np.empty_like(a)
             b[order] = big.score([queries[i] for i in order])
             diff = float(np.abs(a - b).max())
-            print(f"{kind} fp32 invariance: max|diff| {diff:.2e} ({small.last_stats['batches']} vs {big.last_stats['batches']} batches)")
+            print(
+                f"{kind} fp32 invariance: max|diff| {diff:.2e} ({small.last_stats['batches']} vs {big.last_stats['batches']} batches)"
+            )
             results[f"{kind}_fp32_max_diff"] = diff
             for dtype in ("float32", "bfloat16"):
                 reward = load_reward(base + f"&dtype={dtype}&token_budget=65536")

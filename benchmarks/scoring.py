@@ -20,10 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -40,21 +37,9 @@ DTYPES = ("float32", "bfloat16")
 # -- data ------------------------------------------------------------------------------------
 
 
-def _parse_hh(transcript: str) -> tuple[list[dict[str, str]], str]:
-    """Minimal HH parser: the last assistant turn is the response, the turns before it the prompt."""
-    parts = re.split(r"\n\n(Human|Assistant):", transcript)
-    turns = [
-        {"role": "user" if role == "Human" else "assistant", "content": text.strip()}
-        for role, text in zip(parts[1::2], parts[2::2], strict=True)
-    ]
-    if not turns or turns[-1]["role"] != "assistant":
-        raise ValueError("HH transcript does not end with an assistant turn")
-    return turns[:-1], turns[-1]["content"]
-
-
 def load_queries(data_dir: Path, pairs: int) -> tuple[list[Any], str]:
     """2 × ``pairs`` queries (chosen, rejected per pair) from the start of HH helpful-base test."""
-    from rewardkit import Query
+    from rewardkit.data import load
 
     path = data_dir / HH_FILE
     if not path.is_file():
@@ -62,33 +47,11 @@ def load_queries(data_dir: Path, pairs: int) -> tuple[list[Any], str]:
             f"error: benchmark data not found: {path}\n"
             f"(expected the shared data folder at {data_dir}; pass --data-dir DIR)"
         )
-    try:
-        from rewardkit.data import load  # written in parallel; use it when it works
-
-        examples = []
-        for ex in load(path):
-            examples.append(ex)
-            if len(examples) >= pairs:
-                break
-        queries = [q for ex in examples for q in ex.queries()]
-        if len(examples) == pairs and len(queries) == 2 * pairs:
-            return queries, "rewardkit.data.load"
-    except Exception as exc:  # any failure falls back to the minimal parser
-        print(
-            f"note: rewardkit.data.load unavailable ({type(exc).__name__}: {exc}); parsing HH directly"
-        )
-    queries = []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if len(queries) >= 2 * pairs:
-                break
-            row = json.loads(line)
-            for key in ("chosen", "rejected"):
-                prompt, response = _parse_hh(row[key])
-                queries.append(Query(prompt, response))
-    if len(queries) < 2 * pairs:
-        sys.exit(f"error: {path} has only {len(queries) // 2} pairs, {pairs} requested")
-    return queries, "benchmark's own HH parser"
+    # The real file holds a few records with an empty final turn: skip them (counted in a warning).
+    examples = load(path, limit=pairs, on_error="skip")
+    if len(examples) < pairs:
+        sys.exit(f"error: {path} has only {len(examples)} usable pairs, {pairs} requested")
+    return [q for ex in examples for q in ex.queries()], "rewardkit.data.load (on_error=skip)"
 
 
 # -- measurements ----------------------------------------------------------------------------

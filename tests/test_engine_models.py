@@ -180,3 +180,11 @@ def test_fingerprint_changes_with_what_changes_scores():
         a.fingerprint()
         != load_reward("classifier:minilm?progress=false&truncation=right").fingerprint()
     )
+
+
+def test_max_length_above_the_model_limit_is_lowered_with_a_warning():
+    with pytest.warns(UserWarning, match="above the model's limit of 512"):
+        reward = load_reward("classifier:minilm?progress=false&max_length=4096")
+    assert reward.max_length == 512
+    long = Query([{"role": "user", "content": "word " * 2000}], "fine")
+    assert np.isfinite(reward.score([long])).all()

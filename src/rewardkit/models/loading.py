@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 # Loading reports ("score.weight | MISSING") are expected for fresh heads; rewardkit records them
 # in the reward's fingerprint instead of printing them.
 transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 
 DTYPES = {
     "float32": torch.float32,
@@ -119,6 +121,39 @@ def load_tokenizer(source: str) -> Any:
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     return tok
+
+
+def fit_max_length(
+    model_config: Any,
+    tokenizer: Any,
+    requested: int | None,
+    default: int,
+    extra_limits: tuple[int, ...] = (),
+) -> int:
+    """The longest sequence to feed a model: ``requested`` if given, else ``default``, never
+    above what the model can take (its position table, the tokenizer's limit, ``extra_limits``).
+
+    A requested length above the model's limit is lowered to it with a warning, never passed
+    through to fail mid-run on the first long row.
+    """
+    hard = [int(v) for v in extra_limits if v and v > 0]
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(model_config, attr, None)
+        if isinstance(value, int) and value > 0:
+            hard.append(value)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+        hard.append(tok_max)
+    limit = min(hard) if hard else None
+    if requested:
+        if limit is not None and requested > limit:
+            warnings.warn(
+                f"max_length {requested} is above the model's limit of {limit} tokens; using {limit}",
+                stacklevel=3,
+            )
+            return limit
+        return int(requested)
+    return min(default, limit) if limit is not None else default
 
 
 def resolve_device(name: str) -> torch.device:

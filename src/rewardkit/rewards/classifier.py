@@ -20,6 +20,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_text_pair, pair_layout
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.models.loading import (
+    fit_max_length,
     load_sequence_classifier,
     load_tokenizer,
     resolve_device,
@@ -83,17 +84,12 @@ class ClassifierReward(ModelBackedReward):
         }
 
     def _max_length(self) -> int:
-        if self.config.max_length:
-            return int(self.config.max_length)
-        limits = [self.config.default_max_length]
-        for attr in ("max_position_embeddings", "n_positions"):
-            value = getattr(self.model.config, attr, None)
-            if isinstance(value, int) and value > 0:
-                limits.append(value)
-        tok_max = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
-            limits.append(tok_max)
-        return min(limits)
+        return fit_max_length(
+            self.model.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
 
     def identity(self) -> dict[str, Any]:
         return self._identity

@@ -26,6 +26,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_filled_template, render_judge_prompt
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.models.loading import (
+    fit_max_length,
     load_causal_lm,
     load_tokenizer,
     resolve_device,
@@ -116,8 +117,12 @@ class YesNoJudgeReward(ModelBackedReward):
         self.no_ids = single_token_ids(self.tokenizer, NO_VARIANTS)
         if not self.yes_ids or not self.no_ids:
             raise ValueError(f"{model}: no single-token spelling of Yes/No in its vocabulary")
-        limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
-        self.max_length = int(self.config.max_length or min(limit, self.config.default_max_length))
+        self.max_length = fit_max_length(
+            self.model.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
         self._decoder = getattr(self.model, self.model.base_model_prefix)
         head = self.model.get_output_embeddings()
         rows = torch.tensor(self.yes_ids + self.no_ids)

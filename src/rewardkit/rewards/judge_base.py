@@ -22,6 +22,7 @@ from rewardkit.engine.encoding import bos_prefix, render_slots
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.engine.truncation import fit_many
 from rewardkit.models.loading import (
+    fit_max_length,
     load_causal_lm_shared,
     load_tokenizer,
     resolve_device,
@@ -141,8 +142,12 @@ class AnswerTokenJudge(ModelBackedReward):
         self._part_ids = [
             list(ids) for ids in self.tokenizer(parts, add_special_tokens=False)["input_ids"]
         ]
-        limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
-        self.max_length = int(self.config.max_length or min(limit, self.config.default_max_length))
+        self.max_length = fit_max_length(
+            self.model.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
         self._decoder = getattr(self.model, self.model.base_model_prefix)
         self._head = self.model.get_output_embeddings()
 

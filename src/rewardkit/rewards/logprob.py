@@ -23,6 +23,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.models.loading import (
+    fit_max_length,
     load_causal_lm_shared,
     load_tokenizer,
     resolve_device,
@@ -133,8 +134,12 @@ class SequenceLogProbReward(ModelBackedReward):
         self._decoder = getattr(self.model, self.model.base_model_prefix)
         self._head = self.model.get_output_embeddings()
         self._softcap = getattr(self.model.config, "final_logit_softcapping", None)
-        limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
-        self.max_length = int(self.config.max_length or min(limit, self.config.default_max_length))
+        self.max_length = fit_max_length(
+            self.model.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
         self._identity = {
             "class": "SequenceLogProbReward",
             **resolved.identity,

@@ -33,6 +33,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.engine.truncation import fit_pair
 from rewardkit.models.loading import (
+    fit_max_length,
     load_tokenizer,
     resolve_device,
     resolve_model,
@@ -137,16 +138,11 @@ class EmbeddingSimilarityReward(ModelBackedReward):
         self.model = self.model.to(dtype).eval()
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
-        limits = [self.config.default_max_length]
-        if self.config.max_length:
-            limits = [int(self.config.max_length)]
-        else:
-            if "max_seq_length" in st:
-                limits.append(st["max_seq_length"])
-            pos = getattr(self.model.config, "max_position_embeddings", None)
-            if isinstance(pos, int) and pos > 0:
-                limits.append(pos)
-        self.max_length = min(limits)
+        # sentence-transformers' max_seq_length is the default, not a hard limit.
+        default = min(self.config.default_max_length, int(st.get("max_seq_length") or 10**9))
+        self.max_length = fit_max_length(
+            self.model.config, self.tokenizer, self.config.max_length, default
+        )
         self._head, self._tail = _single_layout(self.tokenizer)
         self._identity = {
             "class": "EmbeddingSimilarityReward",
