@@ -17,7 +17,6 @@ Only the last position's hidden state goes through the LM head, and only for the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 
 import torch
@@ -33,7 +32,12 @@ from rewardkit.models.loading import (
     resolve_model,
     set_threads,
 )
-from rewardkit.rewards.judge_base import PRINCIPLE_SLOT, load_judge_template, principle_text
+from rewardkit.rewards.judge_base import (
+    PRINCIPLE_SLOT,
+    load_judge_template,
+    principle_text,
+    single_token_ids,
+)
 from rewardkit.types import Query, stable_hash
 
 DEFAULT_MODEL = "smollm2"
@@ -47,28 +51,6 @@ NO_VARIANTS = ("No", " No", "no", " no", "NO", " NO")
 def yes_probability(logit_yes: float, logit_no: float) -> float:
     """σ(ℓ_yes − ℓ_no): methods.md B3's two-way normalisation (ℓ=1.2, 0.4 → 0.689974)."""
     return float(torch.sigmoid(torch.tensor(logit_yes - logit_no, dtype=torch.float64)))
-
-
-def load_template(name_or_text: str) -> tuple[str, str]:
-    """A judging template by name (a file in ``resources/judge_templates``) or literal text.
-
-    Returns (template name or "inline", text)."""
-    if "{conversation}" in name_or_text:
-        return "inline", name_or_text
-    path = resources.files("rewardkit") / "resources" / "judge_templates" / f"{name_or_text}.txt"
-    if not path.is_file():
-        raise ValueError(f"unknown judge template {name_or_text!r} (no file {path.name})")
-    return name_or_text, path.read_text(encoding="utf-8").rstrip("\n")
-
-
-def single_token_ids(tokenizer: Any, variants: Sequence[str]) -> list[int]:
-    """Ids of the variants that the tokenizer spells as exactly one token (deduplicated)."""
-    ids: list[int] = []
-    for v in variants:
-        toks = tokenizer(v, add_special_tokens=False)["input_ids"]
-        if len(toks) == 1 and toks[0] not in ids:
-            ids.append(toks[0])
-    return ids
 
 
 class YesNoJudgeReward(ModelBackedReward):

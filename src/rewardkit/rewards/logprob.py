@@ -13,6 +13,7 @@ injected into the queries, merged ``last_stats``).
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -255,8 +256,9 @@ class LogProbComposite(Reward):
     def __init__(self) -> None:
         self.last_stats: dict[str, Any] | None = None
 
+    @abstractmethod
     def _members(self) -> dict[str, SequenceLogProbReward]:
-        raise NotImplementedError
+        """The log-prob rewards this composite combines, by role ("policy", "ref", …)."""
 
     def _run(self, member: str, queries: Sequence[Query]) -> np.ndarray:
         reward = self._members()[member]
