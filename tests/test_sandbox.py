@@ -402,6 +402,18 @@ def test_network_is_unreachable():
         unix.close()
 
 
+def _tmp_entries_to_python() -> set[str]:
+    """Top-level /tmp entries on the way to this interpreter (a checkout with its .venv under
+    /tmp): the sandbox binds the interpreter's directories back in, so those may show."""
+    entries = set()
+    for p in (sys.executable, sys.prefix, sys.base_prefix):
+        for q in (os.path.abspath(p), os.path.realpath(p)):
+            parts = q.split("/")
+            if len(parts) > 2 and parts[1] == "tmp":
+                entries.add(parts[2])
+    return entries
+
+
 def test_environment_and_interpreter_are_minimal(monkeypatch):
     monkeypatch.setenv("REWARDKIT_TEST_SECRET", "s3cret")
     monkeypatch.setenv("PYTHONPATH", "/nonexistent")
@@ -416,7 +428,10 @@ def test_environment_and_interpreter_are_minimal(monkeypatch):
     ]
     if "mnt" in sandbox_info()["namespaces"]:
         tests += [
-            "import os\nassert set(os.listdir('/tmp')) <= {os.path.basename(os.getcwd())}",
+            # /tmp is empty but for the work dir (and the way to the interpreter when it
+            # lives under /tmp, e.g. a checkout in /tmp with its .venv, bind-mounted back in)
+            "import os\nallowed = {os.path.basename(os.getcwd())} | " + repr(_tmp_entries_to_python())
+            + "\nassert set(os.listdir('/tmp')) <= allowed, sorted(os.listdir('/tmp'))",
             # /root is hidden: at most the directories leading to the interpreter remain
             "import os, sys\nfor e in os.listdir('/root'):\n"
             "    assert os.path.realpath(sys.base_prefix).startswith('/root/' + e)",
