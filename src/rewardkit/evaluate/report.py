@@ -153,15 +153,19 @@ def plain_table(result: EvalResult) -> str:
 def print_table(
     result: EvalResult, file: TextIO | None = None, *, use_rich: bool | None = None
 ) -> None:
-    """Print the report table to the terminal: with ``rich`` when installed (and ``use_rich`` is
-    not False), else as plain text."""
+    """Print the report table: with ``rich`` on a terminal (when installed and ``use_rich`` is not
+    False), else as plain text, which never wraps cells in logs or pipes."""
     stream = file if file is not None else sys.stdout
-    if use_rich is not False:
+    explicit = use_rich
+    if use_rich is None:
+        isatty = getattr(stream, "isatty", None)
+        use_rich = bool(isatty and isatty())
+    if use_rich:
         try:
             from rich.console import Console
             from rich.table import Table
         except ImportError:
-            if use_rich:
+            if explicit:
                 raise
         else:
             table = Table(title="rewardkit evaluation")
