@@ -134,3 +134,19 @@ def test_eval_model_reward_with_engine_flags_and_cache(tmp_path):
         rerun["run"]["rewards"]["classifier:minilm"]["last_stats"]["computed"] == 0
     )  # all from the cache
     assert rerun["rewards"][0]["examples"] == report["rewards"][0]["examples"]
+
+
+def test_columns_map_generic_files_on_the_command_line(tmp_path):
+    src = tmp_path / "mine.jsonl"
+    src.write_text(
+        '{"question": "q1", "good": "a long good answer", "bad": "no"}\n'
+        '{"question": "q2", "good": "ok", "bad": "a long bad answer"}\n'
+    )
+    out = tmp_path / "r"
+    args = ["eval", "-r", "rule:length", "--data", str(src), "--out", str(out), "--n-boot", "20"]
+    result = runner.invoke(app, [*args, "--columns", "prompt=question,chosen=good,rejected=bad"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [e["outcome"] for e in report["rewards"][0]["examples"]] == [1.0, 0.0]
+    bad = runner.invoke(app, [*args, "--columns", "prompt"])
+    assert bad.exit_code != 0 and "FIELD=COLUMN" in bad.output

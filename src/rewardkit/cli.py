@@ -51,6 +51,14 @@ CacheDirOpt = Annotated[
 NoCacheOpt = Annotated[
     bool, typer.Option("--no-cache", help="Do not read or write the score cache.")
 ]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Column map for the generic format: FIELD=COLUMN pairs, comma-separated, e.g. "
+        "'prompt=question,chosen=good,rejected=bad'.",
+    ),
+]
 OnErrorOpt = Annotated[
     str,
     typer.Option(
@@ -85,6 +93,19 @@ def _engine_defaults(
     }
 
 
+def _columns(text: str | None) -> dict[str, str] | None:
+    """Parse ``FIELD=COLUMN,FIELD=COLUMN`` into a column map."""
+    if not text:
+        return None
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        field, eq, column = part.partition("=")
+        if not eq or not field.strip() or not column.strip():
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--columns")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -113,6 +134,7 @@ def eval_command(
         bool, typer.Option("--no-baseline", help="Do not add the length baseline.")
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Use only the first N examples.")] = None,
+    columns: ColumnsOpt = None,
     on_error: OnErrorOpt = "raise",
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
@@ -147,7 +169,9 @@ def eval_command(
         no_progress,
     )
     try:
-        examples = load(data, format=data_format, limit=limit, on_error=on_error)
+        examples = load(
+            data, format=data_format, columns=_columns(columns), limit=limit, on_error=on_error
+        )
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
         result = evaluate(
             examples,
@@ -257,6 +281,7 @@ def rewards_list() -> None:
 def data_command(
     path: Annotated[str, typer.Argument(help="Data file, directory, hf:name, or 'sample'.")],
     data_format: Annotated[str | None, typer.Option("--format", help="Force a format.")] = None,
+    columns: ColumnsOpt = None,
     on_error: OnErrorOpt = "raise",
 ) -> None:
     """Load and validate a preference data file; print what it holds."""
@@ -265,7 +290,7 @@ def data_command(
     from rewardkit.data import load
 
     try:
-        examples = load(path, format=data_format, on_error=on_error)
+        examples = load(path, format=data_format, columns=_columns(columns), on_error=on_error)
     except (RewardkitError, ValueError, FileNotFoundError) as exc:
         _fail(exc)
     formats = Counter(str(e.meta.get("format", "?")) for e in examples)
