@@ -430,7 +430,8 @@ def test_environment_and_interpreter_are_minimal(monkeypatch):
         tests += [
             # /tmp is empty but for the work dir (and the way to the interpreter when it
             # lives under /tmp, e.g. a checkout in /tmp with its .venv, bind-mounted back in)
-            "import os\nallowed = {os.path.basename(os.getcwd())} | " + repr(_tmp_entries_to_python())
+            "import os\nallowed = {os.path.basename(os.getcwd())} | "
+            + repr(_tmp_entries_to_python())
             + "\nassert set(os.listdir('/tmp')) <= allowed, sorted(os.listdir('/tmp'))",
             # /root is hidden: at most the directories leading to the interpreter remain
             "import os, sys\nfor e in os.listdir('/root'):\n"
