@@ -182,10 +182,6 @@ def encode_text_pair(
     return rows
 
 
-CONVERSATION_SLOT = "{conversation}"
-RESPONSE_SLOT = "{response}"
-
-
 def render_slots(
     tokenizer: Any,
     template: str,
@@ -226,44 +222,3 @@ def render_slots(
         parts.append(before)
     parts.append(text)
     return parts
-
-
-def render_judge_prompt(
-    tokenizer: Any, template: str, system: str | None, use_chat_template: bool = True
-) -> tuple[str, str, str]:
-    """Render a judging template around the two slots; returns (before, between, after) text.
-
-    The template is the user turn with ``{conversation}`` and ``{response}`` slots (see
-    :func:`render_slots`).
-    """
-    before, between, after = render_slots(
-        tokenizer, template, [CONVERSATION_SLOT, RESPONSE_SLOT], system, use_chat_template
-    )
-    return before, between, after
-
-
-def encode_filled_template(
-    tokenizer: Any,
-    parts: tuple[str, str, str],
-    queries: Sequence[Query],
-    max_length: int,
-    policy: Truncation,
-) -> list[EncodedRow]:
-    """Encode queries into a judging template: the conversation fills the first slot (and is
-    truncated from the left), the response the second; template tokens are never cut."""
-    before, between, after = _ids(tokenizer, list(parts))
-    fixed = len(before) + len(between) + len(after)
-    conv = _ids(tokenizer, [prompt_text(q.prompt) for q in queries])
-    resp = _ids(tokenizer, [q.response for q in queries])
-    rows = []
-    for c_ids, r_ids in zip(conv, resp, strict=True):
-        f = fit_pair(c_ids, r_ids, max_length - fixed, policy)
-        rows.append(
-            EncodedRow(
-                before + f.prompt + between + f.response + after,
-                None,
-                f.prompt_dropped,
-                f.response_dropped,
-            )
-        )
-    return rows
