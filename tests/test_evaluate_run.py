@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -388,3 +389,45 @@ def test_bad_inputs():
     mixed[1].meta["section"] = "B"
     with pytest.raises(DataError, match="one section"):
         evaluate(mixed, [])
+
+
+class _FakePairwiseJudge(Reward):
+    """Prefers the longer response; in 'forward' order it is biased towards slot A."""
+
+    name = "fake-pairwise"
+
+    def _score(self, queries):
+        return np.full(len(queries), np.nan)
+
+    def compare_many(self, prompts, a, b):
+        from types import SimpleNamespace
+
+        p = np.array(
+            [0.5 if len(x) == len(y) else float(len(x) > len(y)) for x, y in zip(a, b, strict=True)]
+        )
+        forward = np.full(len(a), 0.9)  # always "A" when a is shown first
+        reverse = p  # the honest verdict; ties (0.5) are left out of the bias
+        decided = reverse != 0.5
+        flips = ((forward - 0.5) * (reverse - 0.5) < 0)[decided]
+        return SimpleNamespace(p=p, position_bias=float(flips.mean()))
+
+
+def test_pairwise_native_judges_are_scored_by_compare_and_report_position_bias(tmp_path):
+    prompt = [{"role": "user", "content": "q"}]
+    examples = [
+        Example("p1", prompt, ["long answer", "no"], [0], subset="s"),  # chosen longer: right
+        Example("p2", prompt, ["ok", "much longer"], [0], subset="s"),  # chosen shorter: wrong
+        Example("p3", prompt, ["same", "size"], [1], subset="s"),  # equal length: tie, 0.5
+        Example("p4", prompt, ["a", "bb", "ccc"], [2], subset="s"),  # not a pair: NaN
+    ]
+    result = evaluate(examples, [_FakePairwiseJudge()], include_length_baseline=False, n_boot=20)
+    r = result.rewards[0]
+    assert [e.outcome for e in r.examples][:3] == [1.0, 0.0, 0.5]
+    assert r.n_nan == 1
+    # forward always says A: p1 agrees, p2 flips, p3 (a tie) is left out -> 1/2
+    assert r.position_bias == pytest.approx(0.5)
+    paths = result.write_reports(tmp_path)
+    assert json.loads(paths["json"].read_text())["rewards"][0]["position_bias"] == pytest.approx(
+        0.5
+    )
+    assert "position bias" in paths["markdown"].read_text()

@@ -95,6 +95,11 @@ def _notes(result: EvalResult) -> list[str]:
             notes.append(f"`{r.name}`: {r.n_nan} examples with a NaN score excluded.")
         if r.n_truncated:
             notes.append(f"`{r.name}`: {r.n_truncated} rows truncated to the reward's max length.")
+        if r.position_bias is not None:
+            notes.append(
+                f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
+                f"order on {100 * r.position_bias:.1f}% of pairs (position bias)."
+            )
     return notes
 
 

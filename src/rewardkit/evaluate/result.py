@@ -67,6 +67,8 @@ class RewardResult:
     examples: list[ExampleRecord]
     seconds: float = 0.0
     last_stats: dict[str, Any] | None = None
+    #: Pairwise-native judges: how often the verdict flipped when the order flipped.
+    position_bias: float | None = None
 
 
 def _jsonable(obj: Any) -> Any:
@@ -162,6 +164,7 @@ class EvalResult:
                     "n_scored": r.n_scored,
                     "n_nan": r.n_nan,
                     "n_truncated": r.n_truncated,
+                    "position_bias": r.position_bias,
                     "sections": {k: _group_dict(v) for k, v in r.sections.items()},
                     "subsets": {k: _group_dict(v) for k, v in r.subsets.items()},
                     "examples": [_example_dict(e) for e in r.examples],

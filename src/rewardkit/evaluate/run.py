@@ -324,6 +324,32 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     return out
 
 
+def _pairwise_scores(reward: Any, plan: _Plan) -> tuple[np.ndarray, float | None]:
+    """Scores of a pairwise-native judge (methods.md B6): each evaluable pair is judged with
+    ``compare_many`` in both orders; the chosen response gets P(chosen ≻ rejected) and the
+    rejected one 1 − P, so the usual pair rule applies (P = 0.5 is a tie). Responses of other
+    examples get NaN (excluded and counted). Also returns the position bias: the fraction of
+    pairs whose verdict flips when the order flips."""
+    scores = np.full(int(plan.offsets[-1]), np.nan)
+    picks = [
+        (i, ex.chosen[0], 1 - ex.chosen[0])
+        for i, ex in enumerate(plan.examples)
+        if plan.skip[i] is None and len(ex.responses) == 2 and len(ex.chosen) == 1
+    ]
+    if not picks:
+        return scores, None
+    judged = reward.compare_many(
+        [plan.examples[i].prompt for i, _, _ in picks],
+        [plan.examples[i].responses[c] for i, c, _ in picks],
+        [plan.examples[i].responses[r] for i, _, r in picks],
+    )
+    for (i, c, r), p in zip(picks, judged.p, strict=True):
+        scores[plan.offsets[i] + c] = p
+        scores[plan.offsets[i] + r] = 1.0 - p
+    bias = getattr(judged, "position_bias", None)
+    return scores, None if bias is None else float(bias)
+
+
 def evaluate(
     examples: Sequence[Example],
     rewards: Sequence[Reward] | Reward,
@@ -354,7 +380,9 @@ def evaluate(
     percentile bootstrap (resampling within each subset; Ties resamples prompts).
 
     A multi-objective reward gives one column per objective, ``"name[objective]"``; a
-    ``LengthReward`` is added when ``include_length_baseline`` and none is given.
+    ``LengthReward`` is added when ``include_length_baseline`` and none is given. A
+    pairwise-native judge (one with ``compare_many``) judges each pair in both orders, and its
+    position bias (verdict flips under order swap) is reported.
     """
     if ties not in TIE_MODES:
         raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
@@ -373,7 +401,11 @@ def evaluate(
     used_names: Counter[str] = Counter()
     for reward in all_rewards:
         t0 = time.perf_counter()
-        scores = np.asarray(reward.score(queries))
+        bias = None
+        if callable(getattr(reward, "compare_many", None)):
+            scores, bias = _pairwise_scores(reward, plan)
+        else:
+            scores = np.asarray(reward.score(queries))
         seconds = time.perf_counter() - t0
         stats = getattr(reward, "last_stats", None)
         stats = dict(stats) if isinstance(stats, dict) else None
@@ -407,6 +439,7 @@ def evaluate(
                     examples=records,
                     seconds=seconds,
                     last_stats=stats,
+                    position_bias=bias,
                     **summary,
                 )
             )

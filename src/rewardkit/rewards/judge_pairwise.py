@@ -68,6 +68,11 @@ class PairwiseJudgement:
         """Per pair: whether the verdict changes with the order (see :func:`position_bias`)."""
         return _flips(self.p_forward, self.p_reverse)
 
+    @property
+    def position_bias(self) -> float:
+        """Fraction of these pairs whose verdict flips with the order (:func:`position_bias`)."""
+        return position_bias(self.p_forward, self.p_reverse)
+
 
 def _flips(p_forward: np.ndarray, p_reverse: np.ndarray) -> np.ndarray:
     f = np.asarray(p_forward, dtype=np.float64) - 0.5
