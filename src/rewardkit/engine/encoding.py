@@ -14,7 +14,7 @@ from typing import Any
 
 from rewardkit.engine.config import Truncation
 from rewardkit.engine.runner import EncodedRow
-from rewardkit.engine.truncation import fit_pair
+from rewardkit.engine.truncation import Fitted, fit_pair
 from rewardkit.types import Message, Query, assistant, prompt_text
 
 
@@ -30,6 +30,17 @@ def _split_at_common_prefix(a: str, b: str) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def _row(head: list[int], fitted: Fitted) -> EncodedRow:
+    """``head + prompt + response`` as a row, remembering where the response starts."""
+    return EncodedRow(
+        head + fitted.prompt + fitted.response,
+        None,
+        fitted.prompt_dropped,
+        fitted.response_dropped,
+        response_start=len(head) + len(fitted.prompt),
+    )
 
 
 def encode_chat(
@@ -53,16 +64,7 @@ def encode_chat(
     rows = []
     for p_ids, r_ids in zip(_ids(tokenizer, prompts), _ids(tokenizer, responses), strict=True):
         head = [p_ids[0]] if p_ids and bos is not None and p_ids[0] == bos else []
-        fitted = fit_pair(p_ids[len(head) :], r_ids, max_length - len(head), policy)
-        rows.append(
-            EncodedRow(
-                head + fitted.prompt + fitted.response,
-                None,
-                fitted.prompt_dropped,
-                fitted.response_dropped,
-                response_start=len(head) + len(fitted.prompt),
-            )
-        )
+        rows.append(_row(head, fit_pair(p_ids[len(head) :], r_ids, max_length - len(head), policy)))
     return rows
 
 
@@ -100,16 +102,7 @@ def encode_plain(
     for p_ids, r_ids in zip(
         _ids(tokenizer, prompts), _ids(tokenizer, [q.response for q in queries]), strict=True
     ):
-        fitted = fit_pair(p_ids, r_ids + eos, max_length - len(head), policy)
-        rows.append(
-            EncodedRow(
-                head + fitted.prompt + fitted.response,
-                None,
-                fitted.prompt_dropped,
-                fitted.response_dropped,
-                response_start=len(head) + len(fitted.prompt),
-            )
-        )
+        rows.append(_row(head, fit_pair(p_ids, r_ids + eos, max_length - len(head), policy)))
     return rows
 
 

@@ -101,3 +101,27 @@ def as_number(name: str, rule: str, value: Any, *, minimum: float | None = None)
     if minimum is not None and value < minimum:
         raise SpecError(f"rule:{rule} option {name} must be ≥ {minimum}, got {value!r}")
     return value
+
+
+class ReferenceTextRule(RuleReward):
+    """A text-vs-references rule: :meth:`metric` of the response (optionally only the inside of
+    ``<answer>…</answer>``) against the query's references; NaN without a reference.
+
+    Option ``answer_tag`` (default false): score only the inside of ``<answer>…</answer>``.
+    """
+
+    def __init__(self, answer_tag: bool = False) -> None:
+        super().__init__(answer_tag=as_bool("answer_tag", self.rule, answer_tag))
+
+    @abstractmethod
+    def metric(self, text: str, refs: list[str]) -> float:
+        """The score of ``text`` against the (non-empty) references."""
+
+    def score_one(self, query: Query) -> float:
+        refs = references(query.reference)
+        if not refs:
+            return NAN
+        text = query.response
+        if self.options["answer_tag"]:
+            text = answer_tag_content(text)
+        return self.metric(text, refs)

@@ -11,13 +11,10 @@ from typing import Any
 
 from rewardkit.rewards.rules._common import (
     NAN,
-    RuleReward,
-    answer_tag_content,
-    as_bool,
+    ReferenceTextRule,
     references,
     squad_normalize,
 )
-from rewardkit.types import Query
 
 
 def exact_match(prediction: str, refs: list[str]) -> float:
@@ -26,7 +23,7 @@ def exact_match(prediction: str, refs: list[str]) -> float:
     return 1.0 if any(pred == squad_normalize(r) for r in refs) else 0.0
 
 
-class ExactMatchReward(RuleReward):
+class ExactMatchReward(ReferenceTextRule):
     """``rule:exact_match`` — normalised exact match (1/0), max over references.
 
     Option ``answer_tag`` (default false): compare only the inside of ``<answer>…</answer>``.
@@ -34,16 +31,7 @@ class ExactMatchReward(RuleReward):
 
     rule = "exact_match"
 
-    def __init__(self, answer_tag: bool = False) -> None:
-        super().__init__(answer_tag=as_bool("answer_tag", self.rule, answer_tag))
-
-    def score_one(self, query: Query) -> float:
-        refs = references(query.reference)
-        if not refs:
-            return NAN
-        text = query.response
-        if self.options["answer_tag"]:
-            text = answer_tag_content(text)
+    def metric(self, text: str, refs: list[str]) -> float:
         return exact_match(text, refs)
 
 

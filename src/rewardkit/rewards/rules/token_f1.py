@@ -13,13 +13,10 @@ from typing import Any
 
 from rewardkit.rewards.rules._common import (
     NAN,
-    RuleReward,
-    answer_tag_content,
-    as_bool,
+    ReferenceTextRule,
     references,
     squad_normalize,
 )
-from rewardkit.types import Query
 
 
 def token_f1(prediction: str, reference: str) -> float:
@@ -36,7 +33,7 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-class F1Reward(RuleReward):
+class F1Reward(ReferenceTextRule):
     """``rule:f1`` — SQuAD token F1 in [0, 1], max over references.
 
     Option ``answer_tag`` (default false): score only the inside of ``<answer>…</answer>``.
@@ -44,16 +41,7 @@ class F1Reward(RuleReward):
 
     rule = "f1"
 
-    def __init__(self, answer_tag: bool = False) -> None:
-        super().__init__(answer_tag=as_bool("answer_tag", self.rule, answer_tag))
-
-    def score_one(self, query: Query) -> float:
-        refs = references(query.reference)
-        if not refs:
-            return NAN
-        text = query.response
-        if self.options["answer_tag"]:
-            text = answer_tag_content(text)
+    def metric(self, text: str, refs: list[str]) -> float:
         return max(token_f1(text, r) for r in refs)
 
 
