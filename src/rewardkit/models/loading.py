@@ -195,21 +195,34 @@ def load_causal_lm_shared(source: str, dtype: str, device: torch.device) -> Any:
 
 
 def load_sequence_classifier(
-    source: str, dtype: str = "float32", num_labels: int | None = None, head_seed: int = 0
+    source: str,
+    dtype: str = "float32",
+    num_labels: int | None = None,
+    head_seed: int = 0,
+    trust_remote_code: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """A sequence classifier in eval mode, and a note on its head.
 
     A checkpoint without a trained score head (a base LM, say) gets a head initialised from
     ``head_seed``, so the same spec always gives the same scores; the note says so and becomes
-    part of the reward's fingerprint.
+    part of the reward's fingerprint. ``trust_remote_code`` runs the checkpoint's own modelling
+    code (ArmoRM-style gated heads ship it); it is off unless the user asks.
     """
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
     if num_labels is None:
         # A checkpoint saved as a classifier knows its outputs; anything else (a base LM or an
         # encoder) gets one output, a scalar reward, not transformers' default of two.
-        config = transformers.AutoConfig.from_pretrained(source)
+        config = transformers.AutoConfig.from_pretrained(
+            source, trust_remote_code=trust_remote_code
+        )
         archs = getattr(config, "architectures", None) or []
-        if not any(a.endswith("ForSequenceClassification") for a in archs):
+        auto_map = getattr(config, "auto_map", None) or {}
+        saved_as_classifier = any(a.endswith("ForSequenceClassification") for a in archs) or (
+            "AutoModelForSequenceClassification" in auto_map
+        )
+        if not saved_as_classifier:
             num_labels = 1
     if num_labels is not None:
         kwargs["num_labels"] = num_labels

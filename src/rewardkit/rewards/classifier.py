@@ -7,13 +7,27 @@ non-padding token for decoder models, [CLS] for encoders). With a chat template 
 rendered through it; without one, (prompt, response) is encoded as a text pair.
 
 methods.md A1 — Bradley–Terry reward model (the scoring side: r(x, y) is the head's output).
+
+Multi-objective heads (k > 1 outputs) return an (n, k) array named by ``objectives`` (from the
+option, else the checkpoint's ``id2label``). ``reduce=`` turns them into one scalar reward
+(methods.md A4 — MORE; ArmoRM's gating), keeping the per-objective values in
+:attr:`ClassifierReward.last_objectives`:
+
+- ``reduce=weighted``: ``Σ_k w_k r_k`` with ``weights`` (``{name: w}``, or the string
+  ``"name:w,name:w"`` in a spec), else the checkpoint's ``config.objective_weights``; objectives
+  not named weigh 0.
+- ``reduce=gating``: the model's own reduction when its output provides one — its ``score``
+  field (ArmoRM's gated preference score), else ``Σ_k g_k r_k`` with its per-row
+  ``gating_output`` g. Such checkpoints ship their modelling code: pass
+  ``trust_remote_code=true``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from rewardkit.engine.config import EngineConfig
@@ -42,14 +56,25 @@ class ClassifierReward(ModelBackedReward):
         head_seed: int = 0,
         num_labels: int | None = None,
         objectives: Sequence[str] | None = None,
+        reduce: str | None = None,
+        weights: Mapping[str, float] | str | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
         super().__init__(config)
+        if reduce not in (None, "weighted", "gating"):
+            raise ValueError(f"reduce must be 'weighted' or 'gating', got {reduce!r}")
+        if weights is not None and reduce != "weighted":
+            raise ValueError("weights= is used only with reduce=weighted")
         set_threads(self.config.threads)
         resolved = resolve_model(model)
         self.model_name = model
         self.tokenizer = load_tokenizer(resolved.source)
         self.model, head = load_sequence_classifier(
-            resolved.source, self.config.dtype, num_labels=num_labels, head_seed=head_seed
+            resolved.source,
+            self.config.dtype,
+            num_labels=num_labels,
+            head_seed=head_seed,
+            trust_remote_code=trust_remote_code,
         )
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
@@ -71,6 +96,23 @@ class ClassifierReward(ModelBackedReward):
             if len(names) != k:
                 raise ValueError(f"{model}: {k} outputs but {len(names)} objective names")
             self.objectives = tuple(names)
+        self.reduce = reduce
+        self.objective_names: tuple[str, ...] | None = self.objectives
+        self.reduce_weights: np.ndarray | None = None
+        self.last_objectives: np.ndarray | None = None
+        if reduce is not None:
+            if k < 2:
+                raise ValueError(f"{model}: reduce={reduce} needs a multi-objective head (k = {k})")
+            if reduce == "weighted":
+                given = weights if weights is not None else self._config_weights()
+                if given is None:
+                    raise ValueError(
+                        f"{model}: reduce=weighted needs weights= (e.g. 'helpfulness:0.7,"
+                        "safety:0.3') or config.objective_weights in the checkpoint"
+                    )
+                assert self.objectives is not None
+                self.reduce_weights = objective_weight_vector(self.objectives, given)
+            self.objectives = None  # the reward is now a scalar
         self.max_length = self._max_length()
         self._identity = {
             "class": "ClassifierReward",
@@ -82,6 +124,14 @@ class ClassifierReward(ModelBackedReward):
             "max_length": self.max_length,
             **self.engine_identity(),
         }
+        if reduce is not None:
+            self._identity["reduce"] = reduce
+            if self.reduce_weights is not None:
+                self._identity["weights"] = [float(w) for w in self.reduce_weights]
+
+    def _config_weights(self) -> Mapping[str, float] | None:
+        found = getattr(self.model.config, "objective_weights", None)
+        return found if isinstance(found, Mapping) else None
 
     def _max_length(self) -> int:
         return fit_max_length(
@@ -115,8 +165,60 @@ class ClassifierReward(ModelBackedReward):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        logits = self.model(**kwargs).logits
-        return logits[:, 0] if logits.shape[-1] == 1 else logits
+        out = self.model(**kwargs)
+        logits = out.logits
+        if self.reduce != "gating":
+            return logits[:, 0] if logits.shape[-1] == 1 else logits
+        # Objectives, then the model's own reduction as one extra column (cached together).
+        score = getattr(out, "score", None)
+        gating = getattr(out, "gating_output", None)
+        if score is not None:
+            reduced = score.reshape(score.shape[0], -1)[:, 0]
+        elif gating is not None and gating.shape == logits.shape:
+            reduced = (gating.float() * logits.float()).sum(dim=-1)
+        else:
+            raise ValueError(
+                f"{self.model_name}: reduce=gating, but the model's output has neither 'score' "
+                "nor a 'gating_output' of the logits' shape; use reduce=weighted with weights="
+            )
+        return torch.cat([logits.float(), reduced.float().unsqueeze(-1)], dim=-1)
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        if self.reduce is None:
+            return super()._score(queries)
+        keys = [q.key(with_meta=self.uses_meta) for q in queries]
+        stacked = self.score_rows(queries, keys, self.encode)
+        if self.reduce == "gating":
+            self.last_objectives = stacked[:, :-1]
+            return stacked[:, -1]
+        assert self.reduce_weights is not None
+        self.last_objectives = stacked
+        return reduce_objectives(stacked, self.reduce_weights)
+
+
+def objective_weight_vector(names: Sequence[str], weights: Mapping[str, float] | str) -> np.ndarray:
+    """Weights in objective order from ``{name: w}`` or ``"name:w,name:w"``; unnamed weigh 0."""
+    if isinstance(weights, str):
+        parsed: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in weights.split(","))):
+            name, sep, value = part.rpartition(":")
+            if not sep or not name:
+                raise ValueError(f"weights: expected 'name:w,name:w', got {weights!r}")
+            parsed[name.strip()] = float(value)
+        weights = parsed
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(f"weights name unknown objectives {unknown}; objectives: {list(names)}")
+    return np.array([float(weights.get(n, 0.0)) for n in names], dtype=np.float64)
+
+
+def reduce_objectives(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``Σ_k w_k r_k`` per row of an (n, k) objective array (methods.md A4: a configured
+    weighted sum when the model gives no gating); NaN objectives with weight 0 are ignored."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    used = w != 0
+    return v[:, used] @ w[used]
 
 
 def build(arg: str | None, **options: Any) -> ClassifierReward:
