@@ -38,7 +38,12 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.types import Query, Reward, prompt_text
 
 COMPONENTS = ("relevance", "reference", "copy", "length")
-DEFAULT_WEIGHTS: dict[str, float] = {"relevance": 1.0, "reference": 1.0, "copy": -1.0, "length": 0.0}
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "relevance": 1.0,
+    "reference": 1.0,
+    "copy": -1.0,
+    "length": 0.0,
+}
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
