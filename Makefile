@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - create .venv, install everything, evaluate the default judge and the length
-#                 baseline on the bundled sample, write out/demo/report.{json,md}
+#   make demo   - create .venv, install everything, evaluate the default reward model, the default
+#                 judge and the length baseline on the bundled sample, write out/demo/report.{json,md}
 #   make test   - create .venv, install everything, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 demo: setup
-	$(VENV)/bin/rewardkit eval --reward judge:default --reward rule:length --data sample --out out/demo
+	$(VENV)/bin/rewardkit eval --reward default --reward judge:default --reward rule:length --data sample --out out/demo
 
 # pytest exits 5 when it collects no tests: that is a failure, never a silent pass.
 test: setup

@@ -63,12 +63,13 @@ def test_hh_rlhf_real_directory(shared_data: Path) -> None:
         ("safety-response_filtered.json", 157),
     ],
 )
-def test_rm_bench_sniffs_as_rewardbench2(shared_data: Path, name: str, count: int) -> None:
+def test_rm_bench_sniffs_as_rm_bench(shared_data: Path, name: str, count: int) -> None:
     exs = load(shared_data / "rm_bench" / name)
     assert len(exs) == count
     for e in exs:
         assert len(e.responses) == 6 and e.chosen == [0, 1, 2] and e.rejected == [3, 4, 5]
-        assert e.meta["format"] == "rewardbench2" and e.subset
+        assert e.meta["format"] == "rm-bench" and e.subset and e.meta["style_matrix"]
+    assert len(load(shared_data / "rm_bench" / name, format="rewardbench2")) == count
     assert all(e.id.isdigit() for e in exs)  # from the "id" column
 
 

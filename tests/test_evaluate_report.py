@@ -67,7 +67,7 @@ def test_write_reports_writes_both_files_and_json_round_trips(tmp_path):
     paths = write_reports(res, tmp_path / "out")
     assert paths["json"].name == "report.json" and paths["markdown"].name == "report.md"
     data = json.loads(paths["json"].read_text())
-    assert set(data) == {"schema", "settings", "dataset", "rewards", "run"}
+    assert set(data) == {"schema", "settings", "dataset", "rewards", "run", "analyses"}
     assert data["settings"]["ties"] == "half"
     assert data["settings"]["seed"] == 1 and data["settings"]["n_boot"] == 300
     assert data["settings"]["benchmark"] == "rewardbench1"

@@ -418,16 +418,43 @@ def test_pairwise_native_judges_are_scored_by_compare_and_report_position_bias(t
         Example("p1", prompt, ["long answer", "no"], [0], subset="s"),  # chosen longer: right
         Example("p2", prompt, ["ok", "much longer"], [0], subset="s"),  # chosen shorter: wrong
         Example("p3", prompt, ["same", "size"], [1], subset="s"),  # equal length: tie, 0.5
-        Example("p4", prompt, ["a", "bb", "ccc"], [2], subset="s"),  # not a pair: NaN
+        Example("p4", prompt, ["a", "bb", "ccc"], [2], subset="s"),  # best of 3: beats both
     ]
     result = evaluate(examples, [_FakePairwiseJudge()], include_length_baseline=False, n_boot=20)
     r = result.rewards[0]
-    assert [e.outcome for e in r.examples][:3] == [1.0, 0.0, 0.5]
-    assert r.n_nan == 1
-    # forward always says A: p1 agrees, p2 flips, p3 (a tie) is left out -> 1/2
-    assert r.position_bias == pytest.approx(0.5)
+    assert [e.outcome for e in r.examples] == [1.0, 0.0, 0.5, 1.0]
+    assert r.n_nan == 0
+    # per-response score: mean P(win) over the pairs the response was in
+    assert r.examples[3].scores == [0.0, 0.0, 1.0]
+    # forward always says A (the chosen): p2 flips; p1 and p4's two pairs do not; p3 (a tie)
+    # is left out -> 1/4
+    assert r.position_bias == pytest.approx(0.25)
     paths = result.write_reports(tmp_path)
     assert json.loads(paths["json"].read_text())["rewards"][0]["position_bias"] == pytest.approx(
-        0.5
+        0.25
     )
     assert "position bias" in paths["markdown"].read_text()
+
+
+def test_pairwise_judges_on_style_matrix_best_of_k_and_all_correct_rows():
+    from rewardkit.evaluate.run import pair_matrix_outcome
+
+    prompt = [{"role": "user", "content": "q"}]
+    rm = Example("rm", prompt, ["xxxxx", "x", "xxx", "xx", "xxxx", "yyy"], [0, 1, 2], subset="chat")
+    rm.meta["style_matrix"] = True
+    examples = [
+        rm,  # chosen lengths 5, 1, 3 vs rejected 2, 4, 3: cells 1 1 1 / 0 0 0 / 1 0 .5 -> 4.5/9
+        Example("bok", prompt, ["aa", "bb", "c"], [0], subset="s"),  # tie with one, beats one
+        Example("ac", prompt, ["aaa", "bbb", "c", "dd"], [0, 1], subset="s"),  # all beat all
+    ]
+    half = evaluate(examples, [_FakePairwiseJudge()], include_length_baseline=False, n_boot=20)
+    assert [e.outcome for e in half.rewards[0].examples] == [0.5, 0.5, 1.0]
+    strict = evaluate(
+        examples, [_FakePairwiseJudge()], include_length_baseline=False, n_boot=20, ties="strict"
+    )
+    assert [e.outcome for e in strict.rewards[0].examples] == [4 / 9, 0.0, 1.0]
+    # the rule by hand
+    assert pair_matrix_outcome(np.array([[1.0, 0.5, 0.5]]), "best_of_k") == pytest.approx(1 / 3)
+    assert pair_matrix_outcome(np.array([[1.0, 0.0]]), "best_of_k") == 0.0
+    assert pair_matrix_outcome(np.array([[1.0, 1.0], [1.0, 0.5]]), "all_correct") == 0.0
+    assert np.isnan(pair_matrix_outcome(np.array([[1.0, np.nan]]), "style_matrix"))

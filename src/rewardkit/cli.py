@@ -128,8 +128,40 @@ def eval_command(
         bool, typer.Option("--strict", help="Exact ties count as wrong (reward-bench v1).")
     ] = False,
     benchmark: Annotated[
-        str, typer.Option(help="auto, rewardbench1, rewardbench2 or generic scoring rules.")
+        str,
+        typer.Option(
+            help="Scoring rules: auto (from the data), rewardbench1, rewardbench2, generic, "
+            "rm-bench, rmb, judgebench, autoj, pandalm, mt-bench-human, m-rewardbench, "
+            "rag-rewardbench, best-of-n, ratings."
+        ),
     ] = "auto",
+    html: Annotated[
+        bool, typer.Option("--html/--no-html", help="Write report.html (plots embedded).")
+    ] = True,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="Rescore under two token budgets and a shuffled order (no cache) and report "
+            "whether the scores are identical.",
+        ),
+    ] = False,
+    save_temperature: Annotated[
+        Path | None,
+        typer.Option(help="Save the first reward's fitted calibration temperature (JSON)."),
+    ] = None,
+    temperature: Annotated[
+        Path | None,
+        typer.Option(help="Apply a saved temperature in the calibration analysis."),
+    ] = None,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Linear probes on each model reward's last hidden state, one per rated "
+            "attribute of the data (MRMBench, methods.md D5).",
+        ),
+    ] = False,
     no_baseline: Annotated[
         bool, typer.Option("--no-baseline", help="Do not add the length baseline.")
     ] = False,
@@ -155,6 +187,7 @@ def eval_command(
     """
     from rewardkit.data import load
     from rewardkit.evaluate import evaluate, print_table
+    from rewardkit.evaluate.calibration import TemperatureScaling
     from rewardkit.registry import load_reward
 
     engine = _engine_defaults(
@@ -173,6 +206,7 @@ def eval_command(
             data, format=data_format, columns=_columns(columns), limit=limit, on_error=on_error
         )
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+        temp = TemperatureScaling.load(temperature) if temperature else None
         result = evaluate(
             examples,
             rewards,
@@ -181,12 +215,61 @@ def eval_command(
             seed=seed,
             n_boot=n_boot,
             include_length_baseline=not no_baseline,
+            robustness=robustness,
+            temperature=temp,
+            probe=probe,
         )
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+    except (RewardkitError, ValueError, FileNotFoundError, KeyError) as exc:
         _fail(exc)
     print_table(result)
-    paths = result.write_reports(out)
+    from rewardkit.evaluate.htmlreport import summary_lines
+
+    for line in summary_lines(result):
+        typer.echo(line)
+    paths = result.write_reports(out, html=html)
+    if save_temperature is not None:
+        first = result.rewards[0]
+        cal = first.analyses.get("calibration")
+        if cal is None:
+            _fail(ValueError(f"no calibration for {first.name}: no evaluable pair"))
+        TemperatureScaling(cal["temperature"], first.name, first.fingerprint, cal["n_pairs"]).save(
+            save_temperature
+        )
+        paths["temperature"] = save_temperature
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command("report")
+def report_command(
+    dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories (or report.json files) to rebuild.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="With several runs: where to write the merged leaderboard."),
+    ] = None,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Rebuild report.html too.")] = True,
+) -> None:
+    """Rebuild report.md / report.html from saved report.json files (no rescoring); with
+    several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out)."""
+    from rewardkit.evaluate.leaderboard import leaderboard, write_leaderboard
+    from rewardkit.evaluate.report import write_reports
+    from rewardkit.evaluate.result import load_report
+
+    runs = []
+    for d in dirs:
+        try:
+            res = load_report(d)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            _fail(ValueError(f"{d}: {exc}"))
+        run_dir = d if d.is_dir() else d.parent
+        paths = write_reports(res, run_dir, html=html, json=False)
+        typer.echo("rebuilt " + ", ".join(str(p) for p in paths.values()))
+        runs.append((run_dir.name or str(run_dir), res))
+    if len(runs) > 1 or out is not None:
+        board = leaderboard(runs)
+        paths = write_leaderboard(board, out or Path("out/leaderboard"))
+        typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command("score")
@@ -301,6 +384,142 @@ def data_command(
     )
     for name, n in sorted(subsets.items()):
         typer.echo(f"  {name}: {n}")
+
+
+@app.command("serve")
+def serve_command(
+    reward: Annotated[
+        str | None, typer.Option("--reward", "-r", help="Reward spec of the default route.")
+    ] = None,
+    route: Annotated[
+        list[str] | None,
+        typer.Option(help="DATA_SOURCE=SPEC (repeatable): items with that data_source use SPEC."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Bind address (non-loopback needs --api-key).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token required on every endpoint but /health "
+            "(default: $REWARDKIT_API_KEY)."
+        ),
+    ] = None,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest an item waits for a batch.")] = 5.0,
+    batch_token_budget: Annotated[
+        int, typer.Option(help="Estimated tokens per dynamic batch.")
+    ] = 65536,
+    max_batch_items: Annotated[int, typer.Option(help="Most items per dynamic batch.")] = 256,
+    max_queue: Annotated[
+        int, typer.Option(help="Items waiting per reward before 503 + Retry-After.")
+    ] = 4096,
+    length_slack: Annotated[
+        float, typer.Option(help="Padding allowed when chunking a model batch by length.")
+    ] = 0.25,
+    min_chunk_tokens: Annotated[
+        int, typer.Option(help="Padded tokens below which a length chunk keeps growing.")
+    ] = 2048,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = (
+        8 * 1024 * 1024
+    ),
+    max_items: Annotated[int, typer.Option(help="Most items per request (413 above).")] = 4096,
+    max_item_chars: Annotated[
+        int, typer.Option(help="Most characters per item (a per-item error above).")
+    ] = 200_000,
+    cache_size: Annotated[int, typer.Option(help="In-memory response cache entries (0: off).")] = (
+        100_000
+    ),
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Also keep responses on disk (SQLite) in this directory.")
+    ] = None,
+    rule_workers: Annotated[int, typer.Option(help="Worker threads for rule rewards.")] = 4,
+    nan_reward: Annotated[
+        float, typer.Option(help="/get_reward value where a reward is NaN or an item failed.")
+    ] = 0.0,
+    log_content: Annotated[
+        bool, typer.Option("--log-content", help="Log request items (off by default).")
+    ] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Deploy on Ray Serve.")] = False,
+    replicas: Annotated[int, typer.Option(help="Ray Serve replicas (with --ray).")] = 1,
+    graceful_timeout: Annotated[
+        float, typer.Option(help="Seconds to drain in-flight requests on shutdown.")
+    ] = 30.0,
+    token_budget: TokenBudgetOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Serve rewards over HTTP: /v1/rewards, OpenRLHF's /get_reward, /health, /v1/info, /metrics.
+
+    See docs/serving.md.
+    """
+    from rewardkit.serve.cli import serve
+
+    engine = _engine_defaults(
+        token_budget, max_length, truncation, dtype, threads, device, DEFAULT_CACHE, True, True
+    )
+    try:
+        serve(
+            reward=reward,
+            routes=route or [],
+            host=host,
+            port=port,
+            api_key=api_key,
+            engine=engine,
+            max_wait_ms=max_wait_ms,
+            batch_token_budget=batch_token_budget,
+            max_batch_items=max_batch_items,
+            max_queue=max_queue,
+            length_slack=length_slack,
+            min_chunk_tokens=min_chunk_tokens,
+            max_body_bytes=max_body_bytes,
+            max_items=max_items,
+            max_item_chars=max_item_chars,
+            cache_size=cache_size,
+            cache_dir=cache_dir,
+            rule_workers=rule_workers,
+            nan_reward=nan_reward,
+            log_content=log_content,
+            ray=ray,
+            replicas=replicas,
+            graceful_timeout=graceful_timeout,
+        )
+    except (RewardkitError, ValueError, PermissionError) as exc:
+        _fail(exc)
+
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def train_command(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Train YAML config.")] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint in output_dir.")
+    ] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
+    ] = False,
+) -> None:
+    """Train a reward model (docs/cli/train.md); any field as --FIELD VALUE, e.g. --lr 1e-4."""
+    from rewardkit.train.cli import train_command as run
+
+    run(ctx, config, sets, resume, print_config)
+
+
+# -- curate / bon (issue 9): thin shells over rewardkit.curate and rewardkit.inference ------
+from rewardkit.curate.cli import curate_app  # noqa: E402  (typer only; steps load lazily)
+from rewardkit.inference.cli import bon_command  # noqa: E402
+
+app.add_typer(curate_app, name="curate")
+app.command("bon")(bon_command)
 
 
 def main() -> None:

@@ -221,7 +221,16 @@ register(
     "Sequence-classification reward model (any AutoModelForSequenceClassification); "
     "uses the model's chat template when it has one.",
     card="A1 — Bradley–Terry reward model (scoring side)",
-    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models)",
+    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models); options reduce=weighted|gating, weights=, trust_remote_code=",
+    uses_engine=True,
+)
+register(
+    "default",
+    "rewardkit.rewards.default_rm:build",
+    "The shipped default reward model: embedded all-MiniLM-L6-v2 (frozen) with a small trained "
+    "head (BT on HH-RLHF helpful-base, MIT); works offline.",
+    card="A1 — Bradley–Terry reward model; A14 — two-layer reward head",
+    arg_help="(none) for the shipped head, or DIR of a head trained with freeze_backbone: true",
     uses_engine=True,
 )
 register(
@@ -258,6 +267,15 @@ register(
     composite=True,
 )
 register(
+    "route",
+    "rewardkit.combine.route:build",
+    "Route each query to the reward of its data source (query.meta['data_source']; NaN or "
+    "'default' for other sources), as in Mixed-R1 and MedGRPO multi-task RL.",
+    card="C3 — Cross-dataset normalization (MedGRPO multi-task routing)",
+    arg_help='{"route": {SOURCE: SPEC, ...}, "default": SPEC, "key": "data_source"}',
+    composite=True,
+)
+register(
     "dpo",
     "rewardkit.rewards.dpo:build",
     "DPO implicit reward β[log π(y|x) − log π_ref(y|x)] over the response tokens; without 'ref', "
@@ -282,6 +300,15 @@ register(
     "query.reference (max over several); NaN without a reference. against=prompt: relevance.",
     card="B10 — Regularized relevance reward (R³), reference-similarity term",
     arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2, or PATH_OR_ID)",
+    uses_engine=True,
+)
+register(
+    "relevance",
+    "rewardkit.rewards.relevance:build",
+    "R³ regularized relevance: cos(prompt, response) + cos(response, reference) − query-copy "
+    "penalty (+ optional length prior), sentence embeddings; no preference data needed.",
+    card="B10 — Regularized relevance reward (R³)",
+    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2); options w_relevance=, w_reference=, w_copy=, w_length=, n=, target_words=",
     uses_engine=True,
 )
 register(

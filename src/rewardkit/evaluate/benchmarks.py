@@ -15,7 +15,29 @@ import numpy as np
 #: RewardBench 2 domains (subsets), in the paper's order (methods.md D2).
 REWARDBENCH2_DOMAINS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 
-BENCHMARKS = ("auto", "rewardbench1", "rewardbench2", "generic")
+#: Benchmarks whose rows carry their own format (``Example.meta["format"]``); the sections come
+#: from the loader (RM-Bench domains, RMB track × goal, JudgeBench categories, RAG scenarios…).
+FORMAT_BENCHMARKS = {
+    "rm-bench": "rm-bench",
+    "rmb": "rmb",
+    "judgebench": "judgebench",
+    "autoj": "autoj",
+    "pandalm": "pandalm",
+    "mt-bench-human": "mt-bench-human",
+    "m-rewardbench": "m-rewardbench",
+    "rag-rewardbench": "rag-rewardbench",
+    "math-bon": "best-of-n",
+    "prd-lfqa": "generic",
+    "helpsteer2": "ratings",
+    "prometheus-absolute": "ratings",
+}
+BENCHMARKS = (
+    "auto",
+    "rewardbench1",
+    "rewardbench2",
+    "generic",
+    *sorted(set(FORMAT_BENCHMARKS.values()) - {"generic"}),
+)
 
 
 @cache
@@ -48,9 +70,13 @@ def rewardbench1_source() -> str:
     return f"{raw['source']} @ {raw['source_commit']}"
 
 
-def detect_benchmark(subsets: Iterable[str]) -> str:
-    """``"rewardbench2"`` when every subset is an RB2 domain, ``"rewardbench1"`` when every subset
-    is in the RB1 table, else ``"generic"``."""
+def detect_benchmark(subsets: Iterable[str], formats: Iterable[str] | None = None) -> str:
+    """The benchmark of rows that all share a benchmark format (:data:`FORMAT_BENCHMARKS`);
+    else ``"rewardbench2"`` when every subset is an RB2 domain, ``"rewardbench1"`` when every
+    subset is in the RB1 table, else ``"generic"``."""
+    fmts = set(formats or ())
+    if len(fmts) == 1 and next(iter(fmts)) in FORMAT_BENCHMARKS:
+        return FORMAT_BENCHMARKS[next(iter(fmts))]
     subs = set(subsets)
     if subs and subs <= set(REWARDBENCH2_DOMAINS):
         return "rewardbench2"

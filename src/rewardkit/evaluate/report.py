@@ -128,14 +128,30 @@ def to_markdown(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.json`` and ``report.md`` into ``out_dir`` (created if needed)."""
+def write_reports(
+    result: EvalResult, out_dir: str | Path, *, html: bool = True, json: bool = True
+) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` (the table, then the analyses) and, with ``html``,
+    the self-contained ``report.html`` into ``out_dir`` (created if needed). ``json=False``
+    keeps an existing ``report.json`` (``rewardkit report`` rebuilds the others from it)."""
+    from rewardkit.evaluate.htmlreport import analyses_markdown, to_html
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = result.to_json(out / "report.json")
+    paths: dict[str, Path] = {}
+    if json:
+        paths["json"] = result.to_json(out / "report.json")
     md_path = out / "report.md"
-    md_path.write_text(to_markdown(result), encoding="utf-8")
-    return {"json": json_path, "markdown": md_path}
+    md = to_markdown(result)
+    if result.extra.get("analyses") or any(r.analyses for r in result.rewards):
+        md += analyses_markdown(result)
+    md_path.write_text(md, encoding="utf-8")
+    paths["markdown"] = md_path
+    if html:
+        html_path = out / "report.html"
+        html_path.write_text(to_html(result), encoding="utf-8")
+        paths["html"] = html_path
+    return paths
 
 
 def plain_table(result: EvalResult) -> str:

@@ -69,6 +69,8 @@ class RewardResult:
     last_stats: dict[str, Any] | None = None
     #: Pairwise-native judges: how often the verdict flipped when the order flipped.
     position_bias: float | None = None
+    #: Calibration, length bias, best-of-N… (see :mod:`rewardkit.evaluate.analyses`).
+    analyses: dict[str, Any] = field(default_factory=dict)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -168,6 +170,7 @@ class EvalResult:
                     "sections": {k: _group_dict(v) for k, v in r.sections.items()},
                     "subsets": {k: _group_dict(v) for k, v in r.subsets.items()},
                     "examples": [_example_dict(e) for e in r.examples],
+                    "analyses": r.analyses,
                 }
             )
         run = {
@@ -209,8 +212,90 @@ class EvalResult:
 
         return to_markdown(self)
 
-    def write_reports(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``report.json`` and ``report.md`` into ``out_dir``; returns their paths."""
+    def write_reports(self, out_dir: str | Path, *, html: bool = True) -> dict[str, Path]:
+        """Write ``report.json``, ``report.md`` and (``html``) ``report.html`` into ``out_dir``;
+        returns their paths."""
         from rewardkit.evaluate.report import write_reports
 
-        return write_reports(self, out_dir)
+        return write_reports(self, out_dir, html=html)
+
+
+def _group(d: dict[str, Any]) -> GroupScore:
+    return GroupScore(
+        score=_num(d["score"]),
+        ci=(_num(d["ci"][0]), _num(d["ci"][1])),
+        n=d["n"],
+        n_nan=d.get("n_nan", 0),
+        rule=d.get("rule", "mean"),
+        section=d.get("section"),
+        weight=d.get("weight"),
+        components=d.get("components"),
+    )
+
+
+def _num(x: Any) -> float:
+    if x is None:
+        return math.nan
+    if isinstance(x, str):
+        return float(x)  # "inf" / "-inf"
+    return float(x)
+
+
+def from_dict(raw: dict[str, Any]) -> EvalResult:
+    """Rebuild an :class:`EvalResult` from ``report.json`` content (no rescoring)."""
+    if raw.get("schema") != SCHEMA:
+        raise ValueError(f"not a rewardkit report (schema {raw.get('schema')!r}, want {SCHEMA!r})")
+    run = raw.get("run", {})
+    rewards = []
+    for r in raw["rewards"]:
+        rr = run.get("rewards", {}).get(r["name"], {})
+        rewards.append(
+            RewardResult(
+                name=r["name"],
+                reward=r["reward"],
+                objective=r.get("objective"),
+                fingerprint=r["fingerprint"],
+                score=_num(r["score"]),
+                ci=(_num(r["ci"][0]), _num(r["ci"][1])),
+                sections={k: _group(v) for k, v in r["sections"].items()},
+                subsets={k: _group(v) for k, v in r["subsets"].items()},
+                n_scored=r["n_scored"],
+                n_nan=r["n_nan"],
+                n_truncated=r.get("n_truncated"),
+                examples=[
+                    ExampleRecord(
+                        id=e["id"],
+                        subset=e["subset"],
+                        section=e["section"],
+                        scores=[_num(x) for x in e["scores"]],
+                        chosen=e["chosen"],
+                        outcome=e["outcome"],
+                        rule=e["rule"],
+                        skipped=e.get("skipped"),
+                    )
+                    for e in r["examples"]
+                ],
+                seconds=float(rr.get("seconds") or 0.0),
+                last_stats=rr.get("last_stats"),
+                position_bias=r.get("position_bias"),
+                analyses=r.get("analyses") or {},
+            )
+        )
+    known = {"schema", "settings", "dataset", "rewards", "run"}
+    return EvalResult(
+        settings=raw["settings"],
+        dataset=raw["dataset"],
+        rewards=rewards,
+        created_at=run.get("created_at", ""),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def load_report(path: str | Path) -> EvalResult:
+    """Read ``report.json`` (a file, or a directory holding one) into an :class:`EvalResult`."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"no report.json at {p}")
+    return from_dict(json.loads(p.read_text(encoding="utf-8")))

@@ -30,12 +30,20 @@ from rewardkit.evaluate.bootstrap import (
     percentile_ci,
     subset_rng,
 )
-from rewardkit.evaluate.outcomes import TIE_MODES, all_correct_above_incorrect, best_of_k_scores
+from rewardkit.evaluate.outcomes import (
+    TIE_MODES,
+    all_correct_above_incorrect,
+    best_of_k_scores,
+    pairwise_outcome,
+)
 from rewardkit.evaluate.result import EvalResult, ExampleRecord, GroupScore, RewardResult
+from rewardkit.evaluate.rmbench import style_matrix_outcomes
 from rewardkit.evaluate.ties import parse_ties_id, ties_bootstrap, ties_components, ties_table
 from rewardkit.types import Example, Reward
 
 WEIGHTINGS = ("auto", "published", "actual")
+#: RM-Bench domains in the published order.
+RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
 #: Subset name used for examples without one.
 NO_SUBSET = "all"
 
@@ -50,6 +58,27 @@ _RULE_TEXT = {
     "score = unweighted mean of domains",
     "generic": "section = example-count-weighted mean of subset accuracies; "
     "score = unweighted mean of sections",
+    "rm-bench": "RM-Bench: per prompt the mean of the 3x3 chosen-style x rejected-style pair "
+    "outcomes; domain = mean over its prompts; score = unweighted mean of domains "
+    "(easy/normal/hard in the analyses)",
+    "rmb": "RMB: pairwise accuracy (Pairwise track) and best-of-N accuracy (BoN track: the best "
+    "answer must outscore every loser); section = track x goal; score = mean of sections",
+    "judgebench": "JudgeBench: pairwise accuracy against objective A>B / B>A labels; section = "
+    "category (knowledge, reasoning, math, coding); score = mean of categories",
+    "autoj": "Auto-J pairwise: accuracy on non-tie human labels per scenario (ties: accuracy with "
+    "ties in the analyses); score = mean of scenarios",
+    "pandalm": "PandaLM: accuracy against the annotators' majority label (ties and 3-way "
+    "disagreements skipped; accuracy with ties in the analyses)",
+    "mt-bench-human": "MT-Bench human judgments: agreement without ties per turn (with ties in "
+    "the analyses)",
+    "m-rewardbench": "M-RewardBench: RewardBench v1 rule over all languages; per-language "
+    "scores and the gap to English in the analyses",
+    "rag-rewardbench": "RAG-RewardBench: pairwise accuracy per RAG scenario; score = mean of "
+    "scenarios",
+    "best-of-n": "best-of-N pools: all correct candidates above every incorrect one (pools with "
+    "all or none correct skipped); best-of-N and overoptimization curves in the analyses",
+    "ratings": "ratings: single responses (no pairwise accuracy); Pearson/Spearman/Kendall "
+    "with each rated attribute in the analyses",
 }
 
 
@@ -93,7 +122,8 @@ def _plan(examples: Sequence[Example], benchmark: str, weighting: str) -> _Plan:
     if not examples:
         raise ValueError("evaluate needs at least one example")
     subsets = [ex.subset or NO_SUBSET for ex in examples]
-    bench = detect_benchmark(subsets) if benchmark == "auto" else benchmark
+    formats = [str(ex.meta.get("format", "")) for ex in examples]
+    bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
 
     rb1_section = rewardbench1_section_of()
     section_of: dict[str, str] = {}
@@ -124,7 +154,12 @@ def _plan(examples: Sequence[Example], benchmark: str, weighting: str) -> _Plan:
         reason = _skip_reason(ex, chosen)
         chosen_all.append(chosen)
         skip.append(reason)
-        rules.append("skipped" if reason else ("best_of_k" if len(chosen) == 1 else "all_correct"))
+        if reason:
+            rules.append("skipped")
+        elif ex.meta.get("style_matrix") and len(ex.responses) == 6 and chosen == [0, 1, 2]:
+            rules.append("style_matrix")
+        else:
+            rules.append("best_of_k" if len(chosen) == 1 else "all_correct")
 
     # Order: the published order for RB1/RB2, else order of first appearance.
     first_seen = list(dict.fromkeys(subsets))
@@ -140,6 +175,9 @@ def _plan(examples: Sequence[Example], benchmark: str, weighting: str) -> _Plan:
             first_seen, key=lambda s: (rank.get(s, len(rank)), first_seen.index(s))
         )
         sec_rank = rank
+    elif bench == "rm-bench":
+        subset_order = first_seen
+        sec_rank = {s: i for i, s in enumerate(RMBENCH_DOMAINS)}
     else:
         subset_order, sec_rank = first_seen, {}
     seen_secs = list(dict.fromkeys(section_of[s] for s in subset_order))
@@ -168,7 +206,9 @@ def _plan(examples: Sequence[Example], benchmark: str, weighting: str) -> _Plan:
 
     published = rewardbench1_counts()
     if weighting == "published" or (
-        weighting == "auto" and bench == "rewardbench1" and set(subsets) <= set(published)
+        weighting == "auto"
+        and bench in ("rewardbench1", "m-rewardbench")
+        and set(subsets) <= set(published)
     ):
         missing = sorted(set(subsets) - set(published))
         if missing:
@@ -212,6 +252,9 @@ def _outcomes(plan: _Plan, flat: np.ndarray, ties: str) -> np.ndarray:
             by_k.setdefault(int(off[i + 1] - off[i]), []).append(i)
         elif rule in ("all_correct", "ties"):
             out[i] = all_correct_above_incorrect(flat[off[i] : off[i + 1]], plan.chosen[i])
+        elif rule == "style_matrix":
+            cells = style_matrix_outcomes(flat[off[i] : off[i + 1]][None, :], ties)[0]
+            out[i] = np.nan if np.isnan(cells).any() else float(cells.mean())
     for k, idx in by_k.items():
         rows = np.stack([flat[off[i] : off[i] + k] for i in idx])
         chosen = np.asarray([plan.chosen[i][0] for i in idx])
@@ -237,8 +280,15 @@ def _score_column(
     n_boot: int,
     alpha: float,
     seed: int,
+    outcomes: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[ExampleRecord]]:
-    outcomes = _outcomes(plan, flat, ties)
+    """Per-subset/section/score summary and per-example records of one score column.
+
+    ``outcomes`` (one per example) replaces the outcomes computed from the scores; a pairwise
+    judge gives them from its pair verdicts.
+    """
+    if outcomes is None:
+        outcomes = _outcomes(plan, flat, ties)
     subsets: dict[str, GroupScore] = {}
     points: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
@@ -315,6 +365,15 @@ def _score_column(
     return summary, records
 
 
+def _columns_of(results: list[RewardResult], rewards: Sequence[Reward]) -> list:
+    """The first report column of each reward (None if it has none)."""
+    out = []
+    for reward in rewards:
+        fp = reward.fingerprint()
+        out.append(next((r for r in results if r.fingerprint == fp), None))
+    return out
+
+
 def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     from rewardkit.rewards.rules.length import LengthReward
 
@@ -324,30 +383,84 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     return out
 
 
-def _pairwise_scores(reward: Any, plan: _Plan) -> tuple[np.ndarray, float | None]:
-    """Scores of a pairwise-native judge (methods.md B6): each evaluable pair is judged with
-    ``compare_many`` in both orders; the chosen response gets P(chosen ≻ rejected) and the
-    rejected one 1 − P, so the usual pair rule applies (P = 0.5 is a tie). Responses of other
-    examples get NaN (excluded and counted). Also returns the position bias: the fraction of
-    pairs whose verdict flips when the order flips."""
-    scores = np.full(int(plan.offsets[-1]), np.nan)
-    picks = [
-        (i, ex.chosen[0], 1 - ex.chosen[0])
-        for i, ex in enumerate(plan.examples)
-        if plan.skip[i] is None and len(ex.responses) == 2 and len(ex.chosen) == 1
-    ]
-    if not picks:
-        return scores, None
+def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> float:
+    """Outcome of one example from a pairwise judge's verdicts (methods.md B6 with D1/D2 rules).
+
+    ``wins`` is the (|chosen|, |rejected|) matrix of pair outcomes (1 chosen judged better, 0.5
+    an exact tie P = 0.5, 0 worse; NaN unjudged). ``style_matrix`` (RM-Bench): the mean of the
+    cells. ``best_of_k`` (one chosen): 1 when it beats every other response; tied with t of them
+    and beating the rest: 1/(t + 1) (``ties="strict"``: 0), as the score-based rule gives.
+    ``all_correct``: 1 when every chosen beats every rejected, else 0. NaN if any cell is NaN.
+    """
+    w = np.asarray(wins, dtype=np.float64)
+    if w.size == 0 or np.isnan(w).any():
+        return float("nan")
+    if rule == "style_matrix":
+        return float(w.mean())
+    if rule == "best_of_k":
+        if (w == 0).any():
+            return 0.0
+        t = int(np.count_nonzero(w == 0.5))
+        return 1.0 if t == 0 else (0.0 if ties == "strict" else 1.0 / (t + 1))
+    if rule == "all_correct":
+        return 1.0 if (w == 1).all() else 0.0
+    return float("nan")
+
+
+def _pairwise_scores(
+    reward: Any, plan: _Plan, ties: str
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Scores and outcomes of a pairwise-native judge (methods.md B6).
+
+    Every (chosen, rejected) pair of an evaluable example is judged with ``compare_many`` in both
+    orders (P = the mean of the orders). Outcomes come from the pair verdicts
+    (:func:`pair_matrix_outcome`): a pair, RM-Bench's 3×3 matrix, best-of-k and all-correct rows.
+    The per-response score kept in the report is the response's mean P of winning over the pairs
+    it was in (for a pair: P(chosen ≻ rejected) and 1 − P). RewardBench 2's Ties subset needs
+    absolute scores and stays NaN (excluded and counted). Also returns the position bias: the
+    fraction of judged pairs whose verdict flips when the order flips.
+    """
+    n_resp = int(plan.offsets[-1])
+    scores = np.full(n_resp, np.nan)
+    outcomes = np.full(len(plan.examples), np.nan)
+    pairs: list[tuple[int, int, int]] = []  # (example, chosen index, rejected index)
+    for i, ex in enumerate(plan.examples):
+        if plan.skip[i] is not None or plan.rule[i] not in (
+            "best_of_k",
+            "style_matrix",
+            "all_correct",
+        ):
+            continue
+        chosen = plan.chosen[i]
+        pairs += [(i, c, r) for c in chosen for r in range(len(ex.responses)) if r not in chosen]
+    if not pairs:
+        return scores, outcomes, None
     judged = reward.compare_many(
-        [plan.examples[i].prompt for i, _, _ in picks],
-        [plan.examples[i].responses[c] for i, c, _ in picks],
-        [plan.examples[i].responses[r] for i, _, r in picks],
+        [plan.examples[i].prompt for i, _, _ in pairs],
+        [plan.examples[i].responses[c] for i, c, _ in pairs],
+        [plan.examples[i].responses[r] for i, _, r in pairs],
     )
-    for (i, c, r), p in zip(picks, judged.p, strict=True):
-        scores[plan.offsets[i] + c] = p
-        scores[plan.offsets[i] + r] = 1.0 - p
+    p = np.asarray(judged.p, dtype=np.float64)
+    cell = pairwise_outcome(p, 1.0 - p, ties)
+    win_sum = np.zeros(n_resp)
+    win_n = np.zeros(n_resp)
+    by_example: dict[int, list[int]] = {}
+    for j, (i, c, r) in enumerate(pairs):
+        by_example.setdefault(i, []).append(j)
+        off = int(plan.offsets[i])
+        if not np.isnan(p[j]):
+            win_sum[off + c] += p[j]
+            win_sum[off + r] += 1.0 - p[j]
+            win_n[off + c] += 1
+            win_n[off + r] += 1
+    np.divide(win_sum, win_n, out=scores, where=win_n > 0)
+    for i, js in by_example.items():
+        chosen = plan.chosen[i]
+        rejected = [r for r in range(len(plan.examples[i].responses)) if r not in chosen]
+        wins = np.asarray([cell[j] for j in js]).reshape(len(chosen), len(rejected))
+        outcomes[i] = pair_matrix_outcome(wins, plan.rule[i], ties)
     bias = getattr(judged, "position_bias", None)
-    return scores, None if bias is None else float(bias)
+    return scores, outcomes, None if bias is None else float(bias)
 
 
 def evaluate(
@@ -361,6 +474,11 @@ def evaluate(
     n_boot: int = 1000,
     alpha: float = 0.05,
     include_length_baseline: bool = True,
+    analyses: bool = True,
+    robustness: bool = False,
+    robustness_budgets: tuple[int, int] = (1024, 16384),
+    temperature: Any = None,
+    probe: bool = False,
 ) -> EvalResult:
     """methods.md D1/D2 — score ``examples`` with each reward and apply the benchmark rules.
 
@@ -383,6 +501,14 @@ def evaluate(
     ``LengthReward`` is added when ``include_length_baseline`` and none is given. A
     pairwise-native judge (one with ``compare_many``) judges each pair in both orders, and its
     position bias (verdict flips under order swap) is reported.
+
+    ``analyses`` adds calibration, length bias, RM-Bench matrices, accuracy with ties,
+    per-language scores, ratings correlations, best-of-N / overoptimization curves and paired
+    comparisons (:func:`rewardkit.evaluate.analyses.analyze`); ``temperature`` (a
+    :class:`~rewardkit.evaluate.calibration.TemperatureScaling`) is applied in the calibration
+    analysis. ``robustness`` rescores with the two ``robustness_budgets`` and a shuffled order
+    (cache bypassed) and reports whether the scores are identical. ``probe`` trains linear probes
+    on each model-backed reward's last hidden state for every rated attribute (methods.md D5).
     """
     if ties not in TIE_MODES:
         raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
@@ -402,8 +528,9 @@ def evaluate(
     for reward in all_rewards:
         t0 = time.perf_counter()
         bias = None
+        pair_outcomes: np.ndarray | None = None
         if callable(getattr(reward, "compare_many", None)):
-            scores, bias = _pairwise_scores(reward, plan)
+            scores, pair_outcomes, bias = _pairwise_scores(reward, plan, ties)
         else:
             scores = np.asarray(reward.score(queries))
         seconds = time.perf_counter() - t0
@@ -428,6 +555,7 @@ def evaluate(
                 n_boot=n_boot,
                 alpha=alpha,
                 seed=seed,
+                outcomes=pair_outcomes,
             )
             results.append(
                 RewardResult(
@@ -488,4 +616,25 @@ def evaluate(
         },
     }
     created = datetime.now(UTC).isoformat(timespec="seconds")
-    return EvalResult(settings=settings, dataset=dataset, rewards=results, created_at=created)
+    result = EvalResult(settings=settings, dataset=dataset, rewards=results, created_at=created)
+    if analyses:
+        from rewardkit.evaluate.analyses import analyze
+
+        analyze(result, plan.examples, temperature=temperature)
+    if probe:
+        from rewardkit.evaluate.probing import probe_reward
+
+        for reward, col in zip(all_rewards, _columns_of(results, all_rewards), strict=True):
+            if col is not None and any(
+                callable(getattr(reward, m, None)) for m in ("last_hidden", "embed")
+            ):
+                col.analyses["probing"] = probe_reward(reward, plan.examples, seed=seed)
+    if robustness:
+        from rewardkit.evaluate.robustness import robustness_check
+
+        result.extra.setdefault("analyses", {})["robustness"] = {
+            reward.name: robustness_check(reward, queries, budgets=robustness_budgets, seed=seed)
+            for reward in all_rewards
+            if not callable(getattr(reward, "compare_many", None))
+        }
+    return result

@@ -1,0 +1,243 @@
+"""``RewardClient`` / ``AsyncRewardClient``: call a ``rewardkit serve`` server over HTTP.
+
+Both retry only what is safe and useful to retry: a 503 (queue full or draining; the server's
+``Retry-After`` is honoured) and connection failures (refused, connect timeout, the server
+closing the connection without an answer). Any other error status raises
+:class:`RewardServerError` at once; a read timeout raises ``httpx.ReadTimeout`` (the server may
+still be scoring). Waits grow as ``backoff · 2^attempt`` capped at ``max_backoff``.
+
+    with RewardClient("http://127.0.0.1:8000", api_key=KEY) as rc:
+        results = rc.score([{"prompt": "2+2?", "response": "4", "reference": "4"}])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from rewardkit.errors import RewardkitError
+
+#: Transport failures after which the request is sent again.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+)
+
+
+class RewardServerError(RewardkitError):
+    """The server refused a request; ``status``, ``type`` and ``message`` say why."""
+
+    def __init__(self, status: int, type_: str, message: str) -> None:
+        self.status = status
+        self.type = type_
+        self.message = message
+        super().__init__(f"HTTP {status} {type_}: {message}")
+
+
+def retry_delay(
+    attempt: int, backoff: float, max_backoff: float, retry_after: str | None = None
+) -> float:
+    """Seconds before retry number ``attempt`` (0-based): the server's ``Retry-After`` when it
+    gives seconds, else ``backoff · 2^attempt``; both capped at ``max_backoff``."""
+    if retry_after is not None:
+        try:
+            return min(max_backoff, max(0.0, float(retry_after)))
+        except ValueError:
+            pass
+    return min(max_backoff, backoff * (2**attempt))
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        err = response.json().get("error", {})
+        type_, message = str(err.get("type", "error")), str(err.get("message", response.text))
+    except Exception:
+        type_, message = "error", response.text
+    raise RewardServerError(response.status_code, type_, message)
+
+
+def _item(item: Any) -> dict[str, Any]:
+    if isinstance(item, Mapping):
+        return dict(item)
+    if hasattr(item, "model_dump"):
+        return item.model_dump()
+    if hasattr(item, "prompt") and hasattr(item, "response"):  # a rewardkit Query
+        out = {"prompt": list(item.prompt), "response": item.response}
+        if getattr(item, "reference", None) is not None:
+            out["reference"] = item.reference
+        return out
+    raise TypeError(f"cannot send a {type(item).__name__} as a reward item")
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+
+
+class RewardClient(_Base):
+    """Synchronous client (one ``httpx.Client`` with keep-alive; thread-safe)."""
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=self.headers, timeout=self.timeout
+        )
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except RETRYABLE_ERRORS:
+                if last:
+                    raise
+                time.sleep(retry_delay(attempt, self.backoff, self.max_backoff))
+                continue
+            if response.status_code == 503 and not last:
+                time.sleep(
+                    retry_delay(
+                        attempt, self.backoff, self.max_backoff, response.headers.get("retry-after")
+                    )
+                )
+                continue
+            _raise_for(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
+        """``POST /v1/rewards``: one result dict per item (``reward``, ``components``,
+        ``cached``, ``error``), in order."""
+        body = {"items": [_item(i) for i in items]}
+        return self._request("POST", "/v1/rewards", json=body).json()["results"]
+
+    def rewards(self, items: Sequence[Any]) -> list[float | None]:
+        """Just the reward of each item (None where it is NaN or the item failed)."""
+        return [r["reward"] for r in self.score(items)]
+
+    def get_reward(
+        self,
+        queries: Sequence[str],
+        prompts: Sequence[str] | None = None,
+        labels: Sequence[Any] | None = None,
+    ) -> dict[str, Any]:
+        """``POST /get_reward`` in OpenRLHF's shape."""
+        body: dict[str, Any] = {"query": list(queries)}
+        if prompts is not None:
+            body["prompts"] = list(prompts)
+        if labels is not None:
+            body["labels"] = list(labels)
+        return self._request("POST", "/get_reward", json=body).json()
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health").json()
+
+    def info(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/info").json()
+
+    def stats(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/stats").json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRewardClient(_Base):
+    """Asynchronous client (``httpx.AsyncClient``); same methods, awaited."""
+
+    def __init__(self, base_url: str, *, max_connections: int = 100, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self.headers,
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except RETRYABLE_ERRORS:
+                if last:
+                    raise
+                await asyncio.sleep(retry_delay(attempt, self.backoff, self.max_backoff))
+                continue
+            if response.status_code == 503 and not last:
+                await asyncio.sleep(
+                    retry_delay(
+                        attempt, self.backoff, self.max_backoff, response.headers.get("retry-after")
+                    )
+                )
+                continue
+            _raise_for(response)
+            return response
+        raise AssertionError("unreachable")
+
+    async def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
+        body = {"items": [_item(i) for i in items]}
+        return (await self._request("POST", "/v1/rewards", json=body)).json()["results"]
+
+    async def rewards(self, items: Sequence[Any]) -> list[float | None]:
+        return [r["reward"] for r in await self.score(items)]
+
+    async def get_reward(
+        self,
+        queries: Sequence[str],
+        prompts: Sequence[str] | None = None,
+        labels: Sequence[Any] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"query": list(queries)}
+        if prompts is not None:
+            body["prompts"] = list(prompts)
+        if labels is not None:
+            body["labels"] = list(labels)
+        return (await self._request("POST", "/get_reward", json=body)).json()
+
+    async def health(self) -> dict[str, Any]:
+        return (await self._request("GET", "/health")).json()
+
+    async def info(self) -> dict[str, Any]:
+        return (await self._request("GET", "/v1/info")).json()
+
+    async def stats(self) -> dict[str, Any]:
+        return (await self._request("GET", "/v1/stats")).json()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,207 @@
+"""methods.md C2 — Beta-normalization of binary rewards ("BNPO: Beta Normalization Policy Optimization").
+
+Per batch (``compute_bnpo_outcome_advantage`` of ``changyi7231/BNPO``):
+
+1. ``r ← (r − r_min) / (r_max − r_min)`` (bounded rewards mapped to [0, 1]).
+2. per prompt ``p = mean`` of its group. A 1-member group has no baseline: by default
+   (``singleton="zero"``, ``[design]``, as C1) its advantage is 0 and it is left out of step 3;
+   ``singleton="reference"`` reproduces the reference code (``p = 0``, kept in the moments; with
+   α > 1 that makes ``1/f(0)`` hit the 1e6 clamp, so a lone ``r = 1`` gets advantage 1e6);
+3. across prompts ``m = mean(p)``, ``v = var(p)`` (ddof=1; with < 2 prompts ``m=0, v=1``);
+4. ``a = (m(1−m)/v − 1)·m``, ``b = (m(1−m)/v − 1)·(1−m)``, ``α = max(1, 1 + a/3)``,
+   ``β = max(1, 1 + b/3)``; ``[design]`` guard: ``v ≤ 1e-8`` → ``α = β = 1``;
+5. ``A_i = (r_i − p) / f_Beta(p; α, β)`` with ``1/f`` clamped to ``[0, 1e6]``.
+
+Several rewards (accuracy + format): :func:`bnpo_advantages_multi` averages the per-component
+advantages (the paper's advantage decomposition). :class:`BNPONormalizer` keeps the Beta parameters
+across steps ("updated as training goes"): an exponential moving average of ``(m, v)``, with
+``momentum=0`` reproducing the per-batch reference exactly. NaN rewards are left out of ``p`` and
+get a NaN advantage. Worked example (card): groups ``[1,1,1,0]``, ``[1,0,0,0]`` → α=β=7/6,
+advantages ``±0.238869`` / ``∓0.716606``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rewardkit.combine.normalize import as_groups, as_rewards, group_stats
+
+#: Upper clamp of ``1 / f_Beta(p)`` (reference code).
+INV_PDF_MAX = 1e6
+#: ``[design]`` guard: below this variance of the prompt means the Beta fit is undefined.
+VAR_FLOOR = 1e-8
+
+
+class BetaParams(NamedTuple):
+    """The fitted normalization parameters and the moments they came from."""
+
+    alpha: float
+    beta: float
+    m: float
+    v: float
+
+
+def beta_pdf(p: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Beta density ``p^(α−1) (1−p)^(β−1) / B(α, β)`` (numpy + math.lgamma; no scipy)."""
+    p = np.asarray(p, dtype=np.float64)
+    log_b = math.lgamma(alpha) + math.lgamma(beta) - math.lgamma(alpha + beta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_f = (alpha - 1) * np.log(p) + (beta - 1) * np.log1p(-p) - log_b
+        f = np.exp(log_f)
+    # α = 1 (β = 1) makes the p = 0 (p = 1) term 0·log 0 = 1 in the density.
+    if alpha == 1:
+        f = np.where(p == 0, np.exp(-log_b), f)
+    if beta == 1:
+        f = np.where(p == 1, np.exp(-log_b), f)
+    return f
+
+
+def beta_params(m: float, v: float) -> BetaParams:
+    """Card C2 step 4: method-of-moments ``a, b`` then ``α = max(1, 1 + a/3)``, ``β = max(1, 1 + b/3)``."""
+    if not (np.isfinite(v) and v > VAR_FLOOR) or not np.isfinite(m):
+        return BetaParams(1.0, 1.0, float(m), float(v))
+    c = m * (1 - m) / v - 1
+    return BetaParams(max(1.0, 1 + c * m / 3), max(1.0, 1 + c * (1 - m) / 3), float(m), float(v))
+
+
+SINGLETONS = ("zero", "reference")
+
+
+def _prompt_means(r01: np.ndarray, group_ids: Any, group_size: int | None, singleton: str):
+    """Per-element p, the p of each group for the moments, and the singleton mask."""
+    if singleton not in SINGLETONS:
+        raise ValueError(f"singleton must be one of {SINGLETONS}; got {singleton!r}")
+    groups = as_groups(len(r01), group_ids, group_size)
+    st = group_stats(r01, groups, ddof=0)
+    single = st.n == 1
+    p = np.where(single, 0.0, st.mean)  # reference code: a singleton's p is 0
+    p = np.where(st.n == 0, np.nan, p)
+    # one p per group (first element of each group) for the batch moments
+    first = np.full(groups.count, -1, dtype=np.int64)
+    first[groups.index[::-1]] = np.arange(len(r01))[::-1]
+    keep = ~np.isnan(p[first])
+    if singleton == "zero":
+        keep &= ~single[first]
+    return p, p[first][keep], single if singleton == "zero" else np.zeros_like(single)
+
+
+def batch_moments(p_groups: np.ndarray) -> tuple[float, float]:
+    """Card C2 step 3: mean and sample variance (ddof=1) of the prompt means; ``(0, 1)`` with < 2."""
+    if len(p_groups) < 2:
+        return 0.0, 1.0
+    return float(p_groups.mean()), float(p_groups.var(ddof=1))
+
+
+def _to_unit(rewards: Any, r_min: float, r_max: float) -> np.ndarray:
+    if not r_max > r_min:
+        raise ValueError(f"BNPO needs r_max > r_min; got r_min={r_min}, r_max={r_max}")
+    return (as_rewards(rewards) - r_min) / (r_max - r_min)
+
+
+def _advantages(r01: np.ndarray, p: np.ndarray, params: BetaParams, zero: np.ndarray) -> np.ndarray:
+    f = beta_pdf(p, params.alpha, params.beta)
+    with np.errstate(divide="ignore"):
+        inv = np.clip(np.where(f > 0, 1.0 / f, np.inf), 0.0, INV_PDF_MAX)
+    out = (r01 - p) * inv
+    out[zero & ~np.isnan(r01)] = 0.0
+    return out
+
+
+def bnpo_advantages(
+    rewards: Any,
+    group_ids: Any = None,
+    *,
+    group_size: int | None = None,
+    r_min: float = 0.0,
+    r_max: float = 1.0,
+    singleton: str = "zero",
+) -> np.ndarray:
+    """Card C2 — BNPO advantages with the Beta parameters fitted on this batch alone."""
+    r01 = _to_unit(rewards, r_min, r_max)
+    p, p_groups, zero = _prompt_means(r01, group_ids, group_size, singleton)
+    return _advantages(r01, p, beta_params(*batch_moments(p_groups)), zero)
+
+
+def bnpo_advantages_multi(
+    rewards: Any,
+    group_ids: Any = None,
+    *,
+    group_size: int | None = None,
+    r_min: Any = 0.0,
+    r_max: Any = 1.0,
+    singleton: str = "zero",
+) -> np.ndarray:
+    """Card C2 — advantage decomposition: the mean over the k columns of per-column BNPO advantages.
+
+    ``rewards`` is (n, k); ``r_min``/``r_max`` are scalars or one value per column.
+    """
+    R = np.asarray(rewards, dtype=np.float64)
+    if R.ndim != 2 or R.shape[1] == 0:
+        raise ValueError(f"rewards must be an (n, k) matrix with k ≥ 1; got shape {R.shape}")
+    lo = np.broadcast_to(np.asarray(r_min, dtype=np.float64), (R.shape[1],))
+    hi = np.broadcast_to(np.asarray(r_max, dtype=np.float64), (R.shape[1],))
+    cols = [
+        bnpo_advantages(
+            R[:, j],
+            group_ids,
+            group_size=group_size,
+            r_min=lo[j],
+            r_max=hi[j],
+            singleton=singleton,
+        )
+        for j in range(R.shape[1])
+    ]
+    return np.mean(cols, axis=0)
+
+
+@dataclass
+class BNPONormalizer:
+    """Card C2 with Beta parameters carried across training steps.
+
+    Each :meth:`__call__` fits ``(m, v)`` on the batch and blends them into a running estimate,
+    ``m ← μ·m + (1−μ)·m_batch`` (same for v; the first batch initialises them), then normalizes the
+    batch with the running ``α, β``. ``momentum=0`` is the per-batch reference exactly.
+    """
+
+    momentum: float = 0.9
+    r_min: float = 0.0
+    r_max: float = 1.0
+    singleton: str = "zero"
+    m: float | None = None
+    v: float | None = None
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum}")
+
+    @property
+    def params(self) -> BetaParams:
+        """The current ``α, β`` (``α = β = 1`` before the first batch)."""
+        if self.m is None or self.v is None:
+            return BetaParams(1.0, 1.0, math.nan, math.nan)
+        return beta_params(self.m, self.v)
+
+    def __call__(self, rewards: Any, group_ids: Any = None, *, group_size: int | None = None):
+        r01 = _to_unit(rewards, self.r_min, self.r_max)
+        p, p_groups, zero = _prompt_means(r01, group_ids, group_size, self.singleton)
+        m_b, v_b = batch_moments(p_groups)
+        if self.m is None or self.v is None:
+            self.m, self.v = m_b, v_b
+        else:
+            mu = self.momentum
+            self.m = mu * self.m + (1 - mu) * m_b
+            self.v = mu * self.v + (1 - mu) * v_b
+        self.steps += 1
+        return _advantages(r01, p, self.params, zero)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "m": self.m, "v": self.v, "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.momentum = float(state["momentum"])
+        self.m, self.v, self.steps = state["m"], state["v"], int(state["steps"])

@@ -1,0 +1,135 @@
+"""methods.md C3 — Cross-dataset median normalization ("MedGRPO").
+
+Each data source d gets a logistic curve ``r̃ = 1 / (1 + exp(−k_d (r − m_d)))`` that maps its median
+``m_d`` to 0.5, so easy and hard datasets contribute comparably. ``k_d = ln 3 / (q75_d − m_d)``
+(``[design]``: the 75th percentile maps to 0.75) unless a slope ``k`` is given. Worked example
+(card): m=0.12, q75=0.25 → k=8.450864; r = 0.12, 0.25, 0.5, 0.0 → 0.5, 0.75, 0.961258, 0.266178.
+
+:meth:`MedianLogisticNormalizer.fit` takes reference (SFT-model) metric values as in the paper;
+:meth:`MedianLogisticNormalizer.update` instead keeps a **running** median per source over a window
+of its most recent rewards (for runs without a reference pass). NaN rewards are ignored when
+fitting and stay NaN. A source with a degenerate spread (q75 = median) gets slope ``k_flat``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LN3 = math.log(3.0)
+
+
+def logistic_normalize(r: Any, median: Any, k: Any) -> np.ndarray:
+    """``1 / (1 + exp(−k (r − median)))`` elementwise (numerically stable)."""
+    z = np.asarray(k, dtype=np.float64) * (np.asarray(r, dtype=np.float64) - median)
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def slope_from_quantiles(median: float, q75: float, k_flat: float) -> float:
+    """``[design]`` ``k = ln 3 / (q75 − median)`` so q75 ↦ 0.75; ``k_flat`` when the spread is 0."""
+    spread = q75 - median
+    return LN3 / spread if spread > 0 else k_flat
+
+
+def _ids(dataset_ids: Any, n: int) -> np.ndarray:
+    ids = np.asarray(dataset_ids).astype(str)
+    if ids.shape != (n,):
+        raise ValueError(f"dataset_ids must have one id per reward ({n}); got shape {ids.shape}")
+    return ids
+
+
+@dataclass
+class MedianLogisticNormalizer:
+    """Card C3: per-source logistic curves centred on the source's median.
+
+    ``k``: a fixed slope for every source (None: from the quartiles). ``window``: how many recent
+    rewards per source the running median of :meth:`update` keeps. ``k_flat``: slope when a source's
+    q75 equals its median. ``unknown``: what :meth:`transform` does with a source it has no
+    statistics for: ``"error"`` or ``"nan"``.
+    """
+
+    k: float | None = None
+    window: int = 4096
+    k_flat: float = 1.0
+    unknown: str = "error"
+    params: dict[str, tuple[float, float]] = field(default_factory=dict)  # source → (median, k)
+    _buffers: dict[str, deque] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.unknown not in ("error", "nan"):
+            raise ValueError(f"unknown must be 'error' or 'nan'; got {self.unknown!r}")
+        if self.window < 1:
+            raise ValueError(f"window must be ≥ 1; got {self.window}")
+
+    def _fit_one(self, values: np.ndarray) -> tuple[float, float]:
+        med, q75 = np.quantile(values, [0.5, 0.75])
+        k = self.k if self.k is not None else slope_from_quantiles(med, q75, self.k_flat)
+        return float(med), float(k)
+
+    def fit(self, metric_values: Any, dataset_ids: Any) -> MedianLogisticNormalizer:
+        """Fit each source's median and slope on reference metric values (NaN ignored)."""
+        r = np.asarray(metric_values, dtype=np.float64).reshape(-1)
+        ids = _ids(dataset_ids, len(r))
+        for d in np.unique(ids):
+            vals = r[(ids == d) & ~np.isnan(r)]
+            if len(vals):
+                self.params[str(d)] = self._fit_one(vals)
+        return self
+
+    def update(self, rewards: Any, dataset_ids: Any) -> None:
+        """Add rewards to each source's window and refit its running median and slope."""
+        r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        ids = _ids(dataset_ids, len(r))
+        for d in np.unique(ids):
+            vals = r[(ids == d) & ~np.isnan(r)]
+            if not len(vals):
+                continue
+            buf = self._buffers.setdefault(str(d), deque(maxlen=self.window))
+            buf.extend(vals.tolist())
+            self.params[str(d)] = self._fit_one(np.fromiter(buf, dtype=np.float64))
+
+    def transform(self, rewards: Any, dataset_ids: Any) -> np.ndarray:
+        """Map each reward through its source's logistic curve."""
+        r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        ids = _ids(dataset_ids, len(r))
+        med = np.full(len(r), np.nan)
+        k = np.full(len(r), np.nan)
+        for d in np.unique(ids):
+            p = self.params.get(str(d))
+            if p is None:
+                if self.unknown == "error":
+                    known = ", ".join(sorted(self.params)) or "none"
+                    raise ValueError(
+                        f"no median for data source {str(d)!r}; fit or update it first (known: {known})"
+                    )
+                continue
+            sel = ids == d
+            med[sel], k[sel] = p
+        return logistic_normalize(r, med, k)
+
+    def __call__(self, rewards: Any, dataset_ids: Any) -> np.ndarray:
+        """Running mode: :meth:`update` with the batch, then :meth:`transform` it."""
+        self.update(rewards, dataset_ids)
+        return self.transform(rewards, dataset_ids)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "window": self.window,
+            "k_flat": self.k_flat,
+            "unknown": self.unknown,
+            "params": {d: list(p) for d, p in self.params.items()},
+            "buffers": {d: list(b) for d, b in self._buffers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.k, self.window, self.k_flat = state["k"], int(state["window"]), state["k_flat"]
+        self.unknown = state.get("unknown", "error")
+        self.params = {d: (float(p[0]), float(p[1])) for d, p in state["params"].items()}
+        self._buffers = {
+            d: deque(map(float, b), maxlen=self.window) for d, b in state["buffers"].items()
+        }

@@ -1,0 +1,57 @@
+"""methods.md C8 — Length penalties, vectorized over a batch of response lengths.
+
+- DAPO soft overlong punishment: the formula lives in
+  :func:`rewardkit.rewards.rules.overlong.overlong_penalty` (``rule:overlong``); :func:`overlong_penalty`
+  applies it to an array. Card: (L_max, L_cache) = (50, 15): L = 30, 40, 50, 60 → 0, −1/3, −1, −1.
+- Kimi-1.5 length reward (``[recalled]``, arXiv 2501.12599): per group with lengths in
+  ``[L_min, L_max]``: ``λ = 0.5 − (L − L_min)/(L_max − L_min)``; reward ``λ`` if correct, ``min(0, λ)``
+  if wrong; a group whose lengths are all equal gets λ = 0.
+- Linear penalty: ``−c · max(0, L − L_target) / L_target``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rewardkit.combine.normalize import as_groups, as_rewards
+from rewardkit.rewards.rules.overlong import overlong_penalty as _overlong_one
+
+
+def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
+    """Card C8 — DAPO soft overlong punishment of each length (the ``rule:overlong`` formula)."""
+    if not 1 <= l_cache <= l_max:
+        raise ValueError(f"need 1 ≤ l_cache ≤ l_max; got l_max={l_max}, l_cache={l_cache}")
+    L = np.asarray(lengths)
+    return np.array(
+        [_overlong_one(int(x), int(l_max), int(l_cache)) for x in L.reshape(-1)]
+    ).reshape(L.shape)
+
+
+def kimi_length_reward(
+    lengths: Any, correct: Any, group_ids: Any = None, *, group_size: int | None = None
+) -> np.ndarray:
+    """Card C8 — Kimi-1.5 group length reward (``λ`` if correct else ``min(0, λ)``)."""
+    L = as_rewards(lengths, "lengths")
+    c = np.asarray(correct, dtype=bool).reshape(-1)
+    if c.shape != L.shape:
+        raise ValueError(f"correct must have one flag per length ({len(L)}); got {c.shape}")
+    idx, k = as_groups(len(L), group_ids, group_size)
+    lo = np.full(k, np.inf)
+    hi = np.full(k, -np.inf)
+    np.minimum.at(lo, idx, L)
+    np.maximum.at(hi, idx, L)
+    span = (hi - lo)[idx]
+    lam = np.zeros_like(L)
+    np.divide(L - lo[idx], span, out=lam, where=span > 0)
+    lam = np.where(span > 0, 0.5 - lam, 0.0)
+    return np.where(c, lam, np.minimum(0.0, lam))
+
+
+def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.ndarray:
+    """Card C8 — ``−c · max(0, L − target) / target``."""
+    if not target > 0:
+        raise ValueError(f"target length must be > 0; got {target}")
+    L = np.asarray(lengths, dtype=np.float64)
+    return -c * np.maximum(0.0, L - target) / target

@@ -1,0 +1,183 @@
+"""Group and batch normalization of rewards into advantages: methods.md C1 — GRPO group normalization.
+
+Every function is pure, vectorized numpy over a reward vector ``rewards`` (n,) and a parallel vector of
+group ids ``group_ids`` (n,) (prompt ids: any ints or strings; responses to the same prompt share
+one). Instead of ids, ``group_size=G`` says the rewards come in consecutive blocks of G.
+
+NaN rules, the same everywhere: a NaN reward ("does not apply") is left out of its group's
+statistics and gets a NaN advantage; a group whose rewards are all NaN gives NaN advantages.
+A group with one (non-NaN) member has no baseline: ``singleton="zero"`` (rewardkit's default)
+gives advantage 0, ``"raw"`` keeps the raw reward as verl does (mean 0, std 1: ``r / (1 + ε)``). A group whose rewards are
+all equal gives 0 (the numerator is 0).
+
+Formulas (card C1):
+
+- GRPO: ``A_i = (r_i − mean_g) / (std_g + ε)``; ``std`` sample (ddof=1) by default.
+- Dr. GRPO: ``A_i = r_i − mean_g`` (``scale="none"``).
+- RLOO: ``A_i = r_i − mean_{j≠i, j∈g} r_j``.
+- Batch ("REINFORCE++"): ``A_i = (r_i − mean) / (std + ε)`` over the whole batch.
+
+Presets reproduce the trainers exactly: :data:`TRL` (ddof=1, ε=1e-4) and :data:`VERL` (ddof=1,
+ε=1e-6, singleton → raw reward).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+#: TRL ``GRPOTrainer``: ``(r − mean) / (std + 1e-4)`` with ``torch.std`` (ddof=1).
+TRL: dict[str, Any] = {"ddof": 1, "eps": 1e-4, "singleton": "zero"}
+#: verl ``compute_grpo_outcome_advantage``: ddof=1, ε=1e-6, a singleton group keeps its raw reward.
+VERL: dict[str, Any] = {"ddof": 1, "eps": 1e-6, "singleton": "raw"}
+SCALES = ("std", "none")
+SINGLETONS = ("zero", "raw")
+
+
+class Groups(NamedTuple):
+    """Dense group indices: ``index[i]`` ∈ ``[0, count)`` is the group of element i."""
+
+    index: np.ndarray  # (n,) int64
+    count: int
+
+
+class GroupStats(NamedTuple):
+    """NaN-aware per-element view of each element's group: count, mean and ddof-corrected std."""
+
+    n: np.ndarray  # (n,) non-NaN members in the element's group
+    mean: np.ndarray  # (n,) group mean (NaN when n == 0)
+    std: np.ndarray  # (n,) group std with the requested ddof (NaN when n <= ddof)
+    total: np.ndarray  # (n,) sum of the group's non-NaN rewards
+
+
+def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
+    """``rewards`` as a float64 vector; ValueError naming ``name`` for any other shape."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D vector of scores; got shape {r.shape}")
+    return r
+
+
+def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> Groups:
+    """Dense group indices from ids (any hashable values) or consecutive blocks of ``group_size``.
+
+    A :class:`Groups` passes through (compute it once to normalize several columns).
+    """
+    if isinstance(group_ids, Groups):
+        if group_ids.index.shape != (n,):
+            raise ValueError(f"groups index has shape {group_ids.index.shape}; expected ({n},)")
+        return group_ids
+    if group_ids is not None and group_size is not None:
+        raise ValueError("give group_ids or group_size, not both")
+    if group_ids is None:
+        if group_size is None:
+            raise ValueError("group normalization needs group_ids (one per reward) or group_size")
+        g = int(group_size)
+        if g < 1 or n % g:
+            raise ValueError(f"group_size={group_size} must be ≥ 1 and divide the {n} rewards")
+        return Groups(np.repeat(np.arange(n // g, dtype=np.int64), g), n // g)
+    ids = np.asarray(group_ids)
+    if ids.shape != (n,):
+        raise ValueError(f"group_ids must have one id per reward ({n}); got shape {ids.shape}")
+    if ids.dtype.kind in "iu" and n:
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo >= 0 and hi < 4 * n + 16:  # small dense ints: skip the sort in np.unique
+            present = np.zeros(hi + 1, dtype=bool)
+            present[ids] = True
+            remap = np.cumsum(present) - 1
+            return Groups(remap[ids].astype(np.int64), int(present.sum()))
+    if ids.dtype.kind == "f" and np.isnan(ids).any():
+        raise ValueError("group_ids contains NaN; every reward needs a group id")
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    return Groups(inverse.reshape(-1).astype(np.int64), len(uniq))
+
+
+def group_stats(r: np.ndarray, groups: Groups, ddof: int = 1) -> GroupStats:
+    """Per-element NaN-aware group count, mean, std (two-pass, so large offsets stay exact)."""
+    ok = ~np.isnan(r)
+    x = np.where(ok, r, 0.0)
+    idx, k = groups
+    n_g = np.bincount(idx, weights=ok, minlength=k)
+    s_g = np.bincount(idx, weights=x, minlength=k)
+    mean_g = np.full(k, np.nan)
+    np.divide(s_g, n_g, out=mean_g, where=n_g > 0)
+    dev = np.where(ok, r - mean_g[idx], 0.0)
+    ss_g = np.bincount(idx, weights=dev * dev, minlength=k)
+    var_g = np.full(k, np.nan)
+    np.divide(ss_g, n_g - ddof, out=var_g, where=n_g > ddof)
+    return GroupStats(n_g[idx], mean_g[idx], np.sqrt(var_g)[idx], s_g[idx])
+
+
+def _check(scale: str, singleton: str, ddof: int, eps: float) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}; got {scale!r}")
+    if singleton not in SINGLETONS:
+        raise ValueError(f"singleton must be one of {SINGLETONS}; got {singleton!r}")
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
+    if not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number ≥ 0; got {eps!r}")
+
+
+def group_normalize(
+    rewards: Any,
+    group_ids: Any = None,
+    *,
+    group_size: int | None = None,
+    ddof: int = 1,
+    eps: float = 1e-6,
+    scale: str = "std",
+    singleton: str = "zero",
+) -> np.ndarray:
+    """Card C1 — GRPO group normalization ``(r − mean_g) / (std_g + ε)`` (``scale="none"``: Dr. GRPO).
+
+    ``[1, 2, 3]`` → ``[−1, 0, 1]`` (ddof=1), ``[−1.224745, 0, 1.224745]`` (ddof=0); ``[1, 0, 0, 0]``
+    → ``[1.5, −0.5, −0.5, −0.5]``. Pass ``**TRL`` or ``**VERL`` to match those trainers exactly.
+    Returns float64 (n,).
+    """
+    _check(scale, singleton, ddof, eps)
+    r = as_rewards(rewards)
+    groups = as_groups(len(r), group_ids, group_size)
+    st = group_stats(r, groups, ddof=ddof)
+    out = r - st.mean
+    if scale == "std":
+        # all-equal groups have std 0 and numerator 0; a 1-member ddof=1 group has no std
+        den = np.where(np.isnan(st.std), 1.0, st.std) + eps
+        out = np.divide(out, den, out=np.zeros_like(out), where=den > 0)
+    single = st.n == 1
+    if single.any():  # "raw": verl's mean 0, std 1 → r / (1 + ε) (just r without scaling)
+        raw = r[single] / (1.0 + eps) if scale == "std" else r[single]
+        out[single] = raw if singleton == "raw" else 0.0
+    out[np.isnan(r)] = np.nan
+    return out
+
+
+def dr_grpo_advantage(rewards: Any, group_ids: Any = None, *, group_size: int | None = None):
+    """Card C1 — Dr. GRPO: ``r − mean_g`` (no division by the std). ``[1, 2, 3]`` → ``[−1, 0, 1]``."""
+    return group_normalize(rewards, group_ids, group_size=group_size, scale="none")
+
+
+def rloo_advantage(
+    rewards: Any, group_ids: Any = None, *, group_size: int | None = None
+) -> np.ndarray:
+    """Card C1 — RLOO leave-one-out baseline: ``r_i − mean_{j≠i} r_j`` = ``(r_i − mean_g)·n/(n−1)``.
+
+    ``[1, 2, 3]`` → ``[−1.5, 0, 1.5]``. NaN members are left out; a 1-member group gets 0.
+    """
+    r = as_rewards(rewards)
+    st = group_stats(r, as_groups(len(r), group_ids, group_size), ddof=0)
+    out = np.zeros_like(r)
+    many = st.n > 1
+    out[many] = (r[many] * st.n[many] - st.total[many]) / (st.n[many] - 1)
+    out[np.isnan(r)] = np.nan
+    return out
+
+
+def batch_normalize(rewards: Any, *, eps: float = 1e-6, ddof: int = 1) -> np.ndarray:
+    """Card C1 — batch ("REINFORCE++") normalization: whiten across the whole batch, NaN-aware.
+
+    With fewer than ``ddof + 1`` non-NaN rewards the rewards are only centred.
+    """
+    r = as_rewards(rewards)
+    return group_normalize(r, np.zeros(len(r), dtype=np.int64), ddof=ddof, eps=eps)

@@ -1,0 +1,141 @@
+"""Running statistics across training steps: per-source whitening and clipping.
+
+:class:`RunningWhitener` keeps a running mean and variance per reward source (exact streaming
+moments, Chan et al.'s parallel update, so the order of batches does not change the result) and
+whitens ``(r − mean_s) / (std_s + ε)``, optionally clipped to ``[−clip, clip]`` — the "reward
+normalization" of PPO trainers (OpenRLHF ``--normalize_reward``, TRL's PPO ``whiten_rewards``), kept
+per source so a 0/1 verifier and a logit-scale RM each get their own scale. ``decay`` < 1 turns
+the moments into exponentially weighted ones for non-stationary rewards.
+
+NaN rewards are skipped by the statistics and stay NaN. Pure ``state_dict``/``load_state_dict``:
+restoring mid-stream gives exactly the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardkit.combine.normalize import as_rewards
+
+
+def clip_rewards(rewards: Any, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """Clip rewards to ``[low, high]`` (either side optional); NaN stays NaN."""
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"clip range is empty: low={low} > high={high}")
+    r = np.asarray(rewards, dtype=np.float64)
+    return np.clip(r, -np.inf if low is None else low, np.inf if high is None else high)
+
+
+@dataclass
+class Moments:
+    """Streaming count, mean and sum of squared deviations (M2) of one source."""
+
+    count: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def update(self, x: np.ndarray, decay: float = 1.0) -> None:
+        x = x[~np.isnan(x)]
+        if not len(x):
+            return
+        if decay < 1.0:
+            self.count *= decay
+            self.m2 *= decay
+        n_b = float(len(x))
+        mean_b = float(x.mean())
+        m2_b = float(((x - mean_b) ** 2).sum())
+        total = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / total
+        self.m2 += m2_b + delta * delta * self.count * n_b / total
+        self.count = total
+
+    def std(self, ddof: int = 1) -> float:
+        return float(np.sqrt(self.m2 / (self.count - ddof))) if self.count > ddof else 1.0
+
+
+@dataclass
+class RunningWhitener:
+    """Per-source running whitening ``(r − mean_s)/(std_s + ε)`` with optional clipping.
+
+    ``center=False`` only divides by the std (keeps the sign of the raw reward). ``update_first``
+    (default) folds the batch into the statistics before whitening it, as OpenRLHF does.
+    """
+
+    eps: float = 1e-8
+    clip: float | None = None
+    center: bool = True
+    decay: float = 1.0
+    update_first: bool = True
+    ddof: int = 1
+    moments: dict[str, Moments] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1]; got {self.decay}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be > 0; got {self.clip}")
+
+    def _sources(self, n: int, source_ids: Any) -> np.ndarray:
+        if source_ids is None:
+            return np.full(n, "default")
+        ids = np.asarray(source_ids).astype(str)
+        if ids.shape != (n,):
+            raise ValueError(f"source_ids must have one id per reward ({n}); got {ids.shape}")
+        return ids
+
+    def update(self, rewards: Any, source_ids: Any = None) -> None:
+        r = as_rewards(rewards)
+        ids = self._sources(len(r), source_ids)
+        for s in np.unique(ids):
+            self.moments.setdefault(str(s), Moments()).update(r[ids == s], self.decay)
+
+    def whiten(self, rewards: Any, source_ids: Any = None) -> np.ndarray:
+        r = as_rewards(rewards)
+        ids = self._sources(len(r), source_ids)
+        out = np.array(r, copy=True)
+        for s in np.unique(ids):
+            m = self.moments.get(str(s))
+            if m is None or m.count == 0:
+                raise ValueError(f"no running statistics for source {str(s)!r}; call update first")
+            sel = ids == s
+            x = r[sel] - m.mean if self.center else r[sel]
+            out[sel] = x / (m.std(self.ddof) + self.eps)
+        return out if self.clip is None else clip_rewards(out, -self.clip, self.clip)
+
+    def __call__(self, rewards: Any, source_ids: Any = None) -> np.ndarray:
+        if self.update_first:
+            self.update(rewards, source_ids)
+            return self.whiten(rewards, source_ids)
+        r = as_rewards(rewards)
+        ids = self._sources(len(r), source_ids)
+        fresh = [s for s in np.unique(ids) if str(s) not in self.moments]
+        if fresh:  # nothing to whiten with yet: seed those sources with this batch
+            keep = np.isin(ids, fresh)
+            self.update(r[keep], ids[keep])
+        out = self.whiten(r, ids)
+        if not fresh:
+            self.update(r, ids)
+        else:
+            rest = ~np.isin(ids, fresh)
+            self.update(r[rest], ids[rest])
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "moments": {s: [m.count, m.mean, m.m2] for s, m in self.moments.items()},
+            "eps": self.eps,
+            "clip": self.clip,
+            "center": self.center,
+            "decay": self.decay,
+            "update_first": self.update_first,
+            "ddof": self.ddof,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("eps", "clip", "center", "decay", "update_first", "ddof"):
+            setattr(self, key, state[key])
+        self.moments = {s: Moments(*map(float, v)) for s, v in state["moments"].items()}

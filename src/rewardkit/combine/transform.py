@@ -1,0 +1,75 @@
+"""methods.md C4 — Log-sigmoid-centered transform and sum ("Transforming and Combining Rewards").
+
+``u = log σ(r − r_ref(x))`` turns a Bradley–Terry reward into "log P(output is good)", with
+diminishing returns above the per-prompt reference ``r_ref(x)``; the sum over properties
+``Σ_k log σ(r_k − r_ref,k)`` is a soft logical AND. Worked example (card): helpfulness r=2 (ref 1)
+→ −0.313262, harmlessness r=−1 (ref 1) → −2.126928, sum −2.440190.
+
+``r_ref(x)`` is a high quantile (default 0.85, ``[design]``) of base-policy rewards for the prompt:
+:func:`reference_from_samples` for one prompt, :func:`group_reference` per group id. NaN stays NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rewardkit.combine.normalize import as_groups, as_rewards
+
+DEFAULT_Q = 0.85
+
+
+def log_sigmoid(z: Any) -> np.ndarray:
+    """Numerically stable ``log σ(z) = −softplus(−z)``."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
+
+
+def lsc_transform(r: Any, r_ref: Any) -> np.ndarray:
+    """Card C4 — ``log σ(r − r_ref)``; ``r_ref`` a scalar or one value per reward."""
+    return log_sigmoid(np.asarray(r, dtype=np.float64) - np.asarray(r_ref, dtype=np.float64))
+
+
+def combine_lsc(rs: Any, r_refs: Any, weights: Any = None) -> np.ndarray:
+    """Card C4 — ``Σ_k w_k log σ(r_k − r_ref,k)`` over the k columns of ``rs`` (n, k).
+
+    ``r_refs`` broadcasts against ``rs``: (k,) one reference per property, or (n, k) per prompt.
+    A NaN in any column makes the row NaN (an AND over properties that cannot all be judged).
+    """
+    R = np.asarray(rs, dtype=np.float64)
+    if R.ndim != 2:
+        raise ValueError(f"rs must be an (n, k) matrix, one column per property; got {R.shape}")
+    u = lsc_transform(R, r_refs)
+    w = np.ones(R.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (R.shape[1],):
+        raise ValueError(f"weights must have one value per column ({R.shape[1]}); got {w.shape}")
+    return u @ w
+
+
+def reference_from_samples(sample_rewards: Any, q: float = DEFAULT_Q) -> float:
+    """The q-quantile (linear interpolation) of a prompt's base-policy rewards, NaN ignored."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1]; got {q}")
+    r = as_rewards(sample_rewards, "sample_rewards")
+    r = r[~np.isnan(r)]
+    if not len(r):
+        raise ValueError("reference_from_samples needs at least one non-NaN reward")
+    return float(np.quantile(r, q))
+
+
+def group_reference(
+    rewards: Any, group_ids: Any = None, *, group_size: int | None = None, q: float = DEFAULT_Q
+) -> np.ndarray:
+    """Per-element ``r_ref``: the q-quantile of the element's group (NaN for an all-NaN group)."""
+    r = as_rewards(rewards)
+    idx, k = as_groups(len(r), group_ids, group_size)
+    refs = np.full(k, np.nan)
+    order = np.argsort(idx, kind="stable")
+    bounds = np.searchsorted(idx[order], np.arange(k + 1))
+    for g in range(k):
+        vals = r[order[bounds[g] : bounds[g + 1]]]
+        vals = vals[~np.isnan(vals)]
+        if len(vals):
+            refs[g] = np.quantile(vals, q)
+    return refs[idx]

@@ -1,0 +1,415 @@
+"""``rewardkit curate …``: one subcommand per curation step (docs/cli/curate.md).
+
+Each reads examples with :func:`rewardkit.data.load`, calls one library function of
+:mod:`rewardkit.curate` and writes the result (rewardkit JSONL by default, or TRL / OpenRLHF).
+Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+curate_app = typer.Typer(
+    help="Curate preference data: strength, noise, consistency, relabel, filter, dedup, "
+    "lengths, export.",
+    no_args_is_help=True,
+)
+
+DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory, 'sample' or hf:...")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Input record format (sniffed).")]
+LimitOpt = Annotated[int | None, typer.Option(help="Read at most this many examples.")]
+OutOpt = Annotated[Path, typer.Option(help="Output file (.jsonl, .jsonl.gz).")]
+ToOpt = Annotated[str, typer.Option("--to", help="Output format: jsonl (default), trl, openrlhf.")]
+RewardsOpt = Annotated[
+    list[str], typer.Option("--reward", "-r", help="Reward spec (repeatable; an ensemble).")
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N (model rewards).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the score cache.")]
+
+
+_STATE: dict[str, str] = {"on_error": "raise"}
+
+
+@curate_app.callback()
+def _options(
+    on_error: Annotated[
+        str,
+        typer.Option(
+            "--on-error",
+            help="raise (default): stop at the first malformed record; skip: drop malformed "
+            "records with one warning that counts them (give it before the subcommand).",
+        ),
+    ] = "raise",
+) -> None:
+    """Options shared by every curate subcommand."""
+    if on_error not in ("raise", "skip"):
+        raise typer.BadParameter("must be raise or skip", param_hint="--on-error")
+    _STATE["on_error"] = on_error
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _load(data: str, fmt: str | None, limit: int | None) -> list[Any]:
+    from rewardkit.data import load
+
+    return load(data, format=fmt, limit=limit, on_error=_STATE["on_error"])
+
+
+def _rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
+    from rewardkit.registry import load_reward
+
+    if not specs:
+        raise typer.BadParameter("give at least one --reward", param_hint="--reward")
+    engine = {
+        "device": device,
+        "cache_dir": None if no_cache else str(Path("~/.cache/rewardkit/scores").expanduser()),
+    }
+    return [load_reward(s, engine_defaults=engine) for s in specs]
+
+
+def _write(examples: list[Any], out: Path, to: str) -> int:
+    from rewardkit.curate.writers import write
+
+    return write(examples, out, to)
+
+
+def _summary(**fields: Any) -> None:
+    typer.echo(json.dumps(fields, default=str))
+
+
+@curate_app.command("strength")
+def strength_command(
+    data: DataOpt,
+    out: OutOpt,
+    reward: RewardsOpt,
+    votes: Annotated[
+        Path | None,
+        typer.Option(help="Also write {example_id: strength} JSON (the trainer's vote_file)."),
+    ] = None,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+    device: DeviceOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Card E1: ensemble mean/std of r(chosen) − r(rejected) as meta margin/strength/strength_std."""
+    from rewardkit.curate.scores import pair_deltas
+    from rewardkit.curate.strength import annotate_strength, write_votes
+    from rewardkit.errors import RewardkitError
+
+    try:
+        examples = _load(data, fmt, limit)
+        annotated = annotate_strength(
+            examples, pair_deltas(examples, _rewards(reward, device, no_cache))
+        )
+        n = _write(annotated, out, to)
+        if votes:
+            write_votes(annotated, votes)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    neg = sum(1 for ex in annotated if ex.meta.get("strength", 0.0) < 0)
+    _summary(examples=len(examples), written=n, negative_strength=neg, out=out, votes=votes)
+
+
+@curate_app.command("noise")
+def noise_command(
+    data: DataOpt,
+    out: OutOpt,
+    reward: RewardsOpt,
+    action: Annotated[str, typer.Option(help="flag, flip, drop or downweight.")] = "flag",
+    min_margin: Annotated[float, typer.Option(help="Flag when mean Δ < −min_margin.")] = 0.0,
+    min_agreement: Annotated[
+        float,
+        typer.Option(help="…and this fraction of rewards votes against the label (1 = unanimous)."),
+    ] = 1.0,
+    lowest_frac: Annotated[
+        float | None, typer.Option(help="Instead flag the lowest-strength fraction (card E1: 0.2).")
+    ] = None,
+    weight: Annotated[float, typer.Option(help="meta weight of a down-weighted pair.")] = 0.1,
+    review: Annotated[
+        Path | None, typer.Option(help="Review file of flagged pairs: .md table or .jsonl.")
+    ] = None,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+    device: DeviceOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Card E1: flag pairs the reward ensemble confidently disagrees with; flip/drop/down-weight."""
+    from rewardkit.curate.noise import NoiseConfig, detect_noise, write_review
+    from rewardkit.curate.scores import pair_deltas
+    from rewardkit.errors import RewardkitError
+
+    try:
+        cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
+        examples = _load(data, fmt, limit)
+        res = detect_noise(examples, pair_deltas(examples, _rewards(reward, device, no_cache)), cfg)
+        n = _write(res.examples, out, to)
+        if review:
+            write_review(res, examples, review)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _summary(**res.counts, written=n, action=action, out=out, review=review)
+
+
+@curate_app.command("consistency")
+def consistency_command(
+    data: DataOpt,
+    out: OutOpt,
+    reward: RewardsOpt,
+    method: Annotated[str, typer.Option(help="kendall, spearman or toporder.")] = "kendall",
+    action: Annotated[
+        str, typer.Option(help="soften or drop the disagreeing examples.")
+    ] = "soften",
+    soft: Annotated[
+        str,
+        typer.Option(
+            help="Confidence of a softened label: avg (dataset mean C), dyn (its own C) or a number."
+        ),
+    ] = "avg",
+    agree_at: Annotated[float, typer.Option(help="C at or above which a label stays hard.")] = 1.0,
+    pairs: Annotated[
+        str,
+        typer.Option(
+            help="label (keep each example's pair) or best_worst (CREAM: argmax/argmin of reward 1)."
+        ),
+    ] = "label",
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+    device: DeviceOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Card E4 (CREAM): ranking consistency of two rewards; keep agreeing pairs, soften the rest."""
+    from rewardkit.curate.consistency import consistency_filter
+    from rewardkit.curate.scores import response_scores
+    from rewardkit.errors import RewardkitError
+
+    if len(reward) != 2:
+        raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
+    try:
+        soft_value: str | float = soft if soft in ("avg", "dyn") else float(soft)
+        examples = _load(data, fmt, limit)
+        a, b = (response_scores(examples, r) for r in _rewards(reward, device, no_cache))
+        res = consistency_filter(
+            examples,
+            a,
+            b,
+            method=method,
+            agree_at=agree_at,
+            action=action,
+            soft=soft_value,
+            pairs=pairs,
+        )
+        n = _write(res.examples, out, to)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _summary(**res.counts, mean_consistency=res.mean_consistency, written=n, out=out)
+
+
+@curate_app.command("relabel")
+def relabel_command(
+    data: DataOpt,
+    out: OutOpt,
+    reward: Annotated[
+        str | None,
+        typer.Option("--reward", "-r", help="Score responses with this reward instead of ratings."),
+    ] = None,
+    score_key: Annotated[str, typer.Option(help="Rating holding the 1-10 score.")] = "overall",
+    nosys: Annotated[
+        bool,
+        typer.Option(
+            "--nosys", help="Prepend the goal to the user turn instead of a system message."
+        ),
+    ] = False,
+    fine_keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated ratings; keep pairs whose chosen mean is ≥ the rejected's."
+        ),
+    ] = None,
+    rescale: Annotated[
+        bool, typer.Option("--rescale", help="Min-max map reward scores onto 1-10 (one decimal).")
+    ] = False,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+    device: DeviceOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Card A12: two goal-conditioned DPO pairs per pair ("Overall score: s" system prompt)."""
+    import numpy as np
+
+    from rewardkit.curate.relabel import rescale as do_rescale
+    from rewardkit.curate.relabel import reward_augment
+    from rewardkit.curate.scores import response_scores
+    from rewardkit.errors import RewardkitError
+
+    try:
+        examples = _load(data, fmt, limit)
+        scores = None
+        if reward:
+            scores = response_scores(examples, _rewards([reward], device, no_cache)[0])
+            if rescale:
+                flat = do_rescale(np.concatenate(scores) if scores else np.zeros(0))
+                sizes = np.cumsum([len(s) for s in scores])[:-1]
+                scores = list(np.split(flat, sizes))
+        counts: dict[str, int] = {}
+        keys = [k.strip() for k in fine_keys.split(",")] if fine_keys else None
+        res = reward_augment(
+            examples, score_key, as_system=not nosys, scores=scores, fine_keys=keys, counts=counts
+        )
+        n = _write(res, out, to)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _summary(**counts, written=n, out=out)
+
+
+@curate_app.command("filter")
+def filter_command(
+    data: DataOpt,
+    out: OutOpt,
+    reward: RewardsOpt,
+    keep: Annotated[str, typer.Option(help="top_frac or threshold.")] = "top_frac",
+    value: Annotated[float, typer.Option(help="The fraction kept, or the threshold.")] = 0.5,
+    by: Annotated[str, typer.Option(help="Example score: chosen, margin or mean.")] = "chosen",
+    per_source: Annotated[bool, typer.Option(help="Top fraction within each source.")] = True,
+    histogram: Annotated[Path | None, typer.Option(help="Write a histogram PNG here.")] = None,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+    device: DeviceOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Card E6: keep the top fraction per source (or above a threshold) by reward."""
+    from rewardkit.curate.filtering import example_scores, filter_by_reward, plot_histogram
+    from rewardkit.curate.scores import response_scores
+    from rewardkit.errors import RewardkitError
+
+    if len(reward) != 1:
+        raise typer.BadParameter(
+            "give one --reward (use an ensemble spec for several)", param_hint="--reward"
+        )
+    try:
+        examples = _load(data, fmt, limit)
+        rs = response_scores(examples, _rewards(reward, device, no_cache)[0])
+        res = filter_by_reward(
+            examples, example_scores(examples, rs, by), keep, value, per_source=per_source
+        )
+        n = _write(res.examples, out, to)
+        if histogram:
+            plot_histogram(res, histogram)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _summary(sources=res.counts, cutoffs=res.cutoffs, written=n, out=out, histogram=histogram)
+
+
+@curate_app.command("dedup")
+def dedup_command(
+    data: DataOpt,
+    out: OutOpt,
+    level: Annotated[str, typer.Option(help="exact or normalized.")] = "normalized",
+    on_conflict: Annotated[str, typer.Option(help="majority, drop or keep_first.")] = "majority",
+    keep_degenerate: Annotated[
+        bool,
+        typer.Option(
+            "--keep-degenerate", help="Keep pairs whose chosen and rejected texts are equal."
+        ),
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="JSON report of what was removed.")] = None,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+) -> None:
+    """Remove exact / normalized-text duplicates, label conflicts and degenerate pairs."""
+    from rewardkit.curate.dedup import dedup
+    from rewardkit.errors import RewardkitError
+
+    try:
+        res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
+        n = _write(res.examples, out, to)
+        if report:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(
+                json.dumps(
+                    {
+                        "counts": res.counts,
+                        "duplicates": res.duplicates,
+                        "conflicts": res.conflicts,
+                        "degenerate": res.degenerate,
+                    },
+                    indent=1,
+                )
+            )
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _summary(**res.counts, written=n, out=out)
+
+
+@curate_app.command("lengths")
+def lengths_command(
+    data: DataOpt,
+    by: Annotated[str, typer.Option(help="Group by subset or source.")] = "subset",
+    threshold: Annotated[float, typer.Option(help="Flag when length accuracy ≥ this.")] = 0.9,
+    out: Annotated[
+        Path | None, typer.Option(help="Write a length-rebalanced copy here (seeded subsample).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the rebalancing subsample.")] = 0,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    to: ToOpt = "jsonl",
+) -> None:
+    """Length-balance check: flag subsets that 'the longer response wins' solves."""
+    from rewardkit.curate.dedup import length_balance, rebalance
+    from rewardkit.errors import RewardkitError
+
+    try:
+        examples = _load(data, fmt, limit)
+        table = length_balance(examples, by, threshold)
+        for group, row in sorted(table.items()):
+            flag = row["flag"] or ""
+            typer.echo(
+                f"{group:40s} n={row['n_pairs']:6d} longer-wins acc="
+                f"{row['length_accuracy']:.3f} {flag}"
+            )
+        if out:
+            n = _write(rebalance(examples, by, seed), out, to)
+            typer.echo(f"rebalanced: {n} of {len(examples)} examples -> {out}")
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@curate_app.command("export")
+def export_command(
+    data: DataOpt,
+    out: OutOpt,
+    to: ToOpt = "trl",
+    pairs: Annotated[
+        str, typer.Option(help="all (every chosen × rejected) or first (the labelled pair).")
+    ] = "all",
+    extra: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated extra fields: id, source or meta keys (margin, weight, …)."
+        ),
+    ] = "",
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+) -> None:
+    """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL."""
+    from rewardkit.curate.writers import write
+    from rewardkit.errors import RewardkitError
+
+    try:
+        keys = [k.strip() for k in extra.split(",") if k.strip()]
+        n = write(_load(data, fmt, limit), out, to, pairs, keys)
+    except (RewardkitError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _summary(written=n, format=to, out=out)

@@ -1,0 +1,157 @@
+"""Card E4 — Consistency-regularized self-rewarding ("CREAM").
+
+Two rewards (or two iterations of one) score the same responses; per example the consistency of
+their rankings is ``C = (τ + 1)/2`` with Kendall's τ over ordinal ranks (ties in scores broken by
+position, as ``scipy.stats.rankdata(method="ordinal")`` in CREAM's ``cal_consistency.py``).
+Worked example: (0.1, 0.5, 0.9) vs (0.2, 0.9, 0.4) → τ = 1/3, C = 0.666667; the soft-label DPO
+loss ``C·(−log σ(h)) + (1 − C)·(−log σ(−h))`` at h = 0.2 is 0.664806.
+
+:func:`consistency_filter` keeps the examples whose rankings agree with a hard label and softens
+the rest (``meta["label_confidence"]``: the probability that the label is right; the trainer's
+label smoothing α = 1 − confidence) or drops them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rewardkit.types import Example
+
+METHODS = ("kendall", "spearman", "toporder")
+CONFIDENCE_KEY = "label_confidence"
+CONSISTENCY_KEY = "consistency"
+
+
+def ordinal_ranks(scores: Sequence[float]) -> np.ndarray:
+    """Ranks 0..n−1 of ``scores``; equal scores ranked by position (``rankdata`` "ordinal")."""
+    return np.argsort(
+        np.argsort(np.asarray(scores, dtype=np.float64), kind="stable"), kind="stable"
+    )
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's τ between the ordinal rankings of ``a`` and ``b`` ((C − D) / (n(n−1)/2))."""
+    ra, rb = ordinal_ranks(a), ordinal_ranks(b)
+    n = ra.size
+    if n < 2:
+        return math.nan
+    i, j = np.triu_indices(n, k=1)
+    s = np.sign(ra[i] - ra[j]) * np.sign(rb[i] - rb[j])
+    return float(s.sum() / s.size)
+
+
+def ranking_consistency(a: Sequence[float], b: Sequence[float], method: str = "kendall") -> float:
+    """Card E4 — ``C`` in [0, 1] between two score lists of the same responses.
+
+    ``kendall``/``spearman``: (ρ + 1)/2 on ordinal ranks; ``toporder``: 1 when both pick the same
+    best and the same worst response, else 0. NaN when a score is NaN or fewer than 2 responses.
+    """
+    a_arr, b_arr = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"score lists differ in length: {a_arr.size} vs {b_arr.size}")
+    if method not in METHODS:
+        raise ValueError(f"consistency method must be one of {METHODS}, got {method!r}")
+    if a_arr.size < 2 or np.isnan(a_arr).any() or np.isnan(b_arr).any():
+        return math.nan
+    if method == "kendall":
+        return (kendall_tau(a_arr, b_arr) + 1.0) / 2.0
+    ra, rb = ordinal_ranks(a_arr), ordinal_ranks(b_arr)
+    if method == "spearman":
+        n = ra.size
+        rho = 1.0 - 6.0 * float(((ra - rb) ** 2).sum()) / (n * (n * n - 1))
+        return (rho + 1.0) / 2.0
+    same = int(np.argmax(ra)) == int(np.argmax(rb)) and int(np.argmin(ra)) == int(np.argmin(rb))
+    return 1.0 if same else 0.0
+
+
+def soft_label_loss(h: float, confidence: float) -> float:
+    """Card E4 — ``C·(−log σ(h)) + (1 − C)·(−log σ(−h))`` (stable log-sigmoid); for pinning."""
+
+    def neg_log_sigmoid(z: float) -> float:
+        return math.log1p(math.exp(-z)) if z >= 0 else -z + math.log1p(math.exp(z))
+
+    return confidence * neg_log_sigmoid(h) + (1.0 - confidence) * neg_log_sigmoid(-h)
+
+
+@dataclass
+class ConsistencyResult:
+    """The curated examples and per-example consistency (NaN: not scored)."""
+
+    examples: list[Example]
+    consistency: np.ndarray
+    mean_consistency: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def consistency_filter(
+    examples: Sequence[Example],
+    scores_a: Sequence[np.ndarray],
+    scores_b: Sequence[np.ndarray],
+    *,
+    method: str = "kendall",
+    agree_at: float = 1.0,
+    action: str = "soften",
+    soft: str | float = "avg",
+    min_confidence: float = 0.5,
+    pairs: str = "label",
+) -> ConsistencyResult:
+    """Card E4 — keep examples whose two rankings agree (``C ≥ agree_at``: label confidence 1);
+    ``action="soften"`` gives the rest ``meta["label_confidence"]`` = ``C`` (``soft="dyn"``), the
+    dataset mean C̄ (``"avg"``, CREAM's consistency_avg) or a number, never below
+    ``min_confidence`` (0.5: a softened label is never reversed); ``action="drop"`` drops them.
+
+    ``pairs="label"`` keeps each example's own label; ``pairs="best_worst"`` (CREAM's loop, for
+    N sampled candidates) makes the pair (argmax, argmin) of ``scores_a``, skipping equal ones.
+    Examples that cannot be scored (NaN, one response) pass through unchanged.
+    """
+    if action not in ("soften", "drop"):
+        raise ValueError(f"action must be 'soften' or 'drop', got {action!r}")
+    if pairs not in ("label", "best_worst"):
+        raise ValueError(f"pairs must be 'label' or 'best_worst', got {pairs!r}")
+    if not (soft in ("dyn", "avg") or isinstance(soft, int | float)):
+        raise ValueError(f"soft must be 'dyn', 'avg' or a number, got {soft!r}")
+    if not (len(examples) == len(scores_a) == len(scores_b)):
+        raise ValueError("examples, scores_a and scores_b must have the same length")
+    cons = np.array(
+        [ranking_consistency(a, b, method) for a, b in zip(scores_a, scores_b, strict=True)]
+    )
+    scored = ~np.isnan(cons)
+    mean_c = float(cons[scored].mean()) if scored.any() else math.nan
+    out: list[Example] = []
+    counts = {
+        "examples": len(examples),
+        "scored": int(scored.sum()),
+        "agree": 0,
+        "softened": 0,
+        "dropped": 0,
+        "skipped_equal": 0,
+    }
+    for ex, c, sa in zip(examples, cons, scores_a, strict=True):
+        if math.isnan(c):
+            out.append(ex)
+            continue
+        if pairs == "best_worst":
+            best, worst = int(np.argmax(sa)), int(np.argmin(sa))
+            if best == worst or sa[best] == sa[worst]:
+                counts["skipped_equal"] += 1
+                continue
+            ex = replace(
+                ex, responses=[ex.responses[best], ex.responses[worst]], chosen=[0], ratings=None
+            )
+        if c >= agree_at - 1e-12:
+            conf = 1.0
+            counts["agree"] += 1
+        elif action == "drop":
+            counts["dropped"] += 1
+            continue
+        else:
+            base = c if soft == "dyn" else mean_c if soft == "avg" else float(soft)
+            conf = float(min(1.0, max(min_confidence, base)))
+            counts["softened"] += 1
+        out.append(replace(ex, meta={**ex.meta, CONSISTENCY_KEY: float(c), CONFIDENCE_KEY: conf}))
+    counts["kept"] = len(out)
+    return ConsistencyResult(out, cons, mean_c, counts)

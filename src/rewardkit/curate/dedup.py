@@ -1,0 +1,166 @@
+"""Deduplication and length-balance checks for preference data.
+
+Two examples are duplicates when they have the same prompt and the same responses with the same
+labels — compared exactly (``level="exact"``) or after :func:`normalize_text` (Unicode NFKC,
+case-folded, punctuation dropped, whitespace collapsed; ``level="normalized"``). Response order
+does not matter: (A ≻ B) listed as [A, B] or [B, A] is one pair. Groups with the same prompt and
+responses but *different* labels are conflicts. Pairs whose chosen and rejected texts are equal
+(after normalization) are degenerate.
+
+The length-balance check reuses the length-degenerate-subset rule of
+:mod:`rewardkit.evaluate.lengthbias`: a subset (or source) where "the longer response wins" is
+≥ ``threshold`` (or ≤ 1 − ``threshold``) accurate can be solved by length alone.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardkit.evaluate.lengthbias import DEGENERATE_AT, length_degenerate_subsets, pairs_of
+from rewardkit.types import Example, stable_hash
+
+LEVELS = ("exact", "normalized")
+ON_CONFLICT = ("majority", "drop", "keep_first")
+_WS = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, case-folded, Unicode punctuation removed, whitespace collapsed and stripped."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+    return _WS.sub(" ", text).strip()
+
+
+def _norm(text: str, level: str) -> str:
+    return text if level == "exact" else normalize_text(text)
+
+
+def content_key(ex: Example, level: str = "normalized") -> str:
+    """Hash of the prompt and the set of responses (labels left out)."""
+    prompt = [(m["role"], _norm(str(m["content"]), level)) for m in ex.prompt]
+    return stable_hash([prompt, sorted(_norm(r, level) for r in ex.responses)])
+
+
+def label_key(ex: Example, level: str = "normalized") -> str:
+    """Hash of which (normalized) responses are chosen."""
+    return stable_hash(sorted(_norm(ex.responses[i], level) for i in set(ex.chosen)))
+
+
+@dataclass
+class DedupResult:
+    """Kept examples and what was removed, with reasons."""
+
+    examples: list[Example]
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # {id, duplicate_of}
+    conflicts: list[list[str]] = field(default_factory=list)  # ids of each conflicting group
+    degenerate: list[str] = field(default_factory=list)  # chosen text == rejected text
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def dedup(
+    examples: Sequence[Example],
+    level: str = "normalized",
+    on_conflict: str = "majority",
+    drop_degenerate: bool = True,
+) -> DedupResult:
+    """Remove duplicate examples (first occurrence kept, input order kept).
+
+    ``on_conflict`` — same prompt and responses, different labels: ``majority`` keeps the first
+    example of the most frequent label and drops the group when the top labels tie; ``drop``
+    drops the whole group; ``keep_first`` keeps the first example. ``drop_degenerate`` drops
+    pairs whose chosen and rejected texts are equal after normalization.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(content_key(ex, level), []).append(i)
+    keep: set[int] = set()
+    res = DedupResult([])
+    for members in groups.values():
+        labels = [label_key(examples[i], level) for i in members]
+        if len(set(labels)) > 1:
+            res.conflicts.append([examples[i].id for i in members])
+            if on_conflict == "drop":
+                continue
+            if on_conflict == "majority":
+                top = Counter(labels).most_common()
+                if len(top) > 1 and top[0][1] == top[1][1]:
+                    continue
+                members = [i for i, lab in zip(members, labels, strict=True) if lab == top[0][0]]
+            else:
+                members = members[:1]
+        first = members[0]
+        keep.add(first)
+        for i in members[1:]:
+            if label_key(examples[i], level) == label_key(examples[first], level):
+                res.duplicates.append({"id": examples[i].id, "duplicate_of": examples[first].id})
+    for i in sorted(keep):
+        ex = examples[i]
+        texts = {normalize_text(r) for r in ex.responses}
+        if len(ex.responses) > 1 and len(texts) < len(ex.responses):
+            res.degenerate.append(ex.id)
+            if drop_degenerate:
+                continue
+        res.examples.append(ex)
+    res.counts = {
+        "examples": len(examples),
+        "duplicates": len(res.duplicates),
+        "conflict_groups": len(res.conflicts),
+        "degenerate": len(res.degenerate),
+        "kept": len(res.examples),
+    }
+    return res
+
+
+def _group(ex: Example, by: str) -> str:
+    value = ex.subset if by == "subset" else ex.source
+    return value or "(none)"
+
+
+def length_balance(
+    examples: Sequence[Example], by: str = "subset", threshold: float = DEGENERATE_AT
+) -> dict[str, dict[str, Any]]:
+    """Per group (``subset`` or ``source``): the accuracy of "the longer response (characters)
+    wins" (ties ½) over chosen/rejected pairs, and a ``flag`` ("longer wins" / "shorter wins")
+    where a length baseline solves the group."""
+    if by not in ("subset", "source"):
+        raise ValueError(f"by must be 'subset' or 'source', got {by!r}")
+    usable = [ex for ex in examples if ex.chosen and ex.rejected and not ex.is_tie]
+    return length_degenerate_subsets(
+        [_group(ex, by) for ex in usable],
+        [[len(r) for r in ex.responses] for ex in usable],
+        [ex.chosen for ex in usable],
+        [True] * len(usable),
+        threshold,
+    )
+
+
+def rebalance(examples: Sequence[Example], by: str = "subset", seed: int = 0) -> list[Example]:
+    """Subsample each group so that "chosen longer" and "chosen shorter" pairs are equally many
+    (seeded; pairs of equal length and unlabelled examples are always kept)."""
+    rng = random.Random(seed)
+    direction: list[int] = []
+    for ex in examples:
+        pairs = pairs_of(ex.chosen, len(ex.responses)) if not ex.is_tie else []
+        if not pairs:
+            direction.append(0)
+            continue
+        c, r = pairs[0]
+        diff = len(ex.responses[c]) - len(ex.responses[r])
+        direction.append((diff > 0) - (diff < 0))
+    drop: set[int] = set()
+    for g in dict.fromkeys(_group(ex, by) for ex in examples):
+        longer = [i for i, ex in enumerate(examples) if _group(ex, by) == g and direction[i] > 0]
+        shorter = [i for i, ex in enumerate(examples) if _group(ex, by) == g and direction[i] < 0]
+        big, small = (longer, shorter) if len(longer) > len(shorter) else (shorter, longer)
+        drop.update(rng.sample(big, len(big) - len(small)))
+    return [ex for i, ex in enumerate(examples) if i not in drop]

@@ -1,0 +1,138 @@
+"""Card E6 — Reward-model filtering ("Compress & Align"): score every example and keep the top
+fraction per source, or those above a threshold; a histogram shows what was kept.
+
+The score of an example (``by``): ``chosen`` — the reward of its chosen response (the quality of
+the data, as E6 scores each caption; default), ``margin`` — ``r(y_c) − r(y_r)``, or ``mean`` —
+the mean over its responses. Unscored examples (NaN) are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from rewardkit.curate.scores import deltas_from_scores
+from rewardkit.types import Example
+
+BY = ("chosen", "margin", "mean")
+NO_SOURCE = "(no source)"
+
+
+def example_scores(
+    examples: Sequence[Example], scores: Sequence[np.ndarray], by: str = "chosen"
+) -> np.ndarray:
+    """(n,) score of each example from its per-response ``scores`` (see the module doc)."""
+    if by not in BY:
+        raise ValueError(f"by must be one of {BY}, got {by!r}")
+    if by == "margin":
+        return deltas_from_scores(examples, scores)
+    out = np.full(len(examples), np.nan)
+    for i, (ex, s) in enumerate(zip(examples, scores, strict=True)):
+        s = np.asarray(s, dtype=np.float64)
+        if by == "mean":
+            out[i] = float(np.mean(s)) if s.size else math.nan
+        elif ex.chosen and not ex.is_tie:
+            out[i] = float(s[ex.chosen[0]])
+        elif len(ex.responses) == 1:
+            out[i] = float(s[0])
+    return out
+
+
+def top_count(n: int, frac: float) -> int:
+    """How many of ``n`` the top fraction keeps: ``ceil(frac · n)`` (0 for frac 0)."""
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"top fraction must be in [0, 1], got {frac}")
+    return min(n, math.ceil(frac * n - 1e-9))
+
+
+@dataclass
+class FilterResult:
+    """Kept examples, every example's score and mask, and the cut-off per source."""
+
+    examples: list[Example]
+    scores: np.ndarray
+    kept: np.ndarray
+    sources: list[str]
+    cutoffs: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def filter_by_reward(
+    examples: Sequence[Example],
+    scores: np.ndarray,
+    keep: str = "top_frac",
+    value: float = 0.5,
+    *,
+    per_source: bool = True,
+) -> FilterResult:
+    """Card E6 — keep the ``value`` top fraction (``keep="top_frac"``; per ``Example.source``
+    when ``per_source``) or the examples with score ≥ ``value`` (``keep="threshold"``).
+
+    ``scores`` is (n,) from :func:`example_scores`. Ties at the cut-off: the earlier example wins.
+    Input order is kept.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != (len(examples),):
+        raise ValueError(f"scores must have shape ({len(examples)},), got {s.shape}")
+    if keep not in ("top_frac", "threshold"):
+        raise ValueError(f"keep must be 'top_frac' or 'threshold', got {keep!r}")
+    sources = [ex.source or NO_SOURCE for ex in examples] if per_source else ["all"] * len(s)
+    kept = np.zeros(len(s), dtype=bool)
+    cutoffs: dict[str, float] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for src in dict.fromkeys(sources):
+        idx = np.array([i for i, x in enumerate(sources) if x == src], dtype=int)
+        valid = idx[~np.isnan(s[idx])]
+        if keep == "threshold":
+            chosen = valid[s[valid] >= value]
+            cutoffs[src] = float(value)
+        else:
+            order = valid[np.argsort(-s[valid], kind="stable")]
+            chosen = order[: top_count(valid.size, value)]
+            cutoffs[src] = float(s[chosen].min()) if chosen.size else math.nan
+        kept[chosen] = True
+        counts[src] = {
+            "examples": int(idx.size),
+            "unscored": int(idx.size - valid.size),
+            "kept": int(chosen.size),
+        }
+    out = [ex for ex, k in zip(examples, kept, strict=True) if k]
+    return FilterResult(out, s, kept, sources, cutoffs, counts)
+
+
+def plot_histogram(
+    result: FilterResult, path: str | PathLike[str], bins: int = 30, title: str = "Reward filtering"
+) -> Path:
+    """Histogram of the scores per source: all examples vs the kept ones, cut-off marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    srcs = list(result.counts)
+    fig, axes = plt.subplots(len(srcs), 1, figsize=(7, 2.6 * len(srcs)), squeeze=False)
+    finite = result.scores[~np.isnan(result.scores)]
+    edges = np.histogram_bin_edges(finite, bins=bins) if finite.size else bins
+    for ax, src in zip(axes[:, 0], srcs, strict=True):
+        mask = np.array([x == src for x in result.sources])
+        vals = result.scores[mask & ~np.isnan(result.scores)]
+        kept = result.scores[mask & result.kept]
+        ax.hist(vals, bins=edges, color="0.75", label=f"all ({vals.size})")
+        ax.hist(kept, bins=edges, color="tab:blue", label=f"kept ({kept.size})")
+        cut = result.cutoffs.get(src, math.nan)
+        if not math.isnan(cut):
+            ax.axvline(cut, color="tab:red", linestyle="--", label=f"cut-off {cut:.3g}")
+        ax.set_title(f"{title}: {src}", fontsize=9)
+        ax.set_xlabel("score")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

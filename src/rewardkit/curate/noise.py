@@ -1,0 +1,225 @@
+"""Card E1 — noisy-label detection from ensemble votes ("Secrets of RLHF Part II", data part).
+
+A pair is *flagged* when the ensemble confidently disagrees with its label: the mean reward
+difference ``μ`` is below ``−min_margin`` **and** at least ``min_agreement`` of the members that
+apply vote against the label (``d < 0``). Alternatively ``lowest_frac`` flags the lowest-strength
+fraction (the card's "flip the lowest 20%"). Flagged pairs are then flagged only, flipped, dropped
+or down-weighted (``meta["weight"]``), and a review file lists them for a person to check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.curate.scores import labelled_pair
+from rewardkit.curate.strength import preference_strength
+from rewardkit.types import Example, prompt_text
+
+ACTIONS = ("flag", "flip", "drop", "downweight")
+FLAG_KEY = "noise_flag"
+WEIGHT_KEY = "weight"
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """How confident the ensemble must be, and what to do with a flagged pair."""
+
+    min_margin: float = 0.0  # flag when μ < −min_margin ...
+    min_agreement: float = 1.0  # ... and this fraction of members has d < 0 (1.0: unanimous)
+    lowest_frac: float | None = None  # instead: flag the lowest-strength fraction (card E1: 0.2)
+    action: str = "flag"  # flag | flip | drop | downweight
+    weight: float = 0.1  # meta["weight"] of a down-weighted pair
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"noise action must be one of {ACTIONS}, got {self.action!r}")
+        if not 0.0 < self.min_agreement <= 1.0:
+            raise ValueError(f"min_agreement must be in (0, 1], got {self.min_agreement}")
+        if self.lowest_frac is not None and not 0.0 <= self.lowest_frac <= 1.0:
+            raise ValueError(f"lowest_frac must be in [0, 1], got {self.lowest_frac}")
+        if self.min_margin < 0:
+            raise ValueError(f"min_margin must be >= 0, got {self.min_margin}")
+
+
+@dataclass
+class Flagged:
+    """One flagged pair, with the evidence a reviewer needs."""
+
+    index: int
+    id: str
+    mean: float
+    std: float
+    against: int  # members with d < 0
+    members: int  # members that apply
+    deltas: list[float | None]
+
+
+@dataclass
+class NoiseResult:
+    """The examples after the action, and what was flagged."""
+
+    examples: list[Example]
+    flagged: list[Flagged]
+    action: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def flip(ex: Example) -> Example:
+    """The example with its labelled pair reversed (``meta["flipped"] = True``).
+
+    A two-response example keeps its response order and swaps ``chosen``; a larger one is
+    reduced to its labelled pair ``[y_r, y_c]`` with ``chosen=[0]``.
+    """
+    pair = labelled_pair(ex)
+    if pair is None:
+        raise ValueError(f"example {ex.id!r}: no labelled pair to flip")
+    c, r = pair
+    meta = {**ex.meta, "flipped": True}
+    if len(ex.responses) == 2:
+        return replace(ex, chosen=[r], meta=meta)
+    ratings = [ex.ratings[r], ex.ratings[c]] if ex.ratings else None
+    return replace(
+        ex, responses=[ex.responses[r], ex.responses[c]], chosen=[0], ratings=ratings, meta=meta
+    )
+
+
+def _select(deltas: np.ndarray, cfg: NoiseConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean, std = preference_strength(deltas)
+    valid = ~np.isnan(mean)
+    if cfg.lowest_frac is not None:
+        idx = np.flatnonzero(valid)
+        k = math.floor(cfg.lowest_frac * idx.size + 1e-9)
+        order = idx[np.argsort(mean[idx], kind="stable")]
+        mask = np.zeros(len(mean), dtype=bool)
+        mask[order[:k]] = True
+        return mask, mean, std
+    members = (~np.isnan(deltas)).sum(axis=1)
+    against = (np.nan_to_num(deltas, nan=0.0) < 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agree = np.where(members > 0, against / np.maximum(members, 1), 0.0)
+    mask = valid & (mean < -cfg.min_margin) & (agree >= cfg.min_agreement - 1e-12)
+    return mask, mean, std
+
+
+def detect_noise(
+    examples: Sequence[Example], deltas: np.ndarray, cfg: NoiseConfig | None = None
+) -> NoiseResult:
+    """Flag pairs the ensemble confidently disagrees with (``deltas`` (n, M) from
+    :func:`~rewardkit.curate.scores.pair_deltas`) and apply ``cfg.action`` to them."""
+    cfg = cfg or NoiseConfig()
+    d = np.asarray(deltas, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != len(examples):
+        raise ValueError(f"deltas must be ({len(examples)}, M), got shape {d.shape}")
+    mask, mean, std = _select(d, cfg)
+    flagged, out = [], []
+    for i, ex in enumerate(examples):
+        if not mask[i]:
+            out.append(ex)
+            continue
+        row = d[i]
+        flagged.append(
+            Flagged(
+                index=i,
+                id=ex.id,
+                mean=float(mean[i]),
+                std=float(std[i]),
+                against=int((row[~np.isnan(row)] < 0).sum()),
+                members=int((~np.isnan(row)).sum()),
+                deltas=[None if math.isnan(x) else float(x) for x in row],
+            )
+        )
+        if cfg.action == "drop":
+            continue
+        if cfg.action == "flip":
+            out.append(flip(ex))
+        elif cfg.action == "downweight":
+            out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True, WEIGHT_KEY: cfg.weight}))
+        else:
+            out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True}))
+    counts = {
+        "examples": len(examples),
+        "scored_pairs": int((~np.isnan(mean)).sum()),
+        "negative_mean": int((np.nan_to_num(mean, nan=0.0) < 0).sum()),
+        "flagged": len(flagged),
+        "kept": len(out),
+    }
+    return NoiseResult(out, flagged, cfg.action, counts)
+
+
+def flip_lowest(
+    examples: Sequence[Example], strength: np.ndarray, frac: float = 0.2
+) -> list[Example]:
+    """Card E1 — flip the labels of the ``floor(frac · n)`` lowest-strength pairs (ties: first).
+
+    ``strength`` is μ per example (NaN: not a pair, never flipped)."""
+    s = np.asarray(strength, dtype=np.float64).reshape(-1, 1)
+    res = detect_noise(examples, s, NoiseConfig(lowest_frac=frac, action="flip"))
+    return res.examples
+
+
+def review_rows(result: NoiseResult, examples: Sequence[Example]) -> list[dict[str, Any]]:
+    """One row per flagged pair: the texts, the label and the ensemble's evidence."""
+    rows = []
+    for f in result.flagged:
+        ex = examples[f.index]
+        c, r = labelled_pair(ex) or (0, 1)
+        rows.append(
+            {
+                **asdict(f),
+                "action": result.action,
+                "prompt": prompt_text(ex.prompt),
+                "chosen": ex.responses[c],
+                "rejected": ex.responses[r],
+                "source": ex.source,
+                "subset": ex.subset,
+            }
+        )
+    return rows
+
+
+def write_review(
+    result: NoiseResult, examples: Sequence[Example], path: str | PathLike[str]
+) -> Path:
+    """Write the review as JSONL (``.jsonl``) or a Markdown table (any other suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = review_rows(result, examples)
+    if path.suffix == ".jsonl":
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    else:
+        text = review_markdown(rows, result)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cell(text: str, width: int = 120) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def review_markdown(rows: Sequence[dict[str, Any]], result: NoiseResult) -> str:
+    """A Markdown table of the flagged pairs, strongest disagreement first."""
+    lines = [
+        "# Flagged preference pairs",
+        "",
+        f"{result.counts.get('flagged', 0)} of {result.counts.get('scored_pairs', 0)} scored "
+        f"pairs flagged; action: {result.action}.",
+        "",
+        "| id | μ | σ | against | prompt | chosen (label) | rejected (label) |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for row in sorted(rows, key=lambda r: r["mean"]):
+        lines.append(
+            f"| {_cell(row['id'], 40)} | {row['mean']:.4f} | {row['std']:.4f} | "
+            f"{row['against']}/{row['members']} | {_cell(row['prompt'])} | "
+            f"{_cell(row['chosen'])} | {_cell(row['rejected'])} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""Card A12 — Reward-augmented preference relabeling ("Reward-Augmented Data Enhances Direct
+Preference Alignment of LLMs", Zhang et al., arXiv 2410.08067).
+
+Each pair ``(x, y_w, y_l)`` with scores ``s_w ≥ s_l`` yields two goal-conditioned pairs:
+
+1. positive goal: system prompt ``g(s_w)``; chosen ``y_w``, rejected ``y_l``;
+2. negative goal: system prompt ``g(s_l)``; chosen ``y_l``, rejected ``y_w``.
+
+``g(s)`` is the exact wording of ``scripts/reward_augmentation.py::system_prompt`` (integral
+scores printed without ".0"); the positive pairs come first, then the negative ones (the
+dataset doubles). ``as_system=False`` is the "nosys" variant: ``g(s) + "\\n\\n"`` is prepended
+to the first user turn. At inference, condition on the top score (:func:`inference_prompt`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from rewardkit.curate.scores import labelled_pair
+from rewardkit.errors import DataError
+from rewardkit.types import Example, Message
+
+RA_TEMPLATE = (
+    "You are an assistant that generates responses for the instruction while implicitly "
+    "achieving the following target scores (on a scale of 1-10, where 1 is lowest and 10 is "
+    "highest):\nOverall score: {score}."
+)
+#: UltraFeedback's fine-grained aspects; the paper keeps pairs whose chosen mean is ≥ rejected's.
+ULTRAFEEDBACK_FINE = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+
+
+def format_score(score: float) -> str:
+    """``8.0`` → ``"8"``, ``8.5`` → ``"8.5"`` (the reference script's int-if-integral rule)."""
+    s = float(score)
+    return str(int(s)) if s.is_integer() else repr(s)
+
+
+def system_prompt(score: float, template: str = RA_TEMPLATE) -> str:
+    """Card A12 ``g(s)``: the goal instruction for target quality ``score``."""
+    return template.format(score=format_score(score))
+
+
+def condition(
+    prompt: Sequence[Message], score: float, *, as_system: bool = True, template: str = RA_TEMPLATE
+) -> list[Message]:
+    """``prompt`` conditioned on ``score``: a leading system message (an existing system
+    message gets ``g(s) + "\\n\\n"`` in front of its text), or, with ``as_system=False``,
+    ``g(s) + "\\n\\n"`` before the first user turn."""
+    goal = system_prompt(score, template)
+    msgs = [dict(m) for m in prompt]
+    if as_system:
+        if msgs and msgs[0]["role"] == "system":
+            msgs[0]["content"] = goal + "\n\n" + msgs[0]["content"]
+            return msgs  # type: ignore[return-value]
+        return [{"role": "system", "content": goal}, *msgs]  # type: ignore[list-item]
+    for m in msgs:
+        if m["role"] == "user":
+            m["content"] = goal + "\n\n" + m["content"]
+            return msgs  # type: ignore[return-value]
+    raise ValueError("prompt has no user turn to condition (use as_system=True)")
+
+
+def inference_prompt(prompt: Sequence[Message], top: float = 10, **kw: Any) -> list[Message]:
+    """The prompt conditioned on the top score, for generation after training (card A12)."""
+    return condition(prompt, top, **kw)
+
+
+def _pair_scores(
+    ex: Example, pair: tuple[int, int], score_key: str, scores: np.ndarray | None
+) -> tuple[float, float]:
+    if scores is not None:
+        return float(scores[pair[0]]), float(scores[pair[1]])
+    if not ex.ratings:
+        raise DataError(f"example {ex.id!r}: no ratings and no scores given", field="ratings")
+    try:
+        return float(ex.ratings[pair[0]][score_key]), float(ex.ratings[pair[1]][score_key])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(
+            f"example {ex.id!r}: no numeric rating {score_key!r} for both responses",
+            field="ratings",
+        ) from None
+
+
+def _fine_ok(ex: Example, pair: tuple[int, int], keys: Sequence[str]) -> bool:
+    if not ex.ratings:
+        return True
+    c, r = (np.mean([float(ex.ratings[i].get(k, math.nan)) for k in keys]) for i in pair)
+    return bool(np.isnan(c) or np.isnan(r) or c >= r)
+
+
+def reward_augment(
+    examples: Sequence[Example],
+    score_key: str = "overall",
+    scale: tuple[float, float] = (1, 10),
+    template: str = RA_TEMPLATE,
+    as_system: bool = True,
+    *,
+    scores: Sequence[np.ndarray] | None = None,
+    fine_keys: Sequence[str] | None = None,
+    counts: dict[str, int] | None = None,
+) -> list[Example]:
+    """Card A12 — two goal-conditioned pairs per labelled pair (positives first).
+
+    Scores come from ``ratings[i][score_key]`` or from ``scores`` (one array per example, e.g.
+    :func:`~rewardkit.curate.scores.response_scores`) and must lie in ``scale``. Pairs whose
+    label contradicts the scores (``s_w < s_l``), ties, unlabelled examples and, with
+    ``fine_keys``, pairs whose chosen fine-grained mean is below the rejected one are skipped
+    (``counts`` receives the tallies).
+    """
+    lo, hi = scale
+    pos, neg = [], []
+    tally = {"pairs": 0, "no_pair": 0, "contradicts": 0, "fine_filtered": 0, "nan": 0}
+    for i, ex in enumerate(examples):
+        pair = labelled_pair(ex)
+        if pair is None:
+            tally["no_pair"] += 1
+            continue
+        s_w, s_l = _pair_scores(ex, pair, score_key, None if scores is None else scores[i])
+        if math.isnan(s_w) or math.isnan(s_l):
+            tally["nan"] += 1
+            continue
+        for s in (s_w, s_l):
+            if not lo <= s <= hi:
+                raise DataError(
+                    f"example {ex.id!r}: score {s} outside the scale {lo}-{hi} of the goal "
+                    "template (rescale the scores first)",
+                    field=score_key,
+                )
+        if s_w < s_l:
+            tally["contradicts"] += 1
+            continue
+        if fine_keys and not _fine_ok(ex, pair, fine_keys):
+            tally["fine_filtered"] += 1
+            continue
+        y_w, y_l = ex.responses[pair[0]], ex.responses[pair[1]]
+        tally["pairs"] += 1
+        for goal, score, chosen, rejected, bucket in (
+            ("positive", s_w, y_w, y_l, pos),
+            ("negative", s_l, y_l, y_w, neg),
+        ):
+            bucket.append(
+                replace(
+                    ex,
+                    id=f"{ex.id}#{goal[:3]}",
+                    prompt=condition(ex.prompt, score, as_system=as_system, template=template),
+                    responses=[chosen, rejected],
+                    chosen=[0],
+                    ratings=None,
+                    meta={**ex.meta, "goal": goal, "target_score": score},
+                )
+            )
+    if counts is not None:
+        counts.update(tally)
+    return pos + neg
+
+
+def rescale(
+    values: np.ndarray, scale: tuple[float, float] = (1, 10), decimals: int = 1
+) -> np.ndarray:
+    """Min–max map ``values`` (NaN kept) onto ``scale``, rounded to ``decimals`` — for reward
+    scores that are not on the template's 1–10 scale ``[design]``."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    if hi == lo:
+        return np.where(np.isnan(v), np.nan, (scale[0] + scale[1]) / 2)
+    return np.round(scale[0] + (v - lo) / (hi - lo) * (scale[1] - scale[0]), decimals)

@@ -1,0 +1,88 @@
+"""Card E1 — Preference strength by ensemble voting ("Secrets of RLHF Part II", data part).
+
+``d_{i,m} = r_m(x_i, y_c) − r_m(x_i, y_r)``; ``μ_i = mean_m d_{i,m}``;
+``σ_i = sqrt(mean_m (d_{i,m} − μ_i)²)`` (population std, ddof=0). Worked example: deltas
+(0.8, 1.2, 0.5) → μ 0.833333, σ 0.286744; (−0.3, 0.1, −0.4) → μ −0.2, σ 0.216025.
+
+:func:`annotate_strength` writes ``meta["margin"]`` (= μ, the adaptive margin the trainer reads
+with ``margin_column: margin``), ``meta["strength"]`` (= μ) and ``meta["strength_std"]`` (= σ);
+:func:`votes` gives the ``{example_id: μ}`` map the trainer's ``vote_file`` expects.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from rewardkit.types import Example
+
+MARGIN_KEY = "margin"
+STRENGTH_KEY = "strength"
+STD_KEY = "strength_std"
+
+
+def preference_strength(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Card E1 — per-row mean and population std (ddof=0) of the (n, M) ensemble deltas.
+
+    NaN members (a reward that does not apply) are ignored; a row with no member is NaN.
+    """
+    d = np.asarray(deltas, dtype=np.float64)
+    if d.ndim != 2:
+        raise ValueError(f"deltas must be (n, M), got shape {d.shape}")
+    ok = ~np.isnan(d)
+    count = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, d, 0.0).sum(axis=1) / count
+        var = np.where(ok, (d - mean[:, None]) ** 2, 0.0).sum(axis=1) / count
+    mean[count == 0] = np.nan
+    return mean, np.sqrt(var)
+
+
+def annotate_strength(
+    examples: Sequence[Example], deltas: np.ndarray, *, prefix: str = ""
+) -> list[Example]:
+    """Copies of ``examples`` with ``meta`` fields ``margin``, ``strength`` (μ) and
+    ``strength_std`` (σ) from the (n, M) ``deltas`` (keys prefixed by ``prefix``).
+
+    Examples without a labelled pair (ties, unlabelled) get no fields; a warning counts them.
+    """
+    d = np.asarray(deltas, dtype=np.float64)
+    if d.shape[0] != len(examples):
+        raise ValueError(f"deltas has {d.shape[0]} rows for {len(examples)} examples")
+    mean, std = preference_strength(d)
+    out, skipped = [], 0
+    for ex, mu, sd in zip(examples, mean, std, strict=True):
+        meta = dict(ex.meta)
+        if np.isnan(mu):
+            skipped += 1
+        else:
+            meta[prefix + MARGIN_KEY] = float(mu)
+            meta[prefix + STRENGTH_KEY] = float(mu)
+            meta[prefix + STD_KEY] = float(sd)
+        out.append(replace(ex, meta=meta))
+    if skipped:
+        warnings.warn(
+            f"{skipped} of {len(examples)} examples have no labelled pair or no applicable "
+            "reward; no strength written for them",
+            stacklevel=2,
+        )
+    return out
+
+
+def votes(examples: Sequence[Example], key: str = STRENGTH_KEY) -> dict[str, float]:
+    """``{example_id: strength}`` of the annotated examples (the trainer's ``vote_file``)."""
+    return {ex.id: float(ex.meta[key]) for ex in examples if key in ex.meta}
+
+
+def write_votes(examples: Sequence[Example], path: str | PathLike[str]) -> int:
+    """Write :func:`votes` as a JSON object to ``path``; return how many were written."""
+    v = votes(examples)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(v, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    return len(v)

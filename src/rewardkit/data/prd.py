@@ -1,0 +1,24 @@
+"""PRD's expert long-form-QA preferences (Li et al., "PRD: Peer Rank and Discussion", 2023):
+``answer_a``/``answer_b`` with ``overall_preference`` −1 (a) / 1 (b) / 0 (tie)."""
+
+from __future__ import annotations
+
+from rewardkit.data import checks
+from rewardkit.data.record import Record
+from rewardkit.types import Example
+
+
+def convert(rec: Record) -> Example:
+    """``question``, ``answer_a``, ``answer_b``, ``overall_preference``; subset =
+    ``"<answer_a_type>-vs-<answer_b_type>"`` when the types are given."""
+    prompt = checks.prompt(rec, "question", allow_messages=False)
+    a = checks.text(rec, "answer_a", rec.require("answer_a"), what="a response text")
+    b = checks.text(rec, "answer_b", rec.require("answer_b"), what="a response text")
+    pref = rec.require("overall_preference")
+    chosen = {-1: [0], 1: [1], 0: [0, 1]}.get(pref if isinstance(pref, int) else 99)
+    if chosen is None or isinstance(pref, bool):
+        raise rec.error("overall_preference", f"expected -1, 0 or 1, got {pref!r}")
+    ta, tb = rec.get("answer_a_type"), rec.get("answer_b_type")
+    if ta and tb:
+        rec.data.setdefault("subset", f"{ta}-vs-{tb}")
+    return rec.finish("prd-lfqa", prompt, [a, b], chosen)

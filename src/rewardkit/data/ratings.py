@@ -1,0 +1,81 @@
+"""Ratings rows for correlation benchmarks: HelpSteer2-style attribute ratings of single
+responses, and Prometheus absolute-grading files (``instruction`` + ``gpt4_score``)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from rewardkit.data import checks
+from rewardkit.data.location import describe
+from rewardkit.data.record import Record
+from rewardkit.types import Example
+
+#: HelpSteer2 attributes (Wang et al. 2024, methods.md A2).
+HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+
+_INSTR = re.compile(r"###The instruction to evaluate:\s*(.*?)\s*###Response to evaluate:\s*", re.S)
+_RESP_END = re.compile(r"\s*###(Reference Answer|Score Rubrics|Feedback)", re.S)
+
+
+def _number(rec: Record, name: str) -> float:
+    v = rec.get(name)
+    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(float(v)):
+        raise rec.error(name, f"expected a number, got {describe(v)}")
+    return float(v)
+
+
+def convert_helpsteer2(rec: Record) -> Example:
+    """``prompt``, ``response`` and numeric attribute columns (HelpSteer2's five, or any listed
+    in ``meta``-free numeric columns named like them). One response, one ratings dict."""
+    prompt = checks.prompt(rec)
+    response = checks.text(rec, "response", rec.require("response"), what="a response text")
+    attrs = [a for a in HELPSTEER2_ATTRIBUTES if rec.has(a)]
+    if not attrs:
+        raise rec.error(
+            "helpfulness",
+            "expected at least one attribute column of " + ", ".join(HELPSTEER2_ATTRIBUTES),
+        )
+    ratings = [{a: _number(rec, a) for a in attrs}]
+    return rec.finish("helpsteer2", prompt, [response], [], ratings=ratings)
+
+
+def split_prometheus(rec: Record, text: str) -> tuple[str, str]:
+    """The instruction and the response inside a Prometheus grading prompt."""
+    m = _INSTR.search(text)
+    if not m:
+        raise rec.error(
+            "instruction",
+            "expected '###The instruction to evaluate:' followed by '###Response to evaluate:'",
+        )
+    rest = text[m.end() :]
+    end = _RESP_END.search(rest)
+    response = rest[: end.start()] if end else rest
+    return m.group(1), response.strip()
+
+
+def convert_prometheus(rec: Record) -> Example:
+    """A Prometheus absolute-grading row: the question and the response are parsed out of
+    ``instruction``; ``gpt4_score`` (a list of 1–5 grades) becomes the rating ``gpt4_score``
+    (their mean). Subset = ``category``."""
+    text = checks.text(rec, "instruction", rec.require("instruction"), what="a grading prompt")
+    question, response = split_prometheus(rec, text)
+    grades = rec.require("gpt4_score", structured=True)
+    if (
+        not isinstance(grades, list)
+        or not grades
+        or not all(isinstance(g, int | float) and not isinstance(g, bool) for g in grades)
+    ):
+        raise rec.error("gpt4_score", f"expected a list of numbers, got {describe(grades)}")
+    if not response:
+        raise rec.error("instruction", "the response to evaluate is empty")
+    rec.data.setdefault("subset", rec.opt_text("category") or "all")
+    if not rec.has("id") and rec.has("idx"):
+        rec.data["id"] = f"{rec.data['idx']}:{rec.data.get('response_source')}"
+    return rec.finish(
+        "prometheus-absolute",
+        [{"role": "user", "content": question}],
+        [response],
+        [],
+        ratings=[{"gpt4_score": float(sum(grades)) / len(grades)}],
+    )

@@ -1,0 +1,209 @@
+"""Every analysis of an evaluation, computed from per-example scores and stored in the report:
+calibration (D7), length bias, RM-Bench style matrices, accuracy with ties (D6), per-language
+scores (D3), ratings correlations, best-of-N curves and overoptimization (D8, D9), position bias
+(B6, measured by the judge), paired comparisons of rewards, and the accuracy↔best-of-N-gain
+correlation across rewards."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from rewardkit.evaluate.bestofn import benchmark_correlation, bon_curve, overoptimization
+from rewardkit.evaluate.calibration import (
+    TemperatureScaling,
+    brier_score,
+    calibration_error,
+    calibration_report,
+    pair_logits,
+)
+from rewardkit.evaluate.languages import per_language_scores
+from rewardkit.evaluate.lengthbias import length_bias, length_degenerate_subsets
+from rewardkit.evaluate.result import EvalResult, RewardResult
+from rewardkit.evaluate.rmbench import rmbench_report
+from rewardkit.evaluate.stats import compare_outcomes, correlations
+from rewardkit.evaluate.tieacc import accuracy_with_ties
+from rewardkit.types import Example
+
+#: Gold signals for best-of-N, in order of preference among a response's ratings.
+GOLD_KEYS = ("correct", "gold", "score", "rating", "overall", "helpfulness")
+#: Most rewards compared pairwise (all pairs among the first this many columns).
+MAX_COMPARED = 8
+
+
+def _gold(ex: Example) -> list[float] | None:
+    if ex.ratings:
+        keys = [k for k in GOLD_KEYS if all(k in r for r in ex.ratings)]
+        if not keys:
+            common = set(ex.ratings[0]).intersection(*ex.ratings[1:])
+            keys = sorted(common)
+        if keys:
+            return [float(r[keys[0]]) for r in ex.ratings]
+    if ex.chosen and len(set(ex.chosen)) < len(ex.responses):
+        cs = set(ex.chosen)
+        return [1.0 if i in cs else 0.0 for i in range(len(ex.responses))]
+    if ex.is_tie:
+        return [1.0] * len(ex.responses)
+    return None
+
+
+def _human_label(ex: Example) -> float | None:
+    if len(ex.responses) != 2:
+        return None
+    ch = sorted(set(ex.chosen))
+    return {(0,): 1.0, (1,): -1.0, (0, 1): 0.0}.get(tuple(ch))
+
+
+def analyze_reward(
+    r: RewardResult,
+    examples: Sequence[Example],
+    *,
+    ties: str,
+    seed: int,
+    temperature: TemperatureScaling | None = None,
+) -> dict[str, Any]:
+    """All per-reward analyses that the data supports."""
+    recs = r.examples
+    out: dict[str, Any] = {}
+    judge = r.position_bias is not None
+    lengths = [[len(t) for t in ex.responses] for ex in examples]
+    evaluable = [rec.skipped is None and rec.outcome is not None for rec in recs]
+
+    zs, ys, gs = [], [], []
+    for i, rec in enumerate(recs):
+        if evaluable[i] and rec.rule in ("best_of_k", "all_correct", "style_matrix"):
+            z, y = pair_logits(np.asarray(rec.scores), rec.chosen, probabilities=judge)
+            zs.append(z)
+            ys.append(y)
+            gs.append(np.full(z.size, i))
+    if zs and sum(z.size for z in zs):
+        z, y, g = np.concatenate(zs), np.concatenate(ys), np.concatenate(gs)
+        cal = calibration_report(z, y, g, seed=seed)
+        cal["source"] = "judge probability" if judge else "sigma(score margin)"
+        if temperature is not None:
+            p = temperature.apply(z)
+            cal["applied"] = {
+                "temperature": temperature.temperature,
+                "ece": calibration_error(y, p, 10)["ece"],
+                "brier": brier_score(y, p),
+            }
+        out["calibration"] = cal
+
+    out["length_bias"] = length_bias(
+        [rec.scores for rec in recs], lengths, [rec.chosen for rec in recs], evaluable, ties
+    )
+
+    by_domain: dict[str, list[list[float]]] = {}
+    for rec in recs:
+        if rec.rule == "style_matrix" and rec.skipped is None:
+            by_domain.setdefault(rec.section, []).append(rec.scores)
+    if by_domain:
+        out["rm_bench"] = rmbench_report(
+            {d: np.asarray(v, dtype=np.float64) for d, v in by_domain.items()}, ties
+        )
+
+    h = [_human_label(ex) for ex in examples]
+    if any(x == 0.0 for x in h):
+        idx = [i for i, x in enumerate(h) if x is not None]
+        m = [recs[i].scores[0] - recs[i].scores[1] for i in idx]
+        out["accuracy_with_ties"] = accuracy_with_ties([h[i] for i in idx], m)
+
+    if any(ex.language for ex in examples):
+        out["languages"] = per_language_scores(
+            [ex.language for ex in examples],
+            [rec.subset for rec in recs],
+            [rec.section for rec in recs],
+            [math.nan if rec.outcome is None else rec.outcome for rec in recs],
+        )
+
+    attrs: dict[str, tuple[list[float], list[float]]] = {}
+    for ex, rec in zip(examples, recs, strict=True):
+        for rating, score in zip(ex.ratings or [], rec.scores, strict=False):
+            for k, v in rating.items():
+                a = attrs.setdefault(k, ([], []))
+                a[0].append(score)
+                a[1].append(v)
+    if attrs:
+        out["ratings"] = {k: correlations(s, v) for k, (s, v) in sorted(attrs.items())}
+
+    pools = []
+    for ex, rec in zip(examples, recs, strict=True):
+        gold = _gold(ex)
+        if gold is not None and len(ex.responses) >= 3 and rec.rule != "style_matrix":
+            pools.append((rec.scores, gold))
+    if pools:
+        curve = bon_curve(pools)
+        if curve["n"]:
+            out["best_of_n"] = {
+                **curve,
+                "n_pools": curve["n_pools"],
+                "gain": curve["gold"][-1] - curve["gold"][0],
+            }
+            out["overoptimization"] = overoptimization(curve)
+
+    if r.position_bias is not None:
+        out["position_bias"] = {"flip_rate": r.position_bias}
+    return out
+
+
+def analyze(
+    result: EvalResult,
+    examples: Sequence[Example],
+    *,
+    temperature: TemperatureScaling | None = None,
+) -> EvalResult:
+    """Fill ``reward.analyses`` for every column and the run-level analyses in ``result.extra``:
+    length-degenerate subsets, paired comparisons and the accuracy↔best-of-N-gain correlation,
+    under ``result.extra["analyses"]`` (``report.json`` key ``"analyses"``)."""
+    st = result.settings
+    examples = list(examples)
+    for r in result.rewards:
+        r.analyses = analyze_reward(
+            r, examples, ties=st["ties"], seed=st["seed"], temperature=temperature
+        )
+    recs = result.rewards[0].examples if result.rewards else []
+    run = result.extra.setdefault("analyses", {})
+    run["length_degenerate_subsets"] = length_degenerate_subsets(
+        [rec.subset for rec in recs],
+        [[len(t) for t in ex.responses] for ex in examples],
+        [rec.chosen for rec in recs],
+        [rec.skipped is None for rec in recs],
+    )
+    run["comparisons"] = compare_all(result)
+    gains = {
+        r.name: r.analyses["best_of_n"]["gain"] for r in result.rewards if "best_of_n" in r.analyses
+    }
+    if gains:
+        run["bon_correlation"] = benchmark_correlation(
+            {r.name: r.score for r in result.rewards}, gains
+        )
+    return result
+
+
+def outcome_vector(r: RewardResult) -> np.ndarray:
+    """Per-example outcomes of one column (NaN where skipped or NaN)."""
+    return np.array([math.nan if e.outcome is None else e.outcome for e in r.examples])
+
+
+def compare_all(result: EvalResult) -> list[dict[str, Any]]:
+    """Paired bootstrap + McNemar for every pair of the first :data:`MAX_COMPARED` columns."""
+    st = result.settings
+    cols = result.rewards[:MAX_COMPARED]
+    out = []
+    for a, b in combinations(cols, 2):
+        out.append(
+            compare_outcomes(
+                a.name,
+                outcome_vector(a),
+                b.name,
+                outcome_vector(b),
+                n_boot=st["n_boot"],
+                alpha=st["alpha"],
+                seed=st["seed"],
+            )
+        )
+    return out

@@ -1,0 +1,140 @@
+"""Best-of-N curves and overoptimization (methods.md D8 — best-of-N evaluation; D9 —
+overoptimization / reward-hacking measurement, Gao et al. 2210.10760).
+
+For a pool of M candidates with proxy rewards and a gold signal, the expected gold value of the
+best-of-N pick (N ≤ M, drawn without replacement, highest proxy wins, ties → lowest index) is the
+unbiased estimator ``Σ_{i=1}^{M} g_(i) · C(i−1, N−1) / C(M, N)`` with candidates sorted by proxy
+ascending. ``KL(π_BoN ‖ π) = log N − (N−1)/N``; ``d = sqrt(KL)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from rewardkit.evaluate.stats import pearson, spearman
+
+
+def bon_kl(n: int) -> float:
+    """methods.md D8 — analytic KL of best-of-n: ``log n − (n − 1)/n``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return math.log(n) - (n - 1) / n
+
+
+def _weights(m: int, n: int) -> np.ndarray:
+    """``C(i−1, n−1)/C(m, n)`` for i = 1..m (the chance that the i-th smallest is the max)."""
+    total = math.comb(m, n)
+    return np.array([math.comb(i - 1, n - 1) / total for i in range(1, m + 1)])
+
+
+def expected_bon(proxy: Sequence[float], gold: Sequence[float], n: int) -> float:
+    """methods.md D8 — expected gold value of the best-of-``n`` pick by ``proxy`` from one pool
+    (ties in proxy: the lower index wins). NaN if any value is NaN or ``n`` > pool size."""
+    r = np.asarray(proxy, dtype=np.float64)
+    g = np.asarray(gold, dtype=np.float64)
+    m = r.size
+    if n < 1 or n > m or np.isnan(r).any() or np.isnan(g).any():
+        return math.nan
+    order = np.lexsort((-np.arange(m), r))  # ascending proxy; among ties the lowest index last
+    return float(_weights(m, n) @ g[order])
+
+
+def powers_of_two(m: int) -> list[int]:
+    """1, 2, 4, … up to ``m``, plus ``m`` itself."""
+    ns, n = [], 1
+    while n < m:
+        ns.append(n)
+        n *= 2
+    return [*ns, m] if m >= 1 else []
+
+
+def bon_curve(
+    pools: Sequence[tuple[Sequence[float], Sequence[float]]], ns: Sequence[int] | None = None
+) -> dict[str, list]:
+    """Mean over pools of the expected gold of best-of-N by the proxy, the expected proxy of the
+    pick (recentered: minus the pool's mean proxy), the oracle (best-of-N by gold) and KL / d,
+    for each N (pools smaller than N are left out of that point; ``n_pools`` says how many).
+    Default N: 1, 2, 4, … up to the pool size that at least half of the pools reach (so the
+    curve's tail is not a handful of large pools)."""
+    pools = [(np.asarray(r, float), np.asarray(g, float)) for r, g in pools]
+    pools = [(r, g) for r, g in pools if r.size and not (np.isnan(r).any() or np.isnan(g).any())]
+    if not pools:
+        return {"n": [], "kl": [], "d": [], "gold": [], "proxy": [], "oracle": [], "n_pools": []}
+    if ns is None:  # up to the largest N that at least half of the pools reach
+        sizes = sorted((r.size for r, _ in pools), reverse=True)
+        ns = powers_of_two(sizes[(len(sizes) - 1) // 2])
+    out: dict[str, list] = {k: [] for k in ("n", "kl", "d", "gold", "proxy", "oracle", "n_pools")}
+    for n in ns:
+        use = [(r, g) for r, g in pools if r.size >= n]
+        if not use:
+            continue
+        out["n"].append(int(n))
+        out["kl"].append(bon_kl(n))
+        out["d"].append(math.sqrt(bon_kl(n)))
+        out["gold"].append(float(np.mean([expected_bon(r, g, n) for r, g in use])))
+        out["proxy"].append(float(np.mean([expected_bon(r, r - r.mean(), n) for r, _ in use])))
+        out["oracle"].append(float(np.mean([expected_bon(g, g, n) for _, g in use])))
+        out["n_pools"].append(len(use))
+    return out
+
+
+def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
+    """methods.md D9 — least-squares fit of Gao's best-of-N form ``R(d) = d(α − β d)`` to the
+    recentered gold gain; ``d_star = max(0, α / (2β))`` (the d of peak gold; 0 when gold falls
+    from the start) when β > 0, else inf (no peak)."""
+    x = np.asarray(d, dtype=np.float64)
+    y = np.asarray(gain, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 2 or not np.any(x > 0):
+        return {"alpha": math.nan, "beta": math.nan, "d_star": math.nan}
+    design = np.stack([x, -(x**2)], axis=1)
+    (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
+    d_star = max(0.0, float(alpha / (2 * beta))) if beta > 0 else math.inf
+    return {"alpha": float(alpha), "beta": float(beta), "d_star": d_star}
+
+
+def overoptimization(curve: dict[str, list]) -> dict[str, object]:
+    """methods.md D9 — gold and proxy gains over best-of-1 versus ``d = sqrt(KL)``, the Gao fit
+    of the gold gain, and whether gold peaks before the largest N while proxy keeps rising."""
+    if not curve["n"]:
+        return {}
+    gold = np.asarray(curve["gold"])
+    proxy = np.asarray(curve["proxy"])
+    g_gain = (gold - gold[0]).tolist()
+    p_gain = (proxy - proxy[0]).tolist()
+    peak = int(np.argmax(gold))
+    return {
+        "d": curve["d"],
+        "gold_gain": g_gain,
+        "proxy_gain": p_gain,
+        "fit": fit_gao_bon(curve["d"], g_gain),
+        "gold_peak_n": curve["n"][peak],
+        "overoptimized": bool(
+            peak < len(gold) - 1 and gold[-1] < gold[peak] and proxy[-1] >= proxy[peak]
+        ),
+    }
+
+
+def benchmark_correlation(bench: dict[str, float], downstream: dict[str, float]) -> dict:
+    """methods.md D8 — Pearson and Spearman between per-reward benchmark scores and a per-reward
+    downstream metric (e.g. best-of-N gain), over rewards present in both (n ≥ 3 required)."""
+    names = sorted(
+        k
+        for k in bench
+        if k in downstream and math.isfinite(bench[k]) and math.isfinite(downstream[k])
+    )
+    if len(names) < 3:
+        return {
+            "n": len(names),
+            "pearson": None,
+            "spearman": None,
+            "rewards": names,
+            "note": "needs at least 3 rewards with both numbers",
+        }
+    x = [bench[k] for k in names]
+    y = [downstream[k] for k in names]
+    return {"n": len(names), "pearson": pearson(x, y), "spearman": spearman(x, y), "rewards": names}

@@ -1,0 +1,201 @@
+"""Calibration of pairwise preference probabilities (methods.md D7 — "On Diversified
+Preferences of LLM Alignment"): ECE / ACE / MCE with documented binning, Brier score,
+reliability-diagram data, and post-hoc temperature scaling (Platt scaling with one parameter).
+
+Binning: ``n_bins`` uniform bins on [0, 1]; a probability ``p`` falls in bin
+``searchsorted(edges[1:-1], p, side="left")``, so a value on an inner edge goes to the lower bin
+(MORE ``calibration_error``). ``ECE = Σ_b |Σ_{i∈b} p_i − Σ_{i∈b} y_i| / N``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z), numerically stable."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.where(
+        z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z)))
+    )
+
+
+def bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
+    """The bin of each probability: uniform edges, inner edges belong to the lower bin."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.searchsorted(edges[1:-1], np.asarray(p, dtype=np.float64), side="left")
+
+
+def calibration_error(y_true, y_prob, n_bins: int = 10) -> dict[str, float]:
+    """methods.md D7 — ``{"ece", "ace", "mce"}`` of probabilities ``y_prob`` for outcomes
+    ``y_true`` (0/1). ACE: mean over non-empty bins of |mean p − mean y|; MCE: their max."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_prob, dtype=np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y_true and y_prob differ in length: {y.size} vs {p.size}")
+    if p.size == 0:
+        return {"ece": math.nan, "ace": math.nan, "mce": math.nan}
+    b = bin_index(p, n_bins)
+    sum_p = np.bincount(b, weights=p, minlength=n_bins)
+    sum_y = np.bincount(b, weights=y, minlength=n_bins)
+    cnt = np.bincount(b, minlength=n_bins)
+    ece = float(np.abs(sum_p - sum_y).sum() / p.size)
+    nz = cnt > 0
+    gaps = np.abs(sum_p[nz] - sum_y[nz]) / cnt[nz]
+    return {"ece": ece, "ace": float(gaps.mean()), "mce": float(gaps.max())}
+
+
+def brier_score(y_true, y_prob) -> float:
+    """Mean squared error of the probabilities: ``mean((p − y)²)``."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_prob, dtype=np.float64)
+    return float(np.mean((p - y) ** 2)) if p.size else math.nan
+
+
+def reliability_diagram(y_true, y_prob, n_bins: int = 10) -> dict[str, list]:
+    """Per bin: edges, count, mean predicted probability and observed frequency (None when
+    the bin is empty) — the data of a reliability diagram."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_prob, dtype=np.float64).ravel()
+    b = bin_index(p, n_bins)
+    cnt = np.bincount(b, minlength=n_bins)
+    mp = np.bincount(b, weights=p, minlength=n_bins)
+    my = np.bincount(b, weights=y, minlength=n_bins)
+    return {
+        "edges": np.linspace(0, 1, n_bins + 1).tolist(),
+        "count": cnt.tolist(),
+        "mean_p": [float(mp[i] / cnt[i]) if cnt[i] else None for i in range(n_bins)],
+        "freq": [float(my[i] / cnt[i]) if cnt[i] else None for i in range(n_bins)],
+    }
+
+
+def pair_nll(logits, y, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of outcomes ``y`` under ``σ(logit / T)``."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    y = np.asarray(y, dtype=np.float64)
+    # −[y log σ(z) + (1−y) log σ(−z)], with log σ(z) = −softplus(−z)
+    return float(np.mean(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)))
+
+
+def fit_temperature(logits, y, *, bounds: tuple[float, float] = (1e-4, 1e6)) -> float:
+    """methods.md D7 [design] — the temperature T > 0 minimising :func:`pair_nll` (golden-section
+    search on log T within ``bounds``; deterministic). 1.0 when there is no data."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.size == 0 or not np.any(z != 0):
+        return 1.0
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    g = (math.sqrt(5) - 1) / 2
+    a, b = lo + (1 - g) * (hi - lo), lo + g * (hi - lo)
+    fa, fb = pair_nll(z, y, math.exp(a)), pair_nll(z, y, math.exp(b))
+    for _ in range(200):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = lo + (1 - g) * (hi - lo)
+            fa = pair_nll(z, y, math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = pair_nll(z, y, math.exp(b))
+        if hi - lo < 1e-10:
+            break
+    return float(math.exp((lo + hi) / 2))
+
+
+@dataclass(frozen=True)
+class TemperatureScaling:
+    """A fitted temperature: ``P(a ≻ b) = σ((r_a − r_b) / T)`` (for a judge: σ(logit(p) / T)).
+
+    Save it with :meth:`save` after an evaluation; :meth:`apply` turns reward margins into
+    calibrated probabilities anywhere (``rewardkit eval --temperature FILE`` reports ECE with it).
+    """
+
+    temperature: float
+    reward: str = ""
+    fingerprint: str = ""
+    n_pairs: int = 0
+
+    def apply(self, margins) -> np.ndarray:
+        """Calibrated probabilities of margins (logits)."""
+        return sigmoid(np.asarray(margins, dtype=np.float64) / self.temperature)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the temperature as JSON."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.__dict__, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> TemperatureScaling:
+        """Read a temperature written by :meth:`save`."""
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        t = float(raw["temperature"])
+        if not t > 0:
+            raise ValueError(f"{path}: temperature must be > 0, got {t}")
+        return cls(t, raw.get("reward", ""), raw.get("fingerprint", ""), int(raw.get("n_pairs", 0)))
+
+
+def pair_logits(scores: np.ndarray, chosen: list[int], probabilities: bool = False):
+    """methods.md D7 — the ordered pairs of one example: for every chosen ``c`` and rejected
+    ``r`` both ``(logit of c ≻ r, 1)`` and ``(logit of r ≻ c, 0)``. Logits are score margins,
+    or for a pairwise judge (``probabilities``) ``logit(P)`` of its probability score.
+    Returns ``(logits, y)``; empty when a score is NaN."""
+    s = np.asarray(scores, dtype=np.float64)
+    if np.isnan(s).any():
+        return np.zeros(0), np.zeros(0)
+    cs = set(chosen)
+    rej = [i for i in range(s.size) if i not in cs]
+    zs, ys = [], []
+    for c in chosen:
+        for r in rej:
+            if probabilities:
+                p = float(np.clip(s[c], 1e-6, 1 - 1e-6))
+                z = math.log(p / (1 - p))
+            else:
+                z = float(s[c] - s[r])
+            zs += [z, -z]
+            ys += [1.0, 0.0]
+    return np.asarray(zs), np.asarray(ys)
+
+
+def calibration_report(
+    logits, y, groups, *, seed: int = 0, bins: tuple[int, ...] = (5, 10, 20)
+) -> dict[str, object]:
+    """ECE (5/10/20 bins), ACE, MCE, Brier and the reliability diagram (10 bins) at T = 1; the
+    temperature fitted on a seeded half of the examples (``groups``) and ECE / Brier on the
+    other half before and after it; and the temperature fitted on all pairs (the one to save)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    g = np.asarray(groups)
+    p = sigmoid(z)
+    out: dict[str, object] = {"n_pairs": int(z.size)}
+    for nb in bins:
+        out[f"ece_{nb}"] = calibration_error(y, p, nb)["ece"]
+    out.update({k: v for k, v in calibration_error(y, p, 10).items() if k != "ece"})
+    out["ece"] = out.get("ece_10", math.nan)
+    out["brier"] = brier_score(y, p)
+    out["reliability"] = reliability_diagram(y, p, 10)
+    out["temperature"] = fit_temperature(z, y)
+    uniq = np.unique(g)
+    if uniq.size >= 4:
+        rng = np.random.default_rng(seed)
+        fit_groups = set(rng.permutation(uniq)[: uniq.size // 2].tolist())
+        fit = np.array([x in fit_groups for x in g])
+        t = fit_temperature(z[fit], y[fit])
+        zt, yt = z[~fit], y[~fit]
+        out["heldout"] = {
+            "temperature": t,
+            "n_pairs": int(zt.size),
+            "ece_before": calibration_error(yt, sigmoid(zt), 10)["ece"],
+            "ece_after": calibration_error(yt, sigmoid(zt / t), 10)["ece"],
+            "brier_before": brier_score(yt, sigmoid(zt)),
+            "brier_after": brier_score(yt, sigmoid(zt / t)),
+        }
+    return out

@@ -1,0 +1,124 @@
+"""Leaderboards across saved runs: ``rewardkit report DIR…`` merges several ``report.json``
+files (no rescoring) into one table, with the accuracy↔best-of-N-gain correlation (methods.md D8)
+across every reward that has both numbers."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rewardkit.evaluate.bestofn import benchmark_correlation
+from rewardkit.evaluate.result import EvalResult, _jsonable
+
+
+def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
+    """Rows (one per run × reward column, sorted by score within each benchmark) and the
+    accuracy↔best-of-N-gain correlation over rows that have a best-of-N curve."""
+    rows = []
+    for label, res in runs:
+        for r in res.rewards:
+            rows.append(
+                {
+                    "run": label,
+                    "benchmark": res.settings.get("benchmark"),
+                    "reward": r.name,
+                    "fingerprint": r.fingerprint,
+                    "score": r.score,
+                    "ci": list(r.ci),
+                    "n": r.n_scored,
+                    "ece": r.analyses.get("calibration", {}).get("ece"),
+                    "length_spearman": r.analyses.get("length_bias", {}).get("spearman"),
+                    "bon_gain": r.analyses.get("best_of_n", {}).get("gain"),
+                    "position_bias": r.position_bias,
+                }
+            )
+    rows.sort(
+        key=lambda x: (str(x["benchmark"]), -(x["score"] if math.isfinite(x["score"]) else -9))
+    )
+    key = [f"{x['run']}/{x['reward']}" for x in rows]
+    gains = {k: x["bon_gain"] for k, x in zip(key, rows, strict=True) if x["bon_gain"] is not None}
+    scores = {k: x["score"] for k, x in zip(key, rows, strict=True)}
+    return {"rows": rows, "bon_correlation": benchmark_correlation(scores, gains)}
+
+
+def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "benchmark",
+        "run",
+        "reward",
+        "score",
+        "95% CI",
+        "n",
+        "ECE",
+        "length ρ",
+        "BoN gain",
+        "position bias",
+    ]
+    rows = [
+        [
+            str(x["benchmark"]),
+            x["run"],
+            x["reward"],
+            _fmt(x["score"]),
+            f"[{_fmt(x['ci'][0])}, {_fmt(x['ci'][1])}]",
+            str(x["n"]),
+            _fmt(x["ece"]),
+            _fmt(x["length_spearman"]),
+            _fmt(x["bon_gain"]),
+            _fmt(x["position_bias"]),
+        ]
+        for x in board["rows"]
+    ]
+    return header, rows
+
+
+def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``leaderboard.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    header, rows = _table_rows(board)
+    bc = board["bon_correlation"]
+    corr = (
+        f"Accuracy ↔ best-of-N gain over {bc['n']} rewards: Pearson {_fmt(bc.get('pearson'))}, "
+        f"Spearman {_fmt(bc.get('spearman'))}" + (f" ({bc['note']})" if bc.get("note") else "")
+    )
+    md = [
+        "# rewardkit leaderboard",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    md += ["", corr, ""]
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    tr = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>rewardkit '
+        f"leaderboard</title><style>table{{border-collapse:collapse}}td,th{{border:1px solid "
+        f"#ccc;padding:3px 7px}}</style></head><body><h1>rewardkit leaderboard</h1>"
+        f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
+        f"<p>{html.escape(corr)}</p></body></html>\n"
+    )
+    paths = {
+        "json": out / "leaderboard.json",
+        "markdown": out / "leaderboard.md",
+        "html": out / "leaderboard.html",
+    }
+    paths["json"].write_text(
+        json.dumps(_jsonable(board), indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    paths["markdown"].write_text("\n".join(md), encoding="utf-8")
+    paths["html"].write_text(page, encoding="utf-8")
+    return paths

@@ -1,0 +1,160 @@
+"""Representation probing (methods.md D5 — MRMBench, "Probing Preference Representations"):
+a linear probe without bias on a frozen reward model's last-token hidden state, one per
+preference dimension; the score of a dimension is the probe's held-out accuracy.
+
+Easy (binary labels): ``Linear(d, 1, bias=False)`` + BCE, predict ``σ(logit) > 0.5``. Hard
+(k classes): ``Linear(d, k, bias=False)`` + cross-entropy, argmax. Features are standardised
+with the training split's mean and std; full-batch gradient descent (Adam), seeded split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _split(n: int, test_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    k = max(1, round(n * test_frac))
+    return perm[k:], perm[:k]
+
+
+def linear_probe(
+    features,
+    labels,
+    *,
+    test_frac: float = 0.3,
+    seed: int = 0,
+    steps: int = 300,
+    lr: float = 0.05,
+    weight_decay: float = 0.1,
+) -> dict[str, float]:
+    """methods.md D5 — train a bias-free linear probe on ``features`` (n, d) for integer
+    ``labels`` (n,) and return ``{"accuracy", "majority", "n_train", "n_test", "classes"}``
+    (``majority``: accuracy of always predicting the training split's most common class)."""
+    x = np.asarray(features, dtype=np.float64)
+    y_raw = np.asarray(labels)
+    if x.ndim != 2 or x.shape[0] != y_raw.shape[0]:
+        raise ValueError(f"features (n, d) and labels (n,) do not match: {x.shape}, {y_raw.shape}")
+    classes = np.unique(y_raw)
+    if x.shape[0] < 4 or classes.size < 2:
+        return {
+            "accuracy": math.nan,
+            "majority": math.nan,
+            "n_train": 0,
+            "n_test": 0,
+            "classes": int(classes.size),
+        }
+    y = np.searchsorted(classes, y_raw)
+    tr, te = _split(x.shape[0], test_frac, seed)
+    mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-8
+    xs = (x - mu) / sd
+    k = classes.size
+    out_dim = 1 if k == 2 else k
+    w = np.zeros((x.shape[1], out_dim))
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t in range(1, steps + 1):
+        z = xs[tr] @ w
+        if k == 2:
+            p = 1 / (1 + np.exp(-z[:, 0]))
+            grad = xs[tr].T @ (p - y[tr])[:, None] / len(tr)
+        else:
+            z = z - z.max(1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(1, keepdims=True)
+            p[np.arange(len(tr)), y[tr]] -= 1
+            grad = xs[tr].T @ p / len(tr)
+        grad += weight_decay * w
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    z = xs[te] @ w
+    pred = (z[:, 0] > 0).astype(int) if k == 2 else z.argmax(1)
+    majority = np.bincount(y[tr], minlength=k).argmax()
+    return {
+        "accuracy": float(np.mean(pred == y[te])),
+        "majority": float(np.mean(y[te] == majority)),
+        "n_train": len(tr),
+        "n_test": len(te),
+        "classes": int(k),
+    }
+
+
+def probe_dimensions(
+    features, labels: Mapping[str, Sequence[Any]], *, seed: int = 0
+) -> dict[str, object]:
+    """methods.md D5 — one probe per dimension (labels None are left out); the MRMBench score is
+    the mean probe accuracy over dimensions."""
+    x = np.asarray(features, dtype=np.float64)
+    dims = {}
+    for name, lab in labels.items():
+        keep = [
+            i
+            for i, v in enumerate(lab)
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        ]
+        dims[name] = linear_probe(x[keep], np.asarray([lab[i] for i in keep]), seed=seed)
+    accs = [d["accuracy"] for d in dims.values() if not math.isnan(d["accuracy"])]
+    return {"dimensions": dims, "score": float(np.mean(accs)) if accs else math.nan}
+
+
+def hidden_features(reward: Any, queries: Sequence[Any], batch_size: int = 8) -> np.ndarray:
+    """Last-token hidden states (n, H) of a model-backed reward with ``last_hidden`` (the
+    answer-token judges) or an ``embed`` method; raises TypeError for other rewards."""
+    if callable(getattr(reward, "embed", None)):
+        return np.asarray(reward.embed(list(queries)), dtype=np.float64)
+    if not callable(getattr(reward, "last_hidden", None)):
+        raise TypeError(f"{reward.name}: probing needs a model-backed reward with hidden states")
+    import torch
+
+    rows = reward.encode(list(queries))
+    out = []
+    pad = reward.pad_token_id
+    with torch.no_grad():
+        for s in range(0, len(rows), batch_size):
+            chunk = rows[s : s + batch_size]
+            width = max(len(r.input_ids) for r in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, r in enumerate(chunk):
+                ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
+                mask[i, : len(r.input_ids)] = 1
+            h = reward.last_hidden(ids.to(reward.device), mask.to(reward.device))
+            out.append(h.float().cpu().numpy())
+    return np.concatenate(out, axis=0).astype(np.float64)
+
+
+def rating_labels(values: Sequence[float]) -> list[int | None]:
+    """Class labels of one rated attribute: the values themselves when there are at most three
+    distinct ones (MRMBench's easy/hard labels), else 1 above the median and 0 otherwise
+    [design]. NaN → None."""
+    arr = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(arr)
+    uniq = np.unique(arr[ok])
+    if uniq.size <= 3:
+        return [int(np.searchsorted(uniq, v)) if o else None for v, o in zip(arr, ok, strict=True)]
+    med = float(np.median(arr[ok]))
+    return [int(v > med) if o else None for v, o in zip(arr, ok, strict=True)]
+
+
+def probe_reward(reward: Any, examples: Sequence[Any], *, seed: int = 0) -> dict[str, object]:
+    """methods.md D5 — probe ``reward``'s last hidden state for every rated attribute of the
+    examples' responses (``Example.ratings``); labels from :func:`rating_labels`."""
+    queries, ratings = [], []
+    for ex in examples:
+        if not ex.ratings:
+            continue
+        for q, r in zip(ex.queries(), ex.ratings, strict=True):
+            queries.append(q)
+            ratings.append(r)
+    if not queries:
+        return {"dimensions": {}, "score": math.nan, "n": 0}
+    names = sorted({k for r in ratings for k in r})
+    labels = {k: rating_labels([r.get(k, math.nan) for r in ratings]) for k in names}
+    out = probe_dimensions(hidden_features(reward, queries), labels, seed=seed)
+    out["n"] = len(queries)
+    return out

@@ -1,0 +1,73 @@
+"""Robustness check: the same rewards under two batch budgets and two orders must give the same
+scores (reward-bench users saw batch-size-dependent results). The score cache is bypassed."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: Token budgets compared by default (a small one forces many small batches).
+DEFAULT_BUDGETS = (1024, 16384)
+
+
+def _scores(reward: Any, queries: list, budget: int | None) -> np.ndarray:
+    if budget is None or not hasattr(reward, "config"):
+        return np.asarray(reward.score(queries), dtype=np.float64)
+    saved = (reward.config, getattr(reward, "_cache", None))
+    try:
+        cfg = copy.copy(reward.config)
+        cfg.token_budget = int(budget)
+        cfg.cache_dir = None
+        cfg.progress = False
+        reward.config = cfg
+        reward._cache = None
+        return np.asarray(reward.score(queries), dtype=np.float64)
+    finally:
+        reward.config, reward._cache = saved
+
+
+def robustness_check(
+    reward: Any,
+    queries: Sequence[Any],
+    *,
+    budgets: tuple[int, int] = DEFAULT_BUDGETS,
+    seed: int = 0,
+    atol: float = 1e-5,
+) -> dict[str, object]:
+    """Score ``queries`` with budget A in the given order, budget B in the given order, and
+    budget A in a seeded shuffled order (mapped back). Reports the largest absolute difference to
+    the first run and whether every run is bitwise identical / within ``atol``. Rewards without
+    an engine config get the order check only."""
+    qs = list(queries)
+    engine = hasattr(reward, "config")
+    a = _scores(reward, qs, budgets[0] if engine else None)
+    runs = {"budget_a": a}
+    if engine:
+        runs["budget_b"] = _scores(reward, qs, budgets[1])
+    perm = np.random.default_rng(seed).permutation(len(qs))
+    shuffled = _scores(reward, [qs[i] for i in perm], budgets[0] if engine else None)
+    back = np.empty_like(shuffled)
+    back[perm] = shuffled
+    runs["shuffled"] = back
+    diffs = {}
+    for k, v in runs.items():
+        if k == "budget_a":
+            continue
+        same_nan = np.array_equal(np.isnan(a), np.isnan(v))
+        d = np.nanmax(np.abs(a - v)) if np.isfinite(a).any() else 0.0
+        diffs[k] = {
+            "max_abs_diff": float(d) if same_nan else float("inf"),
+            "identical": bool(same_nan and np.array_equal(np.nan_to_num(a), np.nan_to_num(v))),
+        }
+    return {
+        "budgets": list(budgets) if engine else None,
+        "orders": ["given", f"shuffled(seed={seed})"],
+        "runs": diffs,
+        "identical": all(d["identical"] for d in diffs.values()),
+        "within_atol": all(d["max_abs_diff"] <= atol for d in diffs.values()),
+        "atol": atol,
+        "n": len(qs),
+    }

@@ -1,0 +1,94 @@
+"""OpenRLHF adapter: the ``reward_func(queries, prompts, labels)`` file of ``--remote_rm_url``.
+
+OpenRLHF loads a Python file given as ``--remote_rm_url /path/reward_func.py`` and calls its
+``reward_func(queries, prompts, labels)``: ``queries`` are the decoded prompt + response texts,
+``prompts`` the prompts alone, ``labels`` the ``--label_key`` column. It expects a dict with
+``rewards`` (tensor used for the advantages), ``scores`` (tensor used by dynamic filtering) and
+``extra_logs`` (dict of tensors logged to wandb/tensorboard). Point ``--remote_rm_url`` at this
+module's file with ``REWARDKIT_SPEC`` set, or write a two-line file::
+
+    from rewardkit.integrations.openrlhf import make_reward_func
+    reward_func = make_reward_func({"weighted": {"rule:math": 1.0, "rule:format": 0.2}})
+
+The response is the query with its prompt prefix removed. ``labels`` become ``Query.reference``.
+NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; ``extra_logs`` carry
+each component (ensemble members, hybrid parts) and ``applies``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.integrations._common import components
+from rewardkit.integrations.verl import _key, cached_reward
+from rewardkit.types import Query, user
+
+
+def split_response(query: str, prompt: str) -> str:
+    """The response part of an OpenRLHF query (prompt + response)."""
+    if query.startswith(prompt):
+        return query[len(prompt) :]
+    at = query.rfind(prompt) if prompt else -1
+    return query[at + len(prompt) :] if at >= 0 else query
+
+
+def _tensor(values: np.ndarray) -> Any:
+    try:
+        import torch
+    except ImportError:  # OpenRLHF always has torch; keep plain use torch-free
+        return values.astype(np.float32)
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def score_queries(
+    queries: Sequence[str],
+    prompts: Sequence[str],
+    labels: Sequence[Any] | None,
+    *,
+    spec: Any = None,
+    nan_score: float = 0.0,
+) -> dict[str, Any]:
+    """OpenRLHF's result dict for ``spec`` (default ``$REWARDKIT_SPEC``)."""
+    n = len(queries)
+    if len(prompts) != n:
+        raise ValueError(f"reward_func got {n} queries and {len(prompts)} prompts; one per query")
+    labels = list(labels) if labels is not None else [None] * n
+    if len(labels) != n:
+        raise ValueError(f"reward_func got {n} queries and {len(labels)} labels; one per query")
+    reward = cached_reward(spec)
+    qs = [
+        Query([user(p)], split_response(q, p), reference=lab)
+        for q, p, lab in zip(queries, prompts, labels, strict=True)
+    ]
+    scores = np.asarray(reward.score(qs), dtype=np.float64)
+    applies = ~np.isnan(scores)
+    filled = np.where(applies, scores, nan_score)
+    extra = {"applies": _tensor(applies.astype(np.float64))}
+    for name, vals in components(reward, scores).items():
+        if name != reward.name:
+            extra[_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
+    return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}
+
+
+def make_reward_func(spec: Any, *, nan_score: float = 0.0) -> Callable[..., dict[str, Any]]:
+    """A ``reward_func(queries, prompts, labels)`` bound to ``spec``."""
+
+    def reward_func(
+        queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None
+    ):
+        return score_queries(queries, prompts, labels, spec=spec, nan_score=nan_score)
+
+    return reward_func
+
+
+def reward_func(
+    queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None
+):
+    """OpenRLHF entry point; the spec comes from ``$REWARDKIT_SPEC``."""
+    return score_queries(queries, prompts, labels)
+
+
+__all__ = ["make_reward_func", "reward_func", "score_queries", "split_response"]

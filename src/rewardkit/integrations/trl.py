@@ -1,0 +1,214 @@
+"""TRL adapter: a rewardkit reward as one of ``GRPOTrainer(reward_funcs=[...])``.
+
+TRL 1.x calls each reward function as ``f(prompts=, completions=, completion_ids=, **columns)``
+where ``columns`` are the dataset's other columns (one value per completion) plus
+``trainer_state``, ``log_extra`` and ``log_metric``; it expects ``list[float | None]`` (None: "does
+not apply", turned into NaN and ignored by TRL's nan-aware sum) and awaits the call when the
+callable is async (``trl.trainer.utils.is_async_callable``). Its metrics show up as
+``rewards/<__name__>/mean``.
+
+::
+
+    from rewardkit.integrations.trl import reward_func
+    trainer = GRPOTrainer(model=..., reward_funcs=[reward_func({"weighted": {"rule:format": 1.0,
+                          "classifier:minilm": 0.5}})], ...)
+
+The dataset column ``reference`` (or ``ground_truth``/``solution``/``answer``/``label``, or the one
+named by ``reference_column``) becomes ``Query.reference``; other plain columns (e.g.
+``data_source``) go into ``Query.meta``. Per-component means (ensemble members, hybrid parts) are
+logged through ``log_metric`` as ``rewardkit/<name>/<component>``; with a
+:class:`~rewardkit.monitor.RewardMonitor` every call is also one monitor step whose metrics are
+logged the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.integrations._common import (
+    REFERENCE_COLUMNS,
+    BySource,
+    RewardSpec,
+    as_prompt,
+    as_response,
+    as_reward,
+    components,
+    is_plain,
+)
+from rewardkit.monitor import RewardMonitor
+from rewardkit.types import Query, prompt_text
+
+#: Keyword arguments TRL adds that are not dataset columns.
+TRL_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "completion_ids")
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.:-]+", "_", text).strip("_")[:60] or "rewardkit"
+
+
+class TRLReward:
+    """Synchronous TRL reward function wrapping a rewardkit :class:`~rewardkit.types.Reward`."""
+
+    def __init__(
+        self,
+        reward: RewardSpec,
+        *,
+        name: str | None = None,
+        reference_column: str | None = None,
+        monitor: RewardMonitor | None = None,
+        log_components: bool = True,
+        engine_defaults: Mapping[str, Any] | None = None,
+        shape: Callable[[np.ndarray, Sequence[Query]], np.ndarray] | None = None,
+        gold: RewardSpec | None = None,
+    ) -> None:
+        self.reward = as_reward(reward, engine_defaults)
+        self.shape = shape
+        self.gold = None if gold is None else as_reward(gold, engine_defaults)
+        if self.gold is not None and monitor is None:
+            raise ValueError("a gold reward is only scored for the monitor: pass monitor= too")
+        members = getattr(self.reward, "member_names", None)
+        # a weighted sum's members are different properties, not RMs that should agree
+        true_ensemble = getattr(self.reward, "aggregate", None) != "weighted"
+        if (
+            monitor is not None
+            and not monitor.ensemble
+            and true_ensemble
+            and len(members or ()) >= 2
+        ):
+            monitor.ensemble = tuple(members)
+        if self.reward.objectives:
+            raise ValueError(
+                f"{self.reward.name!r} returns {len(self.reward.objectives)} objectives; TRL needs "
+                "one number per completion: wrap it in a weighted or ensemble spec"
+            )
+        self.__name__ = name or _safe_name(self.reward.name)
+        self.reference_column = reference_column
+        self.monitor = monitor
+        self.log_components = log_components
+
+    def queries(
+        self, prompts: Sequence[Any], completions: Sequence[Any], columns: Mapping[str, Any]
+    ) -> list[Query]:
+        """The rewardkit queries of one TRL call."""
+        n = len(completions)
+        if len(prompts) != n:
+            raise ValueError(f"TRL passed {len(prompts)} prompts for {n} completions")
+        cols = {
+            k: v
+            for k, v in columns.items()
+            if k not in TRL_KWARGS
+            and isinstance(v, Sequence)
+            and not isinstance(v, str)
+            and len(v) == n
+        }
+        if self.reference_column is not None:
+            if self.reference_column not in cols:
+                raise ValueError(
+                    f"reference_column {self.reference_column!r} is not a dataset column; "
+                    f"columns: {sorted(cols) or 'none'}"
+                )
+            ref_col = self.reference_column
+        else:
+            ref_col = next((c for c in REFERENCE_COLUMNS if c in cols), None)
+        out = []
+        for i in range(n):
+            meta = {k: v[i] for k, v in cols.items() if k != ref_col and is_plain(v[i])}
+            ref = cols[ref_col][i] if ref_col is not None else None
+            out.append(
+                Query(as_prompt(prompts[i]), as_response(completions[i]), reference=ref, meta=meta)
+            )
+        return out
+
+    def compute(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+    ) -> list[float | None]:
+        queries = self.queries(prompts, completions, columns)
+        raw = np.asarray(self.reward.score(queries), dtype=np.float64)
+        scores = (
+            raw if self.shape is None else np.asarray(self.shape(raw, queries), dtype=np.float64)
+        )
+        if scores.shape != raw.shape:
+            raise ValueError(f"shape returned {scores.shape} scores for {raw.shape} rewards")
+        log_metric: Callable[[str, float], None] | None = columns.get("log_metric")
+        if log_metric is not None and self.log_components:
+            for comp, vals in components(self.reward, raw).items():
+                if np.any(~np.isnan(vals)):
+                    log_metric(
+                        f"rewardkit/{self.__name__}/{_safe_name(comp)}", float(np.nanmean(vals))
+                    )
+        if self.monitor is not None:
+            state = columns.get("trainer_state")
+            self.monitor.step(
+                [prompt_text(q.prompt) for q in queries],
+                [q.response for q in queries],
+                components(self.reward, raw),
+                reward=scores,
+                gold=None if self.gold is None else self.gold.score(queries),
+                step=getattr(state, "global_step", None),
+            )
+            if log_metric is not None:
+                for key, value in self.monitor.latest().items():
+                    log_metric(key, value)
+        return [None if math.isnan(s) else float(s) for s in scores]
+
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+    ) -> list[float | None]:
+        return self.compute(prompts, completions, **columns)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reward.name!r})"
+
+
+class AsyncTRLReward(TRLReward):
+    """The same reward as a coroutine: scoring runs in a worker thread, so TRL can gather several
+    async rewards (e.g. a remote judge and a local model) concurrently."""
+
+    async def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+    ) -> list[float | None]:
+        return await asyncio.to_thread(self.compute, prompts, completions, **columns)
+
+
+def reward_func(
+    spec: RewardSpec,
+    *,
+    asynchronous: bool = False,
+    name: str | None = None,
+    reference_column: str | None = None,
+    monitor: RewardMonitor | None = None,
+    log_components: bool = True,
+    engine_defaults: Mapping[str, Any] | None = None,
+    shape: Callable[[np.ndarray, Sequence[Query]], np.ndarray] | None = None,
+    gold: RewardSpec | None = None,
+) -> TRLReward:
+    """A TRL ``reward_funcs`` entry for ``spec`` (a spec string/dict/file or a Reward).
+
+    ``asynchronous=True`` returns an async callable (TRL runs async rewards concurrently). The
+    reward is built once, here; the callable is a picklable class instance named ``name``
+    (default: the spec) in TRL's metrics. ``shape(scores, queries) -> scores`` post-processes
+    the rewards before TRL sees them, e.g. ``BySource(MedianLogisticNormalizer())`` for MedGRPO's
+    cross-dataset normalization (card C3) or ``BySource(RunningWhitener(clip=5))``. ``gold``: a
+    (stronger) reward scored on the same completions for the monitor's proxy-vs-gold drift and
+    its "proxy up, gold down" warning (card D9); it never reaches the trainer.
+    """
+    cls = AsyncTRLReward if asynchronous else TRLReward
+    return cls(
+        spec,
+        name=name,
+        reference_column=reference_column,
+        monitor=monitor,
+        log_components=log_components,
+        engine_defaults=engine_defaults,
+        shape=shape,
+        gold=gold,
+    )
+
+
+__all__ = ["AsyncTRLReward", "BySource", "TRLReward", "reward_func"]

@@ -1,0 +1,147 @@
+"""verl adapter: ``compute_score`` for ``custom_reward_function`` (NaiveRewardManager and friends).
+
+verl calls ``compute_score(data_source=, solution_str=, ground_truth=, extra_info=, **reward_kwargs)``
+once per response, where ``reward_kwargs`` come from ``custom_reward_function.reward_kwargs`` in the
+trainer config; when the result is a dict it takes ``result["score"]`` as the reward and collects
+every key into ``reward_extra_info`` (logged, and what verl's multi-reward/GDPO options read). So::
+
+    custom_reward_function:
+      path: /path/to/site-packages/rewardkit/integrations/verl.py
+      name: compute_score
+      reward_kwargs:
+        spec: {"route": {"openai/gsm8k": "rule:gsm8k", "hh": "classifier:PATH"}}
+
+returns ``{"score": s, "applies": 1.0|0.0, "<component>": v, ...}`` with the same keys for every
+response of a spec (ensemble members or hybrid parts as components). The reward is built once
+per spec and cached in the process. Without ``spec`` the ``REWARDKIT_SPEC`` environment variable
+is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``;
+``data_source`` and plain ``extra_info`` fields go into ``Query.meta`` (so ``route`` specs work);
+the prompt is ``extra_info["prompt"]`` (or ``"question"``) when present, verl passing none itself.
+NaN ("does not apply") becomes ``nan_score`` (0.0) since verl needs a number.
+:func:`compute_score_batch` is the same for verl's ``BatchRewardManager`` (model rewards then
+score a whole batch in one call).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.errors import SpecError
+from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain
+from rewardkit.types import Query, Reward
+
+ENV_SPEC = "REWARDKIT_SPEC"
+_CACHE: dict[str, Reward] = {}
+
+
+def spec_from_env() -> Any:
+    """The spec in ``$REWARDKIT_SPEC`` (JSON dicts decoded); SpecError when unset."""
+    raw = os.environ.get(ENV_SPEC)
+    if not raw:
+        raise SpecError(
+            f"no reward spec: pass reward_kwargs.spec in the trainer config or set ${ENV_SPEC}"
+        )
+    raw = raw.strip()
+    return json.loads(raw) if raw.startswith("{") else raw
+
+
+def plain(spec: Any) -> Any:
+    """Hydra/OmegaConf containers (verl's ``reward_kwargs``) as plain dicts and lists."""
+    if isinstance(spec, Mapping):
+        return {str(k): plain(v) for k, v in spec.items()}
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        return [plain(v) for v in spec]
+    return spec
+
+
+def cached_reward(spec: Any = None) -> Reward:
+    """Build ``spec`` (default: from the environment) once per process."""
+    if spec is None:
+        spec = spec_from_env()
+    if isinstance(spec, Reward):
+        return spec
+    spec = plain(spec)
+    key = json.dumps(spec, sort_keys=True, default=str)
+    if key not in _CACHE:
+        _CACHE[key] = as_reward(spec)
+    return _CACHE[key]
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.:-]+", "_", name).strip("_")[:60] or "component"
+
+
+def _query(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any) -> Query:
+    info = dict(extra_info) if isinstance(extra_info, Mapping) else {}
+    prompt = info.get("prompt", info.get("question", ""))
+    meta = {k: v for k, v in info.items() if is_plain(v) and k not in ("prompt", "question")}
+    meta["data_source"] = data_source
+    try:
+        messages = as_prompt(prompt if prompt is not None else "")
+    except (TypeError, KeyError):
+        messages = as_prompt(str(prompt))
+    return Query(messages, str(solution_str), reference=ground_truth, meta=meta)
+
+
+def compute_score_batch(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None = None,
+    *,
+    spec: Any = None,
+    nan_score: float = 0.0,
+    **_: Any,
+) -> list[dict[str, float]]:
+    """One result dict per response (see the module docstring); scores the batch in one call."""
+    n = len(solution_strs)
+    if len(data_sources) != n or len(ground_truths) != n:
+        raise ValueError(
+            f"compute_score_batch got {len(data_sources)} data sources, {n} solutions and "
+            f"{len(ground_truths)} ground truths; one of each per response"
+        )
+    infos = list(extra_infos) if extra_infos is not None else [None] * n
+    reward = cached_reward(spec)
+    queries = [
+        _query(d, s, g, e)
+        for d, s, g, e in zip(data_sources, solution_strs, ground_truths, infos, strict=True)
+    ]
+    scores = np.asarray(reward.score(queries), dtype=np.float64)
+    if scores.ndim != 1:
+        raise SpecError(f"{reward.name!r} is multi-objective; verl needs one score per response")
+    comps = components(reward, scores)
+    out = []
+    for i, s in enumerate(scores):
+        rec = {
+            "score": float(s) if math.isfinite(s) else nan_score,
+            "applies": float(math.isfinite(s)),
+        }
+        if len(comps) > 1 or next(iter(comps)) != reward.name:
+            for name, vals in comps.items():
+                v = float(vals[i])
+                rec[_key(name)] = v if math.isfinite(v) else nan_score
+        out.append(rec)
+    return out
+
+
+def compute_score(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Any = None,
+    *,
+    spec: Any = None,
+    nan_score: float = 0.0,
+    **_: Any,
+) -> dict[str, float]:
+    """verl's ``compute_score`` signature: ``{"score": …, "applies": …, <components>}`` for one response."""
+    return compute_score_batch(
+        [data_source], [solution_str], [ground_truth], [extra_info], spec=spec, nan_score=nan_score
+    )[0]

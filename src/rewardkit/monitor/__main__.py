@@ -1,0 +1,28 @@
+"""``python -m rewardkit.monitor LOG.jsonl OUT.png``: plot a monitor log and list its warnings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rewardkit.monitor.monitor import read_log
+from rewardkit.monitor.plot import plot_history
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rewardkit.monitor", description=__doc__)
+    ap.add_argument("log", help="the RewardMonitor JSONL log")
+    ap.add_argument("out", help="the plot to write (.png, .pdf or .svg)")
+    args = ap.parse_args(argv)
+    history = read_log(args.log)
+    plot_history(history, args.out)
+    flagged = [(h["step"], h["warnings"]) for h in history if h.get("warnings")]
+    print(f"{len(history)} steps, {len(flagged)} with hacking flags; plot: {args.out}")
+    for step, flags in flagged:
+        print(f"  step {step}: {', '.join(flags)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

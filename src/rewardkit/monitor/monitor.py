@@ -1,0 +1,364 @@
+"""Live reward-hacking monitor for RL loops (methods.md C5 ensembles, D9 overoptimization).
+
+An RL loop calls :meth:`RewardMonitor.step` once per training step with the prompts, the responses
+and the component rewards of that step. The monitor computes, per step:
+
+- ``reward/mean``, ``reward/std``: the optimized (proxy) reward;
+- ``components/<name>/mean`` and ``components/<name>/applies`` (fraction of non-NaN scores);
+- ``length/mean``, ``length/max`` and ``corr/reward_length`` (Pearson, NaN-aware);
+- ``disagreement/mean``: mean over responses of the members' population std (card C5;
+  :func:`rewardkit.combine.aggregate.disagreement`) when two or more ``ensemble`` components are set;
+- with a gold reward: ``gold/mean``, ``corr/proxy_gold`` and ``drift``: the proxy's rise minus the
+  gold's rise since the baseline, each recentred on its baseline mean and divided by its baseline
+  std (card D9: "recenter each RM so the initial policy's mean is 0"). Positive drift = the proxy
+  improves faster than the gold.
+
+and raises hacking-signature warnings (:class:`RewardHackingWarning`, once per kind; every step's
+flags are in its record):
+
+- ``proxy_up_gold_down``: over the last ``window`` steps the proxy's least-squares slope is > 0
+  and the gold's < 0, and the proxy rose / the gold fell by ≥ ``trend_tol`` baseline stds;
+- ``length_explosion``: mean length ≥ ``length_factor`` × the baseline mean length;
+- ``reward_length_coupling``: ``corr/reward_length`` ≥ ``corr_threshold`` (over at least
+  ``min_corr_n`` responses) while the mean length is above its baseline;
+- ``disagreement_rising``: ensemble disagreement ≥ ``disagreement_factor`` × its baseline.
+
+The baseline is the mean over the first ``baseline_steps`` steps. Each record goes to a JSONL file
+(``log_path``); :meth:`RewardMonitor.plot` draws the history (matplotlib, imported only there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.combine.aggregate import disagreement
+
+
+class RewardHackingWarning(UserWarning):
+    """A known reward-hacking signature appeared in the monitored run."""
+
+
+@dataclass
+class MonitorConfig:
+    """Thresholds of :class:`RewardMonitor` (see the module docstring)."""
+
+    baseline_steps: int = 3
+    window: int = 10
+    min_trend_steps: int = 4
+    trend_tol: float = 0.5
+    length_factor: float = 2.0
+    corr_threshold: float = 0.7
+    min_corr_n: int = 8  # fewer responses than this: the correlation is too noisy to flag
+    disagreement_factor: float = 2.0
+    length_unit: str = "words"  # words | chars (or pass length_fn)
+
+    def __post_init__(self) -> None:
+        if self.length_unit not in ("words", "chars"):
+            raise ValueError(f"length_unit must be 'words' or 'chars'; got {self.length_unit!r}")
+        if self.baseline_steps < 1 or self.window < 2 or self.min_trend_steps < 2:
+            raise ValueError("baseline_steps ≥ 1, window ≥ 2 and min_trend_steps ≥ 2 are required")
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """NaN-aware Pearson correlation; NaN when fewer than 2 pairs or a constant side."""
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if ok.sum() < 2:
+        return math.nan
+    a, b = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else math.nan
+
+
+def slope(values: Sequence[float]) -> float:
+    """Least-squares slope of ``values`` against 0, 1, 2, … (NaN entries dropped)."""
+    y = np.asarray(values, dtype=np.float64)
+    x = np.arange(len(y), dtype=np.float64)
+    ok = ~np.isnan(y)
+    if ok.sum() < 2:
+        return math.nan
+    x, y = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
+    return float((x * y).sum() / (x * x).sum())
+
+
+def _nanmean(x: np.ndarray) -> float:
+    return float(np.nanmean(x)) if np.any(~np.isnan(x)) else math.nan
+
+
+def _nanstd(x: np.ndarray) -> float:
+    return float(np.nanstd(x)) if np.any(~np.isnan(x)) else math.nan
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+@dataclass
+class _Baseline:
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    sq: dict[str, float] = field(default_factory=dict)
+
+    def add(self, key: str, value: float) -> None:
+        if not math.isnan(value):
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.sq[key] = self.sq.get(key, 0.0) + value * value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def mean(self, key: str) -> float:
+        n = self.counts.get(key, 0)
+        return self.sums[key] / n if n else math.nan
+
+
+class RewardMonitor:
+    """Per-step reward diagnostics and hacking warnings for an RL loop (see the module docstring).
+
+    ``proxy``: the component that is optimized (default: the ``reward`` argument of :meth:`step`,
+    else the mean of the components). ``gold``: the component name of the gold reward (or pass
+    ``gold=`` to :meth:`step`). ``ensemble``: component names whose disagreement is reported.
+    ``length_fn``: a callable ``str → int`` (e.g. a tokenizer's length) instead of words/chars.
+    """
+
+    def __init__(
+        self,
+        log_path: str | Path | None = None,
+        *,
+        proxy: str | None = None,
+        gold: str | None = None,
+        ensemble: Sequence[str] | None = None,
+        config: MonitorConfig | None = None,
+        length_fn: Callable[[str], int] | None = None,
+        warn: bool = True,
+    ) -> None:
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.proxy = proxy
+        self.gold = gold
+        self.ensemble = tuple(ensemble) if ensemble else ()
+        self.config = config or MonitorConfig()
+        self.length_fn = length_fn
+        self.warn = warn
+        self.history: list[dict[str, Any]] = []
+        self.warned: set[str] = set()
+        self._baseline = _Baseline()
+        self._baseline_std: dict[str, float] = {}
+
+    # ---- per step ---------------------------------------------------------------------------
+    def _lengths(self, responses: Sequence[str]) -> np.ndarray:
+        if self.length_fn is not None:
+            return np.array([float(self.length_fn(r)) for r in responses])
+        if self.config.length_unit == "chars":
+            return np.array([float(len(r)) for r in responses])
+        return np.array([float(len(r.split())) for r in responses])
+
+    def step(
+        self,
+        prompts: Sequence[Any] | None,
+        responses: Sequence[str],
+        components: Mapping[str, Any] | None = None,
+        *,
+        reward: Any = None,
+        gold: Any = None,
+        step: int | None = None,
+    ) -> dict[str, Any]:
+        """Record one training step; returns its record (metrics plus ``warnings``)."""
+        n = len(responses)
+        comps = {
+            str(k): np.asarray(v, dtype=np.float64).reshape(-1)
+            for k, v in (components or {}).items()
+        }
+        for name, v in comps.items():
+            if len(v) != n:
+                raise ValueError(f"component {name!r} has {len(v)} scores for {n} responses")
+        if prompts is not None and len(prompts) != n:
+            raise ValueError(
+                f"{len(prompts)} prompts for {n} responses; pass one prompt per response"
+            )
+        if reward is not None:
+            proxy = np.asarray(reward, dtype=np.float64).reshape(-1)
+        elif self.proxy is not None:
+            if self.proxy not in comps:
+                raise ValueError(f"proxy component {self.proxy!r} not among {sorted(comps)}")
+            proxy = comps[self.proxy]
+        elif comps:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                proxy = np.nanmean(np.column_stack(list(comps.values())), axis=1)
+        else:
+            raise ValueError("step needs reward= or at least one component")
+        if len(proxy) != n:
+            raise ValueError(f"reward has {len(proxy)} scores for {n} responses")
+        if gold is None and self.gold is not None and self.gold in comps:
+            gold = comps[self.gold]
+        gold_arr = None if gold is None else np.asarray(gold, dtype=np.float64).reshape(-1)
+        if gold_arr is not None and len(gold_arr) != n:
+            raise ValueError(f"gold has {len(gold_arr)} scores for {n} responses")
+
+        lengths = self._lengths(responses)
+        rec: dict[str, Any] = {
+            "step": len(self.history) if step is None else int(step),
+            "n": n,
+            "reward/mean": _nanmean(proxy),
+            "reward/std": _nanstd(proxy),
+            "length/mean": float(lengths.mean()) if n else math.nan,
+            "length/max": float(lengths.max()) if n else math.nan,
+            "corr/reward_length": pearson(proxy, lengths),
+        }
+        for name, v in comps.items():
+            rec[f"components/{name}/mean"] = _nanmean(v)
+            rec[f"components/{name}/applies"] = float(np.mean(~np.isnan(v))) if n else math.nan
+        members = [c for c in self.ensemble if c in comps]
+        if len(members) >= 2:
+            dis = disagreement(np.column_stack([comps[c] for c in members]))
+            rec["disagreement/mean"] = _nanmean(np.where(dis.n_contributing >= 2, dis.std, np.nan))
+        if gold_arr is not None:
+            rec["gold/mean"] = _nanmean(gold_arr)
+            rec["corr/proxy_gold"] = pearson(proxy, gold_arr)
+
+        in_baseline = len(self.history) < self.config.baseline_steps
+        for key in ("reward/mean", "gold/mean", "length/mean", "disagreement/mean"):
+            if key in rec and in_baseline:
+                self._baseline.add(key, rec[key])
+        if in_baseline:  # per-response spread of proxy and gold, pooled over the baseline steps
+            self._pool_std("reward", proxy)
+            if gold_arr is not None:
+                self._pool_std("gold", gold_arr)
+        if gold_arr is not None:
+            rec["drift"] = self._recentred("reward/mean", "reward", rec) - self._recentred(
+                "gold/mean", "gold", rec
+            )
+        rec["warnings"] = self._check(rec)
+        self.history.append(rec)
+        self._log(rec)
+        return rec
+
+    def _pool_std(self, key: str, x: np.ndarray) -> None:
+        """Pool the per-response population std of ``key`` over the baseline steps."""
+        vals = x[~np.isnan(x)]
+        acc = self._baseline.sums
+        for suffix, v in (("n", len(vals)), ("s", vals.sum()), ("sq", (vals * vals).sum())):
+            acc[f"{key}/{suffix}"] = acc.get(f"{key}/{suffix}", 0.0) + float(v)
+        n = acc[f"{key}/n"]
+        if n >= 2:
+            mean = acc[f"{key}/s"] / n
+            var = max(acc[f"{key}/sq"] / n - mean * mean, 0.0)
+            self._baseline_std[key] = math.sqrt(var) if var > 0 else 1.0
+
+    def _recentred(self, key: str, scale_key: str, rec: Mapping[str, Any]) -> float:
+        base = self._baseline.mean(key)
+        return (rec[key] - base) / self._baseline_std.get(scale_key, 1.0)
+
+    def _check(self, rec: dict[str, Any]) -> list[str]:
+        cfg = self.config
+        flags: list[str] = []
+        done = len(self.history) + 1 > cfg.baseline_steps
+        if done and "gold/mean" in rec:
+            window = [*self.history[-(cfg.window - 1) :], rec]
+            if len(window) >= cfg.min_trend_steps:
+                p = [h["reward/mean"] for h in window]
+                g = [h.get("gold/mean", math.nan) for h in window]
+                sp, sg = slope(p), slope(g)
+                dp = (p[-1] - p[0]) / self._baseline_std.get("reward", 1.0)
+                dg = (g[-1] - g[0]) / self._baseline_std.get("gold", 1.0)
+                if sp > 0 and sg < 0 and dp >= cfg.trend_tol and -dg >= cfg.trend_tol:
+                    flags.append("proxy_up_gold_down")
+        base_len = self._baseline.mean("length/mean")
+        if done and base_len > 0 and rec["length/mean"] >= cfg.length_factor * base_len:
+            flags.append("length_explosion")
+        coupled = rec["n"] >= cfg.min_corr_n and rec["corr/reward_length"] >= cfg.corr_threshold
+        if done and coupled and rec["length/mean"] > base_len:
+            flags.append("reward_length_coupling")
+        base_dis = self._baseline.mean("disagreement/mean")
+        dis = rec.get("disagreement/mean", math.nan)
+        if done and base_dis > 0 and dis >= cfg.disagreement_factor * base_dis:
+            flags.append("disagreement_rising")
+        for f in flags:
+            if self.warn and f not in self.warned:
+                warnings.warn(
+                    f"reward hacking signature {f!r} at step {rec['step']}: " + _explain(f, rec),
+                    RewardHackingWarning,
+                    stacklevel=3,
+                )
+            self.warned.add(f)
+        return flags
+
+    def _log(self, rec: Mapping[str, Any]) -> None:
+        if self.log_path is None:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({k: _clean(v) for k, v in rec.items()}) + "\n")
+
+    # ---- summaries, persistence, plots ------------------------------------------------------
+    def latest(self, prefix: str = "rewardkit/") -> dict[str, float]:
+        """The last step's numeric metrics (NaN dropped), keys prefixed — for a trainer's logger."""
+        if not self.history:
+            return {}
+        out = {}
+        for k, v in self.history[-1].items():
+            if k not in ("step", "warnings") and isinstance(v, (int, float)) and math.isfinite(v):
+                out[prefix + k] = float(v)
+        out[prefix + "hacking_flags"] = float(len(self.history[-1]["warnings"]))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "history": [dict(h) for h in self.history],
+            "warned": sorted(self.warned),
+            "baseline": {
+                "sums": self._baseline.sums,
+                "counts": self._baseline.counts,
+                "sq": self._baseline.sq,
+            },
+            "baseline_std": dict(self._baseline_std),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.config = MonitorConfig(**state["config"])
+        self.history = [dict(h) for h in state["history"]]
+        self.warned = set(state["warned"])
+        b = state["baseline"]
+        self._baseline = _Baseline(dict(b["sums"]), dict(b["counts"]), dict(b["sq"]))
+        self._baseline_std = dict(state["baseline_std"])
+
+    def plot(self, path: str | Path) -> Path:
+        """Draw the history to ``path`` (PNG/PDF/SVG by suffix); see :func:`plot_history`."""
+        from rewardkit.monitor.plot import plot_history
+
+        return plot_history(self.history, path)
+
+
+def _explain(flag: str, rec: Mapping[str, Any]) -> str:
+    if flag == "proxy_up_gold_down":
+        return f"proxy reward {rec['reward/mean']:.4g} keeps rising while gold {rec['gold/mean']:.4g} falls"
+    if flag == "length_explosion":
+        return f"mean response length {rec['length/mean']:.4g} exploded past the baseline"
+    if flag == "reward_length_coupling":
+        return f"reward–length correlation {rec['corr/reward_length']:.3f} while length grows"
+    return (
+        f"ensemble disagreement {rec.get('disagreement/mean', math.nan):.4g} rose past the baseline"
+    )
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a monitor JSONL log (None back to NaN)."""
+    out = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                from rewardkit.errors import DataError
+
+                raise DataError(f"not a JSON record: {exc}", path=str(path), line=i) from exc
+            out.append({k: (math.nan if v is None else v) for k, v in rec.items()})
+    return out

@@ -1,0 +1,339 @@
+"""Async dynamic batching: requests queue up and leave as batches formed by a token budget and a
+max wait, scored in a worker thread so the event loop never blocks.
+
+One :class:`DynamicBatcher` per reward. A batch closes when its estimated tokens reach
+``token_budget``, when it holds ``max_batch_items``, or when its oldest item has waited
+``max_wait_ms``; while a batch runs, the next one fills, so under load batches grow by themselves.
+The queue is bounded: :meth:`DynamicBatcher.submit` raises :class:`QueueFull` (the server answers
+503 with ``Retry-After``) instead of growing without limit. Identical items queued at the same
+time are scored once (coalesced by key); an item whose every requester left is dropped before it
+runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardkit.serve.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
+from rewardkit.types import Query
+
+log = logging.getLogger(__name__)
+
+#: Scores a batch in a worker thread: one result per query, a row vector or the exception that
+#: query raised (an error in one item never fails the others).
+ScoreFn = Callable[[list[Query]], list[Any]]
+
+
+class QueueFull(Exception):
+    """The batcher's queue cannot take the items; retry after ``retry_after`` seconds."""
+
+    def __init__(self, route: str, depth: int, limit: int, retry_after: float) -> None:
+        self.route = route
+        self.retry_after = retry_after
+        super().__init__(
+            f"queue of route {route!r} is full ({depth} of {limit} items waiting); "
+            f"retry after {retry_after:.0f} s"
+        )
+
+
+def estimate_tokens(query: Query) -> int:
+    """A cheap token estimate (characters / 4 + 8 per message) used to fill batches."""
+    chars = len(query.response) + sum(len(str(m.get("content", ""))) for m in query.prompt)
+    return chars // 4 + 8 * (len(query.prompt) + 1)
+
+
+@dataclass
+class _Entry:
+    key: str
+    query: Query
+    cost: int
+    future: asyncio.Future[Any]
+    enqueued: float = field(default_factory=time.monotonic)
+    waiters: int = 1
+    started: bool = False
+
+
+@dataclass
+class BatcherConfig:
+    """Batching settings: ``token_budget`` estimated tokens per batch, ``max_batch_items`` rows
+    per batch, ``max_wait_ms`` the longest the oldest queued item waits for company,
+    ``max_queue`` items waiting before new requests get 503, ``concurrency`` batches at once.
+    A model-backed reward gets each batch in length-similar chunks (:func:`split_by_length` with
+    ``length_slack`` and ``min_chunk_tokens``), so arrival order does not cost padding."""
+
+    token_budget: int = 65536
+    max_batch_items: int = 256
+    max_wait_ms: float = 5.0
+    max_queue: int = 4096
+    concurrency: int = 1
+    length_slack: float = 0.25
+    min_chunk_tokens: int = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("token_budget", "max_batch_items", "max_queue", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.length_slack < 0:
+            raise ValueError(f"length_slack must be >= 0, got {self.length_slack}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+
+
+class DynamicBatcher:
+    """Queue + batch former + worker for one reward."""
+
+    def __init__(
+        self,
+        route: str,
+        score_fn: ScoreFn,
+        executor: Executor,
+        config: BatcherConfig | None = None,
+        metrics: Metrics | None = None,
+        cost_fn: Callable[[Query], int] = estimate_tokens,
+        on_scored: Callable[[list[tuple[str, Any]]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.route = route
+        self.score_fn = score_fn
+        self.executor = executor
+        self.config = config or BatcherConfig()
+        self.metrics = metrics or Metrics()
+        self.cost_fn = cost_fn
+        #: Called with the (key, result) of every item scored without error, whether or not its
+        #: requesters are still there (the server caches them here).
+        self.on_scored = on_scored
+        self.batch_sizes: Counter[int] = Counter()
+        #: Seconds spent scoring batches (summed over concurrent batches).
+        self.busy_seconds = 0.0
+        self._queue: deque[_Entry] = deque()
+        self._by_key: dict[str, _Entry] = {}
+        self._running = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._batch_seconds = 1.0  # running estimate, for Retry-After
+        self._closed = False
+
+    # -- public -------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """Items waiting (not yet in a running batch)."""
+        return len(self._queue)
+
+    def submit(self, items: Sequence[tuple[str, Query]]) -> list[_Entry]:
+        """Queue ``(key, query)`` items, all or none; returns one entry per item to await.
+
+        Raises :class:`QueueFull` when the new items do not fit.
+        """
+        self._ensure_started()
+        if self._closed:
+            raise RuntimeError(f"route {self.route!r} is shutting down")
+        new_keys = {k for k, _ in items if k not in self._by_key}
+        limit = self.config.max_queue
+        if new_keys and len(self._queue) + len(new_keys) > limit:
+            raise QueueFull(self.route, len(self._queue), limit, self.retry_after())
+        entries = []
+        for key, query in items:
+            entry = self._by_key.get(key)
+            if entry is not None and not entry.future.done():
+                entry.waiters += 1
+            else:
+                loop = asyncio.get_running_loop()
+                entry = _Entry(key, query, max(1, self.cost_fn(query)), loop.create_future())
+                self._by_key[key] = entry
+                self._queue.append(entry)
+            entries.append(entry)
+        self._gauge()
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return entries
+
+    def release(self, entries: Sequence[_Entry]) -> None:
+        """The requester of ``entries`` left: items nobody else waits for are not scored."""
+        for e in entries:
+            e.waiters -= 1
+            if e.waiters <= 0 and not e.started and not e.future.done():
+                e.future.cancel()
+        before = len(self._queue)
+        self._queue = deque(e for e in self._queue if not e.future.cancelled())
+        for e in entries:
+            if e.future.cancelled() and self._by_key.get(e.key) is e:
+                del self._by_key[e.key]
+        if len(self._queue) != before:
+            self._gauge()
+
+    def retry_after(self) -> float:
+        """Seconds a refused client should wait: the time to work through the queue, ≥ 1."""
+        batches = max(1.0, len(self._queue) / max(1, self.config.max_batch_items))
+        return max(1.0, min(60.0, batches * self._batch_seconds / self.config.concurrency))
+
+    async def drain(self) -> None:
+        """Wait until nothing is queued or running."""
+        while self._queue or self._running:
+            assert self._idle is not None
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the batch former."""
+        if self._task is None:
+            self._closed = True
+            return
+        await self.drain()
+        self._closed = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    # -- internals ----------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        if self._task is None and not self._closed:
+            self._wakeup = asyncio.Event()
+            self._idle = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.config.concurrency)
+            self._task = asyncio.get_running_loop().create_task(
+                self._form_batches(), name=f"rewardkit-batcher-{self.route}"
+            )
+
+    def _gauge(self) -> None:
+        self.metrics.set("rewardkit_queue_depth", len(self._queue), route=self.route)
+
+    async def _form_batches(self) -> None:
+        assert self._wakeup is not None and self._slots is not None
+        cfg = self.config
+        while True:
+            await self._slots.acquire()
+            try:
+                while not self._queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                deadline = self._queue[0].enqueued + cfg.max_wait_ms / 1000.0
+                while not self._full() and (remaining := deadline - time.monotonic()) > 0:
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), remaining)
+                    except TimeoutError:
+                        break
+                    if not self._queue:
+                        break
+                batch = self._take()
+            except BaseException:
+                self._slots.release()
+                raise
+            if not batch:
+                self._slots.release()
+                continue
+            self._running += 1
+            asyncio.get_running_loop().create_task(self._run(batch))
+
+    def _full(self) -> bool:
+        cost = 0
+        for n, e in enumerate(self._queue, start=1):
+            cost += e.cost
+            if cost >= self.config.token_budget or n >= self.config.max_batch_items:
+                return True
+        return False
+
+    def _take(self) -> list[_Entry]:
+        batch: list[_Entry] = []
+        cost = 0
+        while self._queue and len(batch) < self.config.max_batch_items:
+            e = self._queue[0]
+            if e.future.cancelled():
+                self._queue.popleft()
+                continue
+            if batch and cost + e.cost > self.config.token_budget:
+                break
+            self._queue.popleft()
+            e.started = True
+            batch.append(e)
+            cost += e.cost
+        self._gauge()
+        return batch
+
+    async def _run(self, batch: list[_Entry]) -> None:
+        assert self._slots is not None and self._idle is not None
+        started = time.perf_counter()
+        try:
+            loop = asyncio.get_running_loop()
+            try:
+                results = await loop.run_in_executor(
+                    self.executor, self.score_fn, [e.query for e in batch]
+                )
+            except Exception as exc:  # the score function itself failed: every item gets it
+                log.exception("route %s: batch of %d failed", self.route, len(batch))
+                results = [exc] * len(batch)
+            for e, r in zip(batch, results, strict=True):
+                if e.waiters <= 0:  # every requester left while it ran
+                    e.future.cancel()
+                elif not e.future.done():
+                    if isinstance(r, BaseException):
+                        e.future.set_exception(r)
+                    else:
+                        e.future.set_result(r)
+                if self._by_key.get(e.key) is e:
+                    del self._by_key[e.key]
+            if self.on_scored is not None:
+                ok = [
+                    (e.key, r)
+                    for e, r in zip(batch, results, strict=True)
+                    if not isinstance(r, BaseException)
+                ]
+                if ok:
+                    try:
+                        await self.on_scored(ok)
+                    except Exception:
+                        log.exception("route %s: storing %d results failed", self.route, len(ok))
+        finally:
+            seconds = time.perf_counter() - started
+            self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+            self.busy_seconds += seconds
+            self.batch_sizes[len(batch)] += 1
+            self.metrics.observe(
+                "rewardkit_batch_size", len(batch), BATCH_BUCKETS, route=self.route
+            )
+            self.metrics.observe(
+                "rewardkit_batch_seconds", seconds, LATENCY_BUCKETS, route=self.route
+            )
+            self._running -= 1
+            self._slots.release()
+            if not self._queue and not self._running:
+                self._idle.set()
+
+
+def split_by_length(
+    costs: Sequence[int], slack: float = 0.25, min_tokens: int = 2048
+) -> list[list[int]]:
+    """Split a batch into length-similar chunks so little compute goes to padding.
+
+    Indices are sorted longest first; the next item joins the current chunk while the chunk's
+    padded size (count × longest) stays within ``(1 + slack)`` × its real size (sum of costs), or
+    while the chunk is still smaller than ``min_tokens`` padded tokens (tiny chunks waste more in
+    per-call overhead than in padding). Every index appears in exactly one chunk.
+    """
+    order = sorted(range(len(costs)), key=lambda i: (-costs[i], i))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    longest = real = 0
+    for i in order:
+        c = max(1, int(costs[i]))
+        if current:
+            padded = longest * (len(current) + 1)
+            if padded > (1 + slack) * (real + c) and longest * len(current) >= min_tokens:
+                chunks.append(current)
+                current, longest, real = [], 0, 0
+        current.append(i)
+        longest = max(longest, c)
+        real += c
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,120 @@
+"""OpenRLHF's remote reward shape, so ``--remote_rm_url http://HOST:PORT/get_reward`` works as is.
+
+OpenRLHF's client (``openrlhf/utils/remote_rm_utils.py``) POSTs
+``{"query": [prompt+response text, ...], "prompts": [prompt text, ...], "labels": [label, ...]}``
+and reads ``rewards`` (required), ``scores`` (optional, defaults to rewards) and ``extra_logs``
+(optional: ``{name: [one number per query]}``; it concatenates them as tensors and logs them).
+
+Here the response is ``query`` minus its ``prompts`` prefix (the whole ``query`` when the prompt
+is not a prefix, e.g. after a lossy detokenization), with trailing end-of-sequence markers removed
+(``strip_eos``); ``labels`` become the item's ``reference`` (an empty label is no reference). Every list in the answer has one
+number per query: where a reward is NaN or an item failed, ``nan_reward`` is sent and the item is
+flagged in ``extra_logs["rewardkit_failed"]`` / ``["rewardkit_nan"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
+
+from rewardkit.serve.protocol import RewardItem, RewardResult
+
+#: End-of-sequence markers that decoded rollouts often end with (removed from the response end).
+EOS_MARKERS = (
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<eos>",
+    "</s>",
+)
+
+
+class OpenRLHFRequest(BaseModel):
+    """``{"query": [...], "prompts": [...]?, "labels": [...]?}``; other fields are ignored.
+
+    ``data_sources`` (a rewardkit extension, optional) routes each query like ``data_source``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    query: list[StrictStr]
+    prompts: list[StrictStr] | None = None
+    labels: list[Any] | None = None
+    data_sources: list[StrictStr | None] | None = None
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> OpenRLHFRequest:
+        n = len(self.query)
+        for name in ("prompts", "labels", "data_sources"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"'{name}' has {len(value)} entries but 'query' has {n}")
+        return self
+
+
+def strip_eos(text: str) -> str:
+    """``text`` without trailing end-of-sequence markers (and the whitespace between them)."""
+    changed = True
+    while changed:
+        changed = False
+        stripped = text.rstrip()
+        for marker in EOS_MARKERS:
+            if stripped.endswith(marker):
+                text = stripped[: -len(marker)]
+                changed = True
+    return text
+
+
+def split_query(query: str, prompt: str | None) -> tuple[str, str]:
+    """(prompt, response) of an OpenRLHF query: the response is what follows the prompt."""
+    if prompt and query.startswith(prompt):
+        return prompt, query[len(prompt) :]
+    return prompt or "", query
+
+
+def _label(value: Any) -> Any:
+    """OpenRLHF sends ``""`` when a dataset has no label: that is no reference."""
+    return None if value == "" else value
+
+
+def to_items(req: OpenRLHFRequest, remove_eos: bool = True) -> list[RewardItem]:
+    """One protocol item per query, in order."""
+    items = []
+    for i, q in enumerate(req.query):
+        prompt, response = split_query(q, req.prompts[i] if req.prompts is not None else None)
+        if remove_eos:
+            response = strip_eos(response)
+        items.append(
+            RewardItem(
+                id=i,
+                prompt=prompt,
+                response=response,
+                reference=_label(req.labels[i]) if req.labels is not None else None,
+                data_source=req.data_sources[i] if req.data_sources is not None else None,
+            )
+        )
+    return items
+
+
+def _number(x: float | None, fill: float) -> float:
+    return fill if x is None or math.isnan(x) else float(x)
+
+
+def to_response(results: list[RewardResult], nan_reward: float) -> dict[str, Any]:
+    """OpenRLHF's answer: ``rewards``, ``scores`` (the same values) and ``extra_logs``."""
+    rewards = [_number(r.reward, nan_reward) for r in results]
+    names: list[str] = []
+    for r in results:
+        names.extend(n for n in r.components if n not in names)
+    extra: dict[str, list[float]] = {
+        name: [_number(r.components.get(name), nan_reward) for r in results] for name in names
+    }
+    extra["rewardkit_cached"] = [1.0 if r.cached else 0.0 for r in results]
+    extra["rewardkit_failed"] = [1.0 if r.error is not None else 0.0 for r in results]
+    extra["rewardkit_nan"] = [1.0 if r.error is None and r.reward is None else 0.0 for r in results]
+    return {"rewards": rewards, "scores": list(rewards), "extra_logs": extra}

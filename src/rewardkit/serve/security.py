@@ -1,0 +1,173 @@
+"""Who may call the server and how much they may send.
+
+- API key: ``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``), compared in constant time.
+- Binding: loopback by default; a non-loopback address needs an API key (:func:`check_bind`).
+- Limits: request body bytes (:class:`BodyLimitMiddleware`, answers 413 before reading more),
+  items per request, characters per item.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class Limits:
+    """Request limits. ``max_body_bytes``: the most bytes in one request body; ``max_items``: the
+    most items in one request; ``max_item_chars``: the most characters of prompt + response +
+    reference in one item (longer items get a per-item error; token-level truncation past the
+    model's length is the engine's policy, ``left``/``right``/``error``)."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_items: int = 4096
+    max_item_chars: int = 200_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_items", "max_item_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; False for anything else (0.0.0.0 included)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """Refuse to bind a non-loopback address without an API key."""
+    if not is_loopback(host) and not api_key:
+        raise PermissionError(
+            f"refusing to bind {host!r} without an API key: a non-loopback address exposes the "
+            "reward to the network. Set --api-key (or REWARDKIT_API_KEY), or bind 127.0.0.1."
+        )
+
+
+def presented_key(headers: Any, query: Any = None) -> str | None:
+    """The key a request presents: ``Authorization: Bearer KEY``, else ``X-API-Key``, else an
+    ``api_key`` query parameter (for clients that cannot set headers, such as OpenRLHF's
+    ``--remote_rm_url``; the access log shows it redacted, see :class:`RedactKeyFilter`)."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get("x-api-key")
+    if key:
+        return key.strip()
+    if query is not None:
+        value = query.get("api_key")
+        if value:
+            return value.strip()
+    return None
+
+
+_KEY_IN_URL = re.compile(r"(api_key=)[^&\s]*")
+
+
+def redact_keys(text: str) -> str:
+    """``text`` with every ``api_key=VALUE`` shown as ``api_key=***``."""
+    return _KEY_IN_URL.sub(r"\1***", text)
+
+
+class RedactKeyFilter(logging.Filter):
+    """A logging filter that hides ``api_key=`` values in a record's message arguments (uvicorn's
+    access log writes the request path with its query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_keys(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact_keys(record.msg)
+        return True
+
+
+def key_matches(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison (``hmac.compare_digest`` on UTF-8 bytes)."""
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await _too_large(send, self.max_bytes)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {"error": {"type": "body_too_large", "message": f"request body exceeds {limit} bytes"}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

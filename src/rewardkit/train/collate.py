@@ -1,0 +1,285 @@
+"""Examples to training items, and items to model batches (padded or packed).
+
+Every response of a batch goes through the model in ONE forward pass: the collator flattens the
+responses of all items (a pair's chosen and rejected, a list's K responses) into one list of
+sequences, and records which sequences form the pairs, lists and regression targets. Lengths are
+fitted by the project's truncation policy (:mod:`rewardkit.engine.truncation`, ``left`` drops the
+oldest prompt tokens and keeps the response); no pair is ever dropped.
+
+Packing (``packing=True``) places the sequences of a batch end to end in rows of at most
+``capacity`` tokens (first-fit decreasing) with per-sequence ``position_ids`` and a
+block-diagonal 4-D attention mask (causal inside a block for decoders), so no compute goes to
+padding; the pooled position of each sequence is returned in ``pool_index``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rewardkit.errors import DataError
+from rewardkit.types import Example, Query
+
+MASK = -100.0
+
+
+@dataclass
+class Item:
+    """One training unit: its responses' token rows and what the objective knows about them.
+
+    ``pairs``: (better, worse, tied, margin, weight) over local response indices; ``order``:
+    response indices best-first for listwise objectives (``n_ranked`` of them ranked);
+    ``targets``: per-response attribute ratings (MASK where missing); ``verdicts``: 1/0 per
+    response for the generative objective.
+    """
+
+    ids: list[list[int]]
+    types: list[list[int] | None]
+    pairs: list[tuple[int, int, bool, float, float]] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)
+    n_ranked: int = 0
+    targets: list[list[float]] | None = None
+    example_id: str = ""
+
+
+def _pairs_of(
+    ex: Example, margin: float, weight: float
+) -> list[tuple[int, int, bool, float, float]]:
+    if ex.is_tie:
+        return [(0, j, True, 0.0, weight) for j in range(1, len(ex.responses))]
+    return [(c, r, False, margin, weight) for c in ex.chosen for r in ex.rejected]
+
+
+def _ranking(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
+    """Best-first order of the responses and how many positions are ranked."""
+    if "ranking" in ex.meta:
+        order = [int(i) for i in ex.meta["ranking"]]
+        rest = [i for i in range(len(ex.responses)) if i not in order]
+        return order + rest, len(order) if rest else len(order) - 1
+    if rating_key and ex.ratings:
+        vals = [float(r.get(rating_key, math.nan)) for r in ex.ratings]
+        rated = sorted((i for i, v in enumerate(vals) if not math.isnan(v)), key=lambda i: -vals[i])
+        rest = [i for i in range(len(vals)) if i not in rated]
+        return rated + rest, len(rated) - (0 if rest else 1)
+    chosen = list(ex.chosen)
+    rest = list(ex.rejected)
+    # Partial ranking: the chosen responses (in order) above all the others.
+    return chosen + rest, len(chosen)
+
+
+def load_votes(path: str | None) -> dict[str, float]:
+    """methods.md E1 — an ensemble-vote file: JSON object {example_id: preference strength}."""
+    if not path:
+        return {}
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"vote_file {path}: cannot read a JSON object of strengths: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DataError(f"vote_file {path}: expected a JSON object {{example_id: strength}}")
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+def build_items(
+    examples: Sequence[Example],
+    encode: Callable[[list[Query]], list[Any]],
+    cfg: Any,
+) -> list[Item]:
+    """Tokenize every response once (through ``encode``, the scoring encoder of the model) and
+    attach the objective's labels. Bad examples raise :class:`DataError` naming the example."""
+    votes = load_votes(cfg.vote_file)
+    queries: list[Query] = []
+    spans = []
+    for ex in examples:
+        if len(ex.responses) < (1 if cfg.objective == "regression" else 2):
+            raise DataError(f"example {ex.id!r}: {len(ex.responses)} response(s), need 2 or more")
+        spans.append((len(queries), len(ex.responses)))
+        queries.extend(ex.queries())
+    rows = encode(queries)
+    items = []
+    for ex, (start, n) in zip(examples, spans, strict=True):
+        part = rows[start : start + n]
+        margin = 0.0
+        if cfg.margin_column:
+            if cfg.margin_column not in ex.meta:
+                raise DataError(f"example {ex.id!r}: no margin field {cfg.margin_column!r} in meta")
+            margin = float(ex.meta[cfg.margin_column])
+        weight = 1.0
+        ex_use = ex
+        strength = votes.get(ex.id)
+        if strength is not None and strength < cfg.vote_threshold:
+            if cfg.vote_action == "drop":
+                continue
+            if cfg.vote_action == "downweight":
+                weight = cfg.vote_weight
+            elif not ex.is_tie:
+                ex_use = Example(
+                    ex.id, ex.prompt, ex.responses, ex.rejected, ex.ratings, ex.subset, ex.source
+                )
+        item = Item(
+            ids=[r.input_ids for r in part],
+            types=[r.token_type_ids for r in part],
+            pairs=_pairs_of(ex_use, margin, weight) if n > 1 else [],
+            example_id=ex.id,
+        )
+        if cfg.objective == "listwise":
+            item.order, item.n_ranked = _ranking(ex_use, cfg.rating_key)
+        if cfg.attributes:
+            ratings = ex.ratings or [{} for _ in range(n)]
+            item.targets = [
+                [float(r.get(a, MASK)) if r.get(a) is not None else MASK for a in cfg.attributes]
+                for r in ratings
+            ]
+            if cfg.objective == "regression" and all(v == MASK for t in item.targets for v in t):
+                raise DataError(f"example {ex.id!r}: no ratings for {cfg.attributes}")
+        items.append(item)
+    return items
+
+
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """First-fit decreasing: sequence indices grouped into rows of at most ``capacity`` tokens
+    (a longer sequence gets a row of its own)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        n = lengths[i]
+        for r, left in enumerate(room):
+            if n <= left:
+                rows[r].append(i)
+                room[r] -= n
+                break
+        else:
+            rows.append([i])
+            room.append(max(capacity, n) - n)
+    return rows
+
+
+@dataclass
+class Collator:
+    """Items to one batch for one forward pass; see the module docstring."""
+
+    pad_id: int
+    decoder: bool
+    packing: bool = False
+    capacity: int = 512
+    pool: str = "last_non_pad"  # "first" (BERT's [CLS]), "last", or HF's "last_non_pad"
+
+    def __call__(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
+        seqs: list[list[int]] = []
+        types: list[list[int] | None] = []
+        pa, pb, tie, margin, weight, orders, n_ranked, targets = [], [], [], [], [], [], [], []
+        max_k = max(len(it.ids) for it in items)
+        has_targets = any(it.targets is not None for it in items)
+        for it in items:
+            base = len(seqs)
+            seqs.extend(it.ids)
+            types.extend(it.types)
+            for a, b, t, m, w in it.pairs:
+                pa.append(base + a)
+                pb.append(base + b)
+                tie.append(t)
+                margin.append(m)
+                weight.append(w)
+            if it.order:
+                orders.append([base + i for i in it.order] + [-1] * (max_k - len(it.order)))
+                n_ranked.append(it.n_ranked)
+            if has_targets:
+                k = len(next(t for t in (i.targets for i in items) if t is not None)[0])
+                targets.extend(it.targets or [[MASK] * k for _ in it.ids])
+        out = self._pack(seqs, types) if self.packing and self._packing_helps(seqs) else None
+        out = out or self._pad(seqs, types)
+        out["pair_a"] = torch.tensor(pa, dtype=torch.long)
+        out["pair_b"] = torch.tensor(pb, dtype=torch.long)
+        out["pair_tie"] = torch.tensor(tie, dtype=torch.bool)
+        out["pair_margin"] = torch.tensor(margin, dtype=torch.float32)
+        out["pair_weight"] = torch.tensor(weight, dtype=torch.float32)
+        if orders:
+            out["order"] = torch.tensor(orders, dtype=torch.long)
+            out["n_ranked"] = torch.tensor(n_ranked, dtype=torch.long)
+        if has_targets:
+            out["targets"] = torch.tensor(targets, dtype=torch.float32)
+        out["n_tokens"] = torch.tensor(sum(len(s) for s in seqs), dtype=torch.long)
+        return out
+
+    def _packing_helps(self, seqs: list[list[int]]) -> bool:
+        """Pack only when the packed rows hold fewer slots than padding to the batch maximum."""
+        lengths = [len(s) for s in seqs]
+        rows = pack_rows(lengths, self.capacity)
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        return len(rows) * width < len(seqs) * max(lengths)
+
+    def _pad(self, seqs: list[list[int]], types: list[list[int] | None]) -> dict[str, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        tt = torch.zeros((len(seqs), width), dtype=torch.long) if types[0] is not None else None
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+            if tt is not None:
+                tt[i, : len(s)] = torch.tensor(types[i])
+        out = {"input_ids": ids, "attention_mask": mask}
+        if tt is not None:
+            out["token_type_ids"] = tt
+        return out
+
+    def _pack(
+        self, seqs: list[list[int]], types: list[list[int] | None]
+    ) -> dict[str, torch.Tensor] | None:
+        rows = pack_rows([len(s) for s in seqs], self.capacity)
+        width = max(sum(len(seqs[i]) for i in row) for row in rows)
+        n_rows = len(rows)
+        ids = torch.full((n_rows, width), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((n_rows, width), dtype=torch.long)
+        seg = torch.full((n_rows, width), -1, dtype=torch.long)
+        tt = torch.zeros((n_rows, width), dtype=torch.long) if types[0] is not None else None
+        pool = torch.zeros(len(seqs), dtype=torch.long)
+        for r, row in enumerate(rows):
+            at = 0
+            for i in row:
+                s = seqs[i]
+                n = len(s)
+                ids[r, at : at + n] = torch.tensor(s)
+                pos[r, at : at + n] = torch.arange(n)
+                seg[r, at : at + n] = i
+                if tt is not None:
+                    tt[r, at : at + n] = torch.tensor(types[i])
+                if self.pool == "first":
+                    p = 0
+                elif self.pool == "last":
+                    p = n - 1
+                else:  # the last token that is not the pad id, as HF's sequence classifiers do
+                    non_pad = [j for j, t in enumerate(s) if t != self.pad_id]
+                    p = non_pad[-1] if non_pad else n - 1
+                pool[i] = r * width + at + p
+                at += n
+        allowed = (seg.unsqueeze(2) == seg.unsqueeze(1)) & (seg >= 0).unsqueeze(2)
+        if self.decoder:
+            allowed &= torch.ones(width, width, dtype=torch.bool).tril()
+        # Padding rows attend to themselves so no softmax row is empty.
+        allowed |= torch.eye(width, dtype=torch.bool)
+        mask = torch.zeros((n_rows, 1, width, width), dtype=torch.float32)
+        mask.masked_fill_(~allowed.unsqueeze(1), torch.finfo(torch.float32).min)
+        out = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "pool_index": pool}
+        if tt is not None:
+            out["token_type_ids"] = tt
+        return out
+
+
+def split_holdout(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """A seeded random ``fraction`` of items held out for evaluation."""
+    if fraction <= 0:
+        return items, []
+    idx = list(range(len(items)))
+    random.Random(seed).shuffle(idx)
+    n_eval = max(1, round(fraction * len(items)))
+    held = set(idx[:n_eval])
+    return [it for i, it in enumerate(items) if i not in held], [items[i] for i in sorted(held)]

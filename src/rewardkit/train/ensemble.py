@@ -1,0 +1,76 @@
+"""Ensembles of trained reward models: k members differing by seed (and optionally backbone),
+saved as one loadable ensemble reward, plus the ensemble vote of methods.md E1.
+
+methods.md C5 — Reward-model ensembles ("Helping or Herding?"); E1 — preference strength by
+ensemble voting ("Secrets of RLHF Part II"). ``output_dir/ensemble.yaml`` is a registry spec
+(``load_reward("out/ens/ensemble.yaml")``) whose members are the member directories;
+``output_dir/votes.json`` maps each training example id to its mean reward difference across the
+members (feed it back as ``vote_file`` to drop, down-weight or flip weak pairs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.train.config import TrainConfig
+
+
+def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
+    """One config per member: seed + i, and backbone i when ``ensemble_backbones`` is given."""
+    backbones = cfg.ensemble_backbones or [cfg.model]
+    k = max(cfg.ensemble_size, len(backbones))
+    out = []
+    for i in range(k):
+        out.append(
+            dataclasses.replace(
+                cfg,
+                model=backbones[i % len(backbones)],
+                seed=cfg.seed + i,
+                ensemble_size=1,
+                ensemble_backbones=None,
+                output_dir=str(Path(cfg.output_dir) / f"member_{i}"),
+            )
+        )
+    return out
+
+
+def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> Any:
+    """Train every member, write ``ensemble.yaml`` and ``votes.json``."""
+    import yaml
+
+    from rewardkit.curate.strength import preference_strength
+    from rewardkit.registry import load_reward
+    from rewardkit.train.run import TrainResult, load_examples, train
+
+    results = [train(m) for m in member_configs(cfg)]
+    out = Path(cfg.output_dir)
+    kind = "default" if cfg.freeze_backbone else "classifier"
+    members = [f"{kind}:{Path(r.output_dir).resolve()}" for r in results]
+    spec = {"ensemble": members, "aggregate": aggregate}
+    (out / "ensemble.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    train_ex, _ = load_examples(cfg)
+    pairs = [
+        (ex.id, q)
+        for ex in train_ex
+        if len(ex.responses) == 2 and not ex.is_tie
+        for q in [ex.queries()]
+    ]
+    deltas = []
+    for r in results:
+        rew = load_reward(f"{kind}:{r.output_dir}")
+        flat = [q for _, qs in pairs for q in qs]
+        s = np.asarray(rew.score(flat), dtype=np.float64).reshape(-1, 2)
+        chosen = np.array(
+            [ex.chosen[0] for ex in train_ex if len(ex.responses) == 2 and not ex.is_tie]
+        )
+        deltas.append(s[np.arange(len(s)), chosen] - s[np.arange(len(s)), 1 - chosen])
+    mean, _std = preference_strength(np.stack(deltas, axis=1)) if deltas else (np.array([]), None)
+    votes = {pid: float(m) for (pid, _), m in zip(pairs, mean, strict=True)}
+    (out / "votes.json").write_text(json.dumps(votes, indent=0))
+    metrics = {f"member_{i}_{k}": v for i, r in enumerate(results) for k, v in r.metrics.items()}
+    return TrainResult(out, metrics, [])

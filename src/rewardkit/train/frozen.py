@@ -1,0 +1,179 @@
+"""Frozen-encoder training: features are computed once with the frozen backbone, then only a
+small head trains on them (how the shipped ``default`` reward model is made).
+
+methods.md A1 — Bradley–Terry reward model; A14 — two-layer reward head. The loss is the same pure
+function as the full trainer's (:func:`rewardkit.train.objectives.compute`); the data order is a
+seeded permutation per epoch, so a rerun reproduces the head bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.errors import SpecError
+from rewardkit.train.config import TrainConfig
+
+
+def _pair_tensors(examples: list[Any], offset: int) -> tuple[list[int], list[int], list[bool]]:
+    a, b, tie = [], [], []
+    at = offset
+    for ex in examples:
+        if ex.is_tie:
+            for j in range(1, len(ex.responses)):
+                a.append(at)
+                b.append(at + j)
+                tie.append(True)
+        else:
+            for c in ex.chosen:
+                for r in ex.rejected:
+                    a.append(at + c)
+                    b.append(at + r)
+                    tie.append(False)
+        at += len(ex.responses)
+    return a, b, tie
+
+
+def featurize(featurizer: Any, examples: list[Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Features of every response, and the pair index tensors over them."""
+    queries = [q for ex in examples for q in ex.queries()]
+    x = torch.from_numpy(featurizer.features(queries))
+    a, b, tie = _pair_tensors(examples, 0)
+    n = len(a)
+    batch = {
+        "pair_a": torch.tensor(a, dtype=torch.long),
+        "pair_b": torch.tensor(b, dtype=torch.long),
+        "pair_tie": torch.tensor(tie, dtype=torch.bool),
+        "pair_margin": torch.zeros(n),
+        "pair_weight": torch.ones(n),
+    }
+    return x, batch
+
+
+def train_frozen_head(cfg: TrainConfig) -> Any:
+    """Train a :class:`~rewardkit.rewards.default_rm.FeatureHead` on frozen features and write
+    ``head.safetensors`` + ``head.json`` (+ metrics, history, plot) to ``cfg.output_dir``."""
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from rewardkit.models.loading import set_threads
+    from rewardkit.rewards.default_rm import HEAD_FILE, META_FILE, FeatureHead, Featurizer
+    from rewardkit.train.objectives import compute
+    from rewardkit.train.run import TrainResult, load_examples
+    from rewardkit.train.trainer import pair_metrics
+
+    if cfg.objective not in ("bt", "tie"):
+        raise SpecError(f"freeze_backbone supports objective bt or tie, not {cfg.objective!r}")
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    train_ex, eval_ex = load_examples(cfg)
+    if not eval_ex and cfg.eval_fraction > 0:
+        rng = np.random.default_rng(cfg.seed)
+        perm = rng.permutation(len(train_ex))
+        n_eval = max(1, round(cfg.eval_fraction * len(train_ex)))
+        eval_ex = [train_ex[i] for i in sorted(perm[:n_eval])]
+        train_ex = [train_ex[i] for i in sorted(perm[n_eval:])]
+    t0 = time.perf_counter()
+    feat = Featurizer(
+        cfg.model,
+        EngineConfig(
+            max_length=cfg.max_length,
+            truncation=cfg.truncation,
+            threads=cfg.threads,
+            progress=cfg.progress,
+            cache_dir=cfg.cache_dir,
+        ),
+    )
+    x, pairs = featurize(feat, train_ex)
+    xe, pairs_e = featurize(feat, eval_ex) if eval_ex else (None, None)
+    t_feat = time.perf_counter() - t0
+    head = FeatureHead(feat.dim, cfg.head, cfg.head_inner)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_pairs = int(pairs["pair_a"].numel())
+    steps_per_epoch = math.ceil(n_pairs / cfg.batch_size)
+    total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 1.0 - s / total if cfg.scheduler == "linear" else 1.0
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict[str, Any]] = []
+    step, order = 0, torch.empty(0, dtype=torch.long)
+    losses: list[float] = []
+
+    def evaluate() -> dict[str, float]:
+        head.eval()
+        with torch.no_grad():
+            r = head(xe)
+            res = compute(cfg, r, pairs_e)
+        head.train()
+        m = pair_metrics(res.r_better.numpy(), res.r_worse.numpy(), res.rewards.numpy())
+        m["loss"] = float(res.loss)
+        return {f"eval_{k}": v for k, v in m.items()}
+
+    bar = tqdm(total=total, desc="train head", disable=not cfg.progress)
+    while step < total:
+        if order.numel() == 0:
+            order = torch.randperm(n_pairs, generator=gen)
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        sub = {k: v[idx] for k, v in pairs.items()}
+        need = torch.cat([sub["pair_a"], sub["pair_b"]]).unique()
+        remap = torch.full((x.shape[0],), -1, dtype=torch.long)
+        remap[need] = torch.arange(need.numel())
+        sub["pair_a"], sub["pair_b"] = remap[sub["pair_a"]], remap[sub["pair_b"]]
+        res = compute(cfg, head(x[need]), sub)
+        opt.zero_grad()
+        res.loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(float(res.loss.detach()))
+        bar.update(1)
+        if step % max(1, cfg.logging_steps) == 0 or step == total:
+            entry = {"step": step, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
+            losses.clear()
+            if xe is not None and (
+                (cfg.eval_steps and step % cfg.eval_steps == 0) or step == total
+            ):
+                entry.update(evaluate())
+            history.append(entry)
+    bar.close()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        offset = float(head(x).mean())
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out / HEAD_FILE))
+    metrics = evaluate() if xe is not None else {}
+    meta = {
+        "encoder": cfg.model,
+        "encoder_identity": feat.encoder.identity(),
+        "features": "response,prompt*response",
+        "in_dim": feat.dim,
+        "head": cfg.head,
+        "inner": cfg.head_inner,
+        "out": 1,
+        "max_length": cfg.max_length,
+        "offset": offset,
+        "objective": cfg.objective,
+        "data": cfg.data,
+        "n_train_pairs": n_pairs,
+        "steps": total,
+        "feature_seconds": round(t_feat, 1),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "metrics": metrics,
+        "config": cfg.to_dict(),
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+    (out / "log_history.json").write_text(json.dumps(history, indent=1))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if cfg.plot:
+        from rewardkit.train.plot import plot_history
+
+        plot_history(history, out / "training.png")
+    return TrainResult(out, metrics, history)

@@ -1,0 +1,273 @@
+"""Reward-model training objectives as pure functions of reward tensors.
+
+Each function cites its method card in ``../shared/design/methods.md``; the trainer only gathers
+rewards from the model and calls these. Every loss returns a scalar (``reduction="mean"``) or a
+per-item tensor (``reduction="none"``) and is computed in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def _reduce(values: Tensor, weight: Tensor | None, reduction: str) -> Tensor:
+    if weight is not None:
+        values = values * weight
+    if reduction == "none":
+        return values
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.mean() if values.numel() else values.sum()
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def bt_loss(
+    r_chosen: Tensor,
+    r_rejected: Tensor,
+    margin: Tensor | float = 0.0,
+    label_smoothing: float = 0.0,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """methods.md A1 — Bradley–Terry reward model (with optional margin), with the label smoothing
+    of E1 — "Secrets of RLHF Part II" (conservative targets).
+
+    ``L = −(1−α) log σ(Δ − m) − α log σ(−(Δ − m))`` with ``Δ = r_c − r_r``; α = 0 is plain BT.
+    """
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    z = r_chosen.float() - r_rejected.float() - margin
+    loss = -F.logsigmoid(z)
+    if label_smoothing:
+        loss = (1.0 - label_smoothing) * loss - label_smoothing * F.logsigmoid(-z)
+    return _reduce(loss, weight, reduction)
+
+
+def center_penalty(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
+    """Reward centering (Eisenstein et al. 2023, as in TRL's ``center_rewards_coefficient``):
+    ``mean((r_c + r_r)²)``; the trainer adds ``coefficient × center_penalty``."""
+    return ((r_chosen.float() + r_rejected.float()) ** 2).mean()
+
+
+def scaled_bt_loss(
+    r_a: Tensor, r_b: Tensor, strength: Tensor, kind: str = "scaled", reduction: str = "mean"
+) -> Tensor:
+    """methods.md A3 — Scaled Bradley–Terry (HelpSteer2-Preference).
+
+    ``strength < 0``: response a preferred; ``> 0`` (or 0): b preferred; ``m = |strength|``.
+    ``kind``: ``"regular"`` −log σ(Δ), ``"margin"`` −log σ(Δ − m), ``"scaled"`` −m·log σ(Δ),
+    where Δ is the preferred minus the other reward.
+    """
+    s = strength.float()
+    delta = torch.where(s < 0, r_a.float() - r_b.float(), r_b.float() - r_a.float())
+    m = s.abs()
+    if kind == "regular":
+        loss = -F.logsigmoid(delta)
+    elif kind == "margin":
+        loss = -F.logsigmoid(delta - m)
+    elif kind == "scaled":
+        loss = -m * F.logsigmoid(delta)
+    else:
+        raise ValueError(f"kind must be 'regular', 'margin' or 'scaled', got {kind!r}")
+    return _reduce(loss, None, reduction)
+
+
+def btt_loss(
+    delta: Tensor,
+    tied: Tensor,
+    k: float = 5.0,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """methods.md A13 — tie-aware BT (Rao–Kupper, "EditReward").
+
+    Non-tied (Δ = r_preferred − r_other): ``−log σ(Δ − log k)``; tied:
+    ``−log σ(Δ − log k) − log σ(−Δ − log k) − log(k² − 1)``, which is smallest at Δ = 0, so a
+    tie pulls the two rewards together.
+    """
+    if k <= 1.0:
+        raise ValueError(f"the tie parameter k must be > 1, got {k}")
+    d = delta.float()
+    lk = math.log(k)
+    win = -F.logsigmoid(d - lk)
+    tie = win - F.logsigmoid(-d - lk) - math.log(k * k - 1.0)
+    return _reduce(torch.where(tied.bool(), tie, win), weight, reduction)
+
+
+def gaussian_bt_loss(
+    mu_c: Tensor,
+    logsig_c: Tensor,
+    mu_r: Tensor,
+    logsig_r: Tensor,
+    n_samples: int = 1000,
+    margin: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """methods.md A13 — uncertainty-aware BT: ``−E_ε[log σ(μ_z + σ_z ε − margin)]`` with
+    ``μ_z = μ_c − μ_r``, ``σ_z = sqrt(σ_c² + σ_r²)``, ``σ = exp(logsig)``, Monte-Carlo estimate."""
+    mu_z = (mu_c - mu_r).float()
+    sig_z = torch.sqrt(torch.exp(2 * logsig_c.float()) + torch.exp(2 * logsig_r.float()))
+    eps = torch.randn(
+        (n_samples, *mu_z.shape), generator=generator, device=mu_z.device, dtype=mu_z.dtype
+    )
+    return -F.logsigmoid(mu_z + sig_z * eps - margin).mean()
+
+
+def plackett_luce_loss(scores: Tensor, order: Tensor, n_ranked: Tensor | None = None) -> Tensor:
+    """Listwise Plackett–Luce negative log-likelihood on full or partial rankings ``[design]``
+    (a listwise generalisation of methods.md A1; rewardkit's choice, documented in docs/design.md).
+
+    ``scores``: (G, K) rewards; ``order``: (G, K) response indices best-first, padded with −1;
+    ``n_ranked``: (G,) how many leading positions are ranked (top-k partial ranking; the rest
+    only count as "below"). ``NLL = Σ_{t<n} [logsumexp(s_{o_t..o_end}) − s_{o_t}]``, averaged
+    over groups. With K = 2, n = 1 this is the BT loss.
+    """
+    g, k = order.shape
+    valid = order >= 0
+    idx = order.clamp(min=0)
+    s = torch.gather(scores.float(), 1, idx)
+    s = s.masked_fill(~valid, float("-inf"))
+    # logsumexp over the suffix t..K-1, computed by flipping.
+    suffix = torch.logcumsumexp(s.flip(1), dim=1).flip(1)
+    n_valid = valid.sum(1)
+    n = n_valid - 1 if n_ranked is None else torch.minimum(n_ranked, n_valid - 1)
+    pos = torch.arange(k, device=scores.device).expand(g, k)
+    use = pos < n.unsqueeze(1)
+    terms = torch.where(use, suffix - s, torch.zeros_like(s))
+    return terms.sum(1).mean()
+
+
+def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:
+    """methods.md A4 — MORE per-task ranking loss: ``−Σ_{i,j: s_j>s_i} log σ(r_j − r_i) / #pairs``
+    over every ordered pair of a group with different labels; labels < 0 are padding."""
+    r = scores.float()
+    lab = labels.float()
+    ok = (lab >= 0).unsqueeze(2) & (lab >= 0).unsqueeze(1)
+    better = (lab.unsqueeze(1) > lab.unsqueeze(2)) & ok  # [g, i, j]: s_j > s_i
+    diff = r.unsqueeze(1) - r.unsqueeze(2)  # r_j − r_i
+    n = better.sum()
+    if n == 0:
+        return r.sum() * 0.0
+    return -(F.logsigmoid(diff) * better).sum() / n
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask_value: float = -100.0) -> Tensor:
+    """methods.md A2 — Multi-attribute regression RM: ``Σ m_a (ŝ_a − s_a)² / Σ m_a``; targets equal
+    to ``mask_value`` are left out."""
+    mask = (target != mask_value).float()
+    err = (pred.float() - torch.where(mask.bool(), target.float(), pred.detach().float())) ** 2
+    denom = mask.sum()
+    return (err * mask).sum() / denom.clamp(min=1.0)
+
+
+HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+HELPSTEER2_WEIGHTS_340B = (0.3, 0.74, 0.46, 0.47, -0.33)
+
+
+def scalarize(attr_scores: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """methods.md A2 — ``r = w · ŝ`` over the attribute axis."""
+    a = np.asarray(attr_scores, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if a.shape[-1] != w.shape[0]:
+        raise ValueError(f"{a.shape[-1]} attributes but {w.shape[0]} weights")
+    return a @ w
+
+
+def gated_reward(objective_scores: Tensor, gate_logits: Tensor) -> Tensor:
+    """Multi-objective reward with a learned gating over objectives (ArmoRM / methods.md A4 MORE
+    idea) ``[design]``: ``r = Σ_k softmax(g)_k · s_k`` for each response."""
+    return (torch.softmax(gate_logits.float(), dim=-1) * objective_scores.float()).sum(-1)
+
+
+def min_norm_weights(grads: Sequence[np.ndarray], normalize: str = "l2") -> np.ndarray:
+    """methods.md A4 — MGDA min-norm weights λ on the simplex minimising ``||Σ λ_t g_t||²``
+    (Frank–Wolfe; the two-task closed form clipped to [0.001, 0.999])."""
+    vs = [np.asarray(g, dtype=np.float64).ravel() for g in grads]
+    if normalize == "l2":
+        vs = [v / (np.linalg.norm(v) or 1.0) for v in vs]
+    elif normalize != "none":
+        raise ValueError(f"normalize must be 'l2' or 'none', got {normalize!r}")
+    t = len(vs)
+    if t == 1:
+        return np.ones(1)
+    gram = np.array([[a @ b for b in vs] for a in vs])
+
+    def two(v11: float, v12: float, v22: float) -> float:
+        if v12 >= v11:
+            return 0.999
+        if v12 >= v22:
+            return 0.001
+        return float((v22 - v12) / (v11 + v22 - 2 * v12))
+
+    if t == 2:
+        gam = two(gram[0, 0], gram[0, 1], gram[1, 1])
+        return np.array([gam, 1.0 - gam])
+    lam = np.full(t, 1.0 / t)
+    for _ in range(250):
+        grad_dir = gram @ lam
+        i = int(np.argmin(grad_dir))
+        v1v1 = float(lam @ gram @ lam)
+        v1v2 = float(lam @ gram[:, i])
+        v2v2 = float(gram[i, i])
+        gam = two(v1v1, v1v2, v2v2)
+        new = gam * lam
+        new[i] += 1.0 - gam
+        if np.abs(new - lam).sum() < 1e-6:
+            lam = new
+            break
+        lam = new
+    return lam
+
+
+def verdict_ce(logits: Tensor, target_ids: Tensor, reduction: str = "mean") -> Tensor:
+    """methods.md B3 — Generative "yes-token" reward, training side: cross-entropy of the next-token
+    logits (N, V) at the verdict position against the Yes/No token ids (N,)."""
+    return F.cross_entropy(logits.float(), target_ids.long(), reduction=reduction)
+
+
+def peer_select(margins_self: Tensor, keep_ratio: float) -> Tensor:
+    """methods.md A7 — Collaborative Reward Modeling peer review: a boolean mask of the
+    ``ceil(keep_ratio · n)`` pairs with the largest margin (smallest BT loss) under this model;
+    the *peer* is updated on them."""
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
+    n = margins_self.shape[0]
+    keep = max(1, math.ceil(keep_ratio * n - 1e-9))
+    idx = torch.topk(margins_self.detach().float(), keep).indices
+    mask = torch.zeros(n, dtype=torch.bool, device=margins_self.device)
+    mask[idx] = True
+    return mask
+
+
+def crm_keep_ratio(progress: float, noise_rate: float, warmup: float = 1.0) -> float:
+    """methods.md A7 — the curriculum of the kept fraction: from 1 down to ``1 − τ`` linearly over
+    the first ``warmup`` fraction of training ``[design]``."""
+    ramp = min(1.0, max(0.0, progress / warmup)) if warmup > 0 else 1.0
+    return 1.0 - noise_rate * ramp
+
+
+def pairwise_accuracy(r_chosen: Tensor, r_rejected: Tensor) -> float:
+    """methods.md A1 — strict ``r_c > r_r``; ties count 0 (RewardBench 1 rule)."""
+    if r_chosen.numel() == 0:
+        return float("nan")
+    return float((r_chosen > r_rejected).float().mean())
+
+
+def pairwise_ece(r_chosen: np.ndarray, r_rejected: np.ndarray, n_bins: int = 10) -> float:
+    """methods.md D7 — pairwise ECE with both orderings: each pair contributes (σ(Δ), 1) and
+    (1 − σ(Δ), 0)."""
+    d = np.asarray(r_chosen, dtype=np.float64) - np.asarray(r_rejected, dtype=np.float64)
+    p = 1.0 / (1.0 + np.exp(-d))
+    probs = np.concatenate([p, 1.0 - p])
+    ys = np.concatenate([np.ones_like(p), np.zeros_like(p)])
+    from rewardkit.evaluate.calibration import calibration_error
+
+    return calibration_error(ys, probs, n_bins)["ece"]

@@ -1,0 +1,106 @@
+"""Which loss each objective computes from a batch's model outputs (the losses live in
+:mod:`rewardkit.train.losses`; this module only routes tensors to them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rewardkit.train import losses as L
+
+
+@dataclass
+class Outcome:
+    """The loss and, for metrics, the scalar rewards of the batch's preference pairs."""
+
+    loss: torch.Tensor
+    r_better: torch.Tensor
+    r_worse: torch.Tensor
+    rewards: torch.Tensor  # scalar reward per sequence
+
+
+def scalar_reward(cfg: Any, out: torch.Tensor) -> torch.Tensor:
+    """The one reward per sequence an objective ranks by."""
+    if cfg.objective == "gated":
+        k = len(cfg.attributes)
+        return L.gated_reward(out[:, :k], out[:, k : 2 * k])
+    return out[:, 0].float()
+
+
+def num_outputs(cfg: Any) -> int:
+    """Head outputs an objective needs."""
+    if cfg.objective in ("regression", "bt+regression"):
+        return len(cfg.attributes)
+    if cfg.objective == "gated":
+        return 2 * len(cfg.attributes)  # k objective scores, then k gate logits
+    return 1
+
+
+def _pairs(batch: dict[str, torch.Tensor], r: torch.Tensor, untied: bool = True):
+    a, b = batch["pair_a"], batch["pair_b"]
+    keep = ~batch["pair_tie"] if untied else torch.ones_like(batch["pair_tie"])
+    return r[a][keep], r[b][keep], batch["pair_margin"][keep], batch["pair_weight"][keep]
+
+
+def compute(
+    cfg: Any,
+    out: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    progress: float = 0.0,
+    verdict_ids: tuple[int, int] = (-1, -1),
+) -> Outcome:
+    """The objective's loss on one batch. ``progress`` (0..1) drives the A7 curriculum;
+    ``verdict_ids`` are the (Yes, No) token ids of the generative objective."""
+    obj = cfg.objective
+    if obj == "generative":
+        # Rows of the judging prompt; the verdict is Yes for a pair's better, No for its worse.
+        logits = out[:, 3:]
+        a, b = batch["pair_a"], batch["pair_b"]
+        idx = torch.cat([a, b])
+        target = torch.cat([torch.full_like(a, verdict_ids[0]), torch.full_like(b, verdict_ids[1])])
+        loss = L.verdict_ce(logits[idx], target)
+        r = out[:, 0]
+        return Outcome(loss, r[a], r[b], r)
+    if obj == "crm":
+        ra, rb = out[:, 0].float(), out[:, 1].float()
+        ca, wa, _, _ = _pairs(batch, ra)
+        cb, wb, margin, weight = _pairs(batch, rb)
+        keep = L.crm_keep_ratio(progress, cfg.crm_noise_rate, cfg.crm_warmup)
+        sel_a = L.peer_select(ca - wa, keep)  # A's clean pairs train B
+        sel_b = L.peer_select(cb - wb, keep)  # B's clean pairs train A
+        loss = L.bt_loss(cb[sel_a], wb[sel_a], margin[sel_a], cfg.label_smoothing) + L.bt_loss(
+            ca[sel_b], wa[sel_b], margin[sel_b], cfg.label_smoothing
+        )
+        return Outcome(loss, ca, wa, ra)
+    r = scalar_reward(cfg, out)
+    if obj == "listwise":
+        scores = torch.where(batch["order"] >= 0, r[batch["order"].clamp(min=0)], 0.0)
+        # order already holds global indices best-first; gather is the identity order here.
+        k = batch["order"].shape[1]
+        local = torch.arange(k).expand_as(batch["order"]).masked_fill(batch["order"] < 0, -1)
+        loss = L.plackett_luce_loss(scores, local, batch["n_ranked"])
+        c, w, _, _ = _pairs(batch, r)
+        return Outcome(loss, c, w, r)
+    if obj == "regression":
+        loss = L.masked_mse(out, batch["targets"])
+        c, w, _, _ = _pairs(batch, r)
+        return Outcome(loss, c, w, r)
+    if obj == "tie":
+        a, b = batch["pair_a"], batch["pair_b"]
+        loss = L.btt_loss(r[a] - r[b], batch["pair_tie"], cfg.tie_k, batch["pair_weight"])
+        c, w, _, _ = _pairs(batch, r)
+        return Outcome(loss, c, w, r)
+    # bt, bt+regression, gated: a BT term on the (scalar or gated) reward.
+    c, w, margin, weight = _pairs(batch, r)
+    loss = L.bt_loss(c, w, margin, cfg.label_smoothing, weight)
+    if cfg.center_coef:
+        loss = loss + cfg.center_coef * L.center_penalty(c, w)
+    if obj == "bt+regression":
+        loss = cfg.bt_weight * loss + cfg.reg_weight * L.masked_mse(out, batch["targets"])
+    elif obj == "gated" and "targets" in batch:
+        k = len(cfg.attributes)
+        if bool((batch["targets"] != -100.0).any()):
+            loss = loss + cfg.reg_weight * L.masked_mse(out[:, :k], batch["targets"])
+    return Outcome(loss, c, w, r)

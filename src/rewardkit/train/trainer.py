@@ -1,0 +1,201 @@
+"""``RewardTrainer``: a ``transformers.Trainer`` subclass for every objective of
+:mod:`rewardkit.train.objectives` (TRL's RewardTrainer is the anchor).
+
+What it adds to ``Trainer``: the objective's loss on one concatenated forward pass per batch,
+train/eval metrics (accuracy, mean margin, reward mean/std, pairwise ECE — methods.md A1, D7),
+tokens/s, and saving the model as a plain Hugging Face directory (loadable with
+``AutoModelForSequenceClassification.from_pretrained`` and ``classifier:DIR``). Checkpointing,
+``resume_from_checkpoint`` (same data order, RNG states), gradient accumulation and
+``accelerate launch`` (DDP, DeepSpeed, FSDP) are ``Trainer``'s own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer
+
+from rewardkit.train import losses as L
+from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
+from rewardkit.train.objectives import compute
+
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_index")
+RESUME_STATE = "rewardkit_state.safetensors"
+
+
+def pair_metrics(
+    r_better: np.ndarray, r_worse: np.ndarray, rewards: np.ndarray
+) -> dict[str, float]:
+    """Accuracy (strict >), mean margin, reward mean/std (ddof=0), pairwise ECE (10 bins)."""
+    out = {
+        "reward_mean": float(np.mean(rewards)) if rewards.size else math.nan,
+        "reward_std": float(np.std(rewards)) if rewards.size else math.nan,
+    }
+    if r_better.size:
+        out["accuracy"] = float(np.mean(r_better > r_worse))
+        out["margin"] = float(np.mean(r_better - r_worse))
+        out["ece"] = L.pairwise_ece(r_better, r_worse, 10)
+    return out
+
+
+class RewardTrainer(Trainer):
+    """See the module docstring. ``cfg`` is the :class:`~rewardkit.train.config.TrainConfig`."""
+
+    def __init__(
+        self, *args: Any, cfg: Any, verdict_ids: tuple[int, int] = (-1, -1), **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        self.cfg = cfg
+        self.verdict_ids = verdict_ids
+        self.model_accepts_loss_kwargs = False
+        self._train_stats: dict[str, list[float]] = defaultdict(list)
+        self._tokens = 0
+        self._t0: float | None = None
+
+    # --- loss -------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = model(**{k: inputs[k] for k in MODEL_KEYS if k in inputs})
+        max_steps = max(1, self.state.max_steps or 1)
+        res = compute(self.cfg, out, inputs, self.state.global_step / max_steps, self.verdict_ids)
+        if model.training:
+            if self._t0 is None:
+                self._t0 = time.perf_counter()
+            self._tokens += int(inputs["n_tokens"])
+            with torch.no_grad():
+                rb, rw = res.r_better.detach().float(), res.r_worse.detach().float()
+                if rb.numel():
+                    self._train_stats["accuracy"].append(float((rb > rw).float().mean()))
+                    self._train_stats["margin"].append(float((rb - rw).mean()))
+                self._train_stats["reward_mean"].append(float(res.rewards.detach().float().mean()))
+        return (res.loss, out) if return_outputs else res.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._train_stats and "loss" in logs:
+            for k, v in self._train_stats.items():
+                logs[k] = float(np.mean(v))
+            self._train_stats.clear()
+            if self._t0 is not None:
+                logs["tokens_per_s"] = self._tokens / max(time.perf_counter() - self._t0, 1e-9)
+        super().log(logs, start_time)
+
+    # --- evaluation -------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        ds = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if ds is None or len(ds) == 0:
+            return {}
+        loader = self.get_eval_dataloader(ds)
+        model = self.model
+        was_training = model.training
+        model.eval()
+        better, worse, rewards, losses = [], [], [], []
+        with torch.no_grad():
+            for batch in loader:
+                batch = self._prepare_inputs(batch)
+                out = model(**{k: batch[k] for k in MODEL_KEYS if k in batch})
+                res = compute(self.cfg, out, batch, 1.0, self.verdict_ids)
+                better += res.r_better.float().cpu().tolist()
+                worse += res.r_worse.float().cpu().tolist()
+                rewards += res.rewards.float().cpu().tolist()
+                losses.append(float(res.loss))
+        if was_training:
+            model.train()
+        gather = self.accelerator.gather_for_metrics
+        if self.accelerator.num_processes > 1:
+            better, worse = (
+                gather(better, use_gather_object=True),
+                gather(worse, use_gather_object=True),
+            )
+            rewards = gather(rewards, use_gather_object=True)
+            losses = gather(losses, use_gather_object=True)
+        metrics = pair_metrics(np.array(better), np.array(worse), np.array(rewards))
+        metrics["loss"] = float(np.mean(losses))
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        return metrics
+
+    # --- saving and loading -----------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        out = Path(output_dir or self.args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        export(self.model, out, self.processing_class, self.cfg)
+        if needs_resume_state(self.model):
+            from safetensors.torch import save_file
+
+            sd = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+            save_file(sd, str(out / RESUME_STATE))
+        torch.save(self.args, out / "training_args.bin")
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        load_checkpoint(model or self.model, Path(resume_from_checkpoint))
+
+
+def needs_resume_state(model: torch.nn.Module) -> bool:
+    """Peer pairs and LoRA runs keep their exact module state next to the HF export."""
+    return isinstance(model, PeerModels) or _unwrap(getattr(model, "hf", model)) is not getattr(
+        model, "hf", model
+    )
+
+
+def export(model: torch.nn.Module, out: Path, tokenizer: Any, cfg: Any) -> None:
+    """Write ``model`` as a plain Hugging Face directory (LoRA merged); a peer pair writes model
+    a at ``out`` and model b at ``out/peer``."""
+    if isinstance(model, PeerModels):
+        export(model.a, out, tokenizer, cfg)
+        export(model.b, out / "peer", tokenizer, cfg)
+        return
+    hf = model.hf
+    if _unwrap(hf) is not hf:  # peft: save merged weights, leave the training copy intact
+        import copy
+
+        hf = copy.deepcopy(hf).merge_and_unload()
+    if tokenizer is not None and getattr(hf.config, "pad_token_id", None) is None:
+        hf.config.pad_token_id = tokenizer.pad_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    hf.save_pretrained(str(out), safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out))
+    meta = {"objective": cfg.objective, "config": cfg.to_dict()}
+    if isinstance(model, GenerativeModel):
+        meta["load_with"] = f"judge:{out}"
+    else:
+        meta["load_with"] = f"classifier:{out}"
+    (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+def load_checkpoint(model: torch.nn.Module, ckpt: Path) -> None:
+    """Restore ``model``'s weights from a checkpoint written by :meth:`RewardTrainer._save`."""
+    from safetensors.torch import load_file
+
+    state = ckpt / RESUME_STATE
+    if state.is_file():
+        model.load_state_dict(load_file(str(state)))
+        return
+    target = _unwrap(model.hf) if hasattr(model, "hf") else model
+    files = sorted(ckpt.glob("model*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"checkpoint {ckpt} has no model*.safetensors")
+    sd: dict[str, torch.Tensor] = {}
+    for f in files:
+        sd.update(load_file(str(f)))
+    missing, unexpected = target.load_state_dict(sd, strict=False)
+    real_missing = [k for k in missing if not k.endswith("lm_head.weight")]
+    if real_missing or unexpected:
+        raise RuntimeError(
+            f"checkpoint {ckpt}: missing {real_missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    if os.environ.get("REWARDKIT_DEBUG"):
+        print(f"loaded {len(sd)} tensors from {ckpt}")
+
+
+__all__ = ["RewardModel", "RewardTrainer", "export", "load_checkpoint", "pair_metrics"]

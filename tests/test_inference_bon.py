@@ -1,0 +1,119 @@
+"""Card F1 best-of-N: selection rule, one scoring pass, resumable runs (no model)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from rewardkit import load_reward
+from rewardkit.errors import DataError
+from rewardkit.inference.best_of_n import best_of_n, score_candidates, select_best, select_worst
+from rewardkit.inference.run import BonConfig, PromptItem, load_done, read_prompts, run_bon
+from rewardkit.types import Query, Reward, user
+
+
+class CountingLength(Reward):
+    """Response length, counting how many times ``score`` is called."""
+
+    name = "counting-length"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        self.calls += 1
+        return np.array([len(q.response) for q in queries], dtype=float)
+
+
+def test_select_best_ties_first_and_nan_never_wins():
+    assert select_best([1.0, 3.0, 3.0, 2.0]) == 1
+    assert select_best([np.nan, 0.5, np.nan]) == 1
+    assert select_best([np.nan, np.nan]) == 0
+    assert select_worst([2.0, 1.0, 1.0, np.nan]) == 1
+    with pytest.raises(ValueError):
+        select_best([])
+
+
+def test_all_candidates_scored_in_one_pass_with_references():
+    r = CountingLength()
+    out = score_candidates(r, [[user("a")], [user("b")]], [["x", "xxx"], ["yy", "y", "yyyy"]])
+    assert r.calls == 1 and [s.tolist() for s in out] == [[1.0, 3.0], [2.0, 1.0, 4.0]]
+    gsm = load_reward("rule:gsm8k")
+    out = score_candidates(gsm, [[user("2+2?")]], [["#### 4", "it is 5", "4"]], ["#### 4"])
+    assert out[0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_best_of_n_with_a_generator():
+    def gen(prompt, n):
+        return ["b", "ccc", "aaa", "d"][:n]
+
+    res = best_of_n([user("q")], gen, CountingLength(), 4, return_all=True)
+    assert (res.best, res.index, res.score) == ("ccc", 1, 3.0)  # tie with "aaa": first wins
+    assert res.scores == [1.0, 3.0, 3.0, 1.0] and res.candidates[2] == "aaa"
+    with pytest.raises(ValueError, match="expected 5"):
+        best_of_n([user("q")], gen, CountingLength(), 5)
+
+
+def _sampler(log):
+    def sample(prompt, n):
+        log.append(prompt[0]["content"])
+        return [prompt[0]["content"] * (i + 1) for i in range(n)]
+
+    return sample
+
+
+def test_run_is_resumable_and_refuses_other_settings(tmp_path):
+    items = [PromptItem(f"p{i}", [user(f"q{i}")], None) for i in range(3)]
+    out = tmp_path / "bon.jsonl"
+    log: list[str] = []
+    cfg = BonConfig(n=3, policy={"m": "x"}, generation={"seed": 0}, reward="len")
+    stats = run_bon(items[:2], _sampler(log), CountingLength(), out, cfg, progress=False)
+    assert stats["generated"] == 2 and log == ["q0", "q1"]
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows[0]["best"] == 2 and rows[0]["best_response"] == "q0q0q0"
+    assert [c["score"] for c in rows[1]["candidates"]] == [2.0, 4.0, 6.0]
+    # a killed run leaves half a line: it is dropped and the prompt redone
+    with out.open("a") as fh:
+        fh.write('{"id": "p2", "cand')
+    stats = run_bon(items, _sampler(log), CountingLength(), out, cfg, progress=False)
+    assert stats["skipped_done"] == 2 and stats["generated"] == 1 and log[-1] == "q2"
+    assert len(out.read_text().splitlines()) == 3
+    other = BonConfig(n=4, policy={"m": "x"}, generation={"seed": 0}, reward="len")
+    with pytest.raises(DataError, match="other settings"):
+        run_bon(items, _sampler(log), CountingLength(), out, other, progress=False)
+    assert len(load_done(out, cfg.key())) == 3
+
+
+def test_read_prompts_fields_and_errors(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        json.dumps({"question": "2+2?", "answer": "#### 4"})
+        + "\n"
+        + json.dumps({"id": "x", "prompt": [{"role": "user", "content": "hi"}]})
+        + "\n"
+    )
+    items = read_prompts(path, instruction="Answer with a number.")
+    assert items[0].id == "p.jsonl:1" and items[0].reference == "#### 4"
+    assert items[0].prompt == [user("2+2?\n\nAnswer with a number.")]
+    assert items[1].id == "x" and items[1].prompt == [user("hi")] and items[1].reference is None
+    assert len(read_prompts(path, limit=1)) == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "no prompt"}) + "\n")
+    with pytest.raises(DataError, match=r"line 1.*no prompt field"):
+        read_prompts(bad)
+    with pytest.raises(DataError, match="missing reference"):
+        read_prompts(path, reference_field="gold")
+
+
+def test_bon_curve_from_the_same_samples_card_d8():
+    """The benchmark's N = 1, 2, 4, 8 curve is card D8's unbiased expected best-of-N."""
+    from rewardkit.evaluate.bestofn import bon_kl, expected_bon
+
+    assert expected_bon([1, 2, 3, 4], [1, 2, 3, 4], 2) == pytest.approx(3.333333, abs=1e-6)
+    # a 0/1 verifier as its own selector: best-of-k = pass@k = 1 − C(M−c, k)/C(M, k)
+    g = [0.0, 1.0, 0.0, 0.0]
+    assert [expected_bon(g, g, k) for k in (1, 2, 4)] == pytest.approx([0.25, 0.5, 1.0])
+    assert bon_kl(4) == pytest.approx(0.636294, abs=1e-6)

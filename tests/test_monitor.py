@@ -1,0 +1,156 @@
+"""RewardMonitor: hand-computed metrics, hacking signatures, JSONL log, plot, state save/restore."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from rewardkit.monitor import (
+    MonitorConfig,
+    RewardHackingWarning,
+    RewardMonitor,
+    pearson,
+    read_log,
+    slope,
+)
+
+
+def test_helpers():
+    assert pearson(np.array([1.0, 2, 3]), np.array([2.0, 4, 7])) == pytest.approx(
+        0.993399, abs=1e-6
+    )
+    assert math.isnan(pearson(np.array([1.0, 1]), np.array([1.0, 2])))
+    assert pearson(np.array([1.0, np.nan, 3]), np.array([1.0, 5, 0])) == pytest.approx(-1.0)
+    assert slope([1, 3, 5]) == pytest.approx(2.0)
+    assert slope([1, np.nan, 5]) == pytest.approx(2.0)
+
+
+def test_step_metrics_by_hand(tmp_path):
+    mon = RewardMonitor(tmp_path / "m.jsonl", proxy="rm", gold="gold", ensemble=["rm", "rm2"])
+    rec = mon.step(
+        ["p", "p"],
+        ["a b", "a b c d"],
+        {"rm": [1.0, 3.0], "rm2": [3.0, 3.0], "rule": [np.nan, 1.0], "gold": [0.0, 1.0]},
+    )
+    assert rec["reward/mean"] == 2.0 and rec["reward/std"] == 1.0
+    assert rec["length/mean"] == 3.0 and rec["length/max"] == 4.0
+    assert rec["corr/reward_length"] == pytest.approx(1.0)
+    # member std per row: [1, 3] → 1, [3, 3] → 0; mean 0.5
+    assert rec["disagreement/mean"] == pytest.approx(0.5)
+    assert rec["components/rule/mean"] == 1.0 and rec["components/rule/applies"] == 0.5
+    assert rec["gold/mean"] == 0.5 and rec["corr/proxy_gold"] == pytest.approx(1.0)
+    assert rec["drift"] == 0.0 and rec["warnings"] == []
+    logged = read_log(tmp_path / "m.jsonl")
+    assert len(logged) == 1 and logged[0]["reward/mean"] == 2.0
+    assert mon.latest()["rewardkit/reward/mean"] == 2.0
+
+
+def test_drift_is_recentred_on_the_baseline():
+    mon = RewardMonitor(config=MonitorConfig(baseline_steps=3), warn=False)
+    for _ in range(3):  # baseline: proxy and gold both [−1, 1] → mean 0, pooled population std 1
+        mon.step(None, ["x", "y"], reward=[-1.0, 1.0], gold=[-1.0, 1.0])
+    rec = mon.step(None, ["x", "y"], reward=[0.0, 2.0], gold=[-2.0, 0.0])
+    # (1 − 0)/1 − (−1 − 0)/1 = 2
+    assert rec["drift"] == pytest.approx(2.0)
+
+
+def _hacking_run(mon: RewardMonitor, steps: int = 8) -> list[dict]:
+    recs = []
+    for t in range(steps):
+        rise = max(0, t - 2) * 0.5  # flat for the 3 baseline steps, then proxy up, gold down
+        n_words = 2 if t < 3 else 2 + 2 * (t - 2)
+        resp = ["w " * n_words, "w " * (n_words + 1)]
+        recs.append(
+            mon.step(
+                ["p", "p"],
+                resp,
+                {"rm": [rise - 1, rise + 1], "rm2": [rise - 1 - t, rise + 1 + t]},
+                gold=[-rise - 1, -rise + 1],
+            )
+        )
+    return recs
+
+
+def test_hacking_signatures_fire_and_warn_once(tmp_path):
+    cfg = MonitorConfig(min_corr_n=2)  # two responses per step here
+    mon = RewardMonitor(tmp_path / "log.jsonl", proxy="rm", ensemble=["rm", "rm2"], config=cfg)
+    with pytest.warns(RewardHackingWarning) as caught:
+        recs = _hacking_run(mon)
+    flags = set().union(*(r["warnings"] for r in recs))
+    assert flags == {
+        "proxy_up_gold_down",
+        "length_explosion",
+        "reward_length_coupling",
+        "disagreement_rising",
+    }
+    assert all(r["warnings"] == [] for r in recs[:3])  # nothing during the baseline
+    kinds = [str(w.message).split("'")[1] for w in caught]
+    assert sorted(kinds) == sorted(set(kinds))  # each kind warned once
+    # length 2 baseline (2.5 mean words) → step 4 has 6.5 ≥ 2×2.5
+    first_len = next(r["step"] for r in recs if "length_explosion" in r["warnings"])
+    assert first_len == 4
+    assert len(read_log(tmp_path / "log.jsonl")) == 8
+    png = mon.plot(tmp_path / "monitor.png")
+    assert png.stat().st_size > 1000
+    from rewardkit.monitor.__main__ import main
+
+    assert main([str(tmp_path / "log.jsonl"), str(tmp_path / "from_log.png")]) == 0
+    assert (tmp_path / "from_log.png").stat().st_size > 1000
+
+
+def test_correlation_needs_enough_responses():
+    mon = RewardMonitor(warn=False, config=MonitorConfig(baseline_steps=1))
+    mon.step(None, ["a", "a b"], reward=[0.0, 1.0])
+    rec = mon.step(None, ["a b c", "a b c d e"], reward=[0.0, 1.0])  # corr 1, but n = 2 < 8
+    assert rec["corr/reward_length"] == pytest.approx(1.0)
+    assert "reward_length_coupling" not in rec["warnings"]
+
+
+def test_healthy_run_has_no_flags():
+    mon = RewardMonitor(proxy="rm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RewardHackingWarning)
+        for t in range(10):
+            rec = mon.step(
+                None, ["a b c", "a b", "a b c d"], {"rm": [t, t + 1, t - 1]}, gold=[t, t + 1, t - 1]
+            )
+            assert rec["warnings"] == []
+
+
+def test_state_roundtrip_equals_uninterrupted(tmp_path):
+    full = RewardMonitor(proxy="rm", ensemble=["rm", "rm2"], warn=False)
+    expected = _hacking_run(full)
+    part = RewardMonitor(proxy="rm", ensemble=["rm", "rm2"], warn=False)
+    for t, rec in enumerate(_hacking_run(part, steps=4)):
+        assert rec == expected[t]
+    state = json.loads(json.dumps(part.state_dict()))
+    resumed = RewardMonitor(proxy="rm", ensemble=["rm", "rm2"], warn=False)
+    resumed.load_state_dict(state)
+    # replay steps 4..7 on the resumed monitor
+    probe = RewardMonitor(proxy="rm", ensemble=["rm", "rm2"], warn=False)
+    recs = _hacking_run(probe)
+    for t in range(4, 8):
+        h = recs[t]
+        n_words = 2 + 2 * (t - 2)
+        rise = (t - 2) * 0.5
+        rec = resumed.step(
+            ["p", "p"],
+            ["w " * n_words, "w " * (n_words + 1)],
+            {"rm": [rise - 1, rise + 1], "rm2": [rise - 1 - t, rise + 1 + t]},
+            gold=[-rise - 1, -rise + 1],
+        )
+        assert rec == h == expected[t]
+
+
+def test_bad_input_errors():
+    mon = RewardMonitor()
+    with pytest.raises(ValueError, match="component 'rm' has 1 scores for 2 responses"):
+        mon.step(None, ["a", "b"], {"rm": [1.0]})
+    with pytest.raises(ValueError, match="needs reward= or at least one component"):
+        mon.step(None, ["a"])
+    with pytest.raises(ValueError, match="length_unit"):
+        MonitorConfig(length_unit="tokens")

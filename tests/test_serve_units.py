@@ -1,0 +1,246 @@
+"""Pure parts of the server: metrics text, LRU, security checks, routes, OpenRLHF mapping,
+retry delays, and the dynamic batcher on a real rule reward (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from rewardkit.client import retry_delay
+from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher, QueueFull, estimate_tokens
+from rewardkit.serve.cache import LRU
+from rewardkit.serve.cli import parse_routes
+from rewardkit.serve.metrics import Metrics
+from rewardkit.serve.openrlhf import OpenRLHFRequest, split_query, strip_eos, to_items, to_response
+from rewardkit.serve.protocol import ItemError, RewardResult, parse_item
+from rewardkit.serve.security import check_bind, is_loopback, key_matches, presented_key
+from rewardkit.types import Query, user
+
+
+def test_metrics_render_counters_gauges_and_cumulative_histogram():
+    m = Metrics()
+    m.inc("rewardkit_requests_total", endpoint="/v1/rewards", status="200")
+    m.inc("rewardkit_requests_total", 2, endpoint="/v1/rewards", status="200")
+    m.set("rewardkit_queue_depth", 7, route="default")
+    for v in (1, 3, 3, 100):
+        m.observe("rewardkit_batch_size", v, (1, 2, 4), route="r")
+    m.inc("rewardkit_cache_hits_total", 3)
+    m.inc("rewardkit_cache_misses_total", 1)
+    text = m.render()
+    assert 'rewardkit_requests_total{endpoint="/v1/rewards",status="200"} 3' in text
+    assert 'rewardkit_queue_depth{route="default"} 7' in text
+    # cumulative: <=1: 1; <=2: 1; <=4: 3; +Inf: 4; sum 107
+    assert 'rewardkit_batch_size_bucket{route="r",le="1"} 1' in text
+    assert 'rewardkit_batch_size_bucket{route="r",le="2"} 1' in text
+    assert 'rewardkit_batch_size_bucket{route="r",le="4"} 3' in text
+    assert 'rewardkit_batch_size_bucket{route="r",le="+Inf"} 4' in text
+    assert 'rewardkit_batch_size_sum{route="r"} 107' in text
+    assert 'rewardkit_batch_size_count{route="r"} 4' in text
+    assert "rewardkit_cache_hit_rate 0.75" in text  # 3 / (3 + 1)
+    assert "# TYPE rewardkit_batch_size histogram" in text
+
+
+def test_lru_evicts_least_recently_used():
+    lru = LRU(2)
+    a, b, c = (np.array([x], dtype=np.float32) for x in (1, 2, 3))
+    lru.put(("f", "a"), a)
+    lru.put(("f", "b"), b)
+    assert lru.get(("f", "a")) is a  # a is now the most recent
+    lru.put(("f", "c"), c)
+    assert lru.get(("f", "b")) is None
+    assert lru.get(("f", "a")) is a and lru.get(("f", "c")) is c
+    off = LRU(0)
+    off.put(("f", "a"), a)
+    assert off.get(("f", "a")) is None
+
+
+def test_security_helpers():
+    assert is_loopback("127.0.0.1") and is_loopback("127.8.9.1") and is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.3") and not is_loopback("::")
+    check_bind("127.0.0.1", None)
+    check_bind("0.0.0.0", "k")
+    with pytest.raises(PermissionError, match="without an API key"):
+        check_bind("0.0.0.0", None)
+    assert presented_key({"authorization": "Bearer abc"}) == "abc"
+    assert presented_key({"authorization": "Basic abc"}) is None
+    assert presented_key({"x-api-key": "xyz"}) == "xyz"
+    assert key_matches("abc", "abc") and not key_matches("abd", "abc")
+    assert not key_matches(None, "abc") and not key_matches("", "abc")
+
+
+def test_parse_routes():
+    assert parse_routes("judge:default", ["gsm8k=rule:gsm8k", "math = rule:math"]) == {
+        "default": "judge:default",
+        "gsm8k": "rule:gsm8k",
+        "math": "rule:math",
+    }
+    with pytest.raises(ValueError, match="DATA_SOURCE=SPEC"):
+        parse_routes(None, ["gsm8k"])
+    with pytest.raises(ValueError, match="twice"):
+        parse_routes("rule:length", ["default=rule:math"])
+    with pytest.raises(ValueError, match="nothing to serve"):
+        parse_routes(None, [])
+
+
+def test_parse_item_names_index_and_field():
+    item, err = parse_item({"id": "x", "prompt": "p", "response": "r"}, 0)
+    assert err is None and item is not None and item.response == "r"
+    _, err = parse_item({"prompt": "p", "response": 3}, 4)
+    assert err is not None and err.message.startswith("items[4]: response")
+    _, err = parse_item({"response": "r", "bogus": 1}, 1)
+    assert err is not None and "bogus" in err.message
+    _, err = parse_item(["r"], 2)
+    assert err is not None and "expected an object, got list" in err.message
+
+
+def test_openrlhf_split_strip_and_response_shape():
+    assert split_query("PROMPT answer", "PROMPT ") == ("PROMPT ", "answer")
+    assert split_query("other text", "PROMPT") == ("PROMPT", "other text")
+    assert split_query("q", None) == ("", "q")
+    assert strip_eos("The answer is 4.<|im_end|>\n<|endoftext|>") == "The answer is 4."
+    assert strip_eos("keep </s> inside") == "keep </s> inside"
+    req = OpenRLHFRequest.model_validate(
+        {"query": ["P1 a</s>", "P2 b"], "prompts": ["P1 ", "P2 "], "labels": ["x", ""]}
+    )
+    items = to_items(req)
+    assert [(i.prompt, i.response, i.reference) for i in items] == [
+        ("P1 ", "a", "x"),
+        ("P2 ", "b", None),
+    ]
+    with pytest.raises(ValueError, match="'prompts' has 1 entries but 'query' has 2"):
+        OpenRLHFRequest.model_validate({"query": ["a", "b"], "prompts": ["a"]})
+    results = [
+        RewardResult(id=0, reward=0.5, components={"m": 0.5}, cached=True),
+        RewardResult(id=1, reward=None, components={"m": None}),
+        RewardResult(id=2, error=ItemError(type="t", message="m")),
+    ]
+    out = to_response(results, nan_reward=-1.0)
+    assert out["rewards"] == [0.5, -1.0, -1.0]
+    assert out["scores"] == out["rewards"]
+    assert out["extra_logs"] == {
+        "m": [0.5, -1.0, -1.0],
+        "rewardkit_cached": [1.0, 0.0, 0.0],
+        "rewardkit_failed": [0.0, 0.0, 1.0],
+        "rewardkit_nan": [0.0, 1.0, 0.0],
+    }
+
+
+def test_retry_delay_numbers():
+    # backoff · 2^attempt, capped
+    assert retry_delay(0, 0.5, 30) == 0.5
+    assert retry_delay(3, 0.5, 30) == 4.0
+    assert retry_delay(10, 0.5, 30) == 30
+    # Retry-After wins (capped), junk falls back to backoff
+    assert retry_delay(0, 0.5, 30, "2") == 2.0
+    assert retry_delay(0, 0.5, 30, "120") == 30
+    assert retry_delay(1, 0.5, 30, "Wed, 21 Oct 2015 07:28:00 GMT") == 1.0
+
+
+def test_estimate_tokens():
+    q = Query([user("x" * 40)], "y" * 20)
+    # 60 chars // 4 + 8 · (1 message + 1)
+    assert estimate_tokens(q) == 15 + 16
+
+
+def _length_batcher(config: BatcherConfig, pool: ThreadPoolExecutor) -> DynamicBatcher:
+    from rewardkit.registry import load_reward
+
+    reward = load_reward("rule:length")
+
+    def score(queries: list[Query]) -> list[np.ndarray]:
+        return [np.atleast_1d(v) for v in reward.score(queries)]
+
+    return DynamicBatcher("length", score, pool, config)
+
+
+def test_batcher_forms_batches_by_items_budget_and_coalesces():
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = _length_batcher(BatcherConfig(max_batch_items=3, max_wait_ms=50), pool)
+            qs = [Query([user("p")], "w " * (i + 1)) for i in range(7)]
+            entries = b.submit([(f"k{i}", q) for i, q in enumerate(qs)])
+            dup = b.submit([("k0", qs[0])])  # same key while queued: coalesced
+            assert dup[0] is entries[0] and entries[0].waiters == 2
+            await asyncio.wait([e.future for e in entries])
+            assert [float(e.future.result()[0]) for e in entries] == [
+                2,
+                4,
+                6,
+                8,
+                10,
+                12,
+                14,
+            ]  # characters
+            assert dict(b.batch_sizes) == {3: 2, 1: 1}  # 7 items, at most 3 per batch
+            # token budget: each item costs 15 estimated tokens; budget 40 → 2 per batch
+            b2 = _length_batcher(BatcherConfig(token_budget=40, max_wait_ms=50), pool)
+            q = Query([user("")], "z" * 28)  # 28 // 4 + 16 = 23 > 40 / 2 → 1 per batch
+            assert estimate_tokens(q) == 23
+            es = b2.submit([(f"t{i}", Query([user("")], "z" * 28 + str(i))) for i in range(3)])
+            await asyncio.wait([e.future for e in es])
+            assert dict(b2.batch_sizes) == {1: 3}
+            await b.close()
+            await b2.close()
+
+    asyncio.run(main())
+
+
+def test_batcher_queue_full_and_release():
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = _length_batcher(BatcherConfig(max_queue=2, max_wait_ms=10_000), pool)
+            first = b.submit([("a", Query([user("")], "a")), ("b", Query([user("")], "b b"))])
+            assert b.depth == 2
+            with pytest.raises(QueueFull) as info:
+                b.submit([("c", Query([user("")], "c"))])
+            assert info.value.retry_after >= 1 and "2 of 2" in str(info.value)
+            # an already-queued key is not new work: admitted even when full
+            again = b.submit([("a", Query([user("")], "a"))])
+            assert again[0] is first[0]
+            b.release(again)
+            b.release(first)  # nobody waits any more: dropped before running
+            assert b.depth == 0 and all(e.future.cancelled() for e in first)
+            await b.close()
+            assert sum(b.batch_sizes.values()) == 0
+
+    asyncio.run(main())
+
+
+def test_split_by_length_hand_numbers():
+    from rewardkit.serve.batcher import split_by_length
+
+    costs = [100, 10, 90, 80, 12]
+    # sorted 100, 90, 80 | 12, 10: adding 12 would pad 4·100 = 400 > 1.25 · 282 = 352.5
+    assert split_by_length(costs, slack=0.25, min_tokens=0) == [[0, 2, 3], [4, 1]]
+    # below min_tokens padded tokens a chunk keeps growing whatever the padding
+    assert split_by_length(costs, slack=0.25, min_tokens=1000) == [[0, 2, 3, 4, 1]]
+    # no slack: only equal lengths share a chunk
+    assert split_by_length([5, 5, 4], slack=0.0, min_tokens=0) == [[0, 1], [2]]
+    assert split_by_length([], 0.25, 0) == []
+
+
+def test_api_key_in_query_and_redaction():
+    import logging
+
+    from rewardkit.serve.security import RedactKeyFilter, redact_keys
+
+    assert presented_key({}, {"api_key": "q-key"}) == "q-key"
+    assert presented_key({"authorization": "Bearer h"}, {"api_key": "q"}) == "h"  # header wins
+    assert redact_keys("POST /get_reward?api_key=abc123&x=1 HTTP/1.1") == (
+        "POST /get_reward?api_key=***&x=1 HTTP/1.1"
+    )
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s"',
+        ("1.2.3.4", "POST", "/r?api_key=s3"),
+        None,
+    )
+    assert RedactKeyFilter().filter(record)
+    assert record.getMessage() == '1.2.3.4 - "POST /r?api_key=***"'
