@@ -251,3 +251,20 @@ def test_cli_overrides_every_field(tmp_path):
     assert got["attributes"] == ["a", "b"]
     bad = CliRunner().invoke(app, ["train", "--config", str(cfgf), "--lrr", "1", "--print-config"])
     assert bad.exit_code == 2 and "unknown field 'lrr'" in bad.output
+
+
+def test_dropout_disabled_by_default_as_trl(tmp_path):
+    """TRL's RewardConfig.disable_dropout=True: the model trains deterministically in train mode."""
+    drops = lambda m: [  # noqa: E731
+        x.p for x in m.modules() if isinstance(x, torch.nn.modules.dropout._DropoutNd)
+    ]
+    # the embedded MiniLM has dropout 0.1 in its config
+    module, *_ = build_model(_cfg("minilm", tmp_path / "a"))
+    assert drops(module) and all(p == 0.0 for p in drops(module))
+    kept, *_ = build_model(_cfg("minilm", tmp_path / "b", disable_dropout=False))
+    assert any(p > 0.0 for p in drops(kept))
+    # train mode, dropout off: two forward passes agree
+    module.train()
+    ids = torch.tensor([[101, 2023, 2003, 102]])
+    mask = torch.ones_like(ids)
+    assert torch.equal(module(input_ids=ids, attention_mask=mask), module(ids, mask))

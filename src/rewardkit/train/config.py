@@ -81,6 +81,9 @@ class TrainConfig:
     dtype: str = "float32"  # weights
     bf16: bool = False  # bf16 autocast (mixed precision) on CUDA or CPU, as TRL's default
     threads: int | None = None
+    # Dropout off (TRL's and OpenRLHF's RM default): with dropout the chosen and rejected sides of
+    # a pair see different sub-networks, and its random masks cost time on CPU.
+    disable_dropout: bool = True
     ensemble_size: int = 1  # > 1: train members with seeds seed, seed+1, ... (methods.md C5)
     ensemble_backbones: list[str] | None = None
 

@@ -107,6 +107,18 @@ def scoring_encoder(cfg: TrainConfig, hf: Any) -> tuple[Any, Any]:
     return tok, partial(encode)
 
 
+def disable_dropout(module: Any) -> None:
+    """Set every dropout probability in ``module`` to 0 (``nn.Dropout`` layers and the
+    ``attention_dropout`` rates attention modules read), as TRL's ``disable_dropout`` does."""
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+            m.p = 0.0
+        if isinstance(getattr(m, "attention_dropout", None), float):
+            m.attention_dropout = 0.0
+
+
 def build_model(cfg: TrainConfig, seed: int | None = None):
     """(module to train, tokenizer, encode function, collator, verdict ids) for ``cfg``."""
     import torch
@@ -162,6 +174,8 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
                 "%s: packing not supported; padding instead", cfg.model
             )
             cfg.packing = False
+    if cfg.disable_dropout:
+        disable_dropout(module)
     if cfg.dtype in ("bfloat16", "bf16"):
         module.to(torch.bfloat16)
     collator = Collator(
