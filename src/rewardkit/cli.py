@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardkit.cli_errors import fail as _fail
 from rewardkit.errors import RewardkitError
 
 app = typer.Typer(
@@ -104,11 +105,6 @@ def _columns(text: str | None) -> dict[str, str] | None:
             raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--columns")
         mapping[field.strip()] = column.strip()
     return mapping
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command("eval")

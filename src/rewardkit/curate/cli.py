@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardkit.cli_errors import user_errors
+
 curate_app = typer.Typer(
     help="Curate preference data: strength, noise, consistency, relabel, filter, dedup, "
     "lengths, export.",
@@ -49,11 +51,6 @@ def _options(
     if on_error not in ("raise", "skip"):
         raise typer.BadParameter("must be raise or skip", param_hint="--on-error")
     _STATE["on_error"] = on_error
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _load(data: str, fmt: str | None, limit: int | None) -> list[Any]:
@@ -102,9 +99,8 @@ def strength_command(
     """Card E1: ensemble mean/std of r(chosen) − r(rejected) as meta margin/strength/strength_std."""
     from rewardkit.curate.scores import pair_deltas
     from rewardkit.curate.strength import annotate_strength, write_votes
-    from rewardkit.errors import RewardkitError
 
-    try:
+    with user_errors():
         examples = _load(data, fmt, limit)
         annotated = annotate_strength(
             examples, pair_deltas(examples, _rewards(reward, device, no_cache))
@@ -112,8 +108,6 @@ def strength_command(
         n = _write(annotated, out, to)
         if votes:
             write_votes(annotated, votes)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     neg = sum(1 for ex in annotated if ex.meta.get("strength", 0.0) < 0)
     _summary(examples=len(examples), written=n, negative_strength=neg, out=out, votes=votes)
 
@@ -145,17 +139,14 @@ def noise_command(
     """Card E1: flag pairs the reward ensemble confidently disagrees with; flip/drop/down-weight."""
     from rewardkit.curate.noise import NoiseConfig, detect_noise, write_review
     from rewardkit.curate.scores import pair_deltas
-    from rewardkit.errors import RewardkitError
 
-    try:
+    with user_errors():
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
         examples = _load(data, fmt, limit)
         res = detect_noise(examples, pair_deltas(examples, _rewards(reward, device, no_cache)), cfg)
         n = _write(res.examples, out, to)
         if review:
             write_review(res, examples, review)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     _summary(**res.counts, written=n, action=action, out=out, review=review)
 
 
@@ -190,11 +181,10 @@ def consistency_command(
     """Card E4 (CREAM): ranking consistency of two rewards; keep agreeing pairs, soften the rest."""
     from rewardkit.curate.consistency import consistency_filter
     from rewardkit.curate.scores import response_scores
-    from rewardkit.errors import RewardkitError
 
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
-    try:
+    with user_errors():
         soft_value: str | float = soft if soft in ("avg", "dyn") else float(soft)
         examples = _load(data, fmt, limit)
         a, b = (response_scores(examples, r) for r in _rewards(reward, device, no_cache))
@@ -209,8 +199,6 @@ def consistency_command(
             pairs=pairs,
         )
         n = _write(res.examples, out, to)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     _summary(**res.counts, mean_consistency=res.mean_consistency, written=n, out=out)
 
 
@@ -250,9 +238,8 @@ def relabel_command(
     from rewardkit.curate.relabel import rescale as do_rescale
     from rewardkit.curate.relabel import reward_augment
     from rewardkit.curate.scores import response_scores
-    from rewardkit.errors import RewardkitError
 
-    try:
+    with user_errors():
         examples = _load(data, fmt, limit)
         scores = None
         if reward:
@@ -267,8 +254,6 @@ def relabel_command(
             examples, score_key, as_system=not nosys, scores=scores, fine_keys=keys, counts=counts
         )
         n = _write(res, out, to)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     _summary(**counts, written=n, out=out)
 
 
@@ -291,13 +276,12 @@ def filter_command(
     """Card E6: keep the top fraction per source (or above a threshold) by reward."""
     from rewardkit.curate.filtering import example_scores, filter_by_reward, plot_histogram
     from rewardkit.curate.scores import response_scores
-    from rewardkit.errors import RewardkitError
 
     if len(reward) != 1:
         raise typer.BadParameter(
             "give one --reward (use an ensemble spec for several)", param_hint="--reward"
         )
-    try:
+    with user_errors():
         examples = _load(data, fmt, limit)
         rs = response_scores(examples, _rewards(reward, device, no_cache)[0])
         res = filter_by_reward(
@@ -306,8 +290,6 @@ def filter_command(
         n = _write(res.examples, out, to)
         if histogram:
             plot_histogram(res, histogram)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     _summary(sources=res.counts, cutoffs=res.cutoffs, written=n, out=out, histogram=histogram)
 
 
@@ -330,9 +312,8 @@ def dedup_command(
 ) -> None:
     """Remove exact / normalized-text duplicates, label conflicts and degenerate pairs."""
     from rewardkit.curate.dedup import dedup
-    from rewardkit.errors import RewardkitError
 
-    try:
+    with user_errors():
         res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
         n = _write(res.examples, out, to)
         if report:
@@ -348,8 +329,6 @@ def dedup_command(
                     indent=1,
                 )
             )
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     _summary(**res.counts, written=n, out=out)
 
 
@@ -368,9 +347,8 @@ def lengths_command(
 ) -> None:
     """Length-balance check: flag subsets that 'the longer response wins' solves."""
     from rewardkit.curate.dedup import length_balance, rebalance
-    from rewardkit.errors import RewardkitError
 
-    try:
+    with user_errors():
         examples = _load(data, fmt, limit)
         table = length_balance(examples, by, threshold)
         for group, row in sorted(table.items()):
@@ -382,8 +360,6 @@ def lengths_command(
         if out:
             n = _write(rebalance(examples, by, seed), out, to)
             typer.echo(f"rebalanced: {n} of {len(examples)} examples -> {out}")
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
 
 
 @curate_app.command("export")
@@ -405,11 +381,8 @@ def export_command(
 ) -> None:
     """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL."""
     from rewardkit.curate.writers import write
-    from rewardkit.errors import RewardkitError
 
-    try:
+    with user_errors():
         keys = [k.strip() for k in extra.split(",") if k.strip()]
         n = write(_load(data, fmt, limit), out, to, pairs, keys)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     _summary(written=n, format=to, out=out)

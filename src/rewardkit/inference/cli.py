@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from rewardkit.cli_errors import user_errors
+
 
 def bon_command(
     data: Annotated[str, typer.Option(help="Prompt file (JSONL/JSON/CSV/Parquet).")],
@@ -60,11 +62,9 @@ def bon_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress.")] = False,
 ) -> None:
     """Best-of-N (card F1): sample N per prompt, score in one pass, keep the best (ties → first)."""
-    from rewardkit.errors import RewardkitError
-
     if n < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--n")
-    try:
+    with user_errors():
         from rewardkit.curate.writers import write
         from rewardkit.inference.generate import GenerationConfig, Policy
         from rewardkit.inference.run import (
@@ -94,9 +94,6 @@ def bon_command(
             wanted = {it.id for it in items}
             rows = [r for r in read_rows(out) if r["id"] in wanted]
             stats["pairs"] = write(mine_from_rows(rows, min_gap, mine), pairs_out, pairs_format)
-    except (RewardkitError, ValueError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
     typer.echo(
         json.dumps({**stats, "out": str(out), "pairs_out": str(pairs_out) if pairs_out else None})
     )
