@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_bert, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_bert, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.registry import load_reward  # noqa: E402
 from rewardkit.train.collate import build_items  # noqa: E402
@@ -27,19 +27,7 @@ def bert_dir(tmp_path_factory) -> Path:
 
 
 def _cfg(model, out, **kw) -> TrainConfig:
-    base = dict(
-        model=str(model),
-        output_dir=str(out),
-        max_length=64,
-        batch_size=4,
-        lr=3e-3,
-        logging_steps=1,
-        progress=False,
-        plot=False,
-        threads=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    return tiny_cfg(model, out, **{"batch_size": 4, **kw})
 
 
 def test_ensemble_members_spec_and_votes(bert_dir, tmp_path):

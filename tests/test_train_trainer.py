@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_bert, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_bert, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.train.collate import Collator, build_items, pack_rows  # noqa: E402
 from rewardkit.train.config import TrainConfig, apply_overrides  # noqa: E402
@@ -34,20 +34,8 @@ def llama_dir(tmp_path_factory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("llama"))
 
 
-def _cfg(model: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(
-        model=str(model),
-        output_dir=str(out),
-        max_length=64,
-        batch_size=6,
-        lr=3e-3,
-        logging_steps=1,
-        progress=False,
-        plot=False,
-        threads=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+def _cfg(model: Path | str, out: Path, **kw) -> TrainConfig:
+    return tiny_cfg(model, out, **kw)
 
 
 def _loss_on(trainer, items) -> float:

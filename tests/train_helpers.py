@@ -121,3 +121,22 @@ def toy_pairs(
             )
         )
     return out
+
+
+def tiny_cfg(model, out, **kw):
+    """A TrainConfig for quick tests: short sequences, one thread, no progress bars or plots."""
+    from rewardkit.train.config import TrainConfig
+
+    base = dict(
+        model=str(model),
+        output_dir=str(out),
+        max_length=64,
+        batch_size=6,
+        lr=3e-3,
+        logging_steps=1,
+        progress=False,
+        plot=False,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
