@@ -1,416 +1,499 @@
-"""Scoring throughput of the rewardkit engine against a naive fixed-batch loop.
+"""Scoring throughput: naive padded pipeline vs the engine's layouts, precision paths, roofline.
 
-For ``classifier:`` over the embedded SmolLM2-135M-Instruct and all-MiniLM-L6-v2 (random score
-heads), in float32 and bfloat16, on real Anthropic HH (helpful-base test) pairs:
+On real data from ../shared/data, side by side in one run:
 
-1. engine tokens/s (``reward.score`` with no cache, read from ``last_stats``) against a naive loop
-   over the *same encoded token ids* (``reward.encode`` once) that pads fixed-size batches in file
-   order, the way reward-bench's pipeline does (batch 8, each batch padded to its longest row);
-   real (unpadded) tokens/s, padding fraction, speed ratio, and the max abs score difference;
-2. achieved FLOP/s (2 × non-embedding parameters × real tokens / time) as a fraction of the
-   machine's measured GEMM throughput in the same dtype;
-3. the engine at a few token budgets, to show the budget effect.
+- workloads: ``pairs`` (Anthropic HH helpful-base test: chosen + rejected share the dialogue),
+  ``bo4`` (GSM8K: four graded model solutions per question), ``bo16`` (MT-Bench turn 1: sixteen
+  models' answers per question);
+- variants: ``naive`` (reward-bench style: batches of 8 in file order, each padded to its
+  longest row, over the *same encoded ids*), ``padded`` (engine, length-sorted under the token
+  budget), ``shared`` (engine, each shared prompt once + key/value cache; decoders only),
+  ``packed`` (engine, rows packed into sequences with block-diagonal attention);
+- models: ``classifier:minilm`` and ``classifier:smollm2`` (random score heads: throughput does
+  not depend on the head), in float32 and bfloat16.
+
+Each (model, dtype, variant) runs in its own process, so its peak memory (max RSS, or CUDA max
+allocated) is its own. Reported: real (unpadded) tokens/s, tokens the model actually ran, speed-up
+over naive, achieved FLOP/s (2 × non-embedding parameters × real tokens / s) as a fraction of the
+GEMM throughput measured in the same run, peak memory, and the max |Δscore| against naive.
+A precision table compares bf16 and dynamic int8 with float32 on real rewards (the embedded
+``default`` reward model and ``judge:default``): max |Δscore| and HH pairwise accuracy.
 
 Usage::
 
-    .venv/bin/python benchmarks/scoring.py            # full run (~15 min on 2 cores)
-    .venv/bin/python benchmarks/scoring.py --quick    # smoke run (~1 min)
+    .venv/bin/python benchmarks/scoring.py            # full CPU run (~25 min on 2 quiet cores)
+    .venv/bin/python benchmarks/scoring.py --quick    # smoke run (~3 min)
+    bash benchmarks/gpu_scoring.sh                    # on a GPU: a random 1B Llama, bf16, SDPA
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
+import resource
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-HH_FILE = Path("hh_rlhf") / "helpful-base" / "test.jsonl.gz"
-MODELS = ("smollm2", "minilm")
-DTYPES = ("float32", "bfloat16")
+VARIANTS = ("naive", "padded", "shared", "packed")
+SPECS = {"minilm": "classifier:minilm", "smollm2": "classifier:smollm2"}
 
 
-# -- data ------------------------------------------------------------------------------------
+# -- workloads -----------------------------------------------------------------------------------
 
 
-def load_queries(data_dir: Path, pairs: int) -> tuple[list[Any], str]:
-    """2 × ``pairs`` queries (chosen, rejected per pair) from the start of HH helpful-base test."""
+def build_workloads(data_dir: Path, pairs: int, bo4: int, bo16: int) -> dict[str, list[dict]]:
+    """Queries as plain dicts {prompt, response}, in file order, grouped as the data groups them."""
     from rewardkit.data import load
 
-    path = data_dir / HH_FILE
-    if not path.is_file():
-        sys.exit(
-            f"error: benchmark data not found: {path}\n"
-            f"(expected the shared data folder at {data_dir}; pass --data-dir DIR)"
-        )
-    # The real file holds a few records with an empty final turn: skip them (counted in a warning).
-    examples = load(path, limit=pairs, on_error="skip")
-    if len(examples) < pairs:
-        sys.exit(f"error: {path} has only {len(examples)} usable pairs, {pairs} requested")
-    return [q for ex in examples for q in ex.queries()], "rewardkit.data.load (on_error=skip)"
+    hh = data_dir / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"
+    gsm = data_dir / "gsm8k" / "example_model_solutions.jsonl"
+    mt = data_dir / "mt_bench"
+    for path in (hh, gsm, mt):
+        if not path.exists():
+            sys.exit(f"error: benchmark data not found: {path} (pass --data-dir)")
+    out: dict[str, list[dict]] = {"pairs": [], "bo4": [], "bo16": []}
+    for ex in load(hh, limit=pairs, on_error="skip"):
+        for q in ex.queries():
+            out["pairs"].append({"prompt": q.prompt, "response": q.response})
+    with gsm.open(encoding="utf-8") as f:
+        for line in list(f)[:bo4]:
+            rec = json.loads(line)
+            for k in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
+                out["bo4"].append(
+                    {
+                        "prompt": [{"role": "user", "content": rec["question"]}],
+                        "response": rec[k]["solution"],
+                    }
+                )
+    questions = {}
+    with (mt / "question.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            questions[rec["question_id"]] = rec["turns"][0]
+    answers: dict[int, list[str]] = {}
+    for path in sorted((mt / "model_answer").glob("*.jsonl"))[:16]:
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                answers.setdefault(rec["question_id"], []).append(rec["choices"][0]["turns"][0])
+    for qid in sorted(answers)[:bo16]:
+        for a in answers[qid]:
+            out["bo16"].append(
+                {"prompt": [{"role": "user", "content": questions[qid]}], "response": a}
+            )
+    return out
 
 
-# -- measurements ----------------------------------------------------------------------------
+# -- a larger randomly initialised decoder (GPU runs) ----------------------------------------------
+
+#: Llama-shaped configs (hidden, layers, heads, kv heads, MLP width): Llama-3.2-1B/3B, Llama-3-8B.
+LLAMA_SHAPES = {
+    "tiny": (64, 2, 4, 2, 128),  # smoke tests of this script on CPU
+    "1b": (2048, 16, 32, 8, 8192),
+    "3b": (3072, 28, 24, 8, 8192),
+    "8b": (4096, 32, 32, 8, 14336),
+}
 
 
-def gemm_gflops(torch: Any, dtype: Any, n: int, reps: int) -> tuple[float, float]:
-    """Best and median GFLOP/s of an n×n @ n×n matmul."""
-    a = torch.randn(n, n, dtype=dtype)
-    b = torch.randn(n, n, dtype=dtype)
-    torch.matmul(a, b)  # warm-up
-    times = []
+def make_random_llama(size: str, tokenizer_dir: Path, out: Path) -> None:
+    """Save a randomly initialised bf16 LlamaForSequenceClassification of a real model's shape
+    (weights are random: throughput does not depend on them) with the given tokenizer."""
+    import torch
+    import transformers
+
+    hidden, layers, heads, kv, mlp = LLAMA_SHAPES[size]
+    tok = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
+    cfg = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        intermediate_size=mlp,
+        max_position_embeddings=8192,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = transformers.LlamaForSequenceClassification(cfg).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"random Llama {size}: {n / 1e9:.2f} B parameters, saved to {out}")
+
+
+# -- measurements ------------------------------------------------------------------------------
+
+
+def gemm_flops(torch: Any, dtype: Any, n: int, reps: int, device: str) -> float:
+    """Best FLOP/s of an n×n @ n×n matmul (the roofline the scoring is compared with)."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    torch.matmul(a, b)
+    best = float("inf")
     for _ in range(reps):
+        if device != "cpu":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         torch.matmul(a, b)
-        times.append(time.perf_counter() - t0)
-    flops = 2.0 * n**3
-    return flops / min(times) / 1e9, flops / statistics.median(times) / 1e9
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
 
 
 def non_embedding_params(torch: Any, model: Any) -> int:
-    """Parameters outside embedding look-ups (input, position, token-type embeddings).
-
-    Embedding tables do no matmul work; a tied LM head would be counted once (a sequence
-    classifier has a separate score head, counted here)."""
-    embedding_ids = set()
-    for module in model.modules():
-        if isinstance(module, torch.nn.Embedding):
-            embedding_ids.update(id(p) for p in module.parameters())
+    """Parameters outside embedding tables (they do no matmul work)."""
+    skip = set()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Embedding):
+            skip.update(id(p) for p in m.parameters())
     seen, total = set(), 0
     for p in model.parameters():
-        if id(p) in seen or id(p) in embedding_ids:
-            continue
-        seen.add(id(p))
-        total += p.numel()
+        if id(p) not in seen and id(p) not in skip:
+            seen.add(id(p))
+            total += p.numel()
     return total
 
 
-def pad_batch(torch: Any, rows: list[Any], pad_id: int) -> tuple[Any, Any, Any]:
-    """Right-pad rows to the batch's longest row; token types when the rows carry them."""
-    width = max(len(r.input_ids) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    types = torch.zeros((len(rows), width), dtype=torch.long) if rows[0].token_type_ids else None
-    for j, r in enumerate(rows):
-        n = len(r.input_ids)
-        ids[j, :n] = torch.tensor(r.input_ids)
-        mask[j, :n] = 1
-        if types is not None:
-            types[j, :n] = torch.tensor(r.token_type_ids)
-    return ids, mask, types
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def naive_loop(torch: Any, reward: Any, rows: list[Any], batch_size: int) -> dict[str, Any]:
-    """Fixed-size batches in file order, each padded to its longest row (reward-bench style)."""
-    import numpy as np
+# -- one worker process: one model, dtype and variant over every workload -----------------------
 
-    scores, padded = [], 0
-    t0 = time.perf_counter()
+
+def naive_scores(torch: Any, reward: Any, rows: list[Any], batch: int) -> tuple[list, int]:
+    """reward-bench's loop: fixed batches in file order, each padded to its longest row."""
+    from rewardkit.engine.execute import pad_rows
+
+    out, padded = [], 0
     with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            ids, mask, types = pad_batch(torch, batch, reward.pad_token_id)
+        for s in range(0, len(rows), batch):
+            part = rows[s : s + batch]
+            types = [r.token_type_ids for r in part] if part[0].token_type_ids else None
+            ids, mask, tt = pad_rows([r.input_ids for r in part], types, reward.pad_token_id)
+            dev = reward.device
+            ids, mask = ids.to(dev), mask.to(dev)
+            tt = None if tt is None else tt.to(dev)
             padded += ids.numel()
-            scores.append(reward.forward(ids, mask, types).float().numpy())
-    seconds = time.perf_counter() - t0
-    tokens = sum(len(r.input_ids) for r in rows)
-    return {
-        "scores": np.concatenate(scores),
-        "seconds": seconds,
-        "tokens": tokens,
-        "padded_tokens": padded,
-        "batches": -(-len(rows) // batch_size),
-        "load": os.getloadavg()[0],
-    }
+            out.extend(reward.forward(ids, mask, tt).float().cpu().tolist())
+    return out, padded
 
 
-def engine_run(reward: Any, queries: list[Any], budget: int) -> dict[str, Any]:
-    reward.config.token_budget = budget
-    reward.config.cache_dir = None
-    scores = reward.score(queries)
-    stats = dict(reward.last_stats)
-    stats["scores"] = scores
-    stats["budget"] = budget
-    stats["load"] = os.getloadavg()[0]
-    return stats
+def worker(cfg: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from rewardkit.registry import load_reward
+    from rewardkit.types import Query
+
+    torch.set_num_threads(cfg["threads"])
+    device = cfg["device"]
+    layout = "padded" if cfg["variant"] == "naive" else cfg["variant"]
+    reward = load_reward(
+        cfg["spec"],
+        engine_defaults={
+            "progress": False,
+            "dtype": cfg["dtype"],
+            "device": device,
+            "layout": layout,
+            "token_budget": cfg["budget"],
+            "max_batch_size": cfg["max_batch_size"],
+            "pack_length": cfg["pack_length"],
+            "max_length": cfg["max_length"],
+            "threads": cfg["threads"],
+        },
+    )
+    torch.set_num_threads(cfg["threads"])
+    if layout not in ("padded",) and layout not in reward.supported_layouts():
+        return {"skipped": f"{cfg['spec']} cannot run layout {layout}"}
+    workloads = json.loads(Path(cfg["workloads"]).read_text(encoding="utf-8"))
+    body = reward.backbone() or reward.model
+    params = non_embedding_params(torch, body)
+    # Warm-up on a few rows so first-call costs are not timed.
+    warm = [Query(prompt=q["prompt"], response=q["response"]) for q in workloads["pairs"][:8]]
+    reward.score(warm)
+    naive_scores(torch, reward, reward.encode(warm), 8)
+    if device != "cpu":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    base_mb = rss_mb()
+    results: dict[str, Any] = {}
+    for name, items in workloads.items():
+        queries = [Query(prompt=q["prompt"], response=q["response"]) for q in items]
+        rows = reward.encode(queries)
+        tokens = sum(len(r.input_ids) for r in rows)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        if cfg["variant"] == "naive":
+            scores, model_tokens = naive_scores(torch, reward, rows, cfg["naive_batch"])
+        else:
+            keys = [f"{name}:{i}" for i in range(len(rows))]  # no de-duplication, no cache
+            scores = reward.score_rows(rows, keys, lambda items: list(items))[:, 0].tolist()
+            model_tokens = reward.last_stats["model_tokens"]
+        if device != "cpu":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        results[name] = {
+            "tokens": tokens,
+            "model_tokens": model_tokens,
+            "seconds": seconds,
+            "scores": scores,
+            "load": os.getloadavg()[0],
+        }
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else rss_mb()
+    return {"params": params, "results": results, "peak_mb": peak, "base_mb": base_mb}
 
 
-@dataclass
-class Result:
-    model: str
-    dtype: str
-    params: int
-    max_length: int
-    truncated: int
-    unique: int
-    encode_s: float
-    engine: dict[str, Any]
-    naive: dict[str, Any] | None
-    sweep: list[dict[str, Any]] = field(default_factory=list)
-    max_abs_diff: float | None = None
-    score_sd: float = 0.0
+def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cfg, f)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", f.name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    os.unlink(f.name)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def model_position_limit(name: str) -> int | None:
-    """The model's own position limit, read from its config (None if it has none)."""
-    import transformers
-
-    from rewardkit.models.loading import resolve_model
-
-    cfg = transformers.AutoConfig.from_pretrained(resolve_model(name).source)
-    value = getattr(cfg, "max_position_embeddings", None)
-    return int(value) if isinstance(value, int) and value > 0 else None
+# -- precision: bf16 and int8 against float32 on real rewards ----------------------------------
 
 
-def bench_model(
-    torch: Any,
-    name: str,
-    dtype: str,
-    queries: list[Any],
-    max_length: int,
-    args: argparse.Namespace,
-    run_naive: bool,
-) -> Result:
+def precision_table(workloads: dict[str, list[dict]], args: argparse.Namespace) -> list[dict]:
     import numpy as np
 
-    import rewardkit
+    from rewardkit.registry import load_reward
+    from rewardkit.types import Query
 
-    limit = model_position_limit(name)
-    if limit is not None and max_length > limit:
-        print(f"  {name}: max_length {max_length} > the model's {limit} positions; using {limit}")
-        max_length = limit
-    spec = (
-        f"classifier:{name}?progress=false&token_budget={args.budget}"
-        f"&dtype={dtype}&max_length={max_length}"
-    )
-    reward = rewardkit.load_reward(spec)
-    torch.set_num_threads(args.threads)  # load_reward may change it; pin it again
-
-    t0 = time.perf_counter()
-    rows = reward.encode(queries)
-    encode_s = time.perf_counter() - t0
-    truncated = sum(1 for r in rows if r.prompt_dropped or r.response_dropped)
-
-    # warm-up: one small and one mid-sized batch, so first-call costs are not timed
-    with torch.inference_mode():
-        for width in (16, 256):
-            warm = [r for r in rows if len(r.input_ids) >= width][:4] or rows[:4]
-            ids, mask, types = pad_batch(torch, warm, reward.pad_token_id)
-            reward.forward(
-                ids[:, :width], mask[:, :width], None if types is None else types[:, :width]
+    queries = [Query(prompt=q["prompt"], response=q["response"]) for q in workloads["pairs"]]
+    rows = []
+    for spec in args.precision_specs:
+        base = None
+        for dtype in ("float32", "bfloat16", "int8"):
+            reward = load_reward(
+                spec,
+                engine_defaults={"progress": False, "dtype": dtype, "threads": args.threads},
             )
-
-    engine = engine_run(reward, queries, args.budget)
-    naive = naive_loop(torch, reward, rows, args.naive_batch) if run_naive else None
-    sweep = []
-    for budget in args.budgets:
-        if budget != args.budget and (name != "smollm2" or args.sweep_smollm2 or args.quick):
-            sweep.append(engine_run(reward, queries, budget))
-    diff = None
-    if naive is not None:
-        diff = float(np.max(np.abs(engine["scores"] - naive["scores"])))
-    return Result(
-        model=name,
-        dtype=dtype,
-        params=non_embedding_params(torch, reward.model),
-        max_length=max_length,
-        truncated=truncated,
-        unique=engine["unique"],
-        encode_s=encode_s,
-        engine=engine,
-        naive=naive,
-        sweep=sweep,
-        max_abs_diff=diff,
-        score_sd=float(np.std(engine["scores"])),
-    )
+            t0 = time.perf_counter()
+            s = np.asarray(reward.score(queries), dtype=np.float64)
+            seconds = time.perf_counter() - t0
+            margin = s[0::2] - s[1::2]  # chosen − rejected
+            row = {
+                "spec": spec,
+                "dtype": dtype,
+                "accuracy": float(np.mean(margin > 0) + 0.5 * np.mean(margin == 0)),
+                "seconds": seconds,
+            }
+            if base is None:
+                base = (s, margin)
+            else:
+                row["max_abs_diff"] = float(np.max(np.abs(s - base[0])))
+                row["rank_flips"] = int(np.sum(np.sign(margin) != np.sign(base[1])))
+            rows.append(row)
+    return rows
 
 
-# -- report ----------------------------------------------------------------------------------
+# -- report --------------------------------------------------------------------------------------
 
 
-def _pad_frac(run: dict[str, Any]) -> float:
-    return 1.0 - run["tokens"] / run["padded_tokens"] if run["padded_tokens"] else 0.0
+def report(all_runs: dict, gemm: dict[str, float], args: argparse.Namespace, device: str) -> None:
+    import numpy as np
 
-
-def _tps(run: dict[str, Any]) -> float:
-    return run["tokens"] / run["seconds"]
-
-
-def print_report(results: list[Result], gemm: dict[str, float], args: argparse.Namespace) -> None:
     print()
-    print("== engine vs naive loop (real, unpadded tokens/s; same encoded ids) ==")
+    print(f"== scoring throughput on {device} (real unpadded tokens/s; same encoded ids) ==")
     head = (
-        f"{'model':8} {'dtype':9} {'queries':>7} {'tokens':>7} {'trunc':>5} "
-        f"{'eng tok/s':>9} {'pad%':>5} {'batches':>7} "
-        f"{'naive tok/s':>11} {'pad%':>5} {'speedup':>7} {'max|Δscore|':>11} {'score sd':>8} "
-        f"{'load e/n':>9}"
+        f"{'model':8} {'dtype':8} {'workload':8} {'variant':7} {'rows':>5} {'tokens':>7} "
+        f"{'ran':>7} {'tok/s':>8} {'vs naive':>8} {'roofline':>8} {'peak MB':>8} "
+        f"{'max|Δ|':>8} {'/sd':>7} {'load':>5}"
     )
     print(head)
     print("-" * len(head))
-    for r in results:
-        e, n = r.engine, r.naive
-        naive_cols = (
-            f"{_tps(n):11.0f} {100 * _pad_frac(n):5.1f} {_tps(e) / _tps(n):6.2f}x {r.max_abs_diff:11.2e}"
-            if n
-            else f"{'skipped':>11} {'':>5} {'':>7} {'':>11}"
-        )
-        load = f"{e['load']:.1f}/" + (f"{n['load']:.1f}" if n else "-")
-        print(
-            f"{r.model:8} {r.dtype:9} {e['queries']:7d} {e['tokens']:7d} {r.truncated:5d} "
-            f"{_tps(e):9.0f} {100 * _pad_frac(e):5.1f} {e['batches']:7d} {naive_cols} "
-            f"{r.score_sd:8.3f} {load:>9}"
-        )
+    best: dict[tuple[str, str], tuple[str, float]] = {}
+    for (model, dtype), by_variant in all_runs.items():
+        naive = by_variant.get("naive", {}).get("results", {})
+        for workload in args.workloads:
+            for variant in VARIANTS:
+                run = by_variant.get(variant)
+                if not run or "results" not in run:
+                    why = (run or {}).get("skipped") or (run or {}).get("error") or "not run"
+                    print(f"{model:8} {dtype:8} {workload:8} {variant:7} ({why})")
+                    continue
+                r = run["results"][workload]
+                tps = r["tokens"] / r["seconds"]
+                n = naive.get(workload)
+                ratio = tps / (n["tokens"] / n["seconds"]) if n else float("nan")
+                frac = 2 * run["params"] * tps / gemm[dtype]
+                diff = (
+                    float(np.max(np.abs(np.array(r["scores"]) - np.array(n["scores"]))))
+                    if n
+                    else float("nan")
+                )
+                spread = float(np.std(n["scores"])) if n else float("nan")
+                rel = diff / spread if spread > 0 else float("nan")
+                print(
+                    f"{model:8} {dtype:8} {workload:8} {variant:7} {len(r['scores']):5d} "
+                    f"{r['tokens']:7d} {r['model_tokens']:7d} {tps:8.0f} {ratio:7.2f}x "
+                    f"{100 * frac:7.1f}% {run['peak_mb']:8.0f} {diff:8.1e} {rel:7.1e} {r['load']:5.1f}"
+                )
+                if variant in ("padded", "packed"):
+                    key = (model, dtype)
+                    total = sum(
+                        run["results"][w]["tokens"] / run["results"][w]["seconds"]
+                        for w in args.workloads
+                    )
+                    if key not in best or total > best[key][1]:
+                        best[key] = (variant, total)
     print(
-        f"(engine: token_budget={args.budget}, time from last_stats incl. encoding; naive: batch "
-        f"{args.naive_batch} in file order, forward passes only; load e/n: 1-min load average after "
-        f"each pass, above {args.threads} means other processes shared the cores)"
+        f"('ran': tokens the model computed, padding included, each shared prompt once; "
+        f"'roofline': 2 × non-embedding params × tok/s over the best {args.gemm_size}³ GEMM in "
+        f"that dtype ({', '.join(f'{d} {v / 1e9:.0f} GFLOP/s' for d, v in gemm.items())}); "
+        f"attention FLOPs are not counted; naive = batch {args.naive_batch} in file order; "
+        f"max|Δ|: largest score difference from naive, /sd: that over the naive scores' "
+        f"standard deviation)"
     )
-
     print()
-    print("== fraction of measured GEMM throughput (2 × non-embedding params × real tokens / s) ==")
-    head = (
-        f"{'model':8} {'dtype':9} {'params(M)':>9} {'eng GF/s':>8} {'GEMM GF/s':>9} "
-        f"{'eng frac':>8} {'naive GF/s':>10} {'naive frac':>10}"
-    )
+    print("padded vs packed, the faster per model (summed tok/s over workloads):")
+    for (model, dtype), (variant, _) in sorted(best.items()):
+        print(f"  {model:8} {dtype:8} -> {variant}")
+
+
+def report_precision(rows: list[dict]) -> None:
+    print()
+    print("== precision paths against float32 (HH helpful-base pairs) ==")
+    head = f"{'reward':18} {'dtype':8} {'accuracy':>8} {'max|Δscore|':>11} {'rank flips':>10} {'seconds':>8}"
     print(head)
     print("-" * len(head))
-    for r in results:
-        peak = gemm[r.dtype]
-        eng = 2 * r.params * _tps(r.engine) / 1e9
-        naive = 2 * r.params * _tps(r.naive) / 1e9 if r.naive else None
-        naive_cols = (
-            f"{naive:10.1f} {100 * naive / peak:9.1f}%" if naive else f"{'skipped':>10} {'':>10}"
-        )
+    for r in rows:
+        diff = f"{r['max_abs_diff']:11.2e}" if "max_abs_diff" in r else f"{'-':>11}"
+        flips = f"{r['rank_flips']:10d}" if "rank_flips" in r else f"{'-':>10}"
         print(
-            f"{r.model:8} {r.dtype:9} {r.params / 1e6:9.1f} {eng:8.1f} {peak:9.1f} "
-            f"{100 * eng / peak:7.1f}% {naive_cols}"
+            f"{r['spec']:18} {r['dtype']:8} {100 * r['accuracy']:7.1f}% {diff} {flips} "
+            f"{r['seconds']:8.1f}"
         )
-    print(
-        "(attention score/value FLOPs are not counted, so long sequences understate the fraction)"
-    )
-
-    print()
-    print("== engine token budget sweep (same queries, no cache) ==")
-    head = (
-        f"{'model':8} {'dtype':9} {'budget':>7} {'batches':>7} {'pad%':>5} {'tok/s':>7} "
-        f"{'seconds':>8} {'load':>5}"
-    )
-    print(head)
-    print("-" * len(head))
-    for r in results:
-        for run in sorted([r.engine, *r.sweep], key=lambda x: x["budget"]):
-            print(
-                f"{r.model:8} {r.dtype:9} {run['budget']:7d} {run['batches']:7d} "
-                f"{100 * _pad_frac(run):5.1f} {_tps(run):7.0f} {run['seconds']:8.1f} {run['load']:5.1f}"
-            )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument(
-        "--pairs", type=int, default=500, help="HH pairs from the file start (default 500)"
-    )
-    p.add_argument(
-        "--max-length", type=int, default=1024, help="max_length for MiniLM (capped at its 512)"
-    )
-    p.add_argument("--max-length-smollm2", type=int, default=512, help="max_length for SmolLM2")
-    p.add_argument(
-        "--naive-batch", type=int, default=8, help="naive loop batch size (reward-bench: 8)"
-    )
-    p.add_argument(
-        "--budget", type=int, default=8192, help="engine token budget of the main comparison"
-    )
-    p.add_argument(
-        "--budgets",
-        default="4096,16384",
-        help="extra engine token budgets to sweep (comma-separated)",
-    )
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--dtypes", default=",".join(DTYPES))
-    p.add_argument(
-        "--naive-fp32-smollm2",
-        action="store_true",
-        help="also run the naive loop for SmolLM2 in float32 (skipped by default: slowest part)",
-    )
-    p.add_argument(
-        "--sweep-smollm2", action="store_true", help="also sweep token budgets for SmolLM2 (slow)"
-    )
-    p.add_argument("--gemm-size", type=int, default=2048)
-    p.add_argument("--gemm-reps", type=int, default=7)
+    p.add_argument("--workloads-file", type=Path, help="pre-built workloads JSON (GPU runs)")
+    p.add_argument("--save-workloads", type=Path, help="write the workloads JSON and stop")
+    p.add_argument("--pairs", type=int, default=150, help="HH pairs (default 150)")
+    p.add_argument("--bo4", type=int, default=40, help="GSM8K questions × 4 solutions")
+    p.add_argument("--bo16", type=int, default=8, help="MT-Bench questions × 16 answers")
+    p.add_argument("--models", default="minilm,smollm2", help="names in SPECS or reward specs")
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--budget", type=int, default=16384)
+    p.add_argument("--max-batch-size", type=int, default=256)
+    p.add_argument("--pack-length", type=int, default=1024)
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--naive-batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--gemm-size", type=int, default=2048)
     p.add_argument(
-        "--quick", action="store_true", help="smoke run: 8 pairs, max_length 128, all variants"
+        "--precision-specs", default="default,judge:default", help="'' skips the precision table"
     )
+    p.add_argument("--quick", action="store_true", help="smoke run: a few rows of each workload")
+    p.add_argument(
+        "--prepare-gpu",
+        type=Path,
+        help="write DIR/workloads.json and DIR/tokenizer (SmolLM2's) for benchmarks/gpu_scoring.sh",
+    )
+    p.add_argument("--make-random-model", choices=sorted(LLAMA_SHAPES), help=argparse.SUPPRESS)
+    p.add_argument("--tokenizer", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
+    if args.worker:
+        cfg = json.loads(Path(args.worker).read_text(encoding="utf-8"))
+        print(json.dumps(worker(cfg)))
+        return 0
+    if args.make_random_model:
+        make_random_llama(args.make_random_model, args.tokenizer, args.out)
+        return 0
     if args.quick:
-        args.pairs, args.max_length, args.max_length_smollm2 = 8, 128, 128
-        args.gemm_size, args.gemm_reps = 1024, 3
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+        args.pairs, args.bo4, args.bo16, args.gemm_size = 6, 3, 1, 1024
+    args.workloads = ["pairs", "bo4", "bo16"]
+    args.precision_specs = [s for s in args.precision_specs.split(",") if s.strip()]
 
     import torch
 
-    torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {args.threads} threads (os.cpu_count()={os.cpu_count()}), "
-        f"bf16 CPU kernels: {torch.backends.mkldnn.is_available()}"
-    )
-    queries, source = load_queries(args.data_dir, args.pairs)
-    print(
-        f"data: {args.pairs} pairs = {len(queries)} queries from {args.data_dir / HH_FILE} ({source})"
-    )
+    if args.workloads_file:
+        workloads = json.loads(args.workloads_file.read_text(encoding="utf-8"))
+    else:
+        workloads = build_workloads(args.data_dir, args.pairs, args.bo4, args.bo16)
+    if args.save_workloads:
+        args.save_workloads.write_text(json.dumps(workloads), encoding="utf-8")
+        print(f"wrote {args.save_workloads}")
+        return 0
+    if args.prepare_gpu:
+        from rewardkit.models.loading import load_tokenizer, resolve_model
 
-    gemm_runs: dict[str, list[float]] = {d: [] for d in dtypes}
-
-    def measure_gemm(when: str) -> None:
-        for d in dtypes:
-            best, med = gemm_gflops(torch, getattr(torch, d), args.gemm_size, args.gemm_reps)
-            gemm_runs[d].append(best)
-            print(
-                f"GEMM {args.gemm_size}^2 {d:9} ({when}): best {best:7.1f} GFLOP/s, median {med:7.1f}"
-            )
-
-    measure_gemm("start")
-    results = []
-    started = time.perf_counter()
-    for name in models:
-        for dtype in dtypes:
-            max_length = args.max_length_smollm2 if name == "smollm2" else args.max_length
-            run_naive = not (
-                name == "smollm2"
-                and dtype == "float32"
-                and not (args.naive_fp32_smollm2 or args.quick)
-            )
-            t0 = time.perf_counter()
-            print(f"running {name} {dtype} (max_length {max_length}) ...", flush=True)
-            r = bench_model(torch, name, dtype, queries, max_length, args, run_naive)
-            results.append(r)
-            print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
-    measure_gemm("end")
-    gemm = {d: max(v) for d, v in gemm_runs.items()}
-
-    print_report(results, gemm, args)
-    notes = []
-    if "smollm2" in models:
-        notes.append(
-            f"SmolLM2 runs at max_length {args.max_length_smollm2} (MiniLM at "
-            f"min({args.max_length}, 512)) to keep the run short"
+        args.prepare_gpu.mkdir(parents=True, exist_ok=True)
+        (args.prepare_gpu / "workloads.json").write_text(json.dumps(workloads), encoding="utf-8")
+        load_tokenizer(resolve_model("smollm2").source).save_pretrained(
+            args.prepare_gpu / "tokenizer"
         )
-        if "float32" in dtypes and not (args.naive_fp32_smollm2 or args.quick):
-            notes.append("the SmolLM2 float32 naive loop is skipped (--naive-fp32-smollm2 runs it)")
-        if not (args.sweep_smollm2 or args.quick):
-            notes.append("SmolLM2 is not budget-swept (--sweep-smollm2 runs it)")
-    notes.append("GEMM GF/s is the best over the start and end measurements")
-    print()
-    for note in notes:
-        print(f"note: {note}")
-    print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
+        print(f"wrote {args.prepare_gpu}/workloads.json and {args.prepare_gpu}/tokenizer")
+        return 0
+    print(
+        f"torch {torch.__version__}, device {args.device}, {args.threads} threads; workloads: "
+        + ", ".join(f"{k} {len(v)} rows" for k, v in workloads.items())
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(workloads, f)
+        wl_path = f.name
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    torch.set_num_threads(args.threads)
+    gemm = {d: gemm_flops(torch, getattr(torch, d), args.gemm_size, 5, args.device) for d in dtypes}
+    started = time.perf_counter()
+    all_runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for model in [m for m in args.models.split(",") if m]:
+        for dtype in dtypes:
+            for variant in [v for v in args.variants.split(",") if v]:
+                t0 = time.perf_counter()
+                cfg = {
+                    "spec": SPECS.get(model, model),
+                    "dtype": dtype,
+                    "variant": variant,
+                    "workloads": wl_path,
+                    "threads": args.threads,
+                    "device": args.device,
+                    "budget": args.budget,
+                    "max_batch_size": args.max_batch_size,
+                    "pack_length": args.pack_length,
+                    "max_length": args.max_length,
+                    "naive_batch": args.naive_batch,
+                }
+                run = run_worker(cfg)
+                all_runs.setdefault((model, dtype), {})[variant] = run
+                status = run.get("error") or run.get("skipped") or "ok"
+                print(
+                    f"  {model} {dtype} {variant}: {time.perf_counter() - t0:.0f} s ({status})",
+                    flush=True,
+                )
+    for d in dtypes:  # the roofline is the best of the start and end measurements
+        gemm[d] = max(gemm[d], gemm_flops(torch, getattr(torch, d), args.gemm_size, 5, args.device))
+    os.unlink(wl_path)
+    report(all_runs, gemm, args, args.device)
+    if args.precision_specs and args.device == "cpu":
+        report_precision(precision_table(workloads, args))
+    print(f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -338,3 +338,40 @@ register(
     arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=, output=",
     uses_engine=True,
 )
+register(
+    "clip",
+    "rewardkit.rewards.clip_score:build",
+    "CLIP-score image–text similarity (any CLIP-style dual encoder): the prompt text against the "
+    "response image, or a text response against the prompt image; NaN without an image.",
+    card="B15 — Image–text reward interface (CLIP score)",
+    arg_help="PATH_OR_ID of a CLIP-style model; options variant=clip (100·cos) | clipscore (2.5·max(cos,0)) | logit",
+    uses_engine=True,
+)
+register(
+    "image-rm",
+    "rewardkit.rewards.image_rm:build",
+    "Image reward model: a CLIP-style backbone + scalar head (trained by `rewardkit train` on "
+    "image pairs), or a plain CLIP/PickScore checkpoint as exp(logit_scale)·cos; same text/image "
+    "pairing as clip; NaN without an image.",
+    card="B15 — Image–text reward interface (ImageReward / PickScore shapes)",
+    arg_help="PATH (a trained image reward model folder) or PATH_OR_ID of a CLIP-style checkpoint; options processor=",
+    uses_engine=True,
+)
+register(
+    "vlm-judge",
+    "rewardkit.rewards.vlm_judge:build",
+    "Generative pointwise judge on a vision-language model: P(Yes) vs P(No) after the judging "
+    "template, with the conversation's and the response's images in place.",
+    card="B3 — Generative yes-token reward (RewardDance)",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, output=prob|logit, system=",
+    uses_engine=True,
+)
+register(
+    "vlm-judge-pairwise",
+    "rewardkit.rewards.vlm_judge:build_pairwise",
+    "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
+    "averaged (MMRB2 protocol); score() = P(response better than the reference).",
+    card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, system=",
+    uses_engine=True,
+)

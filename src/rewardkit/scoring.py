@@ -22,15 +22,20 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
         if name not in row:
             raise loc.error("missing required field", field=name)
     prompt, response = row["prompt"], row["response"]
-    if not isinstance(response, str):
+    if isinstance(response, list | dict):  # content parts (text and images)
+        response = _parts(response, loc, "response")
+    elif not isinstance(response, str):
         raise loc.error(f"expected a string, got {describe(response)}", field="response")
     if isinstance(prompt, list):
+        prompt = [dict(m) if isinstance(m, dict) else m for m in prompt]
         for i, m in enumerate(prompt):
-            ok = isinstance(m, dict) and isinstance(m.get("content"), str)
+            if isinstance(m, dict) and isinstance(m.get("content"), list):
+                m["content"] = _parts(m["content"], loc, f"prompt[{i}].content")
+            ok = isinstance(m, dict) and isinstance(m.get("content"), str | list)
             if not ok or m.get("role") not in _ROLES:
                 raise loc.error(
                     f"message {i}: expected {{'role': one of {sorted(_ROLES)}, "
-                    f"'content': str}}, got {describe(m)}",
+                    f"'content': str or content parts}}, got {describe(m)}",
                     field="prompt",
                 )
     elif not isinstance(prompt, str):
@@ -39,6 +44,22 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
         )
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", "reference")}
     return Query(as_messages(prompt), response, row.get("reference"), meta)
+
+
+def _parts(value: Any, loc: Location, field: str) -> Any:
+    """Content parts (OpenAI/HF forms) normalised; image paths resolve against the file's folder."""
+    from rewardkit.errors import DataError
+    from rewardkit.multimodal.content import content_images, missing_file, normalize_content
+
+    base = Path(loc.path).parent if loc.kind != "dataset" else None
+    try:
+        out = normalize_content(value, f"{loc.path}:{loc.line or loc.row}", base_dir=base)
+    except DataError as e:
+        raise loc.error(getattr(e, "reason", str(e)), field=field) from None
+    for img in content_images(out):
+        if missing_file(img):
+            raise loc.error(f"image file not found: {img.path}", field=field)
+    return out
 
 
 def read_query_rows(path: str | Path) -> Iterator[tuple[dict[str, Any], Query]]:

@@ -11,25 +11,36 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 import numpy as np
 
+from rewardkit.multimodal.content import (
+    ImageContentError,
+    content_text,
+    has_images,
+    json_default,
+)
+
+#: Message or response content: text, or a list of text/image parts
+#: (:mod:`rewardkit.multimodal.content`).
+Content = str | list[dict[str, Any]]
+
 
 class Message(TypedDict):
-    """One chat turn in OpenAI form. ``content`` is text for now; image parts come later."""
+    """One chat turn in OpenAI form. ``content`` is text or a list of text/image parts."""
 
     role: str
-    content: str
+    content: Content
 
 
-def user(content: str) -> Message:
+def user(content: Content) -> Message:
     """A user message."""
     return {"role": "user", "content": content}
 
 
-def assistant(content: str) -> Message:
+def assistant(content: Content) -> Message:
     """An assistant message."""
     return {"role": "assistant", "content": content}
 
@@ -42,10 +53,12 @@ def as_messages(prompt: str | Sequence[Mapping[str, Any]]) -> list[Message]:
 
 
 def prompt_text(prompt: Sequence[Message]) -> str:
-    """Plain-text rendering of a prompt, for rewards that do not use a chat template."""
+    """Plain-text rendering of a prompt, for rewards that do not use a chat template.
+
+    Images render as ``<image>`` (:func:`~rewardkit.multimodal.content.content_text`)."""
     if len(prompt) == 1 and prompt[0]["role"] == "user":
-        return str(prompt[0]["content"])
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in prompt)
+        return content_text(prompt[0]["content"])
+    return "\n\n".join(f"{m['role'].capitalize()}: {content_text(m['content'])}" for m in prompt)
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class Query:
     """
 
     prompt: list[Message]
-    response: str
+    response: Content
     reference: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -86,7 +99,7 @@ class Example:
 
     id: str
     prompt: list[Message]
-    responses: list[str]
+    responses: list[Content]
     chosen: list[int]
     ratings: list[dict[str, float]] | None = None
     subset: str | None = None
@@ -115,9 +128,42 @@ class Example:
         ]
 
 
+def text_messages(prompt: Sequence[Message]) -> list[Message]:
+    """``prompt`` with part-list contents rendered as text (images as ``<image>``); the same
+    list object when every content is already text."""
+    if all(isinstance(m["content"], str) for m in prompt):
+        return prompt  # type: ignore[return-value]
+    return [{**m, "content": content_text(m["content"])} for m in prompt]  # type: ignore[typeddict-item]
+
+
+def text_queries(queries: Sequence[Query], reward: str = "this reward") -> list[Query]:
+    """Queries as a text-only reward sees them: part lists rendered as text (images in the prompt
+    as ``<image>``). A response holding an image raises
+    :class:`~rewardkit.multimodal.content.ImageContentError` naming ``reward``. Text queries are
+    returned as they are (same objects, same cache keys)."""
+    out = list(queries)
+    for i, q in enumerate(out):
+        if isinstance(q.response, str) and all(isinstance(m["content"], str) for m in q.prompt):
+            continue
+        if not isinstance(q.response, str) and has_images(q.response):
+            raise ImageContentError(
+                f"reward {reward!r} reads text only, but the response of query {i}"
+                + (f" (example {q.meta['example_id']!r})" if "example_id" in q.meta else "")
+                + " is an image; score images with clip:, vlm-judge:, vlm-judge-pairwise: or an "
+                "image reward model"
+            )
+        out[i] = replace(q, prompt=text_messages(q.prompt), response=content_text(q.response))
+    return out
+
+
 def stable_hash(obj: Any) -> str:
-    """sha256 (hex, 32 chars) of the canonical JSON of ``obj``; stable across runs and machines."""
-    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    """sha256 (hex, 32 chars) of the canonical JSON of ``obj``; stable across runs and machines.
+
+    An image (:class:`~rewardkit.multimodal.content.ImageRef`) hashes as ``{"image": digest}``,
+    so a file and the same encoded bytes give the same key wherever the file lies."""
+    text = json.dumps(
+        obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=json_default
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -139,6 +185,11 @@ class Reward(ABC):
     objectives: tuple[str, ...] | None = None
     #: Whether the reward reads ``Query.meta`` (then meta is part of the cache key).
     uses_meta: bool = False
+    #: Whether the reward reads images (CLIP, VLM judges, image reward models, composites that
+    #: pass queries on). For a text-only reward :meth:`score` renders prompt images as
+    #: ``<image>`` and raises :class:`~rewardkit.multimodal.content.ImageContentError` on a
+    #: response that holds an image, instead of scoring a part list as if it were text.
+    accepts_images: bool = False
 
     def identity(self) -> dict[str, Any]:
         """What determines this reward's scores; hashed by :meth:`fingerprint`."""
@@ -158,6 +209,8 @@ class Reward(ABC):
         if not queries:
             k = len(self.objectives) if self.objectives else 0
             return np.zeros((0, k) if k else (0,), dtype=np.float32)
+        if not self.accepts_images:
+            queries = text_queries(queries, self.name)
         out = np.asarray(self._score(queries), dtype=np.float32)
         expected_cols = len(self.objectives) if self.objectives else None
         if out.shape[0] != len(queries) or (
@@ -171,7 +224,7 @@ class Reward(ABC):
             )
         return out
 
-    def compare(self, prompt: Sequence[Message], a: str, b: str) -> float:
+    def compare(self, prompt: Sequence[Message], a: Content, b: Content) -> float:
         """P(a better than b). Default: Bradley–Terry, σ(r(a) − r(b)) on scalar scores.
 
         Pairwise-native judges override this with their own probability.

@@ -60,6 +60,7 @@ class HybridReward(Reward):
     """
 
     uses_meta = True
+    accepts_images = True  # members decide (a text member rejects image responses)
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ class RouteReward(Reward):
     """Score each query with the reward of its data source (``query.meta[key]``)."""
 
     uses_meta = True
+    accepts_images = True  # members decide (a text member rejects image responses)
 
     def __init__(
         self,

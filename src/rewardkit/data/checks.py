@@ -28,7 +28,18 @@ def text_list(rec: Record, name: str, value: Any, *, allow_empty: bool = False) 
         raise rec.error(name, f"expected a list of response texts, got {describe(value)}")
     if not value and not allow_empty:
         raise rec.error(name, "expected at least one response, got an empty list")
-    return [text(rec, name, v, f"[{i}]", "a response text") for i, v in enumerate(value)]
+    return [
+        _parts(rec, name, v, f"[{i}]")
+        if isinstance(v, list)  # a response given as content parts (an image, say)
+        else text(rec, name, v, f"[{i}]", "a response text")
+        for i, v in enumerate(value)
+    ]
+
+
+def _parts(rec: Record, name: str, value: Any, sub: str) -> Any:
+    from rewardkit.data.multimodal import content
+
+    return content(rec, name, value, sub)
 
 
 def messages(rec: Record, name: str, value: Any) -> list[Message]:
@@ -48,7 +59,9 @@ def messages(rec: Record, name: str, value: Any) -> list[Message]:
             raise rec.error(
                 name, f"expected a role in {', '.join(ROLES)}, got {describe(role)}", f"[{i}].role"
             )
-        if not isinstance(content, str):
+        if isinstance(content, list):  # OpenAI/HF content parts (text and images)
+            content = _parts(rec, name, content, f"[{i}].content")
+        elif not isinstance(content, str):
             raise rec.error(name, f"expected text, got {describe(content)}", f"[{i}].content")
         out.append({"role": role, "content": content})
     return out
@@ -64,7 +77,7 @@ def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) ->
     if not isinstance(value, list):
         raise rec.error(name, f"expected prompt text or a list of messages, got {describe(value)}")
     msgs = messages(rec, name, value)
-    if not any(m["content"].strip() for m in msgs):
+    if not any(not isinstance(m["content"], str) or m["content"].strip() for m in msgs):
         raise rec.error(name, "expected a prompt that is not empty, got only empty messages")
     return msgs
 

@@ -12,6 +12,7 @@ from rewardkit.data import (
     mathbon,
     mrewardbench,
     mtbench,
+    multimodal,
     pandalm,
     prd,
     ragrewardbench,
@@ -43,6 +44,10 @@ CONVERTERS: dict[str, Callable[[Record], Example]] = {
     "prometheus-absolute": ratings.convert_prometheus,
     "math-bon": mathbon.convert,
     "prd-lfqa": prd.convert,
+    "t2i-pairs": multimodal.convert_t2i,
+    "image-edit": multimodal.convert_edit,
+    "mm-qa": multimodal.convert_mm_qa,
+    "mmrb2": multimodal.convert_mmrb2,
 }
 #: The names accepted by ``load(format=...)``.
 FORMATS: tuple[str, ...] = tuple(CONVERTERS)
@@ -92,6 +97,9 @@ _KEYED_FORMATS: tuple[tuple[tuple[str, ...], str], ...] = (
 
 def _sniff_benchmark(rec: Record) -> str | None:
     """A benchmark format recognised by its field names, or None."""
+    image_format = multimodal.sniff(rec)
+    if image_format:
+        return image_format
     for keys, fmt in _KEYED_FORMATS:
         if all(k in rec.data for k in keys):
             return fmt

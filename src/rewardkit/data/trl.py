@@ -45,7 +45,7 @@ def convert(rec: Record) -> Example:
                 f"expected the same prompt messages as 'chosen' before the final turn, got {got}",
                 f"[{k}]",
             )
-        if not any(m["content"].strip() for m in prompt):
+        if not any(not isinstance(m["content"], str) or m["content"].strip() for m in prompt):
             raise rec.error(
                 "chosen", "expected a prompt that is not empty, got only empty messages"
             )

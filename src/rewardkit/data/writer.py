@@ -31,6 +31,15 @@ def to_record(ex: Example) -> dict[str, Any]:
     return rec
 
 
+def _image_json(obj: Any) -> Any:
+    """Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by ``load``)."""
+    from rewardkit.multimodal.content import ImageRef
+
+    if isinstance(obj, ImageRef):
+        return obj.to_json()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def write_jsonl(examples: Iterable[Example], path: str | PathLike[str]) -> int:
     """Write ``examples`` as JSON Lines (gzip when ``path`` ends in ``.gz``); return the count."""
     path = Path(path)
@@ -39,6 +48,6 @@ def write_jsonl(examples: Iterable[Example], path: str | PathLike[str]) -> int:
     n = 0
     with opener(path, "wt", encoding="utf-8", newline="\n") as fh:
         for ex in examples:
-            fh.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
+            fh.write(json.dumps(to_record(ex), ensure_ascii=False, default=_image_json) + "\n")
             n += 1
     return n

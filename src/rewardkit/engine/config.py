@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Truncation = Literal["left", "right", "error"]
+LAYOUTS = ("auto", "padded", "packed", "shared")
 
 
 @dataclass
@@ -21,11 +22,23 @@ class EngineConfig:
       response alone is too long, its end is cut as a last resort); ``"right"`` cuts the end of
       the whole sequence (what plain tokenizer truncation does); ``"error"`` raises. No row is
       ever dropped; truncated rows are counted in ``last_stats``.
-    - ``dtype``: ``"float32"`` or ``"bfloat16"``.
+    - ``dtype``: ``"float32"``, ``"bfloat16"``, or ``"int8"`` (CPU: dynamic int8 linear layers,
+      opt-in; its accuracy delta is in docs/performance.md).
     - ``threads``: torch intra-op threads (None: torch's default).
     - ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
     - ``cache_dir``: where the on-disk score cache lives (None: no cache).
     - ``progress``: show a progress bar.
+    - ``layout``: how rows reach the model. ``"padded"``: length-sorted right-padded batches;
+      ``"shared"``: rows sharing a token prefix (the responses of one prompt) run the prefix once
+      and score every response on its key/value cache (decoders); ``"packed"``: rows packed
+      into sequences of at most ``pack_length`` tokens with block-diagonal attention, no
+      padding; ``"auto"``: ``"shared"`` where the model supports it and sharing saves at least
+      ``min_shared_fraction`` of the tokens, else ``"padded"`` (the faster of padded and packed
+      on the benchmarks, docs/performance.md). Scores equal the padded path's within 1e-4.
+    - ``attention_aware``: count the token budget in linear-equivalent tokens, so attention's
+      quadratic cost on long rows stays inside it (``layout.attention_cost``).
+    - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
+      minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
     """
 
     token_budget: int = 16384
@@ -38,6 +51,12 @@ class EngineConfig:
     device: str = "auto"
     cache_dir: str | None = None
     progress: bool = True
+    layout: str = "auto"
+    pack_length: int = 1024
+    min_shared_prefix: int = 16
+    min_shared_fraction: float = 0.05
+    attention_aware: bool = True
+    batch_overhead: int | None = None
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:
@@ -48,8 +67,12 @@ class EngineConfig:
             raise ValueError(
                 f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}"
             )
-        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16"):
-            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.pack_length < 1:
+            raise ValueError(f"pack_length must be positive, got {self.pack_length}")
+        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
+            raise ValueError(f"dtype must be float32, bfloat16 or int8, got {self.dtype!r}")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> EngineConfig:

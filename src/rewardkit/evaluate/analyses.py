@@ -23,6 +23,7 @@ from rewardkit.evaluate.calibration import (
 )
 from rewardkit.evaluate.languages import per_language_scores
 from rewardkit.evaluate.lengthbias import length_bias, length_degenerate_subsets
+from rewardkit.evaluate.multimodal import acc_plus
 from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.evaluate.rmbench import rmbench_report
 from rewardkit.evaluate.stats import compare_outcomes, correlations
@@ -51,6 +52,13 @@ def _gold(ex: Example) -> list[float] | None:
     return None
 
 
+def _lengths(examples: Sequence[Example]) -> list[list[int]] | None:
+    """Response lengths in characters; None when a response is an image (no length to compare)."""
+    if any(not isinstance(t, str) for ex in examples for t in ex.responses):
+        return None
+    return [[len(t) for t in ex.responses] for ex in examples]
+
+
 def _human_label(ex: Example) -> float | None:
     if len(ex.responses) != 2:
         return None
@@ -70,7 +78,7 @@ def analyze_reward(
     recs = r.examples
     out: dict[str, Any] = {}
     judge = r.position_bias is not None
-    lengths = [[len(t) for t in ex.responses] for ex in examples]
+    lengths = _lengths(examples)
     evaluable = [rec.skipped is None and rec.outcome is not None for rec in recs]
 
     zs, ys, gs = [], [], []
@@ -93,9 +101,10 @@ def analyze_reward(
             }
         out["calibration"] = cal
 
-    out["length_bias"] = length_bias(
-        [rec.scores for rec in recs], lengths, [rec.chosen for rec in recs], evaluable, ties
-    )
+    if lengths is not None:
+        out["length_bias"] = length_bias(
+            [rec.scores for rec in recs], lengths, [rec.chosen for rec in recs], evaluable, ties
+        )
 
     by_domain: dict[str, list[list[float]]] = {}
     for rec in recs:
@@ -111,6 +120,11 @@ def analyze_reward(
         idx = [i for i, x in enumerate(h) if x is not None]
         m = [recs[i].scores[0] - recs[i].scores[1] for i in idx]
         out["accuracy_with_ties"] = accuracy_with_ties([h[i] for i in idx], m)
+
+    if any(ex.meta.get("format") == "mm-qa" and "group" in ex.meta for ex in examples):
+        out["acc_plus"] = acc_plus(
+            [str(ex.meta.get("group", ex.id)) for ex in examples], [rec.outcome for rec in recs]
+        )
 
     if any(ex.language for ex in examples):
         out["languages"] = per_language_scores(
@@ -167,12 +181,14 @@ def analyze(
         )
     recs = result.rewards[0].examples if result.rewards else []
     run = result.extra.setdefault("analyses", {})
-    run["length_degenerate_subsets"] = length_degenerate_subsets(
-        [rec.subset for rec in recs],
-        [[len(t) for t in ex.responses] for ex in examples],
-        [rec.chosen for rec in recs],
-        [rec.skipped is None for rec in recs],
-    )
+    lengths = _lengths(examples)
+    if lengths is not None:
+        run["length_degenerate_subsets"] = length_degenerate_subsets(
+            [rec.subset for rec in recs],
+            lengths,
+            [rec.chosen for rec in recs],
+            [rec.skipped is None for rec in recs],
+        )
     run["comparisons"] = compare_all(result)
     gains = {
         r.name: r.analyses["best_of_n"]["gain"] for r in result.rewards if "best_of_n" in r.analyses

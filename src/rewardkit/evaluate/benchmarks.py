@@ -30,6 +30,10 @@ FORMAT_BENCHMARKS = {
     "prd-lfqa": "generic",
     "helpsteer2": "ratings",
     "prometheus-absolute": "ratings",
+    "t2i-pairs": "generic",
+    "image-edit": "generic",
+    "mm-qa": "mm-rlhf",
+    "mmrb2": "mmrb2",
 }
 BENCHMARKS = (
     "auto",

@@ -194,6 +194,25 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
                 "Tie-calibrated accuracy: the model calls a tie when |margin| ≤ ε, best ε.",
             )
         )
+    accp = [(r.name, r.analyses["acc_plus"]) for r in R if "acc_plus" in r.analyses]
+    if accp:
+        out.append(
+            (
+                "MM-RLHF ACC / ACC+ (methods.md D6)",
+                ["reward", "ACC", "ACC+", "items", "ids"],
+                [
+                    [
+                        n,
+                        _f(a["acc"], True),
+                        _f(a["acc_plus"], True),
+                        _f(a["n_items"]),
+                        _f(a["n_groups"]),
+                    ]
+                    for n, a in accp
+                ],
+                "ACC: items correct; ACC+: ids whose every item is correct.",
+            )
+        )
     lang = [(r.name, r.analyses["languages"]) for r in R if "languages" in r.analyses]
     if lang:
         rows = []

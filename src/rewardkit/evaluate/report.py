@@ -85,6 +85,7 @@ def _notes(result: EvalResult) -> list[str]:
         f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
         f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
     ]
+    notes += [str(n) for n in st.get("notes", [])]
     if ds["n_skipped"]:
         parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")

@@ -30,6 +30,7 @@ from rewardkit.evaluate.bootstrap import (
     percentile_ci,
     subset_rng,
 )
+from rewardkit.evaluate.multimodal import mmrb2_outcome
 from rewardkit.evaluate.outcomes import (
     TIE_MODES,
     all_correct_above_incorrect,
@@ -39,6 +40,7 @@ from rewardkit.evaluate.outcomes import (
 from rewardkit.evaluate.result import EvalResult, ExampleRecord, GroupScore, RewardResult
 from rewardkit.evaluate.rmbench import style_matrix_outcomes
 from rewardkit.evaluate.ties import parse_ties_id, ties_bootstrap, ties_components, ties_table
+from rewardkit.multimodal.content import ImageContentError, has_images
 from rewardkit.types import Example, Reward
 
 WEIGHTINGS = ("auto", "published", "actual")
@@ -79,6 +81,10 @@ _RULE_TEXT = {
     "all or none correct skipped); best-of-N and overoptimization curves in the analyses",
     "ratings": "ratings: single responses (no pairwise accuracy); Pearson/Spearman/Kendall "
     "with each rated attribute in the analyses",
+    "mmrb2": "MMRB2: per-task accuracy; a pairwise judge judges both orders and a pair scores the "
+    "mean of its valid order verdicts (forward right + reverse wrong = 0.5); score = mean of tasks",
+    "mm-rlhf": "MM-RLHF-RewardBench: ACC = pairwise accuracy per category; ACC+ (every item of an "
+    "id correct) in the analyses",
 }
 
 
@@ -454,9 +460,14 @@ def _pairwise_scores(
             win_n[off + c] += 1
             win_n[off + r] += 1
     np.divide(win_sum, win_n, out=scores, where=win_n > 0)
+    p_fwd = getattr(judged, "p_forward", None)
+    p_rev = getattr(judged, "p_reverse", None)
     for i, js in by_example.items():
         chosen = plan.chosen[i]
         rejected = [r for r in range(len(plan.examples[i].responses)) if r not in chosen]
+        if plan.benchmark == "mmrb2" and len(js) == 1 and p_fwd is not None and p_rev is not None:
+            outcomes[i] = mmrb2_outcome(float(p_fwd[js[0]]), float(p_rev[js[0]]))
+            continue
         wins = np.asarray([cell[j] for j in js]).reshape(len(chosen), len(rejected))
         outcomes[i] = pair_matrix_outcome(wins, plan.rule[i], ties)
     bias = getattr(judged, "position_bias", None)
@@ -516,7 +527,13 @@ def evaluate(
     if isinstance(rewards, Reward):
         rewards = [rewards]
     plan = _plan(examples, benchmark, weighting)
-    all_rewards = _with_baseline(rewards, include_length_baseline)
+    image_responses = any(
+        not isinstance(r, str) and has_images(r) for ex in plan.examples for r in ex.responses
+    )
+    notes: list[str] = []
+    if image_responses and include_length_baseline:
+        notes.append("Responses are images: no length baseline and no length-bias analyses.")
+    all_rewards = _with_baseline(rewards, include_length_baseline and not image_responses)
     if not all_rewards:
         raise ValueError("evaluate needs at least one reward")
     queries = [q for ex in plan.examples for q in ex.queries()]
@@ -530,6 +547,11 @@ def evaluate(
         bias = None
         pair_outcomes: np.ndarray | None = None
         if callable(getattr(reward, "compare_many", None)):
+            if image_responses and not getattr(reward, "accepts_images", False):
+                raise ImageContentError(
+                    f"reward {reward.name!r} reads text only, but the responses are images; "
+                    "judge images with vlm-judge-pairwise:"
+                )
             scores, pair_outcomes, bias = _pairwise_scores(reward, plan, ties)
         else:
             scores = np.asarray(reward.score(queries))
@@ -593,8 +615,10 @@ def evaluate(
         "weighting": plan.weighting,
         "weights_source": rewardbench1_source() if plan.weighting == "published" else None,
         "section_weights": plan.weights,
-        "include_length_baseline": include_length_baseline,
+        "include_length_baseline": include_length_baseline and not image_responses,
     }
+    if notes:
+        settings["notes"] = notes
     dataset = {
         "n_examples": len(plan.examples),
         "n_responses": int(plan.offsets[-1]),

@@ -37,7 +37,56 @@ DTYPES = {
     "fp32": torch.float32,
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
+    # Dynamic int8 (CPU, opt-in): weights of the body's linear layers stored as int8, activations
+    # quantized per batch; everything else stays float32 (see quantize_int8).
+    "int8": torch.float32,
 }
+
+
+def is_int8(name: str) -> bool:
+    """Whether a dtype name asks for dynamic int8 linear layers."""
+    return name.lower() == "int8"
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantization of the linear layers of ``model``'s transformer body.
+
+    The output head (LM head, score head) stays float32: judges and log-prob rewards read its
+    weight rows directly, and a scalar head is too small to matter. CPU only (fbgemm/oneDNN).
+    The accuracy cost is measured in ``benchmarks/scoring.py`` (docs/performance.md).
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    body = getattr(model, "base_model", model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates quantized tensors in favour of torchao
+        # Per-output-channel weight scales: per-tensor scales lose far more accuracy.
+        spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        quantize_dynamic(body, spec, dtype=torch.qint8, inplace=True)
+    return model
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); None if unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def finish_dtype(model: Any, dtype: str) -> Any:
+    """Cast a freshly loaded model to ``dtype`` (quantizing for int8) and put it in eval mode."""
+    bf16 = dtype.lower() in ("bfloat16", "bf16")
+    if bf16 and not torch.cuda.is_available() and cpu_has_native_bf16() is False:
+        warnings.warn(
+            "dtype=bfloat16 on a CPU without AVX-512 BF16 or AMX is emulated and usually "
+            "slower than float32",
+            stacklevel=2,
+        )
+    # .to() as well: transformers < 4.56 reads the dtype keyword as a config field and ignores it.
+    model = model.to(torch_dtype(dtype)).eval()
+    return quantize_int8(model) if is_int8(dtype) else model
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -172,8 +221,7 @@ def set_threads(threads: int | None) -> None:
 def load_causal_lm(source: str, dtype: str = "float32") -> Any:
     """A causal LM in eval mode."""
     model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))
-    # .to() as well: transformers < 4.56 reads the dtype keyword as a config field and ignores it.
-    return model.to(torch_dtype(dtype)).eval()
+    return finish_dtype(model, dtype)
 
 
 _SHARED_LMS: weakref.WeakValueDictionary[tuple[str, str, str], Any] = weakref.WeakValueDictionary()
@@ -186,8 +234,10 @@ def load_causal_lm_shared(source: str, dtype: str, device: torch.device) -> Any:
     sides of a density ratio on the same weights) hold one copy in memory. The models are used
     for inference only, so sharing is safe; a model is freed when no reward holds it any more.
     """
-    key = (source, str(torch_dtype(dtype)), str(device))
+    key = (source, dtype.lower(), str(device))
     model = _SHARED_LMS.get(key)
+    if is_int8(dtype) and device.type != "cpu":
+        raise ValueError("dtype=int8 (dynamic quantization) runs on CPU only; use bfloat16 on GPU")
     if model is None:
         model = load_causal_lm(source, dtype).to(device)
         _SHARED_LMS[key] = model
@@ -238,4 +288,4 @@ def load_sequence_classifier(
     head: dict[str, Any] = {"num_labels": int(model.config.num_labels)}
     if missing:
         head["random_init"] = {"seed": head_seed, "params": sorted(missing)}
-    return model.to(torch_dtype(dtype)).eval(), head
+    return finish_dtype(model, dtype), head

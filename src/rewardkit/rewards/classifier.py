@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_text_pair, pair_layout
@@ -45,7 +46,15 @@ from rewardkit.types import Query, stable_hash
 
 
 class ClassifierReward(ModelBackedReward):
-    """A sequence classifier as a reward; k > 1 outputs give an (n, k) score array."""
+    """A sequence classifier as a reward; k > 1 outputs give an (n, k) score array.
+
+    Decoder classifiers with a linear ``score`` head (Llama, Qwen, Mistral… ``*ForSequence
+    Classification``) can run the shared-prompt and packed layouts; BERT classifiers the packed
+    one. Their scores are then read from the body's hidden states exactly as the model's own
+    forward reads them (:meth:`head_logits`).
+    """
+
+    layouts = frozenset({"packed", "shared"})
 
     def __init__(
         self,
@@ -156,12 +165,48 @@ class ClassifierReward(ModelBackedReward):
             self.tokenizer, self._layout, queries, self.max_length, self.config.truncation
         )
 
+    def backbone(self) -> torch.nn.Module | None:
+        m = self.model
+        if self.reduce == "gating":
+            return None
+        if getattr(m.config, "model_type", "") == "bert" and getattr(m, "bert", None) is not None:
+            bert = m.bert
+            ok = bert.pooler is not None and isinstance(getattr(m, "classifier", None), nn.Linear)
+            return bert if ok else None
+        body = getattr(m, "base_model", None)
+        if body is not None and body is not m and isinstance(getattr(m, "score", None), nn.Linear):
+            return body
+        return None
+
+    @property
+    def causal(self) -> bool:
+        return getattr(self.model.config, "model_type", "") != "bert"
+
+    def head_logits(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits from body hidden states, as ``*ForSequenceClassification.forward`` reads them:
+        BERT pools [CLS]; decoders take the last token that is not the pad id."""
+        m = self.model
+        if getattr(m.config, "model_type", "") == "bert":
+            return m.classifier(m.bert.pooler(hidden))
+        pad = m.config.pad_token_id
+        if pad is None:
+            last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
+        else:
+            non_pad = (input_ids != pad).to(hidden.device, torch.int32)
+            positions = torch.arange(input_ids.shape[-1], device=hidden.device, dtype=torch.int32)
+            last = (positions * non_pad).argmax(-1)
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return m.score(pooled)
+
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None,
     ) -> torch.Tensor:
+        if self._given_hidden is not None:
+            logits = self.head_logits(self._given_hidden, input_ids)
+            return logits[:, 0] if logits.shape[-1] == 1 else logits
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids

@@ -195,6 +195,8 @@ class EnsembleReward(Reward):
     :meth:`score_with_members` returns them as an :class:`EnsembleScores`.
     """
 
+    accepts_images = True  # members decide (a text member rejects image responses)
+
     def __init__(
         self,
         members: Sequence[MemberSpec],

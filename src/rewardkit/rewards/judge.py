@@ -23,7 +23,7 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow
-from rewardkit.rewards.judge_base import AnswerTokenJudge, single_token_ids
+from rewardkit.rewards.judge_base import AnswerTokenJudge, answer_token_ids
 from rewardkit.types import Query, prompt_text
 
 DEFAULT_MODEL = "smollm2"
@@ -70,10 +70,9 @@ class YesNoJudgeReward(AnswerTokenJudge):
             rubric=rubric,
         )
         self.output = output
-        self.yes_ids = single_token_ids(self.tokenizer, YES_VARIANTS)
-        self.no_ids = single_token_ids(self.tokenizer, NO_VARIANTS)
-        if not self.yes_ids or not self.no_ids:
-            raise ValueError(f"{model}: no single-token spelling of Yes/No in its vocabulary")
+        self.yes_ids, self.no_ids = answer_token_ids(
+            self.tokenizer, model, YES_VARIANTS, NO_VARIANTS, "Yes/No"
+        )
         self._identity = {
             **self.base_identity(),
             "yes_ids": self.yes_ids,

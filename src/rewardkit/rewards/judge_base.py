@@ -98,6 +98,16 @@ def single_token_ids(tokenizer: Any, variants: Sequence[str]) -> list[int]:
     return ids
 
 
+def answer_token_ids(
+    tokenizer: Any, model: str, first: Sequence[str], second: Sequence[str], what: str
+) -> tuple[list[int], list[int]]:
+    """Single-token ids of two answer classes (Yes/No, A/B); a clear error when one has none."""
+    a, b = single_token_ids(tokenizer, first), single_token_ids(tokenizer, second)
+    if not a or not b:
+        raise ValueError(f"{model}: no single-token spelling of {what} in its vocabulary")
+    return a, b
+
+
 class AnswerTokenJudge(ModelBackedReward):
     """A causal LM judge reading the logits of a few answer tokens at the end of a template.
 
@@ -105,6 +115,8 @@ class AnswerTokenJudge(ModelBackedReward):
     slots (the first slot is the conversation, cut oldest-first; the others are responses, cut
     fairly), and :meth:`last_hidden` returns the final hidden states of the real positions.
     """
+
+    layouts = frozenset({"packed", "shared"})
 
     def __init__(
         self,
@@ -169,6 +181,9 @@ class AnswerTokenJudge(ModelBackedReward):
     def pad_token_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 
+    def backbone(self) -> torch.nn.Module:
+        return self._decoder
+
     def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
@@ -204,19 +219,24 @@ class AnswerTokenJudge(ModelBackedReward):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, back: int = 0
     ) -> torch.Tensor:
         """Hidden states (b, H) in float32 at the ``back``-th real position from each row's end."""
-        hidden = self._decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.hidden(input_ids, attention_mask)
         last = attention_mask.sum(dim=1) - 1 - back
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
 
     def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (b, len(ids)) of the given token ids from hidden states ``h``."""
-        rows = torch.tensor(list(ids), device=h.device)
-        weight = self._head.weight[rows].float()
-        logits = h @ weight.T
-        bias = getattr(self._head, "bias", None)
-        if bias is not None:
-            logits = logits + bias[rows].float()
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return logits
+        return answer_logits(self._head, self.model.config, h, ids)
+
+
+def answer_logits(head: Any, config: Any, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+    """Next-token logits (b, len(ids)) of token ``ids`` from hidden states ``h`` (b, H): only
+    the needed rows of the output embedding, with its bias and the model's logit soft-capping."""
+    rows = torch.tensor(list(ids), device=h.device)
+    logits = h @ head.weight[rows].float().T
+    bias = getattr(head, "bias", None)
+    if bias is not None:
+        logits = logits + bias[rows].float()
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits

@@ -32,7 +32,7 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.rewards.judge import DEFAULT_SYSTEM
-from rewardkit.rewards.judge_base import AnswerTokenJudge, single_token_ids
+from rewardkit.rewards.judge_base import AnswerTokenJudge, answer_token_ids
 from rewardkit.rewards.similarity import references_of
 from rewardkit.types import Message, Query, as_messages, prompt_text, stable_hash
 
@@ -126,10 +126,9 @@ class PairwiseJudge(AnswerTokenJudge):
             principle=principle,
             rubric=rubric,
         )
-        self.a_ids = single_token_ids(self.tokenizer, A_VARIANTS)
-        self.b_ids = single_token_ids(self.tokenizer, B_VARIANTS)
-        if not self.a_ids or not self.b_ids:
-            raise ValueError(f"{model}: no single-token spelling of A/B in its vocabulary")
+        self.a_ids, self.b_ids = answer_token_ids(
+            self.tokenizer, model, A_VARIANTS, B_VARIANTS, "A/B"
+        )
         self._identity = {**self.base_identity(), "a_ids": self.a_ids, "b_ids": self.b_ids}
         self.last_judgement: PairwiseJudgement | None = None
 

@@ -109,7 +109,7 @@ class RatingJudge(AnswerTokenJudge):
 
     def rating_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(b, 10) probabilities of the ratings 1…10 (float64)."""
-        hidden = self._decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.hidden(input_ids, attention_mask)
         b = torch.arange(hidden.shape[0], device=hidden.device)
         last = attention_mask.sum(dim=1) - 1
         back = 1 if self.suffix else 0

@@ -109,6 +109,7 @@ class SequenceLogProbReward(ModelBackedReward):
 
     objectives = ("sum", "mean", "norm", "tokens")
     uses_response_start = True
+    layouts = frozenset({"packed", "shared"})
 
     def __init__(
         self,
@@ -158,6 +159,9 @@ class SequenceLogProbReward(ModelBackedReward):
     def pad_token_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 
+    def backbone(self) -> torch.nn.Module:
+        return self._decoder
+
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         if self.use_chat_template:
             return encode_chat(self.tokenizer, queries, self.max_length, self.config.truncation)
@@ -173,7 +177,7 @@ class SequenceLogProbReward(ModelBackedReward):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_start: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(row index, log-prob) of every scored response token in a right-padded batch."""
-        hidden = self._decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.hidden(input_ids, attention_mask)
         width = input_ids.shape[1]
         pos = torch.arange(width, device=input_ids.device)[None, :]
         lengths = attention_mask.sum(dim=1)[:, None]
@@ -244,6 +248,9 @@ def merge_stats(members: Mapping[str, ModelBackedReward], n: int) -> dict[str, A
             int(s.get("response_truncated_rows", 0)) for s in stats.values()
         ),
         "computed": sum(int(s.get("computed", 0)) for s in stats.values()),
+        "tokens": sum(int(s.get("tokens", 0)) for s in stats.values()),
+        "model_tokens": sum(int(s.get("model_tokens", 0)) for s in stats.values()),
+        "layout": "+".join(sorted({str(s.get("layout")) for s in stats.values() if "layout" in s})),
         "cached": sum(int(s.get("cached", 0)) for s in stats.values()),
         "seconds": seconds,
         "members": stats,

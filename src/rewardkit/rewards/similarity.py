@@ -33,6 +33,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.engine.truncation import fit_pair
 from rewardkit.models.loading import (
+    finish_dtype,
     fit_max_length,
     load_tokenizer,
     resolve_device,
@@ -135,7 +136,7 @@ class EmbeddingSimilarityReward(ModelBackedReward):
         self.against = against
         dtype = torch_dtype(self.config.dtype)
         self.model = transformers.AutoModel.from_pretrained(resolved.source, dtype=dtype)
-        self.model = self.model.to(dtype).eval()
+        self.model = finish_dtype(self.model, self.config.dtype)
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
         # sentence-transformers' max_seq_length is the default, not a hard limit.

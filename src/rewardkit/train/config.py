@@ -24,8 +24,11 @@ class TrainConfig:
 
     # What to train
     model: str = "minilm"  # embedded alias (minilm, smollm2), local directory or Hub id
+    # auto: an image reward model when `model` is a CLIP-style dual encoder (or a saved image
+    # reward model), else text; "image" / "text" force it (docs/multimodal.md)
+    model_type: str = "auto"
     objective: str = "bt"  # one of OBJECTIVES
-    head: str = "linear"  # linear | mlp (methods.md A14 two-layer SiLU head)
+    head: str = "linear"  # linear | mlp (methods.md A14 two-layer SiLU head) | cosine (image)
     head_inner: int | None = None
     freeze_backbone: bool = False  # frozen encoder: features cached once, only the head trains
     pooling: str = "mean"  # feature pooling for a frozen backbone: mean | cls | last
@@ -102,8 +105,14 @@ class TrainConfig:
         """Raise :class:`SpecError` naming the first bad field."""
         if self.objective not in OBJECTIVES:
             raise SpecError(f"train config: objective {self.objective!r} not in {OBJECTIVES}")
-        if self.head not in ("linear", "mlp"):
-            raise SpecError(f"train config: head must be 'linear' or 'mlp', got {self.head!r}")
+        if self.model_type not in ("auto", "text", "image"):
+            raise SpecError(
+                f"train config: model_type must be auto, text or image, got {self.model_type!r}"
+            )
+        if self.head not in ("linear", "mlp", "cosine"):
+            raise SpecError(
+                f"train config: head must be 'linear', 'mlp' or 'cosine', got {self.head!r}"
+            )
         if self.truncation not in ("left", "right", "error"):
             raise SpecError(f"train config: truncation {self.truncation!r} not left/right/error")
         if self.objective in ("regression", "bt+regression", "gated") and not self.attributes:

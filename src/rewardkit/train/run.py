@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import DataError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.train.config import TrainConfig
 
 
@@ -51,7 +51,8 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
     return train, evals
 
 
-def _apply_lora(hf: Any, cfg: TrainConfig, task: str) -> Any:
+def _apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-linear") -> Any:
+    """``hf`` wrapped with LoRA adapters from the config (``cfg.lora_targets`` or ``targets``)."""
     from rewardkit.errors import MissingDependencyError
 
     try:
@@ -62,7 +63,7 @@ def _apply_lora(hf: Any, cfg: TrainConfig, task: str) -> Any:
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_targets or "all-linear",
+        target_modules=cfg.lora_targets or targets,
         task_type=task,
     )
     return peft.get_peft_model(hf, lcfg)
@@ -227,6 +228,14 @@ def training_args(cfg: TrainConfig, output_dir: str, seed: int, n_eval: int) -> 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train per ``cfg`` and save to ``cfg.output_dir``; see docs/training.md."""
     cfg.validate()
+    from rewardkit.train.image import is_image_config
+
+    if is_image_config(cfg):
+        from rewardkit.train.image import train_image
+
+        return train_image(cfg)
+    if cfg.head == "cosine":
+        raise SpecError("train config: head 'cosine' is for image reward models only")
     if cfg.ensemble_size > 1 or cfg.ensemble_backbones:
         from rewardkit.train.ensemble import train_ensemble
 
@@ -279,10 +288,15 @@ def train_model(
     examples: tuple[list[Any], list[Any]] | None = None,
 ) -> TrainResult:
     """A full or LoRA fine-tune through :class:`~rewardkit.train.trainer.RewardTrainer`."""
+    return finish_training(cfg, prepare(cfg, seed, examples))
+
+
+def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
+    """Run a prepared trainer (resuming when asked), evaluate, save the model, history, metrics
+    and plot to ``cfg.output_dir``."""
     import torch
     from transformers.trainer_utils import get_last_checkpoint
 
-    trainer = prepare(cfg, seed, examples)
     out = Path(cfg.output_dir)
     resume = None
     if cfg.resume:

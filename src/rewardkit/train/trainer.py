@@ -27,7 +27,14 @@ from rewardkit.train import losses as L
 from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
 from rewardkit.train.objectives import compute
 
-MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_index")
+MODEL_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "pool_index",
+    "pixel_values",  # image reward models (train/image.py)
+)
 RESUME_STATE = "rewardkit_state.safetensors"
 
 

@@ -30,6 +30,7 @@ RULES: dict[str, str] = {
     "repetition": "rewardkit.rewards.rules.repetition:RepetitionReward",
     "iou": "rewardkit.rewards.rules.iou:IouReward",
     "arithmetic": "rewardkit.rewards.rules.arithmetic:ArithmeticReward",
+    "vqa": "rewardkit.rewards.rules.vqa:VqaAnswerReward",
 }
 
 #: One-line description of each rule, shown by ``rewardkit rewards list``.
@@ -50,6 +51,7 @@ DESCRIPTIONS: dict[str, str] = {
     "repetition": "n-gram repetition penalty, in [-1, 0] (Demystifying long CoT / open-r1)",
     "iou": "bounding-box IoU of predicted vs reference boxes (card B9)",
     "arithmetic": "fraction of arithmetic claims (a op b = c) that hold, safe evaluator (card B11)",
+    "vqa": "visual-QA answer match: option letter, number within 5%, or normalised text (card B9)",
 }
 
 

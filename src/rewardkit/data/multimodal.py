@@ -1,0 +1,288 @@
+"""Image preference records: text-to-image pairs, image-editing triplets, multimodal QA pairs and
+MMRB2 items (see ``docs/multimodal.md``).
+
+Images become :class:`~rewardkit.multimodal.content.ImageRef` parts: a path (relative paths
+resolve against the data file's folder), a data URL, or bytes (Hugging Face ``Image`` columns).
+A missing image file is a located :class:`~rewardkit.errors.DataError` at load time; the pixels
+are read only when a reward needs them (a corrupt file then raises
+:class:`~rewardkit.multimodal.content.ImageError` naming the file, line and field).
+
+- ``t2i-pairs`` (Pick-a-Pic / HPD style): ``prompt`` (or ``caption``), two images
+  (``image_a``/``image_b``, ``image_0``/``image_1``, ``jpg_0``/``jpg_1`` or ``images: [a, b]``)
+  and a label (``label``: 0/1, "A"/"B", "tie"; or Pick-a-Pic's ``label_0``/``label_1``).
+  Each response is one image; the prompt is text.
+- ``image-edit`` (EditReward style): ``instruction``, the source image (``source_image``,
+  ``input_image`` or ``source``), two edited images (``edited_a``/``edited_b``,
+  ``output_a``/``output_b`` or ``image_a``/``image_b``) and a label. The prompt's content is
+  [source image, instruction].
+- ``mm-qa`` (MM-RLHF / VL-RewardBench style): ``image`` or ``images``, ``question`` (or
+  ``query``/``prompt``) and either ``chosen``/``rejected`` answers or ``responses`` (or
+  ``response``) with ``human_ranking`` (lower rank = better). ``id`` is kept as ``meta["group"]``
+  for MM-RLHF's ACC+ (all items of an id correct).
+- ``mmrb2`` (Multimodal RewardBench 2): ``pair_id``, ``prompt_content`` (a list of
+  ``["text", …]`` / ``["image", path]``, or content parts), ``response_a``/``response_b`` (text,
+  an image path, or content parts), ``chosen`` ∈ {A, B} and ``task`` (the subset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rewardkit.data.location import Location, describe
+from rewardkit.data.record import Record
+from rewardkit.errors import DataError
+from rewardkit.multimodal.content import (
+    ImageRef,
+    as_image_ref,
+    content_images,
+    image_part,
+    missing_file,
+    normalize_content,
+)
+from rewardkit.types import Content, Example, Message
+
+#: File suffixes read as images when a response field holds a path (MMRB2).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+_T2I_FIELDS = (("image_a", "image_b"), ("image_0", "image_1"), ("jpg_0", "jpg_1"))
+_EDIT_SOURCE = ("source_image", "input_image", "source")
+_EDIT_FIELDS = (("edited_a", "edited_b"), ("output_a", "output_b"), ("image_a", "image_b"))
+_QA_QUESTION = ("question", "query", "prompt")
+
+
+def _origin(loc: Location, field: str | None = None) -> str:
+    where = loc.path + (f", line {loc.line}" if loc.line is not None else f", row {loc.row}")
+    return where + (f", field {field!r}" if field else "")
+
+
+def _base_dir(loc: Location) -> Path | None:
+    return Path(loc.path).parent if loc.kind != "dataset" else None
+
+
+def _image(rec: Record, name: str, value: Any, sub: str = "") -> ImageRef:
+    """An image field as an :class:`ImageRef`; a local file must exist."""
+    if value is None or value == "":
+        raise rec.error(name, "expected an image (a path, data URL or bytes), got nothing", sub)
+    try:
+        ref = as_image_ref(value, _origin(rec.loc, rec.field(name, sub)), _base_dir(rec.loc))
+    except DataError as e:
+        raise rec.error(name, getattr(e, "reason", str(e)), sub) from None
+    _check_file(rec, name, ref, sub)
+    return ref
+
+
+def _check_file(rec: Record, name: str, ref: ImageRef, sub: str = "") -> None:
+    if missing_file(ref):
+        raise rec.error(name, f"image file not found: {ref.path}", sub)
+
+
+def content(rec: Record, name: str, value: Any, sub: str = "") -> Content:
+    """A content field (text or parts) normalised, with located errors; image files must
+    exist. Parts without an image come back as plain text (what text rewards read)."""
+    try:
+        out = normalize_content(
+            value, _origin(rec.loc, rec.field(name, sub)), base_dir=_base_dir(rec.loc)
+        )
+    except DataError as e:
+        raise rec.error(name, getattr(e, "reason", str(e)), sub) from None
+    for img in content_images(out):
+        _check_file(rec, name, img, sub)
+    if isinstance(out, list) and not out:
+        raise rec.error(name, "expected content, got an empty list", sub)
+    if isinstance(out, list) and not content_images(out):
+        return "\n".join(p["text"] for p in out)
+    return out
+
+
+def _text(rec: Record, name: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise rec.error(name, f"expected {what}, got {describe(value)}")
+    return value
+
+
+def _first(rec: Record, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if rec.has(n)), None)
+
+
+def _pair_fields(rec: Record, options: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
+    return next((p for p in options if rec.has(p[0]) and rec.has(p[1])), None)
+
+
+def parse_label(rec: Record, name: str, value: Any) -> list[int]:
+    """A two-way label as chosen indices: 0/"A"/"a" → [0], 1/"B" → [1], "tie"/0.5/"=" → [0, 1]."""
+    if isinstance(value, bool):
+        raise rec.error(name, f"expected 0, 1, 'A', 'B' or 'tie', got {describe(value)}")
+    if isinstance(value, int | float):
+        found = {0: [0], 1: [1], 0.5: [0, 1]}.get(value)  # type: ignore[call-overload]
+    else:
+        key = str(value).strip().lower().replace(" ", "")
+        found = {
+            "0": [0],
+            "1": [1],
+            "a": [0],
+            "b": [1],
+            "image_a": [0],
+            "image_b": [1],
+            "a>b": [0],
+            "b>a": [1],
+            "tie": [0, 1],
+            "a=b": [0, 1],
+            "=": [0, 1],
+            "0.5": [0, 1],
+        }.get(key)
+    if found is None:
+        raise rec.error(name, f"expected 0, 1, 'A', 'B' or 'tie', got {describe(value)}")
+    return found
+
+
+def _two_way_label(rec: Record) -> list[int]:
+    if rec.has("label_0") and rec.has("label_1"):  # Pick-a-Pic: 1/0, 0/1 or 0.5/0.5
+        a, b = rec.get("label_0"), rec.get("label_1")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
+            raise rec.error("label_0", f"expected numbers in label_0/label_1, got {a!r}, {b!r}")
+        return [0] if a > b else [1] if b > a else [0, 1]
+    for name in ("label", "preference", "winner"):
+        if rec.has(name):
+            return parse_label(rec, name, rec.get(name))
+    found = ", ".join(repr(k) for k in rec.data)
+    raise rec.error("label", f"missing required field 'label' (fields found: {found})")
+
+
+def _image_pair(rec: Record, options: tuple[tuple[str, str], ...]) -> list[Content]:
+    fields = _pair_fields(rec, options)
+    if fields is not None:
+        return [[image_part(_image(rec, f, rec.get(f)))] for f in fields]
+    images = rec.get("images", structured=True)
+    if not isinstance(images, list) or len(images) != 2:
+        names = " / ".join("/".join(p) for p in options)
+        raise rec.error("images", f"expected two images ({names}, or images: [a, b])")
+    return [[image_part(_image(rec, "images", v, f"[{i}]"))] for i, v in enumerate(images)]
+
+
+def convert_t2i(rec: Record) -> Example:
+    """A text-to-image pair: text prompt, two image responses, a label."""
+    name = _first(rec, ("prompt", "caption"))
+    if name is None:
+        raise rec.error("prompt", "missing required field 'prompt' (or 'caption')")
+    prompt: list[Message] = [{"role": "user", "content": _text(rec, name, rec.get(name), "text")}]
+    responses = _image_pair(rec, _T2I_FIELDS)
+    return rec.finish("t2i-pairs", prompt, responses, _two_way_label(rec))
+
+
+def convert_edit(rec: Record) -> Example:
+    """An image-editing triplet: [source image, instruction] prompt, two edited images."""
+    instruction = _text(rec, "instruction", rec.require("instruction"), "an instruction")
+    src_name = _first(rec, _EDIT_SOURCE)
+    if src_name is None:
+        raise rec.error("source_image", "missing required field 'source_image' (or input_image)")
+    source = _image(rec, src_name, rec.get(src_name))
+    prompt: list[Message] = [
+        {
+            "role": "user",
+            "content": [image_part(source), {"type": "text", "text": instruction}],
+        }
+    ]
+    responses = _image_pair(rec, _EDIT_FIELDS)
+    return rec.finish("image-edit", prompt, responses, _two_way_label(rec))
+
+
+def convert_mm_qa(rec: Record) -> Example:
+    """A multimodal QA pair: image(s) + question; text answers."""
+    images: list[ImageRef] = []
+    if rec.has("images"):
+        value = rec.get("images", structured=True)
+        if not isinstance(value, list) or not value:
+            raise rec.error("images", f"expected a list of images, got {describe(value)}")
+        images = [_image(rec, "images", v, f"[{i}]") for i, v in enumerate(value)]
+    elif rec.has("image"):
+        images = [_image(rec, "image", rec.get("image"))]
+    qname = _first(rec, _QA_QUESTION)
+    if qname is None:
+        raise rec.error("question", "missing required field 'question' (or 'query', 'prompt')")
+    question = _text(rec, qname, rec.get(qname), "a question")
+    parts: Content = [*(image_part(i) for i in images), {"type": "text", "text": question}]
+    prompt: list[Message] = [{"role": "user", "content": parts if images else question}]
+    if rec.has("chosen"):
+        answers = [
+            _text(rec, "chosen", rec.get("chosen"), "a response text"),
+            _text(rec, "rejected", rec.require("rejected"), "a response text"),
+        ]
+        chosen = [0]
+    else:
+        rname = _first(rec, ("responses", "response"))
+        value = rec.get(rname, structured=True) if rname else None
+        if not isinstance(value, list) or len(value) < 2:
+            raise rec.error(
+                rname or "chosen", "expected chosen/rejected, or a list of responses with a ranking"
+            )
+        answers = [_text(rec, rname, v, "a response text") for v in value]  # type: ignore[arg-type]
+        ranking = rec.require("human_ranking", structured=True)
+        if not isinstance(ranking, list) or len(ranking) != len(answers):
+            raise rec.error(
+                "human_ranking", f"expected {len(answers)} ranks, got {describe(ranking)}"
+            )
+        best = min(ranking)
+        chosen = [i for i, r in enumerate(ranking) if r == best]
+    meta: dict[str, Any] = {}
+    for key in ("id", "pair_id"):
+        if rec.has(key):
+            meta["group"] = str(rec.peek(key))
+            break
+    return rec.finish("mm-qa", prompt, answers, chosen, meta=meta)  # type: ignore[arg-type]
+
+
+def _is_image_path(value: str) -> bool:
+    s = value.strip()
+    return "\n" not in s and (
+        s.lower().endswith(IMAGE_SUFFIXES) or s.startswith(("data:image/", "file://"))
+    )
+
+
+def _mmrb2_response(rec: Record, name: str) -> Content:
+    value = rec.require(name, structured=True)
+    if isinstance(value, str):
+        if _is_image_path(value):
+            return [image_part(_image(rec, name, value))]
+        return _text(rec, name, value, "a response")
+    return content(rec, name, value)
+
+
+def convert_mmrb2(rec: Record) -> Example:
+    """An MMRB2 item; subset = ``task``. A response string that is a path with an image suffix
+    (or a data URL) is an image; any other string is text."""
+    prompt_content = content(rec, "prompt_content", rec.require("prompt_content", structured=True))
+    prompt: list[Message] = [{"role": "user", "content": prompt_content}]
+    responses = [_mmrb2_response(rec, "response_a"), _mmrb2_response(rec, "response_b")]
+    label = rec.require("chosen")
+    chosen = {"a": [0], "b": [1]}.get(str(label).strip().lower())
+    if chosen is None:
+        raise rec.error("chosen", f"expected 'A' or 'B', got {describe(label)}")
+    task = rec.opt_text("task")
+    if task and not rec.has("subset"):
+        rec.data["subset"] = task
+    return rec.finish("mmrb2", prompt, responses, chosen)
+
+
+def sniff(rec: Record) -> str | None:
+    """The multimodal format a record's field names say, or None."""
+    keys = rec.data
+    if "prompt_content" in keys and "response_a" in keys and "response_b" in keys:
+        return "mmrb2"
+    edit_pair = any(a in keys and b in keys for a, b in _EDIT_FIELDS) or "images" in keys
+    if "instruction" in keys and any(k in keys for k in _EDIT_SOURCE) and edit_pair:
+        return "image-edit"
+    labelled = any(k in keys for k in ("label", "label_0", "preference", "winner"))
+    t2i_pair = any(a in keys and b in keys for a, b in _T2I_FIELDS) or (
+        "images" in keys and labelled
+    )
+    if t2i_pair and ("prompt" in keys or "caption" in keys):
+        return "t2i-pairs"
+    qa_answers = ("chosen" in keys and "rejected" in keys) or "human_ranking" in keys
+    if (
+        ("image" in keys or "images" in keys)
+        and any(k in keys for k in _QA_QUESTION)
+        and qa_answers
+    ):
+        return "mm-qa"
+    return None

@@ -1,0 +1,283 @@
+"""Running a transformer body in the engine's layouts and returning padded-layout hidden states.
+
+Every function returns hidden states shaped as the plain right-padded batch of the same rows
+would give them, (rows, longest row, H), so a reward's readout code is the same for all layouts.
+
+- :func:`shared_prefix_hidden`: each distinct prefix of a batch runs once (``use_cache=True``,
+  in length-sorted sub-batches so prefixes of different lengths do not pad each other); the
+  key/value states are gathered for the rows that share them into one cache, and the rows'
+  remaining tokens run on top of it with a 4-D mask that lets a row see its own prefix and,
+  causally, its own tokens — never another row's.
+- :func:`packed_hidden`: rows concatenated into packed sequences with per-row position ids and a
+  block-diagonal (causal for decoders) 4-D mask: no padding tokens inside a pack.
+
+Custom 4-D masks pass through transformers' mask creation unchanged for the ``sdpa`` and ``eager``
+attention implementations; models with sliding-window or other per-layer masks are not given
+these layouts (:func:`model_layouts`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from rewardkit.engine.layout import attention_width
+
+
+def pad_rows(
+    seqs: Sequence[Sequence[int]],
+    types: Sequence[Sequence[int] | None] | None,
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Right-padded (ids, attention mask, token types or None) of token-id rows."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    tt = None if types is None else torch.zeros((len(seqs), width), dtype=torch.long)
+    for j, s in enumerate(seqs):
+        n = len(s)
+        ids[j, :n] = torch.tensor(list(s), dtype=torch.long)
+        mask[j, :n] = 1
+        if tt is not None and types is not None and types[j] is not None:
+            tt[j, :n] = torch.tensor(list(types[j] or []), dtype=torch.long)
+    return ids, mask, tt
+
+
+def _config(body: torch.nn.Module) -> Any:
+    return getattr(body, "config", None)
+
+
+def model_layouts(body: torch.nn.Module) -> frozenset[str]:
+    """Which of "packed"/"shared" the body can run: attention that takes a custom 4-D mask,
+    no sliding windows or per-layer attention kinds; "shared" needs a key/value cache."""
+    cfg = _config(body)
+    if cfg is None:
+        return frozenset()
+    if getattr(cfg, "_attn_implementation", "eager") not in ("sdpa", "eager"):
+        return frozenset()
+    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
+        return frozenset()
+    kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+    if kinds != {"full_attention"}:
+        return frozenset()
+    if getattr(cfg, "is_encoder_decoder", False):
+        return frozenset()
+    if getattr(cfg, "model_type", "") in (
+        "bert",
+        "roberta",
+        "xlm-roberta",
+        "electra",
+        "distilbert",
+    ):
+        return frozenset({"packed"}) if cfg.model_type == "bert" else frozenset()
+    return frozenset({"packed", "shared"})
+
+
+def model_attention_width(body: torch.nn.Module) -> float | None:
+    """:func:`rewardkit.engine.layout.attention_width` of a loaded body."""
+    cfg = _config(body)
+    hidden = getattr(cfg, "hidden_size", 0) or 0
+    layers = getattr(cfg, "num_hidden_layers", 0) or 0
+    emb = body.get_input_embeddings() if hasattr(body, "get_input_embeddings") else None
+    n_emb = emb.weight.numel() if emb is not None and hasattr(emb, "weight") else 0
+    params = sum(p.numel() for p in body.parameters()) - n_emb
+    return attention_width(int(hidden), int(layers), int(params))
+
+
+@functools.cache
+def _cache_argument(cls: type) -> str:
+    """The keyword a body's forward takes its key/value cache by (``cache`` in transformers 5.24+,
+    ``past_key_values`` before)."""
+    params = inspect.signature(cls.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    found = getattr(out, "past_key_values", None)
+    return found if found is not None else getattr(out, "cache", None)
+
+
+def _as_mask(allowed: torch.Tensor, body: torch.nn.Module) -> torch.Tensor:
+    """A boolean "may attend" mask (b, 1, q, k) in the form the attention implementation takes."""
+    if getattr(_config(body), "_attn_implementation", "eager") == "sdpa":
+        return allowed
+    dtype = next(body.parameters()).dtype
+    out = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return out.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def _kv_pairs(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) per layer of a transformers cache (5.x ``layers``; 4.x ``key_cache``)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))
+
+
+def _fresh_cache(like: Any) -> Any:
+    return type(like)()
+
+
+def run_prefixes(
+    body: torch.nn.Module,
+    prefixes: Sequence[Sequence[int]],
+    pad_id: int,
+    device: torch.device,
+    plan: Callable[[list[int]], list[list[int]]],
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], Any]:
+    """Run prefixes in length-sorted sub-batches (``plan`` cuts them); return their hidden states
+    (p, P, H), per-layer keys/values (p, heads, P, d) right-padded to the longest prefix P, and
+    one of the caches the model returned (to make a new cache of the same class)."""
+    width = max(len(x) for x in prefixes)
+    hidden = None
+    like: Any = None
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for batch in plan([len(x) for x in prefixes]):
+        ids, mask, _ = pad_rows([prefixes[i] for i in batch], None, pad_id)
+        out = body(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True)
+        cache = _returned_cache(out)
+        if cache is None:
+            raise RuntimeError(f"{type(body).__name__} returned no key/value cache")
+        h = out.last_hidden_state
+        index = torch.tensor(batch, device=h.device)
+        if hidden is None:
+            hidden = h.new_zeros((len(prefixes), width, h.shape[-1]))
+            for k, v in _kv_pairs(cache):
+                shape_k = (len(prefixes), k.shape[1], width, k.shape[3])
+                shape_v = (len(prefixes), v.shape[1], width, v.shape[3])
+                layers.append((k.new_zeros(shape_k), v.new_zeros(shape_v)))
+        hidden[index, : h.shape[1]] = h
+        for (k_all, v_all), (k, v) in zip(layers, _kv_pairs(cache), strict=True):
+            k_all[index, :, : k.shape[2]] = k
+            v_all[index, :, : v.shape[2]] = v
+        like = cache
+    assert hidden is not None
+    return hidden, layers, like
+
+
+def shared_prefix_hidden(
+    body: torch.nn.Module,
+    members: Sequence[tuple[int, Sequence[int]]],
+    pad_id: int,
+    device: torch.device,
+    plan: Callable[[list[int]], list[list[int]]] | None = None,
+) -> torch.Tensor:
+    """Padded-layout hidden states of rows given as (shared prefix length, token ids).
+
+    Rows with equal prefix length and equal first ``prefix`` tokens share one prefix run; each row
+    keeps at least one token of its own (``prefix < len(row)``). ``plan`` cuts the distinct
+    prefixes into sub-batches by length (default: one batch).
+    """
+    prefix_index: dict[tuple[int, ...], int] = {}
+    owner: list[int] = []
+    for p, ids in members:
+        if not 0 < p < len(ids):
+            raise ValueError(f"shared prefix of {p} tokens for a row of {len(ids)}")
+        owner.append(prefix_index.setdefault(tuple(ids[:p]), len(prefix_index)))
+    prefixes = list(prefix_index)
+    prefix_hidden, layers, like = run_prefixes(
+        body, prefixes, pad_id, device, plan or (lambda lengths: [list(range(len(lengths)))])
+    )
+    n_pre, width_p = prefix_hidden.shape[:2]
+    owner_index = torch.tensor(owner, dtype=torch.long, device=prefix_hidden.device)
+    cache = _fresh_cache(like)
+    for layer, (k, v) in enumerate(layers):
+        cache.update(k.index_select(0, owner_index), v.index_select(0, owner_index), layer)
+
+    rows = len(members)
+    dev = prefix_hidden.device  # masks are built where they are used (they can be large)
+    plen = torch.tensor([p for p, _ in members], dtype=torch.long, device=dev)
+    suffixes = [list(ids[p:]) for p, ids in members]
+    s_ids, s_mask, _ = pad_rows(suffixes, None, pad_id)
+    width_s = s_ids.shape[1]
+    slen = s_mask.to(dev).sum(dim=1)
+
+    key_pos = torch.arange(width_p + width_s, device=dev)
+    q_pos = torch.arange(width_s, device=dev)
+    sees_prefix = key_pos[None, None, :] < plen[:, None, None]  # (b, 1, K)
+    own = key_pos[None, None, :] - width_p  # index in the suffix, for suffix keys
+    sees_own = (own >= 0) & (own <= q_pos[None, :, None]) & (own < slen[:, None, None])
+    allowed = (sees_prefix & (key_pos[None, None, :] < width_p)) | sees_own
+    pad_query = q_pos[None, :] >= slen[:, None]  # let padding see itself (no empty softmax)
+    allowed = allowed | (pad_query[:, :, None] & (own == q_pos[None, :, None]))
+    position_ids = plen[:, None] + q_pos[None, :]
+    second = body(
+        input_ids=s_ids.to(device),
+        attention_mask=_as_mask(allowed[:, None], body),
+        position_ids=position_ids,
+        use_cache=True,
+        **{_cache_argument(type(body)): cache},
+    )
+    suffix_hidden = second.last_hidden_state  # (b, S, H)
+
+    # Gather each row's positions from the prefix run or the suffix run.
+    width = max(len(ids) for _, ids in members)
+    t = torch.arange(width, device=dev)[None, :]
+    in_prefix = t < plen[:, None]
+    owner_t = owner_index[:, None]
+    from_prefix = owner_t * width_p + t
+    rows_t = torch.arange(rows, device=dev)[:, None]
+    from_suffix = n_pre * width_p + rows_t * width_s + (t - plen[:, None])
+    lengths = plen + slen
+    index = torch.where(in_prefix, from_prefix, from_suffix)
+    index = torch.where(t < lengths[:, None], index, torch.zeros_like(index))
+    flat = torch.cat(
+        [
+            prefix_hidden.reshape(-1, prefix_hidden.shape[-1]),
+            suffix_hidden.reshape(-1, suffix_hidden.shape[-1]),
+        ]
+    )
+    return flat[index]
+
+
+def packed_hidden(
+    body: torch.nn.Module,
+    packs: Sequence[Sequence[Sequence[int]]],
+    types: Sequence[Sequence[Sequence[int] | None]] | None,
+    pad_id: int,
+    causal: bool,
+    device: torch.device,
+) -> torch.Tensor:
+    """Padded-layout hidden states of rows packed several to a sequence (pack order, then row)."""
+    seqs = [[t for row in pack for t in row] for pack in packs]
+    ids, _, _ = pad_rows(seqs, None, pad_id)
+    n_packs, width = ids.shape
+    segment = torch.full((n_packs, width), -1, dtype=torch.long)
+    position = torch.zeros((n_packs, width), dtype=torch.long)
+    tt = torch.zeros((n_packs, width), dtype=torch.long) if types is not None else None
+    starts: list[tuple[int, int, int]] = []  # (pack, offset, length) per row
+    for b, pack in enumerate(packs):
+        offset = 0
+        for k, row in enumerate(pack):
+            n = len(row)
+            segment[b, offset : offset + n] = k
+            position[b, offset : offset + n] = torch.arange(n)
+            if tt is not None and types is not None and types[b][k] is not None:
+                tt[b, offset : offset + n] = torch.tensor(list(types[b][k] or []))
+            starts.append((b, offset, n))
+            offset += n
+    segment = segment.to(device)  # masks are built where they are used (they can be large)
+    same = segment[:, :, None] == segment[:, None, :]
+    real = segment >= 0
+    allowed = same & real[:, :, None] & real[:, None, :]
+    if causal:
+        allowed = allowed & torch.ones(width, width, dtype=torch.bool, device=device).tril()[None]
+    allowed = allowed | torch.eye(width, dtype=torch.bool, device=device)[None]  # pads see self
+    kwargs: dict[str, Any] = {
+        "input_ids": ids.to(device),
+        "attention_mask": _as_mask(allowed[:, None], body),
+        "position_ids": position.to(device),
+    }
+    if tt is not None:
+        kwargs["token_type_ids"] = tt.to(device)
+    hidden = body(**kwargs).last_hidden_state  # (packs, T, H)
+
+    longest = max(n for _, _, n in starts)
+    t = torch.arange(longest)[None, :]
+    base = torch.tensor([b * width + off for b, off, _ in starts])[:, None]
+    lengths = torch.tensor([n for _, _, n in starts])[:, None]
+    index = torch.where(t < lengths, base + t, torch.zeros_like(t))
+    return hidden.reshape(-1, hidden.shape[-1])[index.to(hidden.device)]

@@ -1,0 +1,64 @@
+"""The scoring engine for rewards that read images as well as tokens.
+
+:class:`MultimodalReward` is a :class:`~rewardkit.engine.runner.ModelBackedReward` whose rows
+carry their images (:class:`MultimodalRow`): the engine still does cache look-up, de-duplication,
+length-sorted batches under the token budget (a row's length is its token count, image tokens
+included where the processor expands them), progress, cache writes and ``last_stats``; the
+subclass's :meth:`MultimodalReward.run_batch` turns a batch of rows into scores (loading the
+images, running the processor and the model). Cache keys hash images by their digest
+(:meth:`~rewardkit.multimodal.content.ImageRef.digest`), never by path.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardkit.engine.execute import pad_rows
+from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+
+
+@dataclass(frozen=True)
+class MultimodalRow(EncodedRow):
+    """An :class:`EncodedRow` plus ``payload``: what :meth:`MultimodalReward.run_batch` needs to
+    rebuild the model inputs (rendered text, :class:`ImageRef` list, …)."""
+
+    payload: Any = None
+
+
+class MultimodalReward(ModelBackedReward):
+    """A model-backed reward whose batches hold images; subclasses implement :meth:`encode`
+    (returning :class:`MultimodalRow`) and :meth:`run_batch`."""
+
+    accepts_images = True
+
+    @abstractmethod
+    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
+        """Scores of a batch of rows: shape (b,) or (b, k)."""
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} scores rows with run_batch")
+
+    def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
+        out = self.run_batch(rows)  # type: ignore[arg-type]
+        out = out.float().cpu().numpy()
+        return [np.atleast_1d(out[j]) for j in range(len(rows))]
+
+
+def pad_right(
+    seqs: list[list[int]], pad_id: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` (b, longest) for token id lists."""
+    ids, mask, _ = pad_rows(seqs, None, pad_id)
+    if device is not None and device.type != "cpu":
+        ids, mask = ids.to(device), mask.to(device)
+    return ids, mask

@@ -1,0 +1,547 @@
+"""Reward-guided search over a user's generator: best-of-N over seeds, TTSnap-style pruning of
+candidates scored at intermediate steps, and ReNO-style optimisation of the initial noise.
+
+Nothing here needs a diffusion library: a generator is any callable (best-of-N), any object with
+``start/step/preview/finish`` (pruning, :class:`StepGenerator`), or any differentiable map from a
+noise tensor to an output (ReNO). Rewards are callables from a list of candidates to scores
+(higher is better; an (n, k) array is k rewards, combined by rank sum), or, for ReNO,
+differentiable losses of the generator's output.
+
+- methods.md F3 — Noise-aware pruning for test-time scaling ("TTSnap"): :func:`ttsnap_search`,
+  the cost model :func:`ttsnap_cost` / :func:`bon_cost`, :func:`ttsnap_seeds_for_budget`.
+- methods.md F2 — Reward-based noise optimization ("ReNO"): :func:`reno_optimize`,
+  :func:`chi_regularizer`.
+- methods.md B15 — Image–text reward interface: the differentiable reward losses
+  (:func:`clip_loss`, :func:`pickscore_loss`, :func:`hps_loss`, :func:`imagereward_loss`,
+  :func:`aesthetic_loss`).
+
+numpy only at import; torch is imported by the ReNO functions when called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+#: A reward over candidates: ``reward(candidates) -> scores`` of shape (n,) or (n, k), higher is
+#: better. Called once per batch of candidates.
+RewardFn = Callable[[list[Any]], Any]
+
+
+# --- budget and results ---------------------------------------------------------------------
+
+
+@dataclass
+class Budget:
+    """What a search spent. ``reward_items`` counts candidates scored (the card's verifier
+    evaluations); ``reward_calls`` counts calls of a reward function (each scores a batch)."""
+
+    generator_calls: int = 0  # generate(seed) for best-of-N; start(seed) for pruning
+    step_calls: int = 0
+    preview_calls: int = 0
+    finish_calls: int = 0
+    reward_calls: int = 0
+    reward_items: int = 0
+
+    def cost(self, x: float, y: float) -> float:
+        """The card's cost of what was spent: ``x`` per denoising step, ``y`` per scored
+        candidate (comparable with :func:`ttsnap_search_cost`)."""
+        return self.step_calls * x + self.reward_items * y
+
+
+@dataclass
+class PruneRound:
+    """One pruning round: at ``step``, the ``alive`` seeds' intermediate ``scores`` (same order)
+    and the seeds ``kept``."""
+
+    step: int
+    alive: list[int]
+    scores: np.ndarray
+    kept: list[int]
+
+
+@dataclass
+class SearchResult(Generic[T]):
+    """The best candidate and everything the search saw.
+
+    ``scores`` holds the final reward of every seed, in ``seeds`` order ((n,) or (n, k)); seeds
+    pruned before the end are NaN there (their intermediate scores are in ``rounds``).
+    """
+
+    best: T
+    best_seed: int
+    best_index: int
+    seeds: list[int]
+    scores: np.ndarray
+    budget: Budget
+    rounds: list[PruneRound] = field(default_factory=list)
+
+
+# --- selection ------------------------------------------------------------------------------
+
+
+def _average_ranks(col: np.ndarray) -> np.ndarray:
+    """Ranks 1 (worst) .. m (best), ties averaged; NaN ranks below everything."""
+    col = np.where(np.isnan(col), -np.inf, col.astype(np.float64))
+    order = np.argsort(col, kind="stable")
+    ranks = np.empty(len(col), dtype=np.float64)
+    ranks[order] = np.arange(1, len(col) + 1)
+    _, inv = np.unique(col, return_inverse=True)
+    return (np.bincount(inv, weights=ranks) / np.bincount(inv))[inv]
+
+
+def rank_sum(scores: np.ndarray) -> np.ndarray:
+    """methods.md F3 multi-reward selection: rank the candidates under each reward (column) and
+    sum the ranks (higher is better; ties share the average rank; NaN ranks last)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1:
+        return _average_ranks(scores)
+    return np.sum([_average_ranks(scores[:, j]) for j in range(scores.shape[1])], axis=0)
+
+
+def best_first(scores: np.ndarray) -> np.ndarray:
+    """Candidate indices from best to worst: by score for (n,), by :func:`rank_sum` for (n, k).
+    NaN is worst; ties keep the earlier candidate first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    key = rank_sum(scores) if scores.ndim == 2 and scores.shape[1] > 1 else scores.reshape(-1)
+    key = np.where(np.isnan(key), -np.inf, key)
+    return np.argsort(-key, kind="stable")
+
+
+def _score(reward: RewardFn, candidates: list[Any], budget: Budget, what: str) -> np.ndarray:
+    out = np.asarray(reward(candidates), dtype=np.float64)
+    budget.reward_calls += 1
+    budget.reward_items += len(candidates)
+    if out.ndim not in (1, 2) or out.shape[0] != len(candidates):
+        raise ValueError(
+            f"{what} reward returned shape {out.shape} for {len(candidates)} candidates; "
+            f"expected ({len(candidates)},) or ({len(candidates)}, k)"
+        )
+    return out
+
+
+def _seed_list(n: int | None, seeds: Iterable[int] | None) -> list[int]:
+    if seeds is None:
+        if n is None or n < 1:
+            raise ValueError(f"n must be >= 1 when no seeds are given, got {n}")
+        return list(range(n))
+    out = [int(s) for s in seeds]
+    if n is not None and len(out) != n:
+        raise ValueError(f"n={n} but {len(out)} seeds were given")
+    if not out:
+        raise ValueError("seeds is empty")
+    return out
+
+
+# --- best-of-N ------------------------------------------------------------------------------
+
+
+def best_of_n_seeds(
+    generate: Callable[[int], T],
+    reward: RewardFn,
+    n: int | None = None,
+    seeds: Iterable[int] | None = None,
+) -> SearchResult[T]:
+    """Generate one candidate per seed (``seeds``, default ``0..n−1``), score all of them in one
+    reward call, return the best (methods.md F3's best-of-N baseline).
+
+    Budget: ``n`` generator calls, one reward call over ``n`` candidates.
+    """
+    seed_list = _seed_list(n, seeds)
+    budget = Budget()
+    candidates = []
+    for s in seed_list:
+        candidates.append(generate(s))
+        budget.generator_calls += 1
+    scores = _score(reward, candidates, budget, "best-of-N")
+    best = int(best_first(scores)[0])
+    return SearchResult(candidates[best], seed_list[best], best, seed_list, scores, budget)
+
+
+# --- TTSnap-style pruning -------------------------------------------------------------------
+
+
+class StepGenerator(Protocol[S, T]):
+    """A generator run step by step (a diffusion sampler, a decoder).
+
+    ``start(seed)`` returns the state at step index 0 (the initial noise); ``step(state)`` moves
+    it one index on (one denoising step, cost ``x``); ``preview(state)`` is the candidate an
+    intermediate reward scores (a Tweedie / x̂₀ estimate); ``finish(state)`` the final candidate
+    from the state at index ``n_steps − 1``.
+    """
+
+    def start(self, seed: int) -> S: ...
+
+    def step(self, state: S) -> S: ...
+
+    def preview(self, state: S) -> T: ...
+
+    def finish(self, state: S) -> T: ...
+
+
+def _check_schedule(prune_steps: Sequence[int], keep: Sequence[float], n_steps: int) -> None:
+    if len(prune_steps) != len(keep):
+        raise ValueError(f"{len(prune_steps)} prune_steps but {len(keep)} keep fractions")
+    prev = -1
+    for s in prune_steps:
+        if not isinstance(s, int | np.integer) or s <= prev:
+            raise ValueError(
+                f"prune_steps must be increasing integers >= 0, got {list(prune_steps)}"
+            )
+        prev = s
+    if prune_steps and prune_steps[-1] >= n_steps - 1:
+        raise ValueError(
+            f"prune steps must be < n_steps − 1 = {n_steps - 1} (the last index is the final "
+            f"candidate), got {list(prune_steps)}"
+        )
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    for a in keep:
+        if not 0.0 < a <= 1.0:
+            raise ValueError(f"keep fractions must be in (0, 1], got {list(keep)}")
+
+
+def alive_counts(n: int, keep: Sequence[float]) -> list[int]:
+    """Candidates alive before each pruning round and at the end: ``[n_0 = n, n_1, …, n_J]`` with
+    ``n_j = max(1, round(α_j · n_{j−1}))`` (Python's round, as TTSnap's simulation)."""
+    out = [int(n)]
+    for a in keep:
+        out.append(max(1, round(out[-1] * a)))
+    return out
+
+
+def ttsnap_cost(
+    prune_steps: Sequence[int], keep: Sequence[float], n_steps: int, x: float, y: float
+) -> float:
+    """methods.md F3 cost per started candidate:
+    ``c = Σ_j A_{j−1}((s_j − s_{j−1})x + y) + A_J((S − 1 − s_J)x + y)``, ``A_0 = 1``,
+    ``A_j = Π_{l≤j} α_l``, ``s_0 = 0`` (``x``: one denoising step, ``y``: one reward call on one
+    candidate, ``S = n_steps``)."""
+    _check_schedule(prune_steps, keep, n_steps)
+    cost, a_cum, prev = 0.0, 1.0, 0
+    for s, a in zip(prune_steps, keep, strict=True):
+        cost += a_cum * ((s - prev) * x + y)
+        a_cum *= a
+        prev = s
+    return cost + a_cum * ((n_steps - 1 - prev) * x + y)
+
+
+def bon_cost(n_steps: int, x: float, y: float) -> float:
+    """methods.md F3 best-of-N cost per candidate, ``S·x + y``, as the card (and TTSnap) count it.
+
+    The card's pruning model counts ``S − 1`` steps for a trajectory that is never pruned (TTSnap's
+    simulation indexes states 0..S−1 with index 0 free); this keeps the card's BoN figure so its
+    ratio (≈3.84× on the worked example) reproduces."""
+    return n_steps * x + y
+
+
+def ttsnap_search_cost(
+    n: int,
+    prune_steps: Sequence[int],
+    keep: Sequence[float],
+    n_steps: int,
+    x: float,
+    y: float,
+) -> float:
+    """Exact cost of :func:`ttsnap_search` started with ``n`` seeds, after rounding:
+    ``Σ_j n_{j−1}((s_j − s_{j−1})x + y) + n_J((S − 1 − s_J)x + y)`` with :func:`alive_counts`
+    (equals ``n · ttsnap_cost`` when every ``n · A_j`` is an integer)."""
+    _check_schedule(prune_steps, keep, n_steps)
+    alive = alive_counts(n, keep)
+    cost, prev = 0.0, 0
+    for j, s in enumerate(prune_steps):
+        cost += alive[j] * ((s - prev) * x + y)
+        prev = s
+    return cost + alive[-1] * ((n_steps - 1 - prev) * x + y)
+
+
+def ttsnap_seeds_for_budget(
+    budget: float,
+    prune_steps: Sequence[int],
+    keep: Sequence[float],
+    n_steps: int,
+    x: float,
+    y: float,
+) -> int:
+    """The most seeds :func:`ttsnap_search` can start within ``budget`` (exact cost, with
+    rounding; 0 when not even one fits)."""
+
+    def cost(n: int) -> float:
+        return ttsnap_search_cost(n, prune_steps, keep, n_steps, x, y)
+
+    if cost(1) > budget:
+        return 0
+    lo, hi = 1, 2
+    while cost(hi) <= budget:  # cost is non-decreasing in n
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if cost(mid) <= budget else (lo, mid)
+    return lo
+
+
+def bon_seeds_for_budget(budget: float, n_steps: int, x: float, y: float) -> int:
+    """The most best-of-N candidates within ``budget`` at :func:`bon_cost` each."""
+    return max(0, math.floor(budget / bon_cost(n_steps, x, y) + 1e-9))
+
+
+def ttsnap_search(
+    generator: StepGenerator[Any, T],
+    reward: RewardFn,
+    n: int | None,
+    n_steps: int,
+    prune_steps: Sequence[int] = (),
+    keep: Sequence[float] = (),
+    prune_reward: RewardFn | None = None,
+    seeds: Iterable[int] | None = None,
+) -> SearchResult[T]:
+    """methods.md F3 — TTSnap pruning: start one trajectory per seed; at each step index
+    ``s_j`` of ``prune_steps`` score the alive candidates' previews with ``prune_reward``
+    (a noise-aware reward; default ``reward``) and keep the top ``max(1, round(α_j · n_alive))``;
+    run the survivors to index ``n_steps − 1``, score their final candidates with ``reward`` and
+    return the best. A reward returning (n, k) ranks by rank sum (:func:`rank_sum`).
+
+    Spends exactly: ``n`` start calls; ``Σ_j n_{j−1}(s_j − s_{j−1}) + n_J(S − 1 − s_J)`` step
+    calls; ``Σ_j n_{j−1}`` previews; ``n_J`` finish calls; ``J + 1`` reward calls over
+    ``Σ_{j=0..J} n_j`` candidates — so ``budget.cost(x, y) == ttsnap_search_cost(n, …)``.
+    """
+    seed_list = _seed_list(n, seeds)
+    prune_steps = [int(s) for s in prune_steps]
+    _check_schedule(prune_steps, keep, n_steps)
+    budget = Budget()
+    states: dict[int, Any] = {}
+    for i, s in enumerate(seed_list):
+        states[i] = generator.start(s)
+        budget.generator_calls += 1
+    alive = list(range(len(seed_list)))
+    at = 0
+
+    def advance(to: int) -> None:
+        for i in alive:
+            st = states[i]
+            for _ in range(to - at):
+                st = generator.step(st)
+                budget.step_calls += 1
+            states[i] = st
+
+    rounds: list[PruneRound] = []
+    for s, a in zip(prune_steps, keep, strict=True):
+        advance(s)
+        at = s
+        previews = []
+        for i in alive:
+            previews.append(generator.preview(states[i]))
+            budget.preview_calls += 1
+        sc = _score(prune_reward or reward, previews, budget, f"step-{s} prune")
+        k = max(1, round(len(alive) * a))
+        top = sorted(int(j) for j in best_first(sc)[:k])
+        kept = [alive[j] for j in top]
+        rounds.append(
+            PruneRound(s, [seed_list[i] for i in alive], sc, [seed_list[i] for i in kept])
+        )
+        for i in set(alive) - set(kept):
+            del states[i]  # free the pruned trajectories
+        alive = kept
+    advance(n_steps - 1)
+    finals = []
+    for i in alive:
+        finals.append(generator.finish(states[i]))
+        budget.finish_calls += 1
+    fs = _score(reward, finals, budget, "final")
+    scores = np.full((len(seed_list), *fs.shape[1:]), np.nan)
+    scores[alive] = fs
+    j = int(best_first(fs)[0])
+    best = alive[j]
+    return SearchResult(finals[j], seed_list[best], best, seed_list, scores, budget, rounds)
+
+
+# --- ReNO-style noise optimisation ----------------------------------------------------------
+
+
+def chi_regularizer(noise: Any) -> Any:
+    """methods.md F2: ``½‖ε‖² − (d − 1) log ‖ε‖`` with ``d = numel(ε)`` — the negative
+    log-density of ‖ε‖ under a χ distribution with d degrees of freedom, up to a constant
+    (float32; a torch tensor in, a 0-d tensor out)."""
+    import torch
+
+    norm = torch.linalg.vector_norm(noise.float())
+    return 0.5 * norm**2 - (noise.numel() - 1) * torch.log(norm)
+
+
+def _cos(image_emb: Any, text_emb: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cosine_similarity(image_emb.float(), text_emb.float().expand_as(image_emb), dim=-1)
+
+
+def clip_loss(image_emb: Any, text_emb: Any) -> Any:
+    """methods.md B15/F2 CLIP loss ``100 − 100·cos(E_img, E_txt)`` (mean over images)."""
+    return (100.0 - 100.0 * _cos(image_emb, text_emb)).mean()
+
+
+#: CLIP's logit scale in log space (exp = 100), the default of :func:`pickscore_loss`.
+LOG_100 = math.log(100.0)
+
+
+def pickscore_loss(image_emb: Any, text_emb: Any, logit_scale: Any = LOG_100) -> Any:
+    """methods.md B15/F2 PickScore loss ``30 − exp(s)·cos`` with ``s`` the model's (log-space)
+    ``logit_scale`` (mean over images)."""
+    import torch
+
+    scale = torch.as_tensor(logit_scale, dtype=torch.float32).exp()
+    return (30.0 - scale * _cos(image_emb, text_emb)).mean()
+
+
+def hps_loss(score: Any) -> Any:
+    """methods.md B15/F2 HPSv2 loss ``1 − score`` (mean)."""
+    return (1.0 - score).mean()
+
+
+def imagereward_loss(score: Any) -> Any:
+    """methods.md B15/F2 ImageReward loss ``2 − r`` on the standardized score (mean)."""
+    return (2.0 - score).mean()
+
+
+def aesthetic_loss(score: Any) -> Any:
+    """methods.md B15/F2 LAION-aesthetic loss ``10 − score`` (mean)."""
+    return (10.0 - score).mean()
+
+
+#: ReNO's default weights per reward loss (methods.md F2; aesthetic is off).
+RENO_WEIGHTS = {"hps": 5.0, "imagereward": 1.0, "clip": 0.01, "pickscore": 0.05, "aesthetic": 0.0}
+
+
+@dataclass
+class NoiseOptResult:
+    """The best iterate of :func:`reno_optimize` and its per-iteration record.
+
+    ``losses[i]`` is the weighted reward loss ``Σ_k w_k L_k`` of iteration ``i`` (lower is
+    better; ``rewards`` is its negative), ``term_losses[i]`` the unweighted ``L_k``,
+    ``regularizer[i]`` the χ term (unweighted) and ``norms[i]`` ‖ε‖.
+    """
+
+    noise: Any
+    output: Any
+    best_iteration: int
+    best_loss: float
+    losses: list[float]
+    term_losses: list[list[float]]
+    regularizer: list[float]
+    norms: list[float]
+    generator_calls: int = 0
+
+    @property
+    def rewards(self) -> list[float]:
+        return [-v for v in self.losses]
+
+
+def _terms(rewards: Sequence[tuple[Any, ...]]) -> list[tuple[float, Callable[[Any], Any], float]]:
+    out = []
+    for i, term in enumerate(rewards):
+        if len(term) not in (2, 3):
+            raise ValueError(f"reward term {i}: expected (weight, fn) or (weight, fn, 'score')")
+        weight, fn = float(term[0]), term[1]
+        kind = term[2] if len(term) == 3 else "loss"
+        if kind not in ("loss", "score"):
+            raise ValueError(f"reward term {i}: kind must be 'loss' or 'score', got {kind!r}")
+        if not callable(fn):
+            raise ValueError(f"reward term {i}: {fn!r} is not callable")
+        out.append((weight, fn, 1.0 if kind == "loss" else -1.0))
+    if not out:
+        raise ValueError("reno_optimize needs at least one reward term")
+    return out
+
+
+def reno_optimize(
+    generator: Callable[[Any], Any],
+    rewards: Sequence[tuple[Any, ...]],
+    noise_shape: Sequence[int] | None = None,
+    *,
+    noise: Any = None,
+    iters: int = 50,
+    lr: float = 5.0,
+    momentum: float = 0.9,
+    nesterov: bool = True,
+    grad_clip: float = 0.1,
+    reg_weight: float = 0.01,
+    seed: int = 0,
+) -> NoiseOptResult:
+    """methods.md F2 — ReNO: gradient descent on the initial noise ε of a one-step,
+    differentiable ``generator`` against ``L(ε) = Σ_k w_k L_k(G(ε)) + λ(½‖ε‖² − (d−1) log‖ε‖)``.
+
+    ``rewards``: ``(w_k, fn_k)`` where ``fn_k(output)`` is a differentiable loss (lower is
+    better; e.g. :func:`clip_loss` of the output's embeddings), or ``(w_k, fn_k, "score")`` for a
+    score to raise (its loss is ``−score``). ε starts from ``noise`` or ``randn(noise_shape)``
+    seeded by ``seed``. SGD (Nesterov momentum 0.9), lr 5.0, gradient-norm clip 0.1, λ = 0.01,
+    ``iters`` generator evaluations and ``iters − 1`` updates (ReNO's loop: no update after the
+    last evaluation). Returns the iterate with the lowest weighted reward loss (regularizer
+    excluded, as ReNO keeps its best image).
+    """
+    import torch
+
+    terms = _terms(rewards)
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    if noise is None:
+        if noise_shape is None:
+            raise ValueError("give noise_shape or an initial noise tensor")
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn(tuple(noise_shape), generator=gen)
+    eps = noise.detach().clone().float().requires_grad_(True)
+    opt = torch.optim.SGD([eps], lr=lr, momentum=momentum, nesterov=nesterov)
+    res = NoiseOptResult(None, None, -1, math.inf, [], [], [], [])
+    for it in range(iters):
+        opt.zero_grad()
+        out = generator(eps)
+        res.generator_calls += 1
+        parts = [sign * fn(out) for _, fn, sign in terms]
+        total = sum(w * p for (w, _, _), p in zip(terms, parts, strict=True))
+        reward_loss = float(total.detach())
+        reg = chi_regularizer(eps)
+        res.losses.append(reward_loss)
+        res.term_losses.append([float(p.detach()) for p in parts])
+        res.regularizer.append(float(reg.detach()))
+        res.norms.append(float(torch.linalg.vector_norm(eps.detach())))
+        if reward_loss < res.best_loss:
+            res.best_loss, res.best_iteration = reward_loss, it
+            res.noise, res.output = eps.detach().clone(), out.detach().clone()
+        if it == iters - 1:
+            break
+        (total + reg_weight * reg if reg_weight else total).backward()
+        torch.nn.utils.clip_grad_norm_([eps], grad_clip)
+        opt.step()
+    return res
+
+
+__all__ = [
+    "RENO_WEIGHTS",
+    "Budget",
+    "NoiseOptResult",
+    "PruneRound",
+    "SearchResult",
+    "StepGenerator",
+    "aesthetic_loss",
+    "alive_counts",
+    "best_first",
+    "best_of_n_seeds",
+    "bon_cost",
+    "bon_seeds_for_budget",
+    "chi_regularizer",
+    "clip_loss",
+    "hps_loss",
+    "imagereward_loss",
+    "pickscore_loss",
+    "rank_sum",
+    "reno_optimize",
+    "ttsnap_cost",
+    "ttsnap_search",
+    "ttsnap_search_cost",
+    "ttsnap_seeds_for_budget",
+]

@@ -1,0 +1,187 @@
+"""``clip:PATH_OR_ID`` — CLIP-score style image–text similarity (methods.md B15 — Image–text
+reward interface: CLIP score).
+
+Any dual encoder that transformers loads with ``AutoModel`` + ``AutoProcessor`` and that has
+``get_text_features`` / ``get_image_features`` (CLIP, and SigLIP-like models) works. Per query
+the reward pairs a text with one or more images (:func:`image_text_pairs`):
+
+- the response holds images (text-to-image, editing): the text is the last user turn's text
+  (the caption or instruction; prompt images such as an editing source are not scored) and the
+  images are the response's;
+- the response is text and the prompt holds images (captioning, visual QA): the text is the
+  response and the images are the prompt's;
+- otherwise the reward does not apply: NaN.
+
+With ``c = cos(E_img, E_txt)`` the score (:func:`clip_score`) is ``100·c`` (``variant=clip``,
+ReNO's CLIP score), ``2.5·max(c, 0)`` (``variant=clipscore``, Hessel et al.'s CLIPScore) or
+``exp(logit_scale)·c`` (``variant=logit``, PickScore's form with the model's own scale); several
+images are averaged. Texts longer than the text tower's positions are cut at the end (counted in
+``last_stats['truncated_rows']``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
+from rewardkit.multimodal.content import ImageRef, content_images, content_text
+from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
+from rewardkit.types import Query, stable_hash
+
+VARIANTS = ("clip", "clipscore", "logit")
+
+
+def clip_score(cos: Any, variant: str = "clip", logit_scale: float | None = None) -> Any:
+    """methods.md B15: ``clip`` → 100·cos; ``clipscore`` → 2.5·max(cos, 0); ``logit`` →
+    exp(logit_scale)·cos (needs the model's ``logit_scale``). Works on floats and arrays."""
+    c = np.asarray(cos, dtype=np.float64)
+    if variant == "clip":
+        out = 100.0 * c
+    elif variant == "clipscore":
+        out = 2.5 * np.maximum(c, 0.0)
+    elif variant == "logit":
+        if logit_scale is None:
+            raise ValueError("variant 'logit' needs the model's logit_scale")
+        out = math.exp(logit_scale) * c
+    else:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return float(out) if out.ndim == 0 else out
+
+
+def image_text_pairs(query: Query) -> tuple[str, list[ImageRef]] | None:
+    """(text, images) that a CLIP-style reward compares for ``query``, or None (see module doc)."""
+    response_images = content_images(query.response)
+    if response_images:
+        users = [m for m in query.prompt if m["role"] == "user"] or list(query.prompt)
+        text = content_text(users[-1]["content"], image_token=None).strip() if users else ""
+        return (text, response_images) if text else None
+    prompt_images = [img for m in query.prompt for img in content_images(m["content"])]
+    text = content_text(query.response, image_token=None).strip()
+    if prompt_images and text:
+        return text, prompt_images
+    return None
+
+
+def _features(out: Any) -> torch.Tensor:
+    """Projected features from ``get_*_features`` (a tensor, or an output with pooler_output)."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class ClipScoreReward(MultimodalReward):
+    """Image–text similarity of a CLIP-style dual encoder (methods.md B15)."""
+
+    def __init__(
+        self, model: str, config: EngineConfig | None = None, *, variant: str = "clip"
+    ) -> None:
+        super().__init__(config)
+        if variant not in VARIANTS:
+            raise ValueError(f"clip variant must be one of {VARIANTS}, got {variant!r}")
+        import transformers
+
+        set_threads(self.config.threads)
+        self.resolved = resolve_model(model)
+        self.device = resolve_device(self.config.device)
+        self.processor = transformers.AutoProcessor.from_pretrained(self.resolved.source)
+        self.tokenizer = self.processor.tokenizer
+        dtype = torch_dtype(self.config.dtype)
+        self.model = (
+            transformers.AutoModel.from_pretrained(self.resolved.source, dtype=dtype)
+            .to(dtype)
+            .to(self.device)
+            .eval()
+        )
+        for method in ("get_text_features", "get_image_features"):
+            if not callable(getattr(self.model, method, None)):
+                raise ValueError(
+                    f"{model}: {type(self.model).__name__} has no {method}; clip: needs a "
+                    "CLIP-style dual encoder"
+                )
+        self.variant = variant
+        text_cfg = getattr(self.model.config, "text_config", self.model.config)
+        limits = [getattr(text_cfg, "max_position_embeddings", None)]
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        limits.append(tok_max if isinstance(tok_max, int) and tok_max < 1_000_000 else None)
+        self.max_length = min(int(v) for v in limits if v) if any(limits) else 77
+        scale = getattr(self.model, "logit_scale", None)
+        self.logit_scale = None if scale is None else float(scale.detach().float().reshape(-1)[0])
+        self._identity = {
+            "class": type(self).__name__,
+            **self.resolved.identity,
+            "variant": variant,
+            "max_length": self.max_length,
+            **self.engine_identity(),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def encode(self, pairs: Sequence[tuple[str, ImageRef]]) -> list[MultimodalRow]:
+        """One row per (text, image): the text's token ids (cut at the end to ``max_length``)."""
+        texts = [t for t, _ in pairs]
+        ids = self.tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
+        rows = []
+        for row_ids, (_, image) in zip(ids, pairs, strict=True):
+            dropped = max(0, len(row_ids) - self.max_length)
+            if dropped:
+                eos = row_ids[-1]
+                row_ids = [*row_ids[: self.max_length - 1], eos]
+            rows.append(MultimodalRow(list(row_ids), response_dropped=dropped, payload=image))
+        return rows
+
+    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
+        ids, mask = pad_right([r.input_ids for r in rows], self.pad_token_id, self.device)
+        images = [r.payload.load() for r in rows]
+        pixels = self.processor.image_processor(images=images, return_tensors="pt")
+        pixels = pixels["pixel_values"].to(self.device, dtype=next(self.model.parameters()).dtype)
+        t = _features(self.model.get_text_features(input_ids=ids, attention_mask=mask)).float()
+        v = _features(self.model.get_image_features(pixel_values=pixels)).float()
+        cos = torch.nn.functional.cosine_similarity(t, v, dim=-1)
+        return torch.as_tensor(clip_score(cos.cpu().numpy(), self.variant, self.logit_scale))
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        index: list[int] = []
+        pairs: list[tuple[str, ImageRef]] = []
+        for i, q in enumerate(queries):
+            found = image_text_pairs(q)
+            if found is None:
+                continue
+            text, images = found
+            for image in images:
+                index.append(i)
+                pairs.append((text, image))
+        out = np.full(len(queries), np.nan)
+        if not pairs:
+            self.last_stats = {"queries": len(queries), "computed": 0, "truncated_rows": 0}
+            return out
+        values = self.score_rows(pairs, pair_keys(pairs), self.encode)[:, 0].astype(np.float64)
+        sums, counts = np.zeros(len(queries)), np.zeros(len(queries))
+        np.add.at(sums, index, values)
+        np.add.at(counts, index, 1)
+        has = counts > 0
+        out[has] = sums[has] / counts[has]
+        return out
+
+
+def build(arg: str | None, **options: Any) -> ClipScoreReward:
+    """Registry factory for ``clip:PATH_OR_ID`` (options: ``variant=clip|clipscore|logit`` and
+    the engine's)."""
+    if not arg:
+        raise ValueError("clip needs a model: clip:PATH_OR_ID (e.g. openai/clip-vit-base-patch32)")
+    config = EngineConfig.from_options(options)
+    return ClipScoreReward(arg, config, **options)
+
+
+def pair_keys(pairs: Sequence[tuple[str, ImageRef]], tag: str = "clip") -> list[str]:
+    """Cache keys of (text, image) rows: the text and the image digest (not its path)."""
+    return [stable_hash([tag, text, image]) for text, image in pairs]
