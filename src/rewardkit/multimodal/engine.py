@@ -46,7 +46,7 @@ class MultimodalReward(ModelBackedReward):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None,
     ) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} scores rows with run_batch")
+        raise TypeError(f"{type(self).__name__} scores rows with run_batch, not forward")
 
     def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
         out = self.run_batch(rows)  # type: ignore[arg-type]

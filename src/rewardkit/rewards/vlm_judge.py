@@ -21,6 +21,7 @@ template with the processor's image token per image, then ``"\\nAnswer:"``).
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -237,9 +238,9 @@ class VLMJudge(MultimodalReward):
             self._head, getattr(self.model.config, "text_config", None) or self.model.config, h, ids
         )
 
+    @abstractmethod
     def margin(self, h: torch.Tensor) -> torch.Tensor:
-        """The score of a batch of last hidden states (subclasses)."""
-        raise NotImplementedError
+        """The score of a batch of last hidden states."""
 
 
 class VLMYesNoJudge(VLMJudge):
@@ -354,7 +355,7 @@ class VLMPairwiseJudge(VLMJudge):
         )
 
     def encode(self, queries: Sequence[Query]) -> list:
-        raise NotImplementedError("a pairwise judge scores pairs (compare_many)")
+        raise TypeError(f"{self.name}: a pairwise judge encodes pairs (compare_many), not queries")
 
     def margin(self, h: torch.Tensor) -> torch.Tensor:
         logits = self.answer_logits(h, self.a_ids + self.b_ids).double()
