@@ -41,7 +41,9 @@ TruncationOpt = Annotated[
     str | None,
     typer.Option(help="left (drop oldest prompt tokens; default), right, or error."),
 ]
-DtypeOpt = Annotated[str | None, typer.Option(help="float32 (default) or bfloat16.")]
+DtypeOpt = Annotated[
+    str | None, typer.Option(help="float32 (default), bfloat16, or int8 (CPU, opt-in).")
+]
 ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads (default: torch's choice).")]
 DeviceOpt = Annotated[
     str | None, typer.Option(help="auto (default: CUDA if available), cpu, cuda, cuda:N.")

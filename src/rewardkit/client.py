@@ -29,6 +29,18 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def _openrlhf_body(
+    queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
+) -> dict[str, Any]:
+    """The JSON body of OpenRLHF's ``/get_reward``: queries, and prompts/labels when given."""
+    body: dict[str, Any] = {"query": list(queries)}
+    if prompts is not None:
+        body["prompts"] = list(prompts)
+    if labels is not None:
+        body["labels"] = list(labels)
+    return body
+
+
 class RewardServerError(RewardkitError):
     """The server refused a request; ``status``, ``type`` and ``message`` say why."""
 
@@ -145,11 +157,7 @@ class RewardClient(_Base):
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /get_reward`` in OpenRLHF's shape."""
-        body: dict[str, Any] = {"query": list(queries)}
-        if prompts is not None:
-            body["prompts"] = list(prompts)
-        if labels is not None:
-            body["labels"] = list(labels)
+        body = _openrlhf_body(queries, prompts, labels)
         return self._request("POST", "/get_reward", json=body).json()
 
     def health(self) -> dict[str, Any]:
@@ -217,11 +225,7 @@ class AsyncRewardClient(_Base):
         prompts: Sequence[str] | None = None,
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"query": list(queries)}
-        if prompts is not None:
-            body["prompts"] = list(prompts)
-        if labels is not None:
-            body["labels"] = list(labels)
+        body = _openrlhf_body(queries, prompts, labels)
         return (await self._request("POST", "/get_reward", json=body)).json()
 
     async def health(self) -> dict[str, Any]:

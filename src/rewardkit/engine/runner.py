@@ -71,6 +71,7 @@ class ModelBackedReward(Reward):
         self._cache: ScoreCache | None = None
         self.device = torch.device("cpu")  # subclasses move their model and set this
         self._given_hidden: torch.Tensor | None = None
+        self._attn_width: float | None = None
 
     # -- what a subclass provides -------------------------------------------------------------
     @abstractmethod
@@ -141,7 +142,9 @@ class ModelBackedReward(Reward):
         body = self.backbone()
         if body is None or not self.config.attention_aware:
             return None
-        return execute.model_attention_width(body)
+        if self._attn_width is None:  # counted once, not on every batch
+            self._attn_width = execute.model_attention_width(body)
+        return self._attn_width
 
     def batch_overhead(self) -> int:
         """Fixed cost of a forward pass in tokens (``EngineConfig.batch_overhead``)."""
