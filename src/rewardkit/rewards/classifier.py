@@ -28,12 +28,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_text_pair, pair_layout
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.models.heads import SequenceClassifierAdapter
 from rewardkit.models.loading import (
     fit_max_length,
     load_sequence_classifier,
@@ -165,68 +164,10 @@ class ClassifierReward(ModelBackedReward):
             self.tokenizer, self._layout, queries, self.max_length, self.config.truncation
         )
 
-    def backbone(self) -> torch.nn.Module | None:
-        m = self.model
-        if self.reduce == "gating":
-            return None
-        if getattr(m.config, "model_type", "") == "bert" and getattr(m, "bert", None) is not None:
-            bert = m.bert
-            ok = bert.pooler is not None and isinstance(getattr(m, "classifier", None), nn.Linear)
-            return bert if ok else None
-        body = getattr(m, "base_model", None)
-        if body is not None and body is not m and isinstance(getattr(m, "score", None), nn.Linear):
-            return body
-        return None
-
-    @property
-    def causal(self) -> bool:
-        return getattr(self.model.config, "model_type", "") != "bert"
-
-    def head_logits(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        """Logits from body hidden states, as ``*ForSequenceClassification.forward`` reads them:
-        BERT pools [CLS]; decoders take the last token that is not the pad id."""
-        m = self.model
-        if getattr(m.config, "model_type", "") == "bert":
-            return m.classifier(m.bert.pooler(hidden))
-        pad = m.config.pad_token_id
-        if pad is None:
-            last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
-        else:
-            non_pad = (input_ids != pad).to(hidden.device, torch.int32)
-            positions = torch.arange(input_ids.shape[-1], device=hidden.device, dtype=torch.int32)
-            last = (positions * non_pad).argmax(-1)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return m.score(pooled)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        if self._given_hidden is not None:
-            logits = self.head_logits(self._given_hidden, input_ids)
-            return logits[:, 0] if logits.shape[-1] == 1 else logits
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        out = self.model(**kwargs)
-        logits = out.logits
-        if self.reduce != "gating":
-            return logits[:, 0] if logits.shape[-1] == 1 else logits
-        # Objectives, then the model's own reduction as one extra column (cached together).
-        score = getattr(out, "score", None)
-        gating = getattr(out, "gating_output", None)
-        if score is not None:
-            reduced = score.reshape(score.shape[0], -1)[:, 0]
-        elif gating is not None and gating.shape == logits.shape:
-            reduced = (gating.float() * logits.float()).sum(dim=-1)
-        else:
-            raise ValueError(
-                f"{self.model_name}: reduce=gating, but the model's output has neither 'score' "
-                "nor a 'gating_output' of the logits' shape; use reduce=weighted with weights="
-            )
-        return torch.cat([logits.float(), reduced.float().unsqueeze(-1)], dim=-1)
+    def model_adapter(self) -> SequenceClassifierAdapter:
+        return SequenceClassifierAdapter(
+            self.model, self.pad_token_id, gating=self.reduce == "gating"
+        )
 
     def _score(self, queries: Sequence[Query]) -> np.ndarray:
         if self.reduce is None:
