@@ -30,36 +30,30 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.engine.encoding import encode_chat, encode_text_pair, pair_layout
+from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pair, pair_layout
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
-from rewardkit.models.heads import SequenceClassifierAdapter
-from rewardkit.models.loading import (
-    fit_max_length,
-    load_sequence_classifier,
-    load_tokenizer,
-    resolve_device,
-    resolve_model,
-    set_threads,
-)
+from rewardkit.errors import SpecError
+from rewardkit.models.families import find_family, open_family_model
+from rewardkit.models.heads import FamilyAdapter
+from rewardkit.models.loading import fit_max_length
 from rewardkit.types import Query, stable_hash
 
 
 class ClassifierReward(ModelBackedReward):
-    """A sequence classifier as a reward; k > 1 outputs give an (n, k) score array.
+    """A reward model of any scalar family as a reward; k > 1 outputs give an (n, k) array.
 
-    Decoder classifiers with a linear ``score`` head (Llama, Qwen, Mistral… ``*ForSequence
-    Classification``) can run the shared-prompt and packed layouts; BERT classifiers the packed
-    one. Their scores are then read from the body's hidden states exactly as the model's own
-    forward reads them (:meth:`head_logits`).
+    The family (:mod:`rewardkit.models.families`) comes from the checkpoint or ``family=``; its
+    adapter reads the score. Sequence classifiers and value heads on decoders can run the
+    shared-prompt and packed layouts (BERT classifiers the packed one): the score is then read
+    from the body's hidden states exactly as the model's own forward reads them.
     """
-
-    layouts = frozenset({"packed", "shared"})
 
     def __init__(
         self,
         model: str,
         config: EngineConfig | None = None,
         *,
+        family: str | None = None,
         use_chat_template: bool | None = None,
         head_seed: int = 0,
         num_labels: int | None = None,
@@ -73,34 +67,43 @@ class ClassifierReward(ModelBackedReward):
             raise ValueError(f"reduce must be 'weighted' or 'gating', got {reduce!r}")
         if weights is not None and reduce != "weighted":
             raise ValueError("weights= is used only with reduce=weighted")
-        set_threads(self.config.threads)
-        resolved = resolve_model(model)
-        self.model_name = model
-        self.tokenizer = load_tokenizer(resolved.source)
-        self.model, head = load_sequence_classifier(
-            resolved.source,
-            self.config.dtype,
+        opened = open_family_model(
+            model,
+            self.config,
+            family,
+            trust_remote_code=trust_remote_code,
             num_labels=num_labels,
             head_seed=head_seed,
-            trust_remote_code=trust_remote_code,
+            gating=reduce == "gating",
         )
-        self.device = resolve_device(self.config.device)
-        self.model.to(self.device)
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        if opened.family.pairwise:
+            raise SpecError(
+                f"{model}: family {opened.family.name} judges pairs; load it through the "
+                "registry ('classifier:PATH') to get a pairwise reward"
+            )
+        if reduce == "gating" and opened.family.name != "sequence-classifier":
+            raise ValueError(f"{model}: reduce=gating needs a sequence classifier's gating head")
+        self.model_name = model
+        self.family = opened.family
+        self.tokenizer = opened.tokenizer
+        self.loaded = opened.loaded
+        self.model = opened.loaded.module
+        self.device = opened.device
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
         if self.use_chat_template and not has_template:
             raise ValueError(
                 f"{model}: use_chat_template=True but the tokenizer has no chat template"
             )
+        if self.family.input == "chat+reward-token" and not self.use_chat_template:
+            raise ValueError(f"{model}: family {self.family.name} needs the chat template")
         self._layout = None if self.use_chat_template else pair_layout(self.tokenizer)
-        k = int(self.model.config.num_labels)
+        k = self.loaded.outputs
         if k > 1:
             names = list(objectives) if objectives else None
             if names is None:
-                id2label = getattr(self.model.config, "id2label", None) or {}
-                names = [str(id2label.get(i, f"objective_{i}")) for i in range(k)]
+                labels = self.loaded.labels or tuple(f"objective_{i}" for i in range(k))
+                names = list(labels)
             if len(names) != k:
                 raise ValueError(f"{model}: {k} outputs but {len(names)} objective names")
             self.objectives = tuple(names)
@@ -121,33 +124,32 @@ class ClassifierReward(ModelBackedReward):
                 assert self.objectives is not None
                 self.reduce_weights = objective_weight_vector(self.objectives, given)
             self.objectives = None  # the reward is now a scalar
-        self.max_length = self._max_length()
+        self.max_length = fit_max_length(
+            self.loaded.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
         self._identity = {
             "class": "ClassifierReward",
-            **resolved.identity,
-            "head": head,
+            **opened.identity,
+            **self.loaded.notes,
             "template": stable_hash(self.tokenizer.chat_template)
             if self.use_chat_template
             else "text-pair",
             "max_length": self.max_length,
             **self.engine_identity(),
         }
+        if self.family.name != "sequence-classifier":
+            self._identity["family"] = self.family.name
         if reduce is not None:
             self._identity["reduce"] = reduce
             if self.reduce_weights is not None:
                 self._identity["weights"] = [float(w) for w in self.reduce_weights]
 
     def _config_weights(self) -> Mapping[str, float] | None:
-        found = getattr(self.model.config, "objective_weights", None)
+        found = getattr(self.loaded.config, "objective_weights", None)
         return found if isinstance(found, Mapping) else None
-
-    def _max_length(self) -> int:
-        return fit_max_length(
-            self.model.config,
-            self.tokenizer,
-            self.config.max_length,
-            self.config.default_max_length,
-        )
 
     def identity(self) -> dict[str, Any]:
         return self._identity
@@ -157,17 +159,19 @@ class ClassifierReward(ModelBackedReward):
         return int(self.tokenizer.pad_token_id)
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        policy = self.config.truncation
+        if self.family.input == "chat+reward-token":
+            rows = encode_chat(self.tokenizer, queries, self.max_length - 1, policy)
+            return append_token(rows, self.loaded.tokens["reward"])
         if self.use_chat_template:
-            return encode_chat(self.tokenizer, queries, self.max_length, self.config.truncation)
+            return encode_chat(self.tokenizer, queries, self.max_length, policy)
         assert self._layout is not None
         return encode_text_pair(
             self.tokenizer, self._layout, queries, self.max_length, self.config.truncation
         )
 
-    def model_adapter(self) -> SequenceClassifierAdapter:
-        return SequenceClassifierAdapter(
-            self.model, self.pad_token_id, gating=self.reduce == "gating"
-        )
+    def model_adapter(self) -> FamilyAdapter:
+        return self.loaded.adapter
 
     def _score(self, queries: Sequence[Query]) -> np.ndarray:
         if self.reduce is None:
@@ -207,9 +211,14 @@ def reduce_objectives(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return v[:, used] @ w[used]
 
 
-def build(arg: str | None, **options: Any) -> ClassifierReward:
-    """Registry factory for ``classifier:PATH_OR_ID``."""
+def build(arg: str | None, **options: Any) -> ModelBackedReward:
+    """Registry factory for ``classifier:PATH_OR_ID[?family=NAME]``: a :class:`ClassifierReward`,
+    or a :class:`~rewardkit.rewards.pairwise_model.PairwiseModelReward` for a pairwise family."""
     if not arg:
         raise ValueError("classifier needs a model: 'classifier:PATH_OR_ID'")
     config = EngineConfig.from_options(options)
+    if find_family(arg, options.get("family")).pairwise:
+        from rewardkit.rewards.pairwise_model import PairwiseModelReward
+
+        return PairwiseModelReward(arg, config, **options)
     return ClassifierReward(arg, config, **options)
