@@ -42,7 +42,7 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
 
@@ -335,6 +335,8 @@ class ModelBackedReward(Reward):
     :attr:`pad_token_id`, :meth:`backbone`, :attr:`causal`, :attr:`layouts`); the default
     :meth:`model_adapter` wraps them in :class:`RewardForward`.
     """
+
+    capabilities = frozenset({Capability.MODEL_BACKED})
 
     #: Whether :meth:`forward` takes ``response_start`` (older subclasses; see RewardForward).
     uses_response_start: bool = False
