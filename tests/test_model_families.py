@@ -93,7 +93,9 @@ def test_the_table_picks_each_family_from_the_checkpoint(dirs, tmp_path):
     # An unknown layout is an error naming what was found.
     odd = tmp_path / "odd"
     odd.mkdir()
-    (odd / "config.json").write_text(json.dumps({"architectures": ["FooScorer"], "model_type": "x"}))
+    (odd / "config.json").write_text(
+        json.dumps({"architectures": ["FooScorer"], "model_type": "x"})
+    )
     with pytest.raises(SpecError, match=r"no model family.*FooScorer.*family=NAME"):
         pick_family(inspect_checkpoint(str(odd)))
     with pytest.raises(SpecError, match="unknown model family 'nope'"):
@@ -119,7 +121,13 @@ def test_value_head_equals_hand_forward_in_every_layout(dirs, shape):
             hand.append(float(h @ w[0] + (b[0] if b is not None else 0.0)))
     for layout in ("padded", "packed", "shared"):
         reward = load_reward(
-            {"kind": "classifier", "arg": str(path), "layout": layout, "min_shared_prefix": 2, **FAST}
+            {
+                "kind": "classifier",
+                "arg": str(path),
+                "layout": layout,
+                "min_shared_prefix": 2,
+                **FAST,
+            }
         )
         assert reward.family.name == "value-head"
         np.testing.assert_allclose(reward.score(QUERIES), hand, atol=1e-4, err_msg=layout)
@@ -135,9 +143,10 @@ def test_remote_score_family_runs_the_checkpoints_own_code_only_when_trusted(dir
     body, state = llama_body(path, "model.")
     with torch.no_grad():
         hand = [
-            float(body(torch.tensor([chat_ids(tok, q)])).last_hidden_state[0, -1] @ state[
-                "regression_head.weight"
-            ][0])
+            float(
+                body(torch.tensor([chat_ids(tok, q)])).last_hidden_state[0, -1]
+                @ state["regression_head.weight"][0]
+            )
             for q in QUERIES
         ]
     np.testing.assert_allclose(reward.score(QUERIES), hand, atol=1e-4)
@@ -189,7 +198,10 @@ def _pairrm_hand(path, prompts, a, b) -> np.ndarray:
         ids = torch.tensor([src + c1 + c2])
         with torch.no_grad():
             h = body(ids).last_hidden_state[0]
-        pos = [ids[0].tolist().index(cfg[k]) for k in ("source_prefix_id", "cand1_prefix_id", "cand2_prefix_id")]
+        pos = [
+            ids[0].tolist().index(cfg[k])
+            for k in ("source_prefix_id", "cand1_prefix_id", "cand2_prefix_id")
+        ]
         left = head(torch.cat([h[pos[0]], h[pos[1]]]))
         right = head(torch.cat([h[pos[0]], h[pos[2]]]))
         out.append(float((left - right).mean()))
@@ -225,7 +237,10 @@ def test_pair_lm_shape_equals_the_rlhflow_procedure(dirs):
     assert reward.can(Capability.PAIRWISE)
     tok = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForCausalLM.from_pretrained(path).eval()
-    a_id, b_id = tok.encode("A", add_special_tokens=False)[0], tok.encode("B", add_special_tokens=False)[0]
+    a_id, b_id = (
+        tok.encode("A", add_special_tokens=False)[0],
+        tok.encode("B", add_special_tokens=False)[0],
+    )
     prompts, a, b = PAIRS
     expected = []
     for x, y1, y2 in zip(prompts, a, b, strict=True):
@@ -252,4 +267,6 @@ def test_pair_lm_shape_equals_the_rlhflow_procedure(dirs):
     # Pointwise fallback: P(response ≻ reference), NaN without a reference.
     q = [Query([user("Say hi")], "hi", reference="hello"), Query([user("x")], "y")]
     s = reward.score(q)
-    assert np.isnan(s[1]) and s[0] == pytest.approx(reward.compare("Say hi", "hi", "hello"), abs=1e-6)
+    assert np.isnan(s[1]) and s[0] == pytest.approx(
+        reward.compare("Say hi", "hi", "hello"), abs=1e-6
+    )
