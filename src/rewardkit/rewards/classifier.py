@@ -31,15 +31,15 @@ import numpy as np
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pair, pair_layout
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.runner import EncodedRow
 from rewardkit.errors import SpecError
-from rewardkit.models.families import find_family, open_family_model
-from rewardkit.models.heads import FamilyAdapter
+from rewardkit.models.families import find_family
 from rewardkit.models.loading import fit_max_length
+from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.types import Query, stable_hash
 
 
-class ClassifierReward(ModelBackedReward):
+class ClassifierReward(FamilyModelReward):
     """A reward model of any scalar family as a reward; k > 1 outputs give an (n, k) array.
 
     The family (:mod:`rewardkit.models.families`) comes from the checkpoint or ``family=``; its
@@ -62,33 +62,26 @@ class ClassifierReward(ModelBackedReward):
         weights: Mapping[str, float] | str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        super().__init__(config)
         if reduce not in (None, "weighted", "gating"):
             raise ValueError(f"reduce must be 'weighted' or 'gating', got {reduce!r}")
         if weights is not None and reduce != "weighted":
             raise ValueError("weights= is used only with reduce=weighted")
-        opened = open_family_model(
+        super().__init__(
             model,
-            self.config,
+            config,
             family,
             trust_remote_code=trust_remote_code,
             num_labels=num_labels,
             head_seed=head_seed,
             gating=reduce == "gating",
         )
-        if opened.family.pairwise:
+        if self.family.pairwise:
             raise SpecError(
-                f"{model}: family {opened.family.name} judges pairs; load it through the "
+                f"{model}: family {self.family.name} judges pairs; load it through the "
                 "registry ('classifier:PATH') to get a pairwise reward"
             )
-        if reduce == "gating" and opened.family.name != "sequence-classifier":
+        if reduce == "gating" and self.family.name != "sequence-classifier":
             raise ValueError(f"{model}: reduce=gating needs a sequence classifier's gating head")
-        self.model_name = model
-        self.family = opened.family
-        self.tokenizer = opened.tokenizer
-        self.loaded = opened.loaded
-        self.model = opened.loaded.module
-        self.device = opened.device
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
         if self.use_chat_template and not has_template:
@@ -132,7 +125,7 @@ class ClassifierReward(ModelBackedReward):
         )
         self._identity = {
             "class": "ClassifierReward",
-            **opened.identity,
+            **self.source_identity,
             **self.loaded.notes,
             "template": stable_hash(self.tokenizer.chat_template)
             if self.use_chat_template
@@ -151,13 +144,6 @@ class ClassifierReward(ModelBackedReward):
         found = getattr(self.loaded.config, "objective_weights", None)
         return found if isinstance(found, Mapping) else None
 
-    def identity(self) -> dict[str, Any]:
-        return self._identity
-
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
-
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         policy = self.config.truncation
         if self.family.input == "chat+reward-token":
@@ -169,9 +155,6 @@ class ClassifierReward(ModelBackedReward):
         return encode_text_pair(
             self.tokenizer, self._layout, queries, self.max_length, self.config.truncation
         )
-
-    def model_adapter(self) -> FamilyAdapter:
-        return self.loaded.adapter
 
     def _score(self, queries: Sequence[Query]) -> np.ndarray:
         if self.reduce is None:
@@ -211,7 +194,7 @@ def reduce_objectives(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return v[:, used] @ w[used]
 
 
-def build(arg: str | None, **options: Any) -> ModelBackedReward:
+def build(arg: str | None, **options: Any) -> FamilyModelReward:
     """Registry factory for ``classifier:PATH_OR_ID[?family=NAME]``: a :class:`ClassifierReward`,
     or a :class:`~rewardkit.rewards.pairwise_model.PairwiseModelReward` for a pairwise family."""
     if not arg:

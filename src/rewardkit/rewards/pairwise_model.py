@@ -26,11 +26,11 @@ import numpy as np
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import PairItem, encode_filled_pair, encode_marked_pair
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.runner import EncodedRow
 from rewardkit.errors import SpecError
-from rewardkit.models.families import PAIR_MARKERS, open_family_model
-from rewardkit.models.heads import FamilyAdapter
+from rewardkit.models.families import PAIR_MARKERS
 from rewardkit.models.loading import fit_max_length
+from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.rewards.similarity import references_of
 from rewardkit.types import (
     Capability,
@@ -62,10 +62,10 @@ def turn_context(messages: Sequence[Message]) -> str:
     return "".join(parts)
 
 
-class PairwiseModelReward(ModelBackedReward):
+class PairwiseModelReward(FamilyModelReward):
     """A pairwise preference model (see the module docstring)."""
 
-    capabilities = ModelBackedReward.capabilities | {Capability.PAIRWISE}
+    capabilities = FamilyModelReward.capabilities | {Capability.PAIRWISE}
 
     def __init__(
         self,
@@ -77,18 +77,11 @@ class PairwiseModelReward(ModelBackedReward):
         temperature: float = 1.0,
         template: str = AB_TEMPLATE,
     ) -> None:
-        super().__init__(config)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        opened = open_family_model(model, self.config, family, trust_remote_code=trust_remote_code)
-        if not opened.family.pairwise:
-            raise SpecError(f"{model}: family {opened.family.name} scores single responses")
-        self.model_name = model
-        self.family = opened.family
-        self.tokenizer = opened.tokenizer
-        self.loaded = opened.loaded
-        self.model = opened.loaded.module
-        self.device = opened.device
+        super().__init__(model, config, family, trust_remote_code=trust_remote_code)
+        if not self.family.pairwise:
+            raise SpecError(f"{model}: family {self.family.name} scores single responses")
         self.temperature = float(temperature)
         self.template = template
         if self.family.input == "marked-pair":
@@ -104,23 +97,13 @@ class PairwiseModelReward(ModelBackedReward):
         self._identity = {
             "class": "PairwiseModelReward",
             "family": self.family.name,
-            **opened.identity,
+            **self.source_identity,
             **self.loaded.notes,
             "template": stable_hash([template, getattr(self.tokenizer, "chat_template", None)]),
             "temperature": self.temperature,
             "max_length": self.max_length,
             **self.engine_identity(),
         }
-
-    def identity(self) -> dict[str, Any]:
-        return self._identity
-
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
-
-    def model_adapter(self) -> FamilyAdapter:
-        return self.loaded.adapter
 
     # -- rows: (prompt messages, first response, second response) ---------------------------------
     def encode_pairs(self, items: Sequence[PairItem]) -> list[EncodedRow]:
@@ -137,6 +120,9 @@ class PairwiseModelReward(ModelBackedReward):
             self.max_length,
             self.config.truncation,
         )
+
+    def encode_items(self, items: Sequence[Any]) -> list[EncodedRow]:
+        return self.encode_pairs(items)
 
     def _logits(self, items: list[PairItem]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         keys = [stable_hash(["pair", list(p), first, second]) for p, first, second in items]
