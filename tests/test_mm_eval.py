@@ -18,7 +18,7 @@ from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.multimodal import acc_plus, mmrb2_accuracy, mmrb2_outcome
 from rewardkit.multimodal.content import ImageContentError, content_images, content_text
 from rewardkit.registry import load_reward
-from rewardkit.rewards.judge_pairwise import PairwiseJudgement
+from rewardkit.rewards.judges.verdict import PairwiseJudgement
 from rewardkit.types import Query, Reward
 
 

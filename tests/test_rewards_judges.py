@@ -10,9 +10,8 @@ import pytest
 
 from rewardkit import Query, load_reward
 from rewardkit.engine.truncation import TruncationError, fair_shares, fit_many
-from rewardkit.rewards.judge_base import load_judge_template, principle_text
-from rewardkit.rewards.judge_pairwise import combine_orders, position_bias
-from rewardkit.rewards.judge_rating import expected_rating
+from rewardkit.rewards.judges.template import load_judge_template, principle_text
+from rewardkit.rewards.judges.verdict import combine_orders, expected_rating, position_bias
 
 FAST = "progress=false&threads=1"
 
