@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rewardkit import Query, load_reward
-from rewardkit.rewards.judges.listwise import expand_template, permutation
+from rewardkit.rewards.judges.listwise import expand_template, permutation, weighted_pair_accuracy
 
 GROUP = ["Paris.", "London.", "I don't know.", "Paris, the capital of France."]
 
@@ -49,3 +49,13 @@ def test_local_listwise_judge_ranks_a_group_in_one_call(tmp_path):
     assert math.isnan(got[4])
     with pytest.raises(ValueError, match="at most 9"):
         judge.rank_many([prompt], [["x"] * 10])
+
+
+def test_weighted_pair_accuracy_card_example():
+    # docs/methods/B7-listwise-judge.md: AB predicted tie (w=3 → 1.5), AC and BC right
+    gold = {"A": 5, "B": 3, "C": 1}
+    assert weighted_pair_accuracy({"A": 4, "B": 4, "C": 1}, gold) == pytest.approx(
+        0.863636, abs=1e-6
+    )
+    assert weighted_pair_accuracy({"A": 1, "B": 3, "C": 5}, gold) == 0.0
+    assert weighted_pair_accuracy(gold, gold) == 1.0

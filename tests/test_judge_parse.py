@@ -140,3 +140,18 @@ def test_logprob_reading_pyes_expected_rating_and_pa():
     assert answer_text(body) == "No"
     # a server that ignores logprobs
     assert logprob_reading({"choices": [{"message": {"content": "Yes"}}]}, YES_NO.classes) is None
+
+
+def test_rewardanything_json_ranking():
+    text = '<think>B is best</think>```json\n{"scores": {"model-1": 2, "model-2": 5, "model-3": 1},\n "best-to-worst": ["model-2", "model-1", "model-3",]}\n```'
+    assert parse_ranking(text, 3) == ([1, 0, 2], True)
+    assert parse_ranking('{"best-to-worse": ["2", "1"]}', 2) == ([1, 0], True)
+
+
+def test_b6_card_example_and_listwise_borda():
+    # docs/methods/B6-llm-judge.md: m(a, b) = 1.2, m(b, a) = -0.4
+    assert verdict.combine_orders([1.2], [-0.4])[0] == pytest.approx(0.683606, abs=1e-6)
+    assert verdict.combine_orders([2.0], [2.0])[0] == pytest.approx(0.5)
+    # docs/methods/B7-listwise-judge.md: "2 > 1 > 3" → (1/3, 2/3, 0)
+    r = text_reading("listwise", "2 > 1 > 3", 3)
+    np.testing.assert_allclose(verdict.softmax(r.scores), [1 / 3, 2 / 3, 0.0], atol=1e-12)

@@ -18,7 +18,7 @@ queries that share a prompt as one group (a group of one is NaN: nothing to comp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,6 +52,24 @@ def permutation(seed: int, prompt: Any, group: Sequence[Content]) -> np.ndarray:
     """
     keys = [stable_hash(["listwise", seed, prompt, r]) for r in group]
     return np.asarray(sorted(range(len(group)), key=lambda i: keys[i]), dtype=np.int64)
+
+
+def weighted_pair_accuracy(pred: Mapping[str, float], gold: Mapping[str, float]) -> float:
+    """RewardAnything's listwise accuracy: over response pairs with weight w = 1 + |g_a − g_b|, a
+    reversed order costs w and a predicted tie where the gold differs costs w/2;
+    ``max(0, 1 − Σ cost / Σ w)``. gold {A:5,B:3,C:1}, pred {A:4,B:4,C:1} → 1 − 1.5/11 = 0.863636."""
+    names = list(gold)
+    cost = total = 0.0
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            w = 1.0 + abs(gold[a] - gold[b])
+            total += w
+            g, p = np.sign(gold[a] - gold[b]), np.sign(pred[a] - pred[b])
+            if g != 0 and p == -g:
+                cost += w
+            elif g != 0 and p == 0:
+                cost += 0.5 * w
+    return max(0.0, 1.0 - cost / total) if total else float("nan")
 
 
 @dataclass(frozen=True)

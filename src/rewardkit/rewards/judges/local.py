@@ -5,7 +5,7 @@
 never cuts the template, runs the decoder over right-padded rows, and applies the LM head only
 to the last position(s) and only for the answer tokens. The verdict readers are the shared ones
 (:mod:`rewardkit.rewards.judges.verdict`); see docs/methods/B3-yes-token-reward.md and
-docs/methods/B6-llm-as-judge.md.
+docs/methods/B6-llm-judge.md.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ class YesNoJudgeReward(AnswerTokenJudge):
 
 class PairwiseJudge(PairwiseJudging, AnswerTokenJudge):
     """``judge-pairwise:`` — P(a ≻ b) from the logits of A and B, both orders averaged
-    (docs/methods/B6-llm-as-judge.md); ``score`` compares with the reference."""
+    (docs/methods/B6-llm-judge.md); ``score`` compares with the reference."""
 
     kind = PAIRWISE
     spec_kind = "judge-pairwise"
@@ -256,7 +256,7 @@ class PairwiseJudge(PairwiseJudging, AnswerTokenJudge):
 class RatingJudge(AnswerTokenJudge):
     """``judge-rating:`` — the expected 1–10 rating from the next-token distribution.
 
-    p(k) ∝ Σ_{spellings s of k} e^{ℓ_s} over k = 1…10, r = Σ k·p(k) (docs/methods/B6-llm-as-judge.md).
+    p(k) ∝ Σ_{spellings s of k} e^{ℓ_s} over k = 1…10, r = Σ k·p(k) (docs/methods/B6-llm-judge.md).
     Many tokenizers (SmolLM2's, Llama's) spell "10" as "1" "0", whose first token is the rating
     1; then the token "1" is appended to the row and q = P("0" | …, "1") read at the extra
     position splits the mass of "1" into p(10) = p("1")·q and p(1) = p("1")·(1 − q). When "10"

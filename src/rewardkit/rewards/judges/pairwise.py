@@ -1,4 +1,4 @@
-"""Both-orders pairwise judging, the same for every backend (docs/methods/B6-llm-as-judge.md).
+"""Both-orders pairwise judging, the same for every backend (docs/methods/B6-llm-judge.md).
 
 Every pair (a, b) is judged in both orders and the two probabilities are averaged, so a judge
 that always prefers the first slot ends at 0.5 instead of deciding (the MMRB2 protocol)::

@@ -20,7 +20,8 @@ never 0 or a tie):
 - pairwise: ``[[A]]`` / ``[[B]]`` (MT-Bench, reward-bench), ``[[C]]`` or ``tie`` = an explicit tie;
   ``Answer: B`` / ``Verdict: Response A`` / ``Better response: (a)``; a first word ``A``/``B``
   (``A.``, ``**B**``); else exactly one of ``Response A`` / ``Response B`` (or ``Assistant A``…).
-- listwise (k responses): a chain ``2 > 1 > 3`` (``[2] > [1] > [3]``, ``2, 1, 3``, ``≻``, ``>>``)
+- listwise (k responses): RewardAnything's JSON ``{"best-to-worst": ["model-2", "model-1", …]}``
+  (``<think>`` blocks, code fences and trailing commas tolerated); a chain ``2 > 1 > 3`` (``[2] > [1] > [3]``, ``2, 1, 3``, ``≻``, ``>>``)
   of distinct labels 1…k — the full ranking, or k − 1 of them and the last inferred; else one
   label: ``Best: [2]`` / ``Response 2 is the best`` / an answer that starts with ``2`` — the best
   response only.
@@ -28,6 +29,7 @@ never 0 or a tie):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -127,9 +129,36 @@ def parse_choice(text: str) -> int | None:
 _CHAIN = re.compile(r"\[?(\d+)\]?(?:\s*(?:>>|>|≻|,|;|then)\s*\[?(\d+)\]?)+")
 
 
+def _json_ranking(text: str, k: int) -> list[int] | None:
+    """The ``best-to-worst`` list of a RewardAnything-style JSON answer, as 0-based labels."""
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.S)
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    raw = re.sub(r",\s*([}\]])", r"\1", text[start : end + 1])  # trailing commas
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    order = next(
+        (obj[key] for key in ("best-to-worst", "best-to-worse", "ranking") if key in obj), None
+    )
+    if not isinstance(order, list):
+        return None
+    labels = []
+    for item in order:
+        m = re.search(r"\d+", str(item))
+        if m is None or not 1 <= int(m.group(0)) <= k or int(m.group(0)) - 1 in labels:
+            return None
+        labels.append(int(m.group(0)) - 1)
+    return labels or None
+
+
 def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
     """(0-based labels best first, complete) or None; ``complete`` False = the best one only."""
-    best: list[int] = []
+    best: list[int] = _json_ranking(text, k) or []
     for m in _CHAIN.finditer(text):
         labels = [int(x) - 1 for x in re.findall(r"\d+", m.group(0))]
         valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)

@@ -5,7 +5,7 @@ A/B, the ratings 1…10, the labels of a listwise group), the log-sum-exp of the
 log-probabilities of that class's spellings. A local model reads them from next-token logits, an
 HTTP judge from ``top_logprobs``, and a judge that only returns text from the parsed answer
 (0 for the class it named, −∞ for the others). The readers below are the one place where those
-scores become rewards (docs/methods/B3-yes-token-reward.md, docs/methods/B6-llm-as-judge.md,
+scores become rewards (docs/methods/B3-yes-token-reward.md, docs/methods/B6-llm-judge.md,
 docs/methods/B7-listwise-judge.md)::
 
     yes/no:    r = σ(ℓ_yes − ℓ_no)                 (output="logit": ℓ_yes − ℓ_no)

@@ -1,7 +1,7 @@
 """The local vision-language-model backend (``vlm-judge:``, ``vlm-judge-pairwise:``).
 
 The same judge kinds as the text backend (docs/methods/B3-yes-token-reward.md,
-docs/methods/B6-llm-as-judge.md) on any ``AutoModelForImageTextToText`` + ``AutoProcessor``:
+docs/methods/B6-llm-judge.md) on any ``AutoModelForImageTextToText`` + ``AutoProcessor``:
 each slot is filled with content parts (text and images, in order), the user turn goes through
 the processor's chat template, and the answer-token logits at the last position are read by the
 shared verdict readers. Rows are not truncated (an image cannot be cut); keep conversations
