@@ -26,6 +26,12 @@ from rewardkit.types import Query  # noqa: E402
 GOOD = "def f(x):\n    return 2 * x\n"
 #: The same task in the three forgery-proof styles (the default of rule:code).
 ASSERTS = "assert f(1) == 2\nassert f(3) == 6\nassert f(-2) == -4\n"
+#: Asserts the parent judges by truthiness, negation, closeness and conjunction.
+CHECKS = (
+    "import math\n"
+    "assert f(1)\nassert not f(0)\nassert abs(f(3) - 6) < 1e-9\n"
+    "assert f(2) and f(-2) == -4\nassert math.isclose(f(0.5), 1.0)\n"
+)
 CALLS = {"inputs": [[1], [3], [-2]], "outputs": [2, 6, -4], "fn_name": "f"}
 STDIO = {"inputs": ["1", "3"], "outputs": ["2", "6"]}
 
@@ -44,6 +50,12 @@ BUILTINS = {
         "    return _compile('None' if mode == 'eval' else 'pass', name, mode)\n"
         "builtins.compile = _fake\n"
         "def f(x):\n    return 0\n"
+    ),
+    "eval-all-true": (
+        "import builtins\n"
+        "_eval = eval\n"
+        "builtins.eval = lambda c, *a, **k: tuple(True for _ in _eval(c, *a, **k))\n"
+        "def f(x):\n    return 1\n"
     ),
     "type-lies": (
         "import builtins\n"
@@ -208,9 +220,9 @@ def _score(codes: list[str], reference: object) -> list[float]:
 
 
 @pytest.mark.parametrize(("cls", "name", "code"), ATTEMPTS)
-@pytest.mark.parametrize("style", ["asserts", "calls", "stdio"])
+@pytest.mark.parametrize("style", ["asserts", "checks", "calls", "stdio"])
 def test_wrong_program_never_scores_one(cls: str, name: str, code: str, style: str) -> None:
-    reference = {"asserts": ASSERTS, "calls": CALLS, "stdio": STDIO}[style]
+    reference = {"asserts": ASSERTS, "checks": CHECKS, "calls": CALLS, "stdio": STDIO}[style]
     good = GOOD if style != "stdio" else "print(2 * int(input()))\n"
     # the hostile item sits between two correct ones: it fails alone, the batch goes on
     scores = _score([good, code, good], reference)

@@ -8,9 +8,10 @@ and the same with ``fn_name`` (call style), each also as a JSON string.
 Where a verdict is made decides whether a solution can forge it (``docs/sandbox.md``):
 
 - ``stdio`` cases and ``call`` cases are compared in the parent;
-- an ``assert EXPR == LITERAL`` (either side a literal) becomes a ``value`` test: the sandbox
-  evaluates ``EXPR`` and sends the value back as data; the literal never enters the sandbox and
-  the parent compares;
+- an ``assert`` the parent can judge (``assert EXPR == LITERAL``, ``assert f(x)``,
+  ``assert not f(x)``, ``assert abs(EXPR - LIT) < TOL``...; :mod:`.checks`) becomes a ``value``
+  test: the sandbox evaluates the operands and sends their values back as data; the literals and
+  comparisons never enter the sandbox and the parent compares;
 - every other test (other asserts, ``def test_*`` functions, HumanEval's ``check``, a script
   without asserts) is ``in_process``: it runs beside the solution, which can forge its verdict.
 """
@@ -22,6 +23,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from rewardkit.rewards.sandbox.checks import defined_names, split_assert
 
 __all__ = ["TestPlan", "parse_tests"]
 
@@ -105,29 +108,13 @@ def parse_tests(tests: Any) -> TestPlan:
     raise ValueError(f"cannot read tests of type {type(tests).__name__}")
 
 
-def _value_test(node: ast.stmt) -> tuple[str, Any] | None:
-    """(expression source, expected literal) for ``assert EXPR == LITERAL`` (either order)."""
-    if not isinstance(node, ast.Assert):
-        return None
-    test = node.test
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) is ast.Eq):
-        return None
-    left, right = test.left, test.comparators[0]
-    for expr, lit in ((left, right), (right, left)):
-        try:
-            value = ast.literal_eval(lit)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
-        return ast.unparse(expr), value
-    return None
-
-
 class _Builder:
     """Collects steps and the parent-only expected values, numbering tests in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, tests_names: set[str]) -> None:
         self.steps: list[dict[str, Any]] = []
         self.expected: dict[int, Any] = {}
+        self.names = tests_names
 
     @property
     def n(self) -> int:
@@ -138,22 +125,26 @@ class _Builder:
 
     def test(self, src: str, node: ast.stmt | None = None) -> None:
         i = self.n
-        value = _value_test(node) if node is not None else None
-        if value is None:
+        split = split_assert(node, self.names) if node is not None else None
+        if split is None:
             self.steps.append({"kind": "test", "src": src, "index": i})
         else:
-            self.steps.append({"kind": "value", "src": value[0], "index": i})
-            self.expected[i] = value[1]
+            self.steps.append({"kind": "value", "src": split[0], "index": i})
+            self.expected[i] = split[1]
 
     def plan(self) -> TestPlan:
         return TestPlan("steps", self.steps, expected=self.expected)
 
 
-def _single_statement(src: str) -> ast.stmt | None:
+def _statements(src: str) -> list[ast.stmt]:
     try:
-        body = ast.parse(src).body
+        return ast.parse(src).body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+        return []
+
+
+def _single_statement(src: str) -> ast.stmt | None:
+    body = _statements(src)
     return body[0] if len(body) == 1 else None
 
 
@@ -162,11 +153,18 @@ def _plan_from_list(items: Any, setup: str) -> TestPlan:
         raise ValueError("'tests' must be a list of Python code strings")
     if not all(isinstance(t, str) for t in items):
         raise ValueError("every test in 'tests' must be a string of Python code")
-    b = _Builder()
+    nodes = [_single_statement(t) for t in items]
+    names = defined_names(_statements(setup)) | defined_names(
+        n
+        for t, n in zip(items, nodes, strict=True)
+        for n in (_statements(t) if n is None else [n])
+        if not isinstance(n, ast.Assert)
+    )
+    b = _Builder(names)
     if setup:
         b.setup(setup)
-    for t in items:
-        b.test(t, _single_statement(t))
+    for t, node in zip(items, nodes, strict=True):
+        b.test(t, node)
     if not b.n:
         raise ValueError("no tests")
     return b.plan()
@@ -178,7 +176,7 @@ def _plan_from_source(src: str) -> TestPlan:
         tree = ast.parse(src)
     except SyntaxError as e:
         raise ValueError(f"test code does not parse: {e}") from e
-    b = _Builder()
+    b = _Builder(defined_names(n for n in tree.body if not isinstance(n, ast.Assert)))
     for node in tree.body:
         if isinstance(node, ast.Assert):
             b.test(ast.unparse(node), node)

@@ -4,8 +4,9 @@ The harness writes one JSON object per line on its result channel (the process's
 solution's own prints go to stderr). Everything on it is untrusted: the solution can write there
 too, or replace the harness's functions. So a line is only data: it is size-capped, parsed with a
 depth limit, checked against a small schema, and decoded into builtin values (no object of the
-solution's ever reaches the parent). A ``value``/``call`` test passes only when the decoded value
-equals the expected value the parent kept to itself; the sandbox never saw it.
+solution's ever reaches the parent). A ``call`` test passes only when the decoded value equals the
+expected value the parent kept to itself, a ``value`` test when every decoded operand passes its
+check (:mod:`.checks`); the sandbox never saw either.
 
 Messages: ``{"solution": "ok" | "<error>"}``; ``{"i": k, "value": <encoded>}`` for a value or
 call test; ``{"i": k, "status": "<status>"}`` for an in-process test, or for a value/call test
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rewardkit.rewards.sandbox.checks import holds
 from rewardkit.rewards.sandbox.plan import TestPlan
 
 __all__ = ["ChannelError", "decode_value", "read_channel", "same_output", "step_statuses"]
@@ -145,13 +147,6 @@ def call_matches(got: Any, expected: Any) -> bool:
     return type(expected) is list and len(expected) == 1 and got == expected[0]
 
 
-def _values_equal(got: Any, expected: Any) -> bool:
-    try:
-        return bool(got == expected)
-    except RecursionError:
-        return False
-
-
 def step_statuses(plan: TestPlan, data: bytes, missing: str) -> tuple[list[str], str | None, int]:
     """Per-test statuses of a steps plan from the channel ``data``: (statuses, solution error,
     malformed lines). A test without a well-formed result gets ``missing`` (or the solution's
@@ -177,7 +172,11 @@ def step_statuses(plan: TestPlan, data: bytes, missing: str) -> tuple[list[str],
         elif step["kind"] == "call":
             statuses.append("passed" if call_matches(got[1], plan.expected[i]) else "failed")
         else:
-            statuses.append("passed" if _values_equal(got[1], plan.expected[i]) else "failed")
+            checks = plan.expected[i]
+            value = got[1]
+            ok = type(value) is tuple and len(value) == len(checks)
+            ok = ok and all(holds(c, v) for c, v in zip(checks, value, strict=True))
+            statuses.append("passed" if ok else "failed")
     return statuses, solution, malformed
 
 
