@@ -244,8 +244,9 @@ def test_in_process_tests_are_refused_by_default():
     reward = CodeReward(timeout_s=5)
     scores = reward.score(queries)
     assert math.isnan(scores[0]) and math.isnan(scores[1]) and scores[2] == 1.0, scores
-    _, errors = reward.score_items(queries)
-    assert sorted(errors) == [0, 1] and "allow_in_process" in errors[0]
+    stats = reward.score_full(queries).stats
+    assert stats["failed"] == 2 and [e["index"] for e in stats["errors"]] == [0, 1]
+    assert "allow_in_process" in stats["errors"][0]["error"]
     allowed = CodeReward(timeout_s=5, allow_in_process=True)
     assert allowed.score([queries[0]])[0] == 1.0  # available, clearly opted into
 

@@ -31,7 +31,7 @@ from rewardkit.rewards.sandbox import (
     TestPlan,
     parse_tests,
 )
-from rewardkit.types import Query, Reward
+from rewardkit.types import Query, Reward, ScoreResult
 
 __all__ = ["CodeReward", "compute_score", "extract_code", "plan_tests"]
 
@@ -61,8 +61,8 @@ class CodeReward(Reward):
     ``allow_subprocess`` (False), ``allow_in_process`` (False: a reference with tests that must
     run beside the code, whose verdict the code can forge, scores NaN with an error; True runs
     them, see ``docs/sandbox.md``). Scores are in [0, 1]; NaN when a query has no usable
-    reference. A query whose run fails scores NaN with the error in the result's stats; the
-    other queries are scored. Where the sandbox cannot isolate, scoring raises
+    reference. A query whose run fails scores NaN and its error is in ``score_full(...).stats``
+    (``failed``, ``errors``: index and message); the other queries are scored. Where the sandbox cannot isolate, scoring raises
     :class:`~rewardkit.rewards.sandbox.SandboxUnavailableError` (fail closed).
     """
 
@@ -160,8 +160,14 @@ class CodeReward(Reward):
             )
         return scores, errors
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        return self.score_items(queries)[0]
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        scores, errors = self.score_items(queries)
+        stats = {
+            "queries": len(queries),
+            "failed": len(errors),
+            "errors": [{"index": i, "error": e} for i, e in sorted(errors.items())],
+        }
+        return ScoreResult(scores, stats=stats)
 
 
 def plan_tests(reference: Any, allow_in_process: bool = False) -> TestPlan:
