@@ -333,7 +333,8 @@ def test_writes_outside_the_sandbox_fail():
         f"/var/tmp/rewardkit_escape_{tag}",
         os.path.join(tempfile.gettempdir(), f"rewardkit_escape_{tag}"),
     ]
-    before = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("rewardkit-sbx-")}
+    mine = f"rewardkit-sbx-{os.getpid()}-"  # other processes on the machine may run sandboxes too
+    before = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(mine)}
     tests = {"tests": [f"open({t!r}, 'w').write('escaped')" for t in targets]}
     res = run_tests("", tests)
     assert res.passed == 0, res.statuses
@@ -348,7 +349,7 @@ def test_writes_outside_the_sandbox_fail():
     )
     res = run_tests(code, "assert open('out.txt').read() == 'hi'\n")
     assert res.statuses == ["passed"]
-    after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("rewardkit-sbx-")}
+    after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(mine)}
     assert after <= before
 
 
