@@ -19,12 +19,19 @@ queries that share a prompt as one group (a group of one is NaN: nothing to comp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from rewardkit.types import Content, Message, Query, as_messages, stable_hash
+from rewardkit.types import (
+    Content,
+    ListwiseResult,
+    Message,
+    Query,
+    ScoreResult,
+    as_messages,
+    stable_hash,
+)
 
 SLOT = "{responses}"
 Group = tuple[list[Message], list[Content]]
@@ -72,18 +79,9 @@ def weighted_pair_accuracy(pred: Mapping[str, float], gold: Mapping[str, float])
     return max(0.0, 1.0 - cost / total) if total else float("nan")
 
 
-@dataclass(frozen=True)
-class ListwiseJudgement:
-    """Per-response scores of each group (in the group's own order, NaN where unread) and the
-    shown order used for it."""
-
-    scores: list[np.ndarray]
-    permutations: list[np.ndarray]
-    stats: dict[str, Any]
-
-
 class ListwiseJudging:
-    """Mixin of the listwise judges; a backend provides :meth:`shown_scores`."""
+    """Mixin of the listwise judges (a class that uses it declares :attr:`Capability.LISTWISE`);
+    a backend provides :meth:`shown_scores`."""
 
     #: Seed of the shown orders.
     seed: int = 0
@@ -96,8 +94,9 @@ class ListwiseJudging:
 
     def rank_many(
         self, prompts: Sequence[Any], groups: Sequence[Sequence[Content]]
-    ) -> ListwiseJudgement:
-        """Rank each group of responses to its prompt in one judge call per group."""
+    ) -> ListwiseResult:
+        """Rank each group of responses to its prompt in one judge call per group: per-response
+        scores in the group's own order (NaN where unread; a group of one is NaN) and stats."""
         if len(prompts) != len(groups):
             raise ValueError(f"{len(prompts)} prompts but {len(groups)} groups")
         msgs = [as_messages(p) for p in prompts]
@@ -115,10 +114,10 @@ class ListwiseJudging:
         out = [np.full(len(g), np.nan) for g in groups]
         for i, s in zip(index, label_scores, strict=True):
             out[i][perms[i]] = s
-        return ListwiseJudgement(out, perms, {"groups": len(index), **stats})
+        return ListwiseResult(tuple(out), {**stats, "groups": len(index)})
 
-    def group_queries(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
-        """Scores of queries ranked within the groups that share a prompt, and stats."""
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        """Each query's score within the group of queries sharing its prompt (NaN alone)."""
         by_prompt: dict[str, list[int]] = {}
         for i, q in enumerate(queries):
             by_prompt.setdefault(stable_hash(q.prompt), []).append(i)
@@ -130,4 +129,4 @@ class ListwiseJudging:
         out = np.full(len(queries), np.nan)
         for m, s in zip(members, judged.scores, strict=True):
             out[m] = s
-        return out, {**judged.stats, "queries": len(queries)}
+        return ScoreResult(out, stats={**judged.stats, "queries": len(queries)})

@@ -50,7 +50,7 @@ from rewardkit.rewards.judges.template import (
     principle_text,
     references,
 )
-from rewardkit.types import Query, prompt_text, stable_hash
+from rewardkit.types import Capability, Query, prompt_text, stable_hash
 
 DEFAULT_MODEL = "smollm2"
 
@@ -242,6 +242,7 @@ class PairwiseJudge(PairwiseJudging, AnswerTokenJudge):
 
     kind = PAIRWISE
     spec_kind = "judge-pairwise"
+    capabilities = AnswerTokenJudge.capabilities | {Capability.PAIRWISE}
 
     def encode_pairs(self, pairs: Sequence[Pair]) -> list[EncodedRow]:
         return self.encode_slots([(prompt_text(p), str(x), str(y)) for p, x, y in pairs])
@@ -344,6 +345,7 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
 
     kind = LISTWISE
     spec_kind = "judge-listwise"
+    capabilities = AnswerTokenJudge.capabilities | {Capability.LISTWISE}
 
     def __init__(
         self,
@@ -400,12 +402,6 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
         scores = [verdict.softmax(table[i, : len(g[1])]) for i, g in enumerate(groups)]
         stats = dict(self.last_stats or {})
         return scores, stats
-
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        """Each query's score within the group of queries sharing its prompt (NaN alone)."""
-        scores, stats = self.group_queries(queries)
-        self.last_stats = stats
-        return scores
 
 
 def _model(arg: str | None) -> str:

@@ -19,22 +19,34 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rewardkit.rewards.judges.template import references
-from rewardkit.rewards.judges.verdict import PairwiseJudgement, position_bias
-from rewardkit.types import Content, Message, Query, as_messages, stable_hash
+from rewardkit.rewards.judges.verdict import pairwise_result
+from rewardkit.types import (
+    Content,
+    Message,
+    PairwiseResult,
+    Query,
+    ScoreResult,
+    as_messages,
+    position_bias,
+    stable_hash,
+)
 
 Pair = tuple[list[Message], Content, Content]
 
 
 class PairwiseJudging:
-    """Mixin of the pairwise judges: both orders of every pair in one backend run."""
+    """Mixin of the pairwise judges: both orders of every pair in one backend run. A class that
+    uses it declares :attr:`Capability.PAIRWISE` (``Reward.compare`` then reads this
+    ``compare_many``)."""
 
     #: Whether references may be images / part lists (VLM and HTTP backends).
     image_references: ClassVar[bool] = False
     #: Tag hashed into the row keys of ordered pairs (rows of other kinds never collide).
     pair_tag: ClassVar[str] = "pair"
 
-    def pair_margins(self, rows: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
-        """ℓ_A − ℓ_B of each ordered row (prompt, first, second), and a per-row truncated flag.
+    def pair_margins(self, rows: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """ℓ_A − ℓ_B of each ordered row (prompt, first, second), a per-row truncated flag, and
+        the run's stats.
 
         This default runs the rows through the scoring engine of a local backend (its
         ``score_rows`` and ``encode_pairs``); the HTTP backend has its own.
@@ -42,43 +54,37 @@ class PairwiseJudging:
         keys = [stable_hash([self.pair_tag, p, x, y]) for p, x, y in rows]
         engine: Any = self
         margins = engine.score_rows(list(rows), keys, engine.encode_pairs)[:, 0]
-        return margins.astype(np.float64), np.asarray(engine.last_truncated, dtype=bool)
+        truncated = np.asarray(engine.last_truncated, dtype=bool)
+        return margins.astype(np.float64), truncated, dict(engine.last_stats or {})
 
     def compare_many(
         self, prompts: Sequence[Any], a: Sequence[Content], b: Sequence[Content]
-    ) -> PairwiseJudgement:
-        """Judge n pairs in both orders in one run (2n rows)."""
-        return self._judge(prompts, a, b)[0]
-
-    def _judge(
-        self, prompts: Sequence[Any], a: Sequence[Content], b: Sequence[Content]
-    ) -> tuple[PairwiseJudgement, np.ndarray]:
+    ) -> PairwiseResult:
+        """Judge n pairs in both orders in one run (2n rows): P(a ≻ b), each order's P and
+        slot margin, the call's stats and a per-pair truncated flag (either order cut)."""
         if not (len(prompts) == len(a) == len(b)):
             raise ValueError(f"{len(prompts)} prompts, {len(a)} a's and {len(b)} b's")
         msgs = [as_messages(p) for p in prompts]
         n = len(msgs)
         rows = [(m, x, y) for m, x, y in zip(msgs, a, b, strict=True)]
         rows += [(m, y, x) for m, x, y in zip(msgs, a, b, strict=True)]
-        if n:
-            margins, truncated = self.pair_margins(rows)
-        else:
-            margins, truncated = np.zeros(0), np.zeros(0, dtype=bool)
-        judgement = PairwiseJudgement.from_margins(margins[:n], margins[n:])
-        return judgement, truncated[:n] | truncated[n:]
-
-    def compare(self, prompt: Sequence[Message] | str, a: Content, b: Content) -> float:
-        """P(a ≻ b), the mean of both orders."""
-        return float(self.compare_many([prompt], [a], [b]).p[0])
+        if not n:
+            return pairwise_result(np.zeros(0), np.zeros(0), {"pairs": 0}, np.zeros(0, bool))
+        margins, truncated, stats = self.pair_margins(rows)
+        cut = truncated[:n] | truncated[n:]
+        stats = {**stats, "pairs": n, "truncated_pairs": int(cut.sum())}
+        return pairwise_result(margins[:n], margins[n:], stats, cut)
 
     def position_bias(
         self, prompts: Sequence[Any], a: Sequence[Content], b: Sequence[Content]
     ) -> float:
-        """Fraction of the pairs whose verdict flips with the order (:func:`position_bias`)."""
+        """Fraction of the pairs whose verdict flips with the order
+        (:func:`rewardkit.types.position_bias`)."""
         j = self.compare_many(prompts, a, b)
         return position_bias(j.p_forward, j.p_reverse)
 
-    def reference_scores(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
-        """P(response ≻ reference) per query (mean over references; NaN without one) and stats."""
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        """P(response ≻ reference) per query (mean over its references; NaN without one)."""
         index, prompts, resp, refs = [], [], [], []
         for i, q in enumerate(queries):
             for ref in references(q, images=self.image_references):
@@ -88,25 +94,16 @@ class PairwiseJudging:
                 refs.append(ref)
         out = np.full(len(queries), np.nan, dtype=np.float64)
         truncated = np.zeros(len(queries), dtype=bool)
+        stats: dict[str, Any] = {"computed": 0, "pairs": 0}
         if index:
-            judgement, flags = self._judge(prompts, resp, refs)
+            judged = self.compare_many(prompts, resp, refs)
             sums, counts = np.zeros(len(queries)), np.zeros(len(queries))
-            np.add.at(sums, index, judgement.p)
+            np.add.at(sums, index, judged.p)
             np.add.at(counts, index, 1)
             has = counts > 0
             out[has] = sums[has] / counts[has]
-            np.logical_or.at(truncated, index, flags)
-        stats = {
-            "queries": len(queries),
-            "pairs": len(index),
-            "truncated_rows": int(truncated.sum()),
-        }
-        return out, stats
-
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        """P(response ≻ reference), averaged over the references; NaN without one."""
-        scores, stats = self.reference_scores(queries)
-        engine: Any = self
-        run = engine.last_stats if stats["pairs"] else {"computed": 0}
-        engine.last_stats = {**(run or {}), **stats}
-        return scores
+            assert judged.truncated is not None
+            np.logical_or.at(truncated, index, judged.truncated)
+            stats = dict(judged.stats)
+        stats.update(queries=len(queries), truncated_rows=int(truncated.sum()))
+        return ScoreResult(out, stats=stats, truncated=truncated)

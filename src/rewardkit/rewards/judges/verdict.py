@@ -6,7 +6,8 @@ log-probabilities of that class's spellings. A local model reads them from next-
 HTTP judge from ``top_logprobs``, and a judge that only returns text from the parsed answer
 (0 for the class it named, −∞ for the others). The readers below are the one place where those
 scores become rewards (docs/methods/B3-yes-token-reward.md, docs/methods/B6-llm-judge.md,
-docs/methods/B7-listwise-judge.md)::
+docs/methods/B7-listwise-judge.md); the position bias of pairs is
+:func:`rewardkit.types.position_bias`::
 
     yes/no:    r = σ(ℓ_yes − ℓ_no)                 (output="logit": ℓ_yes − ℓ_no)
     pairwise:  m = ℓ_A − ℓ_B per order;  P(a ≻ b) = ½ (σ(m_fwd) + σ(−m_rev))
@@ -16,11 +17,12 @@ docs/methods/B7-listwise-judge.md)::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from rewardkit.types import PairwiseResult
 
 YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
 NO_VARIANTS = ("No", " No", "no", " no", "NO", " NO")
@@ -98,62 +100,22 @@ def combine_orders(logit_forward: Sequence[float], logit_reverse: Sequence[float
     return 0.5 * (sigmoid(logit_forward) + sigmoid(-np.asarray(logit_reverse, dtype=np.float64)))
 
 
-def _flips(p_forward: np.ndarray, p_reverse: np.ndarray) -> np.ndarray:
-    f = np.asarray(p_forward, dtype=np.float64) - 0.5
-    r = np.asarray(p_reverse, dtype=np.float64) - 0.5
-    return f * r < 0
-
-
-def position_bias(p_forward: Sequence[float], p_reverse: Sequence[float]) -> float:
-    """Fraction of pairs whose verdict flips when the order flips.
-
-    ``p_forward[i]`` / ``p_reverse[i]`` are P(a ≻ b) judged with a first / second. A verdict is
-    "a" above 0.5 and "b" below; a pair flips when the two verdicts differ (the judge followed
-    the slot, not the response). Pairs with an exact 0.5 or NaN on either side are left out of
-    numerator and denominator; NaN when none is left. (0.8, 0.3) flips; (0.8, 0.6) does not.
-    """
-    f = np.asarray(p_forward, dtype=np.float64)
-    r = np.asarray(p_reverse, dtype=np.float64)
-    ok = np.isfinite(f) & np.isfinite(r) & (f != 0.5) & (r != 0.5)
-    if not ok.any():
-        return math.nan
-    return float(_flips(f[ok], r[ok]).mean())
-
-
-@dataclass
-class PairwiseJudgement:
-    """The result of judging n pairs (a, b) in both orders.
-
-    ``p`` = P(a ≻ b), the mean over orders; ``p_forward`` / ``p_reverse`` = P(a ≻ b) judged with
-    a in slot A / in slot B; ``logit_forward`` / ``logit_reverse`` = the raw ℓ_A − ℓ_B of each
-    order (in slot terms: positive means the judge prefers slot A).
-    """
-
-    p: np.ndarray
-    p_forward: np.ndarray
-    p_reverse: np.ndarray
-    logit_forward: np.ndarray
-    logit_reverse: np.ndarray
-
-    @classmethod
-    def from_margins(cls, forward: np.ndarray, reverse: np.ndarray) -> PairwiseJudgement:
-        """The judgement of pairs whose two orders gave the slot margins ``forward``/``reverse``."""
-        fwd = np.asarray(forward, dtype=np.float64)
-        rev = np.asarray(reverse, dtype=np.float64)
-        return cls(
-            p=combine_orders(fwd, rev),
-            p_forward=sigmoid(fwd),
-            p_reverse=sigmoid(-rev),
-            logit_forward=fwd,
-            logit_reverse=rev,
-        )
-
-    @property
-    def flipped(self) -> np.ndarray:
-        """Per pair: whether the verdict changes with the order (see :func:`position_bias`)."""
-        return _flips(self.p_forward, self.p_reverse)
-
-    @property
-    def position_bias(self) -> float:
-        """Fraction of these pairs whose verdict flips with the order (:func:`position_bias`)."""
-        return position_bias(self.p_forward, self.p_reverse)
+def pairwise_result(
+    forward: np.ndarray,
+    reverse: np.ndarray,
+    stats: dict[str, Any] | None = None,
+    truncated: np.ndarray | None = None,
+) -> PairwiseResult:
+    """The :class:`~rewardkit.types.PairwiseResult` of pairs whose two orders gave the slot
+    margins ``forward`` (a first) and ``reverse`` (b first)."""
+    fwd = np.asarray(forward, dtype=np.float64)
+    rev = np.asarray(reverse, dtype=np.float64)
+    return PairwiseResult(
+        p=combine_orders(fwd, rev),
+        p_forward=sigmoid(fwd),
+        p_reverse=sigmoid(-rev),
+        logit_forward=fwd,
+        logit_reverse=rev,
+        stats=stats or {},
+        truncated=truncated,
+    )

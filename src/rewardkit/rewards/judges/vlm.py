@@ -38,7 +38,7 @@ from rewardkit.rewards.judges.template import (
     principle_text,
     split_template,
 )
-from rewardkit.types import Query
+from rewardkit.types import Capability, Query
 
 
 class VLMJudge(MultimodalReward):
@@ -183,6 +183,7 @@ class VLMPairwiseJudge(PairwiseJudging, VLMJudge):
 
     kind = PAIRWISE
     spec_kind = "vlm-judge-pairwise"
+    capabilities = VLMJudge.capabilities | {Capability.PAIRWISE}
     pair_tag = "vlm-pair"
 
     def encode_pairs(self, pairs: Sequence[Pair]) -> list[MultimodalRow]:
