@@ -59,3 +59,25 @@ def test_weighted_pair_accuracy_card_example():
     )
     assert weighted_pair_accuracy({"A": 1, "B": 3, "C": 5}, gold) == 0.0
     assert weighted_pair_accuracy(gold, gold) == 1.0
+
+
+def test_evaluate_ranks_each_example_as_one_group(tmp_path):
+    from rewardkit.evaluate import evaluate
+    from rewardkit.types import Example
+
+    exs = [
+        Example(f"e{i}", [{"role": "user", "content": p}], list(rs), chosen=[0])
+        for i, (p, rs) in enumerate(
+            [
+                ("What is 2+2?", ("4", "5", "22", "I refuse.")),
+                ("Name a colour.", ("Blue.", "Seven.", "Car.")),
+            ]
+        )
+    ]
+    judge = load_reward(f"judge-listwise:default?progress=false&threads=1&cache_dir={tmp_path}")
+    res = evaluate(exs, judge, n_boot=10, analyses=False, include_length_baseline=False)
+    col = res.rewards[0]
+    for ex, rec in zip(exs, col.examples, strict=True):
+        s = np.asarray(rec.scores, dtype=np.float64)
+        assert len(s) == len(ex.responses) and s.sum() == pytest.approx(1.0, abs=1e-5)
+    assert 0.0 <= col.score <= 1.0

@@ -11,7 +11,8 @@ import pytest
 from rewardkit import Query, load_reward
 from rewardkit.engine.truncation import TruncationError, fair_shares, fit_many
 from rewardkit.rewards.judges.template import load_judge_template, principle_text
-from rewardkit.rewards.judges.verdict import combine_orders, expected_rating, position_bias
+from rewardkit.rewards.judges.verdict import combine_orders, expected_rating
+from rewardkit.types import position_bias
 
 FAST = "progress=false&threads=1"
 

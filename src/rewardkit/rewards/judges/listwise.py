@@ -13,7 +13,9 @@ scores are mapped back to the responses::
                                                          Borda; the best alone: 1 and 0s)
 
 Higher is better; scores compare responses within their group. ``score(queries)`` ranks the
-queries that share a prompt as one group (a group of one is NaN: nothing to compare with).
+queries that share a prompt (and ``meta["example_id"]`` when set, so each evaluated example —
+RewardBench 2's 4-way rows, RM-Bench's 3×3 — is its own group) as one group; a group of one is
+NaN: nothing to compare with.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ class ListwiseJudging:
         """Each query's score within the group of queries sharing its prompt (NaN alone)."""
         by_prompt: dict[str, list[int]] = {}
         for i, q in enumerate(queries):
-            by_prompt.setdefault(stable_hash(q.prompt), []).append(i)
+            group = q.meta.get("example_id")  # an evaluated example's responses are one group
+            by_prompt.setdefault(stable_hash([q.prompt, group]), []).append(i)
         members = list(by_prompt.values())
         judged = self.rank_many(
             [queries[m[0]].prompt for m in members],
