@@ -57,6 +57,43 @@ def query_steps(query: Query, rule: str) -> list[str]:
     return split_steps(text, rule)
 
 
+def tagged_query(conv: StepConvention, query: Query, steps: list[str]) -> Query:
+    """The query a PRM reads: the convention's system prompt (unless the prompt has one) and
+    the tagged steps as the response."""
+    prompt: list[Message] = list(query.prompt)
+    if conv.system and not (prompt and prompt[0]["role"] == "system"):
+        prompt.insert(0, {"role": "system", "content": conv.system})
+    return Query(prompt, conv.tagged(steps))
+
+
+def encode_tagged(
+    tokenizer: Any,
+    conv: StepConvention,
+    queries: Sequence[Query],
+    max_length: int,
+    truncation: Any,
+    use_chat_template: bool,
+) -> list[EncodedRow]:
+    """Engine rows of tagged queries: through the chat template when the convention and the
+    tokenizer have one, else plain ``prompt SEP response`` text (``" "`` for Math-Shepherd's
+    ``question steps``, a blank line otherwise); no EOS is appended."""
+    if use_chat_template:
+        return encode_chat(tokenizer, queries, max_length, truncation)
+    return encode_plain(
+        tokenizer,
+        queries,
+        max_length,
+        truncation,
+        separator="\n\n" if conv.read == "token-cls" else " ",
+        append_eos=False,
+    )
+
+
+def tag_positions(ids: Sequence[int], start: int, tag_id: int) -> list[int]:
+    """Positions of the step tag in a row's response part (from ``start`` on)."""
+    return [i for i in range(max(start, 0), len(ids)) if ids[i] == tag_id]
+
+
 class StepScorer(ModelBackedReward):
     """The engine side of a PRM: (prompt, steps) rows → one score per tagged step."""
 
@@ -161,24 +198,18 @@ class StepScorer(ModelBackedReward):
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         """Rows of queries whose response is already the tagged step text."""
-        if self.use_chat_template:
-            return encode_chat(self.tokenizer, queries, self.max_length, self.config.truncation)
-        return encode_plain(
+        return encode_tagged(
             self.tokenizer,
+            self.convention,
             queries,
             self.max_length,
             self.config.truncation,
-            separator="\n\n" if self.convention.read == "token-cls" else " ",
-            append_eos=False,
+            self.use_chat_template,
         )
 
     def tagged_query(self, query: Query, steps: list[str]) -> Query:
         """The query the model reads: the convention's system prompt and the tagged steps."""
-        prompt: list[Message] = list(query.prompt)
-        system = self.convention.system
-        if system and not (prompt and prompt[0]["role"] == "system"):
-            prompt.insert(0, {"role": "system", "content": system})
-        return Query(prompt, self.convention.tagged(steps))
+        return tagged_query(self.convention, query, steps)
 
     def forward(
         self,
