@@ -157,8 +157,9 @@ def build_step_model(
     hf.config.id2label = {0: "wrong", 1: "right"}
     hf.config.label2id = {"wrong": 0, "right": 1}
     base = hf
-    if cfg.lora_r:
-        hf = _apply_lora(hf, cfg, "TOKEN_CLS")
+    if cfg.lora_r:  # every linear layer of the body; the new 2-label head trains in full
+        body = {n.rsplit(".", 1)[-1] for n, m in hf.named_modules() if isinstance(m, nn.Linear)}
+        hf = _apply_lora(hf, cfg, "TOKEN_CLS", sorted(body - {"score", "classifier", "lm_head"}))
     use_template = bool(getattr(tok, "chat_template", None)) and cfg.use_chat_template is not False
     max_len = fit_max_length(base.config, tok, cfg.max_length, cfg.max_length)
     tag_id = int(tok.convert_tokens_to_ids(conv.tag))
