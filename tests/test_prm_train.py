@@ -75,13 +75,13 @@ def test_prm_training_lowers_step_loss(tmp_path, packing, lora):
 def test_prm_training_on_gsm8k_steps(tmp_path, shared_data):
     rows = [
         json.loads(x)
-        for x in (shared_data / "gsm8k" / "example_model_solutions.jsonl").read_text().splitlines()[:12]
+        for x in (shared_data / "gsm8k" / "example_model_solutions.jsonl").read_text().splitlines()[:6]
     ]
     records = list(gsm8k_records(rows))
     path, model = _setup(tmp_path, records)
     cfg = TrainConfig(
         model=str(model), objective="prm", data=str(path), eval_data=str(path),
-        output_dir=str(tmp_path / "out"), max_steps=25, batch_size=8, lr=3e-3,
+        output_dir=str(tmp_path / "out"), max_steps=12, batch_size=6, lr=3e-3,
         logging_steps=5, progress=False, plot=False, max_length=256,
     )
     trainer = prepare(cfg)
