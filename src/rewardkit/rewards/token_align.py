@@ -91,3 +91,21 @@ def align_to(tokens: TokenScores, texts: Sequence[str], tokenizer: Any) -> Token
             raise ValueError(f"response {i}: {exc}") from None
         rows.append((moved, dst))
     return pad_token_rows(rows)
+
+
+def offsets_of_ids(tokenizer: Any, ids: Sequence[int]) -> tuple[str, np.ndarray]:
+    """(text, (L, 2) spans) of a sequence of token ids a policy generated.
+
+    The text is ``tokenizer.decode(ids)``. When the fast tokenizer re-encodes that text to the
+    same ids, its own offsets are used; otherwise each token's span is read from the lengths of
+    the decoded prefixes (a token that completes no character, such as the first byte of a
+    multi-byte character, gets an empty span)."""
+    ids = [int(i) for i in ids]
+    text = tokenizer.decode(ids)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if list(enc["input_ids"]) == ids:
+        return text, np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    ends = [len(tokenizer.decode(ids[: k + 1])) for k in range(len(ids))]
+    starts = [0, *ends[:-1]]
+    spans = np.array([[min(s, e), e] for s, e in zip(starts, ends, strict=True)], dtype=np.int64)
+    return text, spans.reshape(-1, 2)
