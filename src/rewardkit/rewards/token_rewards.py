@@ -5,7 +5,7 @@ of that token (the same response, two models or two system prompts), so they sha
 :class:`TokenLogRatioReward`:
 
 - ``dpo-tokens:POLICY?ref=REF&beta=0.1`` — the DPO implicit reward per token,
-  ``β [log π(y_t|x, y_<t) − log π_ref(y_t|x, y_<t)]`` (``docs/methods/B1-dpo-implicit.md``); the
+  ``β [log π(y_t|x, y_<t) − log π_ref(y_t|x, y_<t)]`` (``docs/methods/B1-dpo-implicit-reward.md``); the
   tokens of a response sum to the sequence-level ``dpo:POLICY?ref=REF&reduce=sum`` reward.
   Without ``ref`` the tokens are ``log π(y_t|·)`` themselves (reference-free, unscaled).
 - ``treg:MODEL`` — T-REG's self-generated token rewards (``docs/methods/B12-t-reg.md``): the same
