@@ -45,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = {
         "train": list(gsm8k_records(rows[: args.train_problems], seed=args.seed)),
         "processbench": [
-            r
-            for r in gsm8k_records(rows[args.train_problems :], seed=args.seed)
-            if r["confident"]
+            r for r in gsm8k_records(rows[args.train_problems :], seed=args.seed) if r["confident"]
         ],
     }
     for name, recs in splits.items():

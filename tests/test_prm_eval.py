@@ -80,9 +80,14 @@ def _bon_rows():
             f"Step 1 : {i} + {k} = {i + k} .\nStep 2 : The answer is {i + k} ." for k in range(4)
         ]
         rows.append(
-            {"idx": i, "question": f"What is {i} + 1 ?", "response": resp,
-             "score": [k == 1 for k in range(4)], "pred_score": [[0.1 * k] for k in range(4)],
-             "gt": str(i + 1)}
+            {
+                "idx": i,
+                "question": f"What is {i} + 1 ?",
+                "response": resp,
+                "score": [k == 1 for k in range(4)],
+                "pred_score": [[0.1 * k] for k in range(4)],
+                "gt": str(i + 1),
+            }
         )
     return rows
 
@@ -92,7 +97,11 @@ def test_best_of_n_prm_aggregates_vs_orm(tmp_path, prm_dir):
     data.write_text("".join(json.dumps(r) + "\n" for r in _bon_rows()))
     ex = load(data)
     assert ex[0].meta["format"] == "math-bon"
-    orm = tiny_llama_dir(tmp_path / "orm", word_tokenizer(["x"] + [t for r in _bon_rows() for t in r["response"]]), "seq-cls")
+    orm = tiny_llama_dir(
+        tmp_path / "orm",
+        word_tokenizer(["x"] + [t for r in _bon_rows() for t in r["response"]]),
+        "seq-cls",
+    )
     rewards = [load_reward(f"prm:{prm_dir}?aggregate={a}") for a in ("min", "last", "prod")]
     rewards.append(load_reward(f"classifier:{orm}"))
     result = evaluate(ex, rewards, n_boot=20)
@@ -104,7 +113,7 @@ def test_best_of_n_prm_aggregates_vs_orm(tmp_path, prm_dir):
     assert f"classifier:{orm}" in curves
     paths = result.write_reports(tmp_path / "report", html=True)
     page = paths["html"].read_text()
-    assert "Best-of-N" in page and f"aggregate=prod" in page
+    assert "Best-of-N" in page and "aggregate=prod" in page
 
 
 def test_best_of_n_on_shared_qwen_pools(tmp_path, prm_dir, shared_data):

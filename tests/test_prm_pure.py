@@ -113,7 +113,9 @@ def test_step_loader(tmp_path):
     bad.write_text(json.dumps({"problem": "q", "steps": ["a"], "labels": [7]}) + "\n")
     with pytest.raises(DataError, match=r"labels\[0\]"):
         load(bad)
-    bad.write_text(json.dumps({"problem": "q", "steps": ["a", "b"], "labels": [1, -1], "label": 0}) + "\n")
+    bad.write_text(
+        json.dumps({"problem": "q", "steps": ["a", "b"], "labels": [1, -1], "label": 0}) + "\n"
+    )
     with pytest.raises(DataError, match="first wrong step"):
         load(bad)
 

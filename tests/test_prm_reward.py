@@ -69,7 +69,10 @@ def shepherd_reference(path, question, steps):
 def test_qwen_convention_matches_model_card(qwen_dir):
     r = load_reward(f"prm:{qwen_dir}?aggregate=min&token_budget=64")
     assert r.can(Capability.STEPS) and guess_convention(["LlamaForTokenClassification"]) == "qwen"
-    qs = [Query([user(QUESTION)], "\n\n".join(STEPS)), Query([user(QUESTION)], "\n\n".join(BAD_STEPS))]
+    qs = [
+        Query([user(QUESTION)], "\n\n".join(STEPS)),
+        Query([user(QUESTION)], "\n\n".join(BAD_STEPS)),
+    ]
     res = r.score_full(qs)
     assert res.steps.shape == (2, 3) and math.isnan(res.steps[1, 2])
     np.testing.assert_allclose(res.steps[0], qwen_reference(qwen_dir, QUESTION, STEPS), atol=1e-5)

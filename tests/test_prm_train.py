@@ -51,9 +51,19 @@ def _setup(tmp_path, records):
 def test_prm_training_lowers_step_loss(tmp_path, packing, lora):
     path, model = _setup(tmp_path, _toy_records())
     cfg = TrainConfig(
-        model=str(model), objective="prm", data=str(path), eval_data=str(path),
-        output_dir=str(tmp_path / "out"), max_steps=30, batch_size=8, lr=1e-2,
-        packing=packing, lora_r=lora, logging_steps=5, progress=False, plot=False,
+        model=str(model),
+        objective="prm",
+        data=str(path),
+        eval_data=str(path),
+        output_dir=str(tmp_path / "out"),
+        max_steps=30,
+        batch_size=8,
+        lr=1e-2,
+        packing=packing,
+        lora_r=lora,
+        logging_steps=5,
+        progress=False,
+        plot=False,
         max_length=128,
     )
     trainer = prepare(cfg)
@@ -75,14 +85,25 @@ def test_prm_training_lowers_step_loss(tmp_path, packing, lora):
 def test_prm_training_on_gsm8k_steps(tmp_path, shared_data):
     rows = [
         json.loads(x)
-        for x in (shared_data / "gsm8k" / "example_model_solutions.jsonl").read_text().splitlines()[:6]
+        for x in (shared_data / "gsm8k" / "example_model_solutions.jsonl")
+        .read_text()
+        .splitlines()[:6]
     ]
     records = list(gsm8k_records(rows))
     path, model = _setup(tmp_path, records)
     cfg = TrainConfig(
-        model=str(model), objective="prm", data=str(path), eval_data=str(path),
-        output_dir=str(tmp_path / "out"), max_steps=12, batch_size=6, lr=3e-3,
-        logging_steps=5, progress=False, plot=False, max_length=256,
+        model=str(model),
+        objective="prm",
+        data=str(path),
+        eval_data=str(path),
+        output_dir=str(tmp_path / "out"),
+        max_steps=12,
+        batch_size=6,
+        lr=3e-3,
+        logging_steps=5,
+        progress=False,
+        plot=False,
+        max_length=256,
     )
     trainer = prepare(cfg)
     before = trainer.evaluate()["eval_loss"]
@@ -91,7 +112,7 @@ def test_prm_training_on_gsm8k_steps(tmp_path, shared_data):
 
 
 def test_prm_training_needs_step_labels(tmp_path):
-    path, model = _setup(tmp_path, _toy_records(4))
+    _path, model = _setup(tmp_path, _toy_records(4))
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
     cfg = TrainConfig(model=str(model), objective="prm", data=str(pairs), progress=False)

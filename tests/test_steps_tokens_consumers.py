@@ -35,9 +35,7 @@ def test_scalars_everywhere(rewards, tmp_path):
     for r in rewards:
         full = r.score_full(queries())
         detail = full.steps if full.steps is not None else full.tokens.values
-        expect = (
-            np.nanprod(detail, axis=1) if full.steps is not None else np.nansum(detail, axis=1)
-        )
+        expect = np.nanprod(detail, axis=1) if full.steps is not None else np.nansum(detail, axis=1)
         np.testing.assert_allclose(full.scores, expect, rtol=1e-5)
         # combine: a weighted composite of the reward and a rule
         w = load_reward({"weighted": {r.name: 1.0, "rule:length": 0.0}})
@@ -46,7 +44,9 @@ def test_scalars_everywhere(rewards, tmp_path):
         vec = Route("r", r.name, r).vectors(queries())
         np.testing.assert_allclose(vec[:, 0], full.scores, rtol=1e-6)
         # verl and TRL adapters: one number per response
-        verl = compute_score_batch(["d", "d"], RESPONSES, [None, None], [{"prompt": PROMPT}] * 2, spec=r)
+        verl = compute_score_batch(
+            ["d", "d"], RESPONSES, [None, None], [{"prompt": PROMPT}] * 2, spec=r
+        )
         np.testing.assert_allclose([x["score"] for x in verl], full.scores, rtol=1e-5)
         trl = reward_func(r)(prompts=[PROMPT] * 2, completions=RESPONSES)
         np.testing.assert_allclose(trl, full.scores, rtol=1e-5)
@@ -57,7 +57,9 @@ def test_step_and_token_rows_are_cached(rewards, tmp_path):
     for spec in (prm.name, tok.name):
         r = load_reward(spec, engine_defaults={"cache_dir": str(tmp_path)})
         first = r.score_full(queries())
-        again = load_reward(spec, engine_defaults={"cache_dir": str(tmp_path)}).score_full(queries())
+        again = load_reward(spec, engine_defaults={"cache_dir": str(tmp_path)}).score_full(
+            queries()
+        )
         np.testing.assert_array_equal(first.scores, again.scores)
         if first.steps is not None:
             np.testing.assert_array_equal(first.steps, again.steps)

@@ -121,9 +121,7 @@ def label_steps(steps: list[str], correct: bool, good: set[float]) -> list[int]:
             labels.append(-1)
         elif is_answer:
             labels.append(1 if correct else -1)
-        elif correct:
-            labels.append(1)
-        elif anns and all(any(_close(v, g) for g in good) for _, v in anns):  # type: ignore[arg-type]
+        elif correct or (anns and all(any(_close(v, g) for g in good) for _, v in anns)):
             labels.append(1)
         else:
             labels.append(0)

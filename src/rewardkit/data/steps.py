@@ -38,12 +38,14 @@ def looks_like(rec: Record) -> bool:
 
 def _label(rec: Record, value: Any, i: int) -> int:
     key = value.strip().lower() if isinstance(value, str) else value
-    if isinstance(key, bool) or isinstance(key, str):
+    if isinstance(key, (bool, str)):
         if key in _LABELS:
             return _LABELS[key]
     elif isinstance(key, int | float) and key in (-1, 0, 1):
         return int(key)
-    raise rec.error("labels", f"expected +1, 0 or -1 (or '+', '-', '0'), got {describe(value)}", f"[{i}]")
+    raise rec.error(
+        "labels", f"expected +1, 0 or -1 (or '+', '-', '0'), got {describe(value)}", f"[{i}]"
+    )
 
 
 def first_error(labels: list[int]) -> int:
@@ -61,13 +63,17 @@ def convert(rec: Record) -> Example:
     if rec.has("labels"):
         raw = rec.get("labels", structured=True)
         if not isinstance(raw, list) or len(raw) != n:
-            raise rec.error("labels", f"expected {n} step labels (one per step), got {describe(raw)}")
+            raise rec.error(
+                "labels", f"expected {n} step labels (one per step), got {describe(raw)}"
+            )
         labels = [_label(rec, v, i) for i, v in enumerate(raw)]
     first = None
     if rec.has("label"):
         first = rec.get("label")
         if isinstance(first, bool) or not isinstance(first, int) or not -1 <= first < n:
-            raise rec.error("label", f"expected -1 or a step index below {n}, got {describe(first)}")
+            raise rec.error(
+                "label", f"expected -1 or a step index below {n}, got {describe(first)}"
+            )
     if labels is None and first is None:
         raise rec.error("labels", "a step-labelled record needs 'labels' (per step) or 'label'")
     if labels is None:

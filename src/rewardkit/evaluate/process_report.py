@@ -43,8 +43,7 @@ def process_eval(
                 "data is evaluated with a process reward model such as prm:PATH"
             )
     queries = [
-        Query(ex.prompt, ex.responses[0], meta={"steps": list(ex.meta["steps"])})
-        for ex in examples
+        Query(ex.prompt, ex.responses[0], meta={"steps": list(ex.meta["steps"])}) for ex in examples
     ]
     labels = [int(ex.meta["first_error"]) for ex in examples]
     out: dict[str, Any] = {
@@ -118,16 +117,22 @@ def _figure(result: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def write_process_reports(result: dict[str, Any], out: Path, html_report: bool = True) -> dict[str, Path]:
+def write_process_reports(
+    result: dict[str, Any], out: Path, html_report: bool = True
+) -> dict[str, Path]:
     """report.json, report.md and (``html_report``) report.html in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md"}
     paths["json"].write_text(json.dumps(result, indent=1, sort_keys=True, default=float))
-    paths["md"].write_text("\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n")
+    paths["md"].write_text(
+        "\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n"
+    )
     if html_report:
         png = _figure(result)
         rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|")) + "</tr>"
+            "<tr>"
+            + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
+            + "</tr>"
             for line in table_lines(result)[4:]
         )
         img = (
@@ -135,7 +140,10 @@ def write_process_reports(result: dict[str, Any], out: Path, html_report: bool =
             if png
             else ""
         )
-        head = "".join(f"<th>{h}</th>" for h in ("reward", "τ", "acc. erroneous", "acc. correct", "F1", "dev F1"))
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("reward", "τ", "acc. erroneous", "acc. correct", "F1", "dev F1")
+        )
         paths["html"] = out / "report.html"
         paths["html"].write_text(
             "<!doctype html><meta charset='utf-8'><title>Process reward evaluation</title>"

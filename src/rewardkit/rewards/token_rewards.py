@@ -41,9 +41,7 @@ TREG_GOOD = (
     "You are a helpful, honest and harmless assistant. Give the best, most accurate and most "
     "helpful answer you can."
 )
-TREG_BAD = (
-    "You are an unhelpful assistant. Give a wrong, careless, unhelpful or harmful answer."
-)
+TREG_BAD = "You are an unhelpful assistant. Give a wrong, careless, unhelpful or harmful answer."
 
 
 def log_ratio_tokens(
@@ -89,7 +87,11 @@ class TokenLogProbReward(SequenceLogProbReward):
         first = response_start.clamp(min=1)
         counts = torch.bincount(rows, minlength=input_ids.shape[0])
         offset = torch.cumsum(counts, 0) - counts
-        cols = first[rows] - starts[rows] + (torch.arange(rows.shape[0], device=rows.device) - offset[rows])
+        cols = (
+            first[rows]
+            - starts[rows]
+            + (torch.arange(rows.shape[0], device=rows.device) - offset[rows])
+        )
         out[rows, cols] = lp
         return out
 
@@ -127,7 +129,9 @@ class TokenLogProbReward(SequenceLogProbReward):
                 spans = np.concatenate([spans, [[len(text), len(text)]]])
         return spans.clip(0, len(text))
 
-    def token_rows(self, queries: Sequence[Query]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    def token_rows(
+        self, queries: Sequence[Query]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """Per query (values (T,), offsets (T, 2)) and the (n,) truncation flags of this call."""
         values, truncated, _ = run_rows(self, queries, [q.key() for q in queries], self.encode)
         out = []
@@ -239,8 +243,14 @@ def build_dpo_tokens(arg: str | None, **options: Any) -> TokenLogRatioReward:
     config = EngineConfig.from_options(options)
     _no_more(options, "dpo-tokens")
     return TokenLogRatioReward(
-        _model(arg), ref, scale=beta, system=system, ref_system=system, method="dpo-tokens",
-        config=config, use_chat_template=chat,
+        _model(arg),
+        ref,
+        scale=beta,
+        system=system,
+        ref_system=system,
+        method="dpo-tokens",
+        config=config,
+        use_chat_template=chat,
     )
 
 
@@ -253,7 +263,13 @@ def build_treg(arg: str | None, **options: Any) -> TokenLogRatioReward:
     _no_more(options, "treg")
     model = _model(arg)
     return TokenLogRatioReward(
-        model, model, squash=True, system=good, ref_system=bad, method="treg", config=config,
+        model,
+        model,
+        squash=True,
+        system=good,
+        ref_system=bad,
+        method="treg",
+        config=config,
         use_chat_template=chat,
     )
 
@@ -268,7 +284,11 @@ def build_aligndistil(arg: str | None, **options: Any) -> TokenLogRatioReward:
     config = EngineConfig.from_options(options)
     _no_more(options, "aligndistil")
     return TokenLogRatioReward(
-        _model(arg), str(rev), scale=beta, method="aligndistil", config=config,
+        _model(arg),
+        str(rev),
+        scale=beta,
+        method="aligndistil",
+        config=config,
         use_chat_template=chat,
     )
 

@@ -165,9 +165,7 @@ class StepScorer(ModelBackedReward):
             self._decoder = getattr(self.model, self.model.base_model_prefix)
             self._head = self.model.get_output_embeddings()
             self.layouts = frozenset({"packed", "shared"})
-        self.use_chat_template = self.convention.chat and bool(
-            getattr(tok, "chat_template", None)
-        )
+        self.use_chat_template = self.convention.chat and bool(getattr(tok, "chat_template", None))
         self.max_length = fit_max_length(
             self.model.config, tok, self.config.max_length, self.config.default_max_length
         )
@@ -312,7 +310,11 @@ class PRMReward(Reward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         steps, truncated, stats = self.step_scores(queries)
-        scores = aggregate_rows(steps, self.aggregate) if steps.shape[1] else np.full(len(queries), np.nan)
+        scores = (
+            aggregate_rows(steps, self.aggregate)
+            if steps.shape[1]
+            else np.full(len(queries), np.nan)
+        )
         return ScoreResult(
             scores.astype(np.float32),
             stats={**stats, "steps": int(np.sum(~np.isnan(steps)))},

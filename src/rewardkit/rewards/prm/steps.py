@@ -14,6 +14,7 @@ text has no steps. The rules ``step``, ``paragraph`` and ``line`` force one of t
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ def split_steps(text: str, rule: str = "auto") -> list[str]:
     starts = [m.start() for m in _STEP_LINE.finditer(text)]
     if rule == "step" or (rule == "auto" and starts):
         cuts = [0, *starts, len(text)] if starts else [0, len(text)]
-        parts = [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        parts = [text[a:b] for a, b in itertools.pairwise(cuts)]
     elif rule == "paragraph" or (rule == "auto" and re.search(r"\n[ \t]*\n", text.strip())):
         parts = re.split(r"\n[ \t]*\n", text)
     else:
