@@ -54,4 +54,4 @@ def test_aligndistil_loss_by_hand():
         beta=0.1,
         beta2=1.0,
     )
-    assert float(two) == pytest.approx(float(loss), rel=1e-6)
+    assert float(two) == pytest.approx(float(loss.detach()), rel=1e-6)
