@@ -18,6 +18,7 @@ from rewardkit.errors import SpecError
 OBJECTIVES = (
     "bt",
     "tie",
+    "crome",
     "listwise",
     "regression",
     "bt+regression",
