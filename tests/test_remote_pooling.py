@@ -71,7 +71,7 @@ def _chat_text(q: Query) -> str:
 def test_vllm_classify_chat_form_reads_raw_logits():
     with FaultProxy(handler=vllm_stub) as stub:
         reward = load_reward(f"vllm:{stub.url}?model=rm")
-        res = reward.score_endpoint(QUERIES)
+        res = reward.score_full(QUERIES)
     want = [_reward_of(_chat_text(q)) for q in QUERIES]
     np.testing.assert_allclose(res.scores, want, rtol=1e-6)
     assert res.stats["requests"] == len(QUERIES)  # the chat form takes one conversation
@@ -81,7 +81,7 @@ def test_vllm_classify_chat_form_reads_raw_logits():
 def test_vllm_pooling_per_token_and_faults():
     with FaultProxy(handler=vllm_stub, faults=Faults(rate_500=0.3, rate_429=0.2, seed=5)) as stub:
         reward = load_reward(f"vllm:{stub.url}?model=rm&endpoint=pooling&backoff=0.0&retries=10")
-        res = reward.score_endpoint(QUERIES)
+        res = reward.score_full(QUERIES)
     np.testing.assert_allclose(res.scores, [_reward_of(_chat_text(q)) for q in QUERIES], rtol=1e-6)
     assert res.stats["retries"] > 0 and res.stats["failed"] == 0
 
@@ -90,8 +90,8 @@ def test_vllm_and_sglang_with_client_side_template(tmp_path):
     with FaultProxy(handler=vllm_stub) as v, FaultProxy(handler=sglang_stub) as s:
         vr = load_reward(f"vllm:{v.url}?model=rm&tokenizer=smollm2&batch_size=2")
         sr = load_reward(f"sglang:{s.url}?tokenizer=smollm2&batch_size=2", cache_dir=str(tmp_path))
-        got_v, got_s = vr.score_endpoint(QUERIES), sr.score_endpoint(QUERIES)
-        again = sr.score_endpoint(QUERIES)
+        got_v, got_s = vr.score_full(QUERIES), sr.score_full(QUERIES)
+        again = sr.score_full(QUERIES)
         plain = load_reward(f"vllm:{v.url}?model=rm")
     texts = [vr.template(q) for q in QUERIES]
     assert all("<|im_start|>assistant" in t for t in texts)  # SmolLM2's chat template
@@ -106,7 +106,7 @@ def test_vllm_and_sglang_with_client_side_template(tmp_path):
 def test_malformed_answers_are_failures_not_zeros():
     bad = lambda path, body: (200, {"data": [{"index": 0, "probs": ["high"]}]})  # noqa: E731
     with FaultProxy(handler=bad) as stub:
-        res = load_reward(f"vllm:{stub.url}").score_endpoint(QUERIES[:2])
+        res = load_reward(f"vllm:{stub.url}").score_full(QUERIES[:2])
     assert np.isnan(res.scores).all() and res.stats["failed"] == 2
     assert "not a number" in res.stats["errors"][0]
 

@@ -85,9 +85,9 @@ def test_rerun_answers_from_the_cache_with_zero_http(server, key_env, tmp_path):
     qs = _queries()
     with FaultProxy(upstream=server.url) as proxy:
         spec = f"remote:{proxy.url}?api_key_env={key_env}&batch_size=4"
-        first = load_reward(spec, cache_dir=str(tmp_path)).score_endpoint(qs)
+        first = load_reward(spec, cache_dir=str(tmp_path)).score_full(qs)
         seen = proxy.counts["seen"]
-        again = load_reward(spec, cache_dir=str(tmp_path)).score_endpoint(qs)
+        again = load_reward(spec, cache_dir=str(tmp_path)).score_full(qs)
         assert proxy.counts["seen"] == seen + 1  # only GET /v1/info; no /v1/rewards call
     np.testing.assert_array_equal(first.scores, again.scores)
     assert first.stats["computed"] == len(qs) and first.stats["cache_hits"] == 0
@@ -103,17 +103,17 @@ def test_faults_and_failures(server, key_env, tmp_path):
         reward = load_reward(
             f"remote:{proxy.url}?api_key_env={key_env}&batch_size=3&backoff=0.0&retries=8"
         )
-        got = reward.score_endpoint(qs)
+        got = reward.score_full(qs)
     np.testing.assert_array_equal(got.scores, want)
     assert got.stats["retries"] > 0 and got.stats["failed"] == 0
     always = lambda body: body is not None and "The answer is 4" in str(body)  # noqa: E731
     with FaultProxy(upstream=server.url, always_fail=always) as proxy:
         spec = f"remote:{proxy.url}?api_key_env={key_env}&batch_size=1&retries=1&backoff=0.0"
-        res = load_reward(spec, cache_dir=str(tmp_path)).score_endpoint(qs)
+        res = load_reward(spec, cache_dir=str(tmp_path)).score_full(qs)
         assert math.isnan(res.scores[-2]) and res.stats["failed"] == 1
         np.testing.assert_array_equal(np.delete(res.scores, -2), np.delete(want, -2))
         proxy.always_fail = None  # the server recovers: the failed item was not cached
-        res2 = load_reward(spec, cache_dir=str(tmp_path)).score_endpoint(qs)
+        res2 = load_reward(spec, cache_dir=str(tmp_path)).score_full(qs)
     assert res2.stats["computed"] == 1 and res2.scores[-2] == want[-2]
 
 

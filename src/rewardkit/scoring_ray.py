@@ -27,6 +27,9 @@ import numpy as np
 from rewardkit.data.location import Location, describe
 from rewardkit.errors import DataError, MissingDependencyError, RewardkitError
 
+#: Columns an actor returns per range (``error``: "" or "KIND\tMESSAGE").
+OUTPUT_COLUMNS = ("text", "rows", "cache_hits", "truncated_rows", "error")
+
 #: Target bytes of input per range (one actor call).
 DEFAULT_RANGE_BYTES = 1 << 20
 
@@ -76,37 +79,43 @@ class RangeScorer:
         self.name = Path(path).name
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out: dict[str, list[Any]] = {k: [] for k in OUTPUT_COLUMNS}
+        for start, end, first in zip(batch["start"], batch["end"], batch["line"], strict=True):
+            try:
+                text, rows, stats = self._score_range(int(start), int(end), int(first))
+                error = ""
+            except RewardkitError as exc:  # a value, not a raise: Ray would drop its type
+                text, rows, stats = "", 0, {}
+                error = f"{'data' if isinstance(exc, DataError) else 'reward'}\t{exc}"
+            out["text"].append(text)
+            out["rows"].append(rows)
+            out["cache_hits"].append(int(stats.get("cache_hits", 0)))
+            out["truncated_rows"].append(int(stats.get("truncated_rows", 0)))
+            out["error"].append(error)
+        return {
+            k: np.array(v, dtype=object if k in ("text", "error") else np.int64)
+            for k, v in out.items()
+        }
+
+    def _score_range(self, start: int, end: int, first: int) -> tuple[str, int, Any]:
         from rewardkit.scoring import query_from_row, scored_line
 
-        texts, counts, hits, truncated = [], [], [], []
         with open(self.path, "rb") as fh:
-            for start, end, first in zip(batch["start"], batch["end"], batch["line"], strict=True):
-                fh.seek(int(start))
-                lines = fh.read(int(end) - int(start)).splitlines()
-                rows, queries = [], []
-                for offset, raw in enumerate(lines):
-                    if not raw.strip():
-                        continue
-                    loc = Location(self.path, self.name, line=int(first) + offset, kind="jsonl")
-                    row = parse_line(raw, loc)
-                    rows.append(row)
-                    queries.append(query_from_row(row, loc))
-                result = self.reward.score_full(queries)
-                texts.append(
-                    "".join(
-                        scored_line(self.reward, r, v)
-                        for r, v in zip(rows, result.scores, strict=True)
-                    )
-                )
-                counts.append(len(rows))
-                hits.append(int(result.stats.get("cache_hits", 0)))
-                truncated.append(int(result.stats.get("truncated_rows", 0)))
-        return {
-            "text": np.array(texts, dtype=object),
-            "rows": np.array(counts, dtype=np.int64),
-            "cache_hits": np.array(hits, dtype=np.int64),
-            "truncated_rows": np.array(truncated, dtype=np.int64),
-        }
+            fh.seek(start)
+            lines = fh.read(end - start).splitlines()
+        rows, queries = [], []
+        for offset, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            loc = Location(self.path, self.name, line=first + offset, kind="jsonl")
+            row = parse_line(raw, loc)
+            rows.append(row)
+            queries.append(query_from_row(row, loc))
+        result = self.reward.score_full(queries)
+        text = "".join(
+            scored_line(self.reward, r, v) for r, v in zip(rows, result.scores, strict=True)
+        )
+        return text, len(rows), result.stats
 
 
 def _ray() -> Any:
@@ -181,19 +190,16 @@ def score_file_ray(
             num_cpus=1,
             num_gpus=gpus_per_actor,
         )
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            if items:
-                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    for text in batch["text"]:
-                        out.write(str(text))
-                    for key in stats:
-                        stats[key] += int(np.sum(batch[key]))
-    except ray.exceptions.RayTaskError as exc:  # an actor failed: surface its own error
-        cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
-        if isinstance(cause, RewardkitError | ValueError):
-            raise cause from None
-        raise
+    with tmp.open("w", encoding="utf-8") as out:
+        if items:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for text, error in zip(batch["text"], batch["error"], strict=True):
+                    if error:
+                        kind, _, message = str(error).partition("\t")
+                        raise (DataError if kind == "data" else RewardkitError)(message)
+                    out.write(str(text))
+                for key in stats:
+                    stats[key] += int(np.sum(batch[key]))
     tmp.replace(out_path)
     return {
         **stats,

@@ -12,14 +12,13 @@ cannot read — into NaN for those queries, counted as ``failed`` and never cach
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from rewardkit.remote import HttpClient, HttpRequest, Limits
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 #: Engine options a remote reward takes from the command line; the rest describe a local model.
 ENDPOINT_ENGINE_OPTIONS = ("cache_dir", "progress")
@@ -27,15 +26,6 @@ ENDPOINT_ENGINE_OPTIONS = ("cache_dir", "progress")
 
 class AnswerError(ValueError):
     """An answer that does not have the documented shape (the chunk counts as failed)."""
-
-
-@dataclass(frozen=True)
-class EndpointScores:
-    """One call's result: ``scores`` (n,), named ``components`` (n,) each, and ``stats``."""
-
-    scores: np.ndarray
-    components: Mapping[str, np.ndarray] = field(default_factory=dict)
-    stats: Mapping[str, Any] = field(default_factory=dict)
 
 
 def limits_from_options(options: dict[str, Any]) -> Limits:
@@ -91,10 +81,12 @@ class EndpointReward(Reward):
         """The cache key of a query (what the endpoint sees of it)."""
         return query.key(with_meta=self.uses_meta)
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        return self.score_endpoint(queries).scores
+    def can(self, cap: Capability) -> bool:
+        if cap is Capability.COMPONENTS:
+            return bool(self.component_names)
+        return super().can(cap)
 
-    def score_endpoint(self, queries: Sequence[Query]) -> EndpointScores:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Scores, components and counters of one call (queries, computed, cache_hits, failed,
         requests, retries, usage)."""
         queries = list(queries)
@@ -136,7 +128,7 @@ class EndpointReward(Reward):
             **batch_stats,
         }
         components = {n: table[:, j + 1] for j, n in enumerate(self.component_names)}
-        return EndpointScores(table[:, 0].copy(), components, stats)
+        return ScoreResult(table[:, 0].copy(), components=components, stats=stats)
 
     def _fetch(
         self, queries: list[Query], keys: list[str]
