@@ -376,6 +376,15 @@ register(
     uses_engine=True,
 )
 register(
+    "pal",
+    "rewardkit.rewards.pal:build",
+    "PAL pluralistic reward over frozen MiniLM features: K shared prototypes and per-user "
+    "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
+    card="A10 — Ideal-point mixture RM (PAL)",
+    arg_help="DIR from `rewardkit pal train`; options user=ID",
+    uses_engine=True,
+)
+register(
     "remote",
     "rewardkit.rewards.endpoints.server:build",
     "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
