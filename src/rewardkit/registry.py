@@ -421,3 +421,30 @@ register(
     arg_help="DIR from `rewardkit pal train`; options user=ID",
     uses_engine=True,
 )
+register(
+    "remote",
+    "rewardkit.rewards.endpoints.server:build",
+    "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
+    "ensembles, routes and RL adapters; answers land in the local score cache.",
+    card=None,
+    arg_help="URL of the server; options route=, api_key_env=, batch_size=, concurrency=, rpm=, timeout=, retries=",
+    uses_engine=True,
+)
+register(
+    "vllm",
+    "rewardkit.rewards.endpoints.pooling:build_vllm",
+    "A classifier reward model served by vLLM (POST /classify or /pooling; the server applies "
+    "the chat template, or the client does with tokenizer=).",
+    card=None,
+    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, concurrency=, rpm=",
+    uses_engine=True,
+)
+register(
+    "sglang",
+    "rewardkit.rewards.endpoints.pooling:build_sglang",
+    "A classifier reward model served by SGLang (--is-embedding; POST /classify with text "
+    "formatted by the reward model's chat template).",
+    card=None,
+    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, batch_size=, api_key_env=, concurrency=, rpm=",
+    uses_engine=True,
+)
