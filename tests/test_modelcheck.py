@@ -73,12 +73,16 @@ def test_every_family_model_gets_a_verdict_and_deltas(root, kind):
     assert found.pairwise == (kind in ("pairrm", "pair-lm"))
 
 
-@pytest.mark.parametrize("alias", ["minilm", "smollm2"])
+@pytest.mark.parametrize(
+    "alias",
+    # SmolLM2 (135M) runs the set about six times: minutes on a busy 2-core CPU.
+    ["minilm", pytest.param("smollm2", marks=pytest.mark.slow)],
+)
 def test_the_embedded_models_pass(alias):
-    found = check_model(alias, ("float32",), max_length=128)
+    found = check_model(alias, ("float32",), max_length=96)
     assert found.verdict in ("PASS", "WARN"), found.lines()
     assert found.family == "sequence-classifier"
-    assert "rows cut to max_length 128" in found.truncation
+    assert "rows cut to max_length 96" in found.truncation
     assert not found.truncation.startswith("0 of")
 
 
