@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from rewardkit.models.families import PAIR_MARKERS
 from rewardkit.models.loading import resolve_model
+from train_helpers import tiny_llama_config
 
 REMOTE_CODE = Path(__file__).parent / "remote_code"
 
@@ -29,18 +30,11 @@ def smollm_tokenizer():
 
 
 def llama_config(tok, **extra) -> transformers.LlamaConfig:
-    return transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
+    return tiny_llama_config(
+        tok,
         max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
         bos_token_id=tok.bos_token_id,
-        initializer_range=0.2,
         **extra,
     )
 

@@ -34,7 +34,6 @@ from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pai
 from rewardkit.engine.runner import EncodedRow
 from rewardkit.errors import SpecError
 from rewardkit.models.families import find_family
-from rewardkit.models.loading import fit_max_length
 from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.types import Query, stable_hash
 
@@ -117,12 +116,6 @@ class ClassifierReward(FamilyModelReward):
                 assert self.objectives is not None
                 self.reduce_weights = objective_weight_vector(self.objectives, given)
             self.objectives = None  # the reward is now a scalar
-        self.max_length = fit_max_length(
-            self.loaded.config,
-            self.tokenizer,
-            self.config.max_length,
-            self.config.default_max_length,
-        )
         self._identity = {
             "class": "ClassifierReward",
             **self.source_identity,

@@ -15,6 +15,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.models.families import open_family_model
 from rewardkit.models.heads import FamilyAdapter
+from rewardkit.models.loading import fit_max_length
 
 
 class FamilyModelReward(ModelBackedReward):
@@ -40,6 +41,13 @@ class FamilyModelReward(ModelBackedReward):
         self.device = opened.device
         #: Where the weights came from (model id or path, weights hash), for :meth:`identity`.
         self.source_identity = opened.identity
+        #: The longest row fed to the model (the configured one, never above the model's limit).
+        self.max_length = fit_max_length(
+            self.loaded.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
 
     @property
     def adapter(self) -> FamilyAdapter:

@@ -29,7 +29,6 @@ from rewardkit.engine.encoding import PairItem, encode_filled_pair, encode_marke
 from rewardkit.engine.runner import EncodedRow
 from rewardkit.errors import SpecError
 from rewardkit.models.families import PAIR_MARKERS
-from rewardkit.models.loading import fit_max_length
 from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.rewards.similarity import references_of
 from rewardkit.types import (
@@ -87,13 +86,6 @@ class PairwiseModelReward(FamilyModelReward):
         if self.family.input == "marked-pair":
             # DeBERTa's relative positions take PairRM's 2048 tokens past its 512-entry table.
             self.max_length = int(self.config.max_length or PAIRRM_MAX_LENGTH)
-        else:
-            self.max_length = fit_max_length(
-                self.loaded.config,
-                self.tokenizer,
-                self.config.max_length,
-                self.config.default_max_length,
-            )
         self._identity = {
             "class": "PairwiseModelReward",
             "family": self.family.name,
