@@ -270,3 +270,26 @@ def test_pair_lm_shape_equals_the_rlhflow_procedure(dirs):
     assert np.isnan(s[1]) and s[0] == pytest.approx(
         reward.compare("Say hi", "hi", "hello"), abs=1e-6
     )
+
+
+def test_a_pairwise_family_model_evaluates_rewardbench2_rows_as_a_judge(dirs):
+    from rewardkit.evaluate.run import evaluate
+    from rewardkit.types import Example
+
+    reward = load_reward(f"classifier:{dirs['pairrm']}?progress=false")
+    examples = [
+        Example(f"e{i}", [user(p)], [a, b, c, d], [0], subset="Focus")
+        for i, (p, a, b, c, d) in enumerate(
+            [
+                ("What is 2 + 2?", "4", "5", "22", "four hundred"),
+                ("Name a colour.", "Blue.", "Seven.", "A chair.", "Yes."),
+            ]
+        )
+    ]
+    res = evaluate(examples, [reward], include_length_baseline=False, n_boot=20)
+    assert res.settings["benchmark"] == "rewardbench2"
+    # Best-of-4 by hand: the chosen response must beat each of the three others (P > 0.5).
+    for ex, got in zip(examples, res.rewards[0].examples, strict=True):
+        n = len(ex.responses) - 1
+        p = reward.compare_many([ex.prompt] * n, [ex.responses[0]] * n, ex.responses[1:]).p
+        assert got.outcome == (1.0 if (p > 0.5).all() else 0.0)

@@ -1,8 +1,14 @@
-"""Sequence-classifier reward models (``classifier:PATH_OR_ID``).
+"""Reward models of the scalar families (``classifier:PATH_OR_ID[?family=NAME]``).
 
-Any ``AutoModelForSequenceClassification`` checkpoint: Llama/Qwen/Gemma-style reward models
-trained with TRL or OpenRLHF, BERT-style cross-encoders, or the embedded models with a fresh
-head (for speed work). The score is the model's logit for the sequence (HF's pooling: the last
+The family table (:mod:`rewardkit.models.families`, docs/families.md) picks how the checkpoint
+loads and where its score comes from: sequence classifiers, value heads on causal LMs
+(Starling/UltraRM/Beaver), remote-code models returning the reward (Eurus-RM) or reading it at an
+appended reward token (InternLM2-reward). Pairwise families build a
+:class:`~rewardkit.rewards.pairwise_model.PairwiseModelReward` instead (:func:`build`).
+
+The default family is any ``AutoModelForSequenceClassification`` checkpoint: Llama/Qwen/Gemma-
+style reward models trained with TRL or OpenRLHF, BERT-style cross-encoders, or the embedded
+models with a fresh head (for speed work). The score is the model's logit for the sequence (HF's pooling: the last
 non-padding token for decoder models, [CLS] for encoders). With a chat template the query is
 rendered through it; without one, (prompt, response) is encoded as a text pair.
 
