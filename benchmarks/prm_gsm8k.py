@@ -143,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = evaluate(examples, rewards, n_boot=200, include_length_baseline=False)
     paths = result.write_reports(out / "bon", html=True)
-    print(f"best-of-N on {len(examples)} MATH problems x 8 samples ({time.perf_counter() - t0:.0f} s)")
-    print("| reward | " + " | ".join(f"N={n}" for n in result.rewards[0].analyses["best_of_n"]["n"]) + " |")
+    print(
+        f"best-of-N on {len(examples)} MATH problems x 8 samples ({time.perf_counter() - t0:.0f} s)"
+    )
+    print(
+        "| reward | "
+        + " | ".join(f"N={n}" for n in result.rewards[0].analyses["best_of_n"]["n"])
+        + " |"
+    )
     for r in result.rewards:
         b = r.analyses.get("best_of_n", {})
         print(f"| {r.name} | " + " | ".join(f"{100 * g:.1f}" for g in b.get("gold", [])) + " |")
