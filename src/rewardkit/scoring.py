@@ -91,9 +91,9 @@ def score_file(
     with tmp.open("w", encoding="utf-8") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            scores = reward.score([q for _, q in chunk])
-            last = getattr(reward, "last_stats", None) or {}
-            stats["truncated_rows"] += int(last.get("truncated_rows", 0))
+            full = reward.score_full([q for _, q in chunk])
+            scores = full.scores
+            stats["truncated_rows"] += int(full.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
                 if reward.objectives:
                     row["reward"] = {

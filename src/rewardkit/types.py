@@ -381,6 +381,8 @@ class Reward(ABC):
     uses_meta: bool = False
     #: What this kind of reward can do (:class:`Capability`); :meth:`can` answers per instance.
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Longest token sequence the reward's model reads (None: no model, or no single limit).
+    max_length: int | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -463,6 +465,19 @@ class Reward(ABC):
             raise ValueError(f"{who}: tokens has {len(result.tokens.values)} rows; expected {n}")
 
     # -- optional capabilities: callers check can(...) first --------------------------------
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        """Names of :attr:`ScoreResult.members`, in order (empty without
+        :attr:`Capability.MEMBERS`); known before scoring, for column layouts."""
+        return ()
+
+    def engine_variant(self, **changes: Any) -> Reward:
+        """This reward with engine settings changed (``token_budget``, ``cache_dir``,
+        ``progress``…; fields of :class:`~rewardkit.engine.config.EngineConfig`), sharing the
+        loaded model, for checks such as batch-size invariance. A reward that runs no model
+        through the engine (not :attr:`Capability.MODEL_BACKED`) returns itself."""
+        return self
+
     def compare_many(
         self,
         prompts: Sequence[str | Sequence[Mapping[str, Any]]],
@@ -509,9 +524,9 @@ class Reward(ABC):
         """The model's (n, d) float representation of each query (:attr:`Capability.FEATURES`
         only), e.g. the hidden state a probe or a frozen-feature head reads."""
         raise CapabilityError(
-            f"reward {self.name!r} exposes no features (no Capability.FEATURES); probing and "
-            "feature heads need a model-backed reward such as classifier:, similarity: or an "
-            "image reward model"
+            f"reward {self.name!r} exposes no features (hidden states or embeddings; no "
+            "Capability.FEATURES); probing needs a model-backed reward such as judge:, "
+            "similarity:, default, clip: or image-rm:"
         )
 
     def __repr__(self) -> str:

@@ -415,7 +415,7 @@ def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> floa
 
 def _pairwise_scores(
     reward: Reward, plan: _Plan, ties: str
-) -> tuple[np.ndarray, np.ndarray, float | None]:
+) -> tuple[np.ndarray, np.ndarray, float | None, dict[str, Any] | None]:
     """Scores and outcomes of a pairwise-native judge (methods.md B6).
 
     Every (chosen, rejected) pair of an evaluable example is judged with ``compare_many`` in both
@@ -424,7 +424,7 @@ def _pairwise_scores(
     The per-response score kept in the report is the response's mean P of winning over the pairs
     it was in (for a pair: P(chosen ≻ rejected) and 1 − P). RewardBench 2's Ties subset needs
     absolute scores and stays NaN (excluded and counted). Also returns the position bias: the
-    fraction of judged pairs whose verdict flips when the order flips.
+    fraction of judged pairs whose verdict flips when the order flips, and the call's stats.
     """
     n_resp = int(plan.offsets[-1])
     scores = np.full(n_resp, np.nan)
@@ -440,7 +440,7 @@ def _pairwise_scores(
         chosen = plan.chosen[i]
         pairs += [(i, c, r) for c in chosen for r in range(len(ex.responses)) if r not in chosen]
     if not pairs:
-        return scores, outcomes, None
+        return scores, outcomes, None, None
     judged = reward.compare_many(
         [plan.examples[i].prompt for i, _, _ in pairs],
         [plan.examples[i].responses[c] for i, c, _ in pairs],
@@ -469,7 +469,7 @@ def _pairwise_scores(
             continue
         wins = np.asarray([cell[j] for j in js]).reshape(len(chosen), len(rejected))
         outcomes[i] = pair_matrix_outcome(wins, plan.rule[i], ties)
-    return scores, outcomes, judged.position_bias
+    return scores, outcomes, judged.position_bias, dict(judged.stats) or None
 
 
 def evaluate(
@@ -550,12 +550,11 @@ def evaluate(
                     f"reward {reward.name!r} reads text only, but the responses are images; "
                     "judge images with vlm-judge-pairwise:"
                 )
-            scores, pair_outcomes, bias = _pairwise_scores(reward, plan, ties)
+            scores, pair_outcomes, bias, stats = _pairwise_scores(reward, plan, ties)
         else:
-            scores = np.asarray(reward.score(queries))
+            full = reward.score_full(queries)
+            scores, stats = full.scores, dict(full.stats) or None
         seconds = time.perf_counter() - t0
-        stats = getattr(reward, "last_stats", None)
-        stats = dict(stats) if isinstance(stats, dict) else None
         if scores.ndim == 2:
             objectives = list(reward.objectives or [str(j) for j in range(scores.shape[1])])
             columns = [
@@ -586,7 +585,7 @@ def evaluate(
                     n_truncated=_n_truncated(stats),
                     examples=records,
                     seconds=seconds,
-                    last_stats=stats,
+                    stats=stats,
                     position_bias=bias,
                     **summary,
                 )
@@ -647,9 +646,7 @@ def evaluate(
         from rewardkit.evaluate.probing import probe_reward
 
         for reward, col in zip(all_rewards, _columns_of(results, all_rewards), strict=True):
-            if col is not None and any(
-                callable(getattr(reward, m, None)) for m in ("last_hidden", "embed")
-            ):
+            if col is not None and reward.can(Capability.FEATURES):
                 col.analyses["probing"] = probe_reward(reward, plan.examples, seed=seed)
     if robustness:
         from rewardkit.evaluate.robustness import robustness_check

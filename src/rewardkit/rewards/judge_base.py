@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import bos_prefix, render_slots
+from rewardkit.engine.execute import pad_rows
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.engine.truncation import fit_many
 from rewardkit.models.loading import (
@@ -29,7 +31,7 @@ from rewardkit.models.loading import (
     resolve_model,
     set_threads,
 )
-from rewardkit.types import stable_hash
+from rewardkit.types import Capability, Query, stable_hash, text_queries
 
 PRINCIPLE_SLOT = "{principle}"
 
@@ -114,9 +116,11 @@ class AnswerTokenJudge(ModelBackedReward):
     Subclasses give the template slots and pick the answer tokens; :meth:`encode_slots` fills the
     slots (the first slot is the conversation, cut oldest-first; the others are responses, cut
     fairly), and :meth:`last_hidden` returns the final hidden states of the real positions.
+    Its features are those hidden states at each query's last position.
     """
 
     layouts = frozenset({"packed", "shared"})
+    capabilities = ModelBackedReward.capabilities | {Capability.FEATURES}
 
     def __init__(
         self,
@@ -222,6 +226,19 @@ class AnswerTokenJudge(ModelBackedReward):
         hidden = self.hidden(input_ids, attention_mask)
         last = attention_mask.sum(dim=1) - 1 - back
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+
+    def features(self, queries: Sequence[Query], batch_size: int = 8) -> np.ndarray:
+        """Hidden states (n, H) at the last position of each query's judge prompt (what the
+        answer-token logits read), in batches of ``batch_size`` rows."""
+        rows = self.encode(text_queries(queries, self.name))
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(rows), batch_size):
+                chunk = [r.input_ids for r in rows[s : s + batch_size]]
+                ids, mask, _ = pad_rows(chunk, None, self.pad_token_id)
+                h = self.last_hidden(ids.to(self.device), mask.to(self.device))
+                out.append(h.float().cpu().numpy())
+        return np.concatenate(out, axis=0).astype(np.float64)
 
     def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (b, len(ids)) of the given token ids from hidden states ``h``."""

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.runner import EngineRun
 from rewardkit.rewards.judge import DEFAULT_SYSTEM
 from rewardkit.rewards.judge_base import AnswerTokenJudge, answer_token_ids
 from rewardkit.rewards.similarity import references_of
@@ -37,6 +38,7 @@ from rewardkit.types import (
     Message,
     PairwiseResult,
     Query,
+    ScoreResult,
     as_messages,
     position_bias,
     prompt_text,
@@ -95,7 +97,6 @@ class PairwiseJudge(AnswerTokenJudge):
             self.tokenizer, model, A_VARIANTS, B_VARIANTS, "A/B"
         )
         self._identity = {**self.base_identity(), "a_ids": self.a_ids, "b_ids": self.b_ids}
-        self.last_judgement: PairwiseJudgement | None = None
 
     def identity(self) -> dict[str, Any]:
         return self._identity
@@ -122,9 +123,9 @@ class PairwiseJudge(AnswerTokenJudge):
         n = len(self.a_ids)
         return torch.logsumexp(logits[:, :n], dim=1) - torch.logsumexp(logits[:, n:], dim=1)
 
-    def _pair_logits(self, pairs: Sequence[tuple[list[Message], str, str]]) -> np.ndarray:
+    def _pair_logits(self, pairs: Sequence[tuple[list[Message], str, str]]) -> EngineRun:
         keys = [stable_hash(["pair", p, first, second]) for p, first, second in pairs]
-        return self.score_rows(list(pairs), keys, self.encode_pairs)[:, 0].astype(np.float64)
+        return self.run_rows(list(pairs), keys, self.encode_pairs)
 
     # -- the pairwise API -----------------------------------------------------------------------
     def compare_many(
@@ -133,24 +134,28 @@ class PairwiseJudge(AnswerTokenJudge):
         a: Sequence[str],
         b: Sequence[str],
     ) -> PairwiseJudgement:
-        """Judge n pairs in both orders in one engine run; ``last_judgement`` keeps the result."""
+        """Judge n pairs in both orders in one engine run."""
         if not (len(prompts) == len(a) == len(b)):
             raise ValueError(f"{len(prompts)} prompts, {len(a)} a's and {len(b)} b's")
         msgs = [as_messages(p) for p in prompts]  # type: ignore[arg-type]
         n = len(msgs)
         rows = [(m, x, y) for m, x, y in zip(msgs, a, b, strict=True)]
         rows += [(m, y, x) for m, x, y in zip(msgs, a, b, strict=True)]
-        logits = self._pair_logits(rows) if n else np.zeros(0)
+        if not n:
+            return PairwiseJudgement(p=np.zeros(0), p_forward=np.zeros(0), p_reverse=np.zeros(0))
+        run = self._pair_logits(rows)
+        logits = run.values[:, 0].astype(np.float64)
         fwd, rev = logits[:n], logits[n:]
-        result = PairwiseJudgement(
+        truncated = run.truncated[:n] | run.truncated[n:]
+        return PairwiseJudgement(
             p=combine_orders(fwd, rev),
             p_forward=_sigmoid(fwd),
             p_reverse=_sigmoid(-rev),
             logit_forward=fwd,
             logit_reverse=rev,
+            stats={**run.stats, "pairs": n, "truncated_pairs": int(truncated.sum())},
+            truncated=truncated,
         )
-        self.last_judgement = result
-        return result
 
     def compare(self, prompt: Sequence[Message] | str, a: str, b: str) -> float:
         """P(a ≻ b), the mean of both orders."""
@@ -163,7 +168,7 @@ class PairwiseJudge(AnswerTokenJudge):
         j = self.compare_many(prompts, a, b)
         return position_bias(j.p_forward, j.p_reverse)
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """P(response ≻ reference), averaged over text references; NaN without one."""
         index, prompts, resp, refs = [], [], [], []
         for i, q in enumerate(queries):
@@ -173,28 +178,21 @@ class PairwiseJudge(AnswerTokenJudge):
                 resp.append(q.response)
                 refs.append(ref)
         out = np.full(len(queries), np.nan, dtype=np.float64)
+        truncated = np.zeros(len(queries), dtype=bool)
         if not index:
-            self.last_stats = {"queries": len(queries), "truncated_rows": 0, "computed": 0}
-            return out
-        p = self.compare_many(prompts, resp, refs).p
+            stats = {"queries": len(queries), "truncated_rows": 0, "computed": 0}
+            return ScoreResult(out, stats=stats, truncated=truncated)
+        judged = self.compare_many(prompts, resp, refs)
         sums = np.zeros(len(queries))
         counts = np.zeros(len(queries))
-        np.add.at(sums, index, p)
+        np.add.at(sums, index, judged.p)
         np.add.at(counts, index, 1)
         has = counts > 0
         out[has] = sums[has] / counts[has]
-        if self.last_stats is not None and self.last_truncated is not None:
-            n = len(index)
-            flags = self.last_truncated[:n] | self.last_truncated[n:]
-            truncated = np.zeros(len(queries), dtype=bool)
-            np.logical_or.at(truncated, index, flags)
-            self.last_stats = {
-                **self.last_stats,
-                "queries": len(queries),
-                "pairs": n,
-                "truncated_rows": int(truncated.sum()),
-            }
-        return out
+        assert judged.truncated is not None
+        np.logical_or.at(truncated, index, judged.truncated)
+        stats = {**judged.stats, "queries": len(queries), "truncated_rows": int(truncated.sum())}
+        return ScoreResult(out, stats=stats, truncated=truncated)
 
 
 def build(arg: str | None, **options: Any) -> PairwiseJudge:

@@ -55,7 +55,15 @@ from rewardkit.rewards.judge_pairwise import (
     _sigmoid,
     combine_orders,
 )
-from rewardkit.types import Capability, Content, Message, Query, as_messages, stable_hash
+from rewardkit.types import (
+    Capability,
+    Content,
+    Message,
+    Query,
+    ScoreResult,
+    as_messages,
+    stable_hash,
+)
 
 Part = dict[str, Any]
 
@@ -346,7 +354,6 @@ class VLMPairwiseJudge(VLMJudge):
             self.tokenizer, model, A_VARIANTS, B_VARIANTS, "A/B"
         )
         self._identity = {**self.base_identity(), "a_ids": self.a_ids, "b_ids": self.b_ids}
-        self.last_judgement: PairwiseJudgement | None = None
 
     def identity(self) -> dict[str, Any]:
         return self._identity
@@ -367,34 +374,35 @@ class VLMPairwiseJudge(VLMJudge):
     def compare_many(
         self, prompts: Sequence[Any], a: Sequence[Content], b: Sequence[Content]
     ) -> PairwiseJudgement:
-        """Judge n pairs in both orders in one engine run; ``last_judgement`` keeps the result."""
+        """Judge n pairs in both orders in one engine run."""
         if not (len(prompts) == len(a) == len(b)):
             raise ValueError(f"{len(prompts)} prompts, {len(a)} a's and {len(b)} b's")
         msgs = [as_messages(p) for p in prompts]
         n = len(msgs)
         rows = [(m, x, y) for m, x, y in zip(msgs, a, b, strict=True)]
         rows += [(m, y, x) for m, x, y in zip(msgs, a, b, strict=True)]
+        if not n:
+            return PairwiseJudgement(p=np.zeros(0), p_forward=np.zeros(0), p_reverse=np.zeros(0))
         keys = [stable_hash(["vlm-pair", p, x, y]) for p, x, y in rows]
-        logits = (
-            self.score_rows(rows, keys, self.encode_pairs)[:, 0].astype(np.float64)
-            if n
-            else np.zeros(0)
-        )
+        run = self.run_rows(rows, keys, self.encode_pairs)
+        logits = run.values[:, 0].astype(np.float64)
         fwd, rev = logits[:n], logits[n:]
-        self.last_judgement = PairwiseJudgement(
+        truncated = run.truncated[:n] | run.truncated[n:]
+        return PairwiseJudgement(
             p=combine_orders(fwd, rev),
             p_forward=_sigmoid(fwd),
             p_reverse=_sigmoid(-rev),
             logit_forward=fwd,
             logit_reverse=rev,
+            stats={**run.stats, "pairs": n, "truncated_pairs": int(truncated.sum())},
+            truncated=truncated,
         )
-        return self.last_judgement
 
     def compare(self, prompt: Sequence[Message] | str, a: Content, b: Content) -> float:
         """P(a ≻ b), the mean of both orders."""
         return float(self.compare_many([prompt], [a], [b]).p[0])
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult | np.ndarray:
         index, prompts, resp, refs = [], [], [], []
         for i, q in enumerate(queries):
             for ref in _references(q.reference):
@@ -405,12 +413,12 @@ class VLMPairwiseJudge(VLMJudge):
         out = np.full(len(queries), math.nan)
         if not index:
             return out
-        p = self.compare_many(prompts, resp, refs).p
+        judged = self.compare_many(prompts, resp, refs)
         sums, counts = np.zeros(len(queries)), np.zeros(len(queries))
-        np.add.at(sums, index, p)
+        np.add.at(sums, index, judged.p)
         np.add.at(counts, index, 1)
         out[counts > 0] = sums[counts > 0] / counts[counts > 0]
-        return out
+        return ScoreResult(out, stats={**judged.stats, "queries": len(queries)})
 
 
 def build(arg: str | None, **options: Any) -> VLMYesNoJudge:
