@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mm_helpers import solid_png, tiny_clip
-from rewardkit.multimodal.content import image_part
+from rewardkit.content import image_part
 from rewardkit.registry import load_reward
 from rewardkit.rewards.clip_score import clip_score, image_text_pairs
 from rewardkit.types import Query, user

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.content import ImageRef, content_images, content_text
 from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
-from rewardkit.multimodal.content import ImageRef, content_images, content_text
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.content import ImageRef, normalize_content
 from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
-from rewardkit.multimodal.content import ImageRef, normalize_content
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
 from rewardkit.rewards.judge import (
     DEFAULT_SYSTEM,
