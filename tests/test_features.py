@@ -100,7 +100,7 @@ def test_image_rm_features_are_what_its_head_reads(clip_dir, image_queries):
     d = f.shape[1] // 3
     assert f.shape == (2, 3 * d)
     # a plain CLIP checkpoint is scored as PickScore: exp(logit_scale) · Σ img ⊙ txt
-    scale = float(rm.model.backbone.logit_scale.exp())
+    scale = float(rm.model.backbone.logit_scale.detach().exp())
     np.testing.assert_allclose(rm.score(image_queries[:2]), scale * f[:, 2 * d :].sum(1), rtol=1e-4)
 
 

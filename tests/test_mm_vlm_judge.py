@@ -16,8 +16,8 @@ from rewardkit.data import load
 from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.multimodal import mmrb2_outcome
 from rewardkit.registry import load_reward
-from rewardkit.rewards.judge import yes_probability
-from rewardkit.rewards.vlm_judge import conversation_parts, fill_slots, split_template
+from rewardkit.rewards.judges.template import conversation_parts, fill_slots, split_template
+from rewardkit.rewards.judges.verdict import yes_probability
 from rewardkit.types import Query, user
 
 #: A chat template that renders image parts as the processor's <image> token.
@@ -104,8 +104,8 @@ def _reference_yes_prob(judge, query: Query) -> float:
     )
     with torch.no_grad():
         logits = judge.model(**inputs).logits[0, -1].double()
-    ly = torch.logsumexp(logits[judge.yes_ids], 0).item()
-    ln = torch.logsumexp(logits[judge.no_ids], 0).item()
+    ly = torch.logsumexp(logits[judge.answers.first], 0).item()
+    ln = torch.logsumexp(logits[judge.answers.second], 0).item()
     return yes_probability(ly, ln)
 
 
@@ -161,11 +161,10 @@ def test_pairwise_both_orders_and_mmrb2_eval(vlm, images, tmp_path) -> None:
     examples = load(str(tmp_path / "m.jsonl"))
     res = evaluate(examples, judge, n_boot=20)
     col = res.rewards[0]
-    # the same pairs again (from the cache): the verdicts evaluate read
-    jd = judge.compare_many(
+    jd = judge.compare_many(  # the pairs evaluate judged (chosen, rejected), now from the cache
         [ex.prompt for ex in examples],
         [ex.responses[ex.chosen[0]] for ex in examples],
-        [ex.responses[ex.rejected[0]] for ex in examples],
+        [ex.responses[1 - ex.chosen[0]] for ex in examples],
     )
     assert [e.outcome for e in col.examples] == [
         mmrb2_outcome(f, r) for f, r in zip(jd.p_forward, jd.p_reverse, strict=True)

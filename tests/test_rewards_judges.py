@@ -10,9 +10,9 @@ import pytest
 
 from rewardkit import Query, load_reward
 from rewardkit.engine.truncation import TruncationError, fair_shares, fit_many
-from rewardkit.rewards.judge_base import load_judge_template, principle_text
-from rewardkit.rewards.judge_pairwise import combine_orders, position_bias
-from rewardkit.rewards.judge_rating import expected_rating
+from rewardkit.rewards.judges.template import load_judge_template, principle_text
+from rewardkit.rewards.judges.verdict import combine_orders, expected_rating
+from rewardkit.types import position_bias
 
 FAST = "progress=false&threads=1"
 
@@ -135,8 +135,8 @@ def test_pairwise_judge_is_batch_and_order_invariant(tmp_path):
 @pytest.mark.slow
 def test_pairwise_judge_rules_and_fingerprint():
     j = load_reward(f"judge-pairwise:default?{FAST}")
-    assert j.compare("What is 2+2?", "4.", "4.") == pytest.approx(0.5, abs=1e-6)
     same = j.compare_many(["What is 2+2?"], ["4."], ["4."])
+    assert same.p[0] == pytest.approx(0.5, abs=1e-6)
     assert same.stats["unique"] == 1  # (a, a) is one row whatever the order
     s = j.score([Query([{"role": "user", "content": "Hi"}], "Hello")])
     assert np.isnan(s[0])  # no reference, no score

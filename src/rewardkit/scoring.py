@@ -74,6 +74,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def scored_line(reward: Reward, row: dict[str, Any], value: Any) -> str:
+    """One output line: the input row with ``reward`` added (a ``{objective: value}`` dict for a
+    multi-objective reward; NaN as null)."""
+    if reward.objectives:
+        row["reward"] = {
+            name: _jsonable(float(v)) for name, v in zip(reward.objectives, value, strict=True)
+        }
+    else:
+        row["reward"] = _jsonable(float(value))
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
 def score_file(
     reward: Reward, in_path: str | Path, out_path: str | Path, chunk_size: int = 2048
 ) -> dict[str, Any]:
@@ -95,13 +107,6 @@ def score_file(
             scores = full.scores
             stats["truncated_rows"] += int(full.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
-                if reward.objectives:
-                    row["reward"] = {
-                        name: _jsonable(float(v))
-                        for name, v in zip(reward.objectives, value, strict=True)
-                    }
-                else:
-                    row["reward"] = _jsonable(float(value))
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.write(scored_line(reward, row, value))
     tmp.replace(out_path)
     return stats

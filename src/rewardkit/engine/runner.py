@@ -267,7 +267,7 @@ class ModelBackedReward(Reward):
         if not keys:
             values = np.zeros((0, 1), dtype=np.float32)
         else:
-            values = np.stack([np.atleast_1d(results[k][0]) for k in keys]).astype(np.float32)
+            values = stack_rows([np.atleast_1d(results[k][0]) for k in keys])
         return EngineRun(values, truncated, stats)
 
     # -- layouts ------------------------------------------------------------------------------
@@ -438,3 +438,15 @@ class LayoutPlan:
     steps: list[tuple[list[int], Callable[[], list[np.ndarray]]]]
     #: Tokens the model runs (padding included, each shared prefix once per batch).
     model_tokens: int
+
+
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-row outputs as one (n, k) float32 array; rows of different lengths (per-step and
+    per-token rewards) are padded with NaN to the longest."""
+    width = max(r.shape[0] for r in rows)
+    if all(r.shape[0] == width for r in rows):
+        return np.stack(rows).astype(np.float32)
+    out = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out

@@ -15,7 +15,18 @@ from typing import Any
 
 from rewardkit.errors import SpecError
 
-OBJECTIVES = ("bt", "tie", "listwise", "regression", "bt+regression", "gated", "generative", "crm")
+OBJECTIVES = (
+    "bt",
+    "tie",
+    "crome",
+    "listwise",
+    "regression",
+    "bt+regression",
+    "gated",
+    "generative",
+    "crm",
+    "prm",
+)
 
 
 @dataclass
@@ -69,6 +80,8 @@ class TrainConfig:
     vote_weight: float = 0.1
     yes_token: str = " Yes"  # generative objective
     no_token: str = " No"
+    prm_tag: str = "<extra_0>"  # objective prm: the step separator token (added when missing)
+    prm_neutral: str = "ignore"  # objective prm: neutral (0) steps: ignore | positive | negative
 
     # Optimisation
     lr: float = 5e-5

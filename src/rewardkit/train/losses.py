@@ -51,6 +51,19 @@ def bt_loss(
     return _reduce(loss, weight, reduction)
 
 
+def soft_bt_loss(
+    delta: Tensor, p_target: Tensor | float, weight: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """docs/methods/A8-crome.md — Bradley–Terry with a soft target (Crome).
+
+    ``L = −p log σ(Δ) − (1 − p) log σ(−Δ)``: ``p = 1`` is plain BT on a strict pair, ``p = ½``
+    the neutral (tie) loss ``−½ log σ(Δ) − ½ log σ(−Δ)``, smallest (log 2) at Δ = 0.
+    """
+    d = delta.float()
+    p = torch.as_tensor(p_target, dtype=d.dtype)
+    return _reduce(-p * F.logsigmoid(d) - (1.0 - p) * F.logsigmoid(-d), weight, reduction)
+
+
 def center_penalty(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
     """Reward centering (Eisenstein et al. 2023, as in TRL's ``center_rewards_coefficient``):
     ``mean((r_c + r_r)²)``; the trainer adds ``coefficient × center_penalty``."""
@@ -271,3 +284,15 @@ def pairwise_ece(r_chosen: np.ndarray, r_rejected: np.ndarray, n_bins: int = 10)
     from rewardkit.evaluate.calibration import calibration_error
 
     return calibration_error(ys, probs, n_bins)["ece"]
+
+
+def step_ce(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
+    """docs/methods/B4-orm-vs-prm.md — PRM step loss: cross-entropy of a 2-label token classifier
+    at the step tags only (label 1 = right step, 0 = wrong; every other position ``ignore_index``).
+    Logits (…, 2), labels (…); the mean over tagged positions (0 when there are none). Logits
+    (2, 0) at a right step and (0, 2) at a wrong one give log(1 + e⁻²) = 0.126928 each."""
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    target = labels.reshape(-1).long()
+    if not bool((target != ignore_index).any()):
+        return flat.sum() * 0.0
+    return F.cross_entropy(flat, target, ignore_index=ignore_index)
