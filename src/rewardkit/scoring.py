@@ -48,8 +48,8 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
 
 def _parts(value: Any, loc: Location, field: str) -> Any:
     """Content parts (OpenAI/HF forms) normalised; image paths resolve against the file's folder."""
+    from rewardkit.content import content_images, missing_file, normalize_content
     from rewardkit.errors import DataError
-    from rewardkit.multimodal.content import content_images, missing_file, normalize_content
 
     base = Path(loc.path).parent if loc.kind != "dataset" else None
     try:
@@ -103,9 +103,9 @@ def score_file(
     with tmp.open("w", encoding="utf-8") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            scores = reward.score([q for _, q in chunk])
-            last = getattr(reward, "last_stats", None) or {}
-            stats["truncated_rows"] += int(last.get("truncated_rows", 0))
+            full = reward.score_full([q for _, q in chunk])
+            scores = full.scores
+            stats["truncated_rows"] += int(full.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
                 out.write(scored_line(reward, row, value))
     tmp.replace(out_path)
