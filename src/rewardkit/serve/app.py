@@ -21,9 +21,9 @@ import math
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from rewardkit.serve.batcher import (
     split_by_length,
 )
 from rewardkit.serve.cache import ResponseCache
+from rewardkit.serve.config import DEFAULT_ROUTE, ServeConfig
 from rewardkit.serve.metrics import LATENCY_BUCKETS, Metrics
 from rewardkit.serve.protocol import (
     PROTOCOL_VERSION,
@@ -51,7 +52,6 @@ from rewardkit.serve.protocol import (
 )
 from rewardkit.serve.security import (
     BodyLimitMiddleware,
-    Limits,
     RedactKeyFilter,
     key_matches,
     presented_key,
@@ -59,31 +59,6 @@ from rewardkit.serve.security import (
 from rewardkit.types import Query, Reward, as_messages, stable_hash
 
 log = logging.getLogger("rewardkit.serve")
-
-DEFAULT_ROUTE = "default"
-
-
-@dataclass
-class ServeConfig:
-    """Everything the server needs. ``rewards`` maps a route (a ``data_source`` value, or
-    ``default`` for items without one or with an unknown one) to a reward spec or a built
-    :class:`Reward`. ``engine`` holds engine defaults for model-backed specs (``threads``,
-    ``dtype``…). ``nan_reward`` is what ``/get_reward`` sends where a reward is NaN or an item
-    failed (OpenRLHF needs a number; such items are flagged in ``extra_logs``)."""
-
-    rewards: Mapping[str, Any] = field(default_factory=lambda: {DEFAULT_ROUTE: "rule:length"})
-    engine: Mapping[str, Any] = field(default_factory=dict)
-    batch: BatcherConfig = field(default_factory=BatcherConfig)
-    limits: Limits = field(default_factory=Limits)
-    api_key: str | None = None
-    cache_size: int = 100_000
-    cache_dir: str | None = None
-    rule_workers: int = 4
-    log_content: bool = False
-    nan_reward: float = 0.0
-    strip_eos: bool = True
-    watch_disconnect: bool = True
-    replica_id: str | None = None
 
 
 # -- rewards behind routes -------------------------------------------------------------------
