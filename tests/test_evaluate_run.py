@@ -12,7 +12,7 @@ import pytest
 from rewardkit.errors import DataError
 from rewardkit.evaluate import evaluate, ties_score
 from rewardkit.rewards.rules.length import LengthReward
-from rewardkit.types import Example, Query, Reward, user
+from rewardkit.types import Capability, Example, PairwiseResult, Query, Reward, user
 
 
 class TableReward(Reward):
@@ -395,21 +395,18 @@ class _FakePairwiseJudge(Reward):
     """Prefers the longer response; in 'forward' order it is biased towards slot A."""
 
     name = "fake-pairwise"
+    capabilities = frozenset({Capability.PAIRWISE})
 
     def _score(self, queries):
         return np.full(len(queries), np.nan)
 
     def compare_many(self, prompts, a, b):
-        from types import SimpleNamespace
-
         p = np.array(
             [0.5 if len(x) == len(y) else float(len(x) > len(y)) for x, y in zip(a, b, strict=True)]
         )
         forward = np.full(len(a), 0.9)  # always "A" when a is shown first
         reverse = p  # the honest verdict; ties (0.5) are left out of the bias
-        decided = reverse != 0.5
-        flips = ((forward - 0.5) * (reverse - 0.5) < 0)[decided]
-        return SimpleNamespace(p=p, position_bias=float(flips.mean()))
+        return PairwiseResult(p=p, p_forward=forward, p_reverse=reverse)
 
 
 def test_pairwise_native_judges_are_scored_by_compare_and_report_position_bias(tmp_path):

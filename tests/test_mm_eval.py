@@ -18,8 +18,7 @@ from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.multimodal import acc_plus, mmrb2_accuracy, mmrb2_outcome
 from rewardkit.multimodal.content import ImageContentError, content_images, content_text
 from rewardkit.registry import load_reward
-from rewardkit.rewards.judge_pairwise import PairwiseJudgement
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, PairwiseResult, Query, Reward
 
 
 def _jsonl(path, rows) -> str:
@@ -30,7 +29,7 @@ def _jsonl(path, rows) -> str:
 class DigestScores(Reward):
     """Scores each image response from a table keyed by the image's digest."""
 
-    accepts_images = True
+    capabilities = frozenset({Capability.IMAGES})
 
     def __init__(self, table: dict[str, float]) -> None:
         self.table = table
@@ -43,7 +42,7 @@ class DigestScores(Reward):
 class FixedOrderJudge(Reward):
     """A pairwise judge whose per-order probabilities are given (one pair per prompt text)."""
 
-    accepts_images = True
+    capabilities = frozenset({Capability.IMAGES, Capability.PAIRWISE})
 
     def __init__(self, orders: dict[str, tuple[float, float]]) -> None:
         self.orders = orders
@@ -52,10 +51,10 @@ class FixedOrderJudge(Reward):
     def _score(self, queries: Sequence[Query]) -> np.ndarray:
         return np.full(len(queries), np.nan)
 
-    def compare_many(self, prompts, a, b) -> PairwiseJudgement:
+    def compare_many(self, prompts, a, b) -> PairwiseResult:
         given = [self.orders[content_text(p[0]["content"], None)] for p in prompts]
         f, r = np.array([g[0] for g in given]), np.array([g[1] for g in given])
-        return PairwiseJudgement(
+        return PairwiseResult(
             p=(f + r) / 2, p_forward=f, p_reverse=r, logit_forward=f, logit_reverse=r
         )
 

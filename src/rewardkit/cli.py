@@ -57,6 +57,11 @@ from rewardkit.inference.cli import bon_command  # noqa: E402
 app.add_typer(curate_app, name="curate")
 app.command("bon")(bon_command)
 
+# -- research methods (PAL, ...): rewardkit.cli_methods ------------------------------------
+from rewardkit.cli_methods import register as _register_methods  # noqa: E402
+
+_register_methods(app)
+
 
 def main() -> None:
     """Console-script entry point."""

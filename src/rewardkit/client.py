@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from rewardkit.errors import RewardkitError
+from rewardkit.remote.limits import backoff_delay, parse_retry_after
 
 #: Transport failures after which the request is sent again.
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -55,13 +56,11 @@ def retry_delay(
     attempt: int, backoff: float, max_backoff: float, retry_after: str | None = None
 ) -> float:
     """Seconds before retry number ``attempt`` (0-based): the server's ``Retry-After`` when it
-    gives seconds, else ``backoff · 2^attempt``; both capped at ``max_backoff``."""
-    if retry_after is not None:
-        try:
-            return min(max_backoff, max(0.0, float(retry_after)))
-        except ValueError:
-            pass
-    return min(max_backoff, backoff * (2**attempt))
+    gives one, else ``backoff · 2^attempt``; both capped at ``max_backoff``."""
+    seconds = parse_retry_after(retry_after)
+    if seconds is not None:
+        return min(max_backoff, seconds)
+    return backoff_delay(attempt, backoff, max_backoff)
 
 
 def _raise_for(response: httpx.Response) -> None:

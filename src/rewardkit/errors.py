@@ -52,3 +52,8 @@ class SpecError(RewardkitError, ValueError):
 
 class MissingDependencyError(RewardkitError, ImportError):
     """An optional package is missing; the message says which pip command installs it."""
+
+
+class CapabilityError(RewardkitError, TypeError):
+    """A reward was asked for something it does not declare (``Reward.can`` says no), or it
+    returned an output that contradicts what it declares."""

@@ -375,3 +375,12 @@ register(
     arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, system=",
     uses_engine=True,
 )
+register(
+    "pal",
+    "rewardkit.rewards.pal:build",
+    "PAL pluralistic reward over frozen MiniLM features: K shared prototypes and per-user "
+    "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
+    card="A10 — Ideal-point mixture RM (PAL)",
+    arg_help="DIR from `rewardkit pal train`; options user=ID",
+    uses_engine=True,
+)

@@ -98,9 +98,12 @@ def score_rows(
     with atomic_file(out_path, what="--out") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            scores = reward.score([q for _, q in chunk])
-            last = getattr(reward, "last_stats", None) or {}
-            stats["truncated_rows"] += int(last.get("truncated_rows", 0))
+            result = reward.score_full([q for _, q in chunk])
+            scores = result.scores
+            if result.truncated is not None:
+                stats["truncated_rows"] += int(result.truncated.sum())
+            else:
+                stats["truncated_rows"] += int(result.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
                 if reward.objectives:
                     row["reward"] = {

@@ -6,16 +6,18 @@ to import. Model-backed rewards subclass :class:`Reward` in their own modules an
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 
+from rewardkit.errors import CapabilityError
 from rewardkit.multimodal.content import (
     ImageContentError,
     content_text,
@@ -167,14 +169,206 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+class Capability(enum.StrEnum):
+    """What a reward can do beyond :meth:`Reward.score`; callers ask :meth:`Reward.can`."""
+
+    #: Natively judges pairs: :meth:`Reward.compare_many` is its own P(a ≻ b), both orders.
+    PAIRWISE = "pairwise"
+    #: Natively ranks k responses to one prompt in one call: :meth:`Reward.rank_many`.
+    LISTWISE = "listwise"
+    #: :meth:`Reward.features` gives the model's (n, d) representation of each query.
+    FEATURES = "features"
+    #: :attr:`ScoreResult.components` is filled (named per-query parts).
+    COMPONENTS = "components"
+    #: :attr:`ScoreResult.members` is filled (composite/ensemble member scores).
+    MEMBERS = "members"
+    #: Runs a model through the engine (engine config, budget, cache, ``max_length``).
+    MODEL_BACKED = "model"
+    #: :attr:`ScoreResult.steps` is filled: (n, S) per-step scores.
+    STEPS = "steps"
+    #: :attr:`ScoreResult.tokens` is filled: per-token scores with character offsets.
+    TOKENS = "tokens"
+    #: Reads images. A reward without it sees prompt images as ``<image>`` and refuses a
+    #: response that holds an image (:func:`text_queries`).
+    IMAGES = "images"
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """Per-token scores of n responses, padded to the longest.
+
+    ``values`` (n, T) float32, NaN past each row's length; ``offsets`` (n, T, 2) int64
+    character ``[start, end)`` spans into the response text, −1 past the row's length.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float32)
+        offsets = np.asarray(self.offsets, dtype=np.int64)
+        if values.ndim != 2 or offsets.shape != (*values.shape, 2):
+            raise ValueError(
+                f"TokenScores: values must be (n, T) and offsets (n, T, 2); got "
+                f"{values.shape} and {offsets.shape}"
+            )
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "offsets", offsets)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What one :meth:`Reward.score_full` call produced, as a value.
+
+    ``scores`` is what :meth:`Reward.score` returns, (n,) or (n, k) float32. The other fields
+    carry per-call details that used to live in mutable attributes: ``components`` (name → (n,)
+    extra columns), ``members`` (member name → (n,) member scores), ``stats`` (counters: queries,
+    computed, cache_hits, truncated_rows, unparsed, failed, retries, usage...), ``truncated``
+    ((n,) bool), ``steps`` ((n, S) float32, NaN past a row's steps) and ``tokens``.
+    A field is filled exactly when the reward declares the matching :class:`Capability`.
+    """
+
+    scores: np.ndarray
+    components: Mapping[str, np.ndarray] = field(default_factory=dict)
+    members: Mapping[str, np.ndarray] = field(default_factory=dict)
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    truncated: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    tokens: TokenScores | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float32))
+        for name in ("components", "members"):
+            cols = {str(k): _float_array(v) for k, v in getattr(self, name).items()}
+            object.__setattr__(self, name, cols)
+        object.__setattr__(self, "stats", dict(self.stats))
+        if self.truncated is not None:
+            object.__setattr__(self, "truncated", np.asarray(self.truncated, dtype=bool))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", np.asarray(self.steps, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def _float_array(v: Any) -> np.ndarray:
+    a = np.asarray(v)
+    return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
+
+
+def order_flips(p_forward: Sequence[float], p_reverse: Sequence[float]) -> np.ndarray:
+    """Per pair: whether the verdict (above/below 0.5) changes when the order flips."""
+    f = np.asarray(p_forward, dtype=np.float64) - 0.5
+    r = np.asarray(p_reverse, dtype=np.float64) - 0.5
+    return f * r < 0
+
+
+def position_bias(p_forward: Sequence[float], p_reverse: Sequence[float]) -> float:
+    """Fraction of pairs whose verdict flips when the order flips (docs/methods/B6-llm-judge.md).
+
+    ``p_forward[i]`` / ``p_reverse[i]`` are P(a ≻ b) judged with a first / second. A verdict is
+    "a" above 0.5 and "b" below; a pair flips when the two verdicts differ (the judge followed
+    the slot, not the response). Pairs with an exact 0.5 or NaN on either side are left out of
+    numerator and denominator; NaN when none is left. (0.8, 0.3) flips; (0.8, 0.6) does not.
+    """
+    f = np.asarray(p_forward, dtype=np.float64)
+    r = np.asarray(p_reverse, dtype=np.float64)
+    ok = np.isfinite(f) & np.isfinite(r) & (f != 0.5) & (r != 0.5)
+    if not ok.any():
+        return math.nan
+    return float(order_flips(f[ok], r[ok]).mean())
+
+
+@dataclass(frozen=True)
+class PairwiseResult:
+    """The result of judging n pairs (a, b): what :meth:`Reward.compare_many` returns.
+
+    ``p`` = P(a ≻ b). A pairwise-native judge (:attr:`Capability.PAIRWISE`) judges both orders:
+    ``p_forward`` / ``p_reverse`` = P(a ≻ b) with a in the first / second slot, and
+    ``logit_forward`` / ``logit_reverse`` the raw slot logits (positive: the judge prefers the
+    first slot). The Bradley–Terry default from pointwise scores leaves them None.
+    ``stats`` and ``truncated`` ((n,) bool: either order was cut) describe the call.
+    """
+
+    p: np.ndarray
+    p_forward: np.ndarray | None = None
+    p_reverse: np.ndarray | None = None
+    logit_forward: np.ndarray | None = None
+    logit_reverse: np.ndarray | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    truncated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stats", dict(self.stats))
+
+    @property
+    def both_orders(self) -> bool:
+        """Whether each pair was judged in both orders (``p_forward``/``p_reverse`` exist)."""
+        return self.p_forward is not None and self.p_reverse is not None
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """Per pair: whether the verdict changes with the order (see :func:`position_bias`)."""
+        if self.p_forward is None or self.p_reverse is None:
+            return np.zeros(len(self.p), dtype=bool)
+        return order_flips(self.p_forward, self.p_reverse)
+
+    @property
+    def position_bias(self) -> float | None:
+        """Fraction of these pairs whose verdict flips with the order; None without orders."""
+        if self.p_forward is None or self.p_reverse is None:
+            return None
+        return position_bias(self.p_forward, self.p_reverse)
+
+
+@dataclass(frozen=True)
+class ListwiseResult:
+    """What :meth:`Reward.rank_many` returns: per prompt, one score per candidate (higher is
+    better; the ranking is the descending order), plus the call's ``stats``."""
+
+    scores: tuple[np.ndarray, ...]
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows = tuple(np.asarray(s, dtype=np.float64) for s in self.scores)
+        object.__setattr__(self, "scores", rows)
+        object.__setattr__(self, "stats", dict(self.stats))
+
+    def rankings(self) -> list[np.ndarray]:
+        """Candidate indices per prompt, best first (NaN last, stable on ties)."""
+        return [np.argsort(np.where(np.isnan(s), np.inf, -s), kind="stable") for s in self.scores]
+
+
+def bt_probability(d: np.ndarray) -> np.ndarray:
+    """Bradley–Terry P(a ≻ b) = σ(r_a − r_b) for score differences ``d``
+    (docs/methods/A1-bradley-terry.md); NaN stays NaN, d < −700 gives exactly 0."""
+    d = np.asarray(d, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        p = np.where(d >= -700, 1.0 / (1.0 + np.exp(-d)), 0.0)
+    p[np.isnan(d)] = np.nan
+    return p
+
+
+#: Which ScoreResult field each output capability fills.
+_OUTPUT_FIELDS = {
+    Capability.COMPONENTS: "components",
+    Capability.MEMBERS: "members",
+    Capability.STEPS: "steps",
+    Capability.TOKENS: "tokens",
+}
+
+
 class Reward(ABC):
     """Anything that turns queries into numbers.
 
-    Subclasses implement :meth:`_score` (a batch of queries to a float array) and
-    :meth:`identity` (what makes two instances score identically: model, revision or weights
-    hash, template, options). :meth:`score` checks shapes and casts to float32; evaluation,
-    serving, combining and curation call only :meth:`score`, :meth:`compare` and
-    :meth:`fingerprint`.
+    Subclasses implement :meth:`_score` (a batch of queries to a float array, or to a
+    :class:`ScoreResult` with per-call details) and :meth:`identity` (what makes two instances
+    score identically: model, revision or weights hash, template, options), and declare what
+    else they can do in :attr:`capabilities`. :meth:`score_full` validates shapes against the
+    declaration; :meth:`score` is its ``scores``. Callers check :meth:`can` before calling an
+    optional method (:meth:`compare_many` of a pairwise judge, :meth:`rank_many`,
+    :meth:`features`); nothing is found by attribute probing, and no result is kept on the
+    instance.
 
     A reward that does not apply to a query returns NaN for it, never 0.
     """
@@ -185,11 +379,20 @@ class Reward(ABC):
     objectives: tuple[str, ...] | None = None
     #: Whether the reward reads ``Query.meta`` (then meta is part of the cache key).
     uses_meta: bool = False
-    #: Whether the reward reads images (CLIP, VLM judges, image reward models, composites that
-    #: pass queries on). For a text-only reward :meth:`score` renders prompt images as
-    #: ``<image>`` and raises :class:`~rewardkit.multimodal.content.ImageContentError` on a
-    #: response that holds an image, instead of scoring a part list as if it were text.
-    accepts_images: bool = False
+    #: What this kind of reward can do (:class:`Capability`); :meth:`can` answers per instance.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "accepts_images" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__qualname__}: 'accepts_images' is gone; declare "
+                "capabilities = frozenset({Capability.IMAGES, ...}) instead"
+            )
+
+    def can(self, cap: Capability) -> bool:
+        """Whether this reward can do ``cap`` (a composite may answer from its members)."""
+        return cap in type(self).capabilities
 
     def identity(self) -> dict[str, Any]:
         """What determines this reward's scores; hashed by :meth:`fingerprint`."""
@@ -200,42 +403,116 @@ class Reward(ABC):
         return stable_hash(self.identity())
 
     @abstractmethod
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        """Score a batch; subclasses implement this (callers use :meth:`score`)."""
+    def _score(self, queries: Sequence[Query]) -> np.ndarray | ScoreResult:
+        """Score a batch; subclasses implement this (callers use :meth:`score_full`)."""
 
-    def score(self, queries: Sequence[Query]) -> np.ndarray:
-        """Scores of ``queries`` as float32: shape (n,), or (n, k) with :attr:`objectives`."""
+    def score_full(self, queries: Sequence[Query]) -> ScoreResult:
+        """Scores of ``queries`` with the call's details, checked against :attr:`capabilities`.
+
+        ``scores`` is float32 of shape (n,), or (n, k) with :attr:`objectives`.
+        """
         queries = list(queries)
         if not queries:
             k = len(self.objectives) if self.objectives else 0
-            return np.zeros((0, k) if k else (0,), dtype=np.float32)
-        if not self.accepts_images:
+            return ScoreResult(np.zeros((0, k) if k else (0,), dtype=np.float32))
+        if not self.can(Capability.IMAGES):
             queries = text_queries(queries, self.name)
-        out = np.asarray(self._score(queries), dtype=np.float32)
+        out = self._score(queries)
+        result = out if isinstance(out, ScoreResult) else ScoreResult(np.asarray(out))
+        self._check_result(result, len(queries))
+        return result
+
+    def score(self, queries: Sequence[Query]) -> np.ndarray:
+        """Scores of ``queries`` as float32: shape (n,), or (n, k) with :attr:`objectives`."""
+        return self.score_full(queries).scores
+
+    def _check_result(self, result: ScoreResult, n: int) -> None:
+        out = result.scores
+        who = f"{type(self).__name__}.score"
         expected_cols = len(self.objectives) if self.objectives else None
-        if out.shape[0] != len(queries) or (
+        if out.shape[:1] != (n,) or (
             (expected_cols is None and out.ndim != 1)
             or (expected_cols is not None and out.shape[1:] != (expected_cols,))
         ):
             raise ValueError(
-                f"{type(self).__name__}.score returned shape {out.shape} for {len(queries)} "
-                f"queries; expected ({len(queries)},"
+                f"{who} returned shape {out.shape} for {n} queries; expected ({n},"
                 + (f" {expected_cols})" if expected_cols else ")")
             )
-        return out
+        for cap, field_name in _OUTPUT_FIELDS.items():
+            value = getattr(result, field_name)
+            filled = bool(value) if isinstance(value, Mapping) else value is not None
+            if filled != self.can(cap):
+                raise CapabilityError(
+                    f"{who}: {'filled' if filled else 'left empty'} ScoreResult.{field_name} "
+                    f"but {'does not declare' if filled else 'declares'} "
+                    f"Capability.{cap.name}"
+                )
+        for field_name in ("components", "members"):
+            for key, col in getattr(result, field_name).items():
+                if col.shape != (n,):
+                    raise ValueError(
+                        f"{who}: {field_name}[{key!r}] has shape {col.shape}; expected ({n},)"
+                    )
+        if result.truncated is not None and result.truncated.shape != (n,):
+            raise ValueError(
+                f"{who}: truncated has shape {result.truncated.shape}; expected ({n},)"
+            )
+        if result.steps is not None and (result.steps.ndim != 2 or len(result.steps) != n):
+            raise ValueError(f"{who}: steps has shape {result.steps.shape}; expected ({n}, S)")
+        if result.tokens is not None and len(result.tokens.values) != n:
+            raise ValueError(f"{who}: tokens has {len(result.tokens.values)} rows; expected {n}")
 
-    def compare(self, prompt: Sequence[Message], a: Content, b: Content) -> float:
-        """P(a better than b). Default: Bradley–Terry, σ(r(a) − r(b)) on scalar scores.
-
-        Pairwise-native judges override this with their own probability.
-        """
-        s = self.score([Query(list(prompt), a), Query(list(prompt), b)])
+    # -- optional capabilities: callers check can(...) first --------------------------------
+    def compare_many(
+        self,
+        prompts: Sequence[str | Sequence[Mapping[str, Any]]],
+        a: Sequence[Content],
+        b: Sequence[Content],
+    ) -> PairwiseResult:
+        """P(a[i] ≻ b[i]) for n pairs. Default: Bradley–Terry, σ(r(a) − r(b)) on scalar scores
+        from one :meth:`score_full` call (docs/methods/A1-bradley-terry.md). A pairwise-native
+        judge (:attr:`Capability.PAIRWISE`) overrides this with its own probability."""
+        if not (len(prompts) == len(a) == len(b)):
+            raise ValueError(f"{len(prompts)} prompts, {len(a)} a's and {len(b)} b's")
+        msgs = [as_messages(p) for p in prompts]
+        n = len(msgs)
+        queries = [Query(m, x) for m, x in zip(msgs, a, strict=True)]
+        queries += [Query(m, y) for m, y in zip(msgs, b, strict=True)]
+        result = self.score_full(queries)
+        s = result.scores
         if s.ndim != 1:
             raise ValueError(f"{self.name}: compare needs a scalar reward; reduce objectives first")
-        d = float(s[0]) - float(s[1])
-        if math.isnan(d):
-            return math.nan
-        return 1.0 / (1.0 + math.exp(-d)) if d >= -700 else 0.0
+        d = s[:n].astype(np.float64) - s[n:].astype(np.float64)
+        t = result.truncated
+        return PairwiseResult(
+            p=bt_probability(d),
+            stats=result.stats,
+            truncated=None if t is None else t[:n] | t[n:],
+        )
+
+    def compare(self, prompt: str | Sequence[Message], a: Content, b: Content) -> float:
+        """P(a better than b) for one pair: ``compare_many([prompt], [a], [b]).p[0]``."""
+        return float(self.compare_many([prompt], [a], [b]).p[0])
+
+    def rank_many(
+        self,
+        prompts: Sequence[str | Sequence[Mapping[str, Any]]],
+        candidates: Sequence[Sequence[Content]],
+    ) -> ListwiseResult:
+        """Rank the candidates of each prompt in one call (:attr:`Capability.LISTWISE` only)."""
+        raise CapabilityError(
+            f"reward {self.name!r} does not rank lists natively (no Capability.LISTWISE); "
+            "score the candidates with score() instead"
+        )
+
+    def features(self, queries: Sequence[Query]) -> np.ndarray:
+        """The model's (n, d) float representation of each query (:attr:`Capability.FEATURES`
+        only), e.g. the hidden state a probe or a frozen-feature head reads."""
+        raise CapabilityError(
+            f"reward {self.name!r} exposes no features (no Capability.FEATURES); probing and "
+            "feature heads need a model-backed reward such as classifier:, similarity: or an "
+            "image reward model"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -62,7 +62,7 @@ def test_serve_refuses_bad_numbers_before_starting(option):
     """A real process (code that lets a bad value through would start serving: the timeout)."""
     env = {**os.environ, "PYTHONPATH": SRC}
     cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "-r", "rule:length", *option]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=20, check=False)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=10, check=False)
     assert proc.returncode == 2, proc.stderr
     assert option[0] in proc.stderr and "Traceback" not in proc.stderr
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.route import route_indices
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward
 
 
 def hybrid_combine(
@@ -60,7 +60,8 @@ class HybridReward(Reward):
     """
 
     uses_meta = True
-    accepts_images = True  # members decide (a text member rejects image responses)
+    # members decide about images (a text member rejects image responses)
+    capabilities = frozenset({Capability.IMAGES})
 
     def __init__(
         self,

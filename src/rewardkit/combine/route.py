@@ -19,7 +19,7 @@ import numpy as np
 
 from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward
 
 MISSING = ("nan", "error")
 
@@ -34,7 +34,8 @@ class RouteReward(Reward):
     """Score each query with the reward of its data source (``query.meta[key]``)."""
 
     uses_meta = True
-    accepts_images = True  # members decide (a text member rejects image responses)
+    # members decide about images (a text member rejects image responses)
+    capabilities = frozenset({Capability.IMAGES})
 
     def __init__(
         self,

@@ -386,3 +386,54 @@ def export_command(
         keys = [k.strip() for k in extra.split(",") if k.strip()]
         n = write(_load(data, fmt, limit), out, to, pairs, keys)
     _summary(written=n, format=to, out=out)
+
+
+@curate_app.command("crome")
+def crome_command(
+    data: DataOpt,
+    out: OutOpt,
+    generator: Annotated[
+        str,
+        typer.Option(
+            help="rule (deterministic rewrites) or a causal LM for Policy ('smollm2' = the "
+            "embedded SmolLM2-135M-Instruct, or PATH_OR_ID)."
+        ),
+    ] = "rule",
+    causal: Annotated[
+        str, typer.Option(help="Causal attributes, comma-separated (strict pairs).")
+    ] = "factual_error,missing_step,ignored_instruction",
+    neutral: Annotated[
+        str, typer.Option(help="Spurious attributes, comma-separated (tie pairs).")
+    ] = "length,formatting,tone",
+    irrelevant: Annotated[
+        bool, typer.Option(help="Add causal pairs on an unrelated prompt as ties.")
+    ] = True,
+    originals: Annotated[
+        bool, typer.Option(help="Also write the input examples (ready to train on).")
+    ] = True,
+    fmt: FormatOpt = None,
+    limit: LimitOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Card A8 (Crome): causal augmentations as strict pairs, neutral ones as ties."""
+    from rewardkit.curate.crome import GeneratorRewriter, RuleRewriter, crome_augment
+
+    def names(text: str) -> list[str]:
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    with user_errors():
+        examples = _load(data, fmt, limit)
+        if generator == "rule":
+            pool = [r for ex in examples for r in ex.responses if isinstance(r, str)]
+            rewriter: Any = RuleRewriter(pool, seed)
+        else:
+            from rewardkit.inference.generate import GenerationConfig, Policy
+
+            rewriter = GeneratorRewriter(Policy(generator, GenerationConfig(seed=seed)))
+        aug = crome_augment(examples, rewriter, names(causal), names(neutral), irrelevant, seed)
+        n = _write((list(examples) if originals else []) + aug, out, "jsonl")
+    counts: dict[str, int] = {}
+    for ex in aug:
+        key = f"{ex.meta['augmentation']}/{ex.meta['attribute']}"
+        counts[key] = counts.get(key, 0) + 1
+    _summary(examples=len(examples), written=n, augmented=counts, out=out)

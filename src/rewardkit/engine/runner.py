@@ -38,7 +38,7 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class EncodedRow:
 
 class ModelBackedReward(Reward):
     """Base class of rewards computed by a neural model through the engine."""
+
+    capabilities = frozenset({Capability.MODEL_BACKED})
 
     #: Whether :meth:`forward` takes ``response_start`` (a (b,) long tensor, -1 where a row has
     #: none), built by the engine from :attr:`EncodedRow.response_start`.

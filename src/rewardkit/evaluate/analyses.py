@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.evaluate.augmented import augmentation_report
 from rewardkit.evaluate.bestofn import benchmark_correlation, bon_curve, overoptimization
 from rewardkit.evaluate.calibration import (
     TemperatureScaling,
@@ -120,6 +121,18 @@ def analyze_reward(
         idx = [i for i, x in enumerate(h) if x is not None]
         m = [recs[i].scores[0] - recs[i].scores[1] for i in idx]
         out["accuracy_with_ties"] = accuracy_with_ties([h[i] for i in idx], m)
+
+    aug = [
+        i
+        for i, ex in enumerate(examples)
+        if ex.meta.get("augmentation") in ("causal", "neutral") and len(recs[i].scores) == 2
+    ]
+    if aug:
+        out["augmentations"] = augmentation_report(
+            [examples[i].meta["augmentation"] for i in aug],
+            [str(examples[i].meta.get("attribute")) for i in aug],
+            [recs[i].scores[0] - recs[i].scores[1] for i in aug],
+        )
 
     if any(ex.meta.get("format") == "mm-qa" and "group" in ex.meta for ex in examples):
         out["acc_plus"] = acc_plus(

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rewardkit.evaluate.augmented import augmentation_table
 from rewardkit.evaluate.result import EvalResult
 
 
@@ -51,6 +52,9 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
                 "Sorted by score. ECE: 10 uniform bins. length ρ: Spearman of reward with length.",
             )
         )
+    aug = [(r.name, r.analyses["augmentations"]) for r in R if "augmentations" in r.analyses]
+    if aug:
+        out.append(augmentation_table(aug))
     cal = [(r.name, r.analyses["calibration"]) for r in R if "calibration" in r.analyses]
     if cal:
         out.append(

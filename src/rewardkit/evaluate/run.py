@@ -41,7 +41,7 @@ from rewardkit.evaluate.result import EvalResult, ExampleRecord, GroupScore, Rew
 from rewardkit.evaluate.rmbench import style_matrix_outcomes
 from rewardkit.evaluate.ties import parse_ties_id, ties_bootstrap, ties_components, ties_table
 from rewardkit.multimodal.content import ImageContentError, has_images
-from rewardkit.types import Example, Reward
+from rewardkit.types import Capability, Example, Reward
 
 WEIGHTINGS = ("auto", "published", "actual")
 #: RM-Bench domains in the published order.
@@ -414,7 +414,7 @@ def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> floa
 
 
 def _pairwise_scores(
-    reward: Any, plan: _Plan, ties: str
+    reward: Reward, plan: _Plan, ties: str
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Scores and outcomes of a pairwise-native judge (methods.md B6).
 
@@ -460,8 +460,7 @@ def _pairwise_scores(
             win_n[off + c] += 1
             win_n[off + r] += 1
     np.divide(win_sum, win_n, out=scores, where=win_n > 0)
-    p_fwd = getattr(judged, "p_forward", None)
-    p_rev = getattr(judged, "p_reverse", None)
+    p_fwd, p_rev = judged.p_forward, judged.p_reverse
     for i, js in by_example.items():
         chosen = plan.chosen[i]
         rejected = [r for r in range(len(plan.examples[i].responses)) if r not in chosen]
@@ -470,8 +469,7 @@ def _pairwise_scores(
             continue
         wins = np.asarray([cell[j] for j in js]).reshape(len(chosen), len(rejected))
         outcomes[i] = pair_matrix_outcome(wins, plan.rule[i], ties)
-    bias = getattr(judged, "position_bias", None)
-    return scores, outcomes, None if bias is None else float(bias)
+    return scores, outcomes, judged.position_bias
 
 
 def evaluate(
@@ -546,8 +544,8 @@ def evaluate(
         t0 = time.perf_counter()
         bias = None
         pair_outcomes: np.ndarray | None = None
-        if callable(getattr(reward, "compare_many", None)):
-            if image_responses and not getattr(reward, "accepts_images", False):
+        if reward.can(Capability.PAIRWISE):
+            if image_responses and not reward.can(Capability.IMAGES):
                 raise ImageContentError(
                     f"reward {reward.name!r} reads text only, but the responses are images; "
                     "judge images with vlm-judge-pairwise:"
@@ -659,6 +657,6 @@ def evaluate(
         result.extra.setdefault("analyses", {})["robustness"] = {
             reward.name: robustness_check(reward, queries, budgets=robustness_budgets, seed=seed)
             for reward in all_rewards
-            if not callable(getattr(reward, "compare_many", None))
+            if not reward.can(Capability.PAIRWISE)
         }
     return result

@@ -20,6 +20,7 @@ import torch
 
 from rewardkit.engine.execute import pad_rows
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.types import Capability
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class MultimodalReward(ModelBackedReward):
     """A model-backed reward whose batches hold images; subclasses implement :meth:`encode`
     (returning :class:`MultimodalRow`) and :meth:`run_batch`."""
 
-    accepts_images = True
+    capabilities = ModelBackedReward.capabilities | {Capability.IMAGES}
 
     @abstractmethod
     def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:

@@ -36,7 +36,7 @@ from rewardkit.combine.aggregate import (
 )
 from rewardkit.errors import SpecError
 from rewardkit.registry import kinds, load_reward, parse_spec
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward
 
 #: Options of a member that the ensemble itself reads (and removes before building the member).
 MEMBER_OPTIONS = ("objective", "weight")
@@ -195,7 +195,8 @@ class EnsembleReward(Reward):
     :meth:`score_with_members` returns them as an :class:`EnsembleScores`.
     """
 
-    accepts_images = True  # members decide (a text member rejects image responses)
+    # members decide about images (a text member rejects image responses)
+    capabilities = frozenset({Capability.IMAGES})
 
     def __init__(
         self,

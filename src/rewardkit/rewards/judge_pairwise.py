@@ -22,9 +22,7 @@ references), the "pairwise-vs-reference" form of methods.md B3, and NaN otherwis
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +32,16 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.rewards.judge import DEFAULT_SYSTEM
 from rewardkit.rewards.judge_base import AnswerTokenJudge, answer_token_ids
 from rewardkit.rewards.similarity import references_of
-from rewardkit.types import Message, Query, as_messages, prompt_text, stable_hash
+from rewardkit.types import (
+    Capability,
+    Message,
+    PairwiseResult,
+    Query,
+    as_messages,
+    position_bias,
+    prompt_text,
+    stable_hash,
+)
 
 DEFAULT_MODEL = "smollm2"
 DEFAULT_TEMPLATES = ("pairwise_ab_v1", "pairwise_ab_principle_v1")
@@ -48,52 +55,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-@dataclass
-class PairwiseJudgement:
-    """The result of judging n pairs (a, b) in both orders.
-
-    ``p`` = P(a ≻ b), the mean over orders; ``p_forward`` / ``p_reverse`` = P(a ≻ b) judged with
-    a in slot A / in slot B; ``logit_forward`` / ``logit_reverse`` = the raw ℓ_A − ℓ_B of each
-    order (in slot terms: positive means the judge prefers slot A).
-    """
-
-    p: np.ndarray
-    p_forward: np.ndarray
-    p_reverse: np.ndarray
-    logit_forward: np.ndarray
-    logit_reverse: np.ndarray
-
-    @property
-    def flipped(self) -> np.ndarray:
-        """Per pair: whether the verdict changes with the order (see :func:`position_bias`)."""
-        return _flips(self.p_forward, self.p_reverse)
-
-    @property
-    def position_bias(self) -> float:
-        """Fraction of these pairs whose verdict flips with the order (:func:`position_bias`)."""
-        return position_bias(self.p_forward, self.p_reverse)
-
-
-def _flips(p_forward: np.ndarray, p_reverse: np.ndarray) -> np.ndarray:
-    f = np.asarray(p_forward, dtype=np.float64) - 0.5
-    r = np.asarray(p_reverse, dtype=np.float64) - 0.5
-    return f * r < 0
-
-
-def position_bias(p_forward: Sequence[float], p_reverse: Sequence[float]) -> float:
-    """Fraction of pairs whose verdict flips when the order flips.
-
-    ``p_forward[i]`` / ``p_reverse[i]`` are P(a ≻ b) judged with a first / second. A verdict is
-    "a" above 0.5 and "b" below; a pair flips when the two verdicts differ (the judge followed
-    the slot, not the response). Pairs with an exact 0.5 or NaN on either side are left out of
-    numerator and denominator; NaN when none is left. (0.8, 0.3) flips; (0.8, 0.6) does not.
-    """
-    f = np.asarray(p_forward, dtype=np.float64)
-    r = np.asarray(p_reverse, dtype=np.float64)
-    ok = np.isfinite(f) & np.isfinite(r) & (f != 0.5) & (r != 0.5)
-    if not ok.any():
-        return math.nan
-    return float(_flips(f[ok], r[ok]).mean())
+#: The result of judging n pairs in both orders (:class:`rewardkit.types.PairwiseResult`).
+PairwiseJudgement = PairwiseResult
 
 
 def combine_orders(logit_forward: Sequence[float], logit_reverse: Sequence[float]) -> np.ndarray:
@@ -103,6 +66,8 @@ def combine_orders(logit_forward: Sequence[float], logit_reverse: Sequence[float
 
 class PairwiseJudge(AnswerTokenJudge):
     """P(a ≻ b) from a causal LM, both orders averaged; ``score`` compares with the reference."""
+
+    capabilities = AnswerTokenJudge.capabilities | {Capability.PAIRWISE}
 
     def __init__(
         self,

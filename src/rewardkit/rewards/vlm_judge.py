@@ -55,7 +55,7 @@ from rewardkit.rewards.judge_pairwise import (
     _sigmoid,
     combine_orders,
 )
-from rewardkit.types import Content, Message, Query, as_messages, stable_hash
+from rewardkit.types import Capability, Content, Message, Query, as_messages, stable_hash
 
 Part = dict[str, Any]
 
@@ -315,6 +315,8 @@ def _references(reference: Any) -> list[Content]:
 class VLMPairwiseJudge(VLMJudge):
     """``vlm-judge-pairwise:`` — P(a ≻ b) from the logits of A and B, both orders averaged
     (methods.md B6, MMRB2 protocol); ``score`` = P(response ≻ reference), NaN without one."""
+
+    capabilities = VLMJudge.capabilities | {Capability.PAIRWISE}
 
     def __init__(
         self,

@@ -17,7 +17,17 @@ from typing import Any
 
 from rewardkit.errors import SpecError
 
-OBJECTIVES = ("bt", "tie", "listwise", "regression", "bt+regression", "gated", "generative", "crm")
+OBJECTIVES = (
+    "bt",
+    "tie",
+    "crome",
+    "listwise",
+    "regression",
+    "bt+regression",
+    "gated",
+    "generative",
+    "crm",
+)
 
 
 @dataclass

@@ -69,8 +69,10 @@ def train_frozen_head(cfg: TrainConfig) -> Any:
     from rewardkit.train.run import TrainResult, load_examples
     from rewardkit.train.trainer import pair_metrics
 
-    if cfg.objective not in ("bt", "tie"):
-        raise SpecError(f"freeze_backbone supports objective bt or tie, not {cfg.objective!r}")
+    if cfg.objective not in ("bt", "tie", "crome"):
+        raise SpecError(
+            f"freeze_backbone supports objective bt, tie or crome, not {cfg.objective!r}"
+        )
     if cfg.save_steps or cfg.resume:
         raise SpecError(
             "train config: freeze_backbone trains only the head, on features computed once "

@@ -51,6 +51,19 @@ def bt_loss(
     return _reduce(loss, weight, reduction)
 
 
+def soft_bt_loss(
+    delta: Tensor, p_target: Tensor | float, weight: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """docs/methods/A8-crome.md — Bradley–Terry with a soft target (Crome).
+
+    ``L = −p log σ(Δ) − (1 − p) log σ(−Δ)``: ``p = 1`` is plain BT on a strict pair, ``p = ½``
+    the neutral (tie) loss ``−½ log σ(Δ) − ½ log σ(−Δ)``, smallest (log 2) at Δ = 0.
+    """
+    d = delta.float()
+    p = torch.as_tensor(p_target, dtype=d.dtype)
+    return _reduce(-p * F.logsigmoid(d) - (1.0 - p) * F.logsigmoid(-d), weight, reduction)
+
+
 def center_penalty(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
     """Reward centering (Eisenstein et al. 2023, as in TRL's ``center_rewards_coefficient``):
     ``mean((r_c + r_r)²)``; the trainer adds ``coefficient × center_penalty``."""

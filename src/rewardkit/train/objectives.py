@@ -92,6 +92,12 @@ def compute(
         loss = L.btt_loss(r[a] - r[b], batch["pair_tie"], cfg.tie_k, batch["pair_weight"])
         c, w, _, _ = _pairs(batch, r)
         return Outcome(loss, c, w, r)
+    if obj == "crome":  # docs/methods/A8-crome.md: strict pairs BT, tie pairs target ½
+        a, b = batch["pair_a"], batch["pair_b"]
+        p = torch.where(batch["pair_tie"], 0.5, 1.0)
+        loss = L.soft_bt_loss(r[a] - r[b], p, batch["pair_weight"])
+        c, w, _, _ = _pairs(batch, r)
+        return Outcome(loss, c, w, r)
     # bt, bt+regression, gated: a BT term on the (scalar or gated) reward.
     c, w, margin, weight = _pairs(batch, r)
     loss = L.bt_loss(c, w, margin, cfg.label_smoothing, weight)

@@ -1,0 +1,127 @@
+"""Pacing for HTTP calls: requests-per-minute and tokens-per-minute limits, backoff delays.
+
+The limiter paces *starts* evenly (a leaky bucket with no burst, a.k.a. GCRA): request ``i`` may
+start no earlier than ``interval`` after request ``i-1``, where ``interval = 60 / rpm``; a request
+estimated at ``t`` tokens also holds the token clock for ``60 · t / tpm`` seconds. So in any
+window of ``W`` seconds at most ``W · rpm / 60 + 1`` requests start, which is what a vendor's
+limit needs and what the tests measure. Retries go through the same limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import random
+import time
+from dataclasses import dataclass
+
+#: HTTP statuses after which a request is sent again.
+RETRY_STATUSES: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How hard to push an endpoint, and how patiently to retry it.
+
+    ``concurrency``: requests in flight at once. ``rpm`` / ``tpm``: requests / estimated tokens
+    per minute (None: unlimited). ``timeout``: seconds for one request (read and write);
+    ``connect_timeout``: seconds to connect. ``retries``: extra attempts after the first.
+    Waits before retry ``a`` (0-based) are ``backoff · 2^a`` capped at ``max_backoff``, less a
+    random fraction up to ``jitter`` of it (seeded by ``seed``); a ``Retry-After`` from the
+    server replaces the computed wait (capped at ``max_retry_after``).
+    """
+
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 120.0
+    connect_timeout: float = 10.0
+    retries: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+    jitter: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be in [0, 1], got {self.jitter}")
+        if not (self.timeout > 0 and self.connect_timeout > 0):
+            raise ValueError("timeout and connect_timeout must be > 0")
+        if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
+            raise ValueError("backoff, max_backoff and max_retry_after must be >= 0")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when
+    absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(
+    attempt: int,
+    backoff: float,
+    max_backoff: float,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
+) -> float:
+    """Wait before retry ``attempt`` (0-based): ``min(max_backoff, backoff · 2^attempt)``, less a
+    uniform random fraction in ``[0, jitter)`` of it when ``rng`` is given."""
+    base = min(max_backoff, backoff * (2.0**attempt))
+    if rng is None or jitter <= 0:
+        return base
+    return base * (1.0 - jitter * rng.random())
+
+
+class RateLimiter:
+    """Evenly paced starts under an rpm and a tpm limit (see the module docstring).
+
+    ``acquire(tokens)`` returns once the request may start. Reservations are made under a lock
+    and slept outside it, so waiting callers start in arrival order."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        self.rpm = rpm
+        self.tpm = tpm
+        self._next_request = 0.0
+        self._next_token = 0.0
+        self._lock: asyncio.Lock | None = None
+
+    async def acquire(self, tokens: int = 0) -> None:
+        if self.rpm is None and self.tpm is None:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_request, self._next_token)
+            if self.rpm is not None:
+                self._next_request = start + 60.0 / self.rpm
+            if self.tpm is not None:
+                self._next_token = start + 60.0 * max(0, tokens) / self.tpm
+        wait = start - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)

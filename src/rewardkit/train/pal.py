@@ -1,0 +1,218 @@
+"""Training PAL (docs/methods/A10-pal.md) on frozen features: the projector, prototypes and
+per-user mixture logits jointly with Bradley–Terry on each user's comparisons; then few-shot
+fitting of a new user with everything but that user's ``K`` logits frozen.
+
+The loops run on feature tensors (``x`` rows, pair index tensors) so tests plant features
+directly; :func:`train_pal` featurizes rewardkit examples (``meta["user"]`` names the user) with
+the frozen MiniLM featurizer and writes a ``pal:DIR`` model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardkit.errors import DataError
+from rewardkit.rewards.pal import META_FILE, PALHead, load_pal, save_pal
+from rewardkit.train.losses import bt_loss
+
+
+@dataclass
+class PALConfig:
+    """PAL training settings (defaults: the card's K = 2; a smaller ``d_pref`` than the paper's
+    512 suits 768-d frozen MiniLM features and a few thousand pairs)."""
+
+    form: str = "ideal"
+    k: int = 2
+    d_pref: int = 64
+    steps: int = 400
+    lr: float = 3e-3
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    seed: int = 0
+    progress: bool = False
+
+
+@dataclass
+class Pairs:
+    """Preference pairs over feature rows: row indices of the chosen and rejected responses,
+    and the user index of each pair."""
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    user: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.chosen.numel())
+
+    def take(self, idx: torch.Tensor | np.ndarray) -> Pairs:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Pairs(self.chosen[idx], self.rejected[idx], self.user[idx])
+
+
+def fit_pal(
+    x: torch.Tensor, pairs: Pairs, n_users: int, cfg: PALConfig
+) -> tuple[PALHead, list[float]]:
+    """Fit a :class:`PALHead` on feature rows ``x`` and ``pairs``; returns it and the loss per step."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.seed)
+    head = PALHead(x.shape[1], n_users, cfg.k, cfg.d_pref, cfg.form)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[float] = []
+    order = torch.empty(0, dtype=torch.long)
+    for _ in tqdm(range(cfg.steps), desc="train PAL", disable=not cfg.progress):
+        if order.numel() == 0:
+            order = torch.randperm(len(pairs), generator=gen)
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        b = pairs.take(idx)
+        w = head.user_weights(b.user)
+        loss = bt_loss(head.reward(x[b.chosen], w), head.reward(x[b.rejected], w))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    return head.eval(), history
+
+
+def population_mixture(head: PALHead, pairs: Pairs, n_users: int) -> np.ndarray:
+    """Pair-weighted mean of the training users' mixture weights (the fallback for new users)."""
+    counts = torch.bincount(pairs.user, minlength=n_users).float()
+    with torch.no_grad():
+        w = torch.softmax(head.user_logits, dim=-1)
+    return ((counts[:, None] * w).sum(0) / counts.sum()).numpy()
+
+
+def fit_user(
+    head: PALHead,
+    x: torch.Tensor,
+    pairs: Pairs,
+    init: np.ndarray,
+    steps: int = 200,
+    lr: float = 0.1,
+    prior: float = 0.01,
+) -> np.ndarray:
+    """Few-shot fit of one new user's logits ``θ`` (shared parts frozen): BT on the user's
+    comparisons plus ``prior·‖θ − θ₀‖²`` toward ``θ₀ = log(init)`` (the population mixture)."""
+    theta0 = torch.log(torch.as_tensor(init, dtype=torch.float32).clamp_min(1e-6))
+    theta = theta0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    with torch.no_grad():
+        fc, fr = head.proj(x[pairs.chosen]), head.proj(x[pairs.rejected])
+    for _ in range(steps if len(pairs) else 0):
+        w = torch.softmax(theta, -1).expand(len(pairs), -1)
+        loss = bt_loss(head.reward_projected(fc, w), head.reward_projected(fr, w))
+        loss = loss + prior * ((theta - theta0) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return theta.detach().numpy()
+
+
+def accuracy(head: PALHead, x: torch.Tensor, pairs: Pairs, weights: torch.Tensor) -> np.ndarray:
+    """Per-pair correctness (1.0 / 0.0; 0.5 on an exact tie) with mixture ``weights`` (n, K)."""
+    with torch.no_grad():
+        d = head.reward(x[pairs.chosen], weights) - head.reward(x[pairs.rejected], weights)
+    return np.where(d.numpy() > 0, 1.0, np.where(d.numpy() < 0, 0.0, 0.5))
+
+
+def examples_to_pairs(examples: list[Any]) -> tuple[list[Any], Pairs, list[str]]:
+    """Queries to featurize, the pairs over them, and the user names (from ``meta["user"]``)."""
+    queries: list[Any] = []
+    ch, rj, us = [], [], []
+    users: dict[str, int] = {}
+    for ex in examples:
+        user = ex.meta.get("user")
+        if user is None:
+            raise DataError(f"example {ex.id!r}: PAL needs a 'user' field on every record")
+        if ex.is_tie:
+            continue
+        u = users.setdefault(str(user), len(users))
+        base = len(queries)
+        queries.extend(ex.queries())
+        for c in ex.chosen:
+            for r in ex.rejected:
+                ch.append(base + c)
+                rj.append(base + r)
+                us.append(u)
+    if not ch:
+        raise DataError("PAL training data holds no strict preference pair")
+    t = torch.tensor
+    return queries, Pairs(t(ch), t(rj), t(us)), list(users)
+
+
+def train_pal(
+    examples: list[Any],
+    output_dir: str | Path,
+    cfg: PALConfig | None = None,
+    encoder: str = "minilm",
+    max_length: int = 256,
+) -> dict[str, Any]:
+    """Featurize ``examples`` with the frozen encoder, fit PAL, write ``pal:DIR``; returns the
+    metadata written (training accuracy, final loss, users)."""
+    from rewardkit.engine.config import EngineConfig
+    from rewardkit.rewards.default_rm import Featurizer
+
+    cfg = cfg or PALConfig()
+    queries, pairs, names = examples_to_pairs(examples)
+    feat = Featurizer(encoder, EngineConfig(max_length=max_length, progress=cfg.progress))
+    x = torch.from_numpy(feat.features(queries))
+    head, history = fit_pal(x, pairs, len(names), cfg)
+    pop = population_mixture(head, pairs, len(names))
+    acc = accuracy(head, x, pairs, head.user_weights(pairs.user).detach())
+    meta = {
+        "encoder": encoder,
+        "encoder_identity": feat.encoder.identity(),
+        "in_dim": int(x.shape[1]),
+        "max_length": max_length,
+        "form": cfg.form,
+        "k": cfg.k,
+        "d_pref": cfg.d_pref,
+        "population": [float(v) for v in pop],
+        "n_pairs": len(pairs),
+        "train_accuracy": float(acc.mean()),
+        "final_loss": float(np.mean(history[-max(1, len(history) // 10) :])),
+        "config": asdict(cfg),
+    }
+    users = {n: head.user_logits[i].detach().tolist() for i, n in enumerate(names)}
+    out = save_pal(output_dir, head, meta, users)
+    (out / "loss_history.json").write_text(json.dumps(history))
+    return {**meta, "users": sorted(users)}
+
+
+def adapt_user(
+    directory: str | Path, user: str, examples: list[Any], steps: int = 200
+) -> list[float]:
+    """Fit a new (or refit a known) user of the PAL model in ``directory`` from a few
+    comparisons and store the user's logits there; returns the user's mixture weights."""
+    from rewardkit.engine.config import EngineConfig
+    from rewardkit.rewards.default_rm import Featurizer
+
+    head, meta = load_pal(directory)
+    tagged = [ex for ex in examples if str(ex.meta.get("user", user)) == str(user)]
+    if not tagged:
+        raise DataError(f"no comparison of user {user!r} in the data")
+    for ex in tagged:
+        ex.meta.setdefault("user", user)
+    queries, pairs, _ = examples_to_pairs(tagged)
+    feat = Featurizer(meta.get("encoder", "minilm"), EngineConfig(max_length=meta["max_length"]))
+    x = torch.from_numpy(feat.features(queries))
+    theta = fit_user(head, x, pairs, np.asarray(meta["population"]), steps=steps)
+    meta["users"][str(user)] = [float(v) for v in theta]
+    Path(directory, META_FILE).write_text(json.dumps(meta, indent=1))
+    e = np.exp(theta - theta.max())
+    return [float(v) for v in e / e.sum()]
+
+
+def split_by(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded (train, held-out) split of ``range(n)`` with ``ceil(fraction·n)`` held out."""
+    perm = np.random.default_rng(seed).permutation(n)
+    k = math.ceil(fraction * n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
