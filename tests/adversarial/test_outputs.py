@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from tests.adversarial.conftest import strict_json
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+ROOT = str(Path(__file__).resolve().parents[2])
+SRC = str(Path(ROOT) / "src")
 
 
 @pytest.mark.parametrize(
@@ -117,25 +117,23 @@ def test_a_failing_run_keeps_the_old_output_and_leaves_no_temporary(tmp_path, fa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
 
 
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    """A real second process holding ``path`` open for writing."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, ROOT])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.adversarial.helpers.hold_output", str(path), str(seconds)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_two_writers_of_one_output_the_second_is_refused(tmp_path):
     """A real second process holds the output; this run is refused and writes nothing."""
     from rewardkit.outputs import OutputError, atomic_file
 
     out = tmp_path / "out.jsonl"
-    holder = textwrap.dedent(
-        f"""
-        import sys, time
-        from rewardkit.outputs import atomic_file
-        with atomic_file({str(out)!r}) as fh:
-            fh.write("first\\n")
-            print("holding", flush=True)
-            time.sleep(float(sys.argv[1]))
-        """
-    )
-    env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", holder, "3"], env=env, stdout=subprocess.PIPE, text=True
-    )
+    proc = _hold(out, 3)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
         with pytest.raises(OutputError, match="another run is writing"), atomic_file(out) as fh:
@@ -153,15 +151,7 @@ def test_a_killed_writer_leaves_no_lock_behind(tmp_path):
     from rewardkit.outputs import atomic_file
 
     out = tmp_path / "out.jsonl"
-    holder = (
-        "import time\nfrom rewardkit.outputs import atomic_file\n"
-        f"with atomic_file({str(out)!r}) as fh:\n    print('holding', flush=True)\n"
-        "    time.sleep(60)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", holder], env=env, stdout=subprocess.PIPE, text=True
-    )
+    proc = _hold(out, 60)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
     proc.kill()
     proc.wait(timeout=10)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from rewardkit.serve.config import ServeConfig
 from rewardkit.serve.security import check_bind
@@ -62,12 +65,33 @@ def run(
     import uvicorn
 
     from rewardkit.serve.app import create_app
+    from rewardkit.serve.state import ServeState
 
-    app = create_app(config)
-    uvicorn.run(
-        app,
-        host=host.strip("[]"),
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=config.graceful_timeout,
+    state = ServeState(config)
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn, but a shutdown signal first starts the app's drain, so accepted requests are
+        answered (result or JSON 503) before uvicorn's own graceful timeout cancels them."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            grace = config.graceful_timeout
+            state.begin_drain(max(0.0, grace - min(1.0, 0.2 * grace)))
+            super().handle_exit(sig, frame)
+
+    server = DrainingServer(
+        uvicorn.Config(
+            create_app(state=state),
+            host=host.strip("[]"),  # "[::1]" is written with brackets, bound without
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=config.graceful_timeout,
+        )
     )
+    server.run()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+        # a model batch still running in a worker thread: do not wait for it past the timeout
+        logging.getLogger("rewardkit.serve").warning("exiting with a batch still running")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
