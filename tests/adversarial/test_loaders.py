@@ -97,10 +97,21 @@ json_values = st.recursive(
 )
 
 
+hostile_lines = st.one_of(
+    st.integers(100, 20_000).map(lambda d: b'{"a": ' + b"[" * d + b"]" * d + b"}"),
+    st.integers(4_301, 6_000).map(lambda n: b'{"n": ' + b"7" * n + b"}"),
+    st.sampled_from([b"d800", b"dbff", b"dc00", b"DFFF"]).map(
+        lambda h: b'{"prompt": "q", "chosen": "\\u' + h + b'", "rejected": "b"}'
+    ),
+)
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(line=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+@given(
+    line=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()) | hostile_lines
+)
 def test_any_bytes_on_a_line_load_or_fail_with_a_location(tmp_path, line):
     """Whatever a line holds, ``iter_records`` yields records or raises a DataError naming the
     file and line; nothing else escapes."""
@@ -112,3 +123,7 @@ def test_any_bytes_on_a_line_load_or_fail_with_a_location(tmp_path, line):
         assert err.path == str(path) and err.line == 2
     else:
         assert len(records) in (1, 2)
+        for _, rec in records:  # what loads can be written back as UTF-8 JSON
+            json.dumps(rec, ensure_ascii=False).encode("utf-8")
+        for _, rec in records:  # what loads can be written back as UTF-8 JSON
+            json.dumps(rec, ensure_ascii=False).encode("utf-8")
