@@ -376,11 +376,75 @@ register(
     uses_engine=True,
 )
 register(
+    "prm",
+    "rewardkit.rewards.prm.reward:build",
+    "Process reward model: one score per reasoning step (score_full(...).steps) and their "
+    "aggregate; Qwen2.5-Math-PRM (separator token + 2-label token classifier) and Math-Shepherd "
+    "(tag token, +/- logits) conventions.",
+    card="B4 — ORM vs PRM (process reward models)",
+    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|last|mean|prod|geomean), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code",
+    uses_engine=True,
+)
+register(
+    "dpo-tokens",
+    "rewardkit.rewards.token_rewards:build_dpo_tokens",
+    "DPO implicit reward per token, β[log π(y_t|·) − log π_ref(y_t|·)] (score_full(...).tokens, "
+    "with character offsets); the tokens sum to dpo:POLICY?ref=REF&reduce=sum.",
+    card="B1 — DPO implicit reward (token level)",
+    arg_help="POLICY ('default' = embedded SmolLM2); options ref=, beta=, system=",
+    uses_engine=True,
+)
+register(
+    "treg",
+    "rewardkit.rewards.token_rewards:build_treg",
+    "T-REG self-generated token rewards: tanh of the log-ratio of each token under a 'good' and "
+    "a 'bad' system prompt, same model (contrastive prompting).",
+    card="B12 — T-REG",
+    arg_help="MODEL ('default' = embedded SmolLM2); options good=, bad=",
+    uses_engine=True,
+)
+register(
+    "aligndistil",
+    "rewardkit.rewards.token_rewards:build_aligndistil",
+    "AlignDistil contrastive DPO reward per token, β[log π_dpo(y_t|·) − log π_rev(y_t|·)] with a "
+    "reverse-preference DPO model as the reference.",
+    card="B13 — AlignDistil",
+    arg_help="DPO_MODEL; options rev= (required), beta=",
+    uses_engine=True,
+)
+register(
     "pal",
     "rewardkit.rewards.pal:build",
     "PAL pluralistic reward over frozen MiniLM features: K shared prototypes and per-user "
     "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
     card="A10 — Ideal-point mixture RM (PAL)",
     arg_help="DIR from `rewardkit pal train`; options user=ID",
+    uses_engine=True,
+)
+register(
+    "remote",
+    "rewardkit.rewards.endpoints.server:build",
+    "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
+    "ensembles, routes and RL adapters; answers land in the local score cache.",
+    card=None,
+    arg_help="URL of the server; options route=, api_key_env=, batch_size=, concurrency=, rpm=, timeout=, retries=",
+    uses_engine=True,
+)
+register(
+    "vllm",
+    "rewardkit.rewards.endpoints.pooling:build_vllm",
+    "A classifier reward model served by vLLM (POST /classify or /pooling; the server applies "
+    "the chat template, or the client does with tokenizer=).",
+    card=None,
+    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, concurrency=, rpm=",
+    uses_engine=True,
+)
+register(
+    "sglang",
+    "rewardkit.rewards.endpoints.pooling:build_sglang",
+    "A classifier reward model served by SGLang (--is-embedding; POST /classify with text "
+    "formatted by the reward model's chat template).",
+    card=None,
+    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, batch_size=, api_key_env=, concurrency=, rpm=",
     uses_engine=True,
 )

@@ -68,6 +68,16 @@ def read_query_rows(path: str | Path) -> Iterator[tuple[dict[str, Any], Query]]:
         yield row, query_from_row(row, loc)
 
 
+def scored_line(reward: Reward, row: dict[str, Any], value: Any) -> str:
+    """One output line: the input row with ``reward`` added (a ``{objective: value}`` dict for a
+    multi-objective reward). NaN and ±inf anywhere in the row are written as null."""
+    if reward.objectives:
+        row["reward"] = {name: float(v) for name, v in zip(reward.objectives, value, strict=True)}
+    else:
+        row["reward"] = float(value)
+    return json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def score_file(
     reward: Reward, in_path: str | Path, out_path: str | Path, chunk_size: int = 2048
 ) -> dict[str, Any]:
@@ -105,11 +115,5 @@ def score_rows(
             else:
                 stats["truncated_rows"] += int(result.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
-                if reward.objectives:
-                    row["reward"] = {
-                        name: float(v) for name, v in zip(reward.objectives, value, strict=True)
-                    }
-                else:
-                    row["reward"] = float(value)
-                out.write(json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n")
+                out.write(scored_line(reward, row, value))
     return stats

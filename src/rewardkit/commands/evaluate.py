@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -130,6 +130,11 @@ def eval_command(
             data, format=data_format, columns=parse_columns(columns), limit=limit, on_error=on_error
         )
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+        from rewardkit.evaluate.process_report import is_step_data
+
+        if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
+            _process_eval(examples, rewards, out, html, seed)
+            return
         temp = TemperatureScaling.load(temperature) if temperature else None
         result = evaluate(
             examples,
@@ -159,6 +164,19 @@ def eval_command(
             save_temperature
         )
         paths["temperature"] = save_temperature
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int) -> None:
+    """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md)."""
+    from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
+    from rewardkit.outputs import exclusive
+
+    result = process_eval(examples, rewards, seed=seed)
+    for line in table_lines(result):
+        typer.echo(line)
+    with exclusive(out):
+        paths = write_process_reports(result, out, html)
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -45,13 +45,22 @@ def score_command(
     no_cache: NoCacheOpt = False,
     cache_reset: CacheResetOpt = False,
     no_progress: NoProgressOpt = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Score with Ray Data: an actor pool, streaming.")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
+    ] = None,
+    ray_actors: Annotated[int, typer.Option(min=1, help="Actors (one loaded reward each).")] = 2,
 ) -> None:
     """Score a JSONL file: each row gets a 'reward' field.
 
     'prompt' is a string or a list of {role, content} messages; other fields are kept as they
     are. A multi-objective reward writes {objective: value}; NaN and infinities are written as
     null. The output appears only when every row is written (a temporary file is moved in
-    place); a second run writing the same --out at the same time is refused.
+    place); a second run writing the same --out at the same time is refused. With --ray the
+    rows are scored by a Ray actor pool, streamed, in input order (docs/remote.md).
     """
     from rewardkit.outputs import check_file_target
     from rewardkit.registry import load_reward
@@ -68,6 +77,9 @@ def score_command(
         no_cache,
         no_progress,
     )
+    if ray:
+        _score_ray(reward, data, out, engine, ray_address, ray_actors, not no_progress)
+        return
     with user_errors():
         # inputs first: a bad --data or --out fails before any model loads
         check_file_target(out, "--out")
@@ -77,6 +89,35 @@ def score_command(
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
     typer.echo(f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated) -> {out}")
+
+
+def _score_ray(
+    reward: str,
+    data: Path,
+    out: Path,
+    engine: dict,
+    address: str | None,
+    actors: int,
+    progress: bool,
+) -> None:
+    from rewardkit.outputs import check_file_target
+    from rewardkit.scoring_ray import score_file_ray
+
+    with user_errors():
+        check_file_target(out, "--out")
+        stats = score_file_ray(
+            reward,
+            data,
+            out,
+            engine_defaults=engine,
+            address=address,
+            actors=actors,
+            progress=progress,
+        )
+    typer.echo(
+        f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated, "
+        f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors -> {out}"
+    )
 
 
 def data_command(

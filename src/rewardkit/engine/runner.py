@@ -261,7 +261,7 @@ class ModelBackedReward(Reward):
         }
         if not keys:
             return np.zeros((0, 1), dtype=np.float32)
-        return np.stack([np.atleast_1d(results[k][0]) for k in keys]).astype(np.float32)
+        return stack_rows([np.atleast_1d(results[k][0]) for k in keys])
 
     # -- layouts ------------------------------------------------------------------------------
     def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
@@ -417,3 +417,15 @@ class LayoutPlan:
     steps: list[tuple[list[int], Callable[[], list[np.ndarray]]]]
     #: Tokens the model runs (padding included, each shared prefix once per batch).
     model_tokens: int
+
+
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-row outputs as one (n, k) float32 array; rows of different lengths (per-step and
+    per-token rewards) are padded with NaN to the longest."""
+    width = max(r.shape[0] for r in rows)
+    if all(r.shape[0] == width for r in rows):
+        return np.stack(rows).astype(np.float32)
+    out = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out
