@@ -51,7 +51,7 @@ def test_eval_refuses_bad_numbers(cli, tmp_path, option):
         ["--max-wait-ms", "nan"],
         ["--max-wait-ms", "-1"],
         ["--graceful-timeout", "inf"],
-        ["--cache-size", "-1"],
+        ["--cache-mb", "-1"],
         ["--max-items", "0"],
         ["--nan-reward", "nan"],
         ["--rule-workers", "0"],

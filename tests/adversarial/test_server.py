@@ -255,3 +255,28 @@ def test_sigterm_with_requests_in_flight_answers_every_one_and_exits_in_time():
         else:
             assert all(r["reward"] is not None for r in body["results"])
     assert exited < grace + 1.5, f"exited {exited:.1f}s after SIGTERM (graceful timeout {grace}s)"
+
+
+def test_response_cache_is_bounded_in_bytes_of_real_memory():
+    """Fill the LRU far past its bound with distinct keys: its own count stays under the bound
+    and the memory really held (tracemalloc) stays within 10% of it."""
+    import hashlib
+    import tracemalloc
+
+    import numpy as np
+
+    from rewardkit.serve.cache import LRU
+
+    bound = 2 << 20
+    tracemalloc.start()
+    lru = LRU(max_bytes=bound)
+    base = tracemalloc.get_traced_memory()[0]
+    batch = np.zeros((256, 2), dtype=np.float32)
+    for i in range(60_000):
+        key = ("f" * 64, hashlib.sha256(str(i).encode()).hexdigest())
+        lru.put(key, batch[i % 256])  # a row view, as the batcher hands them over
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert lru.bytes <= bound
+    assert 1_000 < len(lru) < 60_000
+    assert held < 1.1 * bound, f"{held} bytes held for a {bound}-byte bound"

@@ -73,9 +73,12 @@ def serve_command(
     max_item_chars: Annotated[
         int, typer.Option(min=1, help="Most characters per item (a per-item error above).")
     ] = L.max_item_chars,
-    cache_size: Annotated[
-        int, typer.Option(min=0, help="In-memory response cache entries (0: off).")
-    ] = S.cache_size,
+    cache_mb: Annotated[
+        float,
+        typer.Option(
+            min=0, callback=finite, help="In-memory response cache, MiB of memory (0: off)."
+        ),
+    ] = S.cache_bytes / 2**20,
     cache_dir: Annotated[
         str | None, typer.Option(help="Also keep responses on disk (SQLite) in this directory.")
     ] = None,
@@ -137,7 +140,7 @@ def serve_command(
                 max_body_bytes=max_body_bytes, max_items=max_items, max_item_chars=max_item_chars
             ),
             api_key=resolve_key(api_key),
-            cache_size=cache_size,
+            cache_bytes=int(cache_mb * 2**20),
             cache_dir=cache_dir,
             rule_workers=rule_workers,
             log_content=log_content,

@@ -258,7 +258,12 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 }
                 for r in state.unique_routes()
             },
-            "cache": {"entries": len(state.cache.lru), "hit_rate": metrics.cache_hit_rate()},
+            "cache": {
+                "entries": len(state.cache.lru),
+                "bytes": state.cache.lru.bytes,
+                "max_bytes": state.cache.lru.max_bytes,
+                "hit_rate": metrics.cache_hit_rate(),
+            },
             "rejected": sum(metrics.counters["rewardkit_rejected_total"].values()),
             "disconnects": sum(metrics.counters["rewardkit_disconnects_total"].values()),
         }

@@ -31,7 +31,7 @@ class ServeConfig:
     batch: BatcherConfig = field(default_factory=BatcherConfig)
     limits: Limits = field(default_factory=Limits)
     api_key: str | None = None
-    cache_size: int = 100_000
+    cache_bytes: int = 64 << 20  # in-memory response cache, bytes (0: off)
     cache_dir: str | None = None
     rule_workers: int = 4
     log_content: bool = False
@@ -46,7 +46,7 @@ class ServeConfig:
             raise ValueError("the API key is empty or whitespace; give a real key or none")
         if self.api_key is not None and self.api_key != self.api_key.strip():
             raise ValueError("the API key has leading or trailing whitespace; remove it")
-        for name in ("cache_size",):
+        for name in ("cache_bytes",):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.rule_workers < 1:

@@ -128,7 +128,7 @@ class ServeState:
             raise ValueError("no reward to serve: give at least one route")
         self.config = config
         self.metrics = Metrics()
-        self.cache = ResponseCache(config.cache_size, config.cache_dir)
+        self.cache = ResponseCache(config.cache_bytes, config.cache_dir)
         self.replica = config.replica_id or _replica_id()
         self.draining = False
         #: When accepted requests stop waiting for their scores (monotonic seconds).

@@ -41,7 +41,7 @@ def main() -> None:
         batch=BatcherConfig(max_batch_items=4, max_wait_ms=1),
         rule_workers=1,
         graceful_timeout=grace,
-        cache_size=0,
+        cache_bytes=0,
     )
     run(config, host="127.0.0.1", port=port, log_level="warning")
 
