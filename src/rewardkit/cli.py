@@ -3,8 +3,12 @@ defined in :mod:`rewardkit.commands` (or its area's ``cli`` module) and register
 
 from __future__ import annotations
 
+import io
+import os
+import re
 import sys
-from typing import Annotated
+import warnings
+from typing import Annotated, TextIO
 
 import typer
 
@@ -63,8 +67,47 @@ from rewardkit.cli_methods import register as _register_methods  # noqa: E402
 _register_methods(app)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    """Warnings as ``warning: MESSAGE`` on one line (no class name, no source line)."""
+    text = " ".join(str(message).split())
+    print(f"warning: {text}", file=file or sys.stderr, flush=True)
+
+
+class _LinePerUpdate(io.TextIOBase):
+    """stderr when it is not a terminal: progress-bar redraws (``\r``) become one clean line
+    each, so a log file gets a readable line per update instead of one endless line."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+        self._line = ""
+
+    def write(self, text: str) -> int:
+        parts = re.split(r"[\r\n]", self._line + text)
+        self._line = parts.pop()
+        lines = [p for p in parts if p.strip()]  # drop the blank redraws that clear a bar
+        if lines:
+            self.raw.write("\n".join(lines) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._line.strip():  # a bar drawn without a newline: it is this update's line
+            self.raw.write(self._line + "\n")
+        self._line = ""
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.showwarning = _one_line_warning
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_MININTERVAL", "5")  # a line every 5 s at most
+        sys.stderr = _LinePerUpdate(sys.stderr)
     try:
         app()
     except KeyboardInterrupt:
