@@ -48,8 +48,8 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
 
 def _parts(value: Any, loc: Location, field: str) -> Any:
     """Content parts (OpenAI/HF forms) normalised; image paths resolve against the file's folder."""
+    from rewardkit.content import content_images, missing_file, normalize_content
     from rewardkit.errors import DataError
-    from rewardkit.multimodal.content import content_images, missing_file, normalize_content
 
     base = Path(loc.path).parent if loc.kind != "dataset" else None
     try:
