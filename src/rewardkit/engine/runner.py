@@ -23,9 +23,10 @@ built from :meth:`ModelBackedReward.model_adapter`. Rewards that still implement
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
-from rewardkit.types import Capability, Query, Reward
+from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
 
@@ -56,6 +57,11 @@ class EngineRun:
     values: np.ndarray
     truncated: np.ndarray
     stats: dict[str, Any]
+
+    def result(self, scores: np.ndarray, **stats: Any) -> ScoreResult:
+        """A :class:`~rewardkit.types.ScoreResult` of ``scores`` with this run's flags and
+        statistics (``stats`` added or overriding)."""
+        return ScoreResult(scores, stats={**self.stats, **stats}, truncated=self.truncated)
 
 
 @dataclass
@@ -357,8 +363,6 @@ class ModelBackedReward(Reward):
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
-        self.last_stats: dict[str, Any] | None = None
-        self.last_truncated: np.ndarray | None = None
         self._cache: ScoreCache | None = None
         self.device = torch.device("cpu")  # subclasses move their model and set this
         self._engine: Engine | None = None
@@ -461,10 +465,19 @@ class ModelBackedReward(Reward):
             self._cache = ScoreCache(self.config.cache_dir)
         return self._cache
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def engine_variant(self, **changes: Any) -> ModelBackedReward:
+        """A twin sharing the loaded model with ``config`` fields replaced and its own cache
+        and engine."""
+        twin = copy.copy(self)
+        twin.config = replace(self.config, **changes)
+        twin._cache = None
+        twin._engine = None
+        return twin
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         keys = [q.key(with_meta=self.uses_meta) for q in queries]
-        stacked = self.score_rows(queries, keys, self.encode)
-        return stacked if self.objectives else stacked[:, 0]
+        run = self.run_rows(queries, keys, self.encode)
+        return run.result(run.values if self.objectives else run.values[:, 0])
 
     def run_rows(
         self,
@@ -472,24 +485,12 @@ class ModelBackedReward(Reward):
         keys: Sequence[str],
         encode: Callable[[list[Any]], list[EncodedRow]],
     ) -> EngineRun:
-        """One engine run over keyed rows with this reward's cache (see :meth:`Engine.run`)."""
+        """One engine run over keyed rows with this reward's cache (see :meth:`Engine.run`):
+        (n, k) values, one truncation flag per item, and the run's statistics."""
         cache = self.cache()
         fingerprint = self.fingerprint() if cache is not None else ""
         identity = self.identity() if cache is not None else None
         return self.engine.run(items, keys, encode, cache, fingerprint, identity)
-
-    def score_rows(
-        self,
-        items: Sequence[Any],
-        keys: Sequence[str],
-        encode: Callable[[list[Any]], list[EncodedRow]],
-    ) -> np.ndarray:
-        """:meth:`run_rows`' values (n, k); its flags and statistics go to ``last_truncated`` and
-        ``last_stats`` for the callers that still read them."""
-        run = self.run_rows(items, keys, encode)
-        self.last_truncated = run.truncated
-        self.last_stats = run.stats
-        return run.values
 
 
 class RewardForward(ModelAdapter):
