@@ -349,7 +349,8 @@ def score_command(
             _fail(exc)
         typer.echo(
             f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated, "
-            f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors -> {out}"
+            f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors in "
+            f"{stats['seconds']:.1f}s, driver peak {stats['driver_peak_rss_mb']:.0f} MB -> {out}"
         )
         return
     try:

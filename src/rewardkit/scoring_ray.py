@@ -17,6 +17,7 @@ The file must be readable at the same path on every node (a local cluster, or sh
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -148,7 +149,7 @@ def score_file_ray(
     ``address``: a cluster to join (None: ``RAY_ADDRESS`` or a new local one; an already
     initialised Ray is used as it is). ``gpus_per_actor``: None gives each actor one GPU when
     the cluster has one per actor, else none. Returns counters: rows, cache_hits,
-    truncated_rows, actors, gpus_per_actor, seconds.
+    truncated_rows, actors, gpus_per_actor, seconds, driver_peak_rss_mb (this process's peak).
     """
     ray = _ray()
     if actors < 1:
@@ -206,4 +207,5 @@ def score_file_ray(
         "actors": actors,
         "gpus_per_actor": gpus_per_actor,
         "seconds": time.monotonic() - started,
+        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
