@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rewardkit import Query, load_reward
-from rewardkit.rewards.judge import yes_probability
+from rewardkit.rewards.judges.verdict import yes_probability
 
 pytestmark = pytest.mark.slow
 

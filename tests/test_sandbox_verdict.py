@@ -67,6 +67,23 @@ def test_which_asserts_the_parent_judges(test, kind, src, checks):
         assert step["src"] == ast.unparse(ast.parse(test).body[0])
 
 
+def test_humaneval_check_is_judged_in_the_parent_when_it_can_be():
+    check = (
+        "METADATA = {'author': 'jt'}\n\n"
+        "def check(candidate):\n"
+        "    assert candidate([1.0, 2.8], 0.3) == True\n"
+        "    assert abs(candidate([1.0], 0.5) - 0) < 1e-6\n"
+        "    assert True, 'This prints if this assert fails'\n"
+    )
+    plan = parse_tests({"test": check, "entry_point": "close"})
+    assert plan.kinds == ["value"] and plan.total == 1  # one test, all or nothing, as before
+    step = next(s for s in plan.steps if s["kind"] == "value")
+    assert step["src"] == "(close([1.0, 2.8], 0.3), close([1.0], 0.5),)"
+    assert plan.expected[0] == [("==", True), ("near", (0, 1e-06, True))]
+    looped = "def check(candidate):\n    for x in range(3):\n        assert candidate(x) == x\n"
+    assert parse_tests({"test": looped, "entry_point": "f"}).kinds == ["in_process"]
+
+
 def test_expected_values_never_reach_the_sandbox_payload():
     plan = parse_tests({"inputs": [[1], [2]], "outputs": [777001, 777002], "fn_name": "f"})
     assert "777001" not in json.dumps(plan.steps)

@@ -235,7 +235,7 @@ register(
 )
 register(
     "judge",
-    "rewardkit.rewards.judge:build",
+    "rewardkit.rewards.judges.local:build",
     "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
     card="B3 — Generative yes-token reward (RewardDance)",
     arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM",
@@ -322,7 +322,7 @@ register(
 )
 register(
     "judge-pairwise",
-    "rewardkit.rewards.judge_pairwise:build",
+    "rewardkit.rewards.judges.local:build_pairwise",
     "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
     "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
@@ -331,11 +331,21 @@ register(
 )
 register(
     "judge-rating",
-    "rewardkit.rewards.judge_rating:build",
+    "rewardkit.rewards.judges.local:build_rating",
     "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
     "rating tokens (renormalised; a two-token '10' read in the same pass).",
     card="B6 — LLM-as-judge (rating mode)",
     arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=, output=",
+    uses_engine=True,
+)
+register(
+    "judge-listwise",
+    "rewardkit.rewards.judges.local:build_listwise",
+    "Listwise generative judge: k ≤ 9 responses to one prompt ranked in one call, shown in a "
+    "seeded random order; score = P(the response's label is the first answer token). score() "
+    "ranks the queries that share a prompt as one group.",
+    card="B7 — Listwise judge (RewardBench 2 4-way, GRPO groups)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options order_seed=, principle=, rubric=",
     uses_engine=True,
 )
 register(
@@ -359,7 +369,7 @@ register(
 )
 register(
     "vlm-judge",
-    "rewardkit.rewards.vlm_judge:build",
+    "rewardkit.rewards.judges.vlm:build",
     "Generative pointwise judge on a vision-language model: P(Yes) vs P(No) after the judging "
     "template, with the conversation's and the response's images in place.",
     card="B3 — Generative yes-token reward (RewardDance)",
@@ -368,7 +378,7 @@ register(
 )
 register(
     "vlm-judge-pairwise",
-    "rewardkit.rewards.vlm_judge:build_pairwise",
+    "rewardkit.rewards.judges.vlm:build_pairwise",
     "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
     "averaged (MMRB2 protocol); score() = P(response better than the reference).",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",

@@ -32,6 +32,12 @@ CHECKS = (
     "assert f(1)\nassert not f(0)\nassert abs(f(3) - 6) < 1e-9\n"
     "assert f(2) and f(-2) == -4\nassert math.isclose(f(0.5), 1.0)\n"
 )
+#: HumanEval's shape; every assert of check() is judged in the parent.
+HUMANEVAL = {
+    "test": "METADATA = {}\n\ndef check(candidate):\n    assert candidate(1) == 2\n"
+    "    assert abs(candidate(3) - 6) < 1e-9\n    assert True, 'debug'\n",
+    "entry_point": "f",
+}
 CALLS = {"inputs": [[1], [3], [-2]], "outputs": [2, 6, -4], "fn_name": "f"}
 STDIO = {"inputs": ["1", "3"], "outputs": ["2", "6"]}
 
@@ -220,9 +226,10 @@ def _score(codes: list[str], reference: object) -> list[float]:
 
 
 @pytest.mark.parametrize(("cls", "name", "code"), ATTEMPTS)
-@pytest.mark.parametrize("style", ["asserts", "checks", "calls", "stdio"])
+@pytest.mark.parametrize("style", ["asserts", "checks", "humaneval", "calls", "stdio"])
 def test_wrong_program_never_scores_one(cls: str, name: str, code: str, style: str) -> None:
-    reference = {"asserts": ASSERTS, "checks": CHECKS, "calls": CALLS, "stdio": STDIO}[style]
+    references = {"asserts": ASSERTS, "checks": CHECKS, "humaneval": HUMANEVAL, "calls": CALLS}
+    reference = references.get(style, STDIO)
     good = GOOD if style != "stdio" else "print(2 * int(input()))\n"
     # the hostile item sits between two correct ones: it fails alone, the batch goes on
     scores = _score([good, code, good], reference)
@@ -230,8 +237,9 @@ def test_wrong_program_never_scores_one(cls: str, name: str, code: str, style: s
     assert not math.isnan(scores[1]) and scores[1] < 1.0, f"{cls}/{name} forged {scores[1]}"
 
 
-HUMANEVAL = {
-    "test": "def check(c):\n    assert c(1) == 2\n    assert c(3) == 6\n",
+#: A check() with a loop: its asserts can only run beside the code (in process).
+IN_PROCESS = {
+    "test": "def check(c):\n    for x in range(3):\n        assert c(x) == 2 * x\n",
     "entry_point": "f",
 }
 
@@ -240,7 +248,7 @@ def test_in_process_tests_are_refused_by_default():
     """Tests that must run beside the code can be forged: rule:code does not run them unless
     asked (NaN with the reason recorded), so the forger above does not get 1.0."""
     forger = BUILTINS["exec-noop"]
-    queries = [Query([], c, HUMANEVAL) for c in (GOOD, forger)] + [Query([], GOOD, ASSERTS)]
+    queries = [Query([], c, IN_PROCESS) for c in (GOOD, forger)] + [Query([], GOOD, ASSERTS)]
     reward = CodeReward(timeout_s=5)
     scores = reward.score(queries)
     assert math.isnan(scores[0]) and math.isnan(scores[1]) and scores[2] == 1.0, scores
@@ -264,7 +272,7 @@ def test_score_run_keeps_the_rows_around_a_hostile_item(tmp_path):
         {"prompt": "p", "response": good, "reference": ASSERTS},
         {"prompt": "p", "response": MALFORMED["nonce-garbage"], "reference": ASSERTS},
         {"prompt": "p", "response": MALFORMED["every-fd-garbage"], "reference": CALLS},
-        {"prompt": "p", "response": good, "reference": HUMANEVAL},
+        {"prompt": "p", "response": good, "reference": IN_PROCESS},
         {"prompt": "p", "response": good, "reference": CALLS},
     ]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"

@@ -142,7 +142,7 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
     if cfg.objective == "generative":
         import transformers
 
-        from rewardkit.rewards.judge import YesNoJudgeReward
+        from rewardkit.rewards.judges.local import YesNoJudgeReward
 
         judge = YesNoJudgeReward(
             cfg.model, engine, use_chat_template=cfg.use_chat_template is not False

@@ -12,7 +12,9 @@ Where a verdict is made decides whether a solution can forge it (``docs/sandbox.
   ``assert not f(x)``, ``assert abs(EXPR - LIT) < TOL``...; :mod:`.checks`) becomes a ``value``
   test: the sandbox evaluates the operands and sends their values back as data; the literals and
   comparisons never enter the sandbox and the parent compares;
-- every other test (other asserts, ``def test_*`` functions, HumanEval's ``check``, a script
+- HumanEval's ``check(candidate)`` is one ``value`` test when every statement of it is such an
+  assert (:func:`_plan_from_check`);
+- every other test (other asserts, ``def test_*`` functions, a ``check`` with loops, a script
   without asserts) is ``in_process``: it runs beside the solution, which can forge its verdict.
 """
 
@@ -97,7 +99,9 @@ def parse_tests(tests: Any) -> TestPlan:
         if "test" in tests:
             src = str(tests["test"])
             if tests.get("entry_point"):
-                return _plan_from_list([f"{src}\n\ncheck({tests['entry_point']})\n"], setup)
+                entry = str(tests["entry_point"])
+                judged = _plan_from_check(src, entry, setup)
+                return judged or _plan_from_list([f"{src}\n\ncheck({entry})\n"], setup)
             return _plan_from_source(f"{setup}\n{src}" if setup else src)
         raise ValueError(
             "test dict needs 'tests' (list of code strings), 'inputs'/'outputs' "
@@ -167,6 +171,48 @@ def _plan_from_list(items: Any, setup: str) -> TestPlan:
         b.test(t, node)
     if not b.n:
         raise ValueError("no tests")
+    return b.plan()
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.Name(self.new, node.ctx) if node.id == self.old else node
+
+
+def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
+    """HumanEval's ``def check(candidate): assert ...`` as one parent-judged test, when every
+    statement of ``check`` is an assert the parent can judge (or ``assert <true literal>``);
+    None otherwise (then it runs in process, as ``check(entry_point)``)."""
+    body = _statements(f"{setup}\n{src}" if setup else src)
+    checks = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    if len(checks) != 1 or len(checks[0].args.args) != 1 or not entry.isidentifier():
+        return None
+    check = checks[0]
+    others = [n for n in body if n is not check]
+    names = defined_names(others) | {"check"}
+    rename = _Rename(check.args.args[0].arg, entry)
+    exprs: list[str] = []
+    parts: list[Any] = []
+    for stmt in check.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # a docstring
+        if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and stmt.test.value:
+            continue  # `assert True, "..."`
+        split = split_assert(rename.visit(stmt), names)
+        if split is None:
+            return None
+        exprs.append(split[0][1:-2])  # the operands, without the tuple's parentheses and comma
+        parts += split[1]
+    if not parts:
+        return None
+    b = _Builder(names)
+    for n in others:
+        b.setup(ast.unparse(n))
+    b.steps.append({"kind": "value", "src": f"({', '.join(exprs)},)", "index": 0})
+    b.expected[0] = parts
     return b.plan()
 
 
