@@ -15,6 +15,7 @@ row made unique by its index), or synthetic rows when the shared data is absent.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+print = functools.partial(print, flush=True)
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hh_rlhf"
 
