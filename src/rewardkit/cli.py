@@ -347,10 +347,15 @@ def score_command(
             )
         except (RewardkitError, ValueError, FileNotFoundError) as exc:
             _fail(exc)
+        counted = [
+            f"{stats[key]} {label}"
+            for key, label in (("truncated_rows", "truncated"), ("cache_hits", "from the cache"))
+            if stats[key] is not None
+        ]
         typer.echo(
-            f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated, "
-            f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors in "
-            f"{stats['seconds']:.1f}s, driver peak {stats['driver_peak_rss_mb']:.0f} MB -> {out}"
+            f"scored {stats['rows']} rows{' (' + ', '.join(counted) + ')' if counted else ''} "
+            f"on {stats['actors']} Ray actors in {stats['seconds']:.1f}s, driver peak "
+            f"{stats['driver_peak_rss_mb']:.0f} MB -> {out}"
         )
         return
     try:
