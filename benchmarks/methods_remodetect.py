@@ -40,13 +40,19 @@ def main() -> None:
     exs = gsm8k_detection(args.data, limit=args.train + args.test)
     train, test = exs[: args.train], exs[args.train :]
     replay = load(args.replay, limit=args.replay_n, on_error="skip")
-    base = load_reward("default")
-    rows = [_row("default (before)", detect(base, test))]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, mixed, w in (("tuned, replay", True, 1.0), ("tuned, no mixed", False, 1.0)):
+        cache = {"cache_dir": f"{tmp}/cache", "progress": False}  # features computed once
+        rows = [_row("default (before)", detect(load_reward("default", **cache), test))]
+        for name, mixed, w in (
+            ("tuned: LLM ≻ mixed ≻ human, replay", True, 1.0),
+            ("tuned: LLM ≻ human, replay", False, 1.0),
+            ("tuned: LLM ≻ mixed ≻ human, no replay", True, 0.0),
+        ):
             data = add_mixed(train) if mixed else train
-            tune_detector(data, f"{tmp}/{w}{mixed}", None, replay, DetectTuneConfig(args.steps))
-            rows.append(_row(name, detect(load_reward(f"default:{tmp}/{w}{mixed}"), test)))
+            cfg = DetectTuneConfig(args.steps, replay_weight=w)
+            tune_detector(data, f"{tmp}/{w}{mixed}", None, replay, cfg, cache["cache_dir"])
+            tuned = load_reward(f"default:{tmp}/{w}{mixed}", **cache)
+            rows.append(_row(name, detect(tuned, test)))
     print(
         f"GSM8K: tuned on {len(train)} problems, held out {len(test)} "
         f"({4 * len(test)} model-written vs {len(test)} human solutions); replay "

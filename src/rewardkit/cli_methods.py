@@ -1,5 +1,5 @@
 """CLI verbs of the research methods (docs/methods-research.md): ``rewardkit pal …``,
-``rewardkit detect …``.
+``rewardkit detect …``, ``rewardkit domain …``.
 
 Thin shells over library functions; heavy modules are imported inside the commands.
 """
@@ -188,7 +188,43 @@ def detect_tune(
     typer.echo(f"saved to {out}; evaluate with rewardkit detect eval -r default:{out}")
 
 
+domain_app = typer.Typer(
+    help="Domain-knowledge rewards: a few interpretable features, weights fitted by BT.",
+    no_args_is_help=True,
+)
+
+
+@domain_app.command("fit")
+def domain_fit(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Directory to write (domain:DIR).")],
+    features: Annotated[
+        str, typer.Option(help="Built-in features, comma-separated (see docs).")
+    ] = "coverage,sentiment,redundancy,length_fit,arithmetic",
+    l2: Annotated[float, typer.Option(help="L2 penalty on the weights.")] = 1e-2,
+    limit: LimitOpt = None,
+) -> None:
+    """Fit the weights of a domain-knowledge reward on preference pairs; plot them (A15)."""
+    from rewardkit.errors import SpecError
+    from rewardkit.rewards.domain import FEATURES
+    from rewardkit.train.domain import fit_domain, plot_weights
+
+    with user_errors():
+        names = [f.strip() for f in features.split(",") if f.strip()]
+        unknown = [n for n in names if n not in FEATURES]
+        if unknown or not names:
+            raise SpecError(f"unknown features {unknown}; known: {sorted(FEATURES)}")
+        reward, summary = fit_domain(_load(data, limit), {n: FEATURES[n] for n in names}, l2)
+        reward.save(
+            out, {"train_accuracy": summary["train_accuracy"], "n_pairs": summary["n_pairs"]}
+        )
+        plot_weights(summary["weights"], out / "weights.png")
+    _echo({k: summary[k] for k in ("weights", "train_accuracy", "n_pairs")})
+    typer.echo(f"saved to {out} (weights.png); score with -r domain:{out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the research-method verbs to the main CLI."""
     app.add_typer(pal_app, name="pal")
     app.add_typer(detect_app, name="detect")
+    app.add_typer(domain_app, name="domain")

@@ -384,3 +384,11 @@ register(
     arg_help="DIR from `rewardkit pal train`; options user=ID",
     uses_engine=True,
 )
+register(
+    "domain",
+    "rewardkit.rewards.domain:build",
+    "Domain-knowledge reward: a BT-fitted weighted sum of interpretable features (aspect "
+    "coverage, sentiment faithfulness, redundancy, length fit, arithmetic); components per feature.",
+    card="A15 — Domain-knowledge-infused reward model",
+    arg_help="DIR from `rewardkit domain fit`",
+)

@@ -99,9 +99,11 @@ def tune_detector(
     base: str | None = None,
     replay: list[Any] | None = None,
     cfg: DetectTuneConfig | None = None,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Tune the head in ``base`` (None: the shipped default) on detection ``examples`` with
-    ``replay`` examples' responses as the buffer; write ``head.safetensors`` + ``head.json``."""
+    ``replay`` examples' responses as the buffer; write ``head.safetensors`` + ``head.json``.
+    ``cache_dir``: the engine's score cache for the features (reruns and later scoring reuse it)."""
     from safetensors.torch import save_file
 
     from rewardkit.engine.config import EngineConfig
@@ -117,7 +119,9 @@ def tune_detector(
     head, meta = load_head(Path(base).expanduser() if base else default_head_dir())
     feat = Featurizer(
         meta.get("encoder", "minilm"),
-        EngineConfig(max_length=int(meta["max_length"]), progress=cfg.progress),
+        EngineConfig(
+            max_length=int(meta["max_length"]), progress=cfg.progress, cache_dir=cache_dir
+        ),
     )
     queries, pairs = origin_pairs(examples)
     x = torch.from_numpy(feat.features(queries))
