@@ -16,6 +16,7 @@ from rewardkit.rewards.domain import (
     aspect_coverage,
     length_fit,
     redundancy,
+    reference_steps,
     sentiment_faithfulness,
 )
 from rewardkit.train.domain import fit_domain, fit_linear_bt
@@ -51,6 +52,9 @@ def test_builtin_features():
     assert length_fit(q) == pytest.approx(-math.log(8 / 4))  # (1 + 7 words) / (1 + 3 words)
     assert math.isnan(length_fit(Query(p, "x")))
     assert arithmetic(Query(p, "3 + 4 = 7 and 2 * 5 = 11")) == 0.5
+    ref = "16 - 3 - 4 = 9 eggs; 9 * 2 = 18"  # numbers {16, 3, 4, 9, 2, 18}
+    assert reference_steps(Query(p, "She sells 9 eggs for 18 dollars.", reference=ref)) == 2 / 6
+    assert math.isnan(reference_steps(Query(p, "9")))
     assert math.isnan(arithmetic(Query(p, "no equations")))
 
 

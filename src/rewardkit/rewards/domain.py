@@ -194,6 +194,17 @@ def length_fit(q: Query) -> float:
     return -abs(math.log((1 + n_r) / (1 + n_ref)))
 
 
+def reference_steps(q: Query) -> float:
+    """Share of the distinct numbers of a text reference (a worked solution's intermediate and
+    final results) that the response also reaches; NaN without a reference holding numbers."""
+    if not isinstance(q.reference, str):
+        return math.nan
+    ref = {w for w in words(q.reference) if w[0].isdigit()}
+    if not ref:
+        return math.nan
+    return len(ref & set(words(str(q.response)))) / len(ref)
+
+
 def arithmetic(q: Query) -> float:
     """Share of the response's ``a op b = c`` equations that hold (to 1e-6 relative); NaN when
     it writes none."""
@@ -215,6 +226,7 @@ FEATURES: dict[str, Callable[[Query], float]] = {
     "redundancy": redundancy,
     "length_fit": length_fit,
     "arithmetic": arithmetic,
+    "reference_steps": reference_steps,
 }
 
 
