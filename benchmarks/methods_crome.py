@@ -32,7 +32,7 @@ def _ci(v: np.ndarray) -> str:
     return f"{v.mean():.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _train(data: str, objective: str, out: Path, seed: int) -> str:
+def _train(data: str, objective: str, out: Path, seed: int, cache: str) -> str:
     cfg = TrainConfig(
         model="minilm",
         freeze_backbone=True,
@@ -50,6 +50,7 @@ def _train(data: str, objective: str, out: Path, seed: int) -> str:
         output_dir=str(out),
         plot=False,
         progress=False,
+        cache_dir=cache,  # every text is encoded once across both models and the evaluation
     )
     return str(train(cfg).output_dir)
 
@@ -57,6 +58,7 @@ def _train(data: str, objective: str, out: Path, seed: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300, help="train and held-out pairs each")
+    ap.add_argument("--n-test-aug", type=int, default=150, help="held-out pairs to augment")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -67,15 +69,18 @@ def main() -> None:
     pool_tr = [r for ex in tr for r in ex.responses]
     pool_te = [r for ex in te for r in ex.responses]
     aug_tr = crome_augment(tr, RuleRewriter(pool_tr, args.seed), seed=args.seed)
-    aug_te = crome_augment(te, RuleRewriter(pool_te, args.seed + 1), seed=args.seed + 1)
+    te_aug = te[: args.n_test_aug]
+    aug_te = crome_augment(te_aug, RuleRewriter(pool_te, args.seed + 1), seed=args.seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         write_jsonl(tr, d / "orig.jsonl")
         write_jsonl(aug_tr, d / "aug.jsonl")
-        plain = load_reward(f"default:{_train(str(d / 'orig.jsonl'), 'bt', d / 'p', args.seed)}")
-        crome = load_reward(
-            f"default:{_train(f'{d}/orig.jsonl,{d}/aug.jsonl', 'crome', d / 'c', args.seed)}"
-        )
+        cache = str(d / "cache")
+        opts = {"cache_dir": cache, "progress": False}
+        plain_dir = _train(str(d / "orig.jsonl"), "bt", d / "p", args.seed, cache)
+        crome_dir = _train(f"{d}/orig.jsonl,{d}/aug.jsonl", "crome", d / "c", args.seed, cache)
+        plain = load_reward(f"default:{plain_dir}", **opts)
+        crome = load_reward(f"default:{crome_dir}", **opts)
         plain.name, crome.name = "plain BT", "Crome"
         print(
             f"train {len(tr)} HH helpful-base pairs + {len(aug_tr)} augmented; held out "

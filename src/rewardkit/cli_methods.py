@@ -1,5 +1,5 @@
 """CLI verbs of the research methods (docs/methods-research.md): ``rewardkit pal …``,
-``rewardkit detect …``, ``rewardkit domain …``.
+``rewardkit detect …``, ``rewardkit domain …``, ``rewardkit polar …``.
 
 Thin shells over library functions; heavy modules are imported inside the commands.
 """
@@ -223,8 +223,62 @@ def domain_fit(
     typer.echo(f"saved to {out} (weights.png); score with -r domain:{out}")
 
 
+polar_app = typer.Typer(
+    help="POLAR: rewards as policy discrimination (reference + candidate).", no_args_is_help=True
+)
+
+
+@polar_app.command("pretrain")
+def polar_pretrain(
+    out: Annotated[Path, typer.Option(help="Model directory to write (polar:DIR).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="An MT-Bench directory, or JSONL of {prompt_id, prompt, policy, response}."
+        ),
+    ] = "../shared/data/mt_bench",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 400,
+    per_sample: Annotated[int, typer.Option(help="Triples drawn per sample.")] = 1,
+    seed: SeedOpt = 0,
+) -> None:
+    """Pre-train on same-policy vs other-policy triples (A9)."""
+    from rewardkit.train.polar import PolarConfig, mtbench_samples, policy_triples, train_polar
+
+    with user_errors():
+        path = Path(data)
+        if path.is_dir():
+            samples = mtbench_samples(path)
+        else:
+            samples = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        triples = policy_triples(samples, per_sample, seed)
+        meta = train_polar(triples, out, PolarConfig(steps=steps, seed=seed))
+    _echo({k: meta[k] for k in ("stages", "train_accuracy", "final_loss")})
+
+
+@polar_app.command("finetune")
+def polar_finetune(
+    model: Annotated[Path, typer.Argument(help="A pre-trained POLAR directory.")],
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Directory for the fine-tuned model.")],
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 200,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Fine-tune on preference pairs whose records carry a reference answer (A9)."""
+    from rewardkit.train.polar import PolarConfig, preference_triples, train_polar
+
+    with user_errors():
+        triples = preference_triples(_load(data, limit))
+        cfg = PolarConfig(steps=steps, lr=lr, seed=seed)
+        meta = train_polar(triples, out, cfg, base=model, stage="finetune")
+    _echo({k: meta[k] for k in ("stages", "train_accuracy", "final_loss")})
+    typer.echo(f"saved to {out}; score with -r polar:{out} (reference from each record)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the research-method verbs to the main CLI."""
     app.add_typer(pal_app, name="pal")
     app.add_typer(detect_app, name="detect")
     app.add_typer(domain_app, name="domain")
+    app.add_typer(polar_app, name="polar")

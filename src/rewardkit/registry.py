@@ -392,3 +392,12 @@ register(
     card="A15 — Domain-knowledge-infused reward model",
     arg_help="DIR from `rewardkit domain fit`",
 )
+register(
+    "polar",
+    "rewardkit.rewards.polar:build",
+    "POLAR policy-discriminative reward: scores a response against the record's reference "
+    "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
+    card="A9 — Policy Discriminative Learning (POLAR)",
+    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
+    uses_engine=True,
+)
