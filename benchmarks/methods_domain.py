@@ -9,37 +9,20 @@ function; accuracy on held-out problems, mean over seeds with a 95% bootstrap CI
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from rewardkit.curate.detection import GSM8K_MODELS, clean_gsm8k
+from rewardkit.curate.detection import gsm8k_correctness_pairs
 from rewardkit.engine.config import EngineConfig
 from rewardkit.evaluate.bootstrap import bootstrap_ci
 from rewardkit.rewards.default_rm import Featurizer
 from rewardkit.rewards.domain import FEATURES, feature_matrix, standardise
 from rewardkit.train.domain import fit_domain, fit_linear_bt, pair_queries, plot_weights
-from rewardkit.types import Example, user
 
 #: The features that read only the question and the response (no reference solution).
 NO_REFERENCE = ("coverage", "sentiment", "redundancy", "arithmetic")
-
-
-def gsm8k_pairs(path: Path) -> list[Example]:
-    """One pair per problem with a correct and an incorrect model solution."""
-    out = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        rec = json.loads(line)
-        good = [clean_gsm8k(rec[m]["solution"]) for m in GSM8K_MODELS if rec[m]["is_correct"]]
-        bad = [clean_gsm8k(rec[m]["solution"]) for m in GSM8K_MODELS if not rec[m]["is_correct"]]
-        if good and bad:
-            ref = clean_gsm8k(rec["ground_truth"])
-            out.append(
-                Example(f"g{i}", [user(rec["question"])], [good[0], bad[0]], [0], reference=ref)
-            )
-    return out
 
 
 def main() -> None:
@@ -52,7 +35,7 @@ def main() -> None:
     ap.add_argument("--plot-dir", default=None, help="write weights.png and curve.png here")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    pairs = gsm8k_pairs(Path(args.data))
+    pairs = gsm8k_correctness_pairs(Path(args.data).parent)
     rng = np.random.default_rng(0)
     perm = rng.permutation(len(pairs))
     pool = [pairs[i] for i in perm[: args.pool]]

@@ -53,6 +53,34 @@ def gsm8k_detection(
     return out
 
 
+def gsm8k_correctness_pairs(data_dir: str | Path, limit: int | None = None) -> list[Example]:
+    """From the same GSM8K file, one preference pair per problem that has both: a correct model
+    solution ≻ an incorrect one, with the cleaned reference solution as ``reference`` (used by
+    the domain-knowledge and POLAR figures)."""
+    path = Path(data_dir) / "example_model_solutions.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (expected the GSM8K graded model solutions)")
+    out: list[Example] = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if limit is not None and len(out) >= limit:
+            break
+        rec = json.loads(line)
+        good = [clean_gsm8k(rec[m]["solution"]) for m in GSM8K_MODELS if rec[m]["is_correct"]]
+        bad = [clean_gsm8k(rec[m]["solution"]) for m in GSM8K_MODELS if not rec[m]["is_correct"]]
+        if good and bad:
+            out.append(
+                Example(
+                    f"gsm8k:{line_no}",
+                    [user(rec["question"])],
+                    [good[0], bad[0]],
+                    [0],
+                    source="gsm8k",
+                    reference=clean_gsm8k(rec["ground_truth"]),
+                )
+            )
+    return out
+
+
 def origin_example(
     ex_id: str, prompt: str, llm: Sequence[str], human: Sequence[str], models: Sequence[str] = ()
 ) -> Example:
