@@ -40,3 +40,45 @@ def fake_reward():
             return np.array([self.table[q.response] for q in queries], dtype=np.float64)
 
     return TableReward
+
+
+#: Why the sandbox could not isolate on this machine (filled by the ``sandbox_isolation`` fixture).
+_SANDBOX_UNAVAILABLE: list[str] = []
+_SANDBOX_MARK = "sandbox isolation unavailable on this machine"
+
+
+@pytest.fixture(scope="session")
+def sandbox_isolation() -> dict:
+    """What isolation the code sandbox gets here (``sandbox_info()``).
+
+    Where it cannot isolate (no network namespace), the tests that need it are skipped and the
+    session ends with a loud report; with ``CI=true`` they fail instead.
+    """
+    import os
+
+    from rewardkit.rewards.sandbox import SandboxUnavailableError, sandbox_info
+
+    try:
+        return sandbox_info()
+    except SandboxUnavailableError as e:
+        reason = f"{_SANDBOX_MARK}: {e}"
+        _SANDBOX_UNAVAILABLE.append(reason)
+        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason} (CI=true: the sandbox tests must run)", pytrace=False)
+        pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say loudly when sandbox tests did not run because the sandbox cannot isolate here."""
+    if not _SANDBOX_UNAVAILABLE:
+        return
+    skipped = [
+        r for r in terminalreporter.stats.get("skipped", []) if _SANDBOX_MARK in str(r.longrepr)
+    ]
+    terminalreporter.section("SANDBOX NOT TESTED", sep="!", red=True, bold=True)
+    terminalreporter.line(
+        f"{len(skipped)} sandbox tests did not run: {_SANDBOX_UNAVAILABLE[0]}. "
+        "rule:code refuses to run on this machine; set CI=true to make this a failure.",
+        red=True,
+        bold=True,
+    )

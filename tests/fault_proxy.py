@@ -70,6 +70,7 @@ def echo_handler(path: str, body: Any) -> tuple[int, Any]:
 
 class FaultProxy:
     """The server (see the module docstring). ``counts``: "seen" plus one entry per action;
+    ``paths``: requests per path;
     ``arrivals``: monotonic arrival times; ``log``: (key, nth, action) per request;
     ``authorization``: the Authorization headers received (to check a key was sent)."""
 
@@ -88,6 +89,7 @@ class FaultProxy:
         self.faults = faults or Faults()
         self.always_fail = always_fail
         self.counts: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
         self.arrivals: list[float] = []
         self.log: list[tuple[str, int, str]] = []
         self.authorization: set[str] = set()
@@ -107,6 +109,7 @@ class FaultProxy:
         """Forget counts, arrivals and the per-request history (faults replay from the start)."""
         with self._lock:
             self.counts.clear()
+            self.paths.clear()
             self.arrivals.clear()
             self.log.clear()
             self._seen.clear()
@@ -131,6 +134,7 @@ class FaultProxy:
             else:
                 action = self.faults.action(key, nth)
             self.counts["seen"] += 1
+            self.paths[path] += 1
             self.counts[action] += 1
             self.arrivals.append(time.monotonic())
             self.log.append((key, nth, action))

@@ -20,6 +20,7 @@ import pytest
 
 import rewardkit.integrations.openrlhf as orl
 import rewardkit.integrations.verl as vrl
+from rewardkit.data.openrlhf import split_query
 
 ROUTE = {"route": {"openai/gsm8k": "rule:gsm8k", "chat": "rule:length?unit=words"}}
 WEIGHTED = {"weighted": {"rule:gsm8k": 1.0, "rule:length?unit=words": 0.1}}
@@ -135,6 +136,8 @@ def test_openrlhf_reward_func_contract(monkeypatch):
 
 
 def test_split_response():
-    assert orl.split_response("PROMPT answer", "PROMPT ") == "answer"
-    assert orl.split_response("<s>PROMPT answer", "PROMPT ") == "answer"  # BOS before the prompt
-    assert orl.split_response("answer only", "missing") == "answer only"
+    # one splitter for the reward_func file and the /get_reward endpoint
+    assert split_query("PROMPT answer", "PROMPT ")[1] == "answer"
+    assert split_query("<s>PROMPT answer", "PROMPT ")[1] == "answer"  # BOS before the prompt
+    assert split_query("answer only", "missing")[1] == "answer only"
+    assert split_query("PROMPT answer</s>", "PROMPT ")[1] == "answer"

@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from mm_helpers import solid_png
+from rewardkit.content import image_part
 from rewardkit.data import load
 from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.multimodal import mmrb2_outcome
-from rewardkit.multimodal.content import image_part
 from rewardkit.registry import load_reward
-from rewardkit.rewards.judge import yes_probability
-from rewardkit.rewards.vlm_judge import conversation_parts, fill_slots, split_template
+from rewardkit.rewards.judges.template import conversation_parts, fill_slots, split_template
+from rewardkit.rewards.judges.verdict import yes_probability
 from rewardkit.types import Query, user
 
 #: A chat template that renders image parts as the processor's <image> token.
@@ -104,8 +104,8 @@ def _reference_yes_prob(judge, query: Query) -> float:
     )
     with torch.no_grad():
         logits = judge.model(**inputs).logits[0, -1].double()
-    ly = torch.logsumexp(logits[judge.yes_ids], 0).item()
-    ln = torch.logsumexp(logits[judge.no_ids], 0).item()
+    ly = torch.logsumexp(logits[judge.answers.first], 0).item()
+    ln = torch.logsumexp(logits[judge.answers.second], 0).item()
     return yes_probability(ly, ln)
 
 
@@ -141,7 +141,7 @@ def test_pairwise_both_orders_and_mmrb2_eval(vlm, images, tmp_path) -> None:
     assert j.p == pytest.approx(0.5 * (j.p_forward + j.p_reverse))
     swapped = judge.compare_many([prompt], [[image_part(images[1])]], [[image_part(images[0])]])
     assert swapped.p[0] == pytest.approx(1 - j.p[0], abs=1e-6)  # order-symmetric by design
-    assert judge.last_stats["computed"] == 0  # both orders of the swap were already cached
+    assert swapped.stats["computed"] == 0  # both orders of the swap were already cached
     q = Query(prompt, [image_part(images[0])], reference=[image_part(images[1])])
     assert judge.score([q])[0] == pytest.approx(j.p[0], abs=1e-6)
     assert math.isnan(judge.score([Query(prompt, "no reference")])[0])
@@ -158,9 +158,14 @@ def test_pairwise_both_orders_and_mmrb2_eval(vlm, images, tmp_path) -> None:
         for i in range(4)
     ]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    res = evaluate(load(str(tmp_path / "m.jsonl")), judge, n_boot=20)
+    examples = load(str(tmp_path / "m.jsonl"))
+    res = evaluate(examples, judge, n_boot=20)
     col = res.rewards[0]
-    jd = judge.last_judgement
+    jd = judge.compare_many(  # the pairs evaluate judged (chosen, rejected), now from the cache
+        [ex.prompt for ex in examples],
+        [ex.responses[ex.chosen[0]] for ex in examples],
+        [ex.responses[1 - ex.chosen[0]] for ex in examples],
+    )
     assert [e.outcome for e in col.examples] == [
         mmrb2_outcome(f, r) for f, r in zip(jd.p_forward, jd.p_reverse, strict=True)
     ]

@@ -10,9 +10,9 @@ import pytest
 
 from rewardkit import Query, load_reward
 from rewardkit.engine.truncation import TruncationError, fair_shares, fit_many
-from rewardkit.rewards.judge_base import load_judge_template, principle_text
-from rewardkit.rewards.judge_pairwise import combine_orders, position_bias
-from rewardkit.rewards.judge_rating import expected_rating
+from rewardkit.rewards.judges.template import load_judge_template, principle_text
+from rewardkit.rewards.judges.verdict import combine_orders, expected_rating
+from rewardkit.types import position_bias
 
 FAST = "progress=false&threads=1"
 
@@ -113,7 +113,7 @@ def test_pairwise_judge_is_batch_and_order_invariant(tmp_path):
     big = load_reward(f"judge-pairwise:default?{FAST}&token_budget=8192&cache_dir={tmp_path}")
     prompts, a, b = (list(x) for x in zip(*PAIRS, strict=True))
     j1 = small.compare_many(prompts, a, b)
-    assert small.last_stats["computed"] == 16 and small.last_stats["batches"] > 1
+    assert j1.stats["computed"] == 16 and j1.stats["batches"] > 1
     order = list(range(len(PAIRS)))
     random.Random(2).shuffle(order)
     j2 = big.compare_many([prompts[i] for i in order], [a[i] for i in order], [b[i] for i in order])
@@ -125,9 +125,9 @@ def test_pairwise_judge_is_batch_and_order_invariant(tmp_path):
     np.testing.assert_allclose(j1.p, combine_orders(j1.logit_forward, j1.logit_reverse))
     assert np.ptp(j1.logit_forward) > 1e-3
     # score(): P(response ≻ reference) — the same ordered-pair rows, so all from the cache
-    s = big.score(pair_queries())
-    np.testing.assert_allclose(s, j1.p, atol=1e-4, rtol=0)
-    assert big.last_stats["pairs"] == 8 and big.last_stats["computed"] == 0
+    full = big.score_full(pair_queries())
+    np.testing.assert_allclose(full.scores, j1.p, atol=1e-4, rtol=0)
+    assert full.stats["pairs"] == 8 and full.stats["computed"] == 0
     bias = position_bias(j1.p_forward, j1.p_reverse)
     assert 0.0 <= bias <= 1.0 and bias == pytest.approx(float(j1.flipped.mean()))
 
@@ -135,8 +135,9 @@ def test_pairwise_judge_is_batch_and_order_invariant(tmp_path):
 @pytest.mark.slow
 def test_pairwise_judge_rules_and_fingerprint():
     j = load_reward(f"judge-pairwise:default?{FAST}")
-    assert j.compare("What is 2+2?", "4.", "4.") == pytest.approx(0.5, abs=1e-6)
-    assert j.last_stats["unique"] == 1  # (a, a) is one row whatever the order
+    same = j.compare_many(["What is 2+2?"], ["4."], ["4."])
+    assert same.p[0] == pytest.approx(0.5, abs=1e-6)
+    assert same.stats["unique"] == 1  # (a, a) is one row whatever the order
     s = j.score([Query([{"role": "user", "content": "Hi"}], "Hello")])
     assert np.isnan(s[0])  # no reference, no score
     assert j.compare([{"role": "user", "content": "2+2?"}], "4", "5") == pytest.approx(
@@ -165,8 +166,9 @@ def test_rating_judge_is_batch_and_order_invariant_and_exact():
     qs = pair_queries()
     small = load_reward(f"judge-rating:default?{FAST}&token_budget=192")
     big = load_reward(f"judge-rating:default?{FAST}&token_budget=8192&output=probs")
-    a = small.score(qs)
-    assert small.last_stats["batches"] > 1
+    small_run = small.score_full(qs)
+    a = small_run.scores
+    assert small_run.stats["batches"] > 1
     order = list(range(len(qs)))
     random.Random(4).shuffle(order)
     probs = np.empty((len(qs), 10))

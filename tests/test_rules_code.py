@@ -9,21 +9,15 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux"),
+    pytest.mark.usefixtures("sandbox_isolation"),
+]
 
 from rewardkit.errors import SpecError  # noqa: E402
 from rewardkit.rewards.rules import DESCRIPTIONS, RULES, build  # noqa: E402
 from rewardkit.rewards.rules.code import CodeReward, compute_score, extract_code  # noqa: E402
-from rewardkit.rewards.sandbox import SandboxUnavailableError, sandbox_info  # noqa: E402
 from rewardkit.types import Query  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolation_available() -> None:
-    try:
-        sandbox_info()
-    except SandboxUnavailableError as e:
-        pytest.skip(f"sandbox isolation unavailable here: {e}")
 
 
 def test_extract_code():

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from rewardkit.client import retry_delay
+from rewardkit.data.openrlhf import split_query, strip_eos
 from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher, QueueFull, estimate_tokens
 from rewardkit.serve.cache import LRU
 from rewardkit.serve.cli import parse_routes
 from rewardkit.serve.metrics import Metrics
-from rewardkit.serve.openrlhf import OpenRLHFRequest, split_query, strip_eos, to_items, to_response
+from rewardkit.serve.openrlhf import OpenRLHFRequest, to_items, to_response
 from rewardkit.serve.protocol import ItemError, RewardResult, parse_item
 from rewardkit.serve.security import check_bind, is_loopback, key_matches, presented_key
 from rewardkit.types import Query, user

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from rewardkit.content import ImageContentError, image_part
 from rewardkit.errors import CapabilityError
-from rewardkit.multimodal.content import ImageContentError, image_part
 from rewardkit.types import (
     Capability,
     ListwiseResult,
@@ -181,7 +181,7 @@ def test_listwise_result_rankings_best_first_nan_last():
 def test_model_backed_rewards_declare_it_on_the_class():
     from rewardkit.engine.runner import ModelBackedReward
     from rewardkit.multimodal.engine import MultimodalReward
-    from rewardkit.rewards.judge_pairwise import PairwiseJudge
+    from rewardkit.rewards.judges.local import PairwiseJudge
 
     assert Capability.MODEL_BACKED in ModelBackedReward.capabilities
     assert {Capability.MODEL_BACKED, Capability.IMAGES} <= MultimodalReward.capabilities

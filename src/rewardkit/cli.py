@@ -204,6 +204,11 @@ def eval_command(
             data, format=data_format, columns=_columns(columns), limit=limit, on_error=on_error
         )
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+        from rewardkit.evaluate.process_report import is_step_data
+
+        if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
+            _process_eval(examples, rewards, out, html, seed)
+            return
         temp = TemperatureScaling.load(temperature) if temperature else None
         result = evaluate(
             examples,
@@ -234,6 +239,17 @@ def eval_command(
             save_temperature
         )
         paths["temperature"] = save_temperature
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int) -> None:
+    """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md)."""
+    from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
+
+    result = process_eval(examples, rewards, seed=seed)
+    for line in table_lines(result):
+        typer.echo(line)
+    paths = write_process_reports(result, out, html)
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -287,11 +303,20 @@ def score_command(
     cache_dir: CacheDirOpt = DEFAULT_CACHE,
     no_cache: NoCacheOpt = False,
     no_progress: NoProgressOpt = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Score with Ray Data: an actor pool, streaming.")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
+    ] = None,
+    ray_actors: Annotated[int, typer.Option(help="Actors (one loaded reward each).")] = 2,
 ) -> None:
     """Score a JSONL file: each row gets a 'reward' field.
 
     'prompt' is a string or a list of {role, content} messages; other fields are kept as they
-    are. A multi-objective reward writes {objective: value}; NaN is written as null.
+    are. A multi-objective reward writes {objective: value}; NaN is written as null. With --ray
+    the rows are scored by a Ray actor pool, streamed, in input order (docs/remote.md).
     """
     from rewardkit.registry import load_reward
     from rewardkit.scoring import score_file
@@ -307,6 +332,26 @@ def score_command(
         no_cache,
         no_progress,
     )
+    if ray:
+        from rewardkit.scoring_ray import score_file_ray
+
+        try:
+            stats = score_file_ray(
+                reward,
+                data,
+                out,
+                engine_defaults=engine,
+                address=ray_address,
+                actors=ray_actors,
+                progress=not no_progress,
+            )
+        except (RewardkitError, ValueError, FileNotFoundError) as exc:
+            _fail(exc)
+        typer.echo(
+            f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated, "
+            f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors -> {out}"
+        )
+        return
     try:
         built = load_reward(reward, engine_defaults=engine)
         stats = score_file(built, data, out, chunk_size=chunk_size)

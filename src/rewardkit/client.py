@@ -74,7 +74,8 @@ def _raise_for(response: httpx.Response) -> None:
     raise RewardServerError(response.status_code, type_, message)
 
 
-def _item(item: Any) -> dict[str, Any]:
+def to_item(item: Any) -> dict[str, Any]:
+    """A ``/v1/rewards`` item from a dict, a pydantic model or a rewardkit ``Query``."""
     if isinstance(item, Mapping):
         return dict(item)
     if hasattr(item, "model_dump"):
@@ -142,7 +143,7 @@ class RewardClient(_Base):
     def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
         """``POST /v1/rewards``: one result dict per item (``reward``, ``components``,
         ``cached``, ``error``), in order."""
-        body = {"items": [_item(i) for i in items]}
+        body = {"items": [to_item(i) for i in items]}
         return self._request("POST", "/v1/rewards", json=body).json()["results"]
 
     def rewards(self, items: Sequence[Any]) -> list[float | None]:
@@ -212,7 +213,7 @@ class AsyncRewardClient(_Base):
         raise AssertionError("unreachable")
 
     async def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
-        body = {"items": [_item(i) for i in items]}
+        body = {"items": [to_item(i) for i in items]}
         return (await self._request("POST", "/v1/rewards", json=body)).json()["results"]
 
     async def rewards(self, items: Sequence[Any]) -> list[float | None]:

@@ -235,7 +235,7 @@ register(
 )
 register(
     "judge",
-    "rewardkit.rewards.judge:build",
+    "rewardkit.rewards.judges.local:build",
     "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
     card="B3 — Generative yes-token reward (RewardDance)",
     arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM",
@@ -250,7 +250,7 @@ register(
 )
 register(
     "ensemble",
-    "rewardkit.rewards.ensemble:build",
+    "rewardkit.rewards.composite.ensemble:build",
     "Ensemble of any rewards (nested specs): each member scored once, then aggregated "
     "NaN-aware; per-member scores and disagreement are kept.",
     card="C5 — Reward-model ensembles (Helping or Herding?)",
@@ -259,7 +259,7 @@ register(
 )
 register(
     "weighted",
-    "rewardkit.rewards.ensemble:build_weighted",
+    "rewardkit.rewards.composite.ensemble:build_weighted",
     "Weighted sum of rewards, e.g. a rule plus a model (NaN members dropped, the other "
     "weights rescaled to the same total).",
     card="C10 — Hybrid rule + model rewards (Beyond Monolithic Rewards)",
@@ -268,7 +268,7 @@ register(
 )
 register(
     "route",
-    "rewardkit.combine.route:build",
+    "rewardkit.rewards.composite.route:build",
     "Route each query to the reward of its data source (query.meta['data_source']; NaN or "
     "'default' for other sources), as in Mixed-R1 and MedGRPO multi-task RL.",
     card="C3 — Cross-dataset normalization (MedGRPO multi-task routing)",
@@ -322,7 +322,7 @@ register(
 )
 register(
     "judge-pairwise",
-    "rewardkit.rewards.judge_pairwise:build",
+    "rewardkit.rewards.judges.local:build_pairwise",
     "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
     "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
@@ -331,11 +331,21 @@ register(
 )
 register(
     "judge-rating",
-    "rewardkit.rewards.judge_rating:build",
+    "rewardkit.rewards.judges.local:build_rating",
     "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
     "rating tokens (renormalised; a two-token '10' read in the same pass).",
     card="B6 — LLM-as-judge (rating mode)",
     arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=, output=",
+    uses_engine=True,
+)
+register(
+    "judge-listwise",
+    "rewardkit.rewards.judges.local:build_listwise",
+    "Listwise generative judge: k ≤ 9 responses to one prompt ranked in one call, shown in a "
+    "seeded random order; score = P(the response's label is the first answer token). score() "
+    "ranks the queries that share a prompt as one group.",
+    card="B7 — Listwise judge (RewardBench 2 4-way, GRPO groups)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options order_seed=, principle=, rubric=",
     uses_engine=True,
 )
 register(
@@ -359,7 +369,7 @@ register(
 )
 register(
     "vlm-judge",
-    "rewardkit.rewards.vlm_judge:build",
+    "rewardkit.rewards.judges.vlm:build",
     "Generative pointwise judge on a vision-language model: P(Yes) vs P(No) after the judging "
     "template, with the conversation's and the response's images in place.",
     card="B3 — Generative yes-token reward (RewardDance)",
@@ -368,11 +378,48 @@ register(
 )
 register(
     "vlm-judge-pairwise",
-    "rewardkit.rewards.vlm_judge:build_pairwise",
+    "rewardkit.rewards.judges.vlm:build_pairwise",
     "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
     "averaged (MMRB2 protocol); score() = P(response better than the reference).",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
     arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, system=",
+    uses_engine=True,
+)
+register(
+    "prm",
+    "rewardkit.rewards.prm.reward:build",
+    "Process reward model: one score per reasoning step (score_full(...).steps) and their "
+    "aggregate; Qwen2.5-Math-PRM (separator token + 2-label token classifier) and Math-Shepherd "
+    "(tag token, +/- logits) conventions.",
+    card="B4 — ORM vs PRM (process reward models)",
+    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|last|mean|prod|geomean), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code",
+    uses_engine=True,
+)
+register(
+    "dpo-tokens",
+    "rewardkit.rewards.token_rewards:build_dpo_tokens",
+    "DPO implicit reward per token, β[log π(y_t|·) − log π_ref(y_t|·)] (score_full(...).tokens, "
+    "with character offsets); the tokens sum to dpo:POLICY?ref=REF&reduce=sum.",
+    card="B1 — DPO implicit reward (token level)",
+    arg_help="POLICY ('default' = embedded SmolLM2); options ref=, beta=, system=",
+    uses_engine=True,
+)
+register(
+    "treg",
+    "rewardkit.rewards.token_rewards:build_treg",
+    "T-REG self-generated token rewards: tanh of the log-ratio of each token under a 'good' and "
+    "a 'bad' system prompt, same model (contrastive prompting).",
+    card="B12 — T-REG",
+    arg_help="MODEL ('default' = embedded SmolLM2); options good=, bad=",
+    uses_engine=True,
+)
+register(
+    "aligndistil",
+    "rewardkit.rewards.token_rewards:build_aligndistil",
+    "AlignDistil contrastive DPO reward per token, β[log π_dpo(y_t|·) − log π_rev(y_t|·)] with a "
+    "reverse-preference DPO model as the reference.",
+    card="B13 — AlignDistil",
+    arg_help="DPO_MODEL; options rev= (required), beta=",
     uses_engine=True,
 )
 register(
@@ -399,5 +446,32 @@ register(
     "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
     card="A9 — Policy Discriminative Learning (POLAR)",
     arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
+    uses_engine=True,
+)
+register(
+    "remote",
+    "rewardkit.rewards.endpoints.server:build",
+    "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
+    "ensembles, routes and RL adapters; answers land in the local score cache.",
+    card=None,
+    arg_help="URL of the server; options route=, api_key_env=, batch_size=, concurrency=, rpm=, timeout=, retries=",
+    uses_engine=True,
+)
+register(
+    "vllm",
+    "rewardkit.rewards.endpoints.pooling:build_vllm",
+    "A classifier reward model served by vLLM (POST /classify or /pooling; the server applies "
+    "the chat template, or the client does with tokenizer=).",
+    card=None,
+    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, concurrency=, rpm=",
+    uses_engine=True,
+)
+register(
+    "sglang",
+    "rewardkit.rewards.endpoints.pooling:build_sglang",
+    "A classifier reward model served by SGLang (--is-embedding; POST /classify with text "
+    "formatted by the reward model's chat template).",
+    card=None,
+    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, batch_size=, api_key_env=, concurrency=, rpm=",
     uses_engine=True,
 )

@@ -48,8 +48,8 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
 
 def _parts(value: Any, loc: Location, field: str) -> Any:
     """Content parts (OpenAI/HF forms) normalised; image paths resolve against the file's folder."""
+    from rewardkit.content import content_images, missing_file, normalize_content
     from rewardkit.errors import DataError
-    from rewardkit.multimodal.content import content_images, missing_file, normalize_content
 
     base = Path(loc.path).parent if loc.kind != "dataset" else None
     try:
@@ -74,6 +74,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def scored_line(reward: Reward, row: dict[str, Any], value: Any) -> str:
+    """One output line: the input row with ``reward`` added (a ``{objective: value}`` dict for a
+    multi-objective reward; NaN as null)."""
+    if reward.objectives:
+        row["reward"] = {
+            name: _jsonable(float(v)) for name, v in zip(reward.objectives, value, strict=True)
+        }
+    else:
+        row["reward"] = _jsonable(float(value))
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
 def score_file(
     reward: Reward, in_path: str | Path, out_path: str | Path, chunk_size: int = 2048
 ) -> dict[str, Any]:
@@ -91,17 +103,10 @@ def score_file(
     with tmp.open("w", encoding="utf-8") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            scores = reward.score([q for _, q in chunk])
-            last = getattr(reward, "last_stats", None) or {}
-            stats["truncated_rows"] += int(last.get("truncated_rows", 0))
+            full = reward.score_full([q for _, q in chunk])
+            scores = full.scores
+            stats["truncated_rows"] += int(full.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
-                if reward.objectives:
-                    row["reward"] = {
-                        name: _jsonable(float(v))
-                        for name, v in zip(reward.objectives, value, strict=True)
-                    }
-                else:
-                    row["reward"] = _jsonable(float(value))
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.write(scored_line(reward, row, value))
     tmp.replace(out_path)
     return stats

@@ -20,6 +20,7 @@ from rewardkit.data import (
     rewardbench,
     rmb,
     rmbench,
+    steps,
     trl,
 )
 from rewardkit.data.record import Record
@@ -48,6 +49,7 @@ CONVERTERS: dict[str, Callable[[Record], Example]] = {
     "image-edit": multimodal.convert_edit,
     "mm-qa": multimodal.convert_mm_qa,
     "mmrb2": multimodal.convert_mmrb2,
+    "steps": steps.convert,
 }
 #: The names accepted by ``load(format=...)``.
 FORMATS: tuple[str, ...] = tuple(CONVERTERS)
@@ -100,6 +102,8 @@ def _sniff_benchmark(rec: Record) -> str | None:
     image_format = multimodal.sniff(rec)
     if image_format:
         return image_format
+    if steps.looks_like(rec):
+        return "steps"
     for keys, fmt in _KEYED_FORMATS:
         if all(k in rec.data for k in keys):
             return fmt

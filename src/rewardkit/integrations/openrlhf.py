@@ -10,7 +10,9 @@ module's file with ``REWARDKIT_SPEC`` set, or write a two-line file::
     from rewardkit.integrations.openrlhf import make_reward_func
     reward_func = make_reward_func({"weighted": {"rule:math": 1.0, "rule:format": 0.2}})
 
-The response is the query with its prompt prefix removed. ``labels`` become ``Query.reference``.
+The response is what follows the prompt in the query, end-of-sequence markers removed
+(:func:`rewardkit.data.openrlhf.split_query`, shared with ``serve/openrlhf.py``); ``labels``
+become ``Query.reference`` (an empty label is no reference).
 NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; ``extra_logs`` carry
 each component (ensemble members, hybrid parts) and ``applies``.
 """
@@ -22,17 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.openrlhf import label, split_query
 from rewardkit.integrations._common import components
 from rewardkit.integrations.verl import _key, cached_reward
 from rewardkit.types import Query, user
-
-
-def split_response(query: str, prompt: str) -> str:
-    """The response part of an OpenRLHF query (prompt + response)."""
-    if query.startswith(prompt):
-        return query[len(prompt) :]
-    at = query.rfind(prompt) if prompt else -1
-    return query[at + len(prompt) :] if at >= 0 else query
 
 
 def _tensor(values: np.ndarray) -> Any:
@@ -60,14 +55,15 @@ def score_queries(
         raise ValueError(f"reward_func got {n} queries and {len(labels)} labels; one per query")
     reward = cached_reward(spec)
     qs = [
-        Query([user(p)], split_response(q, p), reference=lab)
+        Query([user(p)], split_query(q, p)[1], reference=label(lab))
         for q, p, lab in zip(queries, prompts, labels, strict=True)
     ]
-    scores = np.asarray(reward.score(qs), dtype=np.float64)
+    full = reward.score_full(qs)
+    scores = np.asarray(full.scores, dtype=np.float64)
     applies = ~np.isnan(scores)
     filled = np.where(applies, scores, nan_score)
     extra = {"applies": _tensor(applies.astype(np.float64))}
-    for name, vals in components(reward, scores).items():
+    for name, vals in components(reward, full).items():
         if name != reward.name:
             extra[_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}
@@ -91,4 +87,4 @@ def reward_func(
     return score_queries(queries, prompts, labels)
 
 
-__all__ = ["make_reward_func", "reward_func", "score_queries", "split_response"]
+__all__ = ["make_reward_func", "reward_func", "score_queries"]

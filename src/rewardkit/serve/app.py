@@ -56,7 +56,7 @@ from rewardkit.serve.security import (
     key_matches,
     presented_key,
 )
-from rewardkit.types import Query, Reward, as_messages, stable_hash
+from rewardkit.types import Capability, Query, Reward, as_messages, stable_hash
 
 log = logging.getLogger("rewardkit.serve")
 
@@ -87,14 +87,6 @@ class ServeConfig:
 
 
 # -- rewards behind routes -------------------------------------------------------------------
-def is_model_backed(reward: Reward) -> bool:
-    """Whether ``reward`` (or any ensemble member) runs a model through the engine."""
-    if any(c.__name__ == "ModelBackedReward" for c in type(reward).__mro__):
-        return True
-    members = getattr(reward, "members", None) or ()
-    return any(is_model_backed(getattr(m, "reward", m)) for m in members)
-
-
 class Route:
     """One reward as served: its component layout, cache fingerprint and batcher.
 
@@ -105,12 +97,13 @@ class Route:
 
     def __init__(self, name: str, spec: Any, reward: Reward) -> None:
         self.name = name
-        self.spec = spec if isinstance(spec, str) else getattr(reward, "name", str(spec))
+        self.spec = spec if isinstance(spec, str) else reward.name
         self.reward = reward
-        self.model_backed = is_model_backed(reward)
-        self.is_ensemble = hasattr(reward, "score_with_members")
+        # a composite answers from its members: any member runs a model
+        self.model_backed = reward.can(Capability.MODEL_BACKED)
+        self.is_ensemble = reward.can(Capability.MEMBERS)
         if self.is_ensemble:
-            self.components: tuple[str, ...] = tuple(reward.member_names)  # type: ignore[attr-defined]
+            self.components: tuple[str, ...] = reward.member_names
         elif reward.objectives:
             self.components = tuple(reward.objectives)
         else:
@@ -130,9 +123,9 @@ class Route:
         ``max_length``), a rule scores it whole; errors are isolated per item."""
         if not self.model_backed or len(queries) < 2:
             return self.score_isolating(queries)
-        cap = getattr(self.reward, "max_length", None)
+        cap = self.reward.max_length
         costs = [estimate_tokens(q) for q in queries]
-        if isinstance(cap, int) and cap > 0:
+        if cap is not None and cap > 0:
             costs = [min(c, cap) for c in costs]
         out: list[Any] = [None] * len(queries)
         for chunk in split_by_length(costs, self.length_slack, self.min_chunk_tokens):
@@ -144,8 +137,10 @@ class Route:
     def vectors(self, queries: list[Query]) -> np.ndarray:
         """Score a batch into ``(n, 1 + len(components))`` float32 rows (called in a worker)."""
         if self.is_ensemble:
-            scored = self.reward.score_with_members(queries)  # type: ignore[attr-defined]
-            return np.column_stack([scored.value, scored.members]).astype(np.float32)
+            full = self.reward.score_full(queries)
+            nan = np.full(len(full), np.nan)  # no queries: no member columns either
+            members = [full.members.get(name, nan) for name in self.components]
+            return np.column_stack([full.scores, *members]).astype(np.float32)
         out = self.reward.score(queries)
         if out.ndim == 1:
             return np.column_stack([out, out]).astype(np.float32)

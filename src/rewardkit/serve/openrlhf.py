@@ -5,9 +5,10 @@ OpenRLHF's client (``openrlhf/utils/remote_rm_utils.py``) POSTs
 and reads ``rewards`` (required), ``scores`` (optional, defaults to rewards) and ``extra_logs``
 (optional: ``{name: [one number per query]}``; it concatenates them as tensors and logs them).
 
-Here the response is ``query`` minus its ``prompts`` prefix (the whole ``query`` when the prompt
-is not a prefix, e.g. after a lossy detokenization), with trailing end-of-sequence markers removed
-(``strip_eos``); ``labels`` become the item's ``reference`` (an empty label is no reference). Every list in the answer has one
+The query is split by :func:`rewardkit.data.openrlhf.split_query` (the same splitter as the
+``reward_func`` file of ``rewardkit.integrations.openrlhf``): the response follows the prompt,
+trailing end-of-sequence markers removed; ``labels`` become the item's ``reference`` (an empty
+label is no reference). Every list in the answer has one
 number per query: where a reward is NaN or an item failed, ``nan_reward`` is sent and the item is
 flagged in ``extra_logs["rewardkit_failed"]`` / ``["rewardkit_nan"]``.
 """
@@ -19,19 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
 
+from rewardkit.data.openrlhf import label, split_query
 from rewardkit.serve.protocol import RewardItem, RewardResult
-
-#: End-of-sequence markers that decoded rollouts often end with (removed from the response end).
-EOS_MARKERS = (
-    "<|im_end|>",
-    "<|endoftext|>",
-    "<|eot_id|>",
-    "<|end_of_text|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<eos>",
-    "</s>",
-)
 
 
 class OpenRLHFRequest(BaseModel):
@@ -57,44 +47,19 @@ class OpenRLHFRequest(BaseModel):
         return self
 
 
-def strip_eos(text: str) -> str:
-    """``text`` without trailing end-of-sequence markers (and the whitespace between them)."""
-    changed = True
-    while changed:
-        changed = False
-        stripped = text.rstrip()
-        for marker in EOS_MARKERS:
-            if stripped.endswith(marker):
-                text = stripped[: -len(marker)]
-                changed = True
-    return text
-
-
-def split_query(query: str, prompt: str | None) -> tuple[str, str]:
-    """(prompt, response) of an OpenRLHF query: the response is what follows the prompt."""
-    if prompt and query.startswith(prompt):
-        return prompt, query[len(prompt) :]
-    return prompt or "", query
-
-
-def _label(value: Any) -> Any:
-    """OpenRLHF sends ``""`` when a dataset has no label: that is no reference."""
-    return None if value == "" else value
-
-
 def to_items(req: OpenRLHFRequest, remove_eos: bool = True) -> list[RewardItem]:
     """One protocol item per query, in order."""
     items = []
     for i, q in enumerate(req.query):
-        prompt, response = split_query(q, req.prompts[i] if req.prompts is not None else None)
-        if remove_eos:
-            response = strip_eos(response)
+        prompt, response = split_query(
+            q, req.prompts[i] if req.prompts is not None else None, remove_eos
+        )
         items.append(
             RewardItem(
                 id=i,
                 prompt=prompt,
                 response=response,
-                reference=_label(req.labels[i]) if req.labels is not None else None,
+                reference=label(req.labels[i]) if req.labels is not None else None,
                 data_source=req.data_sources[i] if req.data_sources is not None else None,
             )
         )

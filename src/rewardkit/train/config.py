@@ -25,6 +25,7 @@ OBJECTIVES = (
     "gated",
     "generative",
     "crm",
+    "prm",
 )
 
 
@@ -79,6 +80,8 @@ class TrainConfig:
     vote_weight: float = 0.1
     yes_token: str = " Yes"  # generative objective
     no_token: str = " No"
+    prm_tag: str = "<extra_0>"  # objective prm: the step separator token (added when missing)
+    prm_neutral: str = "ignore"  # objective prm: neutral (0) steps: ignore | positive | negative
 
     # Optimisation
     lr: float = 5e-5

@@ -284,3 +284,15 @@ def pairwise_ece(r_chosen: np.ndarray, r_rejected: np.ndarray, n_bins: int = 10)
     from rewardkit.evaluate.calibration import calibration_error
 
     return calibration_error(ys, probs, n_bins)["ece"]
+
+
+def step_ce(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
+    """docs/methods/B4-orm-vs-prm.md — PRM step loss: cross-entropy of a 2-label token classifier
+    at the step tags only (label 1 = right step, 0 = wrong; every other position ``ignore_index``).
+    Logits (…, 2), labels (…); the mean over tagged positions (0 when there are none). Logits
+    (2, 0) at a right step and (0, 2) at a wrong one give log(1 + e⁻²) = 0.126928 each."""
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    target = labels.reshape(-1).long()
+    if not bool((target != ignore_index).any()):
+        return flat.sum() * 0.0
+    return F.cross_entropy(flat, target, ignore_index=ignore_index)

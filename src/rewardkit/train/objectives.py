@@ -54,6 +54,12 @@ def compute(
     """The objective's loss on one batch. ``progress`` (0..1) drives the A7 curriculum;
     ``verdict_ids`` are the (Yes, No) token ids of the generative objective."""
     obj = cfg.objective
+    if obj == "prm":  # out: token logits (b, w, 2); loss at the step tags only
+        labels = batch["step_labels"]
+        loss = L.step_ce(out, labels)
+        p_right = torch.softmax(out.detach().float(), dim=-1)[..., 1][labels >= 0]
+        empty = p_right[:0]
+        return Outcome(loss, empty, empty, p_right)
     if obj == "generative":
         # Rows of the judging prompt; the verdict is Yes for a pair's better, No for its worse.
         logits = out[:, 3:]

@@ -132,10 +132,17 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
     seed = cfg.seed if seed is None else seed
     engine = EngineConfig(max_length=cfg.max_length, truncation=cfg.truncation, dtype=cfg.dtype)
     verdict = (-1, -1)
+    if cfg.objective == "prm":
+        from rewardkit.train.prm import build_step_model
+
+        module, tok, encode, collator, verdict = build_step_model(cfg, seed)
+        if cfg.disable_dropout:
+            disable_dropout(module)
+        return module, tok, encode, collator, verdict
     if cfg.objective == "generative":
         import transformers
 
-        from rewardkit.rewards.judge import YesNoJudgeReward
+        from rewardkit.rewards.judges.local import YesNoJudgeReward
 
         judge = YesNoJudgeReward(
             cfg.model, engine, use_chat_template=cfg.use_chat_template is not False
@@ -265,6 +272,8 @@ def prepare(
     set_seed(seed)
     train_ex, eval_ex = examples if examples is not None else load_examples(cfg)
     module, tok, encode, collator, verdict = build_model(cfg, seed)
+    if cfg.objective == "prm":
+        from rewardkit.train.prm import build_step_items as build_items
     items = build_items(train_ex, encode, cfg)
     eval_items = build_items(eval_ex, encode, cfg) if eval_ex else []
     if not eval_items and cfg.eval_fraction > 0:

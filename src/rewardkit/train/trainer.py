@@ -175,6 +175,8 @@ def export(model: torch.nn.Module, out: Path, tokenizer: Any, cfg: Any) -> None:
     meta = {"objective": cfg.objective, "config": cfg.to_dict()}
     if isinstance(model, GenerativeModel):
         meta["load_with"] = f"judge:{out}"
+    elif cfg.objective == "prm":
+        meta["load_with"] = f"prm:{out}"
     else:
         meta["load_with"] = f"classifier:{out}"
     (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))

@@ -5,7 +5,9 @@ unlabelled fenced block, else the whole text. The tests are the query's ``refere
 form :func:`rewardkit.rewards.sandbox.run_tests` reads (assert code, ``{"tests": [...]}``,
 ``{"inputs", "outputs", "fn_name"?}``, HumanEval's ``{"test", "entry_point"}``). Each solution
 runs in its own sandboxed process tree (see ``docs/sandbox.md``); a query without a reference
-scores NaN.
+scores NaN. By default only tests whose verdict the code cannot forge are accepted (stdin/stdout,
+``fn_name`` calls, ``assert EXPR == LITERAL``); ``allow_in_process=True`` also runs tests that
+must run beside the code (other asserts, ``def test_*``, HumanEval's ``check``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from rewardkit.rewards.sandbox import (
     DEFAULT_HIDE,
     Sandbox,
     SandboxResult,
+    SandboxUnavailableError,
     TestPlan,
     parse_tests,
 )
-from rewardkit.types import Query, Reward
+from rewardkit.types import Query, Reward, ScoreResult
 
-__all__ = ["CodeReward", "compute_score", "extract_code"]
+__all__ = ["CodeReward", "compute_score", "extract_code", "plan_tests"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,12 @@ class CodeReward(Reward):
     process and per tree (1024), ``workers`` solutions run at once (CPU count),
     ``test_timeout_s`` per Python test (None), ``max_procs`` (32), ``cpu_s`` (timeout_s + 1),
     ``allow_network`` (False: refuse to run where a private network namespace cannot be made),
-    ``allow_subprocess`` (False). Scores are in [0, 1]; NaN when a query has no usable reference.
+    ``allow_subprocess`` (False), ``allow_in_process`` (False: a reference with tests that must
+    run beside the code, whose verdict the code can forge, scores NaN with an error; True runs
+    them, see ``docs/sandbox.md``). Scores are in [0, 1]; NaN when a query has no usable
+    reference. A query whose run fails scores NaN and its error is in ``score_full(...).stats``
+    (``failed``, ``errors``: index and message); the other queries are scored. Where the sandbox cannot isolate, scoring raises
+    :class:`~rewardkit.rewards.sandbox.SandboxUnavailableError` (fail closed).
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class CodeReward(Reward):
         disk_mb: int = 64,
         max_output_bytes: int = 1 << 20,
         hide: Sequence[str] = DEFAULT_HIDE,
+        allow_in_process: bool = False,
     ) -> None:
         try:
             self.sandbox = Sandbox(
@@ -92,59 +101,102 @@ class CodeReward(Reward):
         self.workers = int(workers) if workers else (os.cpu_count() or 1)
         if self.workers < 1:
             raise SpecError(f"rule:code workers must be >= 1, got {workers!r}")
+        if not isinstance(allow_in_process, bool):
+            raise SpecError(
+                f"rule:code allow_in_process must be true or false, got {allow_in_process!r}"
+            )
+        self.allow_in_process = allow_in_process
         self.name = "rule:code"
 
     def identity(self) -> dict[str, Any]:
         limits = self.sandbox.limits()
         for key in ("python", "workers"):
             limits.pop(key, None)
-        return {"class": "CodeReward", "version": 1, **limits}
+        return {
+            "class": "CodeReward",
+            "version": 2,
+            "allow_in_process": self.allow_in_process,
+            **limits,
+        }
 
     def run(self, query: Query) -> SandboxResult | None:
-        """The full sandbox result for one query (None when it has no usable reference)."""
-        plan = self._plan(query)
-        if plan is None:
-            return None
-        return self.sandbox.run_tests(extract_code(query.response), plan)
+        """The full sandbox result for one query (None when it has no reference).
 
-    def _plan(self, query: Query) -> TestPlan | None:
+        Raises ValueError for an unusable reference or one with in-process tests that this
+        reward does not allow."""
         if query.reference is None:
             return None
+        plan = plan_tests(query.reference, self.allow_in_process)
+        return self.sandbox.run_tests(extract_code(query.response), plan)
+
+    def _one(self, query: Query) -> tuple[float, str | None]:
+        """(score, error) of one query; a failure of this query never escapes as an exception,
+        except that the sandbox cannot isolate on this machine (then nothing can be scored)."""
         try:
-            return parse_tests(query.reference)
-        except ValueError as e:
-            log.warning("rule:code: unusable reference (%s); scoring NaN", e)
-            return None
+            result = self.run(query)
+        except SandboxUnavailableError:
+            raise
+        except Exception as e:  # this item alone fails: NaN with the reason
+            return math.nan, f"{type(e).__name__}: {e}"
+        return (math.nan, None) if result is None else (result.fraction, None)
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        scores = np.full(len(queries), np.nan, dtype=np.float64)
-        jobs = [(i, plan) for i, q in enumerate(queries) if (plan := self._plan(q)) is not None]
-
-        def one(job: tuple[int, TestPlan]) -> tuple[int, float]:
-            i, plan = job
-            result = self.sandbox.run_tests(extract_code(queries[i].response), plan)
-            return i, result.fraction
-
-        if len(jobs) > 1 and self.workers > 1:
-            with ThreadPoolExecutor(min(self.workers, len(jobs))) as pool:
-                done = list(pool.map(one, jobs))
+    def score_items(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[int, str]]:
+        """Scores of ``queries`` and the error of each query that failed (index → message)."""
+        if len(queries) > 1 and self.workers > 1:
+            with ThreadPoolExecutor(min(self.workers, len(queries))) as pool:
+                done = list(pool.map(self._one, queries))
         else:
-            done = [one(job) for job in jobs]
-        for i, value in done:
-            scores[i] = value
-        return scores
+            done = [self._one(q) for q in queries]
+        scores = np.array([value for value, _ in done], dtype=np.float64)
+        errors = {i: err for i, (_, err) in enumerate(done) if err is not None}
+        if errors:
+            first = min(errors)
+            log.warning(
+                "rule:code: %d of %d queries failed and score NaN (query %d: %s)",
+                len(errors),
+                len(queries),
+                first,
+                errors[first],
+            )
+        return scores, errors
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        scores, errors = self.score_items(queries)
+        stats = {
+            "queries": len(queries),
+            "failed": len(errors),
+            "errors": [{"index": i, "error": e} for i, e in sorted(errors.items())],
+        }
+        return ScoreResult(scores, stats=stats)
 
 
-def compute_score(solution: str, ground_truth: Any, **options: Any) -> float:
+def plan_tests(reference: Any, allow_in_process: bool = False) -> TestPlan:
+    """The test plan of ``reference``; ValueError when it is unusable, or when it has tests whose
+    verdict the code under test could forge (in-process tests) and ``allow_in_process`` is False."""
+    plan = parse_tests(reference)
+    if plan.forgeable and not allow_in_process:
+        raise ValueError(
+            f"{plan.forgeable} of {plan.total} tests run beside the code under test, which can "
+            "forge their verdict; use stdin/stdout cases, fn_name calls or "
+            "`assert EXPR == LITERAL` tests, or pass allow_in_process=true (docs/sandbox.md)"
+        )
+    return plan
+
+
+def compute_score(
+    solution: str, ground_truth: Any, allow_in_process: bool = False, **options: Any
+) -> float:
     """verl-shaped scorer: pass fraction of ``solution`` (model text) on ``ground_truth`` tests.
 
     ``ground_truth`` is anything :func:`~rewardkit.rewards.sandbox.run_tests` reads, including a
     JSON string (verl's code datasets store ``{"inputs", "outputs"}`` that way). ``options`` are
-    :class:`~rewardkit.rewards.sandbox.Sandbox` settings. Raises ValueError for unusable tests.
+    :class:`~rewardkit.rewards.sandbox.Sandbox` settings. Raises ValueError for unusable tests
+    and for in-process tests unless ``allow_in_process`` (see :class:`CodeReward`).
     """
     if ground_truth is None:
         raise ValueError("compute_score needs ground_truth tests")
     options.pop("workers", None)
-    result = Sandbox(**options).run_tests(extract_code(solution), ground_truth)
+    plan = plan_tests(ground_truth, allow_in_process)
+    result = Sandbox(**options).run_tests(extract_code(solution), plan)
     value = result.fraction
     return 0.0 if math.isnan(value) else float(value)

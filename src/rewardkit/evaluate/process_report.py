@@ -1,0 +1,153 @@
+"""``rewardkit eval`` on step-labelled data: ProcessBench-style scores of process reward models
+(:mod:`rewardkit.evaluate.processbench`), printed and written as report.json / report.md /
+report.html (``docs/prm-and-token-rewards.md``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.errors import CapabilityError, DataError
+from rewardkit.evaluate.processbench import evaluate_steps
+from rewardkit.types import Capability, Example, Query, Reward
+
+
+def is_step_data(examples: Sequence[Example]) -> bool:
+    """Whether every example is a step-labelled solution (``format="steps"``)."""
+    return bool(examples) and all(ex.meta.get("format") == "steps" for ex in examples)
+
+
+def process_eval(
+    examples: Sequence[Example],
+    rewards: Sequence[Reward],
+    *,
+    dev_fraction: float = 0.5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score every solution's given steps with each PRM and fit / apply the first-error
+    threshold (:func:`~rewardkit.evaluate.processbench.evaluate_steps`)."""
+    if not is_step_data(examples):
+        raise DataError("process evaluation needs step-labelled data (format 'steps')")
+    for r in rewards:
+        if not r.can(Capability.STEPS):
+            raise CapabilityError(
+                f"reward {r.name!r} gives no per-step scores (no Capability.STEPS); step-labelled "
+                "data is evaluated with a process reward model such as prm:PATH"
+            )
+    queries = [
+        Query(ex.prompt, ex.responses[0], meta={"steps": list(ex.meta["steps"])}) for ex in examples
+    ]
+    labels = [int(ex.meta["first_error"]) for ex in examples]
+    out: dict[str, Any] = {
+        "kind": "processbench",
+        "dataset": {
+            "n": len(examples),
+            "n_error": sum(y >= 0 for y in labels),
+            "n_correct": sum(y < 0 for y in labels),
+        },
+        "rewards": [],
+    }
+    for r in rewards:
+        t0 = time.perf_counter()
+        res = r.score_full(queries)
+        assert res.steps is not None
+        metrics = evaluate_steps(res.steps, labels, dev_fraction=dev_fraction, seed=seed)
+        out["rewards"].append(
+            {
+                "name": r.name,
+                "fingerprint": r.fingerprint(),
+                **metrics,
+                "truncated_rows": int(np.sum(res.truncated)) if res.truncated is not None else 0,
+                "run": {"seconds": time.perf_counter() - t0},
+            }
+        )
+    return out
+
+
+def _f(x: float) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def table_lines(result: dict[str, Any]) -> list[str]:
+    """A Markdown table: per reward, τ and the test-split accuracies and F1 (in %)."""
+    d = result["dataset"]
+    lines = [
+        f"ProcessBench-style evaluation: {d['n']} solutions ({d['n_error']} with a wrong step, "
+        f"{d['n_correct']} without); threshold fitted on a dev split, scores on the rest.",
+        "",
+        "| reward | τ | acc. erroneous | acc. correct | F1 | dev F1 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rewards"]:
+        t = r["test"]
+        lines.append(
+            f"| {r['name']} | {r['threshold']:.4f} | {_f(t['acc_error'])} | "
+            f"{_f(t['acc_correct'])} | {_f(t['f1'])} | {_f(r['dev']['f1'])} |"
+        )
+    return lines
+
+
+def _figure(result: dict[str, Any]) -> bytes | None:
+    from rewardkit.evaluate.plots import _plt, _png
+
+    rows = result["rewards"]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    keys = [("acc_error", "erroneous"), ("acc_correct", "correct"), ("f1", "F1")]
+    w = 0.8 / len(keys)
+    for j, (k, label) in enumerate(keys):
+        vals = [np.nan_to_num(r["test"][k]) * 100 for r in rows]
+        ax.bar([i + j * w for i in range(len(rows))], vals, w, label=label)
+    ax.set_xticks([i + 0.4 - w / 2 for i in range(len(rows))])
+    ax.set_xticklabels([r["name"][-30:] for r in rows], fontsize=7)
+    ax.set_ylabel("% (test split)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    ax.set_title("first-error prediction")
+    return _png(fig)
+
+
+def write_process_reports(
+    result: dict[str, Any], out: Path, html_report: bool = True
+) -> dict[str, Path]:
+    """report.json, report.md and (``html_report``) report.html in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md"}
+    paths["json"].write_text(json.dumps(result, indent=1, sort_keys=True, default=float))
+    paths["md"].write_text(
+        "\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n"
+    )
+    if html_report:
+        png = _figure(result)
+        rows = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
+            + "</tr>"
+            for line in table_lines(result)[4:]
+        )
+        img = (
+            f'<img alt="first-error prediction" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            if png
+            else ""
+        )
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("reward", "τ", "acc. erroneous", "acc. correct", "F1", "dev F1")
+        )
+        paths["html"] = out / "report.html"
+        paths["html"].write_text(
+            "<!doctype html><meta charset='utf-8'><title>Process reward evaluation</title>"
+            f"<h1>Process reward evaluation</h1><p>{html.escape(table_lines(result)[0])}</p>"
+            f"<table border=1><tr>{head}</tr>{rows}</table>{img}\n"
+        )
+    return paths

@@ -1,0 +1,109 @@
+"""ProcessBench-style evaluation of process reward models (``docs/methods/B4-orm-vs-prm.md``).
+
+Each solution has per-step scores from a PRM and a label: the index of its first wrong step, or
+−1 when no step is wrong. A threshold τ turns scores into a prediction: the first step scoring
+below τ is the predicted first error, −1 when none does. Then
+
+- ``acc_error``   = share of wrong solutions whose first error is predicted exactly;
+- ``acc_correct`` = share of correct solutions predicted to have no error;
+- ``f1``          = their harmonic mean 2·a·b / (a + b) (ProcessBench's headline number).
+
+τ is fitted on a dev split (the F1-maximising midpoint between sorted step scores; ties → the
+lowest) and applied to the rest. Worked example (pinned in tests): four solutions with step scores
+[0.9, 0.2, 0.8], [0.7, 0.6], [0.4, 0.9], [0.95, 0.9] and labels 1, −1, 1, −1 at τ = 0.5
+predict 1, −1, 0, −1 → acc_error 1/2, acc_correct 2/2, F1 = 2/3.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MAX_CANDIDATES = 2000
+
+
+def predict_first_error(steps: np.ndarray, threshold: float) -> np.ndarray:
+    """(n,) index of the first step scoring below ``threshold`` per row (NaN steps never do),
+    −1 where none does."""
+    s = np.asarray(steps, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"step scores must be (n, S), got shape {s.shape}")
+    below = np.nan_to_num(s, nan=np.inf) < threshold
+    return np.where(below.any(axis=1), below.argmax(axis=1), -1)
+
+
+def processbench_scores(pred: Sequence[int], label: Sequence[int]) -> dict[str, float]:
+    """``acc_error``, ``acc_correct``, ``f1`` (harmonic mean; 0 when either is 0, NaN when a
+    side has no solutions) and the two counts."""
+    p = np.asarray(pred, dtype=np.int64)
+    y = np.asarray(label, dtype=np.int64)
+    wrong, right = y >= 0, y < 0
+    a = float(np.mean(p[wrong] == y[wrong])) if wrong.any() else math.nan
+    b = float(np.mean(p[right] == -1)) if right.any() else math.nan
+    f1 = math.nan if math.isnan(a) or math.isnan(b) else (2 * a * b / (a + b) if a + b else 0.0)
+    return {
+        "acc_error": a,
+        "acc_correct": b,
+        "f1": f1,
+        "n_error": int(wrong.sum()),
+        "n_correct": int(right.sum()),
+    }
+
+
+def fit_threshold(steps: np.ndarray, label: Sequence[int]) -> float:
+    """The τ that maximises F1 on (``steps``, ``label``): candidates are the midpoints between
+    consecutive distinct step scores plus one below and one above all (at most
+    :data:`MAX_CANDIDATES`, by quantile); ties go to the lowest τ."""
+    s = np.asarray(steps, dtype=np.float64)
+    vals = np.unique(s[np.isfinite(s)])
+    if vals.size == 0:
+        return 0.5
+    cands = np.concatenate([[vals[0] - 1.0], (vals[1:] + vals[:-1]) / 2, [vals[-1] + 1.0]])
+    if cands.size > MAX_CANDIDATES:
+        cands = np.unique(np.quantile(cands, np.linspace(0, 1, MAX_CANDIDATES)))
+    best, best_f1 = float(cands[0]), -1.0
+    for t in cands:
+        f1 = processbench_scores(predict_first_error(s, float(t)), label)["f1"]
+        f1 = -1.0 if math.isnan(f1) else f1
+        if f1 > best_f1:
+            best, best_f1 = float(t), f1
+    return best
+
+
+def dev_split(label: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split into (dev, test) indices, stratified by correct / wrong solutions."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"dev fraction must be in (0, 1), got {fraction}")
+    rng = random.Random(seed)
+    dev: list[int] = []
+    for side in (True, False):
+        idx = [i for i, y in enumerate(label) if (y >= 0) == side]
+        rng.shuffle(idx)
+        dev += idx[: round(fraction * len(idx))]
+    held = set(dev)
+    return sorted(dev), [i for i in range(len(label)) if i not in held]
+
+
+def evaluate_steps(
+    steps: np.ndarray, label: Sequence[int], *, dev_fraction: float = 0.5, seed: int = 0
+) -> dict[str, Any]:
+    """Fit τ on a dev split of the solutions and report the ProcessBench scores on the rest (and
+    on the dev split, for reference)."""
+    s = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(label, dtype=np.int64)
+    if s.shape[0] != y.shape[0]:
+        raise ValueError(f"{s.shape[0]} rows of step scores but {y.shape[0]} labels")
+    dev, test = dev_split(y.tolist(), dev_fraction, seed)
+    tau = fit_threshold(s[dev], y[dev])
+    return {
+        "threshold": tau,
+        "dev_fraction": dev_fraction,
+        "seed": seed,
+        "dev": processbench_scores(predict_first_error(s[dev], tau), y[dev]),
+        "test": processbench_scores(predict_first_error(s[test], tau), y[test]),
+        "n_unscored": int(np.all(np.isnan(s), axis=1).sum()),
+    }

@@ -1,0 +1,103 @@
+"""Token-level rewards for RL trainers, on the policy's own tokens (``docs/prm-and-token-rewards.md``).
+
+A token-level reward (:attr:`~rewardkit.types.Capability.TOKENS`: ``dpo-tokens:``, ``treg:``,
+``aligndistil:``) scores the scorer's tokens; the trainer needs one value per token the policy
+generated. Both adapters decode the policy's ids, score the text, and move the rewards onto the
+policy's tokens by character offsets (:func:`~rewardkit.rewards.token_align.align_offsets`: each
+scorer token's reward lands on the policy token holding its last character; totals are kept).
+
+- verl: :func:`verl_token_level_scores` returns the ``(batch, response_length)`` float tensor a
+  verl reward manager hands back as ``reward_tensor`` (``token_level_scores``): per-token rewards
+  on the valid response positions, 0 on padding.
+- TRL style: :class:`TokenRewardFunc` is called like a TRL reward function
+  (``prompts=, completions=, completion_ids=``) and returns one list of per-token rewards per
+  completion, aligned with ``completion_ids``.
+
+A reward without :attr:`~rewardkit.types.Capability.TOKENS` is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.errors import CapabilityError
+from rewardkit.integrations._common import RewardSpec, as_prompt, as_response, as_reward
+from rewardkit.rewards.token_align import align_offsets, offsets_of_ids
+from rewardkit.types import Capability, Query, Reward
+
+
+def _token_reward(spec: RewardSpec | Reward) -> Reward:
+    reward = spec if isinstance(spec, Reward) else as_reward(spec)
+    if not reward.can(Capability.TOKENS):
+        raise CapabilityError(
+            f"reward {reward.name!r} gives no per-token rewards (no Capability.TOKENS); use a "
+            "token-level reward such as dpo-tokens:, treg: or aligndistil:, or the sequence-level "
+            "adapters (rewardkit.integrations.verl / .trl) for one score per response"
+        )
+    return reward
+
+
+def rewards_on_ids(
+    reward: Reward, prompts: Sequence[Any], ids: Sequence[Sequence[int]], tokenizer: Any
+) -> list[np.ndarray]:
+    """Per-token rewards of each response, given as the policy's token ids, on those ids."""
+    decoded = [offsets_of_ids(tokenizer, row) for row in ids]
+    queries = [Query(as_prompt(p), text) for p, (text, _) in zip(prompts, decoded, strict=True)]
+    tokens = reward.score_full(queries).tokens
+    assert tokens is not None
+    return [
+        align_offsets(tokens.values[i], tokens.offsets[i], spans)
+        for i, (_, spans) in enumerate(decoded)
+    ]
+
+
+def verl_token_level_scores(
+    spec: RewardSpec | Reward,
+    prompts: Sequence[Any],
+    responses: Any,
+    response_mask: Any,
+    tokenizer: Any,
+) -> Any:
+    """verl's ``reward_tensor``: (batch, response_length) float32 on the responses' device.
+
+    ``responses`` (batch, L) policy ids and ``response_mask`` (batch, L) 1 on generated tokens,
+    as in ``data.batch["responses"]`` / ``data.batch["response_mask"]``; ``prompts`` the prompt
+    of each row (text or messages)."""
+    import torch
+
+    reward = _token_reward(spec)
+    mask = response_mask.bool().cpu()
+    rows = [responses[i].cpu()[mask[i]].tolist() for i in range(responses.shape[0])]
+    values = rewards_on_ids(reward, prompts, rows, tokenizer)
+    out = torch.zeros(responses.shape, dtype=torch.float32)
+    for i, v in enumerate(values):
+        out[i, mask[i].nonzero(as_tuple=True)[0]] = torch.as_tensor(v, dtype=torch.float32)
+    return out.to(responses.device)
+
+
+class TokenRewardFunc:
+    """A TRL-style reward callable returning per-token rewards (one list per completion,
+    aligned with ``completion_ids``)."""
+
+    def __init__(self, reward: RewardSpec | Reward, tokenizer: Any) -> None:
+        self.reward = _token_reward(reward)
+        self.tokenizer = tokenizer
+        self.__name__ = f"rewardkit_tokens_{self.reward.name}"[:60]
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        **_: Any,
+    ) -> list[list[float]]:
+        if completion_ids is None:
+            completion_ids = [
+                self.tokenizer(as_response(c), add_special_tokens=False)["input_ids"]
+                for c in completions
+            ]
+        values = rewards_on_ids(self.reward, prompts, completion_ids, self.tokenizer)
+        return [[float(x) for x in v] for v in values]

@@ -1,0 +1,1 @@
+"""Rewards computed by HTTP endpoints: another rewardkit server, vLLM / SGLang scoring APIs."""

@@ -1,0 +1,254 @@
+"""Classifier reward models behind vLLM's and SGLang's scoring endpoints.
+
+Implemented from the projects' documented request/response shapes (the engines themselves were
+not run here; tests replay the shapes with a loopback stub):
+
+- vLLM ``POST /classify`` — chat form ``{"model", "messages"}`` (the server applies the model's
+  chat template) or completion form ``{"model", "input": [TEXT, ...]}``; answer
+  ``{"data": [{"index", "label", "probs": [...], "num_classes"}], "usage"}``. ``"use_activation":
+  false`` asks for raw logits instead of softmax/sigmoid probabilities (vLLM ≥ 0.11; older
+  servers take ``--override-pooler-config '{"softmax": false}'``).
+- vLLM ``POST /pooling`` — same request forms; answer ``{"data": [{"index", "data": ...}],
+  "usage"}`` where ``data`` is one vector, or one vector per token for ``*RewardModel``
+  architectures (ALL pooling): the reward is then the last token's value.
+- SGLang ``POST /classify`` (a server started with ``--is-embedding``) — ``{"model", "text":
+  [TEXT, ...]}`` with the chat template applied by the client; answer ``[{"embedding": [s, ...],
+  "meta_info": {"prompt_tokens", ...}}, ...]`` in request order.
+
+``label`` picks the output column (0 for a scalar reward model). Where the client formats the
+text (``tokenizer=``), it applies that tokenizer's chat template, as Skywork's and SGLang's own
+examples do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, Usage
+from rewardkit.rewards.endpoints.base import (
+    AnswerError,
+    EndpointReward,
+    chat_of,
+    drop_engine_options,
+    limits_from_options,
+)
+from rewardkit.types import Query, stable_hash
+
+VLLM_ENDPOINTS = ("classify", "pooling")
+
+
+def _value(vector: Any, label: int) -> float:
+    if isinstance(vector, list) and vector and isinstance(vector[0], list):
+        vector = vector[-1]  # one vector per token: the reward sits on the last one
+    if not isinstance(vector, list) or not -len(vector) <= label < len(vector):
+        raise AnswerError(f"no output {label} in {str(vector)[:80]}")
+    value = vector[label]
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AnswerError(f"output {label} is {value!r}, not a number")
+    return float(value)
+
+
+class ChatTemplate:
+    """Formats a query as text with a local tokenizer's chat template (loaded on first use)."""
+
+    def __init__(self, tokenizer: str) -> None:
+        self.name = tokenizer
+        self._tok: Any = None
+
+    def _load(self) -> Any:
+        if self._tok is None:
+            from transformers import AutoTokenizer
+
+            from rewardkit.models.embedded import embedded_key, embedded_model_dir
+
+            key = embedded_key(self.name)
+            path = str(embedded_model_dir(key)) if key else self.name
+            self._tok = AutoTokenizer.from_pretrained(path)
+            if not self._tok.chat_template:
+                raise RemoteConfigError(f"tokenizer={self.name!r} has no chat template")
+        return self._tok
+
+    def identity(self) -> dict[str, Any]:
+        return {"tokenizer": self.name, "template": stable_hash(self._load().chat_template)}
+
+    def __call__(self, query: Query) -> str:
+        return self._load().apply_chat_template(chat_of(query), tokenize=False)
+
+
+class _PoolingReward(EndpointReward):
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None,
+        label: int,
+        tokenizer: str | None,
+        api_key_env: str | None,
+        batch_size: int,
+        cache_dir: str | None,
+        progress: bool,
+        limit_options: dict[str, Any],
+        usage_reader: Any = None,
+    ) -> None:
+        kwargs = {"usage_reader": usage_reader} if usage_reader else {}
+        client = HttpClient(
+            url, api_key_env=api_key_env, limits=limits_from_options(limit_options), **kwargs
+        )
+        if limit_options:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(limit_options))}")
+        super().__init__(client, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+        self.model = model
+        self.label = int(label)
+        self.template = ChatTemplate(tokenizer) if tokenizer else None
+
+    def identity(self) -> dict[str, Any]:
+        out = {**super().identity(), "model": self.model, "label": self.label}
+        if self.template is not None:
+            out.update(self.template.identity())
+        return out
+
+    def _with_model(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"model": self.model, **body} if self.model else body
+
+
+class VLLMReward(_PoolingReward):
+    """``vllm:URL?model=NAME&endpoint=classify|pooling&label=0&activation=false[&tokenizer=]``.
+
+    Without ``tokenizer`` each query goes alone in the chat form (the server applies the
+    template); with it, ``batch_size`` formatted texts go in one completion-form request."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None = None,
+        endpoint: str = "classify",
+        label: int = 0,
+        activation: bool | None = False,
+        tokenizer: str | None = None,
+        api_key_env: str | None = None,
+        batch_size: int = 32,
+        cache_dir: str | None = None,
+        progress: bool = False,
+        **limit_options: Any,
+    ) -> None:
+        if endpoint not in VLLM_ENDPOINTS:
+            raise RemoteConfigError(
+                f"vllm: endpoint must be one of {', '.join(VLLM_ENDPOINTS)}, got {endpoint!r}"
+            )
+        super().__init__(
+            url,
+            model=model,
+            label=label,
+            tokenizer=tokenizer,
+            api_key_env=api_key_env,
+            batch_size=batch_size if tokenizer else 1,
+            cache_dir=cache_dir,
+            progress=progress,
+            limit_options=limit_options,
+        )
+        self.endpoint = endpoint
+        self.activation = activation
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "endpoint": self.endpoint, "activation": self.activation}
+
+    def request(self, queries: Sequence[Query]) -> HttpRequest:
+        if self.template is None:
+            body: dict[str, Any] = {"messages": chat_of(queries[0])}
+        else:
+            body = {"input": [self.template(q) for q in queries]}
+        if self.endpoint == "classify" and self.activation is not None:
+            body["use_activation"] = self.activation
+        return HttpRequest(f"/{self.endpoint}", self._with_model(body))
+
+    def read(self, body: Any, n: int) -> list[dict[str, float]]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise AnswerError("no 'data' list")
+        entries = sorted(data, key=lambda e: e.get("index", 0) if isinstance(e, dict) else 0)
+        field = "probs" if self.endpoint == "classify" else "data"
+        return [{"score": _value(e.get(field), self.label)} for e in entries]
+
+
+def sglang_usage(body: Any) -> Usage:
+    """Prompt tokens summed over SGLang's per-item ``meta_info``."""
+    if not isinstance(body, list):
+        return Usage()
+    total = 0
+    for item in body:
+        meta = item.get("meta_info") if isinstance(item, dict) else None
+        tokens = meta.get("prompt_tokens") if isinstance(meta, dict) else None
+        total += tokens if isinstance(tokens, int) else 0
+    return Usage(total, 0)
+
+
+class SGLangReward(_PoolingReward):
+    """``sglang:URL?tokenizer=PATH_OR_ID&model=NAME&label=0`` (native ``/classify``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        tokenizer: str | None = None,
+        model: str | None = None,
+        label: int = 0,
+        api_key_env: str | None = None,
+        batch_size: int = 32,
+        cache_dir: str | None = None,
+        progress: bool = False,
+        **limit_options: Any,
+    ) -> None:
+        if not tokenizer:
+            raise RemoteConfigError(
+                "sglang: SGLang's /classify takes formatted text: pass tokenizer=PATH_OR_ID "
+                "(the reward model's tokenizer, whose chat template formats each query)"
+            )
+        super().__init__(
+            url,
+            model=model,
+            label=label,
+            tokenizer=tokenizer,
+            api_key_env=api_key_env,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            progress=progress,
+            limit_options=limit_options,
+            usage_reader=sglang_usage,
+        )
+
+    def request(self, queries: Sequence[Query]) -> HttpRequest:
+        assert self.template is not None
+        return HttpRequest(
+            "/classify", self._with_model({"text": [self.template(q) for q in queries]})
+        )
+
+    def read(self, body: Any, n: int) -> list[dict[str, float]]:
+        if not isinstance(body, list):
+            raise AnswerError("expected a list of results")
+        return [
+            {"score": _value(e.get("embedding") if isinstance(e, dict) else None, self.label)}
+            for e in body
+        ]
+
+
+def _url(kind: str, arg: str | None) -> str:
+    if not arg:
+        raise RemoteConfigError(
+            f"{kind}: needs the server's URL, e.g. '{kind}:http://127.0.0.1:8000'"
+        )
+    return arg
+
+
+def build_vllm(arg: str | None, **options: Any) -> VLLMReward:
+    """Registry factory of ``vllm:URL``."""
+    return VLLMReward(_url("vllm", arg), **drop_engine_options(options))
+
+
+def build_sglang(arg: str | None, **options: Any) -> SGLangReward:
+    """Registry factory of ``sglang:URL``."""
+    return SGLangReward(_url("sglang", arg), **drop_engine_options(options))

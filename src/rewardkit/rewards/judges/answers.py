@@ -1,0 +1,64 @@
+"""Answer tokens of a local judge model: which vocabulary ids spell each answer class.
+
+Shared by the text-LM and VLM backends: a :class:`AnswerTokens` resolves the single-token
+spellings of a kind's classes once, and turns the (b, Σ spellings) logits of those ids into the
+kind's reward with the readers of :mod:`rewardkit.rewards.judges.verdict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.rewards.judges import verdict
+from rewardkit.rewards.judges.template import JudgeKind
+
+
+def single_token_ids(tokenizer: Any, variants: Sequence[str]) -> list[int]:
+    """Ids of the variants that the tokenizer spells as exactly one token (deduplicated)."""
+    ids: list[int] = []
+    for v in variants:
+        toks = tokenizer(v, add_special_tokens=False)["input_ids"]
+        if len(toks) == 1 and toks[0] not in ids:
+            ids.append(toks[0])
+    return ids
+
+
+def answer_token_ids(
+    tokenizer: Any, model: str, first: Sequence[str], second: Sequence[str], what: str
+) -> tuple[list[int], list[int]]:
+    """Single-token ids of two answer classes (Yes/No, A/B); a clear error when one has none."""
+    a, b = single_token_ids(tokenizer, first), single_token_ids(tokenizer, second)
+    if not a or not b:
+        raise ValueError(f"{model}: no single-token spelling of {what} in its vocabulary")
+    return a, b
+
+
+class AnswerTokens:
+    """The two answer classes of a yes/no or pairwise judge on one tokenizer.
+
+    :meth:`read` maps the logits of :attr:`ids` to the reward: σ(ℓ_yes − ℓ_no) (or the margin
+    with ``output="logit"``) for yes/no, the slot margin ℓ_A − ℓ_B for pairwise.
+    """
+
+    def __init__(self, kind: JudgeKind, tokenizer: Any, model: str, output: str = "prob") -> None:
+        what = "Yes/No" if kind.name == "yes_no" else "A/B"
+        first, second = answer_token_ids(tokenizer, model, *kind.classes, what)
+        self.kind = kind
+        self.output = output
+        self.first, self.second = first, second
+        self.sizes = (len(first), len(second))
+        self.ids = first + second
+        names = ("yes_ids", "no_ids") if kind.name == "yes_no" else ("a_ids", "b_ids")
+        self.identity: dict[str, Any] = {names[0]: first, names[1]: second}
+        if kind.name == "yes_no":
+            self.identity["output"] = output
+
+    def read(self, logits: np.ndarray) -> np.ndarray:
+        """The reward of each row from its (b, len(ids)) answer-token logits (float64)."""
+        scores = verdict.class_scores(logits, self.sizes)
+        if self.kind.name == "yes_no":
+            return verdict.yes_no(scores, self.output)
+        return verdict.margin(scores)

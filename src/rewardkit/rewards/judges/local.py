@@ -1,0 +1,445 @@
+"""The local causal-LM backend of the judges (``judge:``, ``judge-pairwise:``, ``judge-rating:``).
+
+:class:`AnswerTokenJudge` renders a kind's template through the model's chat template once
+(:func:`rewardkit.engine.encoding.render_slots`), fills the slots per row with truncation that
+never cuts the template, runs the decoder over right-padded rows, and applies the LM head only
+to the last position(s) and only for the answer tokens. The verdict readers are the shared ones
+(:mod:`rewardkit.rewards.judges.verdict`); see docs/methods/B3-yes-token-reward.md and
+docs/methods/B6-llm-judge.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.encoding import bos_prefix, render_slots
+from rewardkit.engine.execute import pad_rows
+from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.truncation import fit_many
+from rewardkit.models.loading import (
+    fit_max_length,
+    load_causal_lm_shared,
+    load_tokenizer,
+    resolve_device,
+    resolve_model,
+    set_threads,
+)
+from rewardkit.rewards.judges import verdict
+from rewardkit.rewards.judges.answers import AnswerTokens, single_token_ids
+from rewardkit.rewards.judges.listwise import (
+    Group,
+    ListwiseJudging,
+    expand_template,
+    label_classes,
+)
+from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
+from rewardkit.rewards.judges.template import (
+    LISTWISE,
+    PAIRWISE,
+    PRINCIPLE_SLOT,
+    RATING,
+    YES_NO,
+    JudgeKind,
+    judge_identity,
+    judge_options,
+    load_judge_template,
+    principle_text,
+    references,
+)
+from rewardkit.types import Capability, Query, prompt_text, stable_hash, text_queries
+
+DEFAULT_MODEL = "smollm2"
+
+
+def answer_logits(head: Any, config: Any, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+    """Next-token logits (b, len(ids)) of token ``ids`` from hidden states ``h`` (b, H): only
+    the needed rows of the output embedding, with its bias and the model's logit soft-capping."""
+    rows = torch.tensor(list(ids), device=h.device)
+    logits = h @ head.weight[rows].float().T
+    bias = getattr(head, "bias", None)
+    if bias is not None:
+        logits = logits + bias[rows].float()
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def read_logits(logits: torch.Tensor, reader: Any) -> torch.Tensor:
+    """Apply a numpy verdict reader to a batch of answer logits; float64 tensor on CPU."""
+    return torch.from_numpy(np.asarray(reader(logits.double().cpu().numpy()), dtype=np.float64))
+
+
+class AnswerTokenJudge(ModelBackedReward):
+    """A causal LM judge reading the logits of a few answer tokens at the end of a template.
+
+    Subclasses pick the kind (slots, templates, answer classes); :meth:`encode_slots` fills the
+    slots (the first slot is the conversation, cut oldest-first; the others are responses, cut
+    fairly), and :meth:`last_hidden` returns the final hidden states of the real positions.
+    Its features are those hidden states at each query's last position.
+    """
+
+    layouts = frozenset({"packed", "shared"})
+    capabilities = ModelBackedReward.capabilities | {Capability.FEATURES}
+
+    #: What the judge asks and reads (set by each judge class).
+    kind: ClassVar[JudgeKind]
+    #: The registry kind, for error messages.
+    spec_kind: ClassVar[str] = "judge"
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, config: EngineConfig | None = None, **options: Any
+    ) -> None:
+        opts = judge_options(self.kind, self.spec_kind, **options)
+        self.options = opts
+        self.output = opts.output
+        super().__init__(config)
+        set_threads(self.config.threads)
+        resolved = resolve_model(model)
+        self.resolved = resolved
+        self.tokenizer = load_tokenizer(resolved.source)
+        self.device = resolve_device(self.config.device)
+        self.model = load_causal_lm_shared(resolved.source, self.config.dtype, self.device)
+        self.slots = list(self.kind.slots)
+        self.principle = principle_text(opts.principle, opts.rubric)
+        self.template_name, self.template = load_judge_template(
+            opts.template, self.kind.default_templates, self.slots, self.principle
+        )
+        parts = self.render_parts(self.template, self.slots)
+        self.parts = parts
+        self._part_ids = [
+            list(ids) for ids in self.tokenizer(parts, add_special_tokens=False)["input_ids"]
+        ]
+        self.max_length = fit_max_length(
+            self.model.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
+        self._decoder = getattr(self.model, self.model.base_model_prefix)
+        self._head = self.model.get_output_embeddings()
+        self._identity = self.base_identity()
+        if self.kind.name in ("yes_no", "pairwise"):
+            self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
+            self._identity.update(self.answers.identity)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The kind's reward read from the answer-token logits at each row's last position."""
+        h = self.last_hidden(input_ids, attention_mask)
+        return read_logits(self.answer_logits(h, self.answers.ids), self.answers.read)
+
+    def base_identity(self) -> dict[str, Any]:
+        """What every judge's fingerprint holds: weights, template, rendered prompt, limits."""
+        return judge_identity(
+            type(self).__name__,
+            self.resolved.identity,
+            self.template_name,
+            self.parts,
+            self.principle,
+            max_length=self.max_length,
+            **self.engine_identity(),
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def backbone(self) -> torch.nn.Module:
+        return self._decoder
+
+    def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return [list(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def render_parts(self, template: str, slots: Sequence[str]) -> list[str]:
+        """The fixed text parts around ``slots`` of a template, rendered for this model."""
+        parts = render_slots(
+            self.tokenizer, template, slots, self.options.system, self.options.use_chat_template
+        )
+        if self.principle:
+            parts = [p.replace(PRINCIPLE_SLOT, self.principle) for p in parts]
+        if not self.options.use_chat_template or not getattr(self.tokenizer, "chat_template", None):
+            bos = self.tokenizer.bos_token
+            if bos and bos_prefix(self.tokenizer):
+                parts[0] = bos + parts[0]
+        return parts
+
+    def encode_slots(
+        self,
+        values: Sequence[Sequence[str]],
+        suffix: Sequence[int] = (),
+        part_ids: Sequence[list[int]] | None = None,
+    ) -> list[EncodedRow]:
+        """Rows ``part0 slot0 part1 slot1 … partN [suffix]`` for each tuple of slot texts.
+
+        Slot 0 (the conversation) is truncated from the start; the other slots (responses) keep
+        their first tokens, each at least a fair share (:func:`fit_many`). Template tokens and
+        ``suffix`` are never cut.
+        """
+        part_ids = self._part_ids if part_ids is None else part_ids
+        n = len(part_ids) - 1
+        columns = [self._texts_ids([v[j] for v in values]) for j in range(n)]
+        fixed = sum(len(p) for p in part_ids) + len(suffix)
+        rows = []
+        for i in range(len(values)):
+            f = fit_many(
+                columns[0][i],
+                [columns[j][i] for j in range(1, n)],
+                self.max_length - fixed,
+                self.config.truncation,
+            )
+            ids = list(part_ids[0])
+            for piece, part in zip([f.prompt, *f.responses], part_ids[1:], strict=True):
+                ids += piece + part
+            rows.append(EncodedRow(ids + list(suffix), None, f.prompt_dropped, f.response_dropped))
+        return rows
+
+    def last_hidden(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, back: int = 0
+    ) -> torch.Tensor:
+        """Hidden states (b, H) in float32 at the ``back``-th real position from each row's end."""
+        hidden = self.hidden(input_ids, attention_mask)
+        last = attention_mask.sum(dim=1) - 1 - back
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+
+    def features(self, queries: Sequence[Query], batch_size: int = 8) -> np.ndarray:
+        """Hidden states (n, H) at the last position of each query's judge prompt (what the
+        answer-token logits read), in batches of ``batch_size`` rows."""
+        rows = self.encode(text_queries(queries, self.name))
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(rows), batch_size):
+                chunk = [r.input_ids for r in rows[s : s + batch_size]]
+                ids, mask, _ = pad_rows(chunk, None, self.pad_token_id)
+                h = self.last_hidden(ids.to(self.device), mask.to(self.device))
+                out.append(h.float().cpu().numpy())
+        return np.concatenate(out, axis=0).astype(np.float64)
+
+    def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+        """Next-token logits (b, len(ids)) of the given token ids from hidden states ``h``."""
+        return answer_logits(self._head, self.model.config, h, ids)
+
+
+class YesNoJudgeReward(AnswerTokenJudge):
+    """``judge:`` — P(Yes) vs P(No) as the next token (docs/methods/B3-yes-token-reward.md);
+    ``output=logit`` gives ℓ_yes − ℓ_no."""
+
+    kind = YES_NO
+
+    @property
+    def yes_ids(self) -> list[int]:
+        return self.answers.first
+
+    @property
+    def no_ids(self) -> list[int]:
+        return self.answers.second
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        return self.encode_slots([(prompt_text(q.prompt), q.response) for q in queries])
+
+
+class PairwiseJudge(PairwiseJudging, AnswerTokenJudge):
+    """``judge-pairwise:`` — P(a ≻ b) from the logits of A and B, both orders averaged
+    (docs/methods/B6-llm-judge.md); ``score`` compares with the reference."""
+
+    kind = PAIRWISE
+    spec_kind = "judge-pairwise"
+    capabilities = AnswerTokenJudge.capabilities | {Capability.PAIRWISE}
+
+    def encode_pairs(self, pairs: Sequence[Pair]) -> list[EncodedRow]:
+        return self.encode_slots([(prompt_text(p), str(x), str(y)) for p, x, y in pairs])
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        """Rows of (prompt, response, first reference), as the pointwise fallback reads them."""
+        return self.encode_pairs(
+            [(q.prompt, q.response, (references(q) or [""])[0]) for q in queries]
+        )
+
+
+class RatingJudge(AnswerTokenJudge):
+    """``judge-rating:`` — the expected 1–10 rating from the next-token distribution.
+
+    p(k) ∝ Σ_{spellings s of k} e^{ℓ_s} over k = 1…10, r = Σ k·p(k) (docs/methods/B6-llm-judge.md).
+    Many tokenizers (SmolLM2's, Llama's) spell "10" as "1" "0", whose first token is the rating
+    1; then the token "1" is appended to the row and q = P("0" | …, "1") read at the extra
+    position splits the mass of "1" into p(10) = p("1")·q and p(1) = p("1")·(1 − q). When "10"
+    is one token it is used directly. ``output=probs`` returns the ten probabilities.
+    """
+
+    kind = RATING
+    spec_kind = "judge-rating"
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, config: EngineConfig | None = None, **options: Any
+    ) -> None:
+        super().__init__(model, config, **options)
+        output = self.output
+        if output == "probs":
+            self.objectives = tuple(str(k) for k in verdict.RATING_SCALE)
+        tok = self.tokenizer
+        self.rating_ids: list[list[int]] = []
+        for spellings in RATING.classes[:9]:
+            ids = single_token_ids(tok, spellings)
+            if not ids:
+                raise ValueError(f"{model}: no single-token spelling of the rating {spellings[0]}")
+            self.rating_ids.append(ids)
+        ten = single_token_ids(tok, RATING.classes[9])
+        self.ten_ids = ten
+        self.suffix: list[int] = []
+        self.zero_id: int | None = None
+        if not ten:
+            one = tok("1", add_special_tokens=False)["input_ids"]
+            zero = tok("0", add_special_tokens=False)["input_ids"]
+            split = tok("10", add_special_tokens=False)["input_ids"]
+            if not (len(one) == len(zero) == 1 and split == one + zero):
+                raise ValueError(f"{model}: cannot read the rating 10 from its tokens {split}")
+            self.suffix = one
+            self.zero_id = zero[0]
+        self._flat = [i for ids in self.rating_ids for i in ids] + list(ten)
+        self._sizes = [len(ids) for ids in self.rating_ids] + ([len(ten)] if ten else [])
+        self._identity = {
+            **self._identity,
+            "rating_ids": self.rating_ids,
+            "ten": ten or {"two_step": [*self.suffix, self.zero_id]},
+            "output": output,
+        }
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        return self.encode_slots(
+            [(prompt_text(q.prompt), q.response) for q in queries], suffix=self.suffix
+        )
+
+    def rating_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        """(b, 10) probabilities of the ratings 1…10 (float64)."""
+        hidden = self.hidden(input_ids, attention_mask)
+        b = torch.arange(hidden.shape[0], device=hidden.device)
+        last = attention_mask.sum(dim=1) - 1
+        h = hidden[b, last - (1 if self.suffix else 0)].float()
+        logits = self.answer_logits(h, self._flat).double().cpu().numpy()
+        p = verdict.softmax(verdict.class_scores(logits, self._sizes))
+        if self.ten_ids:
+            return p
+        # over 1…9, where "1" holds 1 and 10: split it with q = P("0" | …, "1")
+        after_one = self._head(hidden[b, last]).double()
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:
+            after_one = torch.tanh(after_one / cap) * cap
+        assert self.zero_id is not None
+        q = torch.softmax(after_one, dim=1)[:, self.zero_id].cpu().numpy()
+        return np.concatenate(
+            [(p[:, 0] * (1 - q))[:, None], p[:, 1:], (p[:, 0] * q)[:, None]], axis=1
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return torch.from_numpy(
+            verdict.rating(self.rating_probs(input_ids, attention_mask), self.output)
+        )
+
+
+class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
+    """``judge-listwise:`` — k ≤ 9 responses to one prompt ranked in one call; the score of each
+    is P(its label is the first answer token) (docs/methods/B7-listwise-judge.md)."""
+
+    kind = LISTWISE
+    spec_kind = "judge-listwise"
+    # groups, not queries: no per-query features
+    capabilities = (AnswerTokenJudge.capabilities - {Capability.FEATURES}) | {Capability.LISTWISE}
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        config: EngineConfig | None = None,
+        *,
+        order_seed: int = 0,
+        **options: Any,
+    ) -> None:
+        super().__init__(model, config, **options)
+        self.seed = int(order_seed)
+        self.label_ids = [
+            single_token_ids(self.tokenizer, c) for c in label_classes(self.max_group)
+        ]
+        if not all(self.label_ids):
+            raise ValueError(f"{model}: no single-token spelling of the labels 1…9")
+        self._groups: dict[int, list[list[int]]] = {}
+        self._identity.update(label_ids=self.label_ids, seed=self.seed)
+
+    def _parts_for(self, k: int) -> list[list[int]]:
+        if k not in self._groups:
+            text, slots = expand_template(self.template, k)
+            parts = self.render_parts(text, slots)
+            self._groups[k] = [
+                list(x) for x in self.tokenizer(parts, add_special_tokens=False)["input_ids"]
+            ]
+        return self._groups[k]
+
+    def encode_groups(self, groups: Sequence[Group]) -> list[EncodedRow]:
+        rows: list[EncodedRow] = []
+        for msgs, shown in groups:
+            values = [(prompt_text(msgs), *(str(r) for r in shown))]
+            rows += self.encode_slots(values, part_ids=self._parts_for(len(shown)))
+        return rows
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        raise TypeError(f"{self.name}: a listwise judge encodes groups (rank_many), not queries")
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Log-scores (b, 9) of the labels 1…9 as the first answer token."""
+        flat = [i for ids in self.label_ids for i in ids]
+        logits = self.answer_logits(self.last_hidden(input_ids, attention_mask), flat)
+        sizes = [len(ids) for ids in self.label_ids]
+        return read_logits(logits, lambda x: verdict.class_scores(x, sizes))
+
+    def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
+        keys = [stable_hash(["list", m, list(shown)]) for m, shown in groups]
+        run = self.run_rows(list(groups), keys, self.encode_groups)
+        table = run.values.astype(np.float64)
+        scores = [verdict.softmax(table[i, : len(g[1])]) for i, g in enumerate(groups)]
+        return scores, dict(run.stats)
+
+
+def _model(arg: str | None) -> str:
+    return DEFAULT_MODEL if arg in (None, "", "default") else str(arg)
+
+
+def build(arg: str | None, **options: Any) -> YesNoJudgeReward:
+    """Registry factory for ``judge:default`` or ``judge:PATH_OR_ID``."""
+    return YesNoJudgeReward(_model(arg), EngineConfig.from_options(options), **options)
+
+
+def build_pairwise(arg: str | None, **options: Any) -> PairwiseJudge:
+    """Registry factory for ``judge-pairwise:default`` or ``judge-pairwise:PATH_OR_ID``."""
+    return PairwiseJudge(_model(arg), EngineConfig.from_options(options), **options)
+
+
+def build_listwise(arg: str | None, **options: Any) -> ListwiseJudge:
+    """Registry factory for ``judge-listwise:default`` or ``judge-listwise:PATH_OR_ID``."""
+    return ListwiseJudge(_model(arg), EngineConfig.from_options(options), **options)
+
+
+def build_rating(arg: str | None, **options: Any) -> RatingJudge:
+    """Registry factory for ``judge-rating:default`` or ``judge-rating:PATH_OR_ID``."""
+    return RatingJudge(_model(arg), EngineConfig.from_options(options), **options)

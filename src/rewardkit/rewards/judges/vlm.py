@@ -1,0 +1,209 @@
+"""The local vision-language-model backend (``vlm-judge:``, ``vlm-judge-pairwise:``).
+
+The same judge kinds as the text backend (docs/methods/B3-yes-token-reward.md,
+docs/methods/B6-llm-judge.md) on any ``AutoModelForImageTextToText`` + ``AutoProcessor``:
+each slot is filled with content parts (text and images, in order), the user turn goes through
+the processor's chat template, and the answer-token logits at the last position are read by the
+shared verdict readers. Rows are not truncated (an image cannot be cut); keep conversations
+within the model's context. A processor without a chat template gets the plain form of the text
+judges (``system``, the template with the processor's image token per image, then
+``"\\nAnswer:"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from rewardkit.content import ImageRef
+from rewardkit.engine.config import EngineConfig
+from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
+from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
+from rewardkit.rewards.judges.answers import AnswerTokens
+from rewardkit.rewards.judges.local import answer_logits, read_logits
+from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
+from rewardkit.rewards.judges.template import (
+    PAIRWISE,
+    YES_NO,
+    JudgeKind,
+    Part,
+    as_parts,
+    conversation_parts,
+    fill_slots,
+    judge_identity,
+    judge_options,
+    judge_template,
+    principle_text,
+    split_template,
+)
+from rewardkit.types import Capability, Query
+
+
+class VLMJudge(MultimodalReward):
+    """A vision-language model reading the logits of a kind's answer tokens after its template."""
+
+    kind: ClassVar[JudgeKind]
+    spec_kind: ClassVar[str] = "vlm-judge"
+
+    def __init__(
+        self,
+        model: str,
+        config: EngineConfig | None = None,
+        *,
+        trust_remote_code: bool = False,
+        **options: Any,
+    ) -> None:
+        opts = judge_options(self.kind, self.spec_kind, **options)
+        self.options = opts
+        self.output = opts.output
+        super().__init__(config)
+        import transformers
+
+        set_threads(self.config.threads)
+        self.resolved = resolve_model(model)
+        self.device = resolve_device(self.config.device)
+        kw = {"trust_remote_code": True} if trust_remote_code else {}
+        self.processor = transformers.AutoProcessor.from_pretrained(self.resolved.source, **kw)
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch_dtype(self.config.dtype)
+        self.model = (
+            transformers.AutoModelForImageTextToText.from_pretrained(
+                self.resolved.source, dtype=dtype, **kw
+            )
+            .to(dtype)
+            .to(self.device)
+            .eval()
+        )
+        self._decoder = getattr(self.model, self.model.base_model_prefix)
+        self._head = self.model.get_output_embeddings()
+        self.principle = principle_text(opts.principle, opts.rubric)
+        self.template_name, text = judge_template(self.kind, opts.template, self.principle)
+        self.pieces = split_template(text, self.kind.slots)
+        self.system = opts.system
+        self.use_chat_template = bool(
+            opts.use_chat_template and getattr(self.processor, "chat_template", None)
+        )
+        self.image_token = str(getattr(self.processor, "image_token", None) or "<image>")
+        self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
+        self._identity = {**self.base_identity(), **self.answers.identity}
+
+    def base_identity(self) -> dict[str, Any]:
+        return judge_identity(
+            type(self).__name__,
+            self.resolved.identity,
+            self.template_name,
+            [self.pieces, self.system, self.use_chat_template],
+            self.principle,
+            **self.engine_identity(),
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    # -- rows -----------------------------------------------------------------------------------
+    def render(self, values: Sequence[list[Part]]) -> tuple[str, list[ImageRef]]:
+        """The prompt text (chat template applied, generation prompt added) and its images."""
+        parts = fill_slots(self.pieces, values)
+        images = [p["image"] for p in parts if p["type"] == "image"]
+        if self.use_chat_template:
+            content = [p if p["type"] == "text" else {"type": "image"} for p in parts]
+            messages: list[dict[str, Any]] = []
+            if self.system:
+                messages.append(
+                    {"role": "system", "content": [{"type": "text", "text": self.system}]}
+                )
+            messages.append({"role": "user", "content": content})
+            text = self.processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        else:
+            body = "".join(p["text"] if p["type"] == "text" else self.image_token for p in parts)
+            text = (f"{self.system}\n\n" if self.system else "") + body + "\nAnswer:"
+        return text, images
+
+    def _inputs(self, texts: list[str], images: list[list[ImageRef]]) -> dict[str, Any]:
+        loaded = [[img.load() for img in row] for row in images]
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if any(loaded):
+            # nested per row when every row has images (Idefics/SmolVLM need it), else flat
+            kwargs["images"] = loaded if all(loaded) else [im for row in loaded for im in row]
+        return dict(self.processor(**kwargs))
+
+    def encode_values(self, values: Sequence[Sequence[list[Part]]]) -> list[MultimodalRow]:
+        """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length."""
+        rows = []
+        for v in values:
+            text, images = self.render(v)
+            ids = self._inputs([text], [images])["input_ids"][0].tolist()
+            rows.append(MultimodalRow(ids, payload=(text, images)))
+        return rows
+
+    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
+        inputs = self._inputs([r.payload[0] for r in rows], [r.payload[1] for r in rows])
+        dtype = next(self.model.parameters()).dtype
+        for k, v in inputs.items():
+            if isinstance(v, torch.Tensor):
+                inputs[k] = (
+                    v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)
+                )
+        hidden = self._decoder(**inputs).last_hidden_state
+        last = inputs["attention_mask"].sum(dim=1) - 1
+        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+        config = getattr(self.model.config, "text_config", None) or self.model.config
+        return read_logits(
+            answer_logits(self._head, config, h, self.answers.ids), self.answers.read
+        )
+
+
+class VLMYesNoJudge(VLMJudge):
+    """``vlm-judge:`` — P(Yes) vs P(No) after the pointwise template."""
+
+    kind = YES_NO
+
+    def encode(self, queries: Sequence[Query]) -> list[MultimodalRow]:
+        return self.encode_values(
+            [(conversation_parts(q.prompt), as_parts(q.response)) for q in queries]
+        )
+
+
+class VLMPairwiseJudge(PairwiseJudging, VLMJudge):
+    """``vlm-judge-pairwise:`` — P(a ≻ b) from the logits of A and B, both orders averaged
+    (MMRB2 protocol); ``score`` = P(response ≻ reference), NaN without one."""
+
+    image_references = True
+
+    kind = PAIRWISE
+    spec_kind = "vlm-judge-pairwise"
+    capabilities = VLMJudge.capabilities | {Capability.PAIRWISE}
+    pair_tag = "vlm-pair"
+
+    def encode_pairs(self, pairs: Sequence[Pair]) -> list[MultimodalRow]:
+        return self.encode_values(
+            [(conversation_parts(p), as_parts(x), as_parts(y)) for p, x, y in pairs]
+        )
+
+    def encode(self, queries: Sequence[Query]) -> list:
+        raise TypeError(f"{self.name}: a pairwise judge encodes pairs (compare_many), not queries")
+
+
+def build(arg: str | None, **options: Any) -> VLMYesNoJudge:
+    """Registry factory for ``vlm-judge:PATH_OR_ID``."""
+    if not arg:
+        raise ValueError("vlm-judge needs a model: vlm-judge:PATH_OR_ID")
+    return VLMYesNoJudge(arg, EngineConfig.from_options(options), **options)
+
+
+def build_pairwise(arg: str | None, **options: Any) -> VLMPairwiseJudge:
+    """Registry factory for ``vlm-judge-pairwise:PATH_OR_ID``."""
+    if not arg:
+        raise ValueError("vlm-judge-pairwise needs a model: vlm-judge-pairwise:PATH_OR_ID")
+    return VLMPairwiseJudge(arg, EngineConfig.from_options(options), **options)

@@ -1,0 +1,331 @@
+"""``prm:PATH`` — a process reward model: one score per reasoning step, and a scalar by
+``aggregate`` (``docs/methods/B4-orm-vs-prm.md``).
+
+``prm:PATH?convention=qwen|shepherd&aggregate=min|last|mean|prod|geomean&split=auto``. The
+steps of a response are ``query.meta["steps"]`` when they join (with a blank line) into the
+response text itself, else :func:`~rewardkit.rewards.prm.steps.split_steps` by ``split``. The
+convention (:mod:`rewardkit.rewards.prm.conventions`) says how they are tagged and where each
+score is read; without ``convention`` it comes from the checkpoint's architecture.
+
+``score_full(...).steps`` is (n, S) float32, one probability per step and NaN past a
+response's steps (and for steps cut off by truncation); ``scores`` is their aggregate (NaN for a
+response without steps). The per-step scores are computed and cached once whatever the
+aggregate: ``prm:X?aggregate=min`` and ``prm:X?aggregate=last`` share the engine's cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.encoding import encode_chat, encode_plain
+from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.models.loading import (
+    fit_max_length,
+    load_causal_lm_shared,
+    load_tokenizer,
+    resolve_device,
+    resolve_model,
+    set_threads,
+    torch_dtype,
+)
+from rewardkit.rewards.prm.conventions import StepConvention, convention, guess_convention
+from rewardkit.rewards.prm.steps import AGGREGATES, aggregate_rows, pad_steps, split_steps
+from rewardkit.rewards.ragged import run_rows
+from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
+
+STEP_JOIN = "\n\n"
+
+
+def query_steps(query: Query, rule: str) -> list[str]:
+    """The steps of ``query``'s response: ``meta["steps"]`` when they join into the response
+    text, else the response split by ``rule``."""
+    text = str(query.response)
+    given = query.meta.get("steps")
+    if (
+        isinstance(given, list)
+        and given
+        and all(isinstance(s, str) for s in given)
+        and STEP_JOIN.join(given) == text
+    ):
+        return list(given)
+    return split_steps(text, rule)
+
+
+def tagged_query(conv: StepConvention, query: Query, steps: list[str]) -> Query:
+    """The query a PRM reads: the convention's system prompt (unless the prompt has one) and
+    the tagged steps as the response."""
+    prompt: list[Message] = list(query.prompt)
+    if conv.system and not (prompt and prompt[0]["role"] == "system"):
+        prompt.insert(0, {"role": "system", "content": conv.system})
+    return Query(prompt, conv.tagged(steps))
+
+
+def encode_tagged(
+    tokenizer: Any,
+    conv: StepConvention,
+    queries: Sequence[Query],
+    max_length: int,
+    truncation: Any,
+    use_chat_template: bool,
+) -> list[EncodedRow]:
+    """Engine rows of tagged queries: through the chat template when the convention and the
+    tokenizer have one, else plain ``prompt SEP response`` text (``" "`` for Math-Shepherd's
+    ``question steps``, a blank line otherwise); no EOS is appended."""
+    if use_chat_template:
+        return encode_chat(tokenizer, queries, max_length, truncation)
+    return encode_plain(
+        tokenizer,
+        queries,
+        max_length,
+        truncation,
+        separator="\n\n" if conv.read == "token-cls" else " ",
+        append_eos=False,
+    )
+
+
+def tag_positions(ids: Sequence[int], start: int, tag_id: int) -> list[int]:
+    """Positions of the step tag in a row's response part (from ``start`` on)."""
+    return [i for i in range(max(start, 0), len(ids)) if ids[i] == tag_id]
+
+
+class StepScorer(ModelBackedReward):
+    """The engine side of a PRM: (prompt, steps) rows → one score per tagged step."""
+
+    uses_response_start = True
+
+    def __init__(
+        self,
+        model: str,
+        config: EngineConfig | None = None,
+        *,
+        convention_name: str | None = None,
+        tag: str | None = None,
+        good: str | None = None,
+        bad: str | None = None,
+        system: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__(config)
+        set_threads(self.config.threads)
+        resolved = resolve_model(model)
+        self.model_name = model
+        source = resolved.source
+        hf_config = transformers.AutoConfig.from_pretrained(
+            source, trust_remote_code=trust_remote_code
+        )
+        name = convention_name or guess_convention(getattr(hf_config, "architectures", None))
+        self.convention: StepConvention = convention(
+            name, tag=tag, good=good, bad=bad, system=system
+        )
+        self.tokenizer = load_tokenizer(source)
+        self.device = resolve_device(self.config.device)
+        dtype = torch_dtype(self.config.dtype)
+        tok = self.tokenizer
+        if self.convention.read == "token-cls":
+            self.tag_id = int(tok.convert_tokens_to_ids(self.convention.tag))
+            if tok(self.convention.tag, add_special_tokens=False)["input_ids"] != [self.tag_id]:
+                raise ValueError(
+                    f"{model}: the tokenizer has no single token {self.convention.tag!r} to "
+                    "separate steps; set tag= to the model's step separator"
+                )
+            arch = (getattr(hf_config, "architectures", None) or [""])[0]
+            if trust_remote_code and not arch.endswith("ForTokenClassification"):
+                cls: Any = transformers.AutoModel  # remote-code PRMs (Qwen2ForProcessRewardModel)
+            else:
+                cls = transformers.AutoModelForTokenClassification
+            self.model = cls.from_pretrained(
+                source, dtype=dtype, trust_remote_code=trust_remote_code
+            ).to(self.device)
+            self.model.eval()
+            labels = int(getattr(self.model.config, "num_labels", 2))
+            if labels != 2:
+                raise ValueError(
+                    f"{model}: a qwen-convention PRM is a 2-label token classifier, this one "
+                    f"has {labels} labels"
+                )
+            self.good_bad: tuple[int, int] | None = None
+            self._decoder = None
+            self._head = None
+        else:
+            self.tag_id = int(tok.encode(self.convention.tag)[-1])  # as Math-Shepherd's code
+            ids = tok(f"{self.convention.good} {self.convention.bad}", add_special_tokens=False)
+            if len(ids["input_ids"]) != 2:
+                raise ValueError(
+                    f"{model}: {self.convention.good!r} and {self.convention.bad!r} are not one "
+                    "token each in this tokenizer; set good= and bad="
+                )
+            self.good_bad = (int(ids["input_ids"][0]), int(ids["input_ids"][1]))
+            self.model = load_causal_lm_shared(source, self.config.dtype, self.device)
+            self._decoder = getattr(self.model, self.model.base_model_prefix)
+            self._head = self.model.get_output_embeddings()
+            self.layouts = frozenset({"packed", "shared"})
+        self.use_chat_template = self.convention.chat and bool(getattr(tok, "chat_template", None))
+        self.max_length = fit_max_length(
+            self.model.config, tok, self.config.max_length, self.config.default_max_length
+        )
+        self._identity = {
+            "class": "StepScorer",
+            **resolved.identity,
+            "convention": {
+                "tag": self.convention.tag,
+                "read": self.convention.read,
+                "good": self.convention.good,
+                "bad": self.convention.bad,
+                "system": self.convention.system,
+            },
+            "template": stable_hash(tok.chat_template) if self.use_chat_template else "plain",
+            "max_length": self.max_length,
+            **self.engine_identity(),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def backbone(self) -> torch.nn.Module | None:
+        return self._decoder
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        """Rows of queries whose response is already the tagged step text."""
+        return encode_tagged(
+            self.tokenizer,
+            self.convention,
+            queries,
+            self.max_length,
+            self.config.truncation,
+            self.use_chat_template,
+        )
+
+    def tagged_query(self, query: Query, steps: list[str]) -> Query:
+        """The query the model reads: the convention's system prompt and the tagged steps."""
+        return tagged_query(self.convention, query, steps)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        response_start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if response_start is None:
+            raise ValueError("StepScorer.forward needs response_start (run the engine)")
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+        lengths = attention_mask.sum(dim=1)[:, None]
+        tags = (input_ids == self.tag_id) & (pos >= response_start[:, None].clamp(min=0))
+        tags &= pos < lengths
+        rows, cols = tags.nonzero(as_tuple=True)
+        if self.good_bad is None:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            logits = out.logits if hasattr(out, "logits") else out[0]
+            values = torch.softmax(logits[rows, cols].float(), dim=-1)[:, 1]
+        else:
+            hidden = self.hidden(input_ids, attention_mask)
+            head = self._head
+            assert head is not None
+            logits = head(hidden[rows, cols]).float()[:, list(self.good_bad)]
+            values = torch.softmax(logits, dim=-1)[:, 0]
+        counts = tags.sum(dim=1)
+        width = max(int(counts.max()) if counts.numel() else 0, 1)
+        out_t = torch.full((input_ids.shape[0], width), float("nan"), device=input_ids.device)
+        rank = torch.cumsum(tags.long(), dim=1)[rows, cols] - 1
+        out_t[rows, rank] = values
+        return out_t
+
+
+class PRMReward(Reward):
+    """Per-step scores from a :class:`StepScorer` and their aggregate (module docstring)."""
+
+    capabilities = frozenset({Capability.STEPS, Capability.MODEL_BACKED})
+
+    def __init__(
+        self,
+        model: str,
+        config: EngineConfig | None = None,
+        *,
+        aggregate: str = "min",
+        split: str = "auto",
+        convention: str | None = None,
+        tag: str | None = None,
+        good: str | None = None,
+        bad: str | None = None,
+        system: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {aggregate!r}")
+        split_steps("", split)  # validates the rule
+        self.aggregate = aggregate
+        self.split = split
+        self.scorer = StepScorer(
+            model,
+            config,
+            convention_name=convention,
+            tag=tag,
+            good=good,
+            bad=bad,
+            system=system,
+            trust_remote_code=trust_remote_code,
+        )
+
+    @property
+    def config(self) -> EngineConfig:
+        return self.scorer.config
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "class": "PRMReward",
+            "scorer": self.scorer.identity(),
+            "aggregate": self.aggregate,
+            "split": self.split,
+        }
+
+    def step_scores(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(steps (n, S) NaN-padded, truncated (n,), stats) for ``queries``."""
+        steps = [query_steps(q, self.split) for q in queries]
+        tagged = [self.scorer.tagged_query(q, s) for q, s in zip(queries, steps, strict=True)]
+        keys = [stable_hash(["prm", q.prompt, s]) for q, s in zip(queries, steps, strict=True)]
+        self.scorer.name = f"{self.name}[steps]"
+        values, truncated, stats = run_rows(self.scorer, tagged, keys, self.scorer.encode)
+        rows = []
+        for i, s in enumerate(steps):
+            row = values[i] if values.ndim == 2 else np.zeros(0)
+            got = int(np.sum(~np.isnan(row)))
+            if got > len(s) or (got < len(s) and not truncated[i]):
+                raise ValueError(
+                    f"{self.name}: response {i} has {len(s)} steps but the model read {got} "
+                    f"step tags {self.scorer.convention.tag!r}; the tokenizer merges the tag "
+                    "with the text around it"
+                )
+            rows.append(row[: len(s)])
+        return pad_steps(rows), truncated, stats
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        steps, truncated, stats = self.step_scores(queries)
+        scores = (
+            aggregate_rows(steps, self.aggregate)
+            if steps.shape[1]
+            else np.full(len(queries), np.nan)
+        )
+        return ScoreResult(
+            scores.astype(np.float32),
+            stats={**stats, "steps": int(np.sum(~np.isnan(steps)))},
+            truncated=truncated,
+            steps=steps,
+        )
+
+
+def build(arg: str | None, **options: Any) -> PRMReward:
+    """Registry factory for ``prm:PATH``."""
+    if not arg:
+        raise ValueError("prm: needs a model, prm:PATH_OR_ID")
+    config = EngineConfig.from_options(options)
+    return PRMReward(str(arg), config, **options)

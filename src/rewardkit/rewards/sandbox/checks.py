@@ -1,0 +1,202 @@
+"""Assertions the trusted parent can judge: an ``assert`` split into the values the sandbox must
+compute and the comparisons the parent makes on them (``docs/sandbox.md``).
+
+The sandbox evaluates only the operand expressions and sends their values back as data; the
+literal each is compared with, and the comparison, never enter it. The code under test controls
+its process, so it can report any value: a split is accepted only where reporting a value is no
+more than what a wrong program could do by returning it, and where the expected value is not
+something it can guess from what it sees:
+
+- ``EXPR == LITERAL`` (either order) for any ``EXPR`` when the literal is not a bool or None;
+- ``abs(EXPR - LITERAL) < TOL`` (also ``+``, ``<=``, either order inside) and
+  ``math.isclose(EXPR, LITERAL, ...)``: the parent does the arithmetic;
+- for a *call of the solution's code* ``f(...)`` (a name neither a builtin nor defined by the
+  tests): truthiness, ``not``, ``== True/False/None``, ``!=``, ``<``, ``<=``, ``>``, ``>=``,
+  ``in``, ``not in`` a literal, ``is`` / ``is not`` None, True or False;
+- ``A and B`` of the above.
+
+Everything else (``assert isinstance(f(x), list)``, comparisons between two computed values,
+helpers the tests define) stays an in-process test.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import math
+import operator
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["Check", "defined_names", "holds", "split_assert"]
+
+#: One comparison the parent makes: (operator name, its argument).
+Check = tuple[str, Any]
+
+_COMPARE: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_BINARY: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda v, lit: v in lit,
+    "not in": lambda v, lit: v not in lit,
+    "is": operator.is_,
+    "is not": operator.is_not,
+}
+_BUILTINS = frozenset(dir(builtins))
+_NO = object()
+
+
+def _literal(node: ast.expr) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _NO
+
+
+def defined_names(statements: Iterable[ast.stmt]) -> set[str]:
+    """Names the tests' own code binds (assignments, defs, classes, imports)."""
+    names: set[str] = set()
+    for stmt in statements:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.alias):
+                names.add((node.asname or node.name).split(".")[0])
+    return names
+
+
+def _solution_call(node: ast.expr, tests_names: set[str]) -> bool:
+    """Whether ``node`` is a call of the solution's code: ``f(...)``, ``Solution().f(...)``."""
+    if not isinstance(node, ast.Call):
+        return False
+    root: ast.expr = node.func
+    while isinstance(root, ast.Attribute | ast.Call):
+        root = root.value if isinstance(root, ast.Attribute) else root.func
+    return isinstance(root, ast.Name) and root.id not in _BUILTINS and root.id not in tests_names
+
+
+def _near(node: ast.expr, bound: ast.expr, op: str) -> tuple[ast.expr, Check] | None:
+    """``abs(EXPR ± LIT) < TOL`` → (EXPR, ("near", (offset, TOL, strict)))."""
+    tol = _literal(bound)
+    if op not in ("<", "<=") or type(tol) not in (int, float):
+        return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        return None
+    if node.func.id != "abs" or len(node.args) != 1 or node.keywords:
+        return None
+    inner = node.args[0]
+    if not isinstance(inner, ast.BinOp) or type(inner.op) not in (ast.Sub, ast.Add):
+        return None
+    right, left = _literal(inner.right), _literal(inner.left)
+    if type(right) in (int, float):  # EXPR - LIT, EXPR + LIT
+        offset = -right if isinstance(inner.op, ast.Sub) else right
+        return inner.left, ("near", (offset, tol, op == "<"))
+    if type(left) in (int, float) and isinstance(inner.op, ast.Sub):  # LIT - EXPR
+        return inner.right, ("near", (-left, tol, op == "<"))
+    return None
+
+
+def _isclose(node: ast.Call) -> tuple[ast.expr, Check] | None:
+    func = node.func
+    named = isinstance(func, ast.Attribute) and func.attr == "isclose"
+    if not named or not isinstance(func.value, ast.Name) or func.value.id != "math":
+        return None
+    if len(node.args) != 2 or any(k.arg not in ("rel_tol", "abs_tol") for k in node.keywords):
+        return None
+    tols = {"rel_tol": 1e-9, "abs_tol": 0.0} | {
+        str(k.arg): _literal(k.value) for k in node.keywords
+    }
+    if any(type(v) not in (int, float) for v in tols.values()):
+        return None
+    a, b = node.args
+    for expr, lit in ((a, _literal(b)), (b, _literal(a))):
+        if type(lit) in (int, float):
+            return expr, ("isclose", (lit, tols["rel_tol"], tols["abs_tol"]))
+    return None
+
+
+def _compare(node: ast.Compare, names: set[str]) -> tuple[ast.expr, Check] | None:
+    if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
+        return None
+    op, left, right = _COMPARE[type(node.ops[0])], node.left, node.comparators[0]
+    near = _near(left, right, op) or _near(right, left, _FLIPPED.get(op, ""))
+    if near is not None:
+        return near
+    lit = _literal(right)
+    expr = left
+    if lit is _NO and op in _FLIPPED:
+        lit, expr, op = _literal(left), right, _FLIPPED[op]
+    if lit is _NO:
+        return None
+    if op in ("is", "is not") and not (lit is None or type(lit) is bool):
+        return None
+    guessable = lit is None or type(lit) is bool
+    if op == "==" and not guessable:
+        return expr, ("==", lit)
+    return (expr, (op, lit)) if _solution_call(expr, names) else None
+
+
+def _split(node: ast.expr, names: set[str]) -> list[tuple[ast.expr, Check]] | None:
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        parts = [_split(v, names) for v in node.values]
+        return None if any(p is None for p in parts) else [c for p in parts for c in p or ()]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return [(node.operand, ("falsy", None))] if _solution_call(node.operand, names) else None
+    if isinstance(node, ast.Compare):
+        one = _compare(node, names)
+        return None if one is None else [one]
+    if isinstance(node, ast.Call):
+        close = _isclose(node)
+        if close is not None:
+            return [close]
+    return [(node, ("truthy", None))] if _solution_call(node, names) else None
+
+
+def split_assert(node: ast.stmt, tests_names: set[str]) -> tuple[str, list[Check]] | None:
+    """For an ``assert`` the parent can judge: (source of a tuple expression of the values the
+    sandbox computes, one check per value); None for any other statement."""
+    if not isinstance(node, ast.Assert):
+        return None
+    parts = _split(node.test, tests_names)
+    if not parts:
+        return None
+    exprs = ", ".join(ast.unparse(expr) for expr, _ in parts)
+    return f"({exprs},)", [check for _, check in parts]
+
+
+def holds(check: Check, value: Any) -> bool:
+    """Whether a decoded value passes one check (False where the comparison cannot be made)."""
+    op, arg = check
+    try:
+        if op == "truthy":
+            return bool(value)
+        if op == "falsy":
+            return not value
+        if op == "near":
+            offset, tol, strict = arg
+            gap = abs(value + offset)
+            return bool(gap < tol if strict else gap <= tol)
+        if op == "isclose":
+            target, rel_tol, abs_tol = arg
+            return math.isclose(value, target, rel_tol=rel_tol, abs_tol=abs_tol)
+        return bool(_BINARY[op](value, arg))
+    except (TypeError, ValueError, OverflowError, RecursionError, KeyError):
+        return False

@@ -1,0 +1,285 @@
+"""Test references normalised into a :class:`TestPlan`: what the harness runs, and what the
+trusted parent keeps to itself (the expected values it compares against).
+
+Forms read (see :func:`parse_tests`): Python test code, ``{"tests": [...]}`` / MBPP's
+``test_list``, HumanEval's ``{"test", "entry_point"}``, ``{"inputs", "outputs"}`` (stdin/stdout)
+and the same with ``fn_name`` (call style), each also as a JSON string.
+
+Where a verdict is made decides whether a solution can forge it (``docs/sandbox.md``):
+
+- ``stdio`` cases and ``call`` cases are compared in the parent;
+- an ``assert`` the parent can judge (``assert EXPR == LITERAL``, ``assert f(x)``,
+  ``assert not f(x)``, ``assert abs(EXPR - LIT) < TOL``...; :mod:`.checks`) becomes a ``value``
+  test: the sandbox evaluates the operands and sends their values back as data; the literals and
+  comparisons never enter the sandbox and the parent compares;
+- HumanEval's ``check(candidate)`` is one ``value`` test when every statement of it is such an
+  assert (:func:`_plan_from_check`);
+- every other test (other asserts, ``def test_*`` functions, a ``check`` with loops, a script
+  without asserts) is ``in_process``: it runs beside the solution, which can forge its verdict.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardkit.rewards.sandbox.checks import defined_names, split_assert
+
+__all__ = ["TestPlan", "parse_tests"]
+
+#: Step kind → the kind of verdict it gives (``SandboxResult.kinds``).
+VERDICT_KIND = {"test": "in_process", "value": "value", "call": "call"}
+
+
+@dataclass
+class TestPlan:
+    """Tests normalised into what the harness runs.
+
+    ``kind`` is ``"steps"`` (tests run in the solution's process: ``steps`` holds ``setup``
+    code, ``test`` snippets run in process, ``value`` expressions and ``call`` cases) or
+    ``"stdio"`` (``cases`` of (stdin, expected stdout), one process per case).
+    ``expected`` maps a ``value``/``call`` test's index to the value the parent expects; it is
+    never sent to the sandbox.
+    """
+
+    __test__ = False  # not a pytest class
+
+    kind: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    cases: list[tuple[str, str]] = field(default_factory=list)
+    fn_name: str | None = None
+    expected: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Number of tests."""
+        if self.kind == "stdio":
+            return len(self.cases)
+        return sum(1 for s in self.steps if s["kind"] != "setup")
+
+    @property
+    def kinds(self) -> list[str]:
+        """Per test, where its verdict is made: ``stdio``, ``call``, ``value`` or ``in_process``."""
+        if self.kind == "stdio":
+            return ["stdio"] * len(self.cases)
+        return [VERDICT_KIND[s["kind"]] for s in self.steps if s["kind"] != "setup"]
+
+    @property
+    def forgeable(self) -> int:
+        """Number of ``in_process`` tests (their verdict comes from inside the sandbox)."""
+        return sum(k == "in_process" for k in self.kinds)
+
+
+def parse_tests(tests: Any) -> TestPlan:
+    """Normalise a test reference (see :func:`~rewardkit.rewards.sandbox.run_tests`) into a
+    :class:`TestPlan`. Raises ValueError when the reference is not a test specification."""
+    if isinstance(tests, str):
+        text = tests.strip()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                return parse_tests(obj)
+        return _plan_from_source(tests)
+    if isinstance(tests, Mapping):
+        if "input_output" in tests and "inputs" not in tests:
+            io = tests["input_output"]
+            return parse_tests(json.loads(io) if isinstance(io, str) else io)
+        if "inputs" in tests and "outputs" in tests:
+            return _plan_from_io(tests["inputs"], tests["outputs"], tests.get("fn_name"))
+        setup = tests.get("setup") or tests.get("test_setup_code") or ""
+        for key in ("tests", "test_list"):
+            if key in tests:
+                return _plan_from_list(tests[key], setup)
+        if "test" in tests:
+            src = str(tests["test"])
+            if tests.get("entry_point"):
+                entry = str(tests["entry_point"])
+                judged = _plan_from_check(src, entry, setup)
+                return judged or _plan_from_list([f"{src}\n\ncheck({entry})\n"], setup)
+            return _plan_from_source(f"{setup}\n{src}" if setup else src)
+        raise ValueError(
+            "test dict needs 'tests' (list of code strings), 'inputs'/'outputs' "
+            f"(stdin/stdout or fn_name cases) or 'test'; got keys {sorted(tests)}"
+        )
+    if isinstance(tests, Sequence) and not isinstance(tests, bytes | bytearray):
+        return _plan_from_list(tests, "")
+    raise ValueError(f"cannot read tests of type {type(tests).__name__}")
+
+
+class _Builder:
+    """Collects steps and the parent-only expected values, numbering tests in order."""
+
+    def __init__(self, tests_names: set[str]) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.expected: dict[int, Any] = {}
+        self.names = tests_names
+
+    @property
+    def n(self) -> int:
+        return sum(1 for s in self.steps if s["kind"] != "setup")
+
+    def setup(self, src: str) -> None:
+        self.steps.append({"kind": "setup", "src": src})
+
+    def test(self, src: str, node: ast.stmt | None = None) -> None:
+        i = self.n
+        split = split_assert(node, self.names) if node is not None else None
+        if split is None:
+            self.steps.append({"kind": "test", "src": src, "index": i})
+        else:
+            self.steps.append({"kind": "value", "src": split[0], "index": i})
+            self.expected[i] = split[1]
+
+    def plan(self) -> TestPlan:
+        return TestPlan("steps", self.steps, expected=self.expected)
+
+
+def _statements(src: str) -> list[ast.stmt]:
+    try:
+        return ast.parse(src).body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return []
+
+
+def _single_statement(src: str) -> ast.stmt | None:
+    body = _statements(src)
+    return body[0] if len(body) == 1 else None
+
+
+def _plan_from_list(items: Any, setup: str) -> TestPlan:
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        raise ValueError("'tests' must be a list of Python code strings")
+    if not all(isinstance(t, str) for t in items):
+        raise ValueError("every test in 'tests' must be a string of Python code")
+    nodes = [_single_statement(t) for t in items]
+    names = defined_names(_statements(setup)) | defined_names(
+        n
+        for t, n in zip(items, nodes, strict=True)
+        for n in (_statements(t) if n is None else [n])
+        if not isinstance(n, ast.Assert)
+    )
+    b = _Builder(names)
+    if setup:
+        b.setup(setup)
+    for t, node in zip(items, nodes, strict=True):
+        b.test(t, node)
+    if not b.n:
+        raise ValueError("no tests")
+    return b.plan()
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.Name(self.new, node.ctx) if node.id == self.old else node
+
+
+def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
+    """HumanEval's ``def check(candidate): assert ...`` as one parent-judged test, when every
+    statement of ``check`` is an assert the parent can judge (or ``assert <true literal>``);
+    None otherwise (then it runs in process, as ``check(entry_point)``)."""
+    body = _statements(f"{setup}\n{src}" if setup else src)
+    checks = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    if len(checks) != 1 or len(checks[0].args.args) != 1 or not entry.isidentifier():
+        return None
+    check = checks[0]
+    others = [n for n in body if n is not check]
+    names = defined_names(others) | {"check"}
+    rename = _Rename(check.args.args[0].arg, entry)
+    exprs: list[str] = []
+    parts: list[Any] = []
+    for stmt in check.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # a docstring
+        if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and stmt.test.value:
+            continue  # `assert True, "..."`
+        split = split_assert(rename.visit(stmt), names)
+        if split is None:
+            return None
+        exprs.append(split[0][1:-2])  # the operands, without the tuple's parentheses and comma
+        parts += split[1]
+    if not parts:
+        return None
+    b = _Builder(names)
+    for n in others:
+        b.setup(ast.unparse(n))
+    b.steps.append({"kind": "value", "src": f"({', '.join(exprs)},)", "index": 0})
+    b.expected[0] = parts
+    return b.plan()
+
+
+def _plan_from_source(src: str) -> TestPlan:
+    """Each top-level ``assert`` and each top-level ``def test*`` is one test; the rest is set-up."""
+    try:
+        tree = ast.parse(src)
+    except SyntaxError as e:
+        raise ValueError(f"test code does not parse: {e}") from e
+    b = _Builder(defined_names(n for n in tree.body if not isinstance(n, ast.Assert)))
+    for node in tree.body:
+        if isinstance(node, ast.Assert):
+            b.test(ast.unparse(node), node)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+            "test"
+        ):
+            b.setup(ast.unparse(node))
+            call = f"{node.name}()"
+            if isinstance(node, ast.AsyncFunctionDef):
+                call = f"import asyncio\nasyncio.run({node.name}())"
+            b.test(call)
+        else:
+            b.setup(ast.unparse(node))
+    if b.n == 0:  # e.g. a script that checks by itself: one test, passes when it runs cleanly
+        if not src.strip():
+            raise ValueError("no tests")
+        return TestPlan("steps", [{"kind": "test", "src": src, "index": 0}])
+    return b.plan()
+
+
+def _as_text(x: Any) -> str:
+    if isinstance(x, list | tuple):
+        return "\n".join(str(v) for v in x)
+    return str(x)
+
+
+def _call_args(x: Any) -> list[Any]:
+    if isinstance(x, str):
+        lines = [line for line in x.split("\n") if line.strip()]
+        try:
+            return [json.loads(line) for line in lines]
+        except ValueError:
+            return [x]
+    if isinstance(x, list | tuple):
+        return list(x)
+    return [x]
+
+
+def _call_expected(x: Any) -> Any:
+    if isinstance(x, str):
+        try:
+            return json.loads(x)
+        except ValueError:
+            return x
+    return x
+
+
+def _plan_from_io(inputs: Any, outputs: Any, fn_name: Any) -> TestPlan:
+    if not isinstance(inputs, list) or not isinstance(outputs, list):
+        raise ValueError("'inputs' and 'outputs' must be lists")
+    if len(inputs) != len(outputs):
+        raise ValueError(f"{len(inputs)} inputs but {len(outputs)} outputs")
+    if not inputs:
+        raise ValueError("no tests")
+    if fn_name:
+        steps = [{"kind": "call", "args": _call_args(i), "index": k} for k, i in enumerate(inputs)]
+        expected = {k: _call_expected(o) for k, o in enumerate(outputs)}
+        return TestPlan("steps", steps, fn_name=str(fn_name), expected=expected)
+    cases = [(_as_text(i), _as_text(o)) for i, o in zip(inputs, outputs, strict=True)]
+    return TestPlan("stdio", cases=cases)

@@ -1,0 +1,209 @@
+"""Score a JSONL file on a Ray cluster with Ray Data: ``rewardkit score --ray``.
+
+The driver cuts the input into byte ranges at line boundaries (it reads the file once, counting
+lines, and keeps only the range table); Ray Data streams the ranges through an actor pool where
+each actor has built the reward once (one GPU per actor when the cluster has enough); each actor
+reads its range straight from the file, scores it and sends the finished output lines back; the
+driver writes them in input order (``preserve_order``) to ``OUT.partial`` and renames it at the
+end. Memory on the driver and in the object store is a few ranges in flight, whatever the file
+size. With a score cache (``cache_dir``, the CLI default) the actors share one SQLite file, so a
+killed run restarted with the same arguments rescoring only what was not stored. Scores equal a
+single-process :func:`rewardkit.scoring.score_file` run: the same reward scores the same queries;
+only the batching differs, which the engine keeps within float error (1e-5 in fp32).
+
+The file must be readable at the same path on every node (a local cluster, or shared storage).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.data.location import Location, describe
+from rewardkit.errors import DataError, MissingDependencyError, RewardkitError
+
+#: Columns an actor returns per range (``error``: "" or "KIND\tMESSAGE").
+OUTPUT_COLUMNS = ("text", "rows", "cache_hits", "truncated_rows", "error")
+
+#: Target bytes of input per range (one actor call).
+DEFAULT_RANGE_BYTES = 1 << 20
+
+
+def line_ranges(
+    path: str | Path, range_bytes: int = DEFAULT_RANGE_BYTES
+) -> list[tuple[int, int, int]]:
+    """``(start, end, first_line)`` byte ranges of ``path`` cut after a newline every
+    ~``range_bytes``; ``first_line`` is the 1-based number of the range's first line."""
+    if range_bytes < 1:
+        raise ValueError(f"range_bytes must be >= 1, got {range_bytes}")
+    ranges: list[tuple[int, int, int]] = []
+    start, line, pos, lines_in = 0, 1, 0, 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            pos += len(raw)
+            lines_in += 1
+            if pos - start >= range_bytes:
+                ranges.append((start, pos, line))
+                start, line, lines_in = pos, line + lines_in, 0
+    if pos > start:
+        ranges.append((start, pos, line))
+    return ranges
+
+
+def parse_line(raw: bytes, loc: Location) -> dict[str, Any]:
+    """One JSON object from a JSONL line; a clear :class:`DataError` at ``loc`` otherwise."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise loc.error("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise loc.error(f"invalid JSON: {e.msg} (column {e.pos + 1})") from None
+    if not isinstance(rec, dict):
+        raise loc.error(f"expected a JSON object, got {describe(rec)}")
+    return rec
+
+
+class RangeScorer:
+    """A Ray Data actor: builds the reward once, then scores whole byte ranges of the file."""
+
+    def __init__(self, spec: Any, engine_defaults: Mapping[str, Any] | None, path: str) -> None:
+        from rewardkit.registry import load_reward
+
+        self.reward = load_reward(spec, engine_defaults=engine_defaults)
+        self.path = path
+        self.name = Path(path).name
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out: dict[str, list[Any]] = {k: [] for k in OUTPUT_COLUMNS}
+        for start, end, first in zip(batch["start"], batch["end"], batch["line"], strict=True):
+            try:
+                text, rows, stats = self._score_range(int(start), int(end), int(first))
+                error = ""
+            except RewardkitError as exc:  # a value, not a raise: Ray would drop its type
+                text, rows, stats = "", 0, {}
+                error = f"{'data' if isinstance(exc, DataError) else 'reward'}\t{exc}"
+            out["text"].append(text)
+            out["rows"].append(rows)
+            out["cache_hits"].append(int(stats.get("cache_hits", 0)))
+            out["truncated_rows"].append(int(stats.get("truncated_rows", 0)))
+            out["error"].append(error)
+        return {
+            k: np.array(v, dtype=object if k in ("text", "error") else np.int64)
+            for k, v in out.items()
+        }
+
+    def _score_range(self, start: int, end: int, first: int) -> tuple[str, int, Any]:
+        from rewardkit.scoring import query_from_row, scored_line
+
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
+            lines = fh.read(end - start).splitlines()
+        rows, queries = [], []
+        for offset, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            loc = Location(self.path, self.name, line=first + offset, kind="jsonl")
+            row = parse_line(raw, loc)
+            rows.append(row)
+            queries.append(query_from_row(row, loc))
+        result = self.reward.score_full(queries)
+        text = "".join(
+            scored_line(self.reward, r, v) for r, v in zip(rows, result.scores, strict=True)
+        )
+        return text, len(rows), result.stats
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise MissingDependencyError(
+            "scoring on Ray needs Ray Data: pip install 'rewardkit[ray]'"
+        ) from exc
+    return ray
+
+
+def score_file_ray(
+    spec: Any,
+    in_path: str | Path,
+    out_path: str | Path,
+    *,
+    engine_defaults: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    actors: int = 2,
+    gpus_per_actor: float | None = None,
+    range_bytes: int = DEFAULT_RANGE_BYTES,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score the JSONL file ``in_path`` on Ray and write ``out_path`` (rows in input order, each
+    with ``reward`` added), like :func:`rewardkit.scoring.score_file`.
+
+    ``spec`` is a reward spec (each actor builds it; a built reward is not shipped).
+    ``address``: a cluster to join (None: ``RAY_ADDRESS`` or a new local one; an already
+    initialised Ray is used as it is). ``gpus_per_actor``: None gives each actor one GPU when
+    the cluster has one per actor, else none. Returns counters: rows, cache_hits,
+    truncated_rows, actors, gpus_per_actor, seconds.
+    """
+    ray = _ray()
+    if actors < 1:
+        raise ValueError(f"actors must be >= 1, got {actors}")
+    in_path = Path(in_path).resolve()
+    if not in_path.is_file():
+        raise FileNotFoundError(f"{in_path}: no such file")
+    if in_path.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise DataError(
+            "scoring on Ray reads JSON Lines (.jsonl); convert the file or score it without --ray",
+            path=str(in_path),
+        )
+    started = time.monotonic()
+    ranges = line_ranges(in_path, range_bytes)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    if gpus_per_actor is None:
+        gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        gpus_per_actor = 1.0 if gpus >= actors else 0.0
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = progress
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    stats = {"rows": 0, "cache_hits": 0, "truncated_rows": 0}
+    items = [{"start": s, "end": e, "line": n} for s, e, n in ranges]
+    if items:
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.map_batches(
+            RangeScorer,
+            fn_constructor_kwargs={
+                "spec": spec,
+                "engine_defaults": dict(engine_defaults or {}),
+                "path": str(in_path),
+            },
+            batch_size=1,
+            concurrency=actors,
+            num_cpus=1,
+            num_gpus=gpus_per_actor,
+        )
+    with tmp.open("w", encoding="utf-8") as out:
+        if items:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for text, error in zip(batch["text"], batch["error"], strict=True):
+                    if error:
+                        kind, _, message = str(error).partition("\t")
+                        raise (DataError if kind == "data" else RewardkitError)(message)
+                    out.write(str(text))
+                for key in stats:
+                    stats[key] += int(np.sum(batch[key]))
+    tmp.replace(out_path)
+    return {
+        **stats,
+        "actors": actors,
+        "gpus_per_actor": gpus_per_actor,
+        "seconds": time.monotonic() - started,
+    }

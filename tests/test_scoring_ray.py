@@ -1,0 +1,142 @@
+"""``score --ray``: Ray Data with 2 local CPU actors gives the single-process output, rows in
+input order, resumes from the score cache, and reports bad lines by number."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
+pytest.importorskip("ray.data", reason="ray[data] is not installed")
+
+from rewardkit.errors import DataError  # noqa: E402
+from rewardkit.registry import load_reward  # noqa: E402
+from rewardkit.scoring import score_file  # noqa: E402
+from rewardkit.scoring_ray import line_ranges, score_file_ray  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+    )
+    yield
+    ray.shutdown()
+
+
+def _write(path, n: int) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            prompt = f"question {i} ✓" if i % 3 else [{"role": "user", "content": f"q{i}"}]
+            fh.write(json.dumps({"id": i, "prompt": prompt, "response": "word " * (i % 11)}) + "\n")
+            if i == 7:
+                fh.write("\n")  # a blank line is skipped, as in the single-process reader
+
+
+def test_line_ranges_cover_the_file(tmp_path):
+    path = tmp_path / "in.jsonl"
+    _write(path, 50)
+    ranges = line_ranges(path, 300)
+    assert ranges[0][0] == 0 and ranges[-1][1] == path.stat().st_size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    lines = path.read_bytes().splitlines(keepends=True)
+    for start, _end, first in ranges:  # each range starts at the line it says
+        assert sum(len(x) for x in lines[: first - 1]) == start
+
+
+def test_ray_output_equals_single_process_in_order(local_ray, tmp_path):
+    src, one, many = tmp_path / "in.jsonl", tmp_path / "one.jsonl", tmp_path / "ray.jsonl"
+    _write(src, 300)
+    score_file(load_reward("rule:length"), src, one)
+    stats = score_file_ray("rule:length", src, many, actors=2, range_bytes=2048)
+    assert many.read_bytes() == one.read_bytes()
+    assert stats["rows"] == 300 and stats["actors"] == 2 and stats["gpus_per_actor"] == 0.0
+    assert [json.loads(x)["id"] for x in many.read_text().splitlines()] == list(range(300))
+
+
+@pytest.mark.slow
+def test_model_scores_match_single_process(local_ray, tmp_path):
+    from rewardkit.engine.cache import ScoreCache
+
+    src, one, many = tmp_path / "in.jsonl", tmp_path / "one.jsonl", tmp_path / "ray.jsonl"
+    _write(src, 40)
+    engine = {"progress": False, "threads": 1}
+    local = load_reward("default", engine_defaults=engine)
+    score_file(local, src, one)
+    cached = {**engine, "cache_dir": str(tmp_path / "cache")}
+    score_file_ray("default", src, many, engine_defaults=cached, range_bytes=1024)
+    want = [json.loads(x)["reward"] for x in one.read_text().splitlines()]
+    got = [json.loads(x)["reward"] for x in many.read_text().splitlines()]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert ScoreCache(tmp_path / "cache").count() >= 40  # both actors wrote to one cache
+
+
+@pytest.mark.slow
+def test_rerun_resumes_from_the_cache(local_ray, tmp_path):
+    from fault_proxy import FaultProxy
+    from rewardkit.serve.app import ServeConfig, create_app
+    from rewardkit.serve.background import BackgroundServer
+
+    src, one, many = tmp_path / "in.jsonl", tmp_path / "one.jsonl", tmp_path / "ray.jsonl"
+    _write(src, 60)
+    score_file(load_reward("rule:length"), src, one)
+    engine = {"cache_dir": str(tmp_path / "cache")}
+    app = create_app(ServeConfig(rewards={"default": "rule:length"}))
+    with BackgroundServer(app) as server, FaultProxy(upstream=server.url) as proxy:
+        spec = f"remote:{proxy.url}?batch_size=8"
+        first = score_file_ray(spec, src, many, engine_defaults=engine, range_bytes=1024)
+        scored = proxy.paths["/v1/rewards"]
+        assert many.read_bytes() == one.read_bytes()
+        proxy.reset()
+        again = score_file_ray(spec, src, many, engine_defaults=engine, range_bytes=1024)
+        assert many.read_bytes() == one.read_bytes()
+        assert proxy.paths["/v1/rewards"] == 0  # only GET /v1/info: no scoring call
+    assert scored >= 60 / 8 and first["cache_hits"] == 0
+    assert again["cache_hits"] == again["rows"] == 60
+
+
+def test_bad_line_is_reported_by_number_and_nothing_written(local_ray, tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(src, 30)
+    with src.open("a") as fh:
+        fh.write('{"prompt": "x"}\n')  # line 32 (30 rows + one blank line + this)
+    with pytest.raises(DataError, match=r"in.jsonl, line 32, field 'response'"):
+        score_file_ray("rule:length", src, out, range_bytes=512)
+    assert not out.exists()
+    csv = tmp_path / "x.csv"
+    csv.write_text("prompt,response\n")
+    with pytest.raises(DataError, match="JSON Lines"):
+        score_file_ray("rule:length", csv, out)
+
+
+def test_cli_score_ray(local_ray, tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(src, 20)
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "-r",
+            "rule:length",
+            "--data",
+            str(src),
+            "--out",
+            str(out),
+            "--ray",
+            "--no-cache",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "scored 20 rows" in res.output and "2 Ray actors" in res.output
+    assert len(out.read_text().splitlines()) == 20
