@@ -12,7 +12,7 @@ import argparse
 import tempfile
 import time
 
-from rewardkit.curate.detection import add_mixed, gsm8k_detection
+from rewardkit.curate.detection import add_mixed, gsm8k_detection, math_bon_detection
 from rewardkit.data import load
 from rewardkit.evaluate.detect import detect
 from rewardkit.registry import load_reward
@@ -35,9 +35,20 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=200, help="held-out problems")
     ap.add_argument("--replay-n", type=int, default=200)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument(
+        "--source",
+        default="gsm8k",
+        help="gsm8k (GPT-3 fine-tuned solutions vs references) or math (Qwen2.5-Math-Instruct "
+        "responses vs MATH reference solutions, ../shared/data/qwen25_math_rm_bon)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
-    exs = gsm8k_detection(args.data, limit=args.train + args.test)
+    if args.source == "math":
+        exs = math_bon_detection(
+            "../shared/data/qwen25_math_rm_bon/math_cot_100.jsonl", limit=args.train + args.test
+        )
+    else:
+        exs = gsm8k_detection(args.data, limit=args.train + args.test)
     train, test = exs[: args.train], exs[args.train :]
     replay = load(args.replay, limit=args.replay_n, on_error="skip")
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +65,7 @@ def main() -> None:
             tuned = load_reward(f"default:{tmp}/{w}{mixed}", **cache)
             rows.append(_row(name, detect(tuned, test)))
     print(
-        f"GSM8K: tuned on {len(train)} problems, held out {len(test)} "
+        f"{args.source}: tuned on {len(train)} problems, held out {len(test)} "
         f"({4 * len(test)} model-written vs {len(test)} human solutions); replay "
         f"{len(replay)} HH-RLHF pairs; {time.perf_counter() - t0:.0f}s\n"
     )

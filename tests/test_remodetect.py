@@ -13,7 +13,9 @@ from rewardkit.curate.detection import (
     GSM8K_MODELS,
     add_mixed,
     clean_gsm8k,
+    gsm8k_correctness_pairs,
     gsm8k_detection,
+    math_bon_detection,
     mixed_text,
     origin_example,
 )
@@ -73,6 +75,10 @@ def test_detection_on_real_gsm8k(shared_data):
     exs = gsm8k_detection(shared_data / "gsm8k", limit=5)
     assert len(exs) == 5 and all(len(ex.responses) == 5 for ex in exs)
     assert not any("<<" in r for ex in exs for r in ex.responses)
+    math = math_bon_detection(shared_data / "qwen25_math_rm_bon" / "math_cot_100.jsonl", 2, 3)
+    assert len(math) == 3 and math[0].meta["origin"] == ["llm", "llm", "human"]
+    pairs = gsm8k_correctness_pairs(shared_data / "gsm8k", limit=4)
+    assert len(pairs) == 4 and all(isinstance(p.reference, str) for p in pairs)
 
 
 def _planted(n, offset=0):

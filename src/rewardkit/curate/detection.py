@@ -53,6 +53,29 @@ def gsm8k_detection(
     return out
 
 
+def math_bon_detection(
+    path: str | Path, per_problem: int = 4, limit: int | None = None
+) -> list[Example]:
+    """One example per MATH problem of the Qwen2.5-Math best-of-8 file: the first
+    ``per_problem`` sampled responses of Qwen2.5-Math-Instruct (an aligned LLM) and the
+    problem's reference solution from MATH (human-written)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: not found (expected qwen25_math_rm_bon/math_cot_100.jsonl)")
+    out: list[Example] = []
+    for line_no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if limit is not None and len(out) >= limit:
+            break
+        rec = json.loads(line)
+        try:
+            llm, human = list(rec["response"][:per_problem]), rec["solution"]
+            question = rec["question"]
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{p}:{line_no}: missing field {exc}") from None
+        out.append(origin_example(f"math:{rec.get('idx', line_no)}", question, llm, [human]))
+    return out
+
+
 def gsm8k_correctness_pairs(data_dir: str | Path, limit: int | None = None) -> list[Example]:
     """From the same GSM8K file, one preference pair per problem that has both: a correct model
     solution ≻ an incorrect one, with the cleaned reference solution as ``reference`` (used by
