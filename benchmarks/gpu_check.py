@@ -84,21 +84,23 @@ def main() -> None:
             # Invariance (fp32): budgets 8x apart, shuffled order.
             small = load_reward(base + "&token_budget=4096")
             big = load_reward(base + "&token_budget=32768")
-            a = small.score(queries)
+            small_run = small.score_full(queries)
+            a = small_run.scores
             order = list(range(len(queries)))
             random.Random(0).shuffle(order)
             b = np.empty_like(a)
-            b[order] = big.score([queries[i] for i in order])
+            big_run = big.score_full([queries[i] for i in order])
+            b[order] = big_run.scores
             diff = float(np.abs(a - b).max())
             print(
-                f"{kind} fp32 invariance: max|diff| {diff:.2e} ({small.last_stats['batches']} vs {big.last_stats['batches']} batches)"
+                f"{kind} fp32 invariance: max|diff| {diff:.2e} "
+                f"({small_run.stats['batches']} vs {big_run.stats['batches']} batches)"
             )
             results[f"{kind}_fp32_max_diff"] = diff
             for dtype in ("float32", "bfloat16"):
                 reward = load_reward(base + f"&dtype={dtype}&token_budget=65536")
                 reward.score(queries[:64])  # warm-up
-                reward.score(queries)
-                eng = reward.last_stats
+                eng = reward.score_full(queries).stats
                 naive, naive_scores = naive_tokens_per_s(reward, queries, args.naive_batch)
                 again = reward.score(queries)
                 agree = float(np.abs(again - naive_scores).max())

@@ -120,7 +120,7 @@ def time_reward(
     make: Callable[[], Any], queries: list[Any], repeats: int
 ) -> tuple[float, float, float, Any]:
     """(first, best) responses per CPU second and best per wall second over ``repeats`` fresh
-    instances, and the last reward (for its scores and stats).
+    instances, and the last instance's ``ScoreResult`` (its scores and stats).
 
     CPU time (``time.process_time``) is this process's own: on a shared machine it is the
     per-core figure; wall time is shown beside it. Imports (math-verify, sympy, sacrebleu) are
@@ -136,25 +136,27 @@ def time_reward(
     ]
     make().score(warm)
     cpu_rates, wall_rates = [], []
-    reward = None
+    scores = None
     for _ in range(repeats):
         reward = make()
         c0, w0 = time.process_time(), time.perf_counter()
-        reward.last_scores = reward.score(queries)
+        scores = reward.score_full(queries)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         cpu_rates.append(len(queries) / max(cpu, 1e-9))
         wall_rates.append(len(queries) / max(wall, 1e-9))
-    return cpu_rates[0], max(cpu_rates), max(wall_rates), reward
+    return cpu_rates[0], max(cpu_rates), max(wall_rates), scores
 
 
 def naive_math_verify(queries: list[Any]) -> Callable[[], Any]:
     """math-verify as usually called: parse the gold and the response on every row."""
     import numpy as np
 
-    class Naive:
-        last_scores: Any = None
+    from rewardkit.types import Reward
 
-        def score(self, qs: list[Any]) -> Any:
+    class Naive(Reward):
+        name = "naive math-verify"
+
+        def _score(self, qs: Any) -> Any:
             from math_verify import parse, verify
 
             out = []
@@ -227,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'reward':30} {'data':23} {'rows':>5} {'CPU/s best':>11} {'first':>8} {'wall/s':>8}"
     print(f"{header} {'mean':>6} {'NaN':>4}  notes")
     for name, label, make, queries in runs:
-        first, best, wall, reward = time_reward(make, queries, repeats)
-        scores = np.asarray(reward.last_scores, dtype=float)
+        first, best, wall, last = time_reward(make, queries, repeats)
+        scores = np.asarray(last.scores, dtype=float)
         finite = scores[~np.isnan(scores)]
         mean = f"{finite.mean():.3f}" if finite.size else "-"
-        stats = getattr(reward, "stats", None)
+        stats = {k: v for k, v in last.stats.items() if k != "queries"}
         note = ", ".join(f"{k} {v}" for k, v in sorted(stats.items())) if stats else ""
         print(
             f"{name:30} {label:23} {len(queries):5d} {best:11,.0f} {first:8,.0f} {wall:8,.0f} "

@@ -239,8 +239,9 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
             scores, model_tokens = naive_scores(torch, reward, rows, cfg["naive_batch"])
         else:
             keys = [f"{name}:{i}" for i in range(len(rows))]  # no de-duplication, no cache
-            scores = reward.score_rows(rows, keys, lambda items: list(items))[:, 0].tolist()
-            model_tokens = reward.last_stats["model_tokens"]
+            run = reward.run_rows(rows, keys, lambda items: list(items))
+            scores = run.values[:, 0].tolist()
+            model_tokens = run.stats["model_tokens"]
         if device != "cpu":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0

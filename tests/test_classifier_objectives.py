@@ -73,9 +73,10 @@ def test_named_objectives_and_weighted_reduction(tmp_path):
     # weights from the checkpoint's config
     from_config = load_reward(f"classifier:{path}?reduce=weighted&progress=false")
     assert from_config.objectives is None
-    s = from_config.score(QUERIES)
+    res = from_config.score_full(QUERIES)
+    s = res.scores
     np.testing.assert_allclose(s, full[:, 0] + 0.5 * full[:, 1], atol=1e-5)
-    np.testing.assert_allclose(from_config.last_objectives, full, atol=1e-6)
+    np.testing.assert_allclose(np.column_stack(list(res.components.values())), full, atol=1e-6)
 
     # weights in the spec win and change the fingerprint
     given = load_reward(f"classifier:{path}?reduce=weighted&weights=verbosity:2&progress=false")
@@ -167,8 +168,9 @@ def test_gating_reduction_uses_the_models_gates(tmp_path):
     with pytest.raises(Exception, match="trust_remote_code"):
         load_reward(f"classifier:{out}?reduce=gating&progress=false")
     r = load_reward(f"classifier:{out}?reduce=gating&trust_remote_code=true&progress=false")
-    s = r.score(QUERIES)
-    assert s.shape == (3,) and r.last_objectives.shape == (3, 3)
+    res = r.score_full(QUERIES)
+    s, objectives = res.scores, np.column_stack(list(res.components.values()))
+    assert s.shape == (3,) and objectives.shape == (3, 3)
 
     # by hand: the same forward, Σ_k g_k r_k
     tok = transformers.AutoTokenizer.from_pretrained(out)
@@ -181,4 +183,4 @@ def test_gating_reduction_uses_the_models_gates(tmp_path):
             o = m(**enc)
             expected = float((o.gating_output * o.logits).sum())
             assert s[i] == pytest.approx(expected, abs=1e-5)
-            np.testing.assert_allclose(r.last_objectives[i], o.logits[0].numpy(), atol=1e-5)
+            np.testing.assert_allclose(objectives[i], o.logits[0].numpy(), atol=1e-5)

@@ -131,7 +131,7 @@ def test_eval_model_reward_with_engine_flags_and_cache(tmp_path):
     assert second.exit_code == 0
     rerun = json.loads((tmp_path / "r" / "report.json").read_text())
     assert (
-        rerun["run"]["rewards"]["classifier:minilm"]["last_stats"]["computed"] == 0
+        rerun["run"]["rewards"]["classifier:minilm"]["stats"]["computed"] == 0
     )  # all from the cache
     assert rerun["rewards"][0]["examples"] == report["rewards"][0]["examples"]
 

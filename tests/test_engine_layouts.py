@@ -121,8 +121,8 @@ def _scores(spec: str, layout: str, queries: list[Query], **extra) -> tuple[np.n
         spec,
         engine_defaults={"progress": False, "layout": layout, "min_shared_prefix": 4, **extra},
     )
-    s = r.score(queries)
-    return s, r.last_stats
+    full = r.score_full(queries)
+    return full.scores, dict(full.stats)
 
 
 @pytest.fixture(scope="module")

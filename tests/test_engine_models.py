@@ -51,13 +51,15 @@ def queries() -> list[Query]:
 def test_scores_do_not_depend_on_batch_budget_or_order(spec, queries):
     small = load_reward(f"{spec}?progress=false&token_budget=256")
     big = load_reward(f"{spec}?progress=false&token_budget=2048")
-    a = small.score(queries)
+    small_run = small.score_full(queries)
+    a = small_run.scores
     order = list(range(len(queries)))
     random.Random(1).shuffle(order)
-    b_shuffled = big.score([queries[i] for i in order])
+    big_run = big.score_full([queries[i] for i in order])
+    b_shuffled = big_run.scores
     b = np.empty_like(b_shuffled)
     b[order] = b_shuffled
-    assert small.last_stats["batches"] > big.last_stats["batches"] >= 1
+    assert small_run.stats["batches"] > big_run.stats["batches"] >= 1
     assert np.all(np.isfinite(a))
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
     # The scores are not all the same number: the model reads the text.
@@ -86,11 +88,13 @@ def test_truncation_keeps_the_response_and_counts_the_row(tmp_path):
     tok = reward.tokenizer
     resp_ids = tok("the answer is short", add_special_tokens=False)["input_ids"]
     assert rows[0].input_ids[-len(resp_ids) - 1 : -1] == resp_ids  # response, then [SEP]
-    scores = reward.score(qs)
+    first = reward.score_full(qs)
+    scores = first.scores
     assert scores.shape == (2,)
-    assert reward.last_stats["truncated_rows"] == 1
-    np.testing.assert_array_equal(reward.score(qs), scores)  # from the cache this time
-    assert reward.last_stats["computed"] == 0 and reward.last_stats["truncated_rows"] == 1
+    assert first.stats["truncated_rows"] == 1 and first.truncated.tolist() == [True, False]
+    cached = reward.score_full(qs)
+    np.testing.assert_array_equal(cached.scores, scores)  # from the cache this time
+    assert cached.stats["computed"] == 0 and cached.stats["truncated_rows"] == 1
     error = load_reward("classifier:minilm?progress=false&max_length=64&truncation=error")
     with pytest.raises(ValueError, match="over the limit"):
         error.score(qs)
@@ -108,8 +112,9 @@ def test_chat_template_split_puts_the_response_last():
 def test_identical_queries_are_scored_once():
     reward = load_reward("classifier:minilm?progress=false")
     q = make_queries(3)
-    s = reward.score([q[0], q[1], q[0], q[2], q[1]])
-    assert reward.last_stats["computed"] == 3
+    full = reward.score_full([q[0], q[1], q[0], q[2], q[1]])
+    s = full.scores
+    assert full.stats["computed"] == 3
     assert s[0] == s[2] and s[1] == s[4]
 
 
@@ -152,16 +157,17 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
     assert 10 <= done_before < n_unique, f"worker was not killed mid-run ({done_before} cached)"
 
     resumed = load_reward(f"judge:default?progress=false&cache_dir={cache}")
-    scores = resumed.score(queries)
-    stats = resumed.last_stats
+    resumed_run = resumed.score_full(queries)
+    scores, stats = resumed_run.scores, resumed_run.stats
     assert stats["cached"] == done_before
     assert stats["computed"] == n_unique - done_before  # nothing cached was recomputed
     fresh = load_reward("judge:default?progress=false").score(queries)
     np.testing.assert_allclose(scores, fresh, atol=1e-4, rtol=0)
 
     again = load_reward(f"judge:default?progress=false&cache_dir={cache}")
-    np.testing.assert_array_equal(again.score(queries), scores)
-    assert again.last_stats["computed"] == 0
+    again_run = again.score_full(queries)
+    np.testing.assert_array_equal(again_run.scores, scores)
+    assert again_run.stats["computed"] == 0
 
 
 def test_fingerprint_changes_with_what_changes_scores():

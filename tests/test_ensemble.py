@@ -14,8 +14,8 @@ from rewardkit import registry
 from rewardkit.cli import app
 from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
-from rewardkit.rewards.ensemble import EnsembleReward, EnsembleScores
-from rewardkit.types import Query, Reward, user
+from rewardkit.rewards.composite.ensemble import EnsembleReward, EnsembleScores
+from rewardkit.types import Capability, Query, Reward, user
 
 NAN = math.nan
 WORDS = "rule:length?unit=words"
@@ -102,13 +102,17 @@ STD = [
 def test_dict_spec_mean_keeps_members_and_disagreement():
     ens = load_reward({"ensemble": [WORDS, CHARS, {"type": "test_nan"}], "aggregate": "mean"})
     assert isinstance(ens, EnsembleReward)
-    values = ens.score(QUERIES)
+    full = ens.score_full(QUERIES)
+    values = full.scores
     assert values.dtype == np.float32
     _close(values, MEAN)
-    _close(ens.last_members, MEMBERS)
-    _close(ens.last_disagreement, STD)
-    _close(ens.last_spread, [10.0, 6.0, 7.0])
-    assert ens.last_contributing.tolist() == [3, 3, 2]
+    _close(np.column_stack(list(full.members.values())), MEMBERS)
+    assert list(full.members) == [WORDS, CHARS, "test_nan"]
+    _close(full.components["disagreement"], STD)
+    _close(full.components["spread"], [10.0, 6.0, 7.0])
+    assert full.components["contributing"].tolist() == [3, 3, 2]
+    assert ens.can(Capability.MEMBERS) and not ens.can(Capability.MODEL_BACKED)
+    assert not any(k.startswith("last_") for k in vars(ens))
     assert ens.member_names == (WORDS, CHARS, "test_nan")
 
 
@@ -238,8 +242,9 @@ def test_zscore_members_with_fixed_stats_and_over_the_batch():
         {"ensemble": [WORDS, CHARS], "normalize": "zscore", "stats": [[2, 1], [8, 4]]}
     )
     # words (3,1,2)−2 /1; chars (13,2,9)−8 /4 → means of (1, 1.25), (−1, −1.5), (0, 0.25)
-    _close(fixed.score(QUERIES), [1.125, -1.25, 0.125])
-    _close(fixed.last_members, MEMBERS[:, :2])  # the raw scores are kept
+    out = fixed.score_with_members(QUERIES)
+    _close(out.value, [1.125, -1.25, 0.125])
+    _close(out.members, MEMBERS[:, :2])  # the raw scores are kept
     batch = load_reward({"ensemble": [WORDS, CHARS], "normalize": "zscore"})
     sw, sc = math.sqrt(2 / 3), math.sqrt(62 / 3)  # words mean 2; chars mean 8, Σdev² = 62
     expected = [((3 - 2) / sw + 5 / sc) / 2, ((1 - 2) / sw - 6 / sc) / 2, (0 + 1 / sc) / 2]
@@ -254,8 +259,7 @@ def test_multi_objective_member_needs_a_reduction_or_an_objective():
         {"ensemble": ["test_multi?objective=b", {"type": "test_multi", "objective": "a"}]}
     )
     assert ens.member_names == ("test_multi[b]", "test_multi[a]")
-    ens.score(QUERIES)
-    _close(ens.last_members, [[87.0, 3.0], [98.0, 1.0], [91.0, 2.0]])
+    _close(ens.score_with_members(QUERIES).members, [[87.0, 3.0], [98.0, 1.0], [91.0, 2.0]])
     with pytest.raises(SpecError, match="unknown objective 'c'"):
         load_reward({"ensemble": ["test_multi?objective=c"]})
     with pytest.raises(SpecError, match="scalar reward"):

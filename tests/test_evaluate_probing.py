@@ -14,6 +14,7 @@ from rewardkit.evaluate.probing import (
     probe_reward,
     rating_labels,
 )
+from rewardkit.types import Capability, Reward
 
 
 def test_separable_binary_and_three_class() -> None:
@@ -50,12 +51,16 @@ def test_rating_labels() -> None:
     assert rating_labels([1, 2, 3, 4, 5]) == [0, 0, 0, 1, 1]  # else above the median
 
 
-class _Embedder:
+class _Embedder(Reward):
     """A reward whose 'hidden state' is a fixed feature per response (no model)."""
 
     name = "emb"
+    capabilities = frozenset({Capability.FEATURES})
 
-    def embed(self, queries):
+    def _score(self, queries):
+        return np.zeros(len(queries))
+
+    def features(self, queries):
         return [[1.0 if q.response.startswith("good") else -1.0, len(q.response)] for q in queries]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rewardkit.evaluate import evaluate, plain_table, print_table, write_reports
-from rewardkit.types import Example, Query, Reward, user
+from rewardkit.types import Example, Query, Reward, ScoreResult, user
 
 
 class FixedReward(Reward):
@@ -19,9 +19,9 @@ class FixedReward(Reward):
         self.table = table
         self.name = name
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        self.last_stats = {"truncated": 1, "cached": 0, "computed": len(queries)}
-        return np.array([self.table[q.response] for q in queries])
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        stats = {"truncated": 1, "cached": 0, "computed": len(queries)}
+        return ScoreResult(np.array([self.table[q.response] for q in queries]), stats=stats)
 
 
 def _dataset():
@@ -89,7 +89,7 @@ def test_write_reports_writes_both_files_and_json_round_trips(tmp_path):
     assert ex["donotanswer-2"]["outcome"] is None
     assert ex["tie-1"]["skipped"] == "labelled tie"
     assert data["dataset"]["skipped"] == {"labelled tie": 1}
-    assert data["run"]["rewards"]["rm"]["last_stats"]["computed"] == 20
+    assert data["run"]["rewards"]["rm"]["stats"]["computed"] == 20
 
     # everything needed to recompute: subset accuracies from the per-example outcomes
     for sub, g in rm["subsets"].items():

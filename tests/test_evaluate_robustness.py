@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rewardkit.evaluate.robustness import robustness_check
 from rewardkit.rewards.rules.length import LengthReward
-from rewardkit.types import Query, Reward, user
+from rewardkit.types import Capability, Query, Reward, user
 
 
 @dataclass
@@ -22,11 +23,16 @@ class BudgetSensitive(Reward):
     """Scores drift with the batch budget (a bug the check must catch)."""
 
     name = "drifty"
+    capabilities = frozenset({Capability.MODEL_BACKED})
 
     def __init__(self) -> None:
         self.config = _Config()
-        self._cache = None
         self.seen: list[tuple[int, str | None]] = []
+
+    def engine_variant(self, **changes):
+        twin = copy.copy(self)  # shares ``seen``
+        twin.config = replace(self.config, **changes)
+        return twin
 
     def _score(self, queries):
         self.seen.append((self.config.token_budget, self.config.cache_dir))

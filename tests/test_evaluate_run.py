@@ -12,7 +12,15 @@ import pytest
 from rewardkit.errors import DataError
 from rewardkit.evaluate import evaluate, ties_score
 from rewardkit.rewards.rules.length import LengthReward
-from rewardkit.types import Capability, Example, PairwiseResult, Query, Reward, user
+from rewardkit.types import (
+    Capability,
+    Example,
+    PairwiseResult,
+    Query,
+    Reward,
+    ScoreResult,
+    user,
+)
 
 
 class TableReward(Reward):
@@ -27,11 +35,10 @@ class TableReward(Reward):
     def identity(self):
         return {"class": "TableReward", "name": self.name}
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         self.calls.append(len(queries))
-        if self._stats is not None:
-            self.last_stats = dict(self._stats)
-        return np.array([self.table[q.response] for q in queries], dtype=np.float64)
+        scores = np.array([self.table[q.response] for q in queries], dtype=np.float64)
+        return ScoreResult(scores, stats=self._stats or {})
 
 
 class MultiReward(TableReward):
@@ -350,11 +357,11 @@ def test_objectives_become_separate_columns():
     assert res["armo[safe]"].reward == "armo"
 
 
-def test_last_stats_and_fingerprint_recorded():
+def test_stats_and_fingerprint_recorded():
     examples, table = pairs_dataset({"s": [(1, 0)]})
     fake = TableReward(table, stats={"truncated": 2, "computed": 2, "cached": 0})
     row = evaluate(examples, [fake], include_length_baseline=False)["fake"]
-    assert row.last_stats == {"truncated": 2, "computed": 2, "cached": 0}
+    assert row.stats == {"truncated": 2, "computed": 2, "cached": 0}
     assert row.n_truncated == 2
     assert row.fingerprint == fake.fingerprint()
     assert row.seconds >= 0

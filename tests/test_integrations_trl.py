@@ -85,8 +85,8 @@ def test_gold_reward_and_ensemble_feed_the_monitor():
         monitor=mon,
         gold="rule:gsm8k",
     )
-    assert mon.ensemble == ("rule:length?unit=words", "rule:length?unit=chars")
     out = f(prompts=["p", "p"], completions=["#### 4", "#### 5 x"], answer=["4", "4"])
+    assert mon.ensemble == ("rule:length?unit=words", "rule:length?unit=chars")
     # mean of (2 words, 6 chars) = 4; (3 words, 8 chars) = 5.5; gold: right, wrong
     assert out == [4.0, 5.5]
     rec = mon.history[-1]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mm_helpers import solid_png, tiny_clip
-from rewardkit.multimodal.content import image_part
+from rewardkit.content import image_part
 from rewardkit.registry import load_reward
 from rewardkit.rewards.clip_score import clip_score, image_text_pairs
 from rewardkit.types import Query, user
@@ -83,8 +83,9 @@ def test_matches_clipmodel_and_caches_by_image_content(clip_dir, tmp_path) -> No
         Query([user("a red square")], [image_part(str(moved))]),
         Query([user("a red square")], [image_part(moved.read_bytes())]),
     ]
-    assert again.score(q2) == pytest.approx([got[0], got[0]], abs=1e-6)
-    assert again.last_stats["cached"] == 1 and again.last_stats["computed"] == 0
+    again_run = again.score_full(q2)
+    assert again_run.scores == pytest.approx([got[0], got[0]], abs=1e-6)
+    assert again_run.stats["cached"] == 1 and again_run.stats["computed"] == 0
 
     clipscore = load_reward(f"clip:{clip_dir}?variant=clipscore", progress=False)
     assert clipscore.score(queries[:3]) == pytest.approx(
@@ -99,7 +100,9 @@ def test_batching_does_not_change_scores_and_long_text_is_cut(clip_dir, tmp_path
     qs = [Query([user(t)], [image_part(p)]) for t, p in zip(texts, imgs, strict=True)]
     big = load_reward(f"clip:{clip_dir}", progress=False).score(qs)
     small_r = load_reward(f"clip:{clip_dir}", progress=False, token_budget=64, max_batch_size=2)
-    small = small_r.score(list(reversed(qs)))[::-1]
+    small_run = small_r.score_full(list(reversed(qs)))
+    small = small_run.scores[::-1]
     assert big == pytest.approx(small, abs=1e-4)
-    assert small_r.last_stats["batches"] >= 3
-    assert small_r.last_stats["truncated_rows"] == 1  # the caption longer than 64 positions
+    assert small_run.stats["batches"] >= 3
+    assert small_run.stats["truncated_rows"] == 1  # the caption longer than 64 positions
+    assert small_run.truncated[::-1].tolist() == [False, True, False, False, False]

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rewardkit.errors import DataError
-from rewardkit.multimodal.content import (
+from rewardkit.content import (
     ImageContentError,
     ImageError,
     ImageRef,
@@ -21,6 +20,7 @@ from rewardkit.multimodal.content import (
     normalize_content,
     to_jsonable,
 )
+from rewardkit.errors import DataError
 from rewardkit.registry import load_reward
 from rewardkit.types import Query, prompt_text, stable_hash, user
 

@@ -8,9 +8,9 @@ import json
 import pytest
 from PIL import Image
 
+from rewardkit.content import ImageError, ImageRef, content_images, content_text
 from rewardkit.data import load
 from rewardkit.errors import DataError
-from rewardkit.multimodal.content import ImageError, ImageRef, content_images, content_text
 
 
 def _png(path, rgb) -> str:

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from mm_helpers import solid_png, tiny_clip
 from rewardkit.cli import app
+from rewardkit.content import ImageContentError, content_images, content_text
 from rewardkit.data import load
 from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.multimodal import acc_plus, mmrb2_accuracy, mmrb2_outcome
-from rewardkit.multimodal.content import ImageContentError, content_images, content_text
 from rewardkit.registry import load_reward
 from rewardkit.types import Capability, PairwiseResult, Query, Reward
 

@@ -7,7 +7,7 @@ import math
 import pytest
 from PIL import Image
 
-from rewardkit.multimodal.content import image_part
+from rewardkit.content import image_part
 from rewardkit.registry import load_reward
 from rewardkit.rewards.rules.vqa import compute_score, extract_choice, reference_mode
 from rewardkit.types import Query, user

@@ -51,7 +51,7 @@ def _scores(model, processor, texts, refs) -> np.ndarray:
 def _preferred(clip_dir: str, images, seed: int = 0, head: str = "mlp") -> str:
     """The colour the untrained model (head initialised from ``seed``, as training does) ranks
     LOWER: preferring it makes the untrained model wrong, so training has to learn it."""
-    from rewardkit.multimodal.content import ImageRef
+    from rewardkit.content import ImageRef
     from rewardkit.multimodal.image_rm import ImageRewardModel, load_processor
 
     model = ImageRewardModel.from_backbone(clip_dir, head, seed=seed)
@@ -100,7 +100,7 @@ def _safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("head", ["mlp", "linear", "cosine"])
 def test_image_rm_save_load_roundtrip(tmp_path, clip_dir, images, head):
-    from rewardkit.multimodal.content import ImageRef
+    from rewardkit.content import ImageRef
     from rewardkit.multimodal.image_rm import ImageRewardModel, load_processor
 
     model = ImageRewardModel.from_backbone(clip_dir, head, inner=8, seed=3)
@@ -129,7 +129,7 @@ def _inputs(proc, texts, refs):
 
 
 def test_image_rm_reward_on_plain_clip_is_pickscore_and_matches_clip_logit(clip_dir, images):
-    from rewardkit.multimodal.content import image_part
+    from rewardkit.content import image_part
 
     qs = [
         Query([user("a red square")], [image_part(images["red"][0])]),
@@ -149,7 +149,7 @@ def test_image_rm_reward_on_plain_clip_is_pickscore_and_matches_clip_logit(clip_
 
 
 def test_frozen_backbone_bt_training_learns_reloads_and_keeps_backbone(tmp_path, clip_dir, images):
-    from rewardkit.multimodal.content import content_images
+    from rewardkit.content import content_images
     from rewardkit.train.image import prepare_image
     from rewardkit.train.run import finish_training
 
@@ -183,7 +183,7 @@ def test_frozen_backbone_bt_training_learns_reloads_and_keeps_backbone(tmp_path,
 
 
 def test_lora_training_learns_and_merged_model_reloads(tmp_path, clip_dir, images):
-    from rewardkit.multimodal.content import content_images
+    from rewardkit.content import content_images
     from rewardkit.train.image import prepare_image
     from rewardkit.train.run import finish_training
 

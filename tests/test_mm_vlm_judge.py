@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from mm_helpers import solid_png
+from rewardkit.content import image_part
 from rewardkit.data import load
 from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.multimodal import mmrb2_outcome
-from rewardkit.multimodal.content import image_part
 from rewardkit.registry import load_reward
 from rewardkit.rewards.judges.template import conversation_parts, fill_slots, split_template
 from rewardkit.rewards.judges.verdict import yes_probability

@@ -123,3 +123,22 @@ def test_best_of_n_on_shared_qwen_pools(tmp_path, prm_dir, shared_data):
     n_steps = np.sum(~np.isnan(res.steps), axis=1)
     assert res.steps.shape[0] == 24 and (n_steps >= 1).all()
     np.testing.assert_allclose(res.scores, np.nanmin(res.steps, axis=1), atol=1e-7)
+
+
+def test_eval_on_built_gsm8k_steps(tmp_path, prm_dir, shared_data):
+    from rewardkit.curate.steplabel import gsm8k_records
+    from rewardkit.evaluate.process_report import process_eval
+
+    path = shared_data / "gsm8k" / "example_model_solutions.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()[1300:1310]]
+    recs = [r for r in gsm8k_records(rows) if r["confident"]]
+    data = tmp_path / "pb.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    ex = load(data)
+    result = process_eval(ex, [load_reward(f"prm:{prm_dir}?max_length=256")], seed=1)
+    got = result["rewards"][0]
+    assert result["dataset"]["n_error"] > 0 and result["dataset"]["n_correct"] > 0
+    for side in ("dev", "test"):
+        s = got[side]
+        assert 0.0 <= s["acc_error"] <= 1.0 and 0.0 <= s["acc_correct"] <= 1.0
+        assert s["n_error"] + s["n_correct"] > 0

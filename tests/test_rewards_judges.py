@@ -166,8 +166,9 @@ def test_rating_judge_is_batch_and_order_invariant_and_exact():
     qs = pair_queries()
     small = load_reward(f"judge-rating:default?{FAST}&token_budget=192")
     big = load_reward(f"judge-rating:default?{FAST}&token_budget=8192&output=probs")
-    a = small.score(qs)
-    assert small.last_stats["batches"] > 1
+    small_run = small.score_full(qs)
+    a = small_run.scores
+    assert small_run.stats["batches"] > 1
     order = list(range(len(qs)))
     random.Random(4).shuffle(order)
     probs = np.empty((len(qs), 10))

@@ -161,8 +161,9 @@ def test_dpo_reference_free_is_batch_and_order_invariant(shared_cache):
     summed = load_reward(
         f"dpo:default?progress=false&threads=1&reduce=sum&cache_dir={shared_cache}"
     )
-    s = summed.score(qs)
-    assert summed.last_stats["computed"] == 0
+    summed_run = summed.score_full(qs)
+    s = summed_run.scores
+    assert summed_run.stats["computed"] == 0
     assert np.all(s <= norm + 1e-4)  # Σ log p ≤ −‖log p‖₂ for log-probs ≤ 0
 
 
@@ -173,8 +174,9 @@ def test_dpo_with_reference_and_fingerprint(shared_cache):
     base = load_reward(f"dpo:default?{opts}")
     with pytest.warns(UserWarning, match="reference is the policy"):
         same = load_reward(f"dpo:default?{opts}&ref=smollm2")
-    np.testing.assert_allclose(same.score(qs), 0.0, atol=1e-4)
-    assert set(same.last_stats["members"]) == {"policy", "ref"}
+    same_run = same.score_full(qs)
+    np.testing.assert_allclose(same_run.scores, 0.0, atol=1e-4)
+    assert set(same_run.stats["members"]) == {"policy", "ref"}
     # A different reference: the same weights read as plain text.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -211,15 +213,16 @@ def test_density_ratio_options(shared_cache):
     qs = tiny_queries()[:4]
     r = load_reward(f"density-ratio:default?progress=false&threads=1&cache_dir={shared_cache}")
     assert r.strong.model is r.weak.model  # one copy of the weights
-    s = r.score(qs)
-    stats = r.last_stats
+    full = r.score_full(qs)
+    s, stats = full.scores, full.stats
     assert stats["queries"] == 4 and set(stats["members"]) == {"strong", "weak"}
     strong = r.strong.score([with_system(q, r.system) for q in qs])[:, 0]
     weak = r.weak.score([with_system(q, r.system) for q in qs])[:, 0]
     np.testing.assert_allclose(s, strong - weak, atol=1e-4)
     again = load_reward(f"density-ratio:default?progress=false&threads=1&cache_dir={shared_cache}")
-    np.testing.assert_array_equal(again.score(qs), s)
-    assert again.last_stats["computed"] == 0
+    again_run = again.score_full(qs)
+    np.testing.assert_array_equal(again_run.scores, s)
+    assert again_run.stats["computed"] == 0
     crit = load_reward("density-ratio:default?progress=false&threads=1&criteria=default")
     assert crit.condition(qs[0]).startswith("You are an expert")  # "What is 2+2?"
     assert crit.condition(qs[2]).startswith("You are a helpful")

@@ -74,8 +74,8 @@ def test_relevance_reward_components_and_ranking():
         _q("How do I boil an egg?", "The stock market fell on Tuesday."),
         _q("Capital of France?", "Paris.", reference="The capital of France is Paris."),
     ]
-    s = r.score(queries)
-    comps = r.last_components
+    full = r.score_full(queries)
+    s, comps = full.scores, full.components
     # The relevance term is the same number as similarity against the prompt.
     np.testing.assert_allclose(comps["relevance"], sim.score(queries), atol=1e-6)
     assert comps["copy"][1] == 1.0 and comps["copy"][0] < 0.5

@@ -69,26 +69,30 @@ def test_similarity_matches_sentence_transformers_recipe_and_nan_rules():
     e = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=1)
     assert s[0] == pytest.approx(float(e[0] @ e[1]), abs=1e-5)
     # Several references: the best one counts.
-    four = r.score([q("Four.", "4"), q("Four.", "The answer is four.")])
-    assert s[2] == pytest.approx(four.max(), abs=1e-6)
+    four = r.score_full([q("Four.", "4"), q("Four.", "The answer is four.")])
+    assert s[2] == pytest.approx(four.scores.max(), abs=1e-6)
     # A shared reference is embedded once.
-    assert r.last_stats["texts"] == 3
+    assert four.stats["texts"] == 3
 
 
 @pytest.mark.slow
 def test_similarity_is_batch_and_order_invariant_and_fingerprinted(tmp_path):
     small = load_reward("similarity:minilm?progress=false&threads=1&token_budget=24")
     big = load_reward(f"similarity:minilm?progress=false&threads=1&cache_dir={tmp_path}")
-    a = small.score(QUERIES)
+    small_run = small.score_full(QUERIES)
+    a = small_run.scores
     order = list(range(len(QUERIES)))
     random.Random(3).shuffle(order)
     b = np.empty_like(a)
-    b[order] = big.score([QUERIES[i] for i in order])
-    assert small.last_stats["batches"] > big.last_stats["batches"]
+    big_run = big.score_full([QUERIES[i] for i in order])
+    b[order] = big_run.scores
+    assert small_run.stats["batches"] > big_run.stats["batches"]
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
-    again = load_reward(f"similarity:minilm?progress=false&cache_dir={tmp_path}")
-    np.testing.assert_array_equal(again.score(QUERIES), b)
-    assert again.last_stats["computed"] == 0
+    again = load_reward(f"similarity:minilm?progress=false&cache_dir={tmp_path}").score_full(
+        QUERIES
+    )
+    np.testing.assert_array_equal(again.scores, b)
+    assert again.stats["computed"] == 0
     rel = load_reward("similarity:minilm?progress=false&against=prompt")
     r = rel.score(QUERIES[:2])
     assert np.all(np.isfinite(r)) and r[0] > r[1]  # relevance to the prompt (B10)

@@ -28,9 +28,9 @@ from rewardkit.combine import (
     overlong_penalty,
     reference_from_samples,
 )
-from rewardkit.combine.hybrid import HybridReward
-from rewardkit.combine.route import RouteReward
 from rewardkit.errors import SpecError
+from rewardkit.rewards.composite.hybrid import HybridReward
+from rewardkit.rewards.composite.route import RouteReward
 from rewardkit.types import Query, user
 
 nan = np.nan
@@ -177,9 +177,10 @@ def test_c10_hybrid_reward_routes_rules_by_task():
     ]
     # math right: 0.9·1 + 0.1·4 words + overlong(4 words; 4>2 → (2−4)/2 = −1) = 1.3 − 1 = 0.3
     # math wrong: 0.9·0 + 0.1·3 + overlong(3) = 0.3 − 0.5 = −0.2; chat: rule NaN → 2 words, overlong 0 → 2
-    np.testing.assert_allclose(hybrid.score(qs), [0.3, -0.2, 2.0], atol=1e-6)
-    assert set(hybrid.last_components) == {"rule", "model", "length"}
-    assert np.isnan(hybrid.last_components["rule"][2])
+    full = hybrid.score_full(qs)
+    np.testing.assert_allclose(full.scores, [0.3, -0.2, 2.0], atol=1e-6)
+    assert set(full.components) == {"rule", "model", "length"}
+    assert np.isnan(full.components["rule"][2])
 
 
 # ---- routing ------------------------------------------------------------------------------
@@ -193,8 +194,10 @@ def test_route_spec_by_data_source():
         _q("x", data_source="other"),
     ]
     np.testing.assert_allclose(reward.score(qs), [1.0, 3.0, nan])
+    assert reward.score_full(qs).stats["routed"] == {"gsm8k": 1, "chat": 1}
     with_default = rewardkit.load_reward({**spec, "default": "rule:length?unit=chars"})
-    assert with_default.score(qs)[2] == 1.0
+    full = with_default.score_full(qs)
+    assert full.scores[2] == 1.0 and full.stats["routed"] == {"gsm8k": 1, "chat": 1, "default": 1}
     strict = rewardkit.load_reward({**spec, "missing": "error"})
     with pytest.raises(SpecError, match="no route for data source"):
         strict.score(qs)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from rewardkit.content import ImageContentError, image_part
 from rewardkit.errors import CapabilityError
-from rewardkit.multimodal.content import ImageContentError, image_part
 from rewardkit.types import (
     Capability,
     ListwiseResult,

@@ -250,7 +250,7 @@ register(
 )
 register(
     "ensemble",
-    "rewardkit.rewards.ensemble:build",
+    "rewardkit.rewards.composite.ensemble:build",
     "Ensemble of any rewards (nested specs): each member scored once, then aggregated "
     "NaN-aware; per-member scores and disagreement are kept.",
     card="C5 — Reward-model ensembles (Helping or Herding?)",
@@ -259,7 +259,7 @@ register(
 )
 register(
     "weighted",
-    "rewardkit.rewards.ensemble:build_weighted",
+    "rewardkit.rewards.composite.ensemble:build_weighted",
     "Weighted sum of rewards, e.g. a rule plus a model (NaN members dropped, the other "
     "weights rescaled to the same total).",
     card="C10 — Hybrid rule + model rewards (Beyond Monolithic Rewards)",
@@ -268,7 +268,7 @@ register(
 )
 register(
     "route",
-    "rewardkit.combine.route:build",
+    "rewardkit.rewards.composite.route:build",
     "Route each query to the reward of its data source (query.meta['data_source']; NaN or "
     "'default' for other sources), as in Mixed-R1 and MedGRPO multi-task RL.",
     card="C3 — Cross-dataset normalization (MedGRPO multi-task routing)",

@@ -17,16 +17,16 @@ from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 
-from rewardkit.errors import CapabilityError
-from rewardkit.multimodal.content import (
+from rewardkit.content import (
     ImageContentError,
     content_text,
     has_images,
     json_default,
 )
+from rewardkit.errors import CapabilityError
 
 #: Message or response content: text, or a list of text/image parts
-#: (:mod:`rewardkit.multimodal.content`).
+#: (:mod:`rewardkit.content`).
 Content = str | list[dict[str, Any]]
 
 
@@ -57,7 +57,7 @@ def as_messages(prompt: str | Sequence[Mapping[str, Any]]) -> list[Message]:
 def prompt_text(prompt: Sequence[Message]) -> str:
     """Plain-text rendering of a prompt, for rewards that do not use a chat template.
 
-    Images render as ``<image>`` (:func:`~rewardkit.multimodal.content.content_text`)."""
+    Images render as ``<image>`` (:func:`~rewardkit.content.content_text`)."""
     if len(prompt) == 1 and prompt[0]["role"] == "user":
         return content_text(prompt[0]["content"])
     return "\n\n".join(f"{m['role'].capitalize()}: {content_text(m['content'])}" for m in prompt)
@@ -141,7 +141,7 @@ def text_messages(prompt: Sequence[Message]) -> list[Message]:
 def text_queries(queries: Sequence[Query], reward: str = "this reward") -> list[Query]:
     """Queries as a text-only reward sees them: part lists rendered as text (images in the prompt
     as ``<image>``). A response holding an image raises
-    :class:`~rewardkit.multimodal.content.ImageContentError` naming ``reward``. Text queries are
+    :class:`~rewardkit.content.ImageContentError` naming ``reward``. Text queries are
     returned as they are (same objects, same cache keys)."""
     out = list(queries)
     for i, q in enumerate(out):
@@ -161,7 +161,7 @@ def text_queries(queries: Sequence[Query], reward: str = "this reward") -> list[
 def stable_hash(obj: Any) -> str:
     """sha256 (hex, 32 chars) of the canonical JSON of ``obj``; stable across runs and machines.
 
-    An image (:class:`~rewardkit.multimodal.content.ImageRef`) hashes as ``{"image": digest}``,
+    An image (:class:`~rewardkit.content.ImageRef`) hashes as ``{"image": digest}``,
     so a file and the same encoded bytes give the same key wherever the file lies."""
     text = json.dumps(
         obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=json_default
@@ -381,6 +381,8 @@ class Reward(ABC):
     uses_meta: bool = False
     #: What this kind of reward can do (:class:`Capability`); :meth:`can` answers per instance.
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Longest token sequence the reward's model reads (None: no model, or no single limit).
+    max_length: int | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -463,6 +465,19 @@ class Reward(ABC):
             raise ValueError(f"{who}: tokens has {len(result.tokens.values)} rows; expected {n}")
 
     # -- optional capabilities: callers check can(...) first --------------------------------
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        """Names of :attr:`ScoreResult.members`, in order (empty without
+        :attr:`Capability.MEMBERS`); known before scoring, for column layouts."""
+        return ()
+
+    def engine_variant(self, **changes: Any) -> Reward:
+        """This reward with engine settings changed (``token_budget``, ``cache_dir``,
+        ``progress``…; fields of :class:`~rewardkit.engine.config.EngineConfig`), sharing the
+        loaded model, for checks such as batch-size invariance. A reward that runs no model
+        through the engine (not :attr:`Capability.MODEL_BACKED`) returns itself."""
+        return self
+
     def compare_many(
         self,
         prompts: Sequence[str | Sequence[Mapping[str, Any]]],
@@ -509,9 +524,9 @@ class Reward(ABC):
         """The model's (n, d) float representation of each query (:attr:`Capability.FEATURES`
         only), e.g. the hidden state a probe or a frozen-feature head reads."""
         raise CapabilityError(
-            f"reward {self.name!r} exposes no features (no Capability.FEATURES); probing and "
-            "feature heads need a model-backed reward such as classifier:, similarity: or an "
-            "image reward model"
+            f"reward {self.name!r} exposes no features (hidden states or embeddings; no "
+            "Capability.FEATURES); probing needs a model-backed reward such as judge:, "
+            "similarity:, default, clip: or image-rm:"
         )
 
     def __repr__(self) -> str:

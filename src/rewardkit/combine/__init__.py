@@ -6,9 +6,10 @@
 - ``dataset_norm``: C3 MedGRPO cross-dataset median → 0.5 logistic normalizer.
 - ``transform``: C4 log σ(r − r_ref) transform and the soft-AND sum.
 - ``multi`` / ``mrn``: weighted sum, sum-then-normalize, normalize-then-sum (GDPO), C9 MRN.
-- ``route``: score each query with the reward of its data source (registry kind ``route``).
+- ``route``: which rows go to which data-source route (the reward: ``rewards.composite.route``).
 - ``scaling``: C6 dynamic β (MM-RLHF), C7 difficulty scaling (GRPO-S).
-- ``hybrid``: C10 rule + model with confidence, aspects and a length term.
+- ``hybrid``: C10 rule + model with confidence, aspects and a length term (the reward:
+  ``rewards.composite.hybrid``).
 - ``running``: per-source running whitening and clipping; ``length``: C8 length penalties.
 """
 

@@ -1,8 +1,8 @@
 """methods.md C8 — Length penalties, vectorized over a batch of response lengths.
 
-- DAPO soft overlong punishment: the formula lives in
-  :func:`rewardkit.rewards.rules.overlong.overlong_penalty` (``rule:overlong``); :func:`overlong_penalty`
-  applies it to an array. Card: (L_max, L_cache) = (50, 15): L = 30, 40, 50, 60 → 0, −1/3, −1, −1.
+- DAPO soft overlong punishment: :func:`soft_overlong` of one length (``rule:overlong`` uses
+  it); :func:`overlong_penalty` applies it to an array. Card: (L_max, L_cache) = (50, 15):
+  L = 30, 40, 50, 60 → 0, −1/3, −1, −1.
 - Kimi-1.5 length reward (``[recalled]``, arXiv 2501.12599): per group with lengths in
   ``[L_min, L_max]``: ``λ = 0.5 − (L − L_min)/(L_max − L_min)``; reward ``λ`` if correct, ``min(0, λ)``
   if wrong; a group whose lengths are all equal gets λ = 0.
@@ -16,7 +16,17 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.normalize import as_groups, as_rewards
-from rewardkit.rewards.rules.overlong import overlong_penalty as _overlong_one
+
+
+def soft_overlong(length: int, max_len: int, cache_len: int) -> float:
+    """Card C8 — DAPO soft overlong punishment of one length: 0 up to ``max_len − cache_len``,
+    then a linear ramp to −1 at ``max_len``, −1 beyond."""
+    expected = max_len - cache_len
+    if length <= expected:
+        return 0.0
+    if length <= max_len:
+        return (expected - length) / cache_len
+    return -1.0
 
 
 def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
@@ -25,7 +35,7 @@ def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
         raise ValueError(f"need 1 ≤ l_cache ≤ l_max; got l_max={l_max}, l_cache={l_cache}")
     L = np.asarray(lengths)
     return np.array(
-        [_overlong_one(int(x), int(l_max), int(l_cache)) for x in L.reshape(-1)]
+        [soft_overlong(int(x), int(l_max), int(l_cache)) for x in L.reshape(-1)]
     ).reshape(L.shape)
 
 

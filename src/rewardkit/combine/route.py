@@ -1,126 +1,17 @@
-"""Routing rewards by data source (Mixed-R1, MedGRPO multi-task): each query is scored by the reward
-registered for its ``meta[key]`` (default key ``data_source``).
+"""Routing by data source (Mixed-R1, MedGRPO multi-task): which rows belong to which route.
 
-Spec (registry kind ``route``)::
-
-    {"route": {"gsm8k": "rule:gsm8k", "hh": "judge:default"}, "default": "rule:length"}
-
-A query whose source has no route and no ``default`` gets NaN ("does not apply"), or an error with
-``missing="error"``. Each routed reward scores only its own queries, once per call.
+The reward that routes queries is :class:`rewardkit.rewards.composite.route.RouteReward`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from rewardkit.errors import SpecError
-from rewardkit.registry import load_reward
-from rewardkit.types import Capability, Query, Reward
-
-MISSING = ("nan", "error")
 
 
 def route_indices(sources: Sequence[Any], routes: Sequence[str]) -> dict[str, np.ndarray]:
     """Indices of the rows of each route (rows whose source is not in ``routes`` are left out)."""
     src = np.asarray([str(s) for s in sources])
     return {r: np.flatnonzero(src == r) for r in routes if (src == r).any()}
-
-
-class RouteReward(Reward):
-    """Score each query with the reward of its data source (``query.meta[key]``)."""
-
-    uses_meta = True
-    # members decide about images (a text member rejects image responses)
-    capabilities = frozenset({Capability.IMAGES})
-
-    def __init__(
-        self,
-        routes: Mapping[str, Reward],
-        *,
-        default: Reward | None = None,
-        key: str = "data_source",
-        missing: str = "nan",
-        name: str | None = None,
-    ) -> None:
-        if not routes:
-            raise SpecError("a route reward needs at least one route: {'route': {SOURCE: SPEC}}")
-        if missing not in MISSING:
-            raise SpecError(f"route missing= must be one of {MISSING}; got {missing!r}")
-        for src, r in routes.items():
-            if r.objectives:
-                raise SpecError(
-                    f"route {src!r}: {r.name!r} is multi-objective; routes need scalars"
-                )
-        self.routes = dict(routes)
-        self.default = default
-        self.key = key
-        self.missing = missing
-        self.name = name or "route(" + ", ".join(f"{s}={r.name}" for s, r in routes.items()) + ")"
-        #: (n,) source of each query of the last call (for per-source reports and monitors)
-        self.last_sources: list[str] | None = None
-
-    def identity(self) -> dict[str, Any]:
-        return {
-            "class": "RouteReward",
-            "key": self.key,
-            "routes": {s: r.fingerprint() for s, r in sorted(self.routes.items())},
-            "default": None if self.default is None else self.default.fingerprint(),
-        }
-
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        sources = [str(q.meta.get(self.key)) if self.key in q.meta else "" for q in queries]
-        out = np.full(len(queries), np.nan)
-        taken = np.zeros(len(queries), dtype=bool)
-        for src, idx in route_indices(sources, list(self.routes)).items():
-            out[idx] = self.routes[src].score([queries[i] for i in idx])
-            taken[idx] = True
-        rest = np.flatnonzero(~taken)
-        if len(rest) and self.default is not None:
-            out[rest] = self.default.score([queries[i] for i in rest])
-        elif len(rest) and self.missing == "error":
-            unknown = sorted({sources[i] or f"<no meta[{self.key!r}]>" for i in rest})
-            raise SpecError(
-                f"{self.name}: no route for data source(s) {unknown}; routes: "
-                f"{', '.join(sorted(self.routes))} (add a 'default' or set missing='nan')"
-            )
-        self.last_sources = sources
-        return out
-
-
-def build(
-    arg: str | None,
-    *,
-    members: Mapping[str, Any] | None = None,
-    default: Any = None,
-    key: str = "data_source",
-    missing: str = "nan",
-    name: str | None = None,
-    engine_defaults: Mapping[str, Any] | None = None,
-    base_dir: str | Path | None = None,
-) -> RouteReward:
-    """Registry factory for ``{"route": {SOURCE: SPEC, ...}, "default": SPEC, "key": "data_source"}``."""
-    if arg is not None:
-        raise SpecError(
-            f"'route:{arg}': route rewards are built from a dict, e.g. "
-            '{"route": {"gsm8k": "rule:gsm8k", "hh": "judge:default"}}'
-        )
-    if not isinstance(members, Mapping):
-        raise SpecError("a route spec maps data sources to specs: {'route': {SOURCE: SPEC, ...}}")
-
-    def _load(spec: Any) -> Reward:
-        if isinstance(spec, Reward):
-            return spec
-        return load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
-
-    routes = {str(s): _load(spec) for s, spec in members.items()}
-    return RouteReward(
-        routes,
-        default=None if default is None else _load(default),
-        key=key,
-        missing=missing,
-        name=name,
-    )

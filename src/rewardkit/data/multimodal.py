@@ -1,11 +1,11 @@
 """Image preference records: text-to-image pairs, image-editing triplets, multimodal QA pairs and
 MMRB2 items (see ``docs/multimodal.md``).
 
-Images become :class:`~rewardkit.multimodal.content.ImageRef` parts: a path (relative paths
+Images become :class:`~rewardkit.content.ImageRef` parts: a path (relative paths
 resolve against the data file's folder), a data URL, or bytes (Hugging Face ``Image`` columns).
 A missing image file is a located :class:`~rewardkit.errors.DataError` at load time; the pixels
 are read only when a reward needs them (a corrupt file then raises
-:class:`~rewardkit.multimodal.content.ImageError` naming the file, line and field).
+:class:`~rewardkit.content.ImageError` naming the file, line and field).
 
 - ``t2i-pairs`` (Pick-a-Pic / HPD style): ``prompt`` (or ``caption``), two images
   (``image_a``/``image_b``, ``image_0``/``image_1``, ``jpg_0``/``jpg_1`` or ``images: [a, b]``)
@@ -29,10 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rewardkit.data.location import Location, describe
-from rewardkit.data.record import Record
-from rewardkit.errors import DataError
-from rewardkit.multimodal.content import (
+from rewardkit.content import (
     ImageRef,
     as_image_ref,
     content_images,
@@ -40,6 +37,9 @@ from rewardkit.multimodal.content import (
     missing_file,
     normalize_content,
 )
+from rewardkit.data.location import Location, describe
+from rewardkit.data.record import Record
+from rewardkit.errors import DataError
 from rewardkit.types import Content, Example, Message
 
 #: File suffixes read as images when a response field holds a path (MMRB2).

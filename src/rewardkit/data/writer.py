@@ -33,7 +33,7 @@ def to_record(ex: Example) -> dict[str, Any]:
 
 def _image_json(obj: Any) -> Any:
     """Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by ``load``)."""
-    from rewardkit.multimodal.content import ImageRef
+    from rewardkit.content import ImageRef
 
     if isinstance(obj, ImageRef):
         return obj.to_json()

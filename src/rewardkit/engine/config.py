@@ -21,7 +21,7 @@ class EngineConfig:
     - ``truncation``: ``"left"`` drops the oldest prompt tokens and keeps the response (if the
       response alone is too long, its end is cut as a last resort); ``"right"`` cuts the end of
       the whole sequence (what plain tokenizer truncation does); ``"error"`` raises. No row is
-      ever dropped; truncated rows are counted in ``last_stats``.
+      ever dropped; truncated rows are counted in the call's statistics (``ScoreResult.stats``).
     - ``dtype``: ``"float32"``, ``"bfloat16"``, or ``"int8"`` (CPU: dynamic int8 linear layers,
       opt-in; its accuracy delta is in docs/performance.md).
     - ``threads``: torch intra-op threads (None: torch's default).

@@ -4,7 +4,7 @@ A model-backed reward says how to turn queries into token ids (:meth:`ModelBacke
 and how to turn a padded batch into scores (:meth:`ModelBackedReward.forward`). The engine does
 the rest, the same way for all of them: cache look-up, de-duplication, length-sorted batches under
 a token budget, right padding with an attention mask, progress, cache writes after every batch,
-and statistics (``last_stats``). In float32, scores do not depend on batch budget or query order
+and statistics (returned with the scores, :class:`EngineRun`). In float32, scores do not depend on batch budget or query order
 (to ~1e-6); in bfloat16 the batch shape changes rounding, so compare bf16 runs with a tolerance.
 
 Rewards whose model exposes its transformer body (:meth:`ModelBackedReward.backbone`) can also
@@ -19,10 +19,11 @@ them through :meth:`~ModelBackedReward.hidden`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
-from rewardkit.types import Capability, Query, Reward
+from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,6 @@ class ModelBackedReward(Reward):
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
-        self.last_stats: dict[str, Any] | None = None
-        self.last_truncated: np.ndarray | None = None
         self._cache: ScoreCache | None = None
         self.device = torch.device("cpu")  # subclasses move their model and set this
         self._given_hidden: torch.Tensor | None = None
@@ -162,6 +161,13 @@ class ModelBackedReward(Reward):
             "truncation": c.truncation,
         }
 
+    def engine_variant(self, **changes: Any) -> ModelBackedReward:
+        """A twin sharing the loaded model with ``config`` fields replaced and its own cache."""
+        twin = copy.copy(self)
+        twin.config = replace(self.config, **changes)
+        twin._cache = None
+        return twin
+
     # -- the engine ---------------------------------------------------------------------------
     def cache(self) -> ScoreCache | None:
         """The score cache, opened on first use when ``config.cache_dir`` is set."""
@@ -169,25 +175,24 @@ class ModelBackedReward(Reward):
             self._cache = ScoreCache(self.config.cache_dir)
         return self._cache
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         keys = [q.key(with_meta=self.uses_meta) for q in queries]
-        stacked = self.score_rows(queries, keys, self.encode)
-        return stacked if self.objectives else stacked[:, 0]
+        run = self.run_rows(queries, keys, self.encode)
+        return run.result(run.values if self.objectives else run.values[:, 0])
 
-    def score_rows(
+    def run_rows(
         self,
         items: Sequence[Any],
         keys: Sequence[str],
         encode: Callable[[list[Any]], list[EncodedRow]],
-    ) -> np.ndarray:
-        """Run the engine over arbitrary keyed rows; returns an (n, k) float32 array.
+    ) -> EngineRun:
+        """Run the engine over arbitrary keyed rows: (n, k) values, flags and statistics.
 
         ``items`` are whatever ``encode`` turns into :class:`EncodedRow` (queries, (prompt, a, b)
         pairs, single texts…); ``keys[i]`` is a stable content hash of ``items[i]`` — rows with
         the same key are computed once and share a cache entry, so keys of different row kinds
         must not collide (hash a tag with the content). Cache, de-duplication, token-budget
-        batches, progress and ``last_stats`` work as for queries; ``last_truncated`` holds one
-        flag per item.
+        batches and progress work as for queries; ``truncated`` holds one flag per item.
         """
         started = time.perf_counter()
         keys = list(keys)
@@ -240,8 +245,8 @@ class ModelBackedReward(Reward):
 
         seconds = time.perf_counter() - started
         real_tokens = sum(lengths)
-        self.last_truncated = np.array([results[k][1] for k in keys], dtype=bool)
-        self.last_stats = {
+        truncated = np.array([results[k][1] for k in keys], dtype=bool)
+        stats = {
             "queries": len(keys),
             "unique": len(unique_keys),
             "cached": n_cached,
@@ -253,15 +258,17 @@ class ModelBackedReward(Reward):
             "model_tokens": plan.model_tokens,
             "padded_tokens": plan.model_tokens,
             # Over every query (cached ones too), so a resumed run reports the same truncation.
-            "truncated_rows": int(self.last_truncated.sum()),
+            "truncated_rows": int(truncated.sum()),
             # Among the rows computed now: rows where even the response had to be cut.
             "response_truncated_rows": sum(1 for r in rows if r.response_dropped),
             "seconds": seconds,
             "tokens_per_second": real_tokens / seconds if seconds > 0 and rows else None,
         }
         if not keys:
-            return np.zeros((0, 1), dtype=np.float32)
-        return stack_rows([np.atleast_1d(results[k][0]) for k in keys])
+            values = np.zeros((0, 1), dtype=np.float32)
+        else:
+            values = stack_rows([np.atleast_1d(results[k][0]) for k in keys])
+        return EngineRun(values, truncated, stats)
 
     # -- layouts ------------------------------------------------------------------------------
     def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
@@ -407,6 +414,20 @@ class ModelBackedReward(Reward):
         ids, mask, types, starts = self._padded(flat)
         with self.given_hidden(hidden):
             return self._forward_rows(ids, mask, types, starts)
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What one engine run returns: values (n, k) float32, truncation flags (n,), statistics."""
+
+    values: np.ndarray
+    truncated: np.ndarray
+    stats: dict[str, Any]
+
+    def result(self, scores: np.ndarray, **stats: Any) -> ScoreResult:
+        """A :class:`~rewardkit.types.ScoreResult` of ``scores`` with this run's flags and
+        statistics (``stats`` added or overriding)."""
+        return ScoreResult(scores, stats={**self.stats, **stats}, truncated=self.truncated)
 
 
 @dataclass

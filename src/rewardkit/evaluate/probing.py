@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.types import Example, Query, Reward
+
 
 def _split(n: int, test_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
@@ -102,30 +104,11 @@ def probe_dimensions(
     return {"dimensions": dims, "score": float(np.mean(accs)) if accs else math.nan}
 
 
-def hidden_features(reward: Any, queries: Sequence[Any], batch_size: int = 8) -> np.ndarray:
-    """Last-token hidden states (n, H) of a model-backed reward with ``last_hidden`` (the
-    answer-token judges) or an ``embed`` method; raises TypeError for other rewards."""
-    if callable(getattr(reward, "embed", None)):
-        return np.asarray(reward.embed(list(queries)), dtype=np.float64)
-    if not callable(getattr(reward, "last_hidden", None)):
-        raise TypeError(f"{reward.name}: probing needs a model-backed reward with hidden states")
-    import torch
-
-    rows = reward.encode(list(queries))
-    out = []
-    pad = reward.pad_token_id
-    with torch.no_grad():
-        for s in range(0, len(rows), batch_size):
-            chunk = rows[s : s + batch_size]
-            width = max(len(r.input_ids) for r in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, r in enumerate(chunk):
-                ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
-                mask[i, : len(r.input_ids)] = 1
-            h = reward.last_hidden(ids.to(reward.device), mask.to(reward.device))
-            out.append(h.float().cpu().numpy())
-    return np.concatenate(out, axis=0).astype(np.float64)
+def hidden_features(reward: Reward, queries: Sequence[Query]) -> np.ndarray:
+    """The reward's own representation (n, d) of each query (:meth:`Reward.features`); raises
+    :class:`~rewardkit.errors.CapabilityError` for a reward without
+    :attr:`~rewardkit.types.Capability.FEATURES`."""
+    return np.asarray(reward.features(list(queries)), dtype=np.float64)
 
 
 def rating_labels(values: Sequence[float]) -> list[int | None]:
@@ -141,8 +124,10 @@ def rating_labels(values: Sequence[float]) -> list[int | None]:
     return [int(v > med) if o else None for v, o in zip(arr, ok, strict=True)]
 
 
-def probe_reward(reward: Any, examples: Sequence[Any], *, seed: int = 0) -> dict[str, object]:
-    """methods.md D5 — probe ``reward``'s last hidden state for every rated attribute of the
+def probe_reward(
+    reward: Reward, examples: Sequence[Example], *, seed: int = 0
+) -> dict[str, object]:
+    """methods.md D5 — probe ``reward``'s features (:meth:`Reward.features`) for every rated attribute of the
     examples' responses (``Example.ratings``); labels from :func:`rating_labels`."""
     queries, ratings = [], []
     for ex in examples:

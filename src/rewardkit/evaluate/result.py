@@ -66,7 +66,7 @@ class RewardResult:
     n_truncated: int | None
     examples: list[ExampleRecord]
     seconds: float = 0.0
-    last_stats: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
     #: Pairwise-native judges: how often the verdict flipped when the order flipped.
     position_bias: float | None = None
     #: Calibration, length bias, best-of-N… (see :mod:`rewardkit.evaluate.analyses`).
@@ -130,7 +130,7 @@ class EvalResult:
     ``settings``: ties mode, seed, n_boot, alpha, benchmark rule, weighting and section weights.
     ``dataset``: subsets, sections (in report order), counts, skipped examples by reason.
     ``rewards``: one :class:`RewardResult` per report column. ``created_at``, each reward's
-    scoring wall time and its ``last_stats`` vary between runs; they sit under ``"run"`` in the
+    scoring wall time and its ``stats`` vary between runs; they sit under ``"run"`` in the
     JSON so that everything else is byte-identical across reruns.
     """
 
@@ -175,9 +175,7 @@ class EvalResult:
             )
         run = {
             "created_at": self.created_at,
-            "rewards": {
-                r.name: {"seconds": r.seconds, "last_stats": r.last_stats} for r in self.rewards
-            },
+            "rewards": {r.name: {"seconds": r.seconds, "stats": r.stats} for r in self.rewards},
         }
         return _jsonable(
             {
@@ -276,7 +274,7 @@ def from_dict(raw: dict[str, Any]) -> EvalResult:
                     for e in r["examples"]
                 ],
                 seconds=float(rr.get("seconds") or 0.0),
-                last_stats=rr.get("last_stats"),
+                stats=rr.get("stats", rr.get("last_stats")),  # older files call it last_stats
                 position_bias=r.get("position_bias"),
                 analyses=r.get("analyses") or {},
             )

@@ -3,35 +3,25 @@ scores (reward-bench users saw batch-size-dependent results). The score cache is
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+
+from rewardkit.types import Capability, Query, Reward
 
 #: Token budgets compared by default (a small one forces many small batches).
 DEFAULT_BUDGETS = (1024, 16384)
 
 
-def _scores(reward: Any, queries: list, budget: int | None) -> np.ndarray:
-    if budget is None or not hasattr(reward, "config"):
-        return np.asarray(reward.score(queries), dtype=np.float64)
-    saved = (reward.config, getattr(reward, "_cache", None))
-    try:
-        cfg = copy.copy(reward.config)
-        cfg.token_budget = int(budget)
-        cfg.cache_dir = None
-        cfg.progress = False
-        reward.config = cfg
-        reward._cache = None
-        return np.asarray(reward.score(queries), dtype=np.float64)
-    finally:
-        reward.config, reward._cache = saved
+def _scores(reward: Reward, queries: list, budget: int | None) -> np.ndarray:
+    if budget is not None:
+        reward = reward.engine_variant(token_budget=int(budget), cache_dir=None, progress=False)
+    return np.asarray(reward.score(queries), dtype=np.float64)
 
 
 def robustness_check(
-    reward: Any,
-    queries: Sequence[Any],
+    reward: Reward,
+    queries: Sequence[Query],
     *,
     budgets: tuple[int, int] = DEFAULT_BUDGETS,
     seed: int = 0,
@@ -40,9 +30,9 @@ def robustness_check(
     """Score ``queries`` with budget A in the given order, budget B in the given order, and
     budget A in a seeded shuffled order (mapped back). Reports the largest absolute difference to
     the first run and whether every run is bitwise identical / within ``atol``. Rewards without
-    an engine config get the order check only."""
+    an engine (not :attr:`Capability.MODEL_BACKED`) get the order check only."""
     qs = list(queries)
-    engine = hasattr(reward, "config")
+    engine = reward.can(Capability.MODEL_BACKED)
     a = _scores(reward, qs, budgets[0] if engine else None)
     runs = {"budget_a": a}
     if engine:

@@ -5,21 +5,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from rewardkit.content import ImageContentError, has_images
 from rewardkit.errors import DataError
 from rewardkit.evaluate.benchmarks import (
-    BENCHMARKS,
-    REWARDBENCH2_DOMAINS,
-    detect_benchmark,
     mean_of_sections,
-    rewardbench1_counts,
-    rewardbench1_section_of,
-    rewardbench1_sections,
     rewardbench1_source,
     section_scores,
 )
@@ -37,216 +31,14 @@ from rewardkit.evaluate.outcomes import (
     best_of_k_scores,
     pairwise_outcome,
 )
+from rewardkit.evaluate.plan import RULE_TEXT, TIE_RULES, Plan, make_plan
 from rewardkit.evaluate.result import EvalResult, ExampleRecord, GroupScore, RewardResult
 from rewardkit.evaluate.rmbench import style_matrix_outcomes
-from rewardkit.evaluate.ties import parse_ties_id, ties_bootstrap, ties_components, ties_table
-from rewardkit.multimodal.content import ImageContentError, has_images
+from rewardkit.evaluate.ties import ties_bootstrap, ties_components, ties_table
 from rewardkit.types import Capability, Example, Reward
 
-WEIGHTINGS = ("auto", "published", "actual")
-#: RM-Bench domains in the published order.
-RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
-#: Subset name used for examples without one.
-NO_SUBSET = "all"
 
-_TIE_RULES = {
-    "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the top",
-    "strict": "exact score ties count 0 (reward-bench v1: correct iff strictly greater)",
-}
-_RULE_TEXT = {
-    "rewardbench1": "RewardBench v1: section = example-count-weighted mean of subset accuracies; "
-    "score = unweighted mean of sections",
-    "rewardbench2": "RewardBench 2: each subset is a domain (best-of-k; Ties by its own formula); "
-    "score = unweighted mean of domains",
-    "generic": "section = example-count-weighted mean of subset accuracies; "
-    "score = unweighted mean of sections",
-    "rm-bench": "RM-Bench: per prompt the mean of the 3x3 chosen-style x rejected-style pair "
-    "outcomes; domain = mean over its prompts; score = unweighted mean of domains "
-    "(easy/normal/hard in the analyses)",
-    "rmb": "RMB: pairwise accuracy (Pairwise track) and best-of-N accuracy (BoN track: the best "
-    "answer must outscore every loser); section = track x goal; score = mean of sections",
-    "judgebench": "JudgeBench: pairwise accuracy against objective A>B / B>A labels; section = "
-    "category (knowledge, reasoning, math, coding); score = mean of categories",
-    "autoj": "Auto-J pairwise: accuracy on non-tie human labels per scenario (ties: accuracy with "
-    "ties in the analyses); score = mean of scenarios",
-    "pandalm": "PandaLM: accuracy against the annotators' majority label (ties and 3-way "
-    "disagreements skipped; accuracy with ties in the analyses)",
-    "mt-bench-human": "MT-Bench human judgments: agreement without ties per turn (with ties in "
-    "the analyses)",
-    "m-rewardbench": "M-RewardBench: RewardBench v1 rule over all languages; per-language "
-    "scores and the gap to English in the analyses",
-    "rag-rewardbench": "RAG-RewardBench: pairwise accuracy per RAG scenario; score = mean of "
-    "scenarios",
-    "best-of-n": "best-of-N pools: all correct candidates above every incorrect one (pools with "
-    "all or none correct skipped); best-of-N and overoptimization curves in the analyses",
-    "ratings": "ratings: single responses (no pairwise accuracy); Pearson/Spearman/Kendall "
-    "with each rated attribute in the analyses",
-    "mmrb2": "MMRB2: per-task accuracy; a pairwise judge judges both orders and a pair scores the "
-    "mean of its valid order verdicts (forward right + reverse wrong = 0.5); score = mean of tasks",
-    "mm-rlhf": "MM-RLHF-RewardBench: ACC = pairwise accuracy per category; ACC+ (every item of an "
-    "id correct) in the analyses",
-}
-
-
-@dataclass
-class _Plan:
-    """What evaluation does with each example; the same for every reward."""
-
-    examples: list[Example]
-    subset: list[str]
-    section: list[str]
-    chosen: list[list[int]]
-    skip: list[str | None]
-    rule: list[str]  # "best_of_k" | "all_correct" | "ties" | "skipped"
-    offsets: np.ndarray
-    subset_order: list[str]
-    section_order: list[str]
-    section_of: dict[str, str]
-    subset_rule: dict[str, str]
-    subset_index: dict[str, list[int]]  # evaluable (not skipped) examples of each subset
-    weights: dict[str, float]
-    benchmark: str
-    weighting: str
-
-
-def _skip_reason(ex: Example, chosen: list[int]) -> str | None:
-    if len(ex.responses) < 2:
-        return "fewer than two responses"
-    if not chosen:
-        return "no chosen response"
-    if ex.is_tie:
-        return "labelled tie"
-    return None
-
-
-def _plan(examples: Sequence[Example], benchmark: str, weighting: str) -> _Plan:
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    examples = list(examples)
-    if not examples:
-        raise ValueError("evaluate needs at least one example")
-    subsets = [ex.subset or NO_SUBSET for ex in examples]
-    formats = [str(ex.meta.get("format", "")) for ex in examples]
-    bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
-
-    rb1_section = rewardbench1_section_of()
-    section_of: dict[str, str] = {}
-    sections: list[str] = []
-    for ex, sub in zip(examples, subsets, strict=True):
-        if bench == "rewardbench2":
-            sec = sub
-        else:
-            sec = ex.meta.get("section") or rb1_section.get(sub) or sub
-        sec = str(sec)
-        if section_of.setdefault(sub, sec) != sec:
-            raise DataError(
-                f"example {ex.id!r}: subset {sub!r} is in sections {section_of[sub]!r} and "
-                f"{sec!r}; a subset must belong to one section",
-                field="meta.section",
-            )
-        sections.append(sec)
-
-    chosen_all, skip, rules = [], [], []
-    for ex in examples:
-        chosen = sorted(set(int(i) for i in ex.chosen))
-        if any(not 0 <= i < len(ex.responses) for i in chosen):
-            raise DataError(
-                f"example {ex.id!r}: chosen {ex.chosen} out of range for "
-                f"{len(ex.responses)} responses",
-                field="chosen",
-            )
-        reason = _skip_reason(ex, chosen)
-        chosen_all.append(chosen)
-        skip.append(reason)
-        if reason:
-            rules.append("skipped")
-        elif ex.meta.get("style_matrix") and len(ex.responses) == 6 and chosen == [0, 1, 2]:
-            rules.append("style_matrix")
-        else:
-            rules.append("best_of_k" if len(chosen) == 1 else "all_correct")
-
-    # Order: the published order for RB1/RB2, else order of first appearance.
-    first_seen = list(dict.fromkeys(subsets))
-    if bench == "rewardbench1":
-        rank = {s: i for i, s in enumerate(rewardbench1_counts())}
-        subset_order = sorted(
-            first_seen, key=lambda s: (rank.get(s, len(rank)), first_seen.index(s))
-        )
-        sec_rank = {s: i for i, s in enumerate(rewardbench1_sections())}
-    elif bench == "rewardbench2":
-        rank = {s: i for i, s in enumerate(REWARDBENCH2_DOMAINS)}
-        subset_order = sorted(
-            first_seen, key=lambda s: (rank.get(s, len(rank)), first_seen.index(s))
-        )
-        sec_rank = rank
-    elif bench == "rm-bench":
-        subset_order = first_seen
-        sec_rank = {s: i for i, s in enumerate(RMBENCH_DOMAINS)}
-    else:
-        subset_order, sec_rank = first_seen, {}
-    seen_secs = list(dict.fromkeys(section_of[s] for s in subset_order))
-    section_order = sorted(
-        seen_secs, key=lambda s: (sec_rank.get(s, len(sec_rank)), seen_secs.index(s))
-    )
-
-    # The RB2 Ties subset (ids "ref:<p>" / "tied:<p>") is scored by its own formula.
-    subset_index: dict[str, list[int]] = {s: [] for s in subset_order}
-    for i, (sub, reason) in enumerate(zip(subsets, skip, strict=True)):
-        if reason is None:
-            subset_index[sub].append(i)
-    subset_rule: dict[str, str] = {}
-    for sub in subset_order:
-        idx = subset_index[sub]
-        if (
-            sub.lower() == "ties"
-            and idx
-            and all(parse_ties_id(examples[i].id) is not None for i in idx)
-        ):
-            subset_rule[sub] = "ties"
-            for i in idx:
-                rules[i] = "ties"
-        else:
-            subset_rule[sub] = "mean"
-
-    published = rewardbench1_counts()
-    if weighting == "published" or (
-        weighting == "auto"
-        and bench in ("rewardbench1", "m-rewardbench")
-        and set(subsets) <= set(published)
-    ):
-        missing = sorted(set(subsets) - set(published))
-        if missing:
-            raise ValueError(f"weighting='published' but no published count for {missing}")
-        weights = {s: float(published[s]) for s in subset_order}
-        weighting_used = "published"
-    else:
-        weights = {s: float(len(subset_index[s])) for s in subset_order}
-        weighting_used = "actual"
-
-    offsets = np.zeros(len(examples) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(ex.responses) for ex in examples])
-    return _Plan(
-        examples=examples,
-        subset=subsets,
-        section=sections,
-        chosen=chosen_all,
-        skip=skip,
-        rule=rules,
-        offsets=offsets,
-        subset_order=subset_order,
-        section_order=section_order,
-        section_of=section_of,
-        subset_rule=subset_rule,
-        subset_index=subset_index,
-        weights=weights,
-        benchmark=bench,
-        weighting=weighting_used,
-    )
-
-
-def _outcomes(plan: _Plan, flat: np.ndarray, ties: str) -> np.ndarray:
+def _outcomes(plan: Plan, flat: np.ndarray, ties: str) -> np.ndarray:
     """Per-example outcome (NaN for skipped examples and NaN scores)."""
     n = len(plan.examples)
     out = np.full(n, np.nan)
@@ -279,7 +71,7 @@ def _n_truncated(stats: Any) -> int | None:
 
 
 def _score_column(
-    plan: _Plan,
+    plan: Plan,
     flat: np.ndarray,
     *,
     ties: str,
@@ -414,8 +206,8 @@ def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> floa
 
 
 def _pairwise_scores(
-    reward: Reward, plan: _Plan, ties: str
-) -> tuple[np.ndarray, np.ndarray, float | None]:
+    reward: Reward, plan: Plan, ties: str
+) -> tuple[np.ndarray, np.ndarray, float | None, dict[str, Any] | None]:
     """Scores and outcomes of a pairwise-native judge (methods.md B6).
 
     Every (chosen, rejected) pair of an evaluable example is judged with ``compare_many`` in both
@@ -424,7 +216,7 @@ def _pairwise_scores(
     The per-response score kept in the report is the response's mean P of winning over the pairs
     it was in (for a pair: P(chosen ≻ rejected) and 1 − P). RewardBench 2's Ties subset needs
     absolute scores and stays NaN (excluded and counted). Also returns the position bias: the
-    fraction of judged pairs whose verdict flips when the order flips.
+    fraction of judged pairs whose verdict flips when the order flips, and the call's stats.
     """
     n_resp = int(plan.offsets[-1])
     scores = np.full(n_resp, np.nan)
@@ -440,7 +232,7 @@ def _pairwise_scores(
         chosen = plan.chosen[i]
         pairs += [(i, c, r) for c in chosen for r in range(len(ex.responses)) if r not in chosen]
     if not pairs:
-        return scores, outcomes, None
+        return scores, outcomes, None, None
     judged = reward.compare_many(
         [plan.examples[i].prompt for i, _, _ in pairs],
         [plan.examples[i].responses[c] for i, c, _ in pairs],
@@ -469,7 +261,7 @@ def _pairwise_scores(
             continue
         wins = np.asarray([cell[j] for j in js]).reshape(len(chosen), len(rejected))
         outcomes[i] = pair_matrix_outcome(wins, plan.rule[i], ties)
-    return scores, outcomes, judged.position_bias
+    return scores, outcomes, judged.position_bias, dict(judged.stats) or None
 
 
 def evaluate(
@@ -524,7 +316,7 @@ def evaluate(
     check_bootstrap_args(n_boot, alpha)
     if isinstance(rewards, Reward):
         rewards = [rewards]
-    plan = _plan(examples, benchmark, weighting)
+    plan = make_plan(examples, benchmark, weighting)
     image_responses = any(
         not isinstance(r, str) and has_images(r) for ex in plan.examples for r in ex.responses
     )
@@ -550,12 +342,11 @@ def evaluate(
                     f"reward {reward.name!r} reads text only, but the responses are images; "
                     "judge images with vlm-judge-pairwise:"
                 )
-            scores, pair_outcomes, bias = _pairwise_scores(reward, plan, ties)
+            scores, pair_outcomes, bias, stats = _pairwise_scores(reward, plan, ties)
         else:
-            scores = np.asarray(reward.score(queries))
+            full = reward.score_full(queries)
+            scores, stats = full.scores, dict(full.stats) or None
         seconds = time.perf_counter() - t0
-        stats = getattr(reward, "last_stats", None)
-        stats = dict(stats) if isinstance(stats, dict) else None
         if scores.ndim == 2:
             objectives = list(reward.objectives or [str(j) for j in range(scores.shape[1])])
             columns = [
@@ -586,7 +377,7 @@ def evaluate(
                     n_truncated=_n_truncated(stats),
                     examples=records,
                     seconds=seconds,
-                    last_stats=stats,
+                    stats=stats,
                     position_bias=bias,
                     **summary,
                 )
@@ -601,14 +392,14 @@ def evaluate(
     n_eval = Counter(s for s, r in zip(plan.subset, plan.skip, strict=True) if r is None)
     settings = {
         "ties": ties,
-        "tie_rule": _TIE_RULES[ties],
+        "tie_rule": TIE_RULES[ties],
         "seed": seed,
         "n_boot": n_boot,
         "alpha": alpha,
         "ci_method": "percentile bootstrap, stratified by subset (Ties: resample prompts)",
         "benchmark_requested": benchmark,
         "benchmark": plan.benchmark,
-        "benchmark_rule": _RULE_TEXT[plan.benchmark],
+        "benchmark_rule": RULE_TEXT[plan.benchmark],
         "weighting_requested": weighting,
         "weighting": plan.weighting,
         "weights_source": rewardbench1_source() if plan.weighting == "published" else None,
@@ -647,9 +438,7 @@ def evaluate(
         from rewardkit.evaluate.probing import probe_reward
 
         for reward, col in zip(all_rewards, _columns_of(results, all_rewards), strict=True):
-            if col is not None and any(
-                callable(getattr(reward, m, None)) for m in ("last_hidden", "embed")
-            ):
+            if col is not None and reward.can(Capability.FEATURES):
                 col.analyses["probing"] = probe_reward(reward, plan.examples, seed=seed)
     if robustness:
         from rewardkit.evaluate.robustness import robustness_check

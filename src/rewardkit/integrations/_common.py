@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.registry import load_reward
-from rewardkit.types import Message, Query, Reward
+from rewardkit.types import Message, Query, Reward, ScoreResult
 
 #: Columns tried, in order, for ``Query.reference`` when no ``reference_column`` is given.
 REFERENCE_COLUMNS = ("reference", "ground_truth", "solution", "answer", "label")
@@ -24,20 +24,25 @@ def as_reward(spec: RewardSpec, engine_defaults: Mapping[str, Any] | None = None
     return load_reward(spec, engine_defaults=engine_defaults)
 
 
-def components(reward: Reward, scores: np.ndarray) -> dict[str, np.ndarray]:
-    """The per-component scores behind the last :meth:`Reward.score` call.
+def components(reward: Reward, result: ScoreResult) -> dict[str, np.ndarray]:
+    """The per-component scores behind one :meth:`~rewardkit.types.Reward.score_full` call.
 
-    Ensembles and weighted sums give their members (``last_members``), hybrids their parts
-    (``last_components``); any other reward gives itself.
+    Ensembles and weighted sums give their members (``result.members``), hybrids and other
+    rewards with parts their ``components``; any other reward gives itself.
     """
-    members = getattr(reward, "last_members", None)
-    names = getattr(reward, "member_names", None)
-    if members is not None and names is not None and len(members) == len(scores):
-        return {str(n): np.asarray(members[:, j], dtype=np.float64) for j, n in enumerate(names)}
-    parts = getattr(reward, "last_components", None)
-    if isinstance(parts, Mapping) and parts:
-        return {str(k): np.asarray(v, dtype=np.float64) for k, v in parts.items()}
-    return {reward.name: np.asarray(scores, dtype=np.float64)}
+    if result.members:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in result.members.items()}
+    if result.components:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in result.components.items()}
+    return {reward.name: np.asarray(result.scores, dtype=np.float64)}
+
+
+def agreeing_members(result: ScoreResult) -> tuple[str, ...]:
+    """Names of the members expected to agree (an ensemble's, not a weighted sum's parts),
+    whose disagreement a monitor reports; empty when there are fewer than two."""
+    if result.stats.get("aggregate") == "weighted" or len(result.members) < 2:
+        return ()
+    return tuple(result.members)
 
 
 def text_of(content: Any) -> str:

@@ -58,11 +58,12 @@ def score_queries(
         Query([user(p)], split_query(q, p)[1], reference=label(lab))
         for q, p, lab in zip(queries, prompts, labels, strict=True)
     ]
-    scores = np.asarray(reward.score(qs), dtype=np.float64)
+    full = reward.score_full(qs)
+    scores = np.asarray(full.scores, dtype=np.float64)
     applies = ~np.isnan(scores)
     filled = np.where(applies, scores, nan_score)
     extra = {"applies": _tensor(applies.astype(np.float64))}
-    for name, vals in components(reward, scores).items():
+    for name, vals in components(reward, full).items():
         if name != reward.name:
             extra[_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}

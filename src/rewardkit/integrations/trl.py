@@ -35,6 +35,7 @@ from rewardkit.integrations._common import (
     REFERENCE_COLUMNS,
     BySource,
     RewardSpec,
+    agreeing_members,
     as_prompt,
     as_response,
     as_reward,
@@ -72,16 +73,6 @@ class TRLReward:
         self.gold = None if gold is None else as_reward(gold, engine_defaults)
         if self.gold is not None and monitor is None:
             raise ValueError("a gold reward is only scored for the monitor: pass monitor= too")
-        members = getattr(self.reward, "member_names", None)
-        # a weighted sum's members are different properties, not RMs that should agree
-        true_ensemble = getattr(self.reward, "aggregate", None) != "weighted"
-        if (
-            monitor is not None
-            and not monitor.ensemble
-            and true_ensemble
-            and len(members or ()) >= 2
-        ):
-            monitor.ensemble = tuple(members)
         if self.reward.objectives:
             raise ValueError(
                 f"{self.reward.name!r} returns {len(self.reward.objectives)} objectives; TRL needs "
@@ -129,7 +120,8 @@ class TRLReward:
         self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
     ) -> list[float | None]:
         queries = self.queries(prompts, completions, columns)
-        raw = np.asarray(self.reward.score(queries), dtype=np.float64)
+        full = self.reward.score_full(queries)
+        raw = np.asarray(full.scores, dtype=np.float64)
         scores = (
             raw if self.shape is None else np.asarray(self.shape(raw, queries), dtype=np.float64)
         )
@@ -137,17 +129,20 @@ class TRLReward:
             raise ValueError(f"shape returned {scores.shape} scores for {raw.shape} rewards")
         log_metric: Callable[[str, float], None] | None = columns.get("log_metric")
         if log_metric is not None and self.log_components:
-            for comp, vals in components(self.reward, raw).items():
+            for comp, vals in components(self.reward, full).items():
                 if np.any(~np.isnan(vals)):
                     log_metric(
                         f"rewardkit/{self.__name__}/{_safe_name(comp)}", float(np.nanmean(vals))
                     )
         if self.monitor is not None:
+            if not self.monitor.ensemble:
+                # a weighted sum's members are different properties, not RMs that should agree
+                self.monitor.ensemble = agreeing_members(full)
             state = columns.get("trainer_state")
             self.monitor.step(
                 [prompt_text(q.prompt) for q in queries],
                 [q.response for q in queries],
-                components(self.reward, raw),
+                components(self.reward, full),
                 reward=scores,
                 gold=None if self.gold is None else self.gold.score(queries),
                 step=getattr(state, "global_step", None),

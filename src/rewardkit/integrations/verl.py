@@ -113,10 +113,11 @@ def compute_score_batch(
         _query(d, s, g, e)
         for d, s, g, e in zip(data_sources, solution_strs, ground_truths, infos, strict=True)
     ]
-    scores = np.asarray(reward.score(queries), dtype=np.float64)
+    full = reward.score_full(queries)
+    scores = np.asarray(full.scores, dtype=np.float64)
     if scores.ndim != 1:
         raise SpecError(f"{reward.name!r} is multi-objective; verl needs one score per response")
-    comps = components(reward, scores)
+    comps = components(reward, full)
     out = []
     for i, s in enumerate(scores):
         rec = {

@@ -1,12 +1,13 @@
-"""Images in records: content parts, loaders' helpers, and multimodal rewards' shared pieces.
+"""Multimodal rewards' shared pieces: the image-row engine (:mod:`.engine`), the image reward
+model (:mod:`.image_rm`) and reward-guided search (:mod:`.search`).
 
-:mod:`rewardkit.multimodal.content` holds :class:`ImageRef` and the content-part helpers; it
-imports no image library until an image is actually read.
+The content parts themselves (:class:`ImageRef` and the part helpers) are core types in
+:mod:`rewardkit.content`, re-exported here; they import no image library until an image is read.
 """
 
 from __future__ import annotations
 
-from rewardkit.multimodal.content import (
+from rewardkit.content import (
     ImageContentError,
     ImageError,
     ImageRef,

@@ -3,10 +3,10 @@
 :class:`MultimodalReward` is a :class:`~rewardkit.engine.runner.ModelBackedReward` whose rows
 carry their images (:class:`MultimodalRow`): the engine still does cache look-up, de-duplication,
 length-sorted batches under the token budget (a row's length is its token count, image tokens
-included where the processor expands them), progress, cache writes and ``last_stats``; the
+included where the processor expands them), progress, cache writes and statistics; the
 subclass's :meth:`MultimodalReward.run_batch` turns a batch of rows into scores (loading the
 images, running the processor and the model). Cache keys hash images by their digest
-(:meth:`~rewardkit.multimodal.content.ImageRef.digest`), never by path.
+(:meth:`~rewardkit.content.ImageRef.digest`), never by path.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def encode_texts(
 
 
 def pixel_values(processor: Any, images: Sequence[Any]) -> torch.Tensor:
-    """Pixels of :class:`~rewardkit.multimodal.content.ImageRef` images through the processor."""
+    """Pixels of :class:`~rewardkit.content.ImageRef` images through the processor."""
     loaded = [im.load() for im in images]
     return processor.image_processor(images=loaded, return_tensors="pt")["pixel_values"]
 

@@ -9,11 +9,8 @@ differentiable losses of the generator's output.
 
 - methods.md F3 — Noise-aware pruning for test-time scaling ("TTSnap"): :func:`ttsnap_search`,
   the cost model :func:`ttsnap_cost` / :func:`bon_cost`, :func:`ttsnap_seeds_for_budget`.
-- methods.md F2 — Reward-based noise optimization ("ReNO"): :func:`reno_optimize`,
-  :func:`chi_regularizer`.
-- methods.md B15 — Image–text reward interface: the differentiable reward losses
-  (:func:`clip_loss`, :func:`pickscore_loss`, :func:`hps_loss`, :func:`imagereward_loss`,
-  :func:`aesthetic_loss`).
+- methods.md F2 — Reward-based noise optimization ("ReNO") and the B15 differentiable reward
+  losses live in :mod:`rewardkit.multimodal.reno` (re-exported here).
 
 numpy only at import; torch is imported by the ReNO functions when called.
 """
@@ -26,6 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
+
+from rewardkit.multimodal.reno import (
+    RENO_WEIGHTS,
+    NoiseOptResult,
+    aesthetic_loss,
+    chi_regularizer,
+    clip_loss,
+    hps_loss,
+    imagereward_loss,
+    pickscore_loss,
+    reno_optimize,
+)
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -360,164 +369,6 @@ def ttsnap_search(
     j = int(best_first(fs)[0])
     best = alive[j]
     return SearchResult(finals[j], seed_list[best], best, seed_list, scores, budget, rounds)
-
-
-# --- ReNO-style noise optimisation ----------------------------------------------------------
-
-
-def chi_regularizer(noise: Any) -> Any:
-    """methods.md F2: ``½‖ε‖² − (d − 1) log ‖ε‖`` with ``d = numel(ε)`` — the negative
-    log-density of ‖ε‖ under a χ distribution with d degrees of freedom, up to a constant
-    (float32; a torch tensor in, a 0-d tensor out)."""
-    import torch
-
-    norm = torch.linalg.vector_norm(noise.float())
-    return 0.5 * norm**2 - (noise.numel() - 1) * torch.log(norm)
-
-
-def _cos(image_emb: Any, text_emb: Any) -> Any:
-    import torch.nn.functional as F
-
-    return F.cosine_similarity(image_emb.float(), text_emb.float().expand_as(image_emb), dim=-1)
-
-
-def clip_loss(image_emb: Any, text_emb: Any) -> Any:
-    """methods.md B15/F2 CLIP loss ``100 − 100·cos(E_img, E_txt)`` (mean over images)."""
-    return (100.0 - 100.0 * _cos(image_emb, text_emb)).mean()
-
-
-#: CLIP's logit scale in log space (exp = 100), the default of :func:`pickscore_loss`.
-LOG_100 = math.log(100.0)
-
-
-def pickscore_loss(image_emb: Any, text_emb: Any, logit_scale: Any = LOG_100) -> Any:
-    """methods.md B15/F2 PickScore loss ``30 − exp(s)·cos`` with ``s`` the model's (log-space)
-    ``logit_scale`` (mean over images)."""
-    import torch
-
-    scale = torch.as_tensor(logit_scale, dtype=torch.float32).exp()
-    return (30.0 - scale * _cos(image_emb, text_emb)).mean()
-
-
-def hps_loss(score: Any) -> Any:
-    """methods.md B15/F2 HPSv2 loss ``1 − score`` (mean)."""
-    return (1.0 - score).mean()
-
-
-def imagereward_loss(score: Any) -> Any:
-    """methods.md B15/F2 ImageReward loss ``2 − r`` on the standardized score (mean)."""
-    return (2.0 - score).mean()
-
-
-def aesthetic_loss(score: Any) -> Any:
-    """methods.md B15/F2 LAION-aesthetic loss ``10 − score`` (mean)."""
-    return (10.0 - score).mean()
-
-
-#: ReNO's default weights per reward loss (methods.md F2; aesthetic is off).
-RENO_WEIGHTS = {"hps": 5.0, "imagereward": 1.0, "clip": 0.01, "pickscore": 0.05, "aesthetic": 0.0}
-
-
-@dataclass
-class NoiseOptResult:
-    """The best iterate of :func:`reno_optimize` and its per-iteration record.
-
-    ``losses[i]`` is the weighted reward loss ``Σ_k w_k L_k`` of iteration ``i`` (lower is
-    better; ``rewards`` is its negative), ``term_losses[i]`` the unweighted ``L_k``,
-    ``regularizer[i]`` the χ term (unweighted) and ``norms[i]`` ‖ε‖.
-    """
-
-    noise: Any
-    output: Any
-    best_iteration: int
-    best_loss: float
-    losses: list[float]
-    term_losses: list[list[float]]
-    regularizer: list[float]
-    norms: list[float]
-    generator_calls: int = 0
-
-    @property
-    def rewards(self) -> list[float]:
-        return [-v for v in self.losses]
-
-
-def _terms(rewards: Sequence[tuple[Any, ...]]) -> list[tuple[float, Callable[[Any], Any], float]]:
-    out = []
-    for i, term in enumerate(rewards):
-        if len(term) not in (2, 3):
-            raise ValueError(f"reward term {i}: expected (weight, fn) or (weight, fn, 'score')")
-        weight, fn = float(term[0]), term[1]
-        kind = term[2] if len(term) == 3 else "loss"
-        if kind not in ("loss", "score"):
-            raise ValueError(f"reward term {i}: kind must be 'loss' or 'score', got {kind!r}")
-        if not callable(fn):
-            raise ValueError(f"reward term {i}: {fn!r} is not callable")
-        out.append((weight, fn, 1.0 if kind == "loss" else -1.0))
-    if not out:
-        raise ValueError("reno_optimize needs at least one reward term")
-    return out
-
-
-def reno_optimize(
-    generator: Callable[[Any], Any],
-    rewards: Sequence[tuple[Any, ...]],
-    noise_shape: Sequence[int] | None = None,
-    *,
-    noise: Any = None,
-    iters: int = 50,
-    lr: float = 5.0,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    grad_clip: float = 0.1,
-    reg_weight: float = 0.01,
-    seed: int = 0,
-) -> NoiseOptResult:
-    """methods.md F2 — ReNO: gradient descent on the initial noise ε of a one-step,
-    differentiable ``generator`` against ``L(ε) = Σ_k w_k L_k(G(ε)) + λ(½‖ε‖² − (d−1) log‖ε‖)``.
-
-    ``rewards``: ``(w_k, fn_k)`` where ``fn_k(output)`` is a differentiable loss (lower is
-    better; e.g. :func:`clip_loss` of the output's embeddings), or ``(w_k, fn_k, "score")`` for a
-    score to raise (its loss is ``−score``). ε starts from ``noise`` or ``randn(noise_shape)``
-    seeded by ``seed``. SGD (Nesterov momentum 0.9), lr 5.0, gradient-norm clip 0.1, λ = 0.01,
-    ``iters`` generator evaluations and ``iters − 1`` updates (ReNO's loop: no update after the
-    last evaluation). Returns the iterate with the lowest weighted reward loss (regularizer
-    excluded, as ReNO keeps its best image).
-    """
-    import torch
-
-    terms = _terms(rewards)
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
-    if noise is None:
-        if noise_shape is None:
-            raise ValueError("give noise_shape or an initial noise tensor")
-        gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn(tuple(noise_shape), generator=gen)
-    eps = noise.detach().clone().float().requires_grad_(True)
-    opt = torch.optim.SGD([eps], lr=lr, momentum=momentum, nesterov=nesterov)
-    res = NoiseOptResult(None, None, -1, math.inf, [], [], [], [])
-    for it in range(iters):
-        opt.zero_grad()
-        out = generator(eps)
-        res.generator_calls += 1
-        parts = [sign * fn(out) for _, fn, sign in terms]
-        total = sum(w * p for (w, _, _), p in zip(terms, parts, strict=True))
-        reward_loss = float(total.detach())
-        reg = chi_regularizer(eps)
-        res.losses.append(reward_loss)
-        res.term_losses.append([float(p.detach()) for p in parts])
-        res.regularizer.append(float(reg.detach()))
-        res.norms.append(float(torch.linalg.vector_norm(eps.detach())))
-        if reward_loss < res.best_loss:
-            res.best_loss, res.best_iteration = reward_loss, it
-            res.noise, res.output = eps.detach().clone(), out.detach().clone()
-        if it == iters - 1:
-            break
-        (total + reg_weight * reg if reg_weight else total).backward()
-        torch.nn.utils.clip_grad_norm_([eps], grad_clip)
-        opt.step()
-    return res
 
 
 __all__ = [

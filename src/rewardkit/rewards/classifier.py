@@ -10,8 +10,8 @@ methods.md A1 — Bradley–Terry reward model (the scoring side: r(x, y) is the
 
 Multi-objective heads (k > 1 outputs) return an (n, k) array named by ``objectives`` (from the
 option, else the checkpoint's ``id2label``). ``reduce=`` turns them into one scalar reward
-(methods.md A4 — MORE; ArmoRM's gating), keeping the per-objective values in
-:attr:`ClassifierReward.last_objectives`:
+(methods.md A4 — MORE; ArmoRM's gating); ``score_full`` then returns the per-objective values
+as ``components`` (one (n,) column per objective name):
 
 - ``reduce=weighted``: ``Σ_k w_k r_k`` with ``weights`` (``{name: w}``, or the string
   ``"name:w,name:w"`` in a spec), else the checkpoint's ``config.objective_weights``; objectives
@@ -42,7 +42,7 @@ from rewardkit.models.loading import (
     resolve_model,
     set_threads,
 )
-from rewardkit.types import Query, stable_hash
+from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 
 class ClassifierReward(ModelBackedReward):
@@ -108,7 +108,6 @@ class ClassifierReward(ModelBackedReward):
         self.reduce = reduce
         self.objective_names: tuple[str, ...] | None = self.objectives
         self.reduce_weights: np.ndarray | None = None
-        self.last_objectives: np.ndarray | None = None
         if reduce is not None:
             if k < 2:
                 raise ValueError(f"{model}: reduce={reduce} needs a multi-objective head (k = {k})")
@@ -228,17 +227,26 @@ class ClassifierReward(ModelBackedReward):
             )
         return torch.cat([logits.float(), reduced.float().unsqueeze(-1)], dim=-1)
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def can(self, cap: Capability) -> bool:
+        """A reduced multi-objective head also returns its objectives as components."""
+        if cap is Capability.COMPONENTS:
+            return self.reduce is not None
+        return super().can(cap)
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         if self.reduce is None:
             return super()._score(queries)
         keys = [q.key(with_meta=self.uses_meta) for q in queries]
-        stacked = self.score_rows(queries, keys, self.encode)
+        run = self.run_rows(queries, keys, self.encode)
+        stacked = run.values
         if self.reduce == "gating":
-            self.last_objectives = stacked[:, :-1]
-            return stacked[:, -1]
-        assert self.reduce_weights is not None
-        self.last_objectives = stacked
-        return reduce_objectives(stacked, self.reduce_weights)
+            objectives, reduced = stacked[:, :-1], stacked[:, -1]
+        else:
+            assert self.reduce_weights is not None
+            objectives, reduced = stacked, reduce_objectives(stacked, self.reduce_weights)
+        assert self.objective_names is not None
+        parts = {name: objectives[:, j] for j, name in enumerate(self.objective_names)}
+        return ScoreResult(reduced, components=parts, stats=run.stats, truncated=run.truncated)
 
 
 def objective_weight_vector(names: Sequence[str], weights: Mapping[str, float] | str) -> np.ndarray:

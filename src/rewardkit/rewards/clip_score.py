@@ -16,7 +16,7 @@ With ``c = cos(E_img, E_txt)`` the score (:func:`clip_score`) is ``100·c`` (``v
 ReNO's CLIP score), ``2.5·max(c, 0)`` (``variant=clipscore``, Hessel et al.'s CLIPScore) or
 ``exp(logit_scale)·c`` (``variant=logit``, PickScore's form with the model's own scale); several
 images are averaged. Texts longer than the text tower's positions are cut at the end (counted in
-``last_stats['truncated_rows']``).
+``stats['truncated_rows']`` of ``score_full``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.content import ImageRef, content_images, content_text
 from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
-from rewardkit.multimodal.content import ImageRef, content_images, content_text
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
-from rewardkit.types import Query, stable_hash
+from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 VARIANTS = ("clip", "clipscore", "logit")
 
@@ -74,7 +74,10 @@ def _features(out: Any) -> torch.Tensor:
 
 
 class ClipScoreReward(MultimodalReward):
-    """Image–text similarity of a CLIP-style dual encoder (methods.md B15)."""
+    """Image–text similarity of a CLIP-style dual encoder (methods.md B15); its features are
+    the unit-normalised text and image embeddings side by side."""
+
+    capabilities = MultimodalReward.capabilities | {Capability.FEATURES}
 
     def __init__(
         self, model: str, config: EngineConfig | None = None, *, variant: str = "clip"
@@ -139,38 +142,84 @@ class ClipScoreReward(MultimodalReward):
             rows.append(MultimodalRow(list(row_ids), response_dropped=dropped, payload=image))
         return rows
 
-    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
+    def _text_image(self, rows: list[MultimodalRow]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text and image embeddings (float32) of (text, image) rows."""
         ids, mask = pad_right([r.input_ids for r in rows], self.pad_token_id, self.device)
         images = [r.payload.load() for r in rows]
         pixels = self.processor.image_processor(images=images, return_tensors="pt")
         pixels = pixels["pixel_values"].to(self.device, dtype=next(self.model.parameters()).dtype)
         t = _features(self.model.get_text_features(input_ids=ids, attention_mask=mask)).float()
         v = _features(self.model.get_image_features(pixel_values=pixels)).float()
+        return t, v
+
+    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
+        t, v = self._text_image(rows)
         cos = torch.nn.functional.cosine_similarity(t, v, dim=-1)
         return torch.as_tensor(clip_score(cos.cpu().numpy(), self.variant, self.logit_scale))
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        index: list[int] = []
-        pairs: list[tuple[str, ImageRef]] = []
-        for i, q in enumerate(queries):
-            found = image_text_pairs(q)
-            if found is None:
-                continue
-            text, images = found
-            for image in images:
-                index.append(i)
-                pairs.append((text, image))
-        out = np.full(len(queries), np.nan)
+    def pair_features(self, rows: list[MultimodalRow]) -> torch.Tensor:
+        """(b, d) representation of (text, image) rows: what the score reads, here the
+        unit-normalised text and image embeddings side by side."""
+        t, v = self._text_image(rows)
+        norm = torch.nn.functional.normalize
+        return torch.cat([norm(t, dim=-1), norm(v, dim=-1)], dim=-1)
+
+    def features(self, queries: Sequence[Query]) -> np.ndarray:
+        """(n, d) features of each query (:meth:`pair_features`, averaged over its images);
+        a NaN row for a query without an image–text pair."""
+        index, pairs = _pairs(queries)
         if not pairs:
-            self.last_stats = {"queries": len(queries), "computed": 0, "truncated_rows": 0}
-            return out
-        values = self.score_rows(pairs, pair_keys(pairs), self.encode)[:, 0].astype(np.float64)
+            raise ValueError(f"{self.name}: no query holds an image and a text to embed")
+        rows = self.encode(pairs)
+        step = self.config.max_batch_size
+        with torch.inference_mode():
+            chunks = [
+                self.pair_features(rows[s : s + step]).float().cpu().numpy()
+                for s in range(0, len(rows), step)
+            ]
+        feats = np.concatenate(chunks).astype(np.float64)
+        sums = np.zeros((len(queries), feats.shape[1]))
+        counts = np.zeros(len(queries))
+        np.add.at(sums, index, feats)
+        np.add.at(counts, index, 1)
+        out = np.full_like(sums, np.nan)
+        has = counts > 0
+        out[has] = sums[has] / counts[has, None]
+        return out
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        index, pairs = _pairs(queries)
+        out = np.full(len(queries), np.nan)
+        truncated = np.zeros(len(queries), dtype=bool)
+        if not pairs:
+            stats = {"queries": len(queries), "computed": 0, "truncated_rows": 0}
+            return ScoreResult(out, stats=stats, truncated=truncated)
+        run = self.run_rows(pairs, pair_keys(pairs), self.encode)
+        values = run.values[:, 0].astype(np.float64)
         sums, counts = np.zeros(len(queries)), np.zeros(len(queries))
         np.add.at(sums, index, values)
         np.add.at(counts, index, 1)
+        np.logical_or.at(truncated, index, run.truncated)
         has = counts > 0
         out[has] = sums[has] / counts[has]
-        return out
+        stats = {**run.stats, "queries": len(queries), "pairs": len(pairs)}
+        stats["truncated_rows"] = int(truncated.sum())
+        return ScoreResult(out, stats=stats, truncated=truncated)
+
+
+def _pairs(queries: Sequence[Query]) -> tuple[list[int], list[tuple[str, ImageRef]]]:
+    """Every (text, image) pair of the queries (:func:`image_text_pairs`) and its query index."""
+    index: list[int] = []
+    pairs: list[tuple[str, ImageRef]] = []
+    for i, q in enumerate(queries):
+        found = image_text_pairs(q)
+        if found is None:
+            continue
+        text, images = found
+        for image in images:
+            index.append(i)
+            pairs.append((text, image))
+    return index, pairs
 
 
 def build(arg: str | None, **options: Any) -> ClipScoreReward:

@@ -12,6 +12,7 @@ and ships in ``rewardkit/resources/default_rm/``; ``default:DIR`` loads another 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Sequence
@@ -24,8 +25,9 @@ import torch
 from torch import nn
 
 from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.runner import EngineRun
 from rewardkit.errors import SpecError
-from rewardkit.types import Query, Reward
+from rewardkit.types import Capability, Query, Reward, ScoreResult, text_queries
 
 HEAD_FILE = "head.safetensors"
 META_FILE = "head.json"
@@ -69,14 +71,24 @@ class Featurizer:
     def identity(self) -> dict[str, Any]:
         return {"encoder": self.encoder.identity(), "features": "response,prompt*response"}
 
-    def features(self, queries: Sequence[Query]) -> np.ndarray:
+    def run(self, queries: Sequence[Query]) -> EngineRun:
+        """The (n, dim) features as ``values``, with per-query ``truncated`` flags (the response
+        or the prompt was cut) and the encoder run's statistics."""
         prompts = [prompt_feature_text(q) for q in queries]
         texts = list(dict.fromkeys([q.response for q in queries] + prompts))
-        emb = self.encoder.embed(texts).astype(np.float32)
+        run = self.encoder.embed_run(texts)
+        emb = run.values.astype(np.float32)
         where = {t: i for i, t in enumerate(texts)}
-        e_r = emb[[where[q.response] for q in queries]]
-        e_p = emb[[where[p] for p in prompts]]
-        return np.concatenate([e_r, e_p * e_r], axis=1)
+        r_idx = [where[q.response] for q in queries]
+        p_idx = [where[p] for p in prompts]
+        e_r, e_p = emb[r_idx], emb[p_idx]
+        cut = run.truncated[r_idx] | run.truncated[p_idx]
+        stats = {**run.stats, "queries": len(queries), "truncated_rows": int(cut.sum())}
+        return EngineRun(np.concatenate([e_r, e_p * e_r], axis=1), cut, stats)
+
+    def features(self, queries: Sequence[Query]) -> np.ndarray:
+        """``[e_r, e_p ⊙ e_r]`` of each query, (n, dim) float32."""
+        return self.run(queries).values
 
 
 def default_head_dir() -> Path:
@@ -102,7 +114,10 @@ def load_head(directory: Path) -> tuple[FeatureHead, dict[str, Any]]:
 
 
 class DefaultReward(Reward):
-    """The shipped default reward model (see the module docstring)."""
+    """The shipped default reward model (see the module docstring); its features are the
+    frozen-encoder features its head reads."""
+
+    capabilities = frozenset({Capability.MODEL_BACKED, Capability.FEATURES})
 
     def __init__(self, head_dir: str | None = None, config: EngineConfig | None = None) -> None:
         directory = Path(head_dir).expanduser() if head_dir else default_head_dir()
@@ -111,6 +126,7 @@ class DefaultReward(Reward):
         if cfg.max_length is None:
             cfg = EngineConfig(**{**cfg.__dict__, "max_length": int(self.meta["max_length"])})
         self.featurizer = Featurizer(self.meta.get("encoder", "minilm"), cfg)
+        self.max_length = self.featurizer.encoder.max_length
         self.offset = float(self.meta.get("offset", 0.0))
         from safetensors.torch import save as _save_bytes
 
@@ -125,11 +141,22 @@ class DefaultReward(Reward):
     def identity(self) -> dict[str, Any]:
         return self._identity
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        x = torch.from_numpy(self.featurizer.features(queries))
+    def engine_variant(self, **changes: Any) -> DefaultReward:
+        """A twin whose encoder is its engine variant (:meth:`Reward.engine_variant`)."""
+        twin = copy.copy(self)
+        twin.featurizer = copy.copy(self.featurizer)
+        twin.featurizer.encoder = self.featurizer.encoder.engine_variant(**changes)
+        return twin
+
+    def features(self, queries: Sequence[Query]) -> np.ndarray:
+        """The features the head reads (:meth:`Featurizer.features`)."""
+        return self.featurizer.features(text_queries(queries, self.name))
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        run = self.featurizer.run(queries)
         with torch.no_grad():
-            r = self.head(x)[:, 0].double().numpy()
-        return r - self.offset
+            r = self.head(torch.from_numpy(run.values))[:, 0].double().numpy()
+        return run.result(r - self.offset)
 
 
 def build(arg: str | None, **options: Any) -> DefaultReward:

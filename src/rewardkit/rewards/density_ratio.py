@@ -33,11 +33,11 @@ from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
     density_ratio,
-    merge_stats,
+    merged_result,
     reduction_name,
     with_system,
 )
-from rewardkit.types import Query, prompt_text
+from rewardkit.types import Query, ScoreResult, prompt_text
 
 DEFAULT_STRONG = "smollm2"
 DEFAULT_SYSTEM = (
@@ -102,7 +102,6 @@ class DensityRatioReward(LogProbComposite):
         strong_chat_template: bool | None = None,
         weak_chat_template: bool | None = None,
     ) -> None:
-        super().__init__()
         self.reduce = reduction_name(reduce)
         self.system = system or None
         if isinstance(criteria, str):
@@ -151,16 +150,16 @@ class DensityRatioReward(LogProbComposite):
                 return self.criteria[domain]
         return self.system
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         conditioned = [with_system(q, self.condition(q)) for q in queries]
         col = _COLUMN[self.reduce]
-        strong = self._run("strong", conditioned)[:, col].astype(np.float64)
+        runs = {"strong": self._run("strong", conditioned)}
+        strong = runs["strong"].scores[:, col].astype(np.float64)
         weak_queries = conditioned if self.condition_weak else list(queries)
-        weak = self._run("weak", weak_queries)[:, col].astype(np.float64)
-        self.last_stats = merge_stats(self._members(), len(queries))
-        return np.array(
-            [density_ratio(s, w) for s, w in zip(strong, weak, strict=True)], dtype=np.float32
-        )
+        runs["weak"] = self._run("weak", weak_queries)
+        weak = runs["weak"].scores[:, col].astype(np.float64)
+        out = [density_ratio(s, w) for s, w in zip(strong, weak, strict=True)]
+        return merged_result(np.array(out, dtype=np.float32), runs, len(queries))
 
 
 def build(arg: str | None, **options: Any) -> DensityRatioReward:

@@ -26,11 +26,11 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
-    merge_stats,
+    merged_result,
     reduction_name,
     with_system,
 )
-from rewardkit.types import Query
+from rewardkit.types import Query, ScoreResult
 
 DEFAULT_POLICY = "smollm2"
 _COLUMN = {"sum": 0, "mean": 1, "norm": 2}
@@ -51,7 +51,6 @@ class DPOImplicitReward(LogProbComposite):
         ref_chat_template: bool | None = None,
         system: str | None = None,
     ) -> None:
-        super().__init__()
         self.reduce = reduction_name(reduce or ("sum" if ref else "norm"))
         self.beta = float(beta)
         self.system = system or None
@@ -88,16 +87,17 @@ class DPOImplicitReward(LogProbComposite):
             "system": self.system,
         }
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         qs = [with_system(q, self.system) for q in queries]
         col = _COLUMN[self.reduce]
-        policy = self._run("policy", qs)[:, col].astype(np.float64)
+        runs = {"policy": self._run("policy", qs)}
+        policy = runs["policy"].scores[:, col].astype(np.float64)
         if self.ref is None:
             out = policy
         else:
-            out = self.beta * (policy - self._run("ref", qs)[:, col].astype(np.float64))
-        self.last_stats = merge_stats(self._members(), len(queries))
-        return out.astype(np.float32)
+            runs["ref"] = self._run("ref", qs)
+            out = self.beta * (policy - runs["ref"].scores[:, col].astype(np.float64))
+        return merged_result(out.astype(np.float32), runs, len(queries))
 
 
 def build(arg: str | None, **options: Any) -> DPOImplicitReward:

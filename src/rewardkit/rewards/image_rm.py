@@ -34,7 +34,8 @@ from rewardkit.rewards.clip_score import ClipScoreReward
 
 class ImageRMReward(ClipScoreReward):
     """An :class:`ImageRewardModel` scoring (text, image) rows; shares ``clip:``'s pairing,
-    text encoding and caching (only the model and its forward differ)."""
+    text encoding and caching (only the model and its forward differ). Its features
+    (:meth:`~ClipScoreReward.features`) are what its head reads."""
 
     def __init__(
         self, path: str, config: EngineConfig | None = None, *, processor: str | None = None
@@ -59,11 +60,18 @@ class ImageRMReward(ClipScoreReward):
             **self.engine_identity(),
         }
 
-    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
+    def _inputs(self, rows: list[MultimodalRow]) -> tuple[torch.Tensor, ...]:
         ids, mask = pad_right([r.input_ids for r in rows], self.pad_token_id, self.device)
-        pixels = pixel_values(self.processor, [r.payload for r in rows]).to(self.device)
+        return ids, mask, pixel_values(self.processor, [r.payload for r in rows]).to(self.device)
+
+    def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
         with torch.no_grad():
-            return self.model(ids, mask, pixels)[:, 0].float()
+            return self.model(*self._inputs(rows))[:, 0].float()
+
+    def pair_features(self, rows: list[MultimodalRow]) -> torch.Tensor:
+        """(b, 3d) what the head reads: unit image and text embeddings and their product."""
+        img, txt = self.model.embed(*self._inputs(rows))
+        return torch.cat([img, txt, img * txt], dim=-1)
 
 
 def build(arg: str | None, **options: Any) -> ImageRMReward:

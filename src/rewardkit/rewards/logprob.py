@@ -7,11 +7,12 @@ pass, the four numbers cached together, so every reduction reads the same cache 
 
 Rewards built on it (methods.md B1 DPO implicit reward, B2 strong-over-weak density ratio)
 combine two of them; :class:`LogProbComposite` holds the shared plumbing (system prompts
-injected into the queries, merged ``last_stats``).
+injected into the queries, merged statistics in the ``ScoreResult``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from rewardkit.models.loading import (
     resolve_model,
     set_threads,
 )
-from rewardkit.types import Message, Query, Reward, stable_hash
+from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
 
 REDUCTIONS = ("sum", "mean", "norm")
 _REDUCE_ALIASES = {"sum": "sum", "mean": "mean", "avg": "mean", "norm": "norm"}
@@ -226,22 +227,23 @@ class SequenceLogProbReward(ModelBackedReward):
         return out
 
 
-def merge_stats(members: Mapping[str, ModelBackedReward], n: int) -> dict[str, Any]:
-    """``last_stats`` of a reward built from several engine runs over the same ``n`` queries.
+def merged_result(scores: np.ndarray, runs: Mapping[str, ScoreResult], n: int) -> ScoreResult:
+    """The :class:`~rewardkit.types.ScoreResult` of a reward built from several engine runs
+    over the same ``n`` queries.
 
-    ``truncated_rows`` counts the queries truncated in any member; each member's own statistics
-    are kept under ``members``.
+    A query counts as truncated when it was in any run (``truncated``, ``truncated_rows``); each
+    run's own statistics are kept under ``stats["members"]``.
     """
     truncated = np.zeros(n, dtype=bool)
     seconds = 0.0
     stats: dict[str, Any] = {}
-    for name, member in members.items():
-        if member.last_truncated is not None and len(member.last_truncated) == n:
-            truncated |= member.last_truncated
-        if member.last_stats:
-            seconds += float(member.last_stats.get("seconds") or 0.0)
-            stats[name] = dict(member.last_stats)
-    return {
+    for name, run in runs.items():
+        if run.truncated is not None and len(run.truncated) == n:
+            truncated |= run.truncated
+        if run.stats:
+            seconds += float(run.stats.get("seconds") or 0.0)
+            stats[name] = dict(run.stats)
+    merged = {
         "queries": n,
         "truncated_rows": int(truncated.sum()),
         "response_truncated_rows": sum(
@@ -255,22 +257,34 @@ def merge_stats(members: Mapping[str, ModelBackedReward], n: int) -> dict[str, A
         "seconds": seconds,
         "members": stats,
     }
+    return ScoreResult(scores, stats=merged, truncated=truncated)
 
 
 class LogProbComposite(Reward):
-    """Base of rewards that combine response log-probs from one or two :class:`SequenceLogProbReward`."""
+    """Base of rewards that combine response log-probs from one or two :class:`SequenceLogProbReward`.
 
-    def __init__(self) -> None:
-        self.last_stats: dict[str, Any] | None = None
+    The keys of :meth:`_members` are the attribute names holding each member."""
+
+    capabilities = frozenset({Capability.MODEL_BACKED})
 
     @abstractmethod
     def _members(self) -> dict[str, SequenceLogProbReward]:
         """The log-prob rewards this composite combines, by role ("policy", "ref", …)."""
 
-    def _run(self, member: str, queries: Sequence[Query]) -> np.ndarray:
+    def _run(self, member: str, queries: Sequence[Query]) -> ScoreResult:
         reward = self._members()[member]
         reward.name = f"{self.name}[{member}]"
-        return reward.score(queries)
+        return reward.score_full(queries)
+
+    def engine_variant(self, **changes: Any) -> LogProbComposite:
+        """A twin whose members are their own engine variants (they stay shared when two roles
+        name the same reward)."""
+        twin = copy.copy(self)
+        variants: dict[int, SequenceLogProbReward] = {}
+        for role, member in self._members().items():
+            variant = variants.setdefault(id(member), member.engine_variant(**changes))
+            setattr(twin, role, variant)
+        return twin
 
     @property
     def config(self) -> EngineConfig:

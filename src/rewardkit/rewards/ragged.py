@@ -18,9 +18,8 @@ def run_rows(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(values (n, W) NaN-padded, truncated (n,) bool, stats) of one engine run of ``reward``
     over keyed rows; trailing all-NaN columns are dropped."""
-    values = reward.score_rows(items, keys, encode)
-    truncated = np.asarray(reward.last_truncated, dtype=bool)
-    stats = dict(reward.last_stats or {})
+    run = reward.run_rows(items, keys, encode)
+    values, truncated, stats = run.values, run.truncated, dict(run.stats)
     if values.ndim == 2 and values.shape[1]:
         filled = np.flatnonzero(~np.isnan(values).all(axis=0))
         values = values[:, : (int(filled[-1]) + 1 if filled.size else 0)]

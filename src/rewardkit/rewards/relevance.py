@@ -21,12 +21,13 @@ The card leaves the paper's exact regularizers and weights unpinned and names th
 ``n=3``, ``target_words=50``; the card's worked example (0.62, 0.55, 0.10 with weights
 (1, 1, −1)) gives 1.07, pinned in the tests.
 
-The per-component arrays of the last call are kept in :attr:`RelevanceReward.last_components`
-and returned by :meth:`RelevanceReward.components`.
+``score_full`` returns the per-component arrays as ``components`` (:meth:`RelevanceReward.parts`
+computes them).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.types import Query, Reward, prompt_text
+from rewardkit.types import Capability, Query, Reward, ScoreResult, prompt_text
 
 COMPONENTS = ("relevance", "reference", "copy", "length")
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -113,6 +114,8 @@ class RelevanceReward(Reward):
     """R³ (methods.md B10): relevance to the prompt, regularized by reference similarity, a
     query-copy penalty and a length prior; see the module docstring for the components."""
 
+    capabilities = frozenset({Capability.COMPONENTS, Capability.MODEL_BACKED})
+
     def __init__(
         self,
         encoder: str = "minilm",
@@ -137,8 +140,13 @@ class RelevanceReward(Reward):
         self.n = n
         self.target_words = target_words
         self.encoder = EmbeddingSimilarityReward(encoder, config, against="prompt")
-        self.last_components: dict[str, np.ndarray] = {}
-        self.last_stats: dict[str, Any] | None = None
+        self.max_length = self.encoder.max_length
+
+    def engine_variant(self, **changes: Any) -> RelevanceReward:
+        """A twin whose encoder is its engine variant (:meth:`Reward.engine_variant`)."""
+        twin = copy.copy(self)
+        twin.encoder = self.encoder.engine_variant(**changes)
+        return twin
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -149,8 +157,9 @@ class RelevanceReward(Reward):
             "target_words": self.target_words,
         }
 
-    def components(self, queries: Sequence[Query]) -> dict[str, np.ndarray]:
-        """Each component (relevance, reference, copy, length) as an (n,) float64 array."""
+    def parts(self, queries: Sequence[Query]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Each component (relevance, reference, copy, length) as an (n,) float64 array, and
+        the encoder run's statistics."""
         from rewardkit.rewards.similarity import references_of
 
         queries = list(queries)
@@ -164,7 +173,8 @@ class RelevanceReward(Reward):
                 texts += prompts
             texts += [t for r in refs for t in r]
             texts = list(dict.fromkeys(texts))
-        emb = self.encoder.embed(texts).astype(np.float64) if texts else None
+        run = self.encoder.embed_run(texts) if texts else None
+        emb = None if run is None else run.values.astype(np.float64)
         where = {t: i for i, t in enumerate(texts)}
         nan = np.full(len(queries), np.nan)
         rel, ref, copy, length = nan.copy(), nan.copy(), nan.copy(), nan.copy()
@@ -176,12 +186,14 @@ class RelevanceReward(Reward):
                 ref[i] = max(float(r @ emb[where[t]]) for t in refs[i])
             copy[i] = query_copy_penalty(prompts[i], q.response, self.n)
             length[i] = length_prior(q.response, self.target_words)
-        self.last_stats = self.encoder.last_stats if texts else {"queries": len(queries)}
-        return {"relevance": rel, "reference": ref, "copy": copy, "length": length}
+        stats = {**(run.stats if run is not None else {}), "queries": len(queries)}
+        return {"relevance": rel, "reference": ref, "copy": copy, "length": length}, stats
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        self.last_components = self.components(queries)
-        return regularized_relevance(self.last_components, self.weights)
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        comps, stats = self.parts(queries)
+        return ScoreResult(
+            regularized_relevance(comps, self.weights), components=comps, stats=stats
+        )
 
 
 def build(arg: str | None, **options: Any) -> RelevanceReward:

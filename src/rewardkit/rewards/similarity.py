@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
 from rewardkit.engine.truncation import fit_pair
 from rewardkit.models.loading import (
     finish_dtype,
@@ -41,7 +41,15 @@ from rewardkit.models.loading import (
     set_threads,
     torch_dtype,
 )
-from rewardkit.types import Query, Reward, prompt_text, stable_hash
+from rewardkit.types import (
+    Capability,
+    Query,
+    Reward,
+    ScoreResult,
+    prompt_text,
+    stable_hash,
+    text_queries,
+)
 
 DEFAULT_ENCODER = "minilm"
 
@@ -111,7 +119,11 @@ def _single_layout(tokenizer: Any) -> tuple[list[int], list[int]]:
 
 
 class EmbeddingSimilarityReward(ModelBackedReward):
-    """Cosine of sentence embeddings: response vs reference (max over references) or prompt."""
+    """Cosine of sentence embeddings: response vs reference (max over references) or prompt.
+
+    Its features (:meth:`features`) are the responses' sentence embeddings."""
+
+    capabilities = ModelBackedReward.capabilities | {Capability.FEATURES}
 
     def __init__(
         self,
@@ -192,34 +204,46 @@ class EmbeddingSimilarityReward(ModelBackedReward):
             pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised sentence embeddings (n, d), through the engine (cached, de-duplicated)."""
+    def embed_run(self, texts: Sequence[str]) -> EngineRun:
+        """One engine run embedding ``texts`` (cached, de-duplicated), with its statistics."""
         keys = [stable_hash(["text", t]) for t in texts]
-        return self.score_rows(list(texts), keys, self.encode_texts)
+        return self.run_rows(list(texts), keys, self.encode_texts)
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised sentence embeddings (n, d) of ``texts``."""
+        return self.embed_run(texts).values
+
+    def features(self, queries: Sequence[Query]) -> np.ndarray:
+        """The sentence embedding (n, d) of each query's response."""
+        return self.embed([q.response for q in text_queries(queries, self.name)])
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult | np.ndarray:
         if self.against == "prompt":
             others = [[prompt_text(q.prompt)] for q in queries]
         else:
             others = [references_of(q) for q in queries]
         texts = list(dict.fromkeys([q.response for q in queries] + [t for o in others for t in o]))
-        emb = self.embed(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        if not texts:
+            return np.full(len(queries), np.nan)
+        run = self.embed_run(texts)
+        emb = run.values
         where = {t: i for i, t in enumerate(texts)}
         out = np.full(len(queries), np.nan, dtype=np.float64)
         for i, (q, refs) in enumerate(zip(queries, others, strict=True)):
             if refs:
                 r = emb[where[q.response]].astype(np.float64)
                 out[i] = max(float(r @ emb[where[t]].astype(np.float64)) for t in refs)
-        if self.last_stats is not None:
-            flags = dict(zip(texts, self.last_truncated, strict=True))
-            self.last_stats["queries"] = len(queries)
-            self.last_stats["texts"] = len(texts)
-            self.last_stats["truncated_rows"] = sum(
-                1
+        flags = dict(zip(texts, run.truncated, strict=True))
+        truncated = np.array(
+            [
+                bool(flags[q.response] or any(flags[t] for t in refs))
                 for q, refs in zip(queries, others, strict=True)
-                if flags[q.response] or any(flags[t] for t in refs)
-            )
-        return out
+            ],
+            dtype=bool,
+        )
+        stats = {**run.stats, "queries": len(queries), "texts": len(texts)}
+        stats["truncated_rows"] = int(truncated.sum())
+        return ScoreResult(out, stats=stats, truncated=truncated)
 
 
 class BMASReward(Reward):
@@ -243,7 +267,6 @@ class BMASReward(Reward):
         self.table = base.get_input_embeddings().weight.detach().float().numpy().copy()
         del base
         self.max_tokens = max_tokens
-        self.last_stats: dict[str, Any] | None = None
         self._identity = {
             "class": "BMASReward",
             **resolved.identity,
@@ -262,7 +285,7 @@ class BMASReward(Reward):
             ids = ids[: self.max_tokens]
         return self.table[np.asarray(ids, dtype=np.int64)], cut
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
         started = time.perf_counter()
         out = np.full(len(queries), np.nan, dtype=np.float64)
         memo: dict[str, tuple[np.ndarray, bool]] = {}
@@ -279,13 +302,13 @@ class BMASReward(Reward):
             values = [v for v in values if not math.isnan(v)]
             out[i] = max(values) if values else math.nan
             truncated += int(memo[q.response][1] or any(memo[r][1] for r in refs))
-        self.last_stats = {
+        stats = {
             "queries": len(queries),
             "texts": len(memo),
             "truncated_rows": truncated,
             "seconds": time.perf_counter() - started,
         }
-        return out
+        return ScoreResult(out, stats=stats)
 
 
 def build_similarity(arg: str | None, **options: Any) -> EmbeddingSimilarityReward:

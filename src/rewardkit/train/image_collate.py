@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from rewardkit.content import ImageRef
 from rewardkit.errors import DataError
-from rewardkit.multimodal.content import ImageRef
 from rewardkit.multimodal.image_rm import encode_texts, pixel_values
 from rewardkit.train.collate import Collator, Item, build_items
 from rewardkit.types import Example, Query

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rewardkit.multimodal.content import ImageRef
+from rewardkit.content import ImageRef
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
@@ -248,7 +248,7 @@ class HttpJudge(EndpointReward):
         return [{**dict(zip(names, values, strict=True)), **flags}]
 
     # -- running rows ----------------------------------------------------------------------------
-    def run_rows(self, rows: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
+    def judge_rows(self, rows: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
         """(n, 1 + label columns) values of judged rows (NaN where failed) and the call's stats:
         the client's counters plus ``unparsed``, ``logprob_verdicts`` and ``cost``."""
         table, run = self.score_table(rows)
@@ -269,7 +269,7 @@ class HttpJudge(EndpointReward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Pointwise scores (yes/no, rating) with the call's stats."""
-        values, stats = self.run_rows(list(queries))
+        values, stats = self.judge_rows(list(queries))
         return ScoreResult(values[:, 0], stats=stats)
 
 
@@ -313,7 +313,7 @@ class HttpPairwiseJudge(PairwiseJudging, HttpJudge):
         return [float(verdict.margin(scores[None, :])[0])]
 
     def pair_margins(self, rows: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        values, stats = self.run_rows([Query(p, x, reference=y) for p, x, y in rows])
+        values, stats = self.judge_rows([Query(p, x, reference=y) for p, x, y in rows])
         return values[:, 0], np.zeros(len(rows), dtype=bool), stats
 
 
@@ -344,7 +344,7 @@ class HttpListwiseJudge(ListwiseJudging, HttpJudge):
         return [np.nan, *p.tolist(), *([np.nan] * (self.max_group - len(p)))]
 
     def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
-        table, stats = self.run_rows([Query(m, "", reference=list(shown)) for m, shown in groups])
+        table, stats = self.judge_rows([Query(m, "", reference=list(shown)) for m, shown in groups])
         return [table[i, 1 : 1 + len(g[1])] for i, g in enumerate(groups)], stats
 
 

@@ -18,6 +18,7 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import bos_prefix, render_slots
+from rewardkit.engine.execute import pad_rows
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
 from rewardkit.engine.truncation import fit_many
 from rewardkit.models.loading import (
@@ -50,7 +51,7 @@ from rewardkit.rewards.judges.template import (
     principle_text,
     references,
 )
-from rewardkit.types import Capability, Query, prompt_text, stable_hash
+from rewardkit.types import Capability, Query, prompt_text, stable_hash, text_queries
 
 DEFAULT_MODEL = "smollm2"
 
@@ -80,9 +81,11 @@ class AnswerTokenJudge(ModelBackedReward):
     Subclasses pick the kind (slots, templates, answer classes); :meth:`encode_slots` fills the
     slots (the first slot is the conversation, cut oldest-first; the others are responses, cut
     fairly), and :meth:`last_hidden` returns the final hidden states of the real positions.
+    Its features are those hidden states at each query's last position.
     """
 
     layouts = frozenset({"packed", "shared"})
+    capabilities = ModelBackedReward.capabilities | {Capability.FEATURES}
 
     #: What the judge asks and reads (set by each judge class).
     kind: ClassVar[JudgeKind]
@@ -212,6 +215,19 @@ class AnswerTokenJudge(ModelBackedReward):
         hidden = self.hidden(input_ids, attention_mask)
         last = attention_mask.sum(dim=1) - 1 - back
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+
+    def features(self, queries: Sequence[Query], batch_size: int = 8) -> np.ndarray:
+        """Hidden states (n, H) at the last position of each query's judge prompt (what the
+        answer-token logits read), in batches of ``batch_size`` rows."""
+        rows = self.encode(text_queries(queries, self.name))
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(rows), batch_size):
+                chunk = [r.input_ids for r in rows[s : s + batch_size]]
+                ids, mask, _ = pad_rows(chunk, None, self.pad_token_id)
+                h = self.last_hidden(ids.to(self.device), mask.to(self.device))
+                out.append(h.float().cpu().numpy())
+        return np.concatenate(out, axis=0).astype(np.float64)
 
     def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (b, len(ids)) of the given token ids from hidden states ``h``."""
@@ -345,7 +361,8 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
 
     kind = LISTWISE
     spec_kind = "judge-listwise"
-    capabilities = AnswerTokenJudge.capabilities | {Capability.LISTWISE}
+    # groups, not queries: no per-query features
+    capabilities = (AnswerTokenJudge.capabilities - {Capability.FEATURES}) | {Capability.LISTWISE}
 
     def __init__(
         self,
@@ -398,10 +415,10 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
 
     def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
         keys = [stable_hash(["list", m, list(shown)]) for m, shown in groups]
-        table = self.score_rows(list(groups), keys, self.encode_groups).astype(np.float64)
+        run = self.run_rows(list(groups), keys, self.encode_groups)
+        table = run.values.astype(np.float64)
         scores = [verdict.softmax(table[i, : len(g[1])]) for i, g in enumerate(groups)]
-        stats = dict(self.last_stats or {})
-        return scores, stats
+        return scores, dict(run.stats)
 
 
 def _model(arg: str | None) -> str:

@@ -49,13 +49,12 @@ class PairwiseJudging:
         the run's stats.
 
         This default runs the rows through the scoring engine of a local backend (its
-        ``score_rows`` and ``encode_pairs``); the HTTP backend has its own.
+        ``run_rows`` and ``encode_pairs``); the HTTP backend has its own.
         """
         keys = [stable_hash([self.pair_tag, p, x, y]) for p, x, y in rows]
         engine: Any = self
-        margins = engine.score_rows(list(rows), keys, engine.encode_pairs)[:, 0]
-        truncated = np.asarray(engine.last_truncated, dtype=bool)
-        return margins.astype(np.float64), truncated, dict(engine.last_stats or {})
+        run = engine.run_rows(list(rows), keys, engine.encode_pairs)
+        return run.values[:, 0].astype(np.float64), run.truncated, dict(run.stats)
 
     def compare_many(
         self, prompts: Sequence[Any], a: Sequence[Content], b: Sequence[Content]

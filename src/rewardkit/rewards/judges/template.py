@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
-from rewardkit.multimodal.content import ImageRef, normalize_content
+from rewardkit.content import ImageRef, normalize_content
 from rewardkit.rewards.judges.verdict import (
     A_VARIANTS,
     B_VARIANTS,

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
-from rewardkit.multimodal.content import ImageRef
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
 from rewardkit.rewards.judges.answers import AnswerTokens
 from rewardkit.rewards.judges.local import answer_logits, read_logits

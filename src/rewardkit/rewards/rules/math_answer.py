@@ -33,13 +33,14 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, as_number, references
-from rewardkit.types import Query
+from rewardkit.types import Query, ScoreResult
 
 #: Distinct references whose parsed gold is kept.
 GOLD_CACHE_SIZE = 8192
@@ -283,7 +284,7 @@ class MathReward(RuleReward):
     math-verify parse/compare, default 5; 0 turns it off), ``fast`` (the certain-verdict fast
     path, default true), ``max_chars`` (only the last N characters of a response are parsed,
     default 20000). NaN without a reference. Timeouts and errors score 0.0 and are counted in
-    :attr:`stats`.
+    each call's ``score_full(...).stats`` (and in the lifetime counts :attr:`stats`).
     """
 
     rule = "math"
@@ -323,6 +324,14 @@ class MathReward(RuleReward):
 
     def score_one(self, query: Query) -> float:
         return self.verifier.check(query.response, query.reference)
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        """Scores, with this call's verifier counts (``fast``, ``timeout``…) as ``stats``."""
+        before = Counter(self.verifier.stats)
+        scores = super()._score(queries)
+        return ScoreResult(
+            scores, stats={"queries": len(queries), **(self.verifier.stats - before)}
+        )
 
 
 @lru_cache(maxsize=8)

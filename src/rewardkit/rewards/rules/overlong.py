@@ -22,21 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rewardkit.combine.length import soft_overlong as overlong_penalty
 from rewardkit.errors import SpecError
 from rewardkit.rewards.rules._common import RuleReward, as_number
 from rewardkit.types import Query
 
 UNITS = ("words", "chars", "tokens")
-
-
-def overlong_penalty(length: int, max_len: int, cache_len: int) -> float:
-    """DAPO soft overlong punishment of one length (see the module docstring)."""
-    expected = max_len - cache_len
-    if length <= expected:
-        return 0.0
-    if length <= max_len:
-        return (expected - length) / cache_len
-    return -1.0
 
 
 def _check(max_len: Any, cache_len: Any) -> tuple[int, int]:

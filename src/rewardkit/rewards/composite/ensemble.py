@@ -4,9 +4,10 @@ An :class:`EnsembleReward` holds any rewards as members (built from nested specs
 registry, or given as :class:`~rewardkit.types.Reward` objects), scores each member once per call
 and aggregates the ``(n, m)`` score matrix with :func:`rewardkit.combine.aggregate.aggregate`
 (NaN-aware: a member that does not apply to a query is left out of that query's aggregate; a
-query no member applies to is NaN). The per-member scores and their disagreement from the last
-call stay on the object (``last_members``, ``last_disagreement``, ``last_contributing``) and
-:meth:`EnsembleReward.score_with_members` returns them together for reports.
+query no member applies to is NaN). :meth:`~rewardkit.types.Reward.score_full` returns the
+per-member scores (``members``) and their disagreement (``components``: ``disagreement``,
+``spread``, ``contributing``) with the value; :meth:`EnsembleReward.score_with_members` gives
+them as one typed :class:`EnsembleScores` for reports.
 
 Specs (see ``docs/composition.md``)::
 
@@ -18,9 +19,10 @@ Specs (see ``docs/composition.md``)::
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from rewardkit.combine.aggregate import (
 )
 from rewardkit.errors import SpecError
 from rewardkit.registry import kinds, load_reward, parse_spec
-from rewardkit.types import Capability, Query, Reward
+from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 #: Options of a member that the ensemble itself reads (and removes before building the member).
 MEMBER_OPTIONS = ("objective", "weight")
@@ -190,13 +192,15 @@ class EnsembleReward(Reward):
     ``[mean, std]`` per member, from a reference set) when given, else over the scored batch
     (then a query's value depends on its batch; card C5 marks standardisation ``[design]``).
 
-    Each call scores every member once. After a call, ``last_members`` (n, m), ``last_disagreement``
-    (n,), ``last_spread`` (n,) and ``last_contributing`` (n,) hold what produced the values;
-    :meth:`score_with_members` returns them as an :class:`EnsembleScores`.
+    Each call scores every member once; ``score_full`` returns the member scores
+    (``members``, name → (n,)) and ``components`` ``disagreement``, ``spread`` and
+    ``contributing`` (each (n,)); :meth:`score_with_members` returns them as an
+    :class:`EnsembleScores`.
     """
 
-    # members decide about images (a text member rejects image responses)
-    capabilities = frozenset({Capability.IMAGES})
+    # Members decide about images (a text member rejects image responses); model-backed when
+    # a member is (see can()).
+    capabilities = frozenset({Capability.IMAGES, Capability.MEMBERS, Capability.COMPONENTS})
 
     def __init__(
         self,
@@ -231,18 +235,16 @@ class EnsembleReward(Reward):
         if not math.isfinite(self.lam):
             raise SpecError(f"ensemble: lam must be finite; got {lam!r}")
         self.normalize = normalize
-        self.members: list[Member] = [
-            _build_member(m, i, engine_defaults=engine_defaults, base_dir=base_dir)
-            for i, m in enumerate(members)
-        ]
+        self.members: list[Member] = _unique_names(
+            [
+                _build_member(m, i, engine_defaults=engine_defaults, base_dir=base_dir)
+                for i, m in enumerate(members)
+            ]
+        )
         self.weights = self._resolve_weights(weights)
         self.stats = self._check_stats(stats)
         self.uses_meta = any(m.reward.uses_meta for m in self.members)
         self.name = name or self._default_name()
-        self.last_members: np.ndarray | None = None
-        self.last_disagreement: np.ndarray | None = None
-        self.last_spread: np.ndarray | None = None
-        self.last_contributing: np.ndarray | None = None
 
     # ---- construction helpers -------------------------------------------------------------
     def _resolve_weights(self, weights: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -307,10 +309,22 @@ class EnsembleReward(Reward):
         return f"ensemble[{how}]({', '.join(m.name for m in self.members)})"
 
     # ---- Reward interface -----------------------------------------------------------------
+    def can(self, cap: Capability) -> bool:
+        """Its own capabilities, plus MODEL_BACKED when any member runs a model."""
+        if cap is Capability.MODEL_BACKED:
+            return any(m.reward.can(cap) for m in self.members)
+        return super().can(cap)
+
     @property
     def member_names(self) -> tuple[str, ...]:
         """Member names in column order."""
         return tuple(m.name for m in self.members)
+
+    def engine_variant(self, **changes: Any) -> EnsembleReward:
+        """A twin whose members are their own engine variants (:meth:`Reward.engine_variant`)."""
+        twin = copy.copy(self)
+        twin.members = [replace(m, reward=m.reward.engine_variant(**changes)) for m in self.members]
+        return twin
 
     def identity(self) -> dict[str, Any]:
         """Every member's fingerprint (and picked objective) plus the aggregation settings."""
@@ -331,19 +345,28 @@ class EnsembleReward(Reward):
             ident["stats"] = [list(p) for p in self.stats]
         return ident
 
-    def member_scores(self, queries: Sequence[Query]) -> np.ndarray:
-        """The (n, m) float64 matrix of member scores (each member scored once)."""
+    def member_results(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
+        """The (n, m) float64 matrix of member scores (each member scored once) and each
+        member's call statistics (name → stats, for members that report any)."""
         queries = list(queries)
         out = np.full((len(queries), len(self.members)), np.nan, dtype=np.float64)
+        stats: dict[str, Any] = {}
         if not queries:
-            return out
+            return out, stats
         for j, member in enumerate(self.members):
-            s = member.reward.score(queries)
+            res = member.reward.score_full(queries)
+            s = res.scores
             out[:, j] = s[:, member.column] if member.column is not None else s
-        return out
+            if res.stats:
+                stats[member.name] = dict(res.stats)
+        return out, stats
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        raw = self.member_scores(queries)
+    def member_scores(self, queries: Sequence[Query]) -> np.ndarray:
+        """The (n, m) float64 matrix of member scores (each member scored once)."""
+        return self.member_results(queries)[0]
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        raw, member_stats = self.member_results(queries)
         x = raw
         if self.normalize == "zscore":
             if self.stats is not None:
@@ -354,39 +377,53 @@ class EnsembleReward(Reward):
                 x = zscore(raw)
         values, n = aggregate(x, self.aggregate, lam=self.lam, weights=self.weights)
         dis = disagreement(x)
-        self.last_members = raw
-        self.last_disagreement = dis.std
-        self.last_spread = dis.range
-        self.last_contributing = n
-        return values
+        return ScoreResult(
+            values,
+            members={m.name: raw[:, j] for j, m in enumerate(self.members)},
+            components={
+                "disagreement": dis.std,
+                "spread": dis.range,
+                "contributing": n.astype(np.float64),
+            },
+            stats={
+                "queries": len(queries),
+                "aggregate": self.aggregate,
+                **({"members": member_stats} if member_stats else {}),
+            },
+        )
 
     def score_with_members(self, queries: Sequence[Query]) -> EnsembleScores:
         """Score ``queries`` and return the value with the member scores and their disagreement."""
-        queries = list(queries)
-        value = self.score(queries)
-        if not queries:
-            m = len(self.members)
+        res = self.score_full(queries)
+        m = len(self.members)
+        if len(res) == 0:
             empty = np.zeros(0, dtype=np.float64)
             return EnsembleScores(
-                value,
+                res.scores,
                 np.zeros((0, m)),
                 self.member_names,
                 empty,
                 np.zeros(0, dtype=np.int64),
                 empty,
             )
-        assert self.last_members is not None
-        assert self.last_disagreement is not None
-        assert self.last_contributing is not None
-        assert self.last_spread is not None
         return EnsembleScores(
-            value,
-            self.last_members,
+            res.scores,
+            np.column_stack([res.members[name] for name in self.member_names]),
             self.member_names,
-            self.last_disagreement,
-            self.last_contributing,
-            self.last_spread,
+            res.components["disagreement"],
+            res.components["contributing"].astype(np.int64),
+            res.components["spread"],
         )
+
+
+def _unique_names(members: list[Member]) -> list[Member]:
+    """Members with repeated names told apart as ``name#2``, ``name#3``… (first one unchanged)."""
+    seen: dict[str, int] = {}
+    out = []
+    for m in members:
+        seen[m.name] = seen.get(m.name, 0) + 1
+        out.append(m if seen[m.name] == 1 else replace(m, name=f"{m.name}#{seen[m.name]}"))
+    return out
 
 
 def _no_string_form(kind: str, arg: str | None) -> None:

@@ -1,0 +1,224 @@
+"""What evaluation does with each example, the same for every reward: subsets and sections in
+their published order, the chosen responses, why an example is skipped, the per-example rule
+(best-of-k, all-correct, RM-Bench's style matrix, RewardBench 2 Ties) and the subset weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rewardkit.errors import DataError
+from rewardkit.evaluate.benchmarks import (
+    BENCHMARKS,
+    REWARDBENCH2_DOMAINS,
+    detect_benchmark,
+    rewardbench1_counts,
+    rewardbench1_section_of,
+    rewardbench1_sections,
+)
+from rewardkit.evaluate.ties import parse_ties_id
+from rewardkit.types import Example
+
+WEIGHTINGS = ("auto", "published", "actual")
+#: RM-Bench domains in the published order.
+RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
+#: Subset name used for examples without one.
+NO_SUBSET = "all"
+
+TIE_RULES = {
+    "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the top",
+    "strict": "exact score ties count 0 (reward-bench v1: correct iff strictly greater)",
+}
+RULE_TEXT = {
+    "rewardbench1": "RewardBench v1: section = example-count-weighted mean of subset accuracies; "
+    "score = unweighted mean of sections",
+    "rewardbench2": "RewardBench 2: each subset is a domain (best-of-k; Ties by its own formula); "
+    "score = unweighted mean of domains",
+    "generic": "section = example-count-weighted mean of subset accuracies; "
+    "score = unweighted mean of sections",
+    "rm-bench": "RM-Bench: per prompt the mean of the 3x3 chosen-style x rejected-style pair "
+    "outcomes; domain = mean over its prompts; score = unweighted mean of domains "
+    "(easy/normal/hard in the analyses)",
+    "rmb": "RMB: pairwise accuracy (Pairwise track) and best-of-N accuracy (BoN track: the best "
+    "answer must outscore every loser); section = track x goal; score = mean of sections",
+    "judgebench": "JudgeBench: pairwise accuracy against objective A>B / B>A labels; section = "
+    "category (knowledge, reasoning, math, coding); score = mean of categories",
+    "autoj": "Auto-J pairwise: accuracy on non-tie human labels per scenario (ties: accuracy with "
+    "ties in the analyses); score = mean of scenarios",
+    "pandalm": "PandaLM: accuracy against the annotators' majority label (ties and 3-way "
+    "disagreements skipped; accuracy with ties in the analyses)",
+    "mt-bench-human": "MT-Bench human judgments: agreement without ties per turn (with ties in "
+    "the analyses)",
+    "m-rewardbench": "M-RewardBench: RewardBench v1 rule over all languages; per-language "
+    "scores and the gap to English in the analyses",
+    "rag-rewardbench": "RAG-RewardBench: pairwise accuracy per RAG scenario; score = mean of "
+    "scenarios",
+    "best-of-n": "best-of-N pools: all correct candidates above every incorrect one (pools with "
+    "all or none correct skipped); best-of-N and overoptimization curves in the analyses",
+    "ratings": "ratings: single responses (no pairwise accuracy); Pearson/Spearman/Kendall "
+    "with each rated attribute in the analyses",
+    "mmrb2": "MMRB2: per-task accuracy; a pairwise judge judges both orders and a pair scores the "
+    "mean of its valid order verdicts (forward right + reverse wrong = 0.5); score = mean of tasks",
+    "mm-rlhf": "MM-RLHF-RewardBench: ACC = pairwise accuracy per category; ACC+ (every item of an "
+    "id correct) in the analyses",
+}
+
+
+@dataclass
+class Plan:
+    """What evaluation does with each example; the same for every reward."""
+
+    examples: list[Example]
+    subset: list[str]
+    section: list[str]
+    chosen: list[list[int]]
+    skip: list[str | None]
+    rule: list[str]  # "best_of_k" | "all_correct" | "ties" | "skipped"
+    offsets: np.ndarray
+    subset_order: list[str]
+    section_order: list[str]
+    section_of: dict[str, str]
+    subset_rule: dict[str, str]
+    subset_index: dict[str, list[int]]  # evaluable (not skipped) examples of each subset
+    weights: dict[str, float]
+    benchmark: str
+    weighting: str
+
+
+def skip_reason(ex: Example, chosen: list[int]) -> str | None:
+    if len(ex.responses) < 2:
+        return "fewer than two responses"
+    if not chosen:
+        return "no chosen response"
+    if ex.is_tie:
+        return "labelled tie"
+    return None
+
+
+def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Plan:
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    examples = list(examples)
+    if not examples:
+        raise ValueError("evaluate needs at least one example")
+    subsets = [ex.subset or NO_SUBSET for ex in examples]
+    formats = [str(ex.meta.get("format", "")) for ex in examples]
+    bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
+
+    rb1_section = rewardbench1_section_of()
+    section_of: dict[str, str] = {}
+    sections: list[str] = []
+    for ex, sub in zip(examples, subsets, strict=True):
+        if bench == "rewardbench2":
+            sec = sub
+        else:
+            sec = ex.meta.get("section") or rb1_section.get(sub) or sub
+        sec = str(sec)
+        if section_of.setdefault(sub, sec) != sec:
+            raise DataError(
+                f"example {ex.id!r}: subset {sub!r} is in sections {section_of[sub]!r} and "
+                f"{sec!r}; a subset must belong to one section",
+                field="meta.section",
+            )
+        sections.append(sec)
+
+    chosen_all, skip, rules = [], [], []
+    for ex in examples:
+        chosen = sorted(set(int(i) for i in ex.chosen))
+        if any(not 0 <= i < len(ex.responses) for i in chosen):
+            raise DataError(
+                f"example {ex.id!r}: chosen {ex.chosen} out of range for "
+                f"{len(ex.responses)} responses",
+                field="chosen",
+            )
+        reason = skip_reason(ex, chosen)
+        chosen_all.append(chosen)
+        skip.append(reason)
+        if reason:
+            rules.append("skipped")
+        elif ex.meta.get("style_matrix") and len(ex.responses) == 6 and chosen == [0, 1, 2]:
+            rules.append("style_matrix")
+        else:
+            rules.append("best_of_k" if len(chosen) == 1 else "all_correct")
+
+    # Order: the published order for RB1/RB2, else order of first appearance.
+    first_seen = list(dict.fromkeys(subsets))
+    if bench == "rewardbench1":
+        rank = {s: i for i, s in enumerate(rewardbench1_counts())}
+        subset_order = sorted(
+            first_seen, key=lambda s: (rank.get(s, len(rank)), first_seen.index(s))
+        )
+        sec_rank = {s: i for i, s in enumerate(rewardbench1_sections())}
+    elif bench == "rewardbench2":
+        rank = {s: i for i, s in enumerate(REWARDBENCH2_DOMAINS)}
+        subset_order = sorted(
+            first_seen, key=lambda s: (rank.get(s, len(rank)), first_seen.index(s))
+        )
+        sec_rank = rank
+    elif bench == "rm-bench":
+        subset_order = first_seen
+        sec_rank = {s: i for i, s in enumerate(RMBENCH_DOMAINS)}
+    else:
+        subset_order, sec_rank = first_seen, {}
+    seen_secs = list(dict.fromkeys(section_of[s] for s in subset_order))
+    section_order = sorted(
+        seen_secs, key=lambda s: (sec_rank.get(s, len(sec_rank)), seen_secs.index(s))
+    )
+
+    # The RB2 Ties subset (ids "ref:<p>" / "tied:<p>") is scored by its own formula.
+    subset_index: dict[str, list[int]] = {s: [] for s in subset_order}
+    for i, (sub, reason) in enumerate(zip(subsets, skip, strict=True)):
+        if reason is None:
+            subset_index[sub].append(i)
+    subset_rule: dict[str, str] = {}
+    for sub in subset_order:
+        idx = subset_index[sub]
+        if (
+            sub.lower() == "ties"
+            and idx
+            and all(parse_ties_id(examples[i].id) is not None for i in idx)
+        ):
+            subset_rule[sub] = "ties"
+            for i in idx:
+                rules[i] = "ties"
+        else:
+            subset_rule[sub] = "mean"
+
+    published = rewardbench1_counts()
+    if weighting == "published" or (
+        weighting == "auto"
+        and bench in ("rewardbench1", "m-rewardbench")
+        and set(subsets) <= set(published)
+    ):
+        missing = sorted(set(subsets) - set(published))
+        if missing:
+            raise ValueError(f"weighting='published' but no published count for {missing}")
+        weights = {s: float(published[s]) for s in subset_order}
+        weighting_used = "published"
+    else:
+        weights = {s: float(len(subset_index[s])) for s in subset_order}
+        weighting_used = "actual"
+
+    offsets = np.zeros(len(examples) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(ex.responses) for ex in examples])
+    return Plan(
+        examples=examples,
+        subset=subsets,
+        section=sections,
+        chosen=chosen_all,
+        skip=skip,
+        rule=rules,
+        offsets=offsets,
+        subset_order=subset_order,
+        section_order=section_order,
+        section_of=section_of,
+        subset_rule=subset_rule,
+        subset_index=subset_index,
+        weights=weights,
+        benchmark=bench,
+        weighting=weighting_used,
+    )

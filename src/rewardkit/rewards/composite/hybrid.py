@@ -1,0 +1,121 @@
+"""methods.md C10 as a reward: rules by task type, a model reward, aspects and a length term,
+combined by :func:`rewardkit.combine.hybrid.hybrid_combine` (the formula lives there)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.combine.hybrid import hybrid_combine
+from rewardkit.combine.route import route_indices
+from rewardkit.types import Capability, Query, Reward, ScoreResult
+
+
+class HybridReward(Reward):
+    """Card C10 as a :class:`Reward`: rules by task type, a model reward, aspects and a length term.
+
+    ``rules`` maps a task type (``query.meta[task_key]``; ``"*"`` for every task) to a rule reward;
+    ``confidence`` is c for a rule that applies (a number, or a callable ``(query, score) → c``);
+    ``aspects`` maps a name to ``(reward, weight)``; ``length`` is ``(reward, weight)``.
+    ``score_full`` returns the component scores (``rule``, ``model``, each aspect, ``length``)
+    as ``components``.
+    """
+
+    uses_meta = True
+    # Members decide about images (a text member rejects image responses).
+    capabilities = frozenset({Capability.IMAGES, Capability.COMPONENTS})
+
+    def __init__(
+        self,
+        rules: Mapping[str, Reward],
+        model: Reward,
+        aspects: Mapping[str, tuple[Reward, float]] | None = None,
+        length: tuple[Reward, float] | None = None,
+        *,
+        confidence: float | Callable[[Query, float], float] = 1.0,
+        task_key: str = "task",
+        name: str | None = None,
+    ) -> None:
+        self.rules = dict(rules)
+        self.model = model
+        self.aspects = dict(aspects or {})
+        self.length = length
+        self.confidence = confidence
+        self.task_key = task_key
+        self.name = name or f"hybrid({', '.join(self.rules)} | {model.name})"
+
+    def _parts(self) -> list[Reward]:
+        parts = [*self.rules.values(), self.model, *(r for r, _ in self.aspects.values())]
+        return parts + ([] if self.length is None else [self.length[0]])
+
+    def can(self, cap: Capability) -> bool:
+        """Its own capabilities, plus MODEL_BACKED when any part runs a model."""
+        if cap is Capability.MODEL_BACKED:
+            return any(r.can(cap) for r in self._parts())
+        return super().can(cap)
+
+    def engine_variant(self, **changes: Any) -> HybridReward:
+        """A twin whose parts are their own engine variants."""
+        twin = copy.copy(self)
+        twin.rules = {k: r.engine_variant(**changes) for k, r in self.rules.items()}
+        twin.model = self.model.engine_variant(**changes)
+        twin.aspects = {k: (r.engine_variant(**changes), w) for k, (r, w) in self.aspects.items()}
+        if self.length is not None:
+            twin.length = (self.length[0].engine_variant(**changes), self.length[1])
+        return twin
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "class": "HybridReward",
+            "rules": {k: r.fingerprint() for k, r in sorted(self.rules.items())},
+            "model": self.model.fingerprint(),
+            "aspects": {k: [r.fingerprint(), w] for k, (r, w) in sorted(self.aspects.items())},
+            "length": None
+            if self.length is None
+            else [self.length[0].fingerprint(), self.length[1]],
+            "confidence": self.confidence
+            if not callable(self.confidence)
+            else repr(self.confidence),
+            "task_key": self.task_key,
+        }
+
+    def _rule_scores(self, queries: Sequence[Query]) -> np.ndarray:
+        out = np.full(len(queries), np.nan)
+        tasks = [str(q.meta.get(self.task_key, "")) for q in queries]
+        for task, idx in route_indices(tasks, [t for t in self.rules if t != "*"]).items():
+            out[idx] = self.rules[task].score([queries[i] for i in idx])
+        if "*" in self.rules:
+            rest = np.flatnonzero(np.isnan(out) & ~np.isin(tasks, list(self.rules)))
+            if len(rest):
+                out[rest] = self.rules["*"].score([queries[i] for i in rest])
+        return out
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        rule = self._rule_scores(queries)
+        model = np.asarray(self.model.score(queries), dtype=np.float64)
+        if callable(self.confidence):
+            conf = np.array(
+                [self.confidence(q, float(s)) for q, s in zip(queries, rule, strict=True)]
+            )
+        else:
+            conf = np.full(len(queries), float(self.confidence))
+        comps: dict[str, np.ndarray] = {"rule": rule, "model": model}
+        aspects = weights = None
+        if self.aspects:
+            cols = [
+                np.asarray(r.score(queries), dtype=np.float64) for r, _ in self.aspects.values()
+            ]
+            comps.update(dict(zip(self.aspects, cols, strict=True)))
+            aspects = np.column_stack(cols)
+            weights = [w for _, w in self.aspects.values()]
+        r_len, w_len = None, 0.0
+        if self.length is not None:
+            r_len = np.asarray(self.length[0].score(queries), dtype=np.float64)
+            w_len = float(self.length[1])
+            comps["length"] = r_len
+        return ScoreResult(
+            hybrid_combine(rule, model, conf, aspects, weights, r_len, w_len), components=comps
+        )
