@@ -25,20 +25,23 @@ import httpx
 from rewardkit import Query, load_reward
 
 
-def start_tserve(exe: str, model_dir: str, batching: bool) -> tuple[subprocess.Popen, str]:
+def start_tserve(
+    exe: str, model_dir: str, batching: bool, threads: int, log_path: str
+) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [exe, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port)]
     if batching:
         cmd.append("--continuous-batching")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"transformers serve exited with {proc.returncode}")
+            sys.exit(f"transformers serve exited with {proc.returncode}; see {log_path}")
         try:
             if httpx.get(url + "/health", timeout=2).status_code == 200:
                 return proc, url
@@ -73,6 +76,8 @@ def main() -> None:
     )
     ap.add_argument("--continuous-batching", action="store_true", help="start the server with it")
     ap.add_argument("--max-tokens", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2, help="the server's torch threads")
+    ap.add_argument("--log", default="out/api_judge_server.log", help="the server's output")
     args = ap.parse_args()
 
     proc = None
@@ -82,7 +87,10 @@ def main() -> None:
         if not Path(args.tserve).is_file():
             sys.exit(f"no transformers executable at {args.tserve} (make tserve, or --base-url)")
         model = str(embedded_model_dir("smollm2"))
-        proc, url = start_tserve(args.tserve, model, args.continuous_batching)
+        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+        proc, url = start_tserve(
+            args.tserve, model, args.continuous_batching, args.threads, args.log
+        )
         base_url, server = url + "/v1", "transformers serve (SmolLM2-135M-Instruct, CPU)"
     else:
         base_url, model, server = args.base_url, args.model, args.base_url
@@ -94,6 +102,7 @@ def main() -> None:
         for level in [int(x) for x in args.levels.split(",")]:
             seconds, stats = run({**base, "concurrency": level}, qs)
             rows.append((f"concurrency {level}", seconds, stats))
+            print(f"  concurrency {level}: {args.n / seconds:.1f} items/s", file=sys.stderr)
         with tempfile.TemporaryDirectory() as cache:
             seconds, stats = run({**base, "concurrency": 16, "cache_dir": cache}, qs)
             rows.append(("fill cache (c=16)", seconds, stats))

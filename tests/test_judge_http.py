@@ -143,7 +143,7 @@ def test_listwise_text_ranking_mapped_back_through_the_seeded_order():
 def test_faults_retries_and_rate_limit_hold():
     faults = Faults(rate_429=0.2, rate_500=0.1, rate_slow=0.1, rate_drop=0.1, seed=3)
     with FaultProxy(handler=stub(logprobs=True), faults=faults) as proxy:
-        judge = load_reward(_spec("judge", proxy, "&retries=8&backoff=0.01&rpm=1200&timeout=5"))
+        judge = load_reward(_spec("judge", proxy, "&retries=8&backoff=0.01&rpm=600&timeout=5"))
         qs = [Query([{"role": "user", "content": f"q{i}"}], ["4", "5"][i % 2]) for i in range(24)]
         full = judge.score_full(qs)
         assert np.isfinite(full.scores).all()  # nothing lost
@@ -151,8 +151,11 @@ def test_faults_retries_and_rate_limit_hold():
         assert full.stats["retries"] == failed_attempts > 0
         assert full.stats["requests"] == proxy.counts["seen"] == 24 + failed_attempts
         assert full.stats["failed"] == 0
-        # at most rpm/60 starts per second (+1 for the window edge)
-        assert proxy.max_in_window(1.0) <= 1200 / 60 + 1
+        # the measured request rate stays under 600/min = 10/s (starts are paced evenly; a
+        # window may hold one more, and loopback jitter can bunch two arrivals)
+        t = sorted(proxy.arrivals)
+        assert (len(t) - 1) / (t[-1] - t[0]) <= 10.0 * 1.05
+        assert proxy.max_in_window(2.0) <= 2 * 10 + 2
 
 
 def test_a_failed_request_is_nan_counted_and_not_cached(tmp_path):
