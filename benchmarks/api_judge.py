@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--continuous-batching", action="store_true", help="start the server with it")
     ap.add_argument("--max-tokens", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="the server's torch threads")
+    ap.add_argument("--short", action="store_true", help="a one-line judge template")
     ap.add_argument("--log", default="out/api_judge_server.log", help="the server's output")
     args = ap.parse_args()
 
@@ -96,6 +97,8 @@ def main() -> None:
         base_url, model, server = args.base_url, args.model, args.base_url
     qs = queries(args.n)
     base = {"type": "judge", "base_url": base_url, "model": model, "max_tokens": args.max_tokens}
+    if args.short:  # a one-line template: the CPU server spends its time on prompt tokens
+        base.update(template="Q: {conversation}\nA: {response}\nCorrect? Yes or No.", system=None)
     rows = []
     try:
         run({**base, "concurrency": 1}, qs[:1])  # warm-up: the server loads the model
@@ -112,7 +115,11 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"server: {server}; {args.n} yes/no judgements per run, max_tokens={args.max_tokens}")
+    template = "one-line template" if args.short else "yes_no_pointwise_v1 template"
+    print(
+        f"server: {server}; {args.n} yes/no judgements per run, {template}, "
+        f"max_tokens={args.max_tokens}"
+    )
     print(
         f"{'run':<20} {'seconds':>9} {'items/s':>10} {'requests':>9} {'unparsed':>9} {'failed':>7}"
     )

@@ -13,6 +13,7 @@ import pytest
 from fault_proxy import FaultProxy, Faults
 from rewardkit import Query, load_reward
 from rewardkit.evaluate import evaluate
+from rewardkit.evaluate.report import to_markdown
 from rewardkit.rewards.judges.template import PAIRWISE, YES_NO
 from rewardkit.types import Capability, Example
 
@@ -176,17 +177,31 @@ def test_second_evaluation_makes_zero_requests_and_the_same_report(tmp_path):
         Example("e2", QS[2].prompt, ["London", "Paris"], chosen=[1]),
     ]
     with FaultProxy(handler=stub(logprobs=True)) as proxy:
-        spec = _spec("judge-pairwise", proxy, f"&cache_dir={tmp_path}")
+        prices = tmp_path / "prices.json"
+        prices.write_text(json.dumps({"stub-judge": {"prompt": 1.0, "completion": 2.0}}))
+        spec = _spec("judge-pairwise", proxy, f"&cache_dir={tmp_path}&prices={prices}")
         first = evaluate(exs, load_reward(spec), n_boot=20, include_length_baseline=False)
         sent = proxy.counts["seen"]
         assert sent == 4  # 2 pairs × 2 orders
         second = evaluate(exs, load_reward(spec), n_boot=20, include_length_baseline=False)
         assert proxy.counts["seen"] == sent  # zero HTTP requests
+    # report.json: everything but the per-call "run" counters and the time stamp is identical
     a, b = first.to_dict(), second.to_dict()
-    a.pop("run", None), b.pop("run", None)
-    a.pop("created_at", None), b.pop("created_at", None)
+    for d in (a, b):
+        d.pop("run", None), d.pop("created_at", None)
     assert a == b
     assert first.rewards[0].score == 1.0
+    # what the answers cost is reported the same both times; the calls differ
+    s1, s2 = first.rewards[0].stats, second.rewards[0].stats
+    assert s1["usage"] == s2["usage"] and s1["usage"]["completion_tokens"] == 4
+    assert (
+        s1["cost"]
+        == s2["cost"]
+        == pytest.approx(4 * 2.0 / 1e6 + s1["usage"]["prompt_tokens"] / 1e6)
+    )
+    assert (s1["requests"], s2["requests"], s2["cache_hits"]) == (4, 0, 4)
+    md1, md2 = to_markdown(first), to_markdown(second)
+    assert md1 == md2 and "answers used" in md1 and "(cost " in md1
 
 
 def test_spec_forms_and_bad_options(monkeypatch):

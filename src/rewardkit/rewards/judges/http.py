@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rewardkit.content import ImageRef
-from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage
+from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
     drop_engine_options,
@@ -62,8 +62,9 @@ from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 #: Top log-probabilities asked for per generated token.
 TOP_LOGPROBS = 20
-#: Columns kept per row besides the score: unparsed answer, verdict read from logprobs.
-_FLAGS = ("unparsed", "logprobs")
+#: Columns kept per row besides the score: unparsed answer, verdict read from logprobs, and the
+#: answer's token usage (so a cached answer still counts what it cost).
+_FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens")
 
 
 def openai_base_url(arg: str) -> str:
@@ -241,29 +242,36 @@ class HttpJudge(EndpointReward):
         if scores is None and self.unparsed == "tie":
             scores = np.zeros(len(classes))  # equal classes: P = 0.5, equal listwise scores
         values = self.value(scores, row) if scores is not None else [np.nan] * len(names)
+        usage = openai_usage(body)
         flags = {
             "unparsed": float(not reading.parsed),
             "logprobs": float(reading.source == "logprobs"),
+            "prompt_tokens": float(usage.prompt_tokens),
+            "completion_tokens": float(usage.completion_tokens),
         }
         return [{**dict(zip(names, values, strict=True)), **flags}]
 
     # -- running rows ----------------------------------------------------------------------------
     def judge_rows(self, rows: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
-        """(n, 1 + label columns) values of judged rows (NaN where failed) and the call's stats:
-        the client's counters plus ``unparsed``, ``logprob_verdicts`` and ``cost``."""
+        """(n, 1 + label columns) values of judged rows (NaN where failed) and the call's stats.
+
+        ``usage`` (and ``cost`` with a price table) is what the answers of these rows cost,
+        whether they came from the endpoint now or from the cache — the same on a repeated run;
+        ``run_usage``, ``requests``, ``retries`` and ``cache_hits`` describe this call only.
+        ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read."""
         table, run = self.score_table(rows)
-        flags = np.nan_to_num(table[:, 1:3].astype(np.float64), nan=0.0)
+        first = sorted({self.key(r): i for i, r in reversed(list(enumerate(rows)))}.values())
+        flags = np.nan_to_num(table[first, 1 : 1 + len(_FLAGS)].astype(np.float64), nan=0.0)
+        usage = Usage(int(flags[:, 2].sum()), int(flags[:, 3].sum()))
         stats: dict[str, Any] = {
             **run,
+            "run_usage": run.get("usage", {}),
+            "usage": usage.as_dict(),
             "unparsed": int(flags[:, 0].sum()),
             "logprob_verdicts": int(flags[:, 1].sum()),
         }
         if self.prices is not None:
-            usage = stats.get("usage") or {}
-            stats["cost"] = self.prices.cost(
-                self.model,
-                Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            )
+            stats["cost"] = self.prices.cost(self.model, usage)
         values = np.concatenate([table[:, :1], table[:, 1 + len(_FLAGS) :]], axis=1)
         return values.astype(np.float64), stats
 
