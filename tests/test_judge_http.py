@@ -215,3 +215,37 @@ def test_spec_forms_and_bad_options(monkeypatch):
     with pytest.raises(Exception, match="NO_SUCH_KEY_VAR"):
         load_reward("judge:openai://127.0.0.1:9/v1?model=m&api_key_env=NO_SUCH_KEY_VAR")
     assert YES_NO.classes and PAIRWISE.classes
+
+
+def test_served_http_judge_counts_tokens_and_cost_in_metrics():
+    import httpx
+
+    from rewardkit.serve.app import ServeConfig, create_app
+    from rewardkit.serve.background import BackgroundServer
+
+    with FaultProxy(handler=stub(logprobs=True)) as proxy:
+        spec = {
+            "type": "judge",
+            "base_url": proxy.url + "/v1",
+            "model": "stub-judge",
+            "prices": {"stub-judge": {"prompt": 1.0, "completion": 2.0}},
+        }
+        app = create_app(ServeConfig(rewards={"default": spec}))
+        with BackgroundServer(app) as srv:
+            items = [{"prompt": "What is 2+2?", "response": r} for r in ("4", "5")]
+            got = httpx.post(srv.url + "/v1/rewards", json={"items": items}, timeout=60).json()
+            rewards = [r["reward"] for r in got["results"]]
+            assert rewards == pytest.approx([0.9, 0.2], abs=1e-6)
+            text = httpx.get(srv.url + "/metrics", timeout=10).text
+    lines = {
+        ln.split(" ")[0]: float(ln.split(" ")[1])
+        for ln in text.splitlines()
+        if ln.startswith("rewardkit_endpoint")
+    }
+    assert lines['rewardkit_endpoint_tokens_total{kind="completion",route="default"}'] == 2.0
+    prompt = lines['rewardkit_endpoint_tokens_total{kind="prompt",route="default"}']
+    assert prompt > 0
+    assert lines['rewardkit_endpoint_cost_total{route="default"}'] == pytest.approx(
+        (prompt + 4) / 1e6
+    )
+    assert lines['rewardkit_endpoint_requests_total{outcome="sent",route="default"}'] == 2.0

@@ -271,7 +271,12 @@ class HttpJudge(EndpointReward):
             "logprob_verdicts": int(flags[:, 1].sum()),
         }
         if self.prices is not None:
+            spent = run.get("usage") or {}
             stats["cost"] = self.prices.cost(self.model, usage)
+            stats["run_cost"] = self.prices.cost(
+                self.model,
+                Usage(spent.get("prompt_tokens", 0), spent.get("completion_tokens", 0)),
+            )
         values = np.concatenate([table[:, :1], table[:, 1 + len(_FLAGS) :]], axis=1)
         return values.astype(np.float64), stats
 
