@@ -33,31 +33,12 @@ from rewardkit.rewards.endpoints.base import (
     drop_engine_options,
     limits_from_options,
 )
+from rewardkit.rewards.judges import listwise as lw
+from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
-from rewardkit.rewards.judges.listwise import (
-    Group,
-    ListwiseJudging,
-    expand_template,
-    label_classes,
-)
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.parse import answer_text, logprob_reading, text_reading
-from rewardkit.rewards.judges.template import (
-    LISTWISE,
-    PAIRWISE,
-    RATING,
-    YES_NO,
-    JudgeKind,
-    Part,
-    as_parts,
-    conversation_parts,
-    fill_slots,
-    judge_identity,
-    judge_options,
-    judge_template,
-    principle_text,
-    split_template,
-)
+from rewardkit.rewards.judges.template import JudgeKind, Part
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 #: Top log-probabilities asked for per generated token.
@@ -138,7 +119,7 @@ class HttpJudge(EndpointReward):
         **options: Any,
     ) -> None:
         limits = limits_from_options(options)
-        self.options = judge_options(self.kind, self.spec_kind, **options)
+        self.options = tpl.judge_options(self.kind, self.spec_kind, **options)
         if endpoint not in ("chat", "completions"):
             raise ValueError(f"{self.spec_kind}: endpoint must be 'chat' or 'completions'")
         if unparsed not in ("nan", "tie"):
@@ -161,8 +142,8 @@ class HttpJudge(EndpointReward):
             self.prices: PriceTable | None = PriceTable.load(prices)
         else:
             self.prices = PriceTable(prices) if prices else None
-        self.principle = principle_text(self.options.principle, self.options.rubric)
-        self.template_name, self.template = judge_template(
+        self.principle = tpl.principle_text(self.options.principle, self.options.rubric)
+        self.template_name, self.template = tpl.judge_template(
             self.kind, self.options.template, self.principle
         )
         self.output = self.options.output
@@ -182,7 +163,7 @@ class HttpJudge(EndpointReward):
 
     def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
         """(template, slots, slot values) of a row: conversation and response by default."""
-        values = [conversation_parts(row.prompt), as_parts(row.response)]
+        values = [tpl.conversation_parts(row.prompt), tpl.as_parts(row.response)]
         return self.template, self.kind.slots, values
 
     def value(self, scores: np.ndarray, row: Query) -> list[float]:
@@ -191,7 +172,7 @@ class HttpJudge(EndpointReward):
 
     # -- requests and answers ------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        return judge_identity(
+        return tpl.judge_identity(
             type(self).__name__,
             {"model": self.model, "endpoint": self.client.identity()},
             self.template_name,
@@ -209,7 +190,7 @@ class HttpJudge(EndpointReward):
     def request(self, queries: Sequence[Query]) -> HttpRequest:
         (row,) = queries
         template, slots, values = self.slots(row)
-        parts = fill_slots(split_template(template, slots), values)
+        parts = tpl.fill_slots(tpl.split_template(template, slots), values)
         body: dict[str, Any] = {"model": self.model, **self.sampling}
         system = self.options.system
         if self.endpoint == "chat":
@@ -289,7 +270,7 @@ class HttpJudge(EndpointReward):
 class HttpYesNoJudge(HttpJudge):
     """``judge:openai://…`` — P(Yes) (``output=logit``: ℓ_yes − ℓ_no) from an endpoint."""
 
-    kind = YES_NO
+    kind = tpl.YES_NO
 
     def value(self, scores: np.ndarray, row: Query) -> list[float]:
         return [float(verdict.yes_no(scores[None, :], self.output or "prob")[0])]
@@ -298,7 +279,7 @@ class HttpYesNoJudge(HttpJudge):
 class HttpRatingJudge(HttpJudge):
     """``judge-rating:openai://…`` — the expected 1–10 rating from an endpoint."""
 
-    kind = RATING
+    kind = tpl.RATING
     spec_kind = "judge-rating"
 
     def __init__(self, base_url: str, model: str, **options: Any) -> None:
@@ -313,13 +294,17 @@ class HttpRatingJudge(HttpJudge):
 class HttpPairwiseJudge(PairwiseJudging, HttpJudge):
     """``judge-pairwise:openai://…`` — P(a ≻ b), both orders averaged, from an endpoint."""
 
-    kind = PAIRWISE
+    kind = tpl.PAIRWISE
     spec_kind = "judge-pairwise"
     capabilities = HttpJudge.capabilities | {Capability.PAIRWISE}
     image_references = True
 
     def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
-        values = [conversation_parts(row.prompt), as_parts(row.response), as_parts(row.reference)]
+        values = [
+            tpl.conversation_parts(row.prompt),
+            tpl.as_parts(row.response),
+            tpl.as_parts(row.reference),
+        ]
         return self.template, self.kind.slots, values
 
     def value(self, scores: np.ndarray, row: Query) -> list[float]:
@@ -330,10 +315,10 @@ class HttpPairwiseJudge(PairwiseJudging, HttpJudge):
         return values[:, 0], np.zeros(len(rows), dtype=bool), stats
 
 
-class HttpListwiseJudge(ListwiseJudging, HttpJudge):
+class HttpListwiseJudge(lw.ListwiseJudging, HttpJudge):
     """``judge-listwise:openai://…`` — k ≤ 20 responses ranked in one request."""
 
-    kind = LISTWISE
+    kind = tpl.LISTWISE
     spec_kind = "judge-listwise"
     capabilities = HttpJudge.capabilities | {Capability.LISTWISE}
     max_group = 20
@@ -346,17 +331,21 @@ class HttpListwiseJudge(ListwiseJudging, HttpJudge):
         return tuple(f"label_{i}" for i in range(1, self.max_group + 1))
 
     def classes(self, row: Query) -> tuple[tuple[str, ...], ...]:
-        return label_classes(len(row.reference))
+        return lw.label_classes(len(row.reference))
 
     def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
-        text, slots = expand_template(self.template, len(row.reference))
-        return text, slots, [conversation_parts(row.prompt), *(as_parts(r) for r in row.reference)]
+        text, slots = lw.expand_template(self.template, len(row.reference))
+        return (
+            text,
+            slots,
+            [tpl.conversation_parts(row.prompt), *(tpl.as_parts(r) for r in row.reference)],
+        )
 
     def value(self, scores: np.ndarray, row: Query) -> list[float]:
         p = verdict.softmax(scores)
         return [np.nan, *p.tolist(), *([np.nan] * (self.max_group - len(p)))]
 
-    def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
+    def shown_scores(self, groups: Sequence[lw.Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
         table, stats = self.judge_rows([Query(m, "", reference=list(shown)) for m, shown in groups])
         return [table[i, 1 : 1 + len(g[1])] for i, g in enumerate(groups)], stats
 
