@@ -51,7 +51,7 @@ from rewardkit.rewards.judges.template import (
     principle_text,
     references,
 )
-from rewardkit.types import Capability, Query, prompt_text, stable_hash, text_queries
+from rewardkit.types import Capability, Query, prompt_text, text_queries
 
 DEFAULT_MODEL = "smollm2"
 
@@ -412,13 +412,6 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
         logits = self.answer_logits(self.last_hidden(input_ids, attention_mask), flat)
         sizes = [len(ids) for ids in self.label_ids]
         return read_logits(logits, lambda x: verdict.class_scores(x, sizes))
-
-    def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
-        keys = [stable_hash(["list", m, list(shown)]) for m, shown in groups]
-        run = self.run_rows(list(groups), keys, self.encode_groups)
-        table = run.values.astype(np.float64)
-        scores = [verdict.softmax(table[i, : len(g[1])]) for i, g in enumerate(groups)]
-        return scores, dict(run.stats)
 
 
 def _model(arg: str | None) -> str:
