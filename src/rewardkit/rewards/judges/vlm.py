@@ -21,13 +21,11 @@ from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
-from rewardkit.rewards.judges import verdict
-from rewardkit.rewards.judges.answers import AnswerTokens, single_token_ids
+from rewardkit.rewards.judges.answers import AnswerTokens, label_scores, label_token_ids
 from rewardkit.rewards.judges.listwise import (
     Group,
     ListwiseJudging,
     expand_template,
-    label_classes,
 )
 from rewardkit.rewards.judges.local import answer_logits, read_logits
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
@@ -230,11 +228,7 @@ class VLMListwiseJudge(ListwiseJudging, VLMJudge):
     ) -> None:
         super().__init__(model, config, **options)
         self.seed = int(order_seed)
-        self.label_ids = [
-            single_token_ids(self.tokenizer, c) for c in label_classes(self.max_group)
-        ]
-        if not all(self.label_ids):
-            raise ValueError(f"{model}: no single-token spelling of the labels 1…9")
+        self.label_ids = label_token_ids(self.tokenizer, model, self.max_group)
         self._identity.update(label_ids=self.label_ids, seed=self.seed)
         self._text = judge_template(self.kind, self.options.template, self.principle)[1]
 
@@ -252,8 +246,7 @@ class VLMListwiseJudge(ListwiseJudging, VLMJudge):
     def read_hidden(self, h: torch.Tensor) -> torch.Tensor:
         """Log-scores (b, 9) of the labels 1…9 as the first answer token."""
         flat = [i for ids in self.label_ids for i in ids]
-        sizes = [len(ids) for ids in self.label_ids]
-        return read_logits(self.logits_of(h, flat), lambda x: verdict.class_scores(x, sizes))
+        return read_logits(self.logits_of(h, flat), lambda x: label_scores(x, self.label_ids))
 
 
 def build(arg: str | None, **options: Any) -> VLMYesNoJudge:
