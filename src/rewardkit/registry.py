@@ -441,6 +441,23 @@ register(
     uses_engine=True,
 )
 register(
+    "domain",
+    "rewardkit.rewards.domain:build",
+    "Domain-knowledge reward: a BT-fitted weighted sum of interpretable features (aspect "
+    "coverage, sentiment faithfulness, redundancy, length fit, arithmetic); components per feature.",
+    card="A15 — Domain-knowledge-infused reward model",
+    arg_help="DIR from `rewardkit domain fit`",
+)
+register(
+    "polar",
+    "rewardkit.rewards.polar:build",
+    "POLAR policy-discriminative reward: scores a response against the record's reference "
+    "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
+    card="A9 — Policy Discriminative Learning (POLAR)",
+    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
+    uses_engine=True,
+)
+register(
     "remote",
     "rewardkit.rewards.endpoints.server:build",
     "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
