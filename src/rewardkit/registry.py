@@ -377,6 +377,15 @@ register(
     uses_engine=True,
 )
 register(
+    "vlm-judge-listwise",
+    "rewardkit.rewards.judges.vlm:build_listwise",
+    "Listwise generative judge on a vision-language model: k ≤ 9 responses (text or images) to "
+    "one prompt ranked in one call, shown in a seeded order; score = P(the response is best).",
+    card="B7 — Listwise judge",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, principle=, rubric=, system=",
+    uses_engine=True,
+)
+register(
     "vlm-judge-pairwise",
     "rewardkit.rewards.judges.vlm:build_pairwise",
     "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
