@@ -157,7 +157,7 @@ def eval_command(
         typer.Option(
             "--probe",
             help="Linear probes on each model reward's last hidden state, one per rated "
-            "attribute of the data (MRMBench, methods.md D5).",
+            "attribute of the data (MRMBench, docs/methods/D5-probing.md).",
         ),
     ] = False,
     no_baseline: Annotated[
@@ -392,7 +392,7 @@ def rewards_list() -> None:
         typer.echo(head)
         typer.echo(block(k.description))
         if k.card:
-            typer.echo(block(f"card: methods.md {k.card}"))
+            typer.echo(block(f"method card: {k.card} (docs/methods/)"))
         if k.kind in _SUB_LISTS:
             target, form = _SUB_LISTS[k.kind]
             module_name, _, attr = target.partition(":")
@@ -557,7 +557,7 @@ def train_command(
     run(ctx, config, sets, resume, print_config)
 
 
-# -- curate / bon (issue 9): thin shells over rewardkit.curate and rewardkit.inference ------
+# -- curate / bon: thin shells over rewardkit.curate and rewardkit.inference ------
 from rewardkit.curate.cli import curate_app  # noqa: E402  (typer only; steps load lazily)
 from rewardkit.inference.cli import bon_command  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Ensembles and weighted sums of rewards: methods.md C5 (Helping or Herding?) and C10 (hybrids).
+"""Ensembles and weighted sums of rewards: docs/methods/C5-reward-ensembles.md (Helping or Herding?) and C10 (hybrids).
 
 An :class:`EnsembleReward` holds any rewards as members (built from nested specs by the
 registry, or given as :class:`~rewardkit.types.Reward` objects), scores each member once per call
@@ -182,7 +182,7 @@ def _build_member(
 
 
 class EnsembleReward(Reward):
-    """Several rewards aggregated into one score per query (methods.md C5; ``weighted``: C10).
+    """Several rewards aggregated into one score per query (docs/methods/C5-reward-ensembles.md; ``weighted``: C10).
 
     ``members`` are Rewards or specs (strings, dicts, files, nested ensembles); a member dict may
     carry ``objective`` (pick one column of a multi-objective member) and ``weight``. ``aggregate``
