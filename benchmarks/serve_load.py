@@ -18,8 +18,15 @@ default, the server CPU count − 1, see docs/serving.md); ``--threads N`` sets 
 how busy the reward was during the cold run, and the CPU seconds of the server, of this
 load-generating client, and of the offline engine for the same items.
 
+Memory mode (``--memory SECONDS``): ``--concurrency`` clients send never-repeated items (the
+data's queries with a counter appended, so every answer is a new cache entry) for SECONDS; the
+server's resident memory (``/proc/PID/status`` VmRSS) is sampled every second and printed as a
+curve, with the growth over the second half of the run. Extra server options follow
+``--server-args``.
+
 Usage::
 
+    .venv/bin/python benchmarks/serve_load.py --memory 300 --reward default --concurrency 200
     .venv/bin/python benchmarks/serve_load.py                      # classifier:minilm, 256 pairs
     .venv/bin/python benchmarks/serve_load.py --quick              # 48 pairs
     .venv/bin/python benchmarks/serve_load.py --reward judge:default --pairs 64
@@ -140,6 +147,61 @@ async def load_run(
     }
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def memory_run(
+    url: str, pid: int, base: list[dict[str, Any]], concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """Unique items from ``concurrency`` clients for ``seconds``; RSS sampled every second."""
+    import httpx
+
+    samples: list[tuple[float, float]] = []
+    counter = 0
+    answered = failed = 0
+    t0 = time.monotonic()
+    stop_at = t0 + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal counter, answered, failed
+            while time.monotonic() < stop_at:
+                item = dict(base[counter % len(base)])
+                item["response"] = f"{item['response']} #{counter}"
+                counter += 1
+                try:
+                    r = await client.post("/v1/rewards", json={"items": [item]})
+                    ok = r.status_code == 200
+                except httpx.TransportError:
+                    ok = False
+                answered += ok
+                failed += not ok
+
+        async def sampler() -> None:
+            while time.monotonic() < stop_at:
+                samples.append((time.monotonic() - t0, rss_mb(pid)))
+                await asyncio.sleep(1.0)
+
+        await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
+    half = [mb for t, mb in samples if t >= seconds / 2]
+    return {
+        "answered": answered,
+        "failed": failed,
+        "samples": samples,
+        "first_mb": samples[0][1] if samples else float("nan"),
+        "max_mb": max(mb for _, mb in samples) if samples else float("nan"),
+        "last_mb": samples[-1][1] if samples else float("nan"),
+        "second_half_growth_mb": (half[-1] - half[0]) if len(half) > 1 else float("nan"),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reward", default="classifier:minilm")
@@ -153,6 +215,10 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--quick", action="store_true", help="48 pairs")
+    ap.add_argument("--memory", type=float, default=None, help="memory mode: seconds of load")
+    ap.add_argument(
+        "--server-args", nargs=argparse.REMAINDER, default=[], help="extra serve options"
+    )
     args = ap.parse_args()
     if args.quick:
         args.pairs = 48
@@ -162,6 +228,10 @@ def main() -> None:
     queries, source = load_queries(args.data_dir, args.pairs)
     print(f"data: {len(queries)} unique queries from {source}")
     engine = {"progress": False, "cache_dir": None, "threads": args.threads}
+
+    if args.memory:
+        memory_main(args, queries)
+        return
 
     # 1. offline engine throughput (warm-up on a few queries first, not timed), measured before
     #    and after the server runs: the mean is the reference, so slow drift of a shared machine
@@ -301,6 +371,53 @@ def main() -> None:
             "cpu_count": os.cpu_count(),
         }
         args.json.write_text(json.dumps(figures, indent=2))
+
+
+def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    """``rewardkit serve`` in its own process; returns it once /health answers."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "--reward", args.reward]
+    cmd += ["--port", str(port), "--max-wait-ms", str(args.max_wait_ms), *extra]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"server did not start:\n{proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+
+
+def memory_main(args: argparse.Namespace, queries: list[Any]) -> None:
+    """``--memory``: the server's RSS under a long run of never-repeated items."""
+    base = [{"prompt": list(q.prompt), "response": q.response} for q in queries]
+    proc, url = start_server(args, list(args.server_args))
+    try:
+        run = asyncio.run(memory_run(url, proc.pid, base, args.concurrency, args.memory))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    print(
+        f"memory: {args.reward}, {args.concurrency} clients, {args.memory:.0f} s, server args "
+        f"{args.server_args or '(defaults)'}: {run['answered']} answered, {run['failed']} failed"
+    )
+    step = max(1, len(run["samples"]) // 10)
+    for t, mb in run["samples"][::step] + run["samples"][-1:]:
+        print(f"  t={t:6.1f} s  RSS {mb:8.1f} MiB")
+    print(
+        f"RSS first {run['first_mb']:.1f}, max {run['max_mb']:.1f}, last {run['last_mb']:.1f} MiB; "
+        f"growth over the second half {run['second_half_growth_mb']:+.1f} MiB"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({k: v for k, v in run.items()}, indent=1))
 
 
 if __name__ == "__main__":

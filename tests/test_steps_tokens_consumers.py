@@ -12,7 +12,7 @@ from rewardkit.integrations.trl import reward_func
 from rewardkit.integrations.verl import compute_score_batch
 from rewardkit.registry import load_reward
 from rewardkit.rewards.prm.conventions import QWEN_SYSTEM
-from rewardkit.serve.app import Route
+from rewardkit.serve.state import Route
 from rewardkit.types import Query, user
 
 PROMPT = "What is 2 + 3 ?"

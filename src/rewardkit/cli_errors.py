@@ -20,9 +20,9 @@ def fail(exc: Exception) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn :data:`USER_ERRORS` raised inside the block into :func:`fail`."""
+def user_errors(*extra: type[Exception]) -> Iterator[None]:
+    """Turn :data:`USER_ERRORS` (and ``extra``) raised inside the block into :func:`fail`."""
     try:
         yield
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, *extra) as exc:
         fail(exc)

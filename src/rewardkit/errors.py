@@ -41,6 +41,11 @@ class DataError(RewardkitError, ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class ModelNotFoundError(RewardkitError, FileNotFoundError):
+    """A model that is neither a local directory, nor in the local Hub cache, nor downloadable;
+    the message says where it was looked for."""
+
+
 class SpecError(RewardkitError, ValueError):
     """A reward spec that the registry cannot build (unknown kind, bad option)."""
 

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rewardkit.data import Location, iter_records
 from rewardkit.data.location import describe
+from rewardkit.outputs import atomic_file, finite_json
 from rewardkit.types import Query, Reward, as_messages
 
 _ROLES = {"system", "user", "assistant", "tool"}
@@ -68,22 +68,14 @@ def read_query_rows(path: str | Path) -> Iterator[tuple[dict[str, Any], Query]]:
         yield row, query_from_row(row, loc)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def scored_line(reward: Reward, row: dict[str, Any], value: Any) -> str:
     """One output line: the input row with ``reward`` added (a ``{objective: value}`` dict for a
-    multi-objective reward; NaN as null)."""
+    multi-objective reward). NaN and ±inf anywhere in the row are written as null."""
     if reward.objectives:
-        row["reward"] = {
-            name: _jsonable(float(v)) for name, v in zip(reward.objectives, value, strict=True)
-        }
+        row["reward"] = {name: float(v) for name, v in zip(reward.objectives, value, strict=True)}
     else:
-        row["reward"] = _jsonable(float(value))
-    return json.dumps(row, ensure_ascii=False) + "\n"
+        row["reward"] = float(value)
+    return json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_file(
@@ -92,21 +84,36 @@ def score_file(
     """Score every row of ``in_path`` and write the rows, each with ``reward`` added, to ``out_path``.
 
     The whole input is validated before any scoring starts (a bad line fails fast and loses no
-    work); rows are scored in chunks of ``chunk_size`` so memory stays flat. A multi-objective
-    reward writes a ``{objective: value}`` dict; NaN is written as null.
+    work); see :func:`score_rows` for the writing.
     """
-    rows = list(read_query_rows(in_path))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
+    return score_rows(reward, list(read_query_rows(in_path)), out_path, chunk_size)
+
+
+def score_rows(
+    reward: Reward,
+    rows: list[tuple[dict[str, Any], Query]],
+    out_path: str | Path,
+    chunk_size: int = 2048,
+) -> dict[str, Any]:
+    """Score validated ``(row, query)`` pairs in chunks of ``chunk_size`` (memory stays flat) and
+    write each row with ``reward`` added as JSON Lines.
+
+    A multi-objective reward writes a ``{objective: value}`` dict. NaN and ±inf anywhere in a row
+    are written as null (standard JSON has neither). ``out_path`` appears only once every row is
+    written (:func:`rewardkit.outputs.atomic_file`); a concurrent writer to it is refused.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     stats: dict[str, Any] = {"rows": len(rows), "truncated_rows": 0}
-    with tmp.open("w", encoding="utf-8") as out:
+    with atomic_file(out_path, what="--out") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            full = reward.score_full([q for _, q in chunk])
-            scores = full.scores
-            stats["truncated_rows"] += int(full.stats.get("truncated_rows", 0))
+            result = reward.score_full([q for _, q in chunk])
+            scores = result.scores
+            if result.truncated is not None:
+                stats["truncated_rows"] += int(result.truncated.sum())
+            else:
+                stats["truncated_rows"] += int(result.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
                 out.write(scored_line(reward, row, value))
-    tmp.replace(out_path)
     return stats

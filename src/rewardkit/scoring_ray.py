@@ -4,8 +4,8 @@ The driver cuts the input into byte ranges at line boundaries (it reads the file
 lines, and keeps only the range table); Ray Data streams the ranges through an actor pool where
 each actor has built the reward once (one GPU per actor when the cluster has enough); each actor
 reads its range straight from the file, scores it and sends the finished output lines back; the
-driver writes them in input order (``preserve_order``) to ``OUT.partial`` and renames it at the
-end. Memory on the driver and in the object store is a few ranges in flight, whatever the file
+driver writes them in input order (``preserve_order``) to a temporary file moved in place at
+the end (:func:`rewardkit.outputs.atomic_file`). Memory on the driver and in the object store is a few ranges in flight, whatever the file
 size. With a score cache (``cache_dir``, the CLI default) the actors share one SQLite file, so a
 killed run restarted with the same arguments rescoring only what was not stored. Scores equal a
 single-process :func:`rewardkit.scoring.score_file` run: the same reward scores the same queries;
@@ -26,6 +26,7 @@ import numpy as np
 
 from rewardkit.data.location import Location, describe
 from rewardkit.errors import DataError, MissingDependencyError, RewardkitError
+from rewardkit.outputs import atomic_file
 
 #: Columns an actor returns per range (``error``: "" or "KIND\tMESSAGE").
 OUTPUT_COLUMNS = ("text", "rows", "cache_hits", "truncated_rows", "error")
@@ -172,8 +173,6 @@ def score_file_ray(
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = progress
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
     stats = {"rows": 0, "cache_hits": 0, "truncated_rows": 0}
     items = [{"start": s, "end": e, "line": n} for s, e, n in ranges]
     if items:
@@ -190,7 +189,7 @@ def score_file_ray(
             num_cpus=1,
             num_gpus=gpus_per_actor,
         )
-    with tmp.open("w", encoding="utf-8") as out:
+    with atomic_file(out_path, what="--out") as out:
         if items:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for text, error in zip(batch["text"], batch["error"], strict=True):
@@ -200,7 +199,6 @@ def score_file_ray(
                     out.write(str(text))
                 for key in stats:
                     stats[key] += int(np.sum(batch[key]))
-    tmp.replace(out_path)
     return {
         **stats,
         "actors": actors,

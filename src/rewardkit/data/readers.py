@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,76 @@ def _open(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+#: Deepest nesting of arrays/objects accepted in one record (real data needs a handful of levels).
+MAX_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _flags(text: str) -> tuple[bool, bool]:
+    """(could be nested too deep, could hold a lone surrogate): cheap scans of the raw text."""
+    return (
+        text.count("[") + text.count("{") > MAX_DEPTH,
+        _SURROGATE_ESCAPE.search(text) is not None,
+    )
+
+
+def _bad_string(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"lone UTF-16 surrogate \\u{ord(text[e.start]):04x}"
+    return None
+
+
+def check_tree(obj: Any, deep: bool = True, surrogates: bool = True) -> str | None:
+    """Why a parsed JSON value cannot be used (nested beyond :data:`MAX_DEPTH`; a lone surrogate
+    in a string or key), or None. Iterative: any depth is safe to inspect."""
+    if not (deep or surrogates):
+        return None
+    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            bad = _bad_string(value) if surrogates else None
+            if bad:
+                return f"{bad} in {where or 'the value'} (not valid Unicode text)"
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} levels deep (at {where})"
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in pairs:
+            if isinstance(k, str):
+                bad = _bad_string(k) if surrogates else None
+                if bad:
+                    return f"{bad} in a key under {where or 'the top level'}"
+                path = f"{where}.{k}" if where else k
+            else:
+                path = f"{where}[{k}]"
+            stack.append((v, path, depth + 1))
+    return None
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that fails with a :class:`ValueError` saying why for every hostile input:
+    syntax errors, nesting deeper than :data:`MAX_DEPTH`, integers longer than Python converts
+    (4,300 digits), lone surrogates. NaN and ±Infinity are read as floats; writers turn
+    non-finite numbers into null (:func:`rewardkit.outputs.finite_json`)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"invalid JSON: nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion…"
+        raise ValueError(f"invalid JSON: number too long to read ({e})") from None
+    problem = check_tree(obj, *_flags(text))
+    if problem is not None:
+        raise ValueError(f"invalid JSON: {problem}")
+    return obj
+
+
 def _read_error(path: Path, exc: Exception) -> DataError:
     return DataError(f"cannot read file: {exc}", path=str(path))
 
@@ -70,9 +141,9 @@ def iter_jsonl(path: Path, name: str) -> Iterator[Item]:
                     yield loc, text
                     continue
                 try:
-                    rec = json.loads(text.rstrip())
-                except json.JSONDecodeError as e:
-                    yield loc, loc.error(f"invalid JSON: {e.msg} (column {e.pos + 1})")
+                    rec = parse_json(text.rstrip())
+                except ValueError as e:
+                    yield loc, loc.error(str(e).replace(" (line 1, column", " (column"))
                     continue
                 if not isinstance(rec, dict):
                     yield loc, loc.error(f"expected a JSON object, got {describe(rec)}")
@@ -109,12 +180,22 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
         raise DataError(
             f"invalid JSON: {e.msg} (column {e.colno})", path=str(path), line=e.lineno
         ) from None
+    except RecursionError:
+        raise DataError(
+            f"invalid JSON: nested more than {MAX_DEPTH} levels deep", path=str(path)
+        ) from None
+    except ValueError as e:  # an integer longer than Python converts
+        raise DataError(f"invalid JSON: number too long to read ({e})", path=str(path)) from None
+    flags = _flags(text)
     records = [obj] if isinstance(obj, dict) else obj
     if not isinstance(records, list):
         raise DataError(f"expected a JSON array of objects, got {describe(obj)}", path=str(path))
     for i, rec in enumerate(records):
         loc = Location(str(path), name, row=i, kind="json")
-        if isinstance(rec, dict):
+        problem = check_tree(rec, *flags)
+        if problem is not None:
+            yield loc, loc.error(f"invalid JSON: {problem}")
+        elif isinstance(rec, dict):
             yield loc, rec
         else:
             yield loc, loc.error(f"expected a JSON object, got {describe(rec)}")

@@ -2,17 +2,25 @@
 
 One SQLite file (WAL journal, committed after every batch): a run killed at any point keeps
 every batch it finished, and several processes may share the file.
+
+A damaged file (truncated, overwritten pages, blobs of the wrong size) raises
+:class:`CacheCorruptError` naming the file; ``--cache-reset`` (:func:`move_aside`) renames it
+beside itself so a new cache starts empty; nothing is ever deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rewardkit.errors import RewardkitError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -29,39 +37,99 @@ CREATE TABLE IF NOT EXISTS rewards (
 """
 
 
+class CacheCorruptError(RewardkitError):
+    """The score cache file cannot be read as a score cache."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"score cache {path} is damaged ({reason}); rerun with --cache-reset to move it aside "
+            "(it is renamed, not deleted) or with --no-cache"
+        )
+
+
+FILENAME = "scores.sqlite"
+
+
+def move_aside(directory: str | Path) -> Path | None:
+    """Rename the cache file in ``directory`` (and its WAL/SHM journals) to
+    ``scores.sqlite.bad-<UTC time>``; return the new path, or None when there is no cache."""
+    path = Path(directory).expanduser() / FILENAME
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.bad-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
+        n += 1
+    for suffix in ("-wal", "-shm"):
+        journal = path.with_name(path.name + suffix)
+        if journal.exists():
+            journal.rename(target.with_name(target.name + suffix))
+    path.rename(target)
+    return target
+
+
 class ScoreCache:
     """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives),
     each with a flag saying whether its query was truncated (so reruns report truncation too)."""
 
-    FILENAME = "scores.sqlite"
+    FILENAME = FILENAME
 
     def __init__(self, directory: str | Path) -> None:
         self.path = Path(directory).expanduser() / self.FILENAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        with self._guard():
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's "not a database" / "malformed" errors as :class:`CacheCorruptError`."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise CacheCorruptError(self.path, str(exc)) from None
 
     def register(self, fingerprint: str, identity: dict[str, Any]) -> None:
         """Record what a fingerprint stands for (for people inspecting the cache)."""
-        self._db.execute(
-            "INSERT OR IGNORE INTO rewards VALUES (?, ?)",
-            (fingerprint, json.dumps(identity, sort_keys=True, default=str)),
-        )
+        with self._guard():
+            self._db.execute(
+                "INSERT OR IGNORE INTO rewards VALUES (?, ?)",
+                (fingerprint, json.dumps(identity, sort_keys=True, default=str)),
+            )
 
-    def get_many(self, fingerprint: str, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, bool]]:
-        """The cached (scores, truncated) among ``keys``."""
+    def get_many(
+        self, fingerprint: str, keys: Sequence[str], width: int | None = None
+    ) -> dict[str, tuple[np.ndarray, bool]]:
+        """The cached (scores, truncated) among ``keys``.
+
+        A blob that is not whole float32 values (or, given ``width``, not ``width`` of them)
+        means the file is damaged: :class:`CacheCorruptError`."""
         found: dict[str, tuple[np.ndarray, bool]] = {}
         unique = list(dict.fromkeys(keys))
+        want = None if width is None else 4 * width
         for start in range(0, len(unique), 900):  # SQLite's bound-parameter limit
             chunk = unique[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT query_key, value, truncated FROM scores WHERE fingerprint = ? AND query_key IN ({marks})",
-                (fingerprint, *chunk),
-            )
+            with self._guard():
+                rows = self._db.execute(
+                    "SELECT query_key, value, truncated FROM scores "
+                    f"WHERE fingerprint = ? AND query_key IN ({marks})",
+                    (fingerprint, *chunk),
+                ).fetchall()
             for key, blob, truncated in rows:
+                size = len(blob) if isinstance(blob, bytes) else -1
+                if size <= 0 or size % 4 or (want is not None and size != want):
+                    expected = f"{want}" if want else "a positive multiple of 4"
+                    raise CacheCorruptError(
+                        self.path, f"a stored score is {size} bytes; expected {expected}"
+                    )
                 found[key] = (np.frombuffer(blob, dtype=np.float32).copy(), bool(truncated))
         return found
 
@@ -76,7 +144,7 @@ class ScoreCache:
             )
             for key, value, truncated in items
         ]
-        with self._db:
+        with self._guard(), self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", rows)
 

@@ -125,7 +125,82 @@ def resolve_model(name: str) -> ResolvedModel:
         return ResolvedModel(
             str(path.resolve()), {"model": str(path.resolve()), **_weights_id(path)}
         )
+    locate_hub_model(name)
     return ResolvedModel(name, {"model": name, "revision": os.environ.get("REWARDKIT_REVISION")})
+
+
+def _hub_unreachable(endpoint: str, offline: bool) -> str | None:
+    """Why the Hub cannot be reached right now (offline mode, DNS, refused), or None. One TCP
+    connect with a 3 s timeout instead of the Hub client's minute of retries; skipped behind a
+    proxy (the proxy decides)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if offline:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname or "", url.port or 443), timeout=3).close()
+    except OSError as exc:
+        return f"{url.hostname}: {exc.strerror or exc}"
+    return None
+
+
+def locate_hub_model(name: str) -> None:
+    """Make sure ``name`` (not a local directory) can be loaded from the Hub: found in the local
+    Hub cache, or its ``config.json`` downloadable. Raise :class:`ModelNotFoundError` saying in
+    one line where the model was looked for (local path, local cache, Hub)."""
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+    from huggingface_hub.utils import validate_repo_id
+
+    from rewardkit.errors import ModelNotFoundError
+
+    local = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise ModelNotFoundError(f"model {name!r}: no such local directory ({local.resolve()})")
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ModelNotFoundError(
+            f"model {name!r}: no such local directory ({local.resolve()}), and not a valid Hub "
+            "id (org/name)"
+        ) from None
+    revision = os.environ.get("REWARDKIT_REVISION")
+    if isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+        return
+    where = f"not a local directory, not in the local Hub cache ({constants.HF_HUB_CACHE})"
+    unreachable = _hub_unreachable(constants.ENDPOINT, constants.HF_HUB_OFFLINE)
+    if unreachable:
+        raise ModelNotFoundError(
+            f"model {name!r}: {where}, and the Hub is unreachable ({unreachable})"
+        )
+    try:
+        hf_hub_download(name, "config.json", revision=revision)
+    except LocalEntryNotFoundError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelNotFoundError(
+            f"model {name!r}: {where}, and the Hub is unreachable ({reason[:160]})"
+        ) from None
+    except EntryNotFoundError:
+        return  # the repository exists; let the loader find its files
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise ModelNotFoundError(
+            f"model {name!r}: {where}, and not found on the Hub ({type(exc).__name__})"
+        ) from None
+    except Exception as exc:  # offline, DNS, proxy, timeout: the Hub cannot be reached
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelNotFoundError(
+            f"model {name!r}: {where}, and the Hub is unreachable ({reason[:160]})"
+        ) from None
 
 
 def _weights_id(path: Path) -> dict[str, Any]:

@@ -81,9 +81,9 @@ class BatcherConfig:
         for name in ("token_budget", "max_batch_items", "max_queue", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.length_slack < 0:
+        if not (0 <= self.length_slack < float("inf")):  # NaN fails too
             raise ValueError(f"length_slack must be >= 0, got {self.length_slack}")
-        if self.max_wait_ms < 0:
+        if not (0 <= self.max_wait_ms < float("inf")):
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
 
 

@@ -2,13 +2,16 @@
 by the engine's on-disk SQLite store (:class:`rewardkit.engine.cache.ScoreCache`).
 
 RL rollouts repeat prompts and responses; a hit answers without touching the reward. Values are
-float32 vectors ``[reward, component_1, ...]`` in the route's component order. Disk reads and
+float32 vectors ``[reward, component_1, ...]`` in the route's component order. The in-memory LRU
+is bounded in bytes (:func:`entry_bytes`: key, array and bookkeeping), not in entries, and stores
+copies, never views into a batch's result array. Disk reads and
 writes run on one dedicated thread (SQLite connections belong to the thread that opened them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,32 +21,61 @@ from typing import Any
 
 import numpy as np
 
+#: Bytes an entry costs beyond its key string and its array object: the key tuple, the stored
+#: (value, size) pair and the ordered dict's node and table share (tracemalloc measures 445-470
+#: bytes per 2-float entry in all, depending on the table's fill; this counts 497).
+ENTRY_OVERHEAD = 264
+
+
+def entry_bytes(key: tuple[str, str], value: np.ndarray) -> int:
+    """What one cached entry costs in memory (the fingerprint string is shared by all)."""
+    return sys.getsizeof(key[1]) + sys.getsizeof(value) + ENTRY_OVERHEAD
+
 
 class LRU:
-    """A thread-safe least-recently-used map with at most ``capacity`` entries (0: disabled)."""
+    """A thread-safe least-recently-used map bounded by ``max_bytes`` of memory (and, when
+    given, by ``capacity`` entries); 0 for either disables it."""
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError(f"cache capacity must be >= 0, got {capacity}")
+    def __init__(self, capacity: int | None = None, max_bytes: int | None = None) -> None:
+        for name, value in (("capacity", capacity), ("max_bytes", max_bytes)):
+            if value is not None and value < 0:
+                raise ValueError(f"cache {name} must be >= 0, got {value}")
         self.capacity = capacity
-        self._data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._data: OrderedDict[tuple[str, str], tuple[np.ndarray, int]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity != 0 and self.max_bytes != 0
 
     def get(self, key: tuple[str, str]) -> np.ndarray | None:
         with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+            found = self._data.get(key)
+            if found is None:
+                return None
+            self._data.move_to_end(key)
+            return found[0]
 
     def put(self, key: tuple[str, str], value: np.ndarray) -> None:
-        if self.capacity == 0:
+        if not self.enabled:
             return
+        if value.base is not None:  # a row of a batch's array: do not keep the whole batch alive
+            value = value.copy()
+        size = entry_bytes(key, value)
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._data[key] = (value, size)
+            self.bytes += size
+            while self._data and (
+                (self.capacity is not None and len(self._data) > self.capacity)
+                or (self.max_bytes is not None and self.bytes > self.max_bytes)
+            ):
+                _, (_, dropped) = self._data.popitem(last=False)
+                self.bytes -= dropped
 
     def __len__(self) -> int:
         return len(self._data)
@@ -53,8 +85,8 @@ class ResponseCache:
     """LRU in memory plus an optional SQLite store under ``directory`` (shared with the engine's
     cache format, so ``rewardkit score`` runs and servers may share a directory)."""
 
-    def __init__(self, capacity: int = 100_000, directory: str | Path | None = None) -> None:
-        self.lru = LRU(capacity)
+    def __init__(self, max_bytes: int = 64 << 20, directory: str | Path | None = None) -> None:
+        self.lru = LRU(max_bytes=max_bytes)
         self.directory = None if directory is None else Path(directory).expanduser()
         self._disk: Any = None
         self._pool: ThreadPoolExecutor | None = None
@@ -64,7 +96,7 @@ class ResponseCache:
 
     @property
     def enabled(self) -> bool:
-        return self.lru.capacity > 0 or self._disk is not None
+        return self.lru.enabled or self._disk is not None
 
     def _open(self) -> None:
         from rewardkit.engine.cache import ScoreCache

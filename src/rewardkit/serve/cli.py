@@ -1,15 +1,16 @@
-"""``rewardkit serve``: turn command-line options into a :class:`ServeConfig` and run it on
-uvicorn (one process) or Ray Serve (``--ray --replicas N``)."""
+"""Run a :class:`ServeConfig` on uvicorn (one process) or Ray Serve (``--ray --replicas N``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 from collections.abc import Sequence
-from typing import Any
+from types import FrameType
 
-from rewardkit.serve.batcher import BatcherConfig
-from rewardkit.serve.security import Limits, check_bind
+from rewardkit.serve.config import ServeConfig
+from rewardkit.serve.security import check_bind
 
 API_KEY_ENV = "REWARDKIT_API_KEY"
 
@@ -37,62 +38,24 @@ def parse_routes(reward: str | None, routes: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def serve(
+def resolve_key(api_key: str | None) -> str | None:
+    """``--api-key`` or ``$REWARDKIT_API_KEY``; None when neither is set."""
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    return key if key else None
+
+
+def run(
+    config: ServeConfig,
     *,
-    reward: str | None,
-    routes: Sequence[str] = (),
     host: str = "127.0.0.1",
     port: int = 8000,
-    api_key: str | None = None,
-    engine: dict[str, Any] | None = None,
-    max_wait_ms: float = 5.0,
-    batch_token_budget: int = 65536,
-    max_batch_items: int = 256,
-    max_queue: int = 4096,
-    length_slack: float = 0.25,
-    min_chunk_tokens: int = 2048,
-    max_body_bytes: int = 8 * 1024 * 1024,
-    max_items: int = 4096,
-    max_item_chars: int = 200_000,
-    cache_size: int = 100_000,
-    cache_dir: str | None = None,
-    rule_workers: int = 4,
-    nan_reward: float = 0.0,
-    log_content: bool = False,
     ray: bool = False,
     replicas: int = 1,
-    graceful_timeout: float = 30.0,
     log_level: str = "info",
 ) -> None:
-    """Build the config, check the bind address, and serve until interrupted."""
-    from rewardkit.serve.app import ServeConfig
-
-    key = api_key or os.environ.get(API_KEY_ENV) or None
-    check_bind(host, key)
-    engine = dict(engine or {})
-    if engine.get("threads") is None:
-        engine["threads"] = default_threads()
-    config = ServeConfig(
-        rewards=parse_routes(reward, routes),
-        engine=engine,
-        batch=BatcherConfig(
-            token_budget=batch_token_budget,
-            max_batch_items=max_batch_items,
-            max_wait_ms=max_wait_ms,
-            max_queue=max_queue,
-            length_slack=length_slack,
-            min_chunk_tokens=min_chunk_tokens,
-        ),
-        limits=Limits(
-            max_body_bytes=max_body_bytes, max_items=max_items, max_item_chars=max_item_chars
-        ),
-        api_key=key,
-        cache_size=cache_size,
-        cache_dir=cache_dir,
-        rule_workers=rule_workers,
-        log_content=log_content,
-        nan_reward=nan_reward,
-    )
+    """Check the bind address, then serve ``config`` until interrupted (SIGINT/SIGTERM drain
+    for at most ``config.graceful_timeout`` seconds)."""
+    check_bind(host, config.api_key)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     if ray:
         from rewardkit.serve import ray_app
@@ -102,12 +65,33 @@ def serve(
     import uvicorn
 
     from rewardkit.serve.app import create_app
+    from rewardkit.serve.state import ServeState
 
-    app = create_app(config)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=graceful_timeout,
+    state = ServeState(config)
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn, but a shutdown signal first starts the app's drain, so accepted requests are
+        answered (result or JSON 503) before uvicorn's own graceful timeout cancels them."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            grace = config.graceful_timeout
+            state.begin_drain(max(0.0, grace - min(1.0, 0.2 * grace)))
+            super().handle_exit(sig, frame)
+
+    server = DrainingServer(
+        uvicorn.Config(
+            create_app(state=state),
+            host=host.strip("[]"),  # "[::1]" is written with brackets, bound without
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=config.graceful_timeout,
+        )
     )
+    server.run()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+        # a model batch still running in a worker thread: do not wait for it past the timeout
+        logging.getLogger("rewardkit.serve").warning("exiting with a batch still running")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -1,8 +1,8 @@
 """The same app on Ray Serve (``rewardkit serve --ray --replicas N``): one reward server per
 replica, Ray's proxy spreading requests across them, on one machine or a cluster.
 
-Each replica builds its own :class:`~rewardkit.serve.app.ServeState` (rewards, batchers, cache)
-from a picklable :class:`~rewardkit.serve.app.ServeConfig` whose rewards are specs, and names
+Each replica builds its own :class:`~rewardkit.serve.state.ServeState` (rewards, batchers, cache)
+from a picklable :class:`~rewardkit.serve.config.ServeConfig` whose rewards are specs, and names
 itself in ``/v1/info`` and the ``X-Rewardkit-Replica`` header. Needs ``pip install
 'rewardkit[ray]'``.
 """
@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from rewardkit.errors import MissingDependencyError
-from rewardkit.serve.app import ServeConfig
+from rewardkit.serve.config import ServeConfig
 
 
 def _serve() -> Any:

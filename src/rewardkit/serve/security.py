@@ -52,8 +52,8 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, api_key: str | None) -> None:
-    """Refuse to bind a non-loopback address without an API key."""
-    if not is_loopback(host) and not api_key:
+    """Refuse to bind a non-loopback address without an API key (blank keys count as none)."""
+    if not is_loopback(host) and not (api_key and api_key.strip()):
         raise PermissionError(
             f"refusing to bind {host!r} without an API key: a non-loopback address exposes the "
             "reward to the network. Set --api-key (or REWARDKIT_API_KEY), or bind 127.0.0.1."

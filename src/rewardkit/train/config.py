@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +121,13 @@ class TrainConfig:
     cache_dir: str | None = None  # frozen backbone: score cache for the features (reruns are fast)
 
     def validate(self) -> None:
-        """Raise :class:`SpecError` naming the first bad field."""
+        """Check every field up front (type, then range, then combinations); raise
+        :class:`SpecError` naming the first bad field and what it accepts."""
+        check_types(self)
+        for name, (ok, wants) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise SpecError(f"train config: {name} must be {wants}, got {value!r}")
         if self.objective not in OBJECTIVES:
             raise SpecError(f"train config: objective {self.objective!r} not in {OBJECTIVES}")
         if self.model_type not in ("auto", "text", "image"):
@@ -138,15 +146,112 @@ class TrainConfig:
             raise SpecError(
                 f"train config: vote_action {self.vote_action!r} not drop/downweight/flip"
             )
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise SpecError("train config: batch_size and grad_accum must be >= 1")
-        if self.max_length < 8:
-            raise SpecError(f"train config: max_length {self.max_length} is too small")
+        if self.on_error not in ("raise", "skip"):
+            raise SpecError(f"train config: on_error must be raise or skip, got {self.on_error!r}")
+        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
+            raise SpecError(
+                f"train config: dtype must be float32, bfloat16 or int8, got {self.dtype!r}"
+            )
         if self.pooling not in ("mean", "cls", "last"):
             raise SpecError(f"train config: pooling {self.pooling!r} not mean/cls/last")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+#: Field → (test, what the field accepts); None always passes (checked by type for Optional).
+_RANGES: dict[str, tuple[Any, str]] = {
+    "lr": (lambda x: _finite(x) and x > 0, "a number > 0"),
+    "weight_decay": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
+    "warmup_ratio": (lambda x: 0 <= x <= 1, "between 0 and 1"),
+    "epochs": (lambda x: _finite(x) and x > 0, "a number > 0 (fractions allowed)"),
+    "max_steps": (lambda x: x == -1 or x >= 1, "-1 (use epochs) or an integer >= 1"),
+    "batch_size": (lambda x: x >= 1, "an integer >= 1"),
+    "grad_accum": (lambda x: x >= 1, "an integer >= 1"),
+    "seed": (lambda x: 0 <= x < 2**32, "an integer in [0, 2**32)"),
+    "threads": (lambda x: x >= 1, "an integer >= 1 (or null)"),
+    "ensemble_size": (lambda x: x >= 1, "an integer >= 1"),
+    "save_steps": (lambda x: x >= 0, "an integer >= 0 (0: only the final model)"),
+    "save_total_limit": (lambda x: x >= 1, "an integer >= 1 (or null: keep all)"),
+    "eval_steps": (lambda x: x >= 0, "an integer >= 0 (0: at the end only)"),
+    "logging_steps": (lambda x: x >= 1, "an integer >= 1"),
+    "limit": (lambda x: x >= 1, "an integer >= 1 (or null: all)"),
+    "eval_limit": (lambda x: x >= 1, "an integer >= 1 (or null: all)"),
+    "eval_fraction": (lambda x: 0 <= x < 1, "in [0, 1)"),
+    "max_length": (lambda x: x >= 8, "an integer >= 8"),
+    "label_smoothing": (lambda x: 0 <= x < 0.5, "in [0, 0.5)"),
+    "center_coef": (lambda x: _finite(x) and x >= 0, "a number >= 0 (or null)"),
+    "tie_k": (lambda x: _finite(x) and x > 0, "a number > 0"),
+    "bt_weight": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
+    "reg_weight": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
+    "crm_noise_rate": (lambda x: 0 <= x < 1, "in [0, 1)"),
+    "crm_warmup": (lambda x: 0 <= x <= 1, "between 0 and 1"),
+    "vote_threshold": (_finite, "a finite number"),
+    "vote_weight": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
+    "lora_r": (lambda x: x >= 0, "an integer >= 0 (0: no LoRA)"),
+    "lora_alpha": (lambda x: x >= 1, "an integer >= 1"),
+    "lora_dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
+    "head_inner": (lambda x: x >= 1, "an integer >= 1 (or null)"),
+}
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Whether ``value`` fits the annotation ``tp``; ints are accepted (and made float) for
+    float fields. Returns (ok, value to store)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            return type(None) in args, value
+        for arg in args:
+            if arg is not type(None):
+                ok, v = _type_ok(value, arg)
+                if ok:
+                    return True, v
+        return False, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(isinstance(v, inner) for v in value), value
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ), value
+    return True, value
+
+
+def _type_name(tp: Any) -> str:
+    text = str(tp).replace("typing.", "")
+    return {"<class 'int'>": "an integer", "<class 'float'>": "a number"}.get(
+        text, text.replace("<class '", "").replace("'>", "")
+    )
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Every field has its annotated type (YAML ``1.5`` for an int field, ``"ten"`` for a float
+    one, ``true`` for a number are refused, naming the field)."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        ok, fixed = _type_ok(value, hints[f.name])
+        if not ok:
+            raise SpecError(
+                f"train config: {f.name} must be {_type_name(hints[f.name])}, got {value!r}"
+            )
+        setattr(cfg, f.name, fixed)
 
 
 def field_names() -> list[str]:
@@ -160,7 +265,7 @@ def _cast(name: str, text: Any) -> Any:
     if not isinstance(text, str):
         return text
     low = text.strip().lower()
-    is_union = typing.get_origin(tp) in (typing.Union, __import__("types").UnionType)
+    is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
     args = typing.get_args(tp) if is_union else ()
     optional = type(None) in args
     if optional and low in ("none", "null", ""):
@@ -175,7 +280,10 @@ def _cast(name: str, text: Any) -> Any:
                 return False
             raise ValueError(text)
         if origin is int:
-            return int(text)
+            value = float(text) if any(c in low for c in ".e") else int(text)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(text)
+            return int(value)
         if origin is float:
             return float(text)
         if origin is list:
@@ -187,7 +295,7 @@ def _cast(name: str, text: Any) -> Any:
                 return dict(json.loads(text))
             return dict(p.split("=", 1) for p in text.split(",") if p)
     except (ValueError, json.JSONDecodeError) as exc:
-        raise SpecError(f"train config: cannot read {name}={text!r} as {base}") from exc
+        raise SpecError(f"train config: {name} must be {_type_name(base)}, got {text!r}") from exc
     return text
 
 

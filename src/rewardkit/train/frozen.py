@@ -73,6 +73,12 @@ def train_frozen_head(cfg: TrainConfig) -> Any:
         raise SpecError(
             f"freeze_backbone supports objective bt, tie or crome, not {cfg.objective!r}"
         )
+    if cfg.save_steps or cfg.resume:
+        raise SpecError(
+            "train config: freeze_backbone trains only the head, on features computed once "
+            "(seconds per epoch), and keeps no intermediate checkpoints: set save_steps: 0 and "
+            "drop resume (a rerun reuses the cached features when cache_dir is set)"
+        )
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     train_ex, eval_ex = load_examples(cfg)

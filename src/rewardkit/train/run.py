@@ -304,12 +304,13 @@ def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     """Run a prepared trainer (resuming when asked), evaluate, save the model, history, metrics
     and plot to ``cfg.output_dir``."""
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
+
+    from rewardkit.train.trainer import last_intact_checkpoint
 
     out = Path(cfg.output_dir)
     resume = None
     if cfg.resume:
-        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+        resume = last_intact_checkpoint(out)
         if resume is None:
             logging.getLogger(__name__).warning("resume: no checkpoint in %s; starting fresh", out)
     trainer.train(resume_from_checkpoint=resume)

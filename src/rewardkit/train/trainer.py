@@ -3,8 +3,11 @@
 
 What it adds to ``Trainer``: the objective's loss on one concatenated forward pass per batch,
 train/eval metrics (accuracy, mean margin, reward mean/std, pairwise ECE — docs/methods/A1-bradley-terry.md, docs/methods/D7-calibration.md),
-tokens/s, and saving the model as a plain Hugging Face directory (loadable with
-``AutoModelForSequenceClassification.from_pretrained`` and ``classifier:DIR``). Checkpointing,
+tokens/s, saving the model as a plain Hugging Face directory (loadable with
+``AutoModelForSequenceClassification.from_pretrained`` and ``classifier:DIR``), and atomic
+checkpoints: each ``checkpoint-N`` is written in a hidden staging directory and renamed into
+place only when complete, so a run killed mid-save never leaves a half checkpoint for
+``--resume`` to pick (:func:`last_intact_checkpoint` also skips damaged ones from older runs).
 ``resume_from_checkpoint`` (same data order, RNG states), gradient accumulation and
 ``accelerate launch`` (DDP, DeepSpeed, FSDP) are ``Trainer``'s own.
 """
@@ -12,9 +15,14 @@ tokens/s, and saving the model as a plain Hugging Face directory (loadable with
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
+import shutil
+import struct
 import time
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -146,6 +154,90 @@ class RewardTrainer(Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_checkpoint(model or self.model, Path(resume_from_checkpoint))
 
+    def _save_checkpoint(self, model, trial) -> None:
+        """``Trainer``'s checkpoint, written under ``.staging-checkpoint-N/`` and renamed to
+        ``checkpoint-N`` once complete (one process; multi-process runs save as ``Trainer``)."""
+        if self.args.world_size > 1:
+            super()._save_checkpoint(model, trial)
+            return
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        run_dir = Path(self._get_output_dir(trial=trial))
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = run_dir / f"{STAGING_PREFIX}{name}"
+        shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
+        self._get_output_dir = lambda trial=None: str(staging)  # type: ignore[method-assign]
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            del self._get_output_dir
+        final = run_dir / name
+        if final.exists():  # a rerun saving the same step: replace it whole
+            shutil.rmtree(final)
+        os.replace(staging / name, final)
+        staging.rmdir()
+        from transformers.trainer_utils import rotate_checkpoints
+
+        rotate_checkpoints(
+            output_dir=str(run_dir),
+            save_total_limit=self.args.save_total_limit,
+            best_model_checkpoint=self.state.best_model_checkpoint,
+            use_mtime=True,
+        )
+
+
+STAGING_PREFIX = ".staging-"
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+log = logging.getLogger(__name__)
+
+
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """Why ``ckpt`` cannot be resumed from (missing trainer state, truncated weights or
+    optimizer files), or None when it looks whole."""
+    state = ckpt / "trainer_state.json"
+    try:
+        json.loads(state.read_text())
+    except (OSError, ValueError) as exc:
+        return f"trainer_state.json unreadable ({type(exc).__name__})"
+    for f in sorted(ckpt.glob("*.safetensors")):
+        try:
+            with f.open("rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+            end = max(
+                (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+            )
+            if f.stat().st_size < 8 + n + end:
+                return f"{f.name} is truncated"
+        except (OSError, ValueError, struct.error, KeyError, TypeError):
+            return f"{f.name} is not a readable safetensors file"
+    for f in sorted(ckpt.glob("*.pt")) + sorted(ckpt.glob("*.bin")):
+        if not zipfile.is_zipfile(f):
+            return f"{f.name} is truncated"
+    return None
+
+
+def last_intact_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``output_dir`` that is whole; damaged newer ones are
+    skipped with a warning naming them and the reason."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    for left in sorted(out.glob(f"{STAGING_PREFIX}checkpoint-*")):
+        log.warning("resume: ignoring %s (a run was killed while saving it)", left.name)
+    found = sorted(
+        ((int(m.group(1)), p) for p in out.iterdir() if (m := _CKPT.match(p.name)) and p.is_dir()),
+        reverse=True,
+    )
+    for i, (_, ckpt) in enumerate(found):
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            if i:
+                log.warning("resume: falling back to %s", ckpt.name)
+            return str(ckpt)
+        log.warning("resume: skipping %s: %s", ckpt.name, problem)
+    return None
+
 
 def needs_resume_state(model: torch.nn.Module) -> bool:
     """Peer pairs and LoRA runs keep their exact module state next to the HF export."""
@@ -207,4 +299,11 @@ def load_checkpoint(model: torch.nn.Module, ckpt: Path) -> None:
         print(f"loaded {len(sd)} tensors from {ckpt}")
 
 
-__all__ = ["RewardModel", "RewardTrainer", "export", "load_checkpoint", "pair_metrics"]
+__all__ = [
+    "RewardModel",
+    "RewardTrainer",
+    "export",
+    "last_intact_checkpoint",
+    "load_checkpoint",
+    "pair_metrics",
+]

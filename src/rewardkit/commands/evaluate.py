@@ -1,0 +1,216 @@
+"""``rewardkit eval`` and ``rewardkit report``: thin shells over :mod:`rewardkit.evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rewardkit.cli_errors import fail, user_errors
+from rewardkit.commands.options import (
+    DEFAULT_CACHE,
+    CacheDirOpt,
+    CacheResetOpt,
+    ColumnsOpt,
+    DeviceOpt,
+    DtypeOpt,
+    MaxLengthOpt,
+    NoCacheOpt,
+    NoProgressOpt,
+    OnErrorOpt,
+    RewardOpt,
+    ThreadsOpt,
+    TokenBudgetOpt,
+    TruncationOpt,
+    engine_defaults,
+    parse_columns,
+    reset_cache,
+)
+
+
+def eval_command(
+    reward: RewardOpt,
+    data: Annotated[
+        str,
+        typer.Option(help="Data file, directory, hf:org/name[:split], or 'sample' (bundled)."),
+    ] = "sample",
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="Force a data format (default: sniffed).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for report.json and report.md.")] = Path(
+        "out/eval"
+    ),
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exact ties count as wrong (reward-bench v1).")
+    ] = False,
+    benchmark: Annotated[
+        str,
+        typer.Option(
+            help="Scoring rules: auto (from the data), rewardbench1, rewardbench2, generic, "
+            "rm-bench, rmb, judgebench, autoj, pandalm, mt-bench-human, m-rewardbench, "
+            "rag-rewardbench, best-of-n, ratings."
+        ),
+    ] = "auto",
+    html: Annotated[
+        bool, typer.Option("--html/--no-html", help="Write report.html (plots embedded).")
+    ] = True,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="Rescore under two token budgets and a shuffled order (no cache) and report "
+            "whether the scores are identical.",
+        ),
+    ] = False,
+    save_temperature: Annotated[
+        Path | None,
+        typer.Option(help="Save the first reward's fitted calibration temperature (JSON)."),
+    ] = None,
+    temperature: Annotated[
+        Path | None,
+        typer.Option(help="Apply a saved temperature in the calibration analysis."),
+    ] = None,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Linear probes on each model reward's last hidden state, one per rated "
+            "attribute of the data (MRMBench, docs/methods/D5).",
+        ),
+    ] = False,
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="Do not add the length baseline.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N examples.")] = None,
+    columns: ColumnsOpt = None,
+    on_error: OnErrorOpt = "raise",
+    seed: Annotated[int, typer.Option(min=0, help="Bootstrap seed.")] = 0,
+    n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    token_budget: TokenBudgetOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    cache_dir: CacheDirOpt = DEFAULT_CACHE,
+    no_cache: NoCacheOpt = False,
+    cache_reset: CacheResetOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Evaluate one or more rewards on a preference dataset, side by side.
+
+    Prints a RewardBench-style table (per subset and section, with 95% bootstrap CIs, the length
+    baseline beside) and writes report.json (every per-example score) and report.md to --out.
+    """
+    from rewardkit.data import load
+    from rewardkit.evaluate import evaluate, print_table
+    from rewardkit.evaluate.calibration import TemperatureScaling
+    from rewardkit.outputs import check_dir_target, check_file_target, exclusive
+    from rewardkit.registry import load_reward
+
+    engine = engine_defaults(
+        token_budget,
+        max_length,
+        truncation,
+        dtype,
+        threads,
+        device,
+        cache_dir,
+        no_cache,
+        no_progress,
+    )
+    with user_errors(KeyError):
+        check_dir_target(out, "--out")
+        if save_temperature is not None:
+            check_file_target(save_temperature, "--save-temperature")
+        if cache_reset and not no_cache:
+            reset_cache(cache_dir)
+        examples = load(
+            data, format=data_format, columns=parse_columns(columns), limit=limit, on_error=on_error
+        )
+        rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+        from rewardkit.evaluate.process_report import is_step_data
+
+        if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
+            _process_eval(examples, rewards, out, html, seed)
+            return
+        temp = TemperatureScaling.load(temperature) if temperature else None
+        result = evaluate(
+            examples,
+            rewards,
+            ties="strict" if strict else "half",
+            benchmark=benchmark,
+            seed=seed,
+            n_boot=n_boot,
+            include_length_baseline=not no_baseline,
+            robustness=robustness,
+            temperature=temp,
+            probe=probe,
+        )
+    print_table(result)
+    from rewardkit.evaluate.htmlreport import summary_lines
+
+    for line in summary_lines(result):
+        typer.echo(line)
+    with user_errors(), exclusive(out):
+        paths = result.write_reports(out, html=html)
+    if save_temperature is not None:
+        first = result.rewards[0]
+        cal = first.analyses.get("calibration")
+        if cal is None:
+            fail(ValueError(f"no calibration for {first.name}: no evaluable pair"))
+        TemperatureScaling(cal["temperature"], first.name, first.fingerprint, cal["n_pairs"]).save(
+            save_temperature
+        )
+        paths["temperature"] = save_temperature
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int) -> None:
+    """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md)."""
+    from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
+    from rewardkit.outputs import exclusive
+
+    result = process_eval(examples, rewards, seed=seed)
+    for line in table_lines(result):
+        typer.echo(line)
+    with exclusive(out):
+        paths = write_process_reports(result, out, html)
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def report_command(
+    dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories (or report.json files) to rebuild.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="With several runs: where to write the merged leaderboard."),
+    ] = None,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Rebuild report.html too.")] = True,
+) -> None:
+    """Rebuild report.md / report.html from saved report.json files (no rescoring); with
+    several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out)."""
+    from rewardkit.evaluate.leaderboard import leaderboard, write_leaderboard
+    from rewardkit.evaluate.report import write_reports
+    from rewardkit.evaluate.result import load_report
+    from rewardkit.outputs import check_dir_target
+
+    if out is not None:
+        with user_errors():
+            check_dir_target(out, "--out")
+    runs = []
+    for d in dirs:
+        try:
+            res = load_report(d)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            fail(ValueError(f"{d}: {exc}"))
+        run_dir = d if d.is_dir() else d.parent
+        paths = write_reports(res, run_dir, html=html, json=False)
+        typer.echo("rebuilt " + ", ".join(str(p) for p in paths.values()))
+        runs.append((run_dir.name or str(run_dir), res))
+    if len(runs) > 1 or out is not None:
+        board = leaderboard(runs)
+        paths = write_leaderboard(board, out or Path("out/leaderboard"))
+        typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))

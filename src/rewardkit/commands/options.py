@@ -1,0 +1,130 @@
+"""Options shared by several verbs, and the checks every numeric option goes through.
+
+Every number a user types is range-checked by click (``min``/``max``: a clear "Invalid value
+for '--chunk-size': -5 is not in the range x>=1" and exit code 2); floats are also refused when
+they are NaN or infinite (click's range check lets NaN through)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_CACHE = "~/.cache/rewardkit/scores"
+
+
+def finite(value: float | None) -> float | None:
+    """A typer callback refusing NaN and ±inf."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
+RewardOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--reward",
+        "-r",
+        help="Reward spec (repeatable), e.g. judge:default, rule:length, classifier:PATH. "
+        "See docs/reward-specs.md.",
+    ),
+]
+TokenBudgetOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Most padded tokens per batch (engine default 16384)."),
+]
+MaxLengthOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Longest sequence fed to a model (default: the model's limit)."),
+]
+TruncationOpt = Annotated[
+    str | None,
+    typer.Option(help="left (drop oldest prompt tokens; default), right, or error."),
+]
+DtypeOpt = Annotated[
+    str | None, typer.Option(help="float32 (default), bfloat16, or int8 (CPU, opt-in).")
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="auto (default: CUDA if available), cpu, cuda, cuda:N.")
+]
+CacheDirOpt = Annotated[
+    str, typer.Option(help="Score cache directory; a killed run resumes from it.")
+]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Do not read or write the score cache.")
+]
+CacheResetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cache-reset",
+        help="Move a corrupt score cache aside (renamed, never deleted) and start a new one.",
+    ),
+]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Column map for the generic format: FIELD=COLUMN pairs, comma-separated, e.g. "
+        "'prompt=question,chosen=good,rejected=bad'.",
+    ),
+]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        help="raise (default): stop at the first malformed record; skip: drop malformed "
+        "records with one warning that counts them.",
+    ),
+]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+
+
+def engine_defaults(
+    token_budget: int | None,
+    max_length: int | None,
+    truncation: str | None,
+    dtype: str | None,
+    threads: int | None,
+    device: str | None,
+    cache_dir: str,
+    no_cache: bool,
+    no_progress: bool,
+) -> dict[str, Any]:
+    """The engine options of a verb as ``load_reward(..., engine_defaults=...)`` takes them."""
+    return {
+        "token_budget": token_budget,
+        "max_length": max_length,
+        "truncation": truncation,
+        "dtype": dtype,
+        "threads": threads,
+        "device": device,
+        "cache_dir": None if no_cache else str(Path(cache_dir).expanduser()),
+        "progress": False if no_progress else None,
+    }
+
+
+def parse_columns(text: str | None) -> dict[str, str] | None:
+    """Parse ``FIELD=COLUMN,FIELD=COLUMN`` into a column map."""
+    if not text:
+        return None
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        field, eq, column = part.partition("=")
+        if not eq or not field.strip() or not column.strip():
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--columns")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def reset_cache(cache_dir: str) -> None:
+    """``--cache-reset``: move the score cache in ``cache_dir`` aside (never deleted)."""
+    from rewardkit.engine.cache import move_aside
+
+    moved = move_aside(Path(cache_dir).expanduser())
+    if moved is not None:
+        typer.echo(f"score cache moved aside to {moved}; a new one starts empty", err=True)

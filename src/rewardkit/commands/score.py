@@ -1,0 +1,143 @@
+"""``rewardkit score`` (a reward per row of a file) and ``rewardkit data`` (load and check)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rewardkit.cli_errors import user_errors
+from rewardkit.commands.options import (
+    DEFAULT_CACHE,
+    CacheDirOpt,
+    CacheResetOpt,
+    ColumnsOpt,
+    DeviceOpt,
+    DtypeOpt,
+    MaxLengthOpt,
+    NoCacheOpt,
+    NoProgressOpt,
+    OnErrorOpt,
+    ThreadsOpt,
+    TokenBudgetOpt,
+    TruncationOpt,
+    engine_defaults,
+    parse_columns,
+    reset_cache,
+)
+
+
+def score_command(
+    reward: Annotated[str, typer.Option("--reward", "-r", help="Reward spec.")],
+    data: Annotated[
+        Path, typer.Option(help="JSONL input: one {prompt, response[, reference]} per line.")
+    ],
+    out: Annotated[Path, typer.Option(help="JSONL output: the input rows with 'reward' added.")],
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows scored per chunk.")] = 2048,
+    token_budget: TokenBudgetOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    cache_dir: CacheDirOpt = DEFAULT_CACHE,
+    no_cache: NoCacheOpt = False,
+    cache_reset: CacheResetOpt = False,
+    no_progress: NoProgressOpt = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Score with Ray Data: an actor pool, streaming.")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
+    ] = None,
+    ray_actors: Annotated[int, typer.Option(min=1, help="Actors (one loaded reward each).")] = 2,
+) -> None:
+    """Score a JSONL file: each row gets a 'reward' field.
+
+    'prompt' is a string or a list of {role, content} messages; other fields are kept as they
+    are. A multi-objective reward writes {objective: value}; NaN and infinities are written as
+    null. The output appears only when every row is written (a temporary file is moved in
+    place); a second run writing the same --out at the same time is refused. With --ray the
+    rows are scored by a Ray actor pool, streamed, in input order (docs/remote.md).
+    """
+    from rewardkit.outputs import check_file_target
+    from rewardkit.registry import load_reward
+    from rewardkit.scoring import read_query_rows, score_rows
+
+    engine = engine_defaults(
+        token_budget,
+        max_length,
+        truncation,
+        dtype,
+        threads,
+        device,
+        cache_dir,
+        no_cache,
+        no_progress,
+    )
+    if ray:
+        _score_ray(reward, data, out, engine, ray_address, ray_actors, not no_progress)
+        return
+    with user_errors():
+        # inputs first: a bad --data or --out fails before any model loads
+        check_file_target(out, "--out")
+        rows = list(read_query_rows(data))
+        if cache_reset and not no_cache:
+            reset_cache(cache_dir)
+        built = load_reward(reward, engine_defaults=engine)
+        stats = score_rows(built, rows, out, chunk_size=chunk_size)
+    typer.echo(f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated) -> {out}")
+
+
+def _score_ray(
+    reward: str,
+    data: Path,
+    out: Path,
+    engine: dict,
+    address: str | None,
+    actors: int,
+    progress: bool,
+) -> None:
+    from rewardkit.outputs import check_file_target
+    from rewardkit.scoring_ray import score_file_ray
+
+    with user_errors():
+        check_file_target(out, "--out")
+        stats = score_file_ray(
+            reward,
+            data,
+            out,
+            engine_defaults=engine,
+            address=address,
+            actors=actors,
+            progress=progress,
+        )
+    typer.echo(
+        f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated, "
+        f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors -> {out}"
+    )
+
+
+def data_command(
+    path: Annotated[str, typer.Argument(help="Data file, directory, hf:name, or 'sample'.")],
+    data_format: Annotated[str | None, typer.Option("--format", help="Force a format.")] = None,
+    columns: ColumnsOpt = None,
+    on_error: OnErrorOpt = "raise",
+) -> None:
+    """Load and validate a preference data file; print what it holds."""
+    from collections import Counter
+
+    from rewardkit.data import load
+
+    with user_errors():
+        examples = load(path, format=data_format, columns=parse_columns(columns), on_error=on_error)
+    formats = Counter(str(e.meta.get("format", "?")) for e in examples)
+    subsets = Counter(e.subset or "-" for e in examples)
+    sizes = Counter(len(e.responses) for e in examples)
+    typer.echo(
+        f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}"
+    )
+    for name, n in sorted(subsets.items()):
+        typer.echo(f"  {name}: {n}")

@@ -1,0 +1,150 @@
+"""``rewardkit serve``: the options build a :class:`ServeConfig` directly; every default is read
+from :class:`ServeConfig`, :class:`BatcherConfig` and :class:`Limits` (written once, there)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rewardkit.cli_errors import user_errors
+from rewardkit.commands.options import (
+    DEFAULT_CACHE,
+    DeviceOpt,
+    DtypeOpt,
+    MaxLengthOpt,
+    ThreadsOpt,
+    TokenBudgetOpt,
+    TruncationOpt,
+    engine_defaults,
+    finite,
+)
+from rewardkit.serve.batcher import BatcherConfig as B
+from rewardkit.serve.config import ServeConfig as S
+from rewardkit.serve.security import Limits as L
+
+
+def serve_command(
+    reward: Annotated[
+        str | None, typer.Option("--reward", "-r", help="Reward spec of the default route.")
+    ] = None,
+    route: Annotated[
+        list[str] | None,
+        typer.Option(help="DATA_SOURCE=SPEC (repeatable): items with that data_source use SPEC."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Bind address (non-loopback needs --api-key).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token required on every endpoint but /health "
+            "(default: $REWARDKIT_API_KEY)."
+        ),
+    ] = None,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, callback=finite, help="Longest an item waits for a batch.")
+    ] = B.max_wait_ms,
+    batch_token_budget: Annotated[
+        int, typer.Option(min=1, help="Estimated tokens per dynamic batch.")
+    ] = B.token_budget,
+    max_batch_items: Annotated[
+        int, typer.Option(min=1, help="Most items per dynamic batch.")
+    ] = B.max_batch_items,
+    max_queue: Annotated[
+        int, typer.Option(min=1, help="Items waiting per reward before 503 + Retry-After.")
+    ] = B.max_queue,
+    length_slack: Annotated[
+        float,
+        typer.Option(
+            min=0, callback=finite, help="Padding allowed when chunking a model batch by length."
+        ),
+    ] = B.length_slack,
+    min_chunk_tokens: Annotated[
+        int, typer.Option(min=1, help="Padded tokens below which a length chunk keeps growing.")
+    ] = B.min_chunk_tokens,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest request body (413 above).")
+    ] = L.max_body_bytes,
+    max_items: Annotated[
+        int, typer.Option(min=1, help="Most items per request (413 above).")
+    ] = L.max_items,
+    max_item_chars: Annotated[
+        int, typer.Option(min=1, help="Most characters per item (a per-item error above).")
+    ] = L.max_item_chars,
+    cache_mb: Annotated[
+        float,
+        typer.Option(
+            min=0, callback=finite, help="In-memory response cache, MiB of memory (0: off)."
+        ),
+    ] = S.cache_bytes / 2**20,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Also keep responses on disk (SQLite) in this directory.")
+    ] = None,
+    rule_workers: Annotated[
+        int, typer.Option(min=1, help="Worker threads for rule rewards.")
+    ] = S.rule_workers,
+    nan_reward: Annotated[
+        float,
+        typer.Option(
+            callback=finite, help="/get_reward value where a reward is NaN or an item failed."
+        ),
+    ] = S.nan_reward,
+    log_content: Annotated[
+        bool, typer.Option("--log-content", help="Log request items (off by default).")
+    ] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Deploy on Ray Serve.")] = False,
+    replicas: Annotated[int, typer.Option(min=1, help="Ray Serve replicas (with --ray).")] = 1,
+    graceful_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            callback=finite,
+            help="On SIGTERM/SIGINT: seconds to finish accepted requests; the rest get a JSON "
+            "503 that clients retry.",
+        ),
+    ] = S.graceful_timeout,
+    token_budget: TokenBudgetOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Serve rewards over HTTP: /v1/rewards, OpenRLHF's /get_reward, /health, /v1/info, /metrics.
+
+    See docs/serving.md.
+    """
+    from rewardkit.serve.cli import default_threads, parse_routes, resolve_key, run
+    from rewardkit.serve.security import Limits
+
+    engine = engine_defaults(
+        token_budget, max_length, truncation, dtype, threads, device, DEFAULT_CACHE, True, True
+    )
+    if engine["threads"] is None:
+        engine["threads"] = default_threads()
+    with user_errors(PermissionError):
+        config = S(
+            rewards=parse_routes(reward, route or []),
+            engine=engine,
+            batch=B(
+                token_budget=batch_token_budget,
+                max_batch_items=max_batch_items,
+                max_wait_ms=max_wait_ms,
+                max_queue=max_queue,
+                length_slack=length_slack,
+                min_chunk_tokens=min_chunk_tokens,
+            ),
+            limits=Limits(
+                max_body_bytes=max_body_bytes, max_items=max_items, max_item_chars=max_item_chars
+            ),
+            api_key=resolve_key(api_key),
+            cache_bytes=int(cache_mb * 2**20),
+            cache_dir=cache_dir,
+            rule_workers=rule_workers,
+            log_content=log_content,
+            nan_reward=nan_reward,
+            graceful_timeout=graceful_timeout,
+        )
+        run(config, host=host, port=port, ray=ray, replicas=replicas)

@@ -1,0 +1,146 @@
+"""Writing a run's outputs so that nothing is lost and no run claims another's file.
+
+- :func:`check_file_target` / :func:`check_dir_target`: a path that is a directory where a file
+  is wanted (or the reverse), or that lies under an existing file, is refused with a clear error
+  before any work starts.
+- :func:`exclusive`: one writer per output at a time. A second run given the same output is
+  refused at once (``fcntl.flock`` on a lock file beside it; the lock dies with its process, so a
+  killed run never leaves a stale lock behind).
+- :func:`atomic_file`: the content goes to a unique temporary file in the same directory, is
+  flushed to disk, and replaces the target in one ``os.replace`` only when the block succeeds; on
+  failure the temporary file is removed and the old target is left untouched.
+
+Stdlib only (core layer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rewardkit.errors import RewardkitError
+
+try:  # POSIX; elsewhere concurrent writers are not detected (the write itself stays atomic)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class OutputError(RewardkitError, ValueError):
+    """An output path that cannot be written (a directory, under a file, busy)."""
+
+
+def _existing_file_above(path: Path) -> Path | None:
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_file_target(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """``path`` as a :class:`Path` after checking that a file can be written there."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise OutputError(f"{what} {p} is a directory; give a file path (e.g. {p / 'out.jsonl'})")
+    blocker = _existing_file_above(p)
+    if blocker is not None:
+        raise OutputError(f"{what} {p}: cannot create it because {blocker} is a file")
+    return p
+
+
+def check_dir_target(path: str | os.PathLike[str], what: str = "output directory") -> Path:
+    """``path`` as a :class:`Path` after checking that it is (or can become) a directory."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{what} {p} is a file; give a directory")
+    blocker = _existing_file_above(p)
+    if blocker is not None:
+        raise OutputError(f"{what} {p}: cannot create it because {blocker} is a file")
+    return p
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file guarding ``target`` (hidden, beside it; inside it for a directory)."""
+    if target.is_dir():
+        return target / ".rewardkit.lock"
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive(target: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the only write access to ``target`` for the block; refuse if another run holds it."""
+    target = Path(target)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    lock = lock_path(target)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(
+                f"another run is writing {target} right now (lock {lock}); wait for it to finish "
+                "or choose another output"
+            ) from None
+        # The holder before us may have unlinked the lock file between our open and our lock:
+        # then we hold a lock on a dead inode and must start again.
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(
+    target: str | os.PathLike[str], *, binary: bool = False, what: str = "output"
+) -> Iterator[IO]:
+    """Open a unique temporary file beside ``target``; on success it replaces ``target``.
+
+    Holds :func:`exclusive` on ``target`` for the whole write, so two runs never interleave.
+    """
+    path = check_file_target(target, what)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the output private
+            mode = "wb" if binary else "w"
+            kwargs = {} if binary else {"encoding": "utf-8", "newline": "\n"}
+            with os.fdopen(fd, mode, **kwargs) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or ±inf float replaced by None, so ``json.dumps(...,
+    allow_nan=False)`` writes standard JSON (``NaN``/``Infinity`` are not JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value

@@ -1,0 +1,57 @@
+"""``ServeConfig``: everything one server process needs, with the one copy of each default.
+
+The CLI (``rewardkit serve``) builds it directly from its options, whose defaults are read from
+these dataclasses (and from :class:`BatcherConfig` and :class:`Limits`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardkit.serve.batcher import BatcherConfig
+from rewardkit.serve.security import Limits
+
+DEFAULT_ROUTE = "default"
+
+
+@dataclass
+class ServeConfig:
+    """Everything the server needs. ``rewards`` maps a route (a ``data_source`` value, or
+    ``default`` for items without one or with an unknown one) to a reward spec or a built
+    :class:`Reward`. ``engine`` holds engine defaults for model-backed specs (``threads``,
+    ``dtype``…). ``nan_reward`` is what ``/get_reward`` sends where a reward is NaN or an item
+    failed (OpenRLHF needs a number; such items are flagged in ``extra_logs``).
+    ``graceful_timeout``: seconds a shutdown waits for accepted requests before answering the
+    rest with a JSON 503 (clients retry it)."""
+
+    rewards: Mapping[str, Any] = field(default_factory=lambda: {DEFAULT_ROUTE: "rule:length"})
+    engine: Mapping[str, Any] = field(default_factory=dict)
+    batch: BatcherConfig = field(default_factory=BatcherConfig)
+    limits: Limits = field(default_factory=Limits)
+    api_key: str | None = None
+    cache_bytes: int = 64 << 20  # in-memory response cache, bytes (0: off)
+    cache_dir: str | None = None
+    rule_workers: int = 4
+    log_content: bool = False
+    nan_reward: float = 0.0
+    graceful_timeout: float = 30.0
+    strip_eos: bool = True
+    watch_disconnect: bool = True
+    replica_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("the API key is empty or whitespace; give a real key or none")
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            raise ValueError("the API key has leading or trailing whitespace; remove it")
+        for name in ("cache_bytes",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.rule_workers < 1:
+            raise ValueError(f"rule_workers must be >= 1, got {self.rule_workers}")
+        if not math.isfinite(self.nan_reward):
+            raise ValueError(f"nan_reward must be a finite number, got {self.nan_reward}")
+        if not (math.isfinite(self.graceful_timeout) and self.graceful_timeout >= 0):
+            raise ValueError(f"graceful_timeout must be >= 0 seconds, got {self.graceful_timeout}")

@@ -1,0 +1,183 @@
+"""One request's items on their way through the server: checks, cache, batchers, answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+
+from rewardkit.serve.batcher import DynamicBatcher, QueueFull
+from rewardkit.serve.protocol import ItemError, RewardItem, RewardResult
+from rewardkit.serve.state import Route, ServeState
+from rewardkit.types import Query, as_messages
+
+
+# -- scoring items ---------------------------------------------------------------------------
+@dataclass
+class Slot:
+    """One item on its way through a request."""
+
+    index: int
+    item: RewardItem | None
+    route: Route | None = None
+    query: Query | None = None
+    key: str | None = None
+    vector: np.ndarray | None = None
+    cached: bool = False
+    error: ItemError | None = None
+
+
+def _item_chars(item: RewardItem) -> int:
+    prompt = (
+        item.prompt if isinstance(item.prompt, str) else "".join(m.content for m in item.prompt)
+    )
+    ref = "" if item.reference is None else json.dumps(item.reference, default=str)
+    return len(prompt) + len(item.response) + len(ref)
+
+
+def _to_query(item: RewardItem) -> Query:
+    prompt = (
+        as_messages(item.prompt)
+        if isinstance(item.prompt, str)
+        else as_messages([m.model_dump() for m in item.prompt])
+    )
+    meta = {"data_source": item.data_source} if item.data_source is not None else {}
+    return Query(prompt=prompt, response=item.response, reference=item.reference, meta=meta)
+
+
+class Disconnected(Exception):
+    """The client left before its answer was ready."""
+
+
+class Draining(Exception):
+    """The server is shutting down and this request's scores are not ready in time."""
+
+
+async def _watch_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def score_slots(state: ServeState, request: Request, slots: list[Slot]) -> None:
+    """Fill every slot with a vector or an error: cache first, then the batchers."""
+    limits = state.config.limits
+    for s in slots:
+        if s.item is None:
+            continue
+        if _item_chars(s.item) > limits.max_item_chars:
+            s.error = ItemError(
+                type="item_too_long",
+                message=f"items[{s.index}]: {_item_chars(s.item)} characters exceeds the limit "
+                f"of {limits.max_item_chars}",
+            )
+            continue
+        s.route = state.resolve(s.item.data_source)
+        if s.route is None:
+            known = ", ".join(sorted(state.routes))
+            s.error = ItemError(
+                type="unknown_route",
+                message=f"items[{s.index}]: no reward for data_source {s.item.data_source!r} and "
+                f"no default route (routes: {known})",
+            )
+            continue
+        s.query = _to_query(s.item)
+        s.key = s.query.key(with_meta=s.route.reward.uses_meta)
+
+    todo = [s for s in slots if s.query is not None]
+    by_route: dict[int, list[Slot]] = {}
+    for s in todo:
+        by_route.setdefault(id(s.route), []).append(s)
+
+    # cache
+    misses: list[Slot] = []
+    for group in by_route.values():
+        route = group[0].route
+        assert route is not None
+        found = await state.cache.get_many(route.fingerprint, [s.key for s in group])  # type: ignore[misc]
+        for s in group:
+            if s.key in found:
+                s.vector, s.cached = found[s.key], True
+            else:
+                misses.append(s)
+        hits = len(group) - sum(1 for s in group if not s.cached)
+        if state.cache.enabled:
+            state.metrics.inc("rewardkit_cache_hits_total", hits, route=route.name)
+            state.metrics.inc("rewardkit_cache_misses_total", len(group) - hits, route=route.name)
+    if not misses:
+        return
+
+    # batchers: all routes admit the request or none does
+    submitted: list[tuple[DynamicBatcher, list[Any]]] = []
+    waits: list[tuple[Slot, Any]] = []
+    miss_groups: dict[int, list[Slot]] = {}
+    for s in misses:
+        miss_groups.setdefault(id(s.route), []).append(s)
+    try:
+        for group in miss_groups.values():
+            batcher = group[0].route.batcher  # type: ignore[union-attr]
+            assert batcher is not None
+            entries = batcher.submit([(s.key, s.query) for s in group])  # type: ignore[misc]
+            submitted.append((batcher, entries))
+            waits.extend(zip(group, entries, strict=True))
+    except QueueFull:
+        for batcher, entries in submitted:
+            batcher.release(entries)
+        raise
+
+    futures = [e.future for _, e in waits]
+    done_task = asyncio.ensure_future(asyncio.wait(futures))
+    watcher = (
+        asyncio.ensure_future(_watch_disconnect(request)) if state.config.watch_disconnect else None
+    )
+    drain = asyncio.ensure_future(state.drain_expired())
+    try:
+        pending = {done_task, drain} | ({watcher} if watcher is not None else set())
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if not done_task.done():
+            done_task.cancel()
+            for batcher, entries in submitted:
+                batcher.release(entries)
+            raise Draining if drain.done() else Disconnected
+    finally:
+        drain.cancel()
+        if watcher is not None:
+            watcher.cancel()
+
+    for s, e in waits:
+        if e.future.cancelled():
+            s.error = ItemError(type="cancelled", message=f"items[{s.index}]: cancelled")
+            continue
+        exc = e.future.exception()
+        if exc is not None:
+            s.error = ItemError(
+                type="scoring_error", message=f"items[{s.index}]: {type(exc).__name__}: {exc}"
+            )
+            continue
+        s.vector = e.future.result()  # the batcher has cached it
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) or math.isinf(x) else float(x)
+
+
+def slot_result(s: Slot) -> RewardResult:
+    """The protocol answer for one slot."""
+    rid = s.item.id if s.item is not None else None
+    if s.error is not None or s.vector is None:
+        return RewardResult(id=rid, error=s.error, route=s.route.name if s.route else None)
+    assert s.route is not None
+    comps = {n: _finite(float(v)) for n, v in zip(s.route.components, s.vector[1:], strict=True)}
+    return RewardResult(
+        id=rid,
+        reward=_finite(float(s.vector[0])),
+        components=comps,
+        cached=s.cached,
+        route=s.route.name,
+    )

@@ -1,0 +1,218 @@
+"""What one server process holds: its routes (a reward, its batcher, its layout of results),
+the response cache, metrics, and the drain state used at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher, estimate_tokens, split_by_length
+from rewardkit.serve.cache import ResponseCache
+from rewardkit.serve.config import DEFAULT_ROUTE, ServeConfig
+from rewardkit.serve.metrics import Metrics
+from rewardkit.serve.protocol import PROTOCOL_VERSION
+from rewardkit.types import Capability, Query, Reward, stable_hash
+
+log = logging.getLogger("rewardkit.serve")
+
+
+# -- rewards behind routes -------------------------------------------------------------------
+class Route:
+    """One reward as served: its component layout, cache fingerprint and batcher.
+
+    Results are float32 vectors ``[reward, component_1, …]``: a scalar reward has itself as its
+    one component; a multi-objective reward's value is the NaN-aware mean of its objectives
+    (card C5 — mean aggregate) with one component per objective; an ensemble reports each member.
+    """
+
+    def __init__(self, name: str, spec: Any, reward: Reward) -> None:
+        self.name = name
+        self.spec = spec if isinstance(spec, str) else reward.name
+        self.reward = reward
+        # a composite answers from its members: any member runs a model
+        self.model_backed = reward.can(Capability.MODEL_BACKED)
+        self.is_ensemble = reward.can(Capability.MEMBERS)
+        if self.is_ensemble:
+            self.components: tuple[str, ...] = reward.member_names
+        elif reward.objectives:
+            self.components = tuple(reward.objectives)
+        else:
+            self.components = (reward.name,)
+        self.reward_fingerprint = reward.fingerprint()
+        #: Cache namespace: the reward's fingerprint and the served vector layout.
+        self.fingerprint = stable_hash(
+            {"serve": PROTOCOL_VERSION, "reward": self.reward_fingerprint, "c": self.components}
+        )
+        self.batcher: DynamicBatcher | None = None
+        self.length_slack = 0.25
+        self.min_chunk_tokens = 2048
+
+    def score_batch(self, queries: list[Query]) -> list[Any]:
+        """What the batcher calls (in a worker thread): a model-backed reward scores the batch in
+        length-similar chunks (:func:`split_by_length`; estimated lengths capped at the reward's
+        ``max_length``), a rule scores it whole; errors are isolated per item."""
+        if not self.model_backed or len(queries) < 2:
+            return self.score_isolating(queries)
+        cap = self.reward.max_length
+        costs = [estimate_tokens(q) for q in queries]
+        if cap is not None and cap > 0:
+            costs = [min(c, cap) for c in costs]
+        out: list[Any] = [None] * len(queries)
+        for chunk in split_by_length(costs, self.length_slack, self.min_chunk_tokens):
+            results = self.score_isolating([queries[j] for j in chunk])
+            for j, r in zip(chunk, results, strict=True):
+                out[j] = r
+        return out
+
+    def vectors(self, queries: list[Query]) -> np.ndarray:
+        """Score a batch into ``(n, 1 + len(components))`` float32 rows (called in a worker)."""
+        if self.is_ensemble:
+            full = self.reward.score_full(queries)
+            nan = np.full(len(full), np.nan)  # no queries: no member columns either
+            members = [full.members.get(name, nan) for name in self.components]
+            return np.column_stack([full.scores, *members]).astype(np.float32)
+        out = self.reward.score(queries)
+        if out.ndim == 1:
+            return np.column_stack([out, out]).astype(np.float32)
+        from rewardkit.combine.aggregate import aggregate
+
+        value = aggregate(out.astype(np.float64), "mean").value
+        return np.column_stack([value, out]).astype(np.float32)
+
+    def score_isolating(self, queries: list[Query]) -> list[Any]:
+        """Score a batch; when it raises, split it in halves until the failing items are alone,
+        so one bad item gets its own error and the rest are still scored."""
+        try:
+            rows = self.vectors(queries)
+            return [rows[i] for i in range(len(queries))]
+        except Exception as exc:
+            if len(queries) == 1:
+                return [exc]
+            mid = len(queries) // 2
+            return self.score_isolating(queries[:mid]) + self.score_isolating(queries[mid:])
+
+
+def _replica_id() -> str:
+    try:
+        from ray import serve
+
+        ctx = serve.get_replica_context()
+        rid = getattr(ctx, "replica_id", None)
+        return str(getattr(rid, "unique_id", None) or rid)
+    except Exception:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- state -----------------------------------------------------------------------------------
+class ServeState:
+    """Routes, batchers, cache and metrics of one server process."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        from rewardkit.registry import load_reward
+
+        if not config.rewards:
+            raise ValueError("no reward to serve: give at least one route")
+        self.config = config
+        self.metrics = Metrics()
+        self.cache = ResponseCache(config.cache_bytes, config.cache_dir)
+        self.replica = config.replica_id or _replica_id()
+        self.draining = False
+        #: When accepted requests stop waiting for their scores (monotonic seconds).
+        self.drain_deadline: float | None = None
+        self._drain_started: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.rule_pool = ThreadPoolExecutor(
+            max_workers=config.rule_workers, thread_name_prefix="rewardkit-rules"
+        )
+        self._executors: list[Executor] = [self.rule_pool]
+        built: dict[str, Route] = {}
+        self.routes: dict[str, Route] = {}
+        engine = {"progress": False, "cache_dir": None, **dict(config.engine)}
+        for name, spec in config.rewards.items():
+            key = spec if isinstance(spec, str) else f"object:{id(spec)}"
+            if key not in built:
+                reward = (
+                    spec if isinstance(spec, Reward) else load_reward(spec, engine_defaults=engine)
+                )
+                built[key] = Route(name, spec, reward)
+            self.routes[name] = built[key]
+        for route in built.values():
+            if route.model_backed:
+                executor: Executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"rewardkit-model-{route.name}"
+                )
+                self._executors.append(executor)
+                batch = config.batch
+            else:
+                executor = self.rule_pool
+                batch = BatcherConfig(
+                    **{**asdict(config.batch), "concurrency": config.rule_workers}
+                )
+            route.length_slack = config.batch.length_slack
+            route.min_chunk_tokens = config.batch.min_chunk_tokens
+            route.batcher = DynamicBatcher(
+                route.name,
+                route.score_batch,
+                executor,
+                batch,
+                self.metrics,
+                on_scored=functools.partial(self.cache.put_many, route.fingerprint),
+            )
+            self.cache.register(route.fingerprint, {"serve": route.reward.identity()})
+
+    def unique_routes(self) -> list[Route]:
+        return list({id(r): r for r in self.routes.values()}.values())
+
+    def resolve(self, data_source: str | None) -> Route | None:
+        if data_source is not None and data_source in self.routes:
+            return self.routes[data_source]
+        return self.routes.get(DEFAULT_ROUTE)
+
+    def bind_loop(self) -> None:
+        """Called once the event loop runs (app startup): drains can now wake waiters."""
+        self._loop = asyncio.get_running_loop()
+        self._drain_started = asyncio.Event()
+
+    def begin_drain(self, grace: float) -> None:
+        """Stop taking requests; accepted ones get at most ``grace`` seconds more. Safe to call
+        from a signal handler (the waiters are woken through the loop)."""
+        if self.draining:
+            return
+        self.draining = True
+        self.drain_deadline = time.monotonic() + max(0.0, grace)
+        if self._loop is not None and self._drain_started is not None:
+            self._loop.call_soon_threadsafe(self._drain_started.set)
+
+    async def drain_expired(self) -> None:
+        """Returns once a drain has begun and its deadline has passed."""
+        if self._drain_started is None:  # an app used without its lifespan (tests)
+            self.bind_loop()
+        assert self._drain_started is not None
+        if self.draining:
+            self._drain_started.set()
+        await self._drain_started.wait()
+        assert self.drain_deadline is not None
+        await asyncio.sleep(max(0.0, self.drain_deadline - time.monotonic()))
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Finish or drop queued work within ``timeout`` seconds, then stop every thread pool
+        without waiting for a batch still running (the process may exit under it)."""
+        self.draining = True
+        for route in self.unique_routes():
+            if route.batcher is not None:
+                try:
+                    await asyncio.wait_for(route.batcher.close(), timeout)
+                except TimeoutError:
+                    log.warning("%s: queued work dropped at shutdown", route.name)
+        for ex in self._executors:
+            ex.shutdown(wait=False, cancel_futures=True)
+        self.cache.close()

@@ -1,0 +1,88 @@
+"""A damaged score cache is detected, named, and moved aside on request (never deleted)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from rewardkit.engine.cache import CacheCorruptError, ScoreCache, move_aside
+
+
+def _filled(tmp_path, n=2000):
+    cache = ScoreCache(tmp_path)
+    cache.put_many("fp", [(f"k{i}", np.float32(i), False) for i in range(n)])
+    cache.close()
+    # fold the WAL into the main file so the damage below hits real pages
+    db = sqlite3.connect(tmp_path / ScoreCache.FILENAME)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return tmp_path / ScoreCache.FILENAME
+
+
+def _read_all(tmp_path, n=2000):
+    cache = ScoreCache(tmp_path)
+    try:
+        return cache.get_many("fp", [f"k{i}" for i in range(n)], width=1)
+    finally:
+        cache.close()
+
+
+def test_truncated_cache_is_named(tmp_path):
+    path = _filled(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CacheCorruptError) as info:
+        _read_all(tmp_path)
+    assert str(path) in str(info.value) and "--cache-reset" in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["header", "pages"])
+def test_garbage_pages_are_named(tmp_path, where):
+    path = _filled(tmp_path)
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    start = 0 if where == "header" else 4096
+    data[start : start + 8192] = rng.integers(0, 256, 8192, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(CacheCorruptError, match=r"score cache .* is damaged"):
+        _read_all(tmp_path)
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x00\x01\x02", b"\x00" * 8])
+def test_wrong_size_blobs_are_named(tmp_path, blob):
+    _filled(tmp_path, 3)
+    db = sqlite3.connect(tmp_path / ScoreCache.FILENAME)
+    db.execute("UPDATE scores SET value = ? WHERE query_key = 'k1'", (blob,))
+    db.commit()
+    db.close()
+    with pytest.raises(CacheCorruptError, match="bytes; expected"):
+        _read_all(tmp_path, 3)
+
+
+def test_move_aside_renames_and_keeps_every_byte(tmp_path):
+    path = _filled(tmp_path, 10)
+    before = path.read_bytes()
+    moved = move_aside(tmp_path)
+    assert moved is not None and moved.read_bytes() == before and not path.exists()
+    assert move_aside(tmp_path) is None  # nothing left to move
+    assert _read_all(tmp_path, 10) == {}  # a new, empty cache
+
+
+def test_cli_names_the_corrupt_cache_and_cache_reset_recovers(cli, rows_file, tmp_path):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    (cache_dir / ScoreCache.FILENAME).write_bytes(b"this is not a database" * 400)
+    out = tmp_path / "out.jsonl"
+    args = ["score", "-r", "default", "--data", rows_file, "--out", out]
+    args += ["--cache-dir", cache_dir, "--no-progress"]
+    code, text = cli(*args)
+    assert code == 2 and "is damaged" in text and "--cache-reset" in text
+    assert not out.exists()
+    code, text = cli(*args, "--cache-reset")
+    assert code == 0, text
+    assert "moved aside" in text
+    kept = [p for p in cache_dir.iterdir() if ".bad-" in p.name]
+    assert kept and kept[0].read_bytes().startswith(b"this is not a database")
+    assert len(out.read_text().splitlines()) == 3

@@ -1,0 +1,159 @@
+"""Silent data loss and wrong success: numeric options, atomic and exclusive outputs, output
+paths that cannot be written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.adversarial.conftest import strict_json
+
+ROOT = str(Path(__file__).resolve().parents[2])
+SRC = str(Path(ROOT) / "src")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--chunk-size", "-5"],
+        ["--chunk-size", "0"],
+        ["--chunk-size", "abc"],
+        ["--token-budget", "0"],
+        ["--max-length", "-1"],
+        ["--threads", "0"],
+    ],
+)
+def test_score_refuses_bad_numbers_and_writes_nothing(cli, rows_file, tmp_path, option):
+    out = tmp_path / "out.jsonl"
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", out, *option)
+    assert code == 2, text
+    assert option[0] in text
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "option", [["--n-boot", "0"], ["--limit", "-3"], ["--limit", "0"], ["--seed", "-1"]]
+)
+def test_eval_refuses_bad_numbers(cli, tmp_path, option):
+    code, text = cli("eval", "-r", "rule:length", "--out", tmp_path / "ev", *option)
+    assert code == 2, text
+    assert option[0] in text
+    assert not (tmp_path / "ev" / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--port", "70000"],
+        ["--max-wait-ms", "nan"],
+        ["--max-wait-ms", "-1"],
+        ["--graceful-timeout", "inf"],
+        ["--cache-mb", "-1"],
+        ["--max-items", "0"],
+        ["--nan-reward", "nan"],
+        ["--rule-workers", "0"],
+    ],
+)
+def test_serve_refuses_bad_numbers_before_starting(option):
+    """A real process (code that lets a bad value through would start serving: the timeout)."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "-r", "rule:length", *option]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=10, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert option[0] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_score_out_that_is_a_directory_is_a_clear_error(cli, rows_file, tmp_path):
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", tmp_path)
+    assert code == 2
+    assert "is a directory" in text and str(tmp_path) in text
+
+
+def test_score_out_under_a_file_is_a_clear_error(cli, rows_file, tmp_path):
+    code, text = cli(
+        "score", "-r", "rule:length", "--data", rows_file, "--out", rows_file / "x.jsonl"
+    )
+    assert code == 2
+    assert f"{rows_file} is a file" in text
+
+
+def test_eval_out_that_is_a_file_is_a_clear_error(cli, rows_file, tmp_path):
+    code, text = cli("eval", "-r", "rule:length", "--out", rows_file)
+    assert code == 2
+    assert "is a file" in text
+    code, text = cli("eval", "-r", "rule:length", "--out", rows_file / "sub")
+    assert code == 2
+    assert f"{rows_file} is a file" in text
+
+
+def test_nan_and_infinity_in_rows_are_written_as_standard_json(cli, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"prompt": "q", "response": "a", "x": NaN, "y": [Infinity, -Infinity, 1.5]}\n'
+        '{"prompt": "q", "response": "bb", "x": 1e999}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    code, text = cli("score", "-r", "rule:length", "--data", src, "--out", out)
+    assert code == 0, text
+    rows = [strict_json(line) for line in out.read_text().splitlines()]
+    assert rows[0]["x"] is None and rows[0]["y"] == [None, None, 1.5]
+    assert rows[1]["x"] is None and rows[1]["reward"] == 2.0
+
+
+def test_a_failing_run_keeps_the_old_output_and_leaves_no_temporary(tmp_path, fake_reward):
+    from rewardkit.scoring import score_file
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"prompt": "q", "response": "a"}\n{"prompt": "q", "response": "zzz"}\n')
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous results\n")
+    with pytest.raises(KeyError):  # the table has no "zzz": the reward fails on chunk 2
+        score_file(fake_reward({"a": 1.0}), src, out, chunk_size=1)
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    """A real second process holding ``path`` open for writing."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, ROOT])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.adversarial.helpers.hold_output", str(path), str(seconds)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_writers_of_one_output_the_second_is_refused(tmp_path):
+    """A real second process holds the output; this run is refused and writes nothing."""
+    from rewardkit.outputs import OutputError, atomic_file
+
+    out = tmp_path / "out.jsonl"
+    proc = _hold(out, 3)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+        with pytest.raises(OutputError, match="another run is writing"), atomic_file(out) as fh:
+            fh.write("second\n")
+    finally:
+        proc.wait(timeout=30)
+    assert out.read_text() == "first\n"  # the holder's content, reported by the holder only
+    # once the first writer is done, the output is free again
+    with atomic_file(out) as fh:
+        fh.write("third\n")
+    assert out.read_text() == "third\n"
+
+
+def test_a_killed_writer_leaves_no_lock_behind(tmp_path):
+    from rewardkit.outputs import atomic_file
+
+    out = tmp_path / "out.jsonl"
+    proc = _hold(out, 60)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    proc.kill()
+    proc.wait(timeout=10)
+    with atomic_file(out) as fh:
+        fh.write("after the kill\n")
+    assert out.read_text() == "after the kill\n"
