@@ -12,36 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.table import BENCHMARK_NAMES, FORMAT_SCORING, SCORING
+
 #: RewardBench 2 domains (subsets), in the paper's order (docs/methods/D2-rewardbench-2.md).
-REWARDBENCH2_DOMAINS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+REWARDBENCH2_DOMAINS: tuple[str, ...] = SCORING["rewardbench2"].sections or ()
 
 #: Benchmarks whose rows carry their own format (``Example.meta["format"]``); the sections come
 #: from the loader (RM-Bench domains, RMB track × goal, JudgeBench categories, RAG scenarios…).
-FORMAT_BENCHMARKS = {
-    "rm-bench": "rm-bench",
-    "rmb": "rmb",
-    "judgebench": "judgebench",
-    "autoj": "autoj",
-    "pandalm": "pandalm",
-    "mt-bench-human": "mt-bench-human",
-    "m-rewardbench": "m-rewardbench",
-    "rag-rewardbench": "rag-rewardbench",
-    "math-bon": "best-of-n",
-    "prd-lfqa": "generic",
-    "helpsteer2": "ratings",
-    "prometheus-absolute": "ratings",
-    "t2i-pairs": "generic",
-    "image-edit": "generic",
-    "mm-qa": "mm-rlhf",
-    "mmrb2": "mmrb2",
-}
-BENCHMARKS = (
-    "auto",
-    "rewardbench1",
-    "rewardbench2",
-    "generic",
-    *sorted(set(FORMAT_BENCHMARKS.values()) - {"generic"}),
-)
+FORMAT_BENCHMARKS = FORMAT_SCORING
+#: The values ``evaluate(benchmark=...)`` accepts.
+BENCHMARKS = BENCHMARK_NAMES
 
 
 @cache
