@@ -16,13 +16,8 @@ PAIRS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "code_pair
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
+@pytest.mark.usefixtures("sandbox_isolation")
 def test_code_pairs_chosen_pass_rejected_fail():
-    from rewardkit.rewards.sandbox import SandboxUnavailableError, sandbox_info
-
-    try:
-        sandbox_info()
-    except SandboxUnavailableError as e:
-        pytest.skip(f"sandbox isolation unavailable here: {e}")
     examples = load(PAIRS)
     assert len(examples) >= 16
     assert all(e.chosen == [0] and len(e.responses) == 2 for e in examples)

@@ -135,3 +135,12 @@ def test_clear_errors(qwen_dir, tmp_path):
         load_reward(f"prm:{qwen_dir}?convention=prm800k")
     with pytest.raises(ValueError, match="no single token"):
         load_reward(f"prm:{qwen_dir}?tag=<nope>")
+
+
+def test_engine_variant_keeps_steps(qwen_dir):
+    r = load_reward(f"prm:{qwen_dir}?aggregate=last")
+    twin = r.engine_variant(token_budget=16, progress=False)
+    assert twin.config.token_budget == 16 and r.config.token_budget != 16
+    assert twin.scorer.model is r.scorer.model and twin.aggregate == "last"
+    qs = [Query([user(QUESTION)], "\n\n".join(s)) for s in (STEPS, BAD_STEPS)]
+    np.testing.assert_allclose(twin.score_full(qs).steps, r.score_full(qs).steps, atol=1e-5)

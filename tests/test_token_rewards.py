@@ -114,3 +114,13 @@ def test_align_to_other_tokenizer_keeps_totals(models):
             j = max(k for k in range(n) if dst[k, 0] <= c) if any(dst[:, 0] <= c) else 0
             expect[j] += val
         np.testing.assert_allclose(moved.values[i, :n], expect, atol=1e-6)
+
+
+def test_engine_variant_keeps_tokens(models):
+    a, b = models
+    r = load_reward(f"dpo-tokens:{a}?ref={b}")
+    twin = r.engine_variant(token_budget=8, progress=False)
+    assert twin.config.token_budget == 8 and twin.model.model is r.model.model
+    np.testing.assert_allclose(
+        twin.score_full(queries()).tokens.values, r.score_full(queries()).tokens.values, atol=1e-5
+    )

@@ -23,6 +23,7 @@ tokenizer's tokens.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -191,6 +192,13 @@ class TokenLogRatioReward(Reward):
     @property
     def config(self) -> EngineConfig:
         return self.model.config
+
+    def engine_variant(self, **changes: Any) -> TokenLogRatioReward:
+        """A twin whose log-prob members are their engine variants (same loaded models)."""
+        twin = copy.copy(self)
+        twin.model = self.model.engine_variant(**changes)
+        twin.ref = None if self.ref is None else self.ref.engine_variant(**changes)
+        return twin
 
     def identity(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ aggregate: ``prm:X?aggregate=min`` and ``prm:X?aggregate=last`` share the engine
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -279,6 +280,12 @@ class PRMReward(Reward):
     @property
     def config(self) -> EngineConfig:
         return self.scorer.config
+
+    def engine_variant(self, **changes: Any) -> PRMReward:
+        """A twin whose step scorer is its engine variant (same loaded model)."""
+        twin = copy.copy(self)
+        twin.scorer = self.scorer.engine_variant(**changes)
+        return twin
 
     def identity(self) -> dict[str, Any]:
         return {

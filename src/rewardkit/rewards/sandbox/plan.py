@@ -158,12 +158,8 @@ def _plan_from_list(items: Any, setup: str) -> TestPlan:
     if not all(isinstance(t, str) for t in items):
         raise ValueError("every test in 'tests' must be a string of Python code")
     nodes = [_single_statement(t) for t in items]
-    names = defined_names(_statements(setup)) | defined_names(
-        n
-        for t, n in zip(items, nodes, strict=True)
-        for n in (_statements(t) if n is None else [n])
-        if not isinstance(n, ast.Assert)
-    )
+    statements = [stmt for t in [setup, *items] for stmt in _statements(t)]
+    names = defined_names(s for s in statements if not isinstance(s, ast.Assert))
     b = _Builder(names)
     if setup:
         b.setup(setup)
