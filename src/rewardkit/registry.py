@@ -377,6 +377,15 @@ register(
     uses_engine=True,
 )
 register(
+    "vlm-judge-listwise",
+    "rewardkit.rewards.judges.vlm:build_listwise",
+    "Listwise generative judge on a vision-language model: k ≤ 9 responses (text or images) to "
+    "one prompt ranked in one call, shown in a seeded order; score = P(the response is best).",
+    card="B7 — Listwise judge",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, principle=, rubric=, system=",
+    uses_engine=True,
+)
+register(
     "vlm-judge-pairwise",
     "rewardkit.rewards.judges.vlm:build_pairwise",
     "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
@@ -429,6 +438,23 @@ register(
     "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
     card="A10 — Ideal-point mixture RM (PAL)",
     arg_help="DIR from `rewardkit pal train`; options user=ID",
+    uses_engine=True,
+)
+register(
+    "domain",
+    "rewardkit.rewards.domain:build",
+    "Domain-knowledge reward: a BT-fitted weighted sum of interpretable features (aspect "
+    "coverage, sentiment faithfulness, redundancy, length fit, arithmetic); components per feature.",
+    card="A15 — Domain-knowledge-infused reward model",
+    arg_help="DIR from `rewardkit domain fit`",
+)
+register(
+    "polar",
+    "rewardkit.rewards.polar:build",
+    "POLAR policy-discriminative reward: scores a response against the record's reference "
+    "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
+    card="A9 — Policy Discriminative Learning (POLAR)",
+    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
     uses_engine=True,
 )
 register(
