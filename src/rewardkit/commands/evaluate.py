@@ -27,6 +27,7 @@ from rewardkit.commands.options import (
     parse_columns,
     reset_cache,
 )
+from rewardkit.data.table import BENCHMARK_NAMES
 
 
 def eval_command(
@@ -47,9 +48,7 @@ def eval_command(
     benchmark: Annotated[
         str,
         typer.Option(
-            help="Scoring rules: auto (from the data), rewardbench1, rewardbench2, generic, "
-            "rm-bench, rmb, judgebench, autoj, pandalm, mt-bench-human, m-rewardbench, "
-            "rag-rewardbench, best-of-n, ratings."
+            help="Scoring rules: auto (from the data), " + ", ".join(BENCHMARK_NAMES[1:]) + "."
         ),
     ] = "auto",
     html: Annotated[
