@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rewardkit-installed
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup tserve demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,25 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# A separate venv with transformers' own OpenAI-compatible server (`transformers serve`, same
+# transformers version as .venv) for the HTTP-judge tests; they skip with the reason when it is
+# missing. A failed install does not stop the run.
+TSERVE_VENV ?= .venv-tserve
+TSERVE_STAMP := $(TSERVE_VENV)/.installed
+$(TSERVE_STAMP): $(STAMP)
+	( $(PYTHON) -m venv $(TSERVE_VENV) \
+	  && $(TSERVE_VENV)/bin/pip install -q torch==2.13.0 \
+	     "transformers[serving]==$$($(PY) -c 'import transformers; print(transformers.__version__)')" \
+	  && touch $(TSERVE_STAMP) ) || echo "transformers serve venv not installed; its tests will skip" >&2
+
+tserve: $(TSERVE_STAMP)
+
 demo: setup
 	$(VENV)/bin/rewardkit eval --reward default --reward judge:default --reward rule:length --data sample --out out/demo
 
 # pytest exits 5 when it collects no tests: that is a failure, never a silent pass.
-test: setup
-	$(PY) -m pytest; rc=$$?; \
+test: setup tserve
+	REWARDKIT_TSERVE=$(TSERVE_VENV)/bin/transformers $(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$rc
 
 test-fast: setup
@@ -45,4 +58,4 @@ bench: setup
 	$(PY) benchmarks/scoring.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TSERVE_VENV) out .pytest_cache .ruff_cache

@@ -155,3 +155,10 @@ def test_b6_card_example_and_listwise_borda():
     # docs/methods/B7-listwise-judge.md: "2 > 1 > 3" → (1/3, 2/3, 0)
     r = text_reading("listwise", "2 > 1 > 3", 3)
     np.testing.assert_allclose(verdict.softmax(r.scores), [1 / 3, 2 / 3, 0.0], atol=1e-12)
+
+
+def test_b3_card_example():
+    # docs/methods/B3-yes-token-reward.md: ℓ_yes = 1.2, ℓ_no = 0.4 → σ(0.8)
+    assert verdict.yes_probability(1.2, 0.4) == pytest.approx(0.689974, abs=1e-6)
+    scores = verdict.class_scores(np.array([[1.2, -np.inf, 0.4]]), [2, 1])
+    assert verdict.yes_no(scores)[0] == pytest.approx(0.689974, abs=1e-6)

@@ -1,4 +1,5 @@
-"""CLI verbs of the research methods (docs/methods-research.md): ``rewardkit pal …``.
+"""CLI verbs of the research methods (docs/methods-research.md): ``rewardkit pal …``,
+``rewardkit detect …``, ``rewardkit domain …``, ``rewardkit polar …``.
 
 Thin shells over library functions; heavy modules are imported inside the commands.
 """
@@ -95,6 +96,189 @@ def pal_adapt(
     _echo({"user": user, "mixture": weights})
 
 
+detect_app = typer.Typer(
+    help="ReMoDetect: reward models as detectors of LLM-written text.", no_args_is_help=True
+)
+
+
+@detect_app.command("gsm8k")
+def detect_gsm8k(
+    out: Annotated[Path, typer.Option(help="Output JSONL of detection examples.")],
+    data: Annotated[str, typer.Option(help="The GSM8K directory.")] = "../shared/data/gsm8k",
+    limit: LimitOpt = None,
+) -> None:
+    """Detection examples from GSM8K: four model solutions (LLM) and the reference (human)."""
+    from rewardkit.curate.detection import gsm8k_detection
+    from rewardkit.data.writer import write_jsonl
+
+    with user_errors():
+        n = write_jsonl(gsm8k_detection(data, limit), out)
+    _echo({"written": n, "out": str(out)})
+
+
+@detect_app.command("eval")
+def detect_eval(
+    reward: Annotated[list[str], typer.Option("--reward", "-r", help="Reward spec (repeatable).")],
+    data: DataOpt,
+    fpr: Annotated[float, typer.Option(help="False-positive rate for the TPR.")] = 0.01,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    limit: LimitOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the reports as JSON.")] = None,
+) -> None:
+    """AUROC and TPR at a fixed FPR of each reward as an LLM-text detector (F8)."""
+    from rewardkit.evaluate.detect import detect
+    from rewardkit.registry import load_reward
+
+    with user_errors():
+        examples = _load(data, limit)
+        reports = {
+            spec: detect(load_reward(spec), examples, fpr=fpr, n_boot=n_boot) for spec in reward
+        }
+        if out is not None:
+            out.write_text(json.dumps(reports, indent=1))
+    for spec, rep in reports.items():
+        lo, hi = rep["auroc_ci"]
+        tlo, thi = rep["tpr_ci"]
+        typer.echo(
+            f"{spec}: AUROC {rep['auroc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@{100 * fpr:g}%FPR "
+            f"{rep['tpr_at_fpr']:.3f} [{tlo:.3f}, {thi:.3f}]  gap {rep['gap']:+.3f}  "
+            f"(llm {rep['n_pos']}, human {rep['n_neg']})"
+        )
+
+
+@detect_app.command("tune")
+def detect_tune(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Head directory to write (default:DIR).")],
+    base: Annotated[
+        str | None, typer.Option(help="Head directory to start from (default: shipped head).")
+    ] = None,
+    replay: Annotated[
+        str | None, typer.Option(help="Preference data whose responses form the replay buffer.")
+    ] = None,
+    replay_limit: Annotated[int, typer.Option(help="Replay examples read.")] = 200,
+    mixer: Annotated[
+        str,
+        typer.Option(help="rule (splice human and LLM halves), none, or a causal LM (smollm2)."),
+    ] = "rule",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    replay_weight: Annotated[float, typer.Option(help="Weight λ of the replay term.")] = 1.0,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Continual preference tuning LLM ≻ mixed ≻ human with replay (F8)."""
+    from rewardkit.curate.detection import GeneratorMixer, add_mixed, mixed_text
+    from rewardkit.train.remodetect import DetectTuneConfig, tune_detector
+
+    with user_errors():
+        examples = _load(data, limit)
+        if mixer == "rule":
+            examples = add_mixed(examples, mixed_text)
+        elif mixer != "none":
+            from rewardkit.inference.generate import GenerationConfig, Policy
+
+            examples = add_mixed(
+                examples, GeneratorMixer(Policy(mixer, GenerationConfig(seed=seed)))
+            )
+        buffer = _load(replay, replay_limit) if replay else None
+        cfg = DetectTuneConfig(steps, lr, replay_weight=replay_weight, seed=seed)
+        summary = tune_detector(examples, out, base, buffer, cfg)
+    _echo(summary)
+    typer.echo(f"saved to {out}; evaluate with rewardkit detect eval -r default:{out}")
+
+
+domain_app = typer.Typer(
+    help="Domain-knowledge rewards: a few interpretable features, weights fitted by BT.",
+    no_args_is_help=True,
+)
+
+
+@domain_app.command("fit")
+def domain_fit(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Directory to write (domain:DIR).")],
+    features: Annotated[
+        str, typer.Option(help="Built-in features, comma-separated (see docs).")
+    ] = "coverage,sentiment,redundancy,length_fit,arithmetic",
+    l2: Annotated[float, typer.Option(help="L2 penalty on the weights.")] = 1e-2,
+    limit: LimitOpt = None,
+) -> None:
+    """Fit the weights of a domain-knowledge reward on preference pairs; plot them (A15)."""
+    from rewardkit.errors import SpecError
+    from rewardkit.rewards.domain import FEATURES
+    from rewardkit.train.domain import fit_domain, plot_weights
+
+    with user_errors():
+        names = [f.strip() for f in features.split(",") if f.strip()]
+        unknown = [n for n in names if n not in FEATURES]
+        if unknown or not names:
+            raise SpecError(f"unknown features {unknown}; known: {sorted(FEATURES)}")
+        reward, summary = fit_domain(_load(data, limit), {n: FEATURES[n] for n in names}, l2)
+        reward.save(
+            out, {"train_accuracy": summary["train_accuracy"], "n_pairs": summary["n_pairs"]}
+        )
+        plot_weights(summary["weights"], out / "weights.png")
+    _echo({k: summary[k] for k in ("weights", "train_accuracy", "n_pairs")})
+    typer.echo(f"saved to {out} (weights.png); score with -r domain:{out}")
+
+
+polar_app = typer.Typer(
+    help="POLAR: rewards as policy discrimination (reference + candidate).", no_args_is_help=True
+)
+
+
+@polar_app.command("pretrain")
+def polar_pretrain(
+    out: Annotated[Path, typer.Option(help="Model directory to write (polar:DIR).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="An MT-Bench directory, or JSONL of {prompt_id, prompt, policy, response}."
+        ),
+    ] = "../shared/data/mt_bench",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 400,
+    per_sample: Annotated[int, typer.Option(help="Triples drawn per sample.")] = 1,
+    seed: SeedOpt = 0,
+) -> None:
+    """Pre-train on same-policy vs other-policy triples (A9)."""
+    from rewardkit.train.polar import PolarConfig, mtbench_samples, policy_triples, train_polar
+
+    with user_errors():
+        path = Path(data)
+        if path.is_dir():
+            samples = mtbench_samples(path)
+        else:
+            samples = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        triples = policy_triples(samples, per_sample, seed)
+        meta = train_polar(triples, out, PolarConfig(steps=steps, seed=seed))
+    _echo({k: meta[k] for k in ("stages", "train_accuracy", "final_loss")})
+
+
+@polar_app.command("finetune")
+def polar_finetune(
+    model: Annotated[Path, typer.Argument(help="A pre-trained POLAR directory.")],
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Directory for the fine-tuned model.")],
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 200,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Fine-tune on preference pairs whose records carry a reference answer (A9)."""
+    from rewardkit.train.polar import PolarConfig, preference_triples, train_polar
+
+    with user_errors():
+        triples = preference_triples(_load(data, limit))
+        cfg = PolarConfig(steps=steps, lr=lr, seed=seed)
+        meta = train_polar(triples, out, cfg, base=model, stage="finetune")
+    _echo({k: meta[k] for k in ("stages", "train_accuracy", "final_loss")})
+    typer.echo(f"saved to {out}; score with -r polar:{out} (reference from each record)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the research-method verbs to the main CLI."""
     app.add_typer(pal_app, name="pal")
+    app.add_typer(detect_app, name="detect")
+    app.add_typer(domain_app, name="domain")
+    app.add_typer(polar_app, name="polar")

@@ -38,7 +38,7 @@ class RewardKind:
     kind: str
     factory: str  # "module:function"; called as function(arg, **options) -> Reward
     description: str
-    card: str | None = None  # methods.md card, e.g. "B3 — Generative yes-token reward"
+    card: str | None = None  # method card (docs/methods/), e.g. "B3 — Generative yes-token reward"
     arg_help: str | None = None  # what ARG means, e.g. "PATH_OR_ID"
     uses_engine: bool = False  # takes the scoring engine's options (token_budget, dtype, ...)
     #: Built from other specs (``{KIND: members, ...}``); arg_help then shows the dict form.
@@ -235,10 +235,10 @@ register(
 )
 register(
     "judge",
-    "rewardkit.rewards.judges.local:build",
+    "rewardkit.rewards.judges.build:judge",
     "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
     card="B3 — Generative yes-token reward (RewardDance)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME (an OpenAI-compatible endpoint; docs/judges.md)",
     uses_engine=True,
 )
 register(
@@ -322,30 +322,30 @@ register(
 )
 register(
     "judge-pairwise",
-    "rewardkit.rewards.judges.local:build_pairwise",
+    "rewardkit.rewards.judges.build:pairwise",
     "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
     "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options principle=, rubric=",
     uses_engine=True,
 )
 register(
     "judge-rating",
-    "rewardkit.rewards.judges.local:build_rating",
+    "rewardkit.rewards.judges.build:rating",
     "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
     "rating tokens (renormalised; a two-token '10' read in the same pass).",
     card="B6 — LLM-as-judge (rating mode)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options principle=, rubric=, output=",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options principle=, rubric=, output=",
     uses_engine=True,
 )
 register(
     "judge-listwise",
-    "rewardkit.rewards.judges.local:build_listwise",
+    "rewardkit.rewards.judges.build:listwise",
     "Listwise generative judge: k ≤ 9 responses to one prompt ranked in one call, shown in a "
     "seeded random order; score = P(the response's label is the first answer token). score() "
     "ranks the queries that share a prompt as one group.",
     card="B7 — Listwise judge (RewardBench 2 4-way, GRPO groups)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct) or PATH_OR_ID of a causal LM; options order_seed=, principle=, rubric=",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options order_seed=, principle=, rubric=",
     uses_engine=True,
 )
 register(
@@ -374,6 +374,15 @@ register(
     "template, with the conversation's and the response's images in place.",
     card="B3 — Generative yes-token reward (RewardDance)",
     arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, output=prob|logit, system=",
+    uses_engine=True,
+)
+register(
+    "vlm-judge-listwise",
+    "rewardkit.rewards.judges.vlm:build_listwise",
+    "Listwise generative judge on a vision-language model: k ≤ 9 responses (text or images) to "
+    "one prompt ranked in one call, shown in a seeded order; score = P(the response is best).",
+    card="B7 — Listwise judge",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, principle=, rubric=, system=",
     uses_engine=True,
 )
 register(
@@ -429,6 +438,23 @@ register(
     "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
     card="A10 — Ideal-point mixture RM (PAL)",
     arg_help="DIR from `rewardkit pal train`; options user=ID",
+    uses_engine=True,
+)
+register(
+    "domain",
+    "rewardkit.rewards.domain:build",
+    "Domain-knowledge reward: a BT-fitted weighted sum of interpretable features (aspect "
+    "coverage, sentiment faithfulness, redundancy, length fit, arithmetic); components per feature.",
+    card="A15 — Domain-knowledge-infused reward model",
+    arg_help="DIR from `rewardkit domain fit`",
+)
+register(
+    "polar",
+    "rewardkit.rewards.polar:build",
+    "POLAR policy-discriminative reward: scores a response against the record's reference "
+    "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
+    card="A9 — Policy Discriminative Learning (POLAR)",
+    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
     uses_engine=True,
 )
 register(

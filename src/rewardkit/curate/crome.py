@@ -39,7 +39,8 @@ class Rewriter(Protocol):
     def __call__(self, attribute: str, prompt: list[Message], response: str) -> str | None: ...
 
 
-def _units(text: str) -> list[str]:
+def text_units(text: str) -> list[str]:
+    """The non-empty lines of ``text``, or its sentences when it has fewer than two lines."""
     lines = [ln for ln in text.split("\n") if ln.strip()]
     return lines if len(lines) >= 2 else [s for s in _SENTENCE.split(text.strip()) if s]
 
@@ -59,7 +60,7 @@ def factual_error(text: str) -> str | None:
 
 def missing_step(text: str) -> str | None:
     """The response with its middle line (or sentence) removed; None with fewer than two."""
-    units = _units(text)
+    units = text_units(text)
     if len(units) < 2:
         return None
     del units[len(units) // 2]
@@ -79,7 +80,7 @@ def formatting(text: str) -> str | None:
     lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
     if lines and all(ln.startswith(("- ", "* ")) for ln in lines):
         return " ".join(ln[2:] for ln in lines)
-    units = _units(text)
+    units = text_units(text)
     return "\n".join(f"- {u.strip()}" for u in units) if len(units) >= 2 else None
 
 

@@ -86,22 +86,47 @@ def _notes(result: EvalResult) -> list[str]:
         f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
     ]
     notes += [str(n) for n in st.get("notes", [])]
+    dropped = ds.get("load_skipped") or {}
+    if dropped.get("n"):
+        notes.append(
+            f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
+            f"first: {dropped['first']}"
+        )
     if ds["n_skipped"]:
         parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
-    else:
+    elif not dropped.get("n"):
         notes.append(f"No example skipped ({ds['n_examples']} examples).")
     for r in result.rewards:
         if r.n_nan:
             notes.append(f"`{r.name}`: {r.n_nan} examples with a NaN score excluded.")
         if r.n_truncated:
             notes.append(f"`{r.name}`: {r.n_truncated} rows truncated to the reward's max length.")
+        usage = usage_note(r.name, r.stats)
+        if usage:
+            notes.append(usage)
         if r.position_bias is not None:
             notes.append(
                 f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
                 f"order on {100 * r.position_bias:.1f}% of pairs (position bias)."
             )
     return notes
+
+
+def usage_note(name: str, stats: dict | None) -> str | None:
+    """One line on what an endpoint reward's answers cost: token usage, cost, failed and
+    unparsed answers — the same whether the answers came now or from the cache (per-call
+    request and retry counts stay in report.json's ``run``). None without HTTP counters."""
+    if not stats or "usage" not in stats:
+        return None
+    usage = stats.get("usage") or {}
+    line = (
+        f"`{name}`: answers used {usage.get('prompt_tokens', 0)} prompt + "
+        f"{usage.get('completion_tokens', 0)} completion tokens"
+    )
+    if stats.get("cost") is not None:
+        line += f" (cost {stats['cost']:.6g})"
+    return line + f"; {stats.get('failed', 0)} failed, {stats.get('unparsed', 0)} unparsed."
 
 
 def _md_escape(text: str) -> str:

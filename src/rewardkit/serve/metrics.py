@@ -9,8 +9,8 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -80,6 +80,18 @@ class Metrics:
         "rewardkit_batch_size": ("histogram", "Items per batch sent to a reward, by route."),
         "rewardkit_batch_seconds": ("histogram", "Seconds a reward spent on one batch, by route."),
         "rewardkit_request_latency_seconds": ("histogram", "Request latency, by endpoint."),
+        "rewardkit_endpoint_tokens_total": (
+            "counter",
+            "Tokens spent by rewards behind HTTP endpoints (judges), by route and kind.",
+        ),
+        "rewardkit_endpoint_cost_total": (
+            "counter",
+            "Cost of those tokens by the reward's price table, by route.",
+        ),
+        "rewardkit_endpoint_requests_total": (
+            "counter",
+            "HTTP requests rewards sent to their endpoints, by route and outcome.",
+        ),
     }
 
     def __init__(self) -> None:
@@ -116,6 +128,29 @@ class Metrics:
     def gauge(self, name: str, **labels: str) -> float:
         with self._lock:
             return self.gauges[name].get(_labels(**labels), 0.0)
+
+    def record_endpoint(self, route: str, stats: Mapping[str, Any]) -> None:
+        """Count what a reward behind an HTTP endpoint spent in one call (its ``run_usage`` or
+        ``usage``, ``run_cost``, requests, retries and failures); nothing for other rewards."""
+        usage = stats.get("run_usage", stats.get("usage"))
+        if not isinstance(usage, Mapping):
+            return
+        for kind in ("prompt", "completion"):
+            self.inc(
+                "rewardkit_endpoint_tokens_total",
+                float(usage.get(f"{kind}_tokens", 0)),
+                route=route,
+                kind=kind,
+            )
+        if stats.get("run_cost") is not None:
+            self.inc("rewardkit_endpoint_cost_total", float(stats["run_cost"]), route=route)
+        for outcome, key in (("sent", "requests"), ("retried", "retries"), ("failed", "failed")):
+            self.inc(
+                "rewardkit_endpoint_requests_total",
+                float(stats.get(key, 0)),
+                route=route,
+                outcome=outcome,
+            )
 
     def cache_hit_rate(self) -> float | None:
         hits = sum(self.counters["rewardkit_cache_hits_total"].values())

@@ -53,6 +53,8 @@ class Route:
             {"serve": PROTOCOL_VERSION, "reward": self.reward_fingerprint, "c": self.components}
         )
         self.batcher: DynamicBatcher | None = None
+        #: Where endpoint rewards' token usage and cost are counted (set by the server).
+        self.metrics: Metrics | None = None
         self.length_slack = 0.25
         self.min_chunk_tokens = 2048
 
@@ -80,7 +82,10 @@ class Route:
             nan = np.full(len(full), np.nan)  # no queries: no member columns either
             members = [full.members.get(name, nan) for name in self.components]
             return np.column_stack([full.scores, *members]).astype(np.float32)
-        out = self.reward.score(queries)
+        full = self.reward.score_full(queries)
+        if self.metrics is not None:
+            self.metrics.record_endpoint(self.name, full.stats)
+        out = full.scores
         if out.ndim == 1:
             return np.column_stack([out, out]).astype(np.float32)
         from rewardkit.combine.aggregate import aggregate
@@ -157,6 +162,7 @@ class ServeState:
                 batch = BatcherConfig(
                     **{**asdict(config.batch), "concurrency": config.rule_workers}
                 )
+            route.metrics = self.metrics
             route.length_slack = config.batch.length_slack
             route.min_chunk_tokens = config.batch.min_chunk_tokens
             route.batcher = DynamicBatcher(

@@ -72,10 +72,14 @@ class EndpointReward(Reward):
         """The request scoring ``queries`` (at most ``batch_size`` of them)."""
 
     @abstractmethod
-    def read(self, body: Any, n: int) -> list[dict[str, float]]:
-        """One dict per query from an answer: ``{"score": s, **components}`` (NaN where the
-        reward does not apply; ``{"failed": 1}`` where the endpoint refused that one query).
-        Raise :class:`AnswerError` on a malformed answer."""
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
+        """One dict per query of the request from its answer: ``{"score": s, **columns}`` (NaN
+        where the reward does not apply; ``{"failed": 1}`` where the endpoint refused that one
+        query). Raise :class:`AnswerError` on a malformed answer."""
+
+    def stored_columns(self) -> tuple[str, ...]:
+        """The values kept per query besides the score (default: the components)."""
+        return self.component_names
 
     def key(self, query: Query) -> str:
         """The cache key of a query (what the endpoint sees of it)."""
@@ -89,8 +93,15 @@ class EndpointReward(Reward):
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Scores, components and counters of one call (queries, computed, cache_hits, failed,
         requests, retries, usage)."""
+        table, stats = self.score_table(queries)
+        components = {n: table[:, j + 1] for j, n in enumerate(self.component_names)}
+        return ScoreResult(table[:, 0].copy(), components=components, stats=stats)
+
+    def score_table(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
+        """(n, 1 + len(stored_columns())) values per query — from the cache, else from the
+        endpoint, NaN where the request failed — and the call's counters."""
         queries = list(queries)
-        names = ("score", *self.component_names)
+        names = ("score", *self.stored_columns())
         keys = [self.key(q) for q in queries]
         first: dict[str, int] = {}
         for i, k in enumerate(keys):
@@ -127,13 +138,12 @@ class EndpointReward(Reward):
             "failed": sum(failed_keys[k] for k in keys if k in failed_keys),
             **batch_stats,
         }
-        components = {n: table[:, j + 1] for j, n in enumerate(self.component_names)}
-        return ScoreResult(table[:, 0].copy(), components=components, stats=stats)
+        return table, stats
 
     def _fetch(
         self, queries: list[Query], keys: list[str]
     ) -> tuple[dict[str, np.ndarray], dict[str, bool], dict[str, Any]]:
-        names = ("score", *self.component_names)
+        names = ("score", *self.stored_columns())
         chunks = [
             (queries[s : s + self.batch_size], keys[s : s + self.batch_size])
             for s in range(0, len(queries), self.batch_size)
@@ -148,7 +158,7 @@ class EndpointReward(Reward):
             rows: list[dict[str, float]] | None = None
             if outcome.ok:
                 try:
-                    rows = self.read(outcome.body, len(qs))
+                    rows = self.read(outcome.body, qs)
                     if len(rows) != len(qs):
                         raise AnswerError(f"{len(rows)} results for {len(qs)} queries")
                 except (AnswerError, KeyError, IndexError, TypeError, ValueError) as exc:

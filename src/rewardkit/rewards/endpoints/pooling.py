@@ -166,7 +166,7 @@ class VLLMReward(_PoolingReward):
             body["use_activation"] = self.activation
         return HttpRequest(f"/{self.endpoint}", self._with_model(body))
 
-    def read(self, body: Any, n: int) -> list[dict[str, float]]:
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise AnswerError("no 'data' list")
@@ -227,7 +227,7 @@ class SGLangReward(_PoolingReward):
             "/classify", self._with_model({"text": [self.template(q) for q in queries]})
         )
 
-    def read(self, body: Any, n: int) -> list[dict[str, float]]:
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
         if not isinstance(body, list):
             raise AnswerError("expected a list of results")
         return [

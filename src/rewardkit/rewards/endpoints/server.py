@@ -97,7 +97,7 @@ class RemoteServerReward(EndpointReward):
             items.append(item)
         return HttpRequest("/v1/rewards", {"items": items})
 
-    def read(self, body: Any, n: int) -> list[dict[str, float]]:
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list):
             raise AnswerError("no 'results' list")

@@ -51,7 +51,7 @@ def aggregate_steps(values: Sequence[float] | np.ndarray, how: str = "min") -> f
 
     ``min`` (the weakest step; B4's default), ``last``, ``mean``, ``prod`` (the chance that
     every step is right when scores are probabilities) and ``geomean`` (prod^(1/S)). Card B4:
-    ``[0.9, 0.6, 0.95]`` → min 0.6, last 0.95, mean 0.816667, prod 0.513, geomean 0.800500.
+    ``[0.9, 0.6, 0.95]`` → min 0.6, last 0.95, mean 0.816667, prod 0.513, geomean 0.800520.
     """
     a = np.asarray(values, dtype=np.float64).reshape(-1)
     a = a[~np.isnan(a)]

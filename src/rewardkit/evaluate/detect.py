@@ -1,0 +1,101 @@
+"""Reward models as detectors of LLM-written text (docs/methods/F8-remodetect.md — ReMoDetect).
+
+Aligned LLMs write text a reward model scores higher than human text, so the reward itself is
+the detector score (LLM-written = positive class). Pure numpy: AUROC (the Mann–Whitney form,
+ties count ½), TPR at a fixed FPR, and percentile bootstrap CIs resampling each class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardkit.evaluate.bootstrap import percentile_ci
+from rewardkit.evaluate.stats import rankdata
+
+
+def auroc(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray) -> float:
+    """P(score of a random positive > score of a random negative), ties ½; NaN if a class is
+    empty. Exact, via ranks: ``(Σ rank(pos) − n₊(n₊+1)/2) / (n₊ n₋)``."""
+    p = np.asarray(pos, dtype=np.float64)
+    n = np.asarray(neg, dtype=np.float64)
+    p, n = p[~np.isnan(p)], n[~np.isnan(n)]
+    if p.size == 0 or n.size == 0:
+        return math.nan
+    ranks = rankdata(np.concatenate([p, n]))  # average ranks over ties
+    u = ranks[: p.size].sum() - p.size * (p.size + 1) / 2
+    return float(u / (p.size * n.size))
+
+
+def tpr_at_fpr(
+    pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray, fpr: float = 0.01
+) -> float:
+    """Share of positives above the threshold that lets at most ``fpr`` of negatives through
+    (the threshold is the ``⌈(1 − fpr)·n₋⌉``-th smallest negative score)."""
+    p = np.asarray(pos, dtype=np.float64)
+    n = np.sort(np.asarray(neg, dtype=np.float64))
+    p, n = p[~np.isnan(p)], n[~np.isnan(n)]
+    if p.size == 0 or n.size == 0:
+        return math.nan
+    k = min(n.size - 1, max(0, math.ceil((1 - fpr) * n.size) - 1))
+    return float(np.mean(p > n[k]))
+
+
+def detection_report(
+    pos: Sequence[float] | np.ndarray,
+    neg: Sequence[float] | np.ndarray,
+    *,
+    fpr: float = 0.01,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """AUROC and TPR at ``fpr`` with bootstrap CIs (each class resampled on its own), the mean
+    reward gap (positive − negative) and the class sizes."""
+    p = np.asarray(pos, dtype=np.float64)
+    n = np.asarray(neg, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    boots = np.empty((n_boot, 2))
+    for b in range(n_boot):
+        bp = p[rng.integers(0, p.size, p.size)]
+        bn = n[rng.integers(0, n.size, n.size)]
+        boots[b] = (auroc(bp, bn), tpr_at_fpr(bp, bn, fpr))
+    return {
+        "auroc": auroc(p, n),
+        "auroc_ci": percentile_ci(boots[:, 0], alpha),
+        "tpr_at_fpr": tpr_at_fpr(p, n, fpr),
+        "tpr_ci": percentile_ci(boots[:, 1], alpha),
+        "fpr": fpr,
+        "gap": float(np.nanmean(p) - np.nanmean(n)),
+        "n_pos": int(p.size),
+        "n_neg": int(n.size),
+    }
+
+
+def detect(
+    reward: Any, examples: Sequence[Any], *, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Score every response of detection examples (``meta["origin"]``: ``llm`` / ``human`` /
+    ``mixed``) with ``reward`` and report LLM-vs-human detection (:func:`detection_report`)."""
+    from rewardkit.errors import DataError
+
+    queries, origins = [], []
+    for ex in examples:
+        origin = ex.meta.get("origin")
+        if not isinstance(origin, list) or len(origin) != len(ex.responses):
+            raise DataError(f"example {ex.id!r}: meta.origin must name each response's origin")
+        queries.extend(ex.queries())
+        origins.extend(origin)
+    o = np.asarray(origins)
+    s = np.asarray(reward.score(queries), dtype=np.float64)
+    if s.ndim != 1:
+        raise DataError(f"reward {reward.name!r} is multi-objective; detection needs a scalar")
+    if not (o == "llm").any() or not (o == "human").any():
+        raise DataError("detection needs both LLM-written and human-written texts")
+    rep = detection_report(s[o == "llm"], s[o == "human"], fpr=fpr, n_boot=n_boot, seed=seed)
+    if (o == "mixed").any():
+        rep["mixed_mean"] = float(np.nanmean(s[o == "mixed"]))
+    return rep

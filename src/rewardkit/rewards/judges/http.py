@@ -1,0 +1,370 @@
+"""The HTTP backend of the judges: the same kinds on any OpenAI-compatible endpoint.
+
+``judge:openai://HOST:PORT/v1?model=NAME`` (or a dict with ``base_url``, ``model``,
+``api_key_env``) sends each judged row as one ``/v1/chat/completions`` request (``endpoint=
+completions``: ``/v1/completions`` with the rendered text) holding the kind's template, and reads
+the verdict with :mod:`rewardkit.rewards.judges.parse`: from ``top_logprobs`` when the server
+returns them (P(Yes), the expected rating, P(A), P(best label)), else from the answer text. An
+unparseable answer is NaN and counted (``unparsed`` in the stats); ``unparsed=tie`` scores it as
+a tie instead (P = 0.5 / equal listwise scores), as reward-bench does. A request that still fails
+after the client's retries is NaN, counted as ``failed``, and not cached.
+
+Requests go through :class:`rewardkit.remote.HttpClient` (concurrency, rpm/tpm limits, retries
+honouring ``Retry-After``) and every answer is kept in the on-disk score cache
+(:class:`~rewardkit.rewards.endpoints.base.EndpointReward`), so a repeated evaluation sends no
+request. The fingerprint holds the endpoint URL, the model, the rendered template and the
+sampling settings (temperature, max_tokens, seed, logprobs) — never the API key, which is read
+from the environment variable ``api_key_env``. See docs/judges.md and
+docs/methods/B6-llm-judge.md.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rewardkit.content import ImageRef
+from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
+from rewardkit.rewards.endpoints.base import (
+    EndpointReward,
+    drop_engine_options,
+    limits_from_options,
+)
+from rewardkit.rewards.judges import listwise as lw
+from rewardkit.rewards.judges import template as tpl
+from rewardkit.rewards.judges import verdict
+from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
+from rewardkit.rewards.judges.parse import answer_text, logprob_reading, text_reading
+from rewardkit.rewards.judges.template import JudgeKind, Part
+from rewardkit.types import Capability, Query, ScoreResult, stable_hash
+
+#: Top log-probabilities asked for per generated token.
+TOP_LOGPROBS = 20
+#: Columns kept per row besides the score: unparsed answer, verdict read from logprobs, and the
+#: answer's token usage (so a cached answer still counts what it cost).
+_FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens")
+
+
+def openai_base_url(arg: str) -> str:
+    """``openai://HOST:PORT/v1`` → ``http://HOST:PORT/v1`` (``openai+https://`` → https)."""
+    for scheme, real in (("openai+https://", "https://"), ("openai://", "http://")):
+        if arg.startswith(scheme):
+            return real + arg[len(scheme) :]
+    return arg
+
+
+def is_http_spec(arg: str | None, options: Mapping[str, Any]) -> bool:
+    """Whether a judge spec names an HTTP endpoint (``openai://…`` or a ``base_url`` option)."""
+    return "base_url" in options or bool(
+        arg and str(arg).startswith(("openai://", "openai+https://"))
+    )
+
+
+def _mime(data: bytes) -> str:
+    for magic, mime in (
+        (b"\x89PNG", "image/png"),
+        (b"\xff\xd8", "image/jpeg"),
+        (b"GIF8", "image/gif"),
+        (b"RIFF", "image/webp"),
+    ):
+        if data.startswith(magic):
+            return mime
+    return "application/octet-stream"
+
+
+def openai_content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
+    """Parts as OpenAI message content: one string for text only, else text and image_url parts."""
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if p["type"] == "text":
+            out.append({"type": "text", "text": p["text"]})
+        else:
+            image: ImageRef = p["image"]
+            data = image.read_bytes()
+            url = f"data:{_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+            out.append({"type": "image_url", "image_url": {"url": url}})
+    return out
+
+
+class HttpJudge(EndpointReward):
+    """A judge kind on an OpenAI-compatible endpoint (see the module docstring).
+
+    Each judged row (a query, an ordered pair, a shown group) is one request; a row is a
+    :class:`~rewardkit.types.Query` whose ``reference`` carries the other response(s)."""
+
+    kind: ClassVar[JudgeKind]
+    spec_kind: ClassVar[str] = "judge"
+    capabilities = EndpointReward.capabilities | {Capability.IMAGES}
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str | None = None,
+        endpoint: str = "chat",
+        temperature: float = 0.0,
+        max_tokens: int = 16,
+        seed: int | None = 0,
+        logprobs: bool = True,
+        unparsed: str = "nan",
+        prices: Mapping[str, Any] | str | None = None,
+        cache_dir: str | None = None,
+        progress: bool = False,
+        **options: Any,
+    ) -> None:
+        limits = limits_from_options(options)
+        self.options = tpl.judge_options(self.kind, self.spec_kind, **options)
+        if endpoint not in ("chat", "completions"):
+            raise ValueError(f"{self.spec_kind}: endpoint must be 'chat' or 'completions'")
+        if unparsed not in ("nan", "tie"):
+            raise ValueError(f"{self.spec_kind}: unparsed must be 'nan' or 'tie', got {unparsed!r}")
+        if not model:
+            raise ValueError(f"{self.spec_kind}: an HTTP judge needs model=NAME")
+        client = HttpClient(openai_base_url(base_url), api_key_env=api_key_env, limits=limits)
+        super().__init__(client, batch_size=1, cache_dir=cache_dir, progress=progress)
+        self.model = str(model)
+        self.endpoint = endpoint
+        self.sampling: dict[str, Any] = {
+            "temperature": float(temperature),
+            "max_tokens": int(max_tokens),
+        }
+        if seed is not None:
+            self.sampling["seed"] = int(seed)
+        self.logprobs = bool(logprobs)
+        self.unparsed = unparsed
+        if isinstance(prices, str):
+            self.prices: PriceTable | None = PriceTable.load(prices)
+        else:
+            self.prices = PriceTable(prices) if prices else None
+        self.principle = tpl.principle_text(self.options.principle, self.options.rubric)
+        self.template_name, self.template = tpl.judge_template(
+            self.kind, self.options.template, self.principle
+        )
+        self.output = self.options.output
+
+    def stored_columns(self) -> tuple[str, ...]:
+        """What the cache keeps per row besides the score: the flags and the label scores."""
+        return (*_FLAGS, *self.label_columns())
+
+    # -- what a kind says ----------------------------------------------------------------------
+    def label_columns(self) -> tuple[str, ...]:
+        """Columns stored per row besides score and flags (listwise: one per label)."""
+        return ()
+
+    def classes(self, row: Query) -> tuple[tuple[str, ...], ...]:
+        """The answer classes of a row (listwise: the labels of its group)."""
+        return self.kind.classes
+
+    def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
+        """(template, slots, slot values) of a row: conversation and response by default."""
+        values = [tpl.conversation_parts(row.prompt), tpl.as_parts(row.response)]
+        return self.template, self.kind.slots, values
+
+    def value(self, scores: np.ndarray, row: Query) -> list[float]:
+        """[score, *label columns] from a row's class log-scores (NaN columns when unread)."""
+        raise NotImplementedError
+
+    # -- requests and answers ------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        return tpl.judge_identity(
+            type(self).__name__,
+            {"model": self.model, "endpoint": self.client.identity()},
+            self.template_name,
+            [self.template, self.options.system, self.endpoint],
+            self.principle,
+            sampling=self.sampling,
+            logprobs=self.logprobs,
+            unparsed=self.unparsed,
+            output=self.output,
+        )
+
+    def key(self, query: Query) -> str:
+        return stable_hash([query.prompt, query.response, query.reference])
+
+    def request(self, queries: Sequence[Query]) -> HttpRequest:
+        (row,) = queries
+        template, slots, values = self.slots(row)
+        parts = tpl.fill_slots(tpl.split_template(template, slots), values)
+        body: dict[str, Any] = {"model": self.model, **self.sampling}
+        system = self.options.system
+        if self.endpoint == "chat":
+            messages: list[dict[str, Any]] = []
+            if system:
+                messages.append({"role": "system", "content": system})
+            messages.append({"role": "user", "content": openai_content(parts)})
+            body["messages"] = messages
+            if self.logprobs:
+                body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+            return HttpRequest("/chat/completions", body)
+        text = "".join(p["text"] if p["type"] == "text" else "<image>" for p in parts)
+        body["prompt"] = (f"{system}\n\n" if system else "") + text + "\nAnswer:"
+        if self.logprobs:
+            body["logprobs"] = TOP_LOGPROBS
+        return HttpRequest("/completions", body)
+
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
+        """The stored values of a row: the verdict from logprobs, else from the text."""
+        (row,) = queries
+        classes = self.classes(row)
+        reading = logprob_reading(body, classes) if self.logprobs else None
+        if reading is None:
+            text = answer_text(body)
+            if text is None:
+                raise ValueError("the answer has no choices[0].message.content or .text")
+            reading = text_reading(self.kind.name, text, len(classes))
+        names = ("score", *self.label_columns())
+        scores = reading.scores
+        if scores is None and self.unparsed == "tie":
+            scores = np.zeros(len(classes))  # equal classes: P = 0.5, equal listwise scores
+        values = self.value(scores, row) if scores is not None else [np.nan] * len(names)
+        usage = openai_usage(body)
+        flags = {
+            "unparsed": float(not reading.parsed),
+            "logprobs": float(reading.source == "logprobs"),
+            "prompt_tokens": float(usage.prompt_tokens),
+            "completion_tokens": float(usage.completion_tokens),
+        }
+        return [{**dict(zip(names, values, strict=True)), **flags}]
+
+    # -- running rows ----------------------------------------------------------------------------
+    def judge_rows(self, rows: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
+        """(n, 1 + label columns) values of judged rows (NaN where failed) and the call's stats.
+
+        ``usage`` (and ``cost`` with a price table) is what the answers of these rows cost,
+        whether they came from the endpoint now or from the cache — the same on a repeated run;
+        ``run_usage``, ``requests``, ``retries`` and ``cache_hits`` describe this call only.
+        ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read."""
+        table, run = self.score_table(rows)
+        first = sorted({self.key(r): i for i, r in reversed(list(enumerate(rows)))}.values())
+        flags = np.nan_to_num(table[first, 1 : 1 + len(_FLAGS)].astype(np.float64), nan=0.0)
+        usage = Usage(int(flags[:, 2].sum()), int(flags[:, 3].sum()))
+        stats: dict[str, Any] = {
+            **run,
+            "run_usage": run.get("usage", {}),
+            "usage": usage.as_dict(),
+            "unparsed": int(flags[:, 0].sum()),
+            "logprob_verdicts": int(flags[:, 1].sum()),
+        }
+        if self.prices is not None:
+            spent = run.get("usage") or {}
+            stats["cost"] = self.prices.cost(self.model, usage)
+            stats["run_cost"] = self.prices.cost(
+                self.model,
+                Usage(spent.get("prompt_tokens", 0), spent.get("completion_tokens", 0)),
+            )
+        values = np.concatenate([table[:, :1], table[:, 1 + len(_FLAGS) :]], axis=1)
+        return values.astype(np.float64), stats
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        """Pointwise scores (yes/no, rating) with the call's stats."""
+        values, stats = self.judge_rows(list(queries))
+        return ScoreResult(values[:, 0], stats=stats)
+
+
+class HttpYesNoJudge(HttpJudge):
+    """``judge:openai://…`` — P(Yes) (``output=logit``: ℓ_yes − ℓ_no) from an endpoint."""
+
+    kind = tpl.YES_NO
+
+    def value(self, scores: np.ndarray, row: Query) -> list[float]:
+        return [float(verdict.yes_no(scores[None, :], self.output or "prob")[0])]
+
+
+class HttpRatingJudge(HttpJudge):
+    """``judge-rating:openai://…`` — the expected 1–10 rating from an endpoint."""
+
+    kind = tpl.RATING
+    spec_kind = "judge-rating"
+
+    def __init__(self, base_url: str, model: str, **options: Any) -> None:
+        super().__init__(base_url, model, **options)
+        if self.output != "expected":
+            raise ValueError("judge-rating on an endpoint gives output=expected only")
+
+    def value(self, scores: np.ndarray, row: Query) -> list[float]:
+        return [float(verdict.rating(verdict.softmax(scores[None, :]))[0])]
+
+
+class HttpPairwiseJudge(PairwiseJudging, HttpJudge):
+    """``judge-pairwise:openai://…`` — P(a ≻ b), both orders averaged, from an endpoint."""
+
+    kind = tpl.PAIRWISE
+    spec_kind = "judge-pairwise"
+    capabilities = HttpJudge.capabilities | {Capability.PAIRWISE}
+    image_references = True
+
+    def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
+        values = [
+            tpl.conversation_parts(row.prompt),
+            tpl.as_parts(row.response),
+            tpl.as_parts(row.reference),
+        ]
+        return self.template, self.kind.slots, values
+
+    def value(self, scores: np.ndarray, row: Query) -> list[float]:
+        return [float(verdict.margin(scores[None, :])[0])]
+
+    def pair_margins(self, rows: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        values, stats = self.judge_rows([Query(p, x, reference=y) for p, x, y in rows])
+        return values[:, 0], np.zeros(len(rows), dtype=bool), stats
+
+
+class HttpListwiseJudge(lw.ListwiseJudging, HttpJudge):
+    """``judge-listwise:openai://…`` — k ≤ 20 responses ranked in one request."""
+
+    kind = tpl.LISTWISE
+    spec_kind = "judge-listwise"
+    capabilities = HttpJudge.capabilities | {Capability.LISTWISE}
+    max_group = 20
+
+    def __init__(self, base_url: str, model: str, *, order_seed: int = 0, **options: Any) -> None:
+        super().__init__(base_url, model, **options)
+        self.seed = int(order_seed)
+
+    def label_columns(self) -> tuple[str, ...]:
+        return tuple(f"label_{i}" for i in range(1, self.max_group + 1))
+
+    def classes(self, row: Query) -> tuple[tuple[str, ...], ...]:
+        return lw.label_classes(len(row.reference))
+
+    def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
+        text, slots = lw.expand_template(self.template, len(row.reference))
+        return (
+            text,
+            slots,
+            [tpl.conversation_parts(row.prompt), *(tpl.as_parts(r) for r in row.reference)],
+        )
+
+    def value(self, scores: np.ndarray, row: Query) -> list[float]:
+        p = verdict.softmax(scores)
+        return [np.nan, *p.tolist(), *([np.nan] * (self.max_group - len(p)))]
+
+    def shown_scores(self, groups: Sequence[lw.Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
+        table, stats = self.judge_rows([Query(m, "", reference=list(shown)) for m, shown in groups])
+        return [table[i, 1 : 1 + len(g[1])] for i, g in enumerate(groups)], stats
+
+
+HTTP_JUDGES: dict[str, type[HttpJudge]] = {
+    "judge": HttpYesNoJudge,
+    "judge-rating": HttpRatingJudge,
+    "judge-pairwise": HttpPairwiseJudge,
+    "judge-listwise": HttpListwiseJudge,
+}
+
+
+def build_http(spec_kind: str, arg: str | None, **options: Any) -> HttpJudge:
+    """An HTTP judge from a spec: ``openai://HOST:PORT/v1?model=NAME`` or ``base_url=`` +
+    ``model=`` (then ARG, if any, is the model)."""
+    options = drop_engine_options(options)
+    base_url = options.pop("base_url", None)
+    model = options.pop("model", None)
+    if base_url is None:
+        base_url, arg = str(arg), None
+    model = model or arg
+    return HTTP_JUDGES[spec_kind](str(base_url), str(model or ""), **options)

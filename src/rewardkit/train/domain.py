@@ -1,0 +1,99 @@
+"""Fitting a domain-knowledge reward (docs/methods/A15-domain-knowledge-rm.md): Bradley–Terry
+with a linear reward is logistic regression on feature differences, solved by Newton's method
+with a small L2 penalty. Pure numpy (the plot imports matplotlib when asked).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.errors import DataError
+from rewardkit.rewards.domain import DomainReward, feature_matrix, standardise
+from rewardkit.types import Query
+
+
+def fit_linear_bt(
+    diff: np.ndarray, l2: float = 1e-2, iters: int = 50, tol: float = 1e-9
+) -> tuple[np.ndarray, list[float]]:
+    """``w`` minimising ``mean(−log σ(w·d_i)) + l2/2 ‖w‖²`` over rows ``d_i = φ(chosen) −
+    φ(rejected)`` (Newton steps); returns ``w`` and the objective after each step."""
+    d = np.asarray(diff, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] == 0:
+        raise DataError("fit_linear_bt needs a non-empty (n, d) array of feature differences")
+    n, k = d.shape
+    w = np.zeros(k)
+    history: list[float] = []
+    for _ in range(iters):
+        z = d @ w
+        p = 1.0 / (1.0 + np.exp(-z))  # σ(z)
+        grad = -(d * (1.0 - p)[:, None]).mean(0) + l2 * w
+        hess = (d * (p * (1.0 - p))[:, None]).T @ d / n + l2 * np.eye(k)
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        history.append(float(np.mean(np.logaddexp(0.0, -(d @ w))) + 0.5 * l2 * w @ w))
+        if float(np.abs(step).max()) < tol:
+            break
+    return w, history
+
+
+def pair_queries(examples: Sequence[Any]) -> tuple[list[Query], np.ndarray]:
+    """Queries of every response and the (chosen, rejected) row pairs (ties skipped)."""
+    queries: list[Query] = []
+    pairs: list[tuple[int, int]] = []
+    for ex in examples:
+        if ex.is_tie:
+            continue
+        base = len(queries)
+        queries.extend(ex.queries())
+        pairs.extend((base + c, base + r) for c in ex.chosen for r in ex.rejected)
+    if not pairs:
+        raise DataError("no strict preference pair to fit on")
+    return queries, np.asarray(pairs, dtype=np.int64)
+
+
+def fit_domain(
+    examples: Sequence[Any], features: Mapping[str, Callable[[Query], float]], l2: float = 1e-2
+) -> tuple[DomainReward, dict[str, Any]]:
+    """Standardise the features over the training responses, fit ``w`` by linear BT, and
+    return the reward with a summary (weights by name, training accuracy, objective trace)."""
+    queries, pairs = pair_queries(examples)
+    raw = feature_matrix(queries, features)
+    with warnings.catch_warnings():  # a feature that never applies: mean 0, std 0 (weight 0)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nan_to_num(np.nanmean(raw, axis=0), nan=0.0)
+        std = np.nan_to_num(np.nanstd(raw, axis=0), nan=0.0)
+    z = standardise(raw, mean, std)
+    w, history = fit_linear_bt(z[pairs[:, 0]] - z[pairs[:, 1]], l2)
+    margin = (z[pairs[:, 0]] - z[pairs[:, 1]]) @ w
+    summary = {
+        "weights": {n: float(v) for n, v in zip(features, w, strict=True)},
+        "train_accuracy": float(np.mean(margin > 0) + 0.5 * np.mean(margin == 0)),
+        "n_pairs": len(pairs),
+        "objective": history,
+    }
+    return DomainReward(features, w, mean, std), summary
+
+
+def plot_weights(weights: Mapping[str, float], path: str | Path) -> Path:
+    """A bar chart of the learned weights (per standard deviation of each feature)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(weights)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3))
+    vals = [weights[n] for n in names]
+    ax.bar(names, vals, color=["tab:green" if v >= 0 else "tab:red" for v in vals])
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel("weight per std of feature")
+    ax.set_title("domain-knowledge reward: learned weights")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,199 @@
+"""POLAR training on frozen embeddings (docs/methods/A9-polar.md).
+
+Pre-training: triples ``(x, y_ref, y⁺, y⁻)`` where ``y⁺`` and ``y_ref`` come from the same policy
+and ``y⁻`` from another, ``L = −log σ(r(x, y_ref, y⁺) − r(x, y_ref, y⁻))``. Our data hold one
+answer per (policy, prompt), so the reference is the same policy's answer to *another* prompt
+([design]): the model learns to recognise a policy's manner, not to copy an answer.
+Fine-tuning: preference pairs with a reference answer, ``(x, ref, y_c, y_r)``, same loss.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from rewardkit.errors import DataError
+from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
+from rewardkit.rewards.polar import PolarEncoder, load_polar, reference_text, save_polar
+from rewardkit.train.losses import bt_loss
+
+
+class Triple(NamedTuple):
+    """A prompt, a reference, and a better and a worse candidate."""
+
+    prompt: str
+    reference: str
+    better: str
+    worse: str
+
+
+@dataclass
+class PolarConfig:
+    """Training settings (the card's 1 epoch at lr 2e-5 is for a 7B model; a small head on
+    frozen features takes a higher rate and a few hundred steps)."""
+
+    inner: int = 256
+    steps: int = 400
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    max_length: int = 256
+    progress: bool = False
+
+
+def mtbench_samples(directory: str | Path, turn: int = 0) -> list[dict[str, str]]:
+    """``{"prompt_id", "prompt", "policy", "response"}`` rows from an MT-Bench directory
+    (``question.jsonl`` and ``model_answer/<model>.jsonl``; first turn by default)."""
+    d = Path(directory)
+    qfile = d / "question.jsonl"
+    if not qfile.is_file() or not (d / "model_answer").is_dir():
+        raise DataError(f"{d}: expected question.jsonl and model_answer/ (MT-Bench layout)")
+    questions = {}
+    for line in qfile.read_text(encoding="utf-8").splitlines():
+        q = json.loads(line)
+        questions[q["question_id"]] = q["turns"][turn]
+    rows = []
+    for f in sorted((d / "model_answer").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            a = json.loads(line)
+            text = a["choices"][0]["turns"][turn] if a.get("choices") else ""
+            if a["question_id"] in questions and isinstance(text, str) and text.strip():
+                rows.append(
+                    {
+                        "prompt_id": str(a["question_id"]),
+                        "prompt": questions[a["question_id"]],
+                        "policy": f.stem,
+                        "response": text,
+                    }
+                )
+    return rows
+
+
+def policy_triples(
+    samples: list[dict[str, str]], per_sample: int = 1, seed: int = 0
+) -> list[Triple]:
+    """Pre-training triples: for each sample ``y⁺`` of policy A on prompt x, ``per_sample`` draws
+    of another policy's answer ``y⁻`` to x, with A's answer to another prompt as the reference."""
+    by_prompt: dict[str, list[dict[str, str]]] = {}
+    by_policy: dict[str, list[dict[str, str]]] = {}
+    for s in samples:
+        by_prompt.setdefault(s["prompt_id"], []).append(s)
+        by_policy.setdefault(s["policy"], []).append(s)
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in samples:
+        others = [o for o in by_prompt[s["prompt_id"]] if o["policy"] != s["policy"]]
+        refs = [o for o in by_policy[s["policy"]] if o["prompt_id"] != s["prompt_id"]]
+        if not others or not refs:
+            continue
+        for _ in range(per_sample):
+            neg = others[int(rng.integers(len(others)))]
+            ref = refs[int(rng.integers(len(refs)))]
+            out.append(Triple(s["prompt"], ref["response"], s["response"], neg["response"]))
+    if not out:
+        raise DataError("policy triples need at least two policies answering the same prompts")
+    return out
+
+
+def preference_triples(examples: list[Any]) -> list[Triple]:
+    """Fine-tuning triples from preference examples that carry a reference answer."""
+    out = []
+    for ex in examples:
+        if ex.is_tie:
+            continue
+        q = ex.queries()[0]
+        ref = reference_text(q)
+        if ref is None:
+            continue
+        p = prompt_feature_text(q)
+        out.extend(
+            Triple(p, ref, str(ex.responses[c]), str(ex.responses[r]))
+            for c in ex.chosen
+            for r in ex.rejected
+        )
+    if not out:
+        raise DataError("POLAR fine-tuning needs preference pairs with a 'reference' answer")
+    return out
+
+
+def triple_features(
+    encoder: PolarEncoder, triples: list[Triple]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of the better and the worse candidate of each triple."""
+    p = [t.prompt for t in triples]
+    r = [t.reference for t in triples]
+    fb = encoder.features(p, r, [t.better for t in triples])
+    fw = encoder.features(p, r, [t.worse for t in triples])
+    return torch.from_numpy(fb), torch.from_numpy(fw)
+
+
+def fit_polar(
+    fb: torch.Tensor, fw: torch.Tensor, cfg: PolarConfig, head: FeatureHead | None = None
+) -> tuple[FeatureHead, list[float]]:
+    """BT on ``r(better) − r(worse)``; a new head, or a copy of ``head`` (fine-tuning)."""
+    import copy
+
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.seed)
+    model = copy.deepcopy(head) if head is not None else FeatureHead(fb.shape[1], "mlp", cfg.inner)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist = []
+    for _ in tqdm(range(cfg.steps), desc="train POLAR", disable=not cfg.progress):
+        idx = torch.randint(0, len(fb), (min(cfg.batch_size, len(fb)),), generator=gen)
+        loss = bt_loss(model(fb[idx])[:, 0], model(fw[idx])[:, 0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        hist.append(float(loss.detach()))
+    return model.eval(), hist
+
+
+def triple_accuracy(head: FeatureHead, fb: torch.Tensor, fw: torch.Tensor) -> np.ndarray:
+    """Per-triple correctness (1 / 0, ½ on a tie) of ``r(better) > r(worse)``."""
+    with torch.no_grad():
+        d = (head(fb) - head(fw))[:, 0].numpy()
+    return np.where(d > 0, 1.0, np.where(d < 0, 0.0, 0.5))
+
+
+def train_polar(
+    triples: list[Triple],
+    output_dir: str | Path,
+    cfg: PolarConfig | None = None,
+    base: str | Path | None = None,
+    stage: str = "pretrain",
+) -> dict[str, Any]:
+    """Fit (``base`` None) or fine-tune the POLAR head in ``base`` on ``triples``; write
+    ``polar:DIR`` to ``output_dir``; returns the metadata."""
+    from rewardkit.engine.config import EngineConfig
+
+    cfg = cfg or PolarConfig()
+    head, base_meta = load_polar(base) if base is not None else (None, {})
+    enc = PolarEncoder(
+        base_meta.get("encoder", "minilm"),
+        EngineConfig(
+            max_length=int(base_meta.get("max_length", cfg.max_length)), progress=cfg.progress
+        ),
+    )
+    fb, fw = triple_features(enc, triples)
+    model, hist = fit_polar(fb, fw, cfg, head)
+    meta = {
+        "encoder": base_meta.get("encoder", "minilm"),
+        "in_dim": int(fb.shape[1]),
+        "inner": int(base_meta.get("inner", cfg.inner)),
+        "max_length": int(base_meta.get("max_length", cfg.max_length)),
+        "stages": [*base_meta.get("stages", []), {"stage": stage, "n_triples": len(triples)}],
+        "train_accuracy": float(triple_accuracy(model, fb, fw).mean()),
+        "final_loss": float(np.mean(hist[-max(1, len(hist) // 10) :])),
+        "config": asdict(cfg),
+    }
+    save_polar(output_dir, model, meta)
+    Path(output_dir, "loss_history.json").write_text(json.dumps(hist))
+    return meta

@@ -1,0 +1,147 @@
+"""ReMoDetect continual preference tuning of a frozen-feature reward head
+(docs/methods/F8-remodetect.md).
+
+Starting from a trained head (the shipped ``default`` one unless told), fine-tune on detection
+examples (``meta["origin"]`` per response: ``llm`` / ``mixed`` / ``human``) with Bradley–Terry
+on the induced pairs ``llm ≻ mixed``, ``mixed ≻ human`` and ``llm ≻ human``, plus a replay term
+``λ · mean((r_θ(x) − r_0(x))²)`` over the responses of a replay buffer (ordinary preference data),
+which keeps the tuned reward close to the initial one where detection data says nothing
+([design]: the paper's replay form is not pinned). Writes a head that ``default:DIR`` loads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardkit.errors import DataError
+from rewardkit.train.losses import bt_loss
+
+#: Which origin beats which in the tuning pairs.
+RANK = {"llm": 2, "mixed": 1, "human": 0}
+
+
+@dataclass
+class DetectTuneConfig:
+    """Continual tuning settings (small steps from the base head, as a continual update)."""
+
+    steps: int = 300
+    lr: float = 1e-3
+    batch_size: int = 64
+    replay_weight: float = 1.0
+    seed: int = 0
+    progress: bool = False
+
+
+def origin_pairs(examples: list[Any]) -> tuple[list[Any], np.ndarray]:
+    """Queries of every response and the (better, worse) index pairs that the origins induce."""
+    queries: list[Any] = []
+    pairs: list[tuple[int, int]] = []
+    for ex in examples:
+        origin = ex.meta.get("origin")
+        if not isinstance(origin, list) or len(origin) != len(ex.responses):
+            raise DataError(f"example {ex.id!r}: meta.origin must name each response's origin")
+        bad = [o for o in origin if o not in RANK]
+        if bad:
+            raise DataError(f"example {ex.id!r}: unknown origins {bad}; known: {sorted(RANK)}")
+        base = len(queries)
+        queries.extend(ex.queries())
+        for i, oi in enumerate(origin):
+            for j, oj in enumerate(origin):
+                if RANK[oi] > RANK[oj]:
+                    pairs.append((base + i, base + j))
+    if not pairs:
+        raise DataError("detection tuning needs examples with responses of different origins")
+    return queries, np.asarray(pairs, dtype=np.int64)
+
+
+def tune_head(
+    head: torch.nn.Module,
+    x: torch.Tensor,
+    pairs: np.ndarray,
+    x_replay: torch.Tensor | None,
+    cfg: DetectTuneConfig,
+) -> tuple[torch.nn.Module, list[float]]:
+    """A tuned copy of ``head`` and the loss per step (BT on ``pairs`` + replay)."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.seed)
+    tuned = copy.deepcopy(head).train()
+    with torch.no_grad():
+        r0 = head(x_replay)[:, 0] if x_replay is not None and len(x_replay) else None
+    opt = torch.optim.Adam(tuned.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    p = torch.from_numpy(pairs)
+    history = []
+    for _ in tqdm(range(cfg.steps), desc="tune detector", disable=not cfg.progress):
+        idx = torch.randint(0, len(p), (min(cfg.batch_size, len(p)),), generator=gen)
+        b = p[idx]
+        loss = bt_loss(tuned(x[b[:, 0]])[:, 0], tuned(x[b[:, 1]])[:, 0])
+        if r0 is not None and cfg.replay_weight:
+            j = torch.randint(0, len(r0), (min(cfg.batch_size, len(r0)),), generator=gen)
+            loss = loss + cfg.replay_weight * ((tuned(x_replay[j])[:, 0] - r0[j]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    return tuned.eval(), history
+
+
+def tune_detector(
+    examples: list[Any],
+    output_dir: str | Path,
+    base: str | None = None,
+    replay: list[Any] | None = None,
+    cfg: DetectTuneConfig | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Tune the head in ``base`` (None: the shipped default) on detection ``examples`` with
+    ``replay`` examples' responses as the buffer; write ``head.safetensors`` + ``head.json``.
+    ``cache_dir``: the engine's score cache for the features (reruns and later scoring reuse it)."""
+    from safetensors.torch import save_file
+
+    from rewardkit.engine.config import EngineConfig
+    from rewardkit.rewards.default_rm import (
+        HEAD_FILE,
+        META_FILE,
+        Featurizer,
+        default_head_dir,
+        load_head,
+    )
+
+    cfg = cfg or DetectTuneConfig()
+    head, meta = load_head(Path(base).expanduser() if base else default_head_dir())
+    feat = Featurizer(
+        meta.get("encoder", "minilm"),
+        EngineConfig(
+            max_length=int(meta["max_length"]), progress=cfg.progress, cache_dir=cache_dir
+        ),
+    )
+    queries, pairs = origin_pairs(examples)
+    x = torch.from_numpy(feat.features(queries))
+    x_rep = None
+    if replay:
+        x_rep = torch.from_numpy(feat.features([q for ex in replay for q in ex.queries()]))
+    tuned, history = tune_head(head, x, pairs, x_rep, cfg)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tuned.state_dict().items()}, str(out / HEAD_FILE))
+    new_meta = {
+        **meta,
+        "remodetect": {
+            "base": base or "default",
+            "n_pairs": len(pairs),
+            "n_replay": 0 if x_rep is None else len(x_rep),
+            "final_loss": float(np.mean(history[-max(1, len(history) // 10) :])),
+            "config": asdict(cfg),
+        },
+    }
+    (out / META_FILE).write_text(json.dumps(new_meta, indent=1, default=str))
+    (out / "loss_history.json").write_text(json.dumps(history))
+    return new_meta["remodetect"]
