@@ -184,3 +184,19 @@ def test_pil_images_score_like_files(vlm, images) -> None:
     a = judge.score([Query([user("x")], [image_part(images[0])])])
     b = judge.score([Query([user("x")], [image_part(Image.open(images[0]).convert("RGB"))])])
     assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_listwise_ranks_image_responses_in_one_call(vlm, images, tmp_path) -> None:
+    from rewardkit.types import Capability
+
+    judge = load_reward(f"vlm-judge-listwise:{vlm}", progress=False, cache_dir=str(tmp_path))
+    assert judge.can(Capability.LISTWISE) and judge.can(Capability.IMAGES)
+    prompt = [user("Draw a red square.")]
+    group = [[image_part(images[i])] for i in range(3)] + ["a text answer"]
+    res = judge.rank_many([prompt], [group])
+    s = res.scores[0]
+    assert s.shape == (4,) and np.isfinite(s).all() and s.sum() == pytest.approx(1.0)
+    assert res.stats["computed"] == 1  # the whole group in one row
+    back = judge.rank_many([prompt], [group[::-1]])  # same responses, other order: same slots
+    np.testing.assert_allclose(back.scores[0][::-1], s, atol=1e-6)
+    assert back.stats["computed"] == 0

@@ -38,7 +38,7 @@ class RewardKind:
     kind: str
     factory: str  # "module:function"; called as function(arg, **options) -> Reward
     description: str
-    card: str | None = None  # methods.md card, e.g. "B3 — Generative yes-token reward"
+    card: str | None = None  # method card (docs/methods/), e.g. "B3 — Generative yes-token reward"
     arg_help: str | None = None  # what ARG means, e.g. "PATH_OR_ID"
     uses_engine: bool = False  # takes the scoring engine's options (token_budget, dtype, ...)
     #: Built from other specs (``{KIND: members, ...}``); arg_help then shows the dict form.
@@ -374,6 +374,15 @@ register(
     "template, with the conversation's and the response's images in place.",
     card="B3 — Generative yes-token reward (RewardDance)",
     arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, output=prob|logit, system=",
+    uses_engine=True,
+)
+register(
+    "vlm-judge-listwise",
+    "rewardkit.rewards.judges.vlm:build_listwise",
+    "Listwise generative judge on a vision-language model: k ≤ 9 responses (text or images) to "
+    "one prompt ranked in one call, shown in a seeded order; score = P(the response is best).",
+    card="B7 — Listwise judge",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, principle=, rubric=, system=",
     uses_engine=True,
 )
 register(

@@ -1,5 +1,5 @@
 """Leaderboards across saved runs: ``rewardkit report DIR…`` merges several ``report.json``
-files (no rescoring) into one table, with the accuracy↔best-of-N-gain correlation (methods.md D8)
+files (no rescoring) into one table, with the accuracy↔best-of-N-gain correlation (docs/methods/D8-best-of-n-eval.md)
 across every reward that has both numbers."""
 
 from __future__ import annotations

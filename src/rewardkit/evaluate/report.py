@@ -86,10 +86,16 @@ def _notes(result: EvalResult) -> list[str]:
         f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
     ]
     notes += [str(n) for n in st.get("notes", [])]
+    dropped = ds.get("load_skipped") or {}
+    if dropped.get("n"):
+        notes.append(
+            f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
+            f"first: {dropped['first']}"
+        )
     if ds["n_skipped"]:
         parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
-    else:
+    elif not dropped.get("n"):
         notes.append(f"No example skipped ({ds['n_examples']} examples).")
     for r in result.rewards:
         if r.n_nan:

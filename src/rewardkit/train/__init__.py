@@ -1,4 +1,4 @@
-"""Reward-model training (issue 4): configs, pure losses, collation/packing, the
+"""Reward-model training: configs, pure losses, collation/packing, the
 ``transformers.Trainer`` subclass, frozen-feature heads, ensembles. See docs/training.md.
 
 Importing this package is torch-free; ``train`` imports torch and transformers when called.

@@ -1,7 +1,7 @@
 """Ensembles of trained reward models: k members differing by seed (and optionally backbone),
-saved as one loadable ensemble reward, plus the ensemble vote of methods.md E1.
+saved as one loadable ensemble reward, plus the ensemble vote of docs/methods/E1-preference-strength.md.
 
-methods.md C5 — Reward-model ensembles ("Helping or Herding?"); E1 — preference strength by
+docs/methods/C5-reward-ensembles.md — Reward-model ensembles ("Helping or Herding?"); E1 — preference strength by
 ensemble voting ("Secrets of RLHF Part II"). ``output_dir/ensemble.yaml`` is a registry spec
 (``load_reward("out/ens/ensemble.yaml")``) whose members are the member directories;
 ``output_dir/votes.json`` maps each training example id to its mean reward difference across the

@@ -1,7 +1,7 @@
 """Frozen-encoder training: features are computed once with the frozen backbone, then only a
 small head trains on them (how the shipped ``default`` reward model is made).
 
-methods.md A1 — Bradley–Terry reward model; A14 — two-layer reward head. The loss is the same pure
+docs/methods/A1-bradley-terry.md — Bradley–Terry reward model; A14 — two-layer reward head. The loss is the same pure
 function as the full trainer's (:func:`rewardkit.train.objectives.compute`); the data order is a
 seeded permutation per epoch, so a rerun reproduces the head bit for bit.
 """

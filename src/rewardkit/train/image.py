@@ -6,7 +6,7 @@ Chosen when ``model_type: image``, or ``model_type: auto`` and ``model`` is a CL
 encoder or a saved image reward model (:func:`is_image_config`). The backbone is
 ``freeze_backbone: true`` (only the head trains), LoRA (``lora_r > 0``: peft adapters on the
 attention projections ``q_proj, k_proj, v_proj, out_proj`` of both towers, plus the head) or
-fully fine-tuned. ``head``: ``mlp`` (methods.md A14), ``linear`` or ``cosine`` (PickScore: no
+fully fine-tuned. ``head``: ``mlp`` (docs/methods/A14-two-layer-head.md), ``linear`` or ``cosine`` (PickScore: no
 head). Objectives with one scalar reward: ``bt`` (A1), ``tie`` (A13 BT-with-ties), ``listwise``.
 The output folder loads with ``image-rm:DIR``.
 """

@@ -36,6 +36,19 @@ def answer_token_ids(
     return a, b
 
 
+def label_token_ids(tokenizer: Any, model: str, k: int) -> list[list[int]]:
+    """Single-token ids of the listwise labels 1…k; a clear error when one has none."""
+    ids = [single_token_ids(tokenizer, (str(i), f" {i}")) for i in range(1, k + 1)]
+    if not all(ids):
+        raise ValueError(f"{model}: no single-token spelling of the labels 1…{k}")
+    return ids
+
+
+def label_scores(logits: np.ndarray, label_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """(b, k) log-scores of the labels from the logits of their flattened ids."""
+    return verdict.class_scores(logits, [len(ids) for ids in label_ids])
+
+
 class AnswerTokens:
     """The two answer classes of a yes/no or pairwise judge on one tokenizer.
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rewardkit.rewards.judges import verdict
 from rewardkit.types import (
     Content,
     ListwiseResult,
@@ -90,9 +91,21 @@ class ListwiseJudging:
     #: The largest group a backend reads in one call.
     max_group: ClassVar[int] = 9
 
+    #: Tag hashed into the row keys of shown groups.
+    list_tag: ClassVar[str] = "list"
+
     def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """Per-label scores (k,) of each shown group (NaN when unread), and the call's stats."""
-        raise NotImplementedError
+        """Per-label scores (k,) of each shown group (NaN when unread), and the call's stats.
+
+        This default runs the groups through the scoring engine of a local backend (its
+        ``run_rows`` and ``encode_groups``, whose rows give the log-scores of the labels 1…9);
+        the HTTP backend has its own."""
+        keys = [stable_hash([self.list_tag, m, list(shown)]) for m, shown in groups]
+        engine: Any = self
+        run = engine.run_rows(list(groups), keys, engine.encode_groups)
+        table = run.values.astype(np.float64)
+        scores = [verdict.softmax(table[i, : len(g[1])]) for i, g in enumerate(groups)]
+        return scores, dict(run.stats)
 
     def rank_many(
         self, prompts: Sequence[Any], groups: Sequence[Sequence[Content]]

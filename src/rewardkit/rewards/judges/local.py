@@ -30,12 +30,16 @@ from rewardkit.models.loading import (
     set_threads,
 )
 from rewardkit.rewards.judges import verdict
-from rewardkit.rewards.judges.answers import AnswerTokens, single_token_ids
+from rewardkit.rewards.judges.answers import (
+    AnswerTokens,
+    label_scores,
+    label_token_ids,
+    single_token_ids,
+)
 from rewardkit.rewards.judges.listwise import (
     Group,
     ListwiseJudging,
     expand_template,
-    label_classes,
 )
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.template import (
@@ -51,7 +55,7 @@ from rewardkit.rewards.judges.template import (
     principle_text,
     references,
 )
-from rewardkit.types import Capability, Query, prompt_text, stable_hash, text_queries
+from rewardkit.types import Capability, Query, prompt_text, text_queries
 
 DEFAULT_MODEL = "smollm2"
 
@@ -374,11 +378,7 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
     ) -> None:
         super().__init__(model, config, **options)
         self.seed = int(order_seed)
-        self.label_ids = [
-            single_token_ids(self.tokenizer, c) for c in label_classes(self.max_group)
-        ]
-        if not all(self.label_ids):
-            raise ValueError(f"{model}: no single-token spelling of the labels 1…9")
+        self.label_ids = label_token_ids(self.tokenizer, model, self.max_group)
         self._groups: dict[int, list[list[int]]] = {}
         self._identity.update(label_ids=self.label_ids, seed=self.seed)
 
@@ -410,15 +410,7 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
         """Log-scores (b, 9) of the labels 1…9 as the first answer token."""
         flat = [i for ids in self.label_ids for i in ids]
         logits = self.answer_logits(self.last_hidden(input_ids, attention_mask), flat)
-        sizes = [len(ids) for ids in self.label_ids]
-        return read_logits(logits, lambda x: verdict.class_scores(x, sizes))
-
-    def shown_scores(self, groups: Sequence[Group]) -> tuple[list[np.ndarray], dict[str, Any]]:
-        keys = [stable_hash(["list", m, list(shown)]) for m, shown in groups]
-        run = self.run_rows(list(groups), keys, self.encode_groups)
-        table = run.values.astype(np.float64)
-        scores = [verdict.softmax(table[i, : len(g[1])]) for i, g in enumerate(groups)]
-        return scores, dict(run.stats)
+        return read_logits(logits, lambda x: label_scores(x, self.label_ids))
 
 
 def _model(arg: str | None) -> str:

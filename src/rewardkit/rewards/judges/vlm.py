@@ -21,10 +21,16 @@ from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
-from rewardkit.rewards.judges.answers import AnswerTokens
+from rewardkit.rewards.judges.answers import AnswerTokens, label_scores, label_token_ids
+from rewardkit.rewards.judges.listwise import (
+    Group,
+    ListwiseJudging,
+    expand_template,
+)
 from rewardkit.rewards.judges.local import answer_logits, read_logits
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.template import (
+    LISTWISE,
     PAIRWISE,
     YES_NO,
     JudgeKind,
@@ -89,8 +95,10 @@ class VLMJudge(MultimodalReward):
             opts.use_chat_template and getattr(self.processor, "chat_template", None)
         )
         self.image_token = str(getattr(self.processor, "image_token", None) or "<image>")
-        self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
-        self._identity = {**self.base_identity(), **self.answers.identity}
+        self._identity = self.base_identity()
+        if self.kind.name in ("yes_no", "pairwise"):
+            self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
+            self._identity.update(self.answers.identity)
 
     def base_identity(self) -> dict[str, Any]:
         return judge_identity(
@@ -110,9 +118,12 @@ class VLMJudge(MultimodalReward):
         return int(self.tokenizer.pad_token_id)
 
     # -- rows -----------------------------------------------------------------------------------
-    def render(self, values: Sequence[list[Part]]) -> tuple[str, list[ImageRef]]:
-        """The prompt text (chat template applied, generation prompt added) and its images."""
-        parts = fill_slots(self.pieces, values)
+    def render(
+        self, values: Sequence[list[Part]], pieces: Sequence[str] | None = None
+    ) -> tuple[str, list[ImageRef]]:
+        """The prompt text (chat template applied, generation prompt added) and its images;
+        ``pieces`` are the template's text around the slots (default: the judge's own)."""
+        parts = fill_slots(self.pieces if pieces is None else pieces, values)
         images = [p["image"] for p in parts if p["type"] == "image"]
         if self.use_chat_template:
             content = [p if p["type"] == "text" else {"type": "image"} for p in parts]
@@ -138,11 +149,13 @@ class VLMJudge(MultimodalReward):
             kwargs["images"] = loaded if all(loaded) else [im for row in loaded for im in row]
         return dict(self.processor(**kwargs))
 
-    def encode_values(self, values: Sequence[Sequence[list[Part]]]) -> list[MultimodalRow]:
+    def encode_values(
+        self, values: Sequence[Sequence[list[Part]]], pieces: Sequence[str] | None = None
+    ) -> list[MultimodalRow]:
         """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length."""
         rows = []
         for v in values:
-            text, images = self.render(v)
+            text, images = self.render(v, pieces)
             ids = self._inputs([text], [images])["input_ids"][0].tolist()
             rows.append(MultimodalRow(ids, payload=(text, images)))
         return rows
@@ -158,10 +171,16 @@ class VLMJudge(MultimodalReward):
         hidden = self._decoder(**inputs).last_hidden_state
         last = inputs["attention_mask"].sum(dim=1) - 1
         h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+        return self.read_hidden(h)
+
+    def logits_of(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+        """Next-token logits (b, len(ids)) of ``ids`` from last hidden states ``h``."""
         config = getattr(self.model.config, "text_config", None) or self.model.config
-        return read_logits(
-            answer_logits(self._head, config, h, self.answers.ids), self.answers.read
-        )
+        return answer_logits(self._head, config, h, ids)
+
+    def read_hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """The kind's reward from the last hidden states (yes/no and pairwise answer tokens)."""
+        return read_logits(self.logits_of(h, self.answers.ids), self.answers.read)
 
 
 class VLMYesNoJudge(VLMJudge):
@@ -195,11 +214,53 @@ class VLMPairwiseJudge(PairwiseJudging, VLMJudge):
         raise TypeError(f"{self.name}: a pairwise judge encodes pairs (compare_many), not queries")
 
 
+class VLMListwiseJudge(ListwiseJudging, VLMJudge):
+    """``vlm-judge-listwise:`` — k ≤ 9 responses (text or images) to one prompt ranked in one
+    call; P(best) from the logits of the labels 1…9 (docs/methods/B7-listwise-judge.md)."""
+
+    kind = LISTWISE
+    spec_kind = "vlm-judge-listwise"
+    capabilities = VLMJudge.capabilities | {Capability.LISTWISE}
+    list_tag = "vlm-list"
+
+    def __init__(
+        self, model: str, config: EngineConfig | None = None, *, order_seed: int = 0, **options: Any
+    ) -> None:
+        super().__init__(model, config, **options)
+        self.seed = int(order_seed)
+        self.label_ids = label_token_ids(self.tokenizer, model, self.max_group)
+        self._identity.update(label_ids=self.label_ids, seed=self.seed)
+        self._text = judge_template(self.kind, self.options.template, self.principle)[1]
+
+    def encode_groups(self, groups: Sequence[Group]) -> list[MultimodalRow]:
+        rows: list[MultimodalRow] = []
+        for msgs, shown in groups:
+            text, slots = expand_template(self._text, len(shown))
+            values = [conversation_parts(msgs), *(as_parts(r) for r in shown)]
+            rows += self.encode_values([values], split_template(text, slots))
+        return rows
+
+    def encode(self, queries: Sequence[Query]) -> list:
+        raise TypeError(f"{self.name}: a listwise judge encodes groups (rank_many), not queries")
+
+    def read_hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """Log-scores (b, 9) of the labels 1…9 as the first answer token."""
+        flat = [i for ids in self.label_ids for i in ids]
+        return read_logits(self.logits_of(h, flat), lambda x: label_scores(x, self.label_ids))
+
+
 def build(arg: str | None, **options: Any) -> VLMYesNoJudge:
     """Registry factory for ``vlm-judge:PATH_OR_ID``."""
     if not arg:
         raise ValueError("vlm-judge needs a model: vlm-judge:PATH_OR_ID")
     return VLMYesNoJudge(arg, EngineConfig.from_options(options), **options)
+
+
+def build_listwise(arg: str | None, **options: Any) -> VLMListwiseJudge:
+    """Registry factory for ``vlm-judge-listwise:PATH_OR_ID``."""
+    if not arg:
+        raise ValueError("vlm-judge-listwise needs a model: vlm-judge-listwise:PATH_OR_ID")
+    return VLMListwiseJudge(arg, EngineConfig.from_options(options), **options)
 
 
 def build_pairwise(arg: str | None, **options: Any) -> VLMPairwiseJudge:
