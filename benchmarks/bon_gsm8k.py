@@ -1,4 +1,4 @@
-"""End-to-end best-of-N on GSM8K (issue 9; methods.md F1, D8, E5).
+"""End-to-end best-of-N on GSM8K (docs/methods/F1-best-of-n.md, docs/methods/D8-best-of-n-eval.md, docs/methods/E5-density-ratio-annotation.md).
 
 The embedded default policy (SmolLM2-135M-Instruct) samples N candidates per GSM8K test prompt
 (one batch per prompt); a math-correctness rule scores them in one pass per prompt; we report

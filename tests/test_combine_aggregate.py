@@ -1,4 +1,4 @@
-"""NaN-aware ensemble aggregates (methods.md C5), pinned by hand-computed numbers."""
+"""NaN-aware ensemble aggregates (docs/methods/C5-reward-ensembles.md), pinned by hand-computed numbers."""
 
 from __future__ import annotations
 

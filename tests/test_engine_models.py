@@ -72,7 +72,9 @@ def test_judge_scores_are_probabilities_from_yes_and_no_logits(queries):
     assert np.all((p > 0) & (p < 1))
     logit = load_reward("judge:default?progress=false&output=logit").score(queries[:4])
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-logit.astype(np.float64))), atol=1e-6)
-    assert yes_probability(1.2, 0.4) == pytest.approx(0.689974, abs=1e-6)  # methods.md B3
+    assert yes_probability(1.2, 0.4) == pytest.approx(
+        0.689974, abs=1e-6
+    )  # docs/methods/B3-yes-token-reward.md
 
 
 def test_truncation_keeps_the_response_and_counts_the_row(tmp_path):

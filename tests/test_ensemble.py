@@ -1,4 +1,4 @@
-"""EnsembleReward and composite specs (methods.md C5, C10), on cheap rule members."""
+"""EnsembleReward and composite specs (docs/methods/C5-reward-ensembles.md, docs/methods/C10-hybrid-rewards.md), on cheap rule members."""
 
 from __future__ import annotations
 

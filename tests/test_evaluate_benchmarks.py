@@ -1,4 +1,4 @@
-"""RewardBench v1 section weighting and RewardBench 2 mean (methods.md D1, D2)."""
+"""RewardBench v1 section weighting and RewardBench 2 mean (docs/methods/D1-rewardbench.md, docs/methods/D2-rewardbench-2.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Best-of-N and overoptimization (methods.md D8, D9) — hand-computed numbers."""
+"""Best-of-N and overoptimization (docs/methods/D8-best-of-n-eval.md, docs/methods/D9-overoptimization.md) — hand-computed numbers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Calibration (methods.md D7): ECE binning, Brier, temperature — hand-computed numbers."""
+"""Calibration (docs/methods/D7-calibration.md): ECE binning, Brier, temperature — hand-computed numbers."""
 
 from __future__ import annotations
 
@@ -71,3 +71,13 @@ def test_report_and_save_apply(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"temperature": -1}')
     with pytest.raises(ValueError, match="temperature must be > 0"):
         TemperatureScaling.load(tmp_path / "bad.json")
+
+
+def test_a_degenerate_fitted_temperature_reads_as_no_signal():
+    from rewardkit.evaluate.calibration import fit_temperature, temperature_has_signal
+
+    # the same margin on right and wrong pairs: the best fit flattens everything to 0.5
+    t = fit_temperature([1.0, 1.0, 1.0, 1.0], [1, 0, 1, 0])
+    assert not temperature_has_signal(t)
+    assert temperature_has_signal(fit_temperature([2.0, 1.0, -1.0, 0.5], [1, 1, 0, 1]))
+    assert not temperature_has_signal(float("nan"))

@@ -1,4 +1,4 @@
-"""Per-language scores and the gap to English (methods.md D3) — hand-computed."""
+"""Per-language scores and the gap to English (docs/methods/D3-m-rewardbench.md) — hand-computed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-example outcome rules (methods.md D1, D2), pinned with hand-computed numbers."""
+"""Per-example outcome rules (docs/methods/D1-rewardbench.md, docs/methods/D2-rewardbench-2.md), pinned with hand-computed numbers."""
 
 from __future__ import annotations
 

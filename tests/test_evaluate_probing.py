@@ -1,4 +1,4 @@
-"""Linear probes on features (methods.md D5)."""
+"""Linear probes on features (docs/methods/D5-probing.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The one real-model test of the evaluation suite: the default judge (SmolLM2-135M) on RM-Bench
-rows, with representation probing on its hidden states (methods.md D5)."""
+rows, with representation probing on its hidden states (docs/methods/D5-probing.md)."""
 
 from __future__ import annotations
 

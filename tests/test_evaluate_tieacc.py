@@ -1,4 +1,4 @@
-"""Accuracy with ties (methods.md D6) — the card's worked example."""
+"""Accuracy with ties (docs/methods/D6-multimodal-benchmarks.md) — the card's worked example."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RewardBench 2 Ties score (methods.md D2)."""
+"""RewardBench 2 Ties score (docs/methods/D2-rewardbench-2.md)."""
 
 from __future__ import annotations
 

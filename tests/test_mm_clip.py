@@ -1,4 +1,4 @@
-"""``clip:`` — CLIP-score rewards on a tiny random CLIPModel (methods.md B15)."""
+"""``clip:`` — CLIP-score rewards on a tiny random CLIPModel (docs/methods/B15-image-text-reward.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Evaluation of image preference data: MMRB2 both-order rule, accuracy with ties and MM-RLHF
-ACC / ACC+ (methods.md D6), and ``rewardkit eval`` on a text-to-image pairs file."""
+ACC / ACC+ (docs/methods/D6-multimodal-benchmarks.md), and ``rewardkit eval`` on a text-to-image pairs file."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class FixedOrderJudge(Reward):
 
 
 def test_mmrb2_rule_worked_example() -> None:
-    # methods.md D6 / B6: forward verdict correct, reverse verdict wrong → 1/2.
+    # docs/methods/D6-multimodal-benchmarks.md / B6: forward verdict correct, reverse verdict wrong → 1/2.
     assert mmrb2_outcome(0.8, 0.3) == 0.5
     assert mmrb2_outcome(0.8, 0.9) == 1.0 and mmrb2_outcome(0.2, 0.4) == 0.0
     assert mmrb2_outcome(0.5, 0.9) == 1.0  # an undecided order is not a valid verdict
@@ -118,7 +118,7 @@ def test_mmrb2_evaluate_per_task_both_orders(tmp_path) -> None:
 
 
 def test_accuracy_with_ties_on_t2i_pairs_card_example(tmp_path) -> None:
-    # methods.md D6 worked example, through the t2i loader and evaluate.
+    # docs/methods/D6-multimodal-benchmarks.md worked example, through the t2i loader and evaluate.
     h = [1, -1, 0, 1, -1, 0, 1, -1, 0]
     a = [0.9, -0.7, 0.1, 0.8, -0.6, 0.2, 0.7, -0.5, 0.3]
     b = [0.1, -0.8, 0.5, 0.5, -0.3, 0.3, 0.4, -0.4, 0.4]

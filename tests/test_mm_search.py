@@ -1,4 +1,4 @@
-"""Reward-guided search: best-of-N, TTSnap pruning (methods.md F3) and ReNO (F2, B15)."""
+"""Reward-guided search: best-of-N, TTSnap pruning (docs/methods/F3-ttsnap.md) and ReNO (F2, B15)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from rewardkit.multimodal import search as S
 
-# methods.md F3 worked example (TTSnap README values).
+# docs/methods/F3-ttsnap.md worked example (TTSnap README values).
 X, Y, STEPS, KEEP, N_STEPS = 9.9, 1.2, (2, 6, 11), (0.4, 0.4, 0.5), 20
 
 

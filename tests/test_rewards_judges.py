@@ -36,7 +36,7 @@ def pair_queries() -> list[Query]:
 
 
 def test_position_bias_counts_verdicts_that_follow_the_slot():
-    # MMRB2 example (methods.md B6): forward verdict A (a wins), reverse verdict A again — in a's
+    # MMRB2 example (docs/methods/B6-llm-judge.md): forward verdict A (a wins), reverse verdict A again — in a's
     # terms the reverse says b wins — so the verdict flipped with the order.
     assert position_bias([0.8], [0.3]) == 1.0
     assert position_bias([0.8], [0.6]) == 0.0

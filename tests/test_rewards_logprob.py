@@ -60,7 +60,7 @@ def assert_batch_and_order_invariant(spec: str, queries: list[Query], cache_dir=
     return a
 
 
-# -- pure functions (methods.md card vectors) -----------------------------------------------------
+# -- pure functions (docs/methods/ card vectors) --------------------------------------------------
 
 
 def test_dpo_card_vector():

@@ -1,4 +1,4 @@
-"""R³ regularized relevance reward (methods.md B10)."""
+"""R³ regularized relevance reward (docs/methods/B10-relevance-reward.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every training loss pinned on hand-computed numbers (methods.md worked examples)."""
+"""Every training loss pinned on hand-computed numbers (the worked examples of docs/methods/ cards)."""
 
 from __future__ import annotations
 

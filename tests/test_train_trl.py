@@ -1,5 +1,5 @@
 """Our Bradley–Terry loss and its gradients equal TRL RewardTrainer's on the same model, batch and
-initial weights (methods.md A1). Skips when trl is not importable."""
+initial weights (docs/methods/A1-bradley-terry.md). Skips when trl is not importable."""
 
 from __future__ import annotations
 

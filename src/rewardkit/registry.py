@@ -38,7 +38,7 @@ class RewardKind:
     kind: str
     factory: str  # "module:function"; called as function(arg, **options) -> Reward
     description: str
-    card: str | None = None  # methods.md card, e.g. "B3 — Generative yes-token reward"
+    card: str | None = None  # method card (docs/methods/), e.g. "B3 — Generative yes-token reward"
     arg_help: str | None = None  # what ARG means, e.g. "PATH_OR_ID"
     uses_engine: bool = False  # takes the scoring engine's options (token_budget, dtype, ...)
     #: Built from other specs (``{KIND: members, ...}``); arg_help then shows the dict form.

@@ -47,3 +47,21 @@ def test_progress_bars_are_clean_lines_in_a_log(tmp_path):
     assert "\r" not in proc.stderr
     assert all(line.strip() for line in proc.stderr.splitlines())  # no blank clear-lines
     assert "scoring" in proc.stderr  # the bar is there, as lines
+
+
+def test_load_time_skips_are_in_every_report(cli, tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    good = [{"prompt": f"q{i}", "chosen": "a" * (i + 2), "rejected": "b"} for i in range(2)]
+    lines = [json.dumps(good[0]), json.dumps({"prompt": "q"}), json.dumps(good[1])]
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "ev"
+    args = ["eval", "-r", "rule:length", "--data", path, "--on-error", "skip", "--out", out]
+    code, text = cli(*args, "--n-boot", "10")
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["load_skipped"]["n"] == 1
+    assert "line 2" in report["dataset"]["load_skipped"]["first"]
+    for name in ("report.md", "report.html"):
+        page = (out / name).read_text()
+        assert "Dropped 1 malformed record(s) at load time" in page
+        assert "No example skipped" not in page

@@ -1,6 +1,6 @@
 """Combining rewards: pure, NaN-aware functions over score arrays (numpy only, fast to import).
 
-- ``aggregate``: ensemble aggregates of methods.md C5 (mean, median, min, max, mean − λ·std, weighted).
+- ``aggregate``: ensemble aggregates of docs/methods/C5-reward-ensembles.md (mean, median, min, max, mean − λ·std, weighted).
 - ``normalize``: C1 GRPO group / batch normalization, Dr. GRPO, RLOO (TRL and verl presets).
 - ``bnpo``: C2 Beta normalization (BNPO) and its multi-reward advantage decomposition.
 - ``dataset_norm``: C3 MedGRPO cross-dataset median → 0.5 logistic normalizer.

@@ -1,4 +1,4 @@
-"""NaN-aware aggregation of several rewards' scores: methods.md C5 (reward-model ensembles).
+"""NaN-aware aggregation of several rewards' scores: docs/methods/C5-reward-ensembles.md (reward-model ensembles).
 
 Every function here is pure and works on a score matrix ``scores`` of shape ``(n, m)``: one row per
 query, one column per member reward. The rules, the same in every function:

@@ -1,4 +1,4 @@
-"""methods.md C2 — Beta-normalization of binary rewards ("BNPO: Beta Normalization Policy Optimization").
+"""docs/methods/C2-beta-normalization.md — Beta-normalization of binary rewards ("BNPO: Beta Normalization Policy Optimization").
 
 Per batch (``compute_bnpo_outcome_advantage`` of ``changyi7231/BNPO``):
 

@@ -1,4 +1,4 @@
-"""methods.md C3 — Cross-dataset median normalization ("MedGRPO").
+"""docs/methods/C3-median-normalization.md — Cross-dataset median normalization ("MedGRPO").
 
 Each data source d gets a logistic curve ``r̃ = 1 / (1 + exp(−k_d (r − m_d)))`` that maps its median
 ``m_d`` to 0.5, so easy and hard datasets contribute comparably. ``k_d = ln 3 / (q75_d − m_d)``

@@ -1,4 +1,4 @@
-"""methods.md C10 — Hybrid rule + model rewards with multi-aspect terms ("Beyond Monolithic Rewards").
+"""docs/methods/C10-hybrid-rewards.md — Hybrid rule + model rewards with multi-aspect terms ("Beyond Monolithic Rewards").
 
 ``r = c·r_rule + (1 − c)·r_model + Σ_j w_j r_aspect,j + w_len·r_len`` (``[design]``; the paper names
 the parts, not the combination). ``c ∈ [0, 1]`` is the rule verifier's confidence: 1 when the rule

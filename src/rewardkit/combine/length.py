@@ -1,4 +1,4 @@
-"""methods.md C8 — Length penalties, vectorized over a batch of response lengths.
+"""docs/methods/C8-length-penalties.md — Length penalties, vectorized over a batch of response lengths.
 
 - DAPO soft overlong punishment: :func:`soft_overlong` of one length (``rule:overlong`` uses
   it); :func:`overlong_penalty` applies it to an array. Card: (L_max, L_cache) = (50, 15):

@@ -1,4 +1,4 @@
-"""methods.md C9 — Multi-Reward Normalization (MRN), ReFine-RFT ("Can Textual Reasoning Improve … FGVC?").
+"""docs/methods/C9-multi-reward-normalization.md — Multi-Reward Normalization (MRN), ReFine-RFT ("Can Textual Reasoning Improve … FGVC?").
 
 Each reward function is normalized within the group first, then the weighted sum is taken:
 ``Â_ik = (r_ik − mean_g r_·k) / (std_g r_·k + 1e-4)`` (ddof=1), ``A_i = Σ_k w_k Â_ik``

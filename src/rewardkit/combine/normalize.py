@@ -1,4 +1,4 @@
-"""Group and batch normalization of rewards into advantages: methods.md C1 — GRPO group normalization.
+"""Group and batch normalization of rewards into advantages: docs/methods/C1-group-normalization.md — GRPO group normalization.
 
 Every function is pure, vectorized numpy over a reward vector ``rewards`` (n,) and a parallel vector of
 group ids ``group_ids`` (n,) (prompt ids: any ints or strings; responses to the same prompt share

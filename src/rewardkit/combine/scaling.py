@@ -1,4 +1,4 @@
-"""Reward scaling: methods.md C6 (MM-RLHF dynamic β) and C7 (GRPO-S difficulty scaling, DR-IRL).
+"""Reward scaling: docs/methods/C6-dynamic-beta.md (MM-RLHF dynamic β) and C7 (GRPO-S difficulty scaling, DR-IRL).
 
 - C6 — Dynamic reward scaling of DPO β ("MM-RLHF"): ``β_i = β₀ · (1 + w · (1 − e^{−k δ_i}))`` with
   ``δ_i = r(x, y_w) − r(x, y_l)`` the reward margin of pair i (functional form ``[recalled]``,

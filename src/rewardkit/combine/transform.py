@@ -1,4 +1,4 @@
-"""methods.md C4 — Log-sigmoid-centered transform and sum ("Transforming and Combining Rewards").
+"""docs/methods/C4-logsigmoid-transform.md — Log-sigmoid-centered transform and sum ("Transforming and Combining Rewards").
 
 ``u = log σ(r − r_ref(x))`` turns a Bradley–Terry reward into "log P(output is good)", with
 diminishing returns above the per-prompt reference ``r_ref(x)``; the sum over properties

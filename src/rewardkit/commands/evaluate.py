@@ -27,6 +27,7 @@ from rewardkit.commands.options import (
     parse_columns,
     reset_cache,
 )
+from rewardkit.data.table import BENCHMARK_NAMES
 
 
 def eval_command(
@@ -47,9 +48,7 @@ def eval_command(
     benchmark: Annotated[
         str,
         typer.Option(
-            help="Scoring rules: auto (from the data), rewardbench1, rewardbench2, generic, "
-            "rm-bench, rmb, judgebench, autoj, pandalm, mt-bench-human, m-rewardbench, "
-            "rag-rewardbench, best-of-n, ratings."
+            help="Scoring rules: auto (from the data), " + ", ".join(BENCHMARK_NAMES[1:]) + "."
         ),
     ] = "auto",
     html: Annotated[
@@ -126,8 +125,14 @@ def eval_command(
             check_file_target(save_temperature, "--save-temperature")
         if cache_reset and not no_cache:
             reset_cache(cache_dir)
+        dropped: list = []
         examples = load(
-            data, format=data_format, columns=parse_columns(columns), limit=limit, on_error=on_error
+            data,
+            format=data_format,
+            columns=parse_columns(columns),
+            limit=limit,
+            on_error=on_error,
+            skipped_out=dropped,
         )
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
         from rewardkit.evaluate.process_report import is_step_data
@@ -148,6 +153,8 @@ def eval_command(
             temperature=temp,
             probe=probe,
         )
+    if dropped:  # records --on-error skip dropped at load time: the reports say so
+        result.dataset["load_skipped"] = {"n": len(dropped), "first": str(dropped[0])}
     print_table(result)
     from rewardkit.evaluate.htmlreport import summary_lines
 

@@ -38,7 +38,7 @@ def rewards_list() -> None:
         typer.echo(head)
         typer.echo(block(k.description))
         if k.card:
-            typer.echo(block(f"card: methods.md {k.card}"))
+            typer.echo(block(f"method card: {k.card} (docs/methods/)"))
         if k.kind in _SUB_LISTS:
             target, form = _SUB_LISTS[k.kind]
             module_name, _, attr = target.partition(":")

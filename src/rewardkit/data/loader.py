@@ -23,6 +23,7 @@ def load(
     split: str | None = None,
     limit: int | None = None,
     on_error: Literal["raise", "skip"] = "raise",
+    skipped_out: list[DataError] | None = None,
 ) -> list[Example]:
     """Load preference data as :class:`Example` objects.
 
@@ -32,7 +33,8 @@ def load(
     first record). ``columns`` maps rewardkit field names to the file's column names. ``split``
     picks a dataset split (or, in a directory, files named or placed under it). ``limit`` stops
     after that many examples. ``on_error="skip"`` drops malformed records with one warning
-    instead of raising :class:`DataError`.
+    instead of raising :class:`DataError`; ``skipped_out``, when given, receives those errors (so
+    a report can count them).
     """
     if format is not None and format not in CONVERTERS:
         raise DataError(f"unknown format {format!r}; known formats: {', '.join(FORMATS)}")
@@ -61,6 +63,8 @@ def load(
             skipped.append(e)
         if limit is not None and len(out) >= limit:
             break
+    if skipped_out is not None:
+        skipped_out.extend(skipped)
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} malformed record(s) from {path_or_name}; first: {skipped[0]}",

@@ -1,6 +1,6 @@
 """Best-of-N candidate pools with correctness labels: the Qwen2.5-Math RM@k example file
 (``response``, ``score`` booleans, ``pred_score`` reward-model scores) — gold for best-of-N and
-overoptimization curves (methods.md D8, D9)."""
+overoptimization curves (docs/methods/D8-best-of-n-eval.md, docs/methods/D9-overoptimization.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""M-RewardBench rows (Gureja et al., 2410.15522; methods.md D3): RewardBench (v1) pairs
+"""M-RewardBench rows (Gureja et al., 2410.15522; docs/methods/D3-m-rewardbench.md): RewardBench (v1) pairs
 translated into 23 languages, plus a Translation category."""
 
 from __future__ import annotations

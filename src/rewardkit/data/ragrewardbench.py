@@ -1,4 +1,4 @@
-"""RAG-RewardBench rows (Jin et al., 2412.13746; methods.md D4): pairs whose prompt carries the
+"""RAG-RewardBench rows (Jin et al., 2412.13746; docs/methods/D4-rag-rewardbench.md): pairs whose prompt carries the
 retrieved documents, in RAG-specific scenarios."""
 
 from __future__ import annotations

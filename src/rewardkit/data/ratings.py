@@ -11,7 +11,7 @@ from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
-#: HelpSteer2 attributes (Wang et al. 2024, methods.md A2).
+#: HelpSteer2 attributes (Wang et al. 2024, docs/methods/A2-multi-attribute-regression.md).
 HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 
 _INSTR = re.compile(r"###The instruction to evaluate:\s*(.*?)\s*###Response to evaluate:\s*", re.S)

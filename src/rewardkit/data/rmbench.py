@@ -1,4 +1,4 @@
-"""RM-Bench rows: three chosen and three rejected responses in three styles (methods.md D1-style
+"""RM-Bench rows: three chosen and three rejected responses in three styles (docs/methods/D1-rewardbench.md-style
 pairwise accuracy over a 3×3 style matrix; Liu et al., "RM-Bench", ICLR 2025)."""
 
 from __future__ import annotations

@@ -1,58 +1,16 @@
-"""The record formats and how the first record picks one."""
+"""How the first record picks its format (the formats themselves: :mod:`rewardkit.data.table`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from rewardkit.data import (
-    autoj,
-    generic,
-    hh_rlhf,
-    judgebench,
-    mathbon,
-    mrewardbench,
-    mtbench,
-    multimodal,
-    pandalm,
-    prd,
-    ragrewardbench,
-    ratings,
-    rewardbench,
-    rmb,
-    rmbench,
-    steps,
-    trl,
-)
+from rewardkit.data import hh_rlhf, multimodal, rmbench, steps
 from rewardkit.data.record import Record
-from rewardkit.types import Example
+from rewardkit.data.table import CONVERTERS, KEYED_FORMATS
 
-#: Record format name → converter.
-CONVERTERS: dict[str, Callable[[Record], Example]] = {
-    "generic": generic.convert,
-    "trl": trl.convert,
-    "hh-rlhf": hh_rlhf.convert,
-    "rewardbench": rewardbench.convert_v1,
-    "rewardbench2": rewardbench.convert_v2,
-    "rm-bench": rmbench.convert,
-    "rmb": rmb.convert,
-    "judgebench": judgebench.convert,
-    "autoj": autoj.convert,
-    "pandalm": pandalm.convert,
-    "mt-bench-human": mtbench.convert,
-    "m-rewardbench": mrewardbench.convert,
-    "rag-rewardbench": ragrewardbench.convert,
-    "helpsteer2": ratings.convert_helpsteer2,
-    "prometheus-absolute": ratings.convert_prometheus,
-    "math-bon": mathbon.convert,
-    "prd-lfqa": prd.convert,
-    "t2i-pairs": multimodal.convert_t2i,
-    "image-edit": multimodal.convert_edit,
-    "mm-qa": multimodal.convert_mm_qa,
-    "mmrb2": multimodal.convert_mmrb2,
-    "steps": steps.convert,
-}
-#: The names accepted by ``load(format=...)``.
+#: The names accepted by ``load(format=...)``, in the order of the benchmark table
+#: (:mod:`rewardkit.data.table`).
 FORMATS: tuple[str, ...] = tuple(CONVERTERS)
+
+__all__ = ["CONVERTERS", "FORMATS", "sniff_format"]
 
 
 def _is_messages(value: object) -> bool:
@@ -83,20 +41,6 @@ def sniff_format(rec: Record) -> str:
     return "generic"
 
 
-#: Benchmark formats recognised by their own field names (docs/data-formats.md).
-_KEYED_FORMATS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("conversation_input", "category_path"), "rmb"),
-    (("response_A", "response_B", "label"), "judgebench"),
-    (("response 1", "response 2", "label"), "autoj"),
-    (("response1", "response2", "annotator1"), "pandalm"),
-    (("conversation_a", "conversation_b", "winner"), "mt-bench-human"),
-    (("response", "score", "pred_score"), "math-bon"),
-    (("instruction", "gpt4_score"), "prometheus-absolute"),
-    (("answer_a", "answer_b", "overall_preference"), "prd-lfqa"),
-    (("prompt", "response", "helpfulness"), "helpsteer2"),
-)
-
-
 def _sniff_benchmark(rec: Record) -> str | None:
     """A benchmark format recognised by its field names, or None."""
     image_format = multimodal.sniff(rec)
@@ -104,7 +48,7 @@ def _sniff_benchmark(rec: Record) -> str | None:
         return image_format
     if steps.looks_like(rec):
         return "steps"
-    for keys, fmt in _KEYED_FORMATS:
+    for keys, fmt in KEYED_FORMATS:
         if all(k in rec.data for k in keys):
             return fmt
     chosen = rec.peek("chosen", structured=True)

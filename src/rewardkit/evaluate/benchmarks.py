@@ -12,36 +12,16 @@ from typing import Any
 
 import numpy as np
 
-#: RewardBench 2 domains (subsets), in the paper's order (methods.md D2).
-REWARDBENCH2_DOMAINS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+from rewardkit.data.table import BENCHMARK_NAMES, FORMAT_SCORING, SCORING
+
+#: RewardBench 2 domains (subsets), in the paper's order (docs/methods/D2-rewardbench-2.md).
+REWARDBENCH2_DOMAINS: tuple[str, ...] = SCORING["rewardbench2"].sections or ()
 
 #: Benchmarks whose rows carry their own format (``Example.meta["format"]``); the sections come
 #: from the loader (RM-Bench domains, RMB track × goal, JudgeBench categories, RAG scenarios…).
-FORMAT_BENCHMARKS = {
-    "rm-bench": "rm-bench",
-    "rmb": "rmb",
-    "judgebench": "judgebench",
-    "autoj": "autoj",
-    "pandalm": "pandalm",
-    "mt-bench-human": "mt-bench-human",
-    "m-rewardbench": "m-rewardbench",
-    "rag-rewardbench": "rag-rewardbench",
-    "math-bon": "best-of-n",
-    "prd-lfqa": "generic",
-    "helpsteer2": "ratings",
-    "prometheus-absolute": "ratings",
-    "t2i-pairs": "generic",
-    "image-edit": "generic",
-    "mm-qa": "mm-rlhf",
-    "mmrb2": "mmrb2",
-}
-BENCHMARKS = (
-    "auto",
-    "rewardbench1",
-    "rewardbench2",
-    "generic",
-    *sorted(set(FORMAT_BENCHMARKS.values()) - {"generic"}),
-)
+FORMAT_BENCHMARKS = FORMAT_SCORING
+#: The values ``evaluate(benchmark=...)`` accepts.
+BENCHMARKS = BENCHMARK_NAMES
 
 
 @cache
@@ -51,18 +31,18 @@ def _rewardbench1_raw() -> dict[str, Any]:
 
 
 def rewardbench1_sections() -> Mapping[str, tuple[str, ...]]:
-    """methods.md D1 — RewardBench (v1) section → subsets (published ``SUBSET_MAPPING``)."""
+    """docs/methods/D1-rewardbench.md — RewardBench (v1) section → subsets (published ``SUBSET_MAPPING``)."""
     raw = _rewardbench1_raw()["sections"]
     return MappingProxyType({k: tuple(v) for k, v in raw.items()})
 
 
 def rewardbench1_counts() -> Mapping[str, int]:
-    """methods.md D1 — RewardBench (v1) published ``EXAMPLE_COUNTS`` (math-prm up-weighted to 984)."""
+    """docs/methods/D1-rewardbench.md — RewardBench (v1) published ``EXAMPLE_COUNTS`` (math-prm up-weighted to 984)."""
     return MappingProxyType(dict(_rewardbench1_raw()["example_counts"]))
 
 
 def rewardbench1_section_of() -> Mapping[str, str]:
-    """methods.md D1 — RewardBench (v1) subset → section."""
+    """docs/methods/D1-rewardbench.md — RewardBench (v1) subset → section."""
     return MappingProxyType(
         {sub: sec for sec, subs in rewardbench1_sections().items() for sub in subs}
     )
@@ -99,7 +79,7 @@ def section_scores(
     subset_counts: Mapping[str, float],
     section_of: Mapping[str, str] | Callable[[str], str],
 ) -> dict[str, Any]:
-    """methods.md D1 — RewardBench (v1) section score: the example-count-weighted mean of the
+    """docs/methods/D1-rewardbench.md — RewardBench (v1) section score: the example-count-weighted mean of the
     section's subset accuracies, ``Σ acc_s·n_s / Σ n_s`` (reward-bench
     ``calculate_scores_per_section``).
 
@@ -127,7 +107,7 @@ def section_scores(
 
 
 def mean_of_sections(sections: Mapping[str, Any]) -> Any:
-    """methods.md D1/D2 — final score: the unweighted mean of the section (domain) scores.
+    """docs/methods/D1-rewardbench.md / docs/methods/D2-rewardbench-2.md — final score: the unweighted mean of the section (domain) scores.
 
     Sections whose score is NaN are left out; NaN when none is left. Works on floats or on
     equal-shaped arrays of replicates.
@@ -140,7 +120,7 @@ def mean_of_sections(sections: Mapping[str, Any]) -> Any:
 
 
 def rewardbench1_scores(subset_acc: Mapping[str, float]) -> dict[str, Any]:
-    """methods.md D1 — RewardBench (v1) scoring from subset accuracies.
+    """docs/methods/D1-rewardbench.md — RewardBench (v1) scoring from subset accuracies.
 
     Returns ``{"sections": {section: weighted mean}, "score": mean of sections}`` using the
     published ``EXAMPLE_COUNTS`` and ``SUBSET_MAPPING``. Subsets outside the RB1 table raise.
@@ -156,6 +136,6 @@ def rewardbench1_scores(subset_acc: Mapping[str, float]) -> dict[str, Any]:
 
 
 def rewardbench2_score(domain_scores: Mapping[str, float]) -> float:
-    """methods.md D2 — RewardBench 2 final score: the unweighted mean of the domain scores
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 final score: the unweighted mean of the domain scores
     (NaN domains left out)."""
     return float(mean_of_sections(domain_scores))

@@ -1,4 +1,4 @@
-"""Best-of-N curves and overoptimization (methods.md D8 — best-of-N evaluation; D9 —
+"""Best-of-N curves and overoptimization (docs/methods/D8-best-of-n-eval.md — best-of-N evaluation; D9 —
 overoptimization / reward-hacking measurement, Gao et al. 2210.10760).
 
 For a pool of M candidates with proxy rewards and a gold signal, the expected gold value of the
@@ -18,7 +18,7 @@ from rewardkit.evaluate.stats import pearson, spearman
 
 
 def bon_kl(n: int) -> float:
-    """methods.md D8 — analytic KL of best-of-n: ``log n − (n − 1)/n``."""
+    """docs/methods/D8-best-of-n-eval.md — analytic KL of best-of-n: ``log n − (n − 1)/n``."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     return math.log(n) - (n - 1) / n
@@ -31,7 +31,7 @@ def _weights(m: int, n: int) -> np.ndarray:
 
 
 def expected_bon(proxy: Sequence[float], gold: Sequence[float], n: int) -> float:
-    """methods.md D8 — expected gold value of the best-of-``n`` pick by ``proxy`` from one pool
+    """docs/methods/D8-best-of-n-eval.md — expected gold value of the best-of-``n`` pick by ``proxy`` from one pool
     (ties in proxy: the lower index wins). NaN if any value is NaN or ``n`` > pool size."""
     r = np.asarray(proxy, dtype=np.float64)
     g = np.asarray(gold, dtype=np.float64)
@@ -82,7 +82,7 @@ def bon_curve(
 
 
 def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
-    """methods.md D9 — least-squares fit of Gao's best-of-N form ``R(d) = d(α − β d)`` to the
+    """docs/methods/D9-overoptimization.md — least-squares fit of Gao's best-of-N form ``R(d) = d(α − β d)`` to the
     recentered gold gain; ``d_star = max(0, α / (2β))`` (the d of peak gold; 0 when gold falls
     from the start) when β > 0, else inf (no peak)."""
     x = np.asarray(d, dtype=np.float64)
@@ -98,7 +98,7 @@ def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
 
 
 def overoptimization(curve: dict[str, list]) -> dict[str, object]:
-    """methods.md D9 — gold and proxy gains over best-of-1 versus ``d = sqrt(KL)``, the Gao fit
+    """docs/methods/D9-overoptimization.md — gold and proxy gains over best-of-1 versus ``d = sqrt(KL)``, the Gao fit
     of the gold gain, and whether gold peaks before the largest N while proxy keeps rising."""
     if not curve["n"]:
         return {}
@@ -120,7 +120,7 @@ def overoptimization(curve: dict[str, list]) -> dict[str, object]:
 
 
 def benchmark_correlation(bench: dict[str, float], downstream: dict[str, float]) -> dict:
-    """methods.md D8 — Pearson and Spearman between per-reward benchmark scores and a per-reward
+    """docs/methods/D8-best-of-n-eval.md — Pearson and Spearman between per-reward benchmark scores and a per-reward
     downstream metric (e.g. best-of-N gain), over rewards present in both (n ≥ 3 required)."""
     names = sorted(
         k

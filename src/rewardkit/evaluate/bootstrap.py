@@ -57,7 +57,7 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean (Efron & Tibshirani 1993, ch. 13), as used for every
-    accuracy in the reports (methods.md D1/D2 scores are means of per-example outcomes).
+    accuracy in the reports (docs/methods/D1-rewardbench.md / docs/methods/D2-rewardbench-2.md scores are means of per-example outcomes).
 
     NaN values are excluded. Deterministic for a given ``seed`` (``np.random.default_rng``).
     """
@@ -85,7 +85,7 @@ def combine_replicates(
     subset_weights: Mapping[str, float],
     section_of: Mapping[str, str] | Callable[[str], str],
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """methods.md D1 — apply the section rule to replicates: each replicate's weighted section
+    """docs/methods/D1-rewardbench.md — apply the section rule to replicates: each replicate's weighted section
     scores and their unweighted mean. Returns ``(section_reps, final_reps)``."""
     sections = section_scores(subset_reps, subset_weights, section_of)
     n_boot = len(next(iter(subset_reps.values()))) if subset_reps else 0
@@ -102,7 +102,7 @@ def stratified_bootstrap(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """methods.md D1 — stratified percentile bootstrap of weighted section scores and the final
+    """docs/methods/D1-rewardbench.md — stratified percentile bootstrap of weighted section scores and the final
     score: resample examples with replacement within each subset, recompute subset accuracies,
     the count-weighted section scores and their unweighted mean.
 

@@ -1,4 +1,4 @@
-"""Calibration of pairwise preference probabilities (methods.md D7 — "On Diversified
+"""Calibration of pairwise preference probabilities (docs/methods/D7-calibration.md — "On Diversified
 Preferences of LLM Alignment"): ECE / ACE / MCE with documented binning, Brier score,
 reliability-diagram data, and post-hoc temperature scaling (Platt scaling with one parameter).
 
@@ -34,7 +34,7 @@ def bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def calibration_error(y_true, y_prob, n_bins: int = 10) -> dict[str, float]:
-    """methods.md D7 — ``{"ece", "ace", "mce"}`` of probabilities ``y_prob`` for outcomes
+    """docs/methods/D7-calibration.md — ``{"ece", "ace", "mce"}`` of probabilities ``y_prob`` for outcomes
     ``y_true`` (0/1). ACE: mean over non-empty bins of |mean p − mean y|; MCE: their max."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_prob, dtype=np.float64).ravel()
@@ -84,8 +84,19 @@ def pair_nll(logits, y, temperature: float = 1.0) -> float:
     return float(np.mean(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)))
 
 
+#: A fitted temperature at least this large flattens every probability to ~0.5: the scores
+#: carry no signal about the labels (the search ran into its upper bound).
+NO_SIGNAL_TEMPERATURE = 1e5
+
+
+def temperature_has_signal(t: float) -> bool:
+    """False for a degenerate fitted temperature (:data:`NO_SIGNAL_TEMPERATURE` or more, or not
+    finite), which reports should print as "no signal" rather than as a number."""
+    return math.isfinite(t) and t < NO_SIGNAL_TEMPERATURE
+
+
 def fit_temperature(logits, y, *, bounds: tuple[float, float] = (1e-4, 1e6)) -> float:
-    """methods.md D7 [design] — the temperature T > 0 minimising :func:`pair_nll` (golden-section
+    """docs/methods/D7-calibration.md [design] — the temperature T > 0 minimising :func:`pair_nll` (golden-section
     search on log T within ``bounds``; deterministic). 1.0 when there is no data."""
     z = np.asarray(logits, dtype=np.float64)
     if z.size == 0 or not np.any(z != 0):
@@ -143,7 +154,7 @@ class TemperatureScaling:
 
 
 def pair_logits(scores: np.ndarray, chosen: list[int], probabilities: bool = False):
-    """methods.md D7 — the ordered pairs of one example: for every chosen ``c`` and rejected
+    """docs/methods/D7-calibration.md — the ordered pairs of one example: for every chosen ``c`` and rejected
     ``r`` both ``(logit of c ≻ r, 1)`` and ``(logit of r ≻ c, 0)``. Logits are score margins,
     or for a pairwise judge (``probabilities``) ``logit(P)`` of its probability score.
     Returns ``(logits, y)``; empty when a score is NaN."""

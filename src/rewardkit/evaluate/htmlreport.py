@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewardkit.evaluate.augmented import augmentation_table
+from rewardkit.evaluate.calibration import temperature_has_signal
 from rewardkit.evaluate.result import EvalResult
+
+
+def _temperature(t: float) -> str:
+    return _f(t, nd=4) if temperature_has_signal(t) else "no signal"
 
 
 def _f(x: Any, pct: bool = False, nd: int = 3) -> str:
@@ -59,7 +64,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
     if cal:
         out.append(
             (
-                "Calibration (methods.md D7)",
+                "Calibration (docs/methods/D7-calibration.md)",
                 [
                     "reward",
                     "pairs",
@@ -82,7 +87,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
                         _f(c["ace"]),
                         _f(c["mce"]),
                         _f(c["brier"]),
-                        _f(c["temperature"], nd=4),
+                        _temperature(float(c["temperature"])),
                         (
                             f"{_f(c['heldout']['ece_before'])} → {_f(c['heldout']['ece_after'])}"
                             if "heldout" in c
@@ -93,7 +98,8 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
                 ],
                 "P(chosen ≻ rejected) = σ(r_c − r_r) (judges: their probability); both orders of every "
                 "chosen/rejected pair. Bins: uniform on [0, 1], an inner edge goes to the lower bin. "
-                "T: temperature fitted by NLL; held-out: fitted on a seeded half of the examples, "
+                "T: temperature fitted by NLL (no signal: the fit ran off to flat 0.5 "
+                "probabilities); held-out: fitted on a seeded half of the examples, "
                 "measured on the other half.",
             )
         )
@@ -182,7 +188,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
     if tie:
         out.append(
             (
-                "Accuracy with ties (methods.md D6)",
+                "Accuracy with ties (docs/methods/D6-multimodal-benchmarks.md)",
                 ["reward", "with ties", "best ε", "without ties", "n", "human ties"],
                 [
                     [
@@ -202,7 +208,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
     if accp:
         out.append(
             (
-                "MM-RLHF ACC / ACC+ (methods.md D6)",
+                "MM-RLHF ACC / ACC+ (docs/methods/D6-multimodal-benchmarks.md)",
                 ["reward", "ACC", "ACC+", "items", "ids"],
                 [
                     [
@@ -233,7 +239,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
                 )
         out.append(
             (
-                "Per language (methods.md D3)",
+                "Per language (docs/methods/D3-m-rewardbench.md)",
                 ["reward", "language", "n", "score", "gap to English"],
                 rows,
                 "Language score: mean of its count-weighted section scores.",
@@ -261,7 +267,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
     if bon:
         out.append(
             (
-                "Best-of-N and overoptimization (methods.md D8, D9)",
+                "Best-of-N and overoptimization (docs/methods/D8-best-of-n-eval.md, docs/methods/D9-overoptimization.md)",
                 [
                     "reward",
                     "N",
@@ -309,7 +315,7 @@ def analysis_tables(result: EvalResult) -> list[tuple[str, list[str], list[list[
     if prb:
         out.append(
             (
-                "Representation probing (methods.md D5)",
+                "Representation probing (docs/methods/D5-probing.md)",
                 ["reward", "dimension", "classes", "probe accuracy", "majority baseline", "test n"],
                 [
                     [
@@ -425,9 +431,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], bold_rows=()) -
 def to_html(result: EvalResult, title: str = "rewardkit evaluation") -> str:
     """The whole report as one HTML page; every figure is an ``<img>`` with a data URI."""
     from rewardkit.evaluate.plots import all_figures
-    from rewardkit.evaluate.report import _notes, _rows
+    from rewardkit.evaluate.report import report_notes, summary_rows
 
-    rows = _rows(result)
+    rows = summary_rows(result)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -441,7 +447,7 @@ def to_html(result: EvalResult, title: str = "rewardkit evaluation") -> str:
             bold_rows={i for i, r in enumerate(rows) if r.bold},
         ),
         "<ul>"
-        + "".join(f'<li class="note">{html.escape(n)}</li>' for n in _notes(result))
+        + "".join(f'<li class="note">{html.escape(n)}</li>' for n in report_notes(result))
         + "</ul>",
     ]
     for key, fig_title, png in all_figures(result):

@@ -1,4 +1,4 @@
-"""Per-language scores (methods.md D3 — M-RewardBench): per language, subset accuracy, section
+"""Per-language scores (docs/methods/D3-m-rewardbench.md — M-RewardBench): per language, subset accuracy, section
 score = count-weighted mean of its subsets (published RewardBench counts when every subset is in
 that table, else the number of examples), language score = unweighted mean of sections; and the
 gap of each language to English."""
@@ -26,7 +26,7 @@ def per_language_scores(
     sections: Sequence[str],
     outcomes: Sequence[float],
 ) -> dict[str, object]:
-    """methods.md D3 — ``{"languages": {lang: {"score", "sections", "n"}}, "english",
+    """docs/methods/D3-m-rewardbench.md — ``{"languages": {lang: {"score", "sections", "n"}}, "english",
     "gap_to_english": {lang: score − English score}, "mean_non_english"}``. NaN outcomes and
     examples without a language are left out."""
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))

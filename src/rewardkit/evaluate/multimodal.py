@@ -1,4 +1,4 @@
-"""Scoring rules of the multimodal reward-model benchmarks (methods.md D6 — Multimodal RM
+"""Scoring rules of the multimodal reward-model benchmarks (docs/methods/D6-multimodal-benchmarks.md — Multimodal RM
 benchmarks: MMRB2, MM-RLHF-RewardBench, accuracy-with-ties).
 
 - **MMRB2**: a judge sees each pair in both orders; each order's verdict (the reverse one flipped
@@ -27,7 +27,7 @@ def verdict(p: float) -> float:
 
 
 def mmrb2_outcome(p_forward: float, p_reverse: float) -> float:
-    """methods.md D6 — one pair's MMRB2 score: the mean of its valid order verdicts.
+    """docs/methods/D6-multimodal-benchmarks.md — one pair's MMRB2 score: the mean of its valid order verdicts.
 
     ``p_forward`` / ``p_reverse`` are P(chosen ≻ rejected) judged with the chosen response in
     the first / the second slot (the reverse verdict already flipped back). Forward correct and
@@ -38,7 +38,7 @@ def mmrb2_outcome(p_forward: float, p_reverse: float) -> float:
 
 
 def mmrb2_accuracy(p_forward: Sequence[float], p_reverse: Sequence[float]) -> dict[str, Any]:
-    """methods.md D6 — accuracy = correct verdicts / valid verdicts over both orders of every
+    """docs/methods/D6-multimodal-benchmarks.md — accuracy = correct verdicts / valid verdicts over both orders of every
     pair: ``{"accuracy", "n_pairs", "n_verdicts", "n_valid"}``."""
     v = np.array(
         [verdict(float(p)) for pair in zip(p_forward, p_reverse, strict=True) for p in pair],
@@ -54,7 +54,7 @@ def mmrb2_accuracy(p_forward: Sequence[float], p_reverse: Sequence[float]) -> di
 
 
 def acc_plus(groups: Sequence[str], outcomes: Sequence[float | None]) -> dict[str, Any]:
-    """methods.md D6 — MM-RLHF-RewardBench ACC and ACC+.
+    """docs/methods/D6-multimodal-benchmarks.md — MM-RLHF-RewardBench ACC and ACC+.
 
     ``outcomes[i]`` is item i's correctness (1 correct, 0 wrong, fractions from ties; None/NaN
     for items not evaluated, left out). ACC = mean over items; ACC+ = fraction of groups whose

@@ -19,7 +19,7 @@ def _check_ties(ties: str) -> None:
 
 
 def pairwise_outcome(score_chosen, score_rejected, ties: str = "half"):
-    """methods.md D1 — RewardBench (v1) scoring: the outcome of one chosen/rejected pair.
+    """docs/methods/D1-rewardbench.md — RewardBench (v1) scoring: the outcome of one chosen/rejected pair.
 
     1 when ``score_chosen > score_rejected``, 0 when lower; an exact tie counts 0.5 with
     ``ties="half"`` and 0 with ``ties="strict"`` (reward-bench v1: correct iff strictly greater).
@@ -36,7 +36,7 @@ def pairwise_outcome(score_chosen, score_rejected, ties: str = "half"):
 
 
 def best_of_k_score(scores: Sequence[float], chosen_idx: int = 0, strict: bool = False) -> float:
-    """methods.md D2 — RewardBench 2 best-of-k rule for one example with one chosen response.
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 best-of-k rule for one example with one chosen response.
 
     1 when the chosen response has the unique maximum score; ``1/m`` when it ties with ``m``
     responses (itself included) for the maximum (``strict=True``: 0); otherwise 0. With two
@@ -60,7 +60,7 @@ def best_of_k_score(scores: Sequence[float], chosen_idx: int = 0, strict: bool =
 
 
 def best_of_k_scores(scores: np.ndarray, chosen_idx=0, strict: bool = False) -> np.ndarray:
-    """methods.md D2 — RewardBench 2 best-of-k rule, vectorised over an (n, k) score array.
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 best-of-k rule, vectorised over an (n, k) score array.
 
     ``chosen_idx`` is one index for every row or an (n,) array of indices. Returns (n,) floats
     with the same values :func:`best_of_k_score` gives row by row (NaN rows stay NaN).
@@ -85,7 +85,7 @@ def best_of_k_scores(scores: np.ndarray, chosen_idx=0, strict: bool = False) -> 
 
 
 def all_correct_above_incorrect(scores: Sequence[float], correct_idx: Sequence[int]) -> float:
-    """methods.md D2 — RewardBench 2 multi-correct rule (Ties ``accurate``): every correct answer
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 multi-correct rule (Ties ``accurate``): every correct answer
     outscores the best incorrect one.
 
     1 when ``min(correct) > max(incorrect)`` (strict), else 0; NaN if any score is NaN. Needs at

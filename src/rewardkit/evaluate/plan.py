@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rewardkit.data.table import SCORING
 from rewardkit.errors import DataError
 from rewardkit.evaluate.benchmarks import (
     BENCHMARKS,
@@ -23,7 +24,7 @@ from rewardkit.types import Example
 
 WEIGHTINGS = ("auto", "published", "actual")
 #: RM-Bench domains in the published order.
-RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
+RMBENCH_DOMAINS: tuple[str, ...] = SCORING["rm-bench"].sections or ()
 #: Subset name used for examples without one.
 NO_SUBSET = "all"
 
@@ -31,39 +32,8 @@ TIE_RULES = {
     "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the top",
     "strict": "exact score ties count 0 (reward-bench v1: correct iff strictly greater)",
 }
-RULE_TEXT = {
-    "rewardbench1": "RewardBench v1: section = example-count-weighted mean of subset accuracies; "
-    "score = unweighted mean of sections",
-    "rewardbench2": "RewardBench 2: each subset is a domain (best-of-k; Ties by its own formula); "
-    "score = unweighted mean of domains",
-    "generic": "section = example-count-weighted mean of subset accuracies; "
-    "score = unweighted mean of sections",
-    "rm-bench": "RM-Bench: per prompt the mean of the 3x3 chosen-style x rejected-style pair "
-    "outcomes; domain = mean over its prompts; score = unweighted mean of domains "
-    "(easy/normal/hard in the analyses)",
-    "rmb": "RMB: pairwise accuracy (Pairwise track) and best-of-N accuracy (BoN track: the best "
-    "answer must outscore every loser); section = track x goal; score = mean of sections",
-    "judgebench": "JudgeBench: pairwise accuracy against objective A>B / B>A labels; section = "
-    "category (knowledge, reasoning, math, coding); score = mean of categories",
-    "autoj": "Auto-J pairwise: accuracy on non-tie human labels per scenario (ties: accuracy with "
-    "ties in the analyses); score = mean of scenarios",
-    "pandalm": "PandaLM: accuracy against the annotators' majority label (ties and 3-way "
-    "disagreements skipped; accuracy with ties in the analyses)",
-    "mt-bench-human": "MT-Bench human judgments: agreement without ties per turn (with ties in "
-    "the analyses)",
-    "m-rewardbench": "M-RewardBench: RewardBench v1 rule over all languages; per-language "
-    "scores and the gap to English in the analyses",
-    "rag-rewardbench": "RAG-RewardBench: pairwise accuracy per RAG scenario; score = mean of "
-    "scenarios",
-    "best-of-n": "best-of-N pools: all correct candidates above every incorrect one (pools with "
-    "all or none correct skipped); best-of-N and overoptimization curves in the analyses",
-    "ratings": "ratings: single responses (no pairwise accuracy); Pearson/Spearman/Kendall "
-    "with each rated attribute in the analyses",
-    "mmrb2": "MMRB2: per-task accuracy; a pairwise judge judges both orders and a pair scores the "
-    "mean of its valid order verdicts (forward right + reverse wrong = 0.5); score = mean of tasks",
-    "mm-rlhf": "MM-RLHF-RewardBench: ACC = pairwise accuracy per category; ACC+ (every item of an "
-    "id correct) in the analyses",
-}
+#: Scoring name → the rule text reports print (from the benchmark table).
+RULE_TEXT = {name: row.rule for name, row in SCORING.items()}
 
 
 @dataclass

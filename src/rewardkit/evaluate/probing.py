@@ -1,4 +1,4 @@
-"""Representation probing (methods.md D5 — MRMBench, "Probing Preference Representations"):
+"""Representation probing (docs/methods/D5-probing.md — MRMBench, "Probing Preference Representations"):
 a linear probe without bias on a frozen reward model's last-token hidden state, one per
 preference dimension; the score of a dimension is the probe's held-out accuracy.
 
@@ -34,7 +34,7 @@ def linear_probe(
     lr: float = 0.05,
     weight_decay: float = 0.1,
 ) -> dict[str, float]:
-    """methods.md D5 — train a bias-free linear probe on ``features`` (n, d) for integer
+    """docs/methods/D5-probing.md — train a bias-free linear probe on ``features`` (n, d) for integer
     ``labels`` (n,) and return ``{"accuracy", "majority", "n_train", "n_test", "classes"}``
     (``majority``: accuracy of always predicting the training split's most common class)."""
     x = np.asarray(features, dtype=np.float64)
@@ -89,7 +89,7 @@ def linear_probe(
 def probe_dimensions(
     features, labels: Mapping[str, Sequence[Any]], *, seed: int = 0
 ) -> dict[str, object]:
-    """methods.md D5 — one probe per dimension (labels None are left out); the MRMBench score is
+    """docs/methods/D5-probing.md — one probe per dimension (labels None are left out); the MRMBench score is
     the mean probe accuracy over dimensions."""
     x = np.asarray(features, dtype=np.float64)
     dims = {}
@@ -127,7 +127,7 @@ def rating_labels(values: Sequence[float]) -> list[int | None]:
 def probe_reward(
     reward: Reward, examples: Sequence[Example], *, seed: int = 0
 ) -> dict[str, object]:
-    """methods.md D5 — probe ``reward``'s features (:meth:`Reward.features`) for every rated attribute of the
+    """docs/methods/D5-probing.md — probe ``reward``'s features (:meth:`Reward.features`) for every rated attribute of the
     examples' responses (``Example.ratings``); labels from :func:`rating_labels`."""
     queries, ratings = [], []
     for ex in examples:

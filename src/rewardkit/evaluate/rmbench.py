@@ -1,4 +1,4 @@
-"""RM-Bench style-matrix scoring (Liu et al., "RM-Bench", ICLR 2025; methods.md D1 pairwise rule).
+"""RM-Bench style-matrix scoring (Liu et al., "RM-Bench", ICLR 2025; docs/methods/D1-rewardbench.md pairwise rule).
 
 Each prompt has three chosen and three rejected responses in the styles concise, detailed,
 detailed-markdown. Cell ``(i, j)`` of the 3×3 matrix is the accuracy of chosen style ``i`` against

@@ -182,7 +182,7 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
 
 
 def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> float:
-    """Outcome of one example from a pairwise judge's verdicts (methods.md B6 with D1/D2 rules).
+    """Outcome of one example from a pairwise judge's verdicts (docs/methods/B6-llm-judge.md with D1/D2 rules).
 
     ``wins`` is the (|chosen|, |rejected|) matrix of pair outcomes (1 chosen judged better, 0.5
     an exact tie P = 0.5, 0 worse; NaN unjudged). ``style_matrix`` (RM-Bench): the mean of the
@@ -208,7 +208,7 @@ def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> floa
 def _pairwise_scores(
     reward: Reward, plan: Plan, ties: str
 ) -> tuple[np.ndarray, np.ndarray, float | None, dict[str, Any] | None]:
-    """Scores and outcomes of a pairwise-native judge (methods.md B6).
+    """Scores and outcomes of a pairwise-native judge (docs/methods/B6-llm-judge.md).
 
     Every (chosen, rejected) pair of an evaluable example is judged with ``compare_many`` in both
     orders (P = the mean of the orders). Outcomes come from the pair verdicts
@@ -281,7 +281,7 @@ def evaluate(
     temperature: Any = None,
     probe: bool = False,
 ) -> EvalResult:
-    """methods.md D1/D2 — score ``examples`` with each reward and apply the benchmark rules.
+    """docs/methods/D1-rewardbench.md / docs/methods/D2-rewardbench-2.md — score ``examples`` with each reward and apply the benchmark rules.
 
     Each reward's ``score`` is called once on every response of every example. Per example: one
     chosen → best-of-k (k = 2 is the pairwise rule; an exact tie scores 1/m with
@@ -309,7 +309,7 @@ def evaluate(
     :class:`~rewardkit.evaluate.calibration.TemperatureScaling`) is applied in the calibration
     analysis. ``robustness`` rescores with the two ``robustness_budgets`` and a shuffled order
     (cache bypassed) and reports whether the scores are identical. ``probe`` trains linear probes
-    on each model-backed reward's last hidden state for every rated attribute (methods.md D5).
+    on each model-backed reward's last hidden state for every rated attribute (docs/methods/D5-probing.md).
     """
     if ties not in TIE_MODES:
         raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")

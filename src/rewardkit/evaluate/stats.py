@@ -1,5 +1,5 @@
 """Statistics for comparing rewards: paired bootstrap and McNemar's test for two rewards on the
-same examples, and Pearson / Spearman / Kendall correlations (ratings benchmarks, methods.md A2;
+same examples, and Pearson / Spearman / Kendall correlations (ratings benchmarks, docs/methods/A2-multi-attribute-regression.md;
 benchmark-to-downstream correlation, D8)."""
 
 from __future__ import annotations

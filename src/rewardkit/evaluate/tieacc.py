@@ -1,4 +1,4 @@
-"""Pairwise accuracy against human labels that include ties (methods.md D6 — accuracy with ties,
+"""Pairwise accuracy against human labels that include ties (docs/methods/D6-multimodal-benchmarks.md — accuracy with ties,
 Deutsch et al. 2023 tie calibration, as in EditReward's ``calc_accuracy``).
 
 Human labels ``h ∈ {1, −1, 0}`` (first better, second better, tie); model margins
@@ -28,7 +28,7 @@ def _acc(h: np.ndarray, m: np.ndarray, eps: float) -> float:
 
 
 def accuracy_with_ties(human, margins) -> dict[str, float]:
-    """methods.md D6 — ``{"with_ties", "epsilon", "without_ties", "n", "n_ties"}``.
+    """docs/methods/D6-multimodal-benchmarks.md — ``{"with_ties", "epsilon", "without_ties", "n", "n_ties"}``.
 
     NaN margins are left out. ``with_ties`` is the max of acc(ε) over ε ∈ {|m_i|} (and ε = −1,
     no model ties); ``without_ties`` drops human ties and uses ε = −1 (an exact zero margin is

@@ -39,7 +39,7 @@ class TiesTable:
 
 
 def ties_table(rows: Iterable[TiesRow]) -> TiesTable:
-    """methods.md D2 — RewardBench 2 Ties: per-row ``accurate``, ``cim`` and ``dcm``, by prompt.
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 Ties: per-row ``accurate``, ``cim`` and ``dcm``, by prompt.
 
     ``rows`` are ``(row_id, scores, correct_idx)``; ``row_id`` is ``"ref:<prompt>"`` or
     ``"tied:<prompt>"``; ``correct_idx`` lists the correct responses (RewardBench 2 puts them
@@ -121,7 +121,7 @@ def _components(t: TiesTable, weights: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def ties_components(rows: Iterable[TiesRow]) -> dict[str, float]:
-    """methods.md D2 — RewardBench 2 Ties score and its terms.
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 Ties score and its terms.
 
     Over prompts with both a ref and a tied row: ``score = 0.30·acc_tied + 0.30·acc_ref
     + 0.20·mean(cim_tied > dcm) + 0.20·mean(min(cim_ref, cim_tied) > dcm)
@@ -142,12 +142,12 @@ def ties_components(rows: Iterable[TiesRow]) -> dict[str, float]:
 
 
 def ties_score(rows: Iterable[TiesRow]) -> float:
-    """methods.md D2 — RewardBench 2 Ties subset score (see :func:`ties_components`)."""
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 Ties subset score (see :func:`ties_components`)."""
     return ties_components(rows)["score"]
 
 
 def ties_bootstrap(table: TiesTable, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """methods.md D2 — bootstrap replicates of the Ties score, resampling prompts (a prompt's
+    """docs/methods/D2-rewardbench-2.md — bootstrap replicates of the Ties score, resampling prompts (a prompt's
     ref and tied rows travel together). Returns (n_boot,) scores."""
     P = len(table.prompts)
     if P == 0:

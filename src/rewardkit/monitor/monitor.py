@@ -1,4 +1,4 @@
-"""Live reward-hacking monitor for RL loops (methods.md C5 ensembles, D9 overoptimization).
+"""Live reward-hacking monitor for RL loops (docs/methods/C5-reward-ensembles.md ensembles, D9 overoptimization).
 
 An RL loop calls :meth:`RewardMonitor.step` once per training step with the prompts, the responses
 and the component rewards of that step. The monitor computes, per step:

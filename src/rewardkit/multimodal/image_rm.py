@@ -1,6 +1,6 @@
 """An image reward model: a CLIP-style vision–text backbone plus a scalar head.
 
-methods.md B15 — Image–text reward interface (ImageReward / PickScore shapes), with the
+docs/methods/B15-image-text-reward.md — Image–text reward interface (ImageReward / PickScore shapes), with the
 two-layer SiLU head of A14 — "BaseReward". With unit-normalised embeddings ``e_i`` (image) and
 ``e_t`` (text) from the backbone's ``get_image_features`` / ``get_text_features``:
 

@@ -14,7 +14,7 @@ from typing import Any
 
 
 def chi_regularizer(noise: Any) -> Any:
-    """methods.md F2: ``½‖ε‖² − (d − 1) log ‖ε‖`` with ``d = numel(ε)`` — the negative
+    """docs/methods/F2-reno.md: ``½‖ε‖² − (d − 1) log ‖ε‖`` with ``d = numel(ε)`` — the negative
     log-density of ‖ε‖ under a χ distribution with d degrees of freedom, up to a constant
     (float32; a torch tensor in, a 0-d tensor out)."""
     import torch
@@ -30,7 +30,7 @@ def _cos(image_emb: Any, text_emb: Any) -> Any:
 
 
 def clip_loss(image_emb: Any, text_emb: Any) -> Any:
-    """methods.md B15/F2 CLIP loss ``100 − 100·cos(E_img, E_txt)`` (mean over images)."""
+    """docs/methods/B15-image-text-reward.md / docs/methods/F2-reno.md CLIP loss ``100 − 100·cos(E_img, E_txt)`` (mean over images)."""
     return (100.0 - 100.0 * _cos(image_emb, text_emb)).mean()
 
 
@@ -39,7 +39,7 @@ LOG_100 = math.log(100.0)
 
 
 def pickscore_loss(image_emb: Any, text_emb: Any, logit_scale: Any = LOG_100) -> Any:
-    """methods.md B15/F2 PickScore loss ``30 − exp(s)·cos`` with ``s`` the model's (log-space)
+    """docs/methods/B15-image-text-reward.md / docs/methods/F2-reno.md PickScore loss ``30 − exp(s)·cos`` with ``s`` the model's (log-space)
     ``logit_scale`` (mean over images)."""
     import torch
 
@@ -48,21 +48,21 @@ def pickscore_loss(image_emb: Any, text_emb: Any, logit_scale: Any = LOG_100) ->
 
 
 def hps_loss(score: Any) -> Any:
-    """methods.md B15/F2 HPSv2 loss ``1 − score`` (mean)."""
+    """docs/methods/B15-image-text-reward.md / docs/methods/F2-reno.md HPSv2 loss ``1 − score`` (mean)."""
     return (1.0 - score).mean()
 
 
 def imagereward_loss(score: Any) -> Any:
-    """methods.md B15/F2 ImageReward loss ``2 − r`` on the standardized score (mean)."""
+    """docs/methods/B15-image-text-reward.md / docs/methods/F2-reno.md ImageReward loss ``2 − r`` on the standardized score (mean)."""
     return (2.0 - score).mean()
 
 
 def aesthetic_loss(score: Any) -> Any:
-    """methods.md B15/F2 LAION-aesthetic loss ``10 − score`` (mean)."""
+    """docs/methods/B15-image-text-reward.md / docs/methods/F2-reno.md LAION-aesthetic loss ``10 − score`` (mean)."""
     return (10.0 - score).mean()
 
 
-#: ReNO's default weights per reward loss (methods.md F2; aesthetic is off).
+#: ReNO's default weights per reward loss (docs/methods/F2-reno.md; aesthetic is off).
 RENO_WEIGHTS = {"hps": 5.0, "imagereward": 1.0, "clip": 0.01, "pickscore": 0.05, "aesthetic": 0.0}
 
 
@@ -121,7 +121,7 @@ def reno_optimize(
     reg_weight: float = 0.01,
     seed: int = 0,
 ) -> NoiseOptResult:
-    """methods.md F2 — ReNO: gradient descent on the initial noise ε of a one-step,
+    """docs/methods/F2-reno.md — ReNO: gradient descent on the initial noise ε of a one-step,
     differentiable ``generator`` against ``L(ε) = Σ_k w_k L_k(G(ε)) + λ(½‖ε‖² − (d−1) log‖ε‖)``.
 
     ``rewards``: ``(w_k, fn_k)`` where ``fn_k(output)`` is a differentiable loss (lower is

@@ -7,9 +7,9 @@ noise tensor to an output (ReNO). Rewards are callables from a list of candidate
 (higher is better; an (n, k) array is k rewards, combined by rank sum), or, for ReNO,
 differentiable losses of the generator's output.
 
-- methods.md F3 — Noise-aware pruning for test-time scaling ("TTSnap"): :func:`ttsnap_search`,
+- docs/methods/F3-ttsnap.md — Noise-aware pruning for test-time scaling ("TTSnap"): :func:`ttsnap_search`,
   the cost model :func:`ttsnap_cost` / :func:`bon_cost`, :func:`ttsnap_seeds_for_budget`.
-- methods.md F2 — Reward-based noise optimization ("ReNO") and the B15 differentiable reward
+- docs/methods/F2-reno.md — Reward-based noise optimization ("ReNO") and the B15 differentiable reward
   losses live in :mod:`rewardkit.multimodal.reno` (re-exported here).
 
 numpy only at import; torch is imported by the ReNO functions when called.
@@ -107,7 +107,7 @@ def _average_ranks(col: np.ndarray) -> np.ndarray:
 
 
 def rank_sum(scores: np.ndarray) -> np.ndarray:
-    """methods.md F3 multi-reward selection: rank the candidates under each reward (column) and
+    """docs/methods/F3-ttsnap.md multi-reward selection: rank the candidates under each reward (column) and
     sum the ranks (higher is better; ties share the average rank; NaN ranks last)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
@@ -159,7 +159,7 @@ def best_of_n_seeds(
     seeds: Iterable[int] | None = None,
 ) -> SearchResult[T]:
     """Generate one candidate per seed (``seeds``, default ``0..n−1``), score all of them in one
-    reward call, return the best (methods.md F3's best-of-N baseline).
+    reward call, return the best (docs/methods/F3-ttsnap.md's best-of-N baseline).
 
     Budget: ``n`` generator calls, one reward call over ``n`` candidates.
     """
@@ -229,7 +229,7 @@ def alive_counts(n: int, keep: Sequence[float]) -> list[int]:
 def ttsnap_cost(
     prune_steps: Sequence[int], keep: Sequence[float], n_steps: int, x: float, y: float
 ) -> float:
-    """methods.md F3 cost per started candidate:
+    """docs/methods/F3-ttsnap.md cost per started candidate:
     ``c = Σ_j A_{j−1}((s_j − s_{j−1})x + y) + A_J((S − 1 − s_J)x + y)``, ``A_0 = 1``,
     ``A_j = Π_{l≤j} α_l``, ``s_0 = 0`` (``x``: one denoising step, ``y``: one reward call on one
     candidate, ``S = n_steps``)."""
@@ -243,7 +243,7 @@ def ttsnap_cost(
 
 
 def bon_cost(n_steps: int, x: float, y: float) -> float:
-    """methods.md F3 best-of-N cost per candidate, ``S·x + y``, as the card (and TTSnap) count it.
+    """docs/methods/F3-ttsnap.md best-of-N cost per candidate, ``S·x + y``, as the card (and TTSnap) count it.
 
     The card's pruning model counts ``S − 1`` steps for a trajectory that is never pruned (TTSnap's
     simulation indexes states 0..S−1 with index 0 free); this keeps the card's BoN figure so its
@@ -311,7 +311,7 @@ def ttsnap_search(
     prune_reward: RewardFn | None = None,
     seeds: Iterable[int] | None = None,
 ) -> SearchResult[T]:
-    """methods.md F3 — TTSnap pruning: start one trajectory per seed; at each step index
+    """docs/methods/F3-ttsnap.md — TTSnap pruning: start one trajectory per seed; at each step index
     ``s_j`` of ``prune_steps`` score the alive candidates' previews with ``prune_reward``
     (a noise-aware reward; default ``reward``) and keep the top ``max(1, round(α_j · n_alive))``;
     run the survivors to index ``n_steps − 1``, score their final candidates with ``reward`` and

@@ -6,11 +6,11 @@ head (for speed work). The score is the model's logit for the sequence (HF's poo
 non-padding token for decoder models, [CLS] for encoders). With a chat template the query is
 rendered through it; without one, (prompt, response) is encoded as a text pair.
 
-methods.md A1 — Bradley–Terry reward model (the scoring side: r(x, y) is the head's output).
+docs/methods/A1-bradley-terry.md — Bradley–Terry reward model (the scoring side: r(x, y) is the head's output).
 
 Multi-objective heads (k > 1 outputs) return an (n, k) array named by ``objectives`` (from the
 option, else the checkpoint's ``id2label``). ``reduce=`` turns them into one scalar reward
-(methods.md A4 — MORE; ArmoRM's gating); ``score_full`` then returns the per-objective values
+(docs/methods/A4-more.md — MORE; ArmoRM's gating); ``score_full`` then returns the per-objective values
 as ``components`` (one (n,) column per objective name):
 
 - ``reduce=weighted``: ``Σ_k w_k r_k`` with ``weights`` (``{name: w}``, or the string
@@ -266,7 +266,7 @@ def objective_weight_vector(names: Sequence[str], weights: Mapping[str, float] |
 
 
 def reduce_objectives(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``Σ_k w_k r_k`` per row of an (n, k) objective array (methods.md A4: a configured
+    """``Σ_k w_k r_k`` per row of an (n, k) objective array (docs/methods/A4-more.md: a configured
     weighted sum when the model gives no gating); NaN objectives with weight 0 are ignored."""
     v = np.asarray(values, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)

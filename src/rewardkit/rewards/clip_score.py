@@ -1,4 +1,4 @@
-"""``clip:PATH_OR_ID`` — CLIP-score style image–text similarity (methods.md B15 — Image–text
+"""``clip:PATH_OR_ID`` — CLIP-score style image–text similarity (docs/methods/B15-image-text-reward.md — Image–text
 reward interface: CLIP score).
 
 Any dual encoder that transformers loads with ``AutoModel`` + ``AutoProcessor`` and that has
@@ -38,7 +38,7 @@ VARIANTS = ("clip", "clipscore", "logit")
 
 
 def clip_score(cos: Any, variant: str = "clip", logit_scale: float | None = None) -> Any:
-    """methods.md B15: ``clip`` → 100·cos; ``clipscore`` → 2.5·max(cos, 0); ``logit`` →
+    """docs/methods/B15-image-text-reward.md: ``clip`` → 100·cos; ``clipscore`` → 2.5·max(cos, 0); ``logit`` →
     exp(logit_scale)·cos (needs the model's ``logit_scale``). Works on floats and arrays."""
     c = np.asarray(cos, dtype=np.float64)
     if variant == "clip":
@@ -74,7 +74,7 @@ def _features(out: Any) -> torch.Tensor:
 
 
 class ClipScoreReward(MultimodalReward):
-    """Image–text similarity of a CLIP-style dual encoder (methods.md B15); its features are
+    """Image–text similarity of a CLIP-style dual encoder (docs/methods/B15-image-text-reward.md); its features are
     the unit-normalised text and image embeddings side by side."""
 
     capabilities = MultimodalReward.capabilities | {Capability.FEATURES}

@@ -1,7 +1,7 @@
 """The default reward model (``default``): the embedded all-MiniLM-L6-v2 encoder, frozen, with a
 small trained head.
 
-methods.md A1 — Bradley–Terry reward model, with the two-layer SiLU head of A14 ("BaseReward").
+docs/methods/A1-bradley-terry.md — Bradley–Terry reward model, with the two-layer SiLU head of A14 ("BaseReward").
 Features of a (prompt, response): the L2-normalised mean-pooled MiniLM embedding of the response
 ``e_r`` and its elementwise product with the embedding of the prompt's last user turn ``e_p``:
 ``φ = [e_r, e_p ⊙ e_r]``; the reward is ``head(φ) − offset`` (``offset`` centres the training

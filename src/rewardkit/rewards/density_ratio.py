@@ -1,6 +1,6 @@
 """Strong-over-weak density ratio (``density-ratio:STRONG?weak=WEAK&reduce=sum``).
 
-methods.md B2 — CDR / "Dr. SoW": a better-aligned LM and a less-aligned one disagree most on
+docs/methods/B2-density-ratio.md — CDR / "Dr. SoW": a better-aligned LM and a less-aligned one disagree most on
 aligned text, so their log-density ratio is a training-free reward::
 
     r(x, y)   = log π_strong(y | x)     − log π_weak(y | x)        (−40.0, −43.5 → 3.5)
@@ -9,8 +9,8 @@ aligned text, so their log-density ratio is a training-free reward::
 ``c`` is a system prompt: a fixed ``system`` text, or per-domain ``criteria`` chosen by a router
 (``query.meta["domain"]`` when it names a criteria key, else :func:`route_domain`'s keyword
 rules over {chat, safety, reasoning}). The same ``c`` is given to both models by default
-(``condition_weak=true``; the paper does not pin where the weak model's ``c`` goes — methods.md
-[design]).
+(``condition_weak=true``; the paper does not pin where the weak model's ``c`` goes — rewardkit's
+choice, docs/methods/B2-density-ratio.md).
 
 Offline default pair (one embedded model): strong = SmolLM2-135M-Instruct through its chat
 template with :data:`DEFAULT_SYSTEM`; weak = the same weights reading plain text (no chat

@@ -1,6 +1,6 @@
 """DPO implicit reward (``dpo:POLICY?ref=REF&beta=0.1&reduce=sum``).
 
-methods.md B1 — a DPO-trained policy defines a reward up to a prompt-only constant::
+docs/methods/B1-dpo-implicit-reward.md — a DPO-trained policy defines a reward up to a prompt-only constant::
 
     r(x, y) = β [ log π_θ(y|x) − log π_ref(y|x) ]          (−10, −12, β = 0.1 → 0.2)
 

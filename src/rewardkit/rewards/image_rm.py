@@ -1,6 +1,6 @@
 """``image-rm:PATH`` — an image reward model (CLIP-style backbone + scalar head) as a reward.
 
-methods.md B15 — Image–text reward interface (ImageReward / PickScore shapes); the model is
+docs/methods/B15-image-text-reward.md — Image–text reward interface (ImageReward / PickScore shapes); the model is
 :class:`~rewardkit.multimodal.image_rm.ImageRewardModel`. ``PATH`` is a folder written by
 ``rewardkit train`` on an image config (or by ``ImageRewardModel.save_pretrained``), or a plain
 CLIP-style checkpoint, scored as PickScore (``exp(logit_scale)·cos``; ``processor=`` names where

@@ -5,7 +5,7 @@ statistics of the per-token log-probabilities of the *response tokens only* (the
 masked): their sum (log p(y|x)), mean, the negated L2 norm, and the token count — one forward
 pass, the four numbers cached together, so every reduction reads the same cache entry.
 
-Rewards built on it (methods.md B1 DPO implicit reward, B2 strong-over-weak density ratio)
+Rewards built on it (docs/methods/B1-dpo-implicit-reward.md DPO implicit reward, B2 strong-over-weak density ratio)
 combine two of them; :class:`LogProbComposite` holds the shared plumbing (system prompts
 injected into the queries, merged statistics in the ``ScoreResult``).
 """
@@ -49,7 +49,7 @@ def reduction_name(how: str) -> str:
 
 
 def reduce_logprobs(token_logps: Sequence[float] | np.ndarray, how: str = "sum") -> float:
-    """Reduce per-token log-probs of a response (methods.md B1, reward-bench ``get_batch_logps``).
+    """Reduce per-token log-probs of a response (docs/methods/B1-dpo-implicit-reward.md, reward-bench ``get_batch_logps``).
 
     ``sum`` = Σ_t log π(y_t) = log π(y|x); ``mean`` (``avg``) = the mean; ``norm`` =
     −‖(log π(y_t))_t‖₂, reward-bench's default without a reference model. ``[−1, −2, −2]`` →
@@ -65,7 +65,7 @@ def reduce_logprobs(token_logps: Sequence[float] | np.ndarray, how: str = "sum")
 
 
 def dpo_implicit_reward(logp_policy: float, logp_ref: float | None, beta: float = 0.1) -> float:
-    """methods.md B1: r = β [log π(y|x) − log π_ref(y|x)] (−10, −12, β=0.1 → 0.2).
+    """docs/methods/B1-dpo-implicit-reward.md: r = β [log π(y|x) − log π_ref(y|x)] (−10, −12, β=0.1 → 0.2).
 
     Without a reference (``logp_ref`` None) the reward is the policy's reduced log-prob itself,
     unscaled, as reward-bench scores reference-free.
@@ -76,7 +76,7 @@ def dpo_implicit_reward(logp_policy: float, logp_ref: float | None, beta: float 
 
 
 def density_ratio(logp_strong: float, logp_weak: float) -> float:
-    """methods.md B2: r = log π_strong(y|x) − log π_weak(y|x) (−40.0, −43.5 → 3.5)."""
+    """docs/methods/B2-density-ratio.md: r = log π_strong(y|x) − log π_weak(y|x) (−40.0, −43.5 → 3.5)."""
     return float(logp_strong) - float(logp_weak)
 
 

@@ -1,4 +1,4 @@
-"""Regularized relevance reward, ``relevance:minilm`` — methods.md card B10, "Preference-free
+"""Regularized relevance reward, ``relevance:minilm`` — docs/methods/B10-relevance-reward.md, "Preference-free
 Alignment Learning with Regularized Relevance Reward" (R³).
 
 The reward is a weighted mixture of components::
@@ -111,7 +111,7 @@ def regularized_relevance(
 
 
 class RelevanceReward(Reward):
-    """R³ (methods.md B10): relevance to the prompt, regularized by reference similarity, a
+    """R³ (docs/methods/B10-relevance-reward.md): relevance to the prompt, regularized by reference similarity, a
     query-copy penalty and a length prior; see the module docstring for the components."""
 
     capabilities = frozenset({Capability.COMPONENTS, Capability.MODEL_BACKED})

@@ -6,9 +6,9 @@ all-MiniLM-L6-v2: ``[CLS] text [SEP]`` (at most 256 tokens, the model's ``max_se
 mean of the last hidden states over the real tokens, L2-normalised. Texts (responses and
 references) run through the engine as rows of their own, so a reference shared by many queries
 is embedded once, and embeddings are cached. ``against=prompt`` compares the response with the
-prompt instead (the relevance term of methods.md B10, R³).
+prompt instead (the relevance term of docs/methods/B10-relevance-reward.md, R³).
 
-``bmas`` — methods.md B9 (Mixed-R1) Bidirectional Max-Average Similarity on *token* embeddings
+``bmas`` — docs/methods/B9-mixed-rewards.md (Mixed-R1) Bidirectional Max-Average Similarity on *token* embeddings
 from the model's input-embedding table E (no forward pass)::
 
     S_ij = cos(E[y_i], E[y_gt_j]);   BMAS = ½ (mean_i max_j S_ij + mean_j max_i S_ij)
@@ -74,7 +74,7 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarra
 
 
 def bmas(emb_gen: np.ndarray, emb_ref: np.ndarray) -> float:
-    """Bidirectional Max-Average Similarity (methods.md B9).
+    """Bidirectional Max-Average Similarity (docs/methods/B9-mixed-rewards.md).
 
     ``½ (mean_i max_j S_ij + mean_j max_i S_ij)`` with ``S`` the cosine matrix of generated (rows)
     against reference token embeddings. Card toy: gen (1,0),(0,1),(1,1), ref (1,0),(1,1) →
@@ -247,7 +247,7 @@ class EmbeddingSimilarityReward(ModelBackedReward):
 
 
 class BMASReward(Reward):
-    """BMAS (methods.md B9) between response and reference tokens in the input-embedding table."""
+    """BMAS (docs/methods/B9-mixed-rewards.md) between response and reference tokens in the input-embedding table."""
 
     def __init__(
         self,

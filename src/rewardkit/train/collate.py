@@ -74,7 +74,7 @@ def _ranking(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
 
 
 def load_votes(path: str | None) -> dict[str, float]:
-    """methods.md E1 — an ensemble-vote file: JSON object {example_id: preference strength}."""
+    """docs/methods/E1-preference-strength.md — an ensemble-vote file: JSON object {example_id: preference strength}."""
     if not path:
         return {}
     try:

@@ -41,7 +41,7 @@ class TrainConfig:
     # reward model), else text; "image" / "text" force it (docs/multimodal.md)
     model_type: str = "auto"
     objective: str = "bt"  # one of OBJECTIVES
-    head: str = "linear"  # linear | mlp (methods.md A14 two-layer SiLU head) | cosine (image)
+    head: str = "linear"  # linear | mlp (docs/methods/A14-two-layer-head.md two-layer SiLU head) | cosine (image)
     head_inner: int | None = None
     freeze_backbone: bool = False  # frozen encoder: features cached once, only the head trains
     pooling: str = "mean"  # feature pooling for a frozen backbone: mean | cls | last
@@ -67,16 +67,18 @@ class TrainConfig:
 
     # Objective options
     margin_column: str | None = None  # Example.meta key holding a per-pair margin
-    label_smoothing: float = 0.0  # methods.md E1
+    label_smoothing: float = 0.0  # docs/methods/E1-preference-strength.md
     center_coef: float | None = None  # reward centering coefficient
-    tie_k: float = 5.0  # methods.md A13
+    tie_k: float = 5.0  # docs/methods/A13-uncertainty-tie-bt.md
     attributes: list[str] = field(default_factory=list)  # regression / gated objectives
     rating_key: str | None = None  # listwise: rank responses by this rating (else by `chosen`)
     bt_weight: float = 1.0  # bt+regression mix
     reg_weight: float = 1.0
-    crm_noise_rate: float = 0.2  # methods.md A7
+    crm_noise_rate: float = 0.2  # docs/methods/A7-collaborative-rm.md
     crm_warmup: float = 0.5
-    vote_file: str | None = None  # methods.md E1: JSON {example_id: strength} from an ensemble
+    vote_file: str | None = (
+        None  # docs/methods/E1-preference-strength.md: JSON {example_id: strength} from an ensemble
+    )
     vote_action: str = "drop"  # drop | downweight | flip pairs with strength < vote_threshold
     vote_threshold: float = 0.0
     vote_weight: float = 0.1
@@ -102,7 +104,9 @@ class TrainConfig:
     # Dropout off (TRL's and OpenRLHF's RM default): with dropout the chosen and rejected sides of
     # a pair see different sub-networks, and its random masks cost time on CPU.
     disable_dropout: bool = True
-    ensemble_size: int = 1  # > 1: train members with seeds seed, seed+1, ... (methods.md C5)
+    ensemble_size: int = (
+        1  # > 1: train members with seeds seed, seed+1, ... (docs/methods/C5-reward-ensembles.md)
+    )
     ensemble_backbones: list[str] | None = None
 
     # Output

@@ -1,7 +1,7 @@
 """Ensembles of trained reward models: k members differing by seed (and optionally backbone),
-saved as one loadable ensemble reward, plus the ensemble vote of methods.md E1.
+saved as one loadable ensemble reward, plus the ensemble vote of docs/methods/E1-preference-strength.md.
 
-methods.md C5 — Reward-model ensembles ("Helping or Herding?"); E1 — preference strength by
+docs/methods/C5-reward-ensembles.md — Reward-model ensembles ("Helping or Herding?"); E1 — preference strength by
 ensemble voting ("Secrets of RLHF Part II"). ``output_dir/ensemble.yaml`` is a registry spec
 (``load_reward("out/ens/ensemble.yaml")``) whose members are the member directories;
 ``output_dir/votes.json`` maps each training example id to its mean reward difference across the
@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
 
 
@@ -39,13 +39,13 @@ def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
     return out
 
 
-def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> Any:
+def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     """Train every member, write ``ensemble.yaml`` and ``votes.json``."""
     import yaml
 
     from rewardkit.curate.strength import preference_strength
     from rewardkit.registry import load_reward
-    from rewardkit.train.run import TrainResult, load_examples, train
+    from rewardkit.train.run import train
 
     results = [train(m) for m in member_configs(cfg)]
     out = Path(cfg.output_dir)

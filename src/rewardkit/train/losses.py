@@ -1,6 +1,6 @@
 """Reward-model training objectives as pure functions of reward tensors.
 
-Each function cites its method card in ``../shared/design/methods.md``; the trainer only gathers
+Each function cites its method card in ``docs/methods/``; the trainer only gathers
 rewards from the model and calls these. Every loss returns a scalar (``reduction="mean"``) or a
 per-item tensor (``reduction="none"``) and is computed in float32.
 """
@@ -37,7 +37,7 @@ def bt_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    """methods.md A1 — Bradley–Terry reward model (with optional margin), with the label smoothing
+    """docs/methods/A1-bradley-terry.md — Bradley–Terry reward model (with optional margin), with the label smoothing
     of E1 — "Secrets of RLHF Part II" (conservative targets).
 
     ``L = −(1−α) log σ(Δ − m) − α log σ(−(Δ − m))`` with ``Δ = r_c − r_r``; α = 0 is plain BT.
@@ -73,7 +73,7 @@ def center_penalty(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
 def scaled_bt_loss(
     r_a: Tensor, r_b: Tensor, strength: Tensor, kind: str = "scaled", reduction: str = "mean"
 ) -> Tensor:
-    """methods.md A3 — Scaled Bradley–Terry (HelpSteer2-Preference).
+    """docs/methods/A3-scaled-bt.md — Scaled Bradley–Terry (HelpSteer2-Preference).
 
     ``strength < 0``: response a preferred; ``> 0`` (or 0): b preferred; ``m = |strength|``.
     ``kind``: ``"regular"`` −log σ(Δ), ``"margin"`` −log σ(Δ − m), ``"scaled"`` −m·log σ(Δ),
@@ -100,7 +100,7 @@ def btt_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    """methods.md A13 — tie-aware BT (Rao–Kupper, "EditReward").
+    """docs/methods/A13-uncertainty-tie-bt.md — tie-aware BT (Rao–Kupper, "EditReward").
 
     Non-tied (Δ = r_preferred − r_other): ``−log σ(Δ − log k)``; tied:
     ``−log σ(Δ − log k) − log σ(−Δ − log k) − log(k² − 1)``, which is smallest at Δ = 0, so a
@@ -124,7 +124,7 @@ def gaussian_bt_loss(
     margin: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """methods.md A13 — uncertainty-aware BT: ``−E_ε[log σ(μ_z + σ_z ε − margin)]`` with
+    """docs/methods/A13-uncertainty-tie-bt.md — uncertainty-aware BT: ``−E_ε[log σ(μ_z + σ_z ε − margin)]`` with
     ``μ_z = μ_c − μ_r``, ``σ_z = sqrt(σ_c² + σ_r²)``, ``σ = exp(logsig)``, Monte-Carlo estimate."""
     mu_z = (mu_c - mu_r).float()
     sig_z = torch.sqrt(torch.exp(2 * logsig_c.float()) + torch.exp(2 * logsig_r.float()))
@@ -136,7 +136,7 @@ def gaussian_bt_loss(
 
 def plackett_luce_loss(scores: Tensor, order: Tensor, n_ranked: Tensor | None = None) -> Tensor:
     """Listwise Plackett–Luce negative log-likelihood on full or partial rankings ``[design]``
-    (a listwise generalisation of methods.md A1; rewardkit's choice, documented in docs/design.md).
+    (a listwise generalisation of docs/methods/A1-bradley-terry.md; rewardkit's choice, documented in docs/design.md).
 
     ``scores``: (G, K) rewards; ``order``: (G, K) response indices best-first, padded with −1;
     ``n_ranked``: (G,) how many leading positions are ranked (top-k partial ranking; the rest
@@ -159,7 +159,7 @@ def plackett_luce_loss(scores: Tensor, order: Tensor, n_ranked: Tensor | None = 
 
 
 def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:
-    """methods.md A4 — MORE per-task ranking loss: ``−Σ_{i,j: s_j>s_i} log σ(r_j − r_i) / #pairs``
+    """docs/methods/A4-more.md — MORE per-task ranking loss: ``−Σ_{i,j: s_j>s_i} log σ(r_j − r_i) / #pairs``
     over every ordered pair of a group with different labels; labels < 0 are padding."""
     r = scores.float()
     lab = labels.float()
@@ -173,7 +173,7 @@ def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask_value: float = -100.0) -> Tensor:
-    """methods.md A2 — Multi-attribute regression RM: ``Σ m_a (ŝ_a − s_a)² / Σ m_a``; targets equal
+    """docs/methods/A2-multi-attribute-regression.md — Multi-attribute regression RM: ``Σ m_a (ŝ_a − s_a)² / Σ m_a``; targets equal
     to ``mask_value`` are left out."""
     mask = (target != mask_value).float()
     err = (pred.float() - torch.where(mask.bool(), target.float(), pred.detach().float())) ** 2
@@ -186,7 +186,7 @@ HELPSTEER2_WEIGHTS_340B = (0.3, 0.74, 0.46, 0.47, -0.33)
 
 
 def scalarize(attr_scores: np.ndarray, weights: Sequence[float]) -> np.ndarray:
-    """methods.md A2 — ``r = w · ŝ`` over the attribute axis."""
+    """docs/methods/A2-multi-attribute-regression.md — ``r = w · ŝ`` over the attribute axis."""
     a = np.asarray(attr_scores, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     if a.shape[-1] != w.shape[0]:
@@ -195,13 +195,13 @@ def scalarize(attr_scores: np.ndarray, weights: Sequence[float]) -> np.ndarray:
 
 
 def gated_reward(objective_scores: Tensor, gate_logits: Tensor) -> Tensor:
-    """Multi-objective reward with a learned gating over objectives (ArmoRM / methods.md A4 MORE
+    """Multi-objective reward with a learned gating over objectives (ArmoRM / docs/methods/A4-more.md MORE
     idea) ``[design]``: ``r = Σ_k softmax(g)_k · s_k`` for each response."""
     return (torch.softmax(gate_logits.float(), dim=-1) * objective_scores.float()).sum(-1)
 
 
 def min_norm_weights(grads: Sequence[np.ndarray], normalize: str = "l2") -> np.ndarray:
-    """methods.md A4 — MGDA min-norm weights λ on the simplex minimising ``||Σ λ_t g_t||²``
+    """docs/methods/A4-more.md — MGDA min-norm weights λ on the simplex minimising ``||Σ λ_t g_t||²``
     (Frank–Wolfe; the two-task closed form clipped to [0.001, 0.999])."""
     vs = [np.asarray(g, dtype=np.float64).ravel() for g in grads]
     if normalize == "l2":
@@ -241,13 +241,13 @@ def min_norm_weights(grads: Sequence[np.ndarray], normalize: str = "l2") -> np.n
 
 
 def verdict_ce(logits: Tensor, target_ids: Tensor, reduction: str = "mean") -> Tensor:
-    """methods.md B3 — Generative "yes-token" reward, training side: cross-entropy of the next-token
+    """docs/methods/B3-yes-token-reward.md — Generative "yes-token" reward, training side: cross-entropy of the next-token
     logits (N, V) at the verdict position against the Yes/No token ids (N,)."""
     return F.cross_entropy(logits.float(), target_ids.long(), reduction=reduction)
 
 
 def peer_select(margins_self: Tensor, keep_ratio: float) -> Tensor:
-    """methods.md A7 — Collaborative Reward Modeling peer review: a boolean mask of the
+    """docs/methods/A7-collaborative-rm.md — Collaborative Reward Modeling peer review: a boolean mask of the
     ``ceil(keep_ratio · n)`` pairs with the largest margin (smallest BT loss) under this model;
     the *peer* is updated on them."""
     if not 0.0 < keep_ratio <= 1.0:
@@ -261,21 +261,21 @@ def peer_select(margins_self: Tensor, keep_ratio: float) -> Tensor:
 
 
 def crm_keep_ratio(progress: float, noise_rate: float, warmup: float = 1.0) -> float:
-    """methods.md A7 — the curriculum of the kept fraction: from 1 down to ``1 − τ`` linearly over
+    """docs/methods/A7-collaborative-rm.md — the curriculum of the kept fraction: from 1 down to ``1 − τ`` linearly over
     the first ``warmup`` fraction of training ``[design]``."""
     ramp = min(1.0, max(0.0, progress / warmup)) if warmup > 0 else 1.0
     return 1.0 - noise_rate * ramp
 
 
 def pairwise_accuracy(r_chosen: Tensor, r_rejected: Tensor) -> float:
-    """methods.md A1 — strict ``r_c > r_r``; ties count 0 (RewardBench 1 rule)."""
+    """docs/methods/A1-bradley-terry.md — strict ``r_c > r_r``; ties count 0 (RewardBench 1 rule)."""
     if r_chosen.numel() == 0:
         return float("nan")
     return float((r_chosen > r_rejected).float().mean())
 
 
 def pairwise_ece(r_chosen: np.ndarray, r_rejected: np.ndarray, n_bins: int = 10) -> float:
-    """methods.md D7 — pairwise ECE with both orderings: each pair contributes (σ(Δ), 1) and
+    """docs/methods/D7-calibration.md — pairwise ECE with both orderings: each pair contributes (σ(Δ), 1) and
     (1 − σ(Δ), 0)."""
     d = np.asarray(r_chosen, dtype=np.float64) - np.asarray(r_rejected, dtype=np.float64)
     p = 1.0 / (1.0 + np.exp(-d))

@@ -72,9 +72,9 @@ class RewardModel(nn.Module):
 
 
 class GenerativeModel(nn.Module):
-    """methods.md B3 — a causal LM whose next-token logits at the end of the judging prompt give
-    the verdict. Returns (n, 3): [ℓ_yes − ℓ_no, ℓ_yes, ℓ_no] plus the full-vocabulary logits for
-    the cross-entropy (stored on ``last_logits``)."""
+    """docs/methods/B3-yes-token-reward.md — a causal LM whose next-token logits at the end of
+    the judging prompt give the verdict. Returns (n, 3 + V): the columns [ℓ_yes − ℓ_no, ℓ_yes,
+    ℓ_no] followed by the V full-vocabulary logits, which the cross-entropy reads."""
 
     def __init__(self, hf_model: nn.Module, yes_id: int, no_id: int) -> None:
         super().__init__()
@@ -111,7 +111,7 @@ class GenerativeModel(nn.Module):
 
 
 class PeerModels(nn.Module):
-    """methods.md A7 — two reward models trained side by side (Collaborative Reward Modeling);
+    """docs/methods/A7-collaborative-rm.md — two reward models trained side by side (Collaborative Reward Modeling);
     returns (n, 2): the rewards of model ``a`` and of model ``b``."""
 
     def __init__(self, a: RewardModel, b: RewardModel) -> None:

@@ -2,7 +2,7 @@
 :mod:`rewardkit.train.objectives` (TRL's RewardTrainer is the anchor).
 
 What it adds to ``Trainer``: the objective's loss on one concatenated forward pass per batch,
-train/eval metrics (accuracy, mean margin, reward mean/std, pairwise ECE — methods.md A1, D7),
+train/eval metrics (accuracy, mean margin, reward mean/std, pairwise ECE — docs/methods/A1-bradley-terry.md, docs/methods/D7-calibration.md),
 tokens/s, saving the model as a plain Hugging Face directory (loadable with
 ``AutoModelForSequenceClassification.from_pretrained`` and ``classifier:DIR``), and atomic
 checkpoints: each ``checkpoint-N`` is written in a hidden staging directory and renamed into

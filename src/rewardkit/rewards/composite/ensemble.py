@@ -1,4 +1,4 @@
-"""Ensembles and weighted sums of rewards: methods.md C5 (Helping or Herding?) and C10 (hybrids).
+"""Ensembles and weighted sums of rewards: docs/methods/C5-reward-ensembles.md (Helping or Herding?) and C10 (hybrids).
 
 An :class:`EnsembleReward` holds any rewards as members (built from nested specs by the
 registry, or given as :class:`~rewardkit.types.Reward` objects), scores each member once per call
@@ -37,28 +37,14 @@ from rewardkit.combine.aggregate import (
     zscore,
 )
 from rewardkit.errors import SpecError
-from rewardkit.registry import kinds, load_reward, parse_spec
+from rewardkit.rewards.composite.members import (
+    Member,
+    MemberSpec,
+    build_member,
+    check_weight,
+    unique_names,
+)
 from rewardkit.types import Capability, Query, Reward, ScoreResult
-
-#: Options of a member that the ensemble itself reads (and removes before building the member).
-MEMBER_OPTIONS = ("objective", "weight")
-
-MemberSpec = Reward | str | Path | Mapping[str, Any] | Sequence[Any]
-
-
-@dataclass(frozen=True)
-class Member:
-    """One member of an ensemble: a reward, the column it contributes, and its weight."""
-
-    reward: Reward
-    #: Name in reports: the member's spec label, with ``[objective]`` when one was picked.
-    name: str
-    #: The objective picked from a multi-objective member (None for a scalar member).
-    objective: str | None = None
-    #: Index of ``objective`` in ``reward.objectives``.
-    column: int | None = None
-    #: Weight for the ``weighted`` aggregate (None when not given).
-    weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,109 +66,8 @@ class EnsembleScores:
     spread: np.ndarray
 
 
-def _strip_member_options(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``objective=``/``weight=`` out of a string spec's options; the rest is kept verbatim."""
-    head, sep, query = spec.strip().partition("?")
-    if not sep:
-        return spec.strip(), {}
-    _, _, parsed = parse_spec(spec)
-    found = {k: parsed[k] for k in MEMBER_OPTIONS if k in parsed}
-    keep = [p for p in query.split("&") if p and p.partition("=")[0].strip() not in MEMBER_OPTIONS]
-    return head + ("?" + "&".join(keep) if keep else ""), found
-
-
-def _is_composite_dict(item: Mapping[str, Any]) -> bool:
-    if "type" in item or "kind" in item:
-        return True
-    return any(k.kind in item for k in kinds() if k.composite)
-
-
-def _check_weight(value: Any, where: str) -> float:
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{where}: weight must be a number; got {value!r}") from None
-    if not math.isfinite(weight):
-        raise SpecError(f"{where}: weight must be finite; got {value!r}")
-    return weight
-
-
-def _build_member(
-    item: MemberSpec,
-    index: int,
-    *,
-    weight: Any = None,
-    engine_defaults: Mapping[str, Any] | None,
-    base_dir: str | Path | None,
-) -> Member:
-    where = f"ensemble member {index}"
-    options: dict[str, Any] = {}
-    spec: Any = item
-    if isinstance(item, Mapping):
-        if "reward" in item and not _is_composite_dict(item):
-            extra = sorted(set(item) - {"reward", *MEMBER_OPTIONS})
-            if extra:
-                raise SpecError(
-                    f"{where}: unknown keys {extra} beside 'reward' (allowed: objective, weight)"
-                )
-            spec = item["reward"]
-            options = {k: item[k] for k in MEMBER_OPTIONS if k in item}
-        else:
-            spec = dict(item)
-            options = {k: spec.pop(k) for k in MEMBER_OPTIONS if k in spec}
-    elif isinstance(item, str):
-        spec, options = _strip_member_options(item)
-    elif isinstance(item, Sequence) and not isinstance(item, bytes):
-        if len(item) != 2:
-            raise SpecError(f"{where}: a list member must be [SPEC, WEIGHT]; got {item!r}")
-        return _build_member(
-            item[0], index, weight=item[1], engine_defaults=engine_defaults, base_dir=base_dir
-        )
-    elif not isinstance(item, (Reward, Path)):
-        raise SpecError(
-            f"{where}: expected a Reward, a spec string, a dict or a file path; "
-            f"got {type(item).__name__}"
-        )
-    if weight is not None:
-        if "weight" in options:
-            raise SpecError(f"{where}: weight given twice")
-        options["weight"] = weight
-
-    if isinstance(spec, Reward):
-        reward = spec
-    else:
-        reward = load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
-    label = reward.name
-
-    objective = options.get("objective")
-    column = None
-    if reward.objectives:
-        names = list(reward.objectives)
-        if objective is None:
-            raise SpecError(
-                f"{where} {label!r} returns {len(names)} objectives ({', '.join(names)}); an "
-                f"ensemble aggregates one number per member: pick one with objective=NAME "
-                f"(e.g. '{label}?objective={names[0]}' or {{..., 'objective': '{names[0]}'}}) "
-                "or reduce it to a scalar reward first"
-            )
-        objective = str(objective)
-        if objective not in names:
-            raise SpecError(
-                f"{where} {label!r}: unknown objective {objective!r}; it has {', '.join(names)}"
-            )
-        column = names.index(objective)
-    elif objective is not None:
-        raise SpecError(
-            f"{where} {label!r} is a scalar reward; objective={objective!r} applies only to "
-            "multi-objective members"
-        )
-    w = None if options.get("weight") is None else _check_weight(options["weight"], where)
-    name = f"{label}[{objective}]" if objective is not None else label
-    return Member(reward, name, objective, column, w)
-
-
 class EnsembleReward(Reward):
-    """Several rewards aggregated into one score per query (methods.md C5; ``weighted``: C10).
+    """Several rewards aggregated into one score per query (docs/methods/C5-reward-ensembles.md; ``weighted``: C10).
 
     ``members`` are Rewards or specs (strings, dicts, files, nested ensembles); a member dict may
     carry ``objective`` (pick one column of a multi-objective member) and ``weight``. ``aggregate``
@@ -235,9 +120,9 @@ class EnsembleReward(Reward):
         if not math.isfinite(self.lam):
             raise SpecError(f"ensemble: lam must be finite; got {lam!r}")
         self.normalize = normalize
-        self.members: list[Member] = _unique_names(
+        self.members: list[Member] = unique_names(
             [
-                _build_member(m, i, engine_defaults=engine_defaults, base_dir=base_dir)
+                build_member(m, i, engine_defaults=engine_defaults, base_dir=base_dir)
                 for i, m in enumerate(members)
             ]
         )
@@ -265,7 +150,7 @@ class EnsembleReward(Reward):
                     f"ensemble: 'weights' must list one number per member ({len(self.members)}); "
                     f"got {weights!r}"
                 )
-            out = tuple(_check_weight(w, f"ensemble weight {i}") for i, w in enumerate(weights))
+            out = tuple(check_weight(w, f"ensemble weight {i}") for i, w in enumerate(weights))
         else:
             missing = [m.name for m in self.members if m.weight is None]
             if missing:
@@ -414,16 +299,6 @@ class EnsembleReward(Reward):
             res.components["contributing"].astype(np.int64),
             res.components["spread"],
         )
-
-
-def _unique_names(members: list[Member]) -> list[Member]:
-    """Members with repeated names told apart as ``name#2``, ``name#3``… (first one unchanged)."""
-    seen: dict[str, int] = {}
-    out = []
-    for m in members:
-        seen[m.name] = seen.get(m.name, 0) + 1
-        out.append(m if seen[m.name] == 1 else replace(m, name=f"{m.name}#{seen[m.name]}"))
-    return out
 
 
 def _no_string_form(kind: str, arg: str | None) -> None:

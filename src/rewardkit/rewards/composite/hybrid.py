@@ -1,4 +1,4 @@
-"""methods.md C10 as a reward: rules by task type, a model reward, aspects and a length term,
+"""docs/methods/C10-hybrid-rewards.md as a reward: rules by task type, a model reward, aspects and a length term,
 combined by :func:`rewardkit.combine.hybrid.hybrid_combine` (the formula lives there)."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ honouring ``Retry-After``) and every answer is kept in the on-disk score cache
 request. The fingerprint holds the endpoint URL, the model, the rendered template and the
 sampling settings (temperature, max_tokens, seed, logprobs) — never the API key, which is read
 from the environment variable ``api_key_env``. See docs/judges.md and
-docs/methods/B6-llm-as-judge.md.
+docs/methods/B6-llm-judge.md.
 """
 
 from __future__ import annotations

@@ -1,0 +1,195 @@
+"""What a reward declares and returns: :class:`Capability`, and the result values
+:class:`ScoreResult` (with :class:`TokenScores`), :class:`PairwiseResult` and
+:class:`ListwiseResult`, with the pure formulas they use (Bradley–Terry probability, position
+bias). numpy only; :mod:`rewardkit.types` re-exports every name here.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Capability(enum.StrEnum):
+    """What a reward can do beyond :meth:`Reward.score`; callers ask :meth:`Reward.can`."""
+
+    #: Natively judges pairs: :meth:`Reward.compare_many` is its own P(a ≻ b), both orders.
+    PAIRWISE = "pairwise"
+    #: Natively ranks k responses to one prompt in one call: :meth:`Reward.rank_many`.
+    LISTWISE = "listwise"
+    #: :meth:`Reward.features` gives the model's (n, d) representation of each query.
+    FEATURES = "features"
+    #: :attr:`ScoreResult.components` is filled (named per-query parts).
+    COMPONENTS = "components"
+    #: :attr:`ScoreResult.members` is filled (composite/ensemble member scores).
+    MEMBERS = "members"
+    #: Runs a model through the engine (engine config, budget, cache, ``max_length``).
+    MODEL_BACKED = "model"
+    #: :attr:`ScoreResult.steps` is filled: (n, S) per-step scores.
+    STEPS = "steps"
+    #: :attr:`ScoreResult.tokens` is filled: per-token scores with character offsets.
+    TOKENS = "tokens"
+    #: Reads images. A reward without it sees prompt images as ``<image>`` and refuses a
+    #: response that holds an image (:func:`text_queries`).
+    IMAGES = "images"
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """Per-token scores of n responses, padded to the longest.
+
+    ``values`` (n, T) float32, NaN past each row's length; ``offsets`` (n, T, 2) int64
+    character ``[start, end)`` spans into the response text, −1 past the row's length.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float32)
+        offsets = np.asarray(self.offsets, dtype=np.int64)
+        if values.ndim != 2 or offsets.shape != (*values.shape, 2):
+            raise ValueError(
+                f"TokenScores: values must be (n, T) and offsets (n, T, 2); got "
+                f"{values.shape} and {offsets.shape}"
+            )
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "offsets", offsets)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What one :meth:`Reward.score_full` call produced, as a value.
+
+    ``scores`` is what :meth:`Reward.score` returns, (n,) or (n, k) float32. The other fields
+    carry per-call details that used to live in mutable attributes: ``components`` (name → (n,)
+    extra columns), ``members`` (member name → (n,) member scores), ``stats`` (counters: queries,
+    computed, cache_hits, truncated_rows, unparsed, failed, retries, usage...), ``truncated``
+    ((n,) bool), ``steps`` ((n, S) float32, NaN past a row's steps) and ``tokens``.
+    A field is filled exactly when the reward declares the matching :class:`Capability`.
+    """
+
+    scores: np.ndarray
+    components: Mapping[str, np.ndarray] = field(default_factory=dict)
+    members: Mapping[str, np.ndarray] = field(default_factory=dict)
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    truncated: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    tokens: TokenScores | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float32))
+        for name in ("components", "members"):
+            cols = {str(k): _float_array(v) for k, v in getattr(self, name).items()}
+            object.__setattr__(self, name, cols)
+        object.__setattr__(self, "stats", dict(self.stats))
+        if self.truncated is not None:
+            object.__setattr__(self, "truncated", np.asarray(self.truncated, dtype=bool))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", np.asarray(self.steps, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def _float_array(v: Any) -> np.ndarray:
+    a = np.asarray(v)
+    return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
+
+
+def order_flips(p_forward: Sequence[float], p_reverse: Sequence[float]) -> np.ndarray:
+    """Per pair: whether the verdict (above/below 0.5) changes when the order flips."""
+    f = np.asarray(p_forward, dtype=np.float64) - 0.5
+    r = np.asarray(p_reverse, dtype=np.float64) - 0.5
+    return f * r < 0
+
+
+def position_bias(p_forward: Sequence[float], p_reverse: Sequence[float]) -> float:
+    """Fraction of pairs whose verdict flips when the order flips (docs/methods/B6-llm-judge.md).
+
+    ``p_forward[i]`` / ``p_reverse[i]`` are P(a ≻ b) judged with a first / second. A verdict is
+    "a" above 0.5 and "b" below; a pair flips when the two verdicts differ (the judge followed
+    the slot, not the response). Pairs with an exact 0.5 or NaN on either side are left out of
+    numerator and denominator; NaN when none is left. (0.8, 0.3) flips; (0.8, 0.6) does not.
+    """
+    f = np.asarray(p_forward, dtype=np.float64)
+    r = np.asarray(p_reverse, dtype=np.float64)
+    ok = np.isfinite(f) & np.isfinite(r) & (f != 0.5) & (r != 0.5)
+    if not ok.any():
+        return math.nan
+    return float(order_flips(f[ok], r[ok]).mean())
+
+
+@dataclass(frozen=True)
+class PairwiseResult:
+    """The result of judging n pairs (a, b): what :meth:`Reward.compare_many` returns.
+
+    ``p`` = P(a ≻ b). A pairwise-native judge (:attr:`Capability.PAIRWISE`) judges both orders:
+    ``p_forward`` / ``p_reverse`` = P(a ≻ b) with a in the first / second slot, and
+    ``logit_forward`` / ``logit_reverse`` the raw slot logits (positive: the judge prefers the
+    first slot). The Bradley–Terry default from pointwise scores leaves them None.
+    ``stats`` and ``truncated`` ((n,) bool: either order was cut) describe the call.
+    """
+
+    p: np.ndarray
+    p_forward: np.ndarray | None = None
+    p_reverse: np.ndarray | None = None
+    logit_forward: np.ndarray | None = None
+    logit_reverse: np.ndarray | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    truncated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stats", dict(self.stats))
+
+    @property
+    def both_orders(self) -> bool:
+        """Whether each pair was judged in both orders (``p_forward``/``p_reverse`` exist)."""
+        return self.p_forward is not None and self.p_reverse is not None
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """Per pair: whether the verdict changes with the order (see :func:`position_bias`)."""
+        if self.p_forward is None or self.p_reverse is None:
+            return np.zeros(len(self.p), dtype=bool)
+        return order_flips(self.p_forward, self.p_reverse)
+
+    @property
+    def position_bias(self) -> float | None:
+        """Fraction of these pairs whose verdict flips with the order; None without orders."""
+        if self.p_forward is None or self.p_reverse is None:
+            return None
+        return position_bias(self.p_forward, self.p_reverse)
+
+
+@dataclass(frozen=True)
+class ListwiseResult:
+    """What :meth:`Reward.rank_many` returns: per prompt, one score per candidate (higher is
+    better; the ranking is the descending order), plus the call's ``stats``."""
+
+    scores: tuple[np.ndarray, ...]
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows = tuple(np.asarray(s, dtype=np.float64) for s in self.scores)
+        object.__setattr__(self, "scores", rows)
+        object.__setattr__(self, "stats", dict(self.stats))
+
+    def rankings(self) -> list[np.ndarray]:
+        """Candidate indices per prompt, best first (NaN last, stable on ties)."""
+        return [np.argsort(np.where(np.isnan(s), np.inf, -s), kind="stable") for s in self.scores]
+
+
+def bt_probability(d: np.ndarray) -> np.ndarray:
+    """Bradley–Terry P(a ≻ b) = σ(r_a − r_b) for score differences ``d``
+    (docs/methods/A1-bradley-terry.md); NaN stays NaN, d < −700 gives exactly 0."""
+    d = np.asarray(d, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        p = np.where(d >= -700, 1.0 / (1.0 + np.exp(-d)), 0.0)
+    p[np.isnan(d)] = np.nan
+    return p

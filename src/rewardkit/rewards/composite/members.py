@@ -1,0 +1,145 @@
+"""The members of an ensemble: how a member spec (a Reward, a spec string or dict, a file, a
+``[SPEC, WEIGHT]`` pair) becomes a :class:`Member`, with its picked objective and weight."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rewardkit.errors import SpecError
+from rewardkit.registry import kinds, load_reward, parse_spec
+from rewardkit.types import Reward
+
+#: Options of a member that the ensemble itself reads (and removes before building the member).
+MEMBER_OPTIONS = ("objective", "weight")
+
+MemberSpec = Reward | str | Path | Mapping[str, Any] | Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of an ensemble: a reward, the column it contributes, and its weight."""
+
+    reward: Reward
+    #: Name in reports: the member's spec label, with ``[objective]`` when one was picked.
+    name: str
+    #: The objective picked from a multi-objective member (None for a scalar member).
+    objective: str | None = None
+    #: Index of ``objective`` in ``reward.objectives``.
+    column: int | None = None
+    #: Weight for the ``weighted`` aggregate (None when not given).
+    weight: float | None = None
+
+
+def strip_member_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``objective=``/``weight=`` out of a string spec's options; the rest is kept verbatim."""
+    head, sep, query = spec.strip().partition("?")
+    if not sep:
+        return spec.strip(), {}
+    _, _, parsed = parse_spec(spec)
+    found = {k: parsed[k] for k in MEMBER_OPTIONS if k in parsed}
+    keep = [p for p in query.split("&") if p and p.partition("=")[0].strip() not in MEMBER_OPTIONS]
+    return head + ("?" + "&".join(keep) if keep else ""), found
+
+
+def is_composite_dict(item: Mapping[str, Any]) -> bool:
+    if "type" in item or "kind" in item:
+        return True
+    return any(k.kind in item for k in kinds() if k.composite)
+
+
+def check_weight(value: Any, where: str) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}: weight must be a number; got {value!r}") from None
+    if not math.isfinite(weight):
+        raise SpecError(f"{where}: weight must be finite; got {value!r}")
+    return weight
+
+
+def build_member(
+    item: MemberSpec,
+    index: int,
+    *,
+    weight: Any = None,
+    engine_defaults: Mapping[str, Any] | None,
+    base_dir: str | Path | None,
+) -> Member:
+    where = f"ensemble member {index}"
+    options: dict[str, Any] = {}
+    spec: Any = item
+    if isinstance(item, Mapping):
+        if "reward" in item and not is_composite_dict(item):
+            extra = sorted(set(item) - {"reward", *MEMBER_OPTIONS})
+            if extra:
+                raise SpecError(
+                    f"{where}: unknown keys {extra} beside 'reward' (allowed: objective, weight)"
+                )
+            spec = item["reward"]
+            options = {k: item[k] for k in MEMBER_OPTIONS if k in item}
+        else:
+            spec = dict(item)
+            options = {k: spec.pop(k) for k in MEMBER_OPTIONS if k in spec}
+    elif isinstance(item, str):
+        spec, options = strip_member_options(item)
+    elif isinstance(item, Sequence) and not isinstance(item, bytes):
+        if len(item) != 2:
+            raise SpecError(f"{where}: a list member must be [SPEC, WEIGHT]; got {item!r}")
+        return build_member(
+            item[0], index, weight=item[1], engine_defaults=engine_defaults, base_dir=base_dir
+        )
+    elif not isinstance(item, (Reward, Path)):
+        raise SpecError(
+            f"{where}: expected a Reward, a spec string, a dict or a file path; "
+            f"got {type(item).__name__}"
+        )
+    if weight is not None:
+        if "weight" in options:
+            raise SpecError(f"{where}: weight given twice")
+        options["weight"] = weight
+
+    if isinstance(spec, Reward):
+        reward = spec
+    else:
+        reward = load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
+    label = reward.name
+
+    objective = options.get("objective")
+    column = None
+    if reward.objectives:
+        names = list(reward.objectives)
+        if objective is None:
+            raise SpecError(
+                f"{where} {label!r} returns {len(names)} objectives ({', '.join(names)}); an "
+                f"ensemble aggregates one number per member: pick one with objective=NAME "
+                f"(e.g. '{label}?objective={names[0]}' or {{..., 'objective': '{names[0]}'}}) "
+                "or reduce it to a scalar reward first"
+            )
+        objective = str(objective)
+        if objective not in names:
+            raise SpecError(
+                f"{where} {label!r}: unknown objective {objective!r}; it has {', '.join(names)}"
+            )
+        column = names.index(objective)
+    elif objective is not None:
+        raise SpecError(
+            f"{where} {label!r} is a scalar reward; objective={objective!r} applies only to "
+            "multi-objective members"
+        )
+    w = None if options.get("weight") is None else check_weight(options["weight"], where)
+    name = f"{label}[{objective}]" if objective is not None else label
+    return Member(reward, name, objective, column, w)
+
+
+def unique_names(members: list[Member]) -> list[Member]:
+    """Members with repeated names told apart as ``name#2``, ``name#3``… (first one unchanged)."""
+    seen: dict[str, int] = {}
+    out = []
+    for m in members:
+        seen[m.name] = seen.get(m.name, 0) + 1
+        out.append(m if seen[m.name] == 1 else replace(m, name=f"{m.name}#{seen[m.name]}"))
+    return out
