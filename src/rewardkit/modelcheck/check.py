@@ -183,13 +183,13 @@ def _pooling(reward: FamilyModelReward, scale: float) -> tuple[str, list[str]]:
         if d <= 1e-6 * scale:
             if "first end-of-turn" in what or "system turn" in what:
                 problems.append(
-                    f"pooling at the first eos: chats that differ only in {what} score the same "
+                    f"pooling at the first eos: chats that differ only in {what} get the same score "
                     f"(eos id {eos}, {tok.convert_ids_to_tokens([eos])[0]!r}); the score ignores "
                     "everything after the first end-of-turn token"
                 )
             else:
                 problems.append(
-                    f"pooling before the end: chats that differ only in {what} score the same"
+                    f"pooling before the end: chats that differ only in {what} get the same score"
                 )
     if problems:
         return "BROKEN", problems

@@ -61,7 +61,7 @@ def probe_pairs() -> list[tuple[Query, Query, str]]:
         (
             Query([user("Finish the sentence: the sky is")], "blue during a clear day"),
             Query([user("Finish the sentence: the sky is")], "blue during a clear night"),
-            "only the response's last word",
+            "the response's last word",
         ),
     ]
 
