@@ -174,19 +174,12 @@ def rss_mb() -> float:
 
 def naive_scores(torch: Any, reward: Any, rows: list[Any], batch: int) -> tuple[list, int]:
     """reward-bench's loop: fixed batches in file order, each padded to its longest row."""
-    from rewardkit.engine.execute import pad_rows
-
     out, padded = [], 0
     with torch.inference_mode():
         for s in range(0, len(rows), batch):
             part = rows[s : s + batch]
-            types = [r.token_type_ids for r in part] if part[0].token_type_ids else None
-            ids, mask, tt = pad_rows([r.input_ids for r in part], types, reward.pad_token_id)
-            dev = reward.device
-            ids, mask = ids.to(dev), mask.to(dev)
-            tt = None if tt is None else tt.to(dev)
-            padded += ids.numel()
-            out.extend(reward.forward(ids, mask, tt).float().cpu().tolist())
+            padded += len(part) * max(len(r.input_ids) for r in part)
+            out.extend(float(v[0]) for v in reward.engine.run_batch(part))
     return out, padded
 
 
@@ -217,7 +210,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     if layout not in ("padded",) and layout not in reward.supported_layouts():
         return {"skipped": f"{cfg['spec']} cannot run layout {layout}"}
     workloads = json.loads(Path(cfg["workloads"]).read_text(encoding="utf-8"))
-    body = reward.backbone() or reward.model
+    body = reward.engine.adapter.backbone() or reward.model
     params = non_embedding_params(torch, body)
     # Warm-up on a few rows so first-call costs are not timed.
     warm = [Query(prompt=q["prompt"], response=q["response"]) for q in workloads["pairs"][:8]]

@@ -34,6 +34,23 @@ def tiny_bert(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def tiny_llama_config(tok, **fields):
+    """A 2-layer, 32-wide Llama config over ``tok``'s vocabulary (``fields`` override)."""
+    import transformers
+
+    base = {
+        "vocab_size": len(tok),
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "intermediate_size": 64,
+        "pad_token_id": tok.pad_token_id,
+        "initializer_range": 0.2,
+    }
+    return transformers.LlamaConfig(**{**base, **fields})
+
+
 def tiny_llama(path: Path, seed: int = 0, causal: bool = False) -> Path:
     """A 2-layer Llama with the embedded SmolLM2 tokenizer (and chat template)."""
     import torch
@@ -45,18 +62,8 @@ def tiny_llama(path: Path, seed: int = 0, causal: bool = False) -> Path:
     tok = transformers.AutoTokenizer.from_pretrained(src)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    cfg = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
-        max_position_embeddings=256,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id,
-        initializer_range=0.2,
-        tie_word_embeddings=True,
+    cfg = tiny_llama_config(
+        tok, max_position_embeddings=256, num_labels=1, tie_word_embeddings=True
     )
     torch.manual_seed(seed)
     cls = transformers.LlamaForCausalLM if causal else transformers.LlamaForSequenceClassification

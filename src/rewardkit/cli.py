@@ -61,6 +61,11 @@ from rewardkit.inference.cli import bon_command  # noqa: E402
 app.add_typer(curate_app, name="curate")
 app.command("bon")(bon_command)
 
+# -- check-model: rewardkit.modelcheck ------------------------------------------------------
+from rewardkit.modelcheck.cli import check_model_command  # noqa: E402  (typer only)
+
+app.command("check-model")(check_model_command)
+
 # -- research methods (PAL, ...): rewardkit.cli_methods ------------------------------------
 from rewardkit.cli_methods import register as _register_methods  # noqa: E402
 

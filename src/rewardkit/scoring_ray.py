@@ -17,6 +17,7 @@ The file must be readable at the same path on every node (a local cluster, or sh
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,8 +91,9 @@ class RangeScorer:
                 error = f"{'data' if isinstance(exc, DataError) else 'reward'}\t{exc}"
             out["text"].append(text)
             out["rows"].append(rows)
-            out["cache_hits"].append(int(stats.get("cache_hits", 0)))
-            out["truncated_rows"].append(int(stats.get("truncated_rows", 0)))
+            # -1: the reward did not report the counter (None in the returned stats)
+            out["cache_hits"].append(int(stats.get("cache_hits", -1)))
+            out["truncated_rows"].append(int(stats.get("truncated_rows", -1)))
             out["error"].append(error)
         return {
             k: np.array(v, dtype=object if k in ("text", "error") else np.int64)
@@ -148,8 +150,9 @@ def score_file_ray(
     ``spec`` is a reward spec (each actor builds it; a built reward is not shipped).
     ``address``: a cluster to join (None: ``RAY_ADDRESS`` or a new local one; an already
     initialised Ray is used as it is). ``gpus_per_actor``: None gives each actor one GPU when
-    the cluster has one per actor, else none. Returns counters: rows, cache_hits,
-    truncated_rows, actors, gpus_per_actor, seconds.
+    the cluster has one per actor, else none. Returns counters: rows, cache_hits and
+    truncated_rows (None when the reward does not report them in ``ScoreResult.stats``), actors,
+    gpus_per_actor, seconds, driver_peak_rss_mb (this process's peak).
     """
     ray = _ray()
     if actors < 1:
@@ -173,7 +176,7 @@ def score_file_ray(
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = progress
     out_path = Path(out_path)
-    stats = {"rows": 0, "cache_hits": 0, "truncated_rows": 0}
+    stats: dict[str, int | None] = {"rows": 0, "cache_hits": 0, "truncated_rows": 0}
     items = [{"start": s, "end": e, "line": n} for s, e, n in ranges]
     if items:
         ds = ray.data.from_items(items, override_num_blocks=len(items))
@@ -198,10 +201,13 @@ def score_file_ray(
                         raise (DataError if kind == "data" else RewardkitError)(message)
                     out.write(str(text))
                 for key in stats:
-                    stats[key] += int(np.sum(batch[key]))
+                    counts = batch[key]
+                    if stats[key] is not None:
+                        stats[key] = None if (counts < 0).any() else stats[key] + int(counts.sum())
     return {
         **stats,
         "actors": actors,
         "gpus_per_actor": gpus_per_actor,
         "seconds": time.monotonic() - started,
+        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

@@ -114,9 +114,15 @@ def _score_ray(
             actors=actors,
             progress=progress,
         )
+    counted = [
+        f"{stats[key]} {label}"
+        for key, label in (("truncated_rows", "truncated"), ("cache_hits", "from the cache"))
+        if stats[key] is not None  # None: the reward does not report it
+    ]
     typer.echo(
-        f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated, "
-        f"{stats['cache_hits']} from the cache) on {stats['actors']} Ray actors -> {out}"
+        f"scored {stats['rows']} rows{' (' + ', '.join(counted) + ')' if counted else ''} "
+        f"on {stats['actors']} Ray actors in {stats['seconds']:.1f}s, driver peak "
+        f"{stats['driver_peak_rss_mb']:.0f} MB -> {out}"
     )
 
 

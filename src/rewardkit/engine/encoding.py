@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rewardkit.engine.adapter import EncodedRow
 from rewardkit.engine.config import Truncation
-from rewardkit.engine.runner import EncodedRow
-from rewardkit.engine.truncation import Fitted, fit_pair
+from rewardkit.engine.truncation import Fitted, fit_many, fit_pair
 from rewardkit.types import Message, Query, assistant, prompt_text
 
 
@@ -215,3 +215,107 @@ def render_slots(
         parts.append(before)
     parts.append(text)
     return parts
+
+
+def append_token(rows: Sequence[EncodedRow], token_id: int) -> list[EncodedRow]:
+    """Each row with ``token_id`` appended (a reward token the model reads its score at);
+    encode with ``max_length - 1`` so the token always fits."""
+    return [
+        EncodedRow(
+            [*r.input_ids, int(token_id)],
+            None if r.token_type_ids is None else [*r.token_type_ids, r.token_type_ids[-1]],
+            r.prompt_dropped,
+            r.response_dropped,
+            r.response_start,
+        )
+        for r in rows
+    ]
+
+
+#: A pairwise row: (prompt messages, the response in the first slot, the one in the second).
+PairItem = tuple[Sequence[Message], str, str]
+
+
+def encode_marked_pair(
+    tokenizer: Any,
+    items: Sequence[PairItem],
+    markers: Sequence[str],
+    max_length: int,
+    source_share: float = 0.6,
+) -> list[EncodedRow]:
+    """PairRM's input: ``encode(m0 + prompt) + encode(m1 + first) + encode(m2 + second)``, each
+    part with the tokenizer's special tokens. The prompt keeps at most ``source_share`` of
+    ``max_length`` (PairRM: 1224 of 2048); the responses split what is left equally; each part
+    keeps its first tokens (the authors' truncation)."""
+    source_max = max(int(max_length * source_share), 8)
+    rows = []
+    for prompt, first, second in items:
+        src = tokenizer.encode(markers[0] + prompt_text(prompt), add_special_tokens=True)
+        src_kept = _cut_keep_last(src, source_max)
+        cand_max = max((max_length - len(src_kept)) // 2, 2)
+        cands = [
+            tokenizer.encode(m + text, add_special_tokens=True)
+            for m, text in zip(markers[1:], (first, second), strict=True)
+        ]
+        kept = [_cut_keep_last(c, cand_max) for c in cands]
+        dropped = [len(c) - len(k) for c, k in zip(cands, kept, strict=True)]
+        rows.append(
+            EncodedRow(
+                src_kept + kept[0] + kept[1],
+                None,
+                len(src) - len(src_kept),
+                sum(dropped),
+                response_start=len(src_kept),
+            )
+        )
+    return rows
+
+
+def _cut_keep_last(ids: list[int], limit: int) -> list[int]:
+    """The first ``limit - 1`` tokens and the last one (a tokenizer's truncation keeps the
+    closing special token)."""
+    return list(ids) if len(ids) <= limit else [*ids[: limit - 1], ids[-1]]
+
+
+def encode_filled_pair(
+    tokenizer: Any,
+    items: Sequence[PairItem],
+    template: str,
+    context: Any,
+    max_length: int,
+    policy: Truncation,
+) -> list[EncodedRow]:
+    """A causal LM's A/B preference input: ``template`` (slots ``{context}``, ``{response_a}``,
+    ``{response_b}``) as the user turn of the model's chat template with the generation prompt,
+    the BOS text removed (the authors' rendering). ``context(prompt)`` renders the prompt
+    messages. A row that fits is the whole text tokenized at once, as the authors do; a longer
+    one is fitted piecewise: the context cut from its start, the responses keeping their first
+    tokens (:func:`fit_many`), the template's tokens never cut."""
+    slots = ("{context}", "{response_a}", "{response_b}")
+    parts = render_slots(tokenizer, template, slots, system=None)
+    bos = tokenizer.bos_token
+    if bos:
+        parts = [p.replace(bos, "") for p in parts]
+    values = [(context(p), a, b) for p, a, b in items]
+    whole = _ids(tokenizer, ["".join(_interleave(parts, v)) for v in values])
+    part_ids = _ids(tokenizer, parts)
+    fixed = sum(len(p) for p in part_ids)
+    rows = []
+    for ids, v in zip(whole, values, strict=True):
+        if len(ids) <= max_length:
+            rows.append(EncodedRow(ids))
+            continue
+        c_ids, a_ids, b_ids = _ids(tokenizer, list(v))
+        f = fit_many(c_ids, [a_ids, b_ids], max_length - fixed, policy)
+        cut = list(part_ids[0])
+        for piece, part in zip([f.prompt, *f.responses], part_ids[1:], strict=True):
+            cut += piece + part
+        rows.append(EncodedRow(cut, None, f.prompt_dropped, f.response_dropped))
+    return rows
+
+
+def _interleave(parts: Sequence[str], values: Sequence[str]) -> list[str]:
+    out = [parts[0]]
+    for value, part in zip(values, parts[1:], strict=True):
+        out += [value, part]
+    return out

@@ -1,19 +1,23 @@
 """The one batching engine behind every model-backed reward.
 
-A model-backed reward says how to turn queries into token ids (:meth:`ModelBackedReward.encode`)
-and how to turn a padded batch into scores (:meth:`ModelBackedReward.forward`). The engine does
-the rest, the same way for all of them: cache look-up, de-duplication, length-sorted batches under
-a token budget, right padding with an attention mask, progress, cache writes after every batch,
-and statistics (returned with the scores, :class:`EngineRun`). In float32, scores do not depend on batch budget or query order
-(to ~1e-6); in bfloat16 the batch shape changes rounding, so compare bf16 runs with a tolerance.
+:class:`Engine` holds a :class:`~rewardkit.engine.adapter.ModelAdapter` (one model, one
+``forward(batch)`` contract) and does the rest the same way for every model: cache look-up,
+de-duplication, length-sorted batches under a token budget, right padding with an attention
+mask, progress, cache writes after every batch, and statistics, returned as an
+:class:`EngineRun` value. In float32, scores do not depend on batch budget or query order (to
+~1e-6); in bfloat16 the batch shape changes rounding, so compare bf16 runs with a tolerance.
 
-Rewards whose model exposes its transformer body (:meth:`ModelBackedReward.backbone`) can also
-run in two other layouts (``EngineConfig.layout``, :mod:`rewardkit.engine.layout`): shared
-prompts (a decoder runs each shared prefix once and scores every response on its key/value
-cache) and packed sequences (no padding, block-diagonal attention). The reward's own
-:meth:`~ModelBackedReward.forward` is reused unchanged: the engine computes the hidden states in
-the chosen layout, lays them out as the padded batch would have had them, and the reward reads
-them through :meth:`~ModelBackedReward.hidden`.
+Adapters whose model exposes its transformer body (:meth:`ModelAdapter.backbone`) can also run in
+two other layouts (``EngineConfig.layout``, :mod:`rewardkit.engine.layout`): shared prompts (a
+decoder runs each shared prefix once and scores every response on its key/value cache) and
+packed sequences (no padding, block-diagonal attention). The engine computes the hidden states in
+the chosen layout, lays them out as the padded batch would have had them, and hands them to the
+adapter in :attr:`Batch.hidden`; the adapter's readout is the same code in every layout.
+
+:class:`ModelBackedReward` is the :class:`~rewardkit.types.Reward` side: it holds an engine
+built from :meth:`ModelBackedReward.model_adapter`. Rewards that still implement the older
+``forward(input_ids, attention_mask, token_type_ids)`` method get an adapter wrapping it
+(:class:`RewardForward`), so both paths share this engine.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from rewardkit.engine import execute
+from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.batching import padded_tokens, plan_batches
 from rewardkit.engine.cache import ScoreCache
 from rewardkit.engine.config import EngineConfig
@@ -41,106 +45,74 @@ from rewardkit.engine.layout import (
 )
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
+__all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
+
+Step = tuple[list[int], Callable[[], list[np.ndarray]]]
+
 
 @dataclass(frozen=True)
-class EncodedRow:
-    """Token ids of one query, ready for the model, and what truncation removed."""
+class EngineRun:
+    """What one engine run returns: values (n, k) float32, truncation flags (n,), statistics."""
 
-    input_ids: list[int]
-    token_type_ids: list[int] | None = None
-    prompt_dropped: int = 0
-    response_dropped: int = 0
-    #: Index in ``input_ids`` of the first response token (None: the row has no response span).
-    #: Log-prob rewards score the tokens from here to the end of the row.
-    response_start: int | None = None
+    values: np.ndarray
+    truncated: np.ndarray
+    stats: dict[str, Any]
+
+    def result(self, scores: np.ndarray, **stats: Any) -> ScoreResult:
+        """A :class:`~rewardkit.types.ScoreResult` of ``scores`` with this run's flags and
+        statistics (``stats`` added or overriding)."""
+        return ScoreResult(scores, stats={**self.stats, **stats}, truncated=self.truncated)
 
 
-class ModelBackedReward(Reward):
-    """Base class of rewards computed by a neural model through the engine."""
+@dataclass
+class LayoutPlan:
+    """The steps of one engine run: (row indices, a call returning their scores in that order)."""
 
-    capabilities = frozenset({Capability.MODEL_BACKED})
+    layout: str
+    steps: list[Step]
+    #: Tokens the model runs (padding included, each shared prefix once per batch).
+    model_tokens: int
 
-    #: Whether :meth:`forward` takes ``response_start`` (a (b,) long tensor, -1 where a row has
-    #: none), built by the engine from :attr:`EncodedRow.response_start`.
-    uses_response_start: bool = False
-    #: Layouts beyond "padded" that this reward can run ("packed", "shared"); see
-    #: :meth:`supported_layouts`, which checks the loaded model too.
-    layouts: frozenset[str] = frozenset()
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
-        self.config = config or EngineConfig()
-        self._cache: ScoreCache | None = None
-        self.device = torch.device("cpu")  # subclasses move their model and set this
-        self._given_hidden: torch.Tensor | None = None
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-row outputs as one (n, k) float32 array; rows of different lengths (per-step and
+    per-token rewards) are padded with NaN to the longest."""
+    width = max(r.shape[0] for r in rows)
+    if all(r.shape[0] == width for r in rows):
+        return np.stack(rows).astype(np.float32)
+    out = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out
+
+
+class Engine:
+    """Batches, caches and lays out rows for one :class:`ModelAdapter` (module docstring)."""
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        config: EngineConfig,
+        device: torch.device,
+        name: str = "model",
+    ) -> None:
+        self.adapter = adapter
+        self.config = config
+        self.device = device
+        self.name = name
         self._attn_width: float | None = None
 
-    # -- what a subclass provides -------------------------------------------------------------
-    @abstractmethod
-    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
-        """Token ids for each query, already fitted to the length limit."""
-
-    @abstractmethod
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Scores of a right-padded batch: shape (b,) or (b, k)."""
-
-    @property
-    @abstractmethod
-    def pad_token_id(self) -> int:
-        """The id used to pad batches."""
-
-    # -- what a subclass may provide for the shared and packed layouts ---------------------------
-    def backbone(self) -> torch.nn.Module | None:
-        """The transformer body whose ``last_hidden_state`` :meth:`forward` reads (or None)."""
-        return None
-
-    @property
-    def causal(self) -> bool:
-        """Whether the backbone attends causally (decoders) rather than both ways (encoders)."""
-        return True
-
-    def hidden(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Last hidden states (b, w, H) of a right-padded batch, as :meth:`forward` reads them.
-
-        In the shared and packed layouts the engine has already computed them and hands them in.
-        """
-        if self._given_hidden is not None:
-            return self._given_hidden
-        body = self.backbone()
-        assert body is not None, f"{type(self).__name__} has no backbone"
-        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        return body(**kwargs).last_hidden_state
-
-    @contextlib.contextmanager
-    def given_hidden(self, hidden: torch.Tensor) -> Iterator[None]:
-        """Within the block, :meth:`hidden` returns ``hidden`` instead of running the model."""
-        self._given_hidden = hidden
-        try:
-            yield
-        finally:
-            self._given_hidden = None
-
+    # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self) -> frozenset[str]:
-        """The layouts this reward can run now: its :attr:`layouts` where the model allows."""
-        body = self.backbone()
-        if not self.layouts or body is None:
+        """The adapter's :attr:`~ModelAdapter.layouts` where the loaded backbone allows them."""
+        body = self.adapter.backbone()
+        if not self.adapter.layouts or body is None:
             return frozenset()
-        return self.layouts & execute.model_layouts(body)
+        return self.adapter.layouts & execute.model_layouts(body)
 
     def attention_width(self) -> float | None:
         """Where attention costs as much as the linear layers (None: unknown)."""
-        body = self.backbone()
+        body = self.adapter.backbone()
         if body is None or not self.config.attention_aware:
             return None
         if self._attn_width is None:  # counted once, not on every batch
@@ -153,61 +125,32 @@ class ModelBackedReward(Reward):
             return int(self.config.batch_overhead)
         return 128 if self.device.type == "cpu" else 2048
 
-    def engine_identity(self) -> dict[str, Any]:
-        """The engine settings that change scores (not budget, threads or caching)."""
-        c = self.config
-        return {
-            "dtype": c.dtype.lower().replace("fp32", "float32").replace("bf16", "bfloat16"),
-            "truncation": c.truncation,
-        }
-
-    def engine_variant(self, **changes: Any) -> ModelBackedReward:
-        """A twin sharing the loaded model with ``config`` fields replaced and its own cache."""
-        twin = copy.copy(self)
-        twin.config = replace(self.config, **changes)
-        twin._cache = None
-        return twin
-
-    # -- the engine ---------------------------------------------------------------------------
-    def cache(self) -> ScoreCache | None:
-        """The score cache, opened on first use when ``config.cache_dir`` is set."""
-        if self._cache is None and self.config.cache_dir:
-            self._cache = ScoreCache(self.config.cache_dir)
-        return self._cache
-
-    def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        keys = [q.key(with_meta=self.uses_meta) for q in queries]
-        run = self.run_rows(queries, keys, self.encode)
-        return run.result(run.values if self.objectives else run.values[:, 0])
-
-    def run_rows(
+    # -- a run --------------------------------------------------------------------------------
+    def run(
         self,
         items: Sequence[Any],
         keys: Sequence[str],
         encode: Callable[[list[Any]], list[EncodedRow]],
+        cache: ScoreCache | None = None,
+        fingerprint: str = "",
+        identity: dict[str, Any] | None = None,
     ) -> EngineRun:
-        """Run the engine over arbitrary keyed rows: (n, k) values, flags and statistics.
-
-        ``items`` are whatever ``encode`` turns into :class:`EncodedRow` (queries, (prompt, a, b)
-        pairs, single texts…); ``keys[i]`` is a stable content hash of ``items[i]`` — rows with
-        the same key are computed once and share a cache entry, so keys of different row kinds
-        must not collide (hash a tag with the content). Cache, de-duplication, token-budget
-        batches and progress work as for queries; ``truncated`` holds one flag per item.
-        """
+        """Score keyed rows. ``items`` are whatever ``encode`` turns into :class:`EncodedRow`;
+        ``keys[i]`` is a stable content hash of ``items[i]``: rows with one key are computed once
+        and share a cache entry (under ``fingerprint``), so keys of different row kinds must not
+        collide (hash a tag with the content)."""
         started = time.perf_counter()
         keys = list(keys)
         if len(keys) != len(items):
             raise ValueError(f"{len(items)} rows but {len(keys)} keys")
         unique_keys = list(dict.fromkeys(keys))
-        first_index = {}
+        first_index: dict[str, int] = {}
         for i, k in enumerate(keys):
             first_index.setdefault(k, i)
 
-        cache = self.cache()
-        fingerprint = self.fingerprint()
         results: dict[str, tuple[np.ndarray, bool]] = {}
         if cache is not None:
-            cache.register(fingerprint, self.identity())
+            cache.register(fingerprint, identity or {})
             results.update(cache.get_many(fingerprint, unique_keys))
         n_cached = len(results)
 
@@ -294,7 +237,7 @@ class ModelBackedReward(Reward):
         batches = plan_batches(
             lengths, cfg.token_budget, cfg.max_batch_size, attn, self.batch_overhead()
         )
-        steps = [(b, lambda b=b: self._run_batch([rows[i] for i in b])) for b in batches]
+        steps: list[Step] = [(b, lambda b=b: self.run_batch([rows[i] for i in b])) for b in batches]
         model_tokens = padded_tokens(lengths, batches) if rows else 0
         return LayoutPlan("padded", steps, model_tokens)
 
@@ -308,7 +251,7 @@ class ModelBackedReward(Reward):
         cfg = self.config
         lengths = [len(r.input_ids) for r in rows]
         ids = [r.input_ids for r in rows]
-        steps: list[tuple[list[int], Callable[[], list[np.ndarray]]]] = []
+        steps: list[Step] = []
         model_tokens = 0
         plan = plan_shared_batches(
             ids, groups, cfg.token_budget, cfg.max_batch_size, attn, self.batch_overhead()
@@ -325,7 +268,7 @@ class ModelBackedReward(Reward):
             single_lengths, cfg.token_budget, cfg.max_batch_size, attn, self.batch_overhead()
         ):
             idx = [singles[i] for i in b]
-            steps.append((idx, lambda idx=idx: self._run_batch([rows[i] for i in idx])))
+            steps.append((idx, lambda idx=idx: self.run_batch([rows[i] for i in idx])))
             model_tokens += len(b) * max(single_lengths[i] for i in b)
         return LayoutPlan("shared", steps, model_tokens)
 
@@ -334,7 +277,7 @@ class ModelBackedReward(Reward):
         lengths = [len(r.input_ids) for r in rows]
         bins = pack_rows(lengths, cfg.pack_length)
         widths = [sum(lengths[i] for i in b) for b in bins]
-        steps: list[tuple[list[int], Callable[[], list[np.ndarray]]]] = []
+        steps: list[Step] = []
         model_tokens = 0
         for group in plan_batches(widths, cfg.token_budget, cfg.max_batch_size, attn):
             packs = [[rows[i] for i in bins[g]] for g in group]
@@ -343,48 +286,34 @@ class ModelBackedReward(Reward):
             model_tokens += len(group) * max(widths[g] for g in group)
         return LayoutPlan("packed", steps, model_tokens)
 
-    def _padded(
-        self, rows: list[EncodedRow]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Right-padded ids, mask, token types and response starts of rows, on the device."""
+    # -- running one batch --------------------------------------------------------------------
+    def make_batch(self, rows: Sequence[EncodedRow], hidden: torch.Tensor | None = None) -> Batch:
+        """The right-padded :class:`Batch` of ``rows`` on the engine's device."""
         ids, mask, types = execute.pad_rows(
             [r.input_ids for r in rows],
             [r.token_type_ids for r in rows] if rows[0].token_type_ids is not None else None,
-            self.pad_token_id,
+            self.adapter.pad_token_id,
         )
-        starts = None
-        if self.uses_response_start:
-            starts = torch.tensor(
-                [-1 if r.response_start is None else r.response_start for r in rows],
-                dtype=torch.long,
-            )
-        move = (
-            (lambda t: t if t is None else t.to(self.device))
-            if self.device.type != "cpu"
-            else (lambda t: t)
+        starts = torch.tensor(
+            [-1 if r.response_start is None else r.response_start for r in rows],
+            dtype=torch.long,
         )
-        return move(ids), move(mask), move(types), move(starts)
+        if self.device.type != "cpu":
+            ids, mask, starts = ids.to(self.device), mask.to(self.device), starts.to(self.device)
+            types = None if types is None else types.to(self.device)
+        return Batch(ids, mask, types, starts, list(rows), hidden)
 
-    def _forward_rows(
-        self,
-        ids: torch.Tensor,
-        mask: torch.Tensor,
-        types: torch.Tensor | None,
-        starts: torch.Tensor | None,
-    ) -> list[np.ndarray]:
-        if self.uses_response_start:
-            out = self.forward(ids, mask, types, response_start=starts)  # type: ignore[call-arg]
-        else:
-            out = self.forward(ids, mask, types)
-        out = out.float().cpu().numpy()
-        return [np.atleast_1d(out[j]) for j in range(ids.shape[0])]
+    def _forward(self, batch: Batch) -> list[np.ndarray]:
+        out = self.adapter.forward(batch).float().cpu().numpy()
+        return [np.atleast_1d(out[j]) for j in range(len(batch.rows))]
 
-    def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
-        return self._forward_rows(*self._padded(rows))
+    def run_batch(self, rows: Sequence[EncodedRow]) -> list[np.ndarray]:
+        """Scores of rows as one right-padded batch (the "padded" layout's step)."""
+        return self._forward(self.make_batch(rows))
 
     def _run_shared(self, members: list[tuple[int, EncodedRow]]) -> list[np.ndarray]:
         """Members (prefix length, row) in group order: each distinct prefix runs once."""
-        body = self.backbone()
+        body = self.adapter.backbone()
         assert body is not None
         cfg = self.config
         attn, overhead = self.attention_width(), self.batch_overhead()
@@ -393,60 +322,205 @@ class ModelBackedReward(Reward):
             return plan_batches(lengths, cfg.token_budget, cfg.max_batch_size, attn, overhead)
 
         hidden = execute.shared_prefix_hidden(
-            body, [(p, r.input_ids) for p, r in members], self.pad_token_id, self.device, plan
+            body,
+            [(p, r.input_ids) for p, r in members],
+            self.adapter.pad_token_id,
+            self.device,
+            plan,
         )
-        ids, mask, types, starts = self._padded([r for _, r in members])
-        with self.given_hidden(hidden):
-            return self._forward_rows(ids, mask, types, starts)
+        return self._forward(self.make_batch([r for _, r in members], hidden))
 
     def _run_packed(self, packs: list[list[EncodedRow]]) -> list[np.ndarray]:
-        body = self.backbone()
+        body = self.adapter.backbone()
         assert body is not None
         flat = [r for p in packs for r in p]
         hidden = execute.packed_hidden(
             body,
             [[r.input_ids for r in p] for p in packs],
             [[r.token_type_ids for r in p] for p in packs] if flat[0].token_type_ids else None,
-            self.pad_token_id,
-            self.causal,
+            self.adapter.pad_token_id,
+            self.adapter.causal,
             self.device,
         )
-        ids, mask, types, starts = self._padded(flat)
-        with self.given_hidden(hidden):
-            return self._forward_rows(ids, mask, types, starts)
+        return self._forward(self.make_batch(flat, hidden))
 
 
-@dataclass(frozen=True)
-class EngineRun:
-    """What one engine run returns: values (n, k) float32, truncation flags (n,), statistics."""
+class ModelBackedReward(Reward):
+    """Base class of rewards computed by a neural model through an :class:`Engine`.
 
-    values: np.ndarray
-    truncated: np.ndarray
-    stats: dict[str, Any]
+    A subclass encodes queries (:meth:`encode`) and gives the engine its model through
+    :meth:`model_adapter`. Older subclasses instead implement :meth:`forward` (and
+    :attr:`pad_token_id`, :meth:`backbone`, :attr:`causal`, :attr:`layouts`); the default
+    :meth:`model_adapter` wraps them in :class:`RewardForward`.
+    """
 
-    def result(self, scores: np.ndarray, **stats: Any) -> ScoreResult:
-        """A :class:`~rewardkit.types.ScoreResult` of ``scores`` with this run's flags and
-        statistics (``stats`` added or overriding)."""
-        return ScoreResult(scores, stats={**self.stats, **stats}, truncated=self.truncated)
+    capabilities = frozenset({Capability.MODEL_BACKED})
+
+    #: Whether :meth:`forward` takes ``response_start`` (older subclasses; see RewardForward).
+    uses_response_start: bool = False
+    #: Layouts beyond "padded" that an older subclass's forward supports ("packed", "shared").
+    layouts: frozenset[str] = frozenset()
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self._cache: ScoreCache | None = None
+        self.device = torch.device("cpu")  # subclasses move their model and set this
+        self._engine: Engine | None = None
+        self._given_hidden: torch.Tensor | None = None
+
+    # -- what a subclass provides -------------------------------------------------------------
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        """Token ids for each query, already fitted to the length limit."""
+        raise NotImplementedError(f"{type(self).__name__} does not encode queries")
+
+    def model_adapter(self) -> ModelAdapter:
+        """The adapter the engine runs (default: this reward's own :meth:`forward`)."""
+        return RewardForward(self)
+
+    # -- the older subclass interface (RewardForward) -------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Scores of a right-padded batch: shape (b,) or (b, k)."""
+        raise TypeError(f"{type(self).__name__} scores through its model adapter, not forward")
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id used to pad batches."""
+        return self.engine.adapter.pad_token_id
+
+    def backbone(self) -> torch.nn.Module | None:
+        """The transformer body whose ``last_hidden_state`` :meth:`forward` reads (or None)."""
+        return None
+
+    @property
+    def causal(self) -> bool:
+        """Whether the backbone attends causally (decoders) rather than both ways (encoders)."""
+        return True
+
+    def hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states (b, w, H) of a right-padded batch, as :meth:`forward` reads them
+        (in the shared and packed layouts, the engine's, handed in by :class:`RewardForward`)."""
+        if self._given_hidden is not None:
+            return self._given_hidden
+        body = self.backbone()
+        assert body is not None, f"{type(self).__name__} has no backbone"
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return body(**kwargs).last_hidden_state
+
+    @contextlib.contextmanager
+    def given_hidden(self, hidden: torch.Tensor | None) -> Iterator[None]:
+        """Within the block, :meth:`hidden` returns ``hidden`` instead of running the model."""
+        self._given_hidden = hidden
+        try:
+            yield
+        finally:
+            self._given_hidden = None
+
+    # -- the engine ---------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The engine over :meth:`model_adapter`, built on first use."""
+        if self._engine is None:
+            self._engine = Engine(self.model_adapter(), self.config, self.device, self.name)
+        return self._engine
+
+    def supported_layouts(self) -> frozenset[str]:
+        """The layouts this reward can run now (see :meth:`Engine.supported_layouts`)."""
+        return self.engine.supported_layouts()
+
+    def attention_width(self) -> float | None:
+        return self.engine.attention_width()
+
+    def batch_overhead(self) -> int:
+        return self.engine.batch_overhead()
+
+    def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
+        return self.engine.plan_layout(rows)
+
+    def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
+        return self.engine.run_batch(rows)
+
+    def engine_identity(self) -> dict[str, Any]:
+        """The engine settings that change scores (not budget, threads or caching)."""
+        c = self.config
+        return {
+            "dtype": c.dtype.lower().replace("fp32", "float32").replace("bf16", "bfloat16"),
+            "truncation": c.truncation,
+        }
+
+    def cache(self) -> ScoreCache | None:
+        """The score cache, opened on first use when ``config.cache_dir`` is set."""
+        if self._cache is None and self.config.cache_dir:
+            self._cache = ScoreCache(self.config.cache_dir)
+        return self._cache
+
+    def engine_variant(self, **changes: Any) -> ModelBackedReward:
+        """A twin sharing the loaded model with ``config`` fields replaced and its own cache
+        and engine."""
+        twin = copy.copy(self)
+        twin.config = replace(self.config, **changes)
+        twin._cache = None
+        twin._engine = None
+        return twin
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        keys = [q.key(with_meta=self.uses_meta) for q in queries]
+        run = self.run_rows(queries, keys, self.encode)
+        return run.result(run.values if self.objectives else run.values[:, 0])
+
+    def run_rows(
+        self,
+        items: Sequence[Any],
+        keys: Sequence[str],
+        encode: Callable[[list[Any]], list[EncodedRow]],
+    ) -> EngineRun:
+        """One engine run over keyed rows with this reward's cache (see :meth:`Engine.run`):
+        (n, k) values, one truncation flag per item, and the run's statistics."""
+        cache = self.cache()
+        fingerprint = self.fingerprint() if cache is not None else ""
+        identity = self.identity() if cache is not None else None
+        return self.engine.run(items, keys, encode, cache, fingerprint, identity)
 
 
-@dataclass
-class LayoutPlan:
-    """The steps of one engine run: (row indices, a call returning their scores in that order)."""
+class RewardForward(ModelAdapter):
+    """The adapter of a reward that implements the older :meth:`ModelBackedReward.forward`.
 
-    layout: str
-    steps: list[tuple[list[int], Callable[[], list[np.ndarray]]]]
-    #: Tokens the model runs (padding included, each shared prefix once per batch).
-    model_tokens: int
+    Hidden states the engine computed are handed to the reward for the call only
+    (:meth:`ModelBackedReward.given_hidden`), where its :meth:`~ModelBackedReward.hidden` reads
+    them; ``response_start`` is passed when the reward declares ``uses_response_start``.
+    """
 
+    def __init__(self, reward: ModelBackedReward) -> None:
+        self.reward = reward
+        self.layouts = reward.layouts
+        self.causal = reward.causal
 
-def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-row outputs as one (n, k) float32 array; rows of different lengths (per-step and
-    per-token rewards) are padded with NaN to the longest."""
-    width = max(r.shape[0] for r in rows)
-    if all(r.shape[0] == width for r in rows):
-        return np.stack(rows).astype(np.float32)
-    out = np.full((len(rows), width), np.nan, dtype=np.float32)
-    for i, r in enumerate(rows):
-        out[i, : r.shape[0]] = r
-    return out
+    @property
+    def pad_token_id(self) -> int:
+        return self.reward.pad_token_id
+
+    def backbone(self) -> torch.nn.Module | None:
+        return self.reward.backbone()
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        r = self.reward
+        with r.given_hidden(batch.hidden):
+            if r.uses_response_start:
+                return r.forward(  # type: ignore[call-arg]
+                    batch.input_ids,
+                    batch.attention_mask,
+                    batch.token_type_ids,
+                    response_start=batch.response_start,
+                )
+            return r.forward(batch.input_ids, batch.attention_mask, batch.token_type_ids)

@@ -431,9 +431,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], bold_rows=()) -
 def to_html(result: EvalResult, title: str = "rewardkit evaluation") -> str:
     """The whole report as one HTML page; every figure is an ``<img>`` with a data URI."""
     from rewardkit.evaluate.plots import all_figures
-    from rewardkit.evaluate.report import _notes, _rows
+    from rewardkit.evaluate.report import report_notes, summary_rows
 
-    rows = _rows(result)
+    rows = summary_rows(result)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -447,7 +447,7 @@ def to_html(result: EvalResult, title: str = "rewardkit evaluation") -> str:
             bold_rows={i for i, r in enumerate(rows) if r.bold},
         ),
         "<ul>"
-        + "".join(f'<li class="note">{html.escape(n)}</li>' for n in _notes(result))
+        + "".join(f'<li class="note">{html.escape(n)}</li>' for n in report_notes(result))
         + "</ul>",
     ]
     for key, fig_title, png in all_figures(result):

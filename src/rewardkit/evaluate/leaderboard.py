@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.evaluate.bestofn import benchmark_correlation
-from rewardkit.evaluate.result import EvalResult, _jsonable
+from rewardkit.evaluate.result import EvalResult, jsonable
 
 
 def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, P
         "html": out / "leaderboard.html",
     }
     paths["json"].write_text(
-        json.dumps(_jsonable(board), indent=1, sort_keys=True) + "\n", encoding="utf-8"
+        json.dumps(jsonable(board), indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
     paths["markdown"].write_text("\n".join(md), encoding="utf-8")
     paths["html"].write_text(page, encoding="utf-8")

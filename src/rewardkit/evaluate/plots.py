@@ -12,7 +12,7 @@ from rewardkit.evaluate.result import EvalResult
 MAX_SUBSET_BARS = 40
 
 
-def _plt() -> Any:
+def load_pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,10 +21,10 @@ def _plt() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
+    load_pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -34,7 +34,7 @@ def _ok(x: Any) -> bool:
 
 def subset_bars(result: EvalResult) -> bytes:
     """Per-subset (or, with many subsets, per-section) accuracy bars with their CIs."""
-    plt = _plt()
+    plt = load_pyplot()
     ds = result.dataset
     groups = ds["subset_order"]
     use_sections = len(groups) > MAX_SUBSET_BARS
@@ -62,7 +62,7 @@ def subset_bars(result: EvalResult) -> bytes:
     ax.set_xlabel("accuracy (95% CI)")
     ax.set_title("per section" if use_sections else "per subset")
     ax.legend(fontsize=7, loc="lower right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def reliability(result: EvalResult) -> bytes | None:
@@ -71,7 +71,7 @@ def reliability(result: EvalResult) -> bytes | None:
     rows = [(n, c) for n, c in rows if c and c.get("reliability")]
     if not rows:
         return None
-    plt = _plt()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     for name, cal in rows:
@@ -83,12 +83,12 @@ def reliability(result: EvalResult) -> bytes | None:
     ax.set_ylabel("observed frequency")
     ax.set_title("reliability diagram")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def length_strata(result: EvalResult) -> bytes:
     """Pairwise accuracy within length strata per reward."""
-    plt = _plt()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     strata = ("chosen shorter", "matched", "chosen longer")
     k = max(1, len(result.rewards))
@@ -108,7 +108,7 @@ def length_strata(result: EvalResult) -> bytes:
     ax.set_ylabel("pairwise accuracy")
     ax.set_title("accuracy by length stratum (±10% = matched)")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def best_of_n(result: EvalResult) -> bytes | None:
@@ -117,7 +117,7 @@ def best_of_n(result: EvalResult) -> bytes | None:
     rows = [(n, b) for n, b in rows if b and b.get("n")]
     if not rows:
         return None
-    plt = _plt()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, b in rows:
         ax.plot(b["n"], b["gold"], "o-", ms=3, label=name)
@@ -127,7 +127,7 @@ def best_of_n(result: EvalResult) -> bytes | None:
     ax.set_ylabel("expected gold of the pick")
     ax.set_title("best-of-N")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def overoptimization(result: EvalResult) -> bytes | None:
@@ -136,7 +136,7 @@ def overoptimization(result: EvalResult) -> bytes | None:
     rows = [(n, o) for n, o in rows if o and o.get("d")]
     if not rows:
         return None
-    plt = _plt()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, o in rows:
         (line,) = ax.plot(o["d"], o["gold_gain"], "o-", ms=3, label=f"{name} gold")
@@ -150,7 +150,7 @@ def overoptimization(result: EvalResult) -> bytes | None:
     ax.set_ylabel("gold gain over N = 1")
     ax.set_title("overoptimization (dotted: Gao fit d(α − βd))")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def rm_bench(result: EvalResult) -> bytes | None:
@@ -161,7 +161,7 @@ def rm_bench(result: EvalResult) -> bytes | None:
         return None
     import numpy as np
 
-    plt = _plt()
+    plt = load_pyplot()
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 3.2), squeeze=False)
     labels = ("concise", "detailed", "markdown")
     for ax, (name, m) in zip(axes[0], rows, strict=True):
@@ -180,7 +180,7 @@ def rm_bench(result: EvalResult) -> bytes | None:
             f"{name}\nhard {t['hard']:.2f} normal {t['normal']:.2f} easy {t['easy']:.2f}",
             fontsize=8,
         )
-    return _png(fig)
+    return figure_png(fig)
 
 
 FIGURES = (

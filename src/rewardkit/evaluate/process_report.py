@@ -96,12 +96,12 @@ def table_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _figure(result: dict[str, Any]) -> bytes | None:
-    from rewardkit.evaluate.plots import _plt, _png
+    from rewardkit.evaluate.plots import figure_png, load_pyplot
 
     rows = result["rewards"]
     if not rows:
         return None
-    plt = _plt()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     keys = [("acc_error", "erroneous"), ("acc_correct", "correct"), ("f1", "F1")]
     w = 0.8 / len(keys)
@@ -114,7 +114,7 @@ def _figure(result: dict[str, Any]) -> bytes | None:
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7)
     ax.set_title("first-error prediction")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def write_process_reports(

@@ -37,7 +37,7 @@ def _cell(g: GroupScore | None) -> str:
     return "–" if g is None else format_cell(g.score, g.ci)
 
 
-def _rows(result: EvalResult) -> list[_Row]:
+def summary_rows(result: EvalResult) -> list[_Row]:
     """Sections (bold) with their subsets beneath, then the final Score row."""
     ds = result.dataset
     subsets = ds["subsets"]
@@ -70,7 +70,7 @@ def _rows(result: EvalResult) -> list[_Row]:
     return rows
 
 
-def _notes(result: EvalResult) -> list[str]:
+def report_notes(result: EvalResult) -> list[str]:
     st, ds = result.settings, result.dataset
     conf = round(100 * (1 - st["alpha"]))
     notes = [
@@ -143,14 +143,14 @@ def to_markdown(result: EvalResult) -> str:
         "| " + " | ".join(header) + " |",
         "|:--|--:|" + "--:|" * len(result.names),
     ]
-    for row in _rows(result):
+    for row in summary_rows(result):
         label = (
             f"**{_md_escape(row.label)}**" if row.bold else f"&nbsp;&nbsp;{_md_escape(row.label)}"
         )
         cells = [f"**{c}**" if row.bold and c != "–" else c for c in row.cells]
         lines.append("| " + " | ".join([label, str(row.n), *cells]) + " |")
     lines += ["", "Notes:", ""]
-    lines += [f"- {n}" for n in _notes(result)]
+    lines += [f"- {n}" for n in report_notes(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -183,7 +183,7 @@ def write_reports(
 def plain_table(result: EvalResult) -> str:
     """The report table as aligned plain text (no colour, no dependencies)."""
     header = ["", "n", *result.names]
-    body = [[("" if r.bold else "  ") + r.label, str(r.n), *r.cells] for r in _rows(result)]
+    body = [[("" if r.bold else "  ") + r.label, str(r.n), *r.cells] for r in summary_rows(result)]
     widths = [max(len(row[j]) for row in [header, *body]) for j in range(len(header))]
 
     def fmt(row: list[str]) -> str:
@@ -193,7 +193,7 @@ def plain_table(result: EvalResult) -> str:
 
     rule = "-" * len(fmt(header))
     lines = [fmt(header), rule, *(fmt(r) for r in body[:-1]), rule, fmt(body[-1])]
-    lines += ["", *(f"* {n}" for n in _notes(result))]
+    lines += ["", *(f"* {n}" for n in report_notes(result))]
     return "\n".join(lines) + "\n"
 
 
@@ -220,7 +220,7 @@ def print_table(
             table.add_column("n", justify="right")
             for name in result.names:
                 table.add_column(name, justify="right")
-            rows = _rows(result)
+            rows = summary_rows(result)
             for i, row in enumerate(rows):
                 style = "bold" if row.bold else None
                 label = row.label if row.bold else "  " + row.label
@@ -229,7 +229,7 @@ def print_table(
                 )
             console = Console(file=stream)
             console.print(table)
-            for note in _notes(result):
+            for note in report_notes(result):
                 console.print(f"• {note}", markup=False, highlight=False)
             return
     stream.write(plain_table(result))

@@ -73,14 +73,14 @@ class RewardResult:
     analyses: dict[str, Any] = field(default_factory=dict)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Plain JSON values: numpy scalars to Python, NaN to null, ±inf to "inf"/"-inf" strings."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
+        return [jsonable(v) for v in obj.tolist()]
     if isinstance(obj, np.bool_ | bool):
         return bool(obj)
     if isinstance(obj, np.integer):
@@ -177,7 +177,7 @@ class EvalResult:
             "created_at": self.created_at,
             "rewards": {r.name: {"seconds": r.seconds, "stats": r.stats} for r in self.rewards},
         }
-        return _jsonable(
+        return jsonable(
             {
                 "schema": SCHEMA,
                 "settings": self.settings,

@@ -15,11 +15,11 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
+from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.execute import pad_rows
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.runner import ModelBackedReward
 from rewardkit.types import Capability
 
 
@@ -49,10 +49,22 @@ class MultimodalReward(ModelBackedReward):
     ) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} scores rows with run_batch, not forward")
 
-    def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
-        out = self.run_batch(rows)  # type: ignore[arg-type]
-        out = out.float().cpu().numpy()
-        return [np.atleast_1d(out[j]) for j in range(len(rows))]
+    def model_adapter(self) -> ModelAdapter:
+        return RowsAdapter(self)
+
+
+class RowsAdapter(ModelAdapter):
+    """The engine's adapter for a :class:`MultimodalReward`: a batch's rows go to ``run_batch``."""
+
+    def __init__(self, reward: MultimodalReward) -> None:
+        self.reward = reward
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.reward.pad_token_id
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.reward.run_batch(list(batch.rows))  # type: ignore[arg-type]
 
 
 def pad_right(

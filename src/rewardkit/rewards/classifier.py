@@ -1,8 +1,14 @@
-"""Sequence-classifier reward models (``classifier:PATH_OR_ID``).
+"""Reward models of the scalar families (``classifier:PATH_OR_ID[?family=NAME]``).
 
-Any ``AutoModelForSequenceClassification`` checkpoint: Llama/Qwen/Gemma-style reward models
-trained with TRL or OpenRLHF, BERT-style cross-encoders, or the embedded models with a fresh
-head (for speed work). The score is the model's logit for the sequence (HF's pooling: the last
+The family table (:mod:`rewardkit.models.families`, docs/families.md) picks how the checkpoint
+loads and where its score comes from: sequence classifiers, value heads on causal LMs
+(Starling/UltraRM/Beaver), remote-code models returning the reward (Eurus-RM) or reading it at an
+appended reward token (InternLM2-reward). Pairwise families build a
+:class:`~rewardkit.rewards.pairwise_model.PairwiseModelReward` instead (:func:`build`).
+
+The default family is any ``AutoModelForSequenceClassification`` checkpoint: Llama/Qwen/Gemma-
+style reward models trained with TRL or OpenRLHF, BERT-style cross-encoders, or the embedded
+models with a fresh head (for speed work). The score is the model's logit for the sequence (HF's pooling: the last
 non-padding token for decoder models, [CLS] for encoders). With a chat template the query is
 rendered through it; without one, (prompt, response) is encoded as a text pair.
 
@@ -28,39 +34,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.engine.encoding import encode_chat, encode_text_pair, pair_layout
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
-from rewardkit.models.loading import (
-    fit_max_length,
-    load_sequence_classifier,
-    load_tokenizer,
-    resolve_device,
-    resolve_model,
-    set_threads,
-)
+from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pair, pair_layout
+from rewardkit.engine.runner import EncodedRow
+from rewardkit.errors import SpecError
+from rewardkit.models.families import find_family
+from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 
-class ClassifierReward(ModelBackedReward):
-    """A sequence classifier as a reward; k > 1 outputs give an (n, k) score array.
+class ClassifierReward(FamilyModelReward):
+    """A reward model of any scalar family as a reward; k > 1 outputs give an (n, k) array.
 
-    Decoder classifiers with a linear ``score`` head (Llama, Qwen, Mistral… ``*ForSequence
-    Classification``) can run the shared-prompt and packed layouts; BERT classifiers the packed
-    one. Their scores are then read from the body's hidden states exactly as the model's own
-    forward reads them (:meth:`head_logits`).
+    The family (:mod:`rewardkit.models.families`) comes from the checkpoint or ``family=``; its
+    adapter reads the score. Sequence classifiers and value heads on decoders can run the
+    shared-prompt and packed layouts (BERT classifiers the packed one): the score is then read
+    from the body's hidden states exactly as the model's own forward reads them.
     """
-
-    layouts = frozenset({"packed", "shared"})
 
     def __init__(
         self,
         model: str,
         config: EngineConfig | None = None,
         *,
+        family: str | None = None,
         use_chat_template: bool | None = None,
         head_seed: int = 0,
         num_labels: int | None = None,
@@ -69,39 +67,41 @@ class ClassifierReward(ModelBackedReward):
         weights: Mapping[str, float] | str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        super().__init__(config)
         if reduce not in (None, "weighted", "gating"):
             raise ValueError(f"reduce must be 'weighted' or 'gating', got {reduce!r}")
         if weights is not None and reduce != "weighted":
             raise ValueError("weights= is used only with reduce=weighted")
-        set_threads(self.config.threads)
-        resolved = resolve_model(model)
-        self.model_name = model
-        self.tokenizer = load_tokenizer(resolved.source)
-        self.model, head = load_sequence_classifier(
-            resolved.source,
-            self.config.dtype,
+        super().__init__(
+            model,
+            config,
+            family,
+            trust_remote_code=trust_remote_code,
             num_labels=num_labels,
             head_seed=head_seed,
-            trust_remote_code=trust_remote_code,
+            gating=reduce == "gating",
         )
-        self.device = resolve_device(self.config.device)
-        self.model.to(self.device)
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        if self.family.pairwise:
+            raise SpecError(
+                f"{model}: family {self.family.name} judges pairs; load it through the "
+                "registry ('classifier:PATH') to get a pairwise reward"
+            )
+        if reduce == "gating" and self.family.name != "sequence-classifier":
+            raise ValueError(f"{model}: reduce=gating needs a sequence classifier's gating head")
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
         if self.use_chat_template and not has_template:
             raise ValueError(
                 f"{model}: use_chat_template=True but the tokenizer has no chat template"
             )
+        if self.family.input == "chat+reward-token" and not self.use_chat_template:
+            raise ValueError(f"{model}: family {self.family.name} needs the chat template")
         self._layout = None if self.use_chat_template else pair_layout(self.tokenizer)
-        k = int(self.model.config.num_labels)
+        k = self.loaded.outputs
         if k > 1:
             names = list(objectives) if objectives else None
             if names is None:
-                id2label = getattr(self.model.config, "id2label", None) or {}
-                names = [str(id2label.get(i, f"objective_{i}")) for i in range(k)]
+                labels = self.loaded.labels or tuple(f"objective_{i}" for i in range(k))
+                names = list(labels)
             if len(names) != k:
                 raise ValueError(f"{model}: {k} outputs but {len(names)} objective names")
             self.objectives = tuple(names)
@@ -121,111 +121,38 @@ class ClassifierReward(ModelBackedReward):
                 assert self.objectives is not None
                 self.reduce_weights = objective_weight_vector(self.objectives, given)
             self.objectives = None  # the reward is now a scalar
-        self.max_length = self._max_length()
         self._identity = {
             "class": "ClassifierReward",
-            **resolved.identity,
-            "head": head,
+            **self.source_identity,
+            **self.loaded.notes,
             "template": stable_hash(self.tokenizer.chat_template)
             if self.use_chat_template
             else "text-pair",
             "max_length": self.max_length,
             **self.engine_identity(),
         }
+        if self.family.name != "sequence-classifier":
+            self._identity["family"] = self.family.name
         if reduce is not None:
             self._identity["reduce"] = reduce
             if self.reduce_weights is not None:
                 self._identity["weights"] = [float(w) for w in self.reduce_weights]
 
     def _config_weights(self) -> Mapping[str, float] | None:
-        found = getattr(self.model.config, "objective_weights", None)
+        found = getattr(self.loaded.config, "objective_weights", None)
         return found if isinstance(found, Mapping) else None
 
-    def _max_length(self) -> int:
-        return fit_max_length(
-            self.model.config,
-            self.tokenizer,
-            self.config.max_length,
-            self.config.default_max_length,
-        )
-
-    def identity(self) -> dict[str, Any]:
-        return self._identity
-
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
-
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        policy = self.config.truncation
+        if self.family.input == "chat+reward-token":
+            rows = encode_chat(self.tokenizer, queries, self.max_length - 1, policy)
+            return append_token(rows, self.loaded.tokens["reward"])
         if self.use_chat_template:
-            return encode_chat(self.tokenizer, queries, self.max_length, self.config.truncation)
+            return encode_chat(self.tokenizer, queries, self.max_length, policy)
         assert self._layout is not None
         return encode_text_pair(
             self.tokenizer, self._layout, queries, self.max_length, self.config.truncation
         )
-
-    def backbone(self) -> torch.nn.Module | None:
-        m = self.model
-        if self.reduce == "gating":
-            return None
-        if getattr(m.config, "model_type", "") == "bert" and getattr(m, "bert", None) is not None:
-            bert = m.bert
-            ok = bert.pooler is not None and isinstance(getattr(m, "classifier", None), nn.Linear)
-            return bert if ok else None
-        body = getattr(m, "base_model", None)
-        if body is not None and body is not m and isinstance(getattr(m, "score", None), nn.Linear):
-            return body
-        return None
-
-    @property
-    def causal(self) -> bool:
-        return getattr(self.model.config, "model_type", "") != "bert"
-
-    def head_logits(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        """Logits from body hidden states, as ``*ForSequenceClassification.forward`` reads them:
-        BERT pools [CLS]; decoders take the last token that is not the pad id."""
-        m = self.model
-        if getattr(m.config, "model_type", "") == "bert":
-            return m.classifier(m.bert.pooler(hidden))
-        pad = m.config.pad_token_id
-        if pad is None:
-            last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
-        else:
-            non_pad = (input_ids != pad).to(hidden.device, torch.int32)
-            positions = torch.arange(input_ids.shape[-1], device=hidden.device, dtype=torch.int32)
-            last = (positions * non_pad).argmax(-1)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return m.score(pooled)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        if self._given_hidden is not None:
-            logits = self.head_logits(self._given_hidden, input_ids)
-            return logits[:, 0] if logits.shape[-1] == 1 else logits
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        out = self.model(**kwargs)
-        logits = out.logits
-        if self.reduce != "gating":
-            return logits[:, 0] if logits.shape[-1] == 1 else logits
-        # Objectives, then the model's own reduction as one extra column (cached together).
-        score = getattr(out, "score", None)
-        gating = getattr(out, "gating_output", None)
-        if score is not None:
-            reduced = score.reshape(score.shape[0], -1)[:, 0]
-        elif gating is not None and gating.shape == logits.shape:
-            reduced = (gating.float() * logits.float()).sum(dim=-1)
-        else:
-            raise ValueError(
-                f"{self.model_name}: reduce=gating, but the model's output has neither 'score' "
-                "nor a 'gating_output' of the logits' shape; use reduce=weighted with weights="
-            )
-        return torch.cat([logits.float(), reduced.float().unsqueeze(-1)], dim=-1)
 
     def can(self, cap: Capability) -> bool:
         """A reduced multi-objective head also returns its objectives as components."""
@@ -274,9 +201,14 @@ def reduce_objectives(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return v[:, used] @ w[used]
 
 
-def build(arg: str | None, **options: Any) -> ClassifierReward:
-    """Registry factory for ``classifier:PATH_OR_ID``."""
+def build(arg: str | None, **options: Any) -> FamilyModelReward:
+    """Registry factory for ``classifier:PATH_OR_ID[?family=NAME]``: a :class:`ClassifierReward`,
+    or a :class:`~rewardkit.rewards.pairwise_model.PairwiseModelReward` for a pairwise family."""
     if not arg:
         raise ValueError("classifier needs a model: 'classifier:PATH_OR_ID'")
     config = EngineConfig.from_options(options)
+    if find_family(arg, options.get("family")).pairwise:
+        from rewardkit.rewards.pairwise_model import PairwiseModelReward
+
+        return PairwiseModelReward(arg, config, **options)
     return ClassifierReward(arg, config, **options)

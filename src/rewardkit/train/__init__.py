@@ -6,16 +6,22 @@ Importing this package is torch-free; ``train`` imports torch and transformers w
 
 from __future__ import annotations
 
-from typing import Any
-
+from rewardkit.train.common import TrainResult
 from rewardkit.train.config import OBJECTIVES, TrainConfig, apply_overrides, load_config
 
 
-def train(cfg: TrainConfig) -> Any:
+def train(cfg: TrainConfig) -> TrainResult:
     """Train per ``cfg`` (see :func:`rewardkit.train.run.train`)."""
     from rewardkit.train.run import train as _train
 
     return _train(cfg)
 
 
-__all__ = ["OBJECTIVES", "TrainConfig", "apply_overrides", "load_config", "train"]
+__all__ = [
+    "OBJECTIVES",
+    "TrainConfig",
+    "TrainResult",
+    "apply_overrides",
+    "load_config",
+    "train",
+]

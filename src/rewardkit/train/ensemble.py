@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
 
 
@@ -39,13 +39,13 @@ def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
     return out
 
 
-def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> Any:
+def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     """Train every member, write ``ensemble.yaml`` and ``votes.json``."""
     import yaml
 
     from rewardkit.curate.strength import preference_strength
     from rewardkit.registry import load_reward
-    from rewardkit.train.run import TrainResult, load_examples, train
+    from rewardkit.train.run import train
 
     results = [train(m) for m in member_configs(cfg)]
     out = Path(cfg.output_dir)

@@ -19,6 +19,7 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
+from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
 
 
@@ -57,7 +58,7 @@ def featurize(featurizer: Any, examples: list[Any]) -> tuple[torch.Tensor, dict[
     return x, batch
 
 
-def train_frozen_head(cfg: TrainConfig) -> Any:
+def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     """Train a :class:`~rewardkit.rewards.default_rm.FeatureHead` on frozen features and write
     ``head.safetensors`` + ``head.json`` (+ metrics, history, plot) to ``cfg.output_dir``."""
     from safetensors.torch import save_file
@@ -66,7 +67,6 @@ def train_frozen_head(cfg: TrainConfig) -> Any:
     from rewardkit.models.loading import set_threads
     from rewardkit.rewards.default_rm import HEAD_FILE, META_FILE, FeatureHead, Featurizer
     from rewardkit.train.objectives import compute
-    from rewardkit.train.run import TrainResult, load_examples
     from rewardkit.train.trainer import pair_metrics
 
     if cfg.objective not in ("bt", "tie", "crome"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import SpecError
 from rewardkit.train.config import TrainConfig
@@ -24,6 +24,9 @@ from rewardkit.train.config import TrainConfig
 IMAGE_OBJECTIVES = ("bt", "tie", "listwise")
 #: LoRA targets when ``lora_targets`` is not set: CLIP's attention projections.
 CLIP_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+if TYPE_CHECKING:
+    from rewardkit.train.common import TrainResult
 
 
 def is_image_config(cfg: TrainConfig) -> bool:
@@ -63,7 +66,7 @@ def build_image_model(cfg: TrainConfig, seed: int) -> tuple[Any, Any]:
         is_image_rm_dir,
         load_processor,
     )
-    from rewardkit.train.run import disable_dropout
+    from rewardkit.train.common import disable_dropout
 
     source = resolve_model(cfg.model).source
     if is_image_rm_dir(source):  # continue training a saved image reward model
@@ -79,9 +82,9 @@ def build_image_model(cfg: TrainConfig, seed: int) -> tuple[Any, Any]:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
     elif cfg.lora_r:
-        from rewardkit.train.run import _apply_lora
+        from rewardkit.train.common import apply_lora
 
-        model.backbone = _apply_lora(model.backbone, cfg, None, CLIP_LORA_TARGETS)
+        model.backbone = apply_lora(model.backbone, cfg, None, CLIP_LORA_TARGETS)
     if cfg.disable_dropout:
         disable_dropout(model)
     model.train()
@@ -131,8 +134,8 @@ def prepare_image(cfg: TrainConfig, seed: int | None = None, examples: Any = Non
     from rewardkit.models.loading import set_threads
     from rewardkit.multimodal.image_rm import text_limit
     from rewardkit.train.collate import split_holdout
+    from rewardkit.train.common import load_examples, training_args
     from rewardkit.train.image_collate import ImageCollator, build_image_items
-    from rewardkit.train.run import load_examples, training_args
 
     check_image_config(cfg)
     seed = cfg.seed if seed is None else seed
@@ -160,10 +163,10 @@ def prepare_image(cfg: TrainConfig, seed: int | None = None, examples: Any = Non
     )
 
 
-def train_image(cfg: TrainConfig, seed: int | None = None, examples: Any = None) -> Any:
+def train_image(cfg: TrainConfig, seed: int | None = None, examples: Any = None) -> TrainResult:
     """Train the image reward model per ``cfg``; save the ``image-rm:`` folder to
     ``cfg.output_dir`` (with log_history.json, metrics.json and the plot)."""
-    from rewardkit.train.run import finish_training
+    from rewardkit.train.common import finish_training
 
     trainer = prepare_image(cfg, seed, examples)
     return finish_training(cfg, trainer)

@@ -133,8 +133,8 @@ def build_step_model(
     import transformers
 
     from rewardkit.models.loading import fit_max_length, load_tokenizer, resolve_model, torch_dtype
+    from rewardkit.train.common import apply_lora
     from rewardkit.train.model import can_pack, is_decoder
-    from rewardkit.train.run import _apply_lora
 
     if cfg.prm_neutral not in NEUTRAL:
         raise SpecError(f"train config: prm_neutral must be one of {', '.join(NEUTRAL)}")
@@ -159,7 +159,7 @@ def build_step_model(
     base = hf
     if cfg.lora_r:  # every linear layer of the body; the new 2-label head trains in full
         body = {n.rsplit(".", 1)[-1] for n, m in hf.named_modules() if isinstance(m, nn.Linear)}
-        hf = _apply_lora(hf, cfg, "TOKEN_CLS", sorted(body - {"score", "classifier", "lm_head"}))
+        hf = apply_lora(hf, cfg, "TOKEN_CLS", sorted(body - {"score", "classifier", "lm_head"}))
     use_template = bool(getattr(tok, "chat_template", None)) and cfg.use_chat_template is not False
     max_len = fit_max_length(base.config, tok, cfg.max_length, cfg.max_length)
     tag_id = int(tok.convert_tokens_to_ids(conv.tag))

@@ -7,82 +7,31 @@ feature head (:mod:`rewardkit.train.frozen`), or an ensemble of members
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import DataError, SpecError
+from rewardkit.errors import SpecError
+from rewardkit.train.common import (
+    TrainResult,
+    apply_lora,
+    disable_dropout,
+    finish_training,
+    load_classifier,
+    load_examples,
+    training_args,
+)
 from rewardkit.train.config import TrainConfig
 
-
-@dataclass
-class TrainResult:
-    """Where the model went and the last metrics."""
-
-    output_dir: Path
-    metrics: dict[str, float]
-    history: list[dict[str, Any]]
-
-
-def load_examples(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
-    """Training and evaluation examples (the eval file, or a held-out fraction). ``data`` may
-    name several files, comma-separated; ``limit`` applies to each."""
-    from rewardkit.data import load
-
-    train = []
-    for part in [p.strip() for p in cfg.data.split(",") if p.strip()]:
-        train += load(
-            part,
-            format=cfg.data_format,
-            columns=cfg.columns,
-            limit=cfg.limit,
-            on_error=cfg.on_error,
-        )
-    if not train:
-        raise DataError(f"train data {cfg.data!r} holds no examples")
-    evals = (
-        load(cfg.eval_data, format=cfg.eval_format, limit=cfg.eval_limit, on_error=cfg.on_error)
-        if cfg.eval_data
-        else []
-    )
-    return train, evals
-
-
-def _apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-linear") -> Any:
-    """``hf`` wrapped with LoRA adapters from the config (``cfg.lora_targets`` or ``targets``)."""
-    from rewardkit.errors import MissingDependencyError
-
-    try:
-        import peft
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependencyError("LoRA needs peft: pip install 'rewardkit[train]'") from exc
-    lcfg = peft.LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_targets or targets,
-        task_type=task,
-    )
-    return peft.get_peft_model(hf, lcfg)
-
-
-def load_classifier(model: str, num_labels: int, seed: int, dtype: str) -> Any:
-    """A trainable sequence classifier with ``num_labels`` outputs; a new or resized head is
-    initialised from ``seed``."""
-    import torch
-    import transformers
-
-    from rewardkit.models.loading import resolve_model, torch_dtype
-
-    source = resolve_model(model).source
-    torch.manual_seed(seed)
-    hf = transformers.AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=num_labels, ignore_mismatched_sizes=True, dtype=torch_dtype(dtype)
-    )
-    return hf.to(torch_dtype(dtype))
+__all__ = [
+    "TrainResult",
+    "build_model",
+    "finish_training",
+    "load_examples",
+    "prepare",
+    "train",
+    "train_model",
+    "training_args",
+]
 
 
 def scoring_encoder(cfg: TrainConfig, hf: Any) -> tuple[Any, Any]:
@@ -106,18 +55,6 @@ def scoring_encoder(cfg: TrainConfig, hf: Any) -> tuple[Any, Any]:
         return encode_text_pair(tok, pair_layout(tok), queries, max_len, cfg.truncation)
 
     return tok, partial(encode)
-
-
-def disable_dropout(module: Any) -> None:
-    """Set every dropout probability in ``module`` to 0 (``nn.Dropout`` layers and the
-    ``attention_dropout`` rates attention modules read), as TRL's ``disable_dropout`` does."""
-    import torch
-
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
-            m.p = 0.0
-        if isinstance(getattr(m, "attention_dropout", None), float):
-            m.attention_dropout = 0.0
 
 
 def build_model(cfg: TrainConfig, seed: int | None = None):
@@ -151,7 +88,7 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
         torch.manual_seed(seed)
         hf = transformers.AutoModelForCausalLM.from_pretrained(judge.resolved.source)
         if cfg.lora_r:
-            hf = _apply_lora(hf, cfg, "CAUSAL_LM")
+            hf = apply_lora(hf, cfg, "CAUSAL_LM")
         verdict = (int(judge.yes_ids[0]), int(judge.no_ids[0]))
         module = GenerativeModel(hf, *verdict)
         encode = judge.encode
@@ -168,7 +105,7 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
                 hf.config.label2id = {n: i for i, n in enumerate(names)}
             base = hf
             if cfg.lora_r:
-                hf = _apply_lora(hf, cfg, "SEQ_CLS")
+                hf = apply_lora(hf, cfg, "SEQ_CLS")
             members.append(RewardModel(hf))
         module = members[0] if len(members) == 1 else PeerModels(*members)
         tok, encode = scoring_encoder(cfg, base)
@@ -194,42 +131,6 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
         pool=pool,
     )
     return module, tok, encode, collator, verdict
-
-
-def training_args(cfg: TrainConfig, output_dir: str, seed: int, n_eval: int) -> Any:
-    from transformers import TrainingArguments
-
-    return TrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,
-        lr_scheduler_type=cfg.scheduler,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        seed=seed,
-        data_seed=seed,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps" if cfg.save_steps else "no",
-        save_steps=cfg.save_steps or 500,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy="steps" if (cfg.eval_steps and n_eval) else "no",
-        eval_steps=cfg.eval_steps or None,
-        remove_unused_columns=False,
-        train_sampling_strategy="random" if cfg.shuffle else "sequential",
-        report_to="none",
-        disable_tqdm=not cfg.progress,
-        dataloader_num_workers=0,
-        use_cpu=not __import__("torch").cuda.is_available(),
-        bf16=cfg.bf16,
-        ddp_backend="gloo"
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1
-        and not __import__("torch").cuda.is_available()
-        else None,
-    )
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -298,34 +199,3 @@ def train_model(
 ) -> TrainResult:
     """A full or LoRA fine-tune through :class:`~rewardkit.train.trainer.RewardTrainer`."""
     return finish_training(cfg, prepare(cfg, seed, examples))
-
-
-def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
-    """Run a prepared trainer (resuming when asked), evaluate, save the model, history, metrics
-    and plot to ``cfg.output_dir``."""
-    import torch
-
-    from rewardkit.train.trainer import last_intact_checkpoint
-
-    out = Path(cfg.output_dir)
-    resume = None
-    if cfg.resume:
-        resume = last_intact_checkpoint(out)
-        if resume is None:
-            logging.getLogger(__name__).warning("resume: no checkpoint in %s; starting fresh", out)
-    trainer.train(resume_from_checkpoint=resume)
-    metrics: dict[str, float] = {}
-    if trainer.eval_dataset:
-        metrics = trainer.evaluate()
-    if trainer.is_world_process_zero():
-        trainer.save_model(str(out))
-        history = trainer.state.log_history
-        (out / "log_history.json").write_text(json.dumps(history, indent=1))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        if cfg.plot:
-            from rewardkit.train.plot import plot_history
-
-            plot_history(history, out / "training.png")
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-    return TrainResult(out, metrics, trainer.state.log_history)

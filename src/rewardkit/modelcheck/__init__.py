@@ -1,0 +1,1 @@
+"""``rewardkit check-model``: the engine against a model's own forward (see :mod:`.check`)."""

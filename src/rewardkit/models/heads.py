@@ -1,0 +1,256 @@
+"""Model adapters: where each model family's score comes from (one ``forward(batch)`` each).
+
+Every adapter implements :class:`rewardkit.engine.adapter.ModelAdapter`; the family table
+(:mod:`rewardkit.models.families`) says which adapter a checkpoint gets. Readouts that work on
+hidden states take them from :meth:`ModelAdapter.last_hidden`, so the engine's shared-prompt and
+packed layouts reuse them unchanged. :meth:`plain` is the model's own forward on one unpadded
+row, the reference ``rewardkit check-model`` compares the engine against.
+
+Scores: docs/methods/A1-bradley-terry.md (a scalar reward read at one position);
+pairwise families give the logit of P(A ≻ B) for one order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from rewardkit.engine.adapter import (
+    Batch,
+    EncodedRow,
+    ModelAdapter,
+    gather_rows,
+    last_token_index,
+    model_device,
+    squeeze_scores,
+)
+
+ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta", "deberta-v2")
+
+
+class FamilyAdapter(ModelAdapter):
+    """An adapter that can also score one row with the model's own forward, unpadded."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self._pad = int(pad_token_id)
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._pad
+
+    def plain(self, row: EncodedRow) -> torch.Tensor:
+        """Scores of one row, no padding, no engine: (k,) float32 on the CPU."""
+        device = self.device()
+        ids = torch.tensor([row.input_ids], dtype=torch.long, device=device)
+        types = None
+        if row.token_type_ids is not None:
+            types = torch.tensor([row.token_type_ids], dtype=torch.long, device=device)
+        start = torch.tensor(
+            [-1 if row.response_start is None else row.response_start], device=device
+        )
+        batch = Batch(ids, torch.ones_like(ids), types, start, [row])
+        with torch.inference_mode():
+            return self.own_forward(batch).float().reshape(-1).cpu()
+
+    def own_forward(self, batch: Batch) -> torch.Tensor:
+        """The model's own forward (what its authors call); default: :meth:`forward`."""
+        return self.forward(batch)
+
+    def device(self) -> torch.device:
+        body = self.backbone()
+        return model_device(body) if body is not None else torch.device("cpu")
+
+
+class SequenceClassifierAdapter(FamilyAdapter):
+    """``*ForSequenceClassification`` models, k ≥ 1 logits (docs/methods/A1-bradley-terry.md).
+
+    Decoders with a linear ``score`` head and BERT with its pooler run the packed (and, for
+    decoders, shared) layouts: the logits are then read from the body's hidden states exactly as
+    the model's own forward reads them (:meth:`head_logits`). ``gating``: also return the model's
+    own reduction of the objectives (ArmoRM: its ``score`` output, else ``Σ g_k r_k`` with its
+    ``gating_output``) as one extra column.
+    """
+
+    layouts = frozenset({"packed", "shared"})
+
+    def __init__(self, model: Any, pad_token_id: int, gating: bool = False) -> None:
+        super().__init__(pad_token_id)
+        self.model = model
+        self.gating = gating
+        self.model_type = str(getattr(model.config, "model_type", ""))
+        self.causal = self.model_type not in ENCODERS
+
+    def backbone(self) -> nn.Module | None:
+        m = self.model
+        if self.gating:
+            return None
+        if self.model_type == "bert" and isinstance(getattr(m, "bert", None), nn.Module):
+            bert = m.bert
+            ok = bert.pooler is not None and isinstance(getattr(m, "classifier", None), nn.Linear)
+            return bert if ok else None
+        body = getattr(m, "base_model", None)
+        if body is not None and body is not m and isinstance(getattr(m, "score", None), nn.Linear):
+            return body
+        return None
+
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    def head_logits(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits from body hidden states, as ``*ForSequenceClassification.forward`` reads them:
+        BERT pools [CLS]; decoders take the last token that is not the pad id."""
+        m = self.model
+        if self.model_type == "bert":
+            return m.classifier(m.bert.pooler(hidden))
+        pad = m.config.pad_token_id
+        if pad is None:
+            last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
+        else:
+            non_pad = (input_ids != pad).to(hidden.device, torch.int32)
+            positions = torch.arange(input_ids.shape[-1], device=hidden.device, dtype=torch.int32)
+            last = (positions * non_pad).argmax(-1)
+        return m.score(gather_rows(hidden, last))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if batch.hidden is not None:
+            return squeeze_scores(self.head_logits(batch.hidden, batch.input_ids))
+        out = self.model(**batch.model_inputs())
+        if not self.gating:
+            return squeeze_scores(out.logits)
+        return torch.cat([out.logits.float(), gated_score(out).unsqueeze(-1)], dim=-1)
+
+
+def gated_score(out: Mapping[str, Any]) -> torch.Tensor:
+    """The model's own reduction of its objectives (docs/methods/A4-more.md, ArmoRM gating):
+    its ``score`` field, else ``Σ_k g_k r_k`` with its per-row ``gating_output``."""
+    logits = out["logits"]
+    score = out.get("score")
+    gating = out.get("gating_output")
+    if score is not None:
+        return score.reshape(score.shape[0], -1)[:, 0].float()
+    if gating is not None and gating.shape == logits.shape:
+        return (gating.float() * logits.float()).sum(dim=-1)
+    raise ValueError(
+        "reduce=gating, but the model's output has neither 'score' nor a 'gating_output' of the "
+        "logits' shape; use reduce=weighted with weights="
+    )
+
+
+def row_logits(model_out: Any) -> torch.Tensor:
+    """A remote-code model's output as a (b, k) tensor: the tensor itself, else its ``logits``."""
+    if isinstance(model_out, torch.Tensor):
+        out = model_out
+    elif isinstance(model_out, dict) and "logits" in model_out:
+        out = model_out["logits"]
+    elif isinstance(model_out, tuple | list) and model_out:
+        out = model_out[0]
+    else:
+        raise TypeError(
+            f"the model returned {type(model_out).__name__}; expected a tensor of rewards or an "
+            "output with 'logits'"
+        )
+    return out.reshape(out.shape[0], -1)
+
+
+class RemoteScoreAdapter(FamilyAdapter):
+    """``AutoModel`` + the checkpoint's own code whose forward returns the rewards (Eurus-RM,
+    InternLM2-reward: (b, 1) read at each row's last real token by the model itself)."""
+
+    def __init__(self, model: Any, pad_token_id: int) -> None:
+        super().__init__(pad_token_id)
+        self.model = model
+
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return squeeze_scores(row_logits(self.model(**batch.model_inputs())))
+
+
+class ValueHeadAdapter(FamilyAdapter):
+    """A linear head on a transformer body's hidden states, read at each row's last real token
+    (Starling-RM, UltraRM, Beaver/safe-rlhf ``LlamaForScore``)."""
+
+    layouts = frozenset({"packed", "shared"})
+
+    def __init__(self, body: nn.Module, head: nn.Linear, pad_token_id: int) -> None:
+        super().__init__(pad_token_id)
+        self.body = body
+        self.head = head
+        self.causal = str(getattr(body.config, "model_type", "")) not in ENCODERS
+
+    def backbone(self) -> nn.Module:
+        return self.body
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        hidden = self.last_hidden(batch)
+        pooled = gather_rows(hidden, last_token_index(batch.attention_mask))
+        return squeeze_scores(self.head(pooled.to(self.head.weight.dtype)))
+
+
+class PairCrossAdapter(FamilyAdapter):
+    """PairRM shape: one encoder pass over ``<source> x <cand1> a <cand2> b``; the head reads the
+    hidden states at the three marker tokens: ``logit = mean_t(h([s; c1]) − h([s; c2]))``, the
+    logit of P(a ≻ b) for this order."""
+
+    def __init__(
+        self,
+        body: nn.Module,
+        head: nn.Module,
+        pad_token_id: int,
+        markers: Sequence[int],
+    ) -> None:
+        super().__init__(pad_token_id)
+        self.body = body
+        self.head = head
+        self.markers = tuple(int(m) for m in markers)
+        self.causal = False
+
+    def backbone(self) -> nn.Module:
+        return self.body
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        hidden = self.last_hidden(batch)
+        ids = batch.input_ids
+        enc = [gather_rows(hidden, first_index(ids, m)) for m in self.markers]
+        left = self.head(torch.cat([enc[0], enc[1]], dim=-1))
+        right = self.head(torch.cat([enc[0], enc[2]], dim=-1))
+        return (left - right).mean(dim=-1)
+
+
+def first_index(ids: torch.Tensor, token: int) -> torch.Tensor:
+    """Per row, the position of the first ``token`` (every row must hold one)."""
+    hit = ids == token
+    if not bool(hit.any(dim=1).all()):
+        raise ValueError(f"a row lacks the marker token {token}: the input was not built for it")
+    return hit.int().argmax(dim=1)
+
+
+class PairLMAdapter(FamilyAdapter):
+    """RLHFlow pair-preference shape: a causal LM asked "A or B?"; the logit of P(A ≻ B) for
+    this order is ``ℓ_A − ℓ_B``, the next-token logits of the answer tokens at the last token."""
+
+    layouts = frozenset({"packed", "shared"})
+
+    def __init__(self, model: Any, pad_token_id: int, a_id: int, b_id: int) -> None:
+        super().__init__(pad_token_id)
+        self.model = model
+        self.ab = torch.tensor([int(a_id), int(b_id)])
+
+    def backbone(self) -> nn.Module:
+        return self.model.base_model
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        hidden = self.last_hidden(batch)
+        last = gather_rows(hidden, last_token_index(batch.attention_mask))
+        weight = self.model.get_output_embeddings().weight[self.ab.to(hidden.device)]
+        logits = last.to(weight.dtype) @ weight.T
+        return (logits[:, 0] - logits[:, 1]).float()
+
+    def own_forward(self, batch: Batch) -> torch.Tensor:
+        logits = self.model(**batch.model_inputs()).logits[:, -1]
+        ab = logits[:, self.ab.to(logits.device)]
+        return (ab[:, 0] - ab[:, 1]).float()

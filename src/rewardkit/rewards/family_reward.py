@@ -1,0 +1,70 @@
+"""The common base of rewards built from the model-family table (``classifier:PATH``).
+
+:class:`FamilyModelReward` opens a checkpoint through :func:`rewardkit.models.families.
+open_family_model` and hands the family's adapter to the engine; :class:`~rewardkit.rewards.
+classifier.ClassifierReward` (scalar families) and :class:`~rewardkit.rewards.pairwise_model.
+PairwiseModelReward` (pairwise families) add their inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.models.families import open_family_model
+from rewardkit.models.heads import FamilyAdapter
+from rewardkit.models.loading import fit_max_length
+
+
+class FamilyModelReward(ModelBackedReward):
+    """A model-backed reward whose model comes from the family table."""
+
+    #: Whether queries are rendered through the tokenizer's chat template (scalar families).
+    use_chat_template: bool = False
+
+    def __init__(
+        self,
+        model: str,
+        config: EngineConfig | None = None,
+        family: str | None = None,
+        **load: Any,
+    ) -> None:
+        super().__init__(config)
+        opened = open_family_model(model, self.config, family, **load)
+        self.model_name = model
+        self.family = opened.family
+        self.tokenizer = opened.tokenizer
+        self.loaded = opened.loaded
+        self.model = opened.loaded.module
+        self.device = opened.device
+        #: Where the weights came from (model id or path, weights hash), for :meth:`identity`.
+        self.source_identity = opened.identity
+        #: The longest row fed to the model (the configured one, never above the model's limit).
+        self.max_length = fit_max_length(
+            self.loaded.config,
+            self.tokenizer,
+            self.config.max_length,
+            self.config.default_max_length,
+        )
+
+    @property
+    def adapter(self) -> FamilyAdapter:
+        """The family adapter the engine runs."""
+        return self.loaded.adapter
+
+    def model_adapter(self) -> FamilyAdapter:
+        return self.loaded.adapter
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    def encode_items(self, items: Sequence[Any]) -> list[EncodedRow]:
+        """Rows of the items this reward's engine runs: queries (scalar families) or ordered
+        (prompt, first, second) pairs (pairwise families)."""
+        return self.encode(items)

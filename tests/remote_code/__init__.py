@@ -1,0 +1,1 @@
+"""Modelling code that tests copy into tiny checkpoints, mirroring real reward-model repos."""
