@@ -124,6 +124,18 @@ class FaultProxy:
             best = max(best, hi - lo + 1)
         return best
 
+    def rate(self) -> float:
+        """Requests per second over the run: 1 / the least-squares slope of the sorted arrival
+        times against their rank (robust to one late first or early last arrival)."""
+        times = sorted(self.arrivals)
+        n = len(times)
+        if n < 2:
+            return 0.0
+        mean_i, mean_t = (n - 1) / 2, sum(times) / n
+        num = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times))
+        den = sum((i - mean_i) ** 2 for i in range(n))
+        return den / num if num > 0 else float("inf")
+
     def _decide(self, path: str, raw: bytes, body: Any) -> str:
         key = hashlib.sha256(path.encode() + b"\0" + raw).hexdigest()[:16]
         with self._lock:

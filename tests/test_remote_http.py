@@ -89,31 +89,30 @@ def test_retry_after_is_honoured():
 
 
 def test_request_rate_stays_under_rpm_and_tpm():
-    n = 30
+    # Measured where a vendor measures it, at the server. Allowance: delivery jitter on
+    # loopback (a request a few ms late can share a 1 s window with the next one).
+    n = 40
     with FaultProxy(handler=echo_handler) as proxy:
         batch = HttpClient(proxy.url, limits=Limits(concurrency=16, rpm=1200)).run(_requests(n))
-        assert batch.failures == 0
-        rpm_window = proxy.max_in_window(0.5)  # 1200/min = 10 per half second
-        rpm_span = max(proxy.arrivals) - min(proxy.arrivals)
+        assert batch.failures == 0 and proxy.counts["seen"] == n
+        rpm_rate, rpm_window = proxy.rate(), proxy.max_in_window(1.0)
         proxy.reset()
         reqs = [HttpRequest("/v1/echo", {"id": i}, tokens=100) for i in range(20)]
         HttpClient(proxy.url, limits=Limits(concurrency=16, tpm=60000)).run(reqs)
-        tpm_window = proxy.max_in_window(0.5)  # 600 requests/min: 5 per half second
-        tpm_span = max(proxy.arrivals) - min(proxy.arrivals)
-    assert rpm_window <= 10 + 1
-    assert (n - 1) / rpm_span <= 20.0 * 1.02  # measured rate <= the limit
-    assert tpm_window <= 5 + 1
-    assert 19 / tpm_span <= 10.0 * 1.02
+        tpm_rate, tpm_window = proxy.rate(), proxy.max_in_window(1.0)
+    assert 15.0 <= rpm_rate <= 20.0 * 1.03  # 1200/min = 20/s: the limit holds, and is used
+    assert rpm_window <= 20 + 2
+    assert 7.0 <= tpm_rate <= 10.0 * 1.03  # 60000 tokens/min at 100 a request = 10/s
+    assert tpm_window <= 10 + 2
 
 
 def test_retries_count_against_the_rate_limit():
     faults = Faults(rate_500=0.5, seed=1)
     with FaultProxy(handler=echo_handler, faults=faults) as proxy:
         limits = Limits(concurrency=8, rpm=1200, retries=6, backoff=0.0)
-        batch = HttpClient(proxy.url, limits=limits).run(_requests(12))
+        batch = HttpClient(proxy.url, limits=limits).run(_requests(16))
     assert batch.retries > 0 and batch.requests == proxy.counts["seen"]
-    span = max(proxy.arrivals) - min(proxy.arrivals)
-    assert (batch.requests - 1) / span <= 20.0 * 1.02
+    assert proxy.rate() <= 20.0 * 1.03
 
 
 def test_timeouts_are_retried_then_reported():

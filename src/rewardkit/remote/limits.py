@@ -100,8 +100,9 @@ def backoff_delay(
 class RateLimiter:
     """Evenly paced starts under an rpm and a tpm limit (see the module docstring).
 
-    ``acquire(tokens)`` returns once the request may start. Reservations are made under a lock
-    and slept outside it, so waiting callers start in arrival order."""
+    ``acquire(tokens)`` returns once the request may start. Callers queue on a lock (first come,
+    first served) and the next start is timed from the moment the previous caller actually
+    started, so a stalled event loop delays requests but never releases a burst of them."""
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
         self.rpm = rpm
@@ -116,12 +117,11 @@ class RateLimiter:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_request, self._next_token)
+            wait = max(self._next_request, self._next_token) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            start = time.monotonic()
             if self.rpm is not None:
                 self._next_request = start + 60.0 / self.rpm
             if self.tpm is not None:
                 self._next_token = start + 60.0 * max(0, tokens) / self.tpm
-        wait = start - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
