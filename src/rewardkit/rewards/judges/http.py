@@ -21,6 +21,7 @@ docs/methods/B6-llm-judge.md.
 from __future__ import annotations
 
 import base64
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -166,9 +167,9 @@ class HttpJudge(EndpointReward):
         values = [tpl.conversation_parts(row.prompt), tpl.as_parts(row.response)]
         return self.template, self.kind.slots, values
 
+    @abstractmethod
     def value(self, scores: np.ndarray, row: Query) -> list[float]:
         """[score, *label columns] from a row's class log-scores (NaN columns when unread)."""
-        raise NotImplementedError
 
     # -- requests and answers ------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
