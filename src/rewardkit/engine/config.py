@@ -39,6 +39,9 @@ class EngineConfig:
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
+    - ``compile``: ``torch.compile`` the model's transformer blocks on first use (inductor
+      fuses the element-wise work around the matmuls; seconds of compilation once per process,
+      faster batches after; see docs/performance.md). Off by default.
     """
 
     token_budget: int = 16384
@@ -57,6 +60,7 @@ class EngineConfig:
     min_shared_fraction: float = 0.05
     attention_aware: bool = True
     batch_overhead: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:

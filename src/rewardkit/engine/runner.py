@@ -102,6 +102,7 @@ class Engine:
         self.device = device
         self.name = name
         self._attn_width: float | None = None
+        self._compiled = False
 
     # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self) -> frozenset[str]:
@@ -158,6 +159,9 @@ class Engine:
         todo_keys = [k for k in unique_keys if k not in results]
         todo_items = [items[first_index[k]] for k in todo_keys]
         rows = encode(todo_items) if todo_items else []
+        if rows and self.config.compile and not self._compiled:
+            execute.compile_body(self.adapter.backbone(), self.config.dtype)
+            self._compiled = True
         lengths = [len(r.input_ids) for r in rows]
         plan = self.plan_layout(rows)
 
@@ -309,8 +313,13 @@ class Engine:
         return [np.atleast_1d(out[j]) for j in range(len(batch.rows))]
 
     def run_batch(self, rows: Sequence[EncodedRow]) -> list[np.ndarray]:
-        """Scores of rows as one right-padded batch (the "padded" layout's step)."""
-        return self._forward(self.make_batch(rows))
+        """Scores of rows as one right-padded batch (the "padded" layout's step). A causal body
+        that can run the engine's layouts runs it without a mask (:func:`execute.padded_hidden`)."""
+        batch = self.make_batch(rows)
+        body = self.adapter.backbone()
+        if body is not None and self.adapter.causal and self.supported_layouts():
+            batch = replace(batch, hidden=execute.padded_hidden(body, batch.input_ids))
+        return self._forward(batch)
 
     def _run_shared(self, members: list[tuple[int, EncodedRow]]) -> list[np.ndarray]:
         """Members (prefix length, row) in group order: each distinct prefix runs once."""
