@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.engine.adapter import Batch, ModelAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
 from rewardkit.engine.truncation import fit_pair
@@ -118,6 +119,36 @@ def _single_layout(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """L2-normalised sentence embeddings (b, H) in float32: the first token's hidden state
+    (``cls``) or the mean over real tokens (``mean``), as sentence-transformers pools."""
+    hidden = hidden.float()
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        m = attention_mask.unsqueeze(-1).float()
+        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+class SentenceEncoderAdapter(ModelAdapter):
+    """The engine's adapter for a sentence encoder: the model's own forward, pooled
+    (:func:`pool`); one embedding (b, H) per row."""
+
+    def __init__(self, model: torch.nn.Module, pad_token_id: int, pooling: str) -> None:
+        self.model = model
+        self._pad = int(pad_token_id)
+        self.pooling = pooling
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._pad
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        return pool(out.last_hidden_state, batch.attention_mask, self.pooling)
+
+
 class EmbeddingSimilarityReward(ModelBackedReward):
     """Cosine of sentence embeddings: response vs reference (max over references) or prompt.
 
@@ -169,9 +200,8 @@ class EmbeddingSimilarityReward(ModelBackedReward):
     def identity(self) -> dict[str, Any]:
         return self._identity
 
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
+    def model_adapter(self) -> SentenceEncoderAdapter:
+        return SentenceEncoderAdapter(self.model, int(self.tokenizer.pad_token_id), self.pooling)
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         return self.encode_texts([q.response for q in queries])
@@ -188,21 +218,6 @@ class EmbeddingSimilarityReward(ModelBackedReward):
                 EncodedRow(self._head + f.response + self._tail, None, 0, f.response_dropped)
             )
         return rows
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        hidden = hidden.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            m = attention_mask.unsqueeze(-1).float()
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     def embed_run(self, texts: Sequence[str]) -> EngineRun:
         """One engine run embedding ``texts`` (cached, de-duplicated), with its statistics."""
