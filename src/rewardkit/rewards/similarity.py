@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardkit.engine.adapter import Batch, ModelAdapter
+from rewardkit.engine.adapter import Batch, OwnForwardAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
 from rewardkit.engine.truncation import fit_pair
@@ -131,24 +131,6 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-class SentenceEncoderAdapter(ModelAdapter):
-    """The engine's adapter for a sentence encoder: the model's own forward, pooled
-    (:func:`pool`); one embedding (b, H) per row."""
-
-    def __init__(self, model: torch.nn.Module, pad_token_id: int, pooling: str) -> None:
-        self.model = model
-        self._pad = int(pad_token_id)
-        self.pooling = pooling
-
-    @property
-    def pad_token_id(self) -> int:
-        return self._pad
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        return pool(out.last_hidden_state, batch.attention_mask, self.pooling)
-
-
 class EmbeddingSimilarityReward(ModelBackedReward):
     """Cosine of sentence embeddings: response vs reference (max over references) or prompt.
 
@@ -200,8 +182,12 @@ class EmbeddingSimilarityReward(ModelBackedReward):
     def identity(self) -> dict[str, Any]:
         return self._identity
 
-    def model_adapter(self) -> SentenceEncoderAdapter:
-        return SentenceEncoderAdapter(self.model, int(self.tokenizer.pad_token_id), self.pooling)
+    def model_adapter(self) -> OwnForwardAdapter:
+        return OwnForwardAdapter(self.model, int(self.tokenizer.pad_token_id), self.readout)
+
+    def readout(self, batch: Batch, out: Any) -> torch.Tensor:
+        """The rows' sentence embeddings (b, H) from the encoder's output (:func:`pool`)."""
+        return pool(out.last_hidden_state, batch.attention_mask, self.pooling)
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         return self.encode_texts([q.response for q in queries])

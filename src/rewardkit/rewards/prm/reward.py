@@ -23,11 +23,11 @@ import numpy as np
 import torch
 import transformers
 
-from rewardkit.engine.adapter import Batch, ModelAdapter
+from rewardkit.engine.adapter import Batch, ModelAdapter, OwnForwardAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
-from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter, Readout
+from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
 from rewardkit.models.loading import (
     fit_max_length,
     load_causal_lm_shared,
@@ -117,29 +117,11 @@ def per_step(tags: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return out
 
 
-class TokenClassifierAdapter(ModelAdapter):
-    """The engine's adapter for a token classifier run by its own forward (Qwen2.5-Math-PRM,
-    remote-code PRMs): ``readout(batch, logits (b, w, labels))`` gives the scores."""
-
-    def __init__(self, model: torch.nn.Module, pad_token_id: int, readout: Readout) -> None:
-        self.model = model
-        self._pad = int(pad_token_id)
-        self.readout = readout
-
-    @property
-    def pad_token_id(self) -> int:
-        return self._pad
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        logits = out.logits if hasattr(out, "logits") else out[0]
-        return self.readout(batch, logits)
-
-
 class StepScorer(ModelBackedReward):
     """The engine side of a PRM: (prompt, steps) rows → one score per tagged step, read from a
-    token classifier (qwen convention) or from a causal LM's good/bad token logits at the tags
-    (shepherd convention, through the shared :class:`CausalLMAdapter`)."""
+    token classifier's own forward (qwen convention, :class:`OwnForwardAdapter`) or from a causal
+    LM's good/bad token logits at the tags (shepherd convention, the shared
+    :class:`CausalLMAdapter`)."""
 
     def __init__(
         self,
@@ -228,7 +210,7 @@ class StepScorer(ModelBackedReward):
 
     def model_adapter(self) -> ModelAdapter:
         if self.lm is None:
-            return TokenClassifierAdapter(
+            return OwnForwardAdapter(
                 self.model, int(self.tokenizer.pad_token_id), self.read_classifier
             )
         return CausalLMAdapter(self.lm, self.read_good_bad)
@@ -248,8 +230,10 @@ class StepScorer(ModelBackedReward):
         """The query the model reads: the convention's system prompt and the tagged steps."""
         return tagged_query(self.convention, query, steps)
 
-    def read_classifier(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
-        """Step scores P(label 1) from a token classifier's logits (b, w, 2) at the tags."""
+    def read_classifier(self, batch: Batch, out: Any) -> torch.Tensor:
+        """Step scores P(label 1) from a token classifier's logits (b, w, 2) at the tags
+        (``out.logits``, or the first output of remote-code PRMs returning a tuple)."""
+        logits = out.logits if hasattr(out, "logits") else out[0]
         tags = batch_tags(batch, self.tag_id)
         rows, cols = tags.nonzero(as_tuple=True)
         return per_step(tags, torch.softmax(logits[rows, cols].float(), dim=-1)[:, 1])
