@@ -97,7 +97,7 @@ def rich_result() -> EvalResult:
     x = rng.normal(size=(40, 3))
     for k, r in enumerate(res.rewards):
         r.analyses["rm_bench"] = rmbench_report({"chat": rows[:1] * (k + 1), "code": rows[1:]})
-        r.analyses["acc_plus"] = acc_plus(["g1", "g1", "g2"], [1.0, 0.0 + k, 1.0])
+        r.analyses["acc_plus"] = acc_plus(["g1", "g1", "g2"], [1.0, float(k == 1), 1.0])
         probe = probe_dimensions(x, {"sign": [int(v > 0) for v in x[:, k % 3]]}, seed=0)
         r.analyses["probing"] = {**probe, "n": 40}
         r.position_bias = 0.25 * k
