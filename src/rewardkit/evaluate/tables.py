@@ -24,6 +24,20 @@ def _per_reward(result: EvalResult, key: str) -> list[tuple[str, Any]]:
     return [(r.name, r.analyses[key]) for r in result.rewards if key in r.analyses]
 
 
+def _per_reward_table(
+    result: EvalResult,
+    key: str,
+    title: str,
+    columns: list[str],
+    rows_of: Callable[[str, Any], list[list[str]]],
+    note: str = "",
+) -> Table | None:
+    """The table of per-reward analysis ``key``: ``rows_of(reward name, analysis)`` gives each
+    reward's rows; None when no reward has a row."""
+    rows = [row for name, a in _per_reward(result, key) for row in rows_of(name, a)]
+    return Table(title, columns, rows, note) if rows else None
+
+
 def _run_level(result: EvalResult) -> dict[str, Any]:
     return result.extra.get("analyses", {})
 
@@ -62,32 +76,19 @@ def augmentations(result: EvalResult) -> Table | None:
     return augmentation_table(named) if named else None
 
 
+def _calibration_rows(name: str, c: dict[str, Any]) -> list[list[str]]:
+    keys = ("n_pairs", "ece_5", "ece_10", "ece_20", "ace", "mce", "brier")
+    h = c.get("heldout")
+    heldout = f"{fmt(h['ece_before'])} → {fmt(h['ece_after'])}" if h is not None else "–"
+    return [[name, *(fmt(c[k]) for k in keys), _temperature(float(c["temperature"])), heldout]]
+
+
 def calibration(result: EvalResult) -> Table | None:
     """ECE at three bin counts, ACE, MCE, Brier and the fitted temperature
     (docs/methods/D7-calibration.md)."""
-    cal = _per_reward(result, "calibration")
-    if not cal:
-        return None
-    rows = [
-        [
-            n,
-            fmt(c["n_pairs"]),
-            fmt(c["ece_5"]),
-            fmt(c["ece_10"]),
-            fmt(c["ece_20"]),
-            fmt(c["ace"]),
-            fmt(c["mce"]),
-            fmt(c["brier"]),
-            _temperature(float(c["temperature"])),
-            (
-                f"{fmt(c['heldout']['ece_before'])} → {fmt(c['heldout']['ece_after'])}"
-                if "heldout" in c
-                else "–"
-            ),
-        ]
-        for n, c in cal
-    ]
-    return Table(
+    return _per_reward_table(
+        result,
+        "calibration",
         "Calibration (docs/methods/D7-calibration.md)",
         [
             "reward",
@@ -101,7 +102,7 @@ def calibration(result: EvalResult) -> Table | None:
             "T (all)",
             "held-out ECE before → after",
         ],
-        rows,
+        _calibration_rows,
         "P(chosen ≻ rejected) = σ(r_c − r_r) (judges: their probability); both orders of every "
         "chosen/rejected pair. Bins: uniform on [0, 1], an inner edge goes to the lower bin. "
         "T: temperature fitted by NLL (no signal: the fit ran off to flat 0.5 "
@@ -146,22 +147,24 @@ def length_degenerate(result: EvalResult) -> Table | None:
     )
 
 
+_LEVELS = ("hard", "normal", "easy", "avg")
+
+
+def _rm_bench_rows(name: str, m: dict[str, Any]) -> list[list[str]]:
+    rows = [
+        [name, d, fmt(v["n"]), *(fmt(v[k], True) for k in _LEVELS)] for d, v in m["domains"].items()
+    ]
+    return [*rows, [name, "total", "", *(fmt(m["total"][k], True) for k in _LEVELS)]]
+
+
 def rm_bench(result: EvalResult) -> Table | None:
     """RM-Bench hard / normal / easy per domain and in total."""
-    rb = _per_reward(result, "rm_bench")
-    if not rb:
-        return None
-    rows = []
-    for n, m in rb:
-        for d, v in m["domains"].items():
-            levels = [fmt(v[k], True) for k in ("hard", "normal", "easy", "avg")]
-            rows.append([n, d, fmt(v["n"]), *levels])
-        t = m["total"]
-        rows.append([n, "total", "", *(fmt(t[k], True) for k in ("hard", "normal", "easy", "avg"))])
-    return Table(
+    return _per_reward_table(
+        result,
+        "rm_bench",
         "RM-Bench",
         ["reward", "domain", "n", "hard", "normal", "easy", "avg"],
-        rows,
+        _rm_bench_rows,
         "Hard: upper-right triangle of the chosen-style × rejected-style matrix; "
         "normal: diagonal; easy: lower-left; total: mean over domains.",
     )
@@ -169,77 +172,76 @@ def rm_bench(result: EvalResult) -> Table | None:
 
 def accuracy_with_ties(result: EvalResult) -> Table | None:
     """Tie-calibrated accuracy on human-labelled ties (docs/methods/D6-multimodal-benchmarks.md)."""
-    tie = _per_reward(result, "accuracy_with_ties")
-    if not tie:
-        return None
-    rows = [
-        [
-            n,
-            fmt(t["with_ties"], True),
-            fmt(t["epsilon"], nd=4),
-            fmt(t["without_ties"], True),
-            fmt(t["n"]),
-            fmt(t["n_ties"]),
-        ]
-        for n, t in tie
-    ]
-    return Table(
+    return _per_reward_table(
+        result,
+        "accuracy_with_ties",
         "Accuracy with ties (docs/methods/D6-multimodal-benchmarks.md)",
         ["reward", "with ties", "best ε", "without ties", "n", "human ties"],
-        rows,
+        lambda name, t: [
+            [
+                name,
+                fmt(t["with_ties"], True),
+                fmt(t["epsilon"], nd=4),
+                fmt(t["without_ties"], True),
+                fmt(t["n"]),
+                fmt(t["n_ties"]),
+            ]
+        ],
         "Tie-calibrated accuracy: the model calls a tie when |margin| ≤ ε, best ε.",
     )
 
 
 def acc_plus(result: EvalResult) -> Table | None:
     """MM-RLHF ACC and ACC+ (docs/methods/D6-multimodal-benchmarks.md)."""
-    accp = _per_reward(result, "acc_plus")
-    if not accp:
-        return None
-    rows = [
-        [n, fmt(a["acc"], True), fmt(a["acc_plus"], True), fmt(a["n_items"]), fmt(a["n_groups"])]
-        for n, a in accp
-    ]
-    return Table(
+    return _per_reward_table(
+        result,
+        "acc_plus",
         "MM-RLHF ACC / ACC+ (docs/methods/D6-multimodal-benchmarks.md)",
         ["reward", "ACC", "ACC+", "items", "ids"],
-        rows,
+        lambda name, a: [
+            [
+                name,
+                fmt(a["acc"], True),
+                fmt(a["acc_plus"], True),
+                fmt(a["n_items"]),
+                fmt(a["n_groups"]),
+            ]
+        ],
         "ACC: items correct; ACC+: ids whose every item is correct.",
     )
 
 
+def _language_rows(name: str, L: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for k, v in L["languages"].items():
+        gap = fmt(L["gap_to_english"].get(k), True) if L["english"] else "–"
+        rows.append([name, k, fmt(v["n"]), fmt(v["score"], True), gap])
+    return rows
+
+
 def languages(result: EvalResult) -> Table | None:
     """Score per language and its gap to English (docs/methods/D3-m-rewardbench.md)."""
-    lang = _per_reward(result, "languages")
-    if not lang:
-        return None
-    rows = []
-    for n, L in lang:
-        for k, v in L["languages"].items():
-            gap = fmt(L["gap_to_english"].get(k), True) if L["english"] else "–"
-            rows.append([n, k, fmt(v["n"]), fmt(v["score"], True), gap])
-    return Table(
+    return _per_reward_table(
+        result,
+        "languages",
         "Per language (docs/methods/D3-m-rewardbench.md)",
         ["reward", "language", "n", "score", "gap to English"],
-        rows,
+        _language_rows,
         "Language score: mean of its count-weighted section scores.",
     )
 
 
 def ratings(result: EvalResult) -> Table | None:
     """Correlations of every reward with every rated attribute of the responses."""
-    rat = _per_reward(result, "ratings")
-    if not rat:
-        return None
-    rows = [
-        [n, a, fmt(c["n"]), fmt(c["pearson"]), fmt(c["spearman"]), fmt(c["kendall"])]
-        for n, cs in rat
-        for a, c in cs.items()
-    ]
-    return Table(
+    return _per_reward_table(
+        result,
+        "ratings",
         "Ratings correlations",
         ["reward", "attribute", "n", "Pearson", "Spearman", "Kendall τ-b"],
-        rows,
+        lambda name, cs: [
+            [name, a, *(fmt(c[k]) for k in ("n", "pearson", "spearman", "kendall"))]
+            for a, c in cs.items()
+        ],
     )
 
 
@@ -305,25 +307,23 @@ def bon_correlation(result: EvalResult) -> Table | None:
 
 def probing(result: EvalResult) -> Table | None:
     """Linear-probe accuracy per rated dimension (docs/methods/D5-probing.md)."""
-    prb = [(n, p) for n, p in _per_reward(result, "probing") if p.get("n")]
-    if not prb:
-        return None
-    rows = [
-        [
-            n,
-            d,
-            fmt(v["classes"]),
-            fmt(v["accuracy"], True),
-            fmt(v["majority"], True),
-            fmt(v["n_test"]),
-        ]
-        for n, pr in prb
-        for d, v in pr["dimensions"].items()
-    ]
-    return Table(
+    return _per_reward_table(
+        result,
+        "probing",
         "Representation probing (docs/methods/D5-probing.md)",
         ["reward", "dimension", "classes", "probe accuracy", "majority baseline", "test n"],
-        rows,
+        lambda name, pr: [
+            [
+                name,
+                d,
+                fmt(v["classes"]),
+                fmt(v["accuracy"], True),
+                fmt(v["majority"], True),
+                fmt(v["n_test"]),
+            ]
+            for d, v in pr["dimensions"].items()
+            if pr.get("n")
+        ],
         "Bias-free linear probe on the last-token hidden state; seeded 70/30 split.",
     )
 
