@@ -39,6 +39,9 @@ class EngineConfig:
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
+    - ``pad_multiple``: pad each padded batch to a multiple of this many tokens (1: to its
+      longest row). A server sets 16, so batches take few distinct shapes and the native
+      memory kept per shape stays bounded (docs/serving.md, "Memory over a long run").
     """
 
     token_budget: int = 16384
@@ -57,6 +60,7 @@ class EngineConfig:
     min_shared_fraction: float = 0.05
     attention_aware: bool = True
     batch_overhead: int | None = None
+    pad_multiple: int = 1
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:
@@ -69,6 +73,8 @@ class EngineConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.pad_multiple < 1:
+            raise ValueError(f"pad_multiple must be positive, got {self.pad_multiple}")
         if self.pack_length < 1:
             raise ValueError(f"pack_length must be positive, got {self.pack_length}")
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):

@@ -32,9 +32,11 @@ def pad_rows(
     seqs: Sequence[Sequence[int]],
     types: Sequence[Sequence[int] | None] | None,
     pad_id: int,
+    multiple: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Right-padded (ids, attention mask, token types or None) of token-id rows."""
-    width = max(len(s) for s in seqs)
+    """Right-padded (ids, attention mask, token types or None) of token-id rows, as wide as the
+    longest row rounded up to a multiple of ``multiple``."""
+    width = -(-max(len(s) for s in seqs) // multiple) * multiple
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     tt = None if types is None else torch.zeros((len(seqs), width), dtype=torch.long)

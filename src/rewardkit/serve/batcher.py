@@ -304,4 +304,3 @@ class DynamicBatcher:
             self._slots.release()
             if not self._queue and not self._running:
                 self._idle.set()
-

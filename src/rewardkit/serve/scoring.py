@@ -100,7 +100,8 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
     for group in by_route.values():
         route = group[0].route
         assert route is not None
-        found = await state.cache.get_many(route.fingerprint, [s.key for s in group])  # type: ignore[misc]
+        keys = [s.key for s in group]
+        found = await state.cache.get_many(route.fingerprint, keys, 1 + len(route.components))  # type: ignore[arg-type]
         for s in group:
             if s.key in found:
                 s.vector, s.cached = found[s.key], True

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher
-from rewardkit.serve.memory import release_memory
 from rewardkit.serve.cache import ResponseCache
-from rewardkit.serve.config import DEFAULT_ROUTE, ServeConfig
+from rewardkit.serve.config import DEFAULT_ROUTE, SERVE_ENGINE_DEFAULTS, ServeConfig
+from rewardkit.serve.memory import release_memory
 from rewardkit.serve.metrics import Metrics
 from rewardkit.serve.protocol import PROTOCOL_VERSION
 from rewardkit.types import Capability, Query, Reward, stable_hash
@@ -134,7 +134,7 @@ class ServeState:
         self._executors: list[Executor] = [self.rule_pool]
         built: dict[str, Route] = {}
         self.routes: dict[str, Route] = {}
-        engine = {"progress": False, "cache_dir": None, **dict(config.engine)}
+        engine = {**SERVE_ENGINE_DEFAULTS, **dict(config.engine)}
         for name, spec in config.rewards.items():
             key = spec if isinstance(spec, str) else f"object:{id(spec)}"
             if key not in built:
