@@ -193,7 +193,13 @@ async def memory_run(
                 await asyncio.sleep(1.0)
 
         await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
-    half = [mb for t, mb in samples if t >= seconds / 2]
+    half = [(t, mb) for t, mb in samples if t >= seconds / 2]
+    slope = float("nan")
+    if len(half) > 2:  # least-squares trend over the second half, MiB per minute
+        ts, ms = [t for t, _ in half], [mb for _, mb in half]
+        t_mean, m_mean = statistics.mean(ts), statistics.mean(ms)
+        var = sum((t - t_mean) ** 2 for t in ts)
+        slope = 60 * sum((t - t_mean) * (m - m_mean) for t, m in half) / var if var else slope
     return {
         "answered": answered,
         "failed": failed,
@@ -201,7 +207,11 @@ async def memory_run(
         "first_mb": samples[0][1] if samples else float("nan"),
         "max_mb": max(mb for _, mb in samples) if samples else float("nan"),
         "last_mb": samples[-1][1] if samples else float("nan"),
-        "second_half_growth_mb": (half[-1] - half[0]) if len(half) > 1 else float("nan"),
+        "second_half_growth_mb": (half[-1][1] - half[0][1]) if len(half) > 1 else float("nan"),
+        "second_half_range_mb": (
+            max(mb for _, mb in half) - min(mb for _, mb in half) if half else float("nan")
+        ),
+        "second_half_slope_mb_per_min": slope,
     }
 
 
@@ -427,7 +437,9 @@ def memory_main(args: argparse.Namespace, queries: list[Any]) -> None:
         print(f"  t={t:6.1f} s  RSS {mb:8.1f} MiB")
     print(
         f"RSS first {run['first_mb']:.1f}, max {run['max_mb']:.1f}, last {run['last_mb']:.1f} MiB; "
-        f"growth over the second half {run['second_half_growth_mb']:+.1f} MiB"
+        f"growth over the second half {run['second_half_growth_mb']:+.1f} MiB (trend "
+        f"{run['second_half_slope_mb_per_min']:+.2f} MiB/min, samples spread over "
+        f"{run['second_half_range_mb']:.1f} MiB)"
     )
     if args.json:
         args.json.write_text(json.dumps({k: v for k, v in run.items()}, indent=1))

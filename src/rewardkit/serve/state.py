@@ -178,7 +178,7 @@ class ServeState:
         """Called once the event loop runs (app startup): drains can now wake waiters."""
         self._loop = asyncio.get_running_loop()
         self._expired = self._loop.create_future()
-        if self.draining:  # a drain begun before the loop ran
+        if self.drain_deadline is not None:  # a drain begun before the loop ran
             self._loop.call_soon(self._start_expiry)
 
     def begin_drain(self, grace: float) -> None:
