@@ -184,15 +184,20 @@ def check_verl(work: Path, python: Path) -> list[Result]:
 
     from rewardkit.combine import VERL, group_normalize
     from rewardkit.integrations.verl import _key
+    from rewardkit.models.embedded import embedded_model_dir
     from rewardkit.registry import load_reward
     from rewardkit.types import Query, user
 
     tok_dir = tokenizer_dir()
+    # a model reward too, by path (the verl venv has no embedded-model packages); verl's reward
+    # loop calls compute_score for every response of a worker's chunk at once, in threads
+    model = f"classifier:{embedded_model_dir('minilm')}?progress=false"
+    specs = {**VERL_SPECS, "model": {"weighted": {model: 1.0, "rule:gsm8k": 1.0}}}
     case = {
         "tokenizer": tok_dir,
         "adapter": str(REPO / "src" / "rewardkit" / "integrations" / "verl.py"),
-        "specs": VERL_SPECS,
-        "reward_loop_spec": "route",
+        "specs": specs,
+        "reward_loop_specs": ["route", "model"],
         "prompt_length": 48,
         "response_length": 32,
         "items": [
@@ -215,7 +220,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
         Query([user(q)], r, reference=g, meta={"data_source": d}) for q, r, d, g, _ in VERL_ITEMS
     ]
     direct = {}
-    for name, spec in VERL_SPECS.items():
+    for name, spec in specs.items():
         full = load_reward(spec).score_full(queries)
         s = np.asarray(full.scores, dtype=np.float64)
         direct[name] = (np.where(np.isfinite(s), s, 0.0).astype(np.float32), np.isfinite(s), full)

@@ -27,10 +27,12 @@ score a whole batch in one call).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +44,9 @@ from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
 _CACHE: dict[str, Reward] = {}
+# verl's reward loop calls compute_score for many responses at once from worker threads: the
+# first calls would each build the reward (one model load per response) without this lock
+_BUILD = threading.Lock()
 
 
 def spec_from_env() -> Any:
@@ -65,20 +70,25 @@ def plain(spec: Any) -> Any:
 
 
 def cached_reward(spec: Any = None) -> Reward:
-    """Build ``spec`` (default: from the environment) once per process."""
+    """Build ``spec`` (default: from the environment) once per process, whatever the threads."""
     if spec is None:
         spec = spec_from_env()
     if isinstance(spec, Reward):
         return spec
     spec = plain(spec)
     key = json.dumps(spec, sort_keys=True, default=str)
-    if key not in _CACHE:
-        _CACHE[key] = as_reward(spec)
-    return _CACHE[key]
+    with _BUILD:
+        if key not in _CACHE:
+            _CACHE[key] = as_reward(spec)
+        return _CACHE[key]
 
 
 def _key(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_.:-]+", "_", name).strip("_")[:60] or "component"
+    """A log-safe key for a component name; a long one keeps a hash so keys stay distinct."""
+    key = re.sub(r"[^0-9A-Za-z_.:-]+", "_", name).strip("_") or "component"
+    if len(key) > 60:
+        key = f"{key[:51]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return key
 
 
 def _query(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any) -> Query:
