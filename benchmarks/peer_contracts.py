@@ -183,7 +183,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
     from transformers import AutoTokenizer
 
     from rewardkit.combine import VERL, group_normalize
-    from rewardkit.integrations.verl import _key
+    from rewardkit.integrations._common import log_key
     from rewardkit.models.embedded import embedded_model_dir
     from rewardkit.registry import load_reward
     from rewardkit.types import Query, user
@@ -234,7 +234,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
         extra = res["extra"]
         same = extra.get("applies") == applies.astype(float).tolist()
         for member, vals in full.members.items():  # components of a weighted spec, by key
-            same &= np.allclose(extra.get(_key(member), [np.nan]), np.nan_to_num(vals), atol=TOL)
+            same &= np.allclose(extra.get(log_key(member), [np.nan]), np.nan_to_num(vals), atol=TOL)
         if not same:
             delta = float("inf")
         detail = f"{len(VERL_ITEMS)} responses, reward_extra_info keys {sorted(extra)}"
@@ -258,7 +258,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
 # ---- OpenRLHF --------------------------------------------------------------------------------
 def check_openrlhf(work: Path, python: Path) -> list[Result]:
     from rewardkit.data.openrlhf import label
-    from rewardkit.integrations.verl import _key
+    from rewardkit.integrations._common import log_key
     from rewardkit.registry import load_reward
     from rewardkit.types import Query, user
     from serve_load import start_server
@@ -343,7 +343,7 @@ def check_openrlhf(work: Path, python: Path) -> list[Result]:
     got_file = np.concatenate([a["rewards"] for a in answers])
     delta = float(np.max(np.abs(got_file - want))) if len(got_file) == len(want) else float("inf")
     for member, vals in full.members.items():
-        logged = np.concatenate([a["extra_logs"][_key(member)] for a in answers])
+        logged = np.concatenate([a["extra_logs"][log_key(member)] for a in answers])
         delta = max(delta, float(np.max(np.abs(logged - np.nan_to_num(vals)))))
     detail = f"{len(answers)} calls of reward_func, one query each (as OpenRLHF batches them)"
     results.append(

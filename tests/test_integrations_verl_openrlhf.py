@@ -27,6 +27,7 @@ import pytest
 import rewardkit.integrations.openrlhf as orl
 import rewardkit.integrations.verl as vrl
 from rewardkit.data.openrlhf import split_query
+from rewardkit.integrations._common import log_key
 
 ROUTE = {"route": {"openai/gsm8k": "rule:gsm8k", "chat": "rule:length?unit=words"}}
 WEIGHTED = {"weighted": {"rule:gsm8k": 1.0, "rule:length?unit=words": 0.1}}
@@ -217,6 +218,6 @@ def test_long_component_names_keep_distinct_keys():
     # still give two keys, or one component's column would overwrite the other's
     a = "classifier:/data/checkpoints/experiment-2026-rm/reward-model-final-v1"
     b = "classifier:/data/checkpoints/experiment-2026-rm/reward-model-final-v2"
-    assert vrl._key(a) != vrl._key(b)
-    assert len(vrl._key(a)) == 60 and vrl._key(a) == vrl._key(a)
-    assert vrl._key("rule:length?unit=words") == "rule:length_unit_words"
+    assert log_key(a) != log_key(b)
+    assert len(log_key(a)) == 60 and log_key(a) == log_key(a)
+    assert log_key("rule:length?unit=words") == "rule:length_unit_words"

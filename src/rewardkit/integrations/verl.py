@@ -27,11 +27,9 @@ score a whole batch in one call).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import SpecError
-from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain
+from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain, log_key
 from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
@@ -81,14 +79,6 @@ def cached_reward(spec: Any = None) -> Reward:
         if key not in _CACHE:
             _CACHE[key] = as_reward(spec)
         return _CACHE[key]
-
-
-def _key(name: str) -> str:
-    """A log-safe key for a component name; a long one keeps a hash so keys stay distinct."""
-    key = re.sub(r"[^0-9A-Za-z_.:-]+", "_", name).strip("_") or "component"
-    if len(key) > 60:
-        key = f"{key[:51]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-    return key
 
 
 def _query(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any) -> Query:
@@ -140,7 +130,7 @@ def compute_score_batch(
         if len(comps) > 1 or next(iter(comps)) != reward.name:
             for name, vals in comps.items():
                 v = float(vals[i])
-                rec[_key(name)] = v if math.isfinite(v) else nan_score
+                rec[log_key(name)] = v if math.isfinite(v) else nan_score
         out.append(rec)
     return out
 
