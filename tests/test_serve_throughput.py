@@ -23,13 +23,16 @@ from rewardkit.types import Capability, Query, Reward, as_messages
 
 
 def test_pad_rows_rounds_the_width_up_to_the_multiple():
-    ids, mask, types = pad_rows([[5, 6, 7], [8]], [[0, 0, 1], [0]], pad_id=0, multiple=4)
+    ids, mask, types = pad_rows([[5, 6, 7], [8]], [[0, 0, 1], [0]], 0, multiple=4, limit=512)
     assert ids.tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
     assert mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     assert types is not None and types.tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]
-    assert pad_rows([[1] * 16], None, 0, multiple=16)[0].shape == (1, 16)  # already a multiple
-    assert pad_rows([[1] * 17], None, 0, multiple=16)[0].shape == (1, 32)
+    assert pad_rows([[1] * 16], None, 0, 16, 512)[0].shape == (1, 16)  # already a multiple
+    assert pad_rows([[1] * 17], None, 0, 16, 512)[0].shape == (1, 32)
     assert pad_rows([[1] * 17], None, 0)[0].shape == (1, 17)  # default: the longest row
+    # never past the model's longest sequence; unknown limit: no rounding
+    assert pad_rows([[1] * 75], None, 0, 16, 77)[0].shape == (1, 77)
+    assert pad_rows([[1] * 17], None, 0, 16, None)[0].shape == (1, 17)
 
 
 def test_server_padding_keeps_scores():

@@ -33,10 +33,15 @@ def pad_rows(
     types: Sequence[Sequence[int] | None] | None,
     pad_id: int,
     multiple: int = 1,
+    limit: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Right-padded (ids, attention mask, token types or None) of token-id rows, as wide as the
-    longest row rounded up to a multiple of ``multiple``."""
-    width = -(-max(len(s) for s in seqs) // multiple) * multiple
+    longest row rounded up to a multiple of ``multiple`` but never past ``limit`` (the model's
+    longest sequence; without it, no rounding)."""
+    longest = max(len(s) for s in seqs)
+    width = longest
+    if multiple > 1 and limit is not None:
+        width = min(-(-longest // multiple) * multiple, max(longest, limit))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     tt = None if types is None else torch.zeros((len(seqs), width), dtype=torch.long)
@@ -51,6 +56,12 @@ def pad_rows(
 
 def _config(body: torch.nn.Module) -> Any:
     return getattr(body, "config", None)
+
+
+def model_position_limit(body: torch.nn.Module | None) -> int | None:
+    """The longest sequence the body's position embeddings allow (None: unknown)."""
+    n = getattr(_config(body), "max_position_embeddings", None) if body is not None else None
+    return int(n) if isinstance(n, int) and n > 0 else None
 
 
 def model_layouts(body: torch.nn.Module) -> frozenset[str]:

@@ -293,6 +293,7 @@ class Engine:
             [r.token_type_ids for r in rows] if rows[0].token_type_ids is not None else None,
             self.adapter.pad_token_id,
             self.config.pad_multiple,
+            self.config.max_length or execute.model_position_limit(self.adapter.backbone()),
         )
         starts = torch.tensor(
             [-1 if r.response_start is None else r.response_start for r in rows],
