@@ -176,8 +176,9 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     from rewardkit.rewards.rules.length import LengthReward
 
     out = list(rewards)
-    if include and not any(isinstance(r, LengthReward) for r in out):
-        out.append(LengthReward())
+    baseline = LengthReward()
+    if include and baseline.fingerprint() not in {r.fingerprint() for r in out}:
+        out.append(baseline)
     return out
 
 
