@@ -9,29 +9,16 @@ import json
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
+pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
 pytest.importorskip("ray.data", reason="ray[data] is not installed")
 
-from rewardkit.errors import CapabilityError, SpecError  # noqa: E402
-from rewardkit.evaluate import evaluate  # noqa: E402
-from rewardkit.ray_reward import RayReward  # noqa: E402
-from rewardkit.registry import load_reward  # noqa: E402
-from rewardkit.results import ScoreResult, concat_results, merge_stats  # noqa: E402
-from rewardkit.types import Example, Query, user  # noqa: E402
-from train_helpers import tiny_bert  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
-    )
-    yield
-    ray.shutdown()
+from rewardkit.errors import CapabilityError, SpecError
+from rewardkit.evaluate import evaluate
+from rewardkit.ray_reward import RayReward
+from rewardkit.registry import load_reward
+from rewardkit.results import ScoreResult, concat_results, merge_stats
+from rewardkit.types import Example, Query, user
+from train_helpers import tiny_bert
 
 
 def _examples(n: int) -> list[Example]:
