@@ -177,7 +177,10 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
 
     out = list(rewards)
     baseline = LengthReward()
-    if include and baseline.fingerprint() not in {r.fingerprint() for r in out}:
+    # a length rule is itself the baseline; one on Ray is recognised by its fingerprint
+    if include and not any(
+        isinstance(r, LengthReward) or r.fingerprint() == baseline.fingerprint() for r in out
+    ):
         out.append(baseline)
     return out
 
