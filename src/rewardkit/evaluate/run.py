@@ -177,10 +177,9 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
 
     out = list(rewards)
     baseline = LengthReward()
-    # a length rule is itself the baseline; one on Ray is recognised by its fingerprint
-    if include and not any(
-        isinstance(r, LengthReward) or r.fingerprint() == baseline.fingerprint() for r in out
-    ):
+    kind = baseline.identity()["class"]
+    # a length rule (of any unit, here or on Ray) is itself the baseline: its identity says so
+    if include and not any(r.identity().get("class") == kind for r in out):
         out.append(baseline)
     return out
 
