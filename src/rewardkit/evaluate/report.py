@@ -92,6 +92,11 @@ def report_notes(result: EvalResult) -> list[str]:
             f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
             f"first: {dropped['first']}"
         )
+    if ds.get("n_empty_responses"):
+        notes.append(
+            f"{ds['n_empty_responses']} example(s) have an empty response; it was scored like "
+            "any other response (an empty reply is a reply)."
+        )
     if ds["n_skipped"]:
         parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
