@@ -203,8 +203,9 @@ def load_reward(
         reward = factory(arg, **options)
     except TypeError as exc:
         raise SpecError(f"reward spec {label!r}: {exc}") from exc
-    if not (entry.composite and isinstance(spec, Mapping) and path is None):
-        reward.name = label  # an inline composite keeps the name it gave itself
+    named = entry.composite and options.get("name") is not None
+    if not (named or (entry.composite and isinstance(spec, Mapping) and path is None)):
+        reward.name = label  # an inline composite, or one given a name, keeps its own name
     return reward
 
 

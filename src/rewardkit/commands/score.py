@@ -65,6 +65,7 @@ def score_command(
     from rewardkit.outputs import check_file_target
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
+    from rewardkit.types import failure_note
 
     engine = engine_defaults(
         token_budget,
@@ -88,7 +89,13 @@ def score_command(
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
-    typer.echo(f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated) -> {out}")
+    failed = failure_note(
+        stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), "have reward null"
+    )
+    typer.echo(
+        f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"
+        f"{'; ' + failed if failed else ''} -> {out}"
+    )
 
 
 def _score_ray(
