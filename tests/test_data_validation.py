@@ -51,7 +51,11 @@ LISTED = {"prompt": "Q", "responses": ["a", "b"], "chosen": 0}
             "responses",
             "expected a list of response texts, got an object with keys 'a'",
         ),
-        ({**LISTED, "responses": ["a", None]}, "responses[1]", "expected a response text, got null"),
+        (
+            {**LISTED, "responses": ["a", None]},
+            "responses[1]",
+            "expected a response text, got null",
+        ),
         (
             {**LISTED, "chosen": 5},
             "chosen",

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import math
 
-from rewardkit import Query, load_reward
 from tests.adversarial.conftest import strict_json
+
+from rewardkit import Query, load_reward
 
 BAD_TESTS = {"foo": 1}  # not a test specification: that item alone fails
 GOOD_TESTS = {"tests": ["assert f(1) == 2"]}
