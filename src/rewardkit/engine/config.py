@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 Truncation = Literal["left", "right", "error"]
 LAYOUTS = ("auto", "padded", "packed", "shared")
+#: Most torch threads a reward may ask for: far above any machine's cores, far below what makes
+#: the OpenMP runtime try to allocate per-thread state for a billion threads and abort.
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -69,6 +72,14 @@ class EngineConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool)
+            or not isinstance(self.threads, int)
+            or not 1 <= self.threads <= MAX_THREADS
+        ):
+            raise ValueError(
+                f"threads must be an integer from 1 to {MAX_THREADS} (or unset), got {self.threads!r}"
+            )
         if self.pack_length < 1:
             raise ValueError(f"pack_length must be positive, got {self.pack_length}")
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):

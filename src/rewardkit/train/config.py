@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardkit.engine.config import MAX_THREADS
 from rewardkit.errors import SpecError
 
 OBJECTIVES = (
@@ -173,7 +174,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "batch_size": (lambda x: x >= 1, "an integer >= 1"),
     "grad_accum": (lambda x: x >= 1, "an integer >= 1"),
     "seed": (lambda x: 0 <= x < 2**32, "an integer in [0, 2**32)"),
-    "threads": (lambda x: x >= 1, "an integer >= 1 (or null)"),
+    "threads": (lambda x: 1 <= x <= MAX_THREADS, f"an integer from 1 to {MAX_THREADS} (or null)"),
     "ensemble_size": (lambda x: x >= 1, "an integer >= 1"),
     "save_steps": (lambda x: x >= 0, "an integer >= 0 (0: only the final model)"),
     "save_total_limit": (lambda x: x >= 1, "an integer >= 1 (or null: keep all)"),
