@@ -62,7 +62,7 @@ def score_command(
     place); a second run writing the same --out at the same time is refused. With --ray the
     rows are scored by a Ray actor pool, streamed, in input order (docs/remote.md).
     """
-    from rewardkit.outputs import check_file_target
+    from rewardkit.outputs import check_dir_target, check_file_target
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
     from rewardkit.types import failure_note
@@ -84,6 +84,8 @@ def score_command(
     with user_errors():
         # inputs first: a bad --data or --out fails before any model loads
         check_file_target(out, "--out")
+        if not no_cache:
+            check_dir_target(cache_dir, "--cache-dir")
         rows = list(read_query_rows(data))
         if cache_reset and not no_cache:
             reset_cache(cache_dir)
