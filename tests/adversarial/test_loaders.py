@@ -127,3 +127,27 @@ def test_any_bytes_on_a_line_load_or_fail_with_a_location(tmp_path, line):
             json.dumps(rec, ensure_ascii=False).encode("utf-8")
         for _, rec in records:  # what loads can be written back as UTF-8 JSON
             json.dumps(rec, ensure_ascii=False).encode("utf-8")
+
+
+REPORTS = {
+    "deep": "[" * 100000 + "]" * 100000,  # was a RecursionError traceback
+    "list": "[]",  # was an AttributeError traceback
+    "huge_int": '{"schema": ' + "7" * 5000 + "}",
+    "garbage": "not json",
+    "bytes": b"\xff\xfe{",
+    "wrong_shape": '{"schema": "rewardkit.evaluate/1", "rewards": [{"name": 5}]}',
+    "wrong_types": '{"schema": "rewardkit.evaluate/1", "rewards": 5, "run": []}',
+}
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_report_verb_reads_hostile_report_json_without_traceback(cli, tmp_path, name):
+    run = tmp_path / "run"
+    run.mkdir()
+    body = REPORTS[name]
+    path = run / "report.json"
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    code, text = cli("report", run)
+    assert code != 0
+    assert text.startswith(f"error: {run}: "), text
+    assert "Traceback" not in text
