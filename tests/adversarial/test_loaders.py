@@ -151,3 +151,51 @@ def test_report_verb_reads_hostile_report_json_without_traceback(cli, tmp_path, 
     assert code != 0
     assert text.startswith(f"error: {run}: "), text
     assert "Traceback" not in text
+
+
+def _alias_bomb() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join([*lines, "type: rule", "arg: length"]) + "\n"
+
+
+CONFIG_FILES = {
+    "deep.json": "[" * 100000 + "]" * 100000,
+    "deep.yaml": "[" * 100000 + "]" * 100000,
+    "indented.yaml": "a:\n" + "".join("  " * i + "b:\n" for i in range(1, 3000)),
+    "bomb.yaml": _alias_bomb(),  # 9**9 values once expanded
+    "bigint.yaml": "type: rule\narg: length\nx: " + "9" * 5000 + "\n",
+    "bytes.json": b"\xff\xfe{}",
+    "truncated.json": '{"type": "rule", "arg": ',
+}
+
+
+@pytest.mark.parametrize("verb", ["score -r", "train --config", "eval --temperature"])
+@pytest.mark.parametrize("name", list(CONFIG_FILES))
+def test_hostile_config_files_are_located_errors(cli, rows_file, tmp_path, verb, name):
+    # reward spec files, train configs and temperature files: was RecursionError, a hang on the
+    # alias bomb, or an error without the file's name
+    path = tmp_path / name
+    body = CONFIG_FILES[name]
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    args = {
+        "score -r": ["score", "-r", path, "--data", rows_file, "--out", tmp_path / "o.jsonl"],
+        "train --config": ["train", "--config", path],
+        "eval --temperature": ["eval", "-r", "rule:length", "--temperature", path],
+    }[verb]
+    if verb.startswith("eval"):
+        args += ["--data", "sample", "--out", tmp_path / "ev", "--n-boot", "10"]
+    code, text = cli(*args)
+    assert code != 0
+    assert f"{path}" in text and "error:" in text, text
+    assert "Traceback" not in text
+
+
+def test_hostile_json_in_a_csv_cell_stays_text_and_is_located(tmp_path):
+    path = tmp_path / "data.csv"
+    cell = '[{"a": ' + "[" * 5000 + "]" * 5000 + "}]"
+    path.write_text('prompt,responses,chosen\nq,"' + cell.replace('"', '""') + '",0\n')
+    with pytest.raises(DataError) as ei:
+        load(path)
+    assert (ei.value.line, ei.value.field) == (2, "responses")

@@ -146,10 +146,18 @@ class TemperatureScaling:
     @classmethod
     def load(cls, path: str | Path) -> TemperatureScaling:
         """Read a temperature written by :meth:`save`."""
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        t = float(raw["temperature"])
-        if not t > 0:
-            raise ValueError(f"{path}: temperature must be > 0, got {t}")
+        from rewardkit.data.readers import read_config_file
+
+        raw = read_config_file(path, "temperature file")
+        value = raw.get("temperature") if isinstance(raw, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(
+                f"{path}: expected a temperature file written by --save-temperature "
+                '({"temperature": a number > 0, ...})'
+            )
+        t = float(value)
+        if not math.isfinite(t):
+            raise ValueError(f"{path}: temperature must be finite, got {t}")
         return cls(t, raw.get("reward", ""), raw.get("fingerprint", ""), int(raw.get("n_pairs", 0)))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.engine.config import MAX_THREADS
-from rewardkit.errors import SpecError
+from rewardkit.errors import DataError, SpecError
 
 OBJECTIVES = (
     "bt",
@@ -326,12 +326,12 @@ def load_config(
         p = Path(path)
         if not p.is_file():
             raise SpecError(f"train config file {p} does not exist")
-        import yaml
+        from rewardkit.data.readers import read_config_file
 
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise SpecError(f"train config {p}: not valid YAML: {exc}") from exc
+            raw = read_config_file(p, "train config") or {}
+        except DataError as exc:
+            raise SpecError(str(exc)) from None
         if not isinstance(raw, dict):
             raise SpecError(
                 f"train config {p}: expected a mapping of fields, got {type(raw).__name__}"
