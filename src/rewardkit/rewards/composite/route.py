@@ -1,6 +1,7 @@
 """Routing rewards by data source (Mixed-R1, MedGRPO multi-task): each query is scored by the reward
 registered for its ``meta[key]`` (default key ``data_source``). ``score_full(...).stats["routed"]``
-counts the queries each route (and ``default``) scored.
+counts the queries each route (and ``default``) scored; items a routed reward failed alone are
+passed on in ``failed`` and ``errors`` (indices into this call).
 
 Spec (registry kind ``route``)::
 
