@@ -199,3 +199,14 @@ def test_hostile_json_in_a_csv_cell_stays_text_and_is_located(tmp_path):
     with pytest.raises(DataError) as ei:
         load(path)
     assert (ei.value.line, ei.value.field) == (2, "responses")
+
+
+@pytest.mark.parametrize(
+    "body", ['{"temperature": 2, "n_pairs": [1]}', '{"temperature": 1e999}', '{"temperature": "2"}']
+)
+def test_temperature_file_of_the_wrong_shape_is_a_located_error(cli, tmp_path, body):
+    path = tmp_path / "t.json"
+    path.write_text(body)
+    args = ["eval", "-r", "rule:length", "--data", "sample", "--temperature", path]
+    code, text = cli(*args, "--out", tmp_path / "ev", "--n-boot", "10")
+    assert code != 0 and f"error: {path}: " in text, text

@@ -150,15 +150,17 @@ class TemperatureScaling:
 
         raw = read_config_file(path, "temperature file")
         value = raw.get("temperature") if isinstance(raw, dict) else None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        n_pairs = raw.get("n_pairs", 0) if isinstance(raw, dict) else 0
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in (value, n_pairs)):
             raise ValueError(
                 f"{path}: expected a temperature file written by --save-temperature "
-                '({"temperature": a number > 0, ...})'
+                '({"temperature": a number > 0, "n_pairs": an integer, ...})'
             )
         t = float(value)
-        if not math.isfinite(t):
-            raise ValueError(f"{path}: temperature must be finite, got {t}")
-        return cls(t, raw.get("reward", ""), raw.get("fingerprint", ""), int(raw.get("n_pairs", 0)))
+        if not (t > 0 and math.isfinite(t)):
+            raise ValueError(f"{path}: temperature must be > 0 and finite, got {t}")
+        name, fingerprint = (str(raw.get(k, "")) for k in ("reward", "fingerprint"))
+        return cls(t, name, fingerprint, int(n_pairs))
 
 
 def pair_logits(scores: np.ndarray, chosen: list[int], probabilities: bool = False):
