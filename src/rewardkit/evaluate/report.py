@@ -5,6 +5,7 @@ values shown come from the row model (:mod:`.rows`, :mod:`.tables`); here they a
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -39,15 +40,15 @@ def to_markdown(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_grid(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a plain Markdown table (``|`` in cells escaped)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+
+
 def table_markdown(table: Table) -> str:
     """One analysis as a ``##`` heading, its Markdown table and (when it has one) its note."""
-    lines = [
-        f"## {table.title}",
-        "",
-        "| " + " | ".join(table.columns) + " |",
-        "|" + "---|" * len(table.columns),
-    ]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in table.rows]
+    lines = [f"## {table.title}", "", *markdown_grid(table.columns, table.rows)]
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines)
