@@ -190,7 +190,7 @@ def eval_command(
         if hits is not None and r.reward not in reported:
             reported.add(r.reward)
             typer.echo(
-                f"{r.reward}: {hits} of {r.stats.get('queries', '?')} rows from the score cache"
+                f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
             )
     with user_errors(), exclusive(out):
         paths = result.write_reports(out, html=html)

@@ -123,7 +123,7 @@ def _score_ray(
         )
     counted = [
         f"{stats[key]} {label}"
-        for key, label in (("truncated_rows", "truncated"), ("cache_hits", "from the cache"))
+        for key, label in (("truncated_rows", "truncated"), ("cache_hits", "score-cache hits"))
         if stats[key] is not None  # None: the reward does not report it
     ]
     typer.echo(
