@@ -1,0 +1,121 @@
+"""Mask-free packed and shared-prefix attention equals the model's own plain forward (fp32, 1e-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rewardkit.engine import attention, execute
+
+CPU = torch.device("cpu")
+
+
+def _body(kind: str, attn: str = "sdpa") -> torch.nn.Module:
+    import transformers
+
+    common = {"vocab_size": 97, "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64}
+    if kind == "llama":
+        cfg = transformers.LlamaConfig(**common, num_attention_heads=4, num_key_value_heads=2)
+        cls = transformers.LlamaModel
+    elif kind == "qwen2":
+        cfg = transformers.Qwen2Config(**common, num_attention_heads=4, num_key_value_heads=1)
+        cls = transformers.Qwen2Model
+    elif kind == "neox":
+        cfg = transformers.GPTNeoXConfig(**common, num_attention_heads=4, rotary_pct=0.5)
+        cls = transformers.GPTNeoXModel
+    else:
+        cfg = transformers.BertConfig(**common, num_attention_heads=4)
+        cls = transformers.BertModel
+    cfg._attn_implementation = attn
+    torch.manual_seed(0)
+    return cls(cfg).eval()
+
+
+def _rows(seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, 97, size=int(n)).tolist() for n in (9, 23, 4, 17, 31, 1, 12)]
+
+
+def _plain(body: torch.nn.Module, row: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return body(input_ids=torch.tensor([row])).last_hidden_state[0]
+
+
+def _check(body, rows, hidden) -> None:
+    for j, row in enumerate(rows):
+        want = _plain(body, row)
+        got = hidden[j, : len(row)]
+        assert torch.allclose(got, want, atol=1e-4), (j, float((got - want).abs().max()))
+
+
+def _no_dense_masks(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dense mask was built")
+
+    monkeypatch.setattr(execute, "_as_mask", refuse)
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "neox", "bert"])
+def test_packed_without_masks_equals_plain_forward(kind, monkeypatch):
+    body = _body(kind)
+    rows = _rows()
+    packs = [[rows[0], rows[1], rows[5]], [rows[2], rows[3]], [rows[4]], [rows[6]]]
+    order = [0, 1, 5, 2, 3, 4, 6]
+    _no_dense_masks(monkeypatch)
+    with torch.inference_mode():
+        hidden = execute.packed_hidden(body, packs, None, 0, kind != "bert", CPU)
+    assert attention.enabled(body)
+    _check(body, [rows[i] for i in order], hidden)
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "neox"])
+def test_shared_prefix_without_masks_equals_plain_forward(kind, monkeypatch):
+    body = _body(kind)
+    rng = np.random.default_rng(1)
+    p1, p2 = rng.integers(1, 97, 20).tolist(), rng.integers(1, 97, 7).tolist()
+    rows = [[*p1, 5, 6, 7], [*p1, 8], [*p2, 9, 10, 11, 12, 13], [*p1, 3, 4], [*p2, 2]]
+    members = [(20, rows[0]), (20, rows[1]), (7, rows[2]), (20, rows[3]), (7, rows[4])]
+    _no_dense_masks(monkeypatch)
+    with torch.inference_mode():
+        hidden = execute.shared_prefix_hidden(body, members, 0, CPU)
+    assert attention.enabled(body)
+    _check(body, rows, hidden)
+
+
+def test_padded_batches_through_a_switched_model_are_unchanged():
+    body = _body("llama")
+    rows = _rows(2)
+    ids, mask, _ = execute.pad_rows(rows, None, 0)
+    with torch.inference_mode():
+        before = body(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert attention.enable(body, CPU)
+        after = body(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.equal(before, after)
+
+
+def test_eager_models_keep_the_dense_fallback():
+    body = _body("llama", attn="eager")
+    assert not attention.enable(body, CPU)
+    rows = _rows(3)
+    with torch.inference_mode():
+        hidden = execute.packed_hidden(body, [[rows[0], rows[1]], [rows[2]]], None, 0, True, CPU)
+    assert not attention.enabled(body)
+    _check(body, rows[:3], hidden)
+
+
+def test_merge_attention_is_attention_over_the_union():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 11, 8), torch.randn(2, 3, 11, 8)
+    scores = q @ k.transpose(-1, -2) / 8**0.5
+
+    def part(s, vv):
+        return torch.softmax(s, -1) @ vv, torch.logsumexp(s, -1)
+
+    oa, la = part(scores[..., :4], v[..., :4, :])
+    ob, lb = part(scores[..., 4:], v[..., 4:, :])
+    whole, _ = part(scores, v)
+    assert torch.allclose(attention.merge_attention(oa, la, ob, lb), whole, atol=1e-6)
+    # A part with no keys at all (log-sum-exp −inf) contributes nothing.
+    empty = torch.full_like(la, -torch.inf)
+    assert torch.allclose(attention.merge_attention(oa, la, ob * 0, empty), oa, atol=1e-6)
