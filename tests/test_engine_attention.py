@@ -119,3 +119,29 @@ def test_merge_attention_is_attention_over_the_union():
     # A part with no keys at all (log-sum-exp −inf) contributes nothing.
     empty = torch.full_like(la, -torch.inf)
     assert torch.allclose(attention.merge_attention(oa, la, ob * 0, empty), oa, atol=1e-6)
+
+
+def test_embedded_smollm2_scorer_layouts_equal_padded_and_its_own_forward():
+    from rewardkit.registry import load_reward
+    from rewardkit.types import Query, user
+
+    prompt = [user("Explain in detail why the sky looks blue on a clear day, and at sunset.")]
+    answers = ["Rayleigh scattering.", "Short light scatters more; at sunset the path is longer."]
+    queries = [Query(prompt=prompt, response=a) for a in answers]
+    queries.append(Query(prompt=[user("What is 17 times 23?")], response="391."))
+    padded = load_reward(
+        "classifier:smollm2", engine_defaults={"progress": False, "layout": "padded"}
+    )
+    want = padded.score(queries)
+    rows = padded.encode(queries)
+    with torch.inference_mode():
+        own = [
+            float(padded.model(input_ids=torch.tensor([r.input_ids])).logits[0, 0]) for r in rows
+        ]
+    np.testing.assert_allclose(want, own, atol=1e-4, rtol=0)
+    for layout in ("packed", "shared"):
+        twin = padded.engine_variant(layout=layout, min_shared_prefix=4)
+        run = twin.score_full(queries)
+        assert run.stats["layout"] == layout
+        assert attention.enabled(twin.engine.adapter.backbone())
+        np.testing.assert_allclose(run.scores, want, atol=1e-4, rtol=0)
