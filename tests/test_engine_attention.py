@@ -145,3 +145,14 @@ def test_embedded_smollm2_scorer_layouts_equal_padded_and_its_own_forward():
         assert run.stats["layout"] == layout
         assert attention.enabled(twin.engine.adapter.backbone())
         np.testing.assert_allclose(run.scores, want, atol=1e-4, rtol=0)
+        # The dense-mask fallback, asked for by name, gives the same scores.
+        dense = padded.engine_variant(layout=layout, min_shared_prefix=4, attention="dense")
+        np.testing.assert_allclose(dense.score(queries), want, atol=1e-4, rtol=0)
+
+
+def test_attention_setting_is_checked():
+    from rewardkit.engine.config import EngineConfig
+
+    assert EngineConfig(attention="dense").attention == "dense"
+    with pytest.raises(ValueError, match="attention must be one of auto, dense"):
+        EngineConfig(attention="flash")

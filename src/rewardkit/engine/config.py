@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 Truncation = Literal["left", "right", "error"]
 LAYOUTS = ("auto", "padded", "packed", "shared")
+ATTENTION = ("auto", "dense")
 
 
 @dataclass
@@ -39,6 +40,9 @@ class EngineConfig:
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
+    - ``attention``: how the packed and shared layouts attend. ``"auto"``: without dense masks
+      where the model runs ``sdpa`` on CPU or CUDA (:mod:`rewardkit.engine.attention`: memory
+      O(tokens)); ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
     """
 
     token_budget: int = 16384
@@ -57,6 +61,7 @@ class EngineConfig:
     min_shared_fraction: float = 0.05
     attention_aware: bool = True
     batch_overhead: int | None = None
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:
@@ -69,6 +74,10 @@ class EngineConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.attention not in ATTENTION:
+            raise ValueError(
+                f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
+            )
         if self.pack_length < 1:
             raise ValueError(f"pack_length must be positive, got {self.pack_length}")
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):

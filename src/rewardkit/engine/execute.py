@@ -104,7 +104,7 @@ def _returned_cache(out: Any) -> Any:
 
 def _as_mask(allowed: torch.Tensor, body: torch.nn.Module) -> torch.Tensor:
     """A boolean "may attend" mask (b, 1, q, k) in the form the attention implementation takes."""
-    if getattr(_config(body), "_attn_implementation", "eager") == "sdpa":
+    if getattr(_config(body), "_attn_implementation", "eager") in ("sdpa", attention.NAME):
         return allowed
     dtype = next(body.parameters()).dtype
     out = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
@@ -165,12 +165,14 @@ def shared_prefix_hidden(
     pad_id: int,
     device: torch.device,
     plan: Callable[[list[int]], list[list[int]]] | None = None,
+    mask_free: bool = True,
 ) -> torch.Tensor:
     """Padded-layout hidden states of rows given as (shared prefix length, token ids).
 
     Rows with equal prefix length and equal first ``prefix`` tokens share one prefix run; each row
     keeps at least one token of its own (``prefix < len(row)``). ``plan`` cuts the distinct
-    prefixes into sub-batches by length (default: one batch).
+    prefixes into sub-batches by length (default: one batch). With ``mask_free`` the suffixes run
+    on :mod:`rewardkit.engine.attention` where the body allows it, else on a dense mask.
     """
     prefix_index: dict[tuple[int, ...], int] = {}
     owner: list[int] = []
@@ -192,7 +194,9 @@ def shared_prefix_hidden(
     slen = s_mask.to(dev).sum(dim=1)
     position_ids = plen[:, None] + torch.arange(width_s, device=dev)[None, :]
 
-    if attention.enable(body, dev):  # no per-row copies of the prefix, no (S × P+S) mask
+    if mask_free and attention.enable(
+        body, dev
+    ):  # no per-row copies of the prefix, no (S × P+S) mask
         layout = attention.shared_prefix(
             layers, [len(x) for x in prefixes], owner, [len(s) for s in suffixes], width_s
         )
@@ -263,8 +267,10 @@ def packed_hidden(
     pad_id: int,
     causal: bool,
     device: torch.device,
+    mask_free: bool = True,
 ) -> torch.Tensor:
-    """Padded-layout hidden states of rows packed several to a sequence (pack order, then row)."""
+    """Padded-layout hidden states of rows packed several to a sequence (pack order, then row);
+    with ``mask_free``, on :mod:`rewardkit.engine.attention` where the body allows it."""
     seqs = [[t for row in pack for t in row] for pack in packs]
     ids, _, _ = pad_rows(seqs, None, pad_id)
     n_packs, width = ids.shape
@@ -285,7 +291,7 @@ def packed_hidden(
     kwargs: dict[str, Any] = {"input_ids": ids.to(device), "position_ids": position.to(device)}
     if tt is not None:
         kwargs["token_type_ids"] = tt.to(device)
-    if attention.enable(body, device):  # segments, not a (T × T) block-diagonal mask
+    if mask_free and attention.enable(body, device):  # segments, not a (T × T) block-diagonal mask
         layout = attention.segments([[len(r) for r in p] for p in packs], width, causal, device)
         with attention.active(layout):
             hidden = body(**kwargs).last_hidden_state
