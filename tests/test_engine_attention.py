@@ -156,3 +156,43 @@ def test_attention_setting_is_checked():
     assert EngineConfig(attention="dense").attention == "dense"
     with pytest.raises(ValueError, match="attention must be one of auto, dense"):
         EngineConfig(attention="flash")
+
+
+def _reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scale, causal):
+    """varlen_attn's contract on the CPU, segment by segment (bottom-right causal alignment)."""
+    rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    out = torch.zeros_like(q)
+    lse = torch.zeros(q.shape[:2])
+    for i in range(len(cu_q) - 1):
+        a, b, c, d = int(cu_q[i]), int(cu_q[i + 1]), int(cu_k[i]), int(cu_k[i + 1])
+        s = torch.einsum("qhd,khd->hqk", q[a:b], k[c:d]) * scale
+        if causal:
+            allowed = torch.ones(b - a, d - c, dtype=torch.bool).tril(diagonal=(d - c) - (b - a))
+            s = s.masked_fill(~allowed, -torch.inf)
+        out[a:b] = torch.einsum("hqk,khd->qhd", torch.softmax(s, -1), v[c:d])
+        lse[a:b] = torch.logsumexp(s, -1).transpose(0, 1)
+    return out, lse
+
+
+@pytest.mark.parametrize("kind", ["llama", "bert"])
+def test_the_cuda_varlen_path_on_a_reference_kernel(kind, monkeypatch):
+    """The CUDA branch (flat tokens, cumulative lengths, cascade merge) with varlen_attn replaced
+    by a per-segment reference, so its indexing is tested where no GPU is lent."""
+    body = _body(kind)
+    rows = _rows(4)
+    monkeypatch.setattr(attention, "uses_varlen", lambda device: True)
+    monkeypatch.setattr(attention, "_varlen", _reference_varlen)
+    _no_dense_masks(monkeypatch)
+    with torch.inference_mode():
+        hidden = execute.packed_hidden(
+            body, [[rows[0], rows[1]], [rows[2], rows[3], rows[4]]], None, 0, kind != "bert", CPU
+        )
+        _check(body, rows[:5], hidden)
+        if kind == "bert":
+            return
+        prefix = rows[4][:20]
+        shared = [[*prefix, 7, 8, 9], [*prefix, 5], [*rows[1][:9], 3, 3]]
+        members = [(20, shared[0]), (20, shared[1]), (9, shared[2])]
+        hidden = execute.shared_prefix_hidden(body, members, 0, CPU)
+    _check(body, shared, hidden)

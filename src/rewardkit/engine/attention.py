@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -121,19 +122,63 @@ def enable(body: torch.nn.Module, device: torch.device) -> bool:
     cfg = getattr(body, "config", None)
     if device.type not in DEVICES or getattr(cfg, "_attn_implementation", None) != "sdpa":
         return False
-    if device.type == "cuda" and not _has_varlen():
+    if device.type == "cuda" and not _cuda_ready(body):
         return False
     _register()
     body.set_attn_implementation(NAME)
     return enabled(body)
 
 
-def _has_varlen() -> bool:
+def _cuda_ready(body: torch.nn.Module) -> bool:
+    """CUDA needs ``varlen_attn`` with log-sum-exp output (torch ≥ 2.10) and a half-precision
+    body (FlashAttention has no float32 kernel); float32 bodies keep the dense path there."""
     try:
-        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+        from torch.nn.attention import varlen
     except ImportError:
         return False
-    return True
+    params = inspect.signature(varlen.varlen_attn).parameters
+    if "return_aux" not in params or not ({"window_size", "is_causal"} & set(params)):
+        return False
+    dtype = next(body.parameters()).dtype
+    return dtype in (torch.bfloat16, torch.float16)
+
+
+def uses_varlen(device: torch.device) -> bool:
+    """Whether attention on ``device`` runs on ``varlen_attn`` (CUDA) rather than SDPA buckets."""
+    return device.type == "cuda"
+
+
+def _varlen(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_q: torch.Tensor,
+    cu_k: torch.Tensor,
+    max_q: int,
+    max_k: int,
+    scale: float,
+    causal: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``varlen_attn`` over flat (T, heads, d) tokens with its log-sum-exp (T, heads), whichever
+    of its signatures (``window_size`` from torch 2.11, ``is_causal`` before) this torch has."""
+    from torch.nn.attention.varlen import AuxRequest, varlen_attn
+
+    params = inspect.signature(varlen_attn).parameters
+    kwargs: dict[str, Any] = {"return_aux": AuxRequest(lse=True), "scale": scale}
+    if "window_size" in params:
+        kwargs["window_size"] = (-1, 0) if causal else (-1, -1)
+    else:
+        kwargs["is_causal"] = causal
+    if k.shape[1] != q.shape[1]:
+        if "enable_gqa" in params:
+            kwargs["enable_gqa"] = True
+        else:
+            rep = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    out, lse = varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kwargs)
+    if lse.shape[0] != q.shape[0]:  # (heads, T) in some versions
+        lse = lse.transpose(0, 1)
+    return out, lse.float()
 
 
 @contextlib.contextmanager
@@ -171,8 +216,7 @@ def segments(
         index = torch.where(valid, base + t, base)  # padding repeats the segment's first token
         buckets.append((index.to(device), valid.to(device)))
     tokens = torch.cat([torch.arange(s, s + n) for s, n in zip(starts, flat_len, strict=True)])
-    cu = torch.zeros(len(flat_len) + 1, dtype=torch.int32)
-    cu[1:] = torch.tensor(flat_len).cumsum(0)
+    cu = _cumulative(torch.tensor(flat_len, dtype=torch.long))
     return Segments(
         tuple(tuple(int(n) for n in p) for p in lengths),
         width,
@@ -274,22 +318,10 @@ def _packed(
     b, heads, width, d = query.shape
     q, k, v = _flat(query), _flat(key), _flat(value)
     out = q.new_zeros(q.shape)
-    if query.device.type == "cuda":
-        from torch.nn.attention.varlen import varlen_attn
-
-        idx = seg.tokens
-        out[idx] = varlen_attn(
-            q[idx],
-            k[idx],
-            v[idx],
-            seg.cu_seqlens,
-            seg.cu_seqlens,
-            seg.max_len,
-            seg.max_len,
-            scale=scale,
-            window_size=(-1, 0) if seg.causal else (-1, -1),
-            enable_gqa=k.shape[1] != heads,
-        )
+    if uses_varlen(query.device):
+        idx, cu = seg.tokens, seg.cu_seqlens
+        o, _ = _varlen(q[idx], k[idx], v[idx], cu, cu, seg.max_len, seg.max_len, scale, seg.causal)
+        out[idx] = o
         return out.view(b, width, heads, d)
     for index, valid in seg.buckets:
         qb = q[index].transpose(1, 2)  # (n, heads, L, d)
@@ -349,7 +381,7 @@ def _shared(
     rows, heads, width, d = query.shape
     pk, pv = sp.keys[layer], sp.values[layer]  # (p, kv heads, P, d)
     q = _flat(query)  # (rows·S, heads, d)
-    if query.device.type == "cuda":
+    if uses_varlen(query.device):
         out_a, lse_a, out_b, lse_b = _shared_cuda(q, _flat(key), _flat(value), pk, pv, sp, scale)
     else:
         # A: every suffix token of a prefix's rows against that prefix (no per-row copies).
@@ -385,60 +417,42 @@ def _shared_cuda(
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Both parts of :func:`_shared` with ``varlen_attn`` (flat suffix tokens (rows·S, h, d))."""
-    from torch.nn.attention.varlen import AuxRequest, varlen_attn
-
-    heads = q.shape[1]
-    gqa = k.shape[1] != heads
-    aux = AuxRequest(lse=True)
     # A: queries grouped by prefix, keys the prefix's real positions.
     qa_index = sp.group_index[sp.group_valid]
     per_prefix = sp.group_valid.sum(dim=1)
-    cu_q = torch.zeros(len(per_prefix) + 1, dtype=torch.int32, device=q.device)
-    cu_q[1:] = per_prefix.cumsum(0)
     positions = torch.arange(pk.shape[2], device=q.device)
     real = positions[None, :] < sp.prefix_len[:, None]  # (p, P)
-    keys_a = pk.transpose(1, 2)[real]  # (Σ prefix, kv heads, d)
-    vals_a = pv.transpose(1, 2)[real]
-    cu_k = torch.zeros(len(per_prefix) + 1, dtype=torch.int32, device=q.device)
-    cu_k[1:] = sp.prefix_len.cumsum(0)
-    oa, la = varlen_attn(
+    oa, la = _varlen(
         q[qa_index],
-        keys_a,
-        vals_a,
-        cu_q,
-        cu_k,
+        pk.transpose(1, 2)[real],  # (Σ prefix, kv heads, d)
+        pv.transpose(1, 2)[real],
+        _cumulative(per_prefix),
+        _cumulative(sp.prefix_len),
         int(per_prefix.max()),
         int(sp.prefix_len.max()),
-        return_aux=aux,
-        scale=scale,
-        enable_gqa=gqa,
+        scale,
+        False,
     )
     out_a = q.new_zeros(q.shape)
     lse_a = torch.full(q.shape[:2], -torch.inf, device=q.device)
     out_a[qa_index] = oa
-    lse_a[qa_index] = la.float()
+    lse_a[qa_index] = la
     # B: each row's own suffix tokens, causally.
     t = torch.arange(sp.width, device=q.device)
     own = t[None, :] < sp.suffix_len[:, None]
     idx = (torch.arange(len(sp.suffix_len), device=q.device)[:, None] * sp.width + t)[own]
-    cu_s = torch.zeros(len(sp.suffix_len) + 1, dtype=torch.int32, device=q.device)
-    cu_s[1:] = sp.suffix_len.cumsum(0)
     longest = int(sp.suffix_len.max())
-    ob, lb = varlen_attn(
-        q[idx],
-        k[idx],
-        v[idx],
-        cu_s,
-        cu_s,
-        longest,
-        longest,
-        return_aux=aux,
-        scale=scale,
-        window_size=(-1, 0),
-        enable_gqa=gqa,
-    )
+    cu = _cumulative(sp.suffix_len)
+    ob, lb = _varlen(q[idx], k[idx], v[idx], cu, cu, longest, longest, scale, True)
     out_b = q.new_zeros(q.shape)
     lse_b = torch.full(q.shape[:2], -torch.inf, device=q.device)
     out_b[idx] = ob
-    lse_b[idx] = lb.float()
+    lse_b[idx] = lb
     return out_a, lse_a, out_b, lse_b
+
+
+def _cumulative(lengths: torch.Tensor) -> torch.Tensor:
+    """Cumulative sequence starts (n + 1,) int32, as varlen kernels take them."""
+    out = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=lengths.device)
+    out[1:] = lengths.cumsum(0)
+    return out
