@@ -26,9 +26,11 @@ tokens with and without dense masks. See docs/performance.md ("Attention without
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -299,8 +301,8 @@ def layout_table(args: argparse.Namespace) -> None:
 # -- memory of one packed sequence: mask-free vs dense ---------------------------------------------
 
 
-def memory_sweep(args: argparse.Namespace) -> None:
-    """Peak memory of packed sequences of T tokens (rows of ``--row-tokens``), both paths."""
+def sweep_one(total: int, layout: str, args: argparse.Namespace) -> dict[str, float]:
+    """Peak memory of one packed run of ``total`` tokens in ``layout`` (after a warm-up)."""
     import torch
     import transformers
 
@@ -311,32 +313,57 @@ def memory_sweep(args: argparse.Namespace) -> None:
     shape = LLAMA_SHAPES["tiny"] if args.cpu_smoke else SWEEP_SHAPE
     model = random_scorer(shape, tok, args.device, torch.float32)
     rng = random.Random(0)
+
+    def rows(n: int) -> list[Any]:
+        return [
+            EncodedRow([rng.randrange(10, 1000) for _ in range(args.row_tokens)]) for _ in range(n)
+        ]
+
+    args.pack_length, args.budget = total, 4 * total
+    with torch.inference_mode():
+        score(model, rows(2), layout, args)  # one-time allocations are not counted
+        r = score(model, rows(max(1, total // args.row_tokens)), layout, args)
+    return {"peak_mb": r["peak_mb"], "seconds": r["seconds"]}
+
+
+def memory_sweep(args: argparse.Namespace) -> None:
+    """Peak memory of one packed sequence of T tokens (rows of ``--row-tokens``), both paths,
+    each measured in a fresh process."""
     print(
-        f"== packed-layout peak memory on {args.device}, float32 Llama ({args.row_tokens}-token rows) =="
+        f"== packed-layout peak memory on {args.device}, float32 Llama "
+        f"{'tiny' if args.cpu_smoke else SWEEP_SHAPE} ({args.row_tokens}-token rows; "
+        "memory added during the run, each in its own process) =="
     )
     head = f"{'tokens':>7} {'mask-free MB':>12} {'dense MB':>9} {'mask-free s':>11} {'dense s':>8}"
     print(head + "\n" + "-" * len(head))
-    previous: tuple[float, float] | None = None
-    growth = []
+    found: list[tuple[float, float]] = []
     for total in args.memory_sweep:
-        rows = [
-            EncodedRow([rng.randrange(10, 1000) for _ in range(args.row_tokens)])
-            for _ in range(max(1, total // args.row_tokens))
-        ]
-        args.pack_length, args.budget = total, 4 * total
-        with torch.inference_mode():
-            free = score(model, rows, "packed", args)
-            dense = score(model, rows, "packed-dense", args)
+        got = {}
+        for layout in ("packed", "packed-dense"):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--sweep-one",
+                f"{total},{layout}",
+                "--device",
+                args.device,
+            ]
+            cmd += ["--row-tokens", str(args.row_tokens)] + (
+                ["--cpu-smoke"] if args.cpu_smoke else []
+            )
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                sys.exit(f"error: {total} tokens, {layout}: {proc.stderr.strip()[-500:]}")
+            got[layout] = json.loads(proc.stdout.strip().splitlines()[-1])
+        free, dense = got["packed"], got["packed-dense"]
         print(
             f"{total:7d} {free['peak_mb']:12.0f} {dense['peak_mb']:9.0f} "
             f"{free['seconds']:11.2f} {dense['seconds']:8.2f}",
             flush=True,
         )
-        if previous is not None:
-            growth.append((free["peak_mb"] / previous[0], dense["peak_mb"] / previous[1]))
-        previous = (max(free["peak_mb"], 1e-3), max(dense["peak_mb"], 1e-3))
-    for free_x, dense_x in growth:
-        print(f"doubling the tokens: mask-free memory ×{free_x:.2f}, dense ×{dense_x:.2f}")
+        found.append((max(free["peak_mb"], 1e-3), max(dense["peak_mb"], 1e-3)))
+    for (f0, d0), (f1, d1) in itertools.pairwise(found):
+        print(f"next size: mask-free memory ×{f1 / f0:.2f}, dense ×{d1 / d0:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on the CPU (seconds)")
     p.add_argument("--memory-sweep", default="", help="packed tokens, e.g. 4096,8192,16384")
     p.add_argument("--row-tokens", type=int, default=512)
+    p.add_argument("--sweep-one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.sweep_one:
+        total, layout = args.sweep_one.split(",")
+        print(json.dumps(sweep_one(int(total), layout, args)))
+        return 0
     if args.prepare:
         prepare(args.data_dir, args.prepare, args.pairs, args.groups, args.prompt_tokens)
         return 0
