@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rewardkit-installed
 
-.PHONY: setup tserve demo test test-fast lint format bench clean
+.PHONY: setup tserve peers demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ $(TSERVE_STAMP): $(STAMP)
 
 tserve: $(TSERVE_STAMP)
 
+# The trainers' own code against rewardkit's adapters (benchmarks/peer_contracts.py): TRL from
+# .venv, verl and OpenRLHF each in its own venv under $(PEERS_DIR), built on first use (torch
+# pinned to the CPU build; OpenRLHF without its CUDA-only dependencies). Fails when a check fails
+# or a venv cannot be built; tests/test_peer_contracts.py uses the same venvs and skips without.
+PEERS_DIR ?= .venv-peers
+peers: setup
+	PYTHON=$(PYTHON) REWARDKIT_PEERS_DIR=$(PEERS_DIR) $(PY) benchmarks/peer_contracts.py --build --require
+
 demo: setup
 	$(VENV)/bin/rewardkit eval --reward default --reward judge:default --reward rule:length --data sample --out out/demo
 
@@ -58,4 +66,4 @@ bench: setup
 	$(PY) benchmarks/scoring.py
 
 clean:
-	rm -rf $(VENV) $(TSERVE_VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TSERVE_VENV) $(PEERS_DIR) out .pytest_cache .ruff_cache

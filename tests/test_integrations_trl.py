@@ -184,7 +184,9 @@ def test_grpo_trainer_end_to_end(tmp_path):
 
 
 def _trl_advantages(rewards_per_func, weights, G, aggregation):
-    """TRL 1.16 GRPOTrainer's advantage lines (``_generate_and_score_completions``) with its nanstd."""
+    """TRL 1.16 GRPOTrainer's advantage lines (``_generate_and_score_completions``, default
+    ``scale_rewards="group"``) copied here with its nanstd: a fast replay. Every mode is checked
+    with TRL's own trainer in tests/test_peer_contracts.py (benchmarks/peer_contracts.py)."""
     import torch
     from trl.trainer.utils import nanstd
 

@@ -1,11 +1,14 @@
 """verl compute_score and OpenRLHF reward_func adapters, driven the way those trainers call them.
 
-verl and OpenRLHF are not installed (they need GPUs and pin their own stacks); these tests load the
-adapter files by path as both do (importlib ``spec_from_file_location``), bind config kwargs with
-``functools.partial`` as verl's ``get_custom_reward_fn`` does, and replay their reward-manager
-loops: verl's NaiveRewardManager (keyword call, ``result["score"]``, every key appended to
-``reward_extra_info``) and BatchRewardManager (``data_sources=, solution_strs=, ground_truths=,
-extra_infos=``); OpenRLHF's ``reward_func(queries, prompts, labels)`` → rewards/scores/extra_logs.
+Fast replays, without the peers installed: these tests load the adapter files by path as both do
+(importlib ``spec_from_file_location``), bind config kwargs with ``functools.partial`` as verl's
+``get_custom_reward_fn`` does, and replay the reward-manager loops as written down from verl 0.9.1
+and OpenRLHF 0.11.2: verl's NaiveRewardManager (keyword call, ``result["score"]``, every key
+appended to ``reward_extra_info``) and BatchRewardManager (``data_sources=, solution_strs=,
+ground_truths=, extra_infos=``); OpenRLHF's ``reward_func(queries, prompts, labels)`` →
+rewards/scores/extra_logs. The same contracts are proved with the peers' own code (verl's reward
+loop and managers, OpenRLHF's remote-RM client against ``rewardkit serve``) in their own venvs by
+``benchmarks/peer_contracts.py`` (``make peers``, tests/test_peer_contracts.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ Formulas (card C1):
 
 - GRPO: ``A_i = (r_i − mean_g) / (std_g + ε)``; ``std`` sample (ddof=1) by default.
 - Dr. GRPO: ``A_i = r_i − mean_g`` (``scale="none"``).
+- Group mean, batch std (``scale="batch"``, TRL's ``scale_rewards="batch"``):
+  ``A_i = (r_i − mean_g) / (std_batch + ε)`` with one std over every non-NaN reward of the batch.
 - RLOO: ``A_i = r_i − mean_{j≠i, j∈g} r_j``.
 - Batch ("REINFORCE++"): ``A_i = (r_i − mean) / (std + ε)`` over the whole batch.
 
@@ -31,7 +33,7 @@ import numpy as np
 TRL: dict[str, Any] = {"ddof": 1, "eps": 1e-4, "singleton": "zero"}
 #: verl ``compute_grpo_outcome_advantage``: ddof=1, ε=1e-6, a singleton group keeps its raw reward.
 VERL: dict[str, Any] = {"ddof": 1, "eps": 1e-6, "singleton": "raw"}
-SCALES = ("std", "none")
+SCALES = ("std", "batch", "none")
 SINGLETONS = ("zero", "raw")
 
 
@@ -130,11 +132,13 @@ def group_normalize(
     scale: str = "std",
     singleton: str = "zero",
 ) -> np.ndarray:
-    """Card C1 — GRPO group normalization ``(r − mean_g) / (std_g + ε)`` (``scale="none"``: Dr. GRPO).
+    """Card C1 — GRPO group normalization ``(r − mean_g) / (std_g + ε)`` (``scale="none"``: Dr. GRPO;
+    ``scale="batch"``: the batch std instead of the group's).
 
     ``[1, 2, 3]`` → ``[−1, 0, 1]`` (ddof=1), ``[−1.224745, 0, 1.224745]`` (ddof=0); ``[1, 0, 0, 0]``
-    → ``[1.5, −0.5, −0.5, −0.5]``. Pass ``**TRL`` or ``**VERL`` to match those trainers exactly.
-    Returns float64 (n,).
+    → ``[1.5, −0.5, −0.5, −0.5]``; ``[1, 2, 3, 5, 5, 5]`` in groups of 3, ``scale="batch"``, ε=0 →
+    ``[−0.567962, 0, 0.567962, 0, 0, 0]``. Pass ``**TRL`` or ``**VERL`` to match those trainers
+    exactly. Returns float64 (n,).
     """
     _check(scale, singleton, ddof, eps)
     r = as_rewards(rewards)
@@ -145,6 +149,10 @@ def group_normalize(
         # all-equal groups have std 0 and numerator 0; a 1-member ddof=1 group has no std
         den = np.where(np.isnan(st.std), 1.0, st.std) + eps
         out = np.divide(out, den, out=np.zeros_like(out), where=den > 0)
+    elif scale == "batch":
+        ok = r[~np.isnan(r)]
+        den = (float(np.std(ok, ddof=ddof)) if ok.size > ddof else 1.0) + eps
+        out = out / den if den > 0 else np.where(np.isnan(out), np.nan, 0.0)
     single = st.n == 1
     if single.any():  # "raw": verl's mean 0, std 1 → r / (1 + ε) (just r without scaling)
         raw = r[single] / (1.0 + eps) if scale == "std" else r[single]

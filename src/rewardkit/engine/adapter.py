@@ -17,7 +17,7 @@ forward signature never changes and no state passes through attributes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,29 @@ class ModelAdapter(ABC):
         if body is None:
             raise TypeError(f"{type(self).__name__} has no backbone to read hidden states from")
         return body(**batch.model_inputs()).last_hidden_state
+
+
+class OwnForwardAdapter(ModelAdapter):
+    """A model run by its own forward on a batch's ids and mask (no backbone, padded layout
+    only); ``readout(batch, output)`` turns the model's output into scores (b,) or (b, k)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        pad_token_id: int,
+        readout: Callable[[Batch, Any], torch.Tensor],
+    ) -> None:
+        self.model = model
+        self._pad = int(pad_token_id)
+        self.readout = readout
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._pad
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        return self.readout(batch, out)
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -15,17 +15,16 @@ the chosen layout, lays them out as the padded batch would have had them, and ha
 adapter in :attr:`Batch.hidden`; the adapter's readout is the same code in every layout.
 
 :class:`ModelBackedReward` is the :class:`~rewardkit.types.Reward` side: it holds an engine
-built from :meth:`ModelBackedReward.model_adapter`. Rewards that still implement the older
-``forward(input_ids, attention_mask, token_type_ids)`` method get an adapter wrapping it
-(:class:`RewardForward`), so both paths share this engine.
+built from :meth:`ModelBackedReward.model_adapter`; each reward family has its own adapter (the
+model families', the shared causal-LM one of judges, log-prob and PRM rewards, …).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator, Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,7 +42,6 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
-from rewardkit.engine.legacy import RewardForward
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
@@ -352,83 +350,30 @@ class ModelBackedReward(Reward):
     """Base class of rewards computed by a neural model through an :class:`Engine`.
 
     A subclass encodes queries (:meth:`encode`) and gives the engine its model through
-    :meth:`model_adapter`. Older subclasses instead implement :meth:`forward` (and
-    :attr:`pad_token_id`, :meth:`backbone`, :attr:`causal`, :attr:`layouts`); the default
-    :meth:`model_adapter` wraps them in :class:`RewardForward`.
+    :meth:`model_adapter`; the engine does the rest.
     """
 
     capabilities = frozenset({Capability.MODEL_BACKED})
-
-    #: Whether :meth:`forward` takes ``response_start`` (older subclasses; see RewardForward).
-    uses_response_start: bool = False
-    #: Layouts beyond "padded" that an older subclass's forward supports ("packed", "shared").
-    layouts: frozenset[str] = frozenset()
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self._cache: ScoreCache | None = None
         self.device = torch.device("cpu")  # subclasses move their model and set this
         self._engine: Engine | None = None
-        self._given_hidden: torch.Tensor | None = None
 
     # -- what a subclass provides -------------------------------------------------------------
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         """Token ids for each query, already fitted to the length limit."""
         raise NotImplementedError(f"{type(self).__name__} does not encode queries")
 
+    @abstractmethod
     def model_adapter(self) -> ModelAdapter:
-        """The adapter the engine runs (default: this reward's own :meth:`forward`)."""
-        return RewardForward(self)
-
-    # -- the older subclass interface (RewardForward) -------------------------------------------
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Scores of a right-padded batch: shape (b,) or (b, k)."""
-        raise TypeError(f"{type(self).__name__} scores through its model adapter, not forward")
+        """The adapter the engine runs (one model, one ``forward(batch)``)."""
 
     @property
     def pad_token_id(self) -> int:
         """The id used to pad batches."""
         return self.engine.adapter.pad_token_id
-
-    def backbone(self) -> torch.nn.Module | None:
-        """The transformer body whose ``last_hidden_state`` :meth:`forward` reads (or None)."""
-        return None
-
-    @property
-    def causal(self) -> bool:
-        """Whether the backbone attends causally (decoders) rather than both ways (encoders)."""
-        return True
-
-    def hidden(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Last hidden states (b, w, H) of a right-padded batch, as :meth:`forward` reads them
-        (in the shared and packed layouts, the engine's, handed in by :class:`RewardForward`)."""
-        if self._given_hidden is not None:
-            return self._given_hidden
-        body = self.backbone()
-        assert body is not None, f"{type(self).__name__} has no backbone"
-        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        return body(**kwargs).last_hidden_state
-
-    @contextlib.contextmanager
-    def given_hidden(self, hidden: torch.Tensor | None) -> Iterator[None]:
-        """Within the block, :meth:`hidden` returns ``hidden`` instead of running the model."""
-        self._given_hidden = hidden
-        try:
-            yield
-        finally:
-            self._given_hidden = None
 
     # -- the engine ---------------------------------------------------------------------------
     @property

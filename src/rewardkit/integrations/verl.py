@@ -1,15 +1,18 @@
 """verl adapter: ``compute_score`` for ``custom_reward_function`` (NaiveRewardManager and friends).
 
 verl calls ``compute_score(data_source=, solution_str=, ground_truth=, extra_info=, **reward_kwargs)``
-once per response, where ``reward_kwargs`` come from ``custom_reward_function.reward_kwargs`` in the
-trainer config; when the result is a dict it takes ``result["score"]`` as the reward and collects
-every key into ``reward_extra_info`` (logged, and what verl's multi-reward/GDPO options read). So::
+once per response, where ``reward_kwargs`` come from ``reward.custom_reward_function.reward_kwargs``
+in the trainer config (verl 0.9; older configs' top-level ``custom_reward_function`` is moved
+there); when the result is a dict it takes ``result["score"]`` as the reward and collects every key
+into ``reward_extra_info`` (logged, and what verl's multi-reward/GDPO options read; its reward loop
+takes the keys of the first response and reads them from all). So::
 
-    custom_reward_function:
-      path: /path/to/site-packages/rewardkit/integrations/verl.py
-      name: compute_score
-      reward_kwargs:
-        spec: {"route": {"openai/gsm8k": "rule:gsm8k", "hh": "classifier:PATH"}}
+    reward:
+      custom_reward_function:
+        path: /path/to/site-packages/rewardkit/integrations/verl.py
+        name: compute_score
+        reward_kwargs:
+          spec: {"route": {"openai/gsm8k": "rule:gsm8k", "hh": "classifier:PATH"}}
 
 returns ``{"score": s, "applies": 1.0|0.0, "<component>": v, ...}`` with the same keys for every
 response of a spec (ensemble members or hybrid parts as components). The reward is built once

@@ -41,14 +41,6 @@ class MultimodalReward(ModelBackedReward):
     def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
         """Scores of a batch of rows: shape (b,) or (b, k)."""
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        raise TypeError(f"{type(self).__name__} scores rows with run_batch, not forward")
-
     def model_adapter(self) -> ModelAdapter:
         return RowsAdapter(self)
 

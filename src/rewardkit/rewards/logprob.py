@@ -23,21 +23,12 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
-from rewardkit.models.loading import (
-    fit_max_length,
-    load_causal_lm_shared,
-    load_tokenizer,
-    resolve_device,
-    resolve_model,
-    set_threads,
-)
+from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
+from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
 
 REDUCTIONS = ("sum", "mean", "norm")
 _REDUCE_ALIASES = {"sum": "sum", "mean": "mean", "avg": "mean", "norm": "norm"}
-#: Positions whose logits are computed at once (bounds memory: CHUNK × vocabulary floats).
-LOGIT_CHUNK = 512
 
 
 def reduction_name(how: str) -> str:
@@ -103,14 +94,13 @@ class SequenceLogProbReward(ModelBackedReward):
     a row has no prediction and is never scored (it is the BOS token or a prompt token unless
     truncation removed the whole prompt).
 
-    Only the decoder runs over the batch; the LM head is applied to the response positions
-    alone, in chunks of :data:`LOGIT_CHUNK`, and log-softmax is taken in float32, so memory does
-    not grow with vocabulary × sequence length.
+    The model runs through :class:`~rewardkit.models.causal_lm.CausalLMAdapter`: only the decoder
+    runs over the batch, and the LM head is applied to the response positions alone
+    (:meth:`~rewardkit.models.causal_lm.CausalLM.response_logprobs`), so memory does not grow
+    with vocabulary × sequence length.
     """
 
     objectives = ("sum", "mean", "norm", "tokens")
-    uses_response_start = True
-    layouts = frozenset({"packed", "shared"})
 
     def __init__(
         self,
@@ -121,12 +111,11 @@ class SequenceLogProbReward(ModelBackedReward):
         append_eos: bool = True,
     ) -> None:
         super().__init__(config)
-        set_threads(self.config.threads)
-        resolved = resolve_model(model)
+        self.lm = CausalLM.load(model, self.config)
         self.model_name = model
-        self.tokenizer = load_tokenizer(resolved.source)
-        self.device = resolve_device(self.config.device)
-        self.model = load_causal_lm_shared(resolved.source, self.config.dtype, self.device)
+        self.tokenizer = self.lm.tokenizer
+        self.device = self.lm.device
+        self.model = self.lm.model
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
         if self.use_chat_template and not has_template:
@@ -134,18 +123,10 @@ class SequenceLogProbReward(ModelBackedReward):
                 f"{model}: use_chat_template=True but the tokenizer has no chat template"
             )
         self.append_eos = append_eos
-        self._decoder = getattr(self.model, self.model.base_model_prefix)
-        self._head = self.model.get_output_embeddings()
-        self._softcap = getattr(self.model.config, "final_logit_softcapping", None)
-        self.max_length = fit_max_length(
-            self.model.config,
-            self.tokenizer,
-            self.config.max_length,
-            self.config.default_max_length,
-        )
+        self.max_length = self.lm.max_length(self.config)
         self._identity = {
             "class": "SequenceLogProbReward",
-            **resolved.identity,
+            **self.lm.resolved.identity,
             "template": stable_hash(self.tokenizer.chat_template)
             if self.use_chat_template
             else {"plain": "\n\n", "eos": append_eos},
@@ -156,12 +137,8 @@ class SequenceLogProbReward(ModelBackedReward):
     def identity(self) -> dict[str, Any]:
         return self._identity
 
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
-
-    def backbone(self) -> torch.nn.Module:
-        return self._decoder
+    def model_adapter(self) -> CausalLMAdapter:
+        return CausalLMAdapter(self.lm, self.readout)
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         if self.use_chat_template:
@@ -174,41 +151,11 @@ class SequenceLogProbReward(ModelBackedReward):
             append_eos=self.append_eos,
         )
 
-    def _token_logprobs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_start: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row index, log-prob) of every scored response token in a right-padded batch."""
-        hidden = self.hidden(input_ids, attention_mask)
-        width = input_ids.shape[1]
-        pos = torch.arange(width, device=input_ids.device)[None, :]
-        lengths = attention_mask.sum(dim=1)[:, None]
-        start = response_start.clamp(min=1)[:, None]
-        scored = (pos >= start) & (pos < lengths) & (response_start[:, None] >= 0)
-        rows, cols = scored.nonzero(as_tuple=True)
-        h = hidden[rows, cols - 1]  # the hidden state before a token predicts it
-        targets = input_ids[rows, cols]
-        out = torch.empty(rows.shape[0], dtype=torch.float64, device=input_ids.device)
-        for lo in range(0, rows.shape[0], LOGIT_CHUNK):
-            hi = min(lo + LOGIT_CHUNK, rows.shape[0])
-            logits = self._head(h[lo:hi]).float()
-            if self._softcap:
-                logits = torch.tanh(logits / self._softcap) * self._softcap
-            picked = logits.gather(1, targets[lo:hi, None])[:, 0]
-            out[lo:hi] = (picked - torch.logsumexp(logits, dim=1)).double()
-        return rows, out
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        response_start: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if response_start is None:
-            raise ValueError("SequenceLogProbReward.forward needs response_start (run the engine)")
-        rows, lp = self._token_logprobs(input_ids, attention_mask, response_start)
-        b = input_ids.shape[0]
-        zeros = torch.zeros(b, dtype=torch.float64, device=input_ids.device)
+    def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
+        """(b, 4) float64: sum, mean, −L2 norm and count of each row's response log-probs."""
+        rows, lp = self.lm.response_logprobs(batch, hidden)
+        b = batch.input_ids.shape[0]
+        zeros = torch.zeros(b, dtype=torch.float64, device=batch.input_ids.device)
         total = zeros.index_add(0, rows, lp)
         squares = zeros.index_add(0, rows, lp * lp)
         count = zeros.index_add(0, rows, torch.ones_like(lp))
@@ -217,12 +164,12 @@ class SequenceLogProbReward(ModelBackedReward):
 
     def token_logprobs(self, queries: Sequence[Query]) -> list[np.ndarray]:
         """The per-token log-probs of each query's response tokens (uncached; for inspection)."""
+        engine = self.engine
         out = []
         with torch.inference_mode():
             for row in self.encode(list(queries)):
-                ids = torch.tensor([row.input_ids], dtype=torch.long, device=self.device)
-                start = torch.tensor([row.response_start], dtype=torch.long, device=self.device)
-                _, lp = self._token_logprobs(ids, torch.ones_like(ids), start)
+                batch = engine.make_batch([row])
+                _, lp = self.lm.response_logprobs(batch, engine.adapter.last_hidden(batch))
                 out.append(lp.cpu().numpy())
         return out
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.engine.adapter import Batch, OwnForwardAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
 from rewardkit.engine.truncation import fit_pair
@@ -118,6 +119,18 @@ def _single_layout(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """L2-normalised sentence embeddings (b, H) in float32: the first token's hidden state
+    (``cls``) or the mean over real tokens (``mean``), as sentence-transformers pools."""
+    hidden = hidden.float()
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        m = attention_mask.unsqueeze(-1).float()
+        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
 class EmbeddingSimilarityReward(ModelBackedReward):
     """Cosine of sentence embeddings: response vs reference (max over references) or prompt.
 
@@ -169,9 +182,12 @@ class EmbeddingSimilarityReward(ModelBackedReward):
     def identity(self) -> dict[str, Any]:
         return self._identity
 
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
+    def model_adapter(self) -> OwnForwardAdapter:
+        return OwnForwardAdapter(self.model, int(self.tokenizer.pad_token_id), self.readout)
+
+    def readout(self, batch: Batch, out: Any) -> torch.Tensor:
+        """The rows' sentence embeddings (b, H) from the encoder's output (:func:`pool`)."""
+        return pool(out.last_hidden_state, batch.attention_mask, self.pooling)
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         return self.encode_texts([q.response for q in queries])
@@ -188,21 +204,6 @@ class EmbeddingSimilarityReward(ModelBackedReward):
                 EncodedRow(self._head + f.response + self._tail, None, 0, f.response_dropped)
             )
         return rows
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        hidden = hidden.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            m = attention_mask.unsqueeze(-1).float()
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     def embed_run(self, texts: Sequence[str]) -> EngineRun:
         """One engine run embedding ``texts`` (cached, de-duplicated), with its statistics."""

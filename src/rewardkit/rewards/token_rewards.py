@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
@@ -69,24 +70,18 @@ class TokenLogProbReward(SequenceLogProbReward):
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "class": "TokenLogProbReward"}
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        response_start: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if response_start is None:
-            raise ValueError("TokenLogProbReward.forward needs response_start (run the engine)")
-        rows, lp = self._token_logprobs(input_ids, attention_mask, response_start)
+    def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
+        """(b, W) float64: each row's token log-probs from its response start, NaN-padded."""
+        rows, lp = self.lm.response_logprobs(batch, hidden)
+        response_start, device = batch.response_start, batch.input_ids.device
         starts = response_start.clamp(min=0)
-        lengths = attention_mask.sum(dim=1)
+        lengths = batch.attention_mask.sum(dim=1)
         width = int((lengths - starts).clamp(min=1).max())
-        out = torch.full((input_ids.shape[0], width), math.nan, dtype=torch.float64)
-        out = out.to(input_ids.device)
+        out = torch.full((batch.input_ids.shape[0], width), math.nan, dtype=torch.float64)
+        out = out.to(device)
         # The scored positions of a row are contiguous: response start (at least 1) to its end.
         first = response_start.clamp(min=1)
-        counts = torch.bincount(rows, minlength=input_ids.shape[0])
+        counts = torch.bincount(rows, minlength=batch.input_ids.shape[0])
         offset = torch.cumsum(counts, 0) - counts
         cols = (
             first[rows]

@@ -1,6 +1,7 @@
 """OpenRLHF's remote reward shape, so ``--remote_rm_url http://HOST:PORT/get_reward`` works as is.
 
-OpenRLHF's client (``openrlhf/utils/remote_rm_utils.py``) POSTs
+OpenRLHF's client (0.11: ``SingleTurnAgentExecutor._fetch_rewards_via_http`` in
+``openrlhf/utils/agent.py``) POSTs
 ``{"query": [prompt+response text, ...], "prompts": [prompt text, ...], "labels": [label, ...]}``
 and reads ``rewards`` (required), ``scores`` (optional, defaults to rewards) and ``extra_logs``
 (optional: ``{name: [one number per query]}``; it concatenates them as tensors and logs them).

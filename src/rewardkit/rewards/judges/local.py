@@ -18,17 +18,9 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import bos_prefix, render_slots
-from rewardkit.engine.execute import pad_rows
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
 from rewardkit.engine.truncation import fit_many
-from rewardkit.models.loading import (
-    fit_max_length,
-    load_causal_lm_shared,
-    load_tokenizer,
-    resolve_device,
-    resolve_model,
-    set_threads,
-)
+from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter, at_last
 from rewardkit.rewards.judges import verdict
 from rewardkit.rewards.judges.answers import (
     AnswerTokens,
@@ -60,20 +52,6 @@ from rewardkit.types import Capability, Query, prompt_text, text_queries
 DEFAULT_MODEL = "smollm2"
 
 
-def answer_logits(head: Any, config: Any, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
-    """Next-token logits (b, len(ids)) of token ``ids`` from hidden states ``h`` (b, H): only
-    the needed rows of the output embedding, with its bias and the model's logit soft-capping."""
-    rows = torch.tensor(list(ids), device=h.device)
-    logits = h @ head.weight[rows].float().T
-    bias = getattr(head, "bias", None)
-    if bias is not None:
-        logits = logits + bias[rows].float()
-    cap = getattr(config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
-
-
 def read_logits(logits: torch.Tensor, reader: Any) -> torch.Tensor:
     """Apply a numpy verdict reader to a batch of answer logits; float64 tensor on CPU."""
     return torch.from_numpy(np.asarray(reader(logits.double().cpu().numpy()), dtype=np.float64))
@@ -84,11 +62,11 @@ class AnswerTokenJudge(ModelBackedReward):
 
     Subclasses pick the kind (slots, templates, answer classes); :meth:`encode_slots` fills the
     slots (the first slot is the conversation, cut oldest-first; the others are responses, cut
-    fairly), and :meth:`last_hidden` returns the final hidden states of the real positions.
-    Its features are those hidden states at each query's last position.
+    fairly), and :meth:`readout` reads the verdict from the hidden states the shared
+    :class:`~rewardkit.models.causal_lm.CausalLMAdapter` gives it. Its features are the hidden
+    states at each query's last position.
     """
 
-    layouts = frozenset({"packed", "shared"})
     capabilities = ModelBackedReward.capabilities | {Capability.FEATURES}
 
     #: What the judge asks and reads (set by each judge class).
@@ -103,12 +81,11 @@ class AnswerTokenJudge(ModelBackedReward):
         self.options = opts
         self.output = opts.output
         super().__init__(config)
-        set_threads(self.config.threads)
-        resolved = resolve_model(model)
-        self.resolved = resolved
-        self.tokenizer = load_tokenizer(resolved.source)
-        self.device = resolve_device(self.config.device)
-        self.model = load_causal_lm_shared(resolved.source, self.config.dtype, self.device)
+        self.lm = CausalLM.load(model, self.config)
+        self.resolved = self.lm.resolved
+        self.tokenizer = self.lm.tokenizer
+        self.device = self.lm.device
+        self.model = self.lm.model
         self.slots = list(self.kind.slots)
         self.principle = principle_text(opts.principle, opts.rubric)
         self.template_name, self.template = load_judge_template(
@@ -119,28 +96,19 @@ class AnswerTokenJudge(ModelBackedReward):
         self._part_ids = [
             list(ids) for ids in self.tokenizer(parts, add_special_tokens=False)["input_ids"]
         ]
-        self.max_length = fit_max_length(
-            self.model.config,
-            self.tokenizer,
-            self.config.max_length,
-            self.config.default_max_length,
-        )
-        self._decoder = getattr(self.model, self.model.base_model_prefix)
-        self._head = self.model.get_output_embeddings()
+        self.max_length = self.lm.max_length(self.config)
         self._identity = self.base_identity()
         if self.kind.name in ("yes_no", "pairwise"):
             self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
             self._identity.update(self.answers.identity)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def model_adapter(self) -> CausalLMAdapter:
+        return CausalLMAdapter(self.lm, self.readout)
+
+    def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
         """The kind's reward read from the answer-token logits at each row's last position."""
-        h = self.last_hidden(input_ids, attention_mask)
-        return read_logits(self.answer_logits(h, self.answers.ids), self.answers.read)
+        h = at_last(hidden, batch.attention_mask).float()
+        return read_logits(self.lm.answer_logits(h, self.answers.ids), self.answers.read)
 
     def base_identity(self) -> dict[str, Any]:
         """What every judge's fingerprint holds: weights, template, rendered prompt, limits."""
@@ -156,13 +124,6 @@ class AnswerTokenJudge(ModelBackedReward):
 
     def identity(self) -> dict[str, Any]:
         return self._identity
-
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
-
-    def backbone(self) -> torch.nn.Module:
-        return self._decoder
 
     def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
@@ -212,30 +173,18 @@ class AnswerTokenJudge(ModelBackedReward):
             rows.append(EncodedRow(ids + list(suffix), None, f.prompt_dropped, f.response_dropped))
         return rows
 
-    def last_hidden(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, back: int = 0
-    ) -> torch.Tensor:
-        """Hidden states (b, H) in float32 at the ``back``-th real position from each row's end."""
-        hidden = self.hidden(input_ids, attention_mask)
-        last = attention_mask.sum(dim=1) - 1 - back
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
-
     def features(self, queries: Sequence[Query], batch_size: int = 8) -> np.ndarray:
         """Hidden states (n, H) at the last position of each query's judge prompt (what the
         answer-token logits read), in batches of ``batch_size`` rows."""
         rows = self.encode(text_queries(queries, self.name))
+        engine = self.engine
         out = []
         with torch.no_grad():
             for s in range(0, len(rows), batch_size):
-                chunk = [r.input_ids for r in rows[s : s + batch_size]]
-                ids, mask, _ = pad_rows(chunk, None, self.pad_token_id)
-                h = self.last_hidden(ids.to(self.device), mask.to(self.device))
+                batch = engine.make_batch(rows[s : s + batch_size])
+                h = at_last(engine.adapter.last_hidden(batch), batch.attention_mask)
                 out.append(h.float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float64)
-
-    def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
-        """Next-token logits (b, len(ids)) of the given token ids from hidden states ``h``."""
-        return answer_logits(self._head, self.model.config, h, ids)
 
 
 class YesNoJudgeReward(AnswerTokenJudge):
@@ -327,36 +276,24 @@ class RatingJudge(AnswerTokenJudge):
             [(prompt_text(q.prompt), q.response) for q in queries], suffix=self.suffix
         )
 
-    def rating_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-        """(b, 10) probabilities of the ratings 1…10 (float64)."""
-        hidden = self.hidden(input_ids, attention_mask)
-        b = torch.arange(hidden.shape[0], device=hidden.device)
-        last = attention_mask.sum(dim=1) - 1
-        h = hidden[b, last - (1 if self.suffix else 0)].float()
-        logits = self.answer_logits(h, self._flat).double().cpu().numpy()
+    def rating_probs(self, batch: Batch, hidden: torch.Tensor) -> np.ndarray:
+        """(b, 10) probabilities of the ratings 1…10 (float64) from a batch's hidden states."""
+        mask = batch.attention_mask
+        h = at_last(hidden, mask, 1 if self.suffix else 0).float()
+        logits = self.lm.answer_logits(h, self._flat).double().cpu().numpy()
         p = verdict.softmax(verdict.class_scores(logits, self._sizes))
         if self.ten_ids:
             return p
         # over 1…9, where "1" holds 1 and 10: split it with q = P("0" | …, "1")
-        after_one = self._head(hidden[b, last]).double()
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:
-            after_one = torch.tanh(after_one / cap) * cap
+        after_one = self.lm.logits(at_last(hidden, mask), torch.float64)
         assert self.zero_id is not None
         q = torch.softmax(after_one, dim=1)[:, self.zero_id].cpu().numpy()
         return np.concatenate(
             [(p[:, 0] * (1 - q))[:, None], p[:, 1:], (p[:, 0] * q)[:, None]], axis=1
         )
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return torch.from_numpy(
-            verdict.rating(self.rating_probs(input_ids, attention_mask), self.output)
-        )
+    def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(verdict.rating(self.rating_probs(batch, hidden), self.output))
 
 
 class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
@@ -401,15 +338,10 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         raise TypeError(f"{self.name}: a listwise judge encodes groups (rank_many), not queries")
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
         """Log-scores (b, 9) of the labels 1…9 as the first answer token."""
         flat = [i for ids in self.label_ids for i in ids]
-        logits = self.answer_logits(self.last_hidden(input_ids, attention_mask), flat)
+        logits = self.lm.answer_logits(at_last(hidden, batch.attention_mask).float(), flat)
         return read_logits(logits, lambda x: label_scores(x, self.label_ids))
 
 

@@ -19,6 +19,7 @@ import torch
 
 from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
+from rewardkit.models.causal_lm import at_last, select_logits, softcap_of
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
 from rewardkit.rewards.judges.answers import AnswerTokens, label_scores, label_token_ids
@@ -27,7 +28,7 @@ from rewardkit.rewards.judges.listwise import (
     ListwiseJudging,
     expand_template,
 )
-from rewardkit.rewards.judges.local import answer_logits, read_logits
+from rewardkit.rewards.judges.local import read_logits
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.template import (
     LISTWISE,
@@ -87,6 +88,8 @@ class VLMJudge(MultimodalReward):
         )
         self._decoder = getattr(self.model, self.model.base_model_prefix)
         self._head = self.model.get_output_embeddings()
+        text_config = getattr(self.model.config, "text_config", None) or self.model.config
+        self._softcap = softcap_of(text_config)
         self.principle = principle_text(opts.principle, opts.rubric)
         self.template_name, text = judge_template(self.kind, opts.template, self.principle)
         self.pieces = split_template(text, self.kind.slots)
@@ -169,14 +172,11 @@ class VLMJudge(MultimodalReward):
                     v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)
                 )
         hidden = self._decoder(**inputs).last_hidden_state
-        last = inputs["attention_mask"].sum(dim=1) - 1
-        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
-        return self.read_hidden(h)
+        return self.read_hidden(at_last(hidden, inputs["attention_mask"]).float())
 
     def logits_of(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (b, len(ids)) of ``ids`` from last hidden states ``h``."""
-        config = getattr(self.model.config, "text_config", None) or self.model.config
-        return answer_logits(self._head, config, h, ids)
+        return select_logits(self._head, h, ids, self._softcap)
 
     def read_hidden(self, h: torch.Tensor) -> torch.Tensor:
         """The kind's reward from the last hidden states (yes/no and pairwise answer tokens)."""

@@ -23,9 +23,11 @@ import numpy as np
 import torch
 import transformers
 
+from rewardkit.engine.adapter import Batch, ModelAdapter, OwnForwardAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
 from rewardkit.models.loading import (
     fit_max_length,
     load_causal_lm_shared,
@@ -95,10 +97,31 @@ def tag_positions(ids: Sequence[int], start: int, tag_id: int) -> list[int]:
     return [i for i in range(max(start, 0), len(ids)) if ids[i] == tag_id]
 
 
-class StepScorer(ModelBackedReward):
-    """The engine side of a PRM: (prompt, steps) rows → one score per tagged step."""
+def batch_tags(batch: Batch, tag_id: int) -> torch.Tensor:
+    """(b, w) bool: where a batch's rows hold the step tag in their response part."""
+    ids = batch.input_ids
+    pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
+    tags = (ids == tag_id) & (pos >= batch.response_start[:, None].clamp(min=0))
+    return tags & (pos < batch.attention_mask.sum(dim=1)[:, None])
 
-    uses_response_start = True
+
+def per_step(tags: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """(b, S) step scores: ``values`` (one per tag, in ``tags.nonzero()`` order) placed at
+    their step's rank in the row, NaN past a row's steps."""
+    rows, cols = tags.nonzero(as_tuple=True)
+    counts = tags.sum(dim=1)
+    width = max(int(counts.max()) if counts.numel() else 0, 1)
+    out = torch.full((tags.shape[0], width), float("nan"), device=tags.device)
+    rank = torch.cumsum(tags.long(), dim=1)[rows, cols] - 1
+    out[rows, rank] = values
+    return out
+
+
+class StepScorer(ModelBackedReward):
+    """The engine side of a PRM: (prompt, steps) rows → one score per tagged step, read from a
+    token classifier's own forward (qwen convention, :class:`OwnForwardAdapter`) or from a causal
+    LM's good/bad token logits at the tags (shepherd convention, the shared
+    :class:`CausalLMAdapter`)."""
 
     def __init__(
         self,
@@ -151,8 +174,7 @@ class StepScorer(ModelBackedReward):
                     f"has {labels} labels"
                 )
             self.good_bad: tuple[int, int] | None = None
-            self._decoder = None
-            self._head = None
+            self.lm: CausalLM | None = None
         else:
             self.tag_id = int(tok.encode(self.convention.tag)[-1])  # as Math-Shepherd's code
             ids = tok(f"{self.convention.good} {self.convention.bad}", add_special_tokens=False)
@@ -163,9 +185,7 @@ class StepScorer(ModelBackedReward):
                 )
             self.good_bad = (int(ids["input_ids"][0]), int(ids["input_ids"][1]))
             self.model = load_causal_lm_shared(source, self.config.dtype, self.device)
-            self._decoder = getattr(self.model, self.model.base_model_prefix)
-            self._head = self.model.get_output_embeddings()
-            self.layouts = frozenset({"packed", "shared"})
+            self.lm = CausalLM(self.model, tok, resolved, self.device)
         self.use_chat_template = self.convention.chat and bool(getattr(tok, "chat_template", None))
         self.max_length = fit_max_length(
             self.model.config, tok, self.config.max_length, self.config.default_max_length
@@ -188,12 +208,12 @@ class StepScorer(ModelBackedReward):
     def identity(self) -> dict[str, Any]:
         return self._identity
 
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
-
-    def backbone(self) -> torch.nn.Module | None:
-        return self._decoder
+    def model_adapter(self) -> ModelAdapter:
+        if self.lm is None:
+            return OwnForwardAdapter(
+                self.model, int(self.tokenizer.pad_token_id), self.read_classifier
+            )
+        return CausalLMAdapter(self.lm, self.read_good_bad)
 
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
         """Rows of queries whose response is already the tagged step text."""
@@ -210,36 +230,22 @@ class StepScorer(ModelBackedReward):
         """The query the model reads: the convention's system prompt and the tagged steps."""
         return tagged_query(self.convention, query, steps)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        response_start: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if response_start is None:
-            raise ValueError("StepScorer.forward needs response_start (run the engine)")
-        pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
-        lengths = attention_mask.sum(dim=1)[:, None]
-        tags = (input_ids == self.tag_id) & (pos >= response_start[:, None].clamp(min=0))
-        tags &= pos < lengths
+    def read_classifier(self, batch: Batch, out: Any) -> torch.Tensor:
+        """Step scores P(label 1) from a token classifier's logits (b, w, 2) at the tags
+        (``out.logits``, or the first output of remote-code PRMs returning a tuple)."""
+        logits = out.logits if hasattr(out, "logits") else out[0]
+        tags = batch_tags(batch, self.tag_id)
         rows, cols = tags.nonzero(as_tuple=True)
-        if self.good_bad is None:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-            logits = out.logits if hasattr(out, "logits") else out[0]
-            values = torch.softmax(logits[rows, cols].float(), dim=-1)[:, 1]
-        else:
-            hidden = self.hidden(input_ids, attention_mask)
-            head = self._head
-            assert head is not None
-            logits = head(hidden[rows, cols]).float()[:, list(self.good_bad)]
-            values = torch.softmax(logits, dim=-1)[:, 0]
-        counts = tags.sum(dim=1)
-        width = max(int(counts.max()) if counts.numel() else 0, 1)
-        out_t = torch.full((input_ids.shape[0], width), float("nan"), device=input_ids.device)
-        rank = torch.cumsum(tags.long(), dim=1)[rows, cols] - 1
-        out_t[rows, rank] = values
-        return out_t
+        return per_step(tags, torch.softmax(logits[rows, cols].float(), dim=-1)[:, 1])
+
+    def read_good_bad(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
+        """Step scores P(good) over {good, bad} from the LM head's logits at the tags (not
+        soft-capped)."""
+        assert self.lm is not None and self.good_bad is not None
+        tags = batch_tags(batch, self.tag_id)
+        rows, cols = tags.nonzero(as_tuple=True)
+        logits = self.lm.head(hidden[rows, cols]).float()[:, list(self.good_bad)]
+        return per_step(tags, torch.softmax(logits, dim=-1)[:, 0])
 
 
 class PRMReward(Reward):
