@@ -23,7 +23,7 @@ Usage::
 
     .venv/bin/python benchmarks/scoring.py            # full CPU run (~25 min on 2 quiet cores)
     .venv/bin/python benchmarks/scoring.py --quick    # smoke run (~3 min)
-    bash benchmarks/gpu_scoring.sh                    # on a GPU: a random 1B Llama, bf16, SDPA
+    .venv/bin/python benchmarks/scoring.py --device cuda --workloads-file .gpu/workloads.json ...
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--prepare-gpu",
         type=Path,
-        help="write DIR/workloads.json and DIR/tokenizer (SmolLM2's) for benchmarks/gpu_scoring.sh",
+        help="write DIR/workloads.json and DIR/tokenizer (SmolLM2's) for --device cuda runs",
     )
     p.add_argument("--make-random-model", choices=sorted(LLAMA_SHAPES), help=argparse.SUPPRESS)
     p.add_argument("--tokenizer", type=Path, help=argparse.SUPPRESS)

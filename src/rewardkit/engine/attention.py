@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import threading
 from collections.abc import Iterator, Sequence
@@ -117,30 +118,37 @@ def enable(body: torch.nn.Module, device: torch.device) -> bool:
     path itself. Bodies on ``eager``, flash-attention or other implementations, and devices
     without a kernel here, are left alone (the engine then builds dense masks).
     """
+    if device.type not in DEVICES:
+        return False
+    if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
+        return False
     if enabled(body):
         return True
-    cfg = getattr(body, "config", None)
-    if device.type not in DEVICES or getattr(cfg, "_attn_implementation", None) != "sdpa":
-        return False
-    if device.type == "cuda" and not _cuda_ready(body):
+    if getattr(getattr(body, "config", None), "_attn_implementation", None) != "sdpa":
         return False
     _register()
     body.set_attn_implementation(NAME)
     return enabled(body)
 
 
-def _cuda_ready(body: torch.nn.Module) -> bool:
-    """CUDA needs ``varlen_attn`` with log-sum-exp output (torch ≥ 2.10) and a half-precision
-    body (FlashAttention has no float32 kernel); float32 bodies keep the dense path there."""
+@functools.cache
+def _varlen_parameters() -> frozenset[str]:
+    """The keyword parameters of this torch's ``varlen_attn`` (empty: none usable here).
+
+    CUDA needs ``varlen_attn`` with log-sum-exp output (``return_aux``, torch ≥ 2.10)."""
     try:
         from torch.nn.attention import varlen
     except ImportError:
-        return False
-    params = inspect.signature(varlen.varlen_attn).parameters
-    if "return_aux" not in params or not ({"window_size", "is_causal"} & set(params)):
-        return False
-    dtype = next(body.parameters()).dtype
-    return dtype in (torch.bfloat16, torch.float16)
+        return frozenset()
+    params = frozenset(inspect.signature(varlen.varlen_attn).parameters)
+    if "return_aux" not in params or not ({"window_size", "is_causal"} & params):
+        return frozenset()
+    return params
+
+
+def _half(body: torch.nn.Module) -> bool:
+    """FlashAttention has no float32 kernel: float32 bodies keep the dense path on CUDA."""
+    return next(body.parameters()).dtype in (torch.bfloat16, torch.float16)
 
 
 def uses_varlen(device: torch.device) -> bool:
@@ -163,8 +171,12 @@ def _varlen(
     of its signatures (``window_size`` from torch 2.11, ``is_causal`` before) this torch has."""
     from torch.nn.attention.varlen import AuxRequest, varlen_attn
 
-    params = inspect.signature(varlen_attn).parameters
-    kwargs: dict[str, Any] = {"return_aux": AuxRequest(lse=True), "scale": scale}
+    params = _varlen_parameters()
+    kwargs: dict[str, Any] = {"return_aux": AuxRequest(lse=True)}
+    if "scale" in params:
+        kwargs["scale"] = scale
+    else:  # the kernel scales by d^-1/2
+        q = q * (scale * q.shape[-1] ** 0.5)
     if "window_size" in params:
         kwargs["window_size"] = (-1, 0) if causal else (-1, -1)
     else:
@@ -207,7 +219,9 @@ def segments(
             starts.append(b * width + offset)
             offset += int(n)
     buckets = []
-    for group in plan_batches(flat_len, 1 << 62, 1 << 30, None, BUCKET_OVERHEAD):
+    # Length buckets for the SDPA path (varlen kernels take the segments as they are).
+    plan = [] if uses_varlen(device) else plan_batches(flat_len, 1 << 62, 64, None, BUCKET_OVERHEAD)
+    for group in plan:
         longest = max(flat_len[i] for i in group)
         t = torch.arange(longest)[None, :]
         n = torch.tensor([flat_len[i] for i in group])[:, None]
@@ -237,25 +251,31 @@ def shared_prefix(
 ) -> SharedPrefix:
     """The :class:`SharedPrefix` of rows continuing prefixes whose per-layer keys and values ran."""
     device = layers[0][0].device
-    members: list[list[int]] = [[] for _ in prefix_len]
-    for r, p in enumerate(owner):
-        members[p].append(r)
-    most = max(len(m) for m in members) * width
-    index = torch.zeros((len(prefix_len), most), dtype=torch.long)
-    valid = torch.zeros((len(prefix_len), most), dtype=torch.bool)
-    for p, rows in enumerate(members):
-        flat = [r * width + t for r in rows for t in range(suffix_len[r])]
-        index[p, : len(flat)] = torch.tensor(flat, dtype=torch.long)
-        valid[p, : len(flat)] = True
+    owner_t = torch.tensor(list(owner), dtype=torch.long, device=device)
+    slen = torch.tensor(list(suffix_len), dtype=torch.long, device=device)
+    # Suffix tokens (row·width + t) in row order within each prefix's rows, then laid out
+    # (prefix, position in its group), padded to the largest group.
+    order = torch.argsort(owner_t, stable=True)
+    t = torch.arange(width, device=device)
+    own = t[None, :] < slen[order][:, None]
+    flat = (order[:, None] * width + t[None, :])[own]
+    group = owner_t[order][:, None].expand(-1, width)[own]
+    counts = torch.bincount(group, minlength=len(prefix_len))
+    starts = torch.cumsum(counts, 0) - counts
+    position = torch.arange(len(flat), device=device) - starts[group]
+    index = torch.zeros((len(prefix_len), int(counts.max())), dtype=torch.long, device=device)
+    valid = torch.zeros(index.shape, dtype=torch.bool, device=device)
+    index[group, position] = flat
+    valid[group, position] = True
     return SharedPrefix(
         [k for k, _ in layers],
         [v for _, v in layers],
         torch.tensor(list(prefix_len), dtype=torch.long, device=device),
-        torch.tensor(list(owner), dtype=torch.long, device=device),
-        torch.tensor(list(suffix_len), dtype=torch.long, device=device),
+        owner_t,
+        slen,
         width,
-        index.to(device),
-        valid.to(device),
+        index,
+        valid,
     )
 
 
