@@ -156,7 +156,7 @@ def eval_command(
     if dropped:  # records --on-error skip dropped at load time: the reports say so
         result.dataset["load_skipped"] = {"n": len(dropped), "first": str(dropped[0])}
     print_table(result)
-    from rewardkit.evaluate.htmlreport import summary_lines
+    from rewardkit.evaluate.report import summary_lines
 
     for line in summary_lines(result):
         typer.echo(line)
