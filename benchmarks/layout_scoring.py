@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoring import LLAMA_SHAPES, gemm_flops, non_embedding_params
+from scoring import LLAMA_SHAPES, gemm_flops, non_embedding_params, random_llama
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LAYOUTS = ("padded", "packed", "shared", "packed-dense", "shared-dense")
@@ -116,30 +116,6 @@ def smoke_workloads() -> dict[str, list[dict]]:
 
 
 # -- models and measurement ------------------------------------------------------------------------
-
-
-def random_scorer(shape: tuple[int, ...], tok: Any, device: Any, dtype: Any) -> Any:
-    """A randomly initialised LlamaForSequenceClassification of ``shape`` on ``device``, SDPA."""
-    import torch
-    import transformers
-
-    hidden, layers, heads, kv, mlp = shape
-    cfg = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv,
-        intermediate_size=mlp,
-        max_position_embeddings=8192,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-    )
-    cfg._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = transformers.LlamaForSequenceClassification(cfg).to(dtype)
-    return model.eval()
 
 
 class PeakMemory:
@@ -246,7 +222,7 @@ def layout_table(args: argparse.Namespace) -> None:
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, device "
         f"{torch.cuda.get_device_name(0) if args.device != 'cpu' else 'cpu'}; {args.dtype} matmul peak "
-        f"{peak / 1e12:.2f} TFLOP/s ({args.gemm_size}³); "
+        f"{peak / 1e12:.3g} TFLOP/s ({args.gemm_size}³); "
         + ", ".join(
             f"{w}: {len(r)} rows, {sum(len(x.input_ids) for x in r)} tokens"
             for w, r in rows.items()
@@ -254,7 +230,7 @@ def layout_table(args: argparse.Namespace) -> None:
     )
     results: list[tuple[str, str, str, dict[str, Any], int]] = []
     for size in args.sizes:
-        model = random_scorer(LLAMA_SHAPES[size], tok, args.device, dtype)
+        model = random_llama(LLAMA_SHAPES[size], tok, args.device, dtype)
         params = non_embedding_params(torch, model)
         print(f"\n{size}: {params / 1e9:.2f} B non-embedding parameters", flush=True)
         with torch.inference_mode():
@@ -291,7 +267,7 @@ def layout_table(args: argparse.Namespace) -> None:
         )
     print(
         f"('% peak': 2 × non-embedding params × tok/s over the best {args.gemm_size}³ {args.dtype} matmul "
-        f"of this run, {peak / 1e12:.2f} TFLOP/s, attention FLOPs not counted; 'peak MB': memory "
+        f"of this run, {peak / 1e12:.3g} TFLOP/s, attention FLOPs not counted; 'peak MB': memory "
         f"added during the run ({'CUDA max allocated' if args.device != 'cpu' else 'sampled RSS'}); "
         "max|Δ|: largest score difference from padded, /sd: over the padded scores' spread; "
         "bf16 rounding differs between layouts)"
@@ -311,7 +287,7 @@ def sweep_one(total: int, layout: str, args: argparse.Namespace) -> dict[str, fl
 
     tok = transformers.AutoTokenizer.from_pretrained(resolve_model("smollm2").source)
     shape = LLAMA_SHAPES["tiny"] if args.cpu_smoke else SWEEP_SHAPE
-    model = random_scorer(shape, tok, args.device, torch.float32)
+    model = random_llama(shape, tok, args.device, torch.float32)
     rng = random.Random(0)
 
     def rows(n: int) -> list[Any]:
