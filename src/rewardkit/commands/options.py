@@ -82,6 +82,14 @@ OnErrorOpt = Annotated[
     ),
 ]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+RayOpt = Annotated[
+    bool, typer.Option("--ray", help="Score on Ray Data: an actor pool, one reward per actor.")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
+]
+RayActorsOpt = Annotated[int, typer.Option(min=1, help="Ray actors (one loaded reward each).")]
 
 
 def engine_defaults(

@@ -19,6 +19,9 @@ from rewardkit.commands.options import (
     NoCacheOpt,
     NoProgressOpt,
     OnErrorOpt,
+    RayActorsOpt,
+    RayAddressOpt,
+    RayOpt,
     ThreadsOpt,
     TokenBudgetOpt,
     TruncationOpt,
@@ -45,14 +48,9 @@ def score_command(
     no_cache: NoCacheOpt = False,
     cache_reset: CacheResetOpt = False,
     no_progress: NoProgressOpt = False,
-    ray: Annotated[
-        bool, typer.Option("--ray", help="Score with Ray Data: an actor pool, streaming.")
-    ] = False,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
-    ] = None,
-    ray_actors: Annotated[int, typer.Option(min=1, help="Actors (one loaded reward each).")] = 2,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_actors: RayActorsOpt = 2,
 ) -> None:
     """Score a JSONL file: each row gets a 'reward' field.
 
@@ -116,7 +114,7 @@ def _score_ray(
         )
     counted = [
         f"{stats[key]} {label}"
-        for key, label in (("truncated_rows", "truncated"), ("cache_hits", "from the cache"))
+        for key, label in (("truncated_rows", "truncated"), ("cache_hits", "score-cache hits"))
         if stats[key] is not None  # None: the reward does not report it
     ]
     typer.echo(

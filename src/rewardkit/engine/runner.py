@@ -191,7 +191,7 @@ class Engine:
         stats = {
             "queries": len(keys),
             "unique": len(unique_keys),
-            "cached": n_cached,
+            "cache_hits": n_cached,
             "computed": len(rows),
             "batches": len(plan.steps),
             "layout": plan.layout,

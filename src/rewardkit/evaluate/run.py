@@ -176,8 +176,11 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     from rewardkit.rewards.rules.length import LengthReward
 
     out = list(rewards)
-    if include and not any(isinstance(r, LengthReward) for r in out):
-        out.append(LengthReward())
+    baseline = LengthReward()
+    kind = baseline.identity()["class"]
+    # a length rule (of any unit, here or on Ray) is itself the baseline: its identity says so
+    if include and not any(r.identity().get("class") == kind for r in out):
+        out.append(baseline)
     return out
 
 
