@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 Truncation = Literal["left", "right", "error"]
 LAYOUTS = ("auto", "padded", "packed", "shared")
+ATTENTION = ("auto", "dense")
 #: Most torch threads a reward may ask for: far above any machine's cores, far below what makes
 #: the OpenMP runtime try to allocate per-thread state for a billion threads and abort.
 MAX_THREADS = 1024
@@ -42,6 +43,9 @@ class EngineConfig:
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
+    - ``attention``: how the packed and shared layouts attend. ``"auto"``: without dense masks
+      where the model runs ``sdpa`` on CPU or CUDA (:mod:`rewardkit.engine.attention`: memory
+      O(tokens)); ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
     """
 
     token_budget: int = 16384
@@ -60,6 +64,7 @@ class EngineConfig:
     min_shared_fraction: float = 0.05
     attention_aware: bool = True
     batch_overhead: int | None = None
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:
@@ -79,6 +84,10 @@ class EngineConfig:
         ):
             raise ValueError(
                 f"threads must be an integer from 1 to {MAX_THREADS} (or unset), got {self.threads!r}"
+            )
+        if self.attention not in ATTENTION:
+            raise ValueError(
+                f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
             )
         if self.pack_length < 1:
             raise ValueError(f"pack_length must be positive, got {self.pack_length}")
