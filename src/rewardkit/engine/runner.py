@@ -328,6 +328,7 @@ class Engine:
             self.adapter.pad_token_id,
             self.device,
             plan,
+            mask_free=cfg.attention != "dense",
         )
         return self._forward(self.make_batch([r for _, r in members], hidden))
 
@@ -342,6 +343,7 @@ class Engine:
             self.adapter.pad_token_id,
             self.adapter.causal,
             self.device,
+            mask_free=self.config.attention != "dense",
         )
         return self._forward(self.make_batch(flat, hidden))
 
