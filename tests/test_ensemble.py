@@ -346,6 +346,7 @@ def test_ensemble_weighted_aggregate_with_member_weights():
         ),
         ({"weighted": {WORDS: 0}}, "all zero"),
         ({"weighted": {}}, "at least one member"),
+        ({"weighted": {WORDS: 1}, "lam": 0.5}, r"weighted spec takes no \['lam'\]"),
         ({"ensemble": [WORDS], "stats": [[0, 1]]}, "only with normalize='zscore'"),
         ({"ensemble": [WORDS], "normalize": "zscore", "stats": [[0, 0]]}, "positive stds"),
         ({"ensemble": [WORDS], "normalize": "rank"}, "unknown normalize 'rank'"),

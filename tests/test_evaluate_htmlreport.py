@@ -11,7 +11,8 @@ import pytest
 
 from _chromium import CHROMIUM, Browser
 from rewardkit.evaluate import evaluate
-from rewardkit.evaluate.htmlreport import analyses_markdown, summary_lines, to_html
+from rewardkit.evaluate.htmlreport import to_html
+from rewardkit.evaluate.report import analyses_markdown, summary_lines
 from rewardkit.types import Example, user
 
 

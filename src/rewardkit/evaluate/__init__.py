@@ -9,7 +9,10 @@
   :mod:`.lengthbias`; :mod:`.tieacc` — accuracy with ties; :mod:`.languages` — per-language scores;
   :mod:`.bestofn` — best-of-N and overoptimization; :mod:`.stats` — paired bootstrap, McNemar,
   correlations; :mod:`.probing` — linear probes; :mod:`.robustness`; :mod:`.analyses` — all of
-  them on an :class:`EvalResult`; :mod:`.htmlreport`, :mod:`.plots`, :mod:`.leaderboard`.
+  them on an :class:`EvalResult`;
+- reports: :mod:`.rows` — the row model (tables, summary rows, notes); :mod:`.tables` — one table
+  per analysis; renderers :mod:`.report` (Markdown, terminal) and :mod:`.htmlreport`;
+  :mod:`.plots`, :mod:`.leaderboard`.
 """
 
 from __future__ import annotations

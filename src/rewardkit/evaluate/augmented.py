@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.evaluate.rows import Table
 from rewardkit.evaluate.tieacc import accuracy_with_ties
 
 
@@ -52,7 +53,7 @@ def augmentation_report(
 
 def augmentation_table(
     named: Sequence[tuple[str, Mapping[str, Any]]],
-) -> tuple[str, list[str], list[list[str]], str]:
+) -> Table:
     """The report table: one row per attribute, per reward ``sensitivity`` (causal) or
     ``invariance / changed wins`` (neutral)."""
     keys = sorted({key for _, rep in named for key in rep["attributes"]})
@@ -78,4 +79,4 @@ def augmentation_table(
         "the changed answer wins (50 = no pull) / mean |margin| relative to the causal pairs' "
         f"(below 1 = less pull than a quality change). ε per reward: {eps}."
     )
-    return "Augmented pairs (Crome, A8)", ["attribute", *[n for n, _ in named]], rows, note
+    return Table("Augmented pairs (Crome, A8)", ["attribute", *[n for n, _ in named]], rows, note)

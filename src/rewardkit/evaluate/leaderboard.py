@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.evaluate.bestofn import benchmark_correlation
+from rewardkit.evaluate.htmlreport import html_table
+from rewardkit.evaluate.report import markdown_grid
 from rewardkit.evaluate.result import EvalResult, jsonable
 
 
@@ -92,23 +94,12 @@ def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, P
         f"Accuracy ↔ best-of-N gain over {bc['n']} rewards: Pearson {_fmt(bc.get('pearson'))}, "
         f"Spearman {_fmt(bc.get('spearman'))}" + (f" ({bc['note']})" if bc.get("note") else "")
     )
-    md = [
-        "# rewardkit leaderboard",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    md += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    md += ["", corr, ""]
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    tr = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
+    md = ["# rewardkit leaderboard", "", *markdown_grid(header, rows), "", corr, ""]
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>rewardkit '
         f"leaderboard</title><style>table{{border-collapse:collapse}}td,th{{border:1px solid "
         f"#ccc;padding:3px 7px}}</style></head><body><h1>rewardkit leaderboard</h1>"
-        f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
+        f"{html_table(header, rows)}"
         f"<p>{html.escape(corr)}</p></body></html>\n"
     )
     paths = {

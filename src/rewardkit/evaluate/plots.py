@@ -94,13 +94,14 @@ def length_strata(result: EvalResult) -> bytes:
     k = max(1, len(result.rewards))
     w = 0.8 / k
     for j, r in enumerate(result.rewards):
-        lb = r.analyses.get("length_bias", {}).get("strata", {})
-        vals = [(lb.get(s) or {}).get("accuracy") for s in strata]
+        lb = r.analyses.get("length_bias", {})
+        vals = [(lb.get("strata", {}).get(s) or {}).get("accuracy") for s in strata]
+        rho = lb.get("spearman")  # None once a NaN went through report.json
         ax.bar(
             [i + j * w for i in range(3)],
             [v if _ok(v) else 0 for v in vals],
             width=w,
-            label=f"{r.name} (ρ len {r.analyses.get('length_bias', {}).get('spearman', math.nan):.2f})",
+            label=f"{r.name} (ρ len {rho if _ok(rho) else math.nan:.2f})",
         )
     ax.set_xticks([i + 0.4 - w / 2 for i in range(3)])
     ax.set_xticklabels(strata)

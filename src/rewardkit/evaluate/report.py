@@ -1,132 +1,18 @@
-"""Reports of an :class:`EvalResult`: Markdown (``report.md``), JSON (``report.json``), terminal."""
+"""Reports of an :class:`EvalResult`: Markdown (``report.md``), JSON (``report.json``), terminal,
+and :func:`write_reports`, which writes them with ``report.html`` (:mod:`.htmlreport`). The
+values shown come from the row model (:mod:`.rows`, :mod:`.tables`); here they are laid out."""
 
 from __future__ import annotations
 
-import math
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rewardkit.evaluate.result import EvalResult, GroupScore
-
-
-@dataclass
-class _Row:
-    label: str
-    n: int
-    cells: list[str]
-    bold: bool
-
-
-def _pct(x: float) -> str:
-    return "–" if x is None or math.isnan(x) else f"{100 * x:.1f}"
-
-
-def format_cell(score: float, ci: tuple[float, float]) -> str:
-    """``71.4 [58.2, 83.1]``: a score and its CI in percent; ``–`` when undefined."""
-    if score is None or math.isnan(score):
-        return "–"
-    lo, hi = ci
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return _pct(score)
-    return f"{_pct(score)} [{_pct(lo)}, {_pct(hi)}]"
-
-
-def _cell(g: GroupScore | None) -> str:
-    return "–" if g is None else format_cell(g.score, g.ci)
-
-
-def summary_rows(result: EvalResult) -> list[_Row]:
-    """Sections (bold) with their subsets beneath, then the final Score row."""
-    ds = result.dataset
-    subsets = ds["subsets"]
-    rows: list[_Row] = []
-    for sec in ds["section_order"]:
-        members = [s for s in ds["subset_order"] if subsets[s]["section"] == sec]
-        n_sec = sum(subsets[s]["n_evaluable"] for s in members)
-        rows.append(
-            _Row(sec, n_sec, [_cell(r.sections.get(sec)) for r in result.rewards], bold=True)
-        )
-        if members == [sec]:
-            continue  # a section that is one subset of the same name: no sub-row
-        for sub in members:
-            rows.append(
-                _Row(
-                    sub,
-                    subsets[sub]["n_evaluable"],
-                    [_cell(r.subsets.get(sub)) for r in result.rewards],
-                    bold=False,
-                )
-            )
-    rows.append(
-        _Row(
-            "Score",
-            ds["n_evaluable"],
-            [format_cell(r.score, r.ci) for r in result.rewards],
-            bold=True,
-        )
-    )
-    return rows
-
-
-def report_notes(result: EvalResult) -> list[str]:
-    st, ds = result.settings, result.dataset
-    conf = round(100 * (1 - st["alpha"]))
-    notes = [
-        f"Rule: {st['benchmark_rule']} (benchmark `{st['benchmark']}`).",
-        "Section weights: "
-        + (
-            f"published RewardBench v1 example counts ({st['weights_source']})."
-            if st["weighting"] == "published"
-            else "number of evaluable examples in each subset."
-        ),
-        f"Ties (`{st['ties']}`): {st['tie_rule']}.",
-        f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
-        f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
-    ]
-    notes += [str(n) for n in st.get("notes", [])]
-    dropped = ds.get("load_skipped") or {}
-    if dropped.get("n"):
-        notes.append(
-            f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
-            f"first: {dropped['first']}"
-        )
-    if ds["n_skipped"]:
-        parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
-        notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
-    elif not dropped.get("n"):
-        notes.append(f"No example skipped ({ds['n_examples']} examples).")
-    for r in result.rewards:
-        if r.n_nan:
-            notes.append(f"`{r.name}`: {r.n_nan} examples with a NaN score excluded.")
-        if r.n_truncated:
-            notes.append(f"`{r.name}`: {r.n_truncated} rows truncated to the reward's max length.")
-        usage = usage_note(r.name, r.stats)
-        if usage:
-            notes.append(usage)
-        if r.position_bias is not None:
-            notes.append(
-                f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
-                f"order on {100 * r.position_bias:.1f}% of pairs (position bias)."
-            )
-    return notes
-
-
-def usage_note(name: str, stats: dict | None) -> str | None:
-    """One line on what an endpoint reward's answers cost: token usage, cost, failed and
-    unparsed answers — the same whether the answers came now or from the cache (per-call
-    request and retry counts stay in report.json's ``run``). None without HTTP counters."""
-    if not stats or "usage" not in stats:
-        return None
-    usage = stats.get("usage") or {}
-    line = (
-        f"`{name}`: answers used {usage.get('prompt_tokens', 0)} prompt + "
-        f"{usage.get('completion_tokens', 0)} completion tokens"
-    )
-    if stats.get("cost") is not None:
-        line += f" (cost {stats['cost']:.6g})"
-    return line + f"; {stats.get('failed', 0)} failed, {stats.get('unparsed', 0)} unparsed."
+from rewardkit.evaluate.htmlreport import to_html
+from rewardkit.evaluate.result import EvalResult
+from rewardkit.evaluate.rows import Table, fmt, fmt_ci, report_notes, summary_rows
+from rewardkit.evaluate.tables import analysis_tables
 
 
 def _md_escape(text: str) -> str:
@@ -154,14 +40,66 @@ def to_markdown(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_grid(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a plain Markdown table (``|`` in cells escaped)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+
+
+def table_markdown(table: Table) -> str:
+    """One analysis as a ``##`` heading, its Markdown table and (when it has one) its note."""
+    lines = [f"## {table.title}", "", *markdown_grid(table.columns, table.rows)]
+    if table.note:
+        lines += ["", table.note]
+    return "\n".join(lines)
+
+
+def analyses_markdown(result: EvalResult) -> str:
+    """The analysis tables as Markdown (appended to ``report.md``)."""
+    body = "\n\n".join(table_markdown(t) for t in analysis_tables(result))
+    return ("\n" + body if body else "") + "\n"
+
+
+def summary_lines(result: EvalResult) -> list[str]:
+    """A few lines per reward for the terminal: RM-Bench hard/normal/easy, ECE, length
+    correlation, best-of-N gain; then significant paired differences."""
+    lines = []
+    for r in result.rewards:
+        a = r.analyses
+        parts = []
+        if "rm_bench" in a:
+            t = a["rm_bench"]["total"]
+            parts.append(
+                f"RM-Bench hard {fmt(t['hard'], True)} / normal {fmt(t['normal'], True)} / "
+                f"easy {fmt(t['easy'], True)}"
+            )
+        if "calibration" in a:
+            parts.append(f"ECE {fmt(a['calibration']['ece'])}")
+        if "length_bias" in a:
+            parts.append(f"Spearman(len) {fmt(a['length_bias']['spearman'])}")
+        if "accuracy_with_ties" in a:
+            parts.append(f"acc with ties {fmt(a['accuracy_with_ties']['with_ties'], True)}")
+        if "best_of_n" in a:
+            b = a["best_of_n"]
+            parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} (gain {fmt(b['gain'])})")
+        if parts:
+            lines.append(f"{r.name}: " + "; ".join(parts))
+    for c in result.extra.get("analyses", {}).get("comparisons", []):
+        if c["significant"]:
+            b = c["bootstrap"]
+            lines.append(
+                f"{c['a']} vs {c['b']}: {fmt_ci(b['diff'], b['ci'])} points, significant "
+                f"(McNemar p={fmt(c['mcnemar']['p_value'], nd=4)})"
+            )
+    return lines
+
+
 def write_reports(
     result: EvalResult, out_dir: str | Path, *, html: bool = True, json: bool = True
 ) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` (the table, then the analyses) and, with ``html``,
     the self-contained ``report.html`` into ``out_dir`` (created if needed). ``json=False``
     keeps an existing ``report.json`` (``rewardkit report`` rebuilds the others from it)."""
-    from rewardkit.evaluate.htmlreport import analyses_markdown, to_html
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}

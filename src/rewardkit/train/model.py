@@ -9,6 +9,7 @@ the last non-pad token), so both paths give the same rewards.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,8 +35,21 @@ def is_decoder(model: nn.Module) -> bool:
     return hasattr(m, "score") or bool(getattr(m.config, "is_decoder", False))
 
 
-class RewardModel(nn.Module):
-    """Rewards (n_sequences, num_labels) for a batch built by :class:`~rewardkit.train.collate.Collator`."""
+@dataclass(frozen=True)
+class TrainInputs:
+    """One collated batch as the trainer hands it to a module: right-padded rows, or packed rows
+    with per-sequence ``position_ids`` and each sequence's pooled position ``pool_index``."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
+    position_ids: torch.Tensor | None = None
+    pool_index: torch.Tensor | None = None
+
+
+class HFModule(nn.Module):
+    """A Hugging Face model (peft-wrapped or not) that the trainer optimises: one ``forward``
+    taking the fields of :class:`TrainInputs`; subclasses compute :meth:`outputs`."""
 
     def __init__(self, hf_model: nn.Module) -> None:
         super().__init__()
@@ -50,6 +64,21 @@ class RewardModel(nn.Module):
         position_ids: torch.Tensor | None = None,
         pool_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        return self.outputs(
+            TrainInputs(input_ids, attention_mask, token_type_ids, position_ids, pool_index)
+        )
+
+    def outputs(self, x: TrainInputs) -> torch.Tensor:
+        """The module's outputs for one batch."""
+        raise NotImplementedError
+
+
+class RewardModel(HFModule):
+    """Rewards (n_sequences, num_labels) for a batch built by :class:`~rewardkit.train.collate.Collator`."""
+
+    def outputs(self, x: TrainInputs) -> torch.Tensor:
+        input_ids, attention_mask, pool_index = x.input_ids, x.attention_mask, x.pool_index
+        token_type_ids, position_ids = x.token_type_ids, x.position_ids
         kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": False}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
@@ -71,26 +100,19 @@ class RewardModel(nn.Module):
         return m.classifier(m.dropout(pooled))
 
 
-class GenerativeModel(nn.Module):
+class GenerativeModel(HFModule):
     """docs/methods/B3-yes-token-reward.md — a causal LM whose next-token logits at the end of
     the judging prompt give the verdict. Returns (n, 3 + V): the columns [ℓ_yes − ℓ_no, ℓ_yes,
     ℓ_no] followed by the V full-vocabulary logits, which the cross-entropy reads."""
 
     def __init__(self, hf_model: nn.Module, yes_id: int, no_id: int) -> None:
-        super().__init__()
-        self.hf = hf_model
-        self.config = _unwrap(hf_model).config
+        super().__init__(hf_model)
         self.yes_id = yes_id
         self.no_id = no_id
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        pool_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def outputs(self, x: TrainInputs) -> torch.Tensor:
+        input_ids, attention_mask, pool_index = x.input_ids, x.attention_mask, x.pool_index
+        position_ids = x.position_ids
         m = _unwrap(self.hf)
         if pool_index is None:
             out = m.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)

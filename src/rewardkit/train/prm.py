@@ -26,34 +26,22 @@ from rewardkit.errors import DataError, SpecError
 from rewardkit.rewards.prm.conventions import StepConvention, convention
 from rewardkit.rewards.prm.reward import STEP_JOIN, encode_tagged, tag_positions, tagged_query
 from rewardkit.train.collate import Collator, Item
+from rewardkit.train.model import HFModule, TrainInputs, can_pack, is_decoder
 from rewardkit.types import Example, Query
 
 NEUTRAL = {"ignore": None, "positive": 1, "negative": 0}
 
 
-class StepModel(nn.Module):
+class StepModel(HFModule):
     """Token logits (b, w, 2) of a Hugging Face token classifier for a padded or packed batch."""
 
-    def __init__(self, hf_model: nn.Module) -> None:
-        super().__init__()
-        self.hf = hf_model
-        from rewardkit.train.model import _unwrap
-
-        self.config = _unwrap(hf_model).config
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        pool_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def outputs(self, x: TrainInputs) -> torch.Tensor:
+        attention_mask = x.attention_mask
         if attention_mask.dim() == 4:  # packed: block-diagonal float mask in the model's dtype
             dtype = next(self.hf.parameters()).dtype
             attention_mask = attention_mask.to(dtype)
         return self.hf(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+            input_ids=x.input_ids, attention_mask=attention_mask, position_ids=x.position_ids
         ).logits
 
 
@@ -134,7 +122,6 @@ def build_step_model(
 
     from rewardkit.models.loading import fit_max_length, load_tokenizer, resolve_model, torch_dtype
     from rewardkit.train.common import apply_lora
-    from rewardkit.train.model import can_pack, is_decoder
 
     if cfg.prm_neutral not in NEUTRAL:
         raise SpecError(f"train config: prm_neutral must be one of {', '.join(NEUTRAL)}")

@@ -314,46 +314,26 @@ def _no_string_form(kind: str, arg: str | None) -> None:
 
 
 def build(
-    arg: str | None,
-    *,
-    members: Sequence[MemberSpec] | None = None,
-    aggregate: str = "mean",
-    lam: float = DEFAULT_LAM,
-    weights: Sequence[float] | None = None,
-    normalize: str = "none",
-    stats: Sequence[Sequence[float]] | None = None,
-    name: str | None = None,
-    engine_defaults: Mapping[str, Any] | None = None,
-    base_dir: str | Path | None = None,
+    arg: str | None, *, members: Sequence[MemberSpec] | None = None, **options: Any
 ) -> EnsembleReward:
-    """Registry factory for ``{"ensemble": [...], ...}`` / ``{"type": "ensemble", "members": ...}``."""
+    """Registry factory for ``{"ensemble": [...], ...}`` / ``{"type": "ensemble", "members": ...}``;
+    ``options`` are :class:`EnsembleReward`'s keywords (``aggregate``, ``lam``, ``weights``,
+    ``normalize``, ``stats``, ``name``, ``engine_defaults``, ``base_dir``)."""
     _no_string_form("ensemble", arg)
     if members is None:
         raise SpecError("an ensemble spec needs its members: {'ensemble': [SPEC, ...]}")
-    return EnsembleReward(
-        members,
-        aggregate,
-        lam=lam,
-        weights=weights,
-        normalize=normalize,
-        stats=stats,
-        name=name,
-        engine_defaults=engine_defaults,
-        base_dir=base_dir,
-    )
+    return EnsembleReward(members, **options)
 
 
 def build_weighted(
     arg: str | None,
     *,
     members: Mapping[str, float] | Sequence[MemberSpec] | None = None,
-    normalize: str = "none",
-    stats: Sequence[Sequence[float]] | None = None,
-    name: str | None = None,
-    engine_defaults: Mapping[str, Any] | None = None,
-    base_dir: str | Path | None = None,
+    **options: Any,
 ) -> EnsembleReward:
-    """Registry factory for ``{"weighted": {SPEC: WEIGHT, ...}}`` (C10's rule + model hybrid).
+    """Registry factory for ``{"weighted": {SPEC: WEIGHT, ...}}`` (C10's rule + model hybrid);
+    ``options`` as for :func:`build`, less ``aggregate``, ``lam`` and ``weights`` (the aggregate
+    is ``weighted`` and the weights come with the members).
 
     The members may also be a list whose items carry their weight: ``[SPEC, WEIGHT]`` pairs,
     ``{"reward": SPEC, "weight": W}`` or a member dict with a ``weight`` key (the way to weight a
@@ -362,17 +342,15 @@ def build_weighted(
     _no_string_form("weighted", arg)
     if members is None:
         raise SpecError("a weighted spec needs its members: {'weighted': {SPEC: WEIGHT, ...}}")
+    fixed = sorted({"aggregate", "lam", "weights"} & set(options))
+    if fixed:
+        raise SpecError(
+            f"a weighted spec takes no {fixed}: its aggregate is 'weighted' and each member "
+            "carries its weight ({'weighted': {SPEC: WEIGHT, ...}})"
+        )
     items: list[MemberSpec]
     if isinstance(members, Mapping):
         items = [[spec, weight] for spec, weight in members.items()]
     else:
         items = list(members)
-    return EnsembleReward(
-        items,
-        "weighted",
-        normalize=normalize,
-        stats=stats,
-        name=name,
-        engine_defaults=engine_defaults,
-        base_dir=base_dir,
-    )
+    return EnsembleReward(items, "weighted", **options)

@@ -1,0 +1,181 @@
+"""The row model of the reports: what every report shows, as plain values, before any format.
+
+A :class:`Table` is one analysis as title, columns, rows of cell strings and a note; a
+:class:`SummaryRow` is one line of the main score table. The cell formatters and the notes
+live here once; the renderers (Markdown and terminal in :mod:`.report`, HTML in
+:mod:`.htmlreport`) only lay these values out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rewardkit.evaluate.result import EvalResult, GroupScore, RewardResult
+from rewardkit.types import failed_items, failure_note
+
+
+class Table(NamedTuple):
+    """One analysis of a report: ``rows`` hold one cell string per column; ``note`` (may be
+    empty) says how to read it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the score table: a section (bold) or subset, its evaluable examples and one
+    cell per reward."""
+
+    label: str
+    n: int
+    cells: list[str]
+    bold: bool
+
+
+def fmt(x: Any, pct: bool = False, nd: int = 3) -> str:
+    """An analysis cell: ``–`` for None/NaN, ``yes``/``no``, ints as is, floats with ``nd``
+    decimals or (``pct``) in percent with one."""
+    if x is None or isinstance(x, str) or (isinstance(x, float) and not math.isfinite(x)):
+        return "–" if x is None or isinstance(x, float) else str(x)
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    return f"{100 * x:.1f}" if pct else f"{x:.{nd}f}"
+
+
+def fmt_ci(score: float, ci: Sequence[float]) -> str:
+    """``71.4 [58.2, 83.1]`` in an analysis table (every part shown, ``–`` where undefined)."""
+    return f"{fmt(score, True)} [{fmt(ci[0], True)}, {fmt(ci[1], True)}]"
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+
+
+def format_cell(score: float, ci: tuple[float, float]) -> str:
+    """``71.4 [58.2, 83.1]``: a score and its CI in percent; ``–`` when undefined."""
+    if score is None or math.isnan(score):
+        return "–"
+    lo, hi = ci
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return _pct(score)
+    return f"{_pct(score)} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _cell(g: GroupScore | None) -> str:
+    return "–" if g is None else format_cell(g.score, g.ci)
+
+
+def summary_rows(result: EvalResult) -> list[SummaryRow]:
+    """Sections (bold) with their subsets beneath, then the final Score row."""
+    ds = result.dataset
+    subsets = ds["subsets"]
+    rows: list[SummaryRow] = []
+    for sec in ds["section_order"]:
+        members = [s for s in ds["subset_order"] if subsets[s]["section"] == sec]
+        n_sec = sum(subsets[s]["n_evaluable"] for s in members)
+        cells = [_cell(r.sections.get(sec)) for r in result.rewards]
+        rows.append(SummaryRow(sec, n_sec, cells, bold=True))
+        if members == [sec]:
+            continue  # a section that is one subset of the same name: no sub-row
+        for sub in members:
+            cells = [_cell(r.subsets.get(sub)) for r in result.rewards]
+            rows.append(SummaryRow(sub, subsets[sub]["n_evaluable"], cells, bold=False))
+    cells = [format_cell(r.score, r.ci) for r in result.rewards]
+    rows.append(SummaryRow("Score", ds["n_evaluable"], cells, bold=True))
+    return rows
+
+
+def report_notes(result: EvalResult) -> list[str]:
+    """The notes under the score table: rule, weights, ties, CI method, what was skipped and
+    per-reward remarks (NaN, truncation, endpoint usage, position bias)."""
+    st, ds = result.settings, result.dataset
+    conf = round(100 * (1 - st["alpha"]))
+    notes = [
+        f"Rule: {st['benchmark_rule']} (benchmark `{st['benchmark']}`).",
+        "Section weights: "
+        + (
+            f"published RewardBench v1 example counts ({st['weights_source']})."
+            if st["weighting"] == "published"
+            else "number of evaluable examples in each subset."
+        ),
+        f"Ties (`{st['ties']}`): {st['tie_rule']}.",
+        f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
+        f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
+    ]
+    notes += [str(n) for n in st.get("notes", [])]
+    dropped = ds.get("load_skipped") or {}
+    if dropped.get("n"):
+        notes.append(
+            f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
+            f"first: {dropped['first']}"
+        )
+    if ds.get("n_empty_responses"):
+        notes.append(
+            f"{ds['n_empty_responses']} example(s) have an empty response; it was scored like "
+            "any other response (an empty reply is a reply)."
+        )
+    if ds["n_skipped"]:
+        parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
+        notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
+    elif not dropped.get("n"):
+        notes.append(f"No example skipped ({ds['n_examples']} examples).")
+    for r in result.rewards:
+        if r.n_nan:
+            notes.append(f"`{r.name}`: {r.n_nan} examples with a NaN score excluded.")
+        if r.n_truncated:
+            notes.append(f"`{r.name}`: {r.n_truncated} rows truncated to the reward's max length.")
+        usage = usage_note(r.name, r.stats)
+        if usage:
+            notes.append(usage)
+        else:
+            failed = failure_line(r)
+            if failed:
+                notes.append(failed)
+        if r.position_bias is not None:
+            notes.append(
+                f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
+                f"order on {100 * r.position_bias:.1f}% of pairs (position bias)."
+            )
+    return notes
+
+
+def failure_line(r: RewardResult) -> str | None:
+    """One line on the responses of ``r`` that failed alone (NaN, excluded), naming the first
+    one's example and error; None when none failed (endpoint rewards say it in their usage line)."""
+    failed, errors = failed_items(r.stats)
+    if not failed:
+        return None
+    first = None
+    if errors:
+        index, error = errors[0]
+        ends = np.cumsum([len(ex.scores) for ex in r.examples])
+        k = int(np.searchsorted(ends, index, side="right"))
+        where = f"example {r.examples[k].id}" if k < len(r.examples) else f"item {index}"
+        first = f"{where}: {error}"
+    n = sum(len(ex.scores) for ex in r.examples)
+    return f"`{r.name}`: " + failure_note(failed, n, "responses", first) + " (excluded)."
+
+
+def usage_note(name: str, stats: dict | None) -> str | None:
+    """One line on what an endpoint reward's answers cost: token usage, cost, failed and
+    unparsed answers — the same whether the answers came now or from the cache (per-call
+    request and retry counts stay in report.json's ``run``). None without HTTP counters."""
+    if not stats or "usage" not in stats:
+        return None
+    usage = stats.get("usage") or {}
+    line = (
+        f"`{name}`: answers used {usage.get('prompt_tokens', 0)} prompt + "
+        f"{usage.get('completion_tokens', 0)} completion tokens"
+    )
+    if stats.get("cost") is not None:
+        line += f" (cost {stats['cost']:.6g})"
+    return line + f"; {stats.get('failed', 0)} failed, {stats.get('unparsed', 0)} unparsed."
