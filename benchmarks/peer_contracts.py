@@ -183,16 +183,21 @@ def check_verl(work: Path, python: Path) -> list[Result]:
     from transformers import AutoTokenizer
 
     from rewardkit.combine import VERL, group_normalize
-    from rewardkit.integrations.verl import _key
+    from rewardkit.integrations._common import log_key
+    from rewardkit.models.embedded import embedded_model_dir
     from rewardkit.registry import load_reward
     from rewardkit.types import Query, user
 
     tok_dir = tokenizer_dir()
+    # a model reward too, by path (the verl venv has no embedded-model packages); verl's reward
+    # loop calls compute_score for every response of a worker's chunk at once, in threads
+    model = f"classifier:{embedded_model_dir('minilm')}?progress=false"
+    specs = {**VERL_SPECS, "model": {"weighted": {model: 1.0, "rule:gsm8k": 1.0}}}
     case = {
         "tokenizer": tok_dir,
         "adapter": str(REPO / "src" / "rewardkit" / "integrations" / "verl.py"),
-        "specs": VERL_SPECS,
-        "reward_loop_spec": "route",
+        "specs": specs,
+        "reward_loop_specs": ["route", "model"],
         "prompt_length": 48,
         "response_length": 32,
         "items": [
@@ -215,7 +220,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
         Query([user(q)], r, reference=g, meta={"data_source": d}) for q, r, d, g, _ in VERL_ITEMS
     ]
     direct = {}
-    for name, spec in VERL_SPECS.items():
+    for name, spec in specs.items():
         full = load_reward(spec).score_full(queries)
         s = np.asarray(full.scores, dtype=np.float64)
         direct[name] = (np.where(np.isfinite(s), s, 0.0).astype(np.float32), np.isfinite(s), full)
@@ -229,7 +234,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
         extra = res["extra"]
         same = extra.get("applies") == applies.astype(float).tolist()
         for member, vals in full.members.items():  # components of a weighted spec, by key
-            same &= np.allclose(extra.get(_key(member), [np.nan]), np.nan_to_num(vals), atol=TOL)
+            same &= np.allclose(extra.get(log_key(member), [np.nan]), np.nan_to_num(vals), atol=TOL)
         if not same:
             delta = float("inf")
         detail = f"{len(VERL_ITEMS)} responses, reward_extra_info keys {sorted(extra)}"
@@ -253,7 +258,7 @@ def check_verl(work: Path, python: Path) -> list[Result]:
 # ---- OpenRLHF --------------------------------------------------------------------------------
 def check_openrlhf(work: Path, python: Path) -> list[Result]:
     from rewardkit.data.openrlhf import label
-    from rewardkit.integrations.verl import _key
+    from rewardkit.integrations._common import log_key
     from rewardkit.registry import load_reward
     from rewardkit.types import Query, user
     from serve_load import start_server
@@ -338,7 +343,7 @@ def check_openrlhf(work: Path, python: Path) -> list[Result]:
     got_file = np.concatenate([a["rewards"] for a in answers])
     delta = float(np.max(np.abs(got_file - want))) if len(got_file) == len(want) else float("inf")
     for member, vals in full.members.items():
-        logged = np.concatenate([a["extra_logs"][_key(member)] for a in answers])
+        logged = np.concatenate([a["extra_logs"][log_key(member)] for a in answers])
         delta = max(delta, float(np.max(np.abs(logged - np.nan_to_num(vals)))))
     detail = f"{len(answers)} calls of reward_func, one query each (as OpenRLHF batches them)"
     results.append(

@@ -16,7 +16,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import threading
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ import pytest
 import rewardkit.integrations.openrlhf as orl
 import rewardkit.integrations.verl as vrl
 from rewardkit.data.openrlhf import split_query
+from rewardkit.integrations._common import log_key
 
 ROUTE = {"route": {"openai/gsm8k": "rule:gsm8k", "chat": "rule:length?unit=words"}}
 WEIGHTED = {"weighted": {"rule:gsm8k": 1.0, "rule:length?unit=words": 0.1}}
@@ -144,3 +148,76 @@ def test_split_response():
     assert split_query("<s>PROMPT answer", "PROMPT ")[1] == "answer"  # BOS before the prompt
     assert split_query("answer only", "missing")[1] == "answer only"
     assert split_query("PROMPT answer</s>", "PROMPT ")[1] == "answer"
+
+
+_TRACK_LOCK = threading.Lock()
+
+
+def _tracking(factory, seen, delay=0.05):
+    """``factory`` wrapped to count, in ``seen``, its calls and the most running at once."""
+
+    def wrapped(*args, **kwargs):
+        with _TRACK_LOCK:
+            seen["calls"] += 1
+            seen["active"] += 1
+            seen["peak"] = max(seen["peak"], seen["active"])
+        time.sleep(delay)
+        try:
+            return factory(*args, **kwargs)
+        finally:
+            with _TRACK_LOCK:
+                seen["active"] -= 1
+
+    return wrapped
+
+
+def _counts():
+    return {"calls": 0, "active": 0, "peak": 0}
+
+
+def test_verl_concurrent_first_calls_build_the_reward_once(monkeypatch):
+    # verl 0.9's reward loop runs compute_score for a chunk's responses at once in threads
+    seen = _counts()
+    monkeypatch.setattr(vrl, "as_reward", _tracking(vrl.as_reward, seen))
+    monkeypatch.setattr(vrl, "_CACHE", {})
+    with ThreadPoolExecutor(6) as pool:
+        out = list(pool.map(lambda s: vrl.compute_score("d", s, None, spec=WEIGHTED), ["a b"] * 6))
+    assert seen["calls"] == 1
+    assert len({r["score"] for r in out}) == 1 and out[0] == vrl.compute_score(
+        "d", "a b", None, spec=WEIGHTED
+    )
+
+
+def test_reward_builds_run_one_at_a_time_across_threads(monkeypatch):
+    import rewardkit.registry as registry
+
+    real = registry._import_factory
+    seen = _counts()
+    monkeypatch.setattr(registry, "_import_factory", lambda t: _tracking(real(t), seen))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: registry.load_reward("rule:length"), range(4)))
+    assert seen["calls"] == 4 and seen["peak"] == 1
+
+
+@pytest.mark.slow
+def test_same_model_built_in_parallel_threads_scores_like_one_built_alone():
+    from rewardkit.registry import load_reward
+    from rewardkit.types import Query, user
+
+    queries = [Query([user(f"q{i}")], "word " * (3 * i + 1)) for i in range(4)]
+    spec = "classifier:minilm?progress=false"
+    with ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(lambda _: load_reward(spec).score(queries), range(3)))
+    alone = load_reward(spec).score(queries)
+    for out in outs:
+        np.testing.assert_array_equal(out, alone)
+
+
+def test_long_component_names_keep_distinct_keys():
+    # verl/OpenRLHF log keys are cut to 60 characters; two model paths alike for that long must
+    # still give two keys, or one component's column would overwrite the other's
+    a = "classifier:/data/checkpoints/experiment-2026-rm/reward-model-final-v1"
+    b = "classifier:/data/checkpoints/experiment-2026-rm/reward-model-final-v2"
+    assert log_key(a) != log_key(b)
+    assert len(log_key(a)) == 60 and log_key(a) == log_key(a)
+    assert log_key("rule:length?unit=words") == "rule:length_unit_words"

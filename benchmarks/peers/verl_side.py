@@ -14,7 +14,7 @@ left-padded prompts, right-padded responses ending in EOS, ``get_response_mask``
 
 Writes the tensors and ``reward_extra_info`` as JSON. Usage: ``python verl_side.py CASE.json OUT.json``
 where CASE holds ``tokenizer``, ``adapter`` (the path of rewardkit's verl.py), ``specs``
-(name → spec), ``reward_loop_spec``, ``items`` and ``prompt_length``/``response_length``.
+(name → spec), ``reward_loop_specs`` (the first one's rewards go to the advantages), ``items`` and ``prompt_length``/``response_length``.
 """
 
 from __future__ import annotations
@@ -122,7 +122,6 @@ def main() -> None:
             "tensor": res["reward_tensor"].tolist(),
             "extra": plain(res["reward_extra_info"]),
         }
-    spec_name = case["reward_loop_spec"]
     # the Ray workers import rewardkit from the same place as this process
     ray.init(
         num_cpus=2,
@@ -131,18 +130,22 @@ def main() -> None:
         runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}},
     )
     try:
-        manager = RewardLoopManager(config(case, case["specs"][spec_name], "compute_score"))
-        scored = manager.compute_rm_score(data)
+        for spec_name in case["reward_loop_specs"]:
+            manager = RewardLoopManager(config(case, case["specs"][spec_name], "compute_score"))
+            scored = manager.compute_rm_score(data)
+            for worker in manager.reward_loop_workers:  # named actors: free the names
+                ray.kill(worker)
+            out["managers"][f"reward_loop/{spec_name}"] = {
+                "tensor": scored.batch["rm_scores"].tolist(),
+                "extra": {
+                    k: [float(x) for x in scored.non_tensor_batch[k]]
+                    for k in scored.meta_info["reward_extra_keys"]
+                },
+            }
+            if spec_name == case["reward_loop_specs"][0]:
+                rm_scores = scored.batch["rm_scores"]
     finally:
         ray.shutdown()
-    rm_scores = scored.batch["rm_scores"]
-    out["managers"][f"reward_loop/{spec_name}"] = {
-        "tensor": rm_scores.tolist(),
-        "extra": {
-            k: [float(x) for x in scored.non_tensor_batch[k]]
-            for k in scored.meta_info["reward_extra_keys"]
-        },
-    }
     response_mask = data.batch["attention_mask"][:, data.batch["prompts"].shape[1] :]
     out["advantages"] = {}
     for norm in (True, False):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ class RewardKind:
 
 
 _KINDS: dict[str, RewardKind] = {}
+#: Builds run one at a time: the same model loaded by parallel threads (verl's reward loop builds
+#: from its worker threads) came out scoring wrong. Re-entrant: composites build their members.
+_BUILD = threading.RLock()
 
 
 def register(
@@ -200,7 +204,8 @@ def load_reward(
         options = {"engine_defaults": engine_defaults, "base_dir": base_dir, **options}
     factory = _import_factory(entry.factory)
     try:
-        reward = factory(arg, **options)
+        with _BUILD:
+            reward = factory(arg, **options)
     except TypeError as exc:
         raise SpecError(f"reward spec {label!r}: {exc}") from exc
     if not (entry.composite and isinstance(spec, Mapping) and path is None):

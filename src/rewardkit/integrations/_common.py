@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +24,15 @@ def as_reward(spec: RewardSpec, engine_defaults: Mapping[str, Any] | None = None
     if isinstance(spec, Reward):
         return spec
     return load_reward(spec, engine_defaults=engine_defaults)
+
+
+def log_key(name: str, empty: str = "component") -> str:
+    """A trainer-log-safe key for a reward or component name (at most 60 characters); a longer
+    name keeps a hash of the whole, so two long model paths never share a key."""
+    key = re.sub(r"[^0-9A-Za-z_.:-]+", "_", name).strip("_") or empty
+    if len(key) > 60:
+        key = f"{key[:51]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return key
 
 
 def components(reward: Reward, result: ScoreResult) -> dict[str, np.ndarray]:

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.openrlhf import label, split_query
-from rewardkit.integrations._common import components
-from rewardkit.integrations.verl import _key, cached_reward
+from rewardkit.integrations._common import components, log_key
+from rewardkit.integrations.verl import cached_reward
 from rewardkit.types import Query, user
 
 
@@ -65,7 +65,7 @@ def score_queries(
     extra = {"applies": _tensor(applies.astype(np.float64))}
     for name, vals in components(reward, full).items():
         if name != reward.name:
-            extra[_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
+            extra[log_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}
 
 

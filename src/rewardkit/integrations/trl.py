@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,16 +40,13 @@ from rewardkit.integrations._common import (
     as_reward,
     components,
     is_plain,
+    log_key,
 )
 from rewardkit.monitor import RewardMonitor
 from rewardkit.types import Query, prompt_text
 
 #: Keyword arguments TRL adds that are not dataset columns.
 TRL_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "completion_ids")
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_.:-]+", "_", text).strip("_")[:60] or "rewardkit"
 
 
 class TRLReward:
@@ -78,7 +74,7 @@ class TRLReward:
                 f"{self.reward.name!r} returns {len(self.reward.objectives)} objectives; TRL needs "
                 "one number per completion: wrap it in a weighted or ensemble spec"
             )
-        self.__name__ = name or _safe_name(self.reward.name)
+        self.__name__ = name or log_key(self.reward.name, "rewardkit")
         self.reference_column = reference_column
         self.monitor = monitor
         self.log_components = log_components
@@ -132,7 +128,7 @@ class TRLReward:
             for comp, vals in components(self.reward, full).items():
                 if np.any(~np.isnan(vals)):
                     log_metric(
-                        f"rewardkit/{self.__name__}/{_safe_name(comp)}", float(np.nanmean(vals))
+                        f"rewardkit/{self.__name__}/{log_key(comp)}", float(np.nanmean(vals))
                     )
         if self.monitor is not None:
             if not self.monitor.ensemble:

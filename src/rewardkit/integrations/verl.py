@@ -30,18 +30,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from rewardkit.errors import SpecError
-from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain
+from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain, log_key
 from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
 _CACHE: dict[str, Reward] = {}
+# verl's reward loop calls compute_score for many responses at once from worker threads: the
+# first calls would each build the reward (one model load per response) without this lock
+_BUILD = threading.Lock()
 
 
 def spec_from_env() -> Any:
@@ -65,20 +68,17 @@ def plain(spec: Any) -> Any:
 
 
 def cached_reward(spec: Any = None) -> Reward:
-    """Build ``spec`` (default: from the environment) once per process."""
+    """Build ``spec`` (default: from the environment) once per process, whatever the threads."""
     if spec is None:
         spec = spec_from_env()
     if isinstance(spec, Reward):
         return spec
     spec = plain(spec)
     key = json.dumps(spec, sort_keys=True, default=str)
-    if key not in _CACHE:
-        _CACHE[key] = as_reward(spec)
-    return _CACHE[key]
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_.:-]+", "_", name).strip("_")[:60] or "component"
+    with _BUILD:
+        if key not in _CACHE:
+            _CACHE[key] = as_reward(spec)
+        return _CACHE[key]
 
 
 def _query(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any) -> Query:
@@ -130,7 +130,7 @@ def compute_score_batch(
         if len(comps) > 1 or next(iter(comps)) != reward.name:
             for name, vals in comps.items():
                 v = float(vals[i])
-                rec[_key(name)] = v if math.isfinite(v) else nan_score
+                rec[log_key(name)] = v if math.isfinite(v) else nan_score
         out.append(rec)
     return out
 
