@@ -23,7 +23,7 @@ Usage::
 
     .venv/bin/python benchmarks/scoring.py            # full CPU run (~25 min on 2 quiet cores)
     .venv/bin/python benchmarks/scoring.py --quick    # smoke run (~3 min)
-    bash benchmarks/gpu_scoring.sh                    # on a GPU: a random 1B Llama, bf16, SDPA
+    .venv/bin/python benchmarks/scoring.py --device cuda --workloads-file .gpu/workloads.json ...
 """
 
 from __future__ import annotations
@@ -101,14 +101,14 @@ LLAMA_SHAPES = {
 }
 
 
-def make_random_llama(size: str, tokenizer_dir: Path, out: Path) -> None:
-    """Save a randomly initialised bf16 LlamaForSequenceClassification of a real model's shape
-    (weights are random: throughput does not depend on them) with the given tokenizer."""
+def random_llama(shape: tuple[int, ...], tok: Any, device: Any, dtype: Any) -> Any:
+    """A randomly initialised LlamaForSequenceClassification of ``shape`` (hidden, layers, heads,
+    kv heads, MLP width) over ``tok``'s vocabulary, on ``device`` in ``dtype``, SDPA attention
+    (weights are random: throughput does not depend on them)."""
     import torch
     import transformers
 
-    hidden, layers, heads, kv, mlp = LLAMA_SHAPES[size]
-    tok = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
+    hidden, layers, heads, kv, mlp = shape
     cfg = transformers.LlamaConfig(
         vocab_size=len(tok),
         hidden_size=hidden,
@@ -118,13 +118,25 @@ def make_random_llama(size: str, tokenizer_dir: Path, out: Path) -> None:
         intermediate_size=mlp,
         max_position_embeddings=8192,
         num_labels=1,
-        pad_token_id=tok.pad_token_id,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
         tie_word_embeddings=True,
     )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg._attn_implementation = "sdpa"
     torch.manual_seed(0)
     with torch.device(device):
-        model = transformers.LlamaForSequenceClassification(cfg).to(torch.bfloat16)
+        model = transformers.LlamaForSequenceClassification(cfg).to(dtype)
+    return model.eval()
+
+
+def make_random_llama(size: str, tokenizer_dir: Path, out: Path) -> None:
+    """Save a randomly initialised bf16 :func:`random_llama` of a real model's shape with the
+    given tokenizer."""
+    import torch
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = random_llama(LLAMA_SHAPES[size], tok, device, torch.bfloat16)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
@@ -407,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--prepare-gpu",
         type=Path,
-        help="write DIR/workloads.json and DIR/tokenizer (SmolLM2's) for benchmarks/gpu_scoring.sh",
+        help="write DIR/workloads.json and DIR/tokenizer (SmolLM2's) for --device cuda runs",
     )
     p.add_argument("--make-random-model", choices=sorted(LLAMA_SHAPES), help=argparse.SUPPRESS)
     p.add_argument("--tokenizer", type=Path, help=argparse.SUPPRESS)

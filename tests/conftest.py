@@ -10,6 +10,21 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray of 2 CPUs (one torch thread per worker) for a module's tests, shut down after."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+    )
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The shared data directory; skips the test when it is absent."""

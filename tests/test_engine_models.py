@@ -161,7 +161,7 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
     resumed = load_reward(f"judge:default?progress=false&cache_dir={cache}")
     resumed_run = resumed.score_full(queries)
     scores, stats = resumed_run.scores, resumed_run.stats
-    assert stats["cached"] == done_before
+    assert stats["cache_hits"] == done_before
     assert stats["computed"] == n_unique - done_before  # nothing cached was recomputed
     fresh = load_reward("judge:default?progress=false").score(queries)
     np.testing.assert_allclose(scores, fresh, atol=1e-4, rtol=0)

@@ -44,6 +44,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.monitor",
         "rewardkit.scoring",
         "rewardkit.scoring_ray",
+        "rewardkit.ray_reward",
         "rewardkit.modelcheck",
         "rewardkit.cli_errors",
         "rewardkit.multimodal.search",

@@ -85,7 +85,7 @@ def test_matches_clipmodel_and_caches_by_image_content(clip_dir, tmp_path) -> No
     ]
     again_run = again.score_full(q2)
     assert again_run.scores == pytest.approx([got[0], got[0]], abs=1e-6)
-    assert again_run.stats["cached"] == 1 and again_run.stats["computed"] == 0
+    assert again_run.stats["cache_hits"] == 1 and again_run.stats["computed"] == 0
 
     clipscore = load_reward(f"clip:{clip_dir}?variant=clipscore", progress=False)
     assert clipscore.score(queries[:3]) == pytest.approx(

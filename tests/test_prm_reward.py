@@ -104,7 +104,7 @@ def test_aggregates_share_the_step_cache(qwen_dir, tmp_path):
         out[agg] = float(res.scores[0])
         assert out[agg] == pytest.approx(aggregate_steps(res.steps[0], agg), rel=1e-6)
         if agg != "min":
-            assert res.stats["cached"] == 1  # the steps were computed once, for "min"
+            assert res.stats["cache_hits"] == 1  # the steps were computed once, for "min"
     assert out["min"] <= out["geomean"] <= out["mean"]
     a = load_reward(f"prm:{qwen_dir}?aggregate=min")
     b = load_reward(f"prm:{qwen_dir}?aggregate=last")

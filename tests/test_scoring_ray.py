@@ -9,26 +9,13 @@ import json
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
+pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
 pytest.importorskip("ray.data", reason="ray[data] is not installed")
 
-from rewardkit.errors import DataError  # noqa: E402
-from rewardkit.registry import load_reward  # noqa: E402
-from rewardkit.scoring import score_file  # noqa: E402
-from rewardkit.scoring_ray import line_ranges, score_file_ray  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
-    )
-    yield
-    ray.shutdown()
+from rewardkit.errors import DataError
+from rewardkit.registry import load_reward
+from rewardkit.scoring import score_file
+from rewardkit.scoring_ray import line_ranges, score_file_ray
 
 
 def _write(path, n: int) -> None:

@@ -21,18 +21,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_server():
+def ray_server(local_ray):
     from rewardkit.serve.app import ServeConfig
     from rewardkit.serve.ray_app import build_application
 
     port = _free_port()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
-    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         config = ServeConfig(rewards={"default": "rule:length", "gsm8k": "rule:gsm8k"})
@@ -55,7 +48,6 @@ def ray_server():
         yield url
     finally:
         serve.shutdown()
-        ray.shutdown()
 
 
 def test_requests_spread_across_two_replicas(ray_server):

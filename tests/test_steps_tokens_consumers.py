@@ -63,7 +63,7 @@ def test_step_and_token_rows_are_cached(rewards, tmp_path):
         np.testing.assert_array_equal(first.scores, again.scores)
         if first.steps is not None:
             np.testing.assert_array_equal(first.steps, again.steps)
-            assert again.stats["cached"] == 2
+            assert again.stats["cache_hits"] == 2
         else:
             np.testing.assert_array_equal(first.tokens.values, again.tokens.values)
             np.testing.assert_array_equal(first.tokens.offsets, again.tokens.offsets)

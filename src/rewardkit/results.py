@@ -97,6 +97,36 @@ class ScoreResult:
         return int(self.scores.shape[0])
 
 
+def failed_items(stats: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, str]]]:
+    """Items of one scoring call that failed alone and scored NaN: the ``failed`` count and the
+    ``(index, error)`` pairs of the ``errors`` list (``{"index", "error"}`` entries) that a reward
+    records in :attr:`ScoreResult.stats` (``rule:code``, endpoint rewards, ``route``)."""
+    if not stats:
+        return 0, []
+    errors = [
+        (int(e["index"]), str(e.get("error", "")))
+        for e in stats.get("errors") or []
+        if isinstance(e, Mapping) and isinstance(e.get("index"), int)
+    ]
+    n = stats.get("failed")
+    count = int(n) if isinstance(n, int | float) and not isinstance(n, bool) else len(errors)
+    return max(count, len(errors)), sorted(errors)
+
+
+def failure_note(
+    failed: int, total: int, what: str, first: str | None, outcome: str = "score NaN"
+) -> str:
+    """``"3 of 1,000 rows failed alone and score NaN (first: row 17: ...)"``, or ``""`` when none
+    failed: a run's success line never hides items that failed."""
+    if not failed:
+        return ""
+    head = f"{failed:,} of {total:,} {what} failed alone and {outcome}"
+    if not first:
+        return head
+    first = " ".join(first.split())
+    return head + f" (first: {first[:197] + '...' if len(first) > 200 else first})"
+
+
 def _float_array(v: Any) -> np.ndarray:
     a = np.asarray(v)
     return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
@@ -193,3 +223,64 @@ def bt_probability(d: np.ndarray) -> np.ndarray:
         p = np.where(d >= -700, 1.0 / (1.0 + np.exp(-d)), 0.0)
     p[np.isnan(d)] = np.nan
     return p
+
+
+def merge_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The counters of several :attr:`ScoreResult.stats` of disjoint batches of one run, as one.
+
+    A key is kept only when every part has it (a counter some part did not report is unknown,
+    not 0): numbers are summed, nested mappings merged the same way, other values kept when all
+    parts agree. Rates (``*_per_second``) are not additive and are left out; ``unique`` becomes
+    the sum of the parts' distinct rows.
+    """
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    out: dict[str, Any] = {}
+    for key in parts[0]:
+        if key.endswith("_per_second") or any(key not in p for p in parts):
+            continue
+        values = [p[key] for p in parts]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            out[key] = sum(values)
+        elif all(isinstance(v, Mapping) for v in values):
+            out[key] = merge_stats(values)
+        elif all(v == values[0] for v in values):
+            out[key] = values[0]
+    return out
+
+
+def concat_results(parts: Sequence[ScoreResult]) -> ScoreResult:
+    """The :class:`ScoreResult` of consecutive batches scored separately, in order: scores,
+    components, members and truncation flags concatenated, steps padded with NaN to the widest
+    batch, stats merged (:func:`merge_stats`). Per-token scores are not joined (``tokens`` is
+    None)."""
+    if not parts:
+        raise ValueError("concat_results needs at least one result")
+
+    def joined(name: str) -> dict[str, np.ndarray]:
+        keys = list(getattr(parts[0], name))
+        return {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in keys}
+
+    truncated = None
+    if any(p.truncated is not None for p in parts):
+        truncated = np.concatenate(
+            [p.truncated if p.truncated is not None else np.zeros(len(p), bool) for p in parts]
+        )
+    steps = None
+    if any(p.steps is not None for p in parts):
+        width = max(p.steps.shape[1] for p in parts if p.steps is not None)
+        steps = np.full((sum(len(p) for p in parts), width), np.nan, dtype=np.float32)
+        row = 0
+        for p in parts:
+            if p.steps is not None:
+                steps[row : row + len(p), : p.steps.shape[1]] = p.steps
+            row += len(p)
+    return ScoreResult(
+        np.concatenate([p.scores for p in parts]),
+        components=joined("components"),
+        members=joined("members"),
+        stats=merge_stats([p.stats for p in parts]),
+        truncated=truncated,
+        steps=steps,
+    )

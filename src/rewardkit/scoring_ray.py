@@ -17,6 +17,7 @@ The file must be readable at the same path on every node (a local cluster, or sh
 from __future__ import annotations
 
 import json
+import pickle
 import resource
 import time
 from collections.abc import Mapping
@@ -26,11 +27,20 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.location import Location, describe
-from rewardkit.errors import DataError, MissingDependencyError, RewardkitError
+from rewardkit.errors import (
+    CapabilityError,
+    DataError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    RewardkitError,
+    SpecError,
+)
 from rewardkit.outputs import atomic_file
+from rewardkit.results import merge_stats
 
-#: Columns an actor returns per range (``error``: "" or "KIND\tMESSAGE").
-OUTPUT_COLUMNS = ("text", "rows", "cache_hits", "truncated_rows", "error")
+#: Columns an actor returns per range (``stats``: the pickled ``ScoreResult.stats``;
+#: ``error``: "" or "KIND\tMESSAGE", see :func:`error_value`).
+OUTPUT_COLUMNS = ("text", "rows", "stats", "error")
 
 #: Target bytes of input per range (one actor call).
 DEFAULT_RANGE_BYTES = 1 << 20
@@ -86,19 +96,13 @@ class RangeScorer:
             try:
                 text, rows, stats = self._score_range(int(start), int(end), int(first))
                 error = ""
-            except RewardkitError as exc:  # a value, not a raise: Ray would drop its type
-                text, rows, stats = "", 0, {}
-                error = f"{'data' if isinstance(exc, DataError) else 'reward'}\t{exc}"
+            except tuple(CARRIED_ERRORS.values()) as exc:
+                text, rows, stats, error = "", 0, {}, error_value(exc)
             out["text"].append(text)
             out["rows"].append(rows)
-            # -1: the reward did not report the counter (None in the returned stats)
-            out["cache_hits"].append(int(stats.get("cache_hits", -1)))
-            out["truncated_rows"].append(int(stats.get("truncated_rows", -1)))
+            out["stats"].append(pickle.dumps(dict(stats)))
             out["error"].append(error)
-        return {
-            k: np.array(v, dtype=object if k in ("text", "error") else np.int64)
-            for k, v in out.items()
-        }
+        return {k: np.array(v, dtype=np.int64 if k == "rows" else object) for k, v in out.items()}
 
     def _score_range(self, start: int, end: int, first: int) -> tuple[str, int, Any]:
         from rewardkit.scoring import query_from_row, scored_line
@@ -121,7 +125,42 @@ class RangeScorer:
         return text, len(rows), result.stats
 
 
-def _ray() -> Any:
+#: Errors an actor returns as values, by name (most specific first): bad input, not a bug.
+CARRIED_ERRORS: dict[str, type[Exception]] = {
+    e.__name__: e
+    for e in (
+        DataError,
+        SpecError,
+        CapabilityError,
+        ModelNotFoundError,
+        MissingDependencyError,
+        RewardkitError,
+        FileNotFoundError,
+        ValueError,
+    )
+}
+
+
+def error_value(exc: Exception) -> str:
+    """An actor's error as a value, ``"KIND\tMESSAGE"`` (Ray would re-raise it as its own
+    type); KIND is the first of :data:`CARRIED_ERRORS` that ``exc`` is."""
+    kind = next(name for name, cls in CARRIED_ERRORS.items() if isinstance(exc, cls))
+    return f"{kind}\t{exc}"
+
+
+def raise_error_value(error: str) -> None:
+    """Raise on the driver what :func:`error_value` carried (nothing for "")."""
+    if error:
+        kind, _, message = str(error).partition("\t")
+        raise CARRIED_ERRORS.get(kind, RewardkitError)(message)
+
+
+def start_ray(
+    address: str | None, actors: int, gpus_per_actor: float | None, progress: bool
+) -> tuple[Any, float]:
+    """Ray, initialised (joining ``address``, else ``RAY_ADDRESS`` or a new local cluster; an
+    already initialised Ray is used as it is), with Ray Data keeping input order; and the GPUs
+    per actor (None: one each when the cluster has one per actor, else none)."""
     try:
         import ray
         import ray.data
@@ -129,7 +168,17 @@ def _ray() -> Any:
         raise MissingDependencyError(
             "scoring on Ray needs Ray Data: pip install 'rewardkit[ray]'"
         ) from exc
-    return ray
+    if actors < 1:
+        raise ValueError(f"actors must be >= 1, got {actors}")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    if gpus_per_actor is None:
+        gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        gpus_per_actor = 1.0 if gpus >= actors else 0.0
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = progress
+    return ray, gpus_per_actor
 
 
 def score_file_ray(
@@ -151,12 +200,11 @@ def score_file_ray(
     ``address``: a cluster to join (None: ``RAY_ADDRESS`` or a new local one; an already
     initialised Ray is used as it is). ``gpus_per_actor``: None gives each actor one GPU when
     the cluster has one per actor, else none. Returns counters: rows, cache_hits and
-    truncated_rows (None when the reward does not report them in ``ScoreResult.stats``), actors,
-    gpus_per_actor, seconds, driver_peak_rss_mb (this process's peak).
+    truncated_rows (None when the reward does not report them in ``ScoreResult.stats``),
+    reward_stats (every range's ``ScoreResult.stats`` merged by
+    :func:`~rewardkit.results.merge_stats`), actors, gpus_per_actor, seconds,
+    driver_peak_rss_mb (this process's peak).
     """
-    ray = _ray()
-    if actors < 1:
-        raise ValueError(f"actors must be >= 1, got {actors}")
     in_path = Path(in_path).resolve()
     if not in_path.is_file():
         raise FileNotFoundError(f"{in_path}: no such file")
@@ -167,16 +215,9 @@ def score_file_ray(
         )
     started = time.monotonic()
     ranges = line_ranges(in_path, range_bytes)
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    if gpus_per_actor is None:
-        gpus = float(ray.cluster_resources().get("GPU", 0.0))
-        gpus_per_actor = 1.0 if gpus >= actors else 0.0
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = progress
+    ray, gpus_per_actor = start_ray(address, actors, gpus_per_actor, progress)
     out_path = Path(out_path)
-    stats: dict[str, int | None] = {"rows": 0, "cache_hits": 0, "truncated_rows": 0}
+    rows, parts = 0, []
     items = [{"start": s, "end": e, "line": n} for s, e, n in ranges]
     if items:
         ds = ray.data.from_items(items, override_num_blocks=len(items))
@@ -195,17 +236,20 @@ def score_file_ray(
     with atomic_file(out_path, what="--out") as out:
         if items:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for text, error in zip(batch["text"], batch["error"], strict=True):
-                    if error:
-                        kind, _, message = str(error).partition("\t")
-                        raise (DataError if kind == "data" else RewardkitError)(message)
+                for text, n, blob, error in zip(
+                    batch["text"], batch["rows"], batch["stats"], batch["error"], strict=True
+                ):
+                    raise_error_value(error)
                     out.write(str(text))
-                for key in stats:
-                    counts = batch[key]
-                    if stats[key] is not None:
-                        stats[key] = None if (counts < 0).any() else stats[key] + int(counts.sum())
+                    rows += int(n)
+                    if n:
+                        parts.append(pickle.loads(bytes(blob)))
+    stats = merge_stats(parts)
     return {
-        **stats,
+        "rows": rows,
+        "cache_hits": stats.get("cache_hits"),
+        "truncated_rows": stats.get("truncated_rows"),
+        "reward_stats": stats,
         "actors": actors,
         "gpus_per_actor": gpus_per_actor,
         "seconds": time.monotonic() - started,

@@ -19,6 +19,9 @@ from rewardkit.commands.options import (
     NoCacheOpt,
     NoProgressOpt,
     OnErrorOpt,
+    RayActorsOpt,
+    RayAddressOpt,
+    RayOpt,
     RewardOpt,
     ThreadsOpt,
     TokenBudgetOpt,
@@ -96,11 +99,15 @@ def eval_command(
     no_cache: NoCacheOpt = False,
     cache_reset: CacheResetOpt = False,
     no_progress: NoProgressOpt = False,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_actors: RayActorsOpt = 2,
 ) -> None:
     """Evaluate one or more rewards on a preference dataset, side by side.
 
     Prints a RewardBench-style table (per subset and section, with 95% bootstrap CIs, the length
     baseline beside) and writes report.json (every per-example score) and report.md to --out.
+    With --ray each reward scores on a Ray actor pool (docs/remote.md); the report is the same.
     """
     from rewardkit.data import load
     from rewardkit.evaluate import evaluate, print_table
@@ -121,6 +128,8 @@ def eval_command(
     )
     with user_errors(KeyError):
         check_dir_target(out, "--out")
+        if not no_cache:
+            check_dir_target(cache_dir, "--cache-dir")
         if save_temperature is not None:
             check_file_target(save_temperature, "--save-temperature")
         if cache_reset and not no_cache:
@@ -134,9 +143,24 @@ def eval_command(
             on_error=on_error,
             skipped_out=dropped,
         )
-        rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
         from rewardkit.evaluate.process_report import is_step_data
 
+        if ray:
+            _check_ray_options(is_step_data(examples), robustness, probe)
+            from rewardkit.ray_reward import RayReward
+
+            rewards: list = [
+                RayReward(
+                    spec,
+                    engine_defaults=engine,
+                    address=ray_address,
+                    actors=ray_actors,
+                    progress=not no_progress,
+                )
+                for spec in reward
+            ]
+        else:
+            rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
         if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
             _process_eval(examples, rewards, out, html, seed)
             return
@@ -160,6 +184,14 @@ def eval_command(
 
     for line in summary_lines(result):
         typer.echo(line)
+    reported: set[str] = set()
+    for r in result.rewards:  # one line per reward (its objectives share one call's stats)
+        hits = (r.stats or {}).get("cache_hits")
+        if hits is not None and r.reward not in reported:
+            reported.add(r.reward)
+            typer.echo(
+                f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
+            )
     with user_errors(), exclusive(out):
         paths = result.write_reports(out, html=html)
     if save_temperature is not None:
@@ -172,6 +204,26 @@ def eval_command(
         )
         paths["temperature"] = save_temperature
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _check_ray_options(step_data: bool, robustness: bool, probe: bool) -> None:
+    """Refuse what ``eval --ray`` cannot do, naming why."""
+    if step_data:
+        fail(
+            ValueError(
+                "--ray: step-labelled data is scored per step by the process report, "
+                "which runs in this process; run it without --ray"
+            )
+        )
+    if robustness or probe:
+        flag = "--robustness" if robustness else "--probe"
+        fail(
+            ValueError(
+                f"--ray with {flag}: it reruns the loaded model in this process (other "
+                "token budgets, hidden states), which Ray actors do not expose; run it "
+                "without --ray"
+            )
+        )
 
 
 def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int) -> None:

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardkit.engine.config import MAX_THREADS
+
 DEFAULT_CACHE = "~/.cache/rewardkit/scores"
 
 
@@ -47,7 +49,8 @@ DtypeOpt = Annotated[
     str | None, typer.Option(help="float32 (default), bfloat16, or int8 (CPU, opt-in).")
 ]
 ThreadsOpt = Annotated[
-    int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
+    int | None,
+    typer.Option(min=1, max=MAX_THREADS, help="torch threads (default: torch's choice)."),
 ]
 DeviceOpt = Annotated[
     str | None, typer.Option(help="auto (default: CUDA if available), cpu, cuda, cuda:N.")
@@ -82,6 +85,14 @@ OnErrorOpt = Annotated[
     ),
 ]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+RayOpt = Annotated[
+    bool, typer.Option("--ray", help="Score on Ray Data: an actor pool, one reward per actor.")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
+]
+RayActorsOpt = Annotated[int, typer.Option(min=1, help="Ray actors (one loaded reward each).")]
 
 
 def engine_defaults(

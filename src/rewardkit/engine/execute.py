@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from rewardkit.engine import attention
 from rewardkit.engine.layout import attention_width
 
 
@@ -32,9 +33,16 @@ def pad_rows(
     seqs: Sequence[Sequence[int]],
     types: Sequence[Sequence[int] | None] | None,
     pad_id: int,
+    multiple: int = 1,
+    limit: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Right-padded (ids, attention mask, token types or None) of token-id rows."""
-    width = max(len(s) for s in seqs)
+    """Right-padded (ids, attention mask, token types or None) of token-id rows, as wide as the
+    longest row rounded up to a multiple of ``multiple`` but never past ``limit`` (the model's
+    longest sequence; without it, no rounding)."""
+    longest = max(len(s) for s in seqs)
+    width = longest
+    if multiple > 1 and limit is not None:
+        width = min(-(-longest // multiple) * multiple, max(longest, limit))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     tt = None if types is None else torch.zeros((len(seqs), width), dtype=torch.long)
@@ -51,13 +59,19 @@ def _config(body: torch.nn.Module) -> Any:
     return getattr(body, "config", None)
 
 
+def model_position_limit(body: torch.nn.Module | None) -> int | None:
+    """The longest sequence the body's position embeddings allow (None: unknown)."""
+    n = getattr(_config(body), "max_position_embeddings", None) if body is not None else None
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
 def model_layouts(body: torch.nn.Module) -> frozenset[str]:
     """Which of "packed"/"shared" the body can run: attention that takes a custom 4-D mask,
     no sliding windows or per-layer attention kinds; "shared" needs a key/value cache."""
     cfg = _config(body)
     if cfg is None:
         return frozenset()
-    if getattr(cfg, "_attn_implementation", "eager") not in ("sdpa", "eager"):
+    if getattr(cfg, "_attn_implementation", "eager") not in ("sdpa", "eager", attention.NAME):
         return frozenset()
     if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
         return frozenset()
@@ -103,7 +117,7 @@ def _returned_cache(out: Any) -> Any:
 
 def _as_mask(allowed: torch.Tensor, body: torch.nn.Module) -> torch.Tensor:
     """A boolean "may attend" mask (b, 1, q, k) in the form the attention implementation takes."""
-    if getattr(_config(body), "_attn_implementation", "eager") == "sdpa":
+    if getattr(_config(body), "_attn_implementation", "eager") in ("sdpa", attention.NAME):
         return allowed
     dtype = next(body.parameters()).dtype
     out = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
@@ -164,12 +178,14 @@ def shared_prefix_hidden(
     pad_id: int,
     device: torch.device,
     plan: Callable[[list[int]], list[list[int]]] | None = None,
+    mask_free: bool = True,
 ) -> torch.Tensor:
     """Padded-layout hidden states of rows given as (shared prefix length, token ids).
 
     Rows with equal prefix length and equal first ``prefix`` tokens share one prefix run; each row
     keeps at least one token of its own (``prefix < len(row)``). ``plan`` cuts the distinct
-    prefixes into sub-batches by length (default: one batch).
+    prefixes into sub-batches by length (default: one batch). With ``mask_free`` the suffixes run
+    on :mod:`rewardkit.engine.attention` where the body allows it, else on a dense mask.
     """
     prefix_index: dict[tuple[int, ...], int] = {}
     owner: list[int] = []
@@ -181,20 +197,34 @@ def shared_prefix_hidden(
     prefix_hidden, layers, like = run_prefixes(
         body, prefixes, pad_id, device, plan or (lambda lengths: [list(range(len(lengths)))])
     )
-    n_pre, width_p = prefix_hidden.shape[:2]
+    width_p = prefix_hidden.shape[1]
     owner_index = torch.tensor(owner, dtype=torch.long, device=prefix_hidden.device)
-    cache = _fresh_cache(like)
-    for layer, (k, v) in enumerate(layers):
-        cache.update(k.index_select(0, owner_index), v.index_select(0, owner_index), layer)
-
-    rows = len(members)
     dev = prefix_hidden.device  # masks are built where they are used (they can be large)
     plen = torch.tensor([p for p, _ in members], dtype=torch.long, device=dev)
     suffixes = [list(ids[p:]) for p, ids in members]
     s_ids, s_mask, _ = pad_rows(suffixes, None, pad_id)
     width_s = s_ids.shape[1]
     slen = s_mask.to(dev).sum(dim=1)
+    position_ids = plen[:, None] + torch.arange(width_s, device=dev)[None, :]
 
+    if mask_free and attention.enable(
+        body, dev
+    ):  # no per-row copies of the prefix, no (S × P+S) mask
+        layout = attention.shared_prefix(
+            layers, [len(x) for x in prefixes], owner, [len(s) for s in suffixes], width_s
+        )
+        with attention.active(layout):
+            second = body(
+                input_ids=s_ids.to(device),
+                attention_mask=s_mask.to(device),
+                position_ids=position_ids,
+                use_cache=False,
+            )
+        return _gather_rows(prefix_hidden, second.last_hidden_state, owner_index, plen, slen)
+
+    cache = _fresh_cache(like)
+    for layer, (k, v) in enumerate(layers):
+        cache.update(k.index_select(0, owner_index), v.index_select(0, owner_index), layer)
     key_pos = torch.arange(width_p + width_s, device=dev)
     q_pos = torch.arange(width_s, device=dev)
     sees_prefix = key_pos[None, None, :] < plen[:, None, None]  # (b, 1, K)
@@ -203,7 +233,6 @@ def shared_prefix_hidden(
     allowed = (sees_prefix & (key_pos[None, None, :] < width_p)) | sees_own
     pad_query = q_pos[None, :] >= slen[:, None]  # let padding see itself (no empty softmax)
     allowed = allowed | (pad_query[:, :, None] & (own == q_pos[None, :, None]))
-    position_ids = plen[:, None] + q_pos[None, :]
     second = body(
         input_ids=s_ids.to(device),
         attention_mask=_as_mask(allowed[:, None], body),
@@ -211,10 +240,21 @@ def shared_prefix_hidden(
         use_cache=True,
         **{_cache_argument(type(body)): cache},
     )
-    suffix_hidden = second.last_hidden_state  # (b, S, H)
+    return _gather_rows(prefix_hidden, second.last_hidden_state, owner_index, plen, slen)
 
-    # Gather each row's positions from the prefix run or the suffix run.
-    width = max(len(ids) for _, ids in members)
+
+def _gather_rows(
+    prefix_hidden: torch.Tensor,
+    suffix_hidden: torch.Tensor,
+    owner_index: torch.Tensor,
+    plen: torch.Tensor,
+    slen: torch.Tensor,
+) -> torch.Tensor:
+    """Each row's positions from the prefix run (p, P, H) or the suffix run (b, S, H)."""
+    n_pre, width_p = prefix_hidden.shape[:2]
+    rows, width_s = suffix_hidden.shape[:2]
+    dev = prefix_hidden.device
+    width = int((plen + slen).max())
     t = torch.arange(width, device=dev)[None, :]
     in_prefix = t < plen[:, None]
     owner_t = owner_index[:, None]
@@ -240,8 +280,10 @@ def packed_hidden(
     pad_id: int,
     causal: bool,
     device: torch.device,
+    mask_free: bool = True,
 ) -> torch.Tensor:
-    """Padded-layout hidden states of rows packed several to a sequence (pack order, then row)."""
+    """Padded-layout hidden states of rows packed several to a sequence (pack order, then row);
+    with ``mask_free``, on :mod:`rewardkit.engine.attention` where the body allows it."""
     seqs = [[t for row in pack for t in row] for pack in packs]
     ids, _, _ = pad_rows(seqs, None, pad_id)
     n_packs, width = ids.shape
@@ -259,6 +301,14 @@ def packed_hidden(
                 tt[b, offset : offset + n] = torch.tensor(list(types[b][k] or []))
             starts.append((b, offset, n))
             offset += n
+    kwargs: dict[str, Any] = {"input_ids": ids.to(device), "position_ids": position.to(device)}
+    if tt is not None:
+        kwargs["token_type_ids"] = tt.to(device)
+    if mask_free and attention.enable(body, device):  # segments, not a (T × T) block-diagonal mask
+        layout = attention.segments([[len(r) for r in p] for p in packs], width, causal, device)
+        with attention.active(layout):
+            hidden = body(**kwargs).last_hidden_state
+        return _unpack(hidden, starts, width)
     segment = segment.to(device)  # masks are built where they are used (they can be large)
     same = segment[:, :, None] == segment[:, None, :]
     real = segment >= 0
@@ -266,15 +316,13 @@ def packed_hidden(
     if causal:
         allowed = allowed & torch.ones(width, width, dtype=torch.bool, device=device).tril()[None]
     allowed = allowed | torch.eye(width, dtype=torch.bool, device=device)[None]  # pads see self
-    kwargs: dict[str, Any] = {
-        "input_ids": ids.to(device),
-        "attention_mask": _as_mask(allowed[:, None], body),
-        "position_ids": position.to(device),
-    }
-    if tt is not None:
-        kwargs["token_type_ids"] = tt.to(device)
+    kwargs["attention_mask"] = _as_mask(allowed[:, None], body)
     hidden = body(**kwargs).last_hidden_state  # (packs, T, H)
+    return _unpack(hidden, starts, width)
 
+
+def _unpack(hidden: torch.Tensor, starts: list[tuple[int, int, int]], width: int) -> torch.Tensor:
+    """Packed hidden states (packs, T, H) as the padded batch of the rows (pack, offset, length)."""
     longest = max(n for _, _, n in starts)
     t = torch.arange(longest)[None, :]
     base = torch.tensor([b * width + off for b, off, _ in starts])[:, None]

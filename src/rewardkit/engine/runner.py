@@ -191,7 +191,7 @@ class Engine:
         stats = {
             "queries": len(keys),
             "unique": len(unique_keys),
-            "cached": n_cached,
+            "cache_hits": n_cached,
             "computed": len(rows),
             "batches": len(plan.steps),
             "layout": plan.layout,
@@ -292,6 +292,8 @@ class Engine:
             [r.input_ids for r in rows],
             [r.token_type_ids for r in rows] if rows[0].token_type_ids is not None else None,
             self.adapter.pad_token_id,
+            self.config.pad_multiple,
+            self.config.max_length or execute.model_position_limit(self.adapter.backbone()),
         )
         starts = torch.tensor(
             [-1 if r.response_start is None else r.response_start for r in rows],
@@ -326,6 +328,7 @@ class Engine:
             self.adapter.pad_token_id,
             self.device,
             plan,
+            mask_free=cfg.attention != "dense",
         )
         return self._forward(self.make_batch([r for _, r in members], hidden))
 
@@ -340,6 +343,7 @@ class Engine:
             self.adapter.pad_token_id,
             self.adapter.causal,
             self.device,
+            mask_free=self.config.attention != "dense",
         )
         return self._forward(self.make_batch(flat, hidden))
 

@@ -163,6 +163,11 @@ def _score_column(
     return summary, records
 
 
+def count_empty_responses(examples: Sequence[Example]) -> int:
+    """Examples with at least one empty (or blank) text response: they are scored, and counted."""
+    return sum(any(isinstance(r, str) and not r.strip() for r in e.responses) for e in examples)
+
+
 def _columns_of(results: list[RewardResult], rewards: Sequence[Reward]) -> list:
     """The first report column of each reward (None if it has none)."""
     out = []
@@ -176,8 +181,11 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     from rewardkit.rewards.rules.length import LengthReward
 
     out = list(rewards)
-    if include and not any(isinstance(r, LengthReward) for r in out):
-        out.append(LengthReward())
+    baseline = LengthReward()
+    kind = baseline.identity()["class"]
+    # a length rule (of any unit, here or on Ray) is itself the baseline: its identity says so
+    if include and not any(r.identity().get("class") == kind for r in out):
+        out.append(baseline)
     return out
 
 
@@ -411,6 +419,7 @@ def evaluate(
     dataset = {
         "n_examples": len(plan.examples),
         "n_responses": int(plan.offsets[-1]),
+        "n_empty_responses": count_empty_responses(plan.examples),
         "n_evaluable": sum(n_eval.values()),
         "n_skipped": sum(skipped.values()),
         "skipped": dict(skipped),

@@ -200,7 +200,7 @@ def merged_result(scores: np.ndarray, runs: Mapping[str, ScoreResult], n: int) -
         "tokens": sum(int(s.get("tokens", 0)) for s in stats.values()),
         "model_tokens": sum(int(s.get("model_tokens", 0)) for s in stats.values()),
         "layout": "+".join(sorted({str(s.get("layout")) for s in stats.values() if "layout" in s})),
-        "cached": sum(int(s.get("cached", 0)) for s in stats.values()),
+        "cache_hits": sum(int(s.get("cache_hits", 0)) for s in stats.values()),
         "seconds": seconds,
         "members": stats,
     }

@@ -1,0 +1,478 @@
+"""Mask-free attention for the packed and shared-prefix layouts: memory O(tokens), not O(tokens²).
+
+The dense path (:mod:`rewardkit.engine.execute`) gives the model a (b, 1, q, k) mask: block
+diagonal for packs, "own prefix + own causal suffix" for shared prompts. That mask alone is
+quadratic in the tokens of a batch, and it pushes SDPA onto its masked kernels. Here the model's
+attention calls one registered function instead (transformers' ``AttentionInterface``, under
+:data:`NAME`) that reads the layout from a context variable set for one forward pass and never
+builds a (q × k) mask:
+
+- **packed** (:class:`Segments`): each packed row is one segment. On CUDA the segments go to
+  ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention over cumulative lengths, no padding).
+  Elsewhere they are gathered into length buckets ``(n, heads, L, d)`` and run by SDPA with
+  ``is_causal`` (decoders) or a (n, 1, 1, L) key-padding mask (encoders), then scattered back.
+- **shared** (:class:`SharedPrefix`): suffix tokens attend to their prefix's keys and values
+  (computed once per distinct prefix, never copied per row) and, causally, to their own tokens.
+  The two parts are computed separately with their log-sum-exp and merged exactly:
+  ``o = (e^{l₁}·o₁ + e^{l₂}·o₂) / (e^{l₁} + e^{l₂})`` (cascade attention). On CUDA both parts are
+  ``varlen_attn`` calls; on CPU they are SDPA's flash kernel for CPU, which returns the
+  log-sum-exp (a (p, 1, 1, P) key-padding bias covers prefixes of different lengths).
+
+When no layout is active the function is exactly transformers' ``sdpa`` path, and the mask
+function is ``sdpa_mask``, so padded batches through a switched model are unchanged. Only models
+on ``sdpa`` are switched (:func:`enable`); ``eager`` models and other devices keep the dense path.
+See docs/performance.md ("Attention without dense masks").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rewardkit.engine.batching import plan_batches
+
+#: The name the mask-free attention is registered under in transformers' interfaces.
+NAME = "rewardkit_varlen"
+#: Devices with a mask-free kernel (CUDA: varlen FlashAttention; CPU: SDPA's flash kernel).
+DEVICES = ("cpu", "cuda")
+#: Extra key positions a length bucket may pad, as a cost per bucket (tokens) in the planner.
+BUCKET_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class Segments:
+    """A packed forward pass: ``lengths[b]`` are the rows packed, in order, into sequence b."""
+
+    lengths: tuple[tuple[int, ...], ...]
+    width: int
+    causal: bool
+    #: Per length bucket: (flat token index (n, L), valid (n, L)); tokens are ``b * width + t``.
+    buckets: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    #: Flat index of every real token in segment order, and cumulative segment lengths (int32).
+    tokens: torch.Tensor
+    cu_seqlens: torch.Tensor
+    max_len: int
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """A suffix forward pass over rows whose prefixes already ran.
+
+    ``keys[layer]``/``values[layer]`` are (p, kv heads, P, d), right-padded; prefix i has
+    ``prefix_len[i]`` real positions; row r continues prefix ``owner[r]`` with ``suffix_len[r]``
+    tokens (suffixes right-padded to ``width``).
+    """
+
+    keys: Sequence[torch.Tensor]
+    values: Sequence[torch.Tensor]
+    prefix_len: torch.Tensor
+    owner: torch.Tensor
+    suffix_len: torch.Tensor
+    width: int
+    #: Rows grouped by owner: (p, M) flat suffix-token index (``row * width + t``) and validity.
+    group_index: torch.Tensor
+    group_valid: torch.Tensor
+
+
+_ACTIVE: contextvars.ContextVar[Segments | SharedPrefix | None] = contextvars.ContextVar(
+    "rewardkit_attention_layout", default=None
+)
+_REGISTER = threading.Lock()
+_registered = False
+
+
+# -- registration and switching ------------------------------------------------------------------
+
+
+def _register() -> None:
+    global _registered
+    with _REGISTER:
+        if _registered:
+            return
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface
+
+        AttentionInterface.register(NAME, attention_forward)
+        AttentionMaskInterface.register(NAME, mask_forward)
+        _registered = True
+
+
+def enabled(body: torch.nn.Module) -> bool:
+    """Whether ``body`` runs on the mask-free attention (:func:`enable` switched it)."""
+    cfg = getattr(body, "config", None)
+    return getattr(cfg, "_attn_implementation", None) == NAME
+
+
+def enable(body: torch.nn.Module, device: torch.device) -> bool:
+    """Switch an ``sdpa`` body on ``device`` to the mask-free attention; True when it runs on it.
+
+    The switch is permanent and harmless: with no layout active the function is the ``sdpa``
+    path itself. Bodies on ``eager``, flash-attention or other implementations, and devices
+    without a kernel here, are left alone (the engine then builds dense masks).
+    """
+    if device.type not in DEVICES:
+        return False
+    if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
+        return False
+    if enabled(body):
+        return True
+    if getattr(getattr(body, "config", None), "_attn_implementation", None) != "sdpa":
+        return False
+    _register()
+    body.set_attn_implementation(NAME)
+    return enabled(body)
+
+
+@functools.cache
+def _varlen_parameters() -> frozenset[str]:
+    """The keyword parameters of this torch's ``varlen_attn`` (empty: none usable here).
+
+    CUDA needs ``varlen_attn`` with log-sum-exp output (``return_aux``, torch ≥ 2.10)."""
+    try:
+        from torch.nn.attention import varlen
+    except ImportError:
+        return frozenset()
+    params = frozenset(inspect.signature(varlen.varlen_attn).parameters)
+    if "return_aux" not in params or not ({"window_size", "is_causal"} & params):
+        return frozenset()
+    return params
+
+
+def _half(body: torch.nn.Module) -> bool:
+    """FlashAttention has no float32 kernel: float32 bodies keep the dense path on CUDA."""
+    return next(body.parameters()).dtype in (torch.bfloat16, torch.float16)
+
+
+def uses_varlen(device: torch.device) -> bool:
+    """Whether attention on ``device`` runs on ``varlen_attn`` (CUDA) rather than SDPA buckets."""
+    return device.type == "cuda"
+
+
+def _varlen(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_q: torch.Tensor,
+    cu_k: torch.Tensor,
+    max_q: int,
+    max_k: int,
+    scale: float,
+    causal: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``varlen_attn`` over flat (T, heads, d) tokens with its log-sum-exp (T, heads), whichever
+    of its signatures (``window_size`` from torch 2.11, ``is_causal`` before) this torch has."""
+    from torch.nn.attention.varlen import AuxRequest, varlen_attn
+
+    params = _varlen_parameters()
+    kwargs: dict[str, Any] = {"return_aux": AuxRequest(lse=True)}
+    if "scale" in params:
+        kwargs["scale"] = scale
+    else:  # the kernel scales by d^-1/2
+        q = q * (scale * q.shape[-1] ** 0.5)
+    if "window_size" in params:
+        kwargs["window_size"] = (-1, 0) if causal else (-1, -1)
+    else:
+        kwargs["is_causal"] = causal
+    if k.shape[1] != q.shape[1]:
+        if "enable_gqa" in params:
+            kwargs["enable_gqa"] = True
+        else:
+            rep = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    out, lse = varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kwargs)
+    if lse.shape[0] != q.shape[0]:  # (heads, T) in some versions
+        lse = lse.transpose(0, 1)
+    return out, lse.float()
+
+
+@contextlib.contextmanager
+def active(layout: Segments | SharedPrefix) -> Iterator[None]:
+    """Within the block, the mask-free attention computes ``layout`` (one forward pass)."""
+    token = _ACTIVE.set(layout)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+# -- planning one forward pass -------------------------------------------------------------------
+
+
+def segments(
+    lengths: Sequence[Sequence[int]], width: int, causal: bool, device: torch.device
+) -> Segments:
+    """The :class:`Segments` of packs whose rows have ``lengths`` (packs padded to ``width``)."""
+    flat_len: list[int] = []
+    starts: list[int] = []
+    for b, pack in enumerate(lengths):
+        offset = 0
+        for n in pack:
+            flat_len.append(int(n))
+            starts.append(b * width + offset)
+            offset += int(n)
+    buckets = []
+    # Length buckets for the SDPA path (varlen kernels take the segments as they are).
+    plan = [] if uses_varlen(device) else plan_batches(flat_len, 1 << 62, 64, None, BUCKET_OVERHEAD)
+    for group in plan:
+        longest = max(flat_len[i] for i in group)
+        t = torch.arange(longest)[None, :]
+        n = torch.tensor([flat_len[i] for i in group])[:, None]
+        base = torch.tensor([starts[i] for i in group])[:, None]
+        valid = t < n
+        index = torch.where(valid, base + t, base)  # padding repeats the segment's first token
+        buckets.append((index.to(device), valid.to(device)))
+    tokens = torch.cat([torch.arange(s, s + n) for s, n in zip(starts, flat_len, strict=True)])
+    cu = _cumulative(torch.tensor(flat_len, dtype=torch.long))
+    return Segments(
+        tuple(tuple(int(n) for n in p) for p in lengths),
+        width,
+        causal,
+        tuple(buckets),
+        tokens.to(device),
+        cu.to(device),
+        max(flat_len),
+    )
+
+
+def shared_prefix(
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    prefix_len: Sequence[int],
+    owner: Sequence[int],
+    suffix_len: Sequence[int],
+    width: int,
+) -> SharedPrefix:
+    """The :class:`SharedPrefix` of rows continuing prefixes whose per-layer keys and values ran."""
+    device = layers[0][0].device
+    owner_t = torch.tensor(list(owner), dtype=torch.long, device=device)
+    slen = torch.tensor(list(suffix_len), dtype=torch.long, device=device)
+    # Suffix tokens (row·width + t) in row order within each prefix's rows, then laid out
+    # (prefix, position in its group), padded to the largest group.
+    order = torch.argsort(owner_t, stable=True)
+    t = torch.arange(width, device=device)
+    own = t[None, :] < slen[order][:, None]
+    flat = (order[:, None] * width + t[None, :])[own]
+    group = owner_t[order][:, None].expand(-1, width)[own]
+    counts = torch.bincount(group, minlength=len(prefix_len))
+    starts = torch.cumsum(counts, 0) - counts
+    position = torch.arange(len(flat), device=device) - starts[group]
+    index = torch.zeros((len(prefix_len), int(counts.max())), dtype=torch.long, device=device)
+    valid = torch.zeros(index.shape, dtype=torch.bool, device=device)
+    index[group, position] = flat
+    valid[group, position] = True
+    return SharedPrefix(
+        [k for k, _ in layers],
+        [v for _, v in layers],
+        torch.tensor(list(prefix_len), dtype=torch.long, device=device),
+        owner_t,
+        slen,
+        width,
+        index,
+        valid,
+    )
+
+
+# -- the functions transformers calls --------------------------------------------------------------
+
+
+def mask_forward(**kwargs: Any) -> torch.Tensor | None:
+    """transformers' mask hook: no mask while a layout is active, else ``sdpa_mask``."""
+    if _ACTIVE.get() is not None:
+        return None
+    from transformers.masking_utils import sdpa_mask
+
+    return sdpa_mask(**kwargs)
+
+
+def attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention hook: (b, heads, q, d) inputs → (b, q, heads, d) output."""
+    layout = _ACTIVE.get()
+    if layout is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    if kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None:
+        raise ValueError("the mask-free layouts do not support attention soft-capping or sinks")
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    if isinstance(layout, Segments):
+        return _packed(query, key, value, layout, scale), None
+    layer = module.layer_idx  # transformers' attention modules carry their cache index
+    return _shared(query, key, value, layout, int(layer), scale), None
+
+
+# -- packed ----------------------------------------------------------------------------------------
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """(b, heads, T, d) → (b·T, heads, d)."""
+    return x.transpose(1, 2).reshape(-1, x.shape[1], x.shape[3])
+
+
+def _repeat_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """Grouped-query keys/values (n, kv heads, L, d) expanded to ``heads`` heads."""
+    rep = heads // x.shape[1]
+    return x if rep == 1 else x.repeat_interleave(rep, dim=1)
+
+
+def _packed(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, seg: Segments, scale: float
+) -> torch.Tensor:
+    b, heads, width, d = query.shape
+    q, k, v = _flat(query), _flat(key), _flat(value)
+    out = q.new_zeros(q.shape)
+    if uses_varlen(query.device):
+        idx, cu = seg.tokens, seg.cu_seqlens
+        o, _ = _varlen(q[idx], k[idx], v[idx], cu, cu, seg.max_len, seg.max_len, scale, seg.causal)
+        out[idx] = o
+        return out.view(b, width, heads, d)
+    for index, valid in seg.buckets:
+        qb = q[index].transpose(1, 2)  # (n, heads, L, d)
+        kb = _repeat_heads(k[index].transpose(1, 2), heads)
+        vb = _repeat_heads(v[index].transpose(1, 2), heads)
+        if seg.causal:  # padding sits after each segment's tokens: causality hides it
+            ob = torch.nn.functional.scaled_dot_product_attention(
+                qb, kb, vb, is_causal=True, scale=scale
+            )
+        else:
+            ob = torch.nn.functional.scaled_dot_product_attention(
+                qb, kb, vb, attn_mask=valid[:, None, None, :], scale=scale
+            )
+        out[index[valid]] = ob.transpose(1, 2)[valid]
+    return out.view(b, width, heads, d)
+
+
+# -- shared prefix -------------------------------------------------------------------------------
+
+
+def merge_attention(
+    out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor
+) -> torch.Tensor:
+    """Attention over keys A ∪ B from attention over A and over B and their log-sum-exps:
+    ``(e^{l_a}·o_a + e^{l_b}·o_b) / (e^{l_a} + e^{l_b})``; ``lse`` has ``out``'s shape minus d."""
+    top = torch.maximum(lse_a, lse_b)
+    top = torch.where(torch.isinf(top), torch.zeros_like(top), top)  # no keys at all: output 0
+    wa = torch.exp(lse_a - top)[..., None]
+    wb = torch.exp(lse_b - top)[..., None]
+    merged = (out_a.float() * wa + out_b.float() * wb) / (wa + wb).clamp_min(1e-30)
+    return merged.to(out_a.dtype)
+
+
+def _cpu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    causal: bool,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDPA's flash kernel for CPU with its log-sum-exp: (n, h, q, d), (n, h, q) float32."""
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, causal, attn_mask=bias, scale=scale
+    )
+    return out, lse.float()
+
+
+def _shared(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    sp: SharedPrefix,
+    layer: int,
+    scale: float,
+) -> torch.Tensor:
+    rows, heads, width, d = query.shape
+    pk, pv = sp.keys[layer], sp.values[layer]  # (p, kv heads, P, d)
+    q = _flat(query)  # (rows·S, heads, d)
+    if uses_varlen(query.device):
+        out_a, lse_a, out_b, lse_b = _shared_cuda(q, _flat(key), _flat(value), pk, pv, sp, scale)
+    else:
+        # A: every suffix token of a prefix's rows against that prefix (no per-row copies).
+        qa = q[sp.group_index].transpose(1, 2)  # (p, heads, M, d)
+        positions = torch.arange(pk.shape[2], device=pk.device)
+        bias = torch.zeros((pk.shape[0], 1, 1, pk.shape[2]), dtype=query.dtype, device=pk.device)
+        bias.masked_fill_(
+            positions[None, None, None, :] >= sp.prefix_len[:, None, None, None], -torch.inf
+        )
+        oa, la = _cpu_attention(
+            qa, _repeat_heads(pk, heads), _repeat_heads(pv, heads), scale, False, bias
+        )
+        out_a = q.new_zeros(q.shape)
+        lse_a = torch.full(q.shape[:2], -torch.inf, device=q.device)
+        flat = sp.group_index[sp.group_valid]
+        out_a[flat] = oa.transpose(1, 2)[sp.group_valid]
+        lse_a[flat] = la.transpose(1, 2)[sp.group_valid]
+        # B: each row's own tokens, causally (its padding comes after them).
+        ob, lb = _cpu_attention(
+            query, _repeat_heads(key, heads), _repeat_heads(value, heads), scale, True, None
+        )
+        out_b, lse_b = _flat(ob), lb.transpose(1, 2).reshape(-1, heads)
+    return merge_attention(out_a, lse_a, out_b, lse_b).view(rows, width, heads, d)
+
+
+def _shared_cuda(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    pk: torch.Tensor,
+    pv: torch.Tensor,
+    sp: SharedPrefix,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both parts of :func:`_shared` with ``varlen_attn`` (flat suffix tokens (rows·S, h, d))."""
+    # A: queries grouped by prefix, keys the prefix's real positions.
+    qa_index = sp.group_index[sp.group_valid]
+    per_prefix = sp.group_valid.sum(dim=1)
+    positions = torch.arange(pk.shape[2], device=q.device)
+    real = positions[None, :] < sp.prefix_len[:, None]  # (p, P)
+    oa, la = _varlen(
+        q[qa_index],
+        pk.transpose(1, 2)[real],  # (Σ prefix, kv heads, d)
+        pv.transpose(1, 2)[real],
+        _cumulative(per_prefix),
+        _cumulative(sp.prefix_len),
+        int(per_prefix.max()),
+        int(sp.prefix_len.max()),
+        scale,
+        False,
+    )
+    out_a = q.new_zeros(q.shape)
+    lse_a = torch.full(q.shape[:2], -torch.inf, device=q.device)
+    out_a[qa_index] = oa
+    lse_a[qa_index] = la
+    # B: each row's own suffix tokens, causally.
+    t = torch.arange(sp.width, device=q.device)
+    own = t[None, :] < sp.suffix_len[:, None]
+    idx = (torch.arange(len(sp.suffix_len), device=q.device)[:, None] * sp.width + t)[own]
+    longest = int(sp.suffix_len.max())
+    cu = _cumulative(sp.suffix_len)
+    ob, lb = _varlen(q[idx], k[idx], v[idx], cu, cu, longest, longest, scale, True)
+    out_b = q.new_zeros(q.shape)
+    lse_b = torch.full(q.shape[:2], -torch.inf, device=q.device)
+    out_b[idx] = ob
+    lse_b[idx] = lb
+    return out_a, lse_a, out_b, lse_b
+
+
+def _cumulative(lengths: torch.Tensor) -> torch.Tensor:
+    """Cumulative sequence starts (n + 1,) int32, as varlen kernels take them."""
+    out = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=lengths.device)
+    out[1:] = lengths.cumsum(0)
+    return out
