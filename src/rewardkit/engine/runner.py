@@ -398,18 +398,6 @@ class ModelBackedReward(Reward):
         """The layouts this reward can run now (see :meth:`Engine.supported_layouts`)."""
         return self.engine.supported_layouts()
 
-    def attention_width(self) -> float | None:
-        return self.engine.attention_width()
-
-    def batch_overhead(self) -> int:
-        return self.engine.batch_overhead()
-
-    def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
-        return self.engine.plan_layout(rows)
-
-    def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
-        return self.engine.run_batch(rows)
-
     def engine_identity(self) -> dict[str, Any]:
         """The engine settings that change scores (not budget, threads or caching)."""
         c = self.config
