@@ -3,7 +3,7 @@
 Scores HH helpful-base pairs with ``classifier:smollm2`` (SmolLM2-135M, random score head) once
 to warm up, then once under ``torch.profiler``, and prints each kind's share of the wall time:
 matmuls, the attention kernel, RMSNorm arithmetic, other element-wise work (rotary embeddings,
-SiLU, residual adds), casts and copies, key/value cache concatenation, mask building, fused
+SiLU, residual adds), casts and copies, concatenation, mask building, fused
 inductor kernels (``compile=true``), and what runs outside torch operators (Python per batch,
 framework glue). Tokenization is timed on its own. Works against any checkout's sources
 (``PYTHONPATH=OTHER/src``) so a before/after pair uses one script::
@@ -29,7 +29,7 @@ KINDS = [
     ("matmul (linear layers)", ("aten::mm", "aten::addmm", "aten::bmm", "linear", "matmul")),
     ("attention kernel (SDPA)", ("scaled_dot_product", "flash_attention", "aten::softmax")),
     ("RMSNorm arithmetic (pow, mean, rsqrt)", ("aten::pow", "aten::mean", "aten::rsqrt")),
-    ("key/value cache (cat)", ("aten::cat",)),
+    ("concatenation (rotate_half, caches)", ("aten::cat",)),
     ("casts and copies", ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous")),
     (
         "mask building",
