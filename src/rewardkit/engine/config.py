@@ -41,8 +41,9 @@ class EngineConfig:
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
     - ``attention``: how the packed and shared layouts attend. ``"auto"``: without dense masks
-      where the model runs ``sdpa`` on CPU or CUDA (:mod:`rewardkit.engine.attention`: memory
-      O(tokens)); ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
+      where the model runs ``sdpa`` (:mod:`rewardkit.engine.attention`: memory O(tokens)):
+      packed on CPU and CUDA, shared on CUDA (on CPU its dense masks measured faster);
+      ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
     """
 
     token_budget: int = 16384
