@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - create .venv, install everything, evaluate the default reward model, the default
-#                 judge and the length baseline on the bundled sample, write out/demo/report.{json,md}
+#                 judge, the math/code rules (configs/sample_rules.yaml) and the length baseline on
+#                 the bundled sample, write out/demo/report.{json,md,html}
 #   make test   - create .venv, install everything, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -44,7 +45,7 @@ peers: setup
 	PYTHON=$(PYTHON) REWARDKIT_PEERS_DIR=$(PEERS_DIR) $(PY) benchmarks/peer_contracts.py --build --require
 
 demo: setup
-	$(VENV)/bin/rewardkit eval --reward default --reward judge:default --reward rule:length --data sample --out out/demo
+	$(VENV)/bin/rewardkit eval --reward default --reward judge:default --reward configs/sample_rules.yaml --data sample --out out/demo
 
 # pytest exits 5 when it collects no tests: that is a failure, never a silent pass.
 test: setup tserve

@@ -54,7 +54,7 @@ def naive_tokens_per_s(reward, queries, batch: int) -> tuple[float, np.ndarray]:
     outs = []
     with torch.inference_mode():
         for i in range(0, len(rows), batch):
-            outs.extend(reward._run_batch(rows[i : i + batch]))
+            outs.extend(reward.engine.run_batch(rows[i : i + batch]))
     sync()
     seconds = time.perf_counter() - start
     return sum(len(r.input_ids) for r in rows) / seconds, np.stack(outs)[:, 0]

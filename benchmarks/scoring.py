@@ -23,6 +23,9 @@ Usage::
 
     .venv/bin/python benchmarks/scoring.py            # full CPU run (~25 min on 2 quiet cores)
     .venv/bin/python benchmarks/scoring.py --quick    # smoke run (~3 min)
+    .venv/bin/python benchmarks/scoring.py --peers    # reward-bench beside rewardkit (~6 min)
+    .venv/bin/python benchmarks/scoring.py --peers --pairs 20   # a short peers run
+    bash benchmarks/gpu_scoring.sh                    # on a GPU: a random 1B Llama, bf16, SDPA
     .venv/bin/python benchmarks/scoring.py --device cuda --workloads-file .gpu/workloads.json ...
 """
 
@@ -421,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="write DIR/workloads.json and DIR/tokenizer (SmolLM2's) for --device cuda runs",
     )
+    p.add_argument("--peers", action="store_true", help="reward-bench beside rewardkit only")
+    p.add_argument("--rewardbench-venv", type=Path, default=Path("/work/venvs/rewardbench"))
+    p.add_argument("--check-rows", type=int, default=24, help="--peers: rows checked vs plain")
+    p.add_argument("--no-compile", dest="peer_compile", action="store_false")
     p.add_argument("--make-random-model", choices=sorted(LLAMA_SHAPES), help=argparse.SUPPRESS)
     p.add_argument("--tokenizer", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -436,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
         args.pairs, args.bo4, args.bo16, args.gemm_size = 6, 3, 1, 1024
     args.workloads = ["pairs", "bo4", "bo16"]
     args.precision_specs = [s for s in args.precision_specs.split(",") if s.strip()]
+    # Every process of the run (reward-bench's too) waits for work without spinning, as rewardkit
+    # sets it (models/loading.py): spinning threads collapse on a shared machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.peers:
+        from scoring_peers import run_peers
+
+        return run_peers(args)
 
     import torch
 

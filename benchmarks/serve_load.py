@@ -1,14 +1,16 @@
-"""Load test of ``rewardkit serve``: 64 concurrent clients, one item per request, on loopback.
+"""Load test of ``rewardkit serve`` at 1, 16 and 64 concurrent clients, one item per request,
+on loopback.
 
 The server runs in its own process (``python -m rewardkit.cli serve``), the clients are asyncio +
 httpx in this one. For the same reward and the same queries, in the same run:
 
-1. offline engine throughput: ``reward.score(queries)`` in one call (token-budget batches);
-2. cold run: every query sent once as its own request by ``--concurrency`` clients; reports
-   failed and lost requests, items/s and its ratio to offline (goal ≥ 0.80), p50/p99 latency,
-   and the server's batch-size distribution (``/v1/stats``);
-3. warm run: the same requests again; every answer should come from the response cache
-   (hit rate from the server's counters), with its throughput and latency.
+1. offline engine throughput: ``reward.score(queries)`` in one call (token-budget batches),
+   before and after the servers run (the mean is the reference);
+2. per client count (``--concurrency 1,16,64``), a fresh server with an empty cache: every query
+   sent once as its own request; a table of items/s beside offline and their ratio (goal ≥ 0.90
+   at 64 clients), p50/p99 latency, the mean batch size (``/v1/stats``), failed and lost requests;
+3. warm run at the last client count: the same requests again; every answer should come from
+   the response cache (hit rate from the server's counters), with its throughput and latency.
 
 Bounded in requests (``--pairs``: 2 queries per pair) and in time (``--time-limit`` per run: no
 new request is sent after it; requests already sent are still awaited and counted).
@@ -28,6 +30,7 @@ Usage::
 
     .venv/bin/python benchmarks/serve_load.py --memory 300 --reward default --concurrency 200
     .venv/bin/python benchmarks/serve_load.py                      # classifier:minilm, 256 pairs
+    .venv/bin/python benchmarks/serve_load.py --concurrency 64 --time-limit 60
     .venv/bin/python benchmarks/serve_load.py --quick              # 48 pairs
     .venv/bin/python benchmarks/serve_load.py --reward judge:default --pairs 64
 """
@@ -190,7 +193,13 @@ async def memory_run(
                 await asyncio.sleep(1.0)
 
         await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
-    half = [mb for t, mb in samples if t >= seconds / 2]
+    half = [(t, mb) for t, mb in samples if t >= seconds / 2]
+    slope = float("nan")
+    if len(half) > 2:  # least-squares trend over the second half, MiB per minute
+        ts, ms = [t for t, _ in half], [mb for _, mb in half]
+        t_mean, m_mean = statistics.mean(ts), statistics.mean(ms)
+        var = sum((t - t_mean) ** 2 for t in ts)
+        slope = 60 * sum((t - t_mean) * (m - m_mean) for t, m in half) / var if var else slope
     return {
         "answered": answered,
         "failed": failed,
@@ -198,20 +207,65 @@ async def memory_run(
         "first_mb": samples[0][1] if samples else float("nan"),
         "max_mb": max(mb for _, mb in samples) if samples else float("nan"),
         "last_mb": samples[-1][1] if samples else float("nan"),
-        "second_half_growth_mb": (half[-1] - half[0]) if len(half) > 1 else float("nan"),
+        "second_half_growth_mb": (half[-1][1] - half[0][1]) if len(half) > 1 else float("nan"),
+        "second_half_range_mb": (
+            max(mb for _, mb in half) - min(mb for _, mb in half) if half else float("nan")
+        ),
+        "second_half_slope_mb_per_min": slope,
     }
+
+
+def server_level(
+    args: argparse.Namespace, items: list[dict[str, Any]], concurrency: int, warm: bool
+) -> dict[str, Any]:
+    """A fresh server (empty cache) driven by ``concurrency`` clients: the cold run, the
+    server's batch sizes and CPU, and (``warm``) the same requests again from its cache."""
+    import httpx
+
+    extra = ["--max-queue", str(max(4096, 2 * len(items)))]
+    if args.batch_token_budget:
+        extra += ["--batch-token-budget", str(args.batch_token_budget)]
+    proc, url = start_server(args, extra + list(args.server_args))
+    try:
+        # warm-up request (model first call), not timed; it also becomes a cache entry
+        warm_item = {"prompt": "warm-up", "response": "warm-up request, not in the data"}
+        httpx.post(url + "/v1/rewards", json={"items": [warm_item]}, timeout=120)
+        busy0 = httpx.get(url + "/v1/stats").json()["routes"]["default"]["busy_seconds"]
+        cpu0, server_cpu0 = time.process_time(), process_cpu_seconds(proc.pid)
+        cold = asyncio.run(load_run(url, items, concurrency, args.time_limit))
+        cold["client_cpu"] = time.process_time() - cpu0
+        cold["server_cpu"] = process_cpu_seconds(proc.pid) - server_cpu0
+        stats = httpx.get(url + "/v1/stats").json()
+        cold["busy"] = stats["routes"]["default"]["busy_seconds"] - busy0
+        sizes = {int(k): v for k, v in stats["routes"]["default"]["batch_sizes"].items()}
+        sizes[1] = sizes.get(1, 0) - 1  # the warm-up request
+        cold["batch_sizes"] = {k: v for k, v in sorted(sizes.items()) if v}
+        n_batches = sum(cold["batch_sizes"].values())
+        cold["batches"] = n_batches
+        cold["mean_batch"] = (
+            sum(k * v for k, v in cold["batch_sizes"].items()) / n_batches if n_batches else 0.0
+        )
+        out = {"cold": cold}
+        if warm:
+            out["warm"] = asyncio.run(load_run(url, items, concurrency, args.time_limit))
+            out["hit_rate_since_start"] = httpx.get(url + "/v1/stats").json()["cache"]["hit_rate"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reward", default="classifier:minilm")
     ap.add_argument("--pairs", type=int, default=256, help="HH pairs (2 queries each)")
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument(
+        "--concurrency", default="1,16,64", help="client counts, comma-separated (memory: the last)"
+    )
     ap.add_argument("--time-limit", type=float, default=300.0, help="seconds per run")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (both sides)")
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--batch-token-budget", type=int, default=None, help="server default if unset")
-    ap.add_argument("--min-chunk-tokens", type=int, default=None, help="server default if unset")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--quick", action="store_true", help="48 pairs")
@@ -222,6 +276,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.pairs = 48
+    try:
+        levels = [int(c) for c in str(args.concurrency).split(",")]
+    except ValueError:
+        sys.exit(f"--concurrency: expected comma-separated integers, got {args.concurrency!r}")
+    if not levels or min(levels) < 1:
+        sys.exit(f"--concurrency: client counts must be >= 1, got {args.concurrency!r}")
 
     from rewardkit.registry import load_reward
 
@@ -230,11 +290,12 @@ def main() -> None:
     engine = {"progress": False, "cache_dir": None, "threads": args.threads}
 
     if args.memory:
+        args.concurrency = levels[-1]
         memory_main(args, queries)
         return
 
     # 1. offline engine throughput (warm-up on a few queries first, not timed), measured before
-    #    and after the server runs: the mean is the reference, so slow drift of a shared machine
+    #    and after the servers run: the mean is the reference, so slow drift of a shared machine
     #    does not favour either side.
     reward = load_reward(args.reward, engine_defaults=engine)
     reward.score(queries[:8])
@@ -250,54 +311,18 @@ def main() -> None:
     offline_scores, offline_before = offline()
     print(f"offline engine (before): {len(queries)} items, {offline_before:.2f} items/s")
 
-    # 2. the server, in its own process
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable, "-m", "rewardkit.cli", "serve", "--reward", args.reward,
-        "--port", str(port), "--max-wait-ms", str(args.max_wait_ms),
-        "--max-queue", str(max(4096, 2 * len(queries))),
-    ]  # fmt: skip
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    if args.batch_token_budget:
-        cmd += ["--batch-token-budget", str(args.batch_token_budget)]
-    if args.min_chunk_tokens:
-        cmd += ["--min-chunk-tokens", str(args.min_chunk_tokens)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"server did not start:\n{proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-        # warm-up request (model first call), not timed; it also becomes a cache entry
-        warm_item = {"prompt": "warm-up", "response": "warm-up request, not in the data"}
-        httpx.post(url + "/v1/rewards", json={"items": [warm_item]}, timeout=120)
-
-        items = [
-            {"id": i, "prompt": list(q.prompt), "response": q.response}
-            for i, q in enumerate(queries)
-        ]
-        busy0 = httpx.get(url + "/v1/stats").json()["routes"]["default"]["busy_seconds"]
-        cpu0, server_cpu0 = time.process_time(), process_cpu_seconds(proc.pid)
-        cold = asyncio.run(load_run(url, items, args.concurrency, args.time_limit))
-        client_cpu = time.process_time() - cpu0
-        server_cpu = process_cpu_seconds(proc.pid) - server_cpu0
-        stats_cold = httpx.get(url + "/v1/stats").json()
-        busy = stats_cold["routes"]["default"]["busy_seconds"] - busy0
-        warm = asyncio.run(load_run(url, items, args.concurrency, args.time_limit))
-        stats_warm = httpx.get(url + "/v1/stats").json()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    # 2. one fresh server (its own process, empty cache) per client count
+    items = [
+        {"id": i, "prompt": list(q.prompt), "response": q.response} for i, q in enumerate(queries)
+    ]
+    runs = {}
+    for n, level in enumerate(levels):
+        runs[level] = server_level(args, items, level, warm=n == len(levels) - 1)
+        c = runs[level]["cold"]
+        print(
+            f"  {level} clients: {c['items_per_s']:.2f} items/s, mean batch {c['mean_batch']:.1f}",
+            flush=True,
+        )
     _, offline_after = offline()
     offline_ips = (offline_before + offline_after) / 2
     print(
@@ -305,70 +330,68 @@ def main() -> None:
         f"{offline_ips:.2f} items/s"
     )
 
-    # agreement with offline scores (float32: batch composition does not change scores)
-    diffs = [
-        abs(cold["results"][i]["reward"] - float(offline_scores[i]))
-        for i in cold["results"]
-        if cold["results"][i]["reward"] is not None
-    ]
-    cached_warm = sum(1 for r in warm["results"].values() if r["cached"])
-    sizes = {int(k): v for k, v in stats_cold["routes"]["default"]["batch_sizes"].items()}
-    sizes[1] = sizes.get(1, 0) - 1  # the warm-up request
-    sizes = {k: v for k, v in sorted(sizes.items()) if v}
-    n_batches = sum(sizes.values())
-    mean_batch = sum(k * v for k, v in sizes.items()) / n_batches if n_batches else 0.0
-
-    def show(name: str, run: dict[str, Any]) -> None:
+    print(f"\nreward {args.reward}, single-item requests, cold cache, {os.cpu_count()} cores")
+    print(
+        "| clients | offline items/s | server items/s | server/offline | p50 ms | p99 ms "
+        "| mean batch | reward busy | failed | lost |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for level, run in runs.items():
+        c = run["cold"]
         print(
-            f"{name}: sent {run['sent']}, answered {run['answered']}, failed {run['failed']}, "
-            f"lost {run['lost']}; {run['items_per_s']:.1f} items/s in {run['seconds']:.2f} s; "
-            f"latency p50 {run['p50_ms']:.0f} ms, p99 {run['p99_ms']:.0f} ms"
+            f"| {level} | {offline_ips:.2f} | {c['items_per_s']:.2f} | "
+            f"{c['items_per_s'] / offline_ips:.2f} | {c['p50_ms']:.0f} | {c['p99_ms']:.0f} | "
+            f"{c['mean_batch']:.1f} | {c['busy'] / c['seconds']:.0%} | {c['failed']} | "
+            f"{c['lost']} |"
         )
-        for f in run["failures"]:
-            print(f"  failure: {f}")
-
-    print(f"\nreward {args.reward}, {args.concurrency} concurrent clients, single-item requests")
-    show("cold run ", cold)
+    for level, run in runs.items():
+        c = run["cold"]
+        diffs = [
+            abs(r["reward"] - float(offline_scores[i]))
+            for i, r in c["results"].items()
+            if r["reward"] is not None
+        ]
+        print(
+            f"  {level} clients: batch sizes {c['batch_sizes']}; max |server - offline| score "
+            f"{max(diffs) if diffs else float('nan'):.2e}; CPU server {c['server_cpu']:.1f} s, "
+            f"load-generating client {c['client_cpu']:.1f} s (sharing the cores), offline "
+            f"engine {statistics.mean(offline_cpu):.1f} s for the same items"
+        )
+        for f in c["failures"]:
+            print(f"    failure: {f}")
+    last = runs[levels[-1]]
+    warm = last["warm"]
+    cached = sum(1 for r in warm["results"].values() if r["cached"])
     print(
-        f"  throughput vs offline engine: {cold['items_per_s'] / offline_ips:.2f} "
-        f"(goal >= 0.80); max |server - offline| score {max(diffs) if diffs else float('nan'):.2e}"
+        f"warm run ({levels[-1]} clients, same requests again): {warm['items_per_s']:.1f} "
+        f"items/s, p50 {warm['p50_ms']:.0f} ms, p99 {warm['p99_ms']:.0f} ms; {cached}/"
+        f"{warm['answered']} answers cached; server hit rate since start "
+        f"{last['hit_rate_since_start']:.3f}; warm/offline {warm['items_per_s'] / offline_ips:.1f}x"
     )
-    print(f"  batch sizes (size: count): {sizes}; {n_batches} batches, mean {mean_batch:.1f}")
-    print(
-        f"  reward busy {busy:.1f} s of {cold['seconds']:.1f} s ({busy / cold['seconds']:.0%}); "
-        f"offline would need {len(queries) / offline_ips:.1f} s for the same items"
+    ok = all(
+        r[k]["failed"] == r[k]["lost"] == 0
+        for r in runs.values()
+        for k in ("cold", "warm")
+        if k in r
     )
-    print(
-        f"  CPU during the cold run: server process {server_cpu:.1f} s, load-generating client "
-        f"{client_cpu:.1f} s ({os.cpu_count()} cores; the client shares them with the server); "
-        f"offline engine {statistics.mean(offline_cpu):.1f} s for the same items"
-    )
-    show("warm run ", warm)
-    print(
-        f"  cache: {cached_warm}/{warm['answered']} answers flagged cached "
-        f"(hit rate this run {cached_warm / max(1, warm['answered']):.3f}); "
-        f"server hit rate since start {stats_warm['cache']['hit_rate']:.3f}; "
-        f"warm/offline throughput {warm['items_per_s'] / offline_ips:.1f}x"
-    )
-    ok = cold["failed"] == cold["lost"] == warm["failed"] == warm["lost"] == 0
     print(f"\nno failed or lost requests: {ok}")
     if args.json:
         figures = {
             "reward": args.reward,
             "queries": len(queries),
-            "concurrency": args.concurrency,
+            "cpu_count": os.cpu_count(),
             "offline_items_per_s": offline_ips,
             "offline_before_after": [offline_before, offline_after],
-            "cold": {k: v for k, v in cold.items() if k != "results"},
-            "warm": {k: v for k, v in warm.items() if k != "results"},
-            "ratio": cold["items_per_s"] / offline_ips,
-            "batch_sizes": sizes,
-            "reward_busy_seconds": busy,
-            "server_cpu_seconds": server_cpu,
-            "client_cpu_seconds": client_cpu,
             "offline_cpu_seconds": offline_cpu,
-            "warm_hit_rate": cached_warm / max(1, warm["answered"]),
-            "cpu_count": os.cpu_count(),
+            "levels": {
+                str(level): {
+                    kind: {k: v for k, v in run[kind].items() if k != "results"}
+                    for kind in ("cold", "warm")
+                    if kind in run
+                }
+                | {"ratio": run["cold"]["items_per_s"] / offline_ips}
+                for level, run in runs.items()
+            },
         }
         args.json.write_text(json.dumps(figures, indent=2))
 
@@ -414,7 +437,9 @@ def memory_main(args: argparse.Namespace, queries: list[Any]) -> None:
         print(f"  t={t:6.1f} s  RSS {mb:8.1f} MiB")
     print(
         f"RSS first {run['first_mb']:.1f}, max {run['max_mb']:.1f}, last {run['last_mb']:.1f} MiB; "
-        f"growth over the second half {run['second_half_growth_mb']:+.1f} MiB"
+        f"growth over the second half {run['second_half_growth_mb']:+.1f} MiB (trend "
+        f"{run['second_half_slope_mb_per_min']:+.2f} MiB/min, samples spread over "
+        f"{run['second_half_range_mb']:.1f} MiB)"
     )
     if args.json:
         args.json.write_text(json.dumps({k: v for k, v in run.items()}, indent=1))

@@ -4,7 +4,9 @@ Same model weights, same token ids (our encoder's rows, given to TRL pre-tokeniz
 size, same number of steps, fp32. Prints real (non-pad) training tokens per second for TRL, ours
 with padding to the batch maximum, and ours with padding-free packing, for MiniLM and SmolLM2-135M.
 
-    .venv/bin/python benchmarks/training.py [--pairs 64] [--steps 6] [--threads 2]
+    .venv/bin/python benchmarks/training.py [--models minilm,smollm2] [--steps 6] [--batch 8]
+
+Each trainer sees ``steps × batch`` HH pairs (48 by default), in the same order.
 
 Figures on a busy machine are noisy; compare ratios from one run.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -133,6 +136,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for both trainers")
     args = ap.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as rewardkit sets it; before torch loads
     print(
         f"{'model':<10} {'pairs':>5} {'tokens':>7} {'clock':>5} {'TRL tok/s':>10} "
         f"{'ours pad':>9} {'ours pack':>10} {'pack/TRL':>9} {'pad/TRL':>8}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -40,10 +41,27 @@ def test_eval_on_the_bundled_sample_writes_both_reports(tmp_path):
     assert "Chat Hard" in md and "Reasoning" in md
 
 
+@pytest.mark.usefixtures("sandbox_isolation")
+def test_demo_rules_work_on_the_sample_reasoning_rows(tmp_path):
+    # the README's demo table: the routed math/code rules on the rows they apply to
+    spec = str(Path(__file__).resolve().parents[1] / "configs" / "sample_rules.yaml")
+    result = runner.invoke(app, ["eval", "-r", spec, "--out", str(tmp_path), "--n-boot", "10"])
+    assert result.exit_code == 0, result.output
+    rules = json.loads((tmp_path / "report.json").read_text())["rewards"][0]
+    assert rules["name"] == "rules: math, code"
+    assert rules["subsets"]["math"]["score"] == 7.5 / 8  # reasoning-006 ends with a check: a tie
+    assert rules["subsets"]["code"]["score"] == 1.0
+    assert rules["n_nan"] == 48  # Chat, Chat Hard, Safety: no rule applies
+    by_id = {e["id"]: e["scores"] for e in rules["examples"]}
+    assert by_id["reasoning-006"] == [0.0, 0.0]
+    assert all(by_id[f"reasoning-{i:03d}"][0] == 1.0 for i in range(9, 17))  # chosen code passes
+    assert "failed" not in result.output
+
+
 def test_eval_reports_a_bad_data_line_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     good = {"prompt": "q", "chosen": "a", "rejected": "b"}
-    bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "chosen": ""}) + "\n")
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "chosen": 5}) + "\n")
     result = runner.invoke(
         app, ["eval", "-r", "rule:length", "--data", str(bad), "--out", str(tmp_path)]
     )

@@ -76,8 +76,12 @@ def test_trl_errors(tmp_path: Path) -> None:
         e.field == "rejected[1].role"
         and "expected the final message from 'assistant', got 'user'" in e.reason
     )
-    e = err(tmp_path, {"chosen": [u("Q"), a(" ")], "rejected": [u("Q"), a("y")]})
-    assert e.field == "chosen[1].content" and "not empty" in e.reason
+    bad = {"role": "assistant", "content": 5}
+    e = err(tmp_path, {"chosen": [u("Q"), bad], "rejected": [u("Q"), a("y")]})
+    assert e.field == "chosen[1].content" and "expected text, got 5" in e.reason
+    # an empty final assistant message is an empty response, not an error
+    ex = one(tmp_path, {"chosen": [u("Q"), a(" ")], "rejected": [u("Q"), a("y")]}, format="trl")
+    assert ex.responses == [" ", "y"]
     e = err(tmp_path, {"chosen": [a("x")], "rejected": [a("y")]})
     assert (
         e.field == "chosen"
@@ -140,13 +144,11 @@ def test_hh_rlhf_differing_tails_render_remaining_turns(tmp_path: Path) -> None:
 
 
 def test_hh_rlhf_errors(tmp_path: Path) -> None:
-    e = err(
+    # an empty final assistant turn is an empty response (HH-RLHF has such rows), not an error
+    ex = one(
         tmp_path, {"chosen": PREFIX + "\n\nAssistant: ok", "rejected": PREFIX + "\n\nAssistant: "}
     )
-    assert (
-        e.field == "rejected"
-        and "expected a non-empty final assistant turn, got an empty one" in e.reason
-    )
+    assert ex.responses == ["ok", ""]
     e = err(
         tmp_path,
         {"chosen": "Human: Hi\n\nAssistant: a", "rejected": "Assistant: b"},

@@ -128,7 +128,7 @@ def test_skip_mode_drops_bad_records_with_one_warning(tmp_path: Path) -> None:
     p.write_bytes(
         (json.dumps(PAIR) + "\n{bad json\n").encode()
         + b'{"prompt": "\xff"}\n'
-        + (json.dumps({**PAIR, "chosen": ""}) + "\n" + json.dumps(PAIR) + "\n").encode()
+        + (json.dumps({**PAIR, "chosen": 7}) + "\n" + json.dumps(PAIR) + "\n").encode()
     )
     with pytest.warns(UserWarning, match=r"skipped 3 malformed record\(s\).*line 2"):
         exs = load(p, on_error="skip")

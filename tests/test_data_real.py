@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from rewardkit.data import load
-from rewardkit.errors import DataError
 
 pytestmark = pytest.mark.shared_data
 
@@ -26,30 +25,30 @@ def test_hh_rlhf_real(shared_data: Path, subset: str) -> None:
     total, empty, identical = HH[subset]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exs = load(path, on_error="skip")
-    assert len(exs) == total - empty
-    assert len(caught) == (1 if empty else 0)
+        exs = load(path)  # strict: every record loads, empty final turns included
+    assert len(exs) == total
+    assert not caught
     assert all(e.meta["format"] == "hh-rlhf" and e.chosen == [0] for e in exs)
     assert all(e.prompt[0]["role"] == "user" and e.prompt[-1]["role"] == "user" for e in exs)
-    assert all(r.strip() for e in exs for r in e.responses)
+    assert sum(any(not r.strip() for r in e.responses) for e in exs) == empty
     assert sum(bool(e.meta.get("identical_responses")) for e in exs) == identical
     assert exs[0].id == "test.jsonl.gz:1"
 
 
-def test_hh_rlhf_real_empty_response_is_an_error(shared_data: Path) -> None:
+def test_hh_rlhf_real_empty_response_is_a_response(shared_data: Path) -> None:
+    # line 121 of helpful-base ends its rejected transcript with an empty assistant turn
     path = shared_data / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"
-    with pytest.raises(DataError) as ei:
-        load(path)
-    assert (ei.value.line, ei.value.field) == (121, "rejected")
-    assert "expected a non-empty final assistant turn, got an empty one" in str(ei.value)
-    assert len(load(path, limit=100)) == 100
+    ex = load(path, limit=121)[-1]
+    assert ex.id == "test.jsonl.gz:121"
+    assert ex.responses[0].strip() and ex.responses[1] == ""
+    assert ex.prompt[-1]["role"] == "user"
 
 
 def test_hh_rlhf_real_directory(shared_data: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exs = load(shared_data / "hh_rlhf", split="test", on_error="skip")
-    assert len(exs) == sum(t - e for t, e, _ in HH.values())
+        exs = load(shared_data / "hh_rlhf", split="test")
+    assert len(exs) == sum(t for t, _, _ in HH.values())
     assert exs[0].id == "helpful-base/test.jsonl.gz:1"
     assert len({e.id for e in exs}) == len(exs)
 

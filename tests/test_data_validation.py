@@ -33,12 +33,8 @@ LISTED = {"prompt": "Q", "responses": ["a", "b"], "chosen": 0}
 @pytest.mark.parametrize(
     ("bad", "field", "message"),
     [
-        (
-            {**PAIR, "chosen": ""},
-            "chosen",
-            "expected a response text that is not empty, got an empty string",
-        ),
-        ({**PAIR, "rejected": "  \n"}, "rejected", "got a whitespace-only string"),
+        ({**PAIR, "chosen": None}, "chosen", "required field is null"),
+        ({**PAIR, "rejected": ["x", 7]}, "rejected[1]", "expected a response text, got 7"),
         (
             {"prompt": "Hi?", "chosen": "x"},
             "rejected",
@@ -55,7 +51,11 @@ LISTED = {"prompt": "Q", "responses": ["a", "b"], "chosen": 0}
             "responses",
             "expected a list of response texts, got an object with keys 'a'",
         ),
-        ({**LISTED, "responses": ["a", ""]}, "responses[1]", "not empty, got an empty string"),
+        (
+            {**LISTED, "responses": ["a", None]},
+            "responses[1]",
+            "expected a response text, got null",
+        ),
         (
             {**LISTED, "chosen": 5},
             "chosen",
@@ -239,7 +239,7 @@ def test_column_map_errors_name_the_file_column(tmp_path: Path) -> None:
     good = {"question": "Q", "good": "a", "bad": "b"}
     err = bad_at_line_3(
         tmp_path,
-        {**good, "good": ""},
+        {**good, "good": 5},
         good=good,
         columns={"prompt": "question", "chosen": "good", "rejected": "bad"},
     )
@@ -251,3 +251,21 @@ def test_bad_limit_and_on_error(tmp_path: Path) -> None:
         load(tmp_path, limit=-1)
     with pytest.raises(ValueError, match="on_error"):
         load(tmp_path, on_error="ignore")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {**PAIR, "chosen": ""},
+        {**PAIR, "rejected": "  \n"},
+        {**LISTED, "responses": ["a", ""]},
+        {**PAIR, "rejected": ["", "b"]},
+    ],
+)
+def test_empty_response_is_a_response(tmp_path: Path, record: dict) -> None:
+    # TRL and reward-bench score an empty reply; only a non-text response is an error
+    p = tmp_path / "data.jsonl"
+    p.write_text(json.dumps(PAIR) + "\n" + json.dumps(record) + "\n", encoding="utf-8")
+    exs = load(p)
+    assert len(exs) == 2
+    assert any(not r.strip() for r in exs[1].responses)

@@ -33,8 +33,8 @@ def test_every_cited_card_exists():
 
 def test_no_code_cites_the_design_notes_outside_the_repo():
     bad = []
-    for folder in ("src", "benchmarks"):
-        for path in (ROOT / folder).rglob("*.py"):
+    for folder, pattern in (("src", "*.py"), ("benchmarks", "*.py"), ("configs", "*.yaml")):
+        for path in (ROOT / folder).rglob(pattern):
             if "methods.md" in path.read_text(encoding="utf-8"):
                 bad.append(str(path.relative_to(ROOT)))
     assert not bad, f"cite docs/methods/<card>.md instead of methods.md in {bad}"

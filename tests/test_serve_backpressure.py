@@ -143,8 +143,13 @@ def test_shutdown_while_busy_drains_in_flight_requests(tmp_path):
         with RewardClient(url, retries=60, backoff=0.25, max_backoff=0.25) as rc:
             assert rc.health() == {"status": "ok"}  # retries until the server is up
         out: dict = {}
-        threads = [_post_in_thread(url, slow_item(0.6, t), out, f"r{t}") for t in range(3)]
-        time.sleep(0.4)  # all three are in flight: one running, two queued
+        threads = [_post_in_thread(url, slow_item(1.0, t), out, f"r{t}") for t in range(3)]
+
+        def all_accepted() -> bool:  # one running, two queued (a busy machine is slow to send)
+            route = httpx.get(url + "/v1/stats", timeout=5).json()["routes"]["default"]
+            return route["queue_depth"] == 2
+
+        _wait_for(all_accepted)
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join()
@@ -153,7 +158,7 @@ def test_shutdown_while_busy_drains_in_flight_requests(tmp_path):
         log = proc.stdout.read().decode()
         assert "Application shutdown complete" in log, log
         # every in-flight request was answered in full
-        assert {k: v[0] for k, v in out.items()} == {"r0": 200, "r1": 200, "r2": 200}
+        assert {k: v[0] for k, v in out.items()} == {"r0": 200, "r1": 200, "r2": 200}, out
         assert all(v[1]["results"][0]["reward"] == 1.0 for v in out.values())
         with pytest.raises(httpx.ConnectError):
             httpx.get(url + "/health", timeout=2)

@@ -212,19 +212,6 @@ def test_batcher_queue_full_and_release():
     asyncio.run(main())
 
 
-def test_split_by_length_hand_numbers():
-    from rewardkit.serve.batcher import split_by_length
-
-    costs = [100, 10, 90, 80, 12]
-    # sorted 100, 90, 80 | 12, 10: adding 12 would pad 4·100 = 400 > 1.25 · 282 = 352.5
-    assert split_by_length(costs, slack=0.25, min_tokens=0) == [[0, 2, 3], [4, 1]]
-    # below min_tokens padded tokens a chunk keeps growing whatever the padding
-    assert split_by_length(costs, slack=0.25, min_tokens=1000) == [[0, 2, 3, 4, 1]]
-    # no slack: only equal lengths share a chunk
-    assert split_by_length([5, 5, 4], slack=0.0, min_tokens=0) == [[0, 1], [2]]
-    assert split_by_length([], 0.25, 0) == []
-
-
 def test_api_key_in_query_and_redaction():
     import logging
 

@@ -21,7 +21,6 @@ is built, so ``import rewardkit`` never imports torch.
 from __future__ import annotations
 
 import importlib
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -175,13 +174,9 @@ def load_reward(
     """
     path = _spec_file(spec, base_dir)
     if path is not None:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            loaded = json.loads(text)
-        else:
-            import yaml
+        from rewardkit.data.readers import read_config_file
 
-            loaded = yaml.safe_load(text)
+        loaded = read_config_file(path, "reward spec file")
         if not isinstance(loaded, Mapping):
             raise SpecError(f"{path}: a reward spec file must hold a mapping with a 'type'")
         kind, arg, options = _from_mapping(loaded)
@@ -208,8 +203,9 @@ def load_reward(
             reward = factory(arg, **options)
     except TypeError as exc:
         raise SpecError(f"reward spec {label!r}: {exc}") from exc
-    if not (entry.composite and isinstance(spec, Mapping) and path is None):
-        reward.name = label  # an inline composite keeps the name it gave itself
+    named = entry.composite and options.get("name") is not None
+    if not (named or (entry.composite and isinstance(spec, Mapping) and path is None)):
+        reward.name = label  # an inline composite, or one given a name, keeps its own name
     return reward
 
 

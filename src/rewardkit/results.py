@@ -97,6 +97,36 @@ class ScoreResult:
         return int(self.scores.shape[0])
 
 
+def failed_items(stats: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, str]]]:
+    """Items of one scoring call that failed alone and scored NaN: the ``failed`` count and the
+    ``(index, error)`` pairs of the ``errors`` list (``{"index", "error"}`` entries) that a reward
+    records in :attr:`ScoreResult.stats` (``rule:code``, endpoint rewards, ``route``)."""
+    if not stats:
+        return 0, []
+    errors = [
+        (int(e["index"]), str(e.get("error", "")))
+        for e in stats.get("errors") or []
+        if isinstance(e, Mapping) and isinstance(e.get("index"), int)
+    ]
+    n = stats.get("failed")
+    count = int(n) if isinstance(n, int | float) and not isinstance(n, bool) else len(errors)
+    return max(count, len(errors)), sorted(errors)
+
+
+def failure_note(
+    failed: int, total: int, what: str, first: str | None, outcome: str = "score NaN"
+) -> str:
+    """``"3 of 1,000 rows failed alone and score NaN (first: row 17: ...)"``, or ``""`` when none
+    failed: a run's success line never hides items that failed."""
+    if not failed:
+        return ""
+    head = f"{failed:,} of {total:,} {what} failed alone and {outcome}"
+    if not first:
+        return head
+    first = " ".join(first.split())
+    return head + f" (first: {first[:197] + '...' if len(first) > 200 else first})"
+
+
 def _float_array(v: Any) -> np.ndarray:
     a = np.asarray(v)
     return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)

@@ -11,7 +11,7 @@ from typing import Any
 from rewardkit.data import Location, iter_records
 from rewardkit.data.location import describe
 from rewardkit.outputs import atomic_file, finite_json
-from rewardkit.types import Query, Reward, as_messages
+from rewardkit.types import Query, Reward, as_messages, failed_items
 
 _ROLES = {"system", "user", "assistant", "tool"}
 
@@ -101,15 +101,21 @@ def score_rows(
     A multi-objective reward writes a ``{objective: value}`` dict. NaN and ±inf anywhere in a row
     are written as null (standard JSON has neither). ``out_path`` appears only once every row is
     written (:func:`rewardkit.outputs.atomic_file`); a concurrent writer to it is refused.
+    Rows whose item failed alone (NaN, written as null) are counted in ``failed_rows``, with the
+    first one's error in ``first_error`` (``"row N: ..."``, N counted from 1).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    stats: dict[str, Any] = {"rows": len(rows), "truncated_rows": 0}
+    stats: dict[str, Any] = {"rows": len(rows), "truncated_rows": 0, "failed_rows": 0}
     with atomic_file(out_path, what="--out") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
             result = reward.score_full([q for _, q in chunk])
             scores = result.scores
+            failed, errors = failed_items(result.stats)
+            stats["failed_rows"] += failed
+            if errors and "first_error" not in stats:
+                stats["first_error"] = f"row {start + errors[0][0] + 1}: {errors[0][1]}"
             if result.truncated is not None:
                 stats["truncated_rows"] += int(result.truncated.sum())
             else:

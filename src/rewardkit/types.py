@@ -29,6 +29,8 @@ from rewardkit.results import (
     ScoreResult,
     TokenScores,
     bt_probability,
+    failed_items,
+    failure_note,
     order_flips,
     position_bias,
 )
@@ -375,6 +377,8 @@ __all__ = [
     "as_messages",
     "assistant",
     "bt_probability",
+    "failed_items",
+    "failure_note",
     "order_flips",
     "position_bias",
     "prompt_text",

@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from rewardkit.engine.cache import CacheCorruptError, ScoreCache, move_aside
+from rewardkit.engine.cache import CacheCorruptError, CacheLocationError, ScoreCache, move_aside
 
 
 def _filled(tmp_path, n=2000):
@@ -86,3 +86,25 @@ def test_cli_names_the_corrupt_cache_and_cache_reset_recovers(cli, rows_file, tm
     kept = [p for p in cache_dir.iterdir() if ".bad-" in p.name]
     assert kept and kept[0].read_bytes().startswith(b"this is not a database")
     assert len(out.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "db_is_dir"])
+def test_a_cache_that_cannot_live_there_is_a_clear_error(tmp_path, where):
+    blocker = tmp_path / "data.jsonl"
+    blocker.write_text("x")
+    folder = {"file": blocker, "under_file": blocker / "sub", "db_is_dir": tmp_path / "c"}[where]
+    if where == "db_is_dir":
+        (folder / ScoreCache.FILENAME).mkdir(parents=True)
+    with pytest.raises(CacheLocationError, match="--no-cache") as ei:
+        ScoreCache(folder)
+    assert str(folder) in str(ei.value)
+    assert blocker.read_text() == "x"  # nothing was touched
+
+
+@pytest.mark.parametrize("verb", ["score", "eval"])
+def test_cli_refuses_a_cache_dir_that_is_a_file_before_any_model(cli, rows_file, tmp_path, verb):
+    out = tmp_path / ("o.jsonl" if verb == "score" else "ev")
+    data = rows_file if verb == "score" else "sample"
+    code, text = cli(verb, "-r", "default", "--data", data, "--out", out, "--cache-dir", rows_file)
+    assert code != 0 and f"--cache-dir {rows_file} is a file" in text
+    assert not out.exists()

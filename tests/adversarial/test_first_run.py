@@ -65,3 +65,28 @@ def test_load_time_skips_are_in_every_report(cli, tmp_path):
         page = (out / name).read_text()
         assert "Dropped 1 malformed record(s) at load time" in page
         assert "No example skipped" not in page
+
+
+def test_empty_final_turn_is_scored_and_counted(cli, tmp_path):
+    # HH-RLHF ends some transcripts with an empty assistant turn: a response, not a broken record
+    shared = "\n\nHuman: How do I boil an egg?"
+    rows = [
+        {"chosen": f"{shared}\n\nAssistant: Simmer it for 9 minutes.", "rejected": shared + s}
+        for s in ("\n\nAssistant: No.", "\n\nAssistant: ", "\n\nAssistant:")
+    ]
+    rows.append({"chosen": "Human: hi\n\nAssistant: hello", "rejected": "Assistant: broken"})
+    path = tmp_path / "hh.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ev"
+    args = ["eval", "-r", "rule:length", "--data", path, "--format", "hh-rlhf", "--out", out]
+    code, text = cli(*args, "--n-boot", "10")
+    assert code != 0 and "line 4" in text  # a structurally broken record is still an error
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    code, text = cli(*args, "--n-boot", "10")
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["n_examples"] == 3
+    assert report["dataset"]["n_empty_responses"] == 2
+    assert report["rewards"][0]["score"] == 1.0  # the empty rejected replies were scored
+    for name in ("report.md", "report.html"):
+        assert "2 example(s) have an empty response" in (out / name).read_text()

@@ -127,3 +127,86 @@ def test_any_bytes_on_a_line_load_or_fail_with_a_location(tmp_path, line):
             json.dumps(rec, ensure_ascii=False).encode("utf-8")
         for _, rec in records:  # what loads can be written back as UTF-8 JSON
             json.dumps(rec, ensure_ascii=False).encode("utf-8")
+
+
+REPORTS = {
+    "deep": "[" * 100000 + "]" * 100000,  # was a RecursionError traceback
+    "list": "[]",  # was an AttributeError traceback
+    "huge_int": '{"schema": ' + "7" * 5000 + "}",
+    "garbage": "not json",
+    "bytes": b"\xff\xfe{",
+    "wrong_shape": '{"schema": "rewardkit.evaluate/1", "rewards": [{"name": 5}]}',
+    "wrong_types": '{"schema": "rewardkit.evaluate/1", "rewards": 5, "run": []}',
+}
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_report_verb_reads_hostile_report_json_without_traceback(cli, tmp_path, name):
+    run = tmp_path / "run"
+    run.mkdir()
+    body = REPORTS[name]
+    path = run / "report.json"
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    code, text = cli("report", run)
+    assert code != 0
+    assert text.startswith(f"error: {run}: "), text
+    assert "Traceback" not in text
+
+
+def _alias_bomb() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join([*lines, "type: rule", "arg: length"]) + "\n"
+
+
+CONFIG_FILES = {
+    "deep.json": "[" * 100000 + "]" * 100000,
+    "deep.yaml": "[" * 100000 + "]" * 100000,
+    "indented.yaml": "a:\n" + "".join("  " * i + "b:\n" for i in range(1, 3000)),
+    "bomb.yaml": _alias_bomb(),  # 9**9 values once expanded
+    "bigint.yaml": "type: rule\narg: length\nx: " + "9" * 5000 + "\n",
+    "bytes.json": b"\xff\xfe{}",
+    "truncated.json": '{"type": "rule", "arg": ',
+}
+
+
+@pytest.mark.parametrize("verb", ["score -r", "train --config", "eval --temperature"])
+@pytest.mark.parametrize("name", list(CONFIG_FILES))
+def test_hostile_config_files_are_located_errors(cli, rows_file, tmp_path, verb, name):
+    # reward spec files, train configs and temperature files: was RecursionError, a hang on the
+    # alias bomb, or an error without the file's name
+    path = tmp_path / name
+    body = CONFIG_FILES[name]
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    args = {
+        "score -r": ["score", "-r", path, "--data", rows_file, "--out", tmp_path / "o.jsonl"],
+        "train --config": ["train", "--config", path],
+        "eval --temperature": ["eval", "-r", "rule:length", "--temperature", path],
+    }[verb]
+    if verb.startswith("eval"):
+        args += ["--data", "sample", "--out", tmp_path / "ev", "--n-boot", "10"]
+    code, text = cli(*args)
+    assert code != 0
+    assert f"{path}" in text and "error:" in text, text
+    assert "Traceback" not in text
+
+
+def test_hostile_json_in_a_csv_cell_stays_text_and_is_located(tmp_path):
+    path = tmp_path / "data.csv"
+    cell = '[{"a": ' + "[" * 5000 + "]" * 5000 + "}]"
+    path.write_text('prompt,responses,chosen\nq,"' + cell.replace('"', '""') + '",0\n')
+    with pytest.raises(DataError) as ei:
+        load(path)
+    assert (ei.value.line, ei.value.field) == (2, "responses")
+
+
+@pytest.mark.parametrize(
+    "body", ['{"temperature": 2, "n_pairs": [1]}', '{"temperature": 1e999}', '{"temperature": "2"}']
+)
+def test_temperature_file_of_the_wrong_shape_is_a_located_error(cli, tmp_path, body):
+    path = tmp_path / "t.json"
+    path.write_text(body)
+    args = ["eval", "-r", "rule:length", "--data", "sample", "--temperature", path]
+    code, text = cli(*args, "--out", tmp_path / "ev", "--n-boot", "10")
+    assert code != 0 and f"error: {path}: " in text, text

@@ -24,6 +24,7 @@ SRC = str(Path(ROOT) / "src")
         ["--token-budget", "0"],
         ["--max-length", "-1"],
         ["--threads", "0"],
+        ["--threads", "1000000000"],  # libgomp tried to allocate 216 GB and aborted
     ],
 )
 def test_score_refuses_bad_numbers_and_writes_nothing(cli, rows_file, tmp_path, option):
@@ -31,6 +32,13 @@ def test_score_refuses_bad_numbers_and_writes_nothing(cli, rows_file, tmp_path, 
     code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", out, *option)
     assert code == 2, text
     assert option[0] in text
+    assert not out.exists()
+
+
+def test_a_spec_asking_for_a_billion_threads_is_refused_before_any_model(cli, rows_file, tmp_path):
+    out = tmp_path / "out.jsonl"
+    code, text = cli("score", "-r", "default?threads=1000000000", "--data", rows_file, "--out", out)
+    assert code != 0 and "threads must be an integer from 1 to 1024" in text
     assert not out.exists()
 
 

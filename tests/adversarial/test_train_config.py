@@ -31,6 +31,7 @@ BAD = [
     ("save_steps", -5),
     ("logging_steps", 0),
     ("threads", 0),
+    ("threads", 10**9),  # libgomp tried to allocate 216 GB and aborted
     ("seed", -1),
     ("max_length", 2),
     ("lora_dropout", 1.0),

@@ -128,6 +128,8 @@ def eval_command(
     )
     with user_errors(KeyError):
         check_dir_target(out, "--out")
+        if not no_cache:
+            check_dir_target(cache_dir, "--cache-dir")
         if save_temperature is not None:
             check_file_target(save_temperature, "--save-temperature")
         if cache_reset and not no_cache:

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardkit.engine.config import MAX_THREADS
+
 DEFAULT_CACHE = "~/.cache/rewardkit/scores"
 
 
@@ -47,7 +49,8 @@ DtypeOpt = Annotated[
     str | None, typer.Option(help="float32 (default), bfloat16, or int8 (CPU, opt-in).")
 ]
 ThreadsOpt = Annotated[
-    int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
+    int | None,
+    typer.Option(min=1, max=MAX_THREADS, help="torch threads (default: torch's choice)."),
 ]
 DeviceOpt = Annotated[
     str | None, typer.Option(help="auto (default: CUDA if available), cpu, cuda, cuda:N.")

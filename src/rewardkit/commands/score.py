@@ -60,9 +60,10 @@ def score_command(
     place); a second run writing the same --out at the same time is refused. With --ray the
     rows are scored by a Ray actor pool, streamed, in input order (docs/remote.md).
     """
-    from rewardkit.outputs import check_file_target
+    from rewardkit.outputs import check_dir_target, check_file_target
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
+    from rewardkit.types import failure_note
 
     engine = engine_defaults(
         token_budget,
@@ -81,12 +82,20 @@ def score_command(
     with user_errors():
         # inputs first: a bad --data or --out fails before any model loads
         check_file_target(out, "--out")
+        if not no_cache:
+            check_dir_target(cache_dir, "--cache-dir")
         rows = list(read_query_rows(data))
         if cache_reset and not no_cache:
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
-    typer.echo(f"scored {stats['rows']} rows ({stats['truncated_rows']} truncated) -> {out}")
+    failed = failure_note(
+        stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), "have reward null"
+    )
+    typer.echo(
+        f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"
+        f"{'; ' + failed if failed else ''} -> {out}"
+    )
 
 
 def _score_ray(

@@ -55,15 +55,6 @@ def serve_command(
     max_queue: Annotated[
         int, typer.Option(min=1, help="Items waiting per reward before 503 + Retry-After.")
     ] = B.max_queue,
-    length_slack: Annotated[
-        float,
-        typer.Option(
-            min=0, callback=finite, help="Padding allowed when chunking a model batch by length."
-        ),
-    ] = B.length_slack,
-    min_chunk_tokens: Annotated[
-        int, typer.Option(min=1, help="Padded tokens below which a length chunk keeps growing.")
-    ] = B.min_chunk_tokens,
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest request body (413 above).")
     ] = L.max_body_bytes,
@@ -133,8 +124,6 @@ def serve_command(
                 max_batch_items=max_batch_items,
                 max_wait_ms=max_wait_ms,
                 max_queue=max_queue,
-                length_slack=length_slack,
-                min_chunk_tokens=min_chunk_tokens,
             ),
             limits=Limits(
                 max_body_bytes=max_body_bytes, max_items=max_items, max_item_chars=max_item_chars

@@ -22,8 +22,18 @@ def text(rec: Record, name: str, value: Any, sub: str = "", what: str = "text") 
     return value
 
 
-def text_list(rec: Record, name: str, value: Any, *, allow_empty: bool = False) -> list[str]:
-    """``value`` as a list of non-empty response texts."""
+def response(rec: Record, name: str, value: Any, sub: str = "") -> str:
+    """``value`` as a response text. Empty (or blank) text is a response, as in TRL and
+    reward-bench: a model can say nothing, and rewards score that; only a non-text is an error."""
+    if not isinstance(value, str):
+        raise rec.error(name, f"expected a response text, got {describe(value)}", sub)
+    return value
+
+
+def text_list(
+    rec: Record, name: str, value: Any, *, allow_empty: bool = False, blank_ok: bool = True
+) -> list[str]:
+    """``value`` as a list of response texts (``blank_ok=False``: each must be non-empty)."""
     if not isinstance(value, list):
         raise rec.error(name, f"expected a list of response texts, got {describe(value)}")
     if not value and not allow_empty:
@@ -31,6 +41,8 @@ def text_list(rec: Record, name: str, value: Any, *, allow_empty: bool = False) 
     return [
         _parts(rec, name, v, f"[{i}]")
         if isinstance(v, list)  # a response given as content parts (an image, say)
+        else response(rec, name, v, f"[{i}]")
+        if blank_ok
         else text(rec, name, v, f"[{i}]", "a response text")
         for i, v in enumerate(value)
     ]

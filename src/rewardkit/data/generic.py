@@ -16,12 +16,12 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     prompt = checks.prompt(rec)
     if rec.has("responses"):
         return _listed(rec, fmt, prompt)
-    chosen = checks.text(rec, "chosen", rec.require("chosen"), what="a response text")
+    chosen = checks.response(rec, "chosen", rec.require("chosen"))
     rejected_v = rec.require("rejected")
     if isinstance(rejected_v, list):
         rejected = checks.text_list(rec, "rejected", rejected_v)
     else:
-        rejected = [checks.text(rec, "rejected", rec.get("rejected"), what="a response text")]
+        rejected = [checks.response(rec, "rejected", rec.get("rejected"))]
     responses = [chosen, *rejected]
     ratings = None
     if rec.has("ratings"):

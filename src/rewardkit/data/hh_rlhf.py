@@ -9,7 +9,9 @@ that assistant turn. Real-data quirks:
   turn prefix that is followed by an assistant turn on both sides, and each response is the rest of
   its transcript rendered as text (``"<reply>\\n\\nHuman: …\\n\\nAssistant: …"``), with
   ``meta["multi_turn_response"] = True``;
-- an empty final assistant turn is an error (empty response).
+- an empty final assistant turn is an empty response (``""``), scored like any other (as TRL and
+  reward-bench do); ``rewardkit eval`` counts such examples in its reports. A transcript that does
+  not parse into turns, or has no assistant turn after the shared prompt, is still an error.
 """
 
 from __future__ import annotations
@@ -65,9 +67,7 @@ def convert(rec: Record) -> Example:
         raise rec.error("chosen", "expected a prompt that is not empty, got only empty turns")
     responses = []
     for name, turns in (("chosen", a), ("rejected", b)):
-        if not turns[-1][1] and turns[-1][0] == "Assistant":
-            raise rec.error(name, "expected a non-empty final assistant turn, got an empty one")
-        responses.append(checks.text(rec, name, _render(turns[n:]), what="a response"))
+        responses.append(checks.response(rec, name, _render(turns[n:])))
     meta = {}
     if len(a) - n > 1 or len(b) - n > 1:
         meta["multi_turn_response"] = True

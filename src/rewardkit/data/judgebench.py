@@ -27,8 +27,8 @@ def convert(rec: Record) -> Example:
     """``question``, ``response_A``, ``response_B`` and ``label`` (``A>B`` or ``B>A``; ``A=B`` is
     a labelled tie). Subset = ``source``; section = the JudgeBench category."""
     prompt = checks.prompt(rec, "question", allow_messages=False)
-    a = checks.text(rec, "response_A", rec.require("response_A"), what="a response text")
-    b = checks.text(rec, "response_B", rec.require("response_B"), what="a response text")
+    a = checks.response(rec, "response_A", rec.require("response_A"))
+    b = checks.response(rec, "response_B", rec.require("response_B"))
     label = rec.require("label")
     chosen = {"A>B": [0], "B>A": [1], "A=B": [0, 1]}.get(str(label).replace(" ", ""))
     if chosen is None:

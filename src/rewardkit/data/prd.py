@@ -12,8 +12,8 @@ def convert(rec: Record) -> Example:
     """``question``, ``answer_a``, ``answer_b``, ``overall_preference``; subset =
     ``"<answer_a_type>-vs-<answer_b_type>"`` when the types are given."""
     prompt = checks.prompt(rec, "question", allow_messages=False)
-    a = checks.text(rec, "answer_a", rec.require("answer_a"), what="a response text")
-    b = checks.text(rec, "answer_b", rec.require("answer_b"), what="a response text")
+    a = checks.response(rec, "answer_a", rec.require("answer_a"))
+    b = checks.response(rec, "answer_b", rec.require("answer_b"))
     pref = rec.require("overall_preference")
     chosen = {-1: [0], 1: [1], 0: [0, 1]}.get(pref if isinstance(pref, int) else 99)
     if chosen is None or isinstance(pref, bool):

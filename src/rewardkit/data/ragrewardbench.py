@@ -71,8 +71,8 @@ def convert(rec: Record) -> Example:
                 },
             ]
             break
-    chosen = checks.text(rec, "chosen", rec.require("chosen"), what="a response text")
-    rejected = checks.text(rec, "rejected", rec.require("rejected"), what="a response text")
+    chosen = checks.response(rec, "chosen", rec.require("chosen"))
+    rejected = checks.response(rec, "rejected", rec.require("rejected"))
     subset = rec.opt_text("subset") or rec.loc.name.rsplit("/", 1)[-1].split(".")[0]
     rec.data["subset"] = subset
     return rec.finish(

@@ -29,7 +29,7 @@ def convert_helpsteer2(rec: Record) -> Example:
     """``prompt``, ``response`` and numeric attribute columns (HelpSteer2's five, or any listed
     in ``meta``-free numeric columns named like them). One response, one ratings dict."""
     prompt = checks.prompt(rec)
-    response = checks.text(rec, "response", rec.require("response"), what="a response text")
+    response = checks.response(rec, "response", rec.require("response"))
     attrs = [a for a in HELPSTEER2_ATTRIBUTES if rec.has(a)]
     if not attrs:
         raise rec.error(

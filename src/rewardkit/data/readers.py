@@ -114,6 +114,68 @@ def parse_json(text: str) -> Any:
     return obj
 
 
+#: Most values a YAML file may expand to (aliases can make a small file expand exponentially).
+MAX_YAML_NODES = 200_000
+
+
+def _expanded_size(obj: Any, budget: int) -> int:
+    """Number of values in ``obj`` counting every alias expansion, stopping past ``budget``."""
+    n, stack = 0, [obj]
+    while stack and n <= budget:
+        value = stack.pop()
+        n += 1
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return n
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that fails with a :class:`ValueError` saying why for hostile input:
+    syntax errors, nesting deeper than :data:`MAX_DEPTH`, alias bombs (more than
+    :data:`MAX_YAML_NODES` values once expanded), integers too long to convert, lone surrogates."""
+    import yaml
+
+    try:
+        obj = yaml.safe_load(text)
+    except RecursionError:
+        raise ValueError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"invalid YAML: {e}") from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise ValueError(f"invalid YAML: {e}") from None
+    if _expanded_size(obj, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise ValueError(f"invalid YAML: more than {MAX_YAML_NODES:,} values once aliases expand")
+    problem = check_tree(obj)
+    if problem is not None:
+        raise ValueError(f"invalid YAML: {problem}")
+    return obj
+
+
+def read_config_file(path: str | Path, what: str = "file") -> Any:
+    """The content of a JSON (``.json``) or YAML file a user points at (a reward spec, a train
+    config, a fitted temperature), or a :class:`DataError` naming the file and saying why it
+    cannot be read: missing, unreadable, not UTF-8, invalid or hostile JSON/YAML."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read the {what}: {e.strerror or e}", path=str(p)) from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        bad = raw[e.start : e.start + 4]
+        raise DataError(
+            f"the {what} is not UTF-8 text (invalid bytes {bad!r} at byte {e.start})", path=str(p)
+        ) from None
+    try:
+        return parse_json(text) if p.suffix.lower() == ".json" else parse_yaml(text)
+    except ValueError as e:
+        raise DataError(f"the {what}: {e}", path=str(p)) from None
+
+
 def _read_error(path: Path, exc: Exception) -> DataError:
     return DataError(f"cannot read file: {exc}", path=str(path))
 

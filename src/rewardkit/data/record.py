@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,8 +83,10 @@ class Record:
         self.used.add(name)
         value = self.data.get(name, default)
         if structured and self.loc.kind == "csv" and isinstance(value, str):
+            from rewardkit.data.readers import parse_json
+
             try:
-                return json.loads(value)
+                return parse_json(value)  # hostile cells (deep nesting...) stay text
             except ValueError:
                 return value
         return value

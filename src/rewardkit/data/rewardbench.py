@@ -11,8 +11,8 @@ from rewardkit.types import Example
 def convert_v1(rec: Record) -> Example:
     """``prompt``, ``chosen``, ``rejected`` texts and ``subset``: a pair with chosen=[0]."""
     prompt = checks.prompt(rec, allow_messages=False)
-    chosen = checks.text(rec, "chosen", rec.require("chosen"), what="a response text")
-    rejected = checks.text(rec, "rejected", rec.require("rejected"), what="a response text")
+    chosen = checks.response(rec, "chosen", rec.require("chosen"))
+    rejected = checks.response(rec, "rejected", rec.require("rejected"))
     checks.text(rec, "subset", rec.require("subset"), what="a subset name")
     return rec.finish("rewardbench", prompt, [chosen, rejected], [0])
 

@@ -57,7 +57,7 @@ def convert(rec: Record) -> Example:
     """See the module docstring."""
     name = next((k for k in ("problem", "question", "prompt") if rec.has(k)), "problem")
     prompt = checks.prompt(rec, name)
-    steps = checks.text_list(rec, "steps", rec.require("steps", structured=True))
+    steps = checks.text_list(rec, "steps", rec.require("steps", structured=True), blank_ok=False)
     n = len(steps)
     labels: list[int] | None = None
     if rec.has("labels"):

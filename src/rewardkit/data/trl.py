@@ -61,7 +61,7 @@ def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> str:
             f"expected the final message from 'assistant', got {last['role']!r}",
             f"[{len(msgs) - 1}].role",
         )
-    return checks.text(rec, name, last["content"], f"[{len(msgs) - 1}].content", "a response text")
+    return checks.response(rec, name, last["content"], f"[{len(msgs) - 1}].content")
 
 
 def _completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message]) -> str:
@@ -81,4 +81,4 @@ def _completion(rec: Record, name: str, msgs: list[Message], prompt: list[Messag
             f"expected the completion from 'assistant', got {last['role']!r}",
             f"[{offset}].role",
         )
-    return checks.text(rec, name, last["content"], f"[{offset}].content", "a response text")
+    return checks.response(rec, name, last["content"], f"[{offset}].content")

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS rewards (
 """
 
 
+class CacheLocationError(RewardkitError):
+    """The score cache cannot live where it was asked to (a file in the way, no permission)."""
+
+
 class CacheCorruptError(RewardkitError):
     """The score cache file cannot be read as a score cache."""
 
@@ -78,8 +82,21 @@ class ScoreCache:
     FILENAME = FILENAME
 
     def __init__(self, directory: str | Path) -> None:
-        self.path = Path(directory).expanduser() / self.FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(directory).expanduser()
+        self.path = folder / self.FILENAME
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission...
+            why = "it is a file" if folder.is_file() else exc.strerror or str(exc)
+            raise CacheLocationError(
+                f"score cache directory {folder} cannot be created ({why}); "
+                "give another --cache-dir or use --no-cache"
+            ) from None
+        if self.path.is_dir():
+            raise CacheLocationError(
+                f"score cache {self.path} is a directory, not a cache file; give another "
+                "--cache-dir or use --no-cache"
+            )
         with self._guard():
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -8,6 +8,9 @@ from typing import Any, Literal
 Truncation = Literal["left", "right", "error"]
 LAYOUTS = ("auto", "padded", "packed", "shared")
 ATTENTION = ("auto", "dense")
+#: Most torch threads a reward may ask for: far above any machine's cores, far below what makes
+#: the OpenMP runtime try to allocate per-thread state for a billion threads and abort.
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -40,6 +43,12 @@ class EngineConfig:
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
+    - ``compile``: ``torch.compile`` the model's transformer blocks on first use (inductor
+      fuses the element-wise work around the matmuls; seconds of compilation once per process,
+      faster batches after; see docs/performance.md). Off by default.
+    - ``pad_multiple``: pad each padded batch to a multiple of this many tokens (1: to its
+      longest row). A server sets 16, so batches take few distinct shapes and the native
+      memory kept per shape stays bounded (docs/serving.md, "Memory over a long run").
     - ``attention``: how the packed and shared layouts attend. ``"auto"``: without dense masks
       where the model runs ``sdpa`` (:mod:`rewardkit.engine.attention`: memory O(tokens)):
       packed on CPU and CUDA, shared on CUDA (on CPU its dense masks measured faster);
@@ -62,6 +71,8 @@ class EngineConfig:
     min_shared_fraction: float = 0.05
     attention_aware: bool = True
     batch_overhead: int | None = None
+    compile: bool = False
+    pad_multiple: int = 1
     attention: str = "auto"
 
     def __post_init__(self) -> None:
@@ -75,6 +86,16 @@ class EngineConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.pad_multiple < 1:
+            raise ValueError(f"pad_multiple must be positive, got {self.pad_multiple}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool)
+            or not isinstance(self.threads, int)
+            or not 1 <= self.threads <= MAX_THREADS
+        ):
+            raise ValueError(
+                f"threads must be an integer from 1 to {MAX_THREADS} (or unset), got {self.threads!r}"
+            )
         if self.attention not in ATTENTION:
             raise ValueError(
                 f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"

@@ -10,6 +10,10 @@ would give them, (rows, longest row, H), so a reward's readout code is the same 
   causally, its own tokens — never another row's.
 - :func:`packed_hidden`: rows concatenated into packed sequences with per-row position ids and a
   block-diagonal (causal for decoders) 4-D mask: no padding tokens inside a pack.
+- :func:`padded_hidden`: a right-padded batch through a causal body with no mask at all: a real
+  token only attends to earlier positions, which are all real, so its hidden state is the masked
+  run's; attention runs as plain causal SDPA (no (b, w, w) mask built or read, half the scores).
+- :func:`compile_body`: ``torch.compile`` of each transformer block (opt-in ``compile=true``).
 
 Custom 4-D masks pass through transformers' mask creation unchanged for the ``sdpa`` and ``eager``
 attention implementations; models with sliding-window or other per-layer masks are not given
@@ -33,9 +37,16 @@ def pad_rows(
     seqs: Sequence[Sequence[int]],
     types: Sequence[Sequence[int] | None] | None,
     pad_id: int,
+    multiple: int = 1,
+    limit: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Right-padded (ids, attention mask, token types or None) of token-id rows."""
-    width = max(len(s) for s in seqs)
+    """Right-padded (ids, attention mask, token types or None) of token-id rows, as wide as the
+    longest row rounded up to a multiple of ``multiple`` but never past ``limit`` (the model's
+    longest sequence; without it, no rounding)."""
+    longest = max(len(s) for s in seqs)
+    width = longest
+    if multiple > 1 and limit is not None:
+        width = min(-(-longest // multiple) * multiple, max(longest, limit))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     tt = None if types is None else torch.zeros((len(seqs), width), dtype=torch.long)
@@ -48,8 +59,42 @@ def pad_rows(
     return ids, mask, tt
 
 
+def padded_hidden(body: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """Last hidden states (b, w, H) of a right-padded batch through a causal ``body``, run
+    without an attention mask and without a key/value cache (module docstring). Positions past a
+    row's end hold values no readout may use, as in the masked run."""
+    return body(input_ids=input_ids, use_cache=False).last_hidden_state
+
+
+def _blocks(body: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated transformer blocks of a body: its longest ``ModuleList`` (``layers``,
+    ``encoder.layer``, ``h``...)."""
+    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList)]
+    return list(max(lists, key=len)) if lists else []
+
+
+def compile_body(body: torch.nn.Module | None, dtype: str) -> int:
+    """Compile each transformer block of ``body`` with ``torch.compile(dynamic=True)`` (inductor
+    fuses the norms, rotary embeddings and activations around the matmuls); the blocks share
+    one compiled graph, so this costs seconds, once per process (the inductor cache keeps it on
+    disk). Returns the number of blocks compiled: 0 without a body or for int8 (quantized linear
+    layers do not compile)."""
+    if body is None or dtype.lower() == "int8":
+        return 0
+    blocks = _blocks(body)
+    for block in blocks:
+        block.compile(dynamic=True)
+    return len(blocks)
+
+
 def _config(body: torch.nn.Module) -> Any:
     return getattr(body, "config", None)
+
+
+def model_position_limit(body: torch.nn.Module | None) -> int | None:
+    """The longest sequence the body's position embeddings allow (None: unknown)."""
+    n = getattr(_config(body), "max_position_embeddings", None) if body is not None else None
+    return int(n) if isinstance(n, int) and n > 0 else None
 
 
 def model_layouts(body: torch.nn.Module) -> frozenset[str]:
@@ -288,7 +333,11 @@ def packed_hidden(
                 tt[b, offset : offset + n] = torch.tensor(list(types[b][k] or []))
             starts.append((b, offset, n))
             offset += n
-    kwargs: dict[str, Any] = {"input_ids": ids.to(device), "position_ids": position.to(device)}
+    kwargs: dict[str, Any] = {
+        "input_ids": ids.to(device),
+        "position_ids": position.to(device),
+        "use_cache": False,
+    }
     if tt is not None:
         kwargs["token_type_ids"] = tt.to(device)
     if mask_free and attention.enable(body, device):  # segments, not a (T × T) block-diagonal mask

@@ -100,6 +100,7 @@ class Engine:
         self.device = device
         self.name = name
         self._attn_width: float | None = None
+        self._compiled = False
 
     # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self) -> frozenset[str]:
@@ -156,6 +157,9 @@ class Engine:
         todo_keys = [k for k in unique_keys if k not in results]
         todo_items = [items[first_index[k]] for k in todo_keys]
         rows = encode(todo_items) if todo_items else []
+        if rows and self.config.compile and not self._compiled:
+            execute.compile_body(self.adapter.backbone(), self.config.dtype)
+            self._compiled = True
         lengths = [len(r.input_ids) for r in rows]
         plan = self.plan_layout(rows)
 
@@ -292,6 +296,8 @@ class Engine:
             [r.input_ids for r in rows],
             [r.token_type_ids for r in rows] if rows[0].token_type_ids is not None else None,
             self.adapter.pad_token_id,
+            self.config.pad_multiple,
+            self.config.max_length or execute.model_position_limit(self.adapter.backbone()),
         )
         starts = torch.tensor(
             [-1 if r.response_start is None else r.response_start for r in rows],
@@ -307,8 +313,13 @@ class Engine:
         return [np.atleast_1d(out[j]) for j in range(len(batch.rows))]
 
     def run_batch(self, rows: Sequence[EncodedRow]) -> list[np.ndarray]:
-        """Scores of rows as one right-padded batch (the "padded" layout's step)."""
-        return self._forward(self.make_batch(rows))
+        """Scores of rows as one right-padded batch (the "padded" layout's step). A causal body
+        that can run the engine's layouts runs it without a mask (:func:`execute.padded_hidden`)."""
+        batch = self.make_batch(rows)
+        body = self.adapter.backbone()
+        if body is not None and self.adapter.causal and self.supported_layouts():
+            batch = replace(batch, hidden=execute.padded_hidden(body, batch.input_ids))
+        return self._forward(batch)
 
     def _run_shared(self, members: list[tuple[int, EncodedRow]]) -> list[np.ndarray]:
         """Members (prefix length, row) in group order: each distinct prefix runs once."""
@@ -387,18 +398,6 @@ class ModelBackedReward(Reward):
     def supported_layouts(self) -> frozenset[str]:
         """The layouts this reward can run now (see :meth:`Engine.supported_layouts`)."""
         return self.engine.supported_layouts()
-
-    def attention_width(self) -> float | None:
-        return self.engine.attention_width()
-
-    def batch_overhead(self) -> int:
-        return self.engine.batch_overhead()
-
-    def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
-        return self.engine.plan_layout(rows)
-
-    def _run_batch(self, rows: list[EncodedRow]) -> list[np.ndarray]:
-        return self.engine.run_batch(rows)
 
     def engine_identity(self) -> dict[str, Any]:
         """The engine settings that change scores (not budget, threads or caching)."""

@@ -146,11 +146,21 @@ class TemperatureScaling:
     @classmethod
     def load(cls, path: str | Path) -> TemperatureScaling:
         """Read a temperature written by :meth:`save`."""
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        t = float(raw["temperature"])
-        if not t > 0:
-            raise ValueError(f"{path}: temperature must be > 0, got {t}")
-        return cls(t, raw.get("reward", ""), raw.get("fingerprint", ""), int(raw.get("n_pairs", 0)))
+        from rewardkit.data.readers import read_config_file
+
+        raw = read_config_file(path, "temperature file")
+        value = raw.get("temperature") if isinstance(raw, dict) else None
+        n_pairs = raw.get("n_pairs", 0) if isinstance(raw, dict) else 0
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in (value, n_pairs)):
+            raise ValueError(
+                f"{path}: expected a temperature file written by --save-temperature "
+                '({"temperature": a number > 0, "n_pairs": an integer, ...})'
+            )
+        t = float(value)
+        if not (t > 0 and math.isfinite(t)):
+            raise ValueError(f"{path}: temperature must be > 0 and finite, got {t}")
+        name, fingerprint = (str(raw.get(k, "")) for k in ("reward", "fingerprint"))
+        return cls(t, name, fingerprint, int(n_pairs))
 
 
 def pair_logits(scores: np.ndarray, chosen: list[int], probabilities: bool = False):

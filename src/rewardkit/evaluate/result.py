@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.location import describe
+from rewardkit.data.readers import parse_json
+
 #: Version of the ``report.json`` layout.
 SCHEMA = "rewardkit.evaluate/1"
 
@@ -290,10 +293,24 @@ def from_dict(raw: dict[str, Any]) -> EvalResult:
 
 
 def load_report(path: str | Path) -> EvalResult:
-    """Read ``report.json`` (a file, or a directory holding one) into an :class:`EvalResult`."""
+    """Read ``report.json`` (a file, or a directory holding one) into an :class:`EvalResult`.
+
+    Any file that is not a readable report (hostile JSON, wrong shape) is a ValueError saying why;
+    the caller names the file."""
     p = Path(path)
     if p.is_dir():
         p = p / "report.json"
     if not p.is_file():
         raise FileNotFoundError(f"no report.json at {p}")
-    return from_dict(json.loads(p.read_text(encoding="utf-8")))
+    try:
+        raw = parse_json(p.read_text(encoding="utf-8"))  # hostile nesting, numbers, surrogates
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"not a rewardkit report (expected a JSON object, got {describe(raw)})")
+    try:
+        return from_dict(raw)
+    except KeyError as e:
+        raise ValueError(f"damaged rewardkit report (missing field {e})") from None
+    except (TypeError, AttributeError, IndexError) as e:
+        raise ValueError(f"damaged rewardkit report ({e})") from None

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from rewardkit.evaluate.result import EvalResult, GroupScore
+import numpy as np
+
+from rewardkit.evaluate.result import EvalResult, GroupScore, RewardResult
+from rewardkit.types import failed_items, failure_note
 
 
 class Table(NamedTuple):
@@ -115,6 +118,11 @@ def report_notes(result: EvalResult) -> list[str]:
             f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
             f"first: {dropped['first']}"
         )
+    if ds.get("n_empty_responses"):
+        notes.append(
+            f"{ds['n_empty_responses']} example(s) have an empty response; it was scored like "
+            "any other response (an empty reply is a reply)."
+        )
     if ds["n_skipped"]:
         parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
@@ -128,12 +136,33 @@ def report_notes(result: EvalResult) -> list[str]:
         usage = usage_note(r.name, r.stats)
         if usage:
             notes.append(usage)
+        else:
+            failed = failure_line(r)
+            if failed:
+                notes.append(failed)
         if r.position_bias is not None:
             notes.append(
                 f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
                 f"order on {100 * r.position_bias:.1f}% of pairs (position bias)."
             )
     return notes
+
+
+def failure_line(r: RewardResult) -> str | None:
+    """One line on the responses of ``r`` that failed alone (NaN, excluded), naming the first
+    one's example and error; None when none failed (endpoint rewards say it in their usage line)."""
+    failed, errors = failed_items(r.stats)
+    if not failed:
+        return None
+    first = None
+    if errors:
+        index, error = errors[0]
+        ends = np.cumsum([len(ex.scores) for ex in r.examples])
+        k = int(np.searchsorted(ends, index, side="right"))
+        where = f"example {r.examples[k].id}" if k < len(r.examples) else f"item {index}"
+        first = f"{where}: {error}"
+    n = sum(len(ex.scores) for ex in r.examples)
+    return f"`{r.name}`: " + failure_note(failed, n, "responses", first) + " (excluded)."
 
 
 def usage_note(name: str, stats: dict | None) -> str | None:

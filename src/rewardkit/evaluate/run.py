@@ -163,6 +163,11 @@ def _score_column(
     return summary, records
 
 
+def count_empty_responses(examples: Sequence[Example]) -> int:
+    """Examples with at least one empty (or blank) text response: they are scored, and counted."""
+    return sum(any(isinstance(r, str) and not r.strip() for r in e.responses) for e in examples)
+
+
 def _columns_of(results: list[RewardResult], rewards: Sequence[Reward]) -> list:
     """The first report column of each reward (None if it has none)."""
     out = []
@@ -414,6 +419,7 @@ def evaluate(
     dataset = {
         "n_examples": len(plan.examples),
         "n_responses": int(plan.offsets[-1]),
+        "n_empty_responses": count_empty_responses(plan.examples),
         "n_evaluable": sum(n_eval.values()),
         "n_skipped": sum(skipped.values()),
         "skipped": dict(skipped),

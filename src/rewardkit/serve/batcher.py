@@ -66,23 +66,19 @@ class BatcherConfig:
     """Batching settings: ``token_budget`` estimated tokens per batch, ``max_batch_items`` rows
     per batch, ``max_wait_ms`` the longest the oldest queued item waits for company,
     ``max_queue`` items waiting before new requests get 503, ``concurrency`` batches at once.
-    A model-backed reward gets each batch in length-similar chunks (:func:`split_by_length` with
-    ``length_slack`` and ``min_chunk_tokens``), so arrival order does not cost padding."""
+    A model-backed reward gets each batch in one call; its engine sorts it by token length into
+    sub-batches, so arrival order does not cost padding."""
 
     token_budget: int = 65536
     max_batch_items: int = 256
     max_wait_ms: float = 5.0
     max_queue: int = 4096
     concurrency: int = 1
-    length_slack: float = 0.25
-    min_chunk_tokens: int = 2048
 
     def __post_init__(self) -> None:
         for name in ("token_budget", "max_batch_items", "max_queue", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not (0 <= self.length_slack < float("inf")):  # NaN fails too
-            raise ValueError(f"length_slack must be >= 0, got {self.length_slack}")
         if not (0 <= self.max_wait_ms < float("inf")):
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
 
@@ -308,32 +304,3 @@ class DynamicBatcher:
             self._slots.release()
             if not self._queue and not self._running:
                 self._idle.set()
-
-
-def split_by_length(
-    costs: Sequence[int], slack: float = 0.25, min_tokens: int = 2048
-) -> list[list[int]]:
-    """Split a batch into length-similar chunks so little compute goes to padding.
-
-    Indices are sorted longest first; the next item joins the current chunk while the chunk's
-    padded size (count × longest) stays within ``(1 + slack)`` × its real size (sum of costs), or
-    while the chunk is still smaller than ``min_tokens`` padded tokens (tiny chunks waste more in
-    per-call overhead than in padding). Every index appears in exactly one chunk.
-    """
-    order = sorted(range(len(costs)), key=lambda i: (-costs[i], i))
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    longest = real = 0
-    for i in order:
-        c = max(1, int(costs[i]))
-        if current:
-            padded = longest * (len(current) + 1)
-            if padded > (1 + slack) * (real + c) and longest * len(current) >= min_tokens:
-                chunks.append(current)
-                current, longest, real = [], 0, 0
-        current.append(i)
-        longest = max(longest, c)
-        real += c
-    if current:
-        chunks.append(current)
-    return chunks

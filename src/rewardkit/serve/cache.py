@@ -11,6 +11,8 @@ writes run on one dedicated thread (SQLite connections belong to the thread that
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import sys
 import threading
 from collections import OrderedDict
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("rewardkit.serve")
 
 #: Bytes an entry costs beyond its key string and its array object: the key tuple, the stored
 #: (value, size) pair and the ordered dict's node and table share (tracemalloc measures 445-470
@@ -104,8 +108,14 @@ class ResponseCache:
         assert self.directory is not None
         self._disk = ScoreCache(self.directory)
 
-    async def get_many(self, fingerprint: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cached vectors among ``keys`` (memory first, then disk; disk hits warm the LRU)."""
+    async def get_many(
+        self, fingerprint: str, keys: Sequence[str], width: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Cached vectors among ``keys`` (memory first, then disk; disk hits warm the LRU).
+
+        ``width``: the floats each stored vector must hold; a disk blob of another size means
+        the file is damaged. A damaged disk store is logged once, with the way to move it aside,
+        and no longer used (the server goes on from memory and the rewards)."""
         found: dict[str, np.ndarray] = {}
         missing = []
         for k in keys:
@@ -115,8 +125,18 @@ class ResponseCache:
             else:
                 found[k] = v
         if missing and self._disk is not None:
+            from rewardkit.engine.cache import CacheCorruptError
+
             loop = asyncio.get_running_loop()
-            rows = await loop.run_in_executor(self._pool, self._disk.get_many, fingerprint, missing)
+            read = functools.partial(self._disk.get_many, fingerprint, missing, width)
+            try:
+                rows = await loop.run_in_executor(self._pool, read)
+            except CacheCorruptError as exc:
+                log.error("%s; serving without the disk cache until restarted", exc)
+                disk, self._disk = self._disk, None
+                if disk is not None and self._pool is not None:
+                    self._pool.submit(disk.close)  # on the thread that owns the connection
+                return found
             for k, (value, _truncated) in rows.items():
                 self.lru.put((fingerprint, k), value)
                 found[k] = value

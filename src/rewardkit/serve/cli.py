@@ -16,9 +16,9 @@ API_KEY_ENV = "REWARDKIT_API_KEY"
 
 
 def default_threads() -> int:
-    """torch threads for a server: one core fewer than the machine has (at least 1), so the
-    event loop never preempts a torch thread in the middle of a parallel op."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """torch threads for a server: one per core, as offline scoring uses (the event loop's
+    per-request work is small beside a model batch; docs/serving.md, "CPU servers")."""
+    return max(1, os.cpu_count() or 1)
 
 
 def parse_routes(reward: str | None, routes: Sequence[str]) -> dict[str, str]:

@@ -15,6 +15,16 @@ from rewardkit.serve.security import Limits
 
 DEFAULT_ROUTE = "default"
 
+#: Engine settings a server gives model-backed rewards unless ``ServeConfig.engine`` says
+#: otherwise: no progress bars or score cache (the server has its own), and batches padded to
+#: multiples of 16 tokens, so their shapes, and the native memory kept per shape, stay few
+#: (docs/serving.md, "Memory over a long run").
+SERVE_ENGINE_DEFAULTS: Mapping[str, Any] = {
+    "progress": False,
+    "cache_dir": None,
+    "pad_multiple": 16,
+}
+
 
 @dataclass
 class ServeConfig:

@@ -100,7 +100,8 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
     for group in by_route.values():
         route = group[0].route
         assert route is not None
-        found = await state.cache.get_many(route.fingerprint, [s.key for s in group])  # type: ignore[misc]
+        keys = [s.key for s in group]
+        found = await state.cache.get_many(route.fingerprint, keys, 1 + len(route.components))  # type: ignore[arg-type]
         for s in group:
             if s.key in found:
                 s.vector, s.cached = found[s.key], True
@@ -131,22 +132,23 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
             batcher.release(entries)
         raise
 
-    futures = [e.future for _, e in waits]
-    done_task = asyncio.ensure_future(asyncio.wait(futures))
+    # wait for the items, the drain deadline (one future shared by all requests) or the
+    # client leaving (a watcher task only where disconnects are watched): no task per item
+    pending: set[asyncio.Future[Any]] = {e.future for _, e in waits}
+    expired = state.drain_expired()
     watcher = (
         asyncio.ensure_future(_watch_disconnect(request)) if state.config.watch_disconnect else None
     )
-    drain = asyncio.ensure_future(state.drain_expired())
+    stops: set[asyncio.Future[Any]] = {expired} | ({watcher} if watcher is not None else set())
     try:
-        pending = {done_task, drain} | ({watcher} if watcher is not None else set())
-        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if not done_task.done():
-            done_task.cancel()
-            for batcher, entries in submitted:
-                batcher.release(entries)
-            raise Draining if drain.done() else Disconnected
+        while pending:
+            done, _ = await asyncio.wait(pending | stops, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+            if pending and done & stops:
+                for batcher, entries in submitted:
+                    batcher.release(entries)
+                raise Draining if expired.done() else Disconnected
     finally:
-        drain.cancel()
         if watcher is not None:
             watcher.cancel()
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher, estimate_tokens, split_by_length
+from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher
 from rewardkit.serve.cache import ResponseCache
-from rewardkit.serve.config import DEFAULT_ROUTE, ServeConfig
+from rewardkit.serve.config import DEFAULT_ROUTE, SERVE_ENGINE_DEFAULTS, ServeConfig
+from rewardkit.serve.memory import release_memory
 from rewardkit.serve.metrics import Metrics
 from rewardkit.serve.protocol import PROTOCOL_VERSION
 from rewardkit.types import Capability, Query, Reward, stable_hash
@@ -55,25 +56,17 @@ class Route:
         self.batcher: DynamicBatcher | None = None
         #: Where endpoint rewards' token usage and cost are counted (set by the server).
         self.metrics: Metrics | None = None
-        self.length_slack = 0.25
-        self.min_chunk_tokens = 2048
 
     def score_batch(self, queries: list[Query]) -> list[Any]:
-        """What the batcher calls (in a worker thread): a model-backed reward scores the batch in
-        length-similar chunks (:func:`split_by_length`; estimated lengths capped at the reward's
-        ``max_length``), a rule scores it whole; errors are isolated per item."""
-        if not self.model_backed or len(queries) < 2:
+        """What the batcher calls (in a worker thread): the whole batch in one reward call, so a
+        model-backed reward tokenizes it once and its engine plans length-sorted sub-batches on
+        real token counts, as offline scoring does; errors are isolated per item. Afterwards
+        the allocator gives freed memory back to the system (:func:`release_memory`)."""
+        try:
             return self.score_isolating(queries)
-        cap = self.reward.max_length
-        costs = [estimate_tokens(q) for q in queries]
-        if cap is not None and cap > 0:
-            costs = [min(c, cap) for c in costs]
-        out: list[Any] = [None] * len(queries)
-        for chunk in split_by_length(costs, self.length_slack, self.min_chunk_tokens):
-            results = self.score_isolating([queries[j] for j in chunk])
-            for j, r in zip(chunk, results, strict=True):
-                out[j] = r
-        return out
+        finally:
+            if self.model_backed:
+                release_memory()
 
     def vectors(self, queries: list[Query]) -> np.ndarray:
         """Score a batch into ``(n, 1 + len(components))`` float32 rows (called in a worker)."""
@@ -133,7 +126,7 @@ class ServeState:
         self.draining = False
         #: When accepted requests stop waiting for their scores (monotonic seconds).
         self.drain_deadline: float | None = None
-        self._drain_started: asyncio.Event | None = None
+        self._expired: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rule_pool = ThreadPoolExecutor(
             max_workers=config.rule_workers, thread_name_prefix="rewardkit-rules"
@@ -141,7 +134,7 @@ class ServeState:
         self._executors: list[Executor] = [self.rule_pool]
         built: dict[str, Route] = {}
         self.routes: dict[str, Route] = {}
-        engine = {"progress": False, "cache_dir": None, **dict(config.engine)}
+        engine = {**SERVE_ENGINE_DEFAULTS, **dict(config.engine)}
         for name, spec in config.rewards.items():
             key = spec if isinstance(spec, str) else f"object:{id(spec)}"
             if key not in built:
@@ -163,8 +156,6 @@ class ServeState:
                     **{**asdict(config.batch), "concurrency": config.rule_workers}
                 )
             route.metrics = self.metrics
-            route.length_slack = config.batch.length_slack
-            route.min_chunk_tokens = config.batch.min_chunk_tokens
             route.batcher = DynamicBatcher(
                 route.name,
                 route.score_batch,
@@ -186,7 +177,9 @@ class ServeState:
     def bind_loop(self) -> None:
         """Called once the event loop runs (app startup): drains can now wake waiters."""
         self._loop = asyncio.get_running_loop()
-        self._drain_started = asyncio.Event()
+        self._expired = self._loop.create_future()
+        if self.drain_deadline is not None:  # a drain begun before the loop ran
+            self._loop.call_soon(self._start_expiry)
 
     def begin_drain(self, grace: float) -> None:
         """Stop taking requests; accepted ones get at most ``grace`` seconds more. Safe to call
@@ -195,19 +188,25 @@ class ServeState:
             return
         self.draining = True
         self.drain_deadline = time.monotonic() + max(0.0, grace)
-        if self._loop is not None and self._drain_started is not None:
-            self._loop.call_soon_threadsafe(self._drain_started.set)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._start_expiry)
 
-    async def drain_expired(self) -> None:
-        """Returns once a drain has begun and its deadline has passed."""
-        if self._drain_started is None:  # an app used without its lifespan (tests)
-            self.bind_loop()
-        assert self._drain_started is not None
-        if self.draining:
-            self._drain_started.set()
-        await self._drain_started.wait()
-        assert self.drain_deadline is not None
-        await asyncio.sleep(max(0.0, self.drain_deadline - time.monotonic()))
+    def _start_expiry(self) -> None:
+        assert self._loop is not None and self.drain_deadline is not None
+        delay = max(0.0, self.drain_deadline - time.monotonic())
+        self._loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        if self._expired is not None and not self._expired.done():
+            self._expired.set_result(None)
+
+    def drain_expired(self) -> asyncio.Future[None]:
+        """One future shared by every waiting request (no task per request): done once a drain
+        has begun and its deadline has passed. Await it shielded, never cancel it."""
+        if self._expired is None or self._loop is not asyncio.get_running_loop():
+            self.bind_loop()  # an app used without its lifespan (tests)
+        assert self._expired is not None
+        return self._expired
 
     async def close(self, timeout: float | None = None) -> None:
         """Finish or drop queued work within ``timeout`` seconds, then stop every thread pool

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import SpecError
+from rewardkit.engine.config import MAX_THREADS
+from rewardkit.errors import DataError, SpecError
 
 OBJECTIVES = (
     "bt",
@@ -173,7 +174,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "batch_size": (lambda x: x >= 1, "an integer >= 1"),
     "grad_accum": (lambda x: x >= 1, "an integer >= 1"),
     "seed": (lambda x: 0 <= x < 2**32, "an integer in [0, 2**32)"),
-    "threads": (lambda x: x >= 1, "an integer >= 1 (or null)"),
+    "threads": (lambda x: 1 <= x <= MAX_THREADS, f"an integer from 1 to {MAX_THREADS} (or null)"),
     "ensemble_size": (lambda x: x >= 1, "an integer >= 1"),
     "save_steps": (lambda x: x >= 0, "an integer >= 0 (0: only the final model)"),
     "save_total_limit": (lambda x: x >= 1, "an integer >= 1 (or null: keep all)"),
@@ -325,12 +326,12 @@ def load_config(
         p = Path(path)
         if not p.is_file():
             raise SpecError(f"train config file {p} does not exist")
-        import yaml
+        from rewardkit.data.readers import read_config_file
 
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise SpecError(f"train config {p}: not valid YAML: {exc}") from exc
+            raw = read_config_file(p, "train config") or {}
+        except DataError as exc:
+            raise SpecError(str(exc)) from None
         if not isinstance(raw, dict):
             raise SpecError(
                 f"train config {p}: expected a mapping of fields, got {type(raw).__name__}"

@@ -1,6 +1,7 @@
 """Routing rewards by data source (Mixed-R1, MedGRPO multi-task): each query is scored by the reward
 registered for its ``meta[key]`` (default key ``data_source``). ``score_full(...).stats["routed"]``
-counts the queries each route (and ``default``) scored.
+counts the queries each route (and ``default``) scored; items a routed reward failed alone are
+passed on in ``failed`` and ``errors`` (indices into this call).
 
 Spec (registry kind ``route``)::
 
@@ -22,7 +23,7 @@ import numpy as np
 from rewardkit.combine.route import route_indices
 from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
-from rewardkit.types import Capability, Query, Reward, ScoreResult
+from rewardkit.types import Capability, Query, Reward, ScoreResult, failed_items
 
 MISSING = ("nan", "error")
 
@@ -89,12 +90,23 @@ class RouteReward(Reward):
         taken = np.zeros(len(queries), dtype=bool)
         groups = route_indices(sources, list(self.routes))
         counts = {src: len(idx) for src, idx in groups.items()}
+        errors: list[dict[str, Any]] = []
+        failed = 0
+
+        def run(reward: Reward, idx: np.ndarray) -> None:
+            nonlocal failed
+            full = reward.score_full([queries[i] for i in idx])
+            out[idx] = full.scores
+            n, errs = failed_items(full.stats)  # a routed item that failed alone stays counted
+            failed += n
+            errors.extend({"index": int(idx[j]), "error": e} for j, e in errs)
+
         for src, idx in groups.items():
-            out[idx] = self.routes[src].score([queries[i] for i in idx])
+            run(self.routes[src], np.asarray(idx))
             taken[idx] = True
         rest = np.flatnonzero(~taken)
         if len(rest) and self.default is not None:
-            out[rest] = self.default.score([queries[i] for i in rest])
+            run(self.default, rest)
             counts["default"] = len(rest)
         elif len(rest) and self.missing == "error":
             unknown = sorted({sources[i] or f"<no meta[{self.key!r}]>" for i in rest})
@@ -102,7 +114,10 @@ class RouteReward(Reward):
                 f"{self.name}: no route for data source(s) {unknown}; routes: "
                 f"{', '.join(sorted(self.routes))} (add a 'default' or set missing='nan')"
             )
-        return ScoreResult(out, stats={"queries": len(queries), "routed": counts})
+        stats: dict[str, Any] = {"queries": len(queries), "routed": counts}
+        if failed:
+            stats.update(failed=failed, errors=sorted(errors, key=lambda e: e["index"]))
+        return ScoreResult(out, stats=stats)
 
 
 def build(
