@@ -50,8 +50,9 @@ class EngineConfig:
       longest row). A server sets 16, so batches take few distinct shapes and the native
       memory kept per shape stays bounded (docs/serving.md, "Memory over a long run").
     - ``attention``: how the packed and shared layouts attend. ``"auto"``: without dense masks
-      where the model runs ``sdpa`` on CPU or CUDA (:mod:`rewardkit.engine.attention`: memory
-      O(tokens)); ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
+      where the model runs ``sdpa`` (:mod:`rewardkit.engine.attention`: memory O(tokens)):
+      packed on CPU and CUDA, shared on CUDA (on CPU its dense masks measured faster);
+      ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
     """
 
     token_budget: int = 16384

@@ -337,7 +337,8 @@ class Engine:
             self.adapter.pad_token_id,
             self.device,
             plan,
-            mask_free=cfg.attention != "dense",
+            # CPU: the small dense masks of pairs measured faster (docs/performance.md).
+            mask_free=cfg.attention != "dense" and self.device.type != "cpu",
         )
         return self._forward(self.make_batch([r for _, r in members], hidden))
 
