@@ -63,6 +63,7 @@ def test_eval_refuses_bad_numbers(cli, tmp_path, option):
         ["--max-items", "0"],
         ["--nan-reward", "nan"],
         ["--rule-workers", "0"],
+        ["--rule-workers", "100000"],
     ],
 )
 def test_serve_refuses_bad_numbers_before_starting(option):

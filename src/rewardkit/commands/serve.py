@@ -19,6 +19,7 @@ from rewardkit.commands.options import (
     engine_defaults,
     finite,
 )
+from rewardkit.engine.config import MAX_THREADS
 from rewardkit.serve.batcher import BatcherConfig as B
 from rewardkit.serve.config import ServeConfig as S
 from rewardkit.serve.security import Limits as L
@@ -74,7 +75,7 @@ def serve_command(
         str | None, typer.Option(help="Also keep responses on disk (SQLite) in this directory.")
     ] = None,
     rule_workers: Annotated[
-        int, typer.Option(min=1, help="Worker threads for rule rewards.")
+        int, typer.Option(min=1, max=MAX_THREADS, help="Worker threads for rule rewards.")
     ] = S.rule_workers,
     nan_reward: Annotated[
         float,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardkit.engine.config import MAX_THREADS
 from rewardkit.serve.batcher import BatcherConfig
 from rewardkit.serve.security import Limits
 
@@ -59,8 +60,10 @@ class ServeConfig:
         for name in ("cache_bytes",):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.rule_workers < 1:
-            raise ValueError(f"rule_workers must be >= 1, got {self.rule_workers}")
+        if not 1 <= self.rule_workers <= MAX_THREADS:
+            raise ValueError(
+                f"rule_workers must be from 1 to {MAX_THREADS}, got {self.rule_workers}"
+            )
         if not math.isfinite(self.nan_reward):
             raise ValueError(f"nan_reward must be a finite number, got {self.nan_reward}")
         if not (math.isfinite(self.graceful_timeout) and self.graceful_timeout >= 0):
