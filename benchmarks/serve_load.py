@@ -16,7 +16,7 @@ Bounded in requests (``--pairs``: 2 queries per pair) and in time (``--time-limi
 new request is sent after it; requests already sent are still awaited and counted).
 
 Threads: without ``--threads`` each side runs its own default (the offline engine torch's
-default, the server CPU count − 1, see docs/serving.md); ``--threads N`` sets both. Also printed:
+default, the server the CPU count, see docs/serving.md); ``--threads N`` sets both. Also printed:
 how busy the reward was during the cold run, and the CPU seconds of the server, of this
 load-generating client, and of the offline engine for the same items.
 
