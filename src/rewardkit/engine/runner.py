@@ -42,6 +42,7 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
+from rewardkit.errors import CapabilityError
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
@@ -375,8 +376,11 @@ class ModelBackedReward(Reward):
 
     # -- what a subclass provides -------------------------------------------------------------
     def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
-        """Token ids for each query, already fitted to the length limit."""
-        raise NotImplementedError(f"{type(self).__name__} does not encode queries")
+        """Token ids for each query, already fitted to the length limit. Rewards that score only
+        keyed rows of their own (pairs, images) through :meth:`run_rows` keep this default."""
+        raise CapabilityError(
+            f"{type(self).__name__} scores its own keyed rows, not plain queries through encode()"
+        )
 
     @abstractmethod
     def model_adapter(self) -> ModelAdapter:

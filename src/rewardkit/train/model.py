@@ -9,6 +9,7 @@ the last non-pad token), so both paths give the same rewards.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class TrainInputs:
     pool_index: torch.Tensor | None = None
 
 
-class HFModule(nn.Module):
+class HFModule(nn.Module, ABC):
     """A Hugging Face model (peft-wrapped or not) that the trainer optimises: one ``forward``
     taking the fields of :class:`TrainInputs`; subclasses compute :meth:`outputs`."""
 
@@ -68,9 +69,9 @@ class HFModule(nn.Module):
             TrainInputs(input_ids, attention_mask, token_type_ids, position_ids, pool_index)
         )
 
+    @abstractmethod
     def outputs(self, x: TrainInputs) -> torch.Tensor:
         """The module's outputs for one batch."""
-        raise NotImplementedError
 
 
 class RewardModel(HFModule):
