@@ -13,7 +13,7 @@ from rewardkit.serve.app import ServeConfig, create_app
 from rewardkit.serve.background import BackgroundServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from http_load import Connection, percentile, post_session  # noqa: E402
+from http_load import Connection, percentile, post_session
 
 
 def test_raw_client_reads_what_httpx_reads_over_one_kept_alive_connection():
@@ -45,7 +45,7 @@ def test_raw_client_reads_what_httpx_reads_over_one_kept_alive_connection():
 
 
 def test_post_session_gives_both_clients_one_signature():
-    app = create_app(ServeConfig(rewards={"default": "rule:length"}))
+    app = create_app(ServeConfig(rewards={"default": "rule:length"}, cache_bytes=0))
     with BackgroundServer(app) as srv:
 
         async def go(client: str) -> tuple[int, object]:
