@@ -58,6 +58,7 @@ def test_post_session_gives_both_clients_one_signature():
 
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 50) == 50.0  # hand-computed: rank round(50.5) = 50
-    assert percentile(values, 99) == 99.0
+    assert percentile(values, 50) == 50.0  # rank ceil(0.50 * 100) = 50
+    assert percentile(values, 99) == 99.0  # rank 99 (round(99.5) gave 100 before)
+    assert percentile([1.0, 2.0, 3.0], 50) == 2.0  # rank ceil(1.5) = 2
     assert percentile([3.0], 99) == 3.0
