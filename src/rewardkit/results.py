@@ -72,6 +72,10 @@ class ScoreResult:
     computed, cache_hits, truncated_rows, unparsed, failed, retries, usage...), ``truncated``
     ((n,) bool), ``steps`` ((n, S) float32, NaN past a row's steps) and ``tokens``.
     A field is filled exactly when the reward declares the matching :class:`Capability`.
+    Counters mean one thing in every reward: ``unique`` distinct queries of the call,
+    ``cache_hits`` those whose score came from the score cache with no model work, ``computed``
+    those that needed it (an embedding reward's per-text counts are under ``texts``);
+    ``failed``/``errors`` items that failed alone (:func:`failed_items`).
     """
 
     scores: np.ndarray
