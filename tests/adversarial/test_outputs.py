@@ -168,3 +168,55 @@ def test_a_killed_writer_leaves_no_lock_behind(tmp_path):
     with atomic_file(out) as fh:
         fh.write("after the kill\n")
     assert out.read_text() == "after the kill\n"
+
+
+def test_score_out_that_is_a_pipe_is_refused_and_left_a_pipe(cli, rows_file, tmp_path):
+    """A device or pipe given as --out would be replaced by a regular file (as root, even
+    /dev/full): refused before any work."""
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", fifo)
+    assert code == 2 and "not a regular file" in text and str(fifo) in text
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_score_out_through_a_symlink_writes_the_linked_file(cli, rows_file, tmp_path):
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", link)
+    assert code == 0, text
+    assert link.is_symlink() and len(real.read_text().splitlines()) == 3
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_out_where_nothing_can_be_created_is_a_clear_error(cli, rows_file):
+    """/proc refuses new files even to root: a clear error naming --out, no traceback."""
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", "/proc/rk/o.jsonl")
+    assert code == 2 and "cannot write --out /proc/rk/o.jsonl" in text
+
+
+def test_a_full_disk_mid_write_is_a_clear_error_and_leaves_nothing(tmp_path):
+    """A real write failure (the file-size limit, RLIMIT_FSIZE, as a full disk would): one
+    clear line, exit 2, no output and no temporary file left."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(f'{{"prompt": "q", "response": "{"a" * 500}"}}\n' for _ in range(400)))
+    out = tmp_path / "out" / "scored.jsonl"
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))\n"
+        "from rewardkit.cli import main\n"
+        "sys.argv = ['rewardkit'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    cmd = [sys.executable, "-c", script, "score", "-r", "rule:length", "--data", str(data)]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and f"cannot write --out {out}" in proc.stderr
+    assert "File too large" in proc.stderr
+    assert not out.exists() and list(out.parent.iterdir()) == []
