@@ -9,7 +9,8 @@
 - :func:`atomic_file`: the content goes to a unique temporary file in the same directory, is
   flushed to disk, and replaces the target in one ``os.replace`` only when the block succeeds; on
   failure the temporary file is removed and the old target is left untouched. A target that is
-  a device or pipe is refused (it would be replaced by a file); a symlink's file is replaced.
+  a device or pipe (``/dev/stdout``) is written in place, never replaced by a file; a symlink's
+  file is replaced.
 - An output that cannot be written (permissions, read-only or full disk) is an
   :class:`OutputError` naming it, never a traceback.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import math
 import os
 import tempfile
@@ -71,16 +73,19 @@ def output_error(what: str, path: Path, exc: OSError) -> OutputError:
 
 def check_file_target(path: str | os.PathLike[str], what: str = "output") -> Path:
     """``path`` as a :class:`Path` after checking that a file can be written there (not a
-    directory, not a device or pipe, not under a file, in a writable folder)."""
+    directory, not under a file, in a writable folder; or an existing device or pipe)."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise OutputError(f"{what} {p} is a directory; give a file path (e.g. {p / 'out.jsonl'})")
-    if p.exists() and not p.is_file():
-        raise OutputError(
-            f"{what} {p} is not a regular file (a device, pipe or socket); give a file path"
-        )
-    _check_writable_above(p, what)
+    if not _is_stream(p):
+        _check_writable_above(p, what)
     return p
+
+
+def _is_stream(p: Path) -> bool:
+    """Whether ``p`` exists and is not a regular file or a directory (``/dev/stdout``, a named
+    pipe, ``/dev/null``): it is written in place, never replaced."""
+    return p.exists() and not p.is_file() and not p.is_dir()
 
 
 def check_dir_target(path: str | os.PathLike[str], what: str = "output directory") -> Path:
@@ -139,6 +144,10 @@ def exclusive(target: str | os.PathLike[str], what: str = "output") -> Iterator[
         os.close(fd)
 
 
+def _text_kwargs(binary: bool) -> dict[str, str]:
+    return {} if binary else {"encoding": "utf-8", "newline": "\n"}
+
+
 @contextlib.contextmanager
 def atomic_file(
     target: str | os.PathLike[str], *, binary: bool = False, what: str = "output"
@@ -148,6 +157,13 @@ def atomic_file(
     Holds :func:`exclusive` on ``target`` for the whole write, so two runs never interleave.
     """
     path = check_file_target(target, what)
+    if _is_stream(path):  # a device or pipe: written in place (replacing it would destroy it)
+        try:
+            with open(path, "wb" if binary else "w", **_text_kwargs(binary)) as fh:
+                yield fh
+        except OSError as exc:
+            raise output_error(what, path, exc) from None
+        return
     if path.is_symlink():  # replace the file the link names, not the link
         path = path.resolve()
     try:
@@ -161,9 +177,7 @@ def atomic_file(
             raise output_error(what, path, exc) from None
         try:
             os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the output private
-            mode = "wb" if binary else "w"
-            kwargs = {} if binary else {"encoding": "utf-8", "newline": "\n"}
-            with os.fdopen(fd, mode, **kwargs) as fh:
+            with os.fdopen(fd, "wb" if binary else "w", **_text_kwargs(binary)) as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -178,6 +192,20 @@ def atomic_file(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+@contextlib.contextmanager
+def atomic_text(target: str | os.PathLike[str], *, what: str = "output") -> Iterator[IO[str]]:
+    """:func:`atomic_file` for UTF-8 text, gzip-compressed when the name ends in ``.gz``."""
+    if not os.fspath(target).endswith(".gz"):
+        with atomic_file(target, what=what) as fh:
+            yield fh
+        return
+    with (
+        atomic_file(target, binary=True, what=what) as raw,
+        gzip.open(raw, "wt", encoding="utf-8", newline="\n") as fh,
+    ):
+        yield fh
 
 
 def finite_json(value: Any) -> Any:

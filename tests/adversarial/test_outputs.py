@@ -170,16 +170,32 @@ def test_a_killed_writer_leaves_no_lock_behind(tmp_path):
     assert out.read_text() == "after the kill\n"
 
 
-def test_score_out_that_is_a_pipe_is_refused_and_left_a_pipe(cli, rows_file, tmp_path):
-    """A device or pipe given as --out would be replaced by a regular file (as root, even
-    /dev/full): refused before any work."""
+def test_score_out_that_is_a_pipe_is_written_in_place_never_replaced(cli, rows_file, tmp_path):
+    """A device or pipe given as --out is written into, not replaced by a regular file (which,
+    as root, once turned /dev/full into a file)."""
     import stat
+    import threading
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
     code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", fifo)
-    assert code == 2 and "not a regular file" in text and str(fifo) in text
+    reader.join(timeout=60)
+    assert code == 0, text
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert len(got[0].splitlines()) == 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_score_out_to_a_full_device_is_a_clear_error(cli, rows_file):
+    """/dev/full: every write fails with "no space left", a real full disk."""
+    import stat
+
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", "/dev/full")
+    assert code == 2 and "cannot write --out /dev/full: No space left on device" in text
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
 def test_score_out_through_a_symlink_writes_the_linked_file(cli, rows_file, tmp_path):
@@ -220,3 +236,21 @@ def test_a_full_disk_mid_write_is_a_clear_error_and_leaves_nothing(tmp_path):
     assert "Traceback" not in proc.stderr and f"cannot write --out {out}" in proc.stderr
     assert "File too large" in proc.stderr
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_curate_checks_every_output_before_reading_data(cli, tmp_path):
+    """A bad --report is refused before --out is written (no half-finished run), and
+    a .gz output appears whole."""
+    import gzip
+    import json
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "chosen": "a a", "rejected": "b"}) + "\n")
+    out = tmp_path / "kept.jsonl"
+    code, text = cli("curate", "dedup", "--data", data, "--out", out, "--report", tmp_path)
+    assert code == 2 and f"--report {tmp_path} is a directory" in text
+    assert not out.exists()
+    code, text = cli("curate", "dedup", "--data", data, "--out", tmp_path / "kept.jsonl.gz")
+    assert code == 0, text
+    lines = gzip.open(tmp_path / "kept.jsonl.gz", "rt").read().splitlines()
+    assert json.loads(lines[0])["responses"] == ["a a", "b"]
