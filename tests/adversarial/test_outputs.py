@@ -252,7 +252,8 @@ def test_curate_checks_every_output_before_reading_data(cli, tmp_path):
     assert not out.exists()
     code, text = cli("curate", "dedup", "--data", data, "--out", tmp_path / "kept.jsonl.gz")
     assert code == 0, text
-    lines = gzip.open(tmp_path / "kept.jsonl.gz", "rt").read().splitlines()
+    with gzip.open(tmp_path / "kept.jsonl.gz", "rt") as fh:
+        lines = fh.read().splitlines()
     assert json.loads(lines[0])["responses"] == ["a a", "b"]
 
 

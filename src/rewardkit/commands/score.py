@@ -97,6 +97,13 @@ def score_command(
         f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"
         f"{'; ' + failed if failed else ''} -> {out}"
     )
+    if stats["rows"] and stats["failed_rows"] >= stats["rows"]:
+        typer.secho(
+            "error: every row failed, so no row has a real score (the reason is above)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 def _score_ray(
