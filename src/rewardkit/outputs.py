@@ -24,7 +24,7 @@ import errno
 import gzip
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -171,12 +171,12 @@ def atomic_file(
     except OSError as exc:
         raise output_error(what, path, exc) from None
     with exclusive(path, what):
+        # the name is known before the file exists, so an interrupt at any point (even inside
+        # the call that creates it) still removes it
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        except OSError as exc:
-            raise output_error(what, path, exc) from None
-        try:
-            os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the output private
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.fchmod(fd, 0o644)  # whatever the umask: an output is readable like any file
             with os.fdopen(fd, "wb" if binary else "w", **_text_kwargs(binary)) as fh:
                 yield fh
                 fh.flush()
