@@ -9,7 +9,8 @@ On real data from ../shared/data, side by side in one run:
 - variants: ``naive`` (reward-bench style: batches of 8 in file order, each padded to its
   longest row, over the *same encoded ids*), ``padded`` (engine, length-sorted under the token
   budget), ``shared`` (engine, each shared prompt once + key/value cache; decoders only),
-  ``packed`` (engine, rows packed into sequences with block-diagonal attention);
+  ``packed`` (engine, rows packed into sequences with block-diagonal attention), ``auto``
+  (engine default: the layout the cost model picks, shown in the ``layout`` column);
 - models: ``classifier:minilm`` and ``classifier:smollm2`` (random score heads: throughput does
   not depend on the head), in float32 and bfloat16.
 
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-VARIANTS = ("naive", "padded", "shared", "packed")
+VARIANTS = ("naive", "padded", "shared", "packed", "auto")
 SPECS = {"minilm": "classifier:minilm", "smollm2": "classifier:smollm2"}
 
 
@@ -262,7 +263,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         },
     )
     torch.set_num_threads(cfg["threads"])
-    if layout not in ("padded",) and layout not in reward.supported_layouts():
+    if layout not in ("padded", "auto") and layout not in reward.supported_layouts():
         return {"skipped": f"{cfg['spec']} cannot run layout {layout}"}
     workloads = json.loads(Path(cfg["workloads"]).read_text(encoding="utf-8"))
     body = reward.engine.adapter.backbone() or reward.model
@@ -287,17 +288,20 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         if cfg["variant"] == "naive":
             scores, model_tokens = naive_scores(torch, reward, rows, cfg["naive_batch"])
+            chosen = "naive"
         else:
             keys = [f"{name}:{i}" for i in range(len(rows))]  # no de-duplication, no cache
             run = reward.run_rows(rows, keys, lambda items: list(items))
             scores = run.values[:, 0].tolist()
             model_tokens = run.stats["model_tokens"]
+            chosen = run.stats["layout"]
         if device != "cpu":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         results[name] = {
             "tokens": tokens,
             "model_tokens": model_tokens,
+            "layout": chosen,
             "seconds": seconds,
             "scores": scores,
             "load": os.getloadavg()[0],
@@ -369,7 +373,7 @@ def report(all_runs: dict, gemm: dict[str, float], args: argparse.Namespace, dev
     head = (
         f"{'model':8} {'dtype':8} {'workload':8} {'variant':7} {'rows':>5} {'tokens':>7} "
         f"{'ran':>7} {'tok/s':>8} {'vs naive':>8} {'roofline':>8} {'peak MB':>8} "
-        f"{'max|Δ|':>8} {'/sd':>7} {'load':>5}"
+        f"{'max|Δ|':>8} {'/sd':>7} {'load':>5} ran as"
     )
     print(head)
     print("-" * len(head))
@@ -398,7 +402,8 @@ def report(all_runs: dict, gemm: dict[str, float], args: argparse.Namespace, dev
                 print(
                     f"{model:8} {dtype:8} {workload:8} {variant:7} {len(r['scores']):5d} "
                     f"{r['tokens']:7d} {r['model_tokens']:7d} {tps:8.0f} {ratio:7.2f}x "
-                    f"{100 * frac:7.1f}% {run['peak_mb']:8.0f} {diff:8.1e} {rel:7.1e} {r['load']:5.1f}"
+                    f"{100 * frac:7.1f}% {run['peak_mb']:8.0f} {diff:8.1e} {rel:7.1e} {r['load']:5.1f} "
+                    f"{r.get('layout', variant)}"
                 )
                 if variant in ("padded", "packed"):
                     key = (model, dtype)
@@ -451,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--models", default="minilm,smollm2", help="names in SPECS or reward specs")
     p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default="naive,padded,shared,packed")
     p.add_argument("--device", default="cpu")
     p.add_argument("--budget", type=int, default=16384)
     p.add_argument("--max-batch-size", type=int, default=256)
