@@ -102,8 +102,9 @@ def test_no_cpp_compiler_falls_back_to_eager_with_one_warning(model, monkeypatch
         full = reward.score_full(_queries())
         reward.engine_variant(compile=True).score_full(_queries())  # the model is marked failed
     lines = [str(w.message) for w in seen if issubclass(w.category, compiling.CompileWarning)]
-    assert lines == ["torch.compile unavailable, scoring eagerly (no C++ compiler found "
-                     "(/nonexistent/c++))"]
+    assert lines == [
+        "torch.compile unavailable, scoring eagerly (no C++ compiler found (/nonexistent/c++))"
+    ]
     assert full.stats["compile"] == "fallback"
     np.testing.assert_allclose(full.scores, eager, atol=1e-6, rtol=0)
 

@@ -36,7 +36,6 @@ import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -212,7 +211,9 @@ class CompileGate:
         self.tokens_left = total_tokens
         self.decided = self.mode is False or body is None or self.dtype == "int8"
         #: What happened in this run: "eager", "compiled" or "fallback".
-        self.outcome = "compiled" if body is not None and _STATE.get(body) == "compiled" else "eager"
+        self.outcome = (
+            "compiled" if body is not None and _STATE.get(body) == "compiled" else "eager"
+        )
         if self.outcome == "compiled" or (body is not None and _STATE.get(body) == "failed"):
             self.decided = True
 
