@@ -209,13 +209,13 @@ def test_round_trip_of_loaded_examples(tmp_path: Path) -> None:
     assert load(tmp_path / "out.jsonl") == first
 
 
-def test_many_rows_load_quickly(tmp_path: Path) -> None:
-    import time
-
+def test_many_rows_load(tmp_path: Path) -> None:
+    """50,000 rows load whole and in order (their speed is a figure of
+    ``benchmarks/data_load.py``, not a timed test)."""
     p = tmp_path / "big.jsonl"
     row = {"prompt": "What is 2+2?", "chosen": "4 " * 50, "rejected": "5 " * 50, "subset": "m"}
     p.write_text((json.dumps(row) + "\n") * 50_000, encoding="utf-8")
-    t = time.perf_counter()
     exs = load(p, format="generic")
     assert len(exs) == 50_000
-    assert time.perf_counter() - t < 10
+    assert len({ex.id for ex in exs}) == 50_000
+    assert exs[-1].responses[exs[-1].chosen[0]] == "4 " * 50 and exs[-1].subset == "m"

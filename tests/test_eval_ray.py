@@ -174,3 +174,17 @@ def test_queries_keep_their_fields_through_ray(local_ray):
     np.testing.assert_array_equal(
         RayReward(spec, chunk_rows=3).score(queries), load_reward(spec).score(queries)
     )
+
+
+def test_ray_reward_pickles_as_its_spec(local_ray):
+    """A RayReward holds a spec, not a model or Ray's handle: it pickles (small), and the copy
+    scores the same on the same cluster."""
+    import pickle
+
+    queries = [Query([user("2+2?")], r, reference="4") for r in ("4", "5", "four")]
+    reward = RayReward("rule:exact_match", chunk_rows=2)
+    blob = pickle.dumps(reward)
+    assert len(blob) < 4096
+    copy = pickle.loads(blob)
+    assert (copy.name, copy.fingerprint()) == (reward.name, reward.fingerprint())
+    np.testing.assert_array_equal(copy.score(queries), reward.score(queries))

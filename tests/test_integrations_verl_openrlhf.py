@@ -221,3 +221,33 @@ def test_long_component_names_keep_distinct_keys():
     assert log_key(a) != log_key(b)
     assert len(log_key(a)) == 60 and log_key(a) == log_key(a)
     assert log_key("rule:length?unit=words") == "rule:length_unit_words"
+
+
+NO_REFERENCE = ["", "   ", None, [], [""], np.array([]), np.array(["", " "], dtype=object)]
+
+
+@pytest.mark.parametrize("empty", NO_REFERENCE, ids=repr)
+def test_no_reference_means_does_not_apply_in_every_path(empty):
+    """The rule gives NaN; verl and OpenRLHF send nan_score with applies 0 (they need a
+    number); TRL gets None (its NaN): one meaning of "no reference" everywhere."""
+    from rewardkit import Query, load_reward
+    from rewardkit.integrations.trl import reward_func
+
+    q = Query([{"role": "user", "content": "2+2?"}], "#### 4", reference=empty)
+    for rule in ("rule:gsm8k", "rule:math", "rule:code", "rule:json_schema", "rule:f1"):
+        full = load_reward(rule).score_full([q])
+        assert np.isnan(full.scores[0]) and not full.stats.get("failed"), (rule, full.stats)
+    verl = vrl.compute_score("openai/gsm8k", "#### 4", empty, spec="rule:gsm8k", nan_score=-1.0)
+    assert verl == {"score": -1.0, "applies": 0.0}
+    out = orl.score_queries(["Q #### 4"], ["Q "], [empty], spec="rule:gsm8k", nan_score=-1.0)
+    assert out["rewards"].tolist() == [-1.0] and out["extra_logs"]["applies"].tolist() == [0.0]
+    trl = reward_func("rule:gsm8k")(prompts=["2+2?"], completions=["#### 4"], answer=[empty])
+    assert trl == [None]
+
+
+def test_verl_numpy_ground_truth_is_a_list_of_answers():
+    """verl's non-tensor batch can hold a list answer as a numpy array: each entry is an
+    acceptable answer (not the array's printed form)."""
+    for spec in ("rule:gsm8k", "rule:math"):
+        out = vrl.compute_score("openai/gsm8k", "#### 5", np.array(["5", "4"]), spec=spec)
+        assert out == {"score": 1.0, "applies": 1.0}, spec

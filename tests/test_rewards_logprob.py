@@ -222,7 +222,8 @@ def test_density_ratio_options(shared_cache):
     again = load_reward(f"density-ratio:default?progress=false&threads=1&cache_dir={shared_cache}")
     again_run = again.score_full(qs)
     np.testing.assert_array_equal(again_run.scores, s)
-    assert again_run.stats["computed"] == 0
+    # counted over queries like every reward (not summed over the two members)
+    assert again_run.stats["computed"] == 0 and again_run.stats["cache_hits"] == 4
     crit = load_reward("density-ratio:default?progress=false&threads=1&criteria=default")
     assert crit.condition(qs[0]).startswith("You are an expert")  # "What is 2+2?"
     assert crit.condition(qs[2]).startswith("You are a helpful")
@@ -242,3 +243,21 @@ def test_density_ratio_options(shared_cache):
     assert len(prints) == 5
     with pytest.raises(ValueError, match="every reward would be 0"):
         load_reward("density-ratio:default?weak_chat_template=true")
+
+
+def test_query_cache_counts_of_several_members():
+    """Two members over the same 5 queries: a query is a hit when both found it; counts the
+    members alone cannot settle are left out, never summed."""
+    from rewardkit.rewards.logprob import query_cache_counts
+
+    def member(hits: int) -> dict:
+        return {"unique": 5, "cache_hits": hits, "computed": 5 - hits}
+
+    assert query_cache_counts([member(5), member(5)]) == {
+        "unique": 5,
+        "cache_hits": 5,
+        "computed": 0,
+    }
+    assert query_cache_counts([member(0), member(0)])["cache_hits"] == 0
+    assert query_cache_counts([member(3), member(5)]) == {}
+    assert query_cache_counts([{"queries": 5}]) == {}

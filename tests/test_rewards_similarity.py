@@ -72,7 +72,7 @@ def test_similarity_matches_sentence_transformers_recipe_and_nan_rules():
     four = r.score_full([q("Four.", "4"), q("Four.", "The answer is four.")])
     assert s[2] == pytest.approx(four.scores.max(), abs=1e-6)
     # A shared reference is embedded once.
-    assert four.stats["texts"] == 3
+    assert four.stats["texts"]["computed"] == 3
 
 
 @pytest.mark.slow
@@ -125,3 +125,20 @@ def test_bmas_reward_on_minilm_table():
     order = list(range(len(QUERIES)))[::-1]
     np.testing.assert_allclose(r.score([QUERIES[i] for i in order])[::-1], s, atol=1e-6)
     assert r.fingerprint() != load_reward("bmas:minilm?max_tokens=8").fingerprint()
+
+
+@pytest.mark.parametrize("spec", ["default", "similarity:minilm", "relevance:minilm"])
+def test_cache_hits_count_queries_like_every_engine_reward(spec, tmp_path):
+    """``cache_hits``/``computed`` count distinct queries (as the engine does for one row per
+    query), not the texts an embedding reward embeds (those are under ``stats["texts"]``): a
+    query is a hit when none of its texts needed the model."""
+    opts = f"progress=false&threads=1&cache_dir={tmp_path}"
+    reward = load_reward(f"{spec}?{opts}")
+    first = [q("Paris.", "Paris is the capital.", "Capital?"), q("Lyon.", "Paris.", "Capital?")]
+    one = reward.score_full(first).stats
+    assert (one["queries"], one["cache_hits"], one["computed"]) == (2, 0, 2)
+    again = load_reward(f"{spec}?{opts}")  # a new process would see the same cache
+    later = [*first, first[0], q("Nice.", "Paris is the capital.", "Capital?")]
+    two = again.score_full(later).stats
+    assert (two["queries"], two["unique"], two["cache_hits"], two["computed"]) == (4, 3, 2, 1)
+    assert two["texts"]["computed"] == 1 and two["texts"]["cache_hits"] >= 2

@@ -151,6 +151,54 @@ def test_math_verify_timeout_really_interrupts(monkeypatch):
     assert verifier.stats["timeout"] == 1
 
 
+# math-verify cannot expand this within a second: a real timeout, no patching
+SLOW_ANSWER = "\\boxed{(x+1)^{200000}}"
+
+
+def test_math_timeout_is_a_counted_failure_scored_zero():
+    """A timeout scores 0.0 (unverified is not correct) and is a failure of its call, with the
+    reason and the score it got, like any item that fails alone."""
+    from rewardkit.types import failed_items, failed_values, failure_outcome
+
+    reward = load_reward("rule:math?timeout=1&fast=false")
+    full = reward.score_full([q("\\boxed{5}", "5"), q(SLOW_ANSWER, "5"), q("7", None)])
+    assert full.scores[0] == 1.0 and full.scores[1] == 0.0 and math.isnan(full.scores[2])
+    failed, errors = failed_items(full.stats)
+    assert failed == 1 and errors[0][0] == 1 and "timed out" in errors[0][1]
+    assert full.stats["timeout"] >= 1
+    assert failed_values(full.stats) == {0.0}
+    assert failure_outcome(failed_values(full.stats)) == "score 0"
+
+
+def test_math_timeout_is_in_the_score_cli_failure_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    data, out = tmp_path / "rows.jsonl", tmp_path / "out.jsonl"
+    rows = [{"prompt": "2+3?", "response": SLOW_ANSWER, "reference": "5"}]
+    rows.append({"prompt": "2+2?", "response": "4", "reference": "4"})
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(
+        app, ["score", "-r", "rule:math?timeout=1", "--data", str(data), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 rows failed alone and have reward 0 (first: row 1: math-verify timed out" in (
+        result.output
+    )
+    assert [json.loads(x)["reward"] for x in out.read_text().splitlines()] == [0.0, 1.0]
+
+
+def test_failure_outcome_words():
+    from rewardkit.types import failed_values, failure_outcome
+
+    stats = {"failed": 3, "errors": [{"index": 0, "error": "x", "score": 0.0}]}
+    assert failed_values(stats) == {0.0, None}  # two failed items not listed: NaN
+    assert failure_outcome(failed_values(stats)) == "score NaN or score 0"
+    assert failure_outcome({None}, "have reward null") == "have reward null"
+    assert failed_values({"queries": 3}) == set()
+
+
 def test_math_in_a_worker_thread():
     reward = load_reward("rule:math?fast=false")
     out: list = []

@@ -17,6 +17,9 @@ a value (the driver never loads the model). Scores equal the same reward run in 
 within float error (1e-5 in fp32): the same reward scores the same queries; only the batching
 differs. Pairwise and listwise judges are refused: they compare or rank several responses in one
 call, which per-row chunks would split.
+
+A :class:`RayReward` pickles (it holds the spec and what :func:`describe` read, not Ray's handle):
+a copy unpickled in another process joins the same cluster (``address``) on its first call.
 """
 
 from __future__ import annotations
@@ -141,11 +144,13 @@ class RayReward(Reward):
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.spec = spec
         self.engine_defaults = dict(engine_defaults or {})
+        self.address = address
         self.actors = actors
         self.chunk_rows = chunk_rows
-        self._ray, self.gpus_per_actor = start_ray(address, actors, gpus_per_actor, progress)
-        task = self._ray.remote(_describe_spec).options(num_cpus=1, num_gpus=self.gpus_per_actor)
-        info, error = self._ray.get(task.remote(spec, self.engine_defaults))
+        self.progress = progress
+        ray, self.gpus_per_actor = start_ray(address, actors, gpus_per_actor, progress)
+        task = ray.remote(_describe_spec).options(num_cpus=1, num_gpus=self.gpus_per_actor)
+        info, error = ray.get(task.remote(spec, self.engine_defaults))
         raise_error_value(error)
         for cap, why in REFUSED.items():
             if cap in info.capabilities:
@@ -172,8 +177,12 @@ class RayReward(Reward):
     def fingerprint(self) -> str:
         return self.info.fingerprint
 
+    def _ray(self) -> Any:
+        """Ray, initialised (joining ``address`` when this copy was unpickled elsewhere)."""
+        return start_ray(self.address, self.actors, self.gpus_per_actor, self.progress)[0]
+
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        ray = self._ray
+        ray = self._ray()
         n = len(queries)
         items = [
             {"queries": pickle.dumps(list(queries[a : a + self.chunk_rows]))}

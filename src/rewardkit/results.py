@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,10 @@ class ScoreResult:
     computed, cache_hits, truncated_rows, unparsed, failed, retries, usage...), ``truncated``
     ((n,) bool), ``steps`` ((n, S) float32, NaN past a row's steps) and ``tokens``.
     A field is filled exactly when the reward declares the matching :class:`Capability`.
+    Counters mean one thing in every reward: ``unique`` distinct queries of the call,
+    ``cache_hits`` those whose score came from the score cache with no model work, ``computed``
+    those that needed it (an embedding reward's per-text counts are under ``texts``);
+    ``failed``/``errors`` items that failed alone (:func:`failed_items`).
     """
 
     scores: np.ndarray
@@ -98,9 +102,10 @@ class ScoreResult:
 
 
 def failed_items(stats: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, str]]]:
-    """Items of one scoring call that failed alone and scored NaN: the ``failed`` count and the
-    ``(index, error)`` pairs of the ``errors`` list (``{"index", "error"}`` entries) that a reward
-    records in :attr:`ScoreResult.stats` (``rule:code``, endpoint rewards, ``route``)."""
+    """Items of one scoring call that failed alone: the ``failed`` count and the ``(index,
+    error)`` pairs of the ``errors`` list (``{"index", "error"}`` entries, with ``"score"`` when
+    the item got a number rather than NaN, see :func:`failed_values`) that a reward records in
+    :attr:`ScoreResult.stats` (``rule:code``, ``rule:math``, endpoint rewards, ``route``)."""
     if not stats:
         return 0, []
     errors = [
@@ -111,6 +116,35 @@ def failed_items(stats: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, 
     n = stats.get("failed")
     count = int(n) if isinstance(n, int | float) and not isinstance(n, bool) else len(errors)
     return max(count, len(errors)), sorted(errors)
+
+
+def failed_values(stats: Mapping[str, Any] | None) -> set[float | None]:
+    """The scores the failed items of one call got: None for NaN (the usual outcome; an
+    ``errors`` entry without a ``score``, and failed items beyond the listed ones), a number for
+    a reward that scores a failure, e.g. ``rule:math``'s 0.0 on a math-verify timeout."""
+    failed, listed = failed_items(stats)
+    if not failed:
+        return set()
+    values: set[float | None] = set()
+    for e in (stats or {}).get("errors") or []:
+        if isinstance(e, Mapping) and isinstance(e.get("index"), int):
+            v = e.get("score")
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            values.add(float(v) if ok else None)
+    if failed > len(listed):
+        values.add(None)
+    return values
+
+
+def failure_outcome(
+    values: Iterable[float | None], nan: str = "score NaN", number: str = "score {:g}"
+) -> str:
+    """What :func:`failed_values` says failed items got, in words: ``nan`` for NaN, ``number``
+    filled in for a number, joined with "or" when they differ."""
+    values = set(values)
+    words = [nan] if None in values or not values else []
+    words += [number.format(v) for v in sorted(v for v in values if v is not None)]
+    return " or ".join(words)
 
 
 def failure_note(

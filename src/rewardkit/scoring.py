@@ -11,7 +11,7 @@ from typing import Any
 from rewardkit.data import Location, iter_records
 from rewardkit.data.location import describe
 from rewardkit.outputs import atomic_file, finite_json
-from rewardkit.types import Query, Reward, as_messages, failed_items
+from rewardkit.types import Query, Reward, as_messages, failed_items, failed_values
 
 _ROLES = {"system", "user", "assistant", "tool"}
 
@@ -101,12 +101,15 @@ def score_rows(
     A multi-objective reward writes a ``{objective: value}`` dict. NaN and ±inf anywhere in a row
     are written as null (standard JSON has neither). ``out_path`` appears only once every row is
     written (:func:`rewardkit.outputs.atomic_file`); a concurrent writer to it is refused.
-    Rows whose item failed alone (NaN, written as null) are counted in ``failed_rows``, with the
-    first one's error in ``first_error`` (``"row N: ..."``, N counted from 1).
+    Rows whose item failed alone (NaN, written as null; or the number a reward gives a failure,
+    e.g. ``rule:math``'s 0.0 on a timeout) are counted in ``failed_rows``, with the first one's
+    error in ``first_error`` (``"row N: ..."``, N counted from 1) and the rewards they got in
+    ``failed_values`` (None for null, see :func:`rewardkit.results.failed_values`).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     stats: dict[str, Any] = {"rows": len(rows), "truncated_rows": 0, "failed_rows": 0}
+    got: set[float | None] = set()
     with atomic_file(out_path, what="--out") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
@@ -114,6 +117,7 @@ def score_rows(
             scores = result.scores
             failed, errors = failed_items(result.stats)
             stats["failed_rows"] += failed
+            got.update(failed_values(result.stats))
             if errors and "first_error" not in stats:
                 stats["first_error"] = f"row {start + errors[0][0] + 1}: {errors[0][1]}"
             if result.truncated is not None:
@@ -122,4 +126,5 @@ def score_rows(
                 stats["truncated_rows"] += int(result.stats.get("truncated_rows", 0))
             for (row, _), value in zip(chunk, scores, strict=True):
                 out.write(scored_line(reward, row, value))
+    stats["failed_values"] = sorted(got, key=lambda v: (v is not None, v or 0.0))
     return stats

@@ -194,11 +194,30 @@ def test_ipv6_loopback_bind_works():
         proc.wait(timeout=30)
 
 
+def _gauge(url: str, name: str) -> float:
+    """One unlabelled gauge from the server's /metrics text."""
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _until(condition, what: str, proc: subprocess.Popen, limit: float = 120.0) -> None:
+    """Wait for ``condition()`` (polled; a generous limit only against a hang)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"never saw: {what}")
+        time.sleep(0.05)
+
+
 def test_sigterm_with_requests_in_flight_answers_every_one_and_exits_in_time():
-    """12 clients, each with a request whose batch takes 1.5 s (4 items per batch, one batch at
-    a time): at SIGTERM most are still queued. With --graceful-timeout 2 every request gets its
-    result or a JSON 503 (retryable), and the process is gone within the timeout (+ slack)."""
-    port, grace = _free_port(), 2.0
+    """12 clients, each with a request whose batch takes ``delay`` s (4 items per batch, one
+    batch at a time). SIGTERM comes once every request is accepted (the server's in-flight
+    gauge) and the first has its answer: the rest are still queued. With --graceful-timeout 2
+    every request gets its result or a JSON 503 (retryable), and the process is gone before one
+    more batch could have run past the timeout (it does not drain the queue: 10 batches left)."""
+    port, grace, delay = _free_port(), 2.0, 3.0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     proc = subprocess.Popen(
         [
@@ -206,7 +225,7 @@ def test_sigterm_with_requests_in_flight_answers_every_one_and_exits_in_time():
             "-m",
             "tests.adversarial.helpers.slow_server",
             str(port),
-            "1.5",
+            str(delay),
             str(grace),
         ],
         env=env,
@@ -223,7 +242,7 @@ def test_sigterm_with_requests_in_flight_answers_every_one_and_exits_in_time():
             r = httpx.post(
                 url + "/v1/rewards",
                 json={"items": [{"prompt": "q", "response": "x" * (i + 1)} for _ in range(4)]},
-                timeout=30,
+                timeout=120,
             )
             answers.append((r.status_code, r.json()))
         except BaseException as exc:  # a dropped connection is a failure of this test
@@ -234,13 +253,19 @@ def test_sigterm_with_requests_in_flight_answers_every_one_and_exits_in_time():
         threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
         for t in threads:
             t.start()
-        time.sleep(0.8)  # all accepted, the first batch running, the rest queued
+        _until(
+            lambda: len(answers) + _gauge(url, "rewardkit_inflight_requests") >= 12,
+            "all 12 requests accepted",
+            proc,
+        )
+        _until(lambda: len(answers) >= 1, "the first batch answered", proc)
+        assert len(answers) < 12 - 2  # most are still queued at SIGTERM
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
         exited = time.monotonic() - signalled
         for t in threads:
-            t.join(timeout=30)
+            t.join(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -254,7 +279,7 @@ def test_sigterm_with_requests_in_flight_answers_every_one_and_exits_in_time():
             assert body["error"]["type"] == "shutting_down"
         else:
             assert all(r["reward"] is not None for r in body["results"])
-    assert exited < grace + 1.5, f"exited {exited:.1f}s after SIGTERM (graceful timeout {grace}s)"
+    assert exited < grace + delay, f"exited {exited:.1f}s after SIGTERM (graceful timeout {grace}s)"
 
 
 def test_response_cache_is_bounded_in_bytes_of_real_memory():

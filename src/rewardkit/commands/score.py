@@ -63,7 +63,7 @@ def score_command(
     from rewardkit.outputs import check_dir_target, check_file_target
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
-    from rewardkit.types import failure_note
+    from rewardkit.types import failure_note, failure_outcome
 
     engine = engine_defaults(
         token_budget,
@@ -89,8 +89,9 @@ def score_command(
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
+    outcome = failure_outcome(stats["failed_values"], "have reward null", "have reward {:g}")
     failed = failure_note(
-        stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), "have reward null"
+        stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), outcome
     )
     typer.echo(
         f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"

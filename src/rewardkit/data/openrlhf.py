@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rewardkit.data.record import as_reference
+
 #: End-of-sequence markers that decoded rollouts often end with (removed from the response end).
 EOS_MARKERS = (
     "<|im_end|>",
@@ -54,5 +56,6 @@ def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tupl
 
 
 def label(value: Any) -> Any:
-    """The reference of an OpenRLHF label: ``""`` (a dataset without labels) is no reference."""
-    return None if value == "" else value
+    """The reference of an OpenRLHF label: ``""`` (a dataset without labels) is no reference,
+    as everywhere (:func:`rewardkit.data.record.as_reference`)."""
+    return as_reference(value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from rewardkit.data.location import Location, describe
 from rewardkit.errors import DataError
 from rewardkit.types import Example, Message
@@ -28,6 +30,21 @@ FIELDS = (
 #: Columns that give an example's id, in order of preference.
 ID_FIELDS = ("id", "pair_id", "pair_uid", "idx")
 _MISSING = object()
+
+
+def as_reference(value: Any) -> Any:
+    """A trainer's reference value (OpenRLHF's label, verl's ``ground_truth``, a TRL reference
+    column) as ``Query.reference``: None when it gives nothing to check against (None, blank
+    text, an empty list or one of blanks), so every reward reads "no reference" (NaN: does not
+    apply) the same way; a numpy array (verl's non-tensor batch) as the list it holds."""
+    if isinstance(value, np.ndarray | np.generic):
+        value = value.tolist()
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, list | tuple):
+        kept = [v for v in value if v is not None and not (isinstance(v, str) and not v.strip())]
+        return None if not kept else value
+    return value
 
 
 def check_columns(columns: Mapping[str, str] | None) -> dict[str, str]:

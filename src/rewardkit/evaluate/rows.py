@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rewardkit.evaluate.result import EvalResult, GroupScore, RewardResult
-from rewardkit.types import failed_items, failure_note
+from rewardkit.types import failed_items, failed_values, failure_note, failure_outcome
 
 
 class Table(NamedTuple):
@@ -149,8 +149,9 @@ def report_notes(result: EvalResult) -> list[str]:
 
 
 def failure_line(r: RewardResult) -> str | None:
-    """One line on the responses of ``r`` that failed alone (NaN, excluded), naming the first
-    one's example and error; None when none failed (endpoint rewards say it in their usage line)."""
+    """One line on the responses of ``r`` that failed alone (NaN, excluded; or the number the
+    reward gave them, kept), naming the first one's example and error; None when none failed
+    (endpoint rewards say it in their usage line)."""
     failed, errors = failed_items(r.stats)
     if not failed:
         return None
@@ -162,7 +163,12 @@ def failure_line(r: RewardResult) -> str | None:
         where = f"example {r.examples[k].id}" if k < len(r.examples) else f"item {index}"
         first = f"{where}: {error}"
     n = sum(len(ex.scores) for ex in r.examples)
-    return f"`{r.name}`: " + failure_note(failed, n, "responses", first) + " (excluded)."
+    values = failed_values(r.stats)
+    excluded = (
+        " (excluded)" if values == {None} else " (NaN ones excluded)" if None in values else ""
+    )
+    outcome = failure_outcome(values)
+    return f"`{r.name}`: " + failure_note(failed, n, "responses", first, outcome) + excluded + "."
 
 
 def usage_note(name: str, stats: dict | None) -> str | None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.record import as_reference
 from rewardkit.integrations._common import (
     REFERENCE_COLUMNS,
     BySource,
@@ -106,7 +107,7 @@ class TRLReward:
         out = []
         for i in range(n):
             meta = {k: v[i] for k, v in cols.items() if k != ref_col and is_plain(v[i])}
-            ref = cols[ref_col][i] if ref_col is not None else None
+            ref = as_reference(cols[ref_col][i]) if ref_col is not None else None
             out.append(
                 Query(as_prompt(prompts[i]), as_response(completions[i]), reference=ref, meta=meta)
             )

@@ -17,7 +17,9 @@ takes the keys of the first response and reads them from all). So::
 returns ``{"score": s, "applies": 1.0|0.0, "<component>": v, ...}`` with the same keys for every
 response of a spec (ensemble members or hybrid parts as components). The reward is built once
 per spec and cached in the process. Without ``spec`` the ``REWARDKIT_SPEC`` environment variable
-is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``;
+is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``
+(an empty one — ``""``, blank, ``[]`` — is no reference, as in the OpenRLHF and TRL adapters:
+:func:`rewardkit.data.record.as_reference`);
 ``data_source`` and plain ``extra_info`` fields go into ``Query.meta`` (so ``route`` specs work);
 the prompt is ``extra_info["prompt"]`` (or ``"question"``) when present, verl passing none itself.
 NaN ("does not apply") becomes ``nan_score`` (0.0) since verl needs a number.
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.record import as_reference
 from rewardkit.errors import SpecError
 from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain, log_key
 from rewardkit.types import Query, Reward
@@ -90,7 +93,7 @@ def _query(data_source: Any, solution_str: str, ground_truth: Any, extra_info: A
         messages = as_prompt(prompt if prompt is not None else "")
     except (TypeError, KeyError):
         messages = as_prompt(str(prompt))
-    return Query(messages, str(solution_str), reference=ground_truth, meta=meta)
+    return Query(messages, str(solution_str), reference=as_reference(ground_truth), meta=meta)
 
 
 def compute_score_batch(

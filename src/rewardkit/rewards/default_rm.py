@@ -73,17 +73,23 @@ class Featurizer:
 
     def run(self, queries: Sequence[Query]) -> EngineRun:
         """The (n, dim) features as ``values``, with per-query ``truncated`` flags (the response
-        or the prompt was cut) and the encoder run's statistics."""
+        or the prompt was cut) and the encoder run's statistics, ``cache_hits``/``computed``
+        counted over queries (:func:`~rewardkit.rewards.similarity.query_cache_stats`)."""
+        from rewardkit.rewards.similarity import query_cache_stats
+
         prompts = [prompt_feature_text(q) for q in queries]
         texts = list(dict.fromkeys([q.response for q in queries] + prompts))
-        run = self.encoder.embed_run(texts)
+        computed: set[str] = set()
+        run = self.encoder.embed_run(texts, computed)
         emb = run.values.astype(np.float32)
         where = {t: i for i, t in enumerate(texts)}
         r_idx = [where[q.response] for q in queries]
         p_idx = [where[p] for p in prompts]
         e_r, e_p = emb[r_idx], emb[p_idx]
         cut = run.truncated[r_idx] | run.truncated[p_idx]
-        stats = {**run.stats, "queries": len(queries), "truncated_rows": int(cut.sum())}
+        groups = [[q.response, p] for q, p in zip(queries, prompts, strict=True)]
+        stats = {**query_cache_stats(run.stats, groups, computed), "queries": len(queries)}
+        stats["truncated_rows"] = int(cut.sum())
         return EngineRun(np.concatenate([e_r, e_p * e_r], axis=1), cut, stats)
 
     def features(self, queries: Sequence[Query]) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -174,12 +174,31 @@ class SequenceLogProbReward(ModelBackedReward):
         return out
 
 
+def query_cache_counts(members: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``unique``, ``cache_hits`` and ``computed`` over distinct queries for runs of several
+    members over the same queries: a query is a hit when every member found it in the cache.
+    Exact when all members found all, or none, of them (a first run, a resumed one); otherwise
+    left out (unknown, not a sum of the members' counts), each member's counts staying under
+    ``members``."""
+    runs = list(members)
+    unique = {s.get("unique") for s in runs}
+    if not runs or len(unique) != 1 or not isinstance(u := unique.pop(), int):
+        return {}
+    hits = [s.get("cache_hits") for s in runs]
+    if all(h == u for h in hits):
+        return {"unique": u, "cache_hits": u, "computed": 0}
+    if all(h == 0 for h in hits):
+        return {"unique": u, "cache_hits": 0, "computed": u}
+    return {}
+
+
 def merged_result(scores: np.ndarray, runs: Mapping[str, ScoreResult], n: int) -> ScoreResult:
     """The :class:`~rewardkit.types.ScoreResult` of a reward built from several engine runs
     over the same ``n`` queries.
 
     A query counts as truncated when it was in any run (``truncated``, ``truncated_rows``); each
-    run's own statistics are kept under ``stats["members"]``.
+    run's own statistics are kept under ``stats["members"]``. ``cache_hits``/``computed`` count
+    queries as for any reward (:func:`query_cache_counts`).
     """
     truncated = np.zeros(n, dtype=bool)
     seconds = 0.0
@@ -196,13 +215,12 @@ def merged_result(scores: np.ndarray, runs: Mapping[str, ScoreResult], n: int) -
         "response_truncated_rows": sum(
             int(s.get("response_truncated_rows", 0)) for s in stats.values()
         ),
-        "computed": sum(int(s.get("computed", 0)) for s in stats.values()),
         "tokens": sum(int(s.get("tokens", 0)) for s in stats.values()),
         "model_tokens": sum(int(s.get("model_tokens", 0)) for s in stats.values()),
         "layout": "+".join(sorted({str(s.get("layout")) for s in stats.values() if "layout" in s})),
-        "cache_hits": sum(int(s.get("cache_hits", 0)) for s in stats.values()),
         "seconds": seconds,
         "members": stats,
+        **query_cache_counts(stats.values()),
     }
     return ScoreResult(scores, stats=merged, truncated=truncated)
 

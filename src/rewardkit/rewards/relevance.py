@@ -160,7 +160,7 @@ class RelevanceReward(Reward):
     def parts(self, queries: Sequence[Query]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Each component (relevance, reference, copy, length) as an (n,) float64 array, and
         the encoder run's statistics."""
-        from rewardkit.rewards.similarity import references_of
+        from rewardkit.rewards.similarity import query_cache_stats, references_of
 
         queries = list(queries)
         prompts = [prompt_text(q.prompt) for q in queries]
@@ -173,7 +173,8 @@ class RelevanceReward(Reward):
                 texts += prompts
             texts += [t for r in refs for t in r]
             texts = list(dict.fromkeys(texts))
-        run = self.encoder.embed_run(texts) if texts else None
+        computed: set[str] = set()
+        run = self.encoder.embed_run(texts, computed) if texts else None
         emb = None if run is None else run.values.astype(np.float64)
         where = {t: i for i, t in enumerate(texts)}
         nan = np.full(len(queries), np.nan)
@@ -186,7 +187,15 @@ class RelevanceReward(Reward):
                 ref[i] = max(float(r @ emb[where[t]]) for t in refs[i])
             copy[i] = query_copy_penalty(prompts[i], q.response, self.n)
             length[i] = length_prior(q.response, self.target_words)
-        stats = {**(run.stats if run is not None else {}), "queries": len(queries)}
+        stats: dict[str, Any] = {"queries": len(queries)}
+        if run is not None:
+            groups = [
+                [q.response]
+                + ([prompts[i]] if self.weights["relevance"] else [])
+                + (refs[i] if refs else [])
+                for i, q in enumerate(queries)
+            ]
+            stats = {**query_cache_stats(run.stats, groups, computed), **stats}
         return {"relevance": rel, "reference": ref, "copy": copy, "length": length}, stats
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:

@@ -22,7 +22,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,25 @@ def references_of(query: Query) -> list[str]:
     if isinstance(ref, (list, tuple)):
         return [r for r in ref if isinstance(r, str) and r.strip()]
     return []
+
+
+def query_cache_stats(
+    run_stats: Mapping[str, Any], groups: Sequence[Sequence[str]], computed: set[str]
+) -> dict[str, Any]:
+    """An embedding run's statistics with ``unique``, ``cache_hits`` and ``computed`` counted
+    over distinct queries, as every engine-backed reward counts them: a query (the texts it
+    embeds, ``groups[i]``) is a cache hit when none of its texts needed the model. The run's own
+    per-text counts move under ``texts``."""
+    distinct = {tuple(g) for g in groups}
+    hits = sum(1 for g in distinct if not any(t in computed for t in g))
+    texts = {k: run_stats[k] for k in ("unique", "cache_hits", "computed") if k in run_stats}
+    return {
+        **run_stats,
+        "unique": len(distinct),
+        "cache_hits": hits,
+        "computed": len(distinct) - hits,
+        "texts": texts,
+    }
 
 
 def cosine_matrix(a: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -205,10 +224,17 @@ class EmbeddingSimilarityReward(ModelBackedReward):
             )
         return rows
 
-    def embed_run(self, texts: Sequence[str]) -> EngineRun:
-        """One engine run embedding ``texts`` (cached, de-duplicated), with its statistics."""
+    def embed_run(self, texts: Sequence[str], computed: set[str] | None = None) -> EngineRun:
+        """One engine run embedding ``texts`` (cached, de-duplicated), with its statistics; the
+        texts the model ran on (not found in the score cache) are added to ``computed``."""
         keys = [stable_hash(["text", t]) for t in texts]
-        return self.run_rows(list(texts), keys, self.encode_texts)
+
+        def encode(todo: list[str]) -> list[EncodedRow]:
+            if computed is not None:
+                computed.update(todo)
+            return self.encode_texts(todo)
+
+        return self.run_rows(list(texts), keys, encode)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence embeddings (n, d) of ``texts``."""
@@ -226,7 +252,8 @@ class EmbeddingSimilarityReward(ModelBackedReward):
         texts = list(dict.fromkeys([q.response for q in queries] + [t for o in others for t in o]))
         if not texts:
             return np.full(len(queries), np.nan)
-        run = self.embed_run(texts)
+        computed: set[str] = set()
+        run = self.embed_run(texts, computed)
         emb = run.values
         where = {t: i for i, t in enumerate(texts)}
         out = np.full(len(queries), np.nan, dtype=np.float64)
@@ -242,7 +269,8 @@ class EmbeddingSimilarityReward(ModelBackedReward):
             ],
             dtype=bool,
         )
-        stats = {**run.stats, "queries": len(queries), "texts": len(texts)}
+        groups = [[q.response, *refs] for q, refs in zip(queries, others, strict=True)]
+        stats = {**query_cache_stats(run.stats, groups, computed), "queries": len(queries)}
         stats["truncated_rows"] = int(truncated.sum())
         return ScoreResult(out, stats=stats, truncated=truncated)
 

@@ -99,7 +99,9 @@ class RouteReward(Reward):
             out[idx] = full.scores
             n, errs = failed_items(full.stats)  # a routed item that failed alone stays counted
             failed += n
-            errors.extend({"index": int(idx[j]), "error": e} for j, e in errs)
+            errors.extend(
+                {"index": int(idx[j]), "error": e, "score": float(full.scores[j])} for j, e in errs
+            )
 
         for src, idx in groups.items():
             run(self.routes[src], np.asarray(idx))

@@ -45,8 +45,11 @@ class RuleReward(Reward):
 def references(reference: Any) -> list[str]:
     """A reference given as a string or a list of strings, as a list of non-blank strings.
 
-    ``None``, ``""`` and ``[]`` give ``[]`` (the rule then returns NaN).
+    ``None``, ``""``, ``[]`` and ``[""]`` give ``[]`` (the rule then returns NaN: it does not
+    apply); a numpy array (what verl's ``ground_truth`` can be) counts as the list it holds.
     """
+    if isinstance(reference, np.ndarray):
+        reference = reference.tolist()
     if reference is None:
         return []
     if isinstance(reference, str):
@@ -54,6 +57,12 @@ def references(reference: Any) -> list[str]:
     if isinstance(reference, Sequence):
         return [str(r) for r in reference if r is not None and str(r).strip()]
     return [str(reference)]
+
+
+def no_reference(reference: Any) -> bool:
+    """Whether ``reference`` gives a rule nothing to check against (:func:`references` is
+    empty): the rule does not apply (NaN), which is not a failure."""
+    return not references(reference)
 
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)

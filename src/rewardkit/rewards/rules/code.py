@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import SpecError
+from rewardkit.rewards.rules._common import no_reference
 from rewardkit.rewards.sandbox import (
     DEFAULT_HIDE,
     Sandbox,
@@ -120,11 +121,12 @@ class CodeReward(Reward):
         }
 
     def run(self, query: Query) -> SandboxResult | None:
-        """The full sandbox result for one query (None when it has no reference).
+        """The full sandbox result for one query (None when it has no reference: None, blank
+        text or an empty list, :func:`~rewardkit.rewards.rules._common.no_reference`).
 
         Raises ValueError for an unusable reference or one with in-process tests that this
         reward does not allow."""
-        if query.reference is None:
+        if no_reference(query.reference):
             return None
         plan = plan_tests(query.reference, self.allow_in_process)
         return self.sandbox.run_tests(extract_code(query.response), plan)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import DataError, SpecError
-from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool
+from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, no_reference
 from rewardkit.rewards.rules.json_valid import is_valid, load_json
 from rewardkit.types import Query, stable_hash
 
@@ -69,7 +69,7 @@ class JsonSchemaReward(RuleReward):
         self._by_reference: dict[str, Any] = {}
 
     def _reference_validator(self, reference: Any) -> Any:
-        if reference is None or (isinstance(reference, str) and not reference.strip()):
+        if no_reference(reference):
             return None
         key = reference if isinstance(reference, str) else stable_hash(reference)
         hit = self._by_reference.get(key)

@@ -23,8 +23,10 @@ signal-based timeouts; a plain GSM8K row costs ~1 ms. Two things on our side, me
 
 Robustness: math-verify's own timeouts (``signal.alarm``, main thread only; in other threads
 they are off and only ``max_chars`` bounds the work) turn a hang into 0.0; any exception from
-math-verify is 0.0 too. Both are counted in :attr:`MathVerifier.stats` (``timeout``, ``error``),
-never raised.
+math-verify is 0.0 too (a reference math-verify cannot parse gives NaN). Both are counted in
+:attr:`MathVerifier.stats` (``timeout``, ``error``), never raised, and each query they hit is a
+failure of its call (``ScoreResult.stats["failed"]`` and ``["errors"]``, with the reason and the
+score it got), so a run's failure line counts it.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class _Gold:
     text: str  # cleaned gold answer string
     value: Fraction | None  # its value when it is a plain decimal number
     parsed: list[Any] | None = None  # math-verify's parse, made on first need ([]: unparseable)
+    problem: str | None = None  # why the parse failed, when math-verify timed out or raised
 
 
 class MathVerifier:
@@ -178,35 +181,45 @@ class MathVerifier:
             return self.timeout
         return None
 
-    def _parse(self, text: str) -> list[Any]:
+    def _parse(self, text: str, what: str) -> tuple[list[Any], str | None]:
+        """math-verify's parse of ``text`` and, when it timed out or raised, why (naming
+        ``what`` was parsed); ``[]`` then."""
         from math_verify import parse
         from math_verify.errors import TimeoutException
 
         try:
-            return list(parse(text, parsing_timeout=self._timeout(), raise_on_error=True))
+            return list(parse(text, parsing_timeout=self._timeout(), raise_on_error=True)), None
         except TimeoutException:
             self.stats["timeout"] += 1
-        except Exception:
+            return [], f"math-verify timed out parsing {what} (timeout {self.timeout} s)"
+        except Exception as exc:
             self.stats["error"] += 1
-        return []
+            return [], f"math-verify failed parsing {what}: {type(exc).__name__}: {exc}"
 
-    def _verify(self, gold: list[Any], pred: list[Any]) -> bool:
+    def _verify(self, gold: list[Any], pred: list[Any]) -> tuple[bool, str | None]:
+        """Whether any gold/prediction pair is equivalent and, when a comparison timed out or
+        raised (and none matched), why."""
         from math_verify import verify
         from math_verify.errors import TimeoutException
 
         timeout = self._timeout()
+        problem = None
         for g in gold:
             for p in pred:
                 try:
                     if verify(
                         g, p, strict=self.strict, timeout_seconds=timeout, raise_on_error=True
                     ):
-                        return True
+                        return True, None
                 except TimeoutException:
                     self.stats["timeout"] += 1
-                except Exception:
+                    problem = problem or f"math-verify timed out comparing (timeout {timeout} s)"
+                except Exception as exc:
                     self.stats["error"] += 1
-        return False
+                    problem = (
+                        problem or f"math-verify failed comparing: {type(exc).__name__}: {exc}"
+                    )
+        return False, problem
 
     # -- gold ----------------------------------------------------------------------------------
 
@@ -251,9 +264,18 @@ class MathVerifier:
 
     def check(self, response: str, reference: Any) -> float:
         """1.0 if ``response``'s final answer matches any reference, 0.0 if not, NaN if none."""
+        return self.verdict(response, reference)[0]
+
+    def verdict(self, response: str, reference: Any) -> tuple[float, str | None]:
+        """:meth:`check`'s score and, when math-verify timed out or raised on the way, why.
+
+        A response whose parse or comparison failed scores 0.0 (unverified is not correct, so a
+        response cannot escape a wrong verdict by being slow to parse); a reference that failed
+        to parse gives NaN (no usable reference).
+        """
         refs = references(reference)
         if not refs:
-            return NAN
+            return NAN, None
         golds = [self.gold(r) for r in refs]
         if len(response) > self.max_chars:
             response = response[-self.max_chars :]
@@ -261,20 +283,26 @@ class MathVerifier:
             verdicts = [self.fast_verdict(response, g) for g in golds]
             if 1.0 in verdicts or all(v == 0.0 for v in verdicts):
                 self.stats["fast"] += 1
-                return 1.0 if 1.0 in verdicts else 0.0
+                return (1.0 if 1.0 in verdicts else 0.0), None
         for g in golds:
             if g.parsed is None:
-                g.parsed = self._parse(g.source)
-        golds = [g for g in golds if g.parsed]
-        if not golds:
+                g.parsed, g.problem = self._parse(g.source, "the reference")
+        usable = [g for g in golds if g.parsed]
+        if not usable:
             self.stats["gold_unparsed"] += 1
-            return NAN
+            return NAN, next((g.problem for g in golds if g.problem), None)
         self.stats["slow"] += 1
-        pred = self._parse(response)
+        pred, problem = self._parse(response, "the response")
         if not pred:
-            self.stats["no_answer"] += 1
-            return 0.0
-        return 1.0 if any(self._verify(g.parsed, pred) for g in golds) else 0.0
+            if problem is None:
+                self.stats["no_answer"] += 1
+            return 0.0, problem
+        for g in usable:
+            same, why = self._verify(g.parsed, pred)
+            if same:
+                return 1.0, None
+            problem = problem or why
+        return 0.0, problem
 
 
 class MathReward(RuleReward):
@@ -326,12 +354,20 @@ class MathReward(RuleReward):
         return self.verifier.check(query.response, query.reference)
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        """Scores, with this call's verifier counts (``fast``, ``timeout``…) as ``stats``."""
+        """Scores, with this call's verifier counts (``fast``, ``timeout``…) as ``stats`` and
+        each query math-verify timed out or raised on as a failure (``failed``, ``errors``
+        with the score it got: 0.0, or NaN when the reference was the problem)."""
         before = Counter(self.verifier.stats)
-        scores = super()._score(queries)
-        return ScoreResult(
-            scores, stats={"queries": len(queries), **(self.verifier.stats - before)}
-        )
+        scores, errors = [], []
+        for i, q in enumerate(queries):
+            value, problem = self.verifier.verdict(q.response, q.reference)
+            scores.append(value)
+            if problem is not None:
+                errors.append({"index": i, "error": problem, "score": value})
+        stats: dict[str, Any] = {"queries": len(queries), **(self.verifier.stats - before)}
+        if errors:
+            stats.update(failed=len(errors), errors=errors)
+        return ScoreResult(scores, stats=stats)
 
 
 @lru_cache(maxsize=8)
