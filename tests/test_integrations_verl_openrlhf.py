@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rewardkit.integrations.openrlhf as orl
 import rewardkit.integrations.verl as vrl
@@ -251,3 +253,41 @@ def test_verl_numpy_ground_truth_is_a_list_of_answers():
     for spec in ("rule:gsm8k", "rule:math"):
         out = vrl.compute_score("openai/gsm8k", "#### 5", np.array(["5", "4"]), spec=spec)
         assert out == {"score": 1.0, "applies": 1.0}, spec
+
+
+_GSM8K = None
+_TRL = None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.none(),
+        st.text(alphabet=" \t\n4x5#", max_size=6),
+        st.lists(st.one_of(st.none(), st.text(alphabet=" 45x", max_size=4)), max_size=3),
+    )
+)
+def test_every_path_agrees_whether_a_reference_applies(ground_truth):
+    """Whatever a trainer passes as the reference, the rule, verl, OpenRLHF and TRL agree on
+    whether the reward applies (and the rule reads the raw value as the adapters do)."""
+    global _GSM8K, _TRL
+    from rewardkit import Query, load_reward
+    from rewardkit.data.record import as_reference
+    from rewardkit.integrations.trl import reward_func
+
+    _GSM8K = _GSM8K or load_reward("rule:gsm8k")
+    _TRL = _TRL or reward_func("rule:gsm8k")
+    prompt = [{"role": "user", "content": "2+2?"}]
+    raw = _GSM8K.score([Query(prompt, "#### 4", reference=ground_truth)])[0]
+    read = _GSM8K.score([Query(prompt, "#### 4", reference=as_reference(ground_truth))])[0]
+    applies = bool(np.isfinite(read))
+    assert bool(np.isfinite(raw)) == applies
+    # no reference never applies (nor does one without a number gsm8k can read)
+    if as_reference(ground_truth) is None:
+        assert not applies
+    verl = vrl.compute_score("openai/gsm8k", "#### 4", ground_truth, spec="rule:gsm8k")
+    assert verl["applies"] == float(applies)
+    out = orl.score_queries(["Q #### 4"], ["Q "], [ground_truth], spec="rule:gsm8k")
+    assert out["extra_logs"]["applies"].tolist() == [float(applies)]
+    trl = _TRL(prompts=["2+2?"], completions=["#### 4"], answer=[ground_truth])
+    assert (trl[0] is not None) == applies
