@@ -255,8 +255,12 @@ def test_verl_numpy_ground_truth_is_a_list_of_answers():
         assert out == {"score": 1.0, "applies": 1.0}, spec
 
 
-_GSM8K = None
-_TRL = None
+@functools.cache
+def _gsm8k_rule_and_trl():
+    from rewardkit import load_reward
+    from rewardkit.integrations.trl import reward_func
+
+    return load_reward("rule:gsm8k"), reward_func("rule:gsm8k")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -270,16 +274,13 @@ _TRL = None
 def test_every_path_agrees_whether_a_reference_applies(ground_truth):
     """Whatever a trainer passes as the reference, the rule, verl, OpenRLHF and TRL agree on
     whether the reward applies (and the rule reads the raw value as the adapters do)."""
-    global _GSM8K, _TRL
-    from rewardkit import Query, load_reward
+    from rewardkit import Query
     from rewardkit.data.record import as_reference
-    from rewardkit.integrations.trl import reward_func
 
-    _GSM8K = _GSM8K or load_reward("rule:gsm8k")
-    _TRL = _TRL or reward_func("rule:gsm8k")
+    rule, trl_reward = _gsm8k_rule_and_trl()
     prompt = [{"role": "user", "content": "2+2?"}]
-    raw = _GSM8K.score([Query(prompt, "#### 4", reference=ground_truth)])[0]
-    read = _GSM8K.score([Query(prompt, "#### 4", reference=as_reference(ground_truth))])[0]
+    raw = rule.score([Query(prompt, "#### 4", reference=ground_truth)])[0]
+    read = rule.score([Query(prompt, "#### 4", reference=as_reference(ground_truth))])[0]
     applies = bool(np.isfinite(read))
     assert bool(np.isfinite(raw)) == applies
     # no reference never applies (nor does one without a number gsm8k can read)
@@ -289,5 +290,5 @@ def test_every_path_agrees_whether_a_reference_applies(ground_truth):
     assert verl["applies"] == float(applies)
     out = orl.score_queries(["Q #### 4"], ["Q "], [ground_truth], spec="rule:gsm8k")
     assert out["extra_logs"]["applies"].tolist() == [float(applies)]
-    trl = _TRL(prompts=["2+2?"], completions=["#### 4"], answer=[ground_truth])
+    trl = trl_reward(prompts=["2+2?"], completions=["#### 4"], answer=[ground_truth])
     assert (trl[0] is not None) == applies
