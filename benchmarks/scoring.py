@@ -4,11 +4,13 @@ On real data from ../shared/data, side by side in one run:
 
 - workloads: ``pairs`` (Anthropic HH helpful-base test: chosen + rejected share the dialogue),
   ``bo4`` (GSM8K: four graded model solutions per question), ``bo16`` (MT-Bench turn 1: sixteen
-  models' answers per question);
+  models' answers per question, short prompts), ``grpo`` (GRPO-style groups: sixteen GSM8K
+  solutions to one ~700-token few-shot prompt, where sharing the prompt pays; :func:`grpo_groups`);
 - variants: ``naive`` (reward-bench style: batches of 8 in file order, each padded to its
   longest row, over the *same encoded ids*), ``padded`` (engine, length-sorted under the token
   budget), ``shared`` (engine, each shared prompt once + key/value cache; decoders only),
-  ``packed`` (engine, rows packed into sequences with block-diagonal attention);
+  ``packed`` (engine, rows packed into sequences with block-diagonal attention), ``auto``
+  (engine default: the layout the cost model picks, shown in the ``layout`` column);
 - models: ``classifier:minilm`` and ``classifier:smollm2`` (random score heads: throughput does
   not depend on the head), in float32 and bfloat16.
 
@@ -43,14 +45,51 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-VARIANTS = ("naive", "padded", "shared", "packed")
+VARIANTS = ("naive", "padded", "shared", "packed", "auto")
 SPECS = {"minilm": "classifier:minilm", "smollm2": "classifier:smollm2"}
 
 
 # -- workloads -----------------------------------------------------------------------------------
 
 
-def build_workloads(data_dir: Path, pairs: int, bo4: int, bo16: int) -> dict[str, list[dict]]:
+#: Workload names, in report order.
+WORKLOADS = ("pairs", "bo4", "bo16", "grpo")
+#: Characters of worked GSM8K examples in a GRPO prompt (~700 tokens of SmolLM2 with the question).
+GRPO_PROMPT_CHARS = 1600
+
+
+def grpo_groups(gsm: Path, test: Path, groups: int) -> list[dict]:
+    """GRPO-style groups: 16 responses to one long prompt, ``groups`` times.
+
+    The prompt is a GSM8K few-shot prompt: worked test-set examples (question + reference
+    solution, taken from the end of the file, never a scored question) up to
+    :data:`GRPO_PROMPT_CHARS`, then the question. The 16 responses are real graded GSM8K model
+    solutions: the question's own four, then the four of each of the next three questions (same
+    style and length; throughput does not depend on which question a solution answers).
+    """
+    with test.open(encoding="utf-8") as f:
+        shots_pool = [json.loads(line) for line in f][::-1]
+    with gsm.open(encoding="utf-8") as f:
+        records = [json.loads(line) for line in f][: groups + 3]
+    kinds = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+    out: list[dict] = []
+    for g in range(groups):
+        shots, chars = [], 0
+        for ex in shots_pool[g:]:
+            if chars >= GRPO_PROMPT_CHARS:
+                break
+            shots.append(f"Question: {ex['question']}\nAnswer: {ex['answer']}")
+            chars += len(shots[-1])
+        text = "\n\n".join([*shots, f"Question: {records[g]['question']}\nAnswer:"])
+        prompt = [{"role": "user", "content": text}]
+        for rec in records[g : g + 4]:
+            out.extend({"prompt": prompt, "response": rec[k]["solution"]} for k in kinds)
+    return out
+
+
+def build_workloads(
+    data_dir: Path, pairs: int, bo4: int, bo16: int, grpo: int = 0
+) -> dict[str, list[dict]]:
     """Queries as plain dicts {prompt, response}, in file order, grouped as the data groups them."""
     from rewardkit.data import load
 
@@ -60,7 +99,7 @@ def build_workloads(data_dir: Path, pairs: int, bo4: int, bo16: int) -> dict[str
     for path in (hh, gsm, mt):
         if not path.exists():
             sys.exit(f"error: benchmark data not found: {path} (pass --data-dir)")
-    out: dict[str, list[dict]] = {"pairs": [], "bo4": [], "bo16": []}
+    out: dict[str, list[dict]] = {"pairs": [], "bo4": [], "bo16": [], "grpo": []}
     for ex in load(hh, limit=pairs, on_error="skip"):
         for q in ex.queries():
             out["pairs"].append({"prompt": q.prompt, "response": q.response})
@@ -90,6 +129,8 @@ def build_workloads(data_dir: Path, pairs: int, bo4: int, bo16: int) -> dict[str
             out["bo16"].append(
                 {"prompt": [{"role": "user", "content": questions[qid]}], "response": a}
             )
+    if grpo > 0:
+        out["grpo"] = grpo_groups(gsm, data_dir / "gsm8k" / "test.jsonl", grpo)
     return out
 
 
@@ -222,7 +263,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         },
     )
     torch.set_num_threads(cfg["threads"])
-    if layout not in ("padded",) and layout not in reward.supported_layouts():
+    if layout not in ("padded", "auto") and layout not in reward.supported_layouts():
         return {"skipped": f"{cfg['spec']} cannot run layout {layout}"}
     workloads = json.loads(Path(cfg["workloads"]).read_text(encoding="utf-8"))
     body = reward.engine.adapter.backbone() or reward.model
@@ -237,6 +278,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     base_mb = rss_mb()
     results: dict[str, Any] = {}
     for name, items in workloads.items():
+        if not items:
+            continue
         queries = [Query(prompt=q["prompt"], response=q["response"]) for q in items]
         rows = reward.encode(queries)
         tokens = sum(len(r.input_ids) for r in rows)
@@ -245,17 +288,20 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         if cfg["variant"] == "naive":
             scores, model_tokens = naive_scores(torch, reward, rows, cfg["naive_batch"])
+            chosen = "naive"
         else:
             keys = [f"{name}:{i}" for i in range(len(rows))]  # no de-duplication, no cache
             run = reward.run_rows(rows, keys, lambda items: list(items))
             scores = run.values[:, 0].tolist()
             model_tokens = run.stats["model_tokens"]
+            chosen = run.stats["layout"]
         if device != "cpu":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         results[name] = {
             "tokens": tokens,
             "model_tokens": model_tokens,
+            "layout": chosen,
             "seconds": seconds,
             "scores": scores,
             "load": os.getloadavg()[0],
@@ -327,7 +373,7 @@ def report(all_runs: dict, gemm: dict[str, float], args: argparse.Namespace, dev
     head = (
         f"{'model':8} {'dtype':8} {'workload':8} {'variant':7} {'rows':>5} {'tokens':>7} "
         f"{'ran':>7} {'tok/s':>8} {'vs naive':>8} {'roofline':>8} {'peak MB':>8} "
-        f"{'max|Δ|':>8} {'/sd':>7} {'load':>5}"
+        f"{'max|Δ|':>8} {'/sd':>7} {'load':>5} ran as"
     )
     print(head)
     print("-" * len(head))
@@ -356,7 +402,8 @@ def report(all_runs: dict, gemm: dict[str, float], args: argparse.Namespace, dev
                 print(
                     f"{model:8} {dtype:8} {workload:8} {variant:7} {len(r['scores']):5d} "
                     f"{r['tokens']:7d} {r['model_tokens']:7d} {tps:8.0f} {ratio:7.2f}x "
-                    f"{100 * frac:7.1f}% {run['peak_mb']:8.0f} {diff:8.1e} {rel:7.1e} {r['load']:5.1f}"
+                    f"{100 * frac:7.1f}% {run['peak_mb']:8.0f} {diff:8.1e} {rel:7.1e} {r['load']:5.1f} "
+                    f"{r.get('layout', variant)}"
                 )
                 if variant in ("padded", "packed"):
                     key = (model, dtype)
@@ -404,9 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=150, help="HH pairs (default 150)")
     p.add_argument("--bo4", type=int, default=40, help="GSM8K questions × 4 solutions")
     p.add_argument("--bo16", type=int, default=8, help="MT-Bench questions × 16 answers")
+    p.add_argument(
+        "--grpo", type=int, default=4, help="GRPO-style groups: 16 answers to a ~700-token prompt"
+    )
     p.add_argument("--models", default="minilm,smollm2", help="names in SPECS or reward specs")
     p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default="naive,padded,shared,packed")
     p.add_argument("--device", default="cpu")
     p.add_argument("--budget", type=int, default=16384)
     p.add_argument("--max-batch-size", type=int, default=256)
@@ -440,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         make_random_llama(args.make_random_model, args.tokenizer, args.out)
         return 0
     if args.quick:
-        args.pairs, args.bo4, args.bo16, args.gemm_size = 6, 3, 1, 1024
-    args.workloads = ["pairs", "bo4", "bo16"]
+        args.pairs, args.bo4, args.bo16, args.grpo, args.gemm_size = 6, 3, 1, 1, 1024
+    args.workloads = [w for w in WORKLOADS if w != "grpo" or args.grpo > 0]
     args.precision_specs = [s for s in args.precision_specs.split(",") if s.strip()]
     # Every process of the run (reward-bench's too) waits for work without spinning, as rewardkit
     # sets it (models/loading.py): spinning threads collapse on a shared machine.
@@ -456,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workloads_file:
         workloads = json.loads(args.workloads_file.read_text(encoding="utf-8"))
     else:
-        workloads = build_workloads(args.data_dir, args.pairs, args.bo4, args.bo16)
+        workloads = build_workloads(args.data_dir, args.pairs, args.bo4, args.bo16, args.grpo)
+    args.workloads = [w for w in WORKLOADS if workloads.get(w)]
     if args.save_workloads:
         args.save_workloads.write_text(json.dumps(workloads), encoding="utf-8")
         print(f"wrote {args.save_workloads}")

@@ -196,3 +196,69 @@ def test_the_cuda_varlen_path_on_a_reference_kernel(kind, monkeypatch):
         members = [(20, shared[0]), (20, shared[1]), (9, shared[2])]
         hidden = execute.shared_prefix_hidden(body, members, 0, CPU)
     _check(body, shared, hidden)
+
+
+@pytest.mark.parametrize("mask_free", [True, False])
+def test_shared_prefix_in_sub_batches_equals_plain_forward(mask_free, monkeypatch):
+    """Prefixes and suffixes cut into length-sorted sub-batches (a sub-batch holding only some
+    prefixes, a prefix whose rows are not adjacent) still give each row its own forward."""
+    body = _body("llama")
+    rng = np.random.default_rng(5)
+    p1, p2, p3 = (rng.integers(1, 97, n).tolist() for n in (25, 9, 14))
+    rows = [
+        [*p1, *rng.integers(1, 97, 12).tolist()],
+        [*p2, 4],
+        [*p1, 6, 7],
+        [*p3, *rng.integers(1, 97, 8).tolist()],
+        [*p2, *rng.integers(1, 97, 10).tolist()],
+        [*p1, 9],
+    ]
+    members = [
+        (25, rows[0]),
+        (9, rows[1]),
+        (25, rows[2]),
+        (14, rows[3]),
+        (9, rows[4]),
+        (25, rows[5]),
+    ]
+    cuts: list[list[int]] = []
+
+    def pairs_by_length(lengths: list[int]) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        parts = [order[i : i + 2] for i in range(0, len(order), 2)]
+        cuts.append(lengths)
+        return parts
+
+    if mask_free:
+        _no_dense_masks(monkeypatch)
+    with torch.inference_mode():
+        hidden = execute.shared_prefix_hidden(
+            body, members, 0, CPU, pairs_by_length, mask_free=mask_free
+        )
+    assert len(cuts) == 2  # the prefixes were cut, then the suffixes
+    _check(body, rows, hidden)
+
+
+def test_cpu_cascade_equals_attention_over_prefix_and_own_tokens():
+    """The CPU cascade (one causal call, one unmasked call per prefix with rows and shared
+    key/value heads folded into the queries, a log-sum-exp merge) against plain softmax attention
+    over each row's prefix keys and its own causal keys, grouped-query heads included."""
+    from rewardkit.engine import cpu_attention
+
+    torch.manual_seed(0)
+    heads, kv, d, width = 4, 2, 8, 6
+    prefix_len, suffix_len, owner = [7, 3], [6, 2, 4], [0, 1, 0]
+    pk, pv = torch.randn(2, kv, 7, d), torch.randn(2, kv, 7, d)
+    q = torch.randn(3, heads, width, d)
+    k, v = torch.randn(3, kv, width, d), torch.randn(3, kv, width, d)
+    groups = [(7, 6, (0, 2)), (3, 2, (1,))]
+    got = cpu_attention.shared_prefix_attention(q, k, v, pk, pv, groups, d**-0.5)
+    assert got.shape == (3, width, heads, d) and got.is_contiguous()
+    for r in range(3):
+        p, n = prefix_len[owner[r]], suffix_len[r]
+        keys = torch.cat([pk[owner[r], :, :p], k[r, :, :n]], 1).repeat_interleave(2, 0)
+        vals = torch.cat([pv[owner[r], :, :p], v[r, :, :n]], 1).repeat_interleave(2, 0)
+        scores = q[r, :, :n] @ keys.transpose(-1, -2) * d**-0.5
+        causal = torch.ones(n, p + n, dtype=torch.bool).tril(diagonal=p)
+        want = torch.softmax(scores.masked_fill(~causal, -torch.inf), -1) @ vals
+        assert torch.allclose(got[r, :n].transpose(0, 1), want, atol=1e-5)

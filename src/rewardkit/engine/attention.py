@@ -15,8 +15,9 @@ builds a (q × k) mask:
   (computed once per distinct prefix, never copied per row) and, causally, to their own tokens.
   The two parts are computed separately with their log-sum-exp and merged exactly:
   ``o = (e^{l₁}·o₁ + e^{l₂}·o₂) / (e^{l₁} + e^{l₂})`` (cascade attention). On CUDA both parts are
-  ``varlen_attn`` calls; on CPU they are SDPA's flash kernel for CPU, which returns the
-  log-sum-exp (a (p, 1, 1, P) key-padding bias covers prefixes of different lengths).
+  ``varlen_attn`` calls; on CPU (:mod:`rewardkit.engine.cpu_attention`) they are SDPA's flash
+  kernel for CPU, which returns the log-sum-exp: one causal call over every row's suffix and
+  one unmasked call per prefix with its rows (and grouped-query heads) folded into the queries.
 
 When no layout is active the function is exactly transformers' ``sdpa`` path, and the mask
 function is ``sdpa_mask``, so padded batches through a switched model are unchanged. Only models
@@ -37,7 +38,9 @@ from typing import Any
 
 import torch
 
+from rewardkit.engine import cpu_attention
 from rewardkit.engine.batching import plan_batches
+from rewardkit.engine.cpu_attention import repeat_heads
 
 #: The name the mask-free attention is registered under in transformers' interfaces.
 NAME = "rewardkit_varlen"
@@ -80,6 +83,8 @@ class SharedPrefix:
     #: Rows grouped by owner: (p, M) flat suffix-token index (``row * width + t``) and validity.
     group_index: torch.Tensor
     group_valid: torch.Tensor
+    #: Per prefix: (its length, its rows' longest suffix, its rows), as Python ints (CPU path).
+    groups: tuple[tuple[int, int, tuple[int, ...]], ...] = ()
 
 
 _ACTIVE: contextvars.ContextVar[Segments | SharedPrefix | None] = contextvars.ContextVar(
@@ -267,6 +272,13 @@ def shared_prefix(
     valid = torch.zeros(index.shape, dtype=torch.bool, device=device)
     index[group, position] = flat
     valid[group, position] = True
+    rows_of: list[list[int]] = [[] for _ in prefix_len]
+    for r, o in enumerate(owner):
+        rows_of[o].append(r)
+    groups = tuple(
+        (int(n), max(int(suffix_len[r]) for r in rows), tuple(rows))
+        for n, rows in zip(prefix_len, rows_of, strict=True)
+    )
     return SharedPrefix(
         [k for k, _ in layers],
         [v for _, v in layers],
@@ -276,6 +288,7 @@ def shared_prefix(
         width,
         index,
         valid,
+        groups,
     )
 
 
@@ -326,12 +339,6 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(-1, x.shape[1], x.shape[3])
 
 
-def _repeat_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """Grouped-query keys/values (n, kv heads, L, d) expanded to ``heads`` heads."""
-    rep = heads // x.shape[1]
-    return x if rep == 1 else x.repeat_interleave(rep, dim=1)
-
-
 def _packed(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, seg: Segments, scale: float
 ) -> torch.Tensor:
@@ -345,8 +352,8 @@ def _packed(
         return out.view(b, width, heads, d)
     for index, valid in seg.buckets:
         qb = q[index].transpose(1, 2)  # (n, heads, L, d)
-        kb = _repeat_heads(k[index].transpose(1, 2), heads)
-        vb = _repeat_heads(v[index].transpose(1, 2), heads)
+        kb = repeat_heads(k[index].transpose(1, 2), heads)
+        vb = repeat_heads(v[index].transpose(1, 2), heads)
         if seg.causal:  # padding sits after each segment's tokens: causality hides it
             ob = torch.nn.functional.scaled_dot_product_attention(
                 qb, kb, vb, is_causal=True, scale=scale
@@ -375,21 +382,6 @@ def merge_attention(
     return merged.to(out_a.dtype)
 
 
-def _cpu_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    scale: float,
-    causal: bool,
-    bias: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SDPA's flash kernel for CPU with its log-sum-exp: (n, h, q, d), (n, h, q) float32."""
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, 0.0, causal, attn_mask=bias, scale=scale
-    )
-    return out, lse.float()
-
-
 def _shared(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -400,30 +392,10 @@ def _shared(
 ) -> torch.Tensor:
     rows, heads, width, d = query.shape
     pk, pv = sp.keys[layer], sp.values[layer]  # (p, kv heads, P, d)
+    if not uses_varlen(query.device):
+        return cpu_attention.shared_prefix_attention(query, key, value, pk, pv, sp.groups, scale)
     q = _flat(query)  # (rows·S, heads, d)
-    if uses_varlen(query.device):
-        out_a, lse_a, out_b, lse_b = _shared_cuda(q, _flat(key), _flat(value), pk, pv, sp, scale)
-    else:
-        # A: every suffix token of a prefix's rows against that prefix (no per-row copies).
-        qa = q[sp.group_index].transpose(1, 2)  # (p, heads, M, d)
-        positions = torch.arange(pk.shape[2], device=pk.device)
-        bias = torch.zeros((pk.shape[0], 1, 1, pk.shape[2]), dtype=query.dtype, device=pk.device)
-        bias.masked_fill_(
-            positions[None, None, None, :] >= sp.prefix_len[:, None, None, None], -torch.inf
-        )
-        oa, la = _cpu_attention(
-            qa, _repeat_heads(pk, heads), _repeat_heads(pv, heads), scale, False, bias
-        )
-        out_a = q.new_zeros(q.shape)
-        lse_a = torch.full(q.shape[:2], -torch.inf, device=q.device)
-        flat = sp.group_index[sp.group_valid]
-        out_a[flat] = oa.transpose(1, 2)[sp.group_valid]
-        lse_a[flat] = la.transpose(1, 2)[sp.group_valid]
-        # B: each row's own tokens, causally (its padding comes after them).
-        ob, lb = _cpu_attention(
-            query, _repeat_heads(key, heads), _repeat_heads(value, heads), scale, True, None
-        )
-        out_b, lse_b = _flat(ob), lb.transpose(1, 2).reshape(-1, heads)
+    out_a, lse_a, out_b, lse_b = _shared_cuda(q, _flat(key), _flat(value), pk, pv, sp, scale)
     return merge_attention(out_a, lse_a, out_b, lse_b).view(rows, width, heads, d)
 
 

@@ -13,6 +13,15 @@ ATTENTION = ("auto", "dense")
 MAX_THREADS = 1024
 
 
+def compile_mode(value: Any) -> str | bool:
+    """``EngineConfig.compile`` as ``"auto"``, True or False (a spec may spell them as text)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[value.lower()]
+    raise ValueError(f"compile must be auto, true or false, got {value!r}")
+
+
 @dataclass
 class EngineConfig:
     """How a model-backed reward batches, truncates, and caches.
@@ -36,22 +45,32 @@ class EngineConfig:
       ``"shared"``: rows sharing a token prefix (the responses of one prompt) run the prefix once
       and score every response on its key/value cache (decoders); ``"packed"``: rows packed
       into sequences of at most ``pack_length`` tokens with block-diagonal attention, no
-      padding; ``"auto"``: ``"shared"`` where the model supports it and sharing saves at least
-      ``min_shared_fraction`` of the tokens, else ``"padded"`` (the faster of padded and packed
-      on the benchmarks, docs/performance.md). Scores equal the padded path's within 1e-4.
+      padding; ``"auto"``: on CPU, ``"shared"`` where the model supports it, sharing saves at
+      least ``min_shared_fraction`` of the tokens, and the shared plan's estimated time beats
+      the padded plan's (:mod:`rewardkit.engine.planning`: both in linear-equivalent tokens plus
+      ``batch_overhead`` per forward pass, the shared one scaled by ``1 + shared_overhead``);
+      else ``"padded"`` (on a GPU always ``"padded"``; packed lost on every benchmark,
+      docs/performance.md). Scores equal the padded path's within 1e-4.
+    - ``shared_overhead``: the shared layout's extra time per unit of work over padded on this
+      device, used by ``layout="auto"`` (None: the CPU figure measured in docs/performance.md,
+      "Choosing a layout"). Long shared prompts (GRPO groups) clear it easily; pairs with short
+      prompts barely do, and short-prompt best-of-N does not.
     - ``attention_aware``: count the token budget in linear-equivalent tokens, so attention's
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
-    - ``compile``: ``torch.compile`` the model's transformer blocks on first use (inductor
-      fuses the element-wise work around the matmuls; seconds of compilation once per process,
-      faster batches after; see docs/performance.md). Off by default.
+    - ``compile``: ``torch.compile`` the model's transformer blocks (inductor fuses the
+      element-wise work around the matmuls: faster batches after a warm-up of seconds once per
+      process). ``"auto"`` (default): only when a run is large enough that the measured saving
+      outweighs the warm-up (:mod:`rewardkit.engine.compiling`; small jobs stay eager);
+      ``True``: on the first run; ``False``: never. A compile error falls back to eager with
+      one warning.
     - ``pad_multiple``: pad each padded batch to a multiple of this many tokens (1: to its
       longest row). A server sets 16, so batches take few distinct shapes and the native
       memory kept per shape stays bounded (docs/serving.md, "Memory over a long run").
     - ``attention``: how the packed and shared layouts attend. ``"auto"``: without dense masks
       where the model runs ``sdpa`` (:mod:`rewardkit.engine.attention`: memory O(tokens)):
-      packed on CPU and CUDA, shared on CUDA (on CPU its dense masks measured faster);
+      packed and shared on CPU and CUDA;
       ``"dense"``: always the (q × k) 4-D masks (the fallback; for comparisons).
     """
 
@@ -69,9 +88,10 @@ class EngineConfig:
     pack_length: int = 1024
     min_shared_prefix: int = 16
     min_shared_fraction: float = 0.05
+    shared_overhead: float | None = None
     attention_aware: bool = True
     batch_overhead: int | None = None
-    compile: bool = False
+    compile: bool | str = "auto"
     pad_multiple: int = 1
     attention: str = "auto"
 
@@ -86,6 +106,7 @@ class EngineConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        self.compile = compile_mode(self.compile)
         if self.pad_multiple < 1:
             raise ValueError(f"pad_multiple must be positive, got {self.pad_multiple}")
         if self.threads is not None and (
@@ -100,6 +121,8 @@ class EngineConfig:
             raise ValueError(
                 f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
             )
+        if self.shared_overhead is not None and not self.shared_overhead >= 0:
+            raise ValueError(f"shared_overhead must be >= 0, got {self.shared_overhead!r}")
         if self.pack_length < 1:
             raise ValueError(f"pack_length must be positive, got {self.pack_length}")
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):

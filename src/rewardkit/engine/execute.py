@@ -13,7 +13,6 @@ would give them, (rows, longest row, H), so a reward's readout code is the same 
 - :func:`padded_hidden`: a right-padded batch through a causal body with no mask at all: a real
   token only attends to earlier positions, which are all real, so its hidden state is the masked
   run's; attention runs as plain causal SDPA (no (b, w, w) mask built or read, half the scores).
-- :func:`compile_body`: ``torch.compile`` of each transformer block (opt-in ``compile=true``).
 
 Custom 4-D masks pass through transformers' mask creation unchanged for the ``sdpa`` and ``eager``
 attention implementations; models with sliding-window or other per-layer masks are not given
@@ -64,27 +63,6 @@ def padded_hidden(body: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tenso
     without an attention mask and without a key/value cache (module docstring). Positions past a
     row's end hold values no readout may use, as in the masked run."""
     return body(input_ids=input_ids, use_cache=False).last_hidden_state
-
-
-def _blocks(body: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated transformer blocks of a body: its longest ``ModuleList`` (``layers``,
-    ``encoder.layer``, ``h``...)."""
-    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList)]
-    return list(max(lists, key=len)) if lists else []
-
-
-def compile_body(body: torch.nn.Module | None, dtype: str) -> int:
-    """Compile each transformer block of ``body`` with ``torch.compile(dynamic=True)`` (inductor
-    fuses the norms, rotary embeddings and activations around the matmuls); the blocks share
-    one compiled graph, so this costs seconds, once per process (the inductor cache keeps it on
-    disk). Returns the number of blocks compiled: 0 without a body or for int8 (quantized linear
-    layers do not compile)."""
-    if body is None or dtype.lower() == "int8":
-        return 0
-    blocks = _blocks(body)
-    for block in blocks:
-        block.compile(dynamic=True)
-    return len(blocks)
 
 
 def _config(body: torch.nn.Module) -> Any:
@@ -182,8 +160,10 @@ def run_prefixes(
     like: Any = None
     layers: list[tuple[torch.Tensor, torch.Tensor]] = []
     for batch in plan([len(x) for x in prefixes]):
-        ids, mask, _ = pad_rows([prefixes[i] for i in batch], None, pad_id)
-        out = body(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True)
+        ids, _, _ = pad_rows([prefixes[i] for i in batch], None, pad_id)
+        # No mask: a causal body's real tokens never see the right padding after them, and the
+        # padded keys are never read (the suffix pass knows each prefix's length).
+        out = body(input_ids=ids.to(device), use_cache=True)
         cache = _returned_cache(out)
         if cache is None:
             raise RuntimeError(f"{type(body).__name__} returned no key/value cache")
@@ -216,8 +196,9 @@ def shared_prefix_hidden(
 
     Rows with equal prefix length and equal first ``prefix`` tokens share one prefix run; each row
     keeps at least one token of its own (``prefix < len(row)``). ``plan`` cuts the distinct
-    prefixes into sub-batches by length (default: one batch). With ``mask_free`` the suffixes run
-    on :mod:`rewardkit.engine.attention` where the body allows it, else on a dense mask.
+    prefixes, and then the rows' suffixes, into sub-batches by length (default: one batch each),
+    so neither pads to the longest of the whole batch. With ``mask_free`` the suffixes run on
+    :mod:`rewardkit.engine.attention` where the body allows it, else on a dense mask.
     """
     prefix_index: dict[tuple[int, ...], int] = {}
     owner: list[int] = []
@@ -226,34 +207,87 @@ def shared_prefix_hidden(
             raise ValueError(f"shared prefix of {p} tokens for a row of {len(ids)}")
         owner.append(prefix_index.setdefault(tuple(ids[:p]), len(prefix_index)))
     prefixes = list(prefix_index)
-    prefix_hidden, layers, like = run_prefixes(
-        body, prefixes, pad_id, device, plan or (lambda lengths: [list(range(len(lengths)))])
-    )
-    width_p = prefix_hidden.shape[1]
-    owner_index = torch.tensor(owner, dtype=torch.long, device=prefix_hidden.device)
+    plan = plan or (lambda lengths: [list(range(len(lengths)))])
+    prefix_hidden, layers, like = run_prefixes(body, prefixes, pad_id, device, plan)
     dev = prefix_hidden.device  # masks are built where they are used (they can be large)
+    owner_index = torch.tensor(owner, dtype=torch.long, device=dev)
     plen = torch.tensor([p for p, _ in members], dtype=torch.long, device=dev)
     suffixes = [list(ids[p:]) for p, ids in members]
-    s_ids, s_mask, _ = pad_rows(suffixes, None, pad_id)
-    width_s = s_ids.shape[1]
-    slen = s_mask.to(dev).sum(dim=1)
-    position_ids = plen[:, None] + torch.arange(width_s, device=dev)[None, :]
-
-    if mask_free and attention.enable(
-        body, dev
-    ):  # no per-row copies of the prefix, no (S × P+S) mask
-        layout = attention.shared_prefix(
-            layers, [len(x) for x in prefixes], owner, [len(s) for s in suffixes], width_s
+    slen = torch.tensor([len(x) for x in suffixes], dtype=torch.long, device=dev)
+    free = mask_free and attention.enable(body, dev)  # no per-row prefix copies, no mask
+    suffix_hidden: torch.Tensor | None = None
+    for part in plan([len(x) for x in suffixes]):
+        used = sorted({owner[r] for r in part})  # this sub-batch's prefixes, renumbered
+        local = {o: j for j, o in enumerate(used)}
+        pick = torch.tensor(used, dtype=torch.long, device=dev)
+        sub_layers = layers
+        if used != list(range(len(prefixes))):
+            sub_layers = [(k.index_select(0, pick), v.index_select(0, pick)) for k, v in layers]
+        run = _suffixes_mask_free if free else _suffixes_dense
+        hidden = run(
+            body,
+            sub_layers,
+            like,
+            [len(prefixes[o]) for o in used],
+            [local[owner[r]] for r in part],
+            [suffixes[r] for r in part],
+            pad_id,
+            device,
         )
-        with attention.active(layout):
-            second = body(
-                input_ids=s_ids.to(device),
-                attention_mask=s_mask.to(device),
-                position_ids=position_ids,
-                use_cache=False,
-            )
-        return _gather_rows(prefix_hidden, second.last_hidden_state, owner_index, plen, slen)
+        if suffix_hidden is None:
+            width = max(len(x) for x in suffixes)
+            suffix_hidden = hidden.new_zeros((len(members), width, hidden.shape[-1]))
+        index = torch.tensor(part, dtype=torch.long, device=dev)
+        suffix_hidden[index, : hidden.shape[1]] = hidden
+    assert suffix_hidden is not None
+    return _gather_rows(prefix_hidden, suffix_hidden, owner_index, plen, slen)
 
+
+def _suffixes_mask_free(
+    body: torch.nn.Module,
+    layers: list[tuple[torch.Tensor, torch.Tensor]],
+    like: Any,
+    prefix_len: list[int],
+    owner: list[int],
+    suffixes: list[list[int]],
+    pad_id: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Suffix hidden states (rows, S, H) on the mask-free cascade attention."""
+    ids, mask, _ = pad_rows(suffixes, None, pad_id)
+    plen = torch.tensor([prefix_len[o] for o in owner], dtype=torch.long)
+    position_ids = plen[:, None] + torch.arange(ids.shape[1])[None, :]
+    layout = attention.shared_prefix(
+        layers, prefix_len, owner, [len(s) for s in suffixes], ids.shape[1]
+    )
+    with attention.active(layout):
+        out = body(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=position_ids.to(device),
+            use_cache=False,
+        )
+    return out.last_hidden_state
+
+
+def _suffixes_dense(
+    body: torch.nn.Module,
+    layers: list[tuple[torch.Tensor, torch.Tensor]],
+    like: Any,
+    prefix_len: list[int],
+    owner: list[int],
+    suffixes: list[list[int]],
+    pad_id: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Suffix hidden states (rows, S, H) on each row's copy of its prefix's key/value cache and a
+    4-D mask: a row sees its own prefix and, causally, its own tokens."""
+    ids, s_mask, _ = pad_rows(suffixes, None, pad_id)
+    dev = layers[0][0].device
+    owner_index = torch.tensor(owner, dtype=torch.long, device=dev)
+    plen = torch.tensor([prefix_len[o] for o in owner], dtype=torch.long, device=dev)
+    slen = s_mask.to(dev).sum(dim=1)
+    width_p, width_s = layers[0][0].shape[2], ids.shape[1]
     cache = _fresh_cache(like)
     for layer, (k, v) in enumerate(layers):
         cache.update(k.index_select(0, owner_index), v.index_select(0, owner_index), layer)
@@ -265,14 +299,14 @@ def shared_prefix_hidden(
     allowed = (sees_prefix & (key_pos[None, None, :] < width_p)) | sees_own
     pad_query = q_pos[None, :] >= slen[:, None]  # let padding see itself (no empty softmax)
     allowed = allowed | (pad_query[:, :, None] & (own == q_pos[None, :, None]))
-    second = body(
-        input_ids=s_ids.to(device),
+    out = body(
+        input_ids=ids.to(device),
         attention_mask=_as_mask(allowed[:, None], body),
-        position_ids=position_ids,
+        position_ids=plen[:, None] + q_pos[None, :],
         use_cache=True,
         **{_cache_argument(type(body)): cache},
     )
-    return _gather_rows(prefix_hidden, second.last_hidden_state, owner_index, plen, slen)
+    return out.last_hidden_state
 
 
 def _gather_rows(

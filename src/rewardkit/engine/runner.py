@@ -33,8 +33,9 @@ import torch
 
 from rewardkit.engine import execute
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
-from rewardkit.engine.batching import padded_tokens, plan_batches
+from rewardkit.engine.batching import plan_batches
 from rewardkit.engine.cache import ScoreCache
+from rewardkit.engine.compiling import CompileGate
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.layout import (
     pack_rows,
@@ -42,12 +43,22 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
+from rewardkit.engine.planning import (
+    Estimate,
+    padded_estimate,
+    prefer_shared,
+    shared_batch_estimate,
+)
 from rewardkit.errors import CapabilityError
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
 
 Step = tuple[list[int], Callable[[], list[np.ndarray]]]
+
+#: Measured extra time per unit of the shared layout over padded on CPU (docs/performance.md,
+#: "Choosing a layout"); ``EngineConfig.shared_overhead`` overrides it.
+SHARED_OVERHEAD_CPU = 0.2
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,8 @@ class LayoutPlan:
     steps: list[Step]
     #: Tokens the model runs (padding included, each shared prefix once per batch).
     model_tokens: int
+    #: Estimated cost in linear-equivalent tokens (:mod:`rewardkit.engine.planning`).
+    cost: float = 0.0
 
 
 def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
@@ -101,7 +114,6 @@ class Engine:
         self.device = device
         self.name = name
         self._attn_width: float | None = None
-        self._compiled = False
 
     # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self) -> frozenset[str]:
@@ -158,11 +170,16 @@ class Engine:
         todo_keys = [k for k in unique_keys if k not in results]
         todo_items = [items[first_index[k]] for k in todo_keys]
         rows = encode(todo_items) if todo_items else []
-        if rows and self.config.compile and not self._compiled:
-            execute.compile_body(self.adapter.backbone(), self.config.dtype)
-            self._compiled = True
         lengths = [len(r.input_ids) for r in rows]
         plan = self.plan_layout(rows)
+        gate = CompileGate(
+            self.config.compile,
+            self.adapter.backbone(),
+            self.device,
+            self.config.dtype,
+            plan.layout,
+            sum(lengths),
+        )
 
         progress = None
         if self.config.progress and rows:
@@ -172,7 +189,7 @@ class Engine:
         try:
             with torch.inference_mode():
                 for batch, run in plan.steps:
-                    out = run()
+                    out = gate.run(sum(lengths[i] for i in batch), run)
                     scored = [
                         (
                             todo_keys[i],
@@ -200,6 +217,8 @@ class Engine:
             "computed": len(rows),
             "batches": len(plan.steps),
             "layout": plan.layout,
+            # "eager", "compiled" or "fallback" (EngineConfig.compile).
+            "compile": gate.outcome,
             "tokens": real_tokens,
             # Tokens the model actually ran: padding included, shared prefixes counted once.
             "model_tokens": plan.model_tokens,
@@ -218,8 +237,25 @@ class Engine:
         return EngineRun(values, truncated, stats)
 
     # -- layouts ------------------------------------------------------------------------------
+    def shared_overhead(self) -> float:
+        """Extra time per unit of the shared layout over padded (``EngineConfig.shared_overhead``)."""
+        if self.config.shared_overhead is not None:
+            return float(self.config.shared_overhead)
+        return SHARED_OVERHEAD_CPU
+
+    def _cut(self, attn: float | None) -> Callable[[list[int]], list[list[int]]]:
+        """Length-sorted sub-batches under the budget (padded batches, shared sub-batches)."""
+        cfg, overhead = self.config, self.batch_overhead()
+        return lambda lengths: plan_batches(
+            lengths, cfg.token_budget, cfg.max_batch_size, attn, overhead
+        )
+
     def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
-        """Choose the layout for these rows and cut them into steps (row indices, runner)."""
+        """Choose the layout for these rows and cut them into steps (row indices, runner).
+
+        ``auto`` on CPU shares prompts when sharing saves at least ``min_shared_fraction`` of the
+        tokens and the shared plan's estimated time, scaled by :meth:`shared_overhead`, beats the
+        padded plan's (:func:`rewardkit.engine.planning.prefer_shared`)."""
         cfg = self.config
         lengths = [len(r.input_ids) for r in rows]
         supported = self.supported_layouts() if rows else frozenset()
@@ -230,20 +266,27 @@ class Engine:
         if want in ("shared", "packed") and want not in supported:
             want = "padded"  # the model cannot (say, an encoder asked to share prompts)
         attn = self.attention_width()
+        if want == "packed":
+            return self._plan_packed(rows, attn)
+        padded = self._plan_padded(rows, attn)
         if want in ("auto", "shared") and "shared" in supported:
             ids = [r.input_ids for r in rows]
             groups, singles = prefix_groups(ids, min_prefix=cfg.min_shared_prefix)
             saved = 1.0 - shared_tokens(ids, groups) / max(sum(lengths), 1)
             if groups and (want == "shared" or saved >= cfg.min_shared_fraction):
-                return self._plan_shared(rows, groups, singles, attn)
-        if want == "packed":
-            return self._plan_packed(rows, attn)
-        batches = plan_batches(
-            lengths, cfg.token_budget, cfg.max_batch_size, attn, self.batch_overhead()
-        )
+                shared = self._plan_shared(rows, groups, singles, attn)
+                if want == "shared" or prefer_shared(
+                    shared.cost, padded.cost, self.shared_overhead()
+                ):
+                    return shared
+        return padded
+
+    def _plan_padded(self, rows: list[EncodedRow], attn: float | None) -> LayoutPlan:
+        lengths = [len(r.input_ids) for r in rows]
+        batches = self._cut(attn)(lengths) if rows else []
         steps: list[Step] = [(b, lambda b=b: self.run_batch([rows[i] for i in b])) for b in batches]
-        model_tokens = padded_tokens(lengths, batches) if rows else 0
-        return LayoutPlan("padded", steps, model_tokens)
+        est = padded_estimate(lengths, batches, attn, self.batch_overhead())
+        return LayoutPlan("padded", steps, est.tokens, est.cost)
 
     def _plan_shared(
         self,
@@ -255,26 +298,30 @@ class Engine:
         cfg = self.config
         lengths = [len(r.input_ids) for r in rows]
         ids = [r.input_ids for r in rows]
+        cut, overhead = self._cut(attn), self.batch_overhead()
         steps: list[Step] = []
-        model_tokens = 0
+        est = Estimate()
         plan = plan_shared_batches(
-            ids, groups, cfg.token_budget, cfg.max_batch_size, attn, self.batch_overhead()
+            ids, groups, cfg.token_budget, cfg.max_batch_size, attn, overhead
         )
         for batch in plan:
             members = [(groups[g].prefix, r) for g, ms in batch for r in ms]
             order = [r for _, r in members]
             steps.append((order, lambda m=members: self._run_shared([(p, rows[r]) for p, r in m])))
-            s_max = max(lengths[r] - p for p, r in members)
-            # Prefixes run in length-sorted sub-batches: about their own lengths.
-            model_tokens += sum(groups[g].prefix for g, _ in batch) + len(members) * s_max
+            est += shared_batch_estimate(
+                [groups[g].prefix for g, _ in batch],
+                [(p, lengths[r] - p) for p, r in members],
+                cut,
+                attn,
+                overhead,
+            )
         single_lengths = [lengths[i] for i in singles]
-        for b in plan_batches(
-            single_lengths, cfg.token_budget, cfg.max_batch_size, attn, self.batch_overhead()
-        ):
+        single_batches = cut(single_lengths) if singles else []
+        for b in single_batches:
             idx = [singles[i] for i in b]
             steps.append((idx, lambda idx=idx: self.run_batch([rows[i] for i in idx])))
-            model_tokens += len(b) * max(single_lengths[i] for i in b)
-        return LayoutPlan("shared", steps, model_tokens)
+        est += padded_estimate(single_lengths, single_batches, attn, overhead)
+        return LayoutPlan("shared", steps, est.tokens, est.cost)
 
     def _plan_packed(self, rows: list[EncodedRow], attn: float | None) -> LayoutPlan:
         cfg = self.config
@@ -327,19 +374,13 @@ class Engine:
         body = self.adapter.backbone()
         assert body is not None
         cfg = self.config
-        attn, overhead = self.attention_width(), self.batch_overhead()
-
-        def plan(lengths: list[int]) -> list[list[int]]:
-            return plan_batches(lengths, cfg.token_budget, cfg.max_batch_size, attn, overhead)
-
         hidden = execute.shared_prefix_hidden(
             body,
             [(p, r.input_ids) for p, r in members],
             self.adapter.pad_token_id,
             self.device,
-            plan,
-            # CPU: the small dense masks of pairs measured faster (docs/performance.md).
-            mask_free=cfg.attention != "dense" and self.device.type != "cpu",
+            self._cut(self.attention_width()),
+            mask_free=cfg.attention != "dense",
         )
         return self._forward(self.make_batch([r for _, r in members], hidden))
 
