@@ -13,7 +13,7 @@ requests/s). For the same reward and the same queries, in the same run:
    sent once as its own request; a table of items/s beside the offline runs either side of it
    and their ratio (goal ≥ 0.90 at 64 clients), p50/p99 latency, the mean batch size
    (``/v1/stats``), failed and lost requests; with ``--repeat N`` the rounds alternate with
-   offline runs and the table shows the median round (a shared machine drifts);
+   offline runs and the table shows the median round (of an even count the lower; a shared machine drifts);
 3. padding: the tokens the server's forward passes ran (``/v1/stats`` ``model_tokens``) against
    the real tokens, beside the same for the offline run, and the number of forward passes;
 4. warm run at the last client count: the same requests again; every answer should come from
@@ -373,7 +373,7 @@ def report(
     median = {}
     for level in levels:
         ordered = sorted(runs[level], key=lambda r: r["ratio"])
-        run = median[level] = ordered[len(ordered) // 2]
+        run = median[level] = ordered[(len(ordered) - 1) // 2]  # even: the lower middle
         c = run["cold"]
         print(
             f"| {level} | {run['offline']:.2f} | {c['items_per_s']:.2f} | {run['ratio']:.2f} | "
