@@ -68,12 +68,14 @@ VERL_SPECS = {
     },
     "weighted": {"weighted": {"rule:gsm8k": 1.0, "rule:length?unit=words": 0.1}},
 }
-# three GRPO groups: gsm8k (right, wrong, right); two chat lengths and a data source no route
+# three GRPO groups: gsm8k (right, wrong, right, and one without a reference: NaN → 0.0,
+# "applies" 0 for the gsm8k part); two chat lengths and a data source no route
 # covers (NaN → verl's 0.0, "applies" 0); a singleton (verl keeps its raw reward)
 VERL_ITEMS = [
     ("What is 2+2?", "2 plus 2 is 4. #### 4", "openai/gsm8k", "4", "g1"),
     ("What is 2+2?", "#### 5", "openai/gsm8k", "4", "g1"),
     ("What is 2+2?", "I think the answer is #### 4", "openai/gsm8k", "4", "g1"),
+    ("What is 3+3?", "#### 6", "openai/gsm8k", "", "g1"),  # no reference: does not apply
     ("Say hi.", "hi there", "chat", "", "g2"),
     ("Say hi.", "hello, how are you today?", "chat", "", "g2"),
     ("Say hi.", "nothing applies here", "other", "", "g2"),

@@ -4,12 +4,12 @@ Scores HH helpful-base pairs with ``classifier:smollm2`` (SmolLM2-135M, random s
 to warm up, then once under ``torch.profiler``, and prints each kind's share of the wall time:
 matmuls, the attention kernel, RMSNorm arithmetic, other element-wise work (rotary embeddings,
 SiLU, residual adds), casts and copies, concatenation, mask building, fused
-inductor kernels (``compile=true``), and what runs outside torch operators (Python per batch,
+inductor kernels (when compiled), and what runs outside torch operators (Python per batch,
 framework glue). Tokenization is timed on its own. Works against any checkout's sources
 (``PYTHONPATH=OTHER/src``) so a before/after pair uses one script::
 
     PYTHONPATH=src .venv/bin/python benchmarks/profile_scoring.py --pairs 40 --dtype bfloat16
-    PYTHONPATH=src .venv/bin/python benchmarks/profile_scoring.py --compile
+    PYTHONPATH=src .venv/bin/python benchmarks/profile_scoring.py --compile true
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as rewardkit sets it (docs/performance.md)
+try:  # OpenMP waits as this checkout's rewardkit sets them, before torch loads
+    from rewardkit.models.openmp import set_openmp_waits
+
+    set_openmp_waits()
+except ImportError:  # an older checkout: plain sleeping waits, as it set them
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -79,7 +84,13 @@ def main() -> int:
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--layout", default="auto")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--compile", action="store_true", help="compile=true (needs this checkout)")
+    p.add_argument(
+        "--compile",
+        choices=("default", "true", "false"),
+        default="default",
+        help="compile option (default: the checkout's own default; true/false need a checkout "
+        "that has the option)",
+    )
     p.add_argument("--data-dir", type=Path, default=DATA)
     args = p.parse_args()
 
@@ -98,14 +109,14 @@ def main() -> int:
         "layout": args.layout,
         "threads": args.threads,
     }
-    if args.compile:
-        options["compile"] = True
+    if args.compile != "default":
+        options["compile"] = args.compile == "true"
     reward = load_reward("classifier:smollm2", engine_defaults=options)
     t0 = time.perf_counter()
     rows = reward.encode(queries)
     encode_s = time.perf_counter() - t0
     tokens = sum(len(r.input_ids) for r in rows)
-    reward.score(queries)  # warm-up (compilation with --compile)
+    reward.score(queries)  # warm-up (compilation with --compile true, or when auto decides)
     fresh = reward.engine_variant()
     t0 = time.perf_counter()
     stats = fresh.score_full(queries).stats
@@ -124,7 +135,8 @@ def main() -> int:
     print(
         f"{args.pairs} HH pairs, {tokens:,} tokens, dtype {args.dtype}, layout {stats['layout']} "
         f"({stats['model_tokens']:,} tokens run, {stats['batches']} batches), {args.threads} "
-        f"threads, compile={args.compile}; load {os.getloadavg()[0]:.1f}"
+        f"threads, compile={args.compile} ({stats.get('compile', 'eager')}); load "
+        f"{os.getloadavg()[0]:.1f}"
     )
     print(
         f"unprofiled run: {plain_s:.2f} s = {tokens / plain_s:,.0f} tokens/s; profiled {wall:.2f} s"

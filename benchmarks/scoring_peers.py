@@ -2,16 +2,21 @@
 
 One run, one process tree: reward-bench 0.1.4 (``RewardBenchPipeline``, batch 8, file order,
 fp32, in its own venv, created on first use: ``--rewardbench-venv``, default
-/work/venvs/rewardbench) and rewardkit (``classifier:DIR`` in float32, bfloat16, and bfloat16
-with ``compile=true``; layouts and batching at their defaults), each in its own process, over
+/work/venvs/rewardbench) and rewardkit (:data:`VARIANTS`: what a user gets by default,
+``classifier:DIR?dtype=bfloat16`` and ``classifier:DIR``, with every default including
+``compile=auto`` and any compile warm-up inside the timed run; then explicit variants), each in
+its own process, over
 HH-RLHF helpful-base pairs rendered through SmolLM2's chat template, scored by SmolLM2-135M
 with a sequence-classification head (seed 0) saved in a temp directory. reward-bench's pipeline
 is handed rewardkit's token ids (``rewardbench_worker.py``), so both run identical inputs.
 
 Printed: time, real tokens/s, speed-up over reward-bench, the fraction of the bf16 GEMM roofline
 measured in the same run (2 × non-embedding parameters × tokens/s over the best 2048³ bf16
-matmul), and each score's largest difference from the model's own plain forward (one unpadded
-row at a time, float32) on a sample of rows. transformers 4.51 (reward-bench's pin) does not
+matmul), the "model-shape GEMM roofline" of the default rows (the time the model's own linear
+layers take alone at the run's batch shapes, :func:`linear_shapes` and :func:`gemm_seconds`:
+the gap between it and the 2048³ roofline is GEMM shape efficiency, the rest of the run is
+other work), and each score's largest difference from the model's own plain forward (one
+unpadded row at a time, float32) on a sample of rows. transformers 4.51 (reward-bench's pin) does not
 read the ``rope_parameters`` that transformers 5 writes, so reward-bench's copy of the model
 gets ``rope_theta`` written back into its config.
 """
@@ -33,11 +38,25 @@ WORKER = HERE / "rewardbench_worker.py"
 RB_PIN = "rewardbench==0.1.4"
 TORCH_PIN = "torch==2.13.0"  # the CPU build; never a looser pin (it pulls a CUDA build)
 DEFAULT_VENV = Path("/work/venvs/rewardbench")
-VARIANTS = (
-    ("rewardkit fp32", "float32", False),
-    ("rewardkit bf16", "bfloat16", False),
-    ("rewardkit bf16 compile=true", "bfloat16", True),
+#: (row name, spec options beyond the defaults, whether to measure the model-shape GEMMs).
+#: The first two are what a user gets; the fp32 one is also the reference for the token ids.
+VARIANTS: tuple[tuple[str, dict[str, Any], bool], ...] = (
+    ("rewardkit default fp32", {}, True),
+    ("rewardkit default bf16", {"dtype": "bfloat16"}, True),
+    ("  bf16 compile=false", {"dtype": "bfloat16", "compile": False}, False),
+    ("  bf16 compile=true", {"dtype": "bfloat16", "compile": True}, False),
+    (
+        "  bf16 padded compile=false",
+        {"dtype": "bfloat16", "layout": "padded", "compile": False},
+        False,
+    ),
+    (
+        "  bf16 padded compile=true",
+        {"dtype": "bfloat16", "layout": "padded", "compile": True},
+        False,
+    ),
 )
+REFERENCE = VARIANTS[0][0]
 
 
 def ensure_rewardbench(venv: Path) -> Path:
@@ -97,39 +116,82 @@ def hh_pairs(data_dir: Path, pairs: int) -> list[tuple[Any, Any]]:
     return out
 
 
+def linear_shapes(model: Any, run: Any) -> dict[tuple[int, int, int], int]:
+    """How many times ``run()`` multiplies (m × k) by a linear layer's (k → n) weight, by
+    (m, k, n): forward hooks on every ``nn.Linear`` of an eager ``model``."""
+    import torch
+
+    seen: dict[tuple[int, int, int], int] = {}
+
+    def hook(module: Any, inputs: Any, _: Any) -> None:
+        x = inputs[0]
+        key = (x.numel() // x.shape[-1], module.in_features, module.out_features)
+        seen[key] = seen.get(key, 0) + 1
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)
+    ]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def gemm_seconds(shapes: dict[tuple[int, int, int], int], dtype: Any, reps: int = 3) -> float:
+    """The time those linear layers take alone: each (m, k, n) timed ``reps`` times (best kept)
+    with ``torch.nn.functional.linear`` in ``dtype``, times how often the run does it."""
+    import torch
+
+    total = 0.0
+    for (m, k, n), count in shapes.items():
+        x = torch.randn(m, k, dtype=dtype)
+        w = torch.randn(n, k, dtype=dtype)
+        torch.nn.functional.linear(x, w)
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.nn.functional.linear(x, w)
+            best = min(best, time.perf_counter() - t0)
+        total += best * count
+    return total
+
+
 def rewardkit_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     """Time ``score_full`` (encoding included) of rewardkit on the pairs, in one process."""
     import numpy as np
     import torch
 
+    from rewardkit.models.loading import torch_dtype
     from rewardkit.registry import load_reward
 
     torch.set_num_threads(cfg["threads"])
     pairs = hh_pairs(Path(cfg["data_dir"]), cfg["pairs"])
     queries = [q for pair in pairs for q in pair]
-    options = {"progress": False, "dtype": cfg["dtype"], "threads": cfg["threads"]}
-    reward = load_reward(
-        f"classifier:{cfg['model']}", engine_defaults={**options, "compile": cfg["compile"]}
-    )
+    options = {"progress": False, "threads": cfg["threads"], **cfg["options"]}
+    spec = f"classifier:{cfg['model']}"
+    reward = load_reward(spec, engine_defaults=options)
     t0 = time.perf_counter()
-    reward.score(queries[:16])  # warm-up (and compilation, with compile=true): reported apart
+    reward.score(queries[:16])  # warm-up (and compilation with compile=true): reported apart
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    full = reward.score_full(queries)
+    full = reward.score_full(queries)  # with compile=auto, any compilation happens in here
     seconds = time.perf_counter() - t0
     rows = reward.encode(queries)
     sample = np.linspace(0, len(rows) - 1, cfg["check_rows"]).round().astype(int).tolist()
-    plain_model = load_reward(f"classifier:{cfg['model']}", engine_defaults={"progress": False})
+    plain_model = load_reward(spec, engine_defaults={"progress": False})
     plain = [float(plain_model.engine.adapter.plain(rows[i])[0]) for i in sample]
     body = reward.engine.adapter.backbone()
     from scoring import non_embedding_params
 
-    return {
+    out = {
         "seconds": seconds,
         "warm_seconds": warm,
         "tokens": sum(len(r.input_ids) for r in rows),
         "scores": [float(s) for s in full.scores],
         "layout": full.stats["layout"],
+        "compile": full.stats.get("compile", "eager"),
         "model_tokens": full.stats["model_tokens"],
         "plain_diff": float(np.max(np.abs(np.asarray(full.scores)[sample] - np.asarray(plain)))),
         "sample": sample,
@@ -138,6 +200,14 @@ def rewardkit_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "ids": [r.input_ids for r in rows],
         "load": os.getloadavg()[0],
     }
+    if cfg["gemm_shapes"]:
+        # The same plan on an eager twin with the same options: the run's batch shapes.
+        eager = load_reward(spec, engine_defaults={**options, "compile": False})
+        with torch.inference_mode():
+            shapes = linear_shapes(eager.model, lambda: eager.score_full(queries))
+        out["gemm_seconds"] = gemm_seconds(shapes, torch_dtype(options.get("dtype", "float32")))
+        out["gemm_calls"] = sum(shapes.values())
+    return out
 
 
 def _subprocess_json(cmd: list[str]) -> dict[str, Any]:
@@ -171,17 +241,17 @@ def run_peers(args: Any) -> int:
             "check_rows": args.check_rows,
         }
         runs: dict[str, dict[str, Any]] = {}
-        for name, dtype, compile_ in VARIANTS:
-            if compile_ and not args.peer_compile:
+        for k, (name, options, shapes) in enumerate(VARIANTS):
+            if options.get("compile") is True and not args.peer_compile:
                 continue
-            cfg_path = tmp / f"{dtype}-{compile_}.json"
-            cfg_path.write_text(json.dumps({**base, "dtype": dtype, "compile": compile_}))
+            cfg_path = tmp / f"variant-{k}.json"
+            cfg_path.write_text(json.dumps({**base, "options": options, "gemm_shapes": shapes}))
             t0 = time.perf_counter()
             runs[name] = _subprocess_json([sys.executable, __file__, "--worker", str(cfg_path)])
             print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-        ref = runs["rewardkit fp32"]
+        ref = runs[REFERENCE]
         if "error" in ref:
-            print(f"error: rewardkit fp32 failed: {ref['error']}")
+            print(f"error: {REFERENCE} failed: {ref['error']}")
             return 1
         ids = ref.pop("ids")
         for r in runs.values():
@@ -244,7 +314,7 @@ def report_peers(rb, rb_scores, runs, ref, gemm, args) -> None:
     )
     head = (
         f"{'pipeline':34} {'time':>8} {'tokens/s':>9} {'vs reward-bench':>15} "
-        f"{'bf16 roofline':>13} {'max|Δ| plain':>12} {'load':>5}"
+        f"{'bf16 roofline':>13} {'layout, compile':>17} {'max|Δ| plain':>12} {'load':>5}"
     )
     print(head)
     print("-" * len(head))
@@ -252,28 +322,31 @@ def report_peers(rb, rb_scores, runs, ref, gemm, args) -> None:
     print(
         f"{'reward-bench ' + rb['versions']['rewardbench'] + ' (batch 8, fp32)':34} "
         f"{rb['seconds']:7.1f}s {rb_tps:9.0f} {1.0:14.2f}x {100 * rb_tps / roof:12.1f}% "
-        f"{rb_diff:12.1e} {rb['load']:5.1f}"
+        f"{'padded, eager':>17} {rb_diff:12.1e} {rb['load']:5.1f}"
     )
     for name, r in runs.items():
         if "error" in r:
             print(f"{name:34} ({r['error']})")
             continue
         tps = tokens / r["seconds"]
-        extra = f"  (warm-up {r['warm_seconds']:.0f} s)" if "compile" in name else ""
+        forced = "compile=true" in name
+        extra = f"  (+ warm-up {r['warm_seconds']:.0f} s before the timed run)" if forced else ""
+        how = f"{r['layout']}, {r['compile']}"
         print(
             f"{name:34} {r['seconds']:7.1f}s {tps:9.0f} {tps / rb_tps:14.2f}x "
-            f"{100 * tps / roof:12.1f}% {r['plain_diff']:12.1e} {r['load']:5.1f}{extra}"
+            f"{100 * tps / roof:12.1f}% {how:>17} {r['plain_diff']:12.1e} {r['load']:5.1f}{extra}"
         )
     print(
         f"(bf16 roofline: best {args.gemm_size}³ bf16 matmul in this run, {gemm / 1e9:.0f} "
         f"GFLOP/s = {roof:,.0f} tokens/s at 2 × {params / 1e6:.1f} M non-embedding parameters per "
-        f"token; attention FLOPs not counted. rewardkit times include encoding; its layout: "
-        f"{ref['layout']} ({ref['model_tokens']:,} tokens run). max|Δ| plain: largest score "
+        f"token; attention FLOPs not counted. rewardkit times include encoding, and for the "
+        f"default rows (compile=auto) any compilation. max|Δ| plain: largest score "
         f"difference from the model's own unpadded fp32 forward on {len(sample)} rows (scores' sd "
         f"{spread:.3f}). reward-bench ran transformers {rb['versions']['transformers']}, torch "
         f"{rb['versions']['torch']}; its own tokenizer gives rewardkit's ids for "
         f"{rb['own_tokenizer_equal']}/{rb['texts']} texts)"
     )
+    report_gemm_shapes(runs, tokens, params, roof)
     acc = {}
     for name, scores in [("reward-bench", rb_scores)] + [
         (n, np.asarray(r["scores"])) for n, r in runs.items() if "scores" in r
@@ -281,8 +354,27 @@ def report_peers(rb, rb_scores, runs, ref, gemm, args) -> None:
         acc[name] = float(np.mean(scores[0::2] > scores[1::2]))
     print(
         "pairwise accuracy (random head, a consistency check): "
-        + ", ".join(f"{n} {100 * a:.1f}%" for n, a in acc.items())
+        + ", ".join(f"{n.strip()} {100 * a:.1f}%" for n, a in acc.items())
     )
+
+
+def report_gemm_shapes(runs: dict[str, Any], tokens: int, params: int, roof: float) -> None:
+    """The model-shape GEMM roofline of the rows that measured it, and the run's fraction of
+    the 2048³ roofline split into shape efficiency × the share of the run the GEMMs need."""
+    rows = [(n, r) for n, r in runs.items() if "gemm_seconds" in r]
+    if not rows:
+        return
+    print("model-shape GEMM roofline (the run's own linear layers alone, same shapes and dtype):")
+    for name, r in rows:
+        g, t = r["gemm_seconds"], r["seconds"]
+        ideal = tokens / roof  # seconds at the 2048³ rate
+        print(
+            f"  {name.strip()}: {r['gemm_calls']:,} GEMMs take {g:.2f} s = {tokens / g:,.0f} "
+            f"tokens/s; shape efficiency {100 * ideal / g:.0f}% of the 2048³ bf16 rate; the run "
+            f"took {t:.2f} s, so GEMMs are {100 * g / t:.0f}% of it and other work "
+            f"{t - g:.2f} s; roofline fraction {100 * ideal / t:.1f}% = "
+            f"{100 * ideal / g:.0f}% x {100 * g / t:.0f}%"
+        )
 
 
 def main(argv: list[str]) -> int:

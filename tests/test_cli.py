@@ -73,6 +73,10 @@ def test_eval_unknown_reward_kind_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["eval", "-r", "nope:x", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown reward kind 'nope'" in result.output
+    inline = runner.invoke(app, ["eval", "-r", '{"weighted": {"rule:length": 1}}', "--out", "x"])
+    assert inline.exit_code == 2 and "a dict spec is written in a YAML or JSON file" in (
+        inline.output
+    )
 
 
 def test_score_writes_a_reward_per_row_and_keeps_fields(tmp_path):

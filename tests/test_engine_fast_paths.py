@@ -1,5 +1,5 @@
 """The engine's fast paths give the model's own scores: mask-free padded batches for causal
-bodies, and ``compile=true`` (fp32 within 1e-4 of the plain, unpadded forward)."""
+bodies (fp32 within 1e-4 of the plain, unpadded forward); compiled blocks: test_engine_compile.py."""
 
 from __future__ import annotations
 
@@ -77,23 +77,3 @@ def test_encoders_keep_their_mask(tmp_path):
     queries = _queries()
     one_by_one = _reward(spec, max_batch_size=1).score(queries)
     np.testing.assert_allclose(reward.score(queries), one_by_one, atol=1e-4, rtol=0)
-
-
-@pytest.mark.slow  # compiles the blocks (~10-20 s on two cores)
-def test_compiled_blocks_equal_the_plain_forward(models):
-    queries = _queries()
-    eager = _reward(f"classifier:{models['cls']}")  # its own copy of the weights, not compiled
-    plain = np.array([float(eager.engine.adapter.plain(row)[0]) for row in eager.encode(queries)])
-    reward = _reward(f"classifier:{models['cls']}", compile=True)
-    scores = reward.score(queries)
-    body = reward.engine.adapter.backbone()
-    assert all(block._compiled_call_impl is not None for block in execute._blocks(body))
-    np.testing.assert_allclose(scores, plain, atol=1e-4, rtol=0)
-
-
-def test_compile_body_skips_int8_and_bodiless_models(models):
-    reward = _reward(f"classifier:{models['cls']}")
-    body = reward.engine.adapter.backbone()
-    assert execute.compile_body(None, "float32") == 0
-    assert execute.compile_body(body, "int8") == 0
-    assert len(execute._blocks(body)) == 2  # the tiny Llama's two decoder layers

@@ -117,3 +117,18 @@ def test_bon_curve_from_the_same_samples_card_d8():
     g = [0.0, 1.0, 0.0, 0.0]
     assert [expected_bon(g, g, k) for k in (1, 2, 4)] == pytest.approx([0.25, 0.5, 1.0])
     assert bon_kl(4) == pytest.approx(0.636294, abs=1e-6)
+
+
+def test_bon_with_a_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    rows = tmp_path / "prompts.jsonl"
+    rows.write_text('{"prompt": "q"}\n')
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    args = ["bon", "--policy", str(empty), "-r", "rule:length", "--n", "2", "--data", str(rows)]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2, result.output
+    assert f"no config.json in {empty}" in result.output

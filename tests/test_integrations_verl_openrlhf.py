@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rewardkit.integrations.openrlhf as orl
 import rewardkit.integrations.verl as vrl
@@ -251,3 +253,42 @@ def test_verl_numpy_ground_truth_is_a_list_of_answers():
     for spec in ("rule:gsm8k", "rule:math"):
         out = vrl.compute_score("openai/gsm8k", "#### 5", np.array(["5", "4"]), spec=spec)
         assert out == {"score": 1.0, "applies": 1.0}, spec
+
+
+@functools.cache
+def _gsm8k_rule_and_trl():
+    from rewardkit import load_reward
+    from rewardkit.integrations.trl import reward_func
+
+    return load_reward("rule:gsm8k"), reward_func("rule:gsm8k")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.none(),
+        st.text(alphabet=" \t\n4x5#", max_size=6),
+        st.lists(st.one_of(st.none(), st.text(alphabet=" 45x", max_size=4)), max_size=3),
+    )
+)
+def test_every_path_agrees_whether_a_reference_applies(ground_truth):
+    """Whatever a trainer passes as the reference, the rule, verl, OpenRLHF and TRL agree on
+    whether the reward applies (and the rule reads the raw value as the adapters do)."""
+    from rewardkit import Query
+    from rewardkit.data.record import as_reference
+
+    rule, trl_reward = _gsm8k_rule_and_trl()
+    prompt = [{"role": "user", "content": "2+2?"}]
+    raw = rule.score([Query(prompt, "#### 4", reference=ground_truth)])[0]
+    read = rule.score([Query(prompt, "#### 4", reference=as_reference(ground_truth))])[0]
+    applies = bool(np.isfinite(read))
+    assert bool(np.isfinite(raw)) == applies
+    # no reference never applies (nor does one without a number gsm8k can read)
+    if as_reference(ground_truth) is None:
+        assert not applies
+    verl = vrl.compute_score("openai/gsm8k", "#### 4", ground_truth, spec="rule:gsm8k")
+    assert verl["applies"] == float(applies)
+    out = orl.score_queries(["Q #### 4"], ["Q "], [ground_truth], spec="rule:gsm8k")
+    assert out["extra_logs"]["applies"].tolist() == [float(applies)]
+    trl = trl_reward(prompts=["2+2?"], completions=["#### 4"], answer=[ground_truth])
+    assert (trl[0] is not None) == applies

@@ -198,3 +198,13 @@ def test_text_rules_on_mt_bench(shared_data: Path):
         assert ((s >= 0) & (s <= 1)).all(), spec
         assert 0.05 < s.mean() < 0.8, (spec, s.mean())
         assert reward.score(own) == pytest.approx(1.0, abs=1e-6), spec
+
+
+@pytest.mark.parametrize(
+    "spec", ["rule:math?max_chars=inf", "rule:math?timeout=nan", "rule:gsm8k?tol=nan"]
+)
+def test_non_finite_rule_options_are_refused(spec):
+    from rewardkit.errors import SpecError
+
+    with pytest.raises(SpecError, match="must be a finite number"):
+        load_reward(spec)

@@ -128,3 +128,25 @@ def test_cli_score_ray(local_ray, tmp_path):
     assert res.exit_code == 0, res.output
     assert "scored 20 rows" in res.output and "2 Ray actors" in res.output
     assert len(out.read_text().splitlines()) == 20
+
+
+def test_rows_that_failed_alone_are_counted_on_ray_too(local_ray, tmp_path):
+    """As without --ray: the summary counts rows that failed alone (null) and names the first
+    by its line in the input; rows without a reference do not apply and are not failures."""
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    code = "```python\ndef f(x):\n    return x + 1\n```"
+    refs = [None, {"foo": 1}, None, {"foo": 1}]  # {"foo": 1} is not a test specification
+    src.write_text(
+        "".join(json.dumps({"prompt": "f", "response": code, "reference": r}) + "\n" for r in refs)
+    )
+    stats = score_file_ray("rule:code", src, out, range_bytes=64)
+    assert stats["failed_rows"] == 2 and stats["failed_values"] == [None]
+    assert stats["first_error"].startswith("line 2: ValueError")
+    args = ["score", "-r", "rule:code", "--data", str(src), "--out", str(out), "--ray"]
+    res = CliRunner().invoke(app, [*args, "--no-cache", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "2 of 4 rows failed alone and have reward null (first: line 2: ValueError" in res.output

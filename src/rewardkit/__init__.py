@@ -6,9 +6,15 @@ them when they are built.
 
 from __future__ import annotations
 
-from rewardkit.errors import DataError, MissingDependencyError, RewardkitError, SpecError
-from rewardkit.registry import load_reward
-from rewardkit.types import Example, Message, Query, Reward
+from rewardkit.models.openmp import set_openmp_waits
+
+# Before anything imports torch: idle OpenMP threads spin briefly, then sleep (models/openmp.py;
+# libgomp reads its environment once, when torch loads).
+set_openmp_waits()
+
+from rewardkit.errors import DataError, MissingDependencyError, RewardkitError, SpecError  # noqa: E402
+from rewardkit.registry import load_reward  # noqa: E402
+from rewardkit.types import Example, Message, Query, Reward  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -107,6 +107,15 @@ class _LinePerUpdate(io.TextIOBase):
         return self.raw.fileno()
 
 
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT), and what it says.
+INTERRUPTED = 130
+INTERRUPTED_NOTE = (
+    "interrupted before the run finished: its outputs are absent or incomplete (score, eval, "
+    "report and curate write each file only once it is complete); model scores computed so far "
+    "stay in the score cache, so the same command resumes from them"
+)
+
+
 def main() -> None:
     """Console-script entry point."""
     warnings.showwarning = _one_line_warning
@@ -115,9 +124,14 @@ def main() -> None:
         sys.stderr = _LinePerUpdate(sys.stderr)
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted; scores computed so far are in the cache", err=True)
-        sys.exit(130)
+        return
+    except KeyboardInterrupt:  # outside a command (typer turns one inside into exit 130)
+        pass
+    except SystemExit as exc:
+        if exc.code != INTERRUPTED:
+            raise
+    typer.echo(INTERRUPTED_NOTE, err=True)
+    sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":

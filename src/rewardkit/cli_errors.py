@@ -9,8 +9,10 @@ import typer
 
 from rewardkit.errors import RewardkitError
 
-#: Errors that mean bad input (data, spec, path), not a bug: shown without a traceback.
-USER_ERRORS = (RewardkitError, ValueError, FileNotFoundError)
+#: Errors that mean bad input (data, spec, path) or a machine that refuses a path
+#: (permissions, a full or read-only disk: ``OSError``, whose message names the path), not a
+#: bug: shown without a traceback.
+USER_ERRORS = (RewardkitError, ValueError, OSError)
 
 
 def fail(exc: Exception) -> None:

@@ -8,7 +8,11 @@
   killed run never leaves a stale lock behind).
 - :func:`atomic_file`: the content goes to a unique temporary file in the same directory, is
   flushed to disk, and replaces the target in one ``os.replace`` only when the block succeeds; on
-  failure the temporary file is removed and the old target is left untouched.
+  failure the temporary file is removed and the old target is left untouched. A target that is
+  a device or pipe (``/dev/stdout``) is written in place, never replaced by a file; a symlink's
+  file is replaced.
+- An output that cannot be written (permissions, read-only or full disk) is an
+  :class:`OutputError` naming it, never a traceback.
 
 Stdlib only (core layer).
 """
@@ -16,9 +20,11 @@ Stdlib only (core layer).
 from __future__ import annotations
 
 import contextlib
+import errno
+import gzip
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +35,10 @@ try:  # POSIX; elsewhere concurrent writers are not detected (the write itself s
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+
+#: errno values that mean the output could not be written (disk full, quota, size, I/O, read-only).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 
 
 class OutputError(RewardkitError, ValueError):
@@ -42,25 +52,49 @@ def _existing_file_above(path: Path) -> Path | None:
     return None
 
 
+def _check_writable_above(p: Path, what: str) -> None:
+    """Refuse ``p`` when it lies under a file, or when its nearest existing folder cannot be
+    written (permissions; a read-only filesystem shows up only when writing, see
+    :func:`output_error`)."""
+    blocker = _existing_file_above(p)
+    if blocker is not None:
+        raise OutputError(f"{what} {p}: cannot create it because {blocker} is a file")
+    folder = p if p.is_dir() else next((q for q in p.parents if q.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {p}: the folder {folder} is not writable")
+
+
+def output_error(what: str, path: Path, exc: OSError) -> OutputError:
+    """An operating-system error met while writing ``path``, as a clear :class:`OutputError`."""
+    why = exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return OutputError(f"cannot write {what} {path}: {why}{where}")
+
+
 def check_file_target(path: str | os.PathLike[str], what: str = "output") -> Path:
-    """``path`` as a :class:`Path` after checking that a file can be written there."""
+    """``path`` as a :class:`Path` after checking that a file can be written there (not a
+    directory, not under a file, in a writable folder; or an existing device or pipe)."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise OutputError(f"{what} {p} is a directory; give a file path (e.g. {p / 'out.jsonl'})")
-    blocker = _existing_file_above(p)
-    if blocker is not None:
-        raise OutputError(f"{what} {p}: cannot create it because {blocker} is a file")
+    if not _is_stream(p):
+        _check_writable_above(p, what)
     return p
 
 
+def _is_stream(p: Path) -> bool:
+    """Whether ``p`` exists and is not a regular file or a directory (``/dev/stdout``, a named
+    pipe, ``/dev/null``): it is written in place, never replaced."""
+    return p.exists() and not p.is_file() and not p.is_dir()
+
+
 def check_dir_target(path: str | os.PathLike[str], what: str = "output directory") -> Path:
-    """``path`` as a :class:`Path` after checking that it is (or can become) a directory."""
+    """``path`` as a :class:`Path` after checking that it is (or can become) a writable
+    directory."""
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise OutputError(f"{what} {p} is a file; give a directory")
-    blocker = _existing_file_above(p)
-    if blocker is not None:
-        raise OutputError(f"{what} {p}: cannot create it because {blocker} is a file")
+    _check_writable_above(p, what)
     return p
 
 
@@ -72,16 +106,19 @@ def lock_path(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive(target: str | os.PathLike[str]) -> Iterator[None]:
+def exclusive(target: str | os.PathLike[str], what: str = "output") -> Iterator[None]:
     """Hold the only write access to ``target`` for the block; refuse if another run holds it."""
     target = Path(target)
     if fcntl is None:  # pragma: no cover
         yield
         return
     lock = lock_path(target)
-    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise output_error(what, target, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -107,6 +144,10 @@ def exclusive(target: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)
 
 
+def _text_kwargs(binary: bool) -> dict[str, str]:
+    return {} if binary else {"encoding": "utf-8", "newline": "\n"}
+
+
 @contextlib.contextmanager
 def atomic_file(
     target: str | os.PathLike[str], *, binary: bool = False, what: str = "output"
@@ -116,22 +157,55 @@ def atomic_file(
     Holds :func:`exclusive` on ``target`` for the whole write, so two runs never interleave.
     """
     path = check_file_target(target, what)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if _is_stream(path):  # a device or pipe: written in place (replacing it would destroy it)
         try:
-            os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the output private
-            mode = "wb" if binary else "w"
-            kwargs = {} if binary else {"encoding": "utf-8", "newline": "\n"}
-            with os.fdopen(fd, mode, **kwargs) as fh:
+            with open(path, "wb" if binary else "w", **_text_kwargs(binary)) as fh:
+                yield fh
+        except OSError as exc:
+            raise output_error(what, path, exc) from None
+        return
+    if path.is_symlink():  # replace the file the link names, not the link
+        path = path.resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(what, path, exc) from None
+    with exclusive(path, what):
+        # the name is known before the file exists, so an interrupt at any point (even inside
+        # the call that creates it) still removes it
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.fchmod(fd, 0o644)  # whatever the umask: an output is readable like any file
+            with os.fdopen(fd, "wb" if binary else "w", **_text_kwargs(binary)) as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            if exc.errno in WRITE_ERRNOS or exc.filename in (tmp, str(path)):
+                raise output_error(what, path, exc) from None
+            raise
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+@contextlib.contextmanager
+def atomic_text(target: str | os.PathLike[str], *, what: str = "output") -> Iterator[IO[str]]:
+    """:func:`atomic_file` for UTF-8 text, gzip-compressed when the name ends in ``.gz``."""
+    if not os.fspath(target).endswith(".gz"):
+        with atomic_file(target, what=what) as fh:
+            yield fh
+        return
+    with (
+        atomic_file(target, binary=True, what=what) as raw,
+        gzip.open(raw, "wt", encoding="utf-8", newline="\n") as fh,
+    ):
+        yield fh
 
 
 def finite_json(value: Any) -> Any:

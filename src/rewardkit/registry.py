@@ -191,7 +191,12 @@ def load_reward(
     entry = _KINDS.get(kind)
     if entry is None:
         known = ", ".join(sorted(_KINDS))
-        raise SpecError(f"unknown reward kind {kind!r} in spec {label!r}; known kinds: {known}")
+        hint = ""
+        if label.lstrip().startswith(("{", "[")):
+            hint = " (a dict spec is written in a YAML or JSON file, whose path is the spec)"
+        raise SpecError(
+            f"unknown reward kind {kind!r} in spec {label!r}{hint}; known kinds: {known}"
+        )
     if entry.uses_engine and engine_defaults:
         options = {**{k: v for k, v in engine_defaults.items() if v is not None}, **options}
     options.update(overrides)

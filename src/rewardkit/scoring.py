@@ -120,6 +120,10 @@ def score_rows(
             got.update(failed_values(result.stats))
             if errors and "first_error" not in stats:
                 stats["first_error"] = f"row {start + errors[0][0] + 1}: {errors[0][1]}"
+            elif failed and "first_error" not in stats:  # errors not tied to a row (endpoints)
+                loose = [e for e in result.stats.get("errors") or [] if isinstance(e, str)]
+                if loose:
+                    stats["first_error"] = loose[0]
             if result.truncated is not None:
                 stats["truncated_rows"] += int(result.truncated.sum())
             else:

@@ -36,11 +36,15 @@ from rewardkit.errors import (
     SpecError,
 )
 from rewardkit.outputs import atomic_file
-from rewardkit.results import merge_stats
+from rewardkit.results import failed_items, failed_values, merge_stats
 
 #: Columns an actor returns per range (``stats``: the pickled ``ScoreResult.stats``;
 #: ``error``: "" or "KIND\tMESSAGE", see :func:`error_value`).
 OUTPUT_COLUMNS = ("text", "rows", "stats", "error")
+
+#: Keys an actor adds to a range's stats: rows that failed alone, and the first one's error
+#: (``"line N: ..."``; taken off before the stats are merged).
+FAILED_ROWS, FIRST_ERROR = "failed_rows", "first_error"
 
 #: Target bytes of input per range (one actor call).
 DEFAULT_RANGE_BYTES = 1 << 20
@@ -110,7 +114,7 @@ class RangeScorer:
         with open(self.path, "rb") as fh:
             fh.seek(start)
             lines = fh.read(end - start).splitlines()
-        rows, queries = [], []
+        rows, queries, numbers = [], [], []
         for offset, raw in enumerate(lines):
             if not raw.strip():
                 continue
@@ -118,11 +122,17 @@ class RangeScorer:
             row = parse_line(raw, loc)
             rows.append(row)
             queries.append(query_from_row(row, loc))
+            numbers.append(first + offset)
         result = self.reward.score_full(queries)
         text = "".join(
             scored_line(self.reward, r, v) for r, v in zip(rows, result.scores, strict=True)
         )
-        return text, len(rows), result.stats
+        stats = dict(result.stats)
+        failed, errors = failed_items(stats)
+        stats[FAILED_ROWS] = failed
+        if errors:
+            stats[FIRST_ERROR] = f"line {numbers[errors[0][0]]}: {errors[0][1]}"
+        return text, len(rows), stats
 
 
 #: Errors an actor returns as values, by name (most specific first): bad input, not a bug.
@@ -199,7 +209,8 @@ def score_file_ray(
     ``spec`` is a reward spec (each actor builds it; a built reward is not shipped).
     ``address``: a cluster to join (None: ``RAY_ADDRESS`` or a new local one; an already
     initialised Ray is used as it is). ``gpus_per_actor``: None gives each actor one GPU when
-    the cluster has one per actor, else none. Returns counters: rows, cache_hits and
+    the cluster has one per actor, else none. Returns counters: rows, failed_rows (with
+    first_error and failed_values, as :func:`rewardkit.scoring.score_rows`), cache_hits and
     truncated_rows (None when the reward does not report them in ``ScoreResult.stats``),
     reward_stats (every range's ``ScoreResult.stats`` merged by
     :func:`~rewardkit.results.merge_stats`), actors, gpus_per_actor, seconds,
@@ -244,9 +255,15 @@ def score_file_ray(
                     rows += int(n)
                     if n:
                         parts.append(pickle.loads(bytes(blob)))
+    failed = sum(int(p.get(FAILED_ROWS, 0)) for p in parts)
+    first_error = next((e for e in [p.pop(FIRST_ERROR, None) for p in parts] if e), None)
+    values = set().union(*(failed_values(p) for p in parts))
     stats = merge_stats(parts)
     return {
         "rows": rows,
+        "failed_rows": failed,
+        "first_error": first_error,
+        "failed_values": sorted(values, key=lambda v: (v is not None, v or 0.0)),
         "cache_hits": stats.get("cache_hits"),
         "truncated_rows": stats.get("truncated_rows"),
         "reward_stats": stats,

@@ -67,3 +67,37 @@ def test_route_passes_member_failures_on():
     assert math.isnan(full.scores[0])  # no route: does not apply, not a failure
     assert full.stats["failed"] == 2
     assert [e["index"] for e in full.stats["errors"]] == [1, 2]  # positions in this call
+
+
+def test_score_where_every_row_failed_exits_1(cli, tmp_path):
+    """The output holds nulls only: the run says so and exits 1, not a plain success."""
+    data = _rows(tmp_path / "rows.jsonl", [BAD_TESTS, BAD_TESTS])
+    out = tmp_path / "out.jsonl"
+    code, text = cli("score", "-r", "rule:code", "--data", data, "--out", out)
+    assert code == 1, text
+    assert "2 of 2 rows failed alone" in text and "every row failed" in text
+
+
+def test_score_names_an_error_not_tied_to_a_row(tmp_path):
+    """Endpoint rewards record why requests failed without a row index: the first reason is
+    still named in the summary."""
+    import numpy as np
+
+    from rewardkit.scoring import score_rows
+    from rewardkit.types import Reward, ScoreResult
+
+    class Unreachable(Reward):
+        name = "unreachable"
+
+        def identity(self) -> dict:
+            return {"class": "Unreachable"}
+
+        def _score(self, queries):
+            n = len(queries)
+            stats = {"failed": n, "errors": ["ConnectError: All connection attempts failed"]}
+            return ScoreResult(np.full(n, np.nan), stats=stats)
+
+    rows = [({"prompt": "q", "response": "a"}, Query([{"role": "user", "content": "q"}], "a"))]
+    stats = score_rows(Unreachable(), rows, tmp_path / "o.jsonl")
+    assert stats["failed_rows"] == 1
+    assert stats["first_error"] == "ConnectError: All connection attempts failed"

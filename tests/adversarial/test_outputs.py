@@ -168,3 +168,124 @@ def test_a_killed_writer_leaves_no_lock_behind(tmp_path):
     with atomic_file(out) as fh:
         fh.write("after the kill\n")
     assert out.read_text() == "after the kill\n"
+
+
+def test_score_out_that_is_a_pipe_is_written_in_place_never_replaced(cli, rows_file, tmp_path):
+    """A device or pipe given as --out is written into, not replaced by a regular file (which,
+    as root, once turned /dev/full into a file)."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", fifo)
+    reader.join(timeout=60)
+    assert code == 0, text
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert len(got[0].splitlines()) == 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_score_out_to_a_full_device_is_a_clear_error(cli, rows_file):
+    """/dev/full: every write fails with "no space left", a real full disk."""
+    import stat
+
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", "/dev/full")
+    assert code == 2 and "cannot write --out /dev/full: No space left on device" in text
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_score_out_through_a_symlink_writes_the_linked_file(cli, rows_file, tmp_path):
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", link)
+    assert code == 0, text
+    assert link.is_symlink() and len(real.read_text().splitlines()) == 3
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_out_where_nothing_can_be_created_is_a_clear_error(cli, rows_file):
+    """/proc refuses new files even to root: a clear error naming --out, no traceback."""
+    code, text = cli("score", "-r", "rule:length", "--data", rows_file, "--out", "/proc/rk/o.jsonl")
+    assert code == 2 and "cannot write --out /proc/rk/o.jsonl" in text
+
+
+def test_a_full_disk_mid_write_is_a_clear_error_and_leaves_nothing(tmp_path):
+    """A real write failure (the file-size limit, RLIMIT_FSIZE, as a full disk would): one
+    clear line, exit 2, no output and no temporary file left."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(f'{{"prompt": "q", "response": "{"a" * 500}"}}\n' for _ in range(400)))
+    out = tmp_path / "out" / "scored.jsonl"
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))\n"
+        "from rewardkit.cli import main\n"
+        "sys.argv = ['rewardkit'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    cmd = [sys.executable, "-c", script, "score", "-r", "rule:length", "--data", str(data)]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and f"cannot write --out {out}" in proc.stderr
+    assert "File too large" in proc.stderr
+    assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_curate_checks_every_output_before_reading_data(cli, tmp_path):
+    """A bad --report is refused before --out is written (no half-finished run), and
+    a .gz output appears whole."""
+    import gzip
+    import json
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "chosen": "a a", "rejected": "b"}) + "\n")
+    out = tmp_path / "kept.jsonl"
+    code, text = cli("curate", "dedup", "--data", data, "--out", out, "--report", tmp_path)
+    assert code == 2 and f"--report {tmp_path} is a directory" in text
+    assert not out.exists()
+    code, text = cli("curate", "dedup", "--data", data, "--out", tmp_path / "kept.jsonl.gz")
+    assert code == 0, text
+    with gzip.open(tmp_path / "kept.jsonl.gz", "rt") as fh:
+        lines = fh.read().splitlines()
+    assert json.loads(lines[0])["responses"] == ["a a", "b"]
+
+
+def test_ctrl_c_mid_score_says_so_and_leaves_nothing(tmp_path):
+    """SIGINT once scoring has begun (its temporary output exists): exit 130 with one line
+    saying the run did not finish, no output, no temporary or lock file, no traceback."""
+    import json
+    import signal
+    import time
+
+    data = tmp_path / "rows.jsonl"
+    row = {"prompt": "q", "response": "so \\frac{3}{7}", "reference": "2"}
+    data.write_text((json.dumps(row) + "\n") * 20_000)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "scored.jsonl"
+    cmd = [sys.executable, "-m", "rewardkit.cli", "score", "-r", "rule:math?fast=false"]
+    proc = subprocess.Popen(
+        [*cmd, "--data", str(data), "--out", str(out), "--chunk-size", "64"],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.suffix == ".tmp" for p in out_dir.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted before the run finished" in stderr and "Traceback" not in stderr
+    assert "scored" not in stdout
+    assert list(out_dir.iterdir()) == []

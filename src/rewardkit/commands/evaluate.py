@@ -192,7 +192,7 @@ def eval_command(
             typer.echo(
                 f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
             )
-    with user_errors(), exclusive(out):
+    with user_errors(), exclusive(out, "--out"):
         paths = result.write_reports(out, html=html)
     if save_temperature is not None:
         first = result.rewards[0]
@@ -234,7 +234,7 @@ def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int)
     result = process_eval(examples, rewards, seed=seed)
     for line in table_lines(result):
         typer.echo(line)
-    with exclusive(out):
+    with exclusive(out, "--out"):
         paths = write_process_reports(result, out, html)
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 

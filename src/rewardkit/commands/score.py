@@ -63,7 +63,6 @@ def score_command(
     from rewardkit.outputs import check_dir_target, check_file_target
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
-    from rewardkit.types import failure_note, failure_outcome
 
     engine = engine_defaults(
         token_budget,
@@ -89,14 +88,26 @@ def score_command(
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
+    _summary(stats, f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)", out)
+
+
+def _summary(stats: dict, head: str, out: Path) -> None:
+    """The run's line (``head``, the rows that failed alone, the output); exit 1 when every
+    row failed (the file then holds no real score)."""
+    from rewardkit.types import failure_note, failure_outcome
+
     outcome = failure_outcome(stats["failed_values"], "have reward null", "have reward {:g}")
     failed = failure_note(
         stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), outcome
     )
-    typer.echo(
-        f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"
-        f"{'; ' + failed if failed else ''} -> {out}"
-    )
+    typer.echo(f"{head}{'; ' + failed if failed else ''} -> {out}")
+    if stats["rows"] and stats["failed_rows"] >= stats["rows"]:
+        typer.secho(
+            "error: every row failed, so no row has a real score (the reason is above)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 def _score_ray(
@@ -127,11 +138,12 @@ def _score_ray(
         for key, label in (("truncated_rows", "truncated"), ("cache_hits", "score-cache hits"))
         if stats[key] is not None  # None: the reward does not report it
     ]
-    typer.echo(
+    head = (
         f"scored {stats['rows']} rows{' (' + ', '.join(counted) + ')' if counted else ''} "
         f"on {stats['actors']} Ray actors in {stats['seconds']:.1f}s, driver peak "
-        f"{stats['driver_peak_rss_mb']:.0f} MB -> {out}"
+        f"{stats['driver_peak_rss_mb']:.0f} MB"
     )
+    _summary(stats, head, out)
 
 
 def data_command(

@@ -71,6 +71,16 @@ def _rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
     return [load_reward(s, engine_defaults=engine) for s in specs]
 
 
+def _targets(**paths: Path | None) -> None:
+    """Refuse output paths that cannot be written (a directory, under a file, a device, an
+    unwritable folder) before any data is read or model loaded; keys are the option names."""
+    from rewardkit.outputs import check_file_target
+
+    for name, path in paths.items():
+        if path is not None:
+            check_file_target(path, f"--{name}")
+
+
 def _write(examples: list[Any], out: Path, to: str) -> int:
     from rewardkit.curate.writers import write
 
@@ -101,6 +111,7 @@ def strength_command(
     from rewardkit.curate.strength import annotate_strength, write_votes
 
     with user_errors():
+        _targets(out=out)
         examples = _load(data, fmt, limit)
         annotated = annotate_strength(
             examples, pair_deltas(examples, _rewards(reward, device, no_cache))
@@ -141,6 +152,7 @@ def noise_command(
     from rewardkit.curate.scores import pair_deltas
 
     with user_errors():
+        _targets(out=out, review=review)
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
         examples = _load(data, fmt, limit)
         res = detect_noise(examples, pair_deltas(examples, _rewards(reward, device, no_cache)), cfg)
@@ -185,6 +197,7 @@ def consistency_command(
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
     with user_errors():
+        _targets(out=out)
         soft_value: str | float = soft if soft in ("avg", "dyn") else float(soft)
         examples = _load(data, fmt, limit)
         a, b = (response_scores(examples, r) for r in _rewards(reward, device, no_cache))
@@ -240,6 +253,7 @@ def relabel_command(
     from rewardkit.curate.scores import response_scores
 
     with user_errors():
+        _targets(out=out)
         examples = _load(data, fmt, limit)
         scores = None
         if reward:
@@ -282,6 +296,7 @@ def filter_command(
             "give one --reward (use an ensemble spec for several)", param_hint="--reward"
         )
     with user_errors():
+        _targets(out=out, histogram=histogram)
         examples = _load(data, fmt, limit)
         rs = response_scores(examples, _rewards(reward, device, no_cache)[0])
         res = filter_by_reward(
@@ -314,21 +329,20 @@ def dedup_command(
     from rewardkit.curate.dedup import dedup
 
     with user_errors():
+        _targets(out=out, report=report)
         res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
         n = _write(res.examples, out, to)
         if report:
-            report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text(
-                json.dumps(
-                    {
-                        "counts": res.counts,
-                        "duplicates": res.duplicates,
-                        "conflicts": res.conflicts,
-                        "degenerate": res.degenerate,
-                    },
-                    indent=1,
-                )
-            )
+            from rewardkit.outputs import atomic_text
+
+            removed = {
+                "counts": res.counts,
+                "duplicates": res.duplicates,
+                "conflicts": res.conflicts,
+                "degenerate": res.degenerate,
+            }
+            with atomic_text(report, what="--report") as fh:
+                fh.write(json.dumps(removed, indent=1))
     _summary(**res.counts, written=n, out=out)
 
 
@@ -349,6 +363,7 @@ def lengths_command(
     from rewardkit.curate.dedup import length_balance, rebalance
 
     with user_errors():
+        _targets(out=out)
         examples = _load(data, fmt, limit)
         table = length_balance(examples, by, threshold)
         for group, row in sorted(table.items()):
@@ -383,6 +398,7 @@ def export_command(
     from rewardkit.curate.writers import write
 
     with user_errors():
+        _targets(out=out)
         keys = [k.strip() for k in extra.split(",") if k.strip()]
         n = write(_load(data, fmt, limit), out, to, pairs, keys)
     _summary(written=n, format=to, out=out)
@@ -422,6 +438,7 @@ def crome_command(
         return [t.strip() for t in text.split(",") if t.strip()]
 
     with user_errors():
+        _targets(out=out)
         examples = _load(data, fmt, limit)
         if generator == "rule":
             pool = [r for ex in examples for r in ex.responses if isinstance(r, str)]

@@ -13,15 +13,14 @@ only its labelled pair (``pairs="first"``); ties and unlabelled examples are ski
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.data import write_jsonl
+from rewardkit.outputs import atomic_text
 from rewardkit.types import Example, assistant
 
 FORMATS = ("trl", "openrlhf", "jsonl")
@@ -81,11 +80,8 @@ def openrlhf_rows(
 
 
 def _write_rows(rows: Iterable[dict[str, Any]], path: str | PathLike[str]) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opener = gzip.open if path.name.endswith(".gz") else open
     n = 0
-    with opener(path, "wt", encoding="utf-8", newline="\n") as fh:
+    with atomic_text(path) as fh:  # appears only once complete
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterable
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
+from rewardkit.outputs import atomic_text
 from rewardkit.types import Example
 
 
@@ -41,12 +40,11 @@ def _image_json(obj: Any) -> Any:
 
 
 def write_jsonl(examples: Iterable[Example], path: str | PathLike[str]) -> int:
-    """Write ``examples`` as JSON Lines (gzip when ``path`` ends in ``.gz``); return the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opener = gzip.open if path.name.endswith(".gz") else open
+    """Write ``examples`` as JSON Lines (gzip when ``path`` ends in ``.gz``); return the count.
+
+    The file appears only once complete (:func:`rewardkit.outputs.atomic_text`)."""
     n = 0
-    with opener(path, "wt", encoding="utf-8", newline="\n") as fh:
+    with atomic_text(path) as fh:
         for ex in examples:
             fh.write(json.dumps(to_record(ex), ensure_ascii=False, default=_image_json) + "\n")
             n += 1

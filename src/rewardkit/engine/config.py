@@ -13,6 +13,15 @@ ATTENTION = ("auto", "dense")
 MAX_THREADS = 1024
 
 
+def compile_mode(value: Any) -> str | bool:
+    """``EngineConfig.compile`` as ``"auto"``, True or False (a spec may spell them as text)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[value.lower()]
+    raise ValueError(f"compile must be auto, true or false, got {value!r}")
+
+
 @dataclass
 class EngineConfig:
     """How a model-backed reward batches, truncates, and caches.
@@ -50,9 +59,12 @@ class EngineConfig:
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to
       minimise padding plus this per batch (None: 128 on CPU, 2048 on a GPU).
-    - ``compile``: ``torch.compile`` the model's transformer blocks on first use (inductor
-      fuses the element-wise work around the matmuls; seconds of compilation once per process,
-      faster batches after; see docs/performance.md). Off by default.
+    - ``compile``: ``torch.compile`` the model's transformer blocks (inductor fuses the
+      element-wise work around the matmuls: faster batches after a warm-up of seconds once per
+      process). ``"auto"`` (default): only when a run is large enough that the measured saving
+      outweighs the warm-up (:mod:`rewardkit.engine.compiling`; small jobs stay eager);
+      ``True``: on the first run; ``False``: never. A compile error falls back to eager with
+      one warning.
     - ``pad_multiple``: pad each padded batch to a multiple of this many tokens (1: to its
       longest row). A server sets 16, so batches take few distinct shapes and the native
       memory kept per shape stays bounded (docs/serving.md, "Memory over a long run").
@@ -79,7 +91,7 @@ class EngineConfig:
     shared_overhead: float | None = None
     attention_aware: bool = True
     batch_overhead: int | None = None
-    compile: bool = False
+    compile: bool | str = "auto"
     pad_multiple: int = 1
     attention: str = "auto"
 
@@ -94,6 +106,7 @@ class EngineConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        self.compile = compile_mode(self.compile)
         if self.pad_multiple < 1:
             raise ValueError(f"pad_multiple must be positive, got {self.pad_multiple}")
         if self.threads is not None and (

@@ -13,7 +13,6 @@ would give them, (rows, longest row, H), so a reward's readout code is the same 
 - :func:`padded_hidden`: a right-padded batch through a causal body with no mask at all: a real
   token only attends to earlier positions, which are all real, so its hidden state is the masked
   run's; attention runs as plain causal SDPA (no (b, w, w) mask built or read, half the scores).
-- :func:`compile_body`: ``torch.compile`` of each transformer block (opt-in ``compile=true``).
 
 Custom 4-D masks pass through transformers' mask creation unchanged for the ``sdpa`` and ``eager``
 attention implementations; models with sliding-window or other per-layer masks are not given
@@ -64,27 +63,6 @@ def padded_hidden(body: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tenso
     without an attention mask and without a key/value cache (module docstring). Positions past a
     row's end hold values no readout may use, as in the masked run."""
     return body(input_ids=input_ids, use_cache=False).last_hidden_state
-
-
-def _blocks(body: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated transformer blocks of a body: its longest ``ModuleList`` (``layers``,
-    ``encoder.layer``, ``h``...)."""
-    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList)]
-    return list(max(lists, key=len)) if lists else []
-
-
-def compile_body(body: torch.nn.Module | None, dtype: str) -> int:
-    """Compile each transformer block of ``body`` with ``torch.compile(dynamic=True)`` (inductor
-    fuses the norms, rotary embeddings and activations around the matmuls); the blocks share
-    one compiled graph, so this costs seconds, once per process (the inductor cache keeps it on
-    disk). Returns the number of blocks compiled: 0 without a body or for int8 (quantized linear
-    layers do not compile)."""
-    if body is None or dtype.lower() == "int8":
-        return 0
-    blocks = _blocks(body)
-    for block in blocks:
-        block.compile(dynamic=True)
-    return len(blocks)
 
 
 def _config(body: torch.nn.Module) -> Any:

@@ -35,6 +35,7 @@ from rewardkit.engine import execute
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.batching import plan_batches
 from rewardkit.engine.cache import ScoreCache
+from rewardkit.engine.compiling import CompileGate
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.layout import (
     pack_rows,
@@ -113,7 +114,6 @@ class Engine:
         self.device = device
         self.name = name
         self._attn_width: float | None = None
-        self._compiled = False
 
     # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self) -> frozenset[str]:
@@ -170,11 +170,16 @@ class Engine:
         todo_keys = [k for k in unique_keys if k not in results]
         todo_items = [items[first_index[k]] for k in todo_keys]
         rows = encode(todo_items) if todo_items else []
-        if rows and self.config.compile and not self._compiled:
-            execute.compile_body(self.adapter.backbone(), self.config.dtype)
-            self._compiled = True
         lengths = [len(r.input_ids) for r in rows]
         plan = self.plan_layout(rows)
+        gate = CompileGate(
+            self.config.compile,
+            self.adapter.backbone(),
+            self.device,
+            self.config.dtype,
+            plan.layout,
+            sum(lengths),
+        )
 
         progress = None
         if self.config.progress and rows:
@@ -184,7 +189,7 @@ class Engine:
         try:
             with torch.inference_mode():
                 for batch, run in plan.steps:
-                    out = run()
+                    out = gate.run(sum(lengths[i] for i in batch), run)
                     scored = [
                         (
                             todo_keys[i],
@@ -212,6 +217,8 @@ class Engine:
             "computed": len(rows),
             "batches": len(plan.steps),
             "layout": plan.layout,
+            # "eager", "compiled" or "fallback" (EngineConfig.compile).
+            "compile": gate.outcome,
             "tokens": real_tokens,
             # Tokens the model actually ran: padding included, shared prefixes counted once.
             "model_tokens": plan.model_tokens,

@@ -9,10 +9,12 @@ or reordered run draws the same candidates for the same prompt on the same machi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from rewardkit.errors import SpecError
 from rewardkit.models.loading import (
     load_causal_lm,
     load_tokenizer,
@@ -55,6 +57,9 @@ class Policy:
         self.config = config or GenerationConfig()
         set_threads(self.config.threads)
         resolved = resolve_model(model)
+        folder = Path(resolved.source)
+        if folder.is_dir() and not (folder / "config.json").is_file():
+            raise SpecError(f"policy {model!r}: no config.json in {folder}; is it a model folder?")
         self.name = model
         self.identity = resolved.identity
         self.device = resolve_device(self.config.device)

@@ -17,12 +17,6 @@ from typing import Any
 from rewardkit.errors import MissingDependencyError
 from rewardkit.models.embedded import EMBEDDED, cache_root, embedded_key, embedded_model_dir
 
-# OpenMP threads that spin while they wait for work collapse when other processes share the
-# cores (measured: 2 threads 18x slower than 1 on a busy 2-core machine; sleeping waits: no
-# collapse; docs/performance.md). Only takes effect when torch is not imported yet; a value the
-# user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 try:
     import torch
     import transformers

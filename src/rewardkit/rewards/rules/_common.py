@@ -107,6 +107,8 @@ def as_number(name: str, rule: str, value: Any, *, minimum: float | None = None)
             value = float(value)
         except (TypeError, ValueError):
             raise SpecError(f"rule:{rule} option {name} must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise SpecError(f"rule:{rule} option {name} must be a finite number, got {value!r}")
     if minimum is not None and value < minimum:
         raise SpecError(f"rule:{rule} option {name} must be ≥ {minimum}, got {value!r}")
     return value

@@ -1,0 +1,268 @@
+"""When and how the engine compiles a model's transformer blocks (``EngineConfig.compile``).
+
+``torch.compile`` (inductor) fuses the norms, rotary embeddings and activations around the
+matmuls: on CPU, bf16 padded batches of SmolLM2-135M ran 1.6× faster, for a warm-up of 7–12 s
+the first time a process compiles (docs/performance.md, "Automatic compile"). The warm-up only
+pays off on large jobs, so ``compile="auto"`` (the default) decides per engine run:
+
+1. The run's first step runs eagerly and is timed: seconds per real token on this machine,
+   for this model, dtype and layout.
+2. The rest of the run would take ``eager_left`` seconds eagerly; compiling saves
+   ``eager_left · (1 − 1/speedup)`` (:func:`worth_compiling`), where ``speedup`` is the measured
+   gain for this device, dtype and layout (:data:`SPEEDUP`; a layout or device without a
+   measured gain is never compiled automatically) and the warm-up is the last one measured for
+   this model on this machine (inductor's on-disk cache makes a second process's warm-up
+   shorter; :func:`expected_warmup`), else :data:`DEFAULT_WARMUP`.
+3. If it pays, the blocks are compiled and the first step runs again compiled: that is the
+   warm-up, and its scores are checked against the eager ones (:func:`outputs_agree`). A
+   compile error (no C++ compiler, a model dynamo cannot trace) or a disagreement puts the
+   model back to eager with one warning line; the run's scores are always eager-checked or
+   eager.
+
+``compile=True`` compiles on the first run whatever its size (same check and fallback);
+``compile=False`` never compiles. Compilation belongs to the loaded model: twins sharing its
+weights (:meth:`ModelBackedReward.engine_variant`) run it compiled once one of them compiled it.
+The blocks compile with ``dynamic=True``: one graph for every batch shape (tested: the number of
+graphs stays bounded over many shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardkit.engine.config import compile_mode
+
+#: Measured end-to-end speed-up of compiled over eager batches (docs/performance.md), by
+#: (device type, dtype, layout). Missing entries (CUDA, the shared layout, whose second pass
+#: runs on key/value caches of new shapes) are never compiled by ``auto``.
+SPEEDUP: dict[tuple[str, str, str], float] = {
+    ("cpu", "bfloat16", "padded"): 1.6,
+    ("cpu", "bfloat16", "packed"): 1.6,
+}
+
+#: Warm-up seconds assumed before this machine has measured one for the model.
+DEFAULT_WARMUP = {"cpu": 12.0, "cuda": 40.0}
+
+#: Largest |compiled − eager| accepted on the check batch, as a fraction of 1 + max |eager|.
+TOLERANCE = {"float32": 1e-3, "bfloat16": 1e-1}
+
+
+class CompileWarning(UserWarning):
+    """The engine fell back to eager execution (a compile error or a failed check)."""
+
+
+_STATE: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
+_WARNED: set[str] = set()
+
+
+def worth_compiling(eager_left: float, warmup: float, speedup: float) -> bool:
+    """Whether compiling saves time: the eager seconds left times ``1 − 1/speedup`` exceed the
+    warm-up. E.g. 40 s of eager work left at a 1.6× speed-up saves 15 s: worth a 12 s warm-up;
+    20 s left saves 7.5 s: not."""
+    return speedup > 1.0 and eager_left * (1.0 - 1.0 / speedup) > warmup
+
+
+def outputs_agree(eager: list[np.ndarray], compiled: list[np.ndarray], dtype: str) -> bool:
+    """Whether compiled outputs match eager ones: the same NaN positions and every difference
+    within :data:`TOLERANCE` of ``1 + max |eager|``."""
+    a = np.concatenate([np.ravel(x) for x in eager]).astype(np.float64)
+    b = np.concatenate([np.ravel(x) for x in compiled]).astype(np.float64)
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    ok = ~np.isnan(a)
+    if not ok.any():
+        return True
+    if not np.isfinite(b[ok]).all():
+        return False
+    tol = TOLERANCE.get(canonical_dtype(dtype), 1e-1) * (1.0 + float(np.max(np.abs(a[ok]))))
+    return float(np.max(np.abs(a[ok] - b[ok]))) <= tol
+
+
+def canonical_dtype(dtype: str) -> str:
+    """``fp32``/``bf16`` spelt ``float32``/``bfloat16``."""
+    low = dtype.lower()
+    return {"fp32": "float32", "bf16": "bfloat16"}.get(low, low)
+
+
+def blocks(body: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated transformer blocks of a body: its longest ``ModuleList`` (``layers``,
+    ``encoder.layer``, ``h``...)."""
+    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList)]
+    return list(max(lists, key=len)) if lists else []
+
+
+def compile_body(body: torch.nn.Module | None, dtype: str) -> int:
+    """Compile each transformer block of ``body`` with ``torch.compile(dynamic=True)``; the blocks
+    share one compiled graph. Compilation itself happens on the next forward pass. Returns the
+    number of blocks marked: 0 without a body or for int8 (quantized linear layers do not
+    compile)."""
+    if body is None or canonical_dtype(dtype) == "int8":
+        return 0
+    found = blocks(body)
+    for block in found:
+        block.compile(dynamic=True)
+    return len(found)
+
+
+def uncompile_body(body: torch.nn.Module) -> None:
+    """Put ``body``'s blocks back to eager execution."""
+    for block in blocks(body):
+        block._compiled_call_impl = None
+
+
+def missing_compiler(device: torch.device) -> str | None:
+    """Why inductor cannot build CPU kernels here (no C++ compiler), or None."""
+    if device.type != "cpu":
+        return None
+    from torch._inductor import config as inductor_config
+
+    cxx = inductor_config.cpp.cxx
+    names = [c for c in (cxx if isinstance(cxx, tuple) else (cxx,)) if c]
+    if not names or any(shutil.which(c) for c in names):
+        return None
+    return f"no C++ compiler found ({', '.join(names)})"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+def warn_once(message: str) -> None:
+    """One warning line per distinct message per process."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, CompileWarning, stacklevel=4)
+
+
+def _record_path() -> Path:
+    from rewardkit.models.embedded import cache_root
+
+    return cache_root() / "compile-warmup.json"
+
+
+def model_key(body: torch.nn.Module, dtype: str, device: torch.device) -> str:
+    """Identifies a compiled graph's cost: torch version, model class and shape, dtype, device."""
+    cfg = getattr(body, "config", None)
+    shape = [getattr(cfg, k, None) for k in ("hidden_size", "num_hidden_layers")]
+    return "|".join(
+        str(x)
+        for x in (torch.__version__, type(body).__name__, *shape, canonical_dtype(dtype), device)
+    )
+
+
+def expected_warmup(key: str, device: torch.device) -> float:
+    """The last warm-up measured for ``key`` on this machine, else :data:`DEFAULT_WARMUP`."""
+    try:
+        return float(json.loads(_record_path().read_text())[key])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_WARMUP.get(device.type, DEFAULT_WARMUP["cuda"])
+
+
+def record_warmup(key: str, seconds: float) -> None:
+    """Remember a measured warm-up (best effort: a read-only cache is not an error)."""
+    path = _record_path()
+    try:
+        seen = json.loads(path.read_text()) if path.exists() else {}
+        seen[key] = round(seconds, 2)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(seen, indent=0, sort_keys=True))
+        tmp.replace(path)
+    except (OSError, ValueError):
+        pass
+
+
+Outputs = list[np.ndarray]
+
+
+class CompileGate:
+    """Runs one engine run's steps, compiling the body when it pays (module docstring).
+
+    ``total_tokens`` are the run's real tokens; each :meth:`run` call gets a step's real tokens
+    and a call computing its outputs.
+    """
+
+    def __init__(
+        self,
+        mode: str | bool,
+        body: torch.nn.Module | None,
+        device: torch.device,
+        dtype: str,
+        layout: str,
+        total_tokens: int,
+    ) -> None:
+        self.mode = compile_mode(mode)
+        self.body = body
+        self.device = device
+        self.dtype = canonical_dtype(dtype)
+        self.layout = layout
+        self.tokens_left = total_tokens
+        self.decided = self.mode is False or body is None or self.dtype == "int8"
+        #: What happened in this run: "eager", "compiled" or "fallback".
+        self.outcome = (
+            "compiled" if body is not None and _STATE.get(body) == "compiled" else "eager"
+        )
+        if self.outcome == "compiled" or (body is not None and _STATE.get(body) == "failed"):
+            self.decided = True
+
+    def run(self, step_tokens: int, step: Callable[[], Outputs]) -> Outputs:
+        """The outputs of one step, eager or compiled."""
+        self.tokens_left -= step_tokens
+        if self.decided:
+            return self._guarded(step) if self.outcome == "compiled" else step()
+        self.decided = True
+        t0 = time.perf_counter()
+        eager = step()
+        per_token = (time.perf_counter() - t0) / max(step_tokens, 1)
+        assert self.body is not None
+        key = model_key(self.body, self.dtype, self.device)
+        if self.mode == "auto":
+            speedup = SPEEDUP.get((self.device.type, self.dtype, self.layout), 1.0)
+            warmup = expected_warmup(key, self.device)
+            if not worth_compiling(self.tokens_left * per_token, warmup, speedup):
+                return eager
+        why = missing_compiler(self.device)
+        if why:
+            self._fall_back(why)
+            return eager
+        compile_body(self.body, self.dtype)
+        t0 = time.perf_counter()
+        try:
+            compiled = step()
+        except Exception as exc:  # any compile error: dynamo, inductor, the C++ build
+            self._fall_back(describe(exc))
+            return eager
+        if not outputs_agree(eager, compiled, self.dtype):
+            self._fall_back("compiled scores differ from eager ones on the first batch")
+            return eager
+        record_warmup(key, max(time.perf_counter() - t0 - per_token * step_tokens, 0.0))
+        _STATE[self.body] = "compiled"
+        self.outcome = "compiled"
+        return eager
+
+    def _guarded(self, step: Callable[[], Outputs]) -> Outputs:
+        """A compiled step; a compile error on a new shape falls back to eager for good."""
+        try:
+            return step()
+        except Exception as exc:
+            self._fall_back(describe(exc))
+            return step()
+
+    def _fall_back(self, why: str) -> None:
+        assert self.body is not None
+        uncompile_body(self.body)
+        _STATE[self.body] = "failed"
+        self.outcome = "fallback"
+        warn_once(f"torch.compile unavailable, scoring eagerly ({why})")

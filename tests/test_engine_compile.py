@@ -1,0 +1,161 @@
+"""``EngineConfig.compile``: the automatic policy, the eager fallback, and compiled scores equal to
+eager ones (fp32 within 1e-4) in every layout (rewardkit.engine.compiling)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from rewardkit.engine import compiling
+from rewardkit.engine.config import EngineConfig
+from rewardkit.registry import load_reward
+from rewardkit.types import Query, user
+from train_helpers import tiny_llama
+
+
+def _queries(n: int = 12) -> list[Query]:
+    # Prompts and answers of very different lengths: many batch shapes, shared prompts.
+    prompts = [
+        "Explain in detail why the sky looks blue on a clear day, and what changes at sunset.",
+        "Hi",
+        "What is 17 times 23? Show the steps, one line each, and check the result twice.",
+    ]
+    answers = [
+        "Rayleigh scattering.",
+        "391, since 17 * 20 + 17 * 3 = 340 + 51.",
+        "ok",
+        "Short light scatters more, so blue fills the sky; at sunset the path is longer.",
+    ]
+    return [Query(prompt=[user(p)], response=a) for p in prompts for a in answers][:n]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_llama(tmp_path_factory.mktemp("compile_models") / "cls")
+
+
+def _reward(model, **extra):
+    options = {"progress": False, "layout": "padded", "dtype": "float32", **extra}
+    return load_reward(f"classifier:{model}", engine_defaults=options)
+
+
+@pytest.fixture(autouse=True)
+def _own_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))  # warm-up records
+    monkeypatch.setattr(compiling, "_WARNED", set())
+
+
+def test_worth_compiling_weighs_the_saving_against_the_warmup():
+    # 40 s eager left at 1.6x: 40 * (1 - 1/1.6) = 15 s saved > 12 s warm-up.
+    assert compiling.worth_compiling(40.0, 12.0, 1.6)
+    assert not compiling.worth_compiling(20.0, 12.0, 1.6)  # 7.5 s saved
+    assert compiling.worth_compiling(20.0, 3.0, 1.6)  # a warm inductor cache
+    assert not compiling.worth_compiling(1e6, 1.0, 1.0)  # no measured gain: never
+
+
+def test_outputs_agree_within_the_dtype_tolerance():
+    eager = [np.array([1.0]), np.array([-2.0, np.nan])]
+    assert compiling.outputs_agree(eager, [np.array([1.002]), np.array([-2.0, np.nan])], "fp32")
+    assert not compiling.outputs_agree(eager, [np.array([1.01]), np.array([-2, np.nan])], "fp32")
+    assert compiling.outputs_agree(eager, [np.array([1.2]), np.array([-2, np.nan])], "bf16")
+    assert not compiling.outputs_agree(eager, [np.array([1.0]), np.array([-2.0, 0.0])], "fp32")
+    assert not compiling.outputs_agree(eager, [np.array([np.inf]), np.array([-2, np.nan])], "bf16")
+
+
+def test_compile_option_is_auto_by_default_and_parsed_from_specs():
+    assert EngineConfig().compile == "auto"
+    assert EngineConfig(compile="true").compile is True
+    assert EngineConfig(compile="False").compile is False
+    with pytest.raises(ValueError, match="compile must be auto, true or false"):
+        EngineConfig(compile="sometimes")
+
+
+def test_warmup_records_survive_the_process(tmp_path):
+    key = "torch|Llama|32|2|bfloat16|cpu"
+    import torch
+
+    assert compiling.expected_warmup(key, torch.device("cpu")) == compiling.DEFAULT_WARMUP["cpu"]
+    compiling.record_warmup(key, 2.5)
+    assert compiling.expected_warmup(key, torch.device("cpu")) == 2.5
+
+
+def test_small_jobs_stay_eager_under_auto(model):
+    reward = _reward(model, max_batch_size=2)
+    full = reward.score_full(_queries())
+    assert full.stats["batches"] > 2 and full.stats["compile"] == "eager"
+    body = reward.engine.adapter.backbone()
+    assert all(b._compiled_call_impl is None for b in compiling.blocks(body))
+
+
+def test_no_cpp_compiler_falls_back_to_eager_with_one_warning(model, monkeypatch):
+    from torch._inductor import config as inductor_config
+
+    eager = _reward(model).score(_queries())
+    reward = _reward(model, compile=True, max_batch_size=2)
+    with (
+        inductor_config.patch({"cpp.cxx": ("/nonexistent/c++",)}),
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always")
+        full = reward.score_full(_queries())
+        reward.engine_variant(compile=True).score_full(_queries())  # the model is marked failed
+    lines = [str(w.message) for w in seen if issubclass(w.category, compiling.CompileWarning)]
+    assert lines == [
+        "torch.compile unavailable, scoring eagerly (no C++ compiler found (/nonexistent/c++))"
+    ]
+    assert full.stats["compile"] == "fallback"
+    np.testing.assert_allclose(full.scores, eager, atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow  # traces the blocks and runs a failing C++ build (~10 s on two cores)
+def test_a_failing_compiler_build_falls_back_without_a_traceback(model, monkeypatch, capfd):
+    from torch._inductor import config as inductor_config
+
+    eager = _reward(model).score(_queries())
+    reward = _reward(model, compile=True, max_batch_size=2)
+    with (
+        inductor_config.patch({"cpp.cxx": ("false",), "force_disable_caches": True}),
+        pytest.warns(compiling.CompileWarning, match="scoring eagerly"),
+    ):
+        full = reward.score_full(_queries())
+    assert full.stats["compile"] == "fallback"
+    assert "Traceback" not in capfd.readouterr().err
+    np.testing.assert_allclose(full.scores, eager, atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow  # compiles the tiny model's blocks once per layout (~10-20 s each)
+@pytest.mark.parametrize("layout", ["padded", "packed", "shared"])
+def test_compiled_scores_equal_eager_in_every_layout(model, layout, monkeypatch):
+    import torch
+    from torch._dynamo.utils import counters
+
+    queries = _queries()
+    extra = {"layout": layout, "min_shared_prefix": 4, "pack_length": 96, "max_batch_size": 2}
+    eager = _reward(model, compile=False, **extra)  # its own copy of the weights
+    adapter = eager.engine.adapter
+    plain = np.array([float(adapter.plain(row)[0]) for row in eager.encode(queries)])
+    # "auto" on a job this small compiles only when told the gain is large and the warm-up free.
+    monkeypatch.setitem(compiling.SPEEDUP, ("cpu", "float32", layout), 100.0)
+    monkeypatch.setitem(compiling.DEFAULT_WARMUP, "cpu", 0.0)
+    torch._dynamo.reset()
+    reward = _reward(model, compile="auto", **extra)
+    full = reward.score_full(queries)
+    assert full.stats["layout"] == layout and full.stats["compile"] == "compiled"
+    body = reward.engine.adapter.backbone()
+    assert all(b._compiled_call_impl is not None for b in compiling.blocks(body))
+    np.testing.assert_allclose(full.scores, plain, atol=1e-4, rtol=0)
+    if layout != "padded":
+        return  # the recompile bound is checked on the layout "auto" compiles most
+    # Dynamic shapes: after a first round of batch sizes (size 1 is specialised) and lengths,
+    # new shapes reuse the graphs instead of compiling one per batch.
+    for n in (1, 3, 12):
+        again = reward.engine_variant(max_batch_size=n).score_full(queries[:n])
+        np.testing.assert_allclose(again.scores, plain[:n], atol=1e-4, rtol=0)
+    graphs = counters["stats"]["unique_graphs"]
+    for n, start in ((2, 5), (5, 1), (7, 4), (9, 2)):
+        again = reward.engine_variant(max_batch_size=n).score_full(queries[start : start + n])
+        np.testing.assert_allclose(again.scores, plain[start : start + n], atol=1e-4, rtol=0)
+        assert again.stats["compile"] == "compiled"
+    assert counters["stats"]["unique_graphs"] - graphs <= 1
