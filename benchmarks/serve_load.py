@@ -1,15 +1,22 @@
 """Load test of ``rewardkit serve`` at 1, 16 and 64 concurrent clients, one item per request,
 on loopback.
 
-The server runs in its own process (``python -m rewardkit.cli serve``), the clients are asyncio +
-httpx in this one. For the same reward and the same queries, in the same run:
+The server runs in its own process (``python -m rewardkit.cli serve``); the clients run in this
+one, each on its own keep-alive connection, with a hand-written HTTP/1.1 client
+(:mod:`http_load`, ``--client raw``, about 0.1 ms of CPU per request) or httpx (``--client
+httpx``, about 5 ms: on 2 cores that alone took a tenth of a core from the server at 25
+requests/s). For the same reward and the same queries, in the same run:
 
-1. offline engine throughput: ``reward.score(queries)`` in one call (token-budget batches),
-   before and after the servers run (the mean is the reference);
+1. offline engine throughput: ``reward.score_full(queries)`` in one call (token-budget
+   batches), before the first server and after each round of servers;
 2. per client count (``--concurrency 1,16,64``), a fresh server with an empty cache: every query
-   sent once as its own request; a table of items/s beside offline and their ratio (goal ≥ 0.90
-   at 64 clients), p50/p99 latency, the mean batch size (``/v1/stats``), failed and lost requests;
-3. warm run at the last client count: the same requests again; every answer should come from
+   sent once as its own request; a table of items/s beside the offline runs either side of it
+   and their ratio (goal ≥ 0.90 at 64 clients), p50/p99 latency, the mean batch size
+   (``/v1/stats``), failed and lost requests; with ``--repeat N`` the rounds alternate with
+   offline runs and the table shows the median round (a shared machine drifts);
+3. padding: the tokens the server's forward passes ran (``/v1/stats`` ``model_tokens``) against
+   the real tokens, beside the same for the offline run, and the number of forward passes;
+4. warm run at the last client count: the same requests again; every answer should come from
    the response cache (hit rate from the server's counters), with its throughput and latency.
 
 Bounded in requests (``--pairs``: 2 queries per pair) and in time (``--time-limit`` per run: no
@@ -23,7 +30,8 @@ load-generating client, and of the offline engine for the same items.
 Memory mode (``--memory SECONDS``): ``--concurrency`` clients send never-repeated items (the
 data's queries with a counter appended, so every answer is a new cache entry) for SECONDS; the
 server's resident memory (``/proc/PID/status`` VmRSS) is sampled every second and printed as a
-curve, with the growth over the second half of the run. Extra server options follow
+curve, with the growth over the second half of the run, the throughput, p50/p99 latency and the
+CPU seconds of server and client. Extra server options follow
 ``--server-args``.
 
 Usage::
@@ -31,6 +39,7 @@ Usage::
     .venv/bin/python benchmarks/serve_load.py --memory 300 --reward default --concurrency 200
     .venv/bin/python benchmarks/serve_load.py                      # classifier:minilm, 256 pairs
     .venv/bin/python benchmarks/serve_load.py --concurrency 64 --time-limit 60
+    .venv/bin/python benchmarks/serve_load.py --concurrency 64 --repeat 3   # shared machine
     .venv/bin/python benchmarks/serve_load.py --quick              # 48 pairs
     .venv/bin/python benchmarks/serve_load.py --reward judge:default --pairs 64
 """
@@ -48,6 +57,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_load import percentile, post_session, process_cpu_seconds, rss_mb
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HH_FILE = Path("hh_rlhf") / "helpful-base" / "test.jsonl.gz"
@@ -70,22 +82,6 @@ def load_queries(data_dir: Path, pairs: int) -> tuple[list[Any], str]:
     return list(seen.values()), source
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of ``values``."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,11 +89,15 @@ def free_port() -> int:
 
 
 async def load_run(
-    url: str, items: list[dict[str, Any]], concurrency: int, time_limit: float
+    url: str,
+    items: list[dict[str, Any]],
+    concurrency: int,
+    time_limit: float,
+    client: str = "raw",
 ) -> dict[str, Any]:
-    """Send each item as its own request from ``concurrency`` workers; collect outcomes."""
-    import httpx
-
+    """Send each item as its own request from ``concurrency`` workers, each on its own
+    keep-alive connection (``client``: ``raw``, the cheap :mod:`http_load` client, or
+    ``httpx``); collect outcomes."""
     queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
     for i, item in enumerate(items):
         queue.put_nowait((i, item))
@@ -106,11 +106,10 @@ async def load_run(
     answered: dict[int, dict[str, Any]] = {}
     sent = 0
     stop_at = time.monotonic() + time_limit
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+    async with post_session(url, concurrency, client) as post:
 
-        async def worker() -> None:
+        async def worker(conn: int) -> None:
             nonlocal sent
             while time.monotonic() < stop_at:
                 try:
@@ -120,21 +119,21 @@ async def load_run(
                 sent += 1
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post("/v1/rewards", json={"items": [item]})
+                    status, body = await post(conn, "/v1/rewards", {"items": [item]})
                 except Exception as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
                     continue
                 latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                if status != 200:
+                    failures.append(f"HTTP {status}: {str(body)[:200]}")
                     continue
-                result = r.json()["results"][0]
+                result = body["results"][0]
                 if result.get("error"):
                     failures.append(f"item error: {result['error']}")
                 answered[i] = result
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in range(concurrency)))
         seconds = time.perf_counter() - t0
     return {
         "sent": sent,
@@ -150,40 +149,39 @@ async def load_run(
     }
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MiB (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def memory_run(
-    url: str, pid: int, base: list[dict[str, Any]], concurrency: int, seconds: float
+    url: str,
+    pid: int,
+    base: list[dict[str, Any]],
+    concurrency: int,
+    seconds: float,
+    client: str = "raw",
 ) -> dict[str, Any]:
-    """Unique items from ``concurrency`` clients for ``seconds``; RSS sampled every second."""
-    import httpx
-
+    """Unique items from ``concurrency`` clients for ``seconds``; RSS sampled every second,
+    latency of every answer kept (p50/p99)."""
     samples: list[tuple[float, float]] = []
+    latencies: list[float] = []
     counter = 0
     answered = failed = 0
     t0 = time.monotonic()
     stop_at = t0 + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+    async with post_session(url, concurrency, client) as post:
 
-        async def worker() -> None:
+        async def worker(conn: int) -> None:
             nonlocal counter, answered, failed
             while time.monotonic() < stop_at:
                 item = dict(base[counter % len(base)])
                 item["response"] = f"{item['response']} #{counter}"
                 counter += 1
+                started = time.perf_counter()
                 try:
-                    r = await client.post("/v1/rewards", json={"items": [item]})
-                    ok = r.status_code == 200
-                except httpx.TransportError:
+                    status, _ = await post(conn, "/v1/rewards", {"items": [item]})
+                    ok = status == 200
+                except Exception:
                     ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - started)
                 answered += ok
                 failed += not ok
 
@@ -192,7 +190,7 @@ async def memory_run(
                 samples.append((time.monotonic() - t0, rss_mb(pid)))
                 await asyncio.sleep(1.0)
 
-        await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
+        await asyncio.gather(sampler(), *(worker(c) for c in range(concurrency)))
     half = [(t, mb) for t, mb in samples if t >= seconds / 2]
     slope = float("nan")
     if len(half) > 2:  # least-squares trend over the second half, MiB per minute
@@ -203,6 +201,9 @@ async def memory_run(
     return {
         "answered": answered,
         "failed": failed,
+        "items_per_s": answered / seconds,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
+        "p99_ms": 1000 * percentile(latencies, 99) if latencies else None,
         "samples": samples,
         "first_mb": samples[0][1] if samples else float("nan"),
         "max_mb": max(mb for _, mb in samples) if samples else float("nan"),
@@ -230,9 +231,10 @@ def server_level(
         # warm-up request (model first call), not timed; it also becomes a cache entry
         warm_item = {"prompt": "warm-up", "response": "warm-up request, not in the data"}
         httpx.post(url + "/v1/rewards", json={"items": [warm_item]}, timeout=120)
-        busy0 = httpx.get(url + "/v1/stats").json()["routes"]["default"]["busy_seconds"]
+        before = httpx.get(url + "/v1/stats").json()["routes"]["default"]
+        busy0 = before["busy_seconds"]
         cpu0, server_cpu0 = time.process_time(), process_cpu_seconds(proc.pid)
-        cold = asyncio.run(load_run(url, items, concurrency, args.time_limit))
+        cold = asyncio.run(load_run(url, items, concurrency, args.time_limit, args.client))
         cold["client_cpu"] = time.process_time() - cpu0
         cold["server_cpu"] = process_cpu_seconds(proc.pid) - server_cpu0
         stats = httpx.get(url + "/v1/stats").json()
@@ -242,12 +244,19 @@ def server_level(
         cold["batch_sizes"] = {k: v for k, v in sorted(sizes.items()) if v}
         n_batches = sum(cold["batch_sizes"].values())
         cold["batches"] = n_batches
+        route = stats["routes"]["default"]
+        cold["model_tokens"] = {
+            k: v - before["model_tokens"][k] for k, v in route["model_tokens"].items()
+        }
+        cold["forwards"] = route["model_forwards"] - before["model_forwards"]
         cold["mean_batch"] = (
             sum(k * v for k, v in cold["batch_sizes"].items()) / n_batches if n_batches else 0.0
         )
         out = {"cold": cold}
         if warm:
-            out["warm"] = asyncio.run(load_run(url, items, concurrency, args.time_limit))
+            out["warm"] = asyncio.run(
+                load_run(url, items, concurrency, args.time_limit, args.client)
+            )
             out["hit_rate_since_start"] = httpx.get(url + "/v1/stats").json()["cache"]["hit_rate"]
     finally:
         proc.terminate()
@@ -269,6 +278,15 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--quick", action="store_true", help="48 pairs")
+    ap.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: hand-written HTTP/1.1 (cheap) or httpx",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds of servers, offline runs between them"
+    )
     ap.add_argument("--memory", type=float, default=None, help="memory mode: seconds of load")
     ap.add_argument(
         "--server-args", nargs=argparse.REMAINDER, default=[], help="extra serve options"
@@ -295,84 +313,113 @@ def main() -> None:
         return
 
     # 1. offline engine throughput (warm-up on a few queries first, not timed), measured before
-    #    and after the servers run: the mean is the reference, so slow drift of a shared machine
-    #    does not favour either side.
+    #    the first server and after every round of servers: each server run is compared with
+    #    the mean of the offline runs on either side of it, and the table shows the median over
+    #    ``--repeat`` rounds, so the drift of a shared machine does not favour either side.
     reward = load_reward(args.reward, engine_defaults=engine)
     reward.score(queries[:8])
+    offline_runs: list[dict[str, Any]] = []
 
-    offline_cpu: list[float] = []
-
-    def offline() -> tuple[Any, float]:
+    def offline() -> None:
         t0, c0 = time.perf_counter(), time.process_time()
-        scores = reward.score(queries)
-        offline_cpu.append(time.process_time() - c0)
-        return scores, len(queries) / (time.perf_counter() - t0)
+        full = reward.score_full(queries)
+        seconds = time.perf_counter() - t0
+        run = {"scores": full.scores, "stats": full.stats, "cpu": time.process_time() - c0}
+        offline_runs.append(run | {"items_per_s": len(queries) / seconds})
+        print(f"offline engine: {len(queries)} items, {len(queries) / seconds:.2f} items/s")
 
-    offline_scores, offline_before = offline()
-    print(f"offline engine (before): {len(queries)} items, {offline_before:.2f} items/s")
-
-    # 2. one fresh server (its own process, empty cache) per client count
+    # 2. per round, one fresh server (its own process, empty cache) per client count
     items = [
         {"id": i, "prompt": list(q.prompt), "response": q.response} for i, q in enumerate(queries)
     ]
-    runs = {}
-    for n, level in enumerate(levels):
-        runs[level] = server_level(args, items, level, warm=n == len(levels) - 1)
-        c = runs[level]["cold"]
-        print(
-            f"  {level} clients: {c['items_per_s']:.2f} items/s, mean batch {c['mean_batch']:.1f}",
-            flush=True,
-        )
-    _, offline_after = offline()
-    offline_ips = (offline_before + offline_after) / 2
-    print(
-        f"offline engine (after): {offline_after:.2f} items/s; reference (mean) "
-        f"{offline_ips:.2f} items/s"
-    )
+    runs: dict[int, list[dict[str, Any]]] = {level: [] for level in levels}
+    offline()
+    for rnd in range(args.repeat):
+        for n, level in enumerate(levels):
+            warm = rnd == args.repeat - 1 and n == len(levels) - 1
+            run = server_level(args, items, level, warm=warm)
+            runs[level].append(run)
+            c = run["cold"]
+            print(
+                f"  round {rnd + 1}, {level} clients: {c['items_per_s']:.2f} items/s, mean batch "
+                f"{c['mean_batch']:.1f}",
+                flush=True,
+            )
+        offline()
+        for level in levels:  # this round's reference: the offline runs either side of it
+            off = (offline_runs[rnd]["items_per_s"] + offline_runs[rnd + 1]["items_per_s"]) / 2
+            runs[level][rnd]["offline"] = off
+            runs[level][rnd]["ratio"] = runs[level][rnd]["cold"]["items_per_s"] / off
+    report(args, queries, levels, runs, offline_runs)
 
-    print(f"\nreward {args.reward}, single-item requests, cold cache, {os.cpu_count()} cores")
+
+def report(
+    args: argparse.Namespace,
+    queries: list[Any],
+    levels: list[int],
+    runs: dict[int, list[dict[str, Any]]],
+    offline_runs: list[dict[str, Any]],
+) -> None:
+    """The table (median round per client count), padding, CPU and the warm run."""
+    print(
+        f"\nreward {args.reward}, single-item requests, cold cache, {os.cpu_count()} cores, "
+        f"{args.client} load generator, median of {args.repeat} round(s)"
+    )
     print(
         "| clients | offline items/s | server items/s | server/offline | p50 ms | p99 ms "
         "| mean batch | reward busy | failed | lost |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for level, run in runs.items():
+    median = {}
+    for level in levels:
+        ordered = sorted(runs[level], key=lambda r: r["ratio"])
+        run = median[level] = ordered[len(ordered) // 2]
         c = run["cold"]
         print(
-            f"| {level} | {offline_ips:.2f} | {c['items_per_s']:.2f} | "
-            f"{c['items_per_s'] / offline_ips:.2f} | {c['p50_ms']:.0f} | {c['p99_ms']:.0f} | "
-            f"{c['mean_batch']:.1f} | {c['busy'] / c['seconds']:.0%} | {c['failed']} | "
-            f"{c['lost']} |"
+            f"| {level} | {run['offline']:.2f} | {c['items_per_s']:.2f} | {run['ratio']:.2f} | "
+            f"{c['p50_ms']:.0f} | {c['p99_ms']:.0f} | {c['mean_batch']:.1f} | "
+            f"{c['busy'] / c['seconds']:.0%} | {c['failed']} | {c['lost']} |"
         )
-    for level, run in runs.items():
-        c = run["cold"]
+    off_stats = offline_runs[0]["stats"]
+    print(
+        f"offline: {off_stats['tokens']} tokens, {off_stats['model_tokens']} run with padding "
+        f"({off_stats['model_tokens'] / max(1, off_stats['tokens']):.3f}x) in "
+        f"{off_stats['batches']} forward passes; CPU {offline_runs[0]['cpu']:.1f} s"
+    )
+    offline_scores = offline_runs[0]["scores"]
+    for level in levels:
+        ratios = ", ".join(f"{r['ratio']:.2f}" for r in runs[level])
+        c = median[level]["cold"]
         diffs = [
             abs(r["reward"] - float(offline_scores[i]))
             for i, r in c["results"].items()
             if r["reward"] is not None
         ]
+        real, ran = c["model_tokens"]["real"], c["model_tokens"]["run"]
         print(
-            f"  {level} clients: batch sizes {c['batch_sizes']}; max |server - offline| score "
-            f"{max(diffs) if diffs else float('nan'):.2e}; CPU server {c['server_cpu']:.1f} s, "
-            f"load-generating client {c['client_cpu']:.1f} s (sharing the cores), offline "
-            f"engine {statistics.mean(offline_cpu):.1f} s for the same items"
+            f"  {level} clients: ratios per round {ratios}; batch sizes {c['batch_sizes']}; "
+            f"{real:.0f} tokens, {ran:.0f} run ({ran / max(1.0, real):.3f}x, before rounding "
+            f"to the pad multiple) in {c['forwards']:.0f} forward passes; max |server - offline| "
+            f"score {max(diffs) if diffs else float('nan'):.2e}; CPU server "
+            f"{c['server_cpu']:.1f} s, load-generating client {c['client_cpu']:.2f} s"
         )
         for f in c["failures"]:
             print(f"    failure: {f}")
-    last = runs[levels[-1]]
+    last = median[levels[-1]] if "warm" in median[levels[-1]] else runs[levels[-1]][-1]
     warm = last["warm"]
     cached = sum(1 for r in warm["results"].values() if r["cached"])
     print(
         f"warm run ({levels[-1]} clients, same requests again): {warm['items_per_s']:.1f} "
         f"items/s, p50 {warm['p50_ms']:.0f} ms, p99 {warm['p99_ms']:.0f} ms; {cached}/"
         f"{warm['answered']} answers cached; server hit rate since start "
-        f"{last['hit_rate_since_start']:.3f}; warm/offline {warm['items_per_s'] / offline_ips:.1f}x"
+        f"{last['hit_rate_since_start']:.3f}"
     )
     ok = all(
-        r[k]["failed"] == r[k]["lost"] == 0
-        for r in runs.values()
+        run[k]["failed"] == run[k]["lost"] == 0
+        for level_runs in runs.values()
+        for run in level_runs
         for k in ("cold", "warm")
-        if k in r
+        if k in run
     )
     print(f"\nno failed or lost requests: {ok}")
     if args.json:
@@ -380,20 +427,22 @@ def main() -> None:
             "reward": args.reward,
             "queries": len(queries),
             "cpu_count": os.cpu_count(),
-            "offline_items_per_s": offline_ips,
-            "offline_before_after": [offline_before, offline_after],
-            "offline_cpu_seconds": offline_cpu,
+            "client": args.client,
+            "offline": [{k: v for k, v in r.items() if k != "scores"} for r in offline_runs],
             "levels": {
-                str(level): {
-                    kind: {k: v for k, v in run[kind].items() if k != "results"}
-                    for kind in ("cold", "warm")
-                    if kind in run
-                }
-                | {"ratio": run["cold"]["items_per_s"] / offline_ips}
-                for level, run in runs.items()
+                str(level): [
+                    {
+                        kind: {k: v for k, v in run[kind].items() if k != "results"}
+                        for kind in ("cold", "warm")
+                        if kind in run
+                    }
+                    | {"ratio": run["ratio"], "offline": run["offline"]}
+                    for run in level_runs
+                ]
+                for level, level_runs in runs.items()
             },
         }
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
 
 
 def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess.Popen, str]:
@@ -424,13 +473,21 @@ def memory_main(args: argparse.Namespace, queries: list[Any]) -> None:
     base = [{"prompt": list(q.prompt), "response": q.response} for q in queries]
     proc, url = start_server(args, list(args.server_args))
     try:
-        run = asyncio.run(memory_run(url, proc.pid, base, args.concurrency, args.memory))
+        cpu0, server_cpu0 = time.process_time(), process_cpu_seconds(proc.pid)
+        run = asyncio.run(
+            memory_run(url, proc.pid, base, args.concurrency, args.memory, args.client)
+        )
+        run["client_cpu"] = time.process_time() - cpu0
+        run["server_cpu"] = process_cpu_seconds(proc.pid) - server_cpu0
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     print(
         f"memory: {args.reward}, {args.concurrency} clients, {args.memory:.0f} s, server args "
         f"{args.server_args or '(defaults)'}: {run['answered']} answered, {run['failed']} failed"
+        f"; {run['items_per_s']:.1f} items/s, p50 {run['p50_ms']:.0f} ms, p99 "
+        f"{run['p99_ms']:.0f} ms; CPU server {run['server_cpu']:.1f} s, load-generating client "
+        f"{run['client_cpu']:.1f} s ({args.client})"
     )
     step = max(1, len(run["samples"]) // 10)
     for t, mb in run["samples"][::step] + run["samples"][-1:]:

@@ -100,3 +100,34 @@ def test_wrong_width_disk_blob_is_reported_and_the_item_scored(tmp_path, caplog)
         again = httpx.post(srv.url + "/v1/rewards", json={"items": [item]}, timeout=30)
         assert again.json()["results"][0]["cached"] is True  # from memory now
     assert "is damaged" in caplog.text and "--cache-reset" in caplog.text
+
+
+def test_stats_count_the_tokens_and_forward_passes_a_model_route_ran():
+    queries = [
+        Query(as_messages("Say something kind."), "You are doing great, keep going!"),
+        Query(as_messages("What is 2 + 2?"), "4"),
+        Query(as_messages("Describe the sea."), "Blue, wide and deep; " * 5),
+    ]
+    config = ServeConfig(
+        rewards={"default": "classifier:minilm", "calc": "rule:length"}, engine={"threads": 1}
+    )
+    app = create_app(config)
+    reward = app.state.rewardkit.routes["default"].reward
+    offline = reward.score_full(queries).stats  # the same reward offline: same real tokens
+    items = [{"prompt": q.prompt[0]["content"], "response": q.response} for q in queries]
+    with BackgroundServer(app) as srv:
+        r = httpx.post(srv.url + "/v1/rewards", json={"items": items}, timeout=60)
+        assert r.status_code == 200
+        rule = httpx.post(
+            srv.url + "/v1/rewards",
+            json={"items": [{"response": "x", "data_source": "calc"}]},
+            timeout=60,
+        )
+        assert rule.status_code == 200
+        stats = httpx.get(srv.url + "/v1/stats", timeout=10).json()["routes"]
+    model = stats["default"]
+    assert model["model_tokens"]["real"] == offline["tokens"] > 0
+    assert model["model_tokens"]["run"] >= model["model_tokens"]["real"]
+    assert model["model_forwards"] >= 1
+    assert stats["calc"]["model_tokens"] == {"real": 0.0, "run": 0.0}  # a rule runs no model
+    assert stats["calc"]["model_forwards"] == 0.0

@@ -251,6 +251,15 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 r.name: {
                     "queue_depth": r.batcher.depth if r.batcher else 0,
                     "busy_seconds": r.batcher.busy_seconds if r.batcher else 0.0,
+                    "model_tokens": {
+                        kind: metrics.counter(
+                            "rewardkit_model_tokens_total", route=r.name, kind=kind
+                        )
+                        for kind in ("real", "run")
+                    },
+                    "model_forwards": metrics.counter(
+                        "rewardkit_model_forwards_total", route=r.name
+                    ),
                     "batch_sizes": {
                         str(k): v
                         for k, v in sorted((r.batcher.batch_sizes if r.batcher else {}).items())

@@ -92,6 +92,14 @@ class Metrics:
             "counter",
             "HTTP requests rewards sent to their endpoints, by route and outcome.",
         ),
+        "rewardkit_model_tokens_total": (
+            "counter",
+            "Tokens a model-backed reward ran, by route and kind (real; run: padding included).",
+        ),
+        "rewardkit_model_forwards_total": (
+            "counter",
+            "Forward passes (engine sub-batches) a model-backed reward ran, by route.",
+        ),
     }
 
     def __init__(self) -> None:
@@ -151,6 +159,16 @@ class Metrics:
                 route=route,
                 outcome=outcome,
             )
+
+    def record_model(self, route: str, stats: Mapping[str, Any]) -> None:
+        """Count the tokens and forward passes of one model-backed reward call (its engine's
+        ``tokens``, ``model_tokens`` and ``batches``): their ratio is the padding the server's
+        batches cost, comparable with an offline run's statistics."""
+        for kind, key in (("real", "tokens"), ("run", "model_tokens")):
+            if isinstance(stats.get(key), int):
+                self.inc("rewardkit_model_tokens_total", stats[key], route=route, kind=kind)
+        if isinstance(stats.get("batches"), int):
+            self.inc("rewardkit_model_forwards_total", stats["batches"], route=route)
 
     def cache_hit_rate(self) -> float | None:
         hits = sum(self.counters["rewardkit_cache_hits_total"].values())

@@ -18,7 +18,7 @@ import numpy as np
 from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher
 from rewardkit.serve.cache import ResponseCache
 from rewardkit.serve.config import DEFAULT_ROUTE, SERVE_ENGINE_DEFAULTS, ServeConfig
-from rewardkit.serve.memory import release_memory
+from rewardkit.serve.memory import TRIM_INTERVAL, release_memory
 from rewardkit.serve.metrics import Metrics
 from rewardkit.serve.protocol import PROTOCOL_VERSION
 from rewardkit.types import Capability, Query, Reward, stable_hash
@@ -61,12 +61,13 @@ class Route:
         """What the batcher calls (in a worker thread): the whole batch in one reward call, so a
         model-backed reward tokenizes it once and its engine plans length-sorted sub-batches on
         real token counts, as offline scoring does; errors are isolated per item. Afterwards
-        the allocator gives freed memory back to the system (:func:`release_memory`)."""
+        the allocator gives freed memory back to the system (:func:`release_memory`, at most
+        every ``TRIM_INTERVAL`` seconds)."""
         try:
             return self.score_isolating(queries)
         finally:
             if self.model_backed:
-                release_memory()
+                release_memory(TRIM_INTERVAL)
 
     def vectors(self, queries: list[Query]) -> np.ndarray:
         """Score a batch into ``(n, 1 + len(components))`` float32 rows (called in a worker)."""
@@ -78,6 +79,8 @@ class Route:
         full = self.reward.score_full(queries)
         if self.metrics is not None:
             self.metrics.record_endpoint(self.name, full.stats)
+            if self.model_backed:
+                self.metrics.record_model(self.name, full.stats)
         out = full.scores
         if out.ndim == 1:
             return np.column_stack([out, out]).astype(np.float32)
