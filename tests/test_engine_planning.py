@@ -40,8 +40,9 @@ def test_shared_batch_estimate_by_hand():
 def test_prefer_shared_scales_the_shared_estimate():
     assert prefer_shared(26.0, 32.0, 0.2)  # 31.2 < 32
     assert not prefer_shared(26.0, 32.0, 0.25)  # 32.5 > 32
-    with pytest.raises(ValueError, match="shared_overhead"):
-        EngineConfig(shared_overhead=-1.0)
+    for bad in (-1.0, "abc", True):
+        with pytest.raises(ValueError, match="shared_overhead must be a number >= 0"):
+            EngineConfig(shared_overhead=bad)
 
 
 @pytest.fixture(scope="module")

@@ -121,8 +121,11 @@ class EngineConfig:
             raise ValueError(
                 f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
             )
-        if self.shared_overhead is not None and not self.shared_overhead >= 0:
-            raise ValueError(f"shared_overhead must be >= 0, got {self.shared_overhead!r}")
+        overhead = self.shared_overhead
+        if overhead is not None and (
+            isinstance(overhead, bool) or not isinstance(overhead, int | float) or not overhead >= 0
+        ):
+            raise ValueError(f"shared_overhead must be a number >= 0 (or unset), got {overhead!r}")
         if self.pack_length < 1:
             raise ValueError(f"pack_length must be positive, got {self.pack_length}")
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
