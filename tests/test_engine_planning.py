@@ -39,6 +39,17 @@ def test_shared_batch_estimate_by_hand():
 
 def test_prefer_shared_scales_the_shared_estimate():
     assert prefer_shared(26.0, 32.0, 0.2)  # 31.2 < 32
+
+
+def test_cpu_overhead_keeps_the_calibration_workloads_on_their_faster_layout():
+    from rewardkit.engine.runner import SHARED_OVERHEAD_CPU
+
+    # Estimated shared/padded cost against the measured winner (docs/performance.md, "Choosing
+    # a layout", quiet 2-thread calibration): HH pairs 0.821 and GSM8K best-of-4 0.907 ran
+    # faster padded (1.48x and 1.61x slower shared); GRPO groups 0.237 ran 2.45x faster shared.
+    assert not prefer_shared(0.821, 1.0, SHARED_OVERHEAD_CPU)
+    assert not prefer_shared(0.907, 1.0, SHARED_OVERHEAD_CPU)
+    assert prefer_shared(0.237, 1.0, SHARED_OVERHEAD_CPU)
     assert not prefer_shared(26.0, 32.0, 0.25)  # 32.5 > 32
     for bad in (-1.0, "abc", True):
         with pytest.raises(ValueError, match="shared_overhead must be a number >= 0"):

@@ -13,8 +13,9 @@ pays off on large jobs, so ``compile="auto"`` (the default) decides per engine r
    measured gain is never compiled automatically) and the warm-up is the last one measured for
    this model on this machine (inductor's on-disk cache makes a second process's warm-up
    shorter; :func:`expected_warmup`), else :data:`DEFAULT_WARMUP`.
-3. If it pays, the blocks are compiled and the first step runs again compiled: that is the
-   warm-up, and its scores are checked against the eager ones (:func:`outputs_agree`). A
+3. If it pays, the blocks are compiled and the first step's first two rows (padded steps; the
+   whole step in other layouts) run again compiled: that is the warm-up, and their scores are
+   checked against the eager ones (:func:`outputs_agree`). A
    compile error (no C++ compiler, a model dynamo cannot trace) or a disagreement puts the
    model back to eager with one warning line; the run's scores are always eager-checked or
    eager.
@@ -49,6 +50,12 @@ SPEEDUP: dict[tuple[str, str, str], float] = {
     ("cpu", "bfloat16", "padded"): 1.6,
     ("cpu", "bfloat16", "packed"): 1.6,
 }
+
+#: Layouts whose forward passes the compiled blocks serve. The shared layout's second pass runs
+#: on key/value caches, where every block specialises its graph on its layer index (dynamo's
+#: recompile limit after 8 layers, with a screenful of warnings): it always runs eagerly, even
+#: on a body an earlier run compiled.
+COMPILED_LAYOUTS = frozenset({"padded", "packed"})
 
 #: Warm-up seconds assumed before this machine has measured one for the model.
 DEFAULT_WARMUP = {"cpu": 12.0, "cuda": 40.0}
@@ -216,10 +223,32 @@ class CompileGate:
         )
         if self.outcome == "compiled" or (body is not None and _STATE.get(body) == "failed"):
             self.decided = True
+        #: Steps of this run bypass compiled blocks (a layout they do not serve).
+        self.force_eager = layout not in COMPILED_LAYOUTS and body is not None
+        if self.force_eager:
+            if self.mode is True:
+                warn_once(f"compile does not apply to the {layout} layout; scoring it eagerly")
+            self.decided = True
+            self.outcome = "eager"
 
-    def run(self, step_tokens: int, step: Callable[[], Outputs]) -> Outputs:
-        """The outputs of one step, eager or compiled."""
+    def run(
+        self,
+        step_tokens: int,
+        step: Callable[[], Outputs],
+        probe: tuple[int, int, Callable[[], Outputs]] | None = None,
+    ) -> Outputs:
+        """The outputs of one step, eager or compiled.
+
+        ``probe`` (rows, real tokens, call): the first ``rows`` rows of this step on their own.
+        When the gate compiles on this step, it warms up and checks the compiled blocks on the
+        probe instead of running the whole step a second time (a padded first step can hold a
+        16k-token budget: seconds of eager work)."""
         self.tokens_left -= step_tokens
+        if self.force_eager:
+            if _STATE.get(self.body) != "compiled":
+                return step()
+            with torch.compiler.set_stance("force_eager"):
+                return step()
         if self.decided:
             return self._guarded(step) if self.outcome == "compiled" else step()
         self.decided = True
@@ -237,17 +266,20 @@ class CompileGate:
         if why:
             self._fall_back(why)
             return eager
+        check_rows, check_tokens, check = (
+            (len(eager), step_tokens, step) if probe is None else probe
+        )
         compile_body(self.body, self.dtype)
         t0 = time.perf_counter()
         try:
-            compiled = step()
+            compiled = check()
         except Exception as exc:  # any compile error: dynamo, inductor, the C++ build
             self._fall_back(describe(exc))
             return eager
-        if not outputs_agree(eager, compiled, self.dtype):
+        if not outputs_agree(list(eager[:check_rows]), compiled, self.dtype):
             self._fall_back("compiled scores differ from eager ones on the first batch")
             return eager
-        record_warmup(key, max(time.perf_counter() - t0 - per_token * step_tokens, 0.0))
+        record_warmup(key, max(time.perf_counter() - t0 - per_token * check_tokens, 0.0))
         _STATE[self.body] = "compiled"
         self.outcome = "compiled"
         return eager

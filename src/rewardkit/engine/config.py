@@ -53,8 +53,8 @@ class EngineConfig:
       docs/performance.md). Scores equal the padded path's within 1e-4.
     - ``shared_overhead``: the shared layout's extra time per unit of work over padded on this
       device, used by ``layout="auto"`` (None: the CPU figure measured in docs/performance.md,
-      "Choosing a layout"). Long shared prompts (GRPO groups) clear it easily; pairs with short
-      prompts barely do, and short-prompt best-of-N does not.
+      "Choosing a layout": 0.8). Long shared prompts (GRPO groups) clear it easily; pairs and
+      short-prompt best-of-N do not.
     - ``attention_aware``: count the token budget in linear-equivalent tokens, so attention's
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to

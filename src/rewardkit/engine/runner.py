@@ -58,7 +58,7 @@ Step = tuple[list[int], Callable[[], list[np.ndarray]]]
 
 #: Measured extra time per unit of the shared layout over padded on CPU (docs/performance.md,
 #: "Choosing a layout"); ``EngineConfig.shared_overhead`` overrides it.
-SHARED_OVERHEAD_CPU = 0.2
+SHARED_OVERHEAD_CPU = 0.8
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,9 @@ class Engine:
         try:
             with torch.inference_mode():
                 for batch, run in plan.steps:
-                    out = gate.run(sum(lengths[i] for i in batch), run)
+                    out = gate.run(
+                        sum(lengths[i] for i in batch), run, self._probe(plan, rows, batch)
+                    )
                     scored = [
                         (
                             todo_keys[i],
@@ -235,6 +237,18 @@ class Engine:
         else:
             values = stack_rows([np.atleast_1d(results[k][0]) for k in keys])
         return EngineRun(values, truncated, stats)
+
+    def _probe(
+        self, plan: LayoutPlan, rows: list[EncodedRow], batch: list[int]
+    ) -> tuple[int, int, Callable[[], list[np.ndarray]]] | None:
+        """The first two rows of a padded step as their own batch, for the compile gate's
+        warm-up and check (:meth:`CompileGate.run`); None where the whole step must serve (other
+        layouts, whose compiled graphs differ; a one-row step, whose batch size dynamo would
+        specialise)."""
+        if plan.layout != "padded" or len(batch) < 2:
+            return None
+        head = [rows[i] for i in batch[:2]]
+        return 2, sum(len(r.input_ids) for r in head), lambda: self.run_batch(head)
 
     # -- layouts ------------------------------------------------------------------------------
     def shared_overhead(self) -> float:
