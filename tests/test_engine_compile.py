@@ -222,3 +222,30 @@ def test_the_compile_check_reruns_two_rows_of_a_padded_step_not_the_whole_step(m
     assert full.stats["compile"] == "compiled"
     assert sizes == [4, 2, 4, 4]  # eager first step, the two-row check, the compiled rest
     np.testing.assert_allclose(full.scores, plain, atol=1e-4, rtol=0)
+
+
+def test_eager_blocks_restores_the_stance_after_interleaved_users():
+    import threading
+
+    from torch._dynamo import eval_frame
+
+    before = eval_frame._stance.stance
+    entered, release = threading.Barrier(3), threading.Event()
+
+    def user():
+        with compiling.eager_blocks():
+            entered.wait()
+            release.wait()
+
+    threads = [threading.Thread(target=user) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.wait()  # both inside: the stance is force_eager
+    assert eval_frame._stance.stance == "force_eager"
+    release.set()
+    for t in threads:
+        t.join()
+    assert eval_frame._stance.stance == before  # not left at force_eager by the second exit
+    with compiling.eager_blocks(), compiling.eager_blocks():  # nested in one thread
+        assert eval_frame._stance.stance == "force_eager"
+    assert eval_frame._stance.stance == before

@@ -32,11 +32,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,6 +196,27 @@ def record_warmup(key: str, seconds: float) -> None:
 
 Outputs = list[np.ndarray]
 
+_EAGER_LOCK = threading.Lock()
+_EAGER_USERS: list[Any] = []  # the stance to restore, then one entry per user inside
+
+
+@contextmanager
+def eager_blocks() -> Iterator[None]:
+    """Compiled modules run eagerly inside (dynamo's ``force_eager`` stance). The stance is
+    process-wide, so concurrent and nested users are counted: the first one in sets it and the
+    last one out restores what was there before, whatever order the threads leave in."""
+    with _EAGER_LOCK:
+        if not _EAGER_USERS:
+            _EAGER_USERS.append(torch.compiler.set_stance("force_eager"))
+        _EAGER_USERS.append(None)
+    try:
+        yield
+    finally:
+        with _EAGER_LOCK:
+            _EAGER_USERS.pop()
+            if len(_EAGER_USERS) == 1:
+                _EAGER_USERS.pop().__exit__(None, None, None)
+
 
 class CompileGate:
     """Runs one engine run's steps, compiling the body when it pays (module docstring).
@@ -247,7 +271,7 @@ class CompileGate:
         if self.force_eager:
             if _STATE.get(self.body) != "compiled":
                 return step()
-            with torch.compiler.set_stance("force_eager"):
+            with eager_blocks():
                 return step()
         if self.decided:
             return self._guarded(step) if self.outcome == "compiled" else step()
