@@ -39,6 +39,10 @@ def test_shared_batch_estimate_by_hand():
 
 def test_prefer_shared_scales_the_shared_estimate():
     assert prefer_shared(26.0, 32.0, 0.2)  # 31.2 < 32
+    assert not prefer_shared(26.0, 32.0, 0.25)  # 32.5 > 32
+    for bad in (-1.0, "abc", True):
+        with pytest.raises(ValueError, match="shared_overhead must be a number >= 0"):
+            EngineConfig(shared_overhead=bad)
 
 
 def test_cpu_overhead_keeps_the_calibration_workloads_on_their_faster_layout():
@@ -50,10 +54,6 @@ def test_cpu_overhead_keeps_the_calibration_workloads_on_their_faster_layout():
     assert not prefer_shared(0.821, 1.0, SHARED_OVERHEAD_CPU)
     assert not prefer_shared(0.907, 1.0, SHARED_OVERHEAD_CPU)
     assert prefer_shared(0.237, 1.0, SHARED_OVERHEAD_CPU)
-    assert not prefer_shared(26.0, 32.0, 0.25)  # 32.5 > 32
-    for bad in (-1.0, "abc", True):
-        with pytest.raises(ValueError, match="shared_overhead must be a number >= 0"):
-            EngineConfig(shared_overhead=bad)
 
 
 @pytest.fixture(scope="module")
