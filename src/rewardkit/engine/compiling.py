@@ -197,7 +197,7 @@ def record_warmup(key: str, seconds: float) -> None:
 Outputs = list[np.ndarray]
 
 _EAGER_LOCK = threading.Lock()
-_EAGER_USERS: list[Any] = []  # the stance to restore, then one entry per user inside
+_EAGER_USERS: list[Any] = []  # the set_stance that restores the prior one, then one per user
 
 
 @contextmanager
