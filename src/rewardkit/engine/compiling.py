@@ -252,7 +252,7 @@ class CompileGate:
         if self.force_eager:
             if self.mode is True:
                 warn_once(f"compile does not apply to the {layout} layout; scoring it eagerly")
-            self.decided = True
+            self.decided = True  # nothing to decide: the runner builds no probe
             self.outcome = "eager"
 
     def run(

@@ -189,9 +189,8 @@ class Engine:
         try:
             with torch.inference_mode():
                 for batch, run in plan.steps:
-                    out = gate.run(
-                        sum(lengths[i] for i in batch), run, self._probe(plan, rows, batch)
-                    )
+                    probe = None if gate.decided else self._probe(plan, rows, batch)
+                    out = gate.run(sum(lengths[i] for i in batch), run, probe)
                     scored = [
                         (
                             todo_keys[i],
