@@ -230,22 +230,30 @@ def test_eager_blocks_restores_the_stance_after_interleaved_users():
     from torch._dynamo import eval_frame
 
     before = eval_frame._stance.stance
-    entered, release = threading.Barrier(3), threading.Event()
 
-    def user():
-        with compiling.eager_blocks():
-            entered.wait()
-            release.wait()
+    def user(inside: threading.Event, leave: threading.Event) -> threading.Thread:
+        def body():
+            with compiling.eager_blocks():
+                inside.set()
+                leave.wait()
 
-    threads = [threading.Thread(target=user) for _ in range(2)]
-    for t in threads:
-        t.start()
-    entered.wait()  # both inside: the stance is force_eager
+        thread = threading.Thread(target=body)
+        thread.start()
+        inside.wait()
+        return thread
+
+    # First in, first out: a plain set_stance per user would leave the second one's "prior"
+    # stance (force_eager) behind when it exits last.
+    (a_in, a_out), (b_in, b_out) = [(threading.Event(), threading.Event()) for _ in range(2)]
+    a = user(a_in, a_out)
+    b = user(b_in, b_out)
     assert eval_frame._stance.stance == "force_eager"
-    release.set()
-    for t in threads:
-        t.join()
-    assert eval_frame._stance.stance == before  # not left at force_eager by the second exit
+    a_out.set()
+    a.join()
+    assert eval_frame._stance.stance == "force_eager"  # b is still inside
+    b_out.set()
+    b.join()
+    assert eval_frame._stance.stance == before
     with compiling.eager_blocks(), compiling.eager_blocks():  # nested in one thread
         assert eval_frame._stance.stance == "force_eager"
     assert eval_frame._stance.stance == before
