@@ -260,6 +260,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
             "pack_length": cfg["pack_length"],
             "max_length": cfg["max_length"],
             "threads": cfg["threads"],
+            "compile": cfg.get("compile", "auto"),
         },
     )
     torch.set_num_threads(cfg["threads"])
@@ -295,6 +296,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
             scores = run.values[:, 0].tolist()
             model_tokens = run.stats["model_tokens"]
             chosen = run.stats["layout"]
+            if run.stats.get("compile") not in (None, "eager"):
+                chosen += f", {run.stats['compile']}"
         if device != "cpu":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -463,6 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pack-length", type=int, default=1024)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--naive-batch", type=int, default=8)
+    p.add_argument(
+        "--compile",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="the engine variants' compile setting (naive always runs eagerly)",
+    )
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--gemm-size", type=int, default=2048)
     p.add_argument(
@@ -550,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
                     "pack_length": args.pack_length,
                     "max_length": args.max_length,
                     "naive_batch": args.naive_batch,
+                    "compile": "false" if variant == "naive" else args.compile,
                 }
                 run = run_worker(cfg)
                 all_runs.setdefault((model, dtype), {})[variant] = run

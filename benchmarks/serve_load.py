@@ -380,12 +380,15 @@ def report(
             f"{c['p50_ms']:.0f} | {c['p99_ms']:.0f} | {c['mean_batch']:.1f} | "
             f"{c['busy'] / c['seconds']:.0%} | {c['failed']} | {c['lost']} |"
         )
-    off_stats = offline_runs[0]["stats"]
-    print(
-        f"offline: {off_stats['tokens']} tokens, {off_stats['model_tokens']} run with padding "
-        f"({off_stats['model_tokens'] / max(1, off_stats['tokens']):.3f}x) in "
-        f"{off_stats['batches']} forward passes; CPU {offline_runs[0]['cpu']:.1f} s"
-    )
+    off_stats = offline_runs[0]["stats"] or {}
+    if "tokens" in off_stats:  # a model-backed reward: its padding and forward passes
+        print(
+            f"offline: {off_stats['tokens']} tokens, {off_stats['model_tokens']} run with padding "
+            f"({off_stats['model_tokens'] / max(1, off_stats['tokens']):.3f}x) in "
+            f"{off_stats['batches']} forward passes; CPU {offline_runs[0]['cpu']:.1f} s"
+        )
+    else:
+        print(f"offline: no model passes (a rule); CPU {offline_runs[0]['cpu']:.2f} s")
     offline_scores = offline_runs[0]["scores"]
     for level in levels:
         ratios = ", ".join(f"{r['ratio']:.2f}" for r in runs[level])
@@ -396,10 +399,15 @@ def report(
             if r["reward"] is not None
         ]
         real, ran = c["model_tokens"]["real"], c["model_tokens"]["run"]
+        passes = (
+            f"{real:.0f} tokens, {ran:.0f} run ({ran / max(1.0, real):.3f}x, before rounding "
+            f"to the pad multiple) in {c['forwards']:.0f} forward passes; "
+            if real
+            else ""
+        )
         print(
             f"  {level} clients: ratios per round {ratios}; batch sizes {c['batch_sizes']}; "
-            f"{real:.0f} tokens, {ran:.0f} run ({ran / max(1.0, real):.3f}x, before rounding "
-            f"to the pad multiple) in {c['forwards']:.0f} forward passes; max |server - offline| "
+            f"{passes}max |server - offline| "
             f"score {max(diffs) if diffs else float('nan'):.2e}; CPU server "
             f"{c['server_cpu']:.1f} s, load-generating client {c['client_cpu']:.2f} s"
         )

@@ -191,6 +191,53 @@ def test_batcher_forms_batches_by_items_budget_and_coalesces():
     asyncio.run(main())
 
 
+def _closed_loop_batch_sizes(
+    score_seconds: float, spacing: float, config: BatcherConfig
+) -> list[int]:
+    """Eight closed-loop clients: each waits for its answer, comes back after ``spacing``·i
+    seconds (its network and client time), sends its next item; four rounds. Returns the batch
+    sizes."""
+    import time
+
+    sizes: list[int] = []
+
+    def score(queries: list[Query]) -> list[np.ndarray]:
+        sizes.append(len(queries))
+        time.sleep(score_seconds)
+        return [np.zeros(1) for _ in queries]
+
+    async def client(b: DynamicBatcher, i: int) -> None:
+        for n in range(4):
+            (entry,) = b.submit([(f"c{i}-{n}", Query([user("p")], f"r{i}-{n}"))])
+            await entry.future
+            await asyncio.sleep(spacing * i)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = DynamicBatcher("loop", score, pool, config)
+            await asyncio.gather(*(client(b, i) for i in range(8)))
+            await b.close()
+
+    asyncio.run(main())
+    return sizes
+
+
+def test_batcher_collects_clients_coming_back_after_a_batch():
+    """Clients answered by one batch return 2 ms apart (14 ms in all); the next batch waits for
+    them while they keep arriving (gaps under max_wait_ms) for up to 5% of the 0.6 s batch time
+    (30 ms), instead of closing max_wait_ms after the first and leaving the rest to a batch of
+    their own (6 + 2 per round before)."""
+    sizes = _closed_loop_batch_sizes(0.6, 0.002, BatcherConfig(max_wait_ms=10))
+    assert sizes == [8, 8, 8, 8]
+
+
+def test_batcher_collect_window_is_bounded_by_a_share_of_the_batch_time():
+    """Arrivals 3 ms apart (21 ms in all) against a cap of max(max_wait_ms, 5% of a 50 ms batch)
+    = 4 ms: the worker does not idle waiting for the last of them, so rounds split."""
+    sizes = _closed_loop_batch_sizes(0.05, 0.003, BatcherConfig(max_wait_ms=4))
+    assert sum(sizes) == 32 and sizes[0] == 8 and len(sizes) > 4
+
+
 def test_batcher_queue_full_and_release():
     async def main() -> None:
         with ThreadPoolExecutor(1) as pool:

@@ -45,7 +45,10 @@ def serve_command(
         ),
     ] = None,
     max_wait_ms: Annotated[
-        float, typer.Option(min=0, callback=finite, help="Longest an item waits for a batch.")
+        float,
+        typer.Option(
+            min=0, callback=finite, help="Longest gap between arrivals a filling batch waits for."
+        ),
     ] = B.max_wait_ms,
     batch_token_budget: Annotated[
         int, typer.Option(min=1, help="Estimated tokens per dynamic batch.")

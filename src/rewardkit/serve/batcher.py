@@ -2,8 +2,11 @@
 max wait, scored in a worker thread so the event loop never blocks.
 
 One :class:`DynamicBatcher` per reward. A batch closes when its estimated tokens reach
-``token_budget``, when it holds ``max_batch_items``, or when its oldest item has waited
-``max_wait_ms``; while a batch runs, the next one fills, so under load batches grow by themselves.
+``token_budget``, when it holds ``max_batch_items``, or when collecting ends: from the moment
+the reward is free for it, it collects while items keep arriving less than ``max_wait_ms``
+apart, for at most ``max(max_wait_ms, COLLECT_SHARE × recent batch time)``. While a batch runs,
+the next one fills, so under load batches grow by themselves; clients answered by the last batch
+come back into the next one instead of leaving a few early arrivals to run alone.
 The queue is bounded: :meth:`DynamicBatcher.submit` raises :class:`QueueFull` (the server answers
 503 with ``Retry-After``) instead of growing without limit. Identical items queued at the same
 time are scored once (coalesced by key); an item whose every requester left is dropped before it
@@ -30,6 +33,11 @@ log = logging.getLogger(__name__)
 #: Scores a batch in a worker thread: one result per query, a row vector or the exception that
 #: query raised (an error in one item never fails the others).
 ScoreFn = Callable[[list[Query]], list[Any]]
+
+
+#: The most a batch waits for arriving company, as a share of the recent batch time: the reward
+#: idles at most this share of its time while clients it just answered come back.
+COLLECT_SHARE = 0.05
 
 
 class QueueFull(Exception):
@@ -64,7 +72,8 @@ class _Entry:
 @dataclass
 class BatcherConfig:
     """Batching settings: ``token_budget`` estimated tokens per batch, ``max_batch_items`` rows
-    per batch, ``max_wait_ms`` the longest the oldest queued item waits for company,
+    per batch, ``max_wait_ms`` the longest gap between arrivals a filling batch waits for
+    (``0``: no waiting; the whole wait is capped, see :meth:`DynamicBatcher._window`),
     ``max_queue`` items waiting before new requests get 503, ``concurrency`` batches at once.
     A model-backed reward gets each batch in one call; its engine sorts it by token length into
     sub-batches, so arrival order does not cost padding."""
@@ -115,7 +124,9 @@ class DynamicBatcher:
         self._wakeup: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._batch_seconds = 1.0  # running estimate, for Retry-After
+        #: Running estimate of one batch's seconds (None until a batch has run).
+        self._batch_seconds: float | None = None
+        self._last_arrival = 0.0
         self._closed = False
 
     # -- public -------------------------------------------------------------------------------
@@ -146,6 +157,7 @@ class DynamicBatcher:
                 entry = _Entry(key, query, max(1, self.cost_fn(query)), loop.create_future())
                 self._by_key[key] = entry
                 self._queue.append(entry)
+                self._last_arrival = entry.enqueued
             entries.append(entry)
         self._gauge()
         assert self._wakeup is not None
@@ -169,7 +181,8 @@ class DynamicBatcher:
     def retry_after(self) -> float:
         """Seconds a refused client should wait: the time to work through the queue, ≥ 1."""
         batches = max(1.0, len(self._queue) / max(1, self.config.max_batch_items))
-        return max(1.0, min(60.0, batches * self._batch_seconds / self.config.concurrency))
+        seconds = 1.0 if self._batch_seconds is None else self._batch_seconds
+        return max(1.0, min(60.0, batches * seconds / self.config.concurrency))
 
     async def drain(self) -> None:
         """Wait until nothing is queued or running."""
@@ -205,15 +218,22 @@ class DynamicBatcher:
 
     async def _form_batches(self) -> None:
         assert self._wakeup is not None and self._slots is not None
-        cfg = self.config
         while True:
             await self._slots.acquire()
+            free_at = time.monotonic()
             try:
                 while not self._queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                deadline = self._queue[0].enqueued + cfg.max_wait_ms / 1000.0
-                while not self._full() and (remaining := deadline - time.monotonic()) > 0:
+                start, wait, cap = self._window(free_at)
+                while (
+                    not self._full()
+                    and (
+                        remaining := min(max(start, self._last_arrival) + wait, cap)
+                        - time.monotonic()
+                    )
+                    > 0
+                ):
                     self._wakeup.clear()
                     try:
                         await asyncio.wait_for(self._wakeup.wait(), remaining)
@@ -230,6 +250,21 @@ class DynamicBatcher:
                 continue
             self._running += 1
             asyncio.get_running_loop().create_task(self._run(batch))
+
+    def _window(self, free_at: float) -> tuple[float, float, float]:
+        """When collecting starts, the quiet gap that ends it, and its hard end (seconds).
+
+        Collecting starts when the oldest queued item could first run (its arrival, or the moment
+        a worker came free for it) and goes on while items keep arriving less than
+        ``max_wait_ms`` apart, for at most ``max(max_wait_ms, COLLECT_SHARE × recent batch
+        time)``: clients answered by the last batch come back into this one instead of leaving a
+        few early arrivals to run alone, and the reward idles at most that share of its time.
+        """
+        start = max(self._queue[0].enqueued, free_at)
+        wait = self.config.max_wait_ms / 1000.0
+        if wait <= 0:
+            return start, 0.0, start
+        return start, wait, start + max(wait, COLLECT_SHARE * (self._batch_seconds or 0.0))
 
     def _full(self) -> bool:
         cost = 0
@@ -291,7 +326,8 @@ class DynamicBatcher:
                         log.exception("route %s: storing %d results failed", self.route, len(ok))
         finally:
             seconds = time.perf_counter() - started
-            self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+            last = self._batch_seconds
+            self._batch_seconds = seconds if last is None else 0.8 * last + 0.2 * seconds
             self.busy_seconds += seconds
             self.batch_sizes[len(batch)] += 1
             self.metrics.observe(
