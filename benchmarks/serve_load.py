@@ -11,7 +11,11 @@ requests/s). For the same reward and the same queries, in the same run:
    batches), before the first server and after each round of servers;
 2. per client count (``--concurrency 1,16,64``), a fresh server with an empty cache: every query
    sent once as its own request; a table of items/s beside the offline runs either side of it
-   and their ratio (goal ≥ 0.90 at 64 clients), p50/p99 latency, the mean batch size
+   and their ratio (goal ≥ 0.90 at 64 clients); beside it the offline engine on the same items
+   in calls of as many items as there are clients (in arrival order, right after the server
+   run): the most a server can reach when each of its batches holds only the items of its
+   clients (N closed-loop clients never offer more than N), and the server's ratio to that;
+   p50/p99 latency, the mean batch size
    (``/v1/stats``), failed and lost requests; with ``--repeat N`` the rounds alternate with
    offline runs and the table shows the median round (of an even count the lower; a shared machine drifts);
 3. padding: the tokens the server's forward passes ran (``/v1/stats`` ``model_tokens``) against
@@ -328,6 +332,14 @@ def main() -> None:
         offline_runs.append(run | {"items_per_s": len(queries) / seconds})
         print(f"offline engine: {len(queries)} items, {len(queries) / seconds:.2f} items/s")
 
+    def offline_in_calls(size: int) -> float:
+        """The offline engine on the same items in calls of ``size`` (arrival order): what a
+        server whose batches hold ``size`` items could reach without sorting across them."""
+        t0 = time.perf_counter()
+        for start in range(0, len(queries), size):
+            reward.score_full(queries[start : start + size])
+        return len(queries) / (time.perf_counter() - t0)
+
     # 2. per round, one fresh server (its own process, empty cache) per client count
     items = [
         {"id": i, "prompt": list(q.prompt), "response": q.response} for i, q in enumerate(queries)
@@ -338,11 +350,12 @@ def main() -> None:
         for n, level in enumerate(levels):
             warm = rnd == args.repeat - 1 and n == len(levels) - 1
             run = server_level(args, items, level, warm=warm)
+            run["in_calls"] = offline_in_calls(level)
             runs[level].append(run)
             c = run["cold"]
             print(
                 f"  round {rnd + 1}, {level} clients: {c['items_per_s']:.2f} items/s, mean batch "
-                f"{c['mean_batch']:.1f}",
+                f"{c['mean_batch']:.1f}; offline in calls of {level}: {run['in_calls']:.2f} items/s",
                 flush=True,
             )
         offline()
@@ -366,10 +379,11 @@ def report(
         f"{args.client} load generator, median of {args.repeat} round(s)"
     )
     print(
-        "| clients | offline items/s | server items/s | server/offline | p50 ms | p99 ms "
-        "| mean batch | reward busy | failed | lost |"
+        "| clients | offline items/s | server items/s | server/offline | offline in calls of "
+        "`clients` items/s | server/that | p50 ms | p99 ms | mean batch | reward busy | failed "
+        "| lost |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     median = {}
     for level in levels:
         ordered = sorted(runs[level], key=lambda r: r["ratio"])
@@ -377,6 +391,7 @@ def report(
         c = run["cold"]
         print(
             f"| {level} | {run['offline']:.2f} | {c['items_per_s']:.2f} | {run['ratio']:.2f} | "
+            f"{run['in_calls']:.2f} | {c['items_per_s'] / run['in_calls']:.2f} | "
             f"{c['p50_ms']:.0f} | {c['p99_ms']:.0f} | {c['mean_batch']:.1f} | "
             f"{c['busy'] / c['seconds']:.0%} | {c['failed']} | {c['lost']} |"
         )
@@ -444,7 +459,11 @@ def report(
                         for kind in ("cold", "warm")
                         if kind in run
                     }
-                    | {"ratio": run["ratio"], "offline": run["offline"]}
+                    | {
+                        "ratio": run["ratio"],
+                        "offline": run["offline"],
+                        "in_calls": run["in_calls"],
+                    }
                     for run in level_runs
                 ]
                 for level, level_runs in runs.items()
