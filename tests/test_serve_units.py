@@ -4,6 +4,7 @@ retry delays, and the dynamic batcher on a real rule reward (no HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -197,8 +198,6 @@ def _closed_loop_batch_sizes(
     """Eight closed-loop clients: each waits for its answer, comes back after ``spacing``·i
     seconds (its network and client time), sends its next item; four rounds. Returns the batch
     sizes."""
-    import time
-
     sizes: list[int] = []
 
     def score(queries: list[Query]) -> list[np.ndarray]:
