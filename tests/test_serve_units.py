@@ -237,6 +237,62 @@ def test_batcher_collect_window_is_bounded_by_a_share_of_the_batch_time():
     assert sum(sizes) == 32 and sizes[0] == 8 and len(sizes) > 4
 
 
+def test_batcher_lone_client_in_a_loop_does_not_wait_for_company():
+    """One client sending its next item as soon as it has an answer: from the second round on
+    as many items are queued as the last batch held, so the batch closes at once instead of
+    waiting max_wait_ms (300 ms here) for company that never comes."""
+    started: list[float] = []
+
+    def score(queries: list[Query]) -> list[np.ndarray]:
+        started.append(time.monotonic())
+        time.sleep(0.01)
+        return [np.zeros(1) for _ in queries]
+
+    async def main() -> list[float]:
+        waits = []
+        with ThreadPoolExecutor(1) as pool:
+            b = DynamicBatcher("lone", score, pool, BatcherConfig(max_wait_ms=300))
+            for n in range(5):
+                sent = time.monotonic()
+                (entry,) = b.submit([(f"k{n}", Query([user("p")], f"r{n}"))])
+                await entry.future
+                waits.append(started[-1] - sent)
+                await asyncio.sleep(0.001)
+            await b.close()
+        return waits
+
+    waits = asyncio.run(main())
+    assert waits[0] >= 0.29  # no batch yet: the first item waits the whole max_wait_ms
+    assert max(waits[1:]) < 0.15, waits
+
+
+def test_batcher_fresh_traffic_after_a_pause_still_collects():
+    """After a lone item and a pause longer than max_wait_ms, four items arriving 5 ms apart
+    are new traffic, not the last batch's clients coming back: they are collected into one
+    batch, though the last batch held one item."""
+    sizes: list[int] = []
+
+    def score(queries: list[Query]) -> list[np.ndarray]:
+        sizes.append(len(queries))
+        return [np.zeros(1) for _ in queries]
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = DynamicBatcher("fresh", score, pool, BatcherConfig(max_wait_ms=50))
+            (first,) = b.submit([("a", Query([user("p")], "a"))])
+            await first.future
+            await asyncio.sleep(0.3)
+            entries = []
+            for i in range(4):
+                entries += b.submit([(f"b{i}", Query([user("p")], f"b{i}"))])
+                await asyncio.sleep(0.005)
+            await asyncio.wait([e.future for e in entries])
+            await b.close()
+
+    asyncio.run(main())
+    assert sizes == [1, 4]
+
+
 def test_batcher_queue_full_and_release():
     async def main() -> None:
         with ThreadPoolExecutor(1) as pool:

@@ -4,7 +4,8 @@ max wait, scored in a worker thread so the event loop never blocks.
 One :class:`DynamicBatcher` per reward. A batch closes when its estimated tokens reach
 ``token_budget``, when it holds ``max_batch_items``, or when collecting ends: from the moment
 the reward is free for it, it collects while items keep arriving less than ``max_wait_ms``
-apart, for at most ``max(max_wait_ms, COLLECT_SHARE × recent batch time)``. While a batch runs,
+apart, for at most ``max(max_wait_ms, COLLECT_SHARE × recent batch time)``, or until as many
+items are queued as the last batch held when they are its clients coming back. While a batch runs,
 the next one fills, so under load batches grow by themselves; clients answered by the last batch
 come back into the next one instead of leaving a few early arrivals to run alone.
 The queue is bounded: :meth:`DynamicBatcher.submit` raises :class:`QueueFull` (the server answers
@@ -127,6 +128,9 @@ class DynamicBatcher:
         #: Running estimate of one batch's seconds (None until a batch has run).
         self._batch_seconds: float | None = None
         self._last_arrival = 0.0
+        #: Items in the last batch formed (None before the first): once as many are queued again,
+        #: the clients it answered are back and the next batch closes without waiting.
+        self._last_size: int | None = None
         self._closed = False
 
     # -- public -------------------------------------------------------------------------------
@@ -225,23 +229,10 @@ class DynamicBatcher:
                 while not self._queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                start, wait, cap = self._window(free_at)
-                while (
-                    not self._full()
-                    and (
-                        remaining := min(max(start, self._last_arrival) + wait, cap)
-                        - time.monotonic()
-                    )
-                    > 0
-                ):
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    except TimeoutError:
-                        break
-                    if not self._queue:
-                        break
+                await self._collect(free_at)
                 batch = self._take()
+                if batch:
+                    self._last_size = len(batch)
             except BaseException:
                 self._slots.release()
                 raise
@@ -250,6 +241,25 @@ class DynamicBatcher:
                 continue
             self._running += 1
             asyncio.get_running_loop().create_task(self._run(batch))
+
+    async def _collect(self, free_at: float) -> None:
+        """Wait while the batch should wait for company (:meth:`_window`, :meth:`_caught_up`)."""
+        assert self._wakeup is not None
+        start, wait, cap = self._window(free_at)
+        # The oldest item came within the quiet gap of the worker coming free: the clients of
+        # the last batch are coming back, and once as many are queued the batch need not wait.
+        returning = self._queue[0].enqueued - free_at <= wait
+        while not self._full() and not (returning and self._caught_up()):
+            remaining = min(max(start, self._last_arrival) + wait, cap) - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+            if not self._queue:
+                return
 
     def _window(self, free_at: float) -> tuple[float, float, float]:
         """When collecting starts, the quiet gap that ends it, and its hard end (seconds).
@@ -265,6 +275,12 @@ class DynamicBatcher:
         if wait <= 0:
             return start, 0.0, start
         return start, wait, start + max(wait, COLLECT_SHARE * (self._batch_seconds or 0.0))
+
+    def _caught_up(self) -> bool:
+        """As many items are queued as the last batch held: waiting longer would only help if
+        more clients than before were coming (a lone client in a loop never waits for company;
+        64 clients close their batch when the 64th is back)."""
+        return self._last_size is not None and len(self._queue) >= self._last_size
 
     def _full(self) -> bool:
         cost = 0
