@@ -176,6 +176,15 @@ def test_call_style_with_fn_name_and_forged_equality():
     assert res.statuses == ["failed"]
 
 
+def test_a_wrong_solution_fails_checks_in_loops_and_main_guards():
+    wrong = "def f(x):\n    return 0\n"
+    looped = "assert f(0) == 0\nfor x in range(1, 4):\n    assert f(x) == 2 * x\n"
+    assert run_tests(wrong, looped).statuses == ["passed", "failed"]
+    assert run_tests("def f(x):\n    return 2 * x\n", looped).statuses == ["passed", "passed"]
+    guarded = "assert f(0) == 0\nif __name__ == '__main__':\n    assert f(3) == 6\n"
+    assert run_tests(wrong, guarded).statuses == ["passed", "failed"]
+
+
 def test_per_test_timeout_keeps_other_tests():
     code = "def f(x):\n    while x == 2:\n        pass\n    return x\n"
     res = run_tests(

@@ -84,6 +84,21 @@ def test_humaneval_check_is_judged_in_the_parent_when_it_can_be():
     assert parse_tests({"test": looped, "entry_point": "f"}).kinds == ["in_process"]
 
 
+def test_checks_outside_top_level_asserts_are_tests_not_set_up():
+    """Set-up failures are not verdicts: an assert in a loop, a ``__main__`` guard, ``with`` or
+    ``try``, or a call of an asserting helper left in set-up could never fail a wrong solution."""
+    looped = parse_tests("assert f(0) == 0\nfor x in range(9):\n    assert f(x) == 2 * x\n")
+    assert looped.kinds == ["value", "in_process"]  # in process: refused unless allowed
+    guarded = parse_tests("x = 3\nif __name__ == '__main__':\n    assert f(x) == 6\n")
+    assert guarded.kinds == ["value"] and guarded.expected[0] == [("==", 6)]
+    helper = "def check(x):\n    assert f(x) == 2 * x\nassert f(0) == 0\ncheck(3)\nprint(1)\n"
+    assert parse_tests(helper).kinds == ["value", "in_process"]  # print stays set-up
+    named = "def test_a():\n    assert f(1) == 2\ntest_a()\n"
+    assert parse_tests(named).total == 1  # the call of a test function is not counted twice
+    wrapped = "try:\n    assert f(1) == 2\nexcept NameError:\n    pass\n"
+    assert parse_tests(wrapped).kinds == ["in_process"]
+
+
 def test_expected_values_never_reach_the_sandbox_payload():
     plan = parse_tests({"inputs": [[1], [2]], "outputs": [777001, 777002], "fn_name": "f"})
     assert "777001" not in json.dumps(plan.steps)

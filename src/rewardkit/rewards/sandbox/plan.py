@@ -14,8 +14,9 @@ Where a verdict is made decides whether a solution can forge it (``docs/sandbox.
   comparisons never enter the sandbox and the parent compares;
 - HumanEval's ``check(candidate)`` is one ``value`` test when every statement of it is such an
   assert (:func:`_plan_from_check`);
-- every other test (other asserts, ``def test_*`` functions, a ``check`` with loops, a script
-  without asserts) is ``in_process``: it runs beside the solution, which can forge its verdict.
+- every other test (other asserts, asserts in a loop, ``with`` or ``try``, ``def test_*``
+  functions, calls of an asserting helper, a ``check`` with loops, a script without asserts) is
+  ``in_process``: it runs beside the solution, which can forge its verdict.
 """
 
 from __future__ import annotations
@@ -212,24 +213,82 @@ def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
     return b.plan()
 
 
+def _is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (either order of the comparison), without ``else``."""
+    if not isinstance(node, ast.If) or node.orelse or not isinstance(node.test, ast.Compare):
+        return False
+    t = node.test
+    if len(t.ops) != 1 or not isinstance(t.ops[0], ast.Eq):
+        return False
+    sides = [t.left, t.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
+
+
+def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of test code, with a ``__main__`` guard's body read as top level (the
+    harness runs test code as ``__main__``, so the guarded checks are meant to run)."""
+    out: list[ast.stmt] = []
+    for node in body:
+        out += _top_level(node.body) if _is_main_guard(node) else [node]
+    return out
+
+
+def _executed(node: ast.AST) -> list[ast.AST]:
+    """The nodes that run when ``node`` runs: not the bodies of functions, classes or lambdas
+    it defines."""
+    out: list[ast.AST] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        todo += ast.iter_child_nodes(n)
+    return out
+
+
+def _checks(node: ast.stmt, checkers: set[str]) -> bool:
+    """Whether a top-level statement checks the solution when it runs: it holds an ``assert``
+    (in a loop, ``with``, ``try``...) or calls a test-code function that asserts."""
+    for n in _executed(node):
+        if isinstance(n, ast.Assert):
+            return True
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in checkers:
+            return True
+    return False
+
+
 def _plan_from_source(src: str) -> TestPlan:
-    """Each top-level ``assert`` and each top-level ``def test*`` is one test; the rest is set-up."""
+    """Each top-level ``assert`` and each top-level ``def test*`` is one test; so is any other
+    statement that checks when it runs (an ``assert`` inside a loop, ``with`` or ``try``, a call
+    of a test-code function that asserts), in process; the rest is set-up. Set-up failures are
+    not verdicts, so a check left in set-up could never fail."""
     try:
         tree = ast.parse(src)
     except SyntaxError as e:
         raise ValueError(f"test code does not parse: {e}") from e
-    b = _Builder(defined_names(n for n in tree.body if not isinstance(n, ast.Assert)))
-    for node in tree.body:
+    body = _top_level(tree.body)
+    defs = [n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    tests = {n.name for n in defs if n.name.startswith("test")}
+    checkers = {
+        n.name for n in defs if any(isinstance(m, ast.Assert) for m in ast.walk(n))
+    } - tests  # a call of a test* function is already its own test
+    b = _Builder(defined_names(n for n in body if not isinstance(n, ast.Assert)))
+    for node in body:
         if isinstance(node, ast.Assert):
             b.test(ast.unparse(node), node)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
-            "test"
-        ):
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in tests:
             b.setup(ast.unparse(node))
             call = f"{node.name}()"
             if isinstance(node, ast.AsyncFunctionDef):
                 call = f"import asyncio\nasyncio.run({node.name}())"
             b.test(call)
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and (
+            _checks(node, checkers)
+        ):
+            b.test(ast.unparse(node))
         else:
             b.setup(ast.unparse(node))
     if b.n == 0:  # e.g. a script that checks by itself: one test, passes when it runs cleanly
