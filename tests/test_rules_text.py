@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from rewardkit import Query, load_reward
@@ -155,8 +157,22 @@ def test_exact_match_squad_normalisation():
     assert s[:4].tolist() == [1.0, 1.0, 1.0, 0.0]
     assert math.isnan(s[4])
     assert exact_match.compute_score("The answer", "answer") == 1.0
+    # A reference that is only an article or punctuation is not matched by an empty answer
+    for rule in (exact_match, token_f1):
+        scores = {r: rule.compute_score(r, "A") for r in ("A", "(a)", "B", "", ".", "the", "?!")}
+        assert scores == {"A": 1.0, "(a)": 1.0, "B": 0.0, "": 0.0, ".": 0.0, "the": 0.0, "?!": 0.0}
+        assert rule.compute_score("", "?") == 0.0 and rule.compute_score("?", "?") == 1.0
     tagged = load_reward("rule:exact_match?answer_tag=true")
     assert tagged.score([q("<think>hm</think><answer>Paris</answer>", "paris")])[0] == 1.0
+
+
+@pytest.mark.parametrize("missing", [math.nan, np.nan, pd.NA, [math.nan], [None, ""]])
+@pytest.mark.parametrize("spec", ["bleu", "chrf", "rouge_l", "exact_match", "f1", "vqa", "math"])
+def test_a_missing_reference_from_a_table_is_no_reference(spec, missing):
+    """pandas and Parquet store a missing value as NaN: the rule does not apply (NaN), and the
+    response "nan" does not match it."""
+    scores = load_reward(f"rule:{spec}").score([q("nan", missing), q("42", missing)])
+    assert np.isnan(scores).all(), (spec, missing, scores)
 
 
 def test_f1_hand_values():
@@ -166,7 +182,9 @@ def test_f1_hand_values():
     # "red red blue" vs "red green": common = {red: 1} → P = 1/3, R = 1/2 → F1 = 0.4
     assert token_f1.compute_score("red red blue", "red green") == pytest.approx(0.4)
     assert token_f1.compute_score("x y", "z") == 0.0
-    assert token_f1.compute_score("the", "a") == 1.0  # both normalise to nothing (SQuAD v2 rule)
+    # SQuAD's script maps both to nothing and scores 1; here "a" stays "a" (an answer letter)
+    assert token_f1.compute_score("the", "a") == 0.0
+    assert token_f1.compute_score("A.", "a") == 1.0
     assert token_f1.compute_score("the", "cat") == 0.0
     assert token_f1.compute_score("cat", ["dog", "cat"]) == 1.0
     assert math.isnan(token_f1.compute_score("cat", None))

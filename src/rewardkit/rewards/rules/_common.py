@@ -45,18 +45,28 @@ class RuleReward(Reward):
 def references(reference: Any) -> list[str]:
     """A reference given as a string or a list of strings, as a list of non-blank strings.
 
-    ``None``, ``""``, ``[]`` and ``[""]`` give ``[]`` (the rule then returns NaN: it does not
+    ``None``, a NaN (:func:`is_missing`), ``""``, ``[]`` and ``[""]`` give ``[]`` (the rule then returns NaN: it does not
     apply); a numpy array (what verl's ``ground_truth`` can be) counts as the list it holds.
     """
     if isinstance(reference, np.ndarray):
         reference = reference.tolist()
-    if reference is None:
+    if is_missing(reference):
         return []
     if isinstance(reference, str):
         return [reference] if reference.strip() else []
     if isinstance(reference, Sequence):
-        return [str(r) for r in reference if r is not None and str(r).strip()]
+        return [str(r) for r in reference if not is_missing(r) and str(r).strip()]
     return [str(reference)]
+
+
+def is_missing(value: Any) -> bool:
+    """``None``, a float NaN or pandas' ``NA``/``NaT``: how tables store "no value" (a NaN
+    reference is no reference, never the text ``"nan"``)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def no_reference(reference: Any) -> bool:
@@ -83,10 +93,19 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def squad_normalize(text: str) -> str:
-    """SQuAD answer normalisation: lowercase, strip punctuation and articles, squeeze spaces."""
-    text = text.lower().translate(_PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    """SQuAD answer normalisation: lowercase, strip punctuation and articles, squeeze spaces.
+
+    Unlike SQuAD's script, a text that has something to say never normalises to nothing: when
+    stripping articles (the answer "A", a choice letter) or then punctuation ("?") leaves it
+    empty, the last non-empty stage is kept, so an empty or punctuation-only response cannot
+    match it."""
+    lowered = text.lower()
+    no_punct = lowered.translate(_PUNCT)
+    for stage in (_ARTICLES.sub(" ", no_punct), no_punct, lowered):
+        words = stage.split()
+        if words:
+            return " ".join(words)
+    return ""
 
 
 def as_bool(name: str, rule: str, value: Any) -> bool:
