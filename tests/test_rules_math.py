@@ -11,6 +11,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rewardkit import Query, load_reward
 from rewardkit.errors import SpecError
@@ -72,10 +74,37 @@ def test_math_fast_path_agrees_with_plain_math_verify_on_hand_cases():
         ("\\boxed{50\\%}", "0.5"),  # percent: not a plain number, goes to math-verify
         ("\\boxed{0.3333333}", "\\frac{1}{3}"),
         ("The final answer is 7. Check: 2+2=4", "7"),  # "answer": fast path declines
+        # math-verify's choice among several answers is its own: the fast path declines
+        ("\\boxed{7}, \\boxed{42}", "42"),
+        ("$x=7$ or $x=42$", "42"),
+        ("\\boxed{42}. Actually, the final answer is 7.", "42"),
+        ("The answer is $\\boxed{7}$. Actually, the final answer is 42.", "42"),
+        ("x = 42 6*7 =", "7"),
+        ("\\fbox{42}", "42"),
+        ("\\boxed{42} so \\boxed{ 42 }", "42"),
     ]
     fast, slow = MathVerifier(fast=True), MathVerifier(fast=False)
     for response, reference in cases:
         assert fast.check(response, reference) == slow.check(response, reference), response
+
+
+_PIECES = [
+    "\\boxed{7}", "\\boxed{42}", "\\boxed{ 42 }", "\\fbox{42}", "$x=7$", "$42$", "$7", "42", "7",
+    "the final answer is 7", "The answer is 42", "Answer: 7", "Actually,", "or", ".", "\n",
+    "6*7 =", "= 7", "7 + 35 = 42", "42 - 35", "42%", "**42**", "(42)", "-42", "1,234", "#### 7",
+]  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=5), st.sampled_from(["42", "7"]))
+def test_math_fast_path_never_disagrees_with_math_verify(pieces, gold):
+    """Responses that list, revise or compute answers: where the fast path decides, it decides
+    as plain math-verify does (3 of 4 differed on the first such responses tried)."""
+    response = " ".join(pieces)
+    fast = MathVerifier(fast=True)
+    verdict = fast.fast_verdict(response, fast.gold(gold))
+    if verdict is not None:
+        assert verdict == MathVerifier(fast=False).check(response, gold), response
 
 
 def test_math_nan_without_reference_and_unparseable_gold():

@@ -123,11 +123,23 @@ def gold_answer(reference: str) -> str:
 def response_candidate(response: str) -> str | None:
     """The response's final answer for the fast path, or None when only math-verify can tell.
 
-    The last ``\\boxed{}``; else, in a response with no LaTeX command (no backslash) and no word
-    "answer" (math-verify's anchored patterns), its last number unless followed by a percent sign.
+    The ``\\boxed{}`` content when every box holds the same text and no word "answer" follows
+    the last; else, in a response with no LaTeX command (no backslash) and no word "answer"
+    (math-verify's anchored patterns), its last number unless it sits inside ``$…$``, follows an
+    arithmetic operator or precedes one or a percent sign. Boxes that disagree, a box followed by
+    another stated answer, or an expression ("6*7") are left to math-verify, whose choice among
+    them the fast path cannot know.
     """
-    if "\\boxed" in response or "\\fbox" in response:
-        return last_boxed(response)
+    if "\\fbox" in response:
+        return None  # math-verify does not read \fbox
+    if "\\boxed" in response:
+        starts = [m.start() for m in re.finditer(r"\\boxed", response)]
+        boxes = [last_boxed(response[a:b]) for a, b in zip(starts, [*starts[1:], None])]
+        if None in boxes or len({"".join(str(b).split()) for b in boxes}) != 1:
+            return None
+        if "answer" in response[starts[-1] :].lower():
+            return None
+        return boxes[-1]
     if "\\" in response or "answer" in response.lower():
         return None
     last = None
@@ -135,10 +147,18 @@ def response_candidate(response: str) -> str | None:
         pass
     if last is None:
         return None
-    tail = response[last.end() : last.end() + 12].lstrip().lower()
-    if tail.startswith(("%", "percent", "pct")):
+    before, after = response[: last.start()], response[last.end() :]
+    if before.count("$") % 2 and "$" in after:
+        return None  # inside $…$: math-verify reads it as LaTeX
+    tail = after[:12].lstrip().lower()
+    if tail.startswith(("%", "percent", "pct", *_OPERATORS)):
         return None
+    if before.rstrip().endswith(tuple(o for o in _OPERATORS if o != "=")):
+        return None  # part of an expression ("6*7"), which math-verify may evaluate
     return last.group(0)
+
+
+_OPERATORS = ("+", "-", "*", "/", "^", "=", "×", "÷", "·", "(", ")")
 
 
 @dataclass
