@@ -134,7 +134,9 @@ def response_candidate(response: str) -> str | None:
         return None  # math-verify does not read \fbox
     if "\\boxed" in response:
         starts = [m.start() for m in re.finditer(r"\\boxed", response)]
-        boxes = [last_boxed(response[a:b]) for a, b in zip(starts, [*starts[1:], None])]
+        boxes = [
+            last_boxed(response[a:b]) for a, b in zip(starts, [*starts[1:], None], strict=True)
+        ]
         if None in boxes or len({"".join(str(b).split()) for b in boxes}) != 1:
             return None
         if "answer" in response[starts[-1] :].lower():
