@@ -239,6 +239,33 @@ def test_math_in_a_worker_thread():
     assert out[0][0] == 1.0
 
 
+def test_math_off_the_main_thread_keeps_its_timeout():
+    """A tower of powers held sympy and the GIL for minutes in a server's rule thread (no
+    signal timeouts there): now a worker process runs it under math-verify's timeout, and the
+    thread, the rest of the batch and the process stay live."""
+    reward = load_reward("rule:math?timeout=1&fast=false")
+    queries = [q("\\boxed{9^{9^{9^{9}}}}", "2"), q("\\boxed{\\frac{2}{4}}", "0.5")]
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(reward.score_full(queries)))
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive()
+    assert out[0].scores.tolist() == [0.0, 1.0]
+    assert [e["index"] for e in out[0].stats["errors"]] == [0]
+    assert "timed out" in out[0].stats["errors"][0]["error"]
+
+
+def test_a_math_worker_past_its_deadline_is_killed_and_replaced():
+    from rewardkit.rewards.rules import math_worker
+
+    hang = {"response": "\\boxed{9^{9^{9^{9}}}}", "reference": ["2"], "strict": True}
+    with pytest.raises(math_worker.WorkerDied):
+        math_worker.run({**hang, "timeout": None}, timeout=1.0)  # no timeout inside: killed
+    ok = {"response": "\\boxed{\\frac{2}{4}}", "reference": ["0.5"], "strict": True}
+    assert math_worker.run({**ok, "timeout": 5}, timeout=60.0)["score"] == 1.0
+    assert all(w.proc.poll() is None for w in math_worker._all)  # the killed one is gone
+
+
 def test_math_spec_options_and_fingerprint():
     a = load_reward("rule:math?strict=false&timeout=3&fast=false")
     assert a.verifier.strict is False and a.verifier.timeout == 3 and a.verifier.fast is False

@@ -21,8 +21,9 @@ signal-based timeouts; a plain GSM8K row costs ~1 ms. Two things on our side, me
    near-equal numbers) goes to math-verify. On the shared GSM8K/MATH data the fast path agrees
    with plain math-verify on every row it decides (``tests/test_rules_math.py``).
 
-Robustness: math-verify's own timeouts (``signal.alarm``, main thread only; in other threads
-they are off and only ``max_chars`` bounds the work) turn a hang into 0.0; any exception from
+Robustness: math-verify's own timeouts (``signal.alarm``, main thread only; from other threads
+the slow path runs in a worker process, :mod:`.math_worker`, killed when it overruns) turn a hang
+into 0.0; any exception from
 math-verify is 0.0 too (a reference math-verify cannot parse gives NaN). Both are counted in
 :attr:`MathVerifier.stats` (``timeout``, ``error``), never raised, and each query they hit is a
 failure of its call (``ScoreResult.stats["failed"]`` and ``["errors"]``, with the reason and the
@@ -31,6 +32,7 @@ score it got), so a run's failure line counts it.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -172,12 +174,21 @@ class _Gold:
     problem: str | None = None  # why the parse failed, when math-verify timed out or raised
 
 
+@lru_cache(maxsize=1)
+def _warn_no_worker(error: BaseException) -> None:
+    logging.getLogger(__name__).warning(
+        "rule:math: no math-verify worker process (%s); off the main thread math-verify now runs "
+        "without a timeout",
+        error,
+    )
+
+
 class MathVerifier:
     """Reference-answer checking with math-verify, a gold cache and a certain-verdict fast path.
 
     Usable from several threads (the gold cache is locked; statistics counts may be lost under
-    threads, verdicts are not). math-verify's timeouts need the main thread; elsewhere they are
-    off.
+    threads, verdicts are not). math-verify's timeouts need the main thread; elsewhere the slow
+    path runs in a worker process where they hold (:mod:`.math_worker`).
     """
 
     def __init__(
@@ -243,6 +254,25 @@ class MathVerifier:
                     )
         return False, problem
 
+    def _in_worker(self, response: str, refs: list[str]) -> tuple[float, str | None] | None:
+        """The slow path in a worker process, where math-verify's timeouts work (see
+        :mod:`.math_worker`); None when no worker can start (then it runs here, untimed)."""
+        from rewardkit.rewards.rules import math_worker
+
+        assert self.timeout is not None
+        deadline = self.timeout * (3 + 2 * len(refs)) + 2.0
+        job = {"response": response, "reference": refs, "strict": self.strict}
+        try:
+            answer = math_worker.run({**job, "timeout": self.timeout}, deadline)
+        except math_worker.WorkerDidNotStart as e:
+            _warn_no_worker(e)
+            return None
+        except math_worker.WorkerDied:
+            self.stats["timeout"] += 1
+            return 0.0, f"math-verify did not finish in {deadline:.0f} s (worker killed)"
+        self.stats.update(answer["stats"])
+        return float(answer["score"]), answer["problem"]
+
     # -- gold ----------------------------------------------------------------------------------
 
     def gold(self, reference: str) -> _Gold:
@@ -306,6 +336,10 @@ class MathVerifier:
             if 1.0 in verdicts or all(v == 0.0 for v in verdicts):
                 self.stats["fast"] += 1
                 return (1.0 if 1.0 in verdicts else 0.0), None
+        if self.timeout and threading.current_thread() is not threading.main_thread():
+            answer = self._in_worker(response, refs)
+            if answer is not None:
+                return answer
         for g in golds:
             if g.parsed is None:
                 g.parsed, g.problem = self._parse(g.source, "the reference")
