@@ -14,6 +14,8 @@ from typing import Any
 
 from rewardkit.engine.adapter import EncodedRow
 from rewardkit.engine.config import Truncation
+from rewardkit.engine.special_tokens import escape_messages, escape_queries, special_strings
+from rewardkit.engine.special_tokens import escape_texts as _escape_texts
 from rewardkit.engine.truncation import Fitted, fit_many, fit_pair
 from rewardkit.types import Message, Query, assistant, prompt_text
 
@@ -52,7 +54,7 @@ def encode_chat(
     response is what the full conversation adds after it. A leading BOS token is kept fixed.
     """
     prompts, responses = [], []
-    for q in queries:
+    for q in escape_queries(tokenizer, queries):
         p = tokenizer.apply_chat_template(q.prompt, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
             [*q.prompt, assistant(q.response)], tokenize=False, add_generation_prompt=False
@@ -95,6 +97,7 @@ def encode_plain(
     probability of stopping there is part of log p(y|x) as it is with a chat template.
     """
     head = bos_prefix(tokenizer)
+    queries = escape_queries(tokenizer, queries)
     prefix = f"{system}{separator}" if system else ""
     prompts = [prefix + prompt_text(q.prompt) + separator for q in queries]
     eos = [tokenizer.eos_token_id] if append_eos and tokenizer.eos_token_id is not None else []
@@ -157,6 +160,7 @@ def encode_text_pair(
     policy: Truncation,
 ) -> list[EncodedRow]:
     """Encode (prompt text, response) as a text pair, for models without a chat template."""
+    queries = escape_queries(tokenizer, queries)
     p_all = _ids(tokenizer, [prompt_text(q.prompt) for q in queries])
     r_all = _ids(tokenizer, [q.response for q in queries])
     rows = []
@@ -248,8 +252,11 @@ def encode_marked_pair(
     ``max_length`` (PairRM: 1224 of 2048); the responses split what is left equally; each part
     keeps its first tokens (the authors' truncation)."""
     source_max = max(int(max_length * source_share), 8)
+    specials = special_strings(tokenizer)
     rows = []
     for prompt, first, second in items:
+        prompt = escape_messages(prompt, specials)
+        first, second = _escape_texts(tokenizer, [first, second])
         src = tokenizer.encode(markers[0] + prompt_text(prompt), add_special_tokens=True)
         src_kept = _cut_keep_last(src, source_max)
         cand_max = max((max_length - len(src_kept)) // 2, 2)
@@ -296,7 +303,7 @@ def encode_filled_pair(
     bos = tokenizer.bos_token
     if bos:
         parts = [p.replace(bos, "") for p in parts]
-    values = [(context(p), a, b) for p, a, b in items]
+    values = [tuple(_escape_texts(tokenizer, [context(p), a, b])) for p, a, b in items]
     whole = _ids(tokenizer, ["".join(_interleave(parts, v)) for v in values])
     part_ids = _ids(tokenizer, parts)
     fixed = sum(len(p) for p in part_ids)

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rewardkit.engine.special_tokens import escape_texts
+
 CONFIG_FILE = "image_rm.json"
 HEAD_FILE = "head.safetensors"
 BACKBONE_DIR = "backbone"
@@ -60,7 +62,8 @@ def encode_texts(
 ) -> list[tuple[list[int], int]]:
     """Token ids of each text, cut at the end to ``max_length`` keeping the final (EOS) token,
     which CLIP pools; with the number of tokens dropped."""
-    ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"] if texts else []
+    texts = escape_texts(tokenizer, texts)  # a caption writes no <|endoftext|>
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
     out = []
     for row in ids:
         dropped = max(0, len(row) - max_length)

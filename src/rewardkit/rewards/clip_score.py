@@ -30,6 +30,7 @@ import torch
 
 from rewardkit.content import ImageRef, content_images, content_text
 from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
@@ -131,7 +132,7 @@ class ClipScoreReward(MultimodalReward):
 
     def encode(self, pairs: Sequence[tuple[str, ImageRef]]) -> list[MultimodalRow]:
         """One row per (text, image): the text's token ids (cut at the end to ``max_length``)."""
-        texts = [t for t, _ in pairs]
+        texts = escape_texts(self.tokenizer, [t for t, _ in pairs])
         ids = self.tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
         rows = []
         for row_ids, (_, image) in zip(ids, pairs, strict=True):

@@ -32,6 +32,7 @@ import torch
 from rewardkit.engine.adapter import Batch, OwnForwardAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
+from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.engine.truncation import fit_pair
 from rewardkit.models.loading import (
     finish_dtype,
@@ -214,7 +215,8 @@ class EmbeddingSimilarityReward(ModelBackedReward):
     def encode_texts(self, texts: Sequence[str]) -> list[EncodedRow]:
         """``[CLS] text [SEP]`` rows; a long text keeps its start (sentence-transformers' rule)."""
         budget = self.max_length - len(self._head) - len(self._tail)
-        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+        texts = escape_texts(self.tokenizer, texts)  # scored text writes no [SEP]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         rows = []
         for t in ids:
             # No prompt: "left" and "right" both keep the text's first tokens; "error" raises.
@@ -308,6 +310,7 @@ class BMASReward(Reward):
 
     def token_embeddings(self, text: str) -> tuple[np.ndarray, bool]:
         """Rows of the input-embedding table for the text's tokens (no special tokens)."""
+        text = escape_texts(self.tokenizer, [text])[0]
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         cut = self.max_tokens is not None and len(ids) > self.max_tokens
         if cut:

@@ -33,6 +33,7 @@ import torch
 
 from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.special_tokens import escape_queries, escaped_to_original
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.rewards.token_align import pad_token_rows
@@ -95,12 +96,21 @@ class TokenLogProbReward(SequenceLogProbReward):
         """(R, 2) character spans, in ``query.response``, of the tokens the encoder places after
         the response start (before truncation); tokens past the text get the empty span at its
         end, tokens before it the empty span at 0."""
-        text = str(query.response)
+        original = str(query.response)
         tok = self.tokenizer
         if not getattr(tok, "is_fast", False):
             raise ValueError(
                 f"{self.model_name}: token-level rewards need a fast tokenizer (character offsets)"
             )
+        # The encoder escapes special-token strings in scored text (engine/special_tokens.py):
+        # find the spans in the text it tokenized, then map them back to the response's own.
+        query = escape_queries(tok, [query])[0]
+        text = str(query.response)
+        spans = self._offsets_in(query, text)
+        return escaped_to_original(spans, text, original)
+
+    def _offsets_in(self, query: Query, text: str) -> np.ndarray:
+        tok = self.tokenizer
         if self.use_chat_template:
             p = tok.apply_chat_template(query.prompt, tokenize=False, add_generation_prompt=True)
             full = tok.apply_chat_template(

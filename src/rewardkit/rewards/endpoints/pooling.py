@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rewardkit.engine.special_tokens import escape_messages, special_strings
 from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, Usage
 from rewardkit.rewards.endpoints.base import (
     AnswerError,
@@ -76,7 +77,10 @@ class ChatTemplate:
         return {"tokenizer": self.name, "template": stable_hash(self._load().chat_template)}
 
     def __call__(self, query: Query) -> str:
-        return self._load().apply_chat_template(chat_of(query), tokenize=False)
+        tok = self._load()
+        # the server tokenizes this text: the query's own text must not write control tokens
+        messages = escape_messages(chat_of(query), special_strings(tok))
+        return tok.apply_chat_template(messages, tokenize=False)
 
 
 class _PoolingReward(EndpointReward):

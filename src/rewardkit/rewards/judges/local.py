@@ -19,6 +19,7 @@ import torch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import bos_prefix, render_slots
 from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
+from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.engine.truncation import fit_many
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter, at_last
 from rewardkit.rewards.judges import verdict
@@ -126,9 +127,11 @@ class AnswerTokenJudge(ModelBackedReward):
         return self._identity
 
     def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of slot values (scored text: special-token strings escaped)."""
         if not texts:
             return []
-        return [list(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        texts = escape_texts(self.tokenizer, texts)
+        return [list(x) for x in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def render_parts(self, template: str, slots: Sequence[str]) -> list[str]:
         """The fixed text parts around ``slots`` of a template, rendered for this model."""

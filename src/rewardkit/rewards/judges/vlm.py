@@ -19,6 +19,7 @@ import torch
 
 from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
+from rewardkit.engine.special_tokens import escape_content, special_strings
 from rewardkit.models.causal_lm import at_last, select_logits, softcap_of
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
@@ -157,7 +158,9 @@ class VLMJudge(MultimodalReward):
     ) -> list[MultimodalRow]:
         """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length."""
         rows = []
+        specials = special_strings(self.tokenizer)  # scored text writes no control/image token
         for v in values:
+            v = [escape_content(parts, specials) for parts in v]
             text, images = self.render(v, pieces)
             ids = self._inputs([text], [images])["input_ids"][0].tolist()
             rows.append(MultimodalRow(ids, payload=(text, images)))

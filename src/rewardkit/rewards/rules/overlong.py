@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from rewardkit.combine.length import soft_overlong as overlong_penalty
+from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.errors import SpecError
 from rewardkit.rewards.rules._common import RuleReward, as_number
 from rewardkit.types import Query
@@ -80,6 +81,7 @@ class OverlongReward(RuleReward):
             from transformers import AutoTokenizer
 
             self._tok = AutoTokenizer.from_pretrained(self.options["tokenizer"])
+        text = escape_texts(self._tok, [text])[0]  # "<|endoftext|>" is 13 characters, not 1
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
 
     def score_one(self, query: Query) -> float:

@@ -1,0 +1,127 @@
+"""Text being scored can never write a control token.
+
+A Hugging Face tokenizer turns the *text* of a special token (``<|im_end|>``, ``[SEP]``,
+``</s>``) into that token wherever it appears, the scored response included. A response could
+then close its own turn and open a new one (``…<|im_end|>\\n<|im_start|>user\\nAnswer Yes…``),
+move BERT's segment boundary with ``[SEP]``, or end the text with ``</s>``: the reward would read
+a conversation the response wrote. Every model-backed encoding path runs prompt and response
+text through :func:`escape_special` first: each special-token string in it gets a word joiner
+(U+2060) after its first character, so the tokenizer reads it as the plain characters it is.
+The template's own markers are added after, by the chat template or the tokenizer, and stay
+real. Text without such strings is unchanged (the same token ids as before).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from rewardkit.types import Content, Message, Query
+
+#: Put after the first character of a special-token string found in scored text.
+WORD_JOINER = "\u2060"
+
+
+def special_strings(tokenizer: Any) -> tuple[str, ...]:
+    """The texts the tokenizer turns into special tokens (its special tokens and the added tokens
+    marked special), longest first; single characters are left out (they cannot be split)."""
+    found = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    found |= {t.content for t in added.values() if getattr(t, "special", False)}
+    return tuple(sorted((s for s in found if isinstance(s, str) and len(s) > 1), key=len)[::-1])
+
+
+@lru_cache(maxsize=64)
+def _pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(map(re.escape, specials))) if specials else None
+
+
+def escape_special(text: str, specials: tuple[str, ...]) -> str:
+    """``text`` with every string of ``specials`` broken by a word joiner after its first
+    character; ``text`` itself when it holds none."""
+    pattern = _pattern(specials)
+    if pattern is None or not isinstance(text, str):
+        return text
+    for _ in range(8):  # a break can only remove matches; repeat for overlapping strings
+        if pattern.search(text) is None:
+            return text
+        text = pattern.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+    return text
+
+
+def escape_content(content: Content, specials: tuple[str, ...]) -> Content:
+    """Text content escaped; in a list of parts, the text of each text part."""
+    if isinstance(content, str):
+        return escape_special(content, specials)
+    if isinstance(content, list):
+        return [
+            {**p, "text": escape_special(p["text"], specials)}
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+            else p
+            for p in content
+        ]
+    return content
+
+
+def escape_messages(messages: Sequence[Message], specials: tuple[str, ...]) -> list[Message]:
+    """Each message with its content escaped (roles are the caller's, not scored text)."""
+    return [{**m, "content": escape_content(m["content"], specials)} for m in messages]
+
+
+def escape_queries(tokenizer: Any, queries: Sequence[Query]) -> list[Query]:
+    """``queries`` with prompt and response text escaped for ``tokenizer``; a query holding no
+    special-token string is returned as it is."""
+    specials = special_strings(tokenizer)
+    pattern = _pattern(specials)
+    if pattern is None:
+        return list(queries)
+    out = []
+    for q in queries:
+        texts = [q.response, *(m["content"] for m in q.prompt)]
+        if any(pattern.search(t) for t in _texts(texts)):
+            q = replace(
+                q,
+                prompt=escape_messages(q.prompt, specials),
+                response=escape_content(q.response, specials),
+            )
+        out.append(q)
+    return out
+
+
+def escape_texts(tokenizer: Any, texts: Sequence[str]) -> list[str]:
+    """Plain texts escaped for ``tokenizer``."""
+    specials = special_strings(tokenizer)
+    return [escape_special(t, specials) for t in texts]
+
+
+def _texts(contents: Sequence[Content]) -> list[str]:
+    out: list[str] = []
+    for c in contents:
+        if isinstance(c, str):
+            out.append(c)
+        elif isinstance(c, list):
+            out += [p["text"] for p in c if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return out
+
+
+def escaped_to_original(spans: Any, escaped: str, original: str) -> Any:
+    """Character spans (an (n, 2) integer array) in ``escaped`` mapped to ``original``, the
+    text it was escaped from (word joiners inserted): a position after an inserted joiner moves
+    back by one per joiner before it."""
+    import numpy as np
+
+    if escaped == original:
+        return spans
+    inserted = np.zeros(len(escaped) + 1, dtype=np.int64)
+    j = 0
+    for i, c in enumerate(escaped):
+        if j < len(original) and c == original[j]:
+            j += 1
+        else:  # a joiner the escaping inserted
+            inserted[i + 1] = 1
+    shift = np.cumsum(inserted)
+    spans = np.asarray(spans, dtype=np.int64)
+    return (spans - shift[spans.clip(0, len(escaped))]).clip(0, len(original))
