@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rewardkit.combine.normalize import check_finite
+
 #: Aggregate name → one-line description (shown by ``rewardkit rewards list``).
 AGGREGATES: dict[str, str] = {
     "mean": "mean of the members that apply",
@@ -82,7 +84,8 @@ def canonical_aggregate(how: str) -> str:
 
 
 def as_score_matrix(scores: np.ndarray) -> np.ndarray:
-    """``scores`` as a float64 ``(n, m)`` matrix; ValueError for any other shape or ``m == 0``."""
+    """``scores`` as a float64 ``(n, m)`` matrix; ValueError for any other shape, ``m == 0`` or
+    an infinite score (NaN is allowed: the member abstains)."""
     x = np.asarray(scores, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(
@@ -90,6 +93,7 @@ def as_score_matrix(scores: np.ndarray) -> np.ndarray:
         )
     if x.shape[1] == 0:
         raise ValueError("scores has no member columns (m == 0): an empty ensemble has no score")
+    check_finite(x, "scores")  # one ±inf would turn rows (or, z-scored, the batch) to ±inf/NaN
     return x
 
 

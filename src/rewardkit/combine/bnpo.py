@@ -99,7 +99,16 @@ def batch_moments(p_groups: np.ndarray) -> tuple[float, float]:
 def _to_unit(rewards: Any, r_min: float, r_max: float) -> np.ndarray:
     if not r_max > r_min:
         raise ValueError(f"BNPO needs r_max > r_min; got r_min={r_min}, r_max={r_max}")
-    return (as_rewards(rewards) - r_min) / (r_max - r_min)
+    r = as_rewards(rewards)
+    outside = np.flatnonzero((r < r_min) | (r > r_max))  # NaN compares False: allowed
+    if len(outside):
+        i = int(outside[0])
+        raise ValueError(
+            f"rewards[{i}] = {r[i]} lies outside [r_min, r_max] = [{r_min}, {r_max}] "
+            f"({len(outside)} value(s)); BNPO's Beta model needs rewards in that range: pass the "
+            "reward's real bounds"
+        )
+    return (r - r_min) / (r_max - r_min)
 
 
 def _advantages(r01: np.ndarray, p: np.ndarray, params: BetaParams, zero: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.normalize import check_finite
+
 LN3 = math.log(3.0)
 
 
@@ -73,6 +75,7 @@ class MedianLogisticNormalizer:
     def fit(self, metric_values: Any, dataset_ids: Any) -> MedianLogisticNormalizer:
         """Fit each source's median and slope on reference metric values (NaN ignored)."""
         r = np.asarray(metric_values, dtype=np.float64).reshape(-1)
+        check_finite(r, "metric_values")
         ids = _ids(dataset_ids, len(r))
         for d in np.unique(ids):
             vals = r[(ids == d) & ~np.isnan(r)]
@@ -83,6 +86,7 @@ class MedianLogisticNormalizer:
     def update(self, rewards: Any, dataset_ids: Any) -> None:
         """Add rewards to each source's window and refit its running median and slope."""
         r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        check_finite(r, "rewards")
         ids = _ids(dataset_ids, len(r))
         for d in np.unique(ids):
             vals = r[(ids == d) & ~np.isnan(r)]
@@ -95,6 +99,7 @@ class MedianLogisticNormalizer:
     def transform(self, rewards: Any, dataset_ids: Any) -> np.ndarray:
         """Map each reward through its source's logistic curve."""
         r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        check_finite(r, "rewards")
         ids = _ids(dataset_ids, len(r))
         med = np.full(len(r), np.nan)
         k = np.full(len(r), np.nan)

@@ -28,8 +28,9 @@ def hybrid_combine(
     rule = np.asarray(r_rule, dtype=np.float64).reshape(-1)
     model = np.broadcast_to(np.asarray(r_model, dtype=np.float64), rule.shape)
     c = np.broadcast_to(np.asarray(confidence, dtype=np.float64), rule.shape)
-    if np.any((c < 0) | (c > 1)):
-        raise ValueError("rule confidence must lie in [0, 1]")
+    if not np.all((c >= 0) & (c <= 1)):  # NaN fails too
+        i = int(np.flatnonzero(~((c >= 0) & (c <= 1)))[0])
+        raise ValueError(f"rule confidence must lie in [0, 1]; confidence[{i}] = {c[i]}")
     c = np.where(np.isnan(rule), 0.0, c)
     c = np.where(np.isnan(model) & ~np.isnan(rule), 1.0, c)  # model abstains: the rule alone
     out = np.where(c > 0, c * np.nan_to_num(rule), 0.0) + np.where(

@@ -42,21 +42,27 @@ def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
 def kimi_length_reward(
     lengths: Any, correct: Any, group_ids: Any = None, *, group_size: int | None = None
 ) -> np.ndarray:
-    """Card C8 — Kimi-1.5 group length reward (``λ`` if correct else ``min(0, λ)``)."""
+    """Card C8 — Kimi-1.5 group length reward (``λ`` if correct else ``min(0, λ)``).
+
+    ``correct`` is read as numbers (a rule's 1.0 / 0.0, or bools): non-zero is correct. NaN
+    correctness (the rule did not apply) or a NaN length gives NaN for that response only, and
+    its length is left out of the group's range."""
     L = as_rewards(lengths, "lengths")
-    c = np.asarray(correct, dtype=bool).reshape(-1)
+    c = as_rewards(np.asarray(correct, dtype=np.float64).reshape(-1), "correct")
     if c.shape != L.shape:
         raise ValueError(f"correct must have one flag per length ({len(L)}); got {c.shape}")
     idx, k = as_groups(len(L), group_ids, group_size)
+    ok = ~np.isnan(L) & ~np.isnan(c)
     lo = np.full(k, np.inf)
     hi = np.full(k, -np.inf)
-    np.minimum.at(lo, idx, L)
-    np.maximum.at(hi, idx, L)
-    span = (hi - lo)[idx]
+    np.minimum.at(lo, idx, np.where(ok, L, np.inf))
+    np.maximum.at(hi, idx, np.where(ok, L, -np.inf))
+    span = np.where(ok, (hi - lo)[idx], 0.0)
     lam = np.zeros_like(L)
     np.divide(L - lo[idx], span, out=lam, where=span > 0)
     lam = np.where(span > 0, 0.5 - lam, 0.0)
-    return np.where(c, lam, np.minimum(0.0, lam))
+    out = np.where(c != 0, lam, np.minimum(0.0, lam))
+    return np.where(ok, out, np.nan)
 
 
 def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.ndarray:

@@ -54,11 +54,31 @@ class GroupStats(NamedTuple):
 
 
 def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
-    """``rewards`` as a float64 vector; ValueError naming ``name`` for any other shape."""
-    r = np.asarray(rewards, dtype=np.float64)
+    """``rewards`` as a float64 vector of finite values or NaN ("does not apply"); ValueError
+    naming ``name`` (and the first bad index) for any other shape or an infinite value: one
+    ±inf would make every advantage of its group (or batch) infinite or NaN, silently."""
+    try:
+        r = np.asarray(rewards, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"{name} must be numbers (NaN where a reward does not apply): {e}"
+        ) from None
     if r.ndim != 1:
         raise ValueError(f"{name} must be a 1-D vector of scores; got shape {r.shape}")
+    check_finite(r, name)
     return r
+
+
+def check_finite(values: np.ndarray, name: str) -> None:
+    """ValueError naming the first ±inf in ``values`` (NaN is allowed: "does not apply")."""
+    bad = np.flatnonzero(np.isinf(values))
+    if len(bad):
+        i = np.unravel_index(int(bad[0]), values.shape) if values.ndim > 1 else int(bad[0])
+        where = ", ".join(map(str, i)) if isinstance(i, tuple) else str(i)
+        raise ValueError(
+            f"{name}[{where}] is {values.flat[bad[0]]}: a reward must be finite, or NaN where "
+            f"it does not apply ({len(bad)} infinite value(s))"
+        )
 
 
 def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> Groups:
@@ -75,6 +95,8 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
     if group_ids is None:
         if group_size is None:
             raise ValueError("group normalization needs group_ids (one per reward) or group_size")
+        if isinstance(group_size, bool) or not float(group_size).is_integer():
+            raise ValueError(f"group_size must be a whole number of rewards; got {group_size!r}")
         g = int(group_size)
         if g < 1 or n % g:
             raise ValueError(f"group_size={group_size} must be ≥ 1 and divide the {n} rewards")
@@ -91,6 +113,16 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
             return Groups(remap[ids].astype(np.int64), int(present.sum()))
     if ids.dtype.kind == "f" and np.isnan(ids).any():
         raise ValueError("group_ids contains NaN; every reward needs a group id")
+    if ids.dtype.kind == "O":  # mixed Python values: dense ids in order of first appearance
+        missing = [i for i, v in enumerate(ids.tolist()) if v is None]
+        if missing:
+            raise ValueError(f"group_ids[{missing[0]}] is None; every reward needs a group id")
+        try:
+            dense: dict[Any, int] = {}
+            index = np.fromiter((dense.setdefault(v, len(dense)) for v in ids.tolist()), np.int64)
+        except TypeError as e:
+            raise ValueError(f"group_ids must be hashable (ints or strings): {e}") from None
+        return Groups(index, len(dense))
     uniq, inverse = np.unique(ids, return_inverse=True)
     return Groups(inverse.reshape(-1).astype(np.int64), len(uniq))
 
