@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from rewardkit.data import load, write_jsonl
+from rewardkit.errors import DataError
 from rewardkit.types import Example
 
 
@@ -219,3 +220,11 @@ def test_many_rows_load(tmp_path: Path) -> None:
     assert len(exs) == 50_000
     assert len({ex.id for ex in exs}) == 50_000
     assert exs[-1].responses[exs[-1].chosen[0]] == "4 " * 50 and exs[-1].subset == "m"
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_an_empty_path_is_refused_not_read_as_the_current_directory(empty, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "unrelated.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    with pytest.raises(DataError, match="the path is empty"):
+        load(empty)

@@ -338,6 +338,22 @@ def test_gsm8k_reward():
 # -- real data ---------------------------------------------------------------------------------
 
 
+def test_gsm8k_huge_numbers_are_wrong_answers_not_errors():
+    """A 401-digit answer overflowed a float and a 5,000-digit one exceeds Python's int
+    conversion: the call raised for the whole batch; now they are wrong answers (0.0), and such a
+    reference is unreadable (NaN)."""
+    reward = load_reward("rule:gsm8k")
+    scores = reward.score(
+        [
+            q("#### 1" + "0" * 400, "#### 42"),
+            q("#### " + "9" * 5000, "#### 42"),
+            q("#### 1" + "0" * 400, "#### 1" + "0" * 400),
+            q("#### 42", "#### " + "9" * 5000),
+        ]
+    )
+    assert scores[:3].tolist() == [0.0, 0.0, 1.0] and math.isnan(scores[3])
+
+
 @pytest.mark.shared_data
 def test_gsm8k_agreement_with_graded_solutions(shared_data: Path):
     """Both rules' verdicts against the `is_correct` labels of 4 × 1,319 graded solutions."""

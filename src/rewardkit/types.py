@@ -89,6 +89,31 @@ class Query:
     reference: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Check the shape at construction, so a mistake is named here rather than deep in a
+        tokenizer; a prompt given as a string becomes one user message."""
+        prompt: Any = self.prompt
+        if isinstance(prompt, str):
+            object.__setattr__(self, "prompt", [user(prompt)])
+        elif isinstance(prompt, tuple):
+            object.__setattr__(self, "prompt", list(prompt))
+        elif not isinstance(prompt, list):
+            raise TypeError(
+                "Query.prompt must be a list of messages ({'role': ..., 'content': ...}) or a "
+                f"string; got {type(prompt).__name__}"
+            )
+        for i, m in enumerate(self.prompt):
+            if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
+                raise TypeError(
+                    f"Query.prompt[{i}] must be a message with a string 'role'; got {_brief(m)}"
+                )
+            if "content" not in m:
+                raise TypeError(f"Query.prompt[{i}] has no 'content': {_brief(m)}")
+            _check_content(m["content"], f"Query.prompt[{i}]['content']")
+        _check_content(self.response, "Query.response")
+        if not isinstance(self.meta, dict):
+            raise TypeError(f"Query.meta must be a dict; got {type(self.meta).__name__}")
+
     def key(self, with_meta: bool = False) -> str:
         """A stable content hash of this query (sha256 of its canonical JSON)."""
         payload: dict[str, Any] = {
@@ -99,6 +124,23 @@ class Query:
         if with_meta:
             payload["m"] = self.meta
         return stable_hash(payload)
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_content(content: Any, where: str) -> None:
+    """Content is text or a list of parts (dicts, :mod:`rewardkit.content`)."""
+    if isinstance(content, str):
+        return
+    if isinstance(content, list) and all(isinstance(p, Mapping) for p in content):
+        return
+    raise TypeError(
+        f"{where} must be text (str) or a list of content parts (dicts); got "
+        f"{type(content).__name__} {_brief(content)}"
+    )
 
 
 @dataclass

@@ -43,6 +43,10 @@ def load(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
     colmap = check_columns(columns)
+    if not str(path_or_name).strip():
+        raise DataError(
+            "no data given: the path is empty (a file, a directory, hf:NAME or 'sample')"
+        )
     if isinstance(path_or_name, str):
         path_or_name = resolve_data(path_or_name)
     out: list[Example] = []

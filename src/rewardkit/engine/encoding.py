@@ -46,15 +46,21 @@ def _row(head: list[int], fitted: Fitted) -> EncodedRow:
 
 
 def encode_chat(
-    tokenizer: Any, queries: Sequence[Query], max_length: int, policy: Truncation
+    tokenizer: Any,
+    queries: Sequence[Query],
+    max_length: int,
+    policy: Truncation,
+    escape: bool = True,
 ) -> list[EncodedRow]:
     """Encode (prompt, response) through the tokenizer's chat template.
 
     The prompt is the template applied to the prompt messages with the generation prompt; the
     response is what the full conversation adds after it. A leading BOS token is kept fixed.
+    Special-token strings in the text are escaped (:mod:`.special_tokens`) unless ``escape`` is
+    False (a caller that escaped the text itself and inserts real tags, as the PRM does).
     """
     prompts, responses = [], []
-    for q in escape_queries(tokenizer, queries):
+    for q in escape_queries(tokenizer, queries) if escape else queries:
         p = tokenizer.apply_chat_template(q.prompt, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
             [*q.prompt, assistant(q.response)], tokenize=False, add_generation_prompt=False
@@ -87,6 +93,7 @@ def encode_plain(
     system: str | None = None,
     separator: str = "\n\n",
     append_eos: bool = True,
+    escape: bool = True,
 ) -> list[EncodedRow]:
     """Encode (prompt, response) as plain text for a causal LM, without any chat template.
 
@@ -95,9 +102,10 @@ def encode_plain(
     BOS token (when the tokenizer adds one) is never cut, and ``response_start`` marks where the
     response tokens begin. ``append_eos`` ends the response with the EOS token, so the model's
     probability of stopping there is part of log p(y|x) as it is with a chat template.
+    ``escape`` as in :func:`encode_chat`.
     """
     head = bos_prefix(tokenizer)
-    queries = escape_queries(tokenizer, queries)
+    queries = escape_queries(tokenizer, queries) if escape else list(queries)
     prefix = f"{system}{separator}" if system else ""
     prompts = [prefix + prompt_text(q.prompt) + separator for q in queries]
     eos = [tokenizer.eos_token_id] if append_eos and tokenizer.eos_token_id is not None else []

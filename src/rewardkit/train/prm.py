@@ -96,7 +96,7 @@ def build_step_items(examples: Sequence[Example], encode: StepEncoder, cfg: Any)
                 "a list of steps and one label per step)"
             )
         q = Query(ex.prompt, STEP_JOIN.join(steps))
-        queries.append(tagged_query(conv, q, list(steps)))
+        queries.append(tagged_query(conv, q, list(steps), encode.tokenizer))
         codes.append(label_codes(labels, cfg.prm_neutral))
     items = []
     for ex, row, code in zip(examples, encode(queries), codes, strict=True):

@@ -27,6 +27,11 @@ from rewardkit.engine.adapter import Batch, ModelAdapter, OwnForwardAdapter
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
 from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.special_tokens import (
+    escape_messages,
+    escape_special,
+    special_strings,
+)
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
 from rewardkit.models.loading import (
     fit_max_length,
@@ -60,10 +65,19 @@ def query_steps(query: Query, rule: str) -> list[str]:
     return split_steps(text, rule)
 
 
-def tagged_query(conv: StepConvention, query: Query, steps: list[str]) -> Query:
+def tagged_query(
+    conv: StepConvention, query: Query, steps: list[str], tokenizer: Any = None
+) -> Query:
     """The query a PRM reads: the convention's system prompt (unless the prompt has one) and
-    the tagged steps as the response."""
+    the tagged steps as the response. With ``tokenizer``, the prompt and step texts are escaped
+    first (:mod:`rewardkit.engine.special_tokens`): only the convention's own tags are real
+    tokens, so a step cannot write a control token (:meth:`StepConvention.tagged` removes tag
+    text written in a step)."""
     prompt: list[Message] = list(query.prompt)
+    if tokenizer is not None:
+        specials = special_strings(tokenizer)
+        prompt = escape_messages(prompt, specials)
+        steps = [escape_special(s, specials) for s in steps]
     if conv.system and not (prompt and prompt[0]["role"] == "system"):
         prompt.insert(0, {"role": "system", "content": conv.system})
     return Query(prompt, conv.tagged(steps))
@@ -80,8 +94,9 @@ def encode_tagged(
     """Engine rows of tagged queries: through the chat template when the convention and the
     tokenizer have one, else plain ``prompt SEP response`` text (``" "`` for Math-Shepherd's
     ``question steps``, a blank line otherwise); no EOS is appended."""
+    # The queries come from tagged_query, escaped there: the tags must stay real tokens.
     if use_chat_template:
-        return encode_chat(tokenizer, queries, max_length, truncation)
+        return encode_chat(tokenizer, queries, max_length, truncation, escape=False)
     return encode_plain(
         tokenizer,
         queries,
@@ -89,6 +104,7 @@ def encode_tagged(
         truncation,
         separator="\n\n" if conv.read == "token-cls" else " ",
         append_eos=False,
+        escape=False,
     )
 
 
@@ -228,7 +244,7 @@ class StepScorer(ModelBackedReward):
 
     def tagged_query(self, query: Query, steps: list[str]) -> Query:
         """The query the model reads: the convention's system prompt and the tagged steps."""
-        return tagged_query(self.convention, query, steps)
+        return tagged_query(self.convention, query, steps, self.tokenizer)
 
     def read_classifier(self, batch: Batch, out: Any) -> torch.Tensor:
         """Step scores P(label 1) from a token classifier's logits (b, w, 2) at the tags

@@ -38,20 +38,23 @@ def parse_number(text: str) -> Fraction | None:
     text = text.replace(",", "").replace("\\$", "").replace("$", "").replace("\\!", "")
     latex = _LATEX_FRACTION.search(text)
     plain = _NUMBER.search(text)
-    if latex and (plain is None or latex.start() <= plain.start()):
-        den = Fraction(latex.group(3))
-        if den == 0:
+    try:
+        if latex and (plain is None or latex.start() <= plain.start()):
+            den = Fraction(latex.group(3))
+            if den == 0:
+                return None
+            value = Fraction(latex.group(2)) / den
+            return -value if latex.group(1) else value
+        if plain is None:
             return None
-        value = Fraction(latex.group(2)) / den
-        return -value if latex.group(1) else value
-    if plain is None:
+        frac = _FRACTION.match(text, plain.start())
+        if frac:
+            den = Fraction(frac.group(2))
+            if den != 0:
+                return Fraction(frac.group(1)) / den
+        return Fraction(plain.group(0))
+    except ValueError:  # more digits than Python converts (4,300): no readable number
         return None
-    frac = _FRACTION.match(text, plain.start())
-    if frac:
-        den = Fraction(frac.group(2))
-        if den != 0:
-            return Fraction(frac.group(1)) / den
-    return Fraction(plain.group(0))
 
 
 def extract_answer(text: str) -> Fraction | None:
@@ -69,11 +72,16 @@ def extract_answer(text: str) -> Fraction | None:
                 return value
     cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
     numbers = _NUMBER.findall(cleaned)
-    return Fraction(numbers[-1]) if numbers else None
+    try:
+        return Fraction(numbers[-1]) if numbers else None
+    except ValueError:  # more digits than Python converts
+        return None
 
 
 def _matches(pred: Fraction, gold: Fraction, tol: float) -> bool:
-    return pred == gold or abs(float(pred - gold)) <= tol * max(1.0, abs(float(gold)))
+    """Equal within ``tol`` relative (absolute below 1), in exact arithmetic: a float of a
+    400-digit answer overflows."""
+    return pred == gold or abs(pred - gold) <= Fraction(tol) * max(Fraction(1), abs(gold))
 
 
 class Gsm8kReward(RuleReward):
