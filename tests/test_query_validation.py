@@ -1,4 +1,4 @@
-"""A malformed Query is named where it is built, not deep inside a tokenizer."""
+"""A malformed Query or reward spec is named where it is given, not deep inside a tokenizer."""
 
 from __future__ import annotations
 
@@ -31,3 +31,12 @@ def test_a_string_prompt_is_one_user_message():
     assert q.prompt == [user("What is 2+2?")]
     assert q.key() == Query([user("What is 2+2?")], "4").key()
     assert load_reward("rule:length?unit=chars").score([q])[0] == 1.0
+
+
+def test_spec_mistakes_are_named():
+    from rewardkit.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"spec file 'configs/typo\.yaml' not found"):
+        load_reward("configs/typo.yaml")
+    with pytest.raises(SpecError, match="option 'unit' is given twice"):
+        load_reward("rule:length?unit=words&unit=chars")

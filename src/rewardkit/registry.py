@@ -104,6 +104,8 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
             name, eq, value = part.partition("=")
             if not eq or not name:
                 raise SpecError(f"reward spec {spec!r}: option {part!r} is not NAME=VALUE")
+            if name.strip() in options:
+                raise SpecError(f"reward spec {spec!r}: option {name.strip()!r} is given twice")
             options[name.strip()] = _parse_value(value.strip())
     return kind.strip(), (arg.strip() if sep else None), options
 
@@ -154,6 +156,9 @@ def _spec_file(spec: str | Mapping[str, Any] | Path, base_dir: str | Path | None
         return Path(base_dir) / path
     if isinstance(spec, Path) or path.is_file():
         return path
+    if ":" not in spec:  # no KIND: prefix, so it can only be a file name
+        where = f" (looked in {base_dir} and the working directory)" if base_dir else ""
+        raise SpecError(f"reward spec file {spec.strip()!r} not found{where}")
     return None
 
 
