@@ -133,8 +133,13 @@ def test_json_schema_invalid_schemas_are_errors():
         load_reward({"type": "rule", "arg": "json_schema", "schema": {"type": "nonsense"}})
     with pytest.raises(SpecError):
         load_reward("rule:json_schema?schema=/no/such/file.json")
+    reward = load_reward("rule:json_schema")
     with pytest.raises(DataError):
-        load_reward("rule:json_schema").score([q("{}", {"type": 12})])
+        reward.score_one(q("{}", {"type": 12}))
+    # in a call, a bad reference schema fails its row alone; the others score
+    res = reward.score_full([q("{}", {"type": 12}), q('{"a": 1}', {"type": "object"})])
+    assert math.isnan(res.scores[0]) and res.scores[1] == 1.0
+    assert res.stats["failed"] == 1 and res.stats["errors"][0]["index"] == 0
 
 
 def test_json_schema_formats_option():

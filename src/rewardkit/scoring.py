@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rewardkit.data import Location, iter_records
 from rewardkit.data.location import describe
-from rewardkit.outputs import atomic_file, finite_json
+from rewardkit.outputs import atomic_text, finite_json
 from rewardkit.types import Query, Reward, as_messages, failed_items, failed_values
 
 _ROLES = {"system", "user", "assistant", "tool"}
@@ -78,6 +80,19 @@ def scored_line(reward: Reward, row: dict[str, Any], value: Any) -> str:
     return json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def _null_not_failed(scores: Any, failed: int, errors: list[tuple[int, str]]) -> int:
+    """Rows of one chunk with a NaN reward (any objective) that are not among its ``failed``
+    items (those listed in ``errors`` by index; failures without an index are taken off the
+    count)."""
+    values = np.asarray(scores, dtype=np.float64)
+    null = ~np.isfinite(values)
+    if null.ndim > 1:
+        null = null.any(axis=tuple(range(1, null.ndim)))
+    listed = {i for i, _ in errors if 0 <= i < null.shape[0]}
+    n = int(null.sum()) - int(sum(bool(null[i]) for i in listed))
+    return max(0, n - max(0, failed - len(listed)))
+
+
 def score_file(
     reward: Reward, in_path: str | Path, out_path: str | Path, chunk_size: int = 2048
 ) -> dict[str, Any]:
@@ -100,23 +115,33 @@ def score_rows(
 
     A multi-objective reward writes a ``{objective: value}`` dict. NaN and ±inf anywhere in a row
     are written as null (standard JSON has neither). ``out_path`` appears only once every row is
-    written (:func:`rewardkit.outputs.atomic_file`); a concurrent writer to it is refused.
+    written (:func:`rewardkit.outputs.atomic_text`; gzip when the name ends in ``.gz``); a
+    concurrent writer to it is refused.
     Rows whose item failed alone (NaN, written as null; or the number a reward gives a failure,
     e.g. ``rule:math``'s 0.0 on a timeout) are counted in ``failed_rows``, with the first one's
     error in ``first_error`` (``"row N: ..."``, N counted from 1) and the rewards they got in
-    ``failed_values`` (None for null, see :func:`rewardkit.results.failed_values`).
+    ``failed_values`` (None for null, see :func:`rewardkit.results.failed_values`). Rows whose
+    reward is null (any objective NaN) although they did not fail (the reward does not apply:
+    no reference, a model that gave NaN) are counted in ``null_rows``.
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    stats: dict[str, Any] = {"rows": len(rows), "truncated_rows": 0, "failed_rows": 0}
+    stats: dict[str, Any] = {
+        "rows": len(rows),
+        "truncated_rows": 0,
+        "failed_rows": 0,
+        "null_rows": 0,
+        "objectives": list(reward.objectives or []),
+    }
     got: set[float | None] = set()
-    with atomic_file(out_path, what="--out") as out:
+    with atomic_text(out_path, what="--out") as out:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
             result = reward.score_full([q for _, q in chunk])
             scores = result.scores
             failed, errors = failed_items(result.stats)
             stats["failed_rows"] += failed
+            stats["null_rows"] += _null_not_failed(scores, failed, errors)
             got.update(failed_values(result.stats))
             if errors and "first_error" not in stats:
                 stats["first_error"] = f"row {start + errors[0][0] + 1}: {errors[0][1]}"

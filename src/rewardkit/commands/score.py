@@ -60,6 +60,7 @@ def score_command(
     place); a second run writing the same --out at the same time is refused. With --ray the
     rows are scored by a Ray actor pool, streamed, in input order (docs/remote.md).
     """
+    from rewardkit.data.sources import check_out_outside_data
     from rewardkit.outputs import check_dir_target, check_file_target
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
@@ -81,6 +82,7 @@ def score_command(
     with user_errors():
         # inputs first: a bad --data or --out fails before any model loads
         check_file_target(out, "--out")
+        check_out_outside_data(out, data)
         if not no_cache:
             check_dir_target(cache_dir, "--cache-dir")
         rows = list(read_query_rows(data))
@@ -97,10 +99,27 @@ def _summary(stats: dict, head: str, out: Path) -> None:
     from rewardkit.types import failure_note, failure_outcome
 
     outcome = failure_outcome(stats["failed_values"], "have reward null", "have reward {:g}")
-    failed = failure_note(
-        stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), outcome
-    )
-    typer.echo(f"{head}{'; ' + failed if failed else ''} -> {out}")
+    notes = [
+        failure_note(stats["failed_rows"], stats["rows"], "rows", stats.get("first_error"), outcome)
+    ]
+    # rows whose reward is null although nothing failed: the reward does not apply to them (no
+    # reference, a model that gives NaN); counted so that a success line never hides them
+    null_rows = int(stats.get("null_rows") or 0)
+    if null_rows:
+        what = "have a null objective" if stats.get("objectives") else "have reward null"
+        notes.append(
+            f"{null_rows:,} of {stats['rows']:,} rows {what} (the reward does not apply to "
+            "them; a rule that needs a reference gets none, or the model gave NaN)"
+        )
+    notes = [n for n in notes if n]
+    typer.echo(f"{head}{''.join('; ' + n for n in notes)} -> {out}")
+    if stats["rows"] and null_rows >= stats["rows"]:
+        typer.secho(
+            f"warning: no row of {out} has a reward (every one is null); check the reward "
+            "spec and the input's fields",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     if stats["rows"] and stats["failed_rows"] >= stats["rows"]:
         typer.secho(
             "error: every row failed, so no row has a real score (the reason is above)",
@@ -119,11 +138,18 @@ def _score_ray(
     actors: int,
     progress: bool,
 ) -> None:
-    from rewardkit.outputs import check_file_target
+    from rewardkit.data.sources import check_out_outside_data
+    from rewardkit.outputs import OutputError, check_file_target
     from rewardkit.scoring_ray import score_file_ray
 
     with user_errors():
         check_file_target(out, "--out")
+        check_out_outside_data(out, data)
+        if out.name.endswith(".gz"):
+            raise OutputError(
+                f"--out {out}: --ray writes plain JSON Lines; give a name without .gz "
+                "(gzip it afterwards) or score without --ray, which writes gzip for a .gz name"
+            )
         stats = score_file_ray(
             reward,
             data,

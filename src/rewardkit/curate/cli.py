@@ -7,7 +7,11 @@ Heavy modules are imported inside the commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +27,7 @@ curate_app = typer.Typer(
 
 DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory, 'sample' or hf:...")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Input record format (sniffed).")]
-LimitOpt = Annotated[int | None, typer.Option(help="Read at most this many examples.")]
+LimitOpt = Annotated[int | None, typer.Option(min=0, help="Read at most this many examples.")]
 OutOpt = Annotated[Path, typer.Option(help="Output file (.jsonl, .jsonl.gz).")]
 ToOpt = Annotated[str, typer.Option("--to", help="Output format: jsonl (default), trl, openrlhf.")]
 RewardsOpt = Annotated[
@@ -34,6 +38,46 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the sco
 
 
 _STATE: dict[str, str] = {"on_error": "raise"}
+
+
+def _finite(value: float | None) -> float | None:
+    """A typer callback refusing NaN and ±inf (click's range check lets NaN through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
+def _between(lo: float, hi: float | None = None) -> Any:
+    """A typer callback refusing NaN, ±inf and numbers outside [lo, hi] (one message for all,
+    naming the range)."""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        ok = math.isfinite(value) and value >= lo and (hi is None or value <= hi)
+        if not ok:
+            want = f"a number in [{lo:g}, {hi:g}]" if hi is not None else f"a number ≥ {lo:g}"
+            raise typer.BadParameter(f"expected {want}, got {value}")
+        return value
+
+    return check
+
+
+def _soft(value: str) -> str | float:
+    """``--soft``: avg, dyn or a confidence in [0.5, 1] (a softened label is never reversed)."""
+    if value in ("avg", "dyn"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected avg, dyn or a number, got {value!r}", param_hint="--soft"
+        ) from None
+    if not 0.5 <= number <= 1.0:  # NaN fails too
+        raise typer.BadParameter(
+            f"a softened label's confidence must be in [0.5, 1], got {value}", param_hint="--soft"
+        )
+    return number
 
 
 @curate_app.callback()
@@ -71,14 +115,67 @@ def _rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
     return [load_reward(s, engine_defaults=engine) for s in specs]
 
 
-def _targets(**paths: Path | None) -> None:
-    """Refuse output paths that cannot be written (a directory, under a file, a device, an
-    unwritable folder) before any data is read or model loaded; keys are the option names."""
-    from rewardkit.outputs import check_file_target
+def _targets(data: str, **paths: Path | None) -> None:
+    """Refuse output paths that cannot be written (a directory, under a file, a folder that
+    refuses a new file, inside the ``--data`` directory, two options naming one file) before
+    any data is read or model loaded; keys are the option names."""
+    from rewardkit.data.sources import check_out_outside_data
+    from rewardkit.outputs import OutputError, check_file_target
 
+    seen: dict[Path, str] = {}
     for name, path in paths.items():
-        if path is not None:
-            check_file_target(path, f"--{name}")
+        if path is None:
+            continue
+        what = f"--{name}"
+        p = check_file_target(path, what)
+        check_out_outside_data(p, data, what)
+        key = p.resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {what} name the same file {path}")
+        seen[key] = what
+        _probe(p, what)
+
+
+def _probe(path: Path, what: str) -> None:
+    """Create and remove a file beside ``path`` when its folder exists: a folder that takes no
+    new file (``/proc``, a read-only mount) fails here, before any work, not after the first
+    output is written."""
+    from rewardkit.outputs import output_error
+
+    if path.exists() and not path.is_file():  # a device or pipe: written in place
+        return
+    if not path.parent.is_dir():
+        return  # created when written; check_file_target checked the folder above it
+    probe = path.parent / f".{path.name}.{os.getpid()}.probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise output_error(what, path, exc) from None
+
+
+@contextlib.contextmanager
+def _along(path: Path | None, content: str | bytes | None, what: str) -> Iterator[None]:
+    """Write ``content`` to ``path`` around the block, atomically: the block (the main output)
+    runs while ``path``'s temporary file is open, so a side output that cannot be written
+    stops the run before the main output appears, and a failed main output leaves no side
+    output either."""
+    from rewardkit.outputs import atomic_file, atomic_text
+
+    if path is None or content is None:
+        yield
+        return
+    if isinstance(content, bytes):
+        with atomic_file(path, binary=True, what=what) as fh:
+            fh.write(content)
+            yield
+    else:
+        with atomic_text(path, what=what) as fh:
+            fh.write(content)
+            yield
 
 
 def _write(examples: list[Any], out: Path, to: str) -> int:
@@ -88,7 +185,10 @@ def _write(examples: list[Any], out: Path, to: str) -> int:
 
 
 def _summary(**fields: Any) -> None:
-    typer.echo(json.dumps(fields, default=str))
+    """The run's JSON line (NaN/±inf as null: standard JSON has neither)."""
+    from rewardkit.outputs import finite_json
+
+    typer.echo(json.dumps(finite_json(fields), default=str, allow_nan=False))
 
 
 @curate_app.command("strength")
@@ -108,17 +208,17 @@ def strength_command(
 ) -> None:
     """Card E1: ensemble mean/std of r(chosen) − r(rejected) as meta margin/strength/strength_std."""
     from rewardkit.curate.scores import pair_deltas
-    from rewardkit.curate.strength import annotate_strength, write_votes
+    from rewardkit.curate.strength import annotate_strength, votes_text
 
     with user_errors():
-        _targets(out=out)
+        _targets(data, out=out, votes=votes)
         examples = _load(data, fmt, limit)
         annotated = annotate_strength(
             examples, pair_deltas(examples, _rewards(reward, device, no_cache))
         )
-        n = _write(annotated, out, to)
-        if votes:
-            write_votes(annotated, votes)
+        text = votes_text(annotated)[0] if votes else None
+        with _along(votes, text, "--votes"):
+            n = _write(annotated, out, to)
     neg = sum(1 for ex in annotated if ex.meta.get("strength", 0.0) < 0)
     _summary(examples=len(examples), written=n, negative_strength=neg, out=out, votes=votes)
 
@@ -129,15 +229,30 @@ def noise_command(
     out: OutOpt,
     reward: RewardsOpt,
     action: Annotated[str, typer.Option(help="flag, flip, drop or downweight.")] = "flag",
-    min_margin: Annotated[float, typer.Option(help="Flag when mean Δ < −min_margin.")] = 0.0,
+    min_margin: Annotated[
+        float, typer.Option(callback=_between(0.0), help="Flag when mean Δ < −min_margin (≥ 0).")
+    ] = 0.0,
     min_agreement: Annotated[
         float,
-        typer.Option(help="…and this fraction of rewards votes against the label (1 = unanimous)."),
+        typer.Option(
+            callback=_between(0.0, 1.0),
+            help="…and this fraction (0 < f ≤ 1) of rewards votes against the label "
+            "(1 = unanimous).",
+        ),
     ] = 1.0,
     lowest_frac: Annotated[
-        float | None, typer.Option(help="Instead flag the lowest-strength fraction (card E1: 0.2).")
+        float | None,
+        typer.Option(
+            callback=_between(0.0, 1.0),
+            help="Instead flag the lowest-strength fraction (card E1: 0.2).",
+        ),
     ] = None,
-    weight: Annotated[float, typer.Option(help="meta weight of a down-weighted pair.")] = 0.1,
+    weight: Annotated[
+        float,
+        typer.Option(
+            callback=_between(0.0, 1.0), help="meta weight of a down-weighted pair (0-1)."
+        ),
+    ] = 0.1,
     review: Annotated[
         Path | None, typer.Option(help="Review file of flagged pairs: .md table or .jsonl.")
     ] = None,
@@ -148,17 +263,22 @@ def noise_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Card E1: flag pairs the reward ensemble confidently disagrees with; flip/drop/down-weight."""
-    from rewardkit.curate.noise import NoiseConfig, detect_noise, write_review
+    from rewardkit.curate.noise import NoiseConfig, detect_noise, review_text
     from rewardkit.curate.scores import pair_deltas
 
+    if min_agreement <= 0:
+        raise typer.BadParameter(
+            f"must be above 0 (a fraction of the rewards), got {min_agreement}",
+            param_hint="--min-agreement",
+        )
     with user_errors():
-        _targets(out=out, review=review)
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
+        _targets(data, out=out, review=review)
         examples = _load(data, fmt, limit)
         res = detect_noise(examples, pair_deltas(examples, _rewards(reward, device, no_cache)), cfg)
-        n = _write(res.examples, out, to)
-        if review:
-            write_review(res, examples, review)
+        text = review_text(res, examples, review) if review else None
+        with _along(review, text, "--review"):
+            n = _write(res.examples, out, to)
     _summary(**res.counts, written=n, action=action, out=out, review=review)
 
 
@@ -174,10 +294,16 @@ def consistency_command(
     soft: Annotated[
         str,
         typer.Option(
-            help="Confidence of a softened label: avg (dataset mean C), dyn (its own C) or a number."
+            help="Confidence of a softened label: avg (dataset mean C), dyn (its own C) or a "
+            "number in [0.5, 1]."
         ),
     ] = "avg",
-    agree_at: Annotated[float, typer.Option(help="C at or above which a label stays hard.")] = 1.0,
+    agree_at: Annotated[
+        float,
+        typer.Option(
+            callback=_between(0.0, 1.0), help="C (0-1) at or above which a label stays hard."
+        ),
+    ] = 1.0,
     pairs: Annotated[
         str,
         typer.Option(
@@ -196,9 +322,9 @@ def consistency_command(
 
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
+    soft_value = _soft(soft)
     with user_errors():
-        _targets(out=out)
-        soft_value: str | float = soft if soft in ("avg", "dyn") else float(soft)
+        _targets(data, out=out)
         examples = _load(data, fmt, limit)
         a, b = (response_scores(examples, r) for r in _rewards(reward, device, no_cache))
         res = consistency_filter(
@@ -253,7 +379,7 @@ def relabel_command(
     from rewardkit.curate.scores import response_scores
 
     with user_errors():
-        _targets(out=out)
+        _targets(data, out=out)
         examples = _load(data, fmt, limit)
         scores = None
         if reward:
@@ -277,7 +403,12 @@ def filter_command(
     out: OutOpt,
     reward: RewardsOpt,
     keep: Annotated[str, typer.Option(help="top_frac or threshold.")] = "top_frac",
-    value: Annotated[float, typer.Option(help="The fraction kept, or the threshold.")] = 0.5,
+    value: Annotated[
+        float,
+        typer.Option(
+            callback=_finite, help="The fraction kept (0-1), or the threshold (a finite number)."
+        ),
+    ] = 0.5,
     by: Annotated[str, typer.Option(help="Example score: chosen, margin or mean.")] = "chosen",
     per_source: Annotated[bool, typer.Option(help="Top fraction within each source.")] = True,
     histogram: Annotated[Path | None, typer.Option(help="Write a histogram PNG here.")] = None,
@@ -288,23 +419,38 @@ def filter_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Card E6: keep the top fraction per source (or above a threshold) by reward."""
-    from rewardkit.curate.filtering import example_scores, filter_by_reward, plot_histogram
+    from rewardkit.curate.filtering import (
+        check_value,
+        example_scores,
+        filter_by_reward,
+        histogram_image,
+        image_format,
+    )
     from rewardkit.curate.scores import response_scores
 
     if len(reward) != 1:
         raise typer.BadParameter(
             "give one --reward (use an ensemble spec for several)", param_hint="--reward"
         )
+    if keep not in ("top_frac", "threshold"):
+        raise typer.BadParameter(
+            f"must be top_frac or threshold, got {keep!r}", param_hint="--keep"
+        )
+    try:
+        check_value(keep, value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--value") from None
     with user_errors():
-        _targets(out=out, histogram=histogram)
+        _targets(data, out=out, histogram=histogram)
+        image = image_format(histogram) if histogram else None
         examples = _load(data, fmt, limit)
         rs = response_scores(examples, _rewards(reward, device, no_cache)[0])
         res = filter_by_reward(
             examples, example_scores(examples, rs, by), keep, value, per_source=per_source
         )
-        n = _write(res.examples, out, to)
-        if histogram:
-            plot_histogram(res, histogram)
+        picture = histogram_image(res, image) if histogram and image else None
+        with _along(histogram, picture, "--histogram"):
+            n = _write(res.examples, out, to)
     _summary(sources=res.counts, cutoffs=res.cutoffs, written=n, out=out, histogram=histogram)
 
 
@@ -329,20 +475,17 @@ def dedup_command(
     from rewardkit.curate.dedup import dedup
 
     with user_errors():
-        _targets(out=out, report=report)
+        _targets(data, out=out, report=report)
         res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
-        n = _write(res.examples, out, to)
-        if report:
-            from rewardkit.outputs import atomic_text
-
-            removed = {
-                "counts": res.counts,
-                "duplicates": res.duplicates,
-                "conflicts": res.conflicts,
-                "degenerate": res.degenerate,
-            }
-            with atomic_text(report, what="--report") as fh:
-                fh.write(json.dumps(removed, indent=1))
+        removed = {
+            "counts": res.counts,
+            "duplicates": res.duplicates,
+            "conflicts": res.conflicts,
+            "degenerate": res.degenerate,
+        }
+        text = json.dumps(removed, indent=1) if report else None
+        with _along(report, text, "--report"):
+            n = _write(res.examples, out, to)
     _summary(**res.counts, written=n, out=out)
 
 
@@ -350,7 +493,13 @@ def dedup_command(
 def lengths_command(
     data: DataOpt,
     by: Annotated[str, typer.Option(help="Group by subset or source.")] = "subset",
-    threshold: Annotated[float, typer.Option(help="Flag when length accuracy ≥ this.")] = 0.9,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            callback=_between(0.5, 1.0),
+            help="Flag when length accuracy ≥ this (or ≤ 1 − this), 0.5-1.",
+        ),
+    ] = 0.9,
     out: Annotated[
         Path | None, typer.Option(help="Write a length-rebalanced copy here (seeded subsample).")
     ] = None,
@@ -363,7 +512,7 @@ def lengths_command(
     from rewardkit.curate.dedup import length_balance, rebalance
 
     with user_errors():
-        _targets(out=out)
+        _targets(data, out=out)
         examples = _load(data, fmt, limit)
         table = length_balance(examples, by, threshold)
         for group, row in sorted(table.items()):
@@ -398,7 +547,7 @@ def export_command(
     from rewardkit.curate.writers import write
 
     with user_errors():
-        _targets(out=out)
+        _targets(data, out=out)
         keys = [k.strip() for k in extra.split(",") if k.strip()]
         n = write(_load(data, fmt, limit), out, to, pairs, keys)
     _summary(written=n, format=to, out=out)
@@ -438,7 +587,7 @@ def crome_command(
         return [t.strip() for t in text.split(",") if t.strip()]
 
     with user_errors():
-        _targets(out=out)
+        _targets(data, out=out)
         examples = _load(data, fmt, limit)
         if generator == "rule":
             pool = [r for ex in examples for r in ex.responses if isinstance(r, str)]

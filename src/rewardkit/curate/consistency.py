@@ -112,8 +112,20 @@ def consistency_filter(
         raise ValueError(f"action must be 'soften' or 'drop', got {action!r}")
     if pairs not in ("label", "best_worst"):
         raise ValueError(f"pairs must be 'label' or 'best_worst', got {pairs!r}")
-    if not (soft in ("dyn", "avg") or isinstance(soft, int | float)):
+    if not (
+        soft in ("dyn", "avg") or (isinstance(soft, int | float) and not isinstance(soft, bool))
+    ):
         raise ValueError(f"soft must be 'dyn', 'avg' or a number, got {soft!r}")
+    if not (isinstance(min_confidence, int | float) and 0.0 <= min_confidence <= 1.0):
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+    if isinstance(soft, int | float) and not min_confidence <= soft <= 1.0:
+        raise ValueError(
+            f"soft (a softened label's confidence) must be in [{min_confidence:g}, 1], got {soft}"
+        )
+    if isinstance(agree_at, bool) or not (
+        isinstance(agree_at, int | float) and 0.0 <= agree_at <= 1.0
+    ):
+        raise ValueError(f"agree_at (a consistency C) must be in [0, 1], got {agree_at!r}")
     if not (len(examples) == len(scores_a) == len(scores_b)):
         raise ValueError("examples, scores_a and scores_b must have the same length")
     cons = np.array(

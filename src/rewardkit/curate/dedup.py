@@ -134,6 +134,13 @@ def length_balance(
     where a length baseline solves the group."""
     if by not in ("subset", "source"):
         raise ValueError(f"by must be 'subset' or 'source', got {by!r}")
+    if isinstance(threshold, bool) or not (
+        isinstance(threshold, int | float) and 0.5 <= threshold <= 1.0
+    ):
+        raise ValueError(
+            f"threshold (a length accuracy; ≤ 1 − it flags 'shorter wins') must be in "
+            f"[0.5, 1], got {threshold!r}"
+        )
     usable = [ex for ex in examples if ex.chosen and ex.rejected and not ex.is_tie]
     return length_degenerate_subsets(
         [_group(ex, by) for ex in usable],

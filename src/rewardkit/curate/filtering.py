@@ -50,6 +50,16 @@ def top_count(n: int, frac: float) -> int:
     return min(n, math.ceil(frac * n - 1e-9))
 
 
+def check_value(keep: str, value: float) -> float:
+    """``value`` after checking it fits ``keep``: a fraction in [0, 1] for ``top_frac``, a
+    finite number for ``threshold``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"value must be a finite number, got {value!r}")
+    if keep == "top_frac" and not 0.0 <= value <= 1.0:
+        raise ValueError(f"value (the top fraction kept) must be in [0, 1], got {value}")
+    return float(value)
+
+
 @dataclass
 class FilterResult:
     """Kept examples, every example's score and mask, and the cut-off per source."""
@@ -81,6 +91,7 @@ def filter_by_reward(
         raise ValueError(f"scores must have shape ({len(examples)},), got {s.shape}")
     if keep not in ("top_frac", "threshold"):
         raise ValueError(f"keep must be 'top_frac' or 'threshold', got {keep!r}")
+    check_value(keep, value)
     sources = [ex.source or NO_SOURCE for ex in examples] if per_source else ["all"] * len(s)
     kept = np.zeros(len(s), dtype=bool)
     cutoffs: dict[str, float] = {}
@@ -108,7 +119,39 @@ def filter_by_reward(
 def plot_histogram(
     result: FilterResult, path: str | PathLike[str], bins: int = 30, title: str = "Reward filtering"
 ) -> Path:
-    """Histogram of the scores per source: all examples vs the kept ones, cut-off marked."""
+    """Histogram of the scores per source: all examples vs the kept ones, cut-off marked (a PNG,
+    written atomically: it appears only once complete)."""
+    from rewardkit.outputs import atomic_file
+
+    image = histogram_image(result, image_format(path), bins, title)
+    with atomic_file(path, binary=True, what="histogram") as fh:
+        fh.write(image)
+    return Path(path)
+
+
+def image_format(path: str | PathLike[str]) -> str:
+    """The image format matplotlib writes for ``path``'s suffix (``png`` without one); a
+    ValueError naming the formats it can write otherwise."""
+    from matplotlib.figure import Figure
+
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if not suffix:
+        return "png"
+    known = Figure().canvas.get_supported_filetypes()
+    if suffix not in known:
+        raise ValueError(
+            f"histogram {path}: cannot write a .{suffix} image; use one of "
+            f"{', '.join('.' + k for k in sorted(known))}"
+        )
+    return suffix
+
+
+def histogram_image(
+    result: FilterResult, fmt: str = "png", bins: int = 30, title: str = "Reward filtering"
+) -> bytes:
+    """The bytes of :func:`plot_histogram`'s figure as a ``fmt`` image."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,8 +174,7 @@ def plot_histogram(
         ax.set_xlabel("score")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=100)
     plt.close(fig)
-    return path
+    return buf.getvalue()

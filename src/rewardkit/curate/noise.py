@@ -41,12 +41,24 @@ class NoiseConfig:
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"noise action must be one of {ACTIONS}, got {self.action!r}")
+        for name in ("min_margin", "min_agreement", "lowest_frac", "weight"):
+            value = getattr(self, name)
+            if value is None and name == "lowest_frac":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if not 0.0 < self.min_agreement <= 1.0:
             raise ValueError(f"min_agreement must be in (0, 1], got {self.min_agreement}")
         if self.lowest_frac is not None and not 0.0 <= self.lowest_frac <= 1.0:
             raise ValueError(f"lowest_frac must be in [0, 1], got {self.lowest_frac}")
         if self.min_margin < 0:
             raise ValueError(f"min_margin must be >= 0, got {self.min_margin}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(
+                f"weight (of a down-weighted pair) must be in [0, 1], got {self.weight}"
+            )
 
 
 @dataclass
@@ -185,19 +197,30 @@ def review_rows(result: NoiseResult, examples: Sequence[Example]) -> list[dict[s
     return rows
 
 
+def review_text(result: NoiseResult, examples: Sequence[Example], path: str | PathLike[str]) -> str:
+    """The review as JSONL (``path`` ends in ``.jsonl`` or ``.jsonl.gz``) or a Markdown table
+    (any other name); NaN/±inf written as null."""
+    from rewardkit.outputs import finite_json
+
+    rows = review_rows(result, examples)
+    if str(path).endswith((".jsonl", ".jsonl.gz")):
+        return "".join(
+            json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n" for row in rows
+        )
+    return review_markdown(rows, result)
+
+
 def write_review(
     result: NoiseResult, examples: Sequence[Example], path: str | PathLike[str]
 ) -> Path:
-    """Write the review as JSONL (``.jsonl``) or a Markdown table (any other suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = review_rows(result, examples)
-    if path.suffix == ".jsonl":
-        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    else:
-        text = review_markdown(rows, result)
-    path.write_text(text, encoding="utf-8")
-    return path
+    """Write :func:`review_text` to ``path`` (atomically: it appears only once complete; gzip
+    for a ``.gz`` name)."""
+    from rewardkit.outputs import atomic_text
+
+    text = review_text(result, examples, path)
+    with atomic_text(path, what="review") as fh:
+        fh.write(text)
+    return Path(path)
 
 
 def _cell(text: str, width: int = 120) -> str:

@@ -12,11 +12,11 @@ with ``margin_column: margin``), ``meta["strength"]`` (= μ) and ``meta["strengt
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from os import PathLike
-from pathlib import Path
 
 import numpy as np
 
@@ -80,9 +80,19 @@ def votes(examples: Sequence[Example], key: str = STRENGTH_KEY) -> dict[str, flo
     return {ex.id: float(ex.meta[key]) for ex in examples if key in ex.meta}
 
 
+def votes_text(examples: Sequence[Example]) -> tuple[str, int]:
+    """:func:`votes` as the JSON text :func:`write_votes` writes, and how many it holds
+    (non-finite strengths left out: standard JSON has no NaN)."""
+    v = {k: s for k, s in votes(examples).items() if math.isfinite(s)}
+    return json.dumps(v, indent=0, sort_keys=True, allow_nan=False) + "\n", len(v)
+
+
 def write_votes(examples: Sequence[Example], path: str | PathLike[str]) -> int:
-    """Write :func:`votes` as a JSON object to ``path``; return how many were written."""
-    v = votes(examples)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(v, indent=0, sort_keys=True) + "\n", encoding="utf-8")
-    return len(v)
+    """Write :func:`votes` as a JSON object to ``path`` (atomically: it appears only once
+    complete); return how many were written."""
+    from rewardkit.outputs import atomic_text
+
+    text, n = votes_text(examples)
+    with atomic_text(path, what="votes") as fh:
+        fh.write(text)
+    return n

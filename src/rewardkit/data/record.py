@@ -70,7 +70,13 @@ class Record:
         self.shadowed: dict[str, Any] = {}
         if columns:
             mapped = set(columns.values())
-            data = {k: raw[c] for k, c in columns.items() if c in raw}
+            for k, c in columns.items():
+                if c not in raw:  # never fall back to the file's own column named k
+                    found = ", ".join(repr(name) for name in raw) or "none"
+                    raise loc.error(
+                        f"column {c!r} (for {k}) not found (columns found: {found})", field=c
+                    )
+            data = {k: raw[c] for k, c in columns.items()}
             for k, v in raw.items():
                 if k in mapped:
                     continue

@@ -34,6 +34,28 @@ def data_files(root: Path, split: str | None = None) -> list[Path]:
     return files
 
 
+def check_out_outside_data(
+    out: str | PathLike[str], data: str | PathLike[str], what: str = "--out"
+) -> None:
+    """Refuse an output at or under a ``data`` directory: the next run reading that directory
+    would take the output as input (its rows scored again, duplicated). A file ``data`` or a
+    ``hf:`` name is never refused."""
+    if str(data).startswith("hf:"):
+        return
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        return
+    root = root.resolve()
+    target = Path(out).expanduser().resolve()
+    if target == root or root in target.parents:
+        from rewardkit.outputs import OutputError
+
+        raise OutputError(
+            f"{what} {out} lies inside the --data directory {data}: the next run would read it "
+            "back as input; write it outside that directory"
+        )
+
+
 def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> Iterator[Item]:
     """Records and record-level errors (as values) from any supported source."""
     spec = str(path_or_name)

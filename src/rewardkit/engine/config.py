@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+from rewardkit.errors import SpecError
 
 Truncation = Literal["left", "right", "error"]
 LAYOUTS = ("auto", "padded", "packed", "shared")
@@ -11,6 +14,34 @@ ATTENTION = ("auto", "dense")
 #: Most torch threads a reward may ask for: far above any machine's cores, far below what makes
 #: the OpenMP runtime try to allocate per-thread state for a billion threads and abort.
 MAX_THREADS = 1024
+
+
+#: Integer engine settings: (name, least value, may be unset).
+_WHOLE_FIELDS = (
+    ("token_budget", 1, False),
+    ("max_batch_size", 1, False),
+    ("max_length", 1, True),
+    ("default_max_length", 1, False),
+    ("pack_length", 1, False),
+    ("min_shared_prefix", 0, False),
+    ("batch_overhead", 0, True),
+    ("pad_multiple", 1, False),
+)
+
+
+def _whole(name: str, value: Any, lo: int, optional: bool) -> int | None:
+    """``value`` as an int >= ``lo`` (an integral float such as ``1e4`` from a spec is taken);
+    a :class:`SpecError` naming the option otherwise (NaN, ±inf, true/false, 0 for a length)."""
+    if value is None and optional:
+        return None
+    ok = not isinstance(value, bool) and (
+        isinstance(value, int)
+        or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    )
+    if not ok or value < lo:
+        unset = " (or unset)" if optional else ""
+        raise SpecError(f"engine option {name} must be an integer >= {lo}{unset}, got {value!r}")
+    return int(value)
 
 
 def compile_mode(value: Any) -> str | bool:
@@ -96,10 +127,24 @@ class EngineConfig:
     attention: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.token_budget < 1:
-            raise ValueError(f"token_budget must be positive, got {self.token_budget}")
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be positive, got {self.max_batch_size}")
+        # the same ranges as the CLI flags (--token-budget, --max-length: integers ≥ 1), for
+        # values that come from a reward spec (``default?max_length=0``) or from code
+        for name, lo, optional in _WHOLE_FIELDS:
+            setattr(self, name, _whole(name, getattr(self, name), lo, optional))
+        for name in ("min_shared_fraction", "shared_overhead"):
+            value = getattr(self, name)
+            if value is None and name == "shared_overhead":
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+                or (name == "min_shared_fraction" and value > 1)
+            ):
+                want = "a number in [0, 1]" if name == "min_shared_fraction" else "a number >= 0"
+                unset = " (or unset)" if name == "shared_overhead" else ""
+                raise SpecError(f"engine option {name} must be {want}{unset}, got {value!r}")
         if self.truncation not in ("left", "right", "error"):
             raise ValueError(
                 f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}"
@@ -107,8 +152,6 @@ class EngineConfig:
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         self.compile = compile_mode(self.compile)
-        if self.pad_multiple < 1:
-            raise ValueError(f"pad_multiple must be positive, got {self.pad_multiple}")
         if self.threads is not None and (
             isinstance(self.threads, bool)
             or not isinstance(self.threads, int)
@@ -121,13 +164,6 @@ class EngineConfig:
             raise ValueError(
                 f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
             )
-        overhead = self.shared_overhead
-        if overhead is not None and (
-            isinstance(overhead, bool) or not isinstance(overhead, int | float) or not overhead >= 0
-        ):
-            raise ValueError(f"shared_overhead must be a number >= 0 (or unset), got {overhead!r}")
-        if self.pack_length < 1:
-            raise ValueError(f"pack_length must be positive, got {self.pack_length}")
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
             raise ValueError(f"dtype must be float32, bfloat16 or int8, got {self.dtype!r}")
 

@@ -155,6 +155,14 @@ class TrainConfig:
             )
         if self.pooling not in ("mean", "cls", "last"):
             raise SpecError(f"train config: pooling {self.pooling!r} not mean/cls/last")
+        self.check_output_dir()
+
+    def check_output_dir(self) -> None:
+        """Refuse an ``output_dir`` that cannot become a directory (an existing file, a path
+        under a file, an unwritable folder) before any model or data loads."""
+        from rewardkit.outputs import check_dir_target
+
+        check_dir_target(self.output_dir, "train config: output_dir")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -4,21 +4,32 @@ The schema is the ``schema`` option (a dict, a JSON string, or a path to a ``.js
 without it, ``Query.reference`` (a dict or a JSON string) — so each row can carry its own schema.
 The response is read as in ``rule:json`` (the fenced block when there is one). Invalid JSON → 0.0;
 valid JSON that fails validation → 0.0; NaN when there is no schema. The schema's own
-``$schema`` picks the draft (default: the latest jsonschema supports); an invalid schema is an
-error (``SpecError`` for the option, ``DataError`` for a reference), never a silent score.
+``$schema`` picks the draft (default: the latest jsonschema supports). An invalid ``schema``
+option is a ``SpecError`` (nothing is scored). An invalid schema in one row's reference fails
+that item alone: it scores NaN and is recorded in ``ScoreResult.stats`` (``failed``, ``errors``
+with the index and the reason, as ``rule:code`` does), so the other rows are scored and the run's
+summary names it (:meth:`JsonSchemaReward.score_one` alone raises ``DataError`` for it).
 Validators are built once per distinct schema.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rewardkit.errors import DataError, SpecError
+from rewardkit.results import ScoreResult
 from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, no_reference
 from rewardkit.rewards.rules.json_valid import is_valid, load_json
 from rewardkit.types import Query, stable_hash
+
+
+class _BadReferenceSchema(DataError):
+    """A row's reference that is not a valid JSON Schema (that item alone fails)."""
 
 
 def _schema_from_text(text: str) -> Any:
@@ -78,8 +89,9 @@ class JsonSchemaReward(RuleReward):
                 schema = json.loads(reference) if isinstance(reference, str) else reference
                 hit = _validator(schema, self.options["formats"])
             except Exception as exc:
-                raise DataError(
-                    f"rule:json_schema: the reference is not a valid JSON Schema: {exc}",
+                why = getattr(exc, "message", None) or str(exc)
+                raise _BadReferenceSchema(
+                    f"rule:json_schema: the reference is not a valid JSON Schema: {why}",
                     field="reference",
                 ) from None
             if len(self._by_reference) > 4096:
@@ -95,6 +107,17 @@ class JsonSchemaReward(RuleReward):
         if not is_valid(value):
             return 0.0
         return 1.0 if validator.is_valid(value) else 0.0
+
+    def _score(self, queries: Sequence[Query]) -> ScoreResult:
+        scores = np.full(len(queries), np.nan, dtype=np.float64)
+        errors = []
+        for i, query in enumerate(queries):
+            try:
+                scores[i] = self.score_one(query)
+            except _BadReferenceSchema as exc:
+                errors.append({"index": i, "error": str(exc)})
+        stats = {"queries": len(queries), "failed": len(errors), "errors": errors}
+        return ScoreResult(scores, stats=stats)
 
 
 def compute_score(
