@@ -1,40 +1,77 @@
 """``rewardkit <verb>``: the typer app; each verb is a thin shell over one library function,
-defined in :mod:`rewardkit.commands` (or its area's ``cli`` module) and registered here."""
+defined in :mod:`rewardkit.commands` (or its area's ``cli`` module) and registered here.
+
+The verbs (typer and every command module) are imported when the app is first needed
+(:func:`build_app`, or ``rewardkit.cli.app``), not when this module is: :func:`main` builds it
+inside the block that turns Ctrl-C and SIGTERM into one line, so an interrupt during the
+imports is as clean as one during a run."""
 
 from __future__ import annotations
 
 import io
 import os
 import re
+import signal
 import sys
 import warnings
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from rewardkit.commands.evaluate import eval_command, report_command
-from rewardkit.commands.rewards import rewards_app
-from rewardkit.commands.score import data_command, score_command
-from rewardkit.commands.serve import serve_command
-
-app = typer.Typer(
-    help="rewardkit: score, evaluate and serve rewards for LLM post-training.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(rewards_app, name="rewards")
-app.command("eval")(eval_command)
-app.command("report")(report_command)
-app.command("score")(score_command)
-app.command("data")(data_command)
-app.command("serve")(serve_command)
+_APP: Any = None
 
 
-@app.command(
-    "train",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
+def build_app() -> typer.Typer:
+    """The typer app with every verb registered (built once; imports each verb's module)."""
+    global _APP, typer
+    if _APP is not None:
+        return _APP
+    import typer
+
+    from rewardkit.cli_methods import register as register_methods
+    from rewardkit.commands.evaluate import eval_command, report_command
+    from rewardkit.commands.rewards import rewards_app
+    from rewardkit.commands.score import data_command, score_command
+    from rewardkit.commands.serve import serve_command
+    from rewardkit.curate.cli import curate_app  # typer only; steps load lazily
+    from rewardkit.inference.cli import bon_command
+    from rewardkit.modelcheck.cli import check_model_command  # typer only
+
+    app = typer.Typer(
+        help="rewardkit: score, evaluate and serve rewards for LLM post-training.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.add_typer(rewards_app, name="rewards")
+    app.command("eval")(eval_command)
+    app.command("report")(report_command)
+    app.command("score")(score_command)
+    app.command("data")(data_command)
+    app.command("serve")(serve_command)
+    app.command(
+        "train",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(train_command)
+    # curate / bon: thin shells over rewardkit.curate and rewardkit.inference
+    app.add_typer(curate_app, name="curate")
+    app.command("bon")(bon_command)
+    # check-model: rewardkit.modelcheck
+    app.command("check-model")(check_model_command)
+    # research methods (PAL, ...): rewardkit.cli_methods
+    register_methods(app)
+    _APP = app
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``rewardkit.cli.app``: the app, built on first use."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def train_command(
     ctx: typer.Context,
     config: Annotated[str | None, typer.Option("--config", "-c", help="Train YAML config.")] = None,
@@ -52,24 +89,6 @@ def train_command(
     from rewardkit.train.cli import train_command as run
 
     run(ctx, config, sets, resume, print_config)
-
-
-# -- curate / bon: thin shells over rewardkit.curate and rewardkit.inference ----------------
-from rewardkit.curate.cli import curate_app  # noqa: E402  (typer only; steps load lazily)
-from rewardkit.inference.cli import bon_command  # noqa: E402
-
-app.add_typer(curate_app, name="curate")
-app.command("bon")(bon_command)
-
-# -- check-model: rewardkit.modelcheck ------------------------------------------------------
-from rewardkit.modelcheck.cli import check_model_command  # noqa: E402  (typer only)
-
-app.command("check-model")(check_model_command)
-
-# -- research methods (PAL, ...): rewardkit.cli_methods ------------------------------------
-from rewardkit.cli_methods import register as _register_methods  # noqa: E402
-
-_register_methods(app)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
@@ -109,20 +128,58 @@ class _LinePerUpdate(io.TextIOBase):
 
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT), and what it says.
 INTERRUPTED = 130
-INTERRUPTED_NOTE = (
-    "interrupted before the run finished: its outputs are absent or incomplete (score, eval, "
-    "report and curate write each file only once it is complete); model scores computed so far "
-    "stay in the score cache, so the same command resumes from them"
+_UNFINISHED = (
+    "before the run finished: its outputs are absent or incomplete (score, eval, report and "
+    "curate write each file only once it is complete; bon keeps the prompts it finished in its "
+    "--out); model scores computed so far stay in the score cache, so the same command resumes "
+    "from them"
 )
+INTERRUPTED_NOTE = "interrupted " + _UNFINISHED
+TERMINATED_NOTE = "terminated (SIGTERM) " + _UNFINISHED
+
+#: Verbs that handle SIGTERM themselves (``serve`` drains its requests, then exits by it).
+OWN_SIGTERM = frozenset({"serve"})
+
+#: Signals turned into KeyboardInterrupt by :func:`_on_sigterm`, in order.
+_received: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM takes Ctrl-C's path: the run unwinds (temporary files removed, locks released)
+    and :func:`main` says so in one line. A second SIGTERM while unwinding ends the process."""
+    _received.append(signum)
+    if len(_received) > 1:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise KeyboardInterrupt
+
+
+def _stop(note: str, signum: int | None) -> None:
+    """Say that the run stopped, then exit as the signal asks: 130 for Ctrl-C; for SIGTERM,
+    by the signal itself (exit handlers run first), as a supervisor expects."""
+    print(note, file=sys.stderr, flush=True)
+    if signum is None:
+        sys.exit(INTERRUPTED)
+    sys.stdout.flush()
+    run_exit_handlers = getattr(__import__("atexit"), "_run_exitfuncs", None)
+    if run_exit_handlers is not None:
+        run_exit_handlers()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)  # pragma: no cover - only where the signal could not end us
 
 
 def main() -> None:
     """Console-script entry point."""
-    warnings.showwarning = _one_line_warning
-    if not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_MININTERVAL", "5")  # a line every 5 s at most
-        sys.stderr = _LinePerUpdate(sys.stderr)
     try:
+        if hasattr(signal, "SIGTERM") and not OWN_SIGTERM.intersection(sys.argv[1:2]):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        warnings.showwarning = _one_line_warning
+        if not sys.stderr.isatty():
+            os.environ.setdefault("TQDM_MININTERVAL", "5")  # a line every 5 s at most
+            sys.stderr = _LinePerUpdate(sys.stderr)
+        app = build_app()  # imports every verb: inside the try, so Ctrl-C here is clean too
         app()
         return
     except KeyboardInterrupt:  # outside a command (typer turns one inside into exit 130)
@@ -130,8 +187,10 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code != INTERRUPTED:
             raise
-    typer.echo(INTERRUPTED_NOTE, err=True)
-    sys.exit(INTERRUPTED)
+    terminated = signal.SIGTERM if hasattr(signal, "SIGTERM") else None
+    if terminated is not None and terminated in _received:
+        _stop(TERMINATED_NOTE, terminated)
+    _stop(INTERRUPTED_NOTE, None)
 
 
 if __name__ == "__main__":

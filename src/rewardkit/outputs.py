@@ -8,7 +8,9 @@
   killed run never leaves a stale lock behind).
 - :func:`atomic_file`: the content goes to a unique temporary file in the same directory, is
   flushed to disk, and replaces the target in one ``os.replace`` only when the block succeeds; on
-  failure the temporary file is removed and the old target is left untouched. A target that is
+  failure the temporary file is removed and the old target is left untouched; the temporary
+  files of killed writers (SIGKILL) are swept when the target is next written
+  (:func:`sweep_stale_temps`). A target that is
   a device or pipe (``/dev/stdout``) is written in place, never replaced by a file; a symlink's
   file is replaced.
 - An output that cannot be written (permissions, read-only or full disk) is an
@@ -24,6 +26,7 @@ import errno
 import gzip
 import math
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +147,45 @@ def exclusive(target: str | os.PathLike[str], what: str = "output") -> Iterator[
         os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts as alive)."""
+    if pid <= 0:
+        return True  # not a real writer's pid: leave its file alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: alive, someone else's; no such pid range
+        return True
+    return True
+
+
+def sweep_stale_temps(target: Path) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_file` runs writing ``target`` left behind
+    when they were killed (SIGKILL, power loss): ``.NAME.<pid>-<hex>.tmp`` beside it whose
+    writer process no longer exists. Called under :func:`exclusive`, so no live writer of
+    ``target`` can own one; a file whose pid is alive (or reused) is left alone. Returns what
+    was removed."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-[0-9a-f]{{12}}\.tmp")
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        stale = target.parent / name
+        try:
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+                removed.append(stale)
+        except OSError:
+            pass  # not ours to fight over: the write itself goes on
+    return removed
+
+
 def _text_kwargs(binary: bool) -> dict[str, str]:
     return {} if binary else {"encoding": "utf-8", "newline": "\n"}
 
@@ -171,6 +213,7 @@ def atomic_file(
     except OSError as exc:
         raise output_error(what, path, exc) from None
     with exclusive(path, what):
+        sweep_stale_temps(path)
         # the name is known before the file exists, so an interrupt at any point (even inside
         # the call that creates it) still removes it
         tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")

@@ -4,12 +4,45 @@ preference pairs from the candidates (docs/cli/bon.md). Heavy modules load insid
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rewardkit.cli_errors import user_errors
+from rewardkit.engine.config import MAX_THREADS
+
+
+def _choice(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A typer callback accepting only ``allowed`` (checked when the options are parsed)."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise typer.BadParameter(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _at_least_0(value: float) -> float:
+    """A finite number >= 0 (NaN and ±inf named as such, not as out of range)."""
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"expected a finite number >= 0, got {value}")
+    return value
+
+
+def _top_p(value: float) -> float:
+    """``--top-p``: a probability mass in (0, 1] (click's ranges cannot exclude 0 or NaN)."""
+    if not 0 < value <= 1:  # NaN fails too
+        raise typer.BadParameter(f"expected a number in (0, 1], got {value}")
+    return value
+
+
+#: --pairs-format and --mine values (rewardkit.curate.writers.FORMATS, inference.mining.MODES).
+PAIR_FORMATS = ("trl", "openrlhf", "jsonl")
+MINE_MODES = ("best_worst", "all")
+DTYPES = ("float32", "fp32", "bfloat16", "bf16")
 
 
 def bon_command(
@@ -27,12 +60,19 @@ def bon_command(
             help="Policy model: smollm2 (embedded default), a local directory or a Hub id."
         ),
     ] = "smollm2",
-    n: Annotated[int, typer.Option("--n", "-n", help="Candidates per prompt.")] = 8,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Candidates per prompt.")] = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + prompt).")] = 0,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per candidate.")] = 256,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.7,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling p.")] = 0.95,
-    limit: Annotated[int | None, typer.Option(help="Use the first LIMIT prompts.")] = None,
+    max_new_tokens: Annotated[
+        int, typer.Option(min=1, help="Tokens generated per candidate.")
+    ] = 256,
+    temperature: Annotated[
+        float, typer.Option(callback=_at_least_0, help="Sampling temperature (0: greedy).")
+    ] = 0.7,
+    top_p: Annotated[
+        float,
+        typer.Option(callback=_top_p, help="Nucleus sampling p, in (0, 1]."),
+    ] = 0.95,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use the first LIMIT prompts.")] = None,
     prompt_field: Annotated[
         str | None,
         typer.Option(help="Prompt column (default: prompt/question/problem/instruction/query)."),
@@ -50,33 +90,58 @@ def bon_command(
     pairs_out: Annotated[
         Path | None, typer.Option(help="Also write mined preference pairs (chosen/rejected) here.")
     ] = None,
-    pairs_format: Annotated[str, typer.Option(help="trl (default), openrlhf or jsonl.")] = "trl",
-    min_gap: Annotated[float, typer.Option(help="Smallest score gap of a mined pair.")] = 0.0,
+    pairs_format: Annotated[
+        str, typer.Option(callback=_choice(PAIR_FORMATS), help="trl (default), openrlhf or jsonl.")
+    ] = "trl",
+    min_gap: Annotated[
+        float, typer.Option(callback=_at_least_0, help="Smallest score gap of a mined pair.")
+    ] = 0.0,
     mine: Annotated[
-        str, typer.Option(help="best_worst (one pair per prompt) or all.")
+        str,
+        typer.Option(callback=_choice(MINE_MODES), help="best_worst (one pair per prompt) or all."),
     ] = "best_worst",
-    dtype: Annotated[str, typer.Option(help="Policy dtype: float32 or bfloat16.")] = "float32",
+    dtype: Annotated[
+        str, typer.Option(callback=_choice(DTYPES), help="Policy dtype: float32 or bfloat16.")
+    ] = "float32",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_THREADS, help="torch threads (default: torch's choice)."),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="No score cache.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress.")] = False,
 ) -> None:
     """Best-of-N (card F1): sample N per prompt, score in one pass, keep the best (ties → first)."""
-    if n < 1:
-        raise typer.BadParameter("must be >= 1", param_hint="--n")
     with user_errors():
+        # Everything a user typed is checked before a model loads: the outputs, the device,
+        # the prompts, and the rows already in --out (a resumed run).
+        from rewardkit.outputs import check_file_target
+
+        out = check_file_target(out, "--out")
+        if pairs_out is not None:
+            pairs_out = check_file_target(pairs_out, "--pairs-out")
+            if pairs_out.resolve() == out.resolve():
+                raise typer.BadParameter(
+                    "is the same file as --out (it would replace the best-of-N rows)",
+                    param_hint="--pairs-out",
+                )
         from rewardkit.curate.writers import write
         from rewardkit.inference.generate import GenerationConfig, Policy
         from rewardkit.inference.run import (
             BonConfig,
+            load_done,
             mine_from_rows,
             read_prompts,
             read_rows,
             run_bon,
         )
+        from rewardkit.models.loading import resolve_device
         from rewardkit.registry import load_reward
 
+        resolve_device(device, "--device")
+        gen = GenerationConfig(max_new_tokens, temperature, top_p, seed, dtype, device, threads)
         items = read_prompts(data, prompt_field, reference_field, limit, instruction)
+        load_done(out, None)  # a damaged or foreign --out, before the policy loads
         engine = {
             "device": None if device == "auto" else device,
             "threads": threads,
@@ -84,7 +149,6 @@ def bon_command(
             "cache_dir": None if no_cache else str(Path("~/.cache/rewardkit/scores").expanduser()),
         }
         built = load_reward(reward, engine_defaults=engine)
-        gen = GenerationConfig(max_new_tokens, temperature, top_p, seed, dtype, device, threads)
         pol = Policy(policy, gen)
         cfg = BonConfig(
             n=n, policy=pol.identity, generation=gen.identity(), reward=built.fingerprint()
@@ -92,7 +156,7 @@ def bon_command(
         stats = run_bon(items, pol.sample, built, out, cfg, progress=not no_progress)
         if pairs_out:
             wanted = {it.id for it in items}
-            rows = [r for r in read_rows(out) if r["id"] in wanted]
+            rows = [r for r in read_rows(out) if str(r["id"]) in wanted]
             stats["pairs"] = write(mine_from_rows(rows, min_gap, mine), pairs_out, pairs_format)
     typer.echo(
         json.dumps({**stats, "out": str(out), "pairs_out": str(pairs_out) if pairs_out else None})

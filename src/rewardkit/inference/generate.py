@@ -8,12 +8,14 @@ or reordered run draws the same candidates for the same prompt on the same machi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rewardkit.engine.config import MAX_THREADS
 from rewardkit.errors import SpecError
 from rewardkit.models.loading import (
     load_causal_lm,
@@ -37,12 +39,47 @@ class GenerationConfig:
     device: str = "auto"
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse settings that sampling would choke on later (or, for threads, abort on)."""
+        if not _is_int(self.max_new_tokens) or self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if not _is_number(self.temperature) or not self.temperature >= 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be a number in (0, 1], got {self.top_p!r}")
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.dtype, str) or self.dtype.lower() not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.device, str) or not self.device.strip():
+            raise ValueError(
+                f"device must be a device name (auto, cpu, cuda…), got {self.device!r}"
+            )
+        if self.threads is not None and (
+            not _is_int(self.threads) or not 1 <= self.threads <= MAX_THREADS
+        ):
+            raise ValueError(
+                f"threads must be an integer from 1 to {MAX_THREADS} (or unset), got {self.threads!r}"
+            )
+
     def identity(self) -> dict[str, Any]:
         """The fields that change the samples (device and threads do not, by intent)."""
         d = asdict(self)
         d.pop("device")
         d.pop("threads")
         return d
+
+
+#: Policy dtypes (names as ``models.loading.DTYPES`` spells them; int8 runs on CPU only).
+DTYPES = ("float32", "fp32", "bfloat16", "bf16", "int8")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def prompt_seed(seed: int, prompt: list[Message]) -> int:
@@ -55,6 +92,9 @@ class Policy:
 
     def __init__(self, model: str = "smollm2", config: GenerationConfig | None = None) -> None:
         self.config = config or GenerationConfig()
+        self.device = resolve_device(self.config.device, "--device")  # before any loading
+        if self.config.dtype.lower() == "int8" and self.device.type != "cpu":
+            raise ValueError("dtype=int8 (dynamic quantization) runs on CPU only; use bfloat16")
         set_threads(self.config.threads)
         resolved = resolve_model(model)
         folder = Path(resolved.source)
@@ -62,7 +102,6 @@ class Policy:
             raise SpecError(f"policy {model!r}: no config.json in {folder}; is it a model folder?")
         self.name = model
         self.identity = resolved.identity
-        self.device = resolve_device(self.config.device)
         self.tokenizer = load_tokenizer(resolved.source)
         self.model = load_causal_lm(resolved.source, self.config.dtype).to(self.device)
 

@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardkit.data import iter_records
+from rewardkit.data import checks, iter_records
+from rewardkit.data.location import Location, describe
+from rewardkit.data.readers import parse_json
+from rewardkit.data.record import Record
 from rewardkit.errors import DataError
 from rewardkit.inference.best_of_n import score_candidates, select_best
 from rewardkit.inference.mining import mine_pairs
+from rewardkit.outputs import exclusive
 from rewardkit.types import Example, Message, Reward, as_messages, stable_hash
 
 PROMPT_FIELDS = ("prompt", "question", "problem", "instruction", "query")
@@ -42,11 +46,22 @@ def read_prompts(
     instruction: str | None = None,
 ) -> list[PromptItem]:
     """Prompts from a JSONL/JSON/CSV/Parquet file. The prompt is ``prompt_field`` or the first
-    of ``prompt``, ``question``, ``problem``, ``instruction``, ``query`` (text or messages); the
-    reference likewise from ``reference``, ``answer``, ``solution``, ``ground_truth``, ``label``.
-    ``instruction`` is appended to a text prompt (e.g. an answer-format hint)."""
+    of ``prompt``, ``question``, ``problem``, ``instruction``, ``query`` (text or messages, with
+    the roles the data layer accepts); the reference likewise from ``reference``, ``answer``,
+    ``solution``, ``ground_truth``, ``label``. ``instruction`` is appended to a text prompt
+    (e.g. an answer-format hint).
+
+    Ids (an ``id`` column, else ``file:line``) must be unique: a resumed run keys the prompts it
+    has finished by id, so a repeated id would be skipped as done. ``limit`` keeps the first
+    ``limit`` prompts (0: none)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be an integer >= 0, got {limit!r}")
     items: list[PromptItem] = []
+    first_seen: dict[str, str] = {}
+    if limit == 0:
+        return items
     for loc, row in iter_records(path):
+        rec = Record(row, loc, {})
         pf = prompt_field or next((f for f in PROMPT_FIELDS if f in row), None)
         if pf is None or pf not in row:
             raise loc.error(
@@ -58,26 +73,46 @@ def read_prompts(
             if not value.strip():
                 raise loc.error("empty prompt", field=pf)
             value = value + ("\n\n" + instruction if instruction else "")
-        elif not (
-            isinstance(value, list)
-            and value
-            and all(
-                isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m
-                for m in value
+        elif isinstance(value, list):
+            msgs = checks.messages(rec, pf, value)  # roles and shapes, as score/data check them
+            for i, m in enumerate(msgs):
+                if not isinstance(m["content"], str):
+                    raise loc.error(
+                        f"expected text content, got {describe(m['content'])} (a policy "
+                        "generates from text prompts)",
+                        field=f"{pf}[{i}].content",
+                    )
+            value = msgs
+        else:
+            raise loc.error(
+                f"expected text or a list of {{role, content}} messages, got {describe(value)}",
+                field=pf,
             )
-        ):
-            raise loc.error("expected text or a list of {role, content} messages", field=pf)
         rf = reference_field or next((f for f in REFERENCE_FIELDS if f in row), None)
         if reference_field and reference_field not in row:
             raise loc.error("missing reference field", field=reference_field)
-        items.append(
-            PromptItem(
-                str(row.get("id", loc.label)), as_messages(value), row.get(rf) if rf else None
+        item_id = _prompt_id(loc, row.get("id"))
+        where = f"line {loc.line}" if loc.line is not None else f"row {loc.row}"
+        if item_id in first_seen:
+            raise loc.error(
+                f"duplicate id {item_id!r} (first at {first_seen[item_id]}); ids must be unique, "
+                "since a resumed run skips every prompt whose id is already in --out",
+                field="id",
             )
-        )
+        first_seen[item_id] = where
+        items.append(PromptItem(item_id, as_messages(value), row.get(rf) if rf else None))
         if limit is not None and len(items) >= limit:
             break
     return items
+
+
+def _prompt_id(loc: Location, value: Any) -> str:
+    """A prompt's id: its ``id`` (text or integer), else ``file:line``."""
+    if value is None or value == "":
+        return loc.label
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise loc.error(f"expected text or an integer id, got {describe(value)}", field="id")
+    return str(value)
 
 
 @dataclass
@@ -96,21 +131,33 @@ class BonConfig:
         )
 
 
-def load_done(path: Path, run_key: str) -> dict[str, dict[str, Any]]:
-    """Rows already in ``path`` by prompt id; a truncated last line is cut off the file."""
+def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
+    """Rows already in ``path`` by prompt id; a truncated last line is cut off the file.
+
+    Every row is checked (an object with the fields a ``bon`` row has, each of the right type,
+    ids unique) and a bad one is a :class:`DataError` with the file and line. ``run_key=None``
+    only checks (nothing is cut off, any settings accepted): the CLI does that before loading
+    the policy."""
     done: dict[str, dict[str, Any]] = {}
-    if not path.exists():
+    lines: dict[str, int] = {}
+    if not path.exists() or not path.is_file():
         return done
     good_bytes = 0
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                good_bytes += len(raw)
+                continue
             try:
-                row = json.loads(raw)
-            except ValueError:
+                row = parse_json(raw.decode("utf-8"))
+            except ValueError as exc:
                 if raw.endswith(b"\n"):
-                    raise DataError("not valid JSON", path=str(path), line=lineno) from None
+                    bad_text = isinstance(exc, UnicodeDecodeError)
+                    reason = "not valid UTF-8 text" if bad_text else str(exc)
+                    raise DataError(reason, path=str(path), line=lineno) from None
                 break  # an incomplete last line: the run was killed while writing it
-            if row.get("run") != run_key:
+            _check_row(row, path, lineno)
+            if run_key is not None and row["run"] != run_key:
                 raise DataError(
                     "this file was written by a run with other settings (policy, n, sampling "
                     "or reward); pass a new --out or delete the file",
@@ -118,12 +165,58 @@ def load_done(path: Path, run_key: str) -> dict[str, dict[str, Any]]:
                     line=lineno,
                     field="run",
                 )
-            done[str(row["id"])] = row
+            key = str(row["id"])
+            if key in done:
+                raise DataError(
+                    f"id {key!r} appears twice (first at line {lines[key]}): a run that skips "
+                    "finished prompts by id cannot tell them apart; pass a new --out",
+                    path=str(path),
+                    line=lineno,
+                    field="id",
+                )
+            done[key], lines[key] = row, lineno
             good_bytes += len(raw)
-    if good_bytes < path.stat().st_size:
+    if run_key is not None and good_bytes < path.stat().st_size:
         with path.open("r+b") as fh:
             fh.truncate(good_bytes)
     return done
+
+
+def _check_row(row: Any, path: Path, line: int) -> None:
+    """Refuse a line of a ``bon`` output file that is not a row ``bon`` writes."""
+
+    def bad(message: str, field: str | None = None) -> DataError:
+        return DataError(
+            f"{message}; not a rewardkit bon output row (pass a new --out, or delete the file)",
+            path=str(path),
+            line=line,
+            field=field,
+        )
+
+    if not isinstance(row, dict):
+        raise bad(f"expected an object, got {describe(row)}")
+    for name in ("run", "id", "prompt", "candidates"):
+        if name not in row:
+            raise bad("missing field", name)
+    if not isinstance(row["run"], str):
+        raise bad(f"expected text, got {describe(row['run'])}", "run")
+    if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
+        raise bad(f"expected text or an integer id, got {describe(row['id'])}", "id")
+    prompt = row["prompt"]
+    if not isinstance(prompt, list) or not prompt:
+        raise bad(f"expected a list of messages, got {describe(prompt)}", "prompt")
+    for i, m in enumerate(prompt):
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m):
+            raise bad(f"expected a {{role, content}} message, got {describe(m)}", f"prompt[{i}]")
+    cands = row["candidates"]
+    if not isinstance(cands, list) or not cands:
+        raise bad(f"expected a list of candidates, got {describe(cands)}", "candidates")
+    for i, c in enumerate(cands):
+        if not isinstance(c, dict) or not isinstance(c.get("text"), str):
+            raise bad(f"expected a {{text, score}} object, got {describe(c)}", f"candidates[{i}]")
+        score = c.get("score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+            raise bad(f"expected a number or null, got {describe(score)}", f"candidates[{i}].score")
 
 
 def run_bon(
@@ -138,8 +231,29 @@ def run_bon(
     prompts already done. Returns counts and timings."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path, "--out"):  # two runs appending to one file would interleave rows
+        return _run_bon(items, sample, reward, path, config, progress)
+
+
+def _run_bon(
+    items: Sequence[PromptItem],
+    sample: Callable[[list[Message], int], Sequence[str]],
+    reward: Reward,
+    path: Path,
+    config: BonConfig,
+    progress: bool,
+) -> dict[str, Any]:
     run_key = config.key()
     done = load_done(path, run_key)
+    for it in items:  # same id, other prompt: the prompt file changed (or --instruction did)
+        row = done.get(it.id)
+        if row is not None and row["prompt"] != it.prompt:
+            raise DataError(
+                f"prompt id {it.id!r} is done in this file with another prompt text; the prompt "
+                "file or --instruction changed since that run; pass a new --out",
+                path=str(path),
+                field="prompt",
+            )
     todo = [it for it in items if it.id not in done]
     gen_s = score_s = 0.0
     bar = _progress(todo, progress)
