@@ -7,12 +7,14 @@ Thin shells over library functions; heavy modules are imported inside the comman
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from rewardkit.cli_errors import user_errors
+from rewardkit.evaluate.bootstrap import MAX_N_BOOT
 
 pal_app = typer.Typer(
     help="PAL pluralistic reward models: persona data, training, few-shot users.",
@@ -20,8 +22,42 @@ pal_app = typer.Typer(
 )
 
 DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory or 'sample'.")]
-LimitOpt = Annotated[int | None, typer.Option(help="Read at most this many examples.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Read at most this many examples.")]
+SeedOpt = Annotated[int, typer.Option(min=0, help="Random seed.")]
+StepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps.")]
+
+
+def _finite(value: float | None) -> float | None:
+    """A typer callback refusing NaN and ±inf (click's range check lets NaN through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
+def _positive(value: float | None) -> float | None:
+    """A typer callback for rates: finite and > 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a finite number > 0, got {value}")
+    return value
+
+
+LrOpt = Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (> 0).")]
+
+
+def _file_out(path: Path, what: str = "--out") -> None:
+    """Check a file output before any work (a directory, under a file, a folder that refuses
+    files: all refused naming the option)."""
+    from rewardkit.commands.evaluate import probe_writable
+
+    probe_writable(path, what)
+
+
+def _dir_out(path: Path, what: str = "--out") -> None:
+    """Check a directory output before any work (an existing file is refused, not an
+    ``[Errno 17] File exists`` after the training)."""
+    from rewardkit.commands.evaluate import probe_writable
+
+    probe_writable(path, what, directory=True)
 
 
 def _load(data: str, limit: int | None = None) -> list[Any]:
@@ -38,9 +74,11 @@ def _echo(summary: dict[str, Any]) -> None:
 def pal_personas(
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="Output JSONL of user-labelled pairs.")],
-    users_per_persona: Annotated[int, typer.Option(help="Simulated users per persona.")] = 5,
-    pairs_per_user: Annotated[int, typer.Option(help="Comparisons per user.")] = 40,
-    beta: Annotated[float, typer.Option(help="Label sharpness β of P = σ(β·Δu).")] = 3.0,
+    users_per_persona: Annotated[int, typer.Option(min=1, help="Simulated users per persona.")] = 5,
+    pairs_per_user: Annotated[int, typer.Option(min=1, help="Comparisons per user.")] = 40,
+    beta: Annotated[
+        float, typer.Option(min=0, callback=_finite, help="Label sharpness β of P = σ(β·Δu).")
+    ] = 3.0,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -49,6 +87,7 @@ def pal_personas(
     from rewardkit.data.writer import write_jsonl
 
     with user_errors():
+        _file_out(out)
         pairs = persona_pairs(
             _load(data, limit), None, users_per_persona, pairs_per_user, beta, seed=seed
         )
@@ -63,10 +102,10 @@ def pal_train(
     form: Annotated[
         str, typer.Option(help="ideal (distance to ideal point) or mixture.")
     ] = "ideal",
-    k: Annotated[int, typer.Option(help="Number of shared prototypes K.")] = 2,
-    d_pref: Annotated[int, typer.Option(help="Preference-space dimension.")] = 64,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 400,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
+    k: Annotated[int, typer.Option(min=1, help="Number of shared prototypes K.")] = 2,
+    d_pref: Annotated[int, typer.Option(min=1, help="Preference-space dimension.")] = 64,
+    steps: StepsOpt = 400,
+    lr: LrOpt = 3e-3,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
@@ -75,6 +114,7 @@ def pal_train(
     from rewardkit.train.pal import PALConfig, train_pal
 
     with user_errors():
+        _dir_out(out)
         cfg = PALConfig(form, k, d_pref, steps, lr, seed=seed, progress=not no_progress)
         meta = train_pal(_load(data, limit), out, cfg)
     _echo({k_: meta[k_] for k_ in ("n_pairs", "train_accuracy", "final_loss", "population")})
@@ -86,7 +126,7 @@ def pal_adapt(
     model: Annotated[Path, typer.Argument(help="A PAL model directory.")],
     user: Annotated[str, typer.Option(help="The user to fit.")],
     data: DataOpt,
-    steps: Annotated[int, typer.Option(help="Optimizer steps on the user's logits.")] = 200,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps on the user's logits.")] = 200,
 ) -> None:
     """Fit one new user's mixture weights from a few comparisons (prototypes frozen)."""
     from rewardkit.train.pal import adapt_user
@@ -112,6 +152,7 @@ def detect_gsm8k(
     from rewardkit.data.writer import write_jsonl
 
     with user_errors():
+        _file_out(out)
         n = write_jsonl(gsm8k_detection(data, limit), out)
     _echo({"written": n, "out": str(out)})
 
@@ -120,26 +161,41 @@ def detect_gsm8k(
 def detect_eval(
     reward: Annotated[list[str], typer.Option("--reward", "-r", help="Reward spec (repeatable).")],
     data: DataOpt,
-    fpr: Annotated[float, typer.Option(help="False-positive rate for the TPR.")] = 0.01,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    fpr: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            callback=_finite,
+            help="False-positive rate for the TPR, a fraction in [0, 1] (0.01 = 1%).",
+        ),
+    ] = 0.01,
+    n_boot: Annotated[
+        int, typer.Option(min=1, max=MAX_N_BOOT, help=f"Bootstrap resamples (1-{MAX_N_BOOT:,}).")
+    ] = 1000,
     limit: LimitOpt = None,
     out: Annotated[Path | None, typer.Option(help="Also write the reports as JSON.")] = None,
 ) -> None:
     """AUROC and TPR at a fixed FPR of each reward as an LLM-text detector (F8)."""
     from rewardkit.evaluate.detect import detect
+    from rewardkit.outputs import atomic_text, finite_json
     from rewardkit.registry import load_reward
 
     with user_errors():
+        if out is not None:
+            _file_out(out)
         examples = _load(data, limit)
         reports = {
             spec: detect(load_reward(spec), examples, fpr=fpr, n_boot=n_boot) for spec in reward
         }
         if out is not None:
-            out.write_text(json.dumps(reports, indent=1))
+            text = json.dumps(finite_json(reports), indent=1, allow_nan=False) + "\n"
+            with atomic_text(out, what="--out") as fh:
+                fh.write(text)
     for spec, rep in reports.items():
         lo, hi = rep["auroc_ci"]
         tlo, thi = rep["tpr_ci"]
-        typer.echo(
+        typer.echo(  # NaN (a class without scores) prints as "nan"
             f"{spec}: AUROC {rep['auroc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@{100 * fpr:g}%FPR "
             f"{rep['tpr_at_fpr']:.3f} [{tlo:.3f}, {thi:.3f}]  gap {rep['gap']:+.3f}  "
             f"(llm {rep['n_pos']}, human {rep['n_neg']})"
@@ -156,14 +212,16 @@ def detect_tune(
     replay: Annotated[
         str | None, typer.Option(help="Preference data whose responses form the replay buffer.")
     ] = None,
-    replay_limit: Annotated[int, typer.Option(help="Replay examples read.")] = 200,
+    replay_limit: Annotated[int, typer.Option(min=1, help="Replay examples read.")] = 200,
     mixer: Annotated[
         str,
         typer.Option(help="rule (splice human and LLM halves), none, or a causal LM (smollm2)."),
     ] = "rule",
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    replay_weight: Annotated[float, typer.Option(help="Weight λ of the replay term.")] = 1.0,
+    steps: StepsOpt = 300,
+    lr: LrOpt = 1e-3,
+    replay_weight: Annotated[
+        float, typer.Option(min=0, callback=_finite, help="Weight λ of the replay term.")
+    ] = 1.0,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -172,6 +230,7 @@ def detect_tune(
     from rewardkit.train.remodetect import DetectTuneConfig, tune_detector
 
     with user_errors():
+        _dir_out(out)
         examples = _load(data, limit)
         if mixer == "rule":
             examples = add_mixed(examples, mixed_text)
@@ -201,7 +260,9 @@ def domain_fit(
     features: Annotated[
         str, typer.Option(help="Built-in features, comma-separated (see docs).")
     ] = "coverage,sentiment,redundancy,length_fit,arithmetic",
-    l2: Annotated[float, typer.Option(help="L2 penalty on the weights.")] = 1e-2,
+    l2: Annotated[
+        float, typer.Option(min=0, callback=_finite, help="L2 penalty on the weights (>= 0).")
+    ] = 1e-2,
     limit: LimitOpt = None,
 ) -> None:
     """Fit the weights of a domain-knowledge reward on preference pairs; plot them (A15)."""
@@ -214,6 +275,8 @@ def domain_fit(
         unknown = [n for n in names if n not in FEATURES]
         if unknown or not names:
             raise SpecError(f"unknown features {unknown}; known: {sorted(FEATURES)}")
+        _dir_out(out)
+        _file_out(out / "weights.png", "--out")
         reward, summary = fit_domain(_load(data, limit), {n: FEATURES[n] for n in names}, l2)
         reward.save(
             out, {"train_accuracy": summary["train_accuracy"], "n_pairs": summary["n_pairs"]}
@@ -237,19 +300,23 @@ def polar_pretrain(
             help="An MT-Bench directory, or JSONL of {prompt_id, prompt, policy, response}."
         ),
     ] = "../shared/data/mt_bench",
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 400,
-    per_sample: Annotated[int, typer.Option(help="Triples drawn per sample.")] = 1,
+    steps: StepsOpt = 400,
+    per_sample: Annotated[int, typer.Option(min=1, help="Triples drawn per sample.")] = 1,
     seed: SeedOpt = 0,
 ) -> None:
     """Pre-train on same-policy vs other-policy triples (A9)."""
-    from rewardkit.train.polar import PolarConfig, mtbench_samples, policy_triples, train_polar
+    from rewardkit.train.polar import (
+        PolarConfig,
+        mtbench_samples,
+        policy_triples,
+        read_samples,
+        train_polar,
+    )
 
     with user_errors():
+        _dir_out(out)
         path = Path(data)
-        if path.is_dir():
-            samples = mtbench_samples(path)
-        else:
-            samples = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        samples = mtbench_samples(path) if path.is_dir() else read_samples(path)
         triples = policy_triples(samples, per_sample, seed)
         meta = train_polar(triples, out, PolarConfig(steps=steps, seed=seed))
     _echo({k: meta[k] for k in ("stages", "train_accuracy", "final_loss")})
@@ -260,8 +327,8 @@ def polar_finetune(
     model: Annotated[Path, typer.Argument(help="A pre-trained POLAR directory.")],
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="Directory for the fine-tuned model.")],
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 200,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    steps: StepsOpt = 200,
+    lr: LrOpt = 3e-4,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -269,6 +336,7 @@ def polar_finetune(
     from rewardkit.train.polar import PolarConfig, preference_triples, train_polar
 
     with user_errors():
+        _dir_out(out)
         triples = preference_triples(_load(data, limit))
         cfg = PolarConfig(steps=steps, lr=lr, seed=seed)
         meta = train_polar(triples, out, cfg, base=model, stage="finetune")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +35,69 @@ from rewardkit.commands.options import (
     reset_cache,
 )
 from rewardkit.data.table import BENCHMARK_NAMES
+from rewardkit.evaluate.bootstrap import MAX_N_BOOT
+
+
+def probe_writable(path: str | os.PathLike[str], what: str, *, directory: bool = False) -> Path:
+    """``path`` after :func:`~rewardkit.outputs.check_file_target` (or ``check_dir_target``
+    with ``directory``) and a real test: a file is created and removed in the nearest existing
+    folder of ``path``, so a folder the system refuses (``/proc/x``, a read-only mount) is an
+    error naming the option *before* any work, not after it."""
+    from rewardkit.outputs import OutputError, check_dir_target, check_file_target
+
+    p = check_dir_target(path, what) if directory else check_file_target(path, what)
+    if p.exists() and not p.is_dir() and not p.is_file():  # a device or pipe: written in place
+        return p
+    folder = p if p.is_dir() else next((q for q in p.parents if q.is_dir()), Path("."))
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rewardkit-probe-")
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {what} {p}: the folder {folder} refuses new files "
+            f"({exc.strerror or type(exc).__name__})"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return p
+
+
+@contextlib.contextmanager
+def locked_dir(out: Path, what: str = "--out") -> Iterator[None]:
+    """Hold :func:`~rewardkit.outputs.exclusive` on the output directory ``out`` for the whole
+    run (a second run given the same directory is refused at once, before it scores). The
+    directory is created first, so every run locks the same file inside it; a run that fails
+    removes the directory again when it created it and left it empty."""
+    from rewardkit.outputs import exclusive, output_error
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(what, out, exc) from None
+    ok = False
+    try:
+        with exclusive(out, what):
+            yield
+        ok = True
+    finally:
+        if created and not ok:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+
+
+def check_out_not_in_data(out: Path, data: str) -> None:
+    """Refuse an output directory at or under a data directory: the next run would read the
+    reports as data."""
+    d = Path(data).expanduser()
+    if not d.is_dir():
+        return
+    o, d = out.expanduser().resolve(), d.resolve()
+    if o == d or d in o.parents:
+        raise ValueError(
+            f"--out {out} is inside the --data directory {data}; the reports would be read as "
+            "data by the next run. Give an --out outside it (e.g. out/eval)"
+        )
 
 
 def eval_command(
@@ -88,7 +155,12 @@ def eval_command(
     columns: ColumnsOpt = None,
     on_error: OnErrorOpt = "raise",
     seed: Annotated[int, typer.Option(min=0, help="Bootstrap seed.")] = 0,
-    n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    n_boot: Annotated[
+        int,
+        typer.Option(
+            min=1, max=MAX_N_BOOT, help=f"Bootstrap resamples for the 95% CIs (1-{MAX_N_BOOT:,})."
+        ),
+    ] = 1000,
     token_budget: TokenBudgetOpt = None,
     max_length: MaxLengthOpt = None,
     truncation: TruncationOpt = None,
@@ -109,11 +181,8 @@ def eval_command(
     baseline beside) and writes report.json (every per-example score) and report.md to --out.
     With --ray each reward scores on a Ray actor pool (docs/remote.md); the report is the same.
     """
-    from rewardkit.data import load
-    from rewardkit.evaluate import evaluate, print_table
     from rewardkit.evaluate.calibration import TemperatureScaling
-    from rewardkit.outputs import check_dir_target, check_file_target, exclusive
-    from rewardkit.registry import load_reward
+    from rewardkit.outputs import check_dir_target
 
     engine = engine_defaults(
         token_budget,
@@ -127,56 +196,127 @@ def eval_command(
         no_progress,
     )
     with user_errors(KeyError):
-        check_dir_target(out, "--out")
+        probe_writable(out, "--out", directory=True)
+        check_out_not_in_data(out, data)
         if not no_cache:
             check_dir_target(cache_dir, "--cache-dir")
         if save_temperature is not None:
-            check_file_target(save_temperature, "--save-temperature")
-        if cache_reset and not no_cache:
-            reset_cache(cache_dir)
-        dropped: list = []
-        examples = load(
-            data,
-            format=data_format,
-            columns=parse_columns(columns),
-            limit=limit,
-            on_error=on_error,
-            skipped_out=dropped,
-        )
-        from rewardkit.evaluate.process_report import is_step_data
+            probe_writable(save_temperature, "--save-temperature")
+            if save_temperature.expanduser().resolve().parent == out.expanduser().resolve():
+                _check_not_report_name(save_temperature)
+        # a bad --temperature file is refused before scoring
+        temp = TemperatureScaling.load(temperature) if temperature is not None else None
+        with locked_dir(out):  # held from before scoring to the last file written
+            _run_eval(
+                reward,
+                data,
+                data_format,
+                out,
+                columns,
+                limit,
+                on_error,
+                engine,
+                ray,
+                ray_address,
+                ray_actors,
+                no_progress,
+                robustness,
+                probe,
+                html,
+                seed,
+                cache_reset and not no_cache,
+                cache_dir,
+                strict,
+                benchmark,
+                n_boot,
+                no_baseline,
+                temp,
+                save_temperature,
+            )
 
-        if ray:
-            _check_ray_options(is_step_data(examples), robustness, probe)
-            from rewardkit.ray_reward import RayReward
 
-            rewards: list = [
-                RayReward(
-                    spec,
-                    engine_defaults=engine,
-                    address=ray_address,
-                    actors=ray_actors,
-                    progress=not no_progress,
-                )
-                for spec in reward
-            ]
-        else:
-            rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
-        if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
-            _process_eval(examples, rewards, out, html, seed)
-            return
-        temp = TemperatureScaling.load(temperature) if temperature else None
-        result = evaluate(
-            examples,
-            rewards,
-            ties="strict" if strict else "half",
-            benchmark=benchmark,
-            seed=seed,
-            n_boot=n_boot,
-            include_length_baseline=not no_baseline,
-            robustness=robustness,
-            temperature=temp,
-            probe=probe,
+def _check_not_report_name(path: Path) -> None:
+    if path.name in ("report.json", "report.md", "report.html"):
+        raise ValueError(
+            f"--save-temperature {path} would overwrite the {path.name} this run writes to --out"
         )
+
+
+def _run_eval(
+    reward: list[str],
+    data: str,
+    data_format: str | None,
+    out: Path,
+    columns: str | None,
+    limit: int | None,
+    on_error: str,
+    engine: dict[str, Any],
+    ray: bool,
+    ray_address: str | None,
+    ray_actors: int,
+    no_progress: bool,
+    robustness: bool,
+    probe: bool,
+    html: bool,
+    seed: int,
+    cache_reset: bool,
+    cache_dir: str,
+    strict: bool,
+    benchmark: str,
+    n_boot: int,
+    no_baseline: bool,
+    temp: Any,
+    save_temperature: Path | None,
+) -> None:
+    """The body of ``eval`` once its outputs are checked and --out is locked."""
+    from rewardkit.data import load
+    from rewardkit.evaluate import evaluate, print_table
+    from rewardkit.evaluate.calibration import TemperatureScaling
+    from rewardkit.evaluate.process_report import is_step_data
+    from rewardkit.registry import load_reward
+
+    if cache_reset:
+        reset_cache(cache_dir)
+    dropped: list = []
+    examples = load(
+        data,
+        format=data_format,
+        columns=parse_columns(columns),
+        limit=limit,
+        on_error=on_error,
+        skipped_out=dropped,
+    )
+    if ray:
+        _check_ray_options(is_step_data(examples), robustness, probe)
+        from rewardkit.ray_reward import RayReward
+
+        rewards: list = [
+            RayReward(
+                spec,
+                engine_defaults=engine,
+                address=ray_address,
+                actors=ray_actors,
+                progress=not no_progress,
+            )
+            for spec in reward
+        ]
+    else:
+        rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+    if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
+        _process_eval(examples, rewards, out, html, seed)
+        return
+    result = evaluate(
+        examples,
+        rewards,
+        ties="strict" if strict else "half",
+        benchmark=benchmark,
+        seed=seed,
+        n_boot=n_boot,
+        include_length_baseline=not no_baseline,
+        robustness=robustness,
+        temperature=temp,
+        probe=probe,
+    )
     if dropped:  # records --on-error skip dropped at load time: the reports say so
         result.dataset["load_skipped"] = {"n": len(dropped), "first": str(dropped[0])}
     print_table(result)
@@ -192,17 +332,22 @@ def eval_command(
             typer.echo(
                 f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
             )
-    with user_errors(), exclusive(out, "--out"):
-        paths = result.write_reports(out, html=html)
-    if save_temperature is not None:
+    fitted = None
+    if save_temperature is not None:  # known before anything is written
         first = result.rewards[0]
         cal = first.analyses.get("calibration")
         if cal is None:
-            fail(ValueError(f"no calibration for {first.name}: no evaluable pair"))
-        TemperatureScaling(cal["temperature"], first.name, first.fingerprint, cal["n_pairs"]).save(
-            save_temperature
+            fail(
+                ValueError(
+                    f"--save-temperature: no calibration for {first.name}: no evaluable pair"
+                )
+            )
+        fitted = TemperatureScaling(
+            cal["temperature"], first.name, first.fingerprint, cal["n_pairs"]
         )
-        paths["temperature"] = save_temperature
+    paths = result.write_reports(out, html=html)
+    if fitted is not None and save_temperature is not None:
+        paths["temperature"] = fitted.save(save_temperature, "--save-temperature")
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -229,13 +374,11 @@ def _check_ray_options(step_data: bool, robustness: bool, probe: bool) -> None:
 def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int) -> None:
     """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md)."""
     from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
-    from rewardkit.outputs import exclusive
 
     result = process_eval(examples, rewards, seed=seed)
     for line in table_lines(result):
         typer.echo(line)
-    with exclusive(out, "--out"):
-        paths = write_process_reports(result, out, html)
+    paths = write_process_reports(result, out, html)  # the caller holds the lock on --out
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -252,24 +395,56 @@ def report_command(
     """Rebuild report.md / report.html from saved report.json files (no rescoring); with
     several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out)."""
     from rewardkit.evaluate.leaderboard import leaderboard, write_leaderboard
-    from rewardkit.evaluate.report import write_reports
-    from rewardkit.evaluate.result import load_report
-    from rewardkit.outputs import check_dir_target
+    from rewardkit.evaluate.report import to_markdown, write_reports
+    from rewardkit.evaluate.result import load_report, report_path
 
-    if out is not None:
-        with user_errors():
-            check_dir_target(out, "--out")
+    # everything is read and every target checked before anything is written
     runs = []
-    for d in dirs:
-        try:
-            res = load_report(d)
-        except (ValueError, FileNotFoundError, KeyError) as exc:
-            fail(ValueError(f"{d}: {exc}"))
-        run_dir = d if d.is_dir() else d.parent
-        paths = write_reports(res, run_dir, html=html, json=False)
+    with user_errors():
+        board_dir = out or Path("out/leaderboard")
+        if len(dirs) > 1 or out is not None:
+            probe_writable(board_dir, "--out", directory=True)
+            for name in ("leaderboard.json", "leaderboard.md", "leaderboard.html"):
+                probe_writable(board_dir / name, name)
+        for d in dirs:
+            rp = report_path(d)
+            where = f"{d}: {rp.name}" if d.is_dir() else str(d)  # names the run and the file
+            try:
+                res = load_report(d)
+            except (ValueError, OSError) as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            run_dir = rp.parent
+            for name in ("report.md", "report.html") if html else ("report.md",):
+                if (run_dir / name).is_dir():
+                    raise ValueError(
+                        f"{run_dir / name} is a directory; `rewardkit report` rebuilds {name} "
+                        "there as a file: move the directory away or rebuild a copy of the run"
+                    )
+                probe_writable(run_dir / name, name)
+            with _damaged(where):
+                to_markdown(res)  # a report whose fields cannot be rendered is refused here
+            runs.append((where, run_dir, res))
+    named = []
+    for where, run_dir, res in runs:
+        with user_errors(), _damaged(where):
+            paths = write_reports(res, run_dir, html=html, json=False)
         typer.echo("rebuilt " + ", ".join(str(p) for p in paths.values()))
-        runs.append((run_dir.name or str(run_dir), res))
-    if len(runs) > 1 or out is not None:
-        board = leaderboard(runs)
-        paths = write_leaderboard(board, out or Path("out/leaderboard"))
+        named.append((run_dir.name or str(run_dir), res))
+    if len(named) > 1 or out is not None:
+        with user_errors(), _damaged(None):
+            board = leaderboard(named)
+            paths = write_leaderboard(board, board_dir)
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@contextlib.contextmanager
+def _damaged(where: str | None) -> Iterator[None]:
+    """A report.json whose fields have the right top-level types but not the shapes the report
+    writer reads (a KeyError, TypeError… while rendering) as a ValueError naming the file."""
+    prefix = f"{where}: " if where is not None else "a report given: "
+    try:
+        yield
+    except KeyError as exc:
+        raise ValueError(f"{prefix}damaged rewardkit report (missing field {exc})") from None
+    except (TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{prefix}damaged rewardkit report ({exc})") from None

@@ -136,11 +136,19 @@ class TemperatureScaling:
         """Calibrated probabilities of margins (logits)."""
         return sigmoid(np.asarray(margins, dtype=np.float64) / self.temperature)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the temperature as JSON."""
+    def save(self, path: str | Path, what: str = "temperature file") -> Path:
+        """Write the temperature as JSON (atomically: the file appears only once complete). A
+        temperature that :meth:`load` would refuse (not finite, not > 0) is a ValueError; an
+        output that cannot be written is an :class:`~rewardkit.outputs.OutputError` naming it."""
+        from rewardkit.outputs import atomic_text
+
+        t = float(self.temperature)
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"{what} {path}: fitted temperature {t} is not a finite number > 0")
+        text = json.dumps(self.__dict__, indent=1, sort_keys=True, allow_nan=False) + "\n"
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.__dict__, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        with atomic_text(p, what=what) as fh:
+            fh.write(text)
         return p
 
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.evaluate.bootstrap import percentile_ci
+from rewardkit.evaluate.bootstrap import check_bootstrap_args, percentile_ci
 from rewardkit.evaluate.stats import rankdata
 
 
@@ -44,6 +44,12 @@ def tpr_at_fpr(
     return float(np.mean(p > n[k]))
 
 
+def check_fpr(fpr: float) -> None:
+    """Raise ValueError unless ``fpr`` is a finite rate in [0, 1] (not a percentage)."""
+    if isinstance(fpr, bool) or not isinstance(fpr, int | float) or not 0 <= fpr <= 1:
+        raise ValueError(f"fpr must be a false-positive rate between 0 and 1, got {fpr!r}")
+
+
 def detection_report(
     pos: Sequence[float] | np.ndarray,
     neg: Sequence[float] | np.ndarray,
@@ -55,6 +61,8 @@ def detection_report(
 ) -> dict[str, Any]:
     """AUROC and TPR at ``fpr`` with bootstrap CIs (each class resampled on its own), the mean
     reward gap (positive − negative) and the class sizes."""
+    check_fpr(fpr)
+    check_bootstrap_args(n_boot, alpha)
     p = np.asarray(pos, dtype=np.float64)
     n = np.asarray(neg, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -81,6 +89,9 @@ def detect(
     """Score every response of detection examples (``meta["origin"]``: ``llm`` / ``human`` /
     ``mixed``) with ``reward`` and report LLM-vs-human detection (:func:`detection_report`)."""
     from rewardkit.errors import DataError
+
+    check_fpr(fpr)  # before any scoring
+    check_bootstrap_args(n_boot, 0.05)
 
     queries, origins = [], []
     for ex in examples:

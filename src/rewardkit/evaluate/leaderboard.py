@@ -86,8 +86,9 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """Write ``leaderboard.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from rewardkit.outputs import atomic_text, check_dir_target, output_error
+
+    out = check_dir_target(out_dir, "--out")
     header, rows = _table_rows(board)
     bc = board["bon_correlation"]
     corr = (
@@ -107,9 +108,16 @@ def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, P
         "markdown": out / "leaderboard.md",
         "html": out / "leaderboard.html",
     }
-    paths["json"].write_text(
-        json.dumps(jsonable(board), indent=1, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    paths["markdown"].write_text("\n".join(md), encoding="utf-8")
-    paths["html"].write_text(page, encoding="utf-8")
+    texts = {
+        "json": json.dumps(jsonable(board), indent=1, sort_keys=True, allow_nan=False) + "\n",
+        "markdown": "\n".join(md),
+        "html": page,
+    }
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error("--out", out, exc) from None
+    for key, path in paths.items():
+        with atomic_text(path, what=path.name) as fh:
+            fh.write(texts[key])
     return paths

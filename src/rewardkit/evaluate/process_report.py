@@ -121,12 +121,15 @@ def write_process_reports(
     result: dict[str, Any], out: Path, html_report: bool = True
 ) -> dict[str, Path]:
     """report.json, report.md and (``html_report``) report.html in ``out``."""
+    from rewardkit.outputs import atomic_text, finite_json
+
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md"}
-    paths["json"].write_text(json.dumps(result, indent=1, sort_keys=True, default=float))
-    paths["md"].write_text(
-        "\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n"
-    )
+    plain = finite_json(json.loads(json.dumps(result, default=float)))  # NaN/inf → null
+    texts = {
+        "json": json.dumps(plain, indent=1, sort_keys=True, allow_nan=False),
+        "md": "\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n",
+    }
     if html_report:
         png = _figure(result)
         rows = "".join(
@@ -145,9 +148,12 @@ def write_process_reports(
             for h in ("reward", "τ", "acc. erroneous", "acc. correct", "F1", "dev F1")
         )
         paths["html"] = out / "report.html"
-        paths["html"].write_text(
+        texts["html"] = (
             "<!doctype html><meta charset='utf-8'><title>Process reward evaluation</title>"
             f"<h1>Process reward evaluation</h1><p>{html.escape(table_lines(result)[0])}</p>"
             f"<table border=1><tr>{head}</tr>{rows}</table>{img}\n"
         )
+    for key, path in paths.items():
+        with atomic_text(path, what=path.name) as fh:
+            fh.write(texts[key])
     return paths

@@ -100,21 +100,28 @@ def write_reports(
     """Write ``report.json``, ``report.md`` (the table, then the analyses) and, with ``html``,
     the self-contained ``report.html`` into ``out_dir`` (created if needed). ``json=False``
     keeps an existing ``report.json`` (``rewardkit report`` rebuilds the others from it)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
+    from rewardkit.outputs import atomic_text, check_dir_target, output_error
+
+    out = check_dir_target(out_dir, "report directory")
+    # render everything first: a report that cannot be rendered leaves no file half-written
+    texts: dict[str, tuple[Path, str]] = {}
     if json:
-        paths["json"] = result.to_json(out / "report.json")
-    md_path = out / "report.md"
+        texts["json"] = (out / "report.json", result.json_text())
     md = to_markdown(result)
     if result.extra.get("analyses") or any(r.analyses for r in result.rewards):
         md += analyses_markdown(result)
-    md_path.write_text(md, encoding="utf-8")
-    paths["markdown"] = md_path
+    texts["markdown"] = (out / "report.md", md)
     if html:
-        html_path = out / "report.html"
-        html_path.write_text(to_html(result), encoding="utf-8")
-        paths["html"] = html_path
+        texts["html"] = (out / "report.html", to_html(result))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error("report directory", out, exc) from None
+    paths: dict[str, Path] = {}
+    for key, (path, text) in texts.items():
+        with atomic_text(path, what=path.name) as fh:
+            fh.write(text)
+        paths[key] = path
     return paths
 
 

@@ -202,9 +202,12 @@ class EvalResult:
 
     def to_json(self, path: str | Path) -> Path:
         """Write ``report.json`` (see :meth:`json_text`) to ``path``; returns the path."""
+        from rewardkit.outputs import atomic_text
+
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(self.json_text(), encoding="utf-8")
+        text = self.json_text()
+        with atomic_text(p, what="report.json") as fh:  # appears only once complete
+            fh.write(text)
         return p
 
     def to_markdown(self) -> str:
@@ -237,51 +240,84 @@ def _group(d: dict[str, Any]) -> GroupScore:
 def _num(x: Any) -> float:
     if x is None:
         return math.nan
-    if isinstance(x, str):
-        return float(x)  # "inf" / "-inf"
+    if isinstance(x, str) and x in ("inf", "-inf"):  # how jsonable writes ±inf
+        return float(x)
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise ValueError(f"expected a number, got {describe(x)}")
     return float(x)
+
+
+#: Top-level fields of report.json and the JSON type each must have.
+_TOP_FIELDS: dict[str, tuple[type, str]] = {
+    "settings": (dict, "an object"),
+    "dataset": (dict, "an object"),
+    "rewards": (list, "a list"),
+}
+
+
+def _check_top(raw: dict[str, Any]) -> None:
+    """Refuse a report whose top-level fields are missing or of the wrong JSON type, naming the
+    field (``"dataset": []`` would otherwise fail deep inside the report writer)."""
+    for name, (kind, want) in _TOP_FIELDS.items():
+        if name not in raw:
+            raise ValueError(f"missing field {name!r}")
+        if not isinstance(raw[name], kind):
+            raise ValueError(f"field {name!r} must be {want}, got {describe(raw[name])}")
+    if "run" in raw and not isinstance(raw["run"], dict):
+        raise ValueError(f"field 'run' must be an object, got {describe(raw['run'])}")
+
+
+def _reward_result(r: dict[str, Any], run: dict[str, Any]) -> RewardResult:
+    """One entry of ``report.json``'s ``rewards`` list."""
+    if not isinstance(r, dict):
+        raise ValueError(f"expected an object, got {describe(r)}")
+    rr = run.get("rewards", {}).get(r["name"], {})
+    return RewardResult(
+        name=r["name"],
+        reward=r["reward"],
+        objective=r.get("objective"),
+        fingerprint=r["fingerprint"],
+        score=_num(r["score"]),
+        ci=(_num(r["ci"][0]), _num(r["ci"][1])),
+        sections={k: _group(v) for k, v in r["sections"].items()},
+        subsets={k: _group(v) for k, v in r["subsets"].items()},
+        n_scored=r["n_scored"],
+        n_nan=r["n_nan"],
+        n_truncated=r.get("n_truncated"),
+        examples=[
+            ExampleRecord(
+                id=e["id"],
+                subset=e["subset"],
+                section=e["section"],
+                scores=[_num(x) for x in e["scores"]],
+                chosen=e["chosen"],
+                outcome=e["outcome"],
+                rule=e["rule"],
+                skipped=e.get("skipped"),
+            )
+            for e in r["examples"]
+        ],
+        seconds=float(rr.get("seconds") or 0.0),
+        stats=rr.get("stats", rr.get("last_stats")),  # older files call it last_stats
+        position_bias=r.get("position_bias"),
+        analyses=r.get("analyses") or {},
+    )
 
 
 def from_dict(raw: dict[str, Any]) -> EvalResult:
     """Rebuild an :class:`EvalResult` from ``report.json`` content (no rescoring)."""
     if raw.get("schema") != SCHEMA:
         raise ValueError(f"not a rewardkit report (schema {raw.get('schema')!r}, want {SCHEMA!r})")
+    _check_top(raw)
     run = raw.get("run", {})
     rewards = []
-    for r in raw["rewards"]:
-        rr = run.get("rewards", {}).get(r["name"], {})
-        rewards.append(
-            RewardResult(
-                name=r["name"],
-                reward=r["reward"],
-                objective=r.get("objective"),
-                fingerprint=r["fingerprint"],
-                score=_num(r["score"]),
-                ci=(_num(r["ci"][0]), _num(r["ci"][1])),
-                sections={k: _group(v) for k, v in r["sections"].items()},
-                subsets={k: _group(v) for k, v in r["subsets"].items()},
-                n_scored=r["n_scored"],
-                n_nan=r["n_nan"],
-                n_truncated=r.get("n_truncated"),
-                examples=[
-                    ExampleRecord(
-                        id=e["id"],
-                        subset=e["subset"],
-                        section=e["section"],
-                        scores=[_num(x) for x in e["scores"]],
-                        chosen=e["chosen"],
-                        outcome=e["outcome"],
-                        rule=e["rule"],
-                        skipped=e.get("skipped"),
-                    )
-                    for e in r["examples"]
-                ],
-                seconds=float(rr.get("seconds") or 0.0),
-                stats=rr.get("stats", rr.get("last_stats")),  # older files call it last_stats
-                position_bias=r.get("position_bias"),
-                analyses=r.get("analyses") or {},
-            )
-        )
+    for i, r in enumerate(raw["rewards"]):
+        try:
+            rewards.append(_reward_result(r, run))
+        except KeyError as e:
+            raise ValueError(f"missing field {e.args[0]!r} in rewards[{i}]") from None
+        except (TypeError, AttributeError, IndexError, ValueError) as e:
+            raise ValueError(f"field 'rewards[{i}]': {e}") from None
     known = {"schema", "settings", "dataset", "rewards", "run"}
     return EvalResult(
         settings=raw["settings"],
@@ -295,22 +331,31 @@ def from_dict(raw: dict[str, Any]) -> EvalResult:
 def load_report(path: str | Path) -> EvalResult:
     """Read ``report.json`` (a file, or a directory holding one) into an :class:`EvalResult`.
 
-    Any file that is not a readable report (hostile JSON, wrong shape) is a ValueError saying why;
-    the caller names the file."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "report.json"
+    Any file that is not a readable report (hostile JSON, wrong shape) is a ValueError saying why
+    (naming the field, for a wrong shape); the caller names the file."""
+    p = report_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no report.json at {p}")
     try:
         raw = parse_json(p.read_text(encoding="utf-8"))  # hostile nesting, numbers, surrogates
     except UnicodeDecodeError as e:
         raise ValueError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except ValueError as e:
+        raise ValueError(str(e)) from None
     if not isinstance(raw, dict):
         raise ValueError(f"not a rewardkit report (expected a JSON object, got {describe(raw)})")
     try:
         return from_dict(raw)
     except KeyError as e:
         raise ValueError(f"damaged rewardkit report (missing field {e})") from None
-    except (TypeError, AttributeError, IndexError) as e:
-        raise ValueError(f"damaged rewardkit report ({e})") from None
+    except (TypeError, AttributeError, IndexError, ValueError) as e:
+        msg = str(e)
+        if msg.startswith("not a rewardkit report"):
+            raise ValueError(msg) from None
+        raise ValueError(f"damaged rewardkit report ({msg})") from None
+
+
+def report_path(path: str | Path) -> Path:
+    """The ``report.json`` that ``path`` names (the file itself, or the one in a directory)."""
+    p = Path(path)
+    return p / "report.json" if p.is_dir() else p

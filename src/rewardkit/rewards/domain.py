@@ -282,10 +282,20 @@ class DomainReward(Reward):
         custom = [n for n, f in self.features.items() if FEATURES.get(n) is not f]
         if custom:
             raise SpecError(f"domain reward: custom features {custom} cannot be saved by name")
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        from rewardkit.outputs import atomic_text, check_dir_target, output_error
+
+        for name in ("weights", "mean", "std"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise SpecError(f"domain reward: {name} are not all finite; refusing to save")
+        out = check_dir_target(directory, "domain model directory")
         body = {k: v for k, v in self.identity().items() if k != "class"}
-        (out / MODEL_FILE).write_text(json.dumps({**body, **(extra or {})}, indent=1))
+        text = json.dumps({**body, **(extra or {})}, indent=1, allow_nan=False)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error("domain model directory", out, exc) from None
+        with atomic_text(out / MODEL_FILE, what=MODEL_FILE) as fh:
+            fh.write(text)
         return out
 
 
@@ -294,12 +304,42 @@ def load_domain(directory: str | Path) -> DomainReward:
     path = Path(directory).expanduser() / MODEL_FILE
     if not path.is_file():
         raise SpecError(f"{path.parent}: no {MODEL_FILE}; fit one with `rewardkit domain fit`")
-    meta = json.loads(path.read_text())
-    unknown = [n for n in meta["features"] if n not in FEATURES]
+    from rewardkit.data.readers import read_config_file
+
+    meta = read_config_file(path, "domain model file")  # hostile JSON: a located error
+    if not isinstance(meta, dict):
+        raise SpecError(f"{path}: expected a JSON object written by `rewardkit domain fit`")
+    names = meta.get("features")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise SpecError(f"{path}: field 'features' must be a non-empty list of feature names")
+    unknown = [n for n in names if n not in FEATURES]
     if unknown:
         raise SpecError(f"{path}: unknown features {unknown}; known: {sorted(FEATURES)}")
-    feats = {n: FEATURES[n] for n in meta["features"]}
-    return DomainReward(feats, meta["weights"], meta["mean"], meta["std"])
+    values = {}
+    for key in ("weights", "mean", "std"):
+        v = meta.get(key)
+        ok = isinstance(v, list) and len(v) == len(names)
+        ok = ok and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v
+        )
+        if not ok:
+            raise SpecError(
+                f"{path}: field {key!r} must be a list of {len(names)} finite numbers (one per "
+                f"feature), got {_describe(v)}; refit with `rewardkit domain fit`"
+            )
+        values[key] = v
+    feats = {n: FEATURES[n] for n in names}
+    return DomainReward(feats, values["weights"], values["mean"], values["std"])
+
+
+def _describe(value: Any) -> str:
+    from rewardkit.data.location import describe
+
+    if isinstance(value, list) and any(
+        isinstance(x, float) and not math.isfinite(x) for x in value
+    ):
+        return "a list holding NaN or infinity"
+    return describe(value)
 
 
 def build(arg: str | None, **options: Any) -> DomainReward:

@@ -60,7 +60,12 @@ def fit_domain(
     examples: Sequence[Any], features: Mapping[str, Callable[[Query], float]], l2: float = 1e-2
 ) -> tuple[DomainReward, dict[str, Any]]:
     """Standardise the features over the training responses, fit ``w`` by linear BT, and
-    return the reward with a summary (weights by name, training accuracy, objective trace)."""
+    return the reward with a summary (weights by name, training accuracy, objective trace).
+
+    ``l2`` must be a finite number >= 0; a fit whose weights are not finite is refused (it
+    would score every response NaN)."""
+    if isinstance(l2, bool) or not isinstance(l2, int | float) or not (0 <= l2 < float("inf")):
+        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
     queries, pairs = pair_queries(examples)
     raw = feature_matrix(queries, features)
     with warnings.catch_warnings():  # a feature that never applies: mean 0, std 0 (weight 0)
@@ -69,6 +74,11 @@ def fit_domain(
         std = np.nan_to_num(np.nanstd(raw, axis=0), nan=0.0)
     z = standardise(raw, mean, std)
     w, history = fit_linear_bt(z[pairs[:, 0]] - z[pairs[:, 1]], l2)
+    if not np.all(np.isfinite(w)):
+        raise DataError(
+            "the fitted weights are not finite (the fit diverged); try a larger --l2 or check "
+            "the data"
+        )
     margin = (z[pairs[:, 0]] - z[pairs[:, 1]]) @ w
     summary = {
         "weights": {n: float(v) for n, v in zip(features, w, strict=True)},

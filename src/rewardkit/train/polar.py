@@ -10,6 +10,7 @@ Fine-tuning: preference pairs with a reference answer, ``(x, ref, y_c, y_r)``, s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,6 +18,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from rewardkit.data.location import Location, describe
+from rewardkit.data.readers import iter_file
 from rewardkit.errors import DataError
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
 from rewardkit.rewards.polar import PolarEncoder, load_polar, reference_text, save_polar
@@ -46,6 +49,50 @@ class PolarConfig:
     progress: bool = False
 
 
+#: The fields of one pre-training sample (a JSONL line of ``polar pretrain --data FILE``).
+SAMPLE_FIELDS = ("prompt_id", "prompt", "policy", "response")
+
+
+def _records(path: Path) -> Iterator[tuple[Location, dict[str, Any]]]:
+    """Records of a data file through the hardened readers (bad bytes, bad or hostile JSON,
+    non-objects are DataErrors naming the file and line)."""
+    for loc, rec in iter_file(path, path.name):
+        if isinstance(rec, DataError):
+            raise rec
+        yield loc, rec
+
+
+def _field(rec: dict[str, Any], loc: Location, name: str, kinds: tuple[type, ...]) -> Any:
+    if name not in rec:
+        raise loc.error("missing field", field=name)
+    value = rec[name]
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        want = "text" if kinds == (str,) else "text or an integer"
+        raise loc.error(f"expected {want}, got {describe(value)}", field=name)
+    return value
+
+
+def sample_from_record(rec: dict[str, Any], loc: Location) -> dict[str, str]:
+    """One ``{prompt_id, prompt, policy, response}`` sample, every field checked (``prompt_id``
+    may be an integer; the others are text), or a DataError naming file, line and field."""
+    out = {"prompt_id": str(_field(rec, loc, "prompt_id", (str, int)))}
+    for name in SAMPLE_FIELDS[1:]:
+        out[name] = _field(rec, loc, name, (str,))
+    return out
+
+
+def read_samples(path: str | Path) -> list[dict[str, str]]:
+    """Pre-training samples from a data file (JSONL of ``{prompt_id, prompt, policy,
+    response}``; also JSON, CSV, Parquet); every problem names the file and line (or row)."""
+    p = Path(path)
+    rows = [sample_from_record(rec, loc) for loc, rec in _records(p)]
+    if not rows:
+        raise DataError(
+            "no samples; expected lines of {prompt_id, prompt, policy, response}", path=str(p)
+        )
+    return rows
+
+
 def mtbench_samples(directory: str | Path, turn: int = 0) -> list[dict[str, str]]:
     """``{"prompt_id", "prompt", "policy", "response"}`` rows from an MT-Bench directory
     (``question.jsonl`` and ``model_answer/<model>.jsonl``; first turn by default)."""
@@ -54,19 +101,30 @@ def mtbench_samples(directory: str | Path, turn: int = 0) -> list[dict[str, str]
     if not qfile.is_file() or not (d / "model_answer").is_dir():
         raise DataError(f"{d}: expected question.jsonl and model_answer/ (MT-Bench layout)")
     questions = {}
-    for line in qfile.read_text(encoding="utf-8").splitlines():
-        q = json.loads(line)
-        questions[q["question_id"]] = q["turns"][turn]
+    for loc, q in _records(qfile):
+        qid = _field(q, loc, "question_id", (str, int))
+        turns = q.get("turns")
+        if not isinstance(turns, list) or len(turns) <= turn or not isinstance(turns[turn], str):
+            raise loc.error(f"expected a list of turns as text (turn {turn})", field="turns")
+        questions[qid] = turns[turn]
     rows = []
     for f in sorted((d / "model_answer").glob("*.jsonl")):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            a = json.loads(line)
-            text = a["choices"][0]["turns"][turn] if a.get("choices") else ""
-            if a["question_id"] in questions and isinstance(text, str) and text.strip():
+        for loc, a in _records(f):
+            qid = _field(a, loc, "question_id", (str, int))
+            choices = a.get("choices")
+            text = ""
+            if choices:
+                try:
+                    text = choices[0]["turns"][turn]
+                except (KeyError, IndexError, TypeError):
+                    raise loc.error(
+                        f"expected choices[0].turns[{turn}] (MT-Bench answer)", field="choices"
+                    ) from None
+            if qid in questions and isinstance(text, str) and text.strip():
                 rows.append(
                     {
-                        "prompt_id": str(a["question_id"]),
-                        "prompt": questions[a["question_id"]],
+                        "prompt_id": str(qid),
+                        "prompt": questions[qid],
                         "policy": f.stem,
                         "response": text,
                     }
@@ -81,7 +139,11 @@ def policy_triples(
     of another policy's answer ``y⁻`` to x, with A's answer to another prompt as the reference."""
     by_prompt: dict[str, list[dict[str, str]]] = {}
     by_policy: dict[str, list[dict[str, str]]] = {}
-    for s in samples:
+    for i, s in enumerate(samples):
+        if not isinstance(s, dict) or any(k not in s for k in SAMPLE_FIELDS):
+            raise DataError(
+                f"sample {i}: expected an object with {', '.join(SAMPLE_FIELDS)}, got {describe(s)}"
+            )
         by_prompt.setdefault(s["prompt_id"], []).append(s)
         by_policy.setdefault(s["policy"], []).append(s)
     rng = np.random.default_rng(seed)
