@@ -13,7 +13,6 @@ from rewardkit.commands.options import (
     DeviceOpt,
     DtypeOpt,
     MaxLengthOpt,
-    ThreadsOpt,
     TokenBudgetOpt,
     TruncationOpt,
     engine_defaults,
@@ -100,11 +99,42 @@ def serve_command(
             "503 that clients retry.",
         ),
     ] = S.graceful_timeout,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            callback=finite,
+            help="Seconds a connection has to send a request's headers (from opening or the "
+            "last response); then it is closed (slowloris).",
+        ),
+    ] = S.header_timeout,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            callback=finite,
+            help="Seconds a request has to send its body once its headers are in (408 after).",
+        ),
+    ] = S.body_timeout,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Open connections at once (lowered to fit ulimit -n); beyond it the oldest idle "
+            "one makes room.",
+        ),
+    ] = S.max_connections,
+    backlog: Annotated[
+        int, typer.Option(min=1, help="Connections the kernel queues before they are accepted.")
+    ] = S.backlog,
     token_budget: TokenBudgetOpt = None,
     max_length: MaxLengthOpt = None,
     truncation: TruncationOpt = None,
     dtype: DtypeOpt = None,
-    threads: ThreadsOpt = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_THREADS, help="torch threads (default: one per CPU core)."),
+    ] = None,
     device: DeviceOpt = None,
 ) -> None:
     """Serve rewards over HTTP: /v1/rewards, OpenRLHF's /get_reward, /health, /v1/info, /metrics.
@@ -139,5 +169,9 @@ def serve_command(
             log_content=log_content,
             nan_reward=nan_reward,
             graceful_timeout=graceful_timeout,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            backlog=backlog,
         )
         run(config, host=host, port=port, ray=ray, replicas=replicas)

@@ -42,16 +42,16 @@ def strip_eos(text: str) -> str:
 def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tuple[str, str]:
     """(prompt, response) of an OpenRLHF query: the response is what follows the prompt.
 
-    The prompt is a prefix of the query, or (after a BOS or a lossy detokenization) found inside
-    it, and then the response starts after its last occurrence; otherwise the whole query is the
-    response. With ``remove_eos`` trailing end-of-sequence markers are removed (:func:`strip_eos`).
+    The response starts after the **first** occurrence of the prompt in the query: normally the
+    query starts with it; a BOS token or a lossy detokenization may put text before it. The
+    first occurrence, never a later one, so a response that repeats the prompt cannot hide what
+    it wrote before the copy. Without a prompt, or when the query does not contain it, the whole
+    query is the response. With ``remove_eos`` trailing end-of-sequence markers are removed
+    (:func:`strip_eos`).
     """
     prompt = prompt or ""
-    if prompt and query.startswith(prompt):
-        response = query[len(prompt) :]
-    else:
-        at = query.rfind(prompt) if prompt else -1
-        response = query[at + len(prompt) :] if at >= 0 else query
+    at = query.find(prompt) if prompt else -1
+    response = query[at + len(prompt) :] if at >= 0 else query
     return prompt, strip_eos(response) if remove_eos else response
 
 

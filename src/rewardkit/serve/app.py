@@ -7,7 +7,11 @@ Endpoints: ``POST /v1/rewards`` (versioned protocol, per-item errors), ``POST /g
 Each route (a data source, or ``default``) has a reward and a :class:`DynamicBatcher`
 (:mod:`rewardkit.serve.state`); a request's items go through :mod:`rewardkit.serve.scoring`.
 
-Hostile bodies (lone surrogates, huge integers, deep nesting) are refused with 400 and a reason.
+Hostile bodies (lone surrogates, huge integers, deep nesting) are refused with 400 and a reason;
+the item count is checked right after parsing, before any per-item work, and large bodies are
+parsed in a worker thread (:func:`decode_body`). Without an API key, bodies must be declared
+``application/json`` (:func:`check_content_type`). Every answer, 404 and 405 included, has the
+``{"error": {type, message}}`` shape and is counted in ``rewardkit_requests_total``.
 With an API key set, ``/openapi.json`` needs the key too; the interactive ``/docs`` pages are
 never served (they load third-party assets from a CDN). On shutdown (:meth:`ServeState.
 begin_drain`) new requests get a JSON 503 with ``Retry-After``; accepted ones are answered with
@@ -16,9 +20,12 @@ their result, or a JSON 503 when their scores are not ready by the drain deadlin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
@@ -27,11 +34,13 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from rewardkit.data.readers import parse_json
-from rewardkit.serve.batcher import QueueFull
+from rewardkit.data.readers import MAX_DEPTH, check_tree, parse_json
+from rewardkit.serve.batcher import QueueFull, QueueTooSmall
 from rewardkit.serve.config import ServeConfig
-from rewardkit.serve.metrics import LATENCY_BUCKETS
+from rewardkit.serve.metrics import LATENCY_BUCKETS, Metrics
 from rewardkit.serve.protocol import (
     PROTOCOL_VERSION,
     RewardRequest,
@@ -63,6 +72,77 @@ class Refusal(Exception):
         super().__init__(message)
 
 
+class ClientGone(Exception):
+    """The client closed the connection before sending its whole request body."""
+
+
+# -- request bodies --------------------------------------------------------------------------
+#: Bodies above this many bytes are parsed in a worker thread, one at a time, so the event loop
+#: keeps answering other requests meanwhile (an 8 MB body parses in ~0.2 s into up to ~200 MB).
+THREAD_PARSE_BYTES = 256 * 1024
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {dict: "an object", list: "an array", str: "a string", int: "a number"}
+    return "null" if value is None else names.get(type(value), "a number")
+
+
+def decode_body(body: bytes, lists: Sequence[str], max_items: int) -> dict[str, Any]:
+    """The request's JSON object, refused (:class:`Refusal`) as early as is cheap: bytes that
+    are not UTF-8 or not JSON (400), a body that is not an object (422), a list field among
+    ``lists`` longer than ``max_items`` (413: checked right after parsing, before the per-value
+    checks and validation whose cost grows with the number of values), then nesting deeper than
+    ``MAX_DEPTH``, lone surrogates (400)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refusal(400, "invalid_json", f"request body is not UTF-8: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # syntax, nesting, huge numbers
+        try:
+            parse_json(text)  # fails the same way and says why in rewardkit's words
+        except ValueError as exc:
+            raise Refusal(400, "invalid_json", f"request body: {exc}") from None
+        raise Refusal(400, "invalid_json", "request body: invalid JSON") from None
+    if not isinstance(data, dict):
+        raise Refusal(
+            422, "invalid_request", f"request body: expected a JSON object, got {_json_type(data)}"
+        )
+    for name in lists:
+        value = data.get(name)
+        if isinstance(value, list) and len(value) > max_items:
+            what = "items" if name == "items" else f"entries in '{name}'"
+            raise Refusal(
+                413,
+                "too_many_items",
+                f"{len(value)} {what} exceeds the limit of {max_items} per request",
+            )
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    problem = check_tree(data, deep, _SURROGATE_ESCAPE.search(text) is not None)
+    if problem is not None:
+        raise Refusal(400, "invalid_json", f"request body: invalid JSON: {problem}")
+    return data
+
+
+def check_content_type(headers: Any) -> None:
+    """415 unless the body is declared ``application/json`` (a ``charset`` parameter is fine):
+    a web page can post ``text/plain`` to any address without a CORS preflight."""
+    given = headers.get("content-type")
+    if (given or "").split(";", 1)[0].strip().lower() != "application/json":
+        raise Refusal(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {given!r}"
+            if given
+            else "Content-Type must be application/json, got none",
+        )
+
+
 # -- the app ---------------------------------------------------------------------------------
 def _error(
     status: int, type_: str, message: str, headers: dict[str, str] | None = None
@@ -90,6 +170,32 @@ class _ReplicaHeader:
             await send(message)
 
         await self.app(scope, receive, wrapped)
+
+
+class _CountResponses:
+    """ASGI middleware: every answer is counted in ``rewardkit_requests_total{endpoint,status}``,
+    those of other middleware (413, 408, the drain's 503) included; paths that are not an
+    endpoint count as ``other`` (a bounded set of labels)."""
+
+    def __init__(self, app: Any, metrics: Metrics, endpoints: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
+
+        async def counted(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.inc(
+                    "rewardkit_requests_total", endpoint=endpoint, status=str(message["status"])
+                )
+            await send(message)
+
+        await self.app(scope, receive, counted)
 
 
 class _DrainGate:
@@ -126,7 +232,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
             access.addFilter(RedactKeyFilter())
         state.bind_loop()
         yield
-        await state.close(timeout=config.graceful_timeout)
+        await state.close(timeout=state.shutdown_time_left())
 
     app = FastAPI(
         title="rewardkit",
@@ -137,7 +243,9 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         openapi_url=None,  # served below, behind the API key
     )
     app.state.rewardkit = state
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes, timeout=config.body_timeout
+    )
     app.add_middleware(_DrainGate, state=state)
     app.add_middleware(_ReplicaHeader, replica=state.replica)
     metrics = state.metrics
@@ -154,24 +262,29 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 {"WWW-Authenticate": "Bearer"},
             )
 
-    async def read_json(request: Request) -> Any:
-        body = await request.body()
+    parse_slot = asyncio.Semaphore(1)  # large bodies are parsed one at a time (bounded memory)
+
+    async def read_json(request: Request, lists: Sequence[str]) -> dict[str, Any]:
+        """The body as a JSON object (:func:`decode_body`), large ones parsed off the loop."""
+        if config.api_key is None:
+            check_content_type(request.headers)
         try:
-            return parse_json(body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise Refusal(400, "invalid_json", f"request body is not UTF-8: {exc}") from exc
-        except ValueError as exc:  # syntax, nesting, huge numbers, lone surrogates
-            raise Refusal(400, "invalid_json", f"request body: {exc}") from exc
+            body = await request.body()
+        except ClientDisconnect:
+            raise ClientGone from None
+        if len(body) <= THREAD_PARSE_BYTES:
+            return decode_body(body, lists, config.limits.max_items)
+        async with parse_slot:
+            return await asyncio.to_thread(decode_body, body, lists, config.limits.max_items)
+
+    def client_gone(endpoint: str, what: str) -> Response:
+        metrics.inc("rewardkit_disconnects_total", endpoint=endpoint)
+        log.info("%s: client disconnected %s", endpoint, what)
+        return Response(status_code=499)
 
     async def run_items(
-        request: Request, endpoint: str, raw_items: Sequence[Any], parsed: list[Slot]
+        request: Request, endpoint: str, parsed: list[Slot]
     ) -> list[Slot] | Response:
-        if len(raw_items) > config.limits.max_items:
-            raise Refusal(
-                413,
-                "too_many_items",
-                f"{len(raw_items)} items exceeds the limit of {config.limits.max_items} per request",
-            )
         metrics.add("rewardkit_inflight_requests", 1)
         try:
             await score_slots(state, request, parsed)
@@ -179,6 +292,8 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
             metrics.inc("rewardkit_rejected_total", route=exc.route)
             retry = str(math.ceil(exc.retry_after))
             raise Refusal(503, "queue_full", str(exc), {"Retry-After": retry}) from exc
+        except QueueTooSmall as exc:  # never fits, however long the client waits
+            raise Refusal(413, "too_many_items", str(exc)) from exc
         except Draining as exc:
             raise Refusal(
                 503,
@@ -187,9 +302,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 {"Retry-After": "1", "Connection": "close"},
             ) from exc
         except Disconnected:
-            metrics.inc("rewardkit_disconnects_total", endpoint=endpoint)
-            log.info("%s: client disconnected; its queued items were dropped", endpoint)
-            return Response(status_code=499)
+            return client_gone(endpoint, "before its answer; its queued items were dropped")
         finally:
             metrics.add("rewardkit_inflight_requests", -1)
         for s in parsed:
@@ -206,8 +319,23 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
 
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
-        metrics.inc("rewardkit_requests_total", endpoint=request.url.path, status=str(exc.status))
         return _error(exc.status, exc.type, exc.message, exc.headers)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> Response:
+        return client_gone(request.url.path, "before sending its whole body")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        where = f"{request.method} {request.url.path[:200]}"
+        if exc.status_code == 404:
+            type_, message = "not_found", f"{where}: no such endpoint"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            type_, message = "method_not_allowed", f"{where}: method not allowed (use {allowed})"
+        else:
+            type_, message = "http_error", f"{where}: {exc.detail}"
+        return _error(exc.status_code, type_, message, dict(exc.headers or {}) or None)
 
     @app.head("/health", include_in_schema=False)
     @app.get("/health")
@@ -287,7 +415,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
     @app.post("/v1/rewards", dependencies=[Depends(authorize)], response_model=None)
     async def rewards(request: Request) -> Any:
         started = time.perf_counter()
-        data = await read_json(request)
+        data = await read_json(request, ("items",))
         try:
             body = RewardRequest.model_validate(data)
         except ValidationError as exc:
@@ -296,14 +424,13 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         for i, raw in enumerate(body.items):
             item, err = parse_item(raw, i)
             slots.append(Slot(i, item, error=err))
-        done = await run_items(request, "/v1/rewards", body.items, slots)
+        done = await run_items(request, "/v1/rewards", slots)
         if isinstance(done, Response):
             return done
         payload = {
             "protocol": PROTOCOL_VERSION,
             "results": [slot_result(s).model_dump() for s in done],
         }
-        metrics.inc("rewardkit_requests_total", endpoint="/v1/rewards", status="200")
         metrics.observe(
             "rewardkit_request_latency_seconds",
             time.perf_counter() - started,
@@ -317,7 +444,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         from rewardkit.serve.openrlhf import OpenRLHFRequest, to_items, to_response
 
         started = time.perf_counter()
-        data = await read_json(request)
+        data = await read_json(request, ("query", "prompts", "labels", "data_sources"))
         try:
             body = OpenRLHFRequest.model_validate(data)
         except ValidationError as exc:
@@ -326,14 +453,13 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
             raise Refusal(422, "invalid_request", str(exc)) from exc
         items = to_items(body, remove_eos=config.strip_eos)
         slots = [Slot(i, item) for i, item in enumerate(items)]
-        done = await run_items(request, "/get_reward", items, slots)
+        done = await run_items(request, "/get_reward", slots)
         if isinstance(done, Response):
             return done
         failed = sum(1 for s in done if s.error is not None)
         if failed:
             log.warning("/get_reward: %d of %d items failed; sent nan_reward", failed, len(done))
         payload = to_response([slot_result(s) for s in done], config.nan_reward)
-        metrics.inc("rewardkit_requests_total", endpoint="/get_reward", status="200")
         metrics.observe(
             "rewardkit_request_latency_seconds",
             time.perf_counter() - started,
@@ -342,4 +468,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         )
         return JSONResponse(payload)
 
+    app.add_middleware(  # outermost: sees every answer
+        _CountResponses, metrics=metrics, endpoints=frozenset(r.path for r in app.routes)
+    )
     return app

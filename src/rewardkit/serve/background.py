@@ -3,7 +3,9 @@
     with BackgroundServer(create_app(config)) as server:
         RewardClient(server.url).score(...)
 
-The socket is bound before the thread starts (port 0 picks a free port), so ``url`` is valid at
+A rewardkit app (from ``create_app``) runs with its config's connection limits and deadlines
+(:func:`rewardkit.serve.connections.uvicorn_options`), as under ``rewardkit serve``. The socket is
+bound before the thread starts (port 0 picks a free port), so ``url`` is valid at
 once; :meth:`BackgroundServer.stop` shuts down gracefully (in-flight requests finish first).
 """
 
@@ -32,12 +34,16 @@ class BackgroundServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            timeout_graceful_shutdown=graceful_timeout,
-            lifespan="on",
-        )
+        options: dict[str, Any] = {"timeout_graceful_shutdown": graceful_timeout}
+        state = getattr(getattr(app, "state", None), "rewardkit", None)
+        if state is not None:  # a rewardkit app: its connection limits and deadlines apply
+            from rewardkit.serve.connections import uvicorn_options
+
+            options = {
+                **uvicorn_options(state.config, state.count_refused_connection),
+                **options,
+            }
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

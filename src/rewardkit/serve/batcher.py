@@ -9,7 +9,8 @@ items are queued as the last batch held when they are its clients coming back. W
 the next one fills, so under load batches grow by themselves; clients answered by the last batch
 come back into the next one instead of leaving a few early arrivals to run alone.
 The queue is bounded: :meth:`DynamicBatcher.submit` raises :class:`QueueFull` (the server answers
-503 with ``Retry-After``) instead of growing without limit. Identical items queued at the same
+503 with ``Retry-After``) instead of growing without limit, or :class:`QueueTooSmall` (413) for a
+request with more new items than the whole queue holds. Identical items queued at the same
 time are scored once (coalesced by key); an item whose every requester left is dropped before it
 runs.
 """
@@ -50,6 +51,18 @@ class QueueFull(Exception):
         super().__init__(
             f"queue of route {route!r} is full ({depth} of {limit} items waiting); "
             f"retry after {retry_after:.0f} s"
+        )
+
+
+class QueueTooSmall(Exception):
+    """A request holds more new items for one route than its whole queue can hold: it would be
+    refused however long the client waited, so this is not a retryable :class:`QueueFull`."""
+
+    def __init__(self, route: str, items: int, limit: int) -> None:
+        self.route = route
+        super().__init__(
+            f"the request holds {items} new items for route {route!r}, whose queue holds at most "
+            f"{limit} (max_queue); send at most {limit} new items per request"
         )
 
 
@@ -142,13 +155,16 @@ class DynamicBatcher:
     def submit(self, items: Sequence[tuple[str, Query]]) -> list[_Entry]:
         """Queue ``(key, query)`` items, all or none; returns one entry per item to await.
 
-        Raises :class:`QueueFull` when the new items do not fit.
+        Raises :class:`QueueFull` when the new items do not fit now, :class:`QueueTooSmall`
+        when they would not fit even in an empty queue.
         """
         self._ensure_started()
         if self._closed:
             raise RuntimeError(f"route {self.route!r} is shutting down")
         new_keys = {k for k, _ in items if k not in self._by_key}
         limit = self.config.max_queue
+        if len(new_keys) > limit:
+            raise QueueTooSmall(self.route, len(new_keys), limit)
         if new_keys and len(self._queue) + len(new_keys) > limit:
             raise QueueFull(self.route, len(self._queue), limit, self.retry_after())
         entries = []

@@ -65,6 +65,7 @@ def run(
     import uvicorn
 
     from rewardkit.serve.app import create_app
+    from rewardkit.serve.connections import uvicorn_options
     from rewardkit.serve.state import ServeState
 
     state = ServeState(config)
@@ -84,7 +85,7 @@ def run(
             host=host.strip("[]"),  # "[::1]" is written with brackets, bound without
             port=port,
             log_level=log_level,
-            timeout_graceful_shutdown=config.graceful_timeout,
+            **uvicorn_options(config, state.count_refused_connection),
         )
     )
     server.run()

@@ -34,8 +34,15 @@ class ServeConfig:
     :class:`Reward`. ``engine`` holds engine defaults for model-backed specs (``threads``,
     ``dtype``…). ``nan_reward`` is what ``/get_reward`` sends where a reward is NaN or an item
     failed (OpenRLHF needs a number; such items are flagged in ``extra_logs``).
-    ``graceful_timeout``: seconds a shutdown waits for accepted requests before answering the
-    rest with a JSON 503 (clients retry it)."""
+    ``graceful_timeout``: seconds from a shutdown signal to the process exiting; accepted
+    requests not answered by then (less a small margin) get a JSON 503 (clients retry it).
+
+    Slow or idle clients (docs/serving.md, "Slow clients and connection limits"):
+    ``header_timeout`` seconds for a connection to send a request's headers (from its opening or
+    the previous response; else it is closed), ``body_timeout`` seconds for a request's body
+    once its headers are in (else 408), ``max_connections`` open connections at once (more are
+    closed as they arrive, so file descriptors stay bounded; also capped below the process's
+    open-file limit), ``backlog`` connections the kernel queues before they are accepted."""
 
     rewards: Mapping[str, Any] = field(default_factory=lambda: {DEFAULT_ROUTE: "rule:length"})
     engine: Mapping[str, Any] = field(default_factory=dict)
@@ -51,6 +58,10 @@ class ServeConfig:
     strip_eos: bool = True
     watch_disconnect: bool = True
     replica_id: str | None = None
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 2048
+    backlog: int = 2048
 
     def __post_init__(self) -> None:
         if self.api_key is not None and not self.api_key.strip():
@@ -68,3 +79,10 @@ class ServeConfig:
             raise ValueError(f"nan_reward must be a finite number, got {self.nan_reward}")
         if not (math.isfinite(self.graceful_timeout) and self.graceful_timeout >= 0):
             raise ValueError(f"graceful_timeout must be >= 0 seconds, got {self.graceful_timeout}")
+        for name in ("header_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0 seconds, got {value}")
+        for name in ("max_connections", "backlog"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

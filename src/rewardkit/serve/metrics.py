@@ -72,6 +72,10 @@ class Metrics:
             "Requests refused with 503 because a queue was full.",
         ),
         "rewardkit_disconnects_total": ("counter", "Requests whose client left before the answer."),
+        "rewardkit_connections_refused_total": (
+            "counter",
+            "Connections closed because max_connections were open (the oldest waiting one or the new one).",
+        ),
         "rewardkit_cache_hits_total": ("counter", "Items answered from the response cache."),
         "rewardkit_cache_misses_total": ("counter", "Items not found in the response cache."),
         "rewardkit_cache_hit_rate": ("gauge", "Cache hits / (hits + misses) since start."),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 PROTOCOL_VERSION = "rewardkit.v1"
 
@@ -28,7 +28,7 @@ class RewardItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: StrictStr | int | None = None
+    id: StrictStr | StrictInt | None = None  # echoed as sent: no true→1 or 1e3→1000
     prompt: StrictStr | list[ChatMessage] = ""
     response: StrictStr
     reference: Any = None

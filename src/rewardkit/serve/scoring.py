@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 
-from rewardkit.serve.batcher import DynamicBatcher, QueueFull
+from rewardkit.serve.batcher import DynamicBatcher, QueueFull, QueueTooSmall
 from rewardkit.serve.protocol import ItemError, RewardItem, RewardResult
 from rewardkit.serve.state import Route, ServeState
 from rewardkit.types import Query, as_messages
@@ -127,7 +127,7 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
             entries = batcher.submit([(s.key, s.query) for s in group])  # type: ignore[misc]
             submitted.append((batcher, entries))
             waits.extend(zip(group, entries, strict=True))
-    except QueueFull:
+    except (QueueFull, QueueTooSmall):
         for batcher, entries in submitted:
             batcher.release(entries)
         raise

@@ -2,12 +2,13 @@
 
 - API key: ``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``), compared in constant time.
 - Binding: loopback by default; a non-loopback address needs an API key (:func:`check_bind`).
-- Limits: request body bytes (:class:`BodyLimitMiddleware`, answers 413 before reading more),
-  items per request, characters per item.
+- Limits: request body bytes and the time to send them (:class:`BodyLimitMiddleware`, answers
+  413 before reading more, 408 past the deadline), items per request, characters per item.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -107,11 +108,14 @@ def key_matches(presented: str | None, expected: str) -> bool:
 
 
 class BodyLimitMiddleware:
-    """ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds ``max_bytes``."""
+    """ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds ``max_bytes``;
+    408 when the body is not complete ``timeout`` seconds after the request's headers (a slow
+    or stalled client). Both answers close the connection."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,18 +128,30 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes:
-                    await _too_large(send, self.max_bytes)
+                    await _refuse(
+                        send, 413, "body_too_large", f"request body exceeds {self.max_bytes} bytes"
+                    )
                     return
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
         seen = 0
+        complete = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete or deadline is None:  # after the body: disconnect watchers wait freely
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTimeout from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise _BodyTooLarge
+                complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -148,21 +164,34 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send, self.max_bytes)
+                await _refuse(
+                    send, 413, "body_too_large", f"request body exceeds {self.max_bytes} bytes"
+                )
+        except _BodyTimeout:
+            if not started:
+                await _refuse(
+                    send,
+                    408,
+                    "body_timeout",
+                    f"request body not complete within {self.timeout:g} s; send it faster or in "
+                    "smaller requests",
+                )
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"error": {"type": "body_too_large", "message": f"request body exceeds {limit} bytes"}}
-    ).encode()
+class _BodyTimeout(Exception):
+    pass
+
+
+async def _refuse(send: Send, status: int, type_: str, message: str) -> None:
+    body = json.dumps({"error": {"type": type_, "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -129,6 +129,8 @@ class ServeState:
         self.draining = False
         #: When accepted requests stop waiting for their scores (monotonic seconds).
         self.drain_deadline: float | None = None
+        #: When the process should be gone: the shutdown signal + ``graceful_timeout``.
+        self.exit_deadline: float | None = None
         self._expired: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rule_pool = ThreadPoolExecutor(
@@ -169,6 +171,10 @@ class ServeState:
             )
             self.cache.register(route.fingerprint, {"serve": route.reward.identity()})
 
+    def count_refused_connection(self) -> None:
+        """A connection was closed on arrival (``max_connections`` open): count it."""
+        self.metrics.inc("rewardkit_connections_refused_total")
+
     def unique_routes(self) -> list[Route]:
         return list({id(r): r for r in self.routes.values()}.values())
 
@@ -190,7 +196,9 @@ class ServeState:
         if self.draining:
             return
         self.draining = True
-        self.drain_deadline = time.monotonic() + max(0.0, grace)
+        now = time.monotonic()
+        self.drain_deadline = now + max(0.0, grace)
+        self.exit_deadline = now + self.config.graceful_timeout
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._start_expiry)
 
@@ -211,14 +219,24 @@ class ServeState:
         assert self._expired is not None
         return self._expired
 
+    def shutdown_time_left(self) -> float:
+        """Seconds left for :meth:`close`: until the exit deadline when a drain has begun (the
+        drain has used the rest of ``graceful_timeout``), else the whole ``graceful_timeout``."""
+        if self.exit_deadline is None:
+            return self.config.graceful_timeout
+        return max(0.0, self.exit_deadline - time.monotonic())
+
     async def close(self, timeout: float | None = None) -> None:
-        """Finish or drop queued work within ``timeout`` seconds, then stop every thread pool
-        without waiting for a batch still running (the process may exit under it)."""
+        """Finish or drop queued work within ``timeout`` seconds in all, then stop every thread
+        pool without waiting for a batch still running (the process may exit under it)."""
         self.draining = True
+        end = None if timeout is None else time.monotonic() + timeout
         for route in self.unique_routes():
             if route.batcher is not None:
+                # at least a moment: wait_for(…, 0) would not let even an idle batcher close
+                wait = None if end is None else max(0.05, end - time.monotonic())
                 try:
-                    await asyncio.wait_for(route.batcher.close(), timeout)
+                    await asyncio.wait_for(route.batcher.close(), wait)
                 except TimeoutError:
                     log.warning("%s: queued work dropped at shutdown", route.name)
         for ex in self._executors:
