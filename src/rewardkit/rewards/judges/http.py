@@ -209,6 +209,18 @@ class HttpJudge(EndpointReward):
             body["logprobs"] = TOP_LOGPROBS
         return HttpRequest("/completions", body)
 
+    def judged_texts(self, row: Query) -> list[str]:
+        """The texts this row put in the judge's prompt (cut out of its answer before reading
+        the verdict: a quote of the response is not the judge's verdict)."""
+        _, _, values = self.slots(row)
+        out: list[str] = []
+        for value in values:
+            if isinstance(value, str):
+                out.append(value)
+            elif isinstance(value, list):
+                out += [p["text"] for p in value if isinstance(p, dict) and "text" in p]
+        return out
+
     def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
         """The stored values of a row: the verdict from logprobs, else from the text."""
         (row,) = queries
@@ -218,7 +230,7 @@ class HttpJudge(EndpointReward):
             text = answer_text(body)
             if text is None:
                 raise ValueError("the answer has no choices[0].message.content or .text")
-            reading = text_reading(self.kind.name, text, len(classes))
+            reading = text_reading(self.kind.name, text, len(classes), self.judged_texts(row))
         names = ("score", *self.label_columns())
         scores = reading.scores
         if scores is None and self.unparsed == "tie":

@@ -10,7 +10,12 @@ absent from the top entries gets −∞ (its probability is below every listed o
 P(Yes), the expected rating and P(A) as the local judges read them from logits.
 
 **Text** (documented formats; anything else is *unparsed*, which the judge scores NaN and counts,
-never 0 or a tie):
+never 0 or a tie). The verdict is read from the judge's own words: a ``<think>`` block is left
+out (after a ``</think>``, only what follows it counts), verbatim copies of the judged texts are
+cut out (:func:`judge_words`), and where a format matches several times the **last** match counts
+(a judge that quotes the response before its verdict, or restates the template's example,
+cannot have the quote read as its verdict; a response holding ``[[Yes]]`` or ``Rating: 10``
+forged nothing):
 
 - yes/no: ``[[Yes]]``; ``Answer: No`` / ``Verdict: yes`` / ``Judgement: **No**``; an answer whose
   first word is yes or no (``Yes.``, ``**No**, because…``); else exactly one of the two words in
@@ -64,6 +69,35 @@ def one_hot(index: int, n: int) -> np.ndarray:
     return out
 
 
+#: Judged texts shorter than this are not cut out of an answer (a response "Yes" must not take
+#: the judge's own "Yes" with it); the last-match rule covers short quotes.
+MIN_QUOTE_CHARS = 24
+
+
+def judge_words(text: str, quoted: Sequence[str] = ()) -> str:
+    """The part of an answer that is the judge's own: after the last ``</think>`` (an unclosed
+    ``<think>`` and what follows dropped), with verbatim copies of ``quoted`` (the judged texts,
+    when at least :data:`MIN_QUOTE_CHARS` long) cut out."""
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    text = re.sub(r"<think>.*", "", text, flags=re.S)
+    for q in sorted({str(q).strip() for q in quoted}, key=len, reverse=True):
+        if len(q) >= MIN_QUOTE_CHARS:
+            text = text.replace(q, " ")
+    return text
+
+
+def _last(*patterns: str, text: str) -> re.Match[str] | None:
+    """The match of any of ``patterns`` that starts last in ``text`` (case-insensitive): the
+    judge's verdict follows what it quotes, whichever documented format each uses."""
+    found = None
+    for pattern in patterns:
+        for m in re.finditer(pattern, text, re.I):
+            if found is None or m.start() > found.start():
+                found = m
+    return found
+
+
 def _first_word(text: str) -> str:
     words = text.strip(_MARKUP).split()
     return words[0].strip(_MARKUP).lower() if words else ""
@@ -74,9 +108,11 @@ _LABELLED = r"(?:final\s+)?(?:answer|verdict|judge?ment|decision|choice|better\s
 
 def parse_yes_no(text: str) -> int | None:
     """0 (yes), 1 (no) or None, from the formats in the module docstring."""
-    m = re.search(r"\[\[\s*(yes|no)\s*\]\]", text, re.I)
-    if m is None:
-        m = re.search(_LABELLED + r"\s*(?:is)?\s*[:=\-]?\s*\**\s*(yes|no)\b", text, re.I)
+    m = _last(
+        r"\[\[\s*(yes|no)\s*\]\]",
+        _LABELLED + r"\s*(?:is)?\s*[:=\-]?\s*\**\s*(yes|no)\b",
+        text=text,
+    )
     if m is not None:
         return 0 if m.group(1).lower() == "yes" else 1
     first = _first_word(text)
@@ -88,35 +124,33 @@ def parse_yes_no(text: str) -> int | None:
 
 def parse_rating(text: str, scale: Sequence[int] = RATING_SCALE) -> float | None:
     """The rating in the text (within ``scale``), or None."""
-    patterns = (
+    text = text.strip()
+    m = _last(
         r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]",
         r"(?:rating|score)\s*(?:is)?\s*[:=]?\s*\**\s*(\d+(?:\.\d+)?)",
         r"(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*10\b",
-        r"^\W*(\d+(?:\.\d+)?)\b",
+        text=text,
     )
-    for pattern in patterns:
-        m = re.search(pattern, text.strip(), re.I)
-        if m is not None:
-            value = float(m.group(1))
-            return value if min(scale) <= value <= max(scale) else None
-    return None
+    if m is None:
+        m = re.match(r"^\W*(\d+(?:\.\d+)?)\b", text)
+    if m is None:
+        return None
+    value = float(m.group(1))
+    return value if min(scale) <= value <= max(scale) else None
 
 
 def parse_choice(text: str) -> int | None:
     """0 (A), 1 (B), 2 (an explicit tie) or None, from the formats in the module docstring."""
-    m = re.search(r"\[\[\s*([ABC])\s*\]\]", text, re.I)
-    if m is not None:
+    m = _last(
+        r"\[\[\s*([ABC])\s*\]\]",
+        _LABELLED
+        + r"\s*(?:is)?\s*[:=\-]?\s*\**\s*(?:response|assistant|output)?\s*\(?\s*([ab])\b\)?",
+        text=text,
+    )
+    if m is not None:  # a verdict wins over the word "tie" elsewhere ("tie the laces")
         return "ABC".index(m.group(1).upper())
     if re.search(r"\b(?:tie|draw)\b", text, re.I) and not re.search(r"\btie\s*breaker", text, re.I):
         return 2
-    m = re.search(
-        _LABELLED
-        + r"\s*(?:is)?\s*[:=\-]?\s*\**\s*(?:response|assistant|output)?\s*\(?\s*([ab])\b\)?",
-        text,
-        re.I,
-    )
-    if m is not None:
-        return "ab".index(m.group(1).lower())
     first = _first_word(text)
     if first in ("a", "b") and text.strip(_MARKUP)[:1] in ("A", "B"):
         return "ab".index(first)
@@ -162,7 +196,7 @@ def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
     for m in _CHAIN.finditer(text):
         labels = [int(x) - 1 for x in re.findall(r"\d+", m.group(0))]
         valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
-        if valid and len(labels) > len(best):
+        if valid and len(labels) >= len(best):  # of equal chains, the last (the verdict)
             best = labels
     if len(best) >= k - 1 and best:
         if len(best) == k - 1:
@@ -170,13 +204,11 @@ def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
         return best, True
     if best:
         return best[:1], False
-    m = re.search(
+    m = _last(
         r"(?:best|winner|answer)\s*(?:response)?\s*(?:is)?\s*[:=\-]?\s*\**\s*\[?(\d+)\]?",
-        text,
-        re.I,
+        r"(?:response|answer)\s*\[?(\d+)\]?\s*is\s*(?:the\s+)?best",
+        text=text,
     )
-    if m is None:
-        m = re.search(r"(?:response|answer)\s*\[?(\d+)\]?\s*is\s*(?:the\s+)?best", text, re.I)
     if m is None:
         m = re.match(r"^\W*(\d+)\b", text.strip())
     if m is not None and 1 <= int(m.group(1)) <= k:
@@ -196,9 +228,11 @@ def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
     return out
 
 
-def text_reading(kind: str, text: str, k: int = 2) -> Reading:
+def text_reading(kind: str, text: str, k: int = 2, quoted: Sequence[str] = ()) -> Reading:
     """Class log-scores of a text answer for a judge kind (listwise: the log of
-    :func:`ranking_scores`, so that softmax gives the normalised Borda scores)."""
+    :func:`ranking_scores`, so that softmax gives the normalised Borda scores), read from the
+    judge's own words (:func:`judge_words`; ``quoted``: the judged texts)."""
+    text = judge_words(text, quoted)
     if kind == "yes_no":
         c = parse_yes_no(text)
         return Reading(
