@@ -107,3 +107,27 @@ def test_all_correct_above_incorrect():
     assert math.isnan(all_correct_above_incorrect([3, np.nan, 1], [0, 1]))
     with pytest.raises(ValueError):
         all_correct_above_incorrect([1, 2], [0, 1])
+
+
+def test_several_chosen_tied_with_a_rejected_get_tie_credit_unless_strict():
+    """1/C(a+b, a): a random order of the tied responses puts the a chosen above the b rejected
+    (the pairwise 0.5 and best-of-k 1/m are its special cases)."""
+    assert all_correct_above_incorrect([4, 4, 4], [0, 1], strict=False) == pytest.approx(1 / 3)
+    assert all_correct_above_incorrect([4, 4, 4, 4], [0, 1], strict=False) == pytest.approx(1 / 6)
+    assert all_correct_above_incorrect([4, 3, 3, 1], [0, 1], strict=False) == 0.5
+    assert all_correct_above_incorrect([1, 1], [0], strict=False) == 0.5
+    assert all_correct_above_incorrect([4, 4, 4], [0, 1]) == 0.0  # RewardBench 2: strict
+    assert all_correct_above_incorrect([2, 1, 3], [0, 1], strict=False) == 0.0
+
+
+def test_evaluate_gives_multi_chosen_ties_the_runs_tie_rule():
+    from rewardkit import load_reward
+    from rewardkit.evaluate import evaluate
+    from rewardkit.types import Example, user
+
+    ex = [Example("t", [user("q")], ["aaaa", "bbbb", "cccc"], [0, 1])]
+    length = load_reward("rule:length")
+    half = evaluate(ex, [length], include_length_baseline=False, analyses=False)
+    strict = evaluate(ex, [length], include_length_baseline=False, analyses=False, ties="strict")
+    assert half.rewards[0].examples[0].outcome == pytest.approx(1 / 3)
+    assert strict.rewards[0].examples[0].outcome == 0.0

@@ -51,3 +51,12 @@ def test_paired_bootstrap_and_significance() -> None:
     assert strong["significant"] and strong["mcnemar"]["p_value"] < 1e-6
     same = compare_outcomes("A", [1, 0] * 20, "B", [1, 0] * 20, n_boot=500)
     assert not same["significant"] and same["bootstrap"]["diff"] == 0
+
+
+def test_significant_needs_mcnemar_to_agree_on_few_examples():
+    """Six pairs, A right on three where B is wrong: the percentile bootstrap CI can exclude 0,
+    but McNemar's exact p is 0.25: not significant."""
+    a, b = [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]
+    c = compare_outcomes("A", a, "B", b, n_boot=2000)
+    assert c["mcnemar"]["p_value"] == pytest.approx(0.25)
+    assert c["significant"] is False

@@ -6,6 +6,7 @@ and counted, never silently turned into a win or a loss.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -84,12 +85,18 @@ def best_of_k_scores(scores: np.ndarray, chosen_idx=0, strict: bool = False) -> 
     return out
 
 
-def all_correct_above_incorrect(scores: Sequence[float], correct_idx: Sequence[int]) -> float:
+def all_correct_above_incorrect(
+    scores: Sequence[float], correct_idx: Sequence[int], strict: bool = True
+) -> float:
     """docs/methods/D2-rewardbench-2.md — RewardBench 2 multi-correct rule (Ties ``accurate``): every correct answer
     outscores the best incorrect one.
 
-    1 when ``min(correct) > max(incorrect)`` (strict), else 0; NaN if any score is NaN. Needs at
-    least one correct and one incorrect response.
+    1 when ``min(correct) > max(incorrect)``, 0 when lower; NaN if any score is NaN. At an exact
+    tie between the lowest correct and the highest incorrect score: 0 with ``strict=True``
+    (RewardBench 2's rule, the default), else the chance that a random order of the tied
+    responses puts all ``a`` tied correct ones above all ``b`` tied incorrect ones,
+    ``1 / C(a + b, a)`` — the same tie credit as the pairwise (0.5) and best-of-k (1/m) rules.
+    Needs at least one correct and one incorrect response.
     """
     s = np.asarray(scores, dtype=np.float64)
     correct = sorted(set(int(i) for i in correct_idx))
@@ -101,4 +108,11 @@ def all_correct_above_incorrect(scores: Sequence[float], correct_idx: Sequence[i
         raise ValueError("all_correct_above_incorrect needs at least one incorrect response")
     if np.isnan(s).any():
         return float("nan")
-    return 1.0 if s[mask].min() > s[~mask].max() else 0.0
+    low, high = s[mask].min(), s[~mask].max()
+    if low != high:
+        return 1.0 if low > high else 0.0
+    if strict:
+        return 0.0
+    a = int(np.count_nonzero(s[mask] == low))
+    b = int(np.count_nonzero(s[~mask] == high))
+    return 1.0 / math.comb(a + b, a)

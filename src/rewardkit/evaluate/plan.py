@@ -29,7 +29,9 @@ RMBENCH_DOMAINS: tuple[str, ...] = SCORING["rm-bench"].sections or ()
 NO_SUBSET = "all"
 
 TIE_RULES = {
-    "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the top",
+    "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the "
+    "top; with several chosen responses, 1/C(a+b, a) for a tied chosen and b tied rejected "
+    "(RewardBench 2's Ties subset keeps its strict rule)",
     "strict": "exact score ties count 0 (reward-bench v1: correct iff strictly greater)",
 }
 #: Scoring name → the rule text reports print (from the benchmark table).

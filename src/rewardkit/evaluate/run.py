@@ -48,7 +48,11 @@ def _outcomes(plan: Plan, flat: np.ndarray, ties: str) -> np.ndarray:
         rule = plan.rule[i]
         if rule == "best_of_k":
             by_k.setdefault(int(off[i + 1] - off[i]), []).append(i)
-        elif rule in ("all_correct", "ties"):
+        elif rule == "all_correct":  # several chosen responses: the run's tie rule
+            out[i] = all_correct_above_incorrect(
+                flat[off[i] : off[i + 1]], plan.chosen[i], strict=ties == "strict"
+            )
+        elif rule == "ties":  # RewardBench 2's Ties subset: its own strict rule
             out[i] = all_correct_above_incorrect(flat[off[i] : off[i + 1]], plan.chosen[i])
         elif rule == "style_matrix":
             cells = style_matrix_outcomes(flat[off[i] : off[i + 1]][None, :], ties)[0]

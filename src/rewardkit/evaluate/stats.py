@@ -137,11 +137,16 @@ def compare_outcomes(
     seed: int = 0,
 ) -> dict[str, object]:
     """Paired comparison of two rewards on the same examples: paired bootstrap and McNemar.
-    ``significant`` is True when the bootstrap CI of the difference excludes 0."""
+    ``significant`` is True when the bootstrap CI of the difference excludes 0 **and**, where
+    McNemar applies (some 0/1 outcome pairs), its exact p-value is below ``alpha``: with few
+    examples the percentile bootstrap is over-confident (6 pairs gave a CI excluding 0 beside
+    McNemar's p = 0.25), and a report must not call that significant."""
     boot = paired_bootstrap(outcome_a, outcome_b, n_boot=n_boot, alpha=alpha, seed=seed)
     mc = mcnemar(outcome_a, outcome_b)
     lo, hi = boot["ci"]
     sig = bool(not math.isnan(lo) and (lo > 0 or hi < 0))
+    if mc["n"] > 0:
+        sig = sig and mc["p_value"] < alpha
     return {
         "a": name_a,
         "b": name_b,
