@@ -69,35 +69,108 @@ def text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def as_prompt(prompt: Any) -> list[Message]:
-    """A TRL/verl prompt (text or a list of chat messages) as rewardkit messages."""
+def as_prompt(prompt: Any, where: str = "prompt") -> list[Message]:
+    """A TRL/verl prompt (text or a list of chat messages) as rewardkit messages.
+
+    ``where`` names the prompt in errors (e.g. ``prompts[3]``): a message that is not a dict, or
+    has no ``role``, is refused rather than scored as something else."""
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, Sequence):
-        return [{"role": str(m["role"]), "content": text_of(m.get("content"))} for m in prompt]
-    raise TypeError(
-        f"a prompt must be text or a list of chat messages; got {type(prompt).__name__}"
-    )
+        out: list[Message] = []
+        for j, m in enumerate(prompt):
+            if not isinstance(m, Mapping):
+                raise TypeError(
+                    f"{where}[{j}] is {type(m).__name__}: a conversational prompt is a list of "
+                    "chat messages (dicts with role and content); pass plain text as a string"
+                )
+            if "role" not in m:
+                raise ValueError(
+                    f"{where}[{j}] has no 'role': a chat message needs a role and content"
+                )
+            out.append({"role": str(m["role"]), "content": text_of(m.get("content"))})
+        return out
+    raise TypeError(f"{where} must be text or a list of chat messages; got {type(prompt).__name__}")
 
 
-def as_response(completion: Any) -> str:
-    """A completion (text, or the assistant messages of a conversational completion) as text."""
+def as_response(completion: Any, where: str = "completion") -> str:
+    """A completion as text: a string, or the assistant messages of a conversational completion.
+
+    A conversational completion is a list of chat messages (dicts; no ``role`` means assistant);
+    the text of its assistant messages is the response, other roles (tool results) are skipped.
+    Refused, naming ``where`` (e.g. ``completions[3]``) and the message: an item that is not a
+    dict (``["4"]``: pass plain text as a string), an assistant message without ``content``
+    (unless it carries ``tool_calls``, a tool-call turn with no text), and a list with no
+    assistant message. Each of these used to score as ``""``."""
     if isinstance(completion, str):
         return completion
     if isinstance(completion, Sequence):
-        return "".join(
-            text_of(m.get("content"))
-            for m in completion
-            if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"
-        )
+        parts = []
+        for j, m in enumerate(completion):
+            if not isinstance(m, Mapping):
+                raise TypeError(
+                    f"{where}[{j}] is {type(m).__name__}: a conversational completion is a list "
+                    "of chat messages (dicts with role and content); pass plain text as a string"
+                )
+            if m.get("role", "assistant") != "assistant":
+                continue
+            content = m.get("content")
+            if content is None and not m.get("tool_calls"):
+                raise ValueError(
+                    f"{where}[{j}] is an assistant message without content; got keys "
+                    f"{sorted(map(str, m))}"
+                )
+            parts.append(text_of(content))
+        if not parts:
+            raise ValueError(
+                f"{where} has no assistant message (roles: "
+                f"{[m.get('role') for m in completion] or 'none'}): nothing to score"
+            )
+        return "".join(parts)
     raise TypeError(
-        f"a completion must be text or a list of chat messages; got {type(completion).__name__}"
+        f"{where} must be text or a list of chat messages; got {type(completion).__name__}"
     )
+
+
+def check_finite_scores(scores: Any, what: str) -> None:
+    """ValueError naming ``what``, the first index and the count of ±inf in ``scores``: an
+    infinite reward is refused in every adapter, as in :mod:`rewardkit.combine` (NaN is allowed:
+    "does not apply"). A trainer would otherwise get ±inf (TRL) or, where NaN becomes
+    ``nan_score``, a silent 0 counted as "does not apply" (verl, OpenRLHF)."""
+    values = np.asarray(scores, dtype=np.float64)
+    bad = np.flatnonzero(np.isinf(values))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"{what}[{i}] is {values.flat[i]}: a reward must be finite, or NaN where it does "
+            f"not apply ({len(bad)} infinite value(s))"
+        )
+
+
+def column(value: Any, name: str, n: int | None = None) -> list[Any]:
+    """A per-response argument (list, tuple or numpy array) as a list of values, ``n`` of them
+    when given; TypeError/ValueError naming ``name`` for a value that is not such a sequence
+    (text, a dict, None) or has the wrong length."""
+    if isinstance(value, (str, bytes, Mapping)) or not (
+        isinstance(value, Sequence) or (isinstance(value, np.ndarray) and value.ndim >= 1)
+    ):
+        raise TypeError(
+            f"{name} must be a list (or tuple, numpy array) with one value per response; got "
+            f"{type(value).__name__}"
+        )
+    if n is not None and len(value) != n:
+        raise ValueError(f"{name} has {len(value)} values for {n} responses; one per response")
+    return list(value)
 
 
 def is_plain(value: Any) -> bool:
     """Whether a column value can go into ``Query.meta`` (JSON scalars)."""
     return value is None or isinstance(value, (str, int, float, bool))
+
+
+def plain_value(value: Any) -> Any:
+    """A numpy scalar (from a numpy-array column) as the Python scalar it holds."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def finite_or(value: float, default: float | None) -> float | None:

@@ -14,7 +14,8 @@ The response is what follows the prompt in the query, end-of-sequence markers re
 (:func:`rewardkit.data.openrlhf.split_query`, shared with ``serve/openrlhf.py``); ``labels``
 become ``Query.reference`` (an empty label is no reference).
 NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; ``extra_logs`` carry
-each component (ensemble members, hybrid parts) and ``applies``.
+each component (ensemble members, hybrid parts) and ``applies``. ``±inf`` is a ValueError naming
+the first index; a query that is not text is a TypeError naming it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.openrlhf import label, split_query
-from rewardkit.integrations._common import components, log_key
+from rewardkit.integrations._common import check_finite_scores, column, components, log_key
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.types import Query, user
 
@@ -47,23 +48,38 @@ def score_queries(
     nan_score: float = 0.0,
 ) -> dict[str, Any]:
     """OpenRLHF's result dict for ``spec`` (default ``$REWARDKIT_SPEC``)."""
+    queries = column(queries, "queries")
     n = len(queries)
+    prompts = column(prompts, "prompts")
     if len(prompts) != n:
         raise ValueError(f"reward_func got {n} queries and {len(prompts)} prompts; one per query")
-    labels = list(labels) if labels is not None else [None] * n
+    labels = column(labels, "labels") if labels is not None else [None] * n
     if len(labels) != n:
         raise ValueError(f"reward_func got {n} queries and {len(labels)} labels; one per query")
+    for i, (q, p) in enumerate(zip(queries, prompts, strict=True)):
+        if not isinstance(q, str):
+            raise TypeError(
+                f"queries[{i}] must be the decoded prompt + response text (str); got "
+                f"{type(q).__name__}"
+            )
+        if p is not None and not isinstance(p, str):
+            raise TypeError(f"prompts[{i}] must be the prompt text (str); got {type(p).__name__}")
     reward = cached_reward(spec)
     qs = [
-        Query([user(p)], split_query(q, p)[1], reference=label(lab))
+        Query([user(p or "")], split_query(q, p)[1], reference=label(lab))
         for q, p, lab in zip(queries, prompts, labels, strict=True)
     ]
     full = reward.score_full(qs)
     scores = np.asarray(full.scores, dtype=np.float64)
+    check_finite_scores(scores, f"{reward.name!r} scores")
+    comps = components(reward, full)
+    for name, vals in comps.items():
+        if name != reward.name:
+            check_finite_scores(vals, f"component {name!r} scores")
     applies = ~np.isnan(scores)
     filled = np.where(applies, scores, nan_score)
     extra = {"applies": _tensor(applies.astype(np.float64))}
-    for name, vals in components(reward, full).items():
+    for name, vals in comps.items():
         if name != reward.name:
             extra[log_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}

@@ -45,7 +45,10 @@ def rewards_on_ids(
 ) -> list[np.ndarray]:
     """Per-token rewards of each response, given as the policy's token ids, on those ids."""
     decoded = [offsets_of_ids(tokenizer, row) for row in ids]
-    queries = [Query(as_prompt(p), text) for p, (text, _) in zip(prompts, decoded, strict=True)]
+    queries = [
+        Query(as_prompt(p, f"prompts[{i}]"), text)
+        for i, (p, (text, _)) in enumerate(zip(prompts, decoded, strict=True))
+    ]
     tokens = reward.score_full(queries).tokens
     assert tokens is not None
     return [
@@ -96,8 +99,10 @@ class TokenRewardFunc:
     ) -> list[list[float]]:
         if completion_ids is None:
             completion_ids = [
-                self.tokenizer(as_response(c), add_special_tokens=False)["input_ids"]
-                for c in completions
+                self.tokenizer(as_response(c, f"completions[{i}]"), add_special_tokens=False)[
+                    "input_ids"
+                ]
+                for i, c in enumerate(completions)
             ]
         values = rewards_on_ids(self.reward, prompts, completion_ids, self.tokenizer)
         return [[float(x) for x in v] for v in values]

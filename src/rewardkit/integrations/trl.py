@@ -19,6 +19,11 @@ named by ``reference_column``) becomes ``Query.reference``; other plain columns 
 logged through ``log_metric`` as ``rewardkit/<name>/<component>``; with a
 :class:`~rewardkit.monitor.RewardMonitor` every call is also one monitor step whose metrics are
 logged the same way.
+
+Refused with an error naming the argument and index, never dropped or scored as ``""``: a column
+whose length is not the number of completions, a completion that is neither text nor chat
+messages with content (:func:`~rewardkit.integrations._common.as_response`), a prompt message
+without ``role``, and an infinite score (from the reward or ``shape``).
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ from rewardkit.integrations._common import (
     as_prompt,
     as_response,
     as_reward,
+    check_finite_scores,
     components,
     is_plain,
     log_key,
+    plain_value,
 )
 from rewardkit.monitor import RewardMonitor
 from rewardkit.types import Query, prompt_text
@@ -83,18 +90,26 @@ class TRLReward:
     def queries(
         self, prompts: Sequence[Any], completions: Sequence[Any], columns: Mapping[str, Any]
     ) -> list[Query]:
-        """The rewardkit queries of one TRL call."""
+        """The rewardkit queries of one TRL call.
+
+        Every dataset column (a list, tuple or numpy array: TRL passes one value per completion)
+        must have one value per completion; one that does not is refused, naming it, rather than
+        dropped (a dropped ``ground_truth`` column left every reference-based rule NaN, a dropped
+        ``data_source`` every route). Other keyword values (not sequences) are not columns."""
         n = len(completions)
         if len(prompts) != n:
             raise ValueError(f"TRL passed {len(prompts)} prompts for {n} completions")
-        cols = {
-            k: v
-            for k, v in columns.items()
-            if k not in TRL_KWARGS
-            and isinstance(v, Sequence)
-            and not isinstance(v, str)
-            and len(v) == n
-        }
+        cols: dict[str, list[Any]] = {}
+        for k, v in columns.items():
+            if k in TRL_KWARGS or isinstance(v, (str, bytes, Mapping)):
+                continue
+            if isinstance(v, Sequence) or (isinstance(v, np.ndarray) and v.ndim >= 1):
+                if len(v) != n:
+                    raise ValueError(
+                        f"column {k!r} has {len(v)} values for {n} completions; TRL passes one "
+                        "value per completion"
+                    )
+                cols[k] = [plain_value(x) for x in v]
         if self.reference_column is not None:
             if self.reference_column not in cols:
                 raise ValueError(
@@ -109,7 +124,12 @@ class TRLReward:
             meta = {k: v[i] for k, v in cols.items() if k != ref_col and is_plain(v[i])}
             ref = as_reference(cols[ref_col][i]) if ref_col is not None else None
             out.append(
-                Query(as_prompt(prompts[i]), as_response(completions[i]), reference=ref, meta=meta)
+                Query(
+                    as_prompt(prompts[i], f"prompts[{i}]"),
+                    as_response(completions[i], f"completions[{i}]"),
+                    reference=ref,
+                    meta=meta,
+                )
             )
         return out
 
@@ -119,11 +139,13 @@ class TRLReward:
         queries = self.queries(prompts, completions, columns)
         full = self.reward.score_full(queries)
         raw = np.asarray(full.scores, dtype=np.float64)
+        check_finite_scores(raw, f"{self.reward.name!r} scores")
         scores = (
             raw if self.shape is None else np.asarray(self.shape(raw, queries), dtype=np.float64)
         )
         if scores.shape != raw.shape:
             raise ValueError(f"shape returned {scores.shape} scores for {raw.shape} rewards")
+        check_finite_scores(scores, "shape(...) scores")
         log_metric: Callable[[str, float], None] | None = columns.get("log_metric")
         if log_metric is not None and self.log_components:
             for comp, vals in components(self.reward, full).items():

@@ -22,7 +22,10 @@ is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Qu
 :func:`rewardkit.data.record.as_reference`);
 ``data_source`` and plain ``extra_info`` fields go into ``Query.meta`` (so ``route`` specs work);
 the prompt is ``extra_info["prompt"]`` (or ``"question"``) when present, verl passing none itself.
-NaN ("does not apply") becomes ``nan_score`` (0.0) since verl needs a number.
+NaN ("does not apply") becomes ``nan_score`` (0.0) since verl needs a number; ``±inf`` (score or
+component) is a ValueError naming the first index, never ``nan_score``. ``solution_str`` must be
+text (``None`` is a TypeError, not the text "None"); unknown keywords other than verl's own
+(:data:`VERL_KWARGS`) are warned about once each (a misspelled ``spec``).
 :func:`compute_score_batch` is the same for verl's ``BatchRewardManager`` (model rewards then
 score a whole batch in one call).
 """
@@ -33,6 +36,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +44,15 @@ import numpy as np
 
 from rewardkit.data.record import as_reference
 from rewardkit.errors import SpecError
-from rewardkit.integrations._common import as_prompt, as_reward, components, is_plain, log_key
+from rewardkit.integrations._common import (
+    as_prompt,
+    as_reward,
+    check_finite_scores,
+    column,
+    components,
+    is_plain,
+    log_key,
+)
 from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
@@ -84,16 +96,53 @@ def cached_reward(spec: Any = None) -> Reward:
         return _CACHE[key]
 
 
-def _query(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any) -> Query:
+#: Keyword arguments verl itself adds to a ``compute_score`` call besides ``reward_kwargs``: the
+#: reward loop's managers with a reward router (verl 0.9), and the DAPO manager's settings that
+#: ``BatchRewardManager`` forwards from ``reward_model.reward_kwargs``. Accepted and not used.
+VERL_KWARGS = frozenset(
+    {"reward_router_address", "reward_model_tokenizer", "overlong_buffer_cfg", "max_resp_len"}
+)
+_WARNED: set[str] = set()
+_WARN_LOCK = threading.Lock()
+
+
+def _unknown_kwargs(fn: str, kwargs: Mapping[str, Any]) -> None:
+    """Warn once per name for a keyword neither rewardkit nor verl defines (e.g. ``spce=``, a
+    misspelled ``spec``): the signature must take verl's extra keywords, so it cannot refuse
+    them, but a typo in ``reward_kwargs`` would otherwise be ignored without a word."""
+    unknown = sorted(set(kwargs) - VERL_KWARGS)
+    with _WARN_LOCK:
+        new = [k for k in unknown if k not in _WARNED]
+        _WARNED.update(new)
+    if new:
+        warnings.warn(
+            f"{fn} ignores unknown keyword(s) {new}: rewardkit takes spec= and nan_score= "
+            f"(verl's own {sorted(VERL_KWARGS)} are accepted and unused); check "
+            "reward_kwargs for a misspelling",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _query(
+    data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any, i: int = 0
+) -> Query:
+    if not isinstance(solution_str, str):
+        # verl passes the decoded response text; anything else (None) is a caller bug that
+        # str() would score as the text "None"
+        raise TypeError(
+            f"solution_strs[{i}] must be the decoded response text (str); got "
+            f"{type(solution_str).__name__}"
+        )
     info = dict(extra_info) if isinstance(extra_info, Mapping) else {}
     prompt = info.get("prompt", info.get("question", ""))
     meta = {k: v for k, v in info.items() if is_plain(v) and k not in ("prompt", "question")}
     meta["data_source"] = data_source
     try:
         messages = as_prompt(prompt if prompt is not None else "")
-    except (TypeError, KeyError):
+    except (TypeError, KeyError, ValueError):
         messages = as_prompt(str(prompt))
-    return Query(messages, str(solution_str), reference=as_reference(ground_truth), meta=meta)
+    return Query(messages, solution_str, reference=as_reference(ground_truth), meta=meta)
 
 
 def compute_score_batch(
@@ -104,33 +153,37 @@ def compute_score_batch(
     *,
     spec: Any = None,
     nan_score: float = 0.0,
-    **_: Any,
+    **kwargs: Any,
 ) -> list[dict[str, float]]:
     """One result dict per response (see the module docstring); scores the batch in one call."""
-    n = len(solution_strs)
-    if len(data_sources) != n or len(ground_truths) != n:
-        raise ValueError(
-            f"compute_score_batch got {len(data_sources)} data sources, {n} solutions and "
-            f"{len(ground_truths)} ground truths; one of each per response"
-        )
-    infos = list(extra_infos) if extra_infos is not None else [None] * n
+    _unknown_kwargs("compute_score_batch", kwargs)
+    solutions = column(solution_strs, "solution_strs")
+    n = len(solutions)
+    sources = column(data_sources, "data_sources", n)
+    truths = column(ground_truths, "ground_truths", n)
+    infos = column(extra_infos, "extra_infos", n) if extra_infos is not None else [None] * n
     reward = cached_reward(spec)
     queries = [
-        _query(d, s, g, e)
-        for d, s, g, e in zip(data_sources, solution_strs, ground_truths, infos, strict=True)
+        _query(d, s, g, e, i)
+        for i, (d, s, g, e) in enumerate(zip(sources, solutions, truths, infos, strict=True))
     ]
     full = reward.score_full(queries)
     scores = np.asarray(full.scores, dtype=np.float64)
     if scores.ndim != 1:
         raise SpecError(f"{reward.name!r} is multi-objective; verl needs one score per response")
+    check_finite_scores(scores, f"{reward.name!r} scores")
     comps = components(reward, full)
+    keyed = len(comps) > 1 or next(iter(comps)) != reward.name
+    if keyed:
+        for name, vals in comps.items():
+            check_finite_scores(vals, f"component {name!r} scores")
     out = []
     for i, s in enumerate(scores):
         rec = {
             "score": float(s) if math.isfinite(s) else nan_score,
             "applies": float(math.isfinite(s)),
         }
-        if len(comps) > 1 or next(iter(comps)) != reward.name:
+        if keyed:
             for name, vals in comps.items():
                 v = float(vals[i])
                 rec[log_key(name)] = v if math.isfinite(v) else nan_score
@@ -146,9 +199,15 @@ def compute_score(
     *,
     spec: Any = None,
     nan_score: float = 0.0,
-    **_: Any,
+    **kwargs: Any,
 ) -> dict[str, float]:
     """verl's ``compute_score`` signature: ``{"score": …, "applies": …, <components>}`` for one response."""
+    _unknown_kwargs("compute_score", kwargs)
+    if not isinstance(solution_str, str):
+        raise TypeError(
+            f"solution_str must be the decoded response text (str); got "
+            f"{type(solution_str).__name__}"
+        )
     return compute_score_batch(
         [data_source], [solution_str], [ground_truth], [extra_info], spec=spec, nan_score=nan_score
     )[0]
