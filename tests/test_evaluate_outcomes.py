@@ -131,3 +131,18 @@ def test_evaluate_gives_multi_chosen_ties_the_runs_tie_rule():
     strict = evaluate(ex, [length], include_length_baseline=False, analyses=False, ties="strict")
     assert half.rewards[0].examples[0].outcome == pytest.approx(1 / 3)
     assert strict.rewards[0].examples[0].outcome == 0.0
+
+
+def test_identical_chosen_and_rejected_are_counted_in_the_notes():
+    from rewardkit import load_reward
+    from rewardkit.evaluate import evaluate
+    from rewardkit.evaluate.rows import report_notes
+    from rewardkit.types import Example, user
+
+    ex = [
+        Example("same", [user("q")], ["hello", "hello"], [0]),
+        Example("diff", [user("q")], ["hello!", "hi"], [0]),
+    ]
+    res = evaluate(ex, [load_reward("rule:length")], include_length_baseline=False, analyses=False)
+    assert res.dataset["n_identical_choices"] == 1
+    assert any("1 example(s) have a chosen response identical" in n for n in report_notes(res))

@@ -123,6 +123,11 @@ def report_notes(result: EvalResult) -> list[str]:
             f"{ds['n_empty_responses']} example(s) have an empty response; it was scored like "
             "any other response (an empty reply is a reply)."
         )
+    if ds.get("n_identical_choices"):
+        notes.append(
+            f"{ds['n_identical_choices']} example(s) have a chosen response identical to a "
+            "rejected one: every reward ties there (its tie rule decides), whatever it is worth."
+        )
     if ds["n_skipped"]:
         parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(ds["skipped"].items()))
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -170,6 +171,21 @@ def _score_column(
 def count_empty_responses(examples: Sequence[Example]) -> int:
     """Examples with at least one empty (or blank) text response: they are scored, and counted."""
     return sum(any(isinstance(r, str) and not r.strip() for r in e.responses) for e in examples)
+
+
+def count_identical_choices(examples: Sequence[Example]) -> int:
+    """Examples where a chosen response is the same text as a rejected one: every reward ties
+    there (0.5 with ``ties="half"``, 0 strict), whatever it is worth; they are counted."""
+
+    def text(r: Any) -> str:
+        return r if isinstance(r, str) else json.dumps(r, sort_keys=True, default=str)
+
+    n = 0
+    for e in examples:
+        chosen = {text(e.responses[i]) for i in e.chosen}
+        rejected = (text(r) for i, r in enumerate(e.responses) if i not in e.chosen)
+        n += bool(chosen) and any(r in chosen for r in rejected)
+    return n
 
 
 def _columns_of(results: list[RewardResult], rewards: Sequence[Reward]) -> list:
@@ -424,6 +440,7 @@ def evaluate(
         "n_examples": len(plan.examples),
         "n_responses": int(plan.offsets[-1]),
         "n_empty_responses": count_empty_responses(plan.examples),
+        "n_identical_choices": count_identical_choices(plan.examples),
         "n_evaluable": sum(n_eval.values()),
         "n_skipped": sum(skipped.values()),
         "skipped": dict(skipped),
