@@ -108,7 +108,7 @@ def test_malformed_answers_are_failures_not_zeros():
     with FaultProxy(handler=bad) as stub:
         res = load_reward(f"vllm:{stub.url}").score_full(QUERIES[:2])
     assert np.isnan(res.scores).all() and res.stats["failed"] == 2
-    assert "not a number" in res.stats["errors"][0]
+    assert "not a number" in res.stats["errors"][0]["error"]
 
 
 def test_bad_pooling_specs():

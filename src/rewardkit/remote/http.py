@@ -23,6 +23,7 @@ import json
 import os
 import random
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -177,11 +178,99 @@ def _check_base_url(base_url: str) -> str:
     return url
 
 
-def _read_body(response: Any) -> Any:
+#: What replaces the API key in error texts and stored answers.
+REDACTED = "[redacted]"
+
+#: Keys at least this long are also cut from successful answers (shorter ones from errors only).
+MIN_REDACTED_KEY = 8
+
+#: Content codings the client asks for and decodes itself (with a bounded output).
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class _AnswerTooLarge(Exception):
+    pass
+
+
+class _BadEncoding(Exception):
+    pass
+
+
+class _BoundedDecoder:
+    """Decodes a body's content coding (identity, gzip, deflate) chunk by chunk, failing as soon
+    as the decoded size would pass ``cap``: a small compressed body cannot become a huge one
+    (zlib's ``max_length`` bounds each step, so memory stays near ``cap``)."""
+
+    def __init__(self, encoding: str | None, cap: int) -> None:
+        codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            raise _BadEncoding(f"unsupported Content-Encoding {encoding!r} (more than one coding)")
+        self.coding = codings[0] if codings else None
+        if self.coding not in (None, "gzip", "x-gzip", "deflate"):
+            raise _BadEncoding(f"unsupported Content-Encoding {encoding!r}")
+        self.cap = cap
+        self.size = 0
+        self.parts: list[bytes] = []
+        self._z: Any = None
+        self._first = True
+        if self.coding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.coding == "deflate":
+            self._z = zlib.decompressobj()
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.cap:
+            raise _AnswerTooLarge(
+                f"answer larger than max_response_bytes={self.cap} bytes (decoded)"
+            )
+        if data:
+            self.parts.append(data)
+
+    def feed(self, raw: bytes) -> None:
+        if self._z is None:
+            self._keep(raw)
+            return
+        try:
+            data = raw
+            while data:
+                out = self._z.decompress(data, self.cap - self.size + 1)
+                self._first = False
+                self._keep(out)
+                data = self._z.unconsumed_tail
+        except zlib.error as exc:
+            if self.coding == "deflate" and self._first:  # raw deflate, no zlib header
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._first = False
+                self.feed(raw)
+                return
+            raise _BadEncoding(f"cannot decode the {self.coding} answer: {exc}") from None
+
+    def finish(self) -> bytes:
+        if self._z is not None:
+            try:
+                self._keep(self._z.flush())
+            except zlib.error as exc:
+                raise _BadEncoding(f"cannot decode the {self.coding} answer: {exc}") from None
+        return b"".join(self.parts)
+
+
+def _decode_text(content: bytes, charset: str | None) -> str:
     try:
-        return response.json()
-    except ValueError:
-        return response.text
+        return content.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def _parse_body(content: bytes, charset: str | None) -> Any:
+    """The answer as JSON, or as text when it is not JSON."""
+    try:
+        return json.loads(content)
+    except ValueError:  # includes UnicodeDecodeError
+        return _decode_text(content, charset)
+    except RecursionError:
+        return _decode_text(content, charset)
 
 
 class HttpClient:
@@ -220,10 +309,30 @@ class HttpClient:
         return f"HttpClient({self.base_url!r}, limits={self.limits!r})"
 
     def _all_headers(self) -> dict[str, str]:
-        out = dict(self._headers)
+        out = {"Accept-Encoding": ACCEPT_ENCODING, **self._headers}
         if self._api_key:
             out["Authorization"] = f"Bearer {self._api_key}"
         return out
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key (and so ``Bearer <key>``) replaced by ``[redacted]``."""
+        if self._api_key and isinstance(text, str) and self._api_key in text:
+            return text.replace(self._api_key, REDACTED)
+        return text
+
+    def _redact_body(self, body: Any, depth: int = 0) -> Any:
+        """A parsed answer with the API key cut out of every string in it (keys included)."""
+        if not self._api_key:
+            return body
+        if isinstance(body, str):
+            return self.redact(body)
+        if depth > 200:  # json.loads nests deeper than this only in hostile answers
+            return REDACTED if self._api_key in repr(body) else body
+        if isinstance(body, list):
+            return [self._redact_body(v, depth + 1) for v in body]
+        if isinstance(body, dict):
+            return {self.redact(k): self._redact_body(v, depth + 1) for k, v in body.items()}
+        return body
 
     def run(self, requests: Sequence[HttpRequest]) -> BatchResult:
         """Send a batch and wait for every outcome. Safe inside a running event loop."""
@@ -273,6 +382,21 @@ class HttpClient:
                     bar.close()
         return BatchResult(tuple(outcomes), time.monotonic() - started)
 
+    async def _attempt(self, http: Any, request: HttpRequest) -> tuple[Any, bytes]:
+        """One HTTP exchange: the response (headers, status) and its decoded body, at most
+        ``max_response_bytes`` of it."""
+        cap = self.limits.max_response_bytes
+        async with http.stream(request.method, request.path, json=request.json) as response:
+            decoder = _BoundedDecoder(response.headers.get("content-encoding"), cap)
+            length = response.headers.get("content-length", "")
+            if decoder.coding is None and length.isdigit() and int(length) > cap:
+                raise _AnswerTooLarge(
+                    f"answer larger than max_response_bytes={cap} bytes (Content-Length {length})"
+                )
+            async for raw in response.aiter_raw():
+                decoder.feed(raw)
+            return response, decoder.finish()
+
     async def _send(
         self, http: Any, request: HttpRequest, limiter: RateLimiter, rng: random.Random
     ) -> Outcome:
@@ -280,6 +404,7 @@ class HttpClient:
 
         lim = self.limits
         tokens = request.tokens if request.tokens is not None else self.token_estimate(request)
+        deadline = lim.connect_timeout + lim.timeout
         t0 = time.monotonic()
         status: int | None = None
         error = ""
@@ -287,11 +412,27 @@ class HttpClient:
             await limiter.acquire(tokens)
             retry_after: float | None = None
             try:
-                response = await http.request(request.method, request.path, json=request.json)
+                response, content = await asyncio.wait_for(self._attempt(http, request), deadline)
             except httpx.TransportError as exc:  # connect/read/write errors, timeouts, drops
                 status, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+            except TimeoutError:
+                status = None
+                error = f"Timeout: no complete answer within {deadline:g} s"
+            except _BadEncoding as exc:  # a corrupted transfer: retried like a dropped one
+                status, error = None, f"DecodingError: {exc}"
+            except _AnswerTooLarge as exc:  # the same request gets the same answer: no retry
+                error = self.redact(str(exc))
+                return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
+            except httpx.HTTPError as exc:  # anything else httpx refuses (a bad URL, …)
+                error = self.redact(f"{type(exc).__name__}: {exc}")
+                return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
             else:
-                body = _read_body(response)
+                charset = response.charset_encoding
+                body = _parse_body(content, charset)
+                # a key of a few characters would mangle answers it happens to spell: those are
+                # cut from error answers only (errors are what gets shown)
+                if not response.is_success or len(self._api_key or "") >= MIN_REDACTED_KEY:
+                    body = self._redact_body(body)
                 if response.is_success:
                     return Outcome(
                         True,
@@ -303,12 +444,14 @@ class HttpClient:
                         time.monotonic() - t0,
                     )
                 status = response.status_code
-                error = f"HTTP {status}: {str(response.text)[:300]}"
+                text = self.redact(_decode_text(content[:4096], charset))
+                error = f"HTTP {status}: {text[:300]}"
                 if status not in RETRY_STATUSES:
                     return Outcome(
                         False, status, body, error, attempt + 1, Usage(), time.monotonic() - t0
                     )
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+            error = self.redact(error)
             if attempt < lim.retries:
                 wait = (
                     min(retry_after, lim.max_retry_after)

@@ -25,8 +25,11 @@ class Limits:
     """How hard to push an endpoint, and how patiently to retry it.
 
     ``concurrency``: requests in flight at once. ``rpm`` / ``tpm``: requests / estimated tokens
-    per minute (None: unlimited). ``timeout``: seconds for one request (read and write);
-    ``connect_timeout``: seconds to connect. ``retries``: extra attempts after the first.
+    per minute (None: unlimited). ``timeout``: seconds for one read or write, and
+    ``connect_timeout``: seconds to connect; an attempt as a whole (connecting, sending, and
+    reading the whole answer) is cut after ``connect_timeout + timeout`` seconds and counts as
+    a timeout (retried). ``max_response_bytes``: the largest answer read, counted after
+    decompression; a larger one fails the request. ``retries``: extra attempts after the first.
     Waits before retry ``a`` (0-based) are ``backoff · 2^a`` capped at ``max_backoff``, less a
     random fraction up to ``jitter`` of it (seeded by ``seed``); a ``Retry-After`` from the
     server replaces the computed wait (capped at ``max_retry_after``).
@@ -37,6 +40,7 @@ class Limits:
     tpm: float | None = None
     timeout: float = 120.0
     connect_timeout: float = 10.0
+    max_response_bytes: int = 32 * 1024 * 1024
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 30.0
@@ -55,15 +59,25 @@ class Limits:
             raise ValueError(f"retries must be >= 0, got {self.retries}")
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError(f"jitter must be in [0, 1], got {self.jitter}")
-        if not (self.timeout > 0 and self.connect_timeout > 0):
-            raise ValueError("timeout and connect_timeout must be > 0")
+        if not all(0 < t < math.inf for t in (self.timeout, self.connect_timeout)):
+            raise ValueError(
+                "timeout and connect_timeout must be finite and > 0, got "
+                f"{self.timeout} and {self.connect_timeout}"
+            )
+        if isinstance(self.max_response_bytes, bool) or not (
+            isinstance(self.max_response_bytes, int) and self.max_response_bytes > 0
+        ):
+            raise ValueError(
+                f"max_response_bytes must be an int > 0, got {self.max_response_bytes!r}"
+            )
         if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
             raise ValueError("backoff, max_backoff and max_retry_after must be >= 0")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when
-    absent or unreadable."""
+    absent, unreadable, negative or a date in the past (the caller then backs off as usual: a
+    server saying "retry 5 s ago" must not make every retry go out at once)."""
     if value is None:
         return None
     value = value.strip()
@@ -77,9 +91,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         if when is None:
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds):
+    if math.isnan(seconds) or seconds < 0:
         return None
-    return max(0.0, seconds)
+    return seconds
 
 
 def backoff_delay(

@@ -7,12 +7,19 @@ A subclass says how a chunk of queries becomes one :class:`~rewardkit.remote.Htt
 first (keyed by the reward's fingerprint and :meth:`EndpointReward.key`), sends only the misses,
 stores what came back, and turns a request that failed after its retries — or an answer it
 cannot read — into NaN for those queries, counted as ``failed`` and never cached.
+
+A stored value must be a number or None (NaN). Where values are scores (``finite_only``: the
+vLLM, SGLang and ``remote:`` rewards), one that is not finite once stored as float32 —
+``Infinity``, ``1e39`` — fails its query rather than becoming a score.
+``ScoreResult.stats["errors"]`` lists ``{"index", "error"}`` per failed query (indices into
+the call), so a ``route`` over an endpoint reward passes the reasons on.
 """
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +33,46 @@ ENDPOINT_ENGINE_OPTIONS = ("cache_dir", "progress")
 
 class AnswerError(ValueError):
     """An answer that does not have the documented shape (the chunk counts as failed)."""
+
+
+#: What :meth:`EndpointReward.read` may raise on a malformed answer (the chunk then fails).
+MALFORMED = (
+    AnswerError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
+
+#: The largest magnitude a stored (float32) value keeps without becoming ±inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+#: The longest error text kept per query.
+MAX_ERROR_CHARS = 500
+
+
+def failed_row(error: str) -> dict[str, Any]:
+    """The row :meth:`EndpointReward.read` gives a query the endpoint did not score."""
+    return {"failed": 1.0, "error": error}
+
+
+def finite_number(value: Any, what: str) -> float:
+    """``value`` as a float: None is NaN ("does not apply"); anything but a finite number
+    (a string, a bool, NaN, ±inf, a number beyond float32) raises :class:`AnswerError`."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AnswerError(f"{what} is {str(value)[:80]!r}, not a number")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise AnswerError(f"{what} is {str(value)[:80]}, not a finite number") from None
+    if not math.isfinite(out) or abs(out) > FLOAT32_MAX:
+        raise AnswerError(f"{what} is {out!r}, not a finite number")
+    return out
 
 
 def limits_from_options(options: dict[str, Any]) -> Limits:
@@ -52,6 +99,11 @@ class EndpointReward(Reward):
     #: Names of the per-query components the endpoint returns (besides the score).
     component_names: tuple[str, ...] = ()
 
+    #: Whether a stored value that is ±inf (or beyond float32) fails its query. Off here: a
+    #: judge's stored log-score margin is ±inf for a certain verdict; rewards whose stored
+    #: values are the scores themselves turn it on.
+    finite_only: bool = False
+
     def __init__(
         self,
         client: HttpClient,
@@ -72,10 +124,11 @@ class EndpointReward(Reward):
         """The request scoring ``queries`` (at most ``batch_size`` of them)."""
 
     @abstractmethod
-    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, Any]]:
         """One dict per query of the request from its answer: ``{"score": s, **columns}`` (NaN
-        where the reward does not apply; ``{"failed": 1}`` where the endpoint refused that one
-        query). Raise :class:`AnswerError` on a malformed answer."""
+        where the reward does not apply; ``{"failed": 1, "error": why}`` —
+        :func:`failed_row` — where the endpoint did not score that one query). Raise
+        :class:`AnswerError` on a malformed answer (the whole request then fails)."""
 
     def stored_columns(self) -> tuple[str, ...]:
         """The values kept per query besides the score (default: the components)."""
@@ -92,14 +145,25 @@ class EndpointReward(Reward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Scores, components and counters of one call (queries, computed, cache_hits, failed,
-        requests, retries, usage)."""
-        table, stats = self.score_table(queries)
+        requests, retries, usage, and ``errors``: ``{"index", "error"}`` per failed query)."""
+        table, stats, item_errors = self._score_rows(queries)
+        if item_errors:
+            stats["errors"] = item_errors
         components = {n: table[:, j + 1] for j, n in enumerate(self.component_names)}
         return ScoreResult(table[:, 0].copy(), components=components, stats=stats)
 
     def score_table(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
         """(n, 1 + len(stored_columns())) values per query — from the cache, else from the
-        endpoint, NaN where the request failed — and the call's counters."""
+        endpoint, NaN where the request failed — and the call's counters (``errors``: up to 5
+        distinct reasons, as text)."""
+        table, stats, _ = self._score_rows(queries)
+        return table, stats
+
+    def _score_rows(
+        self, queries: Sequence[Query]
+    ) -> tuple[np.ndarray, dict[str, Any], list[dict[str, Any]]]:
+        """:meth:`score_table`'s table and counters, and ``{"index", "error"}`` per failed
+        query (every position of a repeated one)."""
         queries = list(queries)
         names = ("score", *self.stored_columns())
         keys = [self.key(q) for q in queries]
@@ -131,18 +195,46 @@ class EndpointReward(Reward):
         nan_row = np.full(len(names), np.nan, dtype=np.float32)
         table = np.stack([values.get(k, nan_row) for k in keys]) if keys else nan_row[None, :0]
         table = table.reshape(len(keys), len(names))
+        item_errors = [
+            {"index": i, "error": failed_keys[k]} for i, k in enumerate(keys) if k in failed_keys
+        ]
         stats = {
             "queries": len(queries),
             "computed": len(fresh),
             "cache_hits": hits,
-            "failed": sum(failed_keys[k] for k in keys if k in failed_keys),
+            "failed": len(item_errors),
             **batch_stats,
         }
-        return table, stats
+        if failed_keys:
+            stats["errors"] = sorted(set(failed_keys.values()))[:5]
+        return table, stats, item_errors
+
+    def _row_values(self, row: Any, names: tuple[str, ...]) -> np.ndarray | str:
+        """The stored vector of one row of :meth:`read`, or why it is a failure."""
+        if not isinstance(row, Mapping):
+            return f"unreadable answer: result {str(row)[:80]!r} is not an object"
+        if row.get("failed"):
+            return str(row.get("error") or "the endpoint did not score this query")
+        out = np.full(len(names), np.nan, dtype=np.float32)
+        for j, name in enumerate(names):
+            value = row.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                return f"unreadable answer: {name} is {str(value)[:80]!r}, not a number"
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if self.finite_only and (math.isinf(number) or abs(number) > FLOAT32_MAX):
+                return f"unreadable answer: {name} is {str(value)[:80]}, not a finite number"
+            out[j] = number
+        return out
 
     def _fetch(
         self, queries: list[Query], keys: list[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, bool], dict[str, Any]]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, Any]]:
+        """Values of the queries the endpoint scored, and why each other one failed."""
         names = ("score", *self.stored_columns())
         chunks = [
             (queries[s : s + self.batch_size], keys[s : s + self.batch_size])
@@ -152,33 +244,36 @@ class EndpointReward(Reward):
             return {}, {}, {"requests": 0, "retries": 0, "usage": {}}
         batch = self.client.run([self.request(qs) for qs, _ in chunks])
         fresh: dict[str, np.ndarray] = {}
-        failed: dict[str, bool] = {}
-        errors: list[str] = []
+        failed: dict[str, str] = {}
+
+        def why(text: str) -> str:  # no key in an error, whatever produced it
+            return self.client.redact(text)[:MAX_ERROR_CHARS]
+
         for (qs, ks), outcome in zip(chunks, batch.outcomes, strict=True):
-            rows: list[dict[str, float]] | None = None
+            rows: list[Any] | None = None
+            chunk_error = ""
             if outcome.ok:
                 try:
                     rows = self.read(outcome.body, qs)
-                    if len(rows) != len(qs):
-                        raise AnswerError(f"{len(rows)} results for {len(qs)} queries")
-                except (AnswerError, KeyError, IndexError, TypeError, ValueError) as exc:
+                    if not isinstance(rows, list) or len(rows) != len(qs):
+                        got = len(rows) if isinstance(rows, list) else type(rows).__name__
+                        raise AnswerError(f"{got} results for {len(qs)} queries")
+                except MALFORMED as exc:
                     rows = None
-                    errors.append(f"unreadable answer: {exc}")
-            elif outcome.error:
-                errors.append(outcome.error)
+                    chunk_error = f"unreadable answer: {exc}"
+            else:
+                chunk_error = outcome.error or f"request failed (status {outcome.status})"
             for i, k in enumerate(ks):
-                row = rows[i] if rows is not None else None
-                if row is None or row.get("failed"):
-                    failed[k] = True
-                    continue
-                fresh[k] = np.array([row.get(n, np.nan) for n in names], dtype=np.float32)
+                row = self._row_values(rows[i], names) if rows is not None else chunk_error
+                if isinstance(row, str):
+                    failed[k] = why(row)
+                else:
+                    fresh[k] = row
         stats = {
             "requests": batch.requests,
             "retries": batch.retries,
             "usage": batch.usage.as_dict(),
         }
-        if errors:
-            stats["errors"] = sorted(set(errors))[:5]
         return fresh, failed, stats
 
     def identity(self) -> dict[str, Any]:

@@ -22,7 +22,6 @@ examples do.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +32,8 @@ from rewardkit.rewards.endpoints.base import (
     EndpointReward,
     chat_of,
     drop_engine_options,
+    failed_row,
+    finite_number,
     limits_from_options,
 )
 from rewardkit.types import Query, stable_hash
@@ -45,12 +46,15 @@ def _value(vector: Any, label: int) -> float:
         vector = vector[-1]  # one vector per token: the reward sits on the last one
     if not isinstance(vector, list) or not -len(vector) <= label < len(vector):
         raise AnswerError(f"no output {label} in {str(vector)[:80]}")
-    value = vector[label]
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AnswerError(f"output {label} is {value!r}, not a number")
-    return float(value)
+    return finite_number(vector[label], f"output {label}")
+
+
+def _row(vector: Any, label: int) -> dict[str, Any]:
+    """``{"score": …}`` of one answer entry, or a failed row when its value is unusable."""
+    try:
+        return {"score": _value(vector, label)}
+    except AnswerError as exc:
+        return failed_row(f"unreadable answer: {exc}")
 
 
 class ChatTemplate:
@@ -84,6 +88,8 @@ class ChatTemplate:
 
 
 class _PoolingReward(EndpointReward):
+    finite_only = True  # the stored value is the score
+
     def __init__(
         self,
         url: str,
@@ -170,13 +176,33 @@ class VLLMReward(_PoolingReward):
             body["use_activation"] = self.activation
         return HttpRequest(f"/{self.endpoint}", self._with_model(body))
 
-    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, Any]]:
+        """Each ``data`` entry goes to the input its ``index`` names: indices must be distinct
+        ints in ``range(len(queries))`` (else the whole answer is unreadable); an input with no
+        entry fails alone. One entry without an index answers a one-input request."""
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise AnswerError("no 'data' list")
-        entries = sorted(data, key=lambda e: e.get("index", 0) if isinstance(e, dict) else 0)
+        n = len(queries)
+        if len(data) > n:
+            raise AnswerError(f"{len(data)} entries for {n} inputs")
+        for e in data:
+            if not isinstance(e, dict):
+                raise AnswerError(f"entry {str(e)[:80]!r} is not an object")
+        indices = [e.get("index") for e in data]
+        if n == 1 and indices == [None]:
+            indices = [0]
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+                raise AnswerError(f"entry index {str(i)[:40]!r} is not one of 0..{n - 1}")
+        if len(set(indices)) != len(indices):
+            twice = sorted({i for i in indices if indices.count(i) > 1})
+            raise AnswerError(f"input(s) {twice} answered more than once")
         field = "probs" if self.endpoint == "classify" else "data"
-        return [{"score": _value(e.get(field), self.label)} for e in entries]
+        rows = [failed_row(f"unreadable answer: no entry with index {i}") for i in range(n)]
+        for e, i in zip(data, indices, strict=True):
+            rows[i] = _row(e.get(field), self.label)
+        return rows
 
 
 def sglang_usage(body: Any) -> Usage:
@@ -231,11 +257,16 @@ class SGLangReward(_PoolingReward):
             "/classify", self._with_model({"text": [self.template(q) for q in queries]})
         )
 
-    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
+    def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, Any]]:
+        """One result per text, in request order (SGLang's answer carries no index)."""
         if not isinstance(body, list):
             raise AnswerError("expected a list of results")
+        if len(body) != len(queries):
+            raise AnswerError(f"{len(body)} results for {len(queries)} texts")
         return [
-            {"score": _value(e.get("embedding") if isinstance(e, dict) else None, self.label)}
+            _row(e.get("embedding"), self.label)
+            if isinstance(e, dict)
+            else failed_row(f"unreadable answer: result {str(e)[:80]!r} is not an object")
             for e in body
         ]
 
