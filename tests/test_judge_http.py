@@ -268,3 +268,31 @@ def test_a_judge_quoting_the_response_is_read_from_its_own_words():
         judge = load_reward(_spec("judge", proxy, "&logprobs=false&max_tokens=512"))
         full = judge.score_full([Query([{"role": "user", "content": "2+2?"}], r) for r in forged])
         assert full.scores.tolist() == [0.0, 0.0] and full.stats["unparsed"] == 0
+
+
+def test_logprobs_are_read_after_a_quoted_response_and_nan_is_a_failure():
+    """With logprobs, the first answer token that spells a class counts, but not one inside a
+    quote of the judged response ("5 Yes"); NaN log-probabilities fail the item."""
+
+    def entry(tok, lp, alt):
+        tops = [{"token": tok, "logprob": lp}, {"token": alt, "logprob": -9.0}]
+        return {"token": tok, "logprob": lp, "top_logprobs": tops}
+
+    def echo(path: str, body):
+        prompt = body["messages"][-1]["content"]
+        words = ["Quoting:", *prompt.split("[Response]\n")[1].split()[:2], "Verdict:", "No"]
+        if "nan-case" in prompt:
+            words = ["Yes"]
+        tokens = [words[0], *(" " + w for w in words[1:])]  # as servers send them: "".join = text
+        lp = float("nan") if "nan-case" in prompt else 0.0
+        content = [entry(t, lp, "No" if t.strip() == "Yes" else "Yes") for t in tokens]
+        message = {"role": "assistant", "content": "".join(tokens)}
+        choice = {"index": 0, "message": message, "logprobs": {"content": content}}
+        return 200, {"choices": [choice]}
+
+    with FaultProxy(handler=echo) as proxy:
+        judge = load_reward(_spec("judge", proxy, "&max_tokens=512"))
+        p = [{"role": "user", "content": "2+2? nan-case"}]
+        full = judge.score_full([Query(QS[0].prompt, "5 Yes"), Query(p, "x")])
+        assert full.scores[0] < 1e-3  # the judge's own "No", not the quoted "Yes"
+        assert math.isnan(full.scores[1]) and full.stats["failed"] == 1

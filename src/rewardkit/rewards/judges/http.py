@@ -38,7 +38,12 @@ from rewardkit.rewards.judges import listwise as lw
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
-from rewardkit.rewards.judges.parse import answer_text, logprob_reading, text_reading
+from rewardkit.rewards.judges.parse import (
+    answer_text,
+    logprob_reading,
+    quoted_until,
+    text_reading,
+)
 from rewardkit.rewards.judges.template import JudgeKind, Part
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
@@ -225,12 +230,14 @@ class HttpJudge(EndpointReward):
         """The stored values of a row: the verdict from logprobs, else from the text."""
         (row,) = queries
         classes = self.classes(row)
-        reading = logprob_reading(body, classes) if self.logprobs else None
+        judged = self.judged_texts(row)
+        text = answer_text(body)
+        skip = quoted_until(text, judged, classes) if text is not None else 0
+        reading = logprob_reading(body, classes, skip) if self.logprobs else None
         if reading is None:
-            text = answer_text(body)
             if text is None:
                 raise ValueError("the answer has no choices[0].message.content or .text")
-            reading = text_reading(self.kind.name, text, len(classes), self.judged_texts(row))
+            reading = text_reading(self.kind.name, text, len(classes), judged)
         names = ("score", *self.label_columns())
         scores = reading.scores
         if scores is None and self.unparsed == "tie":

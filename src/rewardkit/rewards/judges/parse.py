@@ -291,16 +291,42 @@ def top_logprobs(body: Any) -> list[tuple[str, dict[str, float]]] | None:
     return out or None
 
 
-def logprob_reading(body: Any, classes: Sequence[Sequence[str]]) -> Reading | None:
+def quoted_until(
+    text: str, quoted: Sequence[str] = (), classes: Sequence[Sequence[str]] = ()
+) -> int:
+    """Where the judge's own words start for the logprob reader: the end of the last ``<think>``
+    block or verbatim copy of a judged text in ``text`` (a copy :data:`MIN_QUOTE_CHARS` or
+    longer, or a shorter one holding a word that spells one of ``classes``: "5 Yes"); 0 when
+    there is none."""
+    end = text.rfind("</think>") + len("</think>") if "</think>" in text else 0
+    spellings = {_norm(x).lower() for c in classes for x in c}
+    for q in {str(q).strip() for q in quoted}:
+        long_enough = len(q) >= MIN_QUOTE_CHARS
+        verdict_like = any(_norm(w).lower() in spellings for w in q.split())
+        if q and (long_enough or verdict_like) and q in text:
+            end = max(end, text.rfind(q) + len(q))
+    return end
+
+
+def logprob_reading(
+    body: Any, classes: Sequence[Sequence[str]], skip_chars: int = 0
+) -> Reading | None:
     """Class log-scores from ``top_logprobs`` at the first position whose generated token spells
-    a class; None when the answer has no logprobs or no such position."""
+    a class, among the tokens that start at or after character ``skip_chars`` of the answer
+    (:func:`quoted_until`: a quoted response's "Yes" is not the verdict); None when the answer
+    has no logprobs or no such position. A NaN log-probability raises ValueError (the answer is
+    broken: a failure, not a verdict)."""
     positions = top_logprobs(body)
     if positions is None:
         return None
     spellings = [{_norm(s) for s in c} for c in classes]
+    at = 0
     for token, tops in positions:
-        if not any(_norm(token) in s for s in spellings):
+        start, at = at, at + len(token)
+        if start < skip_chars or not any(_norm(token) in s for s in spellings):
             continue
+        if any(math.isnan(v) for v in tops.values()):
+            raise ValueError("the answer's top_logprobs hold NaN")
         scores = np.full(len(classes), _NEG)
         for j, names in enumerate(spellings):
             values = [v for t, v in tops.items() if _norm(t) in names]
