@@ -25,10 +25,10 @@ def convert(rec: Record) -> Example:
     pairwise accuracy, counted by accuracy-with-ties)."""
     prompt = checks.prompt(rec, allow_messages=False)
     r1, r2 = (response_text(rec, k) for k in ("response 1", "response 2"))
-    label = rec.require("label")
+    label = rec.require_number("label")
     chosen = {0: [0], 1: [1], 2: [0, 1]}.get(label if isinstance(label, int) else -1)
     if chosen is None or isinstance(label, bool):
-        raise rec.error("label", f"expected 0, 1 or 2, got {label!r}")
+        raise rec.error("label", f"expected 0, 1 or 2, got {describe(label)}")
     scenario = rec.opt_text("scenario") or "all"
     rec.data.setdefault("subset", scenario)
     return rec.finish("autoj", prompt, [r1, r2], chosen)

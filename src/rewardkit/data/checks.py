@@ -71,11 +71,46 @@ def messages(rec: Record, name: str, value: Any) -> list[Message]:
             raise rec.error(
                 name, f"expected a role in {', '.join(ROLES)}, got {describe(role)}", f"[{i}].role"
             )
-        if isinstance(content, list):  # OpenAI/HF content parts (text and images)
+        extra = _tool_keys(rec, name, m, i)
+        if content is None and "tool_calls" in extra:
+            content = ""  # an OpenAI tool-call turn: no text, the call is in tool_calls
+        elif isinstance(content, list):  # OpenAI/HF content parts (text and images)
             content = _parts(rec, name, content, f"[{i}].content")
         elif not isinstance(content, str):
             raise rec.error(name, f"expected text, got {describe(content)}", f"[{i}].content")
-        out.append({"role": role, "content": content})
+        msg: dict[str, Any] = {"role": role, "content": content, **extra}
+        out.append(msg)  # type: ignore[arg-type]
+    return out
+
+
+#: OpenAI message keys kept next to ``role``/``content`` (tool use: ``name`` only on ``tool``
+#: messages, where it names the function); others are not kept.
+TOOL_KEYS = ("tool_calls", "tool_call_id", "name")
+
+
+def _tool_keys(rec: Record, name: str, m: dict[str, Any], i: int) -> dict[str, Any]:
+    """The tool-use keys of message ``m`` that carry a value (null / absent are left out, as
+    Parquet and datasets fill absent struct fields with null): ``tool_calls`` a non-empty list
+    of objects, ``tool_call_id`` and ``name`` texts."""
+    out: dict[str, Any] = {}
+    calls = m.get("tool_calls")
+    if calls is not None and calls != []:
+        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+            raise rec.error(
+                name,
+                f"expected a list of tool-call objects, got {describe(calls)}",
+                f"[{i}].tool_calls",
+            )
+        out["tool_calls"] = calls
+    for key in ("tool_call_id", "name"):
+        if key == "name" and m.get("role") != "tool":
+            continue  # a participant name on other roles is not kept (the function name is)
+        value = m.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise rec.error(name, f"expected text, got {describe(value)}", f"[{i}].{key}")
+        out[key] = value
     return out
 
 
@@ -83,6 +118,11 @@ def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) ->
     """The required prompt: text (one user message) or a message list; never empty."""
     value = rec.require(name, structured=allow_messages and _looks_like_messages(rec, name))
     if isinstance(value, str):
+        from rewardkit.data.hh_rlhf import transcript_prompt
+
+        turns = transcript_prompt(value)
+        if turns is not None:  # "\n\nHuman: …\n\nAssistant:" (Dahoas, Nectar): its turns
+            return turns
         return [{"role": "user", "content": text(rec, name, value, what="a prompt")}]
     if not allow_messages:
         raise rec.error(name, f"expected prompt text, got {describe(value)}")

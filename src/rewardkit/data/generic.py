@@ -13,6 +13,8 @@ from rewardkit.types import Example
 
 def convert(rec: Record, fmt: str = "generic") -> Example:
     """Validate a generic record and build its :class:`Example`."""
+    if rec.sniffed and fmt == "generic":
+        _unknown_format(rec)
     prompt = checks.prompt(rec)
     if rec.has("responses"):
         return _listed(rec, fmt, prompt)
@@ -27,6 +29,30 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     if rec.has("ratings"):
         ratings, _ = checks.ratings(rec, "ratings", rec.get("ratings", structured=True), 2)
     return rec.finish(fmt, prompt, responses, [0], ratings)
+
+
+def _unknown_format(rec: Record) -> None:
+    """A record sniffed as generic that lacks generic's own fields: say that no known format
+    matched, and how to name one or map the columns (instead of only 'missing prompt')."""
+    if "prompt" not in rec.data:
+        missing = "prompt"
+    elif "responses" not in rec.data and "chosen" not in rec.data:
+        missing = "chosen"
+    elif "responses" not in rec.data and "rejected" not in rec.data:
+        missing = "rejected"
+    else:
+        return
+    from rewardkit.data.sniff import FORMATS
+
+    found = ", ".join(repr(k) for k in rec.data) or "none"
+    raise rec.error(
+        missing,
+        f"missing required field (fields found: {found}). The data was sniffed as format "
+        "'generic' because no known format matched these fields; name the format with "
+        f"--format (format= in Python; one of: {', '.join(FORMATS)}) or map your columns with "
+        "--columns prompt=COLUMN,chosen=COLUMN,rejected=COLUMN (columns= in Python); see "
+        "docs/data-formats.md",
+    )
 
 
 def _listed(rec: Record, fmt: str, prompt: list) -> Example:

@@ -45,6 +45,26 @@ def parse(rec: Record, name: str) -> list[Turn]:
     return [(who, said.strip()) for who, said in zip(parts[1::2], parts[2::2], strict=True)]
 
 
+def transcript_prompt(value: str) -> list[Message] | None:
+    """A prompt given as an HH transcript that ends in an open assistant turn
+    (``"\n\nHuman: …\n\nAssistant:"``, as in Dahoas' ``rm-static`` and Nectar) as its
+    messages, without the empty final assistant turn; None for any other text (read as one user
+    message). Only that exact shape is parsed: it starts with ``Human:``, ends with
+    ``Assistant:``, alternates speakers and has no empty human turn."""
+    if not looks_like(value) or not value.rstrip().endswith("Assistant:"):
+        return None
+    parts = _TURN.split(value.strip())
+    turns = [(who, said.strip()) for who, said in zip(parts[1::2], parts[2::2], strict=True)]
+    if parts[0].strip() or len(turns) < 2 or turns[-1] != ("Assistant", ""):
+        return None
+    turns = turns[:-1]
+    if any(who == prev for (who, _), (prev, _) in zip(turns[1:], turns, strict=False)):
+        return None
+    if any(not said for who, said in turns if who == "Human"):
+        return None
+    return [{"role": _ROLE[who], "content": said} for who, said in turns]
+
+
 def _render(turns: list[Turn]) -> str:
     return turns[0][1] + "".join(f"\n\n{who}: {said}" for who, said in turns[1:])
 

@@ -8,11 +8,45 @@ from os import PathLike
 from typing import Literal
 
 from rewardkit.data.bundled import resolve_data
+from rewardkit.data.location import Location
 from rewardkit.data.record import Record, check_columns
 from rewardkit.data.sniff import CONVERTERS, FORMATS, sniff_format
 from rewardkit.data.sources import iter_items
 from rewardkit.errors import DataError
 from rewardkit.types import Example
+
+#: Formats whose label column says, row by row, which response is preferred: mapping a fixed
+#: column to ``chosen`` would mislabel every row where the other response won.
+LABELLED_FORMATS = (
+    "judgebench",
+    "autoj",
+    "pandalm",
+    "mt-bench-human",
+    "prd-lfqa",
+    "pku-saferlhf",
+    "shp",
+    "helpsteer2-preference",
+)
+
+
+def check_mapped_labels(raw: dict, loc: Location, colmap: Mapping[str, str], fmt: str) -> None:
+    """Warn when a column map reads a labelled-pair format as fixed chosen/rejected columns
+    (``--columns prompt=history,chosen=human_ref_A,rejected=human_ref_B`` on SHP): the file's
+    label says which side won, so rows where the other side won would be mislabelled (the label
+    column stays in ``meta``). ``format=`` given explicitly skips the check."""
+    if not {"chosen", "rejected"} & set(colmap):
+        return
+    native = sniff_format(Record(raw, loc, {}))
+    if native in LABELLED_FORMATS and fmt != native:
+        cols = ", ".join(f"{k}={v}" for k, v in colmap.items())
+        warnings.warn(
+            f"{loc.path}: the file is in format {native!r}, whose label column says which response is "
+            f"preferred in each row; the column map ({cols}) would fix one column as chosen and "
+            f"mislabel the rows where the other response won. Drop --columns (columns=) and the "
+            f"file is read as {native!r} with its labels; to read the columns as fixed "
+            f"chosen/rejected anyway, pass --format generic (format='generic')",
+            stacklevel=3,
+        )
 
 
 def load(
@@ -59,7 +93,11 @@ def load(
             if isinstance(raw, DataError):
                 raise raw
             rec = Record(raw, loc, colmap)
-            fmt = fmt or sniff_format(rec)
+            if fmt is None:
+                rec.sniffed = True  # this record decided the format
+                fmt = sniff_format(rec)
+                if colmap:
+                    check_mapped_labels(raw, loc, colmap, fmt)
             out.append(CONVERTERS[fmt](rec))
         except DataError as e:
             if on_error == "raise":

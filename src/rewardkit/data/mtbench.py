@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rewardkit.data import checks
+from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example, Message
 
@@ -14,23 +15,36 @@ def _split(rec: Record, name: str, turn: int) -> tuple[list[Message], str]:
     conv = checks.messages(rec, name, rec.require(name, structured=True))
     answers = [i for i, m in enumerate(conv) if m["role"] == "assistant"]
     if len(answers) < turn:
+        if name == "conversation_a":  # the turn number is what is out of range
+            raise rec.error(
+                "turn",
+                f"expected a turn that {name} has (it has {len(answers)} assistant turn(s)), "
+                f"got {turn}",
+            )
         raise rec.error(name, f"expected at least {turn} assistant turn(s), got {len(answers)}")
     k = answers[turn - 1]
     return conv[:k], str(conv[k]["content"])
 
 
 def convert(rec: Record) -> Example:
-    """``conversation_a``/``conversation_b`` (message lists), ``turn`` (1 or 2) and ``winner``.
+    """``conversation_a``/``conversation_b`` (message lists), ``turn`` and ``winner``.
+
+    ``turn`` is the judged turn: 1 or 2 in MT-Bench; any k ≥ 1 in Chatbot Arena conversations
+    (``lmsys/chatbot_arena_conversations``), where it is the number of turns and the vote is cast
+    after the last one.
 
     The judged responses are each conversation's assistant message at ``turn``; the prompt is
     conversation A's messages before it (for turn 2 this includes model A's first answer — the
     dataset judges each model's own history). ``"tie"`` and ``"tie (bothbad)"`` are labelled
-    ties. Subset = ``turn<k>``; the judge id and models go to ``meta``."""
-    turn_v: Any = rec.get("turn", 1)
-    if isinstance(turn_v, bool) or turn_v not in (1, 2):
-        raise rec.error("turn", f"expected 1 or 2, got {turn_v!r}")
+    ties. Subset = ``turn<k>``; the judge id and models go to ``meta``; when conversation B's
+    messages before the judged turn differ from A's they are kept in ``meta["prompt_b"]``."""
+    turn_v: Any = rec.number("turn")
+    if turn_v is None:
+        turn_v = 1
+    if isinstance(turn_v, bool) or not isinstance(turn_v, int) or turn_v < 1:
+        raise rec.error("turn", f"expected a turn number 1, 2, 3, …, got {describe(turn_v)}")
     prompt, a = _split(rec, "conversation_a", int(turn_v))
-    _, b = _split(rec, "conversation_b", int(turn_v))
+    prompt_b, b = _split(rec, "conversation_b", int(turn_v))
     winner = str(rec.require("winner")).strip().lower()
     if winner == "model_a":
         chosen = [0]
@@ -45,4 +59,7 @@ def convert(rec: Record) -> Example:
         rec.data["id"] = f"{rec.data['question_id']}:{rec.data.get('model_a')}:" + (
             f"{rec.data.get('model_b')}:{rec.data.get('judge')}:{turn_v}"
         )
-    return rec.finish("mt-bench-human", prompt, [a, b], chosen)
+    meta = {}
+    if prompt_b != prompt:  # model B's own history differs from A's: kept, not dropped
+        meta["prompt_b"] = prompt_b
+    return rec.finish("mt-bench-human", prompt, [a, b], chosen, meta=meta)

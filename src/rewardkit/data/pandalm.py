@@ -34,9 +34,9 @@ def convert(rec: Record) -> Example:
     r1, r2 = (response_text(rec, k) for k in ("response1", "response2"))
     labels = []
     for name in ANNOTATORS:
-        v = rec.require(name)
+        v = rec.require_number(name)
         if isinstance(v, bool) or v not in (0, 1, 2):
-            raise rec.error(name, f"expected 0, 1 or 2, got {v!r}")
+            raise rec.error(name, f"expected 0, 1 or 2, got {describe(v)}")
         labels.append(int(v))
     gold = majority(labels)
     chosen = {1: [0], 2: [1]}.get(gold, [0, 1])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from rewardkit.data import checks
+from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
@@ -14,10 +15,10 @@ def convert(rec: Record) -> Example:
     prompt = checks.prompt(rec, "question", allow_messages=False)
     a = checks.response(rec, "answer_a", rec.require("answer_a"))
     b = checks.response(rec, "answer_b", rec.require("answer_b"))
-    pref = rec.require("overall_preference")
+    pref = rec.require_number("overall_preference")
     chosen = {-1: [0], 1: [1], 0: [0, 1]}.get(pref if isinstance(pref, int) else 99)
     if chosen is None or isinstance(pref, bool):
-        raise rec.error("overall_preference", f"expected -1, 0 or 1, got {pref!r}")
+        raise rec.error("overall_preference", f"expected -1, 0 or 1, got {describe(pref)}")
     ta, tb = rec.get("answer_a_type"), rec.get("answer_b_type")
     if ta and tb:
         rec.data.setdefault("subset", f"{ta}-vs-{tb}")

@@ -19,7 +19,7 @@ _RESP_END = re.compile(r"\s*###(Reference Answer|Score Rubrics|Feedback)", re.S)
 
 
 def _number(rec: Record, name: str) -> float:
-    v = rec.get(name)
+    v = rec.number(name)
     if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(float(v)):
         raise rec.error(name, f"expected a number, got {describe(v)}")
     return float(v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,24 @@ FIELDS = (
 #: Columns that give an example's id, in order of preference.
 ID_FIELDS = ("id", "pair_id", "pair_uid", "idx")
 _MISSING = object()
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_number(value: Any) -> Any:
+    """A CSV cell holding a number as that number: ``'1'`` → 1, ``'-2.5'`` / ``'1e3'`` → float;
+    an empty cell → None. Anything else (``'abc'``, ``'nan'``, ``'True'``) is returned unchanged,
+    so the caller's check reports it as text with its location."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return value
 
 
 def as_reference(value: Any) -> Any:
@@ -88,6 +107,8 @@ class Record:
         else:
             self.data = raw
         self.used: set[str] = set()
+        #: True for the record whose fields decided the sniffed format, so errors can say so.
+        self.sniffed = False
 
     def field(self, name: str, sub: str = "") -> str:
         """The name to show in errors: the file's column for ``name``, plus a sub-path."""
@@ -112,6 +133,21 @@ class Record:
                 return parse_json(value)  # hostile cells (deep nesting...) stay text
             except ValueError:
                 return value
+        return value
+
+    def number(self, name: str, default: Any = None) -> Any:
+        """Field ``name`` (marked used) with a CSV cell that holds a number read as that number
+        (:func:`csv_number`); JSON, Parquet and dataset values are returned as they are."""
+        value = self.get(name, default)
+        return csv_number(value) if self.loc.kind == "csv" else value
+
+    def require_number(self, name: str) -> Any:
+        """Like :meth:`require`, with a CSV number cell read as a number (:meth:`number`)."""
+        value = self.require(name)
+        if self.loc.kind == "csv":
+            value = csv_number(value)
+            if value is None:
+                raise self.error(name, "required field is empty")
         return value
 
     def peek(self, name: str, *, structured: bool = False) -> Any:

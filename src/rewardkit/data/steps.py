@@ -22,7 +22,7 @@ from typing import Any
 
 from rewardkit.data import checks
 from rewardkit.data.location import describe
-from rewardkit.data.record import Record
+from rewardkit.data.record import Record, csv_number
 from rewardkit.types import Example
 
 #: Text joining steps into a response: the ``auto`` split rule's paragraph break.
@@ -33,7 +33,10 @@ _LABELS = {"+": 1, "-": -1, "0": 0, "neutral": 0, "1": 1, "-1": -1, True: 1, Fal
 def looks_like(rec: Record) -> bool:
     """A record with a list of ``steps`` and ``labels`` or a ProcessBench ``label``."""
     steps = rec.peek("steps", structured=True)
-    return isinstance(steps, list) and (rec.has("labels") or isinstance(rec.peek("label"), int))
+    label = csv_number(rec.peek("label")) if rec.loc.kind == "csv" else rec.peek("label")
+    return isinstance(steps, list) and (
+        rec.has("labels") or (isinstance(label, int) and not isinstance(label, bool))
+    )
 
 
 def _label(rec: Record, value: Any, i: int) -> int:
@@ -68,8 +71,8 @@ def convert(rec: Record) -> Example:
             )
         labels = [_label(rec, v, i) for i, v in enumerate(raw)]
     first = None
-    if rec.has("label"):
-        first = rec.get("label")
+    if rec.has("label") and rec.number("label") is not None:
+        first = rec.number("label")
         if isinstance(first, bool) or not isinstance(first, int) or not -1 <= first < n:
             raise rec.error(
                 "label", f"expected -1 or a step index below {n}, got {describe(first)}"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rewardkit.data import (
     autoj,
+    community,
     generic,
     hh_rlhf,
     judgebench,
@@ -91,6 +92,26 @@ FORMATS: tuple[Format, ...] = (
     Format(
         "helpsteer2", ratings.convert_helpsteer2, "ratings", ("prompt", "response", "helpfulness")
     ),
+    Format(
+        "pku-saferlhf",
+        community.convert_pku,
+        "generic",
+        ("response_0", "response_1", "better_response_id"),
+    ),
+    Format("pku-saferlhf-safer", community.convert_pku_safer, "generic"),
+    Format(
+        "shp", community.convert_shp, "generic", ("history", "human_ref_A", "human_ref_B", "labels")
+    ),
+    Format(
+        "helpsteer2-preference",
+        community.convert_helpsteer2_preference,
+        "generic",
+        ("response_1", "response_2", "preference_strength"),
+    ),
+    Format(
+        "ultrafeedback", community.convert_ultrafeedback, "generic", ("instruction", "completions")
+    ),
+    Format("nectar", community.convert_nectar, "generic", ("prompt", "answers", "num_responses")),
     Format("t2i-pairs", multimodal.convert_t2i, "generic"),
     Format("image-edit", multimodal.convert_edit, "generic"),
     Format("mm-qa", multimodal.convert_mm_qa, "mm-rlhf"),

@@ -39,10 +39,10 @@ def convert(rec: Record) -> Example:
                 (i for i, (a, b) in enumerate(zip(prompt, rejected[:-1], strict=False)) if a != b),
                 min(len(prompt), len(rejected) - 1),
             )
-            got = describe(rejected[k]["content"]) if k < len(rejected) - 1 else "no such message"
             raise rec.error(
                 "rejected",
-                f"expected the same prompt messages as 'chosen' before the final turn, got {got}",
+                "expected the same prompt messages as 'chosen' before the final turn, got "
+                + _difference(prompt[k] if k < len(prompt) else None, rejected, k),
                 f"[{k}]",
             )
         if not any(not isinstance(m["content"], str) or m["content"].strip() for m in prompt):
@@ -50,7 +50,26 @@ def convert(rec: Record) -> Example:
                 "chosen", "expected a prompt that is not empty, got only empty messages"
             )
         responses = [m[-1]["content"] for m in (chosen, rejected)]
-    return rec.finish("trl", prompt, responses, [0])
+    meta = {}
+    calls = [m[-1].get("tool_calls") for m in (chosen, rejected)]
+    if any(calls):  # the judged turn calls a tool: the calls are kept next to the text
+        meta["response_tool_calls"] = calls
+    return rec.finish("trl", prompt, responses, [0], meta=meta)
+
+
+def _difference(want: Message | None, rejected: list[Message], k: int) -> str:
+    """How rejected's message ``k`` differs from chosen's (``want``), for the mismatch error."""
+    if k >= len(rejected) - 1:
+        return "no such message"
+    got = rejected[k]
+    if want is None or got.get("content") != want.get("content"):
+        return describe(got["content"])
+    keys = sorted(
+        k2
+        for k2 in set(got) | set(want)
+        if got.get(k2) != want.get(k2)  # type: ignore[misc]
+    )
+    return "a message that differs in " + ", ".join(repr(k2) for k2 in keys)
 
 
 def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> str:

@@ -1,0 +1,199 @@
+"""Popular public preference sets with their own layout: PKU-SafeRLHF, Stanford SHP,
+HelpSteer2-Preference, UltraFeedback (raw, before binarization) and Nectar.
+
+Each reader keeps every response and says which one the dataset prefers; the fields it does not
+use go to ``Example.meta`` (``load`` does that for every format), so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rewardkit.data import checks
+from rewardkit.data.location import describe
+from rewardkit.data.record import Record, csv_number
+from rewardkit.types import Example
+
+
+def _choice(rec: Record, name: str, allowed: tuple[int, ...]) -> int:
+    """An integer label among ``allowed`` (a CSV cell ``'1'`` counts; ``1.0`` too)."""
+    value = rec.require_number(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        want = ", ".join(str(a) for a in allowed[:-1]) + f" or {allowed[-1]}"
+        raise rec.error(name, f"expected {want}, got {describe(value)}")
+    return value
+
+
+def _pair(rec: Record, fmt: str, prompt_field: str, a: str, b: str, chosen: list[int]) -> Example:
+    prompt = checks.prompt(rec, prompt_field)
+    responses = [checks.response(rec, k, rec.require(k)) for k in (a, b)]
+    return rec.finish(fmt, prompt, responses, chosen)
+
+
+# --- PKU-SafeRLHF ------------------------------------------------------------------------------
+
+
+def _pku(rec: Record, fmt: str, label: str) -> Example:
+    which = _choice(rec, label, (0, 1))
+    return _pair(rec, fmt, "prompt", "response_0", "response_1", [which])
+
+
+def convert_pku(rec: Record) -> Example:
+    """PKU-SafeRLHF (``PKU-Alignment/PKU-SafeRLHF``): ``prompt``, ``response_0``,
+    ``response_1``; chosen = ``better_response_id`` (the helpfulness preference). The safety
+    labels (``safer_response_id``, ``is_response_*_safe``, …) stay in ``meta``; format
+    ``pku-saferlhf-safer`` picks ``safer_response_id`` instead."""
+    return _pku(rec, "pku-saferlhf", "better_response_id")
+
+
+def convert_pku_safer(rec: Record) -> Example:
+    """PKU-SafeRLHF with chosen = ``safer_response_id`` (never sniffed: ``format=`` only)."""
+    return _pku(rec, "pku-saferlhf-safer", "safer_response_id")
+
+
+# --- SHP ---------------------------------------------------------------------------------------
+
+
+def convert_shp(rec: Record) -> Example:
+    """Stanford SHP (``stanfordnlp/SHP``, SHP-2): ``history`` (the post), ``human_ref_A``,
+    ``human_ref_B`` and ``labels`` — 1: A is preferred, 0: B is preferred (the dataset card).
+    Responses = [A, B]; subset = ``domain``."""
+    label = _choice(rec, "labels", (0, 1))
+    if rec.has("domain"):
+        rec.data.setdefault("subset", rec.opt_text("domain"))
+    return _pair(rec, "shp", "history", "human_ref_A", "human_ref_B", [0] if label == 1 else [1])
+
+
+# --- HelpSteer2-Preference ---------------------------------------------------------------------
+
+
+def convert_helpsteer2_preference(rec: Record) -> Example:
+    """HelpSteer2-Preference (``nvidia/HelpSteer2``, ``preference/preference.jsonl``):
+    ``prompt``, ``response_1``, ``response_2`` and ``preference_strength`` from −3 to 3:
+    negative — response 1 is better (−3 much better), positive — response 2 is better, 0 — about
+    the same (a labelled tie, both chosen). Assumption from the dataset card, stated in
+    docs/data-formats.md."""
+    strength = rec.require_number("preference_strength")
+    if isinstance(strength, float) and strength.is_integer():
+        strength = int(strength)
+    if isinstance(strength, bool) or not isinstance(strength, int) or not -3 <= strength <= 3:
+        raise rec.error(
+            "preference_strength", f"expected an integer from -3 to 3, got {describe(strength)}"
+        )
+    chosen = [0] if strength < 0 else [1] if strength > 0 else [0, 1]
+    prompt = checks.prompt(rec)
+    responses = [checks.response(rec, k, rec.require(k)) for k in ("response_1", "response_2")]
+    return rec.finish(
+        "helpsteer2-preference",
+        prompt,
+        responses,
+        chosen,
+        meta={"preference_strength": strength},
+    )
+
+
+# --- UltraFeedback (raw) -----------------------------------------------------------------------
+
+
+def _score(rec: Record, value: Any, sub: str) -> float:
+    """A rating: a number, or text holding one (UltraFeedback's ``"4"``); ``"N/A"`` → NaN."""
+    if isinstance(value, str):
+        if value.strip().upper() in ("N/A", "NA", ""):
+            return math.nan
+        value = csv_number(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise rec.error("completions", f"expected a number or 'N/A', got {describe(value)}", sub)
+    return float(value)
+
+
+def convert_ultrafeedback(rec: Record) -> Example:
+    """UltraFeedback as published (``openbmb/UltraFeedback``): ``instruction`` and
+    ``completions`` (``response``, ``model``, ``overall_score``, ``fine-grained_score``,
+    ``annotations`` with one ``Rating`` per aspect). Responses = the completions; ratings per
+    response = ``overall_score``, ``fine-grained_score`` and each aspect's rating ("N/A" → NaN).
+    Chosen = the completions with the highest ``fine-grained_score`` (the mean of the aspect
+    ratings, as UltraFeedback-binarized picks), or the highest ``overall_score`` when a
+    completion has no finite fine-grained score; ``meta["chosen_by"]`` names which."""
+    prompt = checks.prompt(rec, "instruction")
+    comps = rec.require("completions", structured=True)
+    if not isinstance(comps, list) or not comps:
+        raise rec.error("completions", f"expected a list of completions, got {describe(comps)}")
+    responses: list[str] = []
+    ratings: list[dict[str, float]] = []
+    models: list[Any] = []
+    for i, c in enumerate(comps):
+        if not isinstance(c, dict):
+            raise rec.error(
+                "completions", f"expected a completion object, got {describe(c)}", f"[{i}]"
+            )
+        if "response" not in c:
+            raise rec.error("completions", "missing required field 'response'", f"[{i}]")
+        responses.append(checks.response(rec, "completions", c["response"], f"[{i}].response"))
+        models.append(c.get("model"))
+        r: dict[str, float] = {}
+        for key in ("overall_score", "fine-grained_score"):
+            if c.get(key) is not None:
+                r[key] = _score(rec, c[key], f"[{i}].{key}")
+        notes = c.get("annotations") or {}
+        if not isinstance(notes, dict):
+            raise rec.error(
+                "completions", f"expected an object, got {describe(notes)}", f"[{i}].annotations"
+            )
+        for aspect, note in notes.items():
+            rating = note.get("Rating") if isinstance(note, dict) else note
+            if rating is not None:
+                r[str(aspect)] = _score(rec, rating, f"[{i}].annotations.{aspect}")
+        ratings.append(r)
+    by = "fine-grained_score"
+    if not all(math.isfinite(r.get(by, math.nan)) for r in ratings):
+        by = "overall_score"
+    vals = [r.get(by, math.nan) for r in ratings]
+    finite = [v for v in vals if math.isfinite(v)]
+    chosen = [i for i, v in enumerate(vals) if finite and v == max(finite)]
+    meta: dict[str, Any] = {"completion_models": models, "chosen_by": by if chosen else None}
+    return rec.finish("ultrafeedback", prompt, responses, chosen, ratings=ratings, meta=meta)
+
+
+# --- Nectar ------------------------------------------------------------------------------------
+
+
+def convert_nectar(rec: Record) -> Example:
+    """Nectar (``berkeley-nest/Nectar``): ``prompt`` (an HH transcript ending in
+    ``Assistant:``, read as its turns) and ``answers`` (``answer``, ``model``, ``rank``; rank 1 is
+    the best). Responses = the answers in file order; chosen = the rank-1 answer(s); the ranks
+    and models go to ``meta["ranks"]`` / ``meta["models"]`` (no ratings: a rank is not a
+    score)."""
+    prompt = checks.prompt(rec)
+    answers = rec.require("answers", structured=True)
+    if not isinstance(answers, list) or not answers:
+        raise rec.error("answers", f"expected a list of answers, got {describe(answers)}")
+    responses: list[str] = []
+    ranks: list[float] = []
+    models: list[Any] = []
+    for i, a in enumerate(answers):
+        if not isinstance(a, dict) or "answer" not in a or "rank" not in a:
+            raise rec.error(
+                "answers",
+                f"expected an object with 'answer' and 'rank', got {describe(a)}",
+                f"[{i}]",
+            )
+        responses.append(checks.response(rec, "answers", a["answer"], f"[{i}].answer"))
+        rank = csv_number(a["rank"]) if isinstance(a["rank"], str) else a["rank"]
+        if isinstance(rank, bool) or not isinstance(rank, int | float) or not math.isfinite(rank):
+            raise rec.error(
+                "answers", f"expected a numeric rank, got {describe(rank)}", f"[{i}].rank"
+            )
+        ranks.append(float(rank))
+        models.append(a.get("model"))
+    top = min(ranks)
+    chosen = [i for i, r in enumerate(ranks) if r == top]
+    meta: dict[str, Any] = {"ranks": ranks, "models": models}
+    source = rec.get("source", structured=True)
+    if isinstance(source, list):  # Nectar lists its prompt sources: kept whole in meta
+        meta["sources"] = source
+        texts = [s for s in source if isinstance(s, str)]
+        rec.data["source"] = ", ".join(texts) if len(texts) == len(source) else None
+    return rec.finish("nectar", prompt, responses, chosen, meta=meta)
