@@ -49,6 +49,7 @@ from rewardkit.engine.planning import (
     prefer_shared,
     shared_batch_estimate,
 )
+from rewardkit.engine.special_tokens import TEXT_ENCODING
 from rewardkit.errors import CapabilityError
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
@@ -463,6 +464,9 @@ class ModelBackedReward(Reward):
         return {
             "dtype": c.dtype.lower().replace("fp32", "float32").replace("bf16", "bfloat16"),
             "truncation": c.truncation,
+            # how scored text becomes tokens: scores cached before special-token strings were
+            # escaped (a response could write control tokens) must not be served again
+            "text": TEXT_ENCODING,
         }
 
     def cache(self) -> ScoreCache | None:

@@ -23,6 +23,8 @@ from rewardkit.types import Content, Message, Query
 
 #: Put after the first character of a special-token string found in scored text.
 WORD_JOINER = "\u2060"
+#: In every model-backed reward's identity: scores made before this escaping are not reused.
+TEXT_ENCODING = "special-token-strings-escaped"
 
 
 def special_strings(tokenizer: Any) -> tuple[str, ...]:
