@@ -188,7 +188,13 @@ def main() -> None:
         if exc.code != INTERRUPTED:
             raise
     terminated = signal.SIGTERM if hasattr(signal, "SIGTERM") else None
-    if terminated is not None and terminated in _received:
+    by_sigterm = terminated is not None and terminated in _received
+    if sys.argv[1:2] == ["train"]:  # training resumes from checkpoints, not the score cache
+        from rewardkit.train.cli import interrupted_note
+
+        how = "terminated (SIGTERM)" if by_sigterm else "interrupted"
+        _stop(interrupted_note(how), terminated if by_sigterm else None)
+    if by_sigterm:
         _stop(TERMINATED_NOTE, terminated)
     _stop(INTERRUPTED_NOTE, None)
 

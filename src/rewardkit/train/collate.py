@@ -15,6 +15,7 @@ padding; the pooled position of each sequence is returned in ``pool_index``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -73,6 +74,50 @@ def _ranking(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
     return chosen + rest, len(chosen)
 
 
+#: Objectives whose loss needs preference pairs (a BT-style term): with no labelled pair the
+#: term is 0 and nothing is learnt from it.
+PAIR_OBJECTIVES = ("bt", "tie", "crome", "bt+regression", "gated", "crm", "generative", "listwise")
+#: Objectives whose loss reads only strict (non-tie) pairs.
+STRICT_PAIRS = ("bt", "bt+regression", "gated", "crm")
+log = logging.getLogger(__name__)
+
+
+def has_preference(item: Item, objective: str) -> bool:
+    """Whether ``item`` gives ``objective``'s preference term something to learn."""
+    if objective == "listwise":
+        return item.n_ranked > 0
+    if objective in STRICT_PAIRS:
+        return any(not tie for _, _, tie, _, _ in item.pairs)
+    return bool(item.pairs)
+
+
+def _why_unlabelled(ex: Example, objective: str) -> str:
+    if ex.is_tie and objective in STRICT_PAIRS:
+        return "a tie (every response chosen), which the BT term skips"
+    if not ex.chosen:
+        rated = " (it has ratings)" if ex.ratings else ""
+        return f"no chosen response{rated}"
+    return "no ranked response"
+
+
+def check_labels(items: Sequence[Item], cfg: Any, where: str) -> None:
+    """Raise :class:`DataError` when ``items`` hold no preference for a pair objective (the
+    loss would be 0 and the run would \"succeed\" having learnt nothing)."""
+    if cfg.objective not in PAIR_OBJECTIVES or not items:
+        return
+    n_pairs = sum(len(it.pairs) for it in items)
+    if any(has_preference(it, cfg.objective) for it in items):
+        return
+    only_ties = f", {n_pairs} tie pairs only" if n_pairs else ""
+    raise DataError(
+        f"{where}: none of its {len(items)} examples has a preference for objective "
+        f"{cfg.objective!r} to learn from (no chosen/rejected responses{only_ties}); the loss "
+        "would be 0 and nothing would train. Give the examples chosen and rejected responses "
+        "(or a ranking), or pick the objective the labels fit: 'regression' for ratings "
+        "alone (with attributes), 'tie' for tie labels"
+    )
+
+
 def load_votes(path: str | None) -> dict[str, float]:
     """docs/methods/E1-preference-strength.md — an ensemble-vote file: JSON object {example_id: preference strength}."""
     if not path:
@@ -91,9 +136,12 @@ def build_items(
     examples: Sequence[Example],
     encode: Callable[[list[Query]], list[Any]],
     cfg: Any,
+    where: str = "data",
 ) -> list[Item]:
     """Tokenize every response once (through ``encode``, the scoring encoder of the model) and
-    attach the objective's labels. Bad examples raise :class:`DataError` naming the example."""
+    attach the objective's labels. Bad examples raise :class:`DataError` naming the example;
+    so does data with no preference at all for a pair objective (:func:`check_labels`), and
+    examples without one in mixed data are counted in a warning naming ``where``."""
     votes = load_votes(cfg.vote_file)
     queries: list[Query] = []
     spans = []
@@ -104,6 +152,7 @@ def build_items(
         queries.extend(ex.queries())
     rows = encode(queries)
     items = []
+    unlabelled: list[tuple[str, str]] = []
     for ex, (start, n) in zip(examples, spans, strict=True):
         part = rows[start : start + n]
         margin = 0.0
@@ -139,7 +188,28 @@ def build_items(
             ]
             if cfg.objective == "regression" and all(v == MASK for t in item.targets for v in t):
                 raise DataError(f"example {ex.id!r}: no ratings for {cfg.attributes}")
+        if cfg.objective in PAIR_OBJECTIVES and not has_preference(item, cfg.objective):
+            unlabelled.append((ex.id, _why_unlabelled(ex_use, cfg.objective)))
         items.append(item)
+    check_labels(items, cfg, where)
+    if unlabelled:
+        shown = ", ".join(f"{i!r} ({why})" for i, why in unlabelled[:3])
+        more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""
+        rest = (
+            "they train the regression term only"
+            if cfg.objective in ("bt+regression", "gated")
+            else "they add nothing to the loss"
+        )
+        log.warning(
+            "%s: %d of %d examples have no preference for objective %r (%s%s); %s",
+            where,
+            len(unlabelled),
+            len(items),
+            cfg.objective,
+            shown,
+            more,
+            rest,
+        )
     return items
 
 

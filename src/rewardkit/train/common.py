@@ -130,25 +130,72 @@ def training_args(cfg: TrainConfig, output_dir: str, seed: int, n_eval: int) -> 
     )
 
 
+def finished_at(ckpt: Path, resumed_from: dict[str, Any] | None) -> bool:
+    """Whether ``ckpt`` holds the last step of its run (and the resumed run is not longer)."""
+    if resumed_from and resumed_from.get("raised"):
+        return False
+    try:
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        return 0 < int(state["max_steps"]) <= int(state["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def record_run(out: Path, fingerprint: dict[str, Any], resumed_from: dict[str, Any] | None) -> None:
+    """Write the run's fingerprint next to the finished model, and say in
+    ``rewardkit_train.json`` which checkpoint it resumed from and what grew (a longer run)."""
+    from rewardkit.train.runstate import write_run_file
+
+    meta_file = out / "rewardkit_train.json"
+    if meta_file.is_file() and resumed_from is not None:
+        meta = json.loads(meta_file.read_text())
+        meta["resumed_from"] = resumed_from
+        meta_file.write_text(json.dumps(meta, indent=2, default=str))
+    write_run_file(out, fingerprint, resumed_from=resumed_from)
+
+
 def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     """Run a prepared trainer (resuming when asked), evaluate, save the model, history, metrics
     and plot to ``cfg.output_dir``."""
     import torch
 
+    from rewardkit.train import runstate
     from rewardkit.train.trainer import last_intact_checkpoint
 
     out = Path(cfg.output_dir)
+    fingerprint = trainer.run_fingerprint()
     resume = None
+    resumed_from: dict[str, Any] | None = None
     if cfg.resume:
         resume = last_intact_checkpoint(out)
         if resume is None:
+            runstate.check_resume_without_checkpoint(out, fingerprint)
             logging.getLogger(__name__).warning("resume: no checkpoint in %s; starting fresh", out)
-    trainer.train(resume_from_checkpoint=resume)
+        else:
+            grown = runstate.check_resume(Path(resume), fingerprint)
+            resumed_from = {"checkpoint": Path(resume).name, "raised": grown}
+    else:
+        runstate.claim_output_dir(cfg)
+    if trainer.is_world_process_zero():
+        # The finished outputs of an earlier attempt of this run stop looking finished until
+        # this one has written its own (a kill from here on leaves no stale metrics.json).
+        for name in ("metrics.json", runstate.RUN_FILE):
+            (out / name).unlink(missing_ok=True)
+    if resume is not None and finished_at(Path(resume), resumed_from):
+        # The checkpoint is the run's last step (killed before the final save): restore it as
+        # it is; transformers would train one step past max_steps.
+        from transformers import TrainerState
+
+        trainer._load_from_checkpoint(resume)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+    else:
+        trainer.train(resume_from_checkpoint=resume)
     metrics: dict[str, float] = {}
     if trainer.eval_dataset:
         metrics = trainer.evaluate()
     if trainer.is_world_process_zero():
         trainer.save_model(str(out))
+        record_run(out, fingerprint, resumed_from)
         history = trainer.state.log_history
         (out / "log_history.json").write_text(json.dumps(history, indent=1))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))

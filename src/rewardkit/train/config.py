@@ -117,6 +117,9 @@ class TrainConfig:
     eval_steps: int = 0  # evaluate every N steps (0: at the end only)
     logging_steps: int = 10
     resume: bool = False  # continue from the last checkpoint in output_dir
+    # a fresh run into an output_dir holding another run's checkpoints or model: delete those
+    # first (without it such a run is refused; train/runstate.py)
+    overwrite: bool = False
     plot: bool = True
     progress: bool = True
     cache_dir: str | None = None  # frozen backbone: score cache for the features (reruns are fast)

@@ -46,7 +46,9 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     from rewardkit.curate.strength import preference_strength
     from rewardkit.registry import load_reward
     from rewardkit.train.run import train
+    from rewardkit.train.runstate import claim_output_dir
 
+    claim_output_dir(cfg)  # --overwrite: the earlier ensemble's members and ensemble.yaml go first
     results = [train(m) for m in member_configs(cfg)]
     out = Path(cfg.output_dir)
     kind = "default" if cfg.freeze_backbone else "classifier"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import SpecError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
 
@@ -79,6 +79,9 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
             "(seconds per epoch), and keeps no intermediate checkpoints: set save_steps: 0 and "
             "drop resume (a rerun reuses the cached features when cache_dir is set)"
         )
+    from rewardkit.train.runstate import claim_output_dir
+
+    claim_output_dir(cfg, clear=False)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     train_ex, eval_ex = load_examples(cfg)
@@ -100,8 +103,16 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
         ),
     )
     x, pairs = featurize(feat, train_ex)
+    useful = ~pairs["pair_tie"] if cfg.objective == "bt" else pairs["pair_tie"] | True
+    if not bool(useful.any()):
+        raise DataError(
+            f"train data {cfg.data!r}: none of its {len(train_ex)} examples has a preference "
+            f"for objective {cfg.objective!r} (no chosen/rejected responses, or only ties for 'bt'); the head would "
+            "learn nothing"
+        )
     xe, pairs_e = featurize(feat, eval_ex) if eval_ex else (None, None)
     t_feat = time.perf_counter() - t0
+    claim_output_dir(cfg)  # data and features ready: --overwrite deletes the earlier run now
     head = FeatureHead(feat.dim, cfg.head, cfg.head_inner)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_pairs = int(pairs["pair_a"].numel())
@@ -178,6 +189,12 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
         "config": cfg.to_dict(),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+    train_meta = {
+        "objective": cfg.objective,
+        "config": cfg.to_dict(),
+        "load_with": f"default:{out}",
+    }
+    (out / "rewardkit_train.json").write_text(json.dumps(train_meta, indent=2, default=str))
     (out / "log_history.json").write_text(json.dumps(history, indent=1))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if cfg.plot:

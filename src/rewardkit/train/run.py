@@ -137,6 +137,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Train per ``cfg`` and save to ``cfg.output_dir``; see docs/training.md."""
     cfg.validate()
     from rewardkit.train.image import is_image_config
+    from rewardkit.train.runstate import claim_output_dir
+
+    # Before any model or data loads: a fresh run never mixes with another (with --overwrite
+    # the earlier run is deleted only once this one's data and model have loaded).
+    claim_output_dir(cfg, clear=False)
 
     if is_image_config(cfg):
         from rewardkit.train.image import train_image
@@ -165,7 +170,7 @@ def prepare(
     from transformers import set_seed
 
     from rewardkit.models.loading import set_threads
-    from rewardkit.train.collate import build_items, split_holdout
+    from rewardkit.train.collate import build_items, check_labels, split_holdout
     from rewardkit.train.trainer import RewardTrainer
 
     seed = cfg.seed if seed is None else seed
@@ -173,12 +178,20 @@ def prepare(
     set_seed(seed)
     train_ex, eval_ex = examples if examples is not None else load_examples(cfg)
     module, tok, encode, collator, verdict = build_model(cfg, seed)
+    build: Any = build_items
     if cfg.objective == "prm":
-        from rewardkit.train.prm import build_step_items as build_items
-    items = build_items(train_ex, encode, cfg)
-    eval_items = build_items(eval_ex, encode, cfg) if eval_ex else []
+        from rewardkit.train.prm import build_step_items
+
+        build = lambda ex, enc, c, where: build_step_items(ex, enc, c)  # noqa: E731
+    given = examples is not None
+    where = "train examples" if given else f"train data {cfg.data!r}"
+    items = build(train_ex, encode, cfg, where)
+    eval_where = "eval examples" if given else f"eval data {cfg.eval_data!r}"
+    eval_items = build(eval_ex, encode, cfg, eval_where) if eval_ex else []
     if not eval_items and cfg.eval_fraction > 0:
         items, eval_items = split_holdout(items, cfg.eval_fraction, seed)
+        if cfg.objective != "prm":
+            check_labels(items, cfg, f"{where} after holding out eval_fraction {cfg.eval_fraction}")
     args = training_args(cfg, str(cfg.output_dir), seed, len(eval_items))
     return RewardTrainer(
         model=module,

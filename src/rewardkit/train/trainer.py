@@ -74,6 +74,16 @@ class RewardTrainer(Trainer):
         self._train_stats: dict[str, list[float]] = defaultdict(list)
         self._tokens = 0
         self._t0: float | None = None
+        self._fingerprint: dict[str, Any] | None = None
+
+    def run_fingerprint(self) -> dict[str, Any]:
+        """This run's fingerprint (config, data identity, items; :mod:`rewardkit.train.runstate`),
+        saved with every checkpoint and checked by ``--resume``."""
+        if self._fingerprint is None:
+            from rewardkit.train.runstate import run_fingerprint
+
+            self._fingerprint = run_fingerprint(self.cfg, self.train_dataset)
+        return self._fingerprint
 
     # --- loss -------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -157,13 +167,17 @@ class RewardTrainer(Trainer):
     def _save_checkpoint(self, model, trial) -> None:
         """``Trainer``'s checkpoint, written under ``.staging-checkpoint-N/`` and renamed to
         ``checkpoint-N`` once complete (one process; multi-process runs save as ``Trainer``)."""
-        if self.args.world_size > 1:
-            super()._save_checkpoint(model, trial)
-            return
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        from rewardkit.train.runstate import write_run_file
 
         run_dir = Path(self._get_output_dir(trial=trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.world_size > 1:
+            super()._save_checkpoint(model, trial)
+            if self.is_world_process_zero():
+                write_run_file(run_dir / name, self.run_fingerprint())
+            return
         staging = run_dir / f"{STAGING_PREFIX}{name}"
         shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
         self._get_output_dir = lambda trial=None: str(staging)  # type: ignore[method-assign]
@@ -171,6 +185,7 @@ class RewardTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             del self._get_output_dir
+        write_run_file(staging / name, self.run_fingerprint())  # before the name is taken
         final = run_dir / name
         if final.exists():  # a rerun saving the same step: replace it whole
             shutil.rmtree(final)

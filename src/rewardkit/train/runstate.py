@@ -1,0 +1,329 @@
+"""Which run an ``output_dir`` and its checkpoints belong to.
+
+Every checkpoint (and the finished model) carries ``rewardkit_run.json``: the run's
+*fingerprint*, i.e. everything that changes what trains: the training fields of the config
+(model, objective, lr, schedule, batch, seed, max_steps, …), the identity of the data files
+(size and SHA-256 of each file; a directory by its listing) and a hash of the training items
+the data became (token ids and labels, after the eval hold-out). ``--resume`` refuses a
+checkpoint whose fingerprint differs, naming each difference; the one change it accepts is a
+longer run (a larger ``max_steps``, or ``epochs`` when ``max_steps`` is -1), recorded in
+``rewardkit_train.json`` as ``resumed_from``.
+
+A fresh run (no ``--resume``) refuses an ``output_dir`` that already holds a run's checkpoints
+or finished outputs, so two runs never mix; ``overwrite: true`` (``--overwrite``) deletes the
+earlier run's outputs first (only the files and folders ``rewardkit train`` writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rewardkit.errors import SpecError
+
+RUN_FILE = "rewardkit_run.json"
+#: Config fields that do not change the trained weights: they may differ on --resume.
+NOT_TRAINING = frozenset(
+    {
+        "output_dir",
+        "save_steps",
+        "save_total_limit",
+        "eval_steps",
+        "logging_steps",
+        "resume",
+        "overwrite",
+        "plot",
+        "progress",
+        "cache_dir",
+        "threads",
+        "eval_data",
+        "eval_format",
+        "eval_limit",
+    }
+)
+#: Fields a resumed run may raise (a longer run of the same training).
+EXTENDABLE = ("max_steps", "epochs")
+#: Files and folders of a finished (or started) run, besides ``checkpoint-N/``.
+RUN_OUTPUTS = (
+    "rewardkit_train.json",
+    RUN_FILE,
+    "metrics.json",
+    "log_history.json",
+    "model.safetensors",
+    "head.safetensors",
+    "head.json",
+    "image_rm.json",
+    "ensemble.yaml",
+    "votes.json",
+)
+_CKPT = re.compile(r"^(?:\.staging-)?checkpoint-\d+$")
+_MEMBER = re.compile(r"^member_\d+$")
+#: Everything ``overwrite`` removes from a previous run: its checkpoints, its member folders and
+#: the files a run writes at its top level (weights, tokenizer, metrics, plots).
+_OVERWRITE_FILES = re.compile(
+    r"^(model.*\.safetensors|model\.safetensors\.index\.json|rewardkit_.*|config\.json|"
+    r"generation_config\.json|tokenizer.*|special_tokens_map\.json|vocab\.(txt|json)|"
+    r"merges\.txt|added_tokens\.json|chat_template\.(jinja|json)|preprocessor_config\.json|"
+    r"training_args\.bin|metrics\.json|log_history\.json|loss_history\.json|training\.png|"
+    r"head\.(safetensors|json)|image_rm\.json|ensemble\.yaml|votes\.json|sentencepiece.*)$"
+)
+_OVERWRITE_DIRS = ("peer", "backbone")
+log = logging.getLogger(__name__)
+
+
+# --- fingerprint ----------------------------------------------------------------------------
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_identity(spec: str | None) -> list[dict[str, Any]]:
+    """What ``data`` (comma-separated parts) names: per local file its path, size and SHA-256;
+    per directory its listing (relative paths, sizes, mtimes); else the source string."""
+    out: list[dict[str, Any]] = []
+    for part in [p.strip() for p in (spec or "").split(",") if p.strip()]:
+        p = Path(part).expanduser()
+        if p.is_file():
+            out.append(
+                {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+            )
+        elif p.is_dir():
+            h = hashlib.sha256()
+            n = total = 0
+            for f in sorted(x for x in p.rglob("*") if x.is_file()):
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                n, total = n + 1, total + st.st_size
+            out.append(
+                {"path": str(p.resolve()), "files": n, "bytes": total, "listing": h.hexdigest()}
+            )
+        else:
+            out.append({"source": part})
+    return out
+
+
+def items_digest(items: Iterable[Any]) -> str:
+    """SHA-256 of the training items: every response's token ids and the labels (not the
+    example ids, which may name the file)."""
+    h = hashlib.sha256()
+    for it in items:
+        row = {
+            "ids": [list(map(int, r)) for r in it.ids],
+            "types": [None if t is None else list(map(int, t)) for t in it.types],
+            "pairs": [list(p) for p in it.pairs],
+            "order": list(it.order),
+            "n_ranked": it.n_ranked,
+            "targets": it.targets,
+            "images": [str(getattr(r, "image", "")) for r in it.ids],
+        }
+        h.update(json.dumps(row, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def run_fingerprint(cfg: Any, items: Sequence[Any] | None) -> dict[str, Any]:
+    """The run's fingerprint (see the module docstring); JSON-plain."""
+    conf = {k: v for k, v in sorted(cfg.to_dict().items()) if k not in NOT_TRAINING}
+    if conf.get("max_steps", -1) > 0:
+        conf["epochs"] = None  # ignored by a run with max_steps
+    conf["data"] = data_identity(cfg.data)
+    conf["vote_file"] = data_identity(cfg.vote_file) if cfg.vote_file else None
+    fp = {"config": conf, "items": None if items is None else items_digest(items)}
+    return json.loads(json.dumps(fp, default=str))
+
+
+def _show_data(ids: list[dict[str, Any]]) -> str:
+    parts = []
+    for d in ids:
+        if "sha256" in d:
+            parts.append(f"{d['path']} ({d['bytes']:,} bytes, sha256 {d['sha256'][:12]}…)")
+        elif "listing" in d:
+            parts.append(f"{d['path']}/ ({d['files']} files, {d['bytes']:,} bytes)")
+        else:
+            parts.append(str(d.get("source")))
+    return ", ".join(parts) or "nothing"
+
+
+def _same_data(a: Any, b: Any) -> bool:
+    """Data identities agree on content (a file moved or renamed with the same bytes is the same)."""
+    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
+        return a == b
+    key = lambda d: (d.get("sha256") or d.get("listing") or d.get("source"), d.get("bytes"))  # noqa: E731
+    return [key(x) for x in a] == [key(x) for x in b]
+
+
+def differences(
+    old: dict[str, Any], new: dict[str, Any], them: str = "the checkpoint's run"
+) -> tuple[list[str], dict[str, list]]:
+    """(what differs and blocks a resume, in words; extendable fields that grew: name → [old,
+    new])."""
+    blocking: list[str] = []
+    grown: dict[str, list] = {}
+    oc, nc = old.get("config", {}), new.get("config", {})
+    for key in sorted(set(oc) | set(nc)):
+        a, b = oc.get(key), nc.get(key)
+        if key in ("data", "vote_file"):
+            if not _same_data(a, b):
+                blocking.append(
+                    f"{key}: {them} used {_show_data(a or [])}, this run {_show_data(b or [])}"
+                )
+            continue
+        if a == b:
+            continue
+        numbers = isinstance(a, int | float) and isinstance(b, int | float)
+        if key in EXTENDABLE and numbers and 0 < a < b:
+            grown[key] = [a, b]
+            continue
+        blocking.append(f"{key}: {them} {a!r}, this run {b!r}")
+    if not blocking and old.get("items") != new.get("items") and new.get("items") is not None:
+        blocking.append(
+            f"training items: the data tokenize to different rows or labels than in {them} "
+            "(file content, columns, tokenizer or eval hold-out changed)"
+        )
+    return blocking, grown
+
+
+# --- output_dir --------------------------------------------------------------------------
+def previous_run(out: Path) -> list[str]:
+    """Names of the entries of ``out`` that belong to an earlier run (checkpoints, members,
+    finished outputs); empty when ``out`` holds none."""
+    if not out.is_dir():
+        return []
+    found = []
+    for p in sorted(out.iterdir()):
+        if (_CKPT.match(p.name) or _MEMBER.match(p.name)) and p.is_dir():
+            found.append(p.name + "/")
+        elif p.name in RUN_OUTPUTS and p.name != RUN_FILE:
+            found.append(p.name)
+    return found
+
+
+def clear_previous_run(out: Path) -> list[str]:
+    """Delete what an earlier ``rewardkit train`` wrote in ``out`` (``--overwrite``); other
+    files are left alone. Returns the names deleted."""
+    gone = []
+    for p in sorted(out.iterdir()) if out.is_dir() else []:
+        if p.is_dir() and (
+            _CKPT.match(p.name) or _MEMBER.match(p.name) or p.name in _OVERWRITE_DIRS
+        ):
+            shutil.rmtree(p)
+        elif p.is_file() and _OVERWRITE_FILES.match(p.name):
+            p.unlink()
+        else:
+            continue
+        gone.append(p.name)
+    return gone
+
+
+def claim_output_dir(cfg: Any, clear: bool = True) -> None:
+    """A fresh run's ``output_dir`` must not hold another run: refuse (naming what is there
+    and the ways out), or with ``overwrite`` delete the earlier run's outputs (``clear``; the
+    early check before anything loads passes False, so a run that fails on its data deletes
+    nothing). With ``resume`` nothing is done here (the checkpoint's fingerprint is checked)."""
+    if cfg.resume:
+        return
+    out = Path(cfg.output_dir)
+    found = previous_run(out)
+    if not found:
+        return
+    if getattr(cfg, "overwrite", False):
+        if not clear or int(os.environ.get("RANK", "0")) != 0:
+            return  # one process deletes (accelerate launch runs this on every process)
+        gone = clear_previous_run(out)
+        log.warning("overwrite: deleted the earlier run's %s from %s", ", ".join(gone), out)
+        return
+    shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+    raise SpecError(
+        f"train: output_dir {out} already holds a training run ({shown}); a new run there would "
+        "mix with it. Continue that run with --resume (same config), choose another "
+        "--output_dir, or pass --overwrite to delete the earlier run's outputs first"
+    )
+
+
+def read_run_file(path: Path) -> dict[str, Any] | None:
+    try:
+        got = json.loads((path / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) and "config" in got else None
+
+
+def write_run_file(path: Path, fingerprint: dict[str, Any], **extra: Any) -> None:
+    (path / RUN_FILE).write_text(json.dumps({**fingerprint, **extra}, indent=1, default=str))
+
+
+def check_resume(ckpt: Path, fingerprint: dict[str, Any]) -> dict[str, list]:
+    """Refuse ``ckpt`` when it belongs to another run (:class:`SpecError` naming every
+    difference); returns the extendable fields that grew (a longer run)."""
+    old = read_run_file(ckpt)
+    if old is None:
+        raise SpecError(
+            f"train --resume: {ckpt} records no run fingerprint ({RUN_FILE} is missing or "
+            "unreadable: written by an older rewardkit, or not by rewardkit train), so it cannot "
+            "be checked against this config; start over with --overwrite or another --output_dir"
+        )
+    blocking, grown = differences(old, fingerprint)
+    if blocking:
+        raise SpecError(
+            f"train --resume: {ckpt} belongs to a different run; "
+            + "; ".join(blocking)
+            + ". Resume with that run's settings, or start a new run with another --output_dir "
+            "or --overwrite (which deletes the earlier run's checkpoints and model)"
+        )
+    for key, (a, b) in grown.items():
+        log.warning(
+            "resume: %s raised from %s to %s: a longer run than the checkpoint's (the learning-rate "
+            "schedule follows the new length from step %s on)",
+            key,
+            a,
+            b,
+            ckpt.name.rsplit("-", 1)[-1],
+        )
+    return grown
+
+
+def check_resume_without_checkpoint(out: Path, fingerprint: dict[str, Any]) -> None:
+    """``--resume`` into a folder with no checkpoint: starting fresh is only safe when the
+    folder holds no other run's outputs (or the same config's finished model)."""
+    found = previous_run(out)
+    if not found:
+        return
+    old = read_run_file(out)
+    blocking = ["its outputs record no run fingerprint"] if old is None else []
+    if old is not None:
+        blocking, grown = differences(old, fingerprint, "the earlier run")
+        blocking += [f"{k}: the earlier run's {a!r}, this run {b!r}" for k, (a, b) in grown.items()]
+    if blocking:
+        raise SpecError(
+            f"train --resume: {out} has no checkpoint to resume, and holds the outputs of a "
+            f"different run ({', '.join(found[:6])}): " + "; ".join(blocking) + ". Choose another "
+            "--output_dir, or pass --overwrite (without --resume) to replace that run"
+        )
+    log.warning(
+        "resume: no checkpoint in %s (save_steps was 0); its finished model is from this same "
+        "config: training it again from the start",
+        out,
+    )
+
+
+__all__ = [
+    "RUN_FILE",
+    "check_resume",
+    "check_resume_without_checkpoint",
+    "claim_output_dir",
+    "clear_previous_run",
+    "data_identity",
+    "differences",
+    "previous_run",
+    "run_fingerprint",
+]
