@@ -136,10 +136,12 @@ def test_retry_delay_numbers():
     assert retry_delay(0, 0.5, 30) == 0.5
     assert retry_delay(3, 0.5, 30) == 4.0
     assert retry_delay(10, 0.5, 30) == 30
-    # Retry-After wins (capped; an HTTP date already past means now), junk falls back to backoff
+    # Retry-After wins (capped); junk, a negative value or an HTTP date already past (clock
+    # skew) falls back to backoff: read as "now", it sent every retry at once
     assert retry_delay(0, 0.5, 30, "2") == 2.0
     assert retry_delay(0, 0.5, 30, "120") == 30
-    assert retry_delay(1, 0.5, 30, "Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_delay(1, 0.5, 30, "Wed, 21 Oct 2015 07:28:00 GMT") == 1.0
+    assert retry_delay(1, 0.5, 30, "-5") == 1.0
     assert retry_delay(1, 0.5, 30, "soon") == 1.0
 
 
