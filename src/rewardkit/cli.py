@@ -156,15 +156,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _stop(note: str, signum: int | None) -> None:
-    """Say that the run stopped, then exit as the signal asks: 130 for Ctrl-C; for SIGTERM,
-    by the signal itself (exit handlers run first), as a supervisor expects."""
+    """Say that the run stopped, run the exit handlers, then exit as the signal asks: 130 for
+    Ctrl-C; for SIGTERM, by the signal itself, as a supervisor expects."""
     print(note, file=sys.stderr, flush=True)
-    if signum is None:
-        sys.exit(INTERRUPTED)
     sys.stdout.flush()
     run_exit_handlers = getattr(__import__("atexit"), "_run_exitfuncs", None)
     if run_exit_handlers is not None:
         run_exit_handlers()
+    if signum is None:
+        # Not sys.exit: when the interrupt landed in code CPython ran through PyRun_* (a
+        # library's), the interpreter remembers an "unhandled" KeyboardInterrupt and, after
+        # finalizing, exits by SIGINT whatever status was asked (-2, 1 run in ~20 under load)
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     sys.exit(128 + signum)  # pragma: no cover - only where the signal could not end us
@@ -187,6 +191,7 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code != INTERRUPTED:
             raise
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run has unwound: a second Ctrl-C waits
     terminated = signal.SIGTERM if hasattr(signal, "SIGTERM") else None
     by_sigterm = terminated is not None and terminated in _received
     if sys.argv[1:2] == ["train"]:  # training resumes from checkpoints, not the score cache
