@@ -16,10 +16,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tests.proc_helpers import start_slow_score
 from typer.testing import CliRunner
 
 from rewardkit.cli import app
@@ -401,32 +401,10 @@ def test_an_interrupt_during_the_cli_imports_is_one_line(name, code):
     assert len(lines) == 1 and "before the run finished" in lines[0], proc.stderr
 
 
-def _start_slow_score(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
-    data = tmp_path / "rows.jsonl"
-    row = {"prompt": "q", "response": "so \\frac{3}{7}", "reference": "2"}
-    data.write_text((json.dumps(row) + "\n") * 20_000)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    out = out_dir / "scored.jsonl"
-    cmd = [sys.executable, "-m", "rewardkit.cli", "score", "-r", "rule:math?fast=false"]
-    proc = subprocess.Popen(
-        [*cmd, "--data", str(data), "--out", str(out), "--chunk-size", "64"],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not any(p.suffix == ".tmp" for p in out_dir.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
-    return proc, out_dir, out
-
-
 def test_sigterm_mid_score_takes_the_ctrl_c_path(tmp_path):
     """Before: SIGTERM killed the run where it stood, leaving .scored.jsonl.<pid>-<hex>.tmp
     and the lock file behind. Now: one line, no traceback, nothing left, death by SIGTERM."""
-    proc, out_dir, _ = _start_slow_score(tmp_path)
+    proc, out_dir, _ = start_slow_score(tmp_path, ENV)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGTERM, stdout + stderr
@@ -438,7 +416,7 @@ def test_sigterm_mid_score_takes_the_ctrl_c_path(tmp_path):
 def test_a_killed_writers_temporary_file_is_swept_on_the_next_write(tmp_path):
     """SIGKILL cannot be caught: its hidden temporary file stays until the same output is
     written again, which removes it (its pid is dead) and leaves a live writer's alone."""
-    proc, out_dir, out = _start_slow_score(tmp_path)
+    proc, out_dir, out = start_slow_score(tmp_path, ENV)
     proc.kill()
     proc.communicate(timeout=60)
     stale = [p for p in out_dir.iterdir() if p.suffix == ".tmp"]

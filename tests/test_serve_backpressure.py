@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
+from tests.proc_helpers import wait_for
 
 from rewardkit.client import RewardClient
 from rewardkit.serve.app import ServeConfig, create_app
@@ -57,21 +57,13 @@ def _post_in_thread(
     return t
 
 
-def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
-
 def test_queue_full_gives_503_with_retry_after_and_the_client_retries(slow_server):
     batcher = slow_server.state.routes["default"].batcher
     out: dict = {}
     threads = [_post_in_thread(slow_server.url, slow_item(0.8, 1), out, "running")]
-    _wait_for(lambda: batcher._running == 1)
+    wait_for(lambda: batcher._running == 1)
     threads += [_post_in_thread(slow_server.url, slow_item(0.3, t), out, f"q{t}") for t in (2, 3)]
-    _wait_for(lambda: batcher.depth == 2)
+    wait_for(lambda: batcher.depth == 2)
     r = httpx.post(slow_server.url + "/v1/rewards", json={"items": [slow_item(0.1, 4)]})
     assert r.status_code == 503
     assert r.json()["error"]["type"] == "queue_full"
@@ -92,12 +84,12 @@ def test_client_disconnecting_mid_request(slow_server):
     out: dict = {}
     # A runs; B waits in the queue; both clients give up after 0.4 s.
     a = _post_in_thread(slow_server.url, slow_item(1.0, 1), out, "a", timeout=0.4)
-    _wait_for(lambda: batcher._running == 1)
+    wait_for(lambda: batcher._running == 1)
     b = _post_in_thread(slow_server.url, slow_item(1.0, 2), out, "b", timeout=0.4)
     a.join()
     b.join()
     assert "ReadTimeout" in out["a"][1] and "ReadTimeout" in out["b"][1]
-    _wait_for(lambda: batcher.depth == 0 and batcher._running == 0)
+    wait_for(lambda: batcher.depth == 0 and batcher._running == 0)
     stats = httpx.get(slow_server.url + "/v1/stats").json()
     assert stats["disconnects"] == 2
     # A had started and finished (its result is cached for a retry); B was dropped unscored
@@ -149,7 +141,7 @@ def test_shutdown_while_busy_drains_in_flight_requests(tmp_path):
             route = httpx.get(url + "/v1/stats", timeout=5).json()["routes"]["default"]
             return route["queue_depth"] == 2
 
-        _wait_for(all_accepted)
+        wait_for(all_accepted)
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join()

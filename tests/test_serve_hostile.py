@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.proc_helpers import wait_for
 
 from rewardkit.client import RewardClient, RewardServerError
 from rewardkit.data.openrlhf import split_query
@@ -76,14 +77,6 @@ def _metric(url: str, line_start: str) -> float:
         if line.startswith(line_start + " "):
             return float(line.split()[1])
     return 0.0
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
 
 
 def _raw(url: str) -> socket.socket:
@@ -150,7 +143,7 @@ def test_client_leaving_mid_body_is_a_counted_disconnect_without_traceback(serve
             b"Content-Length: 1000\r\n\r\n" + b'{"items": '
         )
         time.sleep(0.1)
-    _wait_for(lambda: httpx.get(server.url + "/v1/stats").json()["disconnects"] == before + 1)
+    wait_for(lambda: httpx.get(server.url + "/v1/stats").json()["disconnects"] == before + 1)
     assert 'endpoint="/v1/rewards",status="499"' in httpx.get(server.url + "/metrics").text
     text = server_logs.text()
     assert "Exception in ASGI application" not in text and "Traceback" not in text, text
@@ -304,7 +297,7 @@ def test_sigterm_exits_within_the_graceful_timeout_with_a_batch_running():
             rc.health()  # retried until the server is up
         thread = threading.Thread(target=client)
         thread.start()
-        _wait_for(lambda: _metric(url, "rewardkit_inflight_requests") == 1, timeout=30)
+        wait_for(lambda: _metric(url, "rewardkit_inflight_requests") == 1, timeout=30)
         time.sleep(0.3)  # the batch is running
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)

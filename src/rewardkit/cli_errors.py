@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 
@@ -28,3 +30,32 @@ def user_errors(*extra: type[Exception]) -> Iterator[None]:
         yield
     except (*USER_ERRORS, *extra) as exc:
         fail(exc)
+
+
+def finite(value: float | None) -> float | None:
+    """A typer callback refusing NaN and ±inf (click's range check lets NaN through)."""
+    return number_in()(value)
+
+
+def number_in(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Any:
+    """A typer callback refusing NaN, ±inf and numbers outside ``[lo, hi]`` (``(lo, hi]`` with
+    ``lo_open``); one message naming the range."""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        ok = math.isfinite(value)
+        ok = ok and (lo is None or (value > lo if lo_open else value >= lo))
+        ok = ok and (hi is None or value <= hi)
+        if not ok:
+            left = "(" if lo_open else "["
+            if lo is not None and hi is not None:
+                want = f"a number in {left}{lo:g}, {hi:g}]"
+            elif lo is not None:
+                want = f"a finite number {'>' if lo_open else '>='} {lo:g}"
+            else:
+                want = "a finite number"
+            raise typer.BadParameter(f"expected {want}, got {value}")
+        return value
+
+    return check

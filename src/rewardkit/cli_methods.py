@@ -7,13 +7,12 @@ Thin shells over library functions; heavy modules are imported inside the comman
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import user_errors
+from rewardkit.cli_errors import finite, number_in, user_errors
 from rewardkit.evaluate.bootstrap import MAX_N_BOOT
 
 pal_app = typer.Typer(
@@ -27,27 +26,15 @@ SeedOpt = Annotated[int, typer.Option(min=0, help="Random seed.")]
 StepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps.")]
 
 
-def _finite(value: float | None) -> float | None:
-    """A typer callback refusing NaN and ±inf (click's range check lets NaN through)."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"expected a finite number, got {value}")
-    return value
-
-
-def _positive(value: float | None) -> float | None:
-    """A typer callback for rates: finite and > 0."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"expected a finite number > 0, got {value}")
-    return value
-
-
-LrOpt = Annotated[float, typer.Option(callback=_positive, help="Adam learning rate (> 0).")]
+LrOpt = Annotated[
+    float, typer.Option(callback=number_in(0, lo_open=True), help="Adam learning rate (> 0).")
+]
 
 
 def _file_out(path: Path, what: str = "--out") -> None:
     """Check a file output before any work (a directory, under a file, a folder that refuses
     files: all refused naming the option)."""
-    from rewardkit.commands.evaluate import probe_writable
+    from rewardkit.outputs import probe_writable
 
     probe_writable(path, what)
 
@@ -55,7 +42,7 @@ def _file_out(path: Path, what: str = "--out") -> None:
 def _dir_out(path: Path, what: str = "--out") -> None:
     """Check a directory output before any work (an existing file is refused, not an
     ``[Errno 17] File exists`` after the training)."""
-    from rewardkit.commands.evaluate import probe_writable
+    from rewardkit.outputs import probe_writable
 
     probe_writable(path, what, directory=True)
 
@@ -77,7 +64,7 @@ def pal_personas(
     users_per_persona: Annotated[int, typer.Option(min=1, help="Simulated users per persona.")] = 5,
     pairs_per_user: Annotated[int, typer.Option(min=1, help="Comparisons per user.")] = 40,
     beta: Annotated[
-        float, typer.Option(min=0, callback=_finite, help="Label sharpness β of P = σ(β·Δu).")
+        float, typer.Option(min=0, callback=finite, help="Label sharpness β of P = σ(β·Δu).")
     ] = 3.0,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
@@ -166,7 +153,7 @@ def detect_eval(
         typer.Option(
             min=0,
             max=1,
-            callback=_finite,
+            callback=finite,
             help="False-positive rate for the TPR, a fraction in [0, 1] (0.01 = 1%).",
         ),
     ] = 0.01,
@@ -220,7 +207,7 @@ def detect_tune(
     steps: StepsOpt = 300,
     lr: LrOpt = 1e-3,
     replay_weight: Annotated[
-        float, typer.Option(min=0, callback=_finite, help="Weight λ of the replay term.")
+        float, typer.Option(min=0, callback=finite, help="Weight λ of the replay term.")
     ] = 1.0,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
@@ -261,7 +248,7 @@ def domain_fit(
         str, typer.Option(help="Built-in features, comma-separated (see docs).")
     ] = "coverage,sentiment,redundancy,length_fit,arithmetic",
     l2: Annotated[
-        float, typer.Option(min=0, callback=_finite, help="L2 penalty on the weights (>= 0).")
+        float, typer.Option(min=0, callback=finite, help="L2 penalty on the weights (>= 0).")
     ] = 1e-2,
     limit: LimitOpt = None,
 ) -> None:

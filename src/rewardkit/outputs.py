@@ -28,6 +28,7 @@ import math
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -261,3 +262,25 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite_json(v) for v in value]
     return value
+
+
+def probe_writable(path: str | os.PathLike[str], what: str, *, directory: bool = False) -> Path:
+    """``path`` after :func:`~rewardkit.outputs.check_file_target` (or ``check_dir_target``
+    with ``directory``) and a real test: a file is created and removed in the nearest existing
+    folder of ``path``, so a folder the system refuses (``/proc/x``, a read-only mount) is an
+    error naming the option *before* any work, not after it."""
+    p = check_dir_target(path, what) if directory else check_file_target(path, what)
+    if p.exists() and not p.is_dir() and not p.is_file():  # a device or pipe: written in place
+        return p
+    folder = p if p.is_dir() else next((q for q in p.parents if q.is_dir()), Path("."))
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rewardkit-probe-")
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {what} {p}: the folder {folder} refuses new files "
+            f"({exc.strerror or type(exc).__name__})"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return p

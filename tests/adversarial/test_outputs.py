@@ -260,29 +260,11 @@ def test_curate_checks_every_output_before_reading_data(cli, tmp_path):
 def test_ctrl_c_mid_score_says_so_and_leaves_nothing(tmp_path):
     """SIGINT once scoring has begun (its temporary output exists): exit 130 with one line
     saying the run did not finish, no output, no temporary or lock file, no traceback."""
-    import json
     import signal
-    import time
 
-    data = tmp_path / "rows.jsonl"
-    row = {"prompt": "q", "response": "so \\frac{3}{7}", "reference": "2"}
-    data.write_text((json.dumps(row) + "\n") * 20_000)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    out = out_dir / "scored.jsonl"
-    cmd = [sys.executable, "-m", "rewardkit.cli", "score", "-r", "rule:math?fast=false"]
-    proc = subprocess.Popen(
-        [*cmd, "--data", str(data), "--out", str(out), "--chunk-size", "64"],
-        env={**os.environ, "PYTHONPATH": SRC},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 120
-    while not any(p.suffix == ".tmp" for p in out_dir.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    from tests.proc_helpers import start_slow_score
+
+    proc, out_dir, _ = start_slow_score(tmp_path, {**os.environ, "PYTHONPATH": SRC})
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr

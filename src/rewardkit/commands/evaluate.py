@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,30 +36,6 @@ from rewardkit.data.table import BENCHMARK_NAMES
 from rewardkit.evaluate.bootstrap import MAX_N_BOOT
 
 
-def probe_writable(path: str | os.PathLike[str], what: str, *, directory: bool = False) -> Path:
-    """``path`` after :func:`~rewardkit.outputs.check_file_target` (or ``check_dir_target``
-    with ``directory``) and a real test: a file is created and removed in the nearest existing
-    folder of ``path``, so a folder the system refuses (``/proc/x``, a read-only mount) is an
-    error naming the option *before* any work, not after it."""
-    from rewardkit.outputs import OutputError, check_dir_target, check_file_target
-
-    p = check_dir_target(path, what) if directory else check_file_target(path, what)
-    if p.exists() and not p.is_dir() and not p.is_file():  # a device or pipe: written in place
-        return p
-    folder = p if p.is_dir() else next((q for q in p.parents if q.is_dir()), Path("."))
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rewardkit-probe-")
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write {what} {p}: the folder {folder} refuses new files "
-            f"({exc.strerror or type(exc).__name__})"
-        ) from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
-    return p
-
-
 @contextlib.contextmanager
 def locked_dir(out: Path, what: str = "--out") -> Iterator[None]:
     """Hold :func:`~rewardkit.outputs.exclusive` on the output directory ``out`` for the whole
@@ -84,20 +58,6 @@ def locked_dir(out: Path, what: str = "--out") -> Iterator[None]:
         if created and not ok:
             with contextlib.suppress(OSError):
                 out.rmdir()  # only when empty
-
-
-def check_out_not_in_data(out: Path, data: str) -> None:
-    """Refuse an output directory at or under a data directory: the next run would read the
-    reports as data."""
-    d = Path(data).expanduser()
-    if not d.is_dir():
-        return
-    o, d = out.expanduser().resolve(), d.resolve()
-    if o == d or d in o.parents:
-        raise ValueError(
-            f"--out {out} is inside the --data directory {data}; the reports would be read as "
-            "data by the next run. Give an --out outside it (e.g. out/eval)"
-        )
 
 
 def eval_command(
@@ -181,8 +141,9 @@ def eval_command(
     baseline beside) and writes report.json (every per-example score) and report.md to --out.
     With --ray each reward scores on a Ray actor pool (docs/remote.md); the report is the same.
     """
+    from rewardkit.data.sources import check_out_outside_data
     from rewardkit.evaluate.calibration import TemperatureScaling
-    from rewardkit.outputs import check_dir_target
+    from rewardkit.outputs import check_dir_target, probe_writable
 
     engine = engine_defaults(
         token_budget,
@@ -197,7 +158,7 @@ def eval_command(
     )
     with user_errors(KeyError):
         probe_writable(out, "--out", directory=True)
-        check_out_not_in_data(out, data)
+        check_out_outside_data(out, data)
         if not no_cache:
             check_dir_target(cache_dir, "--cache-dir")
         if save_temperature is not None:
@@ -397,6 +358,7 @@ def report_command(
     from rewardkit.evaluate.leaderboard import leaderboard, write_leaderboard
     from rewardkit.evaluate.report import to_markdown, write_reports
     from rewardkit.evaluate.result import load_report, report_path
+    from rewardkit.outputs import probe_writable
 
     # everything is read and every target checked before anything is written
     runs = []

@@ -6,22 +6,15 @@ they are NaN or infinite (click's range check lets NaN through)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from rewardkit.cli_errors import finite  # noqa: F401  (re-exported: the verbs' callback)
 from rewardkit.engine.config import MAX_THREADS
 
 DEFAULT_CACHE = "~/.cache/rewardkit/scores"
-
-
-def finite(value: float | None) -> float | None:
-    """A typer callback refusing NaN and ±inf."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"expected a finite number, got {value}")
-    return value
 
 
 RewardOpt = Annotated[

@@ -7,17 +7,21 @@ Heavy modules are imported inside the commands.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import user_errors
+from rewardkit.cli_errors import finite, number_in, user_errors
+from rewardkit.curate.cli_helpers import (
+    check_targets,
+    load_rewards,
+    print_summary,
+    soft_option,
+    write_examples,
+    written_along,
+)
 
 curate_app = typer.Typer(
     help="Curate preference data: strength, noise, consistency, relabel, filter, dedup, "
@@ -38,46 +42,6 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the sco
 
 
 _STATE: dict[str, str] = {"on_error": "raise"}
-
-
-def _finite(value: float | None) -> float | None:
-    """A typer callback refusing NaN and ±inf (click's range check lets NaN through)."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"expected a finite number, got {value}")
-    return value
-
-
-def _between(lo: float, hi: float | None = None) -> Any:
-    """A typer callback refusing NaN, ±inf and numbers outside [lo, hi] (one message for all,
-    naming the range)."""
-
-    def check(value: float | None) -> float | None:
-        if value is None:
-            return value
-        ok = math.isfinite(value) and value >= lo and (hi is None or value <= hi)
-        if not ok:
-            want = f"a number in [{lo:g}, {hi:g}]" if hi is not None else f"a number ≥ {lo:g}"
-            raise typer.BadParameter(f"expected {want}, got {value}")
-        return value
-
-    return check
-
-
-def _soft(value: str) -> str | float:
-    """``--soft``: avg, dyn or a confidence in [0.5, 1] (a softened label is never reversed)."""
-    if value in ("avg", "dyn"):
-        return value
-    try:
-        number = float(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected avg, dyn or a number, got {value!r}", param_hint="--soft"
-        ) from None
-    if not 0.5 <= number <= 1.0:  # NaN fails too
-        raise typer.BadParameter(
-            f"a softened label's confidence must be in [0.5, 1], got {value}", param_hint="--soft"
-        )
-    return number
 
 
 @curate_app.callback()
@@ -103,94 +67,6 @@ def _load(data: str, fmt: str | None, limit: int | None) -> list[Any]:
     return load(data, format=fmt, limit=limit, on_error=_STATE["on_error"])
 
 
-def _rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
-    from rewardkit.registry import load_reward
-
-    if not specs:
-        raise typer.BadParameter("give at least one --reward", param_hint="--reward")
-    engine = {
-        "device": device,
-        "cache_dir": None if no_cache else str(Path("~/.cache/rewardkit/scores").expanduser()),
-    }
-    return [load_reward(s, engine_defaults=engine) for s in specs]
-
-
-def _targets(data: str, **paths: Path | None) -> None:
-    """Refuse output paths that cannot be written (a directory, under a file, a folder that
-    refuses a new file, inside the ``--data`` directory, two options naming one file) before
-    any data is read or model loaded; keys are the option names."""
-    from rewardkit.data.sources import check_out_outside_data
-    from rewardkit.outputs import OutputError, check_file_target
-
-    seen: dict[Path, str] = {}
-    for name, path in paths.items():
-        if path is None:
-            continue
-        what = f"--{name}"
-        p = check_file_target(path, what)
-        check_out_outside_data(p, data, what)
-        key = p.resolve()
-        if key in seen:
-            raise OutputError(f"{seen[key]} and {what} name the same file {path}")
-        seen[key] = what
-        _probe(p, what)
-
-
-def _probe(path: Path, what: str) -> None:
-    """Create and remove a file beside ``path`` when its folder exists: a folder that takes no
-    new file (``/proc``, a read-only mount) fails here, before any work, not after the first
-    output is written."""
-    from rewardkit.outputs import output_error
-
-    if path.exists() and not path.is_file():  # a device or pipe: written in place
-        return
-    if not path.parent.is_dir():
-        return  # created when written; check_file_target checked the folder above it
-    probe = path.parent / f".{path.name}.{os.getpid()}.probe"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-        os.unlink(probe)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise output_error(what, path, exc) from None
-
-
-@contextlib.contextmanager
-def _along(path: Path | None, content: str | bytes | None, what: str) -> Iterator[None]:
-    """Write ``content`` to ``path`` around the block, atomically: the block (the main output)
-    runs while ``path``'s temporary file is open, so a side output that cannot be written
-    stops the run before the main output appears, and a failed main output leaves no side
-    output either."""
-    from rewardkit.outputs import atomic_file, atomic_text
-
-    if path is None or content is None:
-        yield
-        return
-    if isinstance(content, bytes):
-        with atomic_file(path, binary=True, what=what) as fh:
-            fh.write(content)
-            yield
-    else:
-        with atomic_text(path, what=what) as fh:
-            fh.write(content)
-            yield
-
-
-def _write(examples: list[Any], out: Path, to: str) -> int:
-    from rewardkit.curate.writers import write
-
-    return write(examples, out, to)
-
-
-def _summary(**fields: Any) -> None:
-    """The run's JSON line (NaN/±inf as null: standard JSON has neither)."""
-    from rewardkit.outputs import finite_json
-
-    typer.echo(json.dumps(finite_json(fields), default=str, allow_nan=False))
-
-
 @curate_app.command("strength")
 def strength_command(
     data: DataOpt,
@@ -211,16 +87,16 @@ def strength_command(
     from rewardkit.curate.strength import annotate_strength, votes_text
 
     with user_errors():
-        _targets(data, out=out, votes=votes)
+        check_targets(data, out=out, votes=votes)
         examples = _load(data, fmt, limit)
         annotated = annotate_strength(
-            examples, pair_deltas(examples, _rewards(reward, device, no_cache))
+            examples, pair_deltas(examples, load_rewards(reward, device, no_cache))
         )
         text = votes_text(annotated)[0] if votes else None
-        with _along(votes, text, "--votes"):
-            n = _write(annotated, out, to)
+        with written_along(votes, text, "--votes"):
+            n = write_examples(annotated, out, to)
     neg = sum(1 for ex in annotated if ex.meta.get("strength", 0.0) < 0)
-    _summary(examples=len(examples), written=n, negative_strength=neg, out=out, votes=votes)
+    print_summary(examples=len(examples), written=n, negative_strength=neg, out=out, votes=votes)
 
 
 @curate_app.command("noise")
@@ -230,12 +106,12 @@ def noise_command(
     reward: RewardsOpt,
     action: Annotated[str, typer.Option(help="flag, flip, drop or downweight.")] = "flag",
     min_margin: Annotated[
-        float, typer.Option(callback=_between(0.0), help="Flag when mean Δ < −min_margin (≥ 0).")
+        float, typer.Option(callback=number_in(0.0), help="Flag when mean Δ < −min_margin (≥ 0).")
     ] = 0.0,
     min_agreement: Annotated[
         float,
         typer.Option(
-            callback=_between(0.0, 1.0),
+            callback=number_in(0.0, 1.0),
             help="…and this fraction (0 < f ≤ 1) of rewards votes against the label "
             "(1 = unanimous).",
         ),
@@ -243,14 +119,14 @@ def noise_command(
     lowest_frac: Annotated[
         float | None,
         typer.Option(
-            callback=_between(0.0, 1.0),
+            callback=number_in(0.0, 1.0),
             help="Instead flag the lowest-strength fraction (card E1: 0.2).",
         ),
     ] = None,
     weight: Annotated[
         float,
         typer.Option(
-            callback=_between(0.0, 1.0), help="meta weight of a down-weighted pair (0-1)."
+            callback=number_in(0.0, 1.0), help="meta weight of a down-weighted pair (0-1)."
         ),
     ] = 0.1,
     review: Annotated[
@@ -273,13 +149,15 @@ def noise_command(
         )
     with user_errors():
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
-        _targets(data, out=out, review=review)
+        check_targets(data, out=out, review=review)
         examples = _load(data, fmt, limit)
-        res = detect_noise(examples, pair_deltas(examples, _rewards(reward, device, no_cache)), cfg)
+        res = detect_noise(
+            examples, pair_deltas(examples, load_rewards(reward, device, no_cache)), cfg
+        )
         text = review_text(res, examples, review) if review else None
-        with _along(review, text, "--review"):
-            n = _write(res.examples, out, to)
-    _summary(**res.counts, written=n, action=action, out=out, review=review)
+        with written_along(review, text, "--review"):
+            n = write_examples(res.examples, out, to)
+    print_summary(**res.counts, written=n, action=action, out=out, review=review)
 
 
 @curate_app.command("consistency")
@@ -301,7 +179,7 @@ def consistency_command(
     agree_at: Annotated[
         float,
         typer.Option(
-            callback=_between(0.0, 1.0), help="C (0-1) at or above which a label stays hard."
+            callback=number_in(0.0, 1.0), help="C (0-1) at or above which a label stays hard."
         ),
     ] = 1.0,
     pairs: Annotated[
@@ -322,11 +200,11 @@ def consistency_command(
 
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
-    soft_value = _soft(soft)
+    soft_value = soft_option(soft)
     with user_errors():
-        _targets(data, out=out)
+        check_targets(data, out=out)
         examples = _load(data, fmt, limit)
-        a, b = (response_scores(examples, r) for r in _rewards(reward, device, no_cache))
+        a, b = (response_scores(examples, r) for r in load_rewards(reward, device, no_cache))
         res = consistency_filter(
             examples,
             a,
@@ -337,8 +215,8 @@ def consistency_command(
             soft=soft_value,
             pairs=pairs,
         )
-        n = _write(res.examples, out, to)
-    _summary(**res.counts, mean_consistency=res.mean_consistency, written=n, out=out)
+        n = write_examples(res.examples, out, to)
+    print_summary(**res.counts, mean_consistency=res.mean_consistency, written=n, out=out)
 
 
 @curate_app.command("relabel")
@@ -379,11 +257,11 @@ def relabel_command(
     from rewardkit.curate.scores import response_scores
 
     with user_errors():
-        _targets(data, out=out)
+        check_targets(data, out=out)
         examples = _load(data, fmt, limit)
         scores = None
         if reward:
-            scores = response_scores(examples, _rewards([reward], device, no_cache)[0])
+            scores = response_scores(examples, load_rewards([reward], device, no_cache)[0])
             if rescale:
                 flat = do_rescale(np.concatenate(scores) if scores else np.zeros(0))
                 sizes = np.cumsum([len(s) for s in scores])[:-1]
@@ -393,8 +271,8 @@ def relabel_command(
         res = reward_augment(
             examples, score_key, as_system=not nosys, scores=scores, fine_keys=keys, counts=counts
         )
-        n = _write(res, out, to)
-    _summary(**counts, written=n, out=out)
+        n = write_examples(res, out, to)
+    print_summary(**counts, written=n, out=out)
 
 
 @curate_app.command("filter")
@@ -406,7 +284,7 @@ def filter_command(
     value: Annotated[
         float,
         typer.Option(
-            callback=_finite, help="The fraction kept (0-1), or the threshold (a finite number)."
+            callback=finite, help="The fraction kept (0-1), or the threshold (a finite number)."
         ),
     ] = 0.5,
     by: Annotated[str, typer.Option(help="Example score: chosen, margin or mean.")] = "chosen",
@@ -441,17 +319,17 @@ def filter_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--value") from None
     with user_errors():
-        _targets(data, out=out, histogram=histogram)
+        check_targets(data, out=out, histogram=histogram)
         image = image_format(histogram) if histogram else None
         examples = _load(data, fmt, limit)
-        rs = response_scores(examples, _rewards(reward, device, no_cache)[0])
+        rs = response_scores(examples, load_rewards(reward, device, no_cache)[0])
         res = filter_by_reward(
             examples, example_scores(examples, rs, by), keep, value, per_source=per_source
         )
         picture = histogram_image(res, image) if histogram and image else None
-        with _along(histogram, picture, "--histogram"):
-            n = _write(res.examples, out, to)
-    _summary(sources=res.counts, cutoffs=res.cutoffs, written=n, out=out, histogram=histogram)
+        with written_along(histogram, picture, "--histogram"):
+            n = write_examples(res.examples, out, to)
+    print_summary(sources=res.counts, cutoffs=res.cutoffs, written=n, out=out, histogram=histogram)
 
 
 @curate_app.command("dedup")
@@ -475,7 +353,7 @@ def dedup_command(
     from rewardkit.curate.dedup import dedup
 
     with user_errors():
-        _targets(data, out=out, report=report)
+        check_targets(data, out=out, report=report)
         res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
         removed = {
             "counts": res.counts,
@@ -484,9 +362,9 @@ def dedup_command(
             "degenerate": res.degenerate,
         }
         text = json.dumps(removed, indent=1) if report else None
-        with _along(report, text, "--report"):
-            n = _write(res.examples, out, to)
-    _summary(**res.counts, written=n, out=out)
+        with written_along(report, text, "--report"):
+            n = write_examples(res.examples, out, to)
+    print_summary(**res.counts, written=n, out=out)
 
 
 @curate_app.command("lengths")
@@ -496,7 +374,7 @@ def lengths_command(
     threshold: Annotated[
         float,
         typer.Option(
-            callback=_between(0.5, 1.0),
+            callback=number_in(0.5, 1.0),
             help="Flag when length accuracy ≥ this (or ≤ 1 − this), 0.5-1.",
         ),
     ] = 0.9,
@@ -512,7 +390,7 @@ def lengths_command(
     from rewardkit.curate.dedup import length_balance, rebalance
 
     with user_errors():
-        _targets(data, out=out)
+        check_targets(data, out=out)
         examples = _load(data, fmt, limit)
         table = length_balance(examples, by, threshold)
         for group, row in sorted(table.items()):
@@ -522,7 +400,7 @@ def lengths_command(
                 f"{row['length_accuracy']:.3f} {flag}"
             )
         if out:
-            n = _write(rebalance(examples, by, seed), out, to)
+            n = write_examples(rebalance(examples, by, seed), out, to)
             typer.echo(f"rebalanced: {n} of {len(examples)} examples -> {out}")
 
 
@@ -547,10 +425,10 @@ def export_command(
     from rewardkit.curate.writers import write
 
     with user_errors():
-        _targets(data, out=out)
+        check_targets(data, out=out)
         keys = [k.strip() for k in extra.split(",") if k.strip()]
         n = write(_load(data, fmt, limit), out, to, pairs, keys)
-    _summary(written=n, format=to, out=out)
+    print_summary(written=n, format=to, out=out)
 
 
 @curate_app.command("crome")
@@ -587,7 +465,7 @@ def crome_command(
         return [t.strip() for t in text.split(",") if t.strip()]
 
     with user_errors():
-        _targets(data, out=out)
+        check_targets(data, out=out)
         examples = _load(data, fmt, limit)
         if generator == "rule":
             pool = [r for ex in examples for r in ex.responses if isinstance(r, str)]
@@ -597,9 +475,9 @@ def crome_command(
 
             rewriter = GeneratorRewriter(Policy(generator, GenerationConfig(seed=seed)))
         aug = crome_augment(examples, rewriter, names(causal), names(neutral), irrelevant, seed)
-        n = _write((list(examples) if originals else []) + aug, out, "jsonl")
+        n = write_examples((list(examples) if originals else []) + aug, out, "jsonl")
     counts: dict[str, int] = {}
     for ex in aug:
         key = f"{ex.meta['augmentation']}/{ex.meta['attribute']}"
         counts[key] = counts.get(key, 0) + 1
-    _summary(examples=len(examples), written=n, augmented=counts, out=out)
+    print_summary(examples=len(examples), written=n, augmented=counts, out=out)

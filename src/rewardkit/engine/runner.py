@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardkit.engine import execute
+from rewardkit.engine import execute, special_tokens
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.batching import plan_batches
 from rewardkit.engine.cache import ScoreCache
@@ -49,7 +49,6 @@ from rewardkit.engine.planning import (
     prefer_shared,
     shared_batch_estimate,
 )
-from rewardkit.engine.special_tokens import TEXT_ENCODING
 from rewardkit.errors import CapabilityError
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
@@ -464,9 +463,7 @@ class ModelBackedReward(Reward):
         return {
             "dtype": c.dtype.lower().replace("fp32", "float32").replace("bf16", "bfloat16"),
             "truncation": c.truncation,
-            # how scored text becomes tokens: scores cached before special-token strings were
-            # escaped (a response could write control tokens) must not be served again
-            "text": TEXT_ENCODING,
+            "text": special_tokens.TEXT_ENCODING,  # scores cached before the escaping: not reused
         }
 
     def cache(self) -> ScoreCache | None:

@@ -4,13 +4,12 @@ preference pairs from the candidates (docs/cli/bon.md). Heavy modules load insid
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rewardkit.cli_errors import user_errors
+from rewardkit.cli_errors import number_in, user_errors
 from rewardkit.engine.config import MAX_THREADS
 
 
@@ -23,20 +22,6 @@ def _choice(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
         return value
 
     return check
-
-
-def _at_least_0(value: float) -> float:
-    """A finite number >= 0 (NaN and ±inf named as such, not as out of range)."""
-    if not math.isfinite(value) or value < 0:
-        raise typer.BadParameter(f"expected a finite number >= 0, got {value}")
-    return value
-
-
-def _top_p(value: float) -> float:
-    """``--top-p``: a probability mass in (0, 1] (click's ranges cannot exclude 0 or NaN)."""
-    if not 0 < value <= 1:  # NaN fails too
-        raise typer.BadParameter(f"expected a number in (0, 1], got {value}")
-    return value
 
 
 #: --pairs-format and --mine values (rewardkit.curate.writers.FORMATS, inference.mining.MODES).
@@ -66,11 +51,11 @@ def bon_command(
         int, typer.Option(min=1, help="Tokens generated per candidate.")
     ] = 256,
     temperature: Annotated[
-        float, typer.Option(callback=_at_least_0, help="Sampling temperature (0: greedy).")
+        float, typer.Option(callback=number_in(0), help="Sampling temperature (0: greedy).")
     ] = 0.7,
     top_p: Annotated[
         float,
-        typer.Option(callback=_top_p, help="Nucleus sampling p, in (0, 1]."),
+        typer.Option(callback=number_in(0, 1, lo_open=True), help="Nucleus sampling p, in (0, 1]."),
     ] = 0.95,
     limit: Annotated[int | None, typer.Option(min=1, help="Use the first LIMIT prompts.")] = None,
     prompt_field: Annotated[
@@ -94,7 +79,7 @@ def bon_command(
         str, typer.Option(callback=_choice(PAIR_FORMATS), help="trl (default), openrlhf or jsonl.")
     ] = "trl",
     min_gap: Annotated[
-        float, typer.Option(callback=_at_least_0, help="Smallest score gap of a mined pair.")
+        float, typer.Option(callback=number_in(0), help="Smallest score gap of a mined pair.")
     ] = 0.0,
     mine: Annotated[
         str,
