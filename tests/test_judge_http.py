@@ -14,6 +14,8 @@ from fault_proxy import FaultProxy, Faults
 from rewardkit import Query, load_reward
 from rewardkit.evaluate import evaluate
 from rewardkit.evaluate.report import to_markdown
+from rewardkit.results import failed_items
+from rewardkit.rewards.judges.failures import reindex_errors
 from rewardkit.rewards.judges.template import PAIRWISE, YES_NO
 from rewardkit.types import Capability, Example
 
@@ -296,3 +298,52 @@ def test_logprobs_are_read_after_a_quoted_response_and_nan_is_a_failure():
         full = judge.score_full([Query(QS[0].prompt, "5 Yes"), Query(p, "x")])
         assert full.scores[0] < 1e-3  # the judge's own "No", not the quoted "Yes"
         assert math.isnan(full.scores[1]) and full.stats["failed"] == 1
+
+
+def test_failed_rows_are_named_by_the_item_they_feed():
+    """A pairwise judge runs two rows per pair and a listwise judge one row per group: a failed
+    request fails the items those rows feed, and ``errors`` names those items (not the rows),
+    through a ``route`` too; ``failed_rows`` keeps the failed requests."""
+    fail = lambda b: "London" in json.dumps(b) or "zzz" in json.dumps(b)  # noqa: E731
+    with FaultProxy(handler=stub(logprobs=True), always_fail=fail) as proxy:
+        pair_spec = _spec("judge-pairwise", proxy, "&retries=1&backoff=0.01")
+        pair = load_reward(pair_spec)
+        qs = [
+            Query(QS[0].prompt, "4", reference="5"),
+            Query(QS[2].prompt, "Paris", reference="London"),
+            Query(QS[0].prompt, "5", reference="4"),
+        ]
+        full = pair.score_full(qs)
+        assert np.isfinite(full.scores[[0, 2]]).all() and math.isnan(full.scores[1])
+        failed, errors = failed_items(full.stats)
+        assert failed == 1 and [i for i, _ in errors] == [1]
+        assert full.stats["failed_rows"] == 2  # both orders of the pair were requests that failed
+
+        routed = load_reward({"route": {"x": pair_spec}, "default": "rule:length"})
+        meta = [{"data_source": "y"}, {"data_source": "x"}, {"data_source": "x"}]
+        res = routed.score_full(
+            [
+                Query(q.prompt, q.response, q.reference, meta=m)
+                for q, m in zip(qs, meta, strict=True)
+            ]
+        )
+        assert [i for i, _ in failed_items(res.stats)[1]] == [1]
+
+    with FaultProxy(handler=_listwise_stub, always_fail=fail) as proxy:
+        group = load_reward(_spec("judge-listwise", proxy, "&retries=1&backoff=0.01"))
+        lq = [Query([{"role": "user", "content": "q1"}], r) for r in ("bb", "a")]
+        lq += [Query([{"role": "user", "content": "q2"}], r) for r in ("zzz", "y")]
+        res = group.score_full(lq)
+        assert np.isfinite(res.scores[:2]).all() and np.isnan(res.scores[2:]).all()
+        assert [i for i, _ in failed_items(res.stats)[1]] == [2, 3]
+
+
+def test_reindex_errors_moves_rows_to_items_and_keeps_the_first_reason():
+    stats = {
+        "failed": 3,
+        "errors": [{"index": 3, "error": "b"}, {"index": 0, "error": "a"}, "loose"],
+    }
+    moved = reindex_errors(stats, [[1], [0], [0], [1, 2]])
+    assert moved["errors"] == [{"index": 1, "error": "a"}, {"index": 2, "error": "b"}]
+    assert moved["failed"] == 2 and moved["failed_rows"] == 3
+    assert reindex_errors({"queries": 4}, [[0]]) == {"queries": 4}

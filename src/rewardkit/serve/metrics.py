@@ -156,7 +156,9 @@ class Metrics:
             )
         if stats.get("run_cost") is not None:
             self.inc("rewardkit_endpoint_cost_total", float(stats["run_cost"]), route=route)
-        for outcome, key in (("sent", "requests"), ("retried", "retries"), ("failed", "failed")):
+        # a pairwise/listwise judge counts failed items in ``failed``, its requests in ``failed_rows``
+        failed = "failed_rows" if "failed_rows" in stats else "failed"
+        for outcome, key in (("sent", "requests"), ("retried", "retries"), ("failed", failed)):
             self.inc(
                 "rewardkit_endpoint_requests_total",
                 float(stats.get(key, 0)),

@@ -259,8 +259,12 @@ class HttpJudge(EndpointReward):
         ``usage`` (and ``cost`` with a price table) is what the answers of these rows cost,
         whether they came from the endpoint now or from the cache — the same on a repeated run;
         ``run_usage``, ``requests``, ``retries`` and ``cache_hits`` describe this call only.
-        ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read."""
-        table, run = self.score_table(rows)
+        ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read;
+        ``failed`` and ``errors`` (``{"index", "error"}``, indices into ``rows``) the rows whose
+        request failed or whose answer could not be read."""
+        table, run, failed_rows = self._score_rows(rows)
+        if failed_rows:  # indices into ``rows``; pairwise/listwise move them to their items
+            run["errors"] = failed_rows
         first = sorted({self.key(r): i for i, r in reversed(list(enumerate(rows)))}.values())
         flags = np.nan_to_num(table[first, 1 : 1 + len(_FLAGS)].astype(np.float64), nan=0.0)
         usage = Usage(int(flags[:, 2].sum()), int(flags[:, 3].sum()))

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rewardkit.rewards.judges import verdict
+from rewardkit.rewards.judges.failures import reindex_errors
 from rewardkit.types import (
     Content,
     ListwiseResult,
@@ -129,6 +130,7 @@ class ListwiseJudging:
         out = [np.full(len(g), np.nan) for g in groups]
         for i, s in zip(index, label_scores, strict=True):
             out[i][perms[i]] = s
+        stats = reindex_errors(stats, [[i] for i in index])  # shown group → its group
         return ListwiseResult(tuple(out), {**stats, "groups": len(index)})
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
@@ -145,4 +147,5 @@ class ListwiseJudging:
         out = np.full(len(queries), np.nan)
         for m, s in zip(members, judged.scores, strict=True):
             out[m] = s
-        return ScoreResult(out, stats={**judged.stats, "queries": len(queries)})
+        stats = reindex_errors(judged.stats, members)  # a failed group fails its queries
+        return ScoreResult(out, stats={**stats, "queries": len(queries)})

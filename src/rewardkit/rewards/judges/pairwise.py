@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rewardkit.rewards.judges.failures import reindex_errors
 from rewardkit.rewards.judges.template import references
 from rewardkit.rewards.judges.verdict import pairwise_result
 from rewardkit.types import (
@@ -71,7 +72,8 @@ class PairwiseJudging:
             return pairwise_result(np.zeros(0), np.zeros(0), {"pairs": 0}, np.zeros(0, bool))
         margins, truncated, stats = self.pair_margins(rows)
         cut = truncated[:n] | truncated[n:]
-        stats = {**stats, "pairs": n, "truncated_pairs": int(cut.sum())}
+        stats = reindex_errors(stats, [[r % n] for r in range(2 * n)])  # either order fails a pair
+        stats.update(pairs=n, truncated_pairs=int(cut.sum()))
         return pairwise_result(margins[:n], margins[n:], stats, cut)
 
     def position_bias(
@@ -103,6 +105,6 @@ class PairwiseJudging:
             out[has] = sums[has] / counts[has]
             assert judged.truncated is not None
             np.logical_or.at(truncated, index, judged.truncated)
-            stats = dict(judged.stats)
+            stats = reindex_errors(judged.stats, [[i] for i in index])
         stats.update(queries=len(queries), truncated_rows=int(truncated.sum()))
         return ScoreResult(out, stats=stats, truncated=truncated)
