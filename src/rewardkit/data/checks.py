@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from rewardkit.data.location import describe
-from rewardkit.data.record import Record
+from rewardkit.data.record import Record, csv_number
 from rewardkit.types import Message
 
 #: Message roles accepted in prompts and conversations.
@@ -121,7 +122,9 @@ def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) ->
         from rewardkit.data.hh_rlhf import transcript_prompt
 
         turns = transcript_prompt(value)
-        if turns is not None:  # "\n\nHuman: …\n\nAssistant:" (Dahoas, Nectar): its turns
+        if turns is None:
+            turns = nemo_prompt(value)
+        if turns is not None:  # "\n\nHuman: …\n\nAssistant:" (Dahoas, Nectar), HelpSteer2
             return turns
         return [{"role": "user", "content": text(rec, name, value, what="a prompt")}]
     if not allow_messages:
@@ -132,6 +135,28 @@ def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) ->
     if not any(not isinstance(m["content"], str) or m["content"].strip() for m in msgs):
         raise rec.error(name, "expected a prompt that is not empty, got only empty messages")
     return msgs
+
+
+_NEMO_TURN = re.compile(r"\s*<extra_id_1>(User|Assistant)[ \t]*\n?")
+
+
+def nemo_prompt(value: str) -> list[Message] | None:
+    """A HelpSteer2 multi-turn prompt (``"{user 1}\n<extra_id_1>Assistant\n{assistant 1}\n
+    <extra_id_1>User\n{user 2}"``, the dataset card's layout) as its messages; None for any other
+    text. Only that shape is parsed: it starts with a user turn, speakers alternate, it ends with
+    a user turn and no user turn is empty."""
+    if "<extra_id_1>" not in value:
+        return None
+    parts = _NEMO_TURN.split(value)
+    turns = [("User", parts[0]), *zip(parts[1::2], parts[2::2], strict=True)]
+    roles = [who for who, _ in turns]
+    if roles != ["User", "Assistant"] * (len(turns) // 2) + ["User"]:
+        return None
+    if any(who == "User" and not said.strip() for who, said in turns):
+        return None
+    if any("<extra_id_" in said for _, said in turns):
+        return None
+    return [{"role": who.lower(), "content": said.strip()} for who, said in turns]  # type: ignore[misc]
 
 
 def _looks_like_messages(rec: Record, name: str) -> bool:
@@ -193,3 +218,64 @@ def best(ratings_: list[dict[str, float]]) -> list[int]:
         return []
     top = max(finite)
     return [i for i, v in enumerate(vals) if v == top]
+
+
+#: Per-side score columns of published DPO sets, as (chosen column, rejected column):
+#: UltraFeedback-binarized (``score_chosen``), argilla dpo-mix-7k and Tulu 3 (``chosen_rating``),
+#: Capybara-DPO (``rating_chosen``), the ``chosen_score`` spelling and argilla's UltraFeedback
+#: preference sets.
+SIDE_SCORES = (
+    ("score_chosen", "score_rejected"),
+    ("chosen_rating", "rejected_rating"),
+    ("rating_chosen", "rating_rejected"),
+    ("chosen_score", "rejected_score"),
+    ("chosen-rating", "rejected-rating"),  # argilla ultrafeedback-binarized-preferences-cleaned
+    ("chosen_avg_rating", "rejected_avg_rating"),  # argilla ultrafeedback-binarized-preferences
+)
+
+
+def side_scores(rec: Record) -> tuple[str, float, float] | None:
+    """The first pair of per-side score columns with two finite numbers, as
+    ``(chosen column, chosen score, rejected score)``; None when there is none. The columns are
+    only read (they stay in ``meta``)."""
+    for c, r in SIDE_SCORES:
+        a, b = rec.peek(c), rec.peek(r)
+        if rec.loc.kind == "csv":
+            a, b = csv_number(a), csv_number(b)
+        if all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (a, b)
+        ):
+            return c, float(a), float(b)
+    return None
+
+
+def score_tie(rec: Record, chosen: list[int]) -> tuple[list[int], dict[str, Any]]:
+    """A pair whose own per-side scores are equal is a labelled tie (both chosen), not a
+    preference: ``meta["tied_scores"]`` names the column. Scores that rank the rejected side
+    higher keep the file's label and are flagged in ``meta["scores_disagree"]``
+    (docs/data-formats.md, "Per-side scores")."""
+    found = side_scores(rec)
+    if found is None or chosen != [0]:
+        return chosen, {}
+    col, a, b = found
+    if a == b:
+        return [0, 1], {"tied_scores": col}
+    if a < b:
+        return chosen, {"scores_disagree": col}
+    return chosen, {}
+
+
+def with_system(rec: Record, prompt: list[Message]) -> list[Message]:
+    """``prompt`` after the record's ``system`` text column as a system message (Intel
+    orca_dpo_pairs, argilla distilabel-intel-orca-dpo-pairs), unless the prompt already starts
+    with a system or developer message; an empty ``system`` adds nothing."""
+    value = rec.get("system")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return prompt
+    if not isinstance(value, str):
+        raise rec.error("system", f"expected a system prompt text, got {describe(value)}")
+    if prompt and prompt[0]["role"] in ("system", "developer"):
+        rec.used.discard("system")  # the prompt has its own: the column stays in meta
+        return prompt
+    return [{"role": "system", "content": value}, *prompt]

@@ -15,7 +15,7 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     """Validate a generic record and build its :class:`Example`."""
     if rec.sniffed and fmt == "generic":
         _unknown_format(rec)
-    prompt = checks.prompt(rec)
+    prompt = checks.with_system(rec, checks.prompt(rec))
     if rec.has("responses"):
         return _listed(rec, fmt, prompt)
     chosen = checks.response(rec, "chosen", rec.require("chosen"))
@@ -28,7 +28,8 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     ratings = None
     if rec.has("ratings"):
         ratings, _ = checks.ratings(rec, "ratings", rec.get("ratings", structured=True), 2)
-    return rec.finish(fmt, prompt, responses, [0], ratings)
+    chosen_idx, meta = checks.score_tie(rec, [0]) if len(responses) == 2 else ([0], {})
+    return rec.finish(fmt, prompt, responses, chosen_idx, ratings, meta=meta)
 
 
 def _unknown_format(rec: Record) -> None:
@@ -50,8 +51,13 @@ def _unknown_format(rec: Record) -> None:
         f"missing required field (fields found: {found}). The data was sniffed as format "
         "'generic' because no known format matched these fields; name the format with "
         f"--format (format= in Python; one of: {', '.join(FORMATS)}) or map your columns with "
-        "--columns prompt=COLUMN,chosen=COLUMN,rejected=COLUMN (columns= in Python); see "
-        "docs/data-formats.md",
+        "--columns prompt=COLUMN,chosen=COLUMN,rejected=COLUMN (columns= in Python)"
+        + (
+            "; for TRL's implicit-prompt form (texts that start with the prompt) pass --format trl"
+            if missing == "prompt" and "chosen" in rec.data and "rejected" in rec.data
+            else ""
+        )
+        + "; see docs/data-formats.md",
     )
 
 

@@ -26,6 +26,9 @@ LABELLED_FORMATS = (
     "pku-saferlhf",
     "shp",
     "helpsteer2-preference",
+    "summarize-from-feedback",
+    "alpacafarm",
+    "arena-human-preference",
 )
 
 

@@ -10,6 +10,10 @@ from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example, Message
 
+#: Winner values for "both are bad" (Chatbot Arena ``tie (bothbad)``; ``both_bad`` in later Arena
+#: exports): labelled ties, flagged ``meta["both_bad"]``.
+BOTH_BAD = ("tie (bothbad)", "both_bad", "bothbad", "both bad")
+
 
 def _split(rec: Record, name: str, turn: int) -> tuple[list[Message], str]:
     conv = checks.messages(rec, name, rec.require(name, structured=True))
@@ -35,8 +39,8 @@ def convert(rec: Record) -> Example:
 
     The judged responses are each conversation's assistant message at ``turn``; the prompt is
     conversation A's messages before it (for turn 2 this includes model A's first answer — the
-    dataset judges each model's own history). ``"tie"`` and ``"tie (bothbad)"`` are labelled
-    ties. Subset = ``turn<k>``; the judge id and models go to ``meta``; when conversation B's
+    dataset judges each model's own history). ``"tie"``, ``"tie (bothbad)"`` and ``"both_bad"`` are labelled
+    ties (the both-bad ones flagged ``meta["both_bad"]``). Subset = ``turn<k>``; the judge id and models go to ``meta``; when conversation B's
     messages before the judged turn differ from A's they are kept in ``meta["prompt_b"]``."""
     turn_v: Any = rec.number("turn")
     if turn_v is None:
@@ -50,16 +54,20 @@ def convert(rec: Record) -> Example:
         chosen = [0]
     elif winner == "model_b":
         chosen = [1]
-    elif winner.startswith("tie"):
+    elif winner.startswith("tie") or winner in BOTH_BAD:
         chosen = [0, 1]
     else:
-        raise rec.error("winner", f"expected 'model_a', 'model_b' or 'tie', got {winner!r}")
+        raise rec.error(
+            "winner", f"expected 'model_a', 'model_b', 'tie' or 'both_bad', got {winner!r}"
+        )
     rec.data.setdefault("subset", f"turn{turn_v}")
     if not rec.has("id") and rec.has("question_id"):
         rec.data["id"] = f"{rec.data['question_id']}:{rec.data.get('model_a')}:" + (
             f"{rec.data.get('model_b')}:{rec.data.get('judge')}:{turn_v}"
         )
-    meta = {}
+    meta: dict[str, Any] = {}
+    if winner in BOTH_BAD:  # a tie in which the voter judged both answers bad
+        meta["both_bad"] = True
     if prompt_b != prompt:  # model B's own history differs from A's: kept, not dropped
         meta["prompt_b"] = prompt_b
     return rec.finish("mt-bench-human", prompt, [a, b], chosen, meta=meta)

@@ -7,7 +7,9 @@ problems are raised.
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import io
 import json
 import re
 import sys
@@ -23,11 +25,15 @@ Item = tuple[Location, "dict[str, Any] | DataError"]
 #: Supported data-file suffixes, longest first, with the reader kind for each.
 SUFFIXES: dict[str, str] = {
     ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
     ".json.gz": "json",
     ".csv.gz": "csv",
+    ".tsv.gz": "tsv",
     ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
     ".json": "json",
     ".csv": "csv",
+    ".tsv": "tsv",
     ".parquet": "parquet",
 }
 
@@ -38,10 +44,55 @@ def file_kind(path: Path) -> str | None:
     return next((kind for sfx, kind in SUFFIXES.items() if name.endswith(sfx)), None)
 
 
-def _open(path: Path) -> IO[bytes]:
+#: Byte-order marks of the Unicode encodings other than UTF-8 that text exports use (Excel's
+#: "Unicode text", PowerShell's ``Out-File``), longest first.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _bomless_utf16(head: bytes) -> str | None:
+    """UTF-16 without a byte-order mark, told by its first two characters being ASCII (a NUL
+    byte beside each): ``'{\\x00"\\x00'`` → little-endian. UTF-8 text never starts with NUL."""
+    if len(head) < 4:
+        return None
+    if head[0] and head[2] and not head[1] and not head[3]:
+        return "utf-16-le"
+    if head[1] and head[3] and not head[0] and not head[2]:
+        return "utf-16-be"
+    return None
+
+
+def _raw_open(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
+
+
+def _open(path: Path) -> IO[bytes]:
+    """The file's bytes (gunzipped); a UTF-16/32 file (with a byte-order mark, or UTF-16 that
+    starts with ASCII) is decoded and handed on as UTF-8, so every reader sees UTF-8
+    (docs/data-formats.md, Sources)."""
+    fh = _raw_open(path)
+    head = fh.peek(4)[:4] if hasattr(fh, "peek") else b""
+    encoding = next((enc for bom, enc in _WIDE_BOMS if head.startswith(bom)), None)
+    encoding = encoding or _bomless_utf16(head)
+    if encoding is None:
+        return fh
+    with fh:
+        raw = fh.read()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"expected {encoding.upper()} text (the file starts like it), got "
+            f"invalid bytes {raw[e.start : e.start + 4]!r} at byte {e.start}",
+            path=str(path),
+        ) from None
+    return io.BytesIO(text.removeprefix("\ufeff").encode("utf-8"))
 
 
 #: Deepest nesting of arrays/objects accepted in one record (real data needs a handful of levels).
@@ -271,7 +322,12 @@ def _csv_lines(fh: IO[bytes], path: Path, name: str) -> Iterator[str]:
         yield text
 
 
-def iter_csv(path: Path, name: str) -> Iterator[Item]:
+def iter_tsv(path: Path, name: str) -> Iterator[Item]:
+    """Records of a tab-separated file with a header row (as :func:`iter_csv`)."""
+    return iter_csv(path, name, delimiter="\t")
+
+
+def iter_csv(path: Path, name: str, delimiter: str = ",") -> Iterator[Item]:
     """Records of a CSV file with a header row; ``line`` is the record's first physical line."""
     import csv
 
@@ -279,7 +335,7 @@ def iter_csv(path: Path, name: str) -> Iterator[Item]:
     spath = str(path)
     try:
         with _open(path) as fh:
-            reader = csv.reader(_csv_lines(fh, path, name))
+            reader = csv.reader(_csv_lines(fh, path, name), delimiter=delimiter)
             try:
                 header = next(reader, None)
                 if header is None:
@@ -330,7 +386,13 @@ def iter_parquet(path: Path, name: str) -> Iterator[Item]:
             row += 1
 
 
-_READERS = {"jsonl": iter_jsonl, "json": iter_json, "csv": iter_csv, "parquet": iter_parquet}
+_READERS = {
+    "jsonl": iter_jsonl,
+    "json": iter_json,
+    "csv": iter_csv,
+    "tsv": iter_tsv,
+    "parquet": iter_parquet,
+}
 
 
 def iter_file(path: Path, name: str) -> Iterator[Item]:

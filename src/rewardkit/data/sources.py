@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
@@ -18,6 +20,34 @@ def _in_split(rel: Path, split: str) -> bool:
     parts = [p.lower() for p in rel.parts[:-1]]
     s = split.lower()
     return stem.lower() == s or stem.lower().startswith((s + "-", s + "_")) or s in parts
+
+
+#: Split names of Hub exports (``data/train-00000-of-00002.parquet``, ``test_prefs.jsonl``).
+SPLIT_WORDS = ("train", "test", "validation", "valid", "val", "dev", "eval")
+_SHARD = re.compile(r"-\d+-of-\d+$")
+
+
+def split_label(rel: Path) -> str | None:
+    """The split a data file belongs to by its name (``train_prefs-00000-of-00001.parquet`` →
+    ``train_prefs``) or folder (``test/x.jsonl`` → ``test``); None when neither names one."""
+    stem = _SHARD.sub("", rel.name.split(".")[0]).lower()
+    if re.split(r"[-_]", stem)[0] in SPLIT_WORDS:
+        return stem
+    return next((p.lower() for p in reversed(rel.parts[:-1]) if p.lower() in SPLIT_WORDS), None)
+
+
+def warn_mixed_splits(spec: str, rels: list[Path]) -> None:
+    """Warn when a directory read whole holds files of several splits (a Hub snapshot with
+    train and test files): they are read together, so a test split would be trained on, or an
+    evaluation would count train rows (docs/data-formats.md, Sources)."""
+    labels = sorted({lab for lab in map(split_label, rels) if lab})
+    if len(labels) > 1:
+        warnings.warn(
+            f"{spec}: the directory holds files of {len(labels)} splits ({', '.join(labels)}) and "
+            "all are read together; point at one split's file or folder (split= in Python) to "
+            "read one",
+            stacklevel=4,
+        )
 
 
 def data_files(root: Path, split: str | None = None) -> list[Path]:
@@ -75,6 +105,8 @@ def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> I
     if not files:
         what = f" for split {split!r}" if split else ""
         raise DataError(f"no data files{what} ({', '.join(SUFFIXES)}) in directory", path=spec)
+    if split is None:
+        warn_mixed_splits(spec, [f.relative_to(path) for f in files])
     for f in files:
         yield from iter_file(f, f.relative_to(path).as_posix())
 

@@ -27,6 +27,7 @@ from rewardkit.data import (
     multimodal,
     pandalm,
     prd,
+    published,
     ragrewardbench,
     ratings,
     rewardbench,
@@ -112,6 +113,24 @@ FORMATS: tuple[Format, ...] = (
         "ultrafeedback", community.convert_ultrafeedback, "generic", ("instruction", "completions")
     ),
     Format("nectar", community.convert_nectar, "generic", ("prompt", "answers", "num_responses")),
+    Format(
+        "summarize-from-feedback",
+        published.convert_summarize,
+        "generic",
+        ("info", "summaries", "choice"),
+    ),
+    Format(
+        "alpacafarm",
+        published.convert_alpacafarm,
+        "generic",
+        ("instruction", "output_1", "output_2", "preference"),
+    ),
+    Format(
+        "arena-human-preference",
+        published.convert_arena,
+        "generic",
+        ("prompt", "response_a", "response_b", "winner_model_a"),
+    ),
     Format("t2i-pairs", multimodal.convert_t2i, "generic"),
     Format("image-edit", multimodal.convert_edit, "generic"),
     Format("mm-qa", multimodal.convert_mm_qa, "mm-rlhf"),

@@ -1,11 +1,17 @@
 """TRL conversational preference pairs: ``chosen``/``rejected`` message lists (optional ``prompt``).
 
 Without ``prompt`` the messages before the final assistant turn (identical in both) are the prompt.
-With ``prompt``, each side is the completion (one assistant message), optionally after the prompt.
-String ``prompt``/``chosen``/``rejected`` (TRL's standard form) is read as the generic format.
+With ``prompt``, each side is the completion (one assistant message), optionally after the prompt;
+when both sides are whole multi-turn conversations that continue past a text ``prompt``
+(Capybara-DPO), the shared conversation is the prompt. String ``prompt``/``chosen``/``rejected``
+(TRL's standard form) is read as the generic format; string ``chosen``/``rejected`` without a
+prompt (TRL's implicit-prompt form) are split at their shared start. Equal per-side scores make a
+labelled tie (:func:`rewardkit.data.checks.score_tie`). See docs/data-formats.md.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from rewardkit.data import checks, generic
 from rewardkit.data.location import describe
@@ -17,10 +23,23 @@ def convert(rec: Record) -> Example:
     """Validate a TRL record and build its :class:`Example`."""
     raw = rec.peek("chosen")
     if isinstance(raw, str) and not isinstance(rec.peek("chosen", structured=True), list):
+        if "prompt" not in rec.data and isinstance(rec.peek("rejected"), str):
+            return _implicit_text(rec)
         return generic.convert(rec, "trl")
     chosen = checks.messages(rec, "chosen", rec.require("chosen", structured=True))
     rejected = checks.messages(rec, "rejected", rec.require("rejected", structured=True))
-    if rec.has("prompt"):
+    meta: dict[str, Any] = {}
+    history = (
+        _conversation_history(chosen, rejected, checks.prompt(rec)) if rec.has("prompt") else None
+    )
+    if history is not None:  # Capybara-DPO: `prompt` is one turn of the full conversations
+        prompt = history
+        responses = [
+            _assistant_last(rec, name, msgs)
+            for name, msgs in (("chosen", chosen), ("rejected", rejected))
+        ]
+        meta["prompt_from_conversation"] = True
+    elif rec.has("prompt"):
         prompt = checks.prompt(rec)
         responses = [
             _completion(rec, "chosen", chosen, prompt),
@@ -50,11 +69,36 @@ def convert(rec: Record) -> Example:
                 "chosen", "expected a prompt that is not empty, got only empty messages"
             )
         responses = [m[-1]["content"] for m in (chosen, rejected)]
-    meta = {}
     calls = [m[-1].get("tool_calls") for m in (chosen, rejected)]
     if any(calls):  # the judged turn calls a tool: the calls are kept next to the text
         meta["response_tool_calls"] = calls
-    return rec.finish("trl", prompt, responses, [0], meta=meta)
+    label, tie = checks.score_tie(rec, [0])
+    prompt = checks.with_system(rec, prompt)
+    return rec.finish("trl", prompt, responses, label, meta={**meta, **tie})
+
+
+def _same_text(a: Message, b: Message) -> bool:
+    return a["role"] == b["role"] and str(a["content"]).strip() == str(b["content"]).strip()
+
+
+def _conversation_history(
+    chosen: list[Message], rejected: list[Message], prompt: list[Message]
+) -> list[Message] | None:
+    """The shared history when ``chosen`` and ``rejected`` are whole multi-turn conversations
+    that continue past the given ``prompt`` (Capybara-DPO: ``prompt`` is one user turn, both
+    sides hold every turn and differ only in the final assistant message); None otherwise (the
+    usual one-completion form is read as before). The given prompt must be part of the
+    history: its messages at the start, or a one-message prompt equal to one of its user turns."""
+    history = chosen[:-1]
+    if len(history) <= len(prompt) or rejected[:-1] != history:
+        return None
+    if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+        return None
+    if all(_same_text(a, b) for a, b in zip(prompt, history, strict=False)):
+        return history
+    if len(prompt) == 1 and any(_same_text(prompt[0], m) for m in history):
+        return history
+    return None
 
 
 def _difference(want: Message | None, rejected: list[Message], k: int) -> str:
@@ -84,7 +128,9 @@ def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> str:
 
 
 def _completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message]) -> str:
-    if len(msgs) > len(prompt) and msgs[: len(prompt)] == prompt:
+    if len(msgs) > len(prompt) and all(
+        _same_text(a, b) for a, b in zip(msgs, prompt, strict=False)
+    ):
         msgs = msgs[len(prompt) :]  # a full conversation that repeats the prompt
         offset = len(prompt)
     else:
@@ -101,3 +147,38 @@ def _completion(rec: Record, name: str, msgs: list[Message], prompt: list[Messag
             f"[{offset}].role",
         )
     return checks.response(rec, name, last["content"], f"[{offset}].content")
+
+
+def shared_text_prompt(chosen: str, rejected: str) -> int:
+    """Where TRL's implicit-prompt split of two texts falls: the end of their longest common
+    prefix, moved back to the last whitespace so no word is cut (TRL's ``extract_prompt`` cuts
+    at the first differing character); 0 when they share no whole word."""
+    n = 0
+    for a, b in zip(chosen, rejected, strict=False):
+        if a != b:
+            break
+        n += 1
+    if n == min(len(chosen), len(rejected)) and len(chosen) == len(rejected):
+        return 0  # identical texts: nothing tells prompt from response
+    while n > 0 and not chosen[n - 1].isspace():
+        n -= 1
+    return n
+
+
+def _implicit_text(rec: Record) -> Example:
+    """TRL's standard implicit-prompt form (``{"chosen": "The sky is blue.", "rejected": "The
+    sky is green."}``, only with ``format="trl"``): the shared start of the two texts is the
+    prompt, cut at a word boundary; the rest of each is its response. ``meta["implicit_prompt"]``
+    says so."""
+    chosen = checks.text(rec, "chosen", rec.require("chosen"), what="a text")
+    rejected = checks.response(rec, "rejected", rec.require("rejected"))
+    cut = shared_text_prompt(chosen, rejected)
+    if not chosen[:cut].strip():
+        raise rec.error(
+            "chosen",
+            "expected 'chosen' and 'rejected' to start with the same prompt text (TRL's "
+            "implicit-prompt form) or a 'prompt' field; they share no leading words",
+        )
+    prompt: list[Message] = [{"role": "user", "content": chosen[:cut].strip()}]
+    responses = [chosen[cut:], rejected[cut:]]
+    return rec.finish("trl", prompt, responses, [0], meta={"implicit_prompt": True})

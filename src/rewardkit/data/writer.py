@@ -31,11 +31,32 @@ def to_record(ex: Example) -> dict[str, Any]:
 
 
 def _image_json(obj: Any) -> Any:
-    """Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by ``load``)."""
+    """Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by
+    ``load``); the other non-JSON values a Parquet file or a dataset puts in ``meta`` as JSON:
+    dates and times as ISO 8601 text, decimals as numbers, bytes as base64 text, numpy values
+    and arrays as numbers and lists, sets as lists. Anything else is a :class:`TypeError`."""
+    import base64
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+
     from rewardkit.content import ImageRef
 
     if isinstance(obj, ImageRef):
         return obj.to_json()
+    if isinstance(obj, dt.date | dt.time):
+        return obj.isoformat()
+    if isinstance(obj, dt.timedelta):
+        return obj.total_seconds()
+    if isinstance(obj, decimal.Decimal):
+        return float(obj) if obj.is_finite() else str(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    if isinstance(obj, np.ndarray | np.generic):
+        return obj.tolist()
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
