@@ -26,7 +26,8 @@ def convert(rec: Record) -> Example:
     prompt = checks.prompt(rec, allow_messages=False)
     r1, r2 = (response_text(rec, k) for k in ("response 1", "response 2"))
     label = rec.require_number("label")
-    chosen = {0: [0], 1: [1], 2: [0, 1]}.get(label if isinstance(label, int) else -1)
+    whole = isinstance(label, int) or (isinstance(label, float) and label.is_integer())
+    chosen = {0: [0], 1: [1], 2: [0, 1]}.get(int(label) if whole else -1)  # 1.0: pandas float
     if chosen is None or isinstance(label, bool):
         raise rec.error("label", f"expected 0, 1 or 2, got {describe(label)}")
     scenario = rec.opt_text("scenario") or "all"

@@ -15,7 +15,11 @@ def convert(rec: Record) -> Example:
     if not ex.language:
         raise rec.error(
             "language",
-            "missing required field (fields found: " + ", ".join(repr(k) for k in rec.data) + ")",
+            "missing required field (fields found: "
+            + ", ".join(repr(k) for k in rec.data)
+            + "); an English RewardBench (v1) file read beside M-RewardBench files needs a "
+            "'language' column (e.g. 'en'), or must come first in the directory order so that "
+            "its rows decide the format",
         )
     ex.meta["format"] = "m-rewardbench"
     if (ex.subset or "").lower().startswith("translation"):

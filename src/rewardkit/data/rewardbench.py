@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 from rewardkit.data import checks
 from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
+#: The prior preference sets (``allenai/preference-test-sets``, docs/methods/D1-rewardbench.md):
+#: their prompts are message lists (multi-turn), unlike the core set's texts. The first four
+#: make the leaderboard's "Prior Sets" score; the others are published but not scored.
+PRIOR_SETS_SCORED = ("anthropic_helpful", "anthropic_hhh", "shp", "summarize")
+PRIOR_SETS = frozenset((*PRIOR_SETS_SCORED, "anthropic_harmless", "mtbench_gpt4", "mtbench_human"))
+
 
 def convert_v1(rec: Record) -> Example:
-    """``prompt``, ``chosen``, ``rejected`` texts and ``subset``: a pair with chosen=[0]."""
-    prompt = checks.prompt(rec, allow_messages=False)
+    """``prompt``, ``chosen``, ``rejected`` texts and ``subset``: a pair with chosen=[0].
+
+    Rows of the prior preference sets (:data:`PRIOR_SETS`) may carry a message-list prompt.
+    """
+    prompt = checks.prompt(rec, allow_messages=rec.peek("subset") in PRIOR_SETS)
     chosen = checks.response(rec, "chosen", rec.require("chosen"))
     rejected = checks.response(rec, "rejected", rec.require("rejected"))
     checks.text(rec, "subset", rec.require("subset"), what="a subset name")
@@ -20,7 +31,8 @@ def convert_v1(rec: Record) -> Example:
 def convert_v2(rec: Record) -> Example:
     """``chosen`` and ``rejected`` text lists; responses = chosen + rejected.
 
-    ``num_correct``, when present, must equal ``len(chosen)``; it is kept in ``meta``.
+    ``num_correct``, when present, must equal ``len(chosen)`` (an integral float such as ``1.0``
+    counts; NaN is absent); it is kept in ``meta``.
     """
     prompt = checks.prompt(rec, allow_messages=False)
     chosen = checks.text_list(rec, "chosen", rec.require("chosen", structured=True))
@@ -28,8 +40,12 @@ def convert_v2(rec: Record) -> Example:
         rec, "rejected", rec.require("rejected", structured=True), allow_empty=True
     )
     meta = {}
-    if rec.has("num_correct"):
-        num = rec.get("num_correct", structured=True)
+    num = rec.get("num_correct", structured=True) if rec.has("num_correct") else None
+    if isinstance(num, float) and math.isnan(num):
+        num = None  # a missing count in a float column (pandas/Parquet exports)
+    if isinstance(num, float) and num.is_integer():
+        num = int(num)  # 1.0: an int column that pandas widened to float
+    if num is not None:
         if isinstance(num, bool) or not isinstance(num, int) or num != len(chosen):
             raise rec.error(
                 "num_correct",

@@ -44,7 +44,8 @@ def convert(rec: Record) -> Example:
     concise, detailed, detailed markdown; responses = chosen + rejected, chosen = [0, 1, 2].
 
     ``meta["section"]`` is the domain (chat, math, code, safety) and ``meta["style_matrix"]``
-    marks the row for the 3×3 style-matrix rule.
+    marks the row for the 3×3 style-matrix rule. A row without ``subset`` (``total_dataset.json``
+    has ``domain`` only) takes its domain as subset.
     """
     prompt = checks.prompt(rec, allow_messages=False)
     chosen = checks.text_list(rec, "chosen", rec.require("chosen", structured=True))
@@ -60,6 +61,8 @@ def convert(rec: Record) -> Example:
     subset = rec.opt_text("subset")
     rec.used.discard("subset")  # finish() reads it again
     domain = domain_of(subset, rec.loc.name, rec.get("domain"))
+    if subset is None:  # total_dataset.json rows carry a domain only: the domain is the subset
+        rec.data["subset"] = domain
     return rec.finish(
         "rm-bench",
         prompt,

@@ -142,7 +142,8 @@ SCORINGS: tuple[Scoring, ...] = (
     Scoring(
         "rewardbench1",
         "RewardBench v1: section = example-count-weighted mean of subset accuracies; "
-        "score = unweighted mean of sections",
+        "score = unweighted mean of sections (with the prior preference sets: Prior Sets "
+        "counts half, weights 2,2,2,2,1)",
     ),
     Scoring(
         "rewardbench2",
@@ -170,7 +171,8 @@ SCORINGS: tuple[Scoring, ...] = (
     Scoring(
         "judgebench",
         "JudgeBench: pairwise accuracy against objective A>B / B>A labels; section = "
-        "category (knowledge, reasoning, math, coding); score = mean of categories",
+        "category (knowledge, reasoning, math, coding); score = accuracy over all pairs "
+        "(categories weighted by their pairs)",
     ),
     Scoring(
         "autoj",

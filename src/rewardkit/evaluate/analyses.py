@@ -22,7 +22,7 @@ from rewardkit.evaluate.calibration import (
     calibration_report,
     pair_logits,
 )
-from rewardkit.evaluate.languages import per_language_scores
+from rewardkit.evaluate.languages import example_languages, per_language_scores
 from rewardkit.evaluate.lengthbias import length_bias, length_degenerate_subsets
 from rewardkit.evaluate.multimodal import acc_plus
 from rewardkit.evaluate.result import EvalResult, RewardResult
@@ -141,7 +141,9 @@ def analyze_reward(
 
     if any(ex.language for ex in examples):
         out["languages"] = per_language_scores(
-            [ex.language for ex in examples],
+            example_languages(
+                [ex.language for ex in examples], [str(ex.meta.get("format")) for ex in examples]
+            ),
             [rec.subset for rec in recs],
             [rec.section for rec in recs],
             [math.nan if rec.outcome is None else rec.outcome for rec in recs],

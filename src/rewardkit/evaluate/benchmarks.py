@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.rewardbench import PRIOR_SETS, PRIOR_SETS_SCORED
 from rewardkit.data.table import BENCHMARK_NAMES, FORMAT_SCORING, SCORING
 
 #: RewardBench 2 domains (subsets), in the paper's order (docs/methods/D2-rewardbench-2.md).
@@ -48,6 +49,46 @@ def rewardbench1_section_of() -> Mapping[str, str]:
     )
 
 
+#: docs/methods/D1-rewardbench.md — the prior preference sets (``allenai/preference-test-sets``)
+#: and their weight in the "Prior Sets (0.5 weight)" section: the leaderboard averages
+#: anthropic_helpful, anthropic_hhh, shp and summarize unweighted (``np.nanmean``); the other
+#: published splits are reported but left out of the score (weight 0). reward-bench
+#: ``analysis/get_benchmark_results.py`` ``get_average_over_rewardbench``.
+PRIOR_SETS_SECTION = "Prior Sets (0.5 weight)"
+PRIOR_SETS_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {s: 1.0 if s in PRIOR_SETS_SCORED else 0.0 for s in (*PRIOR_SETS_SCORED, *sorted(PRIOR_SETS))}
+)
+#: The leaderboard's average: weights 2, 2, 2, 2, 1 over the four sections and the prior sets.
+PRIOR_SETS_SECTION_WEIGHT = 0.5
+
+
+def rewardbench1_weights() -> dict[str, float]:
+    """docs/methods/D1-rewardbench.md — subset weights of the full RewardBench (v1) rule: the
+    published counts of the core subsets, then :data:`PRIOR_SETS_WEIGHTS`."""
+    return {**rewardbench1_counts(), **PRIOR_SETS_WEIGHTS}
+
+
+def rewardbench1_section_weights(sections: Iterable[str]) -> dict[str, float]:
+    """docs/methods/D1-rewardbench.md — weight of each section in the final score: 1, and
+    :data:`PRIOR_SETS_SECTION_WEIGHT` for the prior sets."""
+    return {s: PRIOR_SETS_SECTION_WEIGHT if s == PRIOR_SETS_SECTION else 1.0 for s in sections}
+
+
+def published_where_whole(
+    counts: Mapping[str, float], section_of: Mapping[str, str], published: Mapping[str, float]
+) -> dict[str, float]:
+    """docs/methods/D3-m-rewardbench.md — subset weights when subsets with a published count
+    (RewardBench) sit beside subsets without one (M-RewardBench's Translation): a section whose
+    subsets all have a published count uses them, any other section its subsets' ``counts``.
+    The score is an unweighted mean of sections, so a section only needs consistent weights."""
+    whole = {
+        sec
+        for sec in set(section_of[s] for s in counts)
+        if all(s in published for s in counts if section_of[s] == sec)
+    }
+    return {s: float(published[s] if section_of[s] in whole else n) for s, n in counts.items()}
+
+
 def rewardbench1_source() -> str:
     """Where the RewardBench (v1) tables come from (cited in the resource file)."""
     raw = _rewardbench1_raw()
@@ -57,14 +98,16 @@ def rewardbench1_source() -> str:
 def detect_benchmark(subsets: Iterable[str], formats: Iterable[str] | None = None) -> str:
     """The benchmark of rows that all share a benchmark format (:data:`FORMAT_BENCHMARKS`);
     else ``"rewardbench2"`` when every subset is an RB2 domain, ``"rewardbench1"`` when every
-    subset is in the RB1 table, else ``"generic"``."""
+    subset is in the RB1 table or a prior preference set (and one is a core subset), else
+    ``"generic"``."""
     fmts = set(formats or ())
     if len(fmts) == 1 and next(iter(fmts)) in FORMAT_BENCHMARKS:
         return FORMAT_BENCHMARKS[next(iter(fmts))]
     subs = set(subsets)
     if subs and subs <= set(REWARDBENCH2_DOMAINS):
         return "rewardbench2"
-    if subs and subs <= set(rewardbench1_counts()):
+    core = set(rewardbench1_counts())
+    if subs & core and subs <= core | set(PRIOR_SETS_WEIGHTS):
         return "rewardbench1"
     return "generic"
 
@@ -106,16 +149,24 @@ def section_scores(
     return out
 
 
-def mean_of_sections(sections: Mapping[str, Any]) -> Any:
-    """docs/methods/D1-rewardbench.md / docs/methods/D2-rewardbench-2.md — final score: the unweighted mean of the section (domain) scores.
+def mean_of_sections(
+    sections: Mapping[str, Any], weights: Mapping[str, float] | None = None
+) -> Any:
+    """docs/methods/D1-rewardbench.md / docs/methods/D2-rewardbench-2.md — final score: the mean of the section (domain) scores,
+    unweighted unless ``weights`` (section → weight, default 1) says otherwise (RewardBench v1's
+    prior sets count half).
 
     Sections whose score is NaN are left out; NaN when none is left. Works on floats or on
     equal-shaped arrays of replicates.
     """
-    values = [np.asarray(v, dtype=np.float64) for v in sections.values() if _finite(v)]
-    if not values:
+    kept = [(k, v) for k, v in sections.items() if _finite(v)]
+    if not kept:
         return float("nan")
-    value = np.mean(np.stack(values), axis=0)
+    values = np.stack([np.asarray(v, dtype=np.float64) for _, v in kept])
+    w = np.asarray([float((weights or {}).get(k, 1.0)) for k, _ in kept])
+    if not w.sum() > 0:
+        return float("nan")
+    value = np.tensordot(w / w.sum(), values, axes=1)
     return float(value) if np.ndim(value) == 0 else value
 
 
@@ -123,16 +174,20 @@ def rewardbench1_scores(subset_acc: Mapping[str, float]) -> dict[str, Any]:
     """docs/methods/D1-rewardbench.md — RewardBench (v1) scoring from subset accuracies.
 
     Returns ``{"sections": {section: weighted mean}, "score": mean of sections}`` using the
-    published ``EXAMPLE_COUNTS`` and ``SUBSET_MAPPING``. Subsets outside the RB1 table raise.
+    published ``EXAMPLE_COUNTS`` and ``SUBSET_MAPPING``; prior preference sets (if any) form the
+    "Prior Sets (0.5 weight)" section, counted half in the score. Other subsets raise.
     """
-    section_of = rewardbench1_section_of()
+    section_of = {
+        **rewardbench1_section_of(),
+        **dict.fromkeys(PRIOR_SETS_WEIGHTS, PRIOR_SETS_SECTION),
+    }
     unknown = sorted(set(subset_acc) - set(section_of))
     if unknown:
         raise ValueError(f"not RewardBench (v1) subsets: {unknown}")
-    order = list(rewardbench1_sections())
-    secs = section_scores(subset_acc, rewardbench1_counts(), section_of)
+    order = [*rewardbench1_sections(), PRIOR_SETS_SECTION]
+    secs = section_scores(subset_acc, rewardbench1_weights(), section_of)
     secs = {s: secs[s] for s in order if s in secs}
-    return {"sections": secs, "score": mean_of_sections(secs)}
+    return {"sections": secs, "score": mean_of_sections(secs, rewardbench1_section_weights(secs))}
 
 
 def rewardbench2_score(domain_scores: Mapping[str, float]) -> float:

@@ -88,12 +88,14 @@ def combine_replicates(
     subset_reps: Mapping[str, np.ndarray],
     subset_weights: Mapping[str, float],
     section_of: Mapping[str, str] | Callable[[str], str],
+    section_weights: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """docs/methods/D1-rewardbench.md — apply the section rule to replicates: each replicate's weighted section
-    scores and their unweighted mean. Returns ``(section_reps, final_reps)``."""
+    scores and their mean (unweighted unless ``section_weights``). Returns
+    ``(section_reps, final_reps)``."""
     sections = section_scores(subset_reps, subset_weights, section_of)
     n_boot = len(next(iter(subset_reps.values()))) if subset_reps else 0
-    final = mean_of_sections(sections) if sections else np.full(n_boot, np.nan)
+    final = mean_of_sections(sections, section_weights) if sections else np.full(n_boot, np.nan)
     return sections, np.asarray(final, dtype=np.float64)
 
 

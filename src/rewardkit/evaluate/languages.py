@@ -1,6 +1,6 @@
 """Per-language scores (docs/methods/D3-m-rewardbench.md — M-RewardBench): per language, subset accuracy, section
-score = count-weighted mean of its subsets (published RewardBench counts when every subset is in
-that table, else the number of examples), language score = unweighted mean of sections; and the
+score = count-weighted mean of its subsets (published RewardBench counts in a section whose
+subsets all have one, else the number of examples), language score = unweighted mean of sections; and the
 gap of each language to English."""
 
 from __future__ import annotations
@@ -13,11 +13,28 @@ import numpy as np
 
 from rewardkit.evaluate.benchmarks import (
     mean_of_sections,
+    published_where_whole,
     rewardbench1_counts,
     section_scores,
 )
 
 ENGLISH = ("en", "eng", "english", "eng_latn", "en-us", "en_us")
+#: The language given to RewardBench (v1) rows, which carry none, beside M-RewardBench rows.
+REWARDBENCH_LANGUAGE = "en"
+
+
+def example_languages(languages: Sequence[str | None], formats: Sequence[str]) -> list[str | None]:
+    """docs/methods/D3-m-rewardbench.md — each example's language for the per-language scores.
+
+    M-RewardBench's English reference is RewardBench (v1) itself, whose rows have no
+    ``language``: when some rows have one, rows in the ``rewardbench`` format without one are
+    English. Other rows without a language stay None (left out)."""
+    if not any(languages):
+        return list(languages)
+    return [
+        lang if lang else (REWARDBENCH_LANGUAGE if fmt == "rewardbench" else None)
+        for lang, fmt in zip(languages, formats, strict=True)
+    ]
 
 
 def per_language_scores(
@@ -41,10 +58,8 @@ def per_language_scores(
     for lang in sorted(acc):
         subs = acc[lang]
         sub_acc = {s: float(np.mean(v)) for s, v in subs.items()}
-        if set(subs) <= set(published):
-            weights: Mapping[str, float] = {s: float(published[s]) for s in subs}
-        else:
-            weights = {s: float(len(v)) for s, v in subs.items()}
+        counts = {s: float(len(v)) for s, v in subs.items()}
+        weights: Mapping[str, float] = published_where_whole(counts, sec_of, published)
         secs = section_scores(sub_acc, weights, sec_of)
         out[lang] = {
             "score": float(mean_of_sections(secs)),

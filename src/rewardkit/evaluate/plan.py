@@ -13,11 +13,16 @@ from rewardkit.data.table import SCORING
 from rewardkit.errors import DataError
 from rewardkit.evaluate.benchmarks import (
     BENCHMARKS,
+    PRIOR_SETS_SECTION,
+    PRIOR_SETS_WEIGHTS,
     REWARDBENCH2_DOMAINS,
     detect_benchmark,
+    published_where_whole,
     rewardbench1_counts,
     rewardbench1_section_of,
+    rewardbench1_section_weights,
     rewardbench1_sections,
+    rewardbench1_weights,
 )
 from rewardkit.evaluate.ties import parse_ties_id
 from rewardkit.types import Example
@@ -57,6 +62,7 @@ class Plan:
     weights: dict[str, float]
     benchmark: str
     weighting: str
+    section_weights: dict[str, float] | None = None  # weight in the final score; None: all 1
 
 
 def skip_reason(ex: Example, chosen: list[int]) -> str | None:
@@ -81,7 +87,9 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
     formats = [str(ex.meta.get("format", "")) for ex in examples]
     bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
 
-    rb1_section = rewardbench1_section_of()
+    rb1_section = dict(rewardbench1_section_of())
+    if bench == "rewardbench1":
+        rb1_section.update(dict.fromkeys(PRIOR_SETS_WEIGHTS, PRIOR_SETS_SECTION))
     section_of: dict[str, str] = {}
     sections: list[str] = []
     for ex, sub in zip(examples, subsets, strict=True):
@@ -120,11 +128,11 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
     # Order: the published order for RB1/RB2, else order of first appearance.
     first_seen = list(dict.fromkeys(subsets))
     if bench == "rewardbench1":
-        rank = {s: i for i, s in enumerate(rewardbench1_counts())}
+        rank = {s: i for i, s in enumerate(rewardbench1_weights())}
         subset_order = sorted(
             first_seen, key=lambda s: (rank.get(s, len(rank)), first_seen.index(s))
         )
-        sec_rank = {s: i for i, s in enumerate(rewardbench1_sections())}
+        sec_rank = {s: i for i, s in enumerate([*rewardbench1_sections(), PRIOR_SETS_SECTION])}
     elif bench == "rewardbench2":
         rank = {s: i for i, s in enumerate(REWARDBENCH2_DOMAINS)}
         subset_order = sorted(
@@ -160,8 +168,12 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
         else:
             subset_rule[sub] = "mean"
 
-    published = rewardbench1_counts()
-    if weighting == "published" or (
+    published = rewardbench1_weights() if bench == "rewardbench1" else rewardbench1_counts()
+    if bench == "m-rewardbench" and weighting == "auto":
+        counts = {sub: float(len(subset_index[sub])) for sub in subset_order}
+        weights = published_where_whole(counts, section_of, published)
+        weighting_used = "published" if set(weights) & set(published) else "actual"
+    elif weighting == "published" or (
         weighting == "auto"
         and bench in ("rewardbench1", "m-rewardbench")
         and set(subsets) <= set(published)
@@ -193,4 +205,92 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
         weights=weights,
         benchmark=bench,
         weighting=weighting_used,
+        section_weights=score_weights(bench, section_order, section_of, subset_index),
     )
+
+
+def score_weights(
+    bench: str,
+    section_order: list[str],
+    section_of: dict[str, str],
+    subset_index: dict[str, list[int]],
+) -> dict[str, float] | None:
+    """Each section's weight in the final score; None: all 1 (the unweighted mean).
+
+    RewardBench (v1): the prior sets count half (docs/methods/D1-rewardbench.md). JudgeBench:
+    its Overall is the accuracy over all pairs (``run_judge.py`` scores the ``""`` source
+    prefix), so each category weighs its number of evaluable pairs.
+    """
+    if bench == "rewardbench1":
+        return rewardbench1_section_weights(section_order)
+    if bench == "judgebench":
+        counts = dict.fromkeys(section_order, 0.0)
+        for sub, idx in subset_index.items():
+            counts[section_of[sub]] += len(idx)
+        return counts
+    return None
+
+
+def duplicate_ids(examples: Sequence[Example]) -> list[str]:
+    """Ids that more than one example carries within one subset and language (RM-Bench repeats
+    ids across domains, M-RewardBench across languages, by design), in order of first repeat."""
+    seen: set[tuple[str | None, str | None, str]] = set()
+    dups: dict[str, None] = {}
+    for ex in examples:
+        key = (ex.language, ex.subset, str(ex.id))
+        if key in seen:
+            dups[str(ex.id)] = None
+        seen.add(key)
+    return list(dups)
+
+
+def plan_notes(plan: Plan, requested: str) -> list[str]:
+    """docs/methods/D1-rewardbench.md — what the report must say about how the rule was chosen:
+    the prior sets' half weight, JudgeBench's pooled Overall, repeated example ids, a Ties
+    subset without its published ids (so not scored by the Ties formula), and RewardBench
+    subsets scored by the generic rule because other subset names are mixed in."""
+    notes = []
+    if plan.section_weights and PRIOR_SETS_SECTION in plan.section_weights:
+        notes.append(
+            f"{PRIOR_SETS_SECTION}: unweighted mean of anthropic_helpful, anthropic_hhh, shp and "
+            "summarize (other prior sets shown, not scored); it counts half in the score "
+            "(weights 2, 2, 2, 2, 1 as on the RewardBench leaderboard)."
+        )
+    unpublished = [s for s in plan.subset_order if s not in rewardbench1_weights()]
+    if plan.benchmark == "m-rewardbench" and plan.weighting == "published" and unpublished:
+        notes.append(
+            f"Subsets {unpublished} have no published RewardBench count: their sections weigh "
+            "subsets by evaluable examples; the RewardBench sections keep the published counts."
+        )
+    if plan.benchmark == "judgebench":
+        notes.append(
+            "JudgeBench: the score is the accuracy over all pairs (categories weighted by their "
+            "number of pairs), as JudgeBench reports Overall; not the mean of the categories."
+        )
+    dups = duplicate_ids(plan.examples)
+    if dups:
+        shown = ", ".join(repr(i) for i in dups[:5]) + (", …" if len(dups) > 5 else "")
+        notes.append(
+            f"{len(dups)} example id(s) occur more than once in the same subset and language "
+            f"({shown}); every row is scored and counted: check the data for a file read twice."
+        )
+    plain_ties = [s for s, r in plan.subset_rule.items() if s.lower() == "ties" and r == "mean"]
+    if plan.benchmark == "rewardbench2" and plain_ties:
+        notes.append(
+            f"Subset {plain_ties[0]!r} is scored as plain best-of-k accuracy, not by the "
+            "RewardBench 2 Ties formula: that needs every row id to be 'ref:<prompt>' or "
+            "'tied:<prompt>', as published."
+        )
+    if requested == "auto" and plan.benchmark == "generic":
+        for name, known in (
+            ("RewardBench (v1)", set(rewardbench1_weights())),
+            ("RewardBench 2", set(REWARDBENCH2_DOMAINS)),
+        ):
+            ours = [s for s in plan.subset_order if s in known]
+            other = [s for s in plan.subset_order if s not in known]
+            if ours and other:
+                notes.append(
+                    f"Subsets {other} are not {name} subsets, so the {name} rule was not "
+                    f"applied to {ours}: the generic rule (example-count weights) was."
+                )
+    return notes

@@ -32,7 +32,7 @@ from rewardkit.evaluate.outcomes import (
     best_of_k_scores,
     pairwise_outcome,
 )
-from rewardkit.evaluate.plan import RULE_TEXT, TIE_RULES, Plan, make_plan
+from rewardkit.evaluate.plan import RULE_TEXT, TIE_RULES, Plan, make_plan, plan_notes
 from rewardkit.evaluate.result import EvalResult, ExampleRecord, GroupScore, RewardResult
 from rewardkit.evaluate.rmbench import style_matrix_outcomes
 from rewardkit.evaluate.ties import ties_bootstrap, ties_components, ties_table
@@ -128,7 +128,9 @@ def _score_column(
         )
 
     sec_points = section_scores(points, plan.weights, plan.section_of)
-    sec_reps, final_reps = combine_replicates(reps, plan.weights, plan.section_of)
+    sec_reps, final_reps = combine_replicates(
+        reps, plan.weights, plan.section_of, plan.section_weights
+    )
     sections: dict[str, GroupScore] = {}
     for sec in plan.section_order:
         members = [s for s in plan.subset_order if plan.section_of[s] == sec]
@@ -139,7 +141,9 @@ def _score_column(
             n_nan=sum(subsets[s].n_nan for s in members),
             rule="weighted_mean" if len(members) > 1 else subsets[members[0]].rule,
         )
-    final = mean_of_sections({s: sec_points[s] for s in plan.section_order if s in sec_points})
+    final = mean_of_sections(
+        {s: sec_points[s] for s in plan.section_order if s in sec_points}, plan.section_weights
+    )
 
     records = []
     off = plan.offsets
@@ -348,7 +352,7 @@ def evaluate(
     image_responses = any(
         not isinstance(r, str) and has_images(r) for ex in plan.examples for r in ex.responses
     )
-    notes: list[str] = []
+    notes: list[str] = plan_notes(plan, benchmark)
     if image_responses and include_length_baseline:
         notes.append("Responses are images: no length baseline and no length-bias analyses.")
     all_rewards = _with_baseline(rewards, include_length_baseline and not image_responses)
@@ -432,6 +436,7 @@ def evaluate(
         "weighting": plan.weighting,
         "weights_source": rewardbench1_source() if plan.weighting == "published" else None,
         "section_weights": plan.weights,
+        **({"score_weights": plan.section_weights} if plan.section_weights else {}),
         "include_length_baseline": include_length_baseline and not image_responses,
     }
     if notes:
