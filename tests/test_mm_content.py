@@ -13,6 +13,7 @@ from rewardkit.content import (
     ImageContentError,
     ImageError,
     ImageRef,
+    as_image_ref,
     content_images,
     content_text,
     has_images,
@@ -133,3 +134,11 @@ def test_pil_in_memory_roundtrip() -> None:
     ref = image_part(img)["image"]
     data = base64.b64decode(ref.to_json()["data"])
     assert Image.open(io.BytesIO(data)).getpixel((1, 1)) == (1, 2, 3)
+
+
+def test_hf_image_bytes_that_are_not_bytes_name_the_record():
+    """An HF ``Image`` feature whose ``bytes`` holds text (a JSON export of it) is an
+    ImageError naming the record, not a TypeError."""
+    with pytest.raises(ImageError, match=r"rows.jsonl:4.*'bytes' holding str"):
+        as_image_ref({"bytes": "iVBORw0KGgo", "path": None}, origin="rows.jsonl:4")
+    assert as_image_ref({"bytes": b"\x89PNG", "path": None}).data == b"\x89PNG"

@@ -118,7 +118,7 @@ def test_best_of_n_prm_aggregates_vs_orm(tmp_path, prm_dir):
 
 def test_best_of_n_on_shared_qwen_pools(tmp_path, prm_dir, shared_data):
     ex = load(shared_data / "qwen25_math_rm_bon" / "math_cot_100.jsonl", limit=3)
-    r = load_reward(f"prm:{prm_dir}?aggregate=min&max_length=256")
+    r = load_reward(f"prm:{prm_dir}?aggregate=min&max_length=256&cut=prefix")
     res = r.score_full([q for e in ex for q in e.queries()])
     n_steps = np.sum(~np.isnan(res.steps), axis=1)
     assert res.steps.shape[0] == 24 and (n_steps >= 1).all()

@@ -241,7 +241,14 @@ def as_image_ref(x: Any, origin: str | None = None, base_dir: str | Path | None 
         if x.get("path"):
             return _from_string(str(x["path"]), origin, base_dir)
         if "bytes" in x and x["bytes"] is not None:  # HF datasets' Image feature
-            return ImageRef(data=bytes(x["bytes"]), origin=origin)
+            raw = x["bytes"]
+            if not isinstance(raw, bytes | bytearray | memoryview):
+                raise ImageError(
+                    f"cannot read an image from 'bytes' holding {type(raw).__name__} "
+                    "(expected the image file's bytes)",
+                    origin=origin,
+                )
+            return ImageRef(data=bytes(raw), origin=origin)
         if "data" in x:
             return ImageRef(data=_b64(str(x["data"]), origin), origin=origin)
     raise ImageError(

@@ -355,8 +355,10 @@ def dedup_command(
     with user_errors():
         check_targets(data, out=out, report=report)
         res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
+        dropped = {f"removed_{k}": v for k, v in res.removed_counts().items()}
         removed = {
-            "counts": res.counts,
+            "counts": {**res.counts, **dropped},
+            "removed": res.removed,
             "duplicates": res.duplicates,
             "conflicts": res.conflicts,
             "degenerate": res.degenerate,
@@ -364,7 +366,7 @@ def dedup_command(
         text = json.dumps(removed, indent=1) if report else None
         with written_along(report, text, "--report"):
             n = write_examples(res.examples, out, to)
-    print_summary(**res.counts, written=n, out=out)
+    print_summary(**res.counts, **dropped, written=n, out=out)
 
 
 @curate_app.command("lengths")
@@ -422,13 +424,15 @@ def export_command(
     limit: LimitOpt = None,
 ) -> None:
     """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL."""
-    from rewardkit.curate.writers import write
+    from rewardkit.curate.writers import skipped, write
 
     with user_errors():
         check_targets(data, out=out)
         keys = [k.strip() for k in extra.split(",") if k.strip()]
-        n = write(_load(data, fmt, limit), out, to, pairs, keys)
-    print_summary(written=n, format=to, out=out)
+        examples = _load(data, fmt, limit)
+        n = write(examples, out, to, pairs, keys)
+        gone = 0 if to == "jsonl" else skipped(examples, pairs)
+    print_summary(examples=len(examples), written=n, skipped_no_pair=gone, format=to, out=out)
 
 
 @curate_app.command("crome")

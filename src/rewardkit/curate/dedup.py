@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardkit.content import ImageRef
 from rewardkit.evaluate.lengthbias import DEGENERATE_AT, length_degenerate_subsets, pairs_of
 from rewardkit.types import Example, stable_hash
 
@@ -41,26 +42,63 @@ def _norm(text: str, level: str) -> str:
     return text if level == "exact" else normalize_text(text)
 
 
+def content_form(content: Any, level: str = "normalized") -> str:
+    """Text compared for duplicates: the (normalized) text, or for content parts each text part
+    (normalized) and each image by the sha256 of its bytes (:meth:`ImageRef.digest`), so the
+    same image named on two lines or by two paths compares equal."""
+    if isinstance(content, str):
+        return _norm(content, level)
+    parts = []
+    for part in content if isinstance(content, list) else [content]:
+        if isinstance(part, dict) and part.get("type") == "text":
+            parts.append("t:" + _norm(str(part.get("text", "")), level))
+        elif isinstance(part, dict) and isinstance(part.get("image"), ImageRef):
+            parts.append("i:" + part["image"].digest())
+        else:
+            parts.append("o:" + _norm(str(part), level))
+    return stable_hash(parts)
+
+
 def content_key(ex: Example, level: str = "normalized") -> str:
     """Hash of the prompt and the set of responses (labels left out)."""
-    prompt = [(m["role"], _norm(str(m["content"]), level)) for m in ex.prompt]
-    return stable_hash([prompt, sorted(_norm(r, level) for r in ex.responses)])
+    prompt = [(m["role"], content_form(m["content"], level)) for m in ex.prompt]
+    return stable_hash([prompt, sorted(content_form(r, level) for r in ex.responses)])
 
 
 def label_key(ex: Example, level: str = "normalized") -> str:
     """Hash of which (normalized) responses are chosen."""
-    return stable_hash(sorted(_norm(ex.responses[i], level) for i in set(ex.chosen)))
+    return stable_hash(sorted(content_form(ex.responses[i], level) for i in set(ex.chosen)))
 
 
 @dataclass
 class DedupResult:
-    """Kept examples and what was removed, with reasons."""
+    """Kept examples and what was removed, with reasons: every input row is either in
+    ``examples`` or in ``removed`` (``{index, id, reason, of}``; reason ``duplicate``,
+    ``conflict`` or ``degenerate``; ``of`` the id of the kept example it duplicates or loses to)."""
 
     examples: list[Example]
     duplicates: list[dict[str, Any]] = field(default_factory=list)  # {id, duplicate_of}
     conflicts: list[list[str]] = field(default_factory=list)  # ids of each conflicting group
     degenerate: list[str] = field(default_factory=list)  # chosen text == rejected text
     counts: dict[str, int] = field(default_factory=dict)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+
+    def removed_counts(self) -> dict[str, int]:
+        """Rows removed per reason; with ``counts["kept"]`` they add up to the input rows."""
+        out = {"duplicate": 0, "conflict": 0, "degenerate": 0}
+        for row in self.removed:
+            out[row["reason"]] += 1
+        return out
+
+
+def _conflict_winners(labels: list[str], on_conflict: str) -> str | None:
+    """The label kept in a conflicting group (None: the whole group is dropped)."""
+    if on_conflict == "drop":
+        return None
+    if on_conflict == "keep_first":
+        return labels[0]
+    top = Counter(labels).most_common()
+    return None if len(top) > 1 and top[0][1] == top[1][1] else top[0][0]
 
 
 def dedup(
@@ -74,7 +112,8 @@ def dedup(
     ``on_conflict`` — same prompt and responses, different labels: ``majority`` keeps the first
     example of the most frequent label and drops the group when the top labels tie; ``drop``
     drops the whole group; ``keep_first`` keeps the first example. ``drop_degenerate`` drops
-    pairs whose chosen and rejected texts are equal after normalization.
+    pairs whose chosen and rejected texts are equal after normalization. Every dropped row is
+    listed in ``removed`` with its reason.
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
@@ -85,32 +124,39 @@ def dedup(
         groups.setdefault(content_key(ex, level), []).append(i)
     keep: set[int] = set()
     res = DedupResult([])
+
+    def drop(i: int, reason: str, of: int | None) -> None:
+        of_id = examples[of].id if of is not None else None
+        res.removed.append({"index": i, "id": examples[i].id, "reason": reason, "of": of_id})
+
     for members in groups.values():
         labels = [label_key(examples[i], level) for i in members]
+        winner = labels[0]
         if len(set(labels)) > 1:
             res.conflicts.append([examples[i].id for i in members])
-            if on_conflict == "drop":
+            winner = _conflict_winners(labels, on_conflict)  # type: ignore[assignment]
+        same = [i for i, lab in zip(members, labels, strict=True) if lab == winner]
+        first = same[0] if same else None
+        if first is not None:
+            keep.add(first)
+        for i, lab in zip(members, labels, strict=True):
+            if i == first:
                 continue
-            if on_conflict == "majority":
-                top = Counter(labels).most_common()
-                if len(top) > 1 and top[0][1] == top[1][1]:
-                    continue
-                members = [i for i, lab in zip(members, labels, strict=True) if lab == top[0][0]]
+            if lab == winner:
+                res.duplicates.append({"id": examples[i].id, "duplicate_of": examples[first].id})  # type: ignore[index]
+                drop(i, "duplicate", first)
             else:
-                members = members[:1]
-        first = members[0]
-        keep.add(first)
-        for i in members[1:]:
-            if label_key(examples[i], level) == label_key(examples[first], level):
-                res.duplicates.append({"id": examples[i].id, "duplicate_of": examples[first].id})
+                drop(i, "conflict", first)
     for i in sorted(keep):
         ex = examples[i]
-        texts = {normalize_text(r) for r in ex.responses}
+        texts = {content_form(r) for r in ex.responses}
         if len(ex.responses) > 1 and len(texts) < len(ex.responses):
             res.degenerate.append(ex.id)
             if drop_degenerate:
+                drop(i, "degenerate", None)
                 continue
         res.examples.append(ex)
+    res.removed.sort(key=lambda row: row["index"])
     res.counts = {
         "examples": len(examples),
         "duplicates": len(res.duplicates),

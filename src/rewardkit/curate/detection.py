@@ -29,6 +29,14 @@ def clean_gsm8k(text: str) -> str:
     return _CALC.sub("", text).strip()
 
 
+def _record(path: Path, line_no: int, line: str) -> Any:
+    """One JSON Lines record, or a DataError naming the file and line."""
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise DataError(f"{path}:{line_no}: not a JSON record ({exc})") from None
+
+
 def gsm8k_detection(
     data_dir: str | Path, limit: int | None = None, models: Sequence[str] = GSM8K_MODELS
 ) -> list[Example]:
@@ -42,7 +50,7 @@ def gsm8k_detection(
         for line_no, line in enumerate(fh, 1):
             if limit is not None and len(out) >= limit:
                 break
-            rec = json.loads(line)
+            rec = _record(path, line_no, line)
             try:
                 llm = [clean_gsm8k(rec[m]["solution"]) for m in models]
                 human = clean_gsm8k(rec["ground_truth"])
@@ -66,7 +74,7 @@ def math_bon_detection(
     for line_no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if limit is not None and len(out) >= limit:
             break
-        rec = json.loads(line)
+        rec = _record(p, line_no, line)
         try:
             llm, human = list(rec["response"][:per_problem]), rec["solution"]
             question = rec["question"]
@@ -87,18 +95,23 @@ def gsm8k_correctness_pairs(data_dir: str | Path, limit: int | None = None) -> l
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if limit is not None and len(out) >= limit:
             break
-        rec = json.loads(line)
-        good = [clean_gsm8k(rec[m]["solution"]) for m in GSM8K_MODELS if rec[m]["is_correct"]]
-        bad = [clean_gsm8k(rec[m]["solution"]) for m in GSM8K_MODELS if not rec[m]["is_correct"]]
+        rec = _record(path, line_no, line)
+        try:
+            graded = [(clean_gsm8k(rec[m]["solution"]), rec[m]["is_correct"]) for m in GSM8K_MODELS]
+            question, reference = rec["question"], clean_gsm8k(rec["ground_truth"])
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{path}:{line_no}: missing field {exc}") from None
+        good = [text for text, ok in graded if ok]
+        bad = [text for text, ok in graded if not ok]
         if good and bad:
             out.append(
                 Example(
                     f"gsm8k:{line_no}",
-                    [user(rec["question"])],
+                    [user(question)],
                     [good[0], bad[0]],
                     [0],
                     source="gsm8k",
-                    reference=clean_gsm8k(rec["ground_truth"]),
+                    reference=reference,
                 )
             )
     return out

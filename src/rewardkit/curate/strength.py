@@ -76,8 +76,25 @@ def annotate_strength(
 
 
 def votes(examples: Sequence[Example], key: str = STRENGTH_KEY) -> dict[str, float]:
-    """``{example_id: strength}`` of the annotated examples (the trainer's ``vote_file``)."""
-    return {ex.id: float(ex.meta[key]) for ex in examples if key in ex.meta}
+    """``{example_id: strength}`` of the annotated examples (the trainer's ``vote_file``).
+
+    Ids must be unique: the trainer looks a strength up by id, so two pairs sharing an id would
+    both get one of their strengths (a ValueError names the ids)."""
+    out: dict[str, float] = {}
+    dupes: list[str] = []
+    for ex in examples:
+        if key not in ex.meta:
+            continue
+        if ex.id in out and ex.id not in dupes:
+            dupes.append(ex.id)
+        out[ex.id] = float(ex.meta[key])
+    if dupes:
+        shown = ", ".join(repr(d) for d in dupes[:5]) + (" …" if len(dupes) > 5 else "")
+        raise ValueError(
+            f"votes: {len(dupes)} example id(s) occur more than once ({shown}); a vote file is "
+            "keyed by id, so give every pair its own id (or deduplicate first)"
+        )
+    return out
 
 
 def votes_text(examples: Sequence[Example]) -> tuple[str, int]:

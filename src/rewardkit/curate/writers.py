@@ -8,16 +8,26 @@
 - **JSONL**: rewardkit's generic records (:func:`rewardkit.data.write_jsonl`; ``meta`` kept).
 
 A multi-response example gives one row per (chosen, rejected) combination (``pairs="all"``) or
-only its labelled pair (``pairs="first"``); ties and unlabelled examples are skipped.
+only its labelled pair (``pairs="first"``); ties and unlabelled examples are skipped
+(:func:`skipped` counts them).
+
+Images (``docs/multimodal.md``): a TRL row of a prompt with images takes TRL's vision layout —
+each image part becomes ``{"type": "image"}`` and the images go, in order, to an ``images``
+column (a path, or a ``data:`` URL for in-memory bytes). Image *responses* (text-to-image pairs)
+have no TRL DPO or OpenRLHF form, and OpenRLHF preference rows are text only: both are a
+ValueError naming the example, never a half-written file.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
 from typing import Any
 
+from rewardkit.content import ImageRef
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.data import write_jsonl
 from rewardkit.outputs import atomic_text
@@ -47,19 +57,67 @@ def _extras(ex: Example, extra: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def skipped(examples: Iterable[Example], pairs: str = "all") -> int:
+    """How many examples give no trainer row (ties, unlabelled, a single response)."""
+    return sum(1 for ex in examples if not _pairs(ex, pairs))
+
+
+def _image_text(ref: ImageRef) -> str:
+    """An image for a TRL ``images`` column: its path, or a ``data:`` URL of its bytes."""
+    if ref.path is not None:  # absolute: the rows are read from another folder
+        return (
+            ref.path if ref.path.startswith(("http://", "https://")) else os.path.abspath(ref.path)
+        )
+    return "data:image/png;base64," + base64.b64encode(ref.read_bytes()).decode("ascii")
+
+
+def _vision_prompt(ex: Example) -> tuple[list[dict[str, Any]], list[str]]:
+    """The prompt messages with image parts as ``{"type": "image"}``, and the images in order."""
+    images: list[str] = []
+    msgs: list[dict[str, Any]] = []
+    for m in ex.prompt:
+        content = m["content"]
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("image"), ImageRef):
+                    images.append(_image_text(part["image"]))
+                    parts.append({"type": "image"})
+                else:
+                    parts.append(dict(part))
+            content = parts
+        msgs.append({**m, "content": content})
+    return msgs, images
+
+
+def _text_response(ex: Example, i: int, fmt: str) -> str:
+    value = ex.responses[i]
+    if not isinstance(value, str):
+        raise ValueError(
+            f"example {ex.id!r}: response {i} is an image (or content parts); {fmt} preference "
+            "rows hold text responses — keep such data as rewardkit JSONL (--to jsonl)"
+        )
+    return value
+
+
 def trl_rows(
     examples: Iterable[Example], pairs: str = "all", extra: Sequence[str] = ()
 ) -> Iterator[dict[str, Any]]:
     """TRL conversational DPO rows; ``extra`` names fields to add (``id``, ``source`` or meta
-    keys such as ``margin``)."""
+    keys such as ``margin``); a prompt with images gets TRL's vision layout (module doc)."""
     for ex in examples:
+        prompt, images = _vision_prompt(ex)
         for c, r in _pairs(ex, pairs):
-            yield {
-                "prompt": [dict(m) for m in ex.prompt],
-                "chosen": [assistant(ex.responses[c])],
-                "rejected": [assistant(ex.responses[r])],
-                **_extras(ex, extra),
-            }
+            row: dict[str, Any] = {"images": images} if images else {}
+            row.update(
+                {
+                    "prompt": prompt,
+                    "chosen": [assistant(_text_response(ex, c, "TRL DPO"))],
+                    "rejected": [assistant(_text_response(ex, r, "TRL DPO"))],
+                    **_extras(ex, extra),
+                }
+            )
+            yield row
 
 
 def openrlhf_rows(
@@ -68,10 +126,15 @@ def openrlhf_rows(
     """OpenRLHF preference rows: whole conversations, ``margin`` when the example has one."""
     for ex in examples:
         prompt = [dict(m) for m in ex.prompt]
+        if any(not isinstance(m["content"], str) for m in prompt):
+            raise ValueError(
+                f"example {ex.id!r}: the prompt holds images; OpenRLHF preference rows are text "
+                "only — write TRL (--to trl, vision layout) or rewardkit JSONL instead"
+            )
         for c, r in _pairs(ex, pairs):
             row: dict[str, Any] = {
-                "chosen": [*prompt, assistant(ex.responses[c])],
-                "rejected": [*prompt, assistant(ex.responses[r])],
+                "chosen": [*prompt, assistant(_text_response(ex, c, "OpenRLHF"))],
+                "rejected": [*prompt, assistant(_text_response(ex, r, "OpenRLHF"))],
             }
             if "margin" in ex.meta:
                 row["margin"] = float(ex.meta["margin"])

@@ -26,6 +26,10 @@ are read only when a reward needs them (a corrupt file then raises
 
 from __future__ import annotations
 
+import base64
+import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +64,62 @@ def _base_dir(loc: Location) -> Path | None:
     return Path(loc.path).parent if loc.kind != "dataset" else None
 
 
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+_B64 = re.compile(r"[A-Za-z0-9+/\s]+={0,2}\s*")
+
+
+def _raw_base64_image(value: str) -> bytes | None:
+    """The bytes of a bare base64 string (no ``data:`` prefix) that decode to a known image
+    format (PNG, JPEG, GIF, BMP, TIFF, WebP), else None."""
+    if len(value) < 64 or not _B64.fullmatch(value):
+        return None
+    try:
+        head = base64.b64decode("".join(value[:64].split())[:48], validate=True)
+        data = base64.b64decode("".join(value.split()), validate=True)
+    except ValueError:
+        return None
+    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    return data if webp or head.startswith(_IMAGE_MAGIC) else None
+
+
+def _resolve(rec: Record, name: str, value: Any, sub: str) -> Any:
+    """Published layouts ``as_image_ref`` does not read itself: a bare base64 string
+    (VL-RewardBench exports) and a Hugging Face ``{"bytes", "path"}`` image whose ``path`` is
+    only the original file name (the bytes are the image)."""
+    base = _base_dir(rec.loc)
+    if isinstance(value, str) and not value.startswith(("data:", "http://", "https://", "file:")):
+        local = Path(value) if base is None or Path(value).is_absolute() else base / value
+        if len(value) >= 64 and not _exists(local):
+            data = _raw_base64_image(value)
+            if data is not None:
+                return data
+    if isinstance(value, Mapping) and isinstance(value.get("bytes"), str):
+        data = _raw_base64_image(value["bytes"])  # bytes written out as base64 text
+        if data is None:
+            raise rec.error(
+                name, "expected image bytes (or base64 text of an image)", sub + ".bytes"
+            )
+        return {"bytes": data}
+    if isinstance(value, Mapping) and value.get("bytes") is not None and value.get("path"):
+        path = Path(str(value["path"]))
+        local = path if base is None or path.is_absolute() else base / path
+        if not _exists(local):
+            return {"bytes": value["bytes"]}
+    return value
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def _image(rec: Record, name: str, value: Any, sub: str = "") -> ImageRef:
     """An image field as an :class:`ImageRef`; a local file must exist."""
     if value is None or value == "":
         raise rec.error(name, "expected an image (a path, data URL or bytes), got nothing", sub)
+    value = _resolve(rec, name, value, sub)
     try:
         ref = as_image_ref(value, _origin(rec.loc, rec.field(name, sub)), _base_dir(rec.loc))
     except DataError as e:
@@ -187,8 +243,63 @@ def convert_edit(rec: Record) -> Example:
     return rec.finish("image-edit", prompt, responses, _two_way_label(rec))
 
 
+def _ranking_best(rec: Record, n: int) -> list[int]:
+    """Indices of the best-ranked responses (lowest ``human_ranking``; VL-RewardBench's
+    ``[1, 0]`` means the second response is better); each rank a finite number."""
+    ranking = rec.require("human_ranking", structured=True)
+    if not isinstance(ranking, list) or len(ranking) != n:
+        raise rec.error("human_ranking", f"expected {n} ranks, got {describe(ranking)}")
+    for i, r in enumerate(ranking):
+        if isinstance(r, bool) or not isinstance(r, int | float) or not math.isfinite(r):
+            raise rec.error("human_ranking", f"expected a finite rank, got {describe(r)}", f"[{i}]")
+    best = min(ranking)
+    return [i for i, r in enumerate(ranking) if r == best]
+
+
+def mmrb1_subset(category: str | None, ex_id: str) -> str | None:
+    """Multimodal RewardBench's reporting category (its ``scripts/2_get_accuracy.py``):
+    ``safety`` splits into ``safety/bias`` (ids ``pairs…``) and ``safety/toxicity``,
+    ``reasoning`` into ``reasoning/math`` (ids ``math…``) and ``reasoning/coding``."""
+    if category == "safety":
+        return "safety/bias" if ex_id.lower().startswith("pairs") else "safety/toxicity"
+    if category == "reasoning":
+        return "reasoning/math" if ex_id.lower().startswith("math") else "reasoning/coding"
+    return category
+
+
+def _convert_mmrb1(rec: Record) -> Example:
+    """A Multimodal RewardBench record: ``ID``, ``Image`` (a path relative to the data file),
+    ``Text``, ``Output1``/``Output2``, ``Better`` ∈ {Output1, Output2}, ``Category``."""
+    image = _image(rec, "Image", rec.require("Image"))
+    question = _text(rec, "Text", rec.require("Text"), "a question")
+    answers = [
+        _text(rec, k, rec.require(k, structured=False), "a response text")
+        for k in ("Output1", "Output2")
+    ]
+    better = rec.require("Better")
+    chosen = {"output1": [0], "output2": [1]}.get(str(better).strip().lower())
+    if chosen is None:
+        raise rec.error("Better", f"expected 'Output1' or 'Output2', got {describe(better)}")
+    category = rec.get("Category")
+    if category is not None and not isinstance(category, str):
+        raise rec.error("Category", f"expected text, got {describe(category)}")
+    if not rec.has("subset"):
+        subset = mmrb1_subset(category, str(rec.peek("ID") or ""))
+        if subset:
+            rec.data["subset"] = subset
+    if rec.has("ID") and not rec.has("id"):
+        rec.data["id"] = rec.get("ID")
+    prompt: list[Message] = [
+        {"role": "user", "content": [image_part(image), {"type": "text", "text": question}]}
+    ]
+    return rec.finish("mm-qa", prompt, answers, chosen)  # type: ignore[arg-type]
+
+
 def convert_mm_qa(rec: Record) -> Example:
-    """A multimodal QA pair: image(s) + question; text answers."""
+    """A multimodal QA pair: image(s) + question; text answers (or a Multimodal RewardBench
+    record, :func:`_convert_mmrb1`)."""
+    if _is_mmrb1(rec.data):
+        return _convert_mmrb1(rec)
     images: list[ImageRef] = []
     if rec.has("images"):
         value = rec.get("images", structured=True)
@@ -217,13 +328,9 @@ def convert_mm_qa(rec: Record) -> Example:
                 rname or "chosen", "expected chosen/rejected, or a list of responses with a ranking"
             )
         answers = [_text(rec, rname, v, "a response text") for v in value]  # type: ignore[arg-type]
-        ranking = rec.require("human_ranking", structured=True)
-        if not isinstance(ranking, list) or len(ranking) != len(answers):
-            raise rec.error(
-                "human_ranking", f"expected {len(answers)} ranks, got {describe(ranking)}"
-            )
-        best = min(ranking)
-        chosen = [i for i, r in enumerate(ranking) if r == best]
+        chosen = _ranking_best(rec, len(answers))
+    if rec.has("human_ranking") and not rec.has("subset") and rec.opt_text("query_source"):
+        rec.data["subset"] = rec.get("query_source")  # VL-RewardBench: per-source accuracy
     meta: dict[str, Any] = {}
     for key in ("id", "pair_id"):
         if rec.has(key):
@@ -264,9 +371,15 @@ def convert_mmrb2(rec: Record) -> Example:
     return rec.finish("mmrb2", prompt, responses, chosen)
 
 
+def _is_mmrb1(keys: Mapping[str, Any]) -> bool:
+    return all(k in keys for k in ("Image", "Text", "Output1", "Output2", "Better"))
+
+
 def sniff(rec: Record) -> str | None:
     """The multimodal format a record's field names say, or None."""
     keys = rec.data
+    if _is_mmrb1(keys):
+        return "mm-qa"
     if "prompt_content" in keys and "response_a" in keys and "response_b" in keys:
         return "mmrb2"
     edit_pair = any(a in keys and b in keys for a, b in _EDIT_FIELDS) or "images" in keys

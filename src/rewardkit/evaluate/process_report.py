@@ -42,10 +42,12 @@ def process_eval(
                 f"reward {r.name!r} gives no per-step scores (no Capability.STEPS); step-labelled "
                 "data is evaluated with a process reward model such as prm:PATH"
             )
+    check_unique_ids(examples)
     queries = [
         Query(ex.prompt, ex.responses[0], meta={"steps": list(ex.meta["steps"])}) for ex in examples
     ]
     labels = [int(ex.meta["first_error"]) for ex in examples]
+    subsets = [ex.subset or "(none)" for ex in examples]
     out: dict[str, Any] = {
         "kind": "processbench",
         "dataset": {
@@ -59,7 +61,9 @@ def process_eval(
         t0 = time.perf_counter()
         res = r.score_full(queries)
         assert res.steps is not None
-        metrics = evaluate_steps(res.steps, labels, dev_fraction=dev_fraction, seed=seed)
+        metrics = evaluate_steps(
+            res.steps, labels, dev_fraction=dev_fraction, seed=seed, subsets=subsets
+        )
         out["rewards"].append(
             {
                 "name": r.name,
@@ -70,6 +74,22 @@ def process_eval(
             }
         )
     return out
+
+
+def check_unique_ids(examples: Sequence[Example]) -> None:
+    """Refuse solutions that share an id: each would be counted twice in the scores."""
+    seen: dict[str, int] = {}
+    dupes: list[str] = []
+    for ex in examples:
+        seen[ex.id] = seen.get(ex.id, 0) + 1
+        if seen[ex.id] == 2:
+            dupes.append(ex.id)
+    if dupes:
+        shown = ", ".join(repr(d) for d in dupes[:5]) + (" …" if len(dupes) > 5 else "")
+        raise DataError(
+            f"{len(dupes)} solution id(s) occur more than once ({shown}); each solution would "
+            "be scored and counted twice — remove the duplicates or give them distinct ids"
+        )
 
 
 def _f(x: float) -> str:
@@ -88,10 +108,38 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     ]
     for r in result["rewards"]:
         t = r["test"]
+        tau = f"{r['threshold']:.4f}" + ("" if r.get("threshold_fitted", True) else " (fixed)")
         lines.append(
-            f"| {r['name']} | {r['threshold']:.4f} | {_f(t['acc_error'])} | "
+            f"| {r['name']} | {tau} | {_f(t['acc_error'])} | "
             f"{_f(t['acc_correct'])} | {_f(t['f1'])} | {_f(r['dev']['f1'])} |"
         )
+    return lines + official_lines(result)
+
+
+def official_lines(result: dict[str, Any]) -> list[str]:
+    """ProcessBench's own protocol: τ = 0.5, every solution, F1 per subset and their mean."""
+    rows = [r for r in result["rewards"] if "official" in r]
+    if not rows:
+        return []
+    names = sorted({n for r in rows for n in r["official"]["subsets"]})
+    lines = [
+        "",
+        "ProcessBench protocol (τ = 0.5, all solutions): F1 per subset "
+        "(acc. erroneous / acc. correct) and the mean F1.",
+        "",
+        "| reward | " + " | ".join(names) + " | mean F1 |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for r in rows:
+        o = r["official"]
+        cells = [
+            f"{_f(o['subsets'][n]['f1'])} ({_f(o['subsets'][n]['acc_error'])} / "
+            f"{_f(o['subsets'][n]['acc_correct'])})"
+            if n in o["subsets"]
+            else "—"
+            for n in names
+        ]
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {_f(o['average_f1'])} |")
     return lines
 
 
@@ -117,6 +165,18 @@ def _figure(result: dict[str, Any]) -> bytes | None:
     return figure_png(fig)
 
 
+def _html_table(lines: list[str]) -> str:
+    """A Markdown table (header, rule, rows) as an HTML table."""
+
+    def cells(line: str, tag: str) -> str:
+        return "".join(
+            f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in line.strip("|").split("|")
+        )
+
+    rows = "".join(f"<tr>{cells(line, 'td')}</tr>" for line in lines[2:])
+    return f"<table border=1><tr>{cells(lines[0], 'th')}</tr>{rows}</table>"
+
+
 def write_process_reports(
     result: dict[str, Any], out: Path, html_report: bool = True
 ) -> dict[str, Path]:
@@ -132,26 +192,19 @@ def write_process_reports(
     }
     if html_report:
         png = _figure(result)
-        rows = "".join(
-            "<tr>"
-            + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
-            + "</tr>"
-            for line in table_lines(result)[4:]
-        )
+        main = table_lines(result)[: 4 + len(result["rewards"])]
         img = (
             f'<img alt="first-error prediction" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
             if png
             else ""
         )
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("reward", "τ", "acc. erroneous", "acc. correct", "F1", "dev F1")
-        )
+        official = official_lines(result)
+        extra = f"<p>{html.escape(official[1])}</p>{_html_table(official[3:])}" if official else ""
         paths["html"] = out / "report.html"
         texts["html"] = (
             "<!doctype html><meta charset='utf-8'><title>Process reward evaluation</title>"
-            f"<h1>Process reward evaluation</h1><p>{html.escape(table_lines(result)[0])}</p>"
-            f"<table border=1><tr>{head}</tr>{rows}</table>{img}\n"
+            f"<h1>Process reward evaluation</h1><p>{html.escape(main[0])}</p>"
+            f"{_html_table(main[2:])}{img}{extra}\n"
         )
     for key, path in paths.items():
         with atomic_text(path, what=path.name) as fh:

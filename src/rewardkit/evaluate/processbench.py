@@ -12,6 +12,11 @@ below τ is the predicted first error, −1 when none does. Then
 lowest) and applied to the rest. Worked example (pinned in tests): four solutions with step scores
 [0.9, 0.2, 0.8], [0.7, 0.6], [0.4, 0.9], [0.95, 0.9] and labels 1, −1, 1, −1 at τ = 0.5
 predict 1, −1, 0, −1 → acc_error 1/2, acc_correct 2/2, F1 = 2/3.
+
+ProcessBench's own protocol (its ``code/run_eval_prm_*.py``) has no dev split: a step is wrong
+when the PRM's P(correct) is below 0.5 (the argmax of its two labels), the scores are computed
+on every solution of each subset (gsm8k, math, olympiadbench, omnimath) and the headline is the
+mean of the subsets' F1 (:func:`subset_scores`).
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ from typing import Any
 import numpy as np
 
 MAX_CANDIDATES = 2000
+#: ProcessBench's fixed threshold: the argmax of a 2-label step classifier.
+OFFICIAL_THRESHOLD = 0.5
 
 
-def predict_first_error(steps: np.ndarray, threshold: float) -> np.ndarray:
-    """(n,) index of the first step scoring below ``threshold`` per row (NaN steps never do),
-    −1 where none does."""
+def predict_first_error(
+    steps: np.ndarray, threshold: float, *, inclusive: bool = False
+) -> np.ndarray:
+    """(n,) index of the first step scoring below ``threshold`` (``inclusive``: at or below)
+    per row (NaN steps never do), −1 where none does."""
     s = np.asarray(steps, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"step scores must be (n, S), got shape {s.shape}")
-    below = np.nan_to_num(s, nan=np.inf) < threshold
+    filled = np.nan_to_num(s, nan=np.inf)
+    below = filled <= threshold if inclusive else filled < threshold
     return np.where(below.any(axis=1), below.argmax(axis=1), -1)
 
 
@@ -57,11 +67,13 @@ def processbench_scores(pred: Sequence[int], label: Sequence[int]) -> dict[str, 
 def fit_threshold(steps: np.ndarray, label: Sequence[int]) -> float:
     """The τ that maximises F1 on (``steps``, ``label``): candidates are the midpoints between
     consecutive distinct step scores plus one below and one above all (at most
-    :data:`MAX_CANDIDATES`, by quantile); ties go to the lowest τ."""
+    :data:`MAX_CANDIDATES`, by quantile); ties go to the lowest τ. When F1 is undefined for
+    every τ (no erroneous or no correct solution to fit on) it is ProcessBench's fixed
+    :data:`OFFICIAL_THRESHOLD`, not an arbitrary extreme that would call every step right."""
     s = np.asarray(steps, dtype=np.float64)
     vals = np.unique(s[np.isfinite(s)])
-    if vals.size == 0:
-        return 0.5
+    if vals.size == 0 or not threshold_fittable(label):
+        return OFFICIAL_THRESHOLD
     cands = np.concatenate([[vals[0] - 1.0], (vals[1:] + vals[:-1]) / 2, [vals[-1] + 1.0]])
     if cands.size > MAX_CANDIDATES:
         cands = np.unique(np.quantile(cands, np.linspace(0, 1, MAX_CANDIDATES)))
@@ -72,6 +84,12 @@ def fit_threshold(steps: np.ndarray, label: Sequence[int]) -> float:
         if f1 > best_f1:
             best, best_f1 = float(t), f1
     return best
+
+
+def threshold_fittable(label: Sequence[int]) -> bool:
+    """Whether F1 is defined on ``label``: at least one erroneous and one correct solution."""
+    y = np.asarray(label, dtype=np.int64)
+    return bool((y >= 0).any() and (y < 0).any())
 
 
 def dev_split(label: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -89,21 +107,73 @@ def dev_split(label: Sequence[int], fraction: float, seed: int) -> tuple[list[in
 
 
 def evaluate_steps(
-    steps: np.ndarray, label: Sequence[int], *, dev_fraction: float = 0.5, seed: int = 0
+    steps: np.ndarray,
+    label: Sequence[int],
+    *,
+    dev_fraction: float = 0.5,
+    seed: int = 0,
+    subsets: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Fit τ on a dev split of the solutions and report the ProcessBench scores on the rest (and
-    on the dev split, for reference)."""
+    on the dev split, for reference); with ``subsets`` (one name per solution) also the test
+    split's scores per subset (``test_subsets``) and ProcessBench's own fixed-τ per-subset
+    scores on every solution (``official``, :func:`subset_scores`)."""
     s = np.asarray(steps, dtype=np.float64)
     y = np.asarray(label, dtype=np.int64)
     if s.shape[0] != y.shape[0]:
         raise ValueError(f"{s.shape[0]} rows of step scores but {y.shape[0]} labels")
     dev, test = dev_split(y.tolist(), dev_fraction, seed)
     tau = fit_threshold(s[dev], y[dev])
+    fitted = threshold_fittable(y[dev]) and bool(np.isfinite(s[dev]).any())
+    extra: dict[str, Any] = {}
+    if subsets is not None:
+        names = list(subsets)
+        test_names = [names[i] for i in test]
+        extra["test_subsets"] = subset_scores(s[test], y[test], test_names, tau, inclusive=False)[
+            "subsets"
+        ]
+        extra["official"] = subset_scores(s, y, names)
     return {
         "threshold": tau,
+        "threshold_fitted": fitted,  # False: the dev split cannot fit τ, 0.5 is used
         "dev_fraction": dev_fraction,
         "seed": seed,
         "dev": processbench_scores(predict_first_error(s[dev], tau), y[dev]),
         "test": processbench_scores(predict_first_error(s[test], tau), y[test]),
         "n_unscored": int(np.all(np.isnan(s), axis=1).sum()),
+        **extra,
+    }
+
+
+def subset_scores(
+    steps: np.ndarray,
+    label: Sequence[int],
+    subsets: Sequence[str],
+    threshold: float = OFFICIAL_THRESHOLD,
+    *,
+    inclusive: bool = True,
+) -> dict[str, Any]:
+    """ProcessBench scores at a fixed ``threshold`` on every solution, per subset, and
+    ``average_f1``: the mean of the subsets' F1 (NaN when a subset's F1 is NaN), as the
+    benchmark's evaluation scripts report it (a step at exactly ``threshold`` is wrong: their
+    argmax over the two labels picks the first, "wrong", on a tie; ``inclusive=False`` for the
+    strict rule of a fitted τ)."""
+    s = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(label, dtype=np.int64)
+    if not s.shape[0] == y.shape[0] == len(subsets):
+        raise ValueError(
+            f"{s.shape[0]} rows of step scores, {y.shape[0]} labels, {len(subsets)} subsets"
+        )
+    pred = predict_first_error(s, threshold, inclusive=inclusive)
+    names = sorted(set(subsets))
+    per = {}
+    for name in names:
+        rows = np.array([x == name for x in subsets])
+        per[name] = processbench_scores(pred[rows], y[rows])
+    f1s = [per[n]["f1"] for n in names]
+    return {
+        "threshold": threshold,
+        "subsets": per,
+        "average_f1": float(np.mean(f1s)) if f1s else math.nan,
+        "all": processbench_scores(pred, y),
     }

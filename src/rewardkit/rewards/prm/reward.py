@@ -9,8 +9,10 @@ score is read; without ``convention`` it comes from the checkpoint's architectur
 
 ``score_full(...).steps`` is (n, S) float32, one probability per step and NaN past a
 response's steps (and for steps cut off by truncation); ``scores`` is their aggregate (NaN for a
-response without steps). The per-step scores are computed and cached once whatever the
-aggregate: ``prm:X?aggregate=min`` and ``prm:X?aggregate=last`` share the engine's cache.
+response without steps, and for a response truncation cut steps from: an aggregate of the
+visible prefix would let a long response hide its late steps). The per-step scores are
+computed and cached once whatever the aggregate: ``prm:X?aggregate=min`` and
+``prm:X?aggregate=last`` share the engine's cache.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ from rewardkit.rewards.ragged import run_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
 
 STEP_JOIN = "\n\n"
+
+
+#: What a response truncation cut steps from scores: ``nan`` ("not fully scored", the default)
+#: or ``prefix`` (the aggregate of the steps the model saw).
+CUT_POLICIES = ("nan", "prefix")
 
 
 def query_steps(query: Query, rule: str) -> list[str]:
@@ -282,11 +289,15 @@ class PRMReward(Reward):
         bad: str | None = None,
         system: str | None = None,
         trust_remote_code: bool = False,
+        cut: str = "nan",
     ) -> None:
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {aggregate!r}")
+        if cut not in CUT_POLICIES:
+            raise ValueError(f"cut must be one of {', '.join(CUT_POLICIES)}; got {cut!r}")
         split_steps("", split)  # validates the rule
         self.aggregate = aggregate
+        self.cut = cut
         self.split = split
         self.scorer = StepScorer(
             model,
@@ -315,6 +326,7 @@ class PRMReward(Reward):
             "scorer": self.scorer.identity(),
             "aggregate": self.aggregate,
             "split": self.split,
+            **({"cut": self.cut} if self.cut != "nan" else {}),
         }
 
     def step_scores(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -344,12 +356,27 @@ class PRMReward(Reward):
             if steps.shape[1]
             else np.full(len(queries), np.nan)
         )
+        cut = steps_cut(steps, [len(query_steps(q, self.split)) for q in queries])
+        if self.cut == "nan":  # not the aggregate of a prefix: padding would hide late errors
+            scores[cut] = np.nan
         return ScoreResult(
             scores.astype(np.float32),
-            stats={**stats, "steps": int(np.sum(~np.isnan(steps)))},
+            stats={
+                **stats,
+                "steps": int(np.sum(~np.isnan(steps))),
+                "steps_cut_rows": int(cut.sum()),
+            },
             truncated=truncated,
             steps=steps,
         )
+
+
+def steps_cut(steps: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """(n,) bool: rows where truncation left some of the response's ``counts[i]`` steps
+    unscored (their scalar is NaN, "not fully scored", card B4)."""
+    s = np.asarray(steps, dtype=np.float64).reshape(len(counts), -1)
+    scored = (~np.isnan(s)).sum(axis=1)
+    return scored < np.asarray(counts, dtype=np.int64).reshape(-1)
 
 
 def build(arg: str | None, **options: Any) -> PRMReward:
