@@ -14,6 +14,7 @@ fitting and stay NaN. A source with a degenerate spread (q75 = median) gets slop
 from __future__ import annotations
 
 import math
+import numbers
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ import numpy as np
 from rewardkit.combine.normalize import check_finite
 
 LN3 = math.log(3.0)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def logistic_normalize(r: Any, median: Any, k: Any) -> np.ndarray:
@@ -66,6 +71,12 @@ class MedianLogisticNormalizer:
             raise ValueError(f"unknown must be 'error' or 'nan'; got {self.unknown!r}")
         if self.window < 1:
             raise ValueError(f"window must be ≥ 1; got {self.window}")
+        for name, k in (("k", self.k), ("k_flat", self.k_flat)):
+            if k is not None and not (_is_number(k) and math.isfinite(k) and k > 0):
+                # k ≤ 0 would turn the curve around: a better metric would get a lower reward
+                raise ValueError(
+                    f"{name} (the logistic slope) must be a finite number > 0; got {k!r}"
+                )
 
     def _fit_one(self, values: np.ndarray) -> tuple[float, float]:
         med, q75 = np.quantile(values, [0.5, 0.75])
@@ -134,6 +145,7 @@ class MedianLogisticNormalizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.k, self.window, self.k_flat = state["k"], int(state["window"]), state["k_flat"]
         self.unknown = state.get("unknown", "error")
+        self.__post_init__()
         self.params = {d: (float(p[0]), float(p[1])) for d, p in state["params"].items()}
         self._buffers = {
             d: deque(map(float, b), maxlen=self.window) for d, b in state["buffers"].items()

@@ -14,6 +14,25 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.normalize import check_finite, per_row
+
+
+def _aspects(aspects: Any, weights: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Aspect scores as (n, k) and their (k,) weights; an (n,) vector is one aspect. No reshaping:
+    a (k, n) matrix would silently pair rows with the wrong scores."""
+    A = np.asarray(aspects, dtype=np.float64)
+    if A.ndim == 1 and A.shape == (n,):
+        A = A[:, None]
+    if A.ndim != 2 or A.shape[0] != n:
+        raise ValueError(
+            f"aspects must be an (n, k) matrix with one row per score ({n}); got shape {A.shape}"
+        )
+    check_finite(A, "aspects")
+    w = np.ones(A.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (A.shape[1],) or not np.all(np.isfinite(w)):
+        raise ValueError(f"aspect_weights must be {A.shape[1]} finite numbers; got {weights!r}")
+    return A, w
+
 
 def hybrid_combine(
     r_rule: Any,
@@ -24,10 +43,16 @@ def hybrid_combine(
     r_len: Any = None,
     w_len: float = 0.0,
 ) -> np.ndarray:
-    """Card C10 — ``c·r_rule + (1−c)·r_model + Σ w_j aspect_j + w_len·r_len`` (NaN rule → c = 0)."""
+    """Card C10 — ``c·r_rule + (1−c)·r_model + Σ w_j aspect_j + w_len·r_len`` (NaN rule → c = 0).
+
+    Every input is one value per row (or a scalar); a shape that does not line up with the rule
+    scores, or an infinite score, is a ValueError rather than a silent broadcast or a 1.8e308.
+    """
     rule = np.asarray(r_rule, dtype=np.float64).reshape(-1)
-    model = np.broadcast_to(np.asarray(r_model, dtype=np.float64), rule.shape)
-    c = np.broadcast_to(np.asarray(confidence, dtype=np.float64), rule.shape)
+    check_finite(rule, "r_rule")
+    n = len(rule)
+    model = per_row(r_model, n, "r_model")
+    c = per_row(confidence, n, "confidence")
     if not np.all((c >= 0) & (c <= 1)):  # NaN fails too
         i = int(np.flatnonzero(~((c >= 0) & (c <= 1)))[0])
         raise ValueError(f"rule confidence must lie in [0, 1]; confidence[{i}] = {c[i]}")
@@ -38,11 +63,10 @@ def hybrid_combine(
     )
     out[np.isnan(rule) & np.isnan(model)] = np.nan
     if aspects is not None:
-        A = np.asarray(aspects, dtype=np.float64).reshape(len(rule), -1)
-        w = np.ones(A.shape[1]) if aspect_weights is None else np.asarray(aspect_weights, float)
-        if w.shape != (A.shape[1],):
-            raise ValueError(f"aspect_weights must have {A.shape[1]} values; got {w.shape}")
+        A, w = _aspects(aspects, aspect_weights, n)
         out = out + np.nan_to_num(A) @ w
     if r_len is not None and w_len:
-        out = out + w_len * np.nan_to_num(np.asarray(r_len, dtype=np.float64).reshape(-1))
+        if not np.isfinite(w_len):
+            raise ValueError(f"w_len must be a finite number; got {w_len!r}")
+        out = out + w_len * np.nan_to_num(per_row(r_len, n, "r_len"))
     return out

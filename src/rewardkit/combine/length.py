@@ -30,13 +30,35 @@ def soft_overlong(length: int, max_len: int, cache_len: int) -> float:
 
 
 def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
-    """Card C8 — DAPO soft overlong punishment of each length (the ``rule:overlong`` formula)."""
+    """Card C8 — DAPO soft overlong punishment of each length (the ``rule:overlong`` formula).
+
+    A NaN length (unknown) gives NaN; a negative, infinite or non-numeric one is a ValueError
+    naming its index, as is a non-whole ``l_max``/``l_cache`` (they are token or word counts).
+    """
+    for name, v in (("l_max", l_max), ("l_cache", l_cache)):
+        if isinstance(v, bool) or not float(v).is_integer():
+            raise ValueError(f"{name} must be a whole number of tokens; got {v!r}")
     if not 1 <= l_cache <= l_max:
         raise ValueError(f"need 1 ≤ l_cache ≤ l_max; got l_max={l_max}, l_cache={l_cache}")
-    L = np.asarray(lengths)
-    return np.array(
-        [soft_overlong(int(x), int(l_max), int(l_cache)) for x in L.reshape(-1)]
-    ).reshape(L.shape)
+    lens = as_lengths(lengths)
+    expected = l_max - l_cache
+    ramp = np.where(lens <= l_max, (expected - lens) / l_cache, -1.0)
+    return np.where(np.isnan(lens), np.nan, np.where(lens <= expected, 0.0, ramp))
+
+
+def as_lengths(lengths: Any) -> np.ndarray:
+    """``lengths`` as float64 (any shape), NaN allowed; ValueError naming the first negative,
+    infinite or non-numeric one."""
+    try:
+        L = np.asarray(lengths, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"lengths must be numbers: {e}") from None
+    bad = np.flatnonzero(np.isinf(L) | (L < 0))
+    if len(bad):
+        raise ValueError(
+            f"lengths[{int(bad[0])}] = {L.flat[bad[0]]}: a length must be a finite number ≥ 0"
+        )
+    return L
 
 
 def kimi_length_reward(
@@ -67,7 +89,7 @@ def kimi_length_reward(
 
 def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.ndarray:
     """Card C8 — ``−c · max(0, L − target) / target``."""
-    if not target > 0:
-        raise ValueError(f"target length must be > 0; got {target}")
-    L = np.asarray(lengths, dtype=np.float64)
+    if not (np.isfinite(target) and target > 0):
+        raise ValueError(f"target length must be a finite number > 0; got {target}")
+    L = as_lengths(lengths)
     return -c * np.maximum(0.0, L - target) / target

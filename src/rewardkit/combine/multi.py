@@ -24,18 +24,25 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import batch_normalize, group_normalize
+from rewardkit.combine.normalize import batch_normalize, check_finite, group_normalize
 
 NAN_POLICIES = ("skip", "propagate")
 
 
 def as_reward_matrix(rewards: Any) -> np.ndarray:
-    """``rewards`` as a float64 (n, k) matrix with k ≥ 1; ValueError otherwise."""
-    R = np.asarray(rewards, dtype=np.float64)
+    """``rewards`` as a float64 (n, k) matrix with k ≥ 1 and no ±inf; ValueError otherwise
+    (``inf − inf`` in a weighted sum would be NaN, read downstream as "does not apply")."""
+    try:
+        R = np.asarray(rewards, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"rewards must be numbers (NaN where a reward does not apply): {e}"
+        ) from None
     if R.ndim != 2 or R.shape[1] == 0:
         raise ValueError(
             f"rewards must be an (n, k) matrix, one column per reward; got shape {R.shape}"
         )
+    check_finite(R, "rewards")
     return R
 
 

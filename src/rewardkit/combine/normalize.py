@@ -51,6 +51,7 @@ class GroupStats(NamedTuple):
     mean: np.ndarray  # (n,) group mean (NaN when n == 0)
     std: np.ndarray  # (n,) group std with the requested ddof (NaN when n <= ddof)
     total: np.ndarray  # (n,) sum of the group's non-NaN rewards
+    dev: np.ndarray  # (n,) r − mean_g, computed about a group member so huge offsets stay exact
 
 
 def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
@@ -79,6 +80,23 @@ def check_finite(values: np.ndarray, name: str) -> None:
             f"{name}[{where}] is {values.flat[bad[0]]}: a reward must be finite, or NaN where "
             f"it does not apply ({len(bad)} infinite value(s))"
         )
+
+
+def per_row(values: Any, n: int, name: str) -> np.ndarray:
+    """``values`` as an (n,) float vector (a scalar broadcasts); ValueError naming ``name`` for
+    another length (a silent broadcast would pair rows with other rows' values) or ±inf."""
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be numbers: {e}") from None
+    if v.ndim == 0:
+        v = np.full(n, float(v))
+    if v.shape != (n,):
+        raise ValueError(
+            f"{name} must have one value per row ({n}) or be a scalar; got shape {v.shape}"
+        )
+    check_finite(v, name)
+    return v
 
 
 def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> Groups:
@@ -128,19 +146,28 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
 
 
 def group_stats(r: np.ndarray, groups: Groups, ddof: int = 1) -> GroupStats:
-    """Per-element NaN-aware group count, mean, std (two-pass, so large offsets stay exact)."""
+    """Per-element NaN-aware group count, mean, std and deviation ``r − mean_g``.
+
+    The sums run on ``r − pivot_g`` (``pivot_g`` one non-NaN reward of the group), so rewards
+    with a huge common offset (1e12 + small differences) keep their differences exactly instead
+    of losing them to the rounding of the offset.
+    """
     ok = ~np.isnan(r)
-    x = np.where(ok, r, 0.0)
     idx, k = groups
+    pivot = np.zeros(k)
+    first = np.flatnonzero(ok)[::-1]  # reversed: the first non-NaN of each group is written last
+    pivot[idx[first]] = r[first]
+    d = np.where(ok, r - pivot[idx], 0.0)
     n_g = np.bincount(idx, weights=ok, minlength=k)
-    s_g = np.bincount(idx, weights=x, minlength=k)
-    mean_g = np.full(k, np.nan)
-    np.divide(s_g, n_g, out=mean_g, where=n_g > 0)
-    dev = np.where(ok, r - mean_g[idx], 0.0)
-    ss_g = np.bincount(idx, weights=dev * dev, minlength=k)
+    s_g = np.bincount(idx, weights=d, minlength=k)
+    mean_d = np.full(k, np.nan)
+    np.divide(s_g, n_g, out=mean_d, where=n_g > 0)
+    dev = np.where(ok, d - mean_d[idx], np.nan)
+    ss_g = np.bincount(idx, weights=np.where(ok, dev, 0.0) ** 2, minlength=k)
     var_g = np.full(k, np.nan)
     np.divide(ss_g, n_g - ddof, out=var_g, where=n_g > ddof)
-    return GroupStats(n_g[idx], mean_g[idx], np.sqrt(var_g)[idx], s_g[idx])
+    total = s_g + n_g * pivot
+    return GroupStats(n_g[idx], (pivot + mean_d)[idx], np.sqrt(var_g)[idx], total[idx], dev)
 
 
 def _check(scale: str, singleton: str, ddof: int, eps: float) -> None:
@@ -176,7 +203,7 @@ def group_normalize(
     r = as_rewards(rewards)
     groups = as_groups(len(r), group_ids, group_size)
     st = group_stats(r, groups, ddof=ddof)
-    out = r - st.mean
+    out = st.dev.copy()
     if scale == "std":
         # all-equal groups have std 0 and numerator 0; a 1-member ddof=1 group has no std
         den = np.where(np.isnan(st.std), 1.0, st.std) + eps
@@ -209,7 +236,7 @@ def rloo_advantage(
     st = group_stats(r, as_groups(len(r), group_ids, group_size), ddof=0)
     out = np.zeros_like(r)
     many = st.n > 1
-    out[many] = (r[many] * st.n[many] - st.total[many]) / (st.n[many] - 1)
+    out[many] = st.dev[many] * st.n[many] / (st.n[many] - 1)
     out[np.isnan(r)] = np.nan
     return out
 

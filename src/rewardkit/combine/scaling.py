@@ -16,13 +16,28 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_groups, as_rewards, group_normalize, group_stats
+from rewardkit.combine.normalize import (
+    as_groups,
+    as_rewards,
+    check_finite,
+    group_normalize,
+    group_stats,
+    per_row,
+)
 
 BETA_MIN = 1e-3
 
 
 def dynamic_beta(delta: Any, beta0: float = 0.1, w: float = 0.5, k: float = 0.5) -> np.ndarray:
-    """Card C6 — ``β₀ · (1 + w · (1 − exp(−k δ)))``, clamped to ≥ 1e-3 (NaN δ → β₀)."""
+    """Card C6 — ``β₀ · (1 + w · (1 − exp(−k δ)))``, clamped to ≥ 1e-3 (NaN δ → β₀).
+
+    ``β₀ > 0``, ``w ≥ 0`` and ``k > 0`` (finite): a negative ``k`` or ``w`` would give the pairs
+    the reward model separates most confidently the *smallest* β, the opposite of the method."""
+    for name, v, low in (("beta0", beta0, 0.0), ("k", k, 0.0)):
+        if not (np.isfinite(v) and v > low):
+            raise ValueError(f"dynamic_beta: {name} must be a finite number > 0; got {v!r}")
+    if not (np.isfinite(w) and w >= 0):
+        raise ValueError(f"dynamic_beta: w must be a finite number ≥ 0; got {w!r}")
     d = np.asarray(delta, dtype=np.float64)
     beta = beta0 * (1.0 + w * (-np.expm1(-k * np.nan_to_num(d, nan=0.0))))
     return np.maximum(beta, BETA_MIN)
@@ -33,7 +48,9 @@ def ls_factor_beta(ls_factor: Any, beta: float = 0.1, w: float = 0.1) -> np.ndar
 
     ``ls_factor`` is a per-pair value from the data; NaN (absent) means 1.0 as in that code.
     """
-    f = np.nan_to_num(np.asarray(ls_factor, dtype=np.float64), nan=1.0)
+    f = np.asarray(ls_factor, dtype=np.float64)
+    check_finite(f, "ls_factor")  # nan_to_num would turn ±inf into ±1.8e308, silently
+    f = np.where(np.isnan(f), 1.0, f)
     return np.maximum(beta * (1.0 + w * f), BETA_MIN)
 
 
@@ -61,7 +78,7 @@ def model_responsiveness(
     """Card C7 ``h_model = clip((r_demo − mean_g r) / (|r_demo| + ε), 0, 1)`` per element."""
     r = as_rewards(rewards)
     st = group_stats(r, as_groups(len(r), group_ids, group_size))
-    demo = np.broadcast_to(np.asarray(r_demo, dtype=np.float64), r.shape)
+    demo = per_row(r_demo, len(r), "r_demo")
     return np.clip((demo - st.mean) / (np.abs(demo) + eps), 0.0, 1.0)
 
 
@@ -70,8 +87,8 @@ def difficulty_scale(
 ) -> np.ndarray:
     """Card C7 — ``r · (1 + λ_d h_data + λ_m h_model)`` (h's broadcast against the rewards)."""
     r = as_rewards(rewards)
-    hd = np.broadcast_to(np.asarray(h_data, dtype=np.float64), r.shape)
-    hm = np.broadcast_to(np.asarray(h_model, dtype=np.float64), r.shape)
+    hd = per_row(h_data, len(r), "h_data")
+    hm = per_row(h_model, len(r), "h_model")
     return r * (1.0 + lam_d * hd + lam_m * hm)
 
 

@@ -42,8 +42,10 @@ def combine_lsc(rs: Any, r_refs: Any, weights: Any = None) -> np.ndarray:
         raise ValueError(f"rs must be an (n, k) matrix, one column per property; got {R.shape}")
     u = lsc_transform(R, r_refs)
     w = np.ones(R.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (R.shape[1],):
-        raise ValueError(f"weights must have one value per column ({R.shape[1]}); got {w.shape}")
+    if w.shape != (R.shape[1],) or not np.all(np.isfinite(w)):
+        raise ValueError(
+            f"weights must be {R.shape[1]} finite numbers, one per column; got {weights!r}"
+        )
     return u @ w
 
 

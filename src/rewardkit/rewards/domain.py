@@ -194,15 +194,27 @@ def length_fit(q: Query) -> float:
     return -abs(math.log((1 + n_r) / (1 + n_ref)))
 
 
+#: ``[design]`` how many distinct numbers a response may write per reference number (plus a
+#: fixed allowance) before :func:`reference_steps` scales its share down.
+STEP_BUDGET = (2, 8)
+
+
 def reference_steps(q: Query) -> float:
     """Share of the distinct numbers of a text reference (a worked solution's intermediate and
-    final results) that the response also reaches; NaN without a reference holding numbers."""
+    final results) that the response also reaches; NaN without a reference holding numbers.
+
+    A response may write up to ``2·|ref| + 8`` distinct numbers; beyond that the share is scaled
+    by ``budget / |numbers written|``, so listing every number ("0 1 2 … 999") cannot reach
+    every step (it used to score 1.0, above a correct solution)."""
     if not isinstance(q.reference, str):
         return math.nan
     ref = {w for w in words(q.reference) if w[0].isdigit()}
     if not ref:
         return math.nan
-    return len(ref & set(words(str(q.response)))) / len(ref)
+    said = {w for w in words(str(q.response)) if w[0].isdigit()}
+    per_step, allowance = STEP_BUDGET
+    budget = per_step * len(ref) + allowance
+    return len(ref & said) / len(ref) * min(1.0, budget / max(len(said), 1))
 
 
 def arithmetic(q: Query) -> float:

@@ -44,7 +44,9 @@ def reduce_logprobs(token_logps: Sequence[float] | np.ndarray, how: str = "sum")
 
     ``sum`` = Σ_t log π(y_t) = log π(y|x); ``mean`` (``avg``) = the mean; ``norm`` =
     −‖(log π(y_t))_t‖₂, reward-bench's default without a reference model. ``[−1, −2, −2]`` →
-    sum −5, mean −5/3, norm −3. The mean of no tokens is NaN.
+    sum −5, mean −5/3, norm −3. The mean of no tokens is NaN. (The engine readout of
+    :class:`SequenceLogProbReward` goes further: a row with no scored token is NaN in every
+    reduction, since it scored nothing.)
     """
     a = np.asarray(token_logps, dtype=np.float64).reshape(-1)
     how = reduction_name(how)
@@ -89,7 +91,9 @@ class SequenceLogProbReward(ModelBackedReward):
     ``score`` returns an (n, 4) array with the objectives ``sum`` (log p(y|x)), ``mean``,
     ``norm`` (−‖·‖₂) and ``tokens`` (how many response tokens were scored). With a chat template
     the response tokens are what the conversation adds after the generation prompt (the response
-    and the template's end-of-turn tokens, as reward-bench and TRL score them); without one the
+    and the template's end-of-turn tokens, as TRL's DPO tokenizes a completion; reward-bench also
+    scores the assistant header and an extra EOS: docs/methods/B1-dpo-implicit-reward.md has
+    the figures); without one the
     row is ``[BOS] prompt_text "\\n\\n" response [EOS]`` (:func:`encode_plain`). The first token of
     a row has no prediction and is never scored (it is the BOS token or a prompt token unless
     truncation removed the whole prompt).
@@ -152,15 +156,19 @@ class SequenceLogProbReward(ModelBackedReward):
         )
 
     def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
-        """(b, 4) float64: sum, mean, −L2 norm and count of each row's response log-probs."""
+        """(b, 4) float64: sum, mean, −L2 norm and count of each row's response log-probs.
+
+        A row with no scored response token (truncation cut the whole response) has NaN sum,
+        mean and norm, not 0: a sum of 0 would read as probability 1, the best possible score."""
         rows, lp = self.lm.response_logprobs(batch, hidden)
         b = batch.input_ids.shape[0]
         zeros = torch.zeros(b, dtype=torch.float64, device=batch.input_ids.device)
         total = zeros.index_add(0, rows, lp)
         squares = zeros.index_add(0, rows, lp * lp)
         count = zeros.index_add(0, rows, torch.ones_like(lp))
-        mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, math.nan))
-        return torch.stack([total, mean, -torch.sqrt(squares), count], dim=1)
+        stats = torch.stack([total, total / count.clamp(min=1), -torch.sqrt(squares)], dim=1)
+        stats = stats.masked_fill((count == 0).unsqueeze(1), math.nan)
+        return torch.cat([stats, count.unsqueeze(1)], dim=1)
 
     def token_logprobs(self, queries: Sequence[Query]) -> list[np.ndarray]:
         """The per-token log-probs of each query's response tokens (uncached; for inspection)."""

@@ -97,21 +97,77 @@ def save_pal(
     return out
 
 
-def load_pal(directory: str | Path) -> tuple[PALHead, dict[str, Any]]:
-    """A trained PAL head (without user rows) and its metadata from ``directory``."""
+def read_meta(path: Path, fields: Mapping[str, type], command: str) -> dict[str, Any]:
+    """The JSON object at ``path`` with each of ``fields`` present and of its type (int fields
+    ≥ 1); SpecError naming the file and the field otherwise (a hand-edited or foreign file must
+    not end in a KeyError traceback)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SpecError(f"{path}: not valid JSON ({e}); write it with `{command}`") from None
+    if not isinstance(meta, dict):
+        raise SpecError(f"{path}: expected a JSON object written by `{command}`")
+    for name, kind in fields.items():
+        v = meta.get(name)
+        ok = isinstance(v, kind) and not isinstance(v, bool)
+        if not ok or (kind is int and v < 1):
+            raise SpecError(
+                f"{path}: field {name!r} must be {'an int ≥ 1' if kind is int else kind.__name__}"
+                f"; got {v!r} (written by `{command}`)"
+            )
+    return meta
+
+
+def load_state(
+    module: nn.Module, weights: Path, extra: Mapping[str, torch.Tensor] | None = None
+) -> None:
+    """Load a safetensors state dict (plus ``extra`` entries) into ``module``; SpecError when it
+    does not fit."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    try:
+        state = {**load_file(str(weights)), **(extra or {})}
+        module.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError, SafetensorError) as e:  # keys, sizes, bad file
+        said = " ".join(str(e).split())[:400] or type(e).__name__
+        raise SpecError(
+            f"{weights}: weights do not fit the model its JSON describes: {said}"
+        ) from None
+
+
+def _check_mixtures(path: Path, meta: Mapping[str, Any], k: int) -> None:
+    """Every user's logits and the population mixture must be k finite numbers."""
+    users = meta.get("users")
+    if not isinstance(users, dict):
+        raise SpecError(f"{path}: field 'users' must be an object of user id → {k} logits")
+    rows = {f"users[{u!r}]": v for u, v in users.items()}
+    rows["population"] = meta.get("population")
+    for name, v in rows.items():
+        a = np.asarray(v if isinstance(v, list) else [], dtype=object)
+        good = a.shape == (k,) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x) for x in a
+        )
+        if not good:
+            raise SpecError(f"{path}: {name} must be {k} finite numbers (k = {k}); got {v!r}")
+
+
+def load_pal(directory: str | Path) -> tuple[PALHead, dict[str, Any]]:
+    """A trained PAL head (without user rows) and its metadata from ``directory``."""
     d = Path(directory).expanduser()
     if not (d / META_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
         raise SpecError(
             f"{d}: not a PAL model ({META_FILE} and {WEIGHTS_FILE} missing); train one with "
             "`rewardkit pal train`"
         )
-    meta = json.loads((d / META_FILE).read_text())
-    head = PALHead(int(meta["in_dim"]), 1, int(meta["k"]), int(meta["d_pref"]), meta["form"])
-    state = load_file(str(d / WEIGHTS_FILE))
-    state["user_logits"] = head.user_logits.detach()
-    head.load_state_dict(state)
+    fields = {"in_dim": int, "k": int, "d_pref": int, "max_length": int, "form": str}
+    meta = read_meta(d / META_FILE, fields, "rewardkit pal train")
+    if meta["form"] not in FORMS:
+        raise SpecError(f"{d / META_FILE}: form must be one of {FORMS}; got {meta['form']!r}")
+    _check_mixtures(d / META_FILE, meta, meta["k"])
+    head = PALHead(meta["in_dim"], 1, meta["k"], meta["d_pref"], meta["form"])
+    # user rows are not in the weights file (only the shared parts are)
+    load_state(head, d / WEIGHTS_FILE, {"user_logits": head.user_logits.detach()})
     return head.eval(), meta
 
 

@@ -22,6 +22,7 @@ import torch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
+from rewardkit.rewards.pal import load_state, read_meta
 from rewardkit.types import Query, Reward
 
 WEIGHTS_FILE = "polar.safetensors"
@@ -79,17 +80,16 @@ def save_polar(directory: str | Path, head: FeatureHead, meta: dict[str, Any]) -
 
 def load_polar(directory: str | Path) -> tuple[FeatureHead, dict[str, Any]]:
     """A POLAR head and its metadata from ``directory``."""
-    from safetensors.torch import load_file
-
     d = Path(directory).expanduser()
     if not (d / META_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
         raise SpecError(
             f"{d}: not a POLAR model ({META_FILE} and {WEIGHTS_FILE}); train one with "
             "`rewardkit polar pretrain`"
         )
-    meta = json.loads((d / META_FILE).read_text())
-    head = FeatureHead(int(meta["in_dim"]), "mlp", int(meta["inner"]))
-    head.load_state_dict(load_file(str(d / WEIGHTS_FILE)))
+    fields = {"in_dim": int, "inner": int, "max_length": int}
+    meta = read_meta(d / META_FILE, fields, "rewardkit polar pretrain")
+    head = FeatureHead(meta["in_dim"], "mlp", meta["inner"])
+    load_state(head, d / WEIGHTS_FILE)
     return head.eval(), meta
 
 

@@ -132,6 +132,8 @@ class RelevanceReward(Reward):
             if key not in COMPONENTS:
                 raise ValueError(f"unknown R³ component {key!r}; known: {', '.join(COMPONENTS)}")
             merged[key] = float(value)
+            if not math.isfinite(merged[key]):
+                raise ValueError(f"R³ weight {key} must be a finite number; got {value!r}")
         if all(v == 0 for v in merged.values()):
             raise ValueError("every R³ weight is 0")
         if n < 1 or target_words < 1:

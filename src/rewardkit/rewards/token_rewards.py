@@ -229,8 +229,15 @@ class TokenLogRatioReward(Reward):
         for i, (va, spans) in enumerate(a):
             vb = None
             if b is not None:
-                t = min(len(va), len(b[i][0]))
-                va, vb, spans = va[:t], b[i][0][:t], spans[:t]
+                vb, spans_b = b[i]
+                t = min(len(va), len(vb))
+                if not np.array_equal(spans[:t], spans_b[:t]):
+                    raise ValueError(
+                        f"{self.method}: the model and the reference split the response of "
+                        f"query {i} into different tokens, so their log-probs cannot be "
+                        "subtracted token by token; use a reference with the same tokenizer"
+                    )
+                va, vb, spans = va[:t], vb[:t], spans[:t]
             vals = log_ratio_tokens(va, vb, self.scale, self.squash)
             rows.append((vals, spans))
         tokens = pad_token_rows(rows)

@@ -17,6 +17,16 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
+def _same_shape(**operands: object) -> None:
+    """ValueError unless every tensor operand has the first one's shape (a Python number or a
+    0-d tensor is a scalar and may broadcast). Rewards of shape (n,) against (n, 1) would
+    otherwise broadcast to an (n, n) matrix of every chosen against every rejected, silently."""
+    shapes = {k: tuple(v.shape) for k, v in operands.items() if isinstance(v, Tensor) and v.ndim}
+    if len(set(shapes.values())) > 1:
+        said = ", ".join(f"{k} {list(v)}" for k, v in shapes.items())
+        raise ValueError(f"per-pair operands must have one shape (one value per pair); got {said}")
+
+
 def _reduce(values: Tensor, weight: Tensor | None, reduction: str) -> Tensor:
     if weight is not None:
         values = values * weight
@@ -44,6 +54,7 @@ def bt_loss(
     """
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    _same_shape(r_chosen=r_chosen, r_rejected=r_rejected, margin=margin, weight=weight)
     z = r_chosen.float() - r_rejected.float() - margin
     loss = -F.logsigmoid(z)
     if label_smoothing:
@@ -59,6 +70,7 @@ def soft_bt_loss(
     ``L = −p log σ(Δ) − (1 − p) log σ(−Δ)``: ``p = 1`` is plain BT on a strict pair, ``p = ½``
     the neutral (tie) loss ``−½ log σ(Δ) − ½ log σ(−Δ)``, smallest (log 2) at Δ = 0.
     """
+    _same_shape(delta=delta, p_target=p_target, weight=weight)
     d = delta.float()
     p = torch.as_tensor(p_target, dtype=d.dtype)
     return _reduce(-p * F.logsigmoid(d) - (1.0 - p) * F.logsigmoid(-d), weight, reduction)
@@ -79,6 +91,7 @@ def scaled_bt_loss(
     ``kind``: ``"regular"`` −log σ(Δ), ``"margin"`` −log σ(Δ − m), ``"scaled"`` −m·log σ(Δ),
     where Δ is the preferred minus the other reward.
     """
+    _same_shape(r_a=r_a, r_b=r_b, strength=strength)
     s = strength.float()
     delta = torch.where(s < 0, r_a.float() - r_b.float(), r_b.float() - r_a.float())
     m = s.abs()
@@ -108,6 +121,7 @@ def btt_loss(
     """
     if k <= 1.0:
         raise ValueError(f"the tie parameter k must be > 1, got {k}")
+    _same_shape(delta=delta, tied=tied, weight=weight)
     d = delta.float()
     lk = math.log(k)
     win = -F.logsigmoid(d - lk)
@@ -126,6 +140,9 @@ def gaussian_bt_loss(
 ) -> Tensor:
     """docs/methods/A13-uncertainty-tie-bt.md — uncertainty-aware BT: ``−E_ε[log σ(μ_z + σ_z ε − margin)]`` with
     ``μ_z = μ_c − μ_r``, ``σ_z = sqrt(σ_c² + σ_r²)``, ``σ = exp(logsig)``, Monte-Carlo estimate."""
+    _same_shape(mu_c=mu_c, logsig_c=logsig_c, mu_r=mu_r, logsig_r=logsig_r)
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be ≥ 1 (Monte-Carlo draws); got {n_samples}")
     mu_z = (mu_c - mu_r).float()
     sig_z = torch.sqrt(torch.exp(2 * logsig_c.float()) + torch.exp(2 * logsig_r.float()))
     eps = torch.randn(
@@ -175,6 +192,7 @@ def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:
 def masked_mse(pred: Tensor, target: Tensor, mask_value: float = -100.0) -> Tensor:
     """docs/methods/A2-multi-attribute-regression.md — Multi-attribute regression RM: ``Σ m_a (ŝ_a − s_a)² / Σ m_a``; targets equal
     to ``mask_value`` are left out."""
+    _same_shape(pred=pred, target=target)
     mask = (target != mask_value).float()
     err = (pred.float() - torch.where(mask.bool(), target.float(), pred.detach().float())) ** 2
     denom = mask.sum()
@@ -253,6 +271,8 @@ def peer_select(margins_self: Tensor, keep_ratio: float) -> Tensor:
     if not 0.0 < keep_ratio <= 1.0:
         raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
     n = margins_self.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.bool, device=margins_self.device)
     keep = max(1, math.ceil(keep_ratio * n - 1e-9))
     idx = torch.topk(margins_self.detach().float(), keep).indices
     mask = torch.zeros(n, dtype=torch.bool, device=margins_self.device)
@@ -269,6 +289,7 @@ def crm_keep_ratio(progress: float, noise_rate: float, warmup: float = 1.0) -> f
 
 def pairwise_accuracy(r_chosen: Tensor, r_rejected: Tensor) -> float:
     """docs/methods/A1-bradley-terry.md — strict ``r_c > r_r``; ties count 0 (RewardBench 1 rule)."""
+    _same_shape(r_chosen=r_chosen, r_rejected=r_rejected)
     if r_chosen.numel() == 0:
         return float("nan")
     return float((r_chosen > r_rejected).float().mean())
