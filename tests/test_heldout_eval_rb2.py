@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from rewardkit.data import load
+from rewardkit.errors import DataError
 from rewardkit.evaluate import evaluate
 from rewardkit.registry import load_reward
 
@@ -173,3 +174,12 @@ def test_misspelled_domain_is_reported(tmp_path: Path) -> None:
     notes = " ".join(res.settings.get("notes", []))
     assert "['precise_if'] are not RewardBench 2 subsets" in notes
     assert res["rule:length"].subsets["Ties"].rule == "ties"
+
+
+def test_a_repeated_ties_row_is_named_before_scoring(tmp_path: Path) -> None:
+    rows = _rows(0)
+    rows += [r for r in rows if r["id"] == "tied:1"]  # two exports merged
+    path = tmp_path / "rb2_twice.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match=r"subset 'Ties': Ties row id\(s\) 'tied:1' appear more"):
+        _evaluate(path)

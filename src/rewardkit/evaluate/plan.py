@@ -163,6 +163,7 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
             and all(parse_ties_id(examples[i].id) is not None for i in idx)
         ):
             subset_rule[sub] = "ties"
+            check_unique_ties([examples[i].id for i in idx], sub)
             for i in idx:
                 rules[i] = "ties"
         else:
@@ -242,6 +243,25 @@ def duplicate_ids(examples: Sequence[Example]) -> list[str]:
             dups[str(ex.id)] = None
         seen.add(key)
     return list(dups)
+
+
+def check_unique_ties(ids: Sequence[str], subset: str) -> None:
+    """A Ties prompt has at most one ``ref:`` and one ``tied:`` row (docs/methods/D2): a
+    repeated one (a file read twice, two exports merged) is a DataError naming it, raised
+    before anything is scored."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for row_id in ids:
+        if row_id in seen and row_id not in repeated:
+            repeated.append(row_id)
+        seen.add(row_id)
+    if repeated:
+        shown = ", ".join(repr(r) for r in repeated[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        raise DataError(
+            f"subset {subset!r}: Ties row id(s) {shown}{more} appear more than once; each "
+            "prompt has one 'ref:' and one 'tied:' row (is a file read twice?)"
+        )
 
 
 def plan_notes(plan: Plan, requested: str) -> list[str]:
