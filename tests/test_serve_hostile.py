@@ -400,7 +400,8 @@ def test_connection_limits_are_serve_options(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(serve_cli, "run", lambda config, **kw: seen.update(config=config))
-    args = ["serve", "-r", "rule:length", "--header-timeout", "2.5", "--body-timeout", "7"]
+    args = ["serve", "-r", "rule:length", "--port", "0"]  # free whatever runs on :8000
+    args += ["--header-timeout", "2.5", "--body-timeout", "7"]
     args += ["--max-connections", "99", "--backlog", "12"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

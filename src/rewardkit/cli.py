@@ -128,14 +128,24 @@ class _LinePerUpdate(io.TextIOBase):
 
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT), and what it says.
 INTERRUPTED = 130
+#: How a run can go on: from the score cache, or (``--no-cache``) from the start.
+_RESUME = (
+    "model scores computed so far stay in the score cache, so the same command resumes from them"
+)
+_NO_CACHE_RESUME = "with --no-cache no model score was kept, so the same command starts over"
 _UNFINISHED = (
     "before the run finished: its outputs are absent or incomplete (score, eval, report and "
     "curate write each file only once it is complete; bon keeps the prompts it finished in its "
-    "--out); model scores computed so far stay in the score cache, so the same command resumes "
-    "from them"
+    "--out); " + _RESUME
 )
 INTERRUPTED_NOTE = "interrupted " + _UNFINISHED
 TERMINATED_NOTE = "terminated (SIGTERM) " + _UNFINISHED
+
+
+def unfinished_note(note: str, argv: list[str]) -> str:
+    """``note`` as it holds for this command line: a run with ``--no-cache`` kept nothing."""
+    return note.replace(_RESUME, _NO_CACHE_RESUME) if "--no-cache" in argv else note
+
 
 #: Verbs that handle SIGTERM themselves (``serve`` drains its requests, then exits by it).
 OWN_SIGTERM = frozenset({"serve"})
@@ -200,8 +210,8 @@ def main() -> None:
         how = "terminated (SIGTERM)" if by_sigterm else "interrupted"
         _stop(interrupted_note(how), terminated if by_sigterm else None)
     if by_sigterm:
-        _stop(TERMINATED_NOTE, terminated)
-    _stop(INTERRUPTED_NOTE, None)
+        _stop(unfinished_note(TERMINATED_NOTE, sys.argv), terminated)
+    _stop(unfinished_note(INTERRUPTED_NOTE, sys.argv), None)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,17 @@ from rewardkit.errors import RewardkitError
 USER_ERRORS = (RewardkitError, ValueError, OSError)
 
 
+def one_line(text: str) -> str:
+    """A message on one line: a library's multi-line text (PyYAML's "in <unicode string>, line
+    2, column 1:" with the source line and a caret under it) joined with spaces, the caret
+    line dropped."""
+    lines = [ln.strip() for ln in str(text).splitlines()]
+    return " ".join(ln for ln in lines if ln and ln != "^")
+
+
 def fail(exc: Exception) -> None:
-    """Print ``error: …`` in red on stderr and exit with code 2."""
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    """Print ``error: …`` on one line, in red, on stderr and exit with code 2."""
+    typer.secho(f"error: {one_line(str(exc))}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2) from None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from rewardkit.errors import RewardkitError
+from rewardkit.outputs import finite_json
 from rewardkit.remote.limits import backoff_delay, parse_retry_after
 
 #: Transport failures after which the request is sent again.
@@ -39,7 +40,7 @@ def _openrlhf_body(
         body["prompts"] = list(prompts)
     if labels is not None:
         body["labels"] = list(labels)
-    return body
+    return finite_json(body)  # a NaN label (a missing cell of a DataFrame) is sent as null
 
 
 class RewardServerError(RewardkitError):
@@ -74,8 +75,29 @@ def _raise_for(response: httpx.Response) -> None:
     raise RewardServerError(response.status_code, type_, message)
 
 
+def _listed(response: httpx.Response, key: str, n: int, kind: type) -> list[Any]:
+    """``body[key]`` of a successful answer, checked to hold one ``kind`` per item sent: an
+    answer that drops, adds or garbles items cannot be matched to them, so it is an error
+    (``invalid_response``) instead of a shorter list that shifts every reward after the gap."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    values = body.get(key) if isinstance(body, dict) else None
+    if isinstance(values, list) and len(values) == n and all(isinstance(v, kind) for v in values):
+        return values
+    if isinstance(values, list):
+        got = f"{len(values)} entries" + ("" if len(values) == n else f" for {n} items")
+    else:
+        got = f"no {key!r} list" if body is not None else "a body that is not JSON"
+    raise RewardServerError(
+        response.status_code, "invalid_response", f"{response.request.url.path}: got {got}"
+    )
+
+
 def to_item(item: Any) -> dict[str, Any]:
-    """A ``/v1/rewards`` item from a dict, a pydantic model or a rewardkit ``Query``."""
+    """A ``/v1/rewards`` item from a dict, a pydantic model or a rewardkit ``Query`` (the
+    clients send NaN and ±inf in it as null, "no value": JSON has neither)."""
     if isinstance(item, Mapping):
         return dict(item)
     if hasattr(item, "model_dump"):
@@ -84,6 +106,9 @@ def to_item(item: Any) -> dict[str, Any]:
         out = {"prompt": list(item.prompt), "response": item.response}
         if getattr(item, "reference", None) is not None:
             out["reference"] = item.reference
+        source = (getattr(item, "meta", None) or {}).get("data_source")
+        if source is not None:  # the server routes on it, as for a dict item (docs/serving.md)
+            out["data_source"] = str(source)
         return out
     raise TypeError(f"cannot send a {type(item).__name__} as a reward item")
 
@@ -143,8 +168,8 @@ class RewardClient(_Base):
     def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
         """``POST /v1/rewards``: one result dict per item (``reward``, ``components``,
         ``cached``, ``error``), in order."""
-        body = {"items": [to_item(i) for i in items]}
-        return self._request("POST", "/v1/rewards", json=body).json()["results"]
+        body = {"items": [finite_json(to_item(i)) for i in items]}
+        return _listed(self._request("POST", "/v1/rewards", json=body), "results", len(items), dict)
 
     def rewards(self, items: Sequence[Any]) -> list[float | None]:
         """Just the reward of each item (None where it is NaN or the item failed)."""
@@ -158,7 +183,9 @@ class RewardClient(_Base):
     ) -> dict[str, Any]:
         """``POST /get_reward`` in OpenRLHF's shape."""
         body = _openrlhf_body(queries, prompts, labels)
-        return self._request("POST", "/get_reward", json=body).json()
+        response = self._request("POST", "/get_reward", json=body)
+        _listed(response, "rewards", len(queries), int | float)
+        return response.json()
 
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/health").json()
@@ -213,8 +240,9 @@ class AsyncRewardClient(_Base):
         raise AssertionError("unreachable")
 
     async def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
-        body = {"items": [to_item(i) for i in items]}
-        return (await self._request("POST", "/v1/rewards", json=body)).json()["results"]
+        body = {"items": [finite_json(to_item(i)) for i in items]}
+        response = await self._request("POST", "/v1/rewards", json=body)
+        return _listed(response, "results", len(items), dict)
 
     async def rewards(self, items: Sequence[Any]) -> list[float | None]:
         return [r["reward"] for r in await self.score(items)]
@@ -226,7 +254,9 @@ class AsyncRewardClient(_Base):
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         body = _openrlhf_body(queries, prompts, labels)
-        return (await self._request("POST", "/get_reward", json=body)).json()
+        response = await self._request("POST", "/get_reward", json=body)
+        _listed(response, "rewards", len(queries), int | float)
+        return response.json()
 
     async def health(self) -> dict[str, Any]:
         return (await self._request("GET", "/health")).json()

@@ -21,6 +21,7 @@ is built, so ``import rewardkit`` never imports torch.
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ def _spec_file(spec: str | Mapping[str, Any] | Path, base_dir: str | Path | None
     if isinstance(spec, Path):
         path = spec
     elif isinstance(spec, str) and spec.strip().endswith((".yaml", ".yml", ".json")):
-        path = Path(spec.strip())
+        path = Path(spec.strip()).expanduser()  # "--reward=~/x.yaml": no shell expands that ~
     else:
         return None
     if base_dir is not None and not path.is_absolute() and (Path(base_dir) / path).is_file():
@@ -199,6 +200,8 @@ def load_reward(
         hint = ""
         if label.lstrip().startswith(("{", "[")):
             hint = " (a dict spec is written in a YAML or JSON file, whose path is the spec)"
+        elif isinstance(spec, str | Path) and _is_path(str(spec).strip()):
+            hint = f" ({label} is a path: give its kind first, e.g. classifier:{label})"
         raise SpecError(
             f"unknown reward kind {kind!r} in spec {label!r}{hint}; known kinds: {known}"
         )
@@ -212,11 +215,31 @@ def load_reward(
         with _BUILD:
             reward = factory(arg, **options)
     except TypeError as exc:
-        raise SpecError(f"reward spec {label!r}: {exc}") from exc
+        raise SpecError(f"reward spec {label!r}: {_option_error(exc, kind)}") from exc
     named = entry.composite and options.get("name") is not None
     if not (named or (entry.composite and isinstance(spec, Mapping) and path is None)):
         reward.name = label  # an inline composite, or one given a name, keeps its own name
     return reward
+
+
+def _is_path(text: str) -> bool:
+    """Whether ``text`` names an existing file or folder (False for what cannot be a path)."""
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
+def _option_error(exc: TypeError, kind: str) -> str:
+    """A factory's ``TypeError`` in a user's words: an option the kind does not take is named
+    as such (not as a Python class's keyword argument); anything else is passed on."""
+    found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+    if found is None:
+        return str(exc)
+    return (
+        f"unknown option {found.group(1)!r} for {kind!r} rewards "
+        "(`rewardkit rewards list` and docs/reward-specs.md list each kind's options)"
+    )
 
 
 def _import_factory(target: str) -> Callable[..., Reward]:
@@ -225,273 +248,5 @@ def _import_factory(target: str) -> Callable[..., Reward]:
     return getattr(module, attr)
 
 
-# Built-in kinds. Each factory lives in the module that implements the reward.
-register(
-    "classifier",
-    "rewardkit.rewards.classifier:build",
-    "Sequence-classification reward model (any AutoModelForSequenceClassification); "
-    "uses the model's chat template when it has one.",
-    card="A1 — Bradley–Terry reward model (scoring side)",
-    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models); options reduce=weighted|gating, weights=, trust_remote_code=",
-    uses_engine=True,
-)
-register(
-    "default",
-    "rewardkit.rewards.default_rm:build",
-    "The shipped default reward model: embedded all-MiniLM-L6-v2 (frozen) with a small trained "
-    "head (BT on HH-RLHF helpful-base, MIT); works offline.",
-    card="A1 — Bradley–Terry reward model; A14 — two-layer reward head",
-    arg_help="(none) for the shipped head, or DIR of a head trained with freeze_backbone: true",
-    uses_engine=True,
-)
-register(
-    "judge",
-    "rewardkit.rewards.judges.build:judge",
-    "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
-    card="B3 — Generative yes-token reward (RewardDance)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME (an OpenAI-compatible endpoint; docs/judges.md)",
-    uses_engine=True,
-)
-register(
-    "rule",
-    "rewardkit.rewards.rules:build",
-    "Rule rewards without a model (NaN where a rule does not apply, never 0).",
-    card=None,
-    arg_help="NAME",
-)
-register(
-    "ensemble",
-    "rewardkit.rewards.composite.ensemble:build",
-    "Ensemble of any rewards (nested specs): each member scored once, then aggregated "
-    "NaN-aware; per-member scores and disagreement are kept.",
-    card="C5 — Reward-model ensembles (Helping or Herding?)",
-    arg_help='{"ensemble": [SPEC, ...], "aggregate": NAME, "lam": 1.0}',
-    composite=True,
-)
-register(
-    "weighted",
-    "rewardkit.rewards.composite.ensemble:build_weighted",
-    "Weighted sum of rewards, e.g. a rule plus a model (NaN members dropped, the other "
-    "weights rescaled to the same total).",
-    card="C10 — Hybrid rule + model rewards (Beyond Monolithic Rewards)",
-    arg_help='{"weighted": {SPEC: WEIGHT, ...}}',
-    composite=True,
-)
-register(
-    "route",
-    "rewardkit.rewards.composite.route:build",
-    "Route each query to the reward of its data source (query.meta['data_source']; NaN or "
-    "'default' for other sources), as in Mixed-R1 and MedGRPO multi-task RL.",
-    card="C3 — Cross-dataset normalization (MedGRPO multi-task routing)",
-    arg_help='{"route": {SOURCE: SPEC, ...}, "default": SPEC, "key": "data_source"}',
-    composite=True,
-)
-register(
-    "dpo",
-    "rewardkit.rewards.dpo:build",
-    "DPO implicit reward β[log π(y|x) − log π_ref(y|x)] over the response tokens; without 'ref', "
-    "reference-free sum / mean / norm (default norm, as reward-bench).",
-    card="B1 — DPO implicit reward",
-    arg_help="POLICY ('default' = embedded SmolLM2-135M-Instruct, or PATH_OR_ID); options ref=, beta=, reduce=",
-    uses_engine=True,
-)
-register(
-    "density-ratio",
-    "rewardkit.rewards.density_ratio:build",
-    "Strong-over-weak density ratio log π_strong(y|c⊕x) − log π_weak(y|c⊕x), with a system "
-    "prompt or per-domain criteria c given to both models.",
-    card="B2 — Strong-over-weak density ratio (CDR)",
-    arg_help="STRONG ('default' = SmolLM2 with chat template vs the same weights on plain text); options weak=, reduce=, system=, criteria=",
-    uses_engine=True,
-)
-register(
-    "similarity",
-    "rewardkit.rewards.similarity:build_similarity",
-    "Cosine of sentence embeddings (mean pooling + L2 norm) between the response and "
-    "query.reference (max over several); NaN without a reference. against=prompt: relevance.",
-    card="B10 — Regularized relevance reward (R³), reference-similarity term",
-    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2, or PATH_OR_ID)",
-    uses_engine=True,
-)
-register(
-    "relevance",
-    "rewardkit.rewards.relevance:build",
-    "R³ regularized relevance: cos(prompt, response) + cos(response, reference) − query-copy "
-    "penalty (+ optional length prior), sentence embeddings; no preference data needed.",
-    card="B10 — Regularized relevance reward (R³)",
-    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2); options w_relevance=, w_reference=, w_copy=, w_length=, n=, target_words=",
-    uses_engine=True,
-)
-register(
-    "bmas",
-    "rewardkit.rewards.similarity:build_bmas",
-    "Bidirectional Max-Average Similarity between response and reference tokens in a model's "
-    "input-embedding table; NaN without a reference.",
-    card="B9 — Mixed-R1 BMAS",
-    arg_help="MODEL ('minilm'/'default' = all-MiniLM-L6-v2's table; 'smollm2' as the card)",
-    uses_engine=True,
-)
-register(
-    "judge-pairwise",
-    "rewardkit.rewards.judges.build:pairwise",
-    "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
-    "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
-    card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options principle=, rubric=",
-    uses_engine=True,
-)
-register(
-    "judge-rating",
-    "rewardkit.rewards.judges.build:rating",
-    "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
-    "rating tokens (renormalised; a two-token '10' read in the same pass).",
-    card="B6 — LLM-as-judge (rating mode)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options principle=, rubric=, output=",
-    uses_engine=True,
-)
-register(
-    "judge-listwise",
-    "rewardkit.rewards.judges.build:listwise",
-    "Listwise generative judge: k ≤ 9 responses to one prompt ranked in one call, shown in a "
-    "seeded random order; score = P(the response's label is the first answer token). score() "
-    "ranks the queries that share a prompt as one group.",
-    card="B7 — Listwise judge (RewardBench 2 4-way, GRPO groups)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options order_seed=, principle=, rubric=",
-    uses_engine=True,
-)
-register(
-    "clip",
-    "rewardkit.rewards.clip_score:build",
-    "CLIP-score image–text similarity (any CLIP-style dual encoder): the prompt text against the "
-    "response image, or a text response against the prompt image; NaN without an image.",
-    card="B15 — Image–text reward interface (CLIP score)",
-    arg_help="PATH_OR_ID of a CLIP-style model; options variant=clip (100·cos) | clipscore (2.5·max(cos,0)) | logit",
-    uses_engine=True,
-)
-register(
-    "image-rm",
-    "rewardkit.rewards.image_rm:build",
-    "Image reward model: a CLIP-style backbone + scalar head (trained by `rewardkit train` on "
-    "image pairs), or a plain CLIP/PickScore checkpoint as exp(logit_scale)·cos; same text/image "
-    "pairing as clip; NaN without an image.",
-    card="B15 — Image–text reward interface (ImageReward / PickScore shapes)",
-    arg_help="PATH (a trained image reward model folder) or PATH_OR_ID of a CLIP-style checkpoint; options processor=",
-    uses_engine=True,
-)
-register(
-    "vlm-judge",
-    "rewardkit.rewards.judges.vlm:build",
-    "Generative pointwise judge on a vision-language model: P(Yes) vs P(No) after the judging "
-    "template, with the conversation's and the response's images in place.",
-    card="B3 — Generative yes-token reward (RewardDance)",
-    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, output=prob|logit, system=",
-    uses_engine=True,
-)
-register(
-    "vlm-judge-listwise",
-    "rewardkit.rewards.judges.vlm:build_listwise",
-    "Listwise generative judge on a vision-language model: k ≤ 9 responses (text or images) to "
-    "one prompt ranked in one call, shown in a seeded order; score = P(the response is best).",
-    card="B7 — Listwise judge",
-    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, principle=, rubric=, system=",
-    uses_engine=True,
-)
-register(
-    "vlm-judge-pairwise",
-    "rewardkit.rewards.judges.vlm:build_pairwise",
-    "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
-    "averaged (MMRB2 protocol); score() = P(response better than the reference).",
-    card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
-    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, system=",
-    uses_engine=True,
-)
-register(
-    "prm",
-    "rewardkit.rewards.prm.reward:build",
-    "Process reward model: one score per reasoning step (score_full(...).steps) and their "
-    "aggregate; Qwen2.5-Math-PRM (separator token + 2-label token classifier) and Math-Shepherd "
-    "(tag token, +/- logits) conventions.",
-    card="B4 — ORM vs PRM (process reward models)",
-    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|last|mean|prod|geomean), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code",
-    uses_engine=True,
-)
-register(
-    "dpo-tokens",
-    "rewardkit.rewards.token_rewards:build_dpo_tokens",
-    "DPO implicit reward per token, β[log π(y_t|·) − log π_ref(y_t|·)] (score_full(...).tokens, "
-    "with character offsets); the tokens sum to dpo:POLICY?ref=REF&reduce=sum.",
-    card="B1 — DPO implicit reward (token level)",
-    arg_help="POLICY ('default' = embedded SmolLM2); options ref=, beta=, system=",
-    uses_engine=True,
-)
-register(
-    "treg",
-    "rewardkit.rewards.token_rewards:build_treg",
-    "T-REG self-generated token rewards: tanh of the log-ratio of each token under a 'good' and "
-    "a 'bad' system prompt, same model (contrastive prompting).",
-    card="B12 — T-REG",
-    arg_help="MODEL ('default' = embedded SmolLM2); options good=, bad=",
-    uses_engine=True,
-)
-register(
-    "aligndistil",
-    "rewardkit.rewards.token_rewards:build_aligndistil",
-    "AlignDistil contrastive DPO reward per token, β[log π_dpo(y_t|·) − log π_rev(y_t|·)] with a "
-    "reverse-preference DPO model as the reference.",
-    card="B13 — AlignDistil",
-    arg_help="DPO_MODEL; options rev= (required), beta=",
-    uses_engine=True,
-)
-register(
-    "pal",
-    "rewardkit.rewards.pal:build",
-    "PAL pluralistic reward over frozen MiniLM features: K shared prototypes and per-user "
-    "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
-    card="A10 — Ideal-point mixture RM (PAL)",
-    arg_help="DIR from `rewardkit pal train`; options user=ID",
-    uses_engine=True,
-)
-register(
-    "domain",
-    "rewardkit.rewards.domain:build",
-    "Domain-knowledge reward: a BT-fitted weighted sum of interpretable features (aspect "
-    "coverage, sentiment faithfulness, redundancy, length fit, arithmetic); components per feature.",
-    card="A15 — Domain-knowledge-infused reward model",
-    arg_help="DIR from `rewardkit domain fit`",
-)
-register(
-    "polar",
-    "rewardkit.rewards.polar:build",
-    "POLAR policy-discriminative reward: scores a response against the record's reference "
-    "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
-    card="A9 — Policy Discriminative Learning (POLAR)",
-    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
-    uses_engine=True,
-)
-register(
-    "remote",
-    "rewardkit.rewards.endpoints.server:build",
-    "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
-    "ensembles, routes and RL adapters; answers land in the local score cache.",
-    card=None,
-    arg_help="URL of the server; options route=, api_key_env=, batch_size=, concurrency=, rpm=, timeout=, retries=",
-    uses_engine=True,
-)
-register(
-    "vllm",
-    "rewardkit.rewards.endpoints.pooling:build_vllm",
-    "A classifier reward model served by vLLM (POST /classify or /pooling; the server applies "
-    "the chat template, or the client does with tokenizer=).",
-    card=None,
-    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, concurrency=, rpm=",
-    uses_engine=True,
-)
-register(
-    "sglang",
-    "rewardkit.rewards.endpoints.pooling:build_sglang",
-    "A classifier reward model served by SGLang (--is-embedding; POST /classify with text "
-    "formatted by the reward model's chat template).",
-    card=None,
-    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, batch_size=, api_key_env=, concurrency=, rpm=",
-    uses_engine=True,
-)
+# The built-in kinds register themselves (each factory lives in the module of its reward).
+import rewardkit.reward_kinds  # noqa: E402, F401

@@ -4,18 +4,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rewardkit.data import Location, iter_records
+from rewardkit.data.checks import ROLES
 from rewardkit.data.location import describe
 from rewardkit.outputs import atomic_text, finite_json
-from rewardkit.types import Query, Reward, as_messages, failed_items, failed_values
+from rewardkit.types import (
+    Query,
+    Reward,
+    as_messages,
+    failed_items,
+    failed_values,
+    stable_hash,
+)
 
-_ROLES = {"system", "user", "assistant", "tool"}
+#: The roles a prompt message may have: the ones ``rewardkit data``/``eval`` and ``bon`` accept
+#: (``developer`` included, OpenAI's name for the system turn).
+_ROLES = frozenset(ROLES)
 
 
 def query_from_row(row: dict[str, Any], loc: Location) -> Query:
@@ -29,15 +39,20 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     elif not isinstance(response, str):
         raise loc.error(f"expected a string, got {describe(response)}", field="response")
     if isinstance(prompt, list):
+        if not prompt:  # as `data` refuses it: a chat template cannot render it
+            raise loc.error("expected at least one message, got an empty list", field="prompt")
         prompt = [dict(m) if isinstance(m, dict) else m for m in prompt]
         for i, m in enumerate(prompt):
             if isinstance(m, dict) and isinstance(m.get("content"), list):
                 m["content"] = _parts(m["content"], loc, f"prompt[{i}].content")
             ok = isinstance(m, dict) and isinstance(m.get("content"), str | list)
             if not ok or m.get("role") not in _ROLES:
+                got = describe(m)
+                if isinstance(m, dict) and "role" in m:
+                    got += f" (role {describe(m['role'])})"
                 raise loc.error(
                     f"message {i}: expected {{'role': one of {sorted(_ROLES)}, "
-                    f"'content': str or content parts}}, got {describe(m)}",
+                    f"'content': str or content parts}}, got {got}",
                     field="prompt",
                 )
     elif not isinstance(prompt, str):
@@ -93,6 +108,27 @@ def _null_not_failed(scores: Any, failed: int, errors: list[tuple[int, str]]) ->
     return max(0, n - max(0, failed - len(listed)))
 
 
+def chunk_plan(queries: Sequence[Query], chunk_size: int) -> list[list[int]]:
+    """Row indices of each chunk ``score`` scores at once: the rows that share a prompt (and
+    ``example_id``) stay in one chunk, packed in order of first appearance up to ``chunk_size``
+    rows (a larger group is a chunk of its own). A listwise judge ranks the rows of one prompt
+    together (docs/reward-specs.md), so a group cut by a chunk boundary would be ranked in
+    pieces; other rewards score each row alone, so the plan does not change their scores."""
+    groups: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        groups.setdefault(stable_hash([q.prompt, q.meta.get("example_id")]), []).append(i)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for members in groups.values():
+        if current and len(current) + len(members) > chunk_size:
+            chunks.append(current)
+            current = []
+        current.extend(members)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def score_file(
     reward: Reward, in_path: str | Path, out_path: str | Path, chunk_size: int = 2048
 ) -> dict[str, Any]:
@@ -110,8 +146,10 @@ def score_rows(
     out_path: str | Path,
     chunk_size: int = 2048,
 ) -> dict[str, Any]:
-    """Score validated ``(row, query)`` pairs in chunks of ``chunk_size`` (memory stays flat) and
-    write each row with ``reward`` added as JSON Lines.
+    """Score validated ``(row, query)`` pairs in chunks of about ``chunk_size`` rows (the rows
+    of one prompt together, :func:`chunk_plan`; the engine's memory stays bounded, the scores
+    are kept, one value per row) and write each row with ``reward`` added, in input order, as
+    JSON Lines.
 
     A multi-objective reward writes a ``{objective: value}`` dict. NaN and ±inf anywhere in a row
     are written as null (standard JSON has neither). ``out_path`` appears only once every row is
@@ -134,18 +172,21 @@ def score_rows(
         "objectives": list(reward.objectives or []),
     }
     got: set[float | None] = set()
-    with atomic_text(out_path, what="--out") as out:
-        for start in range(0, len(rows), chunk_size):
-            chunk = rows[start : start + chunk_size]
-            result = reward.score_full([q for _, q in chunk])
-            scores = result.scores
+    values: list[Any] = [None] * len(rows)
+    first: tuple[int, str] | None = None  # (row index, error) of the earliest failed row
+    with atomic_text(
+        out_path, what="--out"
+    ) as out:  # taken first: a second writer is refused at once
+        for index in chunk_plan([q for _, q in rows], chunk_size):
+            result = reward.score_full([rows[i][1] for i in index])
             failed, errors = failed_items(result.stats)
             stats["failed_rows"] += failed
-            stats["null_rows"] += _null_not_failed(scores, failed, errors)
+            stats["null_rows"] += _null_not_failed(result.scores, failed, errors)
             got.update(failed_values(result.stats))
-            if errors and "first_error" not in stats:
-                stats["first_error"] = f"row {start + errors[0][0] + 1}: {errors[0][1]}"
-            elif failed and "first_error" not in stats:  # errors not tied to a row (endpoints)
+            listed = [(index[i], e) for i, e in errors if 0 <= i < len(index)]
+            if listed and (first is None or min(listed)[0] < first[0]):
+                first = min(listed)
+            elif failed and not listed and "first_error" not in stats:  # not tied to a row
                 loose = [e for e in result.stats.get("errors") or [] if isinstance(e, str)]
                 if loose:
                     stats["first_error"] = loose[0]
@@ -153,7 +194,11 @@ def score_rows(
                 stats["truncated_rows"] += int(result.truncated.sum())
             else:
                 stats["truncated_rows"] += int(result.stats.get("truncated_rows", 0))
-            for (row, _), value in zip(chunk, scores, strict=True):
-                out.write(scored_line(reward, row, value))
+            for i, value in zip(index, result.scores, strict=True):
+                values[i] = value
+        for (row, _), value in zip(rows, values, strict=True):  # in input order
+            out.write(scored_line(reward, row, value))
+    if first is not None:
+        stats["first_error"] = f"row {first[0] + 1}: {first[1]}"
     stats["failed_values"] = sorted(got, key=lambda v: (v is not None, v or 0.0))
     return stats

@@ -29,6 +29,7 @@ from rewardkit.commands.options import (
     TokenBudgetOpt,
     TruncationOpt,
     engine_defaults,
+    expand_home,
     parse_columns,
     reset_cache,
 )
@@ -145,6 +146,7 @@ def eval_command(
     from rewardkit.evaluate.calibration import TemperatureScaling
     from rewardkit.outputs import check_dir_target, probe_writable
 
+    data, out = expand_home(data), Path(expand_home(str(out)))
     engine = engine_defaults(
         token_budget,
         max_length,

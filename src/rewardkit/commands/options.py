@@ -88,6 +88,12 @@ RayAddressOpt = Annotated[
 RayActorsOpt = Annotated[int, typer.Option(min=1, help="Ray actors (one loaded reward each).")]
 
 
+def expand_home(path: str) -> str:
+    """``~`` at the start of a path the shell left alone (``--data=~/x.jsonl``: bash expands a
+    tilde only at the start of a word) turned into the home directory; other text as it is."""
+    return str(Path(path).expanduser()) if path.startswith("~") else path
+
+
 def engine_defaults(
     token_budget: int | None,
     max_length: int | None,

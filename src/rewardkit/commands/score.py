@@ -26,6 +26,7 @@ from rewardkit.commands.options import (
     TokenBudgetOpt,
     TruncationOpt,
     engine_defaults,
+    expand_home,
     parse_columns,
     reset_cache,
 )
@@ -65,6 +66,7 @@ def score_command(
     from rewardkit.registry import load_reward
     from rewardkit.scoring import read_query_rows, score_rows
 
+    data, out = Path(expand_home(str(data))), Path(expand_home(str(out)))
     engine = engine_defaults(
         token_budget,
         max_length,
@@ -112,7 +114,11 @@ def _summary(stats: dict, head: str, out: Path) -> None:
             "them; a rule that needs a reference gets none, or the model gave NaN)"
         )
     notes = [n for n in notes if n]
-    typer.echo(f"{head}{''.join('; ' + n for n in notes)} -> {out}")
+    # with --out /dev/stdout (or a pipe that is stdout) the line goes to stderr: on stdout it
+    # would be a last "row" that is not JSON, in the very stream a consumer parses
+    typer.echo(f"{head}{''.join('; ' + n for n in notes)} -> {out}", err=_is_stdout(out))
+    if not stats["rows"]:  # an empty input is no score of anything: say so, not a bare success
+        _warn(f"the input holds no rows, so {out} holds none; check --data")
     if stats["rows"] and null_rows >= stats["rows"]:
         typer.secho(
             f"warning: no row of {out} has a reward (every one is null); check the reward "
@@ -127,6 +133,24 @@ def _summary(stats: dict, head: str, out: Path) -> None:
             err=True,
         )
         raise typer.Exit(code=1)
+
+
+def _is_stdout(out: Path) -> bool:
+    """Whether ``out`` is this process's standard output (``/dev/stdout``, ``/dev/fd/1``, the
+    pipe or file stdout is), compared by device and inode."""
+    import os
+    import sys
+
+    try:
+        a, b = os.stat(out), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no such path; stdout without a descriptor
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _warn(text: str) -> None:
+    """One yellow ``warning: …`` line on stderr."""
+    typer.secho(f"warning: {text}", fg=typer.colors.YELLOW, err=True)
 
 
 def _score_ray(
@@ -183,6 +207,7 @@ def data_command(
 
     from rewardkit.data import load
 
+    path = expand_home(path)
     with user_errors():
         examples = load(path, format=data_format, columns=parse_columns(columns), on_error=on_error)
     formats = Counter(str(e.meta.get("format", "?")) for e in examples)
@@ -191,5 +216,7 @@ def data_command(
     typer.echo(
         f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}"
     )
+    if not examples:
+        _warn(f"{path} holds no examples")
     for name, n in sorted(subsets.items()):
         typer.echo(f"  {name}: {n}")

@@ -174,4 +174,23 @@ def serve_command(
             max_connections=max_connections,
             backlog=backlog,
         )
+        if not ray:  # before any reward loads; Ray Serve binds through its own proxy
+            check_listen(host, port)
         run(config, host=host, port=port, ray=ray, replicas=replicas)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line, a ``--host``/``--port`` the server could not listen on (the port in
+    use, an address this machine does not have, a name that does not resolve), before any
+    reward loads (docs/cli/serve.md). Binds as uvicorn does, then lets the socket go."""
+    import socket
+
+    name = host.strip("[]")  # "[::1]" is written with brackets, bound without
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((name, port))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OSError(f"cannot listen on --host {host} --port {port}: {reason}") from None
