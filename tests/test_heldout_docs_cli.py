@@ -346,3 +346,16 @@ def test_a_stopped_no_cache_run_does_not_promise_a_resume(tmp_path: Path) -> Non
     assert "terminated (SIGTERM) before the run finished" in err, err
     assert "with --no-cache no model score was kept, so the same command starts over" in err
     assert "resumes from them" not in err and not out.exists()
+
+
+def test_small_option_mistakes_are_one_line_errors(tmp_path: Path) -> None:
+    """A YAML error names its line and column; ``train --config`` on a directory says so;
+    ``check-model --max-length 0`` is refused (it used to run with 512 and report PASS)."""
+    from rewardkit.data.readers import parse_yaml
+
+    with pytest.raises(ValueError, match=r"^invalid YAML: line 2, column 9: expected ','"):
+        parse_yaml("a: 1\nb: [1, 2")
+    _one_line_error(_cli("train", "--config", str(tmp_path)), "is a directory")
+    proc = _cli("check-model", "minilm", "--max-length", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "greater than or equal to 1" in proc.stderr

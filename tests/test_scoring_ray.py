@@ -150,3 +150,19 @@ def test_rows_that_failed_alone_are_counted_on_ray_too(local_ray, tmp_path):
     res = CliRunner().invoke(app, [*args, "--no-cache", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "2 of 4 rows failed alone and have reward null (first: line 2: ValueError" in res.output
+    assert stats["null_rows"] == 2  # the rows without a reference: the rule does not apply
+
+
+def test_rows_a_rule_does_not_apply_to_are_counted_and_listwise_is_refused(local_ray, tmp_path):
+    """``score --ray`` says how many rows got null because the reward does not apply (as
+    without --ray), and refuses a listwise reward, whose prompt groups ranges would split."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"prompt": "2+2?", "response": "4", "reference": r} for r in ("4", None, "5")]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stats = score_file_ray("rule:exact_match", src, out, range_bytes=32)
+    assert stats["rows"] == 3 and stats["null_rows"] == 1 and stats["failed_rows"] == 0
+    from rewardkit.errors import CapabilityError
+
+    spec = "judge-listwise:openai://127.0.0.1:9/v1?model=m"  # refused before any request
+    with pytest.raises(CapabilityError, match="without --ray"):
+        score_file_ray(spec, src, out)

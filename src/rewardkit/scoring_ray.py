@@ -44,7 +44,7 @@ OUTPUT_COLUMNS = ("text", "rows", "stats", "error")
 
 #: Keys an actor adds to a range's stats: rows that failed alone, and the first one's error
 #: (``"line N: ..."``; taken off before the stats are merged).
-FAILED_ROWS, FIRST_ERROR = "failed_rows", "first_error"
+FAILED_ROWS, FIRST_ERROR, NULL_ROWS = "failed_rows", "first_error", "null_rows"
 
 #: Target bytes of input per range (one actor call).
 DEFAULT_RANGE_BYTES = 1 << 20
@@ -109,7 +109,14 @@ class RangeScorer:
         return {k: np.array(v, dtype=np.int64 if k == "rows" else object) for k, v in out.items()}
 
     def _score_range(self, start: int, end: int, first: int) -> tuple[str, int, Any]:
-        from rewardkit.scoring import query_from_row, scored_line
+        from rewardkit.scoring import _null_not_failed, query_from_row, scored_line
+        from rewardkit.types import Capability
+
+        if self.reward.can(Capability.LISTWISE):  # a group's rows may span two ranges
+            raise CapabilityError(
+                f"{self.reward.name} ranks all responses to a prompt in one call; byte ranges "
+                "on Ray would split those groups: score it without --ray"
+            )
 
         with open(self.path, "rb") as fh:
             fh.seek(start)
@@ -130,6 +137,7 @@ class RangeScorer:
         stats = dict(result.stats)
         failed, errors = failed_items(stats)
         stats[FAILED_ROWS] = failed
+        stats[NULL_ROWS] = _null_not_failed(result.scores, failed, errors)
         if errors:
             stats[FIRST_ERROR] = f"line {numbers[errors[0][0]]}: {errors[0][1]}"
         return text, len(rows), stats
@@ -209,7 +217,8 @@ def score_file_ray(
     ``spec`` is a reward spec (each actor builds it; a built reward is not shipped).
     ``address``: a cluster to join (None: ``RAY_ADDRESS`` or a new local one; an already
     initialised Ray is used as it is). ``gpus_per_actor``: None gives each actor one GPU when
-    the cluster has one per actor, else none. Returns counters: rows, failed_rows (with
+    the cluster has one per actor, else none. A listwise reward is refused (a prompt's group
+    could span two ranges). Returns counters: rows, null_rows, failed_rows (with
     first_error and failed_values, as :func:`rewardkit.scoring.score_rows`), cache_hits and
     truncated_rows (None when the reward does not report them in ``ScoreResult.stats``),
     reward_stats (every range's ``ScoreResult.stats`` merged by
@@ -256,12 +265,14 @@ def score_file_ray(
                     if n:
                         parts.append(pickle.loads(bytes(blob)))
     failed = sum(int(p.get(FAILED_ROWS, 0)) for p in parts)
+    null = sum(int(p.pop(NULL_ROWS, 0)) for p in parts)
     first_error = next((e for e in [p.pop(FIRST_ERROR, None) for p in parts] if e), None)
     values = set().union(*(failed_values(p) for p in parts))
     stats = merge_stats(parts)
     return {
         "rows": rows,
         "failed_rows": failed,
+        "null_rows": null,
         "first_error": first_error,
         "failed_values": sorted(values, key=lambda v: (v is not None, v or 0.0)),
         "cache_hits": stats.get("cache_hits"),

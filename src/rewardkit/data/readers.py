@@ -183,6 +183,17 @@ def _expanded_size(obj: Any, budget: int) -> int:
     return n
 
 
+def yaml_problem(e: Exception) -> str:
+    """A YAML error in one line: ``line L, column C: what`` (PyYAML's own text spans several
+    lines, with a caret under the quoted source)."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(e).split())
+    context = getattr(e, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    return f"{where}: {problem}" + (f" ({context})" if context else "")
+
+
 def parse_yaml(text: str) -> Any:
     """``yaml.safe_load`` that fails with a :class:`ValueError` saying why for hostile input:
     syntax errors, nesting deeper than :data:`MAX_DEPTH`, alias bombs (more than
@@ -194,7 +205,7 @@ def parse_yaml(text: str) -> Any:
     except RecursionError:
         raise ValueError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"invalid YAML: {e}") from None
+        raise ValueError(f"invalid YAML: {yaml_problem(e)}") from None
     except ValueError as e:  # an integer of thousands of digits
         raise ValueError(f"invalid YAML: {e}") from None
     if _expanded_size(obj, MAX_YAML_NODES) > MAX_YAML_NODES:

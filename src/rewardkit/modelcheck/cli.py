@@ -23,7 +23,8 @@ def check_model_command(
         typer.Option(help="dtypes to run the engine in (repeatable; default float32, bfloat16)."),
     ] = None,
     max_length: Annotated[
-        int | None, typer.Option(help="Cut rows to this many tokens (default: the model's).")
+        int | None,
+        typer.Option(min=1, help="Cut rows to this many tokens (default: the model's)."),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu (default), cuda, cuda:N.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,

@@ -335,6 +335,8 @@ def load_config(
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise SpecError(f"train config {p} is a directory, not a YAML or JSON config file")
         if not p.is_file():
             raise SpecError(f"train config file {p} does not exist")
         from rewardkit.data.readers import read_config_file
