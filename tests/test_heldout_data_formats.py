@@ -433,3 +433,29 @@ def test_argilla_hyphenated_ratings_tie(tmp_path: Path) -> None:
     }
     (ex,) = load(jsonl(tmp_path, [row]))
     assert ex.chosen == [0, 1] and ex.meta["tied_scores"] == "chosen-rating"
+
+
+def test_dir_colon_split_reads_one_split_of_a_snapshot(tmp_path: Path) -> None:
+    """``DIR:SPLIT`` reads one split of a Hub snapshot (every verb takes it, as ``hf:name:split``);
+    a split with no files names the splits the directory has."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "snap" / "data"
+    data.mkdir(parents=True)
+    for split in ("train", "test"):
+        for shard in range(2):
+            row = {"prompt": f"{split}{shard}", "chosen": "good answer", "rejected": "bad"}
+            (data / f"{split}-0000{shard}-of-00002.jsonl").write_text(json.dumps(row) + "\n")
+    snap = tmp_path / "snap"
+    assert [ex.prompt[0]["content"] for ex in load(f"{snap}:test")] == ["test0", "test1"]
+    assert len(load(snap, split="train")) == 2
+    with pytest.raises(DataError, match=r"split 'dev'.*splits here: test, train"):
+        load(f"{snap}:dev")
+    with pytest.raises(DataError, match=r"names split 'test' but split='train'"):
+        load(f"{snap}:test", split="train")
+    with pytest.raises(DataError, match="no such file or directory"):
+        load(f"{tmp_path}/nothing:test")
+    cli = [sys.executable, "-m", "rewardkit.cli", "data", f"{snap}:train"]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("2 examples"), proc.stderr

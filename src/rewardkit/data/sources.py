@@ -44,8 +44,8 @@ def warn_mixed_splits(spec: str, rels: list[Path]) -> None:
     if len(labels) > 1:
         warnings.warn(
             f"{spec}: the directory holds files of {len(labels)} splits ({', '.join(labels)}) and "
-            "all are read together; point at one split's file or folder (split= in Python) to "
-            "read one",
+            f"all are read together; read one with {spec}:SPLIT (e.g. {spec}:{labels[-1]}; "
+            "split= in Python) or point at its file or folder",
             stacklevel=4,
         )
 
@@ -86,6 +86,18 @@ def check_out_outside_data(
         )
 
 
+def directory_split(spec: str, split: str | None) -> tuple[Path, str | None]:
+    """``DIR:SPLIT`` (the ``hf:org/name:split`` grammar on a local directory, e.g. a Hub
+    snapshot holding train and test files) → ``(DIR, SPLIT)``; a DataError when ``spec`` names
+    nothing that exists, or gives a split beside a different ``split=``."""
+    base, sep, name = spec.rpartition(":")
+    if not (sep and base and name and "/" not in name and Path(base).is_dir()):
+        raise DataError(f"no such file or directory: {spec}", path=spec)
+    if split is not None and split != name:
+        raise DataError(f"{spec} names split {name!r} but split={split!r} was given", path=spec)
+    return Path(base), name
+
+
 def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> Iterator[Item]:
     """Records and record-level errors (as values) from any supported source."""
     spec = str(path_or_name)
@@ -94,7 +106,7 @@ def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> I
         return
     path = Path(path_or_name)
     if not path.exists():
-        raise DataError(f"no such file or directory: {spec}", path=spec)
+        path, split = directory_split(spec, split)
     if path.is_file():
         yield from iter_file(path, path.name)
         return
@@ -104,7 +116,11 @@ def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> I
     files = data_files(path, split)
     if not files:
         what = f" for split {split!r}" if split else ""
-        raise DataError(f"no data files{what} ({', '.join(SUFFIXES)}) in directory", path=spec)
+        found = sorted({lab for f in data_files(path) if (lab := split_label(f.relative_to(path)))})
+        there = f"; splits here: {', '.join(found)}" if split and found else ""
+        raise DataError(
+            f"no data files{what} ({', '.join(SUFFIXES)}) in directory{there}", path=spec
+        )
     if split is None:
         warn_mixed_splits(spec, [f.relative_to(path) for f in files])
     for f in files:
