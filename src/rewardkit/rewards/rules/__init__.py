@@ -51,13 +51,16 @@ DESCRIPTIONS: dict[str, str] = {
     "repetition": "n-gram repetition penalty, in [-1, 0] (Demystifying long CoT / open-r1)",
     "iou": "bounding-box IoU of predicted vs reference boxes (card B9)",
     "arithmetic": "fraction of arithmetic claims (a op b = c) that hold, safe evaluator (card B11)",
-    "vqa": "visual-QA answer match: option letter, number within 5%, or normalised text (card B9)",
+    "vqa": "visual-QA answer match: option letter, number within 5%, normalised text; VQA accuracy "
+    "for ten human answers (card B9)",
 }
 
 
 def build(arg: str | None, **options: Any) -> Reward:
     """Registry factory for ``rule:NAME``."""
     target = RULES.get(arg or "")
+    if not arg:
+        raise SpecError(f"rule needs a NAME (rule:NAME); known rules: {', '.join(sorted(RULES))}")
     if target is None:
         raise SpecError(f"unknown rule {arg!r}; known rules: {', '.join(sorted(RULES))}")
     module_name, _, cls_name = target.partition(":")

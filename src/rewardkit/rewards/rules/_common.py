@@ -6,12 +6,13 @@ import math
 import re
 import string
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from rewardkit.errors import SpecError
+from rewardkit.errors import DataError, SpecError
+from rewardkit.results import ScoreResult
 from rewardkit.types import Query, Reward
 
 NAN = math.nan
@@ -38,15 +39,42 @@ class RuleReward(Reward):
     def score_one(self, query: Query) -> float:
         """The reward of one query."""
 
-    def _score(self, queries: Sequence[Query]) -> np.ndarray:
-        return np.asarray([self.score_one(q) for q in queries], dtype=np.float64)
+    def _score(self, queries: Sequence[Query]) -> np.ndarray | ScoreResult:
+        """Each query by :meth:`score_one`; a row whose reference cannot be read
+        (:class:`BadReference`) fails alone: NaN, named in ``stats["errors"]``."""
+        scores = np.full(len(queries), np.nan, dtype=np.float64)
+        errors = []
+        for i, query in enumerate(queries):
+            try:
+                scores[i] = self.score_one(query)
+            except BadReference as exc:
+                errors.append({"index": i, "error": str(exc)})
+        if not errors:
+            return scores
+        return ScoreResult(
+            scores, stats={"queries": len(queries), "failed": len(errors), "errors": errors}
+        )
 
 
-def references(reference: Any) -> list[str]:
+class BadReference(DataError):
+    """A row's reference that no rule could read (an unknown mapping): that row alone fails."""
+
+
+#: Keys of an answer record whose values are the answer texts: SQuAD / Hugging Face ``answers``
+#: (``{"text": [...], "answer_start": [...]}``), VQA answer records (``{"answer": ...}``),
+#: TriviaQA (``{"value": ..., "aliases": [...]}``), nested ``answers``.
+ANSWER_KEYS = ("text", "answer", "answers", "value", "aliases")
+
+
+def references(reference: Any, strict: bool = False) -> list[str]:
     """A reference given as a string or a list of strings, as a list of non-blank strings.
 
-    ``None``, a NaN (:func:`is_missing`), ``""``, ``[]`` and ``[""]`` give ``[]`` (the rule then returns NaN: it does not
-    apply); a numpy array (what verl's ``ground_truth`` can be) counts as the list it holds.
+    ``None``, a NaN (:func:`is_missing`), ``""``, ``[]`` and ``[""]`` give ``[]`` (the rule then
+    returns NaN: it does not apply); a numpy array (what verl's ``ground_truth`` can be) counts as
+    the list it holds. An answer record (a mapping) gives the texts under :data:`ANSWER_KEYS`
+    (SQuAD's ``{"text": [...], "answer_start": [...]}`` → its texts); a mapping with none of
+    them is a :class:`BadReference` with ``strict`` (its ``str()`` is no answer), else read as
+    its ``str()`` (what rules outside this check, such as ``rule:math``, always did).
     """
     if isinstance(reference, np.ndarray):
         reference = reference.tolist()
@@ -54,9 +82,35 @@ def references(reference: Any) -> list[str]:
         return []
     if isinstance(reference, str):
         return [reference] if reference.strip() else []
+    if isinstance(reference, Mapping):
+        keys = [k for k in ANSWER_KEYS if k in reference]
+        if not keys and not strict:
+            return [str(reference)]
+        if not keys:
+            raise BadReference(
+                f"the reference is a mapping with keys {sorted(map(str, reference))[:8]}, none "
+                f"of {', '.join(ANSWER_KEYS)}: give the answer text(s)",
+                field="reference",
+            )
+        return [t for k in keys for t in references(reference[k], strict)]
     if isinstance(reference, Sequence):
-        return [str(r) for r in reference if not is_missing(r) and str(r).strip()]
-    return [str(reference)]
+        out: list[str] = []
+        for r in reference:
+            if isinstance(r, Mapping | np.ndarray | list | tuple):
+                out.extend(references(r, strict))
+            elif not is_missing(r) and str(r).strip():
+                out.append(_text(r))
+        return out
+    return [_text(reference)]
+
+
+def _text(value: Any) -> str:
+    """A scalar reference as text; a whole float is written as an integer (pandas stores an
+    integer column with a missing cell as float64: the answer 18 arrives as 18.0, whose text
+    "18.0" the response "18" would not match)."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def is_missing(value: Any) -> bool:
@@ -71,7 +125,10 @@ def is_missing(value: Any) -> bool:
 
 def no_reference(reference: Any) -> bool:
     """Whether ``reference`` gives a rule nothing to check against (:func:`references` is
-    empty): the rule does not apply (NaN), which is not a failure."""
+    empty): the rule does not apply (NaN), which is not a failure. A mapping is something (a
+    JSON Schema, an answer record)."""
+    if isinstance(reference, Mapping):
+        return False
     return not references(reference)
 
 
@@ -148,7 +205,7 @@ class ReferenceTextRule(RuleReward):
         """The score of ``text`` against the (non-empty) references."""
 
     def score_one(self, query: Query) -> float:
-        refs = references(query.reference)
+        refs = references(query.reference, strict=True)
         if not refs:
             return NAN
         text = query.response

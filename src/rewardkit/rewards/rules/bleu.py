@@ -119,16 +119,23 @@ def bleu_from_tokens(
 
 def _reference_stats(
     refs: Sequence[str], tokenize: Callable[[str], list[str]], max_order: int
-) -> tuple[NgramCounts, int]:
-    """Max count of each n-gram over the references (per order), and the shortest length."""
+) -> tuple[NgramCounts, int] | None:
+    """Max count of each n-gram over the references (per order), and the shortest length.
+
+    A reference with no tokens (``"<skipped>"`` or ``"-\n"`` under 13a) is left out, as a blank
+    one is: nmt ``compute_bleu`` would set the brevity penalty of every response to 0 for it.
+    None when no reference has a token (the rule does not apply).
+    """
     merged: NgramCounts = [Counter() for _ in range(max_order)]
     lengths = []
     for ref in refs:
         tokens = tokenize(ref)
+        if not tokens:
+            continue
         lengths.append(len(tokens))
         for n, counts in enumerate(_ngram_counts(tokens, max_order)):
             merged[n] |= counts
-    return merged, min(lengths)
+    return (merged, min(lengths)) if lengths else None
 
 
 def bleuberi_bleu(
@@ -138,10 +145,13 @@ def bleuberi_bleu(
     smooth: bool = True,
     tokenize: str = "13a",
 ) -> float:
-    """Sentence BLEU of ``hypothesis`` against ``refs`` with BLEUBERI's settings (no tag handling)."""
+    """Sentence BLEU of ``hypothesis`` against ``refs`` with BLEUBERI's settings (no tag
+    handling); NaN when no reference has a token."""
     tok = _tokenizer(tokenize)
-    counts, ref_len = _reference_stats(refs, tok, max_order)
-    return bleu_from_tokens(tok(hypothesis), counts, ref_len, max_order, smooth)
+    stats = _reference_stats(refs, tok, max_order)
+    if stats is None:
+        return NAN
+    return bleu_from_tokens(tok(hypothesis), *stats, max_order, smooth)
 
 
 class BleuReward(RuleReward):
@@ -161,12 +171,15 @@ class BleuReward(RuleReward):
         method: str = "bleuberi",
         max_order: int = 4,
         smooth: bool = True,
-        smooth_method: str = "exp",
-        tokenize: str = "13a",
+        smooth_method: str | None = "exp",
+        tokenize: str | None = "13a",
         answer_tag: bool = True,
     ) -> None:
         if method not in METHODS:
             raise SpecError(f"rule:bleu method must be one of {METHODS}, got {method!r}")
+        # a spec string's "none" arrives as None (the spec grammar's null)
+        tokenize = "none" if tokenize is None else tokenize
+        smooth_method = "none" if smooth_method is None else smooth_method
         if tokenize not in TOKENIZERS:
             raise SpecError(f"rule:bleu tokenize must be one of {TOKENIZERS}, got {tokenize!r}")
         if smooth_method not in ("exp", "add-k", "floor", "none"):
@@ -182,28 +195,30 @@ class BleuReward(RuleReward):
         else:
             options.update(smooth_method=smooth_method)
         super().__init__(**options)
-        self._refs: OrderedDict[tuple[str, ...], tuple[NgramCounts, int]] = OrderedDict()
+        self._refs: OrderedDict[tuple[str, ...], tuple[NgramCounts, int] | None] = OrderedDict()
         self._sacrebleu: Any = None
 
-    def _ref_stats(self, refs: list[str]) -> tuple[NgramCounts, int]:
+    def _ref_stats(self, refs: list[str]) -> tuple[NgramCounts, int] | None:
         key = tuple(refs)
-        hit = self._refs.get(key)
-        if hit is None:
-            hit = _reference_stats(
-                refs, _tokenizer(self.options["tokenize"]), self.options["max_order"]
-            )
-            self._refs[key] = hit
-            if len(self._refs) > 4096:
-                self._refs.popitem(last=False)
+        if key in self._refs:
+            return self._refs[key]
+        tokenize = _tokenizer(self.options.get("tokenize", "13a"))
+        hit = _reference_stats(refs, tokenize, self.options["max_order"])
+        self._refs[key] = hit
+        if len(self._refs) > 4096:
+            self._refs.popitem(last=False)
         return hit
 
     def score_one(self, query: Query) -> float:
-        refs = references(query.reference)
+        refs = references(query.reference, strict=True)
         if not refs:
             return NAN
         text = query.response
         if self.options["answer_tag"]:
             text = answer_tag_content(text)
+        stats = self._ref_stats(refs)
+        if stats is None:
+            return NAN
         if not text.strip():
             return 0.0
         if self.options["method"] == "sacrebleu":
@@ -215,8 +230,10 @@ class BleuReward(RuleReward):
                     smooth_method=self.options["smooth_method"],
                     max_ngram_order=self.options["max_order"],
                 )
-            return self._sacrebleu.sentence_score(text, refs).score / 100.0
-        counts, ref_len = self._ref_stats(refs)
+            kept = [r for r in refs if tokenize_13a(r)]
+            # sacrebleu's percentage can exceed 100 by a rounding ulp (1.0000000000000004)
+            return min(1.0, self._sacrebleu.sentence_score(text, kept).score / 100.0)
+        counts, ref_len = stats
         tokens = _tokenizer(self.options["tokenize"])(text)
         return bleu_from_tokens(
             tokens, counts, ref_len, self.options["max_order"], self.options["smooth"]
@@ -232,10 +249,12 @@ def compute_score(
 ) -> float:
     """verl-style ``compute_score``: BLEUBERI sentence BLEU in [0, 1] of ``solution`` against
     ``ground_truth`` (a string or list of strings); NaN when there is no reference."""
-    refs = references(ground_truth)
+    refs = references(ground_truth, strict=True)
     if not refs:
         return NAN
     text = answer_tag_content(solution) if answer_tag else solution
+    if _reference_stats(refs, tokenize_13a, max_order) is None:
+        return NAN
     if not text.strip():
         return 0.0
     return bleuberi_bleu(text, refs, max_order=max_order, smooth=smooth)

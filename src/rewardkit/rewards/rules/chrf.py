@@ -41,7 +41,7 @@ class ChrfReward(RuleReward):
         self._metric = _chrf(**self.options)
 
     def score_one(self, query: Query) -> float:
-        refs = references(query.reference)
+        refs = references(query.reference, strict=True)
         if not refs:
             return NAN
         if not query.response.strip():
@@ -52,7 +52,7 @@ class ChrfReward(RuleReward):
 def compute_score(solution: str, ground_truth: Any, word_order: int = 0) -> float:
     """verl-style ``compute_score``: sentence chrF (``word_order=2``: chrF++) in [0, 1] of
     ``solution`` against ``ground_truth`` (a string or list of strings); NaN without one."""
-    refs = references(ground_truth)
+    refs = references(ground_truth, strict=True)
     if not refs:
         return NAN
     if not solution.strip():

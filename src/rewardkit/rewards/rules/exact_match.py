@@ -38,5 +38,5 @@ class ExactMatchReward(ReferenceTextRule):
 def compute_score(solution: str, ground_truth: Any) -> float:
     """verl-style ``compute_score``: SQuAD-normalised exact match (1.0/0.0) of ``solution``
     against ``ground_truth`` (a string or list of strings); NaN without a reference."""
-    refs = references(ground_truth)
+    refs = references(ground_truth, strict=True)
     return exact_match(solution, refs) if refs else NAN

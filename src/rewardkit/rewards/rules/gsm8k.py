@@ -1,6 +1,7 @@
 """``rule:gsm8k`` — GSM8K-style numeric answer match (no sympy; the classic verl/OpenAI check).
 
-The answer of a text is, in order: the number after the last ``####`` (GSM8K's answer marker),
+The answer of a text is, in order: the number after the last ``####`` (GSM8K's answer marker;
+one not followed by a number, such as a Markdown heading ``#### Step 2``, is skipped),
 else the content of the last ``\\boxed{…}``, else the last number in the text. The reference may
 be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of acceptable answers;
 the same extraction applies to it. Before comparing, commas, ``$`` and units are dropped
@@ -26,6 +27,11 @@ _FRACTION = re.compile(r"(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)")
 _LATEX_FRACTION = re.compile(
     r"(-?)\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(\d+(?:\.\d+)?)\s*\}"
 )
+# What a "####" answer starts with: a number (signed, "$", LaTeX fraction or box). A Markdown
+# heading "#### Step 2: …" is no answer marker.
+_ANSWER_START = re.compile(r"[-+−]?\s*(?:\\?\$\s*)?(?:\d|\.\d|\\[dt]?frac|\\boxed|-)")
+# U+2212, the typographic minus some models write: "−5" is −5, not 5.
+_MINUS = "\u2212"
 # A minus sign counts only when it is not a subtraction ("16-3" ends in 3, not -3).
 _NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+(?:\.\d+)?|\.\d+)")
 
@@ -36,6 +42,7 @@ def parse_number(text: str) -> Fraction | None:
     ``"$1,234.50 dollars"`` → 1234.5; ``"\\frac{3}{4}"`` → 3/4; ``"7/2 hours"`` → 7/2; no number → None.
     """
     text = text.replace(",", "").replace("\\$", "").replace("$", "").replace("\\!", "")
+    text = text.replace(_MINUS, "-")
     latex = _LATEX_FRACTION.search(text)
     plain = _NUMBER.search(text)
     try:
@@ -59,18 +66,18 @@ def parse_number(text: str) -> Fraction | None:
 
 def extract_answer(text: str) -> Fraction | None:
     """The numeric answer of a GSM8K-style text (``####``, else ``\\boxed{}``, else last number)."""
-    hashes = _HASHES.findall(text)
-    if hashes:
-        value = parse_number(hashes[-1])
-        if value is not None:
-            return value
+    for marked in reversed(_HASHES.findall(text)):
+        if _ANSWER_START.match(marked):  # "#### 42", not a Markdown heading "#### Step 2"
+            value = parse_number(marked)
+            if value is not None:
+                return value
     if "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
         if boxed is not None:
             value = parse_number(boxed)
             if value is not None:
                 return value
-    cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+    cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text).replace(_MINUS, "-")
     numbers = _NUMBER.findall(cleaned)
     try:
         return Fraction(numbers[-1]) if numbers else None
@@ -104,7 +111,11 @@ class Gsm8kReward(RuleReward):
         return self._gold_cache[reference]
 
     def score_one(self, query: Query) -> float:
-        golds = [g for g in (self._gold(r) for r in references(query.reference)) if g is not None]
+        golds = [
+            g
+            for g in (self._gold(r) for r in references(query.reference, strict=True))
+            if g is not None
+        ]
         if not golds:
             return NAN
         pred = extract_answer(query.response)
@@ -117,7 +128,11 @@ def compute_score(solution: str, ground_truth: Any, tol: float = 1e-6) -> float:
     """verl-style ``compute_score``: 1.0 if the last ``####``/``\\boxed``/number of ``solution``
     equals that of ``ground_truth`` (a string or list of strings), else 0.0; NaN without a
     readable ground truth."""
-    golds = [g for g in (extract_answer(r) for r in references(ground_truth)) if g is not None]
+    golds = [
+        g
+        for g in (extract_answer(r) for r in references(ground_truth, strict=True))
+        if g is not None
+    ]
     if not golds:
         return NAN
     pred = extract_answer(solution)

@@ -24,9 +24,13 @@ NaN when the reference holds no box; 0.0 when no box can be read from the respon
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from rewardkit.errors import SpecError
 from rewardkit.rewards.rules._common import NAN, RuleReward, answer_tag_content, as_bool, as_number
@@ -34,7 +38,8 @@ from rewardkit.types import Query
 
 Box = tuple[float, float, float, float]
 
-_N = r"-?\d+(?:\.\d+)?"
+# A number as models and JSON write one: sign, ".5", "2.", exponent ("1.5e2").
+_N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _BOX = re.compile(
     r"<box>(?P<inner>.*?)</box>"
     rf"|\(\s*(?P<a1>{_N})\s*,\s*(?P<a2>{_N})\s*\)\s*,?\s*\(\s*(?P<a3>{_N})\s*,\s*(?P<a4>{_N})\s*\)"
@@ -58,23 +63,38 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _box(values: Sequence[Any]) -> Box | None:
+    """Four finite coordinates as a box, else None (a NaN or infinite coordinate, e.g. a
+    missing value in a table or ``1e999`` in a response, is no box: with it IoU is undefined)."""
+    coords = tuple(float(v) for v in values)
+    return coords if len(coords) == 4 and all(map(math.isfinite, coords)) else None  # type: ignore[return-value]
+
+
 def parse_boxes(text: str) -> list[Box]:
     """Every box written in ``text``, in order (see the module docstring for the forms)."""
-    boxes: list[Box] = []
+    boxes: list[Box | None] = []
     for m in _BOX.finditer(text):
         if m.group("inner") is not None:
             nums = _NUM.findall(m.group("inner"))
-            if len(nums) == 4:
-                boxes.append(tuple(float(x) for x in nums))  # type: ignore[arg-type]
+            boxes.append(_box(nums) if len(nums) == 4 else None)
         elif m.group("a1") is not None:
-            boxes.append(tuple(float(m.group(k)) for k in ("a1", "a2", "a3", "a4")))  # type: ignore[arg-type]
+            boxes.append(_box([m.group(k) for k in ("a1", "a2", "a3", "a4")]))
         else:
-            boxes.append(tuple(float(m.group(k)) for k in ("b1", "b2", "b3", "b4")))  # type: ignore[arg-type]
-    return boxes
+            boxes.append(_box([m.group(k) for k in ("b1", "b2", "b3", "b4")]))
+    return [b for b in boxes if b is not None]
+
+
+def _is_coordinate(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
 
 
 def reference_boxes(reference: Any) -> list[Box]:
-    """Boxes of a reference: a box, a list of boxes, a dict holding one, or text."""
+    """Boxes of a reference: a box, a list of boxes, a dict holding one, or text.
+
+    A numpy array (how Parquet / verl hand a list over) counts as the list it holds; a box with
+    a NaN or infinite coordinate is left out (NaN is "no value", not a coordinate)."""
+    if isinstance(reference, np.ndarray):
+        reference = reference.tolist()
     if reference is None:
         return []
     if isinstance(reference, str):
@@ -85,10 +105,9 @@ def reference_boxes(reference: Any) -> list[Box]:
                 return reference_boxes(reference[key])
         return []
     if isinstance(reference, Sequence):
-        if len(reference) == 4 and all(
-            isinstance(x, int | float) and not isinstance(x, bool) for x in reference
-        ):
-            return [tuple(float(x) for x in reference)]  # type: ignore[list-item]
+        if len(reference) == 4 and all(_is_coordinate(x) for x in reference):
+            box = _box(reference)
+            return [box] if box is not None else []
         return [b for item in reference for b in reference_boxes(item)]
     return []
 
@@ -139,6 +158,8 @@ class IouReward(RuleReward):
             raise SpecError(f"rule:iou match must be one of {MATCHES}, got {match!r}")
         if threshold is not None:
             threshold = as_number("threshold", self.rule, threshold, minimum=0)
+            if threshold > 1:
+                raise SpecError(f"rule:iou threshold is an IoU, in [0, 1]; got {threshold}")
         super().__init__(
             match=match,
             threshold=threshold,

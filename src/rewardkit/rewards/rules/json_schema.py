@@ -79,9 +79,16 @@ class JsonSchemaReward(RuleReward):
         )
         self._by_reference: dict[str, Any] = {}
 
+    def _reference_validators(self, reference: Any) -> list[Any]:
+        """One validator per schema in the reference: a schema (dict / JSON text / bool), or
+        a list of them (the response must conform to one); missing entries are left out."""
+        if isinstance(reference, np.ndarray):
+            reference = reference.tolist()
+        if isinstance(reference, list | tuple):
+            return [self._reference_validator(r) for r in reference if not no_reference(r)]
+        return [] if no_reference(reference) else [self._reference_validator(reference)]
+
     def _reference_validator(self, reference: Any) -> Any:
-        if no_reference(reference):
-            return None
         key = reference if isinstance(reference, str) else stable_hash(reference)
         hit = self._by_reference.get(key)
         if hit is None:
@@ -100,13 +107,14 @@ class JsonSchemaReward(RuleReward):
         return hit
 
     def score_one(self, query: Query) -> float:
-        validator = self._fixed or self._reference_validator(query.reference)
-        if validator is None:
+        validators = [self._fixed] if self._fixed else self._reference_validators(query.reference)
+        if not validators:
             return NAN
         value = load_json(query.response, self.options["fence"])
         if not is_valid(value):
             return 0.0
-        return 1.0 if validator.is_valid(value) else 0.0
+        field = "schema" if self._fixed else "reference"
+        return 1.0 if any(_conforms(v, value, field) for v in validators) else 0.0
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         scores = np.full(len(queries), np.nan, dtype=np.float64)
@@ -120,17 +128,32 @@ class JsonSchemaReward(RuleReward):
         return ScoreResult(scores, stats=stats)
 
 
+def _conforms(validator: Any, value: Any, field: str) -> bool:
+    """``validator.is_valid(value)``; a ``$ref`` the schema cannot resolve (a remote URL, a
+    pointer to nowhere) is the schema's fault: :class:`_BadReferenceSchema`, never a traceback."""
+    try:
+        return bool(validator.is_valid(value))
+    except RecursionError:
+        raise _BadReferenceSchema(
+            "rule:json_schema: the schema's $ref chain recurses without end", field=field
+        ) from None
+    except Exception as exc:
+        raise _BadReferenceSchema(
+            f"rule:json_schema: the schema cannot be applied ({type(exc).__name__}: {exc})",
+            field=field,
+        ) from None
+
+
 def compute_score(
     solution: str, ground_truth: Any = None, schema: Any = None, fence: bool = True
 ) -> float:
     """verl-style ``compute_score``: 1.0 if ``solution``'s JSON validates against ``schema``
-    (or, without it, ``ground_truth`` as the schema), 0.0 if not or not JSON; NaN without one."""
-    source = schema if schema is not None else ground_truth
-    if source is None or (isinstance(source, str) and not source.strip()):
-        return NAN
-    if isinstance(source, str):
-        source = _schema_from_text(source)
-    value = load_json(solution, fence)
-    if not is_valid(value):
-        return 0.0
-    return 1.0 if _validator(source, False).is_valid(value) else 0.0
+    (or, without it, ``ground_truth`` as the schema, or any schema of a list), 0.0 if not or not
+    JSON; NaN without one. An invalid schema raises (``SpecError`` / ``DataError``)."""
+    if isinstance(schema, str) and not schema.strip():
+        schema = None
+    text = ground_truth.strip() if isinstance(ground_truth, str) else ""
+    if schema is None and text and Path(text).expanduser().is_file():
+        schema = text  # a path to a .json schema, as the ``schema`` option takes
+    reward = JsonSchemaReward(schema=schema, fence=fence)
+    return reward.score_one(Query(prompt="", response=solution, reference=ground_truth))

@@ -4,11 +4,20 @@ ROUGE-L (Lin 2004) scores the longest common subsequence (LCS) of tokens:
 ``P = LCS/len(hyp)``, ``R = LCS/len(ref)``, ``F = 2PR/(P+R)``. Tokens are ``rouge-score``'s:
 lowercased, non-alphanumeric characters replaced by spaces, optional Porter stemming. ``variant``
 may also be ``rougeLsum`` (summary-level, newline-separated sentences), ``rouge1`` or ``rouge2``.
-Empty response → 0; NaN without a reference.
+Empty response → 0; NaN without a reference. rouge-score's tokenizer keeps only ``a–z0–9``, so
+a reference in another script (Chinese, Cyrillic, …) or of punctuation alone has no token: it
+counts as no reference (NaN, "does not apply") rather than scoring every response 0.
+
+``rougeL`` computes the LCS length bit-parallel (:func:`lcs_length`) instead of with rouge-score's
+full dynamic-programming table, which takes ``|hyp|·|ref|`` Python steps and list cells: a hostile
+100,000-word response against a 1,000-word reference meant ~10^8 cells (gigabytes, minutes). The
+numbers are identical (same tokens, same LCS, same F formula).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from rewardkit.errors import SpecError
@@ -22,6 +31,60 @@ def _scorer(variant: str, stemmer: bool) -> Any:
     from rouge_score.rouge_scorer import RougeScorer
 
     return RougeScorer([variant], use_stemmer=stemmer)
+
+
+@lru_cache(maxsize=2)
+def _tokenizer(stemmer: bool = False) -> Any:
+    from rouge_score.tokenizers import DefaultTokenizer
+
+    return DefaultTokenizer(use_stemmer=stemmer)
+
+
+def _has_tokens(text: str) -> bool:
+    """Whether rouge-score's default tokenizer finds a token in ``text``."""
+    return bool(_tokenizer().tokenize(text))
+
+
+def lcs_length(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists, bit-parallel (Allison–Dix /
+    Hyyrö): one big-integer step per hypothesis token, ``O(|ref|)`` memory."""
+    masks: dict[str, int] = {}
+    for i, tok in enumerate(ref):
+        masks[tok] = masks.get(tok, 0) | (1 << i)
+    full = (1 << len(ref)) - 1
+    v = full
+    for tok in hyp:
+        m = masks.get(tok)
+        if m:
+            u = v & m
+            v = ((v + u) | (v - u)) & full
+    return len(ref) - v.bit_count()
+
+
+def rouge_l_f(ref_tokens: Sequence[str], hyp_tokens: Sequence[str]) -> float:
+    """rouge-score's ``_score_lcs`` F-measure: ``P = LCS/|hyp|``, ``R = LCS/|ref|``."""
+    if not ref_tokens or not hyp_tokens:
+        return 0.0
+    lcs = lcs_length(ref_tokens, hyp_tokens)
+    precision, recall = lcs / len(hyp_tokens), lcs / len(ref_tokens)
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def rouge_max(
+    scorer: Any, variant: str, response: str, refs: list[str], stemmer: bool = False
+) -> float:
+    """The best F-measure of ``response`` over the references that have a rouge-score token
+    (NaN when none has; 0.0 for an empty response)."""
+    refs = [r for r in refs if _has_tokens(r)]
+    if not refs:
+        return NAN
+    if not response.strip():
+        return 0.0
+    if variant == "rougeL":
+        tokenize = _tokenizer(stemmer).tokenize
+        hyp = tokenize(response)
+        return max(rouge_l_f(tokenize(r), hyp) for r in refs)
+    return float(max(scorer.score(r, response)[variant].fmeasure for r in refs))
 
 
 class RougeLReward(RuleReward):
@@ -40,22 +103,17 @@ class RougeLReward(RuleReward):
         self._scorer = _scorer(variant, self.options["stemmer"])
 
     def score_one(self, query: Query) -> float:
-        refs = references(query.reference)
+        refs = references(query.reference, strict=True)
         if not refs:
             return NAN
-        if not query.response.strip():
-            return 0.0
-        v = self.options["variant"]
-        return max(self._scorer.score(r, query.response)[v].fmeasure for r in refs)
+        o = self.options
+        return rouge_max(self._scorer, o["variant"], query.response, refs, o["stemmer"])
 
 
 def compute_score(solution: str, ground_truth: Any, stemmer: bool = False) -> float:
     """verl-style ``compute_score``: ROUGE-L F1 of ``solution``, max over ``ground_truth``
     (a string or list of strings); NaN without a reference."""
-    refs = references(ground_truth)
+    refs = references(ground_truth, strict=True)
     if not refs:
         return NAN
-    if not solution.strip():
-        return 0.0
-    scorer = _scorer("rougeL", stemmer)
-    return max(scorer.score(r, solution)["rougeL"].fmeasure for r in refs)
+    return rouge_max(_scorer("rougeL", stemmer), "rougeL", solution, refs, stemmer)

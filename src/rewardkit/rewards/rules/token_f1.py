@@ -48,5 +48,5 @@ class F1Reward(ReferenceTextRule):
 def compute_score(solution: str, ground_truth: Any) -> float:
     """verl-style ``compute_score``: SQuAD token F1 of ``solution``, max over ``ground_truth``
     (a string or list of strings); NaN without a reference."""
-    refs = references(ground_truth)
+    refs = references(ground_truth, strict=True)
     return max(token_f1(solution, r) for r in refs) if refs else NAN
