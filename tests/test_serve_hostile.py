@@ -410,3 +410,20 @@ def test_connection_limits_are_serve_options(monkeypatch):
     assert c.engine["threads"] == max(1, os.cpu_count() or 1)
     bad = CliRunner().invoke(app, ["serve", "-r", "rule:length", "--header-timeout", "nan"])
     assert bad.exit_code == 2
+
+
+def test_a_listwise_reward_is_refused_by_the_server():
+    """A listwise judge ranks whatever shares its call: served, its scores would depend on the
+    dynamic batches and the cache, so the server refuses it in one line (exit 2)."""
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+    from rewardkit.errors import SpecError
+    from rewardkit.serve.config import ServeConfig
+    from rewardkit.serve.state import ServeState
+
+    spec = "judge-listwise:openai://127.0.0.1:9/v1?model=m"  # refused before any request
+    with pytest.raises(SpecError, match="would depend on how requests are batched"):
+        ServeState(ServeConfig(rewards={"default": spec}))
+    result = CliRunner().invoke(app, ["serve", "-r", spec, "--port", "0"])
+    assert result.exit_code == 2 and "ranks the responses that share one call" in result.output

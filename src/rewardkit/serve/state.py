@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.errors import SpecError
 from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher
 from rewardkit.serve.cache import ResponseCache
 from rewardkit.serve.config import DEFAULT_ROUTE, SERVE_ENGINE_DEFAULTS, ServeConfig
@@ -102,6 +103,18 @@ class Route:
             return self.score_isolating(queries[:mid]) + self.score_isolating(queries[mid:])
 
 
+def refuse_listwise(name: str, reward: Reward) -> None:
+    """A listwise reward ranks the responses that share one call: behind a server its scores
+    would depend on which requests a dynamic batch happened to merge, and a cached score on the
+    group it came from, so it is refused (docs/serving.md, "Batching")."""
+    if reward.can(Capability.LISTWISE):
+        raise SpecError(
+            f"route {name!r}: {reward.name} ranks the responses that share one call, so served "
+            "its scores would depend on how requests are batched; serve a pointwise or pairwise "
+            "reward, or rank groups with `rewardkit score` or the Python API"
+        )
+
+
 def _replica_id() -> str:
     try:
         from ray import serve
@@ -146,6 +159,7 @@ class ServeState:
                 reward = (
                     spec if isinstance(spec, Reward) else load_reward(spec, engine_defaults=engine)
                 )
+                refuse_listwise(name, reward)
                 built[key] = Route(name, spec, reward)
             self.routes[name] = built[key]
         for route in built.values():
