@@ -410,5 +410,5 @@ def _damaged(where: str | None) -> Iterator[None]:
         yield
     except KeyError as exc:
         raise ValueError(f"{prefix}damaged rewardkit report (missing field {exc})") from None
-    except (TypeError, AttributeError, IndexError) as exc:
+    except (TypeError, AttributeError, IndexError, ValueError) as exc:
         raise ValueError(f"{prefix}damaged rewardkit report ({exc})") from None

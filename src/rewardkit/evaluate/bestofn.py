@@ -2,7 +2,8 @@
 overoptimization / reward-hacking measurement, Gao et al. 2210.10760).
 
 For a pool of M candidates with proxy rewards and a gold signal, the expected gold value of the
-best-of-N pick (N ≤ M, drawn without replacement, highest proxy wins, ties → lowest index) is the
+best-of-N pick (N ≤ M, drawn without replacement, highest proxy wins; in the curves a proxy tie is a
+uniform pick among the tied, :func:`expected_bon` ``ties="random"``) is the
 unbiased estimator ``Σ_{i=1}^{M} g_(i) · C(i−1, N−1) / C(M, N)`` with candidates sorted by proxy
 ascending. ``KL(π_BoN ‖ π) = log N − (N−1)/N``; ``d = sqrt(KL)``.
 """
@@ -30,16 +31,34 @@ def _weights(m: int, n: int) -> np.ndarray:
     return np.array([math.comb(i - 1, n - 1) / total for i in range(1, m + 1)])
 
 
-def expected_bon(proxy: Sequence[float], gold: Sequence[float], n: int) -> float:
-    """docs/methods/D8-best-of-n-eval.md — expected gold value of the best-of-``n`` pick by ``proxy`` from one pool
-    (ties in proxy: the lower index wins). NaN if any value is NaN or ``n`` > pool size."""
+def expected_bon(
+    proxy: Sequence[float], gold: Sequence[float], n: int, ties: str = "first"
+) -> float:
+    """docs/methods/D8-best-of-n-eval.md — expected gold value of the best-of-``n`` pick by
+    ``proxy`` from one pool. Ties in proxy: ``"first"``, the lower index wins (what
+    ``rewardkit bon`` picks); ``"random"``, a uniform pick among the tied (the 1/m tie credit
+    of RewardBench 2), computed exactly by giving every member of a proxy tie its group's mean
+    gold. NaN if any value is NaN or ``n`` > pool size."""
+    if ties not in ("first", "random"):
+        raise ValueError(f"ties must be 'first' or 'random', got {ties!r}")
     r = np.asarray(proxy, dtype=np.float64)
     g = np.asarray(gold, dtype=np.float64)
     m = r.size
     if n < 1 or n > m or np.isnan(r).any() or np.isnan(g).any():
         return math.nan
+    if ties == "random":
+        g = tie_group_means(r, g)
     order = np.lexsort((-np.arange(m), r))  # ascending proxy; among ties the lowest index last
     return float(_weights(m, n) @ g[order])
+
+
+def tie_group_means(proxy: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """``gold`` with every value replaced by the mean gold of the candidates that share its
+    proxy score: given which members of a tie a draw holds, a uniform pick among them is
+    uniform over the whole group, so its expected gold is the group mean."""
+    _, inv = np.unique(proxy, return_inverse=True)
+    sums = np.bincount(inv, weights=gold)
+    return (sums / np.bincount(inv))[inv]
 
 
 def powers_of_two(m: int) -> list[int]:
@@ -54,7 +73,9 @@ def powers_of_two(m: int) -> list[int]:
 def bon_curve(
     pools: Sequence[tuple[Sequence[float], Sequence[float]]], ns: Sequence[int] | None = None
 ) -> dict[str, list]:
-    """Mean over pools of the expected gold of best-of-N by the proxy, the expected proxy of the
+    """Mean over pools of the expected gold of best-of-N by the proxy (proxy ties: a uniform pick
+    among the tied, so a constant reward scores the pool mean at every N instead of whatever
+    sits first in the pool), the expected proxy of the
     pick (recentered: minus the pool's mean proxy), the oracle (best-of-N by gold) and KL / d,
     for each N (pools smaller than N are left out of that point; ``n_pools`` says how many).
     Default N: 1, 2, 4, … up to the pool size that at least half of the pools reach (so the
@@ -74,22 +95,29 @@ def bon_curve(
         out["n"].append(int(n))
         out["kl"].append(bon_kl(n))
         out["d"].append(math.sqrt(bon_kl(n)))
-        out["gold"].append(float(np.mean([expected_bon(r, g, n) for r, g in use])))
+        out["gold"].append(float(np.mean([expected_bon(r, g, n, "random") for r, g in use])))
         out["proxy"].append(float(np.mean([expected_bon(r, r - r.mean(), n) for r, _ in use])))
         out["oracle"].append(float(np.mean([expected_bon(g, g, n) for _, g in use])))
         out["n_pools"].append(len(use))
     return out
 
 
+#: Distinct N > 1 (points with d > 0) a Gao fit needs: more points than its two parameters.
+#: With one, least squares returns the minimum-norm solution (N = 1, 2 gave α = 0.19,
+#: β = −0.08, "never peaks"); with two, an exact interpolation that no residual checks.
+MIN_FIT_POINTS = 3
+
+
 def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
     """docs/methods/D9-overoptimization.md — least-squares fit of Gao's best-of-N form ``R(d) = d(α − β d)`` to the
     recentered gold gain; ``d_star = max(0, α / (2β))`` (the d of peak gold; 0 when gold falls
-    from the start) when β > 0, else inf (no peak)."""
+    from the start) when β > 0, else inf (no peak). All NaN with fewer than
+    :data:`MIN_FIT_POINTS` distinct d > 0."""
     x = np.asarray(d, dtype=np.float64)
     y = np.asarray(gain, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    if x.size < 2 or not np.any(x > 0):
+    if np.unique(x[x > 0]).size < MIN_FIT_POINTS:
         return {"alpha": math.nan, "beta": math.nan, "d_star": math.nan}
     design = np.stack([x, -(x**2)], axis=1)
     (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
@@ -99,7 +127,8 @@ def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
 
 def overoptimization(curve: dict[str, list]) -> dict[str, object]:
     """docs/methods/D9-overoptimization.md — gold and proxy gains over best-of-1 versus ``d = sqrt(KL)``, the Gao fit
-    of the gold gain, and whether gold peaks before the largest N while proxy keeps rising."""
+    of the gold gain, and whether gold peaks before the largest N while proxy keeps rising
+    (strictly: a flat proxy, e.g. a constant reward, is not overoptimized)."""
     if not curve["n"]:
         return {}
     gold = np.asarray(curve["gold"])
@@ -114,7 +143,7 @@ def overoptimization(curve: dict[str, list]) -> dict[str, object]:
         "fit": fit_gao_bon(curve["d"], g_gain),
         "gold_peak_n": curve["n"][peak],
         "overoptimized": bool(
-            peak < len(gold) - 1 and gold[-1] < gold[peak] and proxy[-1] >= proxy[peak]
+            peak < len(gold) - 1 and gold[-1] < gold[peak] and proxy[-1] > proxy[peak]
         ),
     }
 

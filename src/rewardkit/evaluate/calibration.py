@@ -80,8 +80,13 @@ def pair_nll(logits, y, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of outcomes ``y`` under ``σ(logit / T)``."""
     z = np.asarray(logits, dtype=np.float64) / temperature
     y = np.asarray(y, dtype=np.float64)
-    # −[y log σ(z) + (1−y) log σ(−z)], with log σ(z) = −softplus(−z)
-    return float(np.mean(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)))
+    # −[y log σ(z) + (1−y) log σ(−z)], with log σ(z) = −softplus(−z); a term whose weight is 0
+    # is left out, so an infinite margin (a reward that scores +inf) on the right side costs 0
+    # rather than 0·inf = NaN
+    with np.errstate(invalid="ignore"):
+        pos = np.where(y != 0, y * np.logaddexp(0, -z), 0.0)
+        neg = np.where(y != 1, (1 - y) * np.logaddexp(0, z), 0.0)
+    return float(np.mean(pos + neg))
 
 
 #: A fitted temperature at least this large flattens every probability to ~0.5: the scores
@@ -95,12 +100,58 @@ def temperature_has_signal(t: float) -> bool:
     return math.isfinite(t) and t < NO_SIGNAL_TEMPERATURE
 
 
-def fit_temperature(logits, y, *, bounds: tuple[float, float] = (1e-4, 1e6)) -> float:
+#: The lower end of the temperature search. A fit there means the margins separate the labels
+#: perfectly (every pair on the right side of 0): the NLL keeps falling as T → 0, so the number
+#: is the search bound, not an estimate, and reports print "separated (T → 0)".
+MIN_TEMPERATURE = 1e-4
+
+#: Fewer distinct examples than this: reports print "too few examples" instead of ECE / ACE /
+#: MCE / Brier / T (report.json keeps the numbers, with ``"too_few": true``). With 10 bins, a
+#: handful of pairs gives an ECE that says nothing about the reward (3 pairs: ECE 0.26).
+MIN_CALIBRATION_EXAMPLES = 10
+
+
+def temperature_label(t: float) -> str | None:
+    """None for a usable fitted temperature; else what reports print instead of the number:
+    ``"no signal"`` (at :data:`NO_SIGNAL_TEMPERATURE` or not finite) or ``"separated (T → 0)"``
+    (within 1% of :data:`MIN_TEMPERATURE`)."""
+    if not temperature_has_signal(t):
+        return "no signal"
+    if t <= MIN_TEMPERATURE * 1.01:
+        return "separated (T → 0)"
+    return None
+
+
+def calibration_too_few(cal: dict) -> bool:
+    """Whether a report's calibration block rests on too few examples to print (its
+    ``too_few``; a report.json written before that key: fewer than two ordered pairs per
+    :data:`MIN_CALIBRATION_EXAMPLES`, which no run of that many examples gives)."""
+    few = cal.get("too_few")
+    if isinstance(few, bool):
+        return few
+    n = cal.get("n_pairs")
+    return isinstance(n, int | float) and n < 2 * MIN_CALIBRATION_EXAMPLES
+
+
+def reported_ece(cal: dict | None) -> float | None:
+    """The ECE (10 bins) a report may print for a calibration block, None when there is none or
+    it rests on too few examples (:func:`calibration_too_few`)."""
+    if not isinstance(cal, dict) or calibration_too_few(cal):
+        return None
+    ece = cal.get("ece")
+    ok = isinstance(ece, int | float) and not isinstance(ece, bool) and math.isfinite(ece)
+    return float(ece) if ok else None
+
+
+def fit_temperature(logits, y, *, bounds: tuple[float, float] = (MIN_TEMPERATURE, 1e6)) -> float:
     """docs/methods/D7-calibration.md [design] — the temperature T > 0 minimising :func:`pair_nll` (golden-section
-    search on log T within ``bounds``; deterministic). 1.0 when there is no data."""
+    search on log T within ``bounds``; deterministic). 1.0 when there is no data; the upper
+    bound ("no signal") when every margin is 0 (a constant reward)."""
     z = np.asarray(logits, dtype=np.float64)
-    if z.size == 0 or not np.any(z != 0):
+    if z.size == 0:
         return 1.0
+    if not np.any(z != 0):  # a constant reward: every T fits alike; no signal, not T = 1
+        return float(bounds[1])
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     g = (math.sqrt(5) - 1) / 2
     a, b = lo + (1 - g) * (hi - lo), lo + g * (hi - lo)
@@ -199,12 +250,19 @@ def calibration_report(
 ) -> dict[str, object]:
     """ECE (5/10/20 bins), ACE, MCE, Brier and the reliability diagram (10 bins) at T = 1; the
     temperature fitted on a seeded half of the examples (``groups``) and ECE / Brier on the
-    other half before and after it; and the temperature fitted on all pairs (the one to save)."""
+    other half before and after it; and the temperature fitted on all pairs (the one to save).
+    ``n_examples`` counts the groups; ``too_few`` marks fewer than
+    :data:`MIN_CALIBRATION_EXAMPLES` of them."""
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     g = np.asarray(groups)
     p = sigmoid(z)
-    out: dict[str, object] = {"n_pairs": int(z.size)}
+    uniq = np.unique(g)
+    out: dict[str, object] = {
+        "n_pairs": int(z.size),
+        "n_examples": int(uniq.size),
+        "too_few": bool(uniq.size < MIN_CALIBRATION_EXAMPLES),
+    }
     for nb in bins:
         out[f"ece_{nb}"] = calibration_error(y, p, nb)["ece"]
     out.update({k: v for k, v in calibration_error(y, p, 10).items() if k != "ece"})
@@ -212,7 +270,6 @@ def calibration_report(
     out["brier"] = brier_score(y, p)
     out["reliability"] = reliability_diagram(y, p, 10)
     out["temperature"] = fit_temperature(z, y)
-    uniq = np.unique(g)
     if uniq.size >= 4:
         rng = np.random.default_rng(seed)
         fit_groups = set(rng.permutation(uniq)[: uniq.size // 2].tolist())

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.evaluate.bestofn import benchmark_correlation
+from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import html_table
 from rewardkit.evaluate.report import markdown_grid
 from rewardkit.evaluate.result import EvalResult, jsonable
+from rewardkit.evaluate.rows import MIN_CI_N
 
 
 def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
                     "score": r.score,
                     "ci": list(r.ci),
                     "n": r.n_scored,
-                    "ece": r.analyses.get("calibration", {}).get("ece"),
+                    "ece": reported_ece(r.analyses.get("calibration")),
                     "length_spearman": r.analyses.get("length_bias", {}).get("spearman"),
                     "bon_gain": r.analyses.get("best_of_n", {}).get("gain"),
                     "position_bias": r.position_bias,
@@ -72,7 +74,7 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             x["run"],
             x["reward"],
             _fmt(x["score"]),
-            f"[{_fmt(x['ci'][0])}, {_fmt(x['ci'][1])}]",
+            _ci_cell(x["ci"], x["n"]),
             str(x["n"]),
             _fmt(x["ece"]),
             _fmt(x["length_spearman"]),
@@ -82,6 +84,13 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for x in board["rows"]
     ]
     return header, rows
+
+
+def _ci_cell(ci: list[float], n: Any) -> str:
+    """``[lo, hi]``; ``–`` when the score rests on fewer than :data:`~.rows.MIN_CI_N` outcomes."""
+    if isinstance(n, int) and n < MIN_CI_N:
+        return "–"
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
 def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:

@@ -6,6 +6,7 @@ import io
 import math
 from typing import Any
 
+from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.result import EvalResult
 
 #: Most bars per reward in the per-subset figure (beyond: sections only).
@@ -65,18 +66,26 @@ def subset_bars(result: EvalResult) -> bytes:
     return figure_png(fig)
 
 
+def _reliability_points(rel: Any) -> list[tuple[float, float]]:
+    """The (mean p, frequency) points of a reliability block; none when a hand-edited report
+    gives it another shape (lists of unequal length, not lists)."""
+    mp, fr = (rel.get(k) if isinstance(rel, dict) else None for k in ("mean_p", "freq"))
+    if not (isinstance(mp, list) and isinstance(fr, list) and len(mp) == len(fr)):
+        return []
+    return [(p, f) for p, f in zip(mp, fr, strict=True) if _ok(p) and _ok(f)]
+
+
 def reliability(result: EvalResult) -> bytes | None:
     """Reliability diagram (10 bins) per reward."""
     rows = [(r.name, r.analyses.get("calibration")) for r in result.rewards]
-    rows = [(n, c) for n, c in rows if c and c.get("reliability")]
+    rows = [(n, c) for n, c in rows if reported_ece(c) is not None and c.get("reliability")]
     if not rows:
         return None
     plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     for name, cal in rows:
-        rel = cal["reliability"]
-        pts = [(p, f) for p, f in zip(rel["mean_p"], rel["freq"], strict=True) if _ok(p) and _ok(f)]
+        pts = _reliability_points(cal["reliability"])
         if pts:
             ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=f"{name} (ECE {cal['ece']:.3f})")
     ax.set_xlabel("predicted P(chosen ≻ rejected)")

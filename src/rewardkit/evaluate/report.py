@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import to_html
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import Table, fmt, fmt_ci, report_notes, summary_rows
@@ -73,7 +74,7 @@ def summary_lines(result: EvalResult) -> list[str]:
                 f"RM-Bench hard {fmt(t['hard'], True)} / normal {fmt(t['normal'], True)} / "
                 f"easy {fmt(t['easy'], True)}"
             )
-        if "calibration" in a:
+        if reported_ece(a.get("calibration")) is not None:
             parts.append(f"ECE {fmt(a['calibration']['ece'])}")
         if "length_bias" in a:
             parts.append(f"Spearman(len) {fmt(a['length_bias']['spearman'])}")
@@ -89,9 +90,16 @@ def summary_lines(result: EvalResult) -> list[str]:
             b = c["bootstrap"]
             lines.append(
                 f"{c['a']} vs {c['b']}: {fmt_ci(b['diff'], b['ci'])} points, significant "
-                f"(McNemar p={fmt(c['mcnemar']['p_value'], nd=4)})"
+                f"({_test_p(c)})"
             )
     return lines
+
+
+def _test_p(c: dict) -> str:
+    """The exact test behind a "significant" comparison: the sign test (older reports: McNemar)."""
+    if isinstance(c.get("sign_test"), dict):
+        return f"sign test p={fmt(c['sign_test']['p_value'], nd=4)}"
+    return f"McNemar p={fmt(c['mcnemar']['p_value'], nd=4)}"
 
 
 def write_reports(

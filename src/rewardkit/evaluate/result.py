@@ -345,7 +345,8 @@ def load_report(path: str | Path) -> EvalResult:
     if not isinstance(raw, dict):
         raise ValueError(f"not a rewardkit report (expected a JSON object, got {describe(raw)})")
     try:
-        return from_dict(raw)
+        result = from_dict(raw)
+        _render_markdown(result)  # a hand-edited analysis (a text where a number goes) fails here
     except KeyError as e:
         raise ValueError(f"damaged rewardkit report (missing field {e})") from None
     except (TypeError, AttributeError, IndexError, ValueError) as e:
@@ -353,6 +354,15 @@ def load_report(path: str | Path) -> EvalResult:
         if msg.startswith("not a rewardkit report"):
             raise ValueError(msg) from None
         raise ValueError(f"damaged rewardkit report ({msg})") from None
+    return result
+
+
+def _render_markdown(result: EvalResult) -> str:
+    """The Markdown report of ``result`` (its table, notes and analyses): rendering it is the
+    check that every field a report prints has a printable shape."""
+    from rewardkit.evaluate.report import analyses_markdown, to_markdown
+
+    return to_markdown(result) + analyses_markdown(result)
 
 
 def report_path(path: str | Path) -> Path:

@@ -19,6 +19,16 @@ def _scores(reward: Reward, queries: list, budget: int | None) -> np.ndarray:
     return np.asarray(reward.score(queries), dtype=np.float64)
 
 
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest ``|a − b|`` over the positions where neither is NaN; equal values (``inf`` and
+    ``inf`` included) differ by 0, ``inf`` and ``−inf`` by inf (0.0 when no position is left)."""
+    both = ~(np.isnan(a) | np.isnan(b))
+    x, y = a[both], b[both]
+    with np.errstate(invalid="ignore"):
+        gap = np.where(x == y, 0.0, np.abs(x - y))
+    return float(gap.max()) if gap.size else 0.0
+
+
 def robustness_check(
     reward: Reward,
     queries: Sequence[Query],
@@ -47,9 +57,8 @@ def robustness_check(
         if k == "budget_a":
             continue
         same_nan = np.array_equal(np.isnan(a), np.isnan(v))
-        d = np.nanmax(np.abs(a - v)) if np.isfinite(a).any() else 0.0
         diffs[k] = {
-            "max_abs_diff": float(d) if same_nan else float("inf"),
+            "max_abs_diff": max_abs_diff(a, v) if same_nan else float("inf"),
             "identical": bool(same_nan and np.array_equal(np.nan_to_num(a), np.nan_to_num(v))),
         }
     return {

@@ -60,18 +60,38 @@ def _pct(x: float) -> str:
     return "–" if x is None or math.isnan(x) else f"{100 * x:.1f}"
 
 
-def format_cell(score: float, ci: tuple[float, float]) -> str:
-    """``71.4 [58.2, 83.1]``: a score and its CI in percent; ``–`` when undefined."""
+#: Fewer valid outcomes than this: a cell shows its score without a CI (resampling one value
+#: gives the zero-width "CI" [x, x], which is no statement of uncertainty).
+MIN_CI_N = 2
+
+
+def format_cell(score: float, ci: tuple[float, float], n: int | None = None) -> str:
+    """``71.4 [58.2, 83.1]``: a score and its CI in percent; ``–`` when undefined; the score
+    alone when the CI is undefined or rests on fewer than :data:`MIN_CI_N` outcomes (``n``)."""
     if score is None or math.isnan(score):
         return "–"
     lo, hi = ci
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return _pct(score)
+    if n is not None and n < MIN_CI_N:
+        return _pct(score)
     return f"{_pct(score)} [{_pct(lo)}, {_pct(hi)}]"
 
 
 def _cell(g: GroupScore | None) -> str:
-    return "–" if g is None else format_cell(g.score, g.ci)
+    return "–" if g is None else format_cell(g.score, g.ci, g.n)
+
+
+def valid_outcomes(r: RewardResult) -> int:
+    """How many examples of a column have an outcome (the values behind its Score)."""
+    return sum(e.outcome is not None for e in r.examples)
+
+
+def _few_for_ci(result: EvalResult) -> bool:
+    groups = [g for r in result.rewards for g in (*r.sections.values(), *r.subsets.values())]
+    return any(g.n < MIN_CI_N for g in groups) or any(
+        0 < valid_outcomes(r) < MIN_CI_N for r in result.rewards
+    )
 
 
 def summary_rows(result: EvalResult) -> list[SummaryRow]:
@@ -89,7 +109,10 @@ def summary_rows(result: EvalResult) -> list[SummaryRow]:
         for sub in members:
             cells = [_cell(r.subsets.get(sub)) for r in result.rewards]
             rows.append(SummaryRow(sub, subsets[sub]["n_evaluable"], cells, bold=False))
-    cells = [format_cell(r.score, r.ci) for r in result.rewards]
+    cells = [
+        format_cell(r.score, r.ci, valid_outcomes(r) if r.examples else None)
+        for r in result.rewards
+    ]
     rows.append(SummaryRow("Score", ds["n_evaluable"], cells, bold=True))
     return rows
 
@@ -111,6 +134,8 @@ def report_notes(result: EvalResult) -> list[str]:
         f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
         f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
     ]
+    if _few_for_ci(result):
+        notes.append(f"A cell resting on fewer than {MIN_CI_N} outcomes shows no CI.")
     notes += [str(n) for n in st.get("notes", [])]
     dropped = ds.get("load_skipped") or {}
     if dropped.get("n"):

@@ -25,12 +25,30 @@ def rankdata(x) -> np.ndarray:
     return ranks
 
 
-def pearson(x, y) -> float:
-    """Pearson's r (NaN pairs dropped; NaN when fewer than 2 pairs or a constant input)."""
-    a, b = _pairs(x, y)
-    if a.size < 2 or a.std() == 0 or b.std() == 0:
+def scaled(a: np.ndarray) -> np.ndarray:
+    """``a`` times the power of two that brings its largest magnitude into [0.5, 1) (exact: no
+    rounding; all-zero stays zero), so that the squares in a correlation neither overflow (1e200)
+    nor underflow (1e-200). A correlation does not change under scaling."""
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    return np.ldexp(a, -math.frexp(m)[1]) if m > 0 else a
+
+
+def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two finite arrays of one length; NaN when fewer than 2 values or a side
+    is constant. Scaled, centred, scaled again and clipped to [−1, 1]: matches
+    ``scipy.stats.pearsonr`` for 1e±200 inputs, where ``np.corrcoef`` gives 0 or NaN."""
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
-    return float(np.corrcoef(a, b)[0, 1])
+    a, b = scaled(a), scaled(b)
+    da, db = scaled(a - a.mean()), scaled(b - b.mean())
+    den = math.sqrt(float(np.dot(da, da))) * math.sqrt(float(np.dot(db, db)))
+    return float(np.clip(np.dot(da, db) / den, -1.0, 1.0)) if den > 0 else math.nan
+
+
+def pearson(x, y) -> float:
+    """Pearson's r (pairs with a NaN or infinite side dropped; NaN when fewer than 2 pairs or a
+    constant input)."""
+    return pearson_r(*_pairs(x, y))
 
 
 def spearman(x, y) -> float:
@@ -40,13 +58,57 @@ def spearman(x, y) -> float:
 
 
 def kendall(x, y) -> float:
-    """Kendall's τ-b (ties corrected), via ``scipy.stats.kendalltau``."""
+    """Kendall's τ-b (ties corrected), O(n log n) as ``scipy.stats.kendalltau`` computes it
+    (Knight 1966) — in numpy, since scipy is only in the ``report`` extra (a base install
+    evaluating rated data crashed on the import)."""
     a, b = _pairs(x, y)
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
-    from scipy.stats import kendalltau
+    return tau_b(a, b)
 
-    return float(kendalltau(a, b).statistic)
+
+def _dense(v: np.ndarray) -> np.ndarray:
+    """Dense ranks 1..k of a sorted array (equal values share a rank)."""
+    return np.r_[True, v[1:] != v[:-1]].cumsum()
+
+
+def _tied_pairs(ranks: np.ndarray) -> int:
+    cnt = np.bincount(ranks).astype(np.int64)
+    return int((cnt * (cnt - 1) // 2).sum())
+
+
+def _discordant(y: np.ndarray) -> int:
+    """Pairs i < j with ``y[i] > y[j]`` (y: dense ranks 1..k), with a Fenwick tree."""
+    tree = [0] * (int(y.max()) + 1)
+    dis = 0
+    for j, v in enumerate(y.tolist()):
+        seen, i = 0, v
+        while i > 0:  # how many earlier values are ≤ v
+            seen += tree[i]
+            i -= i & -i
+        dis += j - seen
+        i = v
+        while i < len(tree):
+            tree[i] += 1
+            i += i & -i
+    return dis
+
+
+def tau_b(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's τ-b of two finite arrays, neither constant: ``(C − D) / √((T − Tx)(T − Ty))``
+    with T the pairs, Tx / Ty those tied in a / b."""
+    perm = np.argsort(b, kind="mergesort")
+    a, b = a[perm], _dense(b[perm])
+    perm = np.argsort(a, kind="mergesort")  # stable: ties in a stay sorted by b
+    a, b = _dense(a[perm]), b[perm]
+    n = a.size
+    obs = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1]), True]
+    cnt = np.diff(np.nonzero(obs)[0]).astype(np.int64)
+    both = int((cnt * (cnt - 1) // 2).sum())
+    total = n * (n - 1) // 2
+    tx, ty = _tied_pairs(a), _tied_pairs(b)
+    con_minus_dis = total - tx - ty + both - 2 * _discordant(b)
+    return float(con_minus_dis / math.sqrt(total - tx) / math.sqrt(total - ty))
 
 
 def correlations(x, y) -> dict[str, float]:
@@ -81,17 +143,8 @@ def mcnemar(outcome_a, outcome_b) -> dict[str, float]:
     b = int(np.sum((a == 1) & (bb == 0)))
     c = int(np.sum((a == 0) & (bb == 1)))
     n = b + c
-    if n == 0:
-        p, chi2 = 1.0, 0.0
-    else:
-        k = np.arange(min(b, c) + 1)
-        logp = (
-            math.lgamma(n + 1)
-            - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
-            - n * math.log(2)
-        )
-        p = float(min(1.0, 2 * np.exp(logp).sum()))
-        chi2 = float((abs(b - c) - 1) ** 2 / n)
+    p = binomial_two_sided(b, c)
+    chi2 = float((abs(b - c) - 1) ** 2 / n) if n else 0.0
     return {
         "b": b,
         "c": c,
@@ -100,6 +153,34 @@ def mcnemar(outcome_a, outcome_b) -> dict[str, float]:
         "n": int(binary.sum()),
         "n_excluded": int((~binary).sum()),
     }
+
+
+def binomial_two_sided(b: int, c: int) -> float:
+    """Exact two-sided p-value of ``b`` successes against ``c`` under Bin(b + c, ½):
+    ``min(1, 2·P(X ≤ min(b, c)))`` (1.0 when b + c = 0); ``statsmodels`` ``mcnemar(exact=True)``
+    and ``scipy.stats.binomtest`` give the same."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = np.arange(min(b, c) + 1)
+    logp = (
+        math.lgamma(n + 1)
+        - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
+        - n * math.log(2)
+    )
+    return float(min(1.0, 2 * np.exp(logp).sum()))
+
+
+def sign_test(outcome_a, outcome_b) -> dict[str, float]:
+    """Exact sign test on the paired differences ``a − b`` (pairs with a NaN left out; zero
+    differences dropped): ``{"pos", "neg", "p_value"}``. On 0/1 outcomes it is McNemar's exact
+    test; unlike McNemar it also covers tie credit (½) outcomes."""
+    a = np.asarray(outcome_a, dtype=np.float64)
+    b = np.asarray(outcome_b, dtype=np.float64)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    d = a[ok] - b[ok]
+    pos, neg = int(np.sum(d > 0)), int(np.sum(d < 0))
+    return {"pos": pos, "neg": neg, "p_value": binomial_two_sided(pos, neg)}
 
 
 def paired_bootstrap(
@@ -136,22 +217,24 @@ def compare_outcomes(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> dict[str, object]:
-    """Paired comparison of two rewards on the same examples: paired bootstrap and McNemar.
-    ``significant`` is True when the bootstrap CI of the difference excludes 0 **and**, where
-    McNemar applies (some 0/1 outcome pairs), its exact p-value is below ``alpha``: with few
-    examples the percentile bootstrap is over-confident (6 pairs gave a CI excluding 0 beside
-    McNemar's p = 0.25), and a report must not call that significant."""
+    """Paired comparison of two rewards on the same examples: paired bootstrap, McNemar and the
+    exact sign test. ``significant`` is True when the bootstrap CI of the difference excludes 0
+    **and** the exact sign test on the paired differences (McNemar's exact test on 0/1
+    outcomes, and it also covers ½ tie credit) has p < ``alpha``: with few examples the
+    percentile bootstrap is over-confident (6 pairs gave a CI excluding 0 beside McNemar's
+    p = 0.25; 2 pairs of 1 vs ½ gave the CI [0.5, 0.5] with McNemar not applicable), and a
+    report must not call that significant."""
     boot = paired_bootstrap(outcome_a, outcome_b, n_boot=n_boot, alpha=alpha, seed=seed)
     mc = mcnemar(outcome_a, outcome_b)
+    sign = sign_test(outcome_a, outcome_b)
     lo, hi = boot["ci"]
-    sig = bool(not math.isnan(lo) and (lo > 0 or hi < 0))
-    if mc["n"] > 0:
-        sig = sig and mc["p_value"] < alpha
+    sig = bool(not math.isnan(lo) and (lo > 0 or hi < 0) and sign["p_value"] < alpha)
     return {
         "a": name_a,
         "b": name_b,
         "bootstrap": boot,
         "mcnemar": mc,
+        "sign_test": sign,
         "significant": sig,
         "alpha": alpha,
     }

@@ -11,7 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from rewardkit.evaluate.augmented import augmentation_table
-from rewardkit.evaluate.calibration import temperature_has_signal
+from rewardkit.evaluate.calibration import (
+    MIN_CALIBRATION_EXAMPLES,
+    calibration_too_few,
+    reported_ece,
+    temperature_label,
+)
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import Table, fmt, fmt_ci
 
@@ -43,7 +48,7 @@ def _run_level(result: EvalResult) -> dict[str, Any]:
 
 
 def _temperature(t: float) -> str:
-    return fmt(t, nd=4) if temperature_has_signal(t) else "no signal"
+    return temperature_label(t) or fmt(t, nd=4)
 
 
 def leaderboard(result: EvalResult) -> Table | None:
@@ -56,7 +61,7 @@ def leaderboard(result: EvalResult) -> Table | None:
             str(i + 1),
             r.name,
             fmt_ci(r.score, r.ci),
-            fmt(r.analyses.get("calibration", {}).get("ece")),
+            fmt(reported_ece(r.analyses.get("calibration"))),
             fmt(r.analyses.get("length_bias", {}).get("spearman")),
             fmt(r.analyses.get("best_of_n", {}).get("gain")),
         ]
@@ -78,6 +83,9 @@ def augmentations(result: EvalResult) -> Table | None:
 
 def _calibration_rows(name: str, c: dict[str, Any]) -> list[list[str]]:
     keys = ("n_pairs", "ece_5", "ece_10", "ece_20", "ace", "mce", "brier")
+    if calibration_too_few(c):
+        few = f"too few examples (n={c.get('n_examples', '?')}, < {MIN_CALIBRATION_EXAMPLES})"
+        return [[name, fmt(c["n_pairs"]), few, *("–" for _ in keys[2:]), "–", "–"]]
     h = c.get("heldout")
     heldout = f"{fmt(h['ece_before'])} → {fmt(h['ece_after'])}" if h is not None else "–"
     return [[name, *(fmt(c[k]) for k in keys), _temperature(float(c["temperature"])), heldout]]
@@ -106,8 +114,9 @@ def calibration(result: EvalResult) -> Table | None:
         "P(chosen ≻ rejected) = σ(r_c − r_r) (judges: their probability); both orders of every "
         "chosen/rejected pair. Bins: uniform on [0, 1], an inner edge goes to the lower bin. "
         "T: temperature fitted by NLL (no signal: the fit ran off to flat 0.5 "
-        "probabilities); held-out: fitted on a seeded half of the examples, "
-        "measured on the other half.",
+        "probabilities; separated: every margin on the right side, T runs to 0); held-out: "
+        "fitted on a seeded half of the examples, measured on the other half. Fewer than "
+        f"{MIN_CALIBRATION_EXAMPLES} examples: no figure is printed (report.json keeps them).",
     )
 
 
@@ -371,7 +380,9 @@ def comparisons(result: EvalResult) -> Table | None:
         ],
         rows,
         "Paired bootstrap over examples (difference in points); McNemar exact on "
-        "examples where both outcomes are 0/1. Significant: the CI excludes 0.",
+        "examples where both outcomes are 0/1. Significant: the CI excludes 0 and the exact "
+        "sign test on the paired differences (McNemar's test on 0/1 outcomes, ½ tie credit "
+        "included) has p < α.",
     )
 
 

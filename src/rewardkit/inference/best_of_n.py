@@ -18,21 +18,20 @@ from rewardkit.types import Message, Query, Reward
 
 
 def select_best(scores: Sequence[float]) -> int:
-    """Index of the highest score; ties → the lowest index; NaN never wins (all NaN → 0)."""
+    """Index of the highest score; ties → the lowest index; NaN never wins, not even against
+    −inf (all NaN → 0)."""
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
         raise ValueError("select_best needs at least one candidate")
-    if np.isnan(s).all():
-        return 0
-    return int(np.argmax(np.where(np.isnan(s), -np.inf, s)))
+    ok = np.flatnonzero(~np.isnan(s))
+    return int(ok[np.argmax(s[ok])]) if ok.size else 0
 
 
 def select_worst(scores: Sequence[float]) -> int:
     """Index of the lowest non-NaN score; ties → the lowest index (all NaN → 0)."""
     s = np.asarray(scores, dtype=np.float64)
-    if np.isnan(s).all():
-        return 0
-    return int(np.argmin(np.where(np.isnan(s), np.inf, s)))
+    ok = np.flatnonzero(~np.isnan(s))
+    return int(ok[np.argmin(s[ok])]) if ok.size else 0
 
 
 def score_candidates(

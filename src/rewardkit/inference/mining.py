@@ -51,8 +51,8 @@ def mine_pairs(
     for i, j in pairs:
         if math.isnan(s[i]) or math.isnan(s[j]):
             continue
-        gap = float(s[i] - s[j])
-        if gap <= 0 or gap < min_gap or candidates[i] == candidates[j]:
+        gap = float(s[i]) - float(s[j])
+        if not (gap > 0 and gap >= min_gap) or candidates[i] == candidates[j]:  # inf − inf: NaN
             continue
         key = (candidates[i], candidates[j])
         if key in seen:

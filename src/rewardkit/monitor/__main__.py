@@ -15,13 +15,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("log", help="the RewardMonitor JSONL log")
     ap.add_argument("out", help="the plot to write (.png, .pdf or .svg)")
     args = ap.parse_args(argv)
-    history = read_log(args.log)
-    plot_history(history, args.out)
+    try:
+        history = read_log(args.log)
+        plot_history(history, args.out)
+    except (OSError, ValueError) as exc:  # DataError is a ValueError; no traceback for a user
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     flagged = [(h["step"], h["warnings"]) for h in history if h.get("warnings")]
     print(f"{len(history)} steps, {len(flagged)} with hacking flags; plot: {args.out}")
     for step, flags in flagged:
         print(f"  step {step}: {', '.join(flags)}")
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line (an OSError names its file)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

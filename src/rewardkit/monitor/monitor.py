@@ -5,7 +5,8 @@ and the component rewards of that step. The monitor computes, per step:
 
 - ``reward/mean``, ``reward/std``: the optimized (proxy) reward;
 - ``components/<name>/mean`` and ``components/<name>/applies`` (fraction of non-NaN scores);
-- ``length/mean``, ``length/max`` and ``corr/reward_length`` (Pearson, NaN-aware);
+- ``length/mean``, ``length/max`` and ``corr/reward_length`` (Pearson over the responses with a
+  finite reward; ``corr/reward_length_n`` of them);
 - ``disagreement/mean``: mean over responses of the members' population std (card C5;
   :func:`rewardkit.combine.aggregate.disagreement`) when two or more ``ensemble`` components are set;
 - with a gold reward: ``gold/mean``, ``corr/proxy_gold`` and ``drift``: the proxy's rise minus the
@@ -20,7 +21,7 @@ flags are in its record):
   and the gold's < 0, and the proxy rose / the gold fell by ≥ ``trend_tol`` baseline stds;
 - ``length_explosion``: mean length ≥ ``length_factor`` × the baseline mean length;
 - ``reward_length_coupling``: ``corr/reward_length`` ≥ ``corr_threshold`` (over at least
-  ``min_corr_n`` responses) while the mean length is above its baseline;
+  ``min_corr_n`` responses with a finite reward) while the mean length is above its baseline;
 - ``disagreement_rising``: ensemble disagreement ≥ ``disagreement_factor`` × its baseline.
 
 The baseline is the mean over the first ``baseline_steps`` steps. Each record goes to a JSONL file
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.aggregate import disagreement
+from rewardkit.evaluate.stats import pearson_r
 
 
 class RewardHackingWarning(UserWarning):
@@ -67,14 +69,16 @@ class MonitorConfig:
             raise ValueError("baseline_steps ≥ 1, window ≥ 2 and min_trend_steps ≥ 2 are required")
 
 
+def finite_pairs(x: np.ndarray, y: np.ndarray) -> int:
+    """How many positions have both values finite (the pairs a correlation is computed over)."""
+    return int(np.sum(np.isfinite(x) & np.isfinite(y)))
+
+
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """NaN-aware Pearson correlation; NaN when fewer than 2 pairs or a constant side."""
-    ok = ~(np.isnan(x) | np.isnan(y))
-    if ok.sum() < 2:
-        return math.nan
-    a, b = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
-    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else math.nan
+    """Pearson correlation over the pairs with both values finite; NaN when fewer than 2 pairs
+    or a constant side. Overflow-safe (:func:`rewardkit.evaluate.stats.pearson_r`)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    return pearson_r(x[ok], y[ok])
 
 
 def slope(values: Sequence[float]) -> float:
@@ -211,6 +215,7 @@ class RewardMonitor:
             "length/mean": float(lengths.mean()) if n else math.nan,
             "length/max": float(lengths.max()) if n else math.nan,
             "corr/reward_length": pearson(proxy, lengths),
+            "corr/reward_length_n": finite_pairs(proxy, lengths),
         }
         for name, v in comps.items():
             rec[f"components/{name}/mean"] = _nanmean(v)
@@ -273,7 +278,8 @@ class RewardMonitor:
         base_len = self._baseline.mean("length/mean")
         if done and base_len > 0 and rec["length/mean"] >= cfg.length_factor * base_len:
             flags.append("length_explosion")
-        coupled = rec["n"] >= cfg.min_corr_n and rec["corr/reward_length"] >= cfg.corr_threshold
+        n_corr = rec.get("corr/reward_length_n", rec["n"])  # responses with a score
+        coupled = n_corr >= cfg.min_corr_n and rec["corr/reward_length"] >= cfg.corr_threshold
         if done and coupled and rec["length/mean"] > base_len:
             flags.append("reward_length_coupling")
         base_dis = self._baseline.mean("disagreement/mean")
@@ -350,15 +356,40 @@ def _explain(flag: str, rec: Mapping[str, Any]) -> str:
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a monitor JSONL log (None back to NaN)."""
+    """Records of a monitor JSONL log (None back to NaN). A line that is not a record the
+    monitor writes (an object with a numeric ``step``, numbers or null, ``warnings`` a list of
+    texts) is a :class:`~rewardkit.errors.DataError` naming the file, line and field."""
+    from rewardkit.errors import DataError
+
     out = []
     for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                from rewardkit.errors import DataError
-
-                raise DataError(f"not a JSON record: {exc}", path=str(path), line=i) from exc
+                raise DataError(f"not a JSON record: {exc}", path=str(path), line=i) from None
+            problem = _record_problem(rec)
+            if problem is not None:
+                field_name, what = problem
+                raise DataError(what, path=str(path), line=i, field=field_name)
             out.append({k: (math.nan if v is None else v) for k, v in rec.items()})
     return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _record_problem(rec: Any) -> tuple[str | None, str] | None:
+    """``(field, what is wrong)`` for a log line that is not a monitor record, else None."""
+    if not isinstance(rec, dict):
+        return None, f"expected a monitor record (a JSON object), got {type(rec).__name__}"
+    if not _is_number(rec.get("step")):
+        return "step", f"expected a step number, got {rec.get('step')!r}"
+    for k, v in rec.items():
+        if k == "warnings":
+            if not (isinstance(v, list) and all(isinstance(w, str) for w in v)):
+                return k, f"expected a list of warning names, got {v!r}"
+        elif v is not None and not _is_number(v):
+            return k, f"expected a number or null, got {v!r}"
+    return None
