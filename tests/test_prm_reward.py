@@ -144,3 +144,24 @@ def test_engine_variant_keeps_steps(qwen_dir):
     assert twin.scorer.model is r.scorer.model and twin.aggregate == "last"
     qs = [Query([user(QUESTION)], "\n\n".join(s)) for s in (STEPS, BAD_STEPS)]
     np.testing.assert_allclose(twin.score_full(qs).steps, r.score_full(qs).steps, atol=1e-5)
+
+
+def test_shepherd_steps_read_the_models_own_scaled_logits(tmp_path):
+    """A good/bad PRM on a model that scales its logits (Granite divides by ``logits_scaling``):
+    P(good) is the softmax of the model's own logits, as Math-Shepherd's README computes it,
+    not of the bare head's (8× too sharp here)."""
+    tok = word_tokenizer(WORDS, chat=False)
+    cfg = transformers.GraniteConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, intermediate_size=64, max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id, initializer_range=0.5, tie_word_embeddings=False,
+        logits_scaling=8.0,
+    )  # fmt: skip
+    torch.manual_seed(3)
+    transformers.GraniteForCausalLM(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    r = load_reward(f"prm:{tmp_path}?convention=shepherd&aggregate=prod")
+    res = r.score_full([Query([user(QUESTION)], "\n".join(STEPS))])
+    np.testing.assert_allclose(
+        res.steps[0], shepherd_reference(tmp_path, QUESTION, STEPS), atol=1e-5
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from rewardkit.engine.layout import attention_cost
 
 
@@ -87,3 +89,15 @@ def _optimal_cuts(
 def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> int:
     """Tokens processed including padding, for a batch plan."""
     return sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+
+
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-row outputs as one (n, k) float32 array; rows of different lengths (per-step and
+    per-token rewards) are padded with NaN to the longest."""
+    width = max(r.shape[0] for r in rows)
+    if all(r.shape[0] == width for r in rows):
+        return np.stack(rows).astype(np.float32)
+    out = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out

@@ -75,29 +75,74 @@ def model_position_limit(body: torch.nn.Module | None) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
-def model_layouts(body: torch.nn.Module) -> frozenset[str]:
-    """Which of "packed"/"shared" the body can run: attention that takes a custom 4-D mask,
-    no sliding windows or per-layer attention kinds; "shared" needs a key/value cache."""
-    cfg = _config(body)
-    if cfg is None:
-        return frozenset()
-    if getattr(cfg, "_attn_implementation", "eager") not in ("sdpa", "eager", attention.NAME):
-        return frozenset()
+#: Model types whose attention adds ALiBi biases built from a 2-D padding mask: they take no
+#: custom 4-D mask or per-row positions, and a key/value cache shifts their biases.
+ALIBI_TYPES = ("bloom", "mpt")
+#: Encoders whose body the engine may pack (the readout pools [CLS] through the model's pooler).
+PACKABLE_ENCODERS = ("bert",)
+#: Encoders (bidirectional attention): never shared prompts.
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta", "deberta-v2")
+
+
+def _sub_configs(cfg: Any) -> list[Any]:
+    """The config and, for multimodal wrappers (Gemma 3), the text config its layers use."""
+    found = [cfg]
+    get_text = getattr(cfg, "get_text_config", None)
+    text = get_text() if callable(get_text) else None
+    if text is not None and text is not cfg:
+        found.append(text)
+    return found
+
+
+def _config_refusal(cfg: Any) -> str | None:
+    """Why one (text) config's attention cannot take the packed/shared layouts (None: it can)."""
     if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
-        return frozenset()
+        return f"sliding-window attention (window {cfg.sliding_window})"
     kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
     if kinds != {"full_attention"}:
-        return frozenset()
+        return f"per-layer attention kinds {sorted(kinds)}"
+    local = getattr(cfg, "attention_layers", None) or getattr(cfg, "attention_types", None)
+    if local and "local" in str(local):
+        return "local (windowed) attention layers"
+    alibi = getattr(cfg, "attn_config", None)
+    alibi = alibi.get("alibi") if isinstance(alibi, dict) else getattr(alibi, "alibi", None)
+    if getattr(cfg, "alibi", False) or alibi or getattr(cfg, "model_type", "") in ALIBI_TYPES:
+        return "ALiBi position biases (built from a 2-D padding mask)"
+    if getattr(cfg, "attn_logit_softcapping", None):
+        return "attention logit soft-capping"
+    return None
+
+
+def layout_refusal(body: torch.nn.Module) -> str | None:
+    """Why ``body`` cannot run the packed and shared layouts at all (None: it may; the engine
+    still probes it once, :mod:`rewardkit.engine.layout_check`). docs/performance.md,
+    "Choosing a layout"."""
+    cfg = _config(body)
+    if cfg is None:
+        return "the body has no transformers config"
+    impl = getattr(cfg, "_attn_implementation", "eager")
+    if impl not in ("sdpa", "eager", attention.NAME):
+        return f"attention implementation {impl!r} takes no custom masks"
     if getattr(cfg, "is_encoder_decoder", False):
+        return "an encoder-decoder"
+    for sub in _sub_configs(cfg):
+        reason = _config_refusal(sub)
+        if reason:
+            return reason
+    model_type = getattr(cfg, "model_type", "")
+    if model_type in ENCODER_TYPES and model_type not in PACKABLE_ENCODERS:
+        return f"{model_type} encoders run padded only"
+    return None
+
+
+def model_layouts(body: torch.nn.Module) -> frozenset[str]:
+    """Which of "packed"/"shared" the body can run (:func:`layout_refusal` says why not):
+    attention that takes a custom 4-D mask, no sliding windows, per-layer attention kinds or
+    ALiBi; "shared" needs a causal body with a key/value cache."""
+    if layout_refusal(body) is not None:
         return frozenset()
-    if getattr(cfg, "model_type", "") in (
-        "bert",
-        "roberta",
-        "xlm-roberta",
-        "electra",
-        "distilbert",
-    ):
-        return frozenset({"packed"}) if cfg.model_type == "bert" else frozenset()
+    if getattr(_config(body), "model_type", "") in ENCODER_TYPES:
+        return frozenset({"packed"})
     return frozenset({"packed", "shared"})
 
 

@@ -33,7 +33,7 @@ import torch
 
 from rewardkit.engine import execute, special_tokens
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
-from rewardkit.engine.batching import plan_batches
+from rewardkit.engine.batching import plan_batches, stack_rows
 from rewardkit.engine.cache import ScoreCache
 from rewardkit.engine.compiling import CompileGate
 from rewardkit.engine.config import EngineConfig
@@ -43,6 +43,7 @@ from rewardkit.engine.layout import (
     prefix_groups,
     shared_tokens,
 )
+from rewardkit.engine.layout_check import verify_layouts, warn_refused
 from rewardkit.engine.planning import (
     Estimate,
     padded_estimate,
@@ -87,18 +88,6 @@ class LayoutPlan:
     cost: float = 0.0
 
 
-def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-row outputs as one (n, k) float32 array; rows of different lengths (per-step and
-    per-token rewards) are padded with NaN to the longest."""
-    width = max(r.shape[0] for r in rows)
-    if all(r.shape[0] == width for r in rows):
-        return np.stack(rows).astype(np.float32)
-    out = np.full((len(rows), width), np.nan, dtype=np.float32)
-    for i, r in enumerate(rows):
-        out[i, : r.shape[0]] = r
-    return out
-
-
 class Engine:
     """Batches, caches and lays out rows for one :class:`ModelAdapter` (module docstring)."""
 
@@ -117,11 +106,13 @@ class Engine:
 
     # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self) -> frozenset[str]:
-        """The adapter's :attr:`~ModelAdapter.layouts` where the loaded backbone allows them."""
-        body = self.adapter.backbone()
-        if not self.adapter.layouts or body is None:
+        """The adapter's :attr:`~ModelAdapter.layouts` where the loaded backbone allows them and
+        a one-time probe matches its own forward (:mod:`rewardkit.engine.layout_check`)."""
+        body, a = self.adapter.backbone(), self.adapter
+        if not a.layouts or body is None:
             return frozenset()
-        return self.adapter.layouts & execute.model_layouts(body)
+        free = self.config.attention != "dense"
+        return verify_layouts(body, a.layouts, a.causal, a.pad_token_id, self.device, free)
 
     def attention_width(self) -> float | None:
         """Where attention costs as much as the linear layers (None: unknown)."""
@@ -276,8 +267,9 @@ class Engine:
         if want == "auto" and self.device.type != "cpu":
             # Measured on an H200 (docs/performance.md): padded batches beat sharing there.
             want = "padded"
-        if want in ("shared", "packed") and want not in supported:
-            want = "padded"  # the model cannot (say, an encoder asked to share prompts)
+        if want in ("shared", "packed") and want not in supported and rows:
+            warn_refused(self.name, self.adapter, want)  # say, an encoder asked to share prompts
+            want = "padded"
         attn = self.attention_width()
         if want == "packed":
             return self._plan_packed(rows, attn)

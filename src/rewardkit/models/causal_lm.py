@@ -15,6 +15,7 @@ of those two arguments alone.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,16 +52,60 @@ def apply_softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
 
 
 def select_logits(
-    head: Any, h: torch.Tensor, ids: Sequence[int], cap: float | None
+    head: Any, h: torch.Tensor, ids: Sequence[int], cap: float | None, scale: float = 1.0
 ) -> torch.Tensor:
     """Next-token logits (b, len(ids)) of token ``ids`` from hidden states ``h`` (b, H): only
-    the needed rows of the output embedding, with its bias and the soft-capping ``cap``."""
+    the needed rows of the output embedding, with its bias, the model's logit ``scale``
+    (:func:`measure_logit_scale`) and the soft-capping ``cap``."""
     rows = torch.tensor(list(ids), device=h.device)
     logits = h @ head.weight[rows].float().T
     bias = getattr(head, "bias", None)
     if bias is not None:
         logits = logits + bias[rows].float()
-    return apply_softcap(logits, cap)
+    return apply_softcap(logits * scale if scale != 1.0 else logits, cap)
+
+
+_SCALES: weakref.WeakKeyDictionary[torch.nn.Module, float] = weakref.WeakKeyDictionary()
+
+
+def measure_logit_scale(model: Any, decoder: torch.nn.Module, head: Any, source: str) -> float:
+    """The scalar by which the model's own forward multiplies its output head's logits.
+
+    Llama-style models: 1. Cohere multiplies by ``logit_scale``, Granite and MiniCPM3 divide by
+    ``logits_scaling``, HyperCLOVA X multiplies by it, Falcon-H1 by ``lm_head_multiplier``:
+    rather than trusting attribute names, the scale is measured once on a probe row (least
+    squares of the model's own last-position logits on ``head(h)``). Log-probs and judge
+    verdicts read ``head(h)`` directly (docs/methods/B1-dpo-implicit-reward.md,
+    B3-yes-token-reward.md), so a model whose logits are no scalar multiple of ``head(h)``
+    raises :class:`~rewardkit.errors.SpecError` instead of giving other numbers.
+    """
+    if model in _SCALES:
+        return _SCALES[model]
+    vocab = int(getattr(head, "out_features", 0) or head.weight.shape[0])
+    ids = torch.tensor([[vocab // 3 + 7919 * i % max(vocab // 2, 1) for i in range(12)]])
+    ids = ids.to(next(model.parameters()).device)
+    with torch.inference_mode():
+        own = model(input_ids=ids, use_cache=False).logits[0, -1].float()
+        raw = head(decoder(input_ids=ids, use_cache=False).last_hidden_state[0, -1]).float()
+    cap = softcap_of(getattr(model.config, "text_config", None) or model.config)  # VLMs: text
+    half = next(model.parameters()).dtype != torch.float32
+    scale = 1.0
+    if cap is None and float(raw.norm()) > 0:
+        scale = float((own @ raw) / (raw @ raw))
+        if abs(scale - 1.0) < (0.02 if half else 1e-5):
+            scale = 1.0
+    mine = apply_softcap(raw * scale, cap)
+    err = float((own - mine).abs().max() / own.abs().max().clamp_min(1e-6))
+    if not err <= (0.05 if half else 1e-3):
+        from rewardkit.errors import SpecError
+
+        raise SpecError(
+            f"{source}: {type(model).__name__}'s next-token logits are not its output head on "
+            f"its last hidden state (relative error {err:.2g}); rewardkit cannot read "
+            "log-probabilities or verdicts from this architecture"
+        )
+    _SCALES[model] = scale
+    return scale
 
 
 def at_last(hidden: torch.Tensor, attention_mask: torch.Tensor, back: int = 0) -> torch.Tensor:
@@ -82,6 +127,7 @@ class CausalLM:
         self.decoder: torch.nn.Module = getattr(model, model.base_model_prefix)
         self.head = model.get_output_embeddings()
         self.softcap = softcap_of(model.config)
+        self.scale = measure_logit_scale(model, self.decoder, self.head, resolved.source)
 
     @classmethod
     def load(cls, model: str, config: EngineConfig) -> CausalLM:
@@ -105,13 +151,14 @@ class CausalLM:
         )
 
     def logits(self, h: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Full-vocabulary next-token logits of hidden states ``h`` (…, H), soft-capped, in
-        ``dtype``."""
-        return apply_softcap(self.head(h).to(dtype), self.softcap)
+        """Full-vocabulary next-token logits of hidden states ``h`` (…, H), scaled as the model
+        scales them (:func:`measure_logit_scale`) and soft-capped, in ``dtype``."""
+        logits = self.head(h).to(dtype)
+        return apply_softcap(logits * self.scale if self.scale != 1.0 else logits, self.softcap)
 
     def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """:func:`select_logits` with this model's output embedding and soft-capping."""
-        return select_logits(self.head, h, ids, self.softcap)
+        return select_logits(self.head, h, ids, self.softcap, self.scale)
 
     def response_logprobs(
         self, batch: Batch, hidden: torch.Tensor

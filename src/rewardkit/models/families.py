@@ -140,13 +140,37 @@ def _load_classifier(req: LoadRequest) -> Loaded:
         head_seed=req.head_seed,
         trust_remote_code=req.trust_remote_code,
     )
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = req.tokenizer.pad_token_id
+    pad = classifier_pad_id(model, int(req.tokenizer.pad_token_id))
     k = int(model.config.num_labels)
     id2label = model.config.id2label or {}
     labels = tuple(str(id2label.get(i, f"objective_{i}")) for i in range(k))
-    adapter = SequenceClassifierAdapter(model, int(req.tokenizer.pad_token_id), req.gating)
+    adapter = SequenceClassifierAdapter(model, pad, req.gating)
     return Loaded(adapter, model, model.config, {"head": head}, k, labels)
+
+
+def classifier_pad_id(model: Any, tokenizer_pad: int) -> int:
+    """The id a sequence classifier's batches are padded with (docs/families.md).
+
+    ``*ForSequenceClassification`` reads the score at the last token that is not
+    ``config.pad_token_id``, so padding must use that id: padding with a different tokenizer pad
+    would make the model (and the engine's readout) read a padding position. A missing or
+    out-of-vocabulary ``config.pad_token_id`` is replaced by the tokenizer's pad id.
+    """
+    cfg = text_config(model.config)  # where transformers' classifiers read it
+    pad = getattr(cfg, "pad_token_id", None)
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    vocab = getattr(emb, "num_embeddings", None) or getattr(cfg, "vocab_size", None)
+    if isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < int(vocab or pad + 1):
+        return pad
+    cfg.pad_token_id = tokenizer_pad
+    return tokenizer_pad
+
+
+def text_config(config: Any) -> Any:
+    """The config a model's text layers use (a multimodal wrapper's ``text_config``)."""
+    get = getattr(config, "get_text_config", None)
+    found = get() if callable(get) else None
+    return found if found is not None else config
 
 
 def _remote_model(req: LoadRequest) -> Any:

@@ -105,7 +105,8 @@ class SequenceClassifierAdapter(FamilyAdapter):
         m = self.model
         if self.model_type == "bert":
             return m.classifier(m.bert.pooler(hidden))
-        pad = m.config.pad_token_id
+        get_text = getattr(m.config, "get_text_config", None)  # multimodal: the text config's
+        pad = (get_text() if callable(get_text) else m.config).pad_token_id
         if pad is None:
             last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
         else:

@@ -240,11 +240,35 @@ def _weights_id(path: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(source: str) -> Any:
-    """The model's tokenizer (fast when available); a pad token is set if it has none."""
+    """The model's tokenizer (fast when available); a pad token is set if it has none: its eos,
+    else its unk, else the token of the model config's ``pad_token_id``/``eos_token_id``.
+    Batches are always masked, so the pad only has to be a real token (docs/families.md)."""
     tok = transformers.AutoTokenizer.from_pretrained(source)
     if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        fallback = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        if fallback is None:
+            fallback = _config_token(source, tok)
+        if fallback is None:
+            raise SpecError(
+                f"{source}: the tokenizer has no pad, eos or unk token and config.json names no "
+                'pad_token_id or eos_token_id; set "pad_token" in tokenizer_config.json'
+            )
+        tok.pad_token = fallback
     return tok
+
+
+def _config_token(source: str, tok: Any) -> str | None:
+    """The token of the model config's pad (else eos) id, when it is in the tokenizer's vocab."""
+    try:
+        config = transformers.AutoConfig.from_pretrained(source)
+    except (OSError, ValueError):
+        return None
+    for name in ("pad_token_id", "eos_token_id"):
+        value = getattr(config, name, None)
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, int) and 0 <= value < len(tok):
+            return str(tok.convert_ids_to_tokens(value))
+    return None
 
 
 def fit_max_length(

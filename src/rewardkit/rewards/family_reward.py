@@ -59,7 +59,9 @@ class FamilyModelReward(ModelBackedReward):
 
     @property
     def pad_token_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
+        """The id batches are padded with: the adapter's (a sequence classifier's
+        ``config.pad_token_id``, where the model reads it), not always the tokenizer's."""
+        return int(self.adapter.pad_token_id)
 
     def identity(self) -> dict[str, Any]:
         return self._identity

@@ -23,12 +23,57 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return get() if callable(get) else model
 
 
-def can_pack(model: nn.Module) -> bool:
-    """Whether :class:`RewardModel` knows this model's head well enough to pack sequences."""
+def _packed_body(m: nn.Module) -> nn.Module | None:
+    """The body :class:`RewardModel` (:class:`GenerativeModel`) runs on packed rows: a decoder's
+    ``model`` under a ``score`` head (an ``lm_head``), or a BERT-style encoder with a pooler, a classifier on the pooled vector and its
+    dropout (RoBERTa's head pools by itself and has no such dropout: not packable)."""
+    head = getattr(m, "score", None) or getattr(m, "lm_head", None)
+    if isinstance(head, nn.Module) and isinstance(getattr(m, "model", None), nn.Module):
+        return m.model
+    base = getattr(m, "base_model", None)
+    head_ok = isinstance(getattr(m, "classifier", None), nn.Module) and hasattr(m, "dropout")
+    if head_ok and base is not None and getattr(base, "pooler", None) is not None:
+        return base
+    return None
+
+
+def packing_refusal(model: nn.Module) -> str | None:
+    """Why packed training would not give the model's own rewards (None: it does).
+
+    Packing feeds the body a block-diagonal 4-D mask and per-sequence position ids; bodies that
+    ignore or rewrite them (sliding windows, ALiBi, soft-capping, per-layer attention kinds,
+    heads other than a linear score or a pooled classifier) must pad instead. The engine's
+    one-time probe (:mod:`rewardkit.engine.layout_check`) checks the rest against the model's own
+    forward. docs/training.md; docs/performance.md, "Choosing a layout".
+    """
+    from rewardkit.engine.execute import layout_refusal
+    from rewardkit.engine.layout_check import REFUSED, verify_layouts
+
     m = _unwrap(model)
-    if hasattr(m, "score") and hasattr(m, "model"):
-        return True
-    return hasattr(m, "classifier") and hasattr(getattr(m, "base_model", None), "pooler")
+    body = _packed_body(m)
+    if body is None:
+        return f"{type(m).__name__}: the head is no score head or pooled classifier"
+    reason = layout_refusal(body)
+    if reason:
+        return reason
+    pad = getattr(m.config, "pad_token_id", None)
+    pad = int(pad) if isinstance(pad, int) else 0
+    device = next(body.parameters()).device
+    was_training = body.training
+    body.eval()
+    try:
+        ok = verify_layouts(body, frozenset({"packed"}), is_decoder(m), pad, device, False)
+    finally:
+        body.train(was_training)
+    if "packed" not in ok:
+        found = REFUSED.get(body, {})
+        return found.get("packed") or found.get("padded") or "the packing probe failed"
+    return None
+
+
+def can_pack(model: nn.Module) -> bool:
+    """Whether :class:`RewardModel` can pack sequences for this model (:func:`packing_refusal`)."""
+    return packing_refusal(model) is None
 
 
 def is_decoder(model: nn.Module) -> bool:
@@ -101,6 +146,21 @@ class RewardModel(HFModule):
         return m.classifier(m.dropout(pooled))
 
 
+def logit_transform(m: nn.Module) -> tuple[float, float | None]:
+    """The scale and soft-capping the causal LM ``m`` applies to its head's logits, as the
+    judges read them (:func:`rewardkit.models.causal_lm.measure_logit_scale`), so a generative
+    reward trains on the logits it is scored with (Cohere, Granite, Gemma 2)."""
+    from rewardkit.models.causal_lm import measure_logit_scale, softcap_of
+
+    was_training = m.training
+    m.eval()  # dropout would make the model's two probe passes differ
+    try:
+        name = str(getattr(m.config, "_name_or_path", "") or type(m).__name__)
+        return measure_logit_scale(m, m.model, m.lm_head, name), softcap_of(m.config)
+    finally:
+        m.train(was_training)
+
+
 class GenerativeModel(HFModule):
     """docs/methods/B3-yes-token-reward.md — a causal LM whose next-token logits at the end of
     the judging prompt give the verdict. Returns (n, 3 + V): the columns [ℓ_yes − ℓ_no, ℓ_yes,
@@ -110,6 +170,7 @@ class GenerativeModel(HFModule):
         super().__init__(hf_model)
         self.yes_id = yes_id
         self.no_id = no_id
+        self.scale, self.softcap = logit_transform(_unwrap(hf_model))
 
     def outputs(self, x: TrainInputs) -> torch.Tensor:
         input_ids, attention_mask, pool_index = x.input_ids, x.attention_mask, x.pool_index
@@ -128,7 +189,9 @@ class GenerativeModel(HFModule):
                 use_cache=False,
             )
             h = out.last_hidden_state.flatten(0, 1)[pool_index]
-        logits = m.lm_head(h).float()
+        logits = m.lm_head(h).float() * self.scale
+        if self.softcap:  # cap · tanh(logits / cap), as the model's own forward
+            logits = torch.tanh(logits / self.softcap) * self.softcap
         ly, ln = logits[:, self.yes_id], logits[:, self.no_id]
         return torch.cat([(ly - ln)[:, None], ly[:, None], ln[:, None], logits], dim=1)
 

@@ -20,7 +20,7 @@ import torch
 from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_content, special_strings
-from rewardkit.models.causal_lm import at_last, select_logits, softcap_of
+from rewardkit.models.causal_lm import at_last, measure_logit_scale, select_logits, softcap_of
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
 from rewardkit.rewards.judges.answers import AnswerTokens, label_scores, label_token_ids
@@ -91,6 +91,10 @@ class VLMJudge(MultimodalReward):
         self._head = self.model.get_output_embeddings()
         text_config = getattr(self.model.config, "text_config", None) or self.model.config
         self._softcap = softcap_of(text_config)
+        # the model's own logit scale (Cohere-based VLMs such as Aya Vision scale their logits)
+        self._scale = measure_logit_scale(
+            self.model, self._decoder, self._head, str(self.resolved.source)
+        )
         self.principle = principle_text(opts.principle, opts.rubric)
         self.template_name, text = judge_template(self.kind, opts.template, self.principle)
         self.pieces = split_template(text, self.kind.slots)
@@ -179,7 +183,7 @@ class VLMJudge(MultimodalReward):
 
     def logits_of(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (b, len(ids)) of ``ids`` from last hidden states ``h``."""
-        return select_logits(self._head, h, ids, self._softcap)
+        return select_logits(self._head, h, ids, self._softcap, self._scale)
 
     def read_hidden(self, h: torch.Tensor) -> torch.Tensor:
         """The kind's reward from the last hidden states (yes/no and pairwise answer tokens)."""

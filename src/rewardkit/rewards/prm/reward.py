@@ -262,12 +262,12 @@ class StepScorer(ModelBackedReward):
         return per_step(tags, torch.softmax(logits[rows, cols].float(), dim=-1)[:, 1])
 
     def read_good_bad(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
-        """Step scores P(good) over {good, bad} from the LM head's logits at the tags (not
-        soft-capped)."""
+        """Step scores P(good) over {good, bad} from the model's own next-token logits at the
+        tags (its logit scale and soft-capping applied, as its forward does)."""
         assert self.lm is not None and self.good_bad is not None
         tags = batch_tags(batch, self.tag_id)
         rows, cols = tags.nonzero(as_tuple=True)
-        logits = self.lm.head(hidden[rows, cols]).float()[:, list(self.good_bad)]
+        logits = self.lm.answer_logits(hidden[rows, cols].float(), self.good_bad)
         return per_step(tags, torch.softmax(logits, dim=-1)[:, 0])
 
 
