@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,15 @@ from typing import Any
 import torch
 
 from rewardkit.errors import DataError
+from rewardkit.train.labels import (
+    MASK,
+    check_rating_key,
+    margin_value,
+    ranking_of,
+    rating_target,
+    warn_identical_pairs,
+)
 from rewardkit.types import Example, Query
-
-MASK = -100.0
 
 
 @dataclass
@@ -57,28 +62,11 @@ def _pairs_of(
     return [(c, r, False, margin, weight) for c in ex.chosen for r in ex.rejected]
 
 
-def _ranking(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
-    """Best-first order of the responses and how many positions are ranked."""
-    if "ranking" in ex.meta:
-        order = [int(i) for i in ex.meta["ranking"]]
-        rest = [i for i in range(len(ex.responses)) if i not in order]
-        return order + rest, len(order) if rest else len(order) - 1
-    if rating_key and ex.ratings:
-        vals = [float(r.get(rating_key, math.nan)) for r in ex.ratings]
-        rated = sorted((i for i, v in enumerate(vals) if not math.isnan(v)), key=lambda i: -vals[i])
-        rest = [i for i in range(len(vals)) if i not in rated]
-        return rated + rest, len(rated) - (0 if rest else 1)
-    chosen = list(ex.chosen)
-    rest = list(ex.rejected)
-    # Partial ranking: the chosen responses (in order) above all the others.
-    return chosen + rest, len(chosen)
-
-
 #: Objectives whose loss needs preference pairs (a BT-style term): with no labelled pair the
 #: term is 0 and nothing is learnt from it.
 PAIR_OBJECTIVES = ("bt", "tie", "crome", "bt+regression", "gated", "crm", "generative", "listwise")
 #: Objectives whose loss reads only strict (non-tie) pairs.
-STRICT_PAIRS = ("bt", "bt+regression", "gated", "crm")
+STRICT_PAIRS = ("bt", "bt+regression", "gated", "crm", "generative")
 log = logging.getLogger(__name__)
 
 
@@ -94,10 +82,14 @@ def has_preference(item: Item, objective: str) -> bool:
 def _why_unlabelled(ex: Example, objective: str) -> str:
     if ex.is_tie and objective in STRICT_PAIRS:
         return "a tie (every response chosen), which the BT term skips"
+    if ex.is_tie and objective == "listwise":
+        return "a tie (every response chosen), no order"
     if not ex.chosen:
         rated = " (it has ratings)" if ex.ratings else ""
         return f"no chosen response{rated}"
-    return "no ranked response"
+    if len(ex.chosen) > 1:
+        return f"{len(ex.chosen)} chosen responses and no order among them (give meta ranking)"
+    return "no ranked response (its top-rated responses tie)"
 
 
 def check_labels(items: Sequence[Item], cfg: Any, where: str) -> None:
@@ -137,33 +129,45 @@ def build_items(
     encode: Callable[[list[Query]], list[Any]],
     cfg: Any,
     where: str = "data",
+    use_votes: bool = True,
 ) -> list[Item]:
     """Tokenize every response once (through ``encode``, the scoring encoder of the model) and
     attach the objective's labels. Bad examples raise :class:`DataError` naming the example;
     so does data with no preference at all for a pair objective (:func:`check_labels`), and
-    examples without one in mixed data are counted in a warning naming ``where``."""
-    votes = load_votes(cfg.vote_file)
+    examples without one in mixed data, pairs whose two sides encode to the same tokens and
+    examples changed by the vote file are counted in warnings naming ``where``. ``use_votes``:
+    False for eval data (its labels are measured as given, never dropped or flipped)."""
+    votes = load_votes(cfg.vote_file) if use_votes else {}
+    check_rating_key(examples, cfg, where)
     queries: list[Query] = []
     spans = []
     for ex in examples:
         if len(ex.responses) < (1 if cfg.objective == "regression" else 2):
-            raise DataError(f"example {ex.id!r}: {len(ex.responses)} response(s), need 2 or more")
+            hint = (
+                "; rated single-response rows (HelpSteer2) train with objective 'regression'"
+                if ex.ratings
+                else ""
+            )
+            raise DataError(
+                f"example {ex.id!r}: {len(ex.responses)} response(s); objective "
+                f"{cfg.objective!r} compares responses and needs 2 or more per example{hint}"
+            )
         spans.append((len(queries), len(ex.responses)))
         queries.extend(ex.queries())
     rows = encode(queries)
     items = []
     unlabelled: list[tuple[str, str]] = []
+    voted: dict[str, int] = {}
     for ex, (start, n) in zip(examples, spans, strict=True):
         part = rows[start : start + n]
         margin = 0.0
         if cfg.margin_column:
-            if cfg.margin_column not in ex.meta:
-                raise DataError(f"example {ex.id!r}: no margin field {cfg.margin_column!r} in meta")
-            margin = float(ex.meta[cfg.margin_column])
+            margin = margin_value(ex, cfg.margin_column, cfg.margin_kind)
         weight = 1.0
         ex_use = ex
         strength = votes.get(ex.id)
         if strength is not None and strength < cfg.vote_threshold:
+            voted[cfg.vote_action] = voted.get(cfg.vote_action, 0) + 1
             if cfg.vote_action == "drop":
                 continue
             if cfg.vote_action == "downweight":
@@ -179,11 +183,11 @@ def build_items(
             example_id=ex.id,
         )
         if cfg.objective == "listwise":
-            item.order, item.n_ranked = _ranking(ex_use, cfg.rating_key)
+            item.order, item.n_ranked = ranking_of(ex_use, cfg.rating_key)
         if cfg.attributes:
             ratings = ex.ratings or [{} for _ in range(n)]
             item.targets = [
-                [float(r.get(a, MASK)) if r.get(a) is not None else MASK for a in cfg.attributes]
+                [rating_target(r.get(a), ex.id, f"rating {a!r}") for a in cfg.attributes]
                 for r in ratings
             ]
             if cfg.objective == "regression" and all(v == MASK for t in item.targets for v in t):
@@ -192,6 +196,18 @@ def build_items(
             unlabelled.append((ex.id, _why_unlabelled(ex_use, cfg.objective)))
         items.append(item)
     check_labels(items, cfg, where)
+    for action, k in voted.items():
+        done = {"drop": "dropped", "downweight": f"weight {cfg.vote_weight}"}.get(action, "flipped")
+        log.warning(
+            "%s: vote_file %s: %d of %d examples below vote_threshold %s: %s",
+            where,
+            cfg.vote_file,
+            k,
+            len(examples),
+            cfg.vote_threshold,
+            done,
+        )
+    warn_identical_pairs(items, where)
     if unlabelled:
         shown = ", ".join(f"{i!r} ({why})" for i, why in unlabelled[:3])
         more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""

@@ -40,12 +40,32 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
         )
     if not train:
         raise DataError(f"train data {cfg.data!r} holds no examples")
-    evals = (
-        load(cfg.eval_data, format=cfg.eval_format, limit=cfg.eval_limit, on_error=cfg.on_error)
-        if cfg.eval_data
-        else []
-    )
+    evals = []
+    for part in [p.strip() for p in (cfg.eval_data or "").split(",") if p.strip()]:
+        try:
+            evals += load(
+                part,
+                format=cfg.eval_format,
+                columns=eval_columns(cfg),
+                limit=cfg.eval_limit,
+                on_error=cfg.on_error,
+            )
+        except DataError as exc:
+            if cfg.eval_columns is not None or not cfg.columns:
+                raise
+            raise DataError(
+                f"{exc} (eval_data is read with the training data's columns {cfg.columns}; "
+                "give eval_columns for another map, or eval_columns: {} for none)"
+            ) from None
+    if cfg.eval_data and not evals:
+        raise DataError(f"eval data {cfg.eval_data!r} holds no examples")
     return train, evals
+
+
+def eval_columns(cfg: TrainConfig) -> dict[str, str] | None:
+    """The column map of ``eval_data``: ``eval_columns`` when given (``{}``: none), else the
+    training data's ``columns`` (a validation split of the same dataset has its columns)."""
+    return cfg.columns if cfg.eval_columns is None else (cfg.eval_columns or None)
 
 
 def apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-linear") -> Any:
@@ -94,6 +114,15 @@ def disable_dropout(module: Any) -> None:
             m.attention_dropout = 0.0
 
 
+def warmup_fraction(ratio: float) -> float:
+    """``warmup_ratio`` as transformers' ``warmup_steps``, which reads a value below 1 as a
+    fraction of the steps and 1 or more as a step count: a ratio of 1 (warm up over the whole
+    run) becomes the largest float below 1, not one step."""
+    import math
+
+    return min(ratio, math.nextafter(1.0, 0.0))
+
+
 def training_args(cfg: TrainConfig, output_dir: str, seed: int, n_eval: int) -> Any:
     from transformers import TrainingArguments
 
@@ -104,7 +133,7 @@ def training_args(cfg: TrainConfig, output_dir: str, seed: int, n_eval: int) -> 
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,
+        warmup_steps=warmup_fraction(cfg.warmup_ratio),
         lr_scheduler_type=cfg.scheduler,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,

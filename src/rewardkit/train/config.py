@@ -30,6 +30,16 @@ OBJECTIVES = (
     "crm",
     "prm",
 )
+#: Learning-rate schedules (transformers' names) that need no extra arguments.
+SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
 
 
 @dataclass
@@ -60,6 +70,8 @@ class TrainConfig:
     on_error: str = "raise"  # raise | skip (drop malformed records with one warning)
     eval_data: str | None = None
     eval_format: str | None = None
+    # column map of eval_data; None: the same as `columns` (a split of the same dataset); {}: none
+    eval_columns: dict[str, str] | None = None
     eval_limit: int | None = None
     eval_fraction: float = 0.0  # held out from `data` when eval_data is not given
     max_length: int = 512
@@ -68,6 +80,8 @@ class TrainConfig:
 
     # Objective options
     margin_column: str | None = None  # Example.meta key holding a per-pair margin
+    # how the margin m enters BT: "margin" −log σ(Δ − m) (A1/E1), "scaled" −m·log σ(Δ) (A3)
+    margin_kind: str = "margin"
     label_smoothing: float = 0.0  # docs/methods/E1-preference-strength.md
     center_coef: float | None = None  # reward centering coefficient
     tie_k: float = 5.0  # docs/methods/A13-uncertainty-tie-bt.md
@@ -152,9 +166,32 @@ class TrainConfig:
             )
         if self.on_error not in ("raise", "skip"):
             raise SpecError(f"train config: on_error must be raise or skip, got {self.on_error!r}")
-        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
+        if self.dtype.lower() == "int8":
             raise SpecError(
-                f"train config: dtype must be float32, bfloat16 or int8, got {self.dtype!r}"
+                "train config: dtype int8 is dynamic quantization for scoring on CPU, not "
+                "trainable weights (a run would train float32 and say int8): train with float32 "
+                "or bfloat16, then score with classifier:DIR?dtype=int8"
+            )
+        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16"):
+            raise SpecError(f"train config: dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.margin_kind not in ("margin", "scaled"):
+            raise SpecError(
+                f"train config: margin_kind must be margin or scaled, got {self.margin_kind!r}"
+            )
+        if self.margin_kind == "scaled" and not self.margin_column:
+            raise SpecError(
+                "train config: margin_kind scaled multiplies each pair's BT loss by its margin "
+                "(docs/methods/A3-scaled-bt.md): it needs margin_column (e.g. "
+                "preference_strength); without one every pair would weigh 0"
+            )
+        if self.margin_kind == "scaled" and self.objective not in ("bt", "bt+regression", "gated"):
+            raise SpecError(
+                f"train config: margin_kind scaled applies to objectives bt, bt+regression and "
+                f"gated, not {self.objective!r}"
+            )
+        if self.scheduler not in SCHEDULERS:
+            raise SpecError(
+                f"train config: scheduler {self.scheduler!r} not in {', '.join(SCHEDULERS)}"
             )
         if self.pooling not in ("mean", "cls", "last"):
             raise SpecError(f"train config: pooling {self.pooling!r} not mean/cls/last")
@@ -197,7 +234,10 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "max_length": (lambda x: x >= 8, "an integer >= 8"),
     "label_smoothing": (lambda x: 0 <= x < 0.5, "in [0, 0.5)"),
     "center_coef": (lambda x: _finite(x) and x >= 0, "a number >= 0 (or null)"),
-    "tie_k": (lambda x: _finite(x) and x > 0, "a number > 0"),
+    "tie_k": (
+        lambda x: _finite(x) and x > 1,
+        "a number > 1 (docs/methods/A13-uncertainty-tie-bt.md)",
+    ),
     "bt_weight": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
     "reg_weight": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
     "crm_noise_rate": (lambda x: 0 <= x < 1, "in [0, 1)"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardkit.errors import SpecError
 from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
 
@@ -39,6 +40,14 @@ def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
     return out
 
 
+def member_spec(member_dir: Path) -> str:
+    """The reward spec a trained member loads with (its ``rewardkit_train.json``
+    ``load_with``: ``classifier:DIR``, ``default:DIR`` for a frozen head, the BT output of a
+    ``bt+regression`` head, ``judge:DIR`` for a generative one)."""
+    meta = json.loads((member_dir / "rewardkit_train.json").read_text())
+    return str(meta["load_with"])
+
+
 def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     """Train every member, write ``ensemble.yaml`` and ``votes.json``."""
     import yaml
@@ -48,11 +57,16 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     from rewardkit.train.run import train
     from rewardkit.train.runstate import claim_output_dir
 
+    if cfg.objective in ("regression", "gated", "prm"):
+        raise SpecError(
+            f"train config: ensemble_size needs members with one scalar reward per response; "
+            f"objective {cfg.objective!r} gives several outputs (or step scores), which "
+            "ensemble.yaml cannot average (docs/methods/C5-reward-ensembles.md)"
+        )
     claim_output_dir(cfg)  # --overwrite: the earlier ensemble's members and ensemble.yaml go first
     results = [train(m) for m in member_configs(cfg)]
     out = Path(cfg.output_dir)
-    kind = "default" if cfg.freeze_backbone else "classifier"
-    members = [f"{kind}:{Path(r.output_dir).resolve()}" for r in results]
+    members = [member_spec(Path(r.output_dir).resolve()) for r in results]
     spec = {"ensemble": members, "aggregate": aggregate}
     (out / "ensemble.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     train_ex, _ = load_examples(cfg)
@@ -63,8 +77,8 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
         for q in [ex.queries()]
     ]
     deltas = []
-    for r in results:
-        rew = load_reward(f"{kind}:{r.output_dir}")
+    for spec_i in members:
+        rew = load_reward(spec_i)
         flat = [q for _, qs in pairs for q in qs]
         s = np.asarray(rew.score(flat), dtype=np.float64).reshape(-1, 2)
         chosen = np.array(

@@ -42,8 +42,27 @@ def _pair_tensors(examples: list[Any], offset: int) -> tuple[list[int], list[int
     return a, b, tie
 
 
-def featurize(featurizer: Any, examples: list[Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def pair_margins(
+    examples: list[Any], margin_column: str | None, kind: str = "margin"
+) -> list[float]:
+    """The per-pair margins (docs/methods/A1-bradley-terry.md) in the order of
+    :func:`_pair_tensors`: each example's margin (:func:`~rewardkit.train.collate.margin_value`)
+    for every pair it makes (0 for ties and without a margin column)."""
+    from rewardkit.train.labels import margin_value
+
+    out: list[float] = []
+    for ex in examples:
+        m = margin_value(ex, margin_column, kind) if margin_column else 0.0
+        n_pairs = len(ex.responses) - 1 if ex.is_tie else len(ex.chosen) * len(ex.rejected)
+        out += [0.0 if ex.is_tie else m] * n_pairs
+    return out
+
+
+def featurize(
+    featurizer: Any, examples: list[Any], margin_column: str | None = None, kind: str = "margin"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Features of every response, and the pair index tensors over them."""
+    margins = pair_margins(examples, margin_column, kind)
     queries = [q for ex in examples for q in ex.queries()]
     x = torch.from_numpy(featurizer.features(queries))
     a, b, tie = _pair_tensors(examples, 0)
@@ -52,10 +71,43 @@ def featurize(featurizer: Any, examples: list[Any]) -> tuple[torch.Tensor, dict[
         "pair_a": torch.tensor(a, dtype=torch.long),
         "pair_b": torch.tensor(b, dtype=torch.long),
         "pair_tie": torch.tensor(tie, dtype=torch.bool),
-        "pair_margin": torch.zeros(n),
+        "pair_margin": torch.tensor(margins, dtype=torch.float32).reshape(n),
         "pair_weight": torch.ones(n),
     }
     return x, batch
+
+
+def frozen_refusal(cfg: TrainConfig) -> str | None:
+    """Why a frozen-head run cannot honour ``cfg`` (a field it would otherwise ignore)."""
+    if cfg.objective not in ("bt", "tie", "crome"):
+        return f"freeze_backbone supports objective bt, tie or crome, not {cfg.objective!r}"
+    if cfg.save_steps or cfg.resume:
+        return (
+            "train config: freeze_backbone trains only the head, on features computed once "
+            "(seconds per epoch), and keeps no intermediate checkpoints: set save_steps: 0 and "
+            "drop resume (a rerun reuses the cached features when cache_dir is set)"
+        )
+    if cfg.vote_file:
+        return (
+            "train config: vote_file is not supported with freeze_backbone (full fine-tunes only)"
+        )
+    if cfg.grad_accum != 1:
+        return (
+            "train config: freeze_backbone steps on whole batches (grad_accum 1); raise "
+            "batch_size instead"
+        )
+    if cfg.lora_r:
+        return "train config: lora_r has no effect with freeze_backbone (the backbone is frozen)"
+    return None
+
+
+def head_schedule(cfg: TrainConfig, opt: Any, total: int) -> Any:
+    """The learning-rate schedule ``cfg.scheduler`` with ``warmup_ratio`` of ``total`` steps,
+    as the full trainer builds it (transformers' ``get_scheduler``)."""
+    from transformers import get_scheduler
+
+    warmup = math.ceil(total * cfg.warmup_ratio)
+    return get_scheduler(cfg.scheduler, opt, num_warmup_steps=warmup, num_training_steps=total)
 
 
 def train_frozen_head(cfg: TrainConfig) -> TrainResult:
@@ -69,16 +121,9 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     from rewardkit.train.objectives import compute
     from rewardkit.train.trainer import pair_metrics
 
-    if cfg.objective not in ("bt", "tie", "crome"):
-        raise SpecError(
-            f"freeze_backbone supports objective bt, tie or crome, not {cfg.objective!r}"
-        )
-    if cfg.save_steps or cfg.resume:
-        raise SpecError(
-            "train config: freeze_backbone trains only the head, on features computed once "
-            "(seconds per epoch), and keeps no intermediate checkpoints: set save_steps: 0 and "
-            "drop resume (a rerun reuses the cached features when cache_dir is set)"
-        )
+    refusal = frozen_refusal(cfg)
+    if refusal:
+        raise SpecError(refusal)
     from rewardkit.train.runstate import claim_output_dir
 
     claim_output_dir(cfg, clear=False)
@@ -91,6 +136,12 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
         n_eval = max(1, round(cfg.eval_fraction * len(train_ex)))
         eval_ex = [train_ex[i] for i in sorted(perm[:n_eval])]
         train_ex = [train_ex[i] for i in sorted(perm[n_eval:])]
+        if not train_ex:
+            raise DataError(
+                f"train data {cfg.data!r} after holding out eval_fraction {cfg.eval_fraction}: "
+                f"no training example is left ({n_eval} held out); lower eval_fraction or give "
+                "eval_data"
+            )
     t0 = time.perf_counter()
     feat = Featurizer(
         cfg.model,
@@ -102,7 +153,7 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
             cache_dir=cfg.cache_dir,
         ),
     )
-    x, pairs = featurize(feat, train_ex)
+    x, pairs = featurize(feat, train_ex, cfg.margin_column, cfg.margin_kind)
     useful = ~pairs["pair_tie"] if cfg.objective == "bt" else pairs["pair_tie"] | True
     if not bool(useful.any()):
         raise DataError(
@@ -110,7 +161,9 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
             f"for objective {cfg.objective!r} (no chosen/rejected responses, or only ties for 'bt'); the head would "
             "learn nothing"
         )
-    xe, pairs_e = featurize(feat, eval_ex) if eval_ex else (None, None)
+    xe, pairs_e = (
+        featurize(feat, eval_ex, cfg.margin_column, cfg.margin_kind) if eval_ex else (None, None)
+    )
     t_feat = time.perf_counter() - t0
     claim_output_dir(cfg)  # data and features ready: --overwrite deletes the earlier run now
     head = FeatureHead(feat.dim, cfg.head, cfg.head_inner)
@@ -118,9 +171,7 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     n_pairs = int(pairs["pair_a"].numel())
     steps_per_epoch = math.ceil(n_pairs / cfg.batch_size)
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 1.0 - s / total if cfg.scheduler == "linear" else 1.0
-    )
+    sched = head_schedule(cfg, opt, total)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, Any]] = []
     step, order = 0, torch.empty(0, dtype=torch.long)

@@ -38,6 +38,25 @@ def num_outputs(cfg: Any) -> int:
     return 1
 
 
+def loss_terms(cfg: Any, batch: dict[str, torch.Tensor]) -> int:
+    """How many terms the batch's loss is the mean of (strict pairs for the BT objectives, all
+    pairs for tie/crome, 2 verdicts per pair for generative, lists for listwise, rated targets
+    for regression, tagged steps for prm): the weight of the batch in an eval loss that equals
+    the mean over the whole eval set however it is batched."""
+    obj = cfg.objective
+    if obj == "prm":
+        return int((batch["step_labels"] >= 0).sum())
+    if obj == "regression":
+        return int((batch["targets"] != -100.0).sum())
+    if obj == "listwise":
+        return int(batch["order"].shape[0])
+    if obj == "generative":
+        return 2 * int((~batch["pair_tie"]).sum())
+    if obj in ("tie", "crome"):
+        return int(batch["pair_a"].numel())
+    return int((~batch["pair_tie"]).sum())
+
+
 def _pairs(batch: dict[str, torch.Tensor], r: torch.Tensor, untied: bool = True):
     a, b = batch["pair_a"], batch["pair_b"]
     keep = ~batch["pair_tie"] if untied else torch.ones_like(batch["pair_tie"])
@@ -63,10 +82,12 @@ def compute(
     if obj == "generative":
         # Rows of the judging prompt; the verdict is Yes for a pair's better, No for its worse.
         logits = out[:, 3:]
-        a, b = batch["pair_a"], batch["pair_b"]
+        strict = ~batch["pair_tie"]  # a tie has no Yes side and no No side
+        a, b = batch["pair_a"][strict], batch["pair_b"][strict]
         idx = torch.cat([a, b])
         target = torch.cat([torch.full_like(a, verdict_ids[0]), torch.full_like(b, verdict_ids[1])])
-        loss = L.verdict_ce(logits[idx], target)
+        # a batch of ties only has no verdict to learn (the mean of no terms would be NaN)
+        loss = L.verdict_ce(logits[idx], target) if idx.numel() else logits.sum() * 0.0
         r = out[:, 0]
         return Outcome(loss, r[a], r[b], r)
     if obj == "crm":
@@ -106,7 +127,10 @@ def compute(
         return Outcome(loss, c, w, r)
     # bt, bt+regression, gated: a BT term on the (scalar or gated) reward.
     c, w, margin, weight = _pairs(batch, r)
-    loss = L.bt_loss(c, w, margin, cfg.label_smoothing, weight)
+    if getattr(cfg, "margin_kind", "margin") == "scaled":  # docs/methods/A3-scaled-bt.md
+        loss = L.bt_loss(c, w, 0.0, cfg.label_smoothing, weight * margin)
+    else:
+        loss = L.bt_loss(c, w, margin, cfg.label_smoothing, weight)
     if cfg.center_coef:
         loss = loss + cfg.center_coef * L.center_penalty(c, w)
     if obj == "bt+regression":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rewardkit.errors import SpecError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.train.common import (
     TrainResult,
     apply_lora,
@@ -63,7 +63,13 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
 
     from rewardkit.engine.config import EngineConfig
     from rewardkit.train.collate import Collator
-    from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, can_pack, is_decoder
+    from rewardkit.train.model import (
+        GenerativeModel,
+        PeerModels,
+        RewardModel,
+        is_decoder,
+        packing_refusal,
+    )
     from rewardkit.train.objectives import num_outputs
 
     seed = cfg.seed if seed is None else seed
@@ -114,9 +120,11 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
         rew_model = base
         decoder = is_decoder(rew_model)
         pool = "last_non_pad" if decoder else "first"
-        if cfg.packing and not can_pack(rew_model):
+    if cfg.packing:  # packed rows only where they give the model's own rewards
+        refusal = packing_refusal(hf if cfg.objective == "generative" else rew_model)
+        if refusal:
             logging.getLogger(__name__).warning(
-                "%s: packing not supported; padding instead", cfg.model
+                "%s: packing refused (%s); padding instead", cfg.model, refusal
             )
             cfg.packing = False
     if cfg.disable_dropout:
@@ -149,6 +157,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         return train_image(cfg)
     if cfg.head == "cosine":
         raise SpecError("train config: head 'cosine' is for image reward models only")
+    if cfg.head == "mlp" and not cfg.freeze_backbone:
+        # A full or LoRA fine-tune trains the checkpoint's own classification head (so the
+        # output loads with AutoModelForSequenceClassification); an MLP head would be ignored.
+        raise SpecError(
+            "train config: head 'mlp' (docs/methods/A14-two-layer-head.md) is trained on a frozen "
+            "backbone: set freeze_backbone: true, or head: linear for a full or LoRA fine-tune "
+            "(which trains the model's own classification head)"
+        )
     if cfg.ensemble_size > 1 or cfg.ensemble_backbones:
         from rewardkit.train.ensemble import train_ensemble
 
@@ -171,6 +187,7 @@ def prepare(
 
     from rewardkit.models.loading import set_threads
     from rewardkit.train.collate import build_items, check_labels, split_holdout
+    from rewardkit.train.labels import check_attributes
     from rewardkit.train.trainer import RewardTrainer
 
     seed = cfg.seed if seed is None else seed
@@ -182,16 +199,25 @@ def prepare(
     if cfg.objective == "prm":
         from rewardkit.train.prm import build_step_items
 
-        build = lambda ex, enc, c, where: build_step_items(ex, enc, c)  # noqa: E731
+        build = lambda ex, enc, c, where, use_votes=True: build_step_items(ex, enc, c)  # noqa: E731
     given = examples is not None
     where = "train examples" if given else f"train data {cfg.data!r}"
     items = build(train_ex, encode, cfg, where)
     eval_where = "eval examples" if given else f"eval data {cfg.eval_data!r}"
-    eval_items = build(eval_ex, encode, cfg, eval_where) if eval_ex else []
+    eval_items = build(eval_ex, encode, cfg, eval_where, use_votes=False) if eval_ex else []
     if not eval_items and cfg.eval_fraction > 0:
         items, eval_items = split_holdout(items, cfg.eval_fraction, seed)
+        where = f"{where} after holding out eval_fraction {cfg.eval_fraction}"
+        if not items:
+            raise DataError(
+                f"{where}: no training example is left ({len(eval_items)} held out); lower "
+                "eval_fraction or give eval_data"
+            )
         if cfg.objective != "prm":
-            check_labels(items, cfg, f"{where} after holding out eval_fraction {cfg.eval_fraction}")
+            check_labels(items, cfg, where)
+    if not items:
+        raise DataError(f"{where}: no training example is left (the vote file dropped them all)")
+    check_attributes(items, cfg, where)
     args = training_args(cfg, str(cfg.output_dir), seed, len(eval_items))
     return RewardTrainer(
         model=module,

@@ -45,6 +45,7 @@ NOT_TRAINING = frozenset(
         "threads",
         "eval_data",
         "eval_format",
+        "eval_columns",
         "eval_limit",
     }
 )
@@ -76,6 +77,22 @@ _OVERWRITE_FILES = re.compile(
 )
 _OVERWRITE_DIRS = ("peer", "backbone")
 log = logging.getLogger(__name__)
+
+
+def _field_defaults() -> dict[str, Any]:
+    import dataclasses
+
+    from rewardkit.train.config import TrainConfig
+
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING
+    }
+
+
+#: Each config field's default: a checkpoint written before a field existed ran at it.
+_DEFAULTS = _field_defaults()
 
 
 # --- fingerprint ----------------------------------------------------------------------------
@@ -178,8 +195,8 @@ def differences(
                     f"{key}: {them} used {_show_data(a or [])}, this run {_show_data(b or [])}"
                 )
             continue
-        if a == b:
-            continue
+        if a == b or (key not in oc and b == _DEFAULTS.get(key, object())):
+            continue  # a field added since the checkpoint, at its default, changes nothing
         numbers = isinstance(a, int | float) and isinstance(b, int | float)
         if key in EXTENDABLE and numbers and 0 < a < b:
             grown[key] = [a, b]

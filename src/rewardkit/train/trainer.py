@@ -33,7 +33,7 @@ from transformers import Trainer
 
 from rewardkit.train import losses as L
 from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
-from rewardkit.train.objectives import compute
+from rewardkit.train.objectives import compute, loss_terms
 
 MODEL_KEYS = (
     "input_ids",
@@ -59,6 +59,26 @@ def pair_metrics(
         out["margin"] = float(np.mean(r_better - r_worse))
         out["ece"] = L.pairwise_ece(r_better, r_worse, 10)
     return out
+
+
+def eval_batch_loss(cfg: Any, res: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss an eval batch reports. ``crm`` (docs/methods/A7-collaborative-rm.md) trains
+    each peer on the other's cleanest pairs; its eval loss is the saved model's (peer a's) BT
+    loss over every strict pair, not the training loss of both peers on a subset."""
+    if cfg.objective != "crm":
+        return res.loss
+    margin = batch["pair_margin"][~batch["pair_tie"]]
+    return L.bt_loss(res.r_better, res.r_worse, margin, cfg.label_smoothing)
+
+
+def eval_loss(losses: list[float], terms: list[int]) -> float:
+    """The eval loss over the whole set: each batch's mean loss weighted by its number of terms
+    (:func:`~rewardkit.train.objectives.loss_terms`), so a short last batch counts by its size,
+    not as much as a full one; the plain mean of batches when no batch has a term."""
+    total = float(np.sum(terms)) if terms else 0.0
+    if total <= 0:
+        return float(np.mean(losses)) if losses else math.nan
+    return float(np.dot(losses, terms) / total)
 
 
 class RewardTrainer(Trainer):
@@ -90,6 +110,13 @@ class RewardTrainer(Trainer):
         out = model(**{k: inputs[k] for k in MODEL_KEYS if k in inputs})
         max_steps = max(1, self.state.max_steps or 1)
         res = compute(self.cfg, out, inputs, self.state.global_step / max_steps, self.verdict_ids)
+        if model.training and isinstance(num_items_in_batch, int) and num_items_in_batch > 0:
+            # Gradient accumulation: weight this micro-batch's mean by its share of the
+            # accumulated batch's loss terms (Trainer then divides by the number of
+            # micro-batches), so the step equals one batch of batch_size × grad_accum even when
+            # micro-batches hold different numbers of pairs (ties, lists of K responses).
+            share = loss_terms(self.cfg, inputs) / num_items_in_batch
+            res.loss = res.loss * (share * self.current_gradient_accumulation_steps)
         if model.training:
             if self._t0 is None:
                 self._t0 = time.perf_counter()
@@ -101,6 +128,13 @@ class RewardTrainer(Trainer):
                     self._train_stats["margin"].append(float((rb - rw).mean()))
                 self._train_stats["reward_mean"].append(float(res.rewards.detach().float().mean()))
         return (res.loss, out) if return_outputs else res.loss
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: Any) -> int | None:
+        """The loss terms (:func:`~rewardkit.train.objectives.loss_terms`) of the micro-batches
+        of one optimizer step, when there are several (None: the plain mean is exact)."""
+        if len(batch_samples) < 2:
+            return None
+        return sum(loss_terms(self.cfg, b) for b in batch_samples)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._train_stats and "loss" in logs:
@@ -120,7 +154,7 @@ class RewardTrainer(Trainer):
         model = self.model
         was_training = model.training
         model.eval()
-        better, worse, rewards, losses = [], [], [], []
+        better, worse, rewards, losses, terms = [], [], [], [], []
         with torch.no_grad():
             for batch in loader:
                 batch = self._prepare_inputs(batch)
@@ -129,7 +163,8 @@ class RewardTrainer(Trainer):
                 better += res.r_better.float().cpu().tolist()
                 worse += res.r_worse.float().cpu().tolist()
                 rewards += res.rewards.float().cpu().tolist()
-                losses.append(float(res.loss))
+                losses.append(float(eval_batch_loss(self.cfg, res, batch)))
+                terms.append(loss_terms(self.cfg, batch))
         if was_training:
             model.train()
         gather = self.accelerator.gather_for_metrics
@@ -140,8 +175,9 @@ class RewardTrainer(Trainer):
             )
             rewards = gather(rewards, use_gather_object=True)
             losses = gather(losses, use_gather_object=True)
+            terms = gather(terms, use_gather_object=True)
         metrics = pair_metrics(np.array(better), np.array(worse), np.array(rewards))
-        metrics["loss"] = float(np.mean(losses))
+        metrics["loss"] = eval_loss(losses, terms)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(
@@ -285,8 +321,39 @@ def export(model: torch.nn.Module, out: Path, tokenizer: Any, cfg: Any) -> None:
     elif cfg.objective == "prm":
         meta["load_with"] = f"prm:{out}"
     else:
-        meta["load_with"] = f"classifier:{out}"
+        meta.update(classifier_outputs(cfg, out))
     (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+def classifier_outputs(cfg: Any, out: Path) -> dict[str, Any]:
+    """How a saved sequence classifier gives the reward it was trained for: ``load_with`` (a
+    reward spec), and for multi-output heads the ``outputs`` names and the ``reward`` formula.
+    ``bt+regression`` trains its BT reward on output 0 (docs/methods/A3-scaled-bt.md), read with
+    ``reduce=weighted``; ``regression`` returns one column per attribute
+    (docs/methods/A2-multi-attribute-regression.md); ``gated`` rewards
+    ``Σ_k softmax(g)_k s_k`` over outputs [s_1..s_k, g_1..g_k] (docs/methods/A4-more.md)."""
+    spec = f"classifier:{out}"
+    attrs = list(getattr(cfg, "attributes", None) or [])
+    if cfg.objective == "bt+regression":
+        return {
+            "load_with": f"{spec}?reduce=weighted&weights={attrs[0]}:1",
+            "outputs": attrs,
+            "reward": f"output 0 ({attrs[0]}), the BT-trained reward",
+        }
+    if cfg.objective == "regression":
+        return {
+            "load_with": spec,
+            "outputs": attrs,
+            "reward": "one rating per attribute; scalarize with reduce=weighted&weights=...",
+        }
+    if cfg.objective == "gated":
+        k = len(attrs)
+        return {
+            "load_with": spec,
+            "outputs": attrs + [f"gate_{a}" for a in attrs],
+            "reward": f"sum_k softmax(outputs[{k}:{2 * k}])_k * outputs[0:{k}]_k",
+        }
+    return {"load_with": spec}
 
 
 def load_checkpoint(model: torch.nn.Module, ckpt: Path) -> None:

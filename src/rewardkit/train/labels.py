@@ -1,0 +1,170 @@
+"""Labels of training examples: ratings and margins as numbers, rankings for the listwise
+objective, and the checks that say when data cannot give an objective what it needs
+(docs/training.md, "What counts as a label"). Pure functions over :class:`~rewardkit.types.Example`
+and the items of :mod:`rewardkit.train.collate`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rewardkit.errors import DataError
+from rewardkit.types import Example
+
+if TYPE_CHECKING:
+    from rewardkit.train.collate import Item
+
+#: The regression target of a missing rating (left out of the loss).
+MASK = -100.0
+log = logging.getLogger("rewardkit.train.collate")
+
+
+#: Margin columns whose sign says which response won, not how much (HelpSteer2-Preference's
+#: −3…3 ``preference_strength``): the margin is the magnitude, m = |s| (docs/methods/A3-scaled-bt.md).
+SIGNED_STRENGTH = ("preference_strength",)
+
+
+def margin_value(ex: Example, column: str, kind: str = "margin") -> float:
+    """The pair margin of ``ex`` from ``meta[column]`` (docs/methods/A1-bradley-terry.md,
+    A3): a finite number; |s| for a signed strength column (its sign is the label, which
+    ``chosen`` already holds); never negative when it scales the loss (``kind="scaled"``)."""
+    if column not in ex.meta:
+        raise DataError(f"example {ex.id!r}: no margin field {column!r} in meta")
+    raw = ex.meta[column]
+    m = as_number(raw, ex.id, f"margin {column!r}")
+    if math.isnan(m):
+        raise DataError(
+            f"example {ex.id!r}: margin field {column!r} is {raw!r}, not a finite number"
+        )
+    if column in SIGNED_STRENGTH:
+        return abs(m)
+    if kind == "scaled" and m < 0:
+        raise DataError(
+            f"example {ex.id!r}: margin field {column!r} is {raw!r}; margin_kind scaled "
+            "multiplies the loss by it, so it must be >= 0"
+        )
+    return m
+
+
+def rating_target(value: Any, example_id: str, name: str) -> float:
+    """A regression target: the rating, or MASK when it is missing (None, NaN, ±inf)."""
+    x = as_number(value, example_id, name)
+    return MASK if math.isnan(x) else x
+
+
+def _ranking_indices(ex: Example) -> list[int]:
+    """``meta["ranking"]``: distinct response indices, best first; else :class:`DataError`."""
+    raw = ex.meta["ranking"]
+    n = len(ex.responses)
+    ok = isinstance(raw, list | tuple) and all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in raw
+    )
+    if not ok or len(set(raw)) != len(raw) or not raw:
+        raise DataError(
+            f"example {ex.id!r}: meta ranking {raw!r} is not a list of distinct response "
+            f"indices 0..{n - 1}, best first"
+        )
+    return list(raw)
+
+
+def ranking_of(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
+    """Best-first order of the responses and how many positions are ranked."""
+    if "ranking" in ex.meta:
+        order = _ranking_indices(ex)
+        rest = [i for i in range(len(ex.responses)) if i not in order]
+        return order + rest, len(order) if rest else len(order) - 1
+    if rating_key and ex.ratings:
+        vals = [as_number(r.get(rating_key), ex.id, rating_key) for r in ex.ratings]
+        rated = sorted((i for i, v in enumerate(vals) if not math.isnan(v)), key=lambda i: -vals[i])
+        # Only rated responses are in the list: a missing rating says nothing about where the
+        # response belongs (it is not below every rated one). Equal ratings are a tie, not an
+        # order: rank only the positions above the first tie.
+        tied = [t for t in range(len(rated) - 1) if vals[rated[t]] == vals[rated[t + 1]]]
+        if not rated:  # no rating under this key: no order (the item keeps a list row)
+            return list(range(len(vals))), 0
+        return rated, min([len(rated) - 1, *tied])
+    chosen = list(ex.chosen)
+    rest = list(ex.rejected)
+    # Partial ranking: the one chosen response above all the others. Several chosen responses
+    # (a tie, or RewardBench-2-style sets of correct answers) have no order among them, which
+    # a Plackett-Luce top-k would invent: they rank nothing (counted as unlabelled).
+    return chosen + rest, 1 if len(chosen) == 1 and rest else 0
+
+
+def as_number(value: Any, example_id: str, name: str) -> float:
+    """A rating or margin as a float; None, NaN and ±inf are "missing" (NaN). A value that is
+    no number raises :class:`DataError` naming the example (a NaN target would make the loss
+    and every weight NaN while the run reports success)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        raise DataError(f"example {example_id!r}: {name} is {value!r}, not a number")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"example {example_id!r}: {name} is {value!r}, not a number") from None
+    return x if math.isfinite(x) else math.nan
+
+
+def check_rating_key(examples: Sequence[Example], cfg: Any, where: str) -> None:
+    """The listwise ``rating_key`` must name a rating the data has: a misspelt key would leave
+    every example unranked (or fall back to another label) without saying why."""
+    if cfg.objective != "listwise" or not cfg.rating_key or not examples:
+        return
+    keys = {k for ex in examples for r in ex.ratings or [] for k in r}
+    if cfg.rating_key not in keys:
+        found = ", ".join(sorted(keys)[:8]) or "none (no example has ratings)"
+        raise DataError(
+            f"{where}: rating_key {cfg.rating_key!r} is in no example's ratings; rating keys "
+            f"found: {found}"
+        )
+
+
+def check_attributes(items: Sequence[Item], cfg: Any, where: str) -> None:
+    """Every regression attribute must be rated somewhere in the training data
+    (docs/methods/A2-multi-attribute-regression.md): an attribute rated nowhere (a misspelt
+    name, or pairs without ratings under ``bt+regression``) would train that output on nothing
+    while the run reports a regression model. ``gated`` accepts data with no ratings at all."""
+    if cfg.objective not in ("regression", "bt+regression", "gated") or not items:
+        return
+    seen = [False] * len(cfg.attributes)
+    for it in items:
+        for row in it.targets or []:
+            for j, v in enumerate(row):
+                seen[j] = seen[j] or v != MASK
+    if cfg.objective == "gated" and not any(seen):
+        return
+    missing = [a for a, ok in zip(cfg.attributes, seen, strict=True) if not ok]
+    if missing:
+        raise DataError(
+            f"{where}: attribute(s) {missing} of objective {cfg.objective!r} are rated in none "
+            f"of its {len(items)} examples (None, NaN and inf ratings count as missing); check "
+            "the `attributes` names against the data's ratings"
+        )
+
+
+def identical_pairs(items: Sequence[Item]) -> int:
+    """Strict pairs whose two sides encode to the same tokens (identical responses, or
+    responses truncation made identical): no model can order them."""
+    return sum(
+        1
+        for it in items
+        for a, b, tie, _, _ in it.pairs
+        if not tie and it.ids[a] == it.ids[b] and it.types[a] == it.types[b]
+    )
+
+
+def warn_identical_pairs(items: Sequence[Item], where: str) -> None:
+    n = identical_pairs(items)
+    if n:
+        total = sum(1 for it in items for p in it.pairs if not p[2])
+        log.warning(
+            "%s: %d of %d preference pairs have two sides with the same tokens (identical "
+            "responses, or truncated to the same text); they are kept, teach nothing, and count "
+            "as misses in accuracy (strict >)",
+            where,
+            n,
+            total,
+        )
