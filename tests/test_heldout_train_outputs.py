@@ -109,6 +109,21 @@ def test_gated_model_records_its_reward_formula(bert_dir, tmp_path):
     m = transformers.AutoModelForSequenceClassification.from_pretrained(res.output_dir)
     assert m.config.num_labels == 4 and m.config.id2label[2] == "gate_helpfulness"
     assert meta["reward"] == "sum_k softmax(outputs[2:4])_k * outputs[0:2]_k"
+    # its load_with spec gives that reward, with the two attributes as components
+    from rewardkit import load_reward
+
+    ex = toy_pairs(2, ratings=True)[0]
+    full = load_reward(meta["load_with"] + "&max_length=64").score_full(ex.queries())
+    assert meta["load_with"].endswith("?reduce=gating") and set(full.components) == set(attrs)
+    import torch
+
+    tok = transformers.AutoTokenizer.from_pretrained(res.output_dir)
+    for q, got in zip(ex.queries(), full.scores, strict=True):
+        enc = tok(q.prompt[-1]["content"], q.response, return_tensors="pt", truncation=True)
+        with torch.no_grad():
+            out = m(**enc).logits[0]
+        want = float((torch.softmax(out[2:], -1) * out[:2]).sum())
+        assert got == pytest.approx(want, abs=1e-5)
 
 
 def _jsonl(path: Path, rows: list[dict]) -> str:

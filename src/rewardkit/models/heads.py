@@ -121,12 +121,26 @@ class SequenceClassifierAdapter(FamilyAdapter):
         out = self.model(**batch.model_inputs())
         if not self.gating:
             return squeeze_scores(out.logits)
-        return torch.cat([out.logits.float(), gated_score(out).unsqueeze(-1)], dim=-1)
+        gated = gated_score(out, self.model.config)
+        return torch.cat([out.logits.float(), gated.unsqueeze(-1)], dim=-1)
 
 
-def gated_score(out: Mapping[str, Any]) -> torch.Tensor:
+def gate_split(config: Any) -> int | None:
+    """k when the head's 2k outputs are ``[s_1..s_k, gate_s_1..gate_s_k]`` (``id2label``), the
+    layout ``rewardkit train`` writes for ``objective: gated``; None otherwise."""
+    labels = getattr(config, "id2label", None) or {}
+    names = [str(labels.get(i, labels.get(str(i), ""))) for i in range(len(labels))]
+    k = len(names) // 2
+    if k < 1 or len(names) != 2 * k:
+        return None
+    return k if all(names[k + i] == f"gate_{names[i]}" for i in range(k)) else None
+
+
+def gated_score(out: Mapping[str, Any], config: Any = None) -> torch.Tensor:
     """The model's own reduction of its objectives (docs/methods/A4-more.md, ArmoRM gating):
-    its ``score`` field, else ``Σ_k g_k r_k`` with its per-row ``gating_output``."""
+    its ``score`` field, else ``Σ_k g_k r_k`` with its per-row ``gating_output``, else — a head
+    trained by ``rewardkit train`` with ``objective: gated`` (:func:`gate_split`) — ``Σ_k
+    softmax(g)_k s_k`` over its outputs ``[s, g]``, the reward it was trained on."""
     logits = out["logits"]
     score = out.get("score")
     gating = out.get("gating_output")
@@ -134,6 +148,11 @@ def gated_score(out: Mapping[str, Any]) -> torch.Tensor:
         return score.reshape(score.shape[0], -1)[:, 0].float()
     if gating is not None and gating.shape == logits.shape:
         return (gating.float() * logits.float()).sum(dim=-1)
+    k = gate_split(config) if config is not None else None
+    if k is not None and logits.shape[-1] == 2 * k:
+        from rewardkit.train.losses import gated_reward
+
+        return gated_reward(logits[:, :k], logits[:, k:])
     raise ValueError(
         "reduce=gating, but the model's output has neither 'score' nor a 'gating_output' of the "
         "logits' shape; use reduce=weighted with weights="

@@ -40,6 +40,7 @@ from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pai
 from rewardkit.engine.runner import EncodedRow
 from rewardkit.errors import SpecError
 from rewardkit.models.families import find_family
+from rewardkit.models.heads import gate_split
 from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
@@ -104,7 +105,8 @@ class ClassifierReward(FamilyModelReward):
                 names = list(labels)
             if len(names) != k:
                 raise ValueError(f"{model}: {k} outputs but {len(names)} objective names")
-            self.objectives = tuple(names)
+            half = gate_split(self.loaded.config) if reduce == "gating" else None
+            self.objectives = tuple(names[:half] if half else names)  # gates are no objective
         self.reduce = reduce
         self.objective_names: tuple[str, ...] | None = self.objectives
         self.reduce_weights: np.ndarray | None = None
@@ -167,7 +169,8 @@ class ClassifierReward(FamilyModelReward):
         run = self.run_rows(queries, keys, self.encode)
         stacked = run.values
         if self.reduce == "gating":
-            objectives, reduced = stacked[:, :-1], stacked[:, -1]
+            assert self.objective_names is not None
+            objectives, reduced = stacked[:, : len(self.objective_names)], stacked[:, -1]
         else:
             assert self.reduce_weights is not None
             objectives, reduced = stacked, reduce_objectives(stacked, self.reduce_weights)

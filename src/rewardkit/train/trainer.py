@@ -349,7 +349,7 @@ def classifier_outputs(cfg: Any, out: Path) -> dict[str, Any]:
     if cfg.objective == "gated":
         k = len(attrs)
         return {
-            "load_with": spec,
+            "load_with": f"{spec}?reduce=gating",
             "outputs": attrs + [f"gate_{a}" for a in attrs],
             "reward": f"sum_k softmax(outputs[{k}:{2 * k}])_k * outputs[0:{k}]_k",
         }
