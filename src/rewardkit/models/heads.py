@@ -125,6 +125,13 @@ class SequenceClassifierAdapter(FamilyAdapter):
         return torch.cat([out.logits.float(), gated.unsqueeze(-1)], dim=-1)
 
 
+def gated_reward(objective_scores: torch.Tensor, gate_logits: torch.Tensor) -> torch.Tensor:
+    """Multi-objective reward with a learned gating over objectives (ArmoRM /
+    docs/methods/A4-more.md MORE idea) ``[design]``: ``r = Σ_k softmax(g)_k · s_k`` per response.
+    Training (``train/losses.py``) and scoring (:func:`gated_score`) use this one formula."""
+    return (torch.softmax(gate_logits.float(), dim=-1) * objective_scores.float()).sum(-1)
+
+
 def gate_split(config: Any) -> int | None:
     """k when the head's 2k outputs are ``[s_1..s_k, gate_s_1..gate_s_k]`` (``id2label``), the
     layout ``rewardkit train`` writes for ``objective: gated``; None otherwise."""
@@ -150,8 +157,6 @@ def gated_score(out: Mapping[str, Any], config: Any = None) -> torch.Tensor:
         return (gating.float() * logits.float()).sum(dim=-1)
     k = gate_split(config) if config is not None else None
     if k is not None and logits.shape[-1] == 2 * k:
-        from rewardkit.train.losses import gated_reward
-
         return gated_reward(logits[:, :k], logits[:, k:])
     raise ValueError(
         "reduce=gating, but the model's output has neither 'score' nor a 'gating_output' of the "

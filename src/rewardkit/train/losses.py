@@ -14,6 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# The gated reward is read by the scorer too (a trained gated head): its formula lives there.
+from rewardkit.models.heads import gated_reward  # noqa: F401
+
 Tensor = torch.Tensor
 
 
@@ -210,12 +213,6 @@ def scalarize(attr_scores: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     if a.shape[-1] != w.shape[0]:
         raise ValueError(f"{a.shape[-1]} attributes but {w.shape[0]} weights")
     return a @ w
-
-
-def gated_reward(objective_scores: Tensor, gate_logits: Tensor) -> Tensor:
-    """Multi-objective reward with a learned gating over objectives (ArmoRM / docs/methods/A4-more.md MORE
-    idea) ``[design]``: ``r = Σ_k softmax(g)_k · s_k`` for each response."""
-    return (torch.softmax(gate_logits.float(), dim=-1) * objective_scores.float()).sum(-1)
 
 
 def min_norm_weights(grads: Sequence[np.ndarray], normalize: str = "l2") -> np.ndarray:
