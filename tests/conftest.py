@@ -25,6 +25,17 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT classifier with the embedded MiniLM tokenizer (one torch thread), for a
+    module's training tests."""
+    torch = pytest.importorskip("torch")
+    from tests.train_helpers import tiny_bert
+
+    torch.set_num_threads(1)
+    return tiny_bert(tmp_path_factory.mktemp("bert"))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The shared data directory; skips the test when it is absent."""

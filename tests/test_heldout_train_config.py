@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_bert, tiny_cfg, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_cfg, toy_pairs  # noqa: E402
 
 from rewardkit.errors import SpecError  # noqa: E402
 from rewardkit.train.common import training_args  # noqa: E402
 from rewardkit.train.config import TrainConfig, apply_overrides  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 def _cli(*args: str):

@@ -15,19 +15,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.train_helpers import BAD, GOOD, tiny_bert, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import BAD, GOOD, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.errors import DataError  # noqa: E402
 from rewardkit.train.run import prepare, train_model  # noqa: E402
 from rewardkit.types import Example, user  # noqa: E402
 
 KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_index")
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 def _tie(i: int) -> Example:

@@ -4,7 +4,6 @@ model, and one real MiniLM run."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_bert, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.registry import load_reward  # noqa: E402
 from rewardkit.train.collate import build_items  # noqa: E402
 from rewardkit.train.config import TrainConfig  # noqa: E402
 from rewardkit.train.run import train, train_model  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 def _cfg(model, out, **kw) -> TrainConfig:

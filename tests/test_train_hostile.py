@@ -14,18 +14,12 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_bert, tiny_cfg, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_cfg, toy_pairs  # noqa: E402
 
 from rewardkit.errors import DataError, SpecError  # noqa: E402
 from rewardkit.train.config import apply_overrides  # noqa: E402
 from rewardkit.train.run import prepare, train_model  # noqa: E402
 from rewardkit.types import Example, user  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 class _Stop(transformers.TrainerCallback):

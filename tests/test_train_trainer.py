@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_bert, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.train.collate import Collator, build_items, pack_rows  # noqa: E402
 from rewardkit.train.config import TrainConfig, apply_overrides  # noqa: E402
@@ -21,12 +21,6 @@ from rewardkit.train.objectives import compute  # noqa: E402
 from rewardkit.train.run import build_model, prepare, train_model  # noqa: E402
 
 KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_index")
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 @pytest.fixture(scope="module")
