@@ -15,21 +15,20 @@ Validators are built once per distinct schema.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rewardkit.errors import DataError, SpecError
-from rewardkit.results import ScoreResult
-from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, no_reference
+from rewardkit.errors import SpecError
+from rewardkit.rewards.rules._common import NAN, BadReference, RuleReward, as_bool, no_reference
 from rewardkit.rewards.rules.json_valid import is_valid, load_json
 from rewardkit.types import Query, stable_hash
 
 
-class _BadReferenceSchema(DataError):
-    """A row's reference that is not a valid JSON Schema (that item alone fails)."""
+class _BadReferenceSchema(BadReference):
+    """A row's reference that is not a valid JSON Schema (that item alone fails, as
+    :class:`RuleReward` fails any :class:`BadReference`)."""
 
 
 def _schema_from_text(text: str) -> Any:
@@ -115,17 +114,6 @@ class JsonSchemaReward(RuleReward):
             return 0.0
         field = "schema" if self._fixed else "reference"
         return 1.0 if any(_conforms(v, value, field) for v in validators) else 0.0
-
-    def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        scores = np.full(len(queries), np.nan, dtype=np.float64)
-        errors = []
-        for i, query in enumerate(queries):
-            try:
-                scores[i] = self.score_one(query)
-            except _BadReferenceSchema as exc:
-                errors.append({"index": i, "error": str(exc)})
-        stats = {"queries": len(queries), "failed": len(errors), "errors": errors}
-        return ScoreResult(scores, stats=stats)
 
 
 def _conforms(validator: Any, value: Any, field: str) -> bool:
