@@ -304,3 +304,26 @@ def test_generative_training_reads_the_models_own_logits(name, tmp_path):
         own = hf(input_ids=ids).logits[0, -1].float()
     assert torch.allclose(got[0, 1:3], own[[yes, no]], atol=1e-5)
     assert torch.allclose(got[0, 3:], own, atol=1e-5)
+
+
+def test_a_probe_outcome_is_recorded_per_architecture_and_reused(tmp_path, monkeypatch):
+    """The probe's outcome is kept in the rewardkit cache (``layout-probe.json``): a second
+    load of the same architecture refuses the same layout, with the same reason and scores,
+    from the record; an unreadable record is probed again."""
+    import json
+
+    from rewardkit.engine import layout_check
+
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))
+    path = build("diffllama", tmp_path / "diffllama")
+    first = run(path, "shared")
+    record = json.loads((tmp_path / "cache" / "layout-probe.json").read_text())
+    assert len(record) == 1 and "shared" in next(iter(record.values()))
+    probes = []
+    real = layout_check._probe
+    monkeypatch.setattr(layout_check, "_probe", lambda *a: probes.append(1) or real(*a))
+    again = run(path, "shared")  # a fresh load: a new body object, the same architecture
+    assert probes == [] and again[2] == "padded" and again[3] == first[3]
+    np.testing.assert_allclose(again[0], first[0], atol=1e-6)
+    (tmp_path / "cache" / "layout-probe.json").write_text("{not json")
+    assert run(path, "shared")[2] == "padded" and probes == [1]

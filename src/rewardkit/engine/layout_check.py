@@ -8,16 +8,22 @@ mask, mixture-of-attention experts with their own masking) would silently give o
 a layout for the first time, :func:`verify_layouts` runs three short synthetic rows through
 each layout and through the model's own forward, one row at a time, and keeps only the layouts
 whose hidden states agree (relative error under :data:`TOLERANCE`). The result is remembered per
-body, so the probe costs a few tiny forward passes once per loaded model.
+body, and on disk per architecture (``layout-probe.json`` in the rewardkit cache, keyed by
+:func:`record_key`), so the probe's few tiny forward passes run once per architecture, dtype and
+library versions on a machine.
 
 docs/performance.md, "Choosing a layout".
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import warnings
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -112,6 +118,34 @@ def verify_layouts(
     memo = _VERIFIED.setdefault(body, {})
     if key in memo:
         return memo[key]
+    record = record_key(body, key)
+    failed = recorded(record)
+    if failed is None:
+        failed = _probe(body, layouts, causal, pad_id, device, mask_free)
+        remember(record, failed)
+    kept = frozenset() if "padded" in failed else frozenset(layouts) - set(failed)
+    for name, why in failed.items():
+        what = "the mask-free padded path" if name == "padded" else f"layout {name}"
+        warnings.warn(
+            f"{type(body).__name__}: {what} refused ({why} on a probe); running the model's "
+            "own padded forward instead",
+            stacklevel=3,
+        )
+    REFUSED.setdefault(body, {}).update(failed)
+    memo[key] = kept
+    return kept
+
+
+def _probe(
+    body: torch.nn.Module,
+    layouts: frozenset[str],
+    causal: bool,
+    pad_id: int,
+    device: torch.device,
+    mask_free: bool,
+) -> dict[str, str]:
+    """The probe itself: ``{layout: why}`` for each layout (and the mask-free padded path) whose
+    hidden states differ from the body's own forward on the three probe rows."""
     emb = body.get_input_embeddings() if hasattr(body, "get_input_embeddings") else None
     vocab = int(getattr(emb, "num_embeddings", 0) or getattr(body.config, "vocab_size", 0) or 64)
     rows = [list(r) for r in probe_rows(vocab, pad_id)]
@@ -131,17 +165,71 @@ def verify_layouts(
             err = max(_error(got[i, : len(r)], want[i]) for i, r in enumerate(checked))
             if not err <= tol:
                 failed[name] = f"its hidden states differ from the model's own forward by {err:.2g}"
-    kept = frozenset() if "padded" in failed else frozenset(layouts) - set(failed)
-    for name, why in failed.items():
-        what = "the mask-free padded path" if name == "padded" else f"layout {name}"
-        warnings.warn(
-            f"{type(body).__name__}: {what} refused ({why} on a probe); running the model's "
-            "own padded forward instead",
-            stacklevel=3,
-        )
-    REFUSED.setdefault(body, {}).update(failed)
-    memo[key] = kept
-    return kept
+    return failed
+
+
+#: Bumped when the probe changes, so outcomes recorded by an older probe are not reused.
+PROBE_VERSION = 1
+
+
+def record_key(body: torch.nn.Module, key: tuple[Any, ...]) -> str:
+    """What a probe's outcome depends on: the architecture (body class and its whole config,
+    less its path), weight dtype, quantized layers, the probe's arguments, and the torch,
+    transformers and probe versions — not the weights, which do not change what attention does
+    with a mask. A SHA-256 hex digest."""
+    import transformers
+
+    cfg = getattr(body, "config", None)
+    config = cfg.to_dict() if hasattr(cfg, "to_dict") else {}
+    for k in ("_name_or_path", "name_or_path", "transformers_version"):
+        config.pop(k, None)
+    what = {
+        "probe": PROBE_VERSION,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "body": type(body).__name__,
+        "config": config,
+        "dtype": str(next(body.parameters()).dtype),
+        "tolerance": tolerance(body),
+        "key": [sorted(key[0]), *key[1:]],
+    }
+    blob = json.dumps(what, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _record_path() -> Path:
+    from rewardkit.models.embedded import cache_root
+
+    return cache_root() / "layout-probe.json"
+
+
+def recorded(record: str) -> dict[str, str] | None:
+    """The refusals a probe with this :func:`record_key` found on this machine before (None:
+    never probed, or the record is unreadable)."""
+    try:
+        found = json.loads(_record_path().read_text())[record]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        return None
+    return dict(found)
+
+
+def remember(record: str, failed: dict[str, str]) -> None:
+    """Keep a probe's outcome for the next load of the same architecture (best effort: a
+    read-only cache is not an error)."""
+    path = _record_path()
+    try:
+        seen = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(seen, dict):
+            seen = {}
+        seen[record] = failed
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(seen, indent=0, sort_keys=True))
+        tmp.replace(path)
+    except (OSError, ValueError):
+        pass
 
 
 def refusal(
