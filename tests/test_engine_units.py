@@ -123,3 +123,40 @@ def test_reward_score_checks_shape_and_compare_is_bradley_terry():
     with pytest.raises(ValueError, match="returned shape"):
         Broken().score([Query(prompt, "a")])
     assert Fixed().score([]).shape == (0,)
+
+
+def _open_cache_at_once(folder: str, barrier, n: int) -> None:
+    from rewardkit.engine.cache import ScoreCache
+
+    barrier.wait()
+    cache = ScoreCache(folder)
+    cache.register("fp", {"test": n})
+    cache.put_many("fp", [(f"k{n}", np.array([float(n)], dtype=np.float32), False)])
+    cache.close()
+
+
+def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
+    """Ray actors or server replicas open one new score cache together: switching the file to
+    WAL needs a moment alone with it and SQLite does not wait, so one of them failed with
+    "database is locked" (seen once in a full run of the ``score --ray`` resume test); now each
+    waits its turn. A stress check: the race did not reproduce on demand here."""
+    import multiprocessing as mp
+
+    from rewardkit.engine.cache import ScoreCache
+
+    ctx = mp.get_context("spawn")
+    for round_ in range(3):
+        folder = str(tmp_path / f"cache{round_}")
+        barrier = ctx.Barrier(6)
+        procs = [
+            ctx.Process(target=_open_cache_at_once, args=(folder, barrier, n)) for n in range(6)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 6
+        cache = ScoreCache(folder)
+        got = cache.get_many("fp", [f"k{n}" for n in range(6)])
+        cache.close()
+        assert sorted(float(v[0][0]) for v in got.values()) == [0, 1, 2, 3, 4, 5]

@@ -75,6 +75,27 @@ def move_aside(directory: str | Path) -> Path | None:
     return target
 
 
+def _use_wal(db: sqlite3.Connection, wait: float = 60.0) -> None:
+    """Put the cache file in WAL mode (persistent in the file). Switching needs a moment alone
+    with the file and SQLite does not wait for it (its busy timeout does not cover this
+    pragma): two processes opening a new cache at once (Ray actors, server replicas) got
+    "database is locked". Already in WAL: nothing to do; else retry, backing off, up to
+    ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class ScoreCache:
     """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives),
     each with a flag saying whether its query was truncated (so reruns report truncation too)."""
@@ -99,7 +120,7 @@ class ScoreCache:
             )
         with self._guard():
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
 
