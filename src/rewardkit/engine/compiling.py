@@ -29,8 +29,6 @@ graphs stays bounded over many shapes).
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import threading
 import time
@@ -38,7 +36,6 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,10 +153,8 @@ def warn_once(message: str) -> None:
         warnings.warn(message, CompileWarning, stacklevel=4)
 
 
-def _record_path() -> Path:
-    from rewardkit.models.embedded import cache_root
-
-    return cache_root() / "compile-warmup.json"
+#: The compile warm-ups measured on this machine, in the rewardkit cache.
+WARMUP_RECORD = "compile-warmup.json"
 
 
 def model_key(body: torch.nn.Module, dtype: str, device: torch.device) -> str:
@@ -174,24 +169,19 @@ def model_key(body: torch.nn.Module, dtype: str, device: torch.device) -> str:
 
 def expected_warmup(key: str, device: torch.device) -> float:
     """The last warm-up measured for ``key`` on this machine, else :data:`DEFAULT_WARMUP`."""
+    from rewardkit.models.embedded import read_record
+
     try:
-        return float(json.loads(_record_path().read_text())[key])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float(read_record(WARMUP_RECORD)[key])
+    except (KeyError, TypeError, ValueError):
         return DEFAULT_WARMUP.get(device.type, DEFAULT_WARMUP["cuda"])
 
 
 def record_warmup(key: str, seconds: float) -> None:
     """Remember a measured warm-up (best effort: a read-only cache is not an error)."""
-    path = _record_path()
-    try:
-        seen = json.loads(path.read_text()) if path.exists() else {}
-        seen[key] = round(seconds, 2)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(seen, indent=0, sort_keys=True))
-        tmp.replace(path)
-    except (OSError, ValueError):
-        pass
+    from rewardkit.models.embedded import update_record
+
+    update_record(WARMUP_RECORD, key, round(seconds, 2))
 
 
 Outputs = list[np.ndarray]

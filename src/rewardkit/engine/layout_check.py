@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -197,39 +195,26 @@ def record_key(body: torch.nn.Module, key: tuple[Any, ...]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _record_path() -> Path:
-    from rewardkit.models.embedded import cache_root
-
-    return cache_root() / "layout-probe.json"
+#: The layout probes' outcomes on this machine, in the rewardkit cache.
+PROBE_RECORD = "layout-probe.json"
 
 
 def recorded(record: str) -> dict[str, str] | None:
     """The refusals a probe with this :func:`record_key` found on this machine before (None:
     never probed, or the record is unreadable)."""
-    try:
-        found = json.loads(_record_path().read_text())[record]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    from rewardkit.models.embedded import read_record
+
+    found = read_record(PROBE_RECORD).get(record)
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
         return None
     return dict(found)
 
 
 def remember(record: str, failed: dict[str, str]) -> None:
-    """Keep a probe's outcome for the next load of the same architecture (best effort: a
-    read-only cache is not an error)."""
-    path = _record_path()
-    try:
-        seen = json.loads(path.read_text()) if path.exists() else {}
-        if not isinstance(seen, dict):
-            seen = {}
-        seen[record] = failed
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(seen, indent=0, sort_keys=True))
-        tmp.replace(path)
-    except (OSError, ValueError):
-        pass
+    """Keep a probe's outcome for the next load of the same architecture (best effort)."""
+    from rewardkit.models.embedded import update_record
+
+    update_record(PROBE_RECORD, record, failed)
 
 
 def refusal(

@@ -12,11 +12,13 @@ imports a different runtime (``llm``, ``llama_cpp``) that rewardkit does not ins
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rewardkit.errors import MissingDependencyError
 
@@ -68,6 +70,31 @@ def cache_root() -> Path:
     """rewardkit's cache directory (``$REWARDKIT_CACHE`` or ``~/.cache/rewardkit``)."""
     env = os.environ.get("REWARDKIT_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rewardkit"
+
+
+def read_record(name: str) -> dict:
+    """The JSON object kept as ``name`` in the rewardkit cache (``{}`` when absent or unreadable):
+    what this machine measured before (compile warm-ups, layout probes)."""
+    try:
+        found = json.loads((cache_root() / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def update_record(name: str, key: str, value: Any) -> None:
+    """Set ``key`` in the cache's JSON record ``name``, written atomically (best effort: a
+    read-only cache is not an error)."""
+    path = cache_root() / name
+    try:
+        seen = read_record(name)
+        seen[key] = value
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(seen, indent=0, sort_keys=True))
+        tmp.replace(path)
+    except (OSError, ValueError, TypeError):
+        pass
 
 
 def embedded_key(name: str) -> str | None:
