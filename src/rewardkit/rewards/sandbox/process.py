@@ -71,6 +71,9 @@ def _keep_paths(sb: Sandbox, python: str) -> list[str]:
 
 def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessResult:
     payload = {**payload, "allow_subprocess": sb.allow_subprocess}
+    # stdin is always a pipe of ours, closed once written: an empty one reads as EOF whatever the
+    # host's /dev/null is (a CI container once had a regular file there, with content in it)
+    stdin = stdin or b""
     python = _python(sb)
     root = os.geteuid() == 0
     uid = gid = None
@@ -120,7 +123,7 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
         try:
             proc = subprocess.Popen(
                 [python, "-I", "-S", "-B", "-c", script("launcher"), json.dumps(launch)],
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 pass_fds=(status_w, cfg_r),
