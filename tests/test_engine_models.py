@@ -50,7 +50,7 @@ def queries() -> list[Query]:
 @pytest.mark.parametrize("spec", ["classifier:minilm", "classifier:smollm2", "judge:default"])
 def test_scores_do_not_depend_on_batch_budget_or_order(spec, queries):
     small = load_reward(f"{spec}?progress=false&token_budget=256")
-    big = load_reward(f"{spec}?progress=false&token_budget=2048")
+    big = small.engine_variant(token_budget=2048)  # the loaded model, its own engine
     small_run = small.score_full(queries)
     a = small_run.scores
     order = list(range(len(queries)))
@@ -127,7 +127,7 @@ WORKER = textwrap.dedent(
     from test_engine_models import make_queries
     from rewardkit import load_reward
     r = load_reward("judge:default?progress=false&max_batch_size=2&cache_dir=" + {cache!r})
-    r.score(make_queries(60, seed=5))
+    r.score(make_queries(32, seed=5))
     print("finished")
     """
 )
@@ -154,7 +154,7 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = _cached(cache)
-    queries = make_queries(60, seed=5)
+    queries = make_queries(32, seed=5)
     n_unique = len({q.key() for q in queries})
     assert 10 <= done_before < n_unique, f"worker was not killed mid-run ({done_before} cached)"
 
@@ -163,7 +163,7 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
     scores, stats = resumed_run.scores, resumed_run.stats
     assert stats["cache_hits"] == done_before
     assert stats["computed"] == n_unique - done_before  # nothing cached was recomputed
-    fresh = load_reward("judge:default?progress=false").score(queries)
+    fresh = resumed.engine_variant(cache_dir=None).score(queries)  # the same model, no cache
     np.testing.assert_allclose(scores, fresh, atol=1e-4, rtol=0)
 
     again = load_reward(f"judge:default?progress=false&cache_dir={cache}")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_default_judge_on_rm_bench_rows_with_probing(shared_data: Path) -> None:
     from rewardkit.data import load
 
-    judge = load_reward("judge:default", engine_defaults={"threads": 1, "progress": False})
+    judge = load_reward("judge:default", engine_defaults={"progress": False})
     exs = load(shared_data / "rm_bench" / "safety-refuse_filtered.json", limit=2)
     exs = [
         Example(

@@ -314,8 +314,10 @@ def test_a_probe_outcome_is_recorded_per_architecture_and_reused(tmp_path, monke
 
     from rewardkit.engine import layout_check
 
-    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))
+    # built first: the tokenizer comes from the embedded SmolLM2, which a fresh cache would
+    # convert again from its GGUF file (~20 s)
     path = build("diffllama", tmp_path / "diffllama")
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))
     first = run(path, "shared")
     record = json.loads((tmp_path / "cache" / "layout-probe.json").read_text())
     assert len(record) == 1 and "shared" in next(iter(record.values()))

@@ -320,7 +320,7 @@ def test_score_ranks_a_listwise_group_whole_whatever_the_chunk_size(tmp_path: Pa
         assert proc.returncode == 0, proc.stderr
         scores[size] = [json.loads(ln)["reward"] for ln in out.read_text().splitlines()]
     assert None not in scores["2"]
-    assert scores["2"] == pytest.approx(scores["2048"], abs=1e-6)
+    assert scores["2"] == pytest.approx(scores["2048"], abs=1e-4)
     assert sum(scores["2"][i] for i in (0, 2, 4)) == pytest.approx(1.0, abs=1e-4)  # P(best)
 
 
