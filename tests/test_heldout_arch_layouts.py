@@ -76,6 +76,12 @@ def build(name: str, path: Path) -> Path:
         "qwen2": lambda: t.Qwen2Config(**rope),
         "phi3": lambda: t.Phi3Config(**rope),
         "mistral": lambda: t.MistralConfig(**rope, sliding_window=8),
+        "qwen2-window": lambda: t.Qwen2Config(
+            **rope, use_sliding_window=True, sliding_window=4096, max_window_layers=1
+        ),  # layer 0 full attention, layer 1 windowed
+        "gemma3-text": lambda: t.Gemma3TextConfig(
+            **{**rope, "num_key_value_heads": 1}, head_dim=8, sliding_window=4096
+        ),
         "diffllama": lambda: t.DiffLlamaConfig(**rope),
         "gpt_neox": lambda: t.GPTNeoXConfig(**SMALL, intermediate_size=64, **ids),
         "gpt2": lambda: t.GPT2Config(n_embd=32, n_layer=2, n_head=4, **ids),
@@ -180,6 +186,90 @@ def test_sliding_window_decoder_runs_padded_with_a_reason(tmp_path):
     assert ran == "padded" and "sliding-window attention (window 8)" in refused[0]
 
 
+def _set_window(path: Path, window: int) -> Path:
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["sliding_window"] = window
+    (path / "config.json").write_text(json.dumps(cfg))
+    return path
+
+
+def _longest(path: Path, queries: list[Query] = QUERIES) -> int:
+    reward = ClassifierReward(str(path), EngineConfig(progress=False, device="cpu"))
+    return max(len(r.input_ids) for r in reward.encode(queries))
+
+
+@pytest.mark.parametrize("name", ["mistral", "qwen2-window", "gemma3-text", "phi3"])
+def test_a_sliding_window_no_row_reaches_keeps_packed_and_shared(name, tmp_path):
+    """A window at least as long as every row changes no attention: packed and shared run and
+    equal the model's own (windowed) forward. One token shorter than the longest row, the run
+    goes padded and says why. Before: any sliding window refused both layouts, e.g.
+    Mistral-7B-v0.1's 4,096 or Phi-3-mini's 2,047 on rows of a few hundred tokens."""
+    path = build(name, tmp_path / name)
+    longest = _longest(path)
+    _set_window(path, longest)
+    for layout in ("packed", "shared"):
+        got, want, ran, refused = run(path, layout)
+        assert ran == layout and not refused, (layout, refused)
+        assert np.abs(got - want).max() < 1e-4, layout
+    _set_window(path, longest - 1)
+    for layout in ("packed", "shared"):
+        got, want, ran, refused = run(path, layout)
+        assert ran == "padded", layout
+        assert f"window {longest - 1}" in refused[0] and f"{longest} tokens" in refused[0]
+        assert np.abs(got - want).max() < 1e-4, layout
+
+
+def test_the_window_is_checked_per_run_on_one_loaded_model(tmp_path):
+    """One loaded model: a run of short rows packs; a later run with a row longer than the
+    window goes padded (one warning naming the window and the row), scores equal to the
+    model's own forward either way."""
+    path = _set_window(build("mistral", tmp_path / "mistral"), 4096)
+    longest = _longest(path)
+    _set_window(path, longest + 8)
+    long_query = Query([user(PROMPTS[0] + " And more." * 4)], RESPONSES[1])
+    assert _longest(path, [long_query]) > longest + 8
+    config = EngineConfig(layout="packed", progress=False, compile=False, device="cpu")
+    reward = ClassifierReward(str(path), config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        short = reward.score_full(QUERIES)
+        mixed = reward.score_full([*QUERIES, long_query])
+    refused = [str(w.message) for w in caught if "refused" in str(w.message)]
+    assert short.stats["layout"] == "packed" and mixed.stats["layout"] == "padded"
+    assert len(refused) == 1 and f"window {longest + 8}" in refused[0], refused
+    # the reference: a fresh copy of the model on transformers' own sdpa attention (the packed
+    # run switched the loaded body to the engine's attention)
+    fresh = transformers.AutoModelForSequenceClassification.from_pretrained(path)
+    with torch.no_grad():
+        want = [
+            float(fresh(input_ids=torch.tensor([row.input_ids])).logits[0, 0])
+            for row in reward.encode([*QUERIES, long_query])
+        ]
+    np.testing.assert_allclose(short.scores, want[:-1], atol=1e-4)
+    np.testing.assert_allclose(mixed.scores, want, atol=1e-4)
+
+
+def test_layer_kinds_other_than_full_and_sliding_stay_refused():
+    from rewardkit.engine.execute import layout_refusal
+
+    class Body(torch.nn.Module):
+        def __init__(self, cfg):
+            super().__init__()
+            self.config = cfg
+
+    chunked = transformers.Llama4TextConfig(num_hidden_layers=4)
+    chunked._attn_implementation = "sdpa"
+    assert "chunked_attention" in layout_refusal(Body(chunked), longest=16)
+    capped = transformers.Gemma2Config(num_hidden_layers=2, sliding_window=4096)
+    capped._attn_implementation = "sdpa"
+    assert layout_refusal(Body(capped), longest=16) == "attention logit soft-capping"
+    windowed = transformers.MistralConfig(sliding_window=64)
+    windowed._attn_implementation = "sdpa"
+    assert layout_refusal(Body(windowed), longest=64) is None
+    assert "window 64" in layout_refusal(Body(windowed), longest=65)
+    assert "window 64" in layout_refusal(Body(windowed))  # no rows known: refused
+
+
 def test_config_pad_id_other_than_the_tokenizers(tmp_path):
     """A checkpoint whose ``config.pad_token_id`` is not the tokenizer's pad: the model reads its
     score at the last token that is not the config's pad. Before, the engine padded with the
@@ -218,6 +308,41 @@ def test_train_packing_only_where_it_equals_padding(tmp_path):
     assert mistral is not None and "sliding-window" in mistral
     roberta = packing_refusal(hf_classifier("roberta", tmp_path / "roberta"))
     assert roberta is not None and "head" in roberta  # pools by itself
+
+
+def test_train_packs_a_sliding_window_model_when_max_length_fits_the_window(tmp_path):
+    """Training rows are cut to ``max_length``: a window at least that long changes nothing, so
+    packing stays on and equals padding; a longer ``max_length`` refuses it, naming the window."""
+    from rewardkit.train.collate import build_items
+    from rewardkit.train.config import TrainConfig
+    from rewardkit.train.run import build_model
+    from rewardkit.types import Example
+
+    path = _set_window(build("mistral", tmp_path / "mistral"), 256)
+    cfg = TrainConfig(model=str(path), max_length=256, packing=True)
+    module, _, encode, col, _ = build_model(cfg)
+    assert col.packing
+    module.eval()
+    data = [
+        Example(
+            str(i), [user("Q" * (1 + i))], [" ".join(["fact"] * (2 + 50 * (i == 5))), "no"], [0]
+        )
+        for i in range(6)
+    ]
+    items = build_items(data, encode, cfg)
+    packed = col(items)
+    col.packing = False
+    padded = col(items)
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()
+    keys = ("input_ids", "attention_mask", "position_ids", "pool_index")
+    with torch.no_grad():
+        a = module(**{k: packed[k] for k in keys if k in packed})
+        b = module(**{k: padded[k] for k in keys if k in padded})
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        longer = build_model(TrainConfig(model=str(path), max_length=257, packing=True))
+    assert not longer[3].packing
 
 
 def bare_tokenizer_model(path: Path, eos: int | None) -> Path:

@@ -15,8 +15,9 @@ would give them, (rows, longest row, H), so a reward's readout code is the same 
   run's; attention runs as plain causal SDPA (no (b, w, w) mask built or read, half the scores).
 
 Custom 4-D masks pass through transformers' mask creation unchanged for the ``sdpa`` and ``eager``
-attention implementations; models with sliding-window or other per-layer masks are not given
-these layouts (:func:`model_layouts`).
+attention implementations; models with per-layer masks other than sliding windows are not given
+these layouts, and sliding-window models only runs whose rows all fit in the window
+(:func:`model_layouts`).
 """
 
 from __future__ import annotations
@@ -94,12 +95,35 @@ def _sub_configs(cfg: Any) -> list[Any]:
     return found
 
 
-def _config_refusal(cfg: Any) -> str | None:
-    """Why one (text) config's attention cannot take the packed/shared layouts (None: it can)."""
-    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
-        return f"sliding-window attention (window {cfg.sliding_window})"
+def _window(cfg: Any) -> int | None:
+    """One (text) config's sliding window in tokens (None: its layers attend to the whole row)."""
+    window = getattr(cfg, "sliding_window", None)
+    if not isinstance(window, int) or window <= 0 or not getattr(cfg, "use_sliding_window", True):
+        return None
+    if "sliding_attention" not in (getattr(cfg, "layer_types", None) or ["sliding_attention"]):
+        return None  # a window in the config that no layer uses (Qwen2 with use_sliding_window)
+    return window
+
+
+def attention_window(body: torch.nn.Module) -> int | None:
+    """The smallest sliding window of the body's attention layers, multimodal text configs
+    included (None: every layer attends to the whole row)."""
+    cfg = _config(body)
+    windows = [w for sub in _sub_configs(cfg) if (w := _window(sub))] if cfg is not None else []
+    return min(windows) if windows else None
+
+
+def _config_refusal(cfg: Any, longest: int | None) -> str | None:
+    """Why one (text) config's attention cannot take the packed/shared layouts for rows of up
+    to ``longest`` tokens (None: it can). A sliding window no row reaches changes nothing: a
+    token attends to the ``window`` tokens ending at itself, all of its row when the row is no
+    longer than the window; ``longest=None`` (rows unknown) refuses any window."""
+    window = _window(cfg)
+    if window and (longest is None or longest > window):
+        rows = f" and rows of up to {longest} tokens" if longest is not None else ""
+        return f"sliding-window attention (window {window}){rows}"
     kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
-    if kinds != {"full_attention"}:
+    if kinds - {"full_attention", "sliding_attention" if window else "full_attention"}:
         return f"per-layer attention kinds {sorted(kinds)}"
     local = getattr(cfg, "attention_layers", None) or getattr(cfg, "attention_types", None)
     if local and "local" in str(local):
@@ -113,9 +137,10 @@ def _config_refusal(cfg: Any) -> str | None:
     return None
 
 
-def layout_refusal(body: torch.nn.Module) -> str | None:
-    """Why ``body`` cannot run the packed and shared layouts at all (None: it may; the engine
-    still probes it once, :mod:`rewardkit.engine.layout_check`). docs/performance.md,
+def layout_refusal(body: torch.nn.Module, longest: int | None = None) -> str | None:
+    """Why ``body`` cannot run the packed and shared layouts on rows of up to ``longest`` tokens
+    (None: it may; the engine still probes it once, :mod:`rewardkit.engine.layout_check`).
+    ``longest`` matters only to sliding windows; without it a window refuses. docs/performance.md,
     "Choosing a layout"."""
     cfg = _config(body)
     if cfg is None:
@@ -126,7 +151,7 @@ def layout_refusal(body: torch.nn.Module) -> str | None:
     if getattr(cfg, "is_encoder_decoder", False):
         return "an encoder-decoder"
     for sub in _sub_configs(cfg):
-        reason = _config_refusal(sub)
+        reason = _config_refusal(sub, longest)
         if reason:
             return reason
     model_type = getattr(cfg, "model_type", "")
@@ -135,11 +160,12 @@ def layout_refusal(body: torch.nn.Module) -> str | None:
     return None
 
 
-def model_layouts(body: torch.nn.Module) -> frozenset[str]:
-    """Which of "packed"/"shared" the body can run (:func:`layout_refusal` says why not):
-    attention that takes a custom 4-D mask, no sliding windows, per-layer attention kinds or
-    ALiBi; "shared" needs a causal body with a key/value cache."""
-    if layout_refusal(body) is not None:
+def model_layouts(body: torch.nn.Module, longest: int | None = None) -> frozenset[str]:
+    """Which of "packed"/"shared" the body can run on rows of up to ``longest`` tokens
+    (:func:`layout_refusal` says why not): attention that takes a custom 4-D mask, no per-layer
+    attention kinds or ALiBi, no sliding window shorter than a row; "shared" needs a causal body
+    with a key/value cache."""
+    if layout_refusal(body, longest) is not None:
         return frozenset()
     if getattr(_config(body), "model_type", "") in ENCODER_TYPES:
         return frozenset({"packed"})

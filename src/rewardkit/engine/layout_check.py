@@ -62,6 +62,10 @@ def probe_rows(vocab: int, pad_id: int) -> tuple[list[int], list[int], list[int]
     return a, a[:16] + pick(503, 5), pick(907, 9)
 
 
+#: The longest probe row: a sliding window at least this long cannot change the probe.
+PROBE_LONGEST = max(len(r) for r in probe_rows(64, -1))
+
+
 def _own(body: torch.nn.Module, row: list[int], device: torch.device) -> torch.Tensor:
     ids = torch.tensor([row], dtype=torch.long, device=device)
     return body(input_ids=ids, use_cache=False).last_hidden_state[0].float()
@@ -109,7 +113,7 @@ def verify_layouts(
     For a causal body the mask-free padded path is probed too: if it disagrees, nothing beyond
     the model's own padded forward is kept. Each refusal warns once, with its measured error.
     """
-    layouts = layouts & execute.model_layouts(body)
+    layouts = layouts & execute.model_layouts(body, PROBE_LONGEST)
     if not layouts:
         return layouts
     key = (layouts, causal, int(pad_id), str(device), bool(mask_free))
@@ -218,13 +222,17 @@ def remember(record: str, failed: dict[str, str]) -> None:
 
 
 def refusal(
-    body: torch.nn.Module | None, layout: str, causal: bool, offered: frozenset[str]
+    body: torch.nn.Module | None,
+    layout: str,
+    causal: bool,
+    offered: frozenset[str],
+    longest: int | None = None,
 ) -> str:
-    """Why ``layout`` is not run for ``body``, in words (for the engine's one-line warning);
-    ``offered``: the layouts the model's readout supports."""
+    """Why ``layout`` is not run for ``body`` on rows of up to ``longest`` tokens, in words (for
+    the engine's one-line warning); ``offered``: the layouts the model's readout supports."""
     if body is None or layout not in offered:
         return "its reward readout runs on the model's own padded forward"
-    reason = layout_refusal(body)
+    reason = layout_refusal(body, longest)
     if reason:
         return reason
     if layout == "shared" and not causal:
@@ -236,8 +244,9 @@ def refusal(
 _WARNED: weakref.WeakKeyDictionary[torch.nn.Module, set[str]] = weakref.WeakKeyDictionary()
 
 
-def warn_refused(name: str, adapter: Any, layout: str) -> None:
-    """Warn once per model and layout that an asked-for ``layout`` runs padded, and why."""
+def warn_refused(name: str, adapter: Any, layout: str, longest: int | None = None) -> None:
+    """Warn once per model and layout that an asked-for ``layout`` runs padded, and why
+    (``longest``: the run's longest row, which a sliding window may not fit)."""
     body = adapter.backbone()
     key = body if body is not None else adapter.model if hasattr(adapter, "model") else None
     if key is not None:
@@ -245,5 +254,5 @@ def warn_refused(name: str, adapter: Any, layout: str) -> None:
         if layout in seen:
             return
         seen.add(layout)
-    why = refusal(body, layout, adapter.causal, adapter.layouts)
+    why = refusal(body, layout, adapter.causal, adapter.layouts, longest)
     warnings.warn(f"{name}: layout={layout} refused ({why}); running padded", stacklevel=4)

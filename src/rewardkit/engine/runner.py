@@ -105,14 +105,19 @@ class Engine:
         self._attn_width: float | None = None
 
     # -- what the model allows ----------------------------------------------------------------
-    def supported_layouts(self) -> frozenset[str]:
+    def supported_layouts(self, longest: int | None = None) -> frozenset[str]:
         """The adapter's :attr:`~ModelAdapter.layouts` where the loaded backbone allows them and
-        a one-time probe matches its own forward (:mod:`rewardkit.engine.layout_check`)."""
+        a one-time probe matches its own forward (:mod:`rewardkit.engine.layout_check`), for
+        rows of up to ``longest`` tokens: a body with a sliding window keeps them only for rows
+        that fit in it (``longest=None``: never)."""
         body, a = self.adapter.backbone(), self.adapter
         if not a.layouts or body is None:
             return frozenset()
         free = self.config.attention != "dense"
-        return verify_layouts(body, a.layouts, a.causal, a.pad_token_id, self.device, free)
+        kept = verify_layouts(body, a.layouts, a.causal, a.pad_token_id, self.device, free)
+        if kept and execute.attention_window(body) is not None:
+            kept &= execute.model_layouts(body, longest)
+        return kept
 
     def attention_width(self) -> float | None:
         """Where attention costs as much as the linear layers (None: unknown)."""
@@ -262,13 +267,15 @@ class Engine:
         padded plan's (:func:`rewardkit.engine.planning.prefer_shared`)."""
         cfg = self.config
         lengths = [len(r.input_ids) for r in rows]
-        supported = self.supported_layouts() if rows else frozenset()
+        longest = max(lengths, default=0)
+        supported = self.supported_layouts(longest) if rows else frozenset()
         want = cfg.layout
         if want == "auto" and self.device.type != "cpu":
             # Measured on an H200 (docs/performance.md): padded batches beat sharing there.
             want = "padded"
         if want in ("shared", "packed") and want not in supported and rows:
-            warn_refused(self.name, self.adapter, want)  # say, an encoder asked to share prompts
+            # say, an encoder asked to share prompts, or rows longer than a sliding window
+            warn_refused(self.name, self.adapter, want, longest)
             want = "padded"
         attn = self.attention_width()
         if want == "packed":
@@ -367,10 +374,12 @@ class Engine:
 
     def run_batch(self, rows: Sequence[EncodedRow]) -> list[np.ndarray]:
         """Scores of rows as one right-padded batch (the "padded" layout's step). A causal body
-        that can run the engine's layouts runs it without a mask (:func:`execute.padded_hidden`)."""
+        that can run the engine's layouts on these rows runs it without a mask
+        (:func:`execute.padded_hidden`)."""
         batch = self.make_batch(rows)
         body = self.adapter.backbone()
-        if body is not None and self.adapter.causal and self.supported_layouts():
+        longest = max((len(r.input_ids) for r in rows), default=0)
+        if body is not None and self.adapter.causal and self.supported_layouts(longest):
             batch = replace(batch, hidden=execute.padded_hidden(body, batch.input_ids))
         return self._forward(batch)
 
@@ -445,9 +454,10 @@ class ModelBackedReward(Reward):
             self._engine = Engine(self.model_adapter(), self.config, self.device, self.name)
         return self._engine
 
-    def supported_layouts(self) -> frozenset[str]:
-        """The layouts this reward can run now (see :meth:`Engine.supported_layouts`)."""
-        return self.engine.supported_layouts()
+    def supported_layouts(self, longest: int | None = None) -> frozenset[str]:
+        """The layouts this reward can run now on rows of up to ``longest`` tokens (see
+        :meth:`Engine.supported_layouts`)."""
+        return self.engine.supported_layouts(longest)
 
     def engine_identity(self) -> dict[str, Any]:
         """The engine settings that change scores (not budget, threads or caching)."""

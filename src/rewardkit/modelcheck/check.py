@@ -256,7 +256,8 @@ def check_model(
         if is_int8(dtype) and device != "cpu":
             continue
         reward = base if dtype == "float32" else _open(model, options, dtype, max_length)
-        for layout in ("padded", *sorted(reward.engine.supported_layouts())):
+        longest = max((len(r.input_ids) for r in rows), default=0)
+        for layout in ("padded", *sorted(reward.engine.supported_layouts(longest))):
             cfg = EngineConfig(
                 **{
                     **reward.config.as_dict(),

@@ -37,12 +37,14 @@ def _packed_body(m: nn.Module) -> nn.Module | None:
     return None
 
 
-def packing_refusal(model: nn.Module) -> str | None:
-    """Why packed training would not give the model's own rewards (None: it does).
+def packing_refusal(model: nn.Module, longest: int | None = None) -> str | None:
+    """Why packed training of rows of up to ``longest`` tokens would not give the model's own
+    rewards (None: it does).
 
     Packing feeds the body a block-diagonal 4-D mask and per-sequence position ids; bodies that
-    ignore or rewrite them (sliding windows, ALiBi, soft-capping, per-layer attention kinds,
-    heads other than a linear score or a pooled classifier) must pad instead. The engine's
+    ignore or rewrite them (ALiBi, soft-capping, per-layer attention kinds, a sliding window
+    shorter than ``longest`` — any window when it is None —, heads other than a linear score or
+    a pooled classifier) must pad instead. The engine's
     one-time probe (:mod:`rewardkit.engine.layout_check`) checks the rest against the model's own
     forward. docs/training.md; docs/performance.md, "Choosing a layout".
     """
@@ -53,7 +55,7 @@ def packing_refusal(model: nn.Module) -> str | None:
     body = _packed_body(m)
     if body is None:
         return f"{type(m).__name__}: the head is no score head or pooled classifier"
-    reason = layout_refusal(body)
+    reason = layout_refusal(body, longest)
     if reason:
         return reason
     pad = getattr(m.config, "pad_token_id", None)

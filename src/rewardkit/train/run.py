@@ -121,7 +121,10 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
         decoder = is_decoder(rew_model)
         pool = "last_non_pad" if decoder else "first"
     if cfg.packing:  # packed rows only where they give the model's own rewards
-        refusal = packing_refusal(hf if cfg.objective == "generative" else rew_model)
+        # rows are cut to max_length: a sliding window at least that long changes nothing
+        refusal = packing_refusal(
+            hf if cfg.objective == "generative" else rew_model, longest=cfg.max_length
+        )
         if refusal:
             logging.getLogger(__name__).warning(
                 "%s: packing refused (%s); padding instead", cfg.model, refusal
