@@ -16,7 +16,7 @@ would give them, (rows, longest row, H), so a reward's readout code is the same 
 
 Custom 4-D masks pass through transformers' mask creation unchanged for the ``sdpa`` and ``eager``
 attention implementations; models with per-layer masks other than sliding windows are not given
-these layouts, and sliding-window models only runs whose rows all fit in the window
+these layouts, and sliding-window models get them only for runs whose rows all fit in the window
 (:func:`model_layouts`).
 """
 
@@ -123,7 +123,8 @@ def _config_refusal(cfg: Any, longest: int | None) -> str | None:
         rows = f" and rows of up to {longest} tokens" if longest is not None else ""
         return f"sliding-window attention (window {window}){rows}"
     kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
-    if kinds - {"full_attention", "sliding_attention" if window else "full_attention"}:
+    allowed = {"full_attention", "sliding_attention"} if window else {"full_attention"}
+    if kinds - allowed:
         return f"per-layer attention kinds {sorted(kinds)}"
     local = getattr(cfg, "attention_layers", None) or getattr(cfg, "attention_types", None)
     if local and "local" in str(local):
