@@ -208,9 +208,10 @@ def test_a_sliding_window_no_row_reaches_keeps_packed_and_shared(name, tmp_path)
     longest = _longest(path)
     _set_window(path, longest)
     for layout in ("packed", "shared"):
-        got, want, ran, refused = run(path, layout)
-        assert ran == layout and not refused, (layout, refused)
-        assert np.abs(got - want).max() < 1e-4, layout
+        for attention in ("auto", "dense"):  # mask-free, and the dense-mask fallback
+            got, want, ran, refused = run(path, layout, attention=attention)
+            assert ran == layout and not refused, (layout, attention, refused)
+            assert np.abs(got - want).max() < 1e-4, (layout, attention)
     _set_window(path, longest - 1)
     for layout in ("packed", "shared"):
         got, want, ran, refused = run(path, layout)
