@@ -98,11 +98,14 @@ def _sub_configs(cfg: Any) -> list[Any]:
 def _window(cfg: Any) -> int | None:
     """One (text) config's sliding window in tokens (None: its layers attend to the whole row)."""
     window = getattr(cfg, "sliding_window", None)
-    if not isinstance(window, int) or window <= 0 or not getattr(cfg, "use_sliding_window", True):
+    if not window or not getattr(cfg, "use_sliding_window", True):
         return None
     if "sliding_attention" not in (getattr(cfg, "layer_types", None) or ["sliding_attention"]):
         return None  # a window in the config that no layer uses (Qwen2 with use_sliding_window)
-    return window
+    try:
+        return max(int(window), 1)
+    except (TypeError, ValueError, OverflowError):
+        return 1  # a window that cannot be read: as narrow as can be, so every layout refuses
 
 
 def attention_window(body: torch.nn.Module) -> int | None:
