@@ -21,6 +21,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.models.loading import resolve_model
 from rewardkit.rewards.classifier import ClassifierReward
 from rewardkit.types import Query, user
+from train_helpers import packed_and_padded_rewards
 
 PROMPTS = (
     "Tell me a long story about a dragon who lived in the mountains and collected coins " * 2,
@@ -330,15 +331,7 @@ def test_train_packs_a_sliding_window_model_when_max_length_fits_the_window(tmp_
         )
         for i in range(6)
     ]
-    items = build_items(data, encode, cfg)
-    packed = col(items)
-    col.packing = False
-    padded = col(items)
-    assert packed["input_ids"].numel() < padded["input_ids"].numel()
-    keys = ("input_ids", "attention_mask", "position_ids", "pool_index")
-    with torch.no_grad():
-        a = module(**{k: packed[k] for k in keys if k in packed})
-        b = module(**{k: padded[k] for k in keys if k in padded})
+    a, b = packed_and_padded_rewards(module, col, build_items(data, encode, cfg))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

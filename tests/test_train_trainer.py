@@ -13,14 +13,20 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import (  # noqa: E402
+    FORWARD_KEYS,
+    packed_and_padded_rewards,
+    tiny_cfg,
+    tiny_llama,
+    toy_pairs,
+)
 
 from rewardkit.train.collate import Collator, build_items, pack_rows  # noqa: E402
 from rewardkit.train.config import TrainConfig, apply_overrides  # noqa: E402
 from rewardkit.train.objectives import compute  # noqa: E402
 from rewardkit.train.run import build_model, prepare, train_model  # noqa: E402
 
-KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_index")
+KEYS = FORWARD_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +115,7 @@ def test_packed_equals_padded(which, bert_dir, llama_dir):
         )
         for i in range(6)
     ]
-    items = build_items(data, encode, cfg)
-    packed = col(items)
-    col.packing = False
-    padded = col(items)
-    assert packed["input_ids"].numel() < padded["input_ids"].numel()
-    with torch.no_grad():
-        a = module(**{k: packed[k] for k in KEYS if k in packed})
-        b = module(**{k: padded[k] for k in KEYS if k in padded})
+    a, b = packed_and_padded_rewards(module, col, build_items(data, encode, cfg))
     assert float(b.std()) > 1e-3  # rewards differ between sequences
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 

@@ -147,3 +147,23 @@ def tiny_cfg(model, out, **kw):
     )
     base.update(kw)
     return TrainConfig(**base)
+
+
+#: The collator's batch fields a reward model's forward takes.
+FORWARD_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_index")
+
+
+def packed_and_padded_rewards(module, collator, items):
+    """(packed rewards, padded rewards) of ``items`` from ``module`` in eval mode: the same
+    items collated packed, then padded (the packed batch must need fewer token slots)."""
+    import torch
+
+    collator.packing = True
+    packed = collator(items)
+    collator.packing = False
+    padded = collator(items)
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()
+    with torch.no_grad():
+        a = module(**{k: packed[k] for k in FORWARD_KEYS if k in packed})
+        b = module(**{k: padded[k] for k in FORWARD_KEYS if k in padded})
+    return a, b
