@@ -46,7 +46,7 @@ def test_prefer_shared_scales_the_shared_estimate():
 
 
 def test_cpu_overhead_keeps_the_calibration_workloads_on_their_faster_layout():
-    from rewardkit.engine.runner import SHARED_OVERHEAD_CPU
+    from rewardkit.engine.planning import SHARED_OVERHEAD_CPU
 
     # Estimated shared/padded cost against the measured winner (docs/performance.md, "Choosing
     # a layout", quiet 2-thread calibration): HH pairs 0.821 and GSM8K best-of-4 0.907 ran

@@ -137,6 +137,14 @@ def squeeze_scores(logits: torch.Tensor) -> torch.Tensor:
     return logits[:, 0] if logits.dim() == 2 and logits.shape[-1] == 1 else logits
 
 
+def text_config(config: Any) -> Any:
+    """The config a model's text layers use: a multimodal wrapper's ``text_config`` (Gemma 3),
+    else ``config`` itself."""
+    get = getattr(config, "get_text_config", None)
+    found = get() if callable(get) else None
+    return found if found is not None else config
+
+
 def model_device(model: Any) -> torch.device:
     """The device of a module's first parameter (CPU for a module without parameters)."""
     for p in model.parameters():

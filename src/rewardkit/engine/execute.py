@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from rewardkit.engine import attention
+from rewardkit.engine.adapter import text_config
 from rewardkit.engine.layout import attention_width
 
 
@@ -87,12 +88,8 @@ ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deb
 
 def _sub_configs(cfg: Any) -> list[Any]:
     """The config and, for multimodal wrappers (Gemma 3), the text config its layers use."""
-    found = [cfg]
-    get_text = getattr(cfg, "get_text_config", None)
-    text = get_text() if callable(get_text) else None
-    if text is not None and text is not cfg:
-        found.append(text)
-    return found
+    text = text_config(cfg)
+    return [cfg] if text is cfg else [cfg, text]
 
 
 def _window(cfg: Any) -> int | None:
@@ -106,14 +103,6 @@ def _window(cfg: Any) -> int | None:
         return max(int(window), 1)
     except (TypeError, ValueError, OverflowError):
         return 1  # a window that cannot be read: as narrow as can be, so every layout refuses
-
-
-def attention_window(body: torch.nn.Module) -> int | None:
-    """The smallest sliding window of the body's attention layers, multimodal text configs
-    included (None: every layer attends to the whole row)."""
-    cfg = _config(body)
-    windows = [w for sub in _sub_configs(cfg) if (w := _window(sub))] if cfg is not None else []
-    return min(windows) if windows else None
 
 
 def _config_refusal(cfg: Any, longest: int | None) -> str | None:

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 from rewardkit.engine.layout import attention_cost
 
+#: Measured extra time per unit of the shared layout over padded on CPU (docs/performance.md,
+#: "Choosing a layout"); ``EngineConfig.shared_overhead`` overrides it.
+SHARED_OVERHEAD_CPU = 0.8
+
 #: Cuts rows of the given lengths into length-sorted sub-batches (``batching.plan_batches``).
 Cut = Callable[[list[int]], list[list[int]]]
 

@@ -45,6 +45,7 @@ from rewardkit.engine.layout import (
 )
 from rewardkit.engine.layout_check import verify_layouts, warn_refused
 from rewardkit.engine.planning import (
+    SHARED_OVERHEAD_CPU,
     Estimate,
     padded_estimate,
     prefer_shared,
@@ -56,10 +57,6 @@ from rewardkit.types import Capability, Query, Reward, ScoreResult
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
 
 Step = tuple[list[int], Callable[[], list[np.ndarray]]]
-
-#: Measured extra time per unit of the shared layout over padded on CPU (docs/performance.md,
-#: "Choosing a layout"); ``EngineConfig.shared_overhead`` overrides it.
-SHARED_OVERHEAD_CPU = 0.8
 
 
 @dataclass(frozen=True)
@@ -115,9 +112,7 @@ class Engine:
             return frozenset()
         free = self.config.attention != "dense"
         kept = verify_layouts(body, a.layouts, a.causal, a.pad_token_id, self.device, free)
-        if kept and execute.attention_window(body) is not None:
-            kept &= execute.model_layouts(body, longest)
-        return kept
+        return kept & execute.model_layouts(body, longest)  # less only where a window is short
 
     def attention_width(self) -> float | None:
         """Where attention costs as much as the linear layers (None: unknown)."""

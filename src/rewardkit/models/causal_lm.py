@@ -51,6 +51,12 @@ def apply_softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
+def model_logits(head_logits: torch.Tensor, scale: float, cap: float | None) -> torch.Tensor:
+    """The model's own next-token logits from its output head's: times its logit ``scale``
+    (:func:`measure_logit_scale`), then soft-capped by ``cap``."""
+    return apply_softcap(head_logits * scale if scale != 1.0 else head_logits, cap)
+
+
 def select_logits(
     head: Any, h: torch.Tensor, ids: Sequence[int], cap: float | None, scale: float = 1.0
 ) -> torch.Tensor:
@@ -62,7 +68,7 @@ def select_logits(
     bias = getattr(head, "bias", None)
     if bias is not None:
         logits = logits + bias[rows].float()
-    return apply_softcap(logits * scale if scale != 1.0 else logits, cap)
+    return model_logits(logits, scale, cap)
 
 
 _SCALES: weakref.WeakKeyDictionary[torch.nn.Module, float] = weakref.WeakKeyDictionary()
@@ -94,7 +100,7 @@ def measure_logit_scale(model: Any, decoder: torch.nn.Module, head: Any, source:
         scale = float((own @ raw) / (raw @ raw))
         if abs(scale - 1.0) < (0.02 if half else 1e-5):
             scale = 1.0
-    mine = apply_softcap(raw * scale, cap)
+    mine = model_logits(raw, scale, cap)
     err = float((own - mine).abs().max() / own.abs().max().clamp_min(1e-6))
     if not err <= (0.05 if half else 1e-3):
         from rewardkit.errors import SpecError
@@ -153,8 +159,7 @@ class CausalLM:
     def logits(self, h: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Full-vocabulary next-token logits of hidden states ``h`` (…, H), scaled as the model
         scales them (:func:`measure_logit_scale`) and soft-capped, in ``dtype``."""
-        logits = self.head(h).to(dtype)
-        return apply_softcap(logits * self.scale if self.scale != 1.0 else logits, self.softcap)
+        return model_logits(self.head(h).to(dtype), self.scale, self.softcap)
 
     def answer_logits(self, h: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """:func:`select_logits` with this model's output embedding and soft-capping."""

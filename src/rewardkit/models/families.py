@@ -21,6 +21,7 @@ import torch
 import transformers
 from torch import nn
 
+from rewardkit.engine.adapter import text_config
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
 from rewardkit.models.checkpoint import (
@@ -164,13 +165,6 @@ def classifier_pad_id(model: Any, tokenizer_pad: int) -> int:
         return pad
     cfg.pad_token_id = tokenizer_pad
     return tokenizer_pad
-
-
-def text_config(config: Any) -> Any:
-    """The config a model's text layers use (a multimodal wrapper's ``text_config``)."""
-    get = getattr(config, "get_text_config", None)
-    found = get() if callable(get) else None
-    return found if found is not None else config
 
 
 def _remote_model(req: LoadRequest) -> Any:

@@ -26,6 +26,7 @@ from rewardkit.engine.adapter import (
     last_token_index,
     model_device,
     squeeze_scores,
+    text_config,
 )
 
 ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta", "deberta-v2")
@@ -105,8 +106,7 @@ class SequenceClassifierAdapter(FamilyAdapter):
         m = self.model
         if self.model_type == "bert":
             return m.classifier(m.bert.pooler(hidden))
-        get_text = getattr(m.config, "get_text_config", None)  # multimodal: the text config's
-        pad = (get_text() if callable(get_text) else m.config).pad_token_id
+        pad = text_config(m.config).pad_token_id  # multimodal: the text config's
         if pad is None:
             last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
         else:

@@ -46,7 +46,7 @@ def pair_margins(
     examples: list[Any], margin_column: str | None, kind: str = "margin"
 ) -> list[float]:
     """The per-pair margins (docs/methods/A1-bradley-terry.md) in the order of
-    :func:`_pair_tensors`: each example's margin (:func:`~rewardkit.train.collate.margin_value`)
+    :func:`_pair_tensors`: each example's margin (:func:`~rewardkit.train.labels.margin_value`)
     for every pair it makes (0 for ties and without a margin column)."""
     from rewardkit.train.labels import margin_value
 

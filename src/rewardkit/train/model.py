@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rewardkit.models.causal_lm import model_logits
+
 
 def _unwrap(model: nn.Module) -> nn.Module:
     """The transformers model under a peft wrapper."""
@@ -191,9 +193,7 @@ class GenerativeModel(HFModule):
                 use_cache=False,
             )
             h = out.last_hidden_state.flatten(0, 1)[pool_index]
-        logits = m.lm_head(h).float() * self.scale
-        if self.softcap:  # cap · tanh(logits / cap), as the model's own forward
-            logits = torch.tanh(logits / self.softcap) * self.softcap
+        logits = model_logits(m.lm_head(h).float(), self.scale, self.softcap)  # as judges read
         ly, ln = logits[:, self.yes_id], logits[:, self.no_id]
         return torch.cat([(ly - ln)[:, None], ly[:, None], ln[:, None], logits], dim=1)
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from rewardkit.train import losses as L
+from rewardkit.train.labels import MASK
 
 
 @dataclass
@@ -47,7 +48,7 @@ def loss_terms(cfg: Any, batch: dict[str, torch.Tensor]) -> int:
     if obj == "prm":
         return int((batch["step_labels"] >= 0).sum())
     if obj == "regression":
-        return int((batch["targets"] != -100.0).sum())
+        return int((batch["targets"] != MASK).sum())
     if obj == "listwise":
         return int(batch["order"].shape[0])
     if obj == "generative":
@@ -137,6 +138,6 @@ def compute(
         loss = cfg.bt_weight * loss + cfg.reg_weight * L.masked_mse(out, batch["targets"])
     elif obj == "gated" and "targets" in batch:
         k = len(cfg.attributes)
-        if bool((batch["targets"] != -100.0).any()):
+        if bool((batch["targets"] != MASK).any()):
             loss = loss + cfg.reg_weight * L.masked_mse(out[:, :k], batch["targets"])
     return Outcome(loss, c, w, r)
