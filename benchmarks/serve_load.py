@@ -28,7 +28,8 @@ new request is sent after it; requests already sent are still awaited and counte
 
 Threads: without ``--threads`` each side runs its own default (the offline engine torch's
 default, the server the CPU count, see docs/serving.md); ``--threads N`` sets both. Also printed:
-how busy the reward was during the cold run, and the CPU seconds of the server, of this
+how busy the reward's workers were during the cold run (seconds in batches over the run's
+seconds times the model workers), and the CPU seconds of the server, of this
 load-generating client, and of the offline engine for the same items.
 
 Memory mode (``--memory SECONDS``): ``--concurrency`` clients send never-repeated items (the
@@ -243,6 +244,7 @@ def server_level(
         cold["server_cpu"] = process_cpu_seconds(proc.pid) - server_cpu0
         stats = httpx.get(url + "/v1/stats").json()
         cold["busy"] = stats["routes"]["default"]["busy_seconds"] - busy0
+        cold["workers"] = stats["routes"]["default"].get("workers", 1)
         sizes = {int(k): v for k, v in stats["routes"]["default"]["batch_sizes"].items()}
         sizes[1] = sizes.get(1, 0) - 1  # the warm-up request
         cold["batch_sizes"] = {k: v for k, v in sorted(sizes.items()) if v}
@@ -393,7 +395,7 @@ def report(
             f"| {level} | {run['offline']:.2f} | {c['items_per_s']:.2f} | {run['ratio']:.2f} | "
             f"{run['in_calls']:.2f} | {c['items_per_s'] / run['in_calls']:.2f} | "
             f"{c['p50_ms']:.0f} | {c['p99_ms']:.0f} | {c['mean_batch']:.1f} | "
-            f"{c['busy'] / c['seconds']:.0%} | {c['failed']} | {c['lost']} |"
+            f"{c['busy'] / (c['seconds'] * c['workers']):.0%} | {c['failed']} | {c['lost']} |"
         )
     off_stats = offline_runs[0]["stats"] or {}
     if "tokens" in off_stats:  # a model-backed reward: its padding and forward passes
@@ -415,7 +417,7 @@ def report(
         ]
         real, ran = c["model_tokens"]["real"], c["model_tokens"]["run"]
         passes = (
-            f"{real:.0f} tokens, {ran:.0f} run ({ran / max(1.0, real):.3f}x, before rounding "
+            f"{real:.0f} tokens, {ran:.0f} run ({ran / max(1.0, real):.3f}x, widths rounded "
             f"to the pad multiple) in {c['forwards']:.0f} forward passes; "
             if real
             else ""

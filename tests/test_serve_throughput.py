@@ -131,3 +131,35 @@ def test_stats_count_the_tokens_and_forward_passes_a_model_route_ran():
     assert model["model_forwards"] >= 1
     assert stats["calc"]["model_tokens"] == {"real": 0.0, "run": 0.0}  # a rule runs no model
     assert stats["calc"]["model_forwards"] == 0.0
+
+
+def test_padded_width_rounds_up_but_never_past_the_limit():
+    from rewardkit.engine.execute import padded_width
+
+    assert [padded_width(n, 16, 512) for n in (1, 16, 17, 33)] == [16, 16, 32, 48]
+    assert padded_width(75, 16, 77) == 77 and padded_width(80, 16, 77) == 80
+    assert padded_width(17, 1, 512) == 17 and padded_width(17, 16, None) == 17
+
+
+def test_batches_are_planned_on_the_widths_they_run_at(monkeypatch):
+    """With ``pad_multiple`` the planner cuts on rounded widths: rows that round to one width
+    are never split into two forward passes, and the tokens reported are the tokens run."""
+    served = load_reward(
+        "classifier:minilm", engine_defaults={**SERVE_ENGINE_DEFAULTS, "threads": 1}
+    )
+    queries = [Query(as_messages("Q"), "word " * n) for n in range(3, 60, 2)]
+    widths: list[tuple[int, int]] = []
+    engine = served.engine
+    make = engine.make_batch
+
+    def recording(rows, hidden=None):
+        batch = make(rows, hidden)
+        widths.append(tuple(batch.input_ids.shape))
+        return batch
+
+    monkeypatch.setattr(engine, "make_batch", recording)
+    stats = served.score_full(queries).stats
+    assert all(w % 16 == 0 for _, w in widths)
+    assert len({w for _, w in widths}) == len(widths)  # one pass per rounded width at most
+    assert stats["model_tokens"] == sum(b * w for b, w in widths)
+    assert stats["batches"] == len(widths)

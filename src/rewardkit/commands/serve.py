@@ -79,6 +79,15 @@ def serve_command(
     rule_workers: Annotated[
         int, typer.Option(min=1, max=MAX_THREADS, help="Worker threads for rule rewards.")
     ] = S.rule_workers,
+    model_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_THREADS,
+            help="Batches a model reward runs at once, sharing the torch threads (default: 2 on "
+            "a CPU with 2+ threads, 1 on a GPU).",
+        ),
+    ] = None,
     nan_reward: Annotated[
         float,
         typer.Option(
@@ -166,6 +175,7 @@ def serve_command(
             cache_bytes=int(cache_mb * 2**20),
             cache_dir=cache_dir,
             rule_workers=rule_workers,
+            model_workers=model_workers,
             log_content=log_content,
             nan_reward=nan_reward,
             graceful_timeout=graceful_timeout,

@@ -34,6 +34,15 @@ from rewardkit.engine.adapter import text_config
 from rewardkit.engine.layout import attention_width
 
 
+def padded_width(longest: int, multiple: int = 1, limit: int | None = None) -> int:
+    """The width a padded batch whose longest row has ``longest`` tokens runs at: rounded up to
+    a multiple of ``multiple``, but never past ``limit`` (the model's longest sequence; without
+    it, no rounding)."""
+    if multiple > 1 and limit is not None:
+        return min(-(-longest // multiple) * multiple, max(longest, limit))
+    return longest
+
+
 def pad_rows(
     seqs: Sequence[Sequence[int]],
     types: Sequence[Sequence[int] | None] | None,
@@ -41,13 +50,9 @@ def pad_rows(
     multiple: int = 1,
     limit: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Right-padded (ids, attention mask, token types or None) of token-id rows, as wide as the
-    longest row rounded up to a multiple of ``multiple`` but never past ``limit`` (the model's
-    longest sequence; without it, no rounding)."""
-    longest = max(len(s) for s in seqs)
-    width = longest
-    if multiple > 1 and limit is not None:
-        width = min(-(-longest // multiple) * multiple, max(longest, limit))
+    """Right-padded (ids, attention mask, token types or None) of token-id rows, as wide as
+    :func:`padded_width` makes the longest row."""
+    width = padded_width(max(len(s) for s in seqs), multiple, limit)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     tt = None if types is None else torch.zeros((len(seqs), width), dtype=torch.long)

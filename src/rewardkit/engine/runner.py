@@ -289,7 +289,11 @@ class Engine:
         return padded
 
     def _plan_padded(self, rows: list[EncodedRow], attn: float | None) -> LayoutPlan:
-        lengths = [len(r.input_ids) for r in rows]
+        # planned on the widths the batches will run at: rows that round up to the same width
+        # cost the same, so no batch is cut between them (``pad_multiple``)
+        limit = self._position_limit()
+        multiple = self.config.pad_multiple
+        lengths = [execute.padded_width(len(r.input_ids), multiple, limit) for r in rows]
         batches = self._cut(attn)(lengths) if rows else []
         steps: list[Step] = [(b, lambda b=b: self.run_batch([rows[i] for i in b])) for b in batches]
         est = padded_estimate(lengths, batches, attn, self.batch_overhead())
@@ -345,6 +349,10 @@ class Engine:
         return LayoutPlan("packed", steps, model_tokens)
 
     # -- running one batch --------------------------------------------------------------------
+    def _position_limit(self) -> int | None:
+        """The widest a padded batch may be rounded to (:func:`execute.padded_width`)."""
+        return self.config.max_length or execute.model_position_limit(self.adapter.backbone())
+
     def make_batch(self, rows: Sequence[EncodedRow], hidden: torch.Tensor | None = None) -> Batch:
         """The right-padded :class:`Batch` of ``rows`` on the engine's device."""
         ids, mask, types = execute.pad_rows(
@@ -352,7 +360,7 @@ class Engine:
             [r.token_type_ids for r in rows] if rows[0].token_type_ids is not None else None,
             self.adapter.pad_token_id,
             self.config.pad_multiple,
-            self.config.max_length or execute.model_position_limit(self.adapter.backbone()),
+            self._position_limit(),
         )
         starts = torch.tensor(
             [-1 if r.response_start is None else r.response_start for r in rows],

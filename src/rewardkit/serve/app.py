@@ -379,6 +379,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 r.name: {
                     "queue_depth": r.batcher.depth if r.batcher else 0,
                     "busy_seconds": r.batcher.busy_seconds if r.batcher else 0.0,
+                    "workers": r.batcher.config.concurrency if r.batcher else 0,
                     "model_tokens": {
                         kind: metrics.counter(
                             "rewardkit_model_tokens_total", route=r.name, kind=kind

@@ -88,7 +88,8 @@ class BatcherConfig:
     """Batching settings: ``token_budget`` estimated tokens per batch, ``max_batch_items`` rows
     per batch, ``max_wait_ms`` the longest gap between arrivals a filling batch waits for
     (``0``: no waiting; the whole wait is capped, see :meth:`DynamicBatcher._window`),
-    ``max_queue`` items waiting before new requests get 503, ``concurrency`` batches at once.
+    ``max_queue`` items waiting before new requests get 503, ``concurrency`` batches at once
+    (a batch takes at most an even share of the items queued and in flight).
     A model-backed reward gets each batch in one call; its engine sorts it by token length into
     sub-batches, so arrival order does not cost padding."""
 
@@ -134,6 +135,8 @@ class DynamicBatcher:
         self._queue: deque[_Entry] = deque()
         self._by_key: dict[str, _Entry] = {}
         self._running = 0
+        #: Items in the batches running now.
+        self._in_flight = 0
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
@@ -256,6 +259,7 @@ class DynamicBatcher:
                 self._slots.release()
                 continue
             self._running += 1
+            self._in_flight += len(batch)
             asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _collect(self, free_at: float) -> None:
@@ -307,9 +311,16 @@ class DynamicBatcher:
         return False
 
     def _take(self) -> list[_Entry]:
+        """The next batch, oldest items first. With ``concurrency`` > 1 it takes at most an even
+        share of the items queued and in flight, so a burst of 64 becomes two batches of 32 that
+        run at once (not one of 64 beside an idle worker), and closed-loop clients settle into
+        batches of equal size (not 47 beside 17).
+        """
         batch: list[_Entry] = []
         cost = 0
-        while self._queue and len(batch) < self.config.max_batch_items:
+        share = -(-(len(self._queue) + self._in_flight) // self.config.concurrency)
+        most = min(self.config.max_batch_items, max(1, share))
+        while self._queue and len(batch) < most:
             e = self._queue[0]
             if e.future.cancelled():
                 self._queue.popleft()
@@ -369,6 +380,7 @@ class DynamicBatcher:
                 "rewardkit_batch_seconds", seconds, LATENCY_BUCKETS, route=self.route
             )
             self._running -= 1
+            self._in_flight -= len(batch)
             self._slots.release()
             if not self._queue and not self._running:
                 self._idle.set()

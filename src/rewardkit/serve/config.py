@@ -27,6 +27,14 @@ SERVE_ENGINE_DEFAULTS: Mapping[str, Any] = {
 }
 
 
+def default_model_workers(threads: int, on_gpu: bool) -> int:
+    """Batches a model-backed route runs at once: two on a CPU with at least two torch threads
+    (one batch computes while the clients the other answered come back; each batch gets half the
+    threads, and a batch running alone all of them), one on a GPU (docs/serving.md, "CPU
+    servers")."""
+    return 2 if threads >= 2 and not on_gpu else 1
+
+
 @dataclass
 class ServeConfig:
     """Everything the server needs. ``rewards`` maps a route (a ``data_source`` value, or
@@ -52,6 +60,7 @@ class ServeConfig:
     cache_bytes: int = 64 << 20  # in-memory response cache, bytes (0: off)
     cache_dir: str | None = None
     rule_workers: int = 4
+    model_workers: int | None = None
     log_content: bool = False
     nan_reward: float = 0.0
     graceful_timeout: float = 30.0
@@ -74,6 +83,10 @@ class ServeConfig:
         if not 1 <= self.rule_workers <= MAX_THREADS:
             raise ValueError(
                 f"rule_workers must be from 1 to {MAX_THREADS}, got {self.rule_workers}"
+            )
+        if self.model_workers is not None and not 1 <= self.model_workers <= MAX_THREADS:
+            raise ValueError(
+                f"model_workers must be from 1 to {MAX_THREADS}, got {self.model_workers}"
             )
         if not math.isfinite(self.nan_reward):
             raise ValueError(f"nan_reward must be a finite number, got {self.nan_reward}")

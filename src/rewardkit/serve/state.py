@@ -4,6 +4,7 @@ the response cache, metrics, and the drain state used at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -18,10 +19,16 @@ import numpy as np
 from rewardkit.errors import SpecError
 from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher
 from rewardkit.serve.cache import ResponseCache
-from rewardkit.serve.config import DEFAULT_ROUTE, SERVE_ENGINE_DEFAULTS, ServeConfig
+from rewardkit.serve.config import (
+    DEFAULT_ROUTE,
+    SERVE_ENGINE_DEFAULTS,
+    ServeConfig,
+    default_model_workers,
+)
 from rewardkit.serve.memory import TRIM_INTERVAL, release_memory
 from rewardkit.serve.metrics import Metrics
 from rewardkit.serve.protocol import PROTOCOL_VERSION
+from rewardkit.serve.threads import ThreadShare
 from rewardkit.types import Capability, Query, Reward, stable_hash
 
 log = logging.getLogger("rewardkit.serve")
@@ -55,6 +62,9 @@ class Route:
             {"serve": PROTOCOL_VERSION, "reward": self.reward_fingerprint, "c": self.components}
         )
         self.batcher: DynamicBatcher | None = None
+        #: How the server's concurrent model batches share the torch threads (set by the server
+        #: for model-backed routes; None: batches keep whatever threads torch has).
+        self.threads: ThreadShare | None = None
         #: Where endpoint rewards' token usage and cost are counted (set by the server).
         self.metrics: Metrics | None = None
 
@@ -63,9 +73,12 @@ class Route:
         model-backed reward tokenizes it once and its engine plans length-sorted sub-batches on
         real token counts, as offline scoring does; errors are isolated per item. Afterwards
         the allocator gives freed memory back to the system (:func:`release_memory`, at most
-        every ``TRIM_INTERVAL`` seconds)."""
+        every ``TRIM_INTERVAL`` seconds). Concurrent batches share the torch threads
+        (:class:`~rewardkit.serve.threads.ThreadShare`)."""
+        share = contextlib.nullcontext() if self.threads is None else self.threads.batch(self.name)
         try:
-            return self.score_isolating(queries)
+            with share:
+                return self.score_isolating(queries)
         finally:
             if self.model_backed:
                 release_memory(TRIM_INTERVAL)
@@ -162,13 +175,17 @@ class ServeState:
                 refuse_listwise(name, reward)
                 built[key] = Route(name, spec, reward)
             self.routes[name] = built[key]
+        models = [r for r in built.values() if r.model_backed]
+        workers = self.model_workers(engine) if models else 1
+        share = ThreadShare(self._torch_threads(engine)) if models else None
         for route in built.values():
             if route.model_backed:
                 executor: Executor = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix=f"rewardkit-model-{route.name}"
+                    max_workers=workers, thread_name_prefix=f"rewardkit-model-{route.name}"
                 )
                 self._executors.append(executor)
-                batch = config.batch
+                route.threads = share
+                batch = BatcherConfig(**{**asdict(config.batch), "concurrency": workers})
             else:
                 executor = self.rule_pool
                 batch = BatcherConfig(
@@ -184,6 +201,22 @@ class ServeState:
                 on_scored=functools.partial(self.cache.put_many, route.fingerprint),
             )
             self.cache.register(route.fingerprint, {"serve": route.reward.identity()})
+
+    def model_workers(self, engine: dict[str, Any]) -> int:
+        """Batches each model-backed route runs at once (``ServeConfig.model_workers``, else
+        :func:`~rewardkit.serve.config.default_model_workers` for the server's device)."""
+        if self.config.model_workers is not None:
+            return self.config.model_workers
+        from rewardkit.models.loading import resolve_device
+
+        on_gpu = resolve_device(str(engine.get("device") or "auto")).type != "cpu"
+        return default_model_workers(self._torch_threads(engine), on_gpu)
+
+    @staticmethod
+    def _torch_threads(engine: dict[str, Any]) -> int:
+        import torch
+
+        return int(engine.get("threads") or torch.get_num_threads())
 
     def count_refused_connection(self) -> None:
         """A connection was closed on arrival (``max_connections`` open): count it."""
