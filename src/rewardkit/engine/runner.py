@@ -148,9 +148,7 @@ class Engine:
         if len(keys) != len(items):
             raise ValueError(f"{len(items)} rows but {len(keys)} keys")
         unique_keys = list(dict.fromkeys(keys))
-        first_index: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            first_index.setdefault(k, i)
+        first_index = {k: i for i, k in reversed(list(enumerate(keys)))}  # first row per key
 
         results: dict[str, tuple[np.ndarray, bool]] = {}
         if cache is not None:
@@ -222,10 +220,8 @@ class Engine:
             "seconds": seconds,
             "tokens_per_second": real_tokens / seconds if seconds > 0 and rows else None,
         }
-        if not keys:
-            values = np.zeros((0, 1), dtype=np.float32)
-        else:
-            values = stack_rows([np.atleast_1d(results[k][0]) for k in keys])
+        empty = np.zeros((0, 1), dtype=np.float32)
+        values = stack_rows([np.atleast_1d(results[k][0]) for k in keys]) if keys else empty
         return EngineRun(values, truncated, stats)
 
     def _probe(
@@ -289,10 +285,8 @@ class Engine:
         return padded
 
     def _plan_padded(self, rows: list[EncodedRow], attn: float | None) -> LayoutPlan:
-        # planned on the widths the batches will run at: rows that round up to the same width
-        # cost the same, so no batch is cut between them (``pad_multiple``)
-        limit = self._position_limit()
-        multiple = self.config.pad_multiple
+        # cut on the widths batches run at (``pad_multiple``): rows of one width share a pass
+        limit, multiple = self._position_limit(), self.config.pad_multiple
         lengths = [execute.padded_width(len(r.input_ids), multiple, limit) for r in rows]
         batches = self._cut(attn)(lengths) if rows else []
         steps: list[Step] = [(b, lambda b=b: self.run_batch([rows[i] for i in b])) for b in batches]
