@@ -394,6 +394,9 @@ def test_an_interrupt_during_the_cli_imports_is_one_line(name, code):
         capture_output=True,
         text=True,
         timeout=120,
+        # a job started in the background of a shell inherits SIGINT ignored: undo it, as a
+        # terminal's foreground process has it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
