@@ -64,6 +64,8 @@ def test_eval_refuses_bad_numbers(cli, tmp_path, option):
         ["--nan-reward", "nan"],
         ["--rule-workers", "0"],
         ["--rule-workers", "100000"],
+        ["--model-workers", "0"],
+        ["--model-workers", "100000"],
     ],
 )
 def test_serve_refuses_bad_numbers_before_starting(option):
