@@ -176,8 +176,9 @@ class ServeState:
                 built[key] = Route(name, spec, reward)
             self.routes[name] = built[key]
         models = [r for r in built.values() if r.model_backed]
-        workers = self.model_workers(engine) if models else 1
-        share = ThreadShare(self._torch_threads(engine)) if models else None
+        threads = self._torch_threads(engine) if models else 1
+        workers = self.model_workers(engine, threads) if models else 1
+        share = ThreadShare(threads) if models else None
         for route in built.values():
             if route.model_backed:
                 executor: Executor = ThreadPoolExecutor(
@@ -202,15 +203,16 @@ class ServeState:
             )
             self.cache.register(route.fingerprint, {"serve": route.reward.identity()})
 
-    def model_workers(self, engine: dict[str, Any]) -> int:
+    def model_workers(self, engine: dict[str, Any], threads: int) -> int:
         """Batches each model-backed route runs at once (``ServeConfig.model_workers``, else
-        :func:`~rewardkit.serve.config.default_model_workers` for the server's device)."""
+        :func:`~rewardkit.serve.config.default_model_workers` for the server's device and its
+        ``threads`` torch threads)."""
         if self.config.model_workers is not None:
             return self.config.model_workers
         from rewardkit.models.loading import resolve_device
 
         on_gpu = resolve_device(str(engine.get("device") or "auto")).type != "cpu"
-        return default_model_workers(self._torch_threads(engine), on_gpu)
+        return default_model_workers(threads, on_gpu)
 
     @staticmethod
     def _torch_threads(engine: dict[str, Any]) -> int:
