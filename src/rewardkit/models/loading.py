@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import MissingDependencyError, SpecError
+from rewardkit.models.allocator import keep_freed_memory
 from rewardkit.models.embedded import EMBEDDED, cache_root, embedded_key, embedded_model_dir
 
 try:
@@ -357,7 +358,10 @@ def resolve_device(name: str, option: str = DEVICE_OPTION) -> torch.device:
 
 
 def set_threads(threads: int | None) -> None:
-    """Use ``threads`` intra-op threads for torch (None leaves torch's default)."""
+    """Use ``threads`` intra-op threads for torch (None leaves torch's default). Every model
+    build calls it, so it also keeps freed tensor memory in the C heap for the next tensor
+    (:func:`rewardkit.models.allocator.keep_freed_memory`)."""
+    keep_freed_memory()
     if threads:
         torch.set_num_threads(int(threads))
 

@@ -17,10 +17,10 @@ trims), so a busy server trims at most every :data:`TRIM_INTERVAL` seconds.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import functools
 import threading
 import time
+
+from rewardkit.models.allocator import glibc
 
 #: Seconds between two trims of a busy server (once a second, a server busy with MiniLM batches
 #: faulted ~70 MiB back in every second).
@@ -30,16 +30,10 @@ _lock = threading.Lock()
 _last_trim = 0.0
 
 
-@functools.cache
 def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     """glibc's ``malloc_trim``, or None (musl, macOS, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
+    lib = glibc()
+    return None if lib is None else lib.malloc_trim
 
 
 def release_memory(interval: float = 1.0) -> bool:
