@@ -140,11 +140,17 @@ def test_compiled_scores_equal_eager_in_every_layout(model, layout, monkeypatch)
     # "auto" on a job this small compiles only when told the gain is large and the warm-up free.
     monkeypatch.setitem(compiling.SPEEDUP, ("cpu", "float32", layout), 100.0)
     monkeypatch.setitem(compiling.DEFAULT_WARMUP, "cpu", 0.0)
+    monkeypatch.setattr(compiling, "MIN_GAIN_SECONDS", 0.0)  # the tiny model is fast
     torch._dynamo.reset()
     reward = _reward(model, compile="auto", **extra)
     full = reward.score_full(queries)
     assert full.stats["layout"] == layout and full.stats["compile"] == "compiled"
     body = reward.engine.adapter.backbone()
+    # The run measured its compiled steps against its eager first one and recorded the gain.
+    key = compiling.model_key(body, "float32", torch.device("cpu"))
+    from rewardkit.models.embedded import read_record
+
+    assert read_record(compiling.GAIN_RECORD)[f"{key}|{layout}"] > 0
     assert all(b._compiled_call_impl is not None for b in compiling.blocks(body))
     np.testing.assert_allclose(full.scores, plain, atol=1e-4, rtol=0)
     if layout != "padded":
@@ -257,3 +263,68 @@ def test_eager_blocks_restores_the_stance_after_interleaved_users():
     with compiling.eager_blocks(), compiling.eager_blocks():  # nested in one thread
         assert eval_frame._stance.stance == "force_eager"
     assert eval_frame._stance.stance == before
+
+
+def test_measured_speedup_compares_seconds_per_unit_of_work(monkeypatch):
+    # Eager: 2.0 s for 1,000 units; compiled: 1.5 s for 1,500 units -> 2 ms against 1 ms: 2x.
+    assert compiling.measured_speedup((2.0, 1000.0), (1.5, 1500.0)) == pytest.approx(2.0)
+    # Compiled steps shorter than MIN_GAIN_SECONDS are noise: nothing to record.
+    assert compiling.measured_speedup((2.0, 1000.0), (0.5, 500.0)) is None
+    assert compiling.measured_speedup((0.0, 1000.0), (1.5, 1500.0)) is None
+
+
+def test_a_recorded_speedup_overrides_the_project_table():
+    import torch
+
+    cpu, key = torch.device("cpu"), "torch|Llama|32|2|bfloat16|cpu"
+    assert compiling.expected_speedup(key, cpu, "bf16", "padded") == 1.6  # SPEEDUP's entry
+    assert compiling.expected_speedup(key, cpu, "bf16", "shared") == 1.0  # none: never auto
+    compiling.record_speedup(key, "padded", 1.07)
+    assert compiling.expected_speedup(key, cpu, "bf16", "padded") == 1.07
+    assert compiling.expected_speedup(key, cpu, "bf16", "packed") == 1.6  # per layout
+
+
+def test_a_compiled_run_records_its_gain_over_its_eager_first_step(model, monkeypatch):
+    import time
+
+    import torch
+
+    # The gate's own timing, without building kernels: the "compiled" steps are made 4x faster.
+    monkeypatch.setattr(compiling, "compile_body", lambda body, dtype: 0)
+    monkeypatch.setattr(compiling, "missing_compiler", lambda device: None)
+    monkeypatch.setattr(compiling, "MIN_GAIN_SECONDS", 0.1)
+    body = _reward(model).engine.adapter.backbone()
+    lengths = [40, 40]
+    gate = compiling.CompileGate(True, body, torch.device("cpu"), "float32", "padded", 5 * 80)
+
+    def step(seconds: float):
+        def run():
+            time.sleep(seconds)
+            return [np.array([1.0]), np.array([2.0])]
+
+        return run
+
+    gate.run(lengths, step(0.2), (1, 40, lambda: [np.array([1.0])]))
+    assert gate.outcome == "compiled"
+    key = compiling.model_key(body, "float32", torch.device("cpu"))
+    for _ in range(4):
+        assert compiling.expected_speedup(key, torch.device("cpu"), "float32", "padded") == 1.0
+        gate.run(lengths, step(0.05))
+    # Recorded after the run's last step: 0.2 s against 0.05 s per step of equal work.
+    gain = compiling.expected_speedup(key, torch.device("cpu"), "float32", "padded")
+    assert 3.0 < gain <= 4.2
+
+
+def test_auto_stays_eager_where_this_machine_measured_no_gain(model, monkeypatch):
+    import torch
+
+    monkeypatch.setitem(compiling.SPEEDUP, ("cpu", "float32", "padded"), 100.0)
+    monkeypatch.setitem(compiling.DEFAULT_WARMUP, "cpu", 0.0)
+    reward = _reward(model, compile="auto", max_batch_size=2)
+    body = reward.engine.adapter.backbone()
+    compiling.record_speedup(
+        compiling.model_key(body, "float32", torch.device("cpu")), "padded", 1.0
+    )
+    full = reward.score_full(_queries())
+    assert full.stats["compile"] == "eager"
+    assert all(b._compiled_call_impl is None for b in compiling.blocks(body))

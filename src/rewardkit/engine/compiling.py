@@ -8,9 +8,10 @@ pays off on large jobs, so ``compile="auto"`` (the default) decides per engine r
 1. The run's first step runs eagerly and is timed: seconds per real token on this machine,
    for this model, dtype and layout.
 2. The rest of the run would take ``eager_left`` seconds eagerly; compiling saves
-   ``eager_left · (1 − 1/speedup)`` (:func:`worth_compiling`), where ``speedup`` is the measured
-   gain for this device, dtype and layout (:data:`SPEEDUP`; a layout or device without a
-   measured gain is never compiled automatically) and the warm-up is the last one measured for
+   ``eager_left · (1 − 1/speedup)`` (:func:`worth_compiling`), where ``speedup`` is the gain
+   this machine last measured for this model, dtype and layout (:func:`expected_speedup`), else
+   the project's measured gain for this device, dtype and layout (:data:`SPEEDUP`; a layout or
+   device without either is never compiled automatically) and the warm-up is the last one measured for
    this model on this machine (inductor's on-disk cache makes a second process's warm-up
    shorter; :func:`expected_warmup`), else :data:`DEFAULT_WARMUP`.
 3. If it pays, the blocks are compiled and the first step's first two rows (padded steps; the
@@ -19,6 +20,12 @@ pays off on large jobs, so ``compile="auto"`` (the default) decides per engine r
    compile error (no C++ compiler, a model dynamo cannot trace) or a disagreement puts the
    model back to eager with one warning line; the run's scores are always eager-checked or
    eager.
+
+A run that compiled on its first step measures its gain: the first step's eager seconds per
+unit of work against the later, compiled steps' (units: linear-equivalent tokens,
+:func:`rewardkit.engine.layout.attention_cost`, so long and short batches compare), recorded when
+the compiled steps took at least :data:`MIN_GAIN_SECONDS`. The gain differs by machine more than
+by model: 1.6× on a CPU with AMX, about 1.1× on one without (docs/performance.md).
 
 ``compile=True`` compiles on the first run whatever its size (same check and fallback);
 ``compile=False`` never compiles. Compilation belongs to the loaded model: twins sharing its
@@ -34,7 +41,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,6 +49,7 @@ import numpy as np
 import torch
 
 from rewardkit.engine.config import compile_mode
+from rewardkit.engine.layout import attention_cost
 
 #: Measured end-to-end speed-up of compiled over eager batches (docs/performance.md), by
 #: (device type, dtype, layout). Missing entries (CUDA, the shared layout, whose second pass
@@ -184,6 +192,40 @@ def record_warmup(key: str, seconds: float) -> None:
     update_record(WARMUP_RECORD, key, round(seconds, 2))
 
 
+#: The compiled-over-eager speed-ups measured on this machine, in the rewardkit cache.
+GAIN_RECORD = "compile-gain.json"
+#: Compiled seconds a run must have timed before its speed-up is recorded (less is noise).
+MIN_GAIN_SECONDS = 1.0
+
+
+def expected_speedup(key: str, device: torch.device, dtype: str, layout: str) -> float:
+    """The speed-up this machine last measured for ``key`` in ``layout``, else :data:`SPEEDUP`'s
+    for the device, dtype and layout, else 1 (never worth compiling)."""
+    from rewardkit.models.embedded import read_record
+
+    try:
+        gain = float(read_record(GAIN_RECORD)[f"{key}|{layout}"])
+    except (KeyError, TypeError, ValueError):
+        return SPEEDUP.get((device.type, canonical_dtype(dtype), layout), 1.0)
+    return gain if gain > 0 else 1.0
+
+
+def record_speedup(key: str, layout: str, gain: float) -> None:
+    """Remember a measured speed-up (best effort, as :func:`record_warmup`)."""
+    from rewardkit.models.embedded import update_record
+
+    update_record(GAIN_RECORD, f"{key}|{layout}", round(gain, 3))
+
+
+def measured_speedup(eager: tuple[float, float], compiled: tuple[float, float]) -> float | None:
+    """Eager over compiled seconds per unit of work, from (seconds, units) of each; None when
+    the compiled steps took less than :data:`MIN_GAIN_SECONDS` or either side did no work."""
+    (e_s, e_u), (c_s, c_u) = eager, compiled
+    if c_s < MIN_GAIN_SECONDS or min(e_s, e_u, c_s, c_u) <= 0:
+        return None
+    return (e_s / e_u) / (c_s / c_u)
+
+
 Outputs = list[np.ndarray]
 
 _EAGER_LOCK = threading.Lock()
@@ -211,7 +253,7 @@ def eager_blocks() -> Iterator[None]:
 class CompileGate:
     """Runs one engine run's steps, compiling the body when it pays (module docstring).
 
-    ``total_tokens`` are the run's real tokens; each :meth:`run` call gets a step's real tokens
+    ``total_tokens`` are the run's real tokens; each :meth:`run` call gets a step's row lengths
     and a call computing its outputs.
     """
 
@@ -237,6 +279,10 @@ class CompileGate:
         )
         if self.outcome == "compiled" or (body is not None and _STATE.get(body) == "failed"):
             self.decided = True
+        #: (seconds, work units) of the eager deciding step and of the compiled steps after it.
+        self.eager_work: tuple[float, float] | None = None
+        self.compiled_work = (0.0, 0.0)
+        self.attn_width = _attention_width(body)
         #: Steps of this run bypass compiled blocks (a layout they do not serve).
         self.force_eager = layout not in COMPILED_LAYOUTS and body is not None
         if self.force_eager:
@@ -247,16 +293,18 @@ class CompileGate:
 
     def run(
         self,
-        step_tokens: int,
+        lengths: Sequence[int],
         step: Callable[[], Outputs],
         probe: tuple[int, int, Callable[[], Outputs]] | None = None,
     ) -> Outputs:
-        """The outputs of one step, eager or compiled.
+        """The outputs of one step (rows of ``lengths`` real tokens), eager or compiled.
 
         ``probe`` (rows, real tokens, call): the first ``rows`` rows of this step on their own.
         When the gate compiles on this step, it warms up and checks the compiled blocks on the
         probe instead of running the whole step a second time (a padded first step can hold a
         16k-token budget: seconds of eager work)."""
+        step_tokens = sum(lengths)
+        work = attention_cost(len(lengths), max(lengths, default=0), self.attn_width)
         self.tokens_left -= step_tokens
         if self.force_eager:
             if _STATE.get(self.body) != "compiled":
@@ -264,15 +312,20 @@ class CompileGate:
             with eager_blocks():
                 return step()
         if self.decided:
-            return self._guarded(step) if self.outcome == "compiled" else step()
+            if self.outcome != "compiled":
+                return step()
+            if self.eager_work is None:
+                return self._guarded(step)
+            return self._timed(step, work)
         self.decided = True
         t0 = time.perf_counter()
         eager = step()
-        per_token = (time.perf_counter() - t0) / max(step_tokens, 1)
+        seconds = time.perf_counter() - t0
+        per_token = seconds / max(step_tokens, 1)
         assert self.body is not None
         key = model_key(self.body, self.dtype, self.device)
         if self.mode == "auto":
-            speedup = SPEEDUP.get((self.device.type, self.dtype, self.layout), 1.0)
+            speedup = expected_speedup(key, self.device, self.dtype, self.layout)
             warmup = expected_warmup(key, self.device)
             if not worth_compiling(self.tokens_left * per_token, warmup, speedup):
                 return eager
@@ -296,7 +349,23 @@ class CompileGate:
         record_warmup(key, max(time.perf_counter() - t0 - per_token * check_tokens, 0.0))
         _STATE[self.body] = "compiled"
         self.outcome = "compiled"
+        self.eager_work = (seconds, work)
         return eager
+
+    def _timed(self, step: Callable[[], Outputs], work: float) -> Outputs:
+        """A compiled step of a run that compiled on its first one: timed, and after the run's
+        last step its speed-up over the eager first step is recorded (:func:`measured_speedup`)."""
+        t0 = time.perf_counter()
+        out = self._guarded(step)
+        if self.outcome != "compiled" or self.eager_work is None:
+            return out
+        c_s, c_u = self.compiled_work
+        self.compiled_work = (c_s + time.perf_counter() - t0, c_u + work)
+        gain = measured_speedup(self.eager_work, self.compiled_work)
+        if self.tokens_left <= 0 and gain is not None:
+            assert self.body is not None
+            record_speedup(model_key(self.body, self.dtype, self.device), self.layout, gain)
+        return out
 
     def _guarded(self, step: Callable[[], Outputs]) -> Outputs:
         """A compiled step; a compile error on a new shape falls back to eager for good."""
@@ -312,3 +381,15 @@ class CompileGate:
         _STATE[self.body] = "failed"
         self.outcome = "fallback"
         warn_once(f"torch.compile unavailable, scoring eagerly ({why})")
+
+
+def _attention_width(body: torch.nn.Module | None) -> float | None:
+    """Where attention costs as much as the linear layers, for work units (None: unknown)."""
+    if body is None:
+        return None
+    from rewardkit.engine.execute import model_attention_width
+
+    try:
+        return model_attention_width(body)
+    except Exception:  # a body without the usual config fields: count plain tokens
+        return None

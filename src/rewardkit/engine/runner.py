@@ -179,7 +179,7 @@ class Engine:
             with torch.inference_mode():
                 for batch, run in plan.steps:
                     probe = None if gate.decided else self._probe(plan, rows, batch)
-                    out = gate.run(sum(lengths[i] for i in batch), run, probe)
+                    out = gate.run([lengths[i] for i in batch], run, probe)
                     scored = [
                         (
                             todo_keys[i],
