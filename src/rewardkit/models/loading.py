@@ -16,6 +16,7 @@ from typing import Any
 
 from rewardkit.errors import MissingDependencyError, SpecError
 from rewardkit.models.allocator import keep_freed_memory
+from rewardkit.models.cpu_linear import route_linears
 from rewardkit.models.embedded import EMBEDDED, cache_root, embedded_key, embedded_model_dir
 
 try:
@@ -87,7 +88,10 @@ def finish_dtype(model: Any, dtype: str) -> Any:
         )
     # .to() as well: transformers < 4.56 reads the dtype keyword as a config field and ignores it.
     model = model.to(torch_dtype(dtype)).eval()
-    return quantize_int8(model) if is_int8(dtype) else model
+    if is_int8(dtype):
+        return quantize_int8(model)
+    route_linears(model)  # float32 layers on oneDNN where this CPU runs them faster
+    return model
 
 
 def torch_dtype(name: str) -> torch.dtype:
