@@ -96,7 +96,7 @@ def main() -> int:
         return 0
     seen: dict[bool, list[dict]] = {True: [], False: []}
     for r in range(args.rounds):
-        for tuned in ((False, True) if r % 2 == 0 else (True, False)):
+        for tuned in (False, True) if r % 2 == 0 else (True, False):
             got = run_child(args, tuned)
             if got["tuned"] != tuned:
                 raise SystemExit(f"asked tuned={tuned}, the process reports {got['tuned']}")
