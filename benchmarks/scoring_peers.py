@@ -139,22 +139,32 @@ def linear_shapes(model: Any, run: Any) -> dict[tuple[int, int, int], int]:
     return seen
 
 
-def gemm_seconds(shapes: dict[tuple[int, int, int], int], dtype: Any, reps: int = 3) -> float:
+def gemm_seconds(
+    shapes: dict[tuple[int, int, int], int], dtype: Any, reps: int = 3, onednn: bool = False
+) -> float:
     """The time those linear layers take alone: each (m, k, n) timed ``reps`` times (best kept)
-    with ``torch.nn.functional.linear`` in ``dtype``, times how often the run does it."""
+    in ``dtype`` with the kernel the run used (``onednn``: the float32 layers rewardkit switched
+    to oneDNN, ``rewardkit.models.cpu_linear``; else ``torch.nn.functional.linear``), times how
+    often the run does it."""
     import torch
 
+    from rewardkit.models.cpu_linear import onednn_linear
+
+    def linear(x: Any, w: Any) -> Any:
+        return onednn_linear(x, w, None) if onednn else torch.nn.functional.linear(x, w)
+
     total = 0.0
-    for (m, k, n), count in shapes.items():
-        x = torch.randn(m, k, dtype=dtype)
-        w = torch.randn(n, k, dtype=dtype)
-        torch.nn.functional.linear(x, w)
-        best = float("inf")
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            torch.nn.functional.linear(x, w)
-            best = min(best, time.perf_counter() - t0)
-        total += best * count
+    with torch.inference_mode():
+        for (m, k, n), count in shapes.items():
+            x = torch.randn(m, k, dtype=dtype)
+            w = torch.randn(n, k, dtype=dtype)
+            linear(x, w)
+            best = float("inf")
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                linear(x, w)
+                best = min(best, time.perf_counter() - t0)
+            total += best * count
     return total
 
 
@@ -205,7 +215,11 @@ def rewardkit_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         eager = load_reward(spec, engine_defaults={**options, "compile": False})
         with torch.inference_mode():
             shapes = linear_shapes(eager.model, lambda: eager.score_full(queries))
-        out["gemm_seconds"] = gemm_seconds(shapes, torch_dtype(options.get("dtype", "float32")))
+        from rewardkit.models.cpu_linear import is_switched
+
+        onednn = any(is_switched(m) for m in eager.model.modules())
+        dtype = torch_dtype(options.get("dtype", "float32"))
+        out["gemm_seconds"] = gemm_seconds(shapes, dtype, onednn=onednn)
         out["gemm_calls"] = sum(shapes.values())
     return out
 
