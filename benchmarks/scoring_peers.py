@@ -148,7 +148,7 @@ def gemm_seconds(
     often the run does it."""
     import torch
 
-    from rewardkit.models.cpu_linear import onednn_linear
+    from rewardkit.models.cpu_linear import best_seconds, onednn_linear
 
     def linear(x: Any, w: Any) -> Any:
         return onednn_linear(x, w, None) if onednn else torch.nn.functional.linear(x, w)
@@ -158,13 +158,7 @@ def gemm_seconds(
         for (m, k, n), count in shapes.items():
             x = torch.randn(m, k, dtype=dtype)
             w = torch.randn(n, k, dtype=dtype)
-            linear(x, w)
-            best = float("inf")
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                linear(x, w)
-                best = min(best, time.perf_counter() - t0)
-            total += best * count
+            total += best_seconds(lambda x=x, w=w: linear(x, w), reps) * count
     return total
 
 

@@ -45,8 +45,10 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-def _best_seconds(call: Any, reps: int = 3) -> float:
-    call()  # first call: oneDNN builds its kernel for the shape
+def best_seconds(call: Any, reps: int = 3) -> float:
+    """The shortest of ``reps`` timed calls of ``call``, after one untimed call (where oneDNN
+    builds its kernel for the shape)."""
+    call()
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -62,8 +64,8 @@ def onednn_speedup(in_features: int, out_features: int, threads: int) -> float:
     x = torch.randn(TIMED_ROWS, in_features)
     w = torch.randn(out_features, in_features)
     with torch.inference_mode():
-        default = _best_seconds(lambda: F.linear(x, w))
-        onednn = _best_seconds(lambda: onednn_linear(x, w, None))
+        default = best_seconds(lambda: F.linear(x, w))
+        onednn = best_seconds(lambda: onednn_linear(x, w, None))
     return default / onednn if onednn > 0 else 1.0
 
 
