@@ -11,9 +11,9 @@ pays off on large jobs, so ``compile="auto"`` (the default) decides per engine r
    ``eager_left · (1 − 1/speedup)`` (:func:`worth_compiling`), where ``speedup`` is the gain
    this machine last measured for this model, dtype and layout (:func:`expected_speedup`), else
    the project's measured gain for this device, dtype and layout (:data:`SPEEDUP`; a layout or
-   device without either is never compiled automatically) and the warm-up is the last one measured for
-   this model on this machine (inductor's on-disk cache makes a second process's warm-up
-   shorter; :func:`expected_warmup`), else :data:`DEFAULT_WARMUP`.
+   device without either is never compiled automatically), and the warm-up is the last one
+   measured for this model on this machine (inductor's on-disk cache makes a second process's
+   warm-up shorter; :func:`expected_warmup`), else :data:`DEFAULT_WARMUP`.
 3. If it pays, the blocks are compiled and the first step's first two rows (padded steps; the
    whole step in other layouts) run again compiled: that is the warm-up, and their scores are
    checked against the eager ones (:func:`outputs_agree`). A
