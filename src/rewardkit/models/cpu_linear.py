@@ -7,11 +7,12 @@ linear shapes of SmolLM2-135M and MiniLM at 170–200 GFLOP/s and oneDNN's kerne
 (``torch.ops.mkldnn._linear_pointwise``) at 340–440, 2.0–2.4× on every shape. So when a float32
 model is loaded (:func:`rewardkit.models.loading.finish_dtype`), :func:`route_linears` times both
 kernels once per process on the model's most common linear shape and, where oneDNN is at least
-:data:`MIN_GAIN` faster, gives the model's linear layers a forward that calls it. Results are
-equal to float32 rounding (the products accumulate in float32 either way).
+:data:`MIN_GAIN` faster, turns the model's ``nn.Linear`` layers into :class:`OneDNNLinear`.
+Results are equal to float32 rounding (the products accumulate in float32 either way).
 
-The switched forward calls oneDNN only for CPU tensors with no gradient to track (scoring runs
-under ``torch.inference_mode``); anything else, training included, takes ``F.linear``.
+A switched layer calls oneDNN only for CPU tensors with no gradient to track (scoring runs under
+``torch.inference_mode``) and outside ``torch.compile``; anything else, training included, takes
+``F.linear``.
 ``REWARDKIT_FP32_LINEAR``: ``auto`` (default, measured), ``onednn`` (always, where available) or
 ``default`` (never).
 """
