@@ -25,7 +25,7 @@ A run that compiled on its first step measures its gain: the first step's eager 
 unit of work against the later, compiled steps' (units: linear-equivalent tokens,
 :func:`rewardkit.engine.layout.attention_cost`, so long and short batches compare), recorded when
 the compiled steps took at least :data:`MIN_GAIN_SECONDS`. The gain differs by machine more than
-by model: 1.6× on a CPU with AMX, about 1.1× on one without (docs/performance.md).
+by model: 1.6× on a CPU with AMX, about 1.2× on one without (docs/performance.md).
 
 ``compile=True`` compiles on the first run whatever its size (same check and fallback);
 ``compile=False`` never compiles. Compilation belongs to the loaded model: twins sharing its
