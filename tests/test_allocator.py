@@ -4,6 +4,7 @@ stays in the heap, so repeated activations of one size stop faulting pages in.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,8 +32,6 @@ print(json.dumps({"tuned": keep_freed_memory(), "faults": faults}))
 
 
 def run_faults(env_extra: dict[str, str]) -> dict[str, object]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env.pop("GLIBC_TUNABLES", None)
     env.pop("REWARDKIT_MALLOC_TUNING", None)

@@ -78,8 +78,13 @@ def test_the_environment_setting(value, chosen):
     assert cpu_linear.mode(env) == chosen
 
 
-def test_measured_speedup_is_a_positive_ratio():
-    assert cpu_linear.onednn_speedup(32, 64, torch.get_num_threads()) > 0
+def test_the_speedup_is_timed_once_per_shape_and_process():
+    threads = torch.get_num_threads()
+    first = cpu_linear.onednn_speedup(32, 64, threads)
+    hits = cpu_linear.onednn_speedup.cache_info().hits
+    assert np.isfinite(first) and first > 0
+    assert cpu_linear.onednn_speedup(32, 64, threads) == first
+    assert cpu_linear.onednn_speedup.cache_info().hits == hits + 1
 
 
 def test_a_loaded_model_scores_the_same_on_either_kernel(tmp_path, monkeypatch):

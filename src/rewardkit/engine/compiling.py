@@ -36,6 +36,7 @@ graphs stays bounded over many shapes).
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
@@ -282,7 +283,6 @@ class CompileGate:
         #: (seconds, work units) of the eager deciding step and of the compiled steps after it.
         self.eager_work: tuple[float, float] | None = None
         self.compiled_work = (0.0, 0.0)
-        self.attn_width = _attention_width(body)
         #: Steps of this run bypass compiled blocks (a layout they do not serve).
         self.force_eager = layout not in COMPILED_LAYOUTS and body is not None
         if self.force_eager:
@@ -304,7 +304,6 @@ class CompileGate:
         probe instead of running the whole step a second time (a padded first step can hold a
         16k-token budget: seconds of eager work)."""
         step_tokens = sum(lengths)
-        work = attention_cost(len(lengths), max(lengths, default=0), self.attn_width)
         self.tokens_left -= step_tokens
         if self.force_eager:
             if _STATE.get(self.body) != "compiled":
@@ -316,7 +315,7 @@ class CompileGate:
                 return step()
             if self.eager_work is None:
                 return self._guarded(step)
-            return self._timed(step, work)
+            return self._timed(step, self._work(lengths))
         self.decided = True
         t0 = time.perf_counter()
         eager = step()
@@ -349,8 +348,18 @@ class CompileGate:
         record_warmup(key, max(time.perf_counter() - t0 - per_token * check_tokens, 0.0))
         _STATE[self.body] = "compiled"
         self.outcome = "compiled"
-        self.eager_work = (seconds, work)
+        self.eager_work = (seconds, self._work(lengths))
         return eager
+
+    @functools.cached_property
+    def attn_width(self) -> float | None:
+        """The body's attention width (:func:`_attention_width`), read only by runs that measure
+        a gain: other runs, a server's small batches among them, skip the parameter count."""
+        return _attention_width(self.body)
+
+    def _work(self, lengths: Sequence[int]) -> float:
+        """A step's work in linear-equivalent tokens."""
+        return attention_cost(len(lengths), max(lengths, default=0), self.attn_width)
 
     def _timed(self, step: Callable[[], Outputs], work: float) -> Outputs:
         """A compiled step of a run that compiled on its first one: timed, and after the run's
@@ -361,8 +370,10 @@ class CompileGate:
             return out
         c_s, c_u = self.compiled_work
         self.compiled_work = (c_s + time.perf_counter() - t0, c_u + work)
+        if self.tokens_left > 0:
+            return out
         gain = measured_speedup(self.eager_work, self.compiled_work)
-        if self.tokens_left <= 0 and gain is not None:
+        if gain is not None:
             assert self.body is not None
             record_speedup(model_key(self.body, self.dtype, self.device), self.layout, gain)
         return out
