@@ -39,16 +39,26 @@ class RuleReward(Reward):
     def score_one(self, query: Query) -> float:
         """The reward of one query."""
 
+    def verdict(self, query: Query) -> tuple[float, str | None]:
+        """The reward of one query and, where the rule could not finish checking it (a check
+        past its time limit), why: that row then counts as a failure of its call, with the
+        score it got."""
+        return self.score_one(query), None
+
     def _score(self, queries: Sequence[Query]) -> np.ndarray | ScoreResult:
-        """Each query by :meth:`score_one`; a row whose reference cannot be read
-        (:class:`BadReference`) fails alone: NaN, named in ``stats["errors"]``."""
+        """Each query by :meth:`verdict`; a row whose reference cannot be read
+        (:class:`BadReference`) fails alone: NaN, named in ``stats["errors"]``; a row the rule
+        could not finish checking keeps its score and is named there too."""
         scores = np.full(len(queries), np.nan, dtype=np.float64)
-        errors = []
+        errors: list[dict[str, Any]] = []
         for i, query in enumerate(queries):
             try:
-                scores[i] = self.score_one(query)
+                scores[i], problem = self.verdict(query)
             except BadReference as exc:
                 errors.append({"index": i, "error": str(exc)})
+                continue
+            if problem is not None:
+                errors.append({"index": i, "error": problem, "score": float(scores[i])})
         if not errors:
             return scores
         return ScoreResult(

@@ -1,0 +1,161 @@
+"""Rule checks that can hang, run in worker processes with a deadline that holds.
+
+Some checks hold the GIL for as long as they run: sympy inside math-verify
+(``\\boxed{9^{9^{9^{9}}}}``), Python's ``re`` on a catastrophic pattern (``(a+)+$`` against
+``"aaaa…!"``). In a thread, no timeout can stop them, and a server stops answering, even
+``/health`` and SIGTERM. So such a check runs in a worker process: one that does not answer by a
+deadline is killed and replaced, and the caller scores the item as unverified.
+
+Workers are plain ``python -m MODULE`` processes speaking JSON lines on stdin/stdout (no
+pickling, no re-import of the caller's ``__main__``), started on first need, one per thread
+calling at once, reused, killed when the interpreter exits. A module serves with :func:`serve`;
+a caller asks with :meth:`WorkerPool.run`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+#: Seconds a new worker may take to import what it needs and say it is ready.
+START_TIMEOUT_S = 60.0
+
+
+class WorkerDied(RuntimeError):
+    """The worker exited or stopped answering before its deadline."""
+
+
+class WorkerDidNotStart(WorkerDied):
+    """No worker process could be started here."""
+
+
+class _Worker:
+    def __init__(self, module: str, label: str) -> None:
+        self.label = label
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as e:
+            raise WorkerDidNotStart(f"cannot start a {label} worker: {e}") from None
+        self._buf = b""
+        try:
+            ready = self._line(START_TIMEOUT_S)
+        except (WorkerDied, ValueError):
+            ready = None
+        if ready != {"ready": True}:
+            self.kill()
+            raise WorkerDidNotStart(f"the {label} worker did not start")
+
+    def _line(self, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        out = self.proc.stdout
+        assert out is not None
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([out], [], [], left)[0]:
+                raise WorkerDied(f"{self.label} worker did not answer in time")
+            chunk = os.read(out.fileno(), 1 << 16)
+            if not chunk:
+                raise WorkerDied(f"{self.label} worker exited")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def ask(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps(job) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError as e:
+            raise WorkerDied(f"{self.label} worker exited ({e})") from None
+        return self._line(timeout)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+
+class WorkerPool:
+    """Workers running ``python -m module`` (``label`` names them in errors)."""
+
+    def __init__(self, module: str, label: str) -> None:
+        self.module, self.label = module, label
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        _POOLS.append(self)
+
+    def workers(self) -> list[_Worker]:
+        """The pool's live workers (idle or busy)."""
+        with self._lock:
+            return list(self._all)
+
+    def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """``job`` answered by a worker within ``timeout`` seconds. Raises :class:`WorkerDied`
+        when it did not answer in time or exited (the worker is killed), and
+        :class:`WorkerDidNotStart` when none could start."""
+        try:
+            worker = self._idle.get_nowait()
+        except queue.Empty:
+            worker = _Worker(self.module, self.label)
+            with self._lock:
+                self._all.add(worker)
+        try:
+            answer = worker.ask(job, timeout)
+        except BaseException:
+            with self._lock:
+                self._all.discard(worker)
+            worker.kill()
+            raise
+        self._idle.put(worker)
+        return answer
+
+    def shutdown(self) -> None:
+        """Kill every worker (idle or busy)."""
+        with self._lock:
+            workers = list(self._all)
+            self._all.clear()
+        for w in workers:
+            w.kill()
+
+
+_POOLS: list[WorkerPool] = []
+
+
+@atexit.register
+def _shutdown() -> None:
+    for pool in list(_POOLS):
+        pool.shutdown()
+
+
+def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """A worker's main loop: say it is ready, then answer each JSON job on a stdin line with
+    ``handle(job)`` as one JSON line on stdout."""
+    out = sys.stdout
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        out.write(json.dumps(handle(json.loads(line))) + "\n")
+        out.flush()

@@ -1,0 +1,147 @@
+"""rule:json_schema's time limit: a catastrophic ``pattern`` cannot stall a process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import threading
+import time
+
+import pytest
+
+from rewardkit import Query, load_reward
+from rewardkit.errors import DataError, SpecError
+from rewardkit.rewards.rules import json_schema, schema_worker
+
+#: ``(a+)+$`` against "aaaa…!" backtracks 2^40 times in Python's ``re``: hours, holding the GIL.
+CATASTROPHIC = "^(a+)+$"
+HOSTILE = "a" * 40 + "!"
+
+
+def q(response: str, reference=None) -> Query:
+    return Query(prompt="", response=response, reference=reference)
+
+
+def schema_reward(schema=None, **options):
+    spec = {"type": "rule", "arg": "json_schema", **options}
+    if schema is not None:
+        spec["schema"] = schema
+    return load_reward(spec)
+
+
+def test_has_patterns_finds_pattern_keywords_at_any_depth():
+    assert not schema_worker.has_patterns({"type": "object", "properties": {"a": {"type": "x"}}})
+    assert schema_worker.has_patterns({"items": [{"anyOf": [{"pattern": "^a$"}]}]})
+    assert schema_worker.has_patterns({"patternProperties": {"^x": {}}})
+    assert schema_worker.has_patterns({"$defs": {"s": {"type": "string", "pattern": "b"}}})
+    assert not schema_worker.has_patterns(True)
+
+
+def test_a_catastrophic_pattern_scores_zero_within_the_limit_and_names_the_row():
+    reward = schema_reward({"type": "string", "pattern": CATASTROPHIC}, timeout=1)
+    queries = [q(json.dumps(HOSTILE)), q('"aaa"'), q('"b"'), q("not json")]
+    t0 = time.monotonic()
+    res = reward.score_full(queries)
+    assert time.monotonic() - t0 < 30
+    assert res.scores.tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert res.stats["failed"] == 1
+    (error,) = res.stats["errors"]
+    assert error["index"] == 0 and error["score"] == 0.0
+    assert "did not finish in 1 s" in error["error"]
+    # the killed worker was replaced: later checks still run, and only live workers are kept
+    assert reward.score([q('"aa"'), q('"ab"')]).tolist() == [1.0, 0.0]
+    assert all(w.alive() for w in schema_worker.POOL.workers())
+
+
+def test_a_hostile_property_name_in_a_thread_cannot_stall_the_process():
+    """patternProperties match the response's own keys; a server calls from worker threads."""
+    schema = {
+        "type": "object",
+        "patternProperties": {CATASTROPHIC: {"type": "integer"}},
+        "additionalProperties": False,
+    }
+    reward = schema_reward(timeout=1)
+    out: list = []
+    items = [q(json.dumps({HOSTILE: 1}), schema), q('{"aa": 1}', schema), q('{"aa": "x"}', schema)]
+    worker = threading.Thread(target=lambda: out.append(reward.score_full(items)))
+    worker.start()
+    ticks = 0
+    while worker.is_alive() and ticks < 300:  # this thread keeps running meanwhile
+        time.sleep(0.1)
+        ticks += 1
+    worker.join(timeout=60)
+    assert not worker.is_alive() and ticks >= 5
+    assert out[0].scores.tolist() == [0.0, 1.0, 0.0]
+    assert [e["index"] for e in out[0].stats["errors"]] == [0]
+
+
+def test_checks_in_workers_equal_checks_in_process():
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]+$"},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^#"}},
+        },
+        "patternProperties": {"^x-": {"type": "number"}},
+        "required": ["id"],
+        "additionalProperties": False,
+    }
+    responses = [
+        '{"id": "AB-12"}',
+        '{"id": "ab-12"}',
+        '{"id": "AB-1", "tags": ["#a", "#b"]}',
+        '{"id": "AB-1", "tags": ["a"]}',
+        '{"id": "AB-1", "x-rate": 0.5}',
+        '{"id": "AB-1", "x-rate": "fast"}',
+        '{"id": "AB-1", "other": 1}',
+        '```json\n{"id": "ZZ-9"}\n```',
+        "[]",
+        "nope",
+    ]
+    timed = schema_reward(schema, timeout=5).score([q(r) for r in responses])
+    untimed = schema_reward(schema, timeout=0).score([q(r) for r in responses])
+    assert timed.tolist() == untimed.tolist() == [1, 0, 1, 0, 1, 0, 0, 1, 0, 0]
+    by_reference = schema_reward(timeout=5).score([q(r, schema) for r in responses])
+    assert by_reference.tolist() == timed.tolist()
+
+
+def test_a_schema_error_found_in_a_worker_fails_its_row_alone():
+    schema = {"type": "string", "pattern": "^a", "$ref": "#/$defs/missing"}
+    reward = schema_reward(timeout=5)
+    res = reward.score_full([q('"abc"', schema), q('"abc"', {"pattern": "^a"})])
+    assert math.isnan(res.scores[0]) and res.scores[1] == 1.0
+    assert res.stats["failed"] == 1 and "cannot be applied" in res.stats["errors"][0]["error"]
+    with pytest.raises(DataError, match="cannot be applied"):
+        reward.score_one(q('"abc"', schema))
+
+
+def test_a_list_of_schemas_passes_when_another_schema_is_met_in_time():
+    schemas = [{"type": "string", "pattern": CATASTROPHIC}, {"type": "string", "maxLength": 64}]
+    res = schema_reward(timeout=1).score_full([q(json.dumps(HOSTILE), schemas)])
+    assert res.scores.tolist() == [1.0] and "failed" not in res.stats
+
+
+def test_timeout_option_and_identity():
+    assert schema_reward(timeout=2).options["timeout"] == 2.0
+    assert schema_reward().options["timeout"] == json_schema.DEFAULT_TIMEOUT_S
+    assert schema_reward(timeout=2).fingerprint() != schema_reward(timeout=3).fingerprint()
+    for bad in (-1, "soon"):
+        with pytest.raises(SpecError, match="timeout"):
+            schema_reward(timeout=bad)
+    hostile = json.dumps(HOSTILE)
+    schema = {"type": "string", "pattern": CATASTROPHIC}
+    assert json_schema.compute_score(hostile, None, schema=schema, timeout=1) == 0.0
+
+
+def test_without_a_worker_process_the_check_runs_here(monkeypatch, caplog):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(json_schema, "_warned_no_worker", False)
+    pool = schema_worker.WorkerPool("rewardkit.rewards.rules.schema_worker", "JSON Schema")
+    monkeypatch.setattr(schema_worker, "POOL", pool)
+    reward = schema_reward({"type": "string", "pattern": "^a+$"}, timeout=1)
+    with caplog.at_level(logging.WARNING):
+        assert reward.score([q('"aaa"'), q('"ab"')]).tolist() == [1.0, 0.0]
+    assert "no worker process" in caplog.text
+    assert pool.workers() == []
