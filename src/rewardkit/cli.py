@@ -8,6 +8,8 @@ imports is as clean as one during a run."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import io
 import os
 import re
@@ -170,7 +172,7 @@ def _stop(note: str, signum: int | None) -> None:
     Ctrl-C; for SIGTERM, by the signal itself, as a supervisor expects."""
     print(note, file=sys.stderr, flush=True)
     sys.stdout.flush()
-    run_exit_handlers = getattr(__import__("atexit"), "_run_exitfuncs", None)
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is not None:
         run_exit_handlers()
     if signum is None:
@@ -184,10 +186,43 @@ def _stop(note: str, signum: int | None) -> None:
     sys.exit(128 + signum)  # pragma: no cover - only where the signal could not end us
 
 
+def _keep_status_on_late_signals(code: object, sigterm: bool) -> None:
+    """The command has ended (its outputs written, or its error said): a Ctrl-C (and, where
+    ``sigterm``, a SIGTERM) arriving while the interpreter shuts down (threads joined, exit
+    handlers, torch unloading) ends the process at once with the status the command had, not by
+    the signal with a traceback from an exit handler."""
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+
+    def leave(signum: int, frame: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(status)
+
+    signal.signal(signal.SIGINT, leave)
+    if sigterm:
+        signal.signal(signal.SIGTERM, leave)
+    _ended.append(status)
+
+
+#: The ended command's status, once :func:`_keep_status_on_late_signals` ran.
+_ended: list[int] = []
+
+
+def _ignore_ctrl_c_in_teardown() -> None:
+    """The last exit handler: after it the interpreter resets Python-level signal handlers to
+    the default and unloads its modules (torch's included, seconds), where a Ctrl-C would end an
+    already finished command by the signal. A finished command ignores it from here on."""
+    if _ended:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main() -> None:
     """Console-script entry point."""
+    own_sigterm = not hasattr(signal, "SIGTERM") or bool(OWN_SIGTERM.intersection(sys.argv[1:2]))
+    atexit.register(_ignore_ctrl_c_in_teardown)  # registered first: runs after the others
     try:
-        if hasattr(signal, "SIGTERM") and not OWN_SIGTERM.intersection(sys.argv[1:2]):
+        if not own_sigterm:
             signal.signal(signal.SIGTERM, _on_sigterm)
         warnings.showwarning = _one_line_warning
         if not sys.stderr.isatty():
@@ -195,11 +230,13 @@ def main() -> None:
             sys.stderr = _LinePerUpdate(sys.stderr)
         app = build_app()  # imports every verb: inside the try, so Ctrl-C here is clean too
         app()
+        _keep_status_on_late_signals(0, not own_sigterm)
         return
     except KeyboardInterrupt:  # outside a command (typer turns one inside into exit 130)
         pass
     except SystemExit as exc:
         if exc.code != INTERRUPTED:
+            _keep_status_on_late_signals(exc.code, not own_sigterm)
             raise
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run has unwound: a second Ctrl-C waits
     terminated = signal.SIGTERM if hasattr(signal, "SIGTERM") else None

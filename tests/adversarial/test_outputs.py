@@ -273,3 +273,45 @@ def test_ctrl_c_mid_score_says_so_and_leaves_nothing(tmp_path):
     assert "interrupted before the run finished" in stderr and "Traceback" not in stderr
     assert "scored" not in stdout
     assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("phase", ["exit handlers", "interpreter teardown"])
+def test_ctrl_c_after_the_command_finished_keeps_its_status(tmp_path, phase):
+    """A Ctrl-C that lands once the command has written its output (while exit handlers run,
+    or while the interpreter unloads its modules) neither prints a traceback nor turns the
+    finished run's exit status into an interrupt."""
+    data, out = tmp_path / "rows.jsonl", tmp_path / "scored.jsonl"
+    data.write_text('{"prompt": "p", "response": "four"}\n')
+    script = f"""
+import atexit, os, signal, sys, time
+from rewardkit import cli
+
+def late_ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)
+
+if {phase == "interpreter teardown"!r}:
+    atexit.register(late_ctrl_c)  # registered before main's handlers: runs after them
+build = cli.build_app
+
+def build_then_register():
+    app = build()
+    if {phase == "exit handlers"!r}:
+        atexit.register(late_ctrl_c)  # as a command's own exit handler
+    return app
+
+cli.build_app = build_then_register
+sys.argv = ["rewardkit", "score", "--reward", "rule:length", "--data", {str(data)!r},
+            "--out", {str(out)!r}]
+cli.main()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    assert "scored 1 rows" in proc.stdout and out.read_text().count("\n") == 1
