@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import SpecError
+from rewardkit.rewards.rules import schema_worker
 from rewardkit.rewards.rules._common import (
     NAN,
     BadReference,
@@ -180,38 +181,38 @@ class JsonSchemaReward(RuleReward):
         """Whether ``value`` conforms and, when the check ran past its time limit, why. A schema
         that cannot be applied (a ``$ref`` it cannot resolve) is the schema's fault:
         :class:`_BadReferenceSchema`, never a traceback."""
-        answer = None if check.isolated_text is None else self._in_worker(check, value)
+        answer = None
+        if check.isolated_text is not None:
+            try:
+                answer = self._in_worker(check.isolated_text, value)
+            except schema_worker.WorkerDied as exc:
+                timeout = self.options["timeout"]
+                return False, (
+                    f"rule:json_schema: the schema check did not finish in {timeout:g} s "
+                    f"({exc}; a pattern that backtracks without end?): scored 0.0"
+                )
         if answer is None:
             valid, error = conformance(check.validator, value)
-        elif "timeout" in answer:
-            return False, answer["timeout"]
         else:
             valid, error = bool(answer.get("valid")), answer.get("error")
         if error is not None:
             raise _BadReferenceSchema(error, field=field)
         return valid, None
 
-    def _in_worker(self, check: _Check, value: Any) -> dict[str, Any] | None:
-        """The check in a worker process (:mod:`.schema_worker`); None where none can start or
-        the value cannot be sent (then it runs here)."""
-        from rewardkit.rewards.rules import schema_worker
-
-        timeout = float(self.options["timeout"])
+    def _in_worker(self, schema_text: str, value: Any) -> dict[str, Any] | None:
+        """The check in a worker process (:mod:`.schema_worker`), killed past the time limit
+        (:class:`~.worker_pool.WorkerDied`); None where no worker can start or the value cannot
+        be sent (then it runs here)."""
         try:
             json.dumps(value)  # a value nested past the encoder's limit is checked here
         except (ValueError, RecursionError):
             return None
-        job = {"schema": check.isolated_text, "formats": self.options["formats"], "instance": value}
+        job = {"schema": schema_text, "formats": self.options["formats"], "instance": value}
         try:
-            return schema_worker.POOL.run(job, timeout)
+            return schema_worker.POOL.run(job, float(self.options["timeout"]))
         except schema_worker.WorkerDidNotStart as exc:
             _warn_no_worker(exc)
             return None
-        except schema_worker.WorkerDied:
-            return {
-                "timeout": f"rule:json_schema: the schema check did not finish in {timeout:g} s "
-                "(a pattern that backtracks without end?); worker killed, scored 0.0"
-            }
 
 
 def compute_score(
