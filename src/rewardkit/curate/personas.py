@@ -18,7 +18,7 @@ import numpy as np
 from rewardkit.errors import DataError
 from rewardkit.types import Example
 
-_MARKDOWN = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|#{1,6}\s|\|)|\*\*|`", re.M)
+_MARKDOWN = re.compile(r"^[^\S\n]*+(?:[-*+]\s|\d+[.)]\s|#{1,6}\s|\|)|\*\*|`", re.M)
 _HEDGE = re.compile(r"\b(?:sorry|apologi[sz]e|might|may|perhaps|possibly|not sure|i think)\b", re.I)
 
 

@@ -137,7 +137,7 @@ def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) ->
     return msgs
 
 
-_NEMO_TURN = re.compile(r"\s*<extra_id_1>(User|Assistant)[ \t]*\n?")
+_NEMO_TURN = re.compile(r"(?<!\s)\s*+<extra_id_1>(User|Assistant)[ \t]*+\n?")
 
 
 def nemo_prompt(value: str) -> list[Message] | None:

@@ -15,7 +15,7 @@ from rewardkit.types import Example
 HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 
 _INSTR = re.compile(r"###The instruction to evaluate:\s*(.*?)\s*###Response to evaluate:\s*", re.S)
-_RESP_END = re.compile(r"\s*###(Reference Answer|Score Rubrics|Feedback)", re.S)
+_RESP_END = re.compile(r"(?<!\s)\s*+###(Reference Answer|Score Rubrics|Feedback)", re.S)
 
 
 def _number(rec: Record, name: str) -> float:

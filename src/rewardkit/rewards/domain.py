@@ -25,7 +25,9 @@ from rewardkit.types import Capability, Query, Reward, ScoreResult, prompt_text
 
 MODEL_FILE = "domain.json"
 _WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
-_EQUATION = re.compile(r"(\d+(?:\.\d+)?)\s*([-+*/x×])\s*(\d+(?:\.\d+)?)\s*=\s*\$?(\d+(?:\.\d+)?)")
+_EQUATION = re.compile(  # possessive, starting at a number's first digit: linear time
+    r"(?<!\d)(\d++(?:\.\d++)?)\s*+([-+*/x×])\s*+(\d++(?:\.\d++)?)\s*+=\s*+\$?(\d++(?:\.\d++)?)"
+)
 _STOP = frozenset(
     [
         "the",

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.rewards.judges.verdict import RATING_SCALE
+from rewardkit.rewards.tags import strip_blocks
 
 _NEG = -math.inf
 _MARKUP = " \t\n*_`'\"[]()<>:.,!"
@@ -103,16 +104,35 @@ def _first_word(text: str) -> str:
     return words[0].strip(_MARKUP).lower() if words else ""
 
 
-_LABELLED = r"(?:final\s+)?(?:answer|verdict|judge?ment|decision|choice|better\s+response|winner)"
+_LABELLED = r"(?:final\s++)?(?:answer|verdict|judge?ment|decision|choice|better\s++response|winner)"
+
+# The verdict formats (module docstring). Possessive quantifiers (``\s*+``, ``\d++``) and digit
+# runs read from their first digit keep every scan linear: with plain ``\s*(?:is)?\s*…\s*``, a
+# judge answer of "verdict" and a few hundred spaces took seconds (cubic backtracking), and a long
+# run of digits quadratic time.
+YES_NO_PATTERNS = (
+    r"\[\[\s*+(yes|no)\s*+\]\]",
+    _LABELLED + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(yes|no)\b",
+)
+RATING_PATTERNS = (
+    r"\[\[\s*+(\d++(?:\.\d++)?)\s*+\]\]",
+    r"(?:rating|score)\s*+(?:is)?\s*+[:=]?\s*+\**+\s*+(\d++(?:\.\d++)?)",
+    r"(?<!\d)(\d++(?:\.\d++)?)\s*+(?:/|out\s++of)\s*+10\b",
+)
+CHOICE_PATTERNS = (
+    r"\[\[\s*+([ABC])\s*+\]\]",
+    _LABELLED
+    + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(?:response|assistant|output)?\s*+\(?\s*+([ab])\b\)?",
+)
+BEST_PATTERNS = (
+    r"(?:best|winner|answer)\s*+(?:response)?\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+\[?(\d++)\]?",
+    r"(?:response|answer)\s*+\[?(\d++)\]?\s*+is\s*+(?:the\s++)?best",
+)
 
 
 def parse_yes_no(text: str) -> int | None:
     """0 (yes), 1 (no) or None, from the formats in the module docstring."""
-    m = _last(
-        r"\[\[\s*(yes|no)\s*\]\]",
-        _LABELLED + r"\s*(?:is)?\s*[:=\-]?\s*\**\s*(yes|no)\b",
-        text=text,
-    )
+    m = _last(*YES_NO_PATTERNS, text=text)
     if m is not None:
         return 0 if m.group(1).lower() == "yes" else 1
     first = _first_word(text)
@@ -125,14 +145,9 @@ def parse_yes_no(text: str) -> int | None:
 def parse_rating(text: str, scale: Sequence[int] = RATING_SCALE) -> float | None:
     """The rating in the text (within ``scale``), or None."""
     text = text.strip()
-    m = _last(
-        r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]",
-        r"(?:rating|score)\s*(?:is)?\s*[:=]?\s*\**\s*(\d+(?:\.\d+)?)",
-        r"(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*10\b",
-        text=text,
-    )
+    m = _last(*RATING_PATTERNS, text=text)
     if m is None:
-        m = re.match(r"^\W*(\d+(?:\.\d+)?)\b", text)
+        m = re.match(r"^\W*+(\d++(?:\.\d++)?)\b", text)
     if m is None:
         return None
     value = float(m.group(1))
@@ -141,31 +156,34 @@ def parse_rating(text: str, scale: Sequence[int] = RATING_SCALE) -> float | None
 
 def parse_choice(text: str) -> int | None:
     """0 (A), 1 (B), 2 (an explicit tie) or None, from the formats in the module docstring."""
-    m = _last(
-        r"\[\[\s*([ABC])\s*\]\]",
-        _LABELLED
-        + r"\s*(?:is)?\s*[:=\-]?\s*\**\s*(?:response|assistant|output)?\s*\(?\s*([ab])\b\)?",
-        text=text,
-    )
+    m = _last(*CHOICE_PATTERNS, text=text)
     if m is not None:  # a verdict wins over the word "tie" elsewhere ("tie the laces")
         return "ABC".index(m.group(1).upper())
-    if re.search(r"\b(?:tie|draw)\b", text, re.I) and not re.search(r"\btie\s*breaker", text, re.I):
+    if re.search(r"\b(?:tie|draw)\b", text, re.I) and not re.search(
+        r"\btie\s*+breaker", text, re.I
+    ):
         return 2
     first = _first_word(text)
     if first in ("a", "b") and text.strip(_MARKUP)[:1] in ("A", "B"):
         return "ab".index(first)
     found = {
-        w.upper() for w in re.findall(r"\b(?:response|assistant|output)\s*\(?([AB])\b", text, re.I)
+        w.upper() for w in re.findall(r"\b(?:response|assistant|output)\s*+\(?([AB])\b", text, re.I)
     }
     return "AB".index(found.pop()) if len(found) == 1 else None
 
 
-_CHAIN = re.compile(r"\[?(\d+)\]?(?:\s*(?:>>|>|≻|,|;|then)\s*\[?(\d+)\]?)+")
+_CHAIN = re.compile(r"(?<!\d)\[?(\d++)\]?(?:\s*+(?:>>|>|≻|,|;|then)\s*+\[?(\d++)\]?)+")
+
+
+def _label(digits: str) -> int:
+    """A 1-based label written as ``digits``; a number too long to be one (over 9 digits, where
+    ``int`` may refuse it) reads as 0, which no ranking accepts."""
+    return int(digits) if len(digits) <= 9 else 0
 
 
 def _json_ranking(text: str, k: int) -> list[int] | None:
     """The ``best-to-worst`` list of a RewardAnything-style JSON answer, as 0-based labels."""
-    text = re.sub(r"<think>.*?</think>", "", text, flags=re.S)
+    text = strip_blocks(text, "<think>", "</think>")
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         return None
@@ -184,9 +202,9 @@ def _json_ranking(text: str, k: int) -> list[int] | None:
     labels = []
     for item in order:
         m = re.search(r"\d+", str(item))
-        if m is None or not 1 <= int(m.group(0)) <= k or int(m.group(0)) - 1 in labels:
+        if m is None or not 1 <= _label(m.group(0)) <= k or _label(m.group(0)) - 1 in labels:
             return None
-        labels.append(int(m.group(0)) - 1)
+        labels.append(_label(m.group(0)) - 1)
     return labels or None
 
 
@@ -194,7 +212,7 @@ def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
     """(0-based labels best first, complete) or None; ``complete`` False = the best one only."""
     best: list[int] = _json_ranking(text, k) or []
     for m in _CHAIN.finditer(text):
-        labels = [int(x) - 1 for x in re.findall(r"\d+", m.group(0))]
+        labels = [_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
         valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
         if valid and len(labels) >= len(best):  # of equal chains, the last (the verdict)
             best = labels
@@ -204,15 +222,11 @@ def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
         return best, True
     if best:
         return best[:1], False
-    m = _last(
-        r"(?:best|winner|answer)\s*(?:response)?\s*(?:is)?\s*[:=\-]?\s*\**\s*\[?(\d+)\]?",
-        r"(?:response|answer)\s*\[?(\d+)\]?\s*is\s*(?:the\s+)?best",
-        text=text,
-    )
+    m = _last(*BEST_PATTERNS, text=text)
     if m is None:
-        m = re.match(r"^\W*(\d+)\b", text.strip())
-    if m is not None and 1 <= int(m.group(1)) <= k:
-        return [int(m.group(1)) - 1], False
+        m = re.match(r"^\W*+(\d++)\b", text.strip())
+    if m is not None and 1 <= _label(m.group(1)) <= k:
+        return [_label(m.group(1)) - 1], False
     return None
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from rewardkit.errors import DataError, SpecError
 from rewardkit.results import ScoreResult
+from rewardkit.rewards.tags import last_block
 from rewardkit.types import Query, Reward
 
 NAN = math.nan
@@ -142,15 +143,11 @@ def no_reference(reference: Any) -> bool:
     return not references(reference)
 
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
 def answer_tag_content(text: str) -> str:
-    """The inside of the last ``<answer>…</answer>`` block when there is one, else ``text``."""
-    if "<answer>" not in text:
-        return text
-    found = _ANSWER_TAG.findall(text)
-    return found[-1] if found else text
+    """The inside of the last ``<answer>…</answer>`` block when there is one, else ``text``
+    (linear time: :mod:`rewardkit.rewards.tags`)."""
+    found = last_block(text, "<answer>", "</answer>")
+    return text if found is None else found
 
 
 # SQuAD v1.1 official normalisation (evaluate-v1.1.py): lower, drop punctuation, drop articles,

@@ -7,7 +7,8 @@ has zero area. Card vector: ``IoU([0,0,2,2], [1,1,3,3]) = 1/7 = 0.142857``.
 Boxes are read from the response (only the inside of ``<answer>…</answer>`` when there is one),
 in text order, written as ``[x1, y1, x2, y2]``, ``(x1, y1, x2, y2)``, a JSON list (also inside an
 object such as ``{"bbox_2d": [...]}``), ``(x1,y1),(x2,y2)`` or ``<box>…</box>`` holding four
-numbers (Qwen-VL's ``<box>(x1,y1),(x2,y2)</box>`` included). The reference is a box, a list of
+numbers (Qwen-VL's ``<box>(x1,y1),(x2,y2)</box>`` included; at most 256 characters inside, so
+many unclosed ``<box>`` tags cannot make the scan quadratic). The reference is a box, a list of
 boxes, a dict with ``bbox``/``bbox_2d``/``box``, or text in the same forms.
 
 Several boxes (``match`` option):
@@ -40,8 +41,12 @@ Box = tuple[float, float, float, float]
 
 # A number as models and JSON write one: sign, ".5", "2.", exponent ("1.5e2").
 _N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: The most characters a ``<box>…</box>`` block may hold (four numbers need far fewer); a bound
+#: keeps the lazy scan from each ``<box>`` short, so a response of many unclosed ``<box>`` tags
+#: costs linear time, not quadratic.
+BOX_INNER_CHARS = 256
 _BOX = re.compile(
-    r"<box>(?P<inner>.*?)</box>"
+    rf"<box>(?P<inner>.{{0,{BOX_INNER_CHARS}}}?)</box>"
     rf"|\(\s*(?P<a1>{_N})\s*,\s*(?P<a2>{_N})\s*\)\s*,?\s*\(\s*(?P<a3>{_N})\s*,\s*(?P<a4>{_N})\s*\)"
     rf"|[\[(]\s*(?P<b1>{_N})\s*,\s*(?P<b2>{_N})\s*,\s*(?P<b3>{_N})\s*,\s*(?P<b4>{_N})\s*[\])]",
     re.DOTALL,

@@ -48,18 +48,18 @@ MODES = ("auto", "choice", "number", "text")
 AGGREGATES = ("auto", "max", "vqa")
 #: How many human answers a VQA-family question carries (VQAv2, VizWiz, TextVQA, OK-VQA).
 VQA_ANSWERS = 10
-_LETTER_REF = re.compile(r"^\s*\(?([A-Za-z])\)?\s*[.):]?\s*$")
-_CHOICE_ONLY = re.compile(r"^\s*\(?([A-Z])\)?\s*[.):]?\s*$")
+_LETTER_REF = re.compile(r"^\s*+\(?([A-Za-z])\)?\s*+[.):]?\s*+$")
+_CHOICE_ONLY = re.compile(r"^\s*+\(?([A-Z])\)?\s*+[.):]?\s*+$")
 _CHOICE_START = re.compile(r"^\s*\(?([A-Z])[.)]\s")
 # "answer/option/choice (is|:|=) X": an upper-case letter, a letter in parentheses, or a
 # lower-case letter that ends the statement ("Answer: a") — not the article of "the answer is a
 # dog", which is no option letter.
 _CHOICE_STATED = re.compile(
-    r"(?i:answer|option|choice)\s*(?i:is|:|=)?\s*(?i:option\s*)?"
-    r"(?:\(([A-Za-z])\)|([A-Z])\)?(?![A-Za-z])|([a-z])(?=\s*(?:[.,;:!?)]|$)))"
+    r"(?i:answer|option|choice)\s*+(?i:is|:|=)?\s*+(?i:option\s*+)?"
+    r"(?:\(([A-Za-z])\)|([A-Z])\)?(?![A-Za-z])|([a-z])(?=\s*+(?:[.,;:!?)]|$)))"
 )
 _CHOICE_PAREN = re.compile(r"\(([A-Z])\)")
-_NUMERIC_REF = re.compile(r"^\s*[-+]?[$]?\s*[\d.,]+\s*(?:/\s*\d+)?\s*%?\s*$")
+_NUMERIC_REF = re.compile(r"^\s*+[-+]?[$]?\s*+[\d.,]++\s*+(?:/\s*+\d++)?\s*+%?\s*+$")
 
 
 def extract_choice(text: str) -> str | None:
