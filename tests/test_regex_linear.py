@@ -22,7 +22,7 @@ from rewardkit.curate import detection, personas
 from rewardkit.data import checks, ratings
 from rewardkit.rewards import domain
 from rewardkit.rewards.judges import parse
-from rewardkit.rewards.rules import vqa
+from rewardkit.rewards.rules import iou, vqa
 
 OLD_LABELLED = (
     r"(?:final\s+)?(?:answer|verdict|judge?ment|decision|choice|better\s+response|winner)"
@@ -63,6 +63,12 @@ OLD_LETTER_REF = r"^\s*\(?([A-Za-z])\)?\s*[.):]?\s*$"
 OLD_CHOICE_ONLY = r"^\s*\(?([A-Z])\)?\s*[.):]?\s*$"
 OLD_EQUATION = r"(\d+(?:\.\d+)?)\s*([-+*/x×])\s*(\d+(?:\.\d+)?)\s*=\s*\$?(\d+(?:\.\d+)?)"
 OLD_MARKDOWN = r"^\s*(?:[-*+]\s|\d+[.)]\s|#{1,6}\s|\|)|\*\*|`"
+OLD_N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+OLD_BOX = (
+    r"<box>(?P<inner>.*?)</box>"
+    rf"|\(\s*(?P<a1>{OLD_N})\s*,\s*(?P<a2>{OLD_N})\s*\)\s*,?\s*\(\s*(?P<a3>{OLD_N})\s*,\s*(?P<a4>{OLD_N})\s*\)"
+    rf"|[\[(]\s*(?P<b1>{OLD_N})\s*,\s*(?P<b2>{OLD_N})\s*,\s*(?P<b3>{OLD_N})\s*,\s*(?P<b4>{OLD_N})\s*[\])]"
+)
 OLD_NEMO_TURN = r"\s*<extra_id_1>(User|Assistant)[ \t]*\n?"
 OLD_RESP_END = r"\s*###(Reference Answer|Score Rubrics|Feedback)"
 
@@ -105,6 +111,18 @@ def test_rule_and_data_patterns_read_as_before(text):
     assert (old_end and old_end.span()) == (new_end and new_end.span())
 
 
+BOX_PIECES = ["<box>", "</box>", "(", ")", "[", "]", ",", ", ", " ", "\n", "1", "23", ".", "-",
+              "+", "e", "E", "x", ".5"]  # fmt: skip
+box_texts = st.lists(st.sampled_from(BOX_PIECES), max_size=40).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(box_texts)
+def test_box_and_number_patterns_read_as_before(text):
+    assert spans(OLD_BOX, text, re.DOTALL) == spans(iou._BOX.pattern, text, re.DOTALL)
+    assert re.findall(OLD_N, text) == iou._NUM.findall(text)
+
+
 def test_worked_examples_of_the_rewritten_patterns():
     assert parse.parse_choice("Final verdict: [[B]]") == 1
     assert parse.parse_choice("The better response is (a).") == 0
@@ -137,6 +155,7 @@ def hostile_checks() -> None:
     assert detection.clean_gsm8k("<" * 100_000) == "<" * 100_000
     assert checks._NEMO_TURN.split(spaces) == [spaces]
     assert ratings._RESP_END.search(spaces) is None
+    assert iou.parse_boxes("(1, 2)" + spaces + "x") == []
 
 
 def test_hostile_texts_stay_cheap():

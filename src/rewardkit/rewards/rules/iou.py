@@ -40,15 +40,16 @@ from rewardkit.types import Query
 Box = tuple[float, float, float, float]
 
 # A number as models and JSON write one: sign, ".5", "2.", exponent ("1.5e2").
-_N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_N = r"[-+]?(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"
 #: The most characters a ``<box>…</box>`` block may hold (four numbers need far fewer); a bound
 #: keeps the lazy scan from each ``<box>`` short, so a response of many unclosed ``<box>`` tags
-#: costs linear time, not quadratic.
+#: costs linear time, not quadratic. The other forms are possessive (``\s*+``, ``\d++``): "(1, 2)"
+#: and a long run of spaces no longer split the spaces every way.
 BOX_INNER_CHARS = 256
 _BOX = re.compile(
     rf"<box>(?P<inner>.{{0,{BOX_INNER_CHARS}}}?)</box>"
-    rf"|\(\s*(?P<a1>{_N})\s*,\s*(?P<a2>{_N})\s*\)\s*,?\s*\(\s*(?P<a3>{_N})\s*,\s*(?P<a4>{_N})\s*\)"
-    rf"|[\[(]\s*(?P<b1>{_N})\s*,\s*(?P<b2>{_N})\s*,\s*(?P<b3>{_N})\s*,\s*(?P<b4>{_N})\s*[\])]",
+    rf"|\(\s*+(?P<a1>{_N})\s*+,\s*+(?P<a2>{_N})\s*+\)\s*+,?\s*+\(\s*+(?P<a3>{_N})\s*+,\s*+(?P<a4>{_N})\s*+\)"
+    rf"|[\[(]\s*+(?P<b1>{_N})\s*+,\s*+(?P<b2>{_N})\s*+,\s*+(?P<b3>{_N})\s*+,\s*+(?P<b4>{_N})\s*+[\])]",
     re.DOTALL,
 )
 _NUM = re.compile(_N)
