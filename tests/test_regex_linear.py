@@ -18,8 +18,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewardkit.curate import detection, personas
+from rewardkit.curate import detection, personas, steplabel
 from rewardkit.data import checks, ratings
+from rewardkit.data.location import Location
+from rewardkit.data.record import Record
+from rewardkit.errors import DataError
 from rewardkit.rewards import domain
 from rewardkit.rewards.judges import parse
 from rewardkit.rewards.rules import iou, vqa
@@ -123,6 +126,35 @@ def test_box_and_number_patterns_read_as_before(text):
     assert re.findall(OLD_N, text) == iou._NUM.findall(text)
 
 
+OLD_STEP_ANSWER = r"^\s*(?:####|A:)\s*(.+?)\s*$"
+OLD_INSTR = r"###The instruction to evaluate:\s*(.*?)\s*###Response to evaluate:\s*"
+HEADS = ["###The instruction to evaluate:", "###Response to evaluate:", "###Feedback", "####",
+         "A:", " ", "\t", "\n", "\r", "x", "1", "#", ":", "\u00a0"]  # fmt: skip
+head_texts = st.lists(st.sampled_from(HEADS), max_size=25).map("".join)
+
+
+def old_split_prometheus(text: str) -> tuple[str, str] | None:
+    m = re.search(OLD_INSTR, text, re.S)
+    if not m:
+        return None
+    rest = text[m.end() :]
+    end = ratings._RESP_END.search(rest)
+    return m.group(1), (rest[: end.start()] if end else rest).strip()
+
+
+@settings(max_examples=600, deadline=None)
+@given(head_texts)
+def test_step_answers_and_prometheus_prompts_read_as_before(text):
+    a, b = re.match(OLD_STEP_ANSWER, text), steplabel._ANSWER.match(text)
+    assert (a and (a.span(), a.groups())) == (b and (b.span(), b.groups()))
+    rec = Record({"instruction": text}, Location("t.jsonl", "t.jsonl", line=1), {})
+    try:
+        new = ratings.split_prometheus(rec, text)
+    except DataError:
+        new = None
+    assert new == old_split_prometheus(text)
+
+
 def test_worked_examples_of_the_rewritten_patterns():
     assert parse.parse_choice("Final verdict: [[B]]") == 1
     assert parse.parse_choice("The better response is (a).") == 0
@@ -156,6 +188,10 @@ def hostile_checks() -> None:
     assert checks._NEMO_TURN.split(spaces) == [spaces]
     assert ratings._RESP_END.search(spaces) is None
     assert iou.parse_boxes("(1, 2)" + spaces + "x") == []
+    assert steplabel._ANSWER.match("#### x" + spaces + "y").group(1) == "x" + spaces + "y"
+    rec = Record({}, Location("t.jsonl", "t.jsonl", line=1), {})
+    prompt = "###The instruction to evaluate:" + spaces + "Q" + spaces + "###Response to evaluate:R"
+    assert ratings.split_prometheus(rec, prompt) == ("Q", "R")
 
 
 def test_hostile_texts_stay_cheap():

@@ -36,7 +36,9 @@ from typing import Any
 
 _ANNOT = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
 _SHOWN = re.compile(r"-?[\d,]*\.?\d+")  # the number written right after an annotation
-_ANSWER = re.compile(r"^\s*(?:####|A:)\s*(.+?)\s*$")
+# the answer runs to the line's last non-space character (greedy, then backtracking over the
+# trailing spaces only): a lazy ``(.+?)\s*$`` rescanned the spaces at every step (quadratic)
+_ANSWER = re.compile(r"^\s*(?:####|A:)\s*(.*\S|[^\S\n])\s*$")
 _OPS: dict[type, Any] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
