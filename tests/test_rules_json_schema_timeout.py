@@ -145,3 +145,59 @@ def test_without_a_worker_process_the_check_runs_here(monkeypatch, caplog):
         assert reward.score([q('"aaa"'), q('"ab"')]).tolist() == [1.0, 0.0]
     assert "no worker process" in caplog.text
     assert pool.workers() == []
+
+
+ORPHAN_PARENT = f"""
+import json, threading, time
+from rewardkit import Query, load_reward
+from rewardkit.rewards.rules import schema_worker
+spec = {{"type": "rule", "arg": "json_schema", "schema": {{"type": "string", "pattern": {CATASTROPHIC!r}}},
+        "timeout": 600}}
+reward = load_reward(spec)
+hostile = Query(prompt="", response=json.dumps({HOSTILE!r}))
+threading.Thread(target=lambda: reward.score([hostile]), daemon=True).start()
+while not schema_worker.POOL.workers():
+    time.sleep(0.05)
+time.sleep(0.5)
+print(schema_worker.POOL.workers()[0].proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_busy_worker_whose_caller_died_stops():
+    """The caller is killed while its worker spins on a catastrophic pattern: the worker, now
+    an orphan that will never read its stdin again, exits within about a CPU second."""
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_PARENT],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    try:
+        pid = int(parent.stdout.readline())
+        assert _running(pid)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = _running(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "the orphaned worker kept running"

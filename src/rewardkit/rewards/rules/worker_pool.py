@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -150,9 +151,28 @@ def _shutdown() -> None:
         pool.shutdown()
 
 
+def _exit_when_orphaned() -> None:
+    """A worker whose caller died (killed, crashed) while it ran a long check would spin on,
+    alone: an idle one reads the end of its stdin and exits, a busy one never reads it. A CPU-time
+    timer (``ITIMER_VIRTUAL``: it ticks only while the worker computes, and it is not the
+    ``SIGALRM`` math-verify's timeouts use) checks the parent about once a CPU second; ``re`` and
+    sympy let the handler run mid-check."""
+    if not hasattr(signal, "setitimer"):
+        return
+    parent = os.getppid()
+
+    def check(signum: int, frame: Any) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
+
+    signal.signal(signal.SIGVTALRM, check)
+    signal.setitimer(signal.ITIMER_VIRTUAL, 1.0, 1.0)
+
+
 def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """A worker's main loop: say it is ready, then answer each JSON job on a stdin line with
-    ``handle(job)`` as one JSON line on stdout."""
+    ``handle(job)`` as one JSON line on stdout (exiting when its caller is gone)."""
+    _exit_when_orphaned()
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
