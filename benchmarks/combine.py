@@ -8,8 +8,6 @@ implementation costs). Run: ``.venv/bin/python benchmarks/combine.py``.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -21,15 +19,7 @@ from rewardkit.combine import (
     multi_reward_normalize,
     rloo_advantage,
 )
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from rewardkit.timing import best_seconds
 
 
 def loop_baseline(r: np.ndarray, g: int) -> np.ndarray:
@@ -70,11 +60,13 @@ def main() -> None:
     ]
     print(f"{n:,} rewards in groups of {g} ({n // g:,} groups), best of {args.repeat}")
     for name, fn in rows:
-        print(f"  {name:<38} {best_of(fn, args.repeat) * 1e3:8.1f} ms")
-    t_str = best_of(lambda: group_normalize(r[: n // 10], str_ids), max(1, args.repeat // 2))
+        print(f"  {name:<38} {best_seconds(fn, args.repeat, warmup=False) * 1e3:8.1f} ms")
+    t_str = best_seconds(
+        lambda: group_normalize(r[: n // 10], str_ids), max(1, args.repeat // 2), warmup=False
+    )
     print(f"  {'group_normalize (string ids, n/10)':<38} {t_str * 1e3:8.1f} ms")
-    t_loop = best_of(lambda: loop_baseline(r[: n // 10], g), 1) * 10
-    t_vec = best_of(lambda: group_normalize(r, group_size=g), args.repeat)
+    t_loop = best_seconds(lambda: loop_baseline(r[: n // 10], g), 1, warmup=False) * 10
+    t_vec = best_seconds(lambda: group_normalize(r, group_size=g), args.repeat, warmup=False)
     print(f"  {'python loop per group (×10 of n/10)':<38} {t_loop * 1e3:8.1f} ms")
     print(f"vectorized speed-up over the loop: {t_loop / t_vec:.0f}×")
 

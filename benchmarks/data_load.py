@@ -15,20 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from rewardkit.data import load
-
-
-def best_of(repeat: int, fn) -> float:
-    """The shortest of ``repeat`` timed calls of ``fn`` (seconds)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from rewardkit.timing import best_seconds
 
 
 def main() -> None:
@@ -50,8 +40,8 @@ def main() -> None:
             if len(load(path, format="generic")) != args.rows:
                 raise SystemExit("load() lost rows")
 
-        floor = best_of(args.repeat, parse_only)
-        ours = best_of(args.repeat, rewardkit_load)
+        floor = best_seconds(parse_only, args.repeat, warmup=False)
+        ours = best_seconds(rewardkit_load, args.repeat, warmup=False)
     print(f"rows: {args.rows:,} (best of {args.repeat})")
     print(f"json.loads only : {floor:7.3f} s  {args.rows / floor:>12,.0f} rows/s")
     print(f"rewardkit load(): {ours:7.3f} s  {args.rows / ours:>12,.0f} rows/s")

@@ -148,7 +148,8 @@ def gemm_seconds(
     often the run does it."""
     import torch
 
-    from rewardkit.models.cpu_linear import best_seconds, onednn_linear
+    from rewardkit.models.cpu_linear import onednn_linear
+    from rewardkit.timing import best_seconds
 
     def linear(x: Any, w: Any) -> Any:
         return onednn_linear(x, w, None) if onednn else torch.nn.functional.linear(x, w)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections import Counter
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from rewardkit.timing import best_seconds
 
 MODE_ENV = "REWARDKIT_FP32_LINEAR"
 MODES = ("auto", "onednn", "default")
@@ -44,18 +44,6 @@ def available() -> bool:
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x @ weight.T + bias`` by oneDNN's kernel (no autograd: callers check)."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-
-
-def best_seconds(call: Any, reps: int = 3) -> float:
-    """The shortest of ``reps`` timed calls of ``call``, after one untimed call (where oneDNN
-    builds its kernel for the shape)."""
-    call()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 @functools.cache
