@@ -203,13 +203,11 @@ class JsonSchemaReward(RuleReward):
         """The check in a worker process (:mod:`.schema_worker`), killed past the time limit
         (:class:`~.worker_pool.WorkerDied`); None where no worker can start or the value cannot
         be sent (then it runs here)."""
-        try:
-            json.dumps(value)  # a value nested past the encoder's limit is checked here
-        except (ValueError, RecursionError):
-            return None
         job = {"schema": schema_text, "formats": self.options["formats"], "instance": value}
         try:
             return schema_worker.POOL.run(job, float(self.options["timeout"]))
+        except (ValueError, RecursionError):  # nested past the JSON encoder's limit
+            return None
         except schema_worker.WorkerDidNotStart as exc:
             _warn_no_worker(exc)
             return None

@@ -77,10 +77,10 @@ class _Worker:
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
-    def ask(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def ask(self, line: bytes, timeout: float) -> dict[str, Any]:
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write((json.dumps(job) + "\n").encode())
+            self.proc.stdin.write(line)
             self.proc.stdin.flush()
         except OSError as e:
             raise WorkerDied(f"{self.label} worker exited ({e})") from None
@@ -115,8 +115,10 @@ class WorkerPool:
 
     def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
         """``job`` answered by a worker within ``timeout`` seconds. Raises :class:`WorkerDied`
-        when it did not answer in time or exited (the worker is killed), and
-        :class:`WorkerDidNotStart` when none could start."""
+        when it did not answer in time or exited (the worker is killed),
+        :class:`WorkerDidNotStart` when none could start, and ``ValueError`` or ``RecursionError``
+        (before any worker is involved) when ``job`` cannot be written as JSON."""
+        line = (json.dumps(job) + "\n").encode()
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:
@@ -124,7 +126,7 @@ class WorkerPool:
             with self._lock:
                 self._all.add(worker)
         try:
-            answer = worker.ask(job, timeout)
+            answer = worker.ask(line, timeout)
         except BaseException:
             with self._lock:
                 self._all.discard(worker)
