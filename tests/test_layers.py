@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.results",
         "rewardkit.outputs",
         "rewardkit.combine",
+        "rewardkit.timing",
     ),
     "data": ("rewardkit.data",),
     "infrastructure": (
