@@ -137,7 +137,6 @@ def test_timeout_option_and_identity():
 
 def test_without_a_worker_process_the_check_runs_here(monkeypatch, caplog):
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
-    monkeypatch.setattr(json_schema, "_warned_no_worker", False)
     pool = schema_worker.WorkerPool("rewardkit.rewards.rules.schema_worker", "JSON Schema")
     monkeypatch.setattr(schema_worker, "POOL", pool)
     reward = schema_reward({"type": "string", "pattern": "^a+$"}, timeout=1)

@@ -46,18 +46,28 @@ class RuleReward(Reward):
         score it got."""
         return self.score_one(query), None
 
+    def verdicts(self, queries: Sequence[Query]) -> list[tuple[float, str | None] | BadReference]:
+        """:meth:`verdict` of each query, or the :class:`BadReference` it raised (that row alone
+        fails). A rule that checks many rows in one go (one worker call) overrides this."""
+        out: list[tuple[float, str | None] | BadReference] = []
+        for query in queries:
+            try:
+                out.append(self.verdict(query))
+            except BadReference as exc:
+                out.append(exc)
+        return out
+
     def _score(self, queries: Sequence[Query]) -> np.ndarray | ScoreResult:
-        """Each query by :meth:`verdict`; a row whose reference cannot be read
+        """Each query by :meth:`verdicts`; a row whose reference cannot be read
         (:class:`BadReference`) fails alone: NaN, named in ``stats["errors"]``; a row the rule
         could not finish checking keeps its score and is named there too."""
         scores = np.full(len(queries), np.nan, dtype=np.float64)
         errors: list[dict[str, Any]] = []
-        for i, query in enumerate(queries):
-            try:
-                scores[i], problem = self.verdict(query)
-            except BadReference as exc:
-                errors.append({"index": i, "error": str(exc)})
+        for i, verdict in enumerate(self.verdicts(queries)):
+            if isinstance(verdict, BadReference):
+                errors.append({"index": i, "error": str(verdict)})
                 continue
+            scores[i], problem = verdict
             if problem is not None:
                 errors.append({"index": i, "error": problem, "score": float(scores[i])})
         if not errors:

@@ -12,6 +12,14 @@ Options (one of):
   ``^…$`` or ``\\A…\\Z`` to constrain the whole response).
 
 Never NaN (a layout always applies).
+
+Time limit: Python's ``re`` holds the GIL with no time limit, and everyday patterns such as
+``^(\\w+\\s?)*$`` backtrack exponentially on a response like ``"aaaa…!"``, so a response could
+stall a whole server. A ``pattern`` is therefore searched in a worker process
+(:mod:`.regex_worker`: one call per batch), each response given ``timeout`` seconds (default 5):
+one past it scores 0.0 (unverified is not a match, so a response cannot win by being slow to
+check) and is named as a failure of its call with the reason. ``timeout=0`` searches in-process,
+untimed. The built-in layouts (default, ``tags=``) are linear-time and always run in-process.
 """
 
 from __future__ import annotations
@@ -22,10 +30,14 @@ from functools import lru_cache
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import RuleReward
+from rewardkit.rewards.rules import regex_worker
+from rewardkit.rewards.rules._common import BadReference, RuleReward, as_number
 from rewardkit.types import Query
 
 DEFAULT_TAGS = ("think", "answer")
+
+#: Seconds a ``pattern`` search may take on one response before it is given up.
+DEFAULT_TIMEOUT_S = 5.0
 _TAG_NAME = re.compile(r"[A-Za-z_][\w\-.:]*")
 
 
@@ -57,28 +69,79 @@ def _tag_list(tags: Any) -> tuple[str, ...]:
 
 
 class FormatReward(RuleReward):
-    """``rule:format`` — 1.0 when the response matches the layout (see the module docstring)."""
+    """``rule:format`` — 1.0 when the response matches the layout (see the module docstring).
+
+    Options: ``tags`` (ordered tag names) or ``pattern`` (a regex), and ``timeout`` (seconds
+    for a ``pattern`` search on one response, in a worker process; default 5, 0: in-process
+    and untimed)."""
 
     rule = "format"
 
-    def __init__(self, pattern: str | None = None, tags: str | Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        pattern: str | None = None,
+        tags: str | Sequence[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         if pattern is not None and tags is not None:
             raise SpecError("rule:format takes either pattern or tags, not both")
+        timeout = as_number("timeout", self.rule, timeout, minimum=0.0)
+        #: Whether searches run in a worker, timed (a user pattern with a time limit).
+        self._isolated = pattern is not None and timeout > 0
         if pattern is None:
             pattern = tags_pattern(_tag_list(tags) if tags is not None else DEFAULT_TAGS)
-        super().__init__(pattern=str(pattern))
+        if self._isolated:  # the limit can change a score, so it is part of the identity
+            super().__init__(pattern=str(pattern), timeout=timeout)
+        else:
+            super().__init__(pattern=str(pattern))
         self._regex = _compile(str(pattern))
 
     def score_one(self, query: Query) -> float:
-        return 1.0 if self._regex.search(query.response) else 0.0
+        return self.verdict(query)[0]
+
+    def verdict(self, query: Query) -> tuple[float, str | None]:
+        """1.0 / 0.0, and why when the search ran past its time limit (then 0.0)."""
+        verdict = self.verdicts([query])[0]
+        assert not isinstance(verdict, BadReference)  # a layout never reads a reference
+        return verdict
+
+    def verdicts(self, queries: Sequence[Query]) -> list[tuple[float, str | None] | BadReference]:
+        """Every response's verdict, a ``pattern``'s in one worker call per chunk."""
+        found, why = self._searches([q.response for q in queries])
+        return [(0.0, why) if f is None else (float(f), None) for f in found]
+
+    def _searches(self, texts: list[str]) -> tuple[list[bool | None], str]:
+        """Whether the layout is found in each text (None where the search was given up), and
+        the reason for those given up."""
+        if self._isolated:
+            limit = self.options["timeout"]
+            try:
+                found = regex_worker.search_in_worker(
+                    self._regex.pattern, self._regex.flags, texts, limit
+                )
+                return found, (
+                    f"rule:format: the pattern's search did not finish in {limit:g} s on this "
+                    "response (a pattern that backtracks without end?): scored 0.0"
+                )
+            except regex_worker.WorkerDidNotStart as exc:
+                regex_worker.POOL.warn_no_worker(
+                    exc, "rule:format patterns are now searched here, without a time limit"
+                )
+            except regex_worker.WorkerDied as exc:
+                return [None] * len(texts), f"rule:format: {exc}: scored 0.0"
+        return [self._regex.search(t) is not None for t in texts], ""
 
 
 def compute_score(
-    solution: str, ground_truth: Any = None, pattern: str | None = None, tags: Any = None
+    solution: str,
+    ground_truth: Any = None,
+    pattern: str | None = None,
+    tags: Any = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> float:
     """verl-style ``compute_score``: 1.0 if ``solution`` follows the layout (default
-    ``<think>…</think><answer>…</answer>``; or ``tags``/``pattern``), else 0.0.
-    ``ground_truth`` is ignored."""
-    if pattern is None:
-        pattern = tags_pattern(_tag_list(tags) if tags is not None else DEFAULT_TAGS)
-    return 1.0 if _compile(pattern).search(solution) else 0.0
+    ``<think>…</think><answer>…</answer>``; or ``tags``/``pattern``, searched within ``timeout``
+    seconds), else 0.0. ``ground_truth`` is ignored."""
+    return FormatReward(pattern=pattern, tags=tags, timeout=timeout).score_one(
+        Query(prompt="", response=solution)
+    )

@@ -23,7 +23,6 @@ untimed. Schemas without patterns are always checked in-process.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,20 +74,6 @@ def _check(schema: Any, formats: bool, timeout: float) -> _Check:
     built = validator(schema, formats)
     isolate = timeout > 0 and has_patterns(schema)
     return _Check(built, json.dumps(schema) if isolate else None)
-
-
-_warned_no_worker = False
-
-
-def _warn_no_worker(error: BaseException) -> None:
-    global _warned_no_worker
-    if not _warned_no_worker:
-        _warned_no_worker = True
-        logging.getLogger(__name__).warning(
-            "rule:json_schema: no worker process (%s); schemas with patterns are now checked "
-            "here, without a time limit",
-            error,
-        )
 
 
 class JsonSchemaReward(RuleReward):
@@ -209,7 +194,9 @@ class JsonSchemaReward(RuleReward):
         except (ValueError, RecursionError):  # nested past the JSON encoder's limit
             return None
         except schema_worker.WorkerDidNotStart as exc:
-            _warn_no_worker(exc)
+            schema_worker.POOL.warn_no_worker(
+                exc, "schemas with patterns are now checked here, without a time limit"
+            )
             return None
 
 

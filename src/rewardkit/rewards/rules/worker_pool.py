@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import queue
 import select
@@ -106,7 +107,17 @@ class WorkerPool:
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._warned = False
         _POOLS.append(self)
+
+    def warn_no_worker(self, error: BaseException, consequence: str) -> None:
+        """Log, once per pool, that no worker could start (``error``) and what the caller does
+        instead (``consequence``: the check now runs here, untimed)."""
+        if not self._warned:
+            self._warned = True
+            logging.getLogger(__name__).warning(
+                "%s: no worker process (%s); %s", self.label, error, consequence
+            )
 
     def workers(self) -> list[_Worker]:
         """The pool's live workers (idle or busy)."""
