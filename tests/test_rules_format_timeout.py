@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rewardkit import Query, load_reward
 from rewardkit.errors import SpecError
 from rewardkit.rewards.rules import format as format_rule
-from rewardkit.rewards.rules import regex_worker
+from rewardkit.rewards.rules import regex_worker, worker_pool
 
 #: An everyday pattern ("words separated by single spaces") that backtracks 2^40 times on
 #: forty letters and a "!": hours in Python's ``re``, holding the GIL.
@@ -92,7 +92,7 @@ def test_the_worker_finds_what_re_finds_in_process(pattern, texts):
 
 
 def test_many_responses_cross_worker_calls_in_order():
-    n = 2 * regex_worker.CHUNK + 7
+    n = 2 * worker_pool.BATCH + 7
     texts = [f"<answer>{i}</answer>" if i % 3 else f"no {i}" for i in range(n)]
     scores = format_reward(pattern=r"<answer>\d+</answer>").score([q(t) for t in texts])
     assert scores.tolist() == [0.0 if i % 3 == 0 else 1.0 for i in range(n)]
@@ -105,7 +105,7 @@ def test_texts_json_cannot_carry_plainly_still_reach_the_worker():
 
 
 def test_a_worker_that_stops_answering_is_killed_and_its_rows_named(monkeypatch):
-    monkeypatch.setattr(regex_worker, "job_deadline", lambda count, timeout: 0.5)
+    monkeypatch.setattr(worker_pool, "batch_deadline", lambda count, timeout: 0.5)
     reward = format_reward(pattern=CATASTROPHIC, timeout=60)
     t0 = time.monotonic()
     res = reward.score_full([q("fine"), q(HOSTILE)])

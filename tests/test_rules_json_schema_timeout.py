@@ -13,7 +13,7 @@ import pytest
 
 from rewardkit import Query, load_reward
 from rewardkit.errors import DataError, SpecError
-from rewardkit.rewards.rules import json_schema, schema_worker
+from rewardkit.rewards.rules import json_schema, schema_worker, worker_pool
 
 #: ``(a+)+$`` against "aaaa…!" backtracks 2^40 times in Python's ``re``: hours, holding the GIL.
 CATASTROPHIC = "^(a+)+$"
@@ -31,12 +31,13 @@ def schema_reward(schema=None, **options):
     return load_reward(spec)
 
 
-def test_has_patterns_finds_pattern_keywords_at_any_depth():
-    assert not schema_worker.has_patterns({"type": "object", "properties": {"a": {"type": "x"}}})
-    assert schema_worker.has_patterns({"items": [{"anyOf": [{"pattern": "^a$"}]}]})
-    assert schema_worker.has_patterns({"patternProperties": {"^x": {}}})
-    assert schema_worker.has_patterns({"$defs": {"s": {"type": "string", "pattern": "b"}}})
-    assert not schema_worker.has_patterns(True)
+def test_depth_counts_nesting_without_recursion():
+    assert schema_worker.depth(1) == 0 and schema_worker.depth([]) == 1
+    assert schema_worker.depth({"a": [1, {"b": []}]}) == 4
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert schema_worker.depth(deep) == 100_001
 
 
 def test_a_catastrophic_pattern_scores_zero_within_the_limit_and_names_the_row():
@@ -50,8 +51,56 @@ def test_a_catastrophic_pattern_scores_zero_within_the_limit_and_names_the_row()
     (error,) = res.stats["errors"]
     assert error["index"] == 0 and error["score"] == 0.0
     assert "did not finish in 1 s" in error["error"]
-    # the killed worker was replaced: later checks still run, and only live workers are kept
+    # the worker gave up that check alone and lives on: the next batch reuses it
+    before = schema_worker.POOL.workers()
     assert reward.score([q('"aa"'), q('"ab"')]).tolist() == [1.0, 0.0]
+    assert schema_worker.POOL.workers() == before and all(w.alive() for w in before)
+
+
+def test_a_quadratic_unique_items_check_is_given_up_in_time():
+    """uniqueItems on objects is a pairwise loop in jsonschema: 8,000 objects took 42 s."""
+    reward = schema_reward({"type": "array", "uniqueItems": True}, timeout=1)
+    big = json.dumps([{"a": i} for i in range(20_000)])
+    t0 = time.monotonic()
+    res = reward.score_full([q(big), q('[{"a": 1}, {"a": 2}]'), q('[{"a": 1}, {"a": 1}]')])
+    assert time.monotonic() - t0 < 30
+    assert res.scores.tolist() == [0.0, 1.0, 0.0]
+    assert [e["index"] for e in res.stats["errors"]] == [0]
+
+
+RECURSIVE = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
+
+
+@pytest.mark.parametrize("timeout", [5, 0])
+def test_a_response_too_deep_to_validate_scores_zero_not_the_schemas_fault(timeout):
+    """Before: a 900-deep array against a recursive schema raised RecursionError, read as "the
+    schema's $ref chain recurses without end": NaN (the response escaped its 0.0)."""
+    reward = schema_reward(RECURSIVE, timeout=timeout)
+    deep = "[" * 900 + "]" * 900
+    res = reward.score_full([q(deep), q("[[[]]]"), q("[1]")])
+    assert res.scores.tolist() == [0.0, 1.0, 0.0]
+    (error,) = res.stats["errors"]
+    assert error["index"] == 0 and "nests 900 levels deep" in error["error"]
+    # a schema whose $ref chain never ends is still the schema's fault, on any response
+    looping = schema_reward({"$ref": "#"}, timeout=timeout).score_full([q("1")])
+    assert math.isnan(looping.scores[0]) and "without end" in looping.stats["errors"][0]["error"]
+
+
+def test_many_rows_with_their_own_schemas_cross_worker_calls_in_order():
+    schemas = [{"type": "integer", "minimum": k} for k in range(5)]
+    rows = [q(str(i % 7), schemas[i % 5]) for i in range(2 * worker_pool.BATCH + 9)]
+    timed = schema_reward(timeout=5).score(rows)
+    assert timed.tolist() == [float(i % 7 >= i % 5) for i in range(len(rows))]
+    assert schema_reward(timeout=0).score(rows).tolist() == timed.tolist()
+
+
+def test_a_worker_that_stops_answering_is_killed_and_its_rows_named(monkeypatch):
+    monkeypatch.setattr(worker_pool, "batch_deadline", lambda count, timeout: 0.5)
+    reward = schema_reward({"type": "string", "pattern": CATASTROPHIC}, timeout=60)
+    res = reward.score_full([q('"aa"'), q(json.dumps(HOSTILE)), q("not json")])
+    assert res.scores.tolist() == [0.0, 0.0, 0.0]
+    assert [e["index"] for e in res.stats["errors"]] == [0, 1]
+    assert all("did not answer in time" in e["error"] for e in res.stats["errors"])
     assert all(w.alive() for w in schema_worker.POOL.workers())
 
 

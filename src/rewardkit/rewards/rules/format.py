@@ -107,29 +107,36 @@ class FormatReward(RuleReward):
 
     def verdicts(self, queries: Sequence[Query]) -> list[tuple[float, str | None] | BadReference]:
         """Every response's verdict, a ``pattern``'s in one worker call per chunk."""
-        found, why = self._searches([q.response for q in queries])
-        return [(0.0, why) if f is None else (float(f), None) for f in found]
+        return [
+            _verdict(found, self.options.get("timeout", 0.0)) for found in self._searches(queries)
+        ]
 
-    def _searches(self, texts: list[str]) -> tuple[list[bool | None], str]:
-        """Whether the layout is found in each text (None where the search was given up), and
-        the reason for those given up."""
+    def _searches(self, queries: Sequence[Query]) -> list[bool | str | None]:
+        """Whether the layout is found in each response: None where the search ran past its
+        time limit, the reason where its worker stopped."""
+        texts = [q.response for q in queries]
         if self._isolated:
-            limit = self.options["timeout"]
             try:
-                found = regex_worker.search_in_worker(
-                    self._regex.pattern, self._regex.flags, texts, limit
-                )
-                return found, (
-                    f"rule:format: the pattern's search did not finish in {limit:g} s on this "
-                    "response (a pattern that backtracks without end?): scored 0.0"
+                return regex_worker.search_in_worker(
+                    self._regex.pattern, self._regex.flags, texts, self.options["timeout"]
                 )
             except regex_worker.WorkerDidNotStart as exc:
                 regex_worker.POOL.warn_no_worker(
                     exc, "rule:format patterns are now searched here, without a time limit"
                 )
-            except regex_worker.WorkerDied as exc:
-                return [None] * len(texts), f"rule:format: {exc}: scored 0.0"
-        return [self._regex.search(t) is not None for t in texts], ""
+        return [self._regex.search(t) is not None for t in texts]
+
+
+def _verdict(found: bool | str | None, limit: float) -> tuple[float, str | None]:
+    """1.0 / 0.0 for a search that finished; 0.0 and why for one given up."""
+    if isinstance(found, bool):
+        return float(found), None
+    if found is None:
+        found = (
+            f"the pattern's search did not finish in {limit:g} s on this response (a pattern "
+            "that backtracks without end?)"
+        )
+    return 0.0, f"rule:format: {found}: scored 0.0"
 
 
 def compute_score(

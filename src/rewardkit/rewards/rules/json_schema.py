@@ -11,18 +11,21 @@ with the index and the reason, as ``rule:code`` does), so the other rows are sco
 summary names it (:meth:`JsonSchemaReward.score_one` alone raises ``DataError`` for it).
 Validators are built once per distinct schema.
 
-Time limit: jsonschema matches ``pattern`` and ``patternProperties`` with Python's ``re``, which
-holds the GIL with no time limit, so a response could stall a whole server against a
-catastrophic pattern (``(a+)+$`` and ``"aaaa…!"``). Checks against schemas with such keywords
-run in worker processes (:mod:`.schema_worker`), killed after ``timeout`` seconds (default 5):
-that row scores 0.0 (unverified is not conforming, so a response cannot win by being slow to
-check) and is named as a failure of its call with the reason. ``timeout=0`` checks in-process,
-untimed. Schemas without patterns are always checked in-process.
+Time limit: the response decides how long validation runs, and jsonschema holds the GIL
+throughout: ``pattern`` / ``patternProperties`` run Python's ``re`` (``(a+)+$`` against
+``"aaaa…!"``: hours), ``uniqueItems`` compares objects pairwise (8,000 objects: 42 s), recursive
+schemas are walked as deep as the response nests. So every check runs in worker processes
+(:mod:`.schema_worker`: one call per batch), each given ``timeout`` seconds (default 5): a row
+past it scores 0.0 (unverified is not conforming, so a response cannot win by being slow to
+check) and is named as a failure of its call with the reason. A response nested too deeply for
+the validator (``RecursionError`` at depth ≥ :data:`~.schema_worker.DEEP`) is unverified too,
+never blamed on the schema. ``timeout=0`` checks in-process, untimed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +43,10 @@ from rewardkit.rewards.rules._common import (
     no_reference,
 )
 from rewardkit.rewards.rules.json_valid import is_valid, load_json
-from rewardkit.rewards.rules.schema_worker import conformance, has_patterns, validator
+from rewardkit.rewards.rules.schema_worker import outcome, validator
 from rewardkit.types import Query, stable_hash
 
-#: Seconds a check against a schema with patterns may take before its worker is killed.
+#: Seconds one check may take (in a worker) before it is given up.
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -64,16 +67,14 @@ def _schema_from_text(text: str) -> Any:
 
 @dataclass(frozen=True)
 class _Check:
-    """A schema's validator and, where the schema has patterns, its JSON text for a worker."""
+    """A schema's validator, and its JSON text for a worker."""
 
     validator: Any
-    isolated_text: str | None
+    text: str
 
 
-def _check(schema: Any, formats: bool, timeout: float) -> _Check:
-    built = validator(schema, formats)
-    isolate = timeout > 0 and has_patterns(schema)
-    return _Check(built, json.dumps(schema) if isolate else None)
+def _check(schema: Any, formats: bool) -> _Check:
+    return _Check(validator(schema, formats), json.dumps(schema))
 
 
 class JsonSchemaReward(RuleReward):
@@ -81,8 +82,8 @@ class JsonSchemaReward(RuleReward):
 
     Options: ``schema`` (dict / JSON string / file path; else ``Query.reference``), ``fence``
     (read the fenced block, default true), ``formats`` (check ``format`` keywords such as
-    ``email``, default false), ``timeout`` (seconds for a check against a schema with patterns,
-    in a worker process; default 5, 0: in-process and untimed).
+    ``email``, default false), ``timeout`` (seconds one check may take, in a worker process;
+    default 5, 0: in-process and untimed).
     """
 
     rule = "json_schema"
@@ -102,7 +103,7 @@ class JsonSchemaReward(RuleReward):
             try:
                 if isinstance(schema, str):
                     schema = _schema_from_text(schema)
-                self._fixed = _check(schema, formats, timeout)
+                self._fixed = _check(schema, formats)
             except Exception as exc:
                 raise SpecError(f"rule:json_schema: invalid schema option: {exc}") from None
         super().__init__(
@@ -128,7 +129,7 @@ class JsonSchemaReward(RuleReward):
         if hit is None:
             try:
                 schema = json.loads(reference) if isinstance(reference, str) else reference
-                hit = _check(schema, self.options["formats"], self.options["timeout"])
+                hit = _check(schema, self.options["formats"])
             except Exception as exc:
                 why = getattr(exc, "message", None) or str(exc)
                 raise _BadReferenceSchema(
@@ -145,59 +146,86 @@ class JsonSchemaReward(RuleReward):
 
     def verdict(self, query: Query) -> tuple[float, str | None]:
         """1.0 when the response's JSON conforms to the schema (to one of them, for a list),
-        else 0.0; NaN without a schema. A check past its time limit scores 0.0, with the reason
-        (unless another schema of the list is met)."""
-        checks = [self._fixed] if self._fixed else self._reference_checks(query.reference)
-        if not checks:
-            return NAN, None
-        value = load_json(query.response, self.options["fence"])
-        if not is_valid(value):
-            return 0.0, None
-        field = "schema" if self._fixed else "reference"
-        problem = None
-        for check in checks:
-            valid, why = self._conforms(check, value, field)
-            if valid:
-                return 1.0, None
-            problem = problem or why
-        return 0.0, problem
+        else 0.0; NaN without a schema; why, where a check was given up (then 0.0, unless
+        another schema of the list is met). Raises :class:`_BadReferenceSchema` for a schema
+        that cannot be applied."""
+        verdict = self.verdicts([query])[0]
+        if isinstance(verdict, BadReference):
+            raise verdict
+        return verdict
 
-    def _conforms(self, check: _Check, value: Any, field: str) -> tuple[bool, str | None]:
-        """Whether ``value`` conforms and, when the check ran past its time limit, why. A schema
-        that cannot be applied (a ``$ref`` it cannot resolve) is the schema's fault:
-        :class:`_BadReferenceSchema`, never a traceback."""
-        answer = None
-        if check.isolated_text is not None:
+    def verdicts(self, queries: Sequence[Query]) -> list[tuple[float, str | None] | BadReference]:
+        """Every row's verdict; the checks of all rows in one worker call per chunk."""
+        out: list[tuple[float, str | None] | BadReference] = []
+        pending: list[tuple[int, list[_Check], Any]] = []
+        for i, query in enumerate(queries):
             try:
-                answer = self._in_worker(check.isolated_text, value)
-            except schema_worker.WorkerDied as exc:
-                timeout = self.options["timeout"]
-                return False, (
-                    f"rule:json_schema: the schema check did not finish in {timeout:g} s "
-                    f"({exc}; a pattern that backtracks without end?): scored 0.0"
-                )
-        if answer is None:
-            valid, error = conformance(check.validator, value)
-        else:
-            valid, error = bool(answer.get("valid")), answer.get("error")
-        if error is not None:
-            raise _BadReferenceSchema(error, field=field)
-        return valid, None
+                checks = [self._fixed] if self._fixed else self._reference_checks(query.reference)
+            except BadReference as exc:
+                out.append(exc)
+                continue
+            value = load_json(query.response, self.options["fence"]) if checks else None
+            out.append((NAN, None) if not checks else (0.0, None))
+            if checks and is_valid(value):
+                pending.append((i, checks, value))
+        outcomes = iter(self._outcomes([(c, v) for _, checks, v in pending for c in checks]))
+        field = "schema" if self._fixed else "reference"
+        for i, checks, _ in pending:
+            row = [next(outcomes) for _ in checks]
+            try:
+                out[i] = _verdict(row, field)
+            except BadReference as exc:
+                out[i] = exc
+        return out
 
-    def _in_worker(self, schema_text: str, value: Any) -> dict[str, Any] | None:
-        """The check in a worker process (:mod:`.schema_worker`), killed past the time limit
-        (:class:`~.worker_pool.WorkerDied`); None where no worker can start or the value cannot
-        be sent (then it runs here)."""
-        job = {"schema": schema_text, "formats": self.options["formats"], "instance": value}
-        try:
-            return schema_worker.POOL.run(job, float(self.options["timeout"]))
-        except (ValueError, RecursionError):  # nested past the JSON encoder's limit
-            return None
-        except schema_worker.WorkerDidNotStart as exc:
-            schema_worker.POOL.warn_no_worker(
-                exc, "schemas with patterns are now checked here, without a time limit"
+    def _outcomes(self, checks: list[tuple[_Check, Any]]) -> list[dict[str, Any]]:
+        """:func:`~.schema_worker.outcome` of each (schema, value): in workers, each within the
+        time limit, or here when ``timeout=0`` or no worker can start."""
+        timeout = float(self.options["timeout"])
+        if timeout > 0 and checks:
+            try:
+                return self._in_workers(checks, timeout)
+            except schema_worker.WorkerDidNotStart as exc:
+                schema_worker.POOL.warn_no_worker(
+                    exc, "schemas are now checked here, without a time limit"
+                )
+        return [outcome(check.validator, value) for check, value in checks]
+
+    def _in_workers(self, checks: list[tuple[_Check, Any]], timeout: float) -> list[dict[str, Any]]:
+        """Checks sent to workers; a value past the JSON encoder's nesting limit is unverified
+        here (no validator could walk it either)."""
+        schemas: dict[str, int] = {}
+        sent: list[tuple[int, str]] = []
+        out: list[dict[str, Any] | None] = []
+        for check, value in checks:
+            try:
+                text = json.dumps(value)
+            except (ValueError, RecursionError):
+                out.append({"unverified": "the response's JSON nests too deeply to check"})
+                continue
+            sent.append((schemas.setdefault(check.text, len(schemas)), text))
+            out.append(None)
+        answers = iter(
+            schema_worker.outcomes_in_worker(list(schemas), sent, self.options["formats"], timeout)
+        )
+        return [o if o is not None else next(answers) for o in out]
+
+
+def _verdict(outcomes: list[dict[str, Any]], field: str) -> tuple[float, str | None]:
+    """A row's verdict from its schemas' outcomes, in order: the first met scores 1.0, a schema
+    that cannot be applied fails the row (:class:`_BadReferenceSchema`), else 0.0 with why the
+    first given-up check was."""
+    problem = None
+    for result in outcomes:
+        if result.get("valid"):
+            return 1.0, None
+        if "error" in result:
+            raise _BadReferenceSchema(result["error"], field=field)
+        if "unverified" in result and problem is None:
+            problem = (
+                f"rule:json_schema: the check was given up ({result['unverified']}): scored 0.0"
             )
-            return None
+    return 0.0, problem
 
 
 def compute_score(

@@ -1,26 +1,37 @@
-"""JSON Schema validation that a worker process can run: ``rule:json_schema``'s checks of
-schemas with ``pattern`` or ``patternProperties``.
+"""JSON Schema validation with a time limit per check, in a worker process: ``rule:json_schema``.
 
-jsonschema matches those with Python's ``re``, which holds the GIL with no time limit: a
-catastrophic pattern (``(a+)+$``) against a response such as ``"aaaa…!"`` would stop a whole
-server. So :class:`~rewardkit.rewards.rules.json_schema.JsonSchemaReward` validates against such
-schemas in these workers (:mod:`.worker_pool`), killed past their deadline. Kept lean (jsonschema
-only) so a worker starts fast.
+A response decides how long validation runs: jsonschema matches ``pattern`` and
+``patternProperties`` with Python's ``re`` (``^(a+)+$`` against ``"aaaa…!"``: hours), checks
+``uniqueItems`` on objects pairwise in Python (8,000 objects: 42 s), and walks recursive
+schemas as deep as the response nests. All of it holds the GIL, so in the scoring process it
+would stop a whole server. So :class:`~rewardkit.rewards.rules.json_schema.JsonSchemaReward`
+validates in these workers (:mod:`.worker_pool`): one call per batch, each check given its own
+time (:func:`~.worker_pool.run_timed`). Kept lean (jsonschema only) so a worker starts fast.
 """
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from typing import Any
 
-from rewardkit.rewards.rules.worker_pool import WorkerDidNotStart, WorkerDied, WorkerPool, serve
+from rewardkit.rewards.rules.worker_pool import (
+    WorkerDidNotStart,
+    WorkerDied,
+    WorkerPool,
+    run_timed,
+    serve,
+)
 
-__all__ = ["POOL", "WorkerDidNotStart", "WorkerDied", "conformance", "has_patterns", "validator"]
+__all__ = ["POOL", "WorkerDidNotStart", "WorkerDied", "outcome", "outcomes_in_worker", "validator"]
 
 #: The schema-validation workers of this process.
 POOL = WorkerPool("rewardkit.rewards.rules.schema_worker", "JSON Schema")
 
-#: Keywords whose regular expressions jsonschema runs on the instance (strings, property names).
-PATTERN_KEYWORDS = ("pattern", "patternProperties")
+#: Nesting depth from which a validator's ``RecursionError`` is the response's (too deep to
+#: check), not the schema's (a ``$ref`` chain without end): jsonschema spends a few Python
+#: frames per level, so a shallower value cannot exhaust the interpreter's limit alone.
+DEEP = 32
 
 
 def validator(schema: Any, formats: bool) -> Any:
@@ -34,53 +45,94 @@ def validator(schema: Any, formats: bool) -> Any:
     return cls(schema, format_checker=FormatChecker() if formats else None)
 
 
-def conformance(check: Any, value: Any) -> tuple[bool, str | None]:
-    """Whether ``value`` conforms, and the schema's fault where it cannot be applied (a ``$ref``
-    it cannot resolve: a remote URL, a pointer to nowhere, an endless chain)."""
+def depth(value: Any) -> int:
+    """How deeply ``value``'s arrays and objects nest (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        )
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def outcome(check: Any, value: Any) -> dict[str, Any]:
+    """One check: ``{"valid": bool}``; ``{"error": why}`` where the schema cannot be applied (a
+    ``$ref`` it cannot resolve: a remote URL, a pointer to nowhere, an endless chain: the
+    schema's fault); ``{"unverified": why}`` where the response nests too deeply to check."""
     try:
-        return bool(check.is_valid(value)), None
+        return {"valid": bool(check.is_valid(value))}
     except RecursionError:
-        return False, "rule:json_schema: the schema's $ref chain recurses without end"
+        levels = depth(value)
+        if levels >= DEEP:
+            return {
+                "unverified": f"the response's JSON nests {levels} levels deep, too deep to check"
+            }
+        return {"error": "rule:json_schema: the schema's $ref chain recurses without end"}
     except Exception as exc:
         why = f"{type(exc).__name__}: {exc}"
-        return False, f"rule:json_schema: the schema cannot be applied ({why})"
+        return {"error": f"rule:json_schema: the schema cannot be applied ({why})"}
 
 
-def has_patterns(schema: Any) -> bool:
-    """Whether any sub-schema holds a ``pattern`` or ``patternProperties`` (where a regular
-    expression meets the response)."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if any(k in node for k in PATTERN_KEYWORDS):
-                return True
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+def outcomes_in_worker(
+    schemas: list[str], checks: list[tuple[int, str]], formats: bool, timeout: float
+) -> list[dict[str, Any]]:
+    """:func:`outcome` of each ``(schema index, instance JSON text)`` in ``checks``, checked in
+    workers, each within ``timeout`` seconds (past it, or when its worker stopped:
+    ``{"unverified": why}``). Raises :class:`WorkerDidNotStart` when no worker can start."""
+
+    def job(chunk: list[tuple[int, str]]) -> dict[str, Any]:
+        used = sorted({s for s, _ in chunk})
+        where = {s: k for k, s in enumerate(used)}
+        return {
+            "schemas": [schemas[s] for s in used],
+            "checks": [[where[s], text] for s, text in chunk],
+            "formats": formats,
+            "timeout": timeout,
+        }
+
+    def died(exc: WorkerDied) -> dict[str, Any]:
+        return {"unverified": str(exc)}
+
+    return POOL.run_batches(checks, job, "outcomes", timeout, died)
+
+
+def checked(check: Any, instance: str, timeout: float) -> dict[str, Any]:
+    """:func:`outcome` of the JSON text ``instance`` within ``timeout`` seconds (a worker's)."""
+    try:
+        value = json.loads(instance)
+    except (ValueError, RecursionError):
+        return {"unverified": "the response's JSON could not be read back in the worker"}
+    finished, result = run_timed(partial(outcome, check, value), timeout)
+    return result if finished else {"unverified": f"did not finish in {timeout:g} s"}
 
 
 def main() -> None:
-    """The worker: ``{"schema": JSON text, "formats": bool, "instance": value}`` per stdin line,
-    ``{"valid": bool}`` or ``{"error": why}`` per stdout line."""
-    import json
-
+    """The worker: ``{"schemas": [JSON text], "checks": [[schema index, instance JSON text]],
+    "formats", "timeout"}`` per stdin line, ``{"outcomes": [...]}`` per stdout line (each as
+    :func:`outcome`, or ``{"unverified": why}`` past the time limit)."""
     validators: dict[tuple[str, bool], Any] = {}
 
-    def handle(job: dict[str, Any]) -> dict[str, Any]:
-        key = (job["schema"], bool(job["formats"]))
-        check = validators.get(key)
+    def built(text: str, formats: bool) -> Any:
+        check = validators.get((text, formats))
         if check is None:
-            try:
-                check = validator(json.loads(key[0]), key[1])
-            except Exception as exc:  # the caller checked it; never end the worker over it
-                return {"error": f"rule:json_schema: invalid schema: {exc}"}
+            check = validator(json.loads(text), formats)
             if len(validators) > 1024:
                 validators.clear()
-            validators[key] = check
-        valid, error = conformance(check, job["instance"])
-        return {"valid": valid} if error is None else {"error": error}
+            validators[(text, formats)] = check
+        return check
+
+    def handle(job: dict[str, Any]) -> dict[str, Any]:
+        formats, timeout = bool(job["formats"]), float(job["timeout"])
+        try:
+            checks = [built(text, formats) for text in job["schemas"]]
+        except Exception as exc:  # the caller checked them; never end the worker over it
+            return {"error": f"rule:json_schema: invalid schema: {exc}"}
+        outcomes = [checked(checks[i], text, timeout) for i, text in job["checks"]]
+        return {"outcomes": outcomes}
 
     serve(handle)
 

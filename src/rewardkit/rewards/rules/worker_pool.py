@@ -26,10 +26,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Seconds a new worker may take to import what it needs and say it is ready.
 START_TIMEOUT_S = 60.0
+
+#: Items sent to a worker in one call by :meth:`WorkerPool.run_batches` (bounds the caller's
+#: deadline and the message size).
+BATCH = 256
+
+#: Seconds a worker gets beyond the sum of its items' limits before the caller kills it.
+SLACK_S = 10.0
+
+
+def batch_deadline(count: int, timeout: float) -> float:
+    """The caller's deadline for one worker call of ``count`` items: each may run its full
+    ``timeout`` before the worker gives it up (:func:`run_timed`), plus :data:`SLACK_S`."""
+    return count * timeout + SLACK_S
 
 
 class WorkerDied(RuntimeError):
@@ -146,6 +161,33 @@ class WorkerPool:
         self._idle.put(worker)
         return answer
 
+    def run_batches(
+        self,
+        items: list[Any],
+        job: Callable[[list[Any]], dict[str, Any]],
+        key: str,
+        timeout: float,
+        died: Callable[[WorkerDied], Any],
+    ) -> list[Any]:
+        """One answer per item: ``job(chunk)`` for chunks of up to :data:`BATCH` items, each
+        answered as a list under ``key`` by a worker that gives each item ``timeout`` seconds;
+        every item of a chunk whose worker exited or stopped answering is ``died(error)``.
+        Raises :class:`WorkerDidNotStart` when no worker can start here."""
+        out: list[Any] = []
+        for start in range(0, len(items), BATCH):
+            chunk = items[start : start + BATCH]
+            try:
+                answer = self.run(job(chunk), batch_deadline(len(chunk), timeout))
+                answers = answer.get(key)
+                if not isinstance(answers, list) or len(answers) != len(chunk):
+                    raise WorkerDied(f"{self.label} worker: {answer.get('error', 'bad answer')}")
+            except WorkerDidNotStart:
+                raise
+            except WorkerDied as exc:
+                answers = [died(exc)] * len(chunk)
+            out.extend(answers)
+        return out
+
     def shutdown(self) -> None:
         """Kill every worker (idle or busy)."""
         with self._lock:
@@ -180,6 +222,36 @@ def _exit_when_orphaned() -> None:
 
     signal.signal(signal.SIGVTALRM, check)
     signal.setitimer(signal.ITIMER_VIRTUAL, 1.0, 1.0)
+
+
+class _Overrun(BaseException):
+    """Raised by :func:`run_timed`'s timer inside a call past its limit (a ``BaseException``,
+    as ``KeyboardInterrupt`` is, so the checked code's own ``except Exception`` cannot keep it)."""
+
+
+def _on_timer(signum: int, frame: Any) -> None:
+    raise _Overrun
+
+
+def run_timed(call: Callable[[], T], timeout: float) -> tuple[bool, T | None]:
+    """``(True, call())``, or ``(False, None)`` when ``call`` ran past ``timeout`` seconds
+    (``timeout <= 0``: no limit).
+
+    For a worker's main thread: a real-time timer's handler ends the call (``re`` and
+    pure-Python loops run signal handlers as they go), so a worker gives up one slow check and
+    goes on with the next, where the caller's deadline would kill and restart it."""
+    if timeout <= 0:
+        return True, call()
+    previous = signal.signal(signal.SIGALRM, _on_timer)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            return True, call()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    except _Overrun:  # also when the timer fired as the call returned: at its limit
+        return False, None
 
 
 def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
