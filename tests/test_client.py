@@ -111,3 +111,35 @@ def test_async_client_concurrent_requests(server):
             return out
 
     assert asyncio.run(main()) == [[float(n)] for n in range(1, 9)]
+
+
+#: The client the forked children inherit (a client does not pickle).
+_INHERITED: list[RewardClient] = []
+
+
+def _lengths_in_child(k: int) -> list[tuple[float | None, float]]:
+    out = []
+    for i in range(40):
+        text = "x" * (k * 100 + i)
+        out.append(
+            (_INHERITED[0].rewards([{"prompt": "p", "response": text}])[0], float(len(text)))
+        )
+    return out
+
+
+def test_a_client_used_in_forked_children_opens_its_own_connections(server):
+    """A client whose keep-alive connection was opened before a fork: the children's requests
+    on that one socket interleaved, and a child could read another's answer as its own."""
+    import multiprocessing
+
+    with RewardClient(server.url, api_key=KEY) as rc:
+        assert rc.rewards([{"prompt": "p", "response": "abc"}]) == [3.0]  # connection open
+        _INHERITED[:] = [rc]
+        try:
+            with multiprocessing.get_context("fork").Pool(4) as pool:
+                results = pool.map(_lengths_in_child, range(8))
+        finally:
+            _INHERITED.clear()
+        assert rc.rewards([{"prompt": "p", "response": "abcd"}]) == [4.0]  # the parent's works
+    pairs = [pair for child in results for pair in child]
+    assert len(pairs) == 320 and all(got == want for got, want in pairs)

@@ -150,3 +150,31 @@ def test_without_a_worker_process_the_search_runs_here(monkeypatch, caplog):
         assert reward.score([q("aaa"), q("ab")]).tolist() == [1.0, 0.0]
     assert "no worker process" in caplog.text and "without a time limit" in caplog.text
     assert pool.workers() == []
+
+
+#: The reward forked children inherit, with its worker already started by the parent.
+_INHERITED = []
+
+
+def _mean_in_child(k: int) -> tuple[int, float]:
+    texts = [f"yes{i}" if k % 2 == 0 else f"no{i}" for i in range(1500)]
+    return k, float(_INHERITED[0].score([q(t) for t in texts]).mean())
+
+
+def test_forked_children_never_share_the_parents_worker():
+    """Children forked after the parent started a worker used it too: their jobs interleaved on
+    one pipe and each read the others' answers (means like 0.38 where 1.0 or 0.0 was right)."""
+    import multiprocessing
+
+    reward = format_reward(pattern=r"^yes\d+$")
+    assert reward.score([q("yes1")]).tolist() == [1.0]  # the parent's worker is running
+    _INHERITED[:] = [reward]
+    try:
+        with multiprocessing.get_context("fork").Pool(3) as pool:
+            means = dict(pool.map(_mean_in_child, range(9)))
+    finally:
+        _INHERITED.clear()
+    assert means == {k: 1.0 if k % 2 == 0 else 0.0 for k in range(9)}
+    before = regex_worker.POOL.workers()
+    assert reward.score([q("yes2"), q("no")]).tolist() == [1.0, 0.0]  # the parent's still works
+    assert regex_worker.POOL.workers() == before and all(w.alive() for w in before)

@@ -13,6 +13,7 @@ still be scoring). Waits grow as ``backoff · 2^attempt`` capped at ``max_backof
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,6 +52,10 @@ class RewardServerError(RewardkitError):
         self.type = type_
         self.message = message
         super().__init__(f"HTTP {status} {type_}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[int, str, str]]:
+        # rebuilt from its fields where it crosses processes (multiprocessing, Ray)
+        return type(self), (self.status, self.type, self.message)
 
 
 def retry_delay(
@@ -140,15 +145,25 @@ class RewardClient(_Base):
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=self.headers, timeout=self.timeout
-        )
+        self._pid = os.getpid()
+        self._http = self._new_http()
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
+
+    def _connections(self) -> httpx.Client:
+        """The keep-alive client of this process. A process forked from the one that made it
+        (a ``multiprocessing`` pool, a data-loader worker) gets its own: on the inherited
+        sockets its requests would interleave with its siblings' and read their answers."""
+        if os.getpid() != self._pid:
+            self._pid, self._http = os.getpid(), self._new_http()
+        return self._http
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._connections().request(method, path, **kwargs)
             except RETRYABLE_ERRORS:
                 if last:
                     raise
@@ -197,7 +212,8 @@ class RewardClient(_Base):
         return self._request("GET", "/v1/stats").json()
 
     def close(self) -> None:
-        self._http.close()
+        if os.getpid() == self._pid:  # never the connections a forked child inherited
+            self._http.close()
 
     def __enter__(self) -> RewardClient:
         return self

@@ -45,11 +45,15 @@ class CacheCorruptError(RewardkitError):
     """The score cache file cannot be read as a score cache."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
+        self.path, self.reason = path, reason
         super().__init__(
             f"score cache {path} is damaged ({reason}); rerun with --cache-reset to move it aside "
             "(it is renamed, not deleted) or with --no-cache"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # rebuilt from its fields where it crosses processes (Ray workers)
+        return type(self), (self.path, self.reason)
 
 
 FILENAME = "scores.sqlite"

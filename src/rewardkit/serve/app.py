@@ -71,6 +71,9 @@ class Refusal(Exception):
         self.headers = headers
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), (self.status, self.type, self.message, self.headers)
+
 
 class ClientGone(Exception):
     """The client closed the connection before sending its whole request body."""

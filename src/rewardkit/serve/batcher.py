@@ -46,12 +46,15 @@ class QueueFull(Exception):
     """The batcher's queue cannot take the items; retry after ``retry_after`` seconds."""
 
     def __init__(self, route: str, depth: int, limit: int, retry_after: float) -> None:
-        self.route = route
+        self.route, self.depth, self.limit = route, depth, limit
         self.retry_after = retry_after
         super().__init__(
             f"queue of route {route!r} is full ({depth} of {limit} items waiting); "
             f"retry after {retry_after:.0f} s"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, float]]:
+        return type(self), (self.route, self.depth, self.limit, self.retry_after)
 
 
 class QueueTooSmall(Exception):
@@ -59,11 +62,14 @@ class QueueTooSmall(Exception):
     refused however long the client waited, so this is not a retryable :class:`QueueFull`."""
 
     def __init__(self, route: str, items: int, limit: int) -> None:
-        self.route = route
+        self.route, self.items, self.limit = route, items, limit
         super().__init__(
             f"the request holds {items} new items for route {route!r}, whose queue holds at most "
             f"{limit} (max_queue); send at most {limit} new items per request"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
+        return type(self), (self.route, self.items, self.limit)
 
 
 def estimate_tokens(query: Query) -> int:

@@ -15,6 +15,7 @@ a caller asks with :meth:`WorkerPool.run`.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -102,6 +103,15 @@ class _Worker:
             raise WorkerDied(f"{self.label} worker exited ({e})") from None
         return self._line(timeout)
 
+    def disown(self) -> None:
+        """Close this process's ends of the worker's pipes, leaving the worker running (it
+        belongs to the process that started it)."""
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+        self.proc.returncode = 0  # not this process's child: never wait for it or kill it here
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -188,6 +198,18 @@ class WorkerPool:
             out.extend(answers)
         return out
 
+    def forget_inherited(self) -> None:
+        """In a child process just forked: the workers are the parent's. Their queue, set and
+        lock start afresh here (the lock may have been held by a parent thread at the fork),
+        and the child's copies of their pipes are closed, never the workers themselves: a
+        child writing to a parent's worker would interleave its jobs with the parent's and
+        its siblings', and read their answers as its own."""
+        for worker in self._all:
+            worker.disown()
+        self._idle = queue.SimpleQueue()
+        self._all = set()
+        self._lock = threading.Lock()
+
     def shutdown(self) -> None:
         """Kill every worker (idle or busy)."""
         with self._lock:
@@ -204,6 +226,15 @@ _POOLS: list[WorkerPool] = []
 def _shutdown() -> None:
     for pool in list(_POOLS):
         pool.shutdown()
+
+
+def _forget_inherited() -> None:
+    for pool in _POOLS:
+        pool.forget_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)
 
 
 def _exit_when_orphaned() -> None:
