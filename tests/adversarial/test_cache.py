@@ -108,3 +108,38 @@ def test_cli_refuses_a_cache_dir_that_is_a_file_before_any_model(cli, rows_file,
     code, text = cli(verb, "-r", "default", "--data", data, "--out", out, "--cache-dir", rows_file)
     assert code != 0 and f"--cache-dir {rows_file} is a file" in text
     assert not out.exists()
+
+
+#: The cache forked children inherit (opened, and written to, by the parent), and the id of the
+#: parent's connection.
+_INHERITED: list = []
+
+
+def _write_in_child(k: int) -> tuple[int, bool]:
+    cache, parents = _INHERITED
+    cache.put_many("fp", [(f"child{k}-{i}", np.array([k + i / 100]), False) for i in range(200)])
+    got = cache.get_many("fp", [f"child{k}-{i}" for i in range(200)] + ["parent"])
+    return len(got), id(cache._db) != parents
+
+
+def test_forked_children_open_their_own_connection_and_lose_nothing(tmp_path):
+    """SQLite's locks and WAL index do not survive fork: a connection carried into children can
+    corrupt the file. Each process now opens its own; every row written lands, intact."""
+    import multiprocessing
+
+    cache = ScoreCache(tmp_path)
+    cache.put_many("fp", [("parent", np.array([1.0]), False)])
+    _INHERITED[:] = [cache, id(cache._db)]
+    try:
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            seen = pool.map(_write_in_child, range(8))
+    finally:
+        _INHERITED.clear()
+    assert seen == [(201, True)] * 8  # all found, each through the child's own connection
+    assert cache.count("fp") == 1 + 8 * 200  # the parent's own connection still works
+    got = cache.get_many("fp", ["child7-99"])
+    assert np.allclose(got["child7-99"][0], [7.99])
+    db = sqlite3.connect(cache.path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    cache.close()

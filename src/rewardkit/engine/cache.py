@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -100,6 +101,11 @@ def _use_wal(db: sqlite3.Connection, wait: float = 60.0) -> None:
             delay = min(delay * 2, 0.5)
 
 
+#: Connections a forked child inherited and replaced, held so they are never closed (a close in
+#: the child could release locks the parent holds).
+_INHERITED_CONNECTIONS: list[sqlite3.Connection] = []
+
+
 class ScoreCache:
     """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives),
     each with a flag saying whether its query was truncated (so reruns report truncation too)."""
@@ -122,11 +128,27 @@ class ScoreCache:
                 f"score cache {self.path} is a directory, not a cache file; give another "
                 "--cache-dir or use --no-cache"
             )
+        self._pid = os.getpid()
+        self._connection = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         with self._guard():
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            _use_wal(self._db)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            _use_wal(db)
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        return db
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This process's connection. A process forked from the one that opened it (a
+        ``multiprocessing`` pool) opens its own: SQLite's locks and WAL index do not survive
+        ``fork``, and a connection carried across one can corrupt the file. The inherited one is
+        left open (closing it in the child could drop the parent's locks)."""
+        if os.getpid() != self._pid:
+            _INHERITED_CONNECTIONS.append(self._connection)  # kept open: never closed here
+            self._pid, self._connection = os.getpid(), self._connect()
+        return self._connection
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -201,4 +223,5 @@ class ScoreCache:
         )
 
     def close(self) -> None:
-        self._db.close()
+        if os.getpid() == self._pid:  # never a connection inherited across a fork
+            self._connection.close()
