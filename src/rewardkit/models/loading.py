@@ -361,11 +361,32 @@ def resolve_device(name: str, option: str = DEVICE_OPTION) -> torch.device:
     )
 
 
+_fork_guarded = False
+
+
+def _one_thread_after_fork() -> None:
+    """In a child just forked: torch's OpenMP thread team (GNU libgomp in the Linux wheels)
+    does not survive ``fork``, and the child's first parallel kernel waits for it forever (a
+    ``multiprocessing`` pool scoring a model the parent had used hung in ``layer_norm``). One
+    intra-op thread never enters the team; torch's own DataLoader workers do the same."""
+    torch.set_num_threads(1)
+
+
+def guard_forks() -> None:
+    """Register :func:`_one_thread_after_fork` for every later ``fork`` (once per process)."""
+    global _fork_guarded
+    if not _fork_guarded and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_one_thread_after_fork)
+        _fork_guarded = True
+
+
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` intra-op threads for torch (None leaves torch's default). Every model
     build calls it, so it also keeps freed tensor memory in the C heap for the next tensor
-    (:func:`rewardkit.models.allocator.keep_freed_memory`)."""
+    (:func:`rewardkit.models.allocator.keep_freed_memory`) and makes a process forked later
+    run its models on one thread rather than hang (:func:`guard_forks`)."""
     keep_freed_memory()
+    guard_forks()
     if threads:
         torch.set_num_threads(int(threads))
 
