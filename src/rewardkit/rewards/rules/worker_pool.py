@@ -8,8 +8,10 @@ deadline is killed and replaced, and the caller scores the item as unverified.
 
 Workers are plain ``python -m MODULE`` processes speaking JSON lines on stdin/stdout (no
 pickling, no re-import of the caller's ``__main__``), started on first need, one per thread
-calling at once, reused, killed when the interpreter exits. A module serves with :func:`serve`;
-a caller asks with :meth:`WorkerPool.run`.
+calling at once, reused, killed when the interpreter exits; a child forked later starts its own.
+A module serves with :func:`serve`; a caller asks with :meth:`WorkerPool.run` (one job, killed
+past its deadline) or :meth:`WorkerPool.run_batches` (a list of items, each given its own time
+inside the worker by :func:`run_timed`, so a slow item is given up without a restart).
 """
 
 from __future__ import annotations
@@ -280,9 +282,10 @@ def run_timed(call: Callable[[], T], timeout: float) -> tuple[bool, T | None]:
             return True, call()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
     except _Overrun:  # also when the timer fired as the call returned: at its limit
         return False, None
+    finally:  # the one-shot timer has fired or is disarmed: nothing can interrupt this
+        signal.signal(signal.SIGALRM, previous)
 
 
 def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
