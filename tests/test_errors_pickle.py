@@ -15,6 +15,10 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rewardkit"
 
+#: Programs run as children (by path, standard library only), never imported in-process: their
+#: errors stay in the child (tests/test_sandbox_verdict.py checks they are not imported).
+CHILD_PROGRAMS = {"rewardkit.rewards.sandbox.harness", "rewardkit.rewards.sandbox.launcher"}
+
 
 def _modules_defining_exceptions() -> list[str]:
     """Modules with a class whose base names end in Error/Exception/Interrupt (read with ast)."""
@@ -29,7 +33,7 @@ def _modules_defining_exceptions() -> list[str]:
                 parts = path.relative_to(SRC.parent).with_suffix("").parts
                 found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
                 break
-    return found
+    return [name for name in found if name not in CHILD_PROGRAMS]
 
 
 def _exception_classes() -> list[type[BaseException]]:
