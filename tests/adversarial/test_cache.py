@@ -143,3 +143,27 @@ def test_forked_children_open_their_own_connection_and_lose_nothing(tmp_path):
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     cache.close()
+
+
+def test_the_cli_score_cache_follows_rewardkit_cache(tmp_path):
+    """$REWARDKIT_CACHE moved the embedded models but not the score cache, which kept filling
+    ~/.cache (a home quota on a cluster) for score, eval, curate and bon."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from rewardkit.commands.options import DEFAULT_CACHE; "
+        "from rewardkit.engine.cache import default_directory; "
+        "print(DEFAULT_CACHE); print(default_directory())"
+    )
+    env = {**os.environ, "REWARDKIT_CACHE": str(tmp_path / "rk")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(tmp_path / "rk" / "scores")] * 2
+    env.pop("REWARDKIT_CACHE")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [os.path.expanduser("~/.cache/rewardkit/scores")] * 2

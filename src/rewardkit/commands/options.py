@@ -12,9 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from rewardkit.cli_errors import finite  # noqa: F401  (re-exported: the verbs' callback)
+from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
 
-DEFAULT_CACHE = "~/.cache/rewardkit/scores"
+#: The score cache's default: ``$REWARDKIT_CACHE/scores``, else ``~/.cache/rewardkit/scores``.
+DEFAULT_CACHE = str(default_directory())
 
 
 RewardOpt = Annotated[

@@ -72,13 +72,14 @@ def soft_option(value: str) -> str | float:
 
 
 def load_rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
+    from rewardkit.engine.cache import default_directory
     from rewardkit.registry import load_reward
 
     if not specs:
         raise typer.BadParameter("give at least one --reward", param_hint="--reward")
     engine = {
         "device": device,
-        "cache_dir": None if no_cache else str(Path("~/.cache/rewardkit/scores").expanduser()),
+        "cache_dir": None if no_cache else str(default_directory()),
     }
     return [load_reward(s, engine_defaults=engine) for s in specs]
 

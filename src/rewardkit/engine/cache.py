@@ -60,6 +60,14 @@ class CacheCorruptError(RewardkitError):
 FILENAME = "scores.sqlite"
 
 
+def default_directory() -> Path:
+    """Where the CLI keeps its score cache: ``scores/`` in rewardkit's cache directory
+    (``$REWARDKIT_CACHE``, else ``~/.cache/rewardkit``), beside the embedded models."""
+    from rewardkit.models.embedded import cache_root
+
+    return cache_root() / "scores"
+
+
 def move_aside(directory: str | Path) -> Path | None:
     """Rename the cache file in ``directory`` (and its WAL/SHM journals) to
     ``scores.sqlite.bad-<UTC time>``; return the new path, or None when there is no cache."""

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rewardkit.cli_errors import number_in, user_errors
+from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
 
 
@@ -131,7 +132,7 @@ def bon_command(
             "device": None if device == "auto" else device,
             "threads": threads,
             "progress": False if no_progress else None,
-            "cache_dir": None if no_cache else str(Path("~/.cache/rewardkit/scores").expanduser()),
+            "cache_dir": None if no_cache else str(default_directory()),
         }
         built = load_reward(reward, engine_defaults=engine)
         pol = Policy(policy, gen)
