@@ -86,13 +86,12 @@ class FormatReward(RuleReward):
         if pattern is not None and tags is not None:
             raise SpecError("rule:format takes either pattern or tags, not both")
         timeout = as_number("timeout", self.rule, timeout, minimum=0.0)
-        #: Whether searches run in a worker, timed (a user pattern with a time limit).
-        self._isolated = pattern is not None and timeout > 0
-        if pattern is None:
-            pattern = tags_pattern(_tag_list(tags) if tags is not None else DEFAULT_TAGS)
-        if self._isolated:  # the limit can change a score, so it is part of the identity
+        if pattern is not None and timeout > 0:
+            # searched in a worker; the limit can change a score, so it is part of the identity
             super().__init__(pattern=str(pattern), timeout=timeout)
         else:
+            if pattern is None:
+                pattern = tags_pattern(_tag_list(tags) if tags is not None else DEFAULT_TAGS)
             super().__init__(pattern=str(pattern))
         self._regex = _compile(str(pattern))
 
@@ -115,7 +114,7 @@ class FormatReward(RuleReward):
         """Whether the layout is found in each response: None where the search ran past its
         time limit, the reason where its worker stopped."""
         texts = [q.response for q in queries]
-        if self._isolated:
+        if "timeout" in self.options:  # a user pattern with a time limit
             try:
                 return regex_worker.search_in_worker(
                     self._regex.pattern, self._regex.flags, texts, self.options["timeout"]

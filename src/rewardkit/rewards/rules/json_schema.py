@@ -164,9 +164,12 @@ class JsonSchemaReward(RuleReward):
             except BadReference as exc:
                 out.append(exc)
                 continue
-            value = load_json(query.response, self.options["fence"]) if checks else None
-            out.append((NAN, None) if not checks else (0.0, None))
-            if checks and is_valid(value):
+            if not checks:
+                out.append((NAN, None))
+                continue
+            value = load_json(query.response, self.options["fence"])
+            out.append((0.0, None))  # unless a check below is met
+            if is_valid(value):
                 pending.append((i, checks, value))
         outcomes = iter(self._outcomes([(c, v) for _, checks, v in pending for c in checks]))
         field = "schema" if self._fixed else "reference"

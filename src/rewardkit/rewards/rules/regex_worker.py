@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from rewardkit.rewards.rules.worker_pool import (
@@ -43,23 +43,21 @@ def search_in_worker(
     return POOL.run_batches(list(texts), job, "found", timeout, died=str)
 
 
+@lru_cache(maxsize=256)
+def _compiled(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
 def main() -> None:
     """The worker: ``{"pattern", "flags", "texts", "timeout"}`` per stdin line,
     ``{"found": [true | false | null, …]}`` (null: past the limit) or ``{"error": why}`` per
     stdout line."""
-    compiled: dict[tuple[str, int], re.Pattern[str]] = {}
 
     def handle(job: dict[str, Any]) -> dict[str, Any]:
-        key = (str(job["pattern"]), int(job["flags"]))
-        regex = compiled.get(key)
-        if regex is None:
-            try:
-                regex = re.compile(*key)
-            except re.error as exc:  # the caller compiled it first; never end the worker
-                return {"error": f"invalid pattern: {exc}"}
-            if len(compiled) > 256:
-                compiled.clear()
-            compiled[key] = regex
+        try:
+            regex = _compiled(str(job["pattern"]), int(job["flags"]))
+        except re.error as exc:  # the caller compiled it first; never end the worker
+            return {"error": f"invalid pattern: {exc}"}
         timeout = float(job["timeout"])
         found: list[bool | None] = []
         for text in job["texts"]:

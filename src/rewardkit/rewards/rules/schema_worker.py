@@ -12,7 +12,7 @@ time (:func:`~.worker_pool.run_timed`). Kept lean (jsonschema only) so a worker 
 from __future__ import annotations
 
 import json
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from rewardkit.rewards.rules.worker_pool import (
@@ -110,25 +110,21 @@ def checked(check: Any, instance: str, timeout: float) -> dict[str, Any]:
     return result if finished else {"unverified": f"did not finish in {timeout:g} s"}
 
 
+@lru_cache(maxsize=1024)
+def _built(schema_text: str, formats: bool) -> Any:
+    """The validator of a schema sent as JSON text (built once per distinct schema)."""
+    return validator(json.loads(schema_text), formats)
+
+
 def main() -> None:
     """The worker: ``{"schemas": [JSON text], "checks": [[schema index, instance JSON text]],
     "formats", "timeout"}`` per stdin line, ``{"outcomes": [...]}`` per stdout line (each as
     :func:`outcome`, or ``{"unverified": why}`` past the time limit)."""
-    validators: dict[tuple[str, bool], Any] = {}
-
-    def built(text: str, formats: bool) -> Any:
-        check = validators.get((text, formats))
-        if check is None:
-            check = validator(json.loads(text), formats)
-            if len(validators) > 1024:
-                validators.clear()
-            validators[(text, formats)] = check
-        return check
 
     def handle(job: dict[str, Any]) -> dict[str, Any]:
         formats, timeout = bool(job["formats"]), float(job["timeout"])
         try:
-            checks = [built(text, formats) for text in job["schemas"]]
+            checks = [_built(text, formats) for text in job["schemas"]]
         except Exception as exc:  # the caller checked them; never end the worker over it
             return {"error": f"rule:json_schema: invalid schema: {exc}"}
         outcomes = [checked(checks[i], text, timeout) for i, text in job["checks"]]
