@@ -44,6 +44,22 @@ def test_sync_client_endpoints(server):
         assert rc.stats()["cache"]["entries"] >= 3
 
 
+def test_numpy_values_are_sent_as_json(server):
+    import numpy as np
+
+    # verl's ground truths are numpy arrays; a np.float32 NaN goes as null like a float NaN
+    with RewardClient(server.url, api_key=KEY) as rc:
+        q = Query([user("q")], "#### 3", reference=np.array(["3"]), meta={"data_source": "gsm8k"})
+        assert rc.rewards([q]) == [1.0]
+        item = {"response": "abcd", "reference": np.float32("nan")}
+        assert rc.rewards([item]) == [4.0]
+        q = Query([user("q")], "abcd", meta={"step": np.int64(2), "w": np.float32(0.5)})
+        assert rc.rewards([q]) == [4.0]
+        assert rc.get_reward(["P: hello"], ["P: "], np.array([np.nan]))["rewards"] == [5.0]
+        with pytest.raises(TypeError, match="queries must be a list"):
+            rc.get_reward("abc")  # list("abc") sent three queries
+
+
 def test_error_status_is_not_retried(server):
     started = time.monotonic()
     with (

@@ -326,6 +326,13 @@ def test_ensemble_weighted_aggregate_with_member_weights():
 
 
 # ---- errors -----------------------------------------------------------------------------------
+def _nested(depth: int) -> dict:
+    spec: dict = {"type": "rule:length"}
+    for _ in range(depth):
+        spec = {"ensemble": [spec]}
+    return spec
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -355,6 +362,10 @@ def test_ensemble_weighted_aggregate_with_member_weights():
         ({"ensemble": ["nope:x"]}, "unknown reward kind 'nope'"),
         ({"ensemble": [42]}, "got int"),
         ("ensemble:x", "built from a dict"),
+        ({"weighted": WORDS}, "weighted members must be a mapping.*got str"),  # was per letter
+        ({"weighted": 5}, "weighted members must be a mapping.*got int"),
+        ("rule:math?max_chars=true", "max_chars must be a number, got True"),  # was 1
+        (_nested(100), "nested more than 64 levels deep"),  # was a RecursionError at ~250
     ],
 )
 def test_clear_errors(spec, message):

@@ -124,6 +124,25 @@ def test_verl_spec_from_environment(monkeypatch):
         vrl.compute_score("d", "abc", None)
 
 
+@pytest.mark.parametrize("raw", ['{"weighted": {"rule:math": 1,}}', '{"a":' * 5000])
+def test_verl_spec_from_environment_refuses_bad_json_naming_the_variable(monkeypatch, raw):
+    from rewardkit.errors import SpecError
+
+    monkeypatch.setenv("REWARDKIT_SPEC", raw)
+    with pytest.raises(SpecError, match=r"\$REWARDKIT_SPEC: invalid JSON"):
+        vrl.compute_score("d", "abc", None)
+
+
+def test_verl_prompt_from_extra_info_is_messages_or_refused():
+    spec = "rule:length?unit=chars"
+    as_array = np.array([{"role": "user", "content": "What is 2+2?"}], dtype=object)
+    q = vrl._query("d", "4", "4", {"prompt": as_array})  # parquet keeps message lists as arrays
+    assert q.prompt == [{"role": "user", "content": "What is 2+2?"}]
+    for odd in ({"role": "user", "content": "hi"}, ["just text"], [{"content": "no role"}], 5):
+        with pytest.raises((TypeError, ValueError), match=r"extra_infos\[0\]\['prompt'\]"):
+            vrl.compute_score("d", "abc", None, {"prompt": odd}, spec=spec)  # was its repr
+
+
 def test_openrlhf_reward_func_contract(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setenv("REWARDKIT_SPEC", json.dumps(WEIGHTED))
@@ -292,3 +311,12 @@ def test_every_path_agrees_whether_a_reference_applies(ground_truth):
     assert out["extra_logs"]["applies"].tolist() == [float(applies)]
     trl = trl_reward(prompts=["2+2?"], completions=["#### 4"], answer=[ground_truth])
     assert (trl[0] is not None) == applies
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, float("nan"), float("inf")])
+def test_nan_score_must_be_a_finite_number(bad):
+    with pytest.raises(ValueError, match="nan_score must be"):
+        vrl.compute_score("d", "abc", None, spec="rule:math", nan_score=bad)
+    with pytest.raises(ValueError, match="nan_score must be"):
+        orl.score_queries(["q a"], ["q"], None, spec="rule:math", nan_score=bad)
+    assert vrl.compute_score("d", "abc", None, spec="rule:math", nan_score=-1)["score"] == -1.0

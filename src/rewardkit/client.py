@@ -22,6 +22,7 @@ import httpx
 
 from rewardkit.errors import RewardkitError
 from rewardkit.outputs import finite_json
+from rewardkit.remote.auth import check_api_key
 from rewardkit.remote.limits import backoff_delay, parse_retry_after
 
 #: Transport failures after which the request is sent again.
@@ -36,6 +37,9 @@ def _openrlhf_body(
     queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
 ) -> dict[str, Any]:
     """The JSON body of OpenRLHF's ``/get_reward``: queries, and prompts/labels when given."""
+    for name, value in (("queries", queries), ("prompts", prompts), ("labels", labels)):
+        if isinstance(value, str | bytes):  # list("abc") would send three queries 'a', 'b', 'c'
+            raise TypeError(f"{name} must be a list with one entry per query, not one string")
     body: dict[str, Any] = {"query": list(queries)}
     if prompts is not None:
         body["prompts"] = list(prompts)
@@ -136,6 +140,7 @@ class _Base:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        check_api_key(api_key or None)  # a key no header can carry fails here, not per request
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
 

@@ -254,7 +254,10 @@ def atomic_text(target: str | os.PathLike[str], *, what: str = "output") -> Iter
 
 def finite_json(value: Any) -> Any:
     """``value`` with every NaN or ±inf float replaced by None, so ``json.dumps(...,
-    allow_nan=False)`` writes standard JSON (``NaN``/``Infinity`` are not JSON)."""
+    allow_nan=False)`` writes standard JSON (``NaN``/``Infinity`` are not JSON). numpy scalars
+    and arrays (verl's ground truths, a ``np.float32`` score) become their Python values first."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()  # np.ndarray → nested lists, np.generic → int/float/bool/str
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

@@ -189,6 +189,11 @@ def load_reward(
         label = str(path)
         base_dir = path.parent
     elif isinstance(spec, Mapping):
+        from rewardkit.data.readers import check_tree
+
+        bad = check_tree(dict(spec), surrogates=False)  # as a spec file's depth is checked
+        if bad:
+            raise SpecError(f"reward spec: {bad}")
         kind, arg, options = _from_mapping(spec)
         label = kind + (f":{arg}" if arg else "")
     else:

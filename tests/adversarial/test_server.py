@@ -134,6 +134,17 @@ def test_blank_or_padded_api_key_is_refused(key):
         ServeConfig(api_key=key)
 
 
+@pytest.mark.parametrize("key", ["clé", "k€y", "tab\tinside", "nul\x00"])
+def test_api_key_no_header_can_carry_is_refused(key):
+    # headers travel as latin-1: a UTF-8 'clé' never matched, and a client cannot encode '€'
+    with pytest.raises(ValueError, match="visible ASCII"):
+        ServeConfig(api_key=key)
+    from rewardkit.client import RewardClient
+
+    with pytest.raises(ValueError, match="visible ASCII"):
+        RewardClient("http://127.0.0.1:9", api_key=key)
+
+
 def test_cli_refuses_whitespace_key_off_loopback(cli):
     code, text = cli("serve", "-r", "rule:length", "--host", "0.0.0.0", "--api-key", "   ")
     assert code == 2 and "API key" in text

@@ -15,8 +15,9 @@ Per batch (``compute_bnpo_outcome_advantage`` of ``changyi7231/BNPO``):
 Several rewards (accuracy + format): :func:`bnpo_advantages_multi` averages the per-component
 advantages (the paper's advantage decomposition). :class:`BNPONormalizer` keeps the Beta parameters
 across steps ("updated as training goes"): an exponential moving average of ``(m, v)``, with
-``momentum=0`` reproducing the per-batch reference exactly. NaN rewards are left out of ``p`` and
-get a NaN advantage. Worked example (card): groups ``[1,1,1,0]``, ``[1,0,0,0]`` → α=β=7/6,
+``momentum=0`` reproducing the per-batch reference exactly. A batch with fewer than 2 usable
+prompts (all NaN, all singletons) has no moments: it leaves the running ``(m, v)`` and ``steps`` as
+they are and is normalized with them. NaN rewards are left out of ``p`` and get a NaN advantage. Worked example (card): groups ``[1,1,1,0]``, ``[1,0,0,0]`` → α=β=7/6,
 advantages ``±0.238869`` / ``∓0.716606``.
 """
 
@@ -173,7 +174,8 @@ class BNPONormalizer:
 
     Each :meth:`__call__` fits ``(m, v)`` on the batch and blends them into a running estimate,
     ``m ← μ·m + (1−μ)·m_batch`` (same for v; the first batch initialises them), then normalizes the
-    batch with the running ``α, β``. ``momentum=0`` is the per-batch reference exactly.
+    batch with the running ``α, β``. ``momentum=0`` is the per-batch reference exactly on every
+    batch with ≥ 2 usable prompts; one with fewer (nothing to fit) leaves the state unchanged.
     """
 
     momentum: float = 0.9
@@ -198,14 +200,15 @@ class BNPONormalizer:
     def __call__(self, rewards: Any, group_ids: Any = None, *, group_size: int | None = None):
         r01 = _to_unit(rewards, self.r_min, self.r_max)
         p, p_groups, zero = _prompt_means(r01, group_ids, group_size, self.singleton)
-        m_b, v_b = batch_moments(p_groups)
-        if self.m is None or self.v is None:
-            self.m, self.v = m_b, v_b
-        else:
-            mu = self.momentum
-            self.m = mu * self.m + (1 - mu) * m_b
-            self.v = mu * self.v + (1 - mu) * v_b
-        self.steps += 1
+        if len(p_groups) >= 2:  # fewer usable prompts carry no moments: the state stays as it is
+            m_b, v_b = batch_moments(p_groups)
+            if self.m is None or self.v is None:
+                self.m, self.v = m_b, v_b
+            else:
+                mu = self.momentum
+                self.m = mu * self.m + (1 - mu) * m_b
+                self.v = mu * self.v + (1 - mu) * v_b
+            self.steps += 1
         return _advantages(r01, p, self.params, zero)
 
     def state_dict(self) -> dict[str, Any]:

@@ -117,7 +117,7 @@ class MedianLogisticNormalizer:
         for d in np.unique(ids):
             p = self.params.get(str(d))
             if p is None:
-                if self.unknown == "error":
+                if self.unknown == "error" and not np.isnan(r[ids == d]).all():
                     known = ", ".join(sorted(self.params)) or "none"
                     raise ValueError(
                         f"no median for data source {str(d)!r}; fit or update it first (known: {known})"

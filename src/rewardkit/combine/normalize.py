@@ -25,6 +25,7 @@ Presets reproduce the trainers exactly: :data:`TRL` (ddof=1, ε=1e-4) and :data:
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -120,6 +121,10 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
             raise ValueError(f"group_size={group_size} must be ≥ 1 and divide the {n} rewards")
         return Groups(np.repeat(np.arange(n // g, dtype=np.int64), g), n // g)
     ids = np.asarray(group_ids)
+    mixed = ids.dtype.kind == "U" and not isinstance(group_ids, np.ndarray)
+    if mixed and any(not isinstance(v, str) for v in group_ids):  # [1, "1"]: two ids, not "1"
+        ids = np.empty(len(ids), dtype=object)
+        ids[:] = list(group_ids)
     if ids.shape != (n,):
         raise ValueError(f"group_ids must have one id per reward ({n}); got shape {ids.shape}")
     if ids.dtype.kind in "iu" and n:
@@ -132,9 +137,11 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
     if ids.dtype.kind == "f" and np.isnan(ids).any():
         raise ValueError("group_ids contains NaN; every reward needs a group id")
     if ids.dtype.kind == "O":  # mixed Python values: dense ids in order of first appearance
-        missing = [i for i, v in enumerate(ids.tolist()) if v is None]
+        missing = [i for i, v in enumerate(ids.tolist()) if v is None or v != v]
         if missing:
-            raise ValueError(f"group_ids[{missing[0]}] is None; every reward needs a group id")
+            raise ValueError(
+                f"group_ids[{missing[0]}] is {ids[missing[0]]}; every reward needs a group id"
+            )
         try:
             dense: dict[Any, int] = {}
             index = np.fromiter((dense.setdefault(v, len(dense)) for v in ids.tolist()), np.int64)
@@ -170,6 +177,23 @@ def group_stats(r: np.ndarray, groups: Groups, ddof: int = 1) -> GroupStats:
     return GroupStats(n_g[idx], (pivot + mean_d)[idx], np.sqrt(var_g)[idx], total[idx], dev)
 
 
+#: Rewards beyond this magnitude have squares past float64's range (≈1.8e308).
+HUGE = 2.0**500
+
+
+def huge_exponents(r: np.ndarray, groups: Groups) -> np.ndarray | None:
+    """None for ordinary rewards. When some group holds a reward past :data:`HUGE`: per element,
+    the binary exponent ``e`` of its group's largest magnitude (0 for ordinary groups), so that
+    ``r·2^−e`` (exact) lies in [−1, 1] and the group's squares cannot overflow."""
+    a = np.where(np.isnan(r), 0.0, np.abs(r))
+    if not a.size or a.max() <= HUGE:
+        return None
+    top = np.zeros(groups.count)
+    np.maximum.at(top, groups.index, a)
+    e = np.where(top > HUGE, np.frexp(top)[1], 0)
+    return e[groups.index]
+
+
 def _check(scale: str, singleton: str, ddof: int, eps: float) -> None:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}; got {scale!r}")
@@ -202,16 +226,26 @@ def group_normalize(
     _check(scale, singleton, ddof, eps)
     r = as_rewards(rewards)
     groups = as_groups(len(r), group_ids, group_size)
-    st = group_stats(r, groups, ddof=ddof)
+    # a group past 2^500 (1e154: its squares overflow) is normalized as r·2^−e_g, exactly, with ε
+    # scaled alike: the same ratio, where an inf std made every A_i of the group 0
+    e = huge_exponents(r, groups)
+    rs = r if e is None else np.ldexp(r, -e)
+    eps_s = eps if e is None else np.ldexp(eps, -e)
+    st = group_stats(rs, groups, ddof=ddof)
     out = st.dev.copy()
     if scale == "std":
         # all-equal groups have std 0 and numerator 0; a 1-member ddof=1 group has no std
-        den = np.where(np.isnan(st.std), 1.0, st.std) + eps
+        den = np.where(np.isnan(st.std), 1.0, st.std) + eps_s
         out = np.divide(out, den, out=np.zeros_like(out), where=den > 0)
     elif scale == "batch":
-        ok = r[~np.isnan(r)]
-        den = (float(np.std(ok, ddof=ddof)) if ok.size > ddof else 1.0) + eps
+        top = 0 if e is None else int(e.max())  # one scale for the batch std: the largest
+        if e is not None:
+            out = np.ldexp(out, e - top)
+        ok = np.ldexp(r[~np.isnan(r)], -top)
+        den = (float(np.std(ok, ddof=ddof)) if ok.size > ddof else 1.0) + math.ldexp(eps, -top)
         out = out / den if den > 0 else np.where(np.isnan(out), np.nan, 0.0)
+    elif e is not None:  # Dr. GRPO's r − mean_g is in the rewards' own units
+        out = np.ldexp(out, e)
     single = st.n == 1
     if single.any():  # "raw": verl's mean 0, std 1 → r / (1 + ε) (just r without scaling)
         raw = r[single] / (1.0 + eps) if scale == "std" else r[single]

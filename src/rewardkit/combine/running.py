@@ -91,17 +91,21 @@ class RunningWhitener:
         r = as_rewards(rewards)
         ids = self._sources(len(r), source_ids)
         for s in np.unique(ids):
-            self.moments.setdefault(str(s), Moments()).update(r[ids == s], self.decay)
+            x = r[ids == s]
+            if not np.isnan(x).all():  # a source where nothing applied gets no statistics
+                self.moments.setdefault(str(s), Moments()).update(x, self.decay)
 
     def whiten(self, rewards: Any, source_ids: Any = None) -> np.ndarray:
         r = as_rewards(rewards)
         ids = self._sources(len(r), source_ids)
         out = np.array(r, copy=True)
         for s in np.unique(ids):
+            sel = ids == s
+            if np.isnan(r[sel]).all():
+                continue  # nothing to whiten: these rewards stay NaN
             m = self.moments.get(str(s))
             if m is None or m.count == 0:
                 raise ValueError(f"no running statistics for source {str(s)!r}; call update first")
-            sel = ids == s
             x = r[sel] - m.mean if self.center else r[sel]
             out[sel] = x / (m.std(self.ddof) + self.eps)
         return out if self.clip is None else clip_rewards(out, -self.clip, self.clip)

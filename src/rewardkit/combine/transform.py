@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_groups, as_rewards
+from rewardkit.combine.normalize import as_groups, as_rewards, check_finite
 
 DEFAULT_Q = 0.85
 
@@ -40,6 +40,8 @@ def combine_lsc(rs: Any, r_refs: Any, weights: Any = None) -> np.ndarray:
     R = np.asarray(rs, dtype=np.float64)
     if R.ndim != 2:
         raise ValueError(f"rs must be an (n, k) matrix, one column per property; got {R.shape}")
+    check_finite(R, "rs")  # inf − inf would be a silent NaN row
+    check_finite(np.asarray(r_refs, dtype=np.float64), "r_refs")
     u = lsc_transform(R, r_refs)
     w = np.ones(R.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (R.shape[1],) or not np.all(np.isfinite(w)):

@@ -147,6 +147,16 @@ def check_finite_scores(scores: Any, what: str) -> None:
         )
 
 
+def as_nan_score(nan_score: Any) -> float:
+    """``nan_score`` (what a trainer gets where a reward does not apply) as a finite float;
+    ValueError for anything else, which would otherwise go to the trainer as its score."""
+    if isinstance(nan_score, bool) or not isinstance(nan_score, int | float | np.number):
+        raise ValueError(f"nan_score must be a number; got {nan_score!r}")
+    if not math.isfinite(nan_score):
+        raise ValueError(f"nan_score must be finite (it stands in for NaN); got {nan_score!r}")
+    return float(nan_score)
+
+
 def column(value: Any, name: str, n: int | None = None) -> list[Any]:
     """A per-response argument (list, tuple or numpy array) as a list of values, ``n`` of them
     when given; TypeError/ValueError naming ``name`` for a value that is not such a sequence

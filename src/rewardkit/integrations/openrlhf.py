@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.openrlhf import label, split_query
-from rewardkit.integrations._common import check_finite_scores, column, components, log_key
+from rewardkit.integrations._common import (
+    as_nan_score,
+    check_finite_scores,
+    column,
+    components,
+    log_key,
+)
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.types import Query, user
 
@@ -48,6 +54,7 @@ def score_queries(
     nan_score: float = 0.0,
 ) -> dict[str, Any]:
     """OpenRLHF's result dict for ``spec`` (default ``$REWARDKIT_SPEC``)."""
+    nan_score = as_nan_score(nan_score)
     queries = column(queries, "queries")
     n = len(queries)
     prompts = column(prompts, "prompts")

@@ -42,9 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.readers import parse_json
 from rewardkit.data.record import as_reference
 from rewardkit.errors import SpecError
 from rewardkit.integrations._common import (
+    as_nan_score,
     as_prompt,
     as_reward,
     check_finite_scores,
@@ -70,7 +72,12 @@ def spec_from_env() -> Any:
             f"no reward spec: pass reward_kwargs.spec in the trainer config or set ${ENV_SPEC}"
         )
     raw = raw.strip()
-    return json.loads(raw) if raw.startswith("{") else raw
+    if not raw.startswith("{"):
+        return raw
+    try:
+        return parse_json(raw)
+    except ValueError as e:
+        raise SpecError(f"${ENV_SPEC}: {e}") from None
 
 
 def plain(spec: Any) -> Any:
@@ -135,13 +142,14 @@ def _query(
             f"{type(solution_str).__name__}"
         )
     info = dict(extra_info) if isinstance(extra_info, Mapping) else {}
-    prompt = info.get("prompt", info.get("question", ""))
+    key = "prompt" if "prompt" in info else "question"
+    prompt = info.get(key, "")
     meta = {k: v for k, v in info.items() if is_plain(v) and k not in ("prompt", "question")}
     meta["data_source"] = data_source
-    try:
-        messages = as_prompt(prompt if prompt is not None else "")
-    except (TypeError, KeyError, ValueError):
-        messages = as_prompt(str(prompt))
+    if isinstance(prompt, np.ndarray):  # verl keeps parquet lists of messages as object arrays
+        prompt = prompt.tolist()
+    # anything but text or chat messages is refused, naming it: str() would score its repr
+    messages = as_prompt("" if prompt is None else prompt, where=f"extra_infos[{i}][{key!r}]")
     return Query(messages, solution_str, reference=as_reference(ground_truth), meta=meta)
 
 
@@ -157,6 +165,7 @@ def compute_score_batch(
 ) -> list[dict[str, float]]:
     """One result dict per response (see the module docstring); scores the batch in one call."""
     _unknown_kwargs("compute_score_batch", kwargs)
+    nan_score = as_nan_score(nan_score)
     solutions = column(solution_strs, "solution_strs")
     n = len(solutions)
     sources = column(data_sources, "data_sources", n)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardkit.errors import RewardkitError
+from rewardkit.remote.auth import check_api_key
 from rewardkit.remote.limits import (
     RETRY_STATUSES,
     Limits,
@@ -168,6 +169,10 @@ def read_api_key(api_key_env: str | None) -> str | None:
         raise RemoteConfigError(
             f"api_key_env={api_key_env!r}: environment variable {api_key_env} is not set"
         )
+    try:
+        check_api_key(value)
+    except ValueError as e:
+        raise RemoteConfigError(f"api_key_env={api_key_env!r}: ${api_key_env}: {e}") from None
     return value
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardkit.engine.config import MAX_THREADS
+from rewardkit.remote.auth import check_api_key
 from rewardkit.serve.batcher import BatcherConfig
 from rewardkit.serve.security import Limits
 
@@ -73,10 +74,7 @@ class ServeConfig:
     backlog: int = 2048
 
     def __post_init__(self) -> None:
-        if self.api_key is not None and not self.api_key.strip():
-            raise ValueError("the API key is empty or whitespace; give a real key or none")
-        if self.api_key is not None and self.api_key != self.api_key.strip():
-            raise ValueError("the API key has leading or trailing whitespace; remove it")
+        check_api_key(self.api_key)
         for name in ("cache_bytes",):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -351,6 +351,11 @@ def build_weighted(
     items: list[MemberSpec]
     if isinstance(members, Mapping):
         items = [[spec, weight] for spec, weight in members.items()]
-    else:
+    elif isinstance(members, Sequence) and not isinstance(members, str | bytes):
         items = list(members)
+    else:  # list("rule:length") would make one member per character
+        raise SpecError(
+            f"weighted members must be a mapping {{SPEC: WEIGHT, ...}} or a list of weighted "
+            f"members; got {type(members).__name__} {members!r:.60}"
+        )
     return EnsembleReward(items, "weighted", **options)

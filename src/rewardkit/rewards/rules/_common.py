@@ -195,7 +195,9 @@ def as_bool(name: str, rule: str, value: Any) -> bool:
 
 def as_number(name: str, rule: str, value: Any, *, minimum: float | None = None) -> float:
     """An option read as a number, optionally with a lower bound."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):  # 'max_chars=true' is not 1
+        raise SpecError(f"rule:{rule} option {name} must be a number, got {value!r}")
+    if not isinstance(value, int | float):
         try:
             value = float(value)
         except (TypeError, ValueError):
