@@ -144,6 +144,37 @@ def test_gsm8k_typographic_minus_is_a_sign():
     assert one("rule:vqa", "\u22123", "-3") == 1.0
 
 
+@pytest.mark.parametrize("minus", ["\u2212", "\u2013", "\u2012", "\u2010", "\ufe63", "\uff0d"])
+def test_every_minus_sign_models_write_is_a_sign(minus):
+    # en dash, fullwidth and small hyphen-minus were dropped like U+2212 was: "It is –5" scored 5
+    for spec in ("rule:gsm8k", "rule:vqa"):
+        assert one(spec, f"It is {minus}5", "5") == 0.0
+        assert one(spec, f"It is {minus}5", "-5") == 1.0
+    assert one("rule:gsm8k", "pages 3\u20135", "5") == 1.0  # a range, not a sign
+    assert one("rule:gsm8k", "the answer\u20145", "5") == 1.0  # an em dash is punctuation
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "It is \u221242",  # U+2212 minus: the fast path read a bare 42
+        "x = \u201342",
+        "It is \uff0d42",
+        "#### \u221242",
+        "It is \u226042",  # ≠ 42
+        "It is \u221a42",  # √42
+        "It is >42",
+        "It is ~42",
+        "It is \uff14\uff12",  # fullwidth digits: math-verify reads no number
+        "\\boxed{\uff14\uff12}",
+        "It is 42 \u2212 1",
+    ],
+)
+def test_math_fast_path_leaves_signs_and_relations_to_math_verify(response):
+    # each scored 1.0 on the fast path against 42 while math-verify (fast=false) gives 0
+    assert one("rule:math", response, "42") == one("rule:math?fast=false", response, "42") == 0.0
+
+
 def test_gsm8k_repeated_candidates_count_once():
     # every candidate after one marker: the first number on the line is the answer
     assert one("rule:gsm8k", "#### 40 41 42 43", "42") == 0.0

@@ -92,11 +92,16 @@ _PIECES = [
     "\\boxed{7}", "\\boxed{42}", "\\boxed{ 42 }", "\\fbox{42}", "$x=7$", "$42$", "$7", "42", "7",
     "the final answer is 7", "The answer is 42", "Answer: 7", "Actually,", "or", ".", "\n",
     "6*7 =", "= 7", "7 + 35 = 42", "42 - 35", "42%", "**42**", "(42)", "-42", "1,234", "#### 7",
+    # signs, relations and digits outside ASCII (each read as a bare 42 or 7 before)
+    "\u221242", "\u20137", "\uff0d42", "\u226042", "\u221a42", ">42", "~7", "\u2264 7",
+    "\uff14\uff12", "\u0664\u0662", "\\boxed{\uff17}", "42 \u2212 35",
 ]  # fmt: skip
 
 
-@settings(max_examples=120, deadline=None)
-@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=5), st.sampled_from(["42", "7"]))
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), min_size=1, max_size=5), st.sampled_from(["42", "7", "-42"])
+)
 def test_math_fast_path_never_disagrees_with_math_verify(pieces, gold):
     """Responses that list, revise or compute answers: where the fast path decides, it decides
     as plain math-verify does (3 of 4 differed on the first such responses tried)."""

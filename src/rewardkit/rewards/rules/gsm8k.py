@@ -29,9 +29,13 @@ _LATEX_FRACTION = re.compile(
 )
 # What a "####" answer starts with: a number (signed, "$", LaTeX fraction or box). A Markdown
 # heading "#### Step 2: …" is no answer marker.
-_ANSWER_START = re.compile(r"[-+−]?\s*(?:\\?\$\s*)?(?:\d|\.\d|\\[dt]?frac|\\boxed|-)")
-# U+2212, the typographic minus some models write: "−5" is −5, not 5.
-_MINUS = "\u2212"
+_ANSWER_START = re.compile(
+    r"[-+\u2212\u2010-\u2013\ufe63\uff0d]?\s*(?:\\?\$\s*)?(?:\d|\.\d|\\[dt]?frac|\\boxed|-)"
+)
+# The minus signs models write besides "-": U+2212 (minus), hyphens and figure/en dashes (U+2010
+# to U+2013), small and fullwidth hyphen-minus: "−5", "–5", "－5" are −5, not 5. (An em dash is
+# punctuation: "answer—5" stays 5, as "answer-5" does.)
+_MINUSES = str.maketrans(dict.fromkeys("\u2212\u2010\u2011\u2012\u2013\ufe63\uff0d", "-"))
 # A minus sign counts only when it is not a subtraction ("16-3" ends in 3, not -3).
 _NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+(?:\.\d+)?|\.\d+)")
 
@@ -42,7 +46,7 @@ def parse_number(text: str) -> Fraction | None:
     ``"$1,234.50 dollars"`` → 1234.5; ``"\\frac{3}{4}"`` → 3/4; ``"7/2 hours"`` → 7/2; no number → None.
     """
     text = text.replace(",", "").replace("\\$", "").replace("$", "").replace("\\!", "")
-    text = text.replace(_MINUS, "-")
+    text = text.translate(_MINUSES)
     latex = _LATEX_FRACTION.search(text)
     plain = _NUMBER.search(text)
     try:
@@ -77,7 +81,7 @@ def extract_answer(text: str) -> Fraction | None:
             value = parse_number(boxed)
             if value is not None:
                 return value
-    cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text).replace(_MINUS, "-")
+    cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text).translate(_MINUSES)
     numbers = _NUMBER.findall(cleaned)
     try:
         return Fraction(numbers[-1]) if numbers else None

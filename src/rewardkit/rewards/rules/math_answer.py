@@ -36,6 +36,7 @@ import logging
 import math
 import re
 import threading
+import unicodedata
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,9 +50,12 @@ from rewardkit.types import Query, ScoreResult
 #: Distinct references whose parsed gold is kept.
 GOLD_CACHE_SIZE = 8192
 
-_PLAIN_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+# ASCII digits only ([0-9], not \d): math-verify reads "４２" or "٤٢" as no number, so the fast
+# path must leave them to it
+_PLAIN_NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|-?\.[0-9]+")
 # A number in running text: not glued to a word or to another number.
-_TEXT_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
+_TEXT_NUMBER = re.compile(r"(?<![\w.])-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w])")
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _LATEX_SPACES = ("\\!", "\\,", "\\;", "\\:", "\\ ", "~")
 
@@ -144,8 +148,8 @@ def response_candidate(response: str) -> str | None:
         if "answer" in response[starts[-1] :].lower():
             return None
         return boxes[-1]
-    if "\\" in response or "answer" in response.lower():
-        return None
+    if "\\" in response or "answer" in response.lower() or _OTHER_DIGIT.search(response):
+        return None  # digits of another script ("４２"): which number is last is math-verify's call
     last = None
     for last in _TEXT_NUMBER.finditer(response):  # noqa: B007 - we want the last match
         pass
@@ -155,14 +159,24 @@ def response_candidate(response: str) -> str | None:
     if before.count("$") % 2 and "$" in after:
         return None  # inside $…$: math-verify reads it as LaTeX
     tail = after[:12].lstrip().lower()
-    if tail.startswith(("%", "percent", "pct", *_OPERATORS)):
+    if tail.startswith(("%", "percent", "pct", *_OPERATORS)) or _mathlike(tail[:1]):
         return None
-    if before.rstrip().endswith(tuple(o for o in _OPERATORS if o != "=")):
-        return None  # part of an expression ("6*7"), which math-verify may evaluate
+    head = before.rstrip()[-1:]
+    if (head in _OPERATORS and head != "=") or _mathlike(head):
+        return None  # part of an expression ("6*7"), or "−42", "≠42", "√42", "~42", ">42"
+    if last.group(0).startswith("-") and head and not (head.isalpha() or head in ":="):
+        return None  # "7 -42" may be a subtraction (math-verify reads 7 − 42); "is -42" is not
     return last.group(0)
 
 
 _OPERATORS = ("+", "-", "*", "/", "^", "=", "×", "÷", "·", "(", ")")
+
+
+def _mathlike(char: str) -> bool:
+    """A character that may change what a number beside it means: a math symbol other than ``=``
+    (``−`` U+2212, ``≠``, ``√``, ``<``, ``~``, …: Unicode category Sm) or a dash (``–``, ``－``:
+    Pd). The fast path leaves such numbers to math-verify rather than read a bare ``42``."""
+    return bool(char) and char != "=" and unicodedata.category(char) in ("Sm", "Pd")
 
 
 @dataclass
