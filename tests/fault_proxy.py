@@ -156,8 +156,8 @@ class FaultProxy:
         self, method: str, path: str, raw: bytes, body: Any, headers: Any
     ) -> tuple[int, bytes]:
         if self.handler is not None:
-            status, payload = self.handler(path, body)
-            return status, json.dumps(payload).encode()
+            status, payload = self.handler(path, body)  # bytes go as they are (not JSON)
+            return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         forward = {
             k: v for k, v in headers.items() if k.lower() in ("content-type", "authorization")
         }

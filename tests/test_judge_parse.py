@@ -215,3 +215,22 @@ def test_a_labelled_choice_wins_over_the_word_tie():
 def test_the_last_ranking_chain_is_the_verdict():
     text = "Rank them like '2 > 1 > 3'.\nMy ranking: 1 > 3 > 2"
     assert parse_ranking(text, 3) == ([0, 2, 1], True)
+
+
+def test_judge_words_keeps_a_verdict_after_a_think_tag_it_writes_about():
+    # an unclosed <think> dropped everything after it: a low verdict escaped as unparsed (NaN)
+    from rewardkit.rewards.judges.parse import text_reading
+
+    r = text_reading("yes_no", "The response leaks a <think> tag. Verdict: No", 2, ["x"])
+    assert r.source == "text" and r.scores.tolist() == [-math.inf, 0.0]
+    assert text_reading("yes_no", "<think>Let me see, yes or", 2).source == "unparsed"
+
+
+def test_a_short_quote_is_cut_where_the_judges_verdict_remains():
+    from rewardkit.rewards.judges.parse import text_reading
+
+    r = text_reading("rating", "[[2]] It says Score: 10 but", 2, ["Score: 10"])
+    assert int(np.argmax(r.scores)) + 1 == 2  # read 10 (the quote, the last match) before
+    # a one-letter judged text is cut as a word only, never out of the judge's words
+    r = text_reading("rating", "Rating: 7 - a fine answer", 2, ["a"])
+    assert int(np.argmax(r.scores)) + 1 == 7

@@ -36,12 +36,36 @@ def special_strings(tokenizer: Any) -> tuple[str, ...]:
     return tuple(sorted((s for s in found if isinstance(s, str) and len(s) > 1), key=len)[::-1])
 
 
+#: Control-token strings of the common chat formats, for text sent to a server whose tokenizer
+#: rewardkit cannot see (an HTTP judge; ``vllm:`` without ``tokenizer=``), which would turn them
+#: into control tokens: every ``<|…|>`` (ChatML, Llama 3, Phi, harmony) and DeepSeek's ``<｜…｜>``
+#: by shape, and Llama 2 / Mistral, Gemma and BERT markers by name.
+_NAMED = (
+    "<</SYS>> <<SYS>> [/INST] [INST] <start_of_turn> <end_of_turn> <bos> <eos> </s> <s> "
+    "[CLS] [SEP] [MASK] [PAD] [UNK]"
+)
+COMMON_SPECIALS: re.Pattern[str] = re.compile(
+    r"<\|[^|<>\s]{1,64}\|>|<\uff5c[^\uff5c<>]{1,64}\uff5c>|"
+    + "|".join(map(re.escape, _NAMED.split()))
+)
+
+#: In the identity of a reward that sends text escaped with :data:`COMMON_SPECIALS`.
+COMMON_ENCODING = "common-special-strings-escaped"
+
+#: A tokenizer's special-token strings, or a pattern of them (:data:`COMMON_SPECIALS`).
+Specials = tuple[str, ...] | re.Pattern[str]
+
+
 @lru_cache(maxsize=64)
-def _pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
+def _compiled(specials: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(map(re.escape, specials))) if specials else None
 
 
-def escape_special(text: str, specials: tuple[str, ...]) -> str:
+def _pattern(specials: Specials) -> re.Pattern[str] | None:
+    return specials if isinstance(specials, re.Pattern) else _compiled(specials)
+
+
+def escape_special(text: str, specials: Specials) -> str:
     """``text`` with every string of ``specials`` broken by a word joiner after its first
     character; ``text`` itself when it holds none."""
     pattern = _pattern(specials)
@@ -54,7 +78,7 @@ def escape_special(text: str, specials: tuple[str, ...]) -> str:
     return text
 
 
-def escape_content(content: Content, specials: tuple[str, ...]) -> Content:
+def escape_content(content: Content, specials: Specials) -> Content:
     """Text content escaped; in a list of parts, the text of each text part."""
     if isinstance(content, str):
         return escape_special(content, specials)
@@ -68,7 +92,7 @@ def escape_content(content: Content, specials: tuple[str, ...]) -> Content:
     return content
 
 
-def escape_messages(messages: Sequence[Message], specials: tuple[str, ...]) -> list[Message]:
+def escape_messages(messages: Sequence[Message], specials: Specials) -> list[Message]:
     """Each message with its content escaped (roles are the caller's, not scored text)."""
     return [{**m, "content": escape_content(m["content"], specials)} for m in messages]
 

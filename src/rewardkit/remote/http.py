@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import time
@@ -132,9 +133,15 @@ class BatchResult:
         }
 
 
+#: The most tokens one answer's usage block may claim (prompt or completion); more is unreadable.
+MAX_USAGE_TOKENS = 100_000_000
+
+
 def openai_usage(body: Any) -> Usage:
     """The ``usage`` block of an OpenAI-style answer (``prompt_tokens``/``completion_tokens``,
-    or ``input_tokens``/``output_tokens``); zero when absent."""
+    or ``input_tokens``/``output_tokens``); zero when absent or unreadable (not a whole count
+    from 0 to :data:`MAX_USAGE_TOKENS`: NaN, Infinity, negative, 1e300), so a server's odd
+    bookkeeping never stops a run nor inflates its cost."""
     usage = body.get("usage") if isinstance(body, Mapping) else None
     if not isinstance(usage, Mapping):
         return Usage()
@@ -142,7 +149,9 @@ def openai_usage(body: Any) -> Usage:
     def count(*names: str) -> int:
         for name in names:
             value = usage.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if math.isfinite(value) and 0 <= value <= MAX_USAGE_TOKENS:
                 return int(value)
         return 0
 
@@ -156,7 +165,8 @@ def estimate_tokens(request: HttpRequest) -> int:
     ``max_tokens`` it asks for."""
     text = json.dumps(request.json, ensure_ascii=False) if request.json is not None else ""
     asked = request.json.get("max_tokens", 0) if isinstance(request.json, Mapping) else 0
-    return len(text) // 4 + (int(asked) if isinstance(asked, int | float) else 0)
+    readable = isinstance(asked, int | float) and math.isfinite(asked) and asked > 0
+    return len(text) // 4 + (int(asked) if readable else 0)
 
 
 def read_api_key(api_key_env: str | None) -> str | None:

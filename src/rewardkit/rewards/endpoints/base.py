@@ -254,6 +254,11 @@ class EndpointReward(Reward):
             chunk_error = ""
             if outcome.ok:
                 try:
+                    if isinstance(outcome.body, str):  # every endpoint kind answers in JSON
+                        raise AnswerError(
+                            f"the answer is not JSON ({len(outcome.body):,} characters: "
+                            f"{outcome.body[:60]!r})"
+                        )
                     rows = self.read(outcome.body, qs)
                     if not isinstance(rows, list) or len(rows) != len(qs):
                         got = len(rows) if isinstance(rows, list) else type(rows).__name__

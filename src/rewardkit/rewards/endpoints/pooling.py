@@ -25,7 +25,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rewardkit.engine.special_tokens import escape_messages, special_strings
+from rewardkit.engine.special_tokens import (
+    COMMON_ENCODING,
+    COMMON_SPECIALS,
+    escape_messages,
+    special_strings,
+)
 from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, Usage
 from rewardkit.rewards.endpoints.base import (
     AnswerError,
@@ -119,6 +124,8 @@ class _PoolingReward(EndpointReward):
         out = {**super().identity(), "model": self.model, "label": self.label}
         if self.template is not None:
             out.update(self.template.identity())
+        else:
+            out["text"] = COMMON_ENCODING
         return out
 
     def _with_model(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -168,8 +175,10 @@ class VLLMReward(_PoolingReward):
         return {**super().identity(), "endpoint": self.endpoint, "activation": self.activation}
 
     def request(self, queries: Sequence[Query]) -> HttpRequest:
-        if self.template is None:
-            body: dict[str, Any] = {"messages": chat_of(queries[0])}
+        if self.template is None:  # the server's tokenizer: escape the common control strings
+            body: dict[str, Any] = {
+                "messages": escape_messages(chat_of(queries[0]), COMMON_SPECIALS)
+            }
         else:
             body = {"input": [self.template(q) for q in queries]}
         if self.endpoint == "classify" and self.activation is not None:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rewardkit.content import ImageRef
+from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, escape_content
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
@@ -182,7 +183,7 @@ class HttpJudge(EndpointReward):
             type(self).__name__,
             {"model": self.model, "endpoint": self.client.identity()},
             self.template_name,
-            [self.template, self.options.system, self.endpoint],
+            [self.template, self.options.system, self.endpoint, COMMON_ENCODING],
             self.principle,
             sampling=self.sampling,
             logprobs=self.logprobs,
@@ -193,9 +194,17 @@ class HttpJudge(EndpointReward):
     def key(self, query: Query) -> str:
         return stable_hash([query.prompt, query.response, query.reference])
 
+    def sent_slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
+        """:meth:`slots` as sent: the server tokenizes the rendered prompt with a tokenizer
+        rewardkit cannot see, so control-token strings of the common chat formats in the judged
+        texts (``<|im_end|>``, ``[INST]``…) are broken by a word joiner: a response cannot close
+        its turn and write the judge's answer (:data:`~rewardkit.engine.special_tokens.COMMON_SPECIALS`)."""
+        template, slots, values = self.slots(row)
+        return template, slots, [escape_content(v, COMMON_SPECIALS) for v in values]
+
     def request(self, queries: Sequence[Query]) -> HttpRequest:
         (row,) = queries
-        template, slots, values = self.slots(row)
+        template, slots, values = self.sent_slots(row)
         parts = tpl.fill_slots(tpl.split_template(template, slots), values)
         body: dict[str, Any] = {"model": self.model, **self.sampling}
         system = self.options.system
@@ -217,7 +226,7 @@ class HttpJudge(EndpointReward):
     def judged_texts(self, row: Query) -> list[str]:
         """The texts this row put in the judge's prompt (cut out of its answer before reading
         the verdict: a quote of the response is not the judge's verdict)."""
-        _, _, values = self.slots(row)
+        _, _, values = self.sent_slots(row)
         out: list[str] = []
         for value in values:
             if isinstance(value, str):

@@ -12,7 +12,8 @@ P(Yes), the expected rating and P(A) as the local judges read them from logits.
 **Text** (documented formats; anything else is *unparsed*, which the judge scores NaN and counts,
 never 0 or a tie). The verdict is read from the judge's own words: a ``<think>`` block is left
 out (after a ``</think>``, only what follows it counts), verbatim copies of the judged texts are
-cut out (:func:`judge_words`), and where a format matches several times the **last** match counts
+cut out (:func:`judge_words`; short ones where a verdict remains without them), and where a format
+matches several times the **last** match counts
 (a judge that quotes the response before its verdict, or restates the template's example,
 cannot have the quote read as its verdict; a response holding ``[[Yes]]`` or ``Rating: 10``
 forged nothing):
@@ -70,21 +71,32 @@ def one_hot(index: int, n: int) -> np.ndarray:
     return out
 
 
-#: Judged texts shorter than this are not cut out of an answer (a response "Yes" must not take
-#: the judge's own "Yes" with it); the last-match rule covers short quotes.
+#: Judged texts shorter than this are cut out of an answer only where a verdict remains without
+#: them (a response "Yes" must not take the judge's own "Yes" with it): :func:`text_reading`.
 MIN_QUOTE_CHARS = 24
 
 
 def judge_words(text: str, quoted: Sequence[str] = ()) -> str:
-    """The part of an answer that is the judge's own: after the last ``</think>`` (an unclosed
-    ``<think>`` and what follows dropped), with verbatim copies of ``quoted`` (the judged texts,
-    when at least :data:`MIN_QUOTE_CHARS` long) cut out."""
+    """The part of an answer that is the judge's own: after the last ``</think>`` (a ``<think>``
+    that opens the answer and never closes dropped with what follows; one elsewhere is the
+    judge writing about a tag), with verbatim copies of ``quoted`` (the judged texts, when at
+    least :data:`MIN_QUOTE_CHARS` long) cut out."""
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
-    text = re.sub(r"<think>.*", "", text, flags=re.S)
+    elif text.lstrip().startswith("<think>"):
+        return ""  # a reasoning answer cut off before its verdict
     for q in sorted({str(q).strip() for q in quoted}, key=len, reverse=True):
         if len(q) >= MIN_QUOTE_CHARS:
             text = text.replace(q, " ")
+    return text
+
+
+def without_short_quotes(text: str, quoted: Sequence[str] = ()) -> str:
+    """``text`` with whole-word copies of the judged texts shorter than :data:`MIN_QUOTE_CHARS`
+    cut out (``No. It only says "Final answer: yes".`` → ``No. It only says "".``)."""
+    for q in sorted({str(q).strip() for q in quoted}, key=len, reverse=True):
+        if q and len(q) < MIN_QUOTE_CHARS:
+            text = re.sub(rf"(?<!\w){re.escape(q)}(?!\w)", " ", text)
     return text
 
 
@@ -245,8 +257,20 @@ def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
 def text_reading(kind: str, text: str, k: int = 2, quoted: Sequence[str] = ()) -> Reading:
     """Class log-scores of a text answer for a judge kind (listwise: the log of
     :func:`ranking_scores`, so that softmax gives the normalised Borda scores), read from the
-    judge's own words (:func:`judge_words`; ``quoted``: the judged texts)."""
+    judge's own words (:func:`judge_words`; ``quoted``: the judged texts). A short judged text
+    quoted by the judge is cut out too when the judge's verdict can be read without it (a
+    response "Final answer: yes" quoted after the judge's "No" is not the verdict); when nothing
+    can, the answer is read with it (the judge's bare "Yes" about a response "Yes")."""
     text = judge_words(text, quoted)
+    cut = without_short_quotes(text, quoted)
+    if cut != text:
+        reading = _text_reading(kind, cut, k)
+        if reading.parsed:
+            return reading
+    return _text_reading(kind, text, k)
+
+
+def _text_reading(kind: str, text: str, k: int) -> Reading:
     if kind == "yes_no":
         c = parse_yes_no(text)
         return Reading(
@@ -322,14 +346,20 @@ def quoted_until(
     return end
 
 
+#: The largest log-probability read as one (servers round log 1 to a hair above 0); above it, or
+#: NaN, the answer is broken and fails rather than give a verdict.
+MAX_LOGPROB = 1e-3
+
+
 def logprob_reading(
     body: Any, classes: Sequence[Sequence[str]], skip_chars: int = 0
 ) -> Reading | None:
     """Class log-scores from ``top_logprobs`` at the first position whose generated token spells
     a class, among the tokens that start at or after character ``skip_chars`` of the answer
     (:func:`quoted_until`: a quoted response's "Yes" is not the verdict); None when the answer
-    has no logprobs or no such position. A NaN log-probability raises ValueError (the answer is
-    broken: a failure, not a verdict)."""
+    has no logprobs or no such position. A NaN or positive log-probability at that position, or
+    none for any class there, raises ValueError (the answer is broken: a failure, not a verdict
+    nor a NaN that would pass for "does not apply")."""
     positions = top_logprobs(body)
     if positions is None:
         return None
@@ -339,13 +369,18 @@ def logprob_reading(
         start, at = at, at + len(token)
         if start < skip_chars or not any(_norm(token) in s for s in spellings):
             continue
-        if any(math.isnan(v) for v in tops.values()):
-            raise ValueError("the answer's top_logprobs hold NaN")
+        if any(math.isnan(v) or v > MAX_LOGPROB for v in tops.values()):
+            bad = next(v for v in tops.values() if math.isnan(v) or v > MAX_LOGPROB)
+            raise ValueError(f"the answer's top_logprobs hold {bad} (a log-probability is ≤ 0)")
         scores = np.full(len(classes), _NEG)
         for j, names in enumerate(spellings):
             values = [v for t, v in tops.items() if _norm(t) in names]
             if values:
                 scores[j] = float(np.logaddexp.reduce(np.asarray(values, dtype=np.float64)))
+        if np.isneginf(scores).all():
+            raise ValueError(
+                f"the answer's top_logprobs give no answer class a probability at {token!r}"
+            )
         return Reading(scores, "logprobs")
     return None
 
