@@ -204,3 +204,32 @@ def test_crm_eval_metrics_are_the_saved_models(bert_dir, tmp_path):
     d = np.array(d)
     assert res.metrics["eval_accuracy"] == pytest.approx(float(np.mean(d > 0)))
     assert res.metrics["eval_loss"] == pytest.approx(float(np.mean(np.logaddexp(0, -d))), abs=1e-5)
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["fine-tune", "frozen-head"])
+def test_a_diverged_run_saves_nothing_and_says_so(bert_dir, tmp_path, frozen):
+    """lr=1e30 made every weight NaN, and the run printed "saved to …" with exit 0."""
+    from rewardkit.errors import TrainingDiverged
+    from rewardkit.train import train
+
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"Q{i}?", "chosen": GOOD[i % len(GOOD)], "rejected": BAD[i % len(BAD)]}
+            for i in range(12)]  # fmt: skip
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = {"freeze_backbone": True, "head": "mlp"} if frozen else {}
+    cfg = tiny_cfg(bert_dir, tmp_path / "out", data=str(data), lr=1e30, epochs=3, batch_size=4,
+                   **extra)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match=r"became nan at step \d+: training diverged"):
+        train(cfg)
+    assert not any((tmp_path / "out").glob("*.safetensors"))
+    assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_output_dir_inside_the_data_directory_is_refused(tmp_path):
+    from rewardkit.outputs import OutputError
+    from rewardkit.train.config import TrainConfig
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "pairs.jsonl").write_text("")
+    with pytest.raises(OutputError, match=r"output_dir .* lies inside the data directory"):
+        TrainConfig(data=str(tmp_path / "d"), output_dir=str(tmp_path / "d" / "model")).validate()

@@ -57,3 +57,8 @@ class MissingDependencyError(RewardkitError, ImportError):
 class CapabilityError(RewardkitError, TypeError):
     """A reward was asked for something it does not declare (``Reward.can`` says no), or it
     returned an output that contradicts what it declares."""
+
+
+class TrainingDiverged(RewardkitError, ArithmeticError):
+    """A training run's loss or weights became NaN or ±inf: the run stops and saves nothing
+    (a model of NaN weights would load and score NaN everywhere)."""

@@ -65,24 +65,35 @@ def data_files(root: Path, split: str | None = None) -> list[Path]:
 
 
 def check_out_outside_data(
-    out: str | PathLike[str], data: str | PathLike[str], what: str = "--out"
+    out: str | PathLike[str],
+    data: str | PathLike[str],
+    what: str = "--out",
+    data_what: str = "--data",
 ) -> None:
-    """Refuse an output at or under a ``data`` directory: the next run reading that directory
-    would take the output as input (its rows scored again, duplicated). A file ``data`` or a
-    ``hf:`` name is never refused."""
+    """Refuse an output that is the input file ``data`` (it would be replaced by what is made
+    from it: a curate filter left it empty, an export dropped its ids), or lies at or under a
+    ``data`` directory (the next run reading that directory would take the output as input). An
+    ``hf:`` name is never refused. ``data_what`` names the input in the error."""
     if str(data).startswith("hf:"):
         return
     root = Path(data).expanduser()
-    if not root.is_dir():
+    if not root.exists():
         return
+    from rewardkit.outputs import OutputError
+
     root = root.resolve()
     target = Path(out).expanduser().resolve()
+    if not root.is_dir():
+        if target == root:
+            raise OutputError(
+                f"{what} {out} is the {data_what} file itself: the output would replace the "
+                "input it is made from; write it to another file"
+            )
+        return
     if target == root or root in target.parents:
-        from rewardkit.outputs import OutputError
-
         raise OutputError(
-            f"{what} {out} lies inside the --data directory {data}: the next run would read it "
-            "back as input; write it outside that directory"
+            f"{what} {out} lies inside the {data_what} directory {data}: the next run would "
+            "read it back as input; write it outside that directory"
         )
 
 

@@ -11,8 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import DataError
+import numpy as np
+
+from rewardkit.errors import DataError, TrainingDiverged
 from rewardkit.train.config import TrainConfig
+
+
+def check_finite_loss(loss: Any, step: int | None = None, what: str = "the training loss") -> None:
+    """:class:`~rewardkit.errors.TrainingDiverged` naming ``what`` and the step when ``loss``
+    (a float, or a tensor/array of values) holds NaN or ±inf, so that no diverged model is
+    saved as a success."""
+    values = loss.detach().float().cpu().numpy() if hasattr(loss, "detach") else loss
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        bad = arr[~np.isfinite(arr)].flat[0]
+        at = f" at step {step}" if step is not None else ""
+        raise TrainingDiverged(
+            f"{what} became {bad}{at}: training diverged (try a lower learning rate); "
+            "nothing was saved"
+        )
 
 
 @dataclass

@@ -199,10 +199,19 @@ class TrainConfig:
 
     def check_output_dir(self) -> None:
         """Refuse an ``output_dir`` that cannot become a directory (an existing file, a path
-        under a file, an unwritable folder) before any model or data loads."""
+        under a file, an unwritable folder) or lies inside a data directory (the next run on
+        that data would read the saved model's JSON files as examples) before any model or
+        data loads."""
+        from rewardkit.data.sources import check_out_outside_data
         from rewardkit.outputs import check_dir_target
 
         check_dir_target(self.output_dir, "train config: output_dir")
+        for name in ("data", "eval_data"):
+            for part in str(getattr(self, name) or "").split(","):
+                if part.strip() and part.strip() != "sample":
+                    check_out_outside_data(
+                        self.output_dir, part.strip(), "train config: output_dir", name
+                    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,7 +19,7 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import DataError, SpecError
-from rewardkit.train.common import TrainResult, load_examples
+from rewardkit.train.common import TrainResult, check_finite_loss, load_examples
 from rewardkit.train.config import TrainConfig
 
 
@@ -198,6 +198,7 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
         remap[need] = torch.arange(need.numel())
         sub["pair_a"], sub["pair_b"] = remap[sub["pair_a"]], remap[sub["pair_b"]]
         res = compute(cfg, head(x[need]), sub)
+        check_finite_loss(res.loss, step + 1)  # a NaN head is no success
         opt.zero_grad()
         res.loss.backward()
         opt.step()

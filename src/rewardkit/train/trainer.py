@@ -32,6 +32,7 @@ import torch
 from transformers import Trainer
 
 from rewardkit.train import losses as L
+from rewardkit.train.common import check_finite_loss
 from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
 from rewardkit.train.objectives import compute, loss_terms
 
@@ -118,6 +119,7 @@ class RewardTrainer(Trainer):
             share = loss_terms(self.cfg, inputs) / num_items_in_batch
             res.loss = res.loss * (share * self.current_gradient_accumulation_steps)
         if model.training:
+            check_finite_loss(res.loss, self.state.global_step + 1)  # a NaN model is no success
             if self._t0 is None:
                 self._t0 = time.perf_counter()
             self._tokens += int(inputs["n_tokens"])
