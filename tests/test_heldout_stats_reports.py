@@ -230,3 +230,13 @@ def test_leaderboard_prints_no_ci_for_one_outcome(fake_reward, tmp_path: Path) -
     assert "[" in row_many
     board = json.loads(paths["json"].read_text())
     assert next(r for r in board["rows"] if r["run"] == "one")["ece"] is None  # 1 example
+
+
+def test_leaderboard_labels_runs_that_share_a_folder_name_apart(tmp_path: Path) -> None:
+    from rewardkit.evaluate.leaderboard import run_labels
+
+    # `rewardkit report A/run B/run` labelled both rows "run"
+    a, b = tmp_path / "A" / "run", tmp_path / "B" / "run"
+    assert run_labels([a, b, tmp_path / "C"]) == ["A/run", "B/run", "C"]
+    assert run_labels([a, a]) == ["run", "run #2"]  # one run given twice stays one name
+    assert run_labels([tmp_path / "x" / "A" / "run", a]) == ["x/A/run", f"{tmp_path.name}/A/run"]

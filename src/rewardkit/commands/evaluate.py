@@ -357,7 +357,7 @@ def report_command(
 ) -> None:
     """Rebuild report.md / report.html from saved report.json files (no rescoring); with
     several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out)."""
-    from rewardkit.evaluate.leaderboard import leaderboard, write_leaderboard
+    from rewardkit.evaluate.leaderboard import leaderboard, run_labels, write_leaderboard
     from rewardkit.evaluate.report import to_markdown, write_reports
     from rewardkit.evaluate.result import load_report, report_path
     from rewardkit.outputs import probe_writable
@@ -389,11 +389,12 @@ def report_command(
                 to_markdown(res)  # a report whose fields cannot be rendered is refused here
             runs.append((where, run_dir, res))
     named = []
-    for where, run_dir, res in runs:
+    labels = run_labels([run_dir for _, run_dir, _ in runs])
+    for (where, run_dir, res), label in zip(runs, labels, strict=True):
         with user_errors(), _damaged(where):
             paths = write_reports(res, run_dir, html=html, json=False)
         typer.echo("rebuilt " + ", ".join(str(p) for p in paths.values()))
-        named.append((run_dir.name or str(run_dir), res))
+        named.append((label, res))
     if len(named) > 1 or out is not None:
         with user_errors(), _damaged(None):
             board = leaderboard(named)

@@ -19,6 +19,36 @@ from rewardkit.evaluate.result import EvalResult, jsonable
 from rewardkit.evaluate.rows import MIN_CI_N
 
 
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """One distinct label per run directory: its name, lengthened by parent folders where two
+    runs share it (``A/run``, ``B/run``, not ``run`` twice), and numbered where one run is given
+    twice."""
+    paths = [Path(d).resolve() for d in run_dirs]
+    distinct = list(dict.fromkeys(paths))
+    depth = dict.fromkeys(distinct, 1)
+
+    def label(p: Path) -> str:
+        return "/".join(p.parts[-depth[p] :]).lstrip("/") or str(p)
+
+    while True:
+        labels = {p: label(p) for p in distinct}
+        grow = [
+            p
+            for p in distinct
+            if depth[p] < len(p.parts) and list(labels.values()).count(labels[p]) > 1
+        ]
+        if not grow:
+            break
+        for p in grow:
+            depth[p] += 1
+    seen: dict[Path, int] = {}
+    out = []
+    for p in paths:
+        seen[p] = seen.get(p, 0) + 1
+        out.append(labels[p] if seen[p] == 1 else f"{labels[p]} #{seen[p]}")
+    return out
+
+
 def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
     """Rows (one per run × reward column, sorted by score within each benchmark) and the
     accuracy↔best-of-N-gain correlation over rows that have a best-of-N curve."""
