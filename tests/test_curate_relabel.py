@@ -55,8 +55,15 @@ def test_positives_first_then_negatives_and_skips():
     exs = [_ex(0, 9, 3), _ex(1, 2, 7), _ex(2, 6, 6), Example("t", [user("t")], ["a", "b"], [0, 1])]
     counts: dict[str, int] = {}
     out = reward_augment(exs, counts=counts)
-    assert [e.id for e in out] == ["x0#pos", "x2#pos", "x0#neg", "x2#neg"]
-    assert counts == {"pairs": 2, "no_pair": 1, "contradicts": 1, "fine_filtered": 0, "nan": 0}
+    assert [e.id for e in out] == ["x0#pos", "x0#neg"]  # x2's score tie is skipped
+    assert counts == {
+        "pairs": 1,
+        "no_pair": 1,
+        "contradicts": 1,
+        "ties": 1,
+        "fine_filtered": 0,
+        "nan": 0,
+    }
 
 
 def test_fine_grained_filter_scores_and_scale():

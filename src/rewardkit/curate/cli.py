@@ -16,7 +16,9 @@ import typer
 from rewardkit.cli_errors import finite, number_in, user_errors
 from rewardkit.curate.cli_helpers import (
     check_targets,
+    fine_keys_option,
     load_rewards,
+    naming_data,
     print_summary,
     soft_option,
     write_examples,
@@ -86,7 +88,7 @@ def strength_command(
     from rewardkit.curate.scores import pair_deltas
     from rewardkit.curate.strength import annotate_strength, votes_text
 
-    with user_errors():
+    with user_errors(), naming_data(data):
         check_targets(data, out=out, votes=votes)
         examples = _load(data, fmt, limit)
         annotated = annotate_strength(
@@ -147,7 +149,7 @@ def noise_command(
             f"must be above 0 (a fraction of the rewards), got {min_agreement}",
             param_hint="--min-agreement",
         )
-    with user_errors():
+    with user_errors(), naming_data(data):
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
         check_targets(data, out=out, review=review)
         examples = _load(data, fmt, limit)
@@ -201,7 +203,7 @@ def consistency_command(
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
     soft_value = soft_option(soft)
-    with user_errors():
+    with user_errors(), naming_data(data):
         check_targets(data, out=out)
         examples = _load(data, fmt, limit)
         a, b = (response_scores(examples, r) for r in load_rewards(reward, device, no_cache))
@@ -250,24 +252,18 @@ def relabel_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Card A12: two goal-conditioned DPO pairs per pair ("Overall score: s" system prompt)."""
-    import numpy as np
-
-    from rewardkit.curate.relabel import rescale as do_rescale
-    from rewardkit.curate.relabel import reward_augment
+    from rewardkit.curate.relabel import rescale_all, reward_augment
     from rewardkit.curate.scores import response_scores
 
-    with user_errors():
+    with user_errors(), naming_data(data):
         check_targets(data, out=out)
         examples = _load(data, fmt, limit)
         scores = None
         if reward:
             scores = response_scores(examples, load_rewards([reward], device, no_cache)[0])
-            if rescale:
-                flat = do_rescale(np.concatenate(scores) if scores else np.zeros(0))
-                sizes = np.cumsum([len(s) for s in scores])[:-1]
-                scores = list(np.split(flat, sizes))
+            scores = rescale_all(scores) if rescale else scores
         counts: dict[str, int] = {}
-        keys = [k.strip() for k in fine_keys.split(",")] if fine_keys else None
+        keys = fine_keys_option(examples, fine_keys)
         res = reward_augment(
             examples, score_key, as_system=not nosys, scores=scores, fine_keys=keys, counts=counts
         )
@@ -318,7 +314,7 @@ def filter_command(
         check_value(keep, value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--value") from None
-    with user_errors():
+    with user_errors(), naming_data(data):
         check_targets(data, out=out, histogram=histogram)
         image = image_format(histogram) if histogram else None
         examples = _load(data, fmt, limit)

@@ -15,7 +15,9 @@ import typer
 def check_targets(data: str, **paths: Path | None) -> None:
     """Refuse output paths that cannot be written (a directory, under a file, a folder that
     refuses a new file, inside the ``--data`` directory, two options naming one file) before
-    any data is read or model loaded; keys are the option names."""
+    any data is read or model loaded; keys are the option names. ``out`` (the curated
+    examples, JSON Lines) may not be named like another data format (``.parquet``, ``.csv``)."""
+    from rewardkit.curate.writers import check_out_suffix
     from rewardkit.data.sources import check_out_outside_data
     from rewardkit.outputs import OutputError, check_file_target, probe_writable
 
@@ -25,6 +27,8 @@ def check_targets(data: str, **paths: Path | None) -> None:
             continue
         what = f"--{name}"
         p = check_file_target(path, what)
+        if name == "out":
+            check_out_suffix(p, what)
         check_out_outside_data(p, data, what)
         key = p.resolve()
         if key in seen:
@@ -52,6 +56,35 @@ def written_along(path: Path | None, content: str | bytes | None, what: str) -> 
         with atomic_text(path, what=what) as fh:
             fh.write(content)
             yield
+
+
+@contextlib.contextmanager
+def naming_data(data: str) -> Iterator[None]:
+    """Add the ``--data`` source to a data error raised while curating (a rating a step needs,
+    a score out of range): the library names the example, not the file it came from."""
+    from rewardkit.errors import DataError
+
+    try:
+        yield
+    except DataError as exc:
+        if exc.path is not None:
+            raise
+        raise DataError(
+            exc.reason, path=data, line=exc.line, row=exc.row, field=exc.field
+        ) from None
+
+
+def fine_keys_option(examples: list[Any], text: str | None) -> list[str] | None:
+    """``--fine-keys a,b`` as rating names, refused when one is in no example (a typo would
+    silently keep every pair)."""
+    from rewardkit.curate.relabel import check_fine_keys
+
+    keys = [k.strip() for k in text.split(",") if k.strip()] if text else None
+    try:
+        check_fine_keys(examples, keys or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fine-keys") from None
+    return keys
 
 
 def soft_option(value: str) -> str | float:

@@ -2,7 +2,8 @@
 
 Two examples are duplicates when they have the same prompt and the same responses with the same
 labels — compared exactly (``level="exact"``) or after :func:`normalize_text` (Unicode NFKC,
-case-folded, punctuation dropped, whitespace collapsed; ``level="normalized"``). Response order
+case-folded, punctuation dropped but a number's minus sign and decimal point kept, whitespace
+collapsed; ``level="normalized"``). Response order
 does not matter: (A ≻ B) listed as [A, B] or [B, A] is one pair. Groups with the same prompt and
 responses but *different* labels are conflicts. Pairs whose chosen and rejected texts are equal
 (after normalization) are degenerate.
@@ -29,12 +30,19 @@ from rewardkit.types import Example, stable_hash
 LEVELS = ("exact", "normalized")
 ON_CONFLICT = ("majority", "drop", "keep_first")
 _WS = re.compile(r"\s+")
+#: A minus sign or decimal point that is part of a number: "-" or "." right before a digit and
+#: not right after a letter ("-5", "3.14", "(-.5)"; not "covid-19", "e.g.5").
+_NUMBER_MARK = re.compile(r"(?<![^\W\d_])(?:-(?=\.?\d)|\.(?=\d))")
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, case-folded, Unicode punctuation removed, whitespace collapsed and stripped."""
+    """NFKC, case-folded, Unicode punctuation removed except a number's minus sign and decimal
+    point (``"-5"`` ≠ ``"5"``, ``"3.14"`` ≠ ``"314"``), whitespace collapsed and stripped."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+    keep = {m.start() for m in _NUMBER_MARK.finditer(text)}
+    text = "".join(
+        ch for i, ch in enumerate(text) if i in keep or not unicodedata.category(ch).startswith("P")
+    )
     return _WS.sub(" ", text).strip()
 
 

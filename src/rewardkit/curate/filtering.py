@@ -149,7 +149,8 @@ def image_format(path: str | PathLike[str]) -> str:
 def histogram_image(
     result: FilterResult, fmt: str = "png", bins: int = 30, title: str = "Reward filtering"
 ) -> bytes:
-    """The bytes of :func:`plot_histogram`'s figure as a ``fmt`` image."""
+    """The bytes of :func:`plot_histogram`'s figure as a ``fmt`` image (one panel saying "no
+    examples" when the input was empty)."""
     import io
 
     import matplotlib
@@ -158,10 +159,15 @@ def histogram_image(
     import matplotlib.pyplot as plt
 
     srcs = list(result.counts)
-    fig, axes = plt.subplots(len(srcs), 1, figsize=(7, 2.6 * len(srcs)), squeeze=False)
+    rows = max(len(srcs), 1)  # an empty input still gets a (labelled) picture
+    fig, axes = plt.subplots(rows, 1, figsize=(7, 2.6 * rows), squeeze=False)
+    if not srcs:
+        axes[0, 0].text(0.5, 0.5, "no examples", ha="center", va="center")
+        axes[0, 0].set_title(title, fontsize=9)
+        axes[0, 0].set_axis_off()
     finite = result.scores[~np.isnan(result.scores)]
     edges = np.histogram_bin_edges(finite, bins=bins) if finite.size else bins
-    for ax, src in zip(axes[:, 0], srcs, strict=True):
+    for ax, src in zip(axes[: len(srcs), 0], srcs, strict=True):
         mask = np.array([x == src for x in result.sources])
         vals = result.scores[mask & ~np.isnan(result.scores)]
         kept = result.scores[mask & result.kept]

@@ -1,7 +1,8 @@
 """Card A12 — Reward-augmented preference relabeling ("Reward-Augmented Data Enhances Direct
 Preference Alignment of LLMs", Zhang et al., arXiv 2410.08067).
 
-Each pair ``(x, y_w, y_l)`` with scores ``s_w ≥ s_l`` yields two goal-conditioned pairs:
+Each pair ``(x, y_w, y_l)`` with scores ``s_w > s_l`` yields two goal-conditioned pairs (a score
+tie ``s_w = s_l`` would give the same prompt with opposite labels, so it is skipped):
 
 1. positive goal: system prompt ``g(s_w)``; chosen ``y_w``, rejected ``y_l``;
 2. negative goal: system prompt ``g(s_l)``; chosen ``y_l``, rejected ``y_w``.
@@ -86,6 +87,24 @@ def _pair_scores(
         ) from None
 
 
+def rating_keys(examples: Sequence[Example]) -> list[str]:
+    """The rating names present in ``examples`` (sorted)."""
+    return sorted({k for ex in examples for r in ex.ratings or () for k in r})
+
+
+def check_fine_keys(examples: Sequence[Example], keys: Sequence[str]) -> None:
+    """Refuse fine-grained rating names that no example has (a typo would keep every pair);
+    nothing to check without examples."""
+    present = rating_keys(examples)
+    missing = [k for k in keys if k not in present]
+    if examples and missing:
+        have = ", ".join(present) if present else "none (no example has ratings)"
+        raise ValueError(
+            f"fine-grained rating {', '.join(map(repr, missing))} is in no example; "
+            f"ratings present: {have}"
+        )
+
+
 def _fine_ok(ex: Example, pair: tuple[int, int], keys: Sequence[str]) -> bool:
     if not ex.ratings:
         return True
@@ -108,13 +127,17 @@ def reward_augment(
 
     Scores come from ``ratings[i][score_key]`` or from ``scores`` (one array per example, e.g.
     :func:`~rewardkit.curate.scores.response_scores`) and must lie in ``scale``. Pairs whose
-    label contradicts the scores (``s_w < s_l``), ties, unlabelled examples and, with
-    ``fine_keys``, pairs whose chosen fine-grained mean is below the rejected one are skipped
-    (``counts`` receives the tallies).
+    label contradicts the scores (``s_w < s_l``), score ties (``s_w = s_l``: both goals would
+    be the same prompt with opposite labels), unlabelled examples and, with ``fine_keys``,
+    pairs whose chosen fine-grained mean is below the rejected one are skipped (``counts``
+    receives the tallies). A ``fine_keys`` rating that no example has is a ValueError
+    (:func:`check_fine_keys`).
     """
+    if fine_keys:
+        check_fine_keys(examples, fine_keys)
     lo, hi = scale
     pos, neg = [], []
-    tally = {"pairs": 0, "no_pair": 0, "contradicts": 0, "fine_filtered": 0, "nan": 0}
+    tally = {"pairs": 0, "no_pair": 0, "contradicts": 0, "ties": 0, "fine_filtered": 0, "nan": 0}
     for i, ex in enumerate(examples):
         pair = labelled_pair(ex)
         if pair is None:
@@ -131,8 +154,8 @@ def reward_augment(
                     "template (rescale the scores first)",
                     field=score_key,
                 )
-        if s_w < s_l:
-            tally["contradicts"] += 1
+        if s_w <= s_l:
+            tally["contradicts" if s_w < s_l else "ties"] += 1
             continue
         if fine_keys and not _fine_ok(ex, pair, fine_keys):
             tally["fine_filtered"] += 1
@@ -163,9 +186,25 @@ def rescale(
     values: np.ndarray, scale: tuple[float, float] = (1, 10), decimals: int = 1
 ) -> np.ndarray:
     """Min–max map ``values`` (NaN kept) onto ``scale``, rounded to ``decimals`` — for reward
-    scores that are not on the template's 1–10 scale ``[design]``."""
+    scores that are not on the template's 1–10 scale ``[design]``. Without a finite value
+    (no examples, all NaN) ``values`` come back as they are."""
     v = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(v).any():
+        return v.copy()
     lo, hi = np.nanmin(v), np.nanmax(v)
     if hi == lo:
         return np.where(np.isnan(v), np.nan, (scale[0] + scale[1]) / 2)
     return np.round(scale[0] + (v - lo) / (hi - lo) * (scale[1] - scale[0]), decimals)
+
+
+def rescale_all(
+    scores: Sequence[np.ndarray], scale: tuple[float, float] = (1, 10), decimals: int = 1
+) -> list[np.ndarray]:
+    """:func:`rescale` over every example's scores at once (one min–max for the dataset); each
+    example keeps its own array. No examples give an empty list."""
+    if not scores:
+        return []
+    flat = rescale(
+        np.concatenate([np.asarray(s, dtype=np.float64) for s in scores]), scale, decimals
+    )
+    return list(np.split(flat, np.cumsum([len(s) for s in scores])[:-1]))

@@ -16,6 +16,9 @@ each image part becomes ``{"type": "image"}`` and the images go, in order, to an
 column (a path, or a ``data:`` URL for in-memory bytes). Image *responses* (text-to-image pairs)
 have no TRL DPO or OpenRLHF form, and OpenRLHF preference rows are text only: both are a
 ValueError naming the example, never a half-written file.
+
+Every format is JSON Lines of standard JSON (NaN/±inf written as null); an output named like
+another data format (``.parquet``, ``.csv``, …) is refused (:func:`check_out_suffix`).
 """
 
 from __future__ import annotations
@@ -25,15 +28,30 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from rewardkit.content import ImageRef
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.data import write_jsonl
-from rewardkit.outputs import atomic_text
+from rewardkit.outputs import OutputError, atomic_text, finite_json
 from rewardkit.types import Example, assistant
 
 FORMATS = ("trl", "openrlhf", "jsonl")
+#: Output names of data formats that are not JSON Lines (read back as such, they would fail).
+NOT_JSONL = (".parquet", ".pq", ".arrow", ".feather", ".csv", ".tsv", ".xlsx")
+
+
+def check_out_suffix(path: str | PathLike[str], what: str = "--out") -> None:
+    """Refuse an output whose name says another data format (``x.parquet``, ``x.csv.gz``):
+    every curate output is JSON Lines, which such a name would hide from the next reader."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    bad = next((sfx for sfx in NOT_JSONL if name.endswith(sfx)), None)
+    if bad is not None:
+        raise OutputError(
+            f"{what} {path}: curate writes JSON Lines, not {bad}; name the output .jsonl "
+            "(or .jsonl.gz for gzip)"
+        )
 
 
 def _pairs(ex: Example, pairs: str) -> list[tuple[int, int]]:
@@ -143,10 +161,12 @@ def openrlhf_rows(
 
 
 def _write_rows(rows: Iterable[dict[str, Any]], path: str | PathLike[str]) -> int:
+    """Write ``rows`` as standard JSON Lines (NaN/±inf as null); return the count."""
+    check_out_suffix(path, "output")
     n = 0
     with atomic_text(path) as fh:  # appears only once complete
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n")
             n += 1
     return n
 
@@ -184,5 +204,6 @@ def write(
     if fmt == "openrlhf":
         return write_openrlhf(examples, path, pairs, extra)
     if fmt == "jsonl":
+        check_out_suffix(path, "output")
         return write_jsonl(examples, path)
     raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from os import PathLike
 from typing import Any
 
-from rewardkit.outputs import atomic_text
+from rewardkit.outputs import atomic_text, finite_json
 from rewardkit.types import Example
 
 
@@ -34,7 +34,8 @@ def _image_json(obj: Any) -> Any:
     """Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by
     ``load``); the other non-JSON values a Parquet file or a dataset puts in ``meta`` as JSON:
     dates and times as ISO 8601 text, decimals as numbers, bytes as base64 text, numpy values
-    and arrays as numbers and lists, sets as lists. Anything else is a :class:`TypeError`."""
+    and arrays as numbers and lists, sets as lists (NaN/±inf in them as null). Anything else is
+    a :class:`TypeError`."""
     import base64
     import datetime as dt
     import decimal
@@ -54,19 +55,22 @@ def _image_json(obj: Any) -> Any:
     if isinstance(obj, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, np.ndarray | np.generic):
-        return obj.tolist()
+        return finite_json(obj.tolist())
     if isinstance(obj, set | frozenset):
-        return sorted(obj, key=repr)
+        return finite_json(sorted(obj, key=repr))
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def write_jsonl(examples: Iterable[Example], path: str | PathLike[str]) -> int:
     """Write ``examples`` as JSON Lines (gzip when ``path`` ends in ``.gz``); return the count.
 
-    The file appears only once complete (:func:`rewardkit.outputs.atomic_text`)."""
+    Standard JSON: NaN and ±inf (a rating, a ``meta`` margin) are written as null. The file
+    appears only once complete (:func:`rewardkit.outputs.atomic_text`)."""
     n = 0
     with atomic_text(path) as fh:
         for ex in examples:
-            fh.write(json.dumps(to_record(ex), ensure_ascii=False, default=_image_json) + "\n")
+            rec = finite_json(to_record(ex))
+            line = json.dumps(rec, ensure_ascii=False, default=_image_json, allow_nan=False)
+            fh.write(line + "\n")
             n += 1
     return n
