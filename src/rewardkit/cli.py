@@ -234,6 +234,12 @@ def main() -> None:
         return
     except KeyboardInterrupt:  # outside a command (typer turns one inside into exit 130)
         pass
+    except OSError as exc:  # writing stdout or stderr failed (`> /dev/full`) outside a command's
+        # own error handling: one line, as every other OS error (click handles a closed pipe)
+        with contextlib.suppress(OSError):
+            where = f" {exc.filename}" if exc.filename else " the output"
+            sys.stderr.write(f"error: could not write{where}: {exc.strerror or exc}\n")
+        raise SystemExit(2) from None
     except SystemExit as exc:
         if exc.code != INTERRUPTED:
             _keep_status_on_late_signals(exc.code, not own_sigterm)

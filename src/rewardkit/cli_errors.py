@@ -33,9 +33,12 @@ def fail(exc: Exception) -> None:
 
 @contextmanager
 def user_errors(*extra: type[Exception]) -> Iterator[None]:
-    """Turn :data:`USER_ERRORS` (and ``extra``) raised inside the block into :func:`fail`."""
+    """Turn :data:`USER_ERRORS` (and ``extra``) raised inside the block into :func:`fail`. A
+    closed stdout (``| head``) is not a user error: it goes on to click, which ends quietly."""
     try:
         yield
+    except BrokenPipeError:
+        raise
     except (*USER_ERRORS, *extra) as exc:
         fail(exc)
 

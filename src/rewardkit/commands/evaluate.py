@@ -282,19 +282,6 @@ def _run_eval(
     )
     if dropped:  # records --on-error skip dropped at load time: the reports say so
         result.dataset["load_skipped"] = {"n": len(dropped), "first": str(dropped[0])}
-    print_table(result)
-    from rewardkit.evaluate.report import summary_lines
-
-    for line in summary_lines(result):
-        typer.echo(line)
-    reported: set[str] = set()
-    for r in result.rewards:  # one line per reward (its objectives share one call's stats)
-        hits = (r.stats or {}).get("cache_hits")
-        if hits is not None and r.reward not in reported:
-            reported.add(r.reward)
-            typer.echo(
-                f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
-            )
     fitted = None
     if save_temperature is not None:  # known before anything is written
         first = result.rewards[0]
@@ -308,9 +295,23 @@ def _run_eval(
         fitted = TemperatureScaling(
             cal["temperature"], first.name, first.fingerprint, cal["n_pairs"]
         )
+    # the reports first: a table cut by `| head` or an unwritable terminal loses no run
     paths = result.write_reports(out, html=html)
     if fitted is not None and save_temperature is not None:
         paths["temperature"] = fitted.save(save_temperature, "--save-temperature")
+    print_table(result)
+    from rewardkit.evaluate.report import summary_lines
+
+    for line in summary_lines(result):
+        typer.echo(line)
+    reported: set[str] = set()
+    for r in result.rewards:  # one line per reward (its objectives share one call's stats)
+        hits = (r.stats or {}).get("cache_hits")
+        if hits is not None and r.reward not in reported:
+            reported.add(r.reward)
+            typer.echo(
+                f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
+            )
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -339,9 +340,9 @@ def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int)
     from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
 
     result = process_eval(examples, rewards, seed=seed)
+    paths = write_process_reports(result, out, html)  # the caller holds the lock on --out
     for line in table_lines(result):
         typer.echo(line)
-    paths = write_process_reports(result, out, html)  # the caller holds the lock on --out
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

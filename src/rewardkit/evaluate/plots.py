@@ -53,8 +53,9 @@ def subset_bars(result: EvalResult) -> bytes:
                 continue
             ys.append(i + j * height)
             xs.append(gs.score)
-            lo.append(gs.score - gs.ci[0] if _ok(gs.ci[0]) else 0)
-            hi.append(gs.ci[1] - gs.score if _ok(gs.ci[1]) else 0)
+            # a CI from very few resamples (--n-boot 1) can miss its own point: no bar below 0
+            lo.append(max(0.0, gs.score - gs.ci[0]) if _ok(gs.ci[0]) else 0)
+            hi.append(max(0.0, gs.ci[1] - gs.score) if _ok(gs.ci[1]) else 0)
         ax.barh(ys, xs, height=height, xerr=[lo, hi], label=r.name, capsize=2)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(groups))])
     ax.set_yticklabels(groups, fontsize=7)

@@ -5,7 +5,7 @@ values shown come from the row model (:mod:`.rows`, :mod:`.tables`); here they a
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -111,16 +111,31 @@ def write_reports(
     from rewardkit.outputs import atomic_text, check_dir_target, output_error
 
     out = check_dir_target(out_dir, "report directory")
-    # render everything first: a report that cannot be rendered leaves no file half-written
+    # render everything first: no file is half-written. report.json (every score) renders
+    # first; a view that fails to render (a plot) is reported after the others are written,
+    # never at the cost of the run's scores
     texts: dict[str, tuple[Path, str]] = {}
     if json:
         texts["json"] = (out / "report.json", result.json_text())
-    md = to_markdown(result)
-    if result.extra.get("analyses") or any(r.analyses for r in result.rewards):
-        md += analyses_markdown(result)
-    texts["markdown"] = (out / "report.md", md)
+    failed: list[str] = []
+
+    def render(key: str, name: str, make: Callable[[], str]) -> None:
+        try:
+            texts[key] = (out / name, make())
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
+            if not texts:
+                raise
+            failed.append(f"{name} ({type(exc).__name__}: {exc})")
+
+    def markdown() -> str:
+        md = to_markdown(result)
+        if result.extra.get("analyses") or any(r.analyses for r in result.rewards):
+            md += analyses_markdown(result)
+        return md
+
+    render("markdown", "report.md", markdown)
     if html:
-        texts["html"] = (out / "report.html", to_html(result))
+        render("html", "report.html", lambda: to_html(result))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -130,6 +145,9 @@ def write_reports(
         with atomic_text(path, what=path.name) as fh:
             fh.write(text)
         paths[key] = path
+    if failed:
+        written = ", ".join(str(p) for p in paths.values())
+        raise ValueError(f"could not make {'; '.join(failed)}; wrote {written}")
     return paths
 
 
