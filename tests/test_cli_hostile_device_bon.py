@@ -278,6 +278,9 @@ def test_bon_resume_with_duplicate_ids_is_refused_not_skipped(tmp_path):
         (["--pairs-format", "bogus"], "--pairs-format"),
         (["--mine", "bogus"], "--mine"),
         (["--dtype", "float64"], "--dtype"),
+        (["--n", "100000000"], "--n"),  # one batch of N: an allocator traceback (25 GB)
+        (["--max-new-tokens", "100000000"], "--max-new-tokens"),
+        (["--temperature", "0", "--n", "2"], "--temperature"),  # transformers' error, late
     ],
 )
 def test_bon_refuses_bad_options_before_anything_runs(tmp_path, prompts, option, named):
@@ -299,6 +302,12 @@ def test_bon_checks_its_outputs_before_any_model(tmp_path, prompts):
     code, text = bon(prompts, out, "--pairs-out", out)
     assert code == 2 and "same file as --out" in text, text
     assert not out.exists()
+    before = Path(prompts).read_bytes()
+    code, text = bon(prompts, out, "--pairs-out", prompts)  # replaced the prompts with pairs
+    assert code == 2 and "is the --data file itself" in text, text
+    code, text = bon(prompts, prompts)
+    assert code == 2 and "is the --data file itself" in text, text
+    assert Path(prompts).read_bytes() == before and not out.exists()
 
 
 def test_generation_config_checks_every_setting():

@@ -87,6 +87,18 @@ def test_run_is_resumable_and_refuses_other_settings(tmp_path):
     assert len(load_done(out, cfg.key())) == 3
 
 
+def test_prompts_no_candidate_of_which_scored_are_counted(tmp_path):
+    # rule:math without a reference: every candidate NaN; the row looked like a real pick
+    items = [PromptItem("p0", [user("2+2?")], None), PromptItem("p1", [user("3+3?")], "6")]
+    out = tmp_path / "bon.jsonl"
+    cfg = BonConfig(n=2, policy={"m": "x"}, generation={"seed": 0}, reward="math")
+    stats = run_bon(items, _sampler([]), load_reward("rule:math"), out, cfg, progress=False)
+    assert stats["unscored"] == 1 and stats["generated"] == 2
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows[0]["best_score"] is None and rows[0]["best"] == 0
+    assert rows[1]["best_score"] == 0.0
+
+
 def test_read_prompts_fields_and_errors(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(

@@ -13,6 +13,12 @@ from rewardkit.cli_errors import number_in, user_errors
 from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
 
+#: The most candidates per prompt: all N are generated in one batch (100,000,000 tried to take
+#: 25 GB at once); best-of-N papers stop well below this.
+MAX_N = 4096
+#: The most tokens generated per candidate.
+MAX_NEW_TOKENS = 32768
+
 
 def _choice(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """A typer callback accepting only ``allowed`` (checked when the options are parsed)."""
@@ -46,10 +52,12 @@ def bon_command(
             help="Policy model: smollm2 (embedded default), a local directory or a Hub id."
         ),
     ] = "smollm2",
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Candidates per prompt.")] = 8,
+    n: Annotated[
+        int, typer.Option("--n", "-n", min=1, max=MAX_N, help="Candidates per prompt.")
+    ] = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + prompt).")] = 0,
     max_new_tokens: Annotated[
-        int, typer.Option(min=1, help="Tokens generated per candidate.")
+        int, typer.Option(min=1, max=MAX_NEW_TOKENS, help="Tokens generated per candidate.")
     ] = 256,
     temperature: Annotated[
         float, typer.Option(callback=number_in(0), help="Sampling temperature (0: greedy).")
@@ -101,11 +109,20 @@ def bon_command(
     with user_errors():
         # Everything a user typed is checked before a model loads: the outputs, the device,
         # the prompts, and the rows already in --out (a resumed run).
+        from rewardkit.data.sources import check_out_outside_data
         from rewardkit.outputs import check_file_target
 
+        if temperature == 0 and n > 1:  # greedy decoding has one answer, not N
+            raise typer.BadParameter(
+                f"--temperature 0 (greedy) gives one candidate per prompt, not --n {n}: use "
+                "--n 1, or a temperature above 0 to sample N",
+                param_hint="--temperature",
+            )
         out = check_file_target(out, "--out")
+        check_out_outside_data(out, data, "--out")
         if pairs_out is not None:
             pairs_out = check_file_target(pairs_out, "--pairs-out")
+            check_out_outside_data(pairs_out, data, "--pairs-out")  # it replaced the prompts
             if pairs_out.resolve() == out.resolve():
                 raise typer.BadParameter(
                     "is the same file as --out (it would replace the best-of-N rows)",
@@ -127,6 +144,8 @@ def bon_command(
         resolve_device(device, "--device")
         gen = GenerationConfig(max_new_tokens, temperature, top_p, seed, dtype, device, threads)
         items = read_prompts(data, prompt_field, reference_field, limit, instruction)
+        if not items:
+            typer.echo(f"warning: {data} holds no prompts", err=True)
         load_done(out, None)  # a damaged or foreign --out, before the policy loads
         engine = {
             "device": None if device == "auto" else device,
@@ -140,6 +159,13 @@ def bon_command(
             n=n, policy=pol.identity, generation=gen.identity(), reward=built.fingerprint()
         )
         stats = run_bon(items, pol.sample, built, out, cfg, progress=not no_progress)
+        if stats["unscored"]:
+            typer.echo(
+                f"warning: {stats['unscored']} of {stats['generated']} prompts have no scored "
+                f"candidate ({reward} gave NaN, 'does not apply', to each: a missing reference "
+                "field?); their 'best' is the first candidate, with best_score null",
+                err=True,
+            )
         if pairs_out:
             wanted = {it.id for it in items}
             rows = [r for r in read_rows(out) if str(r["id"]) in wanted]

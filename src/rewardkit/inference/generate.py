@@ -115,8 +115,11 @@ class Policy:
 
     @torch.inference_mode()
     def sample(self, prompt: list[Message], n: int) -> list[str]:
-        """``n`` sampled responses (one batch), seeded from the prompt."""
+        """``n`` sampled responses (one batch), seeded from the prompt; greedy decoding
+        (temperature 0) has one response, so it takes ``n = 1`` only."""
         cfg = self.config
+        if cfg.temperature == 0 and n > 1:
+            raise ValueError(f"temperature 0 (greedy) gives one response, not n={n}")
         enc = self.encode(prompt).to(self.device)
         torch.manual_seed(prompt_seed(cfg.seed, prompt))
         out = self.model.generate(

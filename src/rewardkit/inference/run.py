@@ -8,6 +8,7 @@ line cut short by a kill is dropped) and refuses a file written with other setti
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -256,6 +257,7 @@ def _run_bon(
             )
     todo = [it for it in items if it.id not in done]
     gen_s = score_s = 0.0
+    unscored = 0
     bar = _progress(todo, progress)
     with path.open("a", encoding="utf-8") as fh:
         for it in bar:
@@ -266,6 +268,7 @@ def _run_bon(
             t2 = time.perf_counter()
             gen_s, score_s = gen_s + t1 - t0, score_s + t2 - t1
             best = select_best(scores)
+            unscored += int(all(math.isnan(x) for x in scores))
             row = {
                 "id": it.id,
                 "prompt": it.prompt,
@@ -285,6 +288,7 @@ def _run_bon(
         "prompts": len(items),
         "skipped_done": len(items) - len(todo),
         "generated": len(todo),
+        "unscored": unscored,  # every candidate NaN: its "best" is the first, best_score null
         "generate_s": gen_s,
         "score_s": score_s,
     }
