@@ -111,3 +111,16 @@ def test_the_cli_verb_prints_the_verdict_and_fails_on_a_broken_model(root):
     assert json.loads(bad.output)["verdict"] == "FAIL"
     missing = runner.invoke(app, ["check-model", "rule:length"])
     assert missing.exit_code == 2 and "check-model checks model-family rewards" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("classifier:minilm?bogus=1", "unknown option 'bogus' for 'classifier'"),  # a traceback
+        ("minilm?bogus=1", "unknown option 'bogus' for 'classifier'"),
+        ("minilm?dtype=bogus", "give the dtypes to compare with --dtype"),  # said PASS
+    ],
+)
+def test_a_bad_spec_option_is_one_line(spec, named):
+    res = CliRunner().invoke(app, ["check-model", spec, "--dtype", "float32"])
+    assert res.exit_code == 2 and named in res.output and "Traceback" not in res.output

@@ -220,7 +220,7 @@ def load_reward(
         with _BUILD:
             reward = factory(arg, **options)
     except TypeError as exc:
-        raise SpecError(f"reward spec {label!r}: {_option_error(exc, kind)}") from exc
+        raise SpecError(f"reward spec {label!r}: {option_error(exc, kind)}") from exc
     named = entry.composite and options.get("name") is not None
     if not (named or (entry.composite and isinstance(spec, Mapping) and path is None)):
         reward.name = label  # an inline composite, or one given a name, keeps its own name
@@ -235,7 +235,7 @@ def _is_path(text: str) -> bool:
         return False
 
 
-def _option_error(exc: TypeError, kind: str) -> str:
+def option_error(exc: TypeError, kind: str) -> str:
     """A factory's ``TypeError`` in a user's words: an option the kind does not take is named
     as such (not as a Python class's keyword argument); anything else is passed on."""
     found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))

@@ -31,7 +31,7 @@ from rewardkit.engine.runner import Engine
 from rewardkit.errors import SpecError
 from rewardkit.modelcheck.pairs import chat_pairs, chat_queries, probe_pairs
 from rewardkit.models.loading import is_int8
-from rewardkit.registry import parse_spec
+from rewardkit.registry import option_error, parse_spec
 from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.types import Capability, assistant, prompt_text, stable_hash
 
@@ -113,6 +113,11 @@ class ModelCheck:
 def _family_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """(model, options) of ``classifier:MODEL?opts``, or of a bare path or embedded alias."""
     kind, arg, options = parse_spec(spec)
+    if "dtype" in options:  # --dtype lists the dtypes compared; one in the spec was overridden
+        raise SpecError(
+            f"check-model {spec!r}: give the dtypes to compare with --dtype, not dtype= in the "
+            "spec (each is checked against the float32 reference)"
+        )
     if arg is None:  # a bare path or alias: "smollm2", "./my-rm"
         return kind, options
     if kind != "classifier":
@@ -129,7 +134,10 @@ def _open(model: str, options: dict[str, Any], dtype: str, max_length: int | Non
     opts = {**options, "dtype": dtype, "progress": False}
     if max_length:
         opts["max_length"] = max_length
-    return build(model, **opts)
+    try:
+        return build(model, **opts)
+    except TypeError as exc:  # an option the kind does not take: named, as `eval -r` names it
+        raise SpecError(f"check-model {model!r}: {option_error(exc, 'classifier')}") from None
 
 
 def _items(reward: FamilyModelReward) -> list[Any]:
