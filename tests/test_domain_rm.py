@@ -142,3 +142,11 @@ def test_domain_save_load_and_cli(tmp_path):
         load_reward(f"domain:{tmp_path}")
     with pytest.raises(SpecError, match="custom features"):
         DomainReward({"c": _meta_feature("c")}, [1.0], [0.0], [1.0]).save(tmp_path / "y")
+
+
+def test_fit_linear_bt_with_l2_zero_and_a_constant_feature():
+    from rewardkit.train.domain import fit_linear_bt
+
+    # the second feature is 0 in every pair: with l2 = 0 the Hessian is singular
+    w, _ = fit_linear_bt(np.array([[1.0, 0.0], [-0.5, 0.0], [0.8, 0.0]]), l2=0.0)
+    assert np.isfinite(w).all() and w[1] == 0.0 and w[0] > 0

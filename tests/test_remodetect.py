@@ -192,3 +192,15 @@ def test_detect_cli(tmp_path):
         ["detect", "eval", "-r", "default", "--data", str(tmp_path / "d.jsonl")[:-6] + "x.jsonl"],
     )
     assert r.exit_code == 2
+
+
+def test_tpr_at_fpr_at_the_boundaries():
+    from rewardkit.evaluate.detect import tpr_at_fpr
+
+    pos, neg = [1.0, 2.0, 3.0, 5.0], [2.0, 3.0, 4.0]
+    assert tpr_at_fpr(pos, neg, 1.0) == 1.0  # every negative through: every positive counts
+    assert tpr_at_fpr(pos, neg, 0.0) == 0.25  # above the highest negative (4): only 5
+    assert tpr_at_fpr(pos, neg, 0.34) == 0.25  # one negative of 3 is 0.333 ≤ 0.34: above 3
+    assert tpr_at_fpr(pos, neg, 0.67) == 0.5  # two negatives through: above 2
+    scores = list(range(100))
+    assert tpr_at_fpr(scores, scores, 0.29) == 0.29

@@ -23,12 +23,34 @@ pal_app = typer.Typer(
 DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory or 'sample'.")]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="Read at most this many examples.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Random seed.")]
-StepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps.")]
-
-
+#: Upper bounds of the count options (a run past them would exhaust memory or never end).
+MAX_STEPS = 1_000_000
+MAX_LR = 10.0
+StepsOpt = Annotated[int, typer.Option(min=1, max=MAX_STEPS, help="Optimizer steps.")]
 LrOpt = Annotated[
-    float, typer.Option(callback=number_in(0, lo_open=True), help="Adam learning rate (> 0).")
+    float,
+    typer.Option(
+        callback=number_in(0, MAX_LR, lo_open=True),
+        help=f"Adam learning rate, in (0, {MAX_LR:g}].",
+    ),
 ]
+
+
+def _outside(out: Path, data: str | Path | None, data_what: str = "--data") -> None:
+    """Refuse an output that is the input file ``data`` or lies inside the input directory
+    (the next run would read it back, or the input would be replaced)."""
+    from rewardkit.data.sources import check_out_outside_data
+
+    if data is not None:
+        check_out_outside_data(out, data, "--out", data_what)
+
+
+def _distinct(specs: list[str]) -> list[str]:
+    """A typer callback refusing a reward spec given twice (its report would be one entry)."""
+    twice = [s for i, s in enumerate(specs) if s in specs[:i]]
+    if twice:
+        raise typer.BadParameter(f"{twice[0]!r} is given more than once; give each reward once")
+    return specs
 
 
 def _file_out(path: Path, what: str = "--out") -> None:
@@ -61,20 +83,27 @@ def _echo(summary: dict[str, Any]) -> None:
 def pal_personas(
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="Output JSONL of user-labelled pairs.")],
-    users_per_persona: Annotated[int, typer.Option(min=1, help="Simulated users per persona.")] = 5,
-    pairs_per_user: Annotated[int, typer.Option(min=1, help="Comparisons per user.")] = 40,
+    users_per_persona: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Simulated users per persona.")
+    ] = 5,
+    pairs_per_user: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Comparisons per user.")
+    ] = 40,
     beta: Annotated[
         float, typer.Option(min=0, callback=finite, help="Label sharpness β of P = σ(β·Δu).")
     ] = 3.0,
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
-    """Label real response pairs by simulated users with different personas (A10)."""
-    from rewardkit.curate.personas import persona_pairs
+    """Label real response pairs by simulated users with different personas (A10); at most
+    200,000 pairs in all."""
+    from rewardkit.curate.personas import PERSONAS, check_pair_count, persona_pairs
     from rewardkit.data.writer import write_jsonl
 
     with user_errors():
         _file_out(out)
+        _outside(out, data)
+        check_pair_count(len(PERSONAS), users_per_persona, pairs_per_user)
         pairs = persona_pairs(
             _load(data, limit), None, users_per_persona, pairs_per_user, beta, seed=seed
         )
@@ -89,8 +118,8 @@ def pal_train(
     form: Annotated[
         str, typer.Option(help="ideal (distance to ideal point) or mixture.")
     ] = "ideal",
-    k: Annotated[int, typer.Option(min=1, help="Number of shared prototypes K.")] = 2,
-    d_pref: Annotated[int, typer.Option(min=1, help="Preference-space dimension.")] = 64,
+    k: Annotated[int, typer.Option(min=1, max=256, help="Number of shared prototypes K.")] = 2,
+    d_pref: Annotated[int, typer.Option(min=1, max=4096, help="Preference-space dimension.")] = 64,
     steps: StepsOpt = 400,
     lr: LrOpt = 3e-3,
     limit: LimitOpt = None,
@@ -102,6 +131,7 @@ def pal_train(
 
     with user_errors():
         _dir_out(out)
+        _outside(out, data)
         cfg = PALConfig(form, k, d_pref, steps, lr, seed=seed, progress=not no_progress)
         meta = train_pal(_load(data, limit), out, cfg)
     _echo({k_: meta[k_] for k_ in ("n_pairs", "train_accuracy", "final_loss", "population")})
@@ -113,7 +143,9 @@ def pal_adapt(
     model: Annotated[Path, typer.Argument(help="A PAL model directory.")],
     user: Annotated[str, typer.Option(help="The user to fit.")],
     data: DataOpt,
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps on the user's logits.")] = 200,
+    steps: Annotated[
+        int, typer.Option(min=1, max=MAX_STEPS, help="Optimizer steps on the user's logits.")
+    ] = 200,
 ) -> None:
     """Fit one new user's mixture weights from a few comparisons (prototypes frozen)."""
     from rewardkit.train.pal import adapt_user
@@ -140,13 +172,18 @@ def detect_gsm8k(
 
     with user_errors():
         _file_out(out)
+        # only this file of the directory is read: an output beside it is never read back
+        _outside(out, Path(data) / "example_model_solutions.jsonl", "GSM8K input")
         n = write_jsonl(gsm8k_detection(data, limit), out)
     _echo({"written": n, "out": str(out)})
 
 
 @detect_app.command("eval")
 def detect_eval(
-    reward: Annotated[list[str], typer.Option("--reward", "-r", help="Reward spec (repeatable).")],
+    reward: Annotated[
+        list[str],
+        typer.Option("--reward", "-r", callback=_distinct, help="Reward spec (repeatable)."),
+    ],
     data: DataOpt,
     fpr: Annotated[
         float,
@@ -163,30 +200,54 @@ def detect_eval(
     limit: LimitOpt = None,
     out: Annotated[Path | None, typer.Option(help="Also write the reports as JSON.")] = None,
 ) -> None:
-    """AUROC and TPR at a fixed FPR of each reward as an LLM-text detector (F8)."""
-    from rewardkit.evaluate.detect import detect
+    """AUROC and TPR at a fixed FPR of each reward as an LLM-text detector (F8). Exit 1, and
+    no --out, when a reward scores no text of a class (every score NaN)."""
+    from rewardkit.evaluate.detect import check_origin, detect, unscored_classes
     from rewardkit.outputs import atomic_text, finite_json
     from rewardkit.registry import load_reward
 
     with user_errors():
         if out is not None:
             _file_out(out)
+            _outside(out, data)
         examples = _load(data, limit)
+        for ex in examples:  # before any reward loads; the error names the file
+            check_origin(ex, data)
         reports = {
             spec: detect(load_reward(spec), examples, fpr=fpr, n_boot=n_boot) for spec in reward
         }
-        if out is not None:
+        failed = {spec: unscored_classes(rep) for spec, rep in reports.items()}
+        failed = {spec: classes for spec, classes in failed.items() if classes}
+        if out is not None and not failed:
             text = json.dumps(finite_json(reports), indent=1, allow_nan=False) + "\n"
             with atomic_text(out, what="--out") as fh:
                 fh.write(text)
     for spec, rep in reports.items():
-        lo, hi = rep["auroc_ci"]
-        tlo, thi = rep["tpr_ci"]
-        typer.echo(  # NaN (a class without scores) prints as "nan"
-            f"{spec}: AUROC {rep['auroc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@{100 * fpr:g}%FPR "
-            f"{rep['tpr_at_fpr']:.3f} [{tlo:.3f}, {thi:.3f}]  gap {rep['gap']:+.3f}  "
-            f"(llm {rep['n_pos']}, human {rep['n_neg']})"
+        if spec not in failed:
+            typer.echo(_detect_line(spec, rep, fpr))
+    for spec, classes in failed.items():
+        typer.secho(
+            f"error: {spec}: no {' and no '.join(classes)} text has a score (every one is NaN: "
+            "the reward does not apply to them, e.g. a rule that needs a reference gets none)"
+            + ("; nothing written to --out" if out is not None else ""),
+            fg=typer.colors.RED,
+            err=True,
         )
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _detect_line(spec: str, rep: dict[str, Any], fpr: float) -> str:
+    """One reward's detection report on one line (with the unscored texts, if any)."""
+    lo, hi = rep["auroc_ci"]
+    tlo, thi = rep["tpr_ci"]
+    unscored = rep.get("n_pos_unscored", 0) + rep.get("n_neg_unscored", 0)
+    note = f"; {unscored} texts have no score (NaN), left out" if unscored else ""
+    return (
+        f"{spec}: AUROC {rep['auroc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@{100 * fpr:g}%FPR "
+        f"{rep['tpr_at_fpr']:.3f} [{tlo:.3f}, {thi:.3f}]  gap {rep['gap']:+.3f}  "
+        f"(llm {rep['n_pos']}, human {rep['n_neg']}{note})"
+    )
 
 
 @detect_app.command("tune")
@@ -214,11 +275,17 @@ def detect_tune(
 ) -> None:
     """Continual preference tuning LLM ≻ mixed ≻ human with replay (F8)."""
     from rewardkit.curate.detection import GeneratorMixer, add_mixed, mixed_text
+    from rewardkit.evaluate.detect import check_origin
     from rewardkit.train.remodetect import DetectTuneConfig, tune_detector
 
     with user_errors():
         _dir_out(out)
+        _outside(out, data)
+        _outside(out, replay, "--replay")
+        _outside(out, base, "--base")
         examples = _load(data, limit)
+        for ex in examples:
+            check_origin(ex, data)
         if mixer == "rule":
             examples = add_mixed(examples, mixed_text)
         elif mixer != "none":
@@ -229,7 +296,7 @@ def detect_tune(
             )
         buffer = _load(replay, replay_limit) if replay else None
         cfg = DetectTuneConfig(steps, lr, replay_weight=replay_weight, seed=seed)
-        summary = tune_detector(examples, out, base, buffer, cfg)
+        summary = tune_detector(examples, out, base, buffer, cfg, where=data)
     _echo(summary)
     typer.echo(f"saved to {out}; evaluate with rewardkit detect eval -r default:{out}")
 
@@ -246,7 +313,7 @@ def domain_fit(
     out: Annotated[Path, typer.Option(help="Directory to write (domain:DIR).")],
     features: Annotated[
         str, typer.Option(help="Built-in features, comma-separated (see docs).")
-    ] = "coverage,sentiment,redundancy,length_fit,arithmetic",
+    ] = "coverage,sentiment,redundancy,length_fit,arithmetic,reference_steps",
     l2: Annotated[
         float, typer.Option(min=0, callback=finite, help="L2 penalty on the weights (>= 0).")
     ] = 1e-2,
@@ -263,6 +330,7 @@ def domain_fit(
         if unknown or not names:
             raise SpecError(f"unknown features {unknown}; known: {sorted(FEATURES)}")
         _dir_out(out)
+        _outside(out, data)
         _file_out(out / "weights.png", "--out")
         reward, summary = fit_domain(_load(data, limit), {n: FEATURES[n] for n in names}, l2)
         reward.save(
@@ -288,10 +356,13 @@ def polar_pretrain(
         ),
     ] = "../shared/data/mt_bench",
     steps: StepsOpt = 400,
-    per_sample: Annotated[int, typer.Option(min=1, help="Triples drawn per sample.")] = 1,
+    lr: LrOpt = 1e-3,
+    per_sample: Annotated[
+        int, typer.Option(min=1, max=1000, help="Triples drawn per sample (1-1,000).")
+    ] = 1,
     seed: SeedOpt = 0,
 ) -> None:
-    """Pre-train on same-policy vs other-policy triples (A9)."""
+    """Pre-train on same-policy vs other-policy triples (A9); at most 50,000 triples."""
     from rewardkit.train.polar import (
         PolarConfig,
         mtbench_samples,
@@ -302,10 +373,11 @@ def polar_pretrain(
 
     with user_errors():
         _dir_out(out)
+        _outside(out, data)
         path = Path(data)
         samples = mtbench_samples(path) if path.is_dir() else read_samples(path)
         triples = policy_triples(samples, per_sample, seed)
-        meta = train_polar(triples, out, PolarConfig(steps=steps, seed=seed))
+        meta = train_polar(triples, out, PolarConfig(steps=steps, lr=lr, seed=seed))
     _echo({k: meta[k] for k in ("stages", "train_accuracy", "final_loss")})
 
 
@@ -324,6 +396,8 @@ def polar_finetune(
 
     with user_errors():
         _dir_out(out)
+        _outside(out, model, "model")
+        _outside(out, data)
         triples = preference_triples(_load(data, limit))
         cfg = PolarConfig(steps=steps, lr=lr, seed=seed)
         meta = train_polar(triples, out, cfg, base=model, stage="finetune")

@@ -54,6 +54,32 @@ PERSONAS: dict[str, dict[str, float]] = {
 }
 
 
+#: Most pairs one call may make (personas × users per persona × pairs per user): each is an
+#: example holding its texts, so a million would take gigabytes before a line is written.
+MAX_PAIRS = 200_000
+
+
+def logistic(t: float) -> float:
+    """``σ(t) = 1 / (1 + e^(−t))`` without overflow for any ``t`` (±inf included)."""
+    if t >= 0:
+        return 1.0 / (1.0 + math.exp(-t))
+    e = math.exp(t)
+    return e / (1.0 + e)
+
+
+def check_pair_count(n_personas: int, users_per_persona: int, pairs_per_user: int) -> int:
+    """The number of pairs asked for; a ValueError naming the product when it is above
+    :data:`MAX_PAIRS` (checked before anything is made)."""
+    n = n_personas * users_per_persona * pairs_per_user
+    if n > MAX_PAIRS:
+        raise ValueError(
+            f"{n_personas} personas × {users_per_persona:,} users per persona × "
+            f"{pairs_per_user:,} pairs per user = {n:,} pairs, more than the {MAX_PAIRS:,} one "
+            "run may make; ask for fewer users per persona or pairs per user"
+        )
+    return n
+
+
 def attribute_matrix(texts: Sequence[str], names: Sequence[str]) -> np.ndarray:
     """(n, len(names)) z-scored attribute values of ``texts`` (a constant column stays 0)."""
     raw = np.array([[ATTRIBUTES[a](t) for a in names] for t in texts], dtype=np.float64)
@@ -74,8 +100,12 @@ def persona_pairs(
     to one prompt from ``examples`` (each needs ≥ 2 text responses) and labels them with its
     persona's noisy BT choice. The records carry ``meta`` ``user``, ``persona`` and the
     attribute differences. A user's weights depend only on ``seed`` and its persona and
-    number, so two calls with one seed on different examples label with the same users."""
+    number, so two calls with one seed on different examples label with the same users.
+    ``beta`` is any finite number ≥ 0; at most :data:`MAX_PAIRS` pairs in all."""
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < math.inf:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
     personas = dict(personas or PERSONAS)
+    check_pair_count(len(personas), users_per_persona, pairs_per_user)
     names = sorted({a for p in personas.values() for a in p if a != "labelled"})
     unknown = [a for a in names if a not in ATTRIBUTES]
     if unknown:
@@ -104,7 +134,7 @@ def persona_pairs(
                 i, j = (int(v) for v in rng.choice(len(ex.responses), 2, replace=False))
                 zi, zj = z[starts[e] + i], z[starts[e] + j]
                 lab = w_lab * ((i in ex.chosen) - (j in ex.chosen))
-                p = 1.0 / (1.0 + math.exp(-beta * (float(w @ (zi - zj)) + lab)))
+                p = logistic(beta * (float(w @ (zi - zj)) + lab))
                 first = i if rng.random() < p else j
                 second = j if first == i else i
                 out.append(_pair(ex, first, second, user, pname, k, names, z, starts[e]))

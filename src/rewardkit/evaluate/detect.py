@@ -13,8 +13,34 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.location import describe
+from rewardkit.errors import DataError
 from rewardkit.evaluate.bootstrap import check_bootstrap_args, percentile_ci
 from rewardkit.evaluate.stats import rankdata
+
+#: The origins a detection example's ``meta.origin`` names, one per response.
+ORIGINS = ("llm", "mixed", "human")
+
+
+def check_origin(ex: Any, where: str | None = None) -> list[str]:
+    """``meta.origin`` of a detection example: one known origin per response; a DataError
+    naming ``where`` (the data file), the example and the field otherwise."""
+    origin = ex.meta.get("origin")
+    if not isinstance(origin, list) or len(origin) != len(ex.responses):
+        raise DataError(
+            f"example {ex.id!r}: expected a list of one origin ({', '.join(ORIGINS)}) per "
+            f"response ({len(ex.responses)}), got {describe(origin)}",
+            path=where,
+            field="meta.origin",
+        )
+    bad = [o for o in origin if not isinstance(o, str) or o not in ORIGINS]
+    if bad:
+        raise DataError(
+            f"example {ex.id!r}: unknown origins {bad}; known: {', '.join(ORIGINS)}",
+            path=where,
+            field="meta.origin",
+        )
+    return origin
 
 
 def auroc(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray) -> float:
@@ -33,15 +59,19 @@ def auroc(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray) 
 def tpr_at_fpr(
     pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray, fpr: float = 0.01
 ) -> float:
-    """Share of positives above the threshold that lets at most ``fpr`` of negatives through
-    (the threshold is the ``⌈(1 − fpr)·n₋⌉``-th smallest negative score)."""
+    """Share of positives above the threshold that lets at most ``fpr`` of negatives through:
+    the ``k = ⌈(1 − fpr)·n₋⌉``-th smallest negative score, or −∞ when ``k = 0`` (``fpr = 1``
+    lets every negative through, so every positive counts; ``fpr = 0`` needs a positive above
+    the highest negative)."""
     p = np.asarray(pos, dtype=np.float64)
     n = np.sort(np.asarray(neg, dtype=np.float64))
     p, n = p[~np.isnan(p)], n[~np.isnan(n)]
     if p.size == 0 or n.size == 0:
         return math.nan
-    k = min(n.size - 1, max(0, math.ceil((1 - fpr) * n.size) - 1))
-    return float(np.mean(p > n[k]))
+    # rounded so that a product like (1 − 0.29)·100 = 71.00000000000001 is not taken as 72
+    k = min(n.size, math.ceil(round((1 - fpr) * n.size, 9)))
+    threshold = n[k - 1] if k > 0 else -math.inf
+    return float(np.mean(p > threshold))
 
 
 def check_fpr(fpr: float) -> None:
@@ -60,7 +90,8 @@ def detection_report(
     seed: int = 0,
 ) -> dict[str, Any]:
     """AUROC and TPR at ``fpr`` with bootstrap CIs (each class resampled on its own), the mean
-    reward gap (positive − negative) and the class sizes."""
+    reward gap (positive − negative), the class sizes and how many texts of each class have no
+    score (NaN: the reward does not apply to them)."""
     check_fpr(fpr)
     check_bootstrap_args(n_boot, alpha)
     p = np.asarray(pos, dtype=np.float64)
@@ -77,29 +108,49 @@ def detection_report(
         "tpr_at_fpr": tpr_at_fpr(p, n, fpr),
         "tpr_ci": percentile_ci(boots[:, 1], alpha),
         "fpr": fpr,
-        "gap": float(np.nanmean(p) - np.nanmean(n)),
+        "gap": _mean(p) - _mean(n),
         "n_pos": int(p.size),
         "n_neg": int(n.size),
+        "n_pos_unscored": int(np.isnan(p).sum()),
+        "n_neg_unscored": int(np.isnan(n).sum()),
     }
 
 
+def _mean(x: np.ndarray) -> float:
+    """Mean of the non-NaN values; NaN (without a warning) when there is none."""
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def unscored_classes(report: dict[str, Any]) -> list[str]:
+    """The classes (``llm``, ``human``) of which no text has a score (every one NaN) in a
+    :func:`detection_report`: its AUROC and TPR are then undefined."""
+    return [
+        name
+        for name, side in (("llm", "pos"), ("human", "neg"))
+        if report.get(f"n_{side}_unscored", 0) >= report[f"n_{side}"]
+    ]
+
+
 def detect(
-    reward: Any, examples: Sequence[Any], *, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0
+    reward: Any,
+    examples: Sequence[Any],
+    *,
+    fpr: float = 0.01,
+    n_boot: int = 1000,
+    seed: int = 0,
+    where: str | None = None,
 ) -> dict[str, Any]:
     """Score every response of detection examples (``meta["origin"]``: ``llm`` / ``human`` /
-    ``mixed``) with ``reward`` and report LLM-vs-human detection (:func:`detection_report`)."""
-    from rewardkit.errors import DataError
-
+    ``mixed``) with ``reward`` and report LLM-vs-human detection (:func:`detection_report`);
+    ``where`` (the data file) is named in errors."""
     check_fpr(fpr)  # before any scoring
     check_bootstrap_args(n_boot, 0.05)
 
     queries, origins = [], []
     for ex in examples:
-        origin = ex.meta.get("origin")
-        if not isinstance(origin, list) or len(origin) != len(ex.responses):
-            raise DataError(f"example {ex.id!r}: meta.origin must name each response's origin")
+        origins.extend(check_origin(ex, where))
         queries.extend(ex.queries())
-        origins.extend(origin)
     o = np.asarray(origins)
     s = np.asarray(reward.score(queries), dtype=np.float64)
     if s.ndim != 1:
@@ -108,5 +159,5 @@ def detect(
         raise DataError("detection needs both LLM-written and human-written texts")
     rep = detection_report(s[o == "llm"], s[o == "human"], fpr=fpr, n_boot=n_boot, seed=seed)
     if (o == "mixed").any():
-        rep["mixed_mean"] = float(np.nanmean(s[o == "mixed"]))
+        rep["mixed_mean"] = _mean(s[o == "mixed"])
     return rep

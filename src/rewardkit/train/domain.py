@@ -21,7 +21,9 @@ def fit_linear_bt(
     diff: np.ndarray, l2: float = 1e-2, iters: int = 50, tol: float = 1e-9
 ) -> tuple[np.ndarray, list[float]]:
     """``w`` minimising ``mean(−log σ(w·d_i)) + l2/2 ‖w‖²`` over rows ``d_i = φ(chosen) −
-    φ(rejected)`` (Newton steps); returns ``w`` and the objective after each step."""
+    φ(rejected)`` (Newton steps); returns ``w`` and the objective after each step. With
+    ``l2 = 0`` the Hessian may be singular (a feature constant over the pairs): the step is
+    then the least-squares one, which leaves such a feature's weight at 0."""
     d = np.asarray(diff, dtype=np.float64)
     if d.ndim != 2 or d.shape[0] == 0:
         raise DataError("fit_linear_bt needs a non-empty (n, d) array of feature differences")
@@ -33,12 +35,26 @@ def fit_linear_bt(
         p = 1.0 / (1.0 + np.exp(-z))  # σ(z)
         grad = -(d * (1.0 - p)[:, None]).mean(0) + l2 * w
         hess = (d * (p * (1.0 - p))[:, None]).T @ d / n + l2 * np.eye(k)
-        step = np.linalg.solve(hess, grad)
+        step = newton_step(hess, grad)
         w = w - step
         history.append(float(np.mean(np.logaddexp(0.0, -(d @ w))) + 0.5 * l2 * w @ w))
         if float(np.abs(step).max()) < tol:
             break
     return w, history
+
+
+def newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """``hess⁻¹ · grad``, or the least-squares solution when ``hess`` is singular; a DataError
+    when neither exists (non-finite values: the fit diverged)."""
+    try:
+        return np.linalg.solve(hess, grad)
+    except np.linalg.LinAlgError:
+        pass
+    if not (np.isfinite(hess).all() and np.isfinite(grad).all()):
+        raise DataError(
+            "the fit diverged (non-finite gradient); try a larger --l2 or check the data"
+        )
+    return np.linalg.lstsq(hess, grad, rcond=None)[0]
 
 
 def pair_queries(examples: Sequence[Any]) -> tuple[list[Query], np.ndarray]:

@@ -9,8 +9,11 @@ the frozen MiniLM featurizer and writes a ``pal:DIR`` model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,14 @@ import numpy as np
 import torch
 
 from rewardkit.errors import DataError
-from rewardkit.rewards.pal import META_FILE, PALHead, load_pal, save_pal
+from rewardkit.outputs import OutputError, atomic_text, exclusive, finite_json, lock_path
+from rewardkit.rewards.pal import META_FILE, WEIGHTS_FILE, PALHead, load_pal, read_meta, save_pal
+from rewardkit.train.common import check_finite_loss
+from rewardkit.train.finite import check_loaded, check_trained
 from rewardkit.train.losses import bt_loss
+
+#: How long a run waits for another run's short update of the same model directory.
+LOCK_WAIT_S = 30.0
 
 
 @dataclass
@@ -68,17 +77,19 @@ def fit_pal(
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[float] = []
     order = torch.empty(0, dtype=torch.long)
-    for _ in tqdm(range(cfg.steps), desc="train PAL", disable=not cfg.progress):
+    for step in tqdm(range(cfg.steps), desc="train PAL", disable=not cfg.progress):
         if order.numel() == 0:
             order = torch.randperm(len(pairs), generator=gen)
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
         b = pairs.take(idx)
         w = head.user_weights(b.user)
         loss = bt_loss(head.reward(x[b.chosen], w), head.reward(x[b.rejected], w))
+        history.append(float(loss.detach()))
+        check_finite_loss(history[-1], step, "the PAL training loss")
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(float(loss.detach()))
+    check_trained(head, "PAL")
     return head.eval(), history
 
 
@@ -106,13 +117,15 @@ def fit_user(
     opt = torch.optim.Adam([theta], lr=lr)
     with torch.no_grad():
         fc, fr = head.proj(x[pairs.chosen]), head.proj(x[pairs.rejected])
-    for _ in range(steps if len(pairs) else 0):
+    for step in range(steps if len(pairs) else 0):
         w = torch.softmax(theta, -1).expand(len(pairs), -1)
         loss = bt_loss(head.reward_projected(fc, w), head.reward_projected(fr, w))
         loss = loss + prior * ((theta - theta0) ** 2).sum()
+        check_finite_loss(loss, step, "the user's fitting loss")
         opt.zero_grad()
         loss.backward()
         opt.step()
+    check_finite_loss(theta, what="the user's mixture logits")
     return theta.detach().numpy()
 
 
@@ -166,6 +179,7 @@ def train_pal(
     x = torch.from_numpy(feat.features(queries))
     head, history = fit_pal(x, pairs, len(names), cfg)
     pop = population_mixture(head, pairs, len(names))
+    check_finite_loss(pop, what="the PAL population mixture")
     acc = accuracy(head, x, pairs, head.user_weights(pairs.user).detach())
     meta = {
         "encoder": encoder,
@@ -182,9 +196,37 @@ def train_pal(
         "config": asdict(cfg),
     }
     users = {n: head.user_logits[i].detach().tolist() for i, n in enumerate(names)}
-    out = save_pal(output_dir, head, meta, users)
-    (out / "loss_history.json").write_text(json.dumps(history))
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with model_lock(out):
+        save_pal(out, head, meta, users)
+        write_json(out / "loss_history.json", history)
     return {**meta, "users": sorted(users)}
+
+
+def write_json(path: Path, value: Any, indent: int | None = None) -> None:
+    """Write ``value`` as strict JSON (NaN → null) to ``path`` atomically: a reader never sees
+    half a file."""
+    text = json.dumps(finite_json(value), indent=indent, allow_nan=False)
+    with atomic_text(path, what=path.name) as fh:
+        fh.write(text)
+
+
+@contextlib.contextmanager
+def model_lock(directory: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the model directory's exclusive lock (:func:`rewardkit.outputs.exclusive`) for the
+    block, waiting up to ``wait_s`` while another run holds it (its update is short)."""
+    deadline = time.monotonic() + wait_s
+    with contextlib.ExitStack() as stack:
+        while True:
+            try:
+                stack.enter_context(exclusive(directory, "PAL model"))
+                break
+            except OutputError:
+                if time.monotonic() >= deadline or not lock_path(directory).exists():
+                    raise
+                time.sleep(0.05)
+        yield
 
 
 def adapt_user(
@@ -196,6 +238,7 @@ def adapt_user(
     from rewardkit.rewards.default_rm import Featurizer
 
     head, meta = load_pal(directory)
+    check_loaded(head, Path(directory).expanduser() / WEIGHTS_FILE, "rewardkit pal train")
     tagged = [ex for ex in examples if str(ex.meta.get("user", user)) == str(user)]
     if not tagged:
         raise DataError(f"no comparison of user {user!r} in the data")
@@ -205,10 +248,21 @@ def adapt_user(
     feat = Featurizer(meta.get("encoder", "minilm"), EngineConfig(max_length=meta["max_length"]))
     x = torch.from_numpy(feat.features(queries))
     theta = fit_user(head, x, pairs, np.asarray(meta["population"]), steps=steps)
-    meta["users"][str(user)] = [float(v) for v in theta]
-    Path(directory, META_FILE).write_text(json.dumps(meta, indent=1))
+    store_user(Path(directory).expanduser(), str(user), [float(v) for v in theta])
     e = np.exp(theta - theta.max())
     return [float(v) for v in e / e.sum()]
+
+
+def store_user(directory: Path, user: str, logits: list[float]) -> None:
+    """Set ``user``'s logits in ``pal.json``: read, change and rewrite (atomically) under the
+    directory's lock, so two runs adapting users of one model at once both keep theirs."""
+    path = directory / META_FILE
+    with model_lock(directory):
+        meta = read_meta(path, {}, "rewardkit pal train")
+        if not isinstance(meta.get("users"), dict):
+            raise DataError("field 'users' must be an object of user id → logits", path=str(path))
+        meta["users"][user] = logits
+        write_json(path, meta, indent=1)
 
 
 def split_by(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,17 @@ import torch
 from rewardkit.data.location import Location, describe
 from rewardkit.data.readers import iter_file
 from rewardkit.errors import DataError
+from rewardkit.outputs import atomic_text
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
-from rewardkit.rewards.polar import PolarEncoder, load_polar, reference_text, save_polar
+from rewardkit.rewards.polar import (
+    WEIGHTS_FILE,
+    PolarEncoder,
+    load_polar,
+    reference_text,
+    save_polar,
+)
+from rewardkit.train.common import check_finite_loss
+from rewardkit.train.finite import check_loaded, check_trained
 from rewardkit.train.losses import bt_loss
 
 
@@ -48,6 +57,10 @@ class PolarConfig:
     max_length: int = 256
     progress: bool = False
 
+
+#: Most pre-training triples one run may draw (samples × ``per_sample``): each holds about
+#: 12 KB of features (two candidates × 4 × 384 float32), so 50,000 take some 600 MB.
+MAX_TRIPLES = 50_000
 
 #: The fields of one pre-training sample (a JSONL line of ``polar pretrain --data FILE``).
 SAMPLE_FIELDS = ("prompt_id", "prompt", "policy", "response")
@@ -85,6 +98,8 @@ def read_samples(path: str | Path) -> list[dict[str, str]]:
     """Pre-training samples from a data file (JSONL of ``{prompt_id, prompt, policy,
     response}``; also JSON, CSV, Parquet); every problem names the file and line (or row)."""
     p = Path(path)
+    if not p.exists():
+        raise DataError("no such file or directory", path=str(p))
     rows = [sample_from_record(rec, loc) for loc, rec in _records(p)]
     if not rows:
         raise DataError(
@@ -136,7 +151,14 @@ def policy_triples(
     samples: list[dict[str, str]], per_sample: int = 1, seed: int = 0
 ) -> list[Triple]:
     """Pre-training triples: for each sample ``y⁺`` of policy A on prompt x, ``per_sample`` draws
-    of another policy's answer ``y⁻`` to x, with A's answer to another prompt as the reference."""
+    of another policy's answer ``y⁻`` to x, with A's answer to another prompt as the reference.
+    At most :data:`MAX_TRIPLES` draws (checked before any is made)."""
+    if len(samples) * per_sample > MAX_TRIPLES:
+        raise DataError(
+            f"{len(samples):,} samples × {per_sample:,} per sample = "
+            f"{len(samples) * per_sample:,} triples, more than the {MAX_TRIPLES:,} one run may "
+            "draw (each holds ~12 KB of features); use a smaller --per-sample or fewer samples"
+        )
     by_prompt: dict[str, list[dict[str, str]]] = {}
     by_policy: dict[str, list[dict[str, str]]] = {}
     for i, s in enumerate(samples):
@@ -207,14 +229,16 @@ def fit_polar(
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    hist = []
-    for _ in tqdm(range(cfg.steps), desc="train POLAR", disable=not cfg.progress):
+    hist: list[float] = []
+    for step in tqdm(range(cfg.steps), desc="train POLAR", disable=not cfg.progress):
         idx = torch.randint(0, len(fb), (min(cfg.batch_size, len(fb)),), generator=gen)
         loss = bt_loss(model(fb[idx])[:, 0], model(fw[idx])[:, 0])
+        hist.append(float(loss.detach()))
+        check_finite_loss(hist[-1], step, "the POLAR training loss")
         opt.zero_grad()
         loss.backward()
         opt.step()
-        hist.append(float(loss.detach()))
+    check_trained(model, "POLAR")
     return model.eval(), hist
 
 
@@ -238,6 +262,8 @@ def train_polar(
 
     cfg = cfg or PolarConfig()
     head, base_meta = load_polar(base) if base is not None else (None, {})
+    if head is not None and base is not None:
+        check_loaded(head, Path(base).expanduser() / WEIGHTS_FILE, "rewardkit polar pretrain")
     enc = PolarEncoder(
         base_meta.get("encoder", "minilm"),
         EngineConfig(
@@ -257,5 +283,6 @@ def train_polar(
         "config": asdict(cfg),
     }
     save_polar(output_dir, model, meta)
-    Path(output_dir, "loss_history.json").write_text(json.dumps(hist))
+    with atomic_text(Path(output_dir, "loss_history.json"), what="loss_history.json") as fh:
+        fh.write(json.dumps(hist, allow_nan=False))
     return meta

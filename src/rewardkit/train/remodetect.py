@@ -21,6 +21,10 @@ import numpy as np
 import torch
 
 from rewardkit.errors import DataError
+from rewardkit.evaluate.detect import check_origin
+from rewardkit.outputs import atomic_text
+from rewardkit.train.common import check_finite_loss
+from rewardkit.train.finite import check_loaded, check_trained
 from rewardkit.train.losses import bt_loss
 
 #: Which origin beats which in the tuning pairs.
@@ -39,17 +43,13 @@ class DetectTuneConfig:
     progress: bool = False
 
 
-def origin_pairs(examples: list[Any]) -> tuple[list[Any], np.ndarray]:
-    """Queries of every response and the (better, worse) index pairs that the origins induce."""
+def origin_pairs(examples: list[Any], where: str | None = None) -> tuple[list[Any], np.ndarray]:
+    """Queries of every response and the (better, worse) index pairs that the origins induce
+    (``where``: the data file, named in errors)."""
     queries: list[Any] = []
     pairs: list[tuple[int, int]] = []
     for ex in examples:
-        origin = ex.meta.get("origin")
-        if not isinstance(origin, list) or len(origin) != len(ex.responses):
-            raise DataError(f"example {ex.id!r}: meta.origin must name each response's origin")
-        bad = [o for o in origin if o not in RANK]
-        if bad:
-            raise DataError(f"example {ex.id!r}: unknown origins {bad}; known: {sorted(RANK)}")
+        origin = check_origin(ex, where)
         base = len(queries)
         queries.extend(ex.queries())
         for i, oi in enumerate(origin):
@@ -78,18 +78,20 @@ def tune_head(
     opt = torch.optim.Adam(tuned.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     p = torch.from_numpy(pairs)
-    history = []
-    for _ in tqdm(range(cfg.steps), desc="tune detector", disable=not cfg.progress):
+    history: list[float] = []
+    for step in tqdm(range(cfg.steps), desc="tune detector", disable=not cfg.progress):
         idx = torch.randint(0, len(p), (min(cfg.batch_size, len(p)),), generator=gen)
         b = p[idx]
         loss = bt_loss(tuned(x[b[:, 0]])[:, 0], tuned(x[b[:, 1]])[:, 0])
         if r0 is not None and cfg.replay_weight:
             j = torch.randint(0, len(r0), (min(cfg.batch_size, len(r0)),), generator=gen)
             loss = loss + cfg.replay_weight * ((tuned(x_replay[j])[:, 0] - r0[j]) ** 2).mean()
+        history.append(float(loss.detach()))
+        check_finite_loss(history[-1], step, "the detection tuning loss")
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(float(loss.detach()))
+    check_trained(tuned, "tuned head")
     return tuned.eval(), history
 
 
@@ -100,10 +102,13 @@ def tune_detector(
     replay: list[Any] | None = None,
     cfg: DetectTuneConfig | None = None,
     cache_dir: str | None = None,
+    where: str | None = None,
 ) -> dict[str, Any]:
     """Tune the head in ``base`` (None: the shipped default) on detection ``examples`` with
     ``replay`` examples' responses as the buffer; write ``head.safetensors`` + ``head.json``.
-    ``cache_dir``: the engine's score cache for the features (reruns and later scoring reuse it)."""
+    ``cache_dir``: the engine's score cache for the features (reruns and later scoring reuse it);
+    ``where``: the data file, named in errors. A base head with NaN or ±inf weights is refused,
+    and a run whose loss diverges saves nothing."""
     from safetensors.torch import save_file
 
     from rewardkit.engine.config import EngineConfig
@@ -116,14 +121,16 @@ def tune_detector(
     )
 
     cfg = cfg or DetectTuneConfig()
-    head, meta = load_head(Path(base).expanduser() if base else default_head_dir())
+    head_dir = Path(base).expanduser() if base else default_head_dir()
+    head, meta = load_head(head_dir)
+    check_loaded(head, head_dir / HEAD_FILE, "rewardkit detect tune")
+    queries, pairs = origin_pairs(examples, where)
     feat = Featurizer(
         meta.get("encoder", "minilm"),
         EngineConfig(
             max_length=int(meta["max_length"]), progress=cfg.progress, cache_dir=cache_dir
         ),
     )
-    queries, pairs = origin_pairs(examples)
     x = torch.from_numpy(feat.features(queries))
     x_rep = None
     if replay:
@@ -142,6 +149,10 @@ def tune_detector(
             "config": asdict(cfg),
         },
     }
-    (out / META_FILE).write_text(json.dumps(new_meta, indent=1, default=str))
-    (out / "loss_history.json").write_text(json.dumps(history))
+    for name, text in (
+        (META_FILE, json.dumps(new_meta, indent=1, default=str)),
+        ("loss_history.json", json.dumps(history, allow_nan=False)),
+    ):
+        with atomic_text(out / name, what=name) as fh:
+            fh.write(text)
     return new_meta["remodetect"]
