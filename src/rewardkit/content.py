@@ -321,6 +321,10 @@ def normalize_content(
     )
 
 
+#: Part types that hold text (OpenAI chat, Responses API input and output).
+TEXT_PART_TYPES = ("text", "input_text", "output_text")
+
+
 def _parts(content: Any) -> list[Any]:
     return [content] if isinstance(content, Mapping) else list(content)
 
@@ -332,7 +336,7 @@ def content_text(content: Any, image_token: str | None = IMAGE_TOKEN) -> str:
         return content
     out: list[str] = []
     for p in _parts(content):
-        if isinstance(p, Mapping) and p.get("type") in ("text", "input_text", "output_text"):
+        if isinstance(p, Mapping) and p.get("type") in TEXT_PART_TYPES:
             out.append(str(p.get("text", "")))
         elif isinstance(p, str):
             out.append(p)
@@ -360,8 +364,17 @@ def missing_file(ref: ImageRef) -> bool:
 
 
 def has_images(content: Any) -> bool:
-    """Whether ``content`` holds at least one image."""
-    return bool(content_images(content))
+    """Whether ``content`` holds at least one image: an :class:`ImageRef` or any part that is
+    not text, as :func:`content_text` renders it (a raw ``{"type": "image_url", …}`` or
+    ``{"type": "image", "image": "cat.png"}`` part counts, not only a loaded one)."""
+    if isinstance(content, str):
+        return False
+    if isinstance(content, ImageRef):
+        return True
+    return any(
+        not (isinstance(p, str) or (isinstance(p, Mapping) and p.get("type") in TEXT_PART_TYPES))
+        for p in _parts(content)
+    )
 
 
 def messages_images(messages: Sequence[Mapping[str, Any]]) -> list[ImageRef]:

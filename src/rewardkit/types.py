@@ -220,7 +220,8 @@ def stable_hash(obj: Any) -> str:
     text = json.dumps(
         obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=json_default
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    # surrogatepass: a lone surrogate in a text (not Unicode, but a Python str) still hashes
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 #: Which ScoreResult field each output capability fills.

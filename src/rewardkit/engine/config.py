@@ -146,26 +146,26 @@ class EngineConfig:
                 unset = " (or unset)" if name == "shared_overhead" else ""
                 raise SpecError(f"engine option {name} must be {want}{unset}, got {value!r}")
         if self.truncation not in ("left", "right", "error"):
-            raise ValueError(
+            raise SpecError(
                 f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}"
             )
         if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+            raise SpecError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         self.compile = compile_mode(self.compile)
         if self.threads is not None and (
             isinstance(self.threads, bool)
             or not isinstance(self.threads, int)
             or not 1 <= self.threads <= MAX_THREADS
         ):
-            raise ValueError(
+            raise SpecError(
                 f"threads must be an integer from 1 to {MAX_THREADS} (or unset), got {self.threads!r}"
             )
         if self.attention not in ATTENTION:
-            raise ValueError(
+            raise SpecError(
                 f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
             )
         if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
-            raise ValueError(f"dtype must be float32, bfloat16 or int8, got {self.dtype!r}")
+            raise SpecError(f"dtype must be float32, bfloat16 or int8, got {self.dtype!r}")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> EngineConfig:

@@ -17,6 +17,7 @@ from rewardkit.engine.config import Truncation
 from rewardkit.engine.special_tokens import escape_messages, escape_queries, special_strings
 from rewardkit.engine.special_tokens import escape_texts as _escape_texts
 from rewardkit.engine.truncation import Fitted, fit_many, fit_pair
+from rewardkit.errors import DataError
 from rewardkit.types import Message, Query, assistant, prompt_text
 
 
@@ -60,7 +61,13 @@ def encode_chat(
     False (a caller that escaped the text itself and inserts real tags, as the PRM does).
     """
     prompts, responses = [], []
-    for q in escape_queries(tokenizer, queries) if escape else queries:
+    for i, q in enumerate(escape_queries(tokenizer, queries) if escape else queries):
+        if not q.prompt:  # the template cannot render no conversation, nor split one
+            raise DataError(
+                f"query {i} has an empty prompt: a chat-template model scores a response to "
+                "at least one message (give the prompt as text or a user turn)",
+                field="prompt",
+            )
         p = tokenizer.apply_chat_template(q.prompt, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
             [*q.prompt, assistant(q.response)], tokenize=False, add_generation_prompt=False

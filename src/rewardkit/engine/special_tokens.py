@@ -65,11 +65,26 @@ def _pattern(specials: Specials) -> re.Pattern[str] | None:
     return specials if isinstance(specials, re.Pattern) else _compiled(specials)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` with each lone surrogate (``"\\ud800"``: not Unicode text, which no tokenizer
+    can encode) replaced by U+FFFD, one character for one, so offsets into it still hold."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def escape_special(text: str, specials: Specials) -> str:
     """``text`` with every string of ``specials`` broken by a word joiner after its first
-    character; ``text`` itself when it holds none."""
+    character, and lone surrogates made U+FFFD (:func:`valid_text`); ``text`` itself when it
+    holds neither."""
+    if not isinstance(text, str):
+        return text
+    text = valid_text(text)
     pattern = _pattern(specials)
-    if pattern is None or not isinstance(text, str):
+    if pattern is None:
         return text
     for _ in range(8):  # a break can only remove matches; repeat for overlapping strings
         if pattern.search(text) is None:
@@ -99,15 +114,14 @@ def escape_messages(messages: Sequence[Message], specials: Specials) -> list[Mes
 
 def escape_queries(tokenizer: Any, queries: Sequence[Query]) -> list[Query]:
     """``queries`` with prompt and response text escaped for ``tokenizer``; a query holding no
-    special-token string is returned as it is."""
+    special-token string nor lone surrogate is returned as it is."""
     specials = special_strings(tokenizer)
     pattern = _pattern(specials)
-    if pattern is None:
-        return list(queries)
     out = []
     for q in queries:
-        texts = [q.response, *(m["content"] for m in q.prompt)]
-        if any(pattern.search(t) for t in _texts(texts)):
+        texts = _texts([q.response, *(m["content"] for m in q.prompt)])
+        found = pattern is not None and any(pattern.search(t) for t in texts)
+        if found or any(valid_text(t) is not t for t in texts):
             q = replace(
                 q,
                 prompt=escape_messages(q.prompt, specials),

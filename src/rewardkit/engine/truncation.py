@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rewardkit.engine.config import Truncation
+from rewardkit.errors import RewardkitError
 
 
-class TruncationError(ValueError):
-    """A query is longer than the limit and the policy is ``"error"``."""
+class TruncationError(RewardkitError, ValueError):
+    """A query is longer than the limit and the policy is ``"error"`` (or the limit leaves no
+    room for the response)."""
 
 
 @dataclass(frozen=True)

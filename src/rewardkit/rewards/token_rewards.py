@@ -34,6 +34,7 @@ import torch
 from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_queries, escaped_to_original
+from rewardkit.errors import SpecError
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.rewards.token_align import pad_token_rows
@@ -315,4 +316,4 @@ def build_aligndistil(arg: str | None, **options: Any) -> TokenLogRatioReward:
 
 def _no_more(options: dict[str, Any], kind: str) -> None:
     if options:
-        raise TypeError(f"{kind}: unknown option(s) {', '.join(sorted(options))}")
+        raise SpecError(f"{kind}: unknown option(s) {', '.join(sorted(options))}")

@@ -230,28 +230,35 @@ class EnsembleReward(Reward):
             ident["stats"] = [list(p) for p in self.stats]
         return ident
 
-    def member_results(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
-        """The (n, m) float64 matrix of member scores (each member scored once) and each
-        member's call statistics (name → stats, for members that report any)."""
+    def member_results(
+        self, queries: Sequence[Query]
+    ) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+        """The (n, m) float64 matrix of member scores (each member scored once), each member's
+        call statistics (name → stats, for members that report any) and the rows any member
+        truncated (None when no member says)."""
         queries = list(queries)
         out = np.full((len(queries), len(self.members)), np.nan, dtype=np.float64)
         stats: dict[str, Any] = {}
+        truncated: np.ndarray | None = None
         if not queries:
-            return out, stats
+            return out, stats, truncated
         for j, member in enumerate(self.members):
             res = member.reward.score_full(queries)
             s = res.scores
             out[:, j] = s[:, member.column] if member.column is not None else s
             if res.stats:
                 stats[member.name] = dict(res.stats)
-        return out, stats
+            if res.truncated is not None:  # a row cut for one member is a cut row of the whole
+                t = np.asarray(res.truncated, dtype=bool)
+                truncated = t if truncated is None else truncated | t
+        return out, stats, truncated
 
     def member_scores(self, queries: Sequence[Query]) -> np.ndarray:
         """The (n, m) float64 matrix of member scores (each member scored once)."""
         return self.member_results(queries)[0]
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        raw, member_stats = self.member_results(queries)
+        raw, member_stats, truncated = self.member_results(queries)
         x = raw
         if self.normalize == "zscore":
             if self.stats is not None:
@@ -270,10 +277,12 @@ class EnsembleReward(Reward):
                 "spread": dis.range,
                 "contributing": n.astype(np.float64),
             },
+            truncated=truncated,
             stats={
                 "queries": len(queries),
                 "aggregate": self.aggregate,
                 **({"members": member_stats} if member_stats else {}),
+                **({"truncated_rows": int(truncated.sum())} if truncated is not None else {}),
             },
         )
 

@@ -88,6 +88,8 @@ class RouteReward(Reward):
         sources = [str(q.meta.get(self.key)) if self.key in q.meta else "" for q in queries]
         out = np.full(len(queries), np.nan)
         taken = np.zeros(len(queries), dtype=bool)
+        cut = np.zeros(len(queries), dtype=bool)  # truncated rows, where a routed reward says
+        told = np.zeros(len(queries), dtype=bool)
         groups = route_indices(sources, list(self.routes))
         counts = {src: len(idx) for src, idx in groups.items()}
         errors: list[dict[str, Any]] = []
@@ -97,6 +99,9 @@ class RouteReward(Reward):
             nonlocal failed
             full = reward.score_full([queries[i] for i in idx])
             out[idx] = full.scores
+            if full.truncated is not None:
+                cut[idx] = np.asarray(full.truncated, dtype=bool)
+                told[idx] = True
             n, errs = failed_items(full.stats)  # a routed item that failed alone stays counted
             failed += n
             errors.extend(
@@ -119,7 +124,9 @@ class RouteReward(Reward):
         stats: dict[str, Any] = {"queries": len(queries), "routed": counts}
         if failed:
             stats.update(failed=failed, errors=sorted(errors, key=lambda e: e["index"]))
-        return ScoreResult(out, stats=stats)
+        if told.any():  # the rows a routed reward truncated, where it says
+            stats["truncated_rows"] = int(cut.sum())
+        return ScoreResult(out, stats=stats, truncated=cut if told.any() else None)
 
 
 def build(

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 from rewardkit.content import ImageRef, normalize_content
+from rewardkit.errors import SpecError
 from rewardkit.rewards.judges.verdict import (
     A_VARIANTS,
     B_VARIANTS,
@@ -91,7 +92,7 @@ def judge_options(kind: JudgeKind, name: str, **options: Any) -> JudgeOptions:
     fields = JudgeOptions.__dataclass_fields__
     unknown = sorted(set(options) - set(fields))
     if unknown:
-        raise ValueError(
+        raise SpecError(
             f"{name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(fields)}"
         )
     opts = JudgeOptions(**options)
