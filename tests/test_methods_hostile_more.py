@@ -477,3 +477,15 @@ def test_polar_pretrain_takes_lr(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert seen["lr"] == 0.02
+
+
+def test_a_nan_model_is_refused_as_a_reward_too(tmp_path, fake_features):
+    # scoring with it gave NaN for every query ("does not apply"), silently
+    from rewardkit.registry import load_reward
+
+    pal = _pal_model(tmp_path / "pal", nan=True)
+    with pytest.raises(SpecError, match=r"pal\.safetensors: weights .* hold NaN or ±inf"):
+        load_reward(f"pal:{pal}")
+    polar = _polar_model(tmp_path / "pre", nan=True)
+    with pytest.raises(SpecError, match=r"polar\.safetensors: weights .* hold NaN or ±inf"):
+        load_reward(f"polar:{polar}")

@@ -279,3 +279,26 @@ class PairLMAdapter(FamilyAdapter):
         logits = self.model(**batch.model_inputs()).logits[:, -1]
         ab = logits[:, self.ab.to(logits.device)]
         return (ab[:, 0] - ab[:, 1]).float()
+
+
+def nonfinite_weights(module: nn.Module) -> list[str]:
+    """Names of the tensors of ``module``'s state dict that hold a NaN or ±inf."""
+    return [
+        name
+        for name, value in module.state_dict().items()
+        if value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+
+
+def refuse_nonfinite(module: nn.Module, where: object, command: str) -> None:
+    """SpecError naming ``where`` (the weights file) when a loaded ``module`` holds a NaN or
+    ±inf weight: a diverged run's model would score NaN, "does not apply", everywhere."""
+    from rewardkit.errors import SpecError
+
+    bad = nonfinite_weights(module)
+    if bad:
+        shown = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
+        raise SpecError(
+            f"{where}: weights {shown} hold NaN or ±inf (a diverged run?); "
+            f"use a model that trained, or train again with `{command}`"
+        )

@@ -27,6 +27,7 @@ from torch import nn
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EngineRun
 from rewardkit.errors import SpecError
+from rewardkit.models.heads import refuse_nonfinite
 from rewardkit.types import Capability, Query, Reward, ScoreResult, text_queries
 
 HEAD_FILE = "head.safetensors"
@@ -116,6 +117,7 @@ def load_head(directory: Path) -> tuple[FeatureHead, dict[str, Any]]:
         int(meta["in_dim"]), meta["head"], meta.get("inner"), int(meta.get("out", 1))
     )
     head.load_state_dict(load_file(str(weights)))
+    refuse_nonfinite(head, weights, "rewardkit train --config configs/default_rm.yaml")
     return head.eval(), meta
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
+from rewardkit.models.heads import refuse_nonfinite
 from rewardkit.types import Query, Reward
 
 FORMS = ("ideal", "mixture")
@@ -168,6 +169,7 @@ def load_pal(directory: str | Path) -> tuple[PALHead, dict[str, Any]]:
     head = PALHead(meta["in_dim"], 1, meta["k"], meta["d_pref"], meta["form"])
     # user rows are not in the weights file (only the shared parts are)
     load_state(head, d / WEIGHTS_FILE, {"user_logits": head.user_logits.detach()})
+    refuse_nonfinite(head, d / WEIGHTS_FILE, "rewardkit pal train")
     return head.eval(), meta
 
 

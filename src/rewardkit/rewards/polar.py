@@ -21,6 +21,7 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
+from rewardkit.models.heads import refuse_nonfinite
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
 from rewardkit.rewards.pal import load_state, read_meta
 from rewardkit.types import Query, Reward
@@ -90,6 +91,7 @@ def load_polar(directory: str | Path) -> tuple[FeatureHead, dict[str, Any]]:
     meta = read_meta(d / META_FILE, fields, "rewardkit polar pretrain")
     head = FeatureHead(meta["in_dim"], "mlp", meta["inner"])
     load_state(head, d / WEIGHTS_FILE)
+    refuse_nonfinite(head, d / WEIGHTS_FILE, "rewardkit polar pretrain")
     return head.eval(), meta
 
 

@@ -23,9 +23,9 @@ import torch
 
 from rewardkit.errors import DataError
 from rewardkit.outputs import OutputError, atomic_text, exclusive, finite_json, lock_path
-from rewardkit.rewards.pal import META_FILE, WEIGHTS_FILE, PALHead, load_pal, read_meta, save_pal
+from rewardkit.rewards.pal import META_FILE, PALHead, load_pal, read_meta, save_pal
 from rewardkit.train.common import check_finite_loss
-from rewardkit.train.finite import check_loaded, check_trained
+from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
 
 #: How long a run waits for another run's short update of the same model directory.
@@ -238,7 +238,6 @@ def adapt_user(
     from rewardkit.rewards.default_rm import Featurizer
 
     head, meta = load_pal(directory)
-    check_loaded(head, Path(directory).expanduser() / WEIGHTS_FILE, "rewardkit pal train")
     tagged = [ex for ex in examples if str(ex.meta.get("user", user)) == str(user)]
     if not tagged:
         raise DataError(f"no comparison of user {user!r} in the data")

@@ -24,14 +24,13 @@ from rewardkit.errors import DataError
 from rewardkit.outputs import atomic_text
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
 from rewardkit.rewards.polar import (
-    WEIGHTS_FILE,
     PolarEncoder,
     load_polar,
     reference_text,
     save_polar,
 )
 from rewardkit.train.common import check_finite_loss
-from rewardkit.train.finite import check_loaded, check_trained
+from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
 
 
@@ -262,8 +261,6 @@ def train_polar(
 
     cfg = cfg or PolarConfig()
     head, base_meta = load_polar(base) if base is not None else (None, {})
-    if head is not None and base is not None:
-        check_loaded(head, Path(base).expanduser() / WEIGHTS_FILE, "rewardkit polar pretrain")
     enc = PolarEncoder(
         base_meta.get("encoder", "minilm"),
         EngineConfig(

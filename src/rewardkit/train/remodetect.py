@@ -24,7 +24,7 @@ from rewardkit.errors import DataError
 from rewardkit.evaluate.detect import check_origin
 from rewardkit.outputs import atomic_text
 from rewardkit.train.common import check_finite_loss
-from rewardkit.train.finite import check_loaded, check_trained
+from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
 
 #: Which origin beats which in the tuning pairs.
@@ -123,7 +123,6 @@ def tune_detector(
     cfg = cfg or DetectTuneConfig()
     head_dir = Path(base).expanduser() if base else default_head_dir()
     head, meta = load_head(head_dir)
-    check_loaded(head, head_dir / HEAD_FILE, "rewardkit detect tune")
     queries, pairs = origin_pairs(examples, where)
     feat = Featurizer(
         meta.get("encoder", "minilm"),
