@@ -50,6 +50,18 @@ def test_dpo_tokens_sum_to_sequence_reward(models):
         assert (res.tokens.offsets[i, n:] == -1).all()
 
 
+def test_treg_row_whose_contrast_prompt_was_cut_does_not_apply(models):
+    # left truncation drops the system prompt first: both conditionings became equal and the
+    # row scored a flat 0.0, which reads as a neutral reward
+    a, _ = models
+    long = Query([user(PROMPT)], " ".join(RESPONSES * 30))
+    res = load_reward(f"treg:{a}?max_length=64").score_full([long])
+    assert res.truncated.tolist() == [True] and np.isnan(res.scores[0])
+    assert np.isnan(res.tokens.values[0]).all() and res.stats["contrast_cut"] == 1
+    right = load_reward(f"treg:{a}?max_length=64&truncation=right").score_full([long])
+    assert right.truncated.tolist() == [True] and np.isfinite(right.scores[0])  # prompt kept
+
+
 def test_treg_and_aligndistil_are_the_documented_log_ratios(models):
     a, b = models
     treg = load_reward(f"treg:{a}").score_full(queries()).tokens.values

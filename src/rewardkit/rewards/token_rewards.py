@@ -241,14 +241,24 @@ class TokenLogRatioReward(Reward):
                 va, vb, spans = va[:t], vb[:t], spans[:t]
             vals = log_ratio_tokens(va, vb, self.scale, self.squash)
             rows.append((vals, spans))
+        # a contrast written in the system prompts (T-REG's p⁺/p⁻) is the first thing left
+        # truncation drops: such a row compares two equal conditionings, and its flat 0.0
+        # would read as a neutral reward. It does not apply (NaN), counted.
+        lost = (
+            np.asarray(trunc, dtype=bool)
+            if self.system != self.ref_system and self.config.truncation == "left"
+            else np.zeros(len(rows), dtype=bool)
+        )
+        rows = [
+            (np.full_like(v, np.nan), sp) if cut else (v, sp)
+            for (v, sp), cut in zip(rows, lost, strict=True)
+        ]
         tokens = pad_token_rows(rows)
         scores = np.array([np.nansum(v) if np.any(~np.isnan(v)) else np.nan for v, _ in rows])
-        return ScoreResult(
-            scores.astype(np.float32),
-            stats={"queries": len(queries), "truncated_rows": int(np.sum(trunc))},
-            truncated=trunc,
-            tokens=tokens,
-        )
+        stats = {"queries": len(queries), "truncated_rows": int(np.sum(trunc))}
+        if lost.any():
+            stats["contrast_cut"] = int(lost.sum())
+        return ScoreResult(scores.astype(np.float32), stats=stats, truncated=trunc, tokens=tokens)
 
 
 def _model(arg: str | None) -> str:
