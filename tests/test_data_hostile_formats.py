@@ -471,3 +471,19 @@ def test_parquet_null_struct_fields_are_not_kept(tmp_path: Path) -> None:
         "role": "user",
         "content": "weather in Paris?",
     }
+
+
+def test_a_null_rating_is_missing_like_nan(tmp_path):
+    # refused as "expected a number, got null" while NaN was read as missing (training.md:
+    # None, NaN and ±inf are missing and masked)
+    import math
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(
+        '{"prompt": "q", "responses": ["a", "b"], "ratings": [{"help": null, "corr": 3}, '
+        '{"help": 2, "corr": 1}]}\n'
+        '{"prompt": "q", "responses": ["a", "b"], "ratings": [null, 1]}\n'
+    )
+    first, second = load(str(path))
+    assert math.isnan(first.ratings[0]["help"]) and first.ratings[1]["help"] == 2.0
+    assert math.isnan(second.ratings[0]["rating"]) and second.ratings[1]["rating"] == 1.0

@@ -233,3 +233,42 @@ def test_output_dir_inside_the_data_directory_is_refused(tmp_path):
     (tmp_path / "d" / "pairs.jsonl").write_text("")
     with pytest.raises(OutputError, match=r"output_dir .* lies inside the data directory"):
         TrainConfig(data=str(tmp_path / "d"), output_dir=str(tmp_path / "d" / "model")).validate()
+
+
+def test_an_eval_fraction_hold_out_of_ties_only_is_refused(bert_dir, tmp_path):
+    # 2 pairs and 10 ties: the hold-out held ties only and the run reported eval_loss 0
+    exs = toy_pairs(2, ties=10)
+    cfg = tiny_cfg(bert_dir, tmp_path / "o", eval_fraction=0.2, seed=1)
+    with pytest.raises(DataError, match=r"eval_fraction 0\.2 hold-out: none of its"):
+        prepare(cfg, examples=(exs, []))
+
+
+def test_scaled_margins_that_are_all_zero_are_refused(bert_dir, tmp_path):
+    # margin_kind scaled multiplies each pair's loss by its margin: loss 0, "saved to", exit 0
+    exs = [Example(e.id, e.prompt, e.responses, e.chosen, meta={"m": 0.0}) for e in toy_pairs(6)]
+    cfg = tiny_cfg(bert_dir, tmp_path / "o", margin_column="m", margin_kind="scaled")
+    with pytest.raises(DataError, match="every margin in 'm' is 0"):
+        prepare(cfg, examples=(exs, []))
+
+
+def test_ensemble_votes_need_distinct_example_ids():
+    from rewardkit.train.ensemble import check_distinct_ids
+
+    exs = [Example("same", e.prompt, e.responses, e.chosen) for e in toy_pairs(3)]
+    with pytest.raises(DataError, match="example id 'same' names 3 examples"):
+        check_distinct_ids(exs, "d1,d2")
+    check_distinct_ids(toy_pairs(3), "x")  # distinct ids pass
+
+
+def test_load_with_names_the_model_from_any_folder(bert_dir, tmp_path, monkeypatch):
+    # a relative output_dir was written as typed: ensemble.yaml failed from another folder
+    from rewardkit.train import train
+
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"Q{i}?", "chosen": GOOD[i % len(GOOD)], "rejected": BAD[i % len(BAD)]}
+            for i in range(8)]  # fmt: skip
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)
+    train(tiny_cfg(bert_dir, "rel_out", data=str(data), epochs=1, batch_size=4))
+    meta = json.loads((tmp_path / "rel_out" / "rewardkit_train.json").read_text())
+    assert meta["load_with"] == f"classifier:{(tmp_path / 'rel_out').resolve()}"

@@ -184,6 +184,10 @@ def indices(rec: Record, name: str, value: Any, n: int) -> list[int]:
 
 
 def _number(rec: Record, name: str, value: Any, sub: str) -> float:
+    """A rating as a float; ``None`` (JSON null, a missing rating) is NaN, as a missing
+    Parquet/pandas cell is (docs/training.md: missing ratings are masked)."""
+    if value is None:
+        return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise rec.error(name, f"expected a number, got {describe(value)}", sub)
     return float(value)

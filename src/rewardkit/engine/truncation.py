@@ -35,7 +35,10 @@ def fit_pair(prompt: list[int], response: list[int], budget: int, policy: Trunca
     the concatenation. ``"error"``: raise :class:`TruncationError` when anything would be cut.
     """
     if budget < 1:
-        raise TruncationError(f"no room for any prompt or response token (budget {budget})")
+        raise TruncationError(
+            f"max_length leaves no room for any prompt or response token ({budget} tokens left "
+            "after the template's own, such as a judge's instructions): raise max_length"
+        )
     total = len(prompt) + len(response)
     if total <= budget:
         return Fitted(list(prompt), list(response), 0, 0)
@@ -98,7 +101,10 @@ def fit_many(
     concatenation (later responses are cut first). ``"error"``: raise :class:`TruncationError`.
     """
     if budget < 1:
-        raise TruncationError(f"no room for any prompt or response token (budget {budget})")
+        raise TruncationError(
+            f"max_length leaves no room for any prompt or response token ({budget} tokens left "
+            "after the template's own, such as a judge's instructions): raise max_length"
+        )
     need = sum(len(r) for r in responses)
     total = len(prompt) + need
     if total <= budget:

@@ -98,6 +98,13 @@ def check_labels(items: Sequence[Item], cfg: Any, where: str) -> None:
     if cfg.objective not in PAIR_OBJECTIVES or not items:
         return
     n_pairs = sum(len(it.pairs) for it in items)
+    scaled = cfg.objective == "bt" and getattr(cfg, "margin_kind", "margin") == "scaled"
+    if scaled and not any(m * w != 0 for it in items for _, _, tie, m, w in it.pairs if not tie):
+        raise DataError(
+            f"{where}: margin_kind scaled multiplies each pair's loss by its margin, and every "
+            f"margin in {cfg.margin_column!r} is 0: the loss would be 0 and nothing would "
+            "train. Use margin_kind margin, or margins that are not all 0"
+        )
     if any(has_preference(it, cfg.objective) for it in items):
         return
     only_ties = f", {n_pairs} tie pairs only" if n_pairs else ""

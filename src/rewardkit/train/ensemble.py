@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rewardkit.errors import SpecError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
+from rewardkit.types import Example
 
 
 def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
@@ -38,6 +40,25 @@ def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
             )
         )
     return out
+
+
+def check_distinct_ids(examples: Sequence[Example], data: str) -> None:
+    """``votes.json`` maps example ids to strengths: two examples with one id would share one
+    vote (the last), and ``vote_file`` would then drop or keep the wrong pairs. DataError
+    naming the first repeated id (default ids are ``FILE:LINE``, which two data folders holding
+    files of the same name repeat)."""
+    seen: dict[str, int] = {}
+    for ex in examples:
+        seen[ex.id] = seen.get(ex.id, 0) + 1
+    twice = [(i, n) for i, n in seen.items() if n > 1]
+    if twice:
+        first, n = twice[0]
+        raise DataError(
+            f"train data {data!r}: example id {first!r} names {n} examples ({len(twice)} "
+            "ids repeat); votes.json keys each vote by example id, so give every example a "
+            "distinct 'id'",
+            field="id",
+        )
 
 
 def member_spec(member_dir: Path) -> str:
@@ -64,6 +85,7 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
             "ensemble.yaml cannot average (docs/methods/C5-reward-ensembles.md)"
         )
     claim_output_dir(cfg)  # --overwrite: the earlier ensemble's members and ensemble.yaml go first
+    check_distinct_ids(load_examples(cfg)[0], cfg.data)  # before any member trains
     results = [train(m) for m in member_configs(cfg)]
     out = Path(cfg.output_dir)
     members = [member_spec(Path(r.output_dir).resolve()) for r in results]

@@ -244,7 +244,7 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     train_meta = {
         "objective": cfg.objective,
         "config": cfg.to_dict(),
-        "load_with": f"default:{out}",
+        "load_with": f"default:{Path(out).resolve()}",  # from any folder
     }
     (out / "rewardkit_train.json").write_text(json.dumps(train_meta, indent=2, default=str))
     (out / "log_history.json").write_text(json.dumps(history, indent=1))

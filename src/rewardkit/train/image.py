@@ -107,7 +107,7 @@ def _image_trainer_class() -> type:
             meta = {
                 "objective": self.cfg.objective,
                 "config": self.cfg.to_dict(),
-                "load_with": f"image-rm:{out}",
+                "load_with": f"image-rm:{out.resolve()}",  # from any folder
             }
             (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))
             if self.cfg.lora_r:  # the saved backbone is merged: keep the adapters for resume

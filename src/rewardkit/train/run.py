@@ -218,6 +218,9 @@ def prepare(
             )
         if cfg.objective != "prm":
             check_labels(items, cfg, where)
+            # the hold-out is eval data too: all ties there reported eval_loss 0 (as
+            # eval_data with no preference is refused)
+            check_labels(eval_items, cfg, f"the eval_fraction {cfg.eval_fraction} hold-out")
     if not items:
         raise DataError(f"{where}: no training example is left (the vote file dropped them all)")
     check_attributes(items, cfg, where)

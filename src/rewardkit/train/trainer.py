@@ -318,12 +318,13 @@ def export(model: torch.nn.Module, out: Path, tokenizer: Any, cfg: Any) -> None:
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
     meta = {"objective": cfg.objective, "config": cfg.to_dict()}
+    where = out.resolve()  # load_with works from any folder (ensemble.yaml, another shell)
     if isinstance(model, GenerativeModel):
-        meta["load_with"] = f"judge:{out}"
+        meta["load_with"] = f"judge:{where}"
     elif cfg.objective == "prm":
-        meta["load_with"] = f"prm:{out}"
+        meta["load_with"] = f"prm:{where}"
     else:
-        meta.update(classifier_outputs(cfg, out))
+        meta.update(classifier_outputs(cfg, where))
     (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
