@@ -154,3 +154,26 @@ def test_bad_input_errors():
         mon.step(None, ["a"])
     with pytest.raises(ValueError, match="length_unit"):
         MonitorConfig(length_unit="tokens")
+
+
+def test_baseline_std_survives_a_large_offset():
+    # E[x²] − E[x]² on 1e8 ± 0.5 cancelled to 0, read as std 1.0: drift 1.0 instead of 2.449
+    m = RewardMonitor()
+    for _ in range(3):
+        m.step(None, ["a", "b c", "d e f"], reward=[1e8, 1e8 + 0.5, 1e8 + 1], gold=[0, 1, 2])
+    rec = m.step(None, ["a", "b c", "d e f"], reward=[1e8 + 1, 1e8 + 1.5, 1e8 + 2], gold=[0, 1, 2])
+    assert rec["drift"] == pytest.approx(1.0 / math.sqrt(1 / 6), rel=1e-9)
+
+
+def test_the_gold_component_is_not_part_of_the_proxy():
+    rec = RewardMonitor(gold="gold_rm").step(
+        None, ["a", "b"], {"rm": [4.0, 6.0], "gold_rm": [0.0, 0.0]}
+    )
+    assert rec["reward/mean"] == 5.0 and rec["gold/mean"] == 0.0  # was 2.5: gold averaged in
+
+
+def test_an_infinite_reward_is_refused_with_its_index():
+    with pytest.raises(ValueError, match=r"reward\[2\] is inf"):
+        RewardMonitor().step(None, ["a", "b", "c"], reward=[1.0, 2.0, math.inf])
+    with pytest.raises(ValueError, match=r"gold\[0\] is -inf"):
+        RewardMonitor().step(None, ["a"], reward=[1.0], gold=[-math.inf])

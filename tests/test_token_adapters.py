@@ -70,3 +70,31 @@ def test_trl_style_token_callable(reward, policy_tok):
 def test_sequence_rewards_are_refused():
     with pytest.raises(CapabilityError, match="no per-token rewards"):
         TokenRewardFunc("rule:length", None)
+
+
+def test_the_eos_id_trainers_pass_is_not_scored_as_text(reward, policy_tok):
+    # TRL's completion_ids and verl's responses end with EOS: decoded as "<|im_end|>" text it
+    # took most of the total, which no longer matched the sequence reward
+    ids = policy_tok(TEXTS[0], add_special_tokens=False)["input_ids"]
+    func = TokenRewardFunc(reward, policy_tok)
+    plain, with_eos = func(
+        prompts=PROMPTS[:1] * 2, completions=TEXTS[:1] * 2,
+        completion_ids=[ids, [*ids, policy_tok.eos_token_id]],
+    )  # fmt: skip
+    assert with_eos[-1] == 0.0 and np.allclose(with_eos[:-1], plain)
+    seq = reward.score([Query([user(PROMPTS[0])], TEXTS[0])])[0]
+    assert sum(with_eos) == pytest.approx(float(seq), abs=1e-4)
+
+
+def test_empty_responses_and_batches_and_mismatched_counts(reward, policy_tok):
+    func = TokenRewardFunc(reward, policy_tok)
+    assert func(prompts=[], completions=[], completion_ids=[]) == []
+    ids = policy_tok(TEXTS[1], add_special_tokens=False)["input_ids"]
+    out = func(prompts=PROMPTS, completions=[TEXTS[1], ""], completion_ids=[ids, []])
+    assert len(out[0]) == len(ids) and out[1] == []  # the empty one crashed the whole batch
+    tensor = verl_token_level_scores(
+        reward, PROMPTS, torch.tensor([ids[:2], [0, 0]]), torch.tensor([[1, 1], [0, 0]]), policy_tok
+    )
+    assert tensor.shape == (2, 2) and tensor[1].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="1 prompts for 2 responses"):
+        func(prompts=PROMPTS[:1], completions=TEXTS, completion_ids=[ids, ids])

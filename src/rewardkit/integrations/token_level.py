@@ -43,18 +43,40 @@ def _token_reward(spec: RewardSpec | Reward) -> Reward:
 def rewards_on_ids(
     reward: Reward, prompts: Sequence[Any], ids: Sequence[Sequence[int]], tokenizer: Any
 ) -> list[np.ndarray]:
-    """Per-token rewards of each response, given as the policy's token ids, on those ids."""
-    decoded = [offsets_of_ids(tokenizer, row) for row in ids]
+    """Per-token rewards of each response, given as the policy's token ids, on those ids.
+
+    Special tokens (the end-of-turn / EOS id TRL's ``completion_ids`` and verl's responses
+    carry) are not text: the response is scored as the trainers decode it
+    (``skip_special_tokens``), and those ids get 0, so a response's token rewards still sum to
+    its sequence reward (scored with the id, ``<|im_end|>`` took −81 of a −86 total, where the
+    sequence reward was −12). A response with no text left gets a row of zeros."""
+    if len(prompts) != len(ids):
+        raise ValueError(
+            f"{len(prompts)} prompts for {len(ids)} responses: give one prompt per response"
+        )
+    if not len(ids):
+        return []
+    special = {int(t) for t in getattr(tokenizer, "all_special_ids", None) or ()}
+    rows = [[int(t) for t in row] for row in ids]
+    kept = [[k for k, t in enumerate(row) if t not in special] for row in rows]
+    decoded = [
+        offsets_of_ids(tokenizer, [row[k] for k in keep])
+        for row, keep in zip(rows, kept, strict=True)
+    ]
     queries = [
         Query(as_prompt(p, f"prompts[{i}]"), text)
         for i, (p, (text, _)) in enumerate(zip(prompts, decoded, strict=True))
     ]
     tokens = reward.score_full(queries).tokens
-    assert tokens is not None
-    return [
-        align_offsets(tokens.values[i], tokens.offsets[i], spans)
-        for i, (_, spans) in enumerate(decoded)
-    ]
+    if tokens is None:  # a reward that declares TOKENS must fill them
+        raise CapabilityError(f"reward {reward.name!r} returned no per-token rewards")
+    out = []
+    for i, (row, keep, (text, spans)) in enumerate(zip(rows, kept, decoded, strict=True)):
+        full = np.zeros(len(row), dtype=np.float64)
+        if keep and text:
+            full[keep] = align_offsets(tokens.values[i], tokens.offsets[i], spans)
+        out.append(full)
+    return out
 
 
 def verl_token_level_scores(

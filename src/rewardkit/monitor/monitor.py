@@ -127,7 +127,8 @@ class RewardMonitor:
     """Per-step reward diagnostics and hacking warnings for an RL loop (see the module docstring).
 
     ``proxy``: the component that is optimized (default: the ``reward`` argument of :meth:`step`,
-    else the mean of the components). ``gold``: the component name of the gold reward (or pass
+    else the mean of the components other than ``gold``). ``gold``: the component name of the
+    gold reward (or pass
     ``gold=`` to :meth:`step`). ``ensemble``: component names whose disagreement is reported.
     ``length_fn``: a callable ``str → int`` (e.g. a tokenizer's length) instead of words/chars.
     """
@@ -193,9 +194,12 @@ class RewardMonitor:
                 raise ValueError(f"proxy component {self.proxy!r} not among {sorted(comps)}")
             proxy = comps[self.proxy]
         elif comps:
+            # the mean of the components, the gold one left out (else the proxy holds the gold
+            # and proxy-vs-gold drift compares gold with itself)
+            own = [v for k, v in comps.items() if k != self.gold] or list(comps.values())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                proxy = np.nanmean(np.column_stack(list(comps.values())), axis=1)
+                proxy = np.nanmean(np.column_stack(own), axis=1)
         else:
             raise ValueError("step needs reward= or at least one component")
         if len(proxy) != n:
@@ -205,6 +209,14 @@ class RewardMonitor:
         gold_arr = None if gold is None else np.asarray(gold, dtype=np.float64).reshape(-1)
         if gold_arr is not None and len(gold_arr) != n:
             raise ValueError(f"gold has {len(gold_arr)} scores for {n} responses")
+        named = {"reward": proxy, **comps, **({"gold": gold_arr} if gold_arr is not None else {})}
+        for name, v in named.items():  # one ±inf made the baseline, and every drift, infinite
+            bad = np.flatnonzero(np.isinf(v))
+            if len(bad):
+                raise ValueError(
+                    f"{name}[{int(bad[0])}] is {v[bad[0]]}: a reward must be finite, or NaN "
+                    "where it does not apply"
+                )
 
         lengths = self._lengths(responses)
         rec: dict[str, Any] = {
@@ -249,7 +261,11 @@ class RewardMonitor:
         """Pool the per-response population std of ``key`` over the baseline steps."""
         vals = x[~np.isnan(x)]
         acc = self._baseline.sums
-        for suffix, v in (("n", len(vals)), ("s", vals.sum()), ("sq", (vals * vals).sum())):
+        # sums of x − (the first value seen): E[x²] − E[x]² on raw values cancels at a large
+        # offset (1e8 ± 0.5 gave std 0, read as 1.0); shifted, the difference keeps its digits
+        shift = acc.setdefault(f"{key}/shift", float(vals[0]) if vals.size else 0.0)
+        d = vals - shift
+        for suffix, v in (("n", len(d)), ("s", d.sum()), ("sq", (d * d).sum())):
             acc[f"{key}/{suffix}"] = acc.get(f"{key}/{suffix}", 0.0) + float(v)
         n = acc[f"{key}/n"]
         if n >= 2:
