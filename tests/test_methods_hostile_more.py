@@ -331,10 +331,10 @@ def test_persona_pairs_take_any_finite_beta(tmp_path):
         )
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["written"] == 12
-    from rewardkit.curate.personas import logistic
+    from rewardkit.combine.transform import sigmoid
 
-    assert logistic(1e6) == 1.0 and logistic(-1e6) == 0.0 and logistic(0.0) == 0.5
-    assert logistic(math.inf) == 1.0 and logistic(-math.inf) == 0.0
+    assert sigmoid(1e6) == 1.0 and sigmoid(-1e6) == 0.0 and sigmoid(0.0) == 0.5
+    assert sigmoid(math.inf) == 1.0 and sigmoid(-math.inf) == 0.0
 
 
 def test_pal_personas_bounds_the_number_of_pairs(tmp_path, monkeypatch):

@@ -20,6 +20,13 @@ from rewardkit.combine.normalize import as_groups, as_rewards, check_finite
 DEFAULT_Q = 0.85
 
 
+def sigmoid(z: Any) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^(−z)), numerically stable (no overflow at any z; tiny tails exact)."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
 def log_sigmoid(z: Any) -> np.ndarray:
     """Numerically stable ``log σ(z) = −softplus(−z)``."""
     z = np.asarray(z, dtype=np.float64)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.transform import sigmoid
 from rewardkit.errors import DataError
 from rewardkit.types import Example
 
@@ -57,14 +58,6 @@ PERSONAS: dict[str, dict[str, float]] = {
 #: Most pairs one call may make (personas × users per persona × pairs per user): each is an
 #: example holding its texts, so a million would take gigabytes before a line is written.
 MAX_PAIRS = 200_000
-
-
-def logistic(t: float) -> float:
-    """``σ(t) = 1 / (1 + e^(−t))`` without overflow for any ``t`` (±inf included)."""
-    if t >= 0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)
 
 
 def check_pair_count(n_personas: int, users_per_persona: int, pairs_per_user: int) -> int:
@@ -134,7 +127,7 @@ def persona_pairs(
                 i, j = (int(v) for v in rng.choice(len(ex.responses), 2, replace=False))
                 zi, zj = z[starts[e] + i], z[starts[e] + j]
                 lab = w_lab * ((i in ex.chosen) - (j in ex.chosen))
-                p = logistic(beta * (float(w @ (zi - zj)) + lab))
+                p = float(sigmoid(beta * (float(w @ (zi - zj)) + lab)))
                 first = i if rng.random() < p else j
                 second = j if first == i else i
                 out.append(_pair(ex, first, second, user, pname, k, names, z, starts[e]))

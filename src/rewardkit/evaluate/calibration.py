@@ -16,13 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """σ(z), numerically stable."""
-    z = np.asarray(z, dtype=np.float64)
-    return np.where(
-        z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z)))
-    )
+from rewardkit.combine.transform import sigmoid
 
 
 def bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
