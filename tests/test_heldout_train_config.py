@@ -124,3 +124,18 @@ def test_a_checkpoint_from_before_a_new_field_still_resumes():
     assert differences(old, other)[0] == [
         "margin_kind: the checkpoint's run None, this run 'scaled'"
     ]
+
+
+def test_resuming_an_epoch_run_with_max_steps_says_what_to_do():
+    # "epochs: the checkpoint's run 1.0, this run None" named a value the user never set
+    from rewardkit.train.runstate import differences
+
+    old = {"config": {"epochs": 1.0, "max_steps": -1}}
+    for new_epochs in (None, 1.0):
+        blocking, grown = differences(old, {"config": {"epochs": new_epochs, "max_steps": 5}})
+        assert grown == {} and len(blocking) == 1
+        assert "counted epochs (1.0)" in blocking[0] and "raise --epochs" in blocking[0]
+    assert differences(old, {"config": {"epochs": 2.0, "max_steps": -1}}) == (
+        [],
+        {"epochs": [1.0, 2.0]},
+    )

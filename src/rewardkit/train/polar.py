@@ -233,7 +233,7 @@ def fit_polar(
         idx = torch.randint(0, len(fb), (min(cfg.batch_size, len(fb)),), generator=gen)
         loss = bt_loss(model(fb[idx])[:, 0], model(fw[idx])[:, 0])
         hist.append(float(loss.detach()))
-        check_finite_loss(hist[-1], step, "the POLAR training loss")
+        check_finite_loss(hist[-1], step + 1, "the POLAR training loss")
         opt.zero_grad()
         loss.backward()
         opt.step()

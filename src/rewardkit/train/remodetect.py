@@ -87,7 +87,7 @@ def tune_head(
             j = torch.randint(0, len(r0), (min(cfg.batch_size, len(r0)),), generator=gen)
             loss = loss + cfg.replay_weight * ((tuned(x_replay[j])[:, 0] - r0[j]) ** 2).mean()
         history.append(float(loss.detach()))
-        check_finite_loss(history[-1], step, "the detection tuning loss")
+        check_finite_loss(history[-1], step + 1, "the detection tuning loss")
         opt.zero_grad()
         loss.backward()
         opt.step()

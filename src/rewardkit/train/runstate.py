@@ -179,6 +179,11 @@ def _same_data(a: Any, b: Any) -> bool:
     return [key(x) for x in a] == [key(x) for x in b]
 
 
+def _by_epochs_then_steps(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the checkpoint's run counted epochs and this one sets max_steps instead."""
+    return old.get("max_steps") in (None, -1) and new.get("max_steps") not in (None, -1)
+
+
 def differences(
     old: dict[str, Any], new: dict[str, Any], them: str = "the checkpoint's run"
 ) -> tuple[list[str], dict[str, list]]:
@@ -200,6 +205,14 @@ def differences(
         numbers = isinstance(a, int | float) and isinstance(b, int | float)
         if key in EXTENDABLE and numbers and 0 < a < b:
             grown[key] = [a, b]
+            continue
+        if key in EXTENDABLE and _by_epochs_then_steps(oc, nc):
+            if key == "max_steps":  # one line for the switch, not "epochs 1.0, this run None"
+                blocking.append(
+                    f"max_steps: {them} counted epochs ({oc.get('epochs')!r}) and this run "
+                    f"counts max_steps ({b!r}) instead; to continue it, raise --epochs (a larger "
+                    "epochs, or a larger max_steps on a run that counted steps, is accepted)"
+                )
             continue
         blocking.append(f"{key}: {them} {a!r}, this run {b!r}")
     if not blocking and old.get("items") != new.get("items") and new.get("items") is not None:
