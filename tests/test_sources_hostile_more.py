@@ -87,3 +87,15 @@ def test_truncation_error_is_a_rewardkit_error():
     from rewardkit.engine.truncation import TruncationError
 
     assert issubclass(TruncationError, RewardkitError) and issubclass(TruncationError, ValueError)
+
+
+def test_relevance_flags_its_truncated_rows():
+    # stats said truncated_rows 1 while ScoreResult.truncated was None (no per-row flags)
+    r = load_reward("relevance:minilm?progress=false")
+    full = r.score_full(
+        [
+            Query(prompt="Why?", response="blue " * 2000, reference="sky"),
+            Query(prompt="Why?", response="short"),
+        ]
+    )
+    assert full.truncated.tolist() == [True, False] and full.stats["truncated_rows"] == 1

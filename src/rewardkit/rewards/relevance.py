@@ -159,9 +159,12 @@ class RelevanceReward(Reward):
             "target_words": self.target_words,
         }
 
-    def parts(self, queries: Sequence[Query]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Each component (relevance, reference, copy, length) as an (n,) float64 array, and
-        the encoder run's statistics."""
+    def parts(
+        self, queries: Sequence[Query]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray | None]:
+        """Each component (relevance, reference, copy, length) as an (n,) float64 array, the
+        encoder run's statistics, and the rows a text of which was truncated (None without an
+        encoder run)."""
         from rewardkit.rewards.similarity import query_cache_stats, references_of
 
         queries = list(queries)
@@ -190,6 +193,7 @@ class RelevanceReward(Reward):
             copy[i] = query_copy_penalty(prompts[i], q.response, self.n)
             length[i] = length_prior(q.response, self.target_words)
         stats: dict[str, Any] = {"queries": len(queries)}
+        truncated = None
         if run is not None:
             groups = [
                 [q.response]
@@ -198,12 +202,18 @@ class RelevanceReward(Reward):
                 for i, q in enumerate(queries)
             ]
             stats = {**query_cache_stats(run.stats, groups, computed), **stats}
-        return {"relevance": rel, "reference": ref, "copy": copy, "length": length}, stats
+            flags = dict(zip(texts, run.truncated, strict=True))
+            truncated = np.array([any(flags[t] for t in g) for g in groups], dtype=bool)
+        comps = {"relevance": rel, "reference": ref, "copy": copy, "length": length}
+        return comps, stats, truncated
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        comps, stats = self.parts(queries)
+        comps, stats, truncated = self.parts(queries)
         return ScoreResult(
-            regularized_relevance(comps, self.weights), components=comps, stats=stats
+            regularized_relevance(comps, self.weights),
+            components=comps,
+            stats=stats,
+            truncated=truncated,
         )
 
 

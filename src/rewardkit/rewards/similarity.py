@@ -321,7 +321,7 @@ class BMASReward(Reward):
         started = time.perf_counter()
         out = np.full(len(queries), np.nan, dtype=np.float64)
         memo: dict[str, tuple[np.ndarray, bool]] = {}
-        truncated = 0
+        truncated = np.zeros(len(queries), dtype=bool)
         for i, q in enumerate(queries):
             refs = references_of(q)
             if not refs:
@@ -333,14 +333,14 @@ class BMASReward(Reward):
             values = [bmas(gen, memo[r][0]) for r in refs]
             values = [v for v in values if not math.isnan(v)]
             out[i] = max(values) if values else math.nan
-            truncated += int(memo[q.response][1] or any(memo[r][1] for r in refs))
+            truncated[i] = memo[q.response][1] or any(memo[r][1] for r in refs)
         stats = {
             "queries": len(queries),
             "texts": len(memo),
-            "truncated_rows": truncated,
+            "truncated_rows": int(truncated.sum()),
             "seconds": time.perf_counter() - started,
         }
-        return ScoreResult(out, stats=stats)
+        return ScoreResult(out, stats=stats, truncated=truncated)  # per row, for composites
 
 
 def build_similarity(arg: str | None, **options: Any) -> EmbeddingSimilarityReward:
