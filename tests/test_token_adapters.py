@@ -98,3 +98,28 @@ def test_empty_responses_and_batches_and_mismatched_counts(reward, policy_tok):
     assert tensor.shape == (2, 2) and tensor[1].tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="1 prompts for 2 responses"):
         func(prompts=PROMPTS[:1], completions=TEXTS, completion_ids=[ids, ids])
+
+
+def test_a_response_the_reward_does_not_apply_to_gets_zeros_and_a_warning(policy_tok):
+    from rewardkit.rewards.token_align import pad_token_rows
+    from rewardkit.types import Capability, Reward, ScoreResult
+
+    class HalfNaN(Reward):  # one token per character, worth 1; NaN for the first response
+        capabilities = frozenset({Capability.TOKENS})
+        name = "half-nan"
+
+        def _score(self, queries):
+            rows = []
+            for i, q in enumerate(queries):
+                v = np.full(len(q.response), np.nan if i == 0 else 1.0)
+                rows.append((v, np.array([[k, k + 1] for k in range(len(q.response))])))
+            return ScoreResult(
+                np.array([np.nansum(v) for v, _ in rows]), tokens=pad_token_rows(rows)
+            )
+
+    ids = policy_tok("Paris", add_special_tokens=False)["input_ids"]
+    with pytest.warns(RuntimeWarning, match="1 of 2 responses got no token rewards"):
+        out = TokenRewardFunc(HalfNaN(), policy_tok)(
+            prompts=PROMPTS, completions=["Paris"] * 2, completion_ids=[ids, ids]
+        )
+    assert out[0] == [0.0] * len(ids) and sum(out[1]) == 5.0

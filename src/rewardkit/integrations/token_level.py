@@ -18,6 +18,7 @@ A reward without :attr:`~rewardkit.types.Capability.TOKENS` is refused with a cl
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,11 +72,22 @@ def rewards_on_ids(
     if tokens is None:  # a reward that declares TOKENS must fill them
         raise CapabilityError(f"reward {reward.name!r} returned no per-token rewards")
     out = []
+    unscored = 0
     for i, (row, keep, (text, spans)) in enumerate(zip(rows, kept, decoded, strict=True)):
         full = np.zeros(len(row), dtype=np.float64)
-        if keep and text:
-            full[keep] = align_offsets(tokens.values[i], tokens.offsets[i], spans)
+        values = tokens.values[i]
+        if keep and text and np.isnan(values).all():
+            unscored += 1  # the reward does not apply to this response: 0 on its tokens
+        elif keep and text:
+            full[keep] = align_offsets(values, tokens.offsets[i], spans)
         out.append(full)
+    if unscored:
+        warnings.warn(
+            f"{reward.name}: {unscored} of {len(rows)} responses got no token rewards (NaN, "
+            "'does not apply', e.g. a T-REG contrast cut by truncation); their tokens get 0",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return out
 
 
