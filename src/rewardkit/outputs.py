@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import json
 import math
 import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -110,13 +112,18 @@ def lock_path(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive(target: str | os.PathLike[str], what: str = "output") -> Iterator[None]:
-    """Hold the only write access to ``target`` for the block; refuse if another run holds it."""
+def exclusive(
+    target: str | os.PathLike[str], what: str = "output", wait_s: float = 0.0
+) -> Iterator[None]:
+    """Hold the only write access to ``target`` for the block; refuse if another run holds it
+    (after waiting up to ``wait_s`` seconds for it to let go: a short update of a shared
+    folder, such as a PAL model's user table)."""
     target = Path(target)
     if fcntl is None:  # pragma: no cover
         yield
         return
     lock = lock_path(target)
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +134,9 @@ def exclusive(target: str | os.PathLike[str], what: str = "output") -> Iterator[
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
             raise OutputError(
                 f"another run is writing {target} right now (lock {lock}); wait for it to finish "
                 "or choose another output"
@@ -146,6 +156,14 @@ def exclusive(target: str | os.PathLike[str], what: str = "output") -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+
+
+def atomic_json(path: str | os.PathLike[str], value: Any, indent: int | None = None) -> None:
+    """Write ``value`` as standard JSON (NaN/±inf as null, :func:`finite_json`) to ``path``
+    through :func:`atomic_text`: a reader never sees half a file."""
+    text = json.dumps(finite_json(value), indent=indent, allow_nan=False)
+    with atomic_text(path, what=Path(path).name) as fh:
+        fh.write(text)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -9,11 +9,7 @@ the frozen MiniLM featurizer and writes a ``pal:DIR`` model.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,7 @@ import numpy as np
 import torch
 
 from rewardkit.errors import DataError
-from rewardkit.outputs import OutputError, atomic_text, exclusive, finite_json, lock_path
+from rewardkit.outputs import atomic_json, exclusive
 from rewardkit.rewards.pal import META_FILE, PALHead, load_pal, read_meta, save_pal
 from rewardkit.train.common import check_finite_loss
 from rewardkit.train.finite import check_trained
@@ -198,35 +194,10 @@ def train_pal(
     users = {n: head.user_logits[i].detach().tolist() for i, n in enumerate(names)}
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with model_lock(out):
+    with exclusive(out, "PAL model", wait_s=LOCK_WAIT_S):
         save_pal(out, head, meta, users)
-        write_json(out / "loss_history.json", history)
+        atomic_json(out / "loss_history.json", history)
     return {**meta, "users": sorted(users)}
-
-
-def write_json(path: Path, value: Any, indent: int | None = None) -> None:
-    """Write ``value`` as strict JSON (NaN → null) to ``path`` atomically: a reader never sees
-    half a file."""
-    text = json.dumps(finite_json(value), indent=indent, allow_nan=False)
-    with atomic_text(path, what=path.name) as fh:
-        fh.write(text)
-
-
-@contextlib.contextmanager
-def model_lock(directory: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    """Hold the model directory's exclusive lock (:func:`rewardkit.outputs.exclusive`) for the
-    block, waiting up to ``wait_s`` while another run holds it (its update is short)."""
-    deadline = time.monotonic() + wait_s
-    with contextlib.ExitStack() as stack:
-        while True:
-            try:
-                stack.enter_context(exclusive(directory, "PAL model"))
-                break
-            except OutputError:
-                if time.monotonic() >= deadline or not lock_path(directory).exists():
-                    raise
-                time.sleep(0.05)
-        yield
 
 
 def adapt_user(
@@ -256,12 +227,12 @@ def store_user(directory: Path, user: str, logits: list[float]) -> None:
     """Set ``user``'s logits in ``pal.json``: read, change and rewrite (atomically) under the
     directory's lock, so two runs adapting users of one model at once both keep theirs."""
     path = directory / META_FILE
-    with model_lock(directory):
+    with exclusive(directory, "PAL model", wait_s=LOCK_WAIT_S):
         meta = read_meta(path, {}, "rewardkit pal train")
         if not isinstance(meta.get("users"), dict):
             raise DataError("field 'users' must be an object of user id → logits", path=str(path))
         meta["users"][user] = logits
-        write_json(path, meta, indent=1)
+        atomic_json(path, meta, indent=1)
 
 
 def split_by(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ Fine-tuning: preference pairs with a reference answer, ``(x, ref, y_c, y_r)``, s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from rewardkit.data.location import Location, describe
 from rewardkit.data.readers import iter_file
 from rewardkit.errors import DataError
-from rewardkit.outputs import atomic_text
+from rewardkit.outputs import atomic_json
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
 from rewardkit.rewards.polar import (
     PolarEncoder,
@@ -280,6 +279,5 @@ def train_polar(
         "config": asdict(cfg),
     }
     save_polar(output_dir, model, meta)
-    with atomic_text(Path(output_dir, "loss_history.json"), what="loss_history.json") as fh:
-        fh.write(json.dumps(hist, allow_nan=False))
+    atomic_json(Path(output_dir, "loss_history.json"), hist)
     return meta

@@ -22,7 +22,7 @@ import torch
 
 from rewardkit.errors import DataError
 from rewardkit.evaluate.detect import check_origin
-from rewardkit.outputs import atomic_text
+from rewardkit.outputs import atomic_json, atomic_text
 from rewardkit.train.common import check_finite_loss
 from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
@@ -148,10 +148,7 @@ def tune_detector(
             "config": asdict(cfg),
         },
     }
-    for name, text in (
-        (META_FILE, json.dumps(new_meta, indent=1, default=str)),
-        ("loss_history.json", json.dumps(history, allow_nan=False)),
-    ):
-        with atomic_text(out / name, what=name) as fh:
-            fh.write(text)
+    with atomic_text(out / META_FILE, what=META_FILE) as fh:
+        fh.write(json.dumps(new_meta, indent=1, default=str))
+    atomic_json(out / "loss_history.json", history)
     return new_meta["remodetect"]
