@@ -16,7 +16,7 @@ import numpy as np
 from rewardkit.data.location import describe
 from rewardkit.errors import DataError
 from rewardkit.evaluate.bootstrap import check_bootstrap_args, percentile_ci
-from rewardkit.evaluate.stats import rankdata
+from rewardkit.evaluate.stats import nanmean, rankdata
 
 #: The origins a detection example's ``meta.origin`` names, one per response.
 ORIGINS = ("llm", "mixed", "human")
@@ -108,18 +108,12 @@ def detection_report(
         "tpr_at_fpr": tpr_at_fpr(p, n, fpr),
         "tpr_ci": percentile_ci(boots[:, 1], alpha),
         "fpr": fpr,
-        "gap": _mean(p) - _mean(n),
+        "gap": nanmean(p) - nanmean(n),
         "n_pos": int(p.size),
         "n_neg": int(n.size),
         "n_pos_unscored": int(np.isnan(p).sum()),
         "n_neg_unscored": int(np.isnan(n).sum()),
     }
-
-
-def _mean(x: np.ndarray) -> float:
-    """Mean of the non-NaN values; NaN (without a warning) when there is none."""
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if x.size else math.nan
 
 
 def unscored_classes(report: dict[str, Any]) -> list[str]:
@@ -159,5 +153,5 @@ def detect(
         raise DataError("detection needs both LLM-written and human-written texts")
     rep = detection_report(s[o == "llm"], s[o == "human"], fpr=fpr, n_boot=n_boot, seed=seed)
     if (o == "mixed").any():
-        rep["mixed_mean"] = _mean(s[o == "mixed"])
+        rep["mixed_mean"] = nanmean(s[o == "mixed"])
     return rep

@@ -9,6 +9,13 @@ import math
 import numpy as np
 
 
+def nanmean(x) -> float:
+    """Mean of the non-NaN values; NaN (without numpy's warning) when there is none."""
+    a = np.asarray(x, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
 def rankdata(x) -> np.ndarray:
     """Ranks 1..n with ties given their average rank."""
     a = np.asarray(x, dtype=np.float64)

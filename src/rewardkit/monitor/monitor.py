@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.aggregate import disagreement
-from rewardkit.evaluate.stats import pearson_r
+from rewardkit.evaluate.stats import nanmean, pearson_r
 
 
 class RewardHackingWarning(UserWarning):
@@ -90,10 +90,6 @@ def slope(values: Sequence[float]) -> float:
         return math.nan
     x, y = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
     return float((x * y).sum() / (x * x).sum())
-
-
-def _nanmean(x: np.ndarray) -> float:
-    return float(np.nanmean(x)) if np.any(~np.isnan(x)) else math.nan
 
 
 def _nanstd(x: np.ndarray) -> float:
@@ -222,7 +218,7 @@ class RewardMonitor:
         rec: dict[str, Any] = {
             "step": len(self.history) if step is None else int(step),
             "n": n,
-            "reward/mean": _nanmean(proxy),
+            "reward/mean": nanmean(proxy),
             "reward/std": _nanstd(proxy),
             "length/mean": float(lengths.mean()) if n else math.nan,
             "length/max": float(lengths.max()) if n else math.nan,
@@ -230,14 +226,14 @@ class RewardMonitor:
             "corr/reward_length_n": finite_pairs(proxy, lengths),
         }
         for name, v in comps.items():
-            rec[f"components/{name}/mean"] = _nanmean(v)
+            rec[f"components/{name}/mean"] = nanmean(v)
             rec[f"components/{name}/applies"] = float(np.mean(~np.isnan(v))) if n else math.nan
         members = [c for c in self.ensemble if c in comps]
         if len(members) >= 2:
             dis = disagreement(np.column_stack([comps[c] for c in members]))
-            rec["disagreement/mean"] = _nanmean(np.where(dis.n_contributing >= 2, dis.std, np.nan))
+            rec["disagreement/mean"] = nanmean(np.where(dis.n_contributing >= 2, dis.std, np.nan))
         if gold_arr is not None:
-            rec["gold/mean"] = _nanmean(gold_arr)
+            rec["gold/mean"] = nanmean(gold_arr)
             rec["corr/proxy_gold"] = pearson(proxy, gold_arr)
 
         in_baseline = len(self.history) < self.config.baseline_steps
@@ -260,10 +256,12 @@ class RewardMonitor:
     def _pool_std(self, key: str, x: np.ndarray) -> None:
         """Pool the per-response population std of ``key`` over the baseline steps."""
         vals = x[~np.isnan(x)]
+        if not vals.size:
+            return
         acc = self._baseline.sums
         # sums of x − (the first value seen): E[x²] − E[x]² on raw values cancels at a large
         # offset (1e8 ± 0.5 gave std 0, read as 1.0); shifted, the difference keeps its digits
-        shift = acc.setdefault(f"{key}/shift", float(vals[0]) if vals.size else 0.0)
+        shift = acc.setdefault(f"{key}/shift", float(vals[0]))
         d = vals - shift
         for suffix, v in (("n", len(d)), ("s", d.sum()), ("sq", (d * d).sum())):
             acc[f"{key}/{suffix}"] = acc.get(f"{key}/{suffix}", 0.0) + float(v)

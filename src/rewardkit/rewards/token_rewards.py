@@ -226,6 +226,10 @@ class TokenLogRatioReward(Reward):
             self.ref.name = f"{self.name}[ref]"
             b, trunc_b = self.ref.token_rows([with_system(q, self.ref_system) for q in queries])
             trunc = trunc | trunc_b
+        # a contrast written in the system prompts (T-REG's p⁺/p⁻) is the first thing left
+        # truncation drops: a row cut that way would score a flat 0.0 that reads as neutral
+        contrast = self.system != self.ref_system and self.config.truncation == "left"
+        lost = 0
         rows = []
         for i, (va, spans) in enumerate(a):
             vb = None
@@ -240,24 +244,15 @@ class TokenLogRatioReward(Reward):
                     )
                 va, vb, spans = va[:t], vb[:t], spans[:t]
             vals = log_ratio_tokens(va, vb, self.scale, self.squash)
+            if contrast and trunc[i]:  # two equal conditionings: does not apply, counted
+                vals = np.full_like(vals, np.nan)
+                lost += 1
             rows.append((vals, spans))
-        # a contrast written in the system prompts (T-REG's p⁺/p⁻) is the first thing left
-        # truncation drops: such a row compares two equal conditionings, and its flat 0.0
-        # would read as a neutral reward. It does not apply (NaN), counted.
-        lost = (
-            np.asarray(trunc, dtype=bool)
-            if self.system != self.ref_system and self.config.truncation == "left"
-            else np.zeros(len(rows), dtype=bool)
-        )
-        rows = [
-            (np.full_like(v, np.nan), sp) if cut else (v, sp)
-            for (v, sp), cut in zip(rows, lost, strict=True)
-        ]
         tokens = pad_token_rows(rows)
         scores = np.array([np.nansum(v) if np.any(~np.isnan(v)) else np.nan for v, _ in rows])
         stats = {"queries": len(queries), "truncated_rows": int(np.sum(trunc))}
-        if lost.any():
-            stats["contrast_cut"] = int(lost.sum())
+        if lost:
+            stats["contrast_cut"] = lost
         return ScoreResult(scores.astype(np.float32), stats=stats, truncated=trunc, tokens=tokens)
 
 
