@@ -312,7 +312,7 @@ def test_memory_hog_scores_zero(hog):
 
 def test_memory_of_the_whole_tree_is_capped():
     code = (
-        "import os\n"
+        "import os, time\n"
         "kids = []\n"
         "for _ in range(4):\n"
         "    pid = os.fork()\n"
@@ -320,6 +320,7 @@ def test_memory_of_the_whole_tree_is_capped():
         "        x = bytearray(200 * 2**20)\n"
         "        for i in range(0, len(x), 4096):\n"
         "            x[i] = 1\n"
+        "        time.sleep(1)  # hold it: the children's memory overlaps whatever the load\n"
         "        os._exit(0)\n"
         "    kids.append(pid)\n"
         "codes = [os.waitpid(p, 0)[1] for p in kids]\n"
