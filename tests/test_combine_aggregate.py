@@ -200,3 +200,14 @@ def test_shape_errors():
 
 def test_names_are_case_and_dash_insensitive():
     assert aggregate(X[:1], "Mean-Minus-Std").values[0] == pytest.approx(1.183503, abs=1e-6)
+
+
+def test_weighted_holds_weights_at_the_ends_of_the_float_range():
+    x = np.array([[0.25, 0.5], [np.nan, 0.1]])
+    # 1e308 weights summed to inf: rows came out NaN and inf; subnormal weights gave 0 and 0
+    big = aggregate(x, "weighted", weights=[1e308, 1e308]).values
+    assert big == pytest.approx([7.5e307, 2e307], rel=1e-12)
+    tiny = aggregate(x, "weighted", weights=[1e-310, 3e-310]).values
+    assert tiny == pytest.approx([1.75e-310, 4e-311], rel=1e-6)
+    plain = aggregate(x, "weighted", weights=[1.0, 3.0]).values
+    assert plain == pytest.approx([1.75, 0.4], rel=1e-15)  # 0.1·3·(4/3): weights rescaled

@@ -177,3 +177,21 @@ def test_an_infinite_reward_is_refused_with_its_index():
         RewardMonitor().step(None, ["a", "b", "c"], reward=[1.0, 2.0, math.inf])
     with pytest.raises(ValueError, match=r"gold\[0\] is -inf"):
         RewardMonitor().step(None, ["a"], reward=[1.0], gold=[-math.inf])
+
+
+def test_a_reward_too_large_for_the_baseline_squares_is_refused_by_name():
+    # 1e308 is finite, but its square is not: the means, stds and drifts came out inf or NaN
+    with pytest.raises(ValueError, match=r"rm\[0\] is 1e\+308: a reward must be at most 1e\+150"):
+        RewardMonitor().step(None, ["a", "b"], {"rm": [1e308, 1.0]})
+    rec = RewardMonitor().step(None, ["a", "b"], {"rm": [1e150, -1e150]})
+    assert rec["reward/mean"] == 0.0 and rec["reward/std"] == 1e150
+
+
+def test_nanmean_and_nanstd_hold_values_near_the_float_limit():
+    from rewardkit.evaluate.stats import nanmean, nanstd
+
+    assert nanmean([1.7e308, 1.7e308, math.nan]) == 1.7e308  # numpy: inf
+    assert nanstd([1.7e308, -1.7e308]) == 1.7e308
+    assert nanmean([1.0, 2.0, 3.5]) == np.mean([1.0, 2.0, 3.5])
+    assert nanstd([1.0, 2.0, 4.0]) == np.std([1.0, 2.0, 4.0])
+    assert math.isnan(nanmean([math.nan])) and math.isnan(nanstd([]))

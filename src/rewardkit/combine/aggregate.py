@@ -23,6 +23,7 @@ down in the paper, so it is opt-in here; the card's worked vector is on raw scor
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -249,10 +250,15 @@ def aggregate(
             out[have] = np.nanmedian(np.where(mask, x, np.nan)[have], axis=1)
     else:  # weighted
         assert w is not None
+        # weights at a power-of-two scale (exact) with the largest in [0.5, 1): weights near
+        # 1e308 summed to inf and gave NaN rows; the scale is put back last
+        e = math.frexp(float(np.abs(w).max()))[1]
+        w = np.ldexp(w, -e)
         aw = np.abs(w)
         used = np.where(mask, aw[None, :], 0.0).sum(axis=1)
         total = np.where(mask, x * w[None, :], 0.0).sum(axis=1)
         np.divide(total * aw.sum(), used, out=out, where=have)
+        out = np.ldexp(out, e)
     return Aggregated(out, n.astype(np.int64))
 
 

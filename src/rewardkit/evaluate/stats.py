@@ -10,10 +10,33 @@ import numpy as np
 
 
 def nanmean(x) -> float:
-    """Mean of the non-NaN values; NaN (without numpy's warning) when there is none."""
+    """Mean of the non-NaN values; NaN (without numpy's warning) when there is none. Summed at a
+    power-of-two scale (exact), so that finite values near the float64 limit (1e308) do not
+    overflow to inf."""
     a = np.asarray(x, dtype=np.float64)
     a = a[~np.isnan(a)]
-    return float(a.mean()) if a.size else math.nan
+    if not a.size:
+        return math.nan
+    e = _exponent(a)
+    return float(np.ldexp(np.ldexp(a, -e).mean(), e))
+
+
+def nanstd(x) -> float:
+    """Population std (ddof=0) of the non-NaN values, at a power-of-two scale like
+    :func:`nanmean`; NaN when there is none."""
+    a = np.asarray(x, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    if not a.size:
+        return math.nan
+    e = _exponent(a)
+    return float(np.ldexp(np.ldexp(a, -e).std(), e))
+
+
+def _exponent(a: np.ndarray) -> int:
+    """The power of two that brings the largest finite magnitude of ``a`` into [0.5, 1)."""
+    fin = a[np.isfinite(a)]
+    m = float(np.max(np.abs(fin))) if fin.size else 0.0
+    return math.frexp(m)[1] if m > 0 else 0
 
 
 def rankdata(x) -> np.ndarray:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.aggregate import disagreement
-from rewardkit.evaluate.stats import nanmean, pearson_r
+from rewardkit.evaluate.stats import nanmean, nanstd, pearson_r
 
 
 class RewardHackingWarning(UserWarning):
@@ -92,14 +92,15 @@ def slope(values: Sequence[float]) -> float:
     return float((x * y).sum() / (x * x).sum())
 
 
-def _nanstd(x: np.ndarray) -> float:
-    return float(np.nanstd(x)) if np.any(~np.isnan(x)) else math.nan
-
-
 def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+#: The largest reward magnitude the monitor takes: its baseline sums squares, which overflow
+#: float64 near 1.3e154.
+MAX_MAGNITUDE = 1e150
 
 
 @dataclass
@@ -205,13 +206,15 @@ class RewardMonitor:
         gold_arr = None if gold is None else np.asarray(gold, dtype=np.float64).reshape(-1)
         if gold_arr is not None and len(gold_arr) != n:
             raise ValueError(f"gold has {len(gold_arr)} scores for {n} responses")
-        named = {"reward": proxy, **comps, **({"gold": gold_arr} if gold_arr is not None else {})}
+        named = {**comps, "reward": proxy, **({"gold": gold_arr} if gold_arr is not None else {})}
         for name, v in named.items():  # one ±inf made the baseline, and every drift, infinite
-            bad = np.flatnonzero(np.isinf(v))
+            bad = np.flatnonzero(np.abs(v) > MAX_MAGNITUDE)  # NaN compares False: it may stay
             if len(bad):
+                x = v[bad[0]]
+                why = "finite" if np.isinf(x) else f"at most {MAX_MAGNITUDE:g} in magnitude"
                 raise ValueError(
-                    f"{name}[{int(bad[0])}] is {v[bad[0]]}: a reward must be finite, or NaN "
-                    "where it does not apply"
+                    f"{name}[{int(bad[0])}] is {x}: a reward must be {why} (NaN where it does "
+                    "not apply); the monitor's baseline sums squares of rewards"
                 )
 
         lengths = self._lengths(responses)
@@ -219,7 +222,7 @@ class RewardMonitor:
             "step": len(self.history) if step is None else int(step),
             "n": n,
             "reward/mean": nanmean(proxy),
-            "reward/std": _nanstd(proxy),
+            "reward/std": nanstd(proxy),
             "length/mean": float(lengths.mean()) if n else math.nan,
             "length/max": float(lengths.max()) if n else math.nan,
             "corr/reward_length": pearson(proxy, lengths),
