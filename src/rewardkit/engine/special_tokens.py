@@ -65,6 +65,13 @@ def _pattern(specials: Specials) -> re.Pattern[str] | None:
     return specials if isinstance(specials, re.Pattern) else _compiled(specials)
 
 
+def specials_pattern(specials: Specials, extra: re.Pattern[str]) -> re.Pattern[str]:
+    """One pattern matching ``specials`` and ``extra`` (whose match's first character gets the
+    word joiner, as a special-token string's does)."""
+    base = _pattern(specials)
+    return extra if base is None else re.compile(f"{base.pattern}|{extra.pattern}")
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

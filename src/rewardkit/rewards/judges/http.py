@@ -200,7 +200,8 @@ class HttpJudge(EndpointReward):
         texts (``<|im_end|>``, ``[INST]``…) are broken by a word joiner: a response cannot close
         its turn and write the judge's answer (:data:`~rewardkit.engine.special_tokens.COMMON_SPECIALS`)."""
         template, slots, values = self.slots(row)
-        return template, slots, [escape_content(v, COMMON_SPECIALS) for v in values]
+        specials = tpl.judged_specials(COMMON_SPECIALS, template)  # and "[Response B]" lines
+        return template, slots, [escape_content(v, specials) for v in values]
 
     def request(self, queries: Sequence[Query]) -> HttpRequest:
         (row,) = queries

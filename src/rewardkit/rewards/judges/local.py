@@ -19,7 +19,7 @@ import torch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import bos_prefix, render_slots
 from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
-from rewardkit.engine.special_tokens import escape_texts
+from rewardkit.engine.special_tokens import escape_special, special_strings
 from rewardkit.engine.truncation import fit_many
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter, at_last
 from rewardkit.rewards.judges import verdict
@@ -44,6 +44,7 @@ from rewardkit.rewards.judges.template import (
     JudgeKind,
     judge_identity,
     judge_options,
+    judged_specials,
     load_judge_template,
     principle_text,
     references,
@@ -127,10 +128,12 @@ class AnswerTokenJudge(ModelBackedReward):
         return self._identity
 
     def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of slot values (scored text: special-token strings escaped)."""
+        """Token ids of slot values (judged text: special-token strings and the template's section
+        labels escaped, :func:`~rewardkit.rewards.judges.template.judged_specials`)."""
         if not texts:
             return []
-        texts = escape_texts(self.tokenizer, texts)
+        specials = judged_specials(special_strings(self.tokenizer), self.template)
+        texts = [escape_special(t, specials) for t in texts]
         return [list(x) for x in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def render_parts(self, template: str, slots: Sequence[str]) -> list[str]:

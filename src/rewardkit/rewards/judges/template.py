@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from rewardkit.content import ImageRef, normalize_content
+from rewardkit.engine.special_tokens import Specials, specials_pattern
 from rewardkit.errors import SpecError
 from rewardkit.rewards.judges.verdict import (
     A_VARIANTS,
@@ -171,6 +174,36 @@ def judge_template(kind: JudgeKind, template: str | None, principle: str | None)
     return name, text
 
 
+#: A bracketed label alone on a line of a judge template: a section header (``[Response B]``).
+_SECTION_LINE = re.compile(r"^\[([^\[\]\n]{1,60})\]$", re.M)
+#: In every judge's identity: scores made before judged texts had their section labels broken
+#: are not reused.
+SECTION_ENCODING = "section-labels-escaped"
+
+
+@lru_cache(maxsize=64)
+def section_labels(template: str) -> re.Pattern[str] | None:
+    """What in a judged text would open a section of the judge's own prompt: each label the
+    template writes alone on a line (``[Conversation]``, ``[Response B]``) wherever it appears,
+    and for a listwise template (``{responses}``) a ``[k]`` that starts a line. The match is the
+    ``[`` alone, so :func:`~rewardkit.engine.special_tokens.escape_special` puts a word joiner
+    after it: a response A holding ``[Response B]`` showed the judge a second response B."""
+    found = {m.group(1) for m in _SECTION_LINE.finditer(template)}
+    numbered = "{responses}" in template or any(label.isdigit() for label in found)
+    labels = sorted((x for x in found if not x.isdigit()), key=len, reverse=True)
+    alts = [r"\[(?=" + re.escape(label) + r"\])" for label in labels]
+    if numbered:  # "[1]" mid-line is a footnote: only a line's first "[k]" is a label
+        alts.append(r"(?<![^\n])\[(?=\d{1,4}\])")
+    return re.compile("|".join(alts)) if alts else None
+
+
+@lru_cache(maxsize=64)
+def judged_specials(specials: Specials, template: str) -> Specials:
+    """``specials`` (control-token strings) and the template's section labels, one pattern."""
+    labels = section_labels(template)
+    return specials if labels is None else specials_pattern(specials, labels)
+
+
 def judge_identity(
     cls: str,
     model: Mapping[str, Any],
@@ -182,6 +215,7 @@ def judge_identity(
     """The fingerprint fields every judge has: class, model, template name, rendered-prompt hash
     (``prompt`` is hashed), the principle when given, plus backend settings in ``more``."""
     out = {"class": cls, **model, "template": template, "prompt_sha": stable_hash(prompt), **more}
+    out["sections"] = SECTION_ENCODING
     if principle:
         out["principle"] = principle
     return out

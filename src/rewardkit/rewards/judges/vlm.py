@@ -43,6 +43,7 @@ from rewardkit.rewards.judges.template import (
     judge_identity,
     judge_options,
     judge_template,
+    judged_specials,
     principle_text,
     split_template,
 )
@@ -162,7 +163,9 @@ class VLMJudge(MultimodalReward):
     ) -> list[MultimodalRow]:
         """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length."""
         rows = []
-        specials = special_strings(self.tokenizer)  # scored text writes no control/image token
+        # judged text writes no control/image token, nor a section label of the template
+        template = "\n".join(self.pieces if pieces is None else pieces)
+        specials = judged_specials(special_strings(self.tokenizer), template)
         for v in values:
             v = [escape_content(parts, specials) for parts in v]
             text, images = self.render(v, pieces)
