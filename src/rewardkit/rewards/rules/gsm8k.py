@@ -6,7 +6,8 @@ else the content of the last ``\\boxed{…}``, else the last number in the text.
 be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of acceptable answers;
 the same extraction applies to it. Before comparing, commas, ``$`` and units are dropped
 (``#### $1,234.50 dollars`` → 1234.5); ``a/b`` and ``\\frac{a}{b}`` are read as fractions.
-Two answers match when ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6).
+An integer reference must be met exactly (as verl and lm-eval compare); any other matches when
+``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6); a given ``tol`` applies to every reference.
 
 Reward 1.0/0.0; NaN when there is no reference or no number can be read from it; 0.0 when the
 response has no number.
@@ -89,22 +90,34 @@ def extract_answer(text: str) -> Fraction | None:
         return None
 
 
-def _matches(pred: Fraction, gold: Fraction, tol: float) -> bool:
+#: The relative tolerance of a non-integer reference when ``tol`` is not given.
+DEFAULT_TOL = 1e-6
+
+
+def _matches(pred: Fraction, gold: Fraction, tol: float | None) -> bool:
     """Equal within ``tol`` relative (absolute below 1), in exact arithmetic: a float of a
-    400-digit answer overflows."""
-    return pred == gold or abs(pred - gold) <= Fraction(tol) * max(Fraction(1), abs(gold))
+    400-digit answer overflows. ``tol`` None: an integer gold must be met exactly (as verl and
+    lm-eval compare; 1e-6 of 1,450,000 let 1,450,001 score) and any other within 1e-6."""
+    if pred == gold:
+        return True
+    if tol is None:
+        if gold.denominator == 1:
+            return False
+        tol = DEFAULT_TOL
+    return abs(pred - gold) <= Fraction(tol) * max(Fraction(1), abs(gold))
 
 
 class Gsm8kReward(RuleReward):
     """``rule:gsm8k`` — 1.0 when the response's final number equals the reference's.
 
-    Options: ``tol`` (relative tolerance, default 1e-6). NaN without a readable reference.
+    Options: ``tol`` (relative tolerance; default: an integer reference exactly, any other
+    within 1e-6). NaN without a readable reference.
     """
 
     rule = "gsm8k"
 
-    def __init__(self, tol: float = 1e-6) -> None:
-        super().__init__(tol=as_number("tol", self.rule, tol, minimum=0))
+    def __init__(self, tol: float | None = None) -> None:
+        super().__init__(tol=None if tol is None else as_number("tol", self.rule, tol, minimum=0))
         self._gold_cache: dict[str, Fraction | None] = {}
 
     def _gold(self, reference: str) -> Fraction | None:
@@ -128,7 +141,7 @@ class Gsm8kReward(RuleReward):
         return 1.0 if any(_matches(pred, g, self.options["tol"]) for g in golds) else 0.0
 
 
-def compute_score(solution: str, ground_truth: Any, tol: float = 1e-6) -> float:
+def compute_score(solution: str, ground_truth: Any, tol: float | None = None) -> float:
     """verl-style ``compute_score``: 1.0 if the last ``####``/``\\boxed``/number of ``solution``
     equals that of ``ground_truth`` (a string or list of strings), else 0.0; NaN without a
     readable ground truth."""

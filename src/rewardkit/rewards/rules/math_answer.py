@@ -94,6 +94,11 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+#: Digits on both sides of plain whitespace: the fast path's whitespace-blind comparison would
+#: read "2 5" as 25 where math-verify reads another value.
+_SPACED_DIGITS = re.compile(r"\d\s+\d")
+
+
 def _clean(answer: str) -> str:
     """An answer string without math delimiters, LaTeX spacing and a trailing full stop."""
     s = answer.strip()
@@ -312,8 +317,8 @@ class MathVerifier:
     def fast_verdict(self, response: str, gold: _Gold) -> float | None:
         """1.0 / 0.0 when the verdict is certain without sympy, else None."""
         candidate = response_candidate(response)
-        if candidate is None:
-            return None
+        if candidate is None or _SPACED_DIGITS.search(candidate):
+            return None  # "2 5" is not "25" (math-verify reads 2 + 5): one box, two golds
         cand = _clean(candidate)
         if cand and "".join(cand.split()) == "".join(gold.text.split()):
             return 1.0
