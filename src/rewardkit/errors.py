@@ -62,3 +62,9 @@ class CapabilityError(RewardkitError, TypeError):
 class TrainingDiverged(RewardkitError, ArithmeticError):
     """A training run's loss or weights became NaN or ±inf: the run stops and saves nothing
     (a model of NaN weights would load and score NaN everywhere)."""
+
+
+class ItemFailed(RewardkitError):
+    """A reward failed one item alone and recorded it in its call's statistics instead of raising
+    (an upstream 500, a math-verify timeout): served as that item's ``scoring_error``, never as a
+    score, and never cached."""

@@ -118,6 +118,18 @@ def failed_items(stats: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, 
     return max(count, len(errors)), sorted(errors)
 
 
+def failed_rows(stats: Mapping[str, Any] | None, scores: Any = None) -> dict[int, str]:
+    """Index → error of each item one call failed alone (:func:`failed_items`). When the count
+    exceeds the listed entries and ``scores`` are given, the NaN-scored items not listed count as
+    failed too: a failure must never pass for "does not apply"."""
+    failed, listed = failed_items(stats)
+    rows = dict(listed)
+    if failed > len(listed) and scores is not None:
+        for i in np.flatnonzero(np.isnan(np.asarray(scores, dtype=np.float64).reshape(-1))):
+            rows.setdefault(int(i), "failed (the reward counted it without naming the item)")
+    return rows
+
+
 def failed_values(stats: Mapping[str, Any] | None) -> set[float | None]:
     """The scores the failed items of one call got: None for NaN (the usual outcome; an
     ``errors`` entry without a ``score``, and failed items beyond the listed ones), a number for

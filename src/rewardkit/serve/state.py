@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.errors import SpecError
+from rewardkit.errors import ItemFailed, SpecError
+from rewardkit.results import failed_rows
 from rewardkit.serve.batcher import BatcherConfig, DynamicBatcher
 from rewardkit.serve.cache import ResponseCache
 from rewardkit.serve.config import (
@@ -83,32 +84,36 @@ class Route:
             if self.model_backed:
                 release_memory(TRIM_INTERVAL)
 
-    def vectors(self, queries: list[Query]) -> np.ndarray:
-        """Score a batch into ``(n, 1 + len(components))`` float32 rows (called in a worker)."""
+    def vectors(self, queries: list[Query]) -> tuple[np.ndarray, dict[int, str]]:
+        """Score a batch into ``(n, 1 + len(components))`` float32 rows (called in a worker), with
+        the items the reward failed alone (index → error, :func:`~rewardkit.results.failed_rows`)."""
+        full = self.reward.score_full(queries)
+        first = full.scores if full.scores.ndim == 1 else full.scores[:, 0]
+        failed = failed_rows(full.stats, first)
         if self.is_ensemble:
-            full = self.reward.score_full(queries)
             nan = np.full(len(full), np.nan)  # no queries: no member columns either
             members = [full.members.get(name, nan) for name in self.components]
-            return np.column_stack([full.scores, *members]).astype(np.float32)
-        full = self.reward.score_full(queries)
+            return np.column_stack([full.scores, *members]).astype(np.float32), failed
         if self.metrics is not None:
             self.metrics.record_endpoint(self.name, full.stats)
             if self.model_backed:
                 self.metrics.record_model(self.name, full.stats)
         out = full.scores
         if out.ndim == 1:
-            return np.column_stack([out, out]).astype(np.float32)
+            return np.column_stack([out, out]).astype(np.float32), failed
         from rewardkit.combine.aggregate import aggregate
 
         value = aggregate(out.astype(np.float64), "mean").value
-        return np.column_stack([value, out]).astype(np.float32)
+        return np.column_stack([value, out]).astype(np.float32), failed
 
     def score_isolating(self, queries: list[Query]) -> list[Any]:
         """Score a batch; when it raises, split it in halves until the failing items are alone,
-        so one bad item gets its own error and the rest are still scored."""
+        so one bad item gets its own error and the rest are still scored. An item the reward
+        failed without raising gets :class:`~rewardkit.errors.ItemFailed`: served as a
+        ``scoring_error`` and not cached (it was served as a score NaN or 0, and cached)."""
         try:
-            rows = self.vectors(queries)
-            return [rows[i] for i in range(len(queries))]
+            rows, failed = self.vectors(queries)
+            return [ItemFailed(failed[i]) if i in failed else rows[i] for i in range(len(queries))]
         except Exception as exc:
             if len(queries) == 1:
                 return [exc]

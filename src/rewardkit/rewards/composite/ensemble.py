@@ -37,6 +37,7 @@ from rewardkit.combine.aggregate import (
     zscore,
 )
 from rewardkit.errors import SpecError
+from rewardkit.results import failed_rows
 from rewardkit.rewards.composite.members import (
     Member,
     MemberSpec,
@@ -268,6 +269,10 @@ class EnsembleReward(Reward):
             else:
                 x = zscore(raw)
         values, n = aggregate(x, self.aggregate, lam=self.lam, weights=self.weights)
+        failed, lost = self._member_failures(member_stats, raw)
+        if lost:  # a member's failure is not its abstention: the row fails, never re-weighted
+            values = values.copy()
+            values[sorted(lost)] = np.nan
         dis = disagreement(x)
         return ScoreResult(
             values,
@@ -283,8 +288,37 @@ class EnsembleReward(Reward):
                 "aggregate": self.aggregate,
                 **({"members": member_stats} if member_stats else {}),
                 **({"truncated_rows": int(truncated.sum())} if truncated is not None else {}),
+                **(
+                    {
+                        "failed": len(failed),
+                        "errors": [
+                            {"index": i, "error": e}
+                            | ({} if i in lost else {"score": float(values[i])})
+                            for i, e in sorted(failed.items())
+                        ],
+                    }
+                    if failed
+                    else {}
+                ),
             },
         )
+
+    def _member_failures(
+        self, member_stats: Mapping[str, Any], raw: np.ndarray
+    ) -> tuple[dict[int, str], set[int]]:
+        """Row → error of the rows some member failed alone (an upstream 500, a timeout), and
+        the rows where a failing member has no score. Aggregated over the other members as if
+        that member did not apply, such a row scored what the rest gave (a wrong program that
+        broke its harness made the ensemble score it as a right one); it is NaN instead. A
+        member that scores its failure (``rule:math``'s 0 on a timeout) keeps its number."""
+        out: dict[int, str] = {}
+        lost: set[int] = set()
+        for j, m in enumerate(self.members):
+            for i, err in failed_rows(member_stats.get(m.name), raw[:, j]).items():
+                out.setdefault(i, f"{m.name}: {err}")
+                if np.isnan(raw[i, j]):
+                    lost.add(i)
+        return out, lost
 
     def score_with_members(self, queries: Sequence[Query]) -> EnsembleScores:
         """Score ``queries`` and return the value with the member scores and their disagreement."""

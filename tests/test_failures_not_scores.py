@@ -1,0 +1,90 @@
+"""An item a reward failed alone (recorded in its stats, not raised) is never passed off as a
+score: an ensemble does not re-weight it over its other members as if the failing one did not
+apply, and the server answers it with a ``scoring_error`` and does not cache it (it served the
+NaN or 0 as the reward, cached, across restarts with ``--cache-dir``)."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import numpy as np
+
+from rewardkit.errors import ItemFailed
+from rewardkit.results import failed_items, failed_rows
+from rewardkit.rewards.composite.ensemble import EnsembleReward
+from rewardkit.serve.app import ServeConfig, create_app
+from rewardkit.serve.background import BackgroundServer
+from rewardkit.serve.state import Route
+from rewardkit.types import Query, Reward, ScoreResult, as_messages
+
+SLOW_ANSWER = "\\boxed{(x+1)^{200000}}"  # math-verify cannot expand it within a second
+
+
+class _Flaky(Reward):
+    """Fails every query whose response says "fail" (NaN, or ``fail_score``), 1.0 elsewhere."""
+
+    def __init__(self, fail_score: float = math.nan) -> None:
+        self.name = "flaky"
+        self.fail_score = fail_score
+
+    def identity(self):
+        return {"class": "flaky", "fail_score": repr(self.fail_score)}
+
+    def _score(self, queries):
+        bad = [i for i, q in enumerate(queries) if "fail" in q.response]
+        scores = np.array([self.fail_score if i in bad else 1.0 for i in range(len(queries))])
+        errors = [{"index": i, "error": "upstream answered 500"} for i in bad]
+        return ScoreResult(scores, stats={"failed": len(bad), "errors": errors} if bad else {})
+
+
+def _qs(*responses: str) -> list[Query]:
+    return [Query(as_messages("q"), r) for r in responses]
+
+
+def test_an_ensemble_row_fails_with_its_member_instead_of_scoring_what_the_rest_gave():
+    ens = EnsembleReward([_Flaky(), "rule:length"], "mean")
+    full = ens.score_full(_qs("fine", "please fail"))
+    assert full.scores[0] == np.mean([1.0, 4.0])
+    assert math.isnan(full.scores[1])  # was 11.0: the length alone, as if flaky did not apply
+    assert failed_items(full.stats) == (1, [(1, "flaky: upstream answered 500")])
+
+
+def test_a_member_that_scores_its_failure_keeps_its_number_but_the_row_is_failed():
+    ens = EnsembleReward([_Flaky(fail_score=0.0), "rule:length"], "mean")
+    full = ens.score_full(_qs("please fail"))
+    assert full.scores.tolist() == [5.5]
+    assert full.stats["errors"] == [
+        {"index": 0, "error": "flaky: upstream answered 500", "score": 5.5}
+    ]
+
+
+def test_unlisted_failures_are_the_nan_rows():
+    stats = {"failed": 2, "errors": [{"index": 0, "error": "boom"}]}
+    assert failed_rows(stats, [np.nan, 1.0, np.nan]) == {
+        0: "boom",
+        2: "failed (the reward counted it without naming the item)",
+    }
+    assert failed_rows(stats) == {0: "boom"}
+
+
+def test_a_route_answers_a_failed_item_with_its_error():
+    rows = Route("default", "flaky", _Flaky()).score_batch(_qs("fine", "please fail"))
+    assert float(rows[0][0]) == 1.0
+    assert isinstance(rows[1], ItemFailed) and "500" in str(rows[1])
+
+
+def test_the_server_neither_serves_nor_caches_a_math_timeout(tmp_path):
+    config = ServeConfig(rewards={"default": "rule:math?timeout=1&fast=false"})
+    item = {"prompt": "2+3?", "response": SLOW_ANSWER, "reference": "5"}
+    good = {"prompt": "2+3?", "response": "\\boxed{5}", "reference": "5"}
+    with BackgroundServer(create_app(config)) as srv:
+        for _ in range(2):  # the second time too: nothing was cached
+            r = httpx.post(srv.url + "/v1/rewards", json={"items": [item, good]}, timeout=60)
+            bad, ok = r.json()["results"]
+            assert bad["reward"] is None and bad["error"]["type"] == "scoring_error"
+            assert "timed out" in bad["error"]["message"]
+            assert ok["reward"] == 1.0
+        body = {"query": ["2+3? " + SLOW_ANSWER], "prompts": ["2+3? "], "labels": ["5"]}
+        logs = httpx.post(srv.url + "/get_reward", json=body, timeout=60).json()["extra_logs"]
+        assert logs["rewardkit_failed"] == [1.0] and logs["rewardkit_cached"] == [0.0]
