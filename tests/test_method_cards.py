@@ -86,3 +86,26 @@ def test_d8_best_of_n_example_and_f1_selection():
     ratios = [3.5, 1.2, -0.4]
     best, worst = select_best(ratios), select_worst(ratios)
     assert (best, worst) == (0, 2) and ratios[best] - ratios[worst] == pytest.approx(3.9)
+
+
+def test_e4_a12_c7_card_examples():
+    from rewardkit.combine.scaling import grpo_s_advantages
+    from rewardkit.curate.consistency import consistency_filter, ranking_consistency
+    from rewardkit.curate.relabel import rescale
+    from rewardkit.types import Example
+
+    a, b = (0.1, 0.5, 0.9), (0.2, 0.9, 0.4)
+    assert ranking_consistency(a, b, "spearman") == pytest.approx(0.75)
+    assert ranking_consistency(a, b, "toporder") == 0.0
+    exs = [Example(f"e{i}", "Q?", ["x", "y", "z"], [2]) for i in range(2)]
+    sa, sb = [np.array(a), np.array(a)], [np.array(a), np.array(b)]
+    for soft, want in (("avg", 0.833333), ("dyn", 0.666667)):
+        out = consistency_filter(exs, sa, sb, soft=soft).examples
+        assert out[0].meta["label_confidence"] == 1.0
+        assert out[1].meta["label_confidence"] == pytest.approx(want, abs=1e-6)
+    np.testing.assert_allclose(rescale(np.array([-1.0, 0.5, 2.0])), [1.0, 5.5, 10.0])
+    np.testing.assert_allclose(
+        grpo_s_advantages([1.0, 2.0, 3.0], [0, 0, 0], [0.0, 0.5, 1.0], 0.0),
+        [-0.949157, -0.094916, 1.044073],
+        atol=1e-6,
+    )

@@ -130,7 +130,7 @@ def test_clear_errors(qwen_dir, tmp_path):
     with pytest.raises(ValueError, match="convention=qwen"):
         guess_convention(["BertModel"])
     with pytest.raises(ValueError, match="aggregate"):
-        load_reward(f"prm:{qwen_dir}?aggregate=max")
+        load_reward(f"prm:{qwen_dir}?aggregate=median")
     with pytest.raises(ValueError, match="unknown PRM convention"):
         load_reward(f"prm:{qwen_dir}?convention=prm800k")
     with pytest.raises(ValueError, match="no single token"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +24,12 @@ from typing import Any
 
 import torch
 
+from rewardkit.curate.consistency import CONFIDENCE_KEY  # curate consistency --action soften
+from rewardkit.curate.noise import WEIGHT_KEY  # curate noise --action downweight
 from rewardkit.errors import DataError
 from rewardkit.train.labels import (
     MASK,
+    as_number,
     check_rating_key,
     margin_value,
     ranking_of,
@@ -42,7 +46,8 @@ class Item:
     ``pairs``: (better, worse, tied, margin, weight) over local response indices; ``order``:
     response indices best-first for listwise objectives (``n_ranked`` of them ranked);
     ``targets``: per-response attribute ratings (MASK where missing); ``verdicts``: 1/0 per
-    response for the generative objective.
+    response for the generative objective; ``smoothing``: the label smoothing α of the
+    item's pairs from ``meta.label_confidence`` (None: the config's ``label_smoothing``).
     """
 
     ids: list[list[int]]
@@ -52,6 +57,7 @@ class Item:
     n_ranked: int = 0
     targets: list[list[float]] | None = None
     example_id: str = ""
+    smoothing: float | None = None
 
 
 def _pairs_of(
@@ -67,6 +73,9 @@ def _pairs_of(
 PAIR_OBJECTIVES = ("bt", "tie", "crome", "bt+regression", "gated", "crm", "generative", "listwise")
 #: Objectives whose loss reads only strict (non-tie) pairs.
 STRICT_PAIRS = ("bt", "bt+regression", "gated", "crm", "generative")
+#: Objectives whose loss takes a per-pair weight / label smoothing (docs/curation.md).
+WEIGHTED = ("bt", "bt+regression", "gated", "crm", "tie", "crome")
+SMOOTHED = ("bt", "bt+regression", "gated", "crm")
 log = logging.getLogger(__name__)
 
 
@@ -106,6 +115,13 @@ def check_labels(items: Sequence[Item], cfg: Any, where: str) -> None:
             "train. Use margin_kind margin, or margins that are not all 0"
         )
     if any(has_preference(it, cfg.objective) for it in items):
+        strict = cfg.objective in STRICT_PAIRS
+        used = [w for it in items for _, _, tie, _, w in it.pairs if not (tie and strict)]
+        if cfg.objective in WEIGHTED and not any(used):
+            raise DataError(
+                f"{where}: every pair has weight 0 (meta {WEIGHT_KEY!r} or vote_weight): the "
+                "loss would be 0 and nothing would train"
+            )
         return
     only_ties = f", {n_pairs} tie pairs only" if n_pairs else ""
     raise DataError(
@@ -115,6 +131,46 @@ def check_labels(items: Sequence[Item], cfg: Any, where: str) -> None:
         "(or a ranking), or pick the objective the labels fit: 'regression' for ratings "
         "alone (with attributes), 'tie' for tie labels"
     )
+
+
+def meta_labels(ex: Example) -> tuple[float, float | None]:
+    """(weight, label smoothing α) of ``ex`` from ``meta.weight`` (a finite number ≥ 0; 1 when
+    absent) and ``meta.label_confidence`` C (in [0.5, 1]; α = 1 − C, None when absent), as
+    curation writes them (docs/methods/E1-preference-strength.md,
+    docs/methods/E4-cream-consistency.md); a bad value raises :class:`DataError` naming ``ex``."""
+    weight, alpha = 1.0, None
+    if WEIGHT_KEY in ex.meta:
+        raw = ex.meta[WEIGHT_KEY]
+        weight = as_number(raw, ex.id, f"meta {WEIGHT_KEY!r}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise DataError(
+                f"example {ex.id!r}: meta {WEIGHT_KEY!r} is {raw!r}; a pair weight must be a "
+                "finite number >= 0"
+            )
+    if CONFIDENCE_KEY in ex.meta:
+        raw = ex.meta[CONFIDENCE_KEY]
+        conf = as_number(raw, ex.id, f"meta {CONFIDENCE_KEY!r}")
+        if not 0.5 <= conf <= 1.0:  # NaN fails too
+            raise DataError(
+                f"example {ex.id!r}: meta {CONFIDENCE_KEY!r} is {raw!r}; a label confidence "
+                "must be a number in [0.5, 1] (label smoothing α = 1 − confidence)"
+            )
+        alpha = 1.0 - conf
+    return weight, alpha
+
+
+def _warn_meta_ignored(counts: dict[str, int], objective: str, where: str) -> None:
+    """One warning per meta label that ``objective`` cannot use."""
+    for key, n in counts.items():
+        if n:
+            log.warning(
+                "%s: %d examples have meta %r, which objective %r ignores (read by %s)",
+                where,
+                n,
+                key,
+                objective,
+                ", ".join(WEIGHTED if key == WEIGHT_KEY else SMOOTHED),
+            )
 
 
 def load_votes(path: str | None) -> dict[str, float]:
@@ -142,9 +198,14 @@ def build_items(
     attach the objective's labels. Bad examples raise :class:`DataError` naming the example;
     so does data with no preference at all for a pair objective (:func:`check_labels`), and
     examples without one in mixed data, pairs whose two sides encode to the same tokens and
-    examples changed by the vote file are counted in warnings naming ``where``. ``use_votes``:
-    False for eval data (its labels are measured as given, never dropped or flipped)."""
+    examples changed by the vote file are counted in warnings naming ``where``. Curated
+    ``meta.weight`` multiplies a pair's weight (with the vote file's, by product) and
+    ``meta.label_confidence`` sets its label smoothing (:func:`meta_labels`) unless
+    ``cfg.use_meta_labels`` is off. ``use_votes``: False for eval data (its labels are measured
+    as given: never dropped, flipped, weighted or smoothed)."""
     votes = load_votes(cfg.vote_file) if use_votes else {}
+    use_meta = use_votes and getattr(cfg, "use_meta_labels", True)
+    ignored = {WEIGHT_KEY: 0, CONFIDENCE_KEY: 0}
     check_rating_key(examples, cfg, where)
     queries: list[Query] = []
     spans = []
@@ -170,7 +231,11 @@ def build_items(
         margin = 0.0
         if cfg.margin_column:
             margin = margin_value(ex, cfg.margin_column, cfg.margin_kind)
-        weight = 1.0
+        weight, alpha = meta_labels(ex) if use_meta else (1.0, None)
+        if use_meta and cfg.objective not in WEIGHTED and weight != 1.0:
+            ignored[WEIGHT_KEY] += 1
+        if use_meta and cfg.objective not in SMOOTHED and alpha:
+            ignored[CONFIDENCE_KEY] += 1
         ex_use = ex
         strength = votes.get(ex.id)
         if strength is not None and strength < cfg.vote_threshold:
@@ -178,7 +243,7 @@ def build_items(
             if cfg.vote_action == "drop":
                 continue
             if cfg.vote_action == "downweight":
-                weight = cfg.vote_weight
+                weight *= cfg.vote_weight
             elif not ex.is_tie:
                 ex_use = Example(
                     ex.id, ex.prompt, ex.responses, ex.rejected, ex.ratings, ex.subset, ex.source
@@ -188,6 +253,7 @@ def build_items(
             types=[r.token_type_ids for r in part],
             pairs=_pairs_of(ex_use, margin, weight) if n > 1 else [],
             example_id=ex.id,
+            smoothing=alpha,
         )
         if cfg.objective == "listwise":
             item.order, item.n_ranked = ranking_of(ex_use, cfg.rating_key)
@@ -203,6 +269,7 @@ def build_items(
             unlabelled.append((ex.id, _why_unlabelled(ex_use, cfg.objective)))
         items.append(item)
     check_labels(items, cfg, where)
+    _warn_meta_ignored(ignored, cfg.objective, where)
     for action, k in voted.items():
         done = {"drop": "dropped", "downweight": f"weight {cfg.vote_weight}"}.get(action, "flipped")
         log.warning(
@@ -269,6 +336,7 @@ class Collator:
         seqs: list[list[int]] = []
         types: list[list[int] | None] = []
         pa, pb, tie, margin, weight, orders, n_ranked, targets = [], [], [], [], [], [], [], []
+        smooth: list[float] = []
         max_k = max(len(it.ids) for it in items)
         has_targets = any(it.targets is not None for it in items)
         for it in items:
@@ -281,6 +349,7 @@ class Collator:
                 tie.append(t)
                 margin.append(m)
                 weight.append(w)
+                smooth.append(math.nan if it.smoothing is None else it.smoothing)
             if it.order:
                 orders.append([base + i for i in it.order] + [-1] * (max_k - len(it.order)))
                 n_ranked.append(it.n_ranked)
@@ -294,6 +363,8 @@ class Collator:
         out["pair_tie"] = torch.tensor(tie, dtype=torch.bool)
         out["pair_margin"] = torch.tensor(margin, dtype=torch.float32)
         out["pair_weight"] = torch.tensor(weight, dtype=torch.float32)
+        if any(it.smoothing is not None for it in items):  # NaN: the config's label_smoothing
+            out["pair_smoothing"] = torch.tensor(smooth, dtype=torch.float32)
         if orders:
             out["order"] = torch.tensor(orders, dtype=torch.long)
             out["n_ranked"] = torch.tensor(n_ranked, dtype=torch.long)

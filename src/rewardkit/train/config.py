@@ -97,6 +97,9 @@ class TrainConfig:
     vote_action: str = "drop"  # drop | downweight | flip pairs with strength < vote_threshold
     vote_threshold: float = 0.0
     vote_weight: float = 0.1
+    # curated meta.weight (× the pair weight) and meta.label_confidence (α = 1 − C, per pair)
+    # of training examples (docs/curation.md); false trains on the labels as given
+    use_meta_labels: bool = True
     yes_token: str = " Yes"  # generative objective
     no_token: str = " No"
     prm_tag: str = "<extra_0>"  # objective prm: the step separator token (added when missing)

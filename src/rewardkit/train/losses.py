@@ -46,7 +46,7 @@ def bt_loss(
     r_chosen: Tensor,
     r_rejected: Tensor,
     margin: Tensor | float = 0.0,
-    label_smoothing: float = 0.0,
+    label_smoothing: Tensor | float = 0.0,
     weight: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
@@ -54,14 +54,28 @@ def bt_loss(
     of E1 — "Secrets of RLHF Part II" (conservative targets).
 
     ``L = −(1−α) log σ(Δ − m) − α log σ(−(Δ − m))`` with ``Δ = r_c − r_r``; α = 0 is plain BT.
+    A tensor α is per pair (curated ``label_confidence`` C gives α = 1 − C, card E4) and may
+    be ½, the neutral loss (log 2 at Δ = m); a number α is in [0, ½).
     """
-    if not 0.0 <= label_smoothing < 0.5:
+    if isinstance(label_smoothing, Tensor):
+        bad = ~((label_smoothing >= 0) & (label_smoothing <= 0.5))
+        if bool(bad.any()):
+            got = label_smoothing[bad].tolist()[:5]
+            raise ValueError(f"per-pair label_smoothing must be in [0, 0.5], got {got}")
+    elif not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
-    _same_shape(r_chosen=r_chosen, r_rejected=r_rejected, margin=margin, weight=weight)
+    _same_shape(
+        r_chosen=r_chosen,
+        r_rejected=r_rejected,
+        margin=margin,
+        label_smoothing=label_smoothing,
+        weight=weight,
+    )
     z = r_chosen.float() - r_rejected.float() - margin
     loss = -F.logsigmoid(z)
-    if label_smoothing:
-        loss = (1.0 - label_smoothing) * loss - label_smoothing * F.logsigmoid(-z)
+    if isinstance(label_smoothing, Tensor) or label_smoothing:
+        a = torch.as_tensor(label_smoothing, dtype=z.dtype, device=z.device)
+        loss = (1.0 - a) * loss - a * F.logsigmoid(-z)
     return _reduce(loss, weight, reduction)
 
 
@@ -308,7 +322,8 @@ def step_ce(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
     """docs/methods/B4-orm-vs-prm.md — PRM step loss: cross-entropy of a 2-label token classifier
     at the step tags only (label 1 = right step, 0 = wrong; every other position ``ignore_index``).
     Logits (…, 2), labels (…); the mean over tagged positions (0 when there are none). Logits
-    (2, 0) at a right step and (0, 2) at a wrong one give log(1 + e⁻²) = 0.126928 each."""
+    (0, 2) at a right step and (2, 0) at a wrong one give log(1 + e⁻²) = 0.126928 each; (2, 0)
+    at a right step gives 2 + log(1 + e⁻²) = 2.126928."""
     flat = logits.reshape(-1, logits.shape[-1]).float()
     target = labels.reshape(-1).long()
     if not bool((target != ignore_index).any()):

@@ -64,6 +64,16 @@ def _pairs(batch: dict[str, torch.Tensor], r: torch.Tensor, untied: bool = True)
     return r[a][keep], r[b][keep], batch["pair_margin"][keep], batch["pair_weight"][keep]
 
 
+def _smoothing(cfg: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor | float:
+    """Label smoothing α of the strict pairs: per pair from curated ``label_confidence``
+    (docs/curation.md), the config's ``label_smoothing`` where a pair has none (NaN)."""
+    per_pair = batch.get("pair_smoothing")
+    if per_pair is None:
+        return cfg.label_smoothing
+    s = per_pair[~batch["pair_tie"]]
+    return torch.where(torch.isnan(s), torch.full_like(s, cfg.label_smoothing), s)
+
+
 def compute(
     cfg: Any,
     out: torch.Tensor,
@@ -95,12 +105,16 @@ def compute(
         ra, rb = out[:, 0].float(), out[:, 1].float()
         ca, wa, _, _ = _pairs(batch, ra)
         cb, wb, margin, weight = _pairs(batch, rb)
+        alpha = _smoothing(cfg, batch)
         keep = L.crm_keep_ratio(progress, cfg.crm_noise_rate, cfg.crm_warmup)
         sel_a = L.peer_select(ca - wa, keep)  # A's clean pairs train B
         sel_b = L.peer_select(cb - wb, keep)  # B's clean pairs train A
-        loss = L.bt_loss(cb[sel_a], wb[sel_a], margin[sel_a], cfg.label_smoothing) + L.bt_loss(
-            ca[sel_b], wa[sel_b], margin[sel_b], cfg.label_smoothing
-        )
+
+        def _alpha(sel: torch.Tensor) -> torch.Tensor | float:
+            return alpha[sel] if isinstance(alpha, torch.Tensor) else alpha
+
+        loss = L.bt_loss(cb[sel_a], wb[sel_a], margin[sel_a], _alpha(sel_a), weight[sel_a])
+        loss = loss + L.bt_loss(ca[sel_b], wa[sel_b], margin[sel_b], _alpha(sel_b), weight[sel_b])
         return Outcome(loss, ca, wa, ra)
     r = scalar_reward(cfg, out)
     if obj == "listwise":
@@ -128,10 +142,11 @@ def compute(
         return Outcome(loss, c, w, r)
     # bt, bt+regression, gated: a BT term on the (scalar or gated) reward.
     c, w, margin, weight = _pairs(batch, r)
+    alpha = _smoothing(cfg, batch)
     if getattr(cfg, "margin_kind", "margin") == "scaled":  # docs/methods/A3-scaled-bt.md
-        loss = L.bt_loss(c, w, 0.0, cfg.label_smoothing, weight * margin)
+        loss = L.bt_loss(c, w, 0.0, alpha, weight * margin)
     else:
-        loss = L.bt_loss(c, w, margin, cfg.label_smoothing, weight)
+        loss = L.bt_loss(c, w, margin, alpha, weight)
     if cfg.center_coef:
         loss = loss + cfg.center_coef * L.center_penalty(c, w)
     if obj == "bt+regression":

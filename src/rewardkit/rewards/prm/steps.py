@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 SPLIT_RULES = ("auto", "step", "paragraph", "line")
-AGGREGATES = ("min", "last", "mean", "prod", "geomean")
+AGGREGATES = ("min", "max", "last", "mean", "prod", "geomean")
 _STEP_LINE = re.compile(r"^[ \t]*(?:\*\*)?step[ \t]*\d+[ \t]*(?:\*\*)?[:.)]", re.I | re.M)
 
 
@@ -49,9 +49,10 @@ def split_steps(text: str, rule: str = "auto") -> list[str]:
 def aggregate_steps(values: Sequence[float] | np.ndarray, how: str = "min") -> float:
     """One score from per-step scores (NaN padding ignored); NaN when no step has a score.
 
-    ``min`` (the weakest step; B4's default), ``last``, ``mean``, ``prod`` (the chance that
-    every step is right when scores are probabilities) and ``geomean`` (prod^(1/S)). Card B4:
-    ``[0.9, 0.6, 0.95]`` → min 0.6, last 0.95, mean 0.816667, prod 0.513, geomean 0.800520.
+    ``min`` (the weakest step; B4's default), ``max`` (the strongest), ``last``, ``mean``,
+    ``prod`` (the chance that every step is right when scores are probabilities) and
+    ``geomean`` (prod^(1/S)). Card B4: ``[0.9, 0.6, 0.95]`` → min 0.6, max 0.95, last 0.95,
+    mean 0.816667, prod 0.513, geomean 0.800520.
     """
     a = np.asarray(values, dtype=np.float64).reshape(-1)
     a = a[~np.isnan(a)]
@@ -61,6 +62,8 @@ def aggregate_steps(values: Sequence[float] | np.ndarray, how: str = "min") -> f
         return math.nan
     if how == "min":
         return float(a.min())
+    if how == "max":
+        return float(a.max())
     if how == "last":
         return float(a[-1])
     if how == "mean":
