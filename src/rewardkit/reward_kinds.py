@@ -192,7 +192,7 @@ register(
     "aggregate; Qwen2.5-Math-PRM (separator token + 2-label token classifier) and Math-Shepherd "
     "(tag token, +/- logits) conventions.",
     card="B4 — ORM vs PRM (process reward models)",
-    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|last|mean|prod|geomean), cut (nan|prefix: a response truncation cut steps from), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code",
+    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|max|last|mean|prod|geomean), cut (nan|prefix: a response truncation cut steps from), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code",
     uses_engine=True,
 )
 register(

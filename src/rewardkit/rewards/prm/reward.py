@@ -1,7 +1,7 @@
 """``prm:PATH`` — a process reward model: one score per reasoning step, and a scalar by
 ``aggregate`` (``docs/methods/B4-orm-vs-prm.md``).
 
-``prm:PATH?convention=qwen|shepherd&aggregate=min|last|mean|prod|geomean&split=auto``. The
+``prm:PATH?convention=qwen|shepherd&aggregate=min|max|last|mean|prod|geomean&split=auto``. The
 steps of a response are ``query.meta["steps"]`` when they join (with a blank line) into the
 response text itself, else :func:`~rewardkit.rewards.prm.steps.split_steps` by ``split``. The
 convention (:mod:`rewardkit.rewards.prm.conventions`) says how they are tagged and where each
