@@ -1,10 +1,16 @@
 """``RewardClient`` / ``AsyncRewardClient``: call a ``rewardkit serve`` server over HTTP.
 
-Both retry only what is safe and useful to retry: a 503 (queue full or draining; the server's
-``Retry-After`` is honoured) and connection failures (refused, connect timeout, the server
-closing the connection without an answer). Any other error status raises
-:class:`RewardServerError` at once; a read timeout raises ``httpx.ReadTimeout`` (the server may
-still be scoring). Waits grow as ``backoff · 2^attempt`` capped at ``max_backoff``.
+Both retry only what is safe and useful to retry (scoring is idempotent): a 503 (queue full or
+draining; the server's ``Retry-After`` is honoured) and connection failures (refused, connect
+timeout, the connection closed or reset without an answer, as during a server restart). Any
+other error status raises :class:`RewardServerError` at once; a read timeout raises
+``httpx.ReadTimeout`` (the server may still be scoring), and so does an answer not complete
+within ``connect_timeout + timeout`` (a server trickling bytes cannot hold a call). Waits grow as
+``backoff · 2^attempt`` capped at ``max_backoff``.
+
+Answers are checked before anything is returned (``invalid_response`` otherwise): at most 32 MiB
+decoded, JSON objects where objects are due, one result per item in order (an item's ``id``
+echoed), a reward that is a finite number or null and never beside an error.
 
     with RewardClient("http://127.0.0.1:8000", api_key=KEY) as rc:
         results = rc.score([{"prompt": "2+2?", "response": "4", "reference": "4"}])
@@ -13,9 +19,12 @@ still be scoring). Waits grow as ``backoff · 2^attempt`` capped at ``max_backof
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,14 +32,20 @@ import httpx
 from rewardkit.errors import RewardkitError
 from rewardkit.outputs import finite_json
 from rewardkit.remote.auth import check_api_key
+from rewardkit.remote.decode import ACCEPT_ENCODING, AnswerTooLarge, BadEncoding, BoundedDecoder
 from rewardkit.remote.limits import backoff_delay, parse_retry_after
 
-#: Transport failures after which the request is sent again.
+#: Transport failures after which the request is sent again (a reset or a write cut by a
+#: restarting server included: scoring is idempotent).
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
 )
+#: The largest answer read, decoded (a 300 MB gzip answer was decompressed whole).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 def _openrlhf_body(
@@ -73,35 +88,112 @@ def retry_delay(
     return backoff_delay(attempt, backoff, max_backoff)
 
 
-def _raise_for(response: httpx.Response) -> None:
-    if response.is_success:
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer, read whole under the size cap and the call's deadline."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    path: str
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    def invalid(self, what: str) -> RewardServerError:
+        return RewardServerError(self.status, "invalid_response", f"{self.path}: {what}")
+
+    def json(self) -> Any:
+        """The body as JSON (``invalid_response`` when it is not)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise self.invalid(f"a body that is not JSON ({len(self.body)} bytes)") from None
+
+    def object(self) -> dict[str, Any]:
+        """The body as a JSON object (``invalid_response`` otherwise)."""
+        body = self.json()
+        if not isinstance(body, dict):
+            raise self.invalid(f"a JSON {type(body).__name__} where an object is due")
+        return body
+
+
+def _raise_for(answer: Answer) -> None:
+    if answer.is_success:
         return
+    text = answer.body[:2000].decode("utf-8", errors="replace")
     try:
-        err = response.json().get("error", {})
-        type_, message = str(err.get("type", "error")), str(err.get("message", response.text))
+        err = json.loads(answer.body).get("error", {})
+        type_, message = str(err.get("type", "error")), str(err.get("message", text))
     except Exception:
-        type_, message = "error", response.text
-    raise RewardServerError(response.status_code, type_, message)
+        type_, message = "error", text
+    if 300 <= answer.status < 400 and not message:
+        message = f"redirected to {answer.headers.get('location', '(no location)')}"
+    raise RewardServerError(answer.status, type_, message)
 
 
-def _listed(response: httpx.Response, key: str, n: int, kind: type) -> list[Any]:
-    """``body[key]`` of a successful answer, checked to hold one ``kind`` per item sent: an
-    answer that drops, adds or garbles items cannot be matched to them, so it is an error
-    (``invalid_response``) instead of a shorter list that shifts every reward after the gap."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    values = body.get(key) if isinstance(body, dict) else None
-    if isinstance(values, list) and len(values) == n and all(isinstance(v, kind) for v in values):
-        return values
-    if isinstance(values, list):
-        got = f"{len(values)} entries" + ("" if len(values) == n else f" for {n} items")
-    else:
-        got = f"no {key!r} list" if body is not None else "a body that is not JSON"
-    raise RewardServerError(
-        response.status_code, "invalid_response", f"{response.request.url.path}: got {got}"
-    )
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _number_or_null(v: Any) -> bool:
+    return v is None or _is_number(v)
+
+
+def _result_problem(r: Any, item: Mapping[str, Any]) -> str | None:
+    """What is wrong with one ``/v1/rewards`` result for ``item``, or None."""
+    if not isinstance(r, dict):
+        return "not an object"
+    if r.get("id") != item.get("id"):
+        return f"id {str(r.get('id'))[:40]!r} where the item sent had {item.get('id')!r}"
+    if "reward" not in r and r.get("error") is None:
+        return "no 'reward'"
+    if not _number_or_null(r.get("reward")):
+        return f"reward {str(r.get('reward'))[:40]!r} is not a finite number or null"
+    if r.get("error") is not None and r.get("reward") is not None:
+        return "a reward beside an error"
+    comps = r.get("components")
+    if comps is not None and not (
+        isinstance(comps, dict) and all(_number_or_null(v) for v in comps.values())
+    ):
+        return "components that are not an object of finite numbers or nulls"
+    return None
+
+
+def checked_results(answer: Answer, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``results`` of a ``/v1/rewards`` answer, one per item sent and in order: an answer
+    that drops, adds, reorders or garbles items cannot be matched to them, so it is an error
+    (``invalid_response``), never a list of rewards that belong to other items."""
+    results = answer.object().get("results")
+    if not isinstance(results, list):
+        raise answer.invalid("no 'results' list")
+    if len(results) != len(items):
+        raise answer.invalid(f"got {len(results)} entries for {len(items)} items")
+    for i, (r, item) in enumerate(zip(results, items, strict=True)):
+        problem = _result_problem(r, item)
+        if problem:
+            raise answer.invalid(f"result {i}: {problem}")
+    return results
+
+
+def checked_openrlhf(answer: Answer, n: int) -> dict[str, Any]:
+    """A ``/get_reward`` answer: ``rewards`` (and ``scores`` when given) n finite numbers,
+    ``extra_logs`` an object of lists of n numbers."""
+    body = answer.object()
+    for key in ("rewards", "scores"):
+        values = body.get(key)
+        if key == "scores" and values is None:
+            continue
+        if not (isinstance(values, list) and len(values) == n and all(map(_is_number, values))):
+            got = f"{len(values)} entries" if isinstance(values, list) else f"no {key!r} list"
+            raise answer.invalid(f"{key}: {got}, not {n} finite numbers")
+    logs = body.get("extra_logs", {})
+    if not isinstance(logs, dict) or not all(
+        isinstance(v, list) and len(v) == n and all(map(_is_number, v)) for v in logs.values()
+    ):
+        raise answer.invalid(f"extra_logs is not an object of lists of {n} finite numbers")
+    return body
 
 
 def to_item(item: Any) -> dict[str, Any]:
@@ -141,8 +233,61 @@ class _Base:
         self.backoff = backoff
         self.max_backoff = max_backoff
         check_api_key(api_key or None)  # a key no header can carry fails here, not per request
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.headers = {"Accept-Encoding": ACCEPT_ENCODING}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
         self.timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+        #: Seconds one attempt may take in all, answer included.
+        self.deadline = min(connect_timeout, timeout) + timeout
+
+
+class _Reading:
+    """An answer read chunk by chunk under the size cap and one attempt's deadline."""
+
+    def __init__(self, response: httpx.Response, path: str, deadline: float) -> None:
+        self.response = response
+        self.path = path
+        self.deadline = deadline
+        length = response.headers.get("content-length", "")
+        try:
+            self.decoder = BoundedDecoder(
+                response.headers.get("content-encoding"), MAX_ANSWER_BYTES
+            )
+        except BadEncoding as exc:
+            raise RewardServerError(response.status_code, "invalid_response", str(exc)) from None
+        if self.decoder.coding is None and length.isdigit() and int(length) > MAX_ANSWER_BYTES:
+            raise self._too_large(f"Content-Length {length}")
+
+    def _too_large(self, why: str) -> RewardServerError:
+        return RewardServerError(
+            self.response.status_code,
+            "invalid_response",
+            f"{self.path}: answer larger than {MAX_ANSWER_BYTES} bytes ({why})",
+        )
+
+    def feed(self, raw: bytes) -> None:
+        try:
+            self.decoder.feed(raw)
+        except AnswerTooLarge:
+            raise self._too_large("decoded") from None
+        except BadEncoding as exc:
+            raise RewardServerError(
+                self.response.status_code, "invalid_response", str(exc)
+            ) from None
+        if time.monotonic() > self.deadline:
+            raise httpx.ReadTimeout(
+                f"{self.path}: no complete answer within the call's deadline",
+                request=self.response.request,
+            )
+
+    def answer(self) -> Answer:
+        try:
+            body = self.decoder.finish()
+        except (AnswerTooLarge, BadEncoding) as exc:
+            raise RewardServerError(
+                self.response.status_code, "invalid_response", str(exc)
+            ) from None
+        return Answer(self.response.status_code, self.response.headers, body, self.path)
 
 
 class RewardClient(_Base):
@@ -164,17 +309,25 @@ class RewardClient(_Base):
             self._pid, self._http = os.getpid(), self._new_http()
         return self._http
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _attempt(self, method: str, path: str, **kwargs: Any) -> Answer:
+        deadline = time.monotonic() + self.deadline
+        with self._connections().stream(method, path, **kwargs) as response:
+            reading = _Reading(response, path, deadline)
+            for raw in response.iter_raw():
+                reading.feed(raw)
+            return reading.answer()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Answer:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = self._connections().request(method, path, **kwargs)
+                response = self._attempt(method, path, **kwargs)
             except RETRYABLE_ERRORS:
                 if last:
                     raise
                 time.sleep(retry_delay(attempt, self.backoff, self.max_backoff))
                 continue
-            if response.status_code == 503 and not last:
+            if response.status == 503 and not last:
                 time.sleep(
                     retry_delay(
                         attempt, self.backoff, self.max_backoff, response.headers.get("retry-after")
@@ -188,12 +341,12 @@ class RewardClient(_Base):
     def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
         """``POST /v1/rewards``: one result dict per item (``reward``, ``components``,
         ``cached``, ``error``), in order."""
-        body = {"items": [finite_json(to_item(i)) for i in items]}
-        return _listed(self._request("POST", "/v1/rewards", json=body), "results", len(items), dict)
+        sent = [finite_json(to_item(i)) for i in items]
+        return checked_results(self._request("POST", "/v1/rewards", json={"items": sent}), sent)
 
     def rewards(self, items: Sequence[Any]) -> list[float | None]:
         """Just the reward of each item (None where it is NaN or the item failed)."""
-        return [r["reward"] for r in self.score(items)]
+        return [r.get("reward") for r in self.score(items)]
 
     def get_reward(
         self,
@@ -203,18 +356,16 @@ class RewardClient(_Base):
     ) -> dict[str, Any]:
         """``POST /get_reward`` in OpenRLHF's shape."""
         body = _openrlhf_body(queries, prompts, labels)
-        response = self._request("POST", "/get_reward", json=body)
-        _listed(response, "rewards", len(queries), int | float)
-        return response.json()
+        return checked_openrlhf(self._request("POST", "/get_reward", json=body), len(queries))
 
     def health(self) -> dict[str, Any]:
-        return self._request("GET", "/health").json()
+        return self._request("GET", "/health").object()
 
     def info(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/info").json()
+        return self._request("GET", "/v1/info").object()
 
     def stats(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/stats").json()
+        return self._request("GET", "/v1/stats").object()
 
     def close(self) -> None:
         if os.getpid() == self._pid:  # never the connections a forked child inherited
@@ -239,17 +390,25 @@ class AsyncRewardClient(_Base):
             limits=httpx.Limits(max_connections=max_connections),
         )
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _attempt(self, method: str, path: str, **kwargs: Any) -> Answer:
+        deadline = time.monotonic() + self.deadline
+        async with self._http.stream(method, path, **kwargs) as response:
+            reading = _Reading(response, path, deadline)
+            async for raw in response.aiter_raw():
+                reading.feed(raw)
+            return reading.answer()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Answer:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await self._attempt(method, path, **kwargs)
             except RETRYABLE_ERRORS:
                 if last:
                     raise
                 await asyncio.sleep(retry_delay(attempt, self.backoff, self.max_backoff))
                 continue
-            if response.status_code == 503 and not last:
+            if response.status == 503 and not last:
                 await asyncio.sleep(
                     retry_delay(
                         attempt, self.backoff, self.max_backoff, response.headers.get("retry-after")
@@ -261,12 +420,13 @@ class AsyncRewardClient(_Base):
         raise AssertionError("unreachable")
 
     async def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
-        body = {"items": [finite_json(to_item(i)) for i in items]}
-        response = await self._request("POST", "/v1/rewards", json=body)
-        return _listed(response, "results", len(items), dict)
+        sent = [finite_json(to_item(i)) for i in items]
+        return checked_results(
+            await self._request("POST", "/v1/rewards", json={"items": sent}), sent
+        )
 
     async def rewards(self, items: Sequence[Any]) -> list[float | None]:
-        return [r["reward"] for r in await self.score(items)]
+        return [r.get("reward") for r in await self.score(items)]
 
     async def get_reward(
         self,
@@ -275,18 +435,17 @@ class AsyncRewardClient(_Base):
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         body = _openrlhf_body(queries, prompts, labels)
-        response = await self._request("POST", "/get_reward", json=body)
-        _listed(response, "rewards", len(queries), int | float)
-        return response.json()
+        answer = await self._request("POST", "/get_reward", json=body)
+        return checked_openrlhf(answer, len(queries))
 
     async def health(self) -> dict[str, Any]:
-        return (await self._request("GET", "/health")).json()
+        return (await self._request("GET", "/health")).object()
 
     async def info(self) -> dict[str, Any]:
-        return (await self._request("GET", "/v1/info")).json()
+        return (await self._request("GET", "/v1/info")).object()
 
     async def stats(self) -> dict[str, Any]:
-        return (await self._request("GET", "/v1/stats")).json()
+        return (await self._request("GET", "/v1/stats")).object()
 
     async def aclose(self) -> None:
         await self._http.aclose()

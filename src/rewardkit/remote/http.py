@@ -24,7 +24,6 @@ import math
 import os
 import random
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 from rewardkit.errors import RewardkitError
 from rewardkit.remote.auth import check_api_key
+from rewardkit.remote.decode import ACCEPT_ENCODING, AnswerTooLarge, BadEncoding, BoundedDecoder
 from rewardkit.remote.limits import (
     RETRY_STATUSES,
     Limits,
@@ -199,77 +199,6 @@ REDACTED = "[redacted]"
 #: Keys at least this long are also cut from successful answers (shorter ones from errors only).
 MIN_REDACTED_KEY = 8
 
-#: Content codings the client asks for and decodes itself (with a bounded output).
-ACCEPT_ENCODING = "gzip, deflate"
-
-
-class _AnswerTooLarge(Exception):
-    pass
-
-
-class _BadEncoding(Exception):
-    pass
-
-
-class _BoundedDecoder:
-    """Decodes a body's content coding (identity, gzip, deflate) chunk by chunk, failing as soon
-    as the decoded size would pass ``cap``: a small compressed body cannot become a huge one
-    (zlib's ``max_length`` bounds each step, so memory stays near ``cap``)."""
-
-    def __init__(self, encoding: str | None, cap: int) -> None:
-        codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if len(codings) > 1:
-            raise _BadEncoding(f"unsupported Content-Encoding {encoding!r} (more than one coding)")
-        self.coding = codings[0] if codings else None
-        if self.coding not in (None, "gzip", "x-gzip", "deflate"):
-            raise _BadEncoding(f"unsupported Content-Encoding {encoding!r}")
-        self.cap = cap
-        self.size = 0
-        self.parts: list[bytes] = []
-        self._z: Any = None
-        self._first = True
-        if self.coding in ("gzip", "x-gzip"):
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.coding == "deflate":
-            self._z = zlib.decompressobj()
-
-    def _keep(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.cap:
-            raise _AnswerTooLarge(
-                f"answer larger than max_response_bytes={self.cap} bytes (decoded)"
-            )
-        if data:
-            self.parts.append(data)
-
-    def feed(self, raw: bytes) -> None:
-        if self._z is None:
-            self._keep(raw)
-            return
-        try:
-            data = raw
-            while data:
-                out = self._z.decompress(data, self.cap - self.size + 1)
-                self._first = False
-                self._keep(out)
-                data = self._z.unconsumed_tail
-        except zlib.error as exc:
-            if self.coding == "deflate" and self._first:  # raw deflate, no zlib header
-                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-                self._first = False
-                self.feed(raw)
-                return
-            raise _BadEncoding(f"cannot decode the {self.coding} answer: {exc}") from None
-
-    def finish(self) -> bytes:
-        if self._z is not None:
-            try:
-                self._keep(self._z.flush())
-            except zlib.error as exc:
-                raise _BadEncoding(f"cannot decode the {self.coding} answer: {exc}") from None
-        return b"".join(self.parts)
-
 
 def _decode_text(content: bytes, charset: str | None) -> str:
     try:
@@ -402,10 +331,10 @@ class HttpClient:
         ``max_response_bytes`` of it."""
         cap = self.limits.max_response_bytes
         async with http.stream(request.method, request.path, json=request.json) as response:
-            decoder = _BoundedDecoder(response.headers.get("content-encoding"), cap)
+            decoder = BoundedDecoder(response.headers.get("content-encoding"), cap)
             length = response.headers.get("content-length", "")
             if decoder.coding is None and length.isdigit() and int(length) > cap:
-                raise _AnswerTooLarge(
+                raise AnswerTooLarge(
                     f"answer larger than max_response_bytes={cap} bytes (Content-Length {length})"
                 )
             async for raw in response.aiter_raw():
@@ -433,9 +362,9 @@ class HttpClient:
             except TimeoutError:
                 status = None
                 error = f"Timeout: no complete answer within {deadline:g} s"
-            except _BadEncoding as exc:  # a corrupted transfer: retried like a dropped one
+            except BadEncoding as exc:  # a corrupted transfer: retried like a dropped one
                 status, error = None, f"DecodingError: {exc}"
-            except _AnswerTooLarge as exc:  # the same request gets the same answer: no retry
+            except AnswerTooLarge as exc:  # the same request gets the same answer: no retry
                 error = self.redact(str(exc))
                 return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
             except httpx.HTTPError as exc:  # anything else httpx refuses (a bad URL, …)
