@@ -4,6 +4,7 @@ retry delays, and the dynamic batcher on a real rule reward (no HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -124,7 +125,7 @@ def test_openrlhf_split_strip_and_response_shape():
     assert out["rewards"] == [0.5, -1.0, -1.0]
     assert out["scores"] == out["rewards"]
     assert out["extra_logs"] == {
-        "m": [0.5, -1.0, -1.0],
+        "m": [0.5, 0.5, 0.5],  # its mean where it applies: the logged mean is m's own
         "rewardkit_cached": [1.0, 0.0, 0.0],
         "rewardkit_failed": [0.0, 0.0, 1.0],
         "rewardkit_nan": [0.0, 1.0, 0.0],
@@ -326,6 +327,13 @@ def test_api_key_in_query_and_redaction():
     assert redact_keys("POST /get_reward?api_key=abc123&x=1 HTTP/1.1") == (
         "POST /get_reward?api_key=***&x=1 HTTP/1.1"
     )
+    # the server reads parameter names percent-decoded: so does the redaction (the key was logged)
+    assert redact_keys("POST /v1/rewards?x=1&api%5Fkey=s3cretKEY123 HTTP/1.1") == (
+        "POST /v1/rewards?x=1&api%5Fkey=*** HTTP/1.1"
+    )
+    assert (
+        redact_keys("GET /v1/info?%61pi_key=k;b=api_key") == "GET /v1/info?%61pi_key=***;b=api_key"
+    )
     record = logging.LogRecord(
         "uvicorn.access",
         logging.INFO,
@@ -337,3 +345,12 @@ def test_api_key_in_query_and_redaction():
     )
     assert RedactKeyFilter().filter(record)
     assert record.getMessage() == '1.2.3.4 - "POST /r?api_key=***"'
+
+
+def test_extra_logs_fill_a_component_with_its_mean_where_it_does_not_apply():
+    from rewardkit.serve.openrlhf import component_log
+
+    # rule:gsm8k right on both its queries, two chat queries routed elsewhere: OpenRLHF logs 1.0
+    assert component_log([1.0, None, 1.0, None], nan_reward=0.0) == [1.0, 1.0, 1.0, 1.0]
+    assert component_log([0.5, math.nan, 0.0], nan_reward=-1.0) == [0.5, 0.25, 0.0]
+    assert component_log([None, None], nan_reward=-1.0) == [-1.0, -1.0]

@@ -142,6 +142,11 @@ _UNFINISHED = (
 )
 INTERRUPTED_NOTE = "interrupted " + _UNFINISHED
 TERMINATED_NOTE = "terminated (SIGTERM) " + _UNFINISHED
+#: What Ctrl-C on ``serve`` says (its SIGTERM exits by the signal without a note).
+SERVER_STOPPED = (
+    "interrupted: the server stopped (requests in progress were answered or got a 503 "
+    "shutting_down)"
+)
 
 
 def unfinished_note(note: str, argv: list[str]) -> str:
@@ -247,6 +252,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run has unwound: a second Ctrl-C waits
     terminated = signal.SIGTERM if hasattr(signal, "SIGTERM") else None
     by_sigterm = terminated is not None and terminated in _received
+    if sys.argv[1:2] == ["serve"]:  # a server has no outputs to resume: it drained and stopped
+        _stop(SERVER_STOPPED, None)
     if sys.argv[1:2] == ["train"]:  # training resumes from checkpoints, not the score cache
         from rewardkit.train.cli import interrupted_note
 

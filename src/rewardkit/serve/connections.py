@@ -5,8 +5,11 @@ connection and sends part of a request's headers (slowloris) would hold a file d
 ever. :func:`guarded_protocol` wraps uvicorn's HTTP protocol so that a connection must send its
 request headers within ``header_timeout`` seconds (from opening, or from the previous response),
 and a connection beyond ``max_connections`` takes the place of the oldest one waiting for a
-request (or is closed when every connection has a request in progress). Slow request *bodies* are
-cut by :class:`rewardkit.serve.security.BodyLimitMiddleware` (408).
+request (or is closed when every connection has a request in progress). A request whose headers
+pass ``MAX_HEADER_BYTES`` gets a 431 and its connection is closed (uvicorn's httptools parser
+joins header pieces by repeated concatenation, quadratic in their size: one client streaming a
+huge header slowed every other request). Slow request *bodies* are cut by
+:class:`rewardkit.serve.security.BodyLimitMiddleware` (408).
 """
 
 from __future__ import annotations
@@ -21,6 +24,21 @@ from typing import Any
 from rewardkit.serve.config import ServeConfig
 
 log = logging.getLogger("rewardkit.serve")
+
+#: The most a request's line and headers may hold.
+MAX_HEADER_BYTES = 64 * 1024
+_TOO_LARGE_BODY = (
+    b'{"error": {"type": "headers_too_large", "message": "request line and headers larger than '
+    + str(MAX_HEADER_BYTES).encode()
+    + b' bytes"}}'
+)
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+    + b"Connection: close\r\nContent-Length: "
+    + str(len(_TOO_LARGE_BODY)).encode()
+    + b"\r\n\r\n"
+    + _TOO_LARGE_BODY
+)
 
 #: File descriptors kept free of client connections (model files, the SQLite cache, sandboxed
 #: rule processes, log files…).
@@ -53,6 +71,16 @@ def guarded_protocol(
 
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
+        _header_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if not self._waiting() or self.transport.is_closing():
+                return  # the headers are in: a body is BodyLimitMiddleware's to bound
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -88,6 +116,7 @@ def guarded_protocol(
 
         def _arm(self) -> None:
             self._disarm()
+            self._header_bytes = 0
             self._header_timer = self.loop.call_later(header_timeout, self._header_expired)
             waiting[self] = None
             waiting.move_to_end(self)

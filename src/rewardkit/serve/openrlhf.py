@@ -71,14 +71,25 @@ def _number(x: float | None, fill: float) -> float:
     return fill if x is None or math.isnan(x) else float(x)
 
 
+def component_log(values: list[float | None], nan_reward: float) -> list[float]:
+    """One component's ``extra_logs`` list: OpenRLHF logs its mean, so an item the component
+    does not apply to (another route's, a rule without a reference) is filled with the mean over
+    the items it applies to, and the logged mean is the component's own (filled with
+    ``nan_reward``, a batch half chat logged a rule that was right every time as 0.5);
+    ``nan_reward`` throughout when it applies to none."""
+    known = [float(v) for v in values if v is not None and math.isfinite(v)]
+    fill = sum(known) / len(known) if known else nan_reward
+    return [_number(v, fill) for v in values]
+
+
 def to_response(results: list[RewardResult], nan_reward: float) -> dict[str, Any]:
     """OpenRLHF's answer: ``rewards``, ``scores`` (the same values) and ``extra_logs``."""
     rewards = [_number(r.reward, nan_reward) for r in results]
     names: list[str] = []
     for r in results:
         names.extend(n for n in r.components if n not in names)
-    extra: dict[str, list[float]] = {
-        name: [_number(r.components.get(name), nan_reward) for r in results] for name in names
+    extra = {
+        name: component_log([r.components.get(name) for r in results], nan_reward) for name in names
     }
     extra["rewardkit_cached"] = [1.0 if r.cached else 0.0 for r in results]
     extra["rewardkit_failed"] = [1.0 if r.error is not None else 0.0 for r in results]

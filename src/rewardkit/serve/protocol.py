@@ -7,9 +7,19 @@ reward does not apply (NaN inside rewardkit: JSON has no NaN).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from rewardkit.data.checks import ROLES
 
 PROTOCOL_VERSION = "rewardkit.v1"
 
@@ -22,6 +32,14 @@ class ChatMessage(BaseModel):
     role: StrictStr
     content: StrictStr
 
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, role: str) -> str:
+        # as `rewardkit score` reads a file: an unknown role was scored as a user turn
+        if role not in ROLES:
+            raise ValueError(f"expected a role in {', '.join(ROLES)}, got {role[:40]!r}")
+        return role
+
 
 class RewardItem(BaseModel):
     """One thing to score: a response to a prompt (text or messages), an optional gold answer."""
@@ -29,7 +47,8 @@ class RewardItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: StrictStr | StrictInt | None = None  # echoed as sent: no true→1 or 1e3→1000
-    prompt: StrictStr | list[ChatMessage] = ""
+    # a message list holds at least one turn (`rewardkit score` refuses `"prompt": []` too)
+    prompt: StrictStr | Annotated[list[ChatMessage], Field(min_length=1)] = ""
     response: StrictStr
     reference: Any = None
     data_source: StrictStr | None = None

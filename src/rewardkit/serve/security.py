@@ -17,6 +17,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,12 +81,22 @@ def presented_key(headers: Any, query: Any = None) -> str | None:
     return None
 
 
-_KEY_IN_URL = re.compile(r"(api_key=)[^&\s]*")
+_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s]*")
+#: A query parameter: its name (after ``?``, ``&`` or ``;``) and value.
+_PARAM = re.compile(r"(?<=[?&;])([^=&;\s?]{1,200})=([^&;\s]*)")
+
+
+def _hide_key(m: re.Match[str]) -> str:
+    # the server reads the name percent-decoded: api%5Fkey=… presents a key too
+    return f"{m.group(1)}=***" if unquote_plus(m.group(1)) == "api_key" else m.group(0)
 
 
 def redact_keys(text: str) -> str:
-    """``text`` with every ``api_key=VALUE`` shown as ``api_key=***``."""
-    return _KEY_IN_URL.sub(r"\1***", text)
+    """``text`` with the value of every ``api_key`` query parameter shown as ``***``, its name
+    spelled plainly or percent-encoded (``api%5Fkey=…``)."""
+    if "=" not in text:
+        return text
+    return _PARAM.sub(_hide_key, _KEY_IN_TEXT.sub(r"\1***", text))
 
 
 class RedactKeyFilter(logging.Filter):
