@@ -27,6 +27,7 @@ from rewardkit.rewards.rules._common import no_reference
 from rewardkit.rewards.sandbox import (
     DEFAULT_HIDE,
     Sandbox,
+    SandboxError,
     SandboxResult,
     SandboxUnavailableError,
     TestPlan,
@@ -61,9 +62,11 @@ class CodeReward(Reward):
     ``allow_network`` (False: refuse to run where a private network namespace cannot be made),
     ``allow_subprocess`` (False), ``allow_in_process`` (False: a reference with tests that must
     run beside the code, whose verdict the code can forge, scores NaN with an error; True runs
-    them, see ``docs/sandbox.md``). Scores are in [0, 1]; NaN when a query has no usable
-    reference. A query whose run fails scores NaN and its error is in ``score_full(...).stats``
-    (``failed``, ``errors``: index and message); the other queries are scored. Where the sandbox cannot isolate, scoring raises
+    them, see ``docs/sandbox.md``). Scores are in [0, 1]; NaN only when the reward does not
+    apply, which the response cannot change: no usable reference, or the machine failed (a
+    sandbox error). Its error is in ``score_full(...).stats`` (``failed``, ``errors``: index and
+    message); a response whose judging failed scores 0.0 and is listed there with its
+    ``score``; the other queries are scored. Where the sandbox cannot isolate, scoring raises
     :class:`~rewardkit.rewards.sandbox.SandboxUnavailableError` (fail closed).
     """
 
@@ -135,12 +138,12 @@ class CodeReward(Reward):
         """(score, error) of one query; a failure of this query never escapes as an exception,
         except that the sandbox cannot isolate on this machine (then nothing can be scored)."""
         try:
-            result = self.run(query)
-        except SandboxUnavailableError:
-            raise
-        except Exception as e:  # this item alone fails: NaN with the reason
+            if no_reference(query.reference):
+                return math.nan, None
+            plan = plan_tests(query.reference, self.allow_in_process)
+        except Exception as e:  # the reference: the reward does not apply to this item
             return math.nan, f"{type(e).__name__}: {e}"
-        return (math.nan, None) if result is None else (result.fraction, None)
+        return _judge(self.sandbox, query.response, plan)
 
     def score_items(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[int, str]]:
         """Scores of ``queries`` and the error of each query that failed (index → message)."""
@@ -151,12 +154,14 @@ class CodeReward(Reward):
             done = [self._one(q) for q in queries]
         scores = np.array([value for value, _ in done], dtype=np.float64)
         errors = {i: err for i, (_, err) in enumerate(done) if err is not None}
+        failed = [i for i in errors if math.isnan(scores[i])]
         if errors:
             first = min(errors)
             log.warning(
-                "rule:code: %d of %d queries failed and score NaN (query %d: %s)",
+                "rule:code: %d of %d queries failed (%d score NaN; query %d: %s)",
                 len(errors),
                 len(queries),
+                len(failed),
                 first,
                 errors[first],
             )
@@ -164,11 +169,13 @@ class CodeReward(Reward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         scores, errors = self.score_items(queries)
-        stats = {
-            "queries": len(queries),
-            "failed": len(errors),
-            "errors": [{"index": i, "error": e} for i, e in sorted(errors.items())],
-        }
+        listed = []
+        for i, e in sorted(errors.items()):
+            entry: dict[str, Any] = {"index": i, "error": e}
+            if not math.isnan(scores[i]):
+                entry["score"] = float(scores[i])  # judging the response failed: 0.0, not NaN
+            listed.append(entry)
+        stats = {"queries": len(queries), "failed": len(errors), "errors": listed}
         return ScoreResult(scores, stats=stats)
 
 
@@ -185,6 +192,24 @@ def plan_tests(reference: Any, allow_in_process: bool = False) -> TestPlan:
     return plan
 
 
+def _judge(sandbox: Sandbox, response: str, plan: TestPlan) -> tuple[float, str | None]:
+    """(pass fraction, error) of ``response`` on ``plan``. What the code does decides only the
+    fraction: anything it makes go wrong in judging it fails it (0.0, with the error), so no
+    response can score NaN, which composites would leave out. NaN only when the machine failed
+    (:class:`~rewardkit.rewards.sandbox.SandboxError`, ``OSError``); a machine that cannot
+    isolate raises."""
+    try:
+        result = sandbox.run_tests(extract_code(response), plan)
+    except SandboxUnavailableError:
+        raise
+    except (SandboxError, OSError) as e:  # the machine, not the response
+        return math.nan, f"{type(e).__name__}: {e}"
+    except Exception as e:  # judging this response failed: it does not pass
+        return 0.0, f"judging failed, scored 0.0: {type(e).__name__}: {e}"
+    value = result.fraction
+    return (0.0 if math.isnan(value) else float(value)), None
+
+
 def compute_score(
     solution: str, ground_truth: Any, allow_in_process: bool = False, **options: Any
 ) -> float:
@@ -193,12 +218,17 @@ def compute_score(
     ``ground_truth`` is anything :func:`~rewardkit.rewards.sandbox.run_tests` reads, including a
     JSON string (verl's code datasets store ``{"inputs", "outputs"}`` that way). ``options`` are
     :class:`~rewardkit.rewards.sandbox.Sandbox` settings. Raises ValueError for unusable tests
-    and for in-process tests unless ``allow_in_process`` (see :class:`CodeReward`).
+    and for in-process tests unless ``allow_in_process`` (see :class:`CodeReward`), and
+    :class:`~rewardkit.rewards.sandbox.SandboxError` when the machine fails; nothing the
+    solution does makes it raise or return NaN (a run that cannot be judged scores 0.0).
     """
     if ground_truth is None:
         raise ValueError("compute_score needs ground_truth tests")
     options.pop("workers", None)
     plan = plan_tests(ground_truth, allow_in_process)
-    result = Sandbox(**options).run_tests(extract_code(solution), plan)
-    value = result.fraction
-    return 0.0 if math.isnan(value) else float(value)
+    value, error = _judge(Sandbox(**options), solution, plan)
+    if math.isnan(value):
+        raise SandboxError(f"rule:code: the sandbox failed: {error}")
+    if error is not None:
+        log.warning("rule:code: %s", error)
+    return value

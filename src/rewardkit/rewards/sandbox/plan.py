@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardkit.rewards.sandbox.checks import defined_names, split_assert
+from rewardkit.rewards.sandbox.checks import defined_names, solution_objects, split_assert
 
 __all__ = ["TestPlan", "parse_tests"]
 
@@ -93,7 +93,7 @@ def parse_tests(tests: Any) -> TestPlan:
             return parse_tests(json.loads(io) if isinstance(io, str) else io)
         if "inputs" in tests and "outputs" in tests:
             return _plan_from_io(tests["inputs"], tests["outputs"], tests.get("fn_name"))
-        setup = tests.get("setup") or tests.get("test_setup_code") or ""
+        setup = _setup(tests)
         for key in ("tests", "test_list"):
             if key in tests:
                 return _plan_from_list(tests[key], setup)
@@ -113,13 +113,29 @@ def parse_tests(tests: Any) -> TestPlan:
     raise ValueError(f"cannot read tests of type {type(tests).__name__}")
 
 
+def _setup(tests: Mapping[str, Any]) -> str:
+    """Set-up code of a test dict: MBPP's ``test_imports`` (a list of import lines), then
+    ``setup`` or MBPP's ``test_setup_code``."""
+    imports = tests.get("test_imports") or []
+    if isinstance(imports, str):
+        imports = [imports]
+    if not isinstance(imports, Sequence) or not all(isinstance(i, str) for i in imports):
+        raise ValueError("'test_imports' must be a list of Python code strings")
+    setup = tests.get("setup") or tests.get("test_setup_code") or ""
+    if not isinstance(setup, str):
+        raise ValueError("'setup' must be a string of Python code")
+    return "\n".join(part for part in (*imports, setup) if part.strip())
+
+
 class _Builder:
     """Collects steps and the parent-only expected values, numbering tests in order."""
 
-    def __init__(self, tests_names: set[str]) -> None:
+    def __init__(self, statements: list[ast.stmt]) -> None:
+        """``statements``: the tests' code other than the asserts to split (what binds names)."""
         self.steps: list[dict[str, Any]] = []
         self.expected: dict[int, Any] = {}
-        self.names = tests_names
+        self.names = defined_names(statements)
+        self.objects = solution_objects(statements, self.names)
 
     @property
     def n(self) -> int:
@@ -130,7 +146,7 @@ class _Builder:
 
     def test(self, src: str, node: ast.stmt | None = None) -> None:
         i = self.n
-        split = split_assert(node, self.names) if node is not None else None
+        split = None if node is None else split_assert(node, self.names, self.objects)
         if split is None:
             self.steps.append({"kind": "test", "src": src, "index": i})
         else:
@@ -160,8 +176,7 @@ def _plan_from_list(items: Any, setup: str) -> TestPlan:
         raise ValueError("every test in 'tests' must be a string of Python code")
     nodes = [_single_statement(t) for t in items]
     statements = [stmt for t in [setup, *items] for stmt in _statements(t)]
-    names = defined_names(s for s in statements if not isinstance(s, ast.Assert))
-    b = _Builder(names)
+    b = _Builder([s for s in statements if not isinstance(s, ast.Assert)])
     if setup:
         b.setup(setup)
     for t, node in zip(items, nodes, strict=True):
@@ -189,7 +204,8 @@ def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
         return None
     check = checks[0]
     others = [n for n in body if n is not check]
-    names = defined_names(others) | {"check"}
+    b = _Builder(others)
+    b.names.add("check")
     rename = _Rename(check.args.args[0].arg, entry)
     exprs: list[str] = []
     parts: list[Any] = []
@@ -198,14 +214,13 @@ def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
             continue  # a docstring
         if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and stmt.test.value:
             continue  # `assert True, "..."`
-        split = split_assert(rename.visit(stmt), names)
+        split = split_assert(rename.visit(stmt), b.names, b.objects)
         if split is None:
             return None
         exprs.append(split[0][1:-2])  # the operands, without the tuple's parentheses and comma
         parts += split[1]
     if not parts:
         return None
-    b = _Builder(names)
     for n in others:
         b.setup(ast.unparse(n))
     b.steps.append({"kind": "value", "src": f"({', '.join(exprs)},)", "index": 0})
@@ -275,7 +290,7 @@ def _plan_from_source(src: str) -> TestPlan:
     checkers = {
         n.name for n in defs if any(isinstance(m, ast.Assert) for m in ast.walk(n))
     } - tests  # a call of a test* function is already its own test
-    b = _Builder(defined_names(n for n in body if not isinstance(n, ast.Assert)))
+    b = _Builder([n for n in body if not isinstance(n, ast.Assert)])
     for node in body:
         if isinstance(node, ast.Assert):
             b.test(ast.unparse(node), node)
