@@ -16,6 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from rewardkit.errors import SpecError
+from rewardkit.registry import load_reward
 from rewardkit.rewards.rules.code import CodeReward, compute_score
 from rewardkit.rewards.sandbox import parse_tests, run_tests
 from rewardkit.rewards.sandbox.verdict import read_channel, step_statuses
@@ -269,3 +271,18 @@ def test_a_response_whose_judging_fails_scores_zero_and_only_the_machine_gives_n
     errors = result.stats["errors"]
     assert [e["index"] for e in errors] == [0, 1] and errors[0]["score"] == 0.0
     assert "score" not in errors[1]
+
+
+@pytest.mark.parametrize("option", ["allow_network", "allow_subprocess"])
+@pytest.mark.parametrize("word", ["off", "disabled", "on"])
+def test_a_switch_that_is_not_a_boolean_is_refused(option, word):
+    # bool("off") is True: `allow_network=off` gave the code under test the network
+    with pytest.raises(SpecError, match=f"{option} must be true or false, got '{word}'"):
+        load_reward(f"rule:code?{option}={word}")
+
+
+def test_hide_takes_comma_separated_absolute_paths():
+    assert load_reward("rule:code?hide=/opt,/srv").sandbox.hide == ("/opt", "/srv")
+    assert load_reward("rule:code?hide=/opt").sandbox.hide == ("/opt",)  # was '/', 'o', 'p', 't'
+    with pytest.raises(SpecError, match="absolute paths, got 'opt'"):
+        load_reward("rule:code?hide=opt")

@@ -116,7 +116,8 @@ def build_member(
             raise SpecError(
                 f"{where} {label!r} returns {len(names)} objectives ({', '.join(names)}); an "
                 f"ensemble aggregates one number per member: pick one with objective=NAME "
-                f"(e.g. '{label}?objective={names[0]}' or {{..., 'objective': '{names[0]}'}}) "
+                f"(e.g. '{label}{'&' if '?' in label else '?'}objective={names[0]}' or "
+                f"{{..., 'objective': '{names[0]}'}}) "
                 "or reduce it to a scalar reward first"
             )
         objective = str(objective)

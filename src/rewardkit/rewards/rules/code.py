@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import no_reference
+from rewardkit.rewards.rules._common import as_bool, no_reference
 from rewardkit.rewards.sandbox import (
     DEFAULT_HIDE,
     Sandbox,
@@ -86,6 +86,10 @@ class CodeReward(Reward):
         hide: Sequence[str] = DEFAULT_HIDE,
         allow_in_process: bool = False,
     ) -> None:
+        # as_bool: bool("off") is True, which gave the code under test the network
+        network = as_bool("allow_network", "code", allow_network)
+        subprocess = as_bool("allow_subprocess", "code", allow_subprocess)
+        hidden = _hide_paths(hide)
         try:
             self.sandbox = Sandbox(
                 timeout_s=float(timeout_s),
@@ -93,12 +97,12 @@ class CodeReward(Reward):
                 test_timeout_s=test_timeout_s,
                 max_procs=int(max_procs),
                 cpu_s=cpu_s,
-                allow_network=bool(allow_network),
-                allow_subprocess=bool(allow_subprocess),
+                allow_network=network,
+                allow_subprocess=subprocess,
                 fsize_mb=int(fsize_mb),
                 disk_mb=int(disk_mb),
                 max_output_bytes=int(max_output_bytes),
-                hide=tuple(hide),
+                hide=hidden,
             )
         except (TypeError, ValueError) as e:
             raise SpecError(f"rule:code: {e}") from e
@@ -158,11 +162,12 @@ class CodeReward(Reward):
         if errors:
             first = min(errors)
             log.warning(
-                "rule:code: %d of %d queries failed (%d score NaN; query %d: %s)",
+                "rule:code: %d of %d queries of this call failed (%d score NaN; the first, "
+                "query %d of the call counted from 1: %s)",
                 len(errors),
                 len(queries),
                 len(failed),
-                first,
+                first + 1,
                 errors[first],
             )
         return scores, errors
@@ -177,6 +182,19 @@ class CodeReward(Reward):
             listed.append(entry)
         stats = {"queries": len(queries), "failed": len(errors), "errors": listed}
         return ScoreResult(scores, stats=stats)
+
+
+def _hide_paths(hide: Any) -> tuple[str, ...]:
+    """``hide`` as absolute paths: a list, or one string of comma-separated paths (a spec's
+    ``hide=/opt,/srv``; ``tuple("/opt")`` made four one-character paths)."""
+    paths = hide.split(",") if isinstance(hide, str) else hide
+    if not isinstance(paths, Sequence) or not all(isinstance(p, str) for p in paths):
+        raise SpecError(f"rule:code hide must be a list of absolute paths, got {hide!r}")
+    out = tuple(p.strip() for p in paths if p.strip())
+    bad = [p for p in out if not p.startswith("/")]
+    if bad:
+        raise SpecError(f"rule:code hide takes absolute paths, got {bad[0]!r}")
+    return out
 
 
 def plan_tests(reference: Any, allow_in_process: bool = False) -> TestPlan:
