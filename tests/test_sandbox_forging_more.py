@@ -286,3 +286,12 @@ def test_hide_takes_comma_separated_absolute_paths():
     assert load_reward("rule:code?hide=/opt").sandbox.hide == ("/opt",)  # was '/', 'o', 'p', 't'
     with pytest.raises(SpecError, match="absolute paths, got 'opt'"):
         load_reward("rule:code?hide=opt")
+
+
+def test_other_on_off_options_refuse_words_that_are_not_booleans():
+    from rewardkit.errors import switch
+
+    assert switch("x", True, "k") is True and switch("x", 0, "k") is False
+    with pytest.raises(SpecError, match="judge: option logprobs must be true or false, got 'off'"):
+        load_reward("judge:openai://127.0.0.1:9/v1?model=m&logprobs=off")  # was read as True
+    assert load_reward("judge:openai://127.0.0.1:9/v1?model=m&logprobs=no").logprobs is False

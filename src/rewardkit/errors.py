@@ -68,3 +68,13 @@ class ItemFailed(RewardkitError):
     """A reward failed one item alone and recorded it in its call's statistics instead of raising
     (an upstream 500, a math-verify timeout): served as that item's ``scoring_error``, never as a
     score, and never cached."""
+
+
+def switch(name: str, value: object, where: str) -> bool:
+    """A spec's on/off option as a bool: a bool (the spec parser reads ``true``/``false``/
+    ``yes``/``no``), 0 or 1; anything else is a :class:`SpecError` (``bool("off")`` is True)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise SpecError(f"{where}: option {name} must be true or false, got {value!r}")

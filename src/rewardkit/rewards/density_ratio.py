@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
+from rewardkit.errors import switch
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
@@ -110,7 +111,7 @@ class DensityRatioReward(LogProbComposite):
             criteria = DEFAULT_CRITERIA
         self.criteria = dict(criteria) if criteria else None
         self.uses_meta = self.criteria is not None
-        self.condition_weak = bool(condition_weak)
+        self.condition_weak = switch("condition_weak", condition_weak, "density-ratio")
         self.strong = SequenceLogProbReward(strong, config, use_chat_template=strong_chat_template)
         same_weights = weak in (None, "", strong)
         if weak_chat_template is None and same_weights:

@@ -34,7 +34,7 @@ import torch
 from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_queries, escaped_to_original
-from rewardkit.errors import SpecError
+from rewardkit.errors import SpecError, switch
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.rewards.token_align import pad_token_rows
@@ -185,7 +185,7 @@ class TokenLogRatioReward(Reward):
     ) -> None:
         self.method = method
         self.scale = float(scale)
-        self.squash = bool(squash)
+        self.squash = switch("squash", squash, "dpo-tokens")
         self.system = system or None
         self.ref_system = ref_system or None
         self.model = TokenLogProbReward(model, config, use_chat_template=use_chat_template)

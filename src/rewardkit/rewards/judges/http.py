@@ -29,6 +29,7 @@ import numpy as np
 
 from rewardkit.content import ImageRef
 from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, escape_content
+from rewardkit.errors import switch
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
@@ -143,7 +144,7 @@ class HttpJudge(EndpointReward):
         }
         if seed is not None:
             self.sampling["seed"] = int(seed)
-        self.logprobs = bool(logprobs)
+        self.logprobs = switch("logprobs", logprobs, "judge")
         self.unparsed = unparsed
         if isinstance(prices, str):
             self.prices: PriceTable | None = PriceTable.load(prices)
