@@ -31,7 +31,10 @@ def _results(*rows: dict) -> Callable:
     [
         ([{"id": "a", "reward": "0.9"}, {"id": "b", "reward": 1.0}], "result 0: reward '0.9'"),
         ([{"id": "a", "reward": True}, {"id": "b", "reward": 1.0}], "result 0: reward 'True'"),
-        ([{"id": "a", "reward": 1.0}, {"id": "b", "reward": float("nan")}], "result 1: reward 'nan'"),
+        (
+            [{"id": "a", "reward": 1.0}, {"id": "b", "reward": float("nan")}],
+            "result 1: reward 'nan'",
+        ),
         (
             [{"id": "a", "reward": 0.7, "error": {"type": "x"}}, {"id": "b", "reward": 1.0}],
             "a reward beside an error",
