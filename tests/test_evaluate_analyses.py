@@ -130,3 +130,33 @@ def test_qwen_math_best_of_8_with_the_published_rm(shared_data: Path, fake_rewar
     assert bon["oracle"][-1] == pytest.approx(np.mean([c.max() for c in correct]))
     over = res["qwen-rm"].analyses["overoptimization"]
     assert over["d"][-1] == pytest.approx(math.sqrt(math.log(8) - 7 / 8))
+
+
+def test_bon_gain_is_on_the_pools_that_reach_the_largest_n(fake_reward) -> None:
+    """Three pools of 8 and three of 4: the curve's gold@8 stands on the three large pools, so
+    the gain takes gold@1 on the same three (it mixed six pools at N=1 with three at N=8)."""
+    from rewardkit.evaluate.bestofn import expected_bon
+
+    pools = [
+        ([5, 3, 9, 9, 1, 2, 7, 4], [1, 0, 1, 0, 0, 0, 1, 0]),
+        ([4, 4, 4, 4], [0, 1, 0, 1]),
+        ([1, 2, 3, 4, 5, 6, 7, 8], [1, 1, 0, 0, 0, 0, 0, 0]),
+        ([6, 2, 6, 3, 6, 1, 2, 5], [0, 0, 1, 0, 1, 1, 0, 0]),
+        ([3, 3, 8, 1], [1, 1, 1, 1]),
+        ([2, 9, 9, 2], [0, 0, 0, 0]),
+    ]
+    exs, table = [], {}
+    for p, (proxy, gold) in enumerate(pools):
+        names = [f"p{p}r{k}" for k in range(len(proxy))]
+        table |= {n: float(v) for n, v in zip(names, proxy, strict=True)}
+        chosen = [k for k, g in enumerate(gold) if g] or [0]
+        ratings = [{"correct": float(g)} for g in gold]
+        exs.append(Example(f"p{p}", [user("q")], names, chosen, subset="s", ratings=ratings))
+    res = evaluate(exs, [fake_reward(table, "rm")], n_boot=20, include_length_baseline=False)
+    bon = res["rm"].analyses["best_of_n"]
+    assert bon["n"][-1] == 8 and bon["n_pools"][0] == 6 and bon["n_pools"][-1] == 3
+    big = [(p, g) for p, g in pools if len(p) == 8]
+    want = np.mean([expected_bon(p, g, 8, "random") - np.mean(g) for p, g in big])
+    assert bon["gain"] == pytest.approx(want) and want == pytest.approx(1 / 18)
+    assert bon["gain_pools"] == 3
+    assert bon["gain"] != pytest.approx(bon["gold"][-1] - bon["gold"][0])

@@ -92,3 +92,48 @@ def test_report_errors_name_the_path(tmp_path: Path) -> None:
 def test_report_help() -> None:
     result = runner.invoke(app, ["report", "--help"])
     assert result.exit_code == 0 and "leaderboard" in result.output
+
+
+def test_a_sniffed_format_is_named_in_a_later_rows_error(tmp_path: Path) -> None:
+    data = tmp_path / "mixed.jsonl"
+    rows = [
+        {"prompt": "a", "chosen": "xxxxx", "rejected": "yyy", "subset": "s1"},
+        {"prompt": "b", "chosen": "xx", "rejected": ["yyy", "z"], "subset": "s1"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["eval", "--no-progress", "--no-cache", "-r", "rule:length", "--data", str(data)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "line 2" in result.output and "read as format 'rewardbench'" in result.output
+    assert "--format generic" in result.output
+    ok = runner.invoke(app, [*args, "--format", "generic", "--out", str(tmp_path / "g")])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_rmb_csv_mixing_pairwise_and_best_of_n_rows_loads(tmp_path: Path) -> None:
+    """An RMB CSV holding both tracks leaves the other track's cells empty: an empty
+    ``bon_best`` cell is absent (as a Parquet null is), not a malformed answer."""
+    from rewardkit.data import load
+
+    def turn(text: str) -> str:
+        return json.dumps([{"role": "user", "content": text, "language": "English"}])
+
+    def answer(text: str) -> str:
+        return json.dumps({"llm_name": "m", "answer": text})
+
+    header = "pair_uid,bon_uid,conversation_input,chosen,reject,bon_best,loser_list,category_path"
+    lines = [
+        ["1", "", turn("q1"), answer("good"), answer("bad"), "", "",
+         "Pairwise_set/Helpfulness/Chat/Discussion"],
+        ["", "7", turn("q2"), "", "", answer("best"), json.dumps([{"answer": "worse"}]),
+         "BoN_set/Harmlessness/S2"],
+    ]  # fmt: skip
+    quoted = [",".join('"' + c.replace('"', '""') + '"' for c in row) for row in lines]
+    path = tmp_path / "rmb.csv"
+    path.write_text("\n".join([header, *quoted]) + "\n")
+    exs = load(path)
+    assert [e.responses for e in exs] == [["good", "bad"], ["best", "worse"]]
+    assert [e.subset for e in exs] == [
+        "Pairwise/Helpfulness/Chat/Discussion",
+        "BoN/Harmlessness/S2",
+    ]

@@ -74,7 +74,9 @@ def test_html_is_self_contained_with_every_plot(fake_reward) -> None:
         {f"y{i}": float(i % 4 == 0) for i in range(40)} | {f"n{i}": 0.5 for i in range(40)}, "bad"
     )
     lines = summary_lines(evaluate(exs, [good, bad], n_boot=200, include_length_baseline=False))
-    assert any(line.startswith("good vs bad: 75.0 [") and "significant" in line for line in lines)
+    assert any(
+        line.startswith("good vs bad: Score 75.0 [") and "significant" in line for line in lines
+    )
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")

@@ -233,6 +233,8 @@ def _run_eval(
 ) -> None:
     """The body of ``eval`` once its outputs are checked and --out is locked."""
     from rewardkit.data import load
+    from rewardkit.data.sniff import with_sniffed_format
+    from rewardkit.errors import DataError
     from rewardkit.evaluate import evaluate, print_table
     from rewardkit.evaluate.calibration import TemperatureScaling
     from rewardkit.evaluate.process_report import is_step_data
@@ -241,14 +243,20 @@ def _run_eval(
     if cache_reset:
         reset_cache(cache_dir)
     dropped: list = []
-    examples = load(
-        data,
-        format=data_format,
-        columns=parse_columns(columns),
-        limit=limit,
-        on_error=on_error,
-        skipped_out=dropped,
-    )
+    colmap = parse_columns(columns)
+    try:
+        examples = load(
+            data,
+            format=data_format,
+            columns=colmap,
+            limit=limit,
+            on_error=on_error,
+            skipped_out=dropped,
+        )
+    except DataError as e:
+        if data_format is not None:
+            raise
+        raise with_sniffed_format(e, data, colmap) from None
     if ray:
         _check_ray_options(is_step_data(examples), robustness, probe)
         from rewardkit.ray_reward import RayReward

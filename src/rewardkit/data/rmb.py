@@ -21,6 +21,13 @@ def _answer(rec: Record, name: str, value: Any, sub: str = "") -> str:
     return answer
 
 
+def _given(rec: Record, name: str) -> bool:
+    """Whether optional field ``name`` holds a value: null (Parquet, JSON) and an empty CSV cell
+    (a file mixing pairwise and best-of-N rows leaves the other track's cells empty) are absent."""
+    value = rec.data.get(name)
+    return value is not None and not (rec.loc.kind == "csv" and value == "")
+
+
 def _conversation(rec: Record) -> list[Message]:
     raw = rec.require("conversation_input", structured=True)
     if not isinstance(raw, list):
@@ -49,7 +56,7 @@ def convert(rec: Record) -> Example:
     prompt = _conversation(rec)
     category = checks.text(rec, "category_path", rec.require("category_path"), what="a path")
     track, goal, rest = split_category(category)
-    if rec.has("bon_best"):
+    if _given(rec, "bon_best"):
         best = _answer(rec, "bon_best", rec.get("bon_best", structured=True))
         losers = rec.require("loser_list", structured=True)
         if not isinstance(losers, list) or not losers:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rewardkit.data import hh_rlhf, multimodal, rmbench, steps
-from rewardkit.data.record import Record
+from rewardkit.data.record import Record, check_columns
 from rewardkit.data.table import CONVERTERS, KEYED_FORMATS
+from rewardkit.errors import DataError
 
 #: The names accepted by ``load(format=...)``, in the order of the benchmark table
 #: (:mod:`rewardkit.data.table`).
 FORMATS: tuple[str, ...] = tuple(CONVERTERS)
 
-__all__ = ["CONVERTERS", "FORMATS", "sniff_format"]
+__all__ = ["CONVERTERS", "FORMATS", "sniff_format", "with_sniffed_format"]
 
 
 def _is_messages(value: object) -> bool:
@@ -71,3 +74,35 @@ def _sniff_benchmark(rec: Record) -> str | None:
         ):
             return "rag-rewardbench"
     return None
+
+
+def first_format(source: str, columns: Mapping[str, str] | None = None) -> str | None:
+    """The format sniffed from the first record of ``source``; None when it cannot be read."""
+    from rewardkit.data.bundled import resolve_data
+    from rewardkit.data.sources import iter_items
+
+    try:
+        for loc, raw in iter_items(resolve_data(source)):
+            if isinstance(raw, DataError):
+                return None
+            return sniff_format(Record(raw, loc, check_columns(columns)))
+    except (DataError, OSError, ValueError):
+        return None
+    return None
+
+
+def with_sniffed_format(
+    err: DataError, source: str, columns: Mapping[str, str] | None = None
+) -> DataError:
+    """A record's conversion error (one naming a field) from a file whose format was sniffed,
+    saying which format its first record chose and how to name another; ``err`` unchanged when
+    the format sniffed is ``generic`` (its errors say so) or the first record cannot be read."""
+    fmt = first_format(source, columns) if err.field is not None else None
+    if fmt is None or fmt == "generic":
+        return err
+    hint = (
+        f" (the file was read as format {fmt!r}, sniffed from its first record; if other rows "
+        "have another shape, name the format: --format generic reads prompt/chosen/rejected "
+        "rows whose rejected is a text or a list of texts)"
+    )
+    return DataError(err.reason + hint, path=err.path, line=err.line, row=err.row, field=err.field)

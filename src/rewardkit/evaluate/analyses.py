@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from rewardkit.evaluate.augmented import augmentation_report
-from rewardkit.evaluate.bestofn import benchmark_correlation, bon_curve, overoptimization
+from rewardkit.evaluate.bestofn import (
+    benchmark_correlation,
+    bon_curve,
+    bon_gain,
+    overoptimization,
+)
 from rewardkit.evaluate.calibration import (
     TemperatureScaling,
     brier_score,
@@ -25,9 +30,10 @@ from rewardkit.evaluate.calibration import (
 from rewardkit.evaluate.languages import example_languages, per_language_scores
 from rewardkit.evaluate.lengthbias import length_bias, length_degenerate_subsets
 from rewardkit.evaluate.multimodal import acc_plus
+from rewardkit.evaluate.paired import compare_rewards
 from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.evaluate.rmbench import rmbench_report
-from rewardkit.evaluate.stats import compare_outcomes, correlations
+from rewardkit.evaluate.stats import correlations
 from rewardkit.evaluate.tieacc import accuracy_with_ties
 from rewardkit.types import Example
 
@@ -167,11 +173,8 @@ def analyze_reward(
     if pools:
         curve = bon_curve(pools)
         if curve["n"]:
-            out["best_of_n"] = {
-                **curve,
-                "n_pools": curve["n_pools"],
-                "gain": curve["gold"][-1] - curve["gold"][0],
-            }
+            gain = bon_gain(pools, curve["n"][-1])
+            out["best_of_n"] = {**curve, "gain": gain["gain"], "gain_pools": gain["n_pools"]}
             out["overoptimization"] = overoptimization(curve)
 
     if r.position_bias is not None:
@@ -215,26 +218,13 @@ def analyze(
     return result
 
 
-def outcome_vector(r: RewardResult) -> np.ndarray:
-    """Per-example outcomes of one column (NaN where skipped or NaN)."""
-    return np.array([math.nan if e.outcome is None else e.outcome for e in r.examples])
-
-
 def compare_all(result: EvalResult) -> list[dict[str, Any]]:
-    """Paired bootstrap + McNemar for every pair of the first :data:`MAX_COMPARED` columns."""
+    """Paired comparison (:func:`rewardkit.evaluate.paired.compare_rewards`: the Score
+    difference, and the exact tests on per-example outcomes) for every pair of the first
+    :data:`MAX_COMPARED` columns."""
     st = result.settings
     cols = result.rewards[:MAX_COMPARED]
-    out = []
-    for a, b in combinations(cols, 2):
-        out.append(
-            compare_outcomes(
-                a.name,
-                outcome_vector(a),
-                b.name,
-                outcome_vector(b),
-                n_boot=st["n_boot"],
-                alpha=st["alpha"],
-                seed=st["seed"],
-            )
-        )
-    return out
+    return [
+        compare_rewards(a, b, n_boot=st["n_boot"], alpha=st["alpha"], seed=st["seed"])
+        for a, b in combinations(cols, 2)
+    ]

@@ -102,6 +102,22 @@ def bon_curve(
     return out
 
 
+def bon_gain(
+    pools: Sequence[tuple[Sequence[float], Sequence[float]]], n: int
+) -> dict[str, float | int]:
+    """docs/methods/D8-best-of-n-eval.md — ``gold@n − gold@1`` with both ends on the same pools:
+    those that reach ``n`` candidates (the curve drops smaller pools at larger N, so its own
+    ends can stand on different pools). ``{"gain", "gold_1", "gold_n", "n", "n_pools"}``."""
+    arr = [(np.asarray(r, float), np.asarray(g, float)) for r, g in pools]
+    use = [(r, g) for r, g in arr if r.size >= max(n, 1) and not np.isnan(r).any()]
+    use = [(r, g) for r, g in use if not np.isnan(g).any()]
+    if not use:
+        return {"gain": math.nan, "gold_1": math.nan, "gold_n": math.nan, "n": n, "n_pools": 0}
+    g1 = float(np.mean([expected_bon(r, g, 1, "random") for r, g in use]))
+    gn = float(np.mean([expected_bon(r, g, n, "random") for r, g in use]))
+    return {"gain": gn - g1, "gold_1": g1, "gold_n": gn, "n": n, "n_pools": len(use)}
+
+
 #: Distinct N > 1 (points with d > 0) a Gao fit needs: more points than its two parameters.
 #: With one, least squares returns the minimum-norm solution (N = 1, 2 gave α = 0.19,
 #: β = −0.08, "never peaks"); with two, an exact interpolation that no residual checks.

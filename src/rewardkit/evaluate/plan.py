@@ -17,7 +17,6 @@ from rewardkit.evaluate.benchmarks import (
     PRIOR_SETS_WEIGHTS,
     REWARDBENCH2_DOMAINS,
     detect_benchmark,
-    published_where_whole,
     rewardbench1_counts,
     rewardbench1_section_of,
     rewardbench1_section_weights,
@@ -63,6 +62,9 @@ class Plan:
     benchmark: str
     weighting: str
     section_weights: dict[str, float] | None = None  # weight in the final score; None: all 1
+    #: Subsets with a fixed (published) weight; every other subset weighs, for each reward, its
+    #: evaluable examples with a non-NaN outcome (:func:`column_weights`).
+    fixed: dict[str, float] | None = None
 
 
 def skip_reason(ex: Example, chosen: list[int]) -> str | None:
@@ -169,24 +171,9 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
         else:
             subset_rule[sub] = "mean"
 
-    published = rewardbench1_weights() if bench == "rewardbench1" else rewardbench1_counts()
-    if bench == "m-rewardbench" and weighting == "auto":
-        counts = {sub: float(len(subset_index[sub])) for sub in subset_order}
-        weights = published_where_whole(counts, section_of, published)
-        weighting_used = "published" if set(weights) & set(published) else "actual"
-    elif weighting == "published" or (
-        weighting == "auto"
-        and bench in ("rewardbench1", "m-rewardbench")
-        and set(subsets) <= set(published)
-    ):
-        missing = sorted(set(subsets) - set(published))
-        if missing:
-            raise ValueError(f"weighting='published' but no published count for {missing}")
-        weights = {s: float(published[s]) for s in subset_order}
-        weighting_used = "published"
-    else:
-        weights = {s: float(len(subset_index[s])) for s in subset_order}
-        weighting_used = "actual"
+    weights, fixed, weighting_used = plan_weights(
+        bench, weighting, subset_order, section_of, subset_index
+    )
 
     offsets = np.zeros(len(examples) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(ex.responses) for ex in examples])
@@ -206,28 +193,76 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
         weights=weights,
         benchmark=bench,
         weighting=weighting_used,
-        section_weights=score_weights(bench, section_order, section_of, subset_index),
+        section_weights=score_weights(bench, section_order, section_of, weights),
+        fixed=fixed,
     )
+
+
+def plan_weights(
+    bench: str,
+    weighting: str,
+    subset_order: list[str],
+    section_of: dict[str, str],
+    subset_index: dict[str, list[int]],
+) -> tuple[dict[str, float], dict[str, float], str]:
+    """``(weights, fixed, weighting used)``: each subset's weight before scoring (evaluable
+    examples, or the published count) and the subsets whose weight is published (fixed).
+
+    RewardBench (v1): the published counts and the prior-set rule; a subset outside its table
+    gets weight 0 (shown, not scored). M-RewardBench: published counts in sections made only of
+    RewardBench subsets. Count weights are recounted per reward (:func:`column_weights`)."""
+    counts = {s: float(len(subset_index[s])) for s in subset_order}
+    if bench == "rewardbench1" and weighting != "actual":
+        rb1 = rewardbench1_weights()
+        fixed = {s: float(rb1.get(s, 0.0)) for s in subset_order}
+        return fixed, fixed, "published"
+    published = rewardbench1_counts()
+    if bench == "m-rewardbench" and weighting == "auto":
+        whole = {
+            sec
+            for sec in set(section_of.values())
+            if all(s in published for s in subset_order if section_of[s] == sec)
+        }
+        fixed = {s: float(published[s]) for s in subset_order if section_of[s] in whole}
+        return {**counts, **fixed}, fixed, "published" if fixed else "actual"
+    if weighting == "published":
+        missing = sorted(set(subset_order) - set(published))
+        if missing:
+            raise ValueError(f"weighting='published' but no published count for {missing}")
+        fixed = {s: float(published[s]) for s in subset_order}
+        return fixed, fixed, "published"
+    return counts, {}, "actual"
+
+
+def column_weights(
+    plan: Plan, n_valid: dict[str, int]
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """One reward's ``(subset weights, section weights)``: published weights stay; any other
+    subset weighs its ``n_valid`` outcomes (evaluable, score not NaN), so examples a reward
+    could not score carry no weight. JudgeBench weighs its categories by the same counts."""
+    fixed = plan.fixed or {}
+    weights = {s: fixed[s] if s in fixed else float(n_valid.get(s, 0)) for s in plan.subset_order}
+    return weights, score_weights(plan.benchmark, plan.section_order, plan.section_of, weights)
 
 
 def score_weights(
     bench: str,
     section_order: list[str],
     section_of: dict[str, str],
-    subset_index: dict[str, list[int]],
+    subset_weights: dict[str, float],
 ) -> dict[str, float] | None:
     """Each section's weight in the final score; None: all 1 (the unweighted mean).
 
     RewardBench (v1): the prior sets count half (docs/methods/D1-rewardbench.md). JudgeBench:
     its Overall is the accuracy over all pairs (``run_judge.py`` scores the ``""`` source
-    prefix), so each category weighs its number of evaluable pairs.
+    prefix), so each category weighs its pairs (``subset_weights``: evaluable pair counts).
     """
     if bench == "rewardbench1":
         return rewardbench1_section_weights(section_order)
     if bench == "judgebench":
         counts = dict.fromkeys(section_order, 0.0)
-        for sub, idx in subset_index.items():
-            counts[section_of[sub]] += len(idx)
+        for sub, w in subset_weights.items():
+            counts[section_of[sub]] += w
         return counts
     return None
 
@@ -277,6 +312,12 @@ def plan_notes(plan: Plan, requested: str) -> list[str]:
             "(weights 2, 2, 2, 2, 1 as on the RewardBench leaderboard)."
         )
     unpublished = [s for s in plan.subset_order if s not in rewardbench1_weights()]
+    if plan.benchmark == "rewardbench1" and plan.weighting == "published" and unpublished:
+        notes.append(
+            f"Subsets {unpublished} are not RewardBench (v1) subsets: shown, not scored (weight "
+            "0), so the score is the leaderboard rule over the RewardBench subsets alone, with "
+            "their published counts."
+        )
     if plan.benchmark == "m-rewardbench" and plan.weighting == "published" and unpublished:
         notes.append(
             f"Subsets {unpublished} have no published RewardBench count: their sections weigh "

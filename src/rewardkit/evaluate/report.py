@@ -82,17 +82,27 @@ def summary_lines(result: EvalResult) -> list[str]:
             parts.append(f"acc with ties {fmt(a['accuracy_with_ties']['with_ties'], True)}")
         if "best_of_n" in a:
             b = a["best_of_n"]
-            parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} (gain {fmt(b['gain'])})")
+            parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} ({_gain_text(b)})")
         if parts:
             lines.append(f"{r.name}: " + "; ".join(parts))
     for c in result.extra.get("analyses", {}).get("comparisons", []):
         if c["significant"]:
             b = c["bootstrap"]
+            what = "Score " if b.get("of") == "score" else ""
             lines.append(
-                f"{c['a']} vs {c['b']}: {fmt_ci(b['diff'], b['ci'])} points, significant "
-                f"({_test_p(c)})"
+                f"{c['a']} vs {c['b']}: {what}{fmt_ci(b['diff'], b['ci'])} points, significant "
+                f"(per-example outcomes: {_test_p(c)})"
             )
     return lines
+
+
+def _gain_text(b: dict) -> str:
+    """``gain +0.056``, naming the pools it is on when some pools stop short of the largest N."""
+    pools = b.get("gain_pools")
+    text = f"gain {fmt(b['gain'])}"
+    if pools is None or pools == b["n_pools"][0]:
+        return text
+    return f"{text} on the {pools} pool(s) reaching N={b['n'][-1]}"
 
 
 def _test_p(c: dict) -> str:

@@ -61,7 +61,8 @@ def rmbench_report(
     domains = {}
     for d, s in scores_by_domain.items():
         m = style_matrix(s, ties)
-        domains[d] = {"matrix": m.tolist(), "n": len(s), **matrix_summary(m)}
+        n = int((~np.isnan(np.asarray(s, dtype=np.float64)).any(axis=1)).sum())  # NaN rows out
+        domains[d] = {"matrix": m.tolist(), "n": n, **matrix_summary(m)}
     total = {}
     for key in ("hard", "normal", "easy", "avg"):
         vals = [v[key] for v in domains.values() if not np.isnan(v[key])]

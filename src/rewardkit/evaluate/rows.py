@@ -78,8 +78,27 @@ def format_cell(score: float, ci: tuple[float, float], n: int | None = None) -> 
     return f"{_pct(score)} [{_pct(lo)}, {_pct(hi)}]"
 
 
-def _cell(g: GroupScore | None) -> str:
-    return "–" if g is None else format_cell(g.score, g.ci, g.n)
+def ci_n(r: RewardResult, section: str | None = None) -> int:
+    """The most outcomes that one scored subset behind a cell holds (``section`` None: the
+    Score): the bootstrap resamples within subsets, so with at most one outcome in each it
+    cannot vary and its interval is no CI."""
+    return max(
+        (
+            g.n
+            for g in r.subsets.values()
+            if (section is None or g.section == section) and g.weight != 0
+        ),
+        default=0,
+    )
+
+
+def _cell(g: GroupScore | None, row_n: int, ci_outcomes: int) -> str:
+    """A score cell; its own n beside it when it differs from the row's (a reward that scored
+    NaN on some examples)."""
+    if g is None:
+        return "–"
+    cell = format_cell(g.score, g.ci, min(g.n, ci_outcomes))
+    return cell if g.n == row_n or cell == "–" else f"{cell} (n={g.n})"
 
 
 def valid_outcomes(r: RewardResult) -> int:
@@ -89,31 +108,46 @@ def valid_outcomes(r: RewardResult) -> int:
 
 def _few_for_ci(result: EvalResult) -> bool:
     groups = [g for r in result.rewards for g in (*r.sections.values(), *r.subsets.values())]
-    return any(g.n < MIN_CI_N for g in groups) or any(
-        0 < valid_outcomes(r) < MIN_CI_N for r in result.rewards
+    spread = [ci_n(r, g.section) for r in result.rewards for g in r.subsets.values()]
+    return (
+        any(g.n < MIN_CI_N for g in groups)
+        or any(0 < valid_outcomes(r) < MIN_CI_N for r in result.rewards)
+        or any(n < MIN_CI_N for n in spread)
     )
 
 
+def _row_n(groups: list[GroupScore | None], fallback: int) -> int:
+    """The n column: evaluable examples with a non-NaN outcome, the most any reward has (each
+    reward's own n is shown beside a cell that differs)."""
+    ns = [g.n for g in groups if g is not None]
+    return max(ns) if ns else fallback
+
+
 def summary_rows(result: EvalResult) -> list[SummaryRow]:
-    """Sections (bold) with their subsets beneath, then the final Score row."""
+    """Sections (bold) with their subsets beneath, then the final Score row. A section that is
+    one subset of the same name gets no sub-row, unless that subset is shown but not scored."""
     ds = result.dataset
     subsets = ds["subsets"]
     rows: list[SummaryRow] = []
     for sec in ds["section_order"]:
         members = [s for s in ds["subset_order"] if subsets[s]["section"] == sec]
-        n_sec = sum(subsets[s]["n_evaluable"] for s in members)
-        cells = [_cell(r.sections.get(sec)) for r in result.rewards]
+        groups = [r.sections.get(sec) for r in result.rewards]
+        n_sec = _row_n(groups, sum(subsets[s]["n_evaluable"] for s in members))
+        cells = [_cell(g, n_sec, ci_n(r, sec)) for r, g in zip(result.rewards, groups, strict=True)]
         rows.append(SummaryRow(sec, n_sec, cells, bold=True))
-        if members == [sec]:
-            continue  # a section that is one subset of the same name: no sub-row
+        if members == [sec] and subsets[sec].get("weight") != 0:
+            continue
         for sub in members:
-            cells = [_cell(r.subsets.get(sub)) for r in result.rewards]
-            rows.append(SummaryRow(sub, subsets[sub]["n_evaluable"], cells, bold=False))
+            groups = [r.subsets.get(sub) for r in result.rewards]
+            n_sub = _row_n(groups, subsets[sub]["n_evaluable"])
+            cells = [_cell(g, n_sub, n_sub) for g in groups]
+            rows.append(SummaryRow(sub, n_sub, cells, bold=False))
     cells = [
-        format_cell(r.score, r.ci, valid_outcomes(r) if r.examples else None)
+        format_cell(r.score, r.ci, min(valid_outcomes(r), ci_n(r)) if r.examples else None)
         for r in result.rewards
     ]
-    rows.append(SummaryRow("Score", ds["n_evaluable"], cells, bold=True))
+    n_all = max((r.n_scored for r in result.rewards), default=ds["n_evaluable"])
+    rows.append(SummaryRow("Score", n_all, cells, bold=True))
     return rows
 
 
@@ -128,14 +162,21 @@ def report_notes(result: EvalResult) -> list[str]:
         + (
             f"published RewardBench v1 example counts ({st['weights_source']})."
             if st["weighting"] == "published"
-            else "number of evaluable examples in each subset."
-        ),
+            else "number of evaluable examples in each subset that the reward scored (a NaN "
+            "score carries no weight)."
+        )
+        + " A subset with no scored example drops out of its section.",
         f"Ties (`{st['ties']}`): {st['tie_rule']}.",
         f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
-        f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples.",
+        f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples with a non-NaN "
+        "score (a reward's own n beside its cell where it differs).",
     ]
     if _few_for_ci(result):
-        notes.append(f"A cell resting on fewer than {MIN_CI_N} outcomes shows no CI.")
+        notes.append(
+            f"A cell resting on fewer than {MIN_CI_N} outcomes shows no CI, nor does a section "
+            f"(or Score) whose scored subsets each hold fewer than {MIN_CI_N}: the bootstrap "
+            "resamples within subsets, so it cannot vary there."
+        )
     notes += [str(n) for n in st.get("notes", [])]
     dropped = ds.get("load_skipped") or {}
     if dropped.get("n"):

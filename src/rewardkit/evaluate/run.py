@@ -13,56 +13,14 @@ import numpy as np
 
 from rewardkit.content import ImageContentError, has_images
 from rewardkit.errors import DataError
-from rewardkit.evaluate.benchmarks import (
-    mean_of_sections,
-    rewardbench1_source,
-    section_scores,
-)
-from rewardkit.evaluate.bootstrap import (
-    bootstrap_means,
-    check_bootstrap_args,
-    combine_replicates,
-    percentile_ci,
-    subset_rng,
-)
+from rewardkit.evaluate.benchmarks import rewardbench1_source
+from rewardkit.evaluate.bootstrap import check_bootstrap_args
+from rewardkit.evaluate.columns import score_column
 from rewardkit.evaluate.multimodal import mmrb2_outcome
-from rewardkit.evaluate.outcomes import (
-    TIE_MODES,
-    all_correct_above_incorrect,
-    best_of_k_scores,
-    pairwise_outcome,
-)
+from rewardkit.evaluate.outcomes import TIE_MODES, pairwise_outcome
 from rewardkit.evaluate.plan import RULE_TEXT, TIE_RULES, Plan, make_plan, plan_notes
-from rewardkit.evaluate.result import EvalResult, ExampleRecord, GroupScore, RewardResult
-from rewardkit.evaluate.rmbench import style_matrix_outcomes
-from rewardkit.evaluate.ties import ties_bootstrap, ties_components, ties_table
+from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.types import Capability, Example, Reward
-
-
-def _outcomes(plan: Plan, flat: np.ndarray, ties: str) -> np.ndarray:
-    """Per-example outcome (NaN for skipped examples and NaN scores)."""
-    n = len(plan.examples)
-    out = np.full(n, np.nan)
-    off = plan.offsets
-    by_k: dict[int, list[int]] = {}
-    for i in range(n):
-        rule = plan.rule[i]
-        if rule == "best_of_k":
-            by_k.setdefault(int(off[i + 1] - off[i]), []).append(i)
-        elif rule == "all_correct":  # several chosen responses: the run's tie rule
-            out[i] = all_correct_above_incorrect(
-                flat[off[i] : off[i + 1]], plan.chosen[i], strict=ties == "strict"
-            )
-        elif rule == "ties":  # RewardBench 2's Ties subset: its own strict rule
-            out[i] = all_correct_above_incorrect(flat[off[i] : off[i + 1]], plan.chosen[i])
-        elif rule == "style_matrix":
-            cells = style_matrix_outcomes(flat[off[i] : off[i + 1]][None, :], ties)[0]
-            out[i] = np.nan if np.isnan(cells).any() else float(cells.mean())
-    for k, idx in by_k.items():
-        rows = np.stack([flat[off[i] : off[i] + k] for i in idx])
-        chosen = np.asarray([plan.chosen[i][0] for i in idx])
-        out[idx] = best_of_k_scores(rows, chosen, strict=ties == "strict")
-    return out
 
 
 def _n_truncated(stats: Any) -> int | None:
@@ -73,103 +31,6 @@ def _n_truncated(stats: Any) -> int | None:
             v = stats[key]
             return len(v) if isinstance(v, list | tuple | set) else int(v)
     return None
-
-
-def _score_column(
-    plan: Plan,
-    flat: np.ndarray,
-    *,
-    ties: str,
-    n_boot: int,
-    alpha: float,
-    seed: int,
-    outcomes: np.ndarray | None = None,
-) -> tuple[dict[str, Any], list[ExampleRecord]]:
-    """Per-subset/section/score summary and per-example records of one score column.
-
-    ``outcomes`` (one per example) replaces the outcomes computed from the scores; a pairwise
-    judge gives them from its pair verdicts.
-    """
-    if outcomes is None:
-        outcomes = _outcomes(plan, flat, ties)
-    subsets: dict[str, GroupScore] = {}
-    points: dict[str, float] = {}
-    reps: dict[str, np.ndarray] = {}
-    for sub in plan.subset_order:
-        idx = plan.subset_index[sub]
-        rng = subset_rng(seed, sub)
-        section = plan.section_of[sub]
-        if plan.subset_rule[sub] == "ties":
-            off = plan.offsets
-            rows = [(plan.examples[i].id, flat[off[i] : off[i + 1]], plan.chosen[i]) for i in idx]
-            comp = ties_components(rows)
-            table = ties_table(rows)
-            points[sub] = comp["score"]
-            reps[sub] = ties_bootstrap(table, n_boot=n_boot, rng=rng)
-            n_nan = int(comp["n_nan"])
-            n_valid = len(idx) - n_nan
-            components = {k: v for k, v in comp.items() if k != "score"}
-        else:
-            vals = outcomes[idx]
-            valid = vals[~np.isnan(vals)]
-            n_valid, n_nan = int(valid.size), int(len(idx) - valid.size)
-            points[sub] = float(valid.mean()) if valid.size else float("nan")
-            reps[sub] = bootstrap_means(valid, n_boot=n_boot, rng=rng)
-            components = None
-        subsets[sub] = GroupScore(
-            score=points[sub],
-            ci=percentile_ci(reps[sub], alpha),
-            n=n_valid,
-            n_nan=n_nan,
-            rule=plan.subset_rule[sub],
-            section=section,
-            weight=plan.weights[sub],
-            components=components,
-        )
-
-    sec_points = section_scores(points, plan.weights, plan.section_of)
-    sec_reps, final_reps = combine_replicates(
-        reps, plan.weights, plan.section_of, plan.section_weights
-    )
-    sections: dict[str, GroupScore] = {}
-    for sec in plan.section_order:
-        members = [s for s in plan.subset_order if plan.section_of[s] == sec]
-        sections[sec] = GroupScore(
-            score=sec_points.get(sec, float("nan")),
-            ci=percentile_ci(sec_reps[sec], alpha) if sec in sec_reps else (np.nan, np.nan),
-            n=sum(subsets[s].n for s in members),
-            n_nan=sum(subsets[s].n_nan for s in members),
-            rule="weighted_mean" if len(members) > 1 else subsets[members[0]].rule,
-        )
-    final = mean_of_sections(
-        {s: sec_points[s] for s in plan.section_order if s in sec_points}, plan.section_weights
-    )
-
-    records = []
-    off = plan.offsets
-    for i, ex in enumerate(plan.examples):
-        o = outcomes[i]
-        records.append(
-            ExampleRecord(
-                id=ex.id,
-                subset=plan.subset[i],
-                section=plan.section[i],
-                scores=[float(x) for x in flat[off[i] : off[i + 1]]],
-                chosen=plan.chosen[i],
-                outcome=None if np.isnan(o) else float(o),
-                rule=plan.rule[i],
-                skipped=plan.skip[i],
-            )
-        )
-    summary = {
-        "score": float(final),
-        "ci": percentile_ci(final_reps, alpha),
-        "sections": sections,
-        "subsets": subsets,
-        "n_scored": sum(g.n for g in subsets.values()),
-        "n_nan": sum(g.n_nan for g in subsets.values()),
-    }
-    return summary, records
 
 
 def count_empty_responses(examples: Sequence[Example]) -> int:
@@ -325,10 +186,11 @@ def evaluate(
     Sections: ``example.meta["section"]``, else the RB1 section of an RB1 subset, else the
     subset. ``benchmark``: ``"auto"`` picks ``"rewardbench2"`` when every subset is an RB2
     domain (each subset its own domain), ``"rewardbench1"`` when every subset is an RB1 subset,
-    else ``"generic"``. ``weighting``: ``"auto"`` uses the published RB1 counts when every
-    subset is in the RB1 table under the RB1 rule, else the actual number of evaluable
-    examples. The final score is the unweighted mean of section scores. CIs: stratified
-    percentile bootstrap (resampling within each subset; Ties resamples prompts).
+    else ``"generic"``. ``weighting``: ``"auto"`` uses the published RB1 counts under the RB1
+    rule (a subset outside the RB1 table: weight 0, shown but not scored), else each reward's
+    own number of evaluable examples with a non-NaN score. The final score is the unweighted
+    mean of section scores. CIs: stratified percentile bootstrap (resampling within each
+    subset; Ties resamples prompts).
 
     A multi-objective reward gives one column per objective, ``"name[objective]"``; a
     ``LengthReward`` is added when ``include_length_baseline`` and none is given. A
@@ -391,7 +253,7 @@ def evaluate(
             used_names[name] += 1
             if used_names[name] > 1:
                 name = f"{name}#{used_names[name]}"
-            summary, records = _score_column(
+            summary, records = score_column(
                 plan,
                 np.asarray(col, dtype=np.float64),
                 ties=ties,
@@ -436,7 +298,8 @@ def evaluate(
         "weighting": plan.weighting,
         "weights_source": rewardbench1_source() if plan.weighting == "published" else None,
         "section_weights": plan.weights,
-        **({"score_weights": plan.section_weights} if plan.section_weights else {}),
+        # fixed section weights; count-based ones are each reward's (``sections[s].weight``)
+        **({"score_weights": plan.section_weights} if plan.benchmark == "rewardbench1" else {}),
         "include_length_baseline": include_length_baseline and not image_responses,
     }
     if notes:

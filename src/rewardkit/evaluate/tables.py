@@ -254,6 +254,13 @@ def ratings(result: EvalResult) -> Table | None:
     )
 
 
+def _gain_cell(b: dict[str, Any]) -> str:
+    pools = b.get("gain_pools")
+    if pools is None or pools == b["n_pools"][0]:
+        return fmt(b["gain"])
+    return f"{fmt(b['gain'])} ({pools} pools)"
+
+
 def best_of_n(result: EvalResult) -> Table | None:
     """Best-of-N gold curve and the overoptimization fit (docs/methods/D8-best-of-n-eval.md,
     docs/methods/D9-overoptimization.md)."""
@@ -271,7 +278,7 @@ def best_of_n(result: EvalResult) -> Table | None:
                 fmt(b["gold"][0]),
                 fmt(b["gold"][-1]),
                 fmt(b["oracle"][-1]),
-                fmt(b["gain"]),
+                _gain_cell(b),
                 fmt(fit.get("alpha")),
                 fmt(fit.get("beta")),
                 fmt(fit.get("d_star")),
@@ -296,7 +303,10 @@ def best_of_n(result: EvalResult) -> Table | None:
             "overoptimized",
         ],
         rows,
-        "Expected gold of the best-of-N pick (unbiased estimator over each pool); "
+        "Expected gold of the best-of-N pick (unbiased estimator over each pool; a reward tie "
+        "is a uniform pick among the tied); gold@1 and gold@N over the pools that reach each "
+        "N; gain = gold@N − gold@1 on the pools that reach N (their count beside it when "
+        "smaller pools are left out); "
         "KL = log N − (N−1)/N, d = sqrt(KL); Gao fit R(d) = d(α − βd).",
     )
 
@@ -350,17 +360,29 @@ def position_bias(result: EvalResult) -> Table | None:
     )
 
 
+def _sign_cell(c: dict[str, Any]) -> str:
+    """``+12 / −3 (p 0.0352)``: examples whose outcome is higher for A / for B, and the exact
+    sign test's p (older reports without a sign test: –)."""
+    st = c.get("sign_test")
+    if not isinstance(st, dict):
+        return "–"
+    return f"+{st['pos']} / −{st['neg']} (p {fmt(st['p_value'], nd=4)})"
+
+
 def comparisons(result: EvalResult) -> Table | None:
-    """Paired bootstrap and McNemar test for every compared pair of rewards."""
+    """The paired comparison of every compared pair of rewards: the Score difference with its
+    paired, stratified bootstrap CI; the exact tests on per-example outcomes."""
     comps = _run_level(result).get("comparisons", [])
     if not comps:
         return None
+    of_score = all(c["bootstrap"].get("of") == "score" for c in comps)
     rows = [
         [
             c["a"],
             c["b"],
             fmt_ci(c["bootstrap"]["diff"], c["bootstrap"]["ci"]),
             fmt(c["bootstrap"]["p_value"]),
+            _sign_cell(c),
             f"{c['mcnemar']['b']} / {c['mcnemar']['c']}",
             fmt(c["mcnemar"]["p_value"], nd=4),
             fmt(c["significant"]),
@@ -372,17 +394,26 @@ def comparisons(result: EvalResult) -> Table | None:
         [
             "A",
             "B",
-            "acc A − B [95% CI]",
+            f"{'Score' if of_score else 'acc'} A − B [95% CI]",
             "bootstrap p",
-            "McNemar b / c",
+            "per-example outcomes: A / B higher (sign test p)",
+            "per-example McNemar b / c",
             "McNemar p",
             "significant",
         ],
         rows,
-        "Paired bootstrap over examples (difference in points); McNemar exact on "
-        "examples where both outcomes are 0/1. Significant: the CI excludes 0 and the exact "
-        "sign test on the paired differences (McNemar's test on 0/1 outcomes, ½ tie credit "
-        "included) has p < α.",
+        (
+            "Score A − B: the difference of the Scores in the table, with a paired bootstrap "
+            "stratified by subset (the same examples drawn for both rewards within each subset, "
+            "both Scores recomputed with the table's weights). "
+            if of_score
+            else "acc A − B: paired bootstrap of the per-example outcome average (older report). "
+        )
+        + "The exact tests are on per-example outcomes, which weigh subsets and sections "
+        "otherwise than the Score: the exact sign test on the paired differences (McNemar's "
+        "test on 0/1 outcomes, ½ tie credit included), and McNemar exact on examples where "
+        "both outcomes are 0/1. Significant: the CI excludes 0 and the sign test has p < α, "
+        "with more examples going the way of the difference.",
     )
 
 

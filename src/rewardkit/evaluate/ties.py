@@ -156,3 +156,9 @@ def ties_bootstrap(table: TiesTable, *, n_boot: int, rng: np.random.Generator) -
     counts = np.zeros((n_boot, P))
     np.add.at(counts, (np.repeat(np.arange(n_boot), P), idx.ravel()), 1.0)
     return _components(table, counts)["score"]
+
+
+def ties_weighted_scores(table: TiesTable, weights: np.ndarray) -> np.ndarray:
+    """The Ties score under prompt multiplicities ``weights`` ((B, P), P = the table's prompts):
+    one score per row (a bootstrap replicate when the rows are resample counts)."""
+    return _components(table, weights)["score"]
