@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from rewardkit.evaluate.bestofn import (
@@ -67,3 +68,16 @@ def test_curve_stops_where_half_of_the_pools_end() -> None:
     c = bon_curve(pools)
     assert c["n"] == [1, 2, 3] and c["n_pools"] == [4, 4, 4]
     assert bon_curve(pools, ns=[7])["n_pools"] == [1]
+
+
+def test_overoptimization_gains_compare_each_point_with_its_own_pools():
+    from rewardkit.evaluate.bestofn import bon_curve, bon_gain, overoptimization
+
+    rng = np.random.default_rng(0)
+    big = [(rng.normal(size=8), rng.normal(size=8)) for _ in range(3)]
+    small = [(rng.normal(size=4) + 5, rng.normal(size=4) + 5) for _ in range(3)]
+    curve = bon_curve(big + small, [1, 2, 4, 8])
+    gains = overoptimization(curve)["gold_gain"]
+    # the N=8 point stands on the three large pools only: its gain is theirs, not a drop of ~2
+    assert gains[-1] == pytest.approx(bon_gain(big + small, 8)["gain"], abs=1e-12)
+    assert gains[0] == 0.0

@@ -83,11 +83,13 @@ def bon_curve(
     pools = [(np.asarray(r, float), np.asarray(g, float)) for r, g in pools]
     pools = [(r, g) for r, g in pools if r.size and not (np.isnan(r).any() or np.isnan(g).any())]
     if not pools:
-        return {"n": [], "kl": [], "d": [], "gold": [], "proxy": [], "oracle": [], "n_pools": []}
+        empty: dict[str, list] = {k: [] for k in ("n", "kl", "d", "gold", "proxy", "oracle")}
+        return {**empty, "n_pools": [], "gold_base": []}
     if ns is None:  # up to the largest N that at least half of the pools reach
         sizes = sorted((r.size for r, _ in pools), reverse=True)
         ns = powers_of_two(sizes[(len(sizes) - 1) // 2])
-    out: dict[str, list] = {k: [] for k in ("n", "kl", "d", "gold", "proxy", "oracle", "n_pools")}
+    keys = ("n", "kl", "d", "gold", "proxy", "oracle", "n_pools", "gold_base")
+    out: dict[str, list] = {k: [] for k in keys}
     for n in ns:
         use = [(r, g) for r, g in pools if r.size >= n]
         if not use:
@@ -99,6 +101,8 @@ def bon_curve(
         out["proxy"].append(float(np.mean([expected_bon(r, r - r.mean(), n) for r, _ in use])))
         out["oracle"].append(float(np.mean([expected_bon(g, g, n) for _, g in use])))
         out["n_pools"].append(len(use))
+        # gold@1 over this point's own pools: the gain at N compares like with like
+        out["gold_base"].append(float(np.mean([g.mean() for _, g in use])))
     return out
 
 
@@ -142,14 +146,18 @@ def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
 
 
 def overoptimization(curve: dict[str, list]) -> dict[str, object]:
-    """docs/methods/D9-overoptimization.md — gold and proxy gains over best-of-1 versus ``d = sqrt(KL)``, the Gao fit
+    """docs/methods/D9-overoptimization.md — gold and proxy gains over best-of-1 (on each point's
+    own pools, ``gold_base``) versus ``d = sqrt(KL)``, the Gao fit
     of the gold gain, and whether gold peaks before the largest N while proxy keeps rising
     (strictly: a flat proxy, e.g. a constant reward, is not overoptimized)."""
     if not curve["n"]:
         return {}
     gold = np.asarray(curve["gold"])
     proxy = np.asarray(curve["proxy"])
-    g_gain = (gold - gold[0]).tolist()
+    # each point's gain over best-of-1 on the same pools (the curve leaves pools smaller than N
+    # out of N's point: gold@1 over every pool mixed pool sets, and could flip the sign)
+    base = np.asarray(curve.get("gold_base") or [gold[0]] * len(gold))
+    g_gain = (gold - base).tolist()
     p_gain = (proxy - proxy[0]).tolist()
     peak = int(np.argmax(gold))
     return {
