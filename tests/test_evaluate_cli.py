@@ -137,3 +137,42 @@ def test_rmb_csv_mixing_pairwise_and_best_of_n_rows_loads(tmp_path: Path) -> Non
         "Pairwise/Helpfulness/Chat/Discussion",
         "BoN/Harmlessness/S2",
     ]
+
+
+def test_save_temperature_cannot_replace_the_data(tmp_path: Path) -> None:
+    data = tmp_path / "p.jsonl"
+    rows = [{"prompt": "q", "chosen": "long answer", "rejected": "short"}] * 3
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = data.read_bytes()
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "-r",
+            "rule:length",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "ev"),
+            "--save-temperature",
+            str(data),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--save-temperature" in result.output and "is the --data file itself" in result.output
+    assert data.read_bytes() == before  # it held only the temperature after a run with exit 0
+
+
+def test_a_no_html_rerun_leaves_no_older_report_html_beside_its_own(tmp_path: Path) -> None:
+    data = tmp_path / "p.jsonl"
+    rows = [{"prompt": "q", "chosen": "long answer", "rejected": "short"}] * 3
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ev"
+    first = runner.invoke(
+        app, ["eval", "-r", "rule:length", "--data", str(data), "--out", str(out)]
+    )
+    assert first.exit_code == 0 and (out / "report.html").exists()
+    again = ["eval", "-r", "rule:repetition", "--data", str(data), "--out", str(out), "--no-html"]
+    assert runner.invoke(app, again).exit_code == 0
+    assert not (out / "report.html").exists()  # it was the first run's, beside the second's json
+    assert "rule:repetition" in (out / "report.md").read_text()

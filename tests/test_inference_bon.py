@@ -11,7 +11,14 @@ import pytest
 from rewardkit import load_reward
 from rewardkit.errors import DataError
 from rewardkit.inference.best_of_n import best_of_n, score_candidates, select_best, select_worst
-from rewardkit.inference.run import BonConfig, PromptItem, load_done, read_prompts, run_bon
+from rewardkit.inference.run import (
+    BonConfig,
+    PromptItem,
+    load_done,
+    read_prompts,
+    read_rows,
+    run_bon,
+)
 from rewardkit.types import Query, Reward, user
 
 
@@ -144,3 +151,37 @@ def test_bon_with_a_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2, result.output
     assert f"no config.json in {empty}" in result.output
+
+
+def test_a_last_row_cut_before_its_newline_is_not_joined_by_the_next(tmp_path):
+    # a disk that fills at the byte before a row's newline: the row is whole, its "\n" is not
+    items = [PromptItem(f"p{i}", [user(f"q{i}")], None) for i in range(3)]
+    out = tmp_path / "bon.jsonl"
+    cfg = BonConfig(n=2, policy={"m": "x"}, generation={"seed": 0}, reward="len")
+    run_bon(items[:2], _sampler([]), CountingLength(), out, cfg, progress=False)
+    out.write_bytes(out.read_bytes().rstrip(b"\n"))
+    stats = run_bon(items, _sampler([]), CountingLength(), out, cfg, progress=False)
+    assert stats["skipped_done"] == 2 and stats["generated"] == 1
+    assert [r["id"] for r in read_rows(out)] == ["p0", "p1", "p2"]  # was two rows on one line
+
+
+def test_read_rows_names_the_file_and_line_of_a_bad_row(tmp_path):
+    out = tmp_path / "bon.jsonl"
+    out.write_text('{"id": "p0"}\n{"id": "p1"}{"id": "p2"}\n')
+    with pytest.raises(DataError, match=r"bon.jsonl, line 2: invalid JSON"):
+        read_rows(out)
+
+
+def test_bon_refuses_a_gzip_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    data = tmp_path / "p.jsonl"
+    data.write_text('{"id": "a", "prompt": "2+2?"}\n')
+    result = CliRunner().invoke(
+        app,
+        ["bon", "--data", str(data), "--out", str(tmp_path / "b.jsonl.gz"), "-r", "rule:length"],
+    )
+    assert result.exit_code == 2 and "appends a row as each prompt finishes" in result.output
+    assert not (tmp_path / "b.jsonl.gz").exists()

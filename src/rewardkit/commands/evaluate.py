@@ -165,6 +165,7 @@ def eval_command(
             check_dir_target(cache_dir, "--cache-dir")
         if save_temperature is not None:
             probe_writable(save_temperature, "--save-temperature")
+            check_out_outside_data(save_temperature, data, "--save-temperature")  # it replaced it
             if save_temperature.expanduser().resolve().parent == out.expanduser().resolve():
                 _check_not_report_name(save_temperature)
         # a bad --temperature file is refused before scoring

@@ -11,6 +11,7 @@ beside itself so a new cache starts empty; nothing is ever deleted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -114,6 +115,16 @@ def _use_wal(db: sqlite3.Connection, wait: float = 60.0) -> None:
 _INHERITED_CONNECTIONS: list[sqlite3.Connection] = []
 
 
+#: SQLite result codes (primary) that are the machine's trouble, not a damaged file → errno.
+_OS_ERRORS = {
+    getattr(sqlite3, "SQLITE_FULL", 13): errno.ENOSPC,
+    getattr(sqlite3, "SQLITE_IOERR", 10): errno.EIO,
+    getattr(sqlite3, "SQLITE_READONLY", 8): errno.EROFS,
+    getattr(sqlite3, "SQLITE_CANTOPEN", 14): errno.EACCES,
+    getattr(sqlite3, "SQLITE_PERM", 3): errno.EACCES,
+}
+
+
 class ScoreCache:
     """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives),
     each with a flag saying whether its query was truncated (so reruns report truncation too)."""
@@ -160,12 +171,20 @@ class ScoreCache:
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        """SQLite's "not a database" / "malformed" errors as :class:`CacheCorruptError`."""
+        """SQLite's "not a database" / "malformed" errors as :class:`CacheCorruptError`; a full
+        disk, an I/O or permission error as an ``OSError`` naming the file (a full disk was
+        reported as a damaged cache, and ``--cache-reset`` then set the healthy file aside)."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
+            code = getattr(exc, "sqlite_errorcode", None)
+            os_errno = _OS_ERRORS.get(code & 0xFF) if isinstance(code, int) else None
+            if os_errno is not None:
+                raise OSError(
+                    os_errno, f"{os.strerror(os_errno)} ({exc})", str(self.path)
+                ) from None
             raise CacheCorruptError(self.path, str(exc)) from None
 
     def register(self, fingerprint: str, identity: dict[str, Any]) -> None:

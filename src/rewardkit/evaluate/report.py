@@ -150,6 +150,15 @@ def write_reports(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error("report directory", out, exc) from None
+    # an older run's report must never stand beside this one's: a --no-html run kept the last
+    # run's report.html, and a write that failed (a full disk) left the old file in its place
+    for name in (
+        ("report.json", "report.md", "report.html") if json else ("report.md", "report.html")
+    ):
+        try:
+            (out / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error("report file", out / name, exc) from None
     paths: dict[str, Path] = {}
     for key, (path, text) in texts.items():
         with atomic_text(path, what=path.name) as fh:

@@ -119,6 +119,12 @@ def bon_command(
                 param_hint="--temperature",
             )
         out = check_file_target(out, "--out")
+        if out.name.lower().endswith(".gz"):  # rows are appended as prompts finish
+            raise typer.BadParameter(
+                f"{out} names a gzip file, but bon appends a row as each prompt finishes (plain "
+                "JSON Lines, so a stopped run resumes): give a .jsonl path and compress it after",
+                param_hint="--out",
+            )
         check_out_outside_data(out, data, "--out")
         if pairs_out is not None:
             pairs_out = check_file_target(pairs_out, "--pairs-out")

@@ -180,7 +180,17 @@ def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
     if run_key is not None and good_bytes < path.stat().st_size:
         with path.open("r+b") as fh:
             fh.truncate(good_bytes)
+    if run_key is not None and good_bytes and _last_byte(path) != b"\n":
+        # a whole last row cut before its newline (a full disk): the next row would join it
+        with path.open("ab") as fh:
+            fh.write(b"\n")
     return done
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)
 
 
 def _check_row(row: Any, path: Path, line: int) -> None:
@@ -281,8 +291,11 @@ def _run_bon(
                 "best_score": _num(scores[best]),
                 "run": run_key,
             }
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
+            try:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+            except OSError as exc:  # a full disk or a size limit: say which file
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
             done[it.id] = row
     return {
         "prompts": len(items),
@@ -310,9 +323,17 @@ def _progress(items: Sequence[Any], enabled: bool) -> Iterable[Any]:
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows of a ``bon`` output file."""
+    """The rows of a ``bon`` output file; a line that is not JSON names its file and line."""
+    rows = []
     with Path(path).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise DataError(f"invalid JSON: {exc}", path=str(path), line=lineno) from None
+    return rows
 
 
 def mine_from_rows(
