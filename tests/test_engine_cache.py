@@ -21,3 +21,19 @@ def test_a_full_disk_is_an_os_error_not_a_damaged_cache(tmp_path):
         cache.put_many("fp", rows)
     assert err.value.errno == errno.ENOSPC and str(cache.path) in str(err.value)
     assert type(err.value).__name__ != "CacheCorruptError"  # it said "damaged: --cache-reset"
+
+
+def test_a_local_models_identity_follows_its_tokenizer_and_config(tmp_path):
+    from rewardkit.models.loading import resolve_model
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "tokenizer.json").write_text('{"normalizer": {"lowercase": true}}')
+    (tmp_path / "metrics.json").write_text('{"loss": 1}')
+    first = resolve_model(str(tmp_path)).identity
+    (tmp_path / "metrics.json").write_text('{"loss": 2}')  # not something scores depend on
+    assert resolve_model(str(tmp_path)).identity == first
+    (tmp_path / "tokenizer.json").write_text('{"normalizer": {"lowercase": false}}')
+    second = resolve_model(str(tmp_path)).identity
+    # the cache served the old tokenizer's scores: the identity held the weights alone
+    assert second["weights_sha256"] == first["weights_sha256"]
+    assert second["files_sha256"] != first["files_sha256"]

@@ -241,7 +241,43 @@ def _weights_id(path: Path) -> dict[str, Any]:
             tmp.replace(memo_path)
         except OSError:
             pass
-    return {"weights_sha256": digest.hexdigest()[:32]}
+    return {"weights_sha256": digest.hexdigest()[:32], **_text_files_id(path)}
+
+
+#: The small files besides the weights that change a model's scores: its config, tokenizer and
+#: chat template (a fixed tokenizer.json kept serving the old tokenizer's cached scores).
+SCORING_FILES = frozenset(
+    {
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+        "chat_template.jinja",
+        "chat_template.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+    }
+)
+
+
+def _text_files_id(path: Path) -> dict[str, Any]:
+    """sha256 over the :data:`SCORING_FILES` and SentencePiece ``*.model`` files of a local
+    model; empty when it has none."""
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if (p.name in SCORING_FILES or p.suffix == ".model") and p.is_file()
+    )
+    if not files:
+        return {}
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return {"files_sha256": digest.hexdigest()[:32]}
 
 
 def load_tokenizer(source: str) -> Any:
