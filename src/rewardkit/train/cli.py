@@ -29,13 +29,18 @@ def train_command(
         if resume:
             overrides["resume"] = "true"
         cfg = load_config(config, overrides)
+        if print_config:  # the refusals a run makes before anything loads
+            from rewardkit.train.run import check_run_config
+
+            check_run_config(cfg)
     if print_config:
         typer.echo(json.dumps(cfg.to_dict(), indent=1))
         return
     from rewardkit.train import train
+    from rewardkit.train.runstate import output_lock
 
     _RUN["output_dir"] = str(cfg.output_dir)
-    with user_errors():
+    with user_errors(), output_lock(cfg.output_dir):  # one run per output_dir, for its whole life
         result = train(cfg)
     _RUN.clear()
     typer.echo(f"saved to {result.output_dir}")

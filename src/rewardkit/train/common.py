@@ -4,9 +4,14 @@ the dispatcher) and the image, frozen-head, ensemble and PRM runs all build on t
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
+import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,11 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import DataError, TrainingDiverged
+from rewardkit.outputs import OutputError, atomic_json
 from rewardkit.train.config import TrainConfig
+
+#: What torch's zip writer says when a file cannot be written (it gives no errno).
+_TORCH_WRITE = ("PytorchStreamWriter", "inline_container", "file write failed", "unexpected pos")
 
 
 def check_finite_loss(loss: Any, step: int | None = None, what: str = "the training loss") -> None:
@@ -187,6 +196,59 @@ def finished_at(ckpt: Path, resumed_from: dict[str, Any] | None) -> bool:
         return False
 
 
+def write_json(path: Path, value: Any, indent: int | None = 1) -> None:
+    """``value`` as JSON in ``path``, atomically (:func:`rewardkit.outputs.atomic_json`: a
+    kill never leaves half a file); values JSON cannot hold are written as strings."""
+    atomic_json(path, json.loads(json.dumps(value, default=str)), indent=indent)
+
+
+def _disk_full(where: Path) -> bool:
+    folder = next((p for p in (where, *where.parents) if p.is_dir()), Path("."))
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def write_failure(exc: BaseException, where: Path) -> OSError | None:
+    """The operating-system error behind ``exc``, raised while writing in ``where``: an
+    ``OSError`` itself, a ``SafetensorError`` or ``RuntimeError`` naming ``os error N``, or
+    torch's zip writer failing (no errno: a full disk when ``where`` has no space left).
+    None for any other error (a bug, shown as one)."""
+    if isinstance(exc, OSError):
+        return exc
+    if not isinstance(exc, RuntimeError) and type(exc).__name__ != "SafetensorError":
+        return None
+    text = " ".join(str(exc).split())
+    found = re.search(r"\(os error (\d+)\)", text)
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    if any(s in text for s in _TORCH_WRITE):
+        if _disk_full(where):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return OSError(errno.EIO, f"the file could not be written ({text})")
+    return None
+
+
+@contextlib.contextmanager
+def save_errors(what: str, where: Path) -> Iterator[None]:
+    """Turn an error met while saving ``what`` in ``where`` (a full or read-only disk, which
+    safetensors and torch report as their own error types) into an
+    :class:`~rewardkit.outputs.OutputError` naming both and keeping the reason."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except Exception as exc:
+        cause = write_failure(exc, where)
+        if cause is None:
+            raise
+        why = cause.strerror or str(cause)
+        name = f" ({Path(cause.filename).name})" if getattr(cause, "filename", None) else ""
+        raise OutputError(f"train: cannot save {what} in {where}: {why}{name}") from exc
+
+
 def record_run(out: Path, fingerprint: dict[str, Any], resumed_from: dict[str, Any] | None) -> None:
     """Write the run's fingerprint next to the finished model, and say in
     ``rewardkit_train.json`` which checkpoint it resumed from and what grew (a longer run)."""
@@ -196,13 +258,53 @@ def record_run(out: Path, fingerprint: dict[str, Any], resumed_from: dict[str, A
     if meta_file.is_file() and resumed_from is not None:
         meta = json.loads(meta_file.read_text())
         meta["resumed_from"] = resumed_from
-        meta_file.write_text(json.dumps(meta, indent=2, default=str))
+        write_json(meta_file, meta, indent=2)
     write_run_file(out, fingerprint, resumed_from=resumed_from)
+
+
+#: The files that mark a run as finished, written last and removed when a save fails.
+FINISHED = ("metrics.json", "rewardkit_run.json")
+
+
+def save_finished(
+    cfg: TrainConfig,
+    trainer: Any,
+    metrics: dict[str, float],
+    fingerprint: dict[str, Any],
+    resumed_from: dict[str, Any] | None,
+) -> None:
+    """The final save of process 0: model, history, plot, then ``metrics.json`` and the run
+    file last. A failure (a full disk: :func:`save_errors`) leaves neither behind, so a model
+    half saved never looks finished."""
+    out = Path(cfg.output_dir)
+    try:
+        with save_errors("the trained model", out):
+            trainer.save_model(str(out))
+            history = trainer.state.log_history
+            write_json(out / "log_history.json", history)
+            if cfg.plot:
+                from rewardkit.train.plot import plot_history
+
+                plot_history(history, out / "training.png")
+            write_json(out / "metrics.json", metrics)
+            record_run(out, fingerprint, resumed_from)  # the run file, last
+    except BaseException:
+        for name in FINISHED:
+            (out / name).unlink(missing_ok=True)
+        raise
 
 
 def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     """Run a prepared trainer (resuming when asked), evaluate, save the model, history, metrics
-    and plot to ``cfg.output_dir``."""
+    and plot to ``cfg.output_dir``, holding the folder all along
+    (:func:`~rewardkit.train.runstate.output_lock`)."""
+    from rewardkit.train.runstate import output_lock
+
+    with output_lock(cfg.output_dir):
+        return _finish_training(cfg, trainer)
+
+
+def _finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     import torch
 
     from rewardkit.train import runstate
@@ -213,6 +315,8 @@ def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     resume = None
     resumed_from: dict[str, Any] | None = None
     if cfg.resume:
+        if trainer.is_world_process_zero():
+            runstate.sweep_library_temps(out)
         resume = last_intact_checkpoint(out)
         if resume is None:
             runstate.check_resume_without_checkpoint(out, fingerprint)
@@ -225,7 +329,7 @@ def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     if trainer.is_world_process_zero():
         # The finished outputs of an earlier attempt of this run stop looking finished until
         # this one has written its own (a kill from here on leaves no stale metrics.json).
-        for name in ("metrics.json", runstate.RUN_FILE):
+        for name in FINISHED:
             (out / name).unlink(missing_ok=True)
     if resume is not None and finished_at(Path(resume), resumed_from):
         # The checkpoint is the run's last step (killed before the final save): restore it as
@@ -240,15 +344,7 @@ def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     if trainer.eval_dataset:
         metrics = trainer.evaluate()
     if trainer.is_world_process_zero():
-        trainer.save_model(str(out))
-        record_run(out, fingerprint, resumed_from)
-        history = trainer.state.log_history
-        (out / "log_history.json").write_text(json.dumps(history, indent=1))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        if cfg.plot:
-            from rewardkit.train.plot import plot_history
-
-            plot_history(history, out / "training.png")
+        save_finished(cfg, trainer, metrics, fingerprint, resumed_from)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return TrainResult(out, metrics, trainer.state.log_history)

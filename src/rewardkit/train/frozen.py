@@ -8,7 +8,6 @@ seeded permutation per epoch, so a rerun reproduces the head bit for bit.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -19,7 +18,13 @@ import torch
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import DataError, SpecError
-from rewardkit.train.common import TrainResult, check_finite_loss, load_examples
+from rewardkit.train.common import (
+    TrainResult,
+    check_finite_loss,
+    load_examples,
+    save_errors,
+    write_json,
+)
 from rewardkit.train.config import TrainConfig
 
 
@@ -112,7 +117,15 @@ def head_schedule(cfg: TrainConfig, opt: Any, total: int) -> Any:
 
 def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     """Train a :class:`~rewardkit.rewards.default_rm.FeatureHead` on frozen features and write
-    ``head.safetensors`` + ``head.json`` (+ metrics, history, plot) to ``cfg.output_dir``."""
+    ``head.safetensors`` + ``head.json`` (+ metrics, history, plot) to ``cfg.output_dir``,
+    holding the folder all along (:func:`~rewardkit.train.runstate.output_lock`)."""
+    from rewardkit.train.runstate import output_lock
+
+    with output_lock(cfg.output_dir):
+        return _train_frozen_head(cfg)
+
+
+def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
@@ -219,7 +232,6 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         offset = float(head(x).mean())
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out / HEAD_FILE))
     metrics = evaluate() if xe is not None else {}
     meta = {
         "encoder": cfg.model,
@@ -240,17 +252,24 @@ def train_frozen_head(cfg: TrainConfig) -> TrainResult:
         "metrics": metrics,
         "config": cfg.to_dict(),
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
     train_meta = {
         "objective": cfg.objective,
         "config": cfg.to_dict(),
         "load_with": f"default:{Path(out).resolve()}",  # from any folder
     }
-    (out / "rewardkit_train.json").write_text(json.dumps(train_meta, indent=2, default=str))
-    (out / "log_history.json").write_text(json.dumps(history, indent=1))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    if cfg.plot:
-        from rewardkit.train.plot import plot_history
+    try:  # metrics.json last: a save that fails (a full disk) leaves no finished-looking head
+        with save_errors("the trained head", out):
+            sd = {k: v.contiguous() for k, v in head.state_dict().items()}
+            save_file(sd, str(out / HEAD_FILE))
+            write_json(out / META_FILE, meta)
+            write_json(out / "rewardkit_train.json", train_meta, indent=2)
+            write_json(out / "log_history.json", history)
+            if cfg.plot:
+                from rewardkit.train.plot import plot_history
 
-        plot_history(history, out / "training.png")
+                plot_history(history, out / "training.png")
+            write_json(out / "metrics.json", metrics)
+    except BaseException:
+        (out / "metrics.json").unlink(missing_ok=True)
+        raise
     return TrainResult(out, metrics, history)

@@ -144,9 +144,30 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
     return module, tok, encode, collator, verdict
 
 
+def check_run_config(cfg: TrainConfig) -> None:
+    """The refusals a run makes before any model or data loads (``rewardkit train
+    --print-config`` makes them too, so it exits where the run would)."""
+    from rewardkit.train.image import check_image_config, is_image_config
+
+    if is_image_config(cfg):
+        check_image_config(cfg)
+        return
+    if cfg.head == "cosine":
+        raise SpecError("train config: head 'cosine' is for image reward models only")
+    if cfg.head == "mlp" and not cfg.freeze_backbone:
+        # A full or LoRA fine-tune trains the checkpoint's own classification head (so the
+        # output loads with AutoModelForSequenceClassification); an MLP head would be ignored.
+        raise SpecError(
+            "train config: head 'mlp' (docs/methods/A14-two-layer-head.md) is trained on a frozen "
+            "backbone: set freeze_backbone: true, or head: linear for a full or LoRA fine-tune "
+            "(which trains the model's own classification head)"
+        )
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train per ``cfg`` and save to ``cfg.output_dir``; see docs/training.md."""
     cfg.validate()
+    check_run_config(cfg)
     from rewardkit.train.image import is_image_config
     from rewardkit.train.runstate import claim_output_dir
 
@@ -158,16 +179,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         from rewardkit.train.image import train_image
 
         return train_image(cfg)
-    if cfg.head == "cosine":
-        raise SpecError("train config: head 'cosine' is for image reward models only")
-    if cfg.head == "mlp" and not cfg.freeze_backbone:
-        # A full or LoRA fine-tune trains the checkpoint's own classification head (so the
-        # output loads with AutoModelForSequenceClassification); an MLP head would be ignored.
-        raise SpecError(
-            "train config: head 'mlp' (docs/methods/A14-two-layer-head.md) is trained on a frozen "
-            "backbone: set freeze_backbone: true, or head: linear for a full or LoRA fine-tune "
-            "(which trains the model's own classification head)"
-        )
     if cfg.ensemble_size > 1 or cfg.ensemble_backbones:
         from rewardkit.train.ensemble import train_ensemble
 

@@ -12,21 +12,28 @@ longer run (a larger ``max_steps``, or ``epochs`` when ``max_steps`` is -1), rec
 A fresh run (no ``--resume``) refuses an ``output_dir`` that already holds a run's checkpoints
 or finished outputs, so two runs never mix; ``overwrite: true`` (``--overwrite``) deletes the
 earlier run's outputs first (only the files and folders ``rewardkit train`` writes).
+
+A run holds its ``output_dir`` for its whole life (:func:`output_lock`, an ``flock`` through
+:func:`rewardkit.outputs.exclusive` that dies with the process): a second run given the same
+folder while the first still runs is refused at once. ``--resume`` and ``--overwrite`` also
+remove the temporary files a save killed mid-write left behind (:func:`sweep_library_temps`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import SpecError
+from rewardkit.outputs import OutputError, atomic_json, check_dir_target, exclusive, output_error
 
 RUN_FILE = "rewardkit_run.json"
 #: Config fields that do not change the trained weights: they may differ on --resume.
@@ -76,6 +83,9 @@ _OVERWRITE_FILES = re.compile(
     r"head\.(safetensors|json)|image_rm\.json|ensemble\.yaml|votes\.json|sentencepiece.*)$"
 )
 _OVERWRITE_DIRS = ("peer", "backbone")
+#: The temporary file safetensors writes a weights file through (Rust ``tempfile``: ``.tmp`` and
+#: six letters or digits), left behind when its writer is killed mid-save.
+_LIBRARY_TEMP = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 log = logging.getLogger(__name__)
 
 
@@ -255,22 +265,58 @@ def clear_previous_run(out: Path) -> list[str]:
     return gone
 
 
+def sweep_library_temps(out: Path) -> list[Path]:
+    """Remove the temporary files that a save killed mid-write (SIGKILL) left at the top of
+    ``out`` and of its ``checkpoint-N``, ``peer`` and ``backbone`` folders: files named as
+    safetensors names them (``.tmp`` + 6 letters or digits), nothing else. Called only while
+    this run holds ``out`` (:func:`output_lock`), so no live writer owns one."""
+    if not out.is_dir():
+        return []
+    dirs = [out] + [
+        p
+        for p in sorted(out.iterdir())
+        if p.is_dir()
+        and not p.is_symlink()
+        and (re.match(r"^checkpoint-\d+$", p.name) or p.name in _OVERWRITE_DIRS)
+    ]
+    removed = []
+    for d in dirs:
+        for p in sorted(d.iterdir()):
+            if _LIBRARY_TEMP.match(p.name) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    if removed:
+        log.warning(
+            "removed %d temporary file(s) left by a save that was killed in %s: %s",
+            len(removed),
+            out,
+            ", ".join(str(p.relative_to(out)) for p in removed),
+        )
+    return removed
+
+
 def claim_output_dir(cfg: Any, clear: bool = True) -> None:
     """A fresh run's ``output_dir`` must not hold another run: refuse (naming what is there
-    and the ways out), or with ``overwrite`` delete the earlier run's outputs (``clear``; the
-    early check before anything loads passes False, so a run that fails on its data deletes
-    nothing). With ``resume`` nothing is done here (the checkpoint's fingerprint is checked)."""
+    and the ways out), or with ``overwrite`` delete the earlier run's outputs and the
+    temporary files of a killed save (``clear``; the early check before anything loads passes
+    False, so a run that fails on its data deletes nothing). With ``resume`` nothing is done
+    here (the checkpoint's fingerprint is checked)."""
     if cfg.resume:
         return
     out = Path(cfg.output_dir)
+    overwrite = bool(getattr(cfg, "overwrite", False))
+    # one process deletes (accelerate launch runs this on every process)
+    deletes = overwrite and clear and int(os.environ.get("RANK", "0")) == 0
+    if deletes:
+        sweep_library_temps(out)
     found = previous_run(out)
     if not found:
         return
-    if getattr(cfg, "overwrite", False):
-        if not clear or int(os.environ.get("RANK", "0")) != 0:
-            return  # one process deletes (accelerate launch runs this on every process)
-        gone = clear_previous_run(out)
-        log.warning("overwrite: deleted the earlier run's %s from %s", ", ".join(gone), out)
+    if overwrite:
+        if deletes:
+            gone = clear_previous_run(out)
+            log.warning("overwrite: deleted the earlier run's %s from %s", ", ".join(gone), out)
         return
     shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
     raise SpecError(
@@ -289,7 +335,63 @@ def read_run_file(path: Path) -> dict[str, Any] | None:
 
 
 def write_run_file(path: Path, fingerprint: dict[str, Any], **extra: Any) -> None:
-    (path / RUN_FILE).write_text(json.dumps({**fingerprint, **extra}, indent=1, default=str))
+    """Write ``RUN_FILE`` in ``path`` atomically (a reader never sees half of it)."""
+    plain = json.loads(json.dumps({**fingerprint, **extra}, default=str))
+    atomic_json(path / RUN_FILE, plain, indent=1)
+
+
+#: Output folders this process holds (resolved path → depth), so that nested holds of one
+#: folder (the CLI, then the run itself) share one lock.
+_HELD: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold ``output_dir`` for the block: a lock file inside it (``.rewardkit.lock``, created
+    with the folder) under :func:`rewardkit.outputs.exclusive`. Another run holding it is an
+    :class:`~rewardkit.outputs.OutputError` at once; the lock dies with its process (a SIGKILL
+    leaves no stale block). Folders created here and left empty are removed again. Only rank
+    0 of a multi-process run locks."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    out = check_dir_target(output_dir, "train output_dir")
+    key = str(out.resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    created = [out, *out.parents]
+    created = created[: next(i for i, p in enumerate(created) if p.exists() or p == p.parent)]
+    try:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error("train output_dir", out, exc) from None
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(exclusive(out, "train output_dir"))
+            except OutputError as exc:
+                if "another run is writing" not in str(exc):
+                    raise
+                raise OutputError(
+                    f"train: another run is writing output_dir {out} right now; wait for it to "
+                    "finish, or choose another --output_dir"
+                ) from None
+            _HELD[key] = 1
+            try:
+                yield
+            finally:
+                del _HELD[key]
+    finally:
+        for d in created:  # deepest first; a folder that holds anything stays
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
 
 def check_resume(ckpt: Path, fingerprint: dict[str, Any]) -> dict[str, list]:
@@ -354,6 +456,8 @@ __all__ = [
     "clear_previous_run",
     "data_identity",
     "differences",
+    "output_lock",
     "previous_run",
     "run_fingerprint",
+    "sweep_library_temps",
 ]

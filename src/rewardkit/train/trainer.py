@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from transformers import Trainer
 
+from rewardkit.outputs import atomic_file
 from rewardkit.train import losses as L
-from rewardkit.train.common import check_finite_loss
+from rewardkit.train.common import check_finite_loss, save_errors, write_json
 from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
 from rewardkit.train.objectives import compute, loss_terms
 
@@ -197,14 +198,17 @@ class RewardTrainer(Trainer):
 
             sd = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
             save_file(sd, str(out / RESUME_STATE))
-        torch.save(self.args, out / "training_args.bin")
+        with atomic_file(out / "training_args.bin", binary=True, what="training_args.bin") as fh:
+            torch.save(self.args, fh)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_checkpoint(model or self.model, Path(resume_from_checkpoint))
 
     def _save_checkpoint(self, model, trial) -> None:
         """``Trainer``'s checkpoint, written under ``.staging-checkpoint-N/`` and renamed to
-        ``checkpoint-N`` once complete (one process; multi-process runs save as ``Trainer``)."""
+        ``checkpoint-N`` once complete (one process; multi-process runs save as ``Trainer``). A
+        save that fails (a full disk) removes its staging folder and is an
+        :class:`~rewardkit.outputs.OutputError` naming the checkpoint and the reason."""
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
         from rewardkit.train.runstate import write_run_file
@@ -212,18 +216,23 @@ class RewardTrainer(Trainer):
         run_dir = Path(self._get_output_dir(trial=trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.args.world_size > 1:
-            super()._save_checkpoint(model, trial)
-            if self.is_world_process_zero():
-                write_run_file(run_dir / name, self.run_fingerprint())
+            with save_errors(name, run_dir):
+                super()._save_checkpoint(model, trial)
+                if self.is_world_process_zero():
+                    write_run_file(run_dir / name, self.run_fingerprint())
             return
         staging = run_dir / f"{STAGING_PREFIX}{name}"
         shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
         self._get_output_dir = lambda trial=None: str(staging)  # type: ignore[method-assign]
         try:
-            super()._save_checkpoint(model, trial)
+            with save_errors(name, run_dir):
+                super()._save_checkpoint(model, trial)
+                write_run_file(staging / name, self.run_fingerprint())  # before the name is taken
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # no half checkpoint, and its space back
+            raise
         finally:
             del self._get_output_dir
-        write_run_file(staging / name, self.run_fingerprint())  # before the name is taken
         final = run_dir / name
         if final.exists():  # a rerun saving the same step: replace it whole
             shutil.rmtree(final)
@@ -325,7 +334,7 @@ def export(model: torch.nn.Module, out: Path, tokenizer: Any, cfg: Any) -> None:
         meta["load_with"] = f"prm:{where}"
     else:
         meta.update(classifier_outputs(cfg, where))
-    (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))
+    write_json(out / "rewardkit_train.json", meta, indent=2)
 
 
 def classifier_outputs(cfg: Any, out: Path) -> dict[str, Any]:
