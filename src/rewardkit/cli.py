@@ -224,6 +224,15 @@ def _ignore_ctrl_c_in_teardown() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    try:
+        _run()
+    except KeyboardInterrupt:  # a second Ctrl-C landed while the first one's run unwound (5–25
+        # ms apart): it printed a traceback and ended by SIGINT; the run has stopped all the same
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _finish_interrupted()
+
+
+def _run() -> None:
     own_sigterm = not hasattr(signal, "SIGTERM") or bool(OWN_SIGTERM.intersection(sys.argv[1:2]))
     atexit.register(_ignore_ctrl_c_in_teardown)  # registered first: runs after the others
     try:
@@ -250,6 +259,11 @@ def main() -> None:
             _keep_status_on_late_signals(exc.code, not own_sigterm)
             raise
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run has unwound: a second Ctrl-C waits
+    _finish_interrupted()
+
+
+def _finish_interrupted() -> None:
+    """Say how the stopped run can go on, and exit as its signal asks (SIGINT ignored by now)."""
     terminated = signal.SIGTERM if hasattr(signal, "SIGTERM") else None
     by_sigterm = terminated is not None and terminated in _received
     if sys.argv[1:2] == ["serve"]:  # a server has no outputs to resume: it drained and stopped

@@ -6,13 +6,29 @@ from __future__ import annotations
 
 from rewardkit.registry import register
 
+# Shared tails of the ``arg_help`` texts ``rewardkit rewards list`` prints.
+_ENGINE = (
+    "plus the engine options (dtype, device, threads, token_budget, max_length, truncation, "
+    "cache_dir, layout, …; docs/reward-specs.md)"
+)
+_HTTP_JUDGE = (
+    "on an endpoint instead: api_key_env=, endpoint=chat|completions, temperature=, "
+    "max_tokens=, seed=, logprobs=, unparsed=nan|tie, prices=, base_url=, model=, cache_dir=, "
+    "progress= and the request limits (docs/judges.md)"
+)
+_LIMITS = (
+    "plus the request limits (concurrency=, rpm=, tpm=, timeout=, connect_timeout=, retries=, "
+    "backoff=, …; docs/remote.md)"
+)
+
 register(
     "classifier",
     "rewardkit.rewards.classifier:build",
     "Sequence-classification reward model (any AutoModelForSequenceClassification); "
     "uses the model's chat template when it has one.",
     card="A1 — Bradley–Terry reward model (scoring side)",
-    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models); options reduce=weighted|gating, weights=, trust_remote_code=",
+    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models); options family=, use_chat_template=, head_seed=, num_labels=, objectives=, reduce=weighted|gating, weights=, trust_remote_code=, temperature= and template= (pairwise families), "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -21,7 +37,7 @@ register(
     "The shipped default reward model: embedded all-MiniLM-L6-v2 (frozen) with a small trained "
     "head (BT on HH-RLHF helpful-base, MIT); works offline.",
     card="A1 — Bradley–Terry reward model; A14 — two-layer reward head",
-    arg_help="(none) for the shipped head, or DIR of a head trained with freeze_backbone: true",
+    arg_help="(none) for the shipped head, or DIR of a head trained with freeze_backbone: true; options: only the engine options (dtype, device, threads, …; docs/reward-specs.md)",
     uses_engine=True,
 )
 register(
@@ -29,7 +45,10 @@ register(
     "rewardkit.rewards.judges.build:judge",
     "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
     card="B3 — Generative yes-token reward (RewardDance)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME (an OpenAI-compatible endpoint; docs/judges.md)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME (an OpenAI-compatible endpoint; docs/judges.md); options output=prob|logit, template=, system=, use_chat_template=, principle=, rubric=, "
+    + _ENGINE
+    + "; "
+    + _HTTP_JUDGE,
     uses_engine=True,
 )
 register(
@@ -37,7 +56,7 @@ register(
     "rewardkit.rewards.rules:build",
     "Rule rewards without a model (NaN where a rule does not apply, never 0).",
     card=None,
-    arg_help="NAME",
+    arg_help="NAME; options: each rule's own, listed under it (docs/rules.md)",
 )
 register(
     "ensemble",
@@ -45,7 +64,8 @@ register(
     "Ensemble of any rewards (nested specs): each member scored once, then aggregated "
     "NaN-aware; per-member scores and disagreement are kept.",
     card="C5 — Reward-model ensembles (Helping or Herding?)",
-    arg_help='{"ensemble": [SPEC, ...], "aggregate": NAME, "lam": 1.0}',
+    arg_help='{"ensemble": [SPEC, ...], "aggregate": NAME, "lam": 1.0}; options weights, '
+    "normalize (none|zscore), stats, name (docs/composition.md)",
     composite=True,
 )
 register(
@@ -54,7 +74,7 @@ register(
     "Weighted sum of rewards, e.g. a rule plus a model (NaN members dropped, the other "
     "weights rescaled to the same total).",
     card="C10 — Hybrid rule + model rewards (Beyond Monolithic Rewards)",
-    arg_help='{"weighted": {SPEC: WEIGHT, ...}}',
+    arg_help='{"weighted": {SPEC: WEIGHT, ...}}; options normalize (none|zscore), stats, name',
     composite=True,
 )
 register(
@@ -63,7 +83,8 @@ register(
     "Route each query to the reward of its data source (query.meta['data_source']; NaN or "
     "'default' for other sources), as in Mixed-R1 and MedGRPO multi-task RL.",
     card="C3 — Cross-dataset normalization (MedGRPO multi-task routing)",
-    arg_help='{"route": {SOURCE: SPEC, ...}, "default": SPEC, "key": "data_source"}',
+    arg_help='{"route": {SOURCE: SPEC, ...}, "default": SPEC, "key": "data_source"}; options '
+    "missing (nan|error), name",
     composite=True,
 )
 register(
@@ -72,7 +93,8 @@ register(
     "DPO implicit reward β[log π(y|x) − log π_ref(y|x)] over the response tokens; without 'ref', "
     "reference-free sum / mean / norm (default norm, as reward-bench).",
     card="B1 — DPO implicit reward",
-    arg_help="POLICY ('default' = embedded SmolLM2-135M-Instruct, or PATH_OR_ID); options ref=, beta=, reduce=",
+    arg_help="POLICY ('default' = embedded SmolLM2-135M-Instruct, or PATH_OR_ID); options ref=, beta=, reduce=sum|mean|norm, use_chat_template=, ref_chat_template=, system=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -81,7 +103,8 @@ register(
     "Strong-over-weak density ratio log π_strong(y|c⊕x) − log π_weak(y|c⊕x), with a system "
     "prompt or per-domain criteria c given to both models.",
     card="B2 — Strong-over-weak density ratio (CDR)",
-    arg_help="STRONG ('default' = SmolLM2 with chat template vs the same weights on plain text); options weak=, reduce=, system=, criteria=",
+    arg_help="STRONG ('default' = SmolLM2 with chat template vs the same weights on plain text); options weak=, reduce=sum|mean|norm, system=, criteria=, condition_weak=, strong_chat_template=, weak_chat_template=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -90,7 +113,8 @@ register(
     "Cosine of sentence embeddings (mean pooling + L2 norm) between the response and "
     "query.reference (max over several); NaN without a reference. against=prompt: relevance.",
     card="B10 — Regularized relevance reward (R³), reference-similarity term",
-    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2, or PATH_OR_ID)",
+    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2, or PATH_OR_ID); options against=reference|prompt, pooling=mean|cls, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -99,7 +123,8 @@ register(
     "R³ regularized relevance: cos(prompt, response) + cos(response, reference) − query-copy "
     "penalty (+ optional length prior), sentence embeddings; no preference data needed.",
     card="B10 — Regularized relevance reward (R³)",
-    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2); options w_relevance=, w_reference=, w_copy=, w_length=, n=, target_words=",
+    arg_help="ENCODER ('minilm'/'default' = embedded all-MiniLM-L6-v2); options w_relevance=, w_reference=, w_copy=, w_length= (or a weights dict), n=, target_words=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -108,7 +133,7 @@ register(
     "Bidirectional Max-Average Similarity between response and reference tokens in a model's "
     "input-embedding table; NaN without a reference.",
     card="B9 — Mixed-R1 BMAS",
-    arg_help="MODEL ('minilm'/'default' = all-MiniLM-L6-v2's table; 'smollm2' as the card)",
+    arg_help="MODEL ('minilm'/'default' = all-MiniLM-L6-v2's table; 'smollm2' as the card); options max_tokens=; the engine options are accepted, only threads matters",
     uses_engine=True,
 )
 register(
@@ -117,7 +142,10 @@ register(
     "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
     "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options principle=, rubric=",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options template=, system=, use_chat_template=, principle=, rubric=, "
+    + _ENGINE
+    + "; "
+    + _HTTP_JUDGE,
     uses_engine=True,
 )
 register(
@@ -126,7 +154,10 @@ register(
     "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
     "rating tokens (renormalised; a two-token '10' read in the same pass).",
     card="B6 — LLM-as-judge (rating mode)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options principle=, rubric=, output=",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options output=expected|probs, template=, system=, use_chat_template=, principle=, rubric=, "
+    + _ENGINE
+    + "; "
+    + _HTTP_JUDGE,
     uses_engine=True,
 )
 register(
@@ -136,7 +167,10 @@ register(
     "seeded random order; score = P(the response's label is the first answer token). score() "
     "ranks the queries that share a prompt as one group.",
     card="B7 — Listwise judge (RewardBench 2 4-way, GRPO groups)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options order_seed=, principle=, rubric=",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options order_seed=, template=, system=, use_chat_template=, principle=, rubric=, "
+    + _ENGINE
+    + "; "
+    + _HTTP_JUDGE,
     uses_engine=True,
 )
 register(
@@ -145,7 +179,8 @@ register(
     "CLIP-score image–text similarity (any CLIP-style dual encoder): the prompt text against the "
     "response image, or a text response against the prompt image; NaN without an image.",
     card="B15 — Image–text reward interface (CLIP score)",
-    arg_help="PATH_OR_ID of a CLIP-style model; options variant=clip (100·cos) | clipscore (2.5·max(cos,0)) | logit",
+    arg_help="PATH_OR_ID of a CLIP-style model; options variant=clip (100·cos) | clipscore (2.5·max(cos,0)) | logit, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -155,7 +190,8 @@ register(
     "image pairs), or a plain CLIP/PickScore checkpoint as exp(logit_scale)·cos; same text/image "
     "pairing as clip; NaN without an image.",
     card="B15 — Image–text reward interface (ImageReward / PickScore shapes)",
-    arg_help="PATH (a trained image reward model folder) or PATH_OR_ID of a CLIP-style checkpoint; options processor=",
+    arg_help="PATH (a trained image reward model folder) or PATH_OR_ID of a CLIP-style checkpoint; options processor=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -164,7 +200,8 @@ register(
     "Generative pointwise judge on a vision-language model: P(Yes) vs P(No) after the judging "
     "template, with the conversation's and the response's images in place.",
     card="B3 — Generative yes-token reward (RewardDance)",
-    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, output=prob|logit, system=",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options output=prob|logit, template=, system=, use_chat_template=, principle=, rubric=, trust_remote_code=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -173,7 +210,8 @@ register(
     "Listwise generative judge on a vision-language model: k ≤ 9 responses (text or images) to "
     "one prompt ranked in one call, shown in a seeded order; score = P(the response is best).",
     card="B7 — Listwise judge",
-    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, principle=, rubric=, system=",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options order_seed=, template=, system=, use_chat_template=, principle=, rubric=, trust_remote_code=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -182,7 +220,8 @@ register(
     "Pairwise generative judge on a vision-language model: P(A better than B), both orders "
     "averaged (MMRB2 protocol); score() = P(response better than the reference).",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
-    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options principle=, rubric=, system=",
+    arg_help="PATH_OR_ID of an AutoModelForImageTextToText model; options template=, system=, use_chat_template=, principle=, rubric=, trust_remote_code=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -192,7 +231,8 @@ register(
     "aggregate; Qwen2.5-Math-PRM (separator token + 2-label token classifier) and Math-Shepherd "
     "(tag token, +/- logits) conventions.",
     card="B4 — ORM vs PRM (process reward models)",
-    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|max|last|mean|prod|geomean), cut (nan|prefix: a response truncation cut steps from), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code",
+    arg_help="PATH_OR_ID; options convention (qwen|shepherd), aggregate (min|max|last|mean|prod|geomean), cut (nan|prefix: a response truncation cut steps from), split (auto|step|paragraph|line), tag, good, bad, system, trust_remote_code, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -201,7 +241,8 @@ register(
     "DPO implicit reward per token, β[log π(y_t|·) − log π_ref(y_t|·)] (score_full(...).tokens, "
     "with character offsets); the tokens sum to dpo:POLICY?ref=REF&reduce=sum.",
     card="B1 — DPO implicit reward (token level)",
-    arg_help="POLICY ('default' = embedded SmolLM2); options ref=, beta=, system=",
+    arg_help="POLICY ('default' = embedded SmolLM2); options ref=, beta=, system=, use_chat_template=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -210,7 +251,8 @@ register(
     "T-REG self-generated token rewards: tanh of the log-ratio of each token under a 'good' and "
     "a 'bad' system prompt, same model (contrastive prompting).",
     card="B12 — T-REG",
-    arg_help="MODEL ('default' = embedded SmolLM2); options good=, bad=",
+    arg_help="MODEL ('default' = embedded SmolLM2); options good=, bad=, use_chat_template=, "
+    + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -219,7 +261,7 @@ register(
     "AlignDistil contrastive DPO reward per token, β[log π_dpo(y_t|·) − log π_rev(y_t|·)] with a "
     "reverse-preference DPO model as the reference.",
     card="B13 — AlignDistil",
-    arg_help="DPO_MODEL; options rev= (required), beta=",
+    arg_help="DPO_MODEL; options rev= (required), beta=, use_chat_template=, " + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -228,7 +270,7 @@ register(
     "PAL pluralistic reward over frozen MiniLM features: K shared prototypes and per-user "
     "mixture weights (ideal-point or mixture form); unseen users get the population mixture.",
     card="A10 — Ideal-point mixture RM (PAL)",
-    arg_help="DIR from `rewardkit pal train`; options user=ID",
+    arg_help="DIR from `rewardkit pal train`; options user=ID, " + _ENGINE,
     uses_engine=True,
 )
 register(
@@ -237,7 +279,7 @@ register(
     "Domain-knowledge reward: a BT-fitted weighted sum of interpretable features (aspect "
     "coverage, sentiment faithfulness, redundancy, length fit, arithmetic); components per feature.",
     card="A15 — Domain-knowledge-infused reward model",
-    arg_help="DIR from `rewardkit domain fit`",
+    arg_help="DIR from `rewardkit domain fit`; no options",
 )
 register(
     "polar",
@@ -245,7 +287,7 @@ register(
     "POLAR policy-discriminative reward: scores a response against the record's reference "
     "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
     card="A9 — Policy Discriminative Learning (POLAR)",
-    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`",
+    arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`; options: only the engine options (dtype, device, threads, …; docs/reward-specs.md)",
     uses_engine=True,
 )
 register(
@@ -254,7 +296,8 @@ register(
     "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
     "ensembles, routes and RL adapters; answers land in the local score cache.",
     card=None,
-    arg_help="URL of the server; options route=, api_key_env=, batch_size=, concurrency=, rpm=, timeout=, retries=",
+    arg_help="URL of the server; options route=, api_key_env=, batch_size=, cache_dir=, progress=, "
+    + _LIMITS,
     uses_engine=True,
 )
 register(
@@ -263,7 +306,8 @@ register(
     "A classifier reward model served by vLLM (POST /classify or /pooling; the server applies "
     "the chat template, or the client does with tokenizer=).",
     card=None,
-    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, concurrency=, rpm=",
+    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, batch_size=, cache_dir=, progress=, "
+    + _LIMITS,
     uses_engine=True,
 )
 register(
@@ -272,6 +316,7 @@ register(
     "A classifier reward model served by SGLang (--is-embedding; POST /classify with text "
     "formatted by the reward model's chat template).",
     card=None,
-    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, batch_size=, api_key_env=, concurrency=, rpm=",
+    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, api_key_env=, batch_size=, cache_dir=, progress=, "
+    + _LIMITS,
     uses_engine=True,
 )

@@ -363,7 +363,10 @@ def report_command(
         Path | None,
         typer.Option(help="With several runs: where to write the merged leaderboard."),
     ] = None,
-    html: Annotated[bool, typer.Option("--html/--no-html", help="Rebuild report.html too.")] = True,
+    html: Annotated[
+        bool,
+        typer.Option("--html/--no-html", help="Rebuild report.html (and leaderboard.html) too."),
+    ] = True,
 ) -> None:
     """Rebuild report.md / report.html from saved report.json files (no rescoring); with
     several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out)."""
@@ -378,7 +381,8 @@ def report_command(
         board_dir = out or Path("out/leaderboard")
         if len(dirs) > 1 or out is not None:
             probe_writable(board_dir, "--out", directory=True)
-            for name in ("leaderboard.json", "leaderboard.md", "leaderboard.html"):
+            names = ("leaderboard.json", "leaderboard.md", "leaderboard.html")
+            for name in names if html else names[:2]:
                 probe_writable(board_dir / name, name)
         for d in dirs:
             rp = report_path(d)
@@ -408,7 +412,7 @@ def report_command(
     if len(named) > 1 or out is not None:
         with user_errors(), _damaged(None):
             board = leaderboard(named)
-            paths = write_leaderboard(board, board_dir)
+            paths = write_leaderboard(board, board_dir, with_html=html)
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -13,6 +13,24 @@ _SUB_LISTS = {
 }
 
 
+def rule_options(name: str) -> list[str]:
+    """The options ``rule:NAME`` takes: its class's keyword parameters (read from the code, so
+    the listing cannot fall behind it)."""
+    import importlib
+    import inspect
+
+    from rewardkit.rewards.rules import RULES
+
+    module_name, _, cls_name = RULES[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+#: Kinds whose sub-list entries take options of their own: kind → the options of an entry.
+_OPTION_LISTS = {"rule": rule_options}
+
+
 @rewards_app.command("list")
 def rewards_list() -> None:
     """Every registered kind of reward, with a one-line description and its method card."""
@@ -31,12 +49,16 @@ def rewards_list() -> None:
         )
 
     for k in kinds():
+        # "ARG; options …": the argument on the kind's line, its options wrapped under it
+        arg, sep, options = (k.arg_help or "").partition("; options")
         if k.composite:
-            head = f"{k.kind}  {k.arg_help}  (dict or YAML/JSON file)" if k.arg_help else k.kind
+            head = f"{k.kind}  {arg}  (dict or YAML/JSON file)" if arg else k.kind
         else:
-            head = f"{k.kind}:{k.arg_help}" if k.arg_help else k.kind
+            head = f"{k.kind}:{arg}" if arg else k.kind
         typer.echo(head)
         typer.echo(block(k.description))
+        if sep:
+            typer.echo(block("options" + options))
         if k.card:
             typer.echo(block(f"method card: {k.card} (docs/methods/)"))
         if k.kind in _SUB_LISTS:
@@ -47,3 +69,8 @@ def rewards_list() -> None:
             width = max(len(label) for label in labels.values()) + 2
             for name, text in sorted(table.items()):
                 typer.echo(f"    {labels[name]:<{width}}{text}")
+                if k.kind in _OPTION_LISTS:
+                    names = _OPTION_LISTS[k.kind](name)
+                    if names:
+                        pad = " " * (4 + width)
+                        typer.echo(block("options: " + ", ".join(names), pad))

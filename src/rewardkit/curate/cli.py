@@ -27,7 +27,7 @@ from rewardkit.curate.cli_helpers import (
 
 curate_app = typer.Typer(
     help="Curate preference data: strength, noise, consistency, relabel, filter, dedup, "
-    "lengths, export.",
+    "lengths, export, crome (Crome augmentations).",
     no_args_is_help=True,
 )
 

@@ -123,8 +123,11 @@ def _ci_cell(ci: list[float], n: Any) -> str:
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
-def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``leaderboard.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``out_dir``."""
+def write_leaderboard(
+    board: dict[str, Any], out_dir: str | Path, with_html: bool = True
+) -> dict[str, Path]:
+    """Write ``leaderboard.json``, ``leaderboard.md`` and (``with_html``) ``leaderboard.html``
+    into ``out_dir``."""
     from rewardkit.outputs import atomic_text, check_dir_target, output_error
 
     out = check_dir_target(out_dir, "--out")
@@ -147,6 +150,8 @@ def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, P
         "markdown": out / "leaderboard.md",
         "html": out / "leaderboard.html",
     }
+    if not with_html:
+        del paths["html"]
     texts = {
         "json": json.dumps(jsonable(board), indent=1, sort_keys=True, allow_nan=False) + "\n",
         "markdown": "\n".join(md),

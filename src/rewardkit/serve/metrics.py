@@ -61,6 +61,10 @@ class Histogram:
         return out
 
 
+#: The endpoints that score (the ``endpoint`` label of their counters).
+SCORING_ENDPOINTS = ("/v1/rewards", "/get_reward")
+
+
 class Metrics:
     """Thread-safe registry of the server's counters, gauges and histograms."""
 
@@ -111,6 +115,14 @@ class Metrics:
         self.counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
         self.gauges: dict[str, dict[Labels, float]] = defaultdict(dict)
         self.histograms: dict[str, dict[Labels, Histogram]] = defaultdict(dict)
+        # Counters of rare events are exposed at 0 from the start (Prometheus convention), so a
+        # scraper sees them before the first one happens and rate() counts that first one.
+        # ``rewardkit_rejected_total`` gets a 0 per route in :meth:`render` (routes are known
+        # from ``rewardkit_queue_depth``, which /metrics sets for every route with a queue).
+        self.counters["rewardkit_connections_refused_total"][_labels()] = 0.0
+        for endpoint in SCORING_ENDPOINTS:
+            self.counters["rewardkit_disconnects_total"][_labels(endpoint=endpoint)] = 0.0
+        self.counters["rewardkit_rejected_total"]  # listed (HELP/TYPE) before any route is known
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         with self._lock:
@@ -187,6 +199,9 @@ class Metrics:
         self.set("rewardkit_cache_hit_rate", 0.0 if rate is None else rate)
         lines: list[str] = []
         with self._lock:
+            rejected = self.counters["rewardkit_rejected_total"]
+            for labels in self.gauges.get("rewardkit_queue_depth", {}):
+                rejected.setdefault(labels, 0.0)  # labels: (("route", NAME),)
             names = sorted(set(self.counters) | set(self.gauges) | set(self.histograms))
             for name in names:
                 kind, text = self.HELP.get(name, ("untyped", name))
