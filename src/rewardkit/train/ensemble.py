@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardkit.errors import DataError, SpecError
+from rewardkit.outputs import atomic_json, atomic_text
 from rewardkit.train.common import TrainResult, load_examples
 from rewardkit.train.config import TrainConfig
 from rewardkit.types import Example
@@ -90,7 +91,8 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     out = Path(cfg.output_dir)
     members = [member_spec(Path(r.output_dir).resolve()) for r in results]
     spec = {"ensemble": members, "aggregate": aggregate}
-    (out / "ensemble.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    with atomic_text(out / "ensemble.yaml", what="ensemble.yaml") as fh:  # never half a spec
+        fh.write(yaml.safe_dump(spec, sort_keys=False))
     train_ex, _ = load_examples(cfg)
     pairs = [
         (ex.id, q)
@@ -109,6 +111,6 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
         deltas.append(s[np.arange(len(s)), chosen] - s[np.arange(len(s)), 1 - chosen])
     mean, _std = preference_strength(np.stack(deltas, axis=1)) if deltas else (np.array([]), None)
     votes = {pid: float(m) for (pid, _), m in zip(pairs, mean, strict=True)}
-    (out / "votes.json").write_text(json.dumps(votes, indent=0))
+    atomic_json(out / "votes.json", votes, indent=0)
     metrics = {f"member_{i}_{k}": v for i, r in enumerate(results) for k, v in r.metrics.items()}
     return TrainResult(out, metrics, [])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import SpecError
+from rewardkit.outputs import atomic_json
 from rewardkit.train.config import TrainConfig
 
 IMAGE_OBJECTIVES = ("bt", "tie", "listwise")
@@ -109,7 +110,7 @@ def _image_trainer_class() -> type:
                 "config": self.cfg.to_dict(),
                 "load_with": f"image-rm:{out.resolve()}",  # from any folder
             }
-            (out / "rewardkit_train.json").write_text(json.dumps(meta, indent=2, default=str))
+            atomic_json(out / "rewardkit_train.json", json.loads(json.dumps(meta, default=str)), 2)
             if self.cfg.lora_r:  # the saved backbone is merged: keep the adapters for resume
                 sd = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
                 save_file(sd, str(out / RESUME_STATE))
