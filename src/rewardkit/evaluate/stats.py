@@ -13,23 +13,24 @@ def nanmean(x) -> float:
     """Mean of the non-NaN values; NaN (without numpy's warning) when there is none. Summed at a
     power-of-two scale (exact), so that finite values near the float64 limit (1e308) do not
     overflow to inf."""
-    a = np.asarray(x, dtype=np.float64)
-    a = a[~np.isnan(a)]
-    if not a.size:
-        return math.nan
-    e = _exponent(a)
-    return float(np.ldexp(np.ldexp(a, -e).mean(), e))
+    return _scaled_stat(x, np.mean)
 
 
 def nanstd(x) -> float:
     """Population std (ddof=0) of the non-NaN values, at a power-of-two scale like
     :func:`nanmean`; NaN when there is none."""
+    return _scaled_stat(x, np.std)
+
+
+def _scaled_stat(x, stat) -> float:
+    """``stat`` of the non-NaN values of ``x``, computed at the power-of-two scale that brings
+    the largest into [0.5, 1) and scaled back (exact: powers of two)."""
     a = np.asarray(x, dtype=np.float64)
     a = a[~np.isnan(a)]
     if not a.size:
         return math.nan
     e = _exponent(a)
-    return float(np.ldexp(np.ldexp(a, -e).std(), e))
+    return float(np.ldexp(stat(np.ldexp(a, -e)), e))
 
 
 def _exponent(a: np.ndarray) -> int:
