@@ -88,3 +88,25 @@ def test_the_server_neither_serves_nor_caches_a_math_timeout(tmp_path):
         body = {"query": ["2+3? " + SLOW_ANSWER], "prompts": ["2+3? "], "labels": ["5"]}
         logs = httpx.post(srv.url + "/get_reward", json=body, timeout=60).json()["extra_logs"]
         assert logs["rewardkit_failed"] == [1.0] and logs["rewardkit_cached"] == [0.0]
+
+
+def test_a_zero_weight_members_failure_does_not_fail_the_row():
+    # a judge kept at weight 0 as a logged component: its failure took a right answer's reward
+    ens = EnsembleReward([_Flaky(), "rule:length"], "weighted", weights=[0.0, 1.0])
+    full = ens.score_full(_qs("please fail"))
+    assert full.scores.tolist() == [11.0] and failed_items(full.stats) == (0, [])
+    assert full.stats["members"]["flaky"]["failed"] == 1  # still in the member's own stats
+
+
+def test_a_hybrid_row_fails_with_its_model_part():
+    from rewardkit.registry import load_reward
+    from rewardkit.rewards.composite.hybrid import HybridReward
+
+    hybrid = HybridReward({"*": load_reward("rule:length")}, model=_Flaky(), confidence=0.5)
+    full = hybrid.score_full(_qs("fine", "please fail"))
+    assert not math.isnan(full.scores[0])
+    assert math.isnan(full.scores[1])  # was the rule's half alone, as if the model abstained
+    assert failed_items(full.stats) == (1, [(1, "model: upstream answered 500")])
+    scored = HybridReward({"*": load_reward("rule:length")}, model=_Flaky(fail_score=0.0))
+    again = scored.score_full(_qs("please fail"))
+    assert not math.isnan(again.scores[0]) and again.stats["errors"][0]["score"] == again.scores[0]

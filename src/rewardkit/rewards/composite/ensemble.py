@@ -310,10 +310,13 @@ class EnsembleReward(Reward):
         the rows where a failing member has no score. Aggregated over the other members as if
         that member did not apply, such a row scored what the rest gave (a wrong program that
         broke its harness made the ensemble score it as a right one); it is NaN instead. A
-        member that scores its failure (``rule:math``'s 0 on a timeout) keeps its number."""
+        member that scores its failure (``rule:math``'s 0 on a timeout) keeps its number; a
+        zero-weight member never contributes, so its failures stay in its own stats only."""
         out: dict[int, str] = {}
         lost: set[int] = set()
         for j, m in enumerate(self.members):
+            if self.weights is not None and self.weights[j] == 0:
+                continue
             for i, err in failed_rows(member_stats.get(m.name), raw[:, j]).items():
                 out.setdefault(i, f"{m.name}: {err}")
                 if np.isnan(raw[i, j]):

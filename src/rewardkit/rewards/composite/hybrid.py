@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rewardkit.combine.hybrid import hybrid_combine
 from rewardkit.combine.route import route_indices
+from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 
@@ -82,20 +84,26 @@ class HybridReward(Reward):
             "task_key": self.task_key,
         }
 
-    def _rule_scores(self, queries: Sequence[Query]) -> np.ndarray:
+    def _rule_scores(self, queries: Sequence[Query], failed: _Failures) -> np.ndarray:
         out = np.full(len(queries), np.nan)
         tasks = [str(q.meta.get(self.task_key, "")) for q in queries]
         for task, idx in route_indices(tasks, [t for t in self.rules if t != "*"]).items():
-            out[idx] = self.rules[task].score([queries[i] for i in idx])
+            out[idx] = _part(
+                self.rules[task], [queries[i] for i in idx], f"rule {task}", failed, idx
+            )
         if "*" in self.rules:
             rest = np.flatnonzero(np.isnan(out) & ~np.isin(tasks, list(self.rules)))
             if len(rest):
-                out[rest] = self.rules["*"].score([queries[i] for i in rest])
+                where = [int(i) for i in rest]
+                out[rest] = _part(
+                    self.rules["*"], [queries[i] for i in where], "rule *", failed, where
+                )
         return out
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
-        rule = self._rule_scores(queries)
-        model = np.asarray(self.model.score(queries), dtype=np.float64)
+        failed = _Failures()
+        rule = self._rule_scores(queries, failed)
+        model = _part(self.model, queries, "model", failed)
         if callable(self.confidence):
             conf = np.array(
                 [self.confidence(q, float(s)) for q, s in zip(queries, rule, strict=True)]
@@ -106,16 +114,54 @@ class HybridReward(Reward):
         aspects = weights = None
         if self.aspects:
             cols = [
-                np.asarray(r.score(queries), dtype=np.float64) for r, _ in self.aspects.values()
+                _part(r, queries, f"aspect {name}", failed) for name, (r, _) in self.aspects.items()
             ]
             comps.update(dict(zip(self.aspects, cols, strict=True)))
             aspects = np.column_stack(cols)
             weights = [w for _, w in self.aspects.values()]
         r_len, w_len = None, 0.0
         if self.length is not None:
-            r_len = np.asarray(self.length[0].score(queries), dtype=np.float64)
+            r_len = _part(self.length[0], queries, "length", failed)
             w_len = float(self.length[1])
             comps["length"] = r_len
-        return ScoreResult(
-            hybrid_combine(rule, model, conf, aspects, weights, r_len, w_len), components=comps
-        )
+        values = hybrid_combine(rule, model, conf, aspects, weights, r_len, w_len)
+        if failed.errors:  # a part's failure is not its abstention (EnsembleReward's rule)
+            values = values.copy()
+            values[sorted(failed.lost)] = np.nan
+            stats = {"failed": len(failed.errors), "errors": failed.entries(values)}
+            return ScoreResult(values, components=comps, stats=stats)
+        return ScoreResult(values, components=comps)
+
+
+@dataclass
+class _Failures:
+    """The rows some part failed alone (row → error) and those where a failing part has no
+    score (the row is NaN; a part that scored its failure, ``rule:math``'s 0, keeps it)."""
+
+    errors: dict[int, str] = field(default_factory=dict)
+    lost: set[int] = field(default_factory=set)
+
+    def entries(self, values: np.ndarray) -> list[dict[str, Any]]:
+        return [
+            {"index": i, "error": e} | ({} if i in self.lost else {"score": float(values[i])})
+            for i, e in sorted(self.errors.items())
+        ]
+
+
+def _part(
+    reward: Reward,
+    queries: Sequence[Query],
+    label: str,
+    failed: _Failures,
+    index: Sequence[int] | None = None,
+) -> np.ndarray:
+    """One part's scores (float64), its failed items recorded in ``failed`` by row (``index``
+    maps the part's queries to rows: a rule scores only its task's)."""
+    full = reward.score_full(queries)
+    scores = np.asarray(full.scores, dtype=np.float64)
+    rows = list(range(len(queries))) if index is None else [int(i) for i in index]
+    for i, err in failed_rows(full.stats, scores).items():
+        failed.errors.setdefault(rows[i], f"{label}: {err}")
+        if np.isnan(scores[i]):
+            failed.lost.add(rows[i])
+    return scores
