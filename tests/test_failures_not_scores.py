@@ -110,3 +110,50 @@ def test_a_hybrid_row_fails_with_its_model_part():
     scored = HybridReward({"*": load_reward("rule:length")}, model=_Flaky(fail_score=0.0))
     again = scored.score_full(_qs("please fail"))
     assert not math.isnan(again.scores[0]) and again.stats["errors"][0]["score"] == again.scores[0]
+
+
+class _WrongIsNegative(Reward):
+    """A logit-judge-like reward: "fail" fails (NaN + recorded), "right" 2.0, anything else -2.0."""
+
+    def __init__(self) -> None:
+        self.name = "judge-like"
+
+    def identity(self):
+        return {"class": "judge-like"}
+
+    def _score(self, queries):
+        bad = [i for i, q in enumerate(queries) if "fail" in q.response]
+        scores = np.array(
+            [
+                math.nan if i in bad else 2.0 if "right" in q.response else -2.0
+                for i, q in enumerate(queries)
+            ]
+        )
+        errors = [{"index": i, "error": "HTTP 400 maximum context length"} for i in bad]
+        return ScoreResult(scores, stats={"failed": len(bad), "errors": errors} if bad else {})
+
+
+def test_trainer_adapters_never_let_a_failure_beat_a_scored_response(caplog):
+    from rewardkit.integrations import openrlhf, trl, verl
+
+    reward = _WrongIsNegative()
+    responses = ["right", "wrong", "please fail"]
+    out = verl.compute_score_batch(["s"] * 3, responses, ["4"] * 3, spec=reward)
+    # was 0.0 (nan_score) with applies 0, as "no reference": above the wrong answer's -2
+    assert [r["score"] for r in out] == [2.0, -2.0, -2.0]
+    assert [r["failed"] for r in out] == [0.0, 0.0, 1.0] and out[2]["applies"] == 0.0
+    assert "1 of 3 items failed" in caplog.text and "maximum context length" in caplog.text
+    assert (
+        verl.compute_score_batch(["s"], ["please fail"], ["4"], spec=reward, failed_score=-9)[0][
+            "score"
+        ]
+        == -9.0
+    )
+    rl = openrlhf.score_queries(["q " + r for r in responses], ["q "] * 3, None, spec=reward)
+    assert [float(x) for x in rl["rewards"]] == [2.0, -2.0, -2.0]
+    assert [float(x) for x in rl["extra_logs"]["rewardkit_failed"]] == [0.0, 0.0, 1.0]
+    logged: dict[str, float] = {}
+    fn = trl.reward_func(reward)
+    got = fn(["q"] * 3, responses, log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert got == [2.0, -2.0, -2.0]  # was None for the failure: TRL drops a None term
+    assert logged["rewardkit/judge-like/failed"] == 1.0

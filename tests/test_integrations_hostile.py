@@ -211,7 +211,10 @@ def test_nan_still_means_does_not_apply_in_every_adapter():
     r = Table({"a": float("nan"), "b": 0.5})
     assert reward_func(r)(["q", "q"], ["a", "b"]) == [None, 0.5]
     out = vrl.compute_score_batch(["s", "s"], ["a", "b"], [None, None], spec=r)
-    assert out == [{"score": 0.0, "applies": 0.0}, {"score": 0.5, "applies": 1.0}]
+    assert out == [
+        {"score": 0.0, "applies": 0.0, "failed": 0.0},
+        {"score": 0.5, "applies": 1.0, "failed": 0.0},
+    ]
 
 
 # --- OpenRLHF ----------------------------------------------------------------------------------

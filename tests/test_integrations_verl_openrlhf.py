@@ -78,7 +78,7 @@ def test_verl_components_and_batch_manager_call():
     )
     # 1·1 + 0.1·2 words = 1.2; 1·0 + 0.1·4 words = 0.4; per-member keys for GDPO-style use
     assert [r["score"] for r in out] == pytest.approx([1.2, 0.4])
-    assert set(out[0]) == {"score", "applies", "rule:gsm8k", "rule:length_unit_words"}
+    assert set(out[0]) == {"score", "applies", "failed", "rule:gsm8k", "rule:length_unit_words"}
     assert out[1]["rule:length_unit_words"] == 4.0 and out[1]["rule:gsm8k"] == 0.0
     single = vrl.compute_score("a", "#### 4", "4", spec=WEIGHTED)
     assert single == out[0]
@@ -259,7 +259,7 @@ def test_no_reference_means_does_not_apply_in_every_path(empty):
         full = load_reward(rule).score_full([q])
         assert np.isnan(full.scores[0]) and not full.stats.get("failed"), (rule, full.stats)
     verl = vrl.compute_score("openai/gsm8k", "#### 4", empty, spec="rule:gsm8k", nan_score=-1.0)
-    assert verl == {"score": -1.0, "applies": 0.0}
+    assert verl == {"score": -1.0, "applies": 0.0, "failed": 0.0}
     out = orl.score_queries(["Q #### 4"], ["Q "], [empty], spec="rule:gsm8k", nan_score=-1.0)
     assert out["rewards"].tolist() == [-1.0] and out["extra_logs"]["applies"].tolist() == [0.0]
     trl = reward_func("rule:gsm8k")(prompts=["2+2?"], completions=["#### 4"], answer=[empty])
@@ -271,7 +271,7 @@ def test_verl_numpy_ground_truth_is_a_list_of_answers():
     acceptable answer (not the array's printed form)."""
     for spec in ("rule:gsm8k", "rule:math"):
         out = vrl.compute_score("openai/gsm8k", "#### 5", np.array(["5", "4"]), spec=spec)
-        assert out == {"score": 1.0, "applies": 1.0}, spec
+        assert out == {"score": 1.0, "applies": 1.0, "failed": 0.0}, spec
 
 
 @functools.cache

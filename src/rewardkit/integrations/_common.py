@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.registry import load_reward
+from rewardkit.results import failed_rows
 from rewardkit.types import Message, Query, Reward, ScoreResult
 
 #: Columns tried, in order, for ``Query.reference`` when no ``reference_column`` is given.
@@ -203,3 +205,53 @@ class BySource:
     def __call__(self, scores: np.ndarray, queries: Sequence[Query]) -> np.ndarray:
         sources = [str(q.meta.get(self.key, "")) for q in queries]
         return np.asarray(self.fn(scores, sources), dtype=np.float64)
+
+
+log = logging.getLogger("rewardkit.integrations")
+
+
+def failed_fill(
+    full: ScoreResult, scores: np.ndarray, failed_score: float | None, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, failed)``: the scores with each item the reward *failed* (an upstream 500, a
+    judge's context overflow, a timeout: ``results.failed_rows``) set to ``failed_score``, and
+    the mask of those items; a warning gives their count and the first error.
+
+    A failure is not "does not apply": sent on as NaN it became ``nan_score`` (verl, OpenRLHF)
+    or ``None`` (TRL, which then drops the term), so a response that broke the judge scored
+    above a wrong answer with a negative reward and GRPO gave it a positive advantage. The
+    default (``failed_score`` None) is the lowest score the same call gave an item that did not
+    fail, so a failure never beats a scored response of its batch; NaN when nothing else scored
+    (the adapters then send what they send for NaN, and every item of the call is flagged)."""
+    failed = np.zeros(len(scores), dtype=bool)
+    errors = failed_rows(full.stats, full.scores if full.scores.ndim == 1 else None)
+    for i in errors:
+        if 0 <= i < len(failed):
+            failed[i] = True
+    if not failed.any():
+        return scores, failed
+    if failed_score is None:
+        ok = scores[~failed & np.isfinite(scores)]
+        fill = float(ok.min()) if ok.size else math.nan
+    else:
+        fill = float(failed_score)
+    first = min(errors)
+    log.warning(
+        "%s: %d of %d items failed (first, item %d: %s); they get %s and are flagged failed",
+        where,
+        int(failed.sum()),
+        len(scores),
+        first,
+        errors[first][:200],
+        "NaN (nothing else scored)" if math.isnan(fill) else f"{fill:g}",
+    )
+    return np.where(failed, fill, scores), failed
+
+
+def as_failed_score(value: Any) -> float | None:
+    """``failed_score`` as given: None (the batch's lowest score) or a finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"failed_score must be a finite number or None, got {value!r}")
+    return float(value)

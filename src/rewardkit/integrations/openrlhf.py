@@ -13,8 +13,10 @@ module's file with ``REWARDKIT_SPEC`` set, or write a two-line file::
 The response is what follows the prompt in the query, end-of-sequence markers removed
 (:func:`rewardkit.data.openrlhf.split_query`, shared with ``serve/openrlhf.py``); ``labels``
 become ``Query.reference`` (an empty label is no reference).
-NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; ``extra_logs`` carry
-each component (ensemble members, hybrid parts) and ``applies``. ``±inf`` is a ValueError naming
+NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; an item the reward
+*failed* gets ``failed_score`` (default: the lowest score of its call,
+:func:`~rewardkit.integrations._common.failed_fill`) and ``rewardkit_failed`` 1; ``extra_logs``
+carry each component (ensemble members, hybrid parts), ``applies`` and ``rewardkit_failed``. ``±inf`` is a ValueError naming
 the first index; a query that is not text is a TypeError naming it.
 """
 
@@ -27,10 +29,12 @@ import numpy as np
 
 from rewardkit.data.openrlhf import label, split_query
 from rewardkit.integrations._common import (
+    as_failed_score,
     as_nan_score,
     check_finite_scores,
     column,
     components,
+    failed_fill,
     log_key,
 )
 from rewardkit.integrations.verl import cached_reward
@@ -52,9 +56,11 @@ def score_queries(
     *,
     spec: Any = None,
     nan_score: float = 0.0,
+    failed_score: float | None = None,
 ) -> dict[str, Any]:
     """OpenRLHF's result dict for ``spec`` (default ``$REWARDKIT_SPEC``)."""
     nan_score = as_nan_score(nan_score)
+    failed_score = as_failed_score(failed_score)
     queries = column(queries, "queries")
     n = len(queries)
     prompts = column(prompts, "prompts")
@@ -83,22 +89,30 @@ def score_queries(
     for name, vals in comps.items():
         if name != reward.name:
             check_finite_scores(vals, f"component {name!r} scores")
-    applies = ~np.isnan(scores)
-    filled = np.where(applies, scores, nan_score)
-    extra = {"applies": _tensor(applies.astype(np.float64))}
+    scores, failed = failed_fill(full, scores, failed_score, f"openrlhf {reward.name!r}")
+    applies = ~np.isnan(scores) & ~failed
+    filled = np.where(np.isnan(scores), nan_score, scores)
+    extra = {
+        "applies": _tensor(applies.astype(np.float64)),
+        "rewardkit_failed": _tensor(failed.astype(np.float64)),  # as the served /get_reward
+    }
     for name, vals in comps.items():
         if name != reward.name:
             extra[log_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}
 
 
-def make_reward_func(spec: Any, *, nan_score: float = 0.0) -> Callable[..., dict[str, Any]]:
+def make_reward_func(
+    spec: Any, *, nan_score: float = 0.0, failed_score: float | None = None
+) -> Callable[..., dict[str, Any]]:
     """A ``reward_func(queries, prompts, labels)`` bound to ``spec``."""
 
     def reward_func(
         queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None
     ):
-        return score_queries(queries, prompts, labels, spec=spec, nan_score=nan_score)
+        return score_queries(
+            queries, prompts, labels, spec=spec, nan_score=nan_score, failed_score=failed_score
+        )
 
     return reward_func
 

@@ -41,11 +41,13 @@ from rewardkit.integrations._common import (
     BySource,
     RewardSpec,
     agreeing_members,
+    as_failed_score,
     as_prompt,
     as_response,
     as_reward,
     check_finite_scores,
     components,
+    failed_fill,
     is_plain,
     log_key,
     plain_value,
@@ -71,8 +73,12 @@ class TRLReward:
         engine_defaults: Mapping[str, Any] | None = None,
         shape: Callable[[np.ndarray, Sequence[Query]], np.ndarray] | None = None,
         gold: RewardSpec | None = None,
+        failed_score: float | None = None,
     ) -> None:
         self.reward = as_reward(reward, engine_defaults)
+        #: What an item the reward failed gets (None: the lowest score of its call; ``None``
+        #: was "does not apply", which TRL drops: a response that broke the judge escaped it)
+        self.failed_score = as_failed_score(failed_score)
         self.shape = shape
         self.gold = None if gold is None else as_reward(gold, engine_defaults)
         if self.gold is not None and monitor is None:
@@ -140,6 +146,7 @@ class TRLReward:
         full = self.reward.score_full(queries)
         raw = np.asarray(full.scores, dtype=np.float64)
         check_finite_scores(raw, f"{self.reward.name!r} scores")
+        raw, failed = failed_fill(full, raw, self.failed_score, f"TRL {self.__name__}")
         scores = (
             raw if self.shape is None else np.asarray(self.shape(raw, queries), dtype=np.float64)
         )
@@ -147,6 +154,8 @@ class TRLReward:
             raise ValueError(f"shape returned {scores.shape} scores for {raw.shape} rewards")
         check_finite_scores(scores, "shape(...) scores")
         log_metric: Callable[[str, float], None] | None = columns.get("log_metric")
+        if log_metric is not None and failed.any():
+            log_metric(f"rewardkit/{self.__name__}/failed", float(failed.sum()))
         if log_metric is not None and self.log_components:
             for comp, vals in components(self.reward, full).items():
                 if np.any(~np.isnan(vals)):
@@ -201,6 +210,7 @@ def reward_func(
     engine_defaults: Mapping[str, Any] | None = None,
     shape: Callable[[np.ndarray, Sequence[Query]], np.ndarray] | None = None,
     gold: RewardSpec | None = None,
+    failed_score: float | None = None,
 ) -> TRLReward:
     """A TRL ``reward_funcs`` entry for ``spec`` (a spec string/dict/file or a Reward).
 
@@ -210,7 +220,10 @@ def reward_func(
     the rewards before TRL sees them, e.g. ``BySource(MedianLogisticNormalizer())`` for MedGRPO's
     cross-dataset normalization (card C3) or ``BySource(RunningWhitener(clip=5))``. ``gold``: a
     (stronger) reward scored on the same completions for the monitor's proxy-vs-gold drift and
-    its "proxy up, gold down" warning (card D9); it never reaches the trainer.
+    its "proxy up, gold down" warning (card D9); it never reaches the trainer. An item the
+    reward *failed* (an upstream 500, a judge's context overflow) gets ``failed_score``
+    (default: the lowest score of its call), never ``None``: TRL drops a ``None`` term, so a
+    response that broke the judge escaped its penalty; ``rewardkit/NAME/failed`` counts them.
     """
     cls = AsyncTRLReward if asynchronous else TRLReward
     return cls(
@@ -222,6 +235,7 @@ def reward_func(
         engine_defaults=engine_defaults,
         shape=shape,
         gold=gold,
+        failed_score=failed_score,
     )
 
 

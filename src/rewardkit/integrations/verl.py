@@ -14,7 +14,7 @@ takes the keys of the first response and reads them from all). So::
         reward_kwargs:
           spec: {"route": {"openai/gsm8k": "rule:gsm8k", "hh": "classifier:PATH"}}
 
-returns ``{"score": s, "applies": 1.0|0.0, "<component>": v, ...}`` with the same keys for every
+returns ``{"score": s, "applies": 1.0|0.0, "failed": 0.0|1.0, "<component>": v, ...}`` with the same keys for every
 response of a spec (ensemble members or hybrid parts as components). The reward is built once
 per spec and cached in the process. Without ``spec`` the ``REWARDKIT_SPEC`` environment variable
 is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``
@@ -22,6 +22,10 @@ is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Qu
 :func:`rewardkit.data.record.as_reference`);
 ``data_source`` and plain ``extra_info`` fields go into ``Query.meta`` (so ``route`` specs work);
 the prompt is ``extra_info["prompt"]`` (or ``"question"``) when present, verl passing none itself.
+An item the reward *failed* (an upstream 500, a judge's context overflow: not "does not apply")
+gets ``failed_score`` (default: the lowest score its call gave an item that did not fail, so a
+failure never beats a scored response; per-item ``compute_score`` calls have no batch, so set
+``failed_score`` to your reward's floor there) with ``applies`` 0 and ``failed`` 1, and a warning.
 NaN ("does not apply") becomes ``nan_score`` (0.0) since verl needs a number; ``±inf`` (score or
 component) is a ValueError naming the first index, never ``nan_score``. ``solution_str`` must be
 text (``None`` is a TypeError, not the text "None"); unknown keywords other than verl's own
@@ -46,12 +50,14 @@ from rewardkit.data.readers import parse_json
 from rewardkit.data.record import as_reference
 from rewardkit.errors import SpecError
 from rewardkit.integrations._common import (
+    as_failed_score,
     as_nan_score,
     as_prompt,
     as_reward,
     check_finite_scores,
     column,
     components,
+    failed_fill,
     is_plain,
     log_key,
 )
@@ -161,11 +167,13 @@ def compute_score_batch(
     *,
     spec: Any = None,
     nan_score: float = 0.0,
+    failed_score: float | None = None,
     **kwargs: Any,
 ) -> list[dict[str, float]]:
     """One result dict per response (see the module docstring); scores the batch in one call."""
     _unknown_kwargs("compute_score_batch", kwargs)
     nan_score = as_nan_score(nan_score)
+    failed_score = as_failed_score(failed_score)
     solutions = column(solution_strs, "solution_strs")
     n = len(solutions)
     sources = column(data_sources, "data_sources", n)
@@ -181,6 +189,7 @@ def compute_score_batch(
     if scores.ndim != 1:
         raise SpecError(f"{reward.name!r} is multi-objective; verl needs one score per response")
     check_finite_scores(scores, f"{reward.name!r} scores")
+    scores, failed = failed_fill(full, scores, failed_score, f"verl {reward.name!r}")
     comps = components(reward, full)
     keyed = len(comps) > 1 or next(iter(comps)) != reward.name
     if keyed:
@@ -190,7 +199,8 @@ def compute_score_batch(
     for i, s in enumerate(scores):
         rec = {
             "score": float(s) if math.isfinite(s) else nan_score,
-            "applies": float(math.isfinite(s)),
+            "applies": float(math.isfinite(s) and not failed[i]),
+            "failed": float(failed[i]),
         }
         if keyed:
             for name, vals in comps.items():
@@ -208,6 +218,7 @@ def compute_score(
     *,
     spec: Any = None,
     nan_score: float = 0.0,
+    failed_score: float | None = None,
     **kwargs: Any,
 ) -> dict[str, float]:
     """verl's ``compute_score`` signature: ``{"score": …, "applies": …, <components>}`` for one response."""
@@ -218,5 +229,11 @@ def compute_score(
             f"{type(solution_str).__name__}"
         )
     return compute_score_batch(
-        [data_source], [solution_str], [ground_truth], [extra_info], spec=spec, nan_score=nan_score
+        [data_source],
+        [solution_str],
+        [ground_truth],
+        [extra_info],
+        spec=spec,
+        nan_score=nan_score,
+        failed_score=failed_score,
     )[0]
