@@ -85,7 +85,7 @@ def test_bt_regression_model_loads_as_its_bt_reward(bert_dir, tmp_path):
     meta = json.loads((res.output_dir / "rewardkit_train.json").read_text())
     assert meta["outputs"] == attrs
     ex = toy_pairs(2)[1]
-    reward = load_reward(meta["load_with"] + "&max_length=64").score(ex.queries())
+    reward = load_reward(meta["load_with"]).score(ex.queries())
     heads = load_reward(f"classifier:{res.output_dir}?max_length=64").score(ex.queries())
     assert np.asarray(heads).shape == (2, 2)
     np.testing.assert_allclose(reward, np.asarray(heads)[:, 0], atol=1e-6)
@@ -107,8 +107,8 @@ def test_gated_model_records_its_reward_formula(bert_dir, tmp_path):
     from rewardkit import load_reward
 
     ex = toy_pairs(2, ratings=True)[0]
-    full = load_reward(meta["load_with"] + "&max_length=64").score_full(ex.queries())
-    assert meta["load_with"].endswith("?reduce=gating") and set(full.components) == set(attrs)
+    full = load_reward(meta["load_with"]).score_full(ex.queries())
+    assert meta["load_with"].endswith("&reduce=gating") and set(full.components) == set(attrs)
     import torch
 
     tok = transformers.AutoTokenizer.from_pretrained(res.output_dir)
@@ -271,4 +271,5 @@ def test_load_with_names_the_model_from_any_folder(bert_dir, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     train(tiny_cfg(bert_dir, "rel_out", data=str(data), epochs=1, batch_size=4))
     meta = json.loads((tmp_path / "rel_out" / "rewardkit_train.json").read_text())
-    assert meta["load_with"] == f"classifier:{(tmp_path / 'rel_out').resolve()}"
+    where = (tmp_path / "rel_out").resolve()
+    assert meta["load_with"] == f"classifier:{where}?max_length={meta['config']['max_length']}"

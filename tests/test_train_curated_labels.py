@@ -192,3 +192,26 @@ def test_trainer_loss_reads_them(bert_dir, tmp_path):
     assert loss == pytest.approx(float(want), rel=1e-5)
     plain = L.bt_loss(r[batch["pair_a"]], r[batch["pair_b"]], 0.0, 0.1)
     assert abs(loss - float(plain)) > 1e-3  # the old trainer's loss
+
+
+def test_the_frozen_head_reads_curated_weights_and_confidence():
+    # freeze_backbone (the shipped default recipe) ignored both: a head trained on a curated
+    # file was byte-identical to one trained on the raw file
+    import numpy as np
+
+    from rewardkit.train.frozen import featurize
+
+    class _Features:
+        def features(self, queries):
+            return np.zeros((len(queries), 3), dtype=np.float32)
+
+    exs = [
+        Example("a", "Q?", ["good", "bad"], [0], meta={"weight": 0.25, "label_confidence": 0.8}),
+        Example("b", "Q2?", ["good2", "bad2", "worse2"], [0], meta={}),
+    ]
+    _, pairs = featurize(_Features(), exs, meta=True)
+    assert pairs["pair_weight"].tolist() == [0.25, 1.0, 1.0]
+    smooth = pairs["pair_smoothing"].tolist()
+    assert smooth[0] == pytest.approx(0.2) and all(math.isnan(v) for v in smooth[1:])
+    _, plain = featurize(_Features(), exs)  # eval data: labels as given
+    assert plain["pair_weight"].tolist() == [1.0, 1.0, 1.0] and "pair_smoothing" not in plain

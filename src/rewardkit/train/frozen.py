@@ -63,22 +63,46 @@ def pair_margins(
     return out
 
 
+def pair_labels(examples: list[Any]) -> tuple[list[float], list[float]]:
+    """Each pair's weight and label smoothing α (NaN: the config's) from its example's curated
+    ``meta.weight`` / ``meta.label_confidence`` (:func:`rewardkit.train.collate.meta_labels`),
+    in the order of :func:`_pair_tensors`."""
+    from rewardkit.train.collate import meta_labels
+
+    weights: list[float] = []
+    alphas: list[float] = []
+    for ex in examples:
+        w, alpha = meta_labels(ex)
+        n_pairs = len(ex.responses) - 1 if ex.is_tie else len(ex.chosen) * len(ex.rejected)
+        weights += [w] * n_pairs
+        alphas += [math.nan if alpha is None else alpha] * n_pairs
+    return weights, alphas
+
+
 def featurize(
-    featurizer: Any, examples: list[Any], margin_column: str | None = None, kind: str = "margin"
+    featurizer: Any,
+    examples: list[Any],
+    margin_column: str | None = None,
+    kind: str = "margin",
+    meta: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Features of every response, and the pair index tensors over them."""
+    """Features of every response, and the pair index tensors over them; ``meta``: the pairs
+    carry their examples' curated weights and label smoothing (training data, not eval data)."""
     margins = pair_margins(examples, margin_column, kind)
     queries = [q for ex in examples for q in ex.queries()]
     x = torch.from_numpy(featurizer.features(queries))
     a, b, tie = _pair_tensors(examples, 0)
     n = len(a)
+    weights, alphas = pair_labels(examples) if meta else ([1.0] * n, [math.nan] * n)
     batch = {
         "pair_a": torch.tensor(a, dtype=torch.long),
         "pair_b": torch.tensor(b, dtype=torch.long),
         "pair_tie": torch.tensor(tie, dtype=torch.bool),
         "pair_margin": torch.tensor(margins, dtype=torch.float32).reshape(n),
-        "pair_weight": torch.ones(n),
+        "pair_weight": torch.tensor(weights, dtype=torch.float32).reshape(n),
     }
+    if meta and not all(math.isnan(v) for v in alphas):
+        batch["pair_smoothing"] = torch.tensor(alphas, dtype=torch.float32).reshape(n)
     return x, batch
 
 
@@ -166,13 +190,15 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
             cache_dir=cfg.cache_dir,
         ),
     )
-    x, pairs = featurize(feat, train_ex, cfg.margin_column, cfg.margin_kind)
+    meta = bool(getattr(cfg, "use_meta_labels", True))  # curated weight and label smoothing
+    x, pairs = featurize(feat, train_ex, cfg.margin_column, cfg.margin_kind, meta=meta)
     useful = ~pairs["pair_tie"] if cfg.objective == "bt" else pairs["pair_tie"] | True
+    useful = useful & (pairs["pair_weight"] > 0)
     if not bool(useful.any()):
         raise DataError(
             f"train data {cfg.data!r}: none of its {len(train_ex)} examples has a preference "
-            f"for objective {cfg.objective!r} (no chosen/rejected responses, or only ties for 'bt'); the head would "
-            "learn nothing"
+            f"for objective {cfg.objective!r} (no chosen/rejected responses, only ties for 'bt', "
+            "or meta 'weight' 0 on every pair); the head would learn nothing"
         )
     xe, pairs_e = (
         featurize(feat, eval_ex, cfg.margin_column, cfg.margin_kind) if eval_ex else (None, None)

@@ -343,12 +343,17 @@ def classifier_outputs(cfg: Any, out: Path) -> dict[str, Any]:
     ``bt+regression`` trains its BT reward on output 0 (docs/methods/A3-scaled-bt.md), read with
     ``reduce=weighted``; ``regression`` returns one column per attribute
     (docs/methods/A2-multi-attribute-regression.md); ``gated`` rewards
-    ``Σ_k softmax(g)_k s_k`` over outputs [s_1..s_k, g_1..g_k] (docs/methods/A4-more.md)."""
-    spec = f"classifier:{out}"
+    ``Σ_k softmax(g)_k s_k`` over outputs [s_1..s_k, g_1..g_k] (docs/methods/A4-more.md).
+    The spec carries the training ``max_length`` (and a non-default ``truncation``): rows are
+    scored as they were trained and evaluated (without it ``classifier:DIR`` read rows up to the
+    model's limit, and its accuracy was not the one ``metrics.json`` reported)."""
+    spec = f"classifier:{out}?max_length={int(cfg.max_length)}"
+    if getattr(cfg, "truncation", "left") != "left":
+        spec += f"&truncation={cfg.truncation}"
     attrs = list(getattr(cfg, "attributes", None) or [])
     if cfg.objective == "bt+regression":
         return {
-            "load_with": f"{spec}?reduce=weighted&weights={attrs[0]}:1",
+            "load_with": f"{spec}&reduce=weighted&weights={attrs[0]}:1",
             "outputs": attrs,
             "reward": f"output 0 ({attrs[0]}), the BT-trained reward",
         }
@@ -361,7 +366,7 @@ def classifier_outputs(cfg: Any, out: Path) -> dict[str, Any]:
     if cfg.objective == "gated":
         k = len(attrs)
         return {
-            "load_with": f"{spec}?reduce=gating",
+            "load_with": f"{spec}&reduce=gating",
             "outputs": attrs + [f"gate_{a}" for a in attrs],
             "reward": f"sum_k softmax(outputs[{k}:{2 * k}])_k * outputs[0:{k}]_k",
         }
