@@ -78,3 +78,21 @@ def test_a_ci_from_one_resample_still_gets_its_reports(tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "report.html"}
+
+
+def test_progress_redraws_become_clean_lines_without_cursor_moves():
+    # a nested bar (bon's scoring inside best-of-N) wrote ESC[A into redirected stderr
+    import io
+
+    from rewardkit.cli import _LinePerUpdate
+
+    raw = io.StringIO()
+    out = _LinePerUpdate(raw)
+    out.write("best-of-N:  33%|###   | 1/3\r\n\x1b[A")
+    out.write("\rscoring reward: 100%|#####| 3/3\x1b[A\x1b[2K\r")
+    out.flush()
+    assert "\x1b" not in raw.getvalue()
+    assert raw.getvalue().splitlines() == [
+        "best-of-N:  33%|###   | 1/3",
+        "scoring reward: 100%|#####| 3/3",
+    ]

@@ -99,6 +99,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"warning: {text}", file=file or sys.stderr, flush=True)
 
 
+#: Terminal control sequences (cursor moves, colours) that progress bars write.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 class _LinePerUpdate(io.TextIOBase):
     """stderr when it is not a terminal: progress-bar redraws (``\r``) become one clean line
     each, so a log file gets a readable line per update instead of one endless line."""
@@ -108,7 +112,8 @@ class _LinePerUpdate(io.TextIOBase):
         self._line = ""
 
     def write(self, text: str) -> int:
-        parts = re.split(r"[\r\n]", self._line + text)
+        # a nested bar moves the cursor (ESC[A): escape sequences mean nothing in a log file
+        parts = re.split(r"[\r\n]", self._line + _ANSI.sub("", text))
         self._line = parts.pop()
         lines = [p for p in parts if p.strip()]  # drop the blank redraws that clear a bar
         if lines:
