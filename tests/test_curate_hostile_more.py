@@ -148,7 +148,7 @@ def test_curation_data_error_names_the_data_file(tmp_path):
 def test_dedup_normalization_keeps_a_numbers_sign_and_decimal_point(tmp_path):
     assert normalize_text("-5") != normalize_text("5")
     assert normalize_text("3.14") != normalize_text("314")
-    assert normalize_text("(-.5)") == "-.5" and normalize_text("Well-known, 3.") == "wellknown 3"
+    assert normalize_text("(-.5)") == "(-.5)" and normalize_text("Well-known, 3.") == "well-known 3"
     data = _jsonl(
         tmp_path / "num.jsonl",
         '{"id":"a","prompt":"q","chosen":"-5","rejected":"5"}',

@@ -78,6 +78,8 @@ def test_flip_lowest_fraction_and_multi_response_flip():
     assert [ex.id for ex in out if ex.chosen == [1]] == ["e1"]
     out = flip_lowest(exs, strength, frac=0.34)  # 3: e1, then e4 and e9 (ties → first)
     assert [ex.id for ex in out if ex.chosen == [1]] == ["e1", "e4", "e9"]
+    out = flip_lowest(exs, strength, frac=1.0)  # every negative pair, never a positive one
+    assert [ex.id for ex in out if ex.chosen == [1]] == ["e1", "e4", "e9"]
     three = Example("m", [user("q")], ["x", "y", "z"], [1], ratings=[{"r": 1}, {"r": 2}, {"r": 3}])
     f = flip(three)
     assert f.responses == ["x", "y"] and f.chosen == [0] and f.ratings == [{"r": 1}, {"r": 2}]

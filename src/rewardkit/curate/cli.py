@@ -15,12 +15,16 @@ import typer
 
 from rewardkit.cli_errors import finite, number_in, user_errors
 from rewardkit.curate.cli_helpers import (
+    STATE,
     check_targets,
     fine_keys_option,
+    load_examples,
     load_rewards,
+    malformed,
     naming_data,
-    print_summary,
     soft_option,
+    summary,
+    target_notes,
     write_examples,
     written_along,
 )
@@ -43,9 +47,6 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N (mo
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the score cache.")]
 
 
-_STATE: dict[str, str] = {"on_error": "raise"}
-
-
 @curate_app.callback()
 def _options(
     on_error: Annotated[
@@ -60,13 +61,7 @@ def _options(
     """Options shared by every curate subcommand."""
     if on_error not in ("raise", "skip"):
         raise typer.BadParameter("must be raise or skip", param_hint="--on-error")
-    _STATE["on_error"] = on_error
-
-
-def _load(data: str, fmt: str | None, limit: int | None) -> list[Any]:
-    from rewardkit.data import load
-
-    return load(data, format=fmt, limit=limit, on_error=_STATE["on_error"])
+    STATE["on_error"] = on_error
 
 
 @curate_app.command("strength")
@@ -86,19 +81,19 @@ def strength_command(
 ) -> None:
     """Card E1: ensemble mean/std of r(chosen) − r(rejected) as meta margin/strength/strength_std."""
     from rewardkit.curate.scores import pair_deltas
-    from rewardkit.curate.strength import annotate_strength, votes_text
+    from rewardkit.curate.strength import annotate_strength, negative_count, votes_text
 
     with user_errors(), naming_data(data):
         check_targets(data, out=out, votes=votes)
-        examples = _load(data, fmt, limit)
-        annotated = annotate_strength(
-            examples, pair_deltas(examples, load_rewards(reward, device, no_cache))
-        )
+        examples = load_examples(data, fmt, limit)
+        deltas = pair_deltas(examples, load_rewards(reward, device, no_cache))
+        annotated = annotate_strength(examples, deltas)
         text = votes_text(annotated)[0] if votes else None
         with written_along(votes, text, "--votes"):
             n = write_examples(annotated, out, to)
-    neg = sum(1 for ex in annotated if ex.meta.get("strength", 0.0) < 0)
-    print_summary(examples=len(examples), written=n, negative_strength=neg, out=out, votes=votes)
+        notes = target_notes(annotated, to, ("margin", "strength", "strength_std"))
+    neg = negative_count(deltas)
+    summary(examples=len(examples), written=n, negative_strength=neg, **notes, out=out, votes=votes)
 
 
 @curate_app.command("noise")
@@ -152,14 +147,15 @@ def noise_command(
     with user_errors(), naming_data(data):
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
         check_targets(data, out=out, review=review)
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         res = detect_noise(
             examples, pair_deltas(examples, load_rewards(reward, device, no_cache)), cfg
         )
         text = review_text(res, examples, review) if review else None
         with written_along(review, text, "--review"):
             n = write_examples(res.examples, out, to)
-    print_summary(**res.counts, written=n, action=action, out=out, review=review)
+        notes = target_notes(res.examples, to, ("noise_flag", "weight"))
+    summary(**res.counts, written=n, action=action, **notes, out=out, review=review)
 
 
 @curate_app.command("consistency")
@@ -205,7 +201,7 @@ def consistency_command(
     soft_value = soft_option(soft)
     with user_errors(), naming_data(data):
         check_targets(data, out=out)
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         a, b = (response_scores(examples, r) for r in load_rewards(reward, device, no_cache))
         res = consistency_filter(
             examples,
@@ -218,7 +214,8 @@ def consistency_command(
             pairs=pairs,
         )
         n = write_examples(res.examples, out, to)
-    print_summary(**res.counts, mean_consistency=res.mean_consistency, written=n, out=out)
+        notes = target_notes(res.examples, to, ("consistency", "label_confidence"))
+    summary(**res.counts, mean_consistency=res.mean_consistency, written=n, **notes, out=out)
 
 
 @curate_app.command("relabel")
@@ -257,7 +254,7 @@ def relabel_command(
 
     with user_errors(), naming_data(data):
         check_targets(data, out=out)
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         scores = None
         if reward:
             scores = response_scores(examples, load_rewards([reward], device, no_cache)[0])
@@ -265,10 +262,16 @@ def relabel_command(
         counts: dict[str, int] = {}
         keys = fine_keys_option(examples, fine_keys)
         res = reward_augment(
-            examples, score_key, as_system=not nosys, scores=scores, fine_keys=keys, counts=counts
+            examples,
+            score_key,
+            as_system=not nosys,
+            scores=scores,
+            fine_keys=keys,
+            counts=counts,
+            reward=reward,
         )
         n = write_examples(res, out, to)
-    print_summary(**counts, written=n, out=out)
+    summary(**counts, written=n, **target_notes(res, to), out=out)
 
 
 @curate_app.command("filter")
@@ -317,7 +320,7 @@ def filter_command(
     with user_errors(), naming_data(data):
         check_targets(data, out=out, histogram=histogram)
         image = image_format(histogram) if histogram else None
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         rs = response_scores(examples, load_rewards(reward, device, no_cache)[0])
         res = filter_by_reward(
             examples, example_scores(examples, rs, by), keep, value, per_source=per_source
@@ -325,7 +328,10 @@ def filter_command(
         picture = histogram_image(res, image) if histogram and image else None
         with written_along(histogram, picture, "--histogram"):
             n = write_examples(res.examples, out, to)
-    print_summary(sources=res.counts, cutoffs=res.cutoffs, written=n, out=out, histogram=histogram)
+    notes = target_notes(res.examples, to)
+    summary(
+        sources=res.counts, cutoffs=res.cutoffs, written=n, **notes, out=out, histogram=histogram
+    )
 
 
 @curate_app.command("dedup")
@@ -350,10 +356,10 @@ def dedup_command(
 
     with user_errors():
         check_targets(data, out=out, report=report)
-        res = dedup(_load(data, fmt, limit), level, on_conflict, not keep_degenerate)
+        res = dedup(load_examples(data, fmt, limit), level, on_conflict, not keep_degenerate)
         dropped = {f"removed_{k}": v for k, v in res.removed_counts().items()}
         removed = {
-            "counts": {**res.counts, **dropped},
+            "counts": {**res.counts, **dropped, **malformed()},
             "removed": res.removed,
             "duplicates": res.duplicates,
             "conflicts": res.conflicts,
@@ -362,7 +368,7 @@ def dedup_command(
         text = json.dumps(removed, indent=1) if report else None
         with written_along(report, text, "--report"):
             n = write_examples(res.examples, out, to)
-    print_summary(**res.counts, **dropped, written=n, out=out)
+    summary(**res.counts, **dropped, written=n, **target_notes(res.examples, to), out=out)
 
 
 @curate_app.command("lengths")
@@ -389,7 +395,7 @@ def lengths_command(
 
     with user_errors():
         check_targets(data, out=out)
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         table = length_balance(examples, by, threshold)
         for group, row in sorted(table.items()):
             flag = row["flag"] or ""
@@ -398,8 +404,11 @@ def lengths_command(
                 f"{row['length_accuracy']:.3f} {flag}"
             )
         if out:
-            n = write_examples(rebalance(examples, by, seed), out, to)
-            typer.echo(f"rebalanced: {n} of {len(examples)} examples -> {out}")
+            kept = rebalance(examples, by, seed)
+            n = write_examples(kept, out, to)
+            gone = target_notes(kept, to).get("skipped_no_pair", 0)
+            note = f" ({gone} without a pair skipped)" if gone else ""
+            typer.echo(f"rebalanced: {n} of {len(examples)} examples{note} -> {out}")
 
 
 @curate_app.command("export")
@@ -425,10 +434,10 @@ def export_command(
     with user_errors():
         check_targets(data, out=out)
         keys = [k.strip() for k in extra.split(",") if k.strip()]
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         n = write(examples, out, to, pairs, keys)
         gone = 0 if to == "jsonl" else skipped(examples, pairs)
-    print_summary(examples=len(examples), written=n, skipped_no_pair=gone, format=to, out=out)
+    summary(examples=len(examples), written=n, skipped_no_pair=gone, format=to, out=out)
 
 
 @curate_app.command("crome")
@@ -466,10 +475,9 @@ def crome_command(
 
     with user_errors():
         check_targets(data, out=out)
-        examples = _load(data, fmt, limit)
+        examples = load_examples(data, fmt, limit)
         if generator == "rule":
-            pool = [r for ex in examples for r in ex.responses if isinstance(r, str)]
-            rewriter: Any = RuleRewriter(pool, seed)
+            rewriter: Any = RuleRewriter.from_examples(examples, seed)
         else:
             from rewardkit.inference.generate import GenerationConfig, Policy
 
@@ -480,4 +488,4 @@ def crome_command(
     for ex in aug:
         key = f"{ex.meta['augmentation']}/{ex.meta['attribute']}"
         counts[key] = counts.get(key, 0) + 1
-    print_summary(examples=len(examples), written=n, augmented=counts, out=out)
+    summary(examples=len(examples), written=n, augmented=counts, out=out)

@@ -5,11 +5,36 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
+
+#: Options shared by the verbs (``--on-error``) and what the last load skipped.
+STATE: dict[str, Any] = {"on_error": "raise", "malformed": 0}
+
+
+def load_examples(data: str, fmt: str | None, limit: int | None) -> list[Any]:
+    """:func:`rewardkit.data.load` under ``--on-error``, counting the records it skipped."""
+    from rewardkit.data import load
+
+    bad: list[Any] = []
+    out = load(data, format=fmt, limit=limit, on_error=STATE["on_error"], skipped_out=bad)
+    STATE["malformed"] = len(bad)
+    return out
+
+
+def malformed() -> dict[str, int]:
+    """``skipped_malformed``: the records ``--on-error skip`` dropped (only in that mode)."""
+    return {"skipped_malformed": STATE["malformed"]} if STATE["on_error"] == "skip" else {}
+
+
+def summary(**fields: Any) -> None:
+    """:func:`print_summary` with :func:`malformed` after the first field."""
+    first = dict(list(fields.items())[:1])
+    print_summary(**first, **malformed(), **{k: v for k, v in fields.items() if k not in first})
 
 
 def check_targets(data: str, **paths: Path | None) -> None:
@@ -121,6 +146,31 @@ def write_examples(examples: list[Any], out: Path, to: str) -> int:
     from rewardkit.curate.writers import write
 
     return write(examples, out, to)
+
+
+#: The ``meta`` keys each output format holds (rewardkit JSONL holds them all).
+FORMAT_KEEPS = {"trl": frozenset(), "openrlhf": frozenset({"margin"})}
+
+
+def target_notes(examples: Sequence[Any], to: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+    """What a ``--to`` format leaves out, for the summary: ``skipped_no_pair`` (examples that
+    give no trainer row, as ``export`` reports) and ``not_written`` (the step's ``meta`` keys,
+    among ``fields`` present in ``examples``, that the format has no column for; warned)."""
+    from rewardkit.curate.writers import skipped
+
+    if to not in FORMAT_KEEPS:
+        return {}
+    present = {k for ex in examples for k in fields if k in ex.meta}
+    lost = [k for k in fields if k in present and k not in FORMAT_KEEPS[to]]
+    notes: dict[str, Any] = {"skipped_no_pair": skipped(examples, "all")}
+    if lost:
+        notes["not_written"] = lost
+        warnings.warn(
+            f"--to {to} has no column for {', '.join(lost)}: this step's results are not in "
+            "the output; write rewardkit JSONL (--to jsonl, the default) to keep them",
+            stacklevel=2,
+        )
+    return notes
 
 
 def print_summary(**fields: Any) -> None:

@@ -1,8 +1,11 @@
 """Card E4 — Consistency-regularized self-rewarding ("CREAM").
 
 Two rewards (or two iterations of one) score the same responses; per example the consistency of
-their rankings is ``C = (τ + 1)/2`` with Kendall's τ over ordinal ranks (ties in scores broken by
-position, as ``scipy.stats.rankdata(method="ordinal")`` in CREAM's ``cal_consistency.py``).
+their rankings is ``C = (τ + 1)/2`` with Kendall's τ-b (``scipy.stats.kendalltau``'s default):
+a pair of responses that either reward scores equal counts as neither agreeing nor disagreeing,
+and a reward that scores every response equal has no ranking to agree with (``C = 0.5``). CREAM's
+``cal_consistency.py`` breaks score ties by position instead, which makes a flat reward "agree"
+with any ranking that happens to follow the file order (card E4).
 Worked example: (0.1, 0.5, 0.9) vs (0.2, 0.9, 0.4) → τ = 1/3, C = 0.666667; the soft-label DPO
 loss ``C·(−log σ(h)) + (1 − C)·(−log σ(−h))`` at h = 0.2 is 0.664806.
 
@@ -33,22 +36,48 @@ def ordinal_ranks(scores: Sequence[float]) -> np.ndarray:
     )
 
 
+def average_ranks(scores: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n of ``scores``; equal scores share their mean rank (``rankdata`` "average")."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.array([(s < x).sum() + ((s == x).sum() + 1) / 2.0 for x in s])
+
+
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's τ between the ordinal rankings of ``a`` and ``b`` ((C − D) / (n(n−1)/2))."""
-    ra, rb = ordinal_ranks(a), ordinal_ranks(b)
-    n = ra.size
-    if n < 2:
+    """Kendall's τ-b of ``a`` and ``b``: ``(C − D) / sqrt((P − T_a)(P − T_b))`` over the
+    ``P = n(n−1)/2`` response pairs, ``T`` the pairs a list ties; 0 when a list is all ties
+    (no ranking, no agreement); NaN with fewer than 2 values."""
+    a_arr, b_arr = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a_arr.size < 2:
         return math.nan
-    i, j = np.triu_indices(n, k=1)
-    s = np.sign(ra[i] - ra[j]) * np.sign(rb[i] - rb[j])
-    return float(s.sum() / s.size)
+    i, j = np.triu_indices(a_arr.size, k=1)
+    sa, sb = np.sign(a_arr[i] - a_arr[j]), np.sign(b_arr[i] - b_arr[j])
+    denom = math.sqrt(float((sa != 0).sum()) * float((sb != 0).sum()))
+    return float((sa * sb).sum() / denom) if denom > 0 else 0.0
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's ρ on average ranks (``scipy.stats.spearmanr``); 0 when a list is all ties."""
+    ra, rb = average_ranks(a) - (a.size + 1) / 2.0, average_ranks(b) - (b.size + 1) / 2.0
+    denom = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / denom) if denom > 0 else 0.0
+
+
+def _toporder(a: np.ndarray, b: np.ndarray) -> float:
+    """1 when both lists have the same unique best and unique worst, 0.5 when either ties at
+    the top or the bottom (no preference), else 0."""
+    ends = [(s == s.max(), s == s.min()) for s in (a, b)]
+    if any(top.sum() > 1 or bottom.sum() > 1 for top, bottom in ends):
+        return 0.5
+    same = all((ends[0][k] == ends[1][k]).all() for k in (0, 1))
+    return 1.0 if same else 0.0
 
 
 def ranking_consistency(a: Sequence[float], b: Sequence[float], method: str = "kendall") -> float:
-    """Card E4 — ``C`` in [0, 1] between two score lists of the same responses.
+    """Card E4 — ``C`` in [0, 1] between two score lists of the same responses, tie-aware.
 
-    ``kendall``/``spearman``: (ρ + 1)/2 on ordinal ranks; ``toporder``: 1 when both pick the same
-    best and the same worst response, else 0. NaN when a score is NaN or fewer than 2 responses.
+    ``kendall``: (τ-b + 1)/2; ``spearman``: (ρ + 1)/2 on average ranks; ``toporder``: 1 when
+    both pick the same best and worst response, 0 when not, 0.5 when either ties there. A reward
+    that scores all responses equal gives 0.5. NaN when a score is NaN or fewer than 2 responses.
     """
     a_arr, b_arr = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a_arr.shape != b_arr.shape:
@@ -59,13 +88,9 @@ def ranking_consistency(a: Sequence[float], b: Sequence[float], method: str = "k
         return math.nan
     if method == "kendall":
         return (kendall_tau(a_arr, b_arr) + 1.0) / 2.0
-    ra, rb = ordinal_ranks(a_arr), ordinal_ranks(b_arr)
     if method == "spearman":
-        n = ra.size
-        rho = 1.0 - 6.0 * float(((ra - rb) ** 2).sum()) / (n * (n * n - 1))
-        return (rho + 1.0) / 2.0
-    same = int(np.argmax(ra)) == int(np.argmax(rb)) and int(np.argmin(ra)) == int(np.argmin(rb))
-    return 1.0 if same else 0.0
+        return (_spearman(a_arr, b_arr) + 1.0) / 2.0
+    return _toporder(a_arr, b_arr)
 
 
 def soft_label_loss(h: float, confidence: float) -> float:
@@ -87,6 +112,14 @@ class ConsistencyResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _without_keys(ex: Example) -> Example:
+    """``ex`` without this step's meta keys (it was not scored in this run)."""
+    if CONSISTENCY_KEY not in ex.meta and CONFIDENCE_KEY not in ex.meta:
+        return ex
+    meta = {k: v for k, v in ex.meta.items() if k not in (CONSISTENCY_KEY, CONFIDENCE_KEY)}
+    return replace(ex, meta=meta)
+
+
 def consistency_filter(
     examples: Sequence[Example],
     scores_a: Sequence[np.ndarray],
@@ -106,7 +139,8 @@ def consistency_filter(
 
     ``pairs="label"`` keeps each example's own label; ``pairs="best_worst"`` (CREAM's loop, for
     N sampled candidates) makes the pair (argmax, argmin) of ``scores_a``, skipping equal ones.
-    Examples that cannot be scored (NaN, one response) pass through unchanged.
+    Examples that cannot be scored (NaN, one response) pass through without this step's
+    ``meta`` keys (an earlier run's ``consistency`` / ``label_confidence`` is removed).
     """
     if action not in ("soften", "drop"):
         raise ValueError(f"action must be 'soften' or 'drop', got {action!r}")
@@ -144,7 +178,7 @@ def consistency_filter(
     }
     for ex, c, sa in zip(examples, cons, scores_a, strict=True):
         if math.isnan(c):
-            out.append(ex)
+            out.append(_without_keys(ex))
             continue
         if pairs == "best_worst":
             best, worst = int(np.argmax(sa)), int(np.argmin(sa))

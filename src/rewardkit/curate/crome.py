@@ -4,8 +4,10 @@ via Causal Rubrics").
 - causal: the chosen response degraded along one named quality attribute (``factual_error``,
   ``missing_step``, ``ignored_instruction``) → a strict pair ``original ≻ degraded``;
 - neutral: the chosen response changed only in a spurious attribute (``length``, ``formatting``,
-  ``tone``) → a tie pair; ``irrelevant`` neutrals attach a causal pair to an unrelated prompt,
-  for which both answers are equally off-topic → a tie.
+  ``tone``) → a tie pair; ``irrelevant`` neutrals attach a causal pair to an unrelated prompt
+  (another example's prompt that differs from the pair's own, compared after normalization),
+  for which both answers are equally off-topic → a tie. A pair whose prompt is the only one in
+  the data gets no irrelevant tie (one warning counts them).
 
 Every pair records ``meta["augmentation"]`` (causal / neutral), ``meta["attribute"]`` and the
 subset ``crome/<kind>/<attribute>``. Rewrites come from a :class:`Rewriter`: the deterministic
@@ -16,13 +18,15 @@ SmolLM2 :class:`~rewardkit.inference.generate.Policy`, or anything with ``sample
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from rewardkit.curate.dedup import content_form
 from rewardkit.errors import DataError
-from rewardkit.types import Example, Message, user
+from rewardkit.types import Example, Message, stable_hash, user
 
 CAUSAL = ("factual_error", "missing_step", "ignored_instruction")
 NEUTRAL = ("length", "formatting", "tone")
@@ -89,14 +93,31 @@ def tone(text: str) -> str:
     return "Great question! " + text.lstrip()
 
 
+def prompt_key(prompt: Sequence[Message]) -> str:
+    """A key equal for two prompts with the same roles and normalized texts."""
+    return stable_hash([(m["role"], content_form(m["content"])) for m in prompt])
+
+
 class RuleRewriter:
     """Deterministic rewrites (for tests and for data where they are faithful: numbers in math
     answers, multi-sentence answers). ``ignored_instruction`` answers another prompt: it takes
-    the response of another example from ``pool``, chosen by a seeded generator."""
+    a response from ``pool``, chosen by a seeded generator. A pool entry is a text, or a
+    ``(prompt, text)`` pair (:meth:`from_examples`): then a response given to the same prompt
+    (its rejected ones, another row's) is never drawn, since it does not ignore the prompt."""
 
-    def __init__(self, pool: Sequence[str] = (), seed: int = 0) -> None:
-        self.pool = list(pool)
+    def __init__(
+        self, pool: Sequence[str | tuple[Sequence[Message], str]] = (), seed: int = 0
+    ) -> None:
+        self.pool = [
+            (None, p) if isinstance(p, str) else (prompt_key(p[0]), str(p[1])) for p in pool
+        ]
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_examples(cls, examples: Sequence[Example], seed: int = 0) -> RuleRewriter:
+        """A rewriter whose pool is every text response of ``examples`` with its prompt."""
+        pool = [(ex.prompt, r) for ex in examples for r in ex.responses if isinstance(r, str)]
+        return cls(pool, seed)
 
     def __call__(self, attribute: str, prompt: list[Message], response: str) -> str | None:
         if attribute == "factual_error":
@@ -104,7 +125,8 @@ class RuleRewriter:
         if attribute == "missing_step":
             return missing_step(response)
         if attribute == "ignored_instruction":
-            others = [p for p in self.pool if p != response]
+            key = prompt_key(prompt)
+            others = [p for k, p in self.pool if p != response and k != key]
             return others[int(self.rng.integers(len(others)))] if others else None
         if attribute == "length":
             return toggle_filler(response)
@@ -169,7 +191,10 @@ def crome_augment(
     irrelevant: bool = True,
     seed: int = 0,
 ) -> list[Example]:
-    """Causal (strict) and neutral (tie) pairs built from each example's first chosen response."""
+    """Causal (strict) and neutral (tie) pairs built from each example's first chosen response.
+
+    An irrelevant tie takes the prompt of another example whose prompt differs (normalized) from
+    the causal pair's; where none does, the pair gets no tie and one warning counts them."""
     unknown = [a for a in (*causal, *neutral) if a not in CAUSAL + NEUTRAL]
     if unknown:
         raise DataError(f"unknown Crome attributes {unknown}; known: {CAUSAL + NEUTRAL}")
@@ -189,14 +214,35 @@ def crome_augment(
             if new is not None and new != y:
                 out.append(_pair(ex, ex.prompt, y, new, "neutral", attr))
     out = causal_pairs + out
-    if irrelevant and len(examples) > 1:
-        prompts = [ex.prompt for ex in examples]
-        for cp in causal_pairs:
-            src = cp.meta["source_id"]
-            choices = [p for ex, p in zip(examples, prompts, strict=True) if ex.id != src]
-            other = choices[int(rng.integers(len(choices)))]
-            tie = _pair(cp, other, cp.responses[0], cp.responses[1], "neutral", "irrelevant")
-            tie.id = f"{src}:crome:irrelevant:{cp.meta['attribute']}"
-            tie.meta.update(source_id=src, degraded=cp.meta["attribute"])
-            out.append(tie)
+    if irrelevant:
+        out.extend(_irrelevant_ties(examples, causal_pairs, rng))
+    return out
+
+
+def _irrelevant_ties(
+    examples: Sequence[Example], causal_pairs: Sequence[Example], rng: np.random.Generator
+) -> list[Example]:
+    """Each causal pair again under a random prompt other than its own, as a tie."""
+    prompts: dict[str, list[Message]] = {}
+    for ex in examples:
+        prompts.setdefault(prompt_key(ex.prompt), ex.prompt)
+    out, alone = [], []
+    for cp in causal_pairs:
+        own = prompt_key(cp.prompt)
+        choices = [p for k, p in prompts.items() if k != own]
+        src = cp.meta["source_id"]
+        if not choices:
+            alone.append(src)
+            continue
+        other = choices[int(rng.integers(len(choices)))]
+        tie = _pair(cp, other, cp.responses[0], cp.responses[1], "neutral", "irrelevant")
+        tie.id = f"{src}:crome:irrelevant:{cp.meta['attribute']}"
+        tie.meta.update(source_id=src, degraded=cp.meta["attribute"])
+        out.append(tie)
+    if alone:
+        warnings.warn(
+            f"{len(alone)} causal pair(s) got no irrelevant tie: no example has another prompt "
+            f"(first: example {alone[0]!r})",
+            stacklevel=3,
+        )
     return out

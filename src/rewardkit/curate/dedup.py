@@ -1,12 +1,14 @@
 """Deduplication and length-balance checks for preference data.
 
 Two examples are duplicates when they have the same prompt and the same responses with the same
-labels — compared exactly (``level="exact"``) or after :func:`normalize_text` (Unicode NFKC,
-case-folded, punctuation dropped but a number's minus sign and decimal point kept, whitespace
-collapsed; ``level="normalized"``). Response order
-does not matter: (A ≻ B) listed as [A, B] or [B, A] is one pair. Groups with the same prompt and
-responses but *different* labels are conflicts. Pairs whose chosen and rejected texts are equal
-(after normalization) are degenerate.
+labels — compared exactly (``level="exact"``) or after :func:`normalize_text` (``level=
+"normalized"``: only presentation is dropped — case, whitespace, quotes, sentence punctuation,
+markdown emphasis — while what can change the meaning stays: operators between operands as in
+``6/3``, ``x-1``, ``2:30``, ``a * b``, and ``%``, brackets, a number's sign and decimal point).
+Response order does not matter: (A ≻ B) listed as [A, B] or [B, A] is one pair. Groups with the
+same prompt and responses but *different* labels are conflicts. An example in which a chosen
+text equals a rejected text (at the same level) is degenerate; two equal responses on the same
+side (both chosen, or both rejected) are not, and the example is kept as it is.
 
 The length-balance check reuses the length-degenerate-subset rule of
 :mod:`rewardkit.evaluate.lengthbias`: a subset (or source) where "the longer response wins" is
@@ -31,19 +33,72 @@ LEVELS = ("exact", "normalized")
 ON_CONFLICT = ("majority", "drop", "keep_first")
 _WS = re.compile(r"\s+")
 #: A minus sign or decimal point that is part of a number: "-" or "." right before a digit and
-#: not right after a letter ("-5", "3.14", "(-.5)"; not "covid-19", "e.g.5").
+#: not right after a letter ("-5", "3.14", "(-.5)").
 _NUMBER_MARK = re.compile(r"(?<![^\W\d_])(?:-(?=\.?\d)|\.(?=\d))")
+#: Punctuation kept wherever it stands (it changes what a text says).
+_ALWAYS = set("%&@\\")
+#: Punctuation kept between two operands ("6/3", "x-1", "2:30", "a * b", "snake_case"); a run
+#: touching an operand on one side only is presentation ("**bold**", "Answer: 4", "- item").
+_BETWEEN = set("-/*:_·‐‑‒–—−")
+#: Punctuation kept between two digits ("3.14", "1,5").
+_IN_NUMBER = set(".,")
+
+
+def _side(text: str, i: int, step: int) -> tuple[str, int]:
+    """The first character from ``i`` in direction ``step`` that is not a space, and how many
+    spaces were skipped ('' at either end)."""
+    gap = 0
+    while 0 <= i < len(text) and text[i] in " \t":
+        i, gap = i + step, gap + 1
+    return (text[i] if 0 <= i < len(text) else ""), gap
+
+
+def _operand(ch: str, left: bool) -> bool:
+    """Whether ``ch`` can end (``left``) or start an operand: a letter, digit or bracket."""
+    cat = unicodedata.category(ch) if ch else ""
+    return ch.isalnum() or cat == ("Pe" if left else "Ps") or (left and ch == "%")
+
+
+def _kept_run(text: str, start: int, end: int) -> bool:
+    """Whether the punctuation run ``text[start:end]`` (one repeated character) is kept."""
+    ch = text[start]
+    if ch in _ALWAYS or unicodedata.category(ch) in ("Ps", "Pe"):
+        return True
+    before, gap_b = _side(text, start - 1, -1)
+    after, gap_a = _side(text, end, 1)
+    if ch in _IN_NUMBER and end - start == 1:
+        return gap_b == gap_a == 0 and before.isdigit() and after.isdigit()
+    if ch in _BETWEEN:
+        operands = _operand(before, True) and (_operand(after, False) or after in ("-", "+", "."))
+        return operands and (gap_b > 0) == (gap_a > 0)
+    return False
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, case-folded, Unicode punctuation removed except a number's minus sign and decimal
-    point (``"-5"`` ≠ ``"5"``, ``"3.14"`` ≠ ``"314"``), whitespace collapsed and stripped."""
+    """NFKC, case-folded, presentation punctuation dropped, whitespace collapsed and stripped.
+
+    Kept: operators between operands (``"6/3"`` ≠ ``"6*3"``, ``"x-1"`` ≠ ``"x1"``, ``"2:30"`` ≠
+    ``"230"``), ``% & @ \\``, brackets, symbols (``+ = ^ < >``), a number's sign and decimal point
+    (``"-5"`` ≠ ``"5"``, ``"3.14"`` ≠ ``"314"``). Dropped: quotes, sentence punctuation
+    (``"Paris."`` = ``"paris"``), markdown emphasis (``"**Paris**"`` = ``"Paris"``).
+    """
     text = unicodedata.normalize("NFKC", text).casefold()
-    keep = {m.start() for m in _NUMBER_MARK.finditer(text)}
-    text = "".join(
-        ch for i, ch in enumerate(text) if i in keep or not unicodedata.category(ch).startswith("P")
-    )
-    return _WS.sub(" ", text).strip()
+    marks = {m.start() for m in _NUMBER_MARK.finditer(text)}
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if not unicodedata.category(ch).startswith("P"):
+            out.append(ch)
+            i += 1
+            continue
+        end = i + 1
+        while end < len(text) and text[end] == ch:
+            end += 1
+        if i in marks or _kept_run(text, i, end):
+            out.append(text[i:end])
+        i = end
+    return _WS.sub(" ", "".join(out)).strip()
 
 
 def _norm(text: str, level: str) -> str:
@@ -99,6 +154,13 @@ class DedupResult:
         return out
 
 
+def degenerate(ex: Example, level: str = "normalized") -> bool:
+    """Whether a chosen response of ``ex`` equals one of its rejected responses at ``level``
+    (two equal responses on the same side are not degenerate)."""
+    chosen = {content_form(ex.responses[i], level) for i in set(ex.chosen)}
+    return any(content_form(ex.responses[i], level) in chosen for i in ex.rejected)
+
+
 def _conflict_winners(labels: list[str], on_conflict: str) -> str | None:
     """The label kept in a conflicting group (None: the whole group is dropped)."""
     if on_conflict == "drop":
@@ -120,8 +182,8 @@ def dedup(
     ``on_conflict`` — same prompt and responses, different labels: ``majority`` keeps the first
     example of the most frequent label and drops the group when the top labels tie; ``drop``
     drops the whole group; ``keep_first`` keeps the first example. ``drop_degenerate`` drops
-    pairs whose chosen and rejected texts are equal after normalization. Every dropped row is
-    listed in ``removed`` with its reason.
+    examples in which a chosen text equals a rejected text at ``level`` (:func:`degenerate`).
+    Every dropped row is listed in ``removed`` with its reason.
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
@@ -157,8 +219,7 @@ def dedup(
                 drop(i, "conflict", first)
     for i in sorted(keep):
         ex = examples[i]
-        texts = {content_form(r) for r in ex.responses}
-        if len(ex.responses) > 1 and len(texts) < len(ex.responses):
+        if degenerate(ex, level):
             res.degenerate.append(ex.id)
             if drop_degenerate:
                 drop(i, "degenerate", None)

@@ -3,7 +3,8 @@
 A pair is *flagged* when the ensemble confidently disagrees with its label: the mean reward
 difference ``μ`` is below ``−min_margin`` **and** at least ``min_agreement`` of the members that
 apply vote against the label (``d < 0``). Alternatively ``lowest_frac`` flags the lowest-strength
-fraction (the card's "flip the lowest 20%"). Flagged pairs are then flagged only, flipped, dropped
+fraction of the pairs the ensemble votes against (``μ < −min_margin``; the card's "flip the
+lowest 20%": a pair the ensemble agrees with, or has no evidence on, is never picked). Flagged pairs are then flagged only, flipped, dropped
 or down-weighted (``meta["weight"]``), and a review file lists them for a person to check.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.curate.scores import labelled_pair
-from rewardkit.curate.strength import preference_strength
+from rewardkit.curate.strength import MARGIN_KEY, STRENGTH_KEY, preference_strength
 from rewardkit.types import Example, prompt_text
 
 ACTIONS = ("flag", "flip", "drop", "downweight")
@@ -34,7 +35,7 @@ class NoiseConfig:
 
     min_margin: float = 0.0  # flag when μ < −min_margin ...
     min_agreement: float = 1.0  # ... and this fraction of members has d < 0 (1.0: unanimous)
-    lowest_frac: float | None = None  # instead: flag the lowest-strength fraction (card E1: 0.2)
+    lowest_frac: float | None = None  # instead: the lowest fraction of pairs with μ < −min_margin
     action: str = "flag"  # flag | flip | drop | downweight
     weight: float = 0.1  # meta["weight"] of a down-weighted pair
 
@@ -88,13 +89,18 @@ def flip(ex: Example) -> Example:
     """The example with its labelled pair reversed (``meta["flipped"] = True``).
 
     A two-response example keeps its response order and swaps ``chosen``; a larger one is
-    reduced to its labelled pair ``[y_r, y_c]`` with ``chosen=[0]``.
+    reduced to its labelled pair ``[y_r, y_c]`` with ``chosen=[0]``. ``meta["margin"]`` and
+    ``meta["strength"]`` (card E1's Δ for the label) change sign: the label is now the other side.
     """
     pair = labelled_pair(ex)
     if pair is None:
         raise ValueError(f"example {ex.id!r}: no labelled pair to flip")
     c, r = pair
     meta = {**ex.meta, "flipped": True}
+    for key in (MARGIN_KEY, STRENGTH_KEY):
+        value = meta.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            meta[key] = -value
     if len(ex.responses) == 2:
         return replace(ex, chosen=[r], meta=meta)
     ratings = [ex.ratings[r], ex.ratings[c]] if ex.ratings else None
@@ -107,8 +113,10 @@ def _select(deltas: np.ndarray, cfg: NoiseConfig) -> tuple[np.ndarray, np.ndarra
     mean, std = preference_strength(deltas)
     valid = ~np.isnan(mean)
     if cfg.lowest_frac is not None:
-        idx = np.flatnonzero(valid)
-        k = math.floor(cfg.lowest_frac * idx.size + 1e-9)
+        # the paper's "the lowest 20%": k of all scored pairs, but only among those the
+        # ensemble votes against (a pair it agrees with or has no view on is never flipped)
+        idx = np.flatnonzero(valid & (np.nan_to_num(mean, nan=0.0) < -cfg.min_margin))
+        k = math.floor(cfg.lowest_frac * int(valid.sum()) + 1e-9)
         order = idx[np.argsort(mean[idx], kind="stable")]
         mask = np.zeros(len(mean), dtype=bool)
         mask[order[:k]] = True
@@ -169,7 +177,8 @@ def detect_noise(
 def flip_lowest(
     examples: Sequence[Example], strength: np.ndarray, frac: float = 0.2
 ) -> list[Example]:
-    """Card E1 — flip the labels of the ``floor(frac · n)`` lowest-strength pairs (ties: first).
+    """Card E1 — flip the ``floor(frac · n)`` lowest-strength of the ``n`` pairs with a negative
+    strength (ties: first); a pair with μ ≥ 0 is never flipped.
 
     ``strength`` is μ per example (NaN: not a pair, never flipped)."""
     s = np.asarray(strength, dtype=np.float64).reshape(-1, 1)

@@ -105,11 +105,45 @@ def check_fine_keys(examples: Sequence[Example], keys: Sequence[str]) -> None:
         )
 
 
-def _fine_ok(ex: Example, pair: tuple[int, int], keys: Sequence[str]) -> bool:
+def _rating(rating: Any, key: str) -> float:
+    """``rating[key]`` as a number; NaN when missing, null or not a number."""
+    value = rating.get(key) if isinstance(rating, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def fine_means(
+    ex: Example, pair: tuple[int, int], keys: Sequence[str]
+) -> tuple[float, float] | None:
+    """The chosen's and the rejected's mean over the ``keys`` both responses are rated on
+    (a null or missing rating leaves its key out); None when no key is rated for both."""
     if not ex.ratings:
-        return True
-    c, r = (np.mean([float(ex.ratings[i].get(k, math.nan)) for k in keys]) for i in pair)
-    return bool(np.isnan(c) or np.isnan(r) or c >= r)
+        return None
+    c, r = (np.array([_rating(ex.ratings[i], k) for k in keys]) for i in pair)
+    both = ~np.isnan(c) & ~np.isnan(r)
+    if not both.any():
+        return None
+    return float(c[both].mean()), float(r[both].mean())
+
+
+def _scale_error(
+    ex: Example, s: float, scale: tuple[float, float], key: str | None, reward: str | None
+) -> DataError:
+    """A score outside the goal template's scale: the rating ``key`` names the field; a score
+    from a reward names the reward and the fix (rescaling)."""
+    lo, hi = scale
+    if key is not None:
+        return DataError(
+            f"example {ex.id!r}: score {s} outside the scale {lo}-{hi} of the goal template "
+            "(rescale the scores first)",
+            field=key,
+        )
+    who = f"reward {reward!r}" if reward else "the reward"
+    return DataError(
+        f"example {ex.id!r}: {who} scored {s}, outside the scale {lo}-{hi} of the goal "
+        "template; map the reward's scores onto it with --rescale (rescale_all)"
+    )
 
 
 def reward_augment(
@@ -122,6 +156,7 @@ def reward_augment(
     scores: Sequence[np.ndarray] | None = None,
     fine_keys: Sequence[str] | None = None,
     counts: dict[str, int] | None = None,
+    reward: str | None = None,
 ) -> list[Example]:
     """Card A12 — two goal-conditioned pairs per labelled pair (positives first).
 
@@ -130,14 +165,19 @@ def reward_augment(
     label contradicts the scores (``s_w < s_l``), score ties (``s_w = s_l``: both goals would
     be the same prompt with opposite labels), unlabelled examples and, with ``fine_keys``,
     pairs whose chosen fine-grained mean is below the rejected one are skipped (``counts``
-    receives the tallies). A ``fine_keys`` rating that no example has is a ValueError
-    (:func:`check_fine_keys`).
+    receives the tallies). The means use the ``fine_keys`` rated for both responses
+    (:func:`fine_means`); a pair with none is kept unfiltered and counted (``fine_unrated``). A
+    ``fine_keys`` rating that no example has is a ValueError (:func:`check_fine_keys`).
+    ``reward`` names the reward the ``scores`` came from, for the error of a score outside
+    ``scale``.
     """
     if fine_keys:
         check_fine_keys(examples, fine_keys)
     lo, hi = scale
     pos, neg = [], []
     tally = {"pairs": 0, "no_pair": 0, "contradicts": 0, "ties": 0, "fine_filtered": 0, "nan": 0}
+    if fine_keys:
+        tally["fine_unrated"] = 0
     for i, ex in enumerate(examples):
         pair = labelled_pair(ex)
         if pair is None:
@@ -149,15 +189,14 @@ def reward_augment(
             continue
         for s in (s_w, s_l):
             if not lo <= s <= hi:
-                raise DataError(
-                    f"example {ex.id!r}: score {s} outside the scale {lo}-{hi} of the goal "
-                    "template (rescale the scores first)",
-                    field=score_key,
-                )
+                raise _scale_error(ex, s, scale, score_key if scores is None else None, reward)
         if s_w <= s_l:
             tally["contradicts" if s_w < s_l else "ties"] += 1
             continue
-        if fine_keys and not _fine_ok(ex, pair, fine_keys):
+        means = fine_means(ex, pair, fine_keys) if fine_keys else None
+        if fine_keys and means is None:
+            tally["fine_unrated"] += 1
+        elif means is not None and means[0] < means[1]:
             tally["fine_filtered"] += 1
             continue
         y_w, y_l = ex.responses[pair[0]], ex.responses[pair[1]]

@@ -50,15 +50,18 @@ def annotate_strength(
     """Copies of ``examples`` with ``meta`` fields ``margin``, ``strength`` (μ) and
     ``strength_std`` (σ) from the (n, M) ``deltas`` (keys prefixed by ``prefix``).
 
-    Examples without a labelled pair (ties, unlabelled) get no fields; a warning counts them.
+    Examples not scored in this run (ties, unlabelled, no reward applies) get no fields: an
+    earlier run's values are removed, so they are never passed off as this run's; a warning
+    counts them.
     """
     d = np.asarray(deltas, dtype=np.float64)
     if d.shape[0] != len(examples):
         raise ValueError(f"deltas has {d.shape[0]} rows for {len(examples)} examples")
     mean, std = preference_strength(d)
     out, skipped = [], 0
+    keys = [prefix + k for k in (MARGIN_KEY, STRENGTH_KEY, STD_KEY)]
     for ex, mu, sd in zip(examples, mean, std, strict=True):
-        meta = dict(ex.meta)
+        meta = {k: v for k, v in ex.meta.items() if k not in keys}
         if np.isnan(mu):
             skipped += 1
         else:
@@ -69,10 +72,16 @@ def annotate_strength(
     if skipped:
         warnings.warn(
             f"{skipped} of {len(examples)} examples have no labelled pair or no applicable "
-            "reward; no strength written for them",
+            "reward; no strength written for them (earlier values removed)",
             stacklevel=2,
         )
     return out
+
+
+def negative_count(deltas: np.ndarray) -> int:
+    """How many rows of the (n, M) ``deltas`` have a strength μ < 0 (unscored rows: none)."""
+    mean, _ = preference_strength(deltas)
+    return int((mean[~np.isnan(mean)] < 0).sum())
 
 
 def votes(examples: Sequence[Example], key: str = STRENGTH_KEY) -> dict[str, float]:
