@@ -57,7 +57,7 @@ def test_escaping_only_adds_joiners_and_leaves_no_label(pieces):
     text = "".join(pieces)
     out = escape_special(text, judged_specials(COMMON_SPECIALS, PAIRWISE))
     assert out.replace(WORD_JOINER, "") == text
-    assert "[Response B]" not in out and "[Response]" not in out
+    assert "[Response B]" not in out and "[Response A]" not in out
 
 
 def test_the_local_judge_reads_a_spoofed_label_as_text():

@@ -41,7 +41,8 @@ def test_scalars_everywhere(rewards, tmp_path):
         w = load_reward({"weighted": {r.name: 1.0, "rule:length": 0.0}})
         np.testing.assert_allclose(w.score(queries()), full.scores, rtol=1e-5)
         # serve: the route's vector is [reward, component]
-        vec = Route("r", r.name, r).vectors(queries())
+        vec, failed = Route("r", r.name, r).vectors(queries())
+        assert failed == {}
         np.testing.assert_allclose(vec[:, 0], full.scores, rtol=1e-6)
         # verl and TRL adapters: one number per response
         verl = compute_score_batch(
