@@ -196,3 +196,13 @@ def test_the_async_client_checks_the_same_way():
         pytest.raises(RewardServerError, match="result 0: id 'b'"),
     ):
         asyncio.run(run(proxy.url))
+
+
+def test_a_body_nested_too_deep_is_an_invalid_response():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with (
+        FaultProxy(handler=lambda path, body: (200, deep)) as proxy,
+        RewardClient(proxy.url, retries=0) as rc,
+        pytest.raises(RewardServerError, match="nested too deeply"),
+    ):
+        rc.health()  # a bare RecursionError before

@@ -340,3 +340,32 @@ def test_skipped_malformed_rows_are_counted(tmp_path):
     assert "skipped_malformed" not in _ok(
         "dedup", "--data", tmp_path / "d.jsonl", "--out", tmp_path / "e.jsonl"
     )
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("y = -x + 1", "y = x + 1"),  # a sign glued to a letter
+        ("e^{-x}", "e^{x}"),
+        ("n!/k!", "n!*k!"),  # factorials, and the operator between them
+        ("10! = 3628800", "10 = 3628800"),
+        ("x != 1", "x = 1"),
+        ("f'(x)", "f(x)"),  # a derivative
+    ],
+)
+def test_signs_factorials_and_primes_are_meaning(a, b):
+    from rewardkit.curate.dedup import normalize_text
+
+    assert normalize_text(a) != normalize_text(b)
+
+
+def test_exclamations_bullets_and_apostrophes_stay_presentation():
+    from rewardkit.curate.dedup import normalize_text
+
+    for a, b in [
+        ("Hello!", "Hello"),
+        ("It is 5!", "It is 5."),
+        ("- item", "item"),
+        ("don't", "dont"),
+    ]:
+        assert normalize_text(a) == normalize_text(b)

@@ -107,7 +107,9 @@ def test_a_hybrid_row_fails_with_its_model_part():
     assert not math.isnan(full.scores[0])
     assert math.isnan(full.scores[1])  # was the rule's half alone, as if the model abstained
     assert failed_items(full.stats) == (1, [(1, "model: upstream answered 500")])
-    scored = HybridReward({"*": load_reward("rule:length")}, model=_Flaky(fail_score=0.0))
+    scored = HybridReward(
+        {"*": load_reward("rule:length")}, model=_Flaky(fail_score=0.0), confidence=0.5
+    )
     again = scored.score_full(_qs("please fail"))
     assert not math.isnan(again.scores[0]) and again.stats["errors"][0]["score"] == again.scores[0]
 
@@ -157,3 +159,24 @@ def test_trainer_adapters_never_let_a_failure_beat_a_scored_response(caplog):
     got = fn(["q"] * 3, responses, log_metric=lambda k, v: logged.__setitem__(k, v))
     assert got == [2.0, -2.0, -2.0]  # was None for the failure: TRL drops a None term
     assert logged["rewardkit/judge-like/failed"] == 1.0
+
+
+def test_a_failure_the_reward_scored_keeps_its_score_in_the_adapters():
+    # rule:math scores a timeout 0.0 and lists it failed: raised to the batch's lowest (1.0 in
+    # a batch of right answers), a wrong answer that hung the verifier scored 1.0
+    from rewardkit.integrations import trl, verl
+
+    reward = _Flaky(fail_score=0.0)
+    out = verl.compute_score_batch(["s"] * 2, ["fine", "please fail"], ["4"] * 2, spec=reward)
+    assert [r["score"] for r in out] == [1.0, 0.0] and out[1]["failed"] == 1.0
+    assert trl.reward_func(reward)(["q"] * 2, ["fine", "please fail"]) == [1.0, 0.0]
+
+
+def test_a_model_failure_leaves_rows_the_rule_decides_alone():
+    from rewardkit.registry import load_reward
+    from rewardkit.rewards.composite.hybrid import HybridReward
+
+    qs = [Query(as_messages("q"), "please fail", meta={"task": "m"}, reference="please fail")]
+    hybrid = HybridReward({"m": load_reward("rule:exact_match")}, model=_Flaky(), confidence=1.0)
+    full = hybrid.score_full(qs)
+    assert full.scores.tolist() == [1.0] and failed_items(full.stats) == (0, [])

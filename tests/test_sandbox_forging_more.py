@@ -6,6 +6,7 @@ object could forge them. Also MBPP's ``test_imports``, which were not run."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import sys
@@ -20,6 +21,7 @@ from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
 from rewardkit.rewards.rules.code import CodeReward, compute_score
 from rewardkit.rewards.sandbox import parse_tests, run_tests
+from rewardkit.rewards.sandbox.checks import split_assert
 from rewardkit.rewards.sandbox.verdict import read_channel, step_statuses
 from rewardkit.types import Query
 
@@ -109,76 +111,32 @@ def test_no_channel_data_makes_the_verdict_raise(lines):
 
 
 @pytest.mark.parametrize(
-    ("test", "src", "secret"),
-    [
-        ("assert math.fabs(area(2) - 12.566370614359172) < 1e-6", "(area(2),)", "12.566"),
-        ("assert g('x').startswith('abx')", "(g('x'),)", "abx"),
-        ("assert not g('x').endswith('abx')", "(g('x'),)", "abx"),
-        ("assert g('x').upper() == 'ABX'", "(g('x'),)", "ABX"),
-        ("assert math.isclose(area(2) - 12.566, 0, abs_tol=1e-6)", "(area(2),)", "12.566"),
-        ("assert f(3) - 6 == 0", "(f(3),)", "6"),
-        ("assert round(f(3), 2) == 6.25", "(f(3),)", "6.25"),
-        ("assert abs(f(3)) > 5", "(f(3),)", "5"),
-        ("assert f(3)[1:] == [9, 9]", "(f(3),)", "9"),
-        ("assert '-'.join(g('x')) == 'a-b'", "(g('x'),)", "a-b"),
-        ("assert math.sqrt(f(3)) <= 2.5", "(f(3),)", "2.5"),
-        ("assert f(3).count(7) == 2", "(f(3),)", "7"),
-        ("assert Solution().count(3) == 1", "(Solution().count(3),)", None),
-        ("sol = Solution()\nassert sol.count(3) == 1", "(sol.count(3),)", None),
-        ("cache = LRUCache(2)\nassert cache.get(1) == 1", "(cache.get(1),)", None),
-    ],
-)
-def test_the_sandbox_computes_only_the_solutions_own_call(test, src, secret):
-    """The test logic around the solution's call (arithmetic, ``math``, methods of plain values)
-    runs in the parent on the value the sandbox sends; the sandbox never sees its literals."""
-    plan = parse_tests(f"import math\n{test}\n")
-    assert plan.kinds == ["value"]
-    assert next(s for s in plan.steps if s["kind"] == "value")["src"] == src
-    if secret:
-        assert secret not in json.dumps(plan.steps)
-
-
-@pytest.mark.parametrize(
     "test",
     [
-        "assert re.match('a+', g('x'))",  # a module's function: test logic
-        "assert np.allclose(f(1), [2.0])",  # a module the tests rely on but do not import
-        "assert math.fabs(f(1) - f(2)) < 1e-6",  # two computed values
-        "assert helper(f(1)) == 3",  # the tests' own function on the solution's value
-        "assert f(1) - 12.5 == g(2)",
-        "r = f(1)\nassert r.startswith('ab')",  # a method on a value the tests hold
+        "assert math.fabs(f(1) - f(2)) < 1e-6",  # both sides the solution's: its __sub__
+        "assert np.allclose(f(1), [2.0])",  # a library's function on the returned object
+        "assert g('x').startswith('abx')",  # the returned object would be handed 'abx'
+        "assert not g('x').endswith('abx')",
     ],
 )
-def test_test_logic_that_cannot_move_to_the_parent_is_not_a_value_test(test):
-    plan = parse_tests(f"import re\ndef helper(v):\n    return v\n{test}\n")
-    assert plan.kinds == ["in_process"]
+def test_test_logic_the_returned_object_could_answer_is_not_a_value_test(test):
+    assert split_assert(ast.parse(test).body[0], {"math", "np"}) is None
 
 
 @pytest.mark.parametrize(
-    ("test", "value", "passed"),
+    ("test", "value", "check"),
     [
-        ("assert math.fabs(area(2) - 12.566370614359172) < 1e-6", 4 * math.pi, True),
-        ("assert math.fabs(area(2) - 12.566370614359172) < 1e-6", 12.0, False),
-        ("assert g('x').startswith('abx')", "abxy", True),
-        ("assert g('x').startswith('abx')", "zz", False),
-        ("assert g('x').startswith('abx')", ["abx"], False),  # no such method of a list
-        ("assert f(3) - 6 == 0", 6, True),
-        ("assert f(3)[1:] == [9, 9]", [0, 9, 9], True),
-        ("assert '-'.join(g('x')) == 'a-b'", ["a", "b"], True),
-        ("assert 2 ** f(3) == 8", 3, True),
-        ("assert 2 ** f(3) == 8", 10**4000, False),  # refused, not computed
-        ("assert 'ab' * f(3) == 'abab'", 10**12, False),
-        ("assert '%*d' % f(3) == ' 1'", (10**9, 1), False),  # no string formatting
+        ("assert math.fabs(area(2) - 12.5) < 1e-6", "area(2)", ("near", (-12.5, 1e-6, True))),
+        ("assert fabs(area(2) - 12.5) <= 0.1", "area(2)", ("near", (-12.5, 0.1, False))),
+        ("assert f(3) - 6 == 0", "f(3)", ("==", 6)),
+        ("assert 6 - f(3) == 0", "f(3)", ("==", 6)),
+        ("assert Solution().two(3).count(7) == 2", "Solution().two(3).count(7)", ("==", 2)),
     ],
 )
-def test_the_parent_computes_the_test_logic(test, value, passed):
-    plan = parse_tests(f"import math\n{test}\n")
-    encoded = {"tuple": [value if not isinstance(value, tuple) else {"tuple": list(value)}]}
-    line = json.dumps({"i": 0, "value": encoded}).encode()
-    start = time.monotonic()
-    statuses, _, _ = step_statuses(plan, line, "not_run")
-    assert statuses == ["passed" if passed else "failed"]
-    assert time.monotonic() - start < 2
+def test_the_parent_does_the_arithmetic_the_object_could_forge(test, value, check):
+    # computed beside the solution, the expected value reached the returned object's __sub__
+    src, checks = split_assert(ast.parse(test).body[0], {"math"})
+    assert src == f"({value},)" and checks == [check]
 
 
 def test_mbpp_test_imports_run_before_the_tests():
@@ -233,6 +191,10 @@ def test_garbage_on_the_channel_scores_zero_not_nan(line, style):
     ids=["math-fabs", "str-method"],
 )
 def test_a_returned_object_cannot_forge_the_test_logic(reference, wrong, good):
+    if "startswith" in reference:  # not a value test: refused unless allow_in_process
+        with pytest.raises(ValueError, match=r"in_process|in-process|beside"):
+            compute_score(wrong, reference, timeout_s=5)
+        return
     assert run_tests(wrong, reference, timeout_s=5).kinds == ["value", "value"]
     assert compute_score(wrong, reference, timeout_s=5) == 0.0  # 1.0 before
     assert compute_score(good, reference, timeout_s=5) == 1.0

@@ -110,6 +110,8 @@ class Answer:
             return json.loads(self.body)
         except ValueError:
             raise self.invalid(f"a body that is not JSON ({len(self.body)} bytes)") from None
+        except RecursionError:  # "[[[[…" 100,000 deep
+            raise self.invalid("a JSON body nested too deeply to read") from None
 
     def object(self) -> dict[str, Any]:
         """The body as a JSON object (``invalid_response`` otherwise)."""

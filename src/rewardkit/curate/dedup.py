@@ -56,7 +56,7 @@ def _side(text: str, i: int, step: int) -> tuple[str, int]:
 def _operand(ch: str, left: bool) -> bool:
     """Whether ``ch`` can end (``left``) or start an operand: a letter, digit or bracket."""
     cat = unicodedata.category(ch) if ch else ""
-    return ch.isalnum() or cat == ("Pe" if left else "Ps") or (left and ch == "%")
+    return ch.isalnum() or cat == ("Pe" if left else "Ps") or (left and ch in ("%", "!"))
 
 
 def _kept_run(text: str, start: int, end: int) -> bool:
@@ -70,8 +70,28 @@ def _kept_run(text: str, start: int, end: int) -> bool:
         return gap_b == gap_a == 0 and before.isdigit() and after.isdigit()
     if ch in _BETWEEN:
         operands = _operand(before, True) and (_operand(after, False) or after in ("-", "+", "."))
-        return operands and (gap_b > 0) == (gap_a > 0)
+        if operands and (gap_b > 0) == (gap_a > 0):
+            return True
+        # a sign glued to what it negates: "y = -x + 1", "e^{-x}", "-π" (not a "- item" bullet)
+        return ch in _MINUSES and end - start == 1 and gap_a == 0 and _signed(after)
+    if ch == "!":  # a factorial ("n!", "10!") or "!=", not an exclamation ("Hello!")
+        single = start == 1 or (start >= 2 and not text[start - 2].isalpha())
+        if after == "=" and gap_a == 0:
+            return True
+        ends = after in ("", ".", "!", "?")  # "It is 5!": an exclamation ends the sentence
+        return gap_b == 0 and not ends and (before.isdigit() or (before.isalpha() and single))
+    if ch == "'":  # a derivative "f'(x)", not an apostrophe ("don't")
+        return end - start <= 3 and gap_b == gap_a == 0 and before.isalpha() and after == "("
     return False
+
+
+#: The minus signs a sign can be written with.
+_MINUSES = set("-‐‑‒–−")
+
+
+def _signed(ch: str) -> bool:
+    """Whether ``ch`` can follow a sign: a letter, digit, opening bracket or a math symbol."""
+    return bool(ch) and (ch.isalnum() or unicodedata.category(ch) in ("Ps", "Sm", "So"))
 
 
 def normalize_text(text: str) -> str:
@@ -79,7 +99,9 @@ def normalize_text(text: str) -> str:
 
     Kept: operators between operands (``"6/3"`` ≠ ``"6*3"``, ``"x-1"`` ≠ ``"x1"``, ``"2:30"`` ≠
     ``"230"``), ``% & @ \\``, brackets, symbols (``+ = ^ < >``), a number's sign and decimal point
-    (``"-5"`` ≠ ``"5"``, ``"3.14"`` ≠ ``"314"``). Dropped: quotes, sentence punctuation
+    (``"-5"`` ≠ ``"5"``, ``"3.14"`` ≠ ``"314"``), a sign glued to what it negates (``"-x"``,
+    ``"e^{-x}"``), a factorial and ``!=`` (``"n!"``, ``"10! = …"``), a derivative's prime
+    (``"f'(x)"``). Dropped: quotes, sentence punctuation
     (``"Paris."`` = ``"paris"``), markdown emphasis (``"**Paris**"`` = ``"Paris"``).
     """
     text = unicodedata.normalize("NFKC", text).casefold()

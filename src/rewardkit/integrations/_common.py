@@ -222,7 +222,8 @@ def failed_fill(
     above a wrong answer with a negative reward and GRPO gave it a positive advantage. The
     default (``failed_score`` None) is the lowest score the same call gave an item that did not
     fail, so a failure never beats a scored response of its batch; NaN when nothing else scored
-    (the adapters then send what they send for NaN, and every item of the call is flagged)."""
+    (the adapters then send what they send for NaN, and every item of the call is flagged). A
+    failed item the reward gave a score itself (``rule:math``'s 0.0 on a timeout) keeps it."""
     failed = np.zeros(len(scores), dtype=bool)
     errors = failed_rows(full.stats, full.scores if full.scores.ndim == 1 else None)
     for i in errors:
@@ -236,16 +237,22 @@ def failed_fill(
     else:
         fill = float(failed_score)
     first = min(errors)
+    lost = failed & np.isnan(scores)  # a reward that scored its failure (rule:math's 0 on a
+    # timeout) keeps that score: raised to the batch's lowest, a wrong answer that hung the
+    # verifier scored 1.0 in a batch of right ones
     log.warning(
-        "%s: %d of %d items failed (first, item %d: %s); they get %s and are flagged failed",
+        "%s: %d of %d items failed (first, item %d: %s); those without a score get %s; all "
+        "are flagged failed",
         where,
         int(failed.sum()),
         len(scores),
         first,
         errors[first][:200],
-        "NaN (nothing else scored)" if math.isnan(fill) else f"{fill:g}",
+        ("NaN (nothing else scored)" if math.isnan(fill) else f"{fill:g}")
+        if lost.any()
+        else "none (each kept the score the reward gave it)",
     )
-    return np.where(failed, fill, scores), failed
+    return np.where(lost, fill, scores), failed
 
 
 def as_failed_score(value: Any) -> float | None:

@@ -103,25 +103,36 @@ class HybridReward(Reward):
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         failed = _Failures()
         rule = self._rule_scores(queries, failed)
-        model = _part(self.model, queries, "model", failed)
+        model_failed = _Failures()
+        model = _part(self.model, queries, "model", model_failed)
         if callable(self.confidence):
             conf = np.array(
                 [self.confidence(q, float(s)) for q, s in zip(queries, rule, strict=True)]
             )
         else:
             conf = np.full(len(queries), float(self.confidence))
+        # the model's failure fails a row only where the model counts: not where a rule
+        # applies with confidence 1 (a judge outage took a right answer's rule score)
+        for i, err in model_failed.errors.items():
+            if not (np.isfinite(rule[i]) and conf[i] == 1.0):
+                failed.errors.setdefault(i, err)
+                if i in model_failed.lost:
+                    failed.lost.add(i)
         comps: dict[str, np.ndarray] = {"rule": rule, "model": model}
         aspects = weights = None
         if self.aspects:
-            cols = [
-                _part(r, queries, f"aspect {name}", failed) for name, (r, _) in self.aspects.items()
+            cols = [  # a zero-weight aspect never counts: its failures stay its own
+                _part(r, queries, f"aspect {name}", failed if w else _Failures())
+                for name, (r, w) in self.aspects.items()
             ]
             comps.update(dict(zip(self.aspects, cols, strict=True)))
             aspects = np.column_stack(cols)
             weights = [w for _, w in self.aspects.values()]
         r_len, w_len = None, 0.0
         if self.length is not None:
-            r_len = _part(self.length[0], queries, "length", failed)
+            r_len = _part(
+                self.length[0], queries, "length", failed if self.length[1] else _Failures()
+            )
             w_len = float(self.length[1])
             comps["length"] = r_len
         values = hybrid_combine(rule, model, conf, aspects, weights, r_len, w_len)

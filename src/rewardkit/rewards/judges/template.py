@@ -191,9 +191,11 @@ def section_labels(template: str) -> re.Pattern[str] | None:
     found = {m.group(1) for m in _SECTION_LINE.finditer(template)}
     numbered = "{responses}" in template or any(label.isdigit() for label in found)
     labels = sorted((x for x in found if not x.isdigit()), key=len, reverse=True)
-    alts = [r"\[(?=" + re.escape(label) + r"\])" for label in labels]
-    if numbered:  # "[1]" mid-line is a footnote: only a line's first "[k]" is a label
-        alts.append(r"(?<![^\n])\[(?=\d{1,4}\])")
+    # any case ("[response b]" reads as the label too)
+    alts = [r"\[(?=(?i:" + re.escape(label) + r")\])" for label in labels]
+    if numbered:  # "[1]" mid-line is a footnote: only a line's first "[k]" is a label, after
+        # any line break str.splitlines() knows (\r and U+2028 included)
+        alts.append(r"(?<![^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029])\[(?=\d{1,4}\])")
     return re.compile("|".join(alts)) if alts else None
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardkit.rewards.sandbox.checks import defined_names, solution_objects, split_assert
+from rewardkit.rewards.sandbox.checks import defined_names, split_assert
 
 __all__ = ["TestPlan", "parse_tests"]
 
@@ -114,8 +114,9 @@ def parse_tests(tests: Any) -> TestPlan:
 
 
 def _setup(tests: Mapping[str, Any]) -> str:
-    """Set-up code of a test dict: MBPP's ``test_imports`` (a list of import lines), then
-    ``setup`` or MBPP's ``test_setup_code``."""
+    """Set-up code of a test dict: MBPP's ``test_imports`` (a list of import lines; a correct
+    solution that did not import what the tests use scored 0), then ``setup`` or MBPP's
+    ``test_setup_code``."""
     imports = tests.get("test_imports") or []
     if isinstance(imports, str):
         imports = [imports]
@@ -130,12 +131,10 @@ def _setup(tests: Mapping[str, Any]) -> str:
 class _Builder:
     """Collects steps and the parent-only expected values, numbering tests in order."""
 
-    def __init__(self, statements: list[ast.stmt]) -> None:
-        """``statements``: the tests' code other than the asserts to split (what binds names)."""
+    def __init__(self, tests_names: set[str]) -> None:
         self.steps: list[dict[str, Any]] = []
         self.expected: dict[int, Any] = {}
-        self.names = defined_names(statements)
-        self.objects = solution_objects(statements, self.names)
+        self.names = tests_names
 
     @property
     def n(self) -> int:
@@ -146,7 +145,7 @@ class _Builder:
 
     def test(self, src: str, node: ast.stmt | None = None) -> None:
         i = self.n
-        split = None if node is None else split_assert(node, self.names, self.objects)
+        split = split_assert(node, self.names) if node is not None else None
         if split is None:
             self.steps.append({"kind": "test", "src": src, "index": i})
         else:
@@ -176,7 +175,8 @@ def _plan_from_list(items: Any, setup: str) -> TestPlan:
         raise ValueError("every test in 'tests' must be a string of Python code")
     nodes = [_single_statement(t) for t in items]
     statements = [stmt for t in [setup, *items] for stmt in _statements(t)]
-    b = _Builder([s for s in statements if not isinstance(s, ast.Assert)])
+    names = defined_names(s for s in statements if not isinstance(s, ast.Assert))
+    b = _Builder(names)
     if setup:
         b.setup(setup)
     for t, node in zip(items, nodes, strict=True):
@@ -204,8 +204,7 @@ def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
         return None
     check = checks[0]
     others = [n for n in body if n is not check]
-    b = _Builder(others)
-    b.names.add("check")
+    names = defined_names(others) | {"check"}
     rename = _Rename(check.args.args[0].arg, entry)
     exprs: list[str] = []
     parts: list[Any] = []
@@ -214,13 +213,14 @@ def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
             continue  # a docstring
         if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and stmt.test.value:
             continue  # `assert True, "..."`
-        split = split_assert(rename.visit(stmt), b.names, b.objects)
+        split = split_assert(rename.visit(stmt), names)
         if split is None:
             return None
         exprs.append(split[0][1:-2])  # the operands, without the tuple's parentheses and comma
         parts += split[1]
     if not parts:
         return None
+    b = _Builder(names)
     for n in others:
         b.setup(ast.unparse(n))
     b.steps.append({"kind": "value", "src": f"({', '.join(exprs)},)", "index": 0})
@@ -290,7 +290,7 @@ def _plan_from_source(src: str) -> TestPlan:
     checkers = {
         n.name for n in defs if any(isinstance(m, ast.Assert) for m in ast.walk(n))
     } - tests  # a call of a test* function is already its own test
-    b = _Builder([n for n in body if not isinstance(n, ast.Assert)])
+    b = _Builder(defined_names(n for n in body if not isinstance(n, ast.Assert)))
     for node in body:
         if isinstance(node, ast.Assert):
             b.test(ast.unparse(node), node)
