@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from rewardkit.evaluate.stats import rankdata
 from rewardkit.types import Example
 
 METHODS = ("kendall", "spearman", "toporder")
@@ -34,12 +35,6 @@ def ordinal_ranks(scores: Sequence[float]) -> np.ndarray:
     return np.argsort(
         np.argsort(np.asarray(scores, dtype=np.float64), kind="stable"), kind="stable"
     )
-
-
-def average_ranks(scores: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n of ``scores``; equal scores share their mean rank (``rankdata`` "average")."""
-    s = np.asarray(scores, dtype=np.float64)
-    return np.array([(s < x).sum() + ((s == x).sum() + 1) / 2.0 for x in s])
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
@@ -57,7 +52,7 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's ρ on average ranks (``scipy.stats.spearmanr``); 0 when a list is all ties."""
-    ra, rb = average_ranks(a) - (a.size + 1) / 2.0, average_ranks(b) - (b.size + 1) / 2.0
+    ra, rb = rankdata(a) - (a.size + 1) / 2.0, rankdata(b) - (b.size + 1) / 2.0
     denom = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
     return float((ra * rb).sum() / denom) if denom > 0 else 0.0
 

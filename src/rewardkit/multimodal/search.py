@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from rewardkit.evaluate.stats import rankdata
 from rewardkit.multimodal.reno import (
     RENO_WEIGHTS,
     NoiseOptResult,
@@ -98,12 +99,7 @@ class SearchResult(Generic[T]):
 
 def _average_ranks(col: np.ndarray) -> np.ndarray:
     """Ranks 1 (worst) .. m (best), ties averaged; NaN ranks below everything."""
-    col = np.where(np.isnan(col), -np.inf, col.astype(np.float64))
-    order = np.argsort(col, kind="stable")
-    ranks = np.empty(len(col), dtype=np.float64)
-    ranks[order] = np.arange(1, len(col) + 1)
-    _, inv = np.unique(col, return_inverse=True)
-    return (np.bincount(inv, weights=ranks) / np.bincount(inv))[inv]
+    return rankdata(np.where(np.isnan(col), -np.inf, col.astype(np.float64)))
 
 
 def rank_sum(scores: np.ndarray) -> np.ndarray:
