@@ -72,9 +72,12 @@ class ItemFailed(RewardkitError):
 
 def switch(name: str, value: object, where: str) -> bool:
     """A spec's on/off option as a bool: a bool (the spec parser reads ``true``/``false``/
-    ``yes``/``no``), 0 or 1; anything else is a :class:`SpecError` (``bool("off")`` is True)."""
+    ``yes``/``no``), 0 or 1, or one of those words given as text from Python; anything else is
+    a :class:`SpecError` (``bool("off")`` is True)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
     raise SpecError(f"{where}: option {name} must be true or false, got {value!r}")

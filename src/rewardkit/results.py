@@ -130,6 +130,15 @@ def failed_rows(stats: Mapping[str, Any] | None, scores: Any = None) -> dict[int
     return rows
 
 
+def failure_entries(errors: Mapping[int, str], lost: set[int], values: Any) -> list[dict[str, Any]]:
+    """The ``errors`` list of a composite's stats: ``{"index", "error"}`` per failed row, with the
+    ``"score"`` it kept where a part scored its failure (rows in ``lost`` have none: NaN)."""
+    return [
+        {"index": i, "error": e} | ({} if i in lost else {"score": float(values[i])})
+        for i, e in sorted(errors.items())
+    ]
+
+
 def failed_values(stats: Mapping[str, Any] | None) -> set[float | None]:
     """The scores the failed items of one call got: None for NaN (the usual outcome; an
     ``errors`` entry without a ``score``, and failed items beyond the listed ones), a number for

@@ -47,6 +47,11 @@ def _pair_tensors(examples: list[Any], offset: int) -> tuple[list[int], list[int
     return a, b, tie
 
 
+def _n_pairs(ex: Any) -> int:
+    """How many pairs :func:`_pair_tensors` makes of ``ex``."""
+    return len(ex.responses) - 1 if ex.is_tie else len(ex.chosen) * len(ex.rejected)
+
+
 def pair_margins(
     examples: list[Any], margin_column: str | None, kind: str = "margin"
 ) -> list[float]:
@@ -58,7 +63,7 @@ def pair_margins(
     out: list[float] = []
     for ex in examples:
         m = margin_value(ex, margin_column, kind) if margin_column else 0.0
-        n_pairs = len(ex.responses) - 1 if ex.is_tie else len(ex.chosen) * len(ex.rejected)
+        n_pairs = _n_pairs(ex)
         out += [0.0 if ex.is_tie else m] * n_pairs
     return out
 
@@ -73,7 +78,7 @@ def pair_labels(examples: list[Any]) -> tuple[list[float], list[float]]:
     alphas: list[float] = []
     for ex in examples:
         w, alpha = meta_labels(ex)
-        n_pairs = len(ex.responses) - 1 if ex.is_tie else len(ex.chosen) * len(ex.rejected)
+        n_pairs = _n_pairs(ex)
         weights += [w] * n_pairs
         alphas += [math.nan if alpha is None else alpha] * n_pairs
     return weights, alphas

@@ -37,7 +37,7 @@ from rewardkit.combine.aggregate import (
     zscore,
 )
 from rewardkit.errors import SpecError
-from rewardkit.results import failed_rows
+from rewardkit.results import failed_rows, failure_entries
 from rewardkit.rewards.composite.members import (
     Member,
     MemberSpec,
@@ -291,11 +291,7 @@ class EnsembleReward(Reward):
                 **(
                     {
                         "failed": len(failed),
-                        "errors": [
-                            {"index": i, "error": e}
-                            | ({} if i in lost else {"score": float(values[i])})
-                            for i, e in sorted(failed.items())
-                        ],
+                        "errors": failure_entries(failed, lost, values),
                     }
                     if failed
                     else {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from rewardkit.combine.hybrid import hybrid_combine
 from rewardkit.combine.route import route_indices
-from rewardkit.results import failed_rows
+from rewardkit.results import failed_rows, failure_entries
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 
@@ -139,7 +139,8 @@ class HybridReward(Reward):
         if failed.errors:  # a part's failure is not its abstention (EnsembleReward's rule)
             values = values.copy()
             values[sorted(failed.lost)] = np.nan
-            stats = {"failed": len(failed.errors), "errors": failed.entries(values)}
+            errors = failure_entries(failed.errors, failed.lost, values)
+            stats = {"failed": len(failed.errors), "errors": errors}
             return ScoreResult(values, components=comps, stats=stats)
         return ScoreResult(values, components=comps)
 
@@ -151,12 +152,6 @@ class _Failures:
 
     errors: dict[int, str] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
-
-    def entries(self, values: np.ndarray) -> list[dict[str, Any]]:
-        return [
-            {"index": i, "error": e} | ({} if i in self.lost else {"score": float(values[i])})
-            for i, e in sorted(self.errors.items())
-        ]
 
 
 def _part(

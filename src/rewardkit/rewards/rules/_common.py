@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.errors import DataError, SpecError
+from rewardkit.errors import DataError, SpecError, switch
 from rewardkit.results import ScoreResult
 from rewardkit.rewards.tags import last_block
 from rewardkit.types import Query, Reward
@@ -183,14 +183,8 @@ def squad_normalize(text: str) -> str:
 
 
 def as_bool(name: str, rule: str, value: Any) -> bool:
-    """An option read as a boolean (the spec parser already turns ``true``/``false`` into bools)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-        return value.lower() in ("true", "yes", "1")
-    raise SpecError(f"rule:{rule} option {name} must be true or false, got {value!r}")
+    """An option read as a boolean (:func:`rewardkit.errors.switch`)."""
+    return switch(name, value, f"rule:{rule}")
 
 
 def as_number(name: str, rule: str, value: Any, *, minimum: float | None = None) -> float:
