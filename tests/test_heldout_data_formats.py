@@ -305,6 +305,19 @@ def test_cli_data_reads_new_formats(tmp_path: Path) -> None:
     assert "Traceback" not in res.output
 
 
+def test_cli_data_names_subsets_or_says_there_are_none(tmp_path: Path) -> None:
+    runner = CliRunner()
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b"}] * 2
+    plain = jsonl(tmp_path, rows, "plain.jsonl")
+    res = runner.invoke(app, ["data", str(plain)])
+    assert res.exit_code == 0, res.output
+    assert "subsets: none" in res.output and "-: 2" not in res.output
+    named = [{**rows[0], "subset": "math"}, {**rows[0], "subset": "code"}]
+    res = runner.invoke(app, ["data", str(jsonl(tmp_path, named, "named.jsonl"))])
+    assert res.exit_code == 0, res.output
+    assert "subsets:\n  code: 1\n  math: 1" in res.output
+
+
 # --- TRL's standard implicit-prompt form --------------------------------------------------------
 
 

@@ -211,12 +211,17 @@ def data_command(
     with user_errors():
         examples = load(path, format=data_format, columns=parse_columns(columns), on_error=on_error)
     formats = Counter(str(e.meta.get("format", "?")) for e in examples)
-    subsets = Counter(e.subset or "-" for e in examples)
+    subsets = Counter(e.subset or "(no subset)" for e in examples)
     sizes = Counter(len(e.responses) for e in examples)
     typer.echo(
         f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}"
     )
     if not examples:
         _warn(f"{path} holds no examples")
+    if examples and set(subsets) == {"(no subset)"}:
+        typer.echo("subsets: none (no example names one)")
+        return
+    if examples:
+        typer.echo("subsets:")
     for name, n in sorted(subsets.items()):
         typer.echo(f"  {name}: {n}")
