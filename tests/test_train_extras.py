@@ -102,6 +102,8 @@ def test_frozen_head_and_default_reward(tmp_path):
     meta = json.loads((res.output_dir / "head.json").read_text())
     assert meta["in_dim"] == 768 and meta["head"] == "mlp"
     assert "eval_accuracy" in res.metrics
+    logged = json.loads((res.output_dir / "log_history.json").read_text())
+    assert logged and all(0.0 <= h["accuracy"] <= 1.0 for h in logged)  # train accuracy, as TRL
     rew = load_reward(f"default:{res.output_dir}")
     ex = toy_pairs(1)[0]
     s = rew.score(ex.queries())

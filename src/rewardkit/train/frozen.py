@@ -220,6 +220,7 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     history: list[dict[str, Any]] = []
     step, order = 0, torch.empty(0, dtype=torch.long)
     losses: list[float] = []
+    right, judged = 0, 0  # strict pairs ordered correctly in the logging window (train accuracy)
 
     def evaluate() -> dict[str, float]:
         head.eval()
@@ -249,10 +250,15 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
         sched.step()
         step += 1
         losses.append(float(res.loss.detach()))
+        right += int((res.r_better > res.r_worse).sum())
+        judged += int(res.r_better.numel())
         bar.update(1)
         if step % max(1, cfg.logging_steps) == 0 or step == total:
             entry = {"step": step, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
+            if judged:
+                entry["accuracy"] = right / judged
             losses.clear()
+            right, judged = 0, 0
             if xe is not None and (
                 (cfg.eval_steps and step % cfg.eval_steps == 0) or step == total
             ):
