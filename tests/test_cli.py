@@ -101,7 +101,10 @@ def test_score_writes_a_reward_per_row_and_keeps_fields(tmp_path):
     [
         ('{"prompt": "p"}', "field 'response': missing required field"),
         ('{"prompt": "p", "response": 3}', "field 'response': expected a string"),
-        ('{"prompt": [{"role": "robot", "content": "x"}], "response": "r"}', "field 'prompt'"),
+        (
+            '{"prompt": [{"role": "robot", "content": "x"}], "response": "r"}',
+            "field 'prompt[0].role'",
+        ),
         ("{not json", "invalid JSON"),
     ],
 )

@@ -184,8 +184,8 @@ def test_score_takes_the_developer_role_that_data_and_bon_take(tmp_path: Path) -
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": [{"role": "human", "content": "Hi"}], "response": "x"}\n')
     proc = _cli("score", "-r", "rule:length", "--data", str(bad), "--out", str(out), "--no-cache")
-    _one_line_error(proc, "line 1, field 'prompt'")
-    assert "role text 'human'" in proc.stderr
+    _one_line_error(proc, "line 1, field 'prompt[0].role'")  # the data loader's own check
+    assert "got text 'human'" in proc.stderr
 
 
 def test_a_yaml_error_is_one_line(tmp_path: Path) -> None:

@@ -10,57 +10,37 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.data import Location, iter_records
-from rewardkit.data.checks import ROLES
+from rewardkit.data import Location, checks, iter_records
 from rewardkit.data.location import describe
+from rewardkit.data.record import Record
+from rewardkit.data.writer import json_value
 from rewardkit.outputs import atomic_text, finite_json
 from rewardkit.types import (
     Query,
     Reward,
-    as_messages,
     failed_items,
     failed_values,
     stable_hash,
 )
 
-#: The roles a prompt message may have: the ones ``rewardkit data``/``eval`` and ``bon`` accept
-#: (``developer`` included, OpenAI's name for the system turn).
-_ROLES = frozenset(ROLES)
-
 
 def query_from_row(row: dict[str, Any], loc: Location) -> Query:
-    """A :class:`Query` from one input row; errors name the file, line (or row) and field."""
-    for name in ("prompt", "response"):
-        if name not in row:
-            raise loc.error("missing required field", field=name)
-    prompt, response = row["prompt"], row["response"]
+    """A :class:`Query` from one input row; errors name the file, line (or row) and field.
+
+    The prompt is read by the data loader's own rules (:func:`rewardkit.data.checks.prompt`, as
+    ``data`` and ``eval`` read it): a text or a message list (a CSV cell starting with ``[{``
+    is parsed), never empty or blank, known roles, tool-call keys checked, HH/NeMo transcript
+    prompts read as their turns."""
+    prompt = checks.prompt(Record(row, loc, {}))
+    if "response" not in row:
+        raise loc.error("missing required field", field="response")
+    response = row["response"]
     if isinstance(response, list | dict):  # content parts (text and images)
         response = _parts(response, loc, "response")
     elif not isinstance(response, str):
         raise loc.error(f"expected a string, got {describe(response)}", field="response")
-    if isinstance(prompt, list):
-        if not prompt:  # as `data` refuses it: a chat template cannot render it
-            raise loc.error("expected at least one message, got an empty list", field="prompt")
-        prompt = [dict(m) if isinstance(m, dict) else m for m in prompt]
-        for i, m in enumerate(prompt):
-            if isinstance(m, dict) and isinstance(m.get("content"), list):
-                m["content"] = _parts(m["content"], loc, f"prompt[{i}].content")
-            ok = isinstance(m, dict) and isinstance(m.get("content"), str | list)
-            if not ok or m.get("role") not in _ROLES:
-                got = describe(m)
-                if isinstance(m, dict) and "role" in m:
-                    got += f" (role {describe(m['role'])})"
-                raise loc.error(
-                    f"message {i}: expected {{'role': one of {sorted(_ROLES)}, "
-                    f"'content': str or content parts}}, got {got}",
-                    field="prompt",
-                )
-    elif not isinstance(prompt, str):
-        raise loc.error(
-            f"expected a string or a list of messages, got {describe(prompt)}", field="prompt"
-        )
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", "reference")}
-    return Query(as_messages(prompt), response, row.get("reference"), meta)
+    return Query(prompt, response, row.get("reference"), meta)
 
 
 def _parts(value: Any, loc: Location, field: str) -> Any:
@@ -80,19 +60,35 @@ def _parts(value: Any, loc: Location, field: str) -> Any:
 
 
 def read_query_rows(path: str | Path) -> Iterator[tuple[dict[str, Any], Query]]:
-    """(raw row, query) for each record of a JSONL/JSON/CSV/Parquet file."""
+    """(raw row, query) for each record of a JSONL/JSON/CSV/Parquet file or saved dataset. A
+    Parquet/dataset value that JSON cannot hold fails here, before any scoring."""
     for loc, row in iter_records(path):
+        if loc.kind in ("parquet", "dataset"):
+            check_writable(row, loc)
         yield row, query_from_row(row, loc)
+
+
+def check_writable(row: dict[str, Any], loc: Location) -> None:
+    """Raise a located error for a field :func:`scored_line` could not write (a Parquet or
+    dataset value that :func:`rewardkit.data.writer.json_value` has no JSON form for)."""
+    for key, value in row.items():
+        try:
+            json.dumps(finite_json(value), default=json_value, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise loc.error(f"cannot be written as JSON: {e}", field=str(key)) from None
 
 
 def scored_line(reward: Reward, row: dict[str, Any], value: Any) -> str:
     """One output line: the input row with ``reward`` added (a ``{objective: value}`` dict for a
-    multi-objective reward). NaN and ±inf anywhere in the row are written as null."""
+    multi-objective reward). NaN and ±inf anywhere in the row are written as null; Parquet and
+    dataset values JSON lacks as :func:`rewardkit.data.writer.json_value` writes them (dates as
+    ISO text, decimals as numbers, bytes as base64 text)."""
     if reward.objectives:
         row["reward"] = {name: float(v) for name, v in zip(reward.objectives, value, strict=True)}
     else:
         row["reward"] = float(value)
-    return json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n"
+    line = json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False, default=json_value)
+    return line + "\n"
 
 
 def _null_not_failed(scores: Any, failed: int, errors: list[tuple[int, str]]) -> int:

@@ -121,7 +121,7 @@ def engine_defaults(
 
 
 def parse_columns(text: str | None) -> dict[str, str] | None:
-    """Parse ``FIELD=COLUMN,FIELD=COLUMN`` into a column map."""
+    """Parse ``FIELD=COLUMN,FIELD=COLUMN`` into a column map; a field given twice is refused."""
     if not text:
         return None
     mapping: dict[str, str] = {}
@@ -129,6 +129,8 @@ def parse_columns(text: str | None) -> dict[str, str] | None:
         field, eq, column = part.partition("=")
         if not eq or not field.strip() or not column.strip():
             raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--columns")
+        if field.strip() in mapping:  # the last mapping would win silently
+            raise typer.BadParameter(f"field {field.strip()!r} given twice", param_hint="--columns")
         mapping[field.strip()] = column.strip()
     return mapping
 

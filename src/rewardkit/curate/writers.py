@@ -34,6 +34,7 @@ from typing import Any
 from rewardkit.content import ImageRef
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.data import write_jsonl
+from rewardkit.data.writer import json_value
 from rewardkit.outputs import OutputError, atomic_text, finite_json
 from rewardkit.types import Example, assistant
 
@@ -166,7 +167,13 @@ def _write_rows(rows: Iterable[dict[str, Any]], path: str | PathLike[str]) -> in
     n = 0
     with atomic_text(path) as fh:  # appears only once complete
         for row in rows:
-            fh.write(json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n")
+            try:  # Parquet/dataset extras (dates, decimals, bytes) as write_jsonl writes them
+                line = json.dumps(
+                    finite_json(row), ensure_ascii=False, allow_nan=False, default=json_value
+                )
+            except (TypeError, ValueError) as e:
+                raise OutputError(f"{path}: row {n + 1} cannot be written as JSON: {e}") from None
+            fh.write(line + "\n")
             n += 1
     return n
 

@@ -37,16 +37,38 @@ def _datasets() -> Any:
 
 
 def _pick_split(ds: Any, split: str | None, where: str) -> tuple[Any, str | None]:
+    """The split to read of a loaded dataset: a DatasetDict's ``split`` (or its only split);
+    a single Dataset as it is (``load_dataset`` already picked ``split``)."""
     if not hasattr(ds, "keys"):  # a single Dataset
         return ds, None
     splits = list(ds.keys())
     if split is None:
         if len(splits) == 1:
             return ds[splits[0]], splits[0]
-        raise DataError(f"has splits {', '.join(splits)}; pass split=", path=where)
+        raise DataError(
+            f"has splits {', '.join(splits)}; read one as {where}:SPLIT (e.g. {where}:{splits[0]};"
+            " split= in Python)",
+            path=where,
+        )
     if split not in splits:
         raise DataError(f"no split {split!r}; splits: {', '.join(splits)}", path=where)
     return ds[split], split
+
+
+def _check_single(ds: Any, split: str | None, where: str) -> None:
+    """Refuse a split named for a saved single Dataset (it has none to pick from), unless it is
+    the split the dataset was saved from (``Dataset.split``)."""
+    if split is None or hasattr(ds, "keys"):
+        return
+    own = str(ds.split) if getattr(ds, "split", None) is not None else None
+    if split == own:
+        return
+    saved = f"it was saved from split {own!r}" if own else "it records no split"
+    raise DataError(
+        f"split {split!r} was asked for, but this saved dataset is a single Dataset with no "
+        f"splits ({saved}); read it as {where} without a split",
+        path=where,
+    )
 
 
 def iter_dataset(ds: Any, where: str, name: str) -> Iterator[tuple[Location, dict[str, Any]]]:
@@ -67,6 +89,7 @@ def iter_saved(path: Path, split: str | None) -> Iterator[tuple[Location, dict[s
         ds = datasets.load_from_disk(str(path))
     except Exception as e:
         raise DataError(f"cannot load saved dataset: {e}", path=str(path)) from e
+    _check_single(ds, split, str(path))
     ds, chosen_split = _pick_split(ds, split, str(path))
     name = path.name + (f"/{chosen_split}" if chosen_split else "")
     return iter_dataset(ds, str(path), name)

@@ -10,7 +10,7 @@ from typing import Literal
 from rewardkit.data.bundled import resolve_data
 from rewardkit.data.location import Location
 from rewardkit.data.record import Record, check_columns
-from rewardkit.data.sniff import CONVERTERS, FORMATS, sniff_format
+from rewardkit.data.sniff import CONVERTERS, FORMATS, sniff_format, with_format
 from rewardkit.data.sources import iter_items
 from rewardkit.errors import DataError
 from rewardkit.types import Example
@@ -101,7 +101,10 @@ def load(
                 fmt = sniff_format(rec)
                 if colmap:
                     check_mapped_labels(raw, loc, colmap, fmt)
-            out.append(CONVERTERS[fmt](rec))
+            try:
+                out.append(CONVERTERS[fmt](rec))
+            except DataError as e:
+                raise with_format(e, fmt, sniffed=format is None) from None
         except DataError as e:
             if on_error == "raise":
                 raise

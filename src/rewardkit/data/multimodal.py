@@ -375,9 +375,21 @@ def _is_mmrb1(keys: Mapping[str, Any]) -> bool:
     return all(k in keys for k in ("Image", "Text", "Output1", "Output2", "Better"))
 
 
+def _holds_image(value: Any) -> bool:
+    """Whether an ``image``/``images`` value holds something: not null, an empty list, or text
+    that is empty, ``[]`` or ``null`` (a CSV cell): a text pair exported with an empty image
+    column is not an image record."""
+    if isinstance(value, str):
+        return value.strip() not in ("", "[]", "null")
+    if isinstance(value, list | tuple):
+        return any(_holds_image(v) for v in value)
+    return value is not None
+
+
 def sniff(rec: Record) -> str | None:
-    """The multimodal format a record's field names say, or None."""
-    keys = rec.data
+    """The multimodal format a record's field names say, or None. An ``image``/``images``
+    column counts only when it holds an image (:func:`_holds_image`)."""
+    keys = {k: v for k, v in rec.data.items() if k not in ("image", "images") or _holds_image(v)}
     if _is_mmrb1(keys):
         return "mm-qa"
     if "prompt_content" in keys and "response_a" in keys and "response_b" in keys:

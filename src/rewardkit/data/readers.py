@@ -11,12 +11,20 @@ import codecs
 import gzip
 import io
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from rewardkit.data.jsontext import (
+    MAX_DEPTH,
+    DuplicateKeyError,
+    check_tree,
+    marking_decoder,
+    parse_json,
+    repeated_key,
+    scan_flags,
+)
 from rewardkit.data.location import Location, describe
 from rewardkit.errors import DataError, MissingDependencyError
 
@@ -93,76 +101,6 @@ def _open(path: Path) -> IO[bytes]:
             path=str(path),
         ) from None
     return io.BytesIO(text.removeprefix("\ufeff").encode("utf-8"))
-
-
-#: Deepest nesting of arrays/objects accepted in one record (real data needs a handful of levels).
-MAX_DEPTH = 64
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def _flags(text: str) -> tuple[bool, bool]:
-    """(could be nested too deep, could hold a lone surrogate): cheap scans of the raw text."""
-    return (
-        text.count("[") + text.count("{") > MAX_DEPTH,
-        _SURROGATE_ESCAPE.search(text) is not None,
-    )
-
-
-def _bad_string(text: str) -> str | None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return f"lone UTF-16 surrogate \\u{ord(text[e.start]):04x}"
-    return None
-
-
-def check_tree(obj: Any, deep: bool = True, surrogates: bool = True) -> str | None:
-    """Why a parsed JSON value cannot be used (nested beyond :data:`MAX_DEPTH`; a lone surrogate
-    in a string or key), or None. Iterative: any depth is safe to inspect."""
-    if not (deep or surrogates):
-        return None
-    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
-    while stack:
-        value, where, depth = stack.pop()
-        if isinstance(value, str):
-            bad = _bad_string(value) if surrogates else None
-            if bad:
-                return f"{bad} in {where or 'the value'} (not valid Unicode text)"
-            continue
-        if not isinstance(value, dict | list):
-            continue
-        if depth >= MAX_DEPTH:
-            return f"nested more than {MAX_DEPTH} levels deep (at {where})"
-        pairs = value.items() if isinstance(value, dict) else enumerate(value)
-        for k, v in pairs:
-            if isinstance(k, str):
-                bad = _bad_string(k) if surrogates else None
-                if bad:
-                    return f"{bad} in a key under {where or 'the top level'}"
-                path = f"{where}.{k}" if where else k
-            else:
-                path = f"{where}[{k}]"
-            stack.append((v, path, depth + 1))
-    return None
-
-
-def parse_json(text: str) -> Any:
-    """``json.loads`` that fails with a :class:`ValueError` saying why for every hostile input:
-    syntax errors, nesting deeper than :data:`MAX_DEPTH`, integers longer than Python converts
-    (4,300 digits), lone surrogates. NaN and ±Infinity are read as floats; writers turn
-    non-finite numbers into null (:func:`rewardkit.outputs.finite_json`)."""
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    except RecursionError:
-        raise ValueError(f"invalid JSON: nested more than {MAX_DEPTH} levels deep") from None
-    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion…"
-        raise ValueError(f"invalid JSON: number too long to read ({e})") from None
-    problem = check_tree(obj, *_flags(text))
-    if problem is not None:
-        raise ValueError(f"invalid JSON: {problem}")
-    return obj
 
 
 #: Most values a YAML file may expand to (aliases can make a small file expand exponentially).
@@ -295,8 +233,9 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
         ) from None
     if not text.strip():
         return
+    repeats: list[str] = []
     try:
-        obj = json.loads(text)
+        obj = marking_decoder(repeats).decode(text)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data" and text.lstrip().startswith("{"):
             yield from iter_jsonl(path, name)  # JSON Lines saved as .json (as datasets does)
@@ -310,15 +249,18 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
         ) from None
     except ValueError as e:  # an integer longer than Python converts
         raise DataError(f"invalid JSON: number too long to read ({e})", path=str(path)) from None
-    flags = _flags(text)
+    flags = scan_flags(text)
     records = [obj] if isinstance(obj, dict) else obj
     if not isinstance(records, list):
         raise DataError(f"expected a JSON array of objects, got {describe(obj)}", path=str(path))
     for i, rec in enumerate(records):
         loc = Location(str(path), name, row=i, kind="json")
         problem = check_tree(rec, *flags)
+        key = repeated_key(rec) if repeats else None
         if problem is not None:
             yield loc, loc.error(f"invalid JSON: {problem}")
+        elif key is not None:
+            yield loc, loc.error(str(DuplicateKeyError(key)))
         elif isinstance(rec, dict):
             yield loc, rec
         else:
@@ -338,28 +280,48 @@ def iter_tsv(path: Path, name: str) -> Iterator[Item]:
     return iter_csv(path, name, delimiter="\t")
 
 
+def _blank(cells: list[str]) -> bool:
+    return not cells or (len(cells) == 1 and not cells[0].strip())
+
+
+def _csv_problem(e: Exception) -> str:
+    """A csv.Error as the reason of a located error, with what to fix."""
+    text = str(e).replace("'\t'", "a tab")
+    if "expected after" in text:
+        text += ' (a cell that starts with " must be quoted whole, inner quotes doubled)'
+    elif "end of data" in text:
+        text += " (a quoted cell is never closed)"
+    return f"malformed CSV: {text}"
+
+
 def iter_csv(path: Path, name: str, delimiter: str = ",") -> Iterator[Item]:
-    """Records of a CSV file with a header row; ``line`` is the record's first physical line."""
+    """Records of a CSV file with a header row (blank lines before it are skipped); ``line`` is
+    the record's first physical line. Quoting is strict: a stray quote is a located error, never
+    text silently changed."""
     import csv
 
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     spath = str(path)
     try:
         with _open(path) as fh:
-            reader = csv.reader(_csv_lines(fh, path, name), delimiter=delimiter)
+            reader = csv.reader(_csv_lines(fh, path, name), delimiter=delimiter, strict=True)
+            start = 1
             try:
-                header = next(reader, None)
+                header: list[str] | None = []
+                while header is not None and _blank(header):
+                    start = reader.line_num + 1
+                    header = next(reader, None)
                 if header is None:
                     return
                 dupes = sorted({h for h in header if header.count(h) > 1})
                 if dupes:
-                    raise DataError(f"duplicate column name(s) {dupes}", path=spath, line=1)
+                    raise DataError(f"duplicate column name(s) {dupes}", path=spath, line=start)
                 while True:
                     start = reader.line_num + 1
                     cells = next(reader, None)
                     if cells is None:
                         return
-                    if not cells or (len(cells) == 1 and not cells[0].strip()):
+                    if _blank(cells):
                         continue
                     loc = Location(spath, name, line=start, kind="csv")
                     if len(cells) != len(header):
@@ -373,7 +335,7 @@ def iter_csv(path: Path, name: str, delimiter: str = ",") -> Iterator[Item]:
                         continue
                     yield loc, dict(zip(header, cells, strict=True))
             except csv.Error as e:
-                raise DataError(f"malformed CSV: {e}", path=spath, line=reader.line_num) from e
+                raise DataError(_csv_problem(e), path=spath, line=start) from None
     except (OSError, EOFError) as e:
         raise _read_error(path, e) from e
 
@@ -391,10 +353,33 @@ def iter_parquet(path: Path, name: str) -> Iterator[Item]:
     except Exception as e:
         raise DataError(f"not a readable Parquet file: {e}", path=str(path)) from e
     row = 0
-    for batch in pf.iter_batches(batch_size=4096):
-        for rec in batch.to_pylist():
+    for records in _parquet_batches(pf, path):
+        for rec in records:
             yield Location(str(path), name, row=row, kind="parquet"), rec
             row += 1
+
+
+def _parquet_batches(pf: Any, path: Path) -> Iterator[list[dict[str, Any]]]:
+    """The file's rows, a batch at a time; damaged pages are a :class:`DataError` naming the
+    file, the row group and the first row not read (pyarrow's own error names no file)."""
+    row = 0
+    for group in range(pf.num_row_groups):
+        batches = pf.iter_batches(batch_size=4096, row_groups=[group])
+        while True:
+            try:
+                batch = next(batches, None)
+                records = None if batch is None else batch.to_pylist()
+            except Exception as e:  # OSError / ArrowException from a damaged page
+                raise DataError(
+                    f"cannot read Parquet row group {group} (rows from {row} on; damaged "
+                    f"pages?): {e}",
+                    path=str(path),
+                    row=row,
+                ) from None
+            if records is None:
+                break
+            yield records
+            row += len(records)
 
 
 _READERS = {

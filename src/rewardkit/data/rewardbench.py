@@ -21,7 +21,8 @@ def convert_v1(rec: Record) -> Example:
 
     Rows of the prior preference sets (:data:`PRIOR_SETS`) may carry a message-list prompt.
     """
-    prompt = checks.prompt(rec, allow_messages=rec.peek("subset") in PRIOR_SETS)
+    subset = rec.peek("subset")  # any value: validated below, as text, with its location
+    prompt = checks.prompt(rec, allow_messages=isinstance(subset, str) and subset in PRIOR_SETS)
     chosen = checks.response(rec, "chosen", rec.require("chosen"))
     rejected = checks.response(rec, "rejected", rec.require("rejected"))
     checks.text(rec, "subset", rec.require("subset"), what="a subset name")

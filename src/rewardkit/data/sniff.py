@@ -13,11 +13,48 @@ from rewardkit.errors import DataError
 #: (:mod:`rewardkit.data.table`).
 FORMATS: tuple[str, ...] = tuple(CONVERTERS)
 
-__all__ = ["CONVERTERS", "FORMATS", "sniff_format", "with_sniffed_format"]
+__all__ = ["CONVERTERS", "FORMATS", "sniff_format", "with_format", "with_sniffed_format"]
 
 
 def _is_messages(value: object) -> bool:
     return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def _is_message_list(value: object) -> bool:
+    """Every item a ``{"role", "content"}`` object (what a CSV cell must hold to be read as
+    TRL messages rather than text)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+    )
+
+
+def _sides(rec: Record) -> tuple[object, object]:
+    """``chosen`` and ``rejected`` as sniffing reads them. JSON, Parquet and dataset values are
+    used as they are. CSV cells are text (an answer may well be a JSON list) unless both are
+    message lists (TRL) or both lists next to RewardBench 2's ``num_correct`` or RM-Bench's
+    ``domain`` column; ``--format`` names the format of any other list cells."""
+    raw = rec.peek("chosen"), rec.peek("rejected")
+    if rec.loc.kind != "csv":
+        return raw
+    parsed = rec.peek("chosen", structured=True), rec.peek("rejected", structured=True)
+    if all(_is_message_list(v) for v in parsed):
+        return parsed
+    marked = any(rec.peek(k) not in (None, "") for k in ("num_correct", "domain"))
+    return parsed if marked and all(isinstance(v, list) for v in parsed) else raw
+
+
+def _own_prompt(rec: Record, chosen: object, rejected: object) -> bool:
+    """Whether the record has a non-empty ``prompt`` of its own: not the shared start of two HH
+    transcripts (then ``chosen``/``rejected`` texts that start with ``Human:`` are answers)."""
+    prompt = rec.peek("prompt")
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        return False
+    if isinstance(prompt, str) and isinstance(chosen, str) and isinstance(rejected, str):
+        start = prompt.strip()
+        return not (chosen.strip().startswith(start) and rejected.strip().startswith(start))
+    return True
 
 
 def sniff_format(rec: Record) -> str:
@@ -25,11 +62,11 @@ def sniff_format(rec: Record) -> str:
     bench = _sniff_benchmark(rec)
     if bench:
         return bench
-    chosen = rec.peek("chosen", structured=True)
-    rejected = rec.peek("rejected", structured=True)
+    chosen, rejected = _sides(rec)
     if _is_messages(chosen) and _is_messages(rejected):
         return "trl"
-    if hh_rlhf.looks_like(chosen) and hh_rlhf.looks_like(rejected):
+    hh = hh_rlhf.looks_like(chosen) and hh_rlhf.looks_like(rejected)
+    if hh and not _own_prompt(rec, chosen, rejected):
         return "hh-rlhf"
     if (
         isinstance(chosen, list)
@@ -54,8 +91,7 @@ def _sniff_benchmark(rec: Record) -> str | None:
     for keys, fmt in KEYED_FORMATS:
         if all(k in rec.data for k in keys):
             return fmt
-    chosen = rec.peek("chosen", structured=True)
-    rejected = rec.peek("rejected", structured=True)
+    chosen, rejected = _sides(rec)
     if (
         isinstance(chosen, list)
         and isinstance(rejected, list)
@@ -91,18 +127,37 @@ def first_format(source: str, columns: Mapping[str, str] | None = None) -> str |
     return None
 
 
+def format_note(fmt: str, sniffed: bool) -> str:
+    """What a conversion error adds to say which format the record was read as."""
+    if not sniffed:
+        return f" (read as format {fmt!r}, as --format / format= named)"
+    return (
+        f" (the file was read as format {fmt!r}, sniffed from its first record; if other rows "
+        "have another shape, name the format: --format generic reads prompt/chosen/rejected "
+        "rows whose rejected is a text or a list of texts)"
+    )
+
+
+def with_format(err: DataError, fmt: str, sniffed: bool) -> DataError:
+    """``err`` (a record's conversion error naming a field) with :func:`format_note` added;
+    unchanged for ``generic`` (its errors say so), errors naming no field, subclasses and
+    errors that already name their format."""
+    if err.field is None or fmt == "generic" or type(err) is not DataError:
+        return err
+    if "read as format" in err.reason:
+        return err
+    note = format_note(fmt, sniffed)
+    return DataError(err.reason + note, path=err.path, line=err.line, row=err.row, field=err.field)
+
+
 def with_sniffed_format(
     err: DataError, source: str, columns: Mapping[str, str] | None = None
 ) -> DataError:
     """A record's conversion error (one naming a field) from a file whose format was sniffed,
     saying which format its first record chose and how to name another; ``err`` unchanged when
-    the format sniffed is ``generic`` (its errors say so) or the first record cannot be read."""
-    fmt = first_format(source, columns) if err.field is not None else None
-    if fmt is None or fmt == "generic":
+    the format sniffed is ``generic`` (its errors say so), the first record cannot be read, or
+    ``load`` already named the format (:func:`with_format`)."""
+    if err.field is None or "read as format" in err.reason:
         return err
-    hint = (
-        f" (the file was read as format {fmt!r}, sniffed from its first record; if other rows "
-        "have another shape, name the format: --format generic reads prompt/chosen/rejected "
-        "rows whose rejected is a text or a list of texts)"
-    )
-    return DataError(err.reason + hint, path=err.path, line=err.line, row=err.row, field=err.field)
+    fmt = first_format(source, columns)
+    return err if fmt is None else with_format(err, fmt, sniffed=True)

@@ -64,6 +64,27 @@ def data_files(root: Path, split: str | None = None) -> list[Path]:
     return files
 
 
+def data_root(data: str | PathLike[str]) -> Path | None:
+    """The file or directory a data spec reads: the path itself, the directory of ``DIR:SPLIT``
+    (as :func:`directory_split` reads it), the bundled file of ``sample``; None for ``hf:``
+    names and specs that name nothing here."""
+    spec = str(data)
+    if spec.startswith("hf:"):
+        return None
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    from rewardkit.data.bundled import bundled_path
+
+    bundled = bundled_path(spec)
+    if bundled is not None:
+        return bundled
+    try:
+        return directory_split(str(path), None)[0]
+    except DataError:
+        return None
+
+
 def check_out_outside_data(
     out: str | PathLike[str],
     data: str | PathLike[str],
@@ -72,12 +93,11 @@ def check_out_outside_data(
 ) -> None:
     """Refuse an output that is the input file ``data`` (it would be replaced by what is made
     from it: a curate filter left it empty, an export dropped its ids), or lies at or under a
-    ``data`` directory (the next run reading that directory would take the output as input). An
+    ``data`` directory (the next run reading that directory would take the output as input).
+    ``DIR:SPLIT`` and ``sample`` are resolved as the readers resolve them (:func:`data_root`); an
     ``hf:`` name is never refused. ``data_what`` names the input in the error."""
-    if str(data).startswith("hf:"):
-        return
-    root = Path(data).expanduser()
-    if not root.exists():
+    root = data_root(data)
+    if root is None:
         return
     from rewardkit.outputs import OutputError
 
@@ -109,6 +129,23 @@ def directory_split(spec: str, split: str | None) -> tuple[Path, str | None]:
     return Path(base), name
 
 
+def _file_type(path: Path) -> str:
+    """What a path that is neither a regular file nor a directory is (a FIFO, a device...)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"cannot stat it: {e.strerror or e}"
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((what for test, what in kinds if test(mode)), "a special file")
+
+
 def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> Iterator[Item]:
     """Records and record-level errors (as values) from any supported source."""
     spec = str(path_or_name)
@@ -121,6 +158,12 @@ def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> I
     if path.is_file():
         yield from iter_file(path, path.name)
         return
+    if not path.is_dir():
+        raise DataError(
+            f"not a regular file or directory ({_file_type(path)}); save the data to a file "
+            "and pass its path",
+            path=spec,
+        )
     if hub.is_saved_dataset(path):
         yield from hub.iter_saved(path, split)
         return

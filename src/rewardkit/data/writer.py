@@ -30,8 +30,9 @@ def to_record(ex: Example) -> dict[str, Any]:
     return rec
 
 
-def _image_json(obj: Any) -> Any:
-    """Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by
+def json_value(obj: Any) -> Any:
+    """``json.dumps``'s ``default`` for rows read from any source (``write_jsonl``, ``score``'s
+    output). Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by
     ``load``); the other non-JSON values a Parquet file or a dataset puts in ``meta`` as JSON:
     dates and times as ISO 8601 text, decimals as numbers, bytes as base64 text, numpy values
     and arrays as numbers and lists, sets as lists (NaN/±inf in them as null). Anything else is
@@ -39,6 +40,7 @@ def _image_json(obj: Any) -> Any:
     import base64
     import datetime as dt
     import decimal
+    import math
 
     import numpy as np
 
@@ -51,7 +53,8 @@ def _image_json(obj: Any) -> Any:
     if isinstance(obj, dt.timedelta):
         return obj.total_seconds()
     if isinstance(obj, decimal.Decimal):
-        return float(obj) if obj.is_finite() else str(obj)
+        number = float(obj)  # beyond a float's range (1e400) it is kept exact, as text
+        return number if obj.is_finite() and math.isfinite(number) else str(obj)
     if isinstance(obj, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, np.ndarray | np.generic):
@@ -70,7 +73,7 @@ def write_jsonl(examples: Iterable[Example], path: str | PathLike[str]) -> int:
     with atomic_text(path) as fh:
         for ex in examples:
             rec = finite_json(to_record(ex))
-            line = json.dumps(rec, ensure_ascii=False, default=_image_json, allow_nan=False)
+            line = json.dumps(rec, ensure_ascii=False, default=json_value, allow_nan=False)
             fh.write(line + "\n")
             n += 1
     return n
