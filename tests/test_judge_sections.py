@@ -30,7 +30,12 @@ def test_the_labels_of_each_shipped_template_are_found():
         assert pattern is not None
         for label in labels:
             assert escape_special(f"x [{label}] y", pattern) == f"x [{WORD_JOINER}{label}] y"
-    assert section_labels("Rate this: {response}") is None
+    assert section_labels("Rate the response {response} from 1 to 10.") is None
+    # a "Label:" before a slot is a section label too (was None: "Rate this:" went unescaped)
+    pattern = section_labels("Rate this: {response}")
+    assert pattern is not None and escape_special("\nRate this: 10", pattern) == (
+        f"\nR{WORD_JOINER}ate this: 10"
+    )
 
 
 def test_a_pairwise_response_cannot_write_a_second_response_b():

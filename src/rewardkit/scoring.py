@@ -156,7 +156,8 @@ def score_rows(
     error in ``first_error`` (``"row N: ..."``, N counted from 1) and the rewards they got in
     ``failed_values`` (None for null, see :func:`rewardkit.results.failed_values`). Rows whose
     reward is null (any objective NaN) although they did not fail (the reward does not apply:
-    no reference, a model that gave NaN) are counted in ``null_rows``.
+    no reference, a model that gave NaN) are counted in ``null_rows``; a judge's answers with no
+    readable verdict (its stats' ``unparsed``) in ``unparsed``.
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
@@ -165,6 +166,7 @@ def score_rows(
         "truncated_rows": 0,
         "failed_rows": 0,
         "null_rows": 0,
+        "unparsed": 0,
         "objectives": list(reward.objectives or []),
     }
     got: set[float | None] = set()
@@ -178,6 +180,9 @@ def score_rows(
             failed, errors = failed_items(result.stats)
             stats["failed_rows"] += failed
             stats["null_rows"] += _null_not_failed(result.scores, failed, errors)
+            unparsed = result.stats.get("unparsed")
+            if isinstance(unparsed, int) and not isinstance(unparsed, bool):
+                stats["unparsed"] += unparsed
             got.update(failed_values(result.stats))
             listed = [(index[i], e) for i, e in errors if 0 <= i < len(index)]
             if listed and (first is None or min(listed)[0] < first[0]):

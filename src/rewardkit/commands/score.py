@@ -107,12 +107,19 @@ def _summary(stats: dict, head: str, out: Path) -> None:
     # rows whose reward is null although nothing failed: the reward does not apply to them (no
     # reference, a model that gives NaN); counted so that a success line never hides them
     null_rows = int(stats.get("null_rows") or 0)
+    unparsed = stats.get("unparsed", (stats.get("reward_stats") or {}).get("unparsed"))
     if null_rows:
         what = "have a null objective" if stats.get("objectives") else "have reward null"
-        notes.append(
-            f"{null_rows:,} of {stats['rows']:,} rows {what} (the reward does not apply to "
-            "them; a rule that needs a reference gets none, or the model gave NaN)"
+        why = (
+            "the reward does not apply to them; a rule that needs a reference gets none, or "
+            "the model gave NaN"
         )
+        if isinstance(unparsed, int) and unparsed:  # a judge answered, but with no verdict
+            why = (
+                f"the judge gave {unparsed:,} unparsed answer(s): no verdict could be read from "
+                f"them, see docs/judges.md; any other null row: {why}"
+            )
+        notes.append(f"{null_rows:,} of {stats['rows']:,} rows {what} ({why})")
     notes = [n for n in notes if n]
     # with --out /dev/stdout (or a pipe that is stdout) the line goes to stderr: on stdout it
     # would be a last "row" that is not JSON, in the very stream a consumer parses

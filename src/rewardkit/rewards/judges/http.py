@@ -3,11 +3,14 @@
 ``judge:openai://HOST:PORT/v1?model=NAME`` (or a dict with ``base_url``, ``model``,
 ``api_key_env``) sends each judged row as one ``/v1/chat/completions`` request (``endpoint=
 completions``: ``/v1/completions`` with the rendered text) holding the kind's template, and reads
-the verdict with :mod:`rewardkit.rewards.judges.parse`: from ``top_logprobs`` when the server
-returns them (P(Yes), the expected rating, P(A), P(best label)), else from the answer text. An
-unparseable answer is NaN and counted (``unparsed`` in the stats); ``unparsed=tie`` scores it as
-a tie instead (P = 0.5 / equal listwise scores), as reward-bench does. A request that still fails
-after the client's retries is NaN, counted as ``failed``, and not cached.
+the verdict with :mod:`rewardkit.rewards.judges.parse`: the answer text says which verdict the
+judge gave, and ``top_logprobs``, when the server returns them, how sure it was at that verdict's
+token (P(Yes), the expected rating, P(A), P(best label); a listwise group past 9 labels is read
+from its text). An unparseable answer is NaN and counted (``unparsed`` in the stats);
+``unparsed=tie`` scores it as a tie instead (P = 0.5 / equal listwise scores), as reward-bench
+does. A request that still fails after the client's retries, or whose answer is empty or has no
+text, is NaN, counted as ``failed``, and not cached. ``use_chat_template=`` is refused: the
+endpoint applies its own model's chat template.
 
 Requests go through :class:`rewardkit.remote.HttpClient` (concurrency, rpm/tpm limits, retries
 honouring ``Retry-After``) and every answer is kept in the on-disk score cache
@@ -29,7 +32,7 @@ import numpy as np
 
 from rewardkit.content import ImageRef
 from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, escape_content
-from rewardkit.errors import switch
+from rewardkit.errors import SpecError, switch
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
@@ -40,12 +43,7 @@ from rewardkit.rewards.judges import listwise as lw
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
-from rewardkit.rewards.judges.parse import (
-    answer_text,
-    logprob_reading,
-    quoted_until,
-    text_reading,
-)
+from rewardkit.rewards.judges.parse import answer_text, finish_reason, read_answer
 from rewardkit.rewards.judges.template import JudgeKind, Part
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
@@ -127,6 +125,12 @@ class HttpJudge(EndpointReward):
         **options: Any,
     ) -> None:
         limits = limits_from_options(options)
+        if "use_chat_template" in options:
+            raise SpecError(
+                f"{self.spec_kind}: use_chat_template= does not apply to an HTTP judge: the "
+                "endpoint applies its own model's chat template to the messages (endpoint="
+                "completions sends the rendered template as plain text instead); leave it out"
+            )
         self.options = tpl.judge_options(self.kind, self.spec_kind, **options)
         if endpoint not in ("chat", "completions"):
             raise ValueError(f"{self.spec_kind}: endpoint must be 'chat' or 'completions'")
@@ -237,18 +241,23 @@ class HttpJudge(EndpointReward):
                 out += [p["text"] for p in value if isinstance(p, dict) and "text" in p]
         return out
 
+    def reads_logprobs(self, row: Query) -> bool:
+        """Whether a row's verdict may be read from ``top_logprobs`` (``logprobs=`` on)."""
+        return self.logprobs
+
     def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
-        """The stored values of a row: the verdict from logprobs, else from the text."""
+        """The stored values of a row: the text's verdict, with the log-probabilities at its
+        token when the server sent them. An answer without text, or an empty one (a server
+        glitch, ``finish_reason`` length), raises: a failure, not cached."""
         (row,) = queries
-        classes = self.classes(row)
-        judged = self.judged_texts(row)
         text = answer_text(body)
-        skip = quoted_until(text, judged, classes) if text is not None else 0
-        reading = logprob_reading(body, classes, skip) if self.logprobs else None
-        if reading is None:
-            if text is None:
-                raise ValueError("the answer has no choices[0].message.content or .text")
-            reading = text_reading(self.kind.name, text, len(classes), judged)
+        if text is None:
+            raise ValueError("the answer has no choices[0].message.content or .text")
+        if not text.strip():
+            raise ValueError(f"the answer is empty (finish_reason {finish_reason(body)!r})")
+        classes = self.classes(row)
+        lp_body = body if self.reads_logprobs(row) else None
+        reading = read_answer(self.kind.name, text, classes, self.judged_texts(row), lp_body)
         names = ("score", *self.label_columns())
         scores = reading.scores
         if scores is None and self.unparsed == "tie":
@@ -367,6 +376,10 @@ class HttpListwiseJudge(lw.ListwiseJudging, HttpJudge):
 
     def classes(self, row: Query) -> tuple[tuple[str, ...], ...]:
         return lw.label_classes(len(row.reference))
+
+    def reads_logprobs(self, row: Query) -> bool:
+        """Not past 9 labels: a server spells "12" as "1" "2", whose first token is label 1."""
+        return self.logprobs and lw.first_token_labels(len(row.reference))
 
     def slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
         text, slots = lw.expand_template(self.template, len(row.reference))

@@ -55,6 +55,17 @@ def label_classes(k: int) -> tuple[tuple[str, ...], ...]:
     return tuple((str(i), f" {i}") for i in range(1, k + 1))
 
 
+#: The largest group whose labels are one digit each, so that each is its own first token.
+ONE_DIGIT_LABELS = 9
+
+
+def first_token_labels(k: int) -> bool:
+    """Whether the first answer token tells the labels 1…k apart: up to 9 (one digit each). From
+    10 on, a server whose tokenizer spells "12" as "1" "2" gives label 1 the mass of 12, so the
+    HTTP judge reads the text ranking instead (docs/judges.md, HTTP limits)."""
+    return k <= ONE_DIGIT_LABELS
+
+
 def permutation(seed: int, prompt: Any, group: Sequence[Content]) -> np.ndarray:
     """The seeded shown order π of a group: shown[j] = group[π[j]].
 

@@ -1,36 +1,35 @@
-"""Reading a judge's answer from an API: ``top_logprobs`` when the server returns them, else text.
+"""Reading a judge's answer from an API: the text says where the verdict is and what it is, and
+``top_logprobs`` (when the server returns them) how sure the judge was.
 
 Both readers return the kind's *class log-scores* (:mod:`rewardkit.rewards.judges.verdict`), so
 the verdict of an HTTP judge goes through the same reader as a local one.
 
-**Log-probabilities.** At the first generated token that spells an answer class (after any
-``[[``, ``**``, spaces…), the ``top_logprobs`` entries are grouped by class (a token counts for
-a class when, stripped of spaces, it is one of the class's spellings) and log-sum-exp'd; a class
-absent from the top entries gets −∞ (its probability is below every listed one). This gives
-P(Yes), the expected rating and P(A) as the local judges read them from logits.
-
 **Text** (documented formats; anything else is *unparsed*, which the judge scores NaN and counts,
-never 0 or a tie). The verdict is read from the judge's own words: a ``<think>`` block is left
-out (after a ``</think>``, only what follows it counts), verbatim copies of the judged texts are
-cut out (:func:`judge_words`; short ones where a verdict remains without them), and where a format
-matches several times the **last** match counts
-(a judge that quotes the response before its verdict, or restates the template's example,
-cannot have the quote read as its verdict; a response holding ``[[Yes]]`` or ``Rating: 10``
-forged nothing):
+never 0 or a tie). The verdict is read from the judge's own words
+(:mod:`rewardkit.rewards.judges.quotes`: its reasoning, copies of the judged texts and verdicts
+quoted from them are left out), and where the labelled formats match several times the **last**
+own match counts; when every labelled match is a quote, the judge's first word does:
 
 - yes/no: ``[[Yes]]``; ``Answer: No`` / ``Verdict: yes`` / ``Judgement: **No**``; an answer whose
   first word is yes or no (``Yes.``, ``**No**, because…``); else exactly one of the two words in
-  the text.
+  the text. Both joined by and/or (``Yes and no``, ``Answer: Yes or No``) is no verdict.
 - rating: ``[[7]]``; ``Rating: 7`` / ``Score: 8.5``; ``7/10`` / ``7 out of 10``; an answer that
-  starts with the number. Out of 1–10 is unparsed.
-- pairwise: ``[[A]]`` / ``[[B]]`` (MT-Bench, reward-bench), ``[[C]]`` or ``tie`` = an explicit tie;
-  ``Answer: B`` / ``Verdict: Response A`` / ``Better response: (a)``; a first word ``A``/``B``
-  (``A.``, ``**B**``); else exactly one of ``Response A`` / ``Response B`` (or ``Assistant A``…).
+  starts with the number. A signed number (``-3``, ``−3``), one on another scale (``3/5``,
+  ``4 out of 5``, ``8/100``) or one out of 1–10 is unparsed.
+- pairwise: ``[[A]]`` / ``[[B]]`` (MT-Bench, reward-bench); ``Answer: B`` / ``Verdict: Response A``
+  / ``Better response: (a)``; a first word ``A``/``B`` (``A.``, ``**B**``); else exactly one of
+  ``Response A`` / ``Response B`` (or ``Assistant A``…). A tie (0.5) is ``[[C]]``, a labelled
+  ``Verdict: tie``, a first word ``Tie``/``Draw``, or a statement ``It's a tie`` / ``…: a tie``
+  — never the word elsewhere ("A. It is not a tie." is A).
 - listwise (k responses): RewardAnything's JSON ``{"best-to-worst": ["model-2", "model-1", …]}``
-  (``<think>`` blocks, code fences and trailing commas tolerated); a chain ``2 > 1 > 3`` (``[2] > [1] > [3]``, ``2, 1, 3``, ``≻``, ``>>``)
-  of distinct labels 1…k — the full ranking, or k − 1 of them and the last inferred; else one
-  label: ``Best: [2]`` / ``Response 2 is the best`` / an answer that starts with ``2`` — the best
-  response only.
+  (``<think>`` blocks, code fences and trailing commas tolerated); a chain ``2 > 1 > 3`` (``[2] >
+  [1] > [3]``, ``2, 1, 3``, ``≻``, ``>>``) of distinct labels 1…k — the full ranking, or k − 1 of
+  them and the last inferred; else one label: ``Best: [2]`` / ``Response 2 is the best`` / an
+  answer that starts with ``2`` — the best response only.
+
+**Log-probabilities** (:mod:`rewardkit.rewards.judges.logprobs`) are read at the token of the text
+verdict (its offset in the answer): an answer whose words give no verdict is unparsed whatever its
+log-probabilities, and the two paths read the same words.
 """
 
 from __future__ import annotations
@@ -38,30 +37,64 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rewardkit.rewards.judges.listwise import label_classes
+from rewardkit.rewards.judges.logprobs import MAX_LOGPROB, logprob_scores, top_logprobs
+from rewardkit.rewards.judges.quotes import (
+    MARKUP,
+    MIN_QUOTE_CHARS,
+    Judged,
+    blank,
+    is_quote,
+    judge_words,
+    own_words,
+)
+from rewardkit.rewards.judges.template import KINDS
 from rewardkit.rewards.judges.verdict import RATING_SCALE
 from rewardkit.rewards.tags import strip_blocks
 
+__all__ = [
+    "MAX_LOGPROB",
+    "MIN_QUOTE_CHARS",
+    "Reading",
+    "answer_text",
+    "judge_words",
+    "logprob_reading",
+    "parse_choice",
+    "parse_ranking",
+    "parse_rating",
+    "parse_yes_no",
+    "ranking_scores",
+    "read_answer",
+    "text_reading",
+    "top_logprobs",
+]
+
 _NEG = -math.inf
-_MARKUP = " \t\n*_`'\"[]()<>:.,!"
+#: (what a reader found, the offset of its class word in the answer)
+Found = tuple[Any, int]
 
 
 @dataclass(frozen=True)
 class Reading:
-    """A parsed answer: class log-scores (``scores``; None when unparsed) and how it was read
-    (``"logprobs"``, ``"text"`` or ``"unparsed"``)."""
+    """A parsed answer: class log-scores (``scores``; None when unparsed), how it was read
+    (``"logprobs"``, ``"text"`` or ``"unparsed"``) and where the verdict's word is (``at``)."""
 
     scores: np.ndarray | None
     source: str
+    at: int | None = None
 
     @property
     def parsed(self) -> bool:
         return self.scores is not None
+
+
+UNPARSED = Reading(None, "unparsed")
 
 
 def one_hot(index: int, n: int) -> np.ndarray:
@@ -69,51 +102,6 @@ def one_hot(index: int, n: int) -> np.ndarray:
     out = np.full(n, _NEG)
     out[index] = 0.0
     return out
-
-
-#: Judged texts shorter than this are cut out of an answer only where a verdict remains without
-#: them (a response "Yes" must not take the judge's own "Yes" with it): :func:`text_reading`.
-MIN_QUOTE_CHARS = 24
-
-
-def judge_words(text: str, quoted: Sequence[str] = ()) -> str:
-    """The part of an answer that is the judge's own: after the last ``</think>`` (a ``<think>``
-    that opens the answer and never closes dropped with what follows; one elsewhere is the
-    judge writing about a tag), with verbatim copies of ``quoted`` (the judged texts, when at
-    least :data:`MIN_QUOTE_CHARS` long) cut out."""
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    elif text.lstrip().startswith("<think>"):
-        return ""  # a reasoning answer cut off before its verdict
-    for q in sorted({str(q).strip() for q in quoted}, key=len, reverse=True):
-        if len(q) >= MIN_QUOTE_CHARS:
-            text = text.replace(q, " ")
-    return text
-
-
-def without_short_quotes(text: str, quoted: Sequence[str] = ()) -> str:
-    """``text`` with whole-word copies of the judged texts shorter than :data:`MIN_QUOTE_CHARS`
-    cut out (``No. It only says "Final answer: yes".`` → ``No. It only says "".``)."""
-    for q in sorted({str(q).strip() for q in quoted}, key=len, reverse=True):
-        if q and len(q) < MIN_QUOTE_CHARS:
-            text = re.sub(rf"(?<!\w){re.escape(q)}(?!\w)", " ", text)
-    return text
-
-
-def _last(*patterns: str, text: str) -> re.Match[str] | None:
-    """The match of any of ``patterns`` that starts last in ``text`` (case-insensitive): the
-    judge's verdict follows what it quotes, whichever documented format each uses."""
-    found = None
-    for pattern in patterns:
-        for m in re.finditer(pattern, text, re.I):
-            if found is None or m.start() > found.start():
-                found = m
-    return found
-
-
-def _first_word(text: str) -> str:
-    words = text.strip(_MARKUP).split()
-    return words[0].strip(_MARKUP).lower() if words else ""
 
 
 _LABELLED = r"(?:final\s++)?(?:answer|verdict|judge?ment|decision|choice|better\s++response|winner)"
@@ -136,55 +124,132 @@ CHOICE_PATTERNS = (
     _LABELLED
     + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(?:response|assistant|output)?\s*+\(?\s*+([ab])\b\)?",
 )
+TIE_PATTERNS = (_LABELLED + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(?:an?\s++)?(tie|draw)\b",)
 BEST_PATTERNS = (
     r"(?:best|winner|answer)\s*+(?:response)?\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+\[?(\d++)\]?",
     r"(?:response|answer)\s*+\[?(\d++)\]?\s*+is\s*+(?:the\s++)?best",
 )
+_TIE_STATED = re.compile(
+    r"(?:\bit['’]?s|\bit\s++is|\bthis\s++is|\bthat['’]?s|:)\s*+(?:an?\s++)?(tie|draw)\b", re.I
+)
+#: After / before a yes/no verdict word: the other one, joined by and/or ("Yes and no", "Answer:
+#: Yes or No", "[[Yes]] or [[No]]").
+_BOTH_AFTER = re.compile(r"[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+(?:yes|no)\b", re.I)
+_BOTH_BEFORE = re.compile(r"\b(?:yes|no)[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+$", re.I)
+#: Minus signs before a rating: hyphen-minus, hyphen, figure and en dash, minus, small and
+#: fullwidth hyphen-minus.
+SIGNS = "-\u2010\u2012\u2013\u2212\ufe63\uff0d"
+#: After a rating: another scale ("/5", "out of 100", "stars out of 5").
+_OTHER_SCALE = re.compile(r"\s*+(?:[a-z]++\s++)?(?:/|out\s++of)\s*+(\d++)", re.I)
+_START_NUMBER = re.compile(r"\W*+(\d++(?:\.\d++)?)\b")
+_START_LABEL = re.compile(r"\W*+(\d++)\b")
+_NOT_MARKUP = re.compile("[^" + re.escape(MARKUP) + "]")
+_CHAIN = re.compile(r"(?<!\d)\[?(\d++)\]?(?:\s*+(?:>>|>|≻|,|;|then)\s*+\[?(\d++)\]?)+")
 
 
-def parse_yes_no(text: str) -> int | None:
-    """0 (yes), 1 (no) or None, from the formats in the module docstring."""
-    m = _last(*YES_NO_PATTERNS, text=text)
-    if m is not None:
-        return 0 if m.group(1).lower() == "yes" else 1
-    first = _first_word(text)
-    if first in ("yes", "no"):
-        return 0 if first == "yes" else 1
-    found = {w.lower() for w in re.findall(r"\b(yes|no)\b", text, re.I)}
-    return (0 if "yes" in found else 1) if len(found) == 1 else None
+def _matches(patterns: Sequence[str], text: str) -> list[re.Match[str]]:
+    """Every match of ``patterns`` in ``text`` (case-insensitive) in reading order: by start,
+    and of two at one place the earlier pattern's last."""
+    found = [(m.start(), -i, m) for i, p in enumerate(patterns) for m in re.finditer(p, text, re.I)]
+    return [m for _, _, m in sorted(found, key=lambda x: (x[0], x[1]))]
 
 
-def parse_rating(text: str, scale: Sequence[int] = RATING_SCALE) -> float | None:
-    """The rating in the text (within ``scale``), or None."""
-    text = text.strip()
-    m = _last(*RATING_PATTERNS, text=text)
-    if m is None:
-        m = re.match(r"^\W*+(\d++(?:\.\d++)?)\b", text)
+def _only(text: str, m: re.Match[str]) -> bool:
+    """Whether the answer holds nothing but ``m`` (and markup around it)."""
+    return not text[: m.start()].strip(MARKUP) and not text[m.end() :].strip(MARKUP)
+
+
+def own_verdict(
+    patterns: Sequence[str],
+    text: str,
+    judged: Judged | None,
+    refuse: Callable[[str, re.Match[str]], bool] | None = None,
+) -> tuple[re.Match[str] | None, str]:
+    """The judge's verdict among the matches of ``patterns`` — the last that is neither a quote
+    of a judged text nor refused — and, when there is none, ``text`` with the quoted matches
+    blanked for the readers after it. A quoted match still counts when the answer holds nothing
+    else (a judge answering only ``[[Yes]]`` reads the same whatever it judged)."""
+    found = _matches(patterns, text)
+    quoted: list[re.Match[str]] = []
+    for m in reversed(found):  # the last first: past MAX_QUOTE_CHECKS, snippets count as quotes
+        if judged is not None and is_quote(m.group(0), judged):
+            quoted.append(m)
+        elif not (refuse and refuse(text, m)):
+            return m, text
+    if len(found) == 1 and quoted and _only(text, found[0]):
+        return found[0], text
+    return None, blank(text, [m.span() for m in quoted])
+
+
+def _first_word(text: str) -> tuple[str, int] | None:
+    """The first word of ``text`` without markup, lowercase, and its offset."""
+    m = _NOT_MARKUP.search(text)
     if m is None:
         return None
+    word = re.match(r"\S+", text[m.start() : m.start() + 64])
+    return (word.group(0).strip(MARKUP).lower() if word else ""), m.start()
+
+
+def _both(text: str, m: re.Match[str]) -> bool:
+    """Whether a yes/no match is joined to the other word by and/or (no verdict)."""
+    before = text[max(0, m.start() - 32) : m.start()]
+    return _BOTH_AFTER.match(text, m.end()) is not None or _BOTH_BEFORE.search(before) is not None
+
+
+def _yes_no(text: str, judged: Judged | None = None) -> Found | None:
+    m, rest = own_verdict(YES_NO_PATTERNS, text, judged, refuse=_both)
+    if m is not None:
+        return (0 if m.group(1).lower() == "yes" else 1), m.start(1)
+    first = _first_word(rest)
+    alone = first and _BOTH_AFTER.match(rest, first[1] + len(first[0])) is None
+    if first and first[0] in ("yes", "no") and alone:
+        return (0 if first[0] == "yes" else 1), first[1]
+    found = [(w.group(1).lower(), w.start(1)) for w in re.finditer(r"\b(yes|no)\b", rest, re.I)]
+    if len({w for w, _ in found}) == 1:
+        return (0 if found[0][0] == "yes" else 1), found[0][1]
+    return None
+
+
+def _signed(text: str, start: int) -> bool:
+    """Whether a minus sign stands right before ``text[start]`` (spaces between allowed)."""
+    before = text[max(0, start - 8) : start].rstrip()
+    return bool(before) and before[-1] in SIGNS
+
+
+def _rating(
+    text: str, judged: Judged | None = None, scale: Sequence[int] = RATING_SCALE
+) -> Found | None:
+    m, rest = own_verdict(RATING_PATTERNS, text, judged)
+    if m is None:
+        m = _START_NUMBER.match(rest)
+    if m is None or _signed(text, m.start(1)):
+        return None
+    other = _OTHER_SCALE.match(text, m.end(1))
+    if other is not None and other.group(1) != "10":
+        return None  # "3/5", "8/100": a rating on another scale is not a 1–10 one
     value = float(m.group(1))
-    return value if min(scale) <= value <= max(scale) else None
+    return (value, m.start(1)) if min(scale) <= value <= max(scale) else None
 
 
-def parse_choice(text: str) -> int | None:
-    """0 (A), 1 (B), 2 (an explicit tie) or None, from the formats in the module docstring."""
-    m = _last(*CHOICE_PATTERNS, text=text)
-    if m is not None:  # a verdict wins over the word "tie" elsewhere ("tie the laces")
-        return "ABC".index(m.group(1).upper())
-    if re.search(r"\b(?:tie|draw)\b", text, re.I) and not re.search(
-        r"\btie\s*+breaker", text, re.I
-    ):
-        return 2
-    first = _first_word(text)
-    if first in ("a", "b") and text.strip(_MARKUP)[:1] in ("A", "B"):
-        return "ab".index(first)
-    found = {
-        w.upper() for w in re.findall(r"\b(?:response|assistant|output)\s*+\(?([AB])\b", text, re.I)
-    }
-    return "AB".index(found.pop()) if len(found) == 1 else None
-
-
-_CHAIN = re.compile(r"(?<!\d)\[?(\d++)\]?(?:\s*+(?:>>|>|≻|,|;|then)\s*+\[?(\d++)\]?)+")
+def _choice(text: str, judged: Judged | None = None) -> Found | None:
+    m, rest = own_verdict(CHOICE_PATTERNS + TIE_PATTERNS, text, judged)
+    if m is not None:
+        return {"a": 0, "b": 1}.get(m.group(1).lower(), 2), m.start(1)
+    first = _first_word(rest)
+    if first and first[0] in ("a", "b") and rest[first[1]] in "AB":
+        return "ab".index(first[0]), first[1]
+    if first and first[0] in ("tie", "draw"):
+        return 2, first[1]
+    for t in _TIE_STATED.finditer(rest):
+        if judged is None or not is_quote(t.group(0), judged):
+            return 2, t.start(1)
+    found = [
+        (w.group(1).upper(), w.start(1))
+        for w in re.finditer(r"\b(?:response|assistant|output)\s*+\(?([AB])\b", rest, re.I)
+    ]
+    if len({w for w, _ in found}) == 1:
+        return "AB".index(found[0][0]), found[0][1]
+    return None
 
 
 def _label(digits: str) -> int:
@@ -193,53 +258,89 @@ def _label(digits: str) -> int:
     return int(digits) if len(digits) <= 9 else 0
 
 
-def _json_ranking(text: str, k: int) -> list[int] | None:
-    """The ``best-to-worst`` list of a RewardAnything-style JSON answer, as 0-based labels."""
-    text = strip_blocks(text, "<think>", "</think>")
-    start, end = text.find("{"), text.rfind("}")
+_RANKING_KEYS = ("best-to-worst", "best-to-worse", "ranking")
+
+
+def _json_ranking(text: str, k: int) -> Found | None:
+    """The ``best-to-worst`` list of a RewardAnything-style JSON answer, as 0-based labels, and
+    the offset of its first label's digits."""
+    inner = strip_blocks(text, "<think>", "</think>")
+    start, end = inner.find("{"), inner.rfind("}")
     if start < 0 or end <= start:
         return None
-    raw = re.sub(r",\s*([}\]])", r"\1", text[start : end + 1])  # trailing commas
+    raw = re.sub(r",\s*([}\]])", r"\1", inner[start : end + 1])  # trailing commas
     try:
         obj = json.loads(raw)
     except ValueError:
         return None
     if not isinstance(obj, dict):
         return None
-    order = next(
-        (obj[key] for key in ("best-to-worst", "best-to-worse", "ranking") if key in obj), None
-    )
-    if not isinstance(order, list):
+    key = next((key for key in _RANKING_KEYS if key in obj), None)
+    if key is None or not isinstance(obj[key], list):
         return None
-    labels = []
-    for item in order:
+    labels: list[int] = []
+    for item in obj[key]:
         m = re.search(r"\d+", str(item))
         if m is None or not 1 <= _label(m.group(0)) <= k or _label(m.group(0)) - 1 in labels:
             return None
         labels.append(_label(m.group(0)) - 1)
-    return labels or None
+    digit = re.compile(r"\d").search(text, max(0, text.rfind(f'"{key}"')) + len(key) + 2)
+    return (labels, digit.start() if digit else 0) if labels else None
+
+
+def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
+    """((0-based labels best first, complete), offset of the best label) or None; ``complete``
+    False = the best one only."""
+    best: list[int] = []
+    at, quoted = 0, []
+    for m in reversed(list(_CHAIN.finditer(text))):  # the longest; of equal ones, the last
+        labels = [_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
+        valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
+        if not valid or len(labels) <= len(best):
+            continue
+        if judged is not None and is_quote(m.group(0), judged) and not _only(text, m):
+            quoted.append(m.span())
+        else:
+            best, at = labels, m.start(1)
+    json_found = _json_ranking(text, k)
+    if json_found is not None and len(json_found[0]) > len(best):
+        best, at = json_found
+    if len(best) >= k - 1 and best:
+        if len(best) == k - 1:
+            best.append(next(x for x in range(k) if x not in best))
+        return (best, True), at
+    if best:
+        return (best[:1], False), at
+    m, rest = own_verdict(BEST_PATTERNS, blank(text, quoted), judged)
+    if m is None:
+        m = _START_LABEL.match(rest)
+    if m is not None and 1 <= _label(m.group(1)) <= k:
+        return ([_label(m.group(1)) - 1], False), m.start(1)
+    return None
+
+
+def _value(found: Found | None) -> Any:
+    return None if found is None else found[0]
+
+
+def parse_yes_no(text: str) -> int | None:
+    """0 (yes), 1 (no) or None, from the formats in the module docstring."""
+    return _value(_yes_no(text))
+
+
+def parse_rating(text: str, scale: Sequence[int] = RATING_SCALE) -> float | None:
+    """The rating in the text (within ``scale``), or None."""
+    return _value(_rating(text, None, scale))
+
+
+def parse_choice(text: str) -> int | None:
+    """0 (A), 1 (B), 2 (an explicit tie) or None, from the formats in the module docstring."""
+    return _value(_choice(text))
 
 
 def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
     """(0-based labels best first, complete) or None; ``complete`` False = the best one only."""
-    best: list[int] = _json_ranking(text, k) or []
-    for m in _CHAIN.finditer(text):
-        labels = [_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
-        valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
-        if valid and len(labels) >= len(best):  # of equal chains, the last (the verdict)
-            best = labels
-    if len(best) >= k - 1 and best:
-        if len(best) == k - 1:
-            best.append(next(x for x in range(k) if x not in best))
-        return best, True
-    if best:
-        return best[:1], False
-    m = _last(*BEST_PATTERNS, text=text)
-    if m is None:
-        m = re.match(r"^\W*+(\d++)\b", text.strip())
-    if m is not None and 1 <= _label(m.group(1)) <= k:
-        return [_label(m.group(1)) - 1], False
-    return None
+    return _value(_ranking(text, k))
 
 
 def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
@@ -254,135 +355,84 @@ def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
     return out
 
 
-def text_reading(kind: str, text: str, k: int = 2, quoted: Sequence[str] = ()) -> Reading:
-    """Class log-scores of a text answer for a judge kind (listwise: the log of
-    :func:`ranking_scores`, so that softmax gives the normalised Borda scores), read from the
-    judge's own words (:func:`judge_words`; ``quoted``: the judged texts). A short judged text
-    quoted by the judge is cut out too when the judge's verdict can be read without it (a
-    response "Final answer: yes" quoted after the judge's "No" is not the verdict); when nothing
-    can, the answer is read with it (the judge's bare "Yes" about a response "Yes")."""
-    text = judge_words(text, quoted)
-    cut = without_short_quotes(text, quoted)
-    if cut != text:
-        reading = _text_reading(kind, cut, k)
-        if reading.parsed:
-            return reading
-    return _text_reading(kind, text, k)
+def kind_classes(kind: str, k: int = 2) -> tuple[tuple[str, ...], ...]:
+    """The answer classes of a judge kind (listwise: the labels 1…k)."""
+    return label_classes(k) if kind == "listwise" else KINDS[kind].classes
 
 
-def _text_reading(kind: str, text: str, k: int) -> Reading:
+def _text_scores(kind: str, value: Any, k: int) -> np.ndarray:
+    """Class log-scores of a text verdict (listwise: the log of :func:`ranking_scores`, so that
+    softmax gives the normalised Borda scores)."""
     if kind == "yes_no":
-        c = parse_yes_no(text)
-        return Reading(
-            None if c is None else one_hot(c, 2), "text" if c is not None else "unparsed"
-        )
+        return one_hot(value, 2)
     if kind == "pairwise":
-        c = parse_choice(text)
-        if c is None:
-            return Reading(None, "unparsed")
-        return Reading(np.zeros(2) if c == 2 else one_hot(c, 2), "text")
-    if kind == "rating":
-        r = parse_rating(text)
-        if r is None:
-            return Reading(None, "unparsed")
-        # an exact rating: all the mass on it (a fractional one on its two neighbours)
-        lo = math.floor(r)
-        p = np.zeros(len(RATING_SCALE))
-        p[lo - 1] = 1.0 - (r - lo)
-        if r > lo:
-            p[lo] = r - lo
-        with np.errstate(divide="ignore"):
-            return Reading(np.log(p), "text")
-    ranked = parse_ranking(text, k)
-    if ranked is None:
-        return Reading(None, "unparsed")
+        return np.zeros(2) if value == 2 else one_hot(value, 2)
     with np.errstate(divide="ignore"):
-        return Reading(np.log(ranking_scores(ranked[0], ranked[1], k)), "text")
+        if kind == "rating":  # all the mass on it (a fractional one on its two neighbours)
+            lo = math.floor(value)
+            p = np.zeros(len(RATING_SCALE))
+            p[lo - 1] = 1.0 - (value - lo)
+            if value > lo:
+                p[lo] = value - lo
+            return np.log(p)
+        return np.log(ranking_scores(value[0], value[1], k))
 
 
-def _norm(token: str) -> str:
-    return token.strip().strip("*[]()").strip()
+_READERS: dict[str, Callable[[str, Judged, int], Found | None]] = {
+    "yes_no": lambda text, judged, k: _yes_no(text, judged),
+    "rating": lambda text, judged, k: _rating(text, judged),
+    "pairwise": lambda text, judged, k: _choice(text, judged),
+    "listwise": lambda text, judged, k: _ranking(text, k, judged),
+}
 
 
-def top_logprobs(body: Any) -> list[tuple[str, dict[str, float]]] | None:
-    """(generated token, {candidate token: logprob}) per position of an OpenAI-style answer
-    (chat ``logprobs.content[*].top_logprobs`` or completions ``logprobs.top_logprobs``), or
-    None when the server returned none."""
-    try:
-        choice = body["choices"][0]
-        lp = choice.get("logprobs")
-    except (KeyError, IndexError, TypeError):
-        return None
-    if not isinstance(lp, Mapping):
-        return None
-    out: list[tuple[str, dict[str, float]]] = []
-    if isinstance(lp.get("content"), list):
-        for entry in lp["content"]:
-            tops = {str(t["token"]): float(t["logprob"]) for t in entry.get("top_logprobs") or []}
-            tops.setdefault(str(entry.get("token", "")), float(entry.get("logprob", _NEG)))
-            out.append((str(entry.get("token", "")), tops))
-    elif isinstance(lp.get("top_logprobs"), list):
-        tokens = lp.get("tokens") or []
-        for i, tops in enumerate(lp["top_logprobs"]):
-            tok = str(tokens[i]) if i < len(tokens) else max(tops, key=tops.get)
-            out.append((tok, {str(t): float(v) for t, v in (tops or {}).items()}))
-    return out or None
-
-
-def quoted_until(
-    text: str, quoted: Sequence[str] = (), classes: Sequence[Sequence[str]] = ()
-) -> int:
-    """Where the judge's own words start for the logprob reader: the end of the last ``<think>``
-    block or verbatim copy of a judged text in ``text`` (a copy :data:`MIN_QUOTE_CHARS` or
-    longer, or a shorter one holding a word that spells one of ``classes``: "5 Yes"); 0 when
-    there is none."""
-    end = text.rfind("</think>") + len("</think>") if "</think>" in text else 0
-    spellings = {_norm(x).lower() for c in classes for x in c}
-    for q in {str(q).strip() for q in quoted}:
-        long_enough = len(q) >= MIN_QUOTE_CHARS
-        verdict_like = any(_norm(w).lower() in spellings for w in q.split())
-        if q and (long_enough or verdict_like) and q in text:
-            end = max(end, text.rfind(q) + len(q))
-    return end
-
-
-#: The largest log-probability read as one (servers round log 1 to a hair above 0); above it, or
-#: NaN, the answer is broken and fails rather than give a verdict.
-MAX_LOGPROB = 1e-3
+def text_reading(
+    kind: str,
+    text: str,
+    k: int = 2,
+    quoted: Sequence[str] = (),
+    classes: Sequence[Sequence[str]] | None = None,
+) -> Reading:
+    """Class log-scores of a text answer for a judge kind, read from the judge's own words
+    (``quoted``: the judged texts; ``classes``: the answer classes, whose spellings a judged
+    text may be without being a quote — by default the kind's). Where no verdict is left once
+    the copies of judged texts are blanked, the answer is read with them (a judge whose answer
+    starts with the response's words); quoted verdict matches stay skipped."""
+    classes = kind_classes(kind, k) if classes is None else classes
+    judged = Judged(quoted, (s for c in classes for s in c))
+    read = _READERS[kind]
+    own = own_words(text, judged)
+    found = None if own is None else read(own, judged, k)
+    if found is None and own is not None:  # no verdict without the copies: read them too
+        found = read(own_words(text, judged, copies=False) or "", judged, k)
+    if found is None:
+        return UNPARSED
+    return Reading(_text_scores(kind, found[0], k), "text", found[1])
 
 
 def logprob_reading(
-    body: Any, classes: Sequence[Sequence[str]], skip_chars: int = 0
+    body: Any, classes: Sequence[Sequence[str]], at: int | None = None, text: str | None = None
 ) -> Reading | None:
-    """Class log-scores from ``top_logprobs`` at the first position whose generated token spells
-    a class, among the tokens that start at or after character ``skip_chars`` of the answer
-    (:func:`quoted_until`: a quoted response's "Yes" is not the verdict); None when the answer
-    has no logprobs or no such position. A NaN or positive log-probability at that position, or
-    none for any class there, raises ValueError (the answer is broken: a failure, not a verdict
-    nor a NaN that would pass for "does not apply")."""
-    positions = top_logprobs(body)
-    if positions is None:
-        return None
-    spellings = [{_norm(s) for s in c} for c in classes]
-    at = 0
-    for token, tops in positions:
-        start, at = at, at + len(token)
-        if start < skip_chars or not any(_norm(token) in s for s in spellings):
-            continue
-        if any(math.isnan(v) or v > MAX_LOGPROB for v in tops.values()):
-            bad = next(v for v in tops.values() if math.isnan(v) or v > MAX_LOGPROB)
-            raise ValueError(f"the answer's top_logprobs hold {bad} (a log-probability is ≤ 0)")
-        scores = np.full(len(classes), _NEG)
-        for j, names in enumerate(spellings):
-            values = [v for t, v in tops.items() if _norm(t) in names]
-            if values:
-                scores[j] = float(np.logaddexp.reduce(np.asarray(values, dtype=np.float64)))
-        if np.isneginf(scores).all():
-            raise ValueError(
-                f"the answer's top_logprobs give no answer class a probability at {token!r}"
-            )
-        return Reading(scores, "logprobs")
-    return None
+    """:func:`~rewardkit.rewards.judges.logprobs.logprob_scores` as a reading (``at`` None: at
+    the first token that spells a class); None without logprobs or a class token there."""
+    scores = logprob_scores(body, classes, at, text)
+    return None if scores is None else Reading(scores, "logprobs", at)
+
+
+def read_answer(
+    kind: str,
+    text: str,
+    classes: Sequence[Sequence[str]],
+    quoted: Sequence[str] = (),
+    body: Any = None,
+) -> Reading:
+    """The verdict of an answer: the text reading, with the class log-scores of ``body``'s
+    ``top_logprobs`` at the verdict's token when there are some (``body`` None: text only). An
+    answer whose words give no verdict is unparsed on both paths."""
+    reading = text_reading(kind, text, len(classes), quoted, classes)
+    if body is None or not reading.parsed:
+        return reading
+    return logprob_reading(body, classes, reading.at, text) or reading
 
 
 def answer_text(body: Any) -> str | None:
@@ -396,3 +446,12 @@ def answer_text(body: Any) -> str | None:
         return message["content"]
     text = choice.get("text") if isinstance(choice, Mapping) else None
     return text if isinstance(text, str) else None
+
+
+def finish_reason(body: Any) -> str | None:
+    """``choices[0].finish_reason`` of an answer (``"length"``: cut at max_tokens), or None."""
+    try:
+        reason = body["choices"][0].get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return reason if isinstance(reason, str) else None

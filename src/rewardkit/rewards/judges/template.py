@@ -22,6 +22,7 @@ from typing import Any
 from rewardkit.content import ImageRef, normalize_content
 from rewardkit.engine.special_tokens import Specials, specials_pattern
 from rewardkit.errors import SpecError
+from rewardkit.rewards.judges import sections
 from rewardkit.rewards.judges.verdict import (
     A_VARIANTS,
     B_VARIANTS,
@@ -174,36 +175,27 @@ def judge_template(kind: JudgeKind, template: str | None, principle: str | None)
     return name, text
 
 
-#: A bracketed label alone on a line of a judge template: a section header (``[Response B]``).
-_SECTION_LINE = re.compile(r"^\[([^\[\]\n]{1,60})\]$", re.M)
-#: In every judge's identity: scores made before judged texts had their section labels broken
-#: are not reused.
-SECTION_ENCODING = "section-labels-escaped"
+#: In every judge's identity: scores made before judged texts had the template's labels (any
+#: case, width and spacing) and ``<think>`` tags broken are not reused.
+SECTION_ENCODING = "section-labels-and-think-tags-escaped"
 
 
-@lru_cache(maxsize=64)
 def section_labels(template: str) -> re.Pattern[str] | None:
-    """What in a judged text would open a section of the judge's own prompt: each label the
-    template writes alone on a line (``[Conversation]``, ``[Response B]``) wherever it appears,
-    and for a listwise template (``{responses}``) a ``[k]`` that starts a line. The match is the
-    ``[`` alone, so :func:`~rewardkit.engine.special_tokens.escape_special` puts a word joiner
-    after it: a response A holding ``[Response B]`` showed the judge a second response B."""
-    found = {m.group(1) for m in _SECTION_LINE.finditer(template)}
-    numbered = "{responses}" in template or any(label.isdigit() for label in found)
-    labels = sorted((x for x in found if not x.isdigit()), key=len, reverse=True)
-    # any case ("[response b]" reads as the label too)
-    alts = [r"\[(?=(?i:" + re.escape(label) + r")\])" for label in labels]
-    if numbered:  # "[1]" mid-line is a footnote: only a line's first "[k]" is a label, after
-        # any line break str.splitlines() knows (\r and U+2028 included)
-        alts.append(r"(?<![^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029])\[(?=\d{1,4}\])")
-    return re.compile("|".join(alts)) if alts else None
+    """What in a judged text would open a section of the judge's own prompt: each structural
+    label the template writes (bracketed, tags, ``Label:`` lines; numbered ``[k]`` where a line
+    starts), :func:`rewardkit.rewards.judges.sections.section_labels`."""
+    return sections.section_labels(template)
 
 
 @lru_cache(maxsize=64)
 def judged_specials(specials: Specials, template: str) -> Specials:
-    """``specials`` (control-token strings) and the template's section labels, one pattern."""
+    """One pattern of what judged text gets escaped with a word joiner: ``specials``
+    (control-token strings), the template's section labels and ``<think>`` tags."""
     labels = section_labels(template)
-    return specials if labels is None else specials_pattern(specials, labels)
+    found = (
+        sections.think_tags() if labels is None else specials_pattern(sections.think_tags(), labels)
+    )
+    return specials_pattern(specials, found)
 
 
 def judge_identity(

@@ -9,7 +9,8 @@ scores become rewards (docs/methods/B3-yes-token-reward.md, docs/methods/B6-llm-
 docs/methods/B7-listwise-judge.md); the position bias of pairs is
 :func:`rewardkit.types.position_bias`::
 
-    yes/no:    r = σ(ℓ_yes − ℓ_no)                 (output="logit": ℓ_yes − ℓ_no)
+    yes/no:    r = σ(ℓ_yes − ℓ_no)                 (output="logit": ℓ_yes − ℓ_no, ±HARD_LOGIT
+                                                 for a certain verdict, see finite_margin)
     pairwise:  m = ℓ_A − ℓ_B per order;  P(a ≻ b) = ½ (σ(m_fwd) + σ(−m_rev))
     rating:    p = softmax(ℓ_1 … ℓ_10);  r = Σ k·p(k)
     listwise:  p = softmax(ℓ_label1 … ℓ_labelk);  score_i = p(label of response i)
@@ -17,6 +18,7 @@ docs/methods/B7-listwise-judge.md); the position bias of pairs is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +31,10 @@ NO_VARIANTS = ("No", " No", "no", " no", "NO", " NO")
 A_VARIANTS = ("A", " A")
 B_VARIANTS = ("B", " B")
 RATING_SCALE = tuple(range(1, 11))
+#: The probability a certain verdict (a text answer; a class no probability is left for) is
+#: clamped to as a logit: P in [1e−6, 1 − 1e−6], ℓ_yes − ℓ_no = ±ln((1 − 1e−6)/1e−6) ≈ ±13.8155.
+HARD_P = 1e-6
+HARD_LOGIT = math.log((1.0 - HARD_P) / HARD_P)
 
 
 def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -70,10 +76,17 @@ def margin(scores: np.ndarray) -> np.ndarray:
         return s[:, 0] - s[:, 1]
 
 
+def finite_margin(m: np.ndarray) -> np.ndarray:
+    """Margins with ±∞ (a certain verdict) as ±:data:`HARD_LOGIT`; finite ones and NaN kept."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(np.isinf(m), np.sign(m) * HARD_LOGIT, m)
+
+
 def yes_no(scores: np.ndarray, output: str = "prob") -> np.ndarray:
-    """The yes/no judge's reward: σ(ℓ_yes − ℓ_no), or the margin itself for ``output="logit"``."""
+    """The yes/no judge's reward: σ(ℓ_yes − ℓ_no), or the margin itself for ``output="logit"``
+    (finite: :func:`finite_margin`)."""
     m = margin(scores)
-    return m if output == "logit" else sigmoid(m)
+    return finite_margin(m) if output == "logit" else sigmoid(m)
 
 
 def yes_probability(logit_yes: float, logit_no: float) -> float:
