@@ -78,7 +78,9 @@ def test_rm_bench_eval_report_and_leaderboard(shared_data: Path, tmp_path: Path)
     assert (tmp_path / "strict" / "report.html").is_file()  # rebuilt without rescoring
     board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert [r["run"] for r in board["rows"]] == ["len", "strict"]  # half-tie credit ≥ strict
-    assert "| rm-bench | len | rule:length |" in (tmp_path / "board" / "leaderboard.md").read_text()
+    data = rep["settings"]["data"]  # the data column: path as given and content hash
+    row = f"| rm-bench | {data['path']}#{data['hash'][:8]} | len | rule:length |"
+    assert row in (tmp_path / "board" / "leaderboard.md").read_text()
 
 
 def test_report_errors_name_the_path(tmp_path: Path) -> None:

@@ -145,14 +145,19 @@ def test_report_on_hand_edited_analyses_is_one_line_naming_the_file(
     msg = res.output.strip().splitlines()
     assert len(msg) == 1 and "Traceback" not in res.output
     assert "report.json: damaged rewardkit report" in msg[0]  # was: no file named
-    # a damaged reliability block or ECE only drops the plot's curve, the rest is rebuilt
+    # a damaged reliability block only drops the plot's curve, the rest is rebuilt
     raw = _saved_run(fake_reward, tmp_path / "run2")
     cal = raw["rewards"][0]["analyses"]["calibration"]
-    cal["reliability"]["mean_p"], cal["ece"] = "ab", "x"
+    cal["reliability"]["mean_p"] = "ab"
     (tmp_path / "run2" / "report.json").write_text(json.dumps(raw))
     res = CliRunner().invoke(app, ["report", str(tmp_path / "run2")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run2" / "report.html").is_file()
+    # a text where the ECE goes is refused naming the field (it was silently shown as "–")
+    cal["ece"] = "x"
+    (tmp_path / "run2" / "report.json").write_text(json.dumps(raw))
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "run2")])
+    assert res.exit_code == 2 and "'analyses.calibration.ece'" in res.output
 
 
 def test_robustness_diff_sees_a_flipped_infinity() -> None:

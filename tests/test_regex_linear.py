@@ -64,7 +64,6 @@ OLD_CHOICE_STATED = (
 OLD_NUMERIC_REF = r"^\s*[-+]?[$]?\s*[\d.,]+\s*(?:/\s*\d+)?\s*%?\s*$"
 OLD_LETTER_REF = r"^\s*\(?([A-Za-z])\)?\s*[.):]?\s*$"
 OLD_CHOICE_ONLY = r"^\s*\(?([A-Z])\)?\s*[.):]?\s*$"
-OLD_EQUATION = r"(\d+(?:\.\d+)?)\s*([-+*/x×])\s*(\d+(?:\.\d+)?)\s*=\s*\$?(\d+(?:\.\d+)?)"
 OLD_MARKDOWN = r"^\s*(?:[-*+]\s|\d+[.)]\s|#{1,6}\s|\|)|\*\*|`"
 OLD_N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 OLD_BOX = (
@@ -107,7 +106,6 @@ def test_rule_and_data_patterns_read_as_before(text):
     ):
         a, b = re.match(old, text), new.match(text)
         assert (a and (a.span(), a.groups())) == (b and (b.span(), b.groups()))
-    assert spans(OLD_EQUATION, text) == spans(domain._EQUATION.pattern, text)
     assert len(re.findall(OLD_MARKDOWN, text, re.M)) == len(personas._MARKDOWN.findall(text))
     assert re.split(OLD_NEMO_TURN, text) == checks._NEMO_TURN.split(text)
     old_end, new_end = re.search(OLD_RESP_END, text, re.S), ratings._RESP_END.search(text)
@@ -182,7 +180,7 @@ def hostile_checks() -> None:
     assert parse.parse_ranking('{"ranking": [' + digits + "]}", 4) is None
     assert vqa.extract_choice("answer" + "\n" * 100_000 + "!") is None
     assert vqa.extract_choice("A" + spaces + "x") is None
-    assert domain._EQUATION.findall("1" * 100_000) == []
+    assert len(domain.words("1,00" * 25_000)) == 2  # one long thousands number, then "00"
     assert personas._MARKDOWN.findall("\n" * 100_000) == []
     assert detection.clean_gsm8k("<" * 100_000) == "<" * 100_000
     assert checks._NEMO_TURN.split(spaces) == [spaces]

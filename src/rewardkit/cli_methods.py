@@ -75,6 +75,22 @@ def _load(data: str, limit: int | None = None) -> list[Any]:
     return load(data, limit=limit)
 
 
+def _replay_buffer(replay: str | None, limit: int) -> list[Any] | None:
+    """The ``--replay`` examples (None without it); a file given explicitly that holds none is
+    refused: tuning would silently run without the replay term (card F8)."""
+    if not replay:
+        return None
+    from rewardkit.errors import DataError
+
+    buffer = _load(replay, limit)
+    if not buffer:
+        raise DataError(
+            f"--replay {replay}: holds no examples; give a preference file with responses, or "
+            "leave --replay out to tune without replay"
+        )
+    return buffer
+
+
 def _echo(summary: dict[str, Any]) -> None:
     typer.echo(json.dumps(summary, indent=1, default=str))
 
@@ -133,7 +149,7 @@ def pal_train(
         _dir_out(out)
         _outside(out, data)
         cfg = PALConfig(form, k, d_pref, steps, lr, seed=seed, progress=not no_progress)
-        meta = train_pal(_load(data, limit), out, cfg)
+        meta = train_pal(_load(data, limit), out, cfg, where=data)
     _echo({k_: meta[k_] for k_ in ("n_pairs", "train_accuracy", "final_loss", "population")})
     typer.echo(f"saved to {out}; score with -r 'pal:{out}?user=ID'")
 
@@ -151,7 +167,7 @@ def pal_adapt(
     from rewardkit.train.pal import adapt_user
 
     with user_errors():
-        weights = adapt_user(model, user, _load(data), steps)
+        weights = adapt_user(model, user, _load(data), steps, where=data)
     _echo({"user": user, "mixture": weights})
 
 
@@ -294,7 +310,7 @@ def detect_tune(
             examples = add_mixed(
                 examples, GeneratorMixer(Policy(mixer, GenerationConfig(seed=seed)))
             )
-        buffer = _load(replay, replay_limit) if replay else None
+        buffer = _replay_buffer(replay, replay_limit)
         cfg = DetectTuneConfig(steps, lr, replay_weight=replay_weight, seed=seed)
         summary = tune_detector(examples, out, base, buffer, cfg, where=data)
     _echo(summary)

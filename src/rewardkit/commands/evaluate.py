@@ -239,6 +239,7 @@ def _run_eval(
     from rewardkit.evaluate import evaluate, print_table
     from rewardkit.evaluate.calibration import TemperatureScaling
     from rewardkit.evaluate.process_report import is_step_data
+    from rewardkit.evaluate.result import data_identity
     from rewardkit.registry import load_reward
 
     if cache_reset:
@@ -274,8 +275,9 @@ def _run_eval(
         ]
     else:
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
+    identity = data_identity(data, examples)
     if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
-        _process_eval(examples, rewards, out, html, seed)
+        _process_eval(examples, rewards, out, html, seed, identity)
         return
     result = evaluate(
         examples,
@@ -289,6 +291,7 @@ def _run_eval(
         temperature=temp,
         probe=probe,
     )
+    result.settings["data"] = identity  # a leaderboard tells runs on other data apart
     if dropped:  # records --on-error skip dropped at load time: the reports say so
         result.dataset["load_skipped"] = {"n": len(dropped), "first": str(dropped[0])}
     fitted = None
@@ -344,11 +347,15 @@ def _check_ray_options(step_data: bool, robustness: bool, probe: bool) -> None:
         )
 
 
-def _process_eval(examples: Any, rewards: Any, out: Path, html: bool, seed: int) -> None:
-    """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md)."""
+def _process_eval(
+    examples: Any, rewards: Any, out: Path, html: bool, seed: int, data: dict[str, Any]
+) -> None:
+    """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md); ``data``: the
+    data's identity, recorded in report.json's settings."""
     from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
 
     result = process_eval(examples, rewards, seed=seed)
+    result["settings"] = {"seed": seed, "data": data}
     paths = write_process_reports(result, out, html)  # the caller holds the lock on --out
     for line in table_lines(result):
         typer.echo(line)
@@ -369,51 +376,78 @@ def report_command(
     ] = True,
 ) -> None:
     """Rebuild report.md / report.html from saved report.json files (no rescoring); with
-    several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out)."""
+    several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out).
+    --no-html removes an older report.html / leaderboard.html instead (it would disagree)."""
     from rewardkit.evaluate.leaderboard import leaderboard, run_labels, write_leaderboard
-    from rewardkit.evaluate.report import to_markdown, write_reports
-    from rewardkit.evaluate.result import load_report, report_path
+    from rewardkit.evaluate.process_report import write_process_reports
+    from rewardkit.evaluate.report import write_reports
     from rewardkit.outputs import probe_writable
 
-    # everything is read and every target checked before anything is written
+    # everything is read and every target checked before anything is written; --no-html
+    # removes an older report.html / leaderboard.html, so those targets are checked too
     runs = []
+    merge = len(dirs) > 1 or out is not None
     with user_errors():
         board_dir = out or Path("out/leaderboard")
-        if len(dirs) > 1 or out is not None:
+        if merge:
             probe_writable(board_dir, "--out", directory=True)
-            names = ("leaderboard.json", "leaderboard.md", "leaderboard.html")
-            for name in names if html else names[:2]:
+            for name in ("leaderboard.json", "leaderboard.md", "leaderboard.html"):
                 probe_writable(board_dir / name, name)
         for d in dirs:
-            rp = report_path(d)
-            where = f"{d}: {rp.name}" if d.is_dir() else str(d)  # names the run and the file
-            try:
-                res = load_report(d)
-            except (ValueError, OSError) as exc:
-                raise ValueError(f"{where}: {exc}") from None
-            run_dir = rp.parent
-            for name in ("report.md", "report.html") if html else ("report.md",):
+            where, run_dir, res = _read_run(d)
+            if merge and isinstance(res, dict):
+                raise ValueError(
+                    f"{where}: a process (ProcessBench-style) report cannot join a leaderboard: "
+                    f"its F1 and threshold are not preference accuracies; rebuild it alone "
+                    f"(rewardkit report {d})"
+                )
+            for name in ("report.md", "report.html"):
                 if (run_dir / name).is_dir():
                     raise ValueError(
                         f"{run_dir / name} is a directory; `rewardkit report` rebuilds {name} "
                         "there as a file: move the directory away or rebuild a copy of the run"
                     )
                 probe_writable(run_dir / name, name)
-            with _damaged(where):
-                to_markdown(res)  # a report whose fields cannot be rendered is refused here
             runs.append((where, run_dir, res))
     named = []
     labels = run_labels([run_dir for _, run_dir, _ in runs])
     for (where, run_dir, res), label in zip(runs, labels, strict=True):
         with user_errors(), _damaged(where):
-            paths = write_reports(res, run_dir, html=html, json=False)
+            if isinstance(res, dict):
+                paths = write_process_reports(res, run_dir, html, write_json=False)
+            else:
+                paths = write_reports(res, run_dir, html=html, json=False)
         typer.echo("rebuilt " + ", ".join(str(p) for p in paths.values()))
         named.append((label, res))
-    if len(named) > 1 or out is not None:
+    if merge:
         with user_errors(), _damaged(None):
             board = leaderboard(named)
             paths = write_leaderboard(board, board_dir, with_html=html)
+        for line in board["data_warnings"]:
+            typer.echo(f"warning: {line}", err=True)
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _read_run(d: Path) -> tuple[str, Path, Any]:
+    """(where, run directory, report) of one ``rewardkit report`` argument: an EvalResult, or a
+    process report's checked dict; a ValueError naming the run and the file otherwise."""
+    from rewardkit.evaluate.process_report import check_process_report, is_process_report
+    from rewardkit.evaluate.report import to_markdown
+    from rewardkit.evaluate.result import read_report_json, report_from_json, report_path
+
+    rp = report_path(d)
+    where = f"{d}: {rp.name}" if d.is_dir() else str(d)  # names the run and the file
+    try:
+        raw = read_report_json(d)
+        process = is_process_report(raw)
+        res = raw if process else report_from_json(raw)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    with _damaged(where):  # a report whose fields cannot be rendered is refused here
+        res = check_process_report(res) if process else res
+        if not process:
+            to_markdown(res)
+    return where, rp.parent, res
 
 
 @contextlib.contextmanager

@@ -15,8 +15,11 @@ from rewardkit.evaluate.bestofn import benchmark_correlation
 from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import html_table
 from rewardkit.evaluate.report import markdown_grid
-from rewardkit.evaluate.result import EvalResult, jsonable
-from rewardkit.evaluate.rows import MIN_CI_N
+from rewardkit.evaluate.result import EvalResult, RewardResult, jsonable
+from rewardkit.evaluate.rows import MIN_CI_N, ci_n, valid_outcomes
+
+#: The data column of a run whose report.json records no data identity (made before it did).
+UNKNOWN_DATA = "unknown"
 
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:
@@ -49,9 +52,55 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     return out
 
 
+def score_ci_outcomes(r: RewardResult) -> int | None:
+    """How many outcomes the Score's CI rests on, by report.md's rule (:func:`.rows.ci_n`:
+    the bootstrap resamples within subsets, so a Score whose scored subsets each hold fewer
+    than :data:`~.rows.MIN_CI_N` has no CI); None when the report keeps no examples."""
+    return min(valid_outcomes(r), ci_n(r)) if r.examples else None
+
+
+def data_label(res: EvalResult) -> str:
+    """The data a run scored, short: ``path#hash8`` from ``settings["data"]``, or
+    :data:`UNKNOWN_DATA` for a report that does not record it."""
+    data = res.settings.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("hash"), str):
+        return UNKNOWN_DATA
+    return f"{data.get('path')}#{data['hash'][:8]}"
+
+
+def _content(label: str) -> str:
+    """The content-hash part of a :func:`data_label` (one file copied elsewhere is the same)."""
+    return label.rpartition("#")[2]
+
+
+def data_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per benchmark whose merged runs used different (or unknown) data: their
+    scores are not on the same examples, so their ranks do not compare."""
+    lines = []
+    for bench in dict.fromkeys(str(x["benchmark"]) for x in rows):
+        runs = {x["run"]: x["data"] for x in rows if str(x["benchmark"]) == bench}
+        known = {d for d in runs.values() if d != UNKNOWN_DATA}
+        unknown = [r for r, d in runs.items() if d == UNKNOWN_DATA]
+        if len(runs) < 2 or (len({_content(d) for d in known}) <= 1 and not unknown):
+            continue
+        distinct = len({_content(d) for d in known}) > 1
+        parts = [f"different data ({', '.join(sorted(known))})"] if distinct else []
+        if unknown:
+            parts.append(
+                f"data unknown for {', '.join(unknown)} (a report.json made before rewardkit "
+                "recorded it; the same data cannot be told)"
+            )
+        lines.append(
+            f"benchmark {bench}: runs {', '.join(runs)}: {'; '.join(parts)}; rows are grouped "
+            "by data and rank only within a group"
+        )
+    return lines
+
+
 def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
-    """Rows (one per run × reward column, sorted by score within each benchmark) and the
-    accuracy↔best-of-N-gain correlation over rows that have a best-of-N curve."""
+    """Rows (one per run × reward column, sorted by score within each benchmark and data) and
+    the accuracy↔best-of-N-gain correlation over rows that have a best-of-N curve;
+    ``data_warnings`` names benchmarks whose runs used different or unknown data."""
     rows = []
     for label, res in runs:
         for r in res.rewards:
@@ -59,10 +108,12 @@ def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
                 {
                     "run": label,
                     "benchmark": res.settings.get("benchmark"),
+                    "data": data_label(res),
                     "reward": r.name,
                     "fingerprint": r.fingerprint,
                     "score": r.score,
                     "ci": list(r.ci),
+                    "ci_outcomes": score_ci_outcomes(r),
                     "n": r.n_scored,
                     "ece": reported_ece(r.analyses.get("calibration")),
                     "length_spearman": r.analyses.get("length_bias", {}).get("spearman"),
@@ -71,12 +122,20 @@ def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
                 }
             )
     rows.sort(
-        key=lambda x: (str(x["benchmark"]), -(x["score"] if math.isfinite(x["score"]) else -9))
+        key=lambda x: (
+            str(x["benchmark"]),
+            _content(x["data"]),
+            -(x["score"] if math.isfinite(x["score"]) else -9),
+        )
     )
     key = [f"{x['run']}/{x['reward']}" for x in rows]
     gains = {k: x["bon_gain"] for k, x in zip(key, rows, strict=True) if x["bon_gain"] is not None}
     scores = {k: x["score"] for k, x in zip(key, rows, strict=True)}
-    return {"rows": rows, "bon_correlation": benchmark_correlation(scores, gains)}
+    return {
+        "rows": rows,
+        "bon_correlation": benchmark_correlation(scores, gains),
+        "data_warnings": data_warnings(rows),
+    }
 
 
 def _fmt(x: Any) -> str:
@@ -88,6 +147,7 @@ def _fmt(x: Any) -> str:
 def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = [
         "benchmark",
+        "data",
         "run",
         "reward",
         "score",
@@ -101,10 +161,11 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             str(x["benchmark"]),
+            x["data"],
             x["run"],
             x["reward"],
             _fmt(x["score"]),
-            _ci_cell(x["ci"], x["n"]),
+            _ci_cell(x["ci"], x["ci_outcomes"]),
             str(x["n"]),
             _fmt(x["ece"]),
             _fmt(x["length_spearman"]),
@@ -116,9 +177,10 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _ci_cell(ci: list[float], n: Any) -> str:
-    """``[lo, hi]``; ``–`` when the score rests on fewer than :data:`~.rows.MIN_CI_N` outcomes."""
-    if isinstance(n, int) and n < MIN_CI_N:
+def _ci_cell(ci: list[float], outcomes: int | None) -> str:
+    """``[lo, hi]``; ``–`` when the Score's CI rests on fewer than :data:`~.rows.MIN_CI_N`
+    outcomes by report.md's rule (:func:`score_ci_outcomes`)."""
+    if isinstance(outcomes, int) and outcomes < MIN_CI_N:
         return "–"
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
@@ -127,7 +189,9 @@ def write_leaderboard(
     board: dict[str, Any], out_dir: str | Path, with_html: bool = True
 ) -> dict[str, Path]:
     """Write ``leaderboard.json``, ``leaderboard.md`` and (``with_html``) ``leaderboard.html``
-    into ``out_dir``."""
+    into ``out_dir``; without ``with_html`` an older ``leaderboard.html`` there is removed (it
+    would disagree with the new files), as ``rewardkit report --no-html`` does with
+    ``report.html``."""
     from rewardkit.outputs import atomic_text, check_dir_target, output_error
 
     out = check_dir_target(out_dir, "--out")
@@ -137,13 +201,17 @@ def write_leaderboard(
         f"Accuracy ↔ best-of-N gain over {bc['n']} rewards: Pearson {_fmt(bc.get('pearson'))}, "
         f"Spearman {_fmt(bc.get('spearman'))}" + (f" ({bc['note']})" if bc.get("note") else "")
     )
+    warn = [f"Warning: {line}." for line in board.get("data_warnings", [])]
     md = ["# rewardkit leaderboard", "", *markdown_grid(header, rows), "", corr, ""]
+    md += [line for w in warn for line in (w, "")]
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>rewardkit '
         f"leaderboard</title><style>table{{border-collapse:collapse}}td,th{{border:1px solid "
         f"#ccc;padding:3px 7px}}</style></head><body><h1>rewardkit leaderboard</h1>"
         f"{html_table(header, rows)}"
-        f"<p>{html.escape(corr)}</p></body></html>\n"
+        f"<p>{html.escape(corr)}</p>"
+        + "".join(f"<p><b>{html.escape(w)}</b></p>" for w in warn)
+        + "</body></html>\n"
     )
     paths = {
         "json": out / "leaderboard.json",
@@ -151,7 +219,7 @@ def write_leaderboard(
         "html": out / "leaderboard.html",
     }
     if not with_html:
-        del paths["html"]
+        stale = paths.pop("html")
     texts = {
         "json": json.dumps(jsonable(board), indent=1, sort_keys=True, allow_nan=False) + "\n",
         "markdown": "\n".join(md),
@@ -161,6 +229,11 @@ def write_leaderboard(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error("--out", out, exc) from None
+    if not with_html:
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error("leaderboard file", stale, exc) from None
     for key, path in paths.items():
         with atomic_text(path, what=path.name) as fh:
             fh.write(texts[key])

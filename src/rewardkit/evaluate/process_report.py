@@ -19,6 +19,26 @@ from rewardkit.errors import CapabilityError, DataError
 from rewardkit.evaluate.processbench import evaluate_steps
 from rewardkit.types import Capability, Example, Query, Reward
 
+#: ``schema`` of a process report's ``report.json`` (older ones have none, only ``kind``).
+PROCESS_SCHEMA = "rewardkit.processbench/1"
+
+
+def is_process_report(raw: dict[str, Any]) -> bool:
+    """Whether a ``report.json`` object is a process (ProcessBench-style) report: this schema,
+    or an older file without one whose ``kind`` says so."""
+    schema = raw.get("schema")
+    return schema == PROCESS_SCHEMA or (schema is None and raw.get("kind") == "processbench")
+
+
+def check_process_report(raw: dict[str, Any]) -> dict[str, Any]:
+    """A process report read back for ``rewardkit report``: ``raw`` once every field its
+    report.md prints has a printable shape (a KeyError, TypeError or ValueError naming what is
+    damaged otherwise)."""
+    if not isinstance(raw.get("dataset"), dict) or not isinstance(raw.get("rewards"), list):
+        raise ValueError("a process report needs a 'dataset' object and a 'rewards' list")
+    table_lines(raw)
+    return raw
+
 
 def is_step_data(examples: Sequence[Example]) -> bool:
     """Whether every example is a step-labelled solution (``format="steps"``)."""
@@ -49,6 +69,7 @@ def process_eval(
     labels = [int(ex.meta["first_error"]) for ex in examples]
     subsets = [ex.subset or "(none)" for ex in examples]
     out: dict[str, Any] = {
+        "schema": PROCESS_SCHEMA,
         "kind": "processbench",
         "dataset": {
             "n": len(examples),
@@ -178,10 +199,12 @@ def _html_table(lines: list[str]) -> str:
 
 
 def write_process_reports(
-    result: dict[str, Any], out: Path, html_report: bool = True
+    result: dict[str, Any], out: Path, html_report: bool = True, write_json: bool = True
 ) -> dict[str, Path]:
-    """report.json, report.md and (``html_report``) report.html in ``out``."""
-    from rewardkit.outputs import atomic_text, finite_json
+    """report.json (unless ``write_json`` is False: ``rewardkit report`` rebuilds the others
+    from it), report.md and (``html_report``) report.html in ``out``. Without ``html_report`` an
+    older report.html there is removed: it would not be made from this report.json."""
+    from rewardkit.outputs import atomic_text, finite_json, output_error
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md"}
@@ -190,6 +213,13 @@ def write_process_reports(
         "json": json.dumps(plain, indent=1, sort_keys=True, allow_nan=False),
         "md": "\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n",
     }
+    if not write_json:
+        del paths["json"], texts["json"]
+    if not html_report:
+        try:
+            (out / "report.html").unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error("report file", out / "report.html", exc) from None
     if html_report:
         png = _figure(result)
         main = table_lines(result)[: 4 + len(result["rewards"])]

@@ -224,12 +224,12 @@ class EvalResult:
         return write_reports(self, out_dir, html=html)
 
 
-def _group(d: dict[str, Any]) -> GroupScore:
+def _group(d: dict[str, Any], where: str) -> GroupScore:
     return GroupScore(
-        score=_num(d["score"]),
-        ci=(_num(d["ci"][0]), _num(d["ci"][1])),
-        n=d["n"],
-        n_nan=d.get("n_nan", 0),
+        score=accuracy_value(d["score"], f"{where}.score"),
+        ci=_ci(d["ci"], f"{where}.ci"),
+        n=count_value(d["n"], f"{where}.n"),
+        n_nan=count_value(d.get("n_nan", 0), f"{where}.n_nan"),
         rule=d.get("rule", "mean"),
         section=d.get("section"),
         weight=d.get("weight"),
@@ -245,6 +245,67 @@ def _num(x: Any) -> float:
     if isinstance(x, bool) or not isinstance(x, int | float):
         raise ValueError(f"expected a number, got {describe(x)}")
     return float(x)
+
+
+def accuracy_value(x: Any, field: str) -> float:
+    """A score or CI bound of ``report.json``: null (NaN) or a number in [0, 1] (every score
+    rewardkit reports is an accuracy); anything else is a ValueError naming ``field``."""
+    try:
+        v = _num(x)
+    except ValueError as exc:
+        raise ValueError(f"{field!r}: {exc}") from None
+    if not math.isnan(v) and not 0.0 <= v <= 1.0:
+        raise ValueError(f"{field!r} must lie in [0, 1] (an accuracy), got {describe(x)}")
+    return v
+
+
+def count_value(x: Any, field: str, nullable: bool = False) -> Any:
+    """A count of ``report.json``: a non-negative integer (or null where ``nullable``)."""
+    if x is None and nullable:
+        return None
+    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+        raise ValueError(f"{field!r} must be a non-negative integer, got {describe(x)}")
+    return x
+
+
+def _ci(x: Any, field: str) -> tuple[float, float]:
+    if not isinstance(x, list) or len(x) != 2:
+        raise ValueError(f"{field!r} must be a list [low, high], got {describe(x)}")
+    return accuracy_value(x[0], f"{field}[0]"), accuracy_value(x[1], f"{field}[1]")
+
+
+#: Analysis numbers the leaderboard prints: (analysis, key) → the range they must lie in.
+_ANALYSIS_NUMBERS: dict[tuple[str, str], tuple[float, float]] = {
+    ("calibration", "ece"): (0.0, 1.0),
+    ("length_bias", "spearman"): (-1.0, 1.0),
+    ("best_of_n", "gain"): (-math.inf, math.inf),
+}
+
+
+def _optional_number(x: Any, field: str, low: float, high: float) -> float | None:
+    """null, or a number in [low, high]; a text where a number goes is refused."""
+    if x is None:
+        return None
+    try:
+        v = _num(x)
+    except ValueError as exc:
+        raise ValueError(f"{field!r}: {exc}") from None
+    if not math.isnan(v) and not low <= v <= high:
+        raise ValueError(f"{field!r} must lie in [{low:g}, {high:g}], got {describe(x)}")
+    return v
+
+
+def _check_analyses(analyses: Any) -> dict[str, Any]:
+    """The analyses of one reward, with the numbers the leaderboard prints checked."""
+    if not analyses:
+        return {}
+    if not isinstance(analyses, dict):
+        raise ValueError(f"'analyses' must be an object, got {describe(analyses)}")
+    for (name, key), (low, high) in _ANALYSIS_NUMBERS.items():
+        block = analyses.get(name)
+        if isinstance(block, dict) and key in block:
+            _optional_number(block[key], f"analyses.{name}.{key}", low, high)
+    return analyses
 
 
 #: Top-level fields of report.json and the JSON type each must have.
@@ -277,13 +338,13 @@ def _reward_result(r: dict[str, Any], run: dict[str, Any]) -> RewardResult:
         reward=r["reward"],
         objective=r.get("objective"),
         fingerprint=r["fingerprint"],
-        score=_num(r["score"]),
-        ci=(_num(r["ci"][0]), _num(r["ci"][1])),
-        sections={k: _group(v) for k, v in r["sections"].items()},
-        subsets={k: _group(v) for k, v in r["subsets"].items()},
-        n_scored=r["n_scored"],
-        n_nan=r["n_nan"],
-        n_truncated=r.get("n_truncated"),
+        score=accuracy_value(r["score"], "score"),
+        ci=_ci(r["ci"], "ci"),
+        sections={k: _group(v, f"sections.{k}") for k, v in r["sections"].items()},
+        subsets={k: _group(v, f"subsets.{k}") for k, v in r["subsets"].items()},
+        n_scored=count_value(r["n_scored"], "n_scored"),
+        n_nan=count_value(r["n_nan"], "n_nan"),
+        n_truncated=count_value(r.get("n_truncated"), "n_truncated", nullable=True),
         examples=[
             ExampleRecord(
                 id=e["id"],
@@ -291,16 +352,18 @@ def _reward_result(r: dict[str, Any], run: dict[str, Any]) -> RewardResult:
                 section=e["section"],
                 scores=[_num(x) for x in e["scores"]],
                 chosen=e["chosen"],
-                outcome=e["outcome"],
+                outcome=None
+                if e["outcome"] is None
+                else accuracy_value(e["outcome"], f"examples[{j}].outcome"),
                 rule=e["rule"],
                 skipped=e.get("skipped"),
             )
-            for e in r["examples"]
+            for j, e in enumerate(r["examples"])
         ],
         seconds=float(rr.get("seconds") or 0.0),
         stats=rr.get("stats", rr.get("last_stats")),  # older files call it last_stats
-        position_bias=r.get("position_bias"),
-        analyses=r.get("analyses") or {},
+        position_bias=_optional_number(r.get("position_bias"), "position_bias", 0.0, 1.0),
+        analyses=_check_analyses(r.get("analyses")),
     )
 
 
@@ -328,11 +391,9 @@ def from_dict(raw: dict[str, Any]) -> EvalResult:
     )
 
 
-def load_report(path: str | Path) -> EvalResult:
-    """Read ``report.json`` (a file, or a directory holding one) into an :class:`EvalResult`.
-
-    Any file that is not a readable report (hostile JSON, wrong shape) is a ValueError saying why
-    (naming the field, for a wrong shape); the caller names the file."""
+def read_report_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object of ``report.json`` (a file, or a directory holding one); a ValueError
+    saying why for a file that is not one (hostile JSON, not UTF-8, not an object)."""
     p = report_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no report.json at {p}")
@@ -344,6 +405,20 @@ def load_report(path: str | Path) -> EvalResult:
         raise ValueError(str(e)) from None
     if not isinstance(raw, dict):
         raise ValueError(f"not a rewardkit report (expected a JSON object, got {describe(raw)})")
+    return raw
+
+
+def load_report(path: str | Path) -> EvalResult:
+    """Read ``report.json`` (a file, or a directory holding one) into an :class:`EvalResult`.
+
+    Any file that is not a readable report (hostile JSON, wrong shape, a number out of its
+    range) is a ValueError saying why (naming the field, for a wrong shape); the caller names
+    the file."""
+    return report_from_json(read_report_json(path))
+
+
+def report_from_json(raw: dict[str, Any]) -> EvalResult:
+    """:func:`from_dict` with the checks of :func:`load_report` (every printed field renders)."""
     try:
         result = from_dict(raw)
         _render_markdown(result)  # a hand-edited analysis (a text where a number goes) fails here
@@ -363,6 +438,19 @@ def _render_markdown(result: EvalResult) -> str:
     from rewardkit.evaluate.report import analyses_markdown, to_markdown
 
     return to_markdown(result) + analyses_markdown(result)
+
+
+def data_identity(path: str, examples: list[Any]) -> dict[str, Any]:
+    """Which data a run scored, for ``settings["data"]``: the path as given, the number of
+    examples and a content hash of them (prompts, responses, labels, subsets, references; not
+    the ids, which default to the file's name), so that a leaderboard can tell runs on
+    different data apart and the same file copied elsewhere is the same data."""
+    from rewardkit.types import stable_hash
+
+    content = [
+        [ex.prompt, ex.responses, ex.chosen, ex.ratings, ex.subset, ex.reference] for ex in examples
+    ]
+    return {"path": str(path), "n_examples": len(examples), "hash": stable_hash(content)}
 
 
 def report_path(path: str | Path) -> Path:

@@ -87,6 +87,22 @@ def prompt_seed(seed: int, prompt: list[Message]) -> int:
     return int(stable_hash([seed, prompt])[:15], 16)
 
 
+def check_generates(name: str, model: Any, source: str) -> None:
+    """Refuse a policy whose next-token logits are not its output head on its last hidden state
+    (an encoder such as ``minilm`` loaded as a causal LM gets an untrained, randomly drawn head
+    and would sample random, irreproducible text): the same check by which ``dpo:``, ``judge:``
+    and every log-prob reward refuse it (:func:`~rewardkit.models.causal_lm.measure_logit_scale`).
+    """
+    from rewardkit.models.causal_lm import measure_logit_scale
+
+    try:
+        measure_logit_scale(
+            model, getattr(model, model.base_model_prefix), model.get_output_embeddings(), source
+        )
+    except SpecError as exc:
+        raise SpecError(f"policy {name!r} cannot generate text: {exc}") from None
+
+
 class Policy:
     """A causal LM that samples ``n`` responses to a chat prompt."""
 
@@ -104,6 +120,7 @@ class Policy:
         self.identity = resolved.identity
         self.tokenizer = load_tokenizer(resolved.source)
         self.model = load_causal_lm(resolved.source, self.config.dtype).to(self.device)
+        check_generates(model, self.model, resolved.source)
 
     def encode(self, prompt: list[Message]) -> Any:
         """Token ids of the prompt, through the chat template when the tokenizer has one."""

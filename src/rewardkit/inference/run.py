@@ -230,6 +230,29 @@ def _check_row(row: Any, path: Path, line: int) -> None:
             raise bad(f"expected a number or null, got {describe(score)}", f"candidates[{i}].score")
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def check_same_prompt(row: dict[str, Any], item: PromptItem, path: Path) -> None:
+    """Refuse to resume a prompt whose finished row holds another prompt text or another
+    reference (its scores were computed against the old one: a rule reward checks the answer
+    with it); a row without a ``reference`` field (written before it was kept) is not checked
+    for it."""
+    if row["prompt"] != item.prompt:
+        what, field = "prompt text; the prompt file or --instruction", "prompt"
+    elif "reference" in row and _json_text(row["reference"]) != _json_text(item.reference):
+        what, field = "reference; the prompt file or --reference-field", "reference"
+    else:
+        return
+    raise DataError(
+        f"prompt id {item.id!r} is done in this file with another {what} changed since that "
+        "run; pass a new --out",
+        path=str(path),
+        field=field,
+    )
+
+
 def run_bon(
     items: Sequence[PromptItem],
     sample: Callable[[list[Message], int], Sequence[str]],
@@ -256,15 +279,10 @@ def _run_bon(
 ) -> dict[str, Any]:
     run_key = config.key()
     done = load_done(path, run_key)
-    for it in items:  # same id, other prompt: the prompt file changed (or --instruction did)
+    for it in items:  # same id, other prompt or reference: the prompt file changed
         row = done.get(it.id)
-        if row is not None and row["prompt"] != it.prompt:
-            raise DataError(
-                f"prompt id {it.id!r} is done in this file with another prompt text; the prompt "
-                "file or --instruction changed since that run; pass a new --out",
-                path=str(path),
-                field="prompt",
-            )
+        if row is not None:
+            check_same_prompt(row, it, path)
     todo = [it for it in items if it.id not in done]
     gen_s = score_s = 0.0
     unscored = 0

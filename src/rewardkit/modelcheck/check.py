@@ -119,6 +119,7 @@ def _family_spec(spec: str) -> tuple[str, dict[str, Any]]:
             "spec (each is checked against the float32 reference)"
         )
     if arg is None:  # a bare path or alias: "smollm2", "./my-rm"
+        check_not_a_kind(kind)
         return kind, options
     if kind != "classifier":
         raise SpecError(
@@ -126,6 +127,26 @@ def _family_spec(spec: str) -> tuple[str, dict[str, Any]]:
             f"got kind {kind!r}"
         )
     return arg, options
+
+
+def check_not_a_kind(name: str) -> None:
+    """Refuse a bare name that is a reward kind (``default``, ``judge``…) rather than a local
+    directory or an embedded model, as ``check-model default:`` is refused (not a misleading
+    "not on the Hub")."""
+    from pathlib import Path
+
+    from rewardkit.models.embedded import embedded_key
+    from rewardkit.registry import kinds
+
+    if Path(name).expanduser().exists() or embedded_key(name) is not None:
+        return
+    if name == "classifier":
+        raise SpecError("check-model classifier: name the model, 'classifier:PATH'")
+    if name in {k.kind for k in kinds()}:
+        raise SpecError(
+            f"check-model checks model-family rewards ('classifier:PATH' or a model path); "
+            f"got kind {name!r}"
+        )
 
 
 def _open(model: str, options: dict[str, Any], dtype: str, max_length: int | None):

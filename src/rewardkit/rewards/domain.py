@@ -21,13 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rewardkit.errors import SpecError
+from rewardkit.rewards.rules.arithmetic import arithmetic_score
 from rewardkit.types import Capability, Query, Reward, ScoreResult, prompt_text
 
 MODEL_FILE = "domain.json"
-_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
-_EQUATION = re.compile(  # possessive, starting at a number's first digit: linear time
-    r"(?<!\d)(\d++(?:\.\d++)?)\s*+([-+*/x×])\s*+(\d++(?:\.\d++)?)\s*+=\s*+\$?(\d++(?:\.\d++)?)"
-)
+#: Words, and numbers with their thousands separators (``1,500`` is one number, read ``1500``).
+_WORD = re.compile(r"[a-z]+|\d{1,3}(?:,\d{3}(?!\d))+(?:\.\d+)?|\d+(?:\.\d+)?")
+#: The relative tolerance of :func:`arithmetic` (card A15).
+ARITHMETIC_REL_TOL = 1e-6
 _STOP = frozenset(
     [
         "the",
@@ -148,8 +149,9 @@ _NEGATIVE = frozenset(
 
 
 def words(text: str) -> list[str]:
-    """Lower-case word and number tokens."""
-    return _WORD.findall(text.lower())
+    """Lower-case word and number tokens; a thousands-separated number is one token without its
+    commas (``1,500`` → ``1500``)."""
+    return [w.replace(",", "") for w in _WORD.findall(text.lower())]
 
 
 def source_text(q: Query) -> str:
@@ -220,17 +222,10 @@ def reference_steps(q: Query) -> float:
 
 
 def arithmetic(q: Query) -> float:
-    """Share of the response's ``a op b = c`` equations that hold (to 1e-6 relative); NaN when
-    it writes none."""
-    eqs = _EQUATION.findall(str(q.response))
-    if not eqs:
-        return math.nan
-    ok = 0
-    for a, op, b, c in eqs:
-        x, y, z = float(a), float(b), float(c)
-        val = {"+": x + y, "-": x - y, "/": x / y if y else math.nan}.get(op, x * y)
-        ok += math.isclose(val, z, rel_tol=1e-6, abs_tol=1e-9)
-    return ok / len(eqs)
+    """Share of the response's arithmetic claims that hold, each side evaluated whole
+    (``16 - 3 - 4 = 9``, ``80,000*1.5=120,000``; card A15, found and checked as card B11's
+    ``rule:arithmetic`` does, to 1e-6 relative); NaN when it writes none."""
+    return arithmetic_score(str(q.response), ARITHMETIC_REL_TOL)
 
 
 #: Built-in feature functions (name → function of a query).

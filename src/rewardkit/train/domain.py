@@ -72,6 +72,17 @@ def pair_queries(examples: Sequence[Any]) -> tuple[list[Query], np.ndarray]:
     return queries, np.asarray(pairs, dtype=np.int64)
 
 
+def check_learnable(diff: np.ndarray, names: Sequence[str]) -> None:
+    """A DataError when no feature tells any chosen response from its rejected one: every
+    weight would stay 0 and the saved reward would score every response the same (card A15)."""
+    if not np.any(np.asarray(diff) != 0):
+        raise DataError(
+            f"no feature ({', '.join(names)}) differs between the chosen and the rejected "
+            f"response of any of the {len(diff):,} pairs: nothing to learn; choose other "
+            "--features or check the data"
+        )
+
+
 def fit_domain(
     examples: Sequence[Any], features: Mapping[str, Callable[[Query], float]], l2: float = 1e-2
 ) -> tuple[DomainReward, dict[str, Any]]:
@@ -79,7 +90,8 @@ def fit_domain(
     return the reward with a summary (weights by name, training accuracy, objective trace).
 
     ``l2`` must be a finite number >= 0; a fit whose weights are not finite is refused (it
-    would score every response NaN)."""
+    would score every response NaN), and so are data where no feature varies within a pair
+    (:func:`check_learnable`)."""
     if isinstance(l2, bool) or not isinstance(l2, int | float) or not (0 <= l2 < float("inf")):
         raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
     queries, pairs = pair_queries(examples)
@@ -89,7 +101,9 @@ def fit_domain(
         mean = np.nan_to_num(np.nanmean(raw, axis=0), nan=0.0)
         std = np.nan_to_num(np.nanstd(raw, axis=0), nan=0.0)
     z = standardise(raw, mean, std)
-    w, history = fit_linear_bt(z[pairs[:, 0]] - z[pairs[:, 1]], l2)
+    diff = z[pairs[:, 0]] - z[pairs[:, 1]]
+    check_learnable(diff, list(features))
+    w, history = fit_linear_bt(diff, l2)
     if not np.all(np.isfinite(w)):
         raise DataError(
             "the fitted weights are not finite (the fit diverged); try a larger --l2 or check "

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardkit.data.location import describe
 from rewardkit.errors import DataError
 from rewardkit.outputs import atomic_json, exclusive
 from rewardkit.rewards.pal import META_FILE, PALHead, load_pal, read_meta, save_pal
@@ -132,18 +133,46 @@ def accuracy(head: PALHead, x: torch.Tensor, pairs: Pairs, weights: torch.Tensor
     return np.where(d.numpy() > 0, 1.0, np.where(d.numpy() < 0, 0.0, 0.5))
 
 
-def examples_to_pairs(examples: list[Any]) -> tuple[list[Any], Pairs, list[str]]:
-    """Queries to featurize, the pairs over them, and the user names (from ``meta["user"]``)."""
+def record_line(example_id: str, where: str | None) -> int | None:
+    """The line of a record whose id is the loader's default ``<file name>:<line>``, else None."""
+    if where is None:
+        return None
+    head, _, tail = str(example_id).rpartition(":")
+    return int(tail) if head == Path(where).name and tail.isdigit() else None
+
+
+def user_name(ex: Any, where: str | None = None) -> str:
+    """The ``user`` field of a PAL record as the user's id: text, or an integer read as its
+    decimal text (``5`` is user ``"5"``, ``pal:DIR?user=5``); anything else is a DataError naming
+    ``where`` (the data file), the record's line and the field (card A10)."""
+    user = ex.meta.get("user")
+    if isinstance(user, str) and user.strip():
+        return user
+    if isinstance(user, int) and not isinstance(user, bool):
+        return str(user)
+    what = (
+        "PAL needs a 'user' field on every record"
+        if user is None
+        else (f"'user' must be a non-empty text or an integer, got {describe(user)}")
+    )
+    raise DataError(
+        f"example {ex.id!r}: {what}", path=where, line=record_line(ex.id, where), field="user"
+    )
+
+
+def examples_to_pairs(
+    examples: list[Any], where: str | None = None
+) -> tuple[list[Any], Pairs, list[str]]:
+    """Queries to featurize, the pairs over them, and the user names (:func:`user_name` of
+    each record; ``where`` is the data file, named in errors)."""
     queries: list[Any] = []
     ch, rj, us = [], [], []
     users: dict[str, int] = {}
     for ex in examples:
-        user = ex.meta.get("user")
-        if user is None:
-            raise DataError(f"example {ex.id!r}: PAL needs a 'user' field on every record")
+        name = user_name(ex, where)
         if ex.is_tie:
             continue
-        u = users.setdefault(str(user), len(users))
+        u = users.setdefault(name, len(users))
         base = len(queries)
         queries.extend(ex.queries())
         for c in ex.chosen:
@@ -163,14 +192,16 @@ def train_pal(
     cfg: PALConfig | None = None,
     encoder: str = "minilm",
     max_length: int = 256,
+    where: str | None = None,
 ) -> dict[str, Any]:
     """Featurize ``examples`` with the frozen encoder, fit PAL, write ``pal:DIR``; returns the
-    metadata written (training accuracy, final loss, users)."""
+    metadata written (training accuracy, final loss, users). ``where``: the data file, named in
+    errors."""
     from rewardkit.engine.config import EngineConfig
     from rewardkit.rewards.default_rm import Featurizer
 
     cfg = cfg or PALConfig()
-    queries, pairs, names = examples_to_pairs(examples)
+    queries, pairs, names = examples_to_pairs(examples, where)
     feat = Featurizer(encoder, EngineConfig(max_length=max_length, progress=cfg.progress))
     x = torch.from_numpy(feat.features(queries))
     head, history = fit_pal(x, pairs, len(names), cfg)
@@ -201,20 +232,26 @@ def train_pal(
 
 
 def adapt_user(
-    directory: str | Path, user: str, examples: list[Any], steps: int = 200
+    directory: str | Path,
+    user: str,
+    examples: list[Any],
+    steps: int = 200,
+    where: str | None = None,
 ) -> list[float]:
     """Fit a new (or refit a known) user of the PAL model in ``directory`` from a few
-    comparisons and store the user's logits there; returns the user's mixture weights."""
+    comparisons (records without a ``user`` field count as theirs) and store the user's logits
+    there; returns the user's mixture weights. ``where``: the data file, named in errors."""
     from rewardkit.engine.config import EngineConfig
     from rewardkit.rewards.default_rm import Featurizer
 
     head, meta = load_pal(directory)
-    tagged = [ex for ex in examples if str(ex.meta.get("user", user)) == str(user)]
+    for ex in examples:
+        if ex.meta.get("user") is None:
+            ex.meta["user"] = user
+    tagged = [ex for ex in examples if user_name(ex, where) == str(user)]
     if not tagged:
         raise DataError(f"no comparison of user {user!r} in the data")
-    for ex in tagged:
-        ex.meta.setdefault("user", user)
-    queries, pairs, _ = examples_to_pairs(tagged)
+    queries, pairs, _ = examples_to_pairs(tagged, where)
     feat = Featurizer(meta.get("encoder", "minilm"), EngineConfig(max_length=meta["max_length"]))
     x = torch.from_numpy(feat.features(queries))
     theta = fit_user(head, x, pairs, np.asarray(meta["population"]), steps=steps)

@@ -11,8 +11,8 @@ A PRM reads a solution whose steps are each followed by a tag, and gives one sco
   with ``" ки"`` and steps are joined by newlines; a causal LM's next-token logits at each tag,
   restricted to the tokens ``+`` and ``-``, give the step score softmax([ℓ₊, ℓ₋])[0].
 
-A tag written inside a response is removed before tagging, so a response can never add scored
-positions of its own.
+A tag written inside a response is removed before tagging (to a fixed point: removing ``ки`` from
+``ккии`` leaves ``ки``, removed in turn), so a response can never add scored positions of its own.
 """
 
 from __future__ import annotations
@@ -35,11 +35,20 @@ class StepConvention:
     system: str | None = None  # system prompt put before the question
 
     def tagged(self, steps: list[str]) -> str:
-        """The response text the PRM reads: each step followed by the tag."""
-        clean = [s.replace(self.tag, "") for s in steps]
+        """The response text the PRM reads: each step (its own tag text removed,
+        :func:`strip_tag`) followed by the tag."""
+        clean = [strip_tag(s, self.tag) for s in steps]
         if self.read == "token-cls":
             return "".join(f"{s}{self.tag}" for s in clean)
         return "\n".join(f"{s} {self.tag}" for s in clean)
+
+
+def strip_tag(text: str, tag: str) -> str:
+    """``text`` with every ``tag`` removed until none is left: a removal cannot join the text
+    around it into a new tag (``ккии`` → ``ки`` → ``""``)."""
+    while tag and tag in text:
+        text = text.replace(tag, "")
+    return text
 
 
 CONVENTIONS: dict[str, StepConvention] = {

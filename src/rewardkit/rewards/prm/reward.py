@@ -10,9 +10,11 @@ score is read; without ``convention`` it comes from the checkpoint's architectur
 ``score_full(...).steps`` is (n, S) float32, one probability per step and NaN past a
 response's steps (and for steps cut off by truncation); ``scores`` is their aggregate (NaN for a
 response without steps, and for a response truncation cut steps from: an aggregate of the
-visible prefix would let a long response hide its late steps). The per-step scores are
-computed and cached once whatever the aggregate: ``prm:X?aggregate=min`` and
-``prm:X?aggregate=last`` share the engine's cache.
+visible prefix would let a long response hide its late steps). A response whose step tags
+(read as the tag's whole token sequence, :func:`tag_tokens`) do not number its steps fails
+alone: NaN steps and scalar, named in ``stats["failed"]``/``["errors"]``; the batch is scored.
+The per-step scores are computed and cached once whatever the aggregate: ``prm:X?aggregate=min``
+and ``prm:X?aggregate=last`` share the engine's cache.
 """
 
 from __future__ import annotations
@@ -120,12 +122,48 @@ def tag_positions(ids: Sequence[int], start: int, tag_id: int) -> list[int]:
     return [i for i in range(max(start, 0), len(ids)) if ids[i] == tag_id]
 
 
-def batch_tags(batch: Batch, tag_id: int) -> torch.Tensor:
-    """(b, w) bool: where a batch's rows hold the step tag in their response part."""
+def batch_tags(batch: Batch, tag_ids: Sequence[int]) -> torch.Tensor:
+    """(b, w) bool: where a batch's rows end the step tag's tokens ``tag_ids`` (the last one is
+    the scored position) in their response part."""
     ids = batch.input_ids
     pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
-    tags = (ids == tag_id) & (pos >= batch.response_start[:, None].clamp(min=0))
-    return tags & (pos < batch.attention_mask.sum(dim=1)[:, None])
+    tags = (pos >= batch.response_start[:, None].clamp(min=0)) & (
+        pos < batch.attention_mask.sum(dim=1)[:, None]
+    )
+    for back, tid in enumerate(reversed(list(tag_ids))):
+        before = torch.full_like(ids, -1)
+        before[:, back:] = ids[:, : ids.shape[1] - back]
+        tags = tags & (before == tid)
+    return tags
+
+
+def tag_tokens(tokenizer: Any, conv: StepConvention, tag_id: int) -> tuple[int, ...]:
+    """The tokens the tag reads as in tagged text, ending with ``tag_id``: more than one where the
+    tokenizer splits the tag (SmolLM2 reads `` ки`` as `` к`` + ``и``), so that the same last token
+    in the text (a Cyrillic ``и``) is not read as a tag; ``(tag_id,)`` when the tag's tokens do
+    not show apart from the text before it."""
+    head = tokenizer("a", add_special_tokens=False)["input_ids"]
+    ids = tokenizer(conv.tagged(["a"]), add_special_tokens=False)["input_ids"]
+    rest = ids[len(head) :]
+    if ids[: len(head)] != head or not rest or rest[-1] != tag_id:
+        return (tag_id,)
+    return tuple(int(t) for t in rest)
+
+
+def count_problem(tag: str, steps: int, got: int, truncated: bool) -> str | None:
+    """Why a row's step scores cannot be trusted (its scalar is NaN, a failed row), or None:
+    more tags read than steps, or fewer without truncation."""
+    if got > steps:
+        return (
+            f"{steps} steps but {got} step tags {tag!r} read: text in the response reads as the "
+            "tag's tokens"
+        )
+    if got < steps and not truncated:
+        return (
+            f"{steps} steps but {got} step tags {tag!r} read: the tokenizer joined the tag with "
+            "the text next to it"
+        )
+    return None
 
 
 def per_step(tags: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -209,6 +247,11 @@ class StepScorer(ModelBackedReward):
             self.good_bad = (int(ids["input_ids"][0]), int(ids["input_ids"][1]))
             self.model = load_causal_lm_shared(source, self.config.dtype, self.device)
             self.lm = CausalLM(self.model, tok, resolved, self.device)
+        self.tag_ids = (
+            (self.tag_id,)
+            if self.convention.read == "token-cls"
+            else tag_tokens(tok, self.convention, self.tag_id)
+        )
         self.use_chat_template = self.convention.chat and bool(getattr(tok, "chat_template", None))
         self.max_length = fit_max_length(
             self.model.config, tok, self.config.max_length, self.config.default_max_length
@@ -222,6 +265,7 @@ class StepScorer(ModelBackedReward):
                 "good": self.convention.good,
                 "bad": self.convention.bad,
                 "system": self.convention.system,
+                **({"tag_ids": list(self.tag_ids)} if len(self.tag_ids) > 1 else {}),
             },
             "template": stable_hash(tok.chat_template) if self.use_chat_template else "plain",
             "max_length": self.max_length,
@@ -257,7 +301,7 @@ class StepScorer(ModelBackedReward):
         """Step scores P(label 1) from a token classifier's logits (b, w, 2) at the tags
         (``out.logits``, or the first output of remote-code PRMs returning a tuple)."""
         logits = out.logits if hasattr(out, "logits") else out[0]
-        tags = batch_tags(batch, self.tag_id)
+        tags = batch_tags(batch, self.tag_ids)
         rows, cols = tags.nonzero(as_tuple=True)
         return per_step(tags, torch.softmax(logits[rows, cols].float(), dim=-1)[:, 1])
 
@@ -265,7 +309,7 @@ class StepScorer(ModelBackedReward):
         """Step scores P(good) over {good, bad} from the model's own next-token logits at the
         tags (its logit scale and soft-capping applied, as its forward does)."""
         assert self.lm is not None and self.good_bad is not None
-        tags = batch_tags(batch, self.tag_id)
+        tags = batch_tags(batch, self.tag_ids)
         rows, cols = tags.nonzero(as_tuple=True)
         logits = self.lm.answer_logits(hidden[rows, cols].float(), self.good_bad)
         return per_step(tags, torch.softmax(logits, dim=-1)[:, 0])
@@ -330,23 +374,24 @@ class PRMReward(Reward):
         }
 
     def step_scores(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray, dict]:
-        """(steps (n, S) NaN-padded, truncated (n,), stats) for ``queries``."""
+        """(steps (n, S) NaN-padded, truncated (n,), stats) for ``queries``; a row whose tag count
+        does not match its steps fails alone (NaN steps, ``stats["failed"]``/``["errors"]``)."""
         steps = [query_steps(q, self.split) for q in queries]
         tagged = [self.scorer.tagged_query(q, s) for q, s in zip(queries, steps, strict=True)]
         keys = [stable_hash(["prm", q.prompt, s]) for q, s in zip(queries, steps, strict=True)]
         self.scorer.name = f"{self.name}[steps]"
         values, truncated, stats = run_rows(self.scorer, tagged, keys, self.scorer.encode)
-        rows = []
+        rows, errors = [], []
         for i, s in enumerate(steps):
             row = values[i] if values.ndim == 2 else np.zeros(0)
             got = int(np.sum(~np.isnan(row)))
-            if got > len(s) or (got < len(s) and not truncated[i]):
-                raise ValueError(
-                    f"{self.name}: response {i} has {len(s)} steps but the model read {got} "
-                    f"step tags {self.scorer.convention.tag!r}; the tokenizer merges the tag "
-                    "with the text around it"
-                )
+            problem = count_problem(self.scorer.convention.tag, len(s), got, bool(truncated[i]))
+            if problem is not None:  # this row alone fails: NaN steps, named in the stats
+                errors.append({"index": i, "error": problem})
+                row = np.full(len(s), np.nan)
             rows.append(row[: len(s)])
+        if errors:
+            stats = {**stats, "failed": len(errors), "errors": errors}
         return pad_steps(rows), truncated, stats
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
@@ -357,6 +402,9 @@ class PRMReward(Reward):
             else np.full(len(queries), np.nan)
         )
         cut = steps_cut(steps, [len(query_steps(q, self.split)) for q in queries])
+        failed = [int(e["index"]) for e in stats.get("errors") or []]
+        cut[failed] = False  # a failed row is not a cut one; its scalar is NaN either way
+        scores[failed] = np.nan
         if self.cut == "nan":  # not the aggregate of a prefix: padding would hide late errors
             scores[cut] = np.nan
         return ScoreResult(
