@@ -39,6 +39,9 @@ def q(response: str) -> Query:
         ("3 x 4 = 12 and 2^10 = 1024 and 2**3 = 8", 1.0),
         ("7 // 2 = 3, 7 % 4 = 3, (-3)**2 = 9", 1.0),
         ("¾ x 8 = 6 and 1 – 3/4 = 1/4", 1.0),  # vulgar fraction, en dash
+        ("She read 15 pages x 1/3 = 5 pages", 1.0),  # a unit word before a spaced x
+        ("3 apples x 2 = 7 apples", 0.0),
+        ("80 x $1 = $80", 1.0),
         ("5/0 = 3", 0.0),  # division by zero is a false claim
         ("x + 2 = 5", math.nan),  # algebra, not arithmetic
         ("x2 + 3 = 5 and f(2) + 1 = 3 and a*b - 3*2 = 6", math.nan),

@@ -8,7 +8,7 @@ with a safe evaluator and returns the fraction of claims that hold. NaN when the
 Finding claims. On each line, a maximal run of ``0-9 . + - * / // % ** ^ ( ) =`` and spaces that
 contains ``=`` is split at ``=``; each adjacent pair of sides is a claim when at least one side
 has a binary operator (``5 = 5`` is no claim). Before that, ``\\times``, ``\\cdot``, ``×`` and a
-``x`` between numbers become ``*``; ``\\div`` and ``÷`` become ``/``; ``\\frac{a}{b}`` becomes
+``x`` between numbers (or after a number's unit word: ``15 pages x 1/3``) become ``*``; ``\\div`` and ``÷`` become ``/``; ``\\frac{a}{b}`` becomes
 ``(a)/(b)``; ``½ ¼ ¾ …`` become ``(1/2)`` …; an en dash between numbers is a minus; ``^`` is a
 power; thousands commas, ``$`` before a number, Markdown bold ``**`` around a claim (not a power
 ``2**3``) and unbalanced outer parentheses are dropped. A side glued to a word
@@ -138,7 +138,9 @@ def safe_eval(expr: str) -> Number:
 # -- finding claims ---------------------------------------------------------------------------
 
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
-_TIMES_X = re.compile(r"(?<=[\d)])[ \t]*[xX×][ \t]*(?=[\d(])")
+_TIMES_X = re.compile(r"(?<=[\d)])[ \t]*[xX×][ \t]*(?=\$?[\d(])")
+# "15 pages x 1/3": a unit word between a number and a spaced ``x``/``×`` (the word is dropped)
+_UNIT_TIMES_X = re.compile(r"(?<=\d)[ \t]+[A-Za-z]{2,}[ \t]+[xX×][ \t]*(?=\$?[\d(])")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _CURRENCY = re.compile(r"\\?\$(?=[ \t]*[\d(.])")
 _RUN = re.compile(r"[0-9.+\-*/%^()= \t]+")
@@ -161,6 +163,7 @@ def _normalise(text: str) -> str:
     text = _BOLD_OPEN.sub("", text)
     text = _BOLD_CLOSE.sub("", text)
     text = _LATEX_FRAC.sub(r"((\1)/(\2))", text)
+    text = _UNIT_TIMES_X.sub("*", text)
     text = _TIMES_X.sub("*", text)
     text = _THOUSANDS.sub("", text)
     return _CURRENCY.sub("", text)
