@@ -283,7 +283,8 @@ def test_print_config_refuses_what_a_run_refuses(flags, tmp_path):
 
 def test_print_config_prints_a_config_a_run_accepts():
     config = str(ROOT / "configs" / "bt_minilm.yaml")
-    flags = ["--head", "mlp", "--freeze_backbone", "true", "--print-config"]
+    # a frozen head keeps no checkpoints: the config's save_steps 100 is refused by the run
+    flags = ["--head", "mlp", "--freeze_backbone", "true", "--save_steps", "0", "--print-config"]
     result = runner.invoke(app, ["train", "--config", config, *flags])
     assert result.exit_code == 0, result.output
     assert '"head": "mlp"' in result.output

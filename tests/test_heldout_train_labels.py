@@ -281,8 +281,9 @@ def test_listwise_unrated_responses_are_not_ranked_last(bert_dir, tmp_path):
     with torch.no_grad():
         r = model(**{k: batch[k] for k in keys if k in batch})[:, 0]
         got = float(compute(cfg, r[:, None], batch).loss)
-    # one term, response 0 over response 2 only; the 2-item batch averages over its 2 lists
-    want = float(torch.nn.functional.softplus(r[2] - r[0])) / 2
+    # one term, response 0 over response 2 only; the batch's mean is over its 1 ranked list
+    # (the unranked one adds nothing, as a tie adds nothing to BT; it used to halve the loss)
+    want = float(torch.nn.functional.softplus(r[2] - r[0]))
     assert got == pytest.approx(want, rel=1e-5)
 
 

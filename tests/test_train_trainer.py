@@ -221,6 +221,8 @@ def test_cli_overrides_every_field(tmp_path):
             "--set",
             "batch_size=16",
             "--no-packing",
+            "--objective",  # attributes are read by regression (bt refuses them: ignored)
+            "regression",
             "--attributes",
             "a,b",
             "--print-config",

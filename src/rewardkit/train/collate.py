@@ -14,7 +14,6 @@ padding; the pooled position of each sequence is returned in ``pool_index``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -36,6 +35,8 @@ from rewardkit.train.labels import (
     rating_target,
     warn_identical_pairs,
 )
+from rewardkit.train.objective_fields import SMOOTHED, WEIGHTED
+from rewardkit.train.votes import Votes, load_votes  # noqa: F401  (load_votes: public)
 from rewardkit.types import Example, Query
 
 
@@ -73,9 +74,6 @@ def _pairs_of(
 PAIR_OBJECTIVES = ("bt", "tie", "crome", "bt+regression", "gated", "crm", "generative", "listwise")
 #: Objectives whose loss reads only strict (non-tie) pairs.
 STRICT_PAIRS = ("bt", "bt+regression", "gated", "crm", "generative")
-#: Objectives whose loss takes a per-pair weight / label smoothing (docs/curation.md).
-WEIGHTED = ("bt", "bt+regression", "gated", "crm", "tie", "crome")
-SMOOTHED = ("bt", "bt+regression", "gated", "crm")
 log = logging.getLogger(__name__)
 
 
@@ -173,20 +171,6 @@ def _warn_meta_ignored(counts: dict[str, int], objective: str, where: str) -> No
             )
 
 
-def load_votes(path: str | None) -> dict[str, float]:
-    """docs/methods/E1-preference-strength.md — an ensemble-vote file: JSON object {example_id: preference strength}."""
-    if not path:
-        return {}
-    try:
-        with open(path) as fh:
-            raw = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"vote_file {path}: cannot read a JSON object of strengths: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise DataError(f"vote_file {path}: expected a JSON object {{example_id: strength}}")
-    return {str(k): float(v) for k, v in raw.items()}
-
-
 def build_items(
     examples: Sequence[Example],
     encode: Callable[[list[Query]], list[Any]],
@@ -203,7 +187,7 @@ def build_items(
     ``meta.label_confidence`` sets its label smoothing (:func:`meta_labels`) unless
     ``cfg.use_meta_labels`` is off. ``use_votes``: False for eval data (its labels are measured
     as given: never dropped, flipped, weighted or smoothed)."""
-    votes = load_votes(cfg.vote_file) if use_votes else {}
+    votes = Votes(cfg if use_votes else None)
     use_meta = use_votes and getattr(cfg, "use_meta_labels", True)
     ignored = {WEIGHT_KEY: 0, CONFIDENCE_KEY: 0}
     check_rating_key(examples, cfg, where)
@@ -225,7 +209,6 @@ def build_items(
     rows = encode(queries)
     items = []
     unlabelled: list[tuple[str, str]] = []
-    voted: dict[str, int] = {}
     for ex, (start, n) in zip(examples, spans, strict=True):
         part = rows[start : start + n]
         margin = 0.0
@@ -236,18 +219,9 @@ def build_items(
             ignored[WEIGHT_KEY] += 1
         if use_meta and cfg.objective not in SMOOTHED and alpha:
             ignored[CONFIDENCE_KEY] += 1
-        ex_use = ex
-        strength = votes.get(ex.id)
-        if strength is not None and strength < cfg.vote_threshold:
-            voted[cfg.vote_action] = voted.get(cfg.vote_action, 0) + 1
-            if cfg.vote_action == "drop":
-                continue
-            if cfg.vote_action == "downweight":
-                weight *= cfg.vote_weight
-            elif not ex.is_tie:
-                ex_use = Example(
-                    ex.id, ex.prompt, ex.responses, ex.rejected, ex.ratings, ex.subset, ex.source
-                )
+        ex_use, weight = votes.apply(ex, weight)
+        if ex_use is None:  # dropped
+            continue
         item = Item(
             ids=[r.input_ids for r in part],
             types=[r.token_type_ids for r in part],
@@ -270,17 +244,7 @@ def build_items(
         items.append(item)
     check_labels(items, cfg, where)
     _warn_meta_ignored(ignored, cfg.objective, where)
-    for action, k in voted.items():
-        done = {"drop": "dropped", "downweight": f"weight {cfg.vote_weight}"}.get(action, "flipped")
-        log.warning(
-            "%s: vote_file %s: %d of %d examples below vote_threshold %s: %s",
-            where,
-            cfg.vote_file,
-            k,
-            len(examples),
-            cfg.vote_threshold,
-            done,
-        )
+    votes.report(where, len(examples))
     warn_identical_pairs(items, where)
     if unlabelled:
         shown = ", ".join(f"{i!r} ({why})" for i, why in unlabelled[:3])

@@ -196,6 +196,37 @@ def finished_at(ckpt: Path, resumed_from: dict[str, Any] | None) -> bool:
         return False
 
 
+def checkpoint_step(ckpt: str | Path) -> int:
+    """The step of a ``checkpoint-N`` folder."""
+    return int(Path(ckpt).name.rsplit("-", 1)[1])
+
+
+def logged_loss_sum(history: list[dict[str, Any]], upto: int) -> tuple[float, int]:
+    """(Σ loss × steps, steps) over the logged training losses of ``history`` up to step
+    ``upto``: each ``loss`` entry is the mean over the steps since the previous one."""
+    total, last = 0.0, 0
+    for h in history:
+        if "loss" in h and "step" in h and last < int(h["step"]) <= upto:
+            total += float(h["loss"]) * (int(h["step"]) - last)
+            last = int(h["step"])
+    return total, last
+
+
+def whole_run_train_loss(history: list[dict[str, Any]], resumed_at: int) -> None:
+    """Make the final ``train_loss`` of a run resumed at step ``resumed_at`` the mean loss per
+    step of the whole run, as an uninterrupted run reports it (transformers' covers only the
+    steps since the resume): the logged losses before the resume, weighted by their steps,
+    plus the resumed steps' mean times their number. Exact when the checkpoint's step is a
+    multiple of ``logging_steps``; a restored final checkpoint (no step trained) gets one."""
+    total, covered = logged_loss_sum(history, resumed_at)
+    final = next((h for h in reversed(history) if "train_loss" in h), None)
+    if final is not None and int(final.get("step", 0)) > resumed_at:
+        steps = int(final["step"]) - resumed_at
+        final["train_loss"] = (total + float(final["train_loss"]) * steps) / (covered + steps)
+    elif final is None and covered:
+        history.append({"train_loss": total / covered, "step": resumed_at})
+
+
 def write_json(path: Path, value: Any, indent: int | None = 1) -> None:
     """``value`` as JSON in ``path``, atomically (:func:`rewardkit.outputs.atomic_json`: a
     kill never leaves half a file); values JSON cannot hold are written as strings."""
@@ -340,6 +371,8 @@ def _finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
         trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
     else:
         trainer.train(resume_from_checkpoint=resume)
+    if resume is not None:
+        whole_run_train_loss(trainer.state.log_history, checkpoint_step(resume))
     metrics: dict[str, float] = {}
     if trainer.eval_dataset:
         metrics = trainer.evaluate()

@@ -30,6 +30,8 @@ OBJECTIVES = (
     "crm",
     "prm",
 )
+#: ``prm_neutral``: how neutral (0) steps train (docs/methods/B4-orm-vs-prm.md).
+PRM_NEUTRAL = ("ignore", "positive", "negative")
 #: Learning-rate schedules (transformers' names) that need no extra arguments.
 SCHEDULERS = (
     "linear",
@@ -100,7 +102,8 @@ class TrainConfig:
     # curated meta.weight (× the pair weight) and meta.label_confidence (α = 1 − C, per pair)
     # of training examples (docs/curation.md); false trains on the labels as given
     use_meta_labels: bool = True
-    yes_token: str = " Yes"  # generative objective
+    # generative objective: fixed (another value is refused); the judge reads every spelling
+    yes_token: str = " Yes"
     no_token: str = " No"
     prm_tag: str = "<extra_0>"  # objective prm: the step separator token (added when missing)
     prm_neutral: str = "ignore"  # objective prm: neutral (0) steps: ignore | positive | negative
@@ -198,6 +201,14 @@ class TrainConfig:
             )
         if self.pooling not in ("mean", "cls", "last"):
             raise SpecError(f"train config: pooling {self.pooling!r} not mean/cls/last")
+        if self.prm_neutral not in PRM_NEUTRAL:
+            raise SpecError(
+                f"train config: prm_neutral must be one of {', '.join(PRM_NEUTRAL)}, got "
+                f"{self.prm_neutral!r}"
+            )
+        from rewardkit.train.objective_fields import check_objective_fields
+
+        check_objective_fields(self)
         self.check_output_dir()
 
     def check_output_dir(self) -> None:
@@ -208,6 +219,11 @@ class TrainConfig:
         from rewardkit.data.sources import check_out_outside_data
         from rewardkit.outputs import check_dir_target
 
+        if not str(self.output_dir).strip():
+            raise SpecError(
+                "train config: output_dir is empty; give the folder the trained model goes to "
+                "(e.g. out/train)"
+            )
         check_dir_target(self.output_dir, "train config: output_dir")
         for name in ("data", "eval_data"):
             for part in str(getattr(self, name) or "").split(","):

@@ -70,6 +70,17 @@ def member_spec(member_dir: Path) -> str:
     return str(meta["load_with"])
 
 
+def ensemble_refusal(cfg: TrainConfig) -> str | None:
+    """Why ``cfg`` cannot train an ensemble (None when it can)."""
+    if cfg.objective in ("regression", "gated", "prm"):
+        return (
+            f"train config: ensemble_size needs members with one scalar reward per response; "
+            f"objective {cfg.objective!r} gives several outputs (or step scores), which "
+            "ensemble.yaml cannot average (docs/methods/C5-reward-ensembles.md)"
+        )
+    return None
+
+
 def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     """Train every member, write ``ensemble.yaml`` and ``votes.json``."""
     import yaml
@@ -79,12 +90,9 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     from rewardkit.train.run import train
     from rewardkit.train.runstate import claim_output_dir
 
-    if cfg.objective in ("regression", "gated", "prm"):
-        raise SpecError(
-            f"train config: ensemble_size needs members with one scalar reward per response; "
-            f"objective {cfg.objective!r} gives several outputs (or step scores), which "
-            "ensemble.yaml cannot average (docs/methods/C5-reward-ensembles.md)"
-        )
+    refusal = ensemble_refusal(cfg)
+    if refusal:
+        raise SpecError(refusal)
     claim_output_dir(cfg)  # --overwrite: the earlier ensemble's members and ensemble.yaml go first
     check_distinct_ids(load_examples(cfg)[0], cfg.data)  # before any member trains
     results = [train(m) for m in member_configs(cfg)]

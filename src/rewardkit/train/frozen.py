@@ -114,7 +114,10 @@ def featurize(
 def frozen_refusal(cfg: TrainConfig) -> str | None:
     """Why a frozen-head run cannot honour ``cfg`` (a field it would otherwise ignore)."""
     if cfg.objective not in ("bt", "tie", "crome"):
-        return f"freeze_backbone supports objective bt, tie or crome, not {cfg.objective!r}"
+        return (
+            f"train config: freeze_backbone supports objective bt, tie or crome, not "
+            f"{cfg.objective!r}"
+        )
     if cfg.save_steps or cfg.resume:
         return (
             "train config: freeze_backbone trains only the head, on features computed once "
@@ -133,6 +136,26 @@ def frozen_refusal(cfg: TrainConfig) -> str | None:
     if cfg.lora_r:
         return "train config: lora_r has no effect with freeze_backbone (the backbone is frozen)"
     return None
+
+
+def centre(head: Any, x: torch.Tensor) -> float:
+    """The ``offset`` saved in ``head.json``: the mean head output over the training features
+    (``default:DIR`` scores ``head(φ) − offset``)."""
+    with torch.no_grad():
+        return float(head(x).mean())
+
+
+def check_items(cfg: TrainConfig, feat: Any, train_ex: list[Any], eval_ex: list[Any]) -> None:
+    """The full trainer's label checks and warnings (:func:`rewardkit.train.collate.build_items`:
+    no preference, all-zero scaled margins or weights, ties and identical pairs counted) on the
+    head's data, its responses encoded as the frozen encoder reads them."""
+    from rewardkit.train.collate import build_items
+
+    encode = feat.encoder.encode
+    build_items(train_ex, encode, cfg, f"train data {cfg.data!r}")
+    if eval_ex:
+        where = f"eval data {cfg.eval_data!r}" if cfg.eval_data else "the eval_fraction hold-out"
+        build_items(eval_ex, encode, cfg, where, use_votes=False)
 
 
 def head_schedule(cfg: TrainConfig, opt: Any, total: int) -> Any:
@@ -195,16 +218,9 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
             cache_dir=cfg.cache_dir,
         ),
     )
+    check_items(cfg, feat, train_ex, eval_ex)
     meta = bool(getattr(cfg, "use_meta_labels", True))  # curated weight and label smoothing
     x, pairs = featurize(feat, train_ex, cfg.margin_column, cfg.margin_kind, meta=meta)
-    useful = ~pairs["pair_tie"] if cfg.objective == "bt" else pairs["pair_tie"] | True
-    useful = useful & (pairs["pair_weight"] > 0)
-    if not bool(useful.any()):
-        raise DataError(
-            f"train data {cfg.data!r}: none of its {len(train_ex)} examples has a preference "
-            f"for objective {cfg.objective!r} (no chosen/rejected responses, only ties for 'bt', "
-            "or meta 'weight' 0 on every pair); the head would learn nothing"
-        )
     xe, pairs_e = (
         featurize(feat, eval_ex, cfg.margin_column, cfg.margin_kind) if eval_ex else (None, None)
     )
@@ -223,9 +239,11 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     right, judged = 0, 0  # strict pairs ordered correctly in the logging window (train accuracy)
 
     def evaluate() -> dict[str, float]:
+        """Metrics of the reward the head would be saved as now: ``head − offset``, as
+        ``default:DIR`` scores it (the offset centres the training rewards)."""
         head.eval()
         with torch.no_grad():
-            r = head(xe)
+            r = head(xe) - centre(head, x)
             res = compute(cfg, r, pairs_e)
         head.train()
         m = pair_metrics(res.r_better.numpy(), res.r_worse.numpy(), res.rewards.numpy())
@@ -267,8 +285,7 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     bar.close()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        offset = float(head(x).mean())
+    offset = centre(head, x)
     metrics = evaluate() if xe is not None else {}
     meta = {
         "encoder": cfg.model,

@@ -5,6 +5,7 @@ and the items of :mod:`rewardkit.train.collate`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 #: The regression target of a missing rating (left out of the loss).
 MASK = -100.0
+#: The largest finite float32: a label beyond it is ±inf in the loss.
+F32_MAX = 3.4028234663852886e38
 log = logging.getLogger("rewardkit.train.collate")
 
 
@@ -94,18 +97,50 @@ def ranking_of(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
 
 
 def as_number(value: Any, example_id: str, name: str) -> float:
-    """A rating or margin as a float; None, NaN and ±inf are "missing" (NaN). A value that is
-    no number raises :class:`DataError` naming the example (a NaN target would make the loss
-    and every weight NaN while the run reports success)."""
+    """A rating, margin or curated label as a float; None, NaN and ±inf are "missing" (NaN).
+    A value that is no number (a bool, a string, even ``"2"``) or a finite one beyond float32's
+    range (training computes in float32, where it would be ±inf) raises :class:`DataError`
+    naming the example and the field (a NaN target would make the loss and every weight NaN
+    while the run reports success)."""
     if value is None:
         return math.nan
-    if isinstance(value, bool):
-        raise DataError(f"example {example_id!r}: {name} is {value!r}, not a number")
+    if isinstance(value, bool | str):
+        quoted = " (a string, not a JSON number)" if isinstance(value, str) else ""
+        raise DataError(f"example {example_id!r}: {name} is {value!r}, not a number{quoted}")
     try:
         x = float(value)
     except (TypeError, ValueError):
         raise DataError(f"example {example_id!r}: {name} is {value!r}, not a number") from None
+    except OverflowError:  # an integer beyond float64
+        x = F32_MAX * 2
+    if math.isfinite(x) and abs(x) > F32_MAX:
+        raise DataError(
+            f"example {example_id!r}: {name} is {value!r}, beyond float32's finite range "
+            "(±3.4e38) that training computes in"
+        )
     return x if math.isfinite(x) else math.nan
+
+
+def flip_labels(ex: Example, rating_key: str | None = None) -> Example:
+    """``ex`` with its preference reversed (``vote_action: flip``,
+    docs/methods/E1-preference-strength.md): chosen and rejected swapped, a full
+    ``meta["ranking"]`` reversed and the ratings under ``rating_key`` negated; everything else
+    (meta, ratings of other keys) kept. A tie and a partial ranking keep theirs (no reverse)."""
+    meta = dict(ex.meta)
+    if "ranking" in meta:
+        order, n_ranked = ranking_of(ex, None)
+        if n_ranked == len(order) - 1:
+            meta["ranking"] = order[::-1]
+    ratings = ex.ratings
+    if rating_key and ratings:
+        ratings = [_negated(r, rating_key, ex.id) for r in ratings]
+    chosen = ex.rejected if ex.chosen and ex.rejected else list(ex.chosen)
+    return dataclasses.replace(ex, chosen=chosen, ratings=ratings, meta=meta)
+
+
+def _negated(rating: dict[str, Any], key: str, example_id: str) -> dict[str, Any]:
+    x = as_number(rating.get(key), example_id, key)
+    return rating if math.isnan(x) else {**rating, key: -x}
 
 
 def check_rating_key(examples: Sequence[Example], cfg: Any, where: str) -> None:

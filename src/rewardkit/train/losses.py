@@ -175,7 +175,9 @@ def plackett_luce_loss(scores: Tensor, order: Tensor, n_ranked: Tensor | None = 
     ``scores``: (G, K) rewards; ``order``: (G, K) response indices best-first, padded with −1;
     ``n_ranked``: (G,) how many leading positions are ranked (top-k partial ranking; the rest
     only count as "below"). ``NLL = Σ_{t<n} [logsumexp(s_{o_t..o_end}) − s_{o_t}]``, averaged
-    over groups. With K = 2, n = 1 this is the BT loss.
+    over the ranked groups (n > 0; an unranked list adds nothing, as a tie adds nothing to BT;
+    0 when none is ranked). With K = 2, n = 1 this is the BT loss. Rewards (2, 1, 0) ranked
+    best-first give log(1 + e⁻¹ + e⁻²) + log(1 + e⁻¹) = 0.720868.
     """
     g, k = order.shape
     valid = order >= 0
@@ -184,12 +186,19 @@ def plackett_luce_loss(scores: Tensor, order: Tensor, n_ranked: Tensor | None = 
     s = s.masked_fill(~valid, float("-inf"))
     # logsumexp over the suffix t..K-1, computed by flipping.
     suffix = torch.logcumsumexp(s.flip(1), dim=1).flip(1)
-    n_valid = valid.sum(1)
-    n = n_valid - 1 if n_ranked is None else torch.minimum(n_ranked, n_valid - 1)
+    n = ranked_positions(order, n_ranked)
     pos = torch.arange(k, device=scores.device).expand(g, k)
     use = pos < n.unsqueeze(1)
-    terms = torch.where(use, suffix - s, torch.zeros_like(s))
-    return terms.sum(1).mean()
+    terms = torch.where(use, suffix - s, torch.zeros_like(s)).sum(1)
+    ranked = n > 0
+    return terms[ranked].mean() if bool(ranked.any()) else terms.sum() * 0.0
+
+
+def ranked_positions(order: Tensor, n_ranked: Tensor | None = None) -> Tensor:
+    """(G,) how many leading positions of each list :func:`plackett_luce_loss` scores: the
+    ranked ones, at most one fewer than the list's responses. A list with 0 adds no term."""
+    n_valid = (order >= 0).sum(1)
+    return n_valid - 1 if n_ranked is None else torch.minimum(n_ranked, n_valid - 1)
 
 
 def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:

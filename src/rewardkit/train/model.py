@@ -167,14 +167,28 @@ def logit_transform(m: nn.Module) -> tuple[float, float | None]:
 
 class GenerativeModel(HFModule):
     """docs/methods/B3-yes-token-reward.md — a causal LM whose next-token logits at the end of
-    the judging prompt give the verdict. Returns (n, 3 + V): the columns [ℓ_yes − ℓ_no, ℓ_yes,
-    ℓ_no] followed by the V full-vocabulary logits, which the cross-entropy reads."""
+    the judging prompt give the verdict. Returns (n, 3 + V): the columns [reward, ℓ_yes, ℓ_no]
+    followed by the V full-vocabulary logits, which the cross-entropy reads. The reward is the
+    saved judge's (``judge:DIR?output=logit``: log-sum-exp over every spelling of Yes minus over
+    every spelling of No, read by the judge's own ``answers.read``; not differentiated);
+    ℓ_yes, ℓ_no are the logits of the verdict tokens the cross-entropy trains."""
 
-    def __init__(self, hf_model: nn.Module, yes_id: int, no_id: int) -> None:
+    #: The judge output the reward column (and the saved ``load_with``) is.
+    output = "logit"
+
+    def __init__(self, hf_model: nn.Module, answers: Any) -> None:
         super().__init__(hf_model)
-        self.yes_id = yes_id
-        self.no_id = no_id
+        self.answers = answers  # the judge's AnswerTokens (output="logit")
+        self.yes_id = int(answers.first[0])
+        self.no_id = int(answers.second[0])
         self.scale, self.softcap = logit_transform(_unwrap(hf_model))
+
+    def judge_reward(self, logits: torch.Tensor) -> torch.Tensor:
+        """What ``judge:DIR?output=logit`` scores from these next-token logits (n, V)."""
+        from rewardkit.rewards.judges.local import read_logits
+
+        picked = logits.detach()[:, list(self.answers.ids)]
+        return read_logits(picked, self.answers.read).to(logits)
 
     def outputs(self, x: TrainInputs) -> torch.Tensor:
         input_ids, attention_mask, pool_index = x.input_ids, x.attention_mask, x.pool_index
@@ -195,7 +209,8 @@ class GenerativeModel(HFModule):
             h = out.last_hidden_state.flatten(0, 1)[pool_index]
         logits = model_logits(m.lm_head(h).float(), self.scale, self.softcap)  # as judges read
         ly, ln = logits[:, self.yes_id], logits[:, self.no_id]
-        return torch.cat([(ly - ln)[:, None], ly[:, None], ln[:, None], logits], dim=1)
+        reward = self.judge_reward(logits)
+        return torch.cat([reward[:, None], ly[:, None], ln[:, None], logits], dim=1)
 
 
 class PeerModels(nn.Module):

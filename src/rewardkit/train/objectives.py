@@ -41,7 +41,7 @@ def num_outputs(cfg: Any) -> int:
 
 def loss_terms(cfg: Any, batch: dict[str, torch.Tensor]) -> int:
     """How many terms the batch's loss is the mean of (strict pairs for the BT objectives, all
-    pairs for tie/crome, 2 verdicts per pair for generative, lists for listwise, rated targets
+    pairs for tie/crome, 2 verdicts per pair for generative, ranked lists for listwise, rated targets
     for regression, tagged steps for prm): the weight of the batch in an eval loss that equals
     the mean over the whole eval set however it is batched."""
     obj = cfg.objective
@@ -49,8 +49,8 @@ def loss_terms(cfg: Any, batch: dict[str, torch.Tensor]) -> int:
         return int((batch["step_labels"] >= 0).sum())
     if obj == "regression":
         return int((batch["targets"] != MASK).sum())
-    if obj == "listwise":
-        return int(batch["order"].shape[0])
+    if obj == "listwise":  # ranked lists only (an unranked list adds no term)
+        return int((L.ranked_positions(batch["order"], batch["n_ranked"]) > 0).sum())
     if obj == "generative":
         return 2 * int((~batch["pair_tie"]).sum())
     if obj in ("tie", "crome"):

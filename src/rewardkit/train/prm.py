@@ -26,10 +26,12 @@ from rewardkit.errors import DataError, SpecError
 from rewardkit.rewards.prm.conventions import StepConvention, convention
 from rewardkit.rewards.prm.reward import STEP_JOIN, encode_tagged, tag_positions, tagged_query
 from rewardkit.train.collate import Collator, Item
+from rewardkit.train.config import PRM_NEUTRAL
 from rewardkit.train.model import HFModule, TrainInputs, can_pack, is_decoder
 from rewardkit.types import Example, Query
 
-NEUTRAL = {"ignore": None, "positive": 1, "negative": 0}
+#: ``prm_neutral`` (checked with the config: ``TrainConfig.validate``) → a neutral step's label.
+NEUTRAL = dict(zip(PRM_NEUTRAL, (None, 1, 0), strict=True))
 
 
 class StepModel(HFModule):

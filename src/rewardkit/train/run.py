@@ -87,16 +87,19 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
 
         from rewardkit.rewards.judges.local import YesNoJudgeReward
 
-        judge = YesNoJudgeReward(
-            cfg.model, engine, use_chat_template=cfg.use_chat_template is not False
+        judge = YesNoJudgeReward(  # the reward it trains is the saved judge's (its `answers`)
+            cfg.model,
+            engine,
+            use_chat_template=cfg.use_chat_template is not False,
+            output=GenerativeModel.output,
         )
         tok = judge.tokenizer
         torch.manual_seed(seed)
         hf = transformers.AutoModelForCausalLM.from_pretrained(judge.resolved.source)
         if cfg.lora_r:
             hf = apply_lora(hf, cfg, "CAUSAL_LM")
-        verdict = (int(judge.yes_ids[0]), int(judge.no_ids[0]))
-        module = GenerativeModel(hf, *verdict)
+        module = GenerativeModel(hf, judge.answers)
+        verdict = (module.yes_id, module.no_id)
         encode = judge.encode
         decoder, pool = True, "last"
     else:
@@ -162,6 +165,18 @@ def check_run_config(cfg: TrainConfig) -> None:
             "backbone: set freeze_backbone: true, or head: linear for a full or LoRA fine-tune "
             "(which trains the model's own classification head)"
         )
+    if cfg.ensemble_size > 1 or cfg.ensemble_backbones:
+        from rewardkit.train.ensemble import ensemble_refusal
+
+        refusal = ensemble_refusal(cfg)
+        if refusal:
+            raise SpecError(refusal)
+    if cfg.freeze_backbone:
+        from rewardkit.train.frozen import frozen_refusal
+
+        refusal = frozen_refusal(cfg)
+        if refusal:
+            raise SpecError(refusal)
 
 
 def train(cfg: TrainConfig) -> TrainResult:

@@ -3,8 +3,9 @@
 Every checkpoint (and the finished model) carries ``rewardkit_run.json``: the run's
 *fingerprint*, i.e. everything that changes what trains: the training fields of the config
 (model, objective, lr, schedule, batch, seed, max_steps, …), the identity of the data files
-(size and SHA-256 of each file; a directory by its listing) and a hash of the training items
-the data became (token ids and labels, after the eval hold-out). ``--resume`` refuses a
+(size and SHA-256 of each file; a directory by each file's relative name, size and SHA-256)
+and a hash of the training items the data became (token ids and labels, after the eval
+hold-out); see :mod:`rewardkit.train.fingerprint`. ``--resume`` refuses a
 checkpoint whose fingerprint differs, naming each difference; the one change it accepts is a
 longer run (a larger ``max_steps``, or ``epochs`` when ``max_steps`` is -1), recorded in
 ``rewardkit_train.json`` as ``resumed_from``.
@@ -22,42 +23,27 @@ remove the temporary files a save killed mid-write left behind (:func:`sweep_lib
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import SpecError
 from rewardkit.outputs import OutputError, atomic_json, check_dir_target, exclusive, output_error
+from rewardkit.train.fingerprint import (  # noqa: F401  (re-exported)
+    EXTENDABLE,
+    NOT_TRAINING,
+    data_identity,
+    differences,
+    items_digest,
+    run_fingerprint,
+)
 
 RUN_FILE = "rewardkit_run.json"
-#: Config fields that do not change the trained weights: they may differ on --resume.
-NOT_TRAINING = frozenset(
-    {
-        "output_dir",
-        "save_steps",
-        "save_total_limit",
-        "eval_steps",
-        "logging_steps",
-        "resume",
-        "overwrite",
-        "plot",
-        "progress",
-        "cache_dir",
-        "threads",
-        "eval_data",
-        "eval_format",
-        "eval_columns",
-        "eval_limit",
-    }
-)
-#: Fields a resumed run may raise (a longer run of the same training).
-EXTENDABLE = ("max_steps", "epochs")
 #: Files and folders of a finished (or started) run, besides ``checkpoint-N/``.
 RUN_OUTPUTS = (
     "rewardkit_train.json",
@@ -89,150 +75,6 @@ _LIBRARY_TEMP = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 log = logging.getLogger(__name__)
 
 
-def _field_defaults() -> dict[str, Any]:
-    import dataclasses
-
-    from rewardkit.train.config import TrainConfig
-
-    return {
-        f.name: f.default
-        for f in dataclasses.fields(TrainConfig)
-        if f.default is not dataclasses.MISSING
-    }
-
-
-#: Each config field's default: a checkpoint written before a field existed ran at it.
-_DEFAULTS = _field_defaults()
-
-
-# --- fingerprint ----------------------------------------------------------------------------
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def data_identity(spec: str | None) -> list[dict[str, Any]]:
-    """What ``data`` (comma-separated parts) names: per local file its path, size and SHA-256;
-    per directory its listing (relative paths, sizes, mtimes); else the source string."""
-    out: list[dict[str, Any]] = []
-    for part in [p.strip() for p in (spec or "").split(",") if p.strip()]:
-        p = Path(part).expanduser()
-        if p.is_file():
-            out.append(
-                {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256_file(p)}
-            )
-        elif p.is_dir():
-            h = hashlib.sha256()
-            n = total = 0
-            for f in sorted(x for x in p.rglob("*") if x.is_file()):
-                st = f.stat()
-                h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-                n, total = n + 1, total + st.st_size
-            out.append(
-                {"path": str(p.resolve()), "files": n, "bytes": total, "listing": h.hexdigest()}
-            )
-        else:
-            out.append({"source": part})
-    return out
-
-
-def items_digest(items: Iterable[Any]) -> str:
-    """SHA-256 of the training items: every response's token ids and the labels (not the
-    example ids, which may name the file)."""
-    h = hashlib.sha256()
-    for it in items:
-        row = {
-            "ids": [list(map(int, r)) for r in it.ids],
-            "types": [None if t is None else list(map(int, t)) for t in it.types],
-            "pairs": [list(p) for p in it.pairs],
-            "order": list(it.order),
-            "n_ranked": it.n_ranked,
-            "targets": it.targets,
-            "images": [str(getattr(r, "image", "")) for r in it.ids],
-        }
-        h.update(json.dumps(row, default=str).encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-def run_fingerprint(cfg: Any, items: Sequence[Any] | None) -> dict[str, Any]:
-    """The run's fingerprint (see the module docstring); JSON-plain."""
-    conf = {k: v for k, v in sorted(cfg.to_dict().items()) if k not in NOT_TRAINING}
-    if conf.get("max_steps", -1) > 0:
-        conf["epochs"] = None  # ignored by a run with max_steps
-    conf["data"] = data_identity(cfg.data)
-    conf["vote_file"] = data_identity(cfg.vote_file) if cfg.vote_file else None
-    fp = {"config": conf, "items": None if items is None else items_digest(items)}
-    return json.loads(json.dumps(fp, default=str))
-
-
-def _show_data(ids: list[dict[str, Any]]) -> str:
-    parts = []
-    for d in ids:
-        if "sha256" in d:
-            parts.append(f"{d['path']} ({d['bytes']:,} bytes, sha256 {d['sha256'][:12]}…)")
-        elif "listing" in d:
-            parts.append(f"{d['path']}/ ({d['files']} files, {d['bytes']:,} bytes)")
-        else:
-            parts.append(str(d.get("source")))
-    return ", ".join(parts) or "nothing"
-
-
-def _same_data(a: Any, b: Any) -> bool:
-    """Data identities agree on content (a file moved or renamed with the same bytes is the same)."""
-    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
-        return a == b
-    key = lambda d: (d.get("sha256") or d.get("listing") or d.get("source"), d.get("bytes"))  # noqa: E731
-    return [key(x) for x in a] == [key(x) for x in b]
-
-
-def _by_epochs_then_steps(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether the checkpoint's run counted epochs and this one sets max_steps instead."""
-    return old.get("max_steps") in (None, -1) and new.get("max_steps") not in (None, -1)
-
-
-def differences(
-    old: dict[str, Any], new: dict[str, Any], them: str = "the checkpoint's run"
-) -> tuple[list[str], dict[str, list]]:
-    """(what differs and blocks a resume, in words; extendable fields that grew: name → [old,
-    new])."""
-    blocking: list[str] = []
-    grown: dict[str, list] = {}
-    oc, nc = old.get("config", {}), new.get("config", {})
-    for key in sorted(set(oc) | set(nc)):
-        a, b = oc.get(key), nc.get(key)
-        if key in ("data", "vote_file"):
-            if not _same_data(a, b):
-                blocking.append(
-                    f"{key}: {them} used {_show_data(a or [])}, this run {_show_data(b or [])}"
-                )
-            continue
-        if a == b or (key not in oc and b == _DEFAULTS.get(key, object())):
-            continue  # a field added since the checkpoint, at its default, changes nothing
-        numbers = isinstance(a, int | float) and isinstance(b, int | float)
-        if key in EXTENDABLE and numbers and 0 < a < b:
-            grown[key] = [a, b]
-            continue
-        if key in EXTENDABLE and _by_epochs_then_steps(oc, nc):
-            if key == "max_steps":  # one line for the switch, not "epochs 1.0, this run None"
-                blocking.append(
-                    f"max_steps: {them} counted epochs ({oc.get('epochs')!r}) and this run "
-                    f"counts max_steps ({b!r}) instead; to continue it, raise --epochs (a larger "
-                    "epochs, or a larger max_steps on a run that counted steps, is accepted)"
-                )
-            continue
-        blocking.append(f"{key}: {them} {a!r}, this run {b!r}")
-    if not blocking and old.get("items") != new.get("items") and new.get("items") is not None:
-        blocking.append(
-            f"training items: the data tokenize to different rows or labels than in {them} "
-            "(file content, columns, tokenizer or eval hold-out changed)"
-        )
-    return blocking, grown
-
-
 # --- output_dir --------------------------------------------------------------------------
 def previous_run(out: Path) -> list[str]:
     """Names of the entries of ``out`` that belong to an earlier run (checkpoints, members,
@@ -246,6 +88,14 @@ def previous_run(out: Path) -> list[str]:
         elif p.name in RUN_OUTPUTS and p.name != RUN_FILE:
             found.append(p.name)
     return found
+
+
+def run_finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished run: the files a run writes last (a model's
+    ``metrics.json`` and run file, :data:`rewardkit.train.common.FINISHED`; a frozen head's
+    ``metrics.json`` next to ``head.json``; an ensemble's ``votes.json``)."""
+    has = lambda name: (folder / name).is_file()  # noqa: E731
+    return (has("metrics.json") and (has(RUN_FILE) or has("head.json"))) or has("votes.json")
 
 
 def clear_previous_run(out: Path) -> list[str]:

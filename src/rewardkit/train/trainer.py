@@ -328,8 +328,8 @@ def export(model: torch.nn.Module, out: Path, tokenizer: Any, cfg: Any) -> None:
         tokenizer.save_pretrained(str(out))
     meta = {"objective": cfg.objective, "config": cfg.to_dict()}
     where = out.resolve()  # load_with works from any folder (ensemble.yaml, another shell)
-    if isinstance(model, GenerativeModel):
-        meta["load_with"] = f"judge:{where}"
+    if isinstance(model, GenerativeModel):  # the reward its metrics describe (model.py)
+        meta["load_with"] = f"judge:{where}?output={model.output}"
     elif cfg.objective == "prm":
         meta["load_with"] = f"prm:{where}"
     else:
