@@ -3,10 +3,11 @@
 Spec grammar (see ``docs/reward-specs.md``)::
 
     spec    := KIND [":" ARG] ["?" OPTION ("&" OPTION)*]
-    OPTION  := NAME "=" VALUE          (VALUE parsed as int, float, true/false, or text)
+    OPTION  := NAME "=" VALUE          (VALUE parsed as int, float, true/false, none, or text)
 
 or a dict ``{"type": KIND, "arg": ARG, **options}`` (``model``/``path`` are accepted as the ARG
-key), or a path to a ``.yaml``/``.yml``/``.json`` file holding such a dict.
+key), or a path to a ``.yaml``/``.yml``/``.json`` file holding such a dict (YAML read with
+YAML 1.2 scalars: ``no`` and ``1:30`` are text; a key given twice is an error, as in JSON).
 
 Composite kinds (``ensemble``, ``weighted``; see ``docs/composition.md``) are built from other
 specs: ``{"ensemble": [SPEC, ...], "aggregate": "mean_minus_std"}`` is short for
@@ -23,12 +24,14 @@ from __future__ import annotations
 import importlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import SpecError
+from rewardkit.errors import SpecError, switch
 from rewardkit.types import Reward
 
 
@@ -74,13 +77,40 @@ def kinds() -> list[RewardKind]:
     return [_KINDS[k] for k in sorted(_KINDS)]
 
 
+#: On/off options of the built-in kinds. The grammar reads only ``true``/``false`` as booleans
+#: (``pattern=yes`` is the text "yes"); a text value of one of these is read as a switch
+#: (:func:`rewardkit.errors.switch`: also ``yes``/``no``, ``1``/``0``), so that
+#: ``trust_remote_code=no`` is off (a non-empty text is true to Python).
+SWITCHES = frozenset(
+    {
+        "trust_remote_code", "progress", "attention_aware", "use_chat_template",
+        "weak_chat_template", "strong_chat_template", "ref_chat_template", "answer_tag", "fence",
+        "stemmer", "smooth", "allow_network", "allow_subprocess", "allow_in_process", "strict",
+        "fast", "squash", "whole_words", "use_namespaces", "lowercase", "logprobs", "formats",
+        "finite_only", "early_stop", "copies", "condition_weak", "append_eos", "activation",
+    }
+)  # fmt: skip
+#: Longest spec echoed whole in an error message (a 200 kB spec is shown by its start).
+SHOWN_CHARS = 200
+#: Deepest chain of spec files naming spec files.
+MAX_SPEC_FILES = 32
+
+
+def shown(spec: Any) -> str:
+    """``spec`` as an error message quotes it: ``repr``, cut to :data:`SHOWN_CHARS` characters
+    with the full length after it."""
+    text = repr(spec)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}… ({len(text):,} chars)"
+
+
 def _parse_value(text: str) -> Any:
+    """A spec VALUE: int, float, ``true``/``false``, ``none``, else the text itself."""
     low = text.lower()
-    if low in ("true", "yes"):
-        return True
-    if low in ("false", "no"):
-        return False
-    if low in ("none", "null"):
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
         return None
     for cast in (int, float):
         try:
@@ -104,9 +134,13 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
                 continue
             name, eq, value = part.partition("=")
             if not eq or not name:
-                raise SpecError(f"reward spec {spec!r}: option {part!r} is not NAME=VALUE")
+                raise SpecError(
+                    f"reward spec {shown(spec)}: option {shown(part)} is not NAME=VALUE"
+                )
             if name.strip() in options:
-                raise SpecError(f"reward spec {spec!r}: option {name.strip()!r} is given twice")
+                raise SpecError(
+                    f"reward spec {shown(spec)}: option {shown(name.strip())} is given twice"
+                )
             options[name.strip()] = _parse_value(value.strip())
     return kind.strip(), (arg.strip() if sep else None), options
 
@@ -117,22 +151,26 @@ def _from_mapping(spec: Mapping[str, Any]) -> tuple[str, str | None, dict[str, A
     shorthand = [k for k, entry in _KINDS.items() if entry.composite and k in options]
     if len(shorthand) > 1:
         raise SpecError(
-            f"reward spec {dict(spec)!r} names several composite kinds ({', '.join(shorthand)}); "
-            "nest one inside the other instead"
+            f"reward spec {shown(dict(spec))} names several composite kinds "
+            f"({', '.join(shorthand)}); nest one inside the other instead"
         )
     if shorthand:
         key = shorthand[0]
         if kind and kind != key:
-            raise SpecError(f"reward spec {dict(spec)!r}: 'type' is {kind!r} but it holds {key!r}")
+            raise SpecError(
+                f"reward spec {shown(dict(spec))}: 'type' is {kind!r} but it holds {key!r}"
+            )
         if "members" in options:
             raise SpecError(
-                f"reward spec {dict(spec)!r}: give the members once, as {key!r} or as 'members'"
+                f"reward spec {shown(dict(spec))}: give the members once, as {key!r} or as "
+                "'members'"
             )
         kind = key
         options["members"] = options.pop(key)
     if not kind:
         raise SpecError(
-            f"reward spec {dict(spec)!r} has no 'type' (nor a composite key such as 'ensemble')"
+            f"reward spec {shown(dict(spec))} has no 'type' (nor a composite key such as "
+            "'ensemble')"
         )
     entry = _KINDS.get(str(kind))
     if entry is not None and entry.composite:
@@ -145,22 +183,53 @@ def _from_mapping(spec: Mapping[str, Any]) -> tuple[str, str | None, dict[str, A
     return str(kind), (None if arg is None else str(arg)), options
 
 
-def _spec_file(spec: str | Mapping[str, Any] | Path, base_dir: str | Path | None) -> Path | None:
-    """The file a spec names, if it names one (relative paths: ``base_dir`` first, then cwd)."""
+def spec_file(spec: Any, base_dir: str | Path | None = None) -> Path | None:
+    """The file a spec names, if it names one (relative paths: ``base_dir`` first, then cwd):
+    a :class:`Path`, or text ending in ``.yaml``/``.yml``/``.json``, taken whole (a file name
+    may hold ``?`` or ``:``); a :class:`SpecError` for such text with no ``KIND:`` that names
+    no file. Ensembles ask it before splitting a member's ``?objective=``/``?weight=`` off."""
     if isinstance(spec, Path):
         path = spec
     elif isinstance(spec, str) and spec.strip().endswith((".yaml", ".yml", ".json")):
         path = Path(spec.strip()).expanduser()  # "--reward=~/x.yaml": no shell expands that ~
     else:
         return None
-    if base_dir is not None and not path.is_absolute() and (Path(base_dir) / path).is_file():
+    if base_dir is not None and not path.is_absolute() and _is_file(Path(base_dir) / path):
         return Path(base_dir) / path
-    if isinstance(spec, Path) or path.is_file():
+    if isinstance(spec, Path) or _is_file(path):
         return path
     if ":" not in spec:  # no KIND: prefix, so it can only be a file name
         where = f" (looked in {base_dir} and the working directory)" if base_dir else ""
-        raise SpecError(f"reward spec file {spec.strip()!r} not found{where}")
+        raise SpecError(f"reward spec file {shown(spec.strip())} not found{where}")
     return None
+
+
+#: The spec files being built in this context, outermost first: (resolved path, as named).
+_OPENING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("rewardkit_spec_files", default=())
+
+
+@contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """Build the reward of spec file ``path`` with it on the chain of files being opened: a file
+    that (through others) names itself is a :class:`SpecError` naming the cycle, where the
+    build recursed until Python's stack ran out."""
+    chain = _OPENING.get()
+    try:
+        key = path.resolve()
+    except (OSError, RuntimeError):
+        key = path.absolute()
+    seen = [k for k, _ in chain]
+    if key in seen:
+        cycle = [name for _, name in chain[seen.index(key) :]] + [str(path)]
+        raise SpecError(f"{' → '.join(cycle)}: spec files reference each other in a cycle")
+    if len(chain) >= MAX_SPEC_FILES:
+        names = " → ".join([name for _, name in chain[:3]] + ["…", str(path)])
+        raise SpecError(f"{names}: spec files nested more than {MAX_SPEC_FILES} deep")
+    token = _OPENING.set((*chain, (key, str(path))))
+    try:
+        yield
+    finally:
+        _OPENING.reset(token)
 
 
 def load_reward(
@@ -178,11 +247,25 @@ def load_reward(
     ``base_dir`` is where a relative spec-file path is looked up first (composite specs set it to
     the directory of the file that names it).
     """
-    path = _spec_file(spec, base_dir)
+    path = spec_file(spec, base_dir)
+    if path is None:
+        return _build(spec, None, engine_defaults, base_dir, overrides)
+    with _opening(path):
+        return _build(spec, path, engine_defaults, base_dir, overrides)
+
+
+def _build(
+    spec: str | Mapping[str, Any] | Path,
+    path: Path | None,
+    engine_defaults: Mapping[str, Any] | None,
+    base_dir: str | Path | None,
+    overrides: Mapping[str, Any],
+) -> Reward:
+    """:func:`load_reward` once the spec file (``path``), if any, is known."""
     if path is not None:
         from rewardkit.data.readers import read_config_file
 
-        loaded = read_config_file(path, "reward spec file")
+        loaded = read_config_file(path, "reward spec file", core_yaml=True)
         if not isinstance(loaded, Mapping):
             raise SpecError(f"{path}: a reward spec file must hold a mapping with a 'type'")
         kind, arg, options = _from_mapping(loaded)
@@ -201,18 +284,13 @@ def load_reward(
         label = str(spec)
     entry = _KINDS.get(kind)
     if entry is None:
-        known = ", ".join(sorted(_KINDS))
-        hint = ""
-        if label.lstrip().startswith(("{", "[")):
-            hint = " (a dict spec is written in a YAML or JSON file, whose path is the spec)"
-        elif isinstance(spec, str | Path) and _is_path(str(spec).strip()):
-            hint = f" ({label} is a path: give its kind first, e.g. classifier:{label})"
-        raise SpecError(
-            f"unknown reward kind {kind!r} in spec {label!r}{hint}; known kinds: {known}"
-        )
+        raise SpecError(_unknown_kind(kind, label, spec, path))
     if entry.uses_engine and engine_defaults:
         options = {**{k: v for k, v in engine_defaults.items() if v is not None}, **options}
     options.update(overrides)
+    for name in SWITCHES.intersection(options):
+        if isinstance(options[name], str) and options[name].lower() in _SWITCH_WORDS:
+            options[name] = switch(name, options[name], kind)
     if entry.composite:
         options = {"engine_defaults": engine_defaults, "base_dir": base_dir, **options}
     factory = _import_factory(entry.factory)
@@ -220,11 +298,41 @@ def load_reward(
         with _BUILD:
             reward = factory(arg, **options)
     except TypeError as exc:
-        raise SpecError(f"reward spec {label!r}: {option_error(exc, kind)}") from exc
+        raise SpecError(f"reward spec {shown(label)}: {option_error(exc, kind)}") from exc
+    except SpecError as exc:  # a kind that echoes a 200 kB option value whole
+        if type(exc) is not SpecError or len(str(exc)) <= 4 * SHOWN_CHARS:
+            raise
+        text = str(exc)
+        cut = f" … ({len(text) - 2 * SHOWN_CHARS:,} chars) … "
+        raise SpecError(text[:SHOWN_CHARS] + cut + text[-SHOWN_CHARS:]) from None
     named = entry.composite and options.get("name") is not None
     if not (named or (entry.composite and isinstance(spec, Mapping) and path is None)):
         reward.name = label  # an inline composite, or one given a name, keeps its own name
     return reward
+
+
+_SWITCH_WORDS = ("true", "false", "yes", "no", "1", "0")
+
+
+def _unknown_kind(kind: str, label: str, spec: Any, path: Path | None) -> str:
+    """The error for a kind no one registered: a spec file's ``type`` is named as such."""
+    known = ", ".join(sorted(_KINDS))
+    if path is not None:
+        return f"{path}: unknown reward kind {shown(kind)} (its 'type'); known kinds: {known}"
+    hint = ""
+    if label.lstrip().startswith(("{", "[")):
+        hint = " (a dict spec is written in a YAML or JSON file, whose path is the spec)"
+    elif isinstance(spec, str | Path) and _is_path(str(spec).strip()):
+        hint = f" ({shown(label)} is a path: give its kind first, e.g. classifier:{label})"
+    return f"unknown reward kind {shown(kind)} in spec {shown(label)}{hint}; known kinds: {known}"
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for what cannot be a path (a name too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_path(text: str) -> bool:

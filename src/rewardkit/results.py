@@ -87,7 +87,7 @@ class ScoreResult:
     tokens: TokenScores | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float32))
+        object.__setattr__(self, "scores", float32_scores(self.scores))
         for name in ("components", "members"):
             cols = {str(k): _float_array(v) for k, v in getattr(self, name).items()}
             object.__setattr__(self, name, cols)
@@ -99,6 +99,27 @@ class ScoreResult:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+
+def float32_scores(values: Any, who: str = "a reward") -> np.ndarray:
+    """``values`` as the float32 scores a reward returns; a :class:`ValueError` naming ``who``
+    and the first row for a finite number past float32's range (±3.4e38), which the cast would
+    make ±inf and the writers null ("does not apply"). NaN and ±inf pass as they are."""
+    a = np.asarray(values)
+    if a.dtype.kind != "f" or a.dtype.itemsize <= 4:
+        return np.asarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        out = a.astype(np.float32)
+    over = np.flatnonzero(np.isinf(out) & np.isfinite(a))
+    if len(over):
+        i = int(over[0])
+        row = np.unravel_index(i, a.shape)[0]
+        raise ValueError(
+            f"{who}: score {a.flat[i]:.6g} (row {row}) is past float32's range (±3.4e38), "
+            f"where scores are float32 ({len(over)} such value(s)); scale the reward down "
+            "(smaller weights)"
+        )
+    return out
 
 
 def failed_items(stats: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, str]]]:

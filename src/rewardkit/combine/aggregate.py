@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rewardkit.combine.normalize import check_finite
+from rewardkit.combine.normalize import Groups, check_finite, huge_exponents
 
 #: Aggregate name → one-line description (shown by ``rewardkit rewards list``).
 AGGREGATES: dict[str, str] = {
@@ -112,6 +112,23 @@ def _rows_std(x: np.ndarray, mask: np.ndarray, n: np.ndarray, mean: np.ndarray) 
     return np.sqrt(out)
 
 
+def _rows_moments(x: np.ndarray, mask: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware mean and population std of each row. A row holding a value past 2^500 is
+    summed at its power-of-two scale (:func:`rewardkit.combine.normalize.huge_exponents`, exact):
+    the squares of ``[1e200, 3e200]`` overflowed, giving std inf (mean − std −inf)."""
+    rows, m = x.shape
+    e = huge_exponents(
+        np.where(mask, x, np.nan).reshape(-1), Groups(np.repeat(np.arange(rows), m), rows)
+    )
+    if e is None:
+        mean = _rows_mean(x, mask, n)
+        return mean, _rows_std(x, mask, n, mean)
+    e = e.reshape(rows, m)[:, 0]
+    xs = np.ldexp(x, -e[:, None])
+    mean = _rows_mean(xs, mask, n)
+    return np.ldexp(mean, e), np.ldexp(_rows_std(xs, mask, n, mean), e)
+
+
 def member_stats(scores: np.ndarray) -> MemberStats:
     """NaN-aware mean and population std (ddof=0) of each member (column) over the rows.
 
@@ -121,8 +138,7 @@ def member_stats(scores: np.ndarray) -> MemberStats:
     x = as_score_matrix(scores)
     mask = ~np.isnan(x)
     n = mask.sum(axis=0)
-    mean = _rows_mean(x.T, mask.T, n)
-    std = _rows_std(x.T, mask.T, n, mean)
+    mean, std = _rows_moments(x.T, mask.T, n)
     return MemberStats(mean, std, n.astype(np.int64))
 
 
@@ -162,8 +178,7 @@ def disagreement(scores: np.ndarray) -> Disagreement:
     x = as_score_matrix(scores)
     mask = ~np.isnan(x)
     n = mask.sum(axis=1)
-    mean = _rows_mean(x, mask, n)
-    std = _rows_std(x, mask, n, mean)
+    std = _rows_moments(x, mask, n)[1]
     hi = np.where(mask, x, -np.inf).max(axis=1)
     lo = np.where(mask, x, np.inf).min(axis=1)
     rng = np.where(n > 0, hi - lo, np.nan)
@@ -234,13 +249,14 @@ def aggregate(
     out = np.full(x.shape[0], np.nan)
 
     if name == "mean":
-        out = _rows_mean(x, mask, n)
+        out = _rows_moments(x, mask, n)[0]
     elif name == "mean_minus_std":
         lam = float(lam)
         if not np.isfinite(lam):
             raise ValueError(f"lam must be a finite number; got {lam!r}")
-        mean = _rows_mean(x, mask, n)
-        out = mean - lam * _rows_std(x, mask, n, mean)
+        mean, std = _rows_moments(x, mask, n)
+        with np.errstate(over="ignore"):  # a row past float64 is refused below
+            out = mean - lam * std
     elif name == "min":
         out[have] = np.where(mask, x, np.inf).min(axis=1)[have]
     elif name == "max":
@@ -258,7 +274,15 @@ def aggregate(
         used = np.where(mask, aw[None, :], 0.0).sum(axis=1)
         total = np.where(mask, x * w[None, :], 0.0).sum(axis=1)
         np.divide(total * aw.sum(), used, out=out, where=have)
-        out = np.ldexp(out, e)
+        with np.errstate(over="ignore"):  # a row past float64 is refused below
+            out = np.ldexp(out, e)
+    past = np.flatnonzero(np.isinf(out))  # finite scores whose aggregate float64 cannot hold
+    if len(past):
+        i = int(past[0])
+        raise ValueError(
+            f"aggregate {name!r} of row {i} is {out[i]}: past float64's range (±1.8e308) "
+            f"({len(past)} row(s)); scale the scores or weights down"
+        )
     return Aggregated(out, n.astype(np.int64))
 
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_groups, as_rewards, group_stats
+from rewardkit.combine.normalize import as_groups, as_rewards, group_stats, huge_exponent
 
 #: Upper clamp of ``1 / f_Beta(p)`` (reference code).
 INV_PDF_MAX = 1e6
@@ -97,9 +97,23 @@ def batch_moments(p_groups: np.ndarray) -> tuple[float, float]:
     return float(p_groups.mean()), float(p_groups.var(ddof=1))
 
 
-def _to_unit(rewards: Any, r_min: float, r_max: float) -> np.ndarray:
+def _check_bounds(r_min: Any, r_max: Any) -> None:
+    """BNPO's reward bounds: finite numbers with ``r_max > r_min`` (an infinite bound mapped
+    every reward to 0 or NaN)."""
+    try:
+        ok = math.isfinite(r_min) and math.isfinite(r_max)
+    except TypeError:
+        ok = False
+    if not ok or isinstance(r_min, bool) or isinstance(r_max, bool):
+        raise ValueError(
+            f"BNPO needs finite reward bounds r_min, r_max; got r_min={r_min!r}, r_max={r_max!r}"
+        )
     if not r_max > r_min:
         raise ValueError(f"BNPO needs r_max > r_min; got r_min={r_min}, r_max={r_max}")
+
+
+def _to_unit(rewards: Any, r_min: float, r_max: float) -> np.ndarray:
+    _check_bounds(r_min, r_max)
     r = as_rewards(rewards)
     outside = np.flatnonzero((r < r_min) | (r > r_max))  # NaN compares False: allowed
     if len(outside):
@@ -109,7 +123,10 @@ def _to_unit(rewards: Any, r_min: float, r_max: float) -> np.ndarray:
             f"({len(outside)} value(s)); BNPO's Beta model needs rewards in that range: pass the "
             "reward's real bounds"
         )
-    return (r - r_min) / (r_max - r_min)
+    # at the power-of-two scale of the bounds (exact): r_max − r_min cannot overflow
+    e = huge_exponent([r_min, r_max])
+    lo, hi = math.ldexp(r_min, -e), math.ldexp(r_max, -e)
+    return (np.ldexp(r, -e) - lo) / (hi - lo)
 
 
 def _advantages(r01: np.ndarray, p: np.ndarray, params: BetaParams, zero: np.ndarray) -> np.ndarray:
@@ -189,6 +206,9 @@ class BNPONormalizer:
     def __post_init__(self) -> None:
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum}")
+        _check_bounds(self.r_min, self.r_max)
+        if self.singleton not in SINGLETONS:
+            raise ValueError(f"singleton must be one of {SINGLETONS}; got {self.singleton!r}")
 
     @property
     def params(self) -> BetaParams:
@@ -212,8 +232,25 @@ class BNPONormalizer:
         return _advantages(r01, p, self.params, zero)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"momentum": self.momentum, "m": self.m, "v": self.v, "steps": self.steps}
+        """The settings and the running moments: what :meth:`load_state_dict` needs to go on
+        exactly as this object would."""
+        return {
+            "momentum": self.momentum,
+            "r_min": self.r_min,
+            "r_max": self.r_max,
+            "singleton": self.singleton,
+            "m": self.m,
+            "v": self.v,
+            "steps": self.steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take the settings and moments of :meth:`state_dict` (as :class:`RunningWhitener`
+        does); a state saved before the bounds and ``singleton`` were saved keeps this
+        object's."""
         self.momentum = float(state["momentum"])
+        self.r_min = float(state.get("r_min", self.r_min))
+        self.r_max = float(state.get("r_max", self.r_max))
+        self.singleton = str(state.get("singleton", self.singleton))
+        self.__post_init__()
         self.m, self.v, self.steps = state["m"], state["v"], int(state["steps"])

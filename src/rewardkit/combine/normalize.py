@@ -194,6 +194,16 @@ def huge_exponents(r: np.ndarray, groups: Groups) -> np.ndarray | None:
     return e[groups.index]
 
 
+def huge_exponent(values: Any) -> int:
+    """:func:`huge_exponents` of one group: 0 for ordinary values; when the largest finite
+    magnitude among ``values`` is past :data:`HUGE`, its binary exponent ``e`` (``v·2^−e`` is
+    exact and lies in [−1, 1], so sums and squares taken at that scale cannot overflow)."""
+    a = np.abs(np.asarray(values, dtype=np.float64).reshape(-1))
+    a = a[np.isfinite(a)]
+    top = float(a.max()) if a.size else 0.0
+    return math.frexp(top)[1] if top > HUGE else 0
+
+
 def _check(scale: str, singleton: str, ddof: int, eps: float) -> None:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}; got {scale!r}")

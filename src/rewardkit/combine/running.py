@@ -8,17 +8,21 @@ per source so a 0/1 verifier and a logit-scale RM each get their own scale. ``de
 the moments into exponentially weighted ones for non-stationary rewards.
 
 NaN rewards are skipped by the statistics and stay NaN. Pure ``state_dict``/``load_state_dict``:
-restoring mid-stream gives exactly the uninterrupted result.
+restoring mid-stream gives exactly the uninterrupted result. Rewards past 2^500 are summed at a
+power-of-two scale (exact); a batch whose statistics float64 cannot hold (squared deviations past
+1.8e308, rewards around 1e155 and beyond) is a ``ValueError`` that leaves every statistic as it
+was, where it made them NaN for good.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_rewards
+from rewardkit.combine.normalize import as_rewards, huge_exponent
 
 
 def clip_rewards(rewards: Any, low: float | None = None, high: float | None = None) -> np.ndarray:
@@ -37,21 +41,31 @@ class Moments:
     mean: float = 0.0
     m2: float = 0.0
 
-    def update(self, x: np.ndarray, decay: float = 1.0) -> None:
+    def updated(self, x: np.ndarray, decay: float = 1.0, source: str = "default") -> Moments:
+        """These moments with the non-NaN values of ``x`` folded in (a new object); a
+        ``ValueError`` naming ``source`` when the result would not be finite."""
         x = x[~np.isnan(x)]
         if not len(x):
-            return
-        if decay < 1.0:
-            self.count *= decay
-            self.m2 *= decay
+            return self
+        count, m2 = (self.count * decay, self.m2 * decay) if decay < 1.0 else (self.count, self.m2)
+        e = huge_exponent(x)  # summed at a power-of-two scale: exact, no overflow on the way
+        xs = np.ldexp(x, -e)
         n_b = float(len(x))
-        mean_b = float(x.mean())
-        m2_b = float(((x - mean_b) ** 2).sum())
-        total = self.count + n_b
-        delta = mean_b - self.mean
-        self.mean += delta * n_b / total
-        self.m2 += m2_b + delta * delta * self.count * n_b / total
-        self.count = total
+        mean_s = float(xs.mean())
+        with np.errstate(over="ignore"):
+            m2_b = float(np.ldexp(((xs - mean_s) ** 2).sum(), 2 * e))
+            mean_b = math.ldexp(mean_s, e)
+            total = count + n_b
+            delta = mean_b - self.mean
+            mean = self.mean + delta * n_b / total
+            m2 += m2_b + delta * delta * count * n_b / total
+        if not (math.isfinite(mean) and math.isfinite(m2)):
+            raise ValueError(
+                f"running statistics of source {source!r} would pass float64's range (rewards "
+                f"up to {float(np.abs(x).max()):.3g}: their squared deviations overflow); scale "
+                "the rewards down (the statistics are left as they were)"
+            )
+        return replace(self, count=total, mean=mean, m2=m2)
 
     def std(self, ddof: int = 1) -> float:
         return float(np.sqrt(self.m2 / (self.count - ddof))) if self.count > ddof else 1.0
@@ -90,10 +104,12 @@ class RunningWhitener:
     def update(self, rewards: Any, source_ids: Any = None) -> None:
         r = as_rewards(rewards)
         ids = self._sources(len(r), source_ids)
-        for s in np.unique(ids):
+        new = {}  # every source's update first: a refused batch changes no statistic
+        for s in map(str, np.unique(ids)):
             x = r[ids == s]
             if not np.isnan(x).all():  # a source where nothing applied gets no statistics
-                self.moments.setdefault(str(s), Moments()).update(x, self.decay)
+                new[s] = self.moments.get(s, Moments()).updated(x, self.decay, s)
+        self.moments.update(new)
 
     def whiten(self, rewards: Any, source_ids: Any = None) -> np.ndarray:
         r = as_rewards(rewards)
@@ -106,8 +122,11 @@ class RunningWhitener:
             m = self.moments.get(str(s))
             if m is None or m.count == 0:
                 raise ValueError(f"no running statistics for source {str(s)!r}; call update first")
-            x = r[sel] - m.mean if self.center else r[sel]
-            out[sel] = x / (m.std(self.ddof) + self.eps)
+            std = m.std(self.ddof)
+            # at the power-of-two scale of the largest of them: (x − mean) cannot overflow
+            e = huge_exponent([*r[sel], m.mean, std])
+            x = np.ldexp(r[sel], -e) - (math.ldexp(m.mean, -e) if self.center else 0.0)
+            out[sel] = x / (math.ldexp(std, -e) + math.ldexp(self.eps, -e))
         return out if self.clip is None else clip_rewards(out, -self.clip, self.clip)
 
     def __call__(self, rewards: Any, source_ids: Any = None) -> np.ndarray:

@@ -21,6 +21,21 @@ def scan_flags(text: str) -> tuple[bool, bool]:
     )
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text (strings skipped). Iterative: it tells a
+    ``RecursionError`` of a document nested too deep from one of a caller already deep in the
+    stack (a spec file that names itself), which must not be reported as the document's."""
+    depth = top = 0
+    for ch in _BRACKET.findall(_STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        top = max(top, depth)
+    return top
+
+
 def _bad_string(text: str) -> str | None:
     try:
         text.encode("utf-8")
@@ -138,6 +153,8 @@ def parse_json(text: str) -> Any:
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
+        if nesting_depth(text) <= MAX_DEPTH:
+            raise  # the caller's stack was deep, not this document
         raise ValueError(f"invalid JSON: nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion…"
         raise ValueError(f"invalid JSON: number too long to read ({e})") from None

@@ -8,6 +8,7 @@ problems are raised.
 from __future__ import annotations
 
 import codecs
+import functools
 import gzip
 import io
 import json
@@ -21,6 +22,7 @@ from rewardkit.data.jsontext import (
     DuplicateKeyError,
     check_tree,
     marking_decoder,
+    nesting_depth,
     parse_json,
     repeated_key,
     scan_flags,
@@ -132,15 +134,106 @@ def yaml_problem(e: Exception) -> str:
     return f"{where}: {problem}" + (f" ({context})" if context else "")
 
 
-def parse_yaml(text: str) -> Any:
+#: YAML 1.2 core-schema scalars (what a reward spec file is read with): only ``true``/``false``
+#: are booleans and only decimal, ``0o`` and ``0x`` digits integers, so ``no``, ``on``, ``017``
+#: and ``1:30`` are not read as YAML 1.1's False, True, 15 and 90.
+_CORE_SCALARS = (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+)
+
+
+@functools.cache
+def _yaml_loader(core: bool) -> Any:
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (JSON's rule: never a
+    silent last-value-wins), reading YAML 1.2 core-schema scalars when ``core``."""
+    import re
+
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in getattr(node, "value", []):
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<: *base' keys may be overridden: that is what merging is for
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                except TypeError:  # an unhashable key: the base class names it
+                    break
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (a mapping gives it twice)",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    if not core:
+        return UniqueKeyLoader
+
+    class CoreLoader(UniqueKeyLoader):
+        pass
+
+    tags = {f"tag:yaml.org,2002:{name}" for name, _, _ in _CORE_SCALARS}
+    tags.add("tag:yaml.org,2002:timestamp")
+    CoreLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in found if tag not in tags]
+        for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for name, pattern, first in _CORE_SCALARS:
+        CoreLoader.add_implicit_resolver(f"tag:yaml.org,2002:{name}", re.compile(pattern), first)
+
+    def core_int(loader: Any, node: Any) -> int:
+        text = loader.construct_scalar(node)
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text)  # decimal, leading zeros and all: 017 is 17
+
+    CoreLoader.add_constructor("tag:yaml.org,2002:int", core_int)
+    return CoreLoader
+
+
+def _yaml_deeper_than(text: str, limit: int) -> bool:
+    """Whether mappings and sequences in YAML text nest deeper than ``limit``, from its event
+    stream (iterative, aliases not expanded, stopping there): see
+    :func:`rewardkit.data.jsontext.nesting_depth`."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > limit:
+                return True
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+    return False
+
+
+def parse_yaml(text: str, *, core: bool = False) -> Any:
     """``yaml.safe_load`` that fails with a :class:`ValueError` saying why for hostile input:
-    syntax errors, nesting deeper than :data:`MAX_DEPTH`, alias bombs (more than
-    :data:`MAX_YAML_NODES` values once expanded), integers too long to convert, lone surrogates."""
+    syntax errors, a key repeated in one mapping, nesting deeper than :data:`MAX_DEPTH`, alias
+    bombs (more than :data:`MAX_YAML_NODES` values once expanded), integers too long to
+    convert, lone surrogates. ``core`` reads scalars as YAML 1.2's core schema does (reward
+    spec files: ``no`` and ``1:30`` are text, ``017`` is 17; :data:`_CORE_SCALARS`)."""
     import yaml
 
     try:
-        obj = yaml.safe_load(text)
+        obj = yaml.load(text, Loader=_yaml_loader(core))  # a SafeLoader subclass
     except RecursionError:
+        if not _yaml_deeper_than(text, MAX_DEPTH):
+            raise  # the caller's stack was deep, not this document
         raise ValueError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep") from None
     except yaml.YAMLError as e:
         raise ValueError(f"invalid YAML: {yaml_problem(e)}") from None
@@ -154,7 +247,7 @@ def parse_yaml(text: str) -> Any:
     return obj
 
 
-def read_config_file(path: str | Path, what: str = "file") -> Any:
+def read_config_file(path: str | Path, what: str = "file", *, core_yaml: bool = False) -> Any:
     """The content of a JSON (``.json``) or YAML file a user points at (a reward spec, a train
     config, a fitted temperature), or a :class:`DataError` naming the file and saying why it
     cannot be read: missing, unreadable, not UTF-8, invalid or hostile JSON/YAML."""
@@ -171,7 +264,7 @@ def read_config_file(path: str | Path, what: str = "file") -> Any:
             f"the {what} is not UTF-8 text (invalid bytes {bad!r} at byte {e.start})", path=str(p)
         ) from None
     try:
-        return parse_json(text) if p.suffix.lower() == ".json" else parse_yaml(text)
+        return parse_json(text) if p.suffix.lower() == ".json" else parse_yaml(text, core=core_yaml)
     except ValueError as e:
         raise DataError(f"the {what}: {e}", path=str(p)) from None
 
@@ -244,6 +337,8 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
             f"invalid JSON: {e.msg} (column {e.colno})", path=str(path), line=e.lineno
         ) from None
     except RecursionError:
+        if nesting_depth(text) <= MAX_DEPTH:
+            raise  # the caller's stack was deep, not this document
         raise DataError(
             f"invalid JSON: nested more than {MAX_DEPTH} levels deep", path=str(path)
         ) from None

@@ -37,6 +37,26 @@ def log_key(name: str, empty: str = "component") -> str:
     return key
 
 
+def log_keys(
+    names: Sequence[str], reserved: Sequence[str] = (), empty: str = "component"
+) -> dict[str, str]:
+    """:func:`log_key` of each name, made one key per name: a key that is ``reserved`` (an
+    adapter's own ``score``, ``applies``…) or that an earlier name took gets the first free
+    suffix ``_2``, ``_3``… in the names' order (``rule:format?pattern=^a+$`` and ``…^a*$``
+    both give ``rule:format_pattern_a``: the second is ``rule:format_pattern_a_2``)."""
+    taken = set(reserved)
+    out: dict[str, str] = {}
+    for name in names:
+        key, k = log_key(name, empty), 1
+        while key in taken:
+            k += 1
+            suffix = f"_{k}"
+            key = log_key(name, empty)[: 60 - len(suffix)] + suffix
+        taken.add(key)
+        out[name] = key
+    return out
+
+
 def components(reward: Reward, result: ScoreResult) -> dict[str, np.ndarray]:
     """The per-component scores behind one :meth:`~rewardkit.types.Reward.score_full` call.
 

@@ -15,7 +15,9 @@ takes the keys of the first response and reads them from all). So::
           spec: {"route": {"openai/gsm8k": "rule:gsm8k", "hh": "classifier:PATH"}}
 
 returns ``{"score": s, "applies": 1.0|0.0, "failed": 0.0|1.0, "<component>": v, ...}`` with the same keys for every
-response of a spec (ensemble members or hybrid parts as components). The reward is built once
+response of a spec (ensemble members or hybrid parts as components; each component its own
+key, :func:`rewardkit.integrations._common.log_keys`: one named ``score`` or two whose names
+differ only in punctuation get ``_2``, ``_3``… suffixes, never each other's or ``score``'s key). The reward is built once
 per spec and cached in the process. Without ``spec`` the ``REWARDKIT_SPEC`` environment variable
 is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``
 (an empty one — ``""``, blank, ``[]`` — is no reference, as in the OpenRLHF and TRL adapters:
@@ -59,11 +61,13 @@ from rewardkit.integrations._common import (
     components,
     failed_fill,
     is_plain,
-    log_key,
+    log_keys,
 )
 from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
+#: The keys of every result dict; a component of the same name is logged as ``score_2``…
+RESERVED_KEYS = ("score", "applies", "failed")
 _CACHE: dict[str, Reward] = {}
 # verl's reward loop calls compute_score for many responses at once from worker threads: the
 # first calls would each build the reward (one model load per response) without this lock
@@ -192,6 +196,7 @@ def compute_score_batch(
     scores, failed = failed_fill(full, scores, failed_score, f"verl {reward.name!r}")
     comps = components(reward, full)
     keyed = len(comps) > 1 or next(iter(comps)) != reward.name
+    keys = log_keys(list(comps), reserved=RESERVED_KEYS) if keyed else {}
     if keyed:
         for name, vals in comps.items():
             check_finite_scores(vals, f"component {name!r} scores")
@@ -205,7 +210,7 @@ def compute_score_batch(
         if keyed:
             for name, vals in comps.items():
                 v = float(vals[i])
-                rec[log_key(name)] = v if math.isfinite(v) else nan_score
+                rec[keys[name]] = v if math.isfinite(v) else nan_score
         out.append(rec)
     return out
 

@@ -99,7 +99,7 @@ class ClassifierReward(FamilyModelReward):
         self._layout = None if self.use_chat_template else pair_layout(self.tokenizer)
         k = self.loaded.outputs
         if k > 1:
-            names = list(objectives) if objectives else None
+            names = objective_names(objectives) if objectives else None
             if names is None:
                 labels = self.loaded.labels or tuple(f"objective_{i}" for i in range(k))
                 names = list(labels)
@@ -179,11 +179,33 @@ class ClassifierReward(FamilyModelReward):
         return ScoreResult(reduced, components=parts, stats=run.stats, truncated=run.truncated)
 
 
+def comma_list(text: str) -> list[str]:
+    """The non-empty, stripped parts of a spec's comma list (``"a, b,"`` → ``["a", "b"]``)."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def objective_names(objectives: str | Sequence[str]) -> list[str]:
+    """``objectives=`` as names: a comma list (``"a,b,c"``, as ``weights=`` is written) or a
+    list of names; each non-empty text, none given twice."""
+    if isinstance(objectives, str):
+        names = comma_list(objectives)
+    elif isinstance(objectives, Sequence) and all(isinstance(n, str) for n in objectives):
+        names = [n.strip() for n in objectives]
+    else:
+        raise ValueError(f"objectives: expected names 'a,b,c' (or a list); got {objectives!r}")
+    if not all(names):
+        raise ValueError(f"objectives: a name is empty in {objectives!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"objectives: {repeated} given twice in {objectives!r}")
+    return names
+
+
 def objective_weight_vector(names: Sequence[str], weights: Mapping[str, float] | str) -> np.ndarray:
     """Weights in objective order from ``{name: w}`` or ``"name:w,name:w"``; unnamed weigh 0."""
     if isinstance(weights, str):
         parsed: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in weights.split(","))):
+        for part in comma_list(weights):
             name, sep, value = part.rpartition(":")
             if not sep or not name:
                 raise ValueError(f"weights: expected 'name:w,name:w', got {weights!r}")

@@ -37,7 +37,7 @@ from rewardkit.combine.aggregate import (
     zscore,
 )
 from rewardkit.errors import SpecError
-from rewardkit.results import failed_rows, failure_entries
+from rewardkit.results import failed_rows, failure_entries, float32_scores
 from rewardkit.rewards.composite.members import (
     Member,
     MemberSpec,
@@ -114,12 +114,7 @@ class EnsembleReward(Reward):
             raise SpecError("an ensemble needs at least one member; got an empty list")
         if normalize not in NORMALIZERS:
             raise SpecError(f"ensemble: unknown normalize {normalize!r}; expected {NORMALIZERS}")
-        try:
-            self.lam = float(lam)
-        except (TypeError, ValueError):
-            raise SpecError(f"ensemble: lam must be a number; got {lam!r}") from None
-        if not math.isfinite(self.lam):
-            raise SpecError(f"ensemble: lam must be finite; got {lam!r}")
+        self.lam = _number(lam, "lam")
         self.normalize = normalize
         self.members: list[Member] = unique_names(
             [
@@ -172,7 +167,9 @@ class EnsembleReward(Reward):
         if self.normalize != "zscore":
             raise SpecError("ensemble: 'stats' are used only with normalize='zscore'")
         try:
-            pairs = tuple((float(mu), float(sd)) for mu, sd in stats)
+            pairs = tuple((_number(mu, "stats"), _number(sd, "stats")) for mu, sd in stats)
+        except SpecError:
+            raise
         except (TypeError, ValueError):
             raise SpecError(
                 f"ensemble: 'stats' must be one [mean, std] pair per member; got {stats!r}"
@@ -268,20 +265,23 @@ class EnsembleReward(Reward):
                 x = zscore(raw, mean=mean, std=std)
             else:
                 x = zscore(raw)
-        values, n = aggregate(x, self.aggregate, lam=self.lam, weights=self.weights)
+        try:
+            values, _ = aggregate(x, self.aggregate, lam=self.lam, weights=self.weights)
+        except ValueError as exc:  # a value past float64's range
+            raise ValueError(f"{self.name}: {exc}") from None
         failed, lost = self._member_failures(member_stats, raw)
+        if self.weights is not None:  # a zero-weight member never contributes
+            x = np.where(np.asarray(self.weights) != 0, x, np.nan)
+        dis = disagreement(x)  # over the members that contributed, as `contributing` counts
+        n, std, spread = dis.n_contributing.astype(np.float64), dis.std, dis.range
         if lost:  # a member's failure is not its abstention: the row fails, never re-weighted
-            values = values.copy()
-            values[sorted(lost)] = np.nan
-        dis = disagreement(x)
+            rows = sorted(lost)
+            values, n, std, spread = values.copy(), n.copy(), std.copy(), spread.copy()
+            values[rows], n[rows], std[rows], spread[rows] = np.nan, 0.0, np.nan, np.nan
         return ScoreResult(
-            values,
+            float32_scores(values, f"reward {self.name!r}"),
             members={m.name: raw[:, j] for j, m in enumerate(self.members)},
-            components={
-                "disagreement": dis.std,
-                "spread": dis.range,
-                "contributing": n.astype(np.float64),
-            },
+            components={"disagreement": std, "spread": spread, "contributing": n},
             truncated=truncated,
             stats={
                 "queries": len(queries),
@@ -341,6 +341,20 @@ class EnsembleReward(Reward):
             res.components["contributing"].astype(np.int64),
             res.components["spread"],
         )
+
+
+def _number(value: Any, what: str) -> float:
+    """An ensemble option (``lam``, a ``stats`` entry) as a finite float; true/false are no
+    numbers (``lam: true`` was λ = 1)."""
+    if isinstance(value, bool):
+        raise SpecError(f"ensemble: {what} must be a number, not {str(value).lower()}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"ensemble: {what} must be a number; got {value!r}") from None
+    if not math.isfinite(number):
+        raise SpecError(f"ensemble: {what} must be finite; got {value!r}")
+    return number
 
 
 def _no_string_form(kind: str, arg: str | None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.registry import kinds, load_reward, parse_spec
+from rewardkit.registry import kinds, load_reward, parse_spec, spec_file
 from rewardkit.types import Reward
 
 #: Options of a member that the ensemble itself reads (and removes before building the member).
@@ -34,10 +34,13 @@ class Member:
     weight: float | None = None
 
 
-def strip_member_options(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``objective=``/``weight=`` out of a string spec's options; the rest is kept verbatim."""
+def strip_member_options(
+    spec: str, base_dir: str | Path | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Split ``objective=``/``weight=`` out of a string spec's options; the rest is kept verbatim.
+    A spec naming a file is a file (its name may hold a ``?``), as for :func:`load_reward`."""
     head, sep, query = spec.strip().partition("?")
-    if not sep:
+    if not sep or spec_file(spec, base_dir) is not None:
         return spec.strip(), {}
     _, _, parsed = parse_spec(spec)
     found = {k: parsed[k] for k in MEMBER_OPTIONS if k in parsed}
@@ -52,6 +55,9 @@ def is_composite_dict(item: Mapping[str, Any]) -> bool:
 
 
 def check_weight(value: Any, where: str) -> float:
+    """A member's weight as a finite float; true/false are no weights (``weight=true`` was 1)."""
+    if isinstance(value, bool):
+        raise SpecError(f"{where}: weight must be a number, not {str(value).lower()}")
     try:
         weight = float(value)
     except (TypeError, ValueError):
@@ -85,7 +91,7 @@ def build_member(
             spec = dict(item)
             options = {k: spec.pop(k) for k in MEMBER_OPTIONS if k in spec}
     elif isinstance(item, str):
-        spec, options = strip_member_options(item)
+        spec, options = strip_member_options(item, base_dir)
     elif isinstance(item, Sequence) and not isinstance(item, bytes):
         if len(item) != 2:
             raise SpecError(f"{where}: a list member must be [SPEC, WEIGHT]; got {item!r}")

@@ -154,7 +154,14 @@ def build(
             return spec
         return load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
 
-    routes = {str(s): _load(spec) for s, spec in members.items()}
+    for source in members:
+        if not isinstance(source, str):
+            raise SpecError(
+                f"route key {source!r} is {type(source).__name__}, not text: data-source names "
+                'are text (in a YAML spec file quote them as written, e.g. "017": SPEC; '
+                "unquoted, YAML reads digits as a number and true/false as a boolean)"
+            )
+    routes = {s: _load(spec) for s, spec in members.items()}
     return RouteReward(
         routes,
         default=None if default is None else _load(default),

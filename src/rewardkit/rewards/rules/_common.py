@@ -187,6 +187,23 @@ def as_bool(name: str, rule: str, value: Any) -> bool:
     return switch(name, value, f"rule:{rule}")
 
 
+def as_text(name: str, rule: str, value: Any) -> str:
+    """An option read as text: a number is written back (``pattern=123``), true/false are no
+    text (``pattern=yes`` is the text "yes"; ``pattern=true`` was the regex "True")."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SpecError(f"rule:{rule} option {name} must be text, got {value!r}")
+    return str(value)
+
+
+def as_count(name: str, rule: str, value: Any, *, minimum: int = 1) -> int:
+    """An option read as a whole number ≥ ``minimum`` (``5.0`` is 5; ``5.9`` is refused, not
+    cut to 5)."""
+    number = as_number(name, rule, value, minimum=minimum)
+    if not float(number).is_integer():
+        raise SpecError(f"rule:{rule} option {name} must be a whole number, got {value!r}")
+    return int(number)
+
+
 def as_number(name: str, rule: str, value: Any, *, minimum: float | None = None) -> float:
     """An option read as a number, optionally with a lower bound."""
     if isinstance(value, bool):  # 'max_chars=true' is not 1

@@ -34,12 +34,14 @@ from rewardkit.rewards.rules._common import (
     RuleReward,
     answer_tag_content,
     as_bool,
-    as_number,
+    as_count,
     references,
 )
 from rewardkit.types import Query
 
 METHODS = ("bleuberi", "sacrebleu")
+#: An option left at its method's default (``None`` is the spec grammar's ``none``).
+_UNSET: Any = object()
 TOKENIZERS = ("13a", "none")
 
 
@@ -161,7 +163,9 @@ class BleuReward(RuleReward):
     (add-one on every order, default true; bleuberi), ``smooth_method`` (sacrebleu: ``exp``,
     ``add-k``, ``floor``, ``none``; default ``exp``), ``tokenize`` (``13a`` or ``none``;
     bleuberi), ``answer_tag`` (score only the inside of ``<answer>…</answer>``, default true).
-    Reference n-gram statistics are cached per distinct reference.
+    An option of the other method is refused (sacrebleu tokenizes with 13a and smooths by
+    ``smooth_method``: ``tokenize``/``smooth`` would change nothing). Reference n-gram
+    statistics are cached per distinct reference.
     """
 
     rule = "bleu"
@@ -170,13 +174,24 @@ class BleuReward(RuleReward):
         self,
         method: str = "bleuberi",
         max_order: int = 4,
-        smooth: bool = True,
-        smooth_method: str | None = "exp",
-        tokenize: str | None = "13a",
+        smooth: Any = _UNSET,
+        smooth_method: Any = _UNSET,
+        tokenize: Any = _UNSET,
         answer_tag: bool = True,
     ) -> None:
         if method not in METHODS:
             raise SpecError(f"rule:bleu method must be one of {METHODS}, got {method!r}")
+        other = ("smooth", "tokenize") if method == "sacrebleu" else ("smooth_method",)
+        given = {"smooth": smooth, "tokenize": tokenize, "smooth_method": smooth_method}
+        unused = [name for name in other if given[name] is not _UNSET]
+        if unused:
+            raise SpecError(
+                f"rule:bleu option {unused[0]} does nothing with method={method} (bleuberi takes "
+                "smooth and tokenize; sacrebleu takes smooth_method and tokenizes with 13a)"
+            )
+        smooth = True if smooth is _UNSET else smooth
+        tokenize = "13a" if tokenize is _UNSET else tokenize
+        smooth_method = "exp" if smooth_method is _UNSET else smooth_method
         # a spec string's "none" arrives as None (the spec grammar's null)
         tokenize = "none" if tokenize is None else tokenize
         smooth_method = "none" if smooth_method is None else smooth_method
@@ -184,7 +199,7 @@ class BleuReward(RuleReward):
             raise SpecError(f"rule:bleu tokenize must be one of {TOKENIZERS}, got {tokenize!r}")
         if smooth_method not in ("exp", "add-k", "floor", "none"):
             raise SpecError(f"rule:bleu smooth_method {smooth_method!r} is not a sacrebleu one")
-        max_order = int(as_number("max_order", self.rule, max_order, minimum=1))
+        max_order = as_count("max_order", self.rule, max_order)
         options: dict[str, Any] = {
             "method": method,
             "max_order": max_order,

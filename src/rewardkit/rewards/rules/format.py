@@ -31,7 +31,7 @@ from typing import Any
 
 from rewardkit.errors import SpecError
 from rewardkit.rewards.rules import regex_worker
-from rewardkit.rewards.rules._common import BadReference, RuleReward, as_number
+from rewardkit.rewards.rules._common import BadReference, RuleReward, as_number, as_text
 from rewardkit.types import Query
 
 DEFAULT_TAGS = ("think", "answer")
@@ -63,9 +63,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def _tag_list(tags: Any) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        return tuple(t.strip() for t in tags.split(",") if t.strip())
-    return tuple(str(t).strip() for t in tags)
+    """``tags=`` as tag names: a comma list, or a list of names (never true/false)."""
+    if isinstance(tags, list | tuple):
+        return tuple(as_text("tags", "format", t).strip() for t in tags)
+    return tuple(t.strip() for t in as_text("tags", "format", tags).split(",") if t.strip())
 
 
 class FormatReward(RuleReward):
@@ -86,6 +87,7 @@ class FormatReward(RuleReward):
         if pattern is not None and tags is not None:
             raise SpecError("rule:format takes either pattern or tags, not both")
         timeout = as_number("timeout", self.rule, timeout, minimum=0.0)
+        pattern = None if pattern is None else as_text("pattern", self.rule, pattern)
         if pattern is not None and timeout > 0:
             # searched in a worker; the limit can change a score, so it is part of the identity
             super().__init__(pattern=str(pattern), timeout=timeout)

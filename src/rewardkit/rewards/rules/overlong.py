@@ -25,15 +25,15 @@ from typing import Any
 from rewardkit.combine.length import soft_overlong as overlong_penalty
 from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import RuleReward, as_number
+from rewardkit.rewards.rules._common import RuleReward, as_count
 from rewardkit.types import Query
 
 UNITS = ("words", "chars", "tokens")
 
 
 def _check(max_len: Any, cache_len: Any) -> tuple[int, int]:
-    max_len = int(as_number("max_len", "overlong", max_len, minimum=1))
-    cache_len = int(as_number("cache_len", "overlong", cache_len, minimum=1))
+    max_len = as_count("max_len", "overlong", max_len)
+    cache_len = as_count("cache_len", "overlong", cache_len)
     if cache_len > max_len:
         raise SpecError(f"rule:overlong cache_len ({cache_len}) must be ≤ max_len ({max_len})")
     return max_len, cache_len

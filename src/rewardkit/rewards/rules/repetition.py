@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import RuleReward, as_number
+from rewardkit.rewards.rules._common import RuleReward, as_count, as_number
 from rewardkit.types import Query
 
 
@@ -37,7 +37,7 @@ class RepetitionReward(RuleReward):
     rule = "repetition"
 
     def __init__(self, n: int = 3, max_penalty: float = -1.0) -> None:
-        n = int(as_number("n", self.rule, n, minimum=1))
+        n = as_count("n", self.rule, n)
         max_penalty = as_number("max_penalty", self.rule, max_penalty)
         if max_penalty > 0:
             raise SpecError(f"rule:repetition max_penalty must be ≤ 0, got {max_penalty}")
