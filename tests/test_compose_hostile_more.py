@@ -439,3 +439,23 @@ def test_a_chain_of_spec_files_past_32_is_refused(tmp_path):
     with pytest.raises(SpecError, match="spec files nested more than 32 deep"):
         load_reward(tmp_path / "f0.yaml")
     assert load_reward(tmp_path / "f20.yaml").score(Q).tolist() == [1.0, 18.0]
+
+
+def test_openrlhf_member_named_applies_does_not_overwrite_the_flag():
+    pytest.importorskip("torch")
+    from rewardkit.integrations.openrlhf import make_reward_func
+
+    spec = {
+        "weighted": [
+            {"ensemble": ["rule:length"], "name": "applies", "weight": 1.0},
+            {"ensemble": ["rule:length"], "name": "rewardkit_failed", "weight": 1.0},
+        ]
+    }
+    out = make_reward_func(spec)(["promptabc"], ["prompt"], None)
+    extra = {k: float(v[0]) for k, v in out["extra_logs"].items()}
+    assert extra == {
+        "applies": 1.0,
+        "rewardkit_failed": 0.0,
+        "applies_2": 3.0,
+        "rewardkit_failed_2": 3.0,
+    }

@@ -71,9 +71,10 @@ class ItemFailed(RewardkitError):
 
 
 def switch(name: str, value: object, where: str) -> bool:
-    """A spec's on/off option as a bool: a bool (the spec parser reads ``true``/``false``/
-    ``yes``/``no``), 0 or 1, or one of those words given as text from Python; anything else is
-    a :class:`SpecError` (``bool("off")`` is True)."""
+    """A spec's on/off option as a bool: a bool (the spec parser reads ``true``/``false``, and
+    ``yes``/``no``/``1``/``0`` for the on/off options in ``registry.SWITCHES``), 0 or 1, or one
+    of those words given as text; anything else is a :class:`SpecError` (``bool("off")`` is
+    True)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):

@@ -35,7 +35,7 @@ from rewardkit.integrations._common import (
     column,
     components,
     failed_fill,
-    log_key,
+    log_keys,
 )
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.types import Query, user
@@ -96,9 +96,10 @@ def score_queries(
         "applies": _tensor(applies.astype(np.float64)),
         "rewardkit_failed": _tensor(failed.astype(np.float64)),  # as the served /get_reward
     }
-    for name, vals in comps.items():
-        if name != reward.name:
-            extra[log_key(name)] = _tensor(np.where(np.isnan(vals), nan_score, vals))
+    parts = {name: vals for name, vals in comps.items() if name != reward.name}
+    keys = log_keys(list(parts), reserved=list(extra))  # never over applies/rewardkit_failed
+    for name, vals in parts.items():
+        extra[keys[name]] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}
 
 

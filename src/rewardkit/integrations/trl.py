@@ -50,6 +50,7 @@ from rewardkit.integrations._common import (
     failed_fill,
     is_plain,
     log_key,
+    log_keys,
     plain_value,
 )
 from rewardkit.monitor import RewardMonitor
@@ -157,11 +158,11 @@ class TRLReward:
         if log_metric is not None and failed.any():
             log_metric(f"rewardkit/{self.__name__}/failed", float(failed.sum()))
         if log_metric is not None and self.log_components:
-            for comp, vals in components(self.reward, full).items():
+            parts = components(self.reward, full)
+            keys = log_keys(list(parts), reserved=["failed"])  # one metric per component
+            for comp, vals in parts.items():
                 if np.any(~np.isnan(vals)):
-                    log_metric(
-                        f"rewardkit/{self.__name__}/{log_key(comp)}", float(np.nanmean(vals))
-                    )
+                    log_metric(f"rewardkit/{self.__name__}/{keys[comp]}", float(np.nanmean(vals)))
         if self.monitor is not None:
             if not self.monitor.ensemble:
                 # a weighted sum's members are different properties, not RMs that should agree
