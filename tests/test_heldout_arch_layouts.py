@@ -410,14 +410,16 @@ def test_causal_lm_logits_scaled_as_the_model_scales_them(name, tmp_path):
 def test_generative_training_reads_the_models_own_logits(name, tmp_path):
     """Before: the generative objective trained on the bare head's logits, not Granite's scaled
     or Gemma 2's soft-capped ones that the judge then scores with."""
+    from rewardkit.rewards.judges.answers import AnswerTokens
+    from rewardkit.rewards.judges.template import YES_NO
     from rewardkit.train.model import GenerativeModel, TrainInputs
 
     path = causal_lm_dir(name, tmp_path / name)
     hf = transformers.AutoModelForCausalLM.from_pretrained(path)
     tok = decoder_tokenizer()
     ids = torch.tensor([tok("Is the sky blue? Answer:")["input_ids"]])
-    yes, no = tok(" Yes")["input_ids"][0], tok(" No")["input_ids"][0]
-    module = GenerativeModel(hf, yes, no).eval()
+    module = GenerativeModel(hf, AnswerTokens(YES_NO, tok, str(path), "logit")).eval()
+    yes, no = module.yes_id, module.no_id
     with torch.no_grad():
         got = module.outputs(TrainInputs(ids, torch.ones_like(ids)))
         own = hf(input_ids=ids).logits[0, -1].float()

@@ -81,6 +81,9 @@ class DuplicateKeyError(ValueError):
         super().__init__(f"invalid JSON: duplicate key {key!r} (an object gives it twice)")
         self.key = key
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:  # across processes (Ray, workers)
+        return type(self), (self.key,)
+
 
 def _repeated(pairs: list[tuple[str, Any]]) -> str:
     """The first key of ``pairs`` that an earlier pair already gave."""
