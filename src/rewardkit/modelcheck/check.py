@@ -206,7 +206,7 @@ def _pooling(reward: FamilyModelReward, scale: float) -> tuple[str, list[str]]:
     problems = []
     deltas = []
     for a, b, what in probe_pairs():
-        sa, sb = _plain(reward, reward.encode([a, b]))
+        sa, sb = _plain(reward, reward.encode_items([a, b]))
         d = float(np.max(np.abs(sa - sb)))
         deltas.append(d)
         if d <= 1e-6 * scale:
@@ -223,6 +223,25 @@ def _pooling(reward: FamilyModelReward, scale: float) -> tuple[str, list[str]]:
     if problems:
         return "BROKEN", problems
     return f"ok: every probe pair scores differently (smallest |Δ| {min(deltas):.2e})", []
+
+
+def _padding(reward: FamilyModelReward) -> str:
+    """The pad id the engine pads with (the adapter's, which the model reads), not the
+    tokenizer's when the two differ, and where each row is read without a pad of its own."""
+    tok = reward.tokenizer
+    pad, eos = reward.pad_token_id, tok.eos_token_id
+    out = f"pad id {pad}{' == eos' if pad == eos else f', eos id {eos}'}"
+    if tok.pad_token_id != pad:
+        out += f" (the tokenizer's pad is {tok.pad_token_id})"
+    if getattr(reward.adapter, "own_pad", True) is False:
+        out += (
+            "; the config names no pad id, so each row is read at its last real token (the "
+            "attention mask), as the model reads one unpadded row"
+        )
+    return (
+        f"{out}; the tokenizer pads {tok.padding_side}, the engine pads right with an "
+        "attention mask"
+    )
 
 
 def _template(reward: FamilyModelReward, rows: Sequence[EncodedRow]) -> tuple[str, list[str]]:
@@ -322,12 +341,14 @@ def check_model(
         if c.ok is False:
             target = problems if c.dtype == "float32" else warnings
             target.append(f"{c.way} in {c.dtype} is {c.max_delta:.2e} from the reference")
-    tok = base.tokenizer
-    pad, eos = tok.pad_token_id, tok.eos_token_id
-    padding = (
-        f"pad id {pad}{' == eos' if pad == eos else f', eos id {eos}'}; the tokenizer pads "
-        f"{tok.padding_side}, the engine pads right with an attention mask"
-    )
+    padding = _padding(base)
+    head = base.loaded.notes.get("head")
+    fresh = head.get("random_init") if isinstance(head, dict) else None
+    if fresh:
+        warnings.append(
+            f"the checkpoint has no trained score head ({', '.join(fresh['params'][:3])}): a "
+            f"fresh head from head_seed={fresh['seed']} scores it, not a trained reward model"
+        )
     pooling, pool_problems = _pooling(base, scale)
     template, template_notes = _template(base, rows)
     problems += pool_problems
@@ -335,7 +356,7 @@ def check_model(
         (problems if "two BOS" in note else warnings).append(note)
     truncation = (
         f"{truncated_rows} of {len(rows)} rows cut to max_length {base.max_length} "
-        f"(policy {base.config.truncation}); the reference scored the same cut rows"
+        f"(policy {base.truncation_policy()}); the reference scored the same cut rows"
     )
     return ModelCheck(
         spec,

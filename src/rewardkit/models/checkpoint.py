@@ -7,12 +7,14 @@ Imports torch (for ``.bin`` weight files): only model-backed rewards import this
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from rewardkit.errors import SpecError
 
@@ -91,26 +93,55 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+#: What a trainer or an adapter writes beside (or instead of) a model's weights: pickled
+#: arguments, optimizer/scheduler/scaler state, LoRA adapters. Never read as the model.
+NOT_WEIGHTS = ("training_args", "optimizer", "scheduler", "scaler", "rng_state", "adapter_model")
+
+
 def weight_files(path: Path) -> list[Path]:
-    """The weight files of a model directory (safetensors preferred when both exist)."""
+    """The weight files of a model directory, as transformers finds them: the shards an index
+    (``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``) names, else
+    ``model*.safetensors``, else ``pytorch_model*.bin``; a checkpoint saved under other names
+    (some value-head models) falls back to its other weight files, never a trainer's state
+    (:data:`NOT_WEIGHTS`). Safetensors are preferred when both exist."""
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    safe = [p for p in files if p.suffix == ".safetensors"]
-    return safe or files
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        shards = _read_json(path / index).get("weight_map") if (path / index).is_file() else None
+        if isinstance(shards, dict) and shards:
+            return sorted({path / str(name) for name in shards.values()})
+    safe = [p for p in files if p.name.startswith("model") and p.suffix == ".safetensors"]
+    bins = [p for p in files if p.name.startswith("pytorch_model") and p.suffix == ".bin"]
+    if safe or bins:
+        return safe or bins
+    others = [p for p in files if not p.name.startswith(NOT_WEIGHTS)]
+    return [p for p in others if p.suffix == ".safetensors"] or others
 
 
 def _iter_tensors(path: Path, load: bool) -> Iterator[tuple[str, Any]]:
-    """(name, shape or tensor) over every weight file of ``path``."""
+    """(name, shape or tensor) over every weight file of ``path``; a file that cannot be read
+    (cut short, empty, not a state dict) is a one-line :class:`SpecError` naming it."""
     for f in weight_files(path):
-        if f.suffix == ".safetensors":
-            from safetensors import safe_open
+        try:
+            yield from _file_tensors(f, load)
+        except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200] or type(exc).__name__
+            raise SpecError(
+                f"{f}: cannot read the weights ({first}); the file is cut short, empty or not "
+                "a weight file"
+            ) from None
 
-            with safe_open(str(f), framework="pt") as fh:
-                for k in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-                    yield k, (fh.get_tensor(k) if load else tuple(fh.get_slice(k).get_shape()))
-        else:
-            state = torch.load(str(f), map_location="cpu", weights_only=True, mmap=True)
-            for k, v in state.items():
-                yield k, (v if load else tuple(v.shape))
+
+def _file_tensors(f: Path, load: bool) -> Iterator[tuple[str, Any]]:
+    if f.suffix == ".safetensors":
+        with safe_open(str(f), framework="pt") as fh:
+            for k in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                yield k, (fh.get_tensor(k) if load else tuple(fh.get_slice(k).get_shape()))
+        return
+    state = torch.load(str(f), map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SpecError(f"{f}: not a state dict of tensors (a trainer's or optimizer's file?)")
+    for k, v in state.items():
+        yield k, (v if load else tuple(v.shape))
 
 
 def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:

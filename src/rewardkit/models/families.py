@@ -23,7 +23,7 @@ from torch import nn
 
 from rewardkit.engine.adapter import text_config
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import SpecError
+from rewardkit.errors import SpecError, switch
 from rewardkit.models.checkpoint import (
     HEAD_NAMES,
     Checkpoint,
@@ -39,9 +39,12 @@ from rewardkit.models.heads import (
     RemoteScoreAdapter,
     SequenceClassifierAdapter,
     ValueHeadAdapter,
+    refuse_nonfinite,
 )
+from rewardkit.models.integrity import load_pretrained, plain_base, remote_code_id
 from rewardkit.models.loading import (
     finish_dtype,
+    load_causal_lm,
     load_sequence_classifier,
     load_tokenizer,
     resolve_device,
@@ -103,7 +106,6 @@ class Family:
 
 
 # -- detection ---------------------------------------------------------------------------------
-_BASE_SUFFIXES = ("ForCausalLM", "Model", "LMHeadModel", "ForMaskedLM", "ForPreTraining")
 
 
 def _is_classifier(c: Checkpoint) -> bool:
@@ -116,7 +118,7 @@ def _is_plain_base(c: Checkpoint) -> bool:
     """A base LM or encoder with no reward head of its own (gets a seeded fresh head)."""
     return (
         bool(c.architectures)
-        and all(a.endswith(_BASE_SUFFIXES) and "Reward" not in a for a in c.architectures)
+        and plain_base(c.architectures)
         and not c.head_weights()
         and "AutoModel" not in c.auto_map
         and not _is_marked_pair(c)
@@ -141,40 +143,48 @@ def _load_classifier(req: LoadRequest) -> Loaded:
         head_seed=req.head_seed,
         trust_remote_code=req.trust_remote_code,
     )
-    pad = classifier_pad_id(model, int(req.tokenizer.pad_token_id))
+    pad, own = classifier_pad_id(model, int(req.tokenizer.pad_token_id))
     k = int(model.config.num_labels)
     id2label = model.config.id2label or {}
     labels = tuple(str(id2label.get(i, f"objective_{i}")) for i in range(k))
-    adapter = SequenceClassifierAdapter(model, pad, req.gating)
+    adapter = SequenceClassifierAdapter(model, pad, req.gating, own_pad=own)
     return Loaded(adapter, model, model.config, {"head": head}, k, labels)
 
 
-def classifier_pad_id(model: Any, tokenizer_pad: int) -> int:
-    """The id a sequence classifier's batches are padded with (docs/families.md).
+def classifier_pad_id(model: Any, tokenizer_pad: int) -> tuple[int, bool]:
+    """The id a sequence classifier's batches are padded with, and whether it is the model's
+    own ``config.pad_token_id`` (docs/families.md).
 
     ``*ForSequenceClassification`` reads the score at the last token that is not
     ``config.pad_token_id``, so padding must use that id: padding with a different tokenizer pad
     would make the model (and the engine's readout) read a padding position. A missing or
-    out-of-vocabulary ``config.pad_token_id`` is replaced by the tokenizer's pad id.
+    out-of-vocabulary ``config.pad_token_id`` is left as it is (the model, on one unpadded row,
+    reads its last token): batches are padded with the tokenizer's pad and read at each row's
+    last real token (:class:`~rewardkit.models.heads.SequenceClassifierAdapter`), never one
+    token early because the row ends with that pad id (eos, say).
     """
     cfg = text_config(model.config)  # where transformers' classifiers read it
     pad = getattr(cfg, "pad_token_id", None)
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     vocab = getattr(emb, "num_embeddings", None) or getattr(cfg, "vocab_size", None)
     if isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < int(vocab or pad + 1):
-        return pad
-    cfg.pad_token_id = tokenizer_pad
-    return tokenizer_pad
+        return pad, True
+    return tokenizer_pad, False
 
 
 def _remote_model(req: LoadRequest) -> Any:
-    model = transformers.AutoModel.from_pretrained(
-        req.source, trust_remote_code=True, dtype=torch_dtype(req.dtype)
+    model, _ = load_pretrained(
+        transformers.AutoModel, req.source, trust_remote_code=True, dtype=torch_dtype(req.dtype)
     )
     return finish_dtype(model, req.dtype)
 
 
 def _load_remote_score(req: LoadRequest) -> Loaded:
+    if "AutoModel" not in req.checkpoint.auto_map:
+        raise SpecError(
+            f"{req.source}: family remote-score runs the checkpoint's own AutoModel code, but "
+            f"config.auto_map names none ({req.checkpoint.describe()})"
+        )
     model = _remote_model(req)
     adapter = RemoteScoreAdapter(model, int(req.tokenizer.pad_token_id))
     return Loaded(adapter, model, model.config, {"code": sorted(req.checkpoint.auto_map.items())})
@@ -192,7 +202,7 @@ def _load_reward_token(req: LoadRequest) -> Loaded:
 
 def _body(req: LoadRequest, state: dict[str, torch.Tensor], prefix: str) -> nn.Module:
     """A transformers body (``AutoModel`` of the config's model type) with its saved weights."""
-    config = transformers.AutoConfig.from_pretrained(req.source)
+    config = transformers.AutoConfig.from_pretrained(req.source, trust_remote_code=False)
     body = transformers.AutoModel.from_config(config)
     missing, _ = body.load_state_dict(strip_prefix(state, prefix), strict=False)
     persistent = {k for k, _ in body.named_parameters()}
@@ -202,6 +212,7 @@ def _body(req: LoadRequest, state: dict[str, torch.Tensor], prefix: str) -> nn.M
             f"{req.source}: the body under {prefix!r} lacks {len(lost)} weights of a "
             f"{type(body).__name__} (first: {lost[:3]})"
         )
+    refuse_nonfinite(body, req.source)
     return finish_dtype(body, req.dtype)
 
 
@@ -224,7 +235,9 @@ def _load_value_head(req: LoadRequest) -> Loaded:
     body_state = {k: v for k, v in state.items() if not k.startswith(f"{names[0]}.")}
     prefix = body_prefix(list(body_state), ("transformer.", "model.", "base_model.", ""))
     body = _body(req, body_state, prefix)
-    head = _linear(state, names[0]).to(next(body.parameters()).dtype).eval()
+    head = _linear(state, names[0])
+    refuse_nonfinite(head, req.source)
+    head = head.to(next(body.parameters()).dtype).eval()
     adapter = ValueHeadAdapter(body, head, int(req.tokenizer.pad_token_id))
     module = nn.ModuleDict({"body": body, "head": head})
     notes = {"head": names[0], "body_prefix": prefix}
@@ -234,6 +247,11 @@ def _load_value_head(req: LoadRequest) -> Loaded:
 def _load_marked_pair(req: LoadRequest) -> Loaded:
     cfg = req.checkpoint.config
     keys = ("source_prefix_id", "cand1_prefix_id", "cand2_prefix_id")
+    if not all(isinstance(cfg.get(k), int) for k in keys):
+        raise SpecError(
+            f"{req.source}: family pair-cross-encoder needs PairRM's marker ids in config.json "
+            f"({', '.join(keys)}); this checkpoint has {[k for k in keys if k in cfg] or 'none'}"
+        )
     markers = [int(cfg[k]) for k in keys]
     spelled = req.tokenizer.convert_ids_to_tokens(markers)
     if spelled != list(PAIR_MARKERS):
@@ -252,7 +270,14 @@ def _load_marked_pair(req: LoadRequest) -> Loaded:
         nn.Dropout(0.0),
         nn.Linear(hidden, tasks),
     )
-    head.load_state_dict(strip_prefix(state, "head_layer."))
+    try:
+        head.load_state_dict(strip_prefix(state, "head_layer."))
+    except RuntimeError:
+        raise SpecError(
+            f"{req.source}: family pair-cross-encoder needs PairRM's head_layer.1 and "
+            f"head_layer.4 weights of a {hidden}-wide body for {tasks} task(s)"
+        ) from None
+    refuse_nonfinite(head, req.source)
     head = head.to(next(body.parameters()).dtype).eval()
     adapter = PairCrossAdapter(body, head, int(req.tokenizer.pad_token_id), markers)
     module = nn.ModuleDict({"body": body, "head": head})
@@ -260,10 +285,7 @@ def _load_marked_pair(req: LoadRequest) -> Loaded:
 
 
 def _load_ab_lm(req: LoadRequest) -> Loaded:
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        req.source, dtype=torch_dtype(req.dtype)
-    )
-    model = finish_dtype(model, req.dtype)
+    model = load_causal_lm(req.source, req.dtype)
     ids = {}
     for letter in ("A", "B"):
         found = req.tokenizer.encode(letter, add_special_tokens=False)
@@ -399,15 +421,27 @@ def open_family_model(
 ) -> OpenedModel:
     """Resolve ``model`` (embedded alias, local directory or Hub id), pick its family, load it
     and move it to the configured device."""
+    trust_remote_code = switch("trust_remote_code", trust_remote_code, model)
+    if num_labels is not None and (
+        isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1
+    ):
+        raise SpecError(f"{model}: num_labels must be a whole number >= 1, got {num_labels!r}")
     set_threads(config.threads)
     resolved = resolve_model(model)
-    tokenizer = load_tokenizer(resolved.source)
+    tokenizer = load_tokenizer(resolved.source, trust_remote_code)
     checkpoint = inspect_checkpoint(resolved.source)
     chosen = pick_family(checkpoint, family)
     if chosen.remote_code and not trust_remote_code:
         raise SpecError(
             f"{model}: family {chosen.name} runs the checkpoint's own code "
             f"({checkpoint.describe()}); pass trust_remote_code=true if you trust it"
+        )
+    own = checkpoint.auto_map.get("AutoModelForSequenceClassification")
+    if own and chosen.name == "sequence-classifier" and not trust_remote_code:
+        raise SpecError(
+            f"{model}: config.auto_map names the checkpoint's own classifier code "
+            f"(AutoModelForSequenceClassification → {own}), which transformers' built-in class "
+            "would silently replace; pass trust_remote_code=true if you trust it"
         )
     request = LoadRequest(
         resolved.source,
@@ -422,4 +456,7 @@ def open_family_model(
     loaded = chosen.load(request)
     device = resolve_device(config.device)
     loaded.module.to(device)
-    return OpenedModel(chosen, tokenizer, loaded, device, dict(resolved.identity))
+    identity = dict(resolved.identity)
+    if trust_remote_code:  # the checkpoint's own code computes the scores: key the cache on it
+        identity.update(remote_code_id(resolved.source))
+    return OpenedModel(chosen, tokenizer, loaded, device, identity)

@@ -12,7 +12,9 @@ pairwise families give the logit of P(A ≻ B) for one order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -77,12 +79,21 @@ class SequenceClassifierAdapter(FamilyAdapter):
 
     layouts = frozenset({"packed", "shared"})
 
-    def __init__(self, model: Any, pad_token_id: int, gating: bool = False) -> None:
+    def __init__(
+        self, model: Any, pad_token_id: int, gating: bool = False, own_pad: bool = True
+    ) -> None:
         super().__init__(pad_token_id)
         self.model = model
         self.gating = gating
         self.model_type = str(getattr(model.config, "model_type", ""))
         self.causal = self.model_type not in ENCODERS
+        #: False when the config names no usable pad id: on one unpadded row the model reads its
+        #: last token, so every row is read at its last real token (the attention mask), never
+        #: before a final token that happens to equal the id batches are padded with.
+        self.own_pad = own_pad
+        #: held while a call names its free pad id in the shared config: a server's model
+        #: workers run batches of one model at once, and must not read each other's id
+        self._pad_lock = threading.Lock()
 
     def backbone(self) -> nn.Module | None:
         m = self.model
@@ -100,14 +111,22 @@ class SequenceClassifierAdapter(FamilyAdapter):
     def device(self) -> torch.device:
         return model_device(self.model)
 
-    def head_logits(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    def head_logits(
+        self,
+        hidden: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits from body hidden states, as ``*ForSequenceClassification.forward`` reads them:
-        BERT pools [CLS]; decoders take the last token that is not the pad id."""
+        BERT pools [CLS]; decoders take the last token that is not the pad id (the last real
+        token when the config names no pad: :attr:`own_pad`)."""
         m = self.model
         if self.model_type == "bert":
             return m.classifier(m.bert.pooler(hidden))
         pad = text_config(m.config).pad_token_id  # multimodal: the text config's
-        if pad is None:
+        if not self.own_pad and attention_mask is not None:
+            last = last_token_index(attention_mask).to(hidden.device)
+        elif pad is None:
             last = torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
         else:
             non_pad = (input_ids != pad).to(hidden.device, torch.int32)
@@ -117,12 +136,38 @@ class SequenceClassifierAdapter(FamilyAdapter):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         if batch.hidden is not None:
-            return squeeze_scores(self.head_logits(batch.hidden, batch.input_ids))
-        out = self.model(**batch.model_inputs())
+            hidden, ids, mask = batch.hidden, batch.input_ids, batch.attention_mask
+            return squeeze_scores(self.head_logits(hidden, ids, mask))
+        with self._pad_absent_from(batch) as inputs:
+            out = self.model(**inputs)
         if not self.gating:
             return squeeze_scores(out.logits)
         gated = gated_score(out, self.model.config)
         return torch.cat([out.logits.float(), gated.unsqueeze(-1)], dim=-1)
+
+    @contextmanager
+    def _pad_absent_from(self, batch: Batch) -> Iterator[dict[str, torch.Tensor]]:
+        """The model's inputs. Without a pad id of its own (:attr:`own_pad`) and with more than
+        one unpadded row, the padding takes an id that no row of this batch holds, and the
+        config names it for this call only: the model then reads every row at its last real
+        token, as it reads one unpadded row (the model itself is left unchanged)."""
+        inputs = batch.model_inputs()
+        mask = batch.attention_mask
+        if self.own_pad or (mask.shape[0] == 1 and bool(mask.all())):
+            yield inputs
+            return
+        cfg = text_config(self.model.config)
+        emb = self.model.get_input_embeddings()
+        used = torch.zeros(int(emb.num_embeddings), dtype=torch.bool, device=mask.device)
+        used[batch.input_ids[mask.bool()]] = True
+        free = int((~used).nonzero()[0, 0]) if not bool(used.all()) else -1
+        with self._pad_lock:
+            saved = cfg.pad_token_id
+            cfg.pad_token_id = free
+            try:
+                yield {**inputs, "input_ids": batch.input_ids.masked_fill(mask == 0, max(free, 0))}
+            finally:
+                cfg.pad_token_id = saved
 
 
 def gated_reward(objective_scores: torch.Tensor, gate_logits: torch.Tensor) -> torch.Tensor:
@@ -282,23 +327,33 @@ class PairLMAdapter(FamilyAdapter):
 
 
 def nonfinite_weights(module: nn.Module) -> list[str]:
-    """Names of the tensors of ``module``'s state dict that hold a NaN or ±inf."""
-    return [
-        name
-        for name, value in module.state_dict().items()
-        if value.is_floating_point() and not bool(torch.isfinite(value).all())
-    ]
+    """Names of the tensors of ``module``'s state dict that hold a NaN or ±inf (checked in
+    chunks, so a large embedding table needs no second table of flags)."""
+    bad = []
+    for name, value in module.state_dict().items():
+        if not value.is_floating_point() or value.is_meta:
+            continue
+        flat = value.detach().reshape(-1)
+        step = 1 << 22
+        if not all(
+            bool(torch.isfinite(flat[i : i + step]).all()) for i in range(0, len(flat), step)
+        ):
+            bad.append(name)
+    return bad
 
 
-def refuse_nonfinite(module: nn.Module, where: object, command: str) -> None:
-    """SpecError naming ``where`` (the weights file) when a loaded ``module`` holds a NaN or
-    ±inf weight: a diverged run's model would score NaN, "does not apply", everywhere."""
+def refuse_nonfinite(module: nn.Module, where: object, command: str | None = None) -> None:
+    """SpecError naming ``where`` (the weights file or model folder) when a loaded ``module``
+    holds a NaN or ±inf weight: a diverged run's model would score NaN, "does not apply",
+    everywhere. ``command`` is how to train it again, when rewardkit trained it."""
     from rewardkit.errors import SpecError
 
     bad = nonfinite_weights(module)
     if bad:
         shown = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
-        raise SpecError(
-            f"{where}: weights {shown} hold NaN or ±inf (a diverged run?); "
+        fix = (
             f"use a model that trained, or train again with `{command}`"
+            if command
+            else "every score would be NaN; use a checkpoint that trained"
         )
+        raise SpecError(f"{where}: weights {shown} hold NaN or ±inf (a diverged run?); {fix}")

@@ -17,6 +17,12 @@ from typing import Any
 from rewardkit.errors import MissingDependencyError, SpecError
 from rewardkit.models.allocator import keep_freed_memory
 from rewardkit.models.cpu_linear import route_linears
+from rewardkit.models.device import (  # noqa: F401 - re-exported: callers import them from here
+    DEVICE_CHOICES,
+    DEVICE_OPTION,
+    DeviceError,
+    resolve_device,
+)
 from rewardkit.models.embedded import EMBEDDED, cache_root, embedded_key, embedded_model_dir
 
 try:
@@ -280,15 +286,30 @@ def _text_files_id(path: Path) -> dict[str, Any]:
     return {"files_sha256": digest.hexdigest()[:32]}
 
 
-def load_tokenizer(source: str) -> Any:
+def load_tokenizer(source: str, trust_remote_code: bool = False) -> Any:
     """The model's tokenizer (fast when available); a pad token is set if it has none: its eos,
     else its unk, else the token of the model config's ``pad_token_id``/``eos_token_id``.
-    Batches are always masked, so the pad only has to be a real token (docs/families.md)."""
-    tok = transformers.AutoTokenizer.from_pretrained(source)
+    Batches are always masked, so the pad only has to be a real token (docs/families.md).
+
+    A folder without tokenizer files, or whose tokenizer ships its own code while
+    ``trust_remote_code`` is off, is refused in one line (never transformers' ``[y/N]``
+    prompt): :func:`rewardkit.models.integrity.check_tokenizer_folder`."""
+    from rewardkit.models.integrity import check_tokenizer_folder, tokenizer_error
+
+    check_tokenizer_folder(source, trust_remote_code)
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(
+            source, trust_remote_code=bool(trust_remote_code)
+        )
+    except ValueError as exc:
+        clear = tokenizer_error(source, exc)
+        if clear is None:
+            raise
+        raise clear from None
     if tok.pad_token_id is None:
         fallback = tok.eos_token if tok.eos_token is not None else tok.unk_token
         if fallback is None:
-            fallback = _config_token(source, tok)
+            fallback = _config_token(source, tok, trust_remote_code)
         if fallback is None:
             raise SpecError(
                 f"{source}: the tokenizer has no pad, eos or unk token and config.json names no "
@@ -298,10 +319,12 @@ def load_tokenizer(source: str) -> Any:
     return tok
 
 
-def _config_token(source: str, tok: Any) -> str | None:
+def _config_token(source: str, tok: Any, trust_remote_code: bool = False) -> str | None:
     """The token of the model config's pad (else eos) id, when it is in the tokenizer's vocab."""
     try:
-        config = transformers.AutoConfig.from_pretrained(source)
+        config = transformers.AutoConfig.from_pretrained(
+            source, trust_remote_code=bool(trust_remote_code)
+        )
     except (OSError, ValueError):
         return None
     for name in ("pad_token_id", "eos_token_id"):
@@ -309,6 +332,25 @@ def _config_token(source: str, tok: Any) -> str | None:
         value = value[0] if isinstance(value, list) and value else value
         if isinstance(value, int) and 0 <= value < len(tok):
             return str(tok.convert_ids_to_tokens(value))
+    return None
+
+
+#: Encoders whose position ids start at ``pad_token_id + 1`` (fairseq's offset): they take
+#: ``max_position_embeddings − pad_token_id − 1`` tokens, not ``max_position_embeddings``.
+_OFFSET = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "ibert")
+PADDING_OFFSET_TYPES = frozenset((*_OFFSET, "longformer", "mpnet", "roberta-prelayernorm"))
+
+
+def position_limit(model_config: Any) -> int | None:
+    """How many positions the model's table holds for a row (None: no table found)."""
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(model_config, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if getattr(model_config, "model_type", None) in PADDING_OFFSET_TYPES:
+                pad = getattr(model_config, "pad_token_id", None)
+                pad = pad if isinstance(pad, int) and pad >= 0 else 1
+                return max(value - pad - 1, 1)
+            return value
     return None
 
 
@@ -326,10 +368,9 @@ def fit_max_length(
     through to fail mid-run on the first long row.
     """
     hard = [int(v) for v in extra_limits if v and v > 0]
-    for attr in ("max_position_embeddings", "n_positions"):
-        value = getattr(model_config, attr, None)
-        if isinstance(value, int) and value > 0:
-            hard.append(value)
+    positions = position_limit(model_config)
+    if positions is not None:
+        hard.append(positions)
     tok_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
         hard.append(tok_max)
@@ -343,58 +384,6 @@ def fit_max_length(
             return limit
         return int(requested)
     return min(default, limit) if limit is not None else default
-
-
-#: Where a device name comes from, for error messages (a verb's option or a spec's option).
-DEVICE_OPTION = "--device (or device= in a reward spec)"
-DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
-
-
-class DeviceError(SpecError):
-    """A device that is not a device name, or that this machine (or this torch build) lacks."""
-
-
-def resolve_device(name: str, option: str = DEVICE_OPTION) -> torch.device:
-    """The torch device ``name`` names, checked: ``"auto"`` is CUDA when available, else CPU;
-    ``cpu``, ``cuda``, ``cuda:N`` (N an existing GPU) and ``mps`` must be usable here.
-
-    Anything else (an unknown name, ``meta``, a CUDA device on a CPU-only torch or an index past
-    the last GPU) is a :class:`DeviceError` naming ``option``, raised before any model moves.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise DeviceError(f"{option}: expected a device ({DEVICE_CHOICES}), got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError, TypeError):
-        raise DeviceError(f"{option}: unknown device {name!r}; expected {DEVICE_CHOICES}") from None
-    where = f"{option}: device {name!r}"
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        if torch.version.cuda is None and torch.version.hip is None:
-            raise DeviceError(
-                f"{where}: this torch ({torch.__version__}) is built without CUDA; use "
-                "--device cpu or auto, or install a CUDA build of torch"
-            )
-        if not torch.cuda.is_available():
-            raise DeviceError(f"{where}: no CUDA GPU is visible; use --device cpu or auto")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise DeviceError(
-                f"{where}: there is no GPU {device.index} (this machine has {count}: "
-                f"cuda:0 to cuda:{count - 1})"
-            )
-        return device
-    if device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DeviceError(f"{where}: Apple MPS is not available here; use --device cpu or auto")
-        return device
-    raise DeviceError(
-        f"{where}: device type {device.type!r} cannot run a model here; expected {DEVICE_CHOICES}"
-    )
 
 
 _fork_guarded = False
@@ -428,8 +417,12 @@ def set_threads(threads: int | None) -> None:
 
 
 def load_causal_lm(source: str, dtype: str = "float32") -> Any:
-    """A causal LM in eval mode."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))
+    """A causal LM in eval mode; refused in one line when weights it needs are not in the
+    checkpoint (a classifier folder has no LM head: it would be random) or are NaN
+    (:func:`rewardkit.models.integrity.load_pretrained`)."""
+    from rewardkit.models.integrity import load_pretrained
+
+    model, _ = load_pretrained(transformers.AutoModelForCausalLM, source, dtype=torch_dtype(dtype))
     return finish_dtype(model, dtype)
 
 
@@ -467,33 +460,32 @@ def load_sequence_classifier(
     part of the reward's fingerprint. ``trust_remote_code`` runs the checkpoint's own modelling
     code (ArmoRM-style gated heads ship it); it is off unless the user asks.
     """
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
-    if trust_remote_code:
-        kwargs["trust_remote_code"] = True
-    if num_labels is None:
-        # A checkpoint saved as a classifier knows its outputs; anything else (a base LM or an
-        # encoder) gets one output, a scalar reward, not transformers' default of two.
-        config = transformers.AutoConfig.from_pretrained(
-            source, trust_remote_code=trust_remote_code
-        )
-        archs = getattr(config, "architectures", None) or []
-        auto_map = getattr(config, "auto_map", None) or {}
-        saved_as_classifier = any(a.endswith("ForSequenceClassification") for a in archs) or (
-            "AutoModelForSequenceClassification" in auto_map
-        )
-        if not saved_as_classifier:
-            num_labels = 1
+    from rewardkit.models.integrity import head_weight, load_pretrained, plain_base
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "trust_remote_code": trust_remote_code}
+    # A checkpoint saved as a classifier knows its outputs and must hold its head; anything else
+    # (a base LM or an encoder) gets a fresh head, one output (a scalar reward) by default.
+    config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    archs = getattr(config, "architectures", None) or []
+    auto_map = getattr(config, "auto_map", None) or {}
+    saved_as_classifier = any(a.endswith("ForSequenceClassification") for a in archs) or (
+        "AutoModelForSequenceClassification" in auto_map
+    )
+    if num_labels is None and not saved_as_classifier:
+        num_labels = 1
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     state = torch.random.get_rng_state()
     torch.manual_seed(head_seed)
     try:
-        model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-            source, output_loading_info=True, **kwargs
+        model, missing = load_pretrained(
+            transformers.AutoModelForSequenceClassification,
+            source,
+            may_lack=None if saved_as_classifier or not plain_base(archs) else head_weight,
+            **kwargs,
         )
     finally:
         torch.random.set_rng_state(state)
-    missing = list(info.get("missing_keys") or [])
     head: dict[str, Any] = {"num_labels": int(model.config.num_labels)}
     if missing:
         head["random_init"] = {"seed": head_seed, "params": sorted(missing)}

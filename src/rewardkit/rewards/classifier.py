@@ -30,6 +30,7 @@ as ``components`` (one (n,) column per objective name):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ import numpy as np
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pair, pair_layout
 from rewardkit.engine.runner import EncodedRow
-from rewardkit.errors import SpecError
+from rewardkit.errors import SpecError, switch
 from rewardkit.models.families import find_family
 from rewardkit.models.heads import gate_split
 from rewardkit.rewards.family_reward import FamilyModelReward
@@ -72,6 +73,10 @@ class ClassifierReward(FamilyModelReward):
             raise ValueError(f"reduce must be 'weighted' or 'gating', got {reduce!r}")
         if weights is not None and reduce != "weighted":
             raise ValueError("weights= is used only with reduce=weighted")
+        where = f"classifier:{model}"
+        trust_remote_code = switch("trust_remote_code", trust_remote_code, where)
+        if use_chat_template is not None:
+            use_chat_template = switch("use_chat_template", use_chat_template, where)
         super().__init__(
             model,
             config,
@@ -211,6 +216,9 @@ def objective_weight_vector(names: Sequence[str], weights: Mapping[str, float] |
                 raise ValueError(f"weights: expected 'name:w,name:w', got {weights!r}")
             parsed[name.strip()] = float(value)
         weights = parsed
+    bad = {n: w for n, w in weights.items() if not math.isfinite(float(w))}
+    if bad:
+        raise ValueError(f"weights: each weight must be a finite number, got {bad}")
     unknown = sorted(set(weights) - set(names))
     if unknown:
         raise ValueError(f"weights name unknown objectives {unknown}; objectives: {list(names)}")

@@ -30,6 +30,7 @@ import numpy as np
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import switch
+from rewardkit.rewards.dpo import optional_switch, same_cut
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
@@ -112,6 +113,12 @@ class DensityRatioReward(LogProbComposite):
         self.criteria = dict(criteria) if criteria else None
         self.uses_meta = self.criteria is not None
         self.condition_weak = switch("condition_weak", condition_weak, "density-ratio")
+        strong_chat_template = optional_switch(
+            "strong_chat_template", strong_chat_template, "density-ratio"
+        )
+        weak_chat_template = optional_switch(
+            "weak_chat_template", weak_chat_template, "density-ratio"
+        )
         self.strong = SequenceLogProbReward(strong, config, use_chat_template=strong_chat_template)
         same_weights = weak in (None, "", strong)
         if weak_chat_template is None and same_weights:
@@ -121,6 +128,7 @@ class DensityRatioReward(LogProbComposite):
             self.strong.config,
             use_chat_template=weak_chat_template,
         )
+        same_cut(self.strong, self.weak)  # both sides score the same response tokens
         if self.weak.identity() == self.strong.identity():
             raise ValueError(
                 "density-ratio: strong and weak are the same model with the same template, so "

@@ -9,7 +9,8 @@ Without a reference model the reward is reference-free, as reward-bench scores i
 default and rewardkit's default without ``ref``). β scales only the reference log-ratio.
 
 The policy and the reference each run through the engine (their own batches, cache entries and
-fingerprints); both score the same response tokens (prompt masked). When ``ref`` names the same
+fingerprints); both score the same response tokens (prompt masked), cut to the shorter of their
+two length limits. When ``ref`` names the same
 weights as the policy they share one copy in memory — and the reward is 0 for every response,
 which is why the reference is optional.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
+from rewardkit.errors import switch
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
@@ -51,6 +53,8 @@ class DPOImplicitReward(LogProbComposite):
         ref_chat_template: bool | None = None,
         system: str | None = None,
     ) -> None:
+        use_chat_template = optional_switch("use_chat_template", use_chat_template, "dpo")
+        ref_chat_template = optional_switch("ref_chat_template", ref_chat_template, "dpo")
         self.reduce = reduction_name(reduce or ("sum" if ref else "norm"))
         self.beta = float(beta)
         self.system = system or None
@@ -64,6 +68,7 @@ class DPOImplicitReward(LogProbComposite):
                 if ref_chat_template is None
                 else ref_chat_template,
             )
+            same_cut(self.policy, self.ref)
             if self.ref.identity() == self.policy.identity():
                 warnings.warn(
                     "dpo: the reference is the policy itself, so every reward is 0",
@@ -98,6 +103,23 @@ class DPOImplicitReward(LogProbComposite):
             runs["ref"] = self._run("ref", qs)
             out = self.beta * (policy - runs["ref"].scores[:, col].astype(np.float64))
         return merged_result(out.astype(np.float32), runs, len(queries))
+
+
+def optional_switch(name: str, value: object, where: str) -> bool | None:
+    """An on/off option that may be left unset (None: the model's default), else
+    :func:`~rewardkit.errors.switch` (``"off"`` or ``"maybe"`` is a SpecError, not True)."""
+    return None if value is None else switch(name, value, where)
+
+
+def same_cut(*members: SequenceLogProbReward) -> None:
+    """Give both sides of a log-ratio the shorter of their length limits, so a long response is
+    cut to the same tokens on each side (a 64-position policy against a 512-position reference
+    would otherwise score 63 response tokens against 103: a reward driven by length)."""
+    limit = min(m.max_length for m in members)
+    for m in members:
+        if m.max_length != limit:
+            m.max_length = limit
+            m._identity = {**m.identity(), "max_length": limit}
 
 
 def build(arg: str | None, **options: Any) -> DPOImplicitReward:

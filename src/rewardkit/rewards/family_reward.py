@@ -8,11 +8,13 @@ PairwiseModelReward` (pairwise families) add their inputs and outputs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from rewardkit.engine.adapter import text_config
 from rewardkit.engine.config import EngineConfig
-from rewardkit.engine.runner import EncodedRow, ModelBackedReward
+from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
+from rewardkit.errors import SpecError
 from rewardkit.models.families import open_family_model
 from rewardkit.models.heads import FamilyAdapter
 from rewardkit.models.loading import fit_max_length
@@ -48,6 +50,12 @@ class FamilyModelReward(ModelBackedReward):
             self.config.max_length,
             self.config.default_max_length,
         )
+        #: Rows of the model's input-embedding table when the tokenizer has more tokens (a
+        #: tokenizer that is not the weights'): every row is then checked before it runs.
+        self._vocab_rows: int | None = None
+        vocab = getattr(text_config(self.loaded.config), "vocab_size", None)
+        if isinstance(vocab, int) and 0 < vocab < len(self.tokenizer):
+            self._vocab_rows = vocab
 
     @property
     def adapter(self) -> FamilyAdapter:
@@ -69,4 +77,34 @@ class FamilyModelReward(ModelBackedReward):
     def encode_items(self, items: Sequence[Any]) -> list[EncodedRow]:
         """Rows of the items this reward's engine runs: queries (scalar families) or ordered
         (prompt, first, second) pairs (pairwise families)."""
-        return self.encode(items)
+        return self.checked_rows(self.encode(items))
+
+    def truncation_policy(self) -> str:
+        """How long rows are cut, in words (``check-model`` reports it)."""
+        return str(self.config.truncation)
+
+    def checked_rows(self, rows: list[EncodedRow]) -> list[EncodedRow]:
+        """``rows``, refused in one line when a token id is past the model's embedding table
+        (the tokenizer has more tokens than the weights: the model would fail mid-run)."""
+        limit = self._vocab_rows
+        for row in rows if limit is not None else ():
+            bad = [t for t in row.input_ids if t >= limit]
+            if bad:
+                token = self.tokenizer.convert_ids_to_tokens(bad[0])
+                raise SpecError(
+                    f"{self.model_name}: token id {bad[0]} ({token!r}) is past the model's "
+                    f"embedding table of {limit} rows; the tokenizer ({len(self.tokenizer)} "
+                    "tokens) does not belong to these weights"
+                )
+        return rows
+
+    def run_rows(
+        self,
+        items: Sequence[Any],
+        keys: Sequence[str],
+        encode: Callable[[list[Any]], list[EncodedRow]],
+    ) -> EngineRun:
+        """:meth:`ModelBackedReward.run_rows`, every encoded row checked (:meth:`checked_rows`)."""
+        if self._vocab_rows is None:
+            return super().run_rows(items, keys, encode)
+        return super().run_rows(items, keys, lambda todo: self.checked_rows(encode(todo)))

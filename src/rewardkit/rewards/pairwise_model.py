@@ -19,6 +19,7 @@ has none (the pairwise-vs-reference form; a pairwise model has no pointwise scor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,8 @@ import numpy as np
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import PairItem, encode_filled_pair, encode_marked_pair
 from rewardkit.engine.runner import EncodedRow
-from rewardkit.errors import SpecError
+from rewardkit.engine.truncation import TruncationError
+from rewardkit.errors import SpecError, switch
 from rewardkit.models.families import PAIR_MARKERS
 from rewardkit.rewards.family_reward import FamilyModelReward
 from rewardkit.rewards.similarity import references_of
@@ -48,6 +50,21 @@ AB_TEMPLATE = "[CONTEXT] {context} [RESPONSE A] {response_a} [RESPONSE B] {respo
 #: PairRM's length split: the source keeps at most 1224 of 2048 tokens.
 PAIRRM_MAX_LENGTH = 2048
 PAIRRM_SOURCE_SHARE = 1224 / 2048
+#: How ``truncation=left`` (the only cut the pair-cross-encoder family makes) cuts, in words.
+PAIRRM_CUT = (
+    "PairRM's own cut: the prompt keeps its first tokens up to 60% of max_length, each "
+    "response its first tokens up to half the rest"
+)
+
+
+def _positive_number(value: object) -> bool:
+    """A finite number > 0 (NaN and ±inf are not)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def turn_context(messages: Sequence[Message]) -> str:
@@ -76,11 +93,19 @@ class PairwiseModelReward(FamilyModelReward):
         temperature: float = 1.0,
         template: str = AB_TEMPLATE,
     ) -> None:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        where = f"classifier:{model}"
+        if not _positive_number(temperature):
+            raise SpecError(f"{where}: temperature must be a finite number > 0, got {temperature}")
+        trust_remote_code = switch("trust_remote_code", trust_remote_code, where)
         super().__init__(model, config, family, trust_remote_code=trust_remote_code)
         if not self.family.pairwise:
             raise SpecError(f"{model}: family {self.family.name} scores single responses")
+        if self.family.input == "marked-pair" and self.config.truncation == "right":
+            raise SpecError(
+                f"{where}: family {self.family.name} cuts long inputs one way only "
+                f"({PAIRRM_CUT}); truncation=right is not available: use truncation=left (that "
+                "cut) or truncation=error"
+            )
         self.temperature = float(temperature)
         self.template = template
         if self.family.input == "marked-pair":
@@ -97,13 +122,27 @@ class PairwiseModelReward(FamilyModelReward):
             **self.engine_identity(),
         }
 
+    def truncation_policy(self) -> str:
+        """How long rows are cut, in words (``check-model`` reports it)."""
+        if self.family.input == "marked-pair" and self.config.truncation == "left":
+            return f"left: {PAIRRM_CUT}"
+        return super().truncation_policy()
+
     # -- rows: (prompt messages, first response, second response) ---------------------------------
     def encode_pairs(self, items: Sequence[PairItem]) -> list[EncodedRow]:
         """Model inputs of ordered pairs, in the family's format."""
         if self.family.input == "marked-pair":
-            return encode_marked_pair(
+            rows = encode_marked_pair(
                 self.tokenizer, items, PAIR_MARKERS, self.max_length, PAIRRM_SOURCE_SHARE
             )
+            cut = [r for r in rows if r.prompt_dropped or r.response_dropped]
+            if cut and self.config.truncation == "error":
+                total = len(cut[0].input_ids) + cut[0].prompt_dropped + cut[0].response_dropped
+                raise TruncationError(
+                    f"a pair has {total} tokens, over the limit of {self.max_length} "
+                    "(set truncation='left' for PairRM's own cut, or raise max_length)"
+                )
+            return rows
         return encode_filled_pair(
             self.tokenizer,
             items,

@@ -34,6 +34,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EncodedRow, EngineRun, ModelBackedReward
 from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.engine.truncation import fit_pair
+from rewardkit.models.integrity import load_pretrained, pooler_weight
 from rewardkit.models.loading import (
     finish_dtype,
     fit_max_length,
@@ -180,8 +181,11 @@ class EmbeddingSimilarityReward(ModelBackedReward):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         self.against = against
         dtype = torch_dtype(self.config.dtype)
-        self.model = transformers.AutoModel.from_pretrained(resolved.source, dtype=dtype)
-        self.model = finish_dtype(self.model, self.config.dtype)
+        # Weights it lacks would be random (a pooler's are unused): refused in one line.
+        model, _ = load_pretrained(
+            transformers.AutoModel, resolved.source, may_lack=pooler_weight, dtype=dtype
+        )
+        self.model = finish_dtype(model, self.config.dtype)
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
         # sentence-transformers' max_seq_length is the default, not a hard limit.
@@ -293,7 +297,9 @@ class BMASReward(Reward):
         set_threads(self.config.threads)
         resolved = resolve_model(model)
         self.tokenizer = load_tokenizer(resolved.source)
-        base = transformers.AutoModel.from_pretrained(resolved.source, dtype=torch.float32)
+        base, _ = load_pretrained(
+            transformers.AutoModel, resolved.source, may_lack=pooler_weight, dtype=torch.float32
+        )
         # Only the table is kept; the rest of the model is freed.
         self.table = base.get_input_embeddings().weight.detach().float().numpy().copy()
         del base

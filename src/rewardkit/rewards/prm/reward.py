@@ -208,7 +208,7 @@ class StepScorer(ModelBackedReward):
         self.convention: StepConvention = convention(
             name, tag=tag, good=good, bad=bad, system=system
         )
-        self.tokenizer = load_tokenizer(source)
+        self.tokenizer = load_tokenizer(source, trust_remote_code)
         self.device = resolve_device(self.config.device)
         dtype = torch_dtype(self.config.dtype)
         tok = self.tokenizer
