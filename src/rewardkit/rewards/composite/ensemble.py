@@ -43,6 +43,7 @@ from rewardkit.rewards.composite.members import (
     MemberSpec,
     build_member,
     check_weight,
+    finite_number,
     unique_names,
 )
 from rewardkit.types import Capability, Query, Reward, ScoreResult
@@ -114,7 +115,7 @@ class EnsembleReward(Reward):
             raise SpecError("an ensemble needs at least one member; got an empty list")
         if normalize not in NORMALIZERS:
             raise SpecError(f"ensemble: unknown normalize {normalize!r}; expected {NORMALIZERS}")
-        self.lam = _number(lam, "lam")
+        self.lam = finite_number(lam, "ensemble", "lam")
         self.normalize = normalize
         self.members: list[Member] = unique_names(
             [
@@ -167,7 +168,10 @@ class EnsembleReward(Reward):
         if self.normalize != "zscore":
             raise SpecError("ensemble: 'stats' are used only with normalize='zscore'")
         try:
-            pairs = tuple((_number(mu, "stats"), _number(sd, "stats")) for mu, sd in stats)
+            pairs = tuple(
+                (finite_number(mu, "ensemble", "stats"), finite_number(sd, "ensemble", "stats"))
+                for mu, sd in stats
+            )
         except SpecError:
             raise
         except (TypeError, ValueError):
@@ -341,20 +345,6 @@ class EnsembleReward(Reward):
             res.components["contributing"].astype(np.int64),
             res.components["spread"],
         )
-
-
-def _number(value: Any, what: str) -> float:
-    """An ensemble option (``lam``, a ``stats`` entry) as a finite float; true/false are no
-    numbers (``lam: true`` was λ = 1)."""
-    if isinstance(value, bool):
-        raise SpecError(f"ensemble: {what} must be a number, not {str(value).lower()}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"ensemble: {what} must be a number; got {value!r}") from None
-    if not math.isfinite(number):
-        raise SpecError(f"ensemble: {what} must be finite; got {value!r}")
-    return number
 
 
 def _no_string_form(kind: str, arg: str | None) -> None:

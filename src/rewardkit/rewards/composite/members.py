@@ -54,17 +54,23 @@ def is_composite_dict(item: Mapping[str, Any]) -> bool:
     return any(k.kind in item for k in kinds() if k.composite)
 
 
-def check_weight(value: Any, where: str) -> float:
-    """A member's weight as a finite float; true/false are no weights (``weight=true`` was 1)."""
+def finite_number(value: Any, where: str, what: str = "weight") -> float:
+    """A composite's number (a member's weight, an ensemble's ``lam`` or ``stats`` entry) as a
+    finite float; true/false are no numbers (``weight=true`` was 1)."""
     if isinstance(value, bool):
-        raise SpecError(f"{where}: weight must be a number, not {str(value).lower()}")
+        raise SpecError(f"{where}: {what} must be a number, not {str(value).lower()}")
     try:
-        weight = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise SpecError(f"{where}: weight must be a number; got {value!r}") from None
-    if not math.isfinite(weight):
-        raise SpecError(f"{where}: weight must be finite; got {value!r}")
-    return weight
+        raise SpecError(f"{where}: {what} must be a number; got {value!r}") from None
+    if not math.isfinite(number):
+        raise SpecError(f"{where}: {what} must be finite; got {value!r}")
+    return number
+
+
+def check_weight(value: Any, where: str) -> float:
+    """A member's weight as a finite float (:func:`finite_number`)."""
+    return finite_number(value, where)
 
 
 def build_member(
