@@ -329,11 +329,19 @@ class PairLMAdapter(FamilyAdapter):
 def nonfinite_weights(module: nn.Module) -> list[str]:
     """Names of the tensors of ``module``'s state dict that hold a NaN or ±inf (checked in
     chunks, so a large embedding table needs no second table of flags)."""
+    tensors = [
+        (name, value.detach())
+        for name, value in module.state_dict().items()
+        if value.is_floating_point() and not value.is_meta and value.numel()
+    ]
+    # one fast pass first: a NaN or ±inf anywhere makes its tensor's sum non-finite; only a
+    # non-finite sum (or finite weights whose sum overflows) is looked at closer
+    sums = [value.sum().float() for _, value in tensors]
+    if not sums or bool(torch.isfinite(torch.stack([t.cpu() for t in sums])).all()):
+        return []
     bad = []
-    for name, value in module.state_dict().items():
-        if not value.is_floating_point() or value.is_meta:
-            continue
-        flat = value.detach().reshape(-1)
+    for name, value in tensors:
+        flat = value.reshape(-1)
         step = 1 << 22
         if not all(
             bool(torch.isfinite(flat[i : i + step]).all()) for i in range(0, len(flat), step)
