@@ -4,7 +4,9 @@ gradients untouched, switched only where asked or measured faster."""
 from __future__ import annotations
 
 import copy
+import json
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -62,11 +64,77 @@ def test_only_float32_cpu_linears_are_switched_and_only_when_asked():
     assert net.state_dict().keys() == _net().state_dict().keys()
 
 
-def test_auto_switches_where_measured_faster(monkeypatch):
-    monkeypatch.setattr(cpu_linear, "onednn_speedup", lambda k, n, t: 1.0)
-    assert route_linears(_net(), "auto") == 0
-    monkeypatch.setattr(cpu_linear, "onednn_speedup", lambda k, n, t: 2.0)
+def test_auto_switches_where_measured_faster(monkeypatch, tmp_path):
+    for gain, switched in ((1.0, 0), (1.05, 0), (1.2, 2), (2.0, 2)):
+        monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / str(gain)))  # nothing recorded
+        monkeypatch.setattr(cpu_linear, "onednn_speedup", lambda k, n, t, g=gain: g)
+        assert route_linears(_net(), "auto") == switched, gain
+
+
+def test_the_speedup_is_weighted_by_each_shapes_products(monkeypatch, tmp_path):
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path))
+    gains = {(8, 8): 1.0, (64, 64): 4.0, (2, 2): 0.1, (1, 1): 0.1}
+    monkeypatch.setattr(cpu_linear, "onednn_speedup", lambda k, n, t: gains[(k, n)])
+    shapes = Counter({(8, 8): 1, (64, 64): 1, (2, 2): 3, (1, 1): 1})
+    # the three shapes with the most products: 64·64, 8·8, 3·2·2 (1·1 is not timed); torch's
+    # time 4096 + 64 + 12 against oneDNN's 4096/4 + 64/1 + 12/0.1
+    expected = (4096 + 64 + 12) / (1024 + 64 + 120)
+    assert cpu_linear.model_speedup(shapes, 1) == pytest.approx(expected, abs=1e-3)
+
+
+def test_the_verdict_is_kept_for_later_processes(monkeypatch, tmp_path):
+    """A near tie timed again in another process (a server beside an offline run) must not
+    take the other kernel: the first measurement is recorded and read back."""
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path))
+    timed = []
+
+    def measure(gain):
+        return lambda k, n, t: timed.append((k, n, t)) or gain
+
+    monkeypatch.setattr(cpu_linear, "onednn_speedup", measure(2.0))
     assert route_linears(_net(), "auto") == 2
+    assert sorted(timed) == [(48, 96, torch.get_num_threads()), (96, 24, torch.get_num_threads())]
+    record = json.loads((tmp_path / cpu_linear.RECORD).read_text())
+    assert list(record.values()) == [2.0] and torch.__version__ in next(iter(record))
+    timed.clear()
+    monkeypatch.setattr(cpu_linear, "onednn_speedup", measure(1.0))  # it would say no now
+    assert route_linears(_net(), "auto") == 2 and timed == []
+    # another thread count is measured on its own
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert route_linears(_net(), "auto") == 0 and len(timed) == 2
+    finally:
+        torch.set_num_threads(threads)
+    # an unreadable record, or a verdict that is no speed-up, is measured again, not an error
+    (tmp_path / cpu_linear.RECORD).write_text("{not json")
+    assert route_linears(_net(), "auto") == 0
+    record = json.loads((tmp_path / cpu_linear.RECORD).read_text())
+    for bad in (-1.0, 0.0, "fast", None):
+        (tmp_path / cpu_linear.RECORD).write_text(json.dumps(dict.fromkeys(record, bad)))
+        timed.clear()
+        assert route_linears(_net(), "auto") == 0 and len(timed) == 2, bad
+
+
+def test_a_language_models_vocabulary_projection_is_switched_but_not_timed(monkeypatch, tmp_path):
+    """Scoring runs a judge's vocabulary projection on a few positions, not every token: its
+    (hidden × vocabulary) product would dominate the timing and cost seconds."""
+
+    class LM(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = _net()
+            self.lm_head = torch.nn.Linear(24, 5000, bias=False)
+
+        def get_output_embeddings(self) -> torch.nn.Module:
+            return self.lm_head
+
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path))
+    timed = []
+    monkeypatch.setattr(cpu_linear, "onednn_speedup", lambda k, n, t: timed.append((k, n)) or 2.0)
+    lm = LM()
+    assert route_linears(lm, "auto") == 3 and is_switched(lm.lm_head)
+    assert sorted(timed) == [(48, 96), (96, 24)]
 
 
 @pytest.mark.parametrize(
