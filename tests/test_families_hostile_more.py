@@ -112,6 +112,37 @@ def test_weights_that_would_be_random_are_refused(tmp_path, break_it, named):
         check_model(str(path), ("float32",))
 
 
+def test_saved_layers_the_config_cuts_off_are_refused(tmp_path):
+    """Before: a config with fewer layers than the saved weights loaded, and the model ran
+    without the rest (transformers drops them): a shallower model, scores unlike the
+    checkpoint's, no word said."""
+    path = edit_config(classifier_dir(tmp_path / "m"), num_hidden_layers=1)
+    with pytest.raises(
+        WeightsError, match=rf"{tmp_path}/m: the checkpoint holds layers its config does not "
+        r"have \(model\.layers\.1\..*model\.layers has 1\)",
+    ):  # fmt: skip
+        load(f"classifier:{path}")
+    with pytest.raises(WeightsError, match="layers its config does not have"):
+        load(f"similarity:{path}")
+    with pytest.raises(WeightsError):
+        check_model(str(path), ("float32",))
+
+
+def test_unused_tensors_outside_the_models_layer_list_still_load(tmp_path):
+    """Only the model's own layer list counts: another tower's numbered layers (a vision
+    encoder the text classifier does not load) and a value head's weights are not layers cut
+    off."""
+    path = edit_weights(
+        classifier_dir(tmp_path / "m"),
+        lambda s: {
+            **s,
+            "vision_tower.encoder.layers.7.weight": torch.zeros(2),
+            "model.vision.layers.5.bias": torch.zeros(2),
+        },
+    )
+    assert np.isfinite(load(f"classifier:{path}").score(QUERIES)).all()
+
+
 def test_other_loaders_refuse_missing_weights(tmp_path):
     cls_dir = classifier_dir(tmp_path / "cls")  # a classifier folder: no LM head
     with pytest.raises(WeightsError, match=r"lm_head\.weight.*score\.weight"):

@@ -5,6 +5,8 @@ what is wrong (docs/families.md, "Folders that are refused"):
   missing, a config with more layers than the weights): ``from_pretrained`` fills them with
   random values and the model scores noise, different on every run. Only a plain base LM or
   encoder given the documented seeded fresh head may lack weights, and only the head's;
+- saved layers past the config's layer count (a config with fewer layers than the weights):
+  ``from_pretrained`` drops them and the model runs shallower than the checkpoint;
 - saved tensors whose shapes do not fit the config (``num_labels``, ``hidden_size``);
 - a weight file that cannot be read (cut short, empty, not a weight file);
 - NaN or ±inf weights (every reward would be NaN, read as "does not apply");
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 
 from rewardkit.errors import SpecError
@@ -104,6 +107,15 @@ def load_pretrained(
             f"{type(model).__name__}, which would get a fresh random one instead; it is a "
             "value-head checkpoint (family value-head reads it)"
         )
+    beyond = layers_beyond_config(model, unused)
+    if beyond:
+        path, count, names = beyond
+        raise WeightsError(
+            f"{source}: the checkpoint holds layers its config does not have ({shown(names)}; "
+            f"the model's {path} has {count}); the model would run without them and every score "
+            "would differ from the checkpoint's; set the layer count in config.json to the "
+            "saved layers"
+        )
     if lacking:
         extra = f"; {len(unused)} saved tensor(s) fit none of its weights ({shown(unused, 2)})"
         raise WeightsError(
@@ -113,6 +125,38 @@ def load_pretrained(
         )
     refuse_nonfinite(model, source)
     return model, missing
+
+
+def layers_beyond_config(model: Any, unused: Iterable[str]) -> tuple[str, int, list[str]] | None:
+    """(the model's layer list, its length, the saved tensors of layers past its end) when the
+    checkpoint holds numbered layers that the config cut off (``num_hidden_layers`` smaller than
+    the saved layers: transformers drops them and runs a shallower model), else None. Only
+    tensors under the model's own layer list count (as the model names it, with or without its
+    ``base_model_prefix``), so another tower's layers (a vision encoder not loaded) are not
+    taken for it."""
+    unused = list(unused)
+    if not unused:
+        return None
+    prefix = str(getattr(model, "base_model_prefix", "") or "")
+    for path, module in model.named_modules():
+        if not isinstance(module, torch.nn.ModuleList) or len(module) == 0:
+            continue
+        stems = {path}
+        if prefix and path.startswith(f"{prefix}."):
+            stems.add(path[len(prefix) + 1 :])  # a base checkpoint in a model with a head
+        elif prefix:
+            stems.add(f"{prefix}.{path}")  # a checkpoint with a head in the base model
+        found = []
+        for key in unused:
+            for stem in stems:
+                index, dot, _ = key[len(stem) + 1 :].partition(".")
+                if key.startswith(f"{stem}.") and dot and index.isdigit():
+                    if int(index) >= len(module):
+                        found.append(key)
+                    break
+        if found:
+            return path, len(module), sorted(found)
+    return None
 
 
 def _mismatch(auto_class: Any, source: str, kwargs: dict[str, Any]) -> str:
