@@ -48,8 +48,9 @@ demo: setup
 	$(VENV)/bin/rewardkit eval --reward default --reward judge:default --reward configs/sample_rules.yaml --data sample --out out/demo
 
 # pytest exits 5 when it collects no tests: that is a failure, never a silent pass.
+# -X faulthandler: a crash after the last test (interpreter shutdown) still prints its stacks.
 test: setup tserve
-	REWARDKIT_TSERVE=$(TSERVE_VENV)/bin/transformers $(PY) -m pytest; rc=$$?; \
+	REWARDKIT_TSERVE=$(TSERVE_VENV)/bin/transformers $(PY) -X faulthandler -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$rc
 
 test-fast: setup

@@ -10,9 +10,13 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
-    """A local Ray of 2 CPUs (one torch thread per worker) for a module's tests, shut down after."""
+    """A local Ray of 2 CPUs (one torch thread per worker), started once for the session and shut
+    down at its end: starting Ray again in a process where it ran can leave its threads on freed
+    state (ray-project/ray#31145). With one Ray per module, one full run of 2026-12-06 in three
+    ended by SIGSEGV as the interpreter exited, after every test had passed; this is the
+    suspected cause (Ray's gRPC threads were the native threads still alive at exit)."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'rewardkit[ray]')")
     ray.init(
         num_cpus=2,

@@ -49,6 +49,8 @@ def queries() -> list[Query]:
 
 @pytest.mark.parametrize("spec", ["classifier:minilm", "classifier:smollm2", "judge:default"])
 def test_scores_do_not_depend_on_batch_budget_or_order(spec, queries):
+    if spec != "classifier:minilm":  # 135M models: half the rows still cut into many batches
+        queries = queries[:12]
     small = load_reward(f"{spec}?progress=false&token_budget=256")
     big = small.engine_variant(token_budget=2048)  # the loaded model, its own engine
     small_run = small.score_full(queries)
