@@ -28,7 +28,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rewardkit.combine.normalize import Groups, check_finite, huge_exponents
+from rewardkit.combine.normalize import (
+    Groups,
+    as_array,
+    check_finite,
+    huge_exponent,
+    huge_exponents,
+)
 
 #: Aggregate name → one-line description (shown by ``rewardkit rewards list``).
 AGGREGATES: dict[str, str] = {
@@ -86,8 +92,8 @@ def canonical_aggregate(how: str) -> str:
 
 def as_score_matrix(scores: np.ndarray) -> np.ndarray:
     """``scores`` as a float64 ``(n, m)`` matrix; ValueError for any other shape, ``m == 0`` or
-    an infinite score (NaN is allowed: the member abstains)."""
-    x = np.asarray(scores, dtype=np.float64)
+    an infinite score (NaN is allowed: the member abstains; so is a masked entry)."""
+    x = as_array(scores, "scores")
     if x.ndim != 2:
         raise ValueError(
             f"scores must be an (n, m) matrix (one column per member); got shape {x.shape}"
@@ -112,18 +118,24 @@ def _rows_std(x: np.ndarray, mask: np.ndarray, n: np.ndarray, mean: np.ndarray) 
     return np.sqrt(out)
 
 
-def _rows_moments(x: np.ndarray, mask: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-aware mean and population std of each row. A row holding a value past 2^500 is
-    summed at its power-of-two scale (:func:`rewardkit.combine.normalize.huge_exponents`, exact):
-    the squares of ``[1e200, 3e200]`` overflowed, giving std inf (mean − std −inf)."""
+def _row_exponents(x: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """Per row, the power-of-two scale of :func:`rewardkit.combine.normalize.huge_exponents`
+    (None when no row needs one)."""
     rows, m = x.shape
     e = huge_exponents(
         np.where(mask, x, np.nan).reshape(-1), Groups(np.repeat(np.arange(rows), m), rows)
     )
+    return None if e is None else e.reshape(rows, m)[:, 0]
+
+
+def _rows_moments(x: np.ndarray, mask: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware mean and population std of each row. A row holding a value past 2^500 (or
+    only values below 2^-500) is summed at its power-of-two scale (:func:`_row_exponents`,
+    exact): the squares of ``[1e200, 3e200]`` overflowed, giving std inf (mean − std −inf)."""
+    e = _row_exponents(x, mask)
     if e is None:
         mean = _rows_mean(x, mask, n)
         return mean, _rows_std(x, mask, n, mean)
-    e = e.reshape(rows, m)[:, 0]
     xs = np.ldexp(x, -e[:, None])
     mean = _rows_mean(xs, mask, n)
     return np.ldexp(mean, e), np.ldexp(_rows_std(xs, mask, n, mean), e)
@@ -165,7 +177,10 @@ def zscore(
     mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (x.shape[1],))
     std = np.broadcast_to(np.asarray(std, dtype=np.float64), (x.shape[1],))
     scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-    return (x - mean) / scale
+    # each member at the power-of-two scale of its scores, mean and std: x − mean cannot overflow
+    e = np.array([huge_exponent([*x[:, j], mean[j], scale[j]]) for j in range(x.shape[1])])
+    with np.errstate(over="ignore"):
+        return (np.ldexp(x, -e) - np.ldexp(mean, -e)) / np.ldexp(scale, -e)
 
 
 def disagreement(scores: np.ndarray) -> Disagreement:
@@ -262,8 +277,11 @@ def aggregate(
     elif name == "max":
         out[have] = np.where(mask, x, -np.inf).max(axis=1)[have]
     elif name == "median":
-        if np.any(have):
-            out[have] = np.nanmedian(np.where(mask, x, np.nan)[have], axis=1)
+        if np.any(have):  # at the row's power-of-two scale: the middle two's sum may overflow
+            e = _row_exponents(x, mask)
+            e = np.zeros(x.shape[0], dtype=int) if e is None else e
+            xs = np.ldexp(np.where(mask, x, np.nan), -e[:, None])
+            out[have] = np.ldexp(np.nanmedian(xs[have], axis=1), e[have])
     else:  # weighted
         assert w is not None
         # weights at a power-of-two scale (exact) with the largest in [0.5, 1): weights near

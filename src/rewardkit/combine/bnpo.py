@@ -29,6 +29,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rewardkit.combine.aggregate import aggregate
+from rewardkit.combine.checks import state_field, state_number
+from rewardkit.combine.multi import as_reward_matrix
 from rewardkit.combine.normalize import as_groups, as_rewards, group_stats, huge_exponent
 
 #: Upper clamp of ``1 / f_Beta(p)`` (reference code).
@@ -164,11 +167,11 @@ def bnpo_advantages_multi(
 ) -> np.ndarray:
     """Card C2 — advantage decomposition: the mean over the k columns of per-column BNPO advantages.
 
-    ``rewards`` is (n, k); ``r_min``/``r_max`` are scalars or one value per column.
+    ``rewards`` is (n, k); ``r_min``/``r_max`` are scalars or one value per column. A NaN
+    component is left out of its row's mean (card C5's NaN-aware ``mean``); a row where no
+    component applies is NaN.
     """
-    R = np.asarray(rewards, dtype=np.float64)
-    if R.ndim != 2 or R.shape[1] == 0:
-        raise ValueError(f"rewards must be an (n, k) matrix with k ≥ 1; got shape {R.shape}")
+    R = as_reward_matrix(rewards)
     lo = np.broadcast_to(np.asarray(r_min, dtype=np.float64), (R.shape[1],))
     hi = np.broadcast_to(np.asarray(r_max, dtype=np.float64), (R.shape[1],))
     cols = [
@@ -182,7 +185,7 @@ def bnpo_advantages_multi(
         )
         for j in range(R.shape[1])
     ]
-    return np.mean(cols, axis=0)
+    return aggregate(np.column_stack(cols), "mean").values
 
 
 @dataclass
@@ -247,10 +250,25 @@ class BNPONormalizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take the settings and moments of :meth:`state_dict` (as :class:`RunningWhitener`
         does); a state saved before the bounds and ``singleton`` were saved keeps this
-        object's."""
-        self.momentum = float(state["momentum"])
-        self.r_min = float(state.get("r_min", self.r_min))
-        self.r_max = float(state.get("r_max", self.r_max))
-        self.singleton = str(state.get("singleton", self.singleton))
-        self.__post_init__()
-        self.m, self.v, self.steps = state["m"], state["v"], int(state["steps"])
+        object's. The constructor's checks apply, and ``m`` ∈ [0, 1], ``v`` ≥ 0 (finite, both
+        or neither null), ``steps`` ≥ 0: a ValueError naming the field leaves this object as
+        it was (a NaN ``m`` froze α = β = 1 for good)."""
+        field = lambda key: state_field(state, key, "BNPONormalizer")  # noqa: E731
+        checked = BNPONormalizer(
+            momentum=float(field("momentum")),
+            r_min=float(state.get("r_min", self.r_min)),
+            r_max=float(state.get("r_max", self.r_max)),
+            singleton=str(state.get("singleton", self.singleton)),
+        )
+        m, v = field("m"), field("v")
+        if (m is None) != (v is None):
+            raise ValueError(
+                f"restored m and v must both be set or both null; got m={m!r}, v={v!r}"
+            )
+        if m is not None:
+            m, v = state_number(m, "m", low=0.0, high=1.0), state_number(v, "v", low=0.0)
+        steps = state_number(field("steps"), "steps", low=0.0)
+        if not steps.is_integer():
+            raise ValueError(f"restored steps must be a whole number; got {steps!r}")
+        checked.m, checked.v, checked.steps = m, v, int(steps)
+        self.__dict__.update(checked.__dict__)

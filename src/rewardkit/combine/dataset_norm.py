@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import check_finite
+from rewardkit.combine.checks import source_keys, state_field, state_number
+from rewardkit.combine.normalize import as_array, check_finite
 
 LN3 = math.log(3.0)
 
@@ -43,10 +44,9 @@ def slope_from_quantiles(median: float, q75: float, k_flat: float) -> float:
 
 
 def _ids(dataset_ids: Any, n: int) -> np.ndarray:
-    ids = np.asarray(dataset_ids).astype(str)
-    if ids.shape != (n,):
-        raise ValueError(f"dataset_ids must have one id per reward ({n}); got shape {ids.shape}")
-    return ids
+    """Source keys (:func:`rewardkit.combine.checks.source_keys`: 1 and 1.0 one source, NaN
+    refused)."""
+    return source_keys(dataset_ids, n, "dataset_ids")
 
 
 @dataclass
@@ -85,7 +85,7 @@ class MedianLogisticNormalizer:
 
     def fit(self, metric_values: Any, dataset_ids: Any) -> MedianLogisticNormalizer:
         """Fit each source's median and slope on reference metric values (NaN ignored)."""
-        r = np.asarray(metric_values, dtype=np.float64).reshape(-1)
+        r = as_array(metric_values, "metric_values").reshape(-1)
         check_finite(r, "metric_values")
         ids = _ids(dataset_ids, len(r))
         for d in np.unique(ids):
@@ -96,7 +96,7 @@ class MedianLogisticNormalizer:
 
     def update(self, rewards: Any, dataset_ids: Any) -> None:
         """Add rewards to each source's window and refit its running median and slope."""
-        r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        r = as_array(rewards, "rewards").reshape(-1)
         check_finite(r, "rewards")
         ids = _ids(dataset_ids, len(r))
         for d in np.unique(ids):
@@ -109,7 +109,7 @@ class MedianLogisticNormalizer:
 
     def transform(self, rewards: Any, dataset_ids: Any) -> np.ndarray:
         """Map each reward through its source's logistic curve."""
-        r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        r = as_array(rewards, "rewards").reshape(-1)
         check_finite(r, "rewards")
         ids = _ids(dataset_ids, len(r))
         med = np.full(len(r), np.nan)
@@ -143,10 +143,26 @@ class MedianLogisticNormalizer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.k, self.window, self.k_flat = state["k"], int(state["window"]), state["k_flat"]
-        self.unknown = state.get("unknown", "error")
-        self.__post_init__()
-        self.params = {d: (float(p[0]), float(p[1])) for d, p in state["params"].items()}
-        self._buffers = {
-            d: deque(map(float, b), maxlen=self.window) for d, b in state["buffers"].items()
-        }
+        """Take :meth:`state_dict`'s settings, per-source medians and slopes and windows, held
+        to the constructor's checks: a restored slope must be finite and > 0 (k ≤ 0 turns the
+        curve around), a median or window value finite; ValueError naming the field, this
+        object left as it was."""
+        field = lambda key: state_field(state, key, "MedianLogisticNormalizer")  # noqa: E731
+        checked = MedianLogisticNormalizer(
+            k=field("k"),
+            window=int(field("window")),
+            k_flat=field("k_flat"),
+            unknown=state.get("unknown", "error"),
+        )
+        for d, p in dict(field("params")).items():
+            if len(p) != 2:
+                raise ValueError(f"restored params[{d!r}] must be [median, k]; got {p!r}")
+            med = state_number(p[0], f"params[{d!r}] median")
+            checked.params[str(d)] = (
+                med,
+                state_number(p[1], f"params[{d!r}] k", strict=True, low=0.0),
+            )
+        for d, b in dict(field("buffers")).items():
+            vals = [state_number(x, f"buffers[{d!r}][{i}]") for i, x in enumerate(b)]
+            checked._buffers[str(d)] = deque(vals, maxlen=checked.window)
+        self.__dict__.update(checked.__dict__)

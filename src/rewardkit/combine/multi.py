@@ -24,20 +24,23 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import batch_normalize, check_finite, group_normalize
+from rewardkit.combine.normalize import (
+    as_array,
+    batch_normalize,
+    check_finite,
+    check_in_range,
+    group_normalize,
+    huge_exponent,
+)
 
 NAN_POLICIES = ("skip", "propagate")
 
 
 def as_reward_matrix(rewards: Any) -> np.ndarray:
     """``rewards`` as a float64 (n, k) matrix with k ≥ 1 and no ±inf; ValueError otherwise
-    (``inf − inf`` in a weighted sum would be NaN, read downstream as "does not apply")."""
-    try:
-        R = np.asarray(rewards, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"rewards must be numbers (NaN where a reward does not apply): {e}"
-        ) from None
+    (``inf − inf`` in a weighted sum would be NaN, read downstream as "does not apply"); a
+    masked entry is NaN."""
+    R = as_array(rewards, "rewards")
     if R.ndim != 2 or R.shape[1] == 0:
         raise ValueError(
             f"rewards must be an (n, k) matrix, one column per reward; got shape {R.shape}"
@@ -62,12 +65,15 @@ def weighted_sum(rewards: Any, weights: Any = None, *, nan: str = "skip") -> np.
         raise ValueError(f"nan must be one of {NAN_POLICIES}; got {nan!r}")
     R = as_reward_matrix(rewards)
     w = as_weights(weights, R.shape[1])
-    if nan == "propagate":
-        return R @ w
+    # past 2^500 at a power-of-two scale (exact): [1e308, 1e308, −1e308] sums to 1e308, not inf
+    e_r, e_w = huge_exponent(R), huge_exponent(w)
+    Rs, ws = np.ldexp(R, -e_r), np.ldexp(w, -e_w)
     ok = ~np.isnan(R)
-    out = np.where(ok, R, 0.0) @ w
-    out[~ok.any(axis=1)] = np.nan
-    return out
+    out = Rs @ ws if nan == "propagate" else np.where(ok, Rs, 0.0) @ ws
+    if nan == "skip":
+        out[~ok.any(axis=1)] = np.nan
+    with np.errstate(over="ignore"):  # a sum float64 cannot hold is refused, not inf
+        return check_in_range(np.ldexp(out, e_r + e_w), "weighted sum of row")
 
 
 def sum_then_normalize(

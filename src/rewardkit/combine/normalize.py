@@ -55,16 +55,26 @@ class GroupStats(NamedTuple):
     dev: np.ndarray  # (n,) r − mean_g, computed about a group member so huge offsets stay exact
 
 
-def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
-    """``rewards`` as a float64 vector of finite values or NaN ("does not apply"); ValueError
-    naming ``name`` (and the first bad index) for any other shape or an infinite value: one
-    ±inf would make every advantage of its group (or batch) infinite or NaN, silently."""
+def as_array(values: Any, name: str = "rewards") -> np.ndarray:
+    """``values`` as a float64 array, a numpy masked array's masked entries as NaN ("does not
+    apply"; ``np.asarray`` would keep the hidden values); ValueError naming ``name`` for
+    non-numbers."""
     try:
-        r = np.asarray(rewards, dtype=np.float64)
+        if isinstance(values, np.ma.MaskedArray):
+            return np.ma.filled(values.astype(np.float64), np.nan)
+        return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"{name} must be numbers (NaN where a reward does not apply): {e}"
         ) from None
+
+
+def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
+    """``rewards`` as a float64 vector of finite values or NaN ("does not apply"; a masked
+    entry too, :func:`as_array`); ValueError naming ``name`` (and the first bad index) for any
+    other shape or an infinite value: one ±inf would make every advantage of its group (or
+    batch) infinite or NaN, silently."""
+    r = as_array(rewards, name)
     if r.ndim != 1:
         raise ValueError(f"{name} must be a 1-D vector of scores; got shape {r.shape}")
     check_finite(r, name)
@@ -75,21 +85,34 @@ def check_finite(values: np.ndarray, name: str) -> None:
     """ValueError naming the first ±inf in ``values`` (NaN is allowed: "does not apply")."""
     bad = np.flatnonzero(np.isinf(values))
     if len(bad):
-        i = np.unravel_index(int(bad[0]), values.shape) if values.ndim > 1 else int(bad[0])
-        where = ", ".join(map(str, i)) if isinstance(i, tuple) else str(i)
         raise ValueError(
-            f"{name}[{where}] is {values.flat[bad[0]]}: a reward must be finite, or NaN where "
-            f"it does not apply ({len(bad)} infinite value(s))"
+            f"{name}[{_where(values, bad[0])}] is {values.flat[bad[0]]}: a reward must be finite, "
+            f"or NaN where it does not apply ({len(bad)} infinite value(s))"
         )
+
+
+def _where(values: np.ndarray, flat: int) -> str:
+    """The index of flat position ``flat`` of ``values`` as text (``3`` or ``1, 2``)."""
+    i = np.unravel_index(int(flat), values.shape) if values.ndim > 1 else (int(flat),)
+    return ", ".join(map(str, i))
+
+
+def check_in_range(result: np.ndarray, name: str) -> np.ndarray:
+    """``result`` when every finite input gave a finite value; a ValueError naming the first
+    ±inf (a value past float64's range, computed from finite rewards) otherwise."""
+    bad = np.flatnonzero(np.isinf(result))
+    if len(bad):
+        raise ValueError(
+            f"{name}[{_where(result, bad[0])}] is past float64's range (±1.8e308) though every "
+            "reward is finite; scale the rewards down"
+        )
+    return result
 
 
 def per_row(values: Any, n: int, name: str) -> np.ndarray:
     """``values`` as an (n,) float vector (a scalar broadcasts); ValueError naming ``name`` for
     another length (a silent broadcast would pair rows with other rows' values) or ±inf."""
-    try:
-        v = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be numbers: {e}") from None
+    v = as_array(values, name)
     if v.ndim == 0:
         v = np.full(n, float(v))
     if v.shape != (n,):
@@ -179,19 +202,23 @@ def group_stats(r: np.ndarray, groups: Groups, ddof: int = 1) -> GroupStats:
 
 #: Rewards beyond this magnitude have squares past float64's range (≈1.8e308).
 HUGE = 2.0**500
+#: Rewards all below this magnitude have squares that underflow to 0 (≈1e-308).
+TINY = 2.0**-500
 
 
 def huge_exponents(r: np.ndarray, groups: Groups) -> np.ndarray | None:
-    """None for ordinary rewards. When some group holds a reward past :data:`HUGE`: per element,
-    the binary exponent ``e`` of its group's largest magnitude (0 for ordinary groups), so that
-    ``r·2^−e`` (exact) lies in [−1, 1] and the group's squares cannot overflow."""
+    """None for ordinary rewards. When some group's largest magnitude is past :data:`HUGE`, or
+    non-zero and below :data:`TINY`: per element, the binary exponent ``e`` of its group's
+    largest magnitude (0 for ordinary groups), so that ``r·2^−e`` (exact) lies in [−1, 1] and the
+    group's squares neither overflow nor underflow to 0 (a std of 0 read rewards ~1e-170 as
+    all equal)."""
     a = np.where(np.isnan(r), 0.0, np.abs(r))
-    if not a.size or a.max() <= HUGE:
+    if not a.size or (a.max() <= HUGE and not np.any((a > 0) & (a < TINY))):
         return None
     top = np.zeros(groups.count)
     np.maximum.at(top, groups.index, a)
-    e = np.where(top > HUGE, np.frexp(top)[1], 0)
-    return e[groups.index]
+    e = np.where((top > HUGE) | ((top > 0) & (top < TINY)), np.frexp(top)[1], 0)
+    return e[groups.index] if e.any() else None
 
 
 def huge_exponent(values: Any) -> int:
@@ -255,7 +282,8 @@ def group_normalize(
         den = (float(np.std(ok, ddof=ddof)) if ok.size > ddof else 1.0) + math.ldexp(eps, -top)
         out = out / den if den > 0 else np.where(np.isnan(out), np.nan, 0.0)
     elif e is not None:  # Dr. GRPO's r − mean_g is in the rewards' own units
-        out = np.ldexp(out, e)
+        with np.errstate(over="ignore"):
+            out = check_in_range(np.ldexp(out, e), "advantages")
     single = st.n == 1
     if single.any():  # "raw": verl's mean 0, std 1 → r / (1 + ε) (just r without scaling)
         raw = r[single] / (1.0 + eps) if scale == "std" else r[single]
@@ -277,10 +305,15 @@ def rloo_advantage(
     ``[1, 2, 3]`` → ``[−1.5, 0, 1.5]``. NaN members are left out; a 1-member group gets 0.
     """
     r = as_rewards(rewards)
-    st = group_stats(r, as_groups(len(r), group_ids, group_size), ddof=0)
+    groups = as_groups(len(r), group_ids, group_size)
+    e = huge_exponents(r, groups)  # past 2^500: at the group's power-of-two scale, exactly
+    st = group_stats(r if e is None else np.ldexp(r, -e), groups, ddof=0)
     out = np.zeros_like(r)
     many = st.n > 1
     out[many] = st.dev[many] * st.n[many] / (st.n[many] - 1)
+    if e is not None:
+        with np.errstate(over="ignore"):
+            out = check_in_range(np.ldexp(out, e), "advantages")
     out[np.isnan(r)] = np.nan
     return out
 

@@ -22,14 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_rewards, huge_exponent
+from rewardkit.combine.checks import source_keys, state_bool, state_field, state_number
+from rewardkit.combine.normalize import as_array, as_rewards, check_finite, huge_exponent
+
+_FIELDS = ("eps", "clip", "center", "decay", "update_first", "ddof")
 
 
 def clip_rewards(rewards: Any, low: float | None = None, high: float | None = None) -> np.ndarray:
-    """Clip rewards to ``[low, high]`` (either side optional); NaN stays NaN."""
+    """Clip rewards to ``[low, high]`` (either side optional); NaN stays NaN. ±inf rewards and
+    NaN bounds are a ValueError (a clipped inf would look like an ordinary reward at the bound)."""
+    for name, b in (("low", low), ("high", high)):
+        if b is not None and math.isnan(b):
+            raise ValueError(f"clip bound {name} is NaN; pass a number or None (no bound)")
     if low is not None and high is not None and low > high:
         raise ValueError(f"clip range is empty: low={low} > high={high}")
-    r = np.asarray(rewards, dtype=np.float64)
+    r = as_array(rewards, "rewards")
+    check_finite(r, "rewards")
     return np.clip(r, -np.inf if low is None else low, np.inf if high is None else high)
 
 
@@ -92,14 +100,14 @@ class RunningWhitener:
             raise ValueError(f"decay must be in (0, 1]; got {self.decay}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be > 0; got {self.clip}")
+        state_number(self.eps, "eps", low=0.0)
+        if self.ddof not in (0, 1) or isinstance(self.ddof, bool):
+            raise ValueError(f"ddof must be 0 or 1; got {self.ddof!r}")
 
     def _sources(self, n: int, source_ids: Any) -> np.ndarray:
         if source_ids is None:
             return np.full(n, "default")
-        ids = np.asarray(source_ids).astype(str)
-        if ids.shape != (n,):
-            raise ValueError(f"source_ids must have one id per reward ({n}); got {ids.shape}")
-        return ids
+        return source_keys(source_ids, n)
 
     def update(self, rewards: Any, source_ids: Any = None) -> None:
         r = as_rewards(rewards)
@@ -159,6 +167,21 @@ class RunningWhitener:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("eps", "clip", "center", "decay", "update_first", "ddof"):
-            setattr(self, key, state[key])
-        self.moments = {s: Moments(*map(float, v)) for s, v in state["moments"].items()}
+        """Take the settings and moments of :meth:`state_dict`, held to the constructor's checks
+        (ValueError naming the field; this object is left as it was)."""
+        kw = {key: state_field(state, key, "RunningWhitener") for key in _FIELDS}
+        for key in ("center", "update_first"):
+            kw[key] = state_bool(kw[key], key)
+        checked = RunningWhitener(**kw)  # the constructor's checks
+        moments = {}
+        for s, v in dict(state_field(state, "moments", "RunningWhitener")).items():
+            if len(v) != 3:
+                raise ValueError(f"restored moments[{s!r}] must be [count, mean, m2]; got {v!r}")
+            count, mean, m2 = (
+                state_number(x, f"moments[{s!r}].{f}", low=0.0 if f != "mean" else -math.inf)
+                for x, f in zip(v, ("count", "mean", "m2"), strict=True)
+            )
+            moments[str(s)] = Moments(count, mean, m2)
+        for key in _FIELDS:
+            setattr(self, key, getattr(checked, key))
+        self.moments = moments

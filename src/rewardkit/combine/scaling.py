@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.normalize import (
+    as_array,
     as_groups,
     as_rewards,
     check_finite,
@@ -38,7 +39,8 @@ def dynamic_beta(delta: Any, beta0: float = 0.1, w: float = 0.5, k: float = 0.5)
             raise ValueError(f"dynamic_beta: {name} must be a finite number > 0; got {v!r}")
     if not (np.isfinite(w) and w >= 0):
         raise ValueError(f"dynamic_beta: w must be a finite number ≥ 0; got {w!r}")
-    d = np.asarray(delta, dtype=np.float64)
+    d = as_array(delta, "delta")
+    check_finite(d, "delta")  # an infinite margin is a broken reward, not "most confident"
     beta = beta0 * (1.0 + w * (-np.expm1(-k * np.nan_to_num(d, nan=0.0))))
     return np.maximum(beta, BETA_MIN)
 

@@ -11,11 +11,18 @@ diminishing returns above the per-prompt reference ``r_ref(x)``; the sum over pr
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_groups, as_rewards, check_finite
+from rewardkit.combine.normalize import (
+    as_array,
+    as_groups,
+    as_rewards,
+    check_finite,
+    huge_exponent,
+)
 
 DEFAULT_Q = 0.85
 
@@ -34,8 +41,12 @@ def log_sigmoid(z: Any) -> np.ndarray:
 
 
 def lsc_transform(r: Any, r_ref: Any) -> np.ndarray:
-    """Card C4 — ``log σ(r − r_ref)``; ``r_ref`` a scalar or one value per reward."""
-    return log_sigmoid(np.asarray(r, dtype=np.float64) - np.asarray(r_ref, dtype=np.float64))
+    """Card C4 — ``log σ(r − r_ref)``; ``r_ref`` a scalar or one value per reward. ±inf in
+    either is a ValueError naming the index (``inf − inf`` would be a silent NaN)."""
+    x, ref = as_array(r, "r"), as_array(r_ref, "r_ref")
+    check_finite(x, "r")
+    check_finite(ref, "r_ref")
+    return log_sigmoid(x - ref)
 
 
 def combine_lsc(rs: Any, r_refs: Any, weights: Any = None) -> np.ndarray:
@@ -66,7 +77,15 @@ def reference_from_samples(sample_rewards: Any, q: float = DEFAULT_Q) -> float:
     r = r[~np.isnan(r)]
     if not len(r):
         raise ValueError("reference_from_samples needs at least one non-NaN reward")
-    return float(np.quantile(r, q))
+    return quantile(r, q)
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile (linear interpolation) of finite ``values`` at their power-of-two scale
+    (:func:`rewardkit.combine.normalize.huge_exponent`): interpolating between −1.7e308 and
+    1.7e308 overflowed to −inf."""
+    e = huge_exponent(values)
+    return math.ldexp(float(np.quantile(np.ldexp(values, -e), q)), e)
 
 
 def group_reference(
@@ -82,5 +101,5 @@ def group_reference(
         vals = r[order[bounds[g] : bounds[g + 1]]]
         vals = vals[~np.isnan(vals)]
         if len(vals):
-            refs[g] = np.quantile(vals, q)
+            refs[g] = quantile(vals, q)
     return refs[idx]

@@ -17,12 +17,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         history = read_log(args.log)
-        plot_history(history, args.out)
+        written = plot_history(history, args.out)
     except (OSError, ValueError) as exc:  # DataError is a ValueError; no traceback for a user
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     flagged = [(h["step"], h["warnings"]) for h in history if h.get("warnings")]
-    print(f"{len(history)} steps, {len(flagged)} with hacking flags; plot: {args.out}")
+    print(f"{len(history)} steps, {len(flagged)} with hacking flags; plot: {written}")
     for step, flags in flagged:
         print(f"  step {step}: {', '.join(flags)}")
     return 0

@@ -24,8 +24,11 @@ flags are in its record):
   ``min_corr_n`` responses with a finite reward) while the mean length is above its baseline;
 - ``disagreement_rising``: ensemble disagreement ≥ ``disagreement_factor`` × its baseline.
 
-The baseline is the mean over the first ``baseline_steps`` steps. Each record goes to a JSONL file
-(``log_path``); :meth:`RewardMonitor.plot` draws the history (matplotlib, imported only there).
+The baseline is the mean over the first ``baseline_steps`` steps; from a baseline of exactly 0
+(empty responses, identical members) any rise flags. Each record goes to a JSONL file
+(``log_path``): a fresh monitor refuses a log that is not empty (two runs would read as one
+series) unless ``overwrite=True``; one resumed with :meth:`RewardMonitor.load_state_dict` appends.
+:meth:`RewardMonitor.plot` draws the history (matplotlib, imported only there).
 """
 
 from __future__ import annotations
@@ -98,6 +101,19 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _unclean(v: Any) -> Any:
+    """:func:`_clean` undone: JSON null back to NaN."""
+    return math.nan if v is None else v
+
+
+def rose(value: float, base: float, factor: float) -> bool:
+    """``value ≥ factor × base``; from a baseline of exactly 0, any ``value > 0`` (a factor of
+    nothing is nothing, so no rise could ever flag). NaN never flags."""
+    if base == 0:
+        return value > 0
+    return base > 0 and value >= factor * base
+
+
 #: The largest reward magnitude the monitor takes: its baseline sums squares, which overflow
 #: float64 near 1.3e154.
 MAX_MAGNITUDE = 1e150
@@ -128,6 +144,7 @@ class RewardMonitor:
     gold reward (or pass
     ``gold=`` to :meth:`step`). ``ensemble``: component names whose disagreement is reported.
     ``length_fn``: a callable ``str → int`` (e.g. a tokenizer's length) instead of words/chars.
+    ``overwrite``: start ``log_path`` anew where it holds an earlier run's records (else refused).
     """
 
     def __init__(
@@ -140,8 +157,11 @@ class RewardMonitor:
         config: MonitorConfig | None = None,
         length_fn: Callable[[str], int] | None = None,
         warn: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.log_path = Path(log_path) if log_path is not None else None
+        self.overwrite = overwrite
+        self._log_open = False  # the first step checks (or starts) the log; a resume appends
         self.proxy = proxy
         self.gold = gold
         self.ensemble = tuple(ensemble) if ensemble else ()
@@ -172,6 +192,7 @@ class RewardMonitor:
         step: int | None = None,
     ) -> dict[str, Any]:
         """Record one training step; returns its record (metrics plus ``warnings``)."""
+        self._open_log()
         n = len(responses)
         comps = {
             str(k): np.asarray(v, dtype=np.float64).reshape(-1)
@@ -193,7 +214,12 @@ class RewardMonitor:
         elif comps:
             # the mean of the components, the gold one left out (else the proxy holds the gold
             # and proxy-vs-gold drift compares gold with itself)
-            own = [v for k, v in comps.items() if k != self.gold] or list(comps.values())
+            own = [v for k, v in comps.items() if k != self.gold]
+            if not own:  # the gold as its own proxy: drift 0, proxy_up_gold_down never fires
+                raise ValueError(
+                    f"no proxy: the only component is the gold one {self.gold!r}; pass reward= "
+                    "or a non-gold component"
+                )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 proxy = np.nanmean(np.column_stack(own), axis=1)
@@ -293,7 +319,7 @@ class RewardMonitor:
                 if sp > 0 and sg < 0 and dp >= cfg.trend_tol and -dg >= cfg.trend_tol:
                     flags.append("proxy_up_gold_down")
         base_len = self._baseline.mean("length/mean")
-        if done and base_len > 0 and rec["length/mean"] >= cfg.length_factor * base_len:
+        if done and rose(rec["length/mean"], base_len, cfg.length_factor):
             flags.append("length_explosion")
         n_corr = rec.get("corr/reward_length_n", rec["n"])  # responses with a score
         coupled = n_corr >= cfg.min_corr_n and rec["corr/reward_length"] >= cfg.corr_threshold
@@ -301,7 +327,7 @@ class RewardMonitor:
             flags.append("reward_length_coupling")
         base_dis = self._baseline.mean("disagreement/mean")
         dis = rec.get("disagreement/mean", math.nan)
-        if done and base_dis > 0 and dis >= cfg.disagreement_factor * base_dis:
+        if done and rose(dis, base_dis, cfg.disagreement_factor):
             flags.append("disagreement_rising")
         for f in flags:
             if self.warn and f not in self.warned:
@@ -312,6 +338,21 @@ class RewardMonitor:
                 )
             self.warned.add(f)
         return flags
+
+    def _open_log(self) -> None:
+        """Before a fresh monitor's first record: refuse a log that is not empty (a second run
+        appended to the first reads as one series), or empty it with ``overwrite=True``."""
+        if self.log_path is None or self._log_open:
+            return
+        if self.overwrite:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_text("", encoding="utf-8")
+        elif self.log_path.exists() and self.log_path.stat().st_size > 0:
+            raise ValueError(
+                f"log {self.log_path} already holds records: pass a new log_path, "
+                "overwrite=True to start it anew, or load_state_dict(state) to resume and append"
+            )
+        self._log_open = True
 
     def _log(self, rec: Mapping[str, Any]) -> None:
         if self.log_path is None:
@@ -333,9 +374,10 @@ class RewardMonitor:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain JSON (NaN as null, as in the log): what :meth:`load_state_dict` resumes from."""
         return {
             "config": asdict(self.config),
-            "history": [dict(h) for h in self.history],
+            "history": [{k: _clean(v) for k, v in h.items()} for h in self.history],
             "warned": sorted(self.warned),
             "baseline": {
                 "sums": self._baseline.sums,
@@ -347,11 +389,12 @@ class RewardMonitor:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.config = MonitorConfig(**state["config"])
-        self.history = [dict(h) for h in state["history"]]
+        self.history = [{k: _unclean(v) for k, v in h.items()} for h in state["history"]]
         self.warned = set(state["warned"])
         b = state["baseline"]
         self._baseline = _Baseline(dict(b["sums"]), dict(b["counts"]), dict(b["sq"]))
         self._baseline_std = dict(state["baseline_std"])
+        self._log_open = True  # resumed: the log holds this run's records, append to them
 
     def plot(self, path: str | Path) -> Path:
         """Draw the history to ``path`` (PNG/PDF/SVG by suffix); see :func:`plot_history`."""

@@ -8,12 +8,23 @@ from typing import Any
 
 from rewardkit.errors import MissingDependencyError
 
+#: The plot formats (by the path's suffix).
+FORMATS = (".png", ".pdf", ".svg")
+
 
 def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Four panels over steps: proxy vs gold (means), length, reward–length corr, disagreement.
 
-    Steps with a hacking flag are marked with a red vertical line.
+    Steps with a hacking flag are marked with a red vertical line. ``path`` must end in .png,
+    .pdf or .svg (ValueError otherwise: matplotlib would write ``path.png`` instead); returns the
+    file written.
     """
+    out = Path(path)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(
+            f"plot path {str(path)!r} must end in {', '.join(FORMATS)}: the format is read "
+            "from the suffix"
+        )
     try:
         import matplotlib
 
@@ -58,7 +69,6 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path
     for a in axes[1]:
         a.set_xlabel("step")
     fig.tight_layout()
-    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
