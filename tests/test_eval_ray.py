@@ -100,6 +100,10 @@ def test_ray_refuses_pairwise_judges_and_bad_specs(local_ray):
         RayReward("judge-pairwise:openai://127.0.0.1:9/v1?model=stub")
     with pytest.raises(SpecError):
         RayReward("no-such-kind:x")
+    # chunks of rows would each be standardised on their own: other scores than one process
+    zscored = {"ensemble": ["rule:length", "rule:f1"], "normalize": "zscore"}
+    with pytest.raises(CapabilityError, match=r"against the rest of its call.*without --ray"):
+        RayReward(zscored)
 
 
 @pytest.mark.slow  # about a minute here: every Ray actor imports torch and builds the model

@@ -167,7 +167,7 @@ def test_split_response():
     # one splitter for the reward_func file and the /get_reward endpoint
     assert split_query("PROMPT answer", "PROMPT ")[1] == "answer"
     assert split_query("<s>PROMPT answer", "PROMPT ")[1] == "answer"  # BOS before the prompt
-    assert split_query("answer only", "missing")[1] == "answer only"
+    assert split_query("answer only", "missing")[1] is None  # not found: the item fails
     assert split_query("PROMPT answer</s>", "PROMPT ")[1] == "answer"
 
 

@@ -102,7 +102,7 @@ def test_parse_item_names_index_and_field():
 
 def test_openrlhf_split_strip_and_response_shape():
     assert split_query("PROMPT answer", "PROMPT ") == ("PROMPT ", "answer")
-    assert split_query("other text", "PROMPT") == ("PROMPT", "other text")
+    assert split_query("other text", "PROMPT") == ("PROMPT", None)  # not found: fails
     assert split_query("q", None) == ("", "q")
     assert strip_eos("The answer is 4.<|im_end|>\n<|endoftext|>") == "The answer is 4."
     assert strip_eos("keep </s> inside") == "keep </s> inside"
@@ -122,7 +122,10 @@ def test_openrlhf_split_strip_and_response_shape():
         RewardResult(id=2, error=ItemError(type="t", message="m")),
     ]
     out = to_response(results, nan_reward=-1.0)
-    assert out["rewards"] == [0.5, -1.0, -1.0]
+    # a failed item gets the lowest reward its call scored (never above a scored item), not
+    # nan_reward: that is for "does not apply"
+    assert out["rewards"] == [0.5, -1.0, 0.5]
+    assert to_response(results, nan_reward=-1.0, failed_reward=-3.0)["rewards"] == [0.5, -1.0, -3.0]
     assert out["scores"] == out["rewards"]
     assert out["extra_logs"] == {
         "m": [0.5, 0.5, 0.5],  # its mean where it applies: the logged mean is m's own

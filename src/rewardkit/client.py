@@ -55,7 +55,7 @@ def _openrlhf_body(
     for name, value in (("queries", queries), ("prompts", prompts), ("labels", labels)):
         if isinstance(value, str | bytes):  # list("abc") would send three queries 'a', 'b', 'c'
             raise TypeError(f"{name} must be a list with one entry per query, not one string")
-    body: dict[str, Any] = {"query": list(queries)}
+    body: dict[str, Any] = {"query": list(queries)}  # an iterator is read here, once
     if prompts is not None:
         body["prompts"] = list(prompts)
     if labels is not None:
@@ -136,7 +136,20 @@ def _raise_for(answer: Answer) -> None:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite JSON number; an integer past float's range (``1`` and 400 zeros) is not one."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _error_problem(error: Any) -> str | None:
+    """What is wrong with a result's ``error``: absent/null or a non-empty message or object."""
+    if error is None or (isinstance(error, str | dict) and error):
+        return None
+    return f"error {str(error)[:40]!r} is neither null nor a non-empty message or object"
 
 
 def _number_or_null(v: Any) -> bool:
@@ -149,6 +162,9 @@ def _result_problem(r: Any, item: Mapping[str, Any]) -> str | None:
         return "not an object"
     if r.get("id") != item.get("id"):
         return f"id {str(r.get('id'))[:40]!r} where the item sent had {item.get('id')!r}"
+    problem = _error_problem(r.get("error"))
+    if problem:
+        return problem
     if "reward" not in r and r.get("error") is None:
         return "no 'reward'"
     if not _number_or_null(r.get("reward")):
@@ -357,8 +373,8 @@ class RewardClient(_Base):
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /get_reward`` in OpenRLHF's shape."""
-        body = _openrlhf_body(queries, prompts, labels)
-        return checked_openrlhf(self._request("POST", "/get_reward", json=body), len(queries))
+        body = _openrlhf_body(queries, prompts, labels)  # reads an iterator once, before sending
+        return checked_openrlhf(self._request("POST", "/get_reward", json=body), len(body["query"]))
 
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/health").object()
@@ -438,7 +454,7 @@ class AsyncRewardClient(_Base):
     ) -> dict[str, Any]:
         body = _openrlhf_body(queries, prompts, labels)
         answer = await self._request("POST", "/get_reward", json=body)
-        return checked_openrlhf(answer, len(queries))
+        return checked_openrlhf(answer, len(body["query"]))
 
     async def health(self) -> dict[str, Any]:
         return (await self._request("GET", "/health")).object()

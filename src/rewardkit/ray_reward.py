@@ -16,7 +16,8 @@ The reward's name, fingerprint, objectives and capabilities are read once, when 
 a value (the driver never loads the model). Scores equal the same reward run in one process
 within float error (1e-5 in fp32): the same reward scores the same queries; only the batching
 differs. Pairwise and listwise judges are refused: they compare or rank several responses in one
-call, which per-row chunks would split.
+call, which per-row chunks would split; so is a reward that scores each row against the rest of
+its call (``Capability.BATCH_RELATIVE``), which chunks would standardise apart.
 
 A :class:`RayReward` pickles (it holds the spec and what :func:`describe` read, not Ray's handle):
 a copy unpickled in another process joins the same cluster (``address``) on its first call.
@@ -46,6 +47,8 @@ PASSED_THROUGH = frozenset(
 REFUSED = {
     Capability.PAIRWISE: "judges pairs of responses in one call (compare_many)",
     Capability.LISTWISE: "ranks all responses to a prompt in one call (rank_many)",
+    Capability.BATCH_RELATIVE: "scores each row against the rest of its call (an ensemble's "
+    "zscore without fixed stats)",
 }
 
 #: Default queries per chunk (one actor call).

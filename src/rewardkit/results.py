@@ -37,6 +37,9 @@ class Capability(enum.StrEnum):
     #: Reads images. A reward without it sees prompt images as ``<image>`` and refuses a
     #: response that holds an image (:func:`text_queries`).
     IMAGES = "images"
+    #: Scores depend on the other queries of the same call (an ensemble standardising its
+    #: members over the batch without fixed ``stats``): one item scored alone means nothing.
+    BATCH_RELATIVE = "batch_relative"
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,17 @@ def serve_command(
     nan_reward: Annotated[
         float,
         typer.Option(
-            callback=finite, help="/get_reward value where a reward is NaN or an item failed."
+            callback=finite, help="/get_reward value where a reward is NaN (does not apply)."
         ),
     ] = S.nan_reward,
+    failed_reward: Annotated[
+        float | None,
+        typer.Option(
+            callback=finite,
+            help="/get_reward value where an item failed (default: the lowest reward of its "
+            "call, else --nan-reward).",
+        ),
+    ] = S.failed_reward,
     log_content: Annotated[
         bool, typer.Option("--log-content", help="Log request items (off by default).")
     ] = False,
@@ -178,6 +186,7 @@ def serve_command(
             model_workers=model_workers,
             log_content=log_content,
             nan_reward=nan_reward,
+            failed_reward=failed_reward,
             graceful_timeout=graceful_timeout,
             header_timeout=header_timeout,
             body_timeout=body_timeout,

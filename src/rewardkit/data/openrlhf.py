@@ -13,17 +13,25 @@ from typing import Any
 
 from rewardkit.data.record import as_reference
 
-#: End-of-sequence markers that decoded rollouts often end with (removed from the response end).
+#: End-of-sequence markers that decoded rollouts often end with (removed from the response end):
+#: Qwen/ChatML, GPT-2/Qwen base, Llama 3, Phi-3, Gemma, Llama 2/Mistral, DeepSeek (fullwidth
+#: bars and U+2581), gpt-oss.
 EOS_MARKERS = (
     "<|im_end|>",
     "<|endoftext|>",
     "<|eot_id|>",
     "<|end_of_text|>",
     "<|end|>",
+    "<|return|>",
     "<end_of_turn>",
     "<eos>",
     "</s>",
+    "<\uff5cend\u2581of\u2581sentence\uff5c>",
 )
+
+#: Characters of the prompt's end that must open the query when the whole prompt does not
+#: (OpenRLHF cut it from the left); a shorter prompt must be found whole.
+MIN_PROMPT_OVERLAP = 16
 
 
 def strip_eos(text: str) -> str:
@@ -39,20 +47,45 @@ def strip_eos(text: str) -> str:
     return text
 
 
-def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tuple[str, str]:
+def kept_prompt_end(query: str, prompt: str) -> int:
+    """Length of the longest end of ``prompt`` (at least :data:`MIN_PROMPT_OVERLAP` characters)
+    that the query starts with, 0 when none: OpenRLHF cuts an over-long prompt from the left
+    (``prompt_token_ids[-max_prompt_length:]``) and decodes the rest with the response."""
+    anchor = query[:MIN_PROMPT_OVERLAP]
+    if len(prompt) < MIN_PROMPT_OVERLAP or len(anchor) < MIN_PROMPT_OVERLAP:
+        return 0
+    at = prompt.find(anchor, 1)
+    while at >= 0:  # leftmost first: the longest end
+        if query.startswith(prompt[at:]):
+            return len(prompt) - at
+        at = prompt.find(anchor, at + 1)
+    return 0
+
+
+def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tuple[str, str | None]:
     """(prompt, response) of an OpenRLHF query: the response is what follows the prompt.
 
     The response starts after the **first** occurrence of the prompt in the query: normally the
     query starts with it; a BOS token or a lossy detokenization may put text before it. The
     first occurrence, never a later one, so a response that repeats the prompt cannot hide what
-    it wrote before the copy. Without a prompt, or when the query does not contain it, the whole
-    query is the response. With ``remove_eos`` trailing end-of-sequence markers are removed
-    (:func:`strip_eos`).
+    it wrote before the copy. When the whole prompt is not there, the query may start with the
+    prompt's end (OpenRLHF cut a long prompt from the left): the longest such end of at least
+    :data:`MIN_PROMPT_OVERLAP` characters is cut off (:func:`kept_prompt_end`). When neither is
+    found the response is None (the item fails: scoring the whole query would score the prompt
+    as the answer). Without a prompt the whole query is the response. With ``remove_eos``
+    trailing end-of-sequence markers are removed (:func:`strip_eos`).
     """
     prompt = prompt or ""
-    at = query.find(prompt) if prompt else -1
-    response = query[at + len(prompt) :] if at >= 0 else query
-    return prompt, strip_eos(response) if remove_eos else response
+    if not prompt:
+        response: str | None = query
+    elif (at := query.find(prompt)) >= 0:
+        response = query[at + len(prompt) :]
+    else:
+        kept = kept_prompt_end(query, prompt)
+        response = query[kept:] if kept else None
+    if response is None or not remove_eos:
+        return prompt, response
+    return prompt, strip_eos(response)
 
 
 def label(value: Any) -> Any:

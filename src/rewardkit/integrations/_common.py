@@ -13,7 +13,7 @@ import numpy as np
 
 from rewardkit.registry import load_reward
 from rewardkit.results import failed_rows
-from rewardkit.types import Message, Query, Reward, ScoreResult
+from rewardkit.types import Capability, Message, Query, Reward, ScoreResult
 
 #: Columns tried, in order, for ``Query.reference`` when no ``reference_column`` is given.
 REFERENCE_COLUMNS = ("reference", "ground_truth", "solution", "answer", "label")
@@ -123,7 +123,9 @@ def as_response(completion: Any, where: str = "completion") -> str:
     Refused, naming ``where`` (e.g. ``completions[3]``) and the message: an item that is not a
     dict (``["4"]``: pass plain text as a string), an assistant message without ``content``
     (unless it carries ``tool_calls``, a tool-call turn with no text), and a list with no
-    assistant message. Each of these used to score as ``""``."""
+    assistant message. Each of these used to score as ``""``. Assistant turns are joined with
+    ``"\n"``, so text from two turns (``#### 4`` then ``2 attempts``) never merges into one
+    token or number."""
     if isinstance(completion, str):
         return completion
     if isinstance(completion, Sequence):
@@ -148,7 +150,7 @@ def as_response(completion: Any, where: str = "completion") -> str:
                 f"{where} has no assistant message (roles: "
                 f"{[m.get('role') for m in completion] or 'none'}): nothing to score"
             )
-        return "".join(parts)
+        return "\n".join(parts)
     raise TypeError(
         f"{where} must be text or a list of chat messages; got {type(completion).__name__}"
     )
@@ -230,36 +232,68 @@ class BySource:
 log = logging.getLogger("rewardkit.integrations")
 
 
+_FIXED_WARNED: set[str] = set()
+
+
+def warn_fixed_failed(where: str, fill: float, how: str) -> None:
+    """Warn once per process and ``where`` that failed items got the fixed ``fill`` because
+    their call had no scored item to go below (one-item calls), and ``how`` to set it."""
+    if where in _FIXED_WARNED:
+        return
+    _FIXED_WARNED.add(where)
+    log.warning(
+        "%s: a failed item got the fixed score %g because its call scored no other item to go "
+        "below (one-item calls); set %s to your reward's floor",
+        where,
+        fill,
+        how,
+    )
+
+
 def failed_fill(
-    full: ScoreResult, scores: np.ndarray, failed_score: float | None, where: str
+    full: ScoreResult | None,
+    scores: np.ndarray,
+    failed_score: float | None,
+    where: str,
+    *,
+    errors: Mapping[int, str] | None = None,
+    fallback: float | None = None,
+    how: str = "failed_score=",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(scores, failed)``: the scores with each item the reward *failed* (an upstream 500, a
-    judge's context overflow, a timeout: ``results.failed_rows``) set to ``failed_score``, and
-    the mask of those items; a warning gives their count and the first error.
+    judge's context overflow, a timeout: ``results.failed_rows`` of ``full``, plus ``errors``
+    found before scoring) set to ``failed_score``, and the mask of those items; a warning gives
+    their count and the first error.
 
     A failure is not "does not apply": sent on as NaN it became ``nan_score`` (verl, OpenRLHF)
     or ``None`` (TRL, which then drops the term), so a response that broke the judge scored
     above a wrong answer with a negative reward and GRPO gave it a positive advantage. The
     default (``failed_score`` None) is the lowest score the same call gave an item that did not
-    fail, so a failure never beats a scored response of its batch; NaN when nothing else scored
-    (the adapters then send what they send for NaN, and every item of the call is flagged). A
+    fail, so a failure never beats a scored response of its batch. When nothing else scored it
+    is ``fallback`` (warned once per process, naming ``how`` to set it), or NaN without one (the
+    adapters then send what they send for NaN, and every item of the call is flagged). A
     failed item the reward gave a score itself (``rule:math``'s 0.0 on a timeout) keeps it."""
     failed = np.zeros(len(scores), dtype=bool)
-    errors = failed_rows(full.stats, full.scores if full.scores.ndim == 1 else None)
+    found = failed_rows(full.stats, full.scores if full.scores.ndim == 1 else None) if full else {}
+    errors = {**found, **(errors or {})}
     for i in errors:
         if 0 <= i < len(failed):
             failed[i] = True
     if not failed.any():
         return scores, failed
-    if failed_score is None:
-        ok = scores[~failed & np.isfinite(scores)]
-        fill = float(ok.min()) if ok.size else math.nan
-    else:
-        fill = float(failed_score)
-    first = min(errors)
     lost = failed & np.isnan(scores)  # a reward that scored its failure (rule:math's 0 on a
     # timeout) keeps that score: raised to the batch's lowest, a wrong answer that hung the
     # verifier scored 1.0 in a batch of right ones
+    if failed_score is None:
+        ok = scores[~failed & np.isfinite(scores)]
+        fill = float(ok.min()) if ok.size else math.nan
+        if math.isnan(fill) and fallback is not None:
+            fill = float(fallback)
+            if lost.any():
+                warn_fixed_failed(where, fill, how)
+    else:
+        fill = float(failed_score)
+    first = min(errors)
     log.warning(
         "%s: %d of %d items failed (first, item %d: %s); those without a score get %s; all "
         "are flagged failed",
@@ -273,6 +307,16 @@ def failed_fill(
         else "none (each kept the score the reward gave it)",
     )
     return np.where(lost, fill, scores), failed
+
+
+def refuse_batch_relative(reward: Reward, n: int, where: str, instead: str) -> None:
+    """ValueError for a one-item call of a reward whose scores depend on the rest of the call
+    (``Capability.BATCH_RELATIVE``): scored alone, every item gets the same meaningless score."""
+    if n == 1 and reward.can(Capability.BATCH_RELATIVE):
+        raise ValueError(
+            f"{where}: {reward.name!r} scores each item against the rest of its call, and this "
+            f"call has one item; give the ensemble fixed stats= or {instead}"
+        )
 
 
 def as_failed_score(value: Any) -> float | None:

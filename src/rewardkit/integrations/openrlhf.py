@@ -13,15 +13,22 @@ module's file with ``REWARDKIT_SPEC`` set, or write a two-line file::
 The response is what follows the prompt in the query, end-of-sequence markers removed
 (:func:`rewardkit.data.openrlhf.split_query`, shared with ``serve/openrlhf.py``); ``labels``
 become ``Query.reference`` (an empty label is no reference).
-NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; an item the reward
-*failed* gets ``failed_score`` (default: the lowest score of its call,
-:func:`~rewardkit.integrations._common.failed_fill`) and ``rewardkit_failed`` 1; ``extra_logs``
+A query whose prompt (or the prompt's end, OpenRLHF cutting long prompts from the left) is not
+found fails. NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; an
+item the reward *failed* gets ``failed_score`` (default: the lowest score of its call,
+:func:`~rewardkit.integrations._common.failed_fill`, else ``nan_score`` with a warning once:
+OpenRLHF 0.11 calls ``reward_func`` one query at a time, so set it to your reward's floor; the
+module's own ``reward_func`` reads ``$REWARDKIT_FAILED_SCORE`` and ``$REWARDKIT_NAN_SCORE``) and
+``rewardkit_failed`` 1 (its components get the same score). A ``Capability.BATCH_RELATIVE``
+reward is refused in a call of one query. ``extra_logs``
 carry each component (ensemble members, hybrid parts), ``applies`` and ``rewardkit_failed``. ``±inf`` is a ValueError naming
 the first index; a query that is not text is a TypeError naming it.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,9 +43,19 @@ from rewardkit.integrations._common import (
     components,
     failed_fill,
     log_keys,
+    refuse_batch_relative,
 )
 from rewardkit.integrations.verl import cached_reward
-from rewardkit.types import Query, user
+from rewardkit.results import failed_rows
+from rewardkit.types import Query, ScoreResult, user
+
+NAN_ENV = "REWARDKIT_NAN_SCORE"
+FAILED_ENV = "REWARDKIT_FAILED_SCORE"
+
+
+def failed_rows_of(full: ScoreResult) -> dict[int, str]:
+    """Index → error of each item ``full``'s call failed."""
+    return failed_rows(full.stats, full.scores if full.scores.ndim == 1 else None)
 
 
 def _tensor(values: np.ndarray) -> Any:
@@ -47,6 +64,39 @@ def _tensor(values: np.ndarray) -> Any:
     except ImportError:  # OpenRLHF always has torch; keep plain use torch-free
         return values.astype(np.float32)
     return torch.tensor(values, dtype=torch.float32)
+
+
+def env_score(name: str, default: float) -> float:
+    """A score from the environment variable ``name`` (``default`` when unset or empty);
+    ValueError naming it for anything but a finite number."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"${name} must be a finite number; got {raw[:40]!r}")
+    return value
+
+
+def _check_texts(queries: Sequence[Any], prompts: Sequence[Any]) -> None:
+    for i, (q, p) in enumerate(zip(queries, prompts, strict=True)):
+        if not isinstance(q, str):
+            raise TypeError(
+                f"queries[{i}] must be the decoded prompt + response text (str); got "
+                f"{type(q).__name__}"
+            )
+        if p is not None and not isinstance(p, str):
+            raise TypeError(f"prompts[{i}] must be the prompt text (str); got {type(p).__name__}")
+
+
+def _spread(values: np.ndarray, rows: list[int], n: int) -> np.ndarray:
+    """``values`` of the scored ``rows`` placed in an n-long array, NaN elsewhere."""
+    out = np.full(n, np.nan)
+    out[rows] = values
+    return out
 
 
 def score_queries(
@@ -69,27 +119,28 @@ def score_queries(
     labels = column(labels, "labels") if labels is not None else [None] * n
     if len(labels) != n:
         raise ValueError(f"reward_func got {n} queries and {len(labels)} labels; one per query")
-    for i, (q, p) in enumerate(zip(queries, prompts, strict=True)):
-        if not isinstance(q, str):
-            raise TypeError(
-                f"queries[{i}] must be the decoded prompt + response text (str); got "
-                f"{type(q).__name__}"
-            )
-        if p is not None and not isinstance(p, str):
-            raise TypeError(f"prompts[{i}] must be the prompt text (str); got {type(p).__name__}")
+    _check_texts(queries, prompts)
     reward = cached_reward(spec)
-    qs = [
-        Query([user(p or "")], split_query(q, p)[1], reference=label(lab))
-        for q, p, lab in zip(queries, prompts, labels, strict=True)
-    ]
-    full = reward.score_full(qs)
-    scores = np.asarray(full.scores, dtype=np.float64)
+    refuse_batch_relative(reward, n, "openrlhf reward_func", "score whole batches")
+    split = [split_query(q, p)[1] for q, p in zip(queries, prompts, strict=True)]
+    rows = [i for i, r in enumerate(split) if r is not None]
+    lost = {i: "the prompt was not found in the query" for i in range(n) if split[i] is None}
+    qs = [Query([user(prompts[i] or "")], split[i], reference=label(labels[i])) for i in rows]
+    full = reward.score_full(qs) if qs else None
+    scores = (
+        _spread(np.asarray(full.scores, dtype=np.float64), rows, n) if full else np.full(n, np.nan)
+    )
     check_finite_scores(scores, f"{reward.name!r} scores")
-    comps = components(reward, full)
+    comps = {k: _spread(v, rows, n) for k, v in components(reward, full).items()} if full else {}
     for name, vals in comps.items():
         if name != reward.name:
             check_finite_scores(vals, f"component {name!r} scores")
-    scores, failed = failed_fill(full, scores, failed_score, f"openrlhf {reward.name!r}")
+    where = f"openrlhf {reward.name!r}"
+    errors = {rows[i]: e for i, e in failed_rows_of(full).items()} if full else {}
+    how = f"failed_score= (the --remote_rm_url file: ${FAILED_ENV})"
+    scores, failed = failed_fill(
+        None, scores, failed_score, where, errors={**errors, **lost}, fallback=nan_score, how=how
+    )
     applies = ~np.isnan(scores) & ~failed
     filled = np.where(np.isnan(scores), nan_score, scores)
     extra = {
@@ -99,6 +150,7 @@ def score_queries(
     parts = {name: vals for name, vals in comps.items() if name != reward.name}
     keys = log_keys(list(parts), reserved=list(extra))  # never over applies/rewardkit_failed
     for name, vals in parts.items():
+        vals = np.where(failed & np.isnan(vals), filled, vals)  # a failed item's parts: its score
         extra[keys[name]] = _tensor(np.where(np.isnan(vals), nan_score, vals))
     return {"rewards": _tensor(filled), "scores": _tensor(filled), "extra_logs": extra}
 
@@ -121,8 +173,18 @@ def make_reward_func(
 def reward_func(
     queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None
 ):
-    """OpenRLHF entry point; the spec comes from ``$REWARDKIT_SPEC``."""
-    return score_queries(queries, prompts, labels)
+    """OpenRLHF entry point: the spec comes from ``$REWARDKIT_SPEC``, the score of a NaN item
+    from ``$REWARDKIT_NAN_SCORE`` (0.0) and of a failed one from ``$REWARDKIT_FAILED_SCORE``
+    (default: the lowest score of its call, else the NaN score)."""
+    nan_score = env_score(NAN_ENV, 0.0)
+    failed = env_score(FAILED_ENV, math.nan)
+    return score_queries(
+        queries,
+        prompts,
+        labels,
+        nan_score=nan_score,
+        failed_score=None if math.isnan(failed) else failed,
+    )
 
 
-__all__ = ["make_reward_func", "reward_func", "score_queries"]
+__all__ = ["env_score", "make_reward_func", "reward_func", "score_queries"]

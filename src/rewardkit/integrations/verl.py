@@ -27,7 +27,9 @@ the prompt is ``extra_info["prompt"]`` (or ``"question"``) when present, verl pa
 An item the reward *failed* (an upstream 500, a judge's context overflow: not "does not apply")
 gets ``failed_score`` (default: the lowest score its call gave an item that did not fail, so a
 failure never beats a scored response; per-item ``compute_score`` calls have no batch, so set
-``failed_score`` to your reward's floor there) with ``applies`` 0 and ``failed`` 1, and a warning.
+``failed_score`` to your reward's floor there; else it gets ``nan_score``, warned once) with
+``applies`` 0 and ``failed`` 1, and a warning. A ``Capability.BATCH_RELATIVE`` reward (a zscore
+ensemble without ``stats``) is refused in a call of one response.
 NaN ("does not apply") becomes ``nan_score`` (0.0) since verl needs a number; ``±inf`` (score or
 component) is a ValueError naming the first index, never ``nan_score``. ``solution_str`` must be
 text (``None`` is a TypeError, not the text "None"); unknown keywords other than verl's own
@@ -62,6 +64,7 @@ from rewardkit.integrations._common import (
     failed_fill,
     is_plain,
     log_keys,
+    refuse_batch_relative,
 )
 from rewardkit.types import Query, Reward
 
@@ -114,10 +117,17 @@ def cached_reward(spec: Any = None) -> Reward:
 
 
 #: Keyword arguments verl itself adds to a ``compute_score`` call besides ``reward_kwargs``: the
-#: reward loop's managers with a reward router (verl 0.9), and the DAPO manager's settings that
-#: ``BatchRewardManager`` forwards from ``reward_model.reward_kwargs``. Accepted and not used.
+#: reward loop's managers with a reward router (verl 0.9), and the DAPO manager's settings
+#: (``strict_box_verify``, the overlong buffer) that it and ``BatchRewardManager`` forward.
+#: Accepted and not used.
 VERL_KWARGS = frozenset(
-    {"reward_router_address", "reward_model_tokenizer", "overlong_buffer_cfg", "max_resp_len"}
+    {
+        "reward_router_address",
+        "reward_model_tokenizer",
+        "overlong_buffer_cfg",
+        "max_resp_len",
+        "strict_box_verify",
+    }
 )
 _WARNED: set[str] = set()
 _WARN_LOCK = threading.Lock()
@@ -133,7 +143,8 @@ def _unknown_kwargs(fn: str, kwargs: Mapping[str, Any]) -> None:
         _WARNED.update(new)
     if new:
         warnings.warn(
-            f"{fn} ignores unknown keyword(s) {new}: rewardkit takes spec= and nan_score= "
+            f"{fn} ignores unknown keyword(s) {new}: rewardkit takes spec=, nan_score= and "
+            "failed_score= "
             f"(verl's own {sorted(VERL_KWARGS)} are accepted and unused); check "
             "reward_kwargs for a misspelling",
             UserWarning,
@@ -184,6 +195,9 @@ def compute_score_batch(
     truths = column(ground_truths, "ground_truths", n)
     infos = column(extra_infos, "extra_infos", n) if extra_infos is not None else [None] * n
     reward = cached_reward(spec)
+    refuse_batch_relative(
+        reward, n, "verl compute_score", "use compute_score_batch (verl's BatchRewardManager)"
+    )
     queries = [
         _query(d, s, g, e, i)
         for i, (d, s, g, e) in enumerate(zip(sources, solutions, truths, infos, strict=True))
@@ -193,7 +207,14 @@ def compute_score_batch(
     if scores.ndim != 1:
         raise SpecError(f"{reward.name!r} is multi-objective; verl needs one score per response")
     check_finite_scores(scores, f"{reward.name!r} scores")
-    scores, failed = failed_fill(full, scores, failed_score, f"verl {reward.name!r}")
+    scores, failed = failed_fill(
+        full,
+        scores,
+        failed_score,
+        f"verl {reward.name!r}",
+        fallback=nan_score,
+        how="failed_score= in reward_kwargs",
+    )
     comps = components(reward, full)
     keyed = len(comps) > 1 or next(iter(comps)) != reward.name
     keys = log_keys(list(comps), reserved=RESERVED_KEYS) if keyed else {}

@@ -445,7 +445,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
 
     @app.post("/get_reward", dependencies=[Depends(authorize)], response_model=None)
     async def get_reward(request: Request) -> Any:
-        from rewardkit.serve.openrlhf import OpenRLHFRequest, to_items, to_response
+        from rewardkit.serve.openrlhf import OpenRLHFRequest, to_response, to_slots
 
         started = time.perf_counter()
         data = await read_json(request, ("query", "prompts", "labels", "data_sources"))
@@ -455,15 +455,17 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
             raise Refusal(422, "invalid_request", describe_validation_error(exc)) from exc
         except ValueError as exc:
             raise Refusal(422, "invalid_request", str(exc)) from exc
-        items = to_items(body, remove_eos=config.strip_eos)
-        slots = [Slot(i, item) for i, item in enumerate(items)]
+        slots = to_slots(body, remove_eos=config.strip_eos)
         done = await run_items(request, "/get_reward", slots)
         if isinstance(done, Response):
             return done
         failed = sum(1 for s in done if s.error is not None)
         if failed:
-            log.warning("/get_reward: %d of %d items failed; sent nan_reward", failed, len(done))
-        payload = to_response([slot_result(s) for s in done], config.nan_reward)
+            log.warning("/get_reward: %d of %d items failed; sent failed_reward", failed, len(done))
+        names = [n for route in state.unique_routes() for n in route.components]
+        payload = to_response(
+            [slot_result(s) for s in done], config.nan_reward, config.failed_reward, names
+        )
         metrics.observe(
             "rewardkit_request_latency_seconds",
             time.perf_counter() - started,

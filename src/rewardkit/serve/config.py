@@ -41,8 +41,9 @@ class ServeConfig:
     """Everything the server needs. ``rewards`` maps a route (a ``data_source`` value, or
     ``default`` for items without one or with an unknown one) to a reward spec or a built
     :class:`Reward`. ``engine`` holds engine defaults for model-backed specs (``threads``,
-    ``dtype``…). ``nan_reward`` is what ``/get_reward`` sends where a reward is NaN or an item
-    failed (OpenRLHF needs a number; such items are flagged in ``extra_logs``).
+    ``dtype``…). ``nan_reward`` is what ``/get_reward`` sends where a reward is NaN ("does not
+    apply"; OpenRLHF needs a number), ``failed_reward`` where an item failed (None: the lowest
+    reward of its call, else ``nan_reward``); such items are flagged in ``extra_logs``.
     ``graceful_timeout``: seconds from a shutdown signal to the process exiting; accepted
     requests not answered by then (less a small margin) get a JSON 503 (clients retry it).
 
@@ -64,6 +65,7 @@ class ServeConfig:
     model_workers: int | None = None
     log_content: bool = False
     nan_reward: float = 0.0
+    failed_reward: float | None = None
     graceful_timeout: float = 30.0
     strip_eos: bool = True
     watch_disconnect: bool = True
@@ -88,6 +90,8 @@ class ServeConfig:
             )
         if not math.isfinite(self.nan_reward):
             raise ValueError(f"nan_reward must be a finite number, got {self.nan_reward}")
+        if self.failed_reward is not None and not math.isfinite(self.failed_reward):
+            raise ValueError(f"failed_reward must be a finite number, got {self.failed_reward}")
         if not (math.isfinite(self.graceful_timeout) and self.graceful_timeout >= 0):
             raise ValueError(f"graceful_timeout must be >= 0 seconds, got {self.graceful_timeout}")
         for name in ("header_timeout", "body_timeout"):

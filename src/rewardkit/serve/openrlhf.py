@@ -8,21 +8,26 @@ and reads ``rewards`` (required), ``scores`` (optional, defaults to rewards) and
 
 The query is split by :func:`rewardkit.data.openrlhf.split_query` (the same splitter as the
 ``reward_func`` file of ``rewardkit.integrations.openrlhf``): the response follows the prompt,
-trailing end-of-sequence markers removed; ``labels`` become the item's ``reference`` (an empty
-label is no reference). Every list in the answer has one
-number per query: where a reward is NaN or an item failed, ``nan_reward`` is sent and the item is
-flagged in ``extra_logs["rewardkit_failed"]`` / ``["rewardkit_nan"]``.
+trailing end-of-sequence markers removed; a query that does not start with the prompt (or
+its end, when OpenRLHF cut a long prompt) fails. ``labels`` become the item's ``reference`` (an
+empty label is no reference). Every list in the answer has one number per query: where a
+reward is NaN, ``nan_reward`` is sent; a failed item gets ``failed_reward`` (default: the
+lowest reward of the call, else ``nan_reward``); each is flagged in
+``extra_logs["rewardkit_nan"]`` / ``["rewardkit_failed"]``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
 
-from rewardkit.data.openrlhf import label, split_query
-from rewardkit.serve.protocol import RewardItem, RewardResult
+from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, label, split_query
+from rewardkit.integrations._common import warn_fixed_failed
+from rewardkit.serve.protocol import ItemError, RewardItem, RewardResult
+from rewardkit.serve.scoring import Slot
 
 
 class OpenRLHFRequest(BaseModel):
@@ -48,23 +53,36 @@ class OpenRLHFRequest(BaseModel):
         return self
 
 
-def to_items(req: OpenRLHFRequest, remove_eos: bool = True) -> list[RewardItem]:
-    """One protocol item per query, in order."""
-    items = []
+def to_slots(req: OpenRLHFRequest, remove_eos: bool = True) -> list[Slot]:
+    """One scoring slot per query, in order; a query whose prompt is not found in it
+    (:func:`split_query` gives no response) is a failed slot, never scored on the whole query."""
+    slots = []
     for i, q in enumerate(req.query):
         prompt, response = split_query(
             q, req.prompts[i] if req.prompts is not None else None, remove_eos
         )
-        items.append(
-            RewardItem(
-                id=i,
-                prompt=prompt,
-                response=response,
-                reference=label(req.labels[i]) if req.labels is not None else None,
-                data_source=req.data_sources[i] if req.data_sources is not None else None,
-            )
+        item = RewardItem(
+            id=i,
+            prompt=prompt,
+            response=response or "",
+            reference=label(req.labels[i]) if req.labels is not None else None,
+            data_source=req.data_sources[i] if req.data_sources is not None else None,
         )
-    return items
+        error = None
+        if response is None:
+            error = ItemError(
+                type="prompt_not_found",
+                message=f"query[{i}]: the prompt (or its last {MIN_PROMPT_OVERLAP}+ characters) "
+                "does not open the query, so its response cannot be told apart",
+            )
+        slots.append(Slot(i, item, error=error))
+    return slots
+
+
+def to_items(req: OpenRLHFRequest, remove_eos: bool = True) -> list[RewardItem]:
+    """The items of :func:`to_slots` (a query whose prompt is not found has an empty response;
+    :func:`to_slots` fails it)."""
+    return [s.item for s in to_slots(req, remove_eos) if s.item is not None]
 
 
 def _number(x: float | None, fill: float) -> float:
@@ -82,14 +100,41 @@ def component_log(values: list[float | None], nan_reward: float) -> list[float]:
     return [_number(v, fill) for v in values]
 
 
-def to_response(results: list[RewardResult], nan_reward: float) -> dict[str, Any]:
-    """OpenRLHF's answer: ``rewards``, ``scores`` (the same values) and ``extra_logs``."""
-    rewards = [_number(r.reward, nan_reward) for r in results]
-    names: list[str] = []
-    for r in results:
-        names.extend(n for n in r.components if n not in names)
+def failed_reward_of(results: list[RewardResult], nan_reward: float, failed: float | None) -> float:
+    """What a failed item gets: ``failed`` when set, else the lowest reward of the call's scored
+    items, else ``nan_reward`` (warned once per process: a one-query call has nothing to go
+    below; set ``--failed-reward``)."""
+    if failed is not None:
+        return failed
+    scored = [r.reward for r in results if r.error is None and r.reward is not None]
+    scored = [x for x in scored if math.isfinite(x)]
+    if scored:
+        return min(scored)
+    warn_fixed_failed("/get_reward", nan_reward, "--failed-reward")
+    return nan_reward
+
+
+def to_response(
+    results: list[RewardResult],
+    nan_reward: float,
+    failed_reward: float | None = None,
+    names: Sequence[str] = (),
+) -> dict[str, Any]:
+    """OpenRLHF's answer: ``rewards``, ``scores`` (the same values) and ``extra_logs``.
+
+    A failed item gets :func:`failed_reward_of`, in ``rewards`` and in each component, so a
+    response that broke the reward never scores above one it scored. ``extra_logs`` has a list
+    for each of ``names`` (every component the server's routes give: the same keys in every
+    answer, which OpenRLHF merges key by key) and each component a result carries."""
+    fail = failed_reward_of(results, nan_reward, failed_reward)
+    rewards = [fail if r.error is not None else _number(r.reward, nan_reward) for r in results]
+    keys = list(dict.fromkeys([*names, *(n for r in results for n in r.components)]))
     extra = {
-        name: component_log([r.components.get(name) for r in results], nan_reward) for name in names
+        name: component_log(
+            [fail if r.error is not None else r.components.get(name) for r in results],
+            nan_reward,
+        )
+        for name in keys
     }
     extra["rewardkit_cached"] = [1.0 if r.cached else 0.0 for r in results]
     extra["rewardkit_failed"] = [1.0 if r.error is not None else 0.0 for r in results]

@@ -197,8 +197,12 @@ class EnsembleReward(Reward):
 
     # ---- Reward interface -----------------------------------------------------------------
     def can(self, cap: Capability) -> bool:
-        """Its own capabilities, plus MODEL_BACKED when any member runs a model."""
-        if cap is Capability.MODEL_BACKED:
+        """Its own capabilities, plus MODEL_BACKED when any member runs a model, and
+        BATCH_RELATIVE when it standardises over the batch (``zscore`` without ``stats``) or
+        any member's scores depend on the batch."""
+        if cap is Capability.BATCH_RELATIVE and self.normalize == "zscore" and self.stats is None:
+            return True
+        if cap in (Capability.MODEL_BACKED, Capability.BATCH_RELATIVE):
             return any(m.reward.can(cap) for m in self.members)
         return super().can(cap)
 
