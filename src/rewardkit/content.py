@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,12 +134,9 @@ class ImageRef:
         return buf.getvalue()
 
     def _fetch(self) -> bytes:
-        import urllib.request
-
         try:
-            with urllib.request.urlopen(self.path, timeout=30) as resp:
-                return resp.read()
-        except OSError as e:
+            return fetch_bounded(str(self.path), FETCH_DEADLINE_S, FETCH_MAX_BYTES)
+        except (OSError, ValueError) as e:
             raise self._error(f"cannot download image {self.path}: {e}") from None
 
     def load(self) -> Any:
@@ -152,9 +150,16 @@ class ImageRef:
         try:
             img = image_mod.open(io.BytesIO(raw))
             img.load()
+            img = _upright(img)
         except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
-            raise self._error(f"cannot decode image {self.describe()}: {e}") from None
+            raise self._error(f"cannot decode image {self.describe()}: {_reason(e)}") from None
         return img.convert("RGB")
+
+    def checked_bytes(self) -> tuple[bytes, str]:
+        """(encoded bytes, MIME type) once the bytes are checked to decode as an image;
+        anything else (a text file, a truncated image) raises :class:`ImageError`."""
+        raw = self.read_bytes()
+        return raw, image_mime(raw, lambda m: self._error(f"{self.describe()}: {m}"))
 
     def digest(self) -> str:
         """sha256 (hex) of the encoded bytes (file or ``data``), or of mode, size and pixels
@@ -187,6 +192,65 @@ class ImageRef:
         raise ImageError(
             f"image object needs 'path' or 'data', got keys {list(obj)}", origin=origin
         )
+
+
+#: Longest an image URL download may take in all (seconds), and most bytes it may send.
+FETCH_DEADLINE_S = 30.0
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+
+
+def fetch_bounded(
+    url: str, deadline_s: float = FETCH_DEADLINE_S, max_bytes: int = FETCH_MAX_BYTES
+) -> bytes:
+    """The body of ``url``, read in chunks under a total deadline and a byte cap (a server
+    trickling bytes or sending a huge body raises ``ValueError`` instead of hanging)."""
+    import time
+    import urllib.request
+
+    end = time.monotonic() + deadline_s
+    out = bytearray()
+    with urllib.request.urlopen(url, timeout=min(deadline_s, 10.0)) as resp:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise ValueError(f"download took longer than {deadline_s:g} s")
+            chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > max_bytes:
+                raise ValueError(f"image is larger than {max_bytes} bytes")
+
+
+def _reason(e: Exception) -> str:
+    """An exception's text without object reprs (``<_io.BytesIO object at 0x…>``)."""
+    return re.sub(r"\s*<[\w.]+ object at 0x[0-9a-f]+>", "", str(e)) or type(e).__name__
+
+
+def _upright(img: Any) -> Any:
+    """``img`` turned as its EXIF Orientation tag says (as ``transformers.load_image`` does)."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(img) or img
+
+
+def image_mime(raw: bytes, error: Any = None) -> str:
+    """The MIME type of encoded image bytes, checked by decoding them with PIL; raises
+    ``error(message)`` (default :class:`ImageError`) when they are not an image."""
+    image_mod = _pil()
+    make = error or (lambda m: ImageError(m))
+    try:
+        with image_mod.open(io.BytesIO(raw)) as img:
+            fmt = img.format
+            img.verify()
+        with image_mod.open(io.BytesIO(raw)) as img:
+            img.load()  # verify() does not catch a truncated image
+    except Exception as e:
+        raise make(f"not a readable image: {_reason(e)}") from None
+    mime = image_mod.MIME.get(fmt or "", "")
+    if not mime.startswith("image/"):
+        raise make(f"not a known image type: {fmt}") from None
+    return mime
 
 
 def _b64(text: str, origin: str | None) -> bytes:
@@ -359,8 +423,14 @@ def content_images(content: Any) -> list[ImageRef]:
 
 
 def missing_file(ref: ImageRef) -> bool:
-    """Whether ``ref`` names a local file that does not exist (checked at load time, cheaply)."""
-    return ref.path is not None and "://" not in ref.path and not Path(ref.path).is_file()
+    """Whether ``ref`` names a local file that does not exist (checked at load time, cheaply);
+    a name the file system refuses (too long, a NUL byte) is missing too."""
+    if ref.path is None or "://" in ref.path:
+        return False
+    try:
+        return not Path(ref.path).is_file()
+    except (OSError, ValueError):
+        return True
 
 
 def has_images(content: Any) -> bool:

@@ -40,7 +40,20 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     elif not isinstance(response, str):
         raise loc.error(f"expected a string, got {describe(response)}", field="response")
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", "reference")}
-    return Query(prompt, response, row.get("reference"), meta)
+    return Query(prompt, response, _reference(row.get("reference"), loc), meta)
+
+
+def _reference(value: Any, loc: Location) -> Any:
+    """The ``reference`` field: as it is (text, a list of texts, a JSON schema object...)
+    unless it holds image parts, which are normalised like the response (relative image paths
+    against the data file's folder)."""
+    items = value if isinstance(value, list) else [value]
+    images = any(isinstance(v, dict) and v.get("type") in _IMAGE_PART_TYPES for v in items)
+    return _parts(value, loc, "reference") if images else value
+
+
+#: Content part types that hold an image (OpenAI chat and Responses API, HF).
+_IMAGE_PART_TYPES = ("image", "image_url", "input_image")
 
 
 def _parts(value: Any, loc: Location, field: str) -> Any:

@@ -17,6 +17,7 @@ import numpy as np
 
 from rewardkit.content import (
     ImageContentError,
+    content_images,
     content_text,
     has_images,
     json_default,
@@ -202,8 +203,11 @@ def text_queries(queries: Sequence[Query], reward: str = "this reward") -> list[
         if isinstance(q.response, str) and all(isinstance(m["content"], str) for m in q.prompt):
             continue
         if not isinstance(q.response, str) and has_images(q.response):
+            origin = next((im.origin for im in content_images(q.response) if im.origin), None)
+            where = f"{origin}: " if origin else ""
+            which = "the response" if origin else f"the response of query {i}"
             raise ImageContentError(
-                f"reward {reward!r} reads text only, but the response of query {i}"
+                f"{where}reward {reward!r} reads text only, but {which}"
                 + (f" (example {q.meta['example_id']!r})" if "example_id" in q.meta else "")
                 + " is an image; score images with clip:, vlm-judge:, vlm-judge-pairwise: or an "
                 "image reward model"

@@ -39,7 +39,7 @@ DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory, 'samp
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Input record format (sniffed).")]
 LimitOpt = Annotated[int | None, typer.Option(min=0, help="Read at most this many examples.")]
 OutOpt = Annotated[Path, typer.Option(help="Output file (.jsonl, .jsonl.gz).")]
-ToOpt = Annotated[str, typer.Option("--to", help="Output format: jsonl (default), trl, openrlhf.")]
+ToOpt = Annotated[str, typer.Option("--to", help="Output format: jsonl, trl or openrlhf.")]
 RewardsOpt = Annotated[
     list[str], typer.Option("--reward", "-r", help="Reward spec (repeatable; an ensemble).")
 ]

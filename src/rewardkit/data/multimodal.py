@@ -65,17 +65,18 @@ def _base_dir(loc: Location) -> Path | None:
 
 
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
-_B64 = re.compile(r"[A-Za-z0-9+/\s]+={0,2}\s*")
+_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")  # no overlapping classes: linear on any input
 
 
 def _raw_base64_image(value: str) -> bytes | None:
     """The bytes of a bare base64 string (no ``data:`` prefix) that decode to a known image
     format (PNG, JPEG, GIF, BMP, TIFF, WebP), else None."""
-    if len(value) < 64 or not _B64.fullmatch(value):
+    compact = "".join(value.split())
+    if len(value) < 64 or not _B64.fullmatch(compact):
         return None
     try:
-        head = base64.b64decode("".join(value[:64].split())[:48], validate=True)
-        data = base64.b64decode("".join(value.split()), validate=True)
+        head = base64.b64decode(compact[:48], validate=True)
+        data = base64.b64decode(compact, validate=True)
     except ValueError:
         return None
     webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
@@ -129,8 +130,16 @@ def _image(rec: Record, name: str, value: Any, sub: str = "") -> ImageRef:
 
 
 def _check_file(rec: Record, name: str, ref: ImageRef, sub: str = "") -> None:
+    """A local image file must exist and hold bytes (a located error here, at load time, is
+    one ``--on-error skip`` can skip)."""
     if missing_file(ref):
-        raise rec.error(name, f"image file not found: {ref.path}", sub)
+        raise rec.error(name, f"image file not found: {_short(str(ref.path))}", sub)
+    if ref.path is not None and "://" not in ref.path and Path(ref.path).stat().st_size == 0:
+        raise rec.error(name, f"image file is empty (0 bytes): {ref.path}", sub)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def content(rec: Record, name: str, value: Any, sub: str = "") -> Content:
@@ -195,8 +204,9 @@ def parse_label(rec: Record, name: str, value: Any) -> list[int]:
 def _two_way_label(rec: Record) -> list[int]:
     if rec.has("label_0") and rec.has("label_1"):  # Pick-a-Pic: 1/0, 0/1 or 0.5/0.5
         a, b = rec.get("label_0"), rec.get("label_1")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
-            raise rec.error("label_0", f"expected numbers in label_0/label_1, got {a!r}, {b!r}")
+        for name, v in (("label_0", a), ("label_1", b)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise rec.error(name, f"expected a finite number, got {describe(v)}")
         return [0] if a > b else [1] if b > a else [0, 1]
     for name in ("label", "preference", "winner"):
         if rec.has(name):
@@ -308,6 +318,10 @@ def convert_mm_qa(rec: Record) -> Example:
         images = [_image(rec, "images", v, f"[{i}]") for i, v in enumerate(value)]
     elif rec.has("image"):
         images = [_image(rec, "image", rec.get("image"))]
+    if not images:  # a later row of an mm-qa file would be a text-only question
+        raise rec.error(
+            "image", "missing required field 'image' (or 'images'): an mm-qa row needs an image"
+        )
     qname = _first(rec, _QA_QUESTION)
     if qname is None:
         raise rec.error("question", "missing required field 'question' (or 'query', 'prompt')")
@@ -375,21 +389,21 @@ def _is_mmrb1(keys: Mapping[str, Any]) -> bool:
     return all(k in keys for k in ("Image", "Text", "Output1", "Output2", "Better"))
 
 
-def _holds_image(value: Any) -> bool:
+def holds_image(value: Any) -> bool:
     """Whether an ``image``/``images`` value holds something: not null, an empty list, or text
     that is empty, ``[]`` or ``null`` (a CSV cell): a text pair exported with an empty image
     column is not an image record."""
     if isinstance(value, str):
         return value.strip() not in ("", "[]", "null")
     if isinstance(value, list | tuple):
-        return any(_holds_image(v) for v in value)
+        return any(holds_image(v) for v in value)
     return value is not None
 
 
 def sniff(rec: Record) -> str | None:
     """The multimodal format a record's field names say, or None. An ``image``/``images``
-    column counts only when it holds an image (:func:`_holds_image`)."""
-    keys = {k: v for k, v in rec.data.items() if k not in ("image", "images") or _holds_image(v)}
+    column counts only when it holds an image (:func:`holds_image`)."""
+    keys = {k: v for k, v in rec.data.items() if k not in ("image", "images") or holds_image(v)}
     if _is_mmrb1(keys):
         return "mm-qa"
     if "prompt_content" in keys and "response_a" in keys and "response_b" in keys:

@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from rewardkit.data import hh_rlhf, multimodal, rmbench, steps
 from rewardkit.data.record import Record, check_columns
-from rewardkit.data.table import CONVERTERS, KEYED_FORMATS
+from rewardkit.data.table import CONVERTERS as _TABLE_CONVERTERS
+from rewardkit.data.table import KEYED_FORMATS
 from rewardkit.errors import DataError
+from rewardkit.types import Example
+
+#: The formats whose records hold images (the others read text only).
+IMAGE_FORMATS = frozenset({"t2i-pairs", "image-edit", "mm-qa", "mmrb2"})
+
+
+def check_no_images(rec: Record, fmt: str) -> None:
+    """Refuse a record of a text format whose ``image``/``images`` field holds an image: it
+    would be kept in ``meta`` and scored without its image (a file whose first row had none)."""
+    for name in ("image", "images"):
+        if rec.has(name) and multimodal.holds_image(rec.peek(name, structured=True)):
+            raise rec.error(
+                name,
+                f"holds an image, but the file is read as text format {fmt!r}, which would "
+                "drop it; name an image format (--format mm-qa, t2i-pairs, image-edit) or "
+                "remove the field",
+            )
+
+
+def _text_only(fmt: str, convert: Callable[[Record], Example]) -> Callable[[Record], Example]:
+    def checked(rec: Record) -> Example:
+        check_no_images(rec, fmt)
+        return convert(rec)
+
+    checked.__doc__ = convert.__doc__
+    return checked
+
+
+#: Format name → converter; text formats refuse records that hold images (:func:`check_no_images`).
+CONVERTERS: dict[str, Callable[[Record], Example]] = {
+    name: fn if name in IMAGE_FORMATS else _text_only(name, fn)
+    for name, fn in _TABLE_CONVERTERS.items()
+}
 
 #: The names accepted by ``load(format=...)``, in the order of the benchmark table
 #: (:mod:`rewardkit.data.table`).

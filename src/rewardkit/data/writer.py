@@ -30,6 +30,18 @@ def to_record(ex: Example) -> dict[str, Any]:
     return rec
 
 
+def image_json(ref: Any) -> dict[str, str]:
+    """An ImageRef as JSON, a local path made absolute: the written file may be read from
+    another folder than the one the path was relative to (the current one)."""
+    import os
+
+    out = ref.to_json()
+    path = out.get("path")
+    if path is not None and "://" not in path:
+        out["path"] = os.path.abspath(path)
+    return out
+
+
 def json_value(obj: Any) -> Any:
     """``json.dumps``'s ``default`` for rows read from any source (``write_jsonl``, ``score``'s
     output). Images in content parts as ``{"path": …}`` or ``{"data": base64}`` (read back by
@@ -47,7 +59,7 @@ def json_value(obj: Any) -> Any:
     from rewardkit.content import ImageRef
 
     if isinstance(obj, ImageRef):
-        return obj.to_json()
+        return image_json(obj)
     if isinstance(obj, dt.date | dt.time):
         return obj.isoformat()
     if isinstance(obj, dt.timedelta):

@@ -43,7 +43,7 @@ def count_identical_choices(examples: Sequence[Example]) -> int:
     there (0.5 with ``ties="half"``, 0 strict), whatever it is worth; they are counted."""
 
     def text(r: Any) -> str:
-        return r if isinstance(r, str) else json.dumps(r, sort_keys=True, default=str)
+        return r if isinstance(r, str) else json.dumps(r, sort_keys=True, default=_image_identity)
 
     n = 0
     for e in examples:
@@ -51,6 +51,21 @@ def count_identical_choices(examples: Sequence[Example]) -> int:
         rejected = (text(r) for i, r in enumerate(e.responses) if i not in e.chosen)
         n += bool(chosen) and any(r in chosen for r in rejected)
     return n
+
+
+def _image_identity(obj: Any) -> Any:
+    """An image as what it shows (its bytes' digest; a URL by its address, not downloaded),
+    not its repr (which names the record field it came from); anything else as text."""
+    from rewardkit.content import ImageRef
+
+    if not isinstance(obj, ImageRef):
+        return str(obj)
+    if obj.path is not None and "://" in obj.path:
+        return {"image": obj.path}
+    try:
+        return {"image": obj.digest()}
+    except DataError:  # unreadable: the file's name stands for it
+        return {"image": obj.describe()}
 
 
 def _columns_of(results: list[RewardResult], rewards: Sequence[Reward]) -> list:

@@ -187,8 +187,18 @@ def identical_pairs(items: Sequence[Item]) -> int:
         1
         for it in items
         for a, b, tie, _, _ in it.pairs
-        if not tie and it.ids[a] == it.ids[b] and it.types[a] == it.types[b]
+        if not tie
+        and it.ids[a] == it.ids[b]
+        and it.types[a] == it.types[b]
+        and _image_key(it.ids[a]) == _image_key(it.ids[b])
     )
+
+
+def _image_key(ids: Any) -> str | None:
+    """The digest of the image a row of token ids carries (image reward models), else None:
+    two sides with the same text and different images are not identical."""
+    image = getattr(ids, "image", None)
+    return None if image is None else image.digest()
 
 
 def warn_identical_pairs(items: Sequence[Item], where: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rewardkit.content import ImageRef
+from rewardkit.content import ImageContentError, ImageRef
 from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, escape_content
 from rewardkit.errors import SpecError, switch
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
@@ -69,18 +69,6 @@ def is_http_spec(arg: str | None, options: Mapping[str, Any]) -> bool:
     )
 
 
-def _mime(data: bytes) -> str:
-    for magic, mime in (
-        (b"\x89PNG", "image/png"),
-        (b"\xff\xd8", "image/jpeg"),
-        (b"GIF8", "image/gif"),
-        (b"RIFF", "image/webp"),
-    ):
-        if data.startswith(magic):
-            return mime
-    return "application/octet-stream"
-
-
 def openai_content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
     """Parts as OpenAI message content: one string for text only, else text and image_url parts."""
     if all(p["type"] == "text" for p in parts):
@@ -91,10 +79,16 @@ def openai_content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
             out.append({"type": "text", "text": p["text"]})
         else:
             image: ImageRef = p["image"]
-            data = image.read_bytes()
-            url = f"data:{_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+            data, mime = image.checked_bytes()  # never upload a file that is not an image
+            url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
             out.append({"type": "image_url", "image_url": {"url": url}})
     return out
+
+
+def _where(parts: Sequence[Part]) -> str:
+    """Where the first image of ``parts`` came from (its record), for messages."""
+    origin = next((p["image"].origin for p in parts if p["type"] != "text"), None)
+    return f"the row at {origin}" if origin else "a judged row"
 
 
 class HttpJudge(EndpointReward):
@@ -223,7 +217,13 @@ class HttpJudge(EndpointReward):
             if self.logprobs:
                 body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
             return HttpRequest("/chat/completions", body)
-        text = "".join(p["text"] if p["type"] == "text" else "<image>" for p in parts)
+        if any(p["type"] != "text" for p in parts):
+            raise ImageContentError(
+                f"{self.spec_kind}: endpoint=completions sends text only, but "
+                f"{_where(parts)} holds an image; use endpoint=chat (the default) with a "
+                "vision model, or drop the images"
+            )
+        text = "".join(p["text"] for p in parts)
         body["prompt"] = (f"{system}\n\n" if system else "") + text + "\nAnswer:"
         if self.logprobs:
             body["logprobs"] = TOP_LOGPROBS
