@@ -258,3 +258,54 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     path = tmp_path / "rot.jpg"
     img.save(path, format="JPEG", exif=exif)
     assert ImageRef(path=str(path)).load().size == (24, 48)
+
+
+def test_siglip_style_text_towers_are_refused_not_scored_by_batch(tmp_path: Path) -> None:
+    """Before: SigLIP (last-position pooling, trained on text padded to a fixed width) scored a
+    caption 11.53 beside a longer one and 10.96 alone; the model's own protocol gave -1.06."""
+    import torch
+    import transformers
+
+    from mm_helpers import tiny_clip_tokenizer
+    from rewardkit.registry import load_reward
+
+    tok = tiny_clip_tokenizer()
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1}
+    small["num_attention_heads"] = 2
+    text = {"vocab_size": len(tok), "max_position_embeddings": 64, "pad_token_id": 1, **small}
+    cfg = transformers.SiglipConfig(
+        text_config=text, vision_config={"image_size": 32, "patch_size": 8, **small}
+    )
+    torch.manual_seed(0)
+    path = tmp_path / "siglip"
+    transformers.SiglipModel(cfg).save_pretrained(path)
+    size = {"height": 32, "width": 32}
+    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=size)
+    transformers.CLIPProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(path)
+    with pytest.raises(ValueError, match=r"SigLIP-style text tower.*depend on the batch"):
+        load_reward(f"clip:{path}", progress=False)
+
+
+def test_clip_honours_max_length_and_truncation_error(tmp_path: Path) -> None:
+    """Before: ``clip:`` always cut captions at its tower's 64 tokens: ``max_length=4`` changed
+    nothing and ``truncation=error`` never raised."""
+    from mm_helpers import tiny_clip
+    from rewardkit.content import image_part
+    from rewardkit.engine.truncation import TruncationError
+    from rewardkit.registry import load_reward
+    from rewardkit.types import user
+
+    model = tiny_clip(tmp_path / "clip")
+    png = solid_png(tmp_path / "red.png", (255, 0, 0))
+    caption = "a red square on a plain red ground with nothing else in it at all"
+    qs = [Query([user(caption)], [image_part(png)])]
+    full = load_reward(f"clip:{model}", progress=False, cache_dir=None)
+    cut = load_reward(f"clip:{model}?max_length=4", progress=False, cache_dir=None)
+    assert cut.max_length == 4 and full.max_length > 4
+    assert cut.score_full(qs).truncated.tolist() == [True]
+    assert full.score_full(qs).truncated.tolist() == [False]
+    assert cut.score(qs)[0] != pytest.approx(full.score(qs)[0], abs=1e-6)
+    strict = load_reward(f"clip:{model}?max_length=4&truncation=error", progress=False)
+    with pytest.raises(TruncationError, match="over the limit of 4"):
+        strict.score(qs)
+    assert cut.fingerprint() != full.fingerprint()  # cached scores of one are not the other's

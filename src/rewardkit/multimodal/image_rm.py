@@ -47,8 +47,30 @@ def projection_dim(backbone: nn.Module) -> int:
     return int(dim if dim else getattr(cfg, "text_config", cfg).hidden_size)
 
 
+#: Text towers that pool the last position and were trained on text padded to a fixed width
+#: (SigLIP: ``padding="max_length"``): padded to the longest row of a batch, a caption's score
+#: would depend on the other captions of its batch.
+FIXED_WIDTH_TEXT = ("siglip", "siglip2", "siglip_text_model", "siglip2_text_model")
+
+
+def check_text_pooling(config: Any, source: object) -> None:
+    """Refuse a dual encoder whose text tower needs fixed-width padding (:data:`FIXED_WIDTH_TEXT`),
+    which rewardkit's length-sorted batches do not give: its scores would depend on the batch."""
+    text_cfg = getattr(config, "text_config", None) or config
+    kinds = {str(getattr(c, "model_type", "")) for c in (config, text_cfg)}
+    if kinds & set(FIXED_WIDTH_TEXT):
+        raise ValueError(
+            f"{source}: a SigLIP-style text tower (model_type {sorted(kinds - {''})}) pools its "
+            "last position and needs text padded to a fixed width; rewardkit pads batches to "
+            "their longest row, so its scores would depend on the batch. Not supported yet: use "
+            "a CLIP-style model"
+        )
+
+
 def text_limit(backbone: nn.Module, tokenizer: Any, requested: int | None = None) -> int:
-    """Most text tokens the text tower takes (its positions, the tokenizer's limit, ``requested``)."""
+    """Most text tokens the text tower takes (its positions, the tokenizer's limit, ``requested``);
+    a tower that needs fixed-width text is refused (:func:`check_text_pooling`)."""
+    check_text_pooling(backbone.config, getattr(backbone.config, "_name_or_path", "") or "model")
     text_cfg = getattr(backbone.config, "text_config", backbone.config)
     limits = [getattr(text_cfg, "max_position_embeddings", None), requested]
     tok_max = getattr(tokenizer, "model_max_length", None)
@@ -280,6 +302,7 @@ __all__ = [
     "HEADS",
     "ImageRewardModel",
     "backbone_source",
+    "check_text_pooling",
     "encode_texts",
     "is_dual_encoder",
     "is_image_rm_dir",

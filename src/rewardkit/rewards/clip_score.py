@@ -31,8 +31,10 @@ import torch
 from rewardkit.content import ImageRef, content_images, content_text
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_texts
+from rewardkit.engine.truncation import TruncationError
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
+from rewardkit.multimodal.image_rm import check_text_pooling
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 VARIANTS = ("clip", "clipscore", "logit")
@@ -106,11 +108,13 @@ class ClipScoreReward(MultimodalReward):
                     f"{model}: {type(self.model).__name__} has no {method}; clip: needs a "
                     "CLIP-style dual encoder"
                 )
+        check_text_pooling(self.model.config, model)
         self.variant = variant
         text_cfg = getattr(self.model.config, "text_config", self.model.config)
         limits = [getattr(text_cfg, "max_position_embeddings", None)]
         tok_max = getattr(self.tokenizer, "model_max_length", None)
         limits.append(tok_max if isinstance(tok_max, int) and tok_max < 1_000_000 else None)
+        limits.append(self.config.max_length)  # the max_length option, when smaller
         self.max_length = min(int(v) for v in limits if v) if any(limits) else 77
         scale = getattr(self.model, "logit_scale", None)
         self.logit_scale = None if scale is None else float(scale.detach().float().reshape(-1)[0])
@@ -131,15 +135,23 @@ class ClipScoreReward(MultimodalReward):
         return int(pad if pad is not None else self.tokenizer.eos_token_id)
 
     def encode(self, pairs: Sequence[tuple[str, ImageRef]]) -> list[MultimodalRow]:
-        """One row per (text, image): the text's token ids (cut at the end to ``max_length``)."""
+        """One row per (text, image): the text's token ids, cut at the end (keeping the final
+        token, which CLIP pools) to the text tower's limit or the ``max_length`` option if
+        smaller; with ``truncation=error`` a text over it is a :class:`TruncationError`."""
         texts = escape_texts(self.tokenizer, [t for t, _ in pairs])
         ids = self.tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
+        limit = self.max_length
         rows = []
         for row_ids, (_, image) in zip(ids, pairs, strict=True):
-            dropped = max(0, len(row_ids) - self.max_length)
+            dropped = max(0, len(row_ids) - limit)
+            if dropped and self.config.truncation == "error":
+                raise TruncationError(
+                    f"a caption has {len(row_ids)} tokens, over the limit of {limit} of "
+                    f"{self.name} (set truncation='left' or 'right': captions are cut at the end)"
+                )
             if dropped:
                 eos = row_ids[-1]
-                row_ids = [*row_ids[: self.max_length - 1], eos]
+                row_ids = [*row_ids[: limit - 1], eos]
             rows.append(MultimodalRow(list(row_ids), response_dropped=dropped, payload=image))
         return rows
 

@@ -48,7 +48,7 @@ class ImageRMReward(ClipScoreReward):
         self.tokenizer = self.processor.tokenizer
         self.model = ImageRewardModel.from_pretrained(self.resolved.source, self.config.dtype)
         self.model.to(self.device).eval()
-        self.max_length = text_limit(self.model.backbone, self.tokenizer)
+        self.max_length = text_limit(self.model.backbone, self.tokenizer, self.config.max_length)
         self.variant = "image-rm"
         self._identity = {
             "class": type(self).__name__,
