@@ -467,3 +467,19 @@ def test_a_listwise_reward_is_refused_by_the_server():
         ServeState(ServeConfig(rewards={"default": spec}))
     result = CliRunner().invoke(app, ["serve", "-r", spec, "--port", "0"])
     assert result.exit_code == 2 and "ranks the responses that share one call" in result.output
+
+
+def test_a_batch_relative_reward_is_refused_by_the_server():
+    """Before: an ensemble standardised over its call (zscore, no stats) was served, and each
+    item's reward depended on the requests its dynamic batch merged (and a cached one on the
+    batch it came from). With fixed stats it is served."""
+    from rewardkit.errors import SpecError
+    from rewardkit.serve.config import ServeConfig
+    from rewardkit.serve.state import ServeState
+
+    zscored = {"ensemble": ["rule:length", "rule:repetition"], "normalize": "zscore"}
+    with pytest.raises(SpecError, match=r"against the rest of its call.*give the ensemble stats="):
+        ServeState(ServeConfig(rewards={"default": zscored}))
+    fixed = {**zscored, "stats": [[10, 5], [0, 1]]}
+    state = ServeState(ServeConfig(rewards={"default": fixed}))
+    assert state.routes["default"].components == ("rule:length", "rule:repetition")

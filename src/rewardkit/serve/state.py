@@ -122,14 +122,23 @@ class Route:
 
 
 def refuse_listwise(name: str, reward: Reward) -> None:
-    """A listwise reward ranks the responses that share one call: behind a server its scores
-    would depend on which requests a dynamic batch happened to merge, and a cached score on the
-    group it came from, so it is refused (docs/serving.md, "Batching")."""
+    """A listwise reward ranks the responses that share one call, and a batch-relative one
+    (``Capability.BATCH_RELATIVE``: an ensemble standardised over the call without ``stats``)
+    scores each against the rest of its call: behind a server either's scores would depend on
+    which requests a dynamic batch happened to merge, and a cached score on the batch it came
+    from, so both are refused (docs/serving.md, "Batching")."""
     if reward.can(Capability.LISTWISE):
         raise SpecError(
             f"route {name!r}: {reward.name} ranks the responses that share one call, so served "
             "its scores would depend on how requests are batched; serve a pointwise or pairwise "
             "reward, or rank groups with `rewardkit score` or the Python API"
+        )
+    if reward.can(Capability.BATCH_RELATIVE):
+        raise SpecError(
+            f"route {name!r}: {reward.name} scores each item against the rest of its call (an "
+            "ensemble's zscore without fixed stats), so served its scores would depend on how "
+            "requests are batched; give the ensemble stats= (docs/composition.md, "
+            '"Standardising members")'
         )
 
 
