@@ -23,6 +23,7 @@ A switched layer calls oneDNN only for CPU tensors with no gradient to track (sc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -73,16 +74,25 @@ def onednn_speedup(in_features: int, out_features: int, threads: int) -> float:
     return default / onednn if onednn > 0 else 1.0
 
 
+@functools.cache
 def _cpu_name() -> str:
-    """This CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` says)."""
+    """This CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` says), read once."""
+    names: list[str] = []
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", errors="replace") as fh:
+        names = [ln.split(":", 1)[1].strip() for ln in fh if ln.lower().startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def _recorded_gain(key: str) -> float | None:
+    """The speed-up :data:`RECORD` holds for ``key``; None when absent or not a positive number
+    (a damaged record is measured again)."""
+    from rewardkit.models.embedded import read_record
+
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        gain = float(read_record(RECORD)[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return gain if math.isfinite(gain) and gain > 0 else None
 
 
 def model_speedup(shapes: Counter[tuple[int, int]], threads: int) -> float:
@@ -91,7 +101,7 @@ def model_speedup(shapes: Counter[tuple[int, int]], threads: int) -> float:
     :data:`TIMED_SHAPES` shapes holding the most products, weighted by their products. Read from
     the rewardkit cache's :data:`RECORD` when this machine measured it before; else measured and
     recorded there (best effort)."""
-    from rewardkit.models.embedded import read_record, update_record
+    from rewardkit.models.embedded import update_record
 
     top = sorted(shapes.items(), key=lambda kv: (-kv[0][0] * kv[0][1] * kv[1], kv[0]))
     top = top[:TIMED_SHAPES]
@@ -99,12 +109,9 @@ def model_speedup(shapes: Counter[tuple[int, int]], threads: int) -> float:
         [torch.__version__, _cpu_name(), f"cpus={os.cpu_count()}", f"threads={threads}"]
         + [f"{k}x{n}*{c}" for (k, n), c in sorted(top)]
     )
-    try:
-        recorded = float(read_record(RECORD)[key])
-        if math.isfinite(recorded) and recorded > 0:
-            return recorded
-    except (KeyError, TypeError, ValueError):
-        pass
+    recorded = _recorded_gain(key)
+    if recorded is not None:
+        return recorded
     work = {shape: shape[0] * shape[1] * count for shape, count in top}
     default = sum(work.values())
     onednn = sum(w / onednn_speedup(k, n, threads) for (k, n), w in work.items())
