@@ -21,7 +21,10 @@ from fault_proxy import FaultProxy
 from rewardkit.client import AsyncRewardClient, RewardClient, RewardServerError
 from rewardkit.data.openrlhf import EOS_MARKERS, split_query, strip_eos
 from rewardkit.integrations.trl import reward_func as trl_reward_func
+from rewardkit.registry import load_reward
 from rewardkit.rewards.composite.ensemble import EnsembleReward
+from rewardkit.rewards.composite.hybrid import HybridReward
+from rewardkit.rewards.composite.route import RouteReward
 from rewardkit.serve.app import ServeConfig, create_app
 from rewardkit.serve.background import BackgroundServer
 from rewardkit.serve.openrlhf import OpenRLHFRequest, to_response, to_slots
@@ -207,6 +210,20 @@ def test_zscore_without_stats_is_batch_relative():
     assert not EnsembleReward(ZSCORE["ensemble"]).can(Capability.BATCH_RELATIVE)
     nested = EnsembleReward([ZSCORE, "rule:length"])
     assert nested.can(Capability.BATCH_RELATIVE)
+
+
+def test_route_and_hybrid_are_batch_relative_when_a_part_is():
+    zscore, plain = load_reward(ZSCORE), load_reward("rule:length")
+    assert RouteReward({"a": zscore}, default=plain).can(Capability.BATCH_RELATIVE)
+    assert RouteReward({"a": plain}, default=zscore).can(Capability.BATCH_RELATIVE)
+    assert not RouteReward({"a": plain}).can(Capability.BATCH_RELATIVE)
+    assert HybridReward({"*": plain}, model=zscore).can(Capability.BATCH_RELATIVE)
+    assert HybridReward({"*": plain}, model=plain, aspects={"z": (zscore, 1.0)}).can(
+        Capability.BATCH_RELATIVE
+    )
+    assert not HybridReward({"*": plain}, model=plain).can(Capability.BATCH_RELATIVE)
+    with pytest.raises(ValueError, match=r"verl compute_score: .*one item"):
+        vrl.compute_score("s", "ab", None, {}, spec={"route": {"s": ZSCORE}})
 
 
 def test_per_item_adapters_refuse_a_batch_relative_reward_alone():

@@ -42,6 +42,11 @@ class Capability(enum.StrEnum):
     BATCH_RELATIVE = "batch_relative"
 
 
+#: Capabilities a composite (ensemble, route, hybrid) has when any of its parts has them: a part
+#: that runs a model or scores against the rest of its call makes the whole do so too.
+INHERITED_CAPABILITIES = frozenset({Capability.MODEL_BACKED, Capability.BATCH_RELATIVE})
+
+
 @dataclass(frozen=True)
 class TokenScores:
     """Per-token scores of n responses, padded to the longest.

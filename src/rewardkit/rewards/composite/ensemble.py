@@ -37,7 +37,12 @@ from rewardkit.combine.aggregate import (
     zscore,
 )
 from rewardkit.errors import SpecError
-from rewardkit.results import failed_rows, failure_entries, float32_scores
+from rewardkit.results import (
+    INHERITED_CAPABILITIES,
+    failed_rows,
+    failure_entries,
+    float32_scores,
+)
 from rewardkit.rewards.composite.members import (
     Member,
     MemberSpec,
@@ -202,7 +207,7 @@ class EnsembleReward(Reward):
         any member's scores depend on the batch."""
         if cap is Capability.BATCH_RELATIVE and self.normalize == "zscore" and self.stats is None:
             return True
-        if cap in (Capability.MODEL_BACKED, Capability.BATCH_RELATIVE):
+        if cap in INHERITED_CAPABILITIES:
             return any(m.reward.can(cap) for m in self.members)
         return super().can(cap)
 

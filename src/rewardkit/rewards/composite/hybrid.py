@@ -12,7 +12,7 @@ import numpy as np
 
 from rewardkit.combine.hybrid import hybrid_combine
 from rewardkit.combine.route import route_indices
-from rewardkit.results import failed_rows, failure_entries
+from rewardkit.results import INHERITED_CAPABILITIES, failed_rows, failure_entries
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 
@@ -54,8 +54,8 @@ class HybridReward(Reward):
         return parts + ([] if self.length is None else [self.length[0]])
 
     def can(self, cap: Capability) -> bool:
-        """Its own capabilities, plus MODEL_BACKED when any part runs a model."""
-        if cap is Capability.MODEL_BACKED:
+        """Its own capabilities, plus MODEL_BACKED or BATCH_RELATIVE when any part has it."""
+        if cap in INHERITED_CAPABILITIES:
             return any(r.can(cap) for r in self._parts())
         return super().can(cap)
 

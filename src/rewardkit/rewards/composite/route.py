@@ -23,6 +23,7 @@ import numpy as np
 from rewardkit.combine.route import route_indices
 from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
+from rewardkit.results import INHERITED_CAPABILITIES
 from rewardkit.types import Capability, Query, Reward, ScoreResult, failed_items
 
 MISSING = ("nan", "error")
@@ -60,8 +61,9 @@ class RouteReward(Reward):
         self.name = name or "route(" + ", ".join(f"{s}={r.name}" for s, r in routes.items()) + ")"
 
     def can(self, cap: Capability) -> bool:
-        """Its own capabilities, plus MODEL_BACKED when any routed reward runs a model."""
-        if cap is Capability.MODEL_BACKED:
+        """Its own capabilities, plus MODEL_BACKED or BATCH_RELATIVE when any routed reward has
+        it (a batch-relative reward routed a subset of the call still scores against it)."""
+        if cap in INHERITED_CAPABILITIES:
             return any(r.can(cap) for r in self._rewards())
         return super().can(cap)
 
