@@ -47,6 +47,9 @@ class RewardKind:
     uses_engine: bool = False  # takes the scoring engine's options (token_budget, dtype, ...)
     #: Built from other specs (``{KIND: members, ...}``); arg_help then shows the dict form.
     composite: bool = False
+    #: The options of the kind's endpoint form (``judge:openai://…``), which reads its own set;
+    #: None when the kind has no endpoint form.
+    endpoint_help: str | None = None
 
 
 _KINDS: dict[str, RewardKind] = {}
@@ -63,13 +66,16 @@ def register(
     arg_help: str | None = None,
     uses_engine: bool = False,
     composite: bool = False,
+    endpoint_help: str | None = None,
 ) -> None:
     """Register a kind of reward under ``kind`` (``factory`` is imported lazily).
 
     A ``composite`` kind is built from member specs: a dict ``{kind: MEMBERS, **options}`` reaches
     its factory as ``factory(None, members=MEMBERS, engine_defaults=..., base_dir=..., **options)``.
     """
-    _KINDS[kind] = RewardKind(kind, factory, description, card, arg_help, uses_engine, composite)
+    _KINDS[kind] = RewardKind(
+        kind, factory, description, card, arg_help, uses_engine, composite, endpoint_help
+    )
 
 
 def kinds() -> list[RewardKind]:

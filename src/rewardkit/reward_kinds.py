@@ -12,10 +12,13 @@ _ENGINE = (
     "cache_dir, layout, …; docs/reward-specs.md)"
 )
 _HTTP_JUDGE = (
-    "on an endpoint instead: api_key_env=, endpoint=chat|completions, temperature=, "
-    "max_tokens=, seed=, logprobs=, unparsed=nan|tie, prices=, base_url=, model=, cache_dir=, "
-    "progress= and the request limits (docs/judges.md)"
+    "api_key_env=, endpoint=chat|completions, temperature=, max_tokens=, seed=, logprobs=, "
+    "unparsed=nan|tie, prices=, base_url=, model=, cache_dir=, progress= and the request limits "
+    "(docs/judges.md)"
 )
+#: The judge options both forms read (the endpoint applies its own model's chat template, so
+#: ``use_chat_template=`` is the local form's only).
+_JUDGE_TEXT = "template=, system=, principle=, rubric="
 _LIMITS = (
     "plus the request limits (concurrency=, rpm=, tpm=, timeout=, connect_timeout=, retries=, "
     "backoff=, …; docs/remote.md)"
@@ -45,11 +48,12 @@ register(
     "rewardkit.rewards.judges.build:judge",
     "Generative pointwise judge: P(Yes) vs P(No) as the next token after a fixed judging prompt.",
     card="B3 — Generative yes-token reward (RewardDance)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME (an OpenAI-compatible endpoint; docs/judges.md); options output=prob|logit, template=, system=, use_chat_template=, principle=, rubric=, "
-    + _ENGINE
-    + "; "
-    + _HTTP_JUDGE,
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME (an OpenAI-compatible endpoint; docs/judges.md); options output=prob|logit, use_chat_template=, "
+    + _JUDGE_TEXT
+    + ", "
+    + _ENGINE,
     uses_engine=True,
+    endpoint_help=f"output=prob|logit, {_JUDGE_TEXT}, {_HTTP_JUDGE}",
 )
 register(
     "rule",
@@ -142,11 +146,12 @@ register(
     "Pairwise generative judge: P(A better than B) from the next-token logits of A and B, judged "
     "in both orders and averaged; score() = P(response better than the reference), NaN without one.",
     card="B6 — LLM-as-judge (pairwise; both orders as in MMRB2)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options template=, system=, use_chat_template=, principle=, rubric=, "
-    + _ENGINE
-    + "; "
-    + _HTTP_JUDGE,
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options use_chat_template=, "
+    + _JUDGE_TEXT
+    + ", "
+    + _ENGINE,
     uses_engine=True,
+    endpoint_help=f"{_JUDGE_TEXT}, {_HTTP_JUDGE}",
 )
 register(
     "judge-rating",
@@ -154,11 +159,12 @@ register(
     "Rating judge: expected 1–10 rating Σ k·p(k) from the next-token distribution over the "
     "rating tokens (renormalised; a two-token '10' read in the same pass).",
     card="B6 — LLM-as-judge (rating mode)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options output=expected|probs, template=, system=, use_chat_template=, principle=, rubric=, "
-    + _ENGINE
-    + "; "
-    + _HTTP_JUDGE,
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options output=expected|probs, use_chat_template=, "
+    + _JUDGE_TEXT
+    + ", "
+    + _ENGINE,
     uses_engine=True,
+    endpoint_help=f"output=expected, {_JUDGE_TEXT}, {_HTTP_JUDGE}",
 )
 register(
     "judge-listwise",
@@ -167,11 +173,12 @@ register(
     "seeded random order; score = P(the response's label is the first answer token). score() "
     "ranks the queries that share a prompt as one group.",
     card="B7 — Listwise judge (RewardBench 2 4-way, GRPO groups)",
-    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options order_seed=, template=, system=, use_chat_template=, principle=, rubric=, "
-    + _ENGINE
-    + "; "
-    + _HTTP_JUDGE,
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options order_seed=, use_chat_template=, "
+    + _JUDGE_TEXT
+    + ", "
+    + _ENGINE,
     uses_engine=True,
+    endpoint_help=f"order_seed=, {_JUDGE_TEXT}, {_HTTP_JUDGE}",
 )
 register(
     "clip",

@@ -31,6 +31,15 @@ def rule_options(name: str) -> list[str]:
 _OPTION_LISTS = {"rule": rule_options}
 
 
+def option_forms(options: str, endpoint: str | None) -> list[str]:
+    """A kind's ``options …`` paragraph(s): one, or for a kind that also runs on an endpoint
+    (``RewardKind.endpoint_help``) the local model's and the endpoint's, each listing only the
+    options that form reads."""
+    if endpoint is None:
+        return ["options" + options]
+    return ["options (local model)" + options, f"options (endpoint, openai://…) {endpoint}"]
+
+
 @rewards_app.command("list")
 def rewards_list() -> None:
     """Every registered kind of reward, with a one-line description and its method card."""
@@ -58,7 +67,8 @@ def rewards_list() -> None:
         typer.echo(head)
         typer.echo(block(k.description))
         if sep:
-            typer.echo(block("options" + options))
+            for form in option_forms(options, k.endpoint_help):
+                typer.echo(block(form))
         if k.card:
             typer.echo(block(f"method card: {k.card} (docs/methods/)"))
         if k.kind in _SUB_LISTS:

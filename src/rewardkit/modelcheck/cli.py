@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rewardkit.cli_errors import fail
-from rewardkit.errors import RewardkitError
+from rewardkit.cli_errors import user_errors
 
 
 def check_model_command(
@@ -31,14 +30,12 @@ def check_model_command(
 ) -> None:
     """Check that rewardkit scores a model as its authors do (docs/families.md): engine layouts
     and dtypes vs the model's own forward one row at a time, pooling, chat template,
-    truncation; exits 1 on FAIL."""
+    truncation; exits 1 on FAIL, 2 on a spec or model folder it cannot load (as every verb
+    exits on bad input)."""
     from rewardkit.modelcheck.check import check_model
 
-    try:
+    with user_errors():  # a spec or model folder that cannot be checked: one line, exit 2
         found = check_model(spec, tuple(dtype or ("float32", "bfloat16")), max_length, device)
-    except (RewardkitError, ValueError, OSError) as exc:
-        fail(exc)
-        return
     if as_json:
         typer.echo(json.dumps(found.as_dict(), indent=1))
     else:

@@ -247,6 +247,32 @@ def tokenizer_error(source: str, exc: ValueError) -> SpecError | None:
     return None
 
 
+def folder_error(source: str, exc: BaseException) -> SpecError | None:
+    """One line naming the file, for a model folder whose files transformers cannot read and
+    reports without naming them: a config.json it refuses (huggingface_hub's validation error,
+    a traceback before: hidden size not a multiple of the heads…) or a JSON file cut short
+    (tokenizer.json: "Expecting value: line 97580"). None for any other error."""
+    from huggingface_hub import errors as hub_errors
+
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return None
+    if isinstance(exc, getattr(hub_errors, "StrictDataclassError", ())):
+        cause = " ".join(str(exc.__cause__ or exc).split())
+        return SpecError(
+            f"{folder / 'config.json'}: transformers refuses the model config ({cause})"
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        for path in sorted(folder.glob("*.json")):
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as bad:
+                return SpecError(
+                    f"{path}: not valid JSON ({bad}); the file is cut short or not JSON"
+                )
+    return None
+
+
 # -- the checkpoint's own code ------------------------------------------------------------------
 def remote_code_id(source: str) -> dict[str, str]:
     """sha256 over the ``*.py`` files of a local folder whose config or tokenizer names its own

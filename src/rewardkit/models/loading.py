@@ -294,15 +294,16 @@ def load_tokenizer(source: str, trust_remote_code: bool = False) -> Any:
     A folder without tokenizer files, or whose tokenizer ships its own code while
     ``trust_remote_code`` is off, is refused in one line (never transformers' ``[y/N]``
     prompt): :func:`rewardkit.models.integrity.check_tokenizer_folder`."""
-    from rewardkit.models.integrity import check_tokenizer_folder, tokenizer_error
+    from rewardkit.models.integrity import check_tokenizer_folder, folder_error, tokenizer_error
 
     check_tokenizer_folder(source, trust_remote_code)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(
             source, trust_remote_code=bool(trust_remote_code)
         )
-    except ValueError as exc:
-        clear = tokenizer_error(source, exc)
+    except Exception as exc:  # a bad config.json or JSON file: one line naming it
+        clear = tokenizer_error(source, exc) if isinstance(exc, ValueError) else None
+        clear = clear or folder_error(source, exc)
         if clear is None:
             raise
         raise clear from None

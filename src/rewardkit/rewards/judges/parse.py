@@ -15,7 +15,10 @@ own match counts; when every labelled match is a quote, the judge's first word d
   the text. Both joined by and/or (``Yes and no``, ``Answer: Yes or No``) is no verdict.
 - rating: ``[[7]]``; ``Rating: 7`` / ``Score: 8.5``; ``7/10`` / ``7 out of 10``; an answer that
   starts with the number. A signed number (``-3``, ``−3``), one on another scale (``3/5``,
-  ``4 out of 5``, ``8/100``) or one out of 1–10 is unparsed.
+  ``4 out of 5``, ``8/100``) or one out of 1–10 is unparsed. Each may be a range (``7-8``,
+  ``7–8/10``, ``7 to 8``; a dash, ``~``, ``to`` or ``or``): ascending on 1–10, its midpoint (7.5);
+  descending (``8-7``), off the scale (``9-11``), the scale itself (``1-10``) or a chain
+  (``7-8-9``), unparsed.
 - pairwise: ``[[A]]`` / ``[[B]]`` (MT-Bench, reward-bench); ``Answer: B`` / ``Verdict: Response A``
   / ``Better response: (a)``; a first word ``A``/``B`` (``A.``, ``**B**``); else exactly one of
   ``Response A`` / ``Response B`` (or ``Assistant A``…). A tie (0.5) is ``[[C]]``, a labelled
@@ -29,7 +32,8 @@ own match counts; when every labelled match is a quote, the judge's first word d
 
 **Log-probabilities** (:mod:`rewardkit.rewards.judges.logprobs`) are read at the token of the text
 verdict (its offset in the answer): an answer whose words give no verdict is unparsed whatever its
-log-probabilities, and the two paths read the same words.
+log-probabilities, and the two paths read the same words. A rating range is read from its text
+(``Reading.token`` False): the log-probabilities at its first number are about that end only.
 """
 
 from __future__ import annotations
@@ -55,12 +59,13 @@ from rewardkit.rewards.judges.quotes import (
     own_words,
 )
 from rewardkit.rewards.judges.template import KINDS
-from rewardkit.rewards.judges.verdict import RATING_SCALE
+from rewardkit.rewards.judges.verdict import RATING_SCALE, RatingRange
 from rewardkit.rewards.tags import strip_blocks
 
 __all__ = [
     "MAX_LOGPROB",
     "MIN_QUOTE_CHARS",
+    "RatingRange",
     "Reading",
     "answer_text",
     "judge_words",
@@ -83,11 +88,13 @@ Found = tuple[Any, int]
 @dataclass(frozen=True)
 class Reading:
     """A parsed answer: class log-scores (``scores``; None when unparsed), how it was read
-    (``"logprobs"``, ``"text"`` or ``"unparsed"``) and where the verdict's word is (``at``)."""
+    (``"logprobs"``, ``"text"`` or ``"unparsed"``), where the verdict's word is (``at``) and
+    whether that token holds the whole verdict (``token``; False for a rating range)."""
 
     scores: np.ndarray | None
     source: str
     at: int | None = None
+    token: bool = True
 
     @property
     def parsed(self) -> bool:
@@ -104,6 +111,15 @@ def one_hot(index: int, n: int) -> np.ndarray:
     return out
 
 
+#: Minus signs before a rating: hyphen-minus, hyphen, figure and en dash, minus, small and
+#: fullwidth hyphen-minus.
+SIGNS = "-\u2010\u2012\u2013\u2212\ufe63\uff0d"
+_NUMBER = r"\d++(?:\.\d++)?"
+#: Between the ends of a rating range: one or two dashes (or a tilde), or ``to`` / ``or``.
+RANGE_SEP = r"(?:\s*+[" + re.escape(SIGNS + "\u2014~") + r"]{1,2}+\s*+|\s++(?:to|or)\s++)"
+#: A rating: one number or a range of two (group 1 of the rating patterns).
+_RATING = rf"({_NUMBER}(?:{RANGE_SEP}{_NUMBER})?)"
+
 _LABELLED = r"(?:final\s++)?(?:answer|verdict|judge?ment|decision|choice|better\s++response|winner)"
 
 # The verdict formats (module docstring). Possessive quantifiers (``\s*+``, ``\d++``) and digit
@@ -115,9 +131,9 @@ YES_NO_PATTERNS = (
     _LABELLED + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(yes|no)\b",
 )
 RATING_PATTERNS = (
-    r"\[\[\s*+(\d++(?:\.\d++)?)\s*+\]\]",
-    r"(?:rating|score)\s*+(?:is)?\s*+[:=]?\s*+\**+\s*+(\d++(?:\.\d++)?)",
-    r"(?<!\d)(\d++(?:\.\d++)?)\s*+(?:/|out\s++of)\s*+10\b",
+    r"\[\[\s*+" + _RATING + r"\s*+\]\]",
+    r"(?:rating|score)\s*+(?:is)?\s*+[:=]?\s*+\**+\s*+" + _RATING,
+    r"(?<!\d)" + _RATING + r"\s*+(?:/|out\s++of)\s*+10\b",
 )
 CHOICE_PATTERNS = (
     r"\[\[\s*+([ABC])\s*+\]\]",
@@ -136,12 +152,11 @@ _TIE_STATED = re.compile(
 #: Yes or No", "[[Yes]] or [[No]]").
 _BOTH_AFTER = re.compile(r"[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+(?:yes|no)\b", re.I)
 _BOTH_BEFORE = re.compile(r"\b(?:yes|no)[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+$", re.I)
-#: Minus signs before a rating: hyphen-minus, hyphen, figure and en dash, minus, small and
-#: fullwidth hyphen-minus.
-SIGNS = "-\u2010\u2012\u2013\u2212\ufe63\uff0d"
 #: After a rating: another scale ("/5", "out of 100", "stars out of 5").
 _OTHER_SCALE = re.compile(r"\s*+(?:[a-z]++\s++)?(?:/|out\s++of)\s*+(\d++)", re.I)
-_START_NUMBER = re.compile(r"\W*+(\d++(?:\.\d++)?)\b")
+_START_NUMBER = re.compile(r"\W*+" + _RATING + r"\b")
+#: After a rating: one more end (``7-8-9``, a chain, not a range).
+_MORE_ENDS = re.compile(RANGE_SEP + r"\d", re.I)
 _START_LABEL = re.compile(r"\W*+(\d++)\b")
 _NOT_MARKUP = re.compile("[^" + re.escape(MARKUP) + "]")
 _CHAIN = re.compile(r"(?<!\d)\[?(\d++)\]?(?:\s*+(?:>>|>|≻|,|;|then)\s*+\[?(\d++)\]?)+")
@@ -216,19 +231,33 @@ def _signed(text: str, start: int) -> bool:
     return bool(before) and before[-1] in SIGNS
 
 
+def _rating_value(found: str, scale: Sequence[int]) -> float | RatingRange | None:
+    """The rating ``found`` (one number or a range, group 1 of the rating patterns) spells, or
+    None off ``scale``; a range must ascend and be narrower than the whole scale."""
+    ends = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", found)]
+    if not all(min(scale) <= x <= max(scale) for x in ends):
+        return None
+    if len(ends) == 1:
+        return ends[0]
+    lo, hi = ends
+    if lo > hi or (lo, hi) == (min(scale), max(scale)):
+        return None  # "8-7" reads both ways; "1-10" names the scale, not a verdict
+    return RatingRange(lo, hi)
+
+
 def _rating(
     text: str, judged: Judged | None = None, scale: Sequence[int] = RATING_SCALE
 ) -> Found | None:
     m, rest = own_verdict(RATING_PATTERNS, text, judged)
     if m is None:
         m = _START_NUMBER.match(rest)
-    if m is None or _signed(text, m.start(1)):
-        return None
+    if m is None or _signed(text, m.start(1)) or _MORE_ENDS.match(text, m.end(1)):
+        return None  # "-3", "7-8-9"
     other = _OTHER_SCALE.match(text, m.end(1))
     if other is not None and other.group(1) != "10":
         return None  # "3/5", "8/100": a rating on another scale is not a 1–10 one
-    value = float(m.group(1))
-    return (value, m.start(1)) if min(scale) <= value <= max(scale) else None
+    value = _rating_value(m.group(1), scale)
+    return None if value is None else (value, m.start(1))
 
 
 def _choice(text: str, judged: Judged | None = None) -> Found | None:
@@ -329,8 +358,9 @@ def parse_yes_no(text: str) -> int | None:
 
 
 def parse_rating(text: str, scale: Sequence[int] = RATING_SCALE) -> float | None:
-    """The rating in the text (within ``scale``), or None."""
-    return _value(_rating(text, None, scale))
+    """The rating in the text (within ``scale``; a range's midpoint), or None."""
+    value = _value(_rating(text, None, scale))
+    return value.mid if isinstance(value, RatingRange) else value
 
 
 def parse_choice(text: str) -> int | None:
@@ -369,6 +399,7 @@ def _text_scores(kind: str, value: Any, k: int) -> np.ndarray:
         return np.zeros(2) if value == 2 else one_hot(value, 2)
     with np.errstate(divide="ignore"):
         if kind == "rating":  # all the mass on it (a fractional one on its two neighbours)
+            value = value.mid if isinstance(value, RatingRange) else value
             lo = math.floor(value)
             p = np.zeros(len(RATING_SCALE))
             p[lo - 1] = 1.0 - (value - lo)
@@ -407,7 +438,8 @@ def text_reading(
         found = read(own_words(text, judged, copies=False) or "", judged, k)
     if found is None:
         return UNPARSED
-    return Reading(_text_scores(kind, found[0], k), "text", found[1])
+    token = not isinstance(found[0], RatingRange)
+    return Reading(_text_scores(kind, found[0], k), "text", found[1], token)
 
 
 def logprob_reading(
@@ -428,9 +460,10 @@ def read_answer(
 ) -> Reading:
     """The verdict of an answer: the text reading, with the class log-scores of ``body``'s
     ``top_logprobs`` at the verdict's token when there are some (``body`` None: text only). An
-    answer whose words give no verdict is unparsed on both paths."""
+    answer whose words give no verdict is unparsed on both paths; a verdict no one token holds
+    (a rating range) is read from the text."""
     reading = text_reading(kind, text, len(classes), quoted, classes)
-    if body is None or not reading.parsed:
+    if body is None or not reading.parsed or not reading.token:
         return reading
     return logprob_reading(body, classes, reading.at, text) or reading
 

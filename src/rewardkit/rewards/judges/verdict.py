@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,19 @@ RATING_SCALE = tuple(range(1, 11))
 #: clamped to as a logit: P in [1e−6, 1 − 1e−6], ℓ_yes − ℓ_no = ±ln((1 − 1e−6)/1e−6) ≈ ±13.8155.
 HARD_P = 1e-6
 HARD_LOGIT = math.log((1.0 - HARD_P) / HARD_P)
+
+
+@dataclass(frozen=True)
+class RatingRange:
+    """A rating a judge wrote as a range ``lo``–``hi`` (``Rating: 7-8``, lo ≤ hi): it reads as its
+    midpoint, from the text only (the log-probabilities at ``lo`` are about that end)."""
+
+    lo: float
+    hi: float
+
+    @property
+    def mid(self) -> float:
+        return (self.lo + self.hi) / 2
 
 
 def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
