@@ -452,6 +452,18 @@ def messages_images(messages: Sequence[Mapping[str, Any]]) -> list[ImageRef]:
     return [img for m in messages for img in content_images(m.get("content", ""))]
 
 
+def images_in(value: Any) -> list[ImageRef]:
+    """Every :class:`ImageRef` anywhere in ``value`` (messages, content parts, lists of them, a
+    reference), in order."""
+    if isinstance(value, ImageRef):
+        return [value]
+    if isinstance(value, Mapping):
+        return [i for v in value.values() for i in images_in(v)]
+    if isinstance(value, list | tuple):
+        return [i for v in value for i in images_in(v)]
+    return []
+
+
 def json_default(obj: Any) -> Any:
     """``json.dumps`` default hook: an ImageRef becomes ``{"image": digest}``; else ``str``."""
     if isinstance(obj, ImageRef):

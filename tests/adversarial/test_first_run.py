@@ -63,7 +63,7 @@ def test_load_time_skips_are_in_every_report(cli, tmp_path):
     assert "line 2" in report["dataset"]["load_skipped"]["first"]
     for name in ("report.md", "report.html"):
         page = (out / name).read_text()
-        assert "Dropped 1 malformed record(s) at load time" in page
+        assert "Dropped 1 malformed record(s) (--on-error skip: at load time" in page
         assert "No example skipped" not in page
 
 

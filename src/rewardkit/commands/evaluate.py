@@ -238,6 +238,7 @@ def _run_eval(
     from rewardkit.errors import DataError
     from rewardkit.evaluate import evaluate, print_table
     from rewardkit.evaluate.calibration import TemperatureScaling
+    from rewardkit.evaluate.multimodal import drop_cut_short, skip_unreadable
     from rewardkit.evaluate.process_report import is_step_data
     from rewardkit.evaluate.result import data_identity
     from rewardkit.registry import load_reward
@@ -259,6 +260,8 @@ def _run_eval(
         if data_format is not None:
             raise
         raise with_sniffed_format(e, data, colmap) from None
+    # image files cut short: refused (or skipped) before any model loads; loading reads no pixels
+    examples = drop_cut_short(examples, on_error, dropped)
     if ray:
         _check_ray_options(is_step_data(examples), robustness, probe)
         from rewardkit.ray_reward import RayReward
@@ -279,20 +282,25 @@ def _run_eval(
     if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
         _process_eval(examples, rewards, out, html, seed, identity)
         return
-    result = evaluate(
-        examples,
-        rewards,
-        ties="strict" if strict else "half",
-        benchmark=benchmark,
-        seed=seed,
-        n_boot=n_boot,
-        include_length_baseline=not no_baseline,
-        robustness=robustness,
-        temperature=temp,
-        probe=probe,
-    )
+
+    def run(kept: list) -> Any:
+        return evaluate(
+            kept,
+            rewards,
+            ties="strict" if strict else "half",
+            benchmark=benchmark,
+            seed=seed,
+            n_boot=n_boot,
+            include_length_baseline=not no_baseline,
+            robustness=robustness,
+            temperature=temp,
+            probe=probe,
+        )
+
+    # skip: a record whose image fails to decode when scored is dropped like a malformed one
+    result = skip_unreadable(run, examples, dropped) if on_error == "skip" else run(examples)
     result.settings["data"] = identity  # a leaderboard tells runs on other data apart
-    if dropped:  # records --on-error skip dropped at load time: the reports say so
+    if dropped:  # records --on-error skip dropped (loading, or images scoring could not decode)
         result.dataset["load_skipped"] = {"n": len(dropped), "first": str(dropped[0])}
     fitted = None
     if save_temperature is not None:  # known before anything is written

@@ -88,11 +88,38 @@ def score_command(
         if not no_cache:
             check_dir_target(cache_dir, "--cache-dir")
         rows = list(read_query_rows(data))
+        check_images(rows)  # an image file cut short fails here, before any model loads
         if cache_reset and not no_cache:
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
     _summary(stats, f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)", out)
+
+
+def check_images(rows: list) -> None:
+    """Refuse the input when one of its local images is cut short (:func:`incomplete_image`,
+    its end read cheaply): an :class:`~rewardkit.content.ImageError` naming the file, the row
+    and the field, as reading the rows names a missing image file. Each image is checked once."""
+    from rewardkit.content import ImageError, images_in
+    from rewardkit.multimodal.files import incomplete_image
+
+    seen: set = set()
+    for _, q in rows:
+        for field, value in (
+            ("prompt", q.prompt),
+            ("response", q.response),
+            ("reference", q.reference),
+        ):
+            for image in images_in(value):
+                key = image.path if image.path is not None else image.data
+                if key is None or key in seen:  # a PIL image has no file to be cut
+                    continue
+                seen.add(key)
+                cut = incomplete_image(image)
+                if cut is not None:
+                    raise ImageError(
+                        f"field {field!r}: {cut}", image=image.describe(), origin=image.origin
+                    )
 
 
 def _summary(stats: dict, head: str, out: Path) -> None:

@@ -7,15 +7,27 @@ benchmarks: MMRB2, MM-RLHF-RewardBench, accuracy-with-ties).
 - **MM-RLHF-RewardBench**: ACC = fraction of correct items; ACC+ = fraction of ids (groups) whose
   items are *all* correct (:func:`acc_plus`).
 - Accuracy with ties lives in :mod:`rewardkit.evaluate.tieacc` (the same card).
+
+Also the records whose images cannot be read: :func:`drop_cut_short` (image files cut short,
+found cheaply before scoring) and :func:`skip_unreadable` (``eval --on-error skip`` dropping
+those whose images fail to decode when they are scored).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+
+from rewardkit.content import ImageError, ImageRef, images_in
+from rewardkit.errors import DataError
+from rewardkit.multimodal.files import incomplete_image
+from rewardkit.types import Example
+
+T = TypeVar("T")
 
 
 def verdict(p: float) -> float:
@@ -74,3 +86,104 @@ def acc_plus(groups: Sequence[str], outcomes: Sequence[float | None]) -> dict[st
         "n_items": len(items),
         "n_groups": len(by_group),
     }
+
+
+def example_images(example: Example) -> list[ImageRef]:
+    """Every image an example holds: in its prompt, its responses and its reference."""
+    return images_in([example.prompt, example.responses, example.reference])
+
+
+def split_images(
+    examples: Sequence[Example], why: Callable[[ImageRef], str | None]
+) -> tuple[list[Example], list[ImageError]]:
+    """``examples`` split by ``why`` (what is wrong with an image, None when nothing; asked once
+    per distinct image): those holding no such image, and a located error for each of the
+    others (its first bad image, with the record the image came from)."""
+    verdicts: dict[Any, str | None] = {}
+    kept: list[Example] = []
+    bad: list[ImageError] = []
+    for ex in examples:
+        error = None
+        for image in example_images(ex):
+            key = next(k for k in (image.path, image.data, id(image.pil)) if k is not None)
+            if key not in verdicts:
+                verdicts[key] = why(image)
+            reason = verdicts[key]
+            if reason is not None:
+                error = ImageError(reason, image=image.describe(), origin=image.origin)
+                break
+        if error is None:
+            kept.append(ex)
+        else:
+            bad.append(error)
+    return kept, bad
+
+
+def _decode_failure(named: DataError) -> Callable[[ImageRef], str | None]:
+    """What keeps an image from decoding (None: it decodes). A URL is not downloaded: only the
+    image ``named`` by scoring's error (an :class:`ImageError`) counts as failing then."""
+    image_name = named.image if isinstance(named, ImageError) else None
+
+    def why(image: ImageRef) -> str | None:
+        if image_name is not None and image.describe() == image_name:
+            return named.reason
+        if image.path is not None and "://" in image.path:
+            return None
+        try:
+            image.load()
+        except ImageError as e:
+            return e.reason
+        return None
+
+    return why
+
+
+def _report_skipped(bad: list[ImageError], what: str, skipped_out: list | None) -> None:
+    """One warning for the records dropped (as the loaders give), their errors to ``skipped_out``."""
+    if not bad:
+        return
+    warnings.warn(f"skipped {len(bad)} record(s) {what}; first: {bad[0]}", stacklevel=3)
+    if skipped_out is not None:
+        skipped_out.extend(bad)
+
+
+def drop_cut_short(
+    examples: Sequence[Example], on_error: str, skipped_out: list | None = None
+) -> list[Example]:
+    """``examples`` less those holding an image file cut short (:func:`incomplete_image`: each
+    file's end read, cheaply), found before any model loads: ``on_error="raise"`` raises the
+    first one's located :class:`ImageError`; ``"skip"`` drops them with one warning."""
+    kept, bad = split_images(examples, incomplete_image)
+    if bad and on_error != "skip":
+        raise bad[0]
+    _report_skipped(bad, "whose image files are cut short", skipped_out)
+    return kept
+
+
+def skip_unreadable(
+    run: Callable[[list[Example]], T],
+    examples: Sequence[Example],
+    skipped_out: list | None = None,
+) -> T:
+    """``run(examples)``, dropping the examples whose images cannot be decoded (``on_error=
+    "skip"`` at scoring time, where images are decoded: loading does not read pixels).
+
+    When ``run`` raises a :class:`DataError` (a reward could not read an image), every image of
+    the examples is decoded once (:func:`split_images`), the examples holding one that fails are
+    dropped with one warning like the loaders' (file, line, what is wrong), and ``run`` is
+    called again on the rest (a reward's score cache keeps that cheap); an error that no image
+    explains is raised as it is. The dropped records' errors go to ``skipped_out``.
+    """
+    kept = list(examples)
+    dropped: list[ImageError] = []
+    while True:
+        try:
+            result = run(kept)
+            break
+        except DataError as err:
+            kept, bad = split_images(kept, _decode_failure(err))
+            if not bad:
+                raise
+            dropped += bad
+    _report_skipped(dropped, "whose images cannot be decoded", skipped_out)
+    return result

@@ -181,7 +181,8 @@ def report_notes(result: EvalResult) -> list[str]:
     dropped = ds.get("load_skipped") or {}
     if dropped.get("n"):
         notes.append(
-            f"Dropped {dropped['n']} malformed record(s) at load time (--on-error skip); "
+            f"Dropped {dropped['n']} malformed record(s) (--on-error skip: at load time, or an "
+            "image that could not be read when scored); "
             f"first: {dropped['first']}"
         )
     if ds.get("n_empty_responses"):

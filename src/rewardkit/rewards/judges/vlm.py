@@ -4,10 +4,13 @@ The same judge kinds as the text backend (docs/methods/B3-yes-token-reward.md,
 docs/methods/B6-llm-judge.md) on any ``AutoModelForImageTextToText`` + ``AutoProcessor``:
 each slot is filled with content parts (text and images, in order), the user turn goes through
 the processor's chat template, and the answer-token logits at the last position are read by the
-shared verdict readers. Rows are not truncated (an image cannot be cut); keep conversations
-within the model's context. A processor without a chat template gets the plain form of the text
-judges (``system``, the template with the processor's image token per image, then
-``"\\nAnswer:"``).
+shared verdict readers. A row over ``max_length`` tokens (default: the language model's own
+limit; image tokens count) is cut as the text judges cut theirs, under ``truncation``: only the
+judged texts lose tokens (the conversation its oldest, each response its last, fairly), never the
+template, its instructions, the verdict position nor an image; ``truncation=error`` raises a
+:class:`~rewardkit.engine.truncation.TruncationError` naming the reward and the item. A
+processor without a chat template gets the plain form of the text judges (``system``, the
+template with the processor's image token per image, then ``"\\nAnswer:"``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ import torch
 from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_content, special_strings
+from rewardkit.engine.truncation import TruncationError, fit_many
 from rewardkit.models.causal_lm import at_last, measure_logit_scale, select_logits, softcap_of
-from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
+from rewardkit.models.loading import (
+    fit_max_length,
+    resolve_device,
+    resolve_model,
+    set_threads,
+    torch_dtype,
+)
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow
+from rewardkit.multimodal.fitting import item_label, keep_tokens, slot_ids, tokenize_parts
 from rewardkit.rewards.judges.answers import AnswerTokens, label_scores, label_token_ids
 from rewardkit.rewards.judges.listwise import (
     Group,
@@ -48,6 +59,12 @@ from rewardkit.rewards.judges.template import (
     split_template,
 )
 from rewardkit.types import Capability, Query
+
+#: A limit no model has (fit_max_length's default when the model states none: no cut).
+_NO_LIMIT = 1 << 62
+#: Re-renderings of a cut row before giving up (each removes what the last one was over by:
+#: text cut apart tokenizes a little differently from text in place).
+_REFITS = 4
 
 
 class VLMJudge(MultimodalReward):
@@ -92,6 +109,9 @@ class VLMJudge(MultimodalReward):
         self._head = self.model.get_output_embeddings()
         text_config = getattr(self.model.config, "text_config", None) or self.model.config
         self._softcap = softcap_of(text_config)
+        limit = fit_max_length(text_config, self.tokenizer, self.config.max_length, _NO_LIMIT)
+        #: Longest row (image tokens included) fed to the model; None: no limit known.
+        self.max_length: int | None = None if limit >= _NO_LIMIT else limit
         # the model's own logit scale (Cohere-based VLMs such as Aya Vision scale their logits)
         self._scale = measure_logit_scale(
             self.model, self._decoder, self._head, str(self.resolved.source)
@@ -116,6 +136,7 @@ class VLMJudge(MultimodalReward):
             self.template_name,
             [self.pieces, self.system, self.use_chat_template],
             self.principle,
+            max_length=self.max_length,
             **self.engine_identity(),
         )
 
@@ -151,7 +172,10 @@ class VLMJudge(MultimodalReward):
         return text, images
 
     def _inputs(self, texts: list[str], images: list[list[ImageRef]]) -> dict[str, Any]:
-        loaded = [[img.load() for img in row] for row in images]
+        return self._processed(texts, [[img.load() for img in row] for row in images])
+
+    def _processed(self, texts: list[str], loaded: list[list[Any]]) -> dict[str, Any]:
+        """The processor's tensors for rendered ``texts`` and their loaded (PIL) images."""
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if any(loaded):
             # nested per row when every row has images (Idefics/SmolVLM need it), else flat
@@ -161,17 +185,64 @@ class VLMJudge(MultimodalReward):
     def encode_values(
         self, values: Sequence[Sequence[list[Part]]], pieces: Sequence[str] | None = None
     ) -> list[MultimodalRow]:
-        """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length."""
-        rows = []
+        """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length
+        (rows over ``max_length`` are cut, :meth:`fit_row`)."""
         # judged text writes no control/image token, nor a section label of the template
         template = "\n".join(self.pieces if pieces is None else pieces)
         specials = judged_specials(special_strings(self.tokenizer), template)
-        for v in values:
-            v = [escape_content(parts, specials) for parts in v]
-            text, images = self.render(v, pieces)
-            ids = self._inputs([text], [images])["input_ids"][0].tolist()
-            rows.append(MultimodalRow(ids, payload=(text, images)))
-        return rows
+        return [
+            self.fit_row([escape_content(parts, specials) for parts in v], pieces) for v in values
+        ]
+
+    def fit_row(self, values: Sequence[list[Part]], pieces: Sequence[str] | None) -> MultimodalRow:
+        """The row of one tuple of slot values, within ``max_length`` tokens.
+
+        Over it, the slots' text is cut as :func:`fit_many` says under ``truncation`` (slot 0,
+        the conversation: its oldest tokens under ``"left"``; the responses: their last tokens,
+        fairly); template text and images are never cut. ``"error"``, or a template and images
+        leaving no room for text, raise :class:`TruncationError` naming the reward and the item.
+        """
+        text, images = self.render(values, pieces)
+        loaded = [img.load() for img in images]
+        ids = self._processed([text], [loaded])["input_ids"][0].tolist()
+        limit = self.max_length
+        if limit is None or len(ids) <= limit:
+            return MultimodalRow(ids, payload=(text, images))
+        where = f"{self.name}: {item_label(values)}"
+        policy = self.config.truncation
+        if policy == "error":
+            raise TruncationError(
+                f"{where} has {len(ids)} tokens (template and {len(images)} image(s) included), "
+                f"over the limit of {limit} (set truncation='left' or 'right': the judged texts "
+                "are cut, never the template nor an image; or raise max_length)"
+            )
+        tokens = [tokenize_parts(self.tokenizer, slot) for slot in values]
+        columns = [slot_ids(t) for t in tokens]
+        budget = limit - (len(ids) - sum(len(c) for c in columns))
+        for _ in range(_REFITS):
+            if budget < 1:
+                raise TruncationError(
+                    f"{where}: its template and {len(images)} image(s) take about "
+                    f"{limit - budget} tokens, leaving no room under the limit of {limit} for "
+                    "its text (images are never cut): raise max_length"
+                )
+            f = fit_many(columns[0], columns[1:], budget, policy)
+            kept = [len(f.prompt), *(len(r) for r in f.responses)]
+            cut = [
+                keep_tokens(self.tokenizer, slot, t, k, tail=j == 0 and policy == "left")
+                for j, (slot, t, k) in enumerate(zip(values, tokens, kept, strict=True))
+            ]
+            text, _ = self.render(cut, pieces)
+            ids = self._processed([text], [loaded])["input_ids"][0].tolist()
+            if len(ids) <= limit:
+                return MultimodalRow(
+                    ids,
+                    prompt_dropped=f.prompt_dropped,
+                    response_dropped=f.response_dropped,
+                    payload=(text, images),
+                )
+            budget -= len(ids) - limit  # cut text tokenizes a little differently: cut more
+        raise TruncationError(f"{where}: cannot cut it to {limit} tokens: raise max_length")
 
     def run_batch(self, rows: list[MultimodalRow]) -> torch.Tensor:
         inputs = self._inputs([r.payload[0] for r in rows], [r.payload[1] for r in rows])
