@@ -333,6 +333,25 @@ def _run_eval(
                 f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
             )
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    _fail_when_nothing_scored(result)
+
+
+def _fail_when_nothing_scored(result: Any) -> None:
+    """Exit 1 (after the reports are written) when a reward scored nothing because its items
+    failed: a report of '–' cells is no evaluation of it (as ``score`` exits 1 when every row
+    failed)."""
+    from rewardkit.evaluate.rows import failed_everywhere
+
+    found = failed_everywhere(result)
+    for name, first in found:
+        why = f" (first: {' '.join(first.split())[:300]})" if first else ""
+        typer.secho(
+            f"error: {name}: every item failed, so no example has a real score from it{why}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+    if found:
+        raise typer.Exit(code=1)
 
 
 def _check_ray_options(step_data: bool, robustness: bool, probe: bool) -> None:

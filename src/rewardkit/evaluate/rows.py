@@ -212,12 +212,33 @@ def report_notes(result: EvalResult) -> list[str]:
             failed = failure_line(r)
             if failed:
                 notes.append(failed)
-        if r.position_bias is not None:
+        bias = r.position_bias
+        if bias is not None and math.isnan(bias):  # no pair had a verdict in both orders
+            notes.append(
+                f"`{r.name}` (pairwise judge, both orders averaged): position bias not measured "
+                "(no pair got a verdict in both orders)."
+            )
+        elif bias is not None:
             notes.append(
                 f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
-                f"order on {100 * r.position_bias:.1f}% of pairs (position bias)."
+                f"order on {100 * bias:.1f}% of pairs (position bias)."
             )
     return notes
+
+
+def failed_everywhere(result: EvalResult) -> list[tuple[str, str | None]]:
+    """The rewards (specs, once each) that scored nothing, with their first error (None when
+    none was recorded): some of their items failed and no example got a finite score from them.
+    ``eval`` exits 1 for them, as ``score`` does when every row failed: the report then holds no
+    real score of theirs."""
+    found: dict[str, str | None] = {}
+    for r in result.rewards:
+        failed, errors = failed_items(r.stats)
+        if r.reward in found or not failed:
+            continue
+        if not any(math.isfinite(s) for ex in r.examples for s in ex.scores):
+            found[r.reward] = errors[0][1] if errors else None
+    return list(found.items())
 
 
 def failure_line(r: RewardResult) -> str | None:
