@@ -204,20 +204,18 @@ def test_verl_component_keys_are_one_per_member():
 
 
 # ---- 3. large finite rewards ----------------------------------------------------------------
-def test_running_whitener_refuses_overflowing_statistics_and_keeps_its_state():
-    w = RunningWhitener()
+def test_running_whitener_holds_huge_rewards_at_a_power_of_two_scale():
+    # squared deviations of 1e160 pass float64's range: the moments are held scaled by 2^-e
+    # (refused with a ValueError before; tests/test_combine_tiny_scale.py checks 1e±300)
+    w = RunningWhitener(eps=0.0)
     w([1.0, 2.0, 3.0])
-    before = w.state_dict()
-    with pytest.raises(ValueError, match="source 'default' would pass float64's range"):
-        w([1e160, 2e160, 3e160])
-    assert w.state_dict() == before
-    np.testing.assert_allclose(w([1.0, 2.0, 3.0]), [-1.118034, 0.0, 1.118034], atol=1e-6)
+    out = w([1e160, 2e160, 3e160])  # over [1, 2, 3, 1e160, 2e160, 3e160]: mean 1e160
+    np.testing.assert_allclose(out, np.array([0.0, 1.0, 2.0]) / math.sqrt(1.6), rtol=1e-12)
     big = RunningWhitener()(np.array([1.0, 2.0, 3.0]) * 1e152)  # past 2^500: summed scaled
     np.testing.assert_allclose(big, [-1.0, 0.0, 1.0], atol=1e-7)
-    two = RunningWhitener()  # one source refused: the other source's batch is not folded in
-    with pytest.raises(ValueError):
-        two([1.0, 2.0, 1e300, -1e300], ["a", "a", "b", "b"])
-    assert two.moments == {}
+    two = RunningWhitener(eps=0.0)
+    got = two([1.0, 2.0, 1e300, -1e300], ["a", "a", "b", "b"])
+    np.testing.assert_allclose(got, np.array([-1.0, 1.0, 1.0, -1.0]) / math.sqrt(2), rtol=1e-12)
 
 
 def test_aggregates_of_huge_finite_scores_are_finite():

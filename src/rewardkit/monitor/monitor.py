@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.aggregate import disagreement
+from rewardkit.combine.running import Moments
 from rewardkit.evaluate.stats import nanmean, nanstd, pearson_r
 
 
@@ -171,6 +172,7 @@ class RewardMonitor:
         self.history: list[dict[str, Any]] = []
         self.warned: set[str] = set()
         self._baseline = _Baseline()
+        self._pooled: dict[str, Moments] = {}  # per-response moments over the baseline steps
         self._baseline_std: dict[str, float] = {}
 
     # ---- per step ---------------------------------------------------------------------------
@@ -283,22 +285,17 @@ class RewardMonitor:
         return rec
 
     def _pool_std(self, key: str, x: np.ndarray) -> None:
-        """Pool the per-response population std of ``key`` over the baseline steps."""
-        vals = x[~np.isnan(x)]
-        if not vals.size:
+        """Pool the per-response population std of ``key`` over the baseline steps: streaming
+        moments at a power-of-two scale (:class:`~rewardkit.combine.running.Moments`), so
+        rewards of 1e-170 keep their spread (their squares underflowed to 0: the std read 1.0,
+        every drift 0) and a large offset does not cancel (1e8 ± 0.5)."""
+        if np.isnan(x).all():
             return
-        acc = self._baseline.sums
-        # sums of x − (the first value seen): E[x²] − E[x]² on raw values cancels at a large
-        # offset (1e8 ± 0.5 gave std 0, read as 1.0); shifted, the difference keeps its digits
-        shift = acc.setdefault(f"{key}/shift", float(vals[0]))
-        d = vals - shift
-        for suffix, v in (("n", len(d)), ("s", d.sum()), ("sq", (d * d).sum())):
-            acc[f"{key}/{suffix}"] = acc.get(f"{key}/{suffix}", 0.0) + float(v)
-        n = acc[f"{key}/n"]
-        if n >= 2:
-            mean = acc[f"{key}/s"] / n
-            var = max(acc[f"{key}/sq"] / n - mean * mean, 0.0)
-            self._baseline_std[key] = math.sqrt(var) if var > 0 else 1.0
+        m = self._pooled.get(key, Moments()).updated(x)
+        self._pooled[key] = m
+        if m.count >= 2:
+            std = m.std(ddof=0)
+            self._baseline_std[key] = std if std > 0 else 1.0
 
     def _recentred(self, key: str, scale_key: str, rec: Mapping[str, Any]) -> float:
         base = self._baseline.mean(key)
@@ -383,6 +380,7 @@ class RewardMonitor:
                 "sums": self._baseline.sums,
                 "counts": self._baseline.counts,
                 "sq": self._baseline.sq,
+                "pooled": {k: m.as_list() for k, m in self._pooled.items()},
             },
             "baseline_std": dict(self._baseline_std),
         }
@@ -393,6 +391,7 @@ class RewardMonitor:
         self.warned = set(state["warned"])
         b = state["baseline"]
         self._baseline = _Baseline(dict(b["sums"]), dict(b["counts"]), dict(b["sq"]))
+        self._pooled = _pooled_moments(b)
         self._baseline_std = dict(state["baseline_std"])
         self._log_open = True  # resumed: the log holds this run's records, append to them
 
@@ -401,6 +400,20 @@ class RewardMonitor:
         from rewardkit.monitor.plot import plot_history
 
         return plot_history(self.history, path)
+
+
+def _pooled_moments(baseline: Mapping[str, Any]) -> dict[str, Moments]:
+    """The pooled per-response moments of a saved baseline; from a state saved before they were
+    kept as moments, its shifted sums (``key/shift``, ``/n``, ``/s``, ``/sq``) converted."""
+    if "pooled" in baseline:
+        return {k: Moments.from_list(v, f"pooled[{k!r}]") for k, v in baseline["pooled"].items()}
+    sums, out = baseline["sums"], {}
+    for key in ("reward", "gold"):
+        n = sums.get(f"{key}/n", 0.0)
+        if n:
+            s, sq = sums[f"{key}/s"], sums[f"{key}/sq"]
+            out[key] = Moments(n, sums[f"{key}/shift"] + s / n, max(sq - s * s / n, 0.0))
+    return out
 
 
 def _explain(flag: str, rec: Mapping[str, Any]) -> str:

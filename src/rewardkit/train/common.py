@@ -212,17 +212,32 @@ def logged_loss_sum(history: list[dict[str, Any]], upto: int) -> tuple[float, in
     return total, last
 
 
-def whole_run_train_loss(history: list[dict[str, Any]], resumed_at: int) -> None:
+#: (Σ per-step training loss, steps) from step 0 to a checkpoint: what a checkpoint's run file
+#: records as ``train_loss_tally`` (:meth:`~rewardkit.train.trainer.RewardTrainer.loss_tally`).
+LossTally = tuple[float, int]
+
+
+def merged_mean(before: LossTally, mean: float, steps: int) -> float:
+    """The mean loss per step of a run whose first ``before[1]`` steps summed to ``before[0]``
+    and whose next ``steps`` steps had mean ``mean``."""
+    total, covered = before
+    return (total + mean * steps) / (covered + steps)
+
+
+def whole_run_train_loss(
+    history: list[dict[str, Any]], resumed_at: int, tally: LossTally | None = None
+) -> None:
     """Make the final ``train_loss`` of a run resumed at step ``resumed_at`` the mean loss per
-    step of the whole run, as an uninterrupted run reports it (transformers' covers only the
-    steps since the resume): the logged losses before the resume, weighted by their steps,
-    plus the resumed steps' mean times their number. Exact when the checkpoint's step is a
-    multiple of ``logging_steps``; a restored final checkpoint (no step trained) gets one."""
-    total, covered = logged_loss_sum(history, resumed_at)
+    step of the whole run, as an uninterrupted run reports it (transformers' own covers only the
+    steps since the resume). ``tally``: the checkpoint's exact sum of the losses before the
+    resume; without one (a checkpoint of an older rewardkit), the logged losses before the
+    resume weighted by their steps, exact only when the checkpoint's step is a multiple of
+    ``logging_steps``. A restored final checkpoint (no step trained) gets one."""
+    total, covered = tally if tally is not None else logged_loss_sum(history, resumed_at)
     final = next((h for h in reversed(history) if "train_loss" in h), None)
     if final is not None and int(final.get("step", 0)) > resumed_at:
         steps = int(final["step"]) - resumed_at
-        final["train_loss"] = (total + float(final["train_loss"]) * steps) / (covered + steps)
+        final["train_loss"] = merged_mean((total, covered), float(final["train_loss"]), steps)
     elif final is None and covered:
         history.append({"train_loss": total / covered, "step": resumed_at})
 
@@ -362,7 +377,11 @@ def _finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
         # this one has written its own (a kill from here on leaves no stale metrics.json).
         for name in FINISHED:
             (out / name).unlink(missing_ok=True)
-    if resume is not None and finished_at(Path(resume), resumed_from):
+    # the checkpoint's exact loss sum before the resume (None: an older checkpoint records none)
+    step = checkpoint_step(resume) if resume is not None else 0
+    tally = runstate.read_loss_tally(Path(resume), step) if resume is not None else (0.0, 0)
+    restored = resume is not None and finished_at(Path(resume), resumed_from)
+    if restored:
         # The checkpoint is the run's last step (killed before the final save): restore it as
         # it is; transformers would train one step past max_steps.
         from transformers import TrainerState
@@ -370,9 +389,10 @@ def _finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
         trainer._load_from_checkpoint(resume)
         trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
     else:
+        trainer.loss_carried = tally  # its final train_loss and its checkpoints count from it
         trainer.train(resume_from_checkpoint=resume)
-    if resume is not None:
-        whole_run_train_loss(trainer.state.log_history, checkpoint_step(resume))
+    if resume is not None and (restored or tally is None):
+        whole_run_train_loss(trainer.state.log_history, step, tally)
     metrics: dict[str, float] = {}
     if trainer.eval_dataset:
         metrics = trainer.evaluate()

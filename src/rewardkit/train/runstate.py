@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -190,6 +191,23 @@ def write_run_file(path: Path, fingerprint: dict[str, Any], **extra: Any) -> Non
     atomic_json(path / RUN_FILE, plain, indent=1)
 
 
+#: The run-file field of a checkpoint holding ``{"sum": Σ per-step training loss, "steps": N}``
+#: from step 0 to its step: a resumed run's ``train_loss`` is exact whatever ``logging_steps``.
+LOSS_TALLY = "train_loss_tally"
+
+
+def read_loss_tally(ckpt: Path, step: int) -> tuple[float, int] | None:
+    """``(Σ loss, steps)`` recorded in ``ckpt`` (a ``checkpoint-{step}``); None when it records
+    none (an older rewardkit) or one that is not a finite sum over exactly ``step`` steps."""
+    got = (read_run_file(ckpt) or {}).get(LOSS_TALLY)
+    try:
+        total, steps = float(got["sum"]), got["steps"]
+    except (TypeError, KeyError, ValueError):
+        return None
+    whole = isinstance(steps, int) and not isinstance(steps, bool) and steps == step
+    return (total, steps) if whole and math.isfinite(total) else None
+
+
 #: Output folders this process holds (resolved path → depth), so that nested holds of one
 #: folder (the CLI, then the run itself) share one lock.
 _HELD: dict[str, int] = {}
@@ -308,6 +326,7 @@ __all__ = [
     "differences",
     "output_lock",
     "previous_run",
+    "read_loss_tally",
     "run_fingerprint",
     "sweep_library_temps",
 ]

@@ -33,7 +33,7 @@ from transformers import Trainer
 
 from rewardkit.outputs import atomic_file
 from rewardkit.train import losses as L
-from rewardkit.train.common import check_finite_loss, save_errors, write_json
+from rewardkit.train.common import check_finite_loss, merged_mean, save_errors, write_json
 from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
 from rewardkit.train.objectives import compute, loss_terms
 
@@ -97,6 +97,11 @@ class RewardTrainer(Trainer):
         self._tokens = 0
         self._t0: float | None = None
         self._fingerprint: dict[str, Any] | None = None
+        #: (Σ loss, steps) before this run's first step: (0, 0) fresh, a checkpoint's tally on
+        #: resume, None when the checkpoint recorded none (its checkpoints then record none)
+        self.loss_carried: tuple[float, int] | None = (0.0, 0)
+        self._loss_sum = 0.0  # Σ of this train() call's per-step losses, drained at each log
+        self._loss_pending: torch.Tensor | None = None  # on the device since the last drain
 
     def run_fingerprint(self) -> dict[str, Any]:
         """This run's fingerprint (config, data identity, items; :mod:`rewardkit.train.runstate`),
@@ -139,7 +144,47 @@ class RewardTrainer(Trainer):
             return None
         return sum(loss_terms(self.cfg, b) for b in batch_samples)
 
+    # --- the whole run's train_loss ------------------------------------------------------------
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self._loss_sum, self._loss_pending = 0.0, None
+        return super().train(*args, **kwargs)
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """``Trainer``'s step, its loss (what ``Trainer`` sums for ``loss``/``train_loss``) also
+        summed here, on the device until the next log: the sum a checkpoint records."""
+        loss = super().training_step(*args, **kwargs)
+        step = loss.detach().float()
+        self._loss_pending = step if self._loss_pending is None else self._loss_pending + step
+        return loss
+
+    def _drain_loss(self) -> float:
+        if self._loss_pending is not None:
+            self._loss_sum += float(self._loss_pending)
+            self._loss_pending = None
+        return self._loss_sum
+
+    def loss_tally(self) -> dict[str, float | int] | None:
+        """``{"sum", "steps"}``: the sum of the per-step training losses from step 0 to now (the
+        mean over processes, a collective call) and the step; None when the run resumed from a
+        checkpoint that recorded none. Every checkpoint records it (:data:`runstate.LOSS_TALLY`),
+        so a resumed run's ``train_loss`` counts the steps between the last log and the
+        checkpoint once, whatever ``logging_steps`` and ``save_steps`` are."""
+        if self.loss_carried is None:
+            return None
+        local = self._drain_loss()
+        if self.args.world_size > 1:
+            t = torch.tensor([local], dtype=torch.float64, device=self.args.device)
+            local = float(self.accelerator.gather(t).mean())
+        return {"sum": self.loss_carried[0] + local, "steps": int(self.state.global_step)}
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            self._drain_loss()  # float32 on the device only between two logs
+        carried = self.loss_carried
+        if "train_loss" in logs and carried is not None and carried[1] > 0:
+            # transformers' train_loss covers the steps since the resume: the whole run's
+            steps = int(self.state.global_step) - carried[1]
+            logs["train_loss"] = merged_mean(carried, float(logs["train_loss"]), steps)
         if self._train_stats and "loss" in logs:
             for k, v in self._train_stats.items():
                 logs[k] = float(np.mean(v))
@@ -190,6 +235,8 @@ class RewardTrainer(Trainer):
 
     # --- saving and loading -----------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        if not self.args.should_save:  # as Trainer's: transformers 5 calls it on every process
+            return
         out = Path(output_dir or self.args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         export(self.model, out, self.processing_class, self.cfg)
@@ -211,15 +258,17 @@ class RewardTrainer(Trainer):
         :class:`~rewardkit.outputs.OutputError` naming the checkpoint and the reason."""
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-        from rewardkit.train.runstate import write_run_file
+        from rewardkit.train.runstate import LOSS_TALLY, write_run_file
 
         run_dir = Path(self._get_output_dir(trial=trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        tally = self.loss_tally()  # every process: a gather
+        extra = {} if tally is None else {LOSS_TALLY: tally}
         if self.args.world_size > 1:
             with save_errors(name, run_dir):
                 super()._save_checkpoint(model, trial)
                 if self.is_world_process_zero():
-                    write_run_file(run_dir / name, self.run_fingerprint())
+                    write_run_file(run_dir / name, self.run_fingerprint(), **extra)
             return
         staging = run_dir / f"{STAGING_PREFIX}{name}"
         shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
@@ -227,7 +276,7 @@ class RewardTrainer(Trainer):
         try:
             with save_errors(name, run_dir):
                 super()._save_checkpoint(model, trial)
-                write_run_file(staging / name, self.run_fingerprint())  # before the name is taken
+                write_run_file(staging / name, self.run_fingerprint(), **extra)  # before the rename
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # no half checkpoint, and its space back
             raise
