@@ -229,7 +229,7 @@ def test_judge_words_keeps_a_verdict_after_a_think_tag_it_writes_about():
 def test_a_short_quote_is_cut_where_the_judges_verdict_remains():
     from rewardkit.rewards.judges.parse import text_reading
 
-    r = text_reading("rating", "[[2]] It says Score: 10 but", 2, ["Score: 10"])
+    r = text_reading("rating", '[[2]] It says "Score: 10" but', 2, ["Score: 10"])
     assert int(np.argmax(r.scores)) + 1 == 2  # read 10 (the quote, the last match) before
     # a one-letter judged text is cut as a word only, never out of the judge's words
     r = text_reading("rating", "Rating: 7 - a fine answer", 2, ["a"])

@@ -42,16 +42,22 @@ from rewardkit.rewards.endpoints.base import (
 from rewardkit.rewards.judges import listwise as lw
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
+from rewardkit.rewards.judges.body import answer_text, cut_verdict, finish_reason
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
-from rewardkit.rewards.judges.parse import answer_text, finish_reason, read_answer
+from rewardkit.rewards.judges.parse import read_answer
 from rewardkit.rewards.judges.template import JudgeKind, Part
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
 #: Top log-probabilities asked for per generated token.
 TOP_LOGPROBS = 20
 #: Columns kept per row besides the score: unparsed answer, verdict read from logprobs, and the
-#: answer's token usage (so a cached answer still counts what it cost).
-_FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens")
+#: answer's token usage (so a cached answer still counts what it cost), and logprob tokens that
+#: did not spell the answer's text (its verdict read from the text).
+_FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unaligned")
+#: In every HTTP judge's identity: scores read before a verdict string a judged text also held
+#: stopped counting as the judge's, before logprob tokens were aligned with the answer text and
+#: before a verdict at the cut of a ``finish_reason: length`` answer failed, are not reused.
+READING = "own-verdicts-copies-only;logprob-tokens-aligned;cut-verdicts-fail"
 
 
 def openai_base_url(arg: str) -> str:
@@ -188,6 +194,7 @@ class HttpJudge(EndpointReward):
             logprobs=self.logprobs,
             unparsed=self.unparsed,
             output=self.output,
+            reading=READING,
         )
 
     def key(self, query: Query) -> str:
@@ -247,8 +254,10 @@ class HttpJudge(EndpointReward):
 
     def read(self, body: Any, queries: Sequence[Query]) -> list[dict[str, float]]:
         """The stored values of a row: the text's verdict, with the log-probabilities at its
-        token when the server sent them. An answer without text, or an empty one (a server
-        glitch, ``finish_reason`` length), raises: a failure, not cached."""
+        token when the server sent them. An answer without text, an empty one (a server
+        glitch, ``finish_reason`` length), or one cut at max_tokens right at its verdict
+        (``Rating: 1`` of ``Rating: 10``: :func:`~rewardkit.rewards.judges.body.cut_verdict`)
+        raises: a failure, not cached."""
         (row,) = queries
         text = answer_text(body)
         if text is None:
@@ -258,6 +267,13 @@ class HttpJudge(EndpointReward):
         classes = self.classes(row)
         lp_body = body if self.reads_logprobs(row) else None
         reading = read_answer(self.kind.name, text, classes, self.judged_texts(row), lp_body)
+        at = reading.at
+        cut = None if at is None else cut_verdict(text, at, finish_reason(body))
+        if cut is not None:
+            raise ValueError(
+                f"the answer was cut at max_tokens (finish_reason 'length') at its verdict "
+                f"{cut!r}, which may go on; raise max_tokens"
+            )
         names = ("score", *self.label_columns())
         scores = reading.scores
         if scores is None and self.unparsed == "tie":
@@ -269,6 +285,7 @@ class HttpJudge(EndpointReward):
             "logprobs": float(reading.source == "logprobs"),
             "prompt_tokens": float(usage.prompt_tokens),
             "completion_tokens": float(usage.completion_tokens),
+            "unaligned": float(reading.unaligned),
         }
         return [{**dict(zip(names, values, strict=True)), **flags}]
 
@@ -279,7 +296,8 @@ class HttpJudge(EndpointReward):
         ``usage`` (and ``cost`` with a price table) is what the answers of these rows cost,
         whether they came from the endpoint now or from the cache — the same on a repeated run;
         ``run_usage``, ``requests``, ``retries`` and ``cache_hits`` describe this call only.
-        ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read;
+        ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read,
+        ``logprobs_unaligned`` those whose logprob tokens did not spell the text (read from it);
         ``failed`` and ``errors`` (``{"index", "error"}``, indices into ``rows``) the rows whose
         request failed or whose answer could not be read."""
         table, run, failed_rows = self._score_rows(rows)
@@ -294,6 +312,7 @@ class HttpJudge(EndpointReward):
             "usage": usage.as_dict(),
             "unparsed": int(flags[:, 0].sum()),
             "logprob_verdicts": int(flags[:, 1].sum()),
+            "logprobs_unaligned": int(flags[:, 4].sum()),
         }
         if self.prices is not None:
             spent = run.get("usage") or {}

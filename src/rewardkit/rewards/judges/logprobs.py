@@ -16,6 +16,7 @@ stays finite where the server's numbers allow it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,10 +36,19 @@ def norm_token(token: str) -> str:
     return token.strip().strip("*[]()").strip()
 
 
+def _logprob(value: Any) -> float:
+    """A listed log-probability as a float: a JSON number only (``false`` or ``"-0.01"`` is a
+    broken answer, not 0 or −0.01)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"the answer's top_logprobs hold {str(value)[:40]!r}, not a number")
+    return float(value)
+
+
 def top_logprobs(body: Any) -> Positions | None:
     """(generated token, {candidate token: logprob}) per position of an OpenAI-style answer
     (chat ``logprobs.content[*].top_logprobs`` or completions ``logprobs.top_logprobs``), or
-    None when the server returned none."""
+    None when the server returned none. Raises ValueError for a log-probability that is not a
+    number."""
     try:
         choice = body["choices"][0]
         lp = choice.get("logprobs")
@@ -49,60 +59,109 @@ def top_logprobs(body: Any) -> Positions | None:
     out: Positions = []
     if isinstance(lp.get("content"), list):
         for entry in lp["content"]:
-            tops = {str(t["token"]): float(t["logprob"]) for t in entry.get("top_logprobs") or []}
-            tops.setdefault(str(entry.get("token", "")), float(entry.get("logprob", _NEG)))
+            tops = {
+                str(t["token"]): _logprob(t["logprob"]) for t in entry.get("top_logprobs") or []
+            }
+            tops.setdefault(str(entry.get("token", "")), _logprob(entry.get("logprob", _NEG)))
             out.append((str(entry.get("token", "")), tops))
     elif isinstance(lp.get("top_logprobs"), list):
         tokens = lp.get("tokens") or []
         for i, tops in enumerate(lp["top_logprobs"]):
             tok = str(tokens[i]) if i < len(tokens) else max(tops, key=tops.get)
-            out.append((tok, {str(t): float(v) for t, v in (tops or {}).items()}))
+            out.append((tok, {str(t): _logprob(v) for t, v in (tops or {}).items()}))
     return out or None
 
 
-#: How far past the previous token a token is looked for when the tokens do not spell the text.
-_WINDOW = 32
+class Unaligned(Exception):
+    """The answer's tokens do not spell its text (:func:`token_spans`): no token can be told to
+    hold the verdict, so the verdict is read from the text (and counted)."""
 
 
-def token_starts(tokens: Sequence[str], text: str | None) -> list[int | None]:
-    """Where each generated token starts in the answer text: exactly when the tokens spell the
-    text; else each token found in order after the previous one (within a short window; a
-    server that lists only some tokens, or trims spaces), None where it is not found."""
-    if text is None or "".join(tokens) == text:
-        ends = np.cumsum([0, *(len(t) for t in tokens)])
-        return [int(x) for x in ends[:-1]]
-    out: list[int | None] = []
-    pos = 0
-    for token in tokens:
-        core = token.strip()
-        found = text.find(core, pos, pos + len(core) + _WINDOW) if core else -1
-        if found < 0:
-            out.append(None)
+def _solid(text: str) -> tuple[str, list[int]]:
+    """``text`` without whitespace, and the offset in ``text`` of each character kept."""
+    at = [i for i, c in enumerate(text) if not c.isspace()]
+    return "".join(text[i] for i in at), at
+
+
+#: A token that stands for part of a character (partial UTF-8), as servers write it: "", U+FFFD,
+#: ``bytes:…`` or ``\xf0\x9f``.
+_OPAQUE = re.compile(r"\A(?:|.*\ufffd.*|bytes:.*|(?:\\x[0-9a-fA-F]{2})++)\Z", re.S)
+
+#: Where the tokens sit in the text: (start, end) per token (None outside it) and the text
+#: offset from which on they spell it.
+Spans = tuple[list[tuple[int, int] | None], int]
+
+
+def _from_the_end(tokens: Sequence[str], target: str) -> tuple[list[tuple[int, int] | None], int]:
+    """Each token's (start, end) in ``target`` (the text without whitespace), placed from the
+    last token back while the tokens spell the text's end, and where that stops. Tokens of
+    partial characters (:data:`_OPAQUE`) stand for part of a run of non-ASCII characters."""
+    out: list[tuple[int, int] | None] = [None] * len(tokens)
+    pos, opaque = len(target), False
+    for i in range(len(tokens) - 1, -1, -1):
+        token = tokens[i]
+        solid = _solid(token)[0]
+        if _OPAQUE.match(token):
+            opaque = True
             continue
-        out.append(found - (len(token) - len(token.lstrip())))
-        pos = found + len(core)
-    return out
+        if not solid:
+            continue
+        n, end = len(solid), pos
+        while target[end - n : end] != solid:
+            if not (opaque and end > 0 and not target[end - 1].isascii()):
+                return out, pos  # the tokens before this one are not the text's
+            end -= 1
+        out[i], pos, opaque = (end - n, end), end - n, False
+    return out, pos
+
+
+def token_spans(tokens: Sequence[str], text: str) -> Spans:
+    """Where each generated token is in the answer text, by the characters other than
+    whitespace (servers trim or add spaces): placed from the end while the tokens spell the
+    text's end (SGLang #25055 lists the reasoning's tokens before the answer's; partial
+    characters may stand for a non-ASCII run), else where they spell one part of it that occurs
+    once (a server that lists only the verdict token). Raises :class:`Unaligned` when neither
+    places a token."""
+    target, offsets = _solid(text)
+    spans, pos = _from_the_end(tokens, target)
+    if pos == len(target) and not any(_OPAQUE.match(t) for t in tokens):
+        solids = [_solid(t)[0] for t in tokens]
+        joined = "".join(solids)
+        if joined and target.count(joined) == 1:
+            pos = at = target.find(joined)
+            for i, solid in enumerate(solids):
+                spans[i] = (at, at + len(solid)) if solid else None
+                at += len(solid)
+    if all(span is None for span in spans):
+        raise Unaligned(f"the answer's {len(tokens)} logprob tokens do not spell its text")
+    start = offsets[pos] if pos < len(offsets) else len(text)
+    return [None if s is None else (offsets[s[0]], offsets[s[1] - 1] + 1) for s in spans], start
 
 
 def verdict_position(
     positions: Positions, spellings: Sequence[set[str]], at: int | None, text: str | None
 ) -> int | None:
     """The index of the position to read: the token covering character ``at`` of ``text`` when
-    it spells a class (``at`` None: the first token that does); None when there is none."""
+    it spells a class (``at`` None: the first token that does); None when there is none. Raises
+    :class:`Unaligned` when ``at`` is where the tokens cannot be placed in ``text``."""
     tokens = [t for t, _ in positions]
     spells = [any(norm_token(t) in s for s in spellings) for t in tokens]
-    if at is None:
+    if at is None or text is None:
         return next((i for i, ok in enumerate(spells) if ok), None)
-    for i, start in enumerate(token_starts(tokens, text)):
-        if start is not None and start <= at < start + len(tokens[i]):
+    spans, start = token_spans(tokens, text)
+    for i, span in enumerate(spans):
+        if span is not None and span[0] <= at < span[1]:
             return i if spells[i] else None
+    if at < start:
+        raise Unaligned("the answer's logprob tokens do not reach its verdict")
     return None
 
 
 def class_logprobs(tops: Mapping[str, float], spellings: Sequence[set[str]]) -> np.ndarray:
     """Class log-scores from one position's candidates (module docstring: absent classes get
-    the bound). Raises ValueError for a NaN or positive log-probability, or when no class has
-    a finite one (a broken answer: a failure, not a verdict)."""
+    the bound). Raises ValueError for a NaN or positive log-probability, or when no class has a
+    probability above 0 in float64 (−∞, or −1e308 for each: a broken answer, a failure — not a
+    verdict, nor a made-up tie)."""
     bad = [v for v in tops.values() if math.isnan(v) or v > MAX_LOGPROB]
     if bad:
         raise ValueError(f"the answer's top_logprobs hold {bad[0]} (a log-probability is ≤ 0)")
@@ -111,7 +170,7 @@ def class_logprobs(tops: Mapping[str, float], spellings: Sequence[set[str]]) -> 
         values = [v for t, v in tops.items() if norm_token(t) in names]
         if values:
             scores[j] = float(np.logaddexp.reduce(np.asarray(values, dtype=np.float64)))
-    absent = np.isneginf(scores)
+    absent = np.exp(scores) == 0.0  # −∞, or so low it underflows (−1e308 for each class)
     if absent.all():
         raise ValueError("the answer's top_logprobs give no answer class a probability")
     listed = np.exp([min(v, 0.0) for v in tops.values() if v > _NEG])
@@ -129,7 +188,8 @@ def logprob_scores(
     text: str | None = None,
 ) -> np.ndarray | None:
     """Class log-scores from ``top_logprobs`` at the verdict's token (:func:`verdict_position`),
-    or None when the answer has no logprobs or no class token there."""
+    or None when the answer has no logprobs or no class token there. Raises :class:`Unaligned`
+    when the tokens do not spell the text, ValueError for broken log-probabilities."""
     positions = top_logprobs(body)
     if positions is None:
         return None

@@ -7,18 +7,19 @@ the verdict of an HTTP judge goes through the same reader as a local one.
 **Text** (documented formats; anything else is *unparsed*, which the judge scores NaN and counts,
 never 0 or a tie). The verdict is read from the judge's own words
 (:mod:`rewardkit.rewards.judges.quotes`: its reasoning, copies of the judged texts and verdicts
-quoted from them are left out), and where the labelled formats match several times the **last**
-own match counts; when every labelled match is a quote, the judge's first word does:
+in quotation marks are left out — a verdict string a judged text merely also holds is still
+the judge's), and where the labelled formats match several times the **last** own match counts;
+when every labelled match is a quote, the judge's first word does:
 
 - yes/no: ``[[Yes]]``; ``Answer: No`` / ``Verdict: yes`` / ``Judgement: **No**``; an answer whose
   first word is yes or no (``Yes.``, ``**No**, because…``); else exactly one of the two words in
   the text. Both joined by and/or (``Yes and no``, ``Answer: Yes or No``) is no verdict.
-- rating: ``[[7]]``; ``Rating: 7`` / ``Score: 8.5``; ``7/10`` / ``7 out of 10``; an answer that
-  starts with the number. A signed number (``-3``, ``−3``), one on another scale (``3/5``,
-  ``4 out of 5``, ``8/100``) or one out of 1–10 is unparsed. Each may be a range (``7-8``,
-  ``7–8/10``, ``7 to 8``; a dash, ``~``, ``to`` or ``or``): ascending on 1–10, its midpoint (7.5);
-  descending (``8-7``), off the scale (``9-11``), the scale itself (``1-10``) or a chain
-  (``7-8-9``), unparsed.
+- rating: ``[[7]]``; ``Rating: 7`` / ``Score: 8.5``; ``7/10`` / ``7 out of 10`` (outranked by a
+  bracketed or labelled rating anywhere); an answer that starts with the number. A signed number
+  (``-3``, ``−3``), one on another scale (``3/5``, ``4 out of 5``, ``8/100``) or one out of 1–10
+  is unparsed. Each may be a range (``7-8``, ``7–8/10``, ``7 to 8``; a dash, ``~``, ``to`` or
+  ``or``): ascending on 1–10, its midpoint (7.5); descending (``8-7``), off the scale
+  (``9-11``), the scale itself (``1-10``) or a chain (``7-8-9``), unparsed.
 - pairwise: ``[[A]]`` / ``[[B]]`` (MT-Bench, reward-bench); ``Answer: B`` / ``Verdict: Response A``
   / ``Better response: (a)``; a first word ``A``/``B`` (``A.``, ``**B**``); else exactly one of
   ``Response A`` / ``Response B`` (or ``Assistant A``…). A tie (0.5) is ``[[C]]``, a labelled
@@ -41,24 +42,24 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from rewardkit.rewards.judges.listwise import label_classes
-from rewardkit.rewards.judges.logprobs import MAX_LOGPROB, logprob_scores, top_logprobs
+from rewardkit.rewards.judges.body import answer_text, finish_reason
+from rewardkit.rewards.judges.logprobs import MAX_LOGPROB, Unaligned, logprob_scores, top_logprobs
 from rewardkit.rewards.judges.quotes import (
     MARKUP,
     MIN_QUOTE_CHARS,
     Judged,
     blank,
-    is_quote,
     judge_words,
     own_words,
+    quote_marks,
+    quoted,
 )
-from rewardkit.rewards.judges.template import KINDS
 from rewardkit.rewards.judges.verdict import RATING_SCALE, RatingRange
 from rewardkit.rewards.tags import strip_blocks
 
@@ -68,6 +69,7 @@ __all__ = [
     "RatingRange",
     "Reading",
     "answer_text",
+    "finish_reason",
     "judge_words",
     "logprob_reading",
     "parse_choice",
@@ -88,13 +90,16 @@ Found = tuple[Any, int]
 @dataclass(frozen=True)
 class Reading:
     """A parsed answer: class log-scores (``scores``; None when unparsed), how it was read
-    (``"logprobs"``, ``"text"`` or ``"unparsed"``), where the verdict's word is (``at``) and
-    whether that token holds the whole verdict (``token``; False for a rating range)."""
+    (``"logprobs"``, ``"text"`` or ``"unparsed"``), where the verdict's word is (``at``),
+    whether that token holds the whole verdict (``token``; False for a rating range) and
+    whether the answer's logprob tokens could not be placed in its text (``unaligned``: read
+    from the text instead)."""
 
     scores: np.ndarray | None
     source: str
     at: int | None = None
     token: bool = True
+    unaligned: bool = False
 
     @property
     def parsed(self) -> bool:
@@ -135,6 +140,8 @@ RATING_PATTERNS = (
     r"(?:rating|score)\s*+(?:is)?\s*+[:=]?\s*+\**+\s*+" + _RATING,
     r"(?<!\d)" + _RATING + r"\s*+(?:/|out\s++of)\s*+10\b",
 )
+#: The rating formats by rank: a bracketed or labelled rating outranks a mention ``7/10``.
+RATING_TIERS = (RATING_PATTERNS[:2], RATING_PATTERNS[2:])
 CHOICE_PATTERNS = (
     r"\[\[\s*+([ABC])\s*+\]\]",
     _LABELLED
@@ -175,25 +182,31 @@ def _only(text: str, m: re.Match[str]) -> bool:
 
 
 def own_verdict(
-    patterns: Sequence[str],
+    tiers: Sequence[Sequence[str]],
     text: str,
     judged: Judged | None,
     refuse: Callable[[str, re.Match[str]], bool] | None = None,
 ) -> tuple[re.Match[str] | None, str]:
-    """The judge's verdict among the matches of ``patterns`` — the last that is neither a quote
-    of a judged text nor refused — and, when there is none, ``text`` with the quoted matches
+    """The judge's verdict among the matches of the pattern ``tiers``: in the first tier with
+    one, the last match that is neither quoted (:func:`~rewardkit.rewards.judges.quotes.quoted`:
+    inside a copy of a judged text or quotation marks) nor refused — a passing ``10/10`` never
+    outranks a later ``Rating: 2`` — and, when there is none, ``text`` with the quoted matches
     blanked for the readers after it. A quoted match still counts when the answer holds nothing
     else (a judge answering only ``[[Yes]]`` reads the same whatever it judged)."""
-    found = _matches(patterns, text)
-    quoted: list[re.Match[str]] = []
-    for m in reversed(found):  # the last first: past MAX_QUOTE_CHECKS, snippets count as quotes
-        if judged is not None and is_quote(m.group(0), judged):
-            quoted.append(m)
-        elif not (refuse and refuse(text, m)):
-            return m, text
-    if len(found) == 1 and quoted and _only(text, found[0]):
-        return found[0], text
-    return None, blank(text, [m.span() for m in quoted])
+    marks = quote_marks(text)
+    every: list[re.Match[str]] = []
+    skipped: list[re.Match[str]] = []
+    for patterns in tiers:
+        found = _matches(patterns, text)
+        every += found
+        for m in reversed(found):
+            if quoted(text, m.start(), m.end(), judged, marks) is not None:
+                skipped.append(m)
+            elif not (refuse and refuse(text, m)):
+                return m, text
+    if len(every) == 1 and skipped and _only(text, every[0]):
+        return every[0], text
+    return None, blank(text, [m.span() for m in skipped])
 
 
 def _first_word(text: str) -> tuple[str, int] | None:
@@ -212,7 +225,7 @@ def _both(text: str, m: re.Match[str]) -> bool:
 
 
 def _yes_no(text: str, judged: Judged | None = None) -> Found | None:
-    m, rest = own_verdict(YES_NO_PATTERNS, text, judged, refuse=_both)
+    m, rest = own_verdict((YES_NO_PATTERNS,), text, judged, refuse=_both)
     if m is not None:
         return (0 if m.group(1).lower() == "yes" else 1), m.start(1)
     first = _first_word(rest)
@@ -248,7 +261,7 @@ def _rating_value(found: str, scale: Sequence[int]) -> float | RatingRange | Non
 def _rating(
     text: str, judged: Judged | None = None, scale: Sequence[int] = RATING_SCALE
 ) -> Found | None:
-    m, rest = own_verdict(RATING_PATTERNS, text, judged)
+    m, rest = own_verdict(RATING_TIERS, text, judged)
     if m is None:
         m = _START_NUMBER.match(rest)
     if m is None or _signed(text, m.start(1)) or _MORE_ENDS.match(text, m.end(1)):
@@ -261,7 +274,7 @@ def _rating(
 
 
 def _choice(text: str, judged: Judged | None = None) -> Found | None:
-    m, rest = own_verdict(CHOICE_PATTERNS + TIE_PATTERNS, text, judged)
+    m, rest = own_verdict((CHOICE_PATTERNS + TIE_PATTERNS,), text, judged)
     if m is not None:
         return {"a": 0, "b": 1}.get(m.group(1).lower(), 2), m.start(1)
     first = _first_word(rest)
@@ -269,8 +282,9 @@ def _choice(text: str, judged: Judged | None = None) -> Found | None:
         return "ab".index(first[0]), first[1]
     if first and first[0] in ("tie", "draw"):
         return 2, first[1]
+    marks = quote_marks(rest)
     for t in _TIE_STATED.finditer(rest):
-        if judged is None or not is_quote(t.group(0), judged):
+        if quoted(rest, t.start(), t.end(), judged, marks) is None:
             return 2, t.start(1)
     found = [
         (w.group(1).upper(), w.start(1))
@@ -321,14 +335,14 @@ def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
     """((0-based labels best first, complete), offset of the best label) or None; ``complete``
     False = the best one only."""
     best: list[int] = []
-    at, quoted = 0, []
+    at, skipped, marks = 0, [], quote_marks(text)
     for m in reversed(list(_CHAIN.finditer(text))):  # the longest; of equal ones, the last
         labels = [_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
         valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
         if not valid or len(labels) <= len(best):
             continue
-        if judged is not None and is_quote(m.group(0), judged) and not _only(text, m):
-            quoted.append(m.span())
+        if quoted(text, m.start(), m.end(), judged, marks) and not _only(text, m):
+            skipped.append(m.span())
         else:
             best, at = labels, m.start(1)
     json_found = _json_ranking(text, k)
@@ -340,7 +354,7 @@ def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
         return (best, True), at
     if best:
         return (best[:1], False), at
-    m, rest = own_verdict(BEST_PATTERNS, blank(text, quoted), judged)
+    m, rest = own_verdict((BEST_PATTERNS,), blank(text, skipped), judged)
     if m is None:
         m = _START_LABEL.match(rest)
     if m is not None and 1 <= _label(m.group(1)) <= k:
@@ -385,11 +399,6 @@ def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
     return out
 
 
-def kind_classes(kind: str, k: int = 2) -> tuple[tuple[str, ...], ...]:
-    """The answer classes of a judge kind (listwise: the labels 1…k)."""
-    return label_classes(k) if kind == "listwise" else KINDS[kind].classes
-
-
 def _text_scores(kind: str, value: Any, k: int) -> np.ndarray:
     """Class log-scores of a text verdict (listwise: the log of :func:`ranking_scores`, so that
     softmax gives the normalised Borda scores)."""
@@ -422,15 +431,12 @@ def text_reading(
     text: str,
     k: int = 2,
     quoted: Sequence[str] = (),
-    classes: Sequence[Sequence[str]] | None = None,
 ) -> Reading:
     """Class log-scores of a text answer for a judge kind, read from the judge's own words
-    (``quoted``: the judged texts; ``classes``: the answer classes, whose spellings a judged
-    text may be without being a quote — by default the kind's). Where no verdict is left once
-    the copies of judged texts are blanked, the answer is read with them (a judge whose answer
-    starts with the response's words); quoted verdict matches stay skipped."""
-    classes = kind_classes(kind, k) if classes is None else classes
-    judged = Judged(quoted, (s for c in classes for s in c))
+    (``quoted``: the judged texts). Where no verdict is left once the copies of judged texts
+    are blanked, the answer is read with them (a judge whose answer starts with the response's
+    words); quoted verdict matches stay skipped."""
+    judged = Judged(quoted)
     read = _READERS[kind]
     own = own_words(text, judged)
     found = None if own is None else read(own, judged, k)
@@ -461,30 +467,12 @@ def read_answer(
     """The verdict of an answer: the text reading, with the class log-scores of ``body``'s
     ``top_logprobs`` at the verdict's token when there are some (``body`` None: text only). An
     answer whose words give no verdict is unparsed on both paths; a verdict no one token holds
-    (a rating range) is read from the text."""
-    reading = text_reading(kind, text, len(classes), quoted, classes)
+    (a rating range) is read from the text, and so is one whose logprob tokens do not spell the
+    text (``unaligned``: no token can be told to be the verdict's)."""
+    reading = text_reading(kind, text, len(classes), quoted)
     if body is None or not reading.parsed or not reading.token:
         return reading
-    return logprob_reading(body, classes, reading.at, text) or reading
-
-
-def answer_text(body: Any) -> str | None:
-    """The generated text of an OpenAI-style answer (chat or completions), or None."""
     try:
-        choice = body["choices"][0]
-    except (KeyError, IndexError, TypeError):
-        return None
-    message = choice.get("message") if isinstance(choice, Mapping) else None
-    if isinstance(message, Mapping) and isinstance(message.get("content"), str):
-        return message["content"]
-    text = choice.get("text") if isinstance(choice, Mapping) else None
-    return text if isinstance(text, str) else None
-
-
-def finish_reason(body: Any) -> str | None:
-    """``choices[0].finish_reason`` of an answer (``"length"``: cut at max_tokens), or None."""
-    try:
-        reason = body["choices"][0].get("finish_reason")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None
-    return reason if isinstance(reason, str) else None
+        return logprob_reading(body, classes, reading.at, text) or reading
+    except Unaligned:
+        return replace(reading, unaligned=True)

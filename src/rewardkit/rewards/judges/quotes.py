@@ -2,20 +2,22 @@
 judged texts are taken out (docs/judges.md, "Reading verdicts from text").
 
 A judge may quote what it judges — the response, a verdict the response wrote, a ``</think>``
-the response holds — before or after its own verdict. The readers of
-:mod:`rewardkit.rewards.judges.parse` read only the judge's own words:
+the response holds — before or after its own verdict. What a judged text merely *holds* never
+changes the reading: a response that writes ``Rating: 2`` or ``[[A]] [[B]]`` cannot turn the
+judge's own ``Rating: 2`` into a "quote" and have an earlier mention read instead. Only two
+things mark words as not the judge's own:
 
-- **reasoning**: the own words start after the answer's *first* ``</think>`` (reasoning models
-  may leave the opening tag to the chat template) that is not part of a quote (a ``</think>``
-  written together with the characters beside it in a judged text: ``</think>Yes``); an answer
-  that opens with ``<think>`` and closes no block has none (cut off while reasoning).
-- **copies**: a verbatim copy of a judged text is blanked out — unless that text is only a
-  verdict spelling (a response ``Yes``, ``7``, a listwise ``2``): the judge's own ``Yes`` reads
-  the same whatever it judged. Where no verdict is left without them, the reader reads the
-  answer with its copies (:func:`rewardkit.rewards.judges.parse.text_reading`).
-- **quoted verdicts**: a verdict match whose text also occurs in a judged text
-  (:func:`is_quote`: NFKC, case-insensitive, whitespace-normalised) is the judge quoting, not
-  judging (``No. It only says "Final answer: yes".``).
+- **copies**: a stretch of the answer, :data:`MIN_QUOTE_CHARS` characters or longer once
+  :func:`fold`-ed, that a judged text holds (:func:`in_copy`); a judged text that long copied
+  whole is blanked out. Where no verdict is left without them, the reader reads the answer with
+  its copies (:func:`rewardkit.rewards.judges.parse.text_reading`), their verdicts still skipped.
+- **quotation marks**: words inside ``"…"``, ``“…”``, ``'…'``, backticks (:func:`quote_marks`) —
+  a property of the answer alone (``No. It only says "Final answer: yes".`` is No whatever was
+  judged); the readers read a verdict in quotation marks only when the answer gives no other.
+
+The **reasoning** ends after the answer's *first* ``</think>`` (reasoning models may leave the
+opening tag to the chat template) that is not quoted in either sense; an answer that opens with
+``<think>`` and closes no block has no own words (cut off while reasoning).
 
 Blanking keeps the answer's length (each character becomes a space), so an offset into the own
 words is an offset into the answer: the log-probability reader reads the token there.
@@ -23,6 +25,7 @@ words is an offset into the answer: the log-probability reader reads the token t
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -32,21 +35,22 @@ from rewardkit.engine.special_tokens import WORD_JOINER
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 #: Markup around a verdict word (``**Yes**``, ``[[A]]``, ``"No".``).
 MARKUP = " \t\n*_`'\"[]()<>:.,!?;"
-#: Judged texts this long are cut out of an answer wherever they appear; shorter ones only as
-#: whole words (a response "a" is not cut out of the judge's "answer").
+#: The shortest copy (folded characters) that counts as quoting a judged text: shorter shared
+#: words (``Rating: 2``, ``[[A]]``, ``Final answer: yes``) are any judge's words too.
 MIN_QUOTE_CHARS = 24
-#: The verdict spellings of any kind, for callers that name none (yes/no, A/B/C, 1–20).
-ANY_VERDICT = frozenset({"yes", "no", "a", "b", "c", *(str(i) for i in range(1, 21))})
-#: Characters of context on each side of a ``</think>`` compared with the judged texts.
-_TAG_CONTEXT = 16
 #: A space that does not part two words (``fold`` drops it).
 _LOOSE_SPACE = re.compile(r" (?!\w)|(?<!\w) ")
-#: Distinct snippets checked against the judged texts per row (each check reads them all); an
-#: answer with more verdict-like pieces than this has the rest taken as quotes.
-MAX_QUOTE_CHECKS = 64
-_RUN, _RUN_END = re.compile(r"\S*"), re.compile(r"\S*$")
-#: Punctuation a judge puts around a quote (left out of a ``</think>``'s context).
-_PUNCT = ".,;:!?\"'()[]*`"
+#: Copy checks per row: pieces looked up in the judged texts, and window checks of the pieces
+#: found there (each reads them all, for up to ``_REACH`` + 1 windows); past either, a
+#: verdict-like piece is the judge's own (as without the judged texts).
+MAX_QUOTE_LOOKUPS, MAX_QUOTE_CHECKS = 1024, 64
+#: How far (characters) around a piece its copy windows reach.
+_REACH = 4 * MIN_QUOTE_CHARS
+#: Quotation-mark pairs on one line (an apostrophe ``'`` only without a letter outside it).
+_MARKS = re.compile(
+    r'"[^"\n]*+"|“[^”\n]*+”|„[^“”\n]*+[“”]|«[^»\n]*+»|‘[^’\n]*+’|`[^`\n]*+`'
+    r"|(?<!\w)'[^'\n]*+'(?!\w)"
+)
 
 
 def fold(text: str) -> str:
@@ -66,96 +70,105 @@ def blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
     return "".join(chars)
 
 
-def is_spelling(text: str, spellings: Iterable[str] = ANY_VERDICT) -> bool:
-    """Whether ``text`` is only a verdict spelling (``Yes.``, ``**7**``, ``[2]``): such a judged
-    text is never a quote."""
-    return text.strip(MARKUP).casefold() in spellings
-
-
 class Judged:
-    """The judged texts of one row, prepared for the quote checks (``spellings``: the verdict
-    spellings of the judge's answer classes, lowercase)."""
+    """The judged texts of one row, prepared for the copy checks."""
 
-    def __init__(self, texts: Sequence[str] = (), spellings: Iterable[str] = ANY_VERDICT) -> None:
-        self.spellings = frozenset(s.strip().casefold() for s in spellings)
+    def __init__(self, texts: Sequence[str] = ()) -> None:
         found = {str(t).strip() for t in texts} - {""}
         self.texts = tuple(sorted(found, key=len, reverse=True))
         self.folded = tuple(fold(t) for t in self.texts)
-        self._memo: dict[tuple[str, bool], bool] = {}
+        self.lookups = self.checks = 0  # at most MAX_QUOTE_LOOKUPS, MAX_QUOTE_CHECKS
 
     def copies(self) -> list[str]:
-        """The texts whose verbatim copies are blanked (not verdict spellings), longest first;
-        each as sent and without the word joiners of the escape."""
+        """The texts whose verbatim copies are blanked: :data:`MIN_QUOTE_CHARS` long or longer
+        once folded (a short text — ``Rating: 2``, ``Yes`` — is no evidence of a copy), longest
+        first; each as sent and without the word joiners of the escape."""
         out: list[str] = []
-        for t in self.texts:
-            if not is_spelling(t, self.spellings):
+        for t, folded in zip(self.texts, self.folded, strict=True):
+            if len(folded) >= MIN_QUOTE_CHARS:
                 out += [t] if WORD_JOINER not in t else [t, t.replace(WORD_JOINER, "")]
         return out
 
+    def holds(self, folded: str) -> bool:
+        """Whether a judged text holds the :func:`fold`-ed ``folded``."""
+        return any(folded in t for t in self.folded)
 
-def is_quote(snippet: str, judged: Judged, whole_words: bool = True) -> bool:
-    """Whether ``snippet`` occurs in a judged text, both :func:`fold`-ed; with ``whole_words``,
-    not inside a longer word. Past :data:`MAX_QUOTE_CHECKS` distinct snippets, yes."""
-    key = fold(snippet)
-    if not key or not judged.folded:
+
+def quote_marks(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each stretch of ``text`` inside quotation marks on one line (the marks
+    included): ``"…"``, ``“…”``, ``„…“``, ``«…»``, ``‘…’``, a backtick pair, and ``'…'`` where
+    the marks are not apostrophes (no letter outside them)."""
+    return [m.span() for m in _MARKS.finditer(text)]
+
+
+def in_marks(start: int, end: int, marks: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``[start, end)`` lies inside one of the quotation-mark stretches ``marks`` (in
+    order, not overlapping: :func:`quote_marks`)."""
+    i = bisect.bisect_left(marks, (start, -1)) - 1  # the last stretch opening before ``start``
+    return i >= 0 and end < marks[i][1]
+
+
+def in_copy(text: str, start: int, end: int, judged: Judged | None) -> bool:
+    """Whether ``text[start:end]`` lies inside a copy of a judged text: a stretch of ``text``
+    around it, :data:`MIN_QUOTE_CHARS` or longer once :func:`fold`-ed, that a judged text holds.
+    Only a copy is evidence of quoting: a verdict string a judged text merely also holds
+    (``Rating: 2``) is the judge's. Past :data:`MAX_QUOTE_LOOKUPS` or :data:`MAX_QUOTE_CHECKS`
+    per row, no."""
+    if judged is None or not judged.folded or judged.lookups >= MAX_QUOTE_LOOKUPS:
         return False
-    memo = judged._memo
-    if (key, whole_words) not in memo:
-        if len(memo) >= MAX_QUOTE_CHECKS:
+    judged.lookups += 1
+    key = fold(text[start:end])
+    if not key or judged.checks >= MAX_QUOTE_CHECKS or not judged.holds(key):
+        return False
+    judged.checks += 1
+    lo, hi = max(0, start - _REACH), min(len(text), end + _REACH)
+    b = end
+    for a in range(start, lo - 1, -1):  # the shortest long-enough window from each start
+        while b > end and len(fold(text[a : b - 1])) >= MIN_QUOTE_CHARS:
+            b -= 1
+        while b < hi and len(fold(text[a:b])) < MIN_QUOTE_CHARS:
+            b += 1
+        window = fold(text[a:b])
+        if len(window) >= MIN_QUOTE_CHARS and judged.holds(window):
             return True
-        memo[key, whole_words] = any(_occurs(key, t, whole_words) for t in judged.folded)
-    return memo[key, whole_words]
-
-
-def _occurs(key: str, text: str, whole_words: bool) -> bool:
-    """Whether ``key`` is in ``text`` (with ``whole_words``: not touching a word character on a
-    side where ``key`` itself ends in one)."""
-    at = text.find(key)
-    while at >= 0:
-        before, after = text[at - 1 : at] if at else "", text[at + len(key) : at + len(key) + 1]
-        if not whole_words or not (
-            (key[0].isalnum() and before.isalnum()) or (key[-1].isalnum() and after.isalnum())
-        ):
-            return True
-        at = text.find(key, at + 1)
+        if b == end and len(window) >= MIN_QUOTE_CHARS:
+            break  # every window further left holds this one
     return False
 
 
-def _quoted_tag(text: str, start: int, end: int, judged: Judged) -> bool:
-    """Whether the ``</think>`` at ``text[start:end]`` is copied from a judged text: a judged
-    text holds it together with the characters written against it on either side (up to a
-    space, at most :data:`_TAG_CONTEXT`, punctuation at the far end left out)."""
-    if not any(THINK_CLOSE in t for t in judged.folded):
-        return False
-    right = _RUN.match(text[end : end + _TAG_CONTEXT]).group(0).rstrip(_PUNCT)
-    left_run = _RUN_END.search(text[max(0, start - _TAG_CONTEXT) : start]).group(0).lstrip(_PUNCT)
-    tag = text[start:end]
-    return any(
-        run and is_quote(piece, judged, whole_words=False)
-        for run, piece in ((right, tag + right), (left_run, left_run + tag))
-    )
+def quoted(
+    text: str,
+    start: int,
+    end: int,
+    judged: Judged | None,
+    marks: Sequence[tuple[int, int]] | None = None,
+) -> str | None:
+    """How ``text[start:end]`` is quoted: ``"copy"`` inside a copy of a judged text
+    (:func:`in_copy`), ``"marks"`` inside quotation marks (:func:`quote_marks`; computed when
+    ``marks`` is None), else None — the judge's own words."""
+    if in_copy(text, start, end, judged):
+        return "copy"
+    return "marks" if in_marks(start, end, quote_marks(text) if marks is None else marks) else None
 
 
 def reasoning_end(text: str, judged: Judged | None = None) -> int | None:
-    """Where the judge's own words start: after the first ``</think>`` that is not a quote; 0
-    without one; None when the answer opens with ``<think>`` and no block closes."""
-    judged = judged or Judged()
+    """Where the judge's own words start: after the first ``</think>`` that is not quoted
+    (:func:`quoted`; one a judged text merely also holds ends the reasoning); 0 without one;
+    None when the answer opens with ``<think>`` and no block closes."""
+    marks: list[tuple[int, int]] | None = None
     for m in re.finditer(re.escape(THINK_CLOSE), text):
-        if not _quoted_tag(text, m.start(), m.end(), judged):
+        marks = quote_marks(text) if marks is None else marks
+        if quoted(text, m.start(), m.end(), judged, marks) is None:
             return m.end()
     return None if text.lstrip().startswith(THINK_OPEN) else 0
 
 
 def copy_spans(text: str, judged: Judged) -> list[tuple[int, int]]:
-    """``(start, end)`` of each verbatim copy of a judged text in ``text`` (longest texts
-    first; a short one only as whole words)."""
+    """``(start, end)`` of each verbatim copy in ``text`` of a judged text of
+    :data:`MIN_QUOTE_CHARS` or more (:meth:`Judged.copies`; longest texts first)."""
     spans: list[tuple[int, int]] = []
     for q in judged.copies():
-        if len(q) >= MIN_QUOTE_CHARS:
-            found = re.finditer(re.escape(q), text)
-        else:
-            found = re.finditer(rf"(?<!\w){re.escape(q)}(?!\w)", text)
-        spans += [m.span() for m in found]
+        spans += [m.span() for m in re.finditer(re.escape(q), text)]
         if spans:
             text = blank(text, spans)  # a shorter text is not found inside a longer copy
     return spans
@@ -173,8 +186,8 @@ def own_words(text: str, judged: Judged | None = None, copies: bool = True) -> s
 
 
 def judge_words(text: str, quoted: Sequence[str] = ()) -> str:
-    """The judge's own words as text: after its reasoning, the copies of ``quoted`` blanked
-    (verdict spellings of any kind kept); "" for an answer cut off while reasoning."""
+    """The judge's own words as text: after its reasoning, the copies of ``quoted`` blanked;
+    "" for an answer cut off while reasoning."""
     judged = Judged(quoted)
     start = reasoning_end(text, judged)
     if start is None:
