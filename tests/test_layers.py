@@ -23,6 +23,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.outputs",
         "rewardkit.combine",
         "rewardkit.timing",
+        "rewardkit.secrets",
     ),
     "data": ("rewardkit.data",),
     "infrastructure": (

@@ -103,9 +103,12 @@ MAX_SPEC_FILES = 32
 
 
 def shown(spec: Any) -> str:
-    """``spec`` as an error message quotes it: ``repr``, cut to :data:`SHOWN_CHARS` characters
-    with the full length after it."""
-    text = repr(spec)
+    """``spec`` as an error message quotes it: ``repr`` with its secrets redacted (a URL's
+    ``user:password@``, ``api_key=``-like option values), cut to :data:`SHOWN_CHARS`
+    characters with the full length after it."""
+    from rewardkit.secrets import redact_spec
+
+    text = redact_spec(repr(spec))
     if len(text) <= SHOWN_CHARS:
         return text
     return f"{text[:SHOWN_CHARS]}… ({len(text):,} chars)"
@@ -313,7 +316,11 @@ def _build(
         raise SpecError(text[:SHOWN_CHARS] + cut + text[-SHOWN_CHARS:]) from None
     named = entry.composite and options.get("name") is not None
     if not (named or (entry.composite and isinstance(spec, Mapping) and path is None)):
-        reward.name = label  # an inline composite, or one given a name, keeps its own name
+        from rewardkit.secrets import redact_spec
+
+        # an inline composite, or one given a name, keeps its own name; a name is shown and
+        # stored (reports, logs), so a URL's credentials are not in it
+        reward.name = redact_spec(label)
     return reward
 
 

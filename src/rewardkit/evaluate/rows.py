@@ -266,15 +266,24 @@ def failure_line(r: RewardResult) -> str | None:
 
 def usage_note(name: str, stats: dict | None) -> str | None:
     """One line on what an endpoint reward's answers cost: token usage, cost, failed and
-    unparsed answers — the same whether the answers came now or from the cache (per-call
-    request and retry counts stay in report.json's ``run``). None without HTTP counters."""
+    unparsed answers — the same whether the answers came now or from the cache, failed answers'
+    billed tokens included (per-call request and retry counts stay in report.json's ``run``);
+    usage some answers did not report makes the counts a lower bound and the cost unknown.
+    None without HTTP counters."""
     if not stats or "usage" not in stats:
         return None
     usage = stats.get("usage") or {}
+    unreported = usage.get("unreported", 0)
+    at_least = "at least " if unreported else ""
     line = (
-        f"`{name}`: answers used {usage.get('prompt_tokens', 0)} prompt + "
+        f"`{name}`: answers used {at_least}{usage.get('prompt_tokens', 0)} prompt + "
         f"{usage.get('completion_tokens', 0)} completion tokens"
     )
+    notes = [f"{unreported} answers reported no usage"] if unreported else []
     if stats.get("cost") is not None:
-        line += f" (cost {stats['cost']:.6g})"
+        notes.append(f"cost {stats['cost']:.6g}")
+    elif "cost" in stats:  # a price table was given, but some usage is unknown
+        notes.append("cost unknown")
+    if notes:
+        line += f" ({'; '.join(notes)})"
     return line + f"; {stats.get('failed', 0)} failed, {stats.get('unparsed', 0)} unparsed."

@@ -3,17 +3,11 @@
 Infrastructure layer: imports only core (``types``, ``errors``); rewards build on it.
 """
 
+from rewardkit.remote.config import RemoteConfigError
 from rewardkit.remote.cost import Price, PriceTable
-from rewardkit.remote.http import (
-    BatchResult,
-    HttpClient,
-    HttpRequest,
-    Outcome,
-    RemoteConfigError,
-    Usage,
-    openai_usage,
-)
+from rewardkit.remote.http import BatchResult, HttpClient, HttpRequest, Outcome
 from rewardkit.remote.limits import Limits, RateLimiter
+from rewardkit.remote.usage import Usage, no_usage, openai_usage, token_count
 
 __all__ = [
     "BatchResult",
@@ -26,5 +20,7 @@ __all__ = [
     "RateLimiter",
     "RemoteConfigError",
     "Usage",
+    "no_usage",
     "openai_usage",
+    "token_count",
 ]

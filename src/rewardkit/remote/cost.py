@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardkit.remote.http import RemoteConfigError, Usage
+from rewardkit.remote.config import RemoteConfigError
+from rewardkit.remote.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -38,20 +40,25 @@ def _price(model: str, raw: Any) -> Price:
             f"price table, model {model!r}: expected {{'prompt': P, 'completion': C}} "
             f"(per million tokens) or [P, C], got {raw!r}"
         )
+    if any(isinstance(v, bool) for v in values):
+        raise RemoteConfigError(
+            f"price table, model {model!r}: prices must be numbers, got {raw!r}"
+        )
     try:
         prompt, completion = (float(v) for v in values)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise RemoteConfigError(
             f"price table, model {model!r}: prices must be numbers, got {raw!r}"
         ) from None
-    if prompt < 0 or completion < 0:
-        raise RemoteConfigError(f"price table, model {model!r}: prices must be >= 0")
+    if not all(0 <= p < math.inf for p in (prompt, completion)):  # NaN fails too
+        raise RemoteConfigError(f"price table, model {model!r}: prices must be finite and >= 0")
     return Price(prompt, completion)
 
 
 class PriceTable:
     """``{model: {"prompt": P, "completion": C}}`` per million tokens; :meth:`cost` is None for a
-    model without a price (unknown cost is not zero cost)."""
+    model without a price, and for usage some answers did not report (unknown cost is not zero
+    cost)."""
 
     def __init__(self, prices: Mapping[str, Any]) -> None:
         if not isinstance(prices, Mapping):
@@ -79,4 +86,4 @@ class PriceTable:
 
     def cost(self, model: str, usage: Usage) -> float | None:
         price = self.prices.get(model)
-        return None if price is None else price.cost(usage)
+        return None if price is None or usage.unreported else price.cost(usage)

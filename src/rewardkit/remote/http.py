@@ -13,7 +13,9 @@ other items go on. Callers turn a failed outcome into NaN for that item.
 :meth:`HttpClient.run` works from plain code and from inside a running event loop (a server's
 handler): there it runs the batch on a private loop in a worker thread. The API key is read
 from a named environment variable; it is sent as a bearer token and appears in no repr, log,
-error, :meth:`HttpClient.identity` or cache key.
+error, :meth:`HttpClient.identity` or cache key — nor does a URL's ``user:password@``
+(:mod:`rewardkit.secrets`). After ``fail_fast_after`` attempts in a row got no answer, the
+client's remaining requests fail at once (:mod:`rewardkit.remote.breaker`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ import math
 import os
 import random
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardkit.errors import RewardkitError
 from rewardkit.remote.auth import check_api_key
+from rewardkit.remote.breaker import Breaker
+from rewardkit.remote.config import RemoteConfigError
 from rewardkit.remote.decode import ACCEPT_ENCODING, AnswerTooLarge, BadEncoding, BoundedDecoder
 from rewardkit.remote.limits import (
     RETRY_STATUSES,
@@ -39,10 +43,20 @@ from rewardkit.remote.limits import (
     backoff_delay,
     parse_retry_after,
 )
+from rewardkit.remote.usage import MAX_USAGE_TOKENS, Usage, openai_usage
+from rewardkit.secrets import REDACTED, Redactor, display_url, strip_userinfo, userinfo
 
-
-class RemoteConfigError(RewardkitError, ValueError):
-    """A remote endpoint that cannot be used as configured (bad URL, missing API key variable)."""
+__all__ = [
+    "MAX_USAGE_TOKENS",
+    "REDACTED",
+    "BatchResult",
+    "HttpClient",
+    "HttpRequest",
+    "Outcome",
+    "RemoteConfigError",
+    "Usage",
+    "openai_usage",
+]
 
 
 @dataclass(frozen=True)
@@ -57,35 +71,11 @@ class HttpRequest:
 
 
 @dataclass(frozen=True)
-class Usage:
-    """Token counts reported by the server (OpenAI's ``usage`` block)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-        )
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-        }
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What became of one request: ``ok`` with the parsed ``body`` (JSON, or text when the
     answer is not JSON), or not ok with the last ``status`` (None for a transport failure) and
-    ``error``; ``attempts`` counts HTTP requests sent for it (1 + retries)."""
+    ``error``; ``attempts`` counts HTTP requests sent for it (1 + retries; 0 for a request
+    the open circuit breaker failed before it was sent)."""
 
     ok: bool
     status: int | None
@@ -110,7 +100,7 @@ class BatchResult:
 
     @property
     def retries(self) -> int:
-        return sum(o.attempts - 1 for o in self.outcomes)
+        return sum(max(0, o.attempts - 1) for o in self.outcomes)
 
     @property
     def failures(self) -> int:
@@ -131,33 +121,6 @@ class BatchResult:
             "failed": self.failures,
             "usage": self.usage.as_dict(),
         }
-
-
-#: The most tokens one answer's usage block may claim (prompt or completion); more is unreadable.
-MAX_USAGE_TOKENS = 100_000_000
-
-
-def openai_usage(body: Any) -> Usage:
-    """The ``usage`` block of an OpenAI-style answer (``prompt_tokens``/``completion_tokens``,
-    or ``input_tokens``/``output_tokens``); zero when absent or unreadable (not a whole count
-    from 0 to :data:`MAX_USAGE_TOKENS`: NaN, Infinity, negative, 1e300), so a server's odd
-    bookkeeping never stops a run nor inflates its cost."""
-    usage = body.get("usage") if isinstance(body, Mapping) else None
-    if not isinstance(usage, Mapping):
-        return Usage()
-
-    def count(*names: str) -> int:
-        for name in names:
-            value = usage.get(name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            if math.isfinite(value) and 0 <= value <= MAX_USAGE_TOKENS:
-                return int(value)
-        return 0
-
-    return Usage(
-        count("prompt_tokens", "input_tokens"), count("completion_tokens", "output_tokens")
-    )
 
 
 def estimate_tokens(request: HttpRequest) -> int:
@@ -186,17 +149,41 @@ def read_api_key(api_key_env: str | None) -> str | None:
     return value
 
 
-def _check_base_url(base_url: str) -> str:
+def check_url(base_url: Any) -> str:
+    """``base_url`` without a trailing ``/`` once it is a usable http(s) URL: a host, a port in
+    1..65535, nothing a request could not carry; else a one-line :class:`RemoteConfigError`
+    naming it (credentials shown as ``[redacted]``), raised when the reward is built rather
+    than as a traceback when it first sends."""
+    if not isinstance(base_url, str):
+        raise RemoteConfigError(f"base_url: expected an http:// or https:// URL, got {base_url!r}")
     url = base_url.rstrip("/")
+    shown = repr(display_url(base_url))
     if not url.startswith(("http://", "https://")):
-        raise RemoteConfigError(f"base_url {base_url!r}: expected an http:// or https:// URL")
+        raise RemoteConfigError(f"base_url {shown}: expected an http:// or https:// URL")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise RemoteConfigError(f"base_url {shown}: a URL holds no whitespace or control character")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL", ...
+        raise RemoteConfigError(
+            f"base_url {shown}: {exc} (expected http[s]://HOST[:PORT]/…)"
+        ) from None
+    if not parts.hostname:
+        raise RemoteConfigError(f"base_url {shown}: no host (expected http[s]://HOST[:PORT]/…)")
+    if port == 0:
+        raise RemoteConfigError(f"base_url {shown}: port 0 cannot be connected to (1-65535)")
+    import httpx
+
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise RemoteConfigError(f"base_url {shown}: {display_url(str(exc))}") from None
     return url
 
 
-#: What replaces the API key in error texts and stored answers.
-REDACTED = "[redacted]"
-
-#: Keys at least this long are also cut from successful answers (shorter ones from errors only).
+#: Secrets at least this long are also cut from successful answers (shorter ones from errors
+#: only: a short password could spell ordinary text of an answer).
 MIN_REDACTED_KEY = 8
 
 
@@ -235,7 +222,9 @@ class HttpClient:
         usage_reader: Callable[[Any], Usage] = openai_usage,
         progress: bool = False,
     ) -> None:
-        self.base_url = _check_base_url(base_url)
+        self._url = check_url(base_url)
+        #: The URL as shown (``user:password@`` as ``[redacted]@``).
+        self.base_url = display_url(self._url)
         self.limits = limits or Limits()
         self.api_key_env = api_key_env
         self._api_key = read_api_key(api_key_env)
@@ -243,11 +232,24 @@ class HttpClient:
         self.token_estimate = token_estimate
         self.usage_reader = usage_reader
         self.progress = progress
+        self.breaker = Breaker(self.limits.fail_fast_after)
+        user, password = userinfo(self._url)
+        secrets = [self._api_key or "", password]
+        if password:
+            secrets.append(f"{user}:{password}")  # Basic auth sends its base64
+        self._redact_error = Redactor(secrets)
+        self._redact_answer = Redactor(s for s in secrets if len(s) >= MIN_REDACTED_KEY)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key and the URL's password — as sent, JSON-escaped,
+        percent-encoded, or as Basic auth's base64 — replaced by ``[redacted]``
+        (:class:`~rewardkit.secrets.Redactor`)."""
+        return self._redact_error(text)
 
     def identity(self) -> dict[str, Any]:
-        """What names the endpoint (for fingerprints): the URL only — never the key, and not the
-        limits, which do not change answers."""
-        return {"base_url": self.base_url}
+        """What names the endpoint (for fingerprints): the URL without its ``user:password@``
+        — never a credential, and not the limits, which do not change answers."""
+        return {"base_url": strip_userinfo(self._url)}
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r}, limits={self.limits!r})"
@@ -258,24 +260,16 @@ class HttpClient:
             out["Authorization"] = f"Bearer {self._api_key}"
         return out
 
-    def redact(self, text: str) -> str:
-        """``text`` with the API key (and so ``Bearer <key>``) replaced by ``[redacted]``."""
-        if self._api_key and isinstance(text, str) and self._api_key in text:
-            return text.replace(self._api_key, REDACTED)
-        return text
-
-    def _redact_body(self, body: Any, depth: int = 0) -> Any:
-        """A parsed answer with the API key cut out of every string in it (keys included)."""
-        if not self._api_key:
-            return body
+    def _redact_body(self, body: Any, redact: Redactor, depth: int = 0) -> Any:
+        """A parsed answer with the secrets cut out of every string in it (keys included)."""
         if isinstance(body, str):
-            return self.redact(body)
+            return redact(body)
         if depth > 200:  # json.loads nests deeper than this only in hostile answers
-            return REDACTED if self._api_key in repr(body) else body
+            return REDACTED if redact(repr(body)) != repr(body) else body
         if isinstance(body, list):
-            return [self._redact_body(v, depth + 1) for v in body]
+            return [self._redact_body(v, redact, depth + 1) for v in body]
         if isinstance(body, dict):
-            return {self.redact(k): self._redact_body(v, depth + 1) for k, v in body.items()}
+            return {redact(k): self._redact_body(v, redact, depth + 1) for k, v in body.items()}
         return body
 
     def run(self, requests: Sequence[HttpRequest]) -> BatchResult:
@@ -296,6 +290,7 @@ class HttpClient:
         if not requests:
             return BatchResult((), 0.0)
         lim = self.limits
+        self.breaker.new_batch()
         gate = asyncio.Semaphore(lim.concurrency)
         limiter = RateLimiter(lim.rpm, lim.tpm)
         rng = random.Random(lim.seed)
@@ -309,7 +304,7 @@ class HttpClient:
 
             bar = tqdm(total=len(requests), desc=f"HTTP {self.base_url}", unit="req", leave=False)
         async with httpx.AsyncClient(
-            base_url=self.base_url, headers=self._all_headers(), timeout=timeout, limits=pool
+            base_url=self._url, headers=self._all_headers(), timeout=timeout, limits=pool
         ) as http:
 
             async def one(request: HttpRequest) -> Outcome:
@@ -326,11 +321,14 @@ class HttpClient:
                     bar.close()
         return BatchResult(tuple(outcomes), time.monotonic() - started)
 
-    async def _attempt(self, http: Any, request: HttpRequest) -> tuple[Any, bytes]:
+    async def _attempt(
+        self, http: Any, request: HttpRequest, heard: list[bool]
+    ) -> tuple[Any, bytes]:
         """One HTTP exchange: the response (headers, status) and its decoded body, at most
-        ``max_response_bytes`` of it."""
+        ``max_response_bytes`` of it. ``heard`` gets True once the server answered at all."""
         cap = self.limits.max_response_bytes
         async with http.stream(request.method, request.path, json=request.json) as response:
+            heard.append(True)
             decoder = BoundedDecoder(response.headers.get("content-encoding"), cap)
             length = response.headers.get("content-length", "")
             if decoder.coding is None and length.isdigit() and int(length) > cap:
@@ -340,6 +338,11 @@ class HttpClient:
             async for raw in response.aiter_raw():
                 decoder.feed(raw)
             return response, decoder.finish()
+
+    def _not_sent(self, attempts: int, t0: float) -> Outcome:
+        """The outcome of a request the open circuit breaker stops."""
+        error = self.redact(self.breaker.reason())
+        return Outcome(False, None, None, error, attempts, Usage(), time.monotonic() - t0)
 
     async def _send(
         self, http: Any, request: HttpRequest, limiter: RateLimiter, rng: random.Random
@@ -353,10 +356,17 @@ class HttpClient:
         status: int | None = None
         error = ""
         for attempt in range(lim.retries + 1):
+            if self.breaker.is_open:
+                return self._not_sent(attempt, t0)
             await limiter.acquire(tokens)
+            if self.breaker.is_open:
+                return self._not_sent(attempt, t0)
             retry_after: float | None = None
+            heard: list[bool] = []
             try:
-                response, content = await asyncio.wait_for(self._attempt(http, request), deadline)
+                response, content = await asyncio.wait_for(
+                    self._attempt(http, request, heard), deadline
+                )
             except httpx.TransportError as exc:  # connect/read/write errors, timeouts, drops
                 status, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
             except TimeoutError:
@@ -365,18 +375,21 @@ class HttpClient:
             except BadEncoding as exc:  # a corrupted transfer: retried like a dropped one
                 status, error = None, f"DecodingError: {exc}"
             except AnswerTooLarge as exc:  # the same request gets the same answer: no retry
+                self.breaker.answered()
                 error = self.redact(str(exc))
                 return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
-            except httpx.HTTPError as exc:  # anything else httpx refuses (a bad URL, …)
+            except httpx.HTTPError as exc:  # anything else httpx refuses
                 error = self.redact(f"{type(exc).__name__}: {exc}")
                 return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
             else:
+                self.breaker.answered()
                 charset = response.charset_encoding
                 body = _parse_body(content, charset)
-                # a key of a few characters would mangle answers it happens to spell: those are
-                # cut from error answers only (errors are what gets shown)
-                if not response.is_success or len(self._api_key or "") >= MIN_REDACTED_KEY:
-                    body = self._redact_body(body)
+                # a secret of a few characters would mangle answers it happens to spell: those
+                # are cut from error answers only (errors are what gets shown)
+                redact = self._redact_answer if response.is_success else self._redact_error
+                if redact:
+                    body = self._redact_body(body, redact)
                 if response.is_success:
                     return Outcome(
                         True,
@@ -396,6 +409,11 @@ class HttpClient:
                     )
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             error = self.redact(error)
+            if status is None:
+                if heard:  # it answered, then the transfer broke: a flaky server, not a dead one
+                    self.breaker.answered()
+                else:
+                    self.breaker.failed(error)
             if attempt < lim.retries:
                 wait = (
                     min(retry_after, lim.max_retry_after)

@@ -16,6 +16,8 @@ import random
 import time
 from dataclasses import dataclass
 
+from rewardkit.remote.config import real_number, whole_number
+
 #: HTTP statuses after which a request is sent again.
 RETRY_STATUSES: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -32,7 +34,10 @@ class Limits:
     decompression; a larger one fails the request. ``retries``: extra attempts after the first.
     Waits before retry ``a`` (0-based) are ``backoff · 2^a`` capped at ``max_backoff``, less a
     random fraction up to ``jitter`` of it (seeded by ``seed``); a ``Retry-After`` from the
-    server replaces the computed wait (capped at ``max_retry_after``).
+    server replaces the computed wait (capped at ``max_retry_after``). ``fail_fast_after``:
+    after this many attempts in a row got no answer (refused, unresolvable, connect timeout,
+    hung), the client's remaining requests fail at once (:mod:`rewardkit.remote.breaker`;
+    0: never).
     """
 
     concurrency: int = 8
@@ -47,31 +52,25 @@ class Limits:
     max_retry_after: float = 120.0
     jitter: float = 0.5
     seed: int = 0
+    fail_fast_after: int = 8
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        """Every field type- and range-checked: a bad one is a :class:`RemoteConfigError`
+        naming it (``retries=1.5``, ``concurrency='abc'``, ``max_retry_after=nan`` refused)."""
+        whole = {"concurrency": 1, "max_response_bytes": 1, "retries": 0, "fail_fast_after": 0}
+        for name, minimum in whole.items():
+            object.__setattr__(self, name, whole_number(name, getattr(self, name), minimum))
+        object.__setattr__(self, "seed", whole_number("seed", self.seed, -(2**63)))
         for name in ("rpm", "tpm"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0 or None, got {value}")
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be in [0, 1], got {self.jitter}")
-        if not all(0 < t < math.inf for t in (self.timeout, self.connect_timeout)):
-            raise ValueError(
-                "timeout and connect_timeout must be finite and > 0, got "
-                f"{self.timeout} and {self.connect_timeout}"
-            )
-        if isinstance(self.max_response_bytes, bool) or not (
-            isinstance(self.max_response_bytes, int) and self.max_response_bytes > 0
-        ):
-            raise ValueError(
-                f"max_response_bytes must be an int > 0, got {self.max_response_bytes!r}"
-            )
-        if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
-            raise ValueError("backoff, max_backoff and max_retry_after must be >= 0")
+            if getattr(self, name) is not None:
+                object.__setattr__(
+                    self, name, real_number(name, getattr(self, name), 0, above=True)
+                )
+        for name in ("timeout", "connect_timeout"):
+            object.__setattr__(self, name, real_number(name, getattr(self, name), 0, above=True))
+        for name in ("backoff", "max_backoff", "max_retry_after"):
+            object.__setattr__(self, name, real_number(name, getattr(self, name), 0))
+        object.__setattr__(self, "jitter", real_number("jitter", self.jitter, 0, maximum=1))
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.remote import HttpClient, HttpRequest, Limits
+from rewardkit.errors import SpecError
+from rewardkit.remote import HttpClient, HttpRequest, Limits, Usage
+from rewardkit.remote.config import whole_number
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 #: Engine options a remote reward takes from the command line; the rest describe a local model.
@@ -75,10 +77,31 @@ def finite_number(value: Any, what: str) -> float:
     return out
 
 
+#: The request-limit options every endpoint kind takes (:class:`~rewardkit.remote.Limits`).
+LIMIT_OPTIONS: tuple[str, ...] = tuple(Limits.__dataclass_fields__)
+
+
 def limits_from_options(options: dict[str, Any]) -> Limits:
-    """Take :class:`~rewardkit.remote.Limits` fields out of spec options (the rest stay)."""
-    names = set(Limits.__dataclass_fields__)
-    return Limits(**{k: options.pop(k) for k in list(options) if k in names})
+    """Take :class:`~rewardkit.remote.Limits` fields out of spec options (the rest stay); each
+    is type- and range-checked (a :class:`~rewardkit.remote.RemoteConfigError` naming it)."""
+    return Limits(**{k: options.pop(k) for k in list(options) if k in LIMIT_OPTIONS})
+
+
+def refuse_options(kind: str, options: dict[str, Any], known: Sequence[str]) -> None:
+    """A one-line :class:`~rewardkit.errors.SpecError` for options ``kind`` does not take,
+    listing the ones it does (never the values: ``api_key=`` gets its own advice)."""
+    if "api_key" in options:
+        raise SpecError(
+            f"{kind}: api_key= is not taken (a key written in a spec ends up in shell history, "
+            "logs and reports): put the key in an environment variable and name it with "
+            "api_key_env=NAME"
+        )
+    if options:
+        raise SpecError(
+            f"{kind}: unknown option(s) {', '.join(sorted(options))}; known: "
+            f"{', '.join(known)} and the request limits "
+            f"{', '.join(o for o in LIMIT_OPTIONS if o not in known)}"
+        )
 
 
 def drop_engine_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -112,10 +135,8 @@ class EndpointReward(Reward):
         cache_dir: str | None = None,
         progress: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.client = client
-        self.batch_size = batch_size
+        self.batch_size = whole_number("batch_size", batch_size, 1)
         self.cache_dir = cache_dir
         self.client.progress = progress
 
@@ -145,7 +166,9 @@ class EndpointReward(Reward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Scores, components and counters of one call (queries, computed, cache_hits, failed,
-        requests, retries, usage, and ``errors``: ``{"index", "error"}`` per failed query)."""
+        requests, retries, usage — ``unreported``: answers with no readable token count —,
+        failed_usage — the part of usage spent on answers no value was stored from —, and
+        ``errors``: ``{"index", "error"}`` per failed query)."""
         table, stats, item_errors = self._score_rows(queries)
         if item_errors:
             stats["errors"] = item_errors
@@ -241,10 +264,11 @@ class EndpointReward(Reward):
             for s in range(0, len(queries), self.batch_size)
         ]
         if not chunks:
-            return {}, {}, {"requests": 0, "retries": 0, "usage": {}}
+            return {}, {}, {"requests": 0, "retries": 0, "usage": {}, "failed_usage": {}}
         batch = self.client.run([self.request(qs) for qs, _ in chunks])
         fresh: dict[str, np.ndarray] = {}
         failed: dict[str, str] = {}
+        lost = Usage()  # what answers no row was stored from cost
 
         def why(text: str) -> str:  # no key in an error, whatever produced it
             return self.client.redact(text)[:MAX_ERROR_CHARS]
@@ -268,16 +292,20 @@ class EndpointReward(Reward):
                     chunk_error = f"unreadable answer: {exc}"
             else:
                 chunk_error = outcome.error or f"request failed (status {outcome.status})"
+            stored = False
             for i, k in enumerate(ks):
                 row = self._row_values(rows[i], names) if rows is not None else chunk_error
                 if isinstance(row, str):
                     failed[k] = why(row)
                 else:
-                    fresh[k] = row
+                    fresh[k], stored = row, True
+            if not stored:
+                lost = lost + outcome.usage
         stats = {
             "requests": batch.requests,
             "retries": batch.retries,
             "usage": batch.usage.as_dict(),
+            "failed_usage": lost.as_dict(),
         }
         return fresh, failed, stats
 

@@ -31,7 +31,8 @@ from rewardkit.engine.special_tokens import (
     escape_messages,
     special_strings,
 )
-from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, Usage
+from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, Usage, token_count
+from rewardkit.remote.config import whole_number
 from rewardkit.rewards.endpoints.base import (
     AnswerError,
     EndpointReward,
@@ -40,10 +41,14 @@ from rewardkit.rewards.endpoints.base import (
     failed_row,
     finite_number,
     limits_from_options,
+    refuse_options,
 )
 from rewardkit.types import Query, stable_hash
 
 VLLM_ENDPOINTS = ("classify", "pooling")
+_COMMON_OPTIONS = ("model", "label", "tokenizer", "api_key_env", "batch_size", "cache_dir")
+_VLLM_OPTIONS = (*_COMMON_OPTIONS, "endpoint", "activation", "progress")
+_SGLANG_OPTIONS = (*_COMMON_OPTIONS, "progress")
 
 
 def _value(vector: Any, label: int) -> float:
@@ -108,16 +113,16 @@ class _PoolingReward(EndpointReward):
         progress: bool,
         limit_options: dict[str, Any],
         usage_reader: Any = None,
+        kind: str = "vllm",
+        known: Sequence[str] = (),
     ) -> None:
         kwargs = {"usage_reader": usage_reader} if usage_reader else {}
-        client = HttpClient(
-            url, api_key_env=api_key_env, limits=limits_from_options(limit_options), **kwargs
-        )
-        if limit_options:
-            raise TypeError(f"unknown option(s) {', '.join(sorted(limit_options))}")
+        limits = limits_from_options(limit_options)
+        refuse_options(kind, limit_options, known)
+        self.label = whole_number("label", label, -(2**31))  # negative: from the end
+        client = HttpClient(url, api_key_env=api_key_env, limits=limits, **kwargs)
         super().__init__(client, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
         self.model = model
-        self.label = int(label)
         self.template = ChatTemplate(tokenizer) if tokenizer else None
 
     def identity(self) -> dict[str, Any]:
@@ -153,6 +158,7 @@ class VLLMReward(_PoolingReward):
         progress: bool = False,
         **limit_options: Any,
     ) -> None:
+        whole_number("batch_size", batch_size, 1)  # checked even where it does not apply
         if endpoint not in VLLM_ENDPOINTS:
             raise RemoteConfigError(
                 f"vllm: endpoint must be one of {', '.join(VLLM_ENDPOINTS)}, got {endpoint!r}"
@@ -167,8 +173,13 @@ class VLLMReward(_PoolingReward):
             cache_dir=cache_dir,
             progress=progress,
             limit_options=limit_options,
+            known=_VLLM_OPTIONS,
         )
         self.endpoint = endpoint
+        if activation is not None and not isinstance(activation, bool):
+            raise RemoteConfigError(
+                f"vllm: activation={activation!r}: expected true, false or none"
+            )
         self.activation = activation
 
     def identity(self) -> dict[str, Any]:
@@ -215,15 +226,18 @@ class VLLMReward(_PoolingReward):
 
 
 def sglang_usage(body: Any) -> Usage:
-    """Prompt tokens summed over SGLang's per-item ``meta_info``."""
+    """Prompt tokens summed over SGLang's per-item ``meta_info``, each read by
+    :func:`~rewardkit.remote.token_count` (the reader OpenAI usage blocks go through); an
+    answer with an item whose count is absent or unreadable is ``unreported`` (counts 0)."""
     if not isinstance(body, list):
-        return Usage()
-    total = 0
+        return Usage(unreported=1)
+    total, unreadable = 0, False
     for item in body:
         meta = item.get("meta_info") if isinstance(item, dict) else None
-        tokens = meta.get("prompt_tokens") if isinstance(meta, dict) else None
-        total += tokens if isinstance(tokens, int) else 0
-    return Usage(total, 0)
+        tokens = token_count(meta.get("prompt_tokens")) if isinstance(meta, dict) else None
+        unreadable |= tokens is None
+        total += tokens or 0
+    return Usage(unreported=1) if unreadable else Usage(total, 0)
 
 
 class SGLangReward(_PoolingReward):
@@ -258,6 +272,8 @@ class SGLangReward(_PoolingReward):
             progress=progress,
             limit_options=limit_options,
             usage_reader=sglang_usage,
+            kind="sglang",
+            known=_SGLANG_OPTIONS,
         )
 
     def request(self, queries: Sequence[Query]) -> HttpRequest:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewardkit.client import to_item
-from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError
+from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, no_usage
 from rewardkit.rewards.endpoints.base import (
     AnswerError,
     EndpointReward,
@@ -20,6 +20,7 @@ from rewardkit.rewards.endpoints.base import (
     failed_row,
     finite_number,
     limits_from_options,
+    refuse_options,
 )
 from rewardkit.types import Query, stable_hash
 
@@ -67,9 +68,11 @@ class RemoteServerReward(EndpointReward):
         progress: bool = False,
         **limit_options: Any,
     ) -> None:
-        client = HttpClient(url, api_key_env=api_key_env, limits=limits_from_options(limit_options))
-        if limit_options:
-            raise TypeError(f"unknown option(s) {', '.join(sorted(limit_options))}")
+        limits = limits_from_options(limit_options)
+        known = ("route", "api_key_env", "batch_size", "cache_dir", "progress")
+        refuse_options("remote", limit_options, known)
+        # a rewardkit server bills no tokens: its answers' usage is a known zero
+        client = HttpClient(url, api_key_env=api_key_env, limits=limits, usage_reader=no_usage)
         super().__init__(client, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
         self.route = route
         info = self._info()

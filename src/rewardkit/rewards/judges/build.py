@@ -1,8 +1,9 @@
 """Registry factories of the judge kinds: one spec, the backend chosen by its ARG.
 
 ``judge:default`` / ``judge:PATH_OR_ID`` run a local causal LM (torch imported then);
-``judge:openai://HOST:PORT/v1?model=NAME`` (``openai+https://`` for TLS) or a dict with
-``base_url`` and ``model`` run the same kind on an OpenAI-compatible endpoint (docs/judges.md).
+``judge:openai://HOST:PORT/v1?model=NAME`` (``openai+https://`` for TLS; a plain ``http://`` or
+``https://`` URL means the same) or a dict with ``base_url`` and ``model`` run the same kind on
+an OpenAI-compatible endpoint (docs/judges.md).
 """
 
 from __future__ import annotations

@@ -34,10 +34,12 @@ from rewardkit.content import ImageContentError, ImageRef
 from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, escape_content
 from rewardkit.errors import SpecError, switch
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
+from rewardkit.remote.config import real_number, whole_number
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
     drop_engine_options,
     limits_from_options,
+    refuse_options,
 )
 from rewardkit.rewards.judges import listwise as lw
 from rewardkit.rewards.judges import template as tpl
@@ -48,6 +50,21 @@ from rewardkit.rewards.judges.parse import read_answer
 from rewardkit.rewards.judges.template import JudgeKind, Part
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
+#: The options of the HTTP backend besides the judge's text options and the request limits.
+HTTP_OPTIONS = (
+    "base_url",
+    "model",
+    "api_key_env",
+    "endpoint",
+    "temperature",
+    "max_tokens",
+    "seed",
+    "logprobs",
+    "unparsed",
+    "prices",
+    "cache_dir",
+    "progress",
+)
 #: Top log-probabilities asked for per generated token.
 TOP_LOGPROBS = 20
 #: Columns kept per row besides the score: unparsed answer, verdict read from logprobs, and the
@@ -69,9 +86,10 @@ def openai_base_url(arg: str) -> str:
 
 
 def is_http_spec(arg: str | None, options: Mapping[str, Any]) -> bool:
-    """Whether a judge spec names an HTTP endpoint (``openai://…`` or a ``base_url`` option)."""
+    """Whether a judge spec names an HTTP endpoint (``openai://…``, ``openai+https://…``, a
+    plain ``http(s)://`` URL — no local model is named so —, or a ``base_url`` option)."""
     return "base_url" in options or bool(
-        arg and str(arg).startswith(("openai://", "openai+https://"))
+        arg and str(arg).startswith(("openai://", "openai+https://", "http://", "https://"))
     )
 
 
@@ -131,6 +149,9 @@ class HttpJudge(EndpointReward):
                 "endpoint applies its own model's chat template to the messages (endpoint="
                 "completions sends the rendered template as plain text instead); leave it out"
             )
+        fields = tpl.JudgeOptions.__dataclass_fields__
+        known = [*(f for f in fields if f != "use_chat_template"), *HTTP_OPTIONS]
+        refuse_options(self.spec_kind, {k: v for k, v in options.items() if k not in fields}, known)
         self.options = tpl.judge_options(self.kind, self.spec_kind, **options)
         if endpoint not in ("chat", "completions"):
             raise ValueError(f"{self.spec_kind}: endpoint must be 'chat' or 'completions'")
@@ -143,11 +164,11 @@ class HttpJudge(EndpointReward):
         self.model = str(model)
         self.endpoint = endpoint
         self.sampling: dict[str, Any] = {
-            "temperature": float(temperature),
-            "max_tokens": int(max_tokens),
+            "temperature": real_number("temperature", temperature, 0),
+            "max_tokens": whole_number("max_tokens", max_tokens, 1),
         }
         if seed is not None:
-            self.sampling["seed"] = int(seed)
+            self.sampling["seed"] = whole_number("seed", seed, -(2**63))
         self.logprobs = switch("logprobs", logprobs, "judge")
         self.unparsed = unparsed
         if isinstance(prices, str):
@@ -280,11 +301,12 @@ class HttpJudge(EndpointReward):
             scores = np.zeros(len(classes))  # equal classes: P = 0.5, equal listwise scores
         values = self.value(scores, row) if scores is not None else [np.nan] * len(names)
         usage = openai_usage(body)
+        known = not usage.unreported  # NaN usage: the answer reported none (its cost unknown)
         flags = {
             "unparsed": float(not reading.parsed),
             "logprobs": float(reading.source == "logprobs"),
-            "prompt_tokens": float(usage.prompt_tokens),
-            "completion_tokens": float(usage.completion_tokens),
+            "prompt_tokens": float(usage.prompt_tokens) if known else np.nan,
+            "completion_tokens": float(usage.completion_tokens) if known else np.nan,
             "unaligned": float(reading.unaligned),
         }
         return [{**dict(zip(names, values, strict=True)), **flags}]
@@ -294,8 +316,11 @@ class HttpJudge(EndpointReward):
         """(n, 1 + label columns) values of judged rows (NaN where failed) and the call's stats.
 
         ``usage`` (and ``cost`` with a price table) is what the answers of these rows cost,
-        whether they came from the endpoint now or from the cache — the same on a repeated run;
-        ``run_usage``, ``requests``, ``retries`` and ``cache_hits`` describe this call only.
+        whether they came from the endpoint now or from the cache, plus what this call's
+        answers that failed (empty, cut at ``max_tokens``) were billed; ``usage["unreported"]``
+        counts answers that gave no readable usage and makes ``cost`` None (unknown, not 0).
+        ``run_usage``, ``run_cost``, ``requests``, ``retries`` and ``cache_hits`` describe this
+        call only (on a run without cache hits ``usage`` equals ``run_usage``).
         ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read,
         ``logprobs_unaligned`` those whose logprob tokens did not spell the text (read from it);
         ``failed`` and ``errors`` (``{"index", "error"}``, indices into ``rows``) the rows whose
@@ -304,8 +329,12 @@ class HttpJudge(EndpointReward):
         if failed_rows:  # indices into ``rows``; pairwise/listwise move them to their items
             run["errors"] = failed_rows
         first = sorted({self.key(r): i for i, r in reversed(list(enumerate(rows)))}.values())
-        flags = np.nan_to_num(table[first, 1 : 1 + len(_FLAGS)].astype(np.float64), nan=0.0)
-        usage = Usage(int(flags[:, 2].sum()), int(flags[:, 3].sum()))
+        raw = table[first, 1 : 1 + len(_FLAGS)].astype(np.float64)
+        stored = ~np.isnan(raw[:, 0])  # a failed row stores nothing: NaN in every column
+        unreported = int((stored & np.isnan(raw[:, 2])).sum())
+        flags = np.nan_to_num(raw, nan=0.0)
+        usage = Usage(int(flags[:, 2].sum()), int(flags[:, 3].sum()), unreported)
+        usage = usage + Usage.from_dict(run.get("failed_usage"))
         stats: dict[str, Any] = {
             **run,
             "run_usage": run.get("usage", {}),
@@ -315,12 +344,8 @@ class HttpJudge(EndpointReward):
             "logprobs_unaligned": int(flags[:, 4].sum()),
         }
         if self.prices is not None:
-            spent = run.get("usage") or {}
             stats["cost"] = self.prices.cost(self.model, usage)
-            stats["run_cost"] = self.prices.cost(
-                self.model,
-                Usage(spent.get("prompt_tokens", 0), spent.get("completion_tokens", 0)),
-            )
+            stats["run_cost"] = self.prices.cost(self.model, Usage.from_dict(run.get("usage")))
         values = np.concatenate([table[:, :1], table[:, 1 + len(_FLAGS) :]], axis=1)
         return values.astype(np.float64), stats
 
@@ -388,7 +413,7 @@ class HttpListwiseJudge(lw.ListwiseJudging, HttpJudge):
 
     def __init__(self, base_url: str, model: str, *, order_seed: int = 0, **options: Any) -> None:
         super().__init__(base_url, model, **options)
-        self.seed = int(order_seed)
+        self.seed = whole_number("order_seed", order_seed, -(2**63))
 
     def label_columns(self) -> tuple[str, ...]:
         return tuple(f"label_{i}" for i in range(1, self.max_group + 1))
