@@ -115,12 +115,17 @@ def shown(spec: Any) -> str:
 
 
 def _parse_value(text: str) -> Any:
-    """A spec VALUE: int, float, ``true``/``false``, ``none``, else the text itself."""
+    """A spec VALUE: int, float, ``true``/``false``, ``none``, else the text itself. A word
+    stays text even where Python reads it as a float (``nan``, ``inf``, ``infinity``): an
+    option whose choices are words (``prm:…?cut=nan``, ``judge:…?unparsed=nan``) gets the
+    word it was given; a numeric option still converts it (``float("nan")``)."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
     if low == "none":
         return None
+    if not any(c.isdigit() for c in text):
+        return text
     for cast in (int, float):
         try:
             return cast(text)

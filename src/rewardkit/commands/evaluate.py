@@ -333,20 +333,22 @@ def _run_eval(
                 f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
             )
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
-    _fail_when_nothing_scored(result)
-
-
-def _fail_when_nothing_scored(result: Any) -> None:
-    """Exit 1 (after the reports are written) when a reward scored nothing because its items
-    failed: a report of '–' cells is no evaluation of it (as ``score`` exits 1 when every row
-    failed)."""
     from rewardkit.evaluate.rows import failed_everywhere
 
-    found = failed_everywhere(result)
+    _fail_when_nothing_scored(failed_everywhere(result))
+
+
+def _fail_when_nothing_scored(
+    found: list[tuple[str, str | None]],
+    what: str = "every item failed, so no example has a real score from it",
+) -> None:
+    """Exit 1 (after the reports are written) for each reward of ``found`` (name, first error)
+    that scored nothing because its items failed: a report of '–' cells is no evaluation of it
+    (as ``score`` exits 1 when every row failed)."""
     for name, first in found:
         why = f" (first: {' '.join(first.split())[:300]})" if first else ""
         typer.secho(
-            f"error: {name}: every item failed, so no example has a real score from it{why}",
+            f"error: {name}: {what}{why}",
             fg=typer.colors.RED,
             err=True,
         )
@@ -379,14 +381,16 @@ def _process_eval(
 ) -> None:
     """``rewardkit eval`` on step-labelled data (docs/prm-and-token-rewards.md); ``data``: the
     data's identity, recorded in report.json's settings."""
-    from rewardkit.evaluate.process_report import process_eval, table_lines, write_process_reports
+    from rewardkit.evaluate import process_report as pr
 
-    result = process_eval(examples, rewards, seed=seed)
+    result = pr.process_eval(examples, rewards, seed=seed)
     result["settings"] = {"seed": seed, "data": data}
-    paths = write_process_reports(result, out, html)  # the caller holds the lock on --out
-    for line in table_lines(result):
+    paths = pr.write_process_reports(result, out, html)  # the caller holds the lock on --out
+    for line in [*pr.table_lines(result), *pr.excluded_lines(result)]:
         typer.echo(line)
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    no_step = "no solution has every step scored (each failed or was cut), so none was evaluated"
+    _fail_when_nothing_scored(pr.nothing_evaluated(result), no_step)
 
 
 def report_command(

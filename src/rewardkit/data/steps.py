@@ -45,6 +45,9 @@ SHEPHERD_TAG = "ки"
 _LABELS = {"+": 1, "-": -1, "0": 0, "neutral": 0, "1": 1, "-1": -1, True: 1, False: -1}
 _SUBSET_ID = re.compile(r"([A-Za-z][A-Za-z0-9_.]*)-\d+")
 _SHEPHERD_FIRST = re.compile(r"Step\s*1\s*:")
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
+#: Math-Shepherd's tag as a word of its own (not the letters of a word such as "Ники").
+_SHEPHERD_TAG = re.compile(rf"(?<!\w){SHEPHERD_TAG}(?!\w)")
 
 
 def _index(value: Any) -> int | None:
@@ -92,6 +95,21 @@ def _label(rec: Record, value: Any, i: int, name: str = "labels", sub: str | Non
     )
 
 
+def blank_line_error(rec: Record, text: str, name: str, sub: str, what: str = "") -> None:
+    """Refuse a step holding a blank line: the solution text joins its steps with one
+    (:data:`STEP_JOIN`), so its paragraphs would read there as several steps under one label
+    (a PRM splitting the text sees a step the labels do not know; given as one step, a wrong
+    paragraph hides behind one score)."""
+    if _BLANK_LINE.search(text):
+        raise rec.error(
+            name,
+            f"{what or 'this step'} holds a blank line, which separates steps in the solution "
+            "text: give each paragraph as its own step (with its own label), or remove the "
+            "blank line",
+            sub,
+        )
+
+
 def first_error(labels: list[int]) -> int:
     """Index of the first −1 label, or −1 when no step is wrong."""
     return next((i for i, v in enumerate(labels) if v < 0), -1)
@@ -115,6 +133,8 @@ def convert(rec: Record) -> Example:
     name = next((k for k in ("problem", "question", "prompt") if rec.has(k)), "problem")
     prompt = checks.prompt(rec, name)
     steps = checks.text_list(rec, "steps", rec.require("steps", structured=True), blank_ok=False)
+    for k, step in enumerate(steps):
+        blank_line_error(rec, step, "steps", f"[{k}]")
     n = len(steps)
     labels: list[int] | None = None
     if rec.has("labels"):
@@ -183,29 +203,68 @@ def _convert_prm800k(rec: Record) -> Example:
         raise rec.error("label", f"expected a list of steps, got {describe(raw_steps)}", ".steps")
     steps: list[str] = []
     labels: list[int] = []
+    stop = None  # the step with nothing to take, if the trajectory stops before its end
     for i, step in enumerate(raw_steps):
         taken = _prm800k_step(rec, step, i)
         if taken is None:
+            stop = i
             break
         text, rating = taken
         if not isinstance(text, str) or not text.strip():
             raise rec.error("label", f"expected a step text, got {describe(text)}", f".steps[{i}]")
         if rating is None:
             raise rec.error("label", "the step taken has no rating", f".steps[{i}]")
+        blank_line_error(rec, text, "label", f".steps[{i}]", "the step taken")
         steps.append(text)
         labels.append(_label(rec, rating, i, "label", f".steps[{i}].rating"))
         if labels[-1] < 0:
             break  # the trajectory ends at its first wrong step
     if not steps:
         raise rec.error("label", "no labelled step in this trajectory", ".steps")
+    if first_error(labels) < 0:
+        _prm800k_complete(rec, label.get("finish_reason"), stop)
     prompt = [{"role": "user", "content": problem}]
     return _finish(rec, prompt, steps, labels, first_error(labels))
+
+
+def _prm800k_complete(rec: Record, reason: Any, stop: int | None) -> None:
+    """Refuse a PRM800K trajectory with no step rated −1 that is not a whole solution: its first
+    error is unknown, and read as −1 it would count as a correct solution. ``found_error``
+    says a step was rated −1 (none was taken), ``give_up`` that the labeller stopped before the
+    solution ended; a step with no completion to take (none chosen, none rated −1) ends it
+    early too."""
+    if reason == "found_error":
+        raise rec.error(
+            "label",
+            "finish_reason is 'found_error' but no step taken is rated -1 (its first error is "
+            "unknown)",
+            ".finish_reason",
+        )
+    if reason == "give_up":
+        raise rec.error(
+            "label",
+            "finish_reason is 'give_up': the labeller stopped before the solution ended and "
+            "rated no step -1, so whether it has a wrong step is unknown",
+            ".finish_reason",
+        )
+    if stop is not None:
+        raise rec.error(
+            "label",
+            "no completion to take (none chosen, no human completion, none rated -1): the "
+            "trajectory stops before its end and no step is rated -1",
+            f".steps[{stop}]",
+        )
 
 
 def _convert_shepherd(rec: Record) -> Example:
     """A Math-Shepherd record (see the module docstring)."""
     text, label = rec.get("input"), rec.get("label")
-    parts = text.split(SHEPHERD_TAG)
+    # the tag as a word of its own: "Ники" in a question or a step is no tag
+    tags = [(m.start(), m.end()) for m in _SHEPHERD_TAG.finditer(text)]
+    if not tags:
+        raise rec.error("input", f"no step tag {SHEPHERD_TAG!r} standing as a word of its own")
+    bounds = [0, *(x for t in tags for x in t), len(text)]
+    parts = [text[bounds[k] : bounds[k + 1]] for k in range(0, len(bounds), 2)]
     if parts[-1].strip():
         raise rec.error("input", "text after the last step tag 'ки'")
     head = _SHEPHERD_FIRST.search(parts[0])
@@ -218,7 +277,10 @@ def _convert_shepherd(rec: Record) -> Example:
     for i, seg in enumerate(parts[:-1]):
         sign = label[pos + len(seg) : pos + len(seg) + 1]
         if label[pos : pos + len(seg)] != seg or sign not in ("+", "-"):
-            raise rec.error("label", f"does not match 'input' with '+'/'-' at step tag {i + 1}")
+            inside = " ('ки' inside a word is text, not a tag)" if SHEPHERD_TAG in seg else ""
+            raise rec.error(
+                "label", f"does not match 'input' with '+'/'-' at step tag {i + 1}{inside}"
+            )
         labels.append(1 if sign == "+" else -1)
         pos += len(seg) + 1
     if label[pos:] != parts[-1]:
@@ -226,6 +288,8 @@ def _convert_shepherd(rec: Record) -> Example:
     steps = [s.strip() for s in segments]
     if any(not s for s in steps):
         raise rec.error("input", f"step {steps.index('') + 1} is empty")
+    for k, step in enumerate(steps):
+        blank_line_error(rec, step, "input", "", f"step {k + 1}")
     if not rec.has("subset") and isinstance(rec.peek("task"), str) and rec.peek("task"):
         rec.data["subset"] = rec.get("task")
     prompt = [{"role": "user", "content": question}]

@@ -17,7 +17,8 @@ import numpy as np
 
 from rewardkit.errors import CapabilityError, DataError
 from rewardkit.evaluate.processbench import evaluate_steps
-from rewardkit.types import Capability, Example, Query, Reward
+from rewardkit.results import failed_rows
+from rewardkit.types import Capability, Example, Query, Reward, ScoreResult
 
 #: ``schema`` of a process report's ``report.json`` (older ones have none, only ``kind``).
 PROCESS_SCHEMA = "rewardkit.processbench/1"
@@ -78,23 +79,70 @@ def process_eval(
         },
         "rewards": [],
     }
+    counts = [len(ex.meta["steps"]) for ex in examples]
     for r in rewards:
         t0 = time.perf_counter()
         res = r.score_full(queries)
         assert res.steps is not None
+        complete, first = scored_solutions(res, counts, [ex.id for ex in examples])
         metrics = evaluate_steps(
-            res.steps, labels, dev_fraction=dev_fraction, seed=seed, subsets=subsets
+            res.steps,
+            labels,
+            dev_fraction=dev_fraction,
+            seed=seed,
+            subsets=subsets,
+            complete=complete,
         )
         out["rewards"].append(
             {
                 "name": r.name,
                 "fingerprint": r.fingerprint(),
                 **metrics,
+                **({"first_excluded": first} if first else {}),
                 "truncated_rows": int(np.sum(res.truncated)) if res.truncated is not None else 0,
                 "run": {"seconds": time.perf_counter() - t0},
             }
         )
     return out
+
+
+def scored_solutions(
+    res: ScoreResult, counts: Sequence[int], ids: Sequence[str]
+) -> tuple[np.ndarray, str | None]:
+    """((n,) whether every step of each solution has a score, the first solution without:
+    ``"ID: why"``, the reward's own error for a row it failed, else how many steps it scored).
+    """
+    steps = np.asarray(res.steps, dtype=np.float64).reshape(len(counts), -1)
+    need = np.asarray(counts, dtype=np.int64)
+    complete = ((~np.isnan(steps)).sum(axis=1) >= need) & (need > 0)
+    if complete.all():
+        return complete, None
+    i = int(np.flatnonzero(~complete)[0])
+    why = failed_rows(res.stats, res.scores).get(i)
+    if why is None:
+        why = f"{int((~np.isnan(steps[i])).sum())} of its {counts[i]} steps scored"
+    return complete, f"{ids[i]}: {why}"
+
+
+def nothing_evaluated(result: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """The rewards (once each) that left no solution to evaluate, every one failed or cut
+    short, with the first one's reason; ``eval`` exits 1 for them."""
+    found: dict[str, str | None] = {}
+    for r in result["rewards"]:
+        if result["dataset"]["n"] and r.get("n_excluded", 0) >= result["dataset"]["n"]:
+            found.setdefault(r["name"], r.get("first_excluded"))
+    return list(found.items())
+
+
+def excluded_lines(result: dict[str, Any]) -> list[str]:
+    """One line per reward that left solutions out (not every step scored), with the first."""
+    n = result["dataset"]["n"]
+    return [
+        f"{r['name']}: {r['n_excluded']:,} of {n:,} solutions excluded, not every step scored "
+        f"(first: {' '.join(str(r.get('first_excluded', '')).split())[:300]})"
+        for r in result["rewards"]
+        if r.get("n_excluded")
+    ]
 
 
 def check_unique_ids(examples: Sequence[Example]) -> None:
@@ -122,17 +170,19 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     d = result["dataset"]
     lines = [
         f"ProcessBench-style evaluation: {d['n']} solutions ({d['n_error']} with a wrong step, "
-        f"{d['n_correct']} without); threshold fitted on a dev split, scores on the rest.",
+        f"{d['n_correct']} without); threshold fitted on a dev split, scores on the rest; "
+        "solutions not every step of which has a score are excluded.",
         "",
-        "| reward | τ | acc. erroneous | acc. correct | F1 | dev F1 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| reward | τ | acc. erroneous | acc. correct | F1 | dev F1 | excluded |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rewards"]:
         t = r["test"]
         tau = f"{r['threshold']:.4f}" + ("" if r.get("threshold_fitted", True) else " (fixed)")
         lines.append(
             f"| {r['name']} | {tau} | {_f(t['acc_error'])} | "
-            f"{_f(t['acc_correct'])} | {_f(t['f1'])} | {_f(r['dev']['f1'])} |"
+            f"{_f(t['acc_correct'])} | {_f(t['f1'])} | {_f(r['dev']['f1'])} | "
+            f"{int(r.get('n_excluded', 0)):,} |"
         )
     return lines + official_lines(result)
 
@@ -145,10 +195,10 @@ def official_lines(result: dict[str, Any]) -> list[str]:
     names = sorted({n for r in rows for n in r["official"]["subsets"]})
     lines = [
         "",
-        "ProcessBench protocol (τ = 0.5, all solutions): F1 per subset "
+        "ProcessBench protocol (τ = 0.5, every fully scored solution): F1 per subset "
         "(acc. erroneous / acc. correct) and the mean F1.",
         "",
-        "| reward | " + " | ".join(names) + " | mean F1 |",
+        "| " + " | ".join(["reward", *names, "mean F1"]) + " |",
         "|---|" + "---:|" * (len(names) + 1),
     ]
     for r in rows:
@@ -160,7 +210,7 @@ def official_lines(result: dict[str, Any]) -> list[str]:
             else "—"
             for n in names
         ]
-        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {_f(o['average_f1'])} |")
+        lines.append("| " + " | ".join([r["name"], *cells, _f(o["average_f1"])]) + " |")
     return lines
 
 
@@ -209,9 +259,10 @@ def write_process_reports(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md"}
     plain = finite_json(json.loads(json.dumps(result, default=float)))  # NaN/inf → null
+    notes = ["", *excluded_lines(result)] if excluded_lines(result) else []
     texts = {
         "json": json.dumps(plain, indent=1, sort_keys=True, allow_nan=False),
-        "md": "\n".join(["# Process reward evaluation", "", *table_lines(result)]) + "\n",
+        "md": "\n".join(["# Process reward evaluation", "", *table_lines(result), *notes]) + "\n",
     }
     if not write_json:
         del paths["json"], texts["json"]

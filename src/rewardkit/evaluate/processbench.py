@@ -41,6 +41,8 @@ def predict_first_error(
     s = np.asarray(steps, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"step scores must be (n, S), got shape {s.shape}")
+    if s.shape[1] == 0:  # no step scored anywhere
+        return np.full(s.shape[0], -1, dtype=np.int64)
     filled = np.nan_to_num(s, nan=np.inf)
     below = filled <= threshold if inclusive else filled < threshold
     return np.where(below.any(axis=1), below.argmax(axis=1), -1)
@@ -113,15 +115,28 @@ def evaluate_steps(
     dev_fraction: float = 0.5,
     seed: int = 0,
     subsets: Sequence[str] | None = None,
+    complete: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """Fit τ on a dev split of the solutions and report the ProcessBench scores on the rest (and
     on the dev split, for reference); with ``subsets`` (one name per solution) also the test
     split's scores per subset (``test_subsets``) and ProcessBench's own fixed-τ per-subset
-    scores on every solution (``official``, :func:`subset_scores`)."""
+    scores on every solution (``official``, :func:`subset_scores`).
+
+    ``complete`` (one flag per solution) marks the solutions every step of which has a score;
+    the others are left out of every number (``n_excluded``): a solution the PRM could not
+    score (a failed row, steps cut by truncation) would otherwise count as "no error found",
+    credited on a correct solution and a miss on a wrong one."""
     s = np.asarray(steps, dtype=np.float64)
     y = np.asarray(label, dtype=np.int64)
     if s.shape[0] != y.shape[0]:
         raise ValueError(f"{s.shape[0]} rows of step scores but {y.shape[0]} labels")
+    n_unscored = int(np.all(np.isnan(s), axis=1).sum())
+    keep = np.ones(len(y), dtype=bool) if complete is None else np.asarray(complete, dtype=bool)
+    if keep.shape != y.shape:
+        raise ValueError(f"{keep.shape[0]} completeness flags but {y.shape[0]} labels")
+    s, y = s[keep], y[keep]
+    if subsets is not None:
+        subsets = [name for name, k in zip(subsets, keep, strict=True) if k]
     dev, test = dev_split(y.tolist(), dev_fraction, seed)
     tau = fit_threshold(s[dev], y[dev])
     fitted = threshold_fittable(y[dev]) and bool(np.isfinite(s[dev]).any())
@@ -140,7 +155,8 @@ def evaluate_steps(
         "seed": seed,
         "dev": processbench_scores(predict_first_error(s[dev], tau), y[dev]),
         "test": processbench_scores(predict_first_error(s[test], tau), y[test]),
-        "n_unscored": int(np.all(np.isnan(s), axis=1).sum()),
+        "n_unscored": n_unscored,
+        "n_excluded": int(np.sum(~keep)),
         **extra,
     }
 

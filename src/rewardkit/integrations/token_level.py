@@ -68,11 +68,13 @@ def rewards_on_ids(
         Query(as_prompt(p, f"prompts[{i}]"), text)
         for i, (p, (text, _)) in enumerate(zip(prompts, decoded, strict=True))
     ]
-    tokens = reward.score_full(queries).tokens
+    res = reward.score_full(queries)
+    tokens = res.tokens
     if tokens is None:  # a reward that declares TOKENS must fill them
         raise CapabilityError(f"reward {reward.name!r} returned no per-token rewards")
+    truncated = np.zeros(len(rows), bool) if res.truncated is None else res.truncated
     out = []
-    unscored = 0
+    unscored, cut_rows, cut_tokens = 0, 0, 0
     for i, (row, keep, (text, spans)) in enumerate(zip(rows, kept, decoded, strict=True)):
         full = np.zeros(len(row), dtype=np.float64)
         values = tokens.values[i]
@@ -80,15 +82,41 @@ def rewards_on_ids(
             unscored += 1  # the reward does not apply to this response: 0 on its tokens
         elif keep and text:
             full[keep] = align_offsets(values, tokens.offsets[i], spans)
+            lost = unscored_tail(values, tokens.offsets[i], spans) if truncated[i] else 0
+            cut_rows, cut_tokens = cut_rows + (lost > 0), cut_tokens + lost
         out.append(full)
+    warn_unscored(reward.name, len(rows), unscored, cut_rows, cut_tokens)
+    return out
+
+
+def unscored_tail(values: np.ndarray, src: np.ndarray, dst: np.ndarray) -> int:
+    """How many target tokens (spans ``dst``) lie wholly past the last character the source
+    tokens with a value cover: the tokens truncation cut from a response get 0 from
+    :func:`~rewardkit.rewards.token_align.align_offsets` without any reward of theirs."""
+    src = np.asarray(src, dtype=np.int64).reshape(-1, 2)
+    dst = np.asarray(dst, dtype=np.int64).reshape(-1, 2)
+    scored = ~np.isnan(np.asarray(values, dtype=np.float64)) & (src[:, 0] >= 0)
+    covered = int(src[scored, 1].max()) if scored.any() else 0
+    return int(np.sum((dst[:, 1] > dst[:, 0]) & (dst[:, 0] >= covered)))
+
+
+def warn_unscored(name: str, n: int, unscored: int, cut_rows: int, cut_tokens: int) -> None:
+    """One warning with the count of responses (of ``n``) whose tokens got 0 for want of a
+    token reward: no reward at all (NaN, "does not apply"), or none past a truncation cut."""
     if unscored:
         warnings.warn(
-            f"{reward.name}: {unscored} of {len(rows)} responses got no token rewards (NaN, "
-            "'does not apply', e.g. a T-REG contrast cut by truncation); their tokens get 0",
+            f"{name}: {unscored} of {n} responses got no token rewards (NaN, 'does not "
+            "apply', e.g. a T-REG contrast cut by truncation); their tokens get 0",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return out
+    if cut_rows:
+        warnings.warn(
+            f"{name}: {cut_rows} of {n} responses were cut by truncation (max_length): their "
+            f"{cut_tokens} tokens past the cut were not scored and get 0; raise max_length",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def verl_token_level_scores(

@@ -33,7 +33,7 @@ import torch
 
 from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
-from rewardkit.engine.special_tokens import escape_queries, escaped_to_original
+from rewardkit.engine.special_tokens import escape_queries, escaped_to_original, valid_text
 from rewardkit.errors import SpecError, switch
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
@@ -108,7 +108,9 @@ class TokenLogProbReward(SequenceLogProbReward):
         query = escape_queries(tok, [query])[0]
         text = str(query.response)
         spans = self._offsets_in(query, text)
-        return escaped_to_original(spans, text, original)
+        # lone surrogates are U+FFFD in the escaped text, one for one (valid_text): compare
+        # with the original made the same way, or each would read as an inserted joiner
+        return escaped_to_original(spans, text, valid_text(original))
 
     def _offsets_in(self, query: Query, text: str) -> np.ndarray:
         tok = self.tokenizer
@@ -119,16 +121,18 @@ class TokenLogProbReward(SequenceLogProbReward):
             )
             cut = len(p) if full.startswith(p) else _common_prefix(p, full)
             part = full[cut:]
-            at = part.find(text)
-            if at < 0:
-                at = part.find(text.strip())
+            at, lead, shown = part.find(text), 0, text
+            if at < 0:  # a template that trims the content (Llama 3's `| trim`)
+                shown = text.strip()
+                at, lead = part.find(shown), len(text) - len(text.lstrip())
                 if at < 0:
                     raise ValueError(
                         f"{self.model_name}: the chat template changes the response text, so its "
                         "tokens cannot be mapped back to character offsets"
                     )
             enc = tok(part, add_special_tokens=False, return_offsets_mapping=True)
-            spans = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - at
+            spans = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+            return _into_text(spans, at, lead, len(shown), len(text))
         else:
             enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
             spans = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
@@ -138,10 +142,12 @@ class TokenLogProbReward(SequenceLogProbReward):
 
     def token_rows(
         self, queries: Sequence[Query]
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-        """Per query (values (T,), offsets (T, 2)) and the (n,) truncation flags of this call."""
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+        """Per query (values (T,), offsets (T, 2)), the (n,) truncation flags of this call and
+        the (n,) count of each response's tokens truncation left unscored."""
         values, truncated, _ = run_rows(self, queries, [q.key() for q in queries], self.encode)
         out = []
+        cut = np.zeros(len(queries), dtype=np.int64)
         for i, q in enumerate(queries):
             row = values[i]
             spans = self.response_offsets(q)
@@ -153,7 +159,24 @@ class TokenLogProbReward(SequenceLogProbReward):
                     "the tokenizer does not tokenize the response as the encoder does"
                 )
             out.append((row[:t], spans[:t]))
-        return out, truncated
+            cut[i] = len(spans) - t if truncated[i] else 0
+        return out, truncated, cut
+
+
+def _into_text(spans: np.ndarray, at: int, lead: int, shown: int, length: int) -> np.ndarray:
+    """Spans in the template's response part moved into the response text: ``shown``
+    characters of the text stand at ``at`` in the part, from character ``lead`` of the text
+    (a trimming template dropped its ``lead`` leading whitespace characters). Template tokens
+    before the text get the empty span at 0, those after it the empty span at its end."""
+    start, end = spans[:, 0], spans[:, 1]
+    pos = np.stack(
+        [
+            np.where(start < at, 0, np.where(start >= at + shown, length, start - at + lead)),
+            np.where(end <= at, 0, np.where(end > at + shown, length, end - at + lead)),
+        ],
+        axis=1,
+    )
+    return pos.clip(0, length)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -220,12 +243,14 @@ class TokenLogRatioReward(Reward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         self.model.name = f"{self.name}[model]"
-        a, trunc = self.model.token_rows([with_system(q, self.system) for q in queries])
+        a, trunc, cut = self.model.token_rows([with_system(q, self.system) for q in queries])
         b = None
         if self.ref is not None:
             self.ref.name = f"{self.name}[ref]"
-            b, trunc_b = self.ref.token_rows([with_system(q, self.ref_system) for q in queries])
-            trunc = trunc | trunc_b
+            b, trunc_b, cut_b = self.ref.token_rows(
+                [with_system(q, self.ref_system) for q in queries]
+            )
+            trunc, cut = trunc | trunc_b, np.maximum(cut, cut_b)
         # a contrast written in the system prompts (T-REG's p⁺/p⁻) is the first thing left
         # truncation drops: a row cut that way would score a flat 0.0 that reads as neutral
         contrast = self.system != self.ref_system and self.config.truncation == "left"
@@ -251,6 +276,8 @@ class TokenLogRatioReward(Reward):
         tokens = pad_token_rows(rows)
         scores = np.array([np.nansum(v) if np.any(~np.isnan(v)) else np.nan for v, _ in rows])
         stats = {"queries": len(queries), "truncated_rows": int(np.sum(trunc))}
+        if cut.any():  # the response's tail past max_length has no token rewards (counted)
+            stats |= {"response_cut_rows": int(np.sum(cut > 0)), "tokens_cut": int(cut.sum())}
         if lost:
             stats["contrast_cut"] = lost
         return ScoreResult(scores.astype(np.float32), stats=stats, truncated=trunc, tokens=tokens)

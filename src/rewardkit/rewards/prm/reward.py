@@ -9,10 +9,14 @@ score is read; without ``convention`` it comes from the checkpoint's architectur
 
 ``score_full(...).steps`` is (n, S) float32, one probability per step and NaN past a
 response's steps (and for steps cut off by truncation); ``scores`` is their aggregate (NaN for a
-response without steps, and for a response truncation cut steps from: an aggregate of the
-visible prefix would let a long response hide its late steps). A response whose step tags
-(read as the tag's whole token sequence, :func:`tag_tokens`) do not number its steps fails
-alone: NaN steps and scalar, named in ``stats["failed"]``/``["errors"]``; the batch is scored.
+response without steps). A response truncation cut steps from fails alone under ``cut=nan``
+(the default): an aggregate of the visible prefix would let a long response hide its late
+steps, and NaN as "does not apply" would let a composite drop the member and rescale — the
+cut is the response's own length, so it is a failure. A response whose step tags (read as
+the tag's whole token sequence, :func:`tag_tokens`) do not number its steps, or whose given
+``meta["steps"]`` hold a blank line, fails alone too: NaN steps and scalar, named in
+``stats["failed"]``/``["errors"]``; the batch is scored. A ``tag`` a one-step response does not
+read once is refused when the reward is built (:meth:`StepScorer.check_tag`).
 The per-step scores are computed and cached once whatever the aggregate: ``prm:X?aggregate=min``
 and ``prm:X?aggregate=last`` share the engine's cache.
 """
@@ -20,6 +24,8 @@ and ``prm:X?aggregate=last`` share the engine's cache.
 from __future__ import annotations
 
 import copy
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,11 +53,21 @@ from rewardkit.models.loading import (
     torch_dtype,
 )
 from rewardkit.rewards.prm.conventions import StepConvention, convention, guess_convention
-from rewardkit.rewards.prm.steps import AGGREGATES, aggregate_rows, pad_steps, split_steps
+from rewardkit.rewards.prm.steps import (
+    AGGREGATES,
+    aggregate_rows,
+    count_problem,
+    count_tags,
+    cut_error,
+    pad_steps,
+    split_steps,
+    steps_cut,
+)
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
 
 STEP_JOIN = "\n\n"
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 
 
 #: What a response truncation cut steps from scores: ``nan`` ("not fully scored", the default)
@@ -72,6 +88,24 @@ def query_steps(query: Query, rule: str) -> list[str]:
     ):
         return list(given)
     return split_steps(text, rule)
+
+
+def given_steps_problem(query: Query) -> str | None:
+    """Why ``meta["steps"]`` cannot be taken as the response's steps, or None: a given step
+    holding a blank line (the join string) merges paragraphs, so one tag (one score) would
+    stand for several steps of the text (``["a\\n\\nwrong", "b"]`` hides ``wrong``)."""
+    given = query.meta.get("steps")
+    if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+        return None
+    if STEP_JOIN.join(given) != str(query.response):
+        return None  # not taken as the steps: the response is split by the rule
+    k = next((k for k, s in enumerate(given) if _BLANK_LINE.search(s)), None)
+    if k is None:
+        return None
+    return (
+        f"meta steps[{k}] holds a blank line, which separates steps in the response text: "
+        "give each paragraph as its own step"
+    )
 
 
 def tagged_query(
@@ -148,22 +182,6 @@ def tag_tokens(tokenizer: Any, conv: StepConvention, tag_id: int) -> tuple[int, 
     if ids[: len(head)] != head or not rest or rest[-1] != tag_id:
         return (tag_id,)
     return tuple(int(t) for t in rest)
-
-
-def count_problem(tag: str, steps: int, got: int, truncated: bool) -> str | None:
-    """Why a row's step scores cannot be trusted (its scalar is NaN, a failed row), or None:
-    more tags read than steps, or fewer without truncation."""
-    if got > steps:
-        return (
-            f"{steps} steps but {got} step tags {tag!r} read: text in the response reads as the "
-            "tag's tokens"
-        )
-    if got < steps and not truncated:
-        return (
-            f"{steps} steps but {got} step tags {tag!r} read: the tokenizer joined the tag with "
-            "the text next to it"
-        )
-    return None
 
 
 def per_step(tags: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -256,6 +274,7 @@ class StepScorer(ModelBackedReward):
         self.max_length = fit_max_length(
             self.model.config, tok, self.config.max_length, self.config.default_max_length
         )
+        self.check_tag()
         self._identity = {
             "class": "StepScorer",
             **resolved.identity,
@@ -274,6 +293,28 @@ class StepScorer(ModelBackedReward):
 
     def identity(self) -> dict[str, Any]:
         return self._identity
+
+    def check_tag(self) -> None:
+        """Refuse, at build time, a tag that a response of one (empty) step does not read
+        exactly once: the template writes the same tokens (``tag=<|end|>``, its own end-of-turn
+        marker), or reads none of it. Every response would otherwise fail, each blamed on its
+        own text. (The step is empty so that no text of the probe can read as the tag.)"""
+        probe = self.tagged_query(Query([{"role": "user", "content": "a"}], ""), [""])
+        row = encode_tagged(
+            self.tokenizer, self.convention, [probe], 1 << 20, "right", self.use_chat_template
+        )[0]
+        n = count_tags(row.input_ids, row.response_start, self.tag_ids)
+        if n == 1:
+            return
+        why = (
+            "the chat template or prompt layout writes the same tokens (an end-of-turn marker?)"
+            if n > 1
+            else "the tokenizer joins it with the tokens around it"
+        )
+        raise ValueError(
+            f"{self.model_name}: step tag {self.convention.tag!r} is read {n} times in a "
+            f"one-step response, not once: {why}; set tag= to the model's step separator"
+        )
 
     def model_adapter(self) -> ModelAdapter:
         if self.lm is None:
@@ -333,10 +374,12 @@ class PRMReward(Reward):
         bad: str | None = None,
         system: str | None = None,
         trust_remote_code: bool = False,
-        cut: str = "nan",
+        cut: str | float = "nan",
     ) -> None:
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {aggregate!r}")
+        if isinstance(cut, float) and math.isnan(cut):
+            cut = "nan"  # the spec grammar reads ?cut=nan as the float NaN
         if cut not in CUT_POLICIES:
             raise ValueError(f"cut must be one of {', '.join(CUT_POLICIES)}; got {cut!r}")
         split_steps("", split)  # validates the rule
@@ -385,7 +428,9 @@ class PRMReward(Reward):
         for i, s in enumerate(steps):
             row = values[i] if values.ndim == 2 else np.zeros(0)
             got = int(np.sum(~np.isnan(row)))
-            problem = count_problem(self.scorer.convention.tag, len(s), got, bool(truncated[i]))
+            problem = given_steps_problem(queries[i]) or count_problem(
+                self.scorer.convention.tag, len(s), got, bool(truncated[i])
+            )
             if problem is not None:  # this row alone fails: NaN steps, named in the stats
                 errors.append({"index": i, "error": problem})
                 row = np.full(len(s), np.nan)
@@ -401,12 +446,23 @@ class PRMReward(Reward):
             if steps.shape[1]
             else np.full(len(queries), np.nan)
         )
-        cut = steps_cut(steps, [len(query_steps(q, self.split)) for q in queries])
-        failed = [int(e["index"]) for e in stats.get("errors") or []]
+        counts = [len(query_steps(q, self.split)) for q in queries]
+        cut = steps_cut(steps, counts)
+        errors = list(stats.get("errors") or [])
+        failed = [int(e["index"]) for e in errors]
         cut[failed] = False  # a failed row is not a cut one; its scalar is NaN either way
         scores[failed] = np.nan
         if self.cut == "nan":  # not the aggregate of a prefix: padding would hide late errors
             scores[cut] = np.nan
+            # the response's own length cut it: a failure, never "does not apply", which a
+            # composite would drop and rescale (a padded wrong step then scored the maximum)
+            errors += [
+                {"index": int(i), "error": cut_error(counts[i], steps[i], self.scorer.max_length)}
+                for i in np.flatnonzero(cut)
+            ]
+        if errors:
+            errors.sort(key=lambda e: int(e["index"]))
+            stats = {**stats, "failed": len(errors), "errors": errors}
         return ScoreResult(
             scores.astype(np.float32),
             stats={
@@ -417,14 +473,6 @@ class PRMReward(Reward):
             truncated=truncated,
             steps=steps,
         )
-
-
-def steps_cut(steps: np.ndarray, counts: Sequence[int]) -> np.ndarray:
-    """(n,) bool: rows where truncation left some of the response's ``counts[i]`` steps
-    unscored (their scalar is NaN, "not fully scored", card B4)."""
-    s = np.asarray(steps, dtype=np.float64).reshape(len(counts), -1)
-    scored = (~np.isnan(s)).sum(axis=1)
-    return scored < np.asarray(counts, dtype=np.int64).reshape(-1)
 
 
 def build(arg: str | None, **options: Any) -> PRMReward:

@@ -10,6 +10,9 @@ Step splitting (:func:`split_steps`, rule ``auto``), in order:
 
 Steps are stripped of surrounding whitespace and empty steps are dropped; a response with no
 text has no steps. The rules ``step``, ``paragraph`` and ``line`` force one of the three.
+
+Also the per-row checks of a PRM's output: tags read (:func:`count_tags`, :func:`count_problem`)
+and steps truncation cut (:func:`steps_cut`, :func:`cut_error`).
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ def aggregate_steps(values: Sequence[float] | np.ndarray, how: str = "min") -> f
 
     ``min`` (the weakest step; B4's default), ``max`` (the strongest), ``last``, ``mean``,
     ``prod`` (the chance that every step is right when scores are probabilities) and
-    ``geomean`` (prod^(1/S)). Card B4: ``[0.9, 0.6, 0.95]`` → min 0.6, max 0.95, last 0.95,
-    mean 0.816667, prod 0.513, geomean 0.800520.
+    ``geomean`` (prod^(1/S), as exp(mean(log a)): no underflow over many steps; a zero step
+    gives 0). Card B4: ``[0.9, 0.6, 0.95]`` → min 0.6, max 0.95, last 0.95, mean 0.816667,
+    prod 0.513, geomean 0.800520.
     """
     a = np.asarray(values, dtype=np.float64).reshape(-1)
     a = a[~np.isnan(a)]
@@ -72,7 +76,10 @@ def aggregate_steps(values: Sequence[float] | np.ndarray, how: str = "min") -> f
         return float(np.prod(a))
     if np.any(a < 0):
         return math.nan  # a geometric mean of negative scores is undefined
-    return float(np.prod(a) ** (1.0 / a.size))
+    if np.any(a == 0):
+        return 0.0
+    # in logs: prod(a) ** (1/S) underflows to 0 (700 steps at 0.3: 0.3 ** 700 < 1e-308)
+    return float(np.exp(np.mean(np.log(a))))
 
 
 def aggregate_rows(steps: np.ndarray, how: str = "min") -> np.ndarray:
@@ -90,3 +97,46 @@ def pad_steps(rows: Sequence[Sequence[float]], width: int | None = None) -> np.n
     for i, r in enumerate(rows):
         out[i, : len(r)] = np.asarray(r, dtype=np.float32)[:s]
     return out
+
+
+def count_tags(ids: Sequence[int], start: int | None, tag_ids: Sequence[int]) -> int:
+    """How many times the tag's tokens ``tag_ids`` stand in a row in ``ids`` from ``start`` on
+    (as :func:`batch_tags` reads them)."""
+    k, n = len(tag_ids), 0
+    for i in range(max(start or 0, 0), len(ids) - k + 1):
+        n += list(ids[i : i + k]) == list(tag_ids)
+    return n
+
+
+def count_problem(tag: str, steps: int, got: int, truncated: bool) -> str | None:
+    """Why a row's step scores cannot be trusted (its scalar is NaN, a failed row), or None:
+    more tags read than steps, or fewer without truncation."""
+    if got > steps:
+        return (
+            f"{steps} steps but {got} step tags {tag!r} read: text in the response reads as the "
+            "tag's tokens"
+        )
+    if got < steps and not truncated:
+        return (
+            f"{steps} steps but {got} step tags {tag!r} read: the tokenizer joined the tag with "
+            "the text next to it"
+        )
+    return None
+
+
+def cut_error(count: int, row: np.ndarray, max_length: int) -> str:
+    """The failure of a row truncation cut steps from (``cut=nan``)."""
+    scored = int(np.sum(~np.isnan(np.asarray(row, dtype=np.float64))))
+    return (
+        f"truncation at max_length={max_length} cut {count - scored} of its {count} steps, so "
+        "it is not fully scored (cut=nan): raise max_length, or set cut=prefix to score the "
+        "steps the model saw"
+    )
+
+
+def steps_cut(steps: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """(n,) bool: rows where truncation left some of the response's ``counts[i]`` steps
+    unscored (their scalar is NaN, "not fully scored", card B4)."""
+    s = np.asarray(steps, dtype=np.float64).reshape(len(counts), -1)
+    scored = (~np.isnan(s)).sum(axis=1)
+    return scored < np.asarray(counts, dtype=np.int64).reshape(-1)
