@@ -144,6 +144,23 @@ def serve_command(
     backlog: Annotated[
         int, typer.Option(min=1, help="Connections the kernel queues before they are accepted.")
     ] = S.backlog,
+    write_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            callback=finite,
+            help="Seconds a connection's answers may wait unread by its client; then it is cut.",
+        ),
+    ] = S.write_timeout,
+    body_budget_mb: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            callback=finite,
+            help="MiB of request bodies read at once in the whole server (503 + Retry-After "
+            "beyond; one body always fits).",
+        ),
+    ] = S.body_budget_bytes / 2**20,
     token_budget: TokenBudgetOpt = None,
     max_length: MaxLengthOpt = None,
     truncation: TruncationOpt = None,
@@ -192,6 +209,8 @@ def serve_command(
             body_timeout=body_timeout,
             max_connections=max_connections,
             backlog=backlog,
+            write_timeout=write_timeout,
+            body_budget_bytes=max(1, int(body_budget_mb * 2**20)),
         )
         if not ray:  # before any reward loads; Ray Serve binds through its own proxy
             check_listen(host, port)

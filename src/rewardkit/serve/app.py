@@ -7,15 +7,20 @@ Endpoints: ``POST /v1/rewards`` (versioned protocol, per-item errors), ``POST /g
 Each route (a data source, or ``default``) has a reward and a :class:`DynamicBatcher`
 (:mod:`rewardkit.serve.state`); a request's items go through :mod:`rewardkit.serve.scoring`.
 
-Hostile bodies (lone surrogates, huge integers, deep nesting) are refused with 400 and a reason;
-the item count is checked right after parsing, before any per-item work, and large bodies are
-parsed in a worker thread (:func:`decode_body`). Without an API key, bodies must be declared
-``application/json`` (:func:`check_content_type`). Every answer, 404 and 405 included, has the
-``{"error": {type, message}}`` shape and is counted in ``rewardkit_requests_total``.
-With an API key set, ``/openapi.json`` needs the key too; the interactive ``/docs`` pages are
-never served (they load third-party assets from a CDN). On shutdown (:meth:`ServeState.
-begin_drain`) new requests get a JSON 503 with ``Retry-After``; accepted ones are answered with
-their result, or a JSON 503 when their scores are not ready by the drain deadline.
+Hostile bodies (lone surrogates, huge integers, deep nesting, a key given twice in one object)
+are refused with 400 and a reason; the item count is checked right after parsing, before any
+per-item work, and a large body is parsed, and its items checked, converted and hashed, in a
+worker thread (:func:`decode_body`, :func:`rewardkit.serve.scoring.check_slots`). Bodies being
+read at once share a server-wide budget (``body_budget_bytes``; past it 503 ``server_busy``).
+Without an API key, bodies must be declared ``application/json`` (:func:`check_content_type`).
+Every answer of the app, 404 and 405 included, has the ``{"error": {type, message}}`` shape and
+is counted in ``rewardkit_requests_total`` (uvicorn's own plain-text 400s and the connection
+guard's 431 are counted by :mod:`rewardkit.serve.connections`). With an API key set,
+``/openapi.json`` needs the key too; the interactive ``/docs`` pages are never served (they load
+third-party assets from a CDN). On shutdown (:meth:`ServeState.begin_drain`) new requests get a
+JSON 503 with ``Retry-After``; accepted ones are answered with their result, or a JSON 503 when
+their scores are not ready by the drain deadline, or when uvicorn cancels them at its graceful
+timeout or a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -35,20 +41,31 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
+from rewardkit.data.jsontext import DuplicateKeyError
 from rewardkit.data.readers import MAX_DEPTH, check_tree, parse_json
 from rewardkit.serve.batcher import QueueFull, QueueTooSmall
+from rewardkit.serve.bodies import ClientGone, Refusal, check_content_type, read_body
 from rewardkit.serve.config import ServeConfig
-from rewardkit.serve.metrics import LATENCY_BUCKETS, Metrics
+from rewardkit.serve.connections import PROTOCOL_ANSWER
+from rewardkit.serve.metrics import LATENCY_BUCKETS
+from rewardkit.serve.middleware import CountResponses, DrainGate, ReplicaHeader, error_response
 from rewardkit.serve.protocol import (
     PROTOCOL_VERSION,
     RewardRequest,
     describe_validation_error,
     parse_item,
 )
-from rewardkit.serve.scoring import Disconnected, Draining, Slot, score_slots, slot_result
+from rewardkit.serve.scoring import (
+    Disconnected,
+    Draining,
+    Slot,
+    check_slots,
+    score_slots,
+    slot_result,
+)
 from rewardkit.serve.security import (
+    BodyBudget,
     BodyLimitMiddleware,
     RedactKeyFilter,
     key_matches,
@@ -59,32 +76,18 @@ from rewardkit.serve.state import ServeState
 log = logging.getLogger("rewardkit.serve")
 
 
-class Refusal(Exception):
-    """A request refused as a whole, answered as ``{"error": {type, message}}``."""
-
-    def __init__(
-        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.status = status
-        self.type = type_
-        self.message = message
-        self.headers = headers
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
-        return type(self), (self.status, self.type, self.message, self.headers)
-
-
-class ClientGone(Exception):
-    """The client closed the connection before sending its whole request body."""
-
-
 # -- request bodies --------------------------------------------------------------------------
 #: Bodies above this many bytes are parsed in a worker thread, one at a time, so the event loop
 #: keeps answering other requests meanwhile (an 8 MB body parses in ~0.2 s into up to ~200 MB).
 THREAD_PARSE_BYTES = 256 * 1024
+#: Answers with more results than this are built in a worker thread.
+THREAD_ANSWER_ITEMS = 256
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _outcome(slot: Slot) -> str:
+    return "error" if slot.error else ("cached" if slot.cached else "scored")
 
 
 def _json_type(value: Any) -> str:
@@ -94,18 +97,38 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), "a number")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: the object as a dict; a key given twice raises (one length check
+    per object: ~1.5x ``json.loads`` on bodies of many small objects, the same on others)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+#: Decodes a body, refusing a key given twice in one object (``json.loads`` keeps the last value:
+#: ``{"reference": "42", "reference": "7"}`` was scored against 7; ``rewardkit score`` refuses it).
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 def decode_body(body: bytes, lists: Sequence[str], max_items: int) -> dict[str, Any]:
     """The request's JSON object, refused (:class:`Refusal`) as early as is cheap: bytes that
-    are not UTF-8 or not JSON (400), a body that is not an object (422), a list field among
-    ``lists`` longer than ``max_items`` (413: checked right after parsing, before the per-value
-    checks and validation whose cost grows with the number of values), then nesting deeper than
-    ``MAX_DEPTH``, lone surrogates (400)."""
+    are not UTF-8 or not JSON, a key given twice in one object (400), a body that is not an
+    object (422), a list field among ``lists`` longer than ``max_items`` (413: checked right
+    after parsing, before the per-value checks and validation whose cost grows with the number
+    of values), then nesting deeper than ``MAX_DEPTH``, lone surrogates (400)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Refusal(400, "invalid_json", f"request body is not UTF-8: {exc}") from exc
     try:
-        data = json.loads(text)
+        data = _DECODER.decode(text)
+    except DuplicateKeyError as exc:
+        raise Refusal(400, "invalid_json", f"request body: {exc}") from None
     except (ValueError, RecursionError):  # syntax, nesting, huge numbers
         try:
             parse_json(text)  # fails the same way and says why in rewardkit's words
@@ -132,96 +155,7 @@ def decode_body(body: bytes, lists: Sequence[str], max_items: int) -> dict[str, 
     return data
 
 
-def check_content_type(headers: Any) -> None:
-    """415 unless the body is declared ``application/json`` (a ``charset`` parameter is fine):
-    a web page can post ``text/plain`` to any address without a CORS preflight."""
-    given = headers.get("content-type")
-    if (given or "").split(";", 1)[0].strip().lower() != "application/json":
-        raise Refusal(
-            415,
-            "unsupported_media_type",
-            f"Content-Type must be application/json, got {given!r}"
-            if given
-            else "Content-Type must be application/json, got none",
-        )
-
-
 # -- the app ---------------------------------------------------------------------------------
-def _error(
-    status: int, type_: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": type_, "message": message}}, status_code=status, headers=headers
-    )
-
-
-class _ReplicaHeader:
-    """ASGI middleware: every response names the replica that answered (``X-Rewardkit-Replica``)."""
-
-    def __init__(self, app: Any, replica: str) -> None:
-        self.app = app
-        self.header = (b"x-rewardkit-replica", replica.encode())
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def wrapped(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), self.header]}
-            await send(message)
-
-        await self.app(scope, receive, wrapped)
-
-
-class _CountResponses:
-    """ASGI middleware: every answer is counted in ``rewardkit_requests_total{endpoint,status}``,
-    those of other middleware (413, 408, the drain's 503) included; paths that are not an
-    endpoint count as ``other`` (a bounded set of labels)."""
-
-    def __init__(self, app: Any, metrics: Metrics, endpoints: frozenset[str]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.endpoints = endpoints
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
-
-        async def counted(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                self.metrics.inc(
-                    "rewardkit_requests_total", endpoint=endpoint, status=str(message["status"])
-                )
-            await send(message)
-
-        await self.app(scope, receive, counted)
-
-
-class _DrainGate:
-    """ASGI middleware: while the server drains, new requests (all but ``/health``) get a JSON
-    503 that clients retry elsewhere or later."""
-
-    def __init__(self, app: Any, state: ServeState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.state.draining and scope["path"] != "/health":
-            response = _error(
-                503,
-                "shutting_down",
-                "the server is shutting down; retry",
-                {"Retry-After": "1", "Connection": "close"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def create_app(config: ServeConfig | None = None, *, state: ServeState | None = None) -> FastAPI:
     """Build the app (rewards are loaded now, not on the first request)."""
     config = config or (state.config if state else ServeConfig())
@@ -234,13 +168,24 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         if not any(isinstance(f, RedactKeyFilter) for f in access.filters):
             access.addFilter(RedactKeyFilter())
         state.bind_loop()
-        yield
+        try:
+            yield
+        except asyncio.CancelledError:
+            # a second Ctrl-C: uvicorn skips the shutdown and cancels this at exit; end quietly
+            # (its traceback in the log read as a crash)
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return
         await state.close(timeout=state.shutdown_time_left())
 
     app = FastAPI(
         title="rewardkit",
         version=PROTOCOL_VERSION,
         lifespan=lifespan,
+        # "/v1/rewards/" is a 404 in the error shape, never a 307 whose Location is built from
+        # the client's Host header
+        redirect_slashes=False,
         docs_url=None,  # Swagger UI and ReDoc pull scripts from a CDN: never served
         redoc_url=None,
         openapi_url=None,  # served below, behind the API key
@@ -249,8 +194,8 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes, timeout=config.body_timeout
     )
-    app.add_middleware(_DrainGate, state=state)
-    app.add_middleware(_ReplicaHeader, replica=state.replica)
+    app.add_middleware(DrainGate, state=state)
+    app.add_middleware(ReplicaHeader, replica=state.replica)
     metrics = state.metrics
 
     async def authorize(request: Request) -> None:  # async: no thread hop per request
@@ -266,23 +211,31 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
             )
 
     parse_slot = asyncio.Semaphore(1)  # large bodies are parsed one at a time (bounded memory)
+    budget = BodyBudget(config.body_budget_bytes)
 
-    async def read_json(request: Request, lists: Sequence[str]) -> dict[str, Any]:
-        """The body as a JSON object (:func:`decode_body`), large ones parsed off the loop."""
+    async def read_items(
+        request: Request, lists: Sequence[str], prepare: Callable[[dict[str, Any]], list[Slot]]
+    ) -> list[Slot]:
+        """The request's slots: its body read (:func:`read_body`), parsed (:func:`decode_body`)
+        and its items checked (``prepare``), a large body's in a worker thread, one at a time,
+        so the event loop keeps answering other requests meanwhile."""
         if config.api_key is None:
             check_content_type(request.headers)
+        body, taken = await read_body(request, budget)
         try:
-            body = await request.body()
-        except ClientDisconnect:
-            raise ClientGone from None
-        if len(body) <= THREAD_PARSE_BYTES:
-            return decode_body(body, lists, config.limits.max_items)
-        async with parse_slot:
-            return await asyncio.to_thread(decode_body, body, lists, config.limits.max_items)
+            if len(body) <= THREAD_PARSE_BYTES:
+                return prepare(decode_body(body, lists, config.limits.max_items))
+            async with parse_slot:
+                return await asyncio.to_thread(
+                    lambda: prepare(decode_body(body, lists, config.limits.max_items))
+                )
+        finally:
+            budget.give(taken)
 
-    def client_gone(endpoint: str, what: str) -> Response:
-        metrics.inc("rewardkit_disconnects_total", endpoint=endpoint)
-        log.info("%s: client disconnected %s", endpoint, what)
+    def client_gone(request: Request, endpoint: str, what: str) -> Response:
+        if PROTOCOL_ANSWER not in request.scope:  # else uvicorn answered 400 and closed
+            metrics.inc("rewardkit_disconnects_total", endpoint=endpoint)
+            log.info("%s: client disconnected %s", endpoint, what)
         return Response(status_code=499)
 
     async def run_items(
@@ -305,14 +258,14 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 {"Retry-After": "1", "Connection": "close"},
             ) from exc
         except Disconnected:
-            return client_gone(endpoint, "before its answer; its queued items were dropped")
+            return client_gone(
+                request, endpoint, "before its answer; its queued items were dropped"
+            )
         finally:
             metrics.add("rewardkit_inflight_requests", -1)
-        for s in parsed:
-            outcome = "error" if s.error else ("cached" if s.cached else "scored")
-            metrics.inc(
-                "rewardkit_items_total", route=s.route.name if s.route else "none", outcome=outcome
-            )
+        outcomes = Counter((s.route.name if s.route else "none", _outcome(s)) for s in parsed)
+        for (route, outcome), n in outcomes.items():
+            metrics.inc("rewardkit_items_total", n, route=route, outcome=outcome)
         if config.log_content:
             for s in parsed:
                 log.info(
@@ -320,13 +273,30 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 )
         return parsed
 
+    async def answer(
+        endpoint: str, started: float, slots: list[Slot], build: Callable[[], Any]
+    ) -> JSONResponse:
+        """The JSON answer of ``build()``, a large request's built and rendered in a worker
+        thread (4,096 results took ~50 ms of the event loop), and its latency observed."""
+        if len(slots) <= THREAD_ANSWER_ITEMS:
+            response = JSONResponse(build())
+        else:
+            response = await asyncio.to_thread(lambda: JSONResponse(build()))
+        metrics.observe(
+            "rewardkit_request_latency_seconds",
+            time.perf_counter() - started,
+            LATENCY_BUCKETS,
+            endpoint=endpoint,
+        )
+        return response
+
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
-        return _error(exc.status, exc.type, exc.message, exc.headers)
+        return error_response(exc.status, exc.type, exc.message, exc.headers)
 
     @app.exception_handler(ClientGone)
     async def _gone(request: Request, exc: ClientGone) -> Response:
-        return client_gone(request.url.path, "before sending its whole body")
+        return client_gone(request, request.url.path, "before sending its whole body")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -338,7 +308,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
             type_, message = "method_not_allowed", f"{where}: method not allowed (use {allowed})"
         else:
             type_, message = "http_error", f"{where}: {exc.detail}"
-        return _error(exc.status_code, type_, message, dict(exc.headers or {}) or None)
+        return error_response(exc.status_code, type_, message, dict(exc.headers or {}) or None)
 
     @app.head("/health", include_in_schema=False)
     @app.get("/health")
@@ -416,10 +386,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 metrics.set("rewardkit_queue_depth", r.batcher.depth, route=r.name)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/v1/rewards", dependencies=[Depends(authorize)], response_model=None)
-    async def rewards(request: Request) -> Any:
-        started = time.perf_counter()
-        data = await read_json(request, ("items",))
+    def prepare_v1(data: dict[str, Any]) -> list[Slot]:
         try:
             body = RewardRequest.model_validate(data)
         except ValidationError as exc:
@@ -428,34 +395,43 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         for i, raw in enumerate(body.items):
             item, err = parse_item(raw, i)
             slots.append(Slot(i, item, error=err))
-        done = await run_items(request, "/v1/rewards", slots)
-        if isinstance(done, Response):
-            return done
-        payload = {
-            "protocol": PROTOCOL_VERSION,
-            "results": [slot_result(s).model_dump() for s in done],
-        }
-        metrics.observe(
-            "rewardkit_request_latency_seconds",
-            time.perf_counter() - started,
-            LATENCY_BUCKETS,
-            endpoint="/v1/rewards",
-        )
-        return JSONResponse(payload)
+        return check_slots(state, slots)
 
-    @app.post("/get_reward", dependencies=[Depends(authorize)], response_model=None)
-    async def get_reward(request: Request) -> Any:
-        from rewardkit.serve.openrlhf import OpenRLHFRequest, to_response, to_slots
+    def prepare_openrlhf(data: dict[str, Any]) -> list[Slot]:
+        from rewardkit.serve.openrlhf import OpenRLHFRequest, to_slots
 
-        started = time.perf_counter()
-        data = await read_json(request, ("query", "prompts", "labels", "data_sources"))
         try:
             body = OpenRLHFRequest.model_validate(data)
         except ValidationError as exc:
             raise Refusal(422, "invalid_request", describe_validation_error(exc)) from exc
         except ValueError as exc:
             raise Refusal(422, "invalid_request", str(exc)) from exc
-        slots = to_slots(body, remove_eos=config.strip_eos)
+        return check_slots(state, to_slots(body, remove_eos=config.strip_eos))
+
+    @app.post("/v1/rewards", dependencies=[Depends(authorize)], response_model=None)
+    async def rewards(request: Request) -> Any:
+        started = time.perf_counter()
+        slots = await read_items(request, ("items",), prepare_v1)
+        done = await run_items(request, "/v1/rewards", slots)
+        if isinstance(done, Response):
+            return done
+        return await answer(
+            "/v1/rewards",
+            started,
+            done,
+            lambda: {
+                "protocol": PROTOCOL_VERSION,
+                "results": [slot_result(s).model_dump() for s in done],
+            },
+        )
+
+    @app.post("/get_reward", dependencies=[Depends(authorize)], response_model=None)
+    async def get_reward(request: Request) -> Any:
+        from rewardkit.serve.openrlhf import to_response
+
+        started = time.perf_counter()
+        lists = ("query", "prompts", "labels", "data_sources")
+        slots = await read_items(request, lists, prepare_openrlhf)
         done = await run_items(request, "/get_reward", slots)
         if isinstance(done, Response):
             return done
@@ -463,18 +439,17 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         if failed:
             log.warning("/get_reward: %d of %d items failed; sent failed_reward", failed, len(done))
         names = [n for route in state.unique_routes() for n in route.components]
-        payload = to_response(
-            [slot_result(s) for s in done], config.nan_reward, config.failed_reward, names
+        return await answer(
+            "/get_reward",
+            started,
+            done,
+            lambda: to_response(
+                [slot_result(s) for s in done], config.nan_reward, config.failed_reward, names
+            ),
         )
-        metrics.observe(
-            "rewardkit_request_latency_seconds",
-            time.perf_counter() - started,
-            LATENCY_BUCKETS,
-            endpoint="/get_reward",
-        )
-        return JSONResponse(payload)
 
+    state.endpoints = frozenset(r.path for r in app.routes)
     app.add_middleware(  # outermost: sees every answer
-        _CountResponses, metrics=metrics, endpoints=frozenset(r.path for r in app.routes)
+        CountResponses, metrics=metrics, endpoints=state.endpoints
     )
     return app

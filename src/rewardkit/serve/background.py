@@ -40,7 +40,9 @@ class BackgroundServer:
             from rewardkit.serve.connections import uvicorn_options
 
             options = {
-                **uvicorn_options(state.config, state.count_refused_connection),
+                **uvicorn_options(
+                    state.config, state.count_refused_connection, state.count_protocol_answer
+                ),
                 **options,
             }
         config = uvicorn.Config(app, log_level=log_level, lifespan="on", **options)

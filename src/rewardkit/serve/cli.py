@@ -85,7 +85,7 @@ def run(
             host=host.strip("[]"),  # "[::1]" is written with brackets, bound without
             port=port,
             log_level=log_level,
-            **uvicorn_options(config, state.count_refused_connection),
+            **uvicorn_options(config, state.count_refused_connection, state.count_protocol_answer),
         )
     )
     server.run()

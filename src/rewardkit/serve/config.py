@@ -52,7 +52,11 @@ class ServeConfig:
     the previous response; else it is closed), ``body_timeout`` seconds for a request's body
     once its headers are in (else 408), ``max_connections`` open connections at once (more are
     closed as they arrive, so file descriptors stay bounded; also capped below the process's
-    open-file limit), ``backlog`` connections the kernel queues before they are accepted."""
+    open-file limit), ``backlog`` connections the kernel queues before they are accepted,
+    ``write_timeout`` seconds a connection's answers may wait unread by its peer (past the
+    transport's 64 KiB high-water mark; else it is cut), ``body_budget_bytes`` bytes of request
+    bodies read and parsed at once in the whole server (a request whose body does not fit gets
+    503 ``server_busy`` with ``Retry-After``; one body is always let through)."""
 
     rewards: Mapping[str, Any] = field(default_factory=lambda: {DEFAULT_ROUTE: "rule:length"})
     engine: Mapping[str, Any] = field(default_factory=dict)
@@ -74,6 +78,8 @@ class ServeConfig:
     body_timeout: float = 30.0
     max_connections: int = 2048
     backlog: int = 2048
+    write_timeout: float = 30.0
+    body_budget_bytes: int = 128 << 20
 
     def __post_init__(self) -> None:
         check_api_key(self.api_key)
@@ -94,10 +100,10 @@ class ServeConfig:
             raise ValueError(f"failed_reward must be a finite number, got {self.failed_reward}")
         if not (math.isfinite(self.graceful_timeout) and self.graceful_timeout >= 0):
             raise ValueError(f"graceful_timeout must be >= 0 seconds, got {self.graceful_timeout}")
-        for name in ("header_timeout", "body_timeout"):
+        for name in ("header_timeout", "body_timeout", "write_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0 seconds, got {value}")
-        for name in ("max_connections", "backlog"):
+        for name in ("max_connections", "backlog", "body_budget_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

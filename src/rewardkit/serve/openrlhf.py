@@ -26,7 +26,13 @@ from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
 
 from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, label, split_query
 from rewardkit.integrations._common import warn_fixed_failed
-from rewardkit.serve.protocol import ItemError, RewardItem, RewardResult
+from rewardkit.serve.protocol import (
+    ItemError,
+    RewardItem,
+    RewardResult,
+    non_finite,
+    non_finite_error,
+)
 from rewardkit.serve.scoring import Slot
 
 
@@ -55,7 +61,8 @@ class OpenRLHFRequest(BaseModel):
 
 def to_slots(req: OpenRLHFRequest, remove_eos: bool = True) -> list[Slot]:
     """One scoring slot per query, in order; a query whose prompt is not found in it
-    (:func:`split_query` gives no response) is a failed slot, never scored on the whole query."""
+    (:func:`split_query` gives no response) is a failed slot, never scored on the whole query;
+    so is one whose label holds a non-finite number (a gold answer is never dropped silently)."""
     slots = []
     for i, q in enumerate(req.query):
         prompt, response = split_query(
@@ -69,7 +76,10 @@ def to_slots(req: OpenRLHFRequest, remove_eos: bool = True) -> list[Slot]:
             data_source=req.data_sources[i] if req.data_sources is not None else None,
         )
         error = None
-        if response is None:
+        bad = non_finite(req.labels[i], f"labels[{i}]") if req.labels is not None else None
+        if bad is not None:
+            error = ItemError(type="invalid_item", message=f"query[{i}]: {non_finite_error(bad)}")
+        elif response is None:
             error = ItemError(
                 type="prompt_not_found",
                 message=f"query[{i}]: the prompt (or its last {MIN_PROMPT_OVERLAP}+ characters) "

@@ -7,6 +7,7 @@ reward does not apply (NaN inside rewardkit: JSON has no NaN).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import (
@@ -96,16 +97,49 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def non_finite(value: Any, where: str) -> str | None:
+    """Where ``value`` (parsed JSON) holds a number that is not finite (``NaN``, ``Infinity``,
+    or one beyond ±1.8e308 such as ``1e400``, which JSON parsing turns into infinity), as
+    ``where`` plus its path; None when it holds none. Iterative: any depth is safe."""
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return path
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return None
+
+
+def non_finite_error(path: str) -> str:
+    """What an item error says about a gold answer holding a non-finite number at ``path``."""
+    return (
+        f"{path}: a number that is not finite (nan, ±inf, or beyond ±1.8e308 such as 1e400) "
+        "cannot be a gold answer; send it as a string, or null for no reference"
+    )
+
+
 def parse_item(raw: Any, index: int) -> tuple[RewardItem | None, ItemError | None]:
-    """Validate one raw item; a problem becomes an :class:`ItemError` naming the item and field."""
+    """Validate one raw item; a problem becomes an :class:`ItemError` naming the item and field.
+    A ``reference`` holding a non-finite number is one (before, it was scored as no reference:
+    a gold answer lost without a word)."""
     if not isinstance(raw, dict):
         return None, ItemError(
             type="invalid_item",
             message=f"items[{index}]: expected an object, got {type(raw).__name__}",
         )
     try:
-        return RewardItem.model_validate(raw), None
+        item = RewardItem.model_validate(raw)
     except ValidationError as exc:
         return None, ItemError(
             type="invalid_item", message=f"items[{index}]: {describe_validation_error(exc)}"
         )
+    bad = non_finite(item.reference, "reference")
+    if bad is not None:
+        return None, ItemError(
+            type="invalid_item", message=f"items[{index}]: {non_finite_error(bad)}"
+        )
+    return item, None

@@ -65,11 +65,12 @@ async def _watch_disconnect(request: Request) -> None:
             return
 
 
-async def score_slots(state: ServeState, request: Request, slots: list[Slot]) -> None:
-    """Fill every slot with a vector or an error: cache first, then the batchers."""
+def check_slots(state: ServeState, slots: list[Slot]) -> list[Slot]:
+    """Give each valid slot its route, query and cache key, or an error (too long, no route):
+    pure work that a large request does in a worker thread, off the event loop."""
     limits = state.config.limits
     for s in slots:
-        if s.item is None:
+        if s.item is None or s.error is not None:  # already failed: never scored
             continue
         if _item_chars(s.item) > limits.max_item_chars:
             s.error = ItemError(
@@ -89,7 +90,12 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
             continue
         s.query = _to_query(s.item)
         s.key = s.query.key(with_meta=s.route.reward.uses_meta)
+    return slots
 
+
+async def score_slots(state: ServeState, request: Request, slots: list[Slot]) -> None:
+    """Fill every slot checked by :func:`check_slots` with a vector or an error: cache first,
+    then the batchers."""
     todo = [s for s in slots if s.query is not None]
     by_route: dict[int, list[Slot]] = {}
     for s in todo:

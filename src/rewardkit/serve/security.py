@@ -118,6 +118,38 @@ def key_matches(presented: str | None, expected: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
 
 
+def declared_length(headers: Any) -> int | None:
+    """A request's ``Content-Length``, or None (sent chunked, or not a number)."""
+    value = headers.get("content-length")
+    if value is None or headers.get("transfer-encoding") is not None:
+        return None
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return None
+
+
+class BodyBudget:
+    """Bytes of request bodies the server reads and parses at once (``body_budget_bytes``):
+    a body that would pass it is refused (503) before it is read, so concurrent large uploads
+    cannot hold memory without bound (60 bodies of 8 MiB peaked at 907 MB). One body always
+    fits, however large. Used from the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False (nothing reserved) when they do not fit."""
+        if self.used and self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
 class BodyLimitMiddleware:
     """ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds ``max_bytes``;
     408 when the body is not complete ``timeout`` seconds after the request's headers (a slow

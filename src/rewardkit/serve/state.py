@@ -166,6 +166,8 @@ class ServeState:
         self.metrics = Metrics()
         self.cache = ResponseCache(config.cache_bytes, config.cache_dir)
         self.replica = config.replica_id or _replica_id()
+        #: The app's paths (set by ``create_app``): labels of ``rewardkit_requests_total``.
+        self.endpoints: frozenset[str] = frozenset()
         self.draining = False
         #: When accepted requests stop waiting for their scores (monotonic seconds).
         self.drain_deadline: float | None = None
@@ -237,6 +239,12 @@ class ServeState:
     def count_refused_connection(self) -> None:
         """A connection was closed on arrival (``max_connections`` open): count it."""
         self.metrics.inc("rewardkit_connections_refused_total")
+
+    def count_protocol_answer(self, path: str | None, status: int) -> None:
+        """An answer given below the app (uvicorn's 400 to bytes that are not HTTP, the
+        connection guard's 431): count it in ``rewardkit_requests_total`` like the app's own."""
+        endpoint = path if path in self.endpoints else "other"
+        self.metrics.inc("rewardkit_requests_total", endpoint=endpoint, status=str(status))
 
     def unique_routes(self) -> list[Route]:
         return list({id(r): r for r in self.routes.values()}.values())

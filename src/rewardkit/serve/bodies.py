@@ -1,0 +1,82 @@
+"""A request's body on its way in: refusals as a whole (:class:`Refusal`), its declared type,
+and its bytes read within the server's budget of bodies read at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.requests import ClientDisconnect
+
+from rewardkit.serve.security import BodyBudget, declared_length
+
+
+class Refusal(Exception):
+    """A request refused as a whole, answered as ``{"error": {type, message}}``."""
+
+    def __init__(
+        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.headers = headers
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), (self.status, self.type, self.message, self.headers)
+
+
+class ClientGone(Exception):
+    """The client closed the connection before sending its whole request body."""
+
+
+def check_content_type(headers: Any) -> None:
+    """415 unless the body is declared ``application/json`` (a ``charset`` parameter is fine):
+    a web page can post ``text/plain`` to any address without a CORS preflight."""
+    given = headers.get("content-type")
+    if (given or "").split(";", 1)[0].strip().lower() != "application/json":
+        raise Refusal(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {given!r}"
+            if given
+            else "Content-Type must be application/json, got none",
+        )
+
+
+async def read_body(request: Request, budget: BodyBudget) -> tuple[bytes, int]:
+    """The whole body and the bytes it took from ``budget`` (a declared length before reading
+    any, a chunked body's as they come), for the caller to give back. A body past the budget is
+    read to its end and kept nowhere, then refused (503 ``server_busy``): the client reads the
+    answer instead of a reset connection."""
+    declared = declared_length(request.headers)
+    fits = declared is None or budget.take(declared)
+    taken = declared if declared is not None and fits else 0
+    size = 0
+    chunks: list[bytes] = []
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if fits and declared is None:
+                fits = budget.take(len(chunk))
+                taken += len(chunk) if fits else 0
+            if fits:
+                chunks.append(chunk)
+            else:
+                chunks.clear()
+    except BaseException as exc:
+        budget.give(taken)
+        if isinstance(exc, ClientDisconnect):
+            raise ClientGone from None
+        raise
+    if not fits:
+        budget.give(taken)
+        raise Refusal(
+            503,
+            "server_busy",
+            f"the server is reading {budget.used} bytes of request bodies; {size} more would "
+            f"pass its budget of {budget.limit} (--body-budget-mb); retry",
+            {"Retry-After": "1"},
+        )
+    return b"".join(chunks), taken
