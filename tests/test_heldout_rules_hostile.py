@@ -62,8 +62,10 @@ def test_iou_reads_every_json_number_form():
 
 
 def test_iou_threshold_must_be_an_iou():
-    with pytest.raises(SpecError, match=r"in \[0, 1\]"):
+    with pytest.raises(SpecError, match=r"threshold must be an IoU in \(0, 1\]"):
         load_reward("rule:iou?threshold=50")  # scored every box 0 before
+    with pytest.raises(SpecError, match=r"threshold must be an IoU in \(0, 1\]"):
+        load_reward("rule:iou?threshold=0")  # scored every box 1 (1[IoU >= 0])
 
 
 def test_iou_listing_many_boxes_does_not_pay():

@@ -43,16 +43,21 @@ def q(response: str) -> Query:
         ("3 apples x 2 = 7 apples", 0.0),
         ("80 x $1 = $80", 1.0),
         ("5/0 = 3", 0.0),  # division by zero is a false claim
-        ("x + 2 = 5", math.nan),  # algebra, not arithmetic
-        ("x2 + 3 = 5 and f(2) + 1 = 3 and a*b - 3*2 = 6", math.nan),
-        ("The total is 5 = 5.", math.nan),  # no operator: no claim
-        ("No numbers at all.", math.nan),
+        ("x + 2 = 5", None),  # algebra, not arithmetic
+        ("x2 + 3 = 5 and f(2) + 1 = 3 and a*b - 3*2 = 6", None),
+        ("The total is 5 = 5.", None),  # no operator: no claim
+        ("No numbers at all.", None),
     ],
 )
 def test_arithmetic_claims(text, expected):
+    """None: no claim. The reward is then 0.0, never NaN (which a composite would leave out, so
+    hiding a wrong claim beat showing it; tests/test_rules_forging_more.py); the plain
+    ``arithmetic_score`` (the A15 feature) keeps NaN."""
     got = arithmetic.compute_score(text)
-    if math.isnan(expected):
-        assert math.isnan(got)
+    if expected is None:
+        assert find_claims(text) == []
+        assert got == 0.0
+        assert math.isnan(arithmetic.arithmetic_score(text))
     else:
         assert got == pytest.approx(expected)
 
@@ -111,7 +116,9 @@ def test_safe_eval_rejects_hostile_input_fast(expr):
     assert time.perf_counter() - t0 < 0.1
 
 
-def test_hostile_responses_score_nan_fast():
+def test_hostile_responses_score_zero_fast():
+    """Nothing checkable (the first and fourth) or nothing safe to evaluate (the second and
+    third: a claim that cannot be checked does not hold): 0.0, never NaN."""
     t0 = time.perf_counter()
     reward = load_reward("rule:arithmetic")
     s = reward.score(
@@ -124,7 +131,7 @@ def test_hostile_responses_score_nan_fast():
         ]
     )
     assert time.perf_counter() - t0 < 2
-    assert all(math.isnan(x) for x in s[:4])
+    assert list(s[:4]) == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_rel_tol_option():
@@ -139,8 +146,10 @@ def test_rel_tol_option():
 def test_gsm8k_reference_solutions_claims_hold(shared_data: Path):
     """GSM8K's human solutions carry calculator annotations: nearly every claim must hold.
 
-    Measured: 4,359 of 4,362 checkable claims hold; the 3 others are real slips in the data
-    ("$32 - $20 = $300", "30/100%1000 = 300", "$3/2 = $1.50+$3.00").
+    Measured: 4,415 of 4,419 checkable claims hold (4,359 of 4,362 before mixed numbers, spaced
+    thousands, percents and chain tails were read); the 3 others are real slips in the data
+    ("$32 - $20 = $300", "30/100%1000 = 300", "$3/2 = $1.50+$3.00") and "1 1/2 / 1/2 = 3", read
+    with Python's precedence.
     """
     rows = [json.loads(x) for x in (shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()]
     verdicts = [c.holds for r in rows for c in find_claims(r["answer"]) if c.holds is not None]

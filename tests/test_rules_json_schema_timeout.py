@@ -81,8 +81,11 @@ def test_a_response_too_deep_to_validate_scores_zero_not_the_schemas_fault(timeo
     assert res.scores.tolist() == [0.0, 1.0, 0.0]
     (error,) = res.stats["errors"]
     assert error["index"] == 0 and "nests 900 levels deep" in error["error"]
-    # a schema whose $ref chain never ends is still the schema's fault, on any response
-    looping = schema_reward({"$ref": "#"}, timeout=timeout).score_full([q("1")])
+    # a schema whose $ref chain never ends is still the schema's fault, on any response: found
+    # before any response is read (a SpecError for the option, NaN for a row's reference)
+    with pytest.raises(SpecError, match="without end"):
+        schema_reward({"$ref": "#"}, timeout=timeout)
+    looping = schema_reward(timeout=timeout).score_full([q("1", {"$ref": "#"})])
     assert math.isnan(looping.scores[0]) and "without end" in looping.stats["errors"][0]["error"]
 
 

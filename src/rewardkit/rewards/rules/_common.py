@@ -160,6 +160,43 @@ def answer_tag_content(text: str) -> str:
     return text if found is None else found
 
 
+# Words, as word-count tools count them: a run of text between whitespace, except that each
+# Han, Kana or Hangul character is a word of its own (Chinese and Japanese are written without
+# spaces), CJK and fullwidth punctuation separates words like a space, and so do invisible
+# format characters (zero-width space / joiners, word joiner, BOM, soft hyphen, bidi marks):
+# deleting them would glue the words they separate into one.
+_CJK_CHARS = (
+    "\u1100-\u11ff\u2e80-\u2fdf\u3040-\u309f\u30a0-\u30ff\u3100-\u312f\u3130-\u318f"
+    "\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af"
+    "\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+_WORD_BREAKS = (
+    "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
+)
+_CJK_CHAR = re.compile(f"[{_CJK_CHARS}]")
+_WORD_BREAK = re.compile(f"[{_WORD_BREAKS}]")
+_WORD = re.compile(f"[{_CJK_CHARS}]|[^\\s{_CJK_CHARS}{_WORD_BREAKS}]+")
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``: its whitespace split, with each Han / Kana / Hangul character a
+    word of its own and invisible format characters and CJK punctuation as separators
+    (``"这是 test"`` → ``["这", "是", "test"]``; ``"the\\u200banswer"`` → two words). ASCII text
+    is split exactly as ``str.split`` does."""
+    if text.isascii():
+        return text.split()
+    return _WORD.findall(text)
+
+
+def word_count(text: str) -> int:
+    """``len(words(text))`` without building the list of single characters."""
+    if text.isascii():
+        return len(text.split())
+    spaced, cjk = _CJK_CHAR.subn(" ", text)
+    return cjk + len(_WORD_BREAK.sub(" ", spaced).split())
+
+
 # SQuAD v1.1 official normalisation (evaluate-v1.1.py): lower, drop punctuation, drop articles,
 # collapse whitespace.
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -2,7 +2,8 @@
 
 Default: the R1-style layout ``<think>…</think>`` then ``<answer>…</answer>`` and nothing else
 (whitespace allowed around and between the blocks), each tag exactly once: no block may contain
-another ``<think>``/``</think>``/``<answer>``/``</answer>`` tag, so stacked or nested blocks fail.
+another ``<think>``/``</think>``/``<answer>``/``</answer>`` tag, in any spelling (``</answer >``,
+``<Answer>``, ``< answer>``, ``<answer x=1>``, ``<answer/>``), so stacked or nested blocks fail.
 This is open-r1's / TRL's format reward made tolerant of whitespace and strict about duplicates.
 
 Options (one of):
@@ -49,7 +50,11 @@ def tags_pattern(tags: Sequence[str]) -> str:
         if not _TAG_NAME.fullmatch(t):
             raise SpecError(f"rule:format tag {t!r} is not a tag name")
     any_tag = "|".join(re.escape(t) for t in tags)
-    body = rf"(?:(?!</?(?:{any_tag})>).)*"
+    # Any spelling of a layout tag counts as that tag: "</answer >", "<ANSWER>", "< answer>",
+    # "<answer id=2>", "<answer/>" (HTML-style readers take them all as one). A variant inside
+    # a block is a second tag there. Linear: "[^<>]*" stops at the next "<".
+    variant = rf"<\s*(?:/\s*)?(?i:{any_tag})(?=[\s/>])[^<>]*>"
+    body = rf"(?:(?!{variant}).)*"
     blocks = r"\s*".join(rf"<{re.escape(t)}>{body}</{re.escape(t)}>" for t in tags)
     return rf"\A\s*{blocks}\s*\Z"
 

@@ -4,8 +4,9 @@ The answer of a text is, in order: the number after the last ``####`` (GSM8K's a
 one not followed by a number, such as a Markdown heading ``#### Step 2``, is skipped),
 else the content of the last ``\\boxed{…}``, else the last number in the text. The reference may
 be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of acceptable answers;
-the same extraction applies to it. Before comparing, commas, ``$`` and units are dropped
-(``#### $1,234.50 dollars`` → 1234.5); ``a/b`` and ``\\frac{a}{b}`` are read as fractions.
+the same extraction applies to it. Before comparing, thousands commas (before exactly three
+digits: ``4,2`` is 4), ``$`` and units are dropped (``#### $1,234.50 dollars`` → 1234.5); ``a/b``
+and ``\\frac{a}{b}`` are read as fractions, and one with a zero denominator is no answer.
 An integer reference must be met exactly (as verl and lm-eval compare); any other matches when
 ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6); a given ``tol`` applies to every reference.
 
@@ -41,12 +42,21 @@ _MINUSES = str.maketrans(dict.fromkeys("\u2212\u2010\u2011\u2012\u2013\ufe63\uff
 _NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+(?:\.\d+)?|\.\d+)")
 
 
-def parse_number(text: str) -> Fraction | None:
-    """The first number in ``text`` after dropping commas and ``$`` (a fraction when written so).
+# A comma between digits is a thousands separator only before exactly three digits: "1,234"
+# is 1234, "4,2" is 4 then 2 (it was read as 42).
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
-    ``"$1,234.50 dollars"`` → 1234.5; ``"\\frac{3}{4}"`` → 3/4; ``"7/2 hours"`` → 7/2; no number → None.
-    """
-    text = text.replace(",", "").replace("\\$", "").replace("$", "").replace("\\!", "")
+
+class _Undefined:
+    """A fraction with a zero denominator (``42/0``, ``\\frac{1}{0}``): no number."""
+
+
+UNDEFINED = _Undefined()
+
+
+def _read_number(text: str) -> Fraction | _Undefined | None:
+    """:func:`parse_number`, telling a zero denominator (:data:`UNDEFINED`) from no number."""
+    text = _THOUSANDS.sub("", text).replace("\\$", "").replace("$", "").replace("\\!", "")
     text = text.translate(_MINUSES)
     latex = _LATEX_FRACTION.search(text)
     plain = _NUMBER.search(text)
@@ -54,7 +64,7 @@ def parse_number(text: str) -> Fraction | None:
         if latex and (plain is None or latex.start() <= plain.start()):
             den = Fraction(latex.group(3))
             if den == 0:
-                return None
+                return UNDEFINED
             value = Fraction(latex.group(2)) / den
             return -value if latex.group(1) else value
         if plain is None:
@@ -62,27 +72,45 @@ def parse_number(text: str) -> Fraction | None:
         frac = _FRACTION.match(text, plain.start())
         if frac:
             den = Fraction(frac.group(2))
-            if den != 0:
-                return Fraction(frac.group(1)) / den
+            return UNDEFINED if den == 0 else Fraction(frac.group(1)) / den
         return Fraction(plain.group(0))
     except ValueError:  # more digits than Python converts (4,300): no readable number
         return None
 
 
+def parse_number(text: str) -> Fraction | None:
+    """The first number in ``text`` after dropping thousands commas and ``$`` (a fraction when
+    written so); None when there is none or it divides by zero.
+
+    ``"$1,234.50 dollars"`` → 1234.5; ``"\\frac{3}{4}"`` → 3/4; ``"7/2 hours"`` → 7/2;
+    ``"4,2"`` → 4; ``"42/0"`` → None (it was 42).
+    """
+    value = _read_number(text)
+    return None if isinstance(value, _Undefined) else value
+
+
 def extract_answer(text: str) -> Fraction | None:
-    """The numeric answer of a GSM8K-style text (``####``, else ``\\boxed{}``, else last number)."""
+    """The numeric answer of a GSM8K-style text (``####``, else ``\\boxed{}``, else last number).
+
+    A marked answer that divides by zero (``#### 42/0``, ``\\boxed{\\frac{1}{0}}``) is no
+    answer: None, not an earlier or a later number of the text (the last number of ``#### 5/0``
+    is 0, which matched the gold 0)."""
     for marked in reversed(_HASHES.findall(text)):
         if _ANSWER_START.match(marked):  # "#### 42", not a Markdown heading "#### Step 2"
-            value = parse_number(marked)
+            value = _read_number(marked)
+            if isinstance(value, _Undefined):
+                return None
             if value is not None:
                 return value
     if "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
         if boxed is not None:
-            value = parse_number(boxed)
+            value = _read_number(boxed)
+            if isinstance(value, _Undefined):
+                return None
             if value is not None:
                 return value
-    cleaned = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text).translate(_MINUSES)
+    cleaned = _THOUSANDS.sub("", text).translate(_MINUSES)
     numbers = _NUMBER.findall(cleaned)
     try:
         return Fraction(numbers[-1]) if numbers else None

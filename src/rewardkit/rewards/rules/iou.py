@@ -118,6 +118,17 @@ def reference_boxes(reference: Any) -> list[Box]:
     return []
 
 
+def check_threshold(threshold: float) -> float:
+    """``threshold`` when it is an IoU in (0, 1]; a ``SpecError`` naming the option otherwise
+    (``threshold=0`` counted every box, disjoint or degenerate, as a hit: 1[IoU ≥ 0] = 1)."""
+    if not 0 < threshold <= 1:
+        raise SpecError(
+            f"rule:iou threshold must be an IoU in (0, 1] (0 would count every box as a hit); "
+            f"got {threshold}"
+        )
+    return float(threshold)
+
+
 def box_reward(
     pred: Sequence[Box],
     gold: Sequence[Box],
@@ -125,6 +136,8 @@ def box_reward(
     threshold: float | None = None,
 ) -> float:
     """Reward of predicted boxes against reference boxes (NaN without reference boxes)."""
+    if threshold is not None:
+        check_threshold(threshold)
     if not gold:
         return NAN
     if not pred:
@@ -163,9 +176,7 @@ class IouReward(RuleReward):
         if match not in MATCHES:
             raise SpecError(f"rule:iou match must be one of {MATCHES}, got {match!r}")
         if threshold is not None:
-            threshold = as_number("threshold", self.rule, threshold, minimum=0)
-            if threshold > 1:
-                raise SpecError(f"rule:iou threshold is an IoU, in [0, 1]; got {threshold}")
+            threshold = check_threshold(as_number("threshold", self.rule, threshold))
         super().__init__(
             match=match,
             threshold=threshold,

@@ -167,7 +167,7 @@ class JsonSchemaReward(RuleReward):
             if not checks:
                 out.append((NAN, None))
                 continue
-            value = load_json(query.response, self.options["fence"])
+            value = load_json(query.response, self.options["fence"], strict=True)
             out.append((0.0, None))  # unless a check below is met
             if is_valid(value):
                 pending.append((i, checks, value))
@@ -175,10 +175,7 @@ class JsonSchemaReward(RuleReward):
         field = "schema" if self._fixed else "reference"
         for i, checks, _ in pending:
             row = [next(outcomes) for _ in checks]
-            try:
-                out[i] = _verdict(row, field)
-            except BadReference as exc:
-                out[i] = exc
+            out[i] = _verdict(row, field)
         return out
 
     def _outcomes(self, checks: list[tuple[_Check, Any]]) -> list[dict[str, Any]]:
@@ -215,19 +212,18 @@ class JsonSchemaReward(RuleReward):
 
 
 def _verdict(outcomes: list[dict[str, Any]], field: str) -> tuple[float, str | None]:
-    """A row's verdict from its schemas' outcomes, in order: the first met scores 1.0, a schema
-    that cannot be applied fails the row (:class:`_BadReferenceSchema`), else 0.0 with why the
-    first given-up check was."""
+    """A row's verdict from its schemas' outcomes, in order: the first met scores 1.0, else 0.0
+    with why the first given-up check was. A schema error met while validating (a loop through
+    ``anyOf`` back to the root) is on the path this response took, so it scores 0.0 too, never
+    NaN: the ``$ref`` s that make a schema unusable for every response are refused before
+    (:func:`~.schema_worker.check_refs`: NaN for a reference, ``SpecError`` for the option)."""
     problem = None
     for result in outcomes:
         if result.get("valid"):
             return 1.0, None
-        if "error" in result:
-            raise _BadReferenceSchema(result["error"], field=field)
-        if "unverified" in result and problem is None:
-            problem = (
-                f"rule:json_schema: the check was given up ({result['unverified']}): scored 0.0"
-            )
+        why = result.get("unverified") or result.get("error")
+        if why and problem is None:
+            problem = f"rule:json_schema: the check was given up ({why}): scored 0.0"
     return 0.0, problem
 
 

@@ -9,6 +9,7 @@ extensions ``NaN``/``Infinity`` are rejected. Never NaN.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -34,10 +35,36 @@ def json_text(text: str, fence: bool = True) -> str:
     return text.strip()
 
 
-def load_json(text: str, fence: bool = True) -> Any:
-    """The parsed JSON value, or a private sentinel when it is not valid JSON."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all distinct (``{"age": -5, "age": 20}`` is refused: Python keeps
+    the last value, other readers the first, so a validator would check another object than
+    the one a consumer uses)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key[:40]!r}")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refusing one that overflows (``1e999`` is read as infinity,
+    the ``Infinity`` that strict JSON rejects)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is not finite")
+    return value
+
+
+def load_json(text: str, fence: bool = True, strict: bool = False) -> Any:
+    """The parsed JSON value, or a private sentinel when it is not valid JSON. ``strict`` (for
+    ``rule:json_schema``) also refuses duplicate keys in an object and numbers that overflow
+    to infinity, which a schema check would otherwise judge by Python's reading alone."""
+    hooks: dict[str, Any] = {"parse_constant": _reject_constant}
+    if strict:
+        hooks.update(object_pairs_hook=_unique_keys, parse_float=_finite)
     try:
-        return json.loads(json_text(text, fence), parse_constant=_reject_constant)
+        return json.loads(json_text(text, fence), **hooks)
     except (ValueError, RecursionError):
         return _MISSING
 

@@ -5,7 +5,9 @@ The reference (``Query.reference``) is a final answer (``"18"``, ``"\\frac{\\pi}
 (MATH), a GSM8K solution ending in ``#### 42``, or a list of acceptable answers. The response is
 parsed by ``math_verify.parse`` (LaTeX, ``\\boxed{}``, fractions, plain numbers) and compared by
 ``math_verify.verify``. The reward is 1.0 (equivalent) or 0.0; NaN when there is no reference or
-the reference itself cannot be parsed.
+the reference itself cannot be parsed. A response's ``X%`` is read on one scale
+(:mod:`.math_percent`): X where the question asks for a percentage or the reference gives one,
+else X/100 (math-verify matched ``42%`` against both 42 and 0.42).
 
 Speed (``fast=true``, the default). math-verify spends most of its time turning every extracted
 number into a sympy object (``sympy.Number(str)`` goes through ``parse_expr``, ~0.5 ms) and in
@@ -45,7 +47,13 @@ from functools import lru_cache
 from typing import Any
 
 from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, as_number, references
-from rewardkit.types import Query, ScoreResult
+from rewardkit.rewards.rules.math_percent import (
+    PERCENT_WORDS,
+    asks_percent,
+    percent_after_box,
+    percent_read,
+)
+from rewardkit.types import Query, ScoreResult, prompt_text
 
 #: Distinct references whose parsed gold is kept.
 GOLD_CACHE_SIZE = 8192
@@ -150,8 +158,8 @@ def response_candidate(response: str) -> str | None:
         ]
         if None in boxes or len({"".join(str(b).split()) for b in boxes}) != 1:
             return None
-        if "answer" in response[starts[-1] :].lower():
-            return None
+        if "answer" in response[starts[-1] :].lower() or percent_after_box(response, boxes[-1]):
+            return None  # another answer after it, or "\boxed{10} percent": math-verify's call
         return boxes[-1]
     if "\\" in response or "answer" in response.lower() or _OTHER_DIGIT.search(response):
         return None  # digits of another script ("４２"): which number is last is math-verify's call
@@ -189,6 +197,8 @@ class _Gold:
     source: str  # what math-verify parses: the answer, wrapped in $…$ unless it has math delimiters
     text: str  # cleaned gold answer string
     value: Fraction | None  # its value when it is a plain decimal number
+    # the reference writes its answer as a percentage ("42\%", "\boxed{42}\%")
+    percent: bool = False
     parsed: list[Any] | None = None  # math-verify's parse, made on first need ([]: unparseable)
     problem: str | None = None  # why the parse failed, when math-verify timed out or raised
 
@@ -273,14 +283,16 @@ class MathVerifier:
                     )
         return False, problem
 
-    def _in_worker(self, response: str, refs: list[str]) -> tuple[float, str | None] | None:
+    def _in_worker(
+        self, response: str, refs: list[str], percent: bool = False
+    ) -> tuple[float, str | None] | None:
         """The slow path in a worker process, where math-verify's timeouts work (see
         :mod:`.math_worker`); None when no worker can start (then it runs here, untimed)."""
         from rewardkit.rewards.rules import math_worker
 
         assert self.timeout is not None
         deadline = self.timeout * (3 + 2 * len(refs)) + 2.0
-        job = {"response": response, "reference": refs, "strict": self.strict}
+        job = {"response": response, "reference": refs, "strict": self.strict, "percent": percent}
         try:
             answer = math_worker.run({**job, "timeout": self.timeout}, deadline)
         except math_worker.WorkerDidNotStart as e:
@@ -305,7 +317,10 @@ class MathVerifier:
         answer = gold_answer(reference)
         text = answer if _UNESCAPED_DOLLAR.search(answer) else f"${answer}$"
         cleaned = _clean(answer)
-        gold = _Gold(text, cleaned, _plain_value(cleaned))
+        percent = "%" in answer or bool(PERCENT_WORDS.search(answer))
+        if not percent and "\\boxed" in reference:
+            percent = percent_after_box(reference, last_boxed(reference))
+        gold = _Gold(text, cleaned, _plain_value(cleaned), percent)
         with self._gold_lock:
             self._gold[reference] = gold
             if len(self._gold) > GOLD_CACHE_SIZE:
@@ -333,16 +348,20 @@ class MathVerifier:
             return 0.0
         return None
 
-    def check(self, response: str, reference: Any) -> float:
+    def check(self, response: str, reference: Any, percent: bool = False) -> float:
         """1.0 if ``response``'s final answer matches any reference, 0.0 if not, NaN if none."""
-        return self.verdict(response, reference)[0]
+        return self.verdict(response, reference, percent)[0]
 
-    def verdict(self, response: str, reference: Any) -> tuple[float, str | None]:
+    def verdict(
+        self, response: str, reference: Any, percent: bool = False
+    ) -> tuple[float, str | None]:
         """:meth:`check`'s score and, when math-verify timed out or raised on the way, why.
 
         A response whose parse or comparison failed scores 0.0 (unverified is not correct, so a
         response cannot escape a wrong verdict by being slow to parse); a reference that failed
-        to parse gives NaN (no usable reference).
+        to parse gives NaN (no usable reference). ``percent``: the question asks for a
+        percentage, so the response's ``42%`` is read as 42 (else as 0.42, unless the gold
+        itself is a percentage; :func:`percent_read`).
         """
         refs = references(reference)
         if not refs:
@@ -356,7 +375,7 @@ class MathVerifier:
                 self.stats["fast"] += 1
                 return (1.0 if 1.0 in verdicts else 0.0), None
         if self.timeout and threading.current_thread() is not threading.main_thread():
-            answer = self._in_worker(response, refs)
+            answer = self._in_worker(response, refs, percent)
             if answer is not None:
                 return answer
         for g in golds:
@@ -373,7 +392,7 @@ class MathVerifier:
                 self.stats["no_answer"] += 1
             return 0.0, problem
         for g in usable:
-            same, why = self._verify(g.parsed, pred)
+            same, why = self._verify(g.parsed, percent_read(pred, percent or g.percent))
             if same:
                 return 1.0, None
             problem = problem or why
@@ -426,7 +445,7 @@ class MathReward(RuleReward):
         return self.verifier.stats["timeout"] + self.verifier.stats["error"]
 
     def score_one(self, query: Query) -> float:
-        return self.verifier.check(query.response, query.reference)
+        return self.verifier.check(query.response, query.reference, _asks(query))
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Scores, with this call's verifier counts (``fast``, ``timeout``…) as ``stats`` and
@@ -435,7 +454,7 @@ class MathReward(RuleReward):
         before = Counter(self.verifier.stats)
         scores, errors = [], []
         for i, q in enumerate(queries):
-            value, problem = self.verifier.verdict(q.response, q.reference)
+            value, problem = self.verifier.verdict(q.response, q.reference, _asks(q))
             scores.append(value)
             if problem is not None:
                 errors.append({"index": i, "error": problem, "score": value})
@@ -445,17 +464,29 @@ class MathReward(RuleReward):
         return ScoreResult(scores, stats=stats)
 
 
+def _asks(query: Query) -> bool:
+    """Whether the query's prompt asks for a percentage (:func:`asks_percent`)."""
+    return asks_percent(prompt_text(query.prompt))
+
+
 @lru_cache(maxsize=8)
 def _verifier(strict: bool, timeout: float, fast: bool) -> MathVerifier:
     return MathVerifier(strict=strict, timeout=timeout, fast=fast)
 
 
 def compute_score(
-    solution: str, ground_truth: Any, strict: bool = True, timeout: float = 5, fast: bool = True
+    solution: str,
+    ground_truth: Any,
+    strict: bool = True,
+    timeout: float = 5,
+    fast: bool = True,
+    prompt: str = "",
 ) -> float:
     """verl-style ``compute_score``: 1.0 if ``solution``'s final answer matches ``ground_truth``
     (a string or a list of acceptable answers), else 0.0; NaN when ``ground_truth`` is empty.
+    ``prompt``: the question, when at hand (a response's ``42%`` is 42 where it asks for a
+    percentage, else 0.42 unless the gold is a percentage).
 
     Uses a shared :class:`MathVerifier` per option set, so golds are parsed once.
     """
-    return _verifier(strict, timeout, fast).check(solution, ground_truth)
+    return _verifier(strict, timeout, fast).check(solution, ground_truth, asks_percent(prompt))

@@ -23,7 +23,7 @@ POOL = WorkerPool("rewardkit.rewards.rules.math_worker", "math-verify")
 
 
 def run(job: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """``job`` (``response``, ``reference``, ``strict``, ``timeout``) answered by a worker in
+    """``job`` (``response``, ``reference``, ``strict``, ``percent``, ``timeout``) answered by a worker in
     ``timeout`` seconds: ``{"score", "problem", "stats"}``. Raises :class:`WorkerDied` when it
     did not answer in time or exited (the worker is killed), :class:`WorkerDidNotStart` when
     none could start."""
@@ -42,7 +42,7 @@ def main() -> None:
         if v is None:
             v = verifiers[key] = MathVerifier(strict=key[0], timeout=key[1], fast=False)
         before = v.stats.copy()
-        score, problem = v.verdict(job["response"], job["reference"])
+        score, problem = v.verdict(job["response"], job["reference"], bool(job.get("percent")))
         return {"score": score, "problem": problem, "stats": dict(v.stats - before)}
 
     serve(handle)

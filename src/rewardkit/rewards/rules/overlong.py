@@ -13,7 +13,9 @@ linearly from 0 at ``max_len − cache_len`` to −1 at ``max_len``. Card vector
 ``cache_len=15``: L = 30, 40, 50, 60 → 0, −0.333333, −1, −1. Defaults are DAPO's paper values
 (20480 / 4096 tokens); set them to your generation limit.
 
-``L`` is counted in ``unit``: ``words`` (whitespace split, default — model-free), ``chars``, or
+``L`` is counted in ``unit``: ``words`` (default — model-free: the whitespace split, each Han /
+Kana / Hangul character a word, invisible format characters separating words, as
+:func:`~._common.word_count`; 60,000 Chinese characters were one "word"), ``chars``, or
 ``tokens`` with ``tokenizer=NAME_OR_PATH`` (a Hugging Face tokenizer, no special tokens; loads
 ``transformers``). Never NaN.
 """
@@ -25,7 +27,7 @@ from typing import Any
 from rewardkit.combine.length import soft_overlong as overlong_penalty
 from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import RuleReward, as_count
+from rewardkit.rewards.rules._common import RuleReward, as_count, word_count
 from rewardkit.types import Query
 
 UNITS = ("words", "chars", "tokens")
@@ -74,7 +76,7 @@ class OverlongReward(RuleReward):
         """The length of ``text`` in this reward's unit."""
         unit = self.options["unit"]
         if unit == "words":
-            return len(text.split())
+            return word_count(text)
         if unit == "chars":
             return len(text)
         if self._tok is None:
@@ -93,7 +95,7 @@ class OverlongReward(RuleReward):
 def compute_score(
     solution: str, ground_truth: Any = None, max_len: int = 20480, cache_len: int = 4096
 ) -> float:
-    """verl-style ``compute_score``: DAPO soft overlong punishment of ``solution``'s whitespace
-    word count; ``ground_truth`` is ignored."""
+    """verl-style ``compute_score``: DAPO soft overlong punishment of ``solution``'s word count
+    (:func:`~._common.word_count`); ``ground_truth`` is ignored."""
     max_len, cache_len = _check(max_len, cache_len)
-    return overlong_penalty(len(solution.split()), max_len, cache_len)
+    return overlong_penalty(word_count(solution), max_len, cache_len)

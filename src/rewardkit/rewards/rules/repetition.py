@@ -2,13 +2,17 @@
 
 The sequence-level form of *Demystifying Long Chain-of-Thought Reasoning in LLMs* (Yeo et al.
 2025, arXiv 2502.03373, Appendix C.2) as ported by open-r1 (``get_repetition_penalty_reward``):
-words are the lowercased whitespace split of the response, ``G`` its list of word n-grams
-(``len(words) − n + 1`` of them, n = 3 by default)::
+words are the lowercased words of the response (:func:`~._common.words`: its whitespace split,
+each Han / Kana / Hangul character a word of its own, invisible format characters and CJK
+punctuation separating words), ``G`` its list of word n-grams (``len(words) − n + 1`` of them,
+n = 3 by default)::
 
     penalty = (1 − |set(G)| / |G|) · max_penalty        (max_penalty < 0, default −1)
 
 i.e. the fraction of n-grams that repeat an earlier one, made negative. An empty response, or
-one with fewer than n words, scores 0. Never NaN.
+one with fewer than n words, scores 0. Never NaN. A Chinese sentence repeated 2,000 times, or
+English words glued with zero-width spaces, were one "word" for a whitespace split and scored 0;
+they score about −1 now. English (ASCII) text is split exactly as before.
 """
 
 from __future__ import annotations
@@ -16,17 +20,18 @@ from __future__ import annotations
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import RuleReward, as_count, as_number
+from rewardkit.rewards.rules._common import RuleReward, as_count, as_number, words
 from rewardkit.types import Query
 
 
 def repetition_penalty(text: str, n: int = 3, max_penalty: float = -1.0) -> float:
-    """``(1 − unique n-grams / n-grams) · max_penalty`` over lowercased whitespace words."""
-    words = text.lower().split()
-    total = len(words) - n + 1
+    """``(1 − unique n-grams / n-grams) · max_penalty`` over the lowercased words
+    (:func:`~._common.words`)."""
+    tokens = words(text.lower())
+    total = len(tokens) - n + 1
     if total <= 0:
         return 0.0
-    unique = len(set(zip(*(words[i:] for i in range(n)), strict=False)))
+    unique = len(set(zip(*(tokens[i:] for i in range(n)), strict=False)))
     return (1.0 - unique / total) * max_penalty
 
 

@@ -34,15 +34,69 @@ POOL = WorkerPool("rewardkit.rewards.rules.schema_worker", "JSON Schema")
 DEEP = 32
 
 
+class SchemaCannotApply(ValueError):
+    """A ``$ref`` of the schema that cannot be resolved, or a chain of bare ``$ref`` s that
+    loops: found before any response is read, so it never depends on the response."""
+
+
+#: Bare ``$ref`` s followed from one reference before the chain counts as endless.
+MAX_REF_CHAIN = 64
+
+
 def validator(schema: Any, formats: bool) -> Any:
     """A jsonschema validator for ``schema`` (its ``$schema`` picks the draft); raises when the
-    schema itself is invalid."""
+    schema itself is invalid, or cannot be applied (:func:`check_refs`). Nothing is fetched: a
+    remote ``$ref`` resolves only to the meta-schemas jsonschema ships (jsonschema's default
+    registry would download any other URL)."""
+    import referencing
     from jsonschema import FormatChecker
     from jsonschema.validators import validator_for
 
     cls = validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema, format_checker=FormatChecker() if formats else None)
+    checker = FormatChecker() if formats else None
+    built = cls(schema, format_checker=checker, registry=referencing.Registry())
+    check_refs(built)
+    return built
+
+
+def check_refs(built: Any) -> None:
+    """Raise :class:`SchemaCannotApply` when a ``$ref`` anywhere in the schema cannot be
+    resolved or a chain of bare ``$ref`` s loops (``{"$ref": "#"}``). Whether validation reaches
+    such a ``$ref`` depends on the response (``{"anyOf": [{"type": "integer"}, {"$ref":
+    "#/nowhere"}]}`` met ``5`` and failed on ``"x"``), so it is checked here, for every response
+    alike: a row scored NaN only for the responses that went there."""
+    import referencing.exceptions
+    import referencing.jsonschema
+
+    spec = referencing.jsonschema.specification_with(
+        built.ID_OF(built.META_SCHEMA) or "", default=referencing.jsonschema.DRAFT202012
+    )
+    stack = [(built._resolver, spec.create_resource(built.schema))]
+    while stack:
+        resolver, resource = stack.pop()
+        resolver = resolver.in_subresource(resource)
+        ref = resource.contents.get("$ref") if isinstance(resource.contents, dict) else None
+        if isinstance(ref, str):
+            try:
+                _follow(resolver, ref)
+            except referencing.exceptions.Unresolvable as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                raise SchemaCannotApply(f"the schema cannot be applied ({why})") from None
+        stack.extend((resolver, sub) for sub in resource.subresources())
+
+
+def _follow(resolver: Any, ref: str) -> None:
+    """Resolve ``ref`` and the bare ``$ref`` s it leads to; raise when the chain loops."""
+    for _ in range(MAX_REF_CHAIN):
+        resolved = resolver.lookup(ref)
+        contents = resolved.contents
+        if not (isinstance(contents, dict) and set(contents) <= {"$ref", "$id", "$comment"}):
+            return
+        ref, resolver = contents.get("$ref"), resolved.resolver
+        if not isinstance(ref, str):
+            return
+    raise SchemaCannotApply("rule:json_schema: the schema's $ref chain recurses without end")
 
 
 def depth(value: Any) -> int:
