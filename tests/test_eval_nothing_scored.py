@@ -36,7 +36,7 @@ def test_eval_exits_1_when_a_reward_scored_nothing(tmp_path):
     args = ["eval", "-r", judge, "--data", str(_pairs(tmp_path / "p.jsonl")), "--out", str(out)]
     result = runner.invoke(app, [*args, "--no-cache", "--no-progress", "--no-html"])
     assert result.exit_code == 1, result.output
-    assert f"error: {judge}: every item failed" in result.output
+    assert f"error: {judge}: no example got a real score from it" in result.output
     assert "(first: " in result.output
     report = (out / "report.md").read_text()  # written before the exit: nothing is lost
     assert "position bias not measured" in report
@@ -48,4 +48,4 @@ def test_eval_exits_0_when_the_rewards_scored(tmp_path):
     args = ["eval", "-r", "rule:length", "--data", str(_pairs(tmp_path / "p.jsonl"))]
     result = runner.invoke(app, [*args, "--out", str(out), "--no-cache", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "every item failed" not in result.output
+    assert "no example got a real score" not in result.output

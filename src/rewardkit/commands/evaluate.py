@@ -340,7 +340,7 @@ def _run_eval(
 
 def _fail_when_nothing_scored(
     found: list[tuple[str, str | None]],
-    what: str = "every item failed, so no example has a real score from it",
+    what: str = "no example got a real score from it (its items failed or do not apply)",
 ) -> None:
     """Exit 1 (after the reports are written) for each reward of ``found`` (name, first error)
     that scored nothing because its items failed: a report of '–' cells is no evaluation of it
