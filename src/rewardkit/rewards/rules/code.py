@@ -7,7 +7,10 @@ form :func:`rewardkit.rewards.sandbox.run_tests` reads (assert code, ``{"tests":
 runs in its own sandboxed process tree (see ``docs/sandbox.md``); a query without a reference
 scores NaN. By default only tests whose verdict the code cannot forge are accepted (stdin/stdout,
 ``fn_name`` calls, ``assert EXPR == LITERAL``); ``allow_in_process=True`` also runs tests that
-must run beside the code (other asserts, ``def test_*``, HumanEval's ``check``).
+must run beside the code (other asserts, ``def test_*``, test classes, HumanEval's ``check``
+with loops, and any statement of the test code that checks by raising or exiting, such as
+``if f(2) != 4: raise ...``: no such statement is ever run as set-up, where its failure would
+not count).
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ class CodeReward(Reward):
 
     Options (defaults): ``timeout_s`` wall clock per sandboxed process (10), ``memory_mb`` per
     process and per tree (1024), ``workers`` solutions run at once (CPU count),
-    ``test_timeout_s`` per Python test (None), ``max_procs`` (32), ``cpu_s`` (timeout_s + 1),
+    ``test_timeout_s`` per Python test (None), ``total_timeout_s`` all stdin/stdout cases of one
+    response (None: ``max(3 × timeout_s, 0.5 s × cases)``), ``max_procs`` (32), ``cpu_s``
+    (timeout_s + 1), ``hide`` (directories covered inside the file-system view),
     ``allow_network`` (False: refuse to run where a private network namespace cannot be made),
     ``allow_subprocess`` (False), ``allow_in_process`` (False: a reference with tests that must
     run beside the code, whose verdict the code can forge, scores NaN with an error; True runs
@@ -85,6 +90,7 @@ class CodeReward(Reward):
         max_output_bytes: int = 1 << 20,
         hide: Sequence[str] = DEFAULT_HIDE,
         allow_in_process: bool = False,
+        total_timeout_s: float | None = None,
     ) -> None:
         # as_bool: bool("off") is True, which gave the code under test the network
         network = as_bool("allow_network", "code", allow_network)
@@ -95,6 +101,7 @@ class CodeReward(Reward):
                 timeout_s=float(timeout_s),
                 memory_mb=int(memory_mb),
                 test_timeout_s=test_timeout_s,
+                total_timeout_s=None if total_timeout_s is None else float(total_timeout_s),
                 max_procs=int(max_procs),
                 cpu_s=cpu_s,
                 allow_network=network,
@@ -122,7 +129,7 @@ class CodeReward(Reward):
             limits.pop(key, None)
         return {
             "class": "CodeReward",
-            "version": 2,
+            "version": 3,
             "allow_in_process": self.allow_in_process,
             **limits,
         }

@@ -3,15 +3,19 @@
 Each run is one fresh process tree::
 
     rewardkit ──Popen──▶ launcher (joins cgroups, unshare(net, mnt, pid, ipc, uts))
-                           └─fork─▶ init (pid 1 of the new pid namespace; sets up the mounts)
+                           └─fork─▶ init (pid 1 of the new pid namespace; pivot_root into a
+                                      fresh read-only root: interpreter, system libraries,
+                                      the work directory; nothing else of the host)
                                       └─fork─▶ solution (fresh uid, rlimits, no_new_privs,
-                                                 exec ``python -I -S -B`` + the test harness)
+                                                 seccomp filter, exec ``python -I -S -B`` +
+                                                 the test harness)
 
-Modules: ``runner`` (:class:`Sandbox`, :func:`run_tests`, :func:`sandbox_info`), ``plan``
-(test references → :class:`TestPlan`), ``verdict`` (the parent-side comparison of what the
-sandbox sent back), ``process`` (one process tree), ``cgroups`` (cgroups and clean-up),
-``results``; ``launcher.py`` and ``harness.py`` are the standard-library programs that run in
-the child processes (read as text, never imported by rewardkit).
+Modules: ``runner`` (:class:`Sandbox`, :func:`run_tests`, :func:`sandbox_info`), ``plan`` (test
+references → :class:`TestPlan`; ``testcode`` sorts test code into set-up and checks), ``verdict``
+(the parent-side comparison of what the sandbox sent back), ``process`` (one process tree), ``view``
+(which host paths the sandbox sees), ``cgroups`` (cgroups and clean-up), ``results``;
+``launcher.py`` and ``harness.py`` are the standard-library programs that run in the child processes
+(read as text, never imported by rewardkit).
 
 Verdicts are made in the parent: stdin/stdout, call-style and ``assert EXPR == LITERAL`` tests
 cannot be forged by the code under test; other Python tests run beside it and can be

@@ -105,13 +105,19 @@ def sweep_stale() -> None:
                     os.rmdir(path)
 
 
-def make_cgroups(max_procs: int, memory_bytes: int) -> list[tuple[str, str, int]]:
+def make_cgroups(max_procs: int, memory_bytes: int) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """(cgroups made for one run: controllers, path, version; why any controller is missing)."""
     made = []
-    for ctrls, base, version in cgroup_bases():
+    errors = []
+    bases = cgroup_bases()
+    if not bases:
+        errors.append("no writable pids/memory cgroup controller delegated to this process")
+    for ctrls, base, version in bases:
         path = os.path.join(base, f"rewardkit-{os.getpid()}-{secrets.token_hex(6)}")
         try:
             os.mkdir(path)
-        except OSError:
+        except OSError as e:
+            errors.append(f"{ctrls}: cannot create a cgroup in {base}: {e.strerror}")
             continue
         try:
             if "pids" in ctrls:
@@ -125,11 +131,12 @@ def make_cgroups(max_procs: int, memory_bytes: int) -> list[tuple[str, str, int]
                     _write(os.path.join(path, "memory.max"), str(memory_bytes))
                     with contextlib.suppress(OSError):
                         _write(os.path.join(path, "memory.swap.max"), "0")
-        except OSError:
+        except OSError as e:
+            errors.append(f"{ctrls}: cannot set limits in {path}: {e.strerror}")
             remove_cgroup(path)
             continue
         made.append((ctrls, path, version))
-    return made
+    return made, errors
 
 
 def oom_kills(path: str, version: int) -> int:

@@ -190,6 +190,10 @@ def run_tests(cfg):
                     msg = {"i": i, "status": "passed"}
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+        except SystemExit as e:  # a check that exits: status 0 passes, any other fails
+            ok = kind == "test" and e.code in (None, 0, False)
+            msg = {"i": i, "status": "passed" if ok else "failed"}
+            print(f"test {i}: SystemExit({e.code!r})", file=sys.stderr)
         except (AssertionError, NotPlain) as e:
             msg = {"i": i, "status": "failed"}
             print(f"test {i} failed: {describe(e)}", file=sys.stderr)

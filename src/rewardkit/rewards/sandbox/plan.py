@@ -13,10 +13,14 @@ Where a verdict is made decides whether a solution can forge it (``docs/sandbox.
   test: the sandbox evaluates the operands and sends their values back as data; the literals and
   comparisons never enter the sandbox and the parent compares;
 - HumanEval's ``check(candidate)`` is one ``value`` test when every statement of it is such an
-  assert (:func:`_plan_from_check`);
-- every other test (other asserts, asserts in a loop, ``with`` or ``try``, ``def test_*``
-  functions, calls of an asserting helper, a ``check`` with loops, a script without asserts) is
-  ``in_process``: it runs beside the solution, which can forge its verdict.
+  assert (:func:`_plan_from_check`); the statements beside it are read like any test code;
+- every other check (other asserts, asserts in a loop, ``with`` or ``try``, ``def test_*``
+  functions, test classes, calls such as ``check(f)`` or ``unittest.main()``'s test methods,
+  ``if ...: raise``, a ``check`` with loops) is ``in_process``: it runs beside the solution,
+  which can forge its verdict.
+
+Set-up is only what cannot hide a check (:mod:`.testcode`): a set-up failure is not a verdict,
+so every statement that could fail a wrong program is a test of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardkit.rewards.sandbox.checks import defined_names, split_assert
+from rewardkit.rewards.sandbox.testcode import sort_statements
 
 __all__ = ["TestPlan", "parse_tests"]
 
@@ -152,6 +157,14 @@ class _Builder:
             self.steps.append({"kind": "value", "src": split[0], "index": i})
             self.expected[i] = split[1]
 
+    def add(self, body: list[ast.stmt], not_run: tuple[str, ...] = ()) -> None:
+        """Top-level statements of test code, as set-up and tests (:mod:`.testcode`)."""
+        for kind, src, node in sort_statements(body, not_run):
+            if kind == "setup":
+                self.setup(src)
+            else:
+                self.test(src, node)
+
     def plan(self) -> TestPlan:
         return TestPlan("steps", self.steps, expected=self.expected)
 
@@ -178,7 +191,11 @@ def _plan_from_list(items: Any, setup: str) -> TestPlan:
     names = defined_names(s for s in statements if not isinstance(s, ast.Assert))
     b = _Builder(names)
     if setup:
-        b.setup(setup)
+        body = _top_level(_statements(setup))
+        if all(kind == "setup" for kind, _, _ in sort_statements(body)):
+            b.setup(setup)
+        else:  # a check in the set-up code counts like any test
+            b.add(body)
     for t, node in zip(items, nodes, strict=True):
         b.test(t, node)
     if not b.n:
@@ -196,8 +213,10 @@ class _Rename(ast.NodeTransformer):
 
 def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
     """HumanEval's ``def check(candidate): assert ...`` as one parent-judged test, when every
-    statement of ``check`` is an assert the parent can judge (or ``assert <true literal>``);
-    None otherwise (then it runs in process, as ``check(entry_point)``)."""
+    statement of ``check`` is an assert the parent can judge (or ``assert <true literal>``),
+    after the tests of the statements beside it (a top-level call of ``check`` is this test);
+    None otherwise (then everything runs in process, as one test ending in
+    ``check(entry_point)``)."""
     body = _statements(f"{setup}\n{src}" if setup else src)
     checks = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == "check"]
     if len(checks) != 1 or len(checks[0].args.args) != 1 or not entry.isidentifier():
@@ -221,10 +240,10 @@ def _plan_from_check(src: str, entry: str, setup: str) -> TestPlan | None:
     if not parts:
         return None
     b = _Builder(names)
-    for n in others:
-        b.setup(ast.unparse(n))
-    b.steps.append({"kind": "value", "src": f"({', '.join(exprs)},)", "index": 0})
-    b.expected[0] = parts
+    b.add(_top_level(others), not_run=("check",))  # asserts beside check() are tests too
+    i = b.n
+    b.steps.append({"kind": "value", "src": f"({', '.join(exprs)},)", "index": i})
+    b.expected[i] = parts
     return b.plan()
 
 
@@ -250,66 +269,21 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
-def _executed(node: ast.AST) -> list[ast.AST]:
-    """The nodes that run when ``node`` runs: not the bodies of functions, classes or lambdas
-    it defines."""
-    out: list[ast.AST] = []
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        out.append(n)
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            continue
-        todo += ast.iter_child_nodes(n)
-    return out
-
-
-def _checks(node: ast.stmt, checkers: set[str]) -> bool:
-    """Whether a top-level statement checks the solution when it runs: it holds an ``assert``
-    (in a loop, ``with``, ``try``...) or calls a test-code function that asserts."""
-    for n in _executed(node):
-        if isinstance(n, ast.Assert):
-            return True
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in checkers:
-            return True
-    return False
-
-
 def _plan_from_source(src: str) -> TestPlan:
-    """Each top-level ``assert`` and each top-level ``def test*`` is one test; so is any other
-    statement that checks when it runs (an ``assert`` inside a loop, ``with`` or ``try``, a call
-    of a test-code function that asserts), in process; the rest is set-up. Set-up failures are
-    not verdicts, so a check left in set-up could never fail."""
+    """Test code: set-up and one test per check (:mod:`.testcode`); ValueError when nothing in
+    it checks (only definitions: a wrong program would pass)."""
     try:
         tree = ast.parse(src)
     except SyntaxError as e:
         raise ValueError(f"test code does not parse: {e}") from e
     body = _top_level(tree.body)
-    defs = [n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    tests = {n.name for n in defs if n.name.startswith("test")}
-    checkers = {
-        n.name for n in defs if any(isinstance(m, ast.Assert) for m in ast.walk(n))
-    } - tests  # a call of a test* function is already its own test
     b = _Builder(defined_names(n for n in body if not isinstance(n, ast.Assert)))
-    for node in body:
-        if isinstance(node, ast.Assert):
-            b.test(ast.unparse(node), node)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in tests:
-            b.setup(ast.unparse(node))
-            call = f"{node.name}()"
-            if isinstance(node, ast.AsyncFunctionDef):
-                call = f"import asyncio\nasyncio.run({node.name}())"
-            b.test(call)
-        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and (
-            _checks(node, checkers)
-        ):
-            b.test(ast.unparse(node))
-        else:
-            b.setup(ast.unparse(node))
-    if b.n == 0:  # e.g. a script that checks by itself: one test, passes when it runs cleanly
-        if not src.strip():
-            raise ValueError("no tests")
-        return TestPlan("steps", [{"kind": "test", "src": src, "index": 0}])
+    b.add(body)
+    if b.n == 0:
+        raise ValueError(
+            "no tests: the test code only defines names (imports, functions, classes, "
+            "assignments) and runs no check"
+        )
     return b.plan()
 
 

@@ -10,6 +10,7 @@ directory. See ``docs/sandbox.md`` for the process tree and every limit.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import selectors
@@ -33,11 +34,14 @@ from rewardkit.rewards.sandbox.cgroups import (
     sweep_stale,
 )
 from rewardkit.rewards.sandbox.results import ProcessResult, SandboxError, SandboxUnavailableError
+from rewardkit.rewards.sandbox.view import PROGRAM_VIEW, SYSTEM_VIEW, interpreter_paths, plan_view
 
 if TYPE_CHECKING:
     from rewardkit.rewards.sandbox.runner import Sandbox
 
-__all__ = ["STDERR_TAIL_BYTES", "spawn"]
+__all__ = ["STDERR_TAIL_BYTES", "signal_name", "spawn", "weak_points"]
+
+log = logging.getLogger(__name__)
 
 #: Bytes of stderr kept in results.
 STDERR_TAIL_BYTES = 4096
@@ -54,6 +58,17 @@ def script(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.py").read_text(encoding="utf-8")
 
 
+def signal_name(sig: int) -> str:
+    """``SIGSEGV``; ``SIGRTMIN+6`` or ``SIG<n>`` for a signal the ``signal.Signals`` enum lacks
+    (a real-time signal made the parent raise ValueError: a death by any signal is a failed
+    case)."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        low, high = getattr(signal, "SIGRTMIN", 0), getattr(signal, "SIGRTMAX", -1)
+        return f"SIGRTMIN+{sig - low}" if low <= sig <= high else f"SIG{sig}"
+
+
 def _mb(x: float) -> int:
     return int(x * 1024 * 1024)
 
@@ -62,14 +77,47 @@ def _python(sb: Sandbox) -> str:
     return os.path.realpath(sb.python or sys.executable)
 
 
-def _keep_paths(sb: Sandbox, python: str) -> list[str]:
-    keep = {os.path.dirname(os.path.dirname(python))}
-    if sb.python is None:
-        keep |= {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
-    return sorted(keep)
+def weak_points(isolation: dict[str, Any]) -> dict[str, str]:
+    """What this run's isolation lacks that the sandbox normally has (key → why it matters)."""
+    weak: dict[str, str] = {}
+    if isolation.get("view") != "minimal":
+        weak["view"] = (
+            f"no private file-system view (view={isolation.get('view')!r}, "
+            f"namespaces={isolation.get('namespaces')}, {isolation.get('fs_failures') or ''}): "
+            "the code under test can read every file its uid can read on this host (reference "
+            "data, datasets, the working directory) and reach pathname Unix sockets"
+        )
+    if isolation.get("memory") != "cgroup":
+        weak["memory"] = (
+            f"no memory cgroup ({isolation.get('memory')}): memory is capped per process "
+            "(RLIMIT_AS) only, so one run can hold about max_procs x memory_mb, plus its "
+            "work directory and kernel buffers"
+        )
+    if isolation.get("seccomp") != "on":
+        weak["seccomp"] = (
+            f"no seccomp filter ({isolation.get('seccomp')}): the code under test can create "
+            "kernel keys (kept after the run, shared between runs) and memfds (memory outside "
+            "RLIMIT_AS)"
+        )
+    return weak
 
 
-def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessResult:
+_warned: set[str] = set()
+
+
+def _warn_once(isolation: dict[str, Any]) -> None:
+    """Log each kind of missing isolation once per process."""
+    for key, text in weak_points(isolation).items():
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("rewardkit sandbox: %s (docs/sandbox.md)", text)
+
+
+def spawn(
+    sb: Sandbox, payload: dict[str, Any], stdin: bytes | None, timeout_s: float | None = None
+) -> ProcessResult:
+    """Run one process tree; ``timeout_s`` (≤ ``sb.timeout_s``) shortens its wall clock."""
+    wall_limit = float(sb.timeout_s if timeout_s is None else min(timeout_s, sb.timeout_s))
     payload = {**payload, "allow_subprocess": sb.allow_subprocess}
     # stdin is always a pipe of ours, closed once written: an empty one reads as EOF whatever the
     # host's /dev/null is (a CI container once had a regular file there, with content in it)
@@ -83,7 +131,13 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
     workdir = tempfile.mkdtemp(prefix=f"rewardkit-sbx-{os.getpid()}-")
     if uid is not None:
         os.chown(workdir, uid, gid)
-    cgroups = make_cgroups(sb.max_procs + 2, _mb(sb.memory_mb) + _mb(64)) if root else []
+    cgroups, cgroup_errors = [], ["not root: no cgroups"]
+    if root:
+        cgroups, cgroup_errors = make_cgroups(sb.max_procs + 2, _mb(sb.memory_mb) + _mb(64))
+    paths = [*interpreter_paths(python, sb.python is None), *SYSTEM_VIEW]
+    if sb.allow_subprocess:
+        paths += PROGRAM_VIEW
+    view = plan_view(paths, sb.hide)
     env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
     if os.environ.get("LANG"):
         env["LANG"] = os.environ["LANG"]
@@ -94,7 +148,7 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
         "status_fd": status_w,
         "parent_pid": os.getpid(),
         "cfg_fd": cfg_r,
-        "timeout_s": float(sb.timeout_s),
+        "timeout_s": wall_limit,
         "allow_network": sb.allow_network,
         "namespaces": sb.use_namespaces,
         "uid": uid,
@@ -102,8 +156,9 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
         "workdir": workdir,
         "disk_mb": int(sb.disk_mb),
         "max_files": int(sb.max_files),
-        "keep": _keep_paths(sb, python),
-        "hide": list(sb.hide),
+        "binds": view.binds,
+        "links": view.links,
+        "cover": view.cover,
         "cgroups": [(ctrls, path) for ctrls, path, _ in cgroups],
         "rlimits": [
             ("RLIMIT_CORE", 0, 0),
@@ -136,7 +191,14 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
             os.close(cfg_r)
         owned = []
         out, err_tail, status, killed_by = _communicate(
-            sb, proc, cfg_w, json.dumps(payload).encode("utf-8"), stdin, status_r, cgroups
+            sb,
+            proc,
+            cfg_w,
+            json.dumps(payload).encode("utf-8"),
+            stdin,
+            status_r,
+            cgroups,
+            wall_limit,
         )
     finally:
         for fd in owned:
@@ -165,10 +227,18 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
             messages["iso"].update(iso)
         messages.update(msg)
     isolation = messages["iso"]
+    isolation["cgroup_errors"] = cgroup_errors + list(isolation.get("cgroup_errors") or [])
+    isolation["memory"] = (
+        "cgroup"
+        if "memory" in "+".join(isolation.get("cgroups") or [])
+        else ("; ".join(isolation["cgroup_errors"]) or "no memory controller")
+    )
     if "unavailable" in messages:
         raise SandboxUnavailableError(messages["unavailable"])
     if "error" in messages and killed_by is None:
         raise SandboxError(f"{messages['error']} (stderr: {err_tail[-500:]!r})")
+    if "namespaces" in isolation:
+        _warn_once(isolation)
     user = messages.get("user") or {}
     sig = user.get("signal")
     cpu = user.get("cpu_s")
@@ -184,7 +254,7 @@ def spawn(sb: Sandbox, payload: dict[str, Any], stdin: bytes | None) -> ProcessR
         elif sig == signal.SIGXFSZ:
             killed_by = "file_size"
         elif sig is not None:
-            killed_by = f"signal:{signal.Signals(sig).name}"
+            killed_by = f"signal:{signal_name(sig)}"
         elif not messages.get("done") or "user" not in messages:
             killed_by = "lost"
     return ProcessResult(
@@ -208,6 +278,7 @@ def _communicate(
     stdin: bytes | None,
     status_r: int,
     cgroups: list[tuple[str, str, int]],
+    wall_limit: float,
 ) -> tuple[bytearray, bytes, bytes, str | None]:
     assert proc.stdout is not None and proc.stderr is not None
     cap = sb.max_output_bytes
@@ -228,7 +299,7 @@ def _communicate(
     for fd in writes:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_WRITE, "write")
-    deadline = time.monotonic() + sb.timeout_s + _PARENT_SLACK_S
+    deadline = time.monotonic() + wall_limit + _PARENT_SLACK_S
     drain_until: float | None = None
 
     def close(fd: int) -> None:

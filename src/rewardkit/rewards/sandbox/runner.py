@@ -8,6 +8,7 @@ is compared with expected values the sandbox never sees. See ``docs/sandbox.md``
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -28,8 +29,11 @@ from rewardkit.rewards.sandbox.verdict import same_output, step_statuses
 
 __all__ = ["DEFAULT_HIDE", "Sandbox", "run_tests", "sandbox_info"]
 
-#: Directories hidden behind an empty read-only tmpfs inside the sandbox (the interpreter's
-#: own directories are bound back in when they live below one of them).
+log = logging.getLogger(__name__)
+
+#: Directories covered by an empty read-only tmpfs where they lie inside the sandbox's
+#: file-system view (which holds only the interpreter and the system libraries: none of these
+#: is in it by default, so they matter only when the interpreter's prefix holds one).
 DEFAULT_HIDE: tuple[str, ...] = (
     "/tmp",
     "/var/tmp",
@@ -47,19 +51,21 @@ DEFAULT_HIDE: tuple[str, ...] = (
 class Sandbox:
     """Limits and policy for running untrusted Python; every run is a fresh process tree.
 
-    Limits (defaults in brackets): ``timeout_s`` wall clock per process [10]; ``cpu_s`` CPU
-    seconds per process [``timeout_s`` + 1]; ``memory_mb`` address space per process and memory
-    of the whole tree [1024]; ``max_procs`` processes + threads [32]; ``fsize_mb`` largest file
-    written [16]; ``disk_mb`` / ``max_files`` size and inodes of the working directory [64 / 1024];
-    ``nofile`` open files [256]; ``max_output_bytes`` stdout and stderr each [1 MiB];
-    ``test_timeout_s`` per Python test, None for none [None].
-    Policy: ``allow_network`` [False: refuse to run without a private network namespace];
-    ``allow_subprocess`` [False: process-creating functions raise]; ``hide`` directories masked
-    [:data:`DEFAULT_HIDE`]; ``python`` interpreter [this one]; ``workers`` stdin/stdout cases in
-    parallel within one :meth:`run_tests` [1]; ``early_stop`` skip remaining stdin/stdout cases
-    after one times out [True]; ``use_namespaces`` [True; False is a degraded mode for
-    debugging that needs ``allow_network=True`` and leaves the host file system writable
-    wherever the sandbox uid may write].
+    Limits (defaults in brackets): ``timeout_s`` wall clock per process [10]; ``cpu_s`` CPU seconds
+    per process [``timeout_s`` + 1]; ``memory_mb`` address space per process and memory of the whole
+    tree [1024]; ``max_procs`` processes + threads [32]; ``fsize_mb`` largest file written [16];
+    ``disk_mb`` / ``max_files`` size and inodes of the working directory [64 / 1024]; ``nofile``
+    open files [64]; ``max_output_bytes`` stdout and stderr each [1 MiB]; ``test_timeout_s`` per
+    Python test, None for none [None]; ``total_timeout_s`` wall clock of all stdin/stdout cases of
+    one response, None for ``max(3 × timeout_s, 0.5 s × cases)`` [None] (cases not started by then
+    are skipped, the one running is cut: all fail). Policy: ``allow_network`` [False: refuse to run
+    without a private network namespace]; ``allow_subprocess`` [False: process-creating functions
+    raise; True also puts ``/bin``, ``/usr/bin``, ``/usr/local/bin`` in the file-system view];
+    ``hide`` directories masked inside the view [:data:`DEFAULT_HIDE`]; ``python`` interpreter [this
+    one]; ``workers`` stdin/stdout cases in parallel within one :meth:`run_tests` [1];
+    ``early_stop`` skip remaining stdin/stdout cases after one times out [True]; ``use_namespaces``
+    [True; False is a degraded mode for debugging that needs ``allow_network=True``, shows the whole
+    host file system and leaves it writable wherever the sandbox uid may write; it logs a warning].
     """
 
     timeout_s: float = 10.0
@@ -69,9 +75,10 @@ class Sandbox:
     fsize_mb: int = 16
     disk_mb: int = 64
     max_files: int = 1024
-    nofile: int = 256
+    nofile: int = 64
     max_output_bytes: int = 1 << 20
     test_timeout_s: float | None = None
+    total_timeout_s: float | None = None
     allow_network: bool = False
     allow_subprocess: bool = False
     hide: tuple[str, ...] = DEFAULT_HIDE
@@ -88,11 +95,19 @@ class Sandbox:
                 raise ValueError(f"Sandbox.{name} must be > 0, got {getattr(self, name)!r}")
         if self.cpu_s is not None and self.cpu_s <= 0:
             raise ValueError(f"Sandbox.cpu_s must be > 0, got {self.cpu_s!r}")
-        if self.test_timeout_s is not None and self.test_timeout_s <= 0:
-            raise ValueError(f"Sandbox.test_timeout_s must be > 0, got {self.test_timeout_s!r}")
+        for name in ("test_timeout_s", "total_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Sandbox.{name} must be > 0, got {value!r}")
         if self.workers < 1 or self.nofile < 16 or self.max_output_bytes < 1:
             raise ValueError("Sandbox: workers >= 1, nofile >= 16, max_output_bytes >= 1")
         object.__setattr__(self, "hide", tuple(self.hide))
+        if not self.use_namespaces:
+            log.warning(
+                "rewardkit sandbox: use_namespaces=False: the code under test sees the host's "
+                "whole file system and network, and may write wherever its uid can "
+                "(a debugging mode, docs/sandbox.md)"
+            )
 
     # -- identity --------------------------------------------------------------------------------
 
@@ -107,10 +122,19 @@ class Sandbox:
 
     # -- running -----------------------------------------------------------------------------------
 
-    def run(self, code: str, stdin: str | bytes | None = None) -> ProcessResult:
-        """Run ``code`` as a script with ``stdin`` (closed when None); stdout is returned."""
+    def run(
+        self, code: str, stdin: str | bytes | None = None, timeout_s: float | None = None
+    ) -> ProcessResult:
+        """Run ``code`` as a script with ``stdin`` (closed when None); stdout is returned.
+        ``timeout_s`` shortens this run's wall clock (never past ``self.timeout_s``)."""
         data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-        return spawn(self, {"mode": "script", "code": code}, data)
+        return spawn(self, {"mode": "script", "code": code}, data, timeout_s)
+
+    def total_budget_s(self, cases: int) -> float:
+        """Wall clock of all stdin/stdout cases of one response (``total_timeout_s``)."""
+        if self.total_timeout_s is not None:
+            return float(self.total_timeout_s)
+        return max(3.0 * self.timeout_s, 0.5 * cases)
 
     def run_tests(self, code: str, tests: Any) -> SandboxResult:
         """Run ``code`` against ``tests`` (see :func:`run_tests`)."""
@@ -151,16 +175,23 @@ class Sandbox:
 
     def _run_stdio(self, code: str, plan: TestPlan) -> SandboxResult:
         start = time.monotonic()
-        stop = threading.Event()
+        deadline = start + self.total_budget_s(len(plan.cases))
+        stop, spent = threading.Event(), threading.Event()
         results: list[ProcessResult | None] = [None] * len(plan.cases)
 
         def one(i: int) -> None:
             if self.early_stop and stop.is_set():
                 return
+            left = deadline - time.monotonic()
+            if left <= 0:  # the response's budget is spent: this case fails unrun
+                spent.set()
+                return
             stdin, _ = plan.cases[i]
-            results[i] = res = self.run(code, stdin)
+            results[i] = res = self.run(code, stdin, timeout_s=min(self.timeout_s, left))
             if res.killed_by == "timeout":
                 stop.set()
+                if left < self.timeout_s:
+                    spent.set()
 
         if self.workers > 1 and len(plan.cases) > 1:
             with ThreadPoolExecutor(min(self.workers, len(plan.cases))) as pool:
@@ -186,12 +217,14 @@ class Sandbox:
                 statuses.append("passed" if same_output(res.stdout, expected) else "failed")
             if statuses[-1] != "passed" and not stderr:
                 stderr = res.stderr
+        if spent.is_set():
+            killed_by = "total_timeout"
         return SandboxResult(
             passed=sum(s == "passed" for s in statuses),
             total=len(statuses),
             statuses=statuses,
             stderr=stderr,
-            timed_out=any(r is not None and r.timed_out for r in results),
+            timed_out=any(r is not None and r.timed_out for r in results) or spent.is_set(),
             killed_by=killed_by,
             wall_s=time.monotonic() - start,
             isolation=isolation,
@@ -207,6 +240,7 @@ def run_tests(
     memory_mb: int = 1024,
     cpu_s: float | None = None,
     test_timeout_s: float | None = None,
+    total_timeout_s: float | None = None,
     max_procs: int = 32,
     fsize_mb: int = 16,
     disk_mb: int = 64,
@@ -240,6 +274,7 @@ def run_tests(
         memory_mb=memory_mb,
         cpu_s=cpu_s,
         test_timeout_s=test_timeout_s,
+        total_timeout_s=total_timeout_s,
         max_procs=max_procs,
         fsize_mb=fsize_mb,
         disk_mb=disk_mb,
