@@ -93,6 +93,28 @@ def _describe_spec(spec: Any, engine_defaults: Mapping[str, Any]) -> tuple[Rewar
         return None, error_value(exc)
 
 
+def check_on_ray(
+    ray: Any,
+    spec: Any,
+    engine_defaults: Mapping[str, Any],
+    gpus_per_actor: float,
+    refused: Mapping[Capability, str] = REFUSED,
+) -> RewardInfo:
+    """Build ``spec`` once in a Ray task (where the actors will) and describe it: a build error
+    comes back as the repo's error, and a reward Ray cannot spread over actors (``refused``)
+    is a :class:`CapabilityError`, before any actor pool starts."""
+    task = ray.remote(_describe_spec).options(num_cpus=1, num_gpus=gpus_per_actor)
+    info, error = ray.get(task.remote(spec, dict(engine_defaults)))
+    raise_error_value(error)
+    for cap, why in refused.items():
+        if cap in info.capabilities:
+            raise CapabilityError(
+                f"reward {info.name!r} {why}, which scoring on Ray does not spread over "
+                "actors (it scores rows in chunks); run it without --ray"
+            )
+    return info
+
+
 class ChunkScorer:
     """A Ray Data actor: builds the reward once, then scores pickled chunks of queries."""
 
@@ -152,15 +174,7 @@ class RayReward(Reward):
         self.chunk_rows = chunk_rows
         self.progress = progress
         ray, self.gpus_per_actor = start_ray(address, actors, gpus_per_actor, progress)
-        task = ray.remote(_describe_spec).options(num_cpus=1, num_gpus=self.gpus_per_actor)
-        info, error = ray.get(task.remote(spec, self.engine_defaults))
-        raise_error_value(error)
-        for cap, why in REFUSED.items():
-            if cap in info.capabilities:
-                raise CapabilityError(
-                    f"reward {info.name!r} {why}, which scoring on Ray does not spread over "
-                    "actors (it scores rows in chunks); run it without --ray"
-                )
+        info = check_on_ray(ray, spec, self.engine_defaults, self.gpus_per_actor)
         self.info = info
         self.name = info.name
         self.objectives = info.objectives

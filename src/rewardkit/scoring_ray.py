@@ -17,8 +17,12 @@ The file must be readable at the same path on every node (a local cluster, or sh
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import resource
+import signal
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,14 +94,19 @@ class RangeScorer:
     def __init__(self, spec: Any, engine_defaults: Mapping[str, Any] | None, path: str) -> None:
         from rewardkit.registry import load_reward
 
-        self.reward = load_reward(spec, engine_defaults=engine_defaults)
         self.path = path
         self.name = Path(path).name
+        self.build_error = ""  # a build that failed here (a node without a file): as a value
+        try:
+            self.reward = load_reward(spec, engine_defaults=engine_defaults)
+        except tuple(CARRIED_ERRORS.values()) as exc:
+            self.build_error = error_value(exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[Any]] = {k: [] for k in OUTPUT_COLUMNS}
         for start, end, first in zip(batch["start"], batch["end"], batch["line"], strict=True):
             try:
+                raise_error_value(self.build_error)
                 text, rows, stats = self._score_range(int(start), int(end), int(first))
                 error = ""
             except tuple(CARRIED_ERRORS.values()) as exc:
@@ -120,7 +129,10 @@ class RangeScorer:
 
         with open(self.path, "rb") as fh:
             fh.seek(start)
-            lines = fh.read(end - start).splitlines()
+            data = fh.read(end - start)
+        if start == 0 and data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM, as the reader skips
+            data = data[3:]
+        lines = data.split(b"\n")  # only newlines end a line; a "\r" is JSON whitespace
         rows, queries, numbers = [], [], []
         for offset, raw in enumerate(lines):
             if not raw.strip():
@@ -173,12 +185,41 @@ def raise_error_value(error: str) -> None:
         raise CARRIED_ERRORS.get(kind, RewardkitError)(message)
 
 
+#: Seconds the driver waits for a TCP connection to ``--ray-address`` before giving up.
+CONNECT_TIMEOUT = 5.0
+
+
+def cluster_address(address: str | None) -> str:
+    """The address Ray is started with: ``address``, else ``RAY_ADDRESS``, else ``"local"`` (a
+    new local cluster, never one that happens to run on this machine)."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
+def probe_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) address where nothing accepts a TCP
+    connection within ``timeout`` seconds, where ``ray.init`` would wait for minutes; a
+    :class:`RewardkitError` naming the address. ``local``/``auto`` are not probed."""
+    if address in ("local", "auto"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise RewardkitError(f"Ray address {address!r}: expected host:port or ray://host:port")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return
+    except (OSError, ValueError) as exc:
+        raise RewardkitError(
+            f"Ray address {address}: no Ray cluster answers there ({exc}); start one with "
+            "`ray start --head` or check --ray-address / RAY_ADDRESS"
+        ) from None
+
+
 def start_ray(
     address: str | None, actors: int, gpus_per_actor: float | None, progress: bool
 ) -> tuple[Any, float]:
-    """Ray, initialised (joining ``address``, else ``RAY_ADDRESS`` or a new local cluster; an
-    already initialised Ray is used as it is), with Ray Data keeping input order; and the GPUs
-    per actor (None: one each when the cluster has one per actor, else none)."""
+    """Ray, initialised (joining ``address``, else ``RAY_ADDRESS``, else a new local cluster;
+    an already initialised Ray is used as it is), with Ray Data keeping input order; and the
+    GPUs per actor (None: one each when the cluster has one per actor, else none)."""
     try:
         import ray
         import ray.data
@@ -189,7 +230,12 @@ def start_ray(
     if actors < 1:
         raise ValueError(f"actors must be >= 1, got {actors}")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        target = cluster_address(address)
+        probe_address(target)
+        on_term = signal.getsignal(signal.SIGTERM)
+        ray.init(address=target, include_dashboard=False, log_to_driver=False)
+        if on_term is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_term)  # ours (exit 143, one line), not Ray's dump
     if gpus_per_actor is None:
         gpus = float(ray.cluster_resources().get("GPU", 0.0))
         gpus_per_actor = 1.0 if gpus >= actors else 0.0
@@ -197,6 +243,56 @@ def start_ray(
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = progress
     return ray, gpus_per_actor
+
+
+def cluster_gpus(ray: Any) -> float:
+    """The GPUs of the cluster Ray has joined."""
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def driver_spec(spec: Any) -> Any:
+    """``spec`` checked on the driver before Ray starts (its file read and parsed, its kind
+    known: a typo is one :class:`SpecError` here, not an actor's traceback), with a spec file's
+    path made absolute (an actor's working directory is not the driver's)."""
+    from rewardkit.data.readers import read_config_file
+    from rewardkit.registry import _KINDS, _from_mapping, _unknown_kind, parse_spec, spec_file
+
+    path = spec_file(spec)
+    if path is not None:
+        loaded = read_config_file(path, "reward spec file", core_yaml=True)
+        if not isinstance(loaded, Mapping):
+            raise SpecError(f"{path}: a reward spec file must hold a mapping with a 'type'")
+        kind, label, checked = _from_mapping(loaded)[0], str(path), str(path.resolve())
+    elif isinstance(spec, Mapping):
+        kind = _from_mapping(spec)[0]
+        label, checked = kind, spec
+    else:
+        kind, label, checked = parse_spec(str(spec))[0], str(spec), spec
+    if kind not in _KINDS:
+        raise SpecError(_unknown_kind(kind, label, spec, path))
+    return checked
+
+
+def check_ray_input(path: str | Path) -> Path:
+    """``path`` made absolute once checked to be what every actor can read by its path: a
+    regular JSON Lines file (not a pipe such as ``/dev/stdin``, which only the driver has)."""
+    given = Path(path)
+    if given.exists() and not given.is_file():
+        raise DataError(
+            "scoring on Ray: the actors read the input by its path, on every node, and this is "
+            "not a regular file (a pipe, /dev/stdin); save it to a .jsonl file first or score "
+            "it without --ray",
+            path=str(given),
+        )
+    in_path = given.resolve()
+    if not in_path.is_file():
+        raise FileNotFoundError(f"{in_path}: no such file")
+    if in_path.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise DataError(
+            "scoring on Ray reads JSON Lines (.jsonl); convert the file or score it without --ray",
+            path=str(in_path),
+        )
+    return in_path
 
 
 def score_file_ray(
@@ -225,21 +321,24 @@ def score_file_ray(
     :func:`~rewardkit.results.merge_stats`), actors, gpus_per_actor, seconds,
     driver_peak_rss_mb (this process's peak).
     """
-    in_path = Path(in_path).resolve()
-    if not in_path.is_file():
-        raise FileNotFoundError(f"{in_path}: no such file")
-    if in_path.suffix.lower() not in (".jsonl", ".ndjson"):
-        raise DataError(
-            "scoring on Ray reads JSON Lines (.jsonl); convert the file or score it without --ray",
-            path=str(in_path),
-        )
+    from rewardkit.ray_reward import REFUSED, check_on_ray
+    from rewardkit.types import Capability
+
+    in_path = check_ray_input(in_path)
     started = time.monotonic()
+    spec = driver_spec(spec)
     ranges = line_ranges(in_path, range_bytes)
+    items = [{"start": s, "end": e, "line": n} for s, e, n in ranges]
+    if actors >= 1:  # one range keeps one actor busy (and asks for one GPU), not a pool
+        actors = max(1, min(actors, len(items)))
     ray, gpus_per_actor = start_ray(address, actors, gpus_per_actor, progress)
     out_path = Path(out_path)
     rows, parts = 0, []
-    items = [{"start": s, "end": e, "line": n} for s, e, n in ranges]
     if items:
+        # built once where the actors run: a spec that fails to build, or a reward Ray cannot
+        # spread over ranges (listwise, batch-relative), stops here as one error, not a traceback
+        split = {c: REFUSED[c] for c in (Capability.LISTWISE, Capability.BATCH_RELATIVE)}
+        check_on_ray(ray, spec, dict(engine_defaults or {}), gpus_per_actor, split)
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
             RangeScorer,
@@ -278,8 +377,9 @@ def score_file_ray(
         "cache_hits": stats.get("cache_hits"),
         "truncated_rows": stats.get("truncated_rows"),
         "reward_stats": stats,
-        "actors": actors,
+        "actors": actors if items else 0,
         "gpus_per_actor": gpus_per_actor,
+        "cluster_gpus": cluster_gpus(ray),
         "seconds": time.monotonic() - started,
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

@@ -79,7 +79,7 @@ def score_command(
         no_progress,
     )
     if ray:
-        _score_ray(reward, data, out, engine, ray_address, ray_actors, not no_progress)
+        _score_ray(reward, data, out, engine, ray_address, ray_actors, not no_progress, cache_reset)
         return
     with user_errors():
         # inputs first: a bad --data or --out fails before any model loads
@@ -195,10 +195,14 @@ def _score_ray(
     address: str | None,
     actors: int,
     progress: bool,
+    cache_reset: bool = False,
 ) -> None:
+    """``score --ray``: the checks ``score`` makes, on the driver, then
+    :func:`~rewardkit.scoring_ray.score_file_ray`."""
     from rewardkit.data.sources import check_out_outside_data
-    from rewardkit.outputs import OutputError, check_file_target
-    from rewardkit.scoring_ray import score_file_ray
+    from rewardkit.outputs import OutputError, check_dir_target, check_file_target
+    from rewardkit.scoring import read_query_rows
+    from rewardkit.scoring_ray import check_ray_input, driver_spec, score_file_ray
 
     with user_errors():
         check_file_target(out, "--out")
@@ -208,6 +212,14 @@ def _score_ray(
                 f"--out {out}: --ray writes plain JSON Lines; give a name without .gz "
                 "(gzip it afterwards) or score without --ray, which writes gzip for a .gz name"
             )
+        if engine.get("cache_dir"):  # absolute: an actor's working directory is not ours
+            engine = {**engine, "cache_dir": str(check_dir_target(engine["cache_dir"]).resolve())}
+        # on the driver, before Ray starts: the spec (parsed, its kind known, a file's path
+        # made absolute) and the input, read by the reader `score` uses (one pass, streamed)
+        reward = driver_spec(reward)
+        check_images(read_query_rows(check_ray_input(data)))
+        if cache_reset and engine.get("cache_dir"):
+            reset_cache(engine["cache_dir"])
         stats = score_file_ray(
             reward,
             data,
@@ -222,11 +234,20 @@ def _score_ray(
         for key, label in (("truncated_rows", "truncated"), ("cache_hits", "score-cache hits"))
         if stats[key] is not None  # None: the reward does not report it
     ]
+    used = f"{stats['actors']} Ray actor{'s' if stats['actors'] != 1 else ''}"
+    if stats["actors"] < actors:  # fewer ranges than actors asked for
+        used = f"{stats['actors']} of the {actors} Ray actors asked for (one per input range)"
     head = (
         f"scored {stats['rows']} rows{' (' + ', '.join(counted) + ')' if counted else ''} "
-        f"on {stats['actors']} Ray actors in {stats['seconds']:.1f}s, driver peak "
+        f"on {used} in {stats['seconds']:.1f}s, driver peak "
         f"{stats['driver_peak_rss_mb']:.0f} MB"
     )
+    if stats.get("cluster_gpus") and not stats["gpus_per_actor"]:
+        _warn(
+            f"the cluster has {stats['cluster_gpus']:g} GPU(s) but fewer than one per actor, so "
+            f"the actors ran on CPU; give --ray-actors {int(stats['cluster_gpus'])} or fewer to "
+            "use them"
+        )
     _summary(stats, head, out)
 
 

@@ -212,8 +212,7 @@ def serve_command(
             write_timeout=write_timeout,
             body_budget_bytes=max(1, int(body_budget_mb * 2**20)),
         )
-        if not ray:  # before any reward loads; Ray Serve binds through its own proxy
-            check_listen(host, port)
+        check_listen(host, port)  # before any reward loads (with --ray: Ray's proxy binds it)
         run(config, host=host, port=port, ray=ray, replicas=replicas)
 
 

@@ -9,11 +9,15 @@ itself in ``/v1/info`` and the ``X-Rewardkit-Replica`` header. Needs ``pip insta
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
-from rewardkit.errors import MissingDependencyError
+from rewardkit.errors import MissingDependencyError, RewardkitError
 from rewardkit.serve.config import ServeConfig
+
+#: The Ray Serve application name ``rewardkit serve --ray`` deploys (one per cluster).
+APP_NAME = "rewardkit"
 
 
 def _serve() -> Any:
@@ -51,6 +55,8 @@ def build_application(
         num_replicas=replicas,
         ray_actor_options={"num_cpus": num_cpus, "num_gpus": num_gpus},
         max_ongoing_requests=max_ongoing_requests,
+        # a stopping replica finishes its requests in flight for at most --graceful-timeout
+        graceful_shutdown_timeout_s=config.graceful_timeout,
     )
     @serve.ingress()
     class RewardkitReplica:
@@ -65,6 +71,43 @@ def build_application(
     return RewardkitReplica.bind(replica_config)
 
 
+def check_specs(config: ServeConfig) -> ServeConfig:
+    """``config`` with each route's spec checked on the driver (parsed, its kind known: a typo
+    is one :class:`SpecError`, not a replica's traceback) and a spec file's path made absolute
+    (a replica's working directory is not the driver's)."""
+    from rewardkit.scoring_ray import driver_spec
+
+    return replace(config, rewards={k: driver_spec(v) for k, v in config.rewards.items()})
+
+
+def refuse_running(serve: Any) -> None:
+    """Refuse to deploy over a ``rewardkit`` app that already runs on this cluster (``serve.run``
+    would replace it, and its server would silently answer with the new rewards)."""
+    app = serve.status().applications.get(APP_NAME)
+    status = str(getattr(app.status, "value", app.status)) if app is not None else "NOT_STARTED"
+    if status not in ("DELETING", "NOT_STARTED"):
+        raise RewardkitError(
+            f"a rewardkit server already runs on this Ray cluster (Serve application "
+            f"{APP_NAME!r}, {status}); stop it first (`serve shutdown` or Ctrl-C "
+            "on its `rewardkit serve --ray`), or serve from another cluster"
+        )
+
+
+def deploy_error(serve: Any, exc: Exception) -> RewardkitError:
+    """A failed deployment as one error: the last ``XError: message`` line of the replicas'
+    report (Ray gives only "Deploying application rewardkit failed")."""
+    text = str(exc)
+    try:
+        app = serve.status().applications.get(APP_NAME)
+        text = "\n".join([app.message or "", *(d.message or "" for d in app.deployments.values())])
+    except Exception:  # the controller may be gone: keep Ray's own line
+        pass
+    lines = [ln.strip() for ln in text.splitlines() if re.match(r"\s*[\w.]*Error: ", ln)]
+    reason = lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "?"
+    reason = re.sub(r"^[\w.]*?(\w+Error): ", "", reason)  # the message, as the CLI shows it
+    return RewardkitError(f"Ray Serve could not start the reward replicas: {reason}")
+
+
 def run(
     config: ServeConfig,
     host: str = "127.0.0.1",
@@ -74,12 +117,39 @@ def run(
     num_gpus: float = 0.0,
     blocking: bool = True,
 ) -> None:
-    """Start (or join) Ray, deploy ``replicas`` reward servers behind Ray's HTTP proxy."""
+    """Start (or join) Ray, deploy ``replicas`` reward servers behind Ray's HTTP proxy; a second
+    instance on the same cluster is refused, and a replica that fails to build is one error."""
+    config = check_specs(config)
+    serve = _serve()
     import ray
 
-    serve = _serve()
     if not ray.is_initialized():
         ray.init(include_dashboard=False)
     serve.start(http_options={"host": host, "port": port})
+    refuse_running(serve)
     app = build_application(config, replicas=replicas, num_cpus=num_cpus, num_gpus=num_gpus)
-    serve.run(app, name="rewardkit", route_prefix="/", blocking=blocking)
+    try:
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    except RuntimeError as exc:
+        error = deploy_error(serve, exc)
+        serve.delete(APP_NAME)
+        raise error from None
+    if blocking:
+        wait_forever(serve)
+
+
+def wait_forever(serve: Any) -> None:
+    """Block as ``serve.run(blocking=True)`` does, until Ctrl-C / SIGTERM; then delete the app
+    (Ray Serve stops its replicas; requests in flight may be cut, docs/serving.md)."""
+    import signal
+    import time
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        serve.delete(APP_NAME)
