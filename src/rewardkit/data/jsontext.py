@@ -95,8 +95,10 @@ def _repeated(pairs: list[tuple[str, Any]]) -> str:
     return ""
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook``: the object as a dict; a repeated key raises (one length check)."""
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: the object as a dict; a repeated key raises
+    :class:`DuplicateKeyError` (one length check per object). Used by every reader that refuses
+    repeated keys: :func:`parse_json`, the server's request bodies, ``rule:json_schema``."""
     obj = dict(pairs)
     if len(obj) != len(pairs):
         raise DuplicateKeyError(_repeated(pairs))
@@ -105,7 +107,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 #: A decoder that refuses repeated keys, built once (``json.loads(..., object_pairs_hook=...)``
 #: would build one per call).
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys)
 
 
 class _Repeats(dict):  # type: ignore[type-arg]

@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rewardkit.data.jsontext import DuplicateKeyError
+from rewardkit.data.jsontext import DuplicateKeyError, unique_keys
 from rewardkit.data.readers import MAX_DEPTH, check_tree, parse_json
 from rewardkit.serve.batcher import QueueFull, QueueTooSmall
 from rewardkit.serve.bodies import ClientGone, Refusal, check_content_type, read_body
@@ -97,22 +97,9 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), "a number")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook``: the object as a dict; a key given twice raises (one length check
-    per object: ~1.5x ``json.loads`` on bodies of many small objects, the same on others)."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKeyError(key)
-            seen.add(key)
-    return obj
-
-
 #: Decodes a body, refusing a key given twice in one object (``json.loads`` keeps the last value:
 #: ``{"reference": "42", "reference": "7"}`` was scored against 7; ``rewardkit score`` refuses it).
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys)
 
 
 def decode_body(body: bytes, lists: Sequence[str], max_items: int) -> dict[str, Any]:

@@ -36,7 +36,9 @@ def json_text(text: str, fence: bool = True) -> str:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are all distinct (``{"age": -5, "age": 20}`` is refused: Python keeps
+    """(:func:`rewardkit.data.jsontext.unique_keys` is the same check; importing the data
+    package costs ~150 ms, which a rule path and its worker processes do not pay.)
+    An object whose keys are all distinct (``{"age": -5, "age": 20}`` is refused: Python keeps
     the last value, other readers the first, so a validator would check another object than
     the one a consumer uses)."""
     seen: set[str] = set()
