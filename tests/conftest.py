@@ -72,8 +72,6 @@ def fake_reward():
     return TableReward
 
 
-#: Why the sandbox could not isolate on this machine (filled by the ``sandbox_isolation`` fixture).
-_SANDBOX_UNAVAILABLE: list[str] = []
 _SANDBOX_MARK = "sandbox isolation unavailable on this machine"
 
 
@@ -92,22 +90,50 @@ def sandbox_isolation() -> dict:
         return sandbox_info()
     except SandboxUnavailableError as e:
         reason = f"{_SANDBOX_MARK}: {e}"
-        _SANDBOX_UNAVAILABLE.append(reason)
         if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
             pytest.fail(f"{reason} (CI=true: the sandbox tests must run)", pytrace=False)
         pytest.skip(reason)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """Say loudly when sandbox tests did not run because the sandbox cannot isolate here."""
-    if not _SANDBOX_UNAVAILABLE:
+#: Test files that start or use a Ray cluster: under pytest-xdist they all run on one worker, one
+#: after another (``ray.init()`` in a second worker would join the first worker's cluster).
+_RAY_FILES = frozenset(
+    {
+        "test_eval_ray.py",
+        "test_ray_more.py",
+        "test_scoring_ray.py",
+        "test_serve_ray.py",
+        "test_cli_hostile_score_curate.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``): one group per test file,
+    so a module's fixtures are built once, and one group for every file that uses Ray."""
+    if not config.pluginmanager.hasplugin("xdist"):
         return
+    ray_files = set(_RAY_FILES)
+    ray_files.update(i.path.name for i in items if "local_ray" in getattr(i, "fixturenames", ()))
+    for item in items:
+        group = "ray" if item.path.name in ray_files else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say loudly when sandbox tests did not run because the sandbox cannot isolate here (read
+    from the skip reports, which reach the controller under pytest-xdist too)."""
     skipped = [
         r for r in terminalreporter.stats.get("skipped", []) if _SANDBOX_MARK in str(r.longrepr)
     ]
+    if not skipped:
+        return
+    longrepr = skipped[0].longrepr  # (path, line, "Skipped: <reason>") for a skip
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
     terminalreporter.section("SANDBOX NOT TESTED", sep="!", red=True, bold=True)
     terminalreporter.line(
-        f"{len(skipped)} sandbox tests did not run: {_SANDBOX_UNAVAILABLE[0]}. "
+        f"{len(skipped)} sandbox tests did not run: {reason}. "
         "rule:code refuses to run on this machine; set CI=true to make this a failure.",
         red=True,
         bold=True,

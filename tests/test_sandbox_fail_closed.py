@@ -78,19 +78,39 @@ def test_refuses_without_namespaces_unless_network_is_allowed():
         run_tests("def f():\n    return 1\n", "assert f() == 1", use_namespaces=False)
 
 
-def test_suite_reports_unisolated_machine_loudly_and_fails_in_ci():
+def _has_xdist() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("xdist") is not None
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [
+        pytest.param((), id="one-process"),
+        pytest.param(
+            ("-n", "2", "--dist", "loadgroup"),
+            marks=pytest.mark.skipif(not _has_xdist(), reason="pytest-xdist is not installed"),
+            id="xdist",  # as `make test` runs it: the skips happen in the workers
+        ),
+    ],
+)
+def test_suite_reports_unisolated_machine_loudly_and_fails_in_ci(workers):
     args = (
         "-m",
         "pytest",
         "-q",
         "-p",
         "no:cacheprovider",
+        *workers,
         "tests/test_rules_code.py::test_registered",
+        "tests/test_rules_code.py::test_extract_code",
     )
     proc = _without_isolation(*args)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "SANDBOX NOT TESTED" in out and "1 sandbox tests did not run" in out, out[-3000:]
+    assert "SANDBOX NOT TESTED" in out and "2 sandbox tests did not run" in out, out[-3000:]
+    assert "network" in out.split("SANDBOX NOT TESTED", 1)[1], out[-3000:]  # the reason itself
     proc = _without_isolation(*args, CI="true")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "CI=true" in out, out[-3000:]
