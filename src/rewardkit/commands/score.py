@@ -271,6 +271,9 @@ def data_command(
     typer.echo(
         f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}"
     )
+    ties = sum(len(e.responses) > 1 and len(e.chosen) == len(e.responses) for e in examples)
+    if ties:  # the file's own ties (tie votes, equal scores): eval reports them apart
+        typer.echo(f"labelled ties: {ties} (every response chosen; not scored as preferences)")
     if not examples:
         _warn(f"{path} holds no examples")
     if examples and set(subsets) == {"(no subset)"}:

@@ -1,5 +1,5 @@
 """Popular public preference sets with their own layout: PKU-SafeRLHF, Stanford SHP,
-HelpSteer2-Preference, UltraFeedback (raw, before binarization) and Nectar.
+HelpSteer2-Preference, HelpSteer3-Preference, UltraFeedback (raw, before binarization) and Nectar.
 
 Each reader keeps every response and says which one the dataset prefers; the fields it does not
 use go to ``Example.meta`` (``load`` does that for every format), so nothing is dropped.
@@ -70,20 +70,24 @@ def convert_shp(rec: Record) -> Example:
 # --- HelpSteer2-Preference ---------------------------------------------------------------------
 
 
+def _strength(rec: Record, name: str) -> tuple[int, list[int]]:
+    """A −3…3 preference of response 1 over response 2 (negative: response 1 is better) and
+    the chosen indices it gives (0: a labelled tie, both chosen)."""
+    strength = rec.require_number(name)
+    if isinstance(strength, float) and strength.is_integer():
+        strength = int(strength)
+    if isinstance(strength, bool) or not isinstance(strength, int) or not -3 <= strength <= 3:
+        raise rec.error(name, f"expected an integer from -3 to 3, got {describe(strength)}")
+    return strength, [0] if strength < 0 else [1] if strength > 0 else [0, 1]
+
+
 def convert_helpsteer2_preference(rec: Record) -> Example:
     """HelpSteer2-Preference (``nvidia/HelpSteer2``, ``preference/preference.jsonl``):
     ``prompt``, ``response_1``, ``response_2`` and ``preference_strength`` from −3 to 3:
     negative — response 1 is better (−3 much better), positive — response 2 is better, 0 — about
     the same (a labelled tie, both chosen). Assumption from the dataset card, stated in
     docs/data-formats.md."""
-    strength = rec.require_number("preference_strength")
-    if isinstance(strength, float) and strength.is_integer():
-        strength = int(strength)
-    if isinstance(strength, bool) or not isinstance(strength, int) or not -3 <= strength <= 3:
-        raise rec.error(
-            "preference_strength", f"expected an integer from -3 to 3, got {describe(strength)}"
-        )
-    chosen = [0] if strength < 0 else [1] if strength > 0 else [0, 1]
+    strength, chosen = _strength(rec, "preference_strength")
     prompt = checks.prompt(rec)
     responses = [checks.response(rec, k, rec.require(k)) for k in ("response_1", "response_2")]
     return rec.finish(
@@ -93,6 +97,26 @@ def convert_helpsteer2_preference(rec: Record) -> Example:
         chosen,
         meta={"preference_strength": strength},
     )
+
+
+def convert_helpsteer3(rec: Record) -> Example:
+    """HelpSteer3-Preference (``nvidia/HelpSteer3``, config ``preference``): ``context`` (the
+    conversation so far, a message list), ``response1``, ``response2`` and
+    ``overall_preference`` from −3 to 3 — negative: response 1 is better, positive: response 2,
+    0: about the same (a labelled tie), as the dataset card says. Subset = ``domain``; in the
+    ``code`` domain ``language`` names the programming language, so it goes to
+    ``meta["code_language"]`` instead of ``Example.language``."""
+    strength, chosen = _strength(rec, "overall_preference")
+    prompt = checks.prompt(rec, "context")
+    responses = [checks.response(rec, k, rec.require(k)) for k in ("response1", "response2")]
+    domain = rec.opt_text("domain") if rec.has("domain") else None
+    meta: dict[str, Any] = {"overall_preference": strength}
+    if domain:
+        rec.data.setdefault("subset", domain)
+    if domain == "code" and rec.has("language"):
+        meta["code_language"] = rec.opt_text("language")
+        rec.data["language"] = None
+    return rec.finish("helpsteer3", prompt, responses, chosen, meta=meta)
 
 
 # --- UltraFeedback (raw) -----------------------------------------------------------------------

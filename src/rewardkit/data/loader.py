@@ -26,6 +26,7 @@ LABELLED_FORMATS = (
     "pku-saferlhf",
     "shp",
     "helpsteer2-preference",
+    "helpsteer3",
     "summarize-from-feedback",
     "alpacafarm",
     "arena-human-preference",

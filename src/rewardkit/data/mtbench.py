@@ -30,12 +30,32 @@ def _split(rec: Record, name: str, turn: int) -> tuple[list[Message], str]:
     return conv[:k], str(conv[k]["content"])
 
 
+def _last_turn(rec: Record) -> int:
+    """The judged turn of a row without ``turn``: the last assistant turn, which both
+    conversations must share (an Arena vote is cast after the whole conversation)."""
+    counts = [
+        sum(
+            m["role"] == "assistant"
+            for m in checks.messages(rec, k, rec.require(k, structured=True))
+        )
+        for k in ("conversation_a", "conversation_b")
+    ]
+    if counts[0] != counts[1]:
+        raise rec.error(
+            "turn",
+            f"missing, and the conversations have {counts[0]} and {counts[1]} assistant turns: "
+            "give the judged turn in a 'turn' column",
+        )
+    return max(counts[0], 1)
+
+
 def convert(rec: Record) -> Example:
     """``conversation_a``/``conversation_b`` (message lists), ``turn`` and ``winner``.
 
     ``turn`` is the judged turn: 1 or 2 in MT-Bench; any k ≥ 1 in Chatbot Arena conversations
     (``lmsys/chatbot_arena_conversations``), where it is the number of turns and the vote is cast
-    after the last one.
+    after the last one. Without ``turn`` the last assistant turn is judged (both conversations
+    must have as many), never silently the first.
 
     The judged responses are each conversation's assistant message at ``turn``; the prompt is
     conversation A's messages before it (for turn 2 this includes model A's first answer — the
@@ -43,8 +63,8 @@ def convert(rec: Record) -> Example:
     ties (the both-bad ones flagged ``meta["both_bad"]``). Subset = ``turn<k>``; the judge id and models go to ``meta``; when conversation B's
     messages before the judged turn differ from A's they are kept in ``meta["prompt_b"]``."""
     turn_v: Any = rec.number("turn")
-    if turn_v is None:
-        turn_v = 1
+    if turn_v is None:  # no turn column: the vote follows the last turn (Chatbot Arena)
+        turn_v = _last_turn(rec)
     if isinstance(turn_v, bool) or not isinstance(turn_v, int) or turn_v < 1:
         raise rec.error("turn", f"expected a turn number 1, 2, 3, …, got {describe(turn_v)}")
     prompt, a = _split(rec, "conversation_a", int(turn_v))

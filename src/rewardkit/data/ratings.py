@@ -20,8 +20,12 @@ _RESP_END = re.compile(r"(?<!\s)\s*+###(Reference Answer|Score Rubrics|Feedback)
 
 
 def _number(rec: Record, name: str) -> float:
+    """An attribute rating; null, NaN or an empty CSV cell is a missing rating (NaN, masked in
+    training and correlations), the same in every file type."""
     v = rec.number(name)
-    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(float(v)):
+    if v is None:
+        return math.nan
+    if isinstance(v, bool) or not isinstance(v, int | float):
         raise rec.error(name, f"expected a number, got {describe(v)}")
     return float(v)
 
@@ -31,7 +35,7 @@ def convert_helpsteer2(rec: Record) -> Example:
     in ``meta``-free numeric columns named like them). One response, one ratings dict."""
     prompt = checks.prompt(rec)
     response = checks.response(rec, "response", rec.require("response"))
-    attrs = [a for a in HELPSTEER2_ATTRIBUTES if rec.has(a)]
+    attrs = [a for a in HELPSTEER2_ATTRIBUTES if a in rec.data]  # a null one is NaN, kept
     if not attrs:
         raise rec.error(
             "helpfulness",

@@ -28,6 +28,7 @@ from rewardkit.data.jsontext import (
     scan_flags,
 )
 from rewardkit.data.location import Location, describe
+from rewardkit.data.pandasjson import frame_records
 from rewardkit.errors import DataError, MissingDependencyError
 
 Item = tuple[Location, "dict[str, Any] | DataError"]
@@ -309,7 +310,8 @@ def iter_jsonl(path: Path, name: str) -> Iterator[Item]:
 
 
 def iter_json(path: Path, name: str) -> Iterator[Item]:
-    """Records of a JSON file: an array of objects (0-based rows), one object, or JSON Lines."""
+    """Records of a JSON file: an array of objects (0-based rows), one object, JSON Lines, or
+    a pandas ``to_json`` table layout (:func:`~rewardkit.data.pandasjson.frame_records`)."""
     try:
         with _open(path) as fh:
             data = fh.read()
@@ -345,7 +347,8 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
     except ValueError as e:  # an integer longer than Python converts
         raise DataError(f"invalid JSON: number too long to read ({e})", path=str(path)) from None
     flags = scan_flags(text)
-    records = [obj] if isinstance(obj, dict) else obj
+    records = None if repeats else frame_records(obj)  # pandas DataFrame.to_json layouts
+    records = records if records is not None else [obj] if isinstance(obj, dict) else obj
     if not isinstance(records, list):
         raise DataError(f"expected a JSON array of objects, got {describe(obj)}", path=str(path))
     for i, rec in enumerate(records):

@@ -123,7 +123,8 @@ class Record:
         return self.data.get(name) is not None
 
     def get(self, name: str, default: Any = None, *, structured: bool = False) -> Any:
-        """Field ``name`` (marked used); ``structured`` parses JSON held in CSV cells."""
+        """Field ``name`` (marked used); ``structured`` parses JSON held in CSV cells (or a list
+        that pandas wrote as its Python/numpy repr: :mod:`rewardkit.data.pycells`)."""
         self.used.add(name)
         value = self.data.get(name, default)
         if structured and self.loc.kind == "csv" and isinstance(value, str):
@@ -132,7 +133,11 @@ class Record:
             try:
                 return parse_json(value)  # hostile cells (deep nesting...) stay text
             except ValueError:
-                return value
+                pass
+            from rewardkit.data.pycells import parse_python_cell
+
+            parsed = parse_python_cell(value)  # a list pandas wrote as its Python/numpy repr
+            return value if parsed is None else parsed
         return value
 
     def number(self, name: str, default: Any = None) -> Any:

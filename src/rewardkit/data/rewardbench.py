@@ -17,7 +17,9 @@ PRIOR_SETS = frozenset((*PRIOR_SETS_SCORED, "anthropic_harmless", "mtbench_gpt4"
 
 
 def convert_v1(rec: Record) -> Example:
-    """``prompt``, ``chosen``, ``rejected`` texts and ``subset``: a pair with chosen=[0].
+    """``prompt``, ``chosen``, ``rejected`` texts and ``subset``: a pair with chosen=[0]; equal
+    per-side scores (``score_chosen``/``score_rejected``, …) make it a labelled tie, as in the
+    generic format (RewardBench itself has no score columns).
 
     Rows of the prior preference sets (:data:`PRIOR_SETS`) may carry a message-list prompt.
     """
@@ -26,7 +28,8 @@ def convert_v1(rec: Record) -> Example:
     chosen = checks.response(rec, "chosen", rec.require("chosen"))
     rejected = checks.response(rec, "rejected", rec.require("rejected"))
     checks.text(rec, "subset", rec.require("subset"), what="a subset name")
-    return rec.finish("rewardbench", prompt, [chosen, rejected], [0])
+    label, tie = checks.score_tie(rec, [0])  # a pair file with a subset column and side scores
+    return rec.finish("rewardbench", prompt, [chosen, rejected], label, meta=tie)
 
 
 def convert_v2(rec: Record) -> Example:

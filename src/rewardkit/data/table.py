@@ -110,6 +110,12 @@ FORMATS: tuple[Format, ...] = (
         ("response_1", "response_2", "preference_strength"),
     ),
     Format(
+        "helpsteer3",
+        community.convert_helpsteer3,
+        "generic",
+        ("context", "response1", "response2", "overall_preference"),
+    ),
+    Format(
         "ultrafeedback", community.convert_ultrafeedback, "generic", ("instruction", "completions")
     ),
     Format("nectar", community.convert_nectar, "generic", ("prompt", "answers", "num_responses")),
