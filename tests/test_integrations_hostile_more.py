@@ -329,3 +329,16 @@ def test_get_reward_reads_an_iterator_once_before_sending():
     with FaultProxy(handler=handler) as proxy, RewardClient(proxy.url, retries=0) as rc:
         out = rc.get_reward((q for q in ["q a", "q b"]), iter(["q", "q"]))
     assert out["rewards"] == [0.5, 0.5] and sent[0]["query"] == ["q a", "q b"]
+
+
+def test_a_copy_of_a_cut_prompt_in_the_response_does_not_hide_what_came_before():
+    """OpenRLHF cut the prompt from the left; the response then quotes the whole prompt. The
+    first whole occurrence is the response's copy: cutting there hid the response's own text
+    before it (combine38)."""
+    prompt = "Solve the following long problem carefully. " * 6
+    query = prompt[-80:] + " unsure #### 9 junk " + prompt + " #### 4"
+    response = split_query(query, prompt)[1]
+    assert response.startswith(" unsure #### 9 junk ") and response.endswith(" #### 4")
+    # a prompt whose end repeats its start is still cut whole when the query opens with it
+    rp = "0123456789abcdefXYZ0123456789abcdef"
+    assert split_query(rp + " resp", rp)[1] == " resp"

@@ -170,17 +170,40 @@ def zscore(
     only centred (scale 1), so it becomes 0 wherever it scores: it neither dominates nor vanishes.
     """
     x = as_score_matrix(scores)
+    given_mean, given_std = mean is not None, std is not None
     if mean is None or std is None:
         stats = member_stats(x)
         mean = stats.mean if mean is None else mean
         std = stats.std if std is None else std
-    mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (x.shape[1],))
-    std = np.broadcast_to(np.asarray(std, dtype=np.float64), (x.shape[1],))
+    mean, std = _member_vector(mean, x.shape[1], "mean"), _member_vector(std, x.shape[1], "std")
+    # given statistics are held to the ensemble's rules: a NaN mean made its member NaN
+    # ("abstains") in every row, an infinite one ±inf, a negative std was read as 1
+    for name, v, ok in (
+        ("mean", mean, np.isfinite(mean) | (not given_mean)),
+        ("std", std, (np.isfinite(std) & (std >= 0)) | (not given_std)),
+    ):
+        bad = np.flatnonzero(~ok)
+        if len(bad):
+            raise ValueError(
+                f"zscore: {name}[{int(bad[0])}] is {v[bad[0]]}; given statistics must be "
+                "finite (std ≥ 0)"
+            )
     scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     # each member at the power-of-two scale of its scores, mean and std: x − mean cannot overflow
     e = np.array([huge_exponent([*x[:, j], mean[j], scale[j]]) for j in range(x.shape[1])])
     with np.errstate(over="ignore"):
         return (np.ldexp(x, -e) - np.ldexp(mean, -e)) / np.ldexp(scale, -e)
+
+
+def _member_vector(values: object, m: int, name: str) -> np.ndarray:
+    """``values`` as an (m,) float vector, one per member (a scalar broadcasts); ValueError
+    naming ``name`` otherwise."""
+    v = as_array(values, name)
+    if v.ndim == 0:
+        return np.full(m, float(v))
+    if v.shape != (m,):
+        raise ValueError(f"zscore: {name} must have one value per member ({m}); got {v.shape}")
+    return v
 
 
 def disagreement(scores: np.ndarray) -> Disagreement:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rewardkit.combine.aggregate import aggregate
-from rewardkit.combine.checks import state_field, state_number
+from rewardkit.combine.checks import is_real, state_choice, state_field, state_number
 from rewardkit.combine.multi import as_reward_matrix
 from rewardkit.combine.normalize import as_groups, as_rewards, group_stats, huge_exponent
 
@@ -207,6 +207,8 @@ class BNPONormalizer:
     steps: int = 0
 
     def __post_init__(self) -> None:
+        if not is_real(self.momentum):
+            raise ValueError(f"momentum must be a number in [0, 1); got {self.momentum!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum}")
         _check_bounds(self.r_min, self.r_max)
@@ -255,10 +257,10 @@ class BNPONormalizer:
         it was (a NaN ``m`` froze α = β = 1 for good)."""
         field = lambda key: state_field(state, key, "BNPONormalizer")  # noqa: E731
         checked = BNPONormalizer(
-            momentum=float(field("momentum")),
-            r_min=float(state.get("r_min", self.r_min)),
-            r_max=float(state.get("r_max", self.r_max)),
-            singleton=str(state.get("singleton", self.singleton)),
+            momentum=state_number(field("momentum"), "momentum", low=0.0),
+            r_min=state_number(state.get("r_min", self.r_min), "r_min"),
+            r_max=state_number(state.get("r_max", self.r_max), "r_max"),
+            singleton=state_choice(state.get("singleton", self.singleton), "singleton", SINGLETONS),
         )
         m, v = field("m"), field("v")
         if (m is None) != (v is None):

@@ -84,3 +84,25 @@ def state_bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"restored {field} must be true or false; got {value!r}")
     return bool(value)
+
+
+def state_mapping(value: Any, field: str) -> Mapping[str, Any]:
+    """A restored per-source table (``{source: ...}``); ValueError naming ``field`` for
+    anything else (a list or a number raised a bare TypeError)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"restored {field} must be a mapping of source to values; got {type(value).__name__}"
+        )
+    return value
+
+
+def state_choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
+    """A restored setting that is one of ``choices`` (ValueError naming ``field``)."""
+    if value not in choices:
+        raise ValueError(f"restored {field} must be one of {choices}; got {value!r}")
+    return value
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool, not text)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)

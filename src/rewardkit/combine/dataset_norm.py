@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.checks import source_keys, state_field, state_number
-from rewardkit.combine.normalize import as_array, check_finite
+from rewardkit.combine.checks import source_keys, state_field, state_mapping, state_number
+from rewardkit.combine.normalize import as_array, check_finite, huge_exponent
 
 LN3 = math.log(3.0)
 
@@ -32,8 +32,13 @@ def _is_number(x: Any) -> bool:
 
 
 def logistic_normalize(r: Any, median: Any, k: Any) -> np.ndarray:
-    """``1 / (1 + exp(−k (r − median)))`` elementwise (numerically stable)."""
-    z = np.asarray(k, dtype=np.float64) * (np.asarray(r, dtype=np.float64) - median)
+    """``1 / (1 + exp(−k (r − median)))`` elementwise (numerically stable). ``r − median`` is
+    taken at half scale (exact), so rewards and medians near ±1.8e308 do not overflow to inf
+    (a slope of 1e-308 then gave 1.0 for a reward 2.5 units above the median)."""
+    x = np.asarray(r, dtype=np.float64)
+    m = np.asarray(median, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (np.asarray(k, dtype=np.float64) * 2.0) * (np.ldexp(x, -1) - np.ldexp(m, -1))
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
@@ -69,6 +74,8 @@ class MedianLogisticNormalizer:
     def __post_init__(self) -> None:
         if self.unknown not in ("error", "nan"):
             raise ValueError(f"unknown must be 'error' or 'nan'; got {self.unknown!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):
+            raise ValueError(f"window must be a whole number of rewards; got {self.window!r}")
         if self.window < 1:
             raise ValueError(f"window must be ≥ 1; got {self.window}")
         for name, k in (("k", self.k), ("k_flat", self.k_flat)):
@@ -78,10 +85,31 @@ class MedianLogisticNormalizer:
                     f"{name} (the logistic slope) must be a finite number > 0; got {k!r}"
                 )
 
-    def _fit_one(self, values: np.ndarray) -> tuple[float, float]:
-        med, q75 = np.quantile(values, [0.5, 0.75])
-        k = self.k if self.k is not None else slope_from_quantiles(med, q75, self.k_flat)
-        return float(med), float(k)
+    def _fit_one(self, values: np.ndarray, source: str) -> tuple[float, float]:
+        """Median and slope of one source, the quartiles at the values' power-of-two scale
+        (exact): near ±1.8e308 ``np.quantile`` overflowed to a median of −inf (every reward
+        NaN). A slope float64 cannot hold (a spread below ~6e-309) is a ValueError: inf sent
+        the median to NaN and made the state one that ``load_state_dict`` refuses."""
+        e = huge_exponent(values)
+        med_s, q75_s = np.quantile(np.ldexp(values, -e), [0.5, 0.75])
+        med = math.ldexp(float(med_s), e)
+        if self.k is not None:
+            return med, float(self.k)
+        spread = float(q75_s - med_s)
+        if not spread > 0:
+            return med, float(self.k_flat)
+        k = LN3 / spread
+        try:
+            k = math.ldexp(k, -e)
+        except OverflowError:
+            k = math.inf
+        if not (math.isfinite(k) and k > 0):
+            raise ValueError(
+                f"data source {source!r}: the spread of its rewards (q75 − median = "
+                f"{math.ldexp(spread, e):g}) gives a slope ln 3 / spread float64 cannot hold; "
+                "scale the rewards up or give a fixed slope k"
+            )
+        return med, k
 
     def fit(self, metric_values: Any, dataset_ids: Any) -> MedianLogisticNormalizer:
         """Fit each source's median and slope on reference metric values (NaN ignored)."""
@@ -91,7 +119,7 @@ class MedianLogisticNormalizer:
         for d in np.unique(ids):
             vals = r[(ids == d) & ~np.isnan(r)]
             if len(vals):
-                self.params[str(d)] = self._fit_one(vals)
+                self.params[str(d)] = self._fit_one(vals, str(d))
         return self
 
     def update(self, rewards: Any, dataset_ids: Any) -> None:
@@ -105,7 +133,7 @@ class MedianLogisticNormalizer:
                 continue
             buf = self._buffers.setdefault(str(d), deque(maxlen=self.window))
             buf.extend(vals.tolist())
-            self.params[str(d)] = self._fit_one(np.fromiter(buf, dtype=np.float64))
+            self.params[str(d)] = self._fit_one(np.fromiter(buf, dtype=np.float64), str(d))
 
     def transform(self, rewards: Any, dataset_ids: Any) -> np.ndarray:
         """Map each reward through its source's logistic curve."""
@@ -148,21 +176,26 @@ class MedianLogisticNormalizer:
         curve around), a median or window value finite; ValueError naming the field, this
         object left as it was."""
         field = lambda key: state_field(state, key, "MedianLogisticNormalizer")  # noqa: E731
+        window = state_number(field("window"), "window", low=1.0)
+        if not window.is_integer():
+            raise ValueError(f"restored window must be a whole number; got {field('window')!r}")
         checked = MedianLogisticNormalizer(
             k=field("k"),
-            window=int(field("window")),
+            window=int(window),
             k_flat=field("k_flat"),
             unknown=state.get("unknown", "error"),
         )
-        for d, p in dict(field("params")).items():
-            if len(p) != 2:
+        for d, p in state_mapping(field("params"), "params").items():
+            if not isinstance(p, list | tuple) or len(p) != 2:
                 raise ValueError(f"restored params[{d!r}] must be [median, k]; got {p!r}")
             med = state_number(p[0], f"params[{d!r}] median")
             checked.params[str(d)] = (
                 med,
                 state_number(p[1], f"params[{d!r}] k", strict=True, low=0.0),
             )
-        for d, b in dict(field("buffers")).items():
+        for d, b in state_mapping(field("buffers"), "buffers").items():
+            if not isinstance(b, list | tuple):
+                raise ValueError(f"restored buffers[{d!r}] must be a list of rewards; got {b!r}")
             vals = [state_number(x, f"buffers[{d!r}][{i}]") for i, x in enumerate(b)]
             checked._buffers[str(d)] = deque(vals, maxlen=checked.window)
         self.__dict__.update(checked.__dict__)

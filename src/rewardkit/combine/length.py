@@ -68,9 +68,12 @@ def kimi_length_reward(
 
     ``correct`` is read as numbers (a rule's 1.0 / 0.0, or bools): non-zero is correct. NaN
     correctness (the rule did not apply) or a NaN length gives NaN for that response only, and
-    its length is left out of the group's range."""
-    L = as_rewards(lengths, "lengths")
-    c = as_rewards(np.asarray(correct, dtype=np.float64).reshape(-1), "correct")
+    its length is left out of the group's range. A negative or infinite length is a ValueError
+    naming its index (as in :func:`overlong_penalty`), as is a ``correct`` of another shape."""
+    L = as_lengths(lengths)
+    if L.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D vector; got shape {L.shape}")
+    c = as_rewards(correct, "correct")
     if c.shape != L.shape:
         raise ValueError(f"correct must have one flag per length ({len(L)}); got {c.shape}")
     idx, k = as_groups(len(L), group_ids, group_size)
@@ -88,8 +91,11 @@ def kimi_length_reward(
 
 
 def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.ndarray:
-    """Card C8 — ``−c · max(0, L − target) / target``."""
+    """Card C8 — ``−c · max(0, L − target) / target``; ``c ≥ 0`` (finite): a negative ``c``
+    rewarded every token past the target, a NaN one made every reward NaN."""
     if not (np.isfinite(target) and target > 0):
         raise ValueError(f"target length must be a finite number > 0; got {target}")
+    if isinstance(c, bool) or not (np.isfinite(c) and c >= 0):
+        raise ValueError(f"penalty weight c must be a finite number ≥ 0; got {c!r}")
     L = as_lengths(lengths)
     return -c * np.maximum(0.0, L - target) / target

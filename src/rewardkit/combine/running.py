@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.checks import source_keys, state_bool, state_field, state_number
+from rewardkit.combine.checks import (
+    is_real,
+    source_keys,
+    state_bool,
+    state_field,
+    state_mapping,
+    state_number,
+)
 from rewardkit.combine.normalize import Groups, as_array, as_rewards, check_finite, huge_exponents
 
 _FIELDS = ("eps", "clip", "center", "decay", "update_first", "ddof")
@@ -161,6 +168,10 @@ class RunningWhitener:
     moments: dict[str, Moments] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key in ("eps", "decay", "clip"):
+            v = getattr(self, key)
+            if not (is_real(v) or (key == "clip" and v is None)):
+                raise ValueError(f"{key} must be a number; got {v!r}")
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1]; got {self.decay}")
         if self.clip is not None and not self.clip > 0:
@@ -234,7 +245,9 @@ class RunningWhitener:
         checked = RunningWhitener(**kw)  # the constructor's checks
         moments = {
             str(s): Moments.from_list(v, f"moments[{s!r}]")
-            for s, v in dict(state_field(state, "moments", "RunningWhitener")).items()
+            for s, v in state_mapping(
+                state_field(state, "moments", "RunningWhitener"), "moments"
+            ).items()
         }
         for key in _FIELDS:
             setattr(self, key, getattr(checked, key))

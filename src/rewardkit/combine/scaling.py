@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from rewardkit.combine.normalize import (
     as_groups,
     as_rewards,
     check_finite,
+    check_in_range,
     group_normalize,
     group_stats,
     per_row,
@@ -49,21 +51,40 @@ def ls_factor_beta(ls_factor: Any, beta: float = 0.1, w: float = 0.1) -> np.ndar
     """Card C6, released code (MM-RLHF ``dpo_trainer.py``): ``max(β · (1 + w · ls_factor), 1e-3)``.
 
     ``ls_factor`` is a per-pair value from the data; NaN (absent) means 1.0 as in that code.
+    ``β > 0`` and ``w`` finite, as in :func:`dynamic_beta` (a NaN β gave every pair β NaN, an
+    infinite ``w`` β inf).
     """
+    if not (_is_number(beta) and np.isfinite(beta) and beta > 0):
+        raise ValueError(f"ls_factor_beta: beta must be a finite number > 0; got {beta!r}")
+    if not (_is_number(w) and np.isfinite(w)):
+        raise ValueError(f"ls_factor_beta: w must be a finite number; got {w!r}")
     f = np.asarray(ls_factor, dtype=np.float64)
     check_finite(f, "ls_factor")  # nan_to_num would turn ±inf into ±1.8e308, silently
     f = np.where(np.isnan(f), 1.0, f)
-    return np.maximum(beta * (1.0 + w * f), BETA_MIN)
+    with np.errstate(over="ignore"):
+        return check_in_range(np.maximum(beta * (1.0 + w * f), BETA_MIN), "beta")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def data_hardness(prompt_emb: Any, demo_emb: Any) -> np.ndarray:
-    """Card C7 ``h_data = 1 − max_j cos(E(x), E(x_j^demo))`` for (n, d) prompts and (m, d) demos."""
-    P = np.asarray(prompt_emb, dtype=np.float64)
-    D = np.asarray(demo_emb, dtype=np.float64)
+    """Card C7 ``h_data = 1 − max_j cos(E(x), E(x_j^demo))`` for (n, d) prompts and (m, d) demos
+    (finite; a ValueError names the first row holding a NaN or ±inf)."""
+    P = as_array(prompt_emb, "prompt_emb")
+    D = as_array(demo_emb, "demo_emb")
     if P.ndim != 2 or D.ndim != 2 or P.shape[1] != D.shape[1] or not len(D):
         raise ValueError(
             f"need (n, d) prompt and (m ≥ 1, d) demonstration embeddings; got {P.shape}, {D.shape}"
         )
+    for name, E in (("prompt_emb", P), ("demo_emb", D)):
+        bad = np.flatnonzero(~np.isfinite(E).all(axis=1))
+        if len(bad):  # one NaN demonstration made every prompt's h_data NaN: every reward NaN
+            raise ValueError(
+                f"{name}[{int(bad[0])}] holds a NaN or infinite value ({len(bad)} row(s)); "
+                "an embedding must be finite"
+            )
     Pn = P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
     Dn = D / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
     return 1.0 - (Pn @ Dn.T).max(axis=1)
@@ -77,21 +98,47 @@ def model_responsiveness(
     group_size: int | None = None,
     eps: float = 1e-6,
 ) -> np.ndarray:
-    """Card C7 ``h_model = clip((r_demo − mean_g r) / (|r_demo| + ε), 0, 1)`` per element."""
+    """Card C7 ``h_model = clip((r_demo − mean_g r) / (|r_demo| + ε), 0, 1)`` per element.
+
+    ``ε ≥ 0`` (finite). With ``|r_demo| + ε = 0`` the ratio is the clip's limit: 1 when the
+    group's mean is below ``r_demo``, else 0 (``0/0`` gave NaN, and NaN made the reward NaN).
+    A NaN ``r_demo`` or an all-NaN group gives NaN ("unknown": no term in
+    :func:`difficulty_scale`)."""
+    if not (_is_number(eps) and np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"model_responsiveness: eps must be a finite number ≥ 0; got {eps!r}")
     r = as_rewards(rewards)
     st = group_stats(r, as_groups(len(r), group_ids, group_size))
     demo = per_row(r_demo, len(r), "r_demo")
-    return np.clip((demo - st.mean) / (np.abs(demo) + eps), 0.0, 1.0)
+    num = demo - st.mean
+    den = np.abs(demo) + eps
+    out = np.where(num > 0, 1.0, 0.0)
+    np.divide(num, den, out=out, where=den > 0)
+    return np.where(np.isnan(num), np.nan, np.clip(out, 0.0, 1.0))
 
 
 def difficulty_scale(
     rewards: Any, h_data: Any, h_model: Any, lam_d: float = 0.5, lam_m: float = 0.5
 ) -> np.ndarray:
-    """Card C7 — ``r · (1 + λ_d h_data + λ_m h_model)`` (h's broadcast against the rewards)."""
+    """Card C7 — ``r · (1 + λ_d h_data + λ_m h_model)`` (h's broadcast against the rewards).
+
+    ``λ_d, λ_m`` and the h's are ≥ 0 (finite), so the factor is ≥ 1: a negative one flipped
+    the sign of every reward it scaled, a NaN λ made every reward NaN. A NaN h (unknown) adds
+    nothing, as a NaN aspect in card C10; a NaN reward stays NaN."""
+    for name, lam in (("lam_d", lam_d), ("lam_m", lam_m)):
+        if not (_is_number(lam) and np.isfinite(lam) and lam >= 0):
+            raise ValueError(f"difficulty_scale: {name} must be a finite number ≥ 0; got {lam!r}")
     r = as_rewards(rewards)
-    hd = per_row(h_data, len(r), "h_data")
-    hm = per_row(h_model, len(r), "h_model")
-    return r * (1.0 + lam_d * hd + lam_m * hm)
+    terms = []
+    for name, h in (("h_data", h_data), ("h_model", h_model)):
+        v = per_row(h, len(r), name)
+        neg = np.flatnonzero(v < 0)
+        if len(neg):
+            raise ValueError(
+                f"{name}[{int(neg[0])}] = {v[neg[0]]}: a hardness term must be ≥ 0 (NaN: unknown)"
+            )
+        terms.append(np.nan_to_num(v))
+    with np.errstate(over="ignore"):
+        return check_in_range(r * (1.0 + lam_d * terms[0] + lam_m * terms[1]), "scaled rewards")
 
 
 def grpo_s_advantages(

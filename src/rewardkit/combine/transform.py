@@ -46,6 +46,12 @@ def lsc_transform(r: Any, r_ref: Any) -> np.ndarray:
     x, ref = as_array(r, "r"), as_array(r_ref, "r_ref")
     check_finite(x, "r")
     check_finite(ref, "r_ref")
+    if ref.ndim > x.ndim or ref.shape != x.shape[x.ndim - ref.ndim :]:
+        # numpy would broadcast an (n, 1) reference against (n,) rewards into an (n, n) matrix
+        raise ValueError(
+            f"r_ref must be a scalar or match r's shape {x.shape} (or its trailing axes); got "
+            f"shape {ref.shape}"
+        )
     return log_sigmoid(x - ref)
 
 
@@ -92,6 +98,8 @@ def group_reference(
     rewards: Any, group_ids: Any = None, *, group_size: int | None = None, q: float = DEFAULT_Q
 ) -> np.ndarray:
     """Per-element ``r_ref``: the q-quantile of the element's group (NaN for an all-NaN group)."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1]; got {q}")
     r = as_rewards(rewards)
     idx, k = as_groups(len(r), group_ids, group_size)
     refs = np.full(k, np.nan)

@@ -68,9 +68,10 @@ def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tupl
     The response starts after the **first** occurrence of the prompt in the query: normally the
     query starts with it; a BOS token or a lossy detokenization may put text before it. The
     first occurrence, never a later one, so a response that repeats the prompt cannot hide what
-    it wrote before the copy. When the whole prompt is not there, the query may start with the
-    prompt's end (OpenRLHF cut a long prompt from the left): the longest such end of at least
-    :data:`MIN_PROMPT_OVERLAP` characters is cut off (:func:`kept_prompt_end`). When neither is
+    it wrote before the copy. When the query does not start with the whole prompt but with its
+    end (OpenRLHF cut a long prompt from the left), the longest such end of at least
+    :data:`MIN_PROMPT_OVERLAP` characters is cut off (:func:`kept_prompt_end`), even where a
+    whole copy of the prompt follows: that copy is the response's. When neither is
     found the response is None (the item fails: scoring the whole query would score the prompt
     as the answer). Without a prompt the whole query is the response. With ``remove_eos``
     trailing end-of-sequence markers are removed (:func:`strip_eos`).
@@ -78,11 +79,16 @@ def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tupl
     prompt = prompt or ""
     if not prompt:
         response: str | None = query
+    elif query.startswith(prompt):
+        response = query[len(prompt) :]
+    elif kept := kept_prompt_end(query, prompt):
+        # the query opens with the (cut) prompt's end: a whole copy of the prompt further on
+        # is the response's, and cutting there hid everything the response wrote before it
+        response = query[kept:]
     elif (at := query.find(prompt)) >= 0:
         response = query[at + len(prompt) :]
     else:
-        kept = kept_prompt_end(query, prompt)
-        response = query[kept:] if kept else None
+        response = None
     if response is None or not remove_eos:
         return prompt, response
     return prompt, strip_eos(response)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -78,17 +79,36 @@ def agreeing_members(result: ScoreResult) -> tuple[str, ...]:
     return tuple(result.members)
 
 
-def text_of(content: Any) -> str:
-    """Text of a message content: a string, or the text parts of a multimodal part list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        return "".join(
-            str(p.get("text", ""))
-            for p in content
-            if isinstance(p, Mapping) and p.get("type", "text") == "text"
+def text_of(content: Any, where: str = "content") -> str:
+    """Text of a message content: a string, or the text of a part list (text parts as
+    ``{"type": "text", "text": ...}`` or bare strings; image and other parts are skipped);
+    ``None`` (a tool-call turn) is ``""``. Anything else is a TypeError naming ``where``: a
+    dict in place of the list, a part that is neither text nor a dict, or a text part whose
+    ``text`` is not a string were scored as their repr, as ``""`` or as the text ``"None"``."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, Sequence) or isinstance(content, bytes | bytearray):
+        raise TypeError(
+            f"{where} is {type(content).__name__}: message content is text or a list of parts "
+            '(e.g. [{"type": "text", "text": "..."}])'
         )
-    return "" if content is None else str(content)
+    texts = []
+    for k, part in enumerate(content):
+        if isinstance(part, str):
+            texts.append(part)
+        elif not isinstance(part, Mapping):
+            raise TypeError(
+                f"{where}[{k}] is {type(part).__name__}: a content part is text or a dict "
+                "with a type"
+            )
+        elif part.get("type", "text") == "text":
+            if not isinstance(part.get("text"), str):
+                raise TypeError(
+                    f"{where}[{k}] is a text part whose text is "
+                    f"{type(part.get('text')).__name__}, not a string"
+                )
+            texts.append(part["text"])
+    return "".join(texts)
 
 
 def as_prompt(prompt: Any, where: str = "prompt") -> list[Message]:
@@ -110,7 +130,8 @@ def as_prompt(prompt: Any, where: str = "prompt") -> list[Message]:
                 raise ValueError(
                     f"{where}[{j}] has no 'role': a chat message needs a role and content"
                 )
-            out.append({"role": str(m["role"]), "content": text_of(m.get("content"))})
+            content = text_of(m.get("content"), f"{where}[{j}].content")
+            out.append({"role": str(m["role"]), "content": content})
         return out
     raise TypeError(f"{where} must be text or a list of chat messages; got {type(prompt).__name__}")
 
@@ -144,7 +165,7 @@ def as_response(completion: Any, where: str = "completion") -> str:
                     f"{where}[{j}] is an assistant message without content; got keys "
                     f"{sorted(map(str, m))}"
                 )
-            parts.append(text_of(content))
+            parts.append(text_of(content, f"{where}[{j}].content"))
         if not parts:
             raise ValueError(
                 f"{where} has no assistant message (roles: "
@@ -218,6 +239,11 @@ class BySource:
     :class:`~rewardkit.combine.RunningWhitener`) to the adapters' ``shape(scores, queries)`` hook,
     reading each query's source from ``meta[key]``. The normalizer keeps its own state
     (``state_dict``) for checkpointing.
+
+    The ids go to the normalizer as they are, so its own id rules hold (``1`` and ``1.0`` one
+    source; ``None``/NaN, or the number ``1`` beside the text ``"1"``, refused). A query
+    without ``meta[key]`` is a ValueError naming the key and the query: read as ``""`` (a
+    misspelt key, a dataset without the column), every row was normalized as one source.
     """
 
     def __init__(self, fn: Any, key: str = "data_source") -> None:
@@ -225,7 +251,14 @@ class BySource:
         self.key = key
 
     def __call__(self, scores: np.ndarray, queries: Sequence[Query]) -> np.ndarray:
-        sources = [str(q.meta.get(self.key, "")) for q in queries]
+        missing = [i for i, q in enumerate(queries) if self.key not in q.meta]
+        if missing:
+            have = sorted(set().union(*(q.meta for q in queries))) or "none"
+            raise ValueError(
+                f"BySource: query {missing[0]} has no {self.key!r} ({len(missing)} of "
+                f"{len(queries)}); its dataset column is missing (plain columns: {have})"
+            )
+        sources = [plain_value(q.meta[self.key]) for q in queries]
         return np.asarray(self.fn(scores, sources), dtype=np.float64)
 
 
@@ -323,6 +356,8 @@ def as_failed_score(value: Any) -> float | None:
     """``failed_score`` as given: None (the batch's lowest score) or a finite number."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # numpy scalars too (np.float32(-1), np.int64(-1)), as nan_score takes them
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    if not real or not math.isfinite(value):
         raise ValueError(f"failed_score must be a finite number or None, got {value!r}")
     return float(value)
