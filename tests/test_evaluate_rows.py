@@ -61,7 +61,7 @@ def test_results_without_analyses_give_only_the_tables_they_support() -> None:
 def test_renderers_are_total_and_escape() -> None:
     t = Table("T <1>", ["a|b", "c"], [["x|y", "<b>&"], ["", "–"]], "note <i>")
     assert table_markdown(t) == (
-        "## T <1>\n\n| a|b | c |\n|---|---|\n| x\\|y | <b>& |\n|  | – |\n\nnote <i>"
+        "## T <1>\n\n| a\\|b | c |\n|---|---|\n| x\\|y | &lt;b&gt;&amp; |\n|  | – |\n\nnote <i>"
     )
     assert table_html(t) == (
         "<h2>T &lt;1&gt;</h2><table><thead><tr><th>a|b</th><th>c</th></tr></thead><tbody>"

@@ -175,7 +175,7 @@ def analyze_reward(
         if curve["n"]:
             gain = bon_gain(pools, curve["n"][-1])
             out["best_of_n"] = {**curve, "gain": gain["gain"], "gain_pools": gain["n_pools"]}
-            out["overoptimization"] = overoptimization(curve)
+            out["overoptimization"] = overoptimization(curve, pools)
 
     if r.position_bias is not None:
         out["position_bias"] = {"flip_rate": r.position_bias}

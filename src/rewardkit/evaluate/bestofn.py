@@ -145,29 +145,45 @@ def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
     return {"alpha": float(alpha), "beta": float(beta), "d_star": d_star}
 
 
-def overoptimization(curve: dict[str, list]) -> dict[str, object]:
+def overoptimization(
+    curve: dict[str, list], pools: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None
+) -> dict[str, object]:
     """docs/methods/D9-overoptimization.md — gold and proxy gains over best-of-1 (on each point's
     own pools, ``gold_base``) versus ``d = sqrt(KL)``, the Gao fit
     of the gold gain, and whether gold peaks before the largest N while proxy keeps rising
-    (strictly: a flat proxy, e.g. a constant reward, is not overoptimized)."""
+    (strictly: a flat proxy, e.g. a constant reward, is not overoptimized).
+
+    With the curve's ``pools``, the peak and ``overoptimized`` are read on the pools that reach
+    the largest N, the same pools at every N (``peak_pools`` counts them): the curve's own
+    points stand on fewer pools as N grows, and a drop made by leaving pools out is no drop."""
     if not curve["n"]:
         return {}
     gold = np.asarray(curve["gold"])
     proxy = np.asarray(curve["proxy"])
+    peak_gold, peak_proxy, peak_pools = gold, proxy, curve["n_pools"][-1]
+    if pools is not None:
+        reach = [(r, g) for r, g in pools if len(r) >= curve["n"][-1]]
+        same = bon_curve(reach, ns=curve["n"])
+        if same["n"] == curve["n"]:
+            peak_gold, peak_proxy = np.asarray(same["gold"]), np.asarray(same["proxy"])
+            peak_pools = same["n_pools"][-1]
     # each point's gain over best-of-1 on the same pools (the curve leaves pools smaller than N
     # out of N's point: gold@1 over every pool mixed pool sets, and could flip the sign)
     base = np.asarray(curve.get("gold_base") or [gold[0]] * len(gold))
     g_gain = (gold - base).tolist()
     p_gain = (proxy - proxy[0]).tolist()
-    peak = int(np.argmax(gold))
+    peak = int(np.argmax(peak_gold))
     return {
         "d": curve["d"],
         "gold_gain": g_gain,
         "proxy_gain": p_gain,
         "fit": fit_gao_bon(curve["d"], g_gain),
         "gold_peak_n": curve["n"][peak],
+        "peak_pools": int(peak_pools),
         "overoptimized": bool(
-            peak < len(gold) - 1 and gold[-1] < gold[peak] and proxy[-1] > proxy[peak]
+            peak < len(peak_gold) - 1
+            and peak_gold[-1] < peak_gold[peak]
+            and peak_proxy[-1] > peak_proxy[peak]
         ),
     }
 

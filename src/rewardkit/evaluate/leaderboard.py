@@ -4,7 +4,6 @@ across every reward that has both numbers."""
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from rewardkit.evaluate.htmlreport import html_table
 from rewardkit.evaluate.report import markdown_grid
 from rewardkit.evaluate.result import EvalResult, RewardResult, jsonable
 from rewardkit.evaluate.rows import MIN_CI_N, ci_n, valid_outcomes
+from rewardkit.evaluate.safetext import html_text, md_inline, visible
 
 #: The data column of a run whose report.json records no data identity (made before it did).
 UNKNOWN_DATA = "unknown"
@@ -78,7 +78,8 @@ def data_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
     scores are not on the same examples, so their ranks do not compare."""
     lines = []
     for bench in dict.fromkeys(str(x["benchmark"]) for x in rows):
-        runs = {x["run"]: x["data"] for x in rows if str(x["benchmark"]) == bench}
+        # shown as text: a run label with a newline must not split the warning line
+        runs = {visible(x["run"]): visible(x["data"]) for x in rows if str(x["benchmark"]) == bench}
         known = {d for d in runs.values() if d != UNKNOWN_DATA}
         unknown = [r for r, d in runs.items() if d == UNKNOWN_DATA]
         if len(runs) < 2 or (len({_content(d) for d in known}) <= 1 and not unknown):
@@ -202,15 +203,15 @@ def write_leaderboard(
         f"Spearman {_fmt(bc.get('spearman'))}" + (f" ({bc['note']})" if bc.get("note") else "")
     )
     warn = [f"Warning: {line}." for line in board.get("data_warnings", [])]
-    md = ["# rewardkit leaderboard", "", *markdown_grid(header, rows), "", corr, ""]
-    md += [line for w in warn for line in (w, "")]
+    md = ["# rewardkit leaderboard", "", *markdown_grid(header, rows), "", md_inline(corr), ""]
+    md += [line for w in warn for line in (md_inline(w), "")]
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>rewardkit '
         f"leaderboard</title><style>table{{border-collapse:collapse}}td,th{{border:1px solid "
         f"#ccc;padding:3px 7px}}</style></head><body><h1>rewardkit leaderboard</h1>"
         f"{html_table(header, rows)}"
-        f"<p>{html.escape(corr)}</p>"
-        + "".join(f"<p><b>{html.escape(w)}</b></p>" for w in warn)
+        f"<p>{html_text(corr)}</p>"
+        + "".join(f"<p><b>{html_text(w)}</b></p>" for w in warn)
         + "</body></html>\n"
     )
     paths = {

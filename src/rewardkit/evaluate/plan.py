@@ -29,7 +29,7 @@ from rewardkit.types import Example
 WEIGHTINGS = ("auto", "published", "actual")
 #: RM-Bench domains in the published order.
 RMBENCH_DOMAINS: tuple[str, ...] = SCORING["rm-bench"].sections or ()
-#: Subset name used for examples without one.
+#: Subset name used for examples without one (or with an empty or blank one).
 NO_SUBSET = "all"
 
 TIE_RULES = {
@@ -85,7 +85,8 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
     examples = list(examples)
     if not examples:
         raise ValueError("evaluate needs at least one example")
-    subsets = [ex.subset or NO_SUBSET for ex in examples]
+    # an empty or blank subset name is no name (a blank row label would hide the rows' source)
+    subsets = [ex.subset if ex.subset and ex.subset.strip() else NO_SUBSET for ex in examples]
     formats = [str(ex.meta.get("format", "")) for ex in examples]
     bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.result import EvalResult
+from rewardkit.evaluate.safetext import plot_label
 
 #: Most bars per reward in the per-subset figure (beyond: sections only).
 MAX_SUBSET_BARS = 40
@@ -56,9 +57,9 @@ def subset_bars(result: EvalResult) -> bytes:
             # a CI from very few resamples (--n-boot 1) can miss its own point: no bar below 0
             lo.append(max(0.0, gs.score - gs.ci[0]) if _ok(gs.ci[0]) else 0)
             hi.append(max(0.0, gs.ci[1] - gs.score) if _ok(gs.ci[1]) else 0)
-        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=r.name, capsize=2)
+        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=plot_label(r.name), capsize=2)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(groups))])
-    ax.set_yticklabels(groups, fontsize=7)
+    ax.set_yticklabels([plot_label(g) for g in groups], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("accuracy (95% CI)")
@@ -88,7 +89,12 @@ def reliability(result: EvalResult) -> bytes | None:
     for name, cal in rows:
         pts = _reliability_points(cal["reliability"])
         if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=f"{name} (ECE {cal['ece']:.3f})")
+            ax.plot(
+                *zip(*pts, strict=True),
+                "o-",
+                ms=3,
+                label=f"{plot_label(name)} (ECE {cal['ece']:.3f})",
+            )
     ax.set_xlabel("predicted P(chosen ≻ rejected)")
     ax.set_ylabel("observed frequency")
     ax.set_title("reliability diagram")
@@ -111,7 +117,7 @@ def length_strata(result: EvalResult) -> bytes:
             [i + j * w for i in range(3)],
             [v if _ok(v) else 0 for v in vals],
             width=w,
-            label=f"{r.name} (ρ len {rho if _ok(rho) else math.nan:.2f})",
+            label=f"{plot_label(r.name)} (ρ len {rho if _ok(rho) else math.nan:.2f})",
         )
     ax.set_xticks([i + 0.4 - w / 2 for i in range(3)])
     ax.set_xticklabels(strata)
@@ -131,7 +137,7 @@ def best_of_n(result: EvalResult) -> bytes | None:
     plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, b in rows:
-        ax.plot(b["n"], b["gold"], "o-", ms=3, label=name)
+        ax.plot(b["n"], b["gold"], "o-", ms=3, label=plot_label(name))
     ax.plot(rows[0][1]["n"], rows[0][1]["oracle"], "k--", lw=1, label="oracle (best by gold)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (candidates)")
@@ -150,7 +156,7 @@ def overoptimization(result: EvalResult) -> bytes | None:
     plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, o in rows:
-        (line,) = ax.plot(o["d"], o["gold_gain"], "o-", ms=3, label=f"{name} gold")
+        (line,) = ax.plot(o["d"], o["gold_gain"], "o-", ms=3, label=f"{plot_label(name)} gold")
         f = o.get("fit") or {}
         if _ok(f.get("alpha")) and _ok(f.get("beta")):
             dmax = max(o["d"])
@@ -188,7 +194,7 @@ def rm_bench(result: EvalResult) -> bytes | None:
         ax.set_ylabel("chosen style")
         t = m["total"]
         ax.set_title(
-            f"{name}\nhard {t['hard']:.2f} normal {t['normal']:.2f} easy {t['easy']:.2f}",
+            f"{plot_label(name)}\nhard {t['hard']:.2f} normal {t['normal']:.2f} easy {t['easy']:.2f}",
             fontsize=8,
         )
     return figure_png(fig)

@@ -8,6 +8,7 @@ import base64
 import html
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from rewardkit.errors import CapabilityError, DataError
 from rewardkit.evaluate.processbench import evaluate_steps
+from rewardkit.evaluate.safetext import html_text, md_inline, md_plain, md_text, plot_label
 from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Example, Query, Reward, ScoreResult
 
@@ -180,7 +182,7 @@ def table_lines(result: dict[str, Any]) -> list[str]:
         t = r["test"]
         tau = f"{r['threshold']:.4f}" + ("" if r.get("threshold_fitted", True) else " (fixed)")
         lines.append(
-            f"| {r['name']} | {tau} | {_f(t['acc_error'])} | "
+            f"| {md_text(r['name'])} | {tau} | {_f(t['acc_error'])} | "
             f"{_f(t['acc_correct'])} | {_f(t['f1'])} | {_f(r['dev']['f1'])} | "
             f"{int(r.get('n_excluded', 0)):,} |"
         )
@@ -198,7 +200,7 @@ def official_lines(result: dict[str, Any]) -> list[str]:
         "ProcessBench protocol (τ = 0.5, every fully scored solution): F1 per subset "
         "(acc. erroneous / acc. correct) and the mean F1.",
         "",
-        "| " + " | ".join(["reward", *names, "mean F1"]) + " |",
+        "| " + " | ".join(["reward", *map(md_text, names), "mean F1"]) + " |",
         "|---|" + "---:|" * (len(names) + 1),
     ]
     for r in rows:
@@ -210,7 +212,7 @@ def official_lines(result: dict[str, Any]) -> list[str]:
             else "—"
             for n in names
         ]
-        lines.append("| " + " | ".join([r["name"], *cells, _f(o["average_f1"])]) + " |")
+        lines.append("| " + " | ".join([md_text(r["name"]), *cells, _f(o["average_f1"])]) + " |")
     return lines
 
 
@@ -228,7 +230,7 @@ def _figure(result: dict[str, Any]) -> bytes | None:
         vals = [np.nan_to_num(r["test"][k]) * 100 for r in rows]
         ax.bar([i + j * w for i in range(len(rows))], vals, w, label=label)
     ax.set_xticks([i + 0.4 - w / 2 for i in range(len(rows))])
-    ax.set_xticklabels([r["name"][-30:] for r in rows], fontsize=7)
+    ax.set_xticklabels([plot_label(str(r["name"])[-30:]) for r in rows], fontsize=7)
     ax.set_ylabel("% (test split)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7)
@@ -237,12 +239,12 @@ def _figure(result: dict[str, Any]) -> bytes | None:
 
 
 def _html_table(lines: list[str]) -> str:
-    """A Markdown table (header, rule, rows) as an HTML table."""
+    """A Markdown table (header, rule, rows) as an HTML table: cells split at unescaped ``|``,
+    their Markdown escapes undone, then escaped for HTML."""
 
     def cells(line: str, tag: str) -> str:
-        return "".join(
-            f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in line.strip("|").split("|")
-        )
+        parts = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+        return "".join(f"<{tag}>{html_text(md_plain(c.strip()))}</{tag}>" for c in parts)
 
     rows = "".join(f"<tr>{cells(line, 'td')}</tr>" for line in lines[2:])
     return f"<table border=1><tr>{cells(lines[0], 'th')}</tr>{rows}</table>"
@@ -259,7 +261,7 @@ def write_process_reports(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md"}
     plain = finite_json(json.loads(json.dumps(result, default=float)))  # NaN/inf → null
-    notes = ["", *excluded_lines(result)] if excluded_lines(result) else []
+    notes = ["", *map(md_inline, excluded_lines(result))] if excluded_lines(result) else []
     texts = {
         "json": json.dumps(plain, indent=1, sort_keys=True, allow_nan=False),
         "md": "\n".join(["# Process reward evaluation", "", *table_lines(result), *notes]) + "\n",

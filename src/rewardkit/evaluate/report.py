@@ -13,17 +13,15 @@ from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import to_html
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import Table, fmt, fmt_ci, report_notes, summary_rows
+from rewardkit.evaluate.safetext import code_span, md_inline, md_text, visible
 from rewardkit.evaluate.tables import analysis_tables
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
 
 
 def to_markdown(result: EvalResult) -> str:
     """A RewardBench-style Markdown table: one column per reward (length baseline included),
-    sections in bold with their subsets beneath, a final Score row, and notes."""
-    header = ["", "n", *(f"`{_md_escape(n)}`" for n in result.names)]
+    sections in bold with their subsets beneath, a final Score row, and notes. Names from the
+    data are written as text (:mod:`.safetext`): they cannot break the table or add markup."""
+    header = ["", "n", *(code_span(n).replace("|", "\\|") for n in result.names)]
     lines = [
         "# rewardkit evaluation",
         "",
@@ -31,20 +29,19 @@ def to_markdown(result: EvalResult) -> str:
         "|:--|--:|" + "--:|" * len(result.names),
     ]
     for row in summary_rows(result):
-        label = (
-            f"**{_md_escape(row.label)}**" if row.bold else f"&nbsp;&nbsp;{_md_escape(row.label)}"
-        )
+        label = f"**{md_text(row.label)}**" if row.bold else f"&nbsp;&nbsp;{md_text(row.label)}"
         cells = [f"**{c}**" if row.bold and c != "–" else c for c in row.cells]
         lines.append("| " + " | ".join([label, str(row.n), *cells]) + " |")
     lines += ["", "Notes:", ""]
-    lines += [f"- {n}" for n in report_notes(result)]
+    lines += [f"- {md_inline(n)}" for n in report_notes(result)]
     return "\n".join(lines) + "\n"
 
 
 def markdown_grid(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """The lines of a plain Markdown table (``|`` in cells escaped)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return lines + ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    """The lines of a plain Markdown table; every cell is text (:func:`.safetext.md_text`:
+    ``|``, newlines, HTML and link syntax escaped)."""
+    lines = ["| " + " | ".join(md_text(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
 
 
 def table_markdown(table: Table) -> str:
@@ -84,13 +81,13 @@ def summary_lines(result: EvalResult) -> list[str]:
             b = a["best_of_n"]
             parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} ({_gain_text(b)})")
         if parts:
-            lines.append(f"{r.name}: " + "; ".join(parts))
+            lines.append(f"{visible(r.name)}: " + "; ".join(parts))
     for c in result.extra.get("analyses", {}).get("comparisons", []):
         if c["significant"]:
             b = c["bootstrap"]
             what = "Score " if b.get("of") == "score" else ""
             lines.append(
-                f"{c['a']} vs {c['b']}: {what}{fmt_ci(b['diff'], b['ci'])} points, significant "
+                f"{visible(c['a'])} vs {visible(c['b'])}: {what}{fmt_ci(b['diff'], b['ci'])} points, significant "
                 f"(per-example outcomes: {_test_p(c)})"
             )
     return lines
@@ -172,8 +169,11 @@ def write_reports(
 
 def plain_table(result: EvalResult) -> str:
     """The report table as aligned plain text (no colour, no dependencies)."""
-    header = ["", "n", *result.names]
-    body = [[("" if r.bold else "  ") + r.label, str(r.n), *r.cells] for r in summary_rows(result)]
+    header = ["", "n", *map(visible, result.names)]
+    body = [
+        [("" if r.bold else "  ") + visible(r.label), str(r.n), *r.cells]
+        for r in summary_rows(result)
+    ]
     widths = [max(len(row[j]) for row in [header, *body]) for j in range(len(header))]
 
     def fmt(row: list[str]) -> str:
@@ -183,7 +183,7 @@ def plain_table(result: EvalResult) -> str:
 
     rule = "-" * len(fmt(header))
     lines = [fmt(header), rule, *(fmt(r) for r in body[:-1]), rule, fmt(body[-1])]
-    lines += ["", *(f"* {n}" for n in report_notes(result))]
+    lines += ["", *(f"* {visible(n)}" for n in report_notes(result))]
     return "\n".join(lines) + "\n"
 
 
@@ -201,6 +201,7 @@ def print_table(
         try:
             from rich.console import Console
             from rich.table import Table
+            from rich.text import Text
         except ImportError:
             if explicit:
                 raise
@@ -208,18 +209,22 @@ def print_table(
             table = Table(title="rewardkit evaluation")
             table.add_column("")
             table.add_column("n", justify="right")
-            for name in result.names:
-                table.add_column(name, justify="right")
+            for name in result.names:  # Text: a name such as "[/bold]" is no rich markup
+                table.add_column(Text(visible(name)), justify="right")
             rows = summary_rows(result)
             for i, row in enumerate(rows):
                 style = "bold" if row.bold else None
-                label = row.label if row.bold else "  " + row.label
+                label = visible(row.label) if row.bold else "  " + visible(row.label)
                 table.add_row(
-                    label, str(row.n), *row.cells, style=style, end_section=i == len(rows) - 2
+                    Text(label),
+                    str(row.n),
+                    *(Text(c) for c in row.cells),
+                    style=style,
+                    end_section=i == len(rows) - 2,
                 )
             console = Console(file=stream)
             console.print(table)
             for note in report_notes(result):
-                console.print(f"• {note}", markup=False, highlight=False)
+                console.print(f"• {visible(note)}", markup=False, highlight=False)
             return
     stream.write(plain_table(result))

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rewardkit.evaluate.result import EvalResult, GroupScore, RewardResult
+from rewardkit.evaluate.safetext import code_span
 from rewardkit.types import failed_items, failed_values, failure_note, failure_outcome
 
 
@@ -92,6 +93,59 @@ def ci_n(r: RewardResult, section: str | None = None) -> int:
     )
 
 
+def paired_n(c: dict[str, Any]) -> int | None:
+    """How many examples both rewards of a comparison have an outcome on (None: an older report
+    that does not say)."""
+    n = (c.get("outcomes_bootstrap") or {}).get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def sign_cell(c: dict[str, Any]) -> str:
+    """``+12 / −3 (p 0.0352)``: examples whose outcome is higher for A / for B, and the exact
+    sign test's p (older reports without a sign test: –; no example with both outcomes: no
+    test)."""
+    st = c.get("sign_test")
+    if not isinstance(st, dict):
+        return "–"
+    if paired_n(c) == 0:
+        return "– (no example has both outcomes)"
+    return f"+{st['pos']} / −{st['neg']} (p {p_text(st['p_value'])})"
+
+
+def mcnemar_cells(c: dict[str, Any]) -> list[str]:
+    """``b / c`` and McNemar's p; ``–`` where no example has a 0/1 outcome from both rewards
+    (the test does not apply: tie credit, or nothing paired)."""
+    mc = c["mcnemar"]
+    if mc.get("n") == 0 or paired_n(c) == 0:
+        return ["–", "– (no 0/1 pair)"]
+    return [f"{mc['b']} / {mc['c']}", p_text(mc["p_value"])]
+
+
+def ci_outcomes(r: RewardResult | None) -> int | None:
+    """How many outcomes the Score's CI of ``r`` rests on, by the score table's rule (None when
+    the report keeps no examples, or the column is not found)."""
+    return min(valid_outcomes(r), ci_n(r)) if r is not None and r.examples else None
+
+
+def score_ci_text(score: float, ci: Any, outcomes: int | None) -> str:
+    """``71.4 [58.2, 83.1]``; the score alone when its CI rests on fewer than
+    :data:`MIN_CI_N` outcomes (a bootstrap of one value is the zero-width [x, x])."""
+    if outcomes is not None and outcomes < MIN_CI_N:
+        return fmt(score, True)
+    return fmt_ci(score, ci)
+
+
+def p_text(p: Any, n_boot: int | None = None, nd: int = 4) -> str:
+    """A p-value: ``< 0.0001`` below what ``nd`` decimals show (never ``0.0000``); a bootstrap
+    p of 0 (no replicate crossed 0) as ``< 2/n_boot``, the least it can resolve."""
+    if not isinstance(p, int | float) or isinstance(p, bool) or not math.isfinite(p):
+        return "–"
+    if p == 0 and n_boot:
+        return f"< {2 / n_boot:.2g}"
+    floor = 10.0**-nd
+    return f"< {floor:.{nd}f}" if p < floor else fmt(float(p), nd=nd)
+
+
 def _cell(g: GroupScore | None, row_n: int, ci_outcomes: int) -> str:
     """A score cell; its own n beside it when it differs from the row's (a reward that scored
     NaN on some examples)."""
@@ -123,6 +177,13 @@ def _row_n(groups: list[GroupScore | None], fallback: int) -> int:
     return max(ns) if ns else fallback
 
 
+def _score_cell(r: RewardResult, row_n: int) -> str:
+    """The Score cell of ``r``; its own n beside it when it scored fewer examples than the
+    row's n (as in the section and subset rows)."""
+    cell = format_cell(r.score, r.ci, min(valid_outcomes(r), ci_n(r)) if r.examples else None)
+    return cell if r.n_scored == row_n or cell == "–" else f"{cell} (n={r.n_scored})"
+
+
 def summary_rows(result: EvalResult) -> list[SummaryRow]:
     """Sections (bold) with their subsets beneath, then the final Score row. A section that is
     one subset of the same name gets no sub-row, unless that subset is shown but not scored."""
@@ -142,11 +203,8 @@ def summary_rows(result: EvalResult) -> list[SummaryRow]:
             n_sub = _row_n(groups, subsets[sub]["n_evaluable"])
             cells = [_cell(g, n_sub, n_sub) for g in groups]
             rows.append(SummaryRow(sub, n_sub, cells, bold=False))
-    cells = [
-        format_cell(r.score, r.ci, min(valid_outcomes(r), ci_n(r)) if r.examples else None)
-        for r in result.rewards
-    ]
     n_all = max((r.n_scored for r in result.rewards), default=ds["n_evaluable"])
+    cells = [_score_cell(r, n_all) for r in result.rewards]
     rows.append(SummaryRow("Score", n_all, cells, bold=True))
     return rows
 
@@ -157,7 +215,7 @@ def report_notes(result: EvalResult) -> list[str]:
     st, ds = result.settings, result.dataset
     conf = round(100 * (1 - st["alpha"]))
     notes = [
-        f"Rule: {st['benchmark_rule']} (benchmark `{st['benchmark']}`).",
+        f"Rule: {st['benchmark_rule']} (benchmark {code_span(st['benchmark'])}).",
         "Section weights: "
         + (
             f"published RewardBench v1 example counts ({st['weights_source']})."
@@ -166,7 +224,7 @@ def report_notes(result: EvalResult) -> list[str]:
             "score carries no weight)."
         )
         + " A subset with no scored example drops out of its section.",
-        f"Ties (`{st['ties']}`): {st['tie_rule']}.",
+        f"Ties ({code_span(st['ties'])}): {st['tie_rule']}.",
         f"Cells: score in percent with its {conf}% CI ({st['ci_method']}; "
         f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples with a non-NaN "
         "score (a reward's own n beside its cell where it differs).",
@@ -202,9 +260,11 @@ def report_notes(result: EvalResult) -> list[str]:
         notes.append(f"No example skipped ({ds['n_examples']} examples).")
     for r in result.rewards:
         if r.n_nan:
-            notes.append(f"`{r.name}`: {r.n_nan} examples with a NaN score excluded.")
+            notes.append(f"{code_span(r.name)}: {r.n_nan} examples with a NaN score excluded.")
         if r.n_truncated:
-            notes.append(f"`{r.name}`: {r.n_truncated} rows truncated to the reward's max length.")
+            notes.append(
+                f"{code_span(r.name)}: {r.n_truncated} rows truncated to the reward's max length."
+            )
         usage = usage_note(r.name, r.stats)
         if usage:
             notes.append(usage)
@@ -215,12 +275,12 @@ def report_notes(result: EvalResult) -> list[str]:
         bias = r.position_bias
         if bias is not None and math.isnan(bias):  # no pair had a verdict in both orders
             notes.append(
-                f"`{r.name}` (pairwise judge, both orders averaged): position bias not measured "
+                f"{code_span(r.name)} (pairwise judge, both orders averaged): position bias not measured "
                 "(no pair got a verdict in both orders)."
             )
         elif bias is not None:
             notes.append(
-                f"`{r.name}` (pairwise judge, both orders averaged): the verdict flipped with the "
+                f"{code_span(r.name)} (pairwise judge, both orders averaged): the verdict flipped with the "
                 f"order on {100 * bias:.1f}% of pairs (position bias)."
             )
     return notes
@@ -261,7 +321,12 @@ def failure_line(r: RewardResult) -> str | None:
         " (excluded)" if values == {None} else " (NaN ones excluded)" if None in values else ""
     )
     outcome = failure_outcome(values)
-    return f"`{r.name}`: " + failure_note(failed, n, "responses", first, outcome) + excluded + "."
+    return (
+        f"{code_span(r.name)}: "
+        + failure_note(failed, n, "responses", first, outcome)
+        + excluded
+        + "."
+    )
 
 
 def usage_note(name: str, stats: dict | None) -> str | None:
@@ -276,7 +341,7 @@ def usage_note(name: str, stats: dict | None) -> str | None:
     unreported = usage.get("unreported", 0)
     at_least = "at least " if unreported else ""
     line = (
-        f"`{name}`: answers used {at_least}{usage.get('prompt_tokens', 0)} prompt + "
+        f"{code_span(name)}: answers used {at_least}{usage.get('prompt_tokens', 0)} prompt + "
         f"{usage.get('completion_tokens', 0)} completion tokens"
     )
     notes = [f"{unreported} answers reported no usage"] if unreported else []

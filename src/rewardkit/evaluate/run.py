@@ -89,6 +89,18 @@ def _with_baseline(rewards: Sequence[Reward], include: bool) -> list[Reward]:
     return out
 
 
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name#2``, ``name#3``, … when a column already has it: every report column
+    has its own name, also when a reward is itself called ``name#2`` (comparisons, the
+    leaderboard and ``load_report`` tell columns apart by name)."""
+    out, k = name, 1
+    while out in taken:
+        k += 1
+        out = f"{name}#{k}"
+    taken.add(out)
+    return out
+
+
 def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> float:
     """Outcome of one example from a pairwise judge's verdicts (docs/methods/B6-llm-judge.md with D1/D2 rules).
 
@@ -240,7 +252,7 @@ def evaluate(
         raise DataError("Example.queries() returned a different number of queries than responses")
 
     results: list[RewardResult] = []
-    used_names: Counter[str] = Counter()
+    used_names: set[str] = set()
     for reward in all_rewards:
         t0 = time.perf_counter()
         bias = None
@@ -265,9 +277,7 @@ def evaluate(
             columns = [(reward.name, None, scores)]
         fingerprint = reward.fingerprint()
         for name, objective, col in columns:
-            used_names[name] += 1
-            if used_names[name] > 1:
-                name = f"{name}#{used_names[name]}"
+            name = _unique_name(name, used_names)
             summary, records = score_column(
                 plan,
                 np.asarray(col, dtype=np.float64),

@@ -18,7 +18,16 @@ from rewardkit.evaluate.calibration import (
     temperature_label,
 )
 from rewardkit.evaluate.result import EvalResult
-from rewardkit.evaluate.rows import Table, fmt, fmt_ci
+from rewardkit.evaluate.rows import (
+    MIN_CI_N,
+    Table,
+    ci_outcomes,
+    fmt,
+    mcnemar_cells,
+    p_text,
+    score_ci_text,
+    sign_cell,
+)
 
 #: Length strata of the length-bias analysis, in table order.
 STRATA = ("chosen shorter", "matched", "chosen longer")
@@ -60,7 +69,7 @@ def leaderboard(result: EvalResult) -> Table | None:
         [
             str(i + 1),
             r.name,
-            fmt_ci(r.score, r.ci),
+            score_ci_text(r.score, r.ci, ci_outcomes(r)),
             fmt(reported_ece(r.analyses.get("calibration"))),
             fmt(r.analyses.get("length_bias", {}).get("spearman")),
             fmt(r.analyses.get("best_of_n", {}).get("gain")),
@@ -93,8 +102,9 @@ def _calibration_rows(name: str, c: dict[str, Any]) -> list[list[str]]:
 
 def calibration(result: EvalResult) -> Table | None:
     """ECE at three bin counts, ACE, MCE, Brier and the fitted temperature
-    (docs/methods/D7-calibration.md)."""
-    return _per_reward_table(
+    (docs/methods/D7-calibration.md). A reward with no scored pair, beside rewards that have
+    one, gets a row saying so (rather than no row)."""
+    table = _per_reward_table(
         result,
         "calibration",
         "Calibration (docs/methods/D7-calibration.md)",
@@ -117,6 +127,13 @@ def calibration(result: EvalResult) -> Table | None:
         "probabilities; separated: every margin on the right side, T runs to 0); held-out: "
         "fitted on a seeded half of the examples, measured on the other half. Fewer than "
         f"{MIN_CALIBRATION_EXAMPLES} examples: no figure is printed (report.json keeps them).",
+    )
+    if table is None:
+        return None
+    missing = [r.name for r in result.rewards if "calibration" not in r.analyses]
+    blank = ["–"] * (len(table.columns) - 3)
+    return table._replace(
+        rows=[*table.rows, *([n, "0", "no pair scored", *blank] for n in missing)]
     )
 
 
@@ -360,13 +377,16 @@ def position_bias(result: EvalResult) -> Table | None:
     )
 
 
-def _sign_cell(c: dict[str, Any]) -> str:
-    """``+12 / −3 (p 0.0352)``: examples whose outcome is higher for A / for B, and the exact
-    sign test's p (older reports without a sign test: –)."""
-    st = c.get("sign_test")
-    if not isinstance(st, dict):
-        return "–"
-    return f"+{st['pos']} / −{st['neg']} (p {fmt(st['p_value'], nd=4)})"
+def _comparison_cells(result: EvalResult, c: dict[str, Any], n_boot: int | None) -> list[str]:
+    """The Score difference with its CI, and the bootstrap p; the difference alone and no p
+    when either Score's CI rests on fewer than :data:`~.rows.MIN_CI_N` outcomes (as the score
+    table shows them: a bootstrap that cannot vary is no test)."""
+    by_name = {r.name: r for r in result.rewards}
+    counts = [ci_outcomes(by_name.get(c[k])) for k in ("a", "b")]
+    few = min((n for n in counts if n is not None), default=None)
+    b = c["bootstrap"]
+    p = "–" if few is not None and few < MIN_CI_N else p_text(b["p_value"], n_boot, nd=3)
+    return [score_ci_text(b["diff"], b["ci"], few), p]
 
 
 def comparisons(result: EvalResult) -> Table | None:
@@ -376,15 +396,15 @@ def comparisons(result: EvalResult) -> Table | None:
     if not comps:
         return None
     of_score = all(c["bootstrap"].get("of") == "score" for c in comps)
+    n_boot = result.settings.get("n_boot")
+    n_boot = n_boot if isinstance(n_boot, int) and n_boot > 0 else None
     rows = [
         [
             c["a"],
             c["b"],
-            fmt_ci(c["bootstrap"]["diff"], c["bootstrap"]["ci"]),
-            fmt(c["bootstrap"]["p_value"]),
-            _sign_cell(c),
-            f"{c['mcnemar']['b']} / {c['mcnemar']['c']}",
-            fmt(c["mcnemar"]["p_value"], nd=4),
+            *_comparison_cells(result, c, n_boot),
+            sign_cell(c),
+            *mcnemar_cells(c),
             fmt(c["significant"]),
         ]
         for c in comps
