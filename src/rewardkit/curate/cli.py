@@ -16,11 +16,14 @@ import typer
 from rewardkit.cli_errors import finite, number_in, user_errors
 from rewardkit.curate.cli_helpers import (
     STATE,
+    TO_FORMATS,
     check_targets,
+    choices,
     fine_keys_option,
     load_examples,
     load_rewards,
     malformed,
+    name_list,
     naming_data,
     soft_option,
     summary,
@@ -83,6 +86,7 @@ def strength_command(
     from rewardkit.curate.scores import pair_deltas
     from rewardkit.curate.strength import annotate_strength, negative_count, votes_text
 
+    choices(to=(to, TO_FORMATS))
     with user_errors(), naming_data(data):
         check_targets(data, out=out, votes=votes)
         examples = load_examples(data, fmt, limit)
@@ -108,7 +112,7 @@ def noise_command(
     min_agreement: Annotated[
         float,
         typer.Option(
-            callback=number_in(0.0, 1.0),
+            callback=number_in(0.0, 1.0, lo_open=True),
             help="…and this fraction (0 < f ≤ 1) of rewards votes against the label "
             "(1 = unanimous).",
         ),
@@ -136,14 +140,10 @@ def noise_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Card E1: flag pairs the reward ensemble confidently disagrees with; flip/drop/down-weight."""
-    from rewardkit.curate.noise import NoiseConfig, detect_noise, review_text
+    from rewardkit.curate.noise import ACTIONS, NoiseConfig, detect_noise, review_text
     from rewardkit.curate.scores import pair_deltas
 
-    if min_agreement <= 0:
-        raise typer.BadParameter(
-            f"must be above 0 (a fraction of the rewards), got {min_agreement}",
-            param_hint="--min-agreement",
-        )
+    choices(to=(to, TO_FORMATS), action=(action, ACTIONS))
     with user_errors(), naming_data(data):
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
         check_targets(data, out=out, review=review)
@@ -193,9 +193,15 @@ def consistency_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Card E4 (CREAM): ranking consistency of two rewards; keep agreeing pairs, soften the rest."""
-    from rewardkit.curate.consistency import consistency_filter
+    from rewardkit.curate.consistency import METHODS, consistency_filter
     from rewardkit.curate.scores import response_scores
 
+    choices(
+        to=(to, TO_FORMATS),
+        method=(method, METHODS),
+        action=(action, ("soften", "drop")),
+        pairs=(pairs, ("label", "best_worst")),
+    )
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
     soft_value = soft_option(soft)
@@ -252,6 +258,7 @@ def relabel_command(
     from rewardkit.curate.relabel import rescale_all, reward_augment
     from rewardkit.curate.scores import response_scores
 
+    choices(to=(to, TO_FORMATS))
     with user_errors(), naming_data(data):
         check_targets(data, out=out)
         examples = load_examples(data, fmt, limit)
@@ -297,6 +304,7 @@ def filter_command(
 ) -> None:
     """Card E6: keep the top fraction per source (or above a threshold) by reward."""
     from rewardkit.curate.filtering import (
+        BY,
         check_value,
         example_scores,
         filter_by_reward,
@@ -305,13 +313,10 @@ def filter_command(
     )
     from rewardkit.curate.scores import response_scores
 
+    choices(to=(to, TO_FORMATS), by=(by, BY), keep=(keep, ("top_frac", "threshold")))
     if len(reward) != 1:
         raise typer.BadParameter(
             "give one --reward (use an ensemble spec for several)", param_hint="--reward"
-        )
-    if keep not in ("top_frac", "threshold"):
-        raise typer.BadParameter(
-            f"must be top_frac or threshold, got {keep!r}", param_hint="--keep"
         )
     try:
         check_value(keep, value)
@@ -352,8 +357,9 @@ def dedup_command(
     to: ToOpt = "jsonl",
 ) -> None:
     """Remove exact / normalized-text duplicates, label conflicts and degenerate pairs."""
-    from rewardkit.curate.dedup import dedup
+    from rewardkit.curate.dedup import LEVELS, ON_CONFLICT, dedup
 
+    choices(to=(to, TO_FORMATS), level=(level, LEVELS), on_conflict=(on_conflict, ON_CONFLICT))
     with user_errors():
         check_targets(data, out=out, report=report)
         res = dedup(load_examples(data, fmt, limit), level, on_conflict, not keep_degenerate)
@@ -393,10 +399,13 @@ def lengths_command(
     """Length-balance check: flag subsets that 'the longer response wins' solves."""
     from rewardkit.curate.dedup import length_balance, rebalance
 
+    choices(to=(to, TO_FORMATS), by=(by, ("subset", "source")))
     with user_errors():
         check_targets(data, out=out)
         examples = load_examples(data, fmt, limit)
         table = length_balance(examples, by, threshold)
+        if not table:
+            typer.echo(f"no labelled pairs in {len(examples)} examples: nothing to check")
         for group, row in sorted(table.items()):
             flag = row["flag"] or ""
             typer.echo(
@@ -431,9 +440,10 @@ def export_command(
     """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL."""
     from rewardkit.curate.writers import skipped, write
 
+    choices(to=(to, TO_FORMATS), pairs=(pairs, ("all", "first")))
     with user_errors():
         check_targets(data, out=out)
-        keys = [k.strip() for k in extra.split(",") if k.strip()]
+        keys = name_list(extra)
         examples = load_examples(data, fmt, limit)
         n = write(examples, out, to, pairs, keys)
         gone = 0 if to == "jsonl" else skipped(examples, pairs)
@@ -468,24 +478,21 @@ def crome_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Card A8 (Crome): causal augmentations as strict pairs, neutral ones as ties."""
-    from rewardkit.curate.crome import GeneratorRewriter, RuleRewriter, crome_augment
+    from collections import Counter
 
-    def names(text: str) -> list[str]:
-        return [t.strip() for t in text.split(",") if t.strip()]
+    from rewardkit.curate import crome as cr
 
     with user_errors():
+        attrs = cr.check_attributes(name_list(causal), name_list(neutral))
         check_targets(data, out=out)
         examples = load_examples(data, fmt, limit)
         if generator == "rule":
-            rewriter: Any = RuleRewriter.from_examples(examples, seed)
+            rewriter: Any = cr.RuleRewriter.from_examples(examples, seed)
         else:
             from rewardkit.inference.generate import GenerationConfig, Policy
 
-            rewriter = GeneratorRewriter(Policy(generator, GenerationConfig(seed=seed)))
-        aug = crome_augment(examples, rewriter, names(causal), names(neutral), irrelevant, seed)
+            rewriter = cr.GeneratorRewriter(Policy(generator, GenerationConfig(seed=seed)))
+        aug = cr.crome_augment(examples, rewriter, *attrs, irrelevant, seed)
         n = write_examples((list(examples) if originals else []) + aug, out, "jsonl")
-    counts: dict[str, int] = {}
-    for ex in aug:
-        key = f"{ex.meta['augmentation']}/{ex.meta['attribute']}"
-        counts[key] = counts.get(key, 0) + 1
-    summary(examples=len(examples), written=n, augmented=counts, out=out)
+    counts = Counter(f"{ex.meta['augmentation']}/{ex.meta['attribute']}" for ex in aug)
+    summary(examples=len(examples), written=n, augmented=dict(counts), out=out)

@@ -112,6 +112,26 @@ def fine_keys_option(examples: list[Any], text: str | None) -> list[str] | None:
     return keys
 
 
+#: Output formats of ``--to``.
+TO_FORMATS = ("jsonl", "trl", "openrlhf")
+
+
+def choices(**options: tuple[str, Sequence[str]]) -> None:
+    """Refuse an option value that is not one of its choices, before any data is read or
+    reward scored (``name=(value, allowed)``; ``name`` with ``_`` for ``-``)."""
+    for name, (value, allowed) in options.items():
+        if value not in allowed:
+            raise typer.BadParameter(
+                f"must be one of {', '.join(allowed)}, got {value!r}",
+                param_hint="--" + name.replace("_", "-"),
+            )
+
+
+def name_list(text: str) -> list[str]:
+    """A comma-separated option as its non-empty names."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def soft_option(value: str) -> str | float:
     """``--soft``: avg, dyn or a confidence in [0.5, 1] (a softened label is never reversed)."""
     if value in ("avg", "dyn"):

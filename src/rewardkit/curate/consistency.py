@@ -28,6 +28,9 @@ from rewardkit.types import Example
 METHODS = ("kendall", "spearman", "toporder")
 CONFIDENCE_KEY = "label_confidence"
 CONSISTENCY_KEY = "consistency"
+#: ``meta`` fields that describe an example's labelled pair (card E1's Δ of the label): a
+#: ``best_worst`` pair is another pair, so they are removed from it.
+PAIR_KEYS = ("margin", "strength", "strength_std")
 
 
 def ordinal_ranks(scores: Sequence[float]) -> np.ndarray:
@@ -133,10 +136,13 @@ def consistency_filter(
     ``min_confidence`` (0.5: a softened label is never reversed); ``action="drop"`` drops them.
 
     ``pairs="label"`` keeps each example's own label; ``pairs="best_worst"`` (CREAM's loop, for
-    N sampled candidates) makes the pair (argmax, argmin) of ``scores_a``, skipping equal ones.
+    N sampled candidates) makes the pair (argmax, argmin) of ``scores_a``, skipping equal ones
+    (without the old pair's ``margin`` / ``strength`` / ``strength_std``, :data:`PAIR_KEYS`).
     Examples that cannot be scored (NaN, one response) pass through without this step's
     ``meta`` keys (an earlier run's ``consistency`` / ``label_confidence`` is removed).
     """
+    if method not in METHODS:
+        raise ValueError(f"consistency method must be one of {METHODS}, got {method!r}")
     if action not in ("soften", "drop"):
         raise ValueError(f"action must be 'soften' or 'drop', got {action!r}")
     if pairs not in ("label", "best_worst"):
@@ -181,7 +187,11 @@ def consistency_filter(
                 counts["skipped_equal"] += 1
                 continue
             ex = replace(
-                ex, responses=[ex.responses[best], ex.responses[worst]], chosen=[0], ratings=None
+                ex,
+                responses=[ex.responses[best], ex.responses[worst]],
+                chosen=[0],
+                ratings=None,
+                meta={k: v for k, v in ex.meta.items() if k not in PAIR_KEYS},
             )
         if c >= agree_at - 1e-12:
             conf = 1.0

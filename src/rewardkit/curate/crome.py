@@ -183,6 +183,24 @@ def _pair(ex: Example, prompt: list[Message], a: str, b: str, kind: str, attr: s
     )
 
 
+def check_attributes(causal: Sequence[str], neutral: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The causal and neutral attribute names, each once (a repeat would make the same pair
+    twice, under one id); a DataError for an unknown name or one of the other kind (a neutral
+    rewrite as a strict pair, or a causal one as a tie, teaches the opposite of card A8, and
+    ``length`` in both lists would make one rewrite a strict pair and a tie)."""
+    unknown = [a for a in (*causal, *neutral) if a not in CAUSAL + NEUTRAL]
+    if unknown:
+        raise DataError(f"unknown Crome attributes {unknown}; known: {CAUSAL + NEUTRAL}")
+    for names, kind, known in ((causal, "causal", CAUSAL), (neutral, "neutral", NEUTRAL)):
+        wrong = [a for a in names if a not in known]
+        if wrong:
+            raise DataError(
+                f"Crome attribute(s) {wrong} are not {kind}: {kind} attributes are "
+                f"{', '.join(known)}"
+            )
+    return list(dict.fromkeys(causal)), list(dict.fromkeys(neutral))
+
+
 def crome_augment(
     examples: Sequence[Example],
     rewriter: Rewriter,
@@ -195,9 +213,7 @@ def crome_augment(
 
     An irrelevant tie takes the prompt of another example whose prompt differs (normalized) from
     the causal pair's; where none does, the pair gets no tie and one warning counts them."""
-    unknown = [a for a in (*causal, *neutral) if a not in CAUSAL + NEUTRAL]
-    if unknown:
-        raise DataError(f"unknown Crome attributes {unknown}; known: {CAUSAL + NEUTRAL}")
+    causal, neutral = check_attributes(causal, neutral)
     rng = np.random.default_rng(seed)
     out: list[Example] = []
     causal_pairs: list[Example] = []

@@ -94,8 +94,15 @@ def _signed(ch: str) -> bool:
     return bool(ch) and (ch.isalnum() or unicodedata.category(ch) in ("Ps", "Sm", "So"))
 
 
+def _invisible(ch: str) -> bool:
+    """An invisible format character (zero-width space and joiners, soft hyphen, byte-order
+    mark, direction marks: Unicode category Cf) or an emoji/text variation selector."""
+    return unicodedata.category(ch) == "Cf" or "\ufe00" <= ch <= "\ufe0f"
+
+
 def normalize_text(text: str) -> str:
-    """NFKC, case-folded, presentation punctuation dropped, whitespace collapsed and stripped.
+    """NFKC, case-folded, invisible format characters dropped (``"Pa\u200bris"`` =
+    ``"Paris"``), presentation punctuation dropped, whitespace collapsed and stripped.
 
     Kept: operators between operands (``"6/3"`` ≠ ``"6*3"``, ``"x-1"`` ≠ ``"x1"``, ``"2:30"`` ≠
     ``"230"``), ``% & @ \\``, brackets, symbols (``+ = ^ < >``), a number's sign and decimal point
@@ -105,6 +112,7 @@ def normalize_text(text: str) -> str:
     (``"Paris."`` = ``"paris"``), markdown emphasis (``"**Paris**"`` = ``"Paris"``).
     """
     text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in text if not _invisible(ch))
     marks = {m.start() for m in _NUMBER_MARK.finditer(text)}
     out: list[str] = []
     i = 0
@@ -301,10 +309,13 @@ def rebalance(examples: Sequence[Example], by: str = "subset", seed: int = 0) ->
         c, r = pairs[0]
         diff = len(ex.responses[c]) - len(ex.responses[r])
         direction.append((diff > 0) - (diff < 0))
+    groups: dict[str, tuple[list[int], list[int]]] = {}  # one pass: linear in the groups
+    for i, ex in enumerate(examples):
+        longer, shorter = groups.setdefault(_group(ex, by), ([], []))
+        if direction[i]:
+            (longer if direction[i] > 0 else shorter).append(i)
     drop: set[int] = set()
-    for g in dict.fromkeys(_group(ex, by) for ex in examples):
-        longer = [i for i, ex in enumerate(examples) if _group(ex, by) == g and direction[i] > 0]
-        shorter = [i for i, ex in enumerate(examples) if _group(ex, by) == g and direction[i] < 0]
+    for longer, shorter in groups.values():
         big, small = (longer, shorter) if len(longer) > len(shorter) else (shorter, longer)
         drop.update(rng.sample(big, len(big) - len(small)))
     return [ex for i, ex in enumerate(examples) if i not in drop]

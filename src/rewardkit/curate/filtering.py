@@ -96,8 +96,11 @@ def filter_by_reward(
     kept = np.zeros(len(s), dtype=bool)
     cutoffs: dict[str, float] = {}
     counts: dict[str, dict[str, int]] = {}
-    for src in dict.fromkeys(sources):
-        idx = np.array([i for i, x in enumerate(sources) if x == src], dtype=int)
+    members: dict[str, list[int]] = {}  # one pass: linear in the number of sources
+    for i, src in enumerate(sources):
+        members.setdefault(src, []).append(i)
+    for src, rows in members.items():
+        idx = np.array(rows, dtype=int)
         valid = idx[~np.isnan(s[idx])]
         if keep == "threshold":
             chosen = valid[s[valid] >= value]

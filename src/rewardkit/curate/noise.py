@@ -129,6 +129,14 @@ def _select(deltas: np.ndarray, cfg: NoiseConfig) -> tuple[np.ndarray, np.ndarra
     return mask, mean, std
 
 
+def _lowered(current: Any, weight: float) -> float:
+    """A down-weighted pair's ``meta["weight"]``: ``weight``, or the pair's own weight when that
+    is already lower (a finite number ≥ 0), so down-weighting never raises a weight and a rerun
+    leaves it as it is."""
+    ok = isinstance(current, int | float) and not isinstance(current, bool)
+    return float(current) if ok and 0.0 <= current < weight else float(weight)
+
+
 def detect_noise(
     examples: Sequence[Example], deltas: np.ndarray, cfg: NoiseConfig | None = None
 ) -> NoiseResult:
@@ -161,7 +169,8 @@ def detect_noise(
         if cfg.action == "flip":
             out.append(flip(ex))
         elif cfg.action == "downweight":
-            out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True, WEIGHT_KEY: cfg.weight}))
+            weight = _lowered(ex.meta.get(WEIGHT_KEY), cfg.weight)
+            out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True, WEIGHT_KEY: weight}))
         else:
             out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True}))
     counts = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,17 @@ def check_pair_count(n_personas: int, users_per_persona: int, pairs_per_user: in
     return n
 
 
+def check_weights(personas: Mapping[str, Mapping[str, float]]) -> None:
+    """Refuse no personas, and a weight that is not a finite number (NaN would make every label
+    the same side: σ(NaN) < u is never true)."""
+    if not personas:
+        raise ValueError("persona pairs need at least one persona (None: the defaults)")
+    for pname, weights in personas.items():
+        for attr, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+                raise ValueError(f"persona {pname!r}: weight of {attr!r} must be finite, got {w!r}")
+
+
 def attribute_matrix(texts: Sequence[str], names: Sequence[str]) -> np.ndarray:
     """(n, len(names)) z-scored attribute values of ``texts`` (a constant column stays 0)."""
     raw = np.array([[ATTRIBUTES[a](t) for a in names] for t in texts], dtype=np.float64)
@@ -94,10 +106,23 @@ def persona_pairs(
     persona's noisy BT choice. The records carry ``meta`` ``user``, ``persona`` and the
     attribute differences. A user's weights depend only on ``seed`` and its persona and
     number, so two calls with one seed on different examples label with the same users.
-    ``beta`` is any finite number ≥ 0; at most :data:`MAX_PAIRS` pairs in all."""
-    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < math.inf:
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-    personas = dict(personas or PERSONAS)
+    ``beta`` and ``jitter`` are finite numbers ≥ 0, the weights finite, the counts ≥ 1; at most
+    :data:`MAX_PAIRS` pairs in all."""
+    for name, value in (("beta", beta), ("jitter", jitter)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < math.inf
+        ):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    for name, count in (
+        ("users_per_persona", users_per_persona),
+        ("pairs_per_user", pairs_per_user),
+    ):
+        if isinstance(count, bool) or not isinstance(count, Integral) or count < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {count!r}")
+    personas = dict(PERSONAS if personas is None else personas)
+    check_weights(personas)
     check_pair_count(len(personas), users_per_persona, pairs_per_user)
     names = sorted({a for p in personas.values() for a in p if a != "labelled"})
     unknown = [a for a in names if a not in ATTRIBUTES]

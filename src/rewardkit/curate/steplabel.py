@@ -139,7 +139,8 @@ def confident(labels: list[int]) -> bool:
 def perturb(solution: str, rng: random.Random) -> str | None:
     """``solution`` with the written result of one annotated calculation changed (its annotation
     and the number after it), or None when no line has an annotation. The new value differs from
-    the old by a random nonzero amount (±1, ±2, ±10 or doubled)."""
+    the old by a random nonzero amount (+1, −1, +2, +10 or doubled), never by less than the
+    annotation check's tolerance (a large value is doubled), so the changed step is an error."""
     lines = solution.split("\n")
     spots = []
     for i, line in enumerate(lines):
@@ -154,6 +155,8 @@ def perturb(solution: str, rng: random.Random) -> str | None:
     old = _number(m.group(2))
     assert old is not None
     new = rng.choice([old + 1, old - 1, old + 2, old + 10, old * 2 if old else 7.0])
+    if _close(new, old):  # within the check's tolerance (+1 on 20,000,000) it would still hold
+        new = old * 2
     text = str(int(new)) if float(new).is_integer() else f"{new:g}"
     line = lines[i]
     lines[i] = line[: m.start()] + f"<<{m.group(1)}={text}>>{text}" + line[end:]

@@ -156,9 +156,24 @@ def openrlhf_rows(
                 "rejected": [*prompt, assistant(_text_response(ex, r, "OpenRLHF"))],
             }
             if "margin" in ex.meta:
-                row["margin"] = float(ex.meta["margin"])
+                row["margin"] = _margin(ex)
             row.update(_extras(ex, extra))
             yield row
+
+
+def _margin(ex: Example) -> float:
+    """``meta["margin"]`` as a number for OpenRLHF's ``margin`` column: null (what rewardkit
+    writes for a NaN margin) stays NaN, written as null; anything that is not a number is a
+    ValueError naming the example."""
+    value = ex.meta["margin"]
+    if value is None:
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"example {ex.id!r}: meta.margin is {value!r}, not a number; OpenRLHF's margin "
+            "column holds numbers (fix or remove the field)"
+        )
+    return float(value)
 
 
 def _write_rows(rows: Iterable[dict[str, Any]], path: str | PathLike[str]) -> int:
