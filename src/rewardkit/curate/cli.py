@@ -310,6 +310,7 @@ def filter_command(
         filter_by_reward,
         histogram_image,
         image_format,
+        panels_note,
     )
     from rewardkit.curate.scores import response_scores
 
@@ -328,12 +329,13 @@ def filter_command(
         examples = load_examples(data, fmt, limit)
         rs = response_scores(examples, load_rewards(reward, device, no_cache)[0])
         res = filter_by_reward(
-            examples, example_scores(examples, rs, by), keep, value, per_source=per_source
+            examples, example_scores(examples, rs, by), keep, value, per_source=per_source, by=by
         )
         picture = histogram_image(res, image) if histogram and image else None
         with written_along(histogram, picture, "--histogram"):
             n = write_examples(res.examples, out, to)
-    notes = target_notes(res.examples, to)
+    cap = panels_note(res) if histogram else None  # hundreds of sources: 24 panels + "other"
+    notes = target_notes(res.examples, to) | ({"histogram_panels": cap} if cap else {})
     summary(
         sources=res.counts, cutoffs=res.cutoffs, written=n, **notes, out=out, histogram=histogram
     )

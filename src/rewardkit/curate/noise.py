@@ -137,11 +137,20 @@ def _lowered(current: Any, weight: float) -> float:
     return float(current) if ok and 0.0 <= current < weight else float(weight)
 
 
+def _unflagged(ex: Example) -> Example:
+    """``ex`` without a ``noise_flag`` an earlier run left (this run does not flag it, so the
+    flag is not this run's; as ``strength`` and ``consistency`` clear their own keys)."""
+    if FLAG_KEY not in ex.meta:
+        return ex
+    return replace(ex, meta={k: v for k, v in ex.meta.items() if k != FLAG_KEY})
+
+
 def detect_noise(
     examples: Sequence[Example], deltas: np.ndarray, cfg: NoiseConfig | None = None
 ) -> NoiseResult:
     """Flag pairs the ensemble confidently disagrees with (``deltas`` (n, M) from
-    :func:`~rewardkit.curate.scores.pair_deltas`) and apply ``cfg.action`` to them."""
+    :func:`~rewardkit.curate.scores.pair_deltas`) and apply ``cfg.action`` to them; a pair not
+    flagged loses a ``noise_flag`` an earlier run left."""
     cfg = cfg or NoiseConfig()
     d = np.asarray(deltas, dtype=np.float64)
     if d.ndim != 2 or d.shape[0] != len(examples):
@@ -150,7 +159,7 @@ def detect_noise(
     flagged, out = [], []
     for i, ex in enumerate(examples):
         if not mask[i]:
-            out.append(ex)
+            out.append(_unflagged(ex))
             continue
         row = d[i]
         flagged.append(

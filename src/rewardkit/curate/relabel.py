@@ -226,8 +226,14 @@ def rescale(
 ) -> np.ndarray:
     """Min–max map ``values`` (NaN kept) onto ``scale``, rounded to ``decimals`` — for reward
     scores that are not on the template's 1–10 scale ``[design]``. Without a finite value
-    (no examples, all NaN) ``values`` come back as they are."""
+    (no examples, all NaN) ``values`` come back as they are; ±inf is a ValueError."""
     v = np.asarray(values, dtype=np.float64)
+    inf = np.flatnonzero(np.isinf(v))
+    if len(inf):  # the min or max: every other score would map to one end, inf to NaN
+        raise ValueError(
+            f"rescale: value {int(inf[0])} is {v.flat[inf[0]]}; min-max rescaling needs finite "
+            "scores (NaN where a reward does not apply)"
+        )
     if not np.isfinite(v).any():
         return v.copy()
     lo, hi = np.nanmin(v), np.nanmax(v)

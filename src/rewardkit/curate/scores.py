@@ -21,7 +21,8 @@ def labelled_pair(ex: Example) -> tuple[int, int] | None:
 
 def response_scores(examples: Sequence[Example], reward: Reward) -> list[np.ndarray]:
     """Scalar scores (float64) of every response of every example, one array per example,
-    computed in a single ``reward.score`` call (one engine pass for a model reward)."""
+    computed in a single ``reward.score`` call (one engine pass for a model reward); a ±inf
+    score is refused (:func:`check_finite`)."""
     queries = [q for ex in examples for q in ex.queries()]
     flat = np.asarray(reward.score(queries), dtype=np.float64)
     if flat.ndim != 1:
@@ -29,11 +30,31 @@ def response_scores(examples: Sequence[Example], reward: Reward) -> list[np.ndar
             f"{reward.name}: curation needs a scalar reward, got {flat.shape[1]} objectives; "
             "reduce them first (e.g. a weighted spec)"
         )
+    check_finite(examples, flat, reward.name)
     out, at = [], 0
     for ex in examples:
         out.append(flat[at : at + len(ex.responses)])
         at += len(ex.responses)
     return out
+
+
+def check_finite(examples: Sequence[Example], flat: np.ndarray, name: str) -> None:
+    """ValueError naming the reward, the first example and response scored ±inf, and the count:
+    curation refuses an infinite score (NaN is allowed: "does not apply"), as the combiners and
+    the trainer adapters do; min–max rescaling, strengths and their std would turn it into NaN
+    or collapse every other score."""
+    bad = np.flatnonzero(np.isinf(flat))
+    if not len(bad):
+        return
+    at = int(bad[0])
+    for ex in examples:
+        if at < len(ex.responses):
+            break
+        at -= len(ex.responses)
+    raise ValueError(
+        f"reward {name!r} scored {flat[bad[0]]} on example {ex.id!r} (response {at}): a reward "
+        f"must be finite, or NaN where it does not apply ({len(bad)} infinite score(s))"
+    )
 
 
 def deltas_from_scores(examples: Sequence[Example], scores: Sequence[np.ndarray]) -> np.ndarray:

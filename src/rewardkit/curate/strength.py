@@ -30,11 +30,19 @@ STD_KEY = "strength_std"
 def preference_strength(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Card E1 — per-row mean and population std (ddof=0) of the (n, M) ensemble deltas.
 
-    NaN members (a reward that does not apply) are ignored; a row with no member is NaN.
+    NaN members (a reward that does not apply) are ignored; a row with no member is NaN; ±inf
+    is a ValueError naming the row and member.
     """
     d = np.asarray(deltas, dtype=np.float64)
     if d.ndim != 2:
         raise ValueError(f"deltas must be (n, M), got shape {d.shape}")
+    inf = np.argwhere(np.isinf(d))
+    if len(inf):  # its std would be NaN (inf − inf) and its mean no strength
+        i, m = (int(x) for x in inf[0])
+        raise ValueError(
+            f"deltas[{i}, {m}] (row {i}, member {m}) is {d[i, m]}: a reward difference must be "
+            f"finite, or NaN where the reward does not apply ({len(inf)} infinite value(s))"
+        )
     ok = ~np.isnan(d)
     count = ok.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -28,7 +28,7 @@ from rewardkit.evaluate.calibration import (
     pair_logits,
 )
 from rewardkit.evaluate.languages import example_languages, per_language_scores
-from rewardkit.evaluate.lengthbias import length_bias, length_degenerate_subsets
+from rewardkit.evaluate.lengthbias import enough_points, length_bias, length_degenerate_subsets
 from rewardkit.evaluate.multimodal import acc_plus
 from rewardkit.evaluate.paired import compare_rewards
 from rewardkit.evaluate.result import EvalResult, RewardResult
@@ -64,6 +64,13 @@ def _lengths(examples: Sequence[Example]) -> list[list[int]] | None:
     if any(not isinstance(t, str) for ex in examples for t in ex.responses):
         return None
     return [[len(t) for t in ex.responses] for ex in examples]
+
+
+def rating_correlations(scores: Sequence[float], ratings: Sequence[float]) -> dict[str, Any]:
+    """:func:`~.stats.correlations` of reward and one rated attribute; each None (beside its
+    ``n``) below :data:`~.lengthbias.MIN_CORRELATION_N` points, where it is ±1 or undefined."""
+    c = correlations(scores, ratings)
+    return {k: v if k == "n" else enough_points(c["n"], v) for k, v in c.items()}
 
 
 def _human_label(ex: Example) -> float | None:
@@ -163,7 +170,7 @@ def analyze_reward(
                 a[0].append(score)
                 a[1].append(v)
     if attrs:
-        out["ratings"] = {k: correlations(s, v) for k, (s, v) in sorted(attrs.items())}
+        out["ratings"] = {k: rating_correlations(s, v) for k, (s, v) in sorted(attrs.items())}
 
     pools = []
     for ex, rec in zip(examples, recs, strict=True):

@@ -15,7 +15,7 @@ from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import html_table
 from rewardkit.evaluate.report import markdown_grid
 from rewardkit.evaluate.result import EvalResult, RewardResult, jsonable
-from rewardkit.evaluate.rows import MIN_CI_N, ci_n, valid_outcomes
+from rewardkit.evaluate.rows import MIN_CI_N, ci_n, few_points_note, valid_outcomes
 from rewardkit.evaluate.safetext import html_text, md_inline, visible
 
 #: The data column of a run whose report.json records no data identity (made before it did).
@@ -118,6 +118,7 @@ def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
                     "n": r.n_scored,
                     "ece": reported_ece(r.analyses.get("calibration")),
                     "length_spearman": r.analyses.get("length_bias", {}).get("spearman"),
+                    "length_n": r.analyses.get("length_bias", {}).get("n"),
                     "bon_gain": r.analyses.get("best_of_n", {}).get("gain"),
                     "position_bias": r.position_bias,
                 }
@@ -166,7 +167,7 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             x["run"],
             x["reward"],
             _fmt(x["score"]),
-            _ci_cell(x["ci"], x["ci_outcomes"]),
+            _ci_cell(x["score"], x["ci"], x["ci_outcomes"]),
             str(x["n"]),
             _fmt(x["ece"]),
             _fmt(x["length_spearman"]),
@@ -178,10 +179,13 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _ci_cell(ci: list[float], outcomes: int | None) -> str:
-    """``[lo, hi]``; ``–`` when the Score's CI rests on fewer than :data:`~.rows.MIN_CI_N`
-    outcomes by report.md's rule (:func:`score_ci_outcomes`)."""
+def _ci_cell(score: Any, ci: list[Any], outcomes: int | None) -> str:
+    """``[lo, hi]``; one ``–`` when the Score or either bound is undefined (None/NaN, as the
+    eval report's score cells, :func:`.rows.format_cell`) or the Score's CI rests on fewer than
+    :data:`~.rows.MIN_CI_N` outcomes by report.md's rule (:func:`score_ci_outcomes`)."""
     if isinstance(outcomes, int) and outcomes < MIN_CI_N:
+        return "–"
+    if any(_fmt(x) == "–" for x in (score, *ci)):
         return "–"
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
@@ -202,6 +206,10 @@ def write_leaderboard(
         f"Accuracy ↔ best-of-N gain over {bc['n']} rewards: Pearson {_fmt(bc.get('pearson'))}, "
         f"Spearman {_fmt(bc.get('spearman'))}" + (f" ({bc['note']})" if bc.get("note") else "")
     )
+    few = few_points_note(
+        [x.get("length_n") for x in board["rows"]], "responses with a finite score"
+    )
+    corr += f". length ρ{few}" if few else ""
     warn = [f"Warning: {line}." for line in board.get("data_warnings", [])]
     md = ["# rewardkit leaderboard", "", *markdown_grid(header, rows), "", md_inline(corr), ""]
     md += [line for w in warn for line in (md_inline(w), "")]

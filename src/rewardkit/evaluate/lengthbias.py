@@ -17,6 +17,21 @@ MATCH_TOLERANCE = 0.1
 STRATA = ("chosen shorter", "matched", "chosen longer")
 #: A subset is flagged when "longer wins" (or "shorter wins") is at least this accurate.
 DEGENERATE_AT = 0.9
+#: Fewer points than this: no correlation (two points always give ±1, which says nothing).
+MIN_CORRELATION_N = 3
+
+
+def finite_pairs(x: Sequence[float], y: Sequence[float]) -> int:
+    """How many ``(x[i], y[i])`` have both sides finite (the points a correlation uses)."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    return int((np.isfinite(a) & np.isfinite(b)).sum())
+
+
+def enough_points(n: int, value: float) -> float | None:
+    """``value`` when it rests on at least :data:`MIN_CORRELATION_N` points, else None
+    (report.json: null beside its ``n``; the tables print ``–`` and say why)."""
+    return value if n >= MIN_CORRELATION_N else None
 
 
 def stratum(len_chosen: float, len_rejected: float, tol: float = MATCH_TOLERANCE) -> str:
@@ -39,8 +54,9 @@ def length_bias(
     evaluable: Sequence[bool],
     ties: str = "half",
 ) -> dict[str, object]:
-    """Pearson / Spearman of score with length (characters) over all responses, and pairwise
-    accuracy (chosen vs each rejected) in the strata chosen shorter / matched (±10%) / longer."""
+    """Pearson / Spearman of score with length (characters) over all responses (``n``: those
+    with a finite score; None below :data:`MIN_CORRELATION_N`), and pairwise accuracy (chosen
+    vs each rejected) in the strata chosen shorter / matched (±10%) / longer."""
     flat_s = np.asarray([x for s in scores for x in s], dtype=np.float64)
     flat_l = np.asarray([x for s in lengths for x in s], dtype=np.float64)
     by: dict[str, list[float]] = {k: [] for k in STRATA}
@@ -51,9 +67,11 @@ def length_bias(
             o = pairwise_outcome(s[c], s[r], ties)
             if not math.isnan(o):
                 by[stratum(ln[c], ln[r])].append(o)
+    n = finite_pairs(flat_s, flat_l)
     return {
-        "pearson": pearson(flat_s, flat_l),
-        "spearman": spearman(flat_s, flat_l),
+        "pearson": enough_points(n, pearson(flat_s, flat_l)),
+        "spearman": enough_points(n, spearman(flat_s, flat_l)),
+        "n": n,
         "strata": {
             k: {"accuracy": float(np.mean(v)) if v else None, "n": len(v)} for k, v in by.items()
         },

@@ -31,6 +31,22 @@ WEIGHTINGS = ("auto", "published", "actual")
 RMBENCH_DOMAINS: tuple[str, ...] = SCORING["rm-bench"].sections or ()
 #: Subset name used for examples without one (or with an empty or blank one).
 NO_SUBSET = "all"
+#: Their name instead when a subset of the data is itself called :data:`NO_SUBSET`.
+UNNAMED_SUBSET = "(no subset)"
+
+
+def unnamed_subset(named: set[str]) -> str:
+    """The subset of the examples without one: :data:`NO_SUBSET`, or, when a subset in
+    ``named`` (those of the data) is called that, :data:`UNNAMED_SUBSET` (numbered past any
+    subset of that name): the two groups stay apart."""
+    if NO_SUBSET not in named:
+        return NO_SUBSET
+    name, k = UNNAMED_SUBSET, 1
+    while name in named:
+        k += 1
+        name = f"{UNNAMED_SUBSET} #{k}"
+    return name
+
 
 TIE_RULES = {
     "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the "
@@ -86,7 +102,8 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
     if not examples:
         raise ValueError("evaluate needs at least one example")
     # an empty or blank subset name is no name (a blank row label would hide the rows' source)
-    subsets = [ex.subset if ex.subset and ex.subset.strip() else NO_SUBSET for ex in examples]
+    unnamed = unnamed_subset({ex.subset for ex in examples if ex.subset and ex.subset.strip()})
+    subsets = [ex.subset if ex.subset and ex.subset.strip() else unnamed for ex in examples]
     formats = [str(ex.meta.get("format", "")) for ex in examples]
     bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
 

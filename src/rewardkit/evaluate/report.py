@@ -11,6 +11,7 @@ from typing import TextIO
 
 from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import to_html
+from rewardkit.evaluate.lengthbias import MIN_CORRELATION_N
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import Table, fmt, fmt_ci, report_notes, summary_rows
 from rewardkit.evaluate.safetext import code_span, md_inline, md_text, visible
@@ -74,7 +75,10 @@ def summary_lines(result: EvalResult) -> list[str]:
         if reported_ece(a.get("calibration")) is not None:
             parts.append(f"ECE {fmt(a['calibration']['ece'])}")
         if "length_bias" in a:
-            parts.append(f"Spearman(len) {fmt(a['length_bias']['spearman'])}")
+            lb, few = a["length_bias"], ""
+            if isinstance(lb.get("n"), int) and lb["n"] < MIN_CORRELATION_N:
+                few = f" (n={lb['n']}: fewer than {MIN_CORRELATION_N} points)"
+            parts.append(f"Spearman(len) {fmt(lb['spearman'])}{few}")
         if "accuracy_with_ties" in a:
             parts.append(f"acc with ties {fmt(a['accuracy_with_ties']['with_ties'], True)}")
         if "best_of_n" in a:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rewardkit.evaluate.lengthbias import MIN_CORRELATION_N
 from rewardkit.evaluate.result import EvalResult, GroupScore, RewardResult
 from rewardkit.evaluate.safetext import code_span
 from rewardkit.types import failed_items, failed_values, failure_note, failure_outcome
@@ -133,6 +134,19 @@ def score_ci_text(score: float, ci: Any, outcomes: int | None) -> str:
     if outcomes is not None and outcomes < MIN_CI_N:
         return fmt(score, True)
     return fmt_ci(score, ci)
+
+
+def few_points_note(counts: Sequence[Any], what: str) -> str:
+    """The sentence saying why a correlation prints ``–``: the ``counts`` (points behind each
+    correlation of a table) below :data:`~.lengthbias.MIN_CORRELATION_N`, "" when none is.
+    Names stay out: a table note is written as it is."""
+    few = sorted({n for n in counts if isinstance(n, int) and n < MIN_CORRELATION_N})
+    if not few:
+        return ""
+    return (
+        f" –: fewer than {MIN_CORRELATION_N} {what} (n = {', '.join(map(str, few))}), where a "
+        "correlation is ±1 or undefined whatever the reward does; report.json keeps null and n."
+    )
 
 
 def p_text(p: Any, n_boot: int | None = None, nd: int = 4) -> str:

@@ -22,6 +22,7 @@ from rewardkit.evaluate.rows import (
     MIN_CI_N,
     Table,
     ci_outcomes,
+    few_points_note,
     fmt,
     mcnemar_cells,
     p_text,
@@ -80,8 +81,15 @@ def leaderboard(result: EvalResult) -> Table | None:
         "Leaderboard",
         ["#", "reward", "score [95% CI]", "ECE", "length ρ", "BoN gain"],
         rows,
-        "Sorted by score. ECE: 10 uniform bins. length ρ: Spearman of reward with length.",
+        "Sorted by score. ECE: 10 uniform bins. length ρ: Spearman of reward with length."
+        + _length_few(result),
     )
+
+
+def _length_few(result: EvalResult) -> str:
+    """Why a length correlation is ``–``: the rewards with too few scored responses."""
+    counts = [r.analyses.get("length_bias", {}).get("n") for r in result.rewards]
+    return few_points_note(counts, "responses with a finite score")
 
 
 def augmentations(result: EvalResult) -> Table | None:
@@ -152,7 +160,7 @@ def length_bias(result: EvalResult) -> Table:
         "Length bias",
         ["reward", "Pearson(len)", "Spearman(len)", *(f"acc: {s}" for s in STRATA)],
         rows,
-        "Length in characters; matched = lengths within ±10% of the longer.",
+        "Length in characters; matched = lengths within ±10% of the longer." + _length_few(result),
     )
 
 
@@ -259,6 +267,7 @@ def languages(result: EvalResult) -> Table | None:
 
 def ratings(result: EvalResult) -> Table | None:
     """Correlations of every reward with every rated attribute of the responses."""
+    ns = [c.get("n") for _, cs in _per_reward(result, "ratings") for c in cs.values()]
     return _per_reward_table(
         result,
         "ratings",
@@ -268,6 +277,7 @@ def ratings(result: EvalResult) -> Table | None:
             [name, a, *(fmt(c[k]) for k in ("n", "pearson", "spearman", "kendall"))]
             for a, c in cs.items()
         ],
+        few_points_note(ns, "rated responses").strip(),
     )
 
 

@@ -78,6 +78,7 @@ def rewards_on_ids(
     for i, (row, keep, (text, spans)) in enumerate(zip(rows, kept, decoded, strict=True)):
         full = np.zeros(len(row), dtype=np.float64)
         values = tokens.values[i]
+        check_finite_tokens(reward.name, i, values, tokens.offsets[i])
         if keep and text and np.isnan(values).all():
             unscored += 1  # the reward does not apply to this response: 0 on its tokens
         elif keep and text:
@@ -87,6 +88,25 @@ def rewards_on_ids(
         out.append(full)
     warn_unscored(reward.name, len(rows), unscored, cut_rows, cut_tokens)
     return out
+
+
+def check_finite_tokens(name: str, item: int, values: np.ndarray, offsets: np.ndarray) -> None:
+    """ValueError naming the reward, the response (``item``), the first scorer token holding
+    ±inf (its position and characters) and the count: a per-token reward must be finite, or
+    NaN where it does not apply, as the sequence-level adapters require of a score
+    (:func:`~rewardkit.integrations._common.check_finite_scores`); an inf would reach the
+    trainer's token rewards as ±inf, or as NaN where two meet on one policy token."""
+    v = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(np.isinf(v))
+    if not len(bad):
+        return
+    j = int(bad[0])
+    start, end = (int(x) for x in np.asarray(offsets).reshape(-1, 2)[j])
+    raise ValueError(
+        f"reward {name!r}, response {item}: token reward at position {j} (characters "
+        f"{start}-{end}) is {v[j]}: a per-token reward must be finite, or NaN where it does not "
+        f"apply ({len(bad)} infinite value(s) in this response)"
+    )
 
 
 def unscored_tail(values: np.ndarray, src: np.ndarray, dst: np.ndarray) -> int:
