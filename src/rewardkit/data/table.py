@@ -183,16 +183,20 @@ SCORINGS: tuple[Scoring, ...] = (
     Scoring(
         "autoj",
         "Auto-J pairwise: accuracy on non-tie human labels per scenario (ties: accuracy with "
-        "ties in the analyses); score = mean of scenarios",
+        "ties in the analyses); score = accuracy over all non-tie pairs (scenarios weighted by "
+        "their pairs), as Auto-J's Overall",
     ),
     Scoring(
         "pandalm",
         "PandaLM: accuracy against the annotators' majority label (ties and 3-way "
-        "disagreements skipped; accuracy with ties in the analyses)",
+        "disagreements skipped; accuracy with ties in the analyses); score = accuracy over "
+        "all pairs (apps weighted by their pairs)",
     ),
     Scoring(
         "mt-bench-human",
-        "MT-Bench human judgments: agreement without ties per turn (with ties in the analyses)",
+        "MT-Bench human judgments / Chatbot Arena votes: agreement without ties per turn "
+        "(with ties in the analyses); score = agreement over all pairs (turns weighted by "
+        "their pairs)",
     ),
     Scoring(
         "m-rewardbench",

@@ -13,6 +13,7 @@ from rewardkit.data.table import SCORING
 from rewardkit.errors import DataError
 from rewardkit.evaluate.benchmarks import (
     BENCHMARKS,
+    POOLED_BENCHMARKS,
     PRIOR_SETS_SECTION,
     PRIOR_SETS_WEIGHTS,
     REWARDBENCH2_DOMAINS,
@@ -257,7 +258,8 @@ def column_weights(
 ) -> tuple[dict[str, float], dict[str, float] | None]:
     """One reward's ``(subset weights, section weights)``: published weights stay; any other
     subset weighs its ``n_valid`` outcomes (evaluable, score not NaN), so examples a reward
-    could not score carry no weight. JudgeBench weighs its categories by the same counts."""
+    could not score carry no weight. The pooled benchmarks (JudgeBench, Auto-J, PandaLM, MT-Bench
+    human votes) weigh their sections by the same counts."""
     fixed = plan.fixed or {}
     weights = {s: fixed[s] if s in fixed else float(n_valid.get(s, 0)) for s in plan.subset_order}
     return weights, score_weights(plan.benchmark, plan.section_order, plan.section_of, weights)
@@ -271,13 +273,15 @@ def score_weights(
 ) -> dict[str, float] | None:
     """Each section's weight in the final score; None: all 1 (the unweighted mean).
 
-    RewardBench (v1): the prior sets count half (docs/methods/D1-rewardbench.md). JudgeBench:
-    its Overall is the accuracy over all pairs (``run_judge.py`` scores the ``""`` source
-    prefix), so each category weighs its pairs (``subset_weights``: evaluable pair counts).
+    RewardBench (v1): the prior sets count half (docs/methods/D1-rewardbench.md). JudgeBench,
+    Auto-J, PandaLM and MT-Bench / Chatbot Arena human votes (:data:`POOLED_BENCHMARKS`): the
+    published score is the accuracy over all pairs (JudgeBench's ``run_judge.py`` scores the
+    ``""`` source prefix; Auto-J's Overall sums every scenario), so each section weighs its pairs
+    (``subset_weights``: evaluable pair counts).
     """
     if bench == "rewardbench1":
         return rewardbench1_section_weights(section_order)
-    if bench == "judgebench":
+    if bench in POOLED_BENCHMARKS:
         counts = dict.fromkeys(section_order, 0.0)
         for sub, w in subset_weights.items():
             counts[section_of[sub]] += w
@@ -319,7 +323,7 @@ def check_unique_ties(ids: Sequence[str], subset: str) -> None:
 
 def plan_notes(plan: Plan, requested: str) -> list[str]:
     """docs/methods/D1-rewardbench.md — what the report must say about how the rule was chosen:
-    the prior sets' half weight, JudgeBench's pooled Overall, repeated example ids, a Ties
+    the prior sets' half weight, the pooled score of JudgeBench and the human-vote benchmarks, repeated example ids, a Ties
     subset without its published ids (so not scored by the Ties formula), and RewardBench
     subsets scored by the generic rule because other subset names are mixed in."""
     notes = []
@@ -345,6 +349,13 @@ def plan_notes(plan: Plan, requested: str) -> list[str]:
         notes.append(
             "JudgeBench: the score is the accuracy over all pairs (categories weighted by their "
             "number of pairs), as JudgeBench reports Overall; not the mean of the categories."
+        )
+    elif plan.benchmark in POOLED_BENCHMARKS:
+        what = {"autoj": "scenarios", "pandalm": "apps", "mt-bench-human": "turns"}
+        notes.append(
+            "Score: the agreement over all non-tie pairs (sections weighted by their number of "
+            "pairs), as the benchmark reports its overall agreement; not the mean of the "
+            f"{what.get(plan.benchmark, 'sections')}."
         )
     dups = duplicate_ids(plan.examples)
     if dups:

@@ -79,6 +79,11 @@ def summary_lines(result: EvalResult) -> list[str]:
             if isinstance(lb.get("n"), int) and lb["n"] < MIN_CORRELATION_N:
                 few = f" (n={lb['n']}: fewer than {MIN_CORRELATION_N} points)"
             parts.append(f"Spearman(len) {fmt(lb['spearman'])}{few}")
+        if a.get("ratings"):
+            shown = [
+                f"{visible(k)} {fmt(v['spearman'])}" for k, v in list(a["ratings"].items())[:5]
+            ]
+            parts.append("Spearman with ratings: " + ", ".join(shown))
         if "accuracy_with_ties" in a:
             parts.append(f"acc with ties {fmt(a['accuracy_with_ties']['with_ties'], True)}")
         if "best_of_n" in a:

@@ -272,9 +272,22 @@ def report_notes(result: EvalResult) -> list[str]:
         notes.append(f"Skipped {ds['n_skipped']} of {ds['n_examples']} examples ({parts}).")
     elif not dropped.get("n"):
         notes.append(f"No example skipped ({ds['n_examples']} examples).")
+    if st.get("benchmark") == "ratings":
+        notes.append(
+            "Ratings: a single rated response is no pair, so no accuracy is measured on it; the "
+            "result is each reward's correlation with every rated attribute (Ratings "
+            "correlations)."
+        )
     for r in result.rewards:
         if r.n_nan:
             notes.append(f"{code_span(r.name)}: {r.n_nan} examples with a NaN score excluded.")
+        empty = [s for s, g in r.sections.items() if g.n == 0]
+        if empty and len(empty) < len(r.sections):
+            notes.append(
+                f"{code_span(r.name)}: no scored example in section(s) "
+                f"{', '.join(code_span(s) for s in empty)}; its Score is the mean of the other "
+                f"{len(r.sections) - len(empty)} section(s), not the benchmark's full Score."
+            )
         if r.n_truncated:
             notes.append(
                 f"{code_span(r.name)}: {r.n_truncated} rows truncated to the reward's max length."
