@@ -7,7 +7,9 @@ parsed by ``math_verify.parse`` (LaTeX, ``\\boxed{}``, fractions, plain numbers)
 ``math_verify.verify``. The reward is 1.0 (equivalent) or 0.0; NaN when there is no reference or
 the reference itself cannot be parsed. A response's ``X%`` is read on one scale
 (:mod:`.math_percent`): X where the question asks for a percentage or the reference gives one,
-else X/100 (math-verify matched ``42%`` against both 42 and 0.42).
+else X/100 (math-verify matched ``42%`` against both 42 and 0.42). Where math-verify's verdict
+was wrong by a hand truth (hedges, retractions, false equations, bases, 6-decimal rounding,
+notations it does not read), :mod:`.math_reading` reads the response first.
 
 Speed (``fast=true``, the default). math-verify spends most of its time turning every extracted
 number into a sympy object (``sympy.Number(str)`` goes through ``parse_expr``, ~0.5 ms) and in
@@ -53,6 +55,12 @@ from rewardkit.rewards.rules.math_percent import (
     percent_after_box,
     percent_read,
 )
+from rewardkit.rewards.rules.math_reading import (
+    false_claims_dropped,
+    last_boxed,
+    read_answer,
+    spell_out,
+)
 from rewardkit.types import Query, ScoreResult, prompt_text
 
 #: Distinct references whose parsed gold is kept.
@@ -66,40 +74,6 @@ _TEXT_NUMBER = re.compile(r"(?<![\w.])-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.
 _OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _LATEX_SPACES = ("\\!", "\\,", "\\;", "\\:", "\\ ", "~")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{…}`` (or ``\\fbox{…}``) with balanced braces; None if none.
-
-    ``\\boxed 5`` (no braces) gives the token after it.
-    """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    after_name = start + (6 if text.startswith("\\boxed", start) else 5)
-    i = after_name
-    n = len(text)
-    while i < n and text[i] == " ":
-        i += 1
-    if i >= n:
-        return None
-    if text[i] != "{":
-        if i == after_name:  # "\boxedx": not a box
-            return None
-        j = i
-        while j < n and not text[j].isspace() and text[j] != "$":
-            j += 1
-        return text[i:j] or None
-    depth = 0
-    for j in range(i, n):
-        c = text[j]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    return None
 
 
 #: Digits on both sides of plain whitespace: the fast path's whitespace-blind comparison would
@@ -314,7 +288,7 @@ class MathVerifier:
             if hit is not None:
                 self._gold.move_to_end(reference)
                 return hit
-        answer = gold_answer(reference)
+        answer = spell_out(gold_answer(reference))
         text = answer if _UNESCAPED_DOLLAR.search(answer) else f"${answer}$"
         cleaned = _clean(answer)
         percent = "%" in answer or bool(PERCENT_WORDS.search(answer))
@@ -369,6 +343,10 @@ class MathVerifier:
         golds = [self.gold(r) for r in refs]
         if len(response) > self.max_chars:
             response = response[-self.max_chars :]
+        response, golds, ruled = self._read(response, golds)
+        if ruled is not None:
+            self.stats["ruled"] += 1
+            return ruled, None
         if self.fast:
             verdicts = [self.fast_verdict(response, g) for g in golds]
             if 1.0 in verdicts or all(v == 0.0 for v in verdicts):
@@ -387,16 +365,45 @@ class MathVerifier:
             return NAN, next((g.problem for g in golds if g.problem), None)
         self.stats["slow"] += 1
         pred, problem = self._parse(response, "the response")
+        unsure: list[str] = []
+        pred = false_claims_dropped(pred, lambda a, b: self._holds(a, b, unsure))
+        problem = problem or next(iter(unsure), None)
         if not pred:
             if problem is None:
                 self.stats["no_answer"] += 1
             return 0.0, problem
+        plain = _plain_reading(pred)
         for g in usable:
+            if g.value is not None and plain is not None and plain != g.value:
+                continue  # math-verify rounds to 6 decimals: 3.1415926 matched 3.1415927
             same, why = self._verify(g.parsed, percent_read(pred, percent or g.percent))
             if same:
                 return 1.0, None
             problem = problem or why
         return 0.0, problem
+
+    @staticmethod
+    def _read(response: str, golds: list[_Gold]) -> tuple[str, list[_Gold], float | None]:
+        """:func:`.math_reading.read_answer`: the response as math-verify should read it, the
+        golds it can still match, and a verdict where one is certain before math-verify."""
+        response, keep, verdict = read_answer(response, [g.text for g in golds])
+        return response, [g for g, k in zip(golds, keep, strict=True) if k], verdict
+
+    def _holds(self, lhs: Any, rhs: Any, unsure: list[str]) -> bool:
+        """math-verify's equality of the two sides of a response's equation; False when it
+        timed out or raised (``\\boxed{9^{9^{9^{9}}} = 2}``: unverified is not correct), with
+        the reason added to ``unsure``."""
+        same, problem = self._verify([lhs], [rhs])
+        if problem is not None:
+            unsure.append(problem)
+        return same
+
+
+def _plain_reading(pred: list[Any]) -> Fraction | None:
+    """The value of math-verify's text reading of the answer when it is a plain decimal number
+    ("3.1415926"), else None."""
+    texts = [p for p in pred if isinstance(p, str)]
+    return _plain_value(_clean(texts[0])) if len(texts) == 1 else None
 
 
 class MathReward(RuleReward):
@@ -436,7 +443,8 @@ class MathReward(RuleReward):
 
     @property
     def stats(self) -> Counter[str]:
-        """Counts: ``fast``/``slow`` path, ``timeout``, ``error``, ``no_answer``, ``gold_unparsed``."""
+        """Counts: ``fast``/``slow`` path, ``ruled`` (decided before math-verify: hedge, empty
+        box, base, choice letter), ``timeout``, ``error``, ``no_answer``, ``gold_unparsed``."""
         return self.verifier.stats
 
     @property
