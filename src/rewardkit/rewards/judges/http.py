@@ -73,8 +73,10 @@ TOP_LOGPROBS = 20
 _FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unaligned")
 #: In every HTTP judge's identity: scores read before a verdict string a judged text also held
 #: stopped counting as the judge's, before logprob tokens were aligned with the answer text and
-#: before a verdict at the cut of a ``finish_reason: length`` answer failed, are not reused.
-READING = "own-verdicts-copies-only;logprob-tokens-aligned;cut-verdicts-fail"
+#: before a verdict at the cut of a ``finish_reason: length`` answer failed, and before the
+#: published judges' formats were read (Arena-Hard, Prometheus, JSON…; a number or response the
+#: reasoning only mentions unparsed), are not reused.
+READING = "own-verdicts-copies-only;logprob-tokens-aligned;cut-verdicts-fail;published-formats"
 
 
 def openai_base_url(arg: str) -> str:

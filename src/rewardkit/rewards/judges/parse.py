@@ -4,43 +4,25 @@
 Both readers return the kind's *class log-scores* (:mod:`rewardkit.rewards.judges.verdict`), so
 the verdict of an HTTP judge goes through the same reader as a local one.
 
-**Text** (documented formats; anything else is *unparsed*, which the judge scores NaN and counts,
-never 0 or a tie). The verdict is read from the judge's own words
+**Text**: the formats of docs/judges.md ("Reading verdicts from text"), each tested; anything else
+is *unparsed*, which the judge scores NaN and counts — never 0, a tie or a number the reasoning
+merely mentions. The verdict is read from the judge's own words
 (:mod:`rewardkit.rewards.judges.quotes`: its reasoning, copies of the judged texts and verdicts
 in quotation marks are left out — a verdict string a judged text merely also holds is still
-the judge's), and where the labelled formats match several times the **last** own match counts;
-when every labelled match is a quote, the judge's first word does:
-
-- yes/no: ``[[Yes]]``; ``Answer: No`` / ``Verdict: yes`` / ``Judgement: **No**``; an answer whose
-  first word is yes or no (``Yes.``, ``**No**, because…``); else exactly one of the two words in
-  the text. Both joined by and/or (``Yes and no``, ``Answer: Yes or No``) is no verdict.
-- rating: ``[[7]]``; ``Rating: 7`` / ``Score: 8.5``; ``7/10`` / ``7 out of 10`` (outranked by a
-  bracketed or labelled rating anywhere); an answer that starts with the number. A signed number
-  (``-3``, ``−3``), one on another scale (``3/5``, ``4 out of 5``, ``8/100``) or one out of 1–10
-  is unparsed. Each may be a range (``7-8``, ``7–8/10``, ``7 to 8``; a dash, ``~``, ``to`` or
-  ``or``): ascending on 1–10, its midpoint (7.5); descending (``8-7``), off the scale
-  (``9-11``), the scale itself (``1-10``) or a chain (``7-8-9``), unparsed.
-- pairwise: ``[[A]]`` / ``[[B]]`` (MT-Bench, reward-bench); ``Answer: B`` / ``Verdict: Response A``
-  / ``Better response: (a)``; a first word ``A``/``B`` (``A.``, ``**B**``); else exactly one of
-  ``Response A`` / ``Response B`` (or ``Assistant A``…). A tie (0.5) is ``[[C]]``, a labelled
-  ``Verdict: tie``, a first word ``Tie``/``Draw``, or a statement ``It's a tie`` / ``…: a tie``
-  — never the word elsewhere ("A. It is not a tie." is A).
-- listwise (k responses): RewardAnything's JSON ``{"best-to-worst": ["model-2", "model-1", …]}``
-  (``<think>`` blocks, code fences and trailing commas tolerated); a chain ``2 > 1 > 3`` (``[2] >
-  [1] > [3]``, ``2, 1, 3``, ``≻``, ``>>``) of distinct labels 1…k — the full ranking, or k − 1 of
-  them and the last inferred; else one label: ``Best: [2]`` / ``Response 2 is the best`` / an
-  answer that starts with ``2`` — the best response only.
+the judge's). In order: the **last** own match of the bracketed and labelled formats (``[[7]]``,
+``Rating: 7``, ``**Score**: 7``, ``"score": 7``, ``[RESULT] 4``, ``[[A>B]]``…; for a rating,
+outranking a mention ``7/10``); then, per kind, the answer's start (a first word, a first number
+alone or before punctuation, JudgeLM's score pair ``8 6``), a last line that is only the verdict,
+and the looser forms (one of yes/no in the text, ``It's a tie``, ``Response A is better``).
 
 **Log-probabilities** (:mod:`rewardkit.rewards.judges.logprobs`) are read at the token of the text
 verdict (its offset in the answer): an answer whose words give no verdict is unparsed whatever its
-log-probabilities, and the two paths read the same words. A rating range is read from its text
-(``Reading.token`` False): the log-probabilities at its first number are about that end only.
+log-probabilities, and the two paths read the same words. A verdict no one token holds (a rating
+range, an Arena-Hard relation, a score pair: ``Reading.token`` False) is read from its text.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -60,8 +42,16 @@ from rewardkit.rewards.judges.quotes import (
     quote_marks,
     quoted,
 )
-from rewardkit.rewards.judges.verdict import RATING_SCALE, RatingRange
-from rewardkit.rewards.tags import strip_blocks
+from rewardkit.rewards.judges.verdict import (
+    RATING_SCALE,
+    Derived,
+    RatingRange,
+    json_ranking,
+    ranking_label,
+    ranking_scores,
+    rating_value,
+    text_scores,
+)
 
 __all__ = [
     "MAX_LOGPROB",
@@ -82,7 +72,6 @@ __all__ = [
     "top_logprobs",
 ]
 
-_NEG = -math.inf
 #: (what a reader found, the offset of its class word in the answer)
 Found = tuple[Any, int]
 
@@ -109,13 +98,6 @@ class Reading:
 UNPARSED = Reading(None, "unparsed")
 
 
-def one_hot(index: int, n: int) -> np.ndarray:
-    """Class log-scores of a text verdict: 0 for the named class, −∞ for the others."""
-    out = np.full(n, _NEG)
-    out[index] = 0.0
-    return out
-
-
 #: Minus signs before a rating: hyphen-minus, hyphen, figure and en dash, minus, small and
 #: fullwidth hyphen-minus.
 SIGNS = "-\u2010\u2012\u2013\u2212\ufe63\uff0d"
@@ -140,8 +122,6 @@ RATING_PATTERNS = (
     r"(?:rating|score)\s*+(?:is)?\s*+[:=]?\s*+\**+\s*+" + _RATING,
     r"(?<!\d)" + _RATING + r"\s*+(?:/|out\s++of)\s*+10\b",
 )
-#: The rating formats by rank: a bracketed or labelled rating outranks a mention ``7/10``.
-RATING_TIERS = (RATING_PATTERNS[:2], RATING_PATTERNS[2:])
 CHOICE_PATTERNS = (
     r"\[\[\s*+([ABC])\s*+\]\]",
     _LABELLED
@@ -152,6 +132,60 @@ BEST_PATTERNS = (
     r"(?:best|winner|answer)\s*+(?:response)?\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+\[?(\d++)\]?",
     r"(?:response|answer)\s*+\[?(\d++)\]?\s*+is\s*+(?:the\s++)?best",
 )
+#: Published judges' and common prompts' formats (docs/judges.md), kept apart from the tuples
+#: above (tests/test_regex_linear.py pins those): bold, JSON-key, scaled, fullwidth and non-English
+#: labels, Prometheus's ``[RESULT] 4``, ``Response 1`` (Auto-J), Arena-Hard's ``[[A>>B]]``.
+_LABELS = (
+    r"(?:\[\s*+result\s*+\]|(?:final[\s_]++)?(?:answer|verdict|judge?ment|decision|choice"
+    r"|better[\s_]*+response|winner|preference))"
+)
+_TAIL = r"[\"'*_]*+\s*+(?:is)?\s*+[:=：\-]?\s*+[\"'*_]*+\s*+"  # "…" / **…** / … is
+_RATING_LABEL = (
+    r"(?:\[\s*+result\s*+\]|rating|score|评分|分数|得分|打分|評価|スコア|点数|점수|평가|bewertung"
+    r"|punktzahl|note\s++(?:finale|globale)|note(?=\s++[:：])|puntuaci[oó]n|calificaci[oó]n"
+    r"|nota\s++final|valutazione|punteggio|voto|pontua[cç][aã]o|оценка)"
+)
+_SCALE = r"(?:\s*+[(\[]\s*+(?:[01]\s*+(?:[-–—~]|to)\s*+10|out\s++of\s++10|/\s*+10)\s*+[)\]])?"
+YES_NO_MORE = (_LABELS + _TAIL + r"(yes|no)\b",)
+_MARKS = r"[\"'*_]*+"
+RATING_MORE = (
+    _RATING_LABEL
+    + _MARKS
+    + _SCALE
+    + _MARKS
+    + r"\s*+(?:is)?\s*+[:=：]?\s*+"
+    + _MARKS
+    + r"\s*+"
+    + _RATING,
+)
+#: The rating formats by rank: a bracketed or labelled rating outranks a mention ``7/10``.
+RATING_TIERS = (RATING_PATTERNS[:2] + RATING_MORE, RATING_PATTERNS[2:])
+CHOICE_MORE = (
+    _LABELS
+    + _TAIL
+    + r"(?:(?:response|assistant|output|model)[\s_]*+\(?\s*+([ab12])|\(?\s*+([ab]))\b",
+    r"\[\[\s*+(A\s*+(?:>>?|=)\s*+B|B\s*+(?:>>?|=)\s*+A)\s*+\]\]",
+    _LABELS + _TAIL + r"(?:an?\s++)?(tie|draw)\b",
+)
+#: A pair of scores alone on the answer's first line (JudgeLM: ``8 6``, the first response's).
+_SCORE_PAIR = re.compile(r"[\s*_#]*+(" + _NUMBER + r")[ \t]++(" + _NUMBER + r")[ \t*_]*+(?:\n|$)")
+#: A last line that is only the verdict (``…reasoning…\n\nOutput (b)``, ``…\n\n7``, ``…\nYes``).
+_LAST_CHOICE = re.compile(
+    r"[\s*_#>]*+(?:(?i:response|assistant|output|model)\s*+\(?\s*+([ABab12])|\(\s*+([ABab])\s*+"
+    r"|([AB]))\)?[\s*_.!]*+"
+)
+_LAST_YES_NO = re.compile(r"[\s*_#>]*+(yes|no)[\s*_.!]*+", re.I)
+_LAST_RATING = re.compile(r"[\s*_#>(\[]*+" + _RATING + r"(?:\s*+/\s*+10)?[\s*_.!)\]]*+")
+#: After a first word ``A``: a word that makes it an article (``A good answer…``, ``A and B…``).
+_ARTICLE = re.compile(r"[ \t]++(?!(?:is|was|wins|won|because|since|as|clearly)\b)[a-z]")
+#: One response said to be the better one (``Response A is more accurate``, ``Assistant B's
+#: answer is better``, ``Response B wins``); a response merely named is no verdict.
+_PREFERRED = re.compile(
+    r"\b(?:response|assistant|output)\s*+\(?([AB])\b\)?(?:['’]s\s++(?:answer|response))?\s++"
+    r"(?:(?:is|was|seems|appears)\s++)?(?:(?:clearly|slightly|much|far|significantly)\s++)?"
+    r"(?:better|superior|preferred|preferable|more\b|wins|the\s++(?:better|best|winner))",
+    re.I,
+)
 _TIE_STATED = re.compile(
     r"(?:\bit['’]?s|\bit\s++is|\bthis\s++is|\bthat['’]?s|:)\s*+(?:an?\s++)?(tie|draw)\b", re.I
 )
@@ -161,19 +195,29 @@ _BOTH_AFTER = re.compile(r"[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+(?:yes|no)\b", re
 _BOTH_BEFORE = re.compile(r"\b(?:yes|no)[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+$", re.I)
 #: After a rating: another scale ("/5", "out of 100", "stars out of 5").
 _OTHER_SCALE = re.compile(r"\s*+(?:[a-z]++\s++)?(?:/|out\s++of)\s*+(\d++)", re.I)
-_START_NUMBER = re.compile(r"\W*+" + _RATING + r"\b")
+#: A rating that starts the answer: a number alone on its line, or before punctuation or a dash
+#: (``7. The response…``, ``8 - fine``), not the start of a sentence (``2 + 2 = 4…``, ``8 6``).
+_START_NUMBER = re.compile(
+    r"\W*+" + _RATING + r"(?=[*_)\]]*+(?:[ \t]*+(?:\n|$)|[.,;:!](?:\s|$)|[ \t]++[-–—]\s))"
+)
 #: After a rating: one more end (``7-8-9``, a chain, not a range).
 _MORE_ENDS = re.compile(RANGE_SEP + r"\d", re.I)
 _START_LABEL = re.compile(r"\W*+(\d++)\b")
 _NOT_MARKUP = re.compile("[^" + re.escape(MARKUP) + "]")
+_DOUBLE_LABEL = re.compile(r"\[\[(\s*+\d++\s*+)\]\]")
 _CHAIN = re.compile(r"(?<!\d)\[?(\d++)\]?(?:\s*+(?:>>|>|≻|,|;|then)\s*+\[?(\d++)\]?)+")
 
 
 def _matches(patterns: Sequence[str], text: str) -> list[re.Match[str]]:
     """Every match of ``patterns`` in ``text`` (case-insensitive) in reading order: by start,
-    and of two at one place the earlier pattern's last."""
+    and of two at one place the earlier pattern's last; of two with one span, only that one."""
     found = [(m.start(), -i, m) for i, p in enumerate(patterns) for m in re.finditer(p, text, re.I)]
-    return [m for _, _, m in sorted(found, key=lambda x: (x[0], x[1]))]
+    out: list[re.Match[str]] = []
+    for _, _, m in sorted(found, key=lambda x: (x[0], x[1])):
+        if out and out[-1].span() == m.span():
+            out.pop()  # one span two patterns match: the earlier pattern's, which comes last
+        out.append(m)
+    return out
 
 
 def _only(text: str, m: re.Match[str]) -> bool:
@@ -224,14 +268,27 @@ def _both(text: str, m: re.Match[str]) -> bool:
     return _BOTH_AFTER.match(text, m.end()) is not None or _BOTH_BEFORE.search(before) is not None
 
 
+def _own(text: str, m: re.Match[str] | None, judged: Judged | None) -> re.Match[str] | None:
+    """``m`` unless it lies in a copy of a judged text."""
+    return None if m is None or quoted(text, m.start(), m.end(), judged, []) else m
+
+
+def _last_line(text: str, pattern: re.Pattern[str], judged: Judged | None) -> re.Match[str] | None:
+    """``pattern`` matched to the whole last non-blank line of ``text``."""
+    end = len(text.rstrip())
+    return _own(text, pattern.fullmatch(text, text.rfind("\n", 0, end) + 1, end), judged)
+
+
 def _yes_no(text: str, judged: Judged | None = None) -> Found | None:
-    m, rest = own_verdict((YES_NO_PATTERNS,), text, judged, refuse=_both)
-    if m is not None:
-        return (0 if m.group(1).lower() == "yes" else 1), m.start(1)
+    m, rest = own_verdict((YES_NO_PATTERNS + YES_NO_MORE,), text, judged, refuse=_both)
     first = _first_word(rest)
     alone = first and _BOTH_AFTER.match(rest, first[1] + len(first[0])) is None
-    if first and first[0] in ("yes", "no") and alone:
-        return (0 if first[0] == "yes" else 1), first[1]
+    if m is None and first and first[0] in ("yes", "no") and alone:
+        return (0 if first[0] == "yes" else 1), first[1]  # before the last line: "Yes\n\nYes"
+    if m is None:
+        m = _last_line(rest, _LAST_YES_NO, judged)
+    if m is not None:
+        return (0 if m.group(1).lower() == "yes" else 1), m.start(1)
     found = [(w.group(1).lower(), w.start(1)) for w in re.finditer(r"\b(yes|no)\b", rest, re.I)]
     if len({w for w, _ in found}) == 1:
         return (0 if found[0][0] == "yes" else 1), found[0][1]
@@ -244,18 +301,11 @@ def _signed(text: str, start: int) -> bool:
     return bool(before) and before[-1] in SIGNS
 
 
-def _rating_value(found: str, scale: Sequence[int]) -> float | RatingRange | None:
-    """The rating ``found`` (one number or a range, group 1 of the rating patterns) spells, or
-    None off ``scale``; a range must ascend and be narrower than the whole scale."""
-    ends = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", found)]
-    if not all(min(scale) <= x <= max(scale) for x in ends):
-        return None
-    if len(ends) == 1:
-        return ends[0]
-    lo, hi = ends
-    if lo > hi or (lo, hi) == (min(scale), max(scale)):
-        return None  # "8-7" reads both ways; "1-10" names the scale, not a verdict
-    return RatingRange(lo, hi)
+def _list_item(text: str, m: re.Match[str]) -> bool:
+    """Whether a rating that starts the answer numbers a list (``1. Accuracy…\n2. …``)."""
+    if not m.group(1).isdigit() or text[m.end(1) : m.end(1) + 1] not in (".", ")"):
+        return False
+    return re.search(rf"(?m)^[ \t*_#]*+{int(m.group(1)) + 1}[.)]", text) is not None
 
 
 def _rating(
@@ -264,80 +314,72 @@ def _rating(
     m, rest = own_verdict(RATING_TIERS, text, judged)
     if m is None:
         m = _START_NUMBER.match(rest)
+        m = None if m is not None and _list_item(rest, m) else m
+    if m is None:
+        m = _last_line(rest, _LAST_RATING, judged)
     if m is None or _signed(text, m.start(1)) or _MORE_ENDS.match(text, m.end(1)):
         return None  # "-3", "7-8-9"
     other = _OTHER_SCALE.match(text, m.end(1))
     if other is not None and other.group(1) != "10":
         return None  # "3/5", "8/100": a rating on another scale is not a 1–10 one
-    value = _rating_value(m.group(1), scale)
+    value = rating_value(m.group(1), scale)
     return None if value is None else (value, m.start(1))
 
 
+def _group(m: re.Match[str]) -> int:
+    """The index of the group of ``m`` that matched (a pattern may hold alternatives)."""
+    return next(i for i in range(1, (m.re.groups or 0) + 1) if m.group(i) is not None)
+
+
+def _choice_class(m: re.Match[str]) -> Found:
+    """The class a choice match names: A, B, 2 for a tie; Arena-Hard's relation (``a>>b``,
+    ``b=a``) and a response's number (1, 2) as :class:`Derived`."""
+    i = _group(m)
+    word = m.group(i).lower()
+    if word[0] in "ab" and len(word) > 1:
+        return Derived(2 if "=" in word else "ab".index(word[0])), m.start(i)
+    if word in ("1", "2"):
+        return Derived(int(word) - 1), m.start(i)
+    return {"a": 0, "b": 1}.get(word, 2), m.start(i)
+
+
 def _choice(text: str, judged: Judged | None = None) -> Found | None:
-    m, rest = own_verdict((CHOICE_PATTERNS + TIE_PATTERNS,), text, judged)
+    m, rest = own_verdict((CHOICE_PATTERNS + TIE_PATTERNS + CHOICE_MORE,), text, judged)
     if m is not None:
-        return {"a": 0, "b": 1}.get(m.group(1).lower(), 2), m.start(1)
+        return _choice_class(m)
+    pair = _own(rest, _SCORE_PAIR.match(rest), judged)
+    if pair is not None:  # JudgeLM: the two responses' 1–10 scores; the higher one is better
+        a, b = rating_value(pair.group(1)), rating_value(pair.group(2))
+        if a is None or b is None:
+            return None
+        return Derived(0 if a > b else 1 if a < b else 2), pair.start(1)
     first = _first_word(rest)
-    if first and first[0] in ("a", "b") and rest[first[1]] in "AB":
-        return "ab".index(first[0]), first[1]
+    article = first and _ARTICLE.match(rest, first[1] + 1)  # "A good answer…", "A and B…"
+    if first and first[0] in ("a", "b") and rest[first[1]] in "AB" and not article:
+        return "ab".index(first[0]), first[1]  # before the last line: a short "A\n\nA" is A
     if first and first[0] in ("tie", "draw"):
         return 2, first[1]
+    last = _last_line(rest, _LAST_CHOICE, judged)
+    if last is not None:
+        return _choice_class(last)
     marks = quote_marks(rest)
     for t in _TIE_STATED.finditer(rest):
         if quoted(rest, t.start(), t.end(), judged, marks) is None:
             return 2, t.start(1)
-    found = [
-        (w.group(1).upper(), w.start(1))
-        for w in re.finditer(r"\b(?:response|assistant|output)\s*+\(?([AB])\b", rest, re.I)
-    ]
+    found = [(w.group(1).upper(), w.start(1)) for w in _PREFERRED.finditer(rest)]
     if len({w for w, _ in found}) == 1:
         return "AB".index(found[0][0]), found[0][1]
     return None
 
 
-def _label(digits: str) -> int:
-    """A 1-based label written as ``digits``; a number too long to be one (over 9 digits, where
-    ``int`` may refuse it) reads as 0, which no ranking accepts."""
-    return int(digits) if len(digits) <= 9 else 0
-
-
-_RANKING_KEYS = ("best-to-worst", "best-to-worse", "ranking")
-
-
-def _json_ranking(text: str, k: int) -> Found | None:
-    """The ``best-to-worst`` list of a RewardAnything-style JSON answer, as 0-based labels, and
-    the offset of its first label's digits."""
-    inner = strip_blocks(text, "<think>", "</think>")
-    start, end = inner.find("{"), inner.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    raw = re.sub(r",\s*([}\]])", r"\1", inner[start : end + 1])  # trailing commas
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    key = next((key for key in _RANKING_KEYS if key in obj), None)
-    if key is None or not isinstance(obj[key], list):
-        return None
-    labels: list[int] = []
-    for item in obj[key]:
-        m = re.search(r"\d+", str(item))
-        if m is None or not 1 <= _label(m.group(0)) <= k or _label(m.group(0)) - 1 in labels:
-            return None
-        labels.append(_label(m.group(0)) - 1)
-    digit = re.compile(r"\d").search(text, max(0, text.rfind(f'"{key}"')) + len(key) + 2)
-    return (labels, digit.start() if digit else 0) if labels else None
-
-
 def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
     """((0-based labels best first, complete), offset of the best label) or None; ``complete``
     False = the best one only."""
+    scan = _DOUBLE_LABEL.sub(lambda m: f" [{m.group(1)}] ", text)  # [[2]] > [[1]], same offsets
     best: list[int] = []
     at, skipped, marks = 0, [], quote_marks(text)
-    for m in reversed(list(_CHAIN.finditer(text))):  # the longest; of equal ones, the last
-        labels = [_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
+    for m in reversed(list(_CHAIN.finditer(scan))):  # the longest; of equal ones, the last
+        labels = [ranking_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
         valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
         if not valid or len(labels) <= len(best):
             continue
@@ -345,7 +387,7 @@ def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
             skipped.append(m.span())
         else:
             best, at = labels, m.start(1)
-    json_found = _json_ranking(text, k)
+    json_found = json_ranking(text, k)
     if json_found is not None and len(json_found[0]) > len(best):
         best, at = json_found
     if len(best) >= k - 1 and best:
@@ -357,13 +399,14 @@ def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
     m, rest = own_verdict((BEST_PATTERNS,), blank(text, skipped), judged)
     if m is None:
         m = _START_LABEL.match(rest)
-    if m is not None and 1 <= _label(m.group(1)) <= k:
-        return ([_label(m.group(1)) - 1], False), m.start(1)
+    if m is not None and 1 <= ranking_label(m.group(1)) <= k:
+        return ([ranking_label(m.group(1)) - 1], False), m.start(1)
     return None
 
 
 def _value(found: Found | None) -> Any:
-    return None if found is None else found[0]
+    value = None if found is None else found[0]
+    return value.value if isinstance(value, Derived) else value
 
 
 def parse_yes_no(text: str) -> int | None:
@@ -385,37 +428,6 @@ def parse_choice(text: str) -> int | None:
 def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
     """(0-based labels best first, complete) or None; ``complete`` False = the best one only."""
     return _value(_ranking(text, k))
-
-
-def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
-    """Per-label scores of a text ranking: Borda (k − 1 − position) / (k − 1) for a complete one,
-    1 for the best and 0 for the others when only the best was named."""
-    out = np.zeros(k)
-    if complete:
-        for pos, label in enumerate(order):
-            out[label] = (k - 1 - pos) / (k - 1)
-    else:
-        out[order[0]] = 1.0
-    return out
-
-
-def _text_scores(kind: str, value: Any, k: int) -> np.ndarray:
-    """Class log-scores of a text verdict (listwise: the log of :func:`ranking_scores`, so that
-    softmax gives the normalised Borda scores)."""
-    if kind == "yes_no":
-        return one_hot(value, 2)
-    if kind == "pairwise":
-        return np.zeros(2) if value == 2 else one_hot(value, 2)
-    with np.errstate(divide="ignore"):
-        if kind == "rating":  # all the mass on it (a fractional one on its two neighbours)
-            value = value.mid if isinstance(value, RatingRange) else value
-            lo = math.floor(value)
-            p = np.zeros(len(RATING_SCALE))
-            p[lo - 1] = 1.0 - (value - lo)
-            if value > lo:
-                p[lo] = value - lo
-            return np.log(p)
-        return np.log(ranking_scores(value[0], value[1], k))
 
 
 _READERS: dict[str, Callable[[str, Judged, int], Found | None]] = {
@@ -444,8 +456,9 @@ def text_reading(
         found = read(own_words(text, judged, copies=False) or "", judged, k)
     if found is None:
         return UNPARSED
-    token = not isinstance(found[0], RatingRange)
-    return Reading(_text_scores(kind, found[0], k), "text", found[1], token)
+    value, token = found[0], not isinstance(found[0], RatingRange | Derived)
+    value = value.value if isinstance(value, Derived) else value
+    return Reading(text_scores(kind, value, k), "text", found[1], token)
 
 
 def logprob_reading(

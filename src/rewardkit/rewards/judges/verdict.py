@@ -1,4 +1,4 @@
-"""The verdict readers of every judge kind, shared by all backends (pure numpy).
+"""The verdict readers of every judge kind, shared by all backends (numpy, no model).
 
 A backend turns each judged row into *class log-scores*: one number per answer class (Yes/No,
 A/B, the ratings 1…10, the labels of a listwise group), the log-sum-exp of the logits or
@@ -14,17 +14,24 @@ docs/methods/B7-listwise-judge.md); the position bias of pairs is
     pairwise:  m = ℓ_A − ℓ_B per order;  P(a ≻ b) = ½ (σ(m_fwd) + σ(−m_rev))
     rating:    p = softmax(ℓ_1 … ℓ_10);  r = Σ k·p(k)
     listwise:  p = softmax(ℓ_label1 … ℓ_labelk);  score_i = p(label of response i)
+
+The values a text answer's verdict spells (:func:`rating_value`, :class:`RatingRange`,
+:class:`Derived`, :func:`json_ranking`) become class log-scores in :func:`text_scores`; where
+they are found is :mod:`rewardkit.rewards.judges.parse`'s.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rewardkit.rewards.tags import strip_blocks
 from rewardkit.types import PairwiseResult
 
 YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
@@ -49,6 +56,28 @@ class RatingRange:
     @property
     def mid(self) -> float:
         return (self.lo + self.hi) / 2
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A pairwise verdict no one token spells (Arena-Hard's ``[[A>B]]``, JudgeLM's score pair
+    ``8 6``, ``Response 1``): 0 (A), 1 (B) or 2 (a tie), read from the text only."""
+
+    value: int
+
+
+def rating_value(found: str, scale: Sequence[int] = RATING_SCALE) -> float | RatingRange | None:
+    """The rating the text ``found`` (one number or a range) spells, or None off ``scale``; a
+    range must ascend and be narrower than the whole scale."""
+    ends = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", found)]
+    if not all(min(scale) <= x <= max(scale) for x in ends):
+        return None
+    if len(ends) == 1:
+        return ends[0]
+    lo, hi = ends
+    if lo > hi or (lo, hi) == (min(scale), max(scale)):
+        return None  # "8-7" reads both ways; "1-10" names the scale, not a verdict
+    return RatingRange(lo, hi)
 
 
 def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -146,3 +175,79 @@ def pairwise_result(
         stats=stats or {},
         truncated=truncated,
     )
+
+
+def one_hot(index: int, n: int) -> np.ndarray:
+    """Class log-scores of a text verdict: 0 for the named class, −∞ for the others."""
+    out = np.full(n, -math.inf)
+    out[index] = 0.0
+    return out
+
+
+def ranking_scores(order: Sequence[int], complete: bool, k: int) -> np.ndarray:
+    """Per-label scores of a text ranking: Borda (k − 1 − position) / (k − 1) for a complete one,
+    1 for the best and 0 for the others when only the best was named."""
+    out = np.zeros(k)
+    if complete:
+        for pos, label in enumerate(order):
+            out[label] = (k - 1 - pos) / (k - 1)
+    else:
+        out[order[0]] = 1.0
+    return out
+
+
+def text_scores(kind: str, value: Any, k: int) -> np.ndarray:
+    """Class log-scores of a text verdict (yes/no and pairwise: the class index, 2 a tie; rating:
+    a number or :class:`RatingRange`; listwise: (labels, complete), the log of
+    :func:`ranking_scores`, so that softmax gives the normalised Borda scores)."""
+    if kind == "yes_no":
+        return one_hot(value, 2)
+    if kind == "pairwise":
+        return np.zeros(2) if value == 2 else one_hot(value, 2)
+    with np.errstate(divide="ignore"):
+        if kind == "rating":  # all the mass on it (a fractional one on its two neighbours)
+            value = value.mid if isinstance(value, RatingRange) else value
+            lo = math.floor(value)
+            p = np.zeros(len(RATING_SCALE))
+            p[lo - 1] = 1.0 - (value - lo)
+            if value > lo:
+                p[lo] = value - lo
+            return np.log(p)
+        return np.log(ranking_scores(value[0], value[1], k))
+
+
+def ranking_label(digits: str) -> int:
+    """A 1-based label written as ``digits``; a number too long to be one (over 9 digits, where
+    ``int`` may refuse it) reads as 0, which no ranking accepts."""
+    return int(digits) if len(digits) <= 9 else 0
+
+
+_RANKING_KEYS = ("best-to-worst", "best-to-worse", "ranking")
+
+
+def json_ranking(text: str, k: int) -> tuple[list[int], int] | None:
+    """The ``best-to-worst`` list of a RewardAnything-style JSON answer, as 0-based labels, and
+    the offset of its first label's digits."""
+    inner = strip_blocks(text, "<think>", "</think>")
+    start, end = inner.find("{"), inner.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    raw = re.sub(r",\s*([}\]])", r"\1", inner[start : end + 1])  # trailing commas
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    key = next((key for key in _RANKING_KEYS if key in obj), None)
+    if key is None or not isinstance(obj[key], list):
+        return None
+    labels: list[int] = []
+    for item in obj[key]:
+        m = re.search(r"\d+", str(item))
+        label = ranking_label(m.group(0)) - 1 if m else -1
+        if not 0 <= label < k or label in labels:
+            return None
+        labels.append(label)
+    digit = re.compile(r"\d").search(text, max(0, text.rfind(f'"{key}"')) + len(key) + 2)
+    return (labels, digit.start() if digit else 0) if labels else None
