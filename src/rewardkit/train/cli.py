@@ -45,6 +45,13 @@ def train_command(
         result = train(cfg)
     _RUN.clear()
     typer.echo(f"saved to {result.output_dir}")
+    if result.data:
+        from rewardkit.train.collate import describe_counts
+
+        held = f"eval_fraction {cfg.eval_fraction} hold-out" if not cfg.eval_data else "eval data"
+        for part, counts in result.data.items():
+            name = "train data" if part == "train" else held
+            typer.echo(f"  {name}: {describe_counts(counts, cfg.objective)}")
     for k, v in sorted(result.metrics.items()):
         typer.echo(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
 

@@ -31,6 +31,7 @@ from rewardkit.train.labels import (
     as_number,
     check_rating_key,
     margin_value,
+    nectar_ranks,
     ranking_of,
     rating_target,
     warn_identical_pairs,
@@ -86,7 +87,19 @@ def has_preference(item: Item, objective: str) -> bool:
     return bool(item.pairs)
 
 
-def _why_unlabelled(ex: Example, objective: str) -> str:
+def _some(ids: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` ids, quoted, and how many more."""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(repr(i) for i in ids[:shown]) + more
+
+
+def _why_unlabelled(ex: Example, cfg: Any) -> str:
+    objective = cfg.objective
+    if objective == "listwise" and "ranking" not in ex.meta:
+        if cfg.rating_key and ex.ratings:
+            return f"its top-rated responses tie under rating_key {cfg.rating_key!r}"
+        if nectar_ranks(ex) is not None:
+            return "its rank-1 answers tie"
     if ex.is_tie and objective in STRICT_PAIRS:
         return "a tie (every response chosen), which the BT term skips"
     if ex.is_tie and objective == "listwise":
@@ -129,6 +142,55 @@ def check_labels(items: Sequence[Item], cfg: Any, where: str) -> None:
         "(or a ranking), or pick the objective the labels fit: 'regression' for ratings "
         "alone (with attributes), 'tie' for tie labels"
     )
+
+
+def data_counts(items: Sequence[Item], objective: str) -> dict[str, int]:
+    """What ``items`` give ``objective`` (docs/training.md, "What a run says it trained on"):
+    ``examples``; ``pairs``, the strict preference pairs (what accuracy counts: a best-of-N row
+    gives one per rejected response) and ``tie_pairs``; for a pair objective ``no_preference``,
+    the examples it learns nothing from; ``ranked_lists`` (listwise), ``rated_targets``
+    (objectives with a regression term) or ``labelled_steps`` (prm)."""
+    if objective == "prm":
+        steps = sum(1 for it in items for row in it.types for t in row or [] if t)
+        return {"examples": len(items), "labelled_steps": steps}
+    out = {
+        "examples": len(items),
+        "pairs": sum(1 for it in items for p in it.pairs if not p[2]),
+        "tie_pairs": sum(1 for it in items for p in it.pairs if p[2]),
+    }
+    if objective in PAIR_OBJECTIVES:
+        out["no_preference"] = sum(1 for it in items if not has_preference(it, objective))
+    if objective == "listwise":
+        out["ranked_lists"] = sum(1 for it in items if has_preference(it, objective))
+    if any(it.targets is not None for it in items):
+        rated = (v != MASK for it in items for row in it.targets or [] for v in row)
+        out["rated_targets"] = sum(rated)
+    return out
+
+
+def describe_counts(counts: dict[str, int], objective: str) -> str:
+    """``counts`` (:func:`data_counts`) in words: "6 examples, 16 preference pairs (3 tie pairs
+    skipped; 1 example without a preference for 'bt')"."""
+    n = counts["examples"]
+    if "labelled_steps" in counts:
+        return f"{_n(n, 'example')}, {_n(counts['labelled_steps'], 'labelled step')}"
+    text = f"{_n(n, 'example')}, {_n(counts['pairs'], 'preference pair')}"
+    if "ranked_lists" in counts:
+        text += f", {_n(counts['ranked_lists'], 'ranked list')}"
+    if "rated_targets" in counts:
+        text += f", {_n(counts['rated_targets'], 'rated target')}"
+    skipped = []
+    if counts["tie_pairs"]:
+        verb = "trained as ties" if objective in ("tie", "crome") else "skipped"
+        skipped.append(f"{_n(counts['tie_pairs'], 'tie pair')} {verb}")
+    if counts.get("no_preference"):
+        none = _n(counts["no_preference"], "example")
+        skipped.append(f"{none} without a preference for {objective!r}")
+    return text + (f" ({'; '.join(skipped)})" if skipped else "")
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
 
 
 def meta_labels(ex: Example) -> tuple[float, float | None]:
@@ -209,6 +271,7 @@ def build_items(
     rows = encode(queries)
     items = []
     unlabelled: list[tuple[str, str]] = []
+    unrated: list[str] = []
     for ex, (start, n) in zip(examples, spans, strict=True):
         part = rows[start : start + n]
         margin = 0.0
@@ -238,14 +301,24 @@ def build_items(
                 for r in ratings
             ]
             if cfg.objective == "regression" and all(v == MASK for t in item.targets for v in t):
-                raise DataError(f"example {ex.id!r}: no ratings for {cfg.attributes}")
+                unrated.append(ex.id)  # adds nothing to the loss (check_attributes: not all)
         if cfg.objective in PAIR_OBJECTIVES and not has_preference(item, cfg.objective):
-            unlabelled.append((ex.id, _why_unlabelled(ex_use, cfg.objective)))
+            unlabelled.append((ex.id, _why_unlabelled(ex_use, cfg)))
         items.append(item)
     check_labels(items, cfg, where)
     _warn_meta_ignored(ignored, cfg.objective, where)
     votes.report(where, len(examples))
     warn_identical_pairs(items, where)
+    if unrated:
+        log.warning(
+            "%s: %d of %d examples have no rating under %s (None, NaN or 'N/A' on every "
+            "response: %s); they add nothing to the regression loss",
+            where,
+            len(unrated),
+            len(items),
+            list(cfg.attributes),
+            _some(unrated),
+        )
     if unlabelled:
         shown = ", ".join(f"{i!r} ({why})" for i, why in unlabelled[:3])
         more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ class TrainResult:
     output_dir: Path
     metrics: dict[str, float]
     history: list[dict[str, Any]]
+    #: what the run trained on and measured (``{"train": …, "eval": …}``,
+    #: :func:`~rewardkit.train.collate.data_counts`); empty for runs that do not count them
+    data: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def load_examples(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
@@ -312,20 +315,42 @@ def record_run(out: Path, fingerprint: dict[str, Any], resumed_from: dict[str, A
 FINISHED = ("metrics.json", "rewardkit_run.json")
 
 
+def run_counts(cfg: TrainConfig, trainer: Any) -> dict[str, dict[str, int]]:
+    """``{"train": …, "eval": …}``: what the trainer's data give the objective
+    (:func:`~rewardkit.train.collate.data_counts`; "eval" only with eval data or a hold-out)."""
+    from rewardkit.train.collate import data_counts
+
+    counts = {"train": data_counts(trainer.train_dataset, cfg.objective)}
+    if trainer.eval_dataset:
+        counts["eval"] = data_counts(trainer.eval_dataset, cfg.objective)
+    return counts
+
+
+def add_counts(meta_file: Path, counts: dict[str, dict[str, int]]) -> None:
+    """Record ``counts`` as ``data`` in ``rewardkit_train.json`` (written by the model save)."""
+    if counts and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        meta["data"] = counts
+        write_json(meta_file, meta, indent=2)
+
+
 def save_finished(
     cfg: TrainConfig,
     trainer: Any,
     metrics: dict[str, float],
     fingerprint: dict[str, Any],
     resumed_from: dict[str, Any] | None,
+    counts: dict[str, dict[str, int]] | None = None,
 ) -> None:
     """The final save of process 0: model, history, plot, then ``metrics.json`` and the run
     file last. A failure (a full disk: :func:`save_errors`) leaves neither behind, so a model
-    half saved never looks finished."""
+    half saved never looks finished. ``counts``: what the run trained on, recorded as ``data``
+    in ``rewardkit_train.json``."""
     out = Path(cfg.output_dir)
     try:
         with save_errors("the trained model", out):
             trainer.save_model(str(out))
+            add_counts(out / "rewardkit_train.json", counts or {})
             history = trainer.state.log_history
             write_json(out / "log_history.json", history)
             if cfg.plot:
@@ -340,17 +365,23 @@ def save_finished(
         raise
 
 
-def finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
+def finish_training(
+    cfg: TrainConfig, trainer: Any, counts: dict[str, dict[str, int]] | None = None
+) -> TrainResult:
     """Run a prepared trainer (resuming when asked), evaluate, save the model, history, metrics
     and plot to ``cfg.output_dir``, holding the folder all along
-    (:func:`~rewardkit.train.runstate.output_lock`)."""
+    (:func:`~rewardkit.train.runstate.output_lock`). ``counts`` (:func:`run_counts`): what the
+    run trains and evaluates on, recorded in ``rewardkit_train.json``, ``metrics.json`` (the n
+    behind ``eval_accuracy``) and the result."""
     from rewardkit.train.runstate import output_lock
 
     with output_lock(cfg.output_dir):
-        return _finish_training(cfg, trainer)
+        return _finish_training(cfg, trainer, counts or {})
 
 
-def _finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
+def _finish_training(
+    cfg: TrainConfig, trainer: Any, counts: dict[str, dict[str, int]]
+) -> TrainResult:
     import torch
 
     from rewardkit.train import runstate
@@ -396,8 +427,12 @@ def _finish_training(cfg: TrainConfig, trainer: Any) -> TrainResult:
     metrics: dict[str, float] = {}
     if trainer.eval_dataset:
         metrics = trainer.evaluate()
+    if "eval" in counts:  # the n behind eval_accuracy (strict pairs: one per rejected response)
+        metrics["eval_examples"] = counts["eval"]["examples"]
+        if "pairs" in counts["eval"]:
+            metrics["eval_pairs"] = counts["eval"]["pairs"]
     if trainer.is_world_process_zero():
-        save_finished(cfg, trainer, metrics, fingerprint, resumed_from)
+        save_finished(cfg, trainer, metrics, fingerprint, resumed_from, counts)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
-    return TrainResult(out, metrics, trainer.state.log_history)
+    return TrainResult(out, metrics, trainer.state.log_history, counts)

@@ -25,8 +25,10 @@ log = logging.getLogger("rewardkit.train.collate")
 
 
 #: Margin columns whose sign says which response won, not how much (HelpSteer2-Preference's
-#: −3…3 ``preference_strength``): the margin is the magnitude, m = |s| (docs/methods/A3-scaled-bt.md).
-SIGNED_STRENGTH = ("preference_strength",)
+#: −3…3 ``preference_strength``, HelpSteer3's and PRD's ``overall_preference``: negative when
+#: the first response is better): the margin is the magnitude, m = |s|
+#: (docs/methods/A3-scaled-bt.md); the sign is already in ``chosen``.
+SIGNED_STRENGTH = ("preference_strength", "overall_preference")
 
 
 def margin_value(ex: Example, column: str, kind: str = "margin") -> float:
@@ -73,27 +75,54 @@ def _ranking_indices(ex: Example) -> list[int]:
 
 
 def ranking_of(ex: Example, rating_key: str | None) -> tuple[list[int], int]:
-    """Best-first order of the responses and how many positions are ranked."""
+    """Best-first order of the responses and how many positions are ranked: from
+    ``meta["ranking"]``, the ratings under ``rating_key``, Nectar's ``meta["ranks"]`` (1 = best,
+    one per response), else the one chosen response above the rest."""
     if "ranking" in ex.meta:
         order = _ranking_indices(ex)
         rest = [i for i in range(len(ex.responses)) if i not in order]
         return order + rest, len(order) if rest else len(order) - 1
     if rating_key and ex.ratings:
         vals = [as_number(r.get(rating_key), ex.id, rating_key) for r in ex.ratings]
-        rated = sorted((i for i, v in enumerate(vals) if not math.isnan(v)), key=lambda i: -vals[i])
-        # Only rated responses are in the list: a missing rating says nothing about where the
-        # response belongs (it is not below every rated one). Equal ratings are a tie, not an
-        # order: rank only the positions above the first tie.
-        tied = [t for t in range(len(rated) - 1) if vals[rated[t]] == vals[rated[t + 1]]]
-        if not rated:  # no rating under this key: no order (the item keeps a list row)
-            return list(range(len(vals))), 0
-        return rated, min([len(rated) - 1, *tied])
+        return _by_value(vals)
+    ranks = nectar_ranks(ex)
+    if ranks is not None:  # the full ranking, not only the rank-1 answer above the rest
+        return _by_value([-r for r in ranks])
     chosen = list(ex.chosen)
     rest = list(ex.rejected)
     # Partial ranking: the one chosen response above all the others. Several chosen responses
     # (a tie, or RewardBench-2-style sets of correct answers) have no order among them, which
     # a Plackett-Luce top-k would invent: they rank nothing (counted as unlabelled).
     return chosen + rest, 1 if len(chosen) == 1 and rest else 0
+
+
+def _by_value(vals: list[float]) -> tuple[list[int], int]:
+    """Best-first order of the responses with a value (higher is better; NaN: left out) and how
+    many positions are ranked. A response without a value says nothing about where it belongs
+    (it is not below every valued one). Equal values are a tie, not an order: only the
+    positions above the first tie are ranked."""
+    rated = sorted((i for i, v in enumerate(vals) if not math.isnan(v)), key=lambda i: -vals[i])
+    tied = [t for t in range(len(rated) - 1) if vals[rated[t]] == vals[rated[t + 1]]]
+    if not rated:  # no value: no order (the item keeps a list row)
+        return list(range(len(vals))), 0
+    return rated, min([len(rated) - 1, *tied])
+
+
+def nectar_ranks(ex: Example) -> list[float] | None:
+    """Nectar's ``meta["ranks"]`` (1 = best, one finite number per response) when the
+    example's ``chosen`` is its rank-1 set (the ranks are the label it was read from); else
+    None (another meta field of that name, or labels changed since: ``chosen`` wins)."""
+    raw = ex.meta.get("ranks")
+    n = len(ex.responses)
+    if not isinstance(raw, list | tuple) or len(raw) != n or n < 2:
+        return None
+    ok = all(isinstance(r, int | float) and not isinstance(r, bool) for r in raw)
+    if not ok or not all(math.isfinite(r) for r in raw):
+        return None
+    best = min(raw)
+    if sorted(ex.chosen) != [i for i, r in enumerate(raw) if r == best]:
+        return None
+    return [float(r) for r in raw]
 
 
 def as_number(value: Any, example_id: str, name: str) -> float:
@@ -121,11 +150,13 @@ def as_number(value: Any, example_id: str, name: str) -> float:
     return x if math.isfinite(x) else math.nan
 
 
-def flip_labels(ex: Example, rating_key: str | None = None) -> Example:
+def flip_labels(ex: Example, rating_key: str | None = None, listwise: bool = False) -> Example:
     """``ex`` with its preference reversed (``vote_action: flip``,
     docs/methods/E1-preference-strength.md): chosen and rejected swapped, a full
     ``meta["ranking"]`` reversed and the ratings under ``rating_key`` negated; everything else
-    (meta, ratings of other keys) kept. A tie and a partial ranking keep theirs (no reverse)."""
+    (meta, ratings of other keys) kept. A tie and a partial ranking keep theirs (no reverse).
+    ``listwise``: a full Nectar ranking (``meta["ranks"]``) is reversed too, its last answer
+    becoming the one chosen."""
     meta = dict(ex.meta)
     if "ranking" in meta:
         order, n_ranked = ranking_of(ex, None)
@@ -135,6 +166,10 @@ def flip_labels(ex: Example, rating_key: str | None = None) -> Example:
     if rating_key and ratings:
         ratings = [_negated(r, rating_key, ex.id) for r in ratings]
     chosen = ex.rejected if ex.chosen and ex.rejected else list(ex.chosen)
+    ranks = nectar_ranks(ex) if listwise else None
+    if ranks is not None and len(set(ranks)) == len(ranks):  # a full ranking: reversed
+        meta["ranks"] = [max(ranks) + min(ranks) - r for r in ranks]
+        chosen = [ranks.index(max(ranks))]
     return dataclasses.replace(ex, chosen=chosen, ratings=ratings, meta=meta)
 
 

@@ -18,6 +18,7 @@ from rewardkit.train.common import (
     finish_training,
     load_classifier,
     load_examples,
+    run_counts,
     training_args,
 )
 from rewardkit.train.config import TrainConfig
@@ -215,7 +216,13 @@ def prepare(
     from transformers import set_seed
 
     from rewardkit.models.loading import set_threads
-    from rewardkit.train.collate import build_items, check_labels, split_holdout
+    from rewardkit.train.collate import (
+        build_items,
+        check_labels,
+        data_counts,
+        describe_counts,
+        split_holdout,
+    )
     from rewardkit.train.labels import check_attributes
     from rewardkit.train.trainer import RewardTrainer
 
@@ -250,6 +257,15 @@ def prepare(
     if not items:
         raise DataError(f"{where}: no training example is left (the vote file dropped them all)")
     check_attributes(items, cfg, where)
+    log = logging.getLogger(__name__)
+    log.info(
+        "%s: training on %s",
+        where,
+        describe_counts(data_counts(items, cfg.objective), cfg.objective),
+    )
+    if eval_items:
+        said = describe_counts(data_counts(eval_items, cfg.objective), cfg.objective)
+        log.info("%s: evaluating on %s", eval_where if eval_ex else "the hold-out", said)
     args = training_args(cfg, str(cfg.output_dir), seed, len(eval_items))
     return RewardTrainer(
         model=module,
@@ -269,4 +285,5 @@ def train_model(
     examples: tuple[list[Any], list[Any]] | None = None,
 ) -> TrainResult:
     """A full or LoRA fine-tune through :class:`~rewardkit.train.trainer.RewardTrainer`."""
-    return finish_training(cfg, prepare(cfg, seed, examples))
+    trainer = prepare(cfg, seed, examples)
+    return finish_training(cfg, trainer, run_counts(cfg, trainer))

@@ -58,7 +58,7 @@ def flipped(ex: Example, cfg: Any) -> Example | None:
     None when it has none to reverse (a tie; a partial ranking or a chosen set over several
     rejected responses under ``listwise``, whose reverse a top-k ranking cannot hold)."""
     listwise = cfg.objective == "listwise"
-    new = flip_labels(ex, cfg.rating_key if listwise else None)
+    new = flip_labels(ex, cfg.rating_key if listwise else None, listwise)
     if listwise:
         before, after = ranking_of(ex, cfg.rating_key), ranking_of(new, cfg.rating_key)
         return new if after[1] > 0 and after != before else None
