@@ -325,3 +325,24 @@ def test_a_short_answer_is_read_at_its_first_word_not_at_its_cut_last_line(kind,
     reading = text_reading(kind, text)
     assert reading.at == 0
     assert read(kind, text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("No issues found; the response is correct.", None),
+        ("The response has no errors.", None),
+        ("No mistakes were made, so the answer is correct.", None),
+        ("No errors. Yes", "yes"),
+        ("The response has no errors.\n\nYes", "yes"),
+        ("No, it is wrong.", "no"),
+        ("No it is wrong", "no"),
+        ("**No**, because the date is off.", "no"),
+        ("No - the date is off.", "no"),
+        ("It has errors, so no.", "no"),
+    ],
+)
+def test_a_no_that_is_a_determiner_is_no_verdict(text, want):
+    """ "No issues found; the response is correct." read as No (the first-word and the one-word
+    rules): a "no" followed by a noun is a determiner, not the judge's answer."""
+    assert read("yes_no", text) == want

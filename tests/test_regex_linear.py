@@ -24,7 +24,7 @@ from rewardkit.data.location import Location
 from rewardkit.data.record import Record
 from rewardkit.errors import DataError
 from rewardkit.rewards import domain
-from rewardkit.rewards.judges import parse
+from rewardkit.rewards.judges import formats, parse
 from rewardkit.rewards.rules import iou, vqa
 
 OLD_LABELLED = (
@@ -51,10 +51,10 @@ OLD = {
     ),
 }
 NEW = {
-    "yes_no": parse.YES_NO_PATTERNS,
-    "rating": parse.RATING_PATTERNS,
-    "choice": parse.CHOICE_PATTERNS,
-    "best": parse.BEST_PATTERNS,
+    "yes_no": formats.YES_NO_PATTERNS,
+    "rating": formats.RATING_PATTERNS,
+    "choice": formats.CHOICE_PATTERNS,
+    "best": formats.BEST_PATTERNS,
 }
 OLD_CHAIN = r"\[?(\d+)\]?(?:\s*(?:>>|>|≻|,|;|then)\s*\[?(\d+)\]?)+"
 OLD_CHOICE_STATED = (
@@ -92,7 +92,7 @@ def test_judge_verdict_patterns_read_as_before(text):
     for kind, old in OLD.items():
         for a, b in zip(old, NEW[kind], strict=True):
             assert spans(a, text, re.I) == spans(b, text, re.I), (kind, a)
-    assert spans(OLD_CHAIN, text) == spans(parse._CHAIN.pattern, text)
+    assert spans(OLD_CHAIN, text) == spans(formats.CHAIN.pattern, text)
 
 
 @settings(max_examples=600, deadline=None)

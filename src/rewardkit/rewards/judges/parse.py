@@ -31,6 +31,33 @@ from typing import Any
 import numpy as np
 
 from rewardkit.rewards.judges.body import answer_text, finish_reason
+from rewardkit.rewards.judges.formats import (
+    ARTICLE,
+    BEST_PATTERNS,
+    BOTH_AFTER,
+    BOTH_BEFORE,
+    CHAIN,
+    CHOICE_MORE,
+    CHOICE_PATTERNS,
+    DOUBLE_LABEL,
+    LAST_CHOICE,
+    LAST_RATING,
+    LAST_YES_NO,
+    MORE_ENDS,
+    NO_ANSWER_NEXT,
+    NOT_MARKUP,
+    OTHER_SCALE,
+    PREFERRED,
+    RATING_TIERS,
+    SCORE_PAIR,
+    SIGNS,
+    START_LABEL,
+    START_NUMBER,
+    TIE_PATTERNS,
+    TIE_STATED,
+    YES_NO_MORE,
+    YES_NO_PATTERNS,
+)
 from rewardkit.rewards.judges.logprobs import MAX_LOGPROB, Unaligned, logprob_scores, top_logprobs
 from rewardkit.rewards.judges.quotes import (
     MARKUP,
@@ -98,116 +125,6 @@ class Reading:
 UNPARSED = Reading(None, "unparsed")
 
 
-#: Minus signs before a rating: hyphen-minus, hyphen, figure and en dash, minus, small and
-#: fullwidth hyphen-minus.
-SIGNS = "-\u2010\u2012\u2013\u2212\ufe63\uff0d"
-_NUMBER = r"\d++(?:\.\d++)?"
-#: Between the ends of a rating range: one or two dashes (or a tilde), or ``to`` / ``or``.
-RANGE_SEP = r"(?:\s*+[" + re.escape(SIGNS + "\u2014~") + r"]{1,2}+\s*+|\s++(?:to|or)\s++)"
-#: A rating: one number or a range of two (group 1 of the rating patterns).
-_RATING = rf"({_NUMBER}(?:{RANGE_SEP}{_NUMBER})?)"
-
-_LABELLED = r"(?:final\s++)?(?:answer|verdict|judge?ment|decision|choice|better\s++response|winner)"
-
-# The verdict formats (module docstring). Possessive quantifiers (``\s*+``, ``\d++``) and digit
-# runs read from their first digit keep every scan linear: with plain ``\s*(?:is)?\s*…\s*``, a
-# judge answer of "verdict" and a few hundred spaces took seconds (cubic backtracking), and a long
-# run of digits quadratic time.
-YES_NO_PATTERNS = (
-    r"\[\[\s*+(yes|no)\s*+\]\]",
-    _LABELLED + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(yes|no)\b",
-)
-RATING_PATTERNS = (
-    r"\[\[\s*+" + _RATING + r"\s*+\]\]",
-    r"(?:rating|score)\s*+(?:is)?\s*+[:=]?\s*+\**+\s*+" + _RATING,
-    r"(?<!\d)" + _RATING + r"\s*+(?:/|out\s++of)\s*+10\b",
-)
-CHOICE_PATTERNS = (
-    r"\[\[\s*+([ABC])\s*+\]\]",
-    _LABELLED
-    + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(?:response|assistant|output)?\s*+\(?\s*+([ab])\b\)?",
-)
-TIE_PATTERNS = (_LABELLED + r"\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+(?:an?\s++)?(tie|draw)\b",)
-BEST_PATTERNS = (
-    r"(?:best|winner|answer)\s*+(?:response)?\s*+(?:is)?\s*+[:=\-]?\s*+\**+\s*+\[?(\d++)\]?",
-    r"(?:response|answer)\s*+\[?(\d++)\]?\s*+is\s*+(?:the\s++)?best",
-)
-#: Published judges' and common prompts' formats (docs/judges.md), kept apart from the tuples
-#: above (tests/test_regex_linear.py pins those): bold, JSON-key, scaled, fullwidth and non-English
-#: labels, Prometheus's ``[RESULT] 4``, ``Response 1`` (Auto-J), Arena-Hard's ``[[A>>B]]``.
-_LABELS = (
-    r"(?:\[\s*+result\s*+\]|(?:final[\s_]++)?(?:answer|verdict|judge?ment|decision|choice"
-    r"|better[\s_]*+response|winner|preference))"
-)
-_TAIL = r"[\"'*_]*+\s*+(?:is)?\s*+[:=：\-]?\s*+[\"'*_]*+\s*+"  # "…" / **…** / … is
-_RATING_LABEL = (
-    r"(?:\[\s*+result\s*+\]|rating|score|评分|分数|得分|打分|評価|スコア|点数|점수|평가|bewertung"
-    r"|punktzahl|note\s++(?:finale|globale)|note(?=\s++[:：])|puntuaci[oó]n|calificaci[oó]n"
-    r"|nota\s++final|valutazione|punteggio|voto|pontua[cç][aã]o|оценка)"
-)
-_SCALE = r"(?:\s*+[(\[]\s*+(?:[01]\s*+(?:[-–—~]|to)\s*+10|out\s++of\s++10|/\s*+10)\s*+[)\]])?"
-YES_NO_MORE = (_LABELS + _TAIL + r"(yes|no)\b",)
-_MARKS = r"[\"'*_]*+"
-RATING_MORE = (
-    _RATING_LABEL
-    + _MARKS
-    + _SCALE
-    + _MARKS
-    + r"\s*+(?:is)?\s*+[:=：]?\s*+"
-    + _MARKS
-    + r"\s*+"
-    + _RATING,
-)
-#: The rating formats by rank: a bracketed or labelled rating outranks a mention ``7/10``.
-RATING_TIERS = (RATING_PATTERNS[:2] + RATING_MORE, RATING_PATTERNS[2:])
-CHOICE_MORE = (
-    _LABELS
-    + _TAIL
-    + r"(?:(?:response|assistant|output|model)[\s_]*+\(?\s*+([ab12])|\(?\s*+([ab]))\b",
-    r"\[\[\s*+(A\s*+(?:>>?|=)\s*+B|B\s*+(?:>>?|=)\s*+A)\s*+\]\]",
-    _LABELS + _TAIL + r"(?:an?\s++)?(tie|draw)\b",
-)
-#: A pair of scores alone on the answer's first line (JudgeLM: ``8 6``, the first response's).
-_SCORE_PAIR = re.compile(r"[\s*_#]*+(" + _NUMBER + r")[ \t]++(" + _NUMBER + r")[ \t*_]*+(?:\n|$)")
-#: A last line that is only the verdict (``…reasoning…\n\nOutput (b)``, ``…\n\n7``, ``…\nYes``).
-_LAST_CHOICE = re.compile(
-    r"[\s*_#>]*+(?:(?i:response|assistant|output|model)\s*+\(?\s*+([ABab12])|\(\s*+([ABab])\s*+"
-    r"|([AB]))\)?[\s*_.!]*+"
-)
-_LAST_YES_NO = re.compile(r"[\s*_#>]*+(yes|no)[\s*_.!]*+", re.I)
-_LAST_RATING = re.compile(r"[\s*_#>(\[]*+" + _RATING + r"(?:\s*+/\s*+10)?[\s*_.!)\]]*+")
-#: After a first word ``A``: a word that makes it an article (``A good answer…``, ``A and B…``).
-_ARTICLE = re.compile(r"[ \t]++(?!(?:is|was|wins|won|because|since|as|clearly)\b)[a-z]")
-#: One response said to be the better one (``Response A is more accurate``, ``Assistant B's
-#: answer is better``, ``Response B wins``); a response merely named is no verdict.
-_PREFERRED = re.compile(
-    r"\b(?:response|assistant|output)\s*+\(?([AB])\b\)?(?:['’]s\s++(?:answer|response))?\s++"
-    r"(?:(?:is|was|seems|appears)\s++)?(?:(?:clearly|slightly|much|far|significantly)\s++)?"
-    r"(?:better|superior|preferred|preferable|more\b|wins|the\s++(?:better|best|winner))",
-    re.I,
-)
-_TIE_STATED = re.compile(
-    r"(?:\bit['’]?s|\bit\s++is|\bthis\s++is|\bthat['’]?s|:)\s*+(?:an?\s++)?(tie|draw)\b", re.I
-)
-#: After / before a yes/no verdict word: the other one, joined by and/or ("Yes and no", "Answer:
-#: Yes or No", "[[Yes]] or [[No]]").
-_BOTH_AFTER = re.compile(r"[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+(?:yes|no)\b", re.I)
-_BOTH_BEFORE = re.compile(r"\b(?:yes|no)[\s*_\[\]]*+(?:and|or|/)[\s*_\[\]]*+$", re.I)
-#: After a rating: another scale ("/5", "out of 100", "stars out of 5").
-_OTHER_SCALE = re.compile(r"\s*+(?:[a-z]++\s++)?(?:/|out\s++of)\s*+(\d++)", re.I)
-#: A rating that starts the answer: a number alone on its line, or before punctuation or a dash
-#: (``7. The response…``, ``8 - fine``), not the start of a sentence (``2 + 2 = 4…``, ``8 6``).
-_START_NUMBER = re.compile(
-    r"\W*+" + _RATING + r"(?=[*_)\]]*+(?:[ \t]*+(?:\n|$)|[.,;:!](?:\s|$)|[ \t]++[-–—]\s))"
-)
-#: After a rating: one more end (``7-8-9``, a chain, not a range).
-_MORE_ENDS = re.compile(RANGE_SEP + r"\d", re.I)
-_START_LABEL = re.compile(r"\W*+(\d++)\b")
-_NOT_MARKUP = re.compile("[^" + re.escape(MARKUP) + "]")
-_DOUBLE_LABEL = re.compile(r"\[\[(\s*+\d++\s*+)\]\]")
-_CHAIN = re.compile(r"(?<!\d)\[?(\d++)\]?(?:\s*+(?:>>|>|≻|,|;|then)\s*+\[?(\d++)\]?)+")
-
-
 def _matches(patterns: Sequence[str], text: str) -> list[re.Match[str]]:
     """Every match of ``patterns`` in ``text`` (case-insensitive) in reading order: by start,
     and of two at one place the earlier pattern's last; of two with one span, only that one."""
@@ -255,7 +172,7 @@ def own_verdict(
 
 def _first_word(text: str) -> tuple[str, int] | None:
     """The first word of ``text`` without markup, lowercase, and its offset."""
-    m = _NOT_MARKUP.search(text)
+    m = NOT_MARKUP.search(text)
     if m is None:
         return None
     word = re.match(r"\S+", text[m.start() : m.start() + 64])
@@ -265,7 +182,7 @@ def _first_word(text: str) -> tuple[str, int] | None:
 def _both(text: str, m: re.Match[str]) -> bool:
     """Whether a yes/no match is joined to the other word by and/or (no verdict)."""
     before = text[max(0, m.start() - 32) : m.start()]
-    return _BOTH_AFTER.match(text, m.end()) is not None or _BOTH_BEFORE.search(before) is not None
+    return BOTH_AFTER.match(text, m.end()) is not None or BOTH_BEFORE.search(before) is not None
 
 
 def _own(text: str, m: re.Match[str] | None, judged: Judged | None) -> re.Match[str] | None:
@@ -279,17 +196,28 @@ def _last_line(text: str, pattern: re.Pattern[str], judged: Judged | None) -> re
     return _own(text, pattern.fullmatch(text, text.rfind("\n", 0, end) + 1, end), judged)
 
 
+def _determiner(text: str, end: int) -> bool:
+    """Whether the "no" that ends at ``end`` is a determiner ("no errors"), not an answer."""
+    return NO_ANSWER_NEXT.match(text, end) is None
+
+
 def _yes_no(text: str, judged: Judged | None = None) -> Found | None:
     m, rest = own_verdict((YES_NO_PATTERNS + YES_NO_MORE,), text, judged, refuse=_both)
     first = _first_word(rest)
-    alone = first and _BOTH_AFTER.match(rest, first[1] + len(first[0])) is None
+    alone = first and BOTH_AFTER.match(rest, first[1] + len(first[0])) is None
+    if first and first[0] == "no" and _determiner(rest, first[1] + 2):
+        first = None  # "No issues found; the response is correct." says nothing by "No"
     if m is None and first and first[0] in ("yes", "no") and alone:
         return (0 if first[0] == "yes" else 1), first[1]  # before the last line: "Yes\n\nYes"
     if m is None:
-        m = _last_line(rest, _LAST_YES_NO, judged)
+        m = _last_line(rest, LAST_YES_NO, judged)
     if m is not None:
         return (0 if m.group(1).lower() == "yes" else 1), m.start(1)
-    found = [(w.group(1).lower(), w.start(1)) for w in re.finditer(r"\b(yes|no)\b", rest, re.I)]
+    found = [
+        (w.group(1).lower(), w.start(1))
+        for w in re.finditer(r"\b(yes|no)\b", rest, re.I)
+        if w.group(1).lower() == "yes" or not _determiner(rest, w.end(1))
+    ]
     if len({w for w, _ in found}) == 1:
         return (0 if found[0][0] == "yes" else 1), found[0][1]
     return None
@@ -313,13 +241,13 @@ def _rating(
 ) -> Found | None:
     m, rest = own_verdict(RATING_TIERS, text, judged)
     if m is None:
-        m = _START_NUMBER.match(rest)
+        m = START_NUMBER.match(rest)
         m = None if m is not None and _list_item(rest, m) else m
     if m is None:
-        m = _last_line(rest, _LAST_RATING, judged)
-    if m is None or _signed(text, m.start(1)) or _MORE_ENDS.match(text, m.end(1)):
+        m = _last_line(rest, LAST_RATING, judged)
+    if m is None or _signed(text, m.start(1)) or MORE_ENDS.match(text, m.end(1)):
         return None  # "-3", "7-8-9"
-    other = _OTHER_SCALE.match(text, m.end(1))
+    other = OTHER_SCALE.match(text, m.end(1))
     if other is not None and other.group(1) != "10":
         return None  # "3/5", "8/100": a rating on another scale is not a 1–10 one
     value = rating_value(m.group(1), scale)
@@ -347,26 +275,26 @@ def _choice(text: str, judged: Judged | None = None) -> Found | None:
     m, rest = own_verdict((CHOICE_PATTERNS + TIE_PATTERNS + CHOICE_MORE,), text, judged)
     if m is not None:
         return _choice_class(m)
-    pair = _own(rest, _SCORE_PAIR.match(rest), judged)
+    pair = _own(rest, SCORE_PAIR.match(rest), judged)
     if pair is not None:  # JudgeLM: the two responses' 1–10 scores; the higher one is better
         a, b = rating_value(pair.group(1)), rating_value(pair.group(2))
         if a is None or b is None:
             return None
         return Derived(0 if a > b else 1 if a < b else 2), pair.start(1)
     first = _first_word(rest)
-    article = first and _ARTICLE.match(rest, first[1] + 1)  # "A good answer…", "A and B…"
+    article = first and ARTICLE.match(rest, first[1] + 1)  # "A good answer…", "A and B…"
     if first and first[0] in ("a", "b") and rest[first[1]] in "AB" and not article:
         return "ab".index(first[0]), first[1]  # before the last line: a short "A\n\nA" is A
     if first and first[0] in ("tie", "draw"):
         return 2, first[1]
-    last = _last_line(rest, _LAST_CHOICE, judged)
+    last = _last_line(rest, LAST_CHOICE, judged)
     if last is not None:
         return _choice_class(last)
     marks = quote_marks(rest)
-    for t in _TIE_STATED.finditer(rest):
+    for t in TIE_STATED.finditer(rest):
         if quoted(rest, t.start(), t.end(), judged, marks) is None:
             return 2, t.start(1)
-    found = [(w.group(1).upper(), w.start(1)) for w in _PREFERRED.finditer(rest)]
+    found = [(w.group(1).upper(), w.start(1)) for w in PREFERRED.finditer(rest)]
     if len({w for w, _ in found}) == 1:
         return "AB".index(found[0][0]), found[0][1]
     return None
@@ -375,10 +303,10 @@ def _choice(text: str, judged: Judged | None = None) -> Found | None:
 def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
     """((0-based labels best first, complete), offset of the best label) or None; ``complete``
     False = the best one only."""
-    scan = _DOUBLE_LABEL.sub(lambda m: f" [{m.group(1)}] ", text)  # [[2]] > [[1]], same offsets
+    scan = DOUBLE_LABEL.sub(lambda m: f" [{m.group(1)}] ", text)  # [[2]] > [[1]], same offsets
     best: list[int] = []
     at, skipped, marks = 0, [], quote_marks(text)
-    for m in reversed(list(_CHAIN.finditer(scan))):  # the longest; of equal ones, the last
+    for m in reversed(list(CHAIN.finditer(scan))):  # the longest; of equal ones, the last
         labels = [ranking_label(x) - 1 for x in re.findall(r"\d+", m.group(0))]
         valid = len(set(labels)) == len(labels) and all(0 <= x < k for x in labels)
         if not valid or len(labels) <= len(best):
@@ -398,7 +326,7 @@ def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
         return (best[:1], False), at
     m, rest = own_verdict((BEST_PATTERNS,), blank(text, skipped), judged)
     if m is None:
-        m = _START_LABEL.match(rest)
+        m = START_LABEL.match(rest)
     if m is not None and 1 <= ranking_label(m.group(1)) <= k:
         return ([ranking_label(m.group(1)) - 1], False), m.start(1)
     return None
