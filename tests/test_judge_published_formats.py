@@ -346,3 +346,18 @@ def test_a_no_that_is_a_determiner_is_no_verdict(text, want):
     """ "No issues found; the response is correct." read as No (the first-word and the one-word
     rules): a "no" followed by a noun is a determiner, not the judge's answer."""
     assert read("yes_no", text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("Response B is more verbose but less accurate.", None),
+        ("Response B is more verbose.", None),
+        ("Response A is more accurate, but longer.", "A"),
+        ("Response A is more helpful than Response B.", "A"),
+    ],
+)
+def test_more_of_a_quality_that_is_no_merit_is_no_verdict(text, want):
+    """ "Response B is more verbose but less accurate" read as B: "more" counts only before a
+    merit (formats.BETTER_QUALITIES)."""
+    assert read("pairwise", text) == want

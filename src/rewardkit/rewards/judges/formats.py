@@ -93,12 +93,21 @@ LAST_YES_NO = re.compile(r"[\s*_#>]*+(yes|no)[\s*_.!]*+", re.I)
 LAST_RATING = re.compile(r"[\s*_#>(\[]*+" + _RATING + r"(?:\s*+/\s*+10)?[\s*_.!)\]]*+")
 #: After a first word ``A``: a word that makes it an article (``A good answer…``, ``A and B…``).
 ARTICLE = re.compile(r"[ \t]++(?!(?:is|was|wins|won|because|since|as|clearly)\b)[a-z]")
+#: Qualities that make "Response A is more …" a preference ("more verbose" is none).
+BETTER_QUALITIES = (
+    "accurate", "correct", "helpful", "relevant", "complete", "precise", "useful", "informative",
+    "appropriate", "faithful", "truthful", "coherent", "clear", "concise", "thorough",
+    "comprehensive", "harmless", "honest", "factual", "reliable",
+)  # fmt: skip
 #: One response said to be the better one (``Response A is more accurate``, ``Assistant B's
-#: answer is better``, ``Response B wins``); a response merely named is no verdict.
+#: answer is better``, ``Response B wins``); a response merely named, or "more" of a quality
+#: that is no merit (``Response B is more verbose but less accurate``), is no verdict.
 PREFERRED = re.compile(
     r"\b(?:response|assistant|output)\s*+\(?([AB])\b\)?(?:['’]s\s++(?:answer|response))?\s++"
     r"(?:(?:is|was|seems|appears)\s++)?(?:(?:clearly|slightly|much|far|significantly)\s++)?"
-    r"(?:better|superior|preferred|preferable|more\b|wins|the\s++(?:better|best|winner))",
+    r"(?:better|superior|preferred|preferable|wins|the\s++(?:better|best|winner)|more\s++(?:"
+    + "|".join(BETTER_QUALITIES)
+    + r")\b)",
     re.I,
 )
 TIE_STATED = re.compile(

@@ -75,11 +75,11 @@ _FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unalign
 #: stopped counting as the judge's, before logprob tokens were aligned with the answer text and
 #: before a verdict at the cut of a ``finish_reason: length`` answer failed, and before the
 #: published judges' formats were read (Arena-Hard, Prometheus, JSON…; a number or response the
-#: reasoning only mentions unparsed) and a determiner "no" ("No issues found") stopped being a
-#: No, are not reused.
+#: reasoning only mentions unparsed), a determiner "no" ("No issues found") stopped being a
+#: No and "Response B is more verbose" stopped being B, are not reused.
 READING = (
     "own-verdicts-copies-only;logprob-tokens-aligned;cut-verdicts-fail;published-formats;"
-    "no-determiner"
+    "no-determiner;more-of-a-merit"
 )
 
 
