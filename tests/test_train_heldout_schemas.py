@@ -159,13 +159,15 @@ def test_counts_printed_and_written_match_the_file(bert_dir, tmp_path):
     cfg = tiny_cfg(bert_dir, tmp_path / "o", data=str(tmp_path / "rb2.csv"),
                    eval_data=str(tmp_path / "ufb.csv"), max_steps=1)  # fmt: skip
     res = train_model(cfg)
-    want_train = {"examples": 4, "pairs": 13, "tie_pairs": 0, "no_preference": 0}
-    want_eval = {"examples": 4, "pairs": 2, "tie_pairs": 2, "no_preference": 2}
+    want_train = {"examples": 4, "prompts": 4, "pairs": 13, "tie_pairs": 0, "no_preference": 0}
+    # the eval file's prompts q0..q3: q0, q1 and q2 are RB2 training prompts too
+    want_eval = {"examples": 4, "prompts": 4, "prompts_in_train": 3, "pairs": 2, "tie_pairs": 2,
+                 "no_preference": 2}  # fmt: skip
     assert res.data == {"train": want_train, "eval": want_eval}
     meta = json.loads((tmp_path / "o" / "rewardkit_train.json").read_text())
     assert meta["data"] == res.data
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert (metrics["eval_examples"], metrics["eval_pairs"]) == (4, 2)
+    assert (metrics["eval_examples"], metrics["eval_pairs"], metrics["eval_prompts"]) == (4, 2, 4)
     assert metrics["eval_accuracy"] in (0.0, 0.5, 1.0)  # over the 2 strict pairs only
 
 
@@ -191,6 +193,10 @@ def test_cli_prints_what_it_trained_and_held_out(bert_dir, tmp_path):
     assert meta["train"]["examples"] + meta["eval"]["examples"] == 8
     assert meta["train"]["pairs"] + meta["eval"]["pairs"] == 6
     assert meta["train"]["tie_pairs"] + meta["eval"]["tie_pairs"] == 2
-    held = meta["eval"]
-    assert f"  eval_fraction 0.5 hold-out: 4 examples, {held['pairs']} preference pair" in r.output
+    held = meta["eval"]  # 8 distinct prompts: the hold-out shares none with training
+    assert (meta["train"]["prompts"], held["prompts"], held["prompts_in_train"]) == (4, 4, 0)
+    said = (
+        f"  eval_fraction 0.5 hold-out: 4 examples from 4 prompts, {held['pairs']} preference pair"
+    )
+    assert said in r.output
     assert f"  eval_pairs: {held['pairs']}\n" in r.output

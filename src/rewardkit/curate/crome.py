@@ -93,8 +93,11 @@ def tone(text: str) -> str:
     return "Great question! " + text.lstrip()
 
 
-def prompt_key(prompt: Sequence[Message]) -> str:
-    """A key equal for two prompts with the same roles and normalized texts."""
+def prompt_key(prompt: Sequence[Message] | str) -> str:
+    """A key equal for two prompts with the same roles and normalized texts (a bare string, as
+    the Python API takes it, is one user message)."""
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
     return stable_hash([(m["role"], content_form(m["content"])) for m in prompt])
 
 

@@ -49,6 +49,8 @@ def train_command(
         from rewardkit.train.collate import describe_counts
 
         held = f"eval_fraction {cfg.eval_fraction} hold-out" if not cfg.eval_data else "eval data"
+        if not cfg.eval_data and cfg.holdout_by == "row":
+            held += " of single rows"
         for part, counts in result.data.items():
             name = "train data" if part == "train" else held
             typer.echo(f"  {name}: {describe_counts(counts, cfg.objective)}")

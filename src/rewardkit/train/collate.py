@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from rewardkit.curate.consistency import CONFIDENCE_KEY  # curate consistency --action soften
+from rewardkit.curate.crome import prompt_key
 from rewardkit.curate.noise import WEIGHT_KEY  # curate noise --action downweight
 from rewardkit.errors import DataError
 from rewardkit.train.labels import (
@@ -49,7 +49,9 @@ class Item:
     response indices best-first for listwise objectives (``n_ranked`` of them ranked);
     ``targets``: per-response attribute ratings (MASK where missing); ``verdicts``: 1/0 per
     response for the generative objective; ``smoothing``: the label smoothing α of the
-    item's pairs from ``meta.label_confidence`` (None: the config's ``label_smoothing``).
+    item's pairs from ``meta.label_confidence`` (None: the config's ``label_smoothing``);
+    ``prompt_key``: its normalised prompt (:func:`~rewardkit.curate.crome.prompt_key`), which
+    keeps every row of a prompt on one side of a hold-out ("": the item alone).
     """
 
     ids: list[list[int]]
@@ -60,6 +62,7 @@ class Item:
     targets: list[list[float]] | None = None
     example_id: str = ""
     smoothing: float | None = None
+    prompt_key: str = ""
 
 
 def _pairs_of(
@@ -149,12 +152,15 @@ def data_counts(items: Sequence[Item], objective: str) -> dict[str, int]:
     ``examples``; ``pairs``, the strict preference pairs (what accuracy counts: a best-of-N row
     gives one per rejected response) and ``tie_pairs``; for a pair objective ``no_preference``,
     the examples it learns nothing from; ``ranked_lists`` (listwise), ``rated_targets``
-    (objectives with a regression term) or ``labelled_steps`` (prm)."""
+    (objectives with a regression term) or ``labelled_steps`` (prm); ``prompts``, the distinct
+    normalised prompts, when every item knows its own."""
+    out = {"examples": len(items)}
+    if items and all(it.prompt_key for it in items):
+        out["prompts"] = len({it.prompt_key for it in items})
     if objective == "prm":
-        steps = sum(1 for it in items for row in it.types for t in row or [] if t)
-        return {"examples": len(items), "labelled_steps": steps}
-    out = {
-        "examples": len(items),
+        out["labelled_steps"] = sum(1 for it in items for row in it.types for t in row or [] if t)
+        return out
+    out |= {
         "pairs": sum(1 for it in items for p in it.pairs if not p[2]),
         "tie_pairs": sum(1 for it in items for p in it.pairs if p[2]),
     }
@@ -169,12 +175,16 @@ def data_counts(items: Sequence[Item], objective: str) -> dict[str, int]:
 
 
 def describe_counts(counts: dict[str, int], objective: str) -> str:
-    """``counts`` (:func:`data_counts`) in words: "6 examples, 16 preference pairs (3 tie pairs
-    skipped; 1 example without a preference for 'bt')"."""
-    n = counts["examples"]
+    """``counts`` (:func:`data_counts`) in words: "6 examples from 5 prompts, 16 preference
+    pairs (3 tie pairs skipped; 1 example without a preference for 'bt')"."""
+    text = _n(counts["examples"], "example")
+    if "prompts" in counts:
+        text += f" from {_n(counts['prompts'], 'prompt')}"
+        if counts.get("prompts_in_train"):
+            text += f" ({counts['prompts_in_train']} also in the training data)"
     if "labelled_steps" in counts:
-        return f"{_n(n, 'example')}, {_n(counts['labelled_steps'], 'labelled step')}"
-    text = f"{_n(n, 'example')}, {_n(counts['pairs'], 'preference pair')}"
+        return f"{text}, {_n(counts['labelled_steps'], 'labelled step')}"
+    text += f", {_n(counts['pairs'], 'preference pair')}"
     if "ranked_lists" in counts:
         text += f", {_n(counts['ranked_lists'], 'ranked list')}"
     if "rated_targets" in counts:
@@ -291,6 +301,7 @@ def build_items(
             pairs=_pairs_of(ex_use, margin, weight) if n > 1 else [],
             example_id=ex.id,
             smoothing=alpha,
+            prompt_key=prompt_key(ex.prompt),
         )
         if cfg.objective == "listwise":
             item.order, item.n_ranked = ranking_of(ex_use, cfg.rating_key)
@@ -475,12 +486,15 @@ class Collator:
         return out
 
 
-def split_holdout(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """A seeded random ``fraction`` of items held out for evaluation."""
+def split_holdout(
+    items: list[Item], fraction: float, seed: int, by: str = "prompt", where: str = "data"
+) -> tuple[list[Item], list[Item]]:
+    """(train, eval): a seeded hold-out of about ``fraction`` of ``items``, of whole prompts
+    (``by="prompt"``, by ``prompt_key``) or rows (:func:`~rewardkit.train.common.holdout_indices`)."""
+    from rewardkit.train.common import holdout_indices
+
     if fraction <= 0:
         return items, []
-    idx = list(range(len(items)))
-    random.Random(seed).shuffle(idx)
-    n_eval = max(1, round(fraction * len(items)))
-    held = set(idx[:n_eval])
+    keys = [it.prompt_key or i if by == "prompt" else i for i, it in enumerate(items)]
+    held = set(holdout_indices(keys, fraction, seed, where, by))
     return [it for i, it in enumerate(items) if i not in held], [items[i] for i in sorted(held)]

@@ -9,9 +9,10 @@ import errno
 import json
 import logging
 import os
+import random
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,43 @@ def eval_columns(cfg: TrainConfig) -> dict[str, str] | None:
     """The column map of ``eval_data``: ``eval_columns`` when given (``{}``: none), else the
     training data's ``columns`` (a validation split of the same dataset has its columns)."""
     return cfg.columns if cfg.eval_columns is None else (cfg.eval_columns or None)
+
+
+def holdout_indices(
+    keys: Sequence[Hashable], fraction: float, seed: int, where: str = "data", by: str = "prompt"
+) -> list[int]:
+    """The rows (indices into ``keys``) of a seeded hold-out of about ``fraction`` of them, by
+    whole groups: rows with one key (their normalised prompt) all land on one side. The groups,
+    in first-seen order, are shuffled by ``seed`` and each is held out when it brings the count
+    closer to ``max(1, round(fraction * n))``; at least one group is held out and one kept (with
+    every key distinct: the rows the row split held out before). :class:`DataError` naming
+    ``where`` when one group holds every row (no split leaves both sides non-empty)."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    if len(groups) < 2:
+        what = (
+            f"holds out whole prompts and all {len(keys)} examples have one prompt"
+            if by == "prompt" and len(keys) > 1
+            else f"of {len(keys)} example{'s' * (len(keys) != 1)}"
+        )
+        row = " or holdout_by row" if by == "prompt" and len(keys) > 1 else ""
+        raise DataError(
+            f"{where}: eval_fraction {fraction} {what}: no training example is left beside "
+            f"the hold-out; give eval_data{row}"
+        )
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    want = max(1, round(fraction * len(keys)))
+    held: list[list[int]] = []
+    n = 0
+    for group in order:
+        if n + len(group) < len(keys) and abs(n + len(group) - want) < abs(n - want):
+            held.append(group)
+            n += len(group)
+    if not held:  # every group is far larger than the hold-out asked for: the smallest one
+        held.append(min(order, key=len))
+    return sorted(i for group in held for i in group)
 
 
 def apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-linear") -> Any:
@@ -317,12 +355,18 @@ FINISHED = ("metrics.json", "rewardkit_run.json")
 
 def run_counts(cfg: TrainConfig, trainer: Any) -> dict[str, dict[str, int]]:
     """``{"train": …, "eval": …}``: what the trainer's data give the objective
-    (:func:`~rewardkit.train.collate.data_counts`; "eval" only with eval data or a hold-out)."""
+    (:func:`~rewardkit.train.collate.data_counts`; "eval" only with eval data or a hold-out,
+    with ``prompts_in_train``: how many of its prompts the training part holds too)."""
     from rewardkit.train.collate import data_counts
 
-    counts = {"train": data_counts(trainer.train_dataset, cfg.objective)}
-    if trainer.eval_dataset:
-        counts["eval"] = data_counts(trainer.eval_dataset, cfg.objective)
+    train, evals = trainer.train_dataset, trainer.eval_dataset
+    counts = {"train": data_counts(train, cfg.objective)}
+    if evals:
+        counts["eval"] = data_counts(evals, cfg.objective)
+        if "prompts" in counts["train"] and "prompts" in counts["eval"]:
+            trained = {it.prompt_key for it in train}
+            shared = {it.prompt_key for it in evals} & trained
+            counts["eval"]["prompts_in_train"] = len(shared)
     return counts
 
 
@@ -429,6 +473,8 @@ def _finish_training(
         metrics = trainer.evaluate()
     if "eval" in counts:  # the n behind eval_accuracy (strict pairs: one per rejected response)
         metrics["eval_examples"] = counts["eval"]["examples"]
+        if "prompts" in counts["eval"]:
+            metrics["eval_prompts"] = counts["eval"]["prompts"]
         if "pairs" in counts["eval"]:
             metrics["eval_pairs"] = counts["eval"]["pairs"]
     if trainer.is_world_process_zero():

@@ -32,6 +32,9 @@ OBJECTIVES = (
 )
 #: ``prm_neutral``: how neutral (0) steps train (docs/methods/B4-orm-vs-prm.md).
 PRM_NEUTRAL = ("ignore", "positive", "negative")
+#: ``holdout_by``: an ``eval_fraction`` hold-out of whole prompts (every row of a prompt on one
+#: side) or of single rows (docs/training.md, "The eval_fraction hold-out").
+HOLDOUT_BY = ("prompt", "row")
 #: Learning-rate schedules (transformers' names) that need no extra arguments.
 SCHEDULERS = (
     "linear",
@@ -76,6 +79,7 @@ class TrainConfig:
     eval_columns: dict[str, str] | None = None
     eval_limit: int | None = None
     eval_fraction: float = 0.0  # held out from `data` when eval_data is not given
+    holdout_by: str = "prompt"  # the eval_fraction hold-out: whole prompts | single rows
     max_length: int = 512
     truncation: str = "left"  # the project's policy: left drops the oldest prompt tokens
     packing: bool = True  # padding-free packing of the sequences of a batch
@@ -169,6 +173,11 @@ class TrainConfig:
         if self.vote_action not in ("drop", "downweight", "flip"):
             raise SpecError(
                 f"train config: vote_action {self.vote_action!r} not drop/downweight/flip"
+            )
+        if self.holdout_by not in HOLDOUT_BY:
+            raise SpecError(
+                f"train config: holdout_by must be {' or '.join(HOLDOUT_BY)}, got "
+                f"{self.holdout_by!r}"
             )
         if self.on_error not in ("raise", "skip"):
             raise SpecError(f"train config: on_error must be raise or skip, got {self.on_error!r}")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import DataError, SpecError
+from rewardkit.errors import SpecError
 from rewardkit.train.common import (
     TrainResult,
     check_finite_loss,
@@ -195,18 +195,16 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     train_ex, eval_ex = load_examples(cfg)
-    if not eval_ex and cfg.eval_fraction > 0:
-        rng = np.random.default_rng(cfg.seed)
-        perm = rng.permutation(len(train_ex))
-        n_eval = max(1, round(cfg.eval_fraction * len(train_ex)))
-        eval_ex = [train_ex[i] for i in sorted(perm[:n_eval])]
-        train_ex = [train_ex[i] for i in sorted(perm[n_eval:])]
-        if not train_ex:
-            raise DataError(
-                f"train data {cfg.data!r} after holding out eval_fraction {cfg.eval_fraction}: "
-                f"no training example is left ({n_eval} held out); lower eval_fraction or give "
-                "eval_data"
-            )
+    if not eval_ex and cfg.eval_fraction > 0:  # whole prompts (holdout_by), as a fine-tune
+        from rewardkit.curate.crome import prompt_key
+        from rewardkit.train.common import holdout_indices
+
+        by_prompt = cfg.holdout_by == "prompt"
+        keys = [prompt_key(ex.prompt) if by_prompt else i for i, ex in enumerate(train_ex)]
+        where = f"train data {cfg.data!r}"
+        held = set(holdout_indices(keys, cfg.eval_fraction, cfg.seed, where, cfg.holdout_by))
+        eval_ex = [ex for i, ex in enumerate(train_ex) if i in held]
+        train_ex = [ex for i, ex in enumerate(train_ex) if i not in held]
     t0 = time.perf_counter()
     feat = Featurizer(
         cfg.model,

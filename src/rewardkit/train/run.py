@@ -215,6 +215,7 @@ def prepare(
     (train, eval) to use instead of loading ``cfg.data``)."""
     from transformers import set_seed
 
+    from rewardkit.curate.crome import prompt_key
     from rewardkit.models.loading import set_threads
     from rewardkit.train.collate import (
         build_items,
@@ -241,8 +242,12 @@ def prepare(
     items = build(train_ex, encode, cfg, where)
     eval_where = "eval examples" if given else f"eval data {cfg.eval_data!r}"
     eval_items = build(eval_ex, encode, cfg, eval_where, use_votes=False) if eval_ex else []
+    if cfg.objective == "prm":  # one item per example: a problem's solutions stay together
+        for part, exs in ((items, train_ex), (eval_items, eval_ex)):
+            for it, ex in zip(part, exs, strict=True):
+                it.prompt_key = prompt_key(ex.prompt)
     if not eval_items and cfg.eval_fraction > 0:
-        items, eval_items = split_holdout(items, cfg.eval_fraction, seed)
+        items, eval_items = split_holdout(items, cfg.eval_fraction, seed, cfg.holdout_by, where)
         where = f"{where} after holding out eval_fraction {cfg.eval_fraction}"
         if not items:
             raise DataError(
