@@ -1,8 +1,9 @@
 """rule:math against a hand truth and its peer math-verify 0.9.0 (open-r1's and TRL's reward) on
 answer styles beyond MATH-500 / GSM8K. Before: 387 / 390 rows agreed with math-verify, sharing
 its mistakes (hand truth, 368 decided: rewardkit 333, math-verify 330): hedges, false equations,
-retractions, an empty box, bases, 6-decimal rounding, unread notations. Now 362 / 368; the 33
-rows where they differ are rewardkit's by the hand truth (docs/rules.md, ``rule:math``)."""
+retractions, an empty box, bases, 6-decimal rounding, unread notations. Now 368 / 368 (362
+before the plain-text readings of tests/test_rules_math_plaintext.py); the 39 rows where they
+differ (one undecided) are rewardkit's by the hand truth (docs/rules.md, ``rule:math``)."""
 
 from __future__ import annotations
 
@@ -408,16 +409,13 @@ CASES = [
     ("huge", "\\boxed{1.50}", "1.5", 1),
     ("huge", "\\boxed{1.500001}", "1.5", 0),
     ("box", "\\boxed{5} \\boxed{}", "5", 0),
-]
-
-# Hand truth 1, scored 0 by rewardkit and math-verify alike (left alone: no forged 1 among them)
-KNOWN_MISSES = [
-    (r"\boxed{\text{5 cm}}", "5"),
-    (r"She earns \$18 per hour.", "18"),
-    (r"\boxed{1.5e3}", "1500"),
-    (r"\boxed{3 1/2}", "3.5"),
-    (r"\boxed{(1011)_2}", "1011_2"),
-    (r"\boxed{} \boxed{5}", "5"),
+    # once known misses (both scored 0): tests/test_rules_math_plaintext.py has the hostile rows
+    ("unit", r"\boxed{\text{5 cm}}", "5", 1),
+    ("money", r"She earns \$18 per hour.", "18", 1),
+    ("sci", r"\boxed{1.5e3}", "1500", 1),
+    ("mixed", r"\boxed{3 1/2}", "3.5", 1),
+    ("base", r"\boxed{(1011)_2}", "1011_2", 1),
+    ("box", r"\boxed{} \boxed{5}", "5", 1),
 ]
 
 
@@ -458,14 +456,8 @@ def test_math_verify_is_wrong_where_rewardkit_differs(ours):
     peer = [float(verify(parse(f"${c[2]}$"), parse(c[1]))) for c in CASES]
     differ = [(c, o, p) for c, o, p in zip(CASES, ours, peer, strict=True) if o != p]
     assert all(o == c[3] for c, o, _ in differ)
-    assert len(differ) >= 30  # measured 32 on the decided rows (33 with the undecided one)
+    assert len(differ) >= 35  # measured 37 of these 356 rows (32 before the plain-text readings)
     assert sum(p != c[3] for c, p in zip(CASES, peer, strict=True)) == len(differ)
-
-
-def test_known_misses_are_misses_not_forgeries():
-    rule = load_reward("rule:math")
-    qs = [Query([user("?")], r, reference=g) for r, g in KNOWN_MISSES]
-    assert rule.score(qs).tolist() == [0.0] * len(KNOWN_MISSES)
 
 
 def test_hedges_and_forgeries_off_the_main_thread():
