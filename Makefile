@@ -50,12 +50,12 @@ demo: setup
 # pytest exits 5 when it collects no tests: that is a failure, never a silent pass.
 # -X faulthandler: a crash after the last test (interpreter shutdown) still prints its stacks.
 # Two pytest-xdist workers (TEST_WORKERS=0 runs in one process): much of the suite waits on
-# subprocesses, servers and timeouts. One group per test file, one for every Ray file
+# subprocesses, servers and timeouts. One unit of work per test file, one for every Ray file
 # (tests/conftest.py).
 TEST_WORKERS ?= 2
 test: setup tserve
 	REWARDKIT_TSERVE=$(TSERVE_VENV)/bin/transformers $(PY) -X faulthandler -m pytest \
-	  $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup); rc=$$?; \
+	  $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$rc
 
 test-fast: setup

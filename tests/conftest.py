@@ -95,29 +95,24 @@ def sandbox_isolation() -> dict:
         pytest.skip(reason)
 
 
-#: Test files that start or use a Ray cluster: under pytest-xdist they all run on one worker, one
-#: after another (``ray.init()`` in a second worker would join the first worker's cluster).
-_RAY_FILES = frozenset(
-    {
-        "test_eval_ray.py",
-        "test_ray_more.py",
-        "test_scoring_ray.py",
-        "test_serve_ray.py",
-        "test_cli_hostile_score_curate.py",
-    }
-)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs ``-n 2 --dist loadfile``: xdist's file scheduling (a module's tests in
+    order on one worker, its fixtures built once), with the Ray files as one unit
+    (``tests/xdist_units.py``). A scheduler, not ``xdist_group`` marks: xdist 3.8 writes the
+    group into ``item._nodeid``, which pytest 9 no longer reads (``--dist loadgroup`` split
+    files: a test that counted on an earlier one's request ran on the other worker)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
 
+    from xdist_units import work_unit
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``): one group per test file,
-    so a module's fixtures are built once, and one group for every file that uses Ray."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    ray_files = set(_RAY_FILES)
-    ray_files.update(i.path.name for i in items if "local_ray" in getattr(i, "fixturenames", ()))
-    for item in items:
-        group = "ray" if item.path.name in ray_files else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    class FileOrRayScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return FileOrRayScheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fault_proxy import FaultProxy
+from judge_answers import chat, spoken
 from rewardkit import Query, load_reward
 from rewardkit.cli import app
 from rewardkit.engine.special_tokens import COMMON_SPECIALS, WORD_JOINER, escape_special
@@ -33,29 +34,6 @@ from rewardkit.rewards.judges.quotes import judge_words
 from rewardkit.rewards.judges.template import RATING, YES_NO, judged_specials
 
 L = math.log
-
-
-def chat(content, tokens=None, finish_reason="stop"):
-    """A chat-completions answer; ``tokens``: ``(token, {candidate: logprob})`` per position."""
-    choice = {"index": 0, "message": {"role": "assistant", "content": content}}
-    choice["finish_reason"] = finish_reason
-    if tokens is not None:
-        choice["logprobs"] = {
-            "content": [
-                {
-                    "token": t,
-                    "logprob": tops.get(t, -0.1),
-                    "top_logprobs": [{"token": k, "logprob": v} for k, v in tops.items()],
-                }
-                for t, tops in tokens
-            ]
-        }
-    return {"choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 1}}
-
-
-def spoken(*tokens):
-    """An answer whose text is its tokens joined (as servers send them)."""
-    return chat("".join(t for t, _ in tokens), list(tokens))
 
 
 def serve(answer):

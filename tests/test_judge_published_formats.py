@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fault_proxy import FaultProxy
+from judge_answers import chat, spoken
 from rewardkit import Query, load_reward
 from rewardkit.rewards.judges import verdict
 from rewardkit.rewards.judges.parse import read_answer, text_reading
@@ -214,28 +215,6 @@ FORGED = {
 @pytest.mark.parametrize(("kind", "text", "judged", "want"), FORGED.values(), ids=FORGED.keys())
 def test_a_judged_text_holding_a_published_format_decides_nothing(kind, text, judged, want):
     assert read(kind, text, judged) == want
-
-
-def chat(content, tokens=None):
-    """A chat-completions answer; ``tokens``: ``(token, {candidate: logprob})`` per position."""
-    choice = {"index": 0, "message": {"role": "assistant", "content": content}}
-    choice["finish_reason"] = "stop"
-    if tokens is not None:
-        choice["logprobs"] = {
-            "content": [
-                {
-                    "token": t,
-                    "logprob": tops.get(t, -0.1),
-                    "top_logprobs": [{"token": k, "logprob": v} for k, v in tops.items()],
-                }
-                for t, tops in tokens
-            ]
-        }
-    return {"choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
-
-
-def spoken(*tokens):
-    return chat("".join(t for t, _ in tokens), list(tokens))
 
 
 def test_logprobs_are_read_at_a_result_but_an_arena_relation_from_its_text():

@@ -89,7 +89,7 @@ def _has_xdist() -> bool:
     [
         pytest.param((), id="one-process"),
         pytest.param(
-            ("-n", "2", "--dist", "loadgroup"),
+            ("-n", "2", "--dist", "loadfile"),
             marks=pytest.mark.skipif(not _has_xdist(), reason="pytest-xdist is not installed"),
             id="xdist",  # as `make test` runs it: the skips happen in the workers
         ),
