@@ -232,3 +232,32 @@ def test_cli_data_counts_the_files_own_ties(tmp_path: Path) -> None:
     assert "labelled ties: 1 " in out.output
     out = CliRunner().invoke(app, ["data", str(jsonl(tmp_path / "one.jsonl", UFB[:1]))])
     assert out.exit_code == 0 and "labelled ties" not in out.output, out.output
+
+
+def test_stack_exchange_paired_prefers_response_j(tmp_path: Path) -> None:
+    """lvwerra/stack-exchange-paired (TRL's StackLLaMA reward data): response_j is preferred."""
+    row = {"qid": 7, "question": "How do I reverse a list?", "date": "2010/01/01",
+           "metadata": ["https://stackoverflow.com/q/7"], "response_j": "lst[::-1]",
+           "response_k": "You cannot."}  # fmt: skip
+    (ex,) = load(jsonl(tmp_path / "se.jsonl", [row]))
+    assert ex.meta["format"] == "stack-exchange-paired"
+    assert ex.responses == ["lst[::-1]", "You cannot."] and ex.chosen == [0]
+    assert ex.prompt == [m("user", "How do I reverse a list?")] and ex.meta["qid"] == 7
+
+
+def test_webgpt_comparisons_follow_the_scores_and_keep_ties(tmp_path: Path) -> None:
+    """openai/webgpt_comparisons: the higher human score is chosen; equal scores are a tie."""
+
+    def row(s0: float, s1: float) -> dict[str, Any]:
+        return {"question": {"dataset": "eli5", "id": "q", "full_text": "Why is the sky blue?"},
+                "quotes_0": {"title": [], "extract": []}, "answer_0": "Rayleigh scattering.",
+                "tokens_0": [], "score_0": s0, "quotes_1": {"title": [], "extract": []},
+                "answer_1": "The ocean.", "tokens_1": [], "score_1": s1}  # fmt: skip
+
+    exs = load(jsonl(tmp_path / "webgpt.jsonl", [row(1.0, -1.0), row(-0.5, 0.5), row(0.0, 0.0)]))
+    assert [e.meta["format"] for e in exs] == ["webgpt"] * 3
+    assert [e.chosen for e in exs] == [[0], [1], [0, 1]]
+    assert exs[0].prompt == [m("user", "Why is the sky blue?")]
+    bad = row(1.0, -1.0) | {"question": {"id": "q"}}
+    with pytest.raises(DataError, match="full_text"):
+        load(jsonl(tmp_path / "bad.jsonl", [bad]))

@@ -1,5 +1,6 @@
 """Popular public preference sets with their own layout: PKU-SafeRLHF, Stanford SHP,
-HelpSteer2-Preference, HelpSteer3-Preference, UltraFeedback (raw, before binarization) and Nectar.
+StackExchange paired, WebGPT comparisons, HelpSteer2-Preference, HelpSteer3-Preference,
+UltraFeedback (raw, before binarization) and Nectar.
 
 Each reader keeps every response and says which one the dataset prefers; the fields it does not
 use go to ``Example.meta`` (``load`` does that for every format), so nothing is dropped.
@@ -65,6 +66,36 @@ def convert_shp(rec: Record) -> Example:
     if rec.has("domain"):
         rec.data.setdefault("subset", rec.opt_text("domain"))
     return _pair(rec, "shp", "history", "human_ref_A", "human_ref_B", [0] if label == 1 else [1])
+
+
+# --- StackExchange paired / WebGPT comparisons --------------------------------------------------
+
+
+def convert_stack_exchange_paired(rec: Record) -> Example:
+    """StackExchange paired (``lvwerra/stack-exchange-paired``, TRL's StackLLaMA reward data):
+    ``question``, ``response_j``, ``response_k``; ``response_j`` is the preferred answer (the
+    higher-scored one; TRL's script trains r_j − r_k). Responses = [j, k], chosen [0]."""
+    return _pair(rec, "stack-exchange-paired", "question", "response_j", "response_k", [0])
+
+
+def convert_webgpt(rec: Record) -> Example:
+    """WebGPT comparisons (``openai/webgpt_comparisons``): ``question`` (an object whose
+    ``full_text`` is the question, or text), ``answer_0``, ``answer_1`` and the human
+    ``score_0`` / ``score_1`` (−1…1, opposite signs): the higher score is chosen, equal scores
+    are a labelled tie (both chosen). The quotes the answers cite stay in ``meta``."""
+    question = rec.require("question", structured=True)
+    if isinstance(question, dict):
+        question = question.get("full_text")
+        if not isinstance(question, str) or not question.strip():
+            raise rec.error("question", "expected an object with a 'full_text' question")
+    scores = [rec.require_number(k) for k in ("score_0", "score_1")]
+    for k, v in zip(("score_0", "score_1"), scores, strict=True):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise rec.error(k, f"expected a finite number, got {describe(v)}")
+    chosen = [0] if scores[0] > scores[1] else [1] if scores[1] > scores[0] else [0, 1]
+    prompt = [{"role": "user", "content": checks.text(rec, "question", question, what="a prompt")}]
+    responses = [checks.response(rec, k, rec.require(k)) for k in ("answer_0", "answer_1")]
+    return rec.finish("webgpt", prompt, responses, chosen)
 
 
 # --- HelpSteer2-Preference ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ LABELLED_FORMATS = (
     "shp",
     "helpsteer2-preference",
     "helpsteer3",
+    "webgpt",
     "summarize-from-feedback",
     "alpacafarm",
     "arena-human-preference",

@@ -104,6 +104,18 @@ FORMATS: tuple[Format, ...] = (
         "shp", community.convert_shp, "generic", ("history", "human_ref_A", "human_ref_B", "labels")
     ),
     Format(
+        "stack-exchange-paired",
+        community.convert_stack_exchange_paired,
+        "generic",
+        ("question", "response_j", "response_k"),
+    ),
+    Format(
+        "webgpt",
+        community.convert_webgpt,
+        "generic",
+        ("question", "answer_0", "answer_1", "score_0", "score_1"),
+    ),
+    Format(
         "helpsteer2-preference",
         community.convert_helpsteer2_preference,
         "generic",
