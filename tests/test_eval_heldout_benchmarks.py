@@ -289,30 +289,38 @@ def test_pku_and_shp_labels(tmp_path: Path) -> None:
     assert r.subsets["askscience_train"].score == 0.5 and r.subsets["askhistory_train"].score == 1.0
 
 
+def arena_conv(turns: int, last: int) -> list[dict[str, str]]:
+    """A conversation of ``turns`` turns whose last answer is ``x(last)`` (earlier ones x(1))."""
+    msgs = []
+    for k in range(turns):
+        msgs += [{"role": "user", "content": f"q{k}"}]
+        msgs += [{"role": "assistant", "content": x(last if k == turns - 1 else 1)}]
+    return msgs
+
+
+def arena_row(i: int, winner: str, a: int, b: int, turns: int = 1, **extra: Any) -> dict:
+    """A Chatbot Arena conversations row: answers of lengths ``a`` and ``b`` at its last turn."""
+    return {
+        "question_id": f"q{i}",
+        "model_a": "a",
+        "model_b": "b",
+        "winner": winner,
+        "judge": f"arena_user_{i}",
+        "turn": turns,
+        "conversation_a": arena_conv(turns, a),
+        "conversation_b": arena_conv(turns, b),
+        **extra,
+    }
+
+
 def test_arena_conversations_ties_skipped_and_counted(tmp_path: Path) -> None:
-    def row(i: int, winner: str, a: int, b: int) -> dict[str, Any]:
-        def conv(n: int) -> list[dict[str, str]]:
-            return [{"role": "user", "content": "hi"}, {"role": "assistant", "content": x(n)}]
-
-        return {
-            "question_id": f"q{i}",
-            "model_a": "a",
-            "model_b": "b",
-            "winner": winner,
-            "judge": f"arena_user_{i}",
-            "conversation_a": conv(a),
-            "conversation_b": conv(b),
-            "turn": 1,
-            "anony": True,
-            "language": "English",
-        }
-
+    extra = {"anony": True, "language": "English"}
     rows = [
-        row(1, "model_a", 5, 3),
-        row(2, "model_b", 5, 3),
-        row(3, "tie", 5, 3),
-        row(4, "tie (bothbad)", 2, 3),
-        row(5, "model_b", 2, 3),
+        arena_row(1, "model_a", 5, 3, **extra),
+        arena_row(2, "model_b", 5, 3, **extra),
+        arena_row(3, "tie", 5, 3, **extra),
+        arena_row(4, "tie (bothbad)", 2, 3, **extra),
+        arena_row(5, "model_b", 2, 3, **extra),
     ]
     res, r = _eval(_write(tmp_path, rows))
     assert res.settings["benchmark"] == "mt-bench-human"
@@ -367,32 +375,13 @@ def test_human_vote_benchmarks_pool_their_pairs(tmp_path: Path) -> None:
     """Chatbot Arena conversations of 1 and 3 turns: the agreement is 4 of 5 votes (Zheng et
     al.'s pooled agreement), not the mean of a 4-vote turn1 and a 1-vote turn3 section."""
 
-    def conv(turns: int, last: int) -> list[dict[str, str]]:
-        msgs = []
-        for k in range(turns):
-            msgs += [{"role": "user", "content": f"q{k}"}]
-            msgs += [{"role": "assistant", "content": x(last if k == turns - 1 else 1)}]
-        return msgs
-
-    def row(i: int, turns: int, winner: str, a: int, b: int) -> dict[str, Any]:
-        return {
-            "question_id": f"q{i}",
-            "model_a": "a",
-            "model_b": "b",
-            "winner": winner,
-            "judge": f"arena_user_{i}",
-            "turn": turns,
-            "conversation_a": conv(turns, a),
-            "conversation_b": conv(turns, b),
-        }
-
     rows = [
-        row(1, 1, "model_a", 5, 3),
-        row(2, 1, "model_a", 5, 3),
-        row(3, 1, "model_b", 3, 5),
-        row(4, 1, "model_b", 3, 5),
-        row(5, 3, "model_a", 3, 5),
-        row(6, 1, "tie", 3, 5),
+        arena_row(1, "model_a", 5, 3),
+        arena_row(2, "model_a", 5, 3),
+        arena_row(3, "model_b", 3, 5),
+        arena_row(4, "model_b", 3, 5),
+        arena_row(5, "model_a", 3, 5, turns=3),
+        arena_row(6, "tie", 3, 5),
     ]
     res, r = _eval(_write(tmp_path, rows))
     assert (r.sections["turn1"].score, r.sections["turn3"].score) == (1.0, 0.0)
