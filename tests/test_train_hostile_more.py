@@ -408,3 +408,26 @@ def test_whole_run_train_loss_weights_windows_by_their_steps():
             {"train_loss": 2.0, "step": 5}]  # fmt: skip
     whole_run_train_loss(hist, resumed_at=3)
     assert hist[-1]["train_loss"] == pytest.approx((1 * 2 + 4 + 2 * 2) / 5)
+
+
+# --- a checkpoint from before holdout_by existed split single rows ------------------------------
+def test_a_checkpoint_from_before_holdout_by_resumes_with_row_and_names_the_change():
+    from rewardkit.train.runstate import differences
+
+    old = {"config": {"objective": "bt", "eval_fraction": 0.1, "lr": 1e-3}, "items": "x"}
+    row = {"config": {**old["config"], "holdout_by": "row"}, "items": "x"}
+    assert differences(old, row) == ([], {})  # the split it made: it continues
+    blocking, _ = differences(old, {"config": {**old["config"], "holdout_by": "prompt"}})
+    assert blocking == [
+        "holdout_by: the checkpoint's run predates the option and ran as holdout_by 'row', "
+        "this run 'prompt'; pass --holdout_by row to continue it"
+    ]
+    # no eval_fraction hold-out (or eval_data given): the split is not used, nothing blocks
+    for cfg in ({"eval_fraction": 0.0}, {"eval_fraction": 0.1, "eval_data": ["e.jsonl"]}):
+        a = {"config": {"objective": "bt", **cfg}, "items": "x"}
+        assert differences(
+            a, {"config": {**a["config"], "holdout_by": "prompt"}, "items": "x"}
+        ) == (
+            [],
+            {},
+        )

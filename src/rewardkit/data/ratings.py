@@ -1,12 +1,13 @@
 """Ratings rows for correlation benchmarks: HelpSteer2-style attribute ratings of single
-responses, and Prometheus absolute-grading files (``instruction`` + ``gpt4_score``)."""
+responses, Prometheus absolute-grading files (``instruction`` + ``gpt4_score``) and TRL's
+unpaired preference rows (KTO: ``prompt``, ``completion``, boolean ``label``)."""
 
 from __future__ import annotations
 
 import math
 import re
 
-from rewardkit.data import checks
+from rewardkit.data import checks, trl
 from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example
@@ -88,3 +89,36 @@ def convert_prometheus(rec: Record) -> Example:
         [],
         ratings=[{"gpt4_score": float(sum(grades)) / len(grades)}],
     )
+
+
+#: Boolean labels as they appear in JSON, CSV cells and pandas exports.
+_BOOLEANS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+def _desirable(rec: Record) -> float:
+    """The ``label`` of an unpaired row as 1.0 (desirable) or 0.0 (undesirable)."""
+    v = rec.get("label", structured=True)
+    if isinstance(v, bool):
+        return 1.0 if v else 0.0
+    if isinstance(v, int | float) and v in (0, 1):
+        return float(v)
+    if isinstance(v, str) and v.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[v.strip().lower()]
+    raise rec.error("label", f"expected true or false (desirable or not), got {describe(v)}")
+
+
+def convert_unpaired(rec: Record) -> Example:
+    """TRL's unpaired preference row (``KTOTrainer``; ``trl-lib/kto-mix-14k``): ``prompt``, one
+    ``completion`` (text, or the assistant message after conversational prompt messages) and a
+    boolean ``label``. One response with the rating ``label`` 1.0 (desirable) or 0.0: no pair,
+    so evaluation reports AUROC, over all rows and over the rows of one prompt, beside the
+    correlations; training regresses the label."""
+    prompt = checks.prompt(rec)
+    raw = rec.require("completion", structured=True)
+    if isinstance(raw, list):
+        msgs = checks.messages(rec, "completion", raw)
+        response = trl.completion(rec, "completion", msgs, prompt)
+    else:
+        response = checks.response(rec, "completion", raw)
+    ratings = [{"label": _desirable(rec)}]
+    return rec.finish("unpaired", checks.with_system(rec, prompt), [response], [], ratings=ratings)

@@ -1,6 +1,6 @@
 """Step-labelled solutions (``format="steps"``): one reasoning trace per record with a label per
 step and/or the index of the first wrong step (``docs/methods/B4-orm-vs-prm.md``,
-``docs/prm-and-token-rewards.md``). Three published layouts are read:
+``docs/prm-and-token-rewards.md``). Four published layouts are read:
 
 - ProcessBench (and rewardkit's own)::
 
@@ -13,6 +13,12 @@ step and/or the index of the first wrong step (``docs/methods/B4-orm-vs-prm.md``
   step, −1 for a solution with no wrong step. With only ``labels``, ``label`` is the first −1;
   with only ``label``, the steps before it are +1, it and the steps after it −1. Without a
   ``subset`` field, an id ``NAME-N`` (ProcessBench's ``gsm8k-0``, ``math-12``) gives subset NAME.
+- TRL's stepwise supervision (``PRMTrainer``; ``trl-lib/math_shepherd``, ``trl-lib/prm800k``)::
+
+    {"prompt": "...", "completions": ["step 1", "step 2"], "labels": [true, false]}
+
+  ``completions`` are the steps and ``labels`` one boolean per step (true: right), read as
+  ProcessBench's ``steps``/``labels``.
 - PRM800K (``{"question": {"problem": …}, "label": {"steps": [{"completions": [{"text",
   "rating"}], "human_completion", "chosen_completion"}], "finish_reason"}}``): each step is the
   chosen completion, else the human completion (rated +1), else its only completion, else (the
@@ -73,10 +79,27 @@ def _is_shepherd(rec: Record) -> bool:
     return isinstance(text, str) and SHEPHERD_TAG in text and isinstance(label, str)
 
 
+def _is_trl_stepwise(rec: Record) -> bool:
+    """TRL's stepwise supervision: ``prompt``, a list of step ``completions`` and ``labels``."""
+    comps = rec.peek("completions", structured=True)
+    return (
+        not rec.has("steps")
+        and rec.has("prompt")
+        and rec.has("labels")
+        and isinstance(comps, list)
+        and all(isinstance(c, str) for c in comps)
+    )
+
+
+def _steps_field(rec: Record) -> str:
+    """The field holding the step texts: ``steps``, or TRL's ``completions``."""
+    return "completions" if _is_trl_stepwise(rec) else "steps"
+
+
 def looks_like(rec: Record) -> bool:
     """A record with a list of ``steps`` and ``labels`` or a ProcessBench ``label``, or a
-    PRM800K or Math-Shepherd record."""
-    if _is_prm800k(rec) or _is_shepherd(rec):
+    PRM800K, Math-Shepherd or TRL stepwise-supervision record."""
+    if _is_prm800k(rec) or _is_shepherd(rec) or _is_trl_stepwise(rec):
         return True
     steps = rec.peek("steps", structured=True)
     label = csv_number(rec.peek("label")) if rec.loc.kind == "csv" else rec.peek("label")
@@ -132,9 +155,10 @@ def convert(rec: Record) -> Example:
         return _convert_shepherd(rec)
     name = next((k for k in ("problem", "question", "prompt") if rec.has(k)), "problem")
     prompt = checks.prompt(rec, name)
-    steps = checks.text_list(rec, "steps", rec.require("steps", structured=True), blank_ok=False)
+    field = _steps_field(rec)
+    steps = checks.text_list(rec, field, rec.require(field, structured=True), blank_ok=False)
     for k, step in enumerate(steps):
-        blank_line_error(rec, step, "steps", f"[{k}]")
+        blank_line_error(rec, step, field, f"[{k}]")
     n = len(steps)
     labels: list[int] | None = None
     if rec.has("labels"):

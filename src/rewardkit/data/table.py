@@ -93,6 +93,7 @@ FORMATS: tuple[Format, ...] = (
     Format(
         "helpsteer2", ratings.convert_helpsteer2, "ratings", ("prompt", "response", "helpfulness")
     ),
+    Format("unpaired", ratings.convert_unpaired, "ratings", ("prompt", "completion", "label")),
     Format(
         "pku-saferlhf",
         community.convert_pku,
@@ -227,7 +228,8 @@ SCORINGS: tuple[Scoring, ...] = (
     Scoring(
         "ratings",
         "ratings: single responses (no pairwise accuracy); Pearson/Spearman/Kendall "
-        "with each rated attribute in the analyses",
+        "with each rated attribute in the analyses (and AUROC for a 0/1 label, e.g. unpaired "
+        "KTO rows)",
     ),
     Scoring(
         "mmrb2",

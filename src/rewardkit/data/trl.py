@@ -42,8 +42,8 @@ def convert(rec: Record) -> Example:
     elif rec.has("prompt"):
         prompt = checks.prompt(rec)
         responses = [
-            _completion(rec, "chosen", chosen, prompt),
-            _completion(rec, "rejected", rejected, prompt),
+            completion(rec, "chosen", chosen, prompt),
+            completion(rec, "rejected", rejected, prompt),
         ]
     else:
         for name, msgs in (("chosen", chosen), ("rejected", rejected)):
@@ -127,7 +127,9 @@ def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> str:
     return checks.response(rec, name, last["content"], f"[{len(msgs) - 1}].content")
 
 
-def _completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message]) -> str:
+def completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message]) -> str:
+    """The one assistant message of a conversational completion (a full conversation that
+    repeats ``prompt`` first is read too), as the response text."""
     if len(msgs) > len(prompt) and all(
         _same_text(a, b) for a, b in zip(msgs, prompt, strict=False)
     ):

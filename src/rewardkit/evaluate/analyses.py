@@ -33,9 +33,9 @@ from rewardkit.evaluate.multimodal import acc_plus
 from rewardkit.evaluate.paired import compare_rewards
 from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.evaluate.rmbench import rmbench_report
-from rewardkit.evaluate.stats import correlations
+from rewardkit.evaluate.stats import auroc, binary_labels, correlations
 from rewardkit.evaluate.tieacc import accuracy_with_ties
-from rewardkit.types import Example
+from rewardkit.types import Example, stable_hash
 
 #: Gold signals for best-of-N, in order of preference among a response's ratings.
 GOLD_KEYS = ("correct", "gold", "score", "rating", "overall", "helpfulness")
@@ -66,11 +66,22 @@ def _lengths(examples: Sequence[Example]) -> list[list[int]] | None:
     return [[len(t) for t in ex.responses] for ex in examples]
 
 
-def rating_correlations(scores: Sequence[float], ratings: Sequence[float]) -> dict[str, Any]:
+def rating_correlations(
+    scores: Sequence[float], ratings: Sequence[float], prompts: Sequence[str] | None = None
+) -> dict[str, Any]:
     """:func:`~.stats.correlations` of reward and one rated attribute; each None (beside its
-    ``n``) below :data:`~.lengthbias.MIN_CORRELATION_N` points, where it is ±1 or undefined."""
+    ``n``) below :data:`~.lengthbias.MIN_CORRELATION_N` points, where it is ±1 or undefined.
+    A 0/1 attribute (an unpaired desirable/undesirable label, KTO data) also gets its
+    :func:`~.stats.auroc` over all pairs and, with ``prompts``, over the pairs of one prompt
+    (``auroc_within_prompt``: the pairwise accuracy), each with its number of pairs."""
     c = correlations(scores, ratings)
-    return {k: v if k == "n" else enough_points(c["n"], v) for k, v in c.items()}
+    out = {k: v if k == "n" else enough_points(c["n"], v) for k, v in c.items()}
+    if binary_labels(ratings):
+        out["auroc"], out["auroc_pairs"] = auroc(scores, ratings)
+        if prompts is not None:
+            within, n = auroc(scores, ratings, prompts)
+            out["auroc_within_prompt"], out["pairs_within_prompt"] = within, n
+    return out
 
 
 def _human_label(ex: Example) -> float | None:
@@ -162,15 +173,17 @@ def analyze_reward(
             [math.nan if rec.outcome is None else rec.outcome for rec in recs],
         )
 
-    attrs: dict[str, tuple[list[float], list[float]]] = {}
+    attrs: dict[str, tuple[list[float], list[float], list[str]]] = {}
     for ex, rec in zip(examples, recs, strict=True):
+        prompt = stable_hash(ex.prompt) if ex.ratings else ""
         for rating, score in zip(ex.ratings or [], rec.scores, strict=False):
             for k, v in rating.items():
-                a = attrs.setdefault(k, ([], []))
+                a = attrs.setdefault(k, ([], [], []))
                 a[0].append(score)
                 a[1].append(v)
+                a[2].append(prompt)
     if attrs:
-        out["ratings"] = {k: rating_correlations(s, v) for k, (s, v) in sorted(attrs.items())}
+        out["ratings"] = {k: rating_correlations(s, v, p) for k, (s, v, p) in sorted(attrs.items())}
 
     pools = []
     for ex, rec in zip(examples, recs, strict=True):

@@ -84,6 +84,13 @@ def summary_lines(result: EvalResult) -> list[str]:
                 f"{visible(k)} {fmt(v['spearman'])}" for k, v in list(a["ratings"].items())[:5]
             ]
             parts.append("Spearman with ratings: " + ", ".join(shown))
+            labels = [
+                f"{visible(k)} {fmt(v['auroc'])} (within prompt {fmt(v.get('auroc_within_prompt'))})"
+                for k, v in a["ratings"].items()
+                if "auroc" in v
+            ]
+            if labels:
+                parts.append("AUROC: " + ", ".join(labels[:5]))
         if "accuracy_with_ties" in a:
             parts.append(f"acc with ties {fmt(a['accuracy_with_ties']['with_ties'], True)}")
         if "best_of_n" in a:

@@ -153,6 +153,44 @@ def correlations(x, y) -> dict[str, float]:
     }
 
 
+def binary_labels(y) -> bool:
+    """Whether the finite values of ``y`` are 0/1 labels with both classes present."""
+    b = np.asarray(y, dtype=np.float64).ravel()
+    b = b[np.isfinite(b)]
+    return bool(b.size) and bool(np.all((b == 0) | (b == 1))) and 0 < int(b.sum()) < b.size
+
+
+def auroc(scores, labels, groups=None) -> tuple[float, int]:
+    """Area under the ROC curve of ``scores`` for 0/1 ``labels`` (1: desirable) and the number of
+    (desirable, undesirable) pairs it is taken over: the share of those pairs the score orders
+    right, a tie counting half (Mann–Whitney U / (n₁·n₀)). With ``groups`` (one key per point,
+    e.g. its prompt) only pairs within one group count: the pairwise accuracy of unpaired
+    preference data. Points with a non-finite side are dropped; NaN with no pair."""
+    a = np.asarray(scores, dtype=np.float64).ravel()
+    b = np.asarray(labels, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"scores and labels differ in length: {a.size} vs {b.size}")
+    ok = np.isfinite(a) & np.isfinite(b) & ((b == 0) | (b == 1))
+    keys = np.zeros(a.size, dtype=np.int64) if groups is None else _group_ids(groups, a.size)
+    u = pairs = 0.0
+    for g in np.unique(keys[ok]):
+        sel = ok & (keys == g)
+        pos = b[sel] == 1
+        n1, n0 = int(pos.sum()), int((~pos).sum())
+        if n1 and n0:
+            u += float(rankdata(a[sel])[pos].sum()) - n1 * (n1 + 1) / 2
+            pairs += n1 * n0
+    return (u / pairs if pairs else math.nan), int(pairs)
+
+
+def _group_ids(groups, n: int) -> np.ndarray:
+    keys = list(groups)
+    if len(keys) != n:
+        raise ValueError(f"groups and scores differ in length: {len(keys)} vs {n}")
+    index: dict[object, int] = {}
+    return np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+
+
 def _pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(x, dtype=np.float64).ravel()
     b = np.asarray(y, dtype=np.float64).ravel()

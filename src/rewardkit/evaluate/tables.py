@@ -266,19 +266,35 @@ def languages(result: EvalResult) -> Table | None:
 
 
 def ratings(result: EvalResult) -> Table | None:
-    """Correlations of every reward with every rated attribute of the responses."""
-    ns = [c.get("n") for _, cs in _per_reward(result, "ratings") for c in cs.values()]
-    return _per_reward_table(
-        result,
-        "ratings",
-        "Ratings correlations",
-        ["reward", "attribute", "n", "Pearson", "Spearman", "Kendall τ-b"],
-        lambda name, cs: [
-            [name, a, *(fmt(c[k]) for k in ("n", "pearson", "spearman", "kendall"))]
-            for a, c in cs.items()
-        ],
-        few_points_note(ns, "rated responses").strip(),
-    )
+    """Correlations of every reward with every rated attribute of the responses; AUROC columns
+    when an attribute is a 0/1 label (unpaired preference data)."""
+    per = list(_per_reward(result, "ratings"))
+    ns = [c.get("n") for _, cs in per for c in cs.values()]
+    labels = any("auroc" in c for _, cs in per for c in cs.values())
+    columns = ["reward", "attribute", "n", "Pearson", "Spearman", "Kendall τ-b"]
+    note = few_points_note(ns, "rated responses").strip()
+    if labels:
+        columns += ["AUROC", "AUROC within prompt (pairs)"]
+        note = (
+            f"{note} AUROC (0/1 attributes): the share of (label 1, label 0) response pairs the "
+            "reward orders right, a tie counting half; within prompt: only pairs answering the "
+            "same prompt, the pairwise accuracy of unpaired preference data."
+        ).strip()
+
+    def rows(name: str, cs: dict[str, Any]) -> list[list[str]]:
+        out = []
+        for a, c in cs.items():
+            row = [name, a, *(fmt(c[k]) for k in ("n", "pearson", "spearman", "kendall"))]
+            if labels:
+                within = c.get("auroc_within_prompt")
+                row += [
+                    fmt(c.get("auroc")),
+                    "–" if "auroc" not in c else f"{fmt(within)} ({c['pairs_within_prompt']})",
+                ]
+            out.append(row)
+        return out
+
+    return _per_reward_table(result, "ratings", "Ratings correlations", columns, rows, note)
 
 
 def _gain_cell(b: dict[str, Any]) -> str:

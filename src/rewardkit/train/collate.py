@@ -267,8 +267,10 @@ def build_items(
     spans = []
     for ex in examples:
         if len(ex.responses) < (1 if cfg.objective == "regression" else 2):
+            names = ",".join(sorted(ex.ratings[0])) if ex.ratings else ""
             hint = (
-                "; rated single-response rows (HelpSteer2) train with objective 'regression'"
+                "; rated single-response rows (HelpSteer2, unpaired KTO labels) train with "
+                f"objective 'regression': --objective regression --attributes {names}"
                 if ex.ratings
                 else ""
             )

@@ -56,6 +56,10 @@ def _field_defaults() -> dict[str, Any]:
 
 #: Each config field's default: a checkpoint written before a field existed ran at it.
 _DEFAULTS = _field_defaults()
+#: Fields whose default changed when they were added: a checkpoint written before the field
+#: existed ran the old behaviour (the ``eval_fraction`` hold-out split single rows), not today's
+#: default, so ``holdout_by: row`` continues such a run and the default is named as the change.
+_BEFORE_THE_FIELD: dict[str, Any] = {"holdout_by": "row"}
 
 
 def _sha256_file(path: Path) -> str:
@@ -170,6 +174,11 @@ def _changed_files(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> str:
     return f" ({'; '.join(said)})" if said else ""
 
 
+def _holds_out(config: dict[str, Any]) -> bool:
+    """Whether a run's config holds out an ``eval_fraction`` of its data (no ``eval_data``)."""
+    return bool(config.get("eval_fraction")) and not config.get("eval_data")
+
+
 def _by_epochs_then_steps(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether the checkpoint's run counted epochs and this one sets max_steps instead."""
     return old.get("max_steps") in (None, -1) and new.get("max_steps") not in (None, -1)
@@ -186,7 +195,7 @@ def differences(
     same_objective = oc.get("objective") == nc.get("objective")
     ignored = ignored_fields(str(nc.get("objective"))) if same_objective else frozenset()
     for key in sorted(set(oc) | set(nc)):
-        a, b = oc.get(key), nc.get(key)
+        a, b = oc.get(key, _BEFORE_THE_FIELD.get(key)), nc.get(key)
         if key in ("data", "vote_file"):
             if not _same_data(a, b):
                 blocking.append(
@@ -196,8 +205,18 @@ def differences(
             continue
         if key in ignored and a != b:
             continue  # a field the objective does not read (an older run could set it)
-        if a == b or (key not in oc and b == _DEFAULTS.get(key, object())):
+        if a == b or (
+            key not in oc and key not in _BEFORE_THE_FIELD and b == _DEFAULTS.get(key, object())
+        ):
             continue  # a field added since the checkpoint, at its default, changes nothing
+        if key not in oc and key in _BEFORE_THE_FIELD:
+            if key == "holdout_by" and not _holds_out(nc):
+                continue  # no eval_fraction hold-out: how it would split changes nothing
+            blocking.append(
+                f"{key}: {them} predates the option and ran as {key} {a!r}, this run {b!r}; "
+                f"pass --{key} {a} to continue it"
+            )
+            continue
         numbers = isinstance(a, int | float) and isinstance(b, int | float)
         if key in EXTENDABLE and numbers and 0 < a < b:
             grown[key] = [a, b]
