@@ -108,7 +108,14 @@ def test_python_list_looking_answers_stay_text(tmp_path: Path) -> None:
         ("[1 -2 3]", [1, -2, 3]),
         ("['it\\'s', \"q\"]", ["it's", "q"]),
         ("[nan 1.]", None),
-        ("[array(['a'], dtype=object)]", None),
+        ("[array(['a'], dtype=object)]", [["a"]]),  # numpy arrays nested in a cell
+        ("{'a': array(['x',\n       'y'], dtype=object)}", {"a": ["x", "y"]}),
+        ("[array([[1, 2], [3, 4]]) array([5])]", [[[1, 2], [3, 4]], [5]]),
+        ("{'x': array(['a'], dtype=[('f', 'i4')])}", {"x": ["a"]}),
+        ("[array(1, 2)]", None),  # not a numpy repr: one list, then only its dtype
+        ("[array([1], [2])]", None),
+        ("[array(['a']]", None),
+        ("[array]", None),
         ("['x'] and more", None),
         ("[{'a': ('t',)}]", None),
         ("{'k': b'x'}", None),
@@ -261,3 +268,26 @@ def test_webgpt_comparisons_follow_the_scores_and_keep_ties(tmp_path: Path) -> N
     bad = row(1.0, -1.0) | {"question": {"id": "q"}}
     with pytest.raises(DataError, match="full_text"):
         load(jsonl(tmp_path / "bad.jsonl", [bad]))
+
+
+def test_pandas_csv_of_raw_ultrafeedback_with_nested_arrays(tmp_path: Path) -> None:
+    """openbmb/UltraFeedback read from Parquet through pandas and written to CSV: completions
+    are a numpy array of dicts whose own lists are numpy arrays (``array([...],
+    dtype=object)`` in the cell). Read as its completions and ratings (was refused)."""
+
+    def completion(text: str, score: float, rating: str) -> dict[str, Any]:
+        note = {"Rating": rating, "Rationale": "r", "Type": np.array(["1", "2"], dtype=object)}
+        return {"response": text, "model": "m", "overall_score": score,
+                "fine-grained_score": float(rating), "principle": "helpfulness",
+                "annotations": {"helpfulness": note, "honesty": {"Rating": rating}}}  # fmt: skip
+
+    row = {"instruction": "Name a colour.", "models": np.array(["m", "n"], dtype=object),
+           "completions": np.array([completion("Red.", 7.0, "4"), completion("A", 3.0, "2")],
+                                   dtype=object)}  # fmt: skip
+    path = tmp_path / "uf.csv"
+    pd.DataFrame([row]).to_csv(path, index=False)
+    assert "array([" in path.read_text()
+    (ex,) = load(path)
+    assert ex.meta["format"] == "ultrafeedback"
+    assert ex.responses == ["Red.", "A"] and ex.chosen == [0]
+    assert ex.ratings is not None and ex.ratings[1]["helpfulness"] == 2.0

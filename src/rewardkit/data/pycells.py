@@ -26,6 +26,28 @@ _START_OPS = {"[", "{", "(", "-", "+"}
 _SKIP = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
 
 
+#: Stack marker of a numpy ``array(`` call, whose parentheses are not written out.
+_ARRAY = "array("
+
+
+def _array_call(tok: tokenize.TokenInfo, nxt: tokenize.TokenInfo | None) -> bool:
+    """``array`` followed by ``(``: a numpy array's repr inside a list or dict cell."""
+    return (
+        tok.type == tokenize.NAME
+        and tok.string == "array"
+        and nxt is not None
+        and (nxt.type == tokenize.OP and nxt.string == "(")
+    )
+
+
+def _array_dtype(stack: list[str], tok: tokenize.TokenInfo, nxt: tokenize.TokenInfo | None) -> bool:
+    """``, dtype`` directly inside an ``array(`` call: its dtype argument, left out."""
+    if not stack or stack[-1] != _ARRAY or nxt is None:
+        return False
+    comma = tok.type == tokenize.OP and tok.string == ","
+    return comma and nxt.type == tokenize.NAME and nxt.string == "dtype"
+
+
 def _is_end(tok: tokenize.TokenInfo) -> bool:
     return tok.type in _ENDS or (tok.type == tokenize.OP and tok.string in _END_OPS)
 
@@ -41,18 +63,46 @@ def _with_commas(text: str) -> str | None:
         toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)]
     except (tokenize.TokenError, SyntaxError):
         return None
+    toks = [t for t in toks if t.type not in _SKIP]
     out: list[str] = []
     stack: list[str] = []
     prev: tokenize.TokenInfo | None = None
-    for tok in toks:
-        if tok.type in _SKIP:
-            continue
+    skipping = 0  # > 0: inside an array's ``, dtype=…`` argument, at that stack depth
+    for i, tok in enumerate(toks):
         if tok.type in (tokenize.COMMENT, tokenize.ERRORTOKEN):
             return None
+        if skipping:
+            if tok.type == tokenize.OP and tok.string in "[{(":
+                stack.append(tok.string)
+            elif tok.type == tokenize.OP and tok.string in "]})":
+                stack.pop()
+                if len(stack) < skipping:  # the array's own ")" closed it
+                    skipping = 0
+                    prev = tok
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
         if prev is not None and _is_end(prev) and _is_start(tok):
             if not stack or stack[-1] != "[":
                 return None  # 'a' 'b' outside a list: no repr writes that
             out.append(",")
+        if _array_call(tok, nxt):  # numpy's ``array([...], dtype=object)``: the list itself
+            after = toks[i + 2] if i + 2 < len(toks) else None
+            if after is None or after.string != "[":
+                return None  # numpy writes an array's items as one list
+            stack.append(_ARRAY)
+            prev = None
+            continue
+        if _array_dtype(stack, tok, nxt):
+            skipping = len(stack)
+            continue
+        if stack and stack[-1] == _ARRAY and tok.string == ",":
+            return None  # an array call's only other argument is its dtype
+        if tok.type == tokenize.OP and tok.string == ")" and stack and stack[-1] == _ARRAY:
+            stack.pop()
+            prev = tok
+            continue
+        if prev is None and stack and stack[-1] == _ARRAY and tok.string == "(":
+            continue  # the call's "(" after ``array``
         if tok.type == tokenize.OP and tok.string in "[{(":
             stack.append(tok.string)
             if len(stack) > MAX_DEPTH:
@@ -86,7 +136,9 @@ def _plain(value: Any) -> bool:
 def parse_python_cell(text: str) -> list[Any] | dict[str, Any] | None:
     """A list or dict cell written as a Python or numpy repr, as the value; None for any other
     text (a plain answer, JSON — read by ``parse_json`` first — or a repr that holds something
-    JSON has no value for, such as ``nan`` or ``array(...)``)."""
+    JSON has no value for, such as ``nan``). numpy arrays nested in a cell
+    (``{'a': array(['x', 'y'], dtype=object)}``, as pandas writes UltraFeedback's completions)
+    are read as their lists."""
     s = text.strip()
     if len(s) < 2 or s[0] not in "[{" or s[-1] not in "]}":
         return None
