@@ -291,3 +291,31 @@ def test_pandas_csv_of_raw_ultrafeedback_with_nested_arrays(tmp_path: Path) -> N
     assert ex.meta["format"] == "ultrafeedback"
     assert ex.responses == ["Red.", "A"] and ex.chosen == [0]
     assert ex.ratings is not None and ex.ratings[1]["helpfulness"] == 2.0
+
+
+def _axis_row(post_id: str, text: str, overall: Any, **axes: Any) -> dict[str, Any]:
+    info = {"id": post_id, "post": f"Post {post_id}.", "title": "T", "subreddit": "cats",
+            "site": None, "article": None}  # fmt: skip
+    rated = {"overall": overall, "accuracy": 7, "coverage": 5, "coherence": 7,
+             "compatible": None, **axes}  # fmt: skip
+    return {"info": info, "summary": {"text": text, "policy": "sup4", "note": None,
+            "axes": rated}, "worker": "w", "batch": "b", "split": "test"}  # fmt: skip
+
+
+def test_summarize_from_feedback_axis_rows_are_rated_summaries(tmp_path: Path) -> None:
+    """openai/summarize_from_feedback, config ``axis`` (was refused as generic)."""
+    path = tmp_path / "axis.jsonl"
+    path.write_text(
+        "".join(json.dumps(_axis_row(f"t3_{i}", f"Summary {i}.", 1 + i)) + "\n" for i in range(4))
+    )
+    ex = load(path)
+    assert [e.meta["format"] for e in ex] == ["summarize-axis"] * 4
+    assert ex[2].responses == ["Summary 2."] and ex[2].chosen == []
+    assert ex[2].prompt[0]["content"].endswith("POST: Post t3_2.\n\nTL;DR:")
+    r = ex[2].ratings[0]
+    assert (r["overall"], r["coverage"]) == (3.0, 5.0) and math.isnan(r["compatible"])
+    assert ex[2].meta["policy"] == "sup4"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(_axis_row("t3_9", "S.", "high")) + "\n")
+    with pytest.raises(DataError, match=r"bad\.jsonl, line 1, field 'summary\.axes\.overall'"):
+        load(bad)

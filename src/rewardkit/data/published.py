@@ -9,6 +9,7 @@ tie (both chosen). Fields a reader does not use go to ``Example.meta``. See
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rewardkit.data import checks
@@ -61,6 +62,44 @@ def convert_summarize(rec: Record) -> Example:
     }
     prompt: list[Message] = [{"role": "user", "content": _tldr_prompt(rec, info)}]
     return rec.finish("summarize-from-feedback", prompt, texts, choice, meta=meta)
+
+
+def convert_summarize_axis(rec: Record) -> Example:
+    """A rated summary of ``openai/summarize_from_feedback`` (config ``axis``): ``info`` (the
+    post or article) and ``summary`` (``text``, ``policy``, ``axes`` with 1–7 ratings of
+    ``overall``, ``accuracy``, ``coverage``, ``coherence``, and ``compatible``). One response,
+    one ratings dict (a missing or null axis is NaN), so evaluation reports correlations with
+    each axis; the post id, subreddit and policy go to ``meta``."""
+    info = rec.require("info", structured=True)
+    if not isinstance(info, dict):
+        raise rec.error("info", f"expected an object, got {describe(info)}")
+    summary = rec.require("summary", structured=True)
+    if not isinstance(summary, dict) or "text" not in summary:
+        raise rec.error("summary", f"expected an object with 'text', got {describe(summary)}")
+    text = checks.response(rec, "summary", summary["text"], ".text")
+    axes = summary.get("axes")
+    if not isinstance(axes, dict):
+        raise rec.error("summary", f"expected an object of ratings, got {describe(axes)}", ".axes")
+    ratings: dict[str, float] = {}
+    for name, value in axes.items():
+        if value is None:
+            ratings[str(name)] = math.nan
+        elif isinstance(value, bool):
+            ratings[str(name)] = 1.0 if value else 0.0
+        elif isinstance(value, int | float):
+            ratings[str(name)] = float(value)
+        else:
+            raise rec.error("summary", f"expected a rating, got {describe(value)}", f".axes.{name}")
+    if not any(math.isfinite(v) for v in ratings.values()):
+        raise rec.error("summary", "no rated axis (every rating is missing)", ".axes")
+    meta = {
+        "post_id": info.get("id"),
+        "subreddit": info.get("subreddit"),
+        "title": info.get("title"),
+        "policy": summary.get("policy"),
+    }
+    prompt: list[Message] = [{"role": "user", "content": _tldr_prompt(rec, info)}]
+    return rec.finish("summarize-axis", prompt, [text], [], ratings=[ratings], meta=meta)
 
 
 # --- AlpacaFarm / AlpacaEval -------------------------------------------------------------------

@@ -138,6 +138,7 @@ FORMATS: tuple[Format, ...] = (
         "generic",
         ("info", "summaries", "choice"),
     ),
+    Format("summarize-axis", published.convert_summarize_axis, "ratings", ("info", "summary")),
     Format(
         "alpacafarm",
         published.convert_alpacafarm,
