@@ -138,20 +138,49 @@ def test_unpaired_eval_reports_auroc_within_prompt(tmp_path):
     assert table.rows[0][-1] == "1.000 (6)"
 
 
-def test_train_names_the_options_for_unpaired_rows(tmp_path):
+def test_pair_by_prompt_pairs_each_desirable_with_each_undesirable(tmp_path):
+    from rewardkit.data.unpaired import pair_by_prompt
+
+    rows = [
+        {"prompt": "p", "completion": "g1", "label": True},
+        {"prompt": "q", "completion": "only", "label": True},
+        {"prompt": "p", "completion": "b1", "label": False},
+        {"prompt": "p", "completion": "g2", "label": True},
+        {"prompt": "p", "completion": "b2", "label": False},
+        {"prompt": [{"role": "user", "content": "p"}], "completion": "b3", "label": False},
+    ]
+    made = pair_by_prompt(load(_jsonl(tmp_path / "kto.jsonl", rows)))
+    # "p" as text and as one user message are the same prompt: 2 good × 3 bad
+    assert [e.responses for e in made.pairs] == [
+        ["g1", "b1"], ["g1", "b2"], ["g1", "b3"], ["g2", "b1"], ["g2", "b2"], ["g2", "b3"]
+    ]  # fmt: skip
+    assert all(e.chosen == [0] for e in made.pairs)
+    assert made.pairs[0].meta["paired_from"] == made.pairs[0].id.split("|")
+    assert (made.rows, made.prompts, made.prompts_paired, made.rows_unpaired) == (6, 2, 1, 1)
+
+
+def test_train_pairs_unpaired_rows_or_names_the_options(bert_dir, tmp_path):
     from typer.testing import CliRunner
 
     from rewardkit.cli import app
 
-    data = _jsonl(
-        tmp_path / "kto.jsonl",
-        [{"prompt": "q", "completion": "a", "label": True}, {"prompt": "q", "completion": "b",
-                                                              "label": False}],
-    )  # fmt: skip
+    base = ["train", "--model", str(bert_dir), "--max_length", "32", "--threads", "1",
+            "--no-progress", "--no-plot", "--max_steps", "1", "--batch_size", "2"]  # fmt: skip
+    rows = [{"prompt": f"q{p}", "completion": c, "label": c == "good"}
+            for p in range(3) for c in ("good", "bad", "bad")]  # fmt: skip
     r = CliRunner().invoke(
-        app, ["train", "--data", data, "--output_dir", str(tmp_path / "o"), "--no-progress"]
-    )
+        app, [*base, "--data", _jsonl(tmp_path / "kto.jsonl", rows), "--output_dir",
+              str(tmp_path / "o")]
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "  train data: 6 examples from 3 prompts, 6 preference pairs\n" in r.output
+    one_sided = [{"prompt": f"q{p}", "completion": "good", "label": True} for p in range(3)]
+    r = CliRunner().invoke(
+        app, [*base, "--data", _jsonl(tmp_path / "one.jsonl", one_sided), "--output_dir",
+              str(tmp_path / "o2")]
+    )  # fmt: skip
     assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "make no preference pair" in r.output
     assert "--objective regression --attributes label" in r.output
 
 
