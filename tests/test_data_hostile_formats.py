@@ -151,7 +151,7 @@ def test_csv_steps_label_is_a_number(tmp_path: Path) -> None:
 
 def test_unknown_format_says_generic_and_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError) as ei:
-        load(jsonl(tmp_path, [{"question": "q", "good": "a", "bad": "b"}]))
+        load(jsonl(tmp_path, [{"text": "q", "good": "a", "bad": "b"}]))
     msg = str(ei.value)
     assert ei.value.field == "prompt" and ei.value.line == 1
     assert "sniffed as format 'generic'" in msg and "no known format matched" in msg

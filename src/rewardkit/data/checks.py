@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from rewardkit.data.location import describe
+from rewardkit.data.prompt_fields import as_message
 from rewardkit.data.record import Record, csv_number
 from rewardkit.types import Message
 
@@ -56,13 +57,15 @@ def _parts(rec: Record, name: str, value: Any, sub: str) -> Any:
 
 
 def messages(rec: Record, name: str, value: Any) -> list[Message]:
-    """``value`` as a non-empty list of ``{"role", "content"}`` messages with known roles."""
+    """``value`` as a non-empty list of ``{"role", "content"}`` messages with known roles
+    (ShareGPT ``{"from", "value"}`` messages read as such)."""
     if not isinstance(value, list):
         raise rec.error(name, f"expected a list of messages, got {describe(value)}")
     if not value:
         raise rec.error(name, "expected at least one message, got an empty list")
     out: list[Message] = []
     for i, m in enumerate(value):
+        m = as_message(rec, name, m, f"[{i}]")  # ShareGPT's from/value
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
             raise rec.error(
                 name, f"expected a message with 'role' and 'content', got {describe(m)}", f"[{i}]"
@@ -258,7 +261,10 @@ def score_tie(rec: Record, chosen: list[int]) -> tuple[list[int], dict[str, Any]
     """A pair whose own per-side scores are equal is a labelled tie (both chosen), not a
     preference: ``meta["tied_scores"]`` names the column. Scores that rank the rejected side
     higher keep the file's label and are flagged in ``meta["scores_disagree"]``
-    (docs/data-formats.md, "Per-side scores")."""
+    (docs/data-formats.md, "Per-side scores"). argilla's distilabel pairs mark equal ratings
+    with ``status: "tie"``: a labelled tie too."""
+    if chosen == [0] and rec.peek("status") == "tie" and rec.has("generations"):
+        return [0, 1], {"tied_scores": "status"}  # argilla distilabel pairs: equal ratings
     found = side_scores(rec)
     if found is None or chosen != [0]:
         return chosen, {}

@@ -1,12 +1,14 @@
 """The generic record format (also TRL's standard string form).
 
 ``prompt`` plus either ``chosen``/``rejected`` texts (a pair, chosen=[0]) or ``responses`` with
-``chosen`` indices and/or ``ratings``.
+``chosen`` indices and/or ``ratings``. The prompt may be named as other published pair files name
+it (``question``, ``instruction`` + ``input``, ShareGPT ``conversations``…:
+:mod:`rewardkit.data.prompt_fields`), and ``chosen``/``rejected`` may each be one message.
 """
 
 from __future__ import annotations
 
-from rewardkit.data import checks
+from rewardkit.data import checks, prompt_fields
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
@@ -15,15 +17,17 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     """Validate a generic record and build its :class:`Example`."""
     if rec.sniffed and fmt == "generic":
         _unknown_format(rec)
-    prompt = checks.with_system(rec, checks.prompt(rec))
+    prompt = checks.with_system(rec, prompt_fields.read_prompt(rec))
     if rec.has("responses"):
         return _listed(rec, fmt, prompt)
-    chosen = checks.response(rec, "chosen", rec.require("chosen"))
-    rejected_v = rec.require("rejected")
+    rec.require("chosen")
+    chosen = checks.response(rec, "chosen", prompt_fields.side(rec, "chosen"))
+    rec.require("rejected")
+    rejected_v = prompt_fields.side(rec, "rejected")
     if isinstance(rejected_v, list):
         rejected = checks.text_list(rec, "rejected", rejected_v)
     else:
-        rejected = [checks.response(rec, "rejected", rec.get("rejected"))]
+        rejected = [checks.response(rec, "rejected", rejected_v)]
     responses = [chosen, *rejected]
     ratings = None
     if rec.has("ratings"):
@@ -35,7 +39,7 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
 def _unknown_format(rec: Record) -> None:
     """A record sniffed as generic that lacks generic's own fields: say that no known format
     matched, and how to name one or map the columns (instead of only 'missing prompt')."""
-    if "prompt" not in rec.data:
+    if prompt_fields.prompt_field(rec) is None:
         missing = "prompt"
     elif "responses" not in rec.data and "chosen" not in rec.data:
         missing = "chosen"

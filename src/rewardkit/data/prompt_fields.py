@@ -1,0 +1,145 @@
+"""Where pair files that are not in TRL's layout keep their prompt, and ShareGPT messages.
+
+Published DPO pair files name the prompt in other ways than ``prompt``; the generic format reads
+the first of :data:`PROMPT_FIELDS` that a record has:
+
+- ``conversations`` — LLaMA-Factory's ShareGPT preference layout: the turns before the judged
+  one as ``{"from": "human"|"gpt"|"system", "value": …}`` messages, and ``chosen``/``rejected``
+  as one such message each;
+- ``question`` — Intel ``orca_dpo_pairs`` (with a ``system`` column);
+- ``instruction`` and an optional ``input`` — the Alpaca layout (LLaMA-Factory's default
+  preference format): the prompt is the instruction, then the input on the next line, after
+  any ``history`` of ``[user, assistant]`` turns;
+- ``input`` — argilla ``distilabel-intel-orca-dpo-pairs`` (with ``system``);
+- ``query``, then ``trajectory`` (UltraInteract pairs: ShareGPT turns).
+
+ShareGPT messages are read wherever messages are (:func:`sharegpt_role`): ``human`` → user,
+``gpt``/``bot`` → assistant, ``system``; other speakers are refused by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rewardkit.data.location import describe
+from rewardkit.data.record import Record
+from rewardkit.types import Message
+
+#: Prompt fields of pair files, in the order they are looked for.
+PROMPT_FIELDS = (
+    "prompt",
+    "conversations",
+    "question",
+    "instruction",
+    "input",
+    "query",
+    "trajectory",
+)
+#: ShareGPT speakers and the roles they are read as.
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "chatgpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
+
+
+def prompt_field(rec: Record) -> str | None:
+    """The first field of :data:`PROMPT_FIELDS` the record has, or None."""
+    return next((k for k in PROMPT_FIELDS if rec.has(k)), None)
+
+
+def is_sharegpt(m: Any) -> bool:
+    """Whether ``m`` is a ShareGPT message (``from`` and ``value``, no ``role``)."""
+    return isinstance(m, dict) and "from" in m and "value" in m and "role" not in m
+
+
+def sharegpt_role(rec: Record, name: str, speaker: Any, sub: str) -> str:
+    """The role a ShareGPT ``from`` is read as (see the module docstring)."""
+    role = SHAREGPT_ROLES.get(speaker.strip().lower()) if isinstance(speaker, str) else None
+    if role is None:
+        known = ", ".join(SHAREGPT_ROLES)
+        raise rec.error(
+            name, f"expected a ShareGPT speaker in {known}, got {describe(speaker)}", sub
+        )
+    return role
+
+
+def as_message(rec: Record, name: str, m: Any, sub: str) -> Any:
+    """``m`` with a ShareGPT ``from``/``value`` read as ``role``/``content``; other values as
+    they are (the message checks judge them)."""
+    if not is_sharegpt(m):
+        return m
+    return {"role": sharegpt_role(rec, name, m["from"], f"{sub}.from"), "content": m["value"]}
+
+
+def alpaca_prompt(rec: Record) -> list[Message]:
+    """An Alpaca-layout prompt: ``history`` turns, then ``instruction`` and ``input``."""
+    from rewardkit.data import checks
+
+    instruction = checks.text(rec, "instruction", rec.require("instruction"), what="a prompt")
+    extra = rec.get("input")
+    if extra is not None and not isinstance(extra, str):
+        raise rec.error("input", f"expected text, got {describe(extra)}")
+    content = f"{instruction}\n{extra}" if extra and extra.strip() else instruction
+    msgs: list[Message] = []
+    history = rec.get("history", structured=True)
+    if history not in (None, "", []):
+        if not isinstance(history, list):
+            raise rec.error(
+                "history", f"expected a list of [user, assistant] turns, got {describe(history)}"
+            )
+        for i, turn in enumerate(history):
+            if not (
+                isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn)
+            ):
+                raise rec.error(
+                    "history",
+                    f"expected a [user, assistant] pair of texts, got {describe(turn)}",
+                    f"[{i}]",
+                )
+            msgs += [
+                {"role": "user", "content": turn[0]},
+                {"role": "assistant", "content": turn[1]},
+            ]
+    if not content.strip():
+        raise rec.error("instruction", "expected a prompt that is not empty")
+    return [*msgs, {"role": "user", "content": content}]
+
+
+def read_prompt(rec: Record) -> list[Message]:
+    """The prompt of a generic pair record from its :func:`prompt_field`."""
+    from rewardkit.data import checks
+
+    name = prompt_field(rec) or "prompt"
+    if name == "instruction":
+        return alpaca_prompt(rec)
+    msgs = checks.prompt(rec, name)
+    if name in ("conversations", "trajectory") and msgs and msgs[-1]["role"] == "assistant":
+        raise rec.error(
+            name, "expected the turns before the judged answer, got a conversation that ends "
+            "with an assistant turn", f"[{len(msgs) - 1}]"
+        )  # fmt: skip
+    return msgs
+
+
+def side(rec: Record, name: str) -> Any:
+    """``chosen``/``rejected`` as a text or list: one message object (ShareGPT or OpenAI) is
+    read as its text, and must be the assistant's."""
+    value = rec.get(name, structured=True) if _is_object_cell(rec, name) else rec.get(name)
+    if not isinstance(value, dict):
+        return value
+    m = as_message(rec, name, value, "")
+    if not isinstance(m, dict) or "role" not in m or "content" not in m:
+        raise rec.error(name, f"expected a text or one message, got {describe(value)}")
+    if m["role"] != "assistant":
+        raise rec.error(name, f"expected the assistant's answer, got a {m['role']!r} message")
+    return m["content"]
+
+
+def _is_object_cell(rec: Record, name: str) -> bool:
+    value = rec.peek(name)
+    return isinstance(value, dict) or (isinstance(value, str) and value.lstrip().startswith("{"))
