@@ -31,6 +31,10 @@ RULES: dict[str, str] = {
     "iou": "rewardkit.rewards.rules.iou:IouReward",
     "arithmetic": "rewardkit.rewards.rules.arithmetic:ArithmeticReward",
     "vqa": "rewardkit.rewards.rules.vqa:VqaAnswerReward",
+    "tag_count": "rewardkit.rewards.rules.tag_count:TagCountReward",
+    "reasoning_steps": "rewardkit.rewards.rules.reasoning_steps:ReasoningStepsReward",
+    "cosine": "rewardkit.rewards.rules.cosine:CosineReward",
+    "xml_format": "rewardkit.rewards.rules.xml_format:XmlFormatReward",
 }
 
 #: One-line description of each rule, shown by ``rewardkit rewards list``.
@@ -53,6 +57,12 @@ DESCRIPTIONS: dict[str, str] = {
     "arithmetic": "fraction of arithmetic claims (a op b = c) that hold, safe evaluator (card B11)",
     "vqa": "visual-QA answer match: option letter, number within 5%, normalised text; VQA accuracy "
     "for ten human answers (card B9)",
+    "tag_count": "partial layout credit: 1/(2k) per <tag> marker written once (open-r1 tag_count)",
+    "reasoning_steps": "min(1, step markers / 3): Step N:, numbered lines, bullets, First/Next "
+    "(open-r1)",
+    "cosine": "correctness scaled by length on a cosine schedule, in [-1, 1] (card C11; TRL / "
+    "open-r1)",
+    "xml_format": "partial-credit XML field layout score, in [0.2, 1] (verifiers XMLParser)",
 }
 
 
