@@ -111,3 +111,17 @@ def test_prompt_wins_over_the_other_names_and_an_unknown_file_is_still_named(tmp
     assert ex.prompt == [{"role": "user", "content": "P"}] and ex.meta["question"] == "Q"
     with pytest.raises(DataError, match=r"missing required field \(fields found: 'text', 'chosen'"):
         _one(tmp_path, {"text": "P", "chosen": "a", "rejected": "b"})
+
+
+def test_argilla_ultrafeedback_pairs_with_response_fields_and_ratings(tmp_path):
+    row = {"source": "evol", "instruction": "2+2?", "chosen_response": "4", "chosen_rating": 5.0,
+           "chosen_model": "a", "rejected_response": "5", "rejected_rating": 2.0,
+           "rejected_model": "b"}  # fmt: skip
+    ex = _one(tmp_path, row)
+    assert (ex.prompt, ex.responses, ex.chosen) == ([{"role": "user", "content": "2+2?"}],
+                                                    ["4", "5"], [0])  # fmt: skip
+    assert ex.meta["chosen_model"] == "a" and ex.source == "evol"
+    tie = _one(tmp_path, {**row, "rejected_rating": 5.0})
+    assert tie.is_tie and tie.meta["tied_scores"] == "chosen_rating"
+    with pytest.raises(DataError, match=r"field 'rejected_response': missing required field"):
+        _one(tmp_path, {k: v for k, v in row.items() if k != "rejected_response"})

@@ -20,14 +20,15 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     prompt = checks.with_system(rec, prompt_fields.read_prompt(rec))
     if rec.has("responses"):
         return _listed(rec, fmt, prompt)
-    rec.require("chosen")
-    chosen = checks.response(rec, "chosen", prompt_fields.side(rec, "chosen"))
-    rec.require("rejected")
-    rejected_v = prompt_fields.side(rec, "rejected")
+    good, bad = prompt_fields.side_fields(rec)
+    rec.require(good)
+    chosen = checks.response(rec, good, prompt_fields.side(rec, good))
+    rec.require(bad)
+    rejected_v = prompt_fields.side(rec, bad)
     if isinstance(rejected_v, list):
-        rejected = checks.text_list(rec, "rejected", rejected_v)
+        rejected = checks.text_list(rec, bad, rejected_v)
     else:
-        rejected = [checks.response(rec, "rejected", rejected_v)]
+        rejected = [checks.response(rec, bad, rejected_v)]
     responses = [chosen, *rejected]
     ratings = None
     if rec.has("ratings"):
@@ -41,10 +42,10 @@ def _unknown_format(rec: Record) -> None:
     matched, and how to name one or map the columns (instead of only 'missing prompt')."""
     if prompt_fields.prompt_field(rec) is None:
         missing = "prompt"
-    elif "responses" not in rec.data and "chosen" not in rec.data:
-        missing = "chosen"
-    elif "responses" not in rec.data and "rejected" not in rec.data:
-        missing = "rejected"
+    elif "responses" not in rec.data and prompt_fields.side_fields(rec)[0] not in rec.data:
+        missing = prompt_fields.side_fields(rec)[0]
+    elif "responses" not in rec.data and prompt_fields.side_fields(rec)[1] not in rec.data:
+        missing = prompt_fields.side_fields(rec)[1]
     else:
         return
     from rewardkit.data.sniff import FORMATS

@@ -13,6 +13,8 @@ the first of :data:`PROMPT_FIELDS` that a record has:
 - ``input`` — argilla ``distilabel-intel-orca-dpo-pairs`` (with ``system``);
 - ``query``, then ``trajectory`` (UltraInteract pairs: ShareGPT turns).
 
+The sides are ``chosen``/``rejected``, or argilla's ``chosen_response``/``rejected_response``.
+
 ShareGPT messages are read wherever messages are (:func:`sharegpt_role`): ``human`` → user,
 ``gpt``/``bot`` → assistant, ``system``; other speakers are refused by name.
 """
@@ -45,6 +47,16 @@ SHAREGPT_ROLES = {
     "assistant": "assistant",
     "system": "system",
 }
+
+
+#: (chosen, rejected) field names of pair files, in the order they are looked for: TRL's, and
+#: argilla's ``ultrafeedback-binarized-preferences`` (``chosen_response``/``rejected_response``).
+SIDE_FIELDS = (("chosen", "rejected"), ("chosen_response", "rejected_response"))
+
+
+def side_fields(rec: Record) -> tuple[str, str]:
+    """The record's (chosen, rejected) field names (TRL's when it has neither pair)."""
+    return next((p for p in SIDE_FIELDS if p[0] in rec.data or p[1] in rec.data), SIDE_FIELDS[0])
 
 
 def prompt_field(rec: Record) -> str | None:
