@@ -31,16 +31,40 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     ``data`` and ``eval`` read it): a text or a message list (a CSV cell starting with ``[{``
     is parsed), never empty or blank, known roles, tool-call keys checked, HH/NeMo transcript
     prompts read as their turns."""
-    prompt = checks.prompt(Record(row, loc, {}))
-    if "response" not in row:
+    rec = Record(row, loc, {})
+    prompt = checks.prompt(rec)
+    if "response" not in row and "completion" in row:  # TRL's prompt-completion rows
+        response = _completion(rec, prompt)
+    elif "response" not in row:
         raise loc.error("missing required field", field="response")
-    response = row["response"]
+    else:
+        response = row["response"]
     if isinstance(response, list | dict):  # content parts (text and images)
         response = _parts(response, loc, "response")
     elif not isinstance(response, str):
         raise loc.error(f"expected a string, got {describe(response)}", field="response")
-    meta = {k: v for k, v in row.items() if k not in ("prompt", "response", "reference")}
-    return Query(prompt, response, _reference(row.get("reference"), loc), meta)
+    ref_col = next((c for c in REFERENCE_FIELDS if c in row), "reference")
+    meta = {k: v for k, v in row.items() if k not in ("prompt", "response", ref_col)}
+    return Query(prompt, response, _reference(row.get(ref_col), loc), meta)
+
+
+#: Where a row keeps its reference, in order (as the TRL adapter reads dataset columns, less
+#: ``label``, which in row files is a preference label: KTO's desirable flag).
+REFERENCE_FIELDS = ("reference", "ground_truth", "solution", "answer")
+
+
+def _completion(rec: Record, prompt: Any) -> Any:
+    """TRL's ``completion``: a text, content parts, or the assistant message after the prompt."""
+    value = rec.get("completion")
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and ("role" in m or "from" in m) for m in value)
+    ):
+        from rewardkit.data import trl
+
+        return trl.completion(rec, "completion", checks.messages(rec, "completion", value), prompt)
+    return value
 
 
 def _reference(value: Any, loc: Location) -> Any:

@@ -35,7 +35,10 @@ from rewardkit.commands.options import (
 def score_command(
     reward: Annotated[str, typer.Option("--reward", "-r", help="Reward spec.")],
     data: Annotated[
-        Path, typer.Option(help="JSONL input: one {prompt, response[, reference]} per line.")
+        Path,
+        typer.Option(
+            help="JSONL input: one {prompt, response (or completion)[, reference (or ground_truth, solution, answer)]} per line."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="JSONL output: the input rows with 'reward' added.")],
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows scored per chunk.")] = 2048,
