@@ -220,3 +220,20 @@ def test_completions_of_other_shapes_are_not_steps(tmp_path):
     assert fmt({"prompt": "q", "completions": ["a", "b"], "labels": [True, False]}) == "steps"
     assert fmt({"prompt": "q", "completions": ["a", "b"]}) != "steps"
     assert fmt({"prompt": "q", "completions": [{"response": "a"}], "labels": [1]}) != "steps"
+
+
+def test_data_command_counts_unpaired_labels_and_pairs(tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    rows = [{"prompt": "p", "completion": "a", "label": True},
+            {"prompt": "p", "completion": "b", "label": False},
+            {"prompt": "p", "completion": "c", "label": False},
+            {"prompt": "q", "completion": "d", "label": True}]  # fmt: skip
+    r = CliRunner().invoke(app, ["data", _jsonl(tmp_path / "kto.jsonl", rows)])
+    assert r.exit_code == 0, r.output
+    assert (
+        "unpaired rows: 2 desirable, 2 undesirable; 1 of 2 prompts have both labels "
+        "(2 preference pairs by prompt)"
+    ) in r.output

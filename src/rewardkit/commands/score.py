@@ -254,6 +254,22 @@ def _score_ray(
     _summary(stats, head, out)
 
 
+def _unpaired_line(examples: list) -> None:
+    """For unpaired (KTO) rows: the labels and the pairs a pairwise objective would train on."""
+    from rewardkit.data.unpaired import is_unpaired, pair_by_prompt
+
+    rows = [e for e in examples if is_unpaired(e)]
+    if not rows:
+        return
+    good = sum(e.ratings[0]["label"] == 1.0 for e in rows)
+    made = pair_by_prompt(rows)
+    typer.echo(
+        f"unpaired rows: {good} desirable, {len(rows) - good} undesirable; {made.prompts_paired} "
+        f"of {made.prompts} prompts have both labels ({len(made.pairs)} preference pairs by "
+        "prompt)"
+    )
+
+
 def data_command(
     path: Annotated[str, typer.Argument(help="Data file, directory, hf:name, or 'sample'.")],
     data_format: Annotated[str | None, typer.Option("--format", help="Force a format.")] = None,
@@ -277,6 +293,7 @@ def data_command(
     ties = sum(len(e.responses) > 1 and len(e.chosen) == len(e.responses) for e in examples)
     if ties:  # the file's own ties (tie votes, equal scores): eval reports them apart
         typer.echo(f"labelled ties: {ties} (every response chosen; not scored as preferences)")
+    _unpaired_line(examples)
     if not examples:
         _warn(f"{path} holds no examples")
     if examples and set(subsets) == {"(no subset)"}:
