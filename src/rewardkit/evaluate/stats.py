@@ -172,13 +172,16 @@ def auroc(scores, labels, groups=None) -> tuple[float, int]:
         raise ValueError(f"scores and labels differ in length: {a.size} vs {b.size}")
     ok = np.isfinite(a) & np.isfinite(b) & ((b == 0) | (b == 1))
     keys = np.zeros(a.size, dtype=np.int64) if groups is None else _group_ids(groups, a.size)
+    a, b, keys = a[ok], b[ok], keys[ok]
+    order = np.argsort(keys, kind="stable")  # each group one contiguous run: O(n log n)
+    a, b, keys = a[order], b[order], keys[order]
+    bounds = np.flatnonzero(np.diff(keys)) + 1
     u = pairs = 0.0
-    for g in np.unique(keys[ok]):
-        sel = ok & (keys == g)
-        pos = b[sel] == 1
+    for sa, sb in zip(np.split(a, bounds), np.split(b, bounds), strict=True):
+        pos = sb == 1
         n1, n0 = int(pos.sum()), int((~pos).sum())
         if n1 and n0:
-            u += float(rankdata(a[sel])[pos].sum()) - n1 * (n1 + 1) / 2
+            u += float(rankdata(sa)[pos].sum()) - n1 * (n1 + 1) / 2
             pairs += n1 * n0
     return (u / pairs if pairs else math.nan), int(pairs)
 
