@@ -30,7 +30,7 @@ register(
     "Sequence-classification reward model (any AutoModelForSequenceClassification); "
     "uses the model's chat template when it has one.",
     card="A1 — Bradley–Terry reward model (scoring side)",
-    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models); options family=, use_chat_template=, head_seed=, num_labels=, objectives=, reduce=weighted|gating, weights=, trust_remote_code=, temperature= and template= (pairwise families), "
+    arg_help="PATH_OR_ID (a local directory, a Hub id, or 'smollm2'/'minilm' for the embedded models); options family=, use_chat_template=, head_seed=, num_labels=, objectives=, reduce=weighted|gating, weights=, trust_remote_code=, base= (the base folder of a LoRA/PEFT adapter folder), temperature= and template= (pairwise families), "
     + _ENGINE,
     uses_engine=True,
 )
@@ -97,7 +97,7 @@ register(
     "DPO implicit reward β[log π(y|x) − log π_ref(y|x)] over the response tokens; without 'ref', "
     "reference-free sum / mean / norm (default norm, as reward-bench).",
     card="B1 — DPO implicit reward",
-    arg_help="POLICY ('default' = embedded SmolLM2-135M-Instruct, or PATH_OR_ID); options ref=, beta=, reduce=sum|mean|norm, use_chat_template=, ref_chat_template=, system=, "
+    arg_help="POLICY ('default' = embedded SmolLM2-135M-Instruct, or PATH_OR_ID); options ref= (a LoRA/PEFT adapter policy: default its base; ref=free: none), beta=, reduce=sum|mean|norm, use_chat_template=, ref_chat_template=, system=, base= (the base folder of LoRA/PEFT adapters), "
     + _ENGINE,
     uses_engine=True,
 )

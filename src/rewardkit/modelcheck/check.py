@@ -9,7 +9,8 @@ For a ``classifier:`` model of any family (docs/families.md) it scores the built
 - the model's own forward on whole batches padded on the right and on the left (information:
   how far a naive batched loop drifts, the "scores change with batch size" symptom).
 
-It also probes pooling (pairs that differ only after the first end-of-turn token, or only in the
+A LoRA/PEFT adapter folder is checked as its base with the adapter merged, and reported as an
+adapter over that base (the ``adapter:`` line). It also probes pooling (pairs that differ only after the first end-of-turn token, or only in the
 response's last word, must score differently: a model pooling at the first eos is caught and
 named), checks that the chat template was applied as a one-pass tokenization of the rendered
 conversation would (and that no row starts with two BOS tokens), and counts truncated rows.
@@ -69,6 +70,8 @@ class ModelCheck:
     truncation: str
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: A LoRA/PEFT adapter folder: what it is and its base (None for a whole model).
+    adapter: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
@@ -88,6 +91,7 @@ class ModelCheck:
         out = [
             f"check-model {self.spec}",
             f"  family: {self.family}, {kind}",
+            *([f"  adapter: {adapter_line(self.adapter)}"] if self.adapter else []),
             "  reference: the model's own forward, one row at a time, no padding, float32",
             f"  {'way':<32} {'dtype':<9} {'max|Δ|':>10} {'tolerance':>10} {'truncated':>10}  ok",
         ]
@@ -108,6 +112,20 @@ class ModelCheck:
         out += [f"  warning: {w}" for w in self.warnings]
         out.append(f"  verdict: {self.verdict}")
         return out
+
+
+def adapter_line(adapter: dict[str, Any]) -> str:
+    """``check-model``'s line on a LoRA/PEFT adapter folder: what it is, over which base."""
+    shape = ", ".join(
+        f"{k}={adapter[k]}" for k in ("r", "lora_alpha", "use_dora", "use_rslora") if k in adapter
+    )
+    kind = f"{adapter.get('peft_type')} {adapter.get('task_type') or 'adapter'}"
+    saved = adapter.get("saved_modules")
+    head = f"; trained head from the adapter ({', '.join(saved)})" if saved else ""
+    return (
+        f"{kind} ({shape or 'no rank given'}) over base {adapter.get('base')}, merged into "
+        f"the base for scoring (the reference is the merged model's own forward){head}"
+    )
 
 
 def _family_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -369,4 +387,5 @@ def check_model(
         truncation,
         problems,
         warnings,
+        base.loaded.notes.get("adapter"),
     )

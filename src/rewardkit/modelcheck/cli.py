@@ -14,7 +14,8 @@ def check_model_command(
     spec: Annotated[
         str,
         typer.Argument(
-            help="A model path or embedded alias, or 'classifier:PATH?family=NAME&...'."
+            help="A model path or embedded alias, a LoRA/PEFT adapter folder (ADAPTER?base=BASE), "
+            "or 'classifier:PATH?family=NAME&...'."
         ),
     ],
     dtype: Annotated[

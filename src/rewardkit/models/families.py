@@ -52,6 +52,7 @@ from rewardkit.models.loading import (
     set_threads,
     torch_dtype,
 )
+from rewardkit.models.peft_adapter import check_classifier, head_outputs
 
 #: Input kinds (rewardkit.rewards.classifier builds each): the chat template or a text pair;
 #: the chat template plus an appended reward token; PairRM's marked triple; an A/B prompt.
@@ -70,6 +71,8 @@ class LoadRequest:
     head_seed: int = 0
     trust_remote_code: bool = False
     gating: bool = False
+    #: A LoRA/PEFT adapter merged into the base at ``source`` (models.peft_adapter.Adapter).
+    adapter: Any = None
 
 
 @dataclass
@@ -142,13 +145,17 @@ def _load_classifier(req: LoadRequest) -> Loaded:
         num_labels=req.num_labels,
         head_seed=req.head_seed,
         trust_remote_code=req.trust_remote_code,
+        adapter=req.adapter,
     )
     pad, own = classifier_pad_id(model, int(req.tokenizer.pad_token_id))
     k = int(model.config.num_labels)
     id2label = model.config.id2label or {}
     labels = tuple(str(id2label.get(i, f"objective_{i}")) for i in range(k))
     adapter = SequenceClassifierAdapter(model, pad, req.gating, own_pad=own)
-    return Loaded(adapter, model, model.config, {"head": head}, k, labels)
+    notes: dict[str, Any] = {"head": head}
+    if req.adapter is not None:
+        notes["adapter"] = req.adapter.describe()
+    return Loaded(adapter, model, model.config, notes, k, labels)
 
 
 def classifier_pad_id(model: Any, tokenizer_pad: int) -> tuple[int, bool]:
@@ -390,11 +397,18 @@ def pick_family(checkpoint: Checkpoint, requested: str | None = None) -> Family:
     )
 
 
-def find_family(model: str, family: str | None = None) -> Family:
-    """The family of ``model`` (embedded alias, local directory or Hub id), without loading it."""
+def find_family(model: str, family: str | None = None, base: str | None = None) -> Family:
+    """The family of ``model`` (embedded alias, local directory or Hub id; an adapter folder's
+    is its base's), without loading it."""
     if family:
         return pick_family(Checkpoint(model, {}), family)
-    return pick_family(inspect_checkpoint(resolve_model(model).source))
+    resolved = resolve_model(model, base)
+    return pick_family(inspect_checkpoint(_weights_source(resolved)))
+
+
+def _weights_source(resolved: Any) -> str:
+    """Where a resolved model's config and weights are: an adapter's base, else its source."""
+    return resolved.adapter.base_source if resolved.adapter is not None else resolved.source
 
 
 @dataclass
@@ -418,19 +432,27 @@ def open_family_model(
     num_labels: int | None = None,
     head_seed: int = 0,
     gating: bool = False,
+    base: str | None = None,
 ) -> OpenedModel:
     """Resolve ``model`` (embedded alias, local directory or Hub id), pick its family, load it
-    and move it to the configured device."""
+    and move it to the configured device. A LoRA/PEFT adapter folder is loaded over its base
+    (``base``, else the one its config names) and merged (:mod:`rewardkit.models.peft_adapter`)."""
     trust_remote_code = switch("trust_remote_code", trust_remote_code, model)
     if num_labels is not None and (
         isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1
     ):
         raise SpecError(f"{model}: num_labels must be a whole number >= 1, got {num_labels!r}")
     set_threads(config.threads)
-    resolved = resolve_model(model)
-    tokenizer = load_tokenizer(resolved.source, trust_remote_code)
-    checkpoint = inspect_checkpoint(resolved.source)
+    resolved = resolve_model(model, base)
+    adapter = resolved.adapter
+    source = _weights_source(resolved)
+    tokenizer = None if adapter else load_tokenizer(source, trust_remote_code)
+    checkpoint = inspect_checkpoint(source)
     chosen = pick_family(checkpoint, family)
+    if adapter is not None:  # refused before anything loads; the head count is the saved head's
+        check_classifier(adapter, chosen.name, _is_classifier(checkpoint))
+        num_labels = num_labels if num_labels is not None else head_outputs(adapter)
+        tokenizer = load_tokenizer(adapter.tokenizer_source(), trust_remote_code)
     if chosen.remote_code and not trust_remote_code:
         raise SpecError(
             f"{model}: family {chosen.name} runs the checkpoint's own code "
@@ -444,7 +466,7 @@ def open_family_model(
             "would silently replace; pass trust_remote_code=true if you trust it"
         )
     request = LoadRequest(
-        resolved.source,
+        source,
         checkpoint,
         tokenizer,
         config.dtype,
@@ -452,11 +474,12 @@ def open_family_model(
         head_seed,
         trust_remote_code,
         gating,
+        adapter,
     )
     loaded = chosen.load(request)
     device = resolve_device(config.device)
     loaded.module.to(device)
     identity = dict(resolved.identity)
     if trust_remote_code:  # the checkpoint's own code computes the scores: key the cache on it
-        identity.update(remote_code_id(resolved.source))
+        identity.update(remote_code_id(source))
     return OpenedModel(chosen, tokenizer, loaded, device, identity)

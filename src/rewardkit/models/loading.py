@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import MissingDependencyError, SpecError
+from rewardkit.models import peft_adapter
 from rewardkit.models.allocator import keep_freed_memory
 from rewardkit.models.cpu_linear import route_linears
 from rewardkit.models.device import (  # noqa: F401 - re-exported: callers import them from here
@@ -114,12 +115,14 @@ class ResolvedModel:
 
     source: str  # local directory or Hub id, as passed to from_pretrained
     identity: dict[str, Any] = field(default_factory=dict)
+    adapter: Any = None  # a LoRA/PEFT adapter folder's models.peft_adapter.Adapter
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    """Resolve an embedded alias (``smollm2``, ``minilm``), a local directory, or a Hub id."""
+def resolve_model(name: str, base: str | None = None) -> ResolvedModel:
+    """Resolve an embedded alias (``smollm2``, ``minilm``), a local directory, or a Hub id; a
+    LoRA/PEFT adapter folder with its base (``base``, else its config's): ``resolve_adapter``."""
     key = embedded_key(name)
-    if key is not None:
+    if key is not None and base is None:
         path = embedded_model_dir(key)
         return ResolvedModel(
             str(path),
@@ -130,6 +133,8 @@ def resolve_model(name: str) -> ResolvedModel:
             },
         )
     path = Path(name).expanduser()
+    if base is not None or peft_adapter.is_adapter_folder(path):
+        return peft_adapter.resolve_adapter(path, base)
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"model path {path} is a file; pass the model directory")
@@ -252,22 +257,15 @@ def _weights_id(path: Path) -> dict[str, Any]:
 
 #: The small files besides the weights that change a model's scores: its config, tokenizer and
 #: chat template (a fixed tokenizer.json kept serving the old tokenizer's cached scores).
+#: A LoRA adapter's config (rank, alpha, targets) too.
 SCORING_FILES = frozenset(
     {
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "vocab.json",
-        "vocab.txt",
-        "merges.txt",
-        "chat_template.jinja",
-        "chat_template.json",
-        "preprocessor_config.json",
-        "processor_config.json",
+        "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "chat_template.jinja",
+        "chat_template.json", "preprocessor_config.json", "processor_config.json",
+        "adapter_config.json",
     }
-)
+)  # fmt: skip
 
 
 def _text_files_id(path: Path) -> dict[str, Any]:
@@ -296,6 +294,7 @@ def load_tokenizer(source: str, trust_remote_code: bool = False) -> Any:
     prompt): :func:`rewardkit.models.integrity.check_tokenizer_folder`."""
     from rewardkit.models.integrity import check_tokenizer_folder, folder_error, tokenizer_error
 
+    source = peft_adapter.tokenizer_folder(source)  # an adapter folder without one: its base's
     check_tokenizer_folder(source, trust_remote_code)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(
@@ -417,32 +416,36 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def load_causal_lm(source: str, dtype: str = "float32") -> Any:
+def load_causal_lm(source: str, dtype: str = "float32", adapter: Any = None) -> Any:
     """A causal LM in eval mode; refused in one line when weights it needs are not in the
     checkpoint (a classifier folder has no LM head: it would be random) or are NaN
-    (:func:`rewardkit.models.integrity.load_pretrained`)."""
+    (:func:`rewardkit.models.integrity.load_pretrained`); a LoRA/PEFT adapter is merged."""
     from rewardkit.models.integrity import load_pretrained
 
+    if adapter is not None or peft_adapter.is_adapter_folder(source):
+        return peft_adapter.load_merged_causal_lm(source, dtype, adapter)
     model, _ = load_pretrained(transformers.AutoModelForCausalLM, source, dtype=torch_dtype(dtype))
     return finish_dtype(model, dtype)
 
 
-_SHARED_LMS: weakref.WeakValueDictionary[tuple[str, str, str], Any] = weakref.WeakValueDictionary()
+_SHARED_LMS: weakref.WeakValueDictionary[tuple[str, ...], Any] = weakref.WeakValueDictionary()
 
 
-def load_causal_lm_shared(source: str, dtype: str, device: torch.device) -> Any:
+def load_causal_lm_shared(
+    source: str, dtype: str, device: torch.device, adapter: Any = None
+) -> Any:
     """A causal LM on ``device``, shared by every reward that asks for the same weights.
 
     Rewards that pair a model with itself (a DPO policy and its reference, the strong and weak
     sides of a density ratio on the same weights) hold one copy in memory. The models are used
     for inference only, so sharing is safe; a model is freed when no reward holds it any more.
     """
-    key = (source, dtype.lower(), str(device))
+    key = (source, getattr(adapter, "base_source", ""), dtype.lower(), str(device))
     model = _SHARED_LMS.get(key)
     if is_int8(dtype) and device.type != "cpu":
         raise ValueError("dtype=int8 (dynamic quantization) runs on CPU only; use bfloat16 on GPU")
     if model is None:
-        model = load_causal_lm(source, dtype).to(device)
+        model = load_causal_lm(source, dtype, adapter).to(device)
         _SHARED_LMS[key] = model
     return model
 
@@ -453,8 +456,10 @@ def load_sequence_classifier(
     num_labels: int | None = None,
     head_seed: int = 0,
     trust_remote_code: bool = False,
+    adapter: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """A sequence classifier in eval mode, and a note on its head.
+    """A sequence classifier in eval mode, and a note on its head; with a LoRA/PEFT
+    ``adapter``, ``source`` is its base and the adapter (with its saved head) is merged in.
 
     A checkpoint without a trained score head (a base LM, say) gets a head initialised from
     ``head_seed``, so the same spec always gives the same scores; the note says so and becomes
@@ -488,6 +493,8 @@ def load_sequence_classifier(
     finally:
         torch.random.set_rng_state(state)
     head: dict[str, Any] = {"num_labels": int(model.config.num_labels)}
+    if adapter is not None:  # merged before finish_dtype, which may swap Linear classes
+        model, missing = adapter.merge(model), adapter.uncovered(missing)
     if missing:
         head["random_init"] = {"seed": head_seed, "params": sorted(missing)}
     return finish_dtype(model, dtype), head

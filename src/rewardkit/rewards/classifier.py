@@ -1,5 +1,9 @@
 """Reward models of the scalar families (``classifier:PATH_OR_ID[?family=NAME]``).
 
+A LoRA/PEFT adapter folder of a reward model (``TaskType.SEQ_CLS`` with its trained ``score``
+head) scores as its base with the adapter merged; ``base=/path/to/base`` names the base when
+``adapter_config.json``'s is not a local folder (:mod:`rewardkit.models.peft_adapter`).
+
 The family table (:mod:`rewardkit.models.families`, docs/families.md) picks how the checkpoint
 loads and where its score comes from: sequence classifiers, value heads on causal LMs
 (Starling/UltraRM/Beaver), remote-code models returning the reward (Eurus-RM) or reading it at an
@@ -68,6 +72,7 @@ class ClassifierReward(FamilyModelReward):
         reduce: str | None = None,
         weights: Mapping[str, float] | str | None = None,
         trust_remote_code: bool = False,
+        base: str | None = None,
     ) -> None:
         if reduce not in (None, "weighted", "gating"):
             raise ValueError(f"reduce must be 'weighted' or 'gating', got {reduce!r}")
@@ -85,6 +90,7 @@ class ClassifierReward(FamilyModelReward):
             num_labels=num_labels,
             head_seed=head_seed,
             gating=reduce == "gating",
+            base=base,
         )
         if self.family.pairwise:
             raise SpecError(
@@ -240,7 +246,7 @@ def build(arg: str | None, **options: Any) -> FamilyModelReward:
     if not arg:
         raise ValueError("classifier needs a model: 'classifier:PATH_OR_ID'")
     config = EngineConfig.from_options(options)
-    if find_family(arg, options.get("family")).pairwise:
+    if find_family(arg, options.get("family"), options.get("base")).pairwise:
         from rewardkit.rewards.pairwise_model import PairwiseModelReward
 
         return PairwiseModelReward(arg, config, **options)

@@ -13,6 +13,11 @@ fingerprints); both score the same response tokens (prompt masked), cut to the s
 two length limits. When ``ref`` names the same
 weights as the policy they share one copy in memory — and the reward is 0 for every response,
 which is why the reference is optional.
+
+LoRA/PEFT adapter folders (a DPO run's usual output) work in either slot: the policy is the base
+with the adapter merged, and without ``ref`` its reference is that base (``ref=base`` says so
+explicitly; ``ref=free`` scores the adapter reference-free). ``base=/path/to/base`` names the
+base of every adapter in the spec when ``adapter_config.json``'s is not a local folder.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import switch
+from rewardkit.errors import SpecError, switch
+from rewardkit.models.peft_adapter import is_adapter_folder
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
@@ -52,13 +58,28 @@ class DPOImplicitReward(LogProbComposite):
         use_chat_template: bool | None = None,
         ref_chat_template: bool | None = None,
         system: str | None = None,
+        base: str | None = None,
     ) -> None:
         use_chat_template = optional_switch("use_chat_template", use_chat_template, "dpo")
         ref_chat_template = optional_switch("ref_chat_template", ref_chat_template, "dpo")
-        self.reduce = reduction_name(reduce or ("sum" if ref else "norm"))
+        if reduce:
+            reduction_name(reduce)  # a bad name is refused before any model loads
         self.beta = float(beta)
         self.system = system or None
-        self.policy = SequenceLogProbReward(policy, config, use_chat_template=use_chat_template)
+        adapters = {n for n in (policy, ref) if isinstance(n, str) and is_adapter_folder(n)}
+        if base is not None and not adapters:
+            raise SpecError(
+                f"dpo: base= names the base of a LoRA/PEFT adapter folder; neither the policy "
+                f"{policy!r} nor ref {ref!r} is one"
+            )
+        self.policy = SequenceLogProbReward(
+            policy,
+            config,
+            use_chat_template=use_chat_template,
+            base=base if policy in adapters else None,
+        )
+        ref = reference_name(ref, self.policy.lm.resolved.adapter, policy)
+        self.reduce = reduction_name(reduce or ("sum" if ref else "norm"))
         self.ref = None
         if ref:
             self.ref = SequenceLogProbReward(
@@ -67,6 +88,7 @@ class DPOImplicitReward(LogProbComposite):
                 use_chat_template=use_chat_template
                 if ref_chat_template is None
                 else ref_chat_template,
+                base=base if ref in adapters else None,
             )
             same_cut(self.policy, self.ref)
             if self.ref.identity() == self.policy.identity():
@@ -103,6 +125,21 @@ class DPOImplicitReward(LogProbComposite):
             runs["ref"] = self._run("ref", qs)
             out = self.beta * (policy - runs["ref"].scores[:, col].astype(np.float64))
         return merged_result(out.astype(np.float32), runs, len(queries))
+
+
+def reference_name(ref: str | None, adapter: Any, policy: str) -> str | None:
+    """The reference model to load: ``ref``; for a LoRA/PEFT adapter policy, its base when
+    ``ref`` is left out or ``base``; none for ``ref=free`` (reference-free)."""
+    if ref == "free":
+        return None
+    if ref is None or ref == "base":
+        if adapter is None and ref == "base":
+            raise SpecError(
+                f"dpo: ref=base is the base of a LoRA/PEFT adapter policy; {policy!r} is a "
+                "whole model, so name its reference (ref=PATH)"
+            )
+        return None if adapter is None else str(adapter.base)
+    return ref
 
 
 def optional_switch(name: str, value: object, where: str) -> bool | None:

@@ -7,7 +7,8 @@ pass, the four numbers cached together, so every reduction reads the same cache 
 
 Rewards built on it (docs/methods/B1-dpo-implicit-reward.md DPO implicit reward, B2 strong-over-weak density ratio)
 combine two of them; :class:`LogProbComposite` holds the shared plumbing (system prompts
-injected into the queries, merged statistics in the ``ScoreResult``).
+injected into the queries, merged statistics in the ``ScoreResult``). A model may be a LoRA/PEFT
+adapter folder, merged into its base (:func:`open_causal_lm`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
 from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
+from rewardkit.models.loading import (
+    load_causal_lm_shared,
+    load_tokenizer,
+    resolve_device,
+    resolve_model,
+    set_threads,
+)
+from rewardkit.models.peft_adapter import CAUSAL_LM, import_peft, is_adapter_folder, require_task
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
 
 REDUCTIONS = ("sum", "mean", "norm")
@@ -113,9 +122,10 @@ class SequenceLogProbReward(ModelBackedReward):
         *,
         use_chat_template: bool | None = None,
         append_eos: bool = True,
+        base: str | None = None,
     ) -> None:
         super().__init__(config)
-        self.lm = CausalLM.load(model, self.config)
+        self.lm = open_causal_lm(model, self.config, base)
         self.model_name = model
         self.tokenizer = self.lm.tokenizer
         self.device = self.lm.device
@@ -180,6 +190,23 @@ class SequenceLogProbReward(ModelBackedReward):
                 _, lp = self.lm.response_logprobs(batch, engine.adapter.last_hidden(batch))
                 out.append(lp.cpu().numpy())
         return out
+
+
+def open_causal_lm(model: str, config: EngineConfig, base: str | None = None) -> CausalLM:
+    """:meth:`CausalLM.load`, where ``model`` may also be a LoRA/PEFT adapter folder of a causal
+    LM (a DPO run's output): its base (``base``, else the one ``adapter_config.json`` names)
+    with the adapter merged; the adapter folder's tokenizer if it has one, else the base's."""
+    if base is None and not is_adapter_folder(model):
+        return CausalLM.load(model, config)
+    set_threads(config.threads)
+    resolved = resolve_model(model, base)
+    adapter = resolved.adapter
+    require_task(adapter, CAUSAL_LM)  # refused before anything loads
+    import_peft(adapter)
+    tokenizer = load_tokenizer(adapter.tokenizer_source())
+    device = resolve_device(config.device)
+    lm = load_causal_lm_shared(resolved.source, config.dtype, device, adapter)
+    return CausalLM(lm, tokenizer, resolved, device)
 
 
 def query_cache_counts(members: Iterable[Mapping[str, Any]]) -> dict[str, int]:
