@@ -471,7 +471,7 @@ def robustness(result: EvalResult) -> Table | None:
     rows = [
         [
             n,
-            str(v["budgets"]),
+            "–" if v["budgets"] is None else ", ".join(map(str, v["budgets"])),  # a rule: none
             fmt(v["identical"]),
             ", ".join(f"{k}: {d['max_abs_diff']:.2g}" for k, d in v["runs"].items()),
         ]
