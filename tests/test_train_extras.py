@@ -102,6 +102,12 @@ def test_frozen_head_and_default_reward(tmp_path):
     meta = json.loads((res.output_dir / "head.json").read_text())
     assert meta["in_dim"] == 768 and meta["head"] == "mlp"
     assert "eval_accuracy" in res.metrics
+    # counted as a fine-tune counts: 24 sample pairs, a quarter of the prompts held out
+    train_c, eval_c = res.data["train"], res.data["eval"]
+    assert train_c["examples"] + eval_c["examples"] == 24 and eval_c["examples"] >= 1
+    assert train_c["pairs"] == train_c["examples"] and eval_c["prompts_in_train"] == 0
+    recorded = json.loads((res.output_dir / "rewardkit_train.json").read_text())["data"]
+    assert recorded == json.loads(json.dumps(res.data))
     logged = json.loads((res.output_dir / "log_history.json").read_text())
     assert logged and all(0.0 <= h["accuracy"] <= 1.0 for h in logged)  # train accuracy, as TRL
     rew = load_reward(f"default:{res.output_dir}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from rewardkit.train.common import (
     write_json,
 )
 from rewardkit.train.config import TrainConfig
+from rewardkit.types import Example
 
 
 def _pair_tensors(examples: list[Any], offset: int) -> tuple[list[int], list[int], list[bool]]:
@@ -304,10 +306,14 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
         "metrics": metrics,
         "config": cfg.to_dict(),
     }
+    counts = {"train": pair_counts(train_ex, pairs)}
+    if pairs_e is not None:
+        counts["eval"] = pair_counts(eval_ex, pairs_e, train_ex)
     train_meta = {
         "objective": cfg.objective,
         "config": cfg.to_dict(),
         "load_with": f"default:{Path(out).resolve()}",  # from any folder
+        "data": counts,
     }
     try:  # metrics.json last: a save that fails (a full disk) leaves no finished-looking head
         with save_errors("the trained head", out):
@@ -324,4 +330,25 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     except BaseException:
         (out / "metrics.json").unlink(missing_ok=True)
         raise
-    return TrainResult(out, metrics, history)
+    return TrainResult(out, metrics, history, counts)
+
+
+def pair_counts(
+    examples: Sequence[Example], pairs: dict[str, torch.Tensor], trained: Sequence[Example] = ()
+) -> dict[str, int]:
+    """What a frozen-head run trained or evaluated on, counted as a fine-tune counts it
+    (:func:`rewardkit.train.collate.data_counts`): examples, distinct prompts, strict preference
+    pairs and tie pairs; for eval data with ``trained``, how many of its prompts it shares."""
+    from rewardkit.curate.crome import prompt_key
+
+    ties = int(pairs["pair_tie"].sum())
+    keys = {prompt_key(ex.prompt) for ex in examples}
+    out = {
+        "examples": len(examples),
+        "prompts": len(keys),
+        "pairs": int(pairs["pair_a"].numel()) - ties,
+        "tie_pairs": ties,
+    }
+    if trained:
+        out["prompts_in_train"] = len(keys & {prompt_key(ex.prompt) for ex in trained})
+    return out
