@@ -224,6 +224,33 @@ def as_bool(name: str, rule: str, value: Any) -> bool:
     return switch(name, value, f"rule:{rule}")
 
 
+def as_choice(name: str, rule: str, value: Any, choices: Sequence[str]) -> str:
+    """An option read as one of ``choices`` (``think=require``)."""
+    if not isinstance(value, str) or value not in choices:
+        raise SpecError(
+            f"rule:{rule} option {name} must be one of {', '.join(choices)}, got {value!r}"
+        )
+    return value
+
+
+#: ``think=`` values of the answer rules (math, gsm8k, exact_match): ``whole`` reads the whole
+#: response (the default); ``require`` reads only what follows the last ``</think>``, and a
+#: response that never closes its reasoning has no answer (TRL's ``reasoning_accuracy_reward``,
+#: verifiers' ``ThinkParser``).
+THINK_MODES = ("whole", "require")
+THINK_END = "</think>"
+
+
+def after_think(text: str, think: str) -> str | None:
+    """The part of a response that ``think`` reads: all of it (``whole``), or with ``require``
+    the text after the last ``</think>`` (written exactly so, as the peers split), and None when
+    there is none: the reasoning did not finish, so no answer was given."""
+    if think == "whole":
+        return text
+    cut = text.rfind(THINK_END)
+    return None if cut < 0 else text[cut + len(THINK_END) :]
+
+
 def as_text(name: str, rule: str, value: Any) -> str:
     """An option read as text: a number is written back (``pattern=123``), true/false are no
     text (``pattern=yes`` is the text "yes"; ``pattern=true`` was the regex "True")."""

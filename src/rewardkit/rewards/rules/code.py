@@ -3,7 +3,8 @@
 The response's code is the last fenced ```python block (also ```py / ```python3), else the last
 unlabelled fenced block, else the whole text. The tests are the query's ``reference``, in any
 form :func:`rewardkit.rewards.sandbox.run_tests` reads (assert code, ``{"tests": [...]}``,
-``{"inputs", "outputs", "fn_name"?}``, HumanEval's ``{"test", "entry_point"}``). Each solution
+``{"inputs", "outputs", "fn_name"?}``, HumanEval's ``{"test", "entry_point"}``, open-r1's
+``{"language": "python", "test_cases": [{"input", "output"}, ...]}``). Each solution
 runs in its own sandboxed process tree (see ``docs/sandbox.md``); a query without a reference
 scores NaN. By default only tests whose verdict the code cannot forge are accepted (stdin/stdout,
 ``fn_name`` calls, ``assert EXPR == LITERAL``); ``allow_in_process=True`` also runs tests that

@@ -11,7 +11,8 @@ An integer reference must be met exactly (as verl and lm-eval compare); any othe
 ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6); a given ``tol`` applies to every reference.
 
 Reward 1.0/0.0; NaN when there is no reference or no number can be read from it; 0.0 when the
-response has no number.
+response has no number. ``think=require``: only the text after the last ``</think>`` is read, and
+a response without one has no answer (0.0; TRL's ``reasoning_accuracy_reward`` gate).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from rewardkit.rewards.rules._common import NAN, RuleReward, as_number, references
+from rewardkit.rewards.rules._common import (
+    NAN,
+    THINK_MODES,
+    RuleReward,
+    after_think,
+    as_choice,
+    as_number,
+    references,
+)
 from rewardkit.rewards.rules.math_answer import last_boxed
 from rewardkit.types import Query
 
@@ -139,13 +148,17 @@ class Gsm8kReward(RuleReward):
     """``rule:gsm8k`` — 1.0 when the response's final number equals the reference's.
 
     Options: ``tol`` (relative tolerance; default: an integer reference exactly, any other
-    within 1e-6). NaN without a readable reference.
+    within 1e-6), ``think`` (``whole``, default, or ``require``: only the text after the last
+    ``</think>``; none → 0.0). NaN without a readable reference.
     """
 
     rule = "gsm8k"
 
-    def __init__(self, tol: float | None = None) -> None:
+    def __init__(self, tol: float | None = None, think: str = "whole") -> None:
         super().__init__(tol=None if tol is None else as_number("tol", self.rule, tol, minimum=0))
+        self.think = as_choice("think", self.rule, think, THINK_MODES)
+        if self.think != "whole":  # the default stays out of the identity: old fingerprints hold
+            self.options["think"] = self.think
         self._gold_cache: dict[str, Fraction | None] = {}
 
     def _gold(self, reference: str) -> Fraction | None:
@@ -163,7 +176,8 @@ class Gsm8kReward(RuleReward):
         ]
         if not golds:
             return NAN
-        pred = extract_answer(query.response)
+        text = after_think(query.response, self.think)
+        pred = None if text is None else extract_answer(text)
         if pred is None:
             return 0.0
         return 1.0 if any(_matches(pred, g, self.options["tol"]) for g in golds) else 0.0

@@ -1,42 +1,31 @@
 """``rule:math`` — final-answer correctness against a reference, checked by math-verify.
 
-The reference (``Query.reference``) is a final answer (``"18"``, ``"\\frac{\\pi}{2}"``,
-``"\\left( 3, \\frac{\\pi}{2} \\right)"``), a worked solution holding a ``\\boxed{…}`` answer
-(MATH), a GSM8K solution ending in ``#### 42``, or a list of acceptable answers. The response is
-parsed by ``math_verify.parse`` (LaTeX, ``\\boxed{}``, fractions, plain numbers) and compared by
-``math_verify.verify``. The reward is 1.0 (equivalent) or 0.0; NaN when there is no reference or
-the reference itself cannot be parsed. A response's ``X%`` is read on one scale
-(:mod:`.math_percent`): X where the question asks for a percentage or the reference gives one,
-else X/100 (math-verify matched ``42%`` against both 42 and 0.42). Where math-verify's verdict
-was wrong by a hand truth (hedges, retractions, false equations, bases, 6-decimal rounding,
-notations it does not read), :mod:`.math_reading` reads the response first.
+The reference is a final answer (``"18"``, ``"\\frac{\\pi}{2}"``), a worked solution holding a
+``\\boxed{…}`` answer (MATH), a GSM8K solution ending in ``#### 42``, or a list of acceptable
+answers. The response is parsed by ``math_verify.parse`` and compared by ``math_verify.verify``:
+1.0 (equivalent) or 0.0; NaN when there is no reference, or it cannot be parsed, or it is prose
+(:func:`.math_reading.prose_gold`). ``think=require`` reads only the text after the last
+``</think>``, and a response without one has no answer (0.0: TRL's ``reasoning_accuracy_reward``,
+verifiers' ``MathRubric``). A response's ``X%`` is read on one scale (:mod:`.math_percent`).
+Where math-verify's verdict was wrong by a hand truth (hedges, retractions, false equations,
+bases, 6-decimal rounding, unread notations), :mod:`.math_reading` reads the response first.
 
-Speed (``fast=true``, the default). math-verify spends most of its time turning every extracted
-number into a sympy object (``sympy.Number(str)`` goes through ``parse_expr``, ~0.5 ms) and in
-signal-based timeouts; a plain GSM8K row costs ~1 ms. Two things on our side, measured in
-``benchmarks/rules.py``:
+Speed (``fast=true``, the default; docs/rules.md, ``benchmarks/rules.py``): each distinct gold is
+parsed once and only when needed, and a fast path decides without sympy where the verdict is
+certain: the response's answer (the last ``\\boxed{…}``; or, with no LaTeX command and no word
+"answer", its last number) is the gold's string (→ 1), or both are plain decimals (→ 1 if equal,
+→ 0 if more than 1e-4 apart relatively). All else goes to math-verify; on the shared GSM8K / MATH
+data the fast path agrees with plain math-verify on every row it decides.
 
-1. the gold is parsed once per distinct reference (an LRU cache), and only when needed;
-2. a fast path that decides without sympy only where the verdict is certain: the response's
-   answer (the last ``\\boxed{…}``; or, in a response with no LaTeX command and no word "answer",
-   its last number) is the same string as the gold answer (→ 1), or both are plain decimal numbers
-   (→ 1 if equal; → 0 if they differ by more than 1e-4 relative, far outside math-verify's
-   6-decimal rounding). Everything else (fractions, percentages, units, expressions, sets,
-   near-equal numbers) goes to math-verify. On the shared GSM8K/MATH data the fast path agrees
-   with plain math-verify on every row it decides (``tests/test_rules_math.py``).
-
-Robustness: math-verify's own timeouts (``signal.alarm``, main thread only; from other threads
-the slow path runs in a worker process, :mod:`.math_worker`, killed when it overruns) turn a hang
-into 0.0; any exception from
-math-verify is 0.0 too (a reference math-verify cannot parse gives NaN). Both are counted in
-:attr:`MathVerifier.stats` (``timeout``, ``error``), never raised, and each query they hit is a
-failure of its call (``ScoreResult.stats["failed"]`` and ``["errors"]``, with the reason and the
-score it got), so a run's failure line counts it.
+Robustness: math-verify's timeouts (``signal.alarm``, main thread only; elsewhere the slow path
+runs in a worker process, :mod:`.math_worker`, killed when it overruns) and its exceptions score
+0.0 (an unparseable reference: NaN), are counted in :attr:`MathVerifier.stats` (``timeout``,
+``error``), never raised, and each query they hit is a failure of its call
+(``ScoreResult.stats["failed"]`` / ``["errors"]``, with the reason and the score it got).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import threading
@@ -48,7 +37,16 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, as_number, references
+from rewardkit.rewards.rules._common import (
+    NAN,
+    THINK_MODES,
+    RuleReward,
+    after_think,
+    as_bool,
+    as_choice,
+    as_number,
+    references,
+)
 from rewardkit.rewards.rules.math_percent import (
     PERCENT_WORDS,
     asks_percent,
@@ -58,6 +56,7 @@ from rewardkit.rewards.rules.math_percent import (
 from rewardkit.rewards.rules.math_reading import (
     false_claims_dropped,
     last_boxed,
+    prose_gold,
     read_answer,
     spell_out,
 )
@@ -175,15 +174,7 @@ class _Gold:
     percent: bool = False
     parsed: list[Any] | None = None  # math-verify's parse, made on first need ([]: unparseable)
     problem: str | None = None  # why the parse failed, when math-verify timed out or raised
-
-
-@lru_cache(maxsize=1)
-def _warn_no_worker(error: BaseException) -> None:
-    logging.getLogger(__name__).warning(
-        "rule:math: no math-verify worker process (%s); off the main thread math-verify now runs "
-        "without a timeout",
-        error,
-    )
+    prose: bool = False  # plain prose, no mathematical answer: the rule does not apply
 
 
 class MathVerifier:
@@ -257,27 +248,6 @@ class MathVerifier:
                     )
         return False, problem
 
-    def _in_worker(
-        self, response: str, refs: list[str], percent: bool = False
-    ) -> tuple[float, str | None] | None:
-        """The slow path in a worker process, where math-verify's timeouts work (see
-        :mod:`.math_worker`); None when no worker can start (then it runs here, untimed)."""
-        from rewardkit.rewards.rules import math_worker
-
-        assert self.timeout is not None
-        deadline = self.timeout * (3 + 2 * len(refs)) + 2.0
-        job = {"response": response, "reference": refs, "strict": self.strict, "percent": percent}
-        try:
-            answer = math_worker.run({**job, "timeout": self.timeout}, deadline)
-        except math_worker.WorkerDidNotStart as e:
-            _warn_no_worker(e)
-            return None
-        except math_worker.WorkerDied:
-            self.stats["timeout"] += 1
-            return 0.0, f"math-verify did not finish in {deadline:.0f} s (worker killed)"
-        self.stats.update(answer["stats"])
-        return float(answer["score"]), answer["problem"]
-
     # -- gold ----------------------------------------------------------------------------------
 
     def gold(self, reference: str) -> _Gold:
@@ -294,7 +264,7 @@ class MathVerifier:
         percent = "%" in answer or bool(PERCENT_WORDS.search(answer))
         if not percent and "\\boxed" in reference:
             percent = percent_after_box(reference, last_boxed(reference))
-        gold = _Gold(text, cleaned, _plain_value(cleaned), percent)
+        gold = _Gold(text, cleaned, _plain_value(cleaned), percent, prose=prose_gold(answer))
         with self._gold_lock:
             self._gold[reference] = gold
             if len(self._gold) > GOLD_CACHE_SIZE:
@@ -340,7 +310,10 @@ class MathVerifier:
         refs = references(reference)
         if not refs:
             return NAN, None
-        golds = [self.gold(r) for r in refs]
+        golds = [g for g in (self.gold(r) for r in refs) if not g.prose]
+        if not golds:
+            self.stats["gold_prose"] += 1
+            return NAN, None
         if len(response) > self.max_chars:
             response = response[-self.max_chars :]
         response, golds, ruled = self._read(response, golds)
@@ -353,7 +326,9 @@ class MathVerifier:
                 self.stats["fast"] += 1
                 return (1.0 if 1.0 in verdicts else 0.0), None
         if self.timeout and threading.current_thread() is not threading.main_thread():
-            answer = self._in_worker(response, refs, percent)
+            from rewardkit.rewards.rules.math_worker import verdict_in_worker
+
+            answer = verdict_in_worker(self, response, refs, percent)
             if answer is not None:
                 return answer
         for g in golds:
@@ -412,8 +387,9 @@ class MathReward(RuleReward):
     Options: ``strict`` (math-verify strict mode, default true), ``timeout`` (seconds per
     math-verify parse/compare, default 5; 0 turns it off), ``fast`` (the certain-verdict fast
     path, default true), ``max_chars`` (only the last N characters of a response are parsed,
-    default 20000). NaN without a reference. Timeouts and errors score 0.0 and are counted in
-    each call's ``score_full(...).stats`` (and in the lifetime counts :attr:`stats`).
+    default 20000), ``think`` (``whole``, default, or ``require``: only the text after the last
+    ``</think>``; none → 0.0). NaN without a reference. Timeouts and errors score 0.0 and are
+    counted in each call's ``score_full(...).stats`` (and in the lifetime counts :attr:`stats`).
     """
 
     rule = "math"
@@ -424,12 +400,16 @@ class MathReward(RuleReward):
         timeout: float = 5,
         fast: bool = True,
         max_chars: int = 20000,
+        think: str = "whole",
     ) -> None:
         strict = as_bool("strict", self.rule, strict)
+        self.think = as_choice("think", self.rule, think, THINK_MODES)
         fast = as_bool("fast", self.rule, fast)
         timeout = as_number("timeout", self.rule, timeout or 0, minimum=0)
         max_chars = int(as_number("max_chars", self.rule, max_chars, minimum=1))
-        super().__init__(strict=strict, timeout=timeout, fast=fast, max_chars=max_chars)
+        super().__init__(
+            strict=strict, timeout=timeout, fast=fast, max_chars=max_chars, think=self.think
+        )
         self.verifier = MathVerifier(strict=strict, timeout=timeout, fast=fast, max_chars=max_chars)
 
     def identity(self) -> dict[str, Any]:
@@ -439,12 +419,14 @@ class MathReward(RuleReward):
             "strict": self.options["strict"],
             "fast": self.options["fast"],
             "max_chars": self.options["max_chars"],
+            **({"think": self.think} if self.think != "whole" else {}),  # old fingerprints hold
         }
 
     @property
     def stats(self) -> Counter[str]:
         """Counts: ``fast``/``slow`` path, ``ruled`` (decided before math-verify: hedge, empty
-        box, base, choice letter), ``timeout``, ``error``, ``no_answer``, ``gold_unparsed``."""
+        box, base, choice letter), ``timeout``, ``error``, ``no_answer``, ``gold_unparsed``,
+        ``gold_prose`` (a prose reference: NaN)."""
         return self.verifier.stats
 
     @property
@@ -453,7 +435,14 @@ class MathReward(RuleReward):
         return self.verifier.stats["timeout"] + self.verifier.stats["error"]
 
     def score_one(self, query: Query) -> float:
-        return self.verifier.check(query.response, query.reference, _asks(query))
+        return self._verdict(query)[0]
+
+    def _verdict(self, query: Query) -> tuple[float, str | None]:
+        """The verifier's verdict on the part of the response ``think`` reads; a response that
+        never closes its reasoning (``think=require``) is read as no answer: 0.0, or NaN where
+        the reference gives none (what the response cannot change)."""
+        text = after_think(query.response, self.think)
+        return self.verifier.verdict(text or "", query.reference, _asks(query))
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         """Scores, with this call's verifier counts (``fast``, ``timeout``…) as ``stats`` and
@@ -462,7 +451,7 @@ class MathReward(RuleReward):
         before = Counter(self.verifier.stats)
         scores, errors = [], []
         for i, q in enumerate(queries):
-            value, problem = self.verifier.verdict(q.response, q.reference, _asks(q))
+            value, problem = self._verdict(q)
             scores.append(value)
             if problem is not None:
                 errors.append({"index": i, "error": problem, "score": value})
@@ -489,12 +478,15 @@ def compute_score(
     timeout: float = 5,
     fast: bool = True,
     prompt: str = "",
+    think: str = "whole",
 ) -> float:
     """verl-style ``compute_score``: 1.0 if ``solution``'s final answer matches ``ground_truth``
     (a string or a list of acceptable answers), else 0.0; NaN when ``ground_truth`` is empty.
     ``prompt``: the question, when at hand (a response's ``42%`` is 42 where it asks for a
-    percentage, else 0.42 unless the gold is a percentage).
+    percentage, else 0.42 unless the gold is a percentage). ``think="require"``: only the text
+    after the last ``</think>`` is read; none → 0.0 (NaN still where the reference gives none).
 
     Uses a shared :class:`MathVerifier` per option set, so golds are parsed once.
     """
-    return _verifier(strict, timeout, fast).check(solution, ground_truth, asks_percent(prompt))
+    text = after_think(solution, as_choice("think", "math", think, THINK_MODES))
+    return _verifier(strict, timeout, fast).check(text or "", ground_truth, asks_percent(prompt))

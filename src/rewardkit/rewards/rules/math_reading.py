@@ -430,3 +430,37 @@ def read_answer(response: str, golds: list[str]) -> tuple[str, list[bool], float
     if None not in letters:
         return response, keep, float(any(a == b for a, b in letters))  # type: ignore[misc]
     return response, keep, None
+
+
+# A gold that is prose, not an answer (TRL skips such rows; docs/rules.md, rule:math): a written
+# sentence (a full stop, "!" or "?" ends it or another) of at least PROSE_WORDS words of two
+# letters or more, only letters, spaces and sentence punctuation (no digit, LaTeX, math sign or
+# bracket) and no number word. Shorter or unpunctuated phrases stay answers: "yes", "Navin",
+# "no solution", "does not exist" (\boxed{\text{does not exist}} scores 1), "Alice wins".
+PROSE_WORDS = 4
+_SENTENCE_MARKS = frozenset(".,;:!?'\"\u2018\u2019\u201c\u201d")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_NUMBER_WORDS = re.compile(
+    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty"
+    r"|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|\w*illion|half|halves"
+    r"|thirds?|quarters?|fourths?|fifths?|dozen)\b",
+    re.IGNORECASE,
+)
+
+
+def prose_gold(answer: str) -> bool:
+    """Whether a reference's answer is a sentence of plain prose that no mathematical answer can
+    equal ("The capital of France is Paris."): ``rule:math`` does not apply to it (NaN)."""
+    text = answer.strip()
+    if not _SENTENCE_END.search(text):
+        return False
+    for i, ch in enumerate(text):
+        if ch.isalpha() or ch.isspace() or ch in _SENTENCE_MARKS:
+            continue
+        if ch == "-" and 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha():
+            continue  # "well-defined", not "p - q"
+        return False
+    if _NUMBER_WORDS.search(text):
+        return False
+    words = (w.strip("".join(_SENTENCE_MARKS)) for w in text.split())
+    return sum(len(w) >= 2 for w in words) >= PROSE_WORDS

@@ -12,11 +12,16 @@ work; a worker that does not answer by a deadline is killed and replaced, and th
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from rewardkit.rewards.rules.worker_pool import WorkerDidNotStart, WorkerDied, WorkerPool, serve
 
-__all__ = ["POOL", "WorkerDidNotStart", "WorkerDied", "main", "run"]
+if TYPE_CHECKING:
+    from rewardkit.rewards.rules.math_answer import MathVerifier
+
+__all__ = ["POOL", "WorkerDidNotStart", "WorkerDied", "main", "run", "verdict_in_worker"]
 
 #: The math-verify workers of this process.
 POOL = WorkerPool("rewardkit.rewards.rules.math_worker", "math-verify")
@@ -28,6 +33,36 @@ def run(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     did not answer in time or exited (the worker is killed), :class:`WorkerDidNotStart` when
     none could start."""
     return POOL.run(job, timeout)
+
+
+def verdict_in_worker(
+    verifier: MathVerifier, response: str, refs: list[str], percent: bool = False
+) -> tuple[float, str | None] | None:
+    """``verifier``'s slow path for ``response`` in a worker process, where math-verify's timeouts
+    work: (score, problem), with the worker's counts added to ``verifier.stats``; None when no
+    worker can start (the caller then runs it in its own thread, untimed)."""
+    assert verifier.timeout is not None
+    deadline = verifier.timeout * (3 + 2 * len(refs)) + 2.0
+    job = {"response": response, "reference": refs, "strict": verifier.strict, "percent": percent}
+    try:
+        answer = run({**job, "timeout": verifier.timeout}, deadline)
+    except WorkerDidNotStart as e:
+        _warn_no_worker(e)
+        return None
+    except WorkerDied:
+        verifier.stats["timeout"] += 1
+        return 0.0, f"math-verify did not finish in {deadline:.0f} s (worker killed)"
+    verifier.stats.update(answer["stats"])
+    return float(answer["score"]), answer["problem"]
+
+
+@lru_cache(maxsize=1)
+def _warn_no_worker(error: BaseException) -> None:
+    logging.getLogger(__name__).warning(
+        "rule:math: no math-verify worker process (%s); off the main thread math-verify now runs "
+        "without a timeout",
+        error,
+    )
 
 
 def main() -> None:

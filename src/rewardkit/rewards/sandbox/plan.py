@@ -3,7 +3,9 @@ trusted parent keeps to itself (the expected values it compares against).
 
 Forms read (see :func:`parse_tests`): Python test code, ``{"tests": [...]}`` / MBPP's
 ``test_list``, HumanEval's ``{"test", "entry_point"}``, ``{"inputs", "outputs"}`` (stdin/stdout)
-and the same with ``fn_name`` (call style), each also as a JSON string.
+and the same with ``fn_name`` (call style), open-r1's ``verification_info``
+(``{"language": "python", "test_cases": [{"input", "output"}, ...]}``, stdin/stdout), each also
+as a JSON string.
 
 Where a verdict is made decides whether a solution can forge it (``docs/sandbox.md``):
 
@@ -96,6 +98,8 @@ def parse_tests(tests: Any) -> TestPlan:
         if "input_output" in tests and "inputs" not in tests:
             io = tests["input_output"]
             return parse_tests(json.loads(io) if isinstance(io, str) else io)
+        if "test_cases" in tests and "inputs" not in tests:
+            return _plan_from_cases(tests["test_cases"], tests.get("language"))
         if "inputs" in tests and "outputs" in tests:
             return _plan_from_io(tests["inputs"], tests["outputs"], tests.get("fn_name"))
         setup = _setup(tests)
@@ -111,7 +115,8 @@ def parse_tests(tests: Any) -> TestPlan:
             return _plan_from_source(f"{setup}\n{src}" if setup else src)
         raise ValueError(
             "test dict needs 'tests' (list of code strings), 'inputs'/'outputs' "
-            f"(stdin/stdout or fn_name cases) or 'test'; got keys {sorted(tests)}"
+            "(stdin/stdout or fn_name cases), 'test_cases' (open-r1's stdin/stdout cases) or "
+            f"'test'; got keys {sorted(tests)}"
         )
     if isinstance(tests, Sequence) and not isinstance(tests, bytes | bytearray):
         return _plan_from_list(tests, "")
@@ -327,3 +332,36 @@ def _plan_from_io(inputs: Any, outputs: Any, fn_name: Any) -> TestPlan:
         return TestPlan("steps", steps, fn_name=str(fn_name), expected=expected)
     cases = [(_as_text(i), _as_text(o)) for i, o in zip(inputs, outputs, strict=True)]
     return TestPlan("stdio", cases=cases)
+
+
+#: ``language`` values of open-r1's ``verification_info`` that name Python (the sandbox runs
+#: Python only).
+_PYTHON_NAMES = {"python", "python3", "py", "py3"}
+
+
+def _plan_from_cases(cases: Any, language: Any) -> TestPlan:
+    """open-r1's ``verification_info`` (PrimeIntellect's layout): ``test_cases`` a list (or its
+    JSON text) of ``{"input", "output", "type": "stdin_stdout"}``, run as stdin/stdout cases
+    (compared in the parent, as ``{"inputs", "outputs"}``). Another ``language``, or a case of
+    another ``type`` or with an ``fn_name``, is refused: read as stdin it would be a wrong test."""
+    if language is not None and str(language).strip().lower() not in _PYTHON_NAMES:
+        raise ValueError(f"the tests are for language {language!r}; rule:code runs Python")
+    if isinstance(cases, str):
+        try:
+            cases = json.loads(cases)
+        except ValueError as e:
+            raise ValueError(f"'test_cases' is text but not JSON ({e})") from None
+    if hasattr(cases, "tolist"):  # a numpy array: how Parquet hands a list over
+        cases = cases.tolist()
+    if not isinstance(cases, list | tuple) or not all(isinstance(c, Mapping) for c in cases):
+        raise ValueError("'test_cases' must be a list of {'input': ..., 'output': ...} cases")
+    for k, case in enumerate(cases):
+        if "input" not in case or "output" not in case:
+            raise ValueError(f"test case {k} needs 'input' and 'output'; got keys {sorted(case)}")
+        kind = case.get("type") or "stdin_stdout"
+        if kind != "stdin_stdout" or case.get("fn_name"):
+            raise ValueError(
+                f"test case {k} is a {kind!r} case (fn_name {case.get('fn_name')!r}); only "
+                "stdin_stdout cases are read from 'test_cases'"
+            )
+    return _plan_from_io([c["input"] for c in cases], [c["output"] for c in cases], None)
