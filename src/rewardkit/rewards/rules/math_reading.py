@@ -429,7 +429,43 @@ def read_answer(response: str, golds: list[str]) -> tuple[str, list[bool], float
     letters = [choice_letter(response, g) for g, k in zip(golds, keep, strict=True) if k]
     if None not in letters:
         return response, keep, float(any(a == b for a, b in letters))  # type: ignore[misc]
+    words = [word_answer(g) for g, k in zip(golds, keep, strict=True) if k]
+    if boxed is not None and None not in words:  # a word is text, not a product of letters
+        return response, keep, float(_plain_words(boxed) in words)
     return response, keep, None
+
+
+# Word answers ("\text{east}", "Evelyn", "no solution"): math-verify reads a run of letters as a
+# product of one-letter symbols, so any anagram matched ("\boxed{seat}" against "east" scored
+# 1). A gold that is words is compared as text with the boxed answer (case, spacing, a text
+# wrapper and a final full stop aside). A bare gold counts as words when it is yes/no or has a
+# word of three or more letters with a vowel (so "xy", "xyz" stay algebra); in \text{} any
+# letters do (one letter excepted: a choice, read by choice_letter).
+_TEXT_WRAPPER = re.compile(
+    r"\\(?:text|textbf|textit|textrm|mathrm|mbox|operatorname)\s*\{([^{}]*)\}"
+)
+_WORDS = re.compile(r"[A-Za-z]+(?:['\-][A-Za-z]+)*(?: [A-Za-z]+(?:['\-][A-Za-z]+)*)*")
+_VOWEL_WORD = re.compile(r"[A-Za-z]*[aeiouAEIOU][A-Za-z]*")
+
+
+def _plain_words(text: str) -> str:
+    """``text`` with text wrappers, ``$``, LaTeX spaces and a final full stop removed, spacing
+    collapsed and lower-cased: the form word answers are compared in."""
+    text = _TEXT_WRAPPER.sub(r"\1", text.replace("$", ""))
+    text = text.replace("\\ ", " ").replace("~", " ").replace("\\,", " ")
+    return " ".join(text.split()).rstrip(".").strip().lower()
+
+
+def word_answer(gold: str) -> str | None:
+    """The compared form of a gold that is words (see above), or None for any other gold."""
+    wrapped = bool(_TEXT_WRAPPER.search(gold))
+    text = _plain_words(gold)
+    if not _WORDS.fullmatch(text) or len(text.replace(" ", "")) < 2:
+        return None
+    if wrapped or text in ("yes", "no"):
+        return text
+    long = [w for w in text.split() if len(w) >= 3 and _VOWEL_WORD.fullmatch(w)]
+    return text if long else None
 
 
 # A gold that is prose, not an answer (TRL skips such rows; docs/rules.md, rule:math): a written
