@@ -12,6 +12,7 @@ import numpy as np
 
 from rewardkit.data import Location, checks, iter_records
 from rewardkit.data.location import describe
+from rewardkit.data.prompt_fields import is_message_like
 from rewardkit.data.record import Record
 from rewardkit.data.writer import json_value
 from rewardkit.outputs import atomic_text, finite_json
@@ -33,16 +34,18 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     prompts read as their turns."""
     rec = Record(row, loc, {})
     prompt = checks.prompt(rec)
+    field = "response"
     if "response" not in row and "completion" in row:  # TRL's prompt-completion rows
+        field = "completion"
         response = _completion(rec, prompt)
     elif "response" not in row:
         raise loc.error("missing required field", field="response")
     else:
         response = row["response"]
     if isinstance(response, list | dict):  # content parts (text and images)
-        response = _parts(response, loc, "response")
+        response = _parts(response, loc, field)
     elif not isinstance(response, str):
-        raise loc.error(f"expected a string, got {describe(response)}", field="response")
+        raise loc.error(f"expected a string, got {describe(response)}", field=field)
     ref_col = next((c for c in REFERENCE_FIELDS if c in row), "reference")
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", ref_col)}
     return Query(prompt, response, _reference(row.get(ref_col), loc), meta)
@@ -54,17 +57,15 @@ REFERENCE_FIELDS = ("reference", "ground_truth", "solution", "answer")
 
 
 def _completion(rec: Record, prompt: Any) -> Any:
-    """TRL's ``completion``: a text, content parts, or the assistant message after the prompt."""
-    value = rec.get("completion")
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(m, dict) and ("role" in m or "from" in m) for m in value)
-    ):
+    """TRL's ``completion``: a text, content parts, or the assistant message after the prompt
+    (a list holding any message; in a CSV cell too, as JSON or as pandas wrote it)."""
+    raw = rec.get("completion")
+    value = rec.get("completion", structured=True)
+    if isinstance(value, list) and any(map(is_message_like, value)):
         from rewardkit.data import trl
 
         return trl.completion(rec, "completion", checks.messages(rec, "completion", value), prompt)
-    return value
+    return raw
 
 
 def _reference(value: Any, loc: Location) -> Any:

@@ -262,10 +262,10 @@ def _unpaired_line(examples: list) -> None:
     if not rows:
         return
     good = sum(e.ratings[0]["label"] == 1.0 for e in rows)
-    made = pair_by_prompt(rows)
+    made = pair_by_prompt(rows, build=False)  # counted, not built: (good × bad) per prompt
     typer.echo(
         f"unpaired rows: {good} desirable, {len(rows) - good} undesirable; {made.prompts_paired} "
-        f"of {made.prompts} prompts have both labels ({len(made.pairs)} preference pairs by "
+        f"of {made.prompts} prompts have both labels ({made.count} preference pairs by "
         "prompt)"
     )
 

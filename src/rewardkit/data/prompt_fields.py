@@ -138,17 +138,29 @@ def read_prompt(rec: Record) -> list[Message]:
     return msgs
 
 
+def is_message_like(m: Any) -> bool:
+    """Whether ``m`` is an object that names a speaker (``role`` or ShareGPT's ``from``)."""
+    return isinstance(m, dict) and ("role" in m or "from" in m)
+
+
 def side(rec: Record, name: str) -> Any:
     """``chosen``/``rejected`` as a text or list: one message object (ShareGPT or OpenAI) is
-    read as its text, and must be the assistant's."""
-    value = rec.get(name, structured=True) if _is_object_cell(rec, name) else rec.get(name)
+    read as its text, and must be the assistant's. A CSV cell holding a JSON object that is no
+    message (an answer written as JSON, ``{"a": 1}``) is that text."""
+    raw = rec.get(name)
+    value = rec.get(name, structured=True) if _is_object_cell(rec, name) else raw
     if not isinstance(value, dict):
         return value
+    if value is not raw and not is_message_like(value):
+        return raw  # JSON text in a CSV cell, not a message object
     m = as_message(rec, name, value, "")
     if not isinstance(m, dict) or "role" not in m or "content" not in m:
         raise rec.error(name, f"expected a text or one message, got {describe(value)}")
     if m["role"] != "assistant":
-        raise rec.error(name, f"expected the assistant's answer, got a {m['role']!r} message")
+        raise rec.error(
+            name,
+            f"expected the assistant's answer, got a message whose role is {describe(m['role'])}",
+        )
     return m["content"]
 
 

@@ -9,6 +9,7 @@ import re
 
 from rewardkit.data import checks, trl
 from rewardkit.data.location import describe
+from rewardkit.data.prompt_fields import is_message_like
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
@@ -114,9 +115,11 @@ def convert_unpaired(rec: Record) -> Example:
     so evaluation reports AUROC, over all rows and over the rows of one prompt, beside the
     correlations; training regresses the label."""
     prompt = checks.prompt(rec)
-    raw = rec.require("completion", structured=True)
-    if isinstance(raw, list):
-        msgs = checks.messages(rec, "completion", raw)
+    raw = rec.require("completion")
+    value = rec.get("completion", structured=True)
+    # a CSV cell is read as messages only when it holds some: "[1, 2]" or '{"a": 1}' is text
+    if isinstance(value, list) and (value is raw or any(map(is_message_like, value))):
+        msgs = checks.messages(rec, "completion", value)
         response = trl.completion(rec, "completion", msgs, prompt)
     else:
         response = checks.response(rec, "completion", raw)

@@ -92,8 +92,9 @@ def _is_trl_stepwise(rec: Record) -> bool:
 
 
 def _steps_field(rec: Record) -> str:
-    """The field holding the step texts: ``steps``, or TRL's ``completions``."""
-    return "completions" if _is_trl_stepwise(rec) else "steps"
+    """The field holding the step texts: ``steps``, or TRL's ``completions`` in a record without
+    ``steps`` (checked there, so a bad step is named where it is)."""
+    return "completions" if not rec.has("steps") and rec.has("completions") else "steps"
 
 
 def looks_like(rec: Record) -> bool:

@@ -146,20 +146,75 @@ def read_adapter(folder: str | Path, base: str | None = None) -> Adapter:
             f"{ADAPTER_CONFIG}; the adapter was not saved completely"
         )
     shapes = adapter_shapes(weights)
-    return Adapter(path, config, weights, shapes, _base_name(path, config, base))
+    adapter = Adapter(path, config, weights, shapes, _base_name(path, config, base))
+    _check_rank(adapter)
+    return adapter
+
+
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")  # NaN alpha: every merged weight, every score NaN
 
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        text = (path / ADAPTER_CONFIG).read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=_not_json)
+    except (OSError, ValueError, RecursionError) as exc:
+        why = "nested too deep" if isinstance(exc, RecursionError) else exc
         raise SpecError(
-            f"{path / ADAPTER_CONFIG}: cannot read the adapter config ({exc}); the file is cut "
+            f"{path / ADAPTER_CONFIG}: cannot read the adapter config ({why}); the file is cut "
             "short or not JSON"
         ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path / ADAPTER_CONFIG}: the adapter config is not a JSON object")
+    _check_fields(path / ADAPTER_CONFIG, data)
     return data
+
+
+#: Config fields that are a name or absent, and those that are a list of names (or one name).
+_TEXT_FIELDS = ("peft_type", "task_type")
+_NAME_LIST_FIELDS = ("target_modules", "modules_to_save")
+
+
+def _check_fields(where: Path, config: dict[str, Any]) -> None:
+    """The config fields rewardkit reads have their types (peft would fail on them with a bare
+    TypeError, or, for a NaN/negative scale, merge into NaN weights)."""
+
+    def bad(key: str, want: str) -> SpecError:
+        value = repr(config[key])
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return SpecError(f"{where}: {key} must be {want}, got {shown}")
+
+    for key in _TEXT_FIELDS:
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise bad(key, "a name")
+    for key in _NAME_LIST_FIELDS:
+        value = config.get(key)
+        names = [value] if isinstance(value, str) else value
+        if value is not None and not (
+            isinstance(names, list) and all(isinstance(n, str) for n in names)
+        ):
+            raise bad(key, "a module name or a list of them")
+    r = config.get("r")
+    if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
+        raise bad("r", "a whole number ≥ 1")
+    alpha = config.get("lora_alpha")
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, int | float)):
+        raise bad("lora_alpha", "a number")
+
+
+def _check_rank(adapter: Adapter) -> None:
+    """A LoRA config's ``r`` is the rank its weights were saved with (a wrong one would have
+    peft allocate factors of that rank: ``r=10**12`` asks for terabytes)."""
+    r, pattern = adapter.config.get("r"), adapter.config.get("rank_pattern")
+    if r is None or pattern or adapter.peft_type != "LORA":
+        return
+    ranks = {s[0] for n, s in adapter.shapes.items() if ".lora_A." in f".{n}." and len(s) == 2}
+    if ranks and r not in ranks:
+        raise SpecError(
+            f"{adapter.folder / ADAPTER_CONFIG}: r is {r} but the adapter weights have rank "
+            f"{'/'.join(map(str, sorted(ranks)))}; the config does not belong to these weights"
+        )
 
 
 def adapter_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
@@ -234,12 +289,15 @@ def resolve_adapter(folder: Path, base: str | None = None) -> Any:
             f"{ADAPTER_CONFIG} and no model weights); this is {what}"
         )
     adapter = read_adapter(path, base)
-    found = resolve_model(adapter.base)
-    if found.adapter is not None:
+    if Path(adapter.base).is_absolute() and is_adapter_folder(adapter.base):
+        # checked before the base resolves: an adapter naming itself (or a cycle) recursed
+        if Path(adapter.base) == adapter.folder:
+            raise SpecError(f"{adapter.folder}: the adapter names itself as its base; {_HINT}")
         raise SpecError(
             f"{adapter.folder}: its base {adapter.base} is itself an adapter folder; merge that "
             "adapter into its base first (peft's merge_and_unload) and pass the merged folder"
         )
+    found = resolve_model(adapter.base)
     if not (Path(found.source) / "config.json").is_file():
         raise SpecError(
             f"{adapter.folder}: the adapter's base {found.source} has no config.json; {_HINT}"

@@ -127,15 +127,30 @@ class CosineReward(RuleReward):
             return len(text)
         if unit == "words":
             return word_count(text)
+        text = escape_texts(self._tokenizer(), [text])[0]  # "<|endoftext|>" is 13 characters, not 1
+        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    def _tokenizer(self) -> Any:
+        """The ``tokenizer=`` option's tokenizer, loaded once; one line naming the option when
+        it cannot be loaded (a typo'd path, a folder without tokenizer files)."""
         if self._tok is None:
             from transformers import AutoTokenizer
 
-            self._tok = AutoTokenizer.from_pretrained(self.options["tokenizer"])
-        text = escape_texts(self._tok, [text])[0]  # "<|endoftext|>" is 13 characters, not 1
-        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+            name = self.options["tokenizer"]
+            try:
+                self._tok = AutoTokenizer.from_pretrained(name)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                first = (str(exc).strip().splitlines() or [""])[0][:200] or type(exc).__name__
+                raise SpecError(
+                    f"rule:cosine tokenizer={name} cannot be loaded ({first}); give the "
+                    "policy's tokenizer folder or Hub id"
+                ) from None
+        return self._tok
 
     def _values(self, queries: Sequence[Query]) -> tuple[np.ndarray, dict[str, Any]]:
         """float64 rewards and the check's call details (its failures re-scored)."""
+        if self.options["unit"] == "tokens" and queries:
+            self._tokenizer()  # before the check runs: a bad tokenizer fails in a second
         checked = self._check.score_full(queries)
         o = self.options
         bounds = {k: o[k] for k in BOUNDS}
