@@ -31,6 +31,12 @@ LABELLED_FORMATS = (
     "summarize-from-feedback",
     "alpacafarm",
     "arena-human-preference",
+    "llmbar",
+    "offsetbias",
+    "evalbiasbench",
+    "judgelm",
+    "unified-feedback",
+    "hhh-alignment",
 )
 
 
