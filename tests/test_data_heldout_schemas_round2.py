@@ -62,10 +62,16 @@ def test_llmbar_json_array_and_evalbiasbench_rows(tmp_path: Path) -> None:
     bad = [{**OFFSETBIAS[0], "label": 0}]
     with pytest.raises(DataError, match=r"field 'label': expected 1 or 2"):
         load(jsonl(tmp_path / "bad.jsonl", bad))
-    # the published biasbench.json is one object of lists: refused, never read as one record
-    (tmp_path / "biasbench.json").write_text(json.dumps({"length bias": rows}))
-    with pytest.raises(DataError, match="sniffed as format 'generic'"):
-        load(tmp_path / "biasbench.json")
+    # the published biasbench.json is one object of lists, one list per bias: its records,
+    # each list's name their subset when a record names none
+    plain = {k: v for k, v in rows[0].items() if k != "bias"}
+    grouped = {"length bias": rows, "concreteness": [plain, {**plain, "label": 2}]}
+    (tmp_path / "biasbench.json").write_text(json.dumps(grouped))
+    got = load(tmp_path / "biasbench.json")
+    assert [(e.subset, e.chosen) for e in got] == [
+        ("length bias", [0]), ("concreteness", [0]), ("concreteness", [1])
+    ]  # fmt: skip
+    assert all(e.meta["format"] == "evalbiasbench" for e in got)
 
 
 JUDGELM = [
@@ -260,3 +266,19 @@ def test_cli_data_names_the_new_formats(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", str(path)])
     assert result.exit_code == 0, result.output
     assert "'offsetbias': 2" in result.output
+
+
+def test_grouped_json_objects_and_single_records(tmp_path: Path) -> None:
+    """``{"data": [records]}`` is its records (no subset from the one group's name); an object
+    whose lists are messages is one record, as before."""
+    pair = {"prompt": "p", "chosen": "a", "rejected": "b"}
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": [pair, pair]}))
+    assert [e.subset for e in load(tmp_path / "wrapped.json")] == [None, None]
+    one = {"chosen": [m("user", "Q"), m("assistant", "a")],
+           "rejected": [m("user", "Q"), m("assistant", "b")]}  # fmt: skip
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (ex,) = load(tmp_path / "one.json")
+    assert ex.meta["format"] == "trl" and ex.responses == ["a", "b"]
+    (tmp_path / "mixed.json").write_text(json.dumps({"a": [pair], "b": "text"}))
+    with pytest.raises(DataError):
+        load(tmp_path / "mixed.json")  # not records grouped by name: one (bad) record

@@ -65,3 +65,29 @@ def frame_records(obj: Any) -> list[dict[str, Any]] | None:
     if _labels(outer) and not _labels(inner):  # orient="index": {row: {column: value}}
         return [dict(obj[r]) for r in outer]
     return None
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, dict) and ("role" in value or "from" in value)
+
+
+def grouped_records(obj: Any) -> list[dict[str, Any]] | None:
+    """The records of a JSON object whose every value is a non-empty list of record objects —
+    ``{"data": [...]}`` or records grouped by subset, ``{"length": [...], "concreteness":
+    [...]}`` (EvalBiasBench's ``biasbench.json``) — in file order; with two or more groups each
+    record without a ``subset`` takes its group's name as one. None for any other object (a
+    list of messages is a field of one record, not a group of records)."""
+    if not isinstance(obj, dict) or not obj:
+        return None
+    groups = list(obj.items())
+    for _, rows in groups:
+        if not isinstance(rows, list) or not rows:
+            return None
+        if not all(isinstance(r, dict) and r and not _is_message(r) for r in rows):
+            return None
+    named = len(groups) > 1
+    out: list[dict[str, Any]] = []
+    for name, rows in groups:
+        for r in rows:
+            out.append({**r, "subset": name} if named and "subset" not in r else r)
+    return out

@@ -28,7 +28,7 @@ from rewardkit.data.jsontext import (
     scan_flags,
 )
 from rewardkit.data.location import Location, describe
-from rewardkit.data.pandasjson import frame_records
+from rewardkit.data.pandasjson import frame_records, grouped_records
 from rewardkit.errors import DataError, MissingDependencyError
 
 Item = tuple[Location, "dict[str, Any] | DataError"]
@@ -348,6 +348,7 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
         raise DataError(f"invalid JSON: number too long to read ({e})", path=str(path)) from None
     flags = scan_flags(text)
     records = None if repeats else frame_records(obj)  # pandas DataFrame.to_json layouts
+    records = records if records is not None or repeats else grouped_records(obj)
     records = records if records is not None else [obj] if isinstance(obj, dict) else obj
     if not isinstance(records, list):
         raise DataError(f"expected a JSON array of objects, got {describe(obj)}", path=str(path))
