@@ -282,3 +282,14 @@ def test_grouped_json_objects_and_single_records(tmp_path: Path) -> None:
     (tmp_path / "mixed.json").write_text(json.dumps({"a": [pair], "b": "text"}))
     with pytest.raises(DataError):
         load(tmp_path / "mixed.json")  # not records grouped by name: one (bad) record
+
+
+def test_alpacaeval_weighted_preference(tmp_path: Path) -> None:
+    """AlpacaEval's weighted annotators write 1 + P(output_2 preferred)."""
+    base = {"instruction": "Hi", "output_1": "a", "output_2": "b"}
+    rows = [{**base, "preference": p} for p in (1.73, 1.2, 1.5, 2, 1, 0)]
+    got = load(jsonl(tmp_path / "ae.jsonl", rows))
+    assert [e.chosen for e in got] == [[1], [0], [0, 1], [1], [0], [0, 1]]
+    assert got[0].meta["preference"] == 1.73
+    with pytest.raises(DataError, match=r"field 'preference': expected 1, 2, 0 \(a draw\)"):
+        load(jsonl(tmp_path / "bad.jsonl", [{**base, "preference": 2.5}]))

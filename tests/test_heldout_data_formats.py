@@ -177,7 +177,7 @@ def test_alpacafarm_preference_direction_and_ties(tmp_path: Path) -> None:
     p.write_text("instruction,input,output_1,output_2,preference\nAdd.,,5,4,2\n", encoding="utf-8")
     assert load(p)[0].chosen == [1]
     bad = [{**rows[0], "preference": 3}]
-    with pytest.raises(DataError, match=r"line 1, field 'preference': expected one of"):
+    with pytest.raises(DataError, match=r"line 1, field 'preference': expected 1, 2, 0"):
         load(jsonl(tmp_path, bad))
 
 

@@ -131,18 +131,36 @@ def convert_alpacafarm(rec: Record) -> Example:
     ``alpaca_human_preference``, ``alpaca_gpt4_preference``, …) and AlpacaEval annotations:
     ``instruction``, optional ``input``, ``output_1``, ``output_2``, ``preference`` — 1: output_1
     preferred, 2: output_2 preferred (AlpacaFarm's ``{1: 0, 2: 1}``); 0 or 1.5 (AlpacaEval's
-    draw) is a labelled tie. The prompt is the instruction, then the input after a blank line."""
+    draw) is a labelled tie; AlpacaEval's weighted annotators write 1 + P(output_2 preferred)
+    (``1.73``): the side above or below 1.5 is chosen, the value kept in ``meta``. The prompt
+    is the instruction, then the input after a blank line."""
     instruction = checks.text(rec, "instruction", rec.require("instruction"), what="an instruction")
     extra = rec.get("input")
     if extra is not None and not isinstance(extra, str):
         raise rec.error("input", f"expected text, got {describe(extra)}")
     content = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
-    chosen = _label(rec, "preference", {1: [0], 2: [1], 0: [0, 1], 1.5: [0, 1]})
+    chosen = _alpaca_preference(rec)
     responses = [checks.response(rec, k, rec.require(k)) for k in ("output_1", "output_2")]
     prompt: list[Message] = [{"role": "user", "content": content}]
     return rec.finish(
         "alpacafarm", prompt, responses, chosen, meta={"preference": rec.get("preference")}
     )
+
+
+def _alpaca_preference(rec: Record) -> list[int]:
+    """Chosen indices of an AlpacaFarm / AlpacaEval ``preference`` (see convert_alpacafarm)."""
+    value = rec.require_number("preference")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (value == 0 or 1 <= value <= 2)
+    ):
+        raise rec.error(
+            "preference", f"expected 1, 2, 0 (a draw) or a weight in [1, 2], got {describe(value)}"
+        )
+    if value == 0 or value == 1.5:
+        return [0, 1]
+    return [0] if value < 1.5 else [1]
 
 
 # --- LMSYS Arena human preference (55k / Kaggle) ------------------------------------------------
