@@ -17,12 +17,20 @@ STATE: dict[str, Any] = {"on_error": "raise", "malformed": 0}
 
 
 def load_examples(data: str, fmt: str | None, limit: int | None) -> list[Any]:
-    """:func:`rewardkit.data.load` under ``--on-error``, counting the records it skipped."""
+    """:func:`rewardkit.data.load` under ``--on-error``, counting the records it skipped; an
+    input without examples is warned about (the outputs will be empty, not a bare success)."""
     from rewardkit.data import load
 
     bad: list[Any] = []
     out = load(data, format=fmt, limit=limit, on_error=STATE["on_error"], skipped_out=bad)
     STATE["malformed"] = len(bad)
+    if not out:
+        why = f" ({len(bad)} malformed record(s) skipped)" if bad else ""
+        warnings.warn(
+            f"{data} holds no examples{why}: every output of this run is empty; check --data"
+            + (" and --limit" if limit == 0 else ""),
+            stacklevel=2,
+        )
     return out
 
 

@@ -43,14 +43,46 @@ def ordinal_ranks(scores: Sequence[float]) -> np.ndarray:
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     """Kendall's τ-b of ``a`` and ``b``: ``(C − D) / sqrt((P − T_a)(P − T_b))`` over the
     ``P = n(n−1)/2`` response pairs, ``T`` the pairs a list ties; 0 when a list is all ties
-    (no ranking, no agreement); NaN with fewer than 2 values."""
+    (no ranking, no agreement); NaN with fewer than 2 values or a NaN.
+
+    Counted by sorting (Knight's method, as ``scipy.stats.kendalltau``): O(n √n) time and O(n)
+    memory, so an example with 20,000 responses takes a fraction of a second, not the ~8 GB
+    of an n × n comparison."""
     a_arr, b_arr = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a_arr.size < 2:
+    if a_arr.size < 2 or np.isnan(a_arr).any() or np.isnan(b_arr).any():
         return math.nan
-    i, j = np.triu_indices(a_arr.size, k=1)
-    sa, sb = np.sign(a_arr[i] - a_arr[j]), np.sign(b_arr[i] - b_arr[j])
-    denom = math.sqrt(float((sa != 0).sum()) * float((sb != 0).sum()))
-    return float((sa * sb).sum() / denom) if denom > 0 else 0.0
+    n = a_arr.size
+    pairs = n * (n - 1) // 2
+    ties_a, ties_b = _tied_pairs(a_arr), _tied_pairs(b_arr)
+    if ties_a == pairs or ties_b == pairs:
+        return 0.0
+    order = np.lexsort((b_arr, a_arr))  # by a, then b: an inversion of b is a discordant pair
+    discordant = _inversions(b_arr[order])
+    untied = pairs - ties_a - ties_b + _tied_pairs(a_arr, b_arr)
+    concordant = untied - discordant
+    return (concordant - discordant) / math.sqrt(float(pairs - ties_a) * float(pairs - ties_b))
+
+
+def _tied_pairs(*columns: np.ndarray) -> int:
+    """How many pairs of rows are equal in every one of ``columns``."""
+    _, counts = np.unique(np.stack(columns, axis=1), axis=0, return_counts=True)
+    return int(sum(int(c) * (int(c) - 1) // 2 for c in counts[counts > 1]))
+
+
+def _inversions(values: np.ndarray) -> int:
+    """Pairs ``i < j`` with ``values[i] > values[j]`` (strict), block by block: each block is
+    counted against the sorted values before it (binary search) and within itself."""
+    block = max(64, math.isqrt(values.size) + 1)
+    seen = np.empty(0, dtype=values.dtype)
+    total = 0
+    for start in range(0, values.size, block):
+        chunk = values[start : start + block]
+        not_greater = np.searchsorted(seen, chunk, side="right")
+        total += int(seen.size * chunk.size - not_greater.sum())
+        i, j = np.triu_indices(chunk.size, k=1)
+        total += int((chunk[i] > chunk[j]).sum())
+        seen = np.sort(np.concatenate([seen, chunk]))
+    return total
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

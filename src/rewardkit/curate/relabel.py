@@ -239,7 +239,12 @@ def rescale(
     lo, hi = np.nanmin(v), np.nanmax(v)
     if hi == lo:
         return np.where(np.isnan(v), np.nan, (scale[0] + scale[1]) / 2)
-    return np.round(scale[0] + (v - lo) / (hi - lo) * (scale[1] - scale[0]), decimals)
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not np.isfinite(span):  # scores near ±1.8e308: halved (exact) so the span is finite
+        v, lo, hi = v / 2, lo / 2, hi / 2
+        span = hi - lo
+    return np.round(scale[0] + (v - lo) / span * (scale[1] - scale[0]), decimals)
 
 
 def rescale_all(

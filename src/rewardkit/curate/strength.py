@@ -31,7 +31,7 @@ def preference_strength(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Card E1 — per-row mean and population std (ddof=0) of the (n, M) ensemble deltas.
 
     NaN members (a reward that does not apply) are ignored; a row with no member is NaN; ±inf
-    is a ValueError naming the row and member.
+    is a ValueError naming the row and member. Finite deltas of any size give finite μ and σ.
     """
     d = np.asarray(deltas, dtype=np.float64)
     if d.ndim != 2:
@@ -45,11 +45,17 @@ def preference_strength(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         )
     ok = ~np.isnan(d)
     count = ok.sum(axis=1)
+    # each row scaled by a power of two at its largest |d| (exact): deltas near 1e308 neither
+    # overflow the sum (μ = inf) nor the squares (σ = inf); σ ≤ (max − min)/2 stays finite
+    big = np.where(ok, np.abs(d), 0.0).max(axis=1, initial=0.0)
+    scale = np.ldexp(1.0, np.frexp(big)[1] - 1)[:, None]  # |d| / scale < 2
+    z = np.where(ok, d / scale, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(ok, d, 0.0).sum(axis=1) / count
-        var = np.where(ok, (d - mean[:, None]) ** 2, 0.0).sum(axis=1) / count
+        mean_z = z.sum(axis=1) / count
+        var_z = np.where(ok, (z - mean_z[:, None]) ** 2, 0.0).sum(axis=1) / count
+    mean, std = mean_z * scale[:, 0], np.sqrt(var_z) * scale[:, 0]
     mean[count == 0] = np.nan
-    return mean, np.sqrt(var)
+    return mean, std
 
 
 def annotate_strength(

@@ -190,11 +190,27 @@ def redundancy(q: Query) -> float:
     return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
 
 
+def reference_text(q: Query) -> str | None:
+    """The reference as text: a text, the first item of a list (several gold answers), or a
+    number written out (``18``, ``18.0`` → ``"18"``); None without one. A list or a number used
+    to count as no reference, silently giving ``length_fit`` and ``reference_steps`` weight 0."""
+    ref = q.reference
+    if isinstance(ref, list | tuple) and ref:
+        ref = ref[0]
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int) or (isinstance(ref, float) and math.isfinite(ref)):
+        return str(int(ref)) if float(ref).is_integer() else repr(float(ref))
+    return ref if isinstance(ref, str) and ref.strip() else None
+
+
 def length_fit(q: Query) -> float:
-    """``−|log((1 + n_response) / (1 + n_reference))|`` in words; NaN without a text reference."""
-    if not isinstance(q.reference, str):
+    """``−|log((1 + n_response) / (1 + n_reference))|`` in words; NaN without a reference
+    (:func:`reference_text`)."""
+    ref_text = reference_text(q)
+    if ref_text is None:
         return math.nan
-    n_r, n_ref = len(words(str(q.response))), len(words(q.reference))
+    n_r, n_ref = len(words(str(q.response))), len(words(ref_text))
     return -abs(math.log((1 + n_r) / (1 + n_ref)))
 
 
@@ -205,14 +221,16 @@ STEP_BUDGET = (2, 8)
 
 def reference_steps(q: Query) -> float:
     """Share of the distinct numbers of a text reference (a worked solution's intermediate and
-    final results) that the response also reaches; NaN without a reference holding numbers.
+    final results) that the response also reaches; NaN without a reference
+    (:func:`reference_text`) holding numbers.
 
     A response may write up to ``2·|ref| + 8`` distinct numbers; beyond that the share is scaled
     by ``budget / |numbers written|``, so listing every number ("0 1 2 … 999") cannot reach
     every step (it used to score 1.0, above a correct solution)."""
-    if not isinstance(q.reference, str):
+    ref_text = reference_text(q)
+    if ref_text is None:
         return math.nan
-    ref = {w for w in words(q.reference) if w[0].isdigit()}
+    ref = {w for w in words(ref_text) if w[0].isdigit()}
     if not ref:
         return math.nan
     said = {w for w in words(str(q.response)) if w[0].isdigit()}

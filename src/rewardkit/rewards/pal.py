@@ -82,19 +82,37 @@ class PALHead(nn.Module):
         return mixture_reward(f @ self.prototypes.T, weights)
 
 
+def write_weights(path: Path, tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Write ``tensors`` as safetensors atomically: a killed or failed save leaves the file it
+    replaces (or none), never a half-written one."""
+    from safetensors.torch import save
+
+    from rewardkit.outputs import atomic_file
+
+    data = save({k: v.detach().contiguous() for k, v in tensors.items()})
+    with atomic_file(path, binary=True, what=what) as fh:
+        fh.write(data)
+
+
+def write_meta(path: Path, meta: Mapping[str, Any]) -> None:
+    """Write a model's JSON atomically as standard JSON (NaN/±inf as null)."""
+    from rewardkit.outputs import atomic_text, finite_json
+
+    text = json.dumps(finite_json(dict(meta)), indent=1, default=str, allow_nan=False)
+    with atomic_text(path, what=path.name) as fh:
+        fh.write(text)
+
+
 def save_pal(
     directory: str | Path, head: PALHead, meta: Mapping[str, Any], users: Mapping[str, list[float]]
 ) -> Path:
-    """Write ``pal.safetensors`` (shared parts) and ``pal.json`` (config, user logits, population)."""
-    from safetensors.torch import save_file
-
+    """Write ``pal.safetensors`` (shared parts) and ``pal.json`` (config, user logits,
+    population), each atomically."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    shared = {
-        k: v.detach().contiguous() for k, v in head.state_dict().items() if k != "user_logits"
-    }
-    save_file(shared, str(out / WEIGHTS_FILE))
-    (out / META_FILE).write_text(json.dumps({**meta, "users": dict(users)}, indent=1))
+    shared = {k: v for k, v in head.state_dict().items() if k != "user_logits"}
+    write_weights(out / WEIGHTS_FILE, shared, WEIGHTS_FILE)
+    write_meta(out / META_FILE, {**meta, "users": dict(users)})
     return out
 
 

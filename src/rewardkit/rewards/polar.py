@@ -11,7 +11,6 @@ with the two-layer head of the ``default`` model. The reference comes from the r
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
 from rewardkit.models.heads import refuse_nonfinite
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
-from rewardkit.rewards.pal import load_state, read_meta
+from rewardkit.rewards.pal import load_state, read_meta, write_meta, write_weights
 from rewardkit.types import Query, Reward
 
 WEIGHTS_FILE = "polar.safetensors"
@@ -38,11 +37,12 @@ def polar_features(e_prompt: np.ndarray, e_ref: np.ndarray, e_cand: np.ndarray) 
 
 
 def reference_text(q: Query) -> str | None:
-    """The reference a query carries: a text, or the first text of a list; None otherwise."""
+    """The reference a query carries: a text, or the first text of a list; None otherwise (a
+    blank text is no reference: it used to be scored as one)."""
     ref = q.reference
     if isinstance(ref, list | tuple) and ref:
         ref = ref[0]
-    return ref if isinstance(ref, str) and ref else None
+    return ref if isinstance(ref, str) and ref.strip() else None
 
 
 class PolarEncoder:
@@ -69,13 +69,11 @@ class PolarEncoder:
 
 
 def save_polar(directory: str | Path, head: FeatureHead, meta: dict[str, Any]) -> Path:
-    """Write ``polar.safetensors`` and ``polar.json``."""
-    from safetensors.torch import save_file
-
+    """Write ``polar.safetensors`` and ``polar.json``, each atomically (standard JSON)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out / WEIGHTS_FILE))
-    (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+    write_weights(out / WEIGHTS_FILE, head.state_dict(), WEIGHTS_FILE)
+    write_meta(out / META_FILE, meta)
     return out
 
 

@@ -96,6 +96,13 @@ def fit_domain(
         raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
     queries, pairs = pair_queries(examples)
     raw = feature_matrix(queries, features)
+    never = [n for j, n in enumerate(features) if np.isnan(raw[:, j]).all()]
+    if never:  # e.g. reference_steps on data without references: weight 0, said aloud
+        warnings.warn(
+            f"feature(s) {', '.join(never)} apply to none of the {len(queries):,} responses "
+            "(NaN everywhere, e.g. no reference): their weight stays 0",
+            stacklevel=2,
+        )
     with warnings.catch_warnings():  # a feature that never applies: mean 0, std 0 (weight 0)
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nan_to_num(np.nanmean(raw, axis=0), nan=0.0)

@@ -10,7 +10,7 @@ the frozen MiniLM featurizer and writes a ``pal:DIR`` model.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from rewardkit.data.location import describe
-from rewardkit.errors import DataError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.outputs import atomic_json, exclusive
-from rewardkit.rewards.pal import META_FILE, PALHead, load_pal, read_meta, save_pal
+from rewardkit.rewards.pal import FORMS, META_FILE, PALHead, load_pal, read_meta, save_pal
 from rewardkit.train.common import check_finite_loss
 from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
+from rewardkit.train.method_runs import check_settings, run_directory
 
 #: How long a run waits for another run's short update of the same model directory.
 LOCK_WAIT_S = 30.0
@@ -43,6 +44,14 @@ class PALConfig:
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise SpecError(f"PALConfig: form must be one of {FORMS}, got {self.form!r}")
+        check_settings(
+            self, "PALConfig", counts=("k", "d_pref", "steps", "batch_size"), rates=("lr",)
+        )
+        check_settings(self, "PALConfig", nonnegative=("weight_decay",))
 
 
 @dataclass
@@ -202,30 +211,29 @@ def train_pal(
 
     cfg = cfg or PALConfig()
     queries, pairs, names = examples_to_pairs(examples, where)
-    feat = Featurizer(encoder, EngineConfig(max_length=max_length, progress=cfg.progress))
-    x = torch.from_numpy(feat.features(queries))
-    head, history = fit_pal(x, pairs, len(names), cfg)
-    pop = population_mixture(head, pairs, len(names))
-    check_finite_loss(pop, what="the PAL population mixture")
-    acc = accuracy(head, x, pairs, head.user_weights(pairs.user).detach())
-    meta = {
-        "encoder": encoder,
-        "encoder_identity": feat.encoder.identity(),
-        "in_dim": int(x.shape[1]),
-        "max_length": max_length,
-        "form": cfg.form,
-        "k": cfg.k,
-        "d_pref": cfg.d_pref,
-        "population": [float(v) for v in pop],
-        "n_pairs": len(pairs),
-        "train_accuracy": float(acc.mean()),
-        "final_loss": float(np.mean(history[-max(1, len(history) // 10) :])),
-        "config": asdict(cfg),
-    }
-    users = {n: head.user_logits[i].detach().tolist() for i, n in enumerate(names)}
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with exclusive(out, "PAL model", wait_s=LOCK_WAIT_S):
+    with run_directory(out, "PAL model"):  # a second run into it is refused
+        feat = Featurizer(encoder, EngineConfig(max_length=max_length, progress=cfg.progress))
+        x = torch.from_numpy(feat.features(queries))
+        head, history = fit_pal(x, pairs, len(names), cfg)
+        pop = population_mixture(head, pairs, len(names))
+        check_finite_loss(pop, what="the PAL population mixture")
+        acc = accuracy(head, x, pairs, head.user_weights(pairs.user).detach())
+        meta = {
+            "encoder": encoder,
+            "encoder_identity": feat.encoder.identity(),
+            "in_dim": int(x.shape[1]),
+            "max_length": max_length,
+            "form": cfg.form,
+            "k": cfg.k,
+            "d_pref": cfg.d_pref,
+            "population": [float(v) for v in pop],
+            "n_pairs": len(pairs),
+            "train_accuracy": float(acc.mean()),
+            "final_loss": float(np.mean(history[-max(1, len(history) // 10) :])),
+            "config": asdict(cfg),
+        }
+        users = {n: head.user_logits[i].detach().tolist() for i, n in enumerate(names)}
         save_pal(out, head, meta, users)
         atomic_json(out / "loss_history.json", history)
     return {**meta, "users": sorted(users)}
@@ -244,11 +252,15 @@ def adapt_user(
     from rewardkit.engine.config import EngineConfig
     from rewardkit.rewards.default_rm import Featurizer
 
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SpecError(f"adapt_user: steps must be an integer >= 1, got {steps!r}")
     head, meta = load_pal(directory)
-    for ex in examples:
-        if ex.meta.get("user") is None:
-            ex.meta["user"] = user
-    tagged = [ex for ex in examples if user_name(ex, where) == str(user)]
+    # records without a user count as this user's (copies: the caller's examples stay as given)
+    own = [
+        ex if ex.meta.get("user") is not None else replace(ex, meta={**ex.meta, "user": user})
+        for ex in examples
+    ]
+    tagged = [ex for ex in own if user_name(ex, where) == str(user)]
     if not tagged:
         raise DataError(f"no comparison of user {user!r} in the data")
     queries, pairs, _ = examples_to_pairs(tagged, where)

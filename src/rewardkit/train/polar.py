@@ -19,7 +19,7 @@ import torch
 
 from rewardkit.data.location import Location, describe
 from rewardkit.data.readers import iter_file
-from rewardkit.errors import DataError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.outputs import atomic_json
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
 from rewardkit.rewards.polar import (
@@ -31,6 +31,7 @@ from rewardkit.rewards.polar import (
 from rewardkit.train.common import check_finite_loss
 from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
+from rewardkit.train.method_runs import check_settings, run_directory
 
 
 class Triple(NamedTuple):
@@ -54,6 +55,10 @@ class PolarConfig:
     seed: int = 0
     max_length: int = 256
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        counts = ("inner", "steps", "batch_size", "max_length")
+        check_settings(self, "PolarConfig", counts=counts, rates=("lr",))
 
 
 #: Most pre-training triples one run may draw (samples × ``per_sample``): each holds about
@@ -255,29 +260,39 @@ def train_polar(
     stage: str = "pretrain",
 ) -> dict[str, Any]:
     """Fit (``base`` None) or fine-tune the POLAR head in ``base`` on ``triples``; write
-    ``polar:DIR`` to ``output_dir``; returns the metadata."""
+    ``polar:DIR`` to ``output_dir`` (not ``base``; locked for the run, so a second run into it
+    is refused; each file replaced atomically); returns the metadata."""
     from rewardkit.engine.config import EngineConfig
 
     cfg = cfg or PolarConfig()
+    if not triples:
+        raise DataError("POLAR training needs at least one triple")
+    if stage not in ("pretrain", "finetune"):
+        raise SpecError(f"POLAR stage must be 'pretrain' or 'finetune', got {stage!r}")
+    out = Path(output_dir).expanduser()
+    if base is not None and out.resolve() == Path(base).expanduser().resolve():
+        raise SpecError(f"{out}: the output directory is the base model; give another --out")
     head, base_meta = load_polar(base) if base is not None else (None, {})
-    enc = PolarEncoder(
-        base_meta.get("encoder", "minilm"),
-        EngineConfig(
-            max_length=int(base_meta.get("max_length", cfg.max_length)), progress=cfg.progress
-        ),
-    )
-    fb, fw = triple_features(enc, triples)
-    model, hist = fit_polar(fb, fw, cfg, head)
-    meta = {
-        "encoder": base_meta.get("encoder", "minilm"),
-        "in_dim": int(fb.shape[1]),
-        "inner": int(base_meta.get("inner", cfg.inner)),
-        "max_length": int(base_meta.get("max_length", cfg.max_length)),
-        "stages": [*base_meta.get("stages", []), {"stage": stage, "n_triples": len(triples)}],
-        "train_accuracy": float(triple_accuracy(model, fb, fw).mean()),
-        "final_loss": float(np.mean(hist[-max(1, len(hist) // 10) :])),
-        "config": asdict(cfg),
-    }
-    save_polar(output_dir, model, meta)
-    atomic_json(Path(output_dir, "loss_history.json"), hist)
+    with run_directory(out, "POLAR model"):  # a second run into it is refused
+        enc = PolarEncoder(
+            base_meta.get("encoder", "minilm"),
+            EngineConfig(
+                max_length=int(base_meta.get("max_length", cfg.max_length)),
+                progress=cfg.progress,
+            ),
+        )
+        fb, fw = triple_features(enc, triples)
+        model, hist = fit_polar(fb, fw, cfg, head)
+        meta = {
+            "encoder": base_meta.get("encoder", "minilm"),
+            "in_dim": int(fb.shape[1]),
+            "inner": int(base_meta.get("inner", cfg.inner)),
+            "max_length": int(base_meta.get("max_length", cfg.max_length)),
+            "stages": [*base_meta.get("stages", []), {"stage": stage, "n_triples": len(triples)}],
+            "train_accuracy": float(triple_accuracy(model, fb, fw).mean()),
+            "final_loss": float(np.mean(hist[-max(1, len(hist) // 10) :])),
+            "config": asdict(cfg),
+        }
+        save_polar(out, model, meta)
+        atomic_json(out / "loss_history.json", hist)
     return meta

@@ -12,7 +12,6 @@ which keeps the tuned reward close to the initial one where detection data says 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardkit.errors import DataError
+from rewardkit.errors import DataError, SpecError
 from rewardkit.evaluate.detect import check_origin
-from rewardkit.outputs import atomic_json, atomic_text
+from rewardkit.outputs import atomic_json
+from rewardkit.rewards.pal import write_meta, write_weights
 from rewardkit.train.common import check_finite_loss
 from rewardkit.train.finite import check_trained
 from rewardkit.train.losses import bt_loss
+from rewardkit.train.method_runs import check_settings, run_directory
 
 #: Which origin beats which in the tuning pairs.
 RANK = {"llm": 2, "mixed": 1, "human": 0}
@@ -41,6 +42,10 @@ class DetectTuneConfig:
     replay_weight: float = 1.0
     seed: int = 0
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_settings(self, "DetectTuneConfig", counts=("steps", "batch_size"), rates=("lr",))
+        check_settings(self, "DetectTuneConfig", nonnegative=("replay_weight",))
 
 
 def origin_pairs(examples: list[Any], where: str | None = None) -> tuple[list[Any], np.ndarray]:
@@ -108,9 +113,9 @@ def tune_detector(
     ``replay`` examples' responses as the buffer; write ``head.safetensors`` + ``head.json``.
     ``cache_dir``: the engine's score cache for the features (reruns and later scoring reuse it);
     ``where``: the data file, named in errors. A base head with NaN or ±inf weights is refused,
-    and a run whose loss diverges saves nothing."""
-    from safetensors.torch import save_file
-
+    and a run whose loss diverges saves nothing. ``output_dir`` may not be the tuned head's own
+    directory; it is locked for the run (a second run into it is refused) and every file is
+    replaced atomically."""
     from rewardkit.engine.config import EngineConfig
     from rewardkit.rewards.default_rm import (
         HEAD_FILE,
@@ -122,33 +127,37 @@ def tune_detector(
 
     cfg = cfg or DetectTuneConfig()
     head_dir = Path(base).expanduser() if base else default_head_dir()
+    out = Path(output_dir).expanduser()
+    if out.resolve() == head_dir.resolve():  # without --base: the shipped default head
+        raise SpecError(
+            f"{out}: the output directory is the head being tuned ({base or 'the shipped default'}"
+            "); give another output directory"
+        )
     head, meta = load_head(head_dir)
     queries, pairs = origin_pairs(examples, where)
-    feat = Featurizer(
-        meta.get("encoder", "minilm"),
-        EngineConfig(
-            max_length=int(meta["max_length"]), progress=cfg.progress, cache_dir=cache_dir
-        ),
-    )
-    x = torch.from_numpy(feat.features(queries))
-    x_rep = None
-    if replay:
-        x_rep = torch.from_numpy(feat.features([q for ex in replay for q in ex.queries()]))
-    tuned, history = tune_head(head, x, pairs, x_rep, cfg)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tuned.state_dict().items()}, str(out / HEAD_FILE))
-    new_meta = {
-        **meta,
-        "remodetect": {
-            "base": base or "default",
-            "n_pairs": len(pairs),
-            "n_replay": 0 if x_rep is None else len(x_rep),
-            "final_loss": float(np.mean(history[-max(1, len(history) // 10) :])),
-            "config": asdict(cfg),
-        },
-    }
-    with atomic_text(out / META_FILE, what=META_FILE) as fh:
-        fh.write(json.dumps(new_meta, indent=1, default=str))
-    atomic_json(out / "loss_history.json", history)
+    with run_directory(out, "tuned detector"):  # a second run into it is refused
+        feat = Featurizer(
+            meta.get("encoder", "minilm"),
+            EngineConfig(
+                max_length=int(meta["max_length"]), progress=cfg.progress, cache_dir=cache_dir
+            ),
+        )
+        x = torch.from_numpy(feat.features(queries))
+        x_rep = None
+        if replay:
+            x_rep = torch.from_numpy(feat.features([q for ex in replay for q in ex.queries()]))
+        tuned, history = tune_head(head, x, pairs, x_rep, cfg)
+        new_meta = {
+            **meta,
+            "remodetect": {
+                "base": base or "default",
+                "n_pairs": len(pairs),
+                "n_replay": 0 if x_rep is None else len(x_rep),
+                "final_loss": float(np.mean(history[-max(1, len(history) // 10) :])),
+                "config": asdict(cfg),
+            },
+        }
+        write_weights(out / HEAD_FILE, tuned.state_dict(), HEAD_FILE)
+        write_meta(out / META_FILE, new_meta)
+        atomic_json(out / "loss_history.json", history)
     return new_meta["remodetect"]
