@@ -35,6 +35,9 @@ RULES: dict[str, str] = {
     "reasoning_steps": "rewardkit.rewards.rules.reasoning_steps:ReasoningStepsReward",
     "cosine": "rewardkit.rewards.rules.cosine:CosineReward",
     "xml_format": "rewardkit.rewards.rules.xml_format:XmlFormatReward",
+    "json_match": "rewardkit.rewards.rules.json_match:JsonMatchReward",
+    "tool_call": "rewardkit.rewards.rules.tool_call:ToolCallReward",
+    "tool_call_format": "rewardkit.rewards.rules.tool_call_format:ToolCallFormatReward",
 }
 
 #: One-line description of each rule, shown by ``rewardkit rewards list``.
@@ -63,6 +66,12 @@ DESCRIPTIONS: dict[str, str] = {
     "cosine": "correctness scaled by length on a cosine schedule, in [-1, 1] (card C11; TRL / "
     "open-r1)",
     "xml_format": "partial-credit XML field layout score, in [0.2, 1] (verifiers XMLParser)",
+    "json_match": "response JSON deep-equals the reference JSON, or leaf F1 (OpenJudge "
+    "JsonMatchGrader)",
+    "tool_call": "tool calls (<tool_call> JSON / OpenAI tool_calls) vs the expected calls: exact "
+    "or F1 / precision / recall (OpenJudge)",
+    "tool_call_format": "layout: <think>…</think> then <answer>…</answer> or well-formed "
+    "<tool_call> JSON blocks (OpenJudge)",
 }
 
 
