@@ -237,3 +237,23 @@ def test_data_command_counts_unpaired_labels_and_pairs(tmp_path):
         "unpaired rows: 2 desirable, 2 undesirable; 1 of 2 prompts have both labels "
         "(2 preference pairs by prompt)"
     ) in r.output
+
+
+def test_curate_export_writes_unpaired_rows_as_trl_pairs(tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    rows = [{"prompt": "p", "completion": "good", "label": True},
+            {"prompt": "p", "completion": "bad", "label": False},
+            {"prompt": "q", "completion": "alone", "label": True}]  # fmt: skip
+    out = tmp_path / "trl.jsonl"
+    r = CliRunner().invoke(
+        app, ["curate", "export", "--data", _jsonl(tmp_path / "k.jsonl", rows), "--out", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    assert '"unpaired_rows_paired_by_prompt": 3, "written": 1' in r.output
+    (pair,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert pair == {"prompt": [{"role": "user", "content": "p"}],
+                    "chosen": [{"role": "assistant", "content": "good"}],
+                    "rejected": [{"role": "assistant", "content": "bad"}]}  # fmt: skip

@@ -25,6 +25,7 @@ from rewardkit.curate.cli_helpers import (
     malformed,
     name_list,
     naming_data,
+    pairs_of_unpaired,
     soft_option,
     summary,
     target_notes,
@@ -422,24 +423,22 @@ def lengths_command(
             typer.echo(f"rebalanced: {n} of {len(examples)} examples{note} -> {out}")
 
 
+PAIRS_HELP = "all (every chosen × rejected) or first (the labelled pair)."
+EXTRA_HELP = "Comma-separated extra fields: id, source or meta keys (margin, weight, …)."
+
+
 @curate_app.command("export")
 def export_command(
     data: DataOpt,
     out: OutOpt,
     to: ToOpt = "trl",
-    pairs: Annotated[
-        str, typer.Option(help="all (every chosen × rejected) or first (the labelled pair).")
-    ] = "all",
-    extra: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated extra fields: id, source or meta keys (margin, weight, …)."
-        ),
-    ] = "",
+    pairs: Annotated[str, typer.Option(help=PAIRS_HELP)] = "all",
+    extra: Annotated[str, typer.Option(help=EXTRA_HELP)] = "",
     fmt: FormatOpt = None,
     limit: LimitOpt = None,
 ) -> None:
-    """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL."""
+    """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL; unpaired (KTO)
+    rows as pairs by prompt (each desirable completion against each undesirable one)."""
     from rewardkit.curate.writers import skipped, write
 
     choices(to=(to, TO_FORMATS), pairs=(pairs, ("all", "first")))
@@ -447,9 +446,10 @@ def export_command(
         check_targets(data, out=out)
         keys = name_list(extra)
         examples = load_examples(data, fmt, limit)
+        rows, (examples, said) = len(examples), pairs_of_unpaired(examples, to)
         n = write(examples, out, to, pairs, keys)
         gone = 0 if to == "jsonl" else skipped(examples, pairs)
-    summary(examples=len(examples), written=n, skipped_no_pair=gone, format=to, out=out)
+    summary(examples=rows, **said, written=n, skipped_no_pair=gone, format=to, out=out)
 
 
 @curate_app.command("crome")

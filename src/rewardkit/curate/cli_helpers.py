@@ -206,3 +206,14 @@ def print_summary(**fields: Any) -> None:
     from rewardkit.outputs import finite_json
 
     typer.echo(json.dumps(finite_json(fields), default=str, allow_nan=False))
+
+
+def pairs_of_unpaired(examples: list, to: str) -> tuple[list, dict[str, int]]:
+    """Unpaired (KTO) rows exported as pairs (``--to trl``/``openrlhf``): each desirable
+    completion against each undesirable one of the same prompt (:func:`rewardkit.data.
+    unpaired.pair_by_prompt`); (examples to write, the summary's count of rows paired)."""
+    from rewardkit.data.unpaired import is_unpaired, pair_by_prompt
+
+    if to == "jsonl" or not examples or not all(is_unpaired(ex) for ex in examples):
+        return examples, {}
+    return pair_by_prompt(examples).pairs, {"unpaired_rows_paired_by_prompt": len(examples)}
