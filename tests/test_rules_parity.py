@@ -337,3 +337,13 @@ def test_no_response_turns_a_new_rule_into_nan(spec, reference):
     """NaN ("does not apply") is never the response's choice (docs/rules.md, the NaN table)."""
     scores = load_reward(spec).score([q(r, reference) for r in HOSTILE])
     assert not any(math.isnan(float(s)) for s in scores), list(scores)
+
+
+def test_cosine_passes_think_to_its_check():
+    """think=require: the answer is read after the last </think>; none → the wrong branch."""
+    r = load_reward("rule:cosine?think=require&max_len=100")
+    done, plain, cut = r.score(
+        [q("<think>hmm</think> \\boxed{4}", "4"), q("\\boxed{4}", "4"), q("<think>\\boxed{4}", "4")]
+    )
+    assert done > 0.5 and plain < -0.5 and cut < -0.5  # correct only with finished reasoning
+    assert load_reward("rule:cosine?max_len=100").score([q("\\boxed{4}", "4")])[0] > 0.5

@@ -38,7 +38,14 @@ import numpy as np
 from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.errors import SpecError
 from rewardkit.results import ScoreResult
-from rewardkit.rewards.rules._common import RuleReward, as_count, as_number, word_count
+from rewardkit.rewards.rules._common import (
+    THINK_MODES,
+    RuleReward,
+    as_choice,
+    as_count,
+    as_number,
+    word_count,
+)
 from rewardkit.types import Query, Reward
 
 UNITS = ("chars", "words", "tokens")
@@ -75,7 +82,8 @@ class CosineReward(RuleReward):
     """``rule:cosine`` — options ``max_len`` (1000), the bounds ``min_value_wrong`` (−1),
     ``max_value_wrong`` (−0.5), ``min_value_correct`` (0.5), ``max_value_correct`` (1),
     ``unit`` (``chars``, ``words`` or ``tokens``), ``tokenizer`` (implies ``unit=tokens``) and
-    ``check`` (``math``, ``gsm8k`` or ``exact_match``: which rule says correct)."""
+    ``check`` (``math``, ``gsm8k`` or ``exact_match``: which rule says correct) and ``think``
+    (passed to the check: ``require`` grades only after the last ``</think>``, none → wrong)."""
 
     rule = "cosine"
 
@@ -89,6 +97,7 @@ class CosineReward(RuleReward):
         unit: str | None = None,
         tokenizer: str | None = None,
         check: str = "math",
+        think: str = "whole",
     ) -> None:
         values = {
             "min_value_wrong": min_value_wrong,
@@ -111,10 +120,11 @@ class CosineReward(RuleReward):
             unit=unit,
             tokenizer=tokenizer if unit == "tokens" else None,
             check=check,
+            think=as_choice("think", self.rule, think, THINK_MODES),
         )
         from rewardkit.rewards.rules import build
 
-        self._check: Reward = build(check)
+        self._check: Reward = build(check, think=think)
         self._tok: Any = None
 
     def identity(self) -> dict[str, Any]:
