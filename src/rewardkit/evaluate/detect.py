@@ -16,7 +16,8 @@ import numpy as np
 from rewardkit.data.location import describe
 from rewardkit.errors import DataError
 from rewardkit.evaluate.bootstrap import check_bootstrap_args, percentile_ci
-from rewardkit.evaluate.stats import nanmean, rankdata
+from rewardkit.evaluate.stats import auroc as stats_auroc
+from rewardkit.evaluate.stats import nanmean
 
 #: The origins a detection example's ``meta.origin`` names, one per response.
 ORIGINS = ("llm", "mixed", "human")
@@ -45,15 +46,11 @@ def check_origin(ex: Any, where: str | None = None) -> list[str]:
 
 def auroc(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray) -> float:
     """P(score of a random positive > score of a random negative), ties ½; NaN if a class is
-    empty. Exact, via ranks: ``(Σ rank(pos) − n₊(n₊+1)/2) / (n₊ n₋)``."""
-    p = np.asarray(pos, dtype=np.float64)
-    n = np.asarray(neg, dtype=np.float64)
-    p, n = p[~np.isnan(p)], n[~np.isnan(n)]
-    if p.size == 0 or n.size == 0:
-        return math.nan
-    ranks = rankdata(np.concatenate([p, n]))  # average ranks over ties
-    u = ranks[: p.size].sum() - p.size * (p.size + 1) / 2
-    return float(u / (p.size * n.size))
+    empty (:func:`rewardkit.evaluate.stats.auroc`: ``(Σ rank(pos) − n₊(n₊+1)/2) / (n₊ n₋)``)."""
+    p = np.asarray(pos, dtype=np.float64).ravel()
+    n = np.asarray(neg, dtype=np.float64).ravel()
+    labels = np.concatenate([np.ones(p.size), np.zeros(n.size)])
+    return stats_auroc(np.concatenate([p, n]), labels)[0]
 
 
 def tpr_at_fpr(

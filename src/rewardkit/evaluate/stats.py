@@ -165,12 +165,13 @@ def auroc(scores, labels, groups=None) -> tuple[float, int]:
     (desirable, undesirable) pairs it is taken over: the share of those pairs the score orders
     right, a tie counting half (Mann–Whitney U / (n₁·n₀)). With ``groups`` (one key per point,
     e.g. its prompt) only pairs within one group count: the pairwise accuracy of unpaired
-    preference data. Points with a non-finite side are dropped; NaN with no pair."""
+    preference data. Points with a NaN score or a label other than 0/1 are dropped (±inf
+    scores rank first or last); NaN with no pair."""
     a = np.asarray(scores, dtype=np.float64).ravel()
     b = np.asarray(labels, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise ValueError(f"scores and labels differ in length: {a.size} vs {b.size}")
-    ok = np.isfinite(a) & np.isfinite(b) & ((b == 0) | (b == 1))
+    ok = ~np.isnan(a) & ((b == 0) | (b == 1))
     keys = np.zeros(a.size, dtype=np.int64) if groups is None else _group_ids(groups, a.size)
     a, b, keys = a[ok], b[ok], keys[ok]
     order = np.argsort(keys, kind="stable")  # each group one contiguous run: O(n log n)
