@@ -35,6 +35,7 @@ from rewardkit.data import (
     rewardbench,
     rmb,
     rmbench,
+    safetysets,
     steps,
     trl,
 )
@@ -96,6 +97,12 @@ FORMATS: tuple[Format, ...] = (
         "helpsteer2", ratings.convert_helpsteer2, "ratings", ("prompt", "response", "helpfulness")
     ),
     Format("unpaired", ratings.convert_unpaired, "ratings", ("prompt", "completion", "label")),
+    Format(
+        "beavertails",
+        safetysets.convert_beavertails,
+        "ratings",
+        ("prompt", "response", "is_safe"),
+    ),
     Format(
         "pku-saferlhf",
         community.convert_pku,

@@ -289,7 +289,9 @@ def ratings(result: EvalResult) -> Table | None:
                 within = c.get("auroc_within_prompt")
                 row += [
                     fmt(c.get("auroc")),
-                    "–" if "auroc" not in c else f"{fmt(within)} ({fmt(c.get('pairs_within_prompt'))})",
+                    "–"
+                    if "auroc" not in c
+                    else f"{fmt(within)} ({fmt(c.get('pairs_within_prompt'))})",
                 ]
             out.append(row)
         return out
