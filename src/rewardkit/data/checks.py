@@ -56,6 +56,22 @@ def _parts(rec: Record, name: str, value: Any, sub: str) -> Any:
     return content(rec, name, value, sub)
 
 
+def objects(
+    rec: Record, name: str, value: Any, keys: tuple[str, ...], what: str
+) -> list[dict[str, Any]]:
+    """``value`` as a non-empty list of objects that each have ``keys`` (``what``: the items'
+    name in the error, "answers"); the first item that does not is named by its index."""
+    if not isinstance(value, list) or not value:
+        raise rec.error(name, f"expected a list of {what}, got {describe(value)}")
+    wanted = " and ".join(repr(k) for k in keys)
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or any(k not in item for k in keys):
+            raise rec.error(
+                name, f"expected an object with {wanted}, got {describe(item)}", f"[{i}]"
+            )
+    return value
+
+
 def messages(rec: Record, name: str, value: Any) -> list[Message]:
     """``value`` as a non-empty list of ``{"role", "content"}`` messages with known roles
     (ShareGPT ``{"from", "value"}`` messages read as such)."""

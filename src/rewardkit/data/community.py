@@ -222,19 +222,13 @@ def convert_nectar(rec: Record) -> Example:
     and models go to ``meta["ranks"]`` / ``meta["models"]`` (no ratings: a rank is not a
     score)."""
     prompt = checks.prompt(rec)
-    answers = rec.require("answers", structured=True)
-    if not isinstance(answers, list) or not answers:
-        raise rec.error("answers", f"expected a list of answers, got {describe(answers)}")
+    answers = checks.objects(
+        rec, "answers", rec.require("answers", structured=True), ("answer", "rank"), "answers"
+    )
     responses: list[str] = []
     ranks: list[float] = []
     models: list[Any] = []
     for i, a in enumerate(answers):
-        if not isinstance(a, dict) or "answer" not in a or "rank" not in a:
-            raise rec.error(
-                "answers",
-                f"expected an object with 'answer' and 'rank', got {describe(a)}",
-                f"[{i}]",
-            )
         responses.append(checks.response(rec, "answers", a["answer"], f"[{i}].answer"))
         rank = csv_number(a["rank"]) if isinstance(a["rank"], str) else a["rank"]
         if isinstance(rank, bool) or not isinstance(rank, int | float) or not math.isfinite(rank):

@@ -99,18 +99,12 @@ def convert_stack_exchange_preferences(rec: Record) -> Example:
     ``{"pm_score", "selected"}``; chosen = the answers with the highest ``pm_score`` (all of them
     when every score is equal: no preference)."""
     prompt = checks.prompt(rec, "question")
-    answers = rec.require("answers", structured=True)
-    if not isinstance(answers, list) or not answers:
-        raise rec.error("answers", f"expected a list of answers, got {describe(answers)}")
+    answers = checks.objects(
+        rec, "answers", rec.require("answers", structured=True), ("text", "pm_score"), "answers"
+    )
     responses: list[str] = []
     ratings: list[dict[str, float]] = []
     for i, a in enumerate(answers):
-        if not isinstance(a, dict) or "text" not in a or "pm_score" not in a:
-            raise rec.error(
-                "answers",
-                f"expected an object with 'text' and 'pm_score', got {describe(a)}",
-                f"[{i}]",
-            )
         responses.append(checks.response(rec, "answers", a["text"], f"[{i}].text"))
         r = {"pm_score": _finite(rec, "answers", a["pm_score"], f"[{i}].pm_score")}
         if isinstance(a.get("selected"), bool):
@@ -135,31 +129,18 @@ def convert_codeultrafeedback(rec: Record) -> Example:
     ``{"rating"}`` (``N/A`` → NaN), chosen = the highest-rated ones; subset = ``preference``."""
     prompt = checks.prompt(rec, "instruction")
     items = rec.require("responses", structured=True)
-    if not isinstance(items, list) or not items:
-        raise rec.error("responses", f"expected a list of responses, got {describe(items)}")
+    items = checks.objects(rec, "responses", items, ("model", "response"), "responses")
     notes = rec.require("annotations", structured=True)
-    if not isinstance(notes, list):
-        raise rec.error("annotations", f"expected a list of annotations, got {describe(notes)}")
+    if notes != []:  # none at all: each response then lacks its rating (named below)
+        notes = checks.objects(rec, "annotations", notes, ("model", "rating"), "annotations")
     by_model: dict[Any, float] = {}
     for i, n in enumerate(notes):
-        if not isinstance(n, dict) or "model" not in n or "rating" not in n:
-            raise rec.error(
-                "annotations",
-                f"expected an object with 'model' and 'rating', got {describe(n)}",
-                f"[{i}]",
-            )
         raw = n["rating"]
         na = raw is None or (isinstance(raw, str) and raw.strip().upper() in ("N/A", "NA", ""))
         by_model[n["model"]] = math.nan if na else _finite(rec, "annotations", raw, f"[{i}].rating")
     responses: list[str] = []
     models: list[Any] = []
     for i, r in enumerate(items):
-        if not isinstance(r, dict) or "response" not in r or "model" not in r:
-            raise rec.error(
-                "responses",
-                f"expected an object with 'model' and 'response', got {describe(r)}",
-                f"[{i}]",
-            )
         if r["model"] not in by_model:
             raise rec.error(
                 "annotations", f"has no rating for model {r['model']!r} (responses[{i}])"
