@@ -133,3 +133,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         red=True,
         bold=True,
     )
+
+
+@pytest.fixture(autouse=True)
+def _sigint_not_left_ignored(request):
+    """A test (or a library it drives) that leaves SIGINT ignored in this process passes that on
+    to every command a later test starts, where Ctrl-C then does nothing (stop 39's CI: two
+    serve Ctrl-C tests exited 0 on one xdist worker). Restored, and said, after such a test."""
+    import signal
+    import warnings
+
+    yield
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        warnings.warn(f"{request.node.nodeid} left SIGINT ignored; restored", stacklevel=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -74,7 +75,10 @@ def run(
         """uvicorn, but a shutdown signal first starts the app's drain, so accepted requests are
         answered (result or JSON 503) before uvicorn's own graceful timeout cancels them."""
 
+        stop_signal: int | None = None
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.stop_signal = sig
             grace = config.graceful_timeout
             state.begin_drain(max(0.0, grace - min(1.0, 0.2 * grace)))
             super().handle_exit(sig, frame)
@@ -89,6 +93,10 @@ def run(
         )
     )
     server.run()
+    if server.stop_signal == signal.SIGINT:
+        # uvicorn re-raises the signal it stopped on, but not where SIGINT is ignored (a parent
+        # that ignores it passes that on): stop as a Ctrl-C does either way (exit 130, said)
+        raise KeyboardInterrupt
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
         # a model batch still running in a worker thread: do not wait for it past the timeout
         logging.getLogger("rewardkit.serve").warning("exiting with a batch still running")
