@@ -53,6 +53,22 @@ def fmt(x: Any, pct: bool = False, nd: int = 3) -> str:
     return f"{100 * x:.1f}" if pct else f"{x:.{nd}f}"
 
 
+#: What the AUROC columns of the ratings table are (0/1 attributes: unpaired preference data).
+AUROC_NOTE = (
+    " AUROC (0/1 attributes): the share of (label 1, label 0) response pairs the reward orders "
+    "right, a tie counting half; within prompt: only pairs answering the same prompt, the "
+    "pairwise accuracy of unpaired preference data."
+)
+
+
+def auroc_cells(c: dict[str, Any]) -> list[str]:
+    """The AUROC cells of one rated attribute (``–`` where it is not a 0/1 label)."""
+    if "auroc" not in c:
+        return ["–", "–"]
+    pairs = fmt(c.get("pairs_within_prompt"))
+    return [fmt(c["auroc"]), f"{fmt(c.get('auroc_within_prompt'))} ({pairs})"]
+
+
 def fmt_ci(score: float, ci: Sequence[float]) -> str:
     """``71.4 [58.2, 83.1]`` in an analysis table (every part shown, ``–`` where undefined)."""
     return f"{fmt(score, True)} [{fmt(ci[0], True)}, {fmt(ci[1], True)}]"

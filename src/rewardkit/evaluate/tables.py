@@ -19,8 +19,10 @@ from rewardkit.evaluate.calibration import (
 )
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import (
+    AUROC_NOTE,
     MIN_CI_N,
     Table,
+    auroc_cells,
     ci_outcomes,
     few_points_note,
     fmt,
@@ -268,35 +270,16 @@ def languages(result: EvalResult) -> Table | None:
 def ratings(result: EvalResult) -> Table | None:
     """Correlations of every reward with every rated attribute of the responses; AUROC columns
     when an attribute is a 0/1 label (unpaired preference data)."""
-    per = list(_per_reward(result, "ratings"))
-    ns = [c.get("n") for _, cs in per for c in cs.values()]
-    labels = any("auroc" in c for _, cs in per for c in cs.values())
+    attrs = [c for _, cs in _per_reward(result, "ratings") for c in cs.values()]
+    labels = any("auroc" in c for c in attrs)  # columns, row cells and note say AUROC
+    note = few_points_note([c.get("n") for c in attrs], "rated responses")
     columns = ["reward", "attribute", "n", "Pearson", "Spearman", "Kendall τ-b"]
-    note = few_points_note(ns, "rated responses").strip()
-    if labels:
-        columns += ["AUROC", "AUROC within prompt (pairs)"]
-        note = (
-            f"{note} AUROC (0/1 attributes): the share of (label 1, label 0) response pairs the "
-            "reward orders right, a tie counting half; within prompt: only pairs answering the "
-            "same prompt, the pairwise accuracy of unpaired preference data."
-        ).strip()
-
-    def rows(name: str, cs: dict[str, Any]) -> list[list[str]]:
-        out = []
-        for a, c in cs.items():
-            row = [name, a, *(fmt(c[k]) for k in ("n", "pearson", "spearman", "kendall"))]
-            if labels:
-                within = c.get("auroc_within_prompt")
-                row += [
-                    fmt(c.get("auroc")),
-                    "–"
-                    if "auroc" not in c
-                    else f"{fmt(within)} ({fmt(c.get('pairs_within_prompt'))})",
-                ]
-            out.append(row)
-        return out
-
-    return _per_reward_table(result, "ratings", "Ratings correlations", columns, rows, note)
+    columns += ["AUROC", "AUROC within prompt (pairs)"] if labels else []
+    cells = ("n", "pearson", "spearman", "kendall")
+    return _per_reward_table(result, "ratings", "Ratings correlations", columns, lambda name, cs: [
+        [name, a, *(fmt(c[k]) for k in cells), *(auroc_cells(c) if labels else [])]
+        for a, c in cs.items()
+    ], (note + (AUROC_NOTE if labels else "")).strip())  # fmt: skip
 
 
 def _gain_cell(b: dict[str, Any]) -> str:

@@ -268,11 +268,9 @@ def build_items(
     for ex in examples:
         if len(ex.responses) < (1 if cfg.objective == "regression" else 2):
             names = ",".join(sorted(ex.ratings[0])) if ex.ratings else ""
-            hint = (
+            hint = names and (  # rated rows: the objective that trains them, and how
                 "; rated single-response rows (HelpSteer2, unpaired KTO labels) train with "
                 f"objective 'regression': --objective regression --attributes {names}"
-                if ex.ratings
-                else ""
             )
             raise DataError(
                 f"example {ex.id!r}: {len(ex.responses)} response(s); objective "

@@ -89,42 +89,9 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
             ) from None
     if cfg.eval_data and not evals:
         raise DataError(f"eval data {cfg.eval_data!r} holds no examples")
-    return _paired(train, cfg, cfg.data), _paired(evals, cfg, cfg.eval_data or "")
+    from rewardkit.train.labels import paired_by_prompt
 
-
-#: Objectives that compare responses: unpaired (KTO) rows are paired by prompt for them.
-PAIRING_OBJECTIVES = ("bt", "tie", "crome", "listwise", "generative", "crm")
-
-
-def _paired(examples: list[Any], cfg: TrainConfig, where: str) -> list[Any]:
-    """Unpaired rows as preference pairs by prompt (:func:`rewardkit.data.unpaired.
-    pair_by_prompt`) when the objective compares responses; other data as it is."""
-    from rewardkit.data.unpaired import is_unpaired, pair_by_prompt
-
-    if cfg.objective not in PAIRING_OBJECTIVES or not examples:
-        return examples
-    if not all(is_unpaired(ex) for ex in examples):
-        return examples
-    made = pair_by_prompt(examples)
-    logging.getLogger(__name__).warning(
-        "%s: %d unpaired rows of %d prompts paired by prompt for objective %r: %d preference "
-        "pairs (each desirable completion against each undesirable one) from %d prompts; %d "
-        "rows whose prompt has only one kind of label make no pair",
-        where,
-        made.rows,
-        made.prompts,
-        cfg.objective,
-        len(made.pairs),
-        made.prompts_paired,
-        made.rows_unpaired,
-    )
-    if not made.pairs:
-        raise DataError(
-            f"{where}: no prompt has both a desirable and an undesirable completion, so the "
-            f"unpaired rows make no preference pair for objective {cfg.objective!r}; train "
-            "them with --objective regression --attributes label"
-        )
-    return made.pairs
+    return paired_by_prompt(train, cfg, cfg.data), paired_by_prompt(evals, cfg, cfg.eval_data or "")
 
 
 def eval_columns(cfg: TrainConfig) -> dict[str, str] | None:

@@ -16,6 +16,7 @@ from rewardkit.types import Example
 
 if TYPE_CHECKING:
     from rewardkit.train.collate import Item
+    from rewardkit.train.config import TrainConfig
 
 #: The regression target of a missing rating (left out of the loss).
 MASK = -100.0
@@ -248,3 +249,38 @@ def warn_identical_pairs(items: Sequence[Item], where: str) -> None:
             n,
             total,
         )
+
+
+#: Objectives that compare responses: unpaired (KTO) rows are paired by prompt for them.
+PAIRING_OBJECTIVES = ("bt", "tie", "crome", "listwise", "generative", "crm")
+
+
+def paired_by_prompt(examples: list[Any], cfg: TrainConfig, where: str) -> list[Any]:
+    """Unpaired rows as preference pairs by prompt (:func:`rewardkit.data.unpaired.
+    pair_by_prompt`) when the objective compares responses; other data as it is."""
+    from rewardkit.data.unpaired import is_unpaired, pair_by_prompt
+
+    if cfg.objective not in PAIRING_OBJECTIVES or not examples:
+        return examples
+    if not all(is_unpaired(ex) for ex in examples):
+        return examples
+    made = pair_by_prompt(examples)
+    logging.getLogger("rewardkit.train.common").warning(
+        "%s: %d unpaired rows of %d prompts paired by prompt for objective %r: %d preference "
+        "pairs (each desirable completion against each undesirable one) from %d prompts; %d "
+        "rows whose prompt has only one kind of label make no pair",
+        where,
+        made.rows,
+        made.prompts,
+        cfg.objective,
+        len(made.pairs),
+        made.prompts_paired,
+        made.rows_unpaired,
+    )
+    if not made.pairs:
+        raise DataError(
+            f"{where}: no prompt has both a desirable and an undesirable completion, so the "
+            f"unpaired rows make no preference pair for objective {cfg.objective!r}; train "
+            "them with --objective regression --attributes label"
+        )
+    return made.pairs

@@ -435,12 +435,10 @@ def read_answer(response: str, golds: list[str]) -> tuple[str, list[bool], float
     return response, keep, None
 
 
-# Word answers ("\text{east}", "Evelyn", "no solution"): math-verify reads a run of letters as a
-# product of one-letter symbols, so any anagram matched ("\boxed{seat}" against "east" scored
-# 1). A gold that is words is compared as text with the boxed answer (case, spacing, a text
-# wrapper and a final full stop aside). A bare gold counts as words when it is yes/no or has a
-# word of three or more letters with a vowel (so "xy", "xyz" stay algebra); in \text{} any
-# letters do (one letter excepted: a choice, read by choice_letter).
+# Word answers ("\text{east}", "no solution"): math-verify reads letters as a product of
+# one-letter symbols, so any anagram matched (\boxed{seat} against "east"). A word gold (yes/no,
+# a bare word of 3+ letters with a vowel, not "xy"; any letters in \text{} but one, a choice)
+# is compared with the boxed answer as text (case, spacing, a wrapper and a full stop aside).
 _TEXT_WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|mathrm|mbox|operatorname)\s*\{([^{}]*)\}"
 )
