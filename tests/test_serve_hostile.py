@@ -332,52 +332,40 @@ def test_sigterm_exits_within_the_graceful_timeout_with_a_batch_running():
     assert "Traceback" not in proc.stderr.read()
 
 
+def _ctrl_c_on_serve(ignore_sigint: bool = False) -> tuple[int, str]:
+    """Start ``rewardkit serve`` (with SIGINT ignored from the start: ``ignore_sigint``), wait
+    until it answers, press Ctrl-C; its exit code and stderr."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "-r", "rule:length", "--port", str(port)]
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore,
+    )  # fmt: skip
+    try:
+        with RewardClient(f"http://127.0.0.1:{port}", retries=120, backoff=0.25) as rc:
+            rc.health()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, proc.stderr.read()
+
+
 def test_ctrl_c_on_a_serve_started_with_sigint_ignored_still_stops_as_interrupted():
     """A parent that ignores SIGINT passes that on (an xdist worker after a test that ignored
     it, a shell's background job): uvicorn still drains on the signal but cannot re-raise it,
     so the command returned and exited 0 without saying the server stopped (CI, stop 39)."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "-r", "rule:length", "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
-    try:
-        with RewardClient(f"http://127.0.0.1:{port}", retries=120, backoff=0.25) as rc:
-            rc.health()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read()
-    assert proc.returncode == 130 and "the server stopped" in err
+    code, err = _ctrl_c_on_serve(ignore_sigint=True)
+    assert code == 130 and "the server stopped" in err
 
 
 def test_ctrl_c_on_serve_says_the_server_stopped_not_that_outputs_are_incomplete():
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "-r", "rule:length", "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        with RewardClient(f"http://127.0.0.1:{port}", retries=120, backoff=0.25) as rc:
-            rc.health()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read()
-    assert proc.returncode == 130 and "the server stopped" in err
+    code, err = _ctrl_c_on_serve()
+    assert code == 130 and "the server stopped" in err
     assert "outputs are absent" not in err and "Traceback" not in err
 
 
