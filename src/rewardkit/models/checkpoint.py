@@ -121,14 +121,24 @@ def _iter_tensors(path: Path, load: bool) -> Iterator[tuple[str, Any]]:
     """(name, shape or tensor) over every weight file of ``path``; a file that cannot be read
     (cut short, empty, not a state dict) is a one-line :class:`SpecError` naming it."""
     for f in weight_files(path):
-        try:
-            yield from _file_tensors(f, load)
-        except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
-            first = (str(exc).strip().splitlines() or [""])[0][:200] or type(exc).__name__
-            raise SpecError(
-                f"{f}: cannot read the weights ({first}); the file is cut short, empty or not "
-                "a weight file"
-            ) from None
+        yield from _read_file(f, load)
+
+
+def _read_file(f: Path, load: bool) -> Iterator[tuple[str, Any]]:
+    """:func:`_file_tensors` of one file, a file that cannot be read refused in one line."""
+    try:
+        yield from _file_tensors(f, load)
+    except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200] or type(exc).__name__
+        raise SpecError(
+            f"{f}: cannot read the weights ({first}); the file is cut short, empty or not "
+            "a weight file"
+        ) from None
+
+
+def file_shapes(f: Path) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor of one weight file (an adapter's, say)."""
+    return dict(_read_file(f, load=False))
 
 
 def _file_tensors(f: Path, load: bool) -> Iterator[tuple[str, Any]]:

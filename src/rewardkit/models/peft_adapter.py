@@ -220,27 +220,9 @@ def _check_rank(adapter: Adapter) -> None:
 def adapter_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """Name → shape of every tensor of an adapter weights file; one line when it cannot be read
     (cut short, empty, not a weight file) or holds nothing."""
-    import pickle
+    from rewardkit.models.checkpoint import file_shapes
 
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        if weights.suffix == ".safetensors":
-            with safe_open(str(weights), framework="pt") as fh:
-                shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-        else:
-            import torch
-
-            state = torch.load(str(weights), map_location="cpu", weights_only=True)
-            shapes = {str(k): tuple(v.shape) for k, v in dict(state).items()}
-    except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200] or type(exc).__name__
-        raise SpecError(
-            f"{weights}: cannot read the adapter weights ({first}); the file is cut short, "
-            "empty or not a weight file"
-        ) from None
-    except (TypeError, ValueError, AttributeError):
-        raise SpecError(f"{weights}: not a state dict of tensors") from None
+    shapes = file_shapes(weights)
     if not shapes:
         raise SpecError(f"{weights}: the adapter weights file holds no tensors")
     return shapes
