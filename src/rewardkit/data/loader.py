@@ -10,8 +10,15 @@ from typing import Literal
 from rewardkit.data.bundled import resolve_data
 from rewardkit.data.location import Location
 from rewardkit.data.record import Record, check_columns
-from rewardkit.data.sniff import CONVERTERS, FORMATS, sniff_format, with_format
+from rewardkit.data.sniff import (
+    CONVERTERS,
+    FORMATS,
+    check_no_images,
+    sniff_format,
+    with_format,
+)
 from rewardkit.data.sources import iter_items
+from rewardkit.data.table import COLLECTORS
 from rewardkit.errors import DataError
 from rewardkit.types import Example
 
@@ -79,7 +86,9 @@ def load(
     picks a dataset split (or, in a directory, files named or placed under it). ``limit`` stops
     after that many examples. ``on_error="skip"`` drops malformed records with one warning
     instead of raising :class:`DataError`; ``skipped_out``, when given, receives those errors (so
-    a report can count them).
+    a report can count them). A record may hold several examples (an oasst tree), and a format
+    whose examples span records (oasst messages linked by ``parent_id``) is read whole before its
+    examples are built (``limit`` then counts examples).
     """
     if format is not None and format not in CONVERTERS:
         raise DataError(f"unknown format {format!r}; known formats: {', '.join(FORMATS)}")
@@ -99,6 +108,7 @@ def load(
     fmt = format
     if limit == 0:
         return out
+    collector = None  # formats whose examples span records (oasst messages)
     for loc, raw in iter_items(path_or_name, split):
         try:
             if isinstance(raw, DataError):
@@ -109,16 +119,34 @@ def load(
                 fmt = sniff_format(rec)
                 if colmap:
                     check_mapped_labels(raw, loc, colmap, fmt)
+            if collector is None and fmt in COLLECTORS:
+                collector = COLLECTORS[fmt]()
             try:
-                out.append(CONVERTERS[fmt](rec))
+                if collector is not None:
+                    check_no_images(rec, fmt)
+                    collector.add(rec)
+                    continue
+                got = CONVERTERS[fmt](rec)
             except DataError as e:
                 raise with_format(e, fmt, sniffed=format is None) from None
+            if isinstance(got, list):  # a record holding several examples (an oasst tree)
+                out.extend(got)
+            else:
+                out.append(got)
         except DataError as e:
             if on_error == "raise":
                 raise
             skipped.append(e)
         if limit is not None and len(out) >= limit:
+            del out[limit:]
             break
+    if collector is not None:  # the records are all read: link them into examples
+        got, errors = collector.finish()
+        errors = [with_format(e, fmt, sniffed=format is None) for e in errors]
+        if errors and on_error == "raise":
+            raise errors[0]
+        skipped.extend(errors)
+        out.extend(got[: None if limit is None else limit])
     if skipped_out is not None:
         skipped_out.extend(skipped)
     if skipped:

@@ -28,8 +28,11 @@ def check_no_images(rec: Record, fmt: str) -> None:
             )
 
 
-def _text_only(fmt: str, convert: Callable[[Record], Example]) -> Callable[[Record], Example]:
-    def checked(rec: Record) -> Example:
+Convert = Callable[[Record], Example | list[Example]]
+
+
+def _text_only(fmt: str, convert: Convert) -> Convert:
+    def checked(rec: Record) -> Example | list[Example]:
         check_no_images(rec, fmt)
         return convert(rec)
 
@@ -38,7 +41,7 @@ def _text_only(fmt: str, convert: Callable[[Record], Example]) -> Callable[[Reco
 
 
 #: Format name → converter; text formats refuse records that hold images (:func:`check_no_images`).
-CONVERTERS: dict[str, Callable[[Record], Example]] = {
+CONVERTERS: dict[str, Convert] = {
     name: fn if name in IMAGE_FORMATS else _text_only(name, fn)
     for name, fn in _TABLE_CONVERTERS.items()
 }

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rewardkit.data import (
     autoj,
     community,
     generic,
+    heldsets,
     hh_rlhf,
     judgebench,
     judgesets,
@@ -48,11 +50,16 @@ class Format:
     """One record format."""
 
     name: str
-    convert: Callable[[Record], Example]
+    #: One record to its example (a list: formats whose record holds several, oasst trees).
+    convert: Callable[[Record], Example | list[Example]]
     #: The scoring rules of rows in this format (a :class:`Scoring` name); None: from the subsets.
     scoring: str | None = None
     #: Field names that together identify the format when sniffing (empty: sniffed by shape).
     keys: tuple[str, ...] = ()
+    #: For formats whose examples span records (oasst messages linked by ``parent_id``): a
+    #: factory of the collector ``load`` feeds every record (``add``) and then asks for the
+    #: examples (``finish`` → examples, errors).
+    collect: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,20 @@ FORMATS: tuple[Format, ...] = (
         ("chosen_instruction", "rejected_instruction"),
     ),
     Format("hhh-alignment", judgesets.convert_hhh_alignment, "generic", ("input", "targets")),
+    Format(
+        "oasst-messages",
+        heldsets.convert_oasst_message,
+        "generic",
+        ("message_id", "parent_id", "role", "text"),
+        heldsets.OasstMessages,
+    ),
+    Format("oasst", heldsets.convert_oasst_tree, "generic", ("message_tree_id", "prompt")),
+    Format(
+        "code-preference-pairs",
+        heldsets.convert_code_preference_pairs,
+        "generic",
+        ("input", "accepted", "rejected"),
+    ),
     Format("t2i-pairs", multimodal.convert_t2i, "generic"),
     Format("image-edit", multimodal.convert_edit, "generic"),
     Format("mm-qa", multimodal.convert_mm_qa, "mm-rlhf"),
@@ -308,7 +329,11 @@ SCORINGS: tuple[Scoring, ...] = (
 )
 
 #: Format name → converter, in table order.
-CONVERTERS: dict[str, Callable[[Record], Example]] = {f.name: f.convert for f in FORMATS}
+CONVERTERS: dict[str, Callable[[Record], Example | list[Example]]] = {
+    f.name: f.convert for f in FORMATS
+}
+#: Format name → collector factory, for the formats whose examples span records.
+COLLECTORS: dict[str, Callable[[], Any]] = {f.name: f.collect for f in FORMATS if f.collect}
 #: (field names, format) of the keyed formats, in the order sniffing tries them.
 KEYED_FORMATS: tuple[tuple[tuple[str, ...], str], ...] = tuple(
     (f.keys, f.name) for f in FORMATS if f.keys
