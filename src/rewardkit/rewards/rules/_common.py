@@ -162,16 +162,22 @@ def answer_tag_content(text: str) -> str:
 
 # Words, as word-count tools count them: a run of text between whitespace, except that each
 # Han, Kana or Hangul character is a word of its own (Chinese and Japanese are written without
-# spaces), CJK and fullwidth punctuation separates words like a space, and so do invisible
-# format characters (zero-width space / joiners, word joiner, BOM, soft hyphen, bidi marks):
-# deleting them would glue the words they separate into one.
+# spaces), CJK and fullwidth punctuation separates words like a space, and so do characters
+# that show nothing: Unicode's default-ignorable code points (zero-width space / joiners, word
+# joiner, BOM, soft hyphen, bidi marks, variation selectors, the combining grapheme joiner,
+# Mongolian selectors, Hangul fillers, tags), the interlinear annotation marks, the Egyptian
+# format controls and the blank braille pattern (drawn as a space): deleting them would glue
+# the words they separate into one, and keeping them inside a word made a repeated word new.
 _CJK_CHARS = (
-    "\u1100-\u11ff\u2e80-\u2fdf\u3040-\u309f\u30a0-\u30ff\u3100-\u312f\u3130-\u318f"
-    "\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af"
-    "\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+    "\u1100-\u115e\u1161-\u11ff\u2e80-\u2fdf\u3040-\u309f\u30a0-\u30ff\u3100-\u312f"
+    "\u3130-\u3163\u3165-\u318f\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
 )
 _WORD_BREAKS = (
-    "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
     "\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
 )
 _CJK_CHAR = re.compile(f"[{_CJK_CHARS}]")

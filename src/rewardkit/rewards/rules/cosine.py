@@ -25,6 +25,10 @@ kept), ``words`` (:func:`~._common.word_count`), or ``tokens`` with ``tokenizer=
 (TRL counts completion tokens; give the policy's tokenizer and its ``max_len``). Past
 ``max_len`` the schedule stays at its long-length bound (TRL's clamp; open-r1 does not clamp,
 so there ``L = 2·max_len`` scores like ``L = 0``: cos is periodic).
+
+Bounds under which some wrong answer would outscore some correct one (``max_value_wrong=0.8``
+beside ``min_value_correct=0.5``: a long wrong answer 0.8, a long correct one 0.5) are a
+``SpecError``; TRL accepts them.
 """
 
 from __future__ import annotations
@@ -106,6 +110,14 @@ class CosineReward(RuleReward):
             "max_value_correct": max_value_correct,
         }
         bounds = {k: float(as_number(k, self.rule, v)) for k, v in values.items()}
+        best_wrong = max(bounds["min_value_wrong"], bounds["max_value_wrong"])
+        worst_right = min(bounds["min_value_correct"], bounds["max_value_correct"])
+        if best_wrong > worst_right:
+            raise SpecError(
+                f"rule:cosine bounds let a wrong answer score {best_wrong:g}, above a correct "
+                f"one's {worst_right:g}: keep min_value_wrong and max_value_wrong at or below "
+                "min_value_correct and max_value_correct"
+            )
         if unit is None:
             unit = "tokens" if tokenizer else "chars"
         if unit not in UNITS:

@@ -12,11 +12,16 @@ n = 3 by default)::
 i.e. the fraction of n-grams that repeat an earlier one, made negative. An empty response, or
 one with fewer than n words, scores 0. Never NaN. A Chinese sentence repeated 2,000 times, or
 English words glued with zero-width spaces, were one "word" for a whitespace split and scored 0;
-they score about −1 now. English (ASCII) text is split exactly as before.
+they score about −1 now. English (ASCII) text is split exactly as before. In other text each
+word is read in its NFKC form (after the split, so CJK punctuation still separates words): a
+copy in look-alike letters (fullwidth ``ｔｈｅ``, the mathematical alphabets ``𝐭𝐡𝐞``, ``𝒕𝒉𝒆`` …)
+repeats the plain one, where 13 styled copies of a sentence scored 0.0. Letters of another
+script that only look alike (Cyrillic ``а``) still differ.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from rewardkit.errors import SpecError
@@ -26,13 +31,27 @@ from rewardkit.types import Query
 
 def repetition_penalty(text: str, n: int = 3, max_penalty: float = -1.0) -> float:
     """``(1 − unique n-grams / n-grams) · max_penalty`` over the lowercased words
-    (:func:`~._common.words`)."""
+    (:func:`~._common.words`), each in its NFKC form."""
     tokens = words(text.lower())
+    if not text.isascii():
+        tokens = _nfkc_words(tokens)
     total = len(tokens) - n + 1
     if total <= 0:
         return 0.0
     unique = len(set(zip(*(tokens[i:] for i in range(n)), strict=False)))
     return (1.0 - unique / total) * max_penalty
+
+
+def _nfkc_words(tokens: list[str]) -> list[str]:
+    """Each word in its lowercased NFKC form (look-alike letters as the plain ones)."""
+    seen: dict[str, str] = {}
+    out = []
+    for t in tokens:
+        folded = seen.get(t)
+        if folded is None:
+            folded = seen[t] = t if t.isascii() else unicodedata.normalize("NFKC", t).lower()
+        out.append(folded)
+    return out
 
 
 class RepetitionReward(RuleReward):

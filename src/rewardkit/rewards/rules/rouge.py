@@ -12,6 +12,14 @@ counts as no reference (NaN, "does not apply") rather than scoring every respons
 full dynamic-programming table, which takes ``|hyp|·|ref|`` Python steps and list cells: a hostile
 100,000-word response against a 1,000-word reference meant ~10^8 cells (gigabytes, minutes). The
 numbers are identical (same tokens, same LCS, same F formula).
+
+``rougeLsum`` still uses rouge-score's table for every (reference sentence, response sentence)
+pair (its union LCS needs rouge-score's own backtracking), so its cost is
+``|hyp tokens|·|ref tokens|``: a 500,000-character one-line response against a 420-word
+reference took 8 s and 450 MB, growing with the response. Option ``max_chars`` (default
+20,000, about 4,000 words, 0.6 s against that reference; 0: no cap; ``rougeLsum`` only): a
+longer response is not scored, it gets **0.0** and is named in the call's ``stats["errors"]``.
+0.0 is a lower bound, so the cap never raises a score.
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from functools import lru_cache
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, references
+from rewardkit.rewards.rules._common import NAN, RuleReward, as_bool, as_count, references
 from rewardkit.types import Query
 
 VARIANTS = ("rougeL", "rougeLsum", "rouge1", "rouge2")
+#: Characters of a response ``rougeLsum`` scores by default; a longer one scores 0.0.
+MAX_CHARS = 20_000
 
 
 def _scorer(variant: str, stemmer: bool) -> Any:
@@ -91,23 +101,44 @@ class RougeLReward(RuleReward):
     """``rule:rouge_l`` — ROUGE-L F1 in [0, 1], max over references.
 
     Options: ``stemmer`` (Porter stemming, default false, as HF ``evaluate``), ``variant``
-    (``rougeL`` default, ``rougeLsum``, ``rouge1``, ``rouge2``).
+    (``rougeL`` default, ``rougeLsum``, ``rouge1``, ``rouge2``), ``max_chars`` (``rougeLsum``
+    only: a longer response scores 0.0, named as a failure; default 20,000; 0: no cap).
     """
 
     rule = "rouge_l"
 
-    def __init__(self, stemmer: bool = False, variant: str = "rougeL") -> None:
+    def __init__(
+        self, stemmer: bool = False, variant: str = "rougeL", max_chars: int | None = None
+    ) -> None:
         if variant not in VARIANTS:
             raise SpecError(f"rule:rouge_l variant must be one of {VARIANTS}, got {variant!r}")
         super().__init__(stemmer=as_bool("stemmer", self.rule, stemmer), variant=variant)
+        if variant == "rougeLsum":
+            cap = MAX_CHARS if max_chars is None else max_chars
+            self.options["max_chars"] = as_count("max_chars", self.rule, cap, minimum=0)
+        elif max_chars is not None:
+            raise SpecError(
+                f"rule:rouge_l max_chars applies to variant=rougeLsum only (the other variants "
+                f"are linear in the response), got variant={variant}"
+            )
         self._scorer = _scorer(variant, self.options["stemmer"])
 
     def score_one(self, query: Query) -> float:
+        return self.verdict(query)[0]
+
+    def verdict(self, query: Query) -> tuple[float, str | None]:
+        """The score, and why when the response was too long to score (then 0.0)."""
         refs = references(query.reference, strict=True)
         if not refs:
-            return NAN
+            return NAN, None
         o = self.options
-        return rouge_max(self._scorer, o["variant"], query.response, refs, o["stemmer"])
+        cap = o.get("max_chars", 0)
+        if cap and len(query.response) > cap and any(_has_tokens(r) for r in refs):
+            return 0.0, (
+                f"rule:rouge_l: the response has {len(query.response):,} characters, more than "
+                f"max_chars={cap:,} (rougeLsum is quadratic): not scored, 0.0"
+            )
+        return rouge_max(self._scorer, o["variant"], query.response, refs, o["stemmer"]), None
 
 
 def compute_score(solution: str, ground_truth: Any, stemmer: bool = False) -> float:
