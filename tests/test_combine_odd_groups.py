@@ -241,9 +241,10 @@ def test_message_content_that_is_not_text_is_refused_not_scored_as_its_repr():
             rf(["q"], [[{"role": "assistant", "content": content}]], ground_truth=["None"])
     with pytest.raises(TypeError, match=r"prompts\[0\]\[0\].content is dict"):
         as_prompt([{"role": "user", "content": {"a": 1}}], "prompts[0]")
-    # images are skipped, a tool-call turn without text is "", plain text stays as it is
+    # images are skipped, a tool-call turn without text is "", plain text stays as it is;
+    # text parts are joined with a newline, as rewardkit.content.content_text joins them
     parts = [{"type": "image"}, {"type": "text", "text": "4"}, " more"]
-    assert as_response([{"content": parts}]) == "4 more"
+    assert as_response([{"content": parts}]) == "4\n more"
     assert as_response([{"role": "assistant", "content": None, "tool_calls": [{}]}]) == ""
 
 

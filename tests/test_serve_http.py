@@ -117,7 +117,8 @@ def test_v1_rewards_mixed_batch_per_item_errors_do_not_fail_the_batch(server):
     body = r.json()
     assert body["protocol"] == "rewardkit.v1"
     res = {x["id"]: x for x in body["results"]}
-    assert [x["id"] for x in body["results"]] == ["a", "b", "c", None, "e", "f", "g", "h"]
+    # an invalid item keeps the id it was sent with (tests/test_rl_serve_round3.py)
+    assert [x["id"] for x in body["results"]] == ["a", "b", "c", "d", "e", "f", "g", "h"]
     assert res["a"]["reward"] == pytest.approx(
         offline(server, "default", "Say hi", "Hello there!"), abs=1e-5
     )
@@ -126,8 +127,8 @@ def test_v1_rewards_mixed_batch_per_item_errors_do_not_fail_the_batch(server):
         offline(server, "default", "Say hi", "Hi."), abs=1e-5
     )
     assert res["c"]["reward"] == 1.0 and res["c"]["route"] == "gsm8k"
-    assert res[None]["error"]["type"] == "invalid_item"
-    assert res[None]["error"]["message"] == "items[3]: response: Input should be a valid string"
+    assert res["d"]["error"]["type"] == "invalid_item"
+    assert res["d"]["error"]["message"] == "items[3]: response: Input should be a valid string"
     assert (
         res["e"]["error"]["type"] == "item_too_long"
         and "2501 characters" in res["e"]["error"]["message"]

@@ -156,11 +156,19 @@ def _number_or_null(v: Any) -> bool:
     return v is None or _is_number(v)
 
 
+def _unechoed_id(r: dict[str, Any], sent: Any) -> bool:
+    """Whether ``r`` is the error for an item whose ``id`` the protocol cannot echo (``true``,
+    ``1.5``: only text and integers are ids): the server answers ``id: null`` with the item's
+    error, which must stay that item's error, not fail the whole batch."""
+    valid = isinstance(sent, str | int) and not isinstance(sent, bool)
+    return r.get("id") is None and r.get("error") is not None and not valid
+
+
 def _result_problem(r: Any, item: Mapping[str, Any]) -> str | None:
     """What is wrong with one ``/v1/rewards`` result for ``item``, or None."""
     if not isinstance(r, dict):
         return "not an object"
-    if r.get("id") != item.get("id"):
+    if r.get("id") != item.get("id") and not _unechoed_id(r, item.get("id")):
         return f"id {str(r.get('id'))[:40]!r} where the item sent had {item.get('id')!r}"
     problem = _error_problem(r.get("error"))
     if problem:

@@ -56,6 +56,18 @@ def source_keys(ids: Any, n: int, name: str = "source_ids") -> np.ndarray:
     return np.array(keys, dtype=str) if keys else np.array([], dtype=str)
 
 
+def by_source(ids: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``(source, indices)`` of each distinct id of ``ids`` in sorted order, the indices rising
+    (as ``ids == source`` selects them), found with one sort: a mask per source made a batch of
+    100,000 distinct sources 10^10 comparisons (73 s for a :class:`RunningWhitener` call)."""
+    if not len(ids):
+        return []
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    order = np.argsort(inverse.reshape(-1), kind="stable")
+    cuts = np.cumsum(np.bincount(inverse.reshape(-1), minlength=len(uniq)))[:-1]
+    return [(str(u), idx) for u, idx in zip(uniq, np.split(order, cuts), strict=True)]
+
+
 def state_field(state: Mapping[str, Any], key: str, owner: str) -> Any:
     """``state[key]``; a ValueError naming the field when a saved state lacks it."""
     try:

@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.checks import source_keys, state_field, state_mapping, state_number
+from rewardkit.combine.checks import (
+    by_source,
+    source_keys,
+    state_field,
+    state_mapping,
+    state_number,
+)
 from rewardkit.combine.normalize import as_array, check_finite, huge_exponent
 
 LN3 = math.log(3.0)
@@ -116,10 +122,10 @@ class MedianLogisticNormalizer:
         r = as_array(metric_values, "metric_values").reshape(-1)
         check_finite(r, "metric_values")
         ids = _ids(dataset_ids, len(r))
-        for d in np.unique(ids):
-            vals = r[(ids == d) & ~np.isnan(r)]
+        for d, idx in by_source(ids):
+            vals = r[idx][~np.isnan(r[idx])]
             if len(vals):
-                self.params[str(d)] = self._fit_one(vals, str(d))
+                self.params[d] = self._fit_one(vals, d)
         return self
 
     def update(self, rewards: Any, dataset_ids: Any) -> None:
@@ -127,13 +133,13 @@ class MedianLogisticNormalizer:
         r = as_array(rewards, "rewards").reshape(-1)
         check_finite(r, "rewards")
         ids = _ids(dataset_ids, len(r))
-        for d in np.unique(ids):
-            vals = r[(ids == d) & ~np.isnan(r)]
+        for d, idx in by_source(ids):
+            vals = r[idx][~np.isnan(r[idx])]
             if not len(vals):
                 continue
-            buf = self._buffers.setdefault(str(d), deque(maxlen=self.window))
+            buf = self._buffers.setdefault(d, deque(maxlen=self.window))
             buf.extend(vals.tolist())
-            self.params[str(d)] = self._fit_one(np.fromiter(buf, dtype=np.float64), str(d))
+            self.params[d] = self._fit_one(np.fromiter(buf, dtype=np.float64), d)
 
     def transform(self, rewards: Any, dataset_ids: Any) -> np.ndarray:
         """Map each reward through its source's logistic curve."""
@@ -142,16 +148,15 @@ class MedianLogisticNormalizer:
         ids = _ids(dataset_ids, len(r))
         med = np.full(len(r), np.nan)
         k = np.full(len(r), np.nan)
-        for d in np.unique(ids):
-            p = self.params.get(str(d))
+        for d, sel in by_source(ids):
+            p = self.params.get(d)
             if p is None:
-                if self.unknown == "error" and not np.isnan(r[ids == d]).all():
+                if self.unknown == "error" and not np.isnan(r[sel]).all():
                     known = ", ".join(sorted(self.params)) or "none"
                     raise ValueError(
-                        f"no median for data source {str(d)!r}; fit or update it first (known: {known})"
+                        f"no median for data source {d!r}; fit or update it first (known: {known})"
                     )
                 continue
-            sel = ids == d
             med[sel], k[sel] = p
         return logistic_normalize(r, med, k)
 

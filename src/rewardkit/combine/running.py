@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.checks import (
+    by_source,
     is_real,
     source_keys,
     state_bool,
@@ -188,8 +189,8 @@ class RunningWhitener:
     def update(self, rewards: Any, source_ids: Any = None) -> None:
         r = as_rewards(rewards)
         ids = self._sources(len(r), source_ids)
-        for s in map(str, np.unique(ids)):
-            x = r[ids == s]
+        for s, idx in by_source(ids):
+            x = r[idx]
             if not np.isnan(x).all():  # a source where nothing applied gets no statistics
                 self.moments[s] = self.moments.get(s, Moments()).updated(x, self.decay)
 
@@ -197,13 +198,12 @@ class RunningWhitener:
         r = as_rewards(rewards)
         ids = self._sources(len(r), source_ids)
         out = np.array(r, copy=True)
-        for s in np.unique(ids):
-            sel = ids == s
+        for s, sel in by_source(ids):
             if np.isnan(r[sel]).all():
                 continue  # nothing to whiten: these rewards stay NaN
-            m = self.moments.get(str(s))
+            m = self.moments.get(s)
             if m is None or m.count == 0:
-                raise ValueError(f"no running statistics for source {str(s)!r}; call update first")
+                raise ValueError(f"no running statistics for source {s!r}; call update first")
             out[sel] = _whitened(r[sel], m, self.ddof, self.eps, self.center)
         return out if self.clip is None else clip_rewards(out, -self.clip, self.clip)
 

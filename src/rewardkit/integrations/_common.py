@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.content import TEXT_PART_TYPES
 from rewardkit.registry import load_reward
 from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult
@@ -81,8 +82,11 @@ def agreeing_members(result: ScoreResult) -> tuple[str, ...]:
 
 def text_of(content: Any, where: str = "content") -> str:
     """Text of a message content: a string, or the text of a part list (text parts as
-    ``{"type": "text", "text": ...}`` or bare strings; image and other parts are skipped);
-    ``None`` (a tool-call turn) is ``""``. Anything else is a TypeError naming ``where``: a
+    ``{"type": "text", "text": ...}``, the Responses API's ``input_text``/``output_text``, or
+    bare strings; image and other parts are skipped), parts joined with ``"\n"`` as
+    :func:`rewardkit.content.content_text` (``rewardkit score``) joins them, so ``#### 4`` and
+    ``2 attempts`` never merge into ``#### 42`` and both paths score the same text (an
+    ``output_text`` part was skipped, scoring ``""``); ``None`` (a tool-call turn) is ``""``. Anything else is a TypeError naming ``where``: a
     dict in place of the list, a part that is neither text nor a dict, or a text part whose
     ``text`` is not a string were scored as their repr, as ``""`` or as the text ``"None"``."""
     if content is None or isinstance(content, str):
@@ -101,14 +105,14 @@ def text_of(content: Any, where: str = "content") -> str:
                 f"{where}[{k}] is {type(part).__name__}: a content part is text or a dict "
                 "with a type"
             )
-        elif part.get("type", "text") == "text":
+        elif part.get("type", "text") in TEXT_PART_TYPES:
             if not isinstance(part.get("text"), str):
                 raise TypeError(
                     f"{where}[{k}] is a text part whose text is "
                     f"{type(part.get('text')).__name__}, not a string"
                 )
             texts.append(part["text"])
-    return "".join(texts)
+    return "\n".join(texts)
 
 
 def as_prompt(prompt: Any, where: str = "prompt") -> list[Message]:
@@ -340,6 +344,35 @@ def failed_fill(
         else "none (each kept the score the reward gave it)",
     )
     return np.where(lost, fill, scores), failed
+
+
+_UNROUTED: set[tuple[str, str]] = set()
+
+
+def warn_unrouted(reward: Reward, queries: Sequence[Query], where: str) -> None:
+    """Warn once per ``where`` and data source when a route reward without ``default`` has no
+    route for a query's source: those responses get NaN ("does not apply"), which verl and
+    OpenRLHF turn into ``nan_score`` (0.0) and TRL into ``None``. A misspelt source (verl's
+    ``openai/gsm8k`` against a route ``gsm8k``) trained every response on 0 without a word."""
+    from rewardkit.rewards.composite.route import RouteReward
+
+    if not isinstance(reward, RouteReward) or reward.default is not None:
+        return
+    key = reward.key
+    sources = {str(q.meta[key]) if key in q.meta else f"<no {key}>" for q in queries}
+    new = sorted(s for s in sources - set(reward.routes) if (where, s) not in _UNROUTED)
+    if not new:
+        return
+    if len(_UNROUTED) < 10_000:
+        _UNROUTED.update((where, s) for s in new)
+    log.warning(
+        "%s: no route for data source(s) %s and no 'default' (routes: %s): those responses "
+        "get NaN, sent as the NaN score; add a 'default' route or fix the %s values",
+        where,
+        [s[:80] for s in new[:10]],
+        ", ".join(sorted(reward.routes)),
+        key,
+    )
 
 
 def refuse_batch_relative(reward: Reward, n: int, where: str, instead: str) -> None:

@@ -44,6 +44,7 @@ from rewardkit.integrations._common import (
     failed_fill,
     log_keys,
     refuse_batch_relative,
+    warn_unrouted,
 )
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.results import failed_rows
@@ -126,6 +127,7 @@ def score_queries(
     rows = [i for i, r in enumerate(split) if r is not None]
     lost = {i: "the prompt was not found in the query" for i in range(n) if split[i] is None}
     qs = [Query([user(prompts[i] or "")], split[i], reference=label(labels[i])) for i in rows]
+    warn_unrouted(reward, qs, "openrlhf reward_func")
     full = reward.score_full(qs) if qs else None
     scores = (
         _spread(np.asarray(full.scores, dtype=np.float64), rows, n) if full else np.full(n, np.nan)

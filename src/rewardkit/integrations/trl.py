@@ -52,6 +52,7 @@ from rewardkit.integrations._common import (
     log_key,
     log_keys,
     plain_value,
+    warn_unrouted,
 )
 from rewardkit.monitor import RewardMonitor
 from rewardkit.types import Query, prompt_text
@@ -144,6 +145,7 @@ class TRLReward:
         self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
     ) -> list[float | None]:
         queries = self.queries(prompts, completions, columns)
+        warn_unrouted(self.reward, queries, f"TRL {self.__name__}")
         full = self.reward.score_full(queries)
         raw = np.asarray(full.scores, dtype=np.float64)
         check_finite_scores(raw, f"{self.reward.name!r} scores")

@@ -65,6 +65,7 @@ from rewardkit.integrations._common import (
     is_plain,
     log_keys,
     refuse_batch_relative,
+    warn_unrouted,
 )
 from rewardkit.types import Query, Reward
 
@@ -202,6 +203,7 @@ def compute_score_batch(
         _query(d, s, g, e, i)
         for i, (d, s, g, e) in enumerate(zip(sources, solutions, truths, infos, strict=True))
     ]
+    warn_unrouted(reward, queries, "verl compute_score")
     full = reward.score_full(queries)
     scores = np.asarray(full.scores, dtype=np.float64)
     if scores.ndim != 1:

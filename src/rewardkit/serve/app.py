@@ -45,7 +45,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rewardkit.data.jsontext import DuplicateKeyError, unique_keys
 from rewardkit.data.readers import MAX_DEPTH, check_tree, parse_json
 from rewardkit.serve.batcher import QueueFull, QueueTooSmall
-from rewardkit.serve.bodies import ClientGone, Refusal, check_content_type, read_body
+from rewardkit.serve.bodies import (
+    ClientGone,
+    Refusal,
+    check_content_encoding,
+    check_content_type,
+    read_body,
+)
 from rewardkit.serve.config import ServeConfig
 from rewardkit.serve.connections import PROTOCOL_ANSWER
 from rewardkit.serve.metrics import LATENCY_BUCKETS
@@ -54,6 +60,7 @@ from rewardkit.serve.protocol import (
     PROTOCOL_VERSION,
     RewardRequest,
     describe_validation_error,
+    echo_id,
     parse_item,
 )
 from rewardkit.serve.scoring import (
@@ -109,7 +116,9 @@ def decode_body(body: bytes, lists: Sequence[str], max_items: int) -> dict[str, 
     after parsing, before the per-value checks and validation whose cost grows with the number
     of values), then nesting deeper than ``MAX_DEPTH``, lone surrogates (400)."""
     try:
-        text = body.decode("utf-8")
+        # a UTF-8 byte order mark (PowerShell, .NET clients) is not JSON; RFC 8259 lets a
+        # parser ignore it (it was a 400 "Expecting value (line 1, column 1)")
+        text = body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise Refusal(400, "invalid_json", f"request body is not UTF-8: {exc}") from exc
     try:
@@ -208,6 +217,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         so the event loop keeps answering other requests meanwhile."""
         if config.api_key is None:
             check_content_type(request.headers)
+        check_content_encoding(request.headers)
         body, taken = await read_body(request, budget)
         try:
             if len(body) <= THREAD_PARSE_BYTES:
@@ -377,11 +387,13 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         try:
             body = RewardRequest.model_validate(data)
         except ValidationError as exc:
-            raise Refusal(422, "invalid_request", describe_validation_error(exc)) from exc
+            raise Refusal(
+                422, "invalid_request", describe_validation_error(exc, "request body")
+            ) from exc
         slots = []
         for i, raw in enumerate(body.items):
             item, err = parse_item(raw, i)
-            slots.append(Slot(i, item, error=err))
+            slots.append(Slot(i, item, error=err, raw_id=echo_id(raw) if item is None else None))
         return check_slots(state, slots)
 
     def prepare_openrlhf(data: dict[str, Any]) -> list[Slot]:
@@ -390,7 +402,9 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         try:
             body = OpenRLHFRequest.model_validate(data)
         except ValidationError as exc:
-            raise Refusal(422, "invalid_request", describe_validation_error(exc)) from exc
+            raise Refusal(
+                422, "invalid_request", describe_validation_error(exc, "request body")
+            ) from exc
         except ValueError as exc:
             raise Refusal(422, "invalid_request", str(exc)) from exc
         return check_slots(state, to_slots(body, remove_eos=config.strip_eos))

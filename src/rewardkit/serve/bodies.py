@@ -45,6 +45,20 @@ def check_content_type(headers: Any) -> None:
         )
 
 
+def check_content_encoding(headers: Any) -> None:
+    """415 (with ``Accept-Encoding: identity``, RFC 7694) for a body declared compressed: the
+    server reads plain JSON, so a gzip body was a 400 "request body is not UTF-8" and one
+    declared ``br`` was read as if it were plain."""
+    given = headers.get("content-encoding")
+    if given is not None and given.strip().lower() not in ("", "identity"):
+        raise Refusal(
+            415,
+            "unsupported_media_type",
+            f"Content-Encoding {given[:40]!r} is not supported: send the body uncompressed",
+            {"Accept-Encoding": "identity"},
+        )
+
+
 async def read_body(request: Request, budget: BodyBudget) -> tuple[bytes, int]:
     """The whole body and the bytes it took from ``budget`` (a declared length before reading
     any, a chunked body's as they come), for the caller to give back. A body past the budget is

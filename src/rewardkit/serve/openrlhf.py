@@ -136,7 +136,10 @@ def to_response(
     response that broke the reward never scores above one it scored. ``extra_logs`` has a list
     for each of ``names`` (every component the server's routes give: the same keys in every
     answer, which OpenRLHF merges key by key) and each component a result carries."""
-    fail = failed_reward_of(results, nan_reward, failed_reward)
+    # only when an item failed: else the warning "a failed item got the fixed score" was
+    # logged for a call with no failure (one NaN query, an empty call)
+    failed = any(r.error is not None for r in results)
+    fail = failed_reward_of(results, nan_reward, failed_reward) if failed else nan_reward
     rewards = [fail if r.error is not None else _number(r.reward, nan_reward) for r in results]
     keys = list(dict.fromkeys([*names, *(n for r in results for n in r.components)]))
     extra = {

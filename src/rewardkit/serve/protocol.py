@@ -18,20 +18,61 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from rewardkit.content import TEXT_PART_TYPES
 from rewardkit.data.checks import ROLES
 
 PROTOCOL_VERSION = "rewardkit.v1"
 
 
+def parts_text(parts: list[Any]) -> str:
+    """The text of an OpenAI content part list, parts joined with ``"\n"`` as ``rewardkit score``
+    joins them (:func:`rewardkit.content.content_text`); an image or other non-text part is a
+    ValueError naming it (the server scores text), and so is an empty list (as in a file)."""
+    if not parts:
+        raise ValueError("content is an empty list of parts: send text, or a non-empty list")
+    texts = []
+    for k, part in enumerate(parts):
+        if isinstance(part, str):
+            texts.append(part)
+        elif (
+            isinstance(part, dict)
+            and part.get("type", "text") in TEXT_PART_TYPES
+            and isinstance(part.get("text"), str)
+        ):
+            texts.append(part["text"])
+        else:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise ValueError(
+                f"content[{k}] is a {kind!r} part: the server reads text parts "
+                f"({', '.join(TEXT_PART_TYPES)}) with a string 'text'"
+            )
+    return "\n".join(texts)
+
+
 class ChatMessage(BaseModel):
-    """One chat turn, OpenAI form."""
+    """One chat turn, OpenAI form: ``content`` is text, a list of text parts (joined), or
+    ``null`` beside ``tool_calls`` (a tool-call turn, read as ``""``), as ``rewardkit score``
+    and the trainer adapters read them (such turns were an ``invalid_item``)."""
 
     model_config = ConfigDict(extra="ignore")
 
     role: StrictStr
     content: StrictStr
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_content(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        content = data.get("content")
+        if content is None and data.get("tool_calls"):
+            return {**data, "content": ""}
+        if isinstance(content, list):
+            return {**data, "content": parts_text(content)}
+        return data
 
     @field_validator("role")
     @classmethod
@@ -88,11 +129,12 @@ class RewardResponse(BaseModel):
     results: list[RewardResult]
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem: ``field.path: message`` (pydantic's own wording)."""
+def describe_validation_error(exc: ValidationError, whole: str = "(item)") -> str:
+    """One line per problem: ``field.path: message`` (pydantic's own wording); a problem of
+    the whole object (a check across fields) is named ``whole``."""
     parts = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(item)"
+        loc = ".".join(str(p) for p in err.get("loc", ())) or whole
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
 
@@ -120,6 +162,14 @@ def non_finite_error(path: str) -> str:
         f"{path}: a number that is not finite (nan, ±inf, or beyond ±1.8e308 such as 1e400) "
         "cannot be a gold answer; send it as a string, or null for no reference"
     )
+
+
+def echo_id(raw: Any) -> str | int | None:
+    """The ``id`` of a raw item when it is one the protocol echoes (text or an integer), even
+    when the rest of the item is invalid: a result with ``id: null`` for an item sent with an
+    id cannot be matched to it (``RewardClient`` refused the whole batch over it)."""
+    rid = raw.get("id") if isinstance(raw, dict) else None
+    return rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
 
 
 def parse_item(raw: Any, index: int) -> tuple[RewardItem | None, ItemError | None]:

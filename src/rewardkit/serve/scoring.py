@@ -30,6 +30,8 @@ class Slot:
     vector: np.ndarray | None = None
     cached: bool = False
     error: ItemError | None = None
+    #: the id an invalid item was sent with (:func:`~rewardkit.serve.protocol.echo_id`)
+    raw_id: str | int | None = None
 
 
 def _item_chars(item: RewardItem) -> int:
@@ -177,7 +179,7 @@ def _finite(x: float) -> float | None:
 
 def slot_result(s: Slot) -> RewardResult:
     """The protocol answer for one slot."""
-    rid = s.item.id if s.item is not None else None
+    rid = s.item.id if s.item is not None else s.raw_id
     if s.error is not None or s.vector is None:
         return RewardResult(id=rid, error=s.error, route=s.route.name if s.route else None)
     assert s.route is not None
