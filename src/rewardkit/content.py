@@ -27,7 +27,6 @@ from rewardkit.errors import DataError, RewardkitError
 
 #: How an image renders in plain text (:func:`content_text`).
 IMAGE_TOKEN = "<image>"
-_DATA_URL_PREFIX = "data:"
 
 
 class ImageError(DataError):
@@ -121,13 +120,15 @@ class ImageRef:
         if self.data is not None:
             return self.data
         if self.path is not None:
-            if self.path.startswith(("http://", "https://")):
+            if _is_http(self.path):
                 return self._fetch()
+            from rewardkit.multimodal.files import read_image_file
+
             try:
-                return Path(self.path).read_bytes()
+                return read_image_file(self.path)
             except FileNotFoundError:
                 raise self._error(f"image file not found: {self.path}") from None
-            except OSError as e:
+            except (OSError, ValueError) as e:  # ValueError: too large to be an image
                 raise self._error(f"cannot read image file {self.path}: {e}") from None
         buf = io.BytesIO()
         self.pil.save(buf, format="PNG")
@@ -140,20 +141,23 @@ class ImageRef:
             raise self._error(f"cannot download image {self.path}: {e}") from None
 
     def load(self) -> Any:
-        """The image as an RGB ``PIL.Image.Image`` (read now; not kept)."""
+        """The image as an upright RGB ``PIL.Image.Image`` as processors make it (read now; not
+        kept; :mod:`rewardkit.multimodal.pixels`: transparency onto white, 16-bit grey scaled)."""
+        from rewardkit.multimodal.pixels import to_rgb, upright
+
         image_mod = _pil()
         if self.pil is not None:
             if not hasattr(self.pil, "convert"):
                 raise self._error(f"not a PIL image: {type(self.pil).__name__}")
-            return self.pil.convert("RGB")
+            return to_rgb(self.pil)
         raw = self.read_bytes()
         try:
             img = image_mod.open(io.BytesIO(raw))
             img.load()
-            img = _upright(img)
+            img = upright(img)
         except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
             raise self._error(f"cannot decode image {self.describe()}: {_reason(e)}") from None
-        return img.convert("RGB")
+        return to_rgb(img)
 
     def checked_bytes(self) -> tuple[bytes, str]:
         """(encoded bytes, MIME type) once the bytes are checked to decode as an image;
@@ -188,7 +192,7 @@ class ImageRef:
         if "path" in obj:
             return cls(path=str(obj["path"]), origin=origin)
         if "data" in obj:
-            return cls(data=_b64(str(obj["data"]), origin), origin=origin)
+            return cls(data=b64_bytes(str(obj["data"]), origin), origin=origin)
         raise ImageError(
             f"image object needs 'path' or 'data', got keys {list(obj)}", origin=origin
         )
@@ -227,13 +231,6 @@ def _reason(e: Exception) -> str:
     return re.sub(r"\s*<[\w.]+ object at 0x[0-9a-f]+>", "", str(e)) or type(e).__name__
 
 
-def _upright(img: Any) -> Any:
-    """``img`` turned as its EXIF Orientation tag says (as ``transformers.load_image`` does)."""
-    from PIL import ImageOps
-
-    return ImageOps.exif_transpose(img) or img
-
-
 def image_mime(raw: bytes, error: Any = None) -> str:
     """The MIME type of encoded image bytes, checked by decoding them with PIL; raises
     ``error(message)`` (default :class:`ImageError`) when they are not an image."""
@@ -253,11 +250,23 @@ def image_mime(raw: bytes, error: Any = None) -> str:
     return mime
 
 
-def _b64(text: str, origin: str | None) -> bytes:
+def b64_bytes(text: str, origin: str | None = None) -> bytes:
+    """Base64 as browsers read data URLs: whitespace (line-wrapped base64) ignored, padding
+    optional, the URL-safe alphabet (``-_``) and percent-escapes accepted; else an error."""
+    compact = "".join(text.split())
+    if "%" in compact:
+        from urllib.parse import unquote
+
+        compact = unquote(compact)
+    compact = compact.translate(str.maketrans("-_", "+/")).rstrip("=")
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except ValueError as e:
         raise ImageError(f"invalid base64 image data: {e}", origin=origin) from None
+
+
+def _is_http(s: str) -> bool:
+    return s[:8].lower().startswith(("http://", "https://"))
 
 
 def _is_pil(x: Any) -> bool:
@@ -265,18 +274,22 @@ def _is_pil(x: Any) -> bool:
 
 
 def _from_string(s: str, origin: str | None, base_dir: str | Path | None) -> ImageRef:
-    """A path, ``file://`` URL, http(s) URL or ``data:`` URL as an :class:`ImageRef`."""
-    if s.startswith(_DATA_URL_PREFIX):
+    """A path, ``file:``, http(s) or ``data:`` URL (scheme in any case) as an :class:`ImageRef`."""
+    if s[:5].lower() == "data:":
         head, sep, payload = s.partition(",")
-        if not sep or ";base64" not in head:
+        if not sep or ";base64" not in head.lower():
             raise ImageError(f"unsupported data URL {s[:40]!r} (need ';base64,')", origin=origin)
-        return ImageRef(data=_b64(payload, origin), origin=origin)
-    if s.startswith(("http://", "https://")):
-        return ImageRef(path=s, origin=origin)
-    if s.startswith("file://"):
+        return ImageRef(data=b64_bytes(payload, origin), origin=origin)
+    if _is_http(s):
+        scheme, rest = s.split(":", 1)
+        return ImageRef(path=scheme.lower() + ":" + rest, origin=origin)
+    if s[:5].lower() == "file:":
         from urllib.parse import unquote, urlparse
 
-        s = unquote(urlparse(s).path)
+        url = urlparse(s)
+        if url.netloc not in ("", "localhost"):
+            raise ImageError(f"file URL on another host: {s[:80]!r}", origin=origin)
+        s = unquote(url.path)
     if not s:
         raise ImageError("empty image path", origin=origin)
     p = Path(s).expanduser()
@@ -287,8 +300,9 @@ def _from_string(s: str, origin: str | None, base_dir: str | Path | None) -> Ima
 
 def as_image_ref(x: Any, origin: str | None = None, base_dir: str | Path | None = None) -> ImageRef:
     """An :class:`ImageRef` from a path/URL string, ``os.PathLike``, bytes, PIL image,
-    ``{"path"|"data"|"url": ...}`` object or an ImageRef. Relative paths resolve against
-    ``base_dir`` when given."""
+    ``{"path"|"data"|"url": ...}`` object, Hugging Face ``{"bytes", "path"}`` image (the bytes
+    win when both are there, as in ``datasets``), image content part or an ImageRef. Relative
+    paths resolve against ``base_dir`` when given."""
     if isinstance(x, ImageRef):
         return x
     if isinstance(x, bytes | bytearray):
@@ -300,11 +314,11 @@ def as_image_ref(x: Any, origin: str | None = None, base_dir: str | Path | None 
     if _is_pil(x):
         return ImageRef(pil=x, origin=origin)
     if isinstance(x, Mapping):
+        if x.get("type") in ("image", "image_url", "input_image"):  # a content part
+            return image_part(x, origin, base_dir)["image"]
         if "url" in x:
             return _from_string(str(x["url"]), origin, base_dir)
-        if x.get("path"):
-            return _from_string(str(x["path"]), origin, base_dir)
-        if "bytes" in x and x["bytes"] is not None:  # HF datasets' Image feature
+        if x.get("bytes"):  # HF datasets' Image feature: the bytes are the image, as there
             raw = x["bytes"]
             if not isinstance(raw, bytes | bytearray | memoryview):
                 raise ImageError(
@@ -313,8 +327,10 @@ def as_image_ref(x: Any, origin: str | None = None, base_dir: str | Path | None 
                     origin=origin,
                 )
             return ImageRef(data=bytes(raw), origin=origin)
+        if x.get("path"):  # HF datasets without bytes: the file
+            return _from_string(str(x["path"]), origin, base_dir)
         if "data" in x:
-            return ImageRef(data=_b64(str(x["data"]), origin), origin=origin)
+            return ImageRef(data=b64_bytes(str(x["data"]), origin), origin=origin)
     raise ImageError(
         f"cannot read an image from {type(x).__name__} "
         "(expected a path, URL, data URL, bytes, PIL image or ImageRef)",

@@ -2,7 +2,9 @@
 MMRB2 items (see ``docs/multimodal.md``).
 
 Images become :class:`~rewardkit.content.ImageRef` parts: a path (relative paths
-resolve against the data file's folder), a data URL, or bytes (Hugging Face ``Image`` columns).
+resolve against the data file's folder, or, for a symlinked data file whose folder lacks the
+image, the folder of the file it links to), a data URL, or bytes (Hugging Face ``Image``
+columns: the bytes win over ``path``, as in ``datasets``).
 A missing image file is a located :class:`~rewardkit.errors.DataError` at load time; the pixels
 are read only when a reward needs them (a corrupt file then raises
 :class:`~rewardkit.content.ImageError` naming the file, line and field).
@@ -26,7 +28,6 @@ are read only when a reward needs them (a corrupt file then raises
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 from collections.abc import Mapping
@@ -34,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.content import (
+    ImageError,
     ImageRef,
     as_image_ref,
+    b64_bytes,
     content_images,
     image_part,
     missing_file,
@@ -64,20 +67,33 @@ def _base_dir(loc: Location) -> Path | None:
     return Path(loc.path).parent if loc.kind != "dataset" else None
 
 
+def linked_dir(loc: Location) -> Path | None:
+    """The folder of the file a symlinked data file points to (None: not a link, or the same
+    folder): images named relative to the real file are found there."""
+    if loc.kind == "dataset":
+        return None
+    try:
+        real = Path(loc.path).resolve().parent
+    except (OSError, RuntimeError):  # a link loop
+        return None
+    return real if real != Path(loc.path).parent.resolve() else None
+
+
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
-_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")  # no overlapping classes: linear on any input
+_B64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")  # no overlapping classes: linear on any input
 
 
 def _raw_base64_image(value: str) -> bytes | None:
-    """The bytes of a bare base64 string (no ``data:`` prefix) that decode to a known image
-    format (PNG, JPEG, GIF, BMP, TIFF, WebP), else None."""
+    """The bytes of a bare base64 string (no ``data:`` prefix; padding optional, either
+    alphabet, as data URLs are read) that decode to a known image format (PNG, JPEG, GIF, BMP,
+    TIFF, WebP), else None."""
     compact = "".join(value.split())
     if len(value) < 64 or not _B64.fullmatch(compact):
         return None
     try:
-        head = base64.b64decode(compact[:48], validate=True)
-        data = base64.b64decode(compact, validate=True)
-    except ValueError:
+        head = b64_bytes(compact[:48])
+        data = b64_bytes(compact)
+    except ImageError:
         return None
     webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     return data if webp or head.startswith(_IMAGE_MAGIC) else None
@@ -85,10 +101,10 @@ def _raw_base64_image(value: str) -> bytes | None:
 
 def _resolve(rec: Record, name: str, value: Any, sub: str) -> Any:
     """Published layouts ``as_image_ref`` does not read itself: a bare base64 string
-    (VL-RewardBench exports) and a Hugging Face ``{"bytes", "path"}`` image whose ``path`` is
-    only the original file name (the bytes are the image)."""
+    (VL-RewardBench exports) and a Hugging Face ``{"bytes", "path"}`` image whose bytes were
+    written out as base64 text."""
     base = _base_dir(rec.loc)
-    if isinstance(value, str) and not value.startswith(("data:", "http://", "https://", "file:")):
+    if isinstance(value, str) and not value[:8].lower().startswith(_URL_SCHEMES):
         local = Path(value) if base is None or Path(value).is_absolute() else base / value
         if len(value) >= 64 and not _exists(local):
             data = _raw_base64_image(value)
@@ -101,12 +117,10 @@ def _resolve(rec: Record, name: str, value: Any, sub: str) -> Any:
                 name, "expected image bytes (or base64 text of an image)", sub + ".bytes"
             )
         return {"bytes": data}
-    if isinstance(value, Mapping) and value.get("bytes") is not None and value.get("path"):
-        path = Path(str(value["path"]))
-        local = path if base is None or path.is_absolute() else base / path
-        if not _exists(local):
-            return {"bytes": value["bytes"]}
     return value
+
+
+_URL_SCHEMES = ("data:", "http://", "https://", "file:")
 
 
 def _exists(path: Path) -> bool:
@@ -121,8 +135,13 @@ def _image(rec: Record, name: str, value: Any, sub: str = "") -> ImageRef:
     if value is None or value == "":
         raise rec.error(name, "expected an image (a path, data URL or bytes), got nothing", sub)
     value = _resolve(rec, name, value, sub)
+    origin = _origin(rec.loc, rec.field(name, sub))
     try:
-        ref = as_image_ref(value, _origin(rec.loc, rec.field(name, sub)), _base_dir(rec.loc))
+        ref = as_image_ref(value, origin, _base_dir(rec.loc))
+        linked = linked_dir(rec.loc)
+        if linked is not None and missing_file(ref):  # relative to the real file of a link
+            found = as_image_ref(value, origin, linked)
+            ref = ref if missing_file(found) else found
     except DataError as e:
         raise rec.error(name, getattr(e, "reason", str(e)), sub) from None
     _check_file(rec, name, ref, sub)
@@ -145,10 +164,13 @@ def _short(text: str, limit: int = 200) -> str:
 def content(rec: Record, name: str, value: Any, sub: str = "") -> Content:
     """A content field (text or parts) normalised, with located errors; image files must
     exist. Parts without an image come back as plain text (what text rewards read)."""
+    origin = _origin(rec.loc, rec.field(name, sub))
     try:
-        out = normalize_content(
-            value, _origin(rec.loc, rec.field(name, sub)), base_dir=_base_dir(rec.loc)
-        )
+        out = normalize_content(value, origin, base_dir=_base_dir(rec.loc))
+        linked = linked_dir(rec.loc)
+        if linked is not None and any(missing_file(i) for i in content_images(out)):
+            found = normalize_content(value, origin, base_dir=linked)
+            out = out if any(missing_file(i) for i in content_images(found)) else found
     except DataError as e:
         raise rec.error(name, getattr(e, "reason", str(e)), sub) from None
     for img in content_images(out):
@@ -356,7 +378,7 @@ def convert_mm_qa(rec: Record) -> Example:
 def _is_image_path(value: str) -> bool:
     s = value.strip()
     return "\n" not in s and (
-        s.lower().endswith(IMAGE_SUFFIXES) or s.startswith(("data:image/", "file://"))
+        s.lower().endswith(IMAGE_SUFFIXES) or s[:11].lower().startswith(("data:image/", "file:"))
     )
 
 

@@ -20,6 +20,7 @@ import torch
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.execute import pad_rows
 from rewardkit.engine.runner import ModelBackedReward
+from rewardkit.multimodal.pixels import PIXELS
 from rewardkit.types import Capability
 
 
@@ -43,6 +44,11 @@ class MultimodalReward(ModelBackedReward):
 
     def model_adapter(self) -> ModelAdapter:
         return RowsAdapter(self)
+
+    def engine_identity(self) -> dict[str, Any]:
+        """The engine's settings plus how images become pixels (:data:`PIXELS`): scores cached
+        before that changed are not reused."""
+        return {**super().engine_identity(), "pixels": PIXELS}
 
 
 class RowsAdapter(ModelAdapter):

@@ -1,4 +1,5 @@
-"""Image files cut short (:func:`incomplete_image`): found cheaply, before any model loads.
+"""Image files cut short (:func:`incomplete_image`): found cheaply, before any model loads; local
+image files read with a size bound (:func:`read_image_file`).
 
 A download or copy that stopped early leaves an image file without its format's ending.
 ``rewardkit eval`` and ``rewardkit score`` check every local image of their input for it (reading
@@ -11,8 +12,26 @@ whose ending is intact is found only when the image is decoded for scoring
 from __future__ import annotations
 
 import io
+import os
 
 from rewardkit.content import ImageError, ImageRef
+
+#: Most bytes a local image file may hold (an 8K 16-bit TIFF has about 200 MB): a larger file
+#: (a video or a checkpoint under an image's name) is refused unread, not read whole, twice (its
+#: digest and its decoding), for PIL to refuse.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def read_image_file(path: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a local image file; ``ValueError`` (unread) when it holds more than
+    ``max_bytes`` (default :data:`MAX_FILE_BYTES`)."""
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"it has {size:,} bytes, more than an image may have ({limit:,})")
+        return fh.read()
+
 
 #: How an image file ends, by the signature it starts with: (signature, ending, within how many
 #: last bytes): PNG's IEND chunk, JPEG's end-of-image marker, GIF's trailer.
@@ -37,7 +56,8 @@ def _ends_early(head: bytes, tail: bytes, size: int) -> bool:
 
 def incomplete_image(ref: ImageRef) -> str | None:
     """Why a local image file (or image bytes) is cut short, as a download or copy that stopped
-    early leaves it; None when it is whole, or is not local (a URL, a PIL image).
+    early leaves it, or too large to be an image (:data:`MAX_FILE_BYTES`); None when it is
+    whole, or is not local (a URL, a PIL image).
 
     Cheap on whole files: only the first and last bytes are read and checked for the format's
     ending (:func:`_ends_early`: PNG, JPEG, GIF, WebP). Only bytes without their ending are
@@ -59,6 +79,8 @@ def incomplete_image(ref: ImageRef) -> str | None:
             return None  # a missing or unreadable file is reported by whoever reads it
     else:
         return None
+    if ref.data is None and size > MAX_FILE_BYTES:  # read_image_file refuses it
+        return f"image file has {size:,} bytes, more than an image may have ({MAX_FILE_BYTES:,})"
     if not _ends_early(head, tail, size):
         return None
     try:
@@ -68,4 +90,4 @@ def incomplete_image(ref: ImageRef) -> str | None:
     return None
 
 
-__all__ = ["incomplete_image"]
+__all__ = ["MAX_FILE_BYTES", "incomplete_image", "read_image_file"]
