@@ -34,6 +34,7 @@ from rewardkit.outputs import finite_json
 from rewardkit.remote.auth import check_api_key
 from rewardkit.remote.decode import ACCEPT_ENCODING, AnswerTooLarge, BadEncoding, BoundedDecoder
 from rewardkit.remote.limits import backoff_delay, parse_retry_after
+from rewardkit.secrets import strip_userinfo, userinfo
 
 #: Transport failures after which the request is sent again (a reset or a write cut by a
 #: restarting server included: scoring is idempotent).
@@ -255,6 +256,10 @@ class _Base:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.base_url = base_url.rstrip("/")
+        # user:password@ goes as Basic auth, not in the URL httpx logs at INFO for each request
+        user, password = userinfo(self.base_url)
+        self._url = strip_userinfo(self.base_url)
+        self._auth = httpx.BasicAuth(user, password) if user or password else None
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -325,7 +330,9 @@ class RewardClient(_Base):
         self._http = self._new_http()
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
+        return httpx.Client(
+            base_url=self._url, auth=self._auth, headers=self.headers, timeout=self.timeout
+        )
 
     def _connections(self) -> httpx.Client:
         """The keep-alive client of this process. A process forked from the one that made it
@@ -410,7 +417,8 @@ class AsyncRewardClient(_Base):
     def __init__(self, base_url: str, *, max_connections: int = 100, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url,
+            base_url=self._url,
+            auth=self._auth,
             headers=self.headers,
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=max_connections),

@@ -7,7 +7,7 @@ from rewardkit.remote.config import RemoteConfigError
 from rewardkit.remote.cost import Price, PriceTable
 from rewardkit.remote.http import BatchResult, HttpClient, HttpRequest, Outcome
 from rewardkit.remote.limits import Limits, RateLimiter
-from rewardkit.remote.usage import Usage, no_usage, openai_usage, token_count
+from rewardkit.remote.usage import Usage, generation_usage, no_usage, openai_usage, token_count
 
 __all__ = [
     "BatchResult",
@@ -20,6 +20,7 @@ __all__ = [
     "RateLimiter",
     "RemoteConfigError",
     "Usage",
+    "generation_usage",
     "no_usage",
     "openai_usage",
     "token_count",

@@ -19,6 +19,11 @@ class BadEncoding(Exception):
     """A content coding that cannot be decoded (unknown, stacked or corrupt)."""
 
 
+class UnsupportedEncoding(BadEncoding):
+    """A content coding the client did not ask for (``br``, ``zstd``, stacked codings): the same
+    request gets it again, so it is not retried (a corrupt ``gzip`` transfer is)."""
+
+
 class BoundedDecoder:
     """Decodes a body's content coding (identity, gzip, deflate) chunk by chunk, failing as soon
     as the decoded size would pass ``cap``: a small compressed body cannot become a huge one
@@ -28,10 +33,16 @@ class BoundedDecoder:
         codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
         codings = [c for c in codings if c != "identity"]
         if len(codings) > 1:
-            raise BadEncoding(f"unsupported Content-Encoding {encoding!r} (more than one coding)")
+            raise UnsupportedEncoding(
+                f"unsupported Content-Encoding {encoding!r} (more than one coding; the client "
+                f"asks for one of {ACCEPT_ENCODING!r})"
+            )
         self.coding = codings[0] if codings else None
         if self.coding not in (None, "gzip", "x-gzip", "deflate"):
-            raise BadEncoding(f"unsupported Content-Encoding {encoding!r}")
+            raise UnsupportedEncoding(
+                f"unsupported Content-Encoding {encoding!r} (the client asks for one of "
+                f"{ACCEPT_ENCODING!r})"
+            )
         self.cap = cap
         self.size = 0
         self.parts: list[bytes] = []

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,13 @@ from typing import Any
 from rewardkit.remote.auth import check_api_key
 from rewardkit.remote.breaker import Breaker
 from rewardkit.remote.config import RemoteConfigError
-from rewardkit.remote.decode import ACCEPT_ENCODING, AnswerTooLarge, BadEncoding, BoundedDecoder
+from rewardkit.remote.decode import (
+    ACCEPT_ENCODING,
+    AnswerTooLarge,
+    BadEncoding,
+    BoundedDecoder,
+    UnsupportedEncoding,
+)
 from rewardkit.remote.limits import (
     RETRY_STATUSES,
     Limits,
@@ -149,14 +156,37 @@ def read_api_key(api_key_env: str | None) -> str | None:
     return value
 
 
+#: A query parameter's name as shown in an error (anything else may be a key: shown as ``…``).
+_PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,39}")
+
+
+def _query_error(url: str) -> str:
+    """Why a ``base_url`` with a ``?query`` or ``#fragment`` is refused, naming the query's
+    parameters but none of their values (a key in the URL is a secret)."""
+    head, _, tail = url.partition("?") if "?" in url else url.partition("#")
+    parts = [p.partition("=") for p in tail.split("#")[0].split("&") if p]
+    names = [f"{n}=…" if eq and _PARAM_NAME.fullmatch(n) else "…" for n, eq, _ in parts]
+    what = f"a query (?{'&'.join(names)})" if "?" in url else "a #fragment"
+    shown = "" if "@" in tail else f" {display_url(head)!r}"  # "user:p?ss@": all of it hidden
+    return (
+        f"base_url{shown} holds {what}: request paths are appended to base_url, "
+        "so it would end up inside each request's path (…/v1?…/chat/completions) and be shown "
+        "in errors and stored in the cache's identity; give the URL up to its path, and an "
+        "API key with api_key_env=NAME"
+    )
+
+
 def check_url(base_url: Any) -> str:
     """``base_url`` without a trailing ``/`` once it is a usable http(s) URL: a host, a port in
-    1..65535, nothing a request could not carry; else a one-line :class:`RemoteConfigError`
-    naming it (credentials shown as ``[redacted]``), raised when the reward is built rather
-    than as a traceback when it first sends."""
+    1..65535, no ``?query`` or ``#fragment``, nothing a request could not carry; else a one-line
+    :class:`RemoteConfigError` naming it (credentials shown as ``[redacted]``, a query by its
+    parameters' names), raised when the reward is built rather than as a traceback when it
+    first sends."""
     if not isinstance(base_url, str):
         raise RemoteConfigError(f"base_url: expected an http:// or https:// URL, got {base_url!r}")
     url = base_url.rstrip("/")
+    if "?" in url or "#" in url:  # before anything shows the URL: its query may hold a key
+        raise RemoteConfigError(_query_error(url))
     shown = repr(display_url(base_url))
     if not url.startswith(("http://", "https://")):
         raise RemoteConfigError(f"base_url {shown}: expected an http:// or https:// URL")
@@ -202,6 +232,17 @@ def _parse_body(content: bytes, charset: str | None) -> Any:
         return _decode_text(content, charset)
     except RecursionError:
         return _decode_text(content, charset)
+
+
+def _redirect_error(status: int, location: str) -> str:
+    """The error of a redirect, which the client does not follow (its ``Authorization`` would
+    go to whatever host the answer names): where it points, without credentials or query."""
+    where = display_url(location.split("?", 1)[0].split("#", 1)[0])[:200]
+    return (
+        f"HTTP {status}: the endpoint redirects to {where!r}, and redirects are not followed "
+        "(the API key would go to whatever host an answer names): point base_url at where "
+        "it leads (up to the path before /chat/completions)"
+    )
 
 
 class HttpClient:
@@ -303,8 +344,16 @@ class HttpClient:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(requests), desc=f"HTTP {self.base_url}", unit="req", leave=False)
+        # a URL's user:password@ goes as Basic auth, not in the URL: httpx logs each request's
+        # URL at INFO ("HTTP Request: POST http://user:password@host/…")
+        user, password = userinfo(self._url)
+        auth = httpx.BasicAuth(user, password) if user or password else None
         async with httpx.AsyncClient(
-            base_url=self._url, headers=self._all_headers(), timeout=timeout, limits=pool
+            base_url=strip_userinfo(self._url),
+            auth=auth,
+            headers=self._all_headers(),
+            timeout=timeout,
+            limits=pool,
         ) as http:
 
             async def one(request: HttpRequest) -> Outcome:
@@ -372,12 +421,13 @@ class HttpClient:
             except TimeoutError:
                 status = None
                 error = f"Timeout: no complete answer within {deadline:g} s"
+            except (AnswerTooLarge, UnsupportedEncoding) as exc:  # the same answer again: no retry
+                self.breaker.answered()
+                kind = "DecodingError: " if isinstance(exc, UnsupportedEncoding) else ""
+                error = self.redact(f"{kind}{exc}")
+                return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
             except BadEncoding as exc:  # a corrupted transfer: retried like a dropped one
                 status, error = None, f"DecodingError: {exc}"
-            except AnswerTooLarge as exc:  # the same request gets the same answer: no retry
-                self.breaker.answered()
-                error = self.redact(str(exc))
-                return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
             except httpx.HTTPError as exc:  # anything else httpx refuses
                 error = self.redact(f"{type(exc).__name__}: {exc}")
                 return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
@@ -403,6 +453,8 @@ class HttpClient:
                 status = response.status_code
                 text = self.redact(_decode_text(content[:4096], charset))
                 error = f"HTTP {status}: {text[:300]}"
+                if response.is_redirect:
+                    error = self.redact(_redirect_error(status, response.headers["location"]))
                 if status not in RETRY_STATUSES:
                     return Outcome(
                         False, status, body, error, attempt + 1, Usage(), time.monotonic() - t0

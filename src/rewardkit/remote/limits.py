@@ -75,7 +75,7 @@ class Limits:
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when
-    absent, unreadable, negative or a date in the past (the caller then backs off as usual: a
+    absent, unreadable (a date out of range included), negative or a date in the past (the caller then backs off as usual: a
     server saying "retry 5 s ago" must not make every retry go out at once)."""
     if value is None:
         return None
@@ -83,13 +83,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     try:
         seconds = float(value)
     except ValueError:
-        try:
+        try:  # a year or an offset past C's ints overflows: a broken header, not a crash
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError, IndexError, AttributeError, OSError):
             return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
     if math.isnan(seconds) or seconds < 0:
         return None
     return seconds

@@ -89,6 +89,19 @@ def openai_usage(body: Any) -> Usage:
     return Usage(prompt, completion or 0)
 
 
+def generation_usage(body: Any) -> Usage:
+    """:func:`openai_usage` of an answer that generated text (a chat or completions answer): an
+    absent completion count is unknown there, not 0 — a judge's answer has at least one token,
+    and a price table that bills completions far above prompts would report a known, too low
+    cost."""
+    block = body.get("usage") if isinstance(body, Mapping) else None
+    if isinstance(block, Mapping) and not any(
+        n in block for n in ("completion_tokens", "output_tokens")
+    ):
+        return Usage(unreported=1)
+    return openai_usage(body)
+
+
 def no_usage(body: Any) -> Usage:
     """The usage of an answer that bills no tokens (a rewardkit server's): zero, known."""
     return Usage()

@@ -22,8 +22,27 @@ _GOES_ON = re.compile(
 )
 
 
+#: Types of the content parts that hold an answer's text (OpenAI's ``text``, the Responses
+#: API's ``output_text``); others (``thinking``, ``reasoning``, ``refusal``…) are not its verdict.
+TEXT_PARTS = ("text", "output_text")
+
+
+def _parts_text(content: list[Any]) -> str | None:
+    """The text of a content given as a list of parts (``[{"type": "text", "text": …}]``, as
+    Mistral's reasoning models and some proxies answer): its text parts joined; None when it
+    has none."""
+    texts = [
+        p["text"]
+        for p in content
+        if isinstance(p, Mapping) and p.get("type") in TEXT_PARTS and isinstance(p.get("text"), str)
+    ]
+    return "".join(texts) if texts else None
+
+
 def answer_text(body: Any) -> str | None:
-    """The generated text of an OpenAI-style answer (chat or completions), or None."""
+    """The generated text of an OpenAI-style answer (chat or completions), or None. A chat
+    ``content`` that is a list of parts is read as its text parts (:data:`TEXT_PARTS`), not its
+    ``thinking`` ones."""
     try:
         choice = body["choices"][0]
     except (KeyError, IndexError, TypeError):
@@ -31,8 +50,41 @@ def answer_text(body: Any) -> str | None:
     message = choice.get("message") if isinstance(choice, Mapping) else None
     if isinstance(message, Mapping) and isinstance(message.get("content"), str):
         return message["content"]
+    if isinstance(message, Mapping) and isinstance(message.get("content"), list):
+        return _parts_text(message["content"])
     text = choice.get("text") if isinstance(choice, Mapping) else None
     return text if isinstance(text, str) else None
+
+
+def no_text(body: Any) -> str:
+    """Why an answer has no text (:func:`answer_text` None), for its error: no choice (an
+    ``error`` object sent with status 200 is quoted), or a message whose content is null,
+    beside a reasoning the judge may have been cut in."""
+    try:
+        choice = body["choices"][0]
+    except (KeyError, IndexError, TypeError):
+        error = body.get("error") if isinstance(body, Mapping) else None
+        if isinstance(error, Mapping):
+            error = error.get("message", error)
+        said = f": it holds an error, {str(error)[:200]!r}" if error else ""
+        return f"the answer has no choices[0] (choices empty or missing){said}"
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    if not isinstance(message, Mapping):
+        return "the answer has no choices[0].message.content or .text"
+    content = message.get("content")
+    what = "null" if content is None else f"a {type(content).__name__} with no text part"
+    reasoning = next(
+        (message[k] for k in ("reasoning_content", "reasoning") if isinstance(message.get(k), str)),
+        None,
+    )
+    why = f"the answer's choices[0].message.content is {what}"
+    if reasoning:
+        why += (
+            f"; only its reasoning ({len(reasoning):,} characters, finish_reason "
+            f"{finish_reason(body)!r}) was given, which is not read as a verdict: the judge may "
+            "have been cut while reasoning (raise max_tokens)"
+        )
+    return why
 
 
 def finish_reason(body: Any) -> str | None:

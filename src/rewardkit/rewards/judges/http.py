@@ -33,7 +33,7 @@ import numpy as np
 from rewardkit.content import ImageContentError, ImageRef
 from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, escape_content
 from rewardkit.errors import SpecError, switch
-from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, openai_usage
+from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, generation_usage
 from rewardkit.remote.config import real_number, whole_number
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
@@ -44,7 +44,7 @@ from rewardkit.rewards.endpoints.base import (
 from rewardkit.rewards.judges import listwise as lw
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
-from rewardkit.rewards.judges.body import answer_text, cut_verdict, finish_reason
+from rewardkit.rewards.judges.body import answer_text, cut_verdict, finish_reason, no_text
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.parse import read_answer
 from rewardkit.rewards.judges.template import JudgeKind, Part
@@ -76,10 +76,12 @@ _FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unalign
 #: before a verdict at the cut of a ``finish_reason: length`` answer failed, and before the
 #: published judges' formats were read (Arena-Hard, Prometheus, JSON…; a number or response the
 #: reasoning only mentions unparsed), a determiner "no" ("No issues found") stopped being a
-#: No and "Response B is more verbose" stopped being B, are not reused.
+#: No and "Response B is more verbose" stopped being B, and before a verdict inside a copy of a
+#: judged text stopped counting in every form (a first word, one yes/no in the text) and
+#: tokens listed as raw pieces (``▁Yes``, ``ĠYes``) were read as their text, are not reused.
 READING = (
     "own-verdicts-copies-only;logprob-tokens-aligned;cut-verdicts-fail;published-formats;"
-    "no-determiner;more-of-a-merit"
+    "no-determiner;more-of-a-merit;no-verdict-in-a-copy;piece-marks"
 )
 
 
@@ -165,7 +167,12 @@ class HttpJudge(EndpointReward):
             raise ValueError(f"{self.spec_kind}: unparsed must be 'nan' or 'tie', got {unparsed!r}")
         if not model:
             raise ValueError(f"{self.spec_kind}: an HTTP judge needs model=NAME")
-        client = HttpClient(openai_base_url(base_url), api_key_env=api_key_env, limits=limits)
+        client = HttpClient(
+            openai_base_url(base_url),
+            api_key_env=api_key_env,
+            limits=limits,
+            usage_reader=generation_usage,
+        )
         super().__init__(client, batch_size=1, cache_dir=cache_dir, progress=progress)
         self.model = str(model)
         self.endpoint = endpoint
@@ -288,7 +295,7 @@ class HttpJudge(EndpointReward):
         (row,) = queries
         text = answer_text(body)
         if text is None:
-            raise ValueError("the answer has no choices[0].message.content or .text")
+            raise ValueError(no_text(body))
         if not text.strip():
             raise ValueError(f"the answer is empty (finish_reason {finish_reason(body)!r})")
         classes = self.classes(row)
@@ -306,7 +313,7 @@ class HttpJudge(EndpointReward):
         if scores is None and self.unparsed == "tie":
             scores = np.zeros(len(classes))  # equal classes: P = 0.5, equal listwise scores
         values = self.value(scores, row) if scores is not None else [np.nan] * len(names)
-        usage = openai_usage(body)
+        usage = generation_usage(body)
         known = not usage.unreported  # NaN usage: the answer reported none (its cost unknown)
         flags = {
             "unparsed": float(not reading.parsed),

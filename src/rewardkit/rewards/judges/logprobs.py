@@ -31,9 +31,24 @@ MAX_LOGPROB = 1e-3
 Positions = list[tuple[str, dict[str, float]]]
 
 
+#: The word-start marks of raw tokenizer pieces, which some servers list in place of the space
+#: or line break they stand for: SentencePiece's ``▁`` anywhere, byte-level BPE's ``Ġ`` (space)
+#: and ``Ċ`` (line break) at a token's start (elsewhere they are letters: Maltese ``Ġ``).
+_PIECE_START = re.compile("\\A[\u0120\u010a]+")
+
+
+def piece_text(token: str) -> str:
+    """A token as the text it spells: ``▁Yes`` and ``ĠYes`` as `` Yes``, ``Ċ`` as a line break."""
+    token = token.replace("\u2581", " ")
+    return _PIECE_START.sub(
+        lambda m: m.group(0).replace("\u0120", " ").replace("\u010a", "\n"), token
+    )
+
+
 def norm_token(token: str) -> str:
-    """A generated token as a class spelling: without spaces and ``*[]()`` around it."""
-    return token.strip().strip("*[]()").strip()
+    """A generated token as a class spelling: its piece marks as spaces (:func:`piece_text`),
+    without spaces and ``*[]()`` around it."""
+    return piece_text(token).strip().strip("*[]()").strip()
 
 
 def _logprob(value: Any) -> float:
@@ -44,11 +59,18 @@ def _logprob(value: Any) -> float:
     return float(value)
 
 
+def _entry(value: Any, where: str) -> Mapping[str, Any]:
+    """A logprobs entry, which must be a JSON object (else a broken answer naming ``where``)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"the answer's {where} is {str(value)[:40]!r}, not an object")
+    return value
+
+
 def top_logprobs(body: Any) -> Positions | None:
     """(generated token, {candidate token: logprob}) per position of an OpenAI-style answer
     (chat ``logprobs.content[*].top_logprobs`` or completions ``logprobs.top_logprobs``), or
-    None when the server returned none. Raises ValueError for a log-probability that is not a
-    number."""
+    None when the server returned none. Raises ValueError, naming the place, for a
+    log-probability that is not a number or an entry that is not an object."""
     try:
         choice = body["choices"][0]
         lp = choice.get("logprobs")
@@ -58,17 +80,26 @@ def top_logprobs(body: Any) -> Positions | None:
         return None
     out: Positions = []
     if isinstance(lp.get("content"), list):
-        for entry in lp["content"]:
-            tops = {
-                str(t["token"]): _logprob(t["logprob"]) for t in entry.get("top_logprobs") or []
-            }
+        for i, entry in enumerate(lp["content"]):
+            where = f"logprobs.content[{i}]"
+            listed = _entry(entry, where).get("top_logprobs") or []
+            if not isinstance(listed, list):
+                raise ValueError(f"the answer's {where}.top_logprobs is not a list")
+            tops = {}
+            for j, t in enumerate(listed):
+                t = _entry(t, f"{where}.top_logprobs[{j}]")
+                if "token" not in t or "logprob" not in t:
+                    raise ValueError(f"the answer's {where}.top_logprobs[{j}] has no token/logprob")
+                tops[str(t["token"])] = _logprob(t["logprob"])
             tops.setdefault(str(entry.get("token", "")), _logprob(entry.get("logprob", _NEG)))
             out.append((str(entry.get("token", "")), tops))
     elif isinstance(lp.get("top_logprobs"), list):
         tokens = lp.get("tokens") or []
-        for i, tops in enumerate(lp["top_logprobs"]):
-            tok = str(tokens[i]) if i < len(tokens) else max(tops, key=tops.get)
-            out.append((tok, {str(t): _logprob(v) for t, v in (tops or {}).items()}))
+        for i, listed in enumerate(lp["top_logprobs"]):
+            listed = _entry(listed or {}, f"logprobs.top_logprobs[{i}]")
+            tops = {str(t): _logprob(v) for t, v in listed.items()}
+            tok = str(tokens[i]) if i < len(tokens) else max(tops, key=tops.__getitem__, default="")
+            out.append((tok, tops))
     return out or None
 
 
@@ -123,6 +154,7 @@ def token_spans(tokens: Sequence[str], text: str) -> Spans:
     once (a server that lists only the verdict token). Raises :class:`Unaligned` when neither
     places a token."""
     target, offsets = _solid(text)
+    tokens = [piece_text(t) for t in tokens]
     spans, pos = _from_the_end(tokens, target)
     if pos == len(target) and not any(_OPAQUE.match(t) for t in tokens):
         solids = [_solid(t)[0] for t in tokens]

@@ -64,6 +64,7 @@ from rewardkit.rewards.judges.quotes import (
     MIN_QUOTE_CHARS,
     Judged,
     blank,
+    in_copy,
     judge_words,
     own_words,
     quote_marks,
@@ -366,6 +367,17 @@ _READERS: dict[str, Callable[[str, Judged, int], Found | None]] = {
 }
 
 
+def _not_copied(text: str, found: Found | None, judged: Judged) -> Found | None:
+    """``found`` unless its verdict word lies in a copy of a judged text: whatever form found it
+    (a first word, a first number, ``Response A is better``, one yes/no in the text), a judge
+    that only repeats the response does not give the response's verdict."""
+    if found is None:
+        return None
+    word = re.match(r"\w+", text[found[1] :])
+    end = found[1] + (word.end() if word and word.end() else 1)
+    return None if in_copy(text, found[1], end, judged) else found
+
+
 def text_reading(
     kind: str,
     text: str,
@@ -379,9 +391,10 @@ def text_reading(
     judged = Judged(quoted)
     read = _READERS[kind]
     own = own_words(text, judged)
-    found = None if own is None else read(own, judged, k)
+    found = None if own is None else _not_copied(text, read(own, judged, k), judged)
     if found is None and own is not None:  # no verdict without the copies: read them too
         found = read(own_words(text, judged, copies=False) or "", judged, k)
+        found = _not_copied(text, found, judged)
     if found is None:
         return UNPARSED
     value, token = found[0], not isinstance(found[0], RatingRange | Derived)

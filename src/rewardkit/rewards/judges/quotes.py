@@ -42,7 +42,7 @@ MIN_QUOTE_CHARS = 24
 _LOOSE_SPACE = re.compile(r" (?!\w)|(?<!\w) ")
 #: Copy checks per row: pieces looked up in the judged texts, and window checks of the pieces
 #: found there (each reads them all, for up to ``_REACH`` + 1 windows); past either, a
-#: verdict-like piece is the judge's own (as without the judged texts).
+#: verdict-like piece a judged text may hold counts as a copy (:func:`in_copy`).
 MAX_QUOTE_LOOKUPS, MAX_QUOTE_CHECKS = 1024, 64
 #: How far (characters) around a piece its copy windows reach.
 _REACH = 4 * MIN_QUOTE_CHARS
@@ -112,14 +112,20 @@ def in_copy(text: str, start: int, end: int, judged: Judged | None) -> bool:
     """Whether ``text[start:end]`` lies inside a copy of a judged text: a stretch of ``text``
     around it, :data:`MIN_QUOTE_CHARS` or longer once :func:`fold`-ed, that a judged text holds.
     Only a copy is evidence of quoting: a verdict string a judged text merely also holds
-    (``Rating: 2``) is the judge's. Past :data:`MAX_QUOTE_LOOKUPS` or :data:`MAX_QUOTE_CHECKS`
-    per row, no."""
-    if judged is None or not judged.folded or judged.lookups >= MAX_QUOTE_LOOKUPS:
+    (``Rating: 2``) is the judge's. Past :data:`MAX_QUOTE_LOOKUPS`, or past
+    :data:`MAX_QUOTE_CHECKS` for a piece a judged text holds, yes: what cannot be checked any
+    more is not taken for the judge's own (a response holding 65 verdicts, repeated by the
+    judge, would have had the 65th read as the judge's verdict)."""
+    if judged is None or not judged.folded:
         return False
+    if judged.lookups >= MAX_QUOTE_LOOKUPS:
+        return True
     judged.lookups += 1
     key = fold(text[start:end])
-    if not key or judged.checks >= MAX_QUOTE_CHECKS or not judged.holds(key):
+    if not key or not judged.holds(key):
         return False
+    if judged.checks >= MAX_QUOTE_CHECKS:
+        return True
     judged.checks += 1
     lo, hi = max(0, start - _REACH), min(len(text), end + _REACH)
     b = end
