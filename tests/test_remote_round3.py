@@ -25,6 +25,7 @@ remote, round 3; docs/judges.md, docs/remote.md, docs/hardening.md). One test pe
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json
 import logging
@@ -305,3 +306,20 @@ def test_a_retry_after_http_date_is_honoured():
         client = HttpClient(srv.url, limits=Limits(retries=1, backoff=0.0))
         client.run([HttpRequest("/x", {})])
     assert len(srv.times) == 2 and srv.times[1] - srv.times[0] >= 0.9
+
+
+def test_reward_client_url_credentials_are_sent_but_never_logged(caplog):
+    from rewardkit.client import RewardClient
+
+    answer = {"protocol": "rewardkit.v1", "results": [{"id": None, "reward": 1.0}]}
+    with RawServer(lambda *a: reply(200, answer)) as srv:
+        host = srv.url.split("//", 1)[1]
+        client = RewardClient(f"http://bob:{SECRET}@{host}", retries=0)
+        # the answer's shape is not what this test checks
+        with caplog.at_level(logging.DEBUG), contextlib.suppress(Exception):
+            client.score([{"prompt": "p", "response": "r"}])
+    basic = base64.b64encode(f"bob:{SECRET}".encode()).decode()
+    assert srv.requests, "the client sent nothing"
+    assert srv.requests[0][2]["authorization"] == f"Basic {basic}"  # still sent
+    assert "HTTP Request: POST" in caplog.text
+    assert SECRET not in caplog.text and basic not in caplog.text
