@@ -1,9 +1,6 @@
-"""``rewardkit curate …``: one subcommand per curation step (docs/cli/curate.md).
-
-Each reads examples with :func:`rewardkit.data.load`, calls one library function of
-:mod:`rewardkit.curate` and writes the result (rewardkit JSONL by default, or TRL / OpenRLHF).
-Heavy modules are imported inside the commands.
-"""
+"""``rewardkit curate …``: one subcommand per curation step (docs/cli/curate.md). Each reads
+examples with :func:`rewardkit.data.load`, calls one library function of :mod:`rewardkit.curate`
+and writes the result (rewardkit JSONL by default, or TRL / OpenRLHF); heavy imports inside."""
 
 from __future__ import annotations
 
@@ -14,7 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from rewardkit.cli_errors import finite, number_in, user_errors
+from rewardkit.commands.options import parse_columns
 from rewardkit.curate.cli_helpers import (
+    COLUMNS_HELP,
     STATE,
     TO_FORMATS,
     check_targets,
@@ -61,11 +60,12 @@ def _options(
             "records with one warning that counts them (give it before the subcommand).",
         ),
     ] = "raise",
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
 ) -> None:
     """Options shared by every curate subcommand."""
     if on_error not in ("raise", "skip"):
         raise typer.BadParameter("must be raise or skip", param_hint="--on-error")
-    STATE["on_error"] = on_error
+    STATE["on_error"], STATE["columns"] = on_error, parse_columns(columns)
 
 
 @curate_app.command("strength")

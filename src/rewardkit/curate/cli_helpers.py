@@ -12,8 +12,12 @@ from typing import Any
 
 import typer
 
-#: Options shared by the verbs (``--on-error``) and what the last load skipped.
-STATE: dict[str, Any] = {"on_error": "raise", "malformed": 0}
+#: Options shared by the verbs (``--on-error``, ``--columns``) and what the last load skipped.
+STATE: dict[str, Any] = {"on_error": "raise", "columns": None, "malformed": 0}
+COLUMNS_HELP = (
+    "Column map for the input, FIELD=COLUMN pairs as data/eval/train take them, e.g. "
+    "'prompt=question,chosen=good,rejected=bad' (give it before the subcommand)."
+)
 
 
 def load_examples(data: str, fmt: str | None, limit: int | None) -> list[Any]:
@@ -22,7 +26,14 @@ def load_examples(data: str, fmt: str | None, limit: int | None) -> list[Any]:
     from rewardkit.data import load
 
     bad: list[Any] = []
-    out = load(data, format=fmt, limit=limit, on_error=STATE["on_error"], skipped_out=bad)
+    out = load(
+        data,
+        format=fmt,
+        limit=limit,
+        on_error=STATE["on_error"],
+        skipped_out=bad,
+        columns=STATE["columns"],
+    )
     STATE["malformed"] = len(bad)
     if not out:
         why = f" ({len(bad)} malformed record(s) skipped)" if bad else ""

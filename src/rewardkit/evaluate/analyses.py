@@ -91,6 +91,19 @@ def _human_label(ex: Example) -> float | None:
     return {(0,): 1.0, (1,): -1.0, (0, 1): 0.0}.get(tuple(ch))
 
 
+def _applied_temperature(
+    t: TemperatureScaling, fingerprint: str, z: np.ndarray, y: np.ndarray
+) -> dict[str, Any]:
+    """ECE and Brier of a saved temperature (``--temperature FILE``) on this reward's pairs; a
+    temperature saved for another reward (its fingerprint differs) is not applied: its scale
+    belongs to that reward's margins, so the entry says so instead of giving numbers."""
+    out: dict[str, Any] = {"temperature": t.temperature, "fitted_for": t.reward}
+    if t.fingerprint and fingerprint and t.fingerprint != fingerprint:
+        return {**out, "skipped": f"fitted for another reward ({t.reward or t.fingerprint})"}
+    p = t.apply(z)
+    return {**out, "ece": calibration_error(y, p, 10)["ece"], "brier": brier_score(y, p)}
+
+
 def analyze_reward(
     r: RewardResult,
     examples: Sequence[Example],
@@ -118,12 +131,7 @@ def analyze_reward(
         cal = calibration_report(z, y, g, seed=seed)
         cal["source"] = "judge probability" if judge else "sigma(score margin)"
         if temperature is not None:
-            p = temperature.apply(z)
-            cal["applied"] = {
-                "temperature": temperature.temperature,
-                "ece": calibration_error(y, p, 10)["ece"],
-                "brier": brier_score(y, p),
-            }
+            cal["applied"] = _applied_temperature(temperature, r.fingerprint, z, y)
         out["calibration"] = cal
 
     if lengths is not None:

@@ -116,6 +116,18 @@ def temperature_label(t: float) -> str | None:
     return None
 
 
+def applied_temperature_text(cal: dict) -> str | None:
+    """What reports print for a saved temperature (``--temperature FILE``) in a calibration
+    block: ``"T=1.04: ECE 0.092, Brier 0.234"``, or why it was not applied; None without one."""
+    a = cal.get("applied")
+    if not isinstance(a, dict):
+        return None
+    t = f"T={float(a['temperature']):.4g}"
+    if a.get("skipped"):
+        return f"{t} not applied: {a['skipped']}"
+    return f"{t}: ECE {float(a['ece']):.3f}, Brier {float(a['brier']):.3f}"
+
+
 def calibration_too_few(cal: dict) -> bool:
     """Whether a report's calibration block rests on too few examples to print (its
     ``too_few``; a report.json written before that key: fewer than two ordered pairs per

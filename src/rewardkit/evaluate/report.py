@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rewardkit.evaluate.calibration import reported_ece
+from rewardkit.evaluate.calibration import applied_temperature_text, reported_ece
 from rewardkit.evaluate.htmlreport import to_html
 from rewardkit.evaluate.lengthbias import MIN_CORRELATION_N
 from rewardkit.evaluate.result import EvalResult
@@ -74,6 +74,8 @@ def summary_lines(result: EvalResult) -> list[str]:
             )
         if reported_ece(a.get("calibration")) is not None:
             parts.append(f"ECE {fmt(a['calibration']['ece'])}")
+        if saved := applied_temperature_text(a.get("calibration") or {}):
+            parts.append(f"saved {saved}")
         if "length_bias" in a:
             lb, few = a["length_bias"], ""
             if isinstance(lb.get("n"), int) and lb["n"] < MIN_CORRELATION_N:

@@ -19,6 +19,10 @@ from rewardkit.evaluate.result import EvalResult, GroupScore, RewardResult
 from rewardkit.evaluate.safetext import code_span
 from rewardkit.types import failed_items, failed_values, failure_note, failure_outcome
 
+#: Fewer bootstrap resamples than this get a note: their percentile CIs are too rough to read
+#: (``--n-boot 1`` gives a "95% CI" that is one resample, which may miss its own score).
+MIN_STABLE_N_BOOT = 100
+
 
 class Table(NamedTuple):
     """One analysis of a report: ``rows`` hold one cell string per column; ``note`` (may be
@@ -259,6 +263,12 @@ def report_notes(result: EvalResult) -> list[str]:
         f"n_boot={st['n_boot']}, seed={st['seed']}); n = evaluable examples with a non-NaN "
         "score (a reward's own n beside its cell where it differs).",
     ]
+    if 0 < int(st.get("n_boot") or 0) < MIN_STABLE_N_BOOT:
+        notes.append(
+            f"n_boot={st['n_boot']} is under {MIN_STABLE_N_BOOT}: each CI rests on that few "
+            "bootstrap resamples, so it is rough and may not even contain its score; rerun "
+            "with --n-boot 1000 (the default) for CIs to read."
+        )
     if _few_for_ci(result):
         notes.append(
             f"A cell resting on fewer than {MIN_CI_N} outcomes shows no CI, nor does a section "

@@ -13,6 +13,7 @@ from typing import Any
 from rewardkit.evaluate.augmented import augmentation_table
 from rewardkit.evaluate.calibration import (
     MIN_CALIBRATION_EXAMPLES,
+    applied_temperature_text,
     calibration_too_few,
     reported_ece,
     temperature_label,
@@ -110,6 +111,10 @@ def _calibration_rows(name: str, c: dict[str, Any]) -> list[list[str]]:
     return [[name, *(fmt(c[k]) for k in keys), _temperature(float(c["temperature"])), heldout]]
 
 
+_CALIBRATION_COLUMNS = ["reward", "pairs", "ECE 5", "ECE 10", "ECE 20", "ACE", "MCE", "Brier"]
+_CALIBRATION_COLUMNS += ["T (all)", "held-out ECE before → after"]
+
+
 def calibration(result: EvalResult) -> Table | None:
     """ECE at three bin counts, ACE, MCE, Brier and the fitted temperature
     (docs/methods/D7-calibration.md). A reward with no scored pair, beside rewards that have
@@ -118,18 +123,7 @@ def calibration(result: EvalResult) -> Table | None:
         result,
         "calibration",
         "Calibration (docs/methods/D7-calibration.md)",
-        [
-            "reward",
-            "pairs",
-            "ECE 5",
-            "ECE 10",
-            "ECE 20",
-            "ACE",
-            "MCE",
-            "Brier",
-            "T (all)",
-            "held-out ECE before → after",
-        ],
+        _CALIBRATION_COLUMNS,
         _calibration_rows,
         "P(chosen ≻ rejected) = σ(r_c − r_r) (judges: their probability); both orders of every "
         "chosen/rejected pair. Bins: uniform on [0, 1], an inner edge goes to the lower bin. "
@@ -142,9 +136,14 @@ def calibration(result: EvalResult) -> Table | None:
         return None
     missing = [r.name for r in result.rewards if "calibration" not in r.analyses]
     blank = ["–"] * (len(table.columns) - 3)
-    return table._replace(
+    table = table._replace(
         rows=[*table.rows, *([n, "0", "no pair scored", *blank] for n in missing)]
     )
+    saved = {n: applied_temperature_text(c) for n, c in _per_reward(result, "calibration")}
+    if not any(saved.values()):
+        return table
+    rows = [[*row, saved.get(row[0]) or "–"] for row in table.rows]
+    return table._replace(columns=[*table.columns, "saved temperature (--temperature)"], rows=rows)
 
 
 def length_bias(result: EvalResult) -> Table:
