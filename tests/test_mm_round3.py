@@ -221,3 +221,55 @@ def test_image_rewards_fingerprint_how_pixels_are_made(tmp_path: Path) -> None:
     ]
     clear, white, black = reward.score(qs)
     assert clear == pytest.approx(white, abs=1e-4) and clear != pytest.approx(black, abs=1e-3)
+
+
+# -- eval --on-error skip and score's errors (commands/evaluate.py, commands/score.py) ----------
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from rewardkit.cli import app
+
+    return CliRunner().invoke(app, [*args, "--no-progress", "--no-cache"])
+
+
+def test_eval_skip_drops_a_record_whose_image_url_cannot_be_read(tmp_path: Path) -> None:
+    """Before: the data fingerprint downloaded every image before the skip logic ran, so one
+    unreadable URL stopped ``eval --on-error skip`` (exit 2)."""
+    model = tiny_clip(tmp_path / "clip")
+    rows = []
+    for i in range(4):
+        a = solid_png(tmp_path / f"a{i}.png", (250, 10 * i, 10), noise=15, seed=i)
+        b = solid_png(tmp_path / f"b{i}.png", (10, 10 * i, 250), noise=15, seed=10 + i)
+        rows.append({"prompt": "a red square", "image_a": a, "image_b": b, "label": i % 2})
+    rows[1]["image_b"] = "http://127.0.0.1:9/missing.png"  # nothing listens there
+    data = _jsonl(tmp_path / "pairs.jsonl", rows)
+    out = tmp_path / "out"
+    args = ["eval", "-r", f"clip:{model}", "--data", data, "--out", str(out), "--n-boot", "20"]
+    with pytest.warns(UserWarning, match=r"skipped 1 record"):
+        result = _cli(*args, "--on-error", "skip")
+    assert result.exit_code == 0, result.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["dataset"]["n_examples"] == 3 and rep["dataset"]["load_skipped"]["n"] == 1
+    assert "line 2, field 'image_b'" in rep["dataset"]["load_skipped"]["first"]
+
+
+def test_score_image_error_names_the_field(tmp_path: Path) -> None:
+    """Before: an image that fails to decode when scored was named by file and line only
+    (``score.jsonl:2: cannot decode image``)."""
+    model = tiny_clip(tmp_path / "clip")
+    good = solid_png(tmp_path / "good.png", (250, 10, 10), noise=15, seed=1)
+    raw = bytearray(
+        Path(solid_png(tmp_path / "bad.png", (10, 10, 250), noise=15, seed=2)).read_bytes()
+    )
+    raw[len(raw) // 3 : len(raw) // 3 + 40] = b"\x55" * 40  # same length and ending, garbled
+    (tmp_path / "bad.png").write_bytes(bytes(raw))
+    rows = [
+        {"prompt": "a red square", "response": [{"type": "image", "path": Path(p).name}]}
+        for p in (good, str(tmp_path / "bad.png"))
+    ]
+    data = _jsonl(tmp_path / "score.jsonl", rows)
+    out = tmp_path / "s.jsonl"
+    result = _cli("score", "-r", f"clip:{model}", "--data", data, "--out", str(out))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "score.jsonl:2: field 'response'" in result.output
+    assert "cannot decode image" in result.output and not out.exists()

@@ -84,11 +84,17 @@ _IMAGE_PART_TYPES = ("image", "image_url", "input_image")
 def _parts(value: Any, loc: Location, field: str) -> Any:
     """Content parts (OpenAI/HF forms) normalised; image paths resolve against the file's folder."""
     from rewardkit.content import content_images, missing_file, normalize_content
+    from rewardkit.data.multimodal import linked_dir
     from rewardkit.errors import DataError
 
     base = Path(loc.path).parent if loc.kind != "dataset" else None
     try:
-        out = normalize_content(value, f"{loc.path}:{loc.line or loc.row}", base_dir=base)
+        origin = f"{loc.path}:{loc.line or loc.row}: field {field!r}"  # errors name the field
+        out = normalize_content(value, origin, base_dir=base)
+        linked = linked_dir(loc)  # a symlinked file: images beside the file it points to
+        if linked is not None and any(missing_file(i) for i in content_images(out)):
+            found = normalize_content(value, origin, base_dir=linked)
+            out = out if any(missing_file(i) for i in content_images(found)) else found
     except DataError as e:
         raise loc.error(getattr(e, "reason", str(e)), field=field) from None
     for img in content_images(out):

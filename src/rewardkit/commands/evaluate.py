@@ -278,12 +278,15 @@ def _run_eval(
         ]
     else:
         rewards = [load_reward(spec, engine_defaults=engine) for spec in reward]
-    identity = data_identity(data, examples)
     if is_step_data(examples):  # step-labelled solutions: ProcessBench-style scores
-        _process_eval(examples, rewards, out, html, seed, identity)
+        _process_eval(examples, rewards, out, html, seed, data_identity(data, examples))
         return
+    identity: dict[str, Any] = {}
 
     def run(kept: list) -> Any:
+        # hashing reads every image (a URL is downloaded): inside run, so that --on-error skip
+        # drops a record whose image cannot be read here too
+        identity.update(data_identity(data, kept))
         return evaluate(
             kept,
             rewards,

@@ -108,21 +108,15 @@ def check_images(rows: list) -> None:
 
     seen: set = set()
     for _, q in rows:
-        for field, value in (
-            ("prompt", q.prompt),
-            ("response", q.response),
-            ("reference", q.reference),
-        ):
-            for image in images_in(value):
+        for value in (q.prompt, q.response, q.reference):
+            for image in images_in(value):  # its origin names the file, line and field
                 key = image.path if image.path is not None else image.data
                 if key is None or key in seen:  # a PIL image has no file to be cut
                     continue
                 seen.add(key)
                 cut = incomplete_image(image)
                 if cut is not None:
-                    raise ImageError(
-                        f"field {field!r}: {cut}", image=image.describe(), origin=image.origin
-                    )
+                    raise ImageError(cut, image=image.describe(), origin=image.origin)
 
 
 def _summary(stats: dict, head: str, out: Path) -> None:
