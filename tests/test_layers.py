@@ -24,6 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.combine",
         "rewardkit.timing",
         "rewardkit.secrets",
+        "rewardkit.pixels",
     ),
     "data": ("rewardkit.data",),
     "infrastructure": (
@@ -31,6 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.models",
         "rewardkit.remote",
         "rewardkit.client",
+        "rewardkit.client_batches",
         "rewardkit.multimodal",
         "rewardkit.multimodal.engine",
         "rewardkit.multimodal.image_rm",

@@ -205,7 +205,7 @@ def test_huge_file_named_as_an_image_is_refused_unread(tmp_path: Path) -> None:
 def test_image_rewards_fingerprint_how_pixels_are_made(tmp_path: Path) -> None:
     """Before: scores cached when a transparent image loaded black would have been served for
     it after the fix (the fingerprint did not say how pixels are made)."""
-    from rewardkit.multimodal.pixels import PIXELS
+    from rewardkit.pixels import PIXELS
     from rewardkit.registry import load_reward
 
     model = tiny_clip(tmp_path / "clip")

@@ -70,3 +70,18 @@ def number_in(lo: float | None = None, hi: float | None = None, *, lo_open: bool
         return value
 
     return check
+
+
+def parse_columns(text: str | None) -> dict[str, str] | None:
+    """Parse ``FIELD=COLUMN,FIELD=COLUMN`` into a column map; a field given twice is refused."""
+    if not text:
+        return None
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        field, eq, column = part.partition("=")
+        if not eq or not field.strip() or not column.strip():
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--columns")
+        if field.strip() in mapping:  # the last mapping would win silently
+            raise typer.BadParameter(f"field {field.strip()!r} given twice", param_hint="--columns")
+        mapping[field.strip()] = column.strip()
+    return mapping

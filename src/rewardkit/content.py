@@ -122,7 +122,7 @@ class ImageRef:
         if self.path is not None:
             if _is_http(self.path):
                 return self._fetch()
-            from rewardkit.multimodal.files import read_image_file
+            from rewardkit.pixels import read_image_file
 
             try:
                 return read_image_file(self.path)
@@ -142,8 +142,8 @@ class ImageRef:
 
     def load(self) -> Any:
         """The image as an upright RGB ``PIL.Image.Image`` as processors make it (read now; not
-        kept; :mod:`rewardkit.multimodal.pixels`: transparency onto white, 16-bit grey scaled)."""
-        from rewardkit.multimodal.pixels import to_rgb, upright
+        kept; :mod:`rewardkit.pixels`: transparency onto white, 16-bit grey scaled)."""
+        from rewardkit.pixels import to_rgb, upright
 
         image_mod = _pil()
         if self.pil is not None:

@@ -11,7 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite  # noqa: F401  (re-exported: the verbs' callback)
+from rewardkit.cli_errors import (  # noqa: F401  (re-exported for the verbs)
+    finite,
+    parse_columns,
+)
 from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
 
@@ -118,21 +121,6 @@ def engine_defaults(
         "cache_dir": None if no_cache else str(Path(cache_dir).expanduser()),
         "progress": False if no_progress else None,
     }
-
-
-def parse_columns(text: str | None) -> dict[str, str] | None:
-    """Parse ``FIELD=COLUMN,FIELD=COLUMN`` into a column map; a field given twice is refused."""
-    if not text:
-        return None
-    mapping: dict[str, str] = {}
-    for part in text.split(","):
-        field, eq, column = part.partition("=")
-        if not eq or not field.strip() or not column.strip():
-            raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--columns")
-        if field.strip() in mapping:  # the last mapping would win silently
-            raise typer.BadParameter(f"field {field.strip()!r} given twice", param_hint="--columns")
-        mapping[field.strip()] = column.strip()
-    return mapping
 
 
 def reset_cache(cache_dir: str) -> None:

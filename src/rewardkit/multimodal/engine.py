@@ -20,7 +20,7 @@ import torch
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.execute import pad_rows
 from rewardkit.engine.runner import ModelBackedReward
-from rewardkit.multimodal.pixels import PIXELS
+from rewardkit.pixels import PIXELS
 from rewardkit.types import Capability
 
 

@@ -12,26 +12,9 @@ whose ending is intact is found only when the image is decoded for scoring
 from __future__ import annotations
 
 import io
-import os
 
 from rewardkit.content import ImageError, ImageRef
-
-#: Most bytes a local image file may hold (an 8K 16-bit TIFF has about 200 MB): a larger file
-#: (a video or a checkpoint under an image's name) is refused unread, not read whole, twice (its
-#: digest and its decoding), for PIL to refuse.
-MAX_FILE_BYTES = 256 * 1024 * 1024
-
-
-def read_image_file(path: str, max_bytes: int | None = None) -> bytes:
-    """The bytes of a local image file; ``ValueError`` (unread) when it holds more than
-    ``max_bytes`` (default :data:`MAX_FILE_BYTES`)."""
-    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > limit:
-            raise ValueError(f"it has {size:,} bytes, more than an image may have ({limit:,})")
-        return fh.read()
-
+from rewardkit.pixels import MAX_FILE_BYTES, read_image_file
 
 #: How an image file ends, by the signature it starts with: (signature, ending, within how many
 #: last bytes): PNG's IEND chunk, JPEG's end-of-image marker, GIF's trailer.

@@ -1,10 +1,30 @@
-"""Decoded images made what the models read: upright as their EXIF says (:func:`upright`) and RGB
+"""Images made what the models read: local image files read with a size bound
+(:func:`read_image_file`), decoded images upright as their EXIF says (:func:`upright`) and RGB
 (:func:`to_rgb`: transparency composited onto white, as transformers' processors do; 16-bit grey
-scaled to 8 bits); :meth:`rewardkit.content.ImageRef.load` applies both."""
+scaled to 8 bits); :meth:`rewardkit.content.ImageRef.load` applies them. A core module (no model,
+no torch): :mod:`rewardkit.content` and the multimodal engine both use it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+#: Most bytes a local image file may hold (an 8K 16-bit TIFF has about 200 MB): a larger file
+#: (a video or a checkpoint under an image's name) is refused unread, not read whole, twice (its
+#: digest and its decoding), for PIL to refuse.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def read_image_file(path: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a local image file; ``ValueError`` (unread) when it holds more than
+    ``max_bytes`` (default :data:`MAX_FILE_BYTES`)."""
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"it has {size:,} bytes, more than an image may have ({limit:,})")
+        return fh.read()
+
 
 #: How decoded images become pixels, in the image rewards' fingerprints: a change here (v2:
 #: transparency onto white, 16-bit grey scaled) keeps scores cached before it from being reused.
@@ -43,4 +63,4 @@ def to_rgb(img: Any) -> Any:
     return img.convert("RGB")
 
 
-__all__ = ["PIXELS", "to_rgb", "upright"]
+__all__ = ["MAX_FILE_BYTES", "PIXELS", "read_image_file", "to_rgb", "upright"]
