@@ -8,6 +8,10 @@ other error status raises :class:`RewardServerError` at once; a read timeout rai
 within ``connect_timeout + timeout`` (a server trickling bytes cannot hold a call). Waits grow as
 ``backoff · 2^attempt`` capped at ``max_backoff``.
 
+A call of ``score`` larger than the server takes (``--max-items``, ``--max-body-bytes``: 413) is
+sent as several requests, their results joined in order (:mod:`rewardkit.client_batches`;
+``max_items=`` splits up front).
+
 Answers are checked before anything is returned (``invalid_response`` otherwise): at most 32 MiB
 decoded, JSON objects where objects are due, one result per item in order (an item's ``id``
 echoed), a reward that is a finite number or null and never beside an error.
@@ -29,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from rewardkit.client_batches import Parts, check_max_items, openrlhf_body, to_item
 from rewardkit.errors import RewardkitError
 from rewardkit.outputs import finite_json
 from rewardkit.remote.auth import check_api_key
@@ -47,21 +52,6 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 #: The largest answer read, decoded (a 300 MB gzip answer was decompressed whole).
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
-
-
-def _openrlhf_body(
-    queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
-) -> dict[str, Any]:
-    """The JSON body of OpenRLHF's ``/get_reward``: queries, and prompts/labels when given."""
-    for name, value in (("queries", queries), ("prompts", prompts), ("labels", labels)):
-        if isinstance(value, str | bytes):  # list("abc") would send three queries 'a', 'b', 'c'
-            raise TypeError(f"{name} must be a list with one entry per query, not one string")
-    body: dict[str, Any] = {"query": list(queries)}  # an iterator is read here, once
-    if prompts is not None:
-        body["prompts"] = list(prompts)
-    if labels is not None:
-        body["labels"] = list(labels)
-    return finite_json(body)  # a NaN label (a missing cell of a DataFrame) is sent as null
 
 
 class RewardServerError(RewardkitError):
@@ -223,24 +213,6 @@ def checked_openrlhf(answer: Answer, n: int) -> dict[str, Any]:
     return body
 
 
-def to_item(item: Any) -> dict[str, Any]:
-    """A ``/v1/rewards`` item from a dict, a pydantic model or a rewardkit ``Query`` (the
-    clients send NaN and ±inf in it as null, "no value": JSON has neither)."""
-    if isinstance(item, Mapping):
-        return dict(item)
-    if hasattr(item, "model_dump"):
-        return item.model_dump()
-    if hasattr(item, "prompt") and hasattr(item, "response"):  # a rewardkit Query
-        out = {"prompt": list(item.prompt), "response": item.response}
-        if getattr(item, "reference", None) is not None:
-            out["reference"] = item.reference
-        source = (getattr(item, "meta", None) or {}).get("data_source")
-        if source is not None:  # the server routes on it, as for a dict item (docs/serving.md)
-            out["data_source"] = str(source)
-        return out
-    raise TypeError(f"cannot send a {type(item).__name__} as a reward item")
-
-
 class _Base:
     def __init__(
         self,
@@ -252,9 +224,12 @@ class _Base:
         retries: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        max_items: int | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
+        #: Items per request (None: all in one until a 413 states the server's limit).
+        self.max_items = check_max_items(max_items)
         self.base_url = base_url.rstrip("/")
         # user:password@ goes as Basic auth, not in the URL httpx logs at INFO for each request
         user, password = userinfo(self.base_url)
@@ -373,9 +348,22 @@ class RewardClient(_Base):
 
     def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
         """``POST /v1/rewards``: one result dict per item (``reward``, ``components``,
-        ``cached``, ``error``), in order."""
-        sent = [finite_json(to_item(i)) for i in items]
-        return checked_results(self._request("POST", "/v1/rewards", json={"items": sent}), sent)
+        ``cached``, ``error``), in order; split into requests the server takes (module doc)."""
+        parts = Parts([finite_json(to_item(i)) for i in items], self)
+        for part in parts:
+            try:
+                answer = self._request("POST", "/v1/rewards", json={"items": part})
+            except RewardServerError as err:
+                parts.refused(err, self._info_or_none() if parts.asks_info(err) else None)
+                continue
+            parts.answered(checked_results(answer, part))
+        return parts.results
+
+    def _info_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self.info()
+        except RewardServerError:
+            return None
 
     def rewards(self, items: Sequence[Any]) -> list[float | None]:
         """Just the reward of each item (None where it is NaN or the item failed)."""
@@ -388,7 +376,7 @@ class RewardClient(_Base):
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /get_reward`` in OpenRLHF's shape."""
-        body = _openrlhf_body(queries, prompts, labels)  # reads an iterator once, before sending
+        body = openrlhf_body(queries, prompts, labels)  # reads an iterator once, before sending
         return checked_openrlhf(self._request("POST", "/get_reward", json=body), len(body["query"]))
 
     def health(self) -> dict[str, Any]:
@@ -454,10 +442,21 @@ class AsyncRewardClient(_Base):
         raise AssertionError("unreachable")
 
     async def score(self, items: Sequence[Any]) -> list[dict[str, Any]]:
-        sent = [finite_json(to_item(i)) for i in items]
-        return checked_results(
-            await self._request("POST", "/v1/rewards", json={"items": sent}), sent
-        )
+        parts = Parts([finite_json(to_item(i)) for i in items], self)
+        for part in parts:
+            try:
+                answer = await self._request("POST", "/v1/rewards", json={"items": part})
+            except RewardServerError as err:
+                parts.refused(err, await self._info_or_none() if parts.asks_info(err) else None)
+                continue
+            parts.answered(checked_results(answer, part))
+        return parts.results
+
+    async def _info_or_none(self) -> dict[str, Any] | None:
+        try:
+            return await self.info()
+        except RewardServerError:
+            return None
 
     async def rewards(self, items: Sequence[Any]) -> list[float | None]:
         return [r.get("reward") for r in await self.score(items)]
@@ -468,7 +467,7 @@ class AsyncRewardClient(_Base):
         prompts: Sequence[str] | None = None,
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
-        body = _openrlhf_body(queries, prompts, labels)
+        body = openrlhf_body(queries, prompts, labels)
         answer = await self._request("POST", "/get_reward", json=body)
         return checked_openrlhf(answer, len(body["query"]))
 

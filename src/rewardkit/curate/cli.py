@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, user_errors
-from rewardkit.commands.options import parse_columns
+from rewardkit.cli_errors import finite, number_in, parse_columns, user_errors
 from rewardkit.curate.cli_helpers import (
     COLUMNS_HELP,
     STATE,
@@ -19,11 +18,13 @@ from rewardkit.curate.cli_helpers import (
     check_targets,
     choices,
     fine_keys_option,
+    lengths_report,
     load_examples,
     load_rewards,
     malformed,
     name_list,
     naming_data,
+    pair_notes,
     pairs_of_unpaired,
     soft_option,
     summary,
@@ -400,27 +401,11 @@ def lengths_command(
     to: ToOpt = "jsonl",
 ) -> None:
     """Length-balance check: flag subsets that 'the longer response wins' solves."""
-    from rewardkit.curate.dedup import length_balance, rebalance
-
     choices(to=(to, TO_FORMATS), by=(by, ("subset", "source")))
     with user_errors():
         check_targets(data, out=out)
-        examples = load_examples(data, fmt, limit)
-        table = length_balance(examples, by, threshold)
-        if not table:
-            typer.echo(f"no labelled pairs in {len(examples)} examples: nothing to check")
-        for group, row in sorted(table.items()):
-            flag = row["flag"] or ""
-            typer.echo(
-                f"{group:40s} n={row['n_pairs']:6d} longer-wins acc="
-                f"{row['length_accuracy']:.3f} {flag}"
-            )
-        if out:
-            kept = rebalance(examples, by, seed)
-            n = write_examples(kept, out, to)
-            gone = target_notes(kept, to).get("skipped_no_pair", 0)
-            note = f" ({gone} without a pair skipped)" if gone else ""
-            typer.echo(f"rebalanced: {n} of {len(examples)} examples{note} -> {out}")
+        fields = lengths_report(load_examples(data, fmt, limit), by, threshold, out, to, seed)
+    summary(**fields)
 
 
 PAIRS_HELP = "all (every chosen × rejected) or first (the labelled pair)."
@@ -439,7 +424,7 @@ def export_command(
 ) -> None:
     """Write examples as TRL DPO (conversational), OpenRLHF or rewardkit JSONL; unpaired (KTO)
     rows as pairs by prompt (each desirable completion against each undesirable one)."""
-    from rewardkit.curate.writers import skipped, write
+    from rewardkit.curate.writers import write
 
     choices(to=(to, TO_FORMATS), pairs=(pairs, ("all", "first")))
     with user_errors():
@@ -448,8 +433,7 @@ def export_command(
         examples = load_examples(data, fmt, limit)
         rows, (examples, said) = len(examples), pairs_of_unpaired(examples, to)
         n = write(examples, out, to, pairs, keys)
-        gone = 0 if to == "jsonl" else skipped(examples, pairs)
-    summary(examples=rows, **said, written=n, skipped_no_pair=gone, format=to, out=out)
+    summary(examples=rows, **said, written=n, **pair_notes(examples, to, pairs), format=to, out=out)
 
 
 @curate_app.command("crome")

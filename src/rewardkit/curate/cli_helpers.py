@@ -191,17 +191,29 @@ def write_examples(examples: list[Any], out: Path, to: str) -> int:
 FORMAT_KEEPS = {"trl": frozenset(), "openrlhf": frozenset({"margin"})}
 
 
-def target_notes(examples: Sequence[Any], to: str, fields: Sequence[str] = ()) -> dict[str, Any]:
-    """What a ``--to`` format leaves out, for the summary: ``skipped_no_pair`` (examples that
-    give no trainer row, as ``export`` reports) and ``not_written`` (the step's ``meta`` keys,
-    among ``fields`` present in ``examples``, that the format has no column for; warned)."""
-    from rewardkit.curate.writers import skipped
+def pair_notes(examples: Sequence[Any], to: str, pairs: str = "all") -> dict[str, int]:
+    """The trainer rows a ``--to`` format does not write: ``skipped_no_pair`` (examples without
+    a pair: ties, unlabelled, one response) and ``skipped_identical`` (pair rows whose chosen
+    text is the rejected text); both 0 for rewardkit JSONL, which writes every example."""
+    from rewardkit.curate.writers import skipped, skipped_identical
 
+    if to not in FORMAT_KEEPS:
+        return {"skipped_no_pair": 0, "skipped_identical": 0}
+    return {
+        "skipped_no_pair": skipped(examples, pairs),
+        "skipped_identical": skipped_identical(examples, pairs),
+    }
+
+
+def target_notes(examples: Sequence[Any], to: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+    """What a ``--to`` format leaves out, for the summary: :func:`pair_notes` (as ``export``
+    reports) and ``not_written`` (the step's ``meta`` keys, among ``fields`` present in
+    ``examples``, that the format has no column for; warned)."""
     if to not in FORMAT_KEEPS:
         return {}
     present = {k for ex in examples for k in fields if k in ex.meta}
     lost = [k for k in fields if k in present and k not in FORMAT_KEEPS[to]]
-    notes: dict[str, Any] = {"skipped_no_pair": skipped(examples, "all")}
+    notes: dict[str, Any] = dict(pair_notes(examples, to))
     if lost:
         notes["not_written"] = lost
         warnings.warn(
@@ -210,6 +222,34 @@ def target_notes(examples: Sequence[Any], to: str, fields: Sequence[str] = ()) -
             stacklevel=2,
         )
     return notes
+
+
+def lengths_report(
+    examples: list[Any], by: str, threshold: float, out: Path | None, to: str, seed: int
+) -> dict[str, Any]:
+    """``curate lengths``: the per-group table on stderr (stdout holds the JSON line), the
+    rebalanced copy written to ``out`` when given, and the summary's fields: ``examples``,
+    ``groups`` (``n_pairs``, ``length_accuracy``, ``flag`` per group), ``flagged`` (the groups
+    a length baseline solves), and with ``out`` ``written`` and what ``to`` leaves out."""
+    from rewardkit.curate.dedup import length_balance, rebalance
+
+    table = dict(sorted(length_balance(examples, by, threshold).items()))
+    if not table:
+        typer.echo(f"no labelled pairs in {len(examples)} examples: nothing to check", err=True)
+    for group, row in table.items():
+        typer.echo(
+            f"{group:40s} n={row['n_pairs']:6d} longer-wins acc="
+            f"{row['length_accuracy']:.3f} {row['flag'] or ''}",
+            err=True,
+        )
+    flagged = [group for group, row in table.items() if row["flag"]]
+    fields: dict[str, Any] = {"examples": len(examples), "by": by, "groups": table}
+    fields["flagged"] = flagged
+    if out:
+        kept = rebalance(examples, by, seed)
+        fields["written"] = write_examples(kept, out, to)
+        fields.update(target_notes(kept, to), out=out)
+    return fields
 
 
 def print_summary(**fields: Any) -> None:

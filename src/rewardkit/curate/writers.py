@@ -9,7 +9,10 @@
 
 A multi-response example gives one row per (chosen, rejected) combination (``pairs="all"``) or
 only its labelled pair (``pairs="first"``); ties and unlabelled examples are skipped
-(:func:`skipped` counts them).
+(:func:`skipped` counts them), and so is a pair whose chosen response is exactly its rejected one
+(its DPO/reward-model loss is constant: it teaches nothing and usually means a data error;
+:func:`skipped_identical` counts these rows; ``curate dedup`` also finds pairs equal after
+normalization).
 
 Images (``docs/multimodal.md``): a TRL row of a prompt with images takes TRL's vision layout —
 each image part becomes ``{"type": "image"}`` and the images go, in order, to an ``images``
@@ -64,6 +67,16 @@ def _pairs(ex: Example, pairs: str) -> list[tuple[int, int]]:
     return [(c, r) for c in ex.chosen for r in ex.rejected]
 
 
+def identical(ex: Example, c: int, r: int) -> bool:
+    """Whether response ``c`` of ``ex`` is exactly response ``r`` (a pair with identical sides)."""
+    return ex.responses[c] == ex.responses[r]
+
+
+def _rows_of(ex: Example, pairs: str) -> list[tuple[int, int]]:
+    """The (chosen, rejected) pairs of ``ex`` written as trainer rows: identical sides left out."""
+    return [(c, r) for c, r in _pairs(ex, pairs) if not identical(ex, c, r)]
+
+
 def _extras(ex: Example, extra: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in extra:
@@ -79,6 +92,11 @@ def _extras(ex: Example, extra: Sequence[str]) -> dict[str, Any]:
 def skipped(examples: Iterable[Example], pairs: str = "all") -> int:
     """How many examples give no trainer row (ties, unlabelled, a single response)."""
     return sum(1 for ex in examples if not _pairs(ex, pairs))
+
+
+def skipped_identical(examples: Iterable[Example], pairs: str = "all") -> int:
+    """How many (chosen, rejected) rows are not written because both sides are the same text."""
+    return sum(identical(ex, c, r) for ex in examples for c, r in _pairs(ex, pairs))
 
 
 def _image_text(ref: ImageRef) -> str:
@@ -126,7 +144,7 @@ def trl_rows(
     keys such as ``margin``); a prompt with images gets TRL's vision layout (module doc)."""
     for ex in examples:
         prompt, images = _vision_prompt(ex)
-        for c, r in _pairs(ex, pairs):
+        for c, r in _rows_of(ex, pairs):
             row: dict[str, Any] = {"images": images} if images else {}
             row.update(
                 {
@@ -150,7 +168,7 @@ def openrlhf_rows(
                 f"example {ex.id!r}: the prompt holds images; OpenRLHF preference rows are text "
                 "only — write TRL (--to trl, vision layout) or rewardkit JSONL instead"
             )
-        for c, r in _pairs(ex, pairs):
+        for c, r in _rows_of(ex, pairs):
             row: dict[str, Any] = {
                 "chosen": [*prompt, assistant(_text_response(ex, c, "OpenRLHF"))],
                 "rejected": [*prompt, assistant(_text_response(ex, r, "OpenRLHF"))],
