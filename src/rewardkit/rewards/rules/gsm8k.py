@@ -31,6 +31,7 @@ from rewardkit.rewards.rules._common import (
     references,
 )
 from rewardkit.rewards.rules.math_answer import last_boxed
+from rewardkit.rewards.rules.math_relations import split_links
 from rewardkit.types import Query
 
 _HASHES = re.compile(r"####\s*([^\n]*)")
@@ -98,15 +99,57 @@ def parse_number(text: str) -> Fraction | None:
     return None if isinstance(value, _Undefined) else value
 
 
+# Alternatives in a marked answer: "41 or 42", "41 \text{ and } 42", "41 \vee 42", "41 \lor 42"
+_ALTERNATIVES = re.compile(r"\b(?:or|and)\b|\\(?:vee|lor|wedge|land)(?![A-Za-z])")
+
+
+def _read_marked(marked: str) -> Fraction | _Undefined | None:
+    """:func:`_read_number` of a marked answer (``####``, a box), or :data:`UNDEFINED` when it
+    offers two numbers as alternatives or joined by a relation sign other than ``=``
+    (``41 or 42``, ``41 \\to 42``, ``41 \\approx 42``, ``41 \\mid 42``: its first number
+    scored 1 against 41)."""
+    parts, kinds = split_links(marked)
+    for pieces in (
+        [p for p in parts if any(k != "eq" for k in kinds)],
+        _ALTERNATIVES.split(marked),
+    ):
+        if sum(bool(_NUMBER.search(p)) for p in pieces) > 1:
+            return UNDEFINED
+    return _read_number(marked)
+
+
+# What a reader does not see as the answer: "\phantom{42}", "\cancel{41}", "\sout{41}",
+# "\color{white}{41}"
+_HIDDEN = re.compile(r"\\(?:[hv]?phantom|[bx]?cancel|sout|(?:text)?color\s*\{\s*white\s*\})\s*\{")
+
+
+def _drop_hidden(text: str) -> str:
+    """``text`` without invisible or struck-out content (``\\boxed{41}\\phantom{\\boxed{42}}``
+    read the invisible 42, ``\\boxed{\\cancel{41} 42}`` the struck-out 41)."""
+    while (m := _HIDDEN.search(text)) is not None:
+        depth, end = 0, len(text)
+        for j in range(m.end() - 1, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                end = j + 1
+                break
+        text = text[: m.start()] + " " + text[end:]
+    return text
+
+
 def extract_answer(text: str) -> Fraction | None:
     """The numeric answer of a GSM8K-style text (``####``, else ``\\boxed{}``, else last number).
 
-    A marked answer that divides by zero (``#### 42/0``, ``\\boxed{\\frac{1}{0}}``) is no
-    answer: None, not an earlier or a later number of the text (the last number of ``#### 5/0``
-    is 0, which matched the gold 0)."""
+    A marked answer that divides by zero (``#### 42/0``, ``\\boxed{\\frac{1}{0}}``) or offers
+    two numbers (``#### 41 or 42``, ``\\boxed{41 \\to 42}``) is no answer: None, not an earlier
+    or a later number of the text (the last number of ``#### 5/0`` is 0, which matched the gold
+    0). Invisible and struck-out content (``\\phantom``, ``\\cancel``, ``\\sout``,
+    ``\\color{white}``) is not read."""
+    if "\\" in text and _HIDDEN.search(text):
+        text = _drop_hidden(text)
     for marked in reversed(_HASHES.findall(text)):
         if _ANSWER_START.match(marked):  # "#### 42", not a Markdown heading "#### Step 2"
-            value = _read_number(marked)
+            value = _read_marked(marked)
             if isinstance(value, _Undefined):
                 return None
             if value is not None:
@@ -114,7 +157,7 @@ def extract_answer(text: str) -> Fraction | None:
     if "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
         if boxed is not None:
-            value = _read_number(boxed)
+            value = _read_marked(boxed)
             if isinstance(value, _Undefined):
                 return None
             if value is not None:

@@ -34,7 +34,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from rewardkit.rewards.rules._common import (
@@ -60,6 +60,7 @@ from rewardkit.rewards.rules.math_reading import (
     read_answer,
     spell_out,
 )
+from rewardkit.rewards.rules.math_relations import false_relation
 from rewardkit.types import Query, ScoreResult, prompt_text
 
 #: Distinct references whose parsed gold is kept.
@@ -223,20 +224,19 @@ class MathVerifier:
             self.stats["error"] += 1
             return [], f"math-verify failed parsing {what}: {type(exc).__name__}: {exc}"
 
-    def _verify(self, gold: list[Any], pred: list[Any]) -> tuple[bool, str | None]:
-        """Whether any gold/prediction pair is equivalent and, when a comparison timed out or
-        raised (and none matched), why."""
+    def _verify(self, gold: list[Any], pred: list[Any], places: int = 6) -> tuple[bool, str | None]:
+        """Whether any gold/prediction pair is equivalent (numbers rounded to ``places``, as
+        math-verify does) and, when a comparison timed out or raised (and none matched), why."""
         from math_verify import verify
         from math_verify.errors import TimeoutException
 
         timeout = self._timeout()
+        check = partial(verify, float_rounding=places, strict=self.strict, raise_on_error=True)
         problem = None
         for g in gold:
             for p in pred:
                 try:
-                    if verify(
-                        g, p, strict=self.strict, timeout_seconds=timeout, raise_on_error=True
-                    ):
+                    if check(g, p, timeout_seconds=timeout):
                         return True, None
                 except TimeoutException:
                     self.stats["timeout"] += 1
@@ -342,6 +342,12 @@ class MathVerifier:
         pred, problem = self._parse(response, "the response")
         unsure: list[str] = []
         pred = false_claims_dropped(pred, lambda a, b: self._holds(a, b, unsure))
+        side = lambda text: self._parse(text, "a side of the answer")[0]  # noqa: E731
+        if false_relation(
+            pred, [g.text for g in usable], side, partial(self._holds, unsure=unsure)
+        ):
+            self.stats["ruled"] += 1  # "\boxed{41 \to 42}": math_relations.py
+            return 0.0, problem or next(iter(unsure), None)
         problem = problem or next(iter(unsure), None)
         if not pred:
             if problem is None:
@@ -364,11 +370,11 @@ class MathVerifier:
         response, keep, verdict = read_answer(response, [g.text for g in golds])
         return response, [g for g, k in zip(golds, keep, strict=True) if k], verdict
 
-    def _holds(self, lhs: Any, rhs: Any, unsure: list[str]) -> bool:
-        """math-verify's equality of the two sides of a response's equation; False when it
-        timed out or raised (``\\boxed{9^{9^{9^{9}}} = 2}``: unverified is not correct), with
-        the reason added to ``unsure``."""
-        same, problem = self._verify([lhs], [rhs])
+    def _holds(self, lhs: Any, rhs: Any, unsure: list[str], places: int = 6) -> bool:
+        """math-verify's equality of the two sides of a response's equation (rounded to
+        ``places``); False when it timed out or raised (``\\boxed{9^{9^{9^{9}}} = 2}``:
+        unverified is not correct), with the reason added to ``unsure``."""
+        same, problem = self._verify([lhs], [rhs], places)
         if problem is not None:
             unsure.append(problem)
         return same
