@@ -63,7 +63,7 @@ def test_leaderboard_prints_one_dash_for_a_nan_score_without_examples(fake_rewar
     row = next(line for line in md.splitlines() if "| nanrm |" in line)
     assert "[–, –]" not in md and "| nanrm | – | – | 0 |" in row
     ok = next(line for line in md.splitlines() if "| ok |" in line)
-    assert "[1.000, 1.000]" in ok  # a defined CI is still shown
+    assert "[100.0, 100.0]" in ok  # a defined CI is still shown (in percent, as report.md)
     board = json.loads(paths["json"].read_text())
     assert next(x for x in board["rows"] if x["reward"] == "nanrm")["ci"] == [None, None]
 

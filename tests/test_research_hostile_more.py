@@ -234,7 +234,7 @@ def test_leaderboard_ci_follows_the_report_rule(tmp_path):
     row = json.loads((tmp_path / "b" / "leaderboard.json").read_text())["rows"][0]
     assert row["ci_outcomes"] == 1 and row["ci"][0] == row["ci"][1]
     md = (tmp_path / "b" / "leaderboard.md").read_text()
-    assert "| 1.000 | – | 3 |" in md  # each subset holds one example: no CI, as report.md
+    assert "| 100.0 | – | 3 |" in md  # each subset holds one example: no CI, as report.md
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,7 +96,20 @@ def score_command(
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
-    _summary(stats, f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)", out)
+    head = f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"
+    _summary(stats, head, out, no_reference=_rows_without_reference(built, rows))
+
+
+def _rows_without_reference(reward: Any, rows: list) -> int:
+    """How many rows a pairwise reward (:attr:`Capability.PAIRWISE`) cannot score: its
+    pointwise score is P(response ≻ reference), NaN without a ``reference``. 0 for any other
+    reward (what a reference means to it, the generic null note says)."""
+    from rewardkit.results import Capability
+    from rewardkit.rewards.judges.template import references
+
+    if not reward.can(Capability.PAIRWISE):
+        return 0
+    return sum(not references(q, images=True) for _, q in rows)
 
 
 def check_images(rows: list) -> None:
@@ -119,9 +132,10 @@ def check_images(rows: list) -> None:
                     raise ImageError(cut, image=image.describe(), origin=image.origin)
 
 
-def _summary(stats: dict, head: str, out: Path) -> None:
+def _summary(stats: dict, head: str, out: Path, no_reference: int = 0) -> None:
     """The run's line (``head``, the rows that failed alone, the output); exit 1 when every
-    row failed (the file then holds no real score)."""
+    row failed (the file then holds no real score). ``no_reference``: rows a pairwise reward
+    had no reference to compare with (:func:`_rows_without_reference`)."""
     from rewardkit.types import failure_note, failure_outcome
 
     outcome = failure_outcome(stats["failed_values"], "have reward null", "have reward {:g}")
@@ -138,6 +152,14 @@ def _summary(stats: dict, head: str, out: Path) -> None:
             "the reward does not apply to them; a rule that needs a reference gets none, or "
             "the model gave NaN"
         )
+        if no_reference:  # a pairwise judge's score compares the response with `reference`
+            why = (
+                "a pairwise reward scores P(response ≻ reference), the response against the "
+                f"row's `reference` (or ground_truth, solution, answer): {no_reference:,} row(s) "
+                "have none, so it has nothing to compare them with; give each row a reference, "
+                "or compare responses with `rewardkit eval`"
+                + (f"; any other null row: {why}" if no_reference < null_rows else "")
+            )
         if isinstance(unparsed, int) and unparsed:  # a judge answered, but with no verdict
             why = (
                 f"the judge gave {unparsed:,} unparsed answer(s): no verdict could be read from "
@@ -274,12 +296,14 @@ def data_command(
     from collections import Counter
 
     from rewardkit.data import load
+    from rewardkit.evaluate.plan import subset_names
 
     path = expand_home(path)
     with user_errors():
         examples = load(path, format=data_format, columns=parse_columns(columns), on_error=on_error)
     formats = Counter(str(e.meta.get("format", "?")) for e in examples)
-    subsets = Counter(e.subset or "(no subset)" for e in examples)
+    subsets = Counter(subset_names(examples))  # the names eval's reports give them
+    named = any(e.subset and e.subset.strip() for e in examples)
     sizes = Counter(len(e.responses) for e in examples)
     typer.echo(
         f"{len(examples)} examples; formats {dict(formats)}; responses per example {dict(sizes)}"
@@ -290,7 +314,7 @@ def data_command(
     _unpaired_line(examples)
     if not examples:
         _warn(f"{path} holds no examples")
-    if examples and set(subsets) == {"(no subset)"}:
+    if examples and not named:
         typer.echo("subsets: none (no example names one)")
         return
     if examples:

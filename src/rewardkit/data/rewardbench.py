@@ -21,15 +21,24 @@ def convert_v1(rec: Record) -> Example:
     per-side scores (``score_chosen``/``score_rejected``, …) make it a labelled tie, as in the
     generic format (RewardBench itself has no score columns).
 
-    Rows of the prior preference sets (:data:`PRIOR_SETS`) may carry a message-list prompt.
+    Rows of the prior preference sets (:data:`PRIOR_SETS`) may carry a message-list prompt. An
+    empty ``subset`` is no subset (:func:`_subset_name`).
     """
     subset = rec.peek("subset")  # any value: validated below, as text, with its location
     prompt = checks.prompt(rec, allow_messages=isinstance(subset, str) and subset in PRIOR_SETS)
     chosen = checks.response(rec, "chosen", rec.require("chosen"))
     rejected = checks.response(rec, "rejected", rec.require("rejected"))
-    checks.text(rec, "subset", rec.require("subset"), what="a subset name")
+    _subset_name(rec)
     label, tie = checks.score_tie(rec, [0])  # a pair file with a subset column and side scores
     return rec.finish("rewardbench", prompt, [chosen, rejected], label, meta=tie)
+
+
+def _subset_name(rec: Record) -> None:
+    """The required ``subset`` must be text; an empty (or blank) one is no subset, as in the
+    generic format: a CSV cell cannot tell an empty name from a missing one."""
+    value = rec.require("subset")
+    if not isinstance(value, str):
+        raise rec.error("subset", f"expected a subset name, got {describe(value)}")
 
 
 def convert_v2(rec: Record) -> Example:

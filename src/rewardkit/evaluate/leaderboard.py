@@ -146,13 +146,21 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _pct(x: Any) -> str:
+    """A fraction in percent with one decimal (``66.7``), as report.md prints scores; ``–``
+    when undefined. leaderboard.json keeps the fraction."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return "–"
+    return f"{100 * x:.1f}"
+
+
 def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = [
         "benchmark",
         "data",
         "run",
         "reward",
-        "score",
+        "score (%)",
         "95% CI",
         "n",
         "ECE",
@@ -166,13 +174,13 @@ def _table_rows(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             x["data"],
             x["run"],
             x["reward"],
-            _fmt(x["score"]),
+            _pct(x["score"]),
             _ci_cell(x["score"], x["ci"], x["ci_outcomes"]),
             str(x["n"]),
             _fmt(x["ece"]),
             _fmt(x["length_spearman"]),
             _fmt(x["bon_gain"]),
-            _fmt(x["position_bias"]),
+            _pct_sign(x["position_bias"]),
         ]
         for x in board["rows"]
     ]
@@ -185,9 +193,15 @@ def _ci_cell(score: Any, ci: list[Any], outcomes: int | None) -> str:
     :data:`~.rows.MIN_CI_N` outcomes by report.md's rule (:func:`score_ci_outcomes`)."""
     if isinstance(outcomes, int) and outcomes < MIN_CI_N:
         return "–"
-    if any(_fmt(x) == "–" for x in (score, *ci)):
+    if any(_pct(x) == "–" for x in (score, *ci)):
         return "–"
-    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def _pct_sign(x: Any) -> str:
+    """A rate as the report's position-bias table prints it (``25.0%``)."""
+    cell = _pct(x)
+    return cell if cell == "–" else f"{cell}%"
 
 
 def write_leaderboard(

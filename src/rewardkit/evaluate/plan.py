@@ -49,6 +49,15 @@ def unnamed_subset(named: set[str]) -> str:
     return name
 
 
+def subset_names(examples: Sequence[Example]) -> list[str]:
+    """Each example's subset as reports name it: an empty or blank name is no name (a blank row
+    label would hide the rows' source), and the examples without one are :func:`unnamed_subset`
+    (``rewardkit data`` lists them by the same name)."""
+    named = [ex.subset if ex.subset and ex.subset.strip() else None for ex in examples]
+    unnamed = unnamed_subset({s for s in named if s is not None})
+    return [unnamed if s is None else s for s in named]
+
+
 TIE_RULES = {
     "half": "exact score ties count 1/m (pairs: 0.5) for a chosen response tied m ways for the "
     "top; with several chosen responses, 1/C(a+b, a) for a tied chosen and b tied rejected "
@@ -102,9 +111,7 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
     examples = list(examples)
     if not examples:
         raise ValueError("evaluate needs at least one example")
-    # an empty or blank subset name is no name (a blank row label would hide the rows' source)
-    unnamed = unnamed_subset({ex.subset for ex in examples if ex.subset and ex.subset.strip()})
-    subsets = [ex.subset if ex.subset and ex.subset.strip() else unnamed for ex in examples]
+    subsets = subset_names(examples)
     formats = [str(ex.meta.get("format", "")) for ex in examples]
     bench = detect_benchmark(subsets, formats) if benchmark == "auto" else benchmark
 
@@ -335,10 +342,17 @@ def plan_notes(plan: Plan, requested: str) -> list[str]:
         )
     unpublished = [s for s in plan.subset_order if s not in rewardbench1_weights()]
     if plan.benchmark == "rewardbench1" and plan.weighting == "published" and unpublished:
+        rest = (
+            "so the score is the leaderboard rule over the RewardBench subsets alone, with "
+            "their published counts."
+            if len(unpublished) < len(plan.subset_order)
+            else "the data holds no RewardBench subset, so its sections and the Score are "
+            "unscored (–), not too small for a CI; evaluate without --benchmark rewardbench1 "
+            "to score them."
+        )
         notes.append(
             f"Subsets {unpublished} are not RewardBench (v1) subsets: shown, not scored (weight "
-            "0), so the score is the leaderboard rule over the RewardBench subsets alone, with "
-            "their published counts."
+            f"0); {rest}"
         )
     if plan.benchmark == "m-rewardbench" and plan.weighting == "published" and unpublished:
         notes.append(

@@ -194,14 +194,25 @@ def valid_outcomes(r: RewardResult) -> int:
     return sum(e.outcome is not None for e in r.examples)
 
 
+def _shown(score: Any) -> bool:
+    """Whether a cell prints a score (a NaN one, e.g. a section the weighting does not score,
+    prints ``–``: it has no CI to leave out)."""
+    return isinstance(score, int | float) and math.isfinite(score)
+
+
 def _few_for_ci(result: EvalResult) -> bool:
-    groups = [g for r in result.rewards for g in (*r.sections.values(), *r.subsets.values())]
-    spread = [ci_n(r, g.section) for r in result.rewards for g in r.subsets.values()]
-    return (
-        any(g.n < MIN_CI_N for g in groups)
-        or any(0 < valid_outcomes(r) < MIN_CI_N for r in result.rewards)
-        or any(n < MIN_CI_N for n in spread)
-    )
+    """Whether some cell prints its score without a CI because it rests on fewer than
+    :data:`MIN_CI_N` outcomes (by the rules of :func:`summary_rows`); unscored cells do not."""
+    for r in result.rewards:
+        if any(_shown(g.score) and g.n < MIN_CI_N for g in r.subsets.values()):
+            return True
+        if any(
+            _shown(g.score) and min(g.n, ci_n(r, sec)) < MIN_CI_N for sec, g in r.sections.items()
+        ):
+            return True
+        if r.examples and _shown(r.score) and min(valid_outcomes(r), ci_n(r)) < MIN_CI_N:
+            return True
+    return False
 
 
 def _row_n(groups: list[GroupScore | None], fallback: int) -> int:
