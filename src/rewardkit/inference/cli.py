@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rewardkit.cli_errors import number_in, user_errors
 from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
+
+if TYPE_CHECKING:
+    from rewardkit.inference.generate import Policy
+    from rewardkit.inference.run import PromptItem
 
 #: The most candidates per prompt: all N are generated in one batch (100,000,000 tried to take
 #: 25 GB at once); best-of-N papers stop well below this.
@@ -35,6 +39,28 @@ def _choice(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
 PAIR_FORMATS = ("trl", "openrlhf", "jsonl")
 MINE_MODES = ("best_worst", "all")
 DTYPES = ("float32", "fp32", "bfloat16", "bf16")
+
+
+def without_instruction(items: list[PromptItem], instruction: str) -> int:
+    """How many prompts ``--instruction`` was not appended to (message lists keep theirs)."""
+    tail = "\n\n" + instruction
+    return sum(1 for it in items if not str(it.prompt[-1]["content"]).endswith(tail))
+
+
+def check_prompts_fit(pol: Policy, items: list[PromptItem], data: str) -> None:
+    """Refuse, before any prompt is generated, the prompts that with ``--max-new-tokens`` do
+    not fit the policy's context (naming the first and how many)."""
+    from rewardkit.errors import DataError
+
+    too_long = [(it, why) for it in items if (why := pol.overflow(it.prompt)) is not None]
+    if too_long:
+        it, why = too_long[0]
+        raise DataError(
+            f"{len(too_long)} of {len(items)} prompts do not fit the policy's context, the "
+            f"first: prompt id {it.id!r}: {why}; shorten them, lower --max-new-tokens or leave "
+            "them out",
+            path=str(data),
+        )
 
 
 def bon_command(
@@ -118,6 +144,12 @@ def bon_command(
                 "--n 1, or a temperature above 0 to sample N",
                 param_hint="--temperature",
             )
+        if pairs_out is not None and n < 2:  # a pair needs two candidates of one prompt
+            raise typer.BadParameter(
+                f"--pairs-out mines pairs of two candidates of one prompt, and --n {n} gives "
+                "one: use --n 2 or more, or leave --pairs-out out",
+                param_hint="--n",
+            )
         out = check_file_target(out, "--out")
         if out.name.lower().endswith(".gz"):  # rows are appended as prompts finish
             raise typer.BadParameter(
@@ -142,6 +174,7 @@ def bon_command(
             mine_from_rows,
             read_prompts,
             read_rows,
+            repeated_prompts,
             run_bon,
         )
         from rewardkit.models.loading import resolve_device
@@ -152,6 +185,20 @@ def bon_command(
         items = read_prompts(data, prompt_field, reference_field, limit, instruction)
         if not items:
             typer.echo(f"warning: {data} holds no prompts", err=True)
+        if instruction and (bare := without_instruction(items, instruction)):
+            typer.echo(
+                f"warning: --instruction is appended to text prompts only; {bare} of "
+                f"{len(items)} prompts are message lists and are generated without it (add "
+                "it to their messages)",
+                err=True,
+            )
+        if repeated := repeated_prompts(items):
+            typer.echo(
+                f"warning: {len(repeated)} of {len(items)} prompts repeat an earlier prompt's "
+                f"text and reference (the first: id {repeated[0]!r}); sampling is seeded by the "
+                "prompt, so they get its candidates again, and their pairs are written once",
+                err=True,
+            )
         load_done(out, None)  # a damaged or foreign --out, before the policy loads
         engine = {
             "device": None if device == "auto" else device,
@@ -161,6 +208,7 @@ def bon_command(
         }
         built = load_reward(reward, engine_defaults=engine)
         pol = Policy(policy, gen)
+        check_prompts_fit(pol, items, data)
         cfg = BonConfig(
             n=n, policy=pol.identity, generation=gen.identity(), reward=built.fingerprint()
         )
@@ -176,6 +224,13 @@ def bon_command(
             wanted = {it.id for it in items}
             rows = [r for r in read_rows(out) if str(r["id"]) in wanted]
             stats["pairs"] = write(mine_from_rows(rows, min_gap, mine), pairs_out, pairs_format)
+            if rows and not stats["pairs"]:
+                typer.echo(
+                    f"warning: no pair mined from {len(rows)} prompts: no prompt has two "
+                    f"different candidates whose scores differ by more than 0 and at least "
+                    f"--min-gap {min_gap} (NaN scores are left out); {pairs_out} is empty",
+                    err=True,
+                )
     typer.echo(
         json.dumps({**stats, "out": str(out), "pairs_out": str(pairs_out) if pairs_out else None})
     )

@@ -122,6 +122,27 @@ class Policy:
         self.model = load_causal_lm(resolved.source, self.config.dtype).to(self.device)
         check_generates(model, self.model, resolved.source)
 
+    @property
+    def context(self) -> int | None:
+        """The most positions the policy was trained for (``max_position_embeddings``)."""
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        return n if _is_int(n) and n > 0 else None
+
+    def overflow(self, prompt: list[Message]) -> str | None:
+        """Why ``prompt`` with ``max_new_tokens`` does not fit the policy's context, or None.
+        Past it a model samples from positions it never saw (a 400-token prompt to a
+        256-position model was answered, without a word, with noise)."""
+        return self._overflow(int(self.encode(prompt)["input_ids"].shape[1]))
+
+    def _overflow(self, n: int) -> str | None:
+        ctx = self.context
+        if ctx is None or n + self.config.max_new_tokens <= ctx:
+            return None
+        return (
+            f"{n} prompt tokens + max_new_tokens {self.config.max_new_tokens} exceed policy "
+            f"{self.name!r}'s context of {ctx} tokens"
+        )
+
     def encode(self, prompt: list[Message]) -> Any:
         """Token ids of the prompt, through the chat template when the tokenizer has one."""
         tok = self.tokenizer
@@ -133,11 +154,14 @@ class Policy:
     @torch.inference_mode()
     def sample(self, prompt: list[Message], n: int) -> list[str]:
         """``n`` sampled responses (one batch), seeded from the prompt; greedy decoding
-        (temperature 0) has one response, so it takes ``n = 1`` only."""
+        (temperature 0) has one response, so it takes ``n = 1`` only. A prompt that does not
+        fit the context with ``max_new_tokens`` (:meth:`overflow`) is a ValueError."""
         cfg = self.config
         if cfg.temperature == 0 and n > 1:
             raise ValueError(f"temperature 0 (greedy) gives one response, not n={n}")
         enc = self.encode(prompt).to(self.device)
+        if (why := self._overflow(int(enc["input_ids"].shape[1]))) is not None:
+            raise ValueError(f"prompt too long: {why}")
         torch.manual_seed(prompt_seed(cfg.seed, prompt))
         out = self.model.generate(
             **enc,

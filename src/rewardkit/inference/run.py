@@ -354,23 +354,40 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def repeated_prompts(items: Sequence[PromptItem]) -> list[str]:
+    """Ids of the prompts whose text and reference repeat an earlier prompt's: sampling is
+    seeded by the prompt, so they get that prompt's candidates again (and its pairs)."""
+    seen: set[str] = set()
+    out = []
+    for it in items:
+        key = _json_text([it.prompt, it.reference])
+        if key in seen:
+            out.append(it.id)
+        seen.add(key)
+    return out
+
+
 def mine_from_rows(
     rows: Iterable[dict[str, Any]], min_gap: float = 0.0, mode: str = "best_worst"
 ) -> list[Example]:
-    """Preference pairs (card E5/F1) from ``bon`` output rows."""
+    """Preference pairs (card E5/F1) from ``bon`` output rows; a pair (prompt, chosen,
+    rejected) that an earlier row gave already (a repeated prompt) is written once."""
     out: list[Example] = []
+    seen: set[str] = set()
     for row in rows:
         cands = [c["text"] for c in row["candidates"]]
         scores = [float("nan") if c["score"] is None else c["score"] for c in row["candidates"]]
-        out.extend(
-            mine_pairs(
-                row["prompt"],
-                cands,
-                scores,
-                min_gap=min_gap,
-                mode=mode,
-                id=str(row["id"]),
-                reference=row.get("reference"),
-            )
-        )
+        for ex in mine_pairs(
+            row["prompt"],
+            cands,
+            scores,
+            min_gap=min_gap,
+            mode=mode,
+            id=str(row["id"]),
+            reference=row.get("reference"),
+        ):
+            key = _json_text([ex.prompt, ex.reference, ex.responses])
+            if key not in seen:
+                seen.add(key)
+                out.append(ex)
     return out

@@ -152,9 +152,11 @@ def check_items(cfg: TrainConfig, feat: Any, train_ex: list[Any], eval_ex: list[
     no preference, all-zero scaled margins or weights, ties and identical pairs counted) on the
     head's data, its responses encoded as the frozen encoder reads them."""
     from rewardkit.train.collate import build_items
+    from rewardkit.train.labels import check_pairs_differ
 
     encode = feat.encoder.encode
-    build_items(train_ex, encode, cfg, f"train data {cfg.data!r}")
+    where = f"train data {cfg.data!r}"
+    check_pairs_differ(build_items(train_ex, encode, cfg, where), cfg.objective, where)
     if eval_ex:
         where = f"eval data {cfg.eval_data!r}" if cfg.eval_data else "the eval_fraction hold-out"
         build_items(eval_ex, encode, cfg, where, use_votes=False)

@@ -237,6 +237,27 @@ def _image_key(ids: Any) -> str | None:
     return None if image is None else image.digest()
 
 
+#: Objectives that learn from their strict pairs alone (no tie or regression term): when every
+#: pair has identical sides (listwise: every response of a list alike) they learn nothing.
+ONLY_STRICT_PAIRS = ("bt", "crm", "generative", "listwise")
+
+
+def check_pairs_differ(items: Sequence[Item], objective: str, where: str) -> None:
+    """Refuse training data whose every strict pair has two sides with the same tokens under an
+    objective that learns from strict pairs alone (every prompt longer than ``max_length`` under
+    right truncation did it: the run saved a model that had learnt nothing, with exit 0)."""
+    n = identical_pairs(items)
+    total = sum(1 for it in items for p in it.pairs if not p[2])
+    if n and n == total and objective in ONLY_STRICT_PAIRS:
+        raise DataError(
+            f"{where}: all {total} preference pairs have two sides with the same tokens "
+            "(identical responses, or truncated to the same text: a prompt longer than "
+            "max_length under truncation right keeps no response token); no model can order "
+            f"them and objective {objective!r} would learn nothing. Raise max_length, use "
+            "truncation left, or fix the responses"
+        )
+
+
 def warn_identical_pairs(items: Sequence[Item], where: str) -> None:
     n = identical_pairs(items)
     if n:

@@ -224,7 +224,7 @@ def prepare(
         describe_counts,
         split_holdout,
     )
-    from rewardkit.train.labels import check_attributes
+    from rewardkit.train.labels import check_attributes, check_pairs_differ
     from rewardkit.train.trainer import RewardTrainer
 
     seed = cfg.seed if seed is None else seed
@@ -262,6 +262,7 @@ def prepare(
     if not items:
         raise DataError(f"{where}: no training example is left (the vote file dropped them all)")
     check_attributes(items, cfg, where)
+    check_pairs_differ(items, cfg.objective, where)
     log = logging.getLogger(__name__)
     log.info(
         "%s: training on %s",
