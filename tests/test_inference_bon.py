@@ -185,3 +185,30 @@ def test_bon_refuses_a_gzip_out(tmp_path):
     )
     assert result.exit_code == 2 and "appends a row as each prompt finishes" in result.output
     assert not (tmp_path / "b.jsonl.gz").exists()
+
+
+class InfiniteLength(Reward):
+    """+inf for the longest candidate, -inf for the shortest, the length between."""
+
+    name = "infinite-length"
+
+    def _score(self, queries: Sequence[Query]) -> np.ndarray:
+        n = np.array([len(q.response) for q in queries], dtype=float)
+        return np.where(n == n.max(), np.inf, np.where(n == n.min(), -np.inf, n))
+
+
+def test_infinite_scores_are_written_as_standard_json(tmp_path):
+    # before: json.dumps wrote Infinity / -Infinity, which no strict JSON reader (jq) accepts
+    items = [PromptItem("p0", [user("q")], None)]
+    out = tmp_path / "bon.jsonl"
+    cfg = BonConfig(n=3, policy={"m": "x"}, generation={"seed": 0}, reward="inf")
+    run_bon(items, _sampler([]), InfiniteLength(), out, cfg, progress=False)
+    text = out.read_text()
+    assert "Infinity" not in text
+    (row,) = [
+        json.loads(x, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+        for x in text.splitlines()
+    ]
+    assert row["best"] == 2 and row["best_response"] == "qqq"
+    assert [c["score"] for c in row["candidates"]] == [None, 2.0, None]
+    assert row["best_score"] is None

@@ -310,7 +310,7 @@ def _run_bon(
                 "run": run_key,
             }
             try:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
                 fh.flush()
             except OSError as exc:  # a full disk or a size limit: say which file
                 raise OSError(exc.errno, exc.strerror, str(path)) from None
@@ -326,8 +326,10 @@ def _run_bon(
 
 
 def _num(x: float) -> float | None:
+    """A score as JSON holds it: NaN and ±inf (which JSON has not: ``Infinity`` broke ``jq`` and
+    every strict reader of the file) are null, as every rewardkit output writes them."""
     x = float(x)
-    return None if x != x else x
+    return x if math.isfinite(x) else None
 
 
 def _progress(items: Sequence[Any], enabled: bool) -> Iterable[Any]:
