@@ -382,18 +382,37 @@ def _is_image_path(value: str) -> bool:
     )
 
 
+def _names_image(rec: Record, value: str) -> bool:
+    """Whether a bare MMRB2 response string is an image: MMRB2 itself only ever gives images
+    as ``["image", path]`` items (its ``prompt_content`` and ``response_content`` lists), so a
+    bare string is rewardkit's shorthand for one path: a single token with an image suffix (or
+    a data URL), or an existing file. A sentence that ends in ``.png`` ("The file is saved as
+    output.png") is a text answer."""
+    if not _is_image_path(value):
+        return False
+    s = value.strip()
+    if not any(c.isspace() for c in s):
+        return True
+    base = _base_dir(rec.loc)
+    return _exists(Path(s) if base is None or Path(s).is_absolute() else base / s)
+
+
 def _mmrb2_response(rec: Record, name: str) -> Content:
     value = rec.require(name, structured=True)
     if isinstance(value, str):
-        if _is_image_path(value):
+        if _names_image(rec, value):
             return [image_part(_image(rec, name, value))]
         return _text(rec, name, value, "a response")
+    if isinstance(value, Mapping) and "response_content" in value:  # the authors' release
+        return content(rec, name, value["response_content"], ".response_content")
     return content(rec, name, value)
 
 
 def convert_mmrb2(rec: Record) -> Example:
-    """An MMRB2 item; subset = ``task``. A response string that is a path with an image suffix
-    (or a data URL) is an image; any other string is text."""
+    """An MMRB2 item; subset = ``task``. Images are ``["image", path]`` items of
+    ``prompt_content`` or a response's parts (``{"response_content": [...]}`` as MMRB2 releases
+    it); a bare response string is an image only when it is one path (:func:`_names_image`),
+    any other string is text."""
     prompt_content = content(rec, "prompt_content", rec.require("prompt_content", structured=True))
     prompt: list[Message] = [{"role": "user", "content": prompt_content}]
     responses = [_mmrb2_response(rec, "response_a"), _mmrb2_response(rec, "response_b")]

@@ -10,11 +10,12 @@ benchmarks: MMRB2, MM-RLHF-RewardBench, accuracy-with-ties).
 
 Also the records whose images cannot be read: :func:`drop_cut_short` (image files cut short,
 found cheaply before scoring) and :func:`skip_unreadable` (``eval --on-error skip`` dropping
-those whose images fail to decode when they are scored).
+those whose images cannot be read or decoded, each image read once before scoring).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -105,7 +106,7 @@ def split_images(
     for ex in examples:
         error = None
         for image in example_images(ex):
-            key = next(k for k in (image.path, image.data, id(image.pil)) if k is not None)
+            key = _image_key(image)
             if key not in verdicts:
                 verdicts[key] = why(image)
             reason = verdicts[key]
@@ -119,15 +120,47 @@ def split_images(
     return kept, bad
 
 
-def _decode_failure(named: DataError) -> Callable[[ImageRef], str | None]:
-    """What keeps an image from decoding (None: it decodes). A URL is not downloaded: only the
-    image ``named`` by scoring's error (an :class:`ImageError`) counts as failing then."""
+def _image_key(image: ImageRef) -> Any:
+    return next(k for k in (image.path, image.data, id(image.pil)) if k is not None)
+
+
+def read_failure(image: ImageRef) -> str | None:
+    """What keeps ``image`` from being read and decoded (None: it decodes), at the cost of one
+    read: a URL is downloaded once and a file read once, and the bytes read give the image's
+    :meth:`~rewardkit.content.ImageRef.digest` (what hashing the data and the score cache's keys
+    would read it again for), so a run that goes on reads it only to score it."""
+    if image.pil is not None:
+        try:
+            image.load()
+        except ImageError as e:
+            return e.reason
+        return None
+    try:
+        raw = image.read_bytes()
+    except ImageError as e:
+        return e.reason
+    if image.path is not None and image._digest is None:
+        # the digest of a file or URL is that of its bytes (ImageRef.digest): kept from this
+        # read rather than read (downloaded) again when the data is hashed
+        object.__setattr__(image, "_digest", hashlib.sha256(raw).hexdigest())
+    probe = ImageRef(data=raw, origin=image.origin)
+    try:
+        probe.load()
+    except ImageError as e:  # the same message load() gives, naming the image, not its bytes
+        return e.reason.replace(probe.describe(), image.describe(), 1)
+    return None
+
+
+def _named_failure(named: DataError, checked: set[Any]) -> Callable[[ImageRef], str | None]:
+    """What keeps an image from decoding when scoring raised ``named`` (None: it decodes): the
+    image the error names fails; an image :func:`read_failure` already read (``checked``) is
+    not read again; any other is decoded (a URL is not downloaded)."""
     image_name = named.image if isinstance(named, ImageError) else None
 
     def why(image: ImageRef) -> str | None:
         if image_name is not None and image.describe() == image_name:
             return named.reason
-        if image.path is not None and "://" in image.path:
+        if _image_key(image) in checked or (image.path is not None and "://" in image.path):
             return None
         try:
             image.load()
@@ -165,23 +198,27 @@ def skip_unreadable(
     examples: Sequence[Example],
     skipped_out: list | None = None,
 ) -> T:
-    """``run(examples)``, dropping the examples whose images cannot be decoded (``on_error=
-    "skip"`` at scoring time, where images are decoded: loading does not read pixels).
+    """``run(examples)``, dropping the examples whose images cannot be read or decoded
+    (``on_error="skip"`` at scoring time: loading does not read pixels).
 
-    When ``run`` raises a :class:`DataError` (a reward could not read an image), every image of
-    the examples is decoded once (:func:`split_images`), the examples holding one that fails are
-    dropped with one warning like the loaders' (file, line, what is wrong), and ``run`` is
-    called again on the rest (a reward's score cache keeps that cheap); an error that no image
+    Every distinct image is read and decoded once, before ``run`` (:func:`read_failure`: a bad
+    image costs one failed read, a URL one download, whose bytes also give its digest), the
+    examples holding one that fails are dropped with one warning like the loaders' (file,
+    line, what is wrong), and ``run`` is called once on the rest. When ``run`` still raises a
+    :class:`DataError` that an image explains (a reward failing on an image that decodes), the
+    examples holding that image are dropped and ``run`` is called again; an error that no image
     explains is raised as it is. The dropped records' errors go to ``skipped_out``.
+
+    Only verdicts (one per distinct image) are kept, never the images' bytes or pixels.
     """
-    kept = list(examples)
-    dropped: list[ImageError] = []
+    kept, dropped = split_images(examples, read_failure)
+    checked = {_image_key(image) for ex in kept for image in example_images(ex)}
     while True:
         try:
             result = run(kept)
             break
         except DataError as err:
-            kept, bad = split_images(kept, _decode_failure(err))
+            kept, bad = split_images(kept, _named_failure(err, checked))
             if not bad:
                 raise
             dropped += bad

@@ -20,6 +20,12 @@ logged through ``log_metric`` as ``rewardkit/<name>/<component>``; with a
 :class:`~rewardkit.monitor.RewardMonitor` every call is also one monitor step whose metrics are
 logged the same way.
 
+A reward that reads images (``Capability.IMAGES``: ``clip:``, ``vlm-judge:``, an ensemble)
+gets each prompt with its images, as GRPOTrainer holds them for a vision-language model: image
+parts TRL filled (TRL 1.x), or ``{"type": "image"}`` placeholders filled from the ``images``
+(``image``) column; a placeholder with no image is refused, naming the prompt. A text reward
+gets the prompt's text, images dropped.
+
 Refused with an error naming the argument and index, never dropped or scored as ``""``: a column
 whose length is not the number of completions, a completion that is neither text nor chat
 messages with content (:func:`~rewardkit.integrations._common.as_response`), a prompt message
@@ -42,6 +48,7 @@ from rewardkit.integrations._common import (
     RewardSpec,
     agreeing_members,
     as_failed_score,
+    as_image_prompt,
     as_prompt,
     as_response,
     as_reward,
@@ -55,10 +62,26 @@ from rewardkit.integrations._common import (
     warn_unrouted,
 )
 from rewardkit.monitor import RewardMonitor
-from rewardkit.types import Query, prompt_text
+from rewardkit.types import Capability, Query, prompt_text
 
 #: Keyword arguments TRL adds that are not dataset columns.
 TRL_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "completion_ids")
+
+#: The image columns TRL reads, in its order: ``images`` (a list per row), else ``image``.
+IMAGE_COLUMNS = ("images", "image")
+
+
+def row_images(cols: Mapping[str, list[Any]], i: int) -> list[Any]:
+    """Row ``i``'s images from TRL's image column, as ``GRPOTrainer`` takes them: ``images``
+    (a list, or None) before ``image`` (one image, or None)."""
+    if "images" in cols:
+        value = cols["images"][i]
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list | tuple) else [value]  # one image alone
+    if "image" in cols:
+        return [] if cols["image"][i] is None else [cols["image"][i]]
+    return []
 
 
 class TRLReward:
@@ -127,13 +150,18 @@ class TRLReward:
             ref_col = self.reference_column
         else:
             ref_col = next((c for c in REFERENCE_COLUMNS if c in cols), None)
+        # an image reward gets the prompt's images (TRL fills image parts, or passes
+        # placeholders with an image column); a text reward its text, images dropped
+        reads_images = self.reward.can(Capability.IMAGES)
         out = []
         for i in range(n):
             meta = {k: v[i] for k, v in cols.items() if k != ref_col and is_plain(v[i])}
             ref = as_reference(cols[ref_col][i]) if ref_col is not None else None
             out.append(
                 Query(
-                    as_prompt(prompts[i], f"prompts[{i}]"),
+                    as_image_prompt(prompts[i], row_images(cols, i), f"prompts[{i}]")
+                    if reads_images
+                    else as_prompt(prompts[i], f"prompts[{i}]"),
                     as_response(completions[i], f"completions[{i}]"),
                     reference=ref,
                     meta=meta,
