@@ -22,6 +22,8 @@ is built, so ``import rewardkit`` never imports torch.
 from __future__ import annotations
 
 import importlib
+import inspect
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -118,20 +120,26 @@ def _parse_value(text: str) -> Any:
     """A spec VALUE: int, float, ``true``/``false``, ``none``, else the text itself. A word
     stays text even where Python reads it as a float (``nan``, ``inf``, ``infinity``): an
     option whose choices are words (``prm:…?cut=nan``, ``judge:…?unparsed=nan``) gets the
-    word it was given; a numeric option still converts it (``float("nan")``)."""
+    word it was given; a numeric option still converts it (``float("nan")``). Only a plain
+    numeral is a number (:data:`_INT`, :data:`_FLOAT`): ``007``, ``1_000``, ``١٢٣`` and ``1e400``
+    (past float's range) stay text, so a text option (``pal:…?user=007``, ``pattern=``) gets
+    them as written instead of a different number's digits."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
     if low == "none":
         return None
-    if not any(c.isdigit() for c in text):
-        return text
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text) and math.isfinite(number := float(text)):
+        return number
     return text
+
+
+#: The numerals the grammar converts: ASCII digits, no leading zeros (``user=007`` stays the
+#: text "007", where Python's ``int`` made it 7), no ``_`` separators, no other scripts' digits.
+_INT = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
@@ -218,6 +226,11 @@ def spec_file(spec: Any, base_dir: str | Path | None = None) -> Path | None:
     return None
 
 
+class SpecChainError(SpecError):
+    """A :class:`SpecError` that names the whole chain of spec files it is about (a cycle, a
+    chain too deep): passed on unchanged by the composites that prefix their members' errors."""
+
+
 #: The spec files being built in this context, outermost first: (resolved path, as named).
 _OPENING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("rewardkit_spec_files", default=())
 
@@ -235,10 +248,10 @@ def _opening(path: Path) -> Iterator[None]:
     seen = [k for k, _ in chain]
     if key in seen:
         cycle = [name for _, name in chain[seen.index(key) :]] + [str(path)]
-        raise SpecError(f"{' → '.join(cycle)}: spec files reference each other in a cycle")
+        raise SpecChainError(f"{' → '.join(cycle)}: spec files reference each other in a cycle")
     if len(chain) >= MAX_SPEC_FILES:
         names = " → ".join([name for _, name in chain[:3]] + ["…", str(path)])
-        raise SpecError(f"{names}: spec files nested more than {MAX_SPEC_FILES} deep")
+        raise SpecChainError(f"{names}: spec files nested more than {MAX_SPEC_FILES} deep")
     token = _OPENING.set((*chain, (key, str(path))))
     try:
         yield
@@ -265,7 +278,12 @@ def load_reward(
     if path is None:
         return _build(spec, None, engine_defaults, base_dir, overrides)
     with _opening(path):
-        return _build(spec, path, engine_defaults, base_dir, overrides)
+        try:
+            return _build(spec, path, engine_defaults, base_dir, overrides)
+        except SpecError as exc:  # a member's error says which file holds it
+            if type(exc) is not SpecError or str(path) in str(exc):
+                raise
+            raise SpecError(f"{path}: {exc}") from exc
 
 
 def _build(
@@ -299,6 +317,9 @@ def _build(
     entry = _KINDS.get(kind)
     if entry is None:
         raise SpecError(_unknown_kind(kind, label, spec, path))
+    if base_dir is not None and not entry.composite:  # a spec file's own paths: next to it
+        arg = _near(arg, base_dir) if entry.uses_engine or kind == "domain" else arg
+        options.update({k: _near(options[k], base_dir) for k in PATH_OPTIONS if k in options})
     if entry.uses_engine and engine_defaults:
         options = {**{k: v for k, v in engine_defaults.items() if v is not None}, **options}
     options.update(overrides)
@@ -306,6 +327,12 @@ def _build(
         if isinstance(options[name], str) and options[name].lower() in _SWITCH_WORDS:
             options[name] = switch(name, options[name], kind)
     if entry.composite:
+        name = options.get("name")
+        if name is not None and not isinstance(name, str):  # YAML's `name: 2024` is a number
+            raise SpecError(
+                f"reward spec {shown(label)}: name {name!r} is {type(name).__name__}, not text "
+                '(in a YAML spec file quote it: name: "2024")'
+            )
         options = {"engine_defaults": engine_defaults, "base_dir": base_dir, **options}
     factory = _import_factory(entry.factory)
     try:
@@ -330,6 +357,22 @@ def _build(
 
 
 _SWITCH_WORDS = ("true", "false", "yes", "no", "1", "0")
+#: Options that name a model folder or file (``dpo:…?ref=``, ``base=``, ``aligndistil:…?rev=``,
+#: ``density-ratio:…?weak=``, ``tokenizer=``, ``image-rm:…?processor=``).
+PATH_OPTIONS = ("ref", "base", "rev", "weak", "tokenizer", "processor")
+
+
+def _near(value: Any, base_dir: str | Path) -> Any:
+    """A model path written in a spec file, looked up as its member files are: a relative path
+    that exists next to the file is that one (``path: ./rm`` in ``cfg/rm.yaml`` is
+    ``cfg/rm``, whatever the working directory; it was ``./rm`` of the working directory, a
+    different model or none); anything else (a Hub id, a URL, an embedded name) is unchanged."""
+    if not isinstance(value, str) or not value.strip() or "://" in value:
+        return value
+    path = Path(value.strip()).expanduser()
+    if path.is_absolute():
+        return value
+    return str(Path(base_dir) / path) if _is_path(str(Path(base_dir) / path)) else value
 
 
 def _unknown_kind(kind: str, label: str, spec: Any, path: Path | None) -> str:
@@ -367,10 +410,51 @@ def option_error(exc: TypeError, kind: str) -> str:
     found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
     if found is None:
         return str(exc)
+    known = _refusing_options(exc)
+    engine = _KINDS.get(kind) is not None and _KINDS[kind].uses_engine
+    listed = f"; known: {', '.join(known)}" + (" and the engine options" if engine else "")
+    listed = listed if known else ""
     return (
-        f"unknown option {found.group(1)!r} for {kind!r} rewards "
+        f"unknown option {found.group(1)!r} for {kind!r} rewards{listed} "
         "(`rewardkit rewards list` and docs/reward-specs.md list each kind's options)"
     )
+
+
+def _refusing_options(exc: TypeError) -> list[str]:
+    """The options the callable that refused a keyword in ``exc`` takes (its optional keyword
+    parameters, ``…`` when it also takes ``**kwargs``), found by the name the message gives
+    (``LengthReward.__init__()``) where the call was made; [] when it cannot be found."""
+    named = re.match(r"([\w.]+)\(\) got an unexpected keyword", str(exc))
+    if named is None:
+        return []
+    qualname = named.group(1).removesuffix(".__init__")
+    frames, tb = [], exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):  # the innermost frame made the call
+        for value in (*frame.f_locals.values(), *frame.f_globals.values()):
+            if callable(value) and getattr(value, "__qualname__", None) == qualname:
+                return _keyword_options(value)
+    return []
+
+
+def _keyword_options(target: Callable[..., Any]) -> list[str]:
+    """The optional keyword parameters of ``target`` (a class: its constructor's)."""
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    named = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is not p.empty
+        and not p.name.startswith("_")
+        # the engine options (listed as such), and what the registry passes composites itself
+        and p.name not in ("config", "engine_defaults", "base_dir")
+    ]
+    return named + (["…"] if any(p.kind is p.VAR_KEYWORD for p in params) else [])
 
 
 def _import_factory(target: str) -> Callable[..., Reward]:

@@ -4,6 +4,9 @@ combined by :func:`rewardkit.combine.hybrid.hybrid_combine` (the formula lives t
 from __future__ import annotations
 
 import copy
+import hashlib
+import types
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +17,36 @@ from rewardkit.combine.hybrid import hybrid_combine
 from rewardkit.combine.route import route_indices
 from rewardkit.results import INHERITED_CAPABILITIES, failed_rows, failure_entries
 from rewardkit.types import Capability, Query, Reward, ScoreResult
+
+
+def callable_identity(fn: Callable[..., Any]) -> str:
+    """What a confidence callable computes, for the fingerprint: a digest of its code,
+    constants, defaults and closure values (``repr(fn)`` was its memory address, which the next
+    function reuses: 200 different confidences shared one fingerprint, so one's cached scores
+    were served for another). A callable whose parts cannot be written down reproducibly (no
+    code, a value shown by address) gets a token of its own, never shared: its scores are
+    never cached under another's key."""
+    code = getattr(fn, "__code__", None)
+    parts: list[str] = []
+    if code is not None:
+        cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ())]
+        parts = [
+            f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}",
+            _code_digest(code),
+            repr(getattr(fn, "__defaults__", None)),
+            repr(getattr(fn, "__kwdefaults__", None)),
+            repr(cells),
+        ]
+    if code is None or any(" at 0x" in p for p in parts):
+        return f"unreproducible:{uuid.uuid4().hex}"
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """A digest of a code object: bytecode, names and constants (nested code by its digest)."""
+    consts = [_code_digest(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    text = "\x00".join([code.co_code.hex(), repr(code.co_names), repr(code.co_varnames), *consts])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class HybridReward(Reward):
@@ -46,6 +79,8 @@ class HybridReward(Reward):
         self.aspects = dict(aspects or {})
         self.length = length
         self.confidence = confidence
+        #: ``confidence`` as the fingerprint holds it (computed once: a callable's may be a token)
+        self._confidence_key = callable_identity(confidence) if callable(confidence) else confidence
         self.task_key = task_key
         self.name = name or f"hybrid({', '.join(self.rules)} | {model.name})"
 
@@ -78,9 +113,7 @@ class HybridReward(Reward):
             "length": None
             if self.length is None
             else [self.length[0].fingerprint(), self.length[1]],
-            "confidence": self.confidence
-            if not callable(self.confidence)
-            else repr(self.confidence),
+            "confidence": self._confidence_key,
             "task_key": self.task_key,
         }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.registry import kinds, load_reward, parse_spec, spec_file
+from rewardkit.registry import kinds, load_reward, parse_spec, shown, spec_file
 from rewardkit.types import Reward
 
 #: Options of a member that the ensemble itself reads (and removes before building the member).
@@ -114,10 +114,7 @@ def build_member(
             raise SpecError(f"{where}: weight given twice")
         options["weight"] = weight
 
-    if isinstance(spec, Reward):
-        reward = spec
-    else:
-        reward = load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
+    reward = spec if isinstance(spec, Reward) else _load(spec, where, engine_defaults, base_dir)
     label = reward.name
 
     objective = options.get("objective")
@@ -146,6 +143,22 @@ def build_member(
     w = None if options.get("weight") is None else check_weight(options["weight"], where)
     name = f"{label}[{objective}]" if objective is not None else label
     return Member(reward, name, objective, column, w)
+
+
+def _load(
+    spec: Any, where: str, engine_defaults: Mapping[str, Any] | None, base_dir: str | Path | None
+) -> Reward:
+    """:func:`load_reward` of a member, its error saying which member (``ensemble member 1
+    'rule:nosuch': unknown rule …``; a spec file's error is prefixed with its path by the
+    registry), where it named neither."""
+    try:
+        return load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
+    except SpecError as exc:
+        if type(exc) is not SpecError:
+            raise
+        named = isinstance(spec, str | Path) and str(spec).strip() not in str(exc)
+        label = f" {shown(str(spec))}" if named else ""
+        raise SpecError(f"{where}{label}: {exc}") from exc
 
 
 def unique_names(members: list[Member]) -> list[Member]:

@@ -29,6 +29,26 @@ from rewardkit.types import Capability, Query, Reward, ScoreResult, failed_items
 MISSING = ("nan", "error")
 
 
+def check_sources(sources: Sequence[Any] | Mapping[Any, Any], key: Any) -> None:
+    """Route keys are non-blank text (a blank one took the queries without ``meta[key]``, past
+    ``default`` and ``missing="error"``), and ``key`` names a meta field (an int never
+    matched: every query was "missing")."""
+    if not isinstance(key, str) or not key.strip():
+        raise SpecError(f"route key= names a meta field (text); got {key!r}")
+    for source in sources:
+        if not isinstance(source, str):
+            raise SpecError(
+                f"route key {source!r} is {type(source).__name__}, not text: data-source names "
+                'are text (in a YAML spec file quote them as written, e.g. "017": SPEC; '
+                "unquoted, YAML reads digits as a number and true/false as a boolean)"
+            )
+        if not source.strip():
+            raise SpecError(
+                f"route key {source!r} is blank: a query without meta[{key!r}] is routed as "
+                "missing (to 'default', or NaN / an error by missing=), never to a route"
+            )
+
+
 class RouteReward(Reward):
     """Score each query with the reward of its data source (``query.meta[key]``)."""
 
@@ -47,6 +67,7 @@ class RouteReward(Reward):
     ) -> None:
         if not routes:
             raise SpecError("a route reward needs at least one route: {'route': {SOURCE: SPEC}}")
+        check_sources(routes, key)
         if missing not in MISSING:
             raise SpecError(f"route missing= must be one of {MISSING}; got {missing!r}")
         for src, r in routes.items():
@@ -82,6 +103,7 @@ class RouteReward(Reward):
         return {
             "class": "RouteReward",
             "key": self.key,
+            "missing": self.missing,  # NaN and an error are different answers
             "routes": {s: r.fingerprint() for s, r in sorted(self.routes.items())},
             "default": None if self.default is None else self.default.fingerprint(),
         }
@@ -151,22 +173,21 @@ def build(
     if not isinstance(members, Mapping):
         raise SpecError("a route spec maps data sources to specs: {'route': {SOURCE: SPEC, ...}}")
 
-    def _load(spec: Any) -> Reward:
+    def _load(spec: Any, where: str) -> Reward:
         if isinstance(spec, Reward):
             return spec
-        return load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
+        try:
+            return load_reward(spec, engine_defaults=engine_defaults, base_dir=base_dir)
+        except SpecError as exc:  # say which route failed to build
+            if type(exc) is not SpecError:
+                raise
+            raise SpecError(f"{where}: {exc}") from exc
 
-    for source in members:
-        if not isinstance(source, str):
-            raise SpecError(
-                f"route key {source!r} is {type(source).__name__}, not text: data-source names "
-                'are text (in a YAML spec file quote them as written, e.g. "017": SPEC; '
-                "unquoted, YAML reads digits as a number and true/false as a boolean)"
-            )
-    routes = {s: _load(spec) for s, spec in members.items()}
+    check_sources(members, key)  # before any routed reward loads its model
+    routes = {s: _load(spec, f"route {s!r}") for s, spec in members.items()}
     return RouteReward(
         routes,
-        default=None if default is None else _load(default),
+        default=None if default is None else _load(default, "route default"),
         key=key,
         missing=missing,
         name=name,
