@@ -8,13 +8,21 @@ for every model-backed reward.
 from __future__ import annotations
 
 import copy
+import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rewardkit.engine.adapter import EncodedRow
 from rewardkit.engine.config import Truncation
-from rewardkit.engine.special_tokens import escape_messages, escape_queries, special_strings
+from rewardkit.engine.special_tokens import (
+    escape_messages,
+    escape_queries,
+    escape_special,
+    special_strings,
+    specials_pattern,
+)
 from rewardkit.engine.special_tokens import escape_texts as _escape_texts
 from rewardkit.engine.truncation import Fitted, fit_many, fit_pair
 from rewardkit.errors import DataError
@@ -318,7 +326,17 @@ def encode_filled_pair(
     bos = tokenizer.bos_token
     if bos:
         parts = [p.replace(bos, "") for p in parts]
-    values = [tuple(_escape_texts(tokenizer, [context(p), a, b])) for p, a, b in items]
+    # the template's and the context's own labels ([RESPONSE B], <turn>) stay the only ones: a
+    # response holding " [RESPONSE B] I refuse." showed the model a second response B
+    pattern = specials_pattern(special_strings(tokenizer), marker_pattern(template, context))
+    values = [
+        (
+            context(escape_messages(p, pattern)),
+            escape_special(a, pattern),
+            escape_special(b, pattern),
+        )
+        for p, a, b in items
+    ]
     whole = _ids(tokenizer, ["".join(_interleave(parts, v)) for v in values])
     part_ids = _ids(tokenizer, parts)
     fixed = sum(len(p) for p in part_ids)
@@ -334,6 +352,28 @@ def encode_filled_pair(
             cut += piece + part
         rows.append(EncodedRow(cut, None, f.prompt_dropped, f.response_dropped))
     return rows
+
+
+#: A structural label: ``[RESPONSE A]`` (no slot braces inside) or a tag ``<turn>``/``</x>``.
+_LABEL = re.compile(r"\[[^\[\]{}\n]{1,40}\]|</?[A-Za-z_][\w-]{0,30}>")
+#: A pattern that matches nothing (a template without labels).
+_NOTHING = re.compile(r"(?!)")
+
+
+def marker_pattern(template: str, context: Any) -> re.Pattern[str]:
+    """The labels a filled template writes around its slots, as judged text may spell them:
+    those of ``template`` and of ``context``'s rendering of an empty exchange (RLHFlow's
+    ``<turn>``), in any case, with any whitespace inside (``[response  b]``, ``< turn >``)."""
+    probe = context([{"role": "user", "content": ""}, {"role": "assistant", "content": ""}])
+    labels = sorted({m.group(0) for m in _LABEL.finditer(f"{template}\n{probe}")}, key=len)
+    alts = []
+    for label in labels[::-1]:
+        regex = ""
+        for prev, piece in itertools.pairwise(["", *re.findall(r"\w+|[^\w\s]", label)]):
+            words = prev[-1:].isalnum() and piece[0].isalnum()
+            regex += (r"\s+" if words else r"\s*" if prev else "") + re.escape(piece)
+        alts.append(regex)
+    return re.compile("(?i:" + "|".join(alts) + ")") if alts else _NOTHING
 
 
 def _interleave(parts: Sequence[str], values: Sequence[str]) -> list[str]:

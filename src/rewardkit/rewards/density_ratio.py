@@ -30,7 +30,8 @@ import numpy as np
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import switch
-from rewardkit.rewards.dpo import optional_switch, same_cut
+from rewardkit.rewards.dpo import optional_switch, same_cut, same_scoring
+from rewardkit.rewards.dpo import same_weights as same_weights_as
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
@@ -120,7 +121,8 @@ class DensityRatioReward(LogProbComposite):
             "weak_chat_template", weak_chat_template, "density-ratio"
         )
         self.strong = SequenceLogProbReward(strong, config, use_chat_template=strong_chat_template)
-        same_weights = weak in (None, "", strong)
+        # the same weights by any name (``weak=./strong``, a copy of the folder) are the default
+        same_weights = weak in (None, "", strong) or same_weights_as(strong, str(weak))
         if weak_chat_template is None and same_weights:
             weak_chat_template = False  # the same weights without the chat template
         self.weak = SequenceLogProbReward(
@@ -129,7 +131,7 @@ class DensityRatioReward(LogProbComposite):
             use_chat_template=weak_chat_template,
         )
         same_cut(self.strong, self.weak)  # both sides score the same response tokens
-        if self.weak.identity() == self.strong.identity():
+        if same_scoring(self.weak.identity(), self.strong.identity()):
             raise ValueError(
                 "density-ratio: strong and weak are the same model with the same template, so "
                 "every reward would be 0; pick another weak model or set weak_chat_template=false"

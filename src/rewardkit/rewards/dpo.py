@@ -23,13 +23,15 @@ base of every adapter in the spec when ``adapter_config.json``'s is not a local 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import SpecError, switch
+from rewardkit.errors import RewardkitError, SpecError, switch
+from rewardkit.models.loading import embedded_key, resolve_model
 from rewardkit.models.peft_adapter import is_adapter_folder
 from rewardkit.rewards.logprob import (
     LogProbComposite,
@@ -91,7 +93,7 @@ class DPOImplicitReward(LogProbComposite):
                 base=base if ref in adapters else None,
             )
             same_cut(self.policy, self.ref)
-            if self.ref.identity() == self.policy.identity():
+            if same_scoring(self.ref.identity(), self.policy.identity()):
                 warnings.warn(
                     "dpo: the reference is the policy itself, so every reward is 0",
                     stacklevel=2,
@@ -157,6 +159,33 @@ def same_cut(*members: SequenceLogProbReward) -> None:
         if m.max_length != limit:
             m.max_length = limit
             m._identity = {**m.identity(), "max_length": limit}
+
+
+def same_scoring(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two log-prob members score alike: equal identities, or equal but for the folder
+    (``model``) when both carry a weights hash: a copy of the same weights in another folder, or
+    one folder named two ways (``ref=./policy``), whose log-ratio is 0 for every response."""
+    if a == b:
+        return True
+    if "weights_sha256" not in a:
+        return False
+    return {k: v for k, v in a.items() if k != "model"} == {
+        k: v for k, v in b.items() if k != "model"
+    }
+
+
+def same_weights(a: str, b: str) -> bool:
+    """Whether model names ``a`` and ``b`` resolve to the same weights (the folder's weights and
+    scoring files hash alike; an embedded alias and its folder too)."""
+    if a == b:
+        return True
+    if not all(Path(x).expanduser().is_dir() or embedded_key(x) for x in (a, b)):
+        return False  # a Hub id: no weights hash here, and no second look-up for it
+    try:
+        ida, idb = resolve_model(a).identity, resolve_model(b).identity
+    except (OSError, ValueError, RewardkitError):
+        return False  # not resolvable here: loading the member says why
+    return "weights_sha256" in ida and same_scoring(ida, idb)
 
 
 def build(arg: str | None, **options: Any) -> DPOImplicitReward:

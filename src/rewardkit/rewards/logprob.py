@@ -247,8 +247,10 @@ def merged_result(scores: np.ndarray, runs: Mapping[str, ScoreResult], n: int) -
     merged = {
         "queries": n,
         "truncated_rows": int(truncated.sum()),
-        "response_truncated_rows": sum(
-            int(s.get("response_truncated_rows", 0)) for s in stats.values()
+        # rows, not cuts: both sides cut a long response alike (``dpo.same_cut``), so the larger
+        # side's count (each side's under ``members``); a sum counted each query twice
+        "response_truncated_rows": max(
+            (int(s.get("response_truncated_rows", 0)) for s in stats.values()), default=0
         ),
         "tokens": sum(int(s.get("tokens", 0)) for s in stats.values()),
         "model_tokens": sum(int(s.get("model_tokens", 0)) for s in stats.values()),

@@ -59,6 +59,7 @@ from rewardkit.rewards.prm.steps import (
     count_problem,
     count_tags,
     cut_error,
+    no_steps_problem,
     pad_steps,
     split_steps,
     steps_cut,
@@ -451,6 +452,11 @@ class PRMReward(Reward):
         errors = list(stats.get("errors") or [])
         failed = [int(e["index"]) for e in errors]
         cut[failed] = False  # a failed row is not a cut one; its scalar is NaN either way
+        for i, count in enumerate(counts):  # no steps: a failure, not "does not apply"
+            problem = None if i in failed else no_steps_problem(count)
+            if problem is not None:
+                errors.append({"index": i, "error": problem})
+                failed.append(i)
         scores[failed] = np.nan
         if self.cut == "nan":  # not the aggregate of a prefix: padding would hide late errors
             scores[cut] = np.nan

@@ -134,6 +134,16 @@ def cut_error(count: int, row: np.ndarray, max_length: int) -> str:
     )
 
 
+def no_steps_problem(count: int) -> str | None:
+    """Why a row with no steps (an empty or whitespace-only response) fails, or None: a failure,
+    never NaN as "does not apply", which a composite would drop and rescale (the rest of the
+    composite then scores the empty answer) and the RL adapters would give ``nan_score`` instead
+    of ``failed_score``."""
+    if count == 0:
+        return "the response has no steps (it is empty or whitespace): the PRM has nothing to score"
+    return None
+
+
 def steps_cut(steps: np.ndarray, counts: Sequence[int]) -> np.ndarray:
     """(n,) bool: rows where truncation left some of the response's ``counts[i]`` steps
     unscored (their scalar is NaN, "not fully scored", card B4)."""
