@@ -68,8 +68,11 @@ def _pairs(ex: Example, pairs: str) -> list[tuple[int, int]]:
 
 
 def identical(ex: Example, c: int, r: int) -> bool:
-    """Whether response ``c`` of ``ex`` is exactly response ``r`` (a pair with identical sides)."""
-    return ex.responses[c] == ex.responses[r]
+    """Whether response ``c`` of ``ex`` is exactly the text of response ``r`` (a pair with
+    identical sides). Image responses are never "identical" here: the trainer formats refuse
+    them whatever they hold (:func:`_text_response`), a pair of the same image included."""
+    a, b = ex.responses[c], ex.responses[r]
+    return isinstance(a, str) and a == b
 
 
 def _rows_of(ex: Example, pairs: str) -> list[tuple[int, int]]:
