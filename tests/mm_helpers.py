@@ -66,3 +66,15 @@ def solid_png(
         arr += rng.integers(-noise, noise + 1, size=arr.shape, dtype=np.int16)
     Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
     return str(path)
+
+
+def t2i_rows(folder: str | Path, n: int = 4) -> list[dict]:
+    """``n`` t2i preference rows (prompt "a red square", a reddish ``image_a`` and a bluish
+    ``image_b`` drawn under ``folder``), labels alternating 0, 1."""
+    folder = Path(folder)
+    rows = []
+    for i in range(n):
+        a = solid_png(folder / f"a{i}.png", (250, 10 * i, 10), noise=15, seed=i)
+        b = solid_png(folder / f"b{i}.png", (10, 10 * i, 250), noise=15, seed=10 + i)
+        rows.append({"prompt": "a red square", "image_a": a, "image_b": b, "label": i % 2})
+    return rows

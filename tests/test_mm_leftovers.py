@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mm_helpers import solid_png, tiny_clip
+from mm_helpers import solid_png, t2i_rows, tiny_clip
 from rewardkit.cli import app
 from rewardkit.content import ImageError, ImageRef, image_part
 from rewardkit.data import load
@@ -132,11 +132,7 @@ def _pairs_file(tmp_path: Path, damage: str) -> tuple[str, str]:
     """Four t2i pairs; the third record's image_b cut to half its bytes (``"half"``) or, keeping
     its length and ending, garbled inside (``"inside"``). Returns (data file, model)."""
     model = tiny_clip(tmp_path / "clip")
-    rows = []
-    for i in range(4):
-        a = solid_png(tmp_path / f"a{i}.png", (250, 10 * i, 10), noise=15, seed=i)
-        b = solid_png(tmp_path / f"b{i}.png", (10, 10 * i, 250), noise=15, seed=10 + i)
-        rows.append({"prompt": "a red square", "image_a": a, "image_b": b, "label": i % 2})
+    rows = t2i_rows(tmp_path)
     bad = Path(rows[2]["image_b"])
     raw = bytearray(bad.read_bytes())
     if damage == "half":

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mm_helpers import solid_png, tiny_clip
+from mm_helpers import solid_png, t2i_rows, tiny_clip
 from rewardkit.content import ImageError, ImageRef, as_image_ref, content_images, image_part
 from rewardkit.data import load
 from rewardkit.errors import DataError
@@ -236,11 +236,7 @@ def test_eval_skip_drops_a_record_whose_image_url_cannot_be_read(tmp_path: Path)
     """Before: the data fingerprint downloaded every image before the skip logic ran, so one
     unreadable URL stopped ``eval --on-error skip`` (exit 2)."""
     model = tiny_clip(tmp_path / "clip")
-    rows = []
-    for i in range(4):
-        a = solid_png(tmp_path / f"a{i}.png", (250, 10 * i, 10), noise=15, seed=i)
-        b = solid_png(tmp_path / f"b{i}.png", (10, 10 * i, 250), noise=15, seed=10 + i)
-        rows.append({"prompt": "a red square", "image_a": a, "image_b": b, "label": i % 2})
+    rows = t2i_rows(tmp_path)
     rows[1]["image_b"] = "http://127.0.0.1:9/missing.png"  # nothing listens there
     data = _jsonl(tmp_path / "pairs.jsonl", rows)
     out = tmp_path / "out"
