@@ -14,8 +14,10 @@ other items go on. Callers turn a failed outcome into NaN for that item.
 handler): there it runs the batch on a private loop in a worker thread. The API key is read
 from a named environment variable; it is sent as a bearer token and appears in no repr, log,
 error, :meth:`HttpClient.identity` or cache key — nor does a URL's ``user:password@``
-(:mod:`rewardkit.secrets`). After ``fail_fast_after`` attempts in a row got no answer, the
-client's remaining requests fail at once (:mod:`rewardkit.remote.breaker`).
+(:mod:`rewardkit.secrets`). ``api_key_header`` sends it in another header, bare (Azure's
+``api-key``); ``query`` and ``headers`` are fixed, non-secret extras
+(:mod:`rewardkit.remote.request_url`). After ``fail_fast_after`` attempts in a row got no
+answer, the client's remaining requests fail at once (:mod:`rewardkit.remote.breaker`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ from rewardkit.remote.limits import (
     RateLimiter,
     backoff_delay,
     parse_retry_after,
+)
+from rewardkit.remote.request_url import (
+    check_headers,
+    check_key_header,
+    check_query,
+    key_header_value,
+    with_query,
 )
 from rewardkit.remote.usage import MAX_USAGE_TOKENS, Usage, openai_usage
 from rewardkit.secrets import REDACTED, Redactor, display_url, strip_userinfo, userinfo
@@ -171,8 +180,9 @@ def _query_error(url: str) -> str:
     return (
         f"base_url{shown} holds {what}: request paths are appended to base_url, "
         "so it would end up inside each request's path (…/v1?…/chat/completions) and be shown "
-        "in errors and stored in the cache's identity; give the URL up to its path, and an "
-        "API key with api_key_env=NAME"
+        "in errors and stored in the cache's identity; give the URL up to its path, a fixed "
+        "query with query={name: value} (a spec file; api_version= for Azure's api-version), "
+        "and an API key with api_key_env=NAME (api_key_header= names its header)"
     )
 
 
@@ -259,6 +269,8 @@ class HttpClient:
         limits: Limits | None = None,
         api_key_env: str | None = None,
         headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        api_key_header: str | None = None,
         token_estimate: Callable[[HttpRequest], int] = estimate_tokens,
         usage_reader: Callable[[Any], Usage] = openai_usage,
         progress: bool = False,
@@ -269,7 +281,9 @@ class HttpClient:
         self.limits = limits or Limits()
         self.api_key_env = api_key_env
         self._api_key = read_api_key(api_key_env)
-        self._headers = dict(headers or {})
+        self.api_key_header = check_key_header(api_key_header, api_key_env)
+        self._headers = check_headers(headers, self.api_key_header)
+        self.query = check_query(query)
         self.token_estimate = token_estimate
         self.usage_reader = usage_reader
         self.progress = progress
@@ -289,8 +303,14 @@ class HttpClient:
 
     def identity(self) -> dict[str, Any]:
         """What names the endpoint (for fingerprints): the URL without its ``user:password@``
-        — never a credential, and not the limits, which do not change answers."""
-        return {"base_url": strip_userinfo(self._url)}
+        — never a credential, and not the limits, which do not change answers — and, when set,
+        the fixed query, extra headers and the key's header name (not secrets; no key)."""
+        out: dict[str, Any] = {"base_url": strip_userinfo(self._url)}
+        extra = {"query": self.query, "headers": self._headers}
+        out.update({k: v for k, v in extra.items() if v})
+        if self._api_key and self.api_key_header != "Authorization":
+            out["api_key_header"] = self.api_key_header.lower()
+        return out
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r}, limits={self.limits!r})"
@@ -298,7 +318,7 @@ class HttpClient:
     def _all_headers(self) -> dict[str, str]:
         out = {"Accept-Encoding": ACCEPT_ENCODING, **self._headers}
         if self._api_key:
-            out["Authorization"] = f"Bearer {self._api_key}"
+            out[self.api_key_header] = key_header_value(self.api_key_header, self._api_key)
         return out
 
     def _redact_body(self, body: Any, redact: Redactor, depth: int = 0) -> Any:
@@ -376,7 +396,8 @@ class HttpClient:
         """One HTTP exchange: the response (headers, status) and its decoded body, at most
         ``max_response_bytes`` of it. ``heard`` gets True once the server answered at all."""
         cap = self.limits.max_response_bytes
-        async with http.stream(request.method, request.path, json=request.json) as response:
+        path = with_query(request.path, self.query)
+        async with http.stream(request.method, path, json=request.json) as response:
             heard.append(True)
             decoder = BoundedDecoder(response.headers.get("content-encoding"), cap)
             length = response.headers.get("content-length", "")

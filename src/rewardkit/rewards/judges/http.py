@@ -16,9 +16,10 @@ Requests go through :class:`rewardkit.remote.HttpClient` (concurrency, rpm/tpm l
 honouring ``Retry-After``) and every answer is kept in the on-disk score cache
 (:class:`~rewardkit.rewards.endpoints.base.EndpointReward`), so a repeated evaluation sends no
 request. The fingerprint holds the endpoint URL, the model, the rendered template and the
-sampling settings (temperature, max_tokens, seed, logprobs) — never the API key, which is read
-from the environment variable ``api_key_env``. See docs/judges.md and
-docs/methods/B6-llm-judge.md.
+sampling settings (temperature, max_tokens, seed, logprobs), and a fixed ``query`` /
+``api_version``, extra ``headers`` and ``api_key_header`` when set — never the API key, which is
+read from the environment variable ``api_key_env`` (docs/remote.md: Azure OpenAI, gateways).
+See docs/judges.md and docs/methods/B6-llm-judge.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rewardkit.engine.special_tokens import COMMON_ENCODING, COMMON_SPECIALS, es
 from rewardkit.errors import SpecError, switch
 from rewardkit.remote import HttpClient, HttpRequest, PriceTable, Usage, generation_usage
 from rewardkit.remote.config import real_number, whole_number
+from rewardkit.remote.request_url import with_api_version
 from rewardkit.rewards.endpoints.base import (
     EndpointReward,
     drop_engine_options,
@@ -55,6 +57,10 @@ HTTP_OPTIONS = (
     "base_url",
     "model",
     "api_key_env",
+    "api_key_header",
+    "query",
+    "api_version",
+    "headers",
     "endpoint",
     "temperature",
     "max_tokens",
@@ -139,6 +145,10 @@ class HttpJudge(EndpointReward):
         model: str,
         *,
         api_key_env: str | None = None,
+        api_key_header: str | None = None,
+        query: Mapping[str, Any] | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, Any] | None = None,
         endpoint: str = "chat",
         temperature: float = 0.0,
         max_tokens: int = 16,
@@ -170,6 +180,9 @@ class HttpJudge(EndpointReward):
         client = HttpClient(
             openai_base_url(base_url),
             api_key_env=api_key_env,
+            api_key_header=api_key_header,
+            query=with_api_version(query, api_version),
+            headers=headers,
             limits=limits,
             usage_reader=generation_usage,
         )
