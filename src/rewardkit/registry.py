@@ -21,8 +21,8 @@ is built, so ``import rewardkit`` never imports torch.
 
 from __future__ import annotations
 
+import errno
 import importlib
-import inspect
 import math
 import re
 import threading
@@ -34,6 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import SpecError, switch
+from rewardkit.spec_options import (  # noqa: F401 (refuse_options: the factories' import)
+    UnknownOptionError,
+    option_error,
+    overridden,
+    refuse_options,
+)
 from rewardkit.types import Reward
 
 
@@ -212,18 +218,54 @@ def spec_file(spec: Any, base_dir: str | Path | None = None) -> Path | None:
     no file. Ensembles ask it before splitting a member's ``?objective=``/``?weight=`` off."""
     if isinstance(spec, Path):
         path = spec
-    elif isinstance(spec, str) and spec.strip().endswith((".yaml", ".yml", ".json")):
+    elif isinstance(spec, str) and spec.strip().endswith(_SPEC_SUFFIXES):
         path = Path(spec.strip()).expanduser()  # "--reward=~/x.yaml": no shell expands that ~
     else:
         return None
-    if base_dir is not None and not path.is_absolute() and _is_file(Path(base_dir) / path):
-        return Path(base_dir) / path
-    if isinstance(spec, Path) or _is_file(path):
+    near = Path(base_dir) / path if base_dir is not None and not path.is_absolute() else path
+    for found in (near, path):
+        if _is_file(found):
+            return found
+    for found in (near, path):
+        if _loops(found):  # a link to itself (or round a ring of links) is no missing file
+            raise SpecError(f"reward spec file {shown(str(found))} is a symlink loop")
+    if isinstance(spec, Path):
         return path
     if ":" not in spec:  # no KIND: prefix, so it can only be a file name
         where = f" (looked in {base_dir} and the working directory)" if base_dir else ""
         raise SpecError(f"reward spec file {shown(spec.strip())} not found{where}")
     return None
+
+
+def _loops(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link that never reaches a file (a loop)."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 says "Symlink loop" this way
+        return True
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "errno", None) == errno.ELOOP
+    return False
+
+
+def file_options(spec: Any, base_dir: str | Path | None = None) -> tuple[str, str] | None:
+    """``(FILE, OPTIONS)`` for text that is a spec file (its name may hold ``?``) and then
+    ``?OPTIONS`` (``odd?name.yaml?weight=2``): the longest such FILE that exists; else None.
+    Asked where :func:`spec_file` found no file in the whole text."""
+    if not isinstance(spec, str):
+        return None
+    text = spec.strip()
+    cuts = [i for i, c in enumerate(text) if c == "?" and text[:i].endswith(_SPEC_SUFFIXES)]
+    for i in reversed(cuts):
+        try:
+            if spec_file(text[:i], base_dir) is not None:
+                return text[:i], text[i + 1 :]
+        except SpecError:  # not that one
+            continue
+    return None
+
+
+_SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class SpecChainError(SpecError):
@@ -275,6 +317,12 @@ def load_reward(
     the directory of the file that names it).
     """
     path = spec_file(spec, base_dir)
+    if path is None and (split := file_options(spec, base_dir)) is not None:
+        raise SpecError(
+            f"reward spec {shown(spec)}: {split[0]!r} is a spec file (its name holds '?'); a "
+            f"spec file takes no options after its name (?{split[1]}): write them in the file, "
+            "and give an ensemble member's weight as [FILE, WEIGHT] or {reward: FILE, weight: W}"
+        )
     if path is None:
         return _build(spec, None, engine_defaults, base_dir, overrides)
     with _opening(path):
@@ -317,6 +365,7 @@ def _build(
     entry = _KINDS.get(kind)
     if entry is None:
         raise SpecError(_unknown_kind(kind, label, spec, path))
+    written = dict(options)
     if base_dir is not None and not entry.composite:  # a spec file's own paths: next to it
         arg = _near(arg, base_dir) if entry.uses_engine or kind == "domain" else arg
         options.update({k: _near(options[k], base_dir) for k in PATH_OPTIONS if k in options})
@@ -340,6 +389,8 @@ def _build(
             reward = factory(arg, **options)
     except TypeError as exc:
         raise SpecError(f"reward spec {shown(label)}: {option_error(exc, kind)}") from exc
+    except UnknownOptionError as exc:
+        raise SpecError(f"reward spec {shown(label)}: {exc}") from None
     except SpecError as exc:  # a kind that echoes a 200 kB option value whole
         if type(exc) is not SpecError or len(str(exc)) <= 4 * SHOWN_CHARS:
             raise
@@ -352,7 +403,7 @@ def _build(
 
         # an inline composite, or one given a name, keeps its own name; a name is shown and
         # stored (reports, logs), so a URL's credentials are not in it
-        reward.name = redact_spec(label)
+        reward.name = redact_spec(overridden(label, written, overrides, path is None))
     return reward
 
 
@@ -385,6 +436,8 @@ def _unknown_kind(kind: str, label: str, spec: Any, path: Path | None) -> str:
         hint = " (a dict spec is written in a YAML or JSON file, whose path is the spec)"
     elif isinstance(spec, str | Path) and _is_path(str(spec).strip()):
         hint = f" ({shown(label)} is a path: give its kind first, e.g. classifier:{label})"
+    elif isinstance(spec, str) and any(x + "?" in spec for x in _SPEC_SUFFIXES):
+        hint = " (if it is a spec file whose name holds '?', followed by options: no such file)"
     return f"unknown reward kind {shown(kind)} in spec {shown(label)}{hint}; known kinds: {known}"
 
 
@@ -402,59 +455,6 @@ def _is_path(text: str) -> bool:
         return Path(text).expanduser().exists()
     except (OSError, ValueError):  # a name too long, a NUL byte
         return False
-
-
-def option_error(exc: TypeError, kind: str) -> str:
-    """A factory's ``TypeError`` in a user's words: an option the kind does not take is named
-    as such (not as a Python class's keyword argument); anything else is passed on."""
-    found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
-    if found is None:
-        return str(exc)
-    known = _refusing_options(exc)
-    engine = _KINDS.get(kind) is not None and _KINDS[kind].uses_engine
-    listed = f"; known: {', '.join(known)}" + (" and the engine options" if engine else "")
-    listed = listed if known else ""
-    return (
-        f"unknown option {found.group(1)!r} for {kind!r} rewards{listed} "
-        "(`rewardkit rewards list` and docs/reward-specs.md list each kind's options)"
-    )
-
-
-def _refusing_options(exc: TypeError) -> list[str]:
-    """The options the callable that refused a keyword in ``exc`` takes (its optional keyword
-    parameters, ``…`` when it also takes ``**kwargs``), found by the name the message gives
-    (``LengthReward.__init__()``) where the call was made; [] when it cannot be found."""
-    named = re.match(r"([\w.]+)\(\) got an unexpected keyword", str(exc))
-    if named is None:
-        return []
-    qualname = named.group(1).removesuffix(".__init__")
-    frames, tb = [], exc.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    for frame in reversed(frames):  # the innermost frame made the call
-        for value in (*frame.f_locals.values(), *frame.f_globals.values()):
-            if callable(value) and getattr(value, "__qualname__", None) == qualname:
-                return _keyword_options(value)
-    return []
-
-
-def _keyword_options(target: Callable[..., Any]) -> list[str]:
-    """The optional keyword parameters of ``target`` (a class: its constructor's)."""
-    try:
-        params = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    named = [
-        p.name
-        for p in params
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.default is not p.empty
-        and not p.name.startswith("_")
-        # the engine options (listed as such), and what the registry passes composites itself
-        and p.name not in ("config", "engine_defaults", "base_dir")
-    ]
-    return named + (["…"] if any(p.kind is p.VAR_KEYWORD for p in params) else [])
 
 
 def _import_factory(target: str) -> Callable[..., Reward]:

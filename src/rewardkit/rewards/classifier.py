@@ -244,7 +244,7 @@ def build(arg: str | None, **options: Any) -> FamilyModelReward:
     """Registry factory for ``classifier:PATH_OR_ID[?family=NAME]``: a :class:`ClassifierReward`,
     or a :class:`~rewardkit.rewards.pairwise_model.PairwiseModelReward` for a pairwise family."""
     if not arg:
-        raise ValueError("classifier needs a model: 'classifier:PATH_OR_ID'")
+        raise SpecError("classifier needs a model: 'classifier:PATH_OR_ID'")
     config = EngineConfig.from_options(options)
     if find_family(arg, options.get("family"), options.get("base")).pairwise:
         from rewardkit.rewards.pairwise_model import PairwiseModelReward

@@ -32,6 +32,7 @@ from rewardkit.content import ImageRef, content_images, content_text
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.engine.truncation import TruncationError
+from rewardkit.errors import SpecError
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads, torch_dtype
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
 from rewardkit.multimodal.image_rm import check_text_pooling
@@ -239,7 +240,7 @@ def build(arg: str | None, **options: Any) -> ClipScoreReward:
     """Registry factory for ``clip:PATH_OR_ID`` (options: ``variant=clip|clipscore|logit`` and
     the engine's)."""
     if not arg:
-        raise ValueError("clip needs a model: clip:PATH_OR_ID (e.g. openai/clip-vit-base-patch32)")
+        raise SpecError("clip needs a model: clip:PATH_OR_ID (e.g. openai/clip-vit-base-patch32)")
     config = EngineConfig.from_options(options)
     return ClipScoreReward(arg, config, **options)
 

@@ -28,6 +28,7 @@ from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EngineRun
 from rewardkit.errors import SpecError
 from rewardkit.models.heads import refuse_nonfinite
+from rewardkit.registry import refuse_options
 from rewardkit.types import Capability, Query, Reward, ScoreResult, text_queries
 
 HEAD_FILE = "head.safetensors"
@@ -171,5 +172,5 @@ def build(arg: str | None, **options: Any) -> DefaultReward:
     """Registry factory for ``default`` (the shipped head) or ``default:DIR`` (another head)."""
     config = EngineConfig.from_options(options)
     if options:
-        raise SpecError(f"default reward: unknown options {sorted(options)}")
+        refuse_options(options, "default", [])
     return DefaultReward(arg or None, config)

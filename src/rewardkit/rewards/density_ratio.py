@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import switch
+from rewardkit.errors import SpecError, switch
 from rewardkit.rewards.dpo import optional_switch, same_cut, same_scoring
 from rewardkit.rewards.dpo import same_weights as same_weights_as
 from rewardkit.rewards.logprob import (
@@ -105,12 +105,19 @@ class DensityRatioReward(LogProbComposite):
         strong_chat_template: bool | None = None,
         weak_chat_template: bool | None = None,
     ) -> None:
-        self.reduce = reduction_name(reduce)
+        try:
+            self.reduce = reduction_name(reduce)
+        except ValueError as exc:  # a spec's reduce=, refused as one
+            raise SpecError(str(exc)) from None
         self.system = system or None
         if isinstance(criteria, str):
             if criteria != "default":
-                raise ValueError("criteria must be a {domain: system prompt} mapping or 'default'")
+                raise SpecError("criteria must be a {domain: system prompt} mapping or 'default'")
             criteria = DEFAULT_CRITERIA
+        elif criteria is not None and not isinstance(criteria, Mapping):  # criteria=3
+            raise SpecError(
+                f"criteria must be a {{domain: prompt}} mapping or 'default'; not {criteria!r}"
+            )
         self.criteria = dict(criteria) if criteria else None
         self.uses_meta = self.criteria is not None
         self.condition_weak = switch("condition_weak", condition_weak, "density-ratio")
@@ -132,7 +139,7 @@ class DensityRatioReward(LogProbComposite):
         )
         same_cut(self.strong, self.weak)  # both sides score the same response tokens
         if same_scoring(self.weak.identity(), self.strong.identity()):
-            raise ValueError(
+            raise SpecError(
                 "density-ratio: strong and weak are the same model with the same template, so "
                 "every reward would be 0; pick another weak model or set weak_chat_template=false"
             )

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rewardkit.errors import SpecError
+from rewardkit.registry import refuse_options
 from rewardkit.rewards.rules.arithmetic import arithmetic_score
 from rewardkit.types import Capability, Query, Reward, ScoreResult, prompt_text
 
@@ -374,5 +375,5 @@ def build(arg: str | None, **options: Any) -> DomainReward:
     if not arg:
         raise SpecError("domain reward needs a directory: domain:DIR (from `rewardkit domain fit`)")
     if options:
-        raise SpecError(f"domain reward: unknown options {sorted(options)}")
+        refuse_options(options, "domain", [])
     return load_domain(arg)

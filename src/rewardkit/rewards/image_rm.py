@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from rewardkit.engine.config import EngineConfig
+from rewardkit.errors import SpecError
 from rewardkit.models.loading import resolve_device, resolve_model, set_threads
 from rewardkit.multimodal.engine import MultimodalReward, MultimodalRow, pad_right
 from rewardkit.multimodal.image_rm import (
@@ -77,11 +78,11 @@ class ImageRMReward(ClipScoreReward):
 def build(arg: str | None, **options: Any) -> ImageRMReward:
     """Registry factory for ``image-rm:PATH`` (options: ``processor=`` and the engine's)."""
     if not arg:
-        raise ValueError(
+        raise SpecError(
             "image-rm needs a model: image-rm:PATH (a folder from `rewardkit train` on an image "
             "config, or a CLIP-style checkpoint scored as PickScore)"
         )
     if arg.startswith(("/", "./", "../", "~")) and not Path(arg).expanduser().exists():
-        raise ValueError(f"image-rm: no such folder {arg}")
+        raise SpecError(f"image-rm: no such folder {arg}")
     config = EngineConfig.from_options(options)
     return ImageRMReward(arg, config, **options)

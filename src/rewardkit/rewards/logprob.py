@@ -25,6 +25,7 @@ import torch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import encode_chat, encode_plain
 from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
+from rewardkit.errors import SpecError
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
 from rewardkit.models.loading import (
     load_causal_lm_shared,
@@ -45,7 +46,7 @@ def reduction_name(how: str) -> str:
     try:
         return _REDUCE_ALIASES[str(how).lower()]
     except KeyError:
-        raise ValueError(f"reduce must be one of sum, mean (avg), norm; got {how!r}") from None
+        raise SpecError(f"reduce must be one of sum, mean (avg), norm; got {how!r}") from None
 
 
 def reduce_logprobs(token_logps: Sequence[float] | np.ndarray, how: str = "sum") -> float:

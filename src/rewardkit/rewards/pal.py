@@ -28,6 +28,7 @@ from torch import nn
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
 from rewardkit.models.heads import refuse_nonfinite
+from rewardkit.registry import refuse_options
 from rewardkit.types import Query, Reward
 
 FORMS = ("ideal", "mixture")
@@ -242,5 +243,5 @@ def build(arg: str | None, **options: Any) -> PALReward:
     user = options.pop("user", None)
     config = EngineConfig.from_options(options)
     if options:
-        raise SpecError(f"pal reward: unknown options {sorted(options)}")
+        refuse_options(options, "pal", ["user"])
     return PALReward(arg, user, config)

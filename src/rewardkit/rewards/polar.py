@@ -21,6 +21,7 @@ import torch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
 from rewardkit.models.heads import refuse_nonfinite
+from rewardkit.registry import refuse_options
 from rewardkit.rewards.default_rm import FeatureHead, prompt_feature_text
 from rewardkit.rewards.pal import load_state, read_meta, write_meta, write_weights
 from rewardkit.types import Query, Reward
@@ -135,5 +136,5 @@ def build(arg: str | None, **options: Any) -> PolarReward:
         )
     config = EngineConfig.from_options(options)
     if options:
-        raise SpecError(f"polar reward: unknown options {sorted(options)}")
+        refuse_options(options, "polar", [])
     return PolarReward(arg, config)

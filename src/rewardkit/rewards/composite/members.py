@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import SpecError
-from rewardkit.registry import kinds, load_reward, parse_spec, shown, spec_file
+from rewardkit.registry import (
+    file_options,
+    kinds,
+    load_reward,
+    parse_spec,
+    shown,
+    spec_file,
+)
 from rewardkit.types import Reward
 
 #: Options of a member that the ensemble itself reads (and removes before building the member).
@@ -38,11 +45,15 @@ def strip_member_options(
     spec: str, base_dir: str | Path | None = None
 ) -> tuple[str, dict[str, Any]]:
     """Split ``objective=``/``weight=`` out of a string spec's options; the rest is kept verbatim.
-    A spec naming a file is a file (its name may hold a ``?``), as for :func:`load_reward`."""
+    A spec naming a file is a file (its name may hold a ``?``), as for :func:`load_reward`, and
+    so is the part of one before ``?objective=``/``?weight=`` (:func:`file_options`)."""
     head, sep, query = spec.strip().partition("?")
     if not sep or spec_file(spec, base_dir) is not None:
         return spec.strip(), {}
-    _, _, parsed = parse_spec(spec)
+    split = file_options(spec, base_dir)  # ``odd?name.yaml?weight=2``: a file, then options
+    if split is not None:
+        head, query = split
+    _, _, parsed = parse_spec(spec if split is None else f"file?{query}")
     found = {k: parsed[k] for k in MEMBER_OPTIONS if k in parsed}
     keep = [p for p in query.split("&") if p and p.partition("=")[0].strip() not in MEMBER_OPTIONS]
     return head + ("?" + "&".join(keep) if keep else ""), found
@@ -102,7 +113,11 @@ def build_member(
         if len(item) != 2:
             raise SpecError(f"{where}: a list member must be [SPEC, WEIGHT]; got {item!r}")
         return build_member(
-            item[0], index, weight=item[1], engine_defaults=engine_defaults, base_dir=base_dir
+            item[0],
+            index,
+            weight=item[1],
+            engine_defaults=engine_defaults,
+            base_dir=base_dir,
         )
     elif not isinstance(item, (Reward, Path)):
         raise SpecError(
@@ -146,7 +161,10 @@ def build_member(
 
 
 def _load(
-    spec: Any, where: str, engine_defaults: Mapping[str, Any] | None, base_dir: str | Path | None
+    spec: Any,
+    where: str,
+    engine_defaults: Mapping[str, Any] | None,
+    base_dir: str | Path | None,
 ) -> Reward:
     """:func:`load_reward` of a member, its error saying which member (``ensemble member 1
     'rule:nosuch': unknown rule …``; a spec file's error is prefixed with its path by the

@@ -24,6 +24,7 @@ from rewardkit.content import ImageRef
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_content, special_strings
 from rewardkit.engine.truncation import TruncationError, fit_many
+from rewardkit.errors import SpecError
 from rewardkit.models.causal_lm import at_last, measure_logit_scale, select_logits, softcap_of
 from rewardkit.models.loading import (
     fit_max_length,
@@ -333,19 +334,19 @@ class VLMListwiseJudge(ListwiseJudging, VLMJudge):
 def build(arg: str | None, **options: Any) -> VLMYesNoJudge:
     """Registry factory for ``vlm-judge:PATH_OR_ID``."""
     if not arg:
-        raise ValueError("vlm-judge needs a model: vlm-judge:PATH_OR_ID")
+        raise SpecError("vlm-judge needs a model: vlm-judge:PATH_OR_ID")
     return VLMYesNoJudge(arg, EngineConfig.from_options(options), **options)
 
 
 def build_listwise(arg: str | None, **options: Any) -> VLMListwiseJudge:
     """Registry factory for ``vlm-judge-listwise:PATH_OR_ID``."""
     if not arg:
-        raise ValueError("vlm-judge-listwise needs a model: vlm-judge-listwise:PATH_OR_ID")
+        raise SpecError("vlm-judge-listwise needs a model: vlm-judge-listwise:PATH_OR_ID")
     return VLMListwiseJudge(arg, EngineConfig.from_options(options), **options)
 
 
 def build_pairwise(arg: str | None, **options: Any) -> VLMPairwiseJudge:
     """Registry factory for ``vlm-judge-pairwise:PATH_OR_ID``."""
     if not arg:
-        raise ValueError("vlm-judge-pairwise needs a model: vlm-judge-pairwise:PATH_OR_ID")
+        raise SpecError("vlm-judge-pairwise needs a model: vlm-judge-pairwise:PATH_OR_ID")
     return VLMPairwiseJudge(arg, EngineConfig.from_options(options), **options)

@@ -42,6 +42,7 @@ from rewardkit.engine.special_tokens import (
     escape_special,
     special_strings,
 )
+from rewardkit.errors import SpecError
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
 from rewardkit.models.loading import (
     fit_max_length,
@@ -484,6 +485,6 @@ class PRMReward(Reward):
 def build(arg: str | None, **options: Any) -> PRMReward:
     """Registry factory for ``prm:PATH``."""
     if not arg:
-        raise ValueError("prm: needs a model, prm:PATH_OR_ID")
+        raise SpecError("prm: needs a model, prm:PATH_OR_ID")
     config = EngineConfig.from_options(options)
     return PRMReward(str(arg), config, **options)
