@@ -125,6 +125,26 @@ _OS_ERRORS = {
 }
 
 
+#: Truncation flags stored with a score (the ``truncated`` column): the query was cut...
+TRUNCATED = 1
+#: ...and its response was cut too (so a rerun served from the cache reports both counts).
+RESPONSE_CUT = 2
+
+
+def truncation_flags(prompt_dropped: int, response_dropped: int) -> int:
+    """The flags stored with a row's score, from the tokens its truncation dropped."""
+    flags = TRUNCATED if prompt_dropped + response_dropped > 0 else 0
+    return flags | (RESPONSE_CUT if response_dropped else 0)
+
+
+def _flags(truncated: bool | int) -> int:
+    """The stored flags of a bool (truncated or not) or of flags already."""
+    if isinstance(truncated, bool | np.bool_):
+        return TRUNCATED if truncated else 0
+    flags = int(truncated)
+    return flags | TRUNCATED if flags else 0
+
+
 class ScoreCache:
     """Scores stored as float32 vectors (length 1 for a scalar reward, k for k objectives),
     each with a flag saying whether its query was truncated (so reruns report truncation too)."""
@@ -202,7 +222,15 @@ class ScoreCache:
 
         A blob that is not whole float32 values (or, given ``width``, not ``width`` of them)
         means the file is damaged: :class:`CacheCorruptError`."""
-        found: dict[str, tuple[np.ndarray, bool]] = {}
+        found = self.get_flagged(fingerprint, keys, width)
+        return {k: (v, bool(flags & TRUNCATED)) for k, (v, flags) in found.items()}
+
+    def get_flagged(
+        self, fingerprint: str, keys: Sequence[str], width: int | None = None
+    ) -> dict[str, tuple[np.ndarray, int]]:
+        """The cached (scores, truncation flags: :data:`TRUNCATED` | :data:`RESPONSE_CUT`)
+        among ``keys``, as :meth:`get_many`."""
+        found: dict[str, tuple[np.ndarray, int]] = {}
         unique = list(dict.fromkeys(keys))
         want = None if width is None else 4 * width
         for start in range(0, len(unique), 900):  # SQLite's bound-parameter limit
@@ -221,17 +249,20 @@ class ScoreCache:
                     raise CacheCorruptError(
                         self.path, f"a stored score is {size} bytes; expected {expected}"
                     )
-                found[key] = (np.frombuffer(blob, dtype=np.float32).copy(), bool(truncated))
+                found[key] = (np.frombuffer(blob, dtype=np.float32).copy(), int(truncated or 0))
         return found
 
-    def put_many(self, fingerprint: str, items: Iterable[tuple[str, np.ndarray, bool]]) -> None:
-        """Store (key, scores, truncated) in one transaction (durable once this returns)."""
+    def put_many(
+        self, fingerprint: str, items: Iterable[tuple[str, np.ndarray, bool | int]]
+    ) -> None:
+        """Store (key, scores, truncated) in one transaction (durable once this returns);
+        ``truncated`` is a bool or the flags of :meth:`get_flagged`."""
         rows = [
             (
                 fingerprint,
                 key,
                 np.ascontiguousarray(value, dtype=np.float32).reshape(-1).tobytes(),
-                int(bool(truncated)),
+                _flags(truncated),
             )
             for key, value, truncated in items
         ]

@@ -2,7 +2,8 @@
 
 Every path splits a query into fixed tokens, prompt tokens and response tokens, then fits them to
 the length limit with :func:`rewardkit.engine.truncation.fit_pair`, so one truncation policy holds
-for every model-backed reward.
+for every model-backed reward. Under a chat template, ``left`` fits the prompt's messages instead
+(:func:`rewardkit.engine.truncation.fit_messages`), so the kept turns keep their role headers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rewardkit.engine.special_tokens import (
     specials_pattern,
 )
 from rewardkit.engine.special_tokens import escape_texts as _escape_texts
-from rewardkit.engine.truncation import Fitted, fit_many, fit_pair
+from rewardkit.engine.truncation import Fitted, fit_many, fit_messages, fit_pair
 from rewardkit.errors import DataError
 from rewardkit.types import Message, Query, assistant, prompt_text
 
@@ -69,26 +70,71 @@ def encode_chat(
     False (a caller that escaped the text itself and inserts real tags, as the PRM does).
     """
     prompts, responses = [], []
-    for i, q in enumerate(escape_queries(tokenizer, queries) if escape else queries):
+    queries = list(escape_queries(tokenizer, queries) if escape else queries)
+    for i, q in enumerate(queries):
         if not q.prompt:  # the template cannot render no conversation, nor split one
             raise DataError(
                 f"query {i} has an empty prompt: a chat-template model scores a response to "
                 "at least one message (give the prompt as text or a user turn)",
                 field="prompt",
             )
-        p = tokenizer.apply_chat_template(q.prompt, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(
-            [*q.prompt, assistant(q.response)], tokenize=False, add_generation_prompt=False
-        )
-        cut = len(p) if full.startswith(p) else _split_at_common_prefix(p, full)
-        prompts.append(full[:cut])
-        responses.append(full[cut:])
-    bos = tokenizer.bos_token_id
+        p, r = _render_chat(tokenizer, q.prompt, q.response)
+        prompts.append(p)
+        responses.append(r)
     rows = []
-    for p_ids, r_ids in zip(_ids(tokenizer, prompts), _ids(tokenizer, responses), strict=True):
-        head = [p_ids[0]] if p_ids and bos is not None and p_ids[0] == bos else []
-        rows.append(_row(head, fit_pair(p_ids[len(head) :], r_ids, max_length - len(head), policy)))
+    for q, p_ids, r_ids in zip(
+        queries, _ids(tokenizer, prompts), _ids(tokenizer, responses), strict=True
+    ):
+        head = _bos_head(tokenizer, p_ids)
+        budget = max_length - len(head)
+        if policy == "left" and len(p_ids) + len(r_ids) > max_length and len(r_ids) < budget:
+            kept = _fit_chat_prompt(tokenizer, q, max_length)
+            if kept is not None:
+                k_ids, r_ids = kept
+                head = _bos_head(tokenizer, k_ids)
+                dropped = max(len(p_ids) - len(k_ids), 1)
+                rows.append(_row(head, Fitted(k_ids[len(head) :], r_ids, dropped, 0)))
+                continue
+        rows.append(_row(head, fit_pair(p_ids[len(head) :], r_ids, budget, policy)))
     return rows
+
+
+def _render_chat(tokenizer: Any, prompt: Sequence[Message], response: str) -> tuple[str, str]:
+    """The template's text of ``prompt`` with the generation prompt, and what the full
+    conversation (``response`` as the assistant turn) adds after it."""
+    p = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(
+        [*prompt, assistant(response)], tokenize=False, add_generation_prompt=False
+    )
+    cut = len(p) if full.startswith(p) else _split_at_common_prefix(p, full)
+    return full[:cut], full[cut:]
+
+
+def _bos_head(tokenizer: Any, ids: list[int]) -> list[int]:
+    """``[BOS]`` when ``ids`` start with the BOS token (never cut), else []."""
+    bos = tokenizer.bos_token_id
+    return [ids[0]] if ids and bos is not None and ids[0] == bos else []
+
+
+def _fit_chat_prompt(
+    tokenizer: Any, query: Query, max_length: int
+) -> tuple[list[int], list[int]] | None:
+    """Left truncation that keeps the chat template's structure (:func:`fit_messages`): the
+    (prompt ids, response ids) of the query with its oldest context dropped so the row fits
+    ``max_length``, every kept message rendered whole by the template with its role; None
+    when even the last turn with no content does not fit (the plain token cut then applies)."""
+
+    def encoded(messages: Sequence[Message]) -> list[list[int]]:
+        return _ids(tokenizer, list(_render_chat(tokenizer, messages, query.response)))
+
+    def fits(messages: Sequence[Message]) -> bool:
+        return sum(len(ids) for ids in encoded(messages)) <= max_length
+
+    kept = fit_messages(query.prompt, fits)
+    if kept is None:
+        return None
+    p_ids, r_ids = encoded(kept)
+    return p_ids, r_ids
 
 
 def bos_prefix(tokenizer: Any) -> list[int]:

@@ -34,7 +34,7 @@ import torch
 from rewardkit.engine import execute, special_tokens
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.batching import plan_batches, stack_rows
-from rewardkit.engine.cache import ScoreCache
+from rewardkit.engine.cache import RESPONSE_CUT, TRUNCATED, ScoreCache, truncation_flags
 from rewardkit.engine.compiling import CompileGate
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.layout import (
@@ -150,10 +150,10 @@ class Engine:
         unique_keys = list(dict.fromkeys(keys))
         first_index = {k: i for i, k in reversed(list(enumerate(keys)))}  # first row per key
 
-        results: dict[str, tuple[np.ndarray, bool]] = {}
+        results: dict[str, tuple[np.ndarray, int]] = {}
         if cache is not None:
             cache.register(fingerprint, identity or {})
-            results.update(cache.get_many(fingerprint, unique_keys))
+            results.update(cache.get_flagged(fingerprint, unique_keys))
         n_cached = len(results)
 
         todo_keys = [k for k in unique_keys if k not in results]
@@ -184,7 +184,7 @@ class Engine:
                         (
                             todo_keys[i],
                             out[j],
-                            rows[i].prompt_dropped + rows[i].response_dropped > 0,
+                            truncation_flags(rows[i].prompt_dropped, rows[i].response_dropped),
                         )
                         for j, i in enumerate(batch)
                     ]
@@ -199,7 +199,8 @@ class Engine:
 
         seconds = time.perf_counter() - started
         real_tokens = sum(lengths)
-        truncated = np.array([results[k][1] for k in keys], dtype=bool)
+        flags = np.array([results[k][1] for k in keys], dtype=np.int64).reshape(-1)
+        truncated = (flags & TRUNCATED).astype(bool)
         stats = {
             "queries": len(keys),
             "unique": len(unique_keys),
@@ -215,8 +216,8 @@ class Engine:
             "padded_tokens": plan.model_tokens,
             # Over every query (cached ones too), so a resumed run reports the same truncation.
             "truncated_rows": int(truncated.sum()),
-            # Among the rows computed now: rows where even the response had to be cut.
-            "response_truncated_rows": sum(1 for r in rows if r.response_dropped),
+            # Rows where even the response had to be cut, over every query as above.
+            "response_truncated_rows": int(np.count_nonzero(flags & RESPONSE_CUT)),
             "seconds": seconds,
             "tokens_per_second": real_tokens / seconds if seconds > 0 and rows else None,
         }

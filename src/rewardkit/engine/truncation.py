@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rewardkit.engine.config import Truncation
 from rewardkit.errors import RewardkitError
@@ -141,3 +143,70 @@ def fit_many(
             need - sum(len(r) for r in kept),
         )
     raise ValueError(f"unknown truncation policy {policy!r}")
+
+
+#: A chat message as the templates take it (``{"role": ..., "content": ...}``).
+ChatMessage = dict[str, Any]
+
+
+def fit_messages(
+    messages: Sequence[Mapping[str, Any]], fits: Callable[[list[ChatMessage]], bool]
+) -> list[ChatMessage] | None:
+    """Left truncation of a chat prompt that keeps the template's structure: the shortest loss
+    of the oldest context for which ``fits(messages)`` holds, every kept message whole with its
+    role, or None when even the smallest well-formed prompt does not fit.
+
+    Leading system messages are kept while the conversation's turns are dropped whole, oldest
+    first (the kept part starts at a user turn, not an assistant one, so alternating templates
+    still render); when only the last turn is left, the oldest text goes first: the system
+    content loses its first characters (its header and closing stay), and once it is empty, the
+    last turn's content does.
+    """
+    msgs = [dict(m) for m in messages]
+    n_system = 0
+    while n_system < len(msgs) - 1 and msgs[n_system].get("role") == "system":
+        n_system += 1
+    system, turns = msgs[:n_system], msgs[n_system:]
+    starts = [i for i, m in enumerate(turns) if m.get("role") != "assistant" or i == len(turns) - 1]
+    found = _first_true(len(starts), lambda k: fits(system + turns[starts[k] :]))
+    if found is not None:
+        return system + turns[starts[found] :]
+    kept = system + turns[-1:]
+    for idx in [*range(n_system), len(kept) - 1]:
+        cut = _cut_content(kept, idx, fits)
+        if cut is not None:
+            return cut
+        if isinstance(kept[idx].get("content"), str):
+            kept[idx] = {**kept[idx], "content": ""}
+    return None
+
+
+def _cut_content(
+    msgs: list[ChatMessage], idx: int, fits: Callable[[list[ChatMessage]], bool]
+) -> list[ChatMessage] | None:
+    """``msgs`` with the fewest first characters of message ``idx``'s text content dropped so
+    that they fit; None when the content is not text or even none of it does not fit."""
+    content = msgs[idx].get("content")
+    if not isinstance(content, str):
+        return None
+
+    def cut(c: int) -> list[ChatMessage]:
+        return [*msgs[:idx], {**msgs[idx], "content": content[c:]}, *msgs[idx + 1 :]]
+
+    found = _first_true(len(content) + 1, lambda c: fits(cut(c)))
+    return None if found is None else cut(found)
+
+
+def _first_true(n: int, test: Callable[[int], bool]) -> int | None:
+    """The smallest ``i < n`` with ``test(i)`` for a test that is (about) monotone in ``i``
+    (found by bisection; the index returned always passed), or None when ``test(n - 1)`` fails."""
+    if n < 1 or not test(n - 1):
+        return None
+    lo, hi = 0, n - 1  # test(hi) holds
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if test(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi

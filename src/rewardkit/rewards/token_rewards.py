@@ -35,6 +35,7 @@ from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_queries, escaped_to_original, valid_text
 from rewardkit.errors import SpecError, switch
+from rewardkit.registry import refuse_options
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.rewards.token_align import pad_token_rows
@@ -275,7 +276,12 @@ class TokenLogRatioReward(Reward):
             rows.append((vals, spans))
         tokens = pad_token_rows(rows)
         scores = np.array([np.nansum(v) if np.any(~np.isnan(v)) else np.nan for v, _ in rows])
-        stats = {"queries": len(queries), "truncated_rows": int(np.sum(trunc))}
+        stats = {
+            "queries": len(queries),
+            "truncated_rows": int(np.sum(trunc)),
+            # as the sequence rewards report it: queries whose response was cut (either side)
+            "response_truncated_rows": int(np.sum(cut > 0)),
+        }
         if cut.any():  # the response's tail past max_length has no token rewards (counted)
             stats |= {"response_cut_rows": int(np.sum(cut > 0)), "tokens_cut": int(cut.sum())}
         if lost:
@@ -294,7 +300,7 @@ def build_dpo_tokens(arg: str | None, **options: Any) -> TokenLogRatioReward:
     system = options.pop("system", None)
     chat = options.pop("use_chat_template", None)
     config = EngineConfig.from_options(options)
-    _no_more(options, "dpo-tokens")
+    refuse_options(options, "dpo-tokens", ["ref", "beta", "system", "use_chat_template"])
     return TokenLogRatioReward(
         _model(arg),
         ref,
@@ -313,7 +319,7 @@ def build_treg(arg: str | None, **options: Any) -> TokenLogRatioReward:
     bad = options.pop("bad", TREG_BAD)
     chat = options.pop("use_chat_template", None)
     config = EngineConfig.from_options(options)
-    _no_more(options, "treg")
+    refuse_options(options, "treg", ["good", "bad", "use_chat_template"])
     model = _model(arg)
     return TokenLogRatioReward(
         model,
@@ -331,11 +337,11 @@ def build_aligndistil(arg: str | None, **options: Any) -> TokenLogRatioReward:
     """``aligndistil:DPO?rev=REV&beta=0.1``: the contrastive DPO reward per token."""
     rev = options.pop("rev", None)
     if not rev:
-        raise ValueError("aligndistil: needs rev=PATH, a DPO model trained on reversed preferences")
+        raise SpecError("aligndistil: needs rev=PATH, a DPO model trained on reversed preferences")
     beta = float(options.pop("beta", 0.1))
     chat = options.pop("use_chat_template", None)
     config = EngineConfig.from_options(options)
-    _no_more(options, "aligndistil")
+    refuse_options(options, "aligndistil", ["rev", "beta", "use_chat_template"])
     return TokenLogRatioReward(
         _model(arg),
         str(rev),
@@ -344,8 +350,3 @@ def build_aligndistil(arg: str | None, **options: Any) -> TokenLogRatioReward:
         config=config,
         use_chat_template=chat,
     )
-
-
-def _no_more(options: dict[str, Any], kind: str) -> None:
-    if options:
-        raise SpecError(f"{kind}: unknown option(s) {', '.join(sorted(options))}")
