@@ -104,3 +104,24 @@ def test_dpo_tokens_reports_response_truncated_rows(lms):
     assert seq.stats["response_truncated_rows"] == 2
     assert tokens.stats.get("response_truncated_rows") == 2  # was absent
     assert tokens.stats["truncated_rows"] == 2
+
+
+def test_left_truncation_keeps_the_tail_of_the_oldest_turn_that_fits(tok):
+    """Dropping the oldest turn whole lost more context than a plain left cut (HH rows at 512
+    tokens lost 4% of their tokens); its tail is kept, with its role header, up to the limit."""
+    turns = Query(
+        [
+            {"role": "user", "content": "old " * 100},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "Now what?"},
+        ],
+        "Fine.",
+    )
+    (row,) = encode_chat(tok, [turns], 64, "left")
+    text = tok.decode(row.input_ids)
+    assert len(row.input_ids) == 64  # filled to the limit, as a plain token cut fills it
+    assert "<|im_start|>user\n old old" in text and text.count("<|im_start|>user\n") == 2
+    assert "<|im_start|>assistant\nok<|im_end|>" in text
+    assert text.endswith(
+        "<|im_start|>user\nNow what?<|im_end|>\n<|im_start|>assistant\nFine.<|im_end|>\n"
+    )

@@ -158,9 +158,10 @@ def fit_messages(
 
     Leading system messages are kept while the conversation's turns are dropped whole, oldest
     first (the kept part starts at a user turn, not an assistant one, so alternating templates
-    still render); when only the last turn is left, the oldest text goes first: the system
-    content loses its first characters (its header and closing stay), and once it is empty, the
-    last turn's content does.
+    still render), except that the oldest kept turn keeps the tail of its text that still fits
+    (as many tokens as a plain left cut keeps, each message with its role header); when only the
+    last turn is left, the oldest text goes first: the system content loses its first characters
+    (its header and closing stay), and once it is empty, the last turn's content does.
     """
     msgs = [dict(m) for m in messages]
     n_system = 0
@@ -169,6 +170,10 @@ def fit_messages(
     system, turns = msgs[:n_system], msgs[n_system:]
     starts = [i for i, m in enumerate(turns) if m.get("role") != "assistant" or i == len(turns) - 1]
     found = _first_true(len(starts), lambda k: fits(system + turns[starts[k] :]))
+    if found is not None and found > 0:  # keep the tail of the last turn that would go whole
+        cut = _cut_content(system + turns[starts[found - 1] :], n_system, fits)
+        if cut is not None:
+            return cut
     if found is not None:
         return system + turns[starts[found] :]
     kept = system + turns[-1:]
