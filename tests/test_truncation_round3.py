@@ -125,3 +125,23 @@ def test_left_truncation_keeps_the_tail_of_the_oldest_turn_that_fits(tok):
     assert text.endswith(
         "<|im_start|>user\nNow what?<|im_end|>\n<|im_start|>assistant\nFine.<|im_end|>\n"
     )
+
+
+def test_a_long_old_assistant_turn_keeps_its_tail_under_an_emptied_user_turn(tok):
+    """An HH row whose older assistant turn alone overflows: dropping that turn whole kept 265
+    of 512 tokens; its tail is kept (the user turn before it emptied, headers intact)."""
+    q = Query(
+        [
+            {"role": "user", "content": "Songs?"},
+            {"role": "assistant", "content": "many " * 100},
+            {"role": "user", "content": "Now what?"},
+        ],
+        "Fine.",
+    )
+    (row,) = encode_chat(tok, [q], 64, "left")
+    text = tok.decode(row.input_ids)
+    assert len(row.input_ids) == 64 and "Songs?" not in text
+    assert "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n many many" in text
+    assert text.endswith(
+        "<|im_start|>user\nNow what?<|im_end|>\n<|im_start|>assistant\nFine.<|im_end|>\n"
+    )

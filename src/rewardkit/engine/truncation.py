@@ -171,18 +171,30 @@ def fit_messages(
     starts = [i for i, m in enumerate(turns) if m.get("role") != "assistant" or i == len(turns) - 1]
     found = _first_true(len(starts), lambda k: fits(system + turns[starts[k] :]))
     if found is not None and found > 0:  # keep the tail of the last turn that would go whole
-        cut = _cut_content(system + turns[starts[found - 1] :], n_system, fits)
+        kept = system + turns[starts[found - 1] :]
+        cut = _cut_oldest(kept, range(n_system, n_system + starts[found] - starts[found - 1]), fits)
         if cut is not None:
             return cut
     if found is not None:
         return system + turns[starts[found] :]
     kept = system + turns[-1:]
-    for idx in [*range(n_system), len(kept) - 1]:
-        cut = _cut_content(kept, idx, fits)
+    return _cut_oldest(kept, [*range(n_system), len(kept) - 1], fits)
+
+
+def _cut_oldest(
+    msgs: list[ChatMessage], order: Sequence[int], fits: Callable[[list[ChatMessage]], bool]
+) -> list[ChatMessage] | None:
+    """``msgs`` with the oldest text of the messages ``order`` names cut, in that order, until
+    they fit: each message's text is cut from its start and, when even none of it fits,
+    emptied (its role header and closing stay) before the next is cut; None when they never
+    fit."""
+    msgs = list(msgs)
+    for idx in order:
+        cut = _cut_content(msgs, idx, fits)
         if cut is not None:
             return cut
-        if isinstance(kept[idx].get("content"), str):
-            kept[idx] = {**kept[idx], "content": ""}
+        if isinstance(msgs[idx].get("content"), str):
+            msgs[idx] = {**msgs[idx], "content": ""}
     return None
 
 
