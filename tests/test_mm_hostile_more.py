@@ -176,7 +176,9 @@ def test_text_reward_on_image_names_the_row(imgs: Path) -> None:
 
     row = {"prompt": "What colour?", "response": [{"type": "image", "image": "img/0.png"}]}
     q = query_from_row(row, Location(str(imgs / "r12.jsonl"), "r12.jsonl", line=4))
-    with pytest.raises(ImageContentError, match=r"r12\.jsonl:4: field 'response': reward 'default'"):
+    with pytest.raises(
+        ImageContentError, match=r"r12\.jsonl:4: field 'response': reward 'default'"
+    ):
         text_queries([Query("a", "b"), q], "default")
 
 
