@@ -19,6 +19,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.types",
         "rewardkit.errors",
         "rewardkit.content",
+        "rewardkit.content_parts",
         "rewardkit.results",
         "rewardkit.outputs",
         "rewardkit.combine",

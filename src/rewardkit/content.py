@@ -10,6 +10,7 @@ form::
 HF ``{"type": "image", "image" | "path" | "url": ...}``, MMRB2-style ``["text", ...]`` /
 ``["image", path]`` pairs, bare strings (text), and bare paths-as-``ImageRef``, bytes or PIL
 images. Images are read lazily (:meth:`ImageRef.load`); nothing here imports PIL until then.
+The text of part lists is read in :mod:`rewardkit.content_parts`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# content_text is re-exported: types, the rules and multimodal import it from here
+from rewardkit.content_parts import content_text, is_text_part, part_list  # noqa: F401
 from rewardkit.errors import DataError, RewardkitError
-
-#: How an image renders in plain text (:func:`content_text`).
-IMAGE_TOKEN = "<image>"
 
 
 class ImageError(DataError):
@@ -178,6 +178,15 @@ class ImageRef:
                 h.update(self.read_bytes())
             object.__setattr__(self, "_digest", h.hexdigest())
         return self._digest  # type: ignore[return-value]
+
+    def remember_digest(self, raw: bytes) -> None:
+        """Keep :meth:`digest` from ``raw``, the bytes :meth:`read_bytes` just gave, so a file
+        is not read (a URL not downloaded) again to hash it; the digest is the one
+        :meth:`digest` computes. No change once known; a PIL image (pixels hashed) is refused."""
+        if self.pil is not None:
+            raise ValueError("a PIL image's digest hashes its pixels, not encoded bytes")
+        if self._digest is None:
+            object.__setattr__(self, "_digest", hashlib.sha256(raw).hexdigest())
 
     # -- JSON -----------------------------------------------------------------------------
     def to_json(self) -> dict[str, str]:
@@ -401,30 +410,6 @@ def normalize_content(
     )
 
 
-#: Part types that hold text (OpenAI chat, Responses API input and output).
-TEXT_PART_TYPES = ("text", "input_text", "output_text")
-
-
-def _parts(content: Any) -> list[Any]:
-    return [content] if isinstance(content, Mapping) else list(content)
-
-
-def content_text(content: Any, image_token: str | None = IMAGE_TOKEN) -> str:
-    """Plain text of ``content``: text parts joined by newlines, each image as ``image_token``
-    (dropped when None). Text content is returned unchanged."""
-    if isinstance(content, str):
-        return content
-    out: list[str] = []
-    for p in _parts(content):
-        if isinstance(p, Mapping) and p.get("type") in TEXT_PART_TYPES:
-            out.append(str(p.get("text", "")))
-        elif isinstance(p, str):
-            out.append(p)
-        elif image_token is not None:
-            out.append(image_token)
-    return "\n".join(out)
-
-
 def content_images(content: Any) -> list[ImageRef]:
     """The images in ``content``, in order (none for text)."""
     if isinstance(content, str):
@@ -433,7 +418,7 @@ def content_images(content: Any) -> list[ImageRef]:
         return [content]
     return [
         p["image"]
-        for p in _parts(content)
+        for p in part_list(content)
         if isinstance(p, Mapping) and isinstance(p.get("image"), ImageRef)
     ]
 
@@ -457,10 +442,7 @@ def has_images(content: Any) -> bool:
         return False
     if isinstance(content, ImageRef):
         return True
-    return any(
-        not (isinstance(p, str) or (isinstance(p, Mapping) and p.get("type") in TEXT_PART_TYPES))
-        for p in _parts(content)
-    )
+    return any(not is_text_part(p, default_type=None) for p in part_list(content))
 
 
 def messages_images(messages: Sequence[Mapping[str, Any]]) -> list[ImageRef]:

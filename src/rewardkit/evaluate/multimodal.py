@@ -15,7 +15,6 @@ those whose images cannot be read or decoded, each image read once before scorin
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -139,10 +138,10 @@ def read_failure(image: ImageRef) -> str | None:
         raw = image.read_bytes()
     except ImageError as e:
         return e.reason
-    if image.path is not None and image._digest is None:
+    if image.path is not None:
         # the digest of a file or URL is that of its bytes (ImageRef.digest): kept from this
         # read rather than read (downloaded) again when the data is hashed
-        object.__setattr__(image, "_digest", hashlib.sha256(raw).hexdigest())
+        image.remember_digest(raw)
     probe = ImageRef(data=raw, origin=image.origin)
     try:
         probe.load()

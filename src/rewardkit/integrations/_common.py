@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.content import TEXT_PART_TYPES, image_part
+from rewardkit.content import image_part
+from rewardkit.content_parts import TEXT_PART_TYPES, PartError, read_text_parts
 from rewardkit.registry import load_reward
 from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult
@@ -96,23 +97,18 @@ def text_of(content: Any, where: str = "content") -> str:
             f"{where} is {type(content).__name__}: message content is text or a list of parts "
             '(e.g. [{"type": "text", "text": "..."}])'
         )
-    texts = []
-    for k, part in enumerate(content):
-        if isinstance(part, str):
-            texts.append(part)
-        elif not isinstance(part, Mapping):
+    try:
+        return read_text_parts(content, on_image="skip")
+    except PartError as e:
+        if e.problem == "not_a_part":
             raise TypeError(
-                f"{where}[{k}] is {type(part).__name__}: a content part is text or a dict "
-                "with a type"
-            )
-        elif part.get("type", "text") in TEXT_PART_TYPES:
-            if not isinstance(part.get("text"), str):
-                raise TypeError(
-                    f"{where}[{k}] is a text part whose text is "
-                    f"{type(part.get('text')).__name__}, not a string"
-                )
-            texts.append(part["text"])
-    return "\n".join(texts)
+                f"{where}[{e.index}] is {type(e.part).__name__}: a content part is text or a "
+                "dict with a type"
+            ) from None
+        raise TypeError(
+            f"{where}[{e.index}] is a text part whose text is "
+            f"{type(e.part.get('text')).__name__}, not a string"
+        ) from None
 
 
 def as_prompt(prompt: Any, where: str = "prompt") -> list[Message]:

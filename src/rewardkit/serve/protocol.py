@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from rewardkit.content import TEXT_PART_TYPES
+from rewardkit.content_parts import TEXT_PART_TYPES, PartError, read_text_parts
 from rewardkit.data.checks import ROLES
 
 PROTOCOL_VERSION = "rewardkit.v1"
@@ -33,23 +33,14 @@ def parts_text(parts: list[Any]) -> str:
     ValueError naming it (the server scores text), and so is an empty list (as in a file)."""
     if not parts:
         raise ValueError("content is an empty list of parts: send text, or a non-empty list")
-    texts = []
-    for k, part in enumerate(parts):
-        if isinstance(part, str):
-            texts.append(part)
-        elif (
-            isinstance(part, dict)
-            and part.get("type", "text") in TEXT_PART_TYPES
-            and isinstance(part.get("text"), str)
-        ):
-            texts.append(part["text"])
-        else:
-            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            raise ValueError(
-                f"content[{k}] is a {kind!r} part: the server reads text parts "
-                f"({', '.join(TEXT_PART_TYPES)}) with a string 'text'"
-            )
-    return "\n".join(texts)
+    try:
+        return read_text_parts(parts, on_image="refuse", dict_type=dict)
+    except PartError as e:
+        kind = e.part.get("type") if isinstance(e.part, dict) else type(e.part).__name__
+        raise ValueError(
+            f"content[{e.index}] is a {kind!r} part: the server reads text parts "
+            f"({', '.join(TEXT_PART_TYPES)}) with a string 'text'"
+        ) from None
 
 
 class ChatMessage(BaseModel):
