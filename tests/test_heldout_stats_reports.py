@@ -180,13 +180,18 @@ def test_monitor_cli_on_a_damaged_log_is_one_line(tmp_path: Path, capsys) -> Non
         "list.jsonl": ("[1, 2]\n", "line 1: expected a monitor record"),
         "text.jsonl": ('{"step": 0, "reward/mean": "high"}\n', "field 'reward/mean'"),
         "warn.jsonl": ('{"step": 0, "warnings": "zz"}\n', "field 'warnings'"),
-        "cut.jsonl": ('{"step": 0}\n{"step": 1, "rew', "line 2: not a JSON record"),
+        "broken.jsonl": ('{"step": 0}\n{"step": 1 x}\n', "line 2: not a JSON record"),
     }
     for name, (text, want) in cases.items():
         (tmp_path / name).write_text(text)
         assert main([str(tmp_path / name), str(tmp_path / "x.png")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and want in err[0] and name in err[0], err
+    # a last record a crash cut mid-write is skipped and said (its whole records are plotted)
+    (tmp_path / "cut.jsonl").write_text('{"step": 0}\n{"step": 1, "rew')
+    assert main([str(tmp_path / "cut.jsonl"), str(tmp_path / "x.png")]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("1 steps") and "line 2" in out.err and "cut short" in out.err
     assert main([str(tmp_path / "absent.jsonl"), str(tmp_path / "x.png")]) == 2
     assert "absent.jsonl" in capsys.readouterr().err
 

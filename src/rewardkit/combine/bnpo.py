@@ -172,8 +172,7 @@ def bnpo_advantages_multi(
     component applies is NaN.
     """
     R = as_reward_matrix(rewards)
-    lo = np.broadcast_to(np.asarray(r_min, dtype=np.float64), (R.shape[1],))
-    hi = np.broadcast_to(np.asarray(r_max, dtype=np.float64), (R.shape[1],))
+    lo, hi = _per_column(r_min, R.shape[1], "r_min"), _per_column(r_max, R.shape[1], "r_max")
     cols = [
         bnpo_advantages(
             R[:, j],
@@ -186,6 +185,19 @@ def bnpo_advantages_multi(
         for j in range(R.shape[1])
     ]
     return aggregate(np.column_stack(cols), "mean").values
+
+
+def _per_column(bound: Any, k: int, name: str) -> list[Any]:
+    """A bound given once or one per column of the k rewards (ValueError naming it otherwise);
+    each value is checked by :func:`_check_bounds`."""
+    v = np.asarray(bound, dtype=object)
+    if v.ndim == 0:
+        return [bound] * k
+    if v.shape != (k,):
+        raise ValueError(
+            f"BNPO {name} must be one number or one per reward column ({k}); got shape {v.shape}"
+        )
+    return [x.item() if isinstance(x, np.generic) else x for x in v.tolist()]
 
 
 @dataclass

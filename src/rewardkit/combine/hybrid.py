@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import check_finite, per_row
+from rewardkit.combine.normalize import as_array, check_finite, per_row
 
 
 def _aspects(aspects: Any, weights: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Aspect scores as (n, k) and their (k,) weights; an (n,) vector is one aspect. No reshaping:
     a (k, n) matrix would silently pair rows with the wrong scores."""
-    A = np.asarray(aspects, dtype=np.float64)
+    A = as_array(aspects, "aspects")
     if A.ndim == 1 and A.shape == (n,):
         A = A[:, None]
     if A.ndim != 2 or A.shape[0] != n:
@@ -48,7 +48,10 @@ def hybrid_combine(
     Every input is one value per row (or a scalar); a shape that does not line up with the rule
     scores, or an infinite score, is a ValueError rather than a silent broadcast or a 1.8e308.
     """
-    rule = np.asarray(r_rule, dtype=np.float64).reshape(-1)
+    rule = as_array(r_rule, "r_rule")
+    if rule.ndim > 1:  # a (n, 2) matrix read as 2n rows paired scalars with the wrong rows
+        raise ValueError(f"r_rule must be one score per row (a vector); got shape {rule.shape}")
+    rule = rule.reshape(-1)
     check_finite(rule, "r_rule")
     n = len(rule)
     model = per_row(r_model, n, "r_model")

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,10 @@ from rewardkit.combine.normalize import as_groups, as_rewards
 
 def soft_overlong(length: int, max_len: int, cache_len: int) -> float:
     """Card C8 — DAPO soft overlong punishment of one length: 0 up to ``max_len − cache_len``,
-    then a linear ramp to −1 at ``max_len``, −1 beyond."""
+    then a linear ramp to −1 at ``max_len``, −1 beyond. A NaN length (unknown) gives NaN, as in
+    :func:`overlong_penalty` (every comparison with NaN is false: it got the full −1)."""
+    if length != length:
+        return math.nan
     expected = max_len - cache_len
     if length <= expected:
         return 0.0
@@ -93,9 +98,14 @@ def kimi_length_reward(
 def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.ndarray:
     """Card C8 — ``−c · max(0, L − target) / target``; ``c ≥ 0`` (finite): a negative ``c``
     rewarded every token past the target, a NaN one made every reward NaN."""
-    if not (np.isfinite(target) and target > 0):
-        raise ValueError(f"target length must be a finite number > 0; got {target}")
-    if isinstance(c, bool) or not (np.isfinite(c) and c >= 0):
+    if not (_is_number(target) and math.isfinite(target) and target > 0):
+        raise ValueError(f"target length must be a finite number > 0; got {target!r}")
+    if not (_is_number(c) and math.isfinite(c) and c >= 0):
         raise ValueError(f"penalty weight c must be a finite number ≥ 0; got {c!r}")
     L = as_lengths(lengths)
     return -c * np.maximum(0.0, L - target) / target
+
+
+def _is_number(v: Any) -> bool:
+    """A real number, not a bool or a text (``np.isfinite("5")`` raised a bare TypeError)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)

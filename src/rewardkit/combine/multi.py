@@ -14,8 +14,10 @@
   scale does not grow with the number of rewards.
 
 NaN (a reward that does not apply to a response) with ``nan="skip"`` (default) contributes nothing
-to that row's sum, and a row where no reward applies is NaN; ``nan="propagate"`` makes any NaN
-component turn the row NaN.
+to that row's sum, and a row where no reward of non-zero weight applies is NaN (a weight-0 reward,
+kept for logging, is no score: such a row summed to 0, a number that trained the policy, where
+:func:`rewardkit.combine.aggregate.aggregate`'s ``weighted`` gives NaN); ``nan="propagate"`` makes
+any NaN component turn the row NaN. Weights that are all 0 are refused (a sum of nothing).
 """
 
 from __future__ import annotations
@@ -50,12 +52,17 @@ def as_reward_matrix(rewards: Any) -> np.ndarray:
 
 
 def as_weights(weights: Any, k: int) -> np.ndarray:
-    """Weights as a finite (k,) vector (default all 1)."""
+    """Weights as a finite (k,) vector (default all 1), not all 0; true/false are refused
+    (read as 1/0, as the ensemble's weights refuse them)."""
     if weights is None:
         return np.ones(k)
-    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    w = as_array(weights, "weights").reshape(-1)
+    if any(isinstance(v, bool | np.bool_) for v in np.asarray(weights, dtype=object).reshape(-1)):
+        raise ValueError(f"weights must be numbers, not true/false; got {weights!r}")
     if w.shape != (k,) or not np.all(np.isfinite(w)):
         raise ValueError(f"weights must be {k} finite numbers, one per reward; got {weights!r}")
+    if not np.any(w != 0):
+        raise ValueError("weights are all zero: a weighted sum of nothing")
     return w
 
 
@@ -70,8 +77,8 @@ def weighted_sum(rewards: Any, weights: Any = None, *, nan: str = "skip") -> np.
     Rs, ws = np.ldexp(R, -e_r), np.ldexp(w, -e_w)
     ok = ~np.isnan(R)
     out = Rs @ ws if nan == "propagate" else np.where(ok, Rs, 0.0) @ ws
-    if nan == "skip":
-        out[~ok.any(axis=1)] = np.nan
+    if nan == "skip":  # no reward that counts (non-zero weight) applies: NaN, not 0
+        out[~(ok & (w != 0)).any(axis=1)] = np.nan
     with np.errstate(over="ignore"):  # a sum float64 cannot hold is refused, not inf
         return check_in_range(np.ldexp(out, e_r + e_w), "weighted sum of row")
 

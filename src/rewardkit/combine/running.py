@@ -257,10 +257,14 @@ class RunningWhitener:
 def _whitened(r: np.ndarray, m: Moments, ddof: int, eps: float, center: bool) -> np.ndarray:
     """``(r − mean)/(std + ε)`` (``r/(std + ε)`` without ``center``): the numerator at the scale
     of ``r`` and the mean, the denominator at that of the std and ε, the ratio scaled back
-    (exact powers of two: ``r − mean`` cannot overflow, a std of 1e-170 is not 0)."""
+    (exact powers of two: ``r − mean`` cannot overflow, a std of 1e-170 is not 0). A std of 0
+    with ``eps=0`` divides by 1 (only centred, as :func:`~rewardkit.combine.aggregate.zscore`
+    and a source with too few values): ``0/0`` made every applying reward NaN, a new value inf."""
     e = scale_exponent(np.append(r, m.mean))
     num = np.ldexp(r, -e) - (m.at(e)[0] if center else 0.0)
     s, e_s = m.scaled_std(ddof)
+    if s == 0 and eps == 0:
+        s, e_s = 1.0, 0
     # at the binary exponent of the larger of std and ε (the smaller may vanish beside it)
     tops = [e_s + math.frexp(s)[1]] if s > 0 else []
     f = max(tops + ([math.frexp(eps)[1]] if eps > 0 else []), default=0)

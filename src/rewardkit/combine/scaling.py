@@ -37,9 +37,9 @@ def dynamic_beta(delta: Any, beta0: float = 0.1, w: float = 0.5, k: float = 0.5)
     ``β₀ > 0``, ``w ≥ 0`` and ``k > 0`` (finite): a negative ``k`` or ``w`` would give the pairs
     the reward model separates most confidently the *smallest* β, the opposite of the method."""
     for name, v, low in (("beta0", beta0, 0.0), ("k", k, 0.0)):
-        if not (np.isfinite(v) and v > low):
+        if not (_is_number(v) and np.isfinite(v) and v > low):
             raise ValueError(f"dynamic_beta: {name} must be a finite number > 0; got {v!r}")
-    if not (np.isfinite(w) and w >= 0):
+    if not (_is_number(w) and np.isfinite(w) and w >= 0):
         raise ValueError(f"dynamic_beta: w must be a finite number ≥ 0; got {w!r}")
     d = as_array(delta, "delta")
     check_finite(d, "delta")  # an infinite margin is a broken reward, not "most confident"

@@ -299,13 +299,24 @@ def _template(reward: FamilyModelReward, rows: Sequence[EncodedRow]) -> tuple[st
     return finding, warnings
 
 
+def verdict_dtypes(dtypes: Sequence[str]) -> tuple[str, ...]:
+    """``float32`` and then each other dtype asked, once each, in the order given."""
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    rest = [d for d in dict.fromkeys(dtypes) if d.strip().lower() not in ("float32", "fp32")]
+    return ("float32", *rest)
+
+
 def check_model(
     spec: str,
     dtypes: Sequence[str] = ("float32", "bfloat16"),
     max_length: int | None = None,
     device: str = "cpu",
 ) -> ModelCheck:
-    """Run every check on ``spec`` (see the module docstring)."""
+    """Run every check on ``spec`` (see the module docstring). float32 is always compared
+    first, as it decides the verdict (``--dtype bfloat16`` alone checked no float32 engine
+    run, and a verdict came from looser tolerances); a dtype asked twice runs once."""
+    dtypes = verdict_dtypes(dtypes)
     model, options = _family_spec(spec)
     options = {**options, "device": device}
     base = _open(model, options, "float32", max_length)

@@ -27,7 +27,8 @@ flags are in its record):
 The baseline is the mean over the first ``baseline_steps`` steps; from a baseline of exactly 0
 (empty responses, identical members) any rise flags. Each record goes to a JSONL file
 (``log_path``): a fresh monitor refuses a log that is not empty (two runs would read as one
-series) unless ``overwrite=True``; one resumed with :meth:`RewardMonitor.load_state_dict` appends.
+series) unless ``overwrite=True``; one resumed with :meth:`RewardMonitor.load_state_dict` appends,
+on a new line after a record a crash cut (:mod:`rewardkit.monitor.log` skips that record).
 :meth:`RewardMonitor.plot` draws the history (matplotlib, imported only there).
 """
 
@@ -37,7 +38,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ import numpy as np
 from rewardkit.combine.aggregate import disagreement
 from rewardkit.combine.running import Moments
 from rewardkit.evaluate.stats import nanmean, nanstd, pearson_r
+from rewardkit.monitor.log import read_log as read_log  # re-exported: the log's reader
+from rewardkit.monitor.log import start_on_new_line
+from rewardkit.monitor.state import read_state
 
 
 class RewardHackingWarning(UserWarning):
@@ -67,10 +71,44 @@ class MonitorConfig:
     length_unit: str = "words"  # words | chars (or pass length_fn)
 
     def __post_init__(self) -> None:
+        """Each setting held to its kind and range, named (a NaN threshold never flagged; a
+        ``window`` of 2.5 or ``"3"`` failed at a later step with a bare TypeError)."""
         if self.length_unit not in ("words", "chars"):
             raise ValueError(f"length_unit must be 'words' or 'chars'; got {self.length_unit!r}")
-        if self.baseline_steps < 1 or self.window < 2 or self.min_trend_steps < 2:
-            raise ValueError("baseline_steps ≥ 1, window ≥ 2 and min_trend_steps ≥ 2 are required")
+        for name, low in (("baseline_steps", 1), ("window", 2), ("min_trend_steps", 2)):
+            _check_setting(name, getattr(self, name), low=low, whole=True)
+        _check_setting("min_corr_n", self.min_corr_n, low=0, whole=True)
+        _check_setting("trend_tol", self.trend_tol, low=0.0)
+        _check_setting("corr_threshold", self.corr_threshold, low=-1.0, high=1.0)
+        for name in ("length_factor", "disagreement_factor"):
+            _check_setting(name, getattr(self, name), low=0.0, strict=True)
+
+
+def _check_setting(
+    name: str, v: Any, *, low: float, high: float = math.inf, whole: bool = False, strict=False
+) -> None:
+    """ValueError naming the setting unless ``v`` is a finite number (a whole one with
+    ``whole``) ≥ ``low`` (> with ``strict``) and ≤ ``high``."""
+    kind = int | np.integer if whole else int | float | np.integer | np.floating
+    ok = isinstance(v, kind) and not isinstance(v, bool | np.bool_) and math.isfinite(v)
+    if not (ok and (v > low if strict else v >= low) and v <= high):
+        what = "a whole number" if whole else "a finite number"
+        bound = f"{'>' if strict else '≥'} {low:g}" + (
+            f" and ≤ {high:g}" if high < math.inf else ""
+        )
+        raise ValueError(f"MonitorConfig {name} must be {what} {bound}; got {v!r}")
+
+
+def _scores(values: Any, name: str) -> np.ndarray:
+    """One score per response as a float vector: an (n, 1) or (1, n) array is one too, a (2, 2)
+    one (read as 4 scores before) or text is a ValueError naming ``name``."""
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers (NaN where it does not apply): {exc}") from None
+    if sum(d > 1 for d in v.shape) > 1:
+        raise ValueError(f"{name} must be one score per response; got shape {v.shape}")
+    return v.reshape(-1)
 
 
 def finite_pairs(x: np.ndarray, y: np.ndarray) -> int:
@@ -100,11 +138,6 @@ def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def _unclean(v: Any) -> Any:
-    """:func:`_clean` undone: JSON null back to NaN."""
-    return math.nan if v is None else v
 
 
 def rose(value: float, base: float, factor: float) -> bool:
@@ -179,6 +212,16 @@ class RewardMonitor:
     def _lengths(self, responses: Sequence[str]) -> np.ndarray:
         if self.length_fn is not None:
             return np.array([float(self.length_fn(r)) for r in responses])
+        bad = [i for i, r in enumerate(responses) if not isinstance(r, str | list)]
+        if bad:
+            raise ValueError(
+                f"responses[{bad[0]}] is {type(responses[bad[0]]).__name__}, not a text: pass "
+                "length_fn to measure other responses"
+            )
+        if any(isinstance(r, list) for r in responses):  # chat parts: their text is measured
+            from rewardkit.content import content_text
+
+            responses = [content_text(r) if isinstance(r, list) else r for r in responses]
         if self.config.length_unit == "chars":
             return np.array([float(len(r)) for r in responses])
         return np.array([float(len(r.split())) for r in responses])
@@ -195,11 +238,10 @@ class RewardMonitor:
     ) -> dict[str, Any]:
         """Record one training step; returns its record (metrics plus ``warnings``)."""
         self._open_log()
+        if isinstance(responses, str | bytes):  # a bare text: each character read as a response
+            raise ValueError("responses must be a list of response texts, not one text")
         n = len(responses)
-        comps = {
-            str(k): np.asarray(v, dtype=np.float64).reshape(-1)
-            for k, v in (components or {}).items()
-        }
+        comps = {str(k): _scores(v, f"component {str(k)!r}") for k, v in (components or {}).items()}
         for name, v in comps.items():
             if len(v) != n:
                 raise ValueError(f"component {name!r} has {len(v)} scores for {n} responses")
@@ -208,7 +250,7 @@ class RewardMonitor:
                 f"{len(prompts)} prompts for {n} responses; pass one prompt per response"
             )
         if reward is not None:
-            proxy = np.asarray(reward, dtype=np.float64).reshape(-1)
+            proxy = _scores(reward, "reward")
         elif self.proxy is not None:
             if self.proxy not in comps:
                 raise ValueError(f"proxy component {self.proxy!r} not among {sorted(comps)}")
@@ -231,7 +273,7 @@ class RewardMonitor:
             raise ValueError(f"reward has {len(proxy)} scores for {n} responses")
         if gold is None and self.gold is not None and self.gold in comps:
             gold = comps[self.gold]
-        gold_arr = None if gold is None else np.asarray(gold, dtype=np.float64).reshape(-1)
+        gold_arr = None if gold is None else _scores(gold, "gold")
         if gold_arr is not None and len(gold_arr) != n:
             raise ValueError(f"gold has {len(gold_arr)} scores for {n} responses")
         named = {**comps, "reward": proxy, **({"gold": gold_arr} if gold_arr is not None else {})}
@@ -355,8 +397,10 @@ class RewardMonitor:
         if self.log_path is None:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({k: _clean(v) for k, v in rec.items()}) + "\n"
+        lead = start_on_new_line(self.log_path)  # a record a crash cut: not glued to it
         with self.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({k: _clean(v) for k, v in rec.items()}) + "\n")
+            fh.write(lead + line)
 
     # ---- summaries, persistence, plots ------------------------------------------------------
     def latest(self, prefix: str = "rewardkit/") -> dict[str, float]:
@@ -386,13 +430,16 @@ class RewardMonitor:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.config = MonitorConfig(**state["config"])
-        self.history = [{k: _unclean(v) for k, v in h.items()} for h in state["history"]]
-        self.warned = set(state["warned"])
-        b = state["baseline"]
+        """Resume from :meth:`state_dict`; a missing or mistyped field (or config setting) is a
+        ValueError naming it, and this monitor is left as it was."""
+        saved = read_state(state, tuple(f.name for f in fields(MonitorConfig)))
+        config = MonitorConfig(**saved.config)
+        b = saved.baseline
+        pooled = _pooled_moments(b)
+        self.config, self.history, self.warned = config, saved.history, saved.warned
         self._baseline = _Baseline(dict(b["sums"]), dict(b["counts"]), dict(b["sq"]))
-        self._pooled = _pooled_moments(b)
-        self._baseline_std = dict(state["baseline_std"])
+        self._pooled = pooled
+        self._baseline_std = saved.baseline_std
         self._log_open = True  # resumed: the log holds this run's records, append to them
 
     def plot(self, path: str | Path) -> Path:
@@ -426,43 +473,3 @@ def _explain(flag: str, rec: Mapping[str, Any]) -> str:
     return (
         f"ensemble disagreement {rec.get('disagreement/mean', math.nan):.4g} rose past the baseline"
     )
-
-
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a monitor JSONL log (None back to NaN). A line that is not a record the
-    monitor writes (an object with a numeric ``step``, numbers or null, ``warnings`` a list of
-    texts) is a :class:`~rewardkit.errors.DataError` naming the file, line and field."""
-    from rewardkit.errors import DataError
-
-    out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not a JSON record: {exc}", path=str(path), line=i) from None
-            problem = _record_problem(rec)
-            if problem is not None:
-                field_name, what = problem
-                raise DataError(what, path=str(path), line=i, field=field_name)
-            out.append({k: (math.nan if v is None else v) for k, v in rec.items()})
-    return out
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _record_problem(rec: Any) -> tuple[str | None, str] | None:
-    """``(field, what is wrong)`` for a log line that is not a monitor record, else None."""
-    if not isinstance(rec, dict):
-        return None, f"expected a monitor record (a JSON object), got {type(rec).__name__}"
-    if not _is_number(rec.get("step")):
-        return "step", f"expected a step number, got {rec.get('step')!r}"
-    for k, v in rec.items():
-        if k == "warnings":
-            if not (isinstance(v, list) and all(isinstance(w, str) for w in v)):
-                return k, f"expected a list of warning names, got {v!r}"
-        elif v is not None and not _is_number(v):
-            return k, f"expected a number or null, got {v!r}"
-    return None
