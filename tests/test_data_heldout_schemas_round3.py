@@ -154,9 +154,10 @@ def test_round2_formats_written_by_pandas_read_like_jsonl(
     assert [e.responses for e in got] == [e.responses for e in want]
 
 
-def test_preference_collection_is_refused_not_guessed(tmp_path: Path) -> None:
-    """Prometheus' Preference-Collection: its ``orig_preference`` convention is not confirmed
-    from a primary source, so the row stays refused (no fixed side is read as chosen)."""
+def test_preference_collection_reads_its_result_letter(tmp_path: Path) -> None:
+    """Prometheus' Preference-Collection: the feedback in ``output`` ends ``[RESULT] A|B``, the
+    better response (the dataset card's prompt format); ``orig_preference`` must agree (round 41,
+    tests/test_data_formats41.py covers the disagreements, which stay errors)."""
     row = {
         "orig_instruction": "Name a prime.",
         "orig_response_A": "Nine.",
@@ -168,8 +169,11 @@ def test_preference_collection_is_refused_not_guessed(tmp_path: Path) -> None:
         "output": "B is right. [RESULT] B",
         "input": "",
     }
+    (ex,) = load(_write([row], tmp_path, "pc", "jsonl"))
+    assert ex.meta["format"] == "preference-collection"
+    assert ex.responses == ["Nine.", "Seven."] and ex.chosen == [1]
     with pytest.raises(DataError):
-        load(_write([row], tmp_path, "pc", "jsonl"))
+        load(_write([{**row, "orig_preference": "A"}], tmp_path, "pc2", "jsonl"))
 
 
 def test_beavertails_ratings_are_finite_labels(tmp_path: Path) -> None:

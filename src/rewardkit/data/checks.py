@@ -273,14 +273,22 @@ def side_scores(rec: Record) -> tuple[str, float, float] | None:
     return None
 
 
+def _flag(value: Any) -> bool:
+    """A true flag: JSON/Parquet ``true``, or a CSV cell ``True``/``true``/``1``."""
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
+
+
 def score_tie(rec: Record, chosen: list[int]) -> tuple[list[int], dict[str, Any]]:
     """A pair whose own per-side scores are equal is a labelled tie (both chosen), not a
     preference: ``meta["tied_scores"]`` names the column. Scores that rank the rejected side
     higher keep the file's label and are flagged in ``meta["scores_disagree"]``
     (docs/data-formats.md, "Per-side scores"). argilla's distilabel pairs mark equal ratings
-    with ``status: "tie"``: a labelled tie too."""
+    with ``status: "tie"``, and MultiPref's binarized configs a pair whose most common human (or
+    GPT-4) vote was a tie with ``tie_is_common: true``: labelled ties too."""
     if chosen == [0] and rec.peek("status") == "tie" and rec.has("generations"):
         return [0, 1], {"tied_scores": "status"}  # argilla distilabel pairs: equal ratings
+    if chosen == [0] and _flag(rec.peek("tie_is_common")):
+        return [0, 1], {"tied_scores": "tie_is_common"}  # MultiPref binarized: a tie voted most
     found = side_scores(rec)
     if found is None or chosen != [0]:
         return chosen, {}

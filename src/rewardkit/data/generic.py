@@ -48,7 +48,12 @@ def _unknown_format(rec: Record) -> None:
         missing = prompt_fields.side_fields(rec)[1]
     else:
         return
+    from rewardkit.data.proxysets import refused_layout
     from rewardkit.data.sniff import FORMATS
+
+    refused = refused_layout(rec)
+    if refused is not None:
+        raise rec.error(missing, f"cannot be read: {refused[1]}; see docs/data-formats.md")
 
     found = ", ".join(repr(k) for k in rec.data) or "none"
     raise rec.error(

@@ -9,6 +9,7 @@ from typing import Literal
 
 from rewardkit.data.bundled import resolve_data
 from rewardkit.data.location import Location
+from rewardkit.data.proxysets import refused_layout
 from rewardkit.data.record import Record, check_columns
 from rewardkit.data.sniff import (
     CONVERTERS,
@@ -44,6 +45,8 @@ LABELLED_FORMATS = (
     "judgelm",
     "unified-feedback",
     "hhh-alignment",
+    "ppe-human",
+    "preference-collection",
 )
 
 
@@ -54,7 +57,18 @@ def check_mapped_labels(raw: dict, loc: Location, colmap: Mapping[str, str], fmt
     column stays in ``meta``). ``format=`` given explicitly skips the check."""
     if not {"chosen", "rejected"} & set(colmap):
         return
-    native = sniff_format(Record(raw, loc, {}))
+    rec = Record(raw, loc, {})
+    native = sniff_format(rec)
+    refused = refused_layout(rec, labelled=True) if native == "generic" else None
+    if refused is not None:  # refused unmapped (raw MultiPref votes): a map must not hide that
+        cols = ", ".join(f"{k}={v}" for k, v in colmap.items())
+        warnings.warn(
+            f"{loc.path}: the file is {refused[0]}, whose per-row votes say which response is "
+            f"preferred; the column map ({cols}) fixes one column as chosen and mislabels the "
+            f"rows where the other response won. Without the map it is refused: {refused[1]}",
+            stacklevel=3,
+        )
+        return
     if native in LABELLED_FORMATS and fmt != native:
         cols = ", ".join(f"{k}={v}" for k, v in colmap.items())
         warnings.warn(
