@@ -8,9 +8,9 @@ other error status raises :class:`RewardServerError` at once; a read timeout rai
 within ``connect_timeout + timeout`` (a server trickling bytes cannot hold a call). Waits grow as
 ``backoff · 2^attempt`` capped at ``max_backoff``.
 
-A call of ``score`` larger than the server takes (``--max-items``, ``--max-body-bytes``: 413) is
-sent as several requests, their results joined in order (:mod:`rewardkit.client_batches`;
-``max_items=`` splits up front).
+A call of ``score`` or ``get_reward`` larger than the server takes (``--max-items``,
+``--max-body-bytes``: 413) is sent as several requests, their results joined in order
+(:mod:`rewardkit.client_batches`; ``max_items=`` splits up front).
 
 Answers are checked before anything is returned (``invalid_response`` otherwise): at most 32 MiB
 decoded, JSON objects where objects are due, one result per item in order (an item's ``id``
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,14 @@ from typing import Any
 
 import httpx
 
-from rewardkit.client_batches import Parts, check_max_items, openrlhf_body, to_item
+from rewardkit.client_batches import (
+    OpenRLHFParts,
+    Parts,
+    check_max_items,
+    is_number,
+    openrlhf_body,
+    to_item,
+)
 from rewardkit.errors import RewardkitError
 from rewardkit.outputs import finite_json
 from rewardkit.remote.auth import check_api_key
@@ -126,16 +132,6 @@ def _raise_for(answer: Answer) -> None:
     raise RewardServerError(answer.status, type_, message)
 
 
-def _is_number(v: Any) -> bool:
-    """A finite JSON number; an integer past float's range (``1`` and 400 zeros) is not one."""
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:
-        return False
-
-
 def _error_problem(error: Any) -> str | None:
     """What is wrong with a result's ``error``: absent/null or a non-empty message or object."""
     if error is None or (isinstance(error, str | dict) and error):
@@ -144,7 +140,7 @@ def _error_problem(error: Any) -> str | None:
 
 
 def _number_or_null(v: Any) -> bool:
-    return v is None or _is_number(v)
+    return v is None or is_number(v)
 
 
 def _unechoed_id(r: dict[str, Any], sent: Any) -> bool:
@@ -192,25 +188,6 @@ def checked_results(answer: Answer, items: Sequence[Mapping[str, Any]]) -> list[
         if problem:
             raise answer.invalid(f"result {i}: {problem}")
     return results
-
-
-def checked_openrlhf(answer: Answer, n: int) -> dict[str, Any]:
-    """A ``/get_reward`` answer: ``rewards`` (and ``scores`` when given) n finite numbers,
-    ``extra_logs`` an object of lists of n numbers."""
-    body = answer.object()
-    for key in ("rewards", "scores"):
-        values = body.get(key)
-        if key == "scores" and values is None:
-            continue
-        if not (isinstance(values, list) and len(values) == n and all(map(_is_number, values))):
-            got = f"{len(values)} entries" if isinstance(values, list) else f"no {key!r} list"
-            raise answer.invalid(f"{key}: {got}, not {n} finite numbers")
-    logs = body.get("extra_logs", {})
-    if not isinstance(logs, dict) or not all(
-        isinstance(v, list) and len(v) == n and all(map(_is_number, v)) for v in logs.values()
-    ):
-        raise answer.invalid(f"extra_logs is not an object of lists of {n} finite numbers")
-    return body
 
 
 class _Base:
@@ -375,9 +352,17 @@ class RewardClient(_Base):
         prompts: Sequence[str] | None = None,
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
-        """``POST /get_reward`` in OpenRLHF's shape."""
-        body = openrlhf_body(queries, prompts, labels)  # reads an iterator once, before sending
-        return checked_openrlhf(self._request("POST", "/get_reward", json=body), len(body["query"]))
+        """``POST /get_reward`` in OpenRLHF's shape; split as :meth:`score` is (module doc)."""
+        # reads an iterator once, before sending
+        parts = OpenRLHFParts(openrlhf_body(queries, prompts, labels), self)
+        for part in parts:
+            try:
+                answer = self._request("POST", "/get_reward", json=parts.body(part))
+            except RewardServerError as err:
+                parts.refused(err, self._info_or_none() if parts.asks_info(err) else None)
+                continue
+            parts.answered(answer)
+        return parts.joined()
 
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/health").object()
@@ -467,9 +452,15 @@ class AsyncRewardClient(_Base):
         prompts: Sequence[str] | None = None,
         labels: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
-        body = openrlhf_body(queries, prompts, labels)
-        answer = await self._request("POST", "/get_reward", json=body)
-        return checked_openrlhf(answer, len(body["query"]))
+        parts = OpenRLHFParts(openrlhf_body(queries, prompts, labels), self)
+        for part in parts:
+            try:
+                answer = await self._request("POST", "/get_reward", json=parts.body(part))
+            except RewardServerError as err:
+                parts.refused(err, await self._info_or_none() if parts.asks_info(err) else None)
+                continue
+            parts.answered(answer)
+        return parts.joined()
 
     async def health(self) -> dict[str, Any]:
         return (await self._request("GET", "/health")).object()

@@ -12,10 +12,18 @@ of the next call's items). The results are joined in order, so the call returns 
 would: one result per item, ids and per-item errors kept. A part of one item that is still
 refused, and a request with more new items than a route's whole queue (``--max-queue``), raise
 the server's error.
+
+``get_reward`` (OpenRLHF's ``/get_reward``) is split the same way (:class:`OpenRLHFParts`): each
+part sends its queries with their prompts and labels, and the parts' ``rewards``, ``scores`` and
+``extra_logs`` lists are joined in order. What the server derives from a whole request is then
+derived per part: a failed item's default ``--failed-reward`` (the lowest reward of its part) and
+a component's fill where it does not apply (its mean over the part); with a fixed
+``--failed-reward`` the rewards are what one request gives.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rewardkit.outputs import finite_json
 
 if TYPE_CHECKING:
-    from rewardkit.client import RewardServerError
+    from rewardkit.client import Answer, RewardServerError
 
 #: How a 413 states the most items one request may hold (``serve.app``, ``--max-items``).
 _STATED = re.compile(r"limit of (\d+) per request")
@@ -39,10 +47,13 @@ def openrlhf_body(
         if isinstance(value, str | bytes):  # list("abc") would send three queries 'a', 'b', 'c'
             raise TypeError(f"{name} must be a list with one entry per query, not one string")
     body: dict[str, Any] = {"query": list(queries)}  # an iterator is read here, once
-    if prompts is not None:
-        body["prompts"] = list(prompts)
-    if labels is not None:
-        body["labels"] = list(labels)
+    for key, value in (("prompts", prompts), ("labels", labels)):
+        if value is not None:
+            body[key] = list(value)
+            if len(body[key]) != len(body["query"]):  # as the server says it (a 422)
+                raise ValueError(
+                    f"'{key}' has {len(body[key])} entries but 'query' has {len(body['query'])}"
+                )
     return finite_json(body)  # a NaN label (a missing cell of a DataFrame) is sent as null
 
 
@@ -62,6 +73,35 @@ def to_item(item: Any) -> dict[str, Any]:
             out["data_source"] = str(source)
         return out
     raise TypeError(f"cannot send a {type(item).__name__} as a reward item")
+
+
+def is_number(v: Any) -> bool:
+    """A finite JSON number; an integer past float's range (``1`` and 400 zeros) is not one."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def checked_openrlhf(answer: Answer, n: int) -> dict[str, Any]:
+    """A ``/get_reward`` answer: ``rewards`` (and ``scores`` when given) n finite numbers,
+    ``extra_logs`` an object of lists of n numbers."""
+    body = answer.object()
+    for key in ("rewards", "scores"):
+        values = body.get(key)
+        if key == "scores" and values is None:
+            continue
+        if not (isinstance(values, list) and len(values) == n and all(map(is_number, values))):
+            got = f"{len(values)} entries" if isinstance(values, list) else f"no {key!r} list"
+            raise answer.invalid(f"{key}: {got}, not {n} finite numbers")
+    logs = body.get("extra_logs", {})
+    if not isinstance(logs, dict) or not all(
+        isinstance(v, list) and len(v) == n and all(map(is_number, v)) for v in logs.values()
+    ):
+        raise answer.invalid(f"extra_logs is not an object of lists of {n} finite numbers")
+    return body
 
 
 def check_max_items(value: int | None) -> int | None:
@@ -149,3 +189,50 @@ class Parts:
         if err.type == "too_many_items":
             self.client.max_items = min(limit, self.client.max_items or limit)
         self.size = limit
+
+
+class OpenRLHFParts(Parts):
+    """The parts of one ``/get_reward`` call (module doc): iterate for the next part's queries,
+    send :meth:`body`, then call :meth:`answered` with the answer or :meth:`refused`."""
+
+    def __init__(self, body: dict[str, Any], client: Any) -> None:
+        self.keys = [k for k in ("query", "prompts", "labels") if k in body]
+        rows = zip(*(body[k] for k in self.keys), strict=True)
+        super().__init__([dict(zip(self.keys, row, strict=True)) for row in rows], client)
+        self.answers: list[dict[str, Any]] = []
+
+    def body(self, part: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``/get_reward`` body of a part: its queries, prompts and labels."""
+        return {k: [row[k] for row in part] for k in self.keys}
+
+    def answered(self, answer: Answer) -> None:  # type: ignore[override]
+        """Keep the answer to the last part, checked (:func:`checked_openrlhf`); one whose
+        ``extra_logs`` keys differ from an earlier part's cannot be joined (``invalid_response``)."""
+        n = min(self.size, len(self.items) - len(self.results))
+        got = checked_openrlhf(answer, n)
+        if self.answers and set(got.get("extra_logs", {})) != set(
+            self.answers[0].get("extra_logs", {})
+        ):
+            raise answer.invalid(
+                f"extra_logs keys {sorted(got.get('extra_logs', {}))} differ from the first "
+                f"part's {sorted(self.answers[0].get('extra_logs', {}))}: the parts of the call "
+                "cannot be joined"
+            )
+        self.answers.append(got)
+        self.results.extend({} for _ in range(n))  # counts the items answered
+
+    def joined(self) -> dict[str, Any]:
+        """The call's answer: the one answer of an unsplit call as the server gave it, else
+        the parts' lists joined in order (``scores`` where a part gave none: its rewards)."""
+        if len(self.answers) == 1:
+            return self.answers[0]
+        rewards = [x for a in self.answers for x in a["rewards"]]
+        out: dict[str, Any] = {"rewards": rewards}
+        scores = [a["rewards"] if a.get("scores") is None else a["scores"] for a in self.answers]
+        if any(a.get("scores") is not None for a in self.answers):
+            out["scores"] = [x for part in scores for x in part]
+        if any("extra_logs" in a for a in self.answers):
+            keys = list(self.answers[0].get("extra_logs", {}))
+            logs = [a.get("extra_logs", {}) for a in self.answers]
+            out["extra_logs"] = {k: [x for lg in logs for x in lg[k]] for k in keys}
+        return out

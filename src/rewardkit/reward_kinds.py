@@ -13,7 +13,8 @@ _ENGINE = (
 )
 _HTTP_JUDGE = (
     "api_key_env=, endpoint=chat|completions, temperature=, max_tokens=, seed=, logprobs=, "
-    "unparsed=nan|tie, prices=, base_url=, model=, cache_dir=, progress= and the request limits "
+    "unparsed=nan|tie, prices=, base_url=, model=, api_key_header=, api_version=, query= and "
+    "headers= (mappings, in a spec file), cache_dir=, progress= and the request limits "
     "(docs/judges.md)"
 )
 #: The judge options both forms read (the endpoint applies its own model's chat template, so
@@ -303,7 +304,8 @@ register(
     "A reward served by another `rewardkit serve` server (POST /v1/rewards): usable in "
     "ensembles, routes and RL adapters; answers land in the local score cache.",
     card=None,
-    arg_help="URL of the server; options route=, api_key_env=, batch_size=, cache_dir=, progress=, "
+    arg_help="URL of the server; options route=, api_key_env=, api_key_header=, api_version=, "
+    "query= and headers= (mappings, in a spec file), batch_size=, cache_dir=, progress=, "
     + _LIMITS,
     uses_engine=True,
 )
@@ -313,7 +315,7 @@ register(
     "A classifier reward model served by vLLM (POST /classify or /pooling; the server applies "
     "the chat template, or the client does with tokenizer=).",
     card=None,
-    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, batch_size=, cache_dir=, progress=, "
+    arg_help="URL of the vLLM server; options model=, endpoint=classify|pooling, label=0, activation=false, tokenizer=, api_key_env=, api_key_header=, api_version=, query=, headers=, batch_size=, cache_dir=, progress=, "
     + _LIMITS,
     uses_engine=True,
 )
@@ -323,7 +325,7 @@ register(
     "A classifier reward model served by SGLang (--is-embedding; POST /classify with text "
     "formatted by the reward model's chat template).",
     card=None,
-    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, api_key_env=, batch_size=, cache_dir=, progress=, "
+    arg_help="URL of the SGLang server; options tokenizer= (required), model=, label=0, api_key_env=, api_key_header=, api_version=, query=, headers=, batch_size=, cache_dir=, progress=, "
     + _LIMITS,
     uses_engine=True,
 )

@@ -4,6 +4,7 @@ and ``RewardClient``)."""
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
@@ -88,3 +89,19 @@ class BoundedDecoder:
             except zlib.error as exc:
                 raise BadEncoding(f"cannot decode the {self.coding} answer: {exc}") from None
         return b"".join(self.parts)
+
+
+def decode_text(content: bytes, charset: str | None) -> str:
+    """An answer's bytes as text in its ``charset`` (UTF-8 when none or unknown)."""
+    try:
+        return content.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def parse_body(content: bytes, charset: str | None) -> Any:
+    """The answer as JSON, or as text when it is not JSON."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
+        return decode_text(content, charset)

@@ -44,6 +44,7 @@ from rewardkit.remote.decode import (
     BadEncoding,
     BoundedDecoder,
     UnsupportedEncoding,
+    decode_text,
 )
 from rewardkit.remote.limits import (
     RETRY_STATUSES,
@@ -59,6 +60,7 @@ from rewardkit.remote.request_url import (
     key_header_value,
     with_query,
 )
+from rewardkit.remote.sse import StreamCut, StreamError, answer_body
 from rewardkit.remote.usage import MAX_USAGE_TOKENS, Usage, openai_usage
 from rewardkit.secrets import REDACTED, Redactor, display_url, strip_userinfo, userinfo
 
@@ -88,8 +90,8 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one request: ``ok`` with the parsed ``body`` (JSON, or text when the
-    answer is not JSON), or not ok with the last ``status`` (None for a transport failure) and
+    """What became of one request: ``ok`` with the parsed ``body`` (JSON, the answer an event
+    stream carries — :mod:`rewardkit.remote.sse` —, or text when it is neither), or not ok with the last ``status`` (None for a transport failure) and
     ``error``; ``attempts`` counts HTTP requests sent for it (1 + retries; 0 for a request
     the open circuit breaker failed before it was sent)."""
 
@@ -225,23 +227,6 @@ def check_url(base_url: Any) -> str:
 #: Secrets at least this long are also cut from successful answers (shorter ones from errors
 #: only: a short password could spell ordinary text of an answer).
 MIN_REDACTED_KEY = 8
-
-
-def _decode_text(content: bytes, charset: str | None) -> str:
-    try:
-        return content.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return content.decode("utf-8", errors="replace")
-
-
-def _parse_body(content: bytes, charset: str | None) -> Any:
-    """The answer as JSON, or as text when it is not JSON."""
-    try:
-        return json.loads(content)
-    except ValueError:  # includes UnicodeDecodeError
-        return _decode_text(content, charset)
-    except RecursionError:
-        return _decode_text(content, charset)
 
 
 def _redirect_error(status: int, location: str) -> str:
@@ -437,14 +422,19 @@ class HttpClient:
                 response, content = await asyncio.wait_for(
                     self._attempt(http, request, heard), deadline
                 )
+                where = f"{request.method} {self.base_url}{request.path}"
+                body = answer_body(content, response, where)
             except httpx.TransportError as exc:  # connect/read/write errors, timeouts, drops
                 status, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
             except TimeoutError:
                 status = None
                 error = f"Timeout: no complete answer within {deadline:g} s"
-            except (AnswerTooLarge, UnsupportedEncoding) as exc:  # the same answer again: no retry
+            except StreamCut as exc:  # a stream cut before [DONE]: retried like a dropped one
+                status, error = None, f"StreamError: {exc}"
+            except (AnswerTooLarge, UnsupportedEncoding, StreamError) as exc:  # no retry
                 self.breaker.answered()
                 kind = "DecodingError: " if isinstance(exc, UnsupportedEncoding) else ""
+                kind = "StreamError: " if isinstance(exc, StreamError) else kind
                 error = self.redact(f"{kind}{exc}")
                 return Outcome(False, None, None, error, attempt + 1, seconds=time.monotonic() - t0)
             except BadEncoding as exc:  # a corrupted transfer: retried like a dropped one
@@ -455,7 +445,6 @@ class HttpClient:
             else:
                 self.breaker.answered()
                 charset = response.charset_encoding
-                body = _parse_body(content, charset)
                 # a secret of a few characters would mangle answers it happens to spell: those
                 # are cut from error answers only (errors are what gets shown)
                 redact = self._redact_answer if response.is_success else self._redact_error
@@ -472,7 +461,7 @@ class HttpClient:
                         time.monotonic() - t0,
                     )
                 status = response.status_code
-                text = self.redact(_decode_text(content[:4096], charset))
+                text = self.redact(decode_text(content[:4096], charset))
                 error = f"HTTP {status}: {text[:300]}"
                 if response.is_redirect:
                     error = self.redact(_redirect_error(status, response.headers["location"]))

@@ -27,6 +27,7 @@ import numpy as np
 from rewardkit.errors import SpecError
 from rewardkit.remote import HttpClient, HttpRequest, Limits, Usage
 from rewardkit.remote.config import whole_number
+from rewardkit.remote.request_url import with_api_version
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 #: Engine options a remote reward takes from the command line; the rest describe a local model.
@@ -79,6 +80,37 @@ def finite_number(value: Any, what: str) -> float:
 
 #: The request-limit options every endpoint kind takes (:class:`~rewardkit.remote.Limits`).
 LIMIT_OPTIONS: tuple[str, ...] = tuple(Limits.__dataclass_fields__)
+
+
+#: What an endpoint needs besides its URL and key variable: a fixed query (``api_version=``: its
+#: ``api-version``), the key's header, fixed extra headers (:mod:`rewardkit.remote.request_url`).
+HTTP_EXTRA_OPTIONS = ("api_key_header", "query", "api_version", "headers")
+
+
+def endpoint_client(
+    url: str,
+    *,
+    api_key_env: str | None,
+    limits: Limits,
+    api_key_header: str | None = None,
+    query: Mapping[str, Any] | None = None,
+    api_version: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> HttpClient:
+    """The :class:`~rewardkit.remote.HttpClient` of an endpoint kind, taking
+    :data:`HTTP_EXTRA_OPTIONS` as the HTTP judges do: a credential-named query parameter or
+    header, a key header without a key, ``api_version=`` beside ``query["api-version"]`` are
+    each a :class:`~rewardkit.remote.RemoteConfigError` when the reward is built."""
+    return HttpClient(
+        url,
+        api_key_env=api_key_env,
+        api_key_header=api_key_header,
+        query=with_api_version(query, api_version),
+        headers=headers,
+        limits=limits,
+        **kwargs,
+    )
 
 
 def limits_from_options(options: dict[str, Any]) -> Limits:

@@ -22,7 +22,7 @@ examples do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardkit.engine.special_tokens import (
@@ -31,13 +31,15 @@ from rewardkit.engine.special_tokens import (
     escape_messages,
     special_strings,
 )
-from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, Usage, token_count
+from rewardkit.remote import HttpRequest, RemoteConfigError, Usage, token_count
 from rewardkit.remote.config import whole_number
 from rewardkit.rewards.endpoints.base import (
+    HTTP_EXTRA_OPTIONS,
     AnswerError,
     EndpointReward,
     chat_of,
     drop_engine_options,
+    endpoint_client,
     failed_row,
     finite_number,
     limits_from_options,
@@ -46,7 +48,15 @@ from rewardkit.rewards.endpoints.base import (
 from rewardkit.types import Query, stable_hash
 
 VLLM_ENDPOINTS = ("classify", "pooling")
-_COMMON_OPTIONS = ("model", "label", "tokenizer", "api_key_env", "batch_size", "cache_dir")
+_COMMON_OPTIONS = (
+    "model",
+    "label",
+    "tokenizer",
+    "api_key_env",
+    *HTTP_EXTRA_OPTIONS,
+    "batch_size",
+    "cache_dir",
+)
 _VLLM_OPTIONS = (*_COMMON_OPTIONS, "endpoint", "activation", "progress")
 _SGLANG_OPTIONS = (*_COMMON_OPTIONS, "progress")
 
@@ -65,6 +75,17 @@ def _row(vector: Any, label: int) -> dict[str, Any]:
         return {"score": _value(vector, label)}
     except AnswerError as exc:
         return failed_row(f"unreadable answer: {exc}")
+
+
+def _http_options(
+    api_key_header: str | None,
+    query: Mapping[str, Any] | None,
+    api_version: str | None,
+    headers: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """:data:`~rewardkit.rewards.endpoints.base.HTTP_EXTRA_OPTIONS` by name."""
+    values = (api_key_header, query, api_version, headers)
+    return dict(zip(HTTP_EXTRA_OPTIONS, values, strict=True))
 
 
 class ChatTemplate:
@@ -112,6 +133,7 @@ class _PoolingReward(EndpointReward):
         cache_dir: str | None,
         progress: bool,
         limit_options: dict[str, Any],
+        http_options: Mapping[str, Any],
         usage_reader: Any = None,
         kind: str = "vllm",
         known: Sequence[str] = (),
@@ -120,7 +142,9 @@ class _PoolingReward(EndpointReward):
         limits = limits_from_options(limit_options)
         refuse_options(kind, limit_options, known)
         self.label = whole_number("label", label, -(2**31))  # negative: from the end
-        client = HttpClient(url, api_key_env=api_key_env, limits=limits, **kwargs)
+        client = endpoint_client(
+            url, api_key_env=api_key_env, limits=limits, **http_options, **kwargs
+        )
         super().__init__(client, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
         self.model = model
         self.template = ChatTemplate(tokenizer) if tokenizer else None
@@ -138,7 +162,8 @@ class _PoolingReward(EndpointReward):
 
 
 class VLLMReward(_PoolingReward):
-    """``vllm:URL?model=NAME&endpoint=classify|pooling&label=0&activation=false[&tokenizer=]``.
+    """``vllm:URL?model=NAME&endpoint=classify|pooling&label=0&activation=false[&tokenizer=]``;
+    ``api_key_header``, ``query`` / ``api_version`` and ``headers`` as the HTTP judges take them.
 
     Without ``tokenizer`` each query goes alone in the chat form (the server applies the
     template); with it, ``batch_size`` formatted texts go in one completion-form request."""
@@ -153,6 +178,10 @@ class VLLMReward(_PoolingReward):
         activation: bool | None = False,
         tokenizer: str | None = None,
         api_key_env: str | None = None,
+        api_key_header: str | None = None,
+        query: Mapping[str, Any] | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         cache_dir: str | None = None,
         progress: bool = False,
@@ -173,6 +202,7 @@ class VLLMReward(_PoolingReward):
             cache_dir=cache_dir,
             progress=progress,
             limit_options=limit_options,
+            http_options=_http_options(api_key_header, query, api_version, headers),
             known=_VLLM_OPTIONS,
         )
         self.endpoint = endpoint
@@ -183,7 +213,9 @@ class VLLMReward(_PoolingReward):
         self.activation = activation
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "endpoint": self.endpoint, "activation": self.activation}
+        # "endpoint" holds the client's identity (URL, query, headers): the route has its own
+        # key (it overwrote the URL, so two vLLM servers at other URLs shared cache entries)
+        return {**super().identity(), "route": self.endpoint, "activation": self.activation}
 
     def request(self, queries: Sequence[Query]) -> HttpRequest:
         if self.template is None:  # the server's tokenizer: escape the common control strings
@@ -241,7 +273,8 @@ def sglang_usage(body: Any) -> Usage:
 
 
 class SGLangReward(_PoolingReward):
-    """``sglang:URL?tokenizer=PATH_OR_ID&model=NAME&label=0`` (native ``/classify``)."""
+    """``sglang:URL?tokenizer=PATH_OR_ID&model=NAME&label=0`` (native ``/classify``);
+    ``api_key_header``, ``query`` / ``api_version`` and ``headers`` as the HTTP judges take them."""
 
     def __init__(
         self,
@@ -251,6 +284,10 @@ class SGLangReward(_PoolingReward):
         model: str | None = None,
         label: int = 0,
         api_key_env: str | None = None,
+        api_key_header: str | None = None,
+        query: Mapping[str, Any] | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         cache_dir: str | None = None,
         progress: bool = False,
@@ -271,6 +308,7 @@ class SGLangReward(_PoolingReward):
             cache_dir=cache_dir,
             progress=progress,
             limit_options=limit_options,
+            http_options=_http_options(api_key_header, query, api_version, headers),
             usage_reader=sglang_usage,
             kind="sglang",
             known=_SGLANG_OPTIONS,

@@ -8,15 +8,17 @@ the server's URL and the cache fingerprints of the server's routes (read once fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardkit.client import to_item
-from rewardkit.remote import HttpClient, HttpRequest, RemoteConfigError, no_usage
+from rewardkit.remote import HttpRequest, RemoteConfigError, no_usage
 from rewardkit.rewards.endpoints.base import (
+    HTTP_EXTRA_OPTIONS,
     AnswerError,
     EndpointReward,
     drop_engine_options,
+    endpoint_client,
     failed_row,
     finite_number,
     limits_from_options,
@@ -53,7 +55,9 @@ def _item_error(error: Any) -> str:
 
 class RemoteServerReward(EndpointReward):
     """Scores through ``POST {url}/v1/rewards``. ``route``: send every query with this
-    ``data_source`` (None: each query's own ``meta["data_source"]``, so the server routes)."""
+    ``data_source`` (None: each query's own ``meta["data_source"]``, so the server routes).
+    ``api_key_header``, ``query`` / ``api_version`` and ``headers`` are the HTTP judges' options
+    (a gateway in front of the server: :func:`~rewardkit.rewards.endpoints.base.endpoint_client`)."""
 
     finite_only = True  # the stored values are the scores
 
@@ -63,16 +67,29 @@ class RemoteServerReward(EndpointReward):
         *,
         route: str | None = None,
         api_key_env: str | None = None,
+        api_key_header: str | None = None,
+        query: Mapping[str, Any] | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, Any] | None = None,
         batch_size: int = 64,
         cache_dir: str | None = None,
         progress: bool = False,
         **limit_options: Any,
     ) -> None:
         limits = limits_from_options(limit_options)
-        known = ("route", "api_key_env", "batch_size", "cache_dir", "progress")
+        known = ("route", "api_key_env", *HTTP_EXTRA_OPTIONS, "batch_size", "cache_dir", "progress")
         refuse_options("remote", limit_options, known)
         # a rewardkit server bills no tokens: its answers' usage is a known zero
-        client = HttpClient(url, api_key_env=api_key_env, limits=limits, usage_reader=no_usage)
+        client = endpoint_client(
+            url,
+            api_key_env=api_key_env,
+            api_key_header=api_key_header,
+            query=query,
+            api_version=api_version,
+            headers=headers,
+            limits=limits,
+            usage_reader=no_usage,
+        )
         super().__init__(client, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
         self.route = route
         info = self._info()
@@ -191,7 +208,8 @@ class RemoteServerReward(EndpointReward):
 
 
 def build(arg: str | None, **options: Any) -> RemoteServerReward:
-    """Registry factory: ``remote:URL?route=NAME&api_key_env=VAR&concurrency=8&rpm=...``."""
+    """Registry factory: ``remote:URL?route=NAME&api_key_env=VAR&concurrency=8&rpm=...`` (and
+    ``api_key_header=``, ``api_version=``; ``query``/``headers`` mappings in a spec file)."""
     if not arg:
         raise RemoteConfigError(
             "remote: needs the server's URL, e.g. 'remote:http://127.0.0.1:8000'"
