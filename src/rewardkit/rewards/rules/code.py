@@ -62,9 +62,10 @@ class CodeReward(Reward):
 
     Options (defaults): ``timeout_s`` wall clock per sandboxed process (10), ``memory_mb`` per
     process and per tree (1024), ``workers`` solutions run at once (CPU count),
-    ``test_timeout_s`` per Python test (None), ``total_timeout_s`` all stdin/stdout cases of one
-    response (None: ``max(3 × timeout_s, 0.5 s × cases)``), ``max_procs`` (32), ``cpu_s``
-    (timeout_s + 1), ``hide`` (directories covered inside the file-system view),
+    ``test_timeout_s`` per Python test (None), ``total_timeout_s`` all stdin/stdout cases (or
+    runs of Python tests) of one response (None: ``max(3 × timeout_s, 0.5 s × cases)``),
+    ``max_procs`` (32), ``cpu_s`` (timeout_s + 1), ``hide`` (directories covered inside the
+    file-system view),
     ``allow_network`` (False: refuse to run where a private network namespace cannot be made),
     ``allow_subprocess`` (False), ``allow_in_process`` (False: a reference with tests that must
     run beside the code, whose verdict the code can forge, scores NaN with an error; True runs

@@ -12,7 +12,8 @@ Each run is one fresh process tree::
 
 Modules: ``runner`` (:class:`Sandbox`, :func:`run_tests`, :func:`sandbox_info`), ``plan`` (test
 references → :class:`TestPlan`; ``testcode`` sorts test code into set-up and checks), ``verdict``
-(the parent-side comparison of what the sandbox sent back), ``process`` (one process tree), ``view``
+(the parent-side comparison of what the sandbox sent back), ``leaks`` (tests whose answer
+another test shows, judged in a run of their own), ``process`` (one process tree), ``view``
 (which host paths the sandbox sees), ``cgroups`` (cgroups and clean-up), ``results``;
 ``launcher.py`` and ``harness.py`` are the standard-library programs that run in the child processes
 (read as text, never imported by rewardkit).

@@ -16,6 +16,11 @@ something it can guess from what it sees:
   ``in``, ``not in`` a literal, ``is`` / ``is not`` None, True or False;
 - ``A and B`` of the above.
 
+The sandbox sees the source of what it computes, so none of these is a value test when the test
+logic computed beside the solution holds a constant (outside the solution's own call arguments,
+subscripts and ``round``'s digits) and the target is guessable or one of those constants:
+``f(2) / 4 == 1``, ``int(f(2) == 4) == 1`` (:func:`guessable`).
+
 Everything else (``assert isinstance(f(x), list)``, comparisons between two computed values,
 helpers the tests define) stays an in-process test.
 """
@@ -29,7 +34,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Check", "defined_names", "holds", "split_assert"]
+__all__ = ["Check", "defined_names", "guessable", "holds", "split_assert"]
 
 #: One comparison the parent makes: (operator name, its argument).
 Check = tuple[str, Any]
@@ -84,6 +89,9 @@ _MODULES = frozenset(
     ]
 )
 _NO = object()
+_NAME = object()  # a name the tests bind: its value is in the sandbox
+#: Deepest nesting looked into when deciding whether a value is guessable.
+MAX_GUESS_DEPTH = 8
 
 
 def _literal(node: ast.expr) -> Any:
@@ -148,10 +156,10 @@ def _absolute(func: ast.expr) -> bool:
 
 
 def _near(node: ast.expr, bound: ast.expr, op: str) -> tuple[ast.expr, Check] | None:
-    """``abs(EXPR ± LIT) < TOL`` → (EXPR, ("near", (offset, TOL, strict)))."""
+    """``abs(EXPR ± LIT) < TOL`` (or ``== 0``) → (EXPR, ("near", (offset, TOL, strict)))."""
     tol = _literal(bound)
-    if op not in ("<", "<=") or type(tol) not in (int, float):
-        return None
+    if type(tol) not in (int, float) or not (op in ("<", "<=") or (op == "==" and tol == 0)):
+        return None  # abs(EXPR - LIT) == 0 is EXPR == LIT, with the arithmetic in the parent
     if not (isinstance(node, ast.Call) and _absolute(node.func)):
         return None
     if len(node.args) != 1 or node.keywords:
@@ -168,7 +176,7 @@ def _near(node: ast.expr, bound: ast.expr, op: str) -> tuple[ast.expr, Check] | 
     return None
 
 
-def _isclose(node: ast.Call) -> tuple[ast.expr, Check] | None:
+def _isclose(node: ast.Call, names: set[str]) -> tuple[ast.expr, Check] | None:
     func = node.func
     named = isinstance(func, ast.Attribute) and func.attr == "isclose"
     if not named or not isinstance(func.value, ast.Name) or func.value.id != "math":
@@ -183,7 +191,9 @@ def _isclose(node: ast.Call) -> tuple[ast.expr, Check] | None:
     a, b = node.args
     for expr, lit in ((a, _literal(b)), (b, _literal(a))):
         if type(lit) in (int, float):
-            return expr, ("isclose", (lit, tols["rel_tol"], tols["abs_tol"]))
+            return _unless_handed(
+                (expr, ("isclose", (lit, tols["rel_tol"], tols["abs_tol"]))), lit, names
+            )
     return None
 
 
@@ -193,7 +203,7 @@ def _compare(node: ast.Compare, names: set[str]) -> tuple[ast.expr, Check] | Non
     op, left, right = _COMPARE[type(node.ops[0])], node.left, node.comparators[0]
     near = _near(left, right, op) or _near(right, left, _FLIPPED.get(op, ""))
     if near is not None:
-        return near
+        return _unless_handed(near, -near[1][1][0], names)
     lit = _literal(right)
     expr = left
     if lit is _NO and op in _FLIPPED:
@@ -206,23 +216,100 @@ def _compare(node: ast.Compare, names: set[str]) -> tuple[ast.expr, Check] | Non
     if op == "==" and type(lit) in (int, float) and lit == 0:
         moved = _difference(expr)
         if moved is not None:
-            return moved
+            return _unless_handed(moved, moved[1][1], names)
     if op == "==" and not guessable:
-        return expr, ("==", lit)
+        return _unless_handed((expr, ("==", lit)), lit, names)
     return (expr, (op, lit)) if _solution_call(expr, names) else None
 
 
 def _difference(expr: ast.expr) -> tuple[ast.expr, Check] | None:
-    """``EXPR - LIT == 0`` (or ``LIT - EXPR``) as ``EXPR == LIT``: computed beside the solution,
-    the difference handed ``LIT`` to the returned object, whose ``__sub__`` could answer 0."""
-    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub)):
+    """``EXPR - LIT == 0`` (or ``LIT - EXPR``, ``EXPR + LIT``) as ``EXPR == LIT`` (``-LIT``):
+    computed beside the solution, the difference handed ``LIT`` to the returned object, whose
+    ``__sub__`` could answer 0."""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub | ast.Add)):
         return None
     right, left = _literal(expr.right), _literal(expr.left)
+    if isinstance(expr.op, ast.Add):
+        for lit, other in ((right, expr.left), (left, expr.right)):
+            if type(lit) in (int, float):
+                return other, ("==", -lit)
+        return None
     if type(right) in (int, float):
         return expr.left, ("==", right)
     if type(left) in (int, float):
         return expr.right, ("==", left)
     return None
+
+
+def guessable(value: Any, depth: int = 0) -> bool:
+    """A value a forger would try first: None, a bool, 0, 1 or -1, an empty text or container,
+    ``"True"``/``"False"``, or containers of such values."""
+    if value is None or type(value) is bool:
+        return True
+    if type(value) in (int, float, complex):
+        return value in (0, 1, -1)
+    if type(value) in (str, bytes):
+        return value in ("", b"", "True", "False")  # the text of a comparison's result too
+    if type(value) in (list, tuple, set, frozenset) and depth < MAX_GUESS_DEPTH:
+        return all(guessable(v, depth + 1) for v in value)
+    if type(value) is dict and depth < MAX_GUESS_DEPTH:
+        return all(guessable(v, depth + 1) for kv in value.items() for v in kv)
+    return False
+
+
+def _test_logic(expr: ast.expr, names: set[str]) -> list[Any]:
+    """The constants ``expr`` applies to the solution's results beside it (literals, and
+    ``_NAME`` for a name the tests bind), outside the arguments of the solution's own calls
+    (its input, which it sees anyway), subscripts and ``round``'s digits."""
+    constants: list[Any] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if _solution_call(node, names):
+            continue
+        if isinstance(node, ast.Constant):
+            constants.append(node.value)
+        elif isinstance(node, ast.Name) and node.id in names:
+            constants.append(_NAME)
+        elif isinstance(node, ast.Subscript):
+            stack.append(node.value)
+        elif isinstance(node, ast.Call) and _rounding(node):
+            stack.append(node.args[0])
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+    return constants
+
+
+def _rounding(node: ast.Call) -> bool:
+    """``round(X, <literal>)``: the digits do not carry the answer."""
+    return (
+        isinstance(node.func, ast.Name)
+        and node.func.id == "round"
+        and len(node.args) == 2
+        and isinstance(node.args[1], ast.Constant)
+        and not node.keywords
+    )
+
+
+def _unless_handed(
+    split: tuple[ast.expr, Check], target: Any, names: set[str]
+) -> tuple[ast.expr, Check] | None:
+    """``split``, unless the test logic computed beside the solution could hand it the answer
+    (None: not a value test). The sandbox runs ``EXPR`` and sees its source, so a constant in
+    it beside a guessable target gives the expected value away: ``f(2) / 4 == 1`` and
+    ``abs(f(2) / 4 - 1) < tol`` (``__truediv__`` answers 1, or the code reads the 4),
+    ``int(f(2) == 4) == 1`` (an ``__eq__`` that always holds), ``max(f(2), 4) == 4``."""
+    constants = _test_logic(split[0], names)
+    if constants and (guessable(target) or any(_equal(c, target) for c in constants)):
+        return None
+    return split
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
 
 
 def _split(node: ast.expr, names: set[str]) -> list[tuple[ast.expr, Check]] | None:
@@ -235,7 +322,7 @@ def _split(node: ast.expr, names: set[str]) -> list[tuple[ast.expr, Check]] | No
         one = _compare(node, names)
         return None if one is None else [one]
     if isinstance(node, ast.Call):
-        close = _isclose(node)
+        close = _isclose(node, names)
         if close is not None:
             return [close]
     return [(node, ("truthy", None))] if _solution_call(node, names) else None

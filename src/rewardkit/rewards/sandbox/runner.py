@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
+from rewardkit.rewards.sandbox.leaks import isolated_runs
 from rewardkit.rewards.sandbox.plan import TestPlan, parse_tests
 from rewardkit.rewards.sandbox.process import spawn
 from rewardkit.rewards.sandbox.results import (
@@ -57,7 +58,8 @@ class Sandbox:
     ``disk_mb`` / ``max_files`` size and inodes of the working directory [64 / 1024]; ``nofile``
     open files [64]; ``max_output_bytes`` stdout and stderr each [1 MiB]; ``test_timeout_s`` per
     Python test, None for none [None]; ``total_timeout_s`` wall clock of all stdin/stdout cases of
-    one response, None for ``max(3 × timeout_s, 0.5 s × cases)`` [None] (cases not started by then
+    one response (or of all its runs of Python tests, when some tests need a run of their own:
+    ``leaks.py``), None for ``max(3 × timeout_s, 0.5 s × cases)`` [None] (cases not started by then
     are skipped, the one running is cut: all fail). Policy: ``allow_network`` [False: refuse to run
     without a private network namespace]; ``allow_subprocess`` [False: process-creating functions
     raise; True also puts ``/bin``, ``/usr/bin``, ``/usr/local/bin`` in the file-system view];
@@ -131,7 +133,8 @@ class Sandbox:
         return spawn(self, {"mode": "script", "code": code}, data, timeout_s)
 
     def total_budget_s(self, cases: int) -> float:
-        """Wall clock of all stdin/stdout cases of one response (``total_timeout_s``)."""
+        """Wall clock of all stdin/stdout cases (or runs of Python tests) of one response
+        (``total_timeout_s``)."""
         if self.total_timeout_s is not None:
             return float(self.total_timeout_s)
         return max(3.0 * self.timeout_s, 0.5 * cases)
@@ -144,34 +147,65 @@ class Sandbox:
         return self._run_steps(code, plan)
 
     def _run_steps(self, code: str, plan: TestPlan) -> SandboxResult:
-        # The expected values (plan.expected) stay here: the sandbox gets only what it runs.
+        start = time.monotonic()
+        # a test whose answer another test shows is judged in a run without that test (leaks.py);
+        # all runs of one response share total_timeout_s, as stdin/stdout cases do
+        extra = isolated_runs(plan)
+        deadline = start + self.total_budget_s(1 + len(extra))
+        statuses, proc, malformed = self._spawn_steps(code, plan, plan.steps)
+        killed_by = proc.killed_by
+        for judged, steps in extra:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                for i in judged:
+                    statuses[i] = "skipped"
+                killed_by = "total_timeout"
+                continue
+            alone, other, bad = self._spawn_steps(code, plan, steps, min(self.timeout_s, left))
+            order = [s["index"] for s in steps if s["kind"] != "setup"]
+            for i in judged:
+                statuses[i] = alone[order.index(i)]
+            malformed += bad
+            killed_by = killed_by or other.killed_by
+        return SandboxResult(
+            passed=sum(s == "passed" for s in statuses),
+            total=plan.total,
+            statuses=statuses,
+            stderr=proc.stderr,
+            timed_out=killed_by in ("timeout", "total_timeout"),
+            killed_by=killed_by,
+            wall_s=time.monotonic() - start,
+            isolation=proc.isolation,
+            kinds=plan.kinds,
+            malformed=malformed,
+        )
+
+    def _spawn_steps(
+        self,
+        code: str,
+        plan: TestPlan,
+        steps: list[dict[str, Any]],
+        timeout_s: float | None = None,
+    ) -> tuple[list[str], ProcessResult, int]:
+        """(statuses of the tests in ``steps``, in order; the process; malformed lines) of one
+        run. The expected values (``plan.expected``) stay here: the sandbox gets what it runs."""
         payload = {
             "mode": "tests",
             "code": code,
-            "steps": plan.steps,
+            "steps": steps,
             "fn_name": plan.fn_name,
             "test_timeout": self.test_timeout_s,
         }
-        proc = spawn(self, payload, None)
+        proc = spawn(self, payload, None, timeout_s)
         if proc.killed_by == "timeout":
             missing = "timeout"
         elif proc.killed_by:
             missing = f"killed: {proc.killed_by}"
         else:
             missing = "not_run"
-        statuses, _, malformed = step_statuses(plan, proc.stdout, missing)
-        return SandboxResult(
-            passed=sum(s == "passed" for s in statuses),
-            total=plan.total,
-            statuses=statuses,
-            stderr=proc.stderr,
-            timed_out=proc.timed_out,
-            killed_by=proc.killed_by,
-            wall_s=proc.wall_s,
-            isolation=proc.isolation,
-            kinds=plan.kinds,
-            malformed=malformed,
-        )
+        part = TestPlan("steps", steps, fn_name=plan.fn_name, expected=plan.expected)
+        statuses, _, malformed = step_statuses(part, proc.stdout, missing)
+        return statuses, proc, malformed
 
     def _run_stdio(self, code: str, plan: TestPlan) -> SandboxResult:
         start = time.monotonic()

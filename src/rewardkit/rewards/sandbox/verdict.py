@@ -178,10 +178,12 @@ def call_matches(got: Any, expected: Any) -> bool:
 
 
 def step_statuses(plan: TestPlan, data: bytes, missing: str) -> tuple[list[str], str | None, int]:
-    """Per-test statuses of a steps plan from the channel ``data``: (statuses, solution error,
-    malformed lines). A test without a well-formed result gets ``missing`` (or the solution's
-    error when its top-level code failed)."""
-    solution, results, malformed = read_channel(data, plan.total)
+    """Per-test statuses of a steps plan (or of a run of some of its tests) from the channel
+    ``data``: (statuses in the order of the steps, solution error, malformed lines). A test
+    without a well-formed result gets ``missing`` (or the solution's error when its top-level
+    code failed)."""
+    tests = [s["index"] for s in plan.steps if s["kind"] != "setup"]
+    solution, results, malformed = read_channel(data, max(tests, default=-1) + 1)
     if solution is not None and missing == "not_run":
         missing = f"error: {solution}"
     statuses: list[str] = []
