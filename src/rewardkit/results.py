@@ -43,8 +43,12 @@ class Capability(enum.StrEnum):
 
 
 #: Capabilities a composite (ensemble, route, hybrid) has when any of its parts has them: a part
-#: that runs a model or scores against the rest of its call makes the whole do so too.
-INHERITED_CAPABILITIES = frozenset({Capability.MODEL_BACKED, Capability.BATCH_RELATIVE})
+#: that runs a model, scores against the rest of its call or reads images makes the whole do so
+#: too. A composite of text rewards alone is a text reward (it sees prompt images as
+#: ``<image>``, as each of its parts would, and is handed no images by the RL adapters).
+INHERITED_CAPABILITIES = frozenset(
+    {Capability.MODEL_BACKED, Capability.BATCH_RELATIVE, Capability.IMAGES}
+)
 
 
 @dataclass(frozen=True)

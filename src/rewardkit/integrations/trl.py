@@ -20,11 +20,11 @@ logged through ``log_metric`` as ``rewardkit/<name>/<component>``; with a
 :class:`~rewardkit.monitor.RewardMonitor` every call is also one monitor step whose metrics are
 logged the same way.
 
-A reward that reads images (``Capability.IMAGES``: ``clip:``, ``vlm-judge:``, an ensemble)
-gets each prompt with its images, as GRPOTrainer holds them for a vision-language model: image
-parts TRL filled (TRL 1.x), or ``{"type": "image"}`` placeholders filled from the ``images``
-(``image``) column; a placeholder with no image is refused, naming the prompt. A text reward
-gets the prompt's text, images dropped.
+A reward that reads images (``Capability.IMAGES``: ``clip:``, ``vlm-judge:``, a composite with
+such a part) gets each prompt with its images, as GRPOTrainer holds them for a vision-language
+model: image parts TRL filled (TRL 1.x), or ``{"type": "image"}`` placeholders filled from the
+``images`` (``image``) column; a placeholder with no image is refused, naming the prompt. A text
+reward (a composite of text rewards too) gets the prompt's text, images dropped.
 
 Refused with an error naming the argument and index, never dropped or scored as ``""``: a column
 whose length is not the number of completions, a completion that is neither text nor chat

@@ -90,9 +90,8 @@ class EnsembleReward(Reward):
     :class:`EnsembleScores`.
     """
 
-    # Members decide about images (a text member rejects image responses); model-backed when
-    # a member is (see can()).
-    capabilities = frozenset({Capability.IMAGES, Capability.MEMBERS, Capability.COMPONENTS})
+    # Reads images, runs a model or scores against its batch when a member does (see can()).
+    capabilities = frozenset({Capability.MEMBERS, Capability.COMPONENTS})
 
     def __init__(
         self,
@@ -202,7 +201,7 @@ class EnsembleReward(Reward):
 
     # ---- Reward interface -----------------------------------------------------------------
     def can(self, cap: Capability) -> bool:
-        """Its own capabilities, plus MODEL_BACKED when any member runs a model, and
+        """Its own capabilities, plus MODEL_BACKED or IMAGES when any member has it, and
         BATCH_RELATIVE when it standardises over the batch (``zscore`` without ``stats``) or
         any member's scores depend on the batch."""
         if cap is Capability.BATCH_RELATIVE and self.normalize == "zscore" and self.stats is None:

@@ -60,8 +60,8 @@ class HybridReward(Reward):
     """
 
     uses_meta = True
-    # Members decide about images (a text member rejects image responses).
-    capabilities = frozenset({Capability.IMAGES, Capability.COMPONENTS})
+    # Reads images when a part does (can()); each part decides about its own.
+    capabilities = frozenset({Capability.COMPONENTS})
 
     def __init__(
         self,
@@ -89,7 +89,7 @@ class HybridReward(Reward):
         return parts + ([] if self.length is None else [self.length[0]])
 
     def can(self, cap: Capability) -> bool:
-        """Its own capabilities, plus MODEL_BACKED or BATCH_RELATIVE when any part has it."""
+        """Its own capabilities, plus MODEL_BACKED, BATCH_RELATIVE or IMAGES when any part has it."""
         if cap in INHERITED_CAPABILITIES:
             return any(r.can(cap) for r in self._parts())
         return super().can(cap)

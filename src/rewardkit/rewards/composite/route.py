@@ -52,9 +52,9 @@ def check_sources(sources: Sequence[Any] | Mapping[Any, Any], key: Any) -> None:
 class RouteReward(Reward):
     """Score each query with the reward of its data source (``query.meta[key]``)."""
 
+    # No capabilities of its own: it reads images, runs a model or scores against its batch when
+    # a routed reward does (can()).
     uses_meta = True
-    # members decide about images (a text member rejects image responses)
-    capabilities = frozenset({Capability.IMAGES})
 
     def __init__(
         self,
@@ -82,8 +82,8 @@ class RouteReward(Reward):
         self.name = name or "route(" + ", ".join(f"{s}={r.name}" for s, r in routes.items()) + ")"
 
     def can(self, cap: Capability) -> bool:
-        """Its own capabilities, plus MODEL_BACKED or BATCH_RELATIVE when any routed reward has
-        it (a batch-relative reward routed a subset of the call still scores against it)."""
+        """Its own capabilities, plus MODEL_BACKED, BATCH_RELATIVE or IMAGES when any routed
+        reward has it (a batch-relative reward routed a subset of the call still scores against it)."""
         if cap in INHERITED_CAPABILITIES:
             return any(r.can(cap) for r in self._rewards())
         return super().can(cap)
