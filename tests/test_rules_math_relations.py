@@ -114,12 +114,12 @@ GSM8K_FORGED = [
     (r"\boxed{\sout{41} 42}", "41"),
     (r"\boxed{\hphantom{41} 42}", "41"),
     (r"\boxed{\color{white}{41} 42}", "41"),
+    ("#### 4,2", "4"),  # two numbers (GSM8K's own golds comma only thousands: 1,450,000)
 ]
 GSM8K_KEPT = [
     (r"\boxed{41}\phantom{\boxed{42}}", "41"),
     (r"\boxed{\cancel{41} 42}", "42"),
     (r"\boxed{x = 42}", "42"),
-    ("#### 4,2", "4"),
     ("#### 1,234", "1234"),
     (r"\boxed{\frac{3}{4}}", "0.75"),
     ("#### $18 dollars", "18"),

@@ -2,11 +2,13 @@
 
 The answer of a text is, in order: the number after the last ``####`` (GSM8K's answer marker;
 one not followed by a number, such as a Markdown heading ``#### Step 2``, is skipped),
-else the content of the last ``\\boxed{…}``, else the last number in the text. The reference may
-be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of acceptable answers;
-the same extraction applies to it. Before comparing, thousands commas (before exactly three
-digits: ``4,2`` is 4), ``$`` and units are dropped (``#### $1,234.50 dollars`` → 1234.5); ``a/b``
-and ``\\frac{a}{b}`` are read as fractions, and one with a zero denominator is no answer.
+else the content of the last outermost ``\\boxed{…}``, else the last number in the text. The
+reference may be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of
+acceptable answers; the same extraction applies to it. Before comparing, thousands commas (before
+exactly three digits), ``$`` and units are dropped (``#### $1,234.50 dollars`` → 1234.5); ``a/b``
+and ``\\frac{a}{b}`` are read as fractions, and one with a zero denominator is no answer. A
+marked answer holding two numbers (``#### 41, 42``, ``#### 4,2``, ``\\boxed{41 or 42}``,
+``\\boxed{\\boxed{41} 42}``) is no answer.
 An integer reference must be met exactly (as verl and lm-eval compare); any other matches when
 ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6); a given ``tol`` applies to every reference.
 
@@ -30,7 +32,8 @@ from rewardkit.rewards.rules._common import (
     as_number,
     references,
 )
-from rewardkit.rewards.rules.math_answer import last_boxed
+from rewardkit.rewards.rules.math_boxes import last_boxed, nested_box
+from rewardkit.rewards.rules.math_hedges import separate_numbers
 from rewardkit.rewards.rules.math_relations import split_links
 from rewardkit.types import Query
 
@@ -105,9 +108,10 @@ _ALTERNATIVES = re.compile(r"\b(?:or|and)\b|\\(?:vee|lor|wedge|land)(?![A-Za-z])
 
 def _read_marked(marked: str) -> Fraction | _Undefined | None:
     """:func:`_read_number` of a marked answer (``####``, a box), or :data:`UNDEFINED` when it
-    offers two numbers as alternatives or joined by a relation sign other than ``=``
-    (``41 or 42``, ``41 \\to 42``, ``41 \\approx 42``, ``41 \\mid 42``: its first number
-    scored 1 against 41)."""
+    offers two numbers as alternatives, joined by a relation sign other than ``=`` or as
+    separate items of a list (``41 or 42``, ``41 \\to 42``, ``41 \\approx 42``,
+    ``41 \\mid 42``, ``41, 42``, ``41; 42``, ``4,2``: its first number scored 1 against 41;
+    :func:`.math_hedges.separate_numbers`; ``1,234`` is one number)."""
     parts, kinds = split_links(marked)
     for pieces in (
         [p for p in parts if any(k != "eq" for k in kinds)],
@@ -115,6 +119,8 @@ def _read_marked(marked: str) -> Fraction | _Undefined | None:
     ):
         if sum(bool(_NUMBER.search(p)) for p in pieces) > 1:
             return UNDEFINED
+    if separate_numbers(marked):
+        return UNDEFINED
     return _read_number(marked)
 
 
@@ -156,6 +162,8 @@ def extract_answer(text: str) -> Fraction | None:
                 return value
     if "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
+        if nested_box(boxed):
+            return None  # "\\boxed{\\boxed{41} 42}": two marked answers (the inner 41 was read)
         if boxed is not None:
             value = _read_marked(boxed)
             if isinstance(value, _Undefined):

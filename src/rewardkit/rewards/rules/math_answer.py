@@ -56,6 +56,7 @@ from rewardkit.rewards.rules.math_percent import (
 from rewardkit.rewards.rules.math_reading import (
     false_claims_dropped,
     last_boxed,
+    nested_box,
     prose_gold,
     read_answer,
     spell_out,
@@ -265,6 +266,7 @@ class MathVerifier:
         if not percent and "\\boxed" in reference:
             percent = percent_after_box(reference, last_boxed(reference))
         gold = _Gold(text, cleaned, _plain_value(cleaned), percent, prose=prose_gold(answer))
+        gold.parsed = [] if nested_box(answer) else None  # "\boxed{\boxed{41} 42}": none
         with self._gold_lock:
             self._gold[reference] = gold
             if len(self._gold) > GOLD_CACHE_SIZE:

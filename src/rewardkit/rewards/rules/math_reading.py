@@ -1,11 +1,13 @@
 """How ``rule:math`` reads a response where math-verify reads it wrongly (docs/rules.md,
 ``rule:math``; measured against a hand truth in ``tests/test_rules_math_differential.py``):
-the last box (:func:`last_boxed`), hedges and retractions (:func:`hedged`, :func:`answer_view`,
-an empty last box), false equations (:func:`false_claims_dropped`), bases
+the last outermost box (:func:`.math_boxes.last_boxed`; a box beside other content inside it,
+:func:`.math_boxes.nested_box`), hedges and retractions (:mod:`.math_hedges`: :func:`hedged`,
+:func:`answer_view`; an empty last box), false equations (:func:`false_claims_dropped`), bases
 (:func:`base_mismatch`), notations it cannot read (:func:`spell_out`, :func:`choice_letter`),
-plain-text answers (:func:`read_plain`: ``$18``; :func:`read_units`: ``\\boxed{\\text{5 cm}}``,
-and a unit other than the gold's, :func:`unit_mismatch`). :func:`read_answer` applies them in
-order; ``tests/test_rules_math_plaintext.py`` holds the hostile rows around each.
+plain-text answers (:func:`read_plain`: ``$18``; :mod:`.math_units`: :func:`read_units`,
+``\\boxed{\\text{5 cm}}``, and a unit other than the gold's, :func:`unit_mismatch`).
+:func:`read_answer` applies them in order; ``tests/test_rules_math_plaintext.py`` holds the
+hostile rows around each.
 """
 
 from __future__ import annotations
@@ -15,40 +17,28 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from rewardkit.rewards.rules.math_boxes import last_boxed, nested_box
+from rewardkit.rewards.rules.math_hedges import answer_view, hedged
+from rewardkit.rewards.rules.math_units import number_unit, read_units, unit_mismatch, unit_symbol
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{…}`` (or ``\\fbox{…}``) with balanced braces; None if none.
-
-    ``\\boxed 5`` (no braces) gives the token after it.
-    """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    after_name = start + (6 if text.startswith("\\boxed", start) else 5)
-    i = after_name
-    n = len(text)
-    while i < n and text[i] == " ":
-        i += 1
-    if i >= n:
-        return None
-    if text[i] != "{":
-        if i == after_name:  # "\boxedx": not a box
-            return None
-        j = i
-        while j < n and not text[j].isspace() and text[j] != "$":
-            j += 1
-        return text[i:j] or None
-    depth = 0
-    for j in range(i, n):
-        c = text[j]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    return None
-
+__all__ = [  # the names read from this module (math_answer.py, tests), wherever they live
+    "answer_view",
+    "base_mismatch",
+    "choice_letter",
+    "false_claims_dropped",
+    "hedged",
+    "last_boxed",
+    "nested_box",
+    "number_unit",
+    "prose_gold",
+    "read_answer",
+    "read_plain",
+    "read_units",
+    "spell_out",
+    "unit_mismatch",
+    "unit_symbol",
+    "word_answer",
+]
 
 # "0.\overline{36}", "1.2\overline{3}": math-verify reads no number (a wrong answer for 4/11)
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
@@ -114,76 +104,7 @@ def spell_out(text: str) -> str:
     return text
 
 
-# Taking an answer back: "\boxed{42}. No wait, it's 41." ("no need" or "wait, now" are not)
-_RETRACT = re.compile(
-    r"\bno,?\s+wait\b|\bwait,?\s+no\b(?!\s*[a-z])|\bscratch\s+that\b|\bI\s+made\s+a\s+mistake\b",
-    re.IGNORECASE,
-)
 _BOX = re.compile(r"\\boxed\b")
-# "or" between answers in a box ("3 \text{ or } 5", "3 \vee 5") or in a stated answer
-_DISJUNCTION = re.compile(r"\bor\b|\\vee\b|\\lor\b")
-_ANCHOR = re.compile(r"\banswer\b[^.\n]{0,40}?(?:\bis\b|:)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"\n|\.(?:\s|$)")
-
-
-def answer_view(response: str) -> str:
-    """The part of ``response`` that states its final answer: what follows its last retraction
-    ("\\boxed{42}. No wait, it's 41." → "it's 41."; the box scored 1 against 42, and "Wait,
-    no: it is \\boxed{41}" scored 0 against 41), else all of it."""
-    last = None
-    for last in _RETRACT.finditer(response):  # noqa: B007 - we want the last match
-        pass
-    return response if last is None else response[last.end() :]
-
-
-# A gold with several parts ("3, 5", "\pm 2", "x = 3 \text{ or } x = 5"): "or" may be its answer
-_SEVERAL = re.compile(r",|\\(?:pm|mp)\b|\\cup\b|\band\b|\bor\b|\\vee\b|\\lor\b")
-
-
-def hedged(view: str, boxed: str | None, golds: list[str]) -> bool:
-    """Whether the stated answer offers alternatives ("\\boxed{3 \\text{ or } 5}",
-    "\\boxed{3 \\vee 5}", "The answer is 3 or 5."; without such a statement, a last number in
-    "X or Y" / "X, not Y"), where no gold does: math-verify took one of them (3 or 5), so the
-    hedge scored 1 against one gold. Only against single-valued golds: "x = 3 or x = 5" states
-    the solutions 3, 5."""
-    if any(_SEVERAL.search(g) for g in golds):
-        return False
-    if boxed is not None:
-        return bool(_DISJUNCTION.search(boxed))
-    anchors = list(_ANCHOR.finditer(view))
-    if not anchors:
-        return _numbers_or(view)
-    rest = view[anchors[-1].end() :]
-    end = _SENTENCE_END.search(rest)
-    return bool(_DISJUNCTION.search(rest[: end.start() if end else len(rest)]))
-
-
-# A number in running text, and "X or Y" / "X, not Y" ending in one ("$18 or $19" once read)
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\w)")
-_NUMBERS_OR = re.compile(
-    r"\d[\s,;]*(?:[A-Za-z]+[\s,;]+){0,2}?\b(?:n?or|not|rather\s+than|instead\s+of|\\vee|\\lor)"
-    r"\s+(?:[A-Za-z]+\s+){0,2}\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)"
-)
-
-
-def _last_number(view: str) -> tuple[re.Match[str], str] | None:
-    """The last number of ``view`` and the sentence holding it (from its previous end)."""
-    last = None
-    for last in _NUMBER.finditer(view):  # noqa: B007 - we want the last match
-        pass
-    if last is None:
-        return None
-    start = max(view.rfind("\n", 0, last.start()), view.rfind(". ", 0, last.start())) + 1
-    return last, view[start : last.end()]
-
-
-def _numbers_or(view: str) -> bool:
-    """Whether the last number of a response without a stated answer ends "X or Y" or "X, not
-    Y" ("So she pays $18 or $19.", "It costs 18, not 19."): math-verify took Y, the last."""
-    found = _last_number(view)
-    return found is not None and any(
-        m.end(1) == len(found[1]) for m in _NUMBERS_OR.finditer(found[1])
-    )
 
 
 # "1011_2", "2A_{16}", "(123)_4": a numeral with its base
@@ -255,128 +176,6 @@ def false_claims_dropped(pred: list[Any], holds: Any) -> list[Any]:
     return [p for p in pred if not false(p)]
 
 
-# Units: "\text{5 cm}", "5\text{ cm}^2", "5 \mbox{ meters}", "18 \text{ dollars}", "\$18"
-_TEXT_WRAP = re.compile(r"\\(?:text(?:rm|normal)?|mbox|mathrm|rm)\b\s*")
-_TEX_SPACE = re.compile(r"\\[,;:! ]|~")
-_NUMBER_UNIT = re.compile(
-    r"\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*((?:[A-Za-z]+(?![A-Za-z])[\s./-]*){0,4}?)"
-    r"\s*(?:\^\s*([23]))?\s*\.?\s*"
-)
-# Words after a number that change what it says: alternatives, comparisons, scale, fractions,
-# negation, operations ("5 million", "5 less than x", "5 thirds", "5 is wrong", "5 squared")
-_NOT_UNIT = re.compile(
-    r"n?or|and|not?|is(?:nt)?|are|was|were|wrong|incorrect|false|than|less|more|fewer|greater"
-    r"|least|most|at|to|from|between|plus|minus|times|over|divided|by|up|approx(?:imately)?"
-    r"|about|around|roughly|nearly|almost|maybe|possibly|perhaps|probably|dozens?|hal(?:f|ves)"
-    r"|(?:hundred|thousand|million|billion|trillion)(?:th)?s?|thirds?|quarters?|fourths?"
-    r"|(?:fif|six|seven|eigh|nin|ten)ths?|squared|cubed|factorial|percent(?:age)?|pct|cent",
-    re.IGNORECASE,
-)
-_ONE_LETTER_UNITS = frozenset("mgshlLKVWJN")
-#: Known units (for telling "5 cm" from "5 m"); their written-out names map to one symbol.
-_UNITS = {
-    name: symbol
-    for symbol, names in {
-        "mm": "millimeter millimeters millimetre millimetres",
-        "cm": "centimeter centimeters centimetre centimetres",
-        "m": "meter meters metre metres",
-        "km": "kilometer kilometers kilometre kilometres",
-        "inch": "inches",  # not "in": "5 in total"
-        "ft": "foot feet",
-        "yd": "yard yards",
-        "mi": "mile miles",
-        "mg": "milligram milligrams",
-        "g": "gram grams",
-        "kg": "kilogram kilograms kilo kilos",
-        "lb": "lbs pound pounds",
-        "oz": "ounce ounces",
-        "s": "sec secs second seconds",
-        "min": "mins minute minutes",
-        "h": "hr hrs hour hours",
-        "day": "days",
-        "week": "weeks",
-        "year": "yr yrs years",
-        "ml": "milliliter milliliters millilitre millilitres",
-        "l": "liter liters litre litres",
-        "dollar": "dollars",
-        "cent": "cents",
-        "degree": "degrees",
-        "radian": "radians",
-    }.items()
-    for name in (symbol, *names.split())
-}
-
-
-def number_unit(text: str) -> tuple[str, str] | None:
-    """(number, unit words) when ``text`` is a number with at most a unit after it ("5 cm",
-    ``\\text{5 cm}``, ``5\\,\\mathrm{kg}``, ``\\$18``), else None: words that change the
-    number ("5 million", "5 or 6 cm", "5 less than x") or any other LaTeX are not a unit."""
-    plain = _TEX_SPACE.sub(" ", _TEXT_WRAP.sub("", text)).replace("\\$", "").replace("$", "")
-    plain = plain.replace("{", "").replace("}", "")
-    m = _NUMBER_UNIT.fullmatch(plain)
-    if m is None:
-        return None
-    words = re.findall(r"[A-Za-z]+", m.group(2))
-    if m.group(3) and not words:
-        return None  # "42^2" is not 42
-    if any(_NOT_UNIT.fullmatch(w) or (len(w) == 1 and w not in _ONE_LETTER_UNITS) for w in words):
-        return None
-    unit = " ".join(words) + (f"^{m.group(3)}" if m.group(3) else "")
-    if words and plain[m.end(1)].isalpha() and unit_symbol(unit) is None:
-        return None  # "1OO cm" (look-alike digits), "4O": letters glued on are no unit; "5cm" is
-    return m.group(1), unit
-
-
-def unit_symbol(unit: str) -> str | None:
-    """The known unit that ``unit`` (a unit's words, "square meters", "cm^2") begins with, as
-    its symbol with its power ("m^2"); None when it begins with no known unit."""
-    words = unit.lower().replace("^", " ^").split()
-    power = {"square": "^2", "sq": "^2", "cubic": "^3"}.get(words[0], "") if words else ""
-    words = words[1:] if power else words
-    symbol = _UNITS.get(words[0]) if words else None
-    if symbol is None:
-        return None
-    if len(words) > 1 and words[1].startswith("^"):
-        power = words[1]
-    return symbol + power
-
-
-_UNIT_AFTER = re.compile(r"[ \t]*(?:\\text\{\s*)?([A-Za-z]+(?:[ \t]*\^\s*[23]|[ \t]+[A-Za-z]+)?)")
-
-
-def read_units(response: str, boxed: str | None, golds: list[str]) -> tuple[str, str | None]:
-    """The response with a last box holding a number and its unit (``\\boxed{\\text{5 cm}}``,
-    which math-verify read as no number) as ``5\\text{ cm}``, unless it is a gold as
-    written (the fast path's string match), and the unit the answer is given in (that box's, or
-    the words after the last number of a response without a box)."""
-    if boxed is None:
-        found = _last_number(response)
-        after = _UNIT_AFTER.match(response, found[0].end()) if found else None
-        return response, after.group(1) if after else None
-    read = number_unit(boxed)
-    if read is None:
-        return response, None
-    start = response.rfind("\\boxed{")
-    if "".join(boxed.split()) in ("".join(g.split()) for g in golds):
-        return response, read[1] or None
-    if start < 0 or not response.startswith(boxed, start + 7):
-        return response, read[1] or None  # "\boxed 5": a box without braces
-    end = start + 7 + len(boxed)
-    # "5\text{ cm}", which math-verify reads as 5; the unit stays for a re-reading (the worker)
-    number = read[0] + (f"\\text{{ {read[1]}}}" if read[1] else "")
-    return response[: start + 7] + number + response[end:], read[1] or None
-
-
-def unit_mismatch(unit: str | None, gold: str) -> bool:
-    """Whether the answer's unit and the gold's are different known units ("5 m" against the
-    gold "5 cm"; math-verify drops both units and matched them)."""
-    if not unit:
-        return False
-    read = number_unit(gold)
-    ours, theirs = unit_symbol(unit), unit_symbol(read[1]) if read and read[1] else None
-    return ours is not None and theirs is not None and ours != theirs
-
-
 # A currency sign: "$18" with no closing "$" after the number ("$18$", "$x = 18$" are LaTeX)
 _DOLLAR = re.compile(r"(?<!\\)\$")
 _CURRENCY = re.compile(r"(?<![^\s(])\$(?=\d[\d,.]*(?<=\d)(?![\d$]))")
@@ -412,7 +211,8 @@ def read_plain(response: str) -> str:
 def read_answer(response: str, golds: list[str]) -> tuple[str, list[bool], float | None]:
     """The response as math-verify should read it (what follows its last retraction, in
     notations it reads), which golds it can still match, and a verdict where one is certain
-    before math-verify: 0.0 for an empty last box, a hedge ("3 or 5"), a numeral in another
+    before math-verify: 0.0 for an empty last box, a box beside other content in the last box
+    (``\\boxed{\\boxed{41} 42}``), a hedge ("3 or 5"), a numeral in another
     base or a number in another unit than every gold's; a stated choice letter against letter
     golds."""
     response = read_plain(answer_view(spell_out(response)))
@@ -420,6 +220,8 @@ def read_answer(response: str, golds: list[str]) -> tuple[str, list[bool], float
     keep = [not base_mismatch(boxed, g) for g in golds]
     if boxed is not None and not boxed.strip():
         return response, keep, 0.0  # "\boxed{}% 42": math-verify read the 42 after it
+    if nested_box(boxed):
+        return response, keep, 0.0  # "\boxed{\boxed{41} 42}": math-verify read the inner 41
     if hedged(response, boxed, golds):
         return response, keep, 0.0
     response, units = read_units(response, boxed, golds)
