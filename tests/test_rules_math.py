@@ -137,6 +137,11 @@ def test_last_boxed_and_candidate():
     assert last_boxed("\\boxedx") is None
     assert response_candidate("x = 3 and y = 4, so 12") == "12"
     assert response_candidate("\\(x\\) is 3") is None
+    # markdown bold: math-verify reads "**42** $7" as 42 (0.0 against 7), the last number was 7
+    assert response_candidate("**42** $7") is None
+    assert MathVerifier().check("**42** $7", "7") == MathVerifier(fast=False).check(
+        "**42** $7", "7"
+    )
 
 
 def test_math_errors_and_timeouts_are_counted_not_raised(monkeypatch):

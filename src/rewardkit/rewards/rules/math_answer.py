@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import unicodedata
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +45,12 @@ from rewardkit.rewards.rules._common import (
     as_choice,
     as_number,
     references,
+)
+from rewardkit.rewards.rules.math_fast import (
+    SPACED_DIGITS,
+    clean_answer,
+    plain_value,
+    response_candidate,
 )
 from rewardkit.rewards.rules.math_percent import (
     PERCENT_WORDS,
@@ -67,39 +72,7 @@ from rewardkit.types import Query, ScoreResult, prompt_text
 #: Distinct references whose parsed gold is kept.
 GOLD_CACHE_SIZE = 8192
 
-# ASCII digits only ([0-9], not \d): math-verify reads "４２" or "٤٢" as no number, so the fast
-# path must leave them to it
-_PLAIN_NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|-?\.[0-9]+")
-# A number in running text: not glued to a word or to another number.
-_TEXT_NUMBER = re.compile(r"(?<![\w.])-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w])")
-_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
-_LATEX_SPACES = ("\\!", "\\,", "\\;", "\\:", "\\ ", "~")
-
-
-#: Digits on both sides of plain whitespace: the fast path's whitespace-blind comparison would
-#: read "2 5" as 25 where math-verify reads another value.
-_SPACED_DIGITS = re.compile(r"\d\s+\d")
-
-
-def _clean(answer: str) -> str:
-    """An answer string without math delimiters, LaTeX spacing and a trailing full stop."""
-    s = answer.strip()
-    if s.startswith("$") and s.endswith("$"):
-        s = s.strip("$")
-    for token in _LATEX_SPACES:
-        s = s.replace(token, "")
-    s = s.replace("{,}", ",").replace("\\$", "").replace("\\left", "").replace("\\right", "")
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return s.strip().rstrip(".").strip()
-
-
-def _plain_value(s: str) -> Fraction | None:
-    """The value of a plain decimal number string ("1,234.5", "-3", ".5"); None otherwise."""
-    s = s.replace("$", "").strip()
-    if len(s) > 40 or not _PLAIN_NUMBER.fullmatch(s):
-        return None
-    return Fraction(s.replace(",", ""))
 
 
 def gold_answer(reference: str) -> str:
@@ -112,59 +85,6 @@ def gold_answer(reference: str) -> str:
     if "####" in reference:
         return reference.rsplit("####", 1)[1].strip()
     return reference.strip()
-
-
-def response_candidate(response: str) -> str | None:
-    """The response's final answer for the fast path, or None when only math-verify can tell.
-
-    The ``\\boxed{}`` content when every box holds the same text and no word "answer" follows
-    the last; else, in a response with no LaTeX command (no backslash) and no word "answer"
-    (math-verify's anchored patterns), its last number unless it sits inside ``$…$``, follows an
-    arithmetic operator or precedes one or a percent sign. Boxes that disagree, a box followed by
-    another stated answer, or an expression ("6*7") are left to math-verify, whose choice among
-    them the fast path cannot know.
-    """
-    if "\\fbox" in response:
-        return None  # math-verify does not read \fbox
-    if "\\boxed" in response:
-        starts = [m.start() for m in re.finditer(r"\\boxed", response)]
-        boxes = [
-            last_boxed(response[a:b]) for a, b in zip(starts, [*starts[1:], None], strict=True)
-        ]
-        if None in boxes or len({"".join(str(b).split()) for b in boxes}) != 1:
-            return None
-        if "answer" in response[starts[-1] :].lower() or percent_after_box(response, boxes[-1]):
-            return None  # another answer after it, or "\boxed{10} percent": math-verify's call
-        return boxes[-1]
-    if "\\" in response or "answer" in response.lower() or _OTHER_DIGIT.search(response):
-        return None  # digits of another script ("４２"): which number is last is math-verify's call
-    last = None
-    for last in _TEXT_NUMBER.finditer(response):  # noqa: B007 - we want the last match
-        pass
-    if last is None:
-        return None
-    before, after = response[: last.start()], response[last.end() :]
-    if before.count("$") % 2 and "$" in after:
-        return None  # inside $…$: math-verify reads it as LaTeX
-    tail = after[:12].lstrip().lower()
-    if tail.startswith(("%", "percent", "pct", *_OPERATORS)) or _mathlike(tail[:1]):
-        return None
-    head = before.rstrip()[-1:]
-    if (head in _OPERATORS and head != "=") or _mathlike(head):
-        return None  # part of an expression ("6*7"), or "−42", "≠42", "√42", "~42", ">42"
-    if last.group(0).startswith("-") and head and not (head.isalpha() or head in ":="):
-        return None  # "7 -42" may be a subtraction (math-verify reads 7 − 42); "is -42" is not
-    return last.group(0)
-
-
-_OPERATORS = ("+", "-", "*", "/", "^", "=", "×", "÷", "·", "(", ")")
-
-
-def _mathlike(char: str) -> bool:
-    """A character that may change what a number beside it means: a math symbol other than ``=``
-    (``−`` U+2212, ``≠``, ``√``, ``<``, ``~``, …: Unicode category Sm) or a dash (``–``, ``－``:
-    Pd). The fast path leaves such numbers to math-verify rather than read a bare ``42``."""
-    return bool(char) and char != "=" and unicodedata.category(char) in ("Sm", "Pd")
 
 
 @dataclass
@@ -261,11 +181,11 @@ class MathVerifier:
                 return hit
         answer = spell_out(gold_answer(reference))
         text = answer if _UNESCAPED_DOLLAR.search(answer) else f"${answer}$"
-        cleaned = _clean(answer)
+        cleaned = clean_answer(answer)
         percent = "%" in answer or bool(PERCENT_WORDS.search(answer))
         if not percent and "\\boxed" in reference:
             percent = percent_after_box(reference, last_boxed(reference))
-        gold = _Gold(text, cleaned, _plain_value(cleaned), percent, prose=prose_gold(answer))
+        gold = _Gold(text, cleaned, plain_value(cleaned), percent, prose=prose_gold(answer))
         gold.parsed = [] if nested_box(answer) else None  # "\boxed{\boxed{41} 42}": none
         with self._gold_lock:
             self._gold[reference] = gold
@@ -278,14 +198,14 @@ class MathVerifier:
     def fast_verdict(self, response: str, gold: _Gold) -> float | None:
         """1.0 / 0.0 when the verdict is certain without sympy, else None."""
         candidate = response_candidate(response)
-        if candidate is None or _SPACED_DIGITS.search(candidate):
+        if candidate is None or SPACED_DIGITS.search(candidate):
             return None  # "2 5" is not "25" (math-verify reads 2 + 5): one box, two golds
-        cand = _clean(candidate)
+        cand = clean_answer(candidate)
         if cand and "".join(cand.split()) == "".join(gold.text.split()):
             return 1.0
         if gold.value is None:
             return None
-        value = _plain_value(cand)
+        value = plain_value(cand)
         if value is None:
             return None
         if value == gold.value:
@@ -386,7 +306,7 @@ def _plain_reading(pred: list[Any]) -> Fraction | None:
     """The value of math-verify's text reading of the answer when it is a plain decimal number
     ("3.1415926"), else None."""
     texts = [p for p in pred if isinstance(p, str)]
-    return _plain_value(_clean(texts[0])) if len(texts) == 1 else None
+    return plain_value(clean_answer(texts[0])) if len(texts) == 1 else None
 
 
 class MathReward(RuleReward):
