@@ -71,8 +71,15 @@ def test_cut_row_fails_and_composites_mark_it_failed(prm_dir):
         res = load_reward(spec).score_full(qs)
         assert np.isfinite(res.scores[0]) and math.isnan(res.scores[1]), spec
         assert list(failed_rows(res.stats, res.scores)) == [1], spec  # was 2.0 / 1.0, not failed
-    prefix = load_reward(f"{prm}&cut=prefix").score_full(qs)  # opted in: the prefix aggregate
-    assert not prefix.stats.get("failed") and prefix.stats["steps_cut_rows"] == 1
+    # cut=prefix (opted in) scores the steps the model saw; PADDED is cut before its first step,
+    # so it has no prefix: a failed row (was NaN, not failed: `weighted` then scored it 2.0)
+    part = Query(Q, "3 + 4 = 7 apples .\n\n" + PADDED, reference="7")
+    prefix = load_reward(f"{prm}&cut=prefix").score_full([*qs, part])
+    assert prefix.stats["steps_cut_rows"] == 2 and prefix.stats["failed"] == 1
+    assert np.isfinite(prefix.scores[[0, 2]]).all() and math.isnan(prefix.scores[1])
+    rows = failed_rows(prefix.stats, prefix.scores)
+    assert list(rows) == [1] and "cut all 3 of its steps, so none was scored" in rows[1]
+    assert prefix.scores[2] == pytest.approx(prefix.steps[2, 0])  # the one step it saw
 
 
 def test_verl_reports_the_padded_row_failed_below_the_honest_one(prm_dir):

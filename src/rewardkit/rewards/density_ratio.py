@@ -17,7 +17,9 @@ template with :data:`DEFAULT_SYSTEM`; weak = the same weights reading plain text
 template: ``[system "\\n\\n"] prompt "\\n\\n" response <EOS>``). The weights are loaded once and
 shared. Both sides score their own rendering of the response (the chat side includes the
 template's end-of-turn tokens ``<|im_end|>\\n``, the plain side the EOS token), so the ratio
-measures how much the chat-tuned rendering prefers the response over the raw LM.
+measures how much the chat-tuned rendering prefers the response over the raw LM. With any
+strong model, ``weak`` left out, empty or ``default`` is this default weak side: the strong
+model's own weights on plain text (``default`` is a word, never looked up as a model).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.engine.config import EngineConfig
-from rewardkit.errors import SpecError, switch
+from rewardkit.errors import ModelNotFoundError, SpecError, switch
 from rewardkit.rewards.dpo import optional_switch, same_cut, same_scoring
 from rewardkit.rewards.dpo import same_weights as same_weights_as
 from rewardkit.rewards.logprob import (
@@ -127,12 +129,20 @@ class DensityRatioReward(LogProbComposite):
         weak_chat_template = optional_switch(
             "weak_chat_template", weak_chat_template, "density-ratio"
         )
-        self.strong = SequenceLogProbReward(strong, config, use_chat_template=strong_chat_template)
+        strong = DEFAULT_STRONG if is_default(strong) else str(strong)
+        weak = None if is_default(weak) else weak  # the documented default weak side
+        self.strong = _side(
+            "strong model (density-ratio:STRONG)",
+            strong,
+            config,
+            use_chat_template=strong_chat_template,
+        )
         # the same weights by any name (``weak=./strong``, a copy of the folder) are the default
         same_weights = weak in (None, "", strong) or same_weights_as(strong, str(weak))
         if weak_chat_template is None and same_weights:
             weak_chat_template = False  # the same weights without the chat template
-        self.weak = SequenceLogProbReward(
+        self.weak = _side(
+            f"weak={weak}",
             strong if same_weights else str(weak),
             self.strong.config,
             use_chat_template=weak_chat_template,
@@ -180,8 +190,30 @@ class DensityRatioReward(LogProbComposite):
         return merged_result(np.array(out, dtype=np.float32), runs, len(queries))
 
 
+def is_default(name: object) -> bool:
+    """Whether a strong/weak model name asks for the documented default (``default``, empty)
+    rather than a model: never looked up as a folder or a Hub id named "default"."""
+    return name is None or str(name).strip().lower() in ("", "default")
+
+
+def _side(what: str, model: str, config: EngineConfig | None, **kw: Any) -> SequenceLogProbReward:
+    """One side's log-prob reward; a model that is not found, or a folder that is not a model,
+    is named by its option ``what``."""
+    try:
+        return SequenceLogProbReward(model, config, **kw)
+    except (ModelNotFoundError, SpecError) as exc:
+        if type(exc) not in (ModelNotFoundError, SpecError):  # a device, weights, … error
+            raise
+        raise type(exc)(f"density-ratio: {what}: {exc}") from None
+
+
 def build(arg: str | None, **options: Any) -> DensityRatioReward:
     """Registry factory for ``density-ratio:STRONG`` (``default``: the embedded SmolLM2 pair)."""
-    strong = DEFAULT_STRONG if arg in (None, "", "default") else arg
+    if "strong" in options:  # was: "__init__() got multiple values for argument 'strong'"
+        raise SpecError(
+            "density-ratio: the strong model is the spec's argument "
+            f"(density-ratio:STRONG?weak=WEAK), not an option; got strong={options['strong']!r}"
+        )
+    strong = DEFAULT_STRONG if is_default(arg) else str(arg)
     config = EngineConfig.from_options(options)
     return DensityRatioReward(strong, config=config, **options)

@@ -145,11 +145,18 @@ def apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-
         import peft
     except ImportError as exc:  # pragma: no cover
         raise MissingDependencyError("LoRA needs peft: pip install 'rewardkit[train]'") from exc
+    chosen = cfg.lora_targets or targets
+    if chosen == ["all-linear"]:  # peft's keyword, written as a one-item list (--lora_targets)
+        chosen = "all-linear"
+    elif cfg.lora_targets:  # the config's own list (the defaults are per architecture)
+        from rewardkit.train.lora import check_lora_targets
+
+        check_lora_targets(hf, chosen, cfg.model)
     lcfg = peft.LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_targets or targets,
+        target_modules=chosen,
         task_type=task,
     )
     return peft.get_peft_model(hf, lcfg)

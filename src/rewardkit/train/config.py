@@ -170,6 +170,14 @@ class TrainConfig:
             raise SpecError(f"train config: truncation {self.truncation!r} not left/right/error")
         if self.objective in ("regression", "bt+regression", "gated") and not self.attributes:
             raise SpecError(f"train config: objective {self.objective!r} needs `attributes`")
+        twice = sorted({a for a in self.attributes if self.attributes.count(a) > 1})
+        if twice:  # two outputs trained on one rating; weights=NAME:W could not tell them apart
+            raise SpecError(f"train config: attributes {twice} given twice in {self.attributes}")
+        if self.objective == "bt+regression" and self.bt_weight == self.reg_weight == 0:
+            raise SpecError(
+                "train config: bt_weight and reg_weight are both 0, so the loss is 0 and nothing "
+                "would train; give one of them a weight > 0"
+            )
         if self.vote_action not in ("drop", "downweight", "flip"):
             raise SpecError(
                 f"train config: vote_action {self.vote_action!r} not drop/downweight/flip"
@@ -395,9 +403,9 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     for key, value in overrides.items():
         k = key.replace("-", "_")
         if k not in names:
-            raise SpecError(
-                f"train config: unknown field {key!r}; fields are: {', '.join(sorted(names))}"
-            )
+            from rewardkit.train.config_file import unknown_field
+
+            raise SpecError(f"train config: {unknown_field(key)}")
         values[k] = _cast(k, value)
     out = TrainConfig(**values)
     out.validate()
@@ -426,6 +434,9 @@ def load_config(
             raise SpecError(
                 f"train config {p}: expected a mapping of fields, got {type(raw).__name__}"
             )
+        from rewardkit.train.config_file import check_file_values
+
+        check_file_values(p, raw, set(overrides or {}))
     return apply_overrides(TrainConfig(), {**raw, **(overrides or {})})
 
 

@@ -137,6 +137,7 @@ def prepare_image(cfg: TrainConfig, seed: int | None = None, examples: Any = Non
     from rewardkit.train.collate import split_holdout
     from rewardkit.train.common import load_examples, training_args
     from rewardkit.train.image_collate import ImageCollator, build_image_items
+    from rewardkit.train.labels import check_pairs_differ
 
     check_image_config(cfg)
     seed = cfg.seed if seed is None else seed
@@ -146,10 +147,20 @@ def prepare_image(cfg: TrainConfig, seed: int | None = None, examples: Any = Non
     model, processor = build_image_model(cfg, seed)
     tok = processor.tokenizer
     max_len = text_limit(model.backbone, tok, cfg.max_length)
-    items = build_image_items(train_ex, tok, max_len, cfg)
-    eval_items = build_image_items(eval_ex, tok, max_len, cfg) if eval_ex else []
+    given = examples is not None
+    where = "train examples" if given else f"train data {cfg.data!r}"
+    items = build_image_items(train_ex, tok, max_len, cfg, where)
+    eval_where = "eval examples" if given else f"eval data {cfg.eval_data!r}"
+    eval_items = (  # eval data is measured with its labels as given (no votes), as for text
+        build_image_items(eval_ex, tok, max_len, cfg, eval_where, use_votes=False)
+        if eval_ex
+        else []
+    )
     if not eval_items and cfg.eval_fraction > 0:
-        items, eval_items = split_holdout(items, cfg.eval_fraction, seed)
+        items, eval_items = split_holdout(items, cfg.eval_fraction, seed, cfg.holdout_by, where)
+        where = f"{where} after holding out eval_fraction {cfg.eval_fraction}"
+    # as text training: every pair with the same text and image bytes would teach nothing
+    check_pairs_differ(items, cfg.objective, where)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = ImageCollator(pad_id=int(pad), decoder=False, packing=False, processor=processor)
     args = training_args(cfg, str(cfg.output_dir), seed, len(eval_items))

@@ -71,16 +71,22 @@ def image_encoder(tokenizer: Any, max_length: int, where: dict[int, str]) -> Any
 
 
 def build_image_items(
-    examples: Sequence[Example], tokenizer: Any, max_length: int, cfg: Any
+    examples: Sequence[Example],
+    tokenizer: Any,
+    max_length: int,
+    cfg: Any,
+    where: str = "data",
+    use_votes: bool = True,
 ) -> list[Item]:
-    """Training items of image preference examples (labels as :func:`build_items`)."""
-    where: dict[int, str] = {}
+    """Training items of image preference examples (labels as :func:`build_items`; ``where``
+    names the data in its errors and warnings; ``use_votes`` False for eval data)."""
+    ids: dict[int, str] = {}
     at = 0
     for ex in examples:
         for _ in ex.responses:
-            where[at] = ex.id
+            ids[at] = ex.id
             at += 1
-    return build_items(examples, image_encoder(tokenizer, max_length, where), cfg)
+    return build_items(examples, image_encoder(tokenizer, max_length, ids), cfg, where, use_votes)
 
 
 @dataclass

@@ -242,33 +242,94 @@ def _image_key(ids: Any) -> str | None:
 ONLY_STRICT_PAIRS = ("bt", "crm", "generative", "listwise")
 
 
+def _has_images(items: Sequence[Item]) -> bool:
+    """Whether ``items`` are image reward model rows (each side's ids carry its image)."""
+    return any(_image_key(ids) is not None for it in items[:1] for ids in it.ids)
+
+
 def check_pairs_differ(items: Sequence[Item], objective: str, where: str) -> None:
-    """Refuse training data whose every strict pair has two sides with the same tokens under an
-    objective that learns from strict pairs alone (every prompt longer than ``max_length`` under
-    right truncation did it: the run saved a model that had learnt nothing, with exit 0)."""
+    """Refuse training data whose every strict pair has two sides with the same tokens (image
+    rows: the same text and the same image bytes) under an objective that learns from strict
+    pairs alone (every prompt longer than ``max_length`` under right truncation did it: the run
+    saved a model that had learnt nothing, with exit 0)."""
     n = identical_pairs(items)
     total = sum(1 for it in items for p in it.pairs if not p[2])
-    if n and n == total and objective in ONLY_STRICT_PAIRS:
+    if not (n and n == total and objective in ONLY_STRICT_PAIRS):
+        return
+    if _has_images(items):
         raise DataError(
-            f"{where}: all {total} preference pairs have two sides with the same tokens "
-            "(identical responses, or truncated to the same text: a prompt longer than "
-            "max_length under truncation right keeps no response token); no model can order "
-            f"them and objective {objective!r} would learn nothing. Raise max_length, use "
-            "truncation left, or fix the responses"
+            f"{where}: all {total} preference pairs have two sides with the same text and the "
+            "same image (the same bytes, whatever the file names); no model can order them and "
+            f"objective {objective!r} would learn nothing. Fix the pairs' images"
         )
+    raise DataError(
+        f"{where}: all {total} preference pairs have two sides with the same tokens "
+        "(identical responses, or truncated to the same text: a prompt longer than "
+        "max_length under truncation right keeps no response token); no model can order "
+        f"them and objective {objective!r} would learn nothing. Raise max_length, use "
+        "truncation left, or fix the responses"
+    )
 
 
 def warn_identical_pairs(items: Sequence[Item], where: str) -> None:
     n = identical_pairs(items)
     if n:
         total = sum(1 for it in items for p in it.pairs if not p[2])
+        sides = (
+            "the same text and the same image (the same bytes)"
+            if _has_images(items)
+            else "the same tokens (identical responses, or truncated to the same text)"
+        )
         log.warning(
-            "%s: %d of %d preference pairs have two sides with the same tokens (identical "
-            "responses, or truncated to the same text); they are kept, teach nothing, and count "
-            "as misses in accuracy (strict >)",
+            "%s: %d of %d preference pairs have two sides with %s; they are kept, teach "
+            "nothing, and count as misses in accuracy (strict >)",
             where,
             n,
             total,
+            sides,
+        )
+
+
+@dataclasses.dataclass
+class Truncations:
+    """``encode`` (the scoring encoder) wrapped to count what truncation took from its rows:
+    rows whose response was cut, and rows that lost more tokens than they kept (a
+    ``max_length`` under the chat template's own header kept only response tails, without a
+    word). :meth:`warn` says so; the rows are trained as before."""
+
+    encode: Any
+    rows: int = 0
+    response_cut: int = 0
+    mostly_cut: int = 0
+    kept: int = 0  # the longest truncated row kept (the limit in effect)
+    longest: int = 0  # the longest row before truncation
+
+    def __call__(self, queries: list[Any]) -> list[Any]:
+        out = self.encode(queries)
+        for row in out:
+            dropped = int(getattr(row, "prompt_dropped", 0) or 0)
+            cut = int(getattr(row, "response_dropped", 0) or 0)
+            self.rows += 1
+            self.response_cut += cut > 0
+            self.mostly_cut += dropped + cut > len(row.input_ids)
+            if dropped or cut:
+                self.kept = max(self.kept, len(row.input_ids))
+            self.longest = max(self.longest, len(row.input_ids) + dropped + cut)
+        return out
+
+    def warn(self, where: str) -> None:
+        if not (self.response_cut or self.mostly_cut):
+            return
+        log.warning(
+            "%s: truncation to %d tokens cut the response of %d of %d rows, and %d rows lost "
+            "more tokens than they kept (the longest row has %d tokens); they train on what is "
+            "left (a response tail, cut ends, the last tokens of a prompt): raise max_length",
+            where,
+            self.kept,
+            self.response_cut,
+            self.rows,
+            self.mostly_cut,
+            self.longest,
         )
 
 

@@ -224,7 +224,7 @@ def prepare(
         describe_counts,
         split_holdout,
     )
-    from rewardkit.train.labels import check_attributes, check_pairs_differ
+    from rewardkit.train.labels import Truncations, check_attributes, check_pairs_differ
     from rewardkit.train.trainer import RewardTrainer
 
     seed = cfg.seed if seed is None else seed
@@ -239,7 +239,9 @@ def prepare(
         build = lambda ex, enc, c, where, use_votes=True: build_step_items(ex, enc, c)  # noqa: E731
     given = examples is not None
     where = "train examples" if given else f"train data {cfg.data!r}"
-    items = build(train_ex, encode, cfg, where)
+    cuts = Truncations(encode)
+    items = build(train_ex, cuts, cfg, where)
+    cuts.warn(where)  # e.g. max_length under the chat template's header: response tails only
     eval_where = "eval examples" if given else f"eval data {cfg.eval_data!r}"
     eval_items = build(eval_ex, encode, cfg, eval_where, use_votes=False) if eval_ex else []
     if cfg.objective == "prm":  # one item per example: a problem's solutions stay together

@@ -12,11 +12,13 @@ response's steps (and for steps cut off by truncation); ``scores`` is their aggr
 response without steps). A response truncation cut steps from fails alone under ``cut=nan``
 (the default): an aggregate of the visible prefix would let a long response hide its late
 steps, and NaN as "does not apply" would let a composite drop the member and rescale — the
-cut is the response's own length, so it is a failure. A response whose step tags (read as
-the tag's whole token sequence, :func:`tag_tokens`) do not number its steps, or whose given
-``meta["steps"]`` hold a blank line, fails alone too: NaN steps and scalar, named in
-``stats["failed"]``/``["errors"]``; the batch is scored. A ``tag`` a one-step response does not
-read once is refused when the reward is built (:meth:`StepScorer.check_tag`).
+cut is the response's own length, so it is a failure. Under ``cut=prefix`` the scalar is the
+aggregate of the steps the model saw; a row cut before its first step has none and fails too. A
+response whose step tags (read as the tag's whole token sequence, :func:`tag_tokens`) do not
+number its steps, or whose given ``meta["steps"]`` hold a blank line, fails alone too: NaN steps
+and scalar, named in ``stats["failed"]``/``["errors"]``; the batch is scored. A ``tag`` a
+one-step response does not read once is refused when the reward is built
+(:meth:`StepScorer.check_tag`).
 The per-step scores are computed and cached once whatever the aggregate: ``prm:X?aggregate=min``
 and ``prm:X?aggregate=last`` share the engine's cache.
 """
@@ -57,6 +59,7 @@ from rewardkit.rewards.prm.conventions import StepConvention, convention, guess_
 from rewardkit.rewards.prm.steps import (
     AGGREGATES,
     aggregate_rows,
+    all_cut_error,
     count_problem,
     count_tags,
     cut_error,
@@ -466,6 +469,13 @@ class PRMReward(Reward):
             errors += [
                 {"index": int(i), "error": cut_error(counts[i], steps[i], self.scorer.max_length)}
                 for i in np.flatnonzero(cut)
+            ]
+        else:  # cut=prefix: a row cut before its first step has no prefix, so it was not scored
+            unscored = cut & ~(~np.isnan(steps)).any(axis=1)
+            scores[unscored] = np.nan
+            errors += [
+                {"index": int(i), "error": all_cut_error(counts[i], self.scorer.max_length)}
+                for i in np.flatnonzero(unscored)
             ]
         if errors:
             errors.sort(key=lambda e: int(e["index"]))

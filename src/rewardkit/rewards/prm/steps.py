@@ -12,7 +12,7 @@ Steps are stripped of surrounding whitespace and empty steps are dropped; a resp
 text has no steps. The rules ``step``, ``paragraph`` and ``line`` force one of the three.
 
 Also the per-row checks of a PRM's output: tags read (:func:`count_tags`, :func:`count_problem`)
-and steps truncation cut (:func:`steps_cut`, :func:`cut_error`).
+and steps truncation cut (:func:`steps_cut`, :func:`cut_error`, :func:`all_cut_error`).
 """
 
 from __future__ import annotations
@@ -131,6 +131,16 @@ def cut_error(count: int, row: np.ndarray, max_length: int) -> str:
         f"truncation at max_length={max_length} cut {count - scored} of its {count} steps, so "
         "it is not fully scored (cut=nan): raise max_length, or set cut=prefix to score the "
         "steps the model saw"
+    )
+
+
+def all_cut_error(count: int, max_length: int) -> str:
+    """The failure of a row truncation cut every step from under ``cut=prefix``: there is no
+    prefix to aggregate, so the row was not scored (NaN as "does not apply" would let a
+    composite drop the member and rescale the rest, as under ``cut=nan``)."""
+    return (
+        f"truncation at max_length={max_length} cut all {count} of its steps, so none was "
+        "scored (cut=prefix has no prefix to aggregate): raise max_length"
     )
 
 
