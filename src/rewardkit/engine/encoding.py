@@ -2,8 +2,9 @@
 
 Every path splits a query into fixed tokens, prompt tokens and response tokens, then fits them to
 the length limit with :func:`rewardkit.engine.truncation.fit_pair`, so one truncation policy holds
-for every model-backed reward. Under a chat template, ``left`` fits the prompt's messages instead
-(:func:`rewardkit.engine.truncation.fit_messages`), so the kept turns keep their role headers.
+for every model-backed reward. Under a chat template, an over-long row fits the prompt's messages
+instead (:func:`rewardkit.engine.truncation.fit_messages`, ``fit_messages_right``), so the kept
+turns keep their role headers and the response its assistant header.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from rewardkit.engine.special_tokens import (
     specials_pattern,
 )
 from rewardkit.engine.special_tokens import escape_texts as _escape_texts
-from rewardkit.engine.truncation import Fitted, fit_many, fit_messages, fit_pair
+from rewardkit.engine.truncation import (
+    Fitted,
+    emptied_prompt,
+    fit_many,
+    fit_messages,
+    fit_messages_right,
+    fit_pair,
+)
 from rewardkit.errors import DataError
 from rewardkit.types import Message, Query, assistant, prompt_text
 
@@ -87,13 +95,10 @@ def encode_chat(
     ):
         head = _bos_head(tokenizer, p_ids)
         budget = max_length - len(head)
-        if policy == "left" and len(p_ids) + len(r_ids) > max_length and len(r_ids) < budget:
-            kept = _fit_chat_prompt(tokenizer, q, max_length)
-            if kept is not None:
-                k_ids, r_ids = kept
-                head = _bos_head(tokenizer, k_ids)
-                dropped = max(len(p_ids) - len(k_ids), 1)
-                rows.append(_row(head, Fitted(k_ids[len(head) :], r_ids, dropped, 0)))
+        if policy != "error" and len(p_ids) + len(r_ids) > max_length:
+            fitted = _fit_chat(tokenizer, q, len(p_ids), len(r_ids) < budget, max_length, policy)
+            if fitted is not None:
+                rows.append(fitted)
                 continue
         rows.append(_row(head, fit_pair(p_ids[len(head) :], r_ids, budget, policy)))
     return rows
@@ -116,25 +121,46 @@ def _bos_head(tokenizer: Any, ids: list[int]) -> list[int]:
     return [ids[0]] if ids and bos is not None and ids[0] == bos else []
 
 
-def _fit_chat_prompt(
-    tokenizer: Any, query: Query, max_length: int
-) -> tuple[list[int], list[int]] | None:
-    """Left truncation that keeps the chat template's structure (:func:`fit_messages`): the
-    (prompt ids, response ids) of the query with its oldest context dropped so the row fits
-    ``max_length``, every kept message rendered whole by the template with its role; None
-    when even the last turn with no content does not fit (the plain token cut then applies)."""
+def _fit_chat(
+    tokenizer: Any,
+    query: Query,
+    n_prompt: int,
+    room: bool,
+    max_length: int,
+    policy: Truncation,
+) -> EncodedRow | None:
+    """An over-long chat row cut so that the template's structure stays: the prompt *messages*
+    lose text and the template renders what is kept, every kept message with its role header,
+    the prompt ending at the assistant header. ``left`` (``room``: the response leaves room for
+    a prompt) drops the oldest context (:func:`fit_messages`) and keeps the response; when even
+    the smallest prompt (:func:`emptied_prompt`) leaves no room for the whole response, the
+    response keeps its first tokens behind that prompt. ``right`` keeps a prompt that fits and
+    cuts the response's end (None: the plain cut does that); an over-long prompt keeps its
+    earliest text (:func:`fit_messages_right`) and the response what room is left. None: no
+    well-formed row fits (the plain token cut then applies)."""
 
-    def encoded(messages: Sequence[Message]) -> list[list[int]]:
-        return _ids(tokenizer, list(_render_chat(tokenizer, messages, query.response)))
+    def encoded(messages: Sequence[Message], whole: bool = True) -> list[list[int]]:
+        prompt, response = _render_chat(tokenizer, messages, query.response)
+        return _ids(tokenizer, [prompt, response] if whole else [prompt])
 
-    def fits(messages: Sequence[Message]) -> bool:
-        return sum(len(ids) for ids in encoded(messages)) <= max_length
-
-    kept = fit_messages(query.prompt, fits)
+    if policy == "right":
+        if n_prompt <= max_length:
+            return None
+        kept = fit_messages_right(query.prompt, lambda m: len(encoded(m, False)[0]) <= max_length)
+    else:
+        kept = None
+        if room:
+            kept = fit_messages(query.prompt, lambda m: sum(map(len, encoded(m))) <= max_length)
+        kept = emptied_prompt(query.prompt) if kept is None else kept
     if kept is None:
         return None
     p_ids, r_ids = encoded(kept)
-    return p_ids, r_ids
+    keep = max_length - len(p_ids)
+    if keep < (0 if policy == "right" else 1):
+        return None
+    head = _bos_head(tokenizer, p_ids)
+    dropped = max(n_prompt - len(p_ids), 1)
+    return _row(head, Fitted(p_ids[len(head) :], r_ids[:keep], dropped, len(r_ids[keep:])))
 
 
 def bos_prefix(tokenizer: Any) -> list[int]:

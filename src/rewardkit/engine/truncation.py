@@ -163,52 +163,113 @@ def fit_messages(
     last turn is left, the oldest text goes first: the system content loses its first characters
     (its header and closing stay), and once it is empty, the last turn's content does.
     """
-    msgs = [dict(m) for m in messages]
-    n_system = 0
-    while n_system < len(msgs) - 1 and msgs[n_system].get("role") == "system":
-        n_system += 1
-    system, turns = msgs[:n_system], msgs[n_system:]
+    system, turns = _split_system(messages)
+    n_system = len(system)
     starts = [i for i, m in enumerate(turns) if m.get("role") != "assistant" or i == len(turns) - 1]
     found = _first_true(len(starts), lambda k: fits(system + turns[starts[k] :]))
     if found is not None and found > 0:  # keep the tail of the last turn that would go whole
         kept = system + turns[starts[found - 1] :]
-        cut = _cut_oldest(kept, range(n_system, n_system + starts[found] - starts[found - 1]), fits)
+        cut = _cut_texts(kept, range(n_system, n_system + starts[found] - starts[found - 1]), fits)
         if cut is not None:
             return cut
     if found is not None:
         return system + turns[starts[found] :]
     kept = system + turns[-1:]
-    return _cut_oldest(kept, [*range(n_system), len(kept) - 1], fits)
+    return _cut_texts(kept, [*range(n_system), len(kept) - 1], fits)
 
 
-def _cut_oldest(
-    msgs: list[ChatMessage], order: Sequence[int], fits: Callable[[list[ChatMessage]], bool]
+def emptied_prompt(messages: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
+    """The smallest prompt left truncation keeps (what :func:`fit_messages` ends at): the
+    leading system messages and the last turn, their text emptied, roles kept (content that is
+    not text stays as it is). A response too long for any prompt follows it, cut at its end."""
+    system, turns = _split_system(messages)
+    return [_emptied(m) for m in system + turns[-1:]]
+
+
+def fit_messages_right(
+    messages: Sequence[Mapping[str, Any]], fits: Callable[[list[ChatMessage]], bool]
 ) -> list[ChatMessage] | None:
-    """``msgs`` with the oldest text of the messages ``order`` names cut, in that order, until
-    they fit: each message's text is cut from its start and, when even none of it fits,
-    emptied (its role header and closing stay) before the next is cut; None when they never
-    fit."""
-    msgs = list(msgs)
-    for idx in order:
-        cut = _cut_content(msgs, idx, fits)
+    """Right truncation of a chat prompt that keeps the template's structure: the longest start
+    of the conversation for which ``fits(messages)`` holds (its latest text goes first, as a
+    plain right cut drops it), every kept message whole with its role, or None when even the
+    smallest well-formed prompt does not fit.
+
+    The latest turns are dropped whole (the kept part ends at a user turn, so the generation
+    prompt follows it as the template expects), except that the first turn that would go keeps
+    the start of its text that still fits (its messages cut from their end, latest first; an
+    emptied one keeps its header); when even the first turn does not fit, its messages and then
+    the leading system messages lose their last characters, latest first.
+    """
+    system, turns = _split_system(messages)
+    n_system = len(system)
+    ends = [
+        i + 1 for i, m in enumerate(turns) if m.get("role") != "assistant" or i == len(turns) - 1
+    ]
+    n = len(ends)
+    found = _first_true(n, lambda k: fits(system + turns[: ends[n - 1 - k]]))
+    if found is None:
+        kept = system + turns[: ends[0]]
+        return _cut_texts(kept, range(len(kept) - 1, -1, -1), fits, from_end=True)
+    end = ends[n - 1 - found]
+    if found > 0:  # keep the start of the first turn that would go whole
+        kept = system + turns[: ends[n - found]]
+        order = range(len(kept) - 1, n_system + end - 1, -1)
+        cut = _cut_texts(kept, order, fits, from_end=True)
         if cut is not None:
             return cut
-        if isinstance(msgs[idx].get("content"), str):
-            msgs[idx] = {**msgs[idx], "content": ""}
+    return system + turns[:end]
+
+
+def _split_system(
+    messages: Sequence[Mapping[str, Any]],
+) -> tuple[list[ChatMessage], list[ChatMessage]]:
+    """(the leading system messages, the conversation after them; at least one message)."""
+    msgs = [dict(m) for m in messages]
+    n_system = 0
+    while n_system < len(msgs) - 1 and msgs[n_system].get("role") == "system":
+        n_system += 1
+    return msgs[:n_system], msgs[n_system:]
+
+
+def _emptied(message: ChatMessage) -> ChatMessage:
+    return {**message, "content": ""} if isinstance(message.get("content"), str) else message
+
+
+def _cut_texts(
+    msgs: list[ChatMessage],
+    order: Sequence[int],
+    fits: Callable[[list[ChatMessage]], bool],
+    from_end: bool = False,
+) -> list[ChatMessage] | None:
+    """``msgs`` with the text of the messages ``order`` names cut, in that order, until they
+    fit: each message's text is cut from its start (``from_end``: its end) and, when even none
+    of it fits, emptied (its role header and closing stay) before the next is cut; None when
+    they never fit."""
+    msgs = list(msgs)
+    for idx in order:
+        cut = _cut_content(msgs, idx, fits, from_end)
+        if cut is not None:
+            return cut
+        msgs[idx] = _emptied(msgs[idx])
     return None
 
 
 def _cut_content(
-    msgs: list[ChatMessage], idx: int, fits: Callable[[list[ChatMessage]], bool]
+    msgs: list[ChatMessage],
+    idx: int,
+    fits: Callable[[list[ChatMessage]], bool],
+    from_end: bool = False,
 ) -> list[ChatMessage] | None:
-    """``msgs`` with the fewest first characters of message ``idx``'s text content dropped so
-    that they fit; None when the content is not text or even none of it does not fit."""
+    """``msgs`` with the fewest first (``from_end``: last) characters of message ``idx``'s text
+    content dropped so that they fit; None when the content is not text or even none of it
+    does not fit."""
     content = msgs[idx].get("content")
     if not isinstance(content, str):
         return None
 
     def cut(c: int) -> list[ChatMessage]:
-        return [*msgs[:idx], {**msgs[idx], "content": content[c:]}, *msgs[idx + 1 :]]
+        text = content[: len(content) - c] if from_end else content[c:]
+        return [*msgs[:idx], {**msgs[idx], "content": text}, *msgs[idx + 1 :]]
 
     found = _first_true(len(content) + 1, lambda c: fits(cut(c)))
     return None if found is None else cut(found)
