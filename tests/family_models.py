@@ -29,6 +29,27 @@ def smollm_tokenizer():
     return tok
 
 
+def seeded_causal_lms(root: Path, tok, seeds=(0, 1)) -> list[Path]:
+    """2-layer causal Llamas over ``tok``, one per seed, saved under ``root`` (``lm{seed}``)."""
+    paths = []
+    for seed in seeds:
+        cfg = tiny_llama_config(tok, max_position_embeddings=256, tie_word_embeddings=False)
+        torch.manual_seed(seed)
+        transformers.LlamaForCausalLM(cfg).save_pretrained(root / f"lm{seed}")
+        tok.save_pretrained(root / f"lm{seed}")
+        paths.append(root / f"lm{seed}")
+    return paths
+
+
+def chat_ids(tok, query) -> list[int]:
+    """The ids of ``query`` rendered whole by ``tok``'s chat template (the response as the
+    assistant turn), as one pass of the template gives them."""
+    text = tok.apply_chat_template(
+        [*query.prompt, {"role": "assistant", "content": query.response}], tokenize=False
+    )
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
 def llama_config(tok, **extra) -> transformers.LlamaConfig:
     return tiny_llama_config(
         tok,

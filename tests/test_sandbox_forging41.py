@@ -11,9 +11,7 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from rewardkit import Query
 from rewardkit.rewards.rules.code import CodeReward
 from rewardkit.rewards.sandbox import parse_tests, run_tests
 from rewardkit.rewards.sandbox.checks import split_assert
+from sandbox_shim import run_as_nobody, sandbox_shim, system_python
 
 #: The package under test (its sandbox files are what the unprivileged run links to).
 PKG = Path(rewardkit.__file__).resolve().parent
@@ -214,44 +213,16 @@ print(json.dumps(out))
 """
 
 
-def _system_python() -> str | None:
-    for path in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.access(path, os.X_OK):
-            ok = subprocess.run(
-                [path, "-c", "import sys; sys.exit(sys.version_info < (3, 10))"], timeout=30
-            )
-            if ok.returncode == 0:
-                return path
-    return None
-
-
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
 def test_a_signal_to_init_fails_the_run_and_never_makes_it_nan():
-    python = _system_python()
+    python = system_python()
     if python is None:
         pytest.skip("no system Python >= 3.10 that another user can run")
-    shim = Path(tempfile.mkdtemp(prefix="rewardkit-shim-", dir="/tmp"))
-    try:
-        shim.chmod(0o755)
-        pkg = shim / "rewardkit"
-        (pkg / "rewards").mkdir(parents=True)
-        (pkg / "__init__.py").write_text("")
-        (pkg / "rewards" / "__init__.py").write_text("")
-        (pkg / "errors.py").symlink_to(PKG / "errors.py")
-        (pkg / "rewards" / "sandbox").symlink_to(PKG / "rewards" / "sandbox")
-        out = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", SIGNALS],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd="/tmp",
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(shim)},
-        )
+    with sandbox_shim() as shim:
+        out = run_as_nobody(python, shim, ["-c", SIGNALS])
         if "SandboxUnavailableError" in out.stdout + out.stderr:
             pytest.skip(f"no user namespaces here: {out.stderr[-300:]}")
         assert out.returncode == 0, out.stderr
         wrong, good = json.loads(out.stdout.strip().splitlines()[-1])
         assert wrong == ["failed", "failed"]  # was SandboxError: NaN, or raised by compute_score
         assert good == ["passed", "passed"]
-    finally:
-        shutil.rmtree(shim, ignore_errors=True)

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from rewardkit.rewards.rules.code import compute_score  # noqa: E402
 from rewardkit.rewards.sandbox import Sandbox, parse_tests, run_tests  # noqa: E402
 from rewardkit.rewards.sandbox.process import signal_name, weak_points  # noqa: E402
 from rewardkit.rewards.sandbox.view import interpreter_paths, plan_view  # noqa: E402
+from sandbox_shim import run_as_nobody, sandbox_shim, system_python  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = REPO / "benchmarks" / "data" / "code_pairs.jsonl"
@@ -340,7 +340,7 @@ def test_no_memory_cgroup_is_reported_warned_once_and_memfds_are_refused():
 
 
 def test_use_namespaces_false_is_loud(caplog):
-    python = _system_python()  # the sandbox uid must be able to run it without a view
+    python = system_python()  # the sandbox uid must be able to run it without a view
     with caplog.at_level(logging.WARNING):
         sandbox = Sandbox(use_namespaces=False, allow_network=True, timeout_s=5, python=python)
     assert "use_namespaces=False" in caplog.text
@@ -385,7 +385,6 @@ def test_death_by_a_realtime_signal_is_a_failed_case():
 # The unprivileged (user-namespace) mode
 # ---------------------------------------------------------------------------------------------
 
-SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 UNPRIVILEGED_RUN = """
 import json, sys
 from rewardkit.rewards.sandbox import Sandbox, run_tests
@@ -398,43 +397,17 @@ print(json.dumps([res.statuses, honest.statuses, res.isolation]))
 """
 
 
-def _system_python() -> str | None:
-    for path in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.access(path, os.X_OK):
-            ok = subprocess.run(
-                [path, "-c", "import sys; sys.exit(sys.version_info < (3, 10))"], timeout=30
-            )
-            if ok.returncode == 0:
-                return path
-    return None
-
-
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
 def test_unprivileged_mode_builds_the_same_view():
-    python = _system_python()
+    python = system_python()
     if python is None:
         pytest.skip("no system Python >= 3.10 that another user can run")
-    shim = Path(tempfile.mkdtemp(prefix="rewardkit-shim-", dir="/tmp"))
-    try:
-        shim.chmod(0o755)
-        pkg = shim / "rewardkit"
-        (pkg / "rewards").mkdir(parents=True)
-        (pkg / "__init__.py").write_text("")
-        (pkg / "rewards" / "__init__.py").write_text("")
-        (pkg / "errors.py").symlink_to(REPO / "src" / "rewardkit" / "errors.py")
-        (pkg / "rewards" / "sandbox").symlink_to(REPO / "src" / "rewardkit" / "rewards" / "sandbox")
+    with sandbox_shim() as shim:
         secret = shim / "refs.txt"  # mode 600, owned by the user that runs rewardkit
         secret.write_text("987654")
         os.chown(secret, 65534, 65534)
         secret.chmod(0o600)
-        out = subprocess.run(
-            [*SETPRIV, python, "-c", UNPRIVILEGED_RUN, str(secret)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd="/tmp",
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(shim)},
-        )
+        out = run_as_nobody(python, shim, ["-c", UNPRIVILEGED_RUN, str(secret)])
         if "SandboxUnavailableError" in out.stderr:
             pytest.skip(f"no user namespaces here: {out.stderr[-300:]}")
         assert out.returncode == 0, out.stderr
@@ -443,5 +416,3 @@ def test_unprivileged_mode_builds_the_same_view():
         assert isolation["seccomp"] == "on" and isolation["memory"] != "cgroup"
         assert forged[0].startswith("error: FileNotFoundError")  # was: passed
         assert honest == ["passed"]
-    finally:
-        shutil.rmtree(shim, ignore_errors=True)

@@ -6,14 +6,11 @@ too. Models: tiny random Llamas with SmolLM2's tokenizer, built in the test."""
 from __future__ import annotations
 
 import pytest
-import torch
-import transformers
 
-from family_models import smollm_tokenizer
+from family_models import chat_ids, seeded_causal_lms, smollm_tokenizer
 from rewardkit.engine.encoding import encode_chat
 from rewardkit.registry import load_reward
 from rewardkit.types import Query
-from train_helpers import tiny_llama_config
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +21,11 @@ def tok():
 @pytest.fixture(scope="module")
 def lms(tmp_path_factory, tok):
     """Two 2-layer causal Llamas (seeds 0 and 1) with SmolLM2's tokenizer."""
-    root = tmp_path_factory.mktemp("lms")
-    paths = []
-    for seed in (0, 1):
-        cfg = tiny_llama_config(tok, max_position_embeddings=256, tie_word_embeddings=False)
-        torch.manual_seed(seed)
-        transformers.LlamaForCausalLM(cfg).save_pretrained(root / f"lm{seed}")
-        tok.save_pretrained(root / f"lm{seed}")
-        paths.append(root / f"lm{seed}")
-    return paths
+    return seeded_causal_lms(tmp_path_factory.mktemp("lms"), tok)
 
 
 def one_pass(tok, q: Query) -> list[int]:
-    text = tok.apply_chat_template(
-        [*q.prompt, {"role": "assistant", "content": q.response}], tokenize=False
-    )
-    return tok(text, add_special_tokens=False)["input_ids"]
+    return chat_ids(tok, q)
 
 
 # -- 1. left truncation keeps the chat template's structure ---------------------------------------
