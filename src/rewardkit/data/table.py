@@ -300,7 +300,7 @@ SCORINGS: tuple[Scoring, ...] = (
         "autoj",
         "Auto-J pairwise: accuracy on non-tie human labels per scenario (ties: accuracy with "
         "ties in the analyses); score = accuracy over all non-tie pairs (scenarios weighted by "
-        "their pairs), as Auto-J's Overall",
+        "their pairs); Auto-J's own Overall also counts its labelled ties (analyses.official)",
     ),
     Scoring(
         "pandalm",

@@ -30,6 +30,7 @@ from rewardkit.evaluate.calibration import (
 from rewardkit.evaluate.languages import example_languages, per_language_scores
 from rewardkit.evaluate.lengthbias import enough_points, length_bias, length_degenerate_subsets
 from rewardkit.evaluate.multimodal import acc_plus
+from rewardkit.evaluate.official import differs, official_note, official_score
 from rewardkit.evaluate.paired import compare_rewards
 from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.evaluate.rmbench import rmbench_report
@@ -225,6 +226,7 @@ def analyze(
         r.analyses = analyze_reward(
             r, examples, ties=st["ties"], seed=st["seed"], temperature=temperature
         )
+    add_official(result)
     recs = result.rewards[0].examples if result.rewards else []
     run = result.extra.setdefault("analyses", {})
     lengths = _lengths(examples)
@@ -244,6 +246,22 @@ def analyze(
             {r.name: r.score for r in result.rewards}, gains
         )
     return result
+
+
+def add_official(result: EvalResult) -> None:
+    """docs/evaluation.md "Official numbers": each column's headline as the benchmark's own
+    code computes it (``analyses.official``), and a note under the score table for every column
+    whose Score differs from it, saying by how much and why."""
+    notes = []
+    for r in result.rewards:
+        official = official_score(result, r)
+        if official is None:
+            continue
+        r.analyses["official"] = official
+        if differs(official, r.score):
+            notes.append(official_note(r, official, str(result.settings["ties"])))
+    if notes:
+        result.settings["notes"] = [*result.settings.get("notes", []), *notes]
 
 
 def compare_all(result: EvalResult) -> list[dict[str, Any]]:

@@ -26,8 +26,9 @@ BENCHMARKS = BENCHMARK_NAMES
 #: Benchmarks whose published score is the accuracy over all their (non-tie) pairs, its
 #: sections (categories, scenarios, apps, turns) weighted by their pairs: JudgeBench's Overall
 #: (``run_judge.py``), Auto-J's Overall (``codes/leaderboard/pairwise_eval.py`` sums correct and
-#: total over every scenario), PandaLM's test-set accuracy, and the MT-Bench / Chatbot Arena
-#: agreement with human votes (Zheng et al. 2023: one agreement over the votes; Arena
+#: total over every scenario; its total also holds the labelled ties, which the Score skips:
+#: :mod:`.official` gives that number), PandaLM's test-set accuracy, and the MT-Bench / Chatbot
+#: Arena agreement with human votes (Zheng et al. 2023: one agreement over the votes; Arena
 #: conversations of 1, 2, … 20 turns are one pool, not 20 equal sections).
 POOLED_BENCHMARKS: frozenset[str] = frozenset({"judgebench", "autoj", "pandalm", "mt-bench-human"})
 

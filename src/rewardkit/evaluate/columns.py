@@ -51,10 +51,35 @@ def example_outcomes(plan: Plan, flat: np.ndarray, ties: str) -> np.ndarray:
     return out
 
 
+def weighted_means(
+    values: np.ndarray, weights: np.ndarray, *, n_boot: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray]:
+    """``Σ w·v / Σ w`` over the finite values and its bootstrap replicates (examples drawn with
+    replacement, each keeping its weight): MMRB2's accuracy over verdicts, a pair weighing its
+    valid verdicts. NaN (all NaN replicates) when no weight is left."""
+    ok = ~np.isnan(values) & (weights > 0)
+    v, w = values[ok], weights[ok]
+    if not v.size:
+        return float("nan"), np.full(n_boot, np.nan)
+    reps = np.empty(n_boot)
+    step = max(1, 4_000_000 // v.size)
+    for start in range(0, n_boot, step):
+        idx = rng.integers(0, v.size, size=(min(n_boot, start + step) - start, v.size))
+        reps[start : start + len(idx)] = (v * w)[idx].sum(axis=1) / w[idx].sum(axis=1)
+    return float((v * w).sum() / w.sum()), reps
+
+
 def _subset_score(
-    plan: Plan, sub: str, flat: np.ndarray, outcomes: np.ndarray, n_boot: int, seed: int
+    plan: Plan,
+    sub: str,
+    flat: np.ndarray,
+    outcomes: np.ndarray,
+    n_boot: int,
+    seed: int,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray, int, int, dict[str, float] | None]:
-    """``(score, bootstrap replicates, n valid, n NaN, Ties components)`` of one subset."""
+    """``(score, bootstrap replicates, n valid, n NaN, Ties components)`` of one subset;
+    ``weights`` (one per example) make the score a weighted mean (MMRB2's verdicts)."""
     idx = plan.subset_index[sub]
     rng = subset_rng(seed, sub)
     if plan.subset_rule[sub] == "ties":
@@ -67,6 +92,9 @@ def _subset_score(
         return comp["score"], reps, len(idx) - n_nan, n_nan, components
     vals = outcomes[idx]
     valid = vals[~np.isnan(vals)]
+    if weights is not None:
+        score, reps = weighted_means(vals, weights[idx], n_boot=n_boot, rng=rng)
+        return score, reps, int(valid.size), int(len(idx) - valid.size), None
     score = float(valid.mean()) if valid.size else float("nan")
     reps = bootstrap_means(valid, n_boot=n_boot, rng=rng)
     return score, reps, int(valid.size), int(len(idx) - valid.size), None
@@ -98,15 +126,20 @@ def score_column(
     alpha: float,
     seed: int,
     outcomes: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[ExampleRecord]]:
     """Per-subset/section/score summary and per-example records of one score column.
 
     ``outcomes`` (one per example) replaces the outcomes computed from the scores; a pairwise
-    judge gives them from its pair verdicts.
+    judge gives them from its pair verdicts. ``weights`` (one per example) weigh the outcomes
+    in their subset's mean: MMRB2 pools verdicts, so a pair counts its valid verdicts
+    (:func:`~rewardkit.evaluate.multimodal.mmrb2_verdicts`).
     """
     if outcomes is None:
         outcomes = example_outcomes(plan, flat, ties)
-    parts = {s: _subset_score(plan, s, flat, outcomes, n_boot, seed) for s in plan.subset_order}
+    parts = {
+        s: _subset_score(plan, s, flat, outcomes, n_boot, seed, weights) for s in plan.subset_order
+    }
     points = {s: p[0] for s, p in parts.items()}
     reps = {s: p[1] for s, p in parts.items()}
     weights, sec_weights = column_weights(plan, {s: p[2] for s, p in parts.items()})

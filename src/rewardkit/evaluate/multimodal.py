@@ -49,6 +49,13 @@ def mmrb2_outcome(p_forward: float, p_reverse: float) -> float:
     return float(np.mean(vs)) if vs else math.nan
 
 
+def mmrb2_verdicts(p_forward: float, p_reverse: float) -> int:
+    """How many of a pair's two order verdicts are valid: its weight in the task accuracy,
+    which MMRB2 (``evaluate/compute_scores/compute_accuracy.py``) pools over verdicts, not
+    pairs (a pair judged in one order only weighs half)."""
+    return sum(not math.isnan(verdict(p)) for p in (p_forward, p_reverse))
+
+
 def mmrb2_accuracy(p_forward: Sequence[float], p_reverse: Sequence[float]) -> dict[str, Any]:
     """docs/methods/D6-multimodal-benchmarks.md — accuracy = correct verdicts / valid verdicts over both orders of every
     pair: ``{"accuracy", "n_pairs", "n_verdicts", "n_valid"}``."""

@@ -368,8 +368,13 @@ def plan_notes(plan: Plan, requested: str) -> list[str]:
         what = {"autoj": "scenarios", "pandalm": "apps", "mt-bench-human": "turns"}
         notes.append(
             "Score: the agreement over all non-tie pairs (sections weighted by their number of "
-            "pairs), as the benchmark reports its overall agreement; not the mean of the "
-            f"{what.get(plan.benchmark, 'sections')}."
+            f"pairs); not the mean of the {what.get(plan.benchmark, 'sections')}."
+            + (
+                " Auto-J's own Overall also keeps the labelled ties in its denominator (right "
+                "only where the reward ties): analyses.official."
+                if plan.benchmark == "autoj"
+                else ""
+            )
         )
     dups = duplicate_ids(plan.examples)
     if dups:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import CapabilityError, DataError
-from rewardkit.evaluate.processbench import evaluate_steps
+from rewardkit.evaluate.processbench import evaluate_steps, is_prmbench
 from rewardkit.evaluate.safetext import html_text, md_inline, md_plain, md_text, plot_label
 from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Example, Query, Reward, ScoreResult
@@ -71,6 +71,8 @@ def process_eval(
     ]
     labels = [int(ex.meta["first_error"]) for ex in examples]
     subsets = [ex.subset or "(none)" for ex in examples]
+    prmbench = all(is_prmbench(ex.meta) for ex in examples)
+    step_labels = [list(ex.meta["step_labels"]) for ex in examples] if prmbench else None
     out: dict[str, Any] = {
         "schema": PROCESS_SCHEMA,
         "kind": "processbench",
@@ -94,6 +96,7 @@ def process_eval(
             seed=seed,
             subsets=subsets,
             complete=complete,
+            step_labels=step_labels,
         )
         out["rewards"].append(
             {
@@ -186,7 +189,7 @@ def table_lines(result: dict[str, Any]) -> list[str]:
             f"{_f(t['acc_correct'])} | {_f(t['f1'])} | {_f(r['dev']['f1'])} | "
             f"{int(r.get('n_excluded', 0)):,} |"
         )
-    return lines + official_lines(result)
+    return lines + official_lines(result) + prmbench_lines(result)
 
 
 def official_lines(result: dict[str, Any]) -> list[str]:
@@ -213,6 +216,29 @@ def official_lines(result: dict[str, Any]) -> list[str]:
             for n in names
         ]
         lines.append("| " + " | ".join([md_text(r["name"]), *cells, _f(o["average_f1"])]) + " |")
+    return lines
+
+
+def prmbench_lines(result: dict[str, Any]) -> list[str]:
+    """PRMBench's own headline, PRMScore (step F1 and negative F1 at 0.5, every fully scored
+    solution), overall and per class; none when the data is not PRMBench."""
+    rows = [r for r in result["rewards"] if "prmbench" in r]
+    if not rows:
+        return []
+    names = sorted({n for r in rows for n in r["prmbench"]["subsets"]})
+    lines = [
+        "",
+        "PRMBench protocol (a step is valid when its score is above 0.5; every fully scored "
+        "solution): PRMScore = (F1 + negative F1) / 2, overall (every class but correct) and "
+        "per class; a share with no denominator is PRMBench's −1 (−100).",
+        "",
+        "| " + " | ".join(["reward", "PRMScore", *map(md_text, names)]) + " |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for r in rows:
+        p = r["prmbench"]
+        cells = [_f(p["subsets"][n]["prm_score"]) if n in p["subsets"] else "—" for n in names]
+        lines.append("| " + " | ".join([md_text(r["name"]), _f(p["prm_score"]), *cells]) + " |")
     return lines
 
 
@@ -254,8 +280,10 @@ def write_process_reports(
     result: dict[str, Any], out: Path, html_report: bool = True, write_json: bool = True
 ) -> dict[str, Path]:
     """report.json (unless ``write_json`` is False: ``rewardkit report`` rebuilds the others
-    from it), report.md and (``html_report``) report.html in ``out``. Without ``html_report`` an
-    older report.html there is removed: it would not be made from this report.json."""
+    from it), report.md and (``html_report``) report.html in ``out``. Everything is rendered
+    first; then the older files are removed, so an earlier run's report never stands beside
+    this one's, not even after a kill or a failed write between two files (a report.md of 16
+    solutions beside a report.json of 8), nor report.html beside a ``--no-html`` run's."""
     from rewardkit.outputs import atomic_text, finite_json, output_error
 
     out.mkdir(parents=True, exist_ok=True)
@@ -268,11 +296,6 @@ def write_process_reports(
     }
     if not write_json:
         del paths["json"], texts["json"]
-    if not html_report:
-        try:
-            (out / "report.html").unlink(missing_ok=True)
-        except OSError as exc:
-            raise output_error("report file", out / "report.html", exc) from None
     if html_report:
         png = _figure(result)
         main = table_lines(result)[: 4 + len(result["rewards"])]
@@ -283,12 +306,20 @@ def write_process_reports(
         )
         official = official_lines(result)
         extra = f"<p>{html.escape(official[1])}</p>{_html_table(official[3:])}" if official else ""
+        prm = prmbench_lines(result)
+        extra += f"<p>{html.escape(prm[1])}</p>{_html_table(prm[3:])}" if prm else ""
         paths["html"] = out / "report.html"
         texts["html"] = (
             "<!doctype html><meta charset='utf-8'><title>Process reward evaluation</title>"
             f"<h1>Process reward evaluation</h1><p>{html.escape(main[0])}</p>"
             f"{_html_table(main[2:])}{img}{extra}\n"
         )
+    # an older run's report must never stand beside this one's (see above)
+    for path in dict.fromkeys([*paths.values(), out / "report.html"]):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error("report file", path, exc) from None
     for key, path in paths.items():
         with atomic_text(path, what=path.name) as fh:
             fh.write(texts[key])

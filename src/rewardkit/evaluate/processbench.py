@@ -17,6 +17,10 @@ ProcessBench's own protocol (its ``code/run_eval_prm_*.py``) has no dev split: a
 when the PRM's P(correct) is below 0.5 (the argmax of its two labels), the scores are computed
 on every solution of each subset (gsm8k, math, olympiadbench, omnimath) and the headline is the
 mean of the subsets' F1 (:func:`subset_scores`).
+
+PRMBench's headline is another number, PRMScore (:func:`prmbench_scores`): every step is a
+binary prediction (valid when its score is above 0.5), counted over all steps of all solutions,
+and PRMScore = (F1 of the valid steps + F1 of the erroneous steps) / 2.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ import numpy as np
 MAX_CANDIDATES = 2000
 #: ProcessBench's fixed threshold: the argmax of a 2-label step classifier.
 OFFICIAL_THRESHOLD = 0.5
+#: PRMBench's step threshold: a step is judged valid when its score is above it (``mr_eval``
+#: ``prm(validity_threshold=0.5)``: ``score > validity_threshold``).
+PRMBENCH_THRESHOLD = 0.5
+#: PRMBench's classification of the unmodified solutions, left out of its overall numbers.
+PRMBENCH_CORRECT = "correct"
 
 
 def predict_first_error(
@@ -116,6 +125,7 @@ def evaluate_steps(
     seed: int = 0,
     subsets: Sequence[str] | None = None,
     complete: Sequence[bool] | None = None,
+    step_labels: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """Fit τ on a dev split of the solutions and report the ProcessBench scores on the rest (and
     on the dev split, for reference); with ``subsets`` (one name per solution) also the test
@@ -125,7 +135,10 @@ def evaluate_steps(
     ``complete`` (one flag per solution) marks the solutions every step of which has a score;
     the others are left out of every number (``n_excluded``): a solution the PRM could not
     score (a failed row, steps cut by truncation) would otherwise count as "no error found",
-    credited on a correct solution and a miss on a wrong one."""
+    credited on a correct solution and a miss on a wrong one.
+
+    ``step_labels`` (PRMBench data: each solution's step labels) adds PRMBench's own headline,
+    PRMScore, on every fully scored solution (``prmbench``, :func:`prmbench_scores`)."""
     s = np.asarray(steps, dtype=np.float64)
     y = np.asarray(label, dtype=np.int64)
     if s.shape[0] != y.shape[0]:
@@ -148,6 +161,9 @@ def evaluate_steps(
             "subsets"
         ]
         extra["official"] = subset_scores(s, y, names)
+        if step_labels is not None:
+            kept = [list(lab) for lab, k in zip(step_labels, keep, strict=True) if k]
+            extra["prmbench"] = prmbench_scores(s, kept, names)
     return {
         "threshold": tau,
         "threshold_fitted": fitted,  # False: the dev split cannot fit τ, 0.5 is used
@@ -192,4 +208,84 @@ def subset_scores(
         "subsets": per,
         "average_f1": float(np.mean(f1s)) if f1s else math.nan,
         "all": processbench_scores(pred, y),
+    }
+
+
+def is_prmbench(meta: dict[str, Any]) -> bool:
+    """Whether a step-labelled example came from a PRMBench file (its ``original_process``
+    stays in meta: docs/data-formats.md **prmbench**)."""
+    return "original_process" in meta
+
+
+def _share(num: int, den: int) -> float:
+    """``num / den``; PRMBench's −1 where the denominator is 0."""
+    return num / den if den else -1.0
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    """PRMBench's F1, −1 sentinels included: ``2pr / (p + r)`` with p, r from :func:`_share`,
+    −1 where ``p + r`` is 0."""
+    p, r = _share(tp, tp + fp), _share(tp, tp + fn)
+    return 2 * p * r / (p + r) if p + r != 0 else -1.0
+
+
+def _prm_counts(scores: np.ndarray, labels: Sequence[int], threshold: float) -> np.ndarray:
+    """(TP, FP, TN, FN) of one solution: a step is predicted valid when its score is above
+    ``threshold`` (NaN: not valid); positive = a step labelled right (label ≥ 0)."""
+    n = len(labels)
+    valid = np.nan_to_num(np.asarray(scores[:n], dtype=np.float64), nan=-np.inf) > threshold
+    right = np.asarray(labels, dtype=np.int64) >= 0
+    return np.array(
+        [
+            int(np.sum(valid & right)),
+            int(np.sum(valid & ~right)),
+            int(np.sum(~valid & ~right)),
+            int(np.sum(~valid & right)),
+        ]
+    )
+
+
+def _prm_metrics(c: np.ndarray) -> dict[str, float]:
+    tp, fp, tn, fn = (int(x) for x in c)
+    f1, neg = _f1(tp, fp, fn), _f1(tn, fn, fp)
+    return {
+        "prm_score": 0.5 * f1 + 0.5 * neg,
+        "f1": f1,
+        "negative_f1": neg,
+        "n_steps": int(c.sum()),
+    }
+
+
+def prmbench_scores(
+    steps: np.ndarray,
+    step_labels: Sequence[Sequence[int]],
+    subsets: Sequence[str],
+    threshold: float = PRMBENCH_THRESHOLD,
+) -> dict[str, Any]:
+    """PRMBench's PRMScore (ssmisya/PRMBench ``mr_eval/tasks/prmtest_classified/task.py``
+    ``evaluate_function`` and ``eval_on_hallucination_step``; PRMScore = 0.5·F1 +
+    0.5·negative F1 as ``mr_visualize/eval_res_view/draw_tabs/form_excel_strs.ipynb`` prints it).
+
+    Each step with a label is one prediction, valid when its score is above ``threshold``;
+    TP/FP/TN/FN are summed over the steps of every solution (a class's own numbers over its
+    solutions; the overall ones over every class but ``correct``, the unmodified solutions).
+    F1 is that of the valid steps, negative F1 that of the erroneous ones; a share with a zero
+    denominator is PRMBench's −1, as its table prints (−100)."""
+    s = np.asarray(steps, dtype=np.float64)
+    if not s.shape[0] == len(step_labels) == len(subsets):
+        raise ValueError(
+            f"{s.shape[0]} rows of step scores, {len(step_labels)} label lists, "
+            f"{len(subsets)} subsets"
+        )
+    per: dict[str, np.ndarray] = {}
+    total = np.zeros(4, dtype=np.int64)
+    for row, labels, name in zip(s, step_labels, subsets, strict=True):
+        c = _prm_counts(row, labels, threshold)
+        per[name] = per.get(name, np.zeros(4, dtype=np.int64)) + c
+        if name != PRMBENCH_CORRECT:
+            total += c
+    return {
+        "threshold": threshold,
+        **_prm_metrics(total),
+        "subsets": {name: _prm_metrics(c) for name, c in sorted(per.items())},
     }

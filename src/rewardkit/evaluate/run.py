@@ -16,7 +16,8 @@ from rewardkit.errors import DataError
 from rewardkit.evaluate.benchmarks import rewardbench1_source
 from rewardkit.evaluate.bootstrap import check_bootstrap_args
 from rewardkit.evaluate.columns import score_column
-from rewardkit.evaluate.multimodal import mmrb2_outcome
+from rewardkit.evaluate.multimodal import mmrb2_outcome, mmrb2_verdicts
+from rewardkit.evaluate.official import judgebench_double_game
 from rewardkit.evaluate.outcomes import TIE_MODES, pairwise_outcome
 from rewardkit.evaluate.plan import RULE_TEXT, TIE_RULES, Plan, make_plan, plan_notes
 from rewardkit.evaluate.result import EvalResult, RewardResult
@@ -127,7 +128,7 @@ def pair_matrix_outcome(wins: np.ndarray, rule: str, ties: str = "half") -> floa
 
 def _pairwise_scores(
     reward: Reward, plan: Plan, ties: str
-) -> tuple[np.ndarray, np.ndarray, float | None, dict[str, Any] | None]:
+) -> tuple[np.ndarray, np.ndarray, float | None, dict[str, Any] | None, np.ndarray | None]:
     """Scores and outcomes of a pairwise-native judge (docs/methods/B6-llm-judge.md).
 
     Every (chosen, rejected) pair of an evaluable example is judged with ``compare_many`` in both
@@ -136,7 +137,11 @@ def _pairwise_scores(
     The per-response score kept in the report is the response's mean P of winning over the pairs
     it was in (for a pair: P(chosen ≻ rejected) and 1 − P). RewardBench 2's Ties subset needs
     absolute scores and stays NaN (excluded and counted). Also returns the position bias: the
-    fraction of judged pairs whose verdict flips when the order flips, and the call's stats.
+    fraction of judged pairs whose verdict flips when the order flips, the call's stats, and
+    (MMRB2) each pair's number of valid order verdicts, its weight in the task accuracy.
+
+    Published two-order rules: MMRB2 (:func:`mmrb2_outcome`, pooled over verdicts), JudgeBench
+    (:func:`judgebench_double_game`: right when more orders are right than wrong).
     """
     n_resp = int(plan.offsets[-1])
     scores = np.full(n_resp, np.nan)
@@ -152,7 +157,7 @@ def _pairwise_scores(
         chosen = plan.chosen[i]
         pairs += [(i, c, r) for c in chosen for r in range(len(ex.responses)) if r not in chosen]
     if not pairs:
-        return scores, outcomes, None, None
+        return scores, outcomes, None, None, None
     judged = reward.compare_many(
         [plan.examples[i].prompt for i, _, _ in pairs],
         [plan.examples[i].responses[c] for i, c, _ in pairs],
@@ -173,15 +178,21 @@ def _pairwise_scores(
             win_n[off + r] += 1
     np.divide(win_sum, win_n, out=scores, where=win_n > 0)
     p_fwd, p_rev = judged.p_forward, judged.p_reverse
+    two_orders = p_fwd is not None and p_rev is not None
+    weights = np.ones(len(plan.examples)) if plan.benchmark == "mmrb2" and two_orders else None
     for i, js in by_example.items():
         chosen = plan.chosen[i]
         rejected = [r for r in range(len(plan.examples[i].responses)) if r not in chosen]
-        if plan.benchmark == "mmrb2" and len(js) == 1 and p_fwd is not None and p_rev is not None:
-            outcomes[i] = mmrb2_outcome(float(p_fwd[js[0]]), float(p_rev[js[0]]))
+        if weights is not None and len(js) == 1:
+            f, r = float(p_fwd[js[0]]), float(p_rev[js[0]])
+            outcomes[i], weights[i] = mmrb2_outcome(f, r), mmrb2_verdicts(f, r)
+            continue
+        if plan.benchmark == "judgebench" and two_orders and len(js) == 1:
+            outcomes[i] = judgebench_double_game(float(p_fwd[js[0]]), float(p_rev[js[0]]))
             continue
         wins = np.asarray([cell[j] for j in js]).reshape(len(chosen), len(rejected))
         outcomes[i] = pair_matrix_outcome(wins, plan.rule[i], ties)
-    return scores, outcomes, judged.position_bias, dict(judged.stats) or None
+    return scores, outcomes, judged.position_bias, dict(judged.stats) or None, weights
 
 
 def evaluate(
@@ -257,13 +268,14 @@ def evaluate(
         t0 = time.perf_counter()
         bias = None
         pair_outcomes: np.ndarray | None = None
+        pair_weights: np.ndarray | None = None
         if reward.can(Capability.PAIRWISE):
             if image_responses and not reward.can(Capability.IMAGES):
                 raise ImageContentError(
                     f"reward {reward.name!r} reads text only, but the responses are images; "
                     "judge images with vlm-judge-pairwise:"
                 )
-            scores, pair_outcomes, bias, stats = _pairwise_scores(reward, plan, ties)
+            scores, pair_outcomes, bias, stats, pair_weights = _pairwise_scores(reward, plan, ties)
         else:
             full = reward.score_full(queries)
             scores, stats = full.scores, dict(full.stats) or None
@@ -286,6 +298,7 @@ def evaluate(
                 alpha=alpha,
                 seed=seed,
                 outcomes=pair_outcomes,
+                weights=pair_weights,
             )
             results.append(
                 RewardResult(
