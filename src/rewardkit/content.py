@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 # content_text is re-exported: types, the rules and multimodal import it from here
-from rewardkit.content_parts import content_text, is_text_part, part_list  # noqa: F401
+from rewardkit.content_parts import (  # noqa: F401
+    REFUSAL_PART,
+    TEXT_PART_TYPES,
+    content_text,
+    is_text_part,
+    part_list,
+    part_text,
+)
 from rewardkit.errors import DataError, RewardkitError
 
 
@@ -382,10 +389,11 @@ def _part(x: Any, origin: str | None, base_dir: str | Path | None) -> dict[str, 
         return image_part(value, origin, base_dir)
     if isinstance(x, Mapping) and "type" in x:
         kind = x["type"]
-        if kind in ("text", "input_text", "output_text"):
-            text = x.get("text")
+        if kind in (*TEXT_PART_TYPES, REFUSAL_PART):  # a refusal's text is under "refusal"
+            text = part_text(x)
             if not isinstance(text, str):
-                raise ImageError(f"{kind} part needs 'text' as text", origin=origin)
+                key = "refusal" if kind == "refusal" else "text"
+                raise ImageError(f"{kind} part needs {key!r} as text", origin=origin)
             return {"type": "text", "text": text}
         return image_part(x, origin, base_dir)
     return image_part(x, origin, base_dir)

@@ -21,6 +21,9 @@ from rewardkit.errors import RewardkitError
 
 #: Part types that hold text (OpenAI chat, Responses API input and output).
 TEXT_PART_TYPES = ("text", "input_text", "output_text")
+#: OpenAI's refusal part (``{"type": "refusal", "refusal": "I can't…"}``): text too, under
+#: ``refusal`` (:func:`part_text`); it was skipped as an image by the trainer adapters.
+REFUSAL_PART = "refusal"
 
 #: How an image renders in plain text (:func:`content_text`).
 IMAGE_TOKEN = "<image>"
@@ -59,10 +62,17 @@ def part_list(content: Any) -> list[Any]:
 
 def is_text_part(part: Any, default_type: str | None = "text") -> bool:
     """Whether ``part`` holds text: a string, or a mapping whose ``type`` (``default_type``
-    when it has none) is one of :data:`TEXT_PART_TYPES`."""
+    when it has none) is one of :data:`TEXT_PART_TYPES` or a :data:`REFUSAL_PART`."""
     return isinstance(part, str) or (
-        isinstance(part, Mapping) and part.get("type", default_type) in TEXT_PART_TYPES
+        isinstance(part, Mapping)
+        and part.get("type", default_type) in (*TEXT_PART_TYPES, REFUSAL_PART)
     )
+
+
+def part_text(part: Mapping[str, Any]) -> Any:
+    """The text of a text part: its ``text``, or a ``refusal`` part's ``refusal`` (the assistant
+    declining, as OpenAI writes it: read as text on every path, never skipped as an image)."""
+    return part.get("refusal" if part.get("type") == REFUSAL_PART else "text")
 
 
 def read_text_parts(
@@ -89,13 +99,14 @@ def read_text_parts(
         if isinstance(part, str):
             out.append(part)
         elif isinstance(part, dict_type) and is_text_part(part, default_type):
-            text = part.get("text")
+            text = part_text(part)
             if isinstance(text, str):
                 out.append(text)
             elif strict:
                 raise PartError(k, part, "bad_text")
             else:
-                out.append(str(part.get("text", "")))
+                key = "refusal" if part.get("type") == REFUSAL_PART else "text"
+                out.append(str(part.get(key, "")))
         elif strict and not isinstance(part, dict_type):
             raise PartError(k, part, "not_a_part")
         elif on_image == "token":

@@ -60,11 +60,28 @@ def assistant(content: Content) -> Message:
     return {"role": "assistant", "content": content}
 
 
+#: OpenAI tool-use keys a message keeps next to ``role``/``content`` (``name`` on ``tool``
+#: messages only); every reading path keeps them, so a tool-call prompt has one cache key.
+TOOL_KEYS = ("tool_calls", "tool_call_id", "name")
+
+
 def as_messages(prompt: str | Sequence[Mapping[str, Any]]) -> list[Message]:
-    """Normalise a prompt given as plain text or as a message list into a list of messages."""
+    """Normalise a prompt given as plain text or as a message list into a list of messages
+    (the :data:`TOOL_KEYS` a message has, not null, are kept)."""
     if isinstance(prompt, str):
         return [user(prompt)]
-    return [{"role": str(m["role"]), "content": m["content"]} for m in prompt]
+    return [
+        {  # type: ignore[misc]
+            "role": str(m["role"]),
+            "content": m["content"],
+            **{
+                k: m[k]
+                for k in TOOL_KEYS
+                if m.get(k) is not None and (k != "name" or m["role"] == "tool")
+            },
+        }
+        for m in prompt
+    ]
 
 
 def prompt_text(prompt: Sequence[Message]) -> str:
@@ -413,6 +430,7 @@ class Reward(ABC):
 
 
 __all__ = [
+    "TOOL_KEYS",
     "Capability",
     "Content",
     "Example",

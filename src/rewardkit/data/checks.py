@@ -4,15 +4,165 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rewardkit.data.location import describe
-from rewardkit.data.prompt_fields import as_message
+from rewardkit.data.prompt_fields import SHAREGPT_ROLES, is_sharegpt
 from rewardkit.data.record import Record, csv_number
 from rewardkit.types import Message
 
 #: Message roles accepted in prompts and conversations.
 ROLES = ("system", "developer", "user", "assistant", "tool")
+#: Roles read as another (:func:`chat_role`; any letter case is read too, ``User`` as ``user``):
+#: the legacy OpenAI ``function`` result and Llama 3.1's ``ipython`` are tool results.
+ROLE_ALIASES = {"function": "tool", "ipython": "tool"}
+#: Keys that hold an assistant turn's reasoning beside its ``content``: DeepSeek-R1 and vLLM's
+#: reasoning parser, TRL's parsed completions (``reasoning_content``), OpenRouter and newer vLLM
+#: (``reasoning``), LFM (``thinking``). A response gets it back as a ``<think>`` block
+#: (:func:`with_reasoning`); a prompt message does not keep it.
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+
+
+class MessageError(ValueError):
+    """A chat message that cannot be read: ``sub`` locates the problem in the message (``""``,
+    ``".role"``, ``".tool_calls"``…) and ``reason`` says what was found. Each path names the
+    message its own way (a file's field, an item's index, ``prompts[3][1]``)."""
+
+    def __init__(self, sub: str, reason: str) -> None:
+        super().__init__(f"{sub.lstrip('.') or 'message'}: {reason}")
+        self.sub = sub
+        self.reason = reason
+
+
+def chat_role(role: Any) -> str:
+    """``role`` as one of :data:`ROLES`: letter case and surrounding blanks ignored, the
+    aliases of :data:`ROLE_ALIASES` mapped; anything else is a :class:`MessageError`."""
+    if isinstance(role, str):
+        key = role.strip().lower()
+        key = ROLE_ALIASES.get(key, key)
+        if key in ROLES:
+            return key
+    raise MessageError(".role", f"expected a role in {', '.join(ROLES)}, got {describe(role)}")
+
+
+def read_message(m: Any) -> dict[str, Any]:
+    """One chat message as every path reads it (data files, ``rewardkit score``, the server,
+    the trainer adapters): ``{"role", "content", **tool keys}``. A ShareGPT ``{"from",
+    "value"}`` message is read as its role and content; the role goes through
+    :func:`chat_role`; a ``refusal`` (OpenAI: the assistant declined, ``content`` null) is the
+    content; ``content`` null or absent beside tool calls is ``""`` (:func:`tool_keys`); other
+    null content stays None for the caller to judge. The content is otherwise as given (text or
+    parts) for the caller's part reader. Reasoning keys are not kept (:func:`reasoning_of`)."""
+    if is_sharegpt(m):
+        speaker = m["from"]
+        role = SHAREGPT_ROLES.get(speaker.strip().lower()) if isinstance(speaker, str) else None
+        if role is None:
+            known = ", ".join(SHAREGPT_ROLES)
+            raise MessageError(
+                ".from", f"expected a ShareGPT speaker in {known}, got {describe(speaker)}"
+            )
+        m = {"role": role, "content": m["value"]}
+    if not isinstance(m, Mapping) or "role" not in m:
+        raise MessageError("", f"expected a message with 'role' and 'content', got {describe(m)}")
+    role = chat_role(m["role"])
+    extra = tool_keys(m, role)
+    content = m.get("content")
+    refusal = m.get("refusal")
+    if refusal is not None:
+        if not isinstance(refusal, str):
+            raise MessageError(".refusal", f"expected text, got {describe(refusal)}")
+        if content not in (None, "", []):
+            raise MessageError(
+                ".refusal", "expected either content or a refusal, got both (the refusal is the "
+                "turn's text when content is null)"
+            )  # fmt: skip
+        content = refusal
+    if content is None and "tool_calls" in extra:
+        content = ""  # an OpenAI tool-call turn: no text, the call is in tool_calls
+    return {"role": role, "content": content, **extra}
+
+
+def message_at(m: Any, where: str, what: str, role: str | None = None) -> dict[str, Any]:
+    """Message ``m`` read by :func:`read_message` for a caller outside the data files (the
+    trainer adapters), ``role`` given to one without (a completion's); a TypeError or
+    ValueError names ``where`` (``prompts[3][1].role: expected a role in …``) and ``what``
+    the list is."""
+    if not isinstance(m, Mapping):
+        raise TypeError(
+            f"{where} is {type(m).__name__}: a {what} is a list of chat messages (dicts with "
+            "role and content); pass plain text as a string"
+        )
+    if "role" not in m and not is_sharegpt(m):
+        if role is None:
+            raise ValueError(f"{where} has no 'role': a chat message needs a role and content")
+        m = {**m, "role": role}
+    try:
+        return read_message(m)
+    except MessageError as e:
+        raise ValueError(f"{where}{e.sub}: {e.reason}") from None
+
+
+def tool_keys(m: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The tool-use keys of message ``m`` (role ``role``) that carry a value (null / absent are
+    left out, as Parquet and datasets fill absent struct fields with null): ``tool_calls`` a
+    non-empty list of objects (a legacy ``function_call`` object is read as one such call),
+    ``tool_call_id`` and ``name`` texts, ``name`` kept on ``tool`` messages only (the function's
+    name; a participant name on other roles is not kept)."""
+    out: dict[str, Any] = {}
+    calls = m.get("tool_calls")
+    if calls is not None and calls != []:
+        if not isinstance(calls, list) or not all(isinstance(c, Mapping) for c in calls):
+            raise MessageError(
+                ".tool_calls", f"expected a list of tool-call objects, got {describe(calls)}"
+            )
+        out["tool_calls"] = [dict(c) for c in calls]
+    call = m.get("function_call")
+    if call is not None:
+        if not isinstance(call, Mapping):
+            raise MessageError(
+                ".function_call", f"expected a function-call object, got {describe(call)}"
+            )
+        if "tool_calls" in out:
+            raise MessageError(".function_call", "expected tool_calls or function_call, got both")
+        out["tool_calls"] = [{"type": "function", "function": dict(call)}]
+    for key in ("tool_call_id", "name"):
+        value = m.get(key)
+        if value is None or (key == "name" and role != "tool"):
+            continue
+        if not isinstance(value, str):
+            raise MessageError(f".{key}", f"expected text, got {describe(value)}")
+        out[key] = value
+    return out
+
+
+def reasoning_of(m: Any) -> str | None:
+    """The reasoning an assistant message carries beside its content (the first non-empty text
+    of :data:`REASONING_KEYS`), None without; a non-text value is a :class:`MessageError`."""
+    if not isinstance(m, Mapping):
+        return None
+    for key in REASONING_KEYS:
+        value = m.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise MessageError(f".{key}", f"expected text, got {describe(value)}")
+        return value
+    return None
+
+
+def with_reasoning(content: Any, reasoning: str | None) -> Any:
+    """A response's ``content`` with its separated ``reasoning`` put back in front as the
+    ``<think>`` block it was parsed from (Qwen3/DeepSeek-R1 layout: ``<think>\n…\n</think>\n\n``),
+    so a response reads the same whether a trainer passed it parsed (TRL) or decoded (verl):
+    ``think=require`` rules read what follows ``</think>`` on both. Parts get it as a first text
+    part; no reasoning: ``content`` as it is."""
+    if reasoning is None:
+        return content
+    block = f"<think>\n{reasoning}\n</think>\n"
+    if isinstance(content, str):
+        return f"{block}\n{content}"
+    return [{"type": "text", "text": block}, *content]
 
 
 def text(rec: Record, name: str, value: Any, sub: str = "", what: str = "text") -> str:
@@ -73,64 +223,29 @@ def objects(
 
 
 def messages(rec: Record, name: str, value: Any) -> list[Message]:
-    """``value`` as a non-empty list of ``{"role", "content"}`` messages with known roles
-    (ShareGPT ``{"from", "value"}`` messages read as such)."""
+    """``value`` as a non-empty list of ``{"role", "content"}`` messages with known roles, read by
+    :func:`read_message` as on every path (ShareGPT ``{"from", "value"}``, role case and
+    aliases, refusals, tool-call turns without text)."""
     if not isinstance(value, list):
         raise rec.error(name, f"expected a list of messages, got {describe(value)}")
     if not value:
         raise rec.error(name, "expected at least one message, got an empty list")
     out: list[Message] = []
-    for i, m in enumerate(value):
-        m = as_message(rec, name, m, f"[{i}]")  # ShareGPT's from/value
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+    for i, raw in enumerate(value):
+        try:
+            m = read_message(raw)
+        except MessageError as e:
+            raise rec.error(name, e.reason, f"[{i}]{e.sub}") from None
+        content = m["content"]
+        if content is None and isinstance(raw, Mapping) and not {"content", "value"} & set(raw):
             raise rec.error(
-                name, f"expected a message with 'role' and 'content', got {describe(m)}", f"[{i}]"
+                name, f"expected a message with 'role' and 'content', got {describe(raw)}", f"[{i}]"
             )
-        role, content = m["role"], m["content"]
-        if role not in ROLES:
-            raise rec.error(
-                name, f"expected a role in {', '.join(ROLES)}, got {describe(role)}", f"[{i}].role"
-            )
-        extra = _tool_keys(rec, name, m, i)
-        if content is None and "tool_calls" in extra:
-            content = ""  # an OpenAI tool-call turn: no text, the call is in tool_calls
-        elif isinstance(content, list):  # OpenAI/HF content parts (text and images)
-            content = _parts(rec, name, content, f"[{i}].content")
+        if isinstance(content, list):  # OpenAI/HF content parts (text and images)
+            m["content"] = _parts(rec, name, content, f"[{i}].content")
         elif not isinstance(content, str):
             raise rec.error(name, f"expected text, got {describe(content)}", f"[{i}].content")
-        msg: dict[str, Any] = {"role": role, "content": content, **extra}
-        out.append(msg)  # type: ignore[arg-type]
-    return out
-
-
-#: OpenAI message keys kept next to ``role``/``content`` (tool use: ``name`` only on ``tool``
-#: messages, where it names the function); others are not kept.
-TOOL_KEYS = ("tool_calls", "tool_call_id", "name")
-
-
-def _tool_keys(rec: Record, name: str, m: dict[str, Any], i: int) -> dict[str, Any]:
-    """The tool-use keys of message ``m`` that carry a value (null / absent are left out, as
-    Parquet and datasets fill absent struct fields with null): ``tool_calls`` a non-empty list
-    of objects, ``tool_call_id`` and ``name`` texts."""
-    out: dict[str, Any] = {}
-    calls = m.get("tool_calls")
-    if calls is not None and calls != []:
-        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
-            raise rec.error(
-                name,
-                f"expected a list of tool-call objects, got {describe(calls)}",
-                f"[{i}].tool_calls",
-            )
-        out["tool_calls"] = calls
-    for key in ("tool_call_id", "name"):
-        if key == "name" and m.get("role") != "tool":
-            continue  # a participant name on other roles is not kept (the function name is)
-        value = m.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise rec.error(name, f"expected text, got {describe(value)}", f"[{i}].{key}")
-        out[key] = value
+        out.append(m)  # type: ignore[arg-type]
     return out
 
 

@@ -15,8 +15,8 @@ the first of :data:`PROMPT_FIELDS` that a record has:
 
 The sides are ``chosen``/``rejected``, or argilla's ``chosen_response``/``rejected_response``.
 
-ShareGPT messages are read wherever messages are (:func:`sharegpt_role`): ``human`` → user,
-``gpt``/``bot`` → assistant, ``system``; other speakers are refused by name.
+ShareGPT messages are read wherever messages are (:func:`rewardkit.data.checks.read_message`):
+``human`` → user, ``gpt``/``bot`` → assistant, ``system``; other speakers are refused by name.
 """
 
 from __future__ import annotations
@@ -67,25 +67,6 @@ def prompt_field(rec: Record) -> str | None:
 def is_sharegpt(m: Any) -> bool:
     """Whether ``m`` is a ShareGPT message (``from`` and ``value``, no ``role``)."""
     return isinstance(m, dict) and "from" in m and "value" in m and "role" not in m
-
-
-def sharegpt_role(rec: Record, name: str, speaker: Any, sub: str) -> str:
-    """The role a ShareGPT ``from`` is read as (see the module docstring)."""
-    role = SHAREGPT_ROLES.get(speaker.strip().lower()) if isinstance(speaker, str) else None
-    if role is None:
-        known = ", ".join(SHAREGPT_ROLES)
-        raise rec.error(
-            name, f"expected a ShareGPT speaker in {known}, got {describe(speaker)}", sub
-        )
-    return role
-
-
-def as_message(rec: Record, name: str, m: Any, sub: str) -> Any:
-    """``m`` with a ShareGPT ``from``/``value`` read as ``role``/``content``; other values as
-    they are (the message checks judge them)."""
-    if not is_sharegpt(m):
-        return m
-    return {"role": sharegpt_role(rec, name, m["from"], f"{sub}.from"), "content": m["value"]}
 
 
 def alpaca_prompt(rec: Record) -> list[Message]:
@@ -153,15 +134,23 @@ def side(rec: Record, name: str) -> Any:
         return value
     if value is not raw and not is_message_like(value):
         return raw  # JSON text in a CSV cell, not a message object
-    m = as_message(rec, name, value, "")
-    if not isinstance(m, dict) or "role" not in m or "content" not in m:
+    from rewardkit.data import checks
+
+    if "role" not in value and not is_sharegpt(value):
+        raise rec.error(name, f"expected a text or one message, got {describe(value)}")
+    try:  # read as every path reads a message: role case, refusal, reasoning as <think>
+        m = checks.read_message(value)
+        reasoning = checks.reasoning_of(value)
+    except checks.MessageError as e:
+        raise rec.error(name, e.reason, e.sub) from None
+    if m["content"] is None:
         raise rec.error(name, f"expected a text or one message, got {describe(value)}")
     if m["role"] != "assistant":
         raise rec.error(
             name,
             f"expected the assistant's answer, got a message whose role is {describe(m['role'])}",
         )
-    return m["content"]
+    return checks.with_reasoning(m["content"], reasoning)
 
 
 def _is_object_cell(rec: Record, name: str) -> bool:

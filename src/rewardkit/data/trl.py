@@ -46,8 +46,10 @@ def convert(rec: Record) -> Example:
             completion(rec, "rejected", rejected, prompt),
         ]
     else:
-        for name, msgs in (("chosen", chosen), ("rejected", rejected)):
+        responses = [
             _assistant_last(rec, name, msgs)
+            for name, msgs in (("chosen", chosen), ("rejected", rejected))
+        ]
         prompt = chosen[:-1]
         if not prompt:
             raise rec.error(
@@ -68,7 +70,6 @@ def convert(rec: Record) -> Example:
             raise rec.error(
                 "chosen", "expected a prompt that is not empty, got only empty messages"
             )
-        responses = [m[-1]["content"] for m in (chosen, rejected)]
     calls = [m[-1].get("tool_calls") for m in (chosen, rejected)]
     if any(calls):  # the judged turn calls a tool: the calls are kept next to the text
         meta["response_tool_calls"] = calls
@@ -116,7 +117,7 @@ def _difference(want: Message | None, rejected: list[Message], k: int) -> str:
     return "a message that differs in " + ", ".join(repr(k2) for k2 in keys)
 
 
-def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> str:
+def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> Any:
     last = msgs[-1]
     if last["role"] != "assistant":
         raise rec.error(
@@ -124,12 +125,28 @@ def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> str:
             f"expected the final message from 'assistant', got {last['role']!r}",
             f"[{len(msgs) - 1}].role",
         )
-    return checks.response(rec, name, last["content"], f"[{len(msgs) - 1}].content")
+    k = len(msgs) - 1
+    return _reasoned(rec, name, k, checks.response(rec, name, last["content"], f"[{k}].content"))
 
 
-def completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message]) -> str:
-    """The one assistant message of a conversational completion (a full conversation that
-    repeats ``prompt`` first is read too), as the response text."""
+def _reasoned(rec: Record, name: str, k: int, content: Any) -> Any:
+    """``content`` of message ``k`` of field ``name`` with the separated reasoning the raw
+    message carries (``reasoning_content``…) put back as a ``<think>`` block, as the trainer
+    adapters read a response (:func:`rewardkit.data.checks.with_reasoning`)."""
+    raw = rec.peek(name, structured=True)
+    m = raw[k] if isinstance(raw, list) and 0 <= k < len(raw) else None
+    try:
+        return checks.with_reasoning(content, checks.reasoning_of(m))
+    except checks.MessageError as e:
+        raise rec.error(name, e.reason, f"[{k}]{e.sub}") from None
+
+
+def completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message]) -> Any:
+    """A conversational completion (a full conversation that repeats ``prompt`` first is read
+    too) as the response, as the TRL adapter reads one: one assistant message's content, or for
+    several turns (TRL's tool-calling completions: assistant, tool, assistant…) the assistant
+    turns' texts joined with ``"\n"``, tool results skipped; each turn's separated reasoning
+    as a ``<think>`` block. A user or system turn is refused."""
     if len(msgs) > len(prompt) and all(
         _same_text(a, b) for a, b in zip(msgs, prompt, strict=False)
     ):
@@ -137,18 +154,30 @@ def completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message
         offset = len(prompt)
     else:
         offset = 0
-    if len(msgs) != 1:
-        raise rec.error(
-            name, f"expected one assistant message after the prompt, got {len(msgs)} messages"
-        )
-    last = msgs[0]
-    if last["role"] != "assistant":
-        raise rec.error(
-            name,
-            f"expected the completion from 'assistant', got {last['role']!r}",
-            f"[{offset}].role",
-        )
-    return checks.response(rec, name, last["content"], f"[{offset}].content")
+    turns = []
+    for k, m in enumerate(msgs, offset):
+        if m["role"] == "tool" and len(msgs) > 1:
+            continue  # a tool result: the environment's text, not the response's
+        if m["role"] != "assistant" and len(msgs) == 1:
+            raise rec.error(
+                name, f"expected the completion from 'assistant', got {m['role']!r}", f"[{k}].role"
+            )
+        if m["role"] != "assistant":
+            raise rec.error(
+                name,
+                f"expected one assistant message after the prompt, got {len(msgs)} messages "
+                f"(several hold assistant turns and tool results only; [{k}] is from "
+                f"{m['role']!r})",
+            )
+        text = checks.response(rec, name, m["content"], f"[{k}].content")
+        turns.append(_reasoned(rec, name, k, text))
+    if not turns:
+        raise rec.error(name, "expected an assistant message after the tool results, got none")
+    if len(turns) == 1:
+        return turns[0]
+    if not all(isinstance(t, str) for t in turns):
+        raise rec.error(name, "expected text turns in a completion of several, got an image")
+    return "\n".join(t for t in turns if t)
 
 
 def shared_text_prompt(chosen: str, rejected: str) -> int:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from rewardkit.content import image_part
-from rewardkit.content_parts import TEXT_PART_TYPES, PartError, read_text_parts
+from rewardkit.content_parts import PartError, is_text_part, part_text, read_text_parts
+from rewardkit.data.checks import MessageError, message_at, reasoning_of, with_reasoning
 from rewardkit.registry import load_reward
 from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult
@@ -82,14 +83,13 @@ def agreeing_members(result: ScoreResult) -> tuple[str, ...]:
 
 
 def text_of(content: Any, where: str = "content") -> str:
-    """Text of a message content: a string, or the text of a part list (text parts as
-    ``{"type": "text", "text": ...}``, the Responses API's ``input_text``/``output_text``, or
-    bare strings; image and other parts are skipped), parts joined with ``"\n"`` as
-    :func:`rewardkit.content.content_text` (``rewardkit score``) joins them, so ``#### 4`` and
-    ``2 attempts`` never merge into ``#### 42`` and both paths score the same text (an
-    ``output_text`` part was skipped, scoring ``""``); ``None`` (a tool-call turn) is ``""``. Anything else is a TypeError naming ``where``: a
-    dict in place of the list, a part that is neither text nor a dict, or a text part whose
-    ``text`` is not a string were scored as their repr, as ``""`` or as the text ``"None"``."""
+    """Text of a message content: a string, or its text parts (``text``, the Responses API's
+    ``input_text``/``output_text``, ``refusal``, bare strings) joined with ``"\n"`` as
+    ``rewardkit score`` joins them (``#### 4`` and ``2 attempts`` never merge into ``#### 42``),
+    image parts skipped; ``None`` (a tool-call turn) is ``""``. A TypeError names ``where`` for
+    anything else: a dict in place of the list, a part that is neither text nor a dict, a text
+    part whose ``text`` is not a string, a part of another type (``thinking``, ``tool_use``:
+    skipped as if an image, where ``rewardkit score`` and the server refuse it)."""
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, Sequence) or isinstance(content, bytes | bytearray):
@@ -97,6 +97,10 @@ def text_of(content: Any, where: str = "content") -> str:
             f"{where} is {type(content).__name__}: message content is text or a list of parts "
             '(e.g. [{"type": "text", "text": "..."}])'
         )
+    for k, p in enumerate(content):
+        kind = p.get("type") if isinstance(p, Mapping) else None
+        if isinstance(kind, str) and not is_text_part(p) and kind not in IMAGE_PART_TYPES:
+            raise TypeError(f"{where}[{k}] is a {kind!r} part: a content part is text or an image")
     try:
         return read_text_parts(content, on_image="skip")
     except PartError as e:
@@ -112,26 +116,19 @@ def text_of(content: Any, where: str = "content") -> str:
 
 
 def as_prompt(prompt: Any, where: str = "prompt") -> list[Message]:
-    """A TRL/verl prompt (text or a list of chat messages) as rewardkit messages.
-
-    ``where`` names the prompt in errors (e.g. ``prompts[3]``): a message that is not a dict, or
-    has no ``role``, is refused rather than scored as something else."""
+    """A TRL/verl prompt (text or a list of chat messages) as rewardkit messages, each read by
+    :func:`rewardkit.data.checks.read_message` as ``rewardkit score`` and the server read it
+    (role case and aliases, ShareGPT, refusals, tool-use keys kept); ``where`` names the prompt
+    in errors (``prompts[3][1].role: expected a role in …``): a message that is not a dict, has
+    no ``role`` or an unknown one is refused rather than scored as something else."""
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, Sequence):
         out: list[Message] = []
         for j, m in enumerate(prompt):
-            if not isinstance(m, Mapping):
-                raise TypeError(
-                    f"{where}[{j}] is {type(m).__name__}: a conversational prompt is a list of "
-                    "chat messages (dicts with role and content); pass plain text as a string"
-                )
-            if "role" not in m:
-                raise ValueError(
-                    f"{where}[{j}] has no 'role': a chat message needs a role and content"
-                )
-            content = text_of(m.get("content"), f"{where}[{j}].content")
-            out.append({"role": str(m["role"]), "content": content})
+            msg = message_at(m, f"{where}[{j}]", "conversational prompt")
+            msg["content"] = text_of(msg["content"], f"{where}[{j}].content")
+            out.append(msg)  # type: ignore[arg-type]
         return out
     raise TypeError(f"{where} must be text or a list of chat messages; got {type(prompt).__name__}")
 
@@ -162,8 +159,8 @@ def _image_content(
             out.append(_image_part(x, f"{where} (image column)"))
         elif isinstance(x, str) or not isinstance(x, Mapping):
             out.append({"type": "text", "text": x})
-        elif x.get("type", "text") in TEXT_PART_TYPES:
-            out.append({"type": "text", "text": x["text"]})
+        elif is_text_part(x):  # text, input_text, output_text, refusal
+            out.append({"type": "text", "text": part_text(x)})
         elif x.get("type") in IMAGE_PART_TYPES and _is_placeholder(x):
             if not fill:
                 raise ValueError(
@@ -226,50 +223,62 @@ def as_image_prompt(prompt: Any, images: Sequence[Any], where: str = "prompt") -
     out: list[Message] = []
     for j, (m, raw) in enumerate(zip(msgs, prompt, strict=True)):
         lead = fill if j == lead_at else []
-        content = _image_content(raw.get("content"), fill, f"{where}[{j}].content", lead)
-        out.append({"role": m["role"], "content": content})
+        parts = raw.get("content")  # image parts as given; text as read (a refusal, ShareGPT)
+        parts = (
+            parts if isinstance(parts, Sequence) and not isinstance(parts, str) else m["content"]
+        )
+        content = _image_content(parts, fill, f"{where}[{j}].content", lead)
+        out.append({**m, "content": content})  # type: ignore[typeddict-item]
     return out
 
 
 def as_response(completion: Any, where: str = "completion") -> str:
-    """A completion as text: a string, or the assistant messages of a conversational completion.
+    """A completion as text: a string, or the assistant turns of a conversational completion.
 
-    A conversational completion is a list of chat messages (dicts; no ``role`` means assistant);
-    the text of its assistant messages is the response, other roles (tool results) are skipped.
-    Refused, naming ``where`` (e.g. ``completions[3]``) and the message: an item that is not a
-    dict (``["4"]``: pass plain text as a string), an assistant message without ``content``
-    (unless it carries ``tool_calls``, a tool-call turn with no text), and a list with no
-    assistant message. Each of these used to score as ``""``. Assistant turns are joined with
-    ``"\n"``, so text from two turns (``#### 4`` then ``2 attempts``) never merges into one
-    token or number."""
+    A conversational completion is a list of chat messages (dicts; no ``role`` means
+    assistant), read as ``rewardkit score`` reads one: each assistant turn's text with its
+    separated reasoning (``reasoning_content``…) put back as a ``<think>`` block
+    (:func:`~rewardkit.data.checks.with_reasoning`), tool results skipped, turns with text
+    joined with ``"\n"`` (``#### 4`` then ``2 attempts`` never merge into ``#### 42``). Refused,
+    naming ``where`` (``completions[3]``) and the message: an item that is not a dict, an
+    assistant message without content (unless it calls a tool), a user or system turn (it
+    belongs in the prompt; it was skipped), and a list with no assistant message."""
     if isinstance(completion, str):
         return completion
-    if isinstance(completion, Sequence):
-        parts = []
-        for j, m in enumerate(completion):
-            if not isinstance(m, Mapping):
-                raise TypeError(
-                    f"{where}[{j}] is {type(m).__name__}: a conversational completion is a list "
-                    "of chat messages (dicts with role and content); pass plain text as a string"
-                )
-            if m.get("role", "assistant") != "assistant":
-                continue
-            content = m.get("content")
-            if content is None and not m.get("tool_calls"):
-                raise ValueError(
-                    f"{where}[{j}] is an assistant message without content; got keys "
-                    f"{sorted(map(str, m))}"
-                )
-            parts.append(text_of(content, f"{where}[{j}].content"))
-        if not parts:
+    if not isinstance(completion, Sequence):
+        raise TypeError(
+            f"{where} must be text or a list of chat messages; got {type(completion).__name__}"
+        )
+    parts, seen = [], False
+    for j, raw in enumerate(completion):
+        here = f"{where}[{j}]"
+        m = message_at(raw, here, "conversational completion", role="assistant")
+        if m["role"] == "tool":
+            continue
+        if m["role"] != "assistant":
             raise ValueError(
-                f"{where} has no assistant message (roles: "
-                f"{[m.get('role') for m in completion] or 'none'}): nothing to score"
+                f"{here}.role is {m['role']!r}: a completion holds the assistant's turns and "
+                "tool results; the conversation before them is the prompt"
             )
-        return "\n".join(parts)
-    raise TypeError(
-        f"{where} must be text or a list of chat messages; got {type(completion).__name__}"
-    )
+        seen = True
+        if m["content"] is None:
+            raise ValueError(
+                f"{here} is an assistant message without content; got keys {sorted(map(str, raw))}"
+            )
+        try:
+            reasoning = reasoning_of(raw)
+        except MessageError as e:
+            raise ValueError(f"{here}{e.sub}: {e.reason}") from None
+        text = with_reasoning(text_of(m["content"], f"{here}.content"), reasoning)
+        if text:
+            parts.append(text)
+    if not seen:
+        raise ValueError(
+            f"{where} has no assistant message (roles: "
+            f"{[m.get('role') if isinstance(m, Mapping) else None for m in completion] or 'none'})"
+            ": nothing to score"
+        )
+    return "\n".join(parts)
 
 
 def check_finite_scores(scores: Any, what: str) -> None:

@@ -26,10 +26,14 @@ model: image parts TRL filled (TRL 1.x), or ``{"type": "image"}`` placeholders f
 ``images`` (``image``) column; a placeholder with no image is refused, naming the prompt. A text
 reward (a composite of text rewards too) gets the prompt's text, images dropped.
 
-Refused with an error naming the argument and index, never dropped or scored as ``""``: a column
-whose length is not the number of completions, a completion that is neither text nor chat
-messages with content (:func:`~rewardkit.integrations._common.as_response`), a prompt message
-without ``role``, and an infinite score (from the reward or ``shape``).
+Messages are read as data files and the server read them
+(:func:`rewardkit.data.checks.read_message`: role case, ``function``/``ipython`` as ``tool``,
+refusals, ShareGPT, tool-use keys kept); a parsed completion's ``reasoning_content`` is put back
+as its ``<think>`` block, as verl's decoded text holds it. Refused with an error naming the
+argument and index, never dropped or scored as ``""``: a column whose length is not the number of
+completions, a completion that is neither text nor chat messages with content, or holds a user
+turn (:func:`~rewardkit.integrations._common.as_response`), a prompt message without ``role`` or
+with an unknown one, and an infinite score (from the reward or ``shape``).
 """
 
 from __future__ import annotations

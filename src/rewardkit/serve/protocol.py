@@ -17,12 +17,11 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from rewardkit.content_parts import TEXT_PART_TYPES, PartError, read_text_parts
-from rewardkit.data.checks import ROLES
+from rewardkit.data.checks import MessageError, read_message
 
 PROTOCOL_VERSION = "rewardkit.v1"
 
@@ -44,34 +43,35 @@ def parts_text(parts: list[Any]) -> str:
 
 
 class ChatMessage(BaseModel):
-    """One chat turn, OpenAI form: ``content`` is text, a list of text parts (joined), or
-    ``null`` beside ``tool_calls`` (a tool-call turn, read as ``""``), as ``rewardkit score``
-    and the trainer adapters read them (such turns were an ``invalid_item``)."""
+    """One chat turn, read by :func:`rewardkit.data.checks.read_message` as ``rewardkit score``
+    and the trainer adapters read it: ``content`` is text or a list of text parts (joined; a
+    ``refusal`` part is text), a ``refusal`` beside null content is the text, null beside
+    ``tool_calls`` (or a legacy ``function_call``) is ``""``; roles in any case, ``function`` /
+    ``ipython`` as ``tool``, ShareGPT ``from``/``value``; the tool-use keys are kept (they were
+    dropped, so a tool-call prompt had another cache key than in ``rewardkit score``)."""
 
     model_config = ConfigDict(extra="ignore")
 
     role: StrictStr
     content: StrictStr
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: StrictStr | None = None
+    name: StrictStr | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _text_content(cls, data: Any) -> Any:
+    def _read(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        content = data.get("content")
-        if content is None and data.get("tool_calls"):
-            return {**data, "content": ""}
-        if isinstance(content, list):
-            return {**data, "content": parts_text(content)}
-        return data
-
-    @field_validator("role")
-    @classmethod
-    def _known_role(cls, role: str) -> str:
-        # as `rewardkit score` reads a file: an unknown role was scored as a user turn
-        if role not in ROLES:
-            raise ValueError(f"expected a role in {', '.join(ROLES)}, got {role[:40]!r}")
-        return role
+        try:
+            m = read_message(data)
+        except MessageError as e:
+            raise ValueError(str(e)) from None
+        if isinstance(m["content"], list):
+            m["content"] = parts_text(m["content"])
+        elif m["content"] is None and not {"content", "refusal"} & set(data):
+            del m["content"]  # absent: "Field required", as before
+        return m
 
 
 class RewardItem(BaseModel):
