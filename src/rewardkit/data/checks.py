@@ -54,6 +54,8 @@ def read_message(m: Any) -> dict[str, Any]:
     content; ``content`` null or absent beside tool calls is ``""`` (:func:`tool_keys`); other
     null content stays None for the caller to judge. The content is otherwise as given (text or
     parts) for the caller's part reader. Reasoning keys are not kept (:func:`reasoning_of`)."""
+    if type(m) is dict and len(m) == 2 and m.get("role") in ROLES and type(m.get("content")) is str:
+        return {"role": m["role"], "content": m["content"]}  # the common case, read as below
     if is_sharegpt(m):
         speaker = m["from"]
         role = SHAREGPT_ROLES.get(speaker.strip().lower()) if isinstance(speaker, str) else None
