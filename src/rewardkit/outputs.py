@@ -5,7 +5,8 @@
   before any work starts.
 - :func:`exclusive`: one writer per output at a time. A second run given the same output is
   refused at once (``fcntl.flock`` on a lock file beside it; the lock dies with its process, so a
-  killed run never leaves a stale lock behind).
+  killed run never leaves a stale lock behind). :func:`hold` takes it for a whole run, from the
+  moment its outputs are checked, and lets that process's own writes to them through.
 - :func:`atomic_file`: the content goes to a unique temporary file in the same directory, is
   flushed to disk, and replaces the target in one ``os.replace`` only when the block succeeds; on
   failure the temporary file is removed and the old target is left untouched; the temporary
@@ -104,6 +105,11 @@ def check_dir_target(path: str | os.PathLike[str], what: str = "output directory
     return p
 
 
+#: Lock files held by :func:`hold` (absolute path → pid of the holder): :func:`exclusive` lets
+#: the holding process's own writes through instead of refusing them.
+_HELD: dict[str, int] = {}
+
+
 def lock_path(target: Path) -> Path:
     """The lock file guarding ``target`` (hidden, beside it; inside it for a directory)."""
     if target.is_dir():
@@ -123,6 +129,9 @@ def exclusive(
         yield
         return
     lock = lock_path(target)
+    if _HELD.get(os.path.abspath(lock)) == os.getpid():  # this run holds it (:func:`hold`)
+        yield
+        return
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -156,6 +165,54 @@ def exclusive(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def hold(target: str | os.PathLike[str], what: str = "output") -> Iterator[None]:
+    """Hold the output file ``target`` for a whole run, from the moment it is checked: a second
+    run given it is refused at once (before it does any work), and this process's own
+    :func:`atomic_file` writes of it go through. Without it, a run that writes only at its end
+    took the lock only then: two runs on one output both finished with success, the later one's
+    file replacing the earlier's (or the reverse). A device or pipe is not held (it is written in
+    place); folders created for the lock are removed again when they are left empty."""
+    path = Path(target).expanduser()
+    if fcntl is None or _is_stream(path):  # pragma: no cover - Windows; /dev/stdout
+        yield
+        return
+    if path.is_symlink():  # atomic_file writes (and locks) the file the link names
+        path = path.resolve()
+    key = os.path.abspath(lock_path(path))
+    if _HELD.get(key) == os.getpid():  # held already by this run
+        yield
+        return
+    made = [q for q in (path.parent, *path.parent.parents) if not q.exists()]
+    try:
+        with exclusive(path, what):
+            _HELD[key] = os.getpid()
+            try:
+                yield
+            finally:
+                _HELD.pop(key, None)
+    finally:
+        for folder in made:  # deepest first; one that holds anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def remove_older(target: str | os.PathLike[str], what: str = "output") -> None:
+    """Remove an earlier run's file at ``target`` (the file a symlink names; a device or pipe is
+    left alone) before this run writes its own, when it is one of several files a run writes
+    one after another: a run killed or failing between two of them then leaves the new files
+    alone, never beside an older run's (a report of 8 solutions beside a report.md of 16)."""
+    path = Path(target).expanduser()
+    older = path.resolve() if path.is_symlink() else path
+    try:
+        if older.is_file():
+            older.unlink()
+    except OSError as exc:
+        raise output_error(what, path, exc) from None
 
 
 def atomic_json(path: str | os.PathLike[str], value: Any, indent: int | None = None) -> None:

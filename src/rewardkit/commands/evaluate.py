@@ -144,7 +144,7 @@ def eval_command(
     """
     from rewardkit.data.sources import check_out_outside_data
     from rewardkit.evaluate.calibration import TemperatureScaling
-    from rewardkit.outputs import check_dir_target, probe_writable
+    from rewardkit.outputs import check_dir_target, hold, probe_writable
 
     data, out = expand_home(data), Path(expand_home(str(out)))
     engine = engine_defaults(
@@ -170,7 +170,8 @@ def eval_command(
                 _check_not_report_name(save_temperature)
         # a bad --temperature file is refused before scoring
         temp = TemperatureScaling.load(temperature) if temperature is not None else None
-        with locked_dir(out):  # held from before scoring to the last file written
+        keep = hold(save_temperature, "--save-temperature") if save_temperature else None
+        with locked_dir(out), keep or contextlib.nullcontext():  # held to the last file written
             _run_eval(
                 reward,
                 data,
@@ -241,6 +242,7 @@ def _run_eval(
     from rewardkit.evaluate.multimodal import drop_cut_short, skip_unreadable
     from rewardkit.evaluate.process_report import is_step_data
     from rewardkit.evaluate.result import data_identity
+    from rewardkit.outputs import remove_older
     from rewardkit.registry import load_reward
 
     if cache_reset:
@@ -318,6 +320,7 @@ def _run_eval(
         fitted = TemperatureScaling(
             cal["temperature"], first.name, first.fingerprint, cal["n_pairs"]
         )
+        remove_older(save_temperature, "--save-temperature")  # never beside these reports
     # the reports first: a table cut by `| head` or an unwritable terminal loses no run
     paths = result.write_reports(out, html=html)
     if fitted is not None and save_temperature is not None:

@@ -15,9 +15,9 @@ from rewardkit.curate.cli_helpers import (
     COLUMNS_HELP,
     STATE,
     TO_FORMATS,
-    check_targets,
     choices,
     fine_keys_option,
+    held_targets,
     lengths_report,
     load_examples,
     load_rewards,
@@ -89,8 +89,7 @@ def strength_command(
     from rewardkit.curate.strength import annotate_strength, negative_count, votes_text
 
     choices(to=(to, TO_FORMATS))
-    with user_errors(), naming_data(data):
-        check_targets(data, out=out, votes=votes)
+    with user_errors(), naming_data(data), held_targets(data, out=out, votes=votes):
         examples = load_examples(data, fmt, limit)
         deltas = pair_deltas(examples, load_rewards(reward, device, no_cache))
         annotated = annotate_strength(examples, deltas)
@@ -146,9 +145,9 @@ def noise_command(
     from rewardkit.curate.scores import pair_deltas
 
     choices(to=(to, TO_FORMATS), action=(action, ACTIONS))
-    with user_errors(), naming_data(data):
+    with user_errors():  # the options first, then the outputs
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
-        check_targets(data, out=out, review=review)
+    with user_errors(), naming_data(data), held_targets(data, out=out, review=review):
         examples = load_examples(data, fmt, limit)
         res = detect_noise(
             examples, pair_deltas(examples, load_rewards(reward, device, no_cache)), cfg
@@ -207,8 +206,7 @@ def consistency_command(
     if len(reward) != 2:
         raise typer.BadParameter("give exactly two --reward specs", param_hint="--reward")
     soft_value = soft_option(soft)
-    with user_errors(), naming_data(data):
-        check_targets(data, out=out)
+    with user_errors(), naming_data(data), held_targets(data, out=out):
         examples = load_examples(data, fmt, limit)
         a, b = (response_scores(examples, r) for r in load_rewards(reward, device, no_cache))
         res = consistency_filter(
@@ -261,8 +259,7 @@ def relabel_command(
     from rewardkit.curate.scores import response_scores
 
     choices(to=(to, TO_FORMATS))
-    with user_errors(), naming_data(data):
-        check_targets(data, out=out)
+    with user_errors(), naming_data(data), held_targets(data, out=out):
         examples = load_examples(data, fmt, limit)
         scores = None
         if reward:
@@ -325,8 +322,7 @@ def filter_command(
         check_value(keep, value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--value") from None
-    with user_errors(), naming_data(data):
-        check_targets(data, out=out, histogram=histogram)
+    with user_errors(), naming_data(data), held_targets(data, out=out, histogram=histogram):
         image = image_format(histogram) if histogram else None
         examples = load_examples(data, fmt, limit)
         rs = response_scores(examples, load_rewards(reward, device, no_cache)[0])
@@ -364,8 +360,7 @@ def dedup_command(
     from rewardkit.curate.dedup import LEVELS, ON_CONFLICT, dedup
 
     choices(to=(to, TO_FORMATS), level=(level, LEVELS), on_conflict=(on_conflict, ON_CONFLICT))
-    with user_errors():
-        check_targets(data, out=out, report=report)
+    with user_errors(), held_targets(data, out=out, report=report):
         res = dedup(load_examples(data, fmt, limit), level, on_conflict, not keep_degenerate)
         dropped = {f"removed_{k}": v for k, v in res.removed_counts().items()}
         removed = {
@@ -402,8 +397,7 @@ def lengths_command(
 ) -> None:
     """Length-balance check: flag subsets that 'the longer response wins' solves."""
     choices(to=(to, TO_FORMATS), by=(by, ("subset", "source")))
-    with user_errors():
-        check_targets(data, out=out)
+    with user_errors(), held_targets(data, out=out):
         fields = lengths_report(load_examples(data, fmt, limit), by, threshold, out, to, seed)
     summary(**fields)
 
@@ -427,8 +421,7 @@ def export_command(
     from rewardkit.curate.writers import write
 
     choices(to=(to, TO_FORMATS), pairs=(pairs, ("all", "first")))
-    with user_errors():
-        check_targets(data, out=out)
+    with user_errors(), held_targets(data, out=out):
         keys = name_list(extra)
         examples = load_examples(data, fmt, limit)
         rows, (examples, said) = len(examples), pairs_of_unpaired(examples, to)
@@ -468,9 +461,9 @@ def crome_command(
 
     from rewardkit.curate import crome as cr
 
-    with user_errors():
+    with user_errors():  # the attributes first, then the outputs
         attrs = cr.check_attributes(name_list(causal), name_list(neutral))
-        check_targets(data, out=out)
+    with user_errors(), held_targets(data, out=out):
         examples = load_examples(data, fmt, limit)
         if generator == "rule":
             rewriter: Any = cr.RuleRewriter.from_examples(examples, seed)

@@ -56,16 +56,18 @@ def summary(**fields: Any) -> None:
     print_summary(**first, **malformed(), **{k: v for k, v in fields.items() if k not in first})
 
 
-def check_targets(data: str, **paths: Path | None) -> None:
+def check_targets(data: str, **paths: Path | None) -> list[tuple[Path, str]]:
     """Refuse output paths that cannot be written (a directory, under a file, a folder that
     refuses a new file, inside the ``--data`` directory, two options naming one file) before
     any data is read or model loaded; keys are the option names. ``out`` (the curated
-    examples, JSON Lines) may not be named like another data format (``.parquet``, ``.csv``)."""
+    examples, JSON Lines) may not be named like another data format (``.parquet``, ``.csv``).
+    Returns each output as its writer will name it, with its option."""
     from rewardkit.curate.writers import check_out_suffix
     from rewardkit.data.sources import check_out_outside_data
     from rewardkit.outputs import OutputError, check_file_target, probe_writable
 
     seen: dict[Path, str] = {}
+    checked: list[tuple[Path, str]] = []
     for name, path in paths.items():
         if path is None:
             continue
@@ -79,6 +81,22 @@ def check_targets(data: str, **paths: Path | None) -> None:
             raise OutputError(f"{seen[key]} and {what} name the same file {path}")
         seen[key] = what
         probe_writable(p, what)
+        checked.append((p, what))  # as the writer will name it: the same lock file
+    return checked
+
+
+@contextlib.contextmanager
+def held_targets(data: str, **paths: Path | None) -> Iterator[None]:
+    """:func:`check_targets`, then hold every output for the block
+    (:func:`rewardkit.outputs.hold`): a second run given one of them is refused at once, before
+    it does any work, as ``score`` refuses it; before, each run took the lock only to write, so
+    two runs on one ``--out`` both said they wrote it and only the later one's file was left."""
+    from rewardkit.outputs import hold
+
+    with contextlib.ExitStack() as stack:
+        for p, what in check_targets(data, **paths):
+            stack.enter_context(hold(p, what))
+        yield
 
 
 @contextlib.contextmanager
@@ -86,20 +104,23 @@ def written_along(path: Path | None, content: str | bytes | None, what: str) -> 
     """Write ``content`` to ``path`` around the block, atomically: the block (the main output)
     runs while ``path``'s temporary file is open, so a side output that cannot be written
     stops the run before the main output appears, and a failed main output leaves no side
-    output either."""
-    from rewardkit.outputs import atomic_file, atomic_text
+    output either. An older ``path`` is removed before the block: a run killed between the
+    two files leaves the new main output alone, never beside the side output of an earlier
+    run (a ``--votes`` of 300 examples beside an ``--out`` of 40)."""
+    from rewardkit.outputs import atomic_file, atomic_text, remove_older
 
     if path is None or content is None:
         yield
         return
-    if isinstance(content, bytes):
-        with atomic_file(path, binary=True, what=what) as fh:
-            fh.write(content)
-            yield
-    else:
-        with atomic_text(path, what=what) as fh:
-            fh.write(content)
-            yield
+    opened = (
+        atomic_file(path, binary=True, what=what)
+        if isinstance(content, bytes)
+        else atomic_text(path, what=what)
+    )
+    with opened as fh:
+        fh.write(content)
+        remove_older(path, what)
+        yield
 
 
 @contextlib.contextmanager

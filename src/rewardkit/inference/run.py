@@ -253,6 +253,43 @@ def check_same_prompt(row: dict[str, Any], item: PromptItem, path: Path) -> None
     )
 
 
+def check_same_prompts(
+    done: dict[str, dict[str, Any]], items: Sequence[PromptItem], path: Path
+) -> None:
+    """Refuse to append to a file written from another prompt file: a prompt of this run done
+    there under another id that is not a prompt of this run (the file was renamed or moved,
+    so its ``file:line`` ids changed, or its ``id`` column did: a resumed run would answer it
+    again and the file would hold it twice), or a file none of whose rows is a prompt of this
+    run (another prompt file's rows with this run's appended after them). Rows of prompts past
+    a smaller ``--limit`` are still accepted."""
+    if not done or not items:
+        return
+    ids = {it.id for it in items}
+    others = {_json_text([r["prompt"], r.get("reference")]): k for k, r in done.items()}
+    for it in items:
+        if it.id in done:
+            continue
+        other = others.get(_json_text([it.prompt, it.reference]))
+        if other is not None and other not in ids:
+            raise DataError(
+                f"prompt id {it.id!r} is done in this file as id {other!r} (the same prompt "
+                "and reference): the prompt file was renamed or moved (its ids are file:line) "
+                "or its ids changed since that run, so it would be answered twice; rerun with "
+                "that prompt file, or pass a new --out",
+                path=str(path),
+                field="id",
+            )
+    if not ids & done.keys():
+        first = next(iter(done))
+        raise DataError(
+            f"none of the {len(done):,} rows in this file is a prompt of this run (the first "
+            f"row's id is {first!r}): it holds the best-of-N rows of another prompt file, and a "
+            "resumed run appends only to its own rows; pass a new --out",
+            path=str(path),
+            field="id",
+        )
+
+
 def run_bon(
     items: Sequence[PromptItem],
     sample: Callable[[list[Message], int], Sequence[str]],
@@ -283,6 +320,7 @@ def _run_bon(
         row = done.get(it.id)
         if row is not None:
             check_same_prompt(row, it, path)
+    check_same_prompts(done, items, path)
     todo = [it for it in items if it.id not in done]
     gen_s = score_s = 0.0
     unscored = 0
