@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         ) from exc
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    remove_stale_conversions(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
@@ -181,3 +183,38 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: A conversion folder of the old naming (no process id) older than this is a dead run's.
+STALE_CONVERSION_S = 24 * 3600
+
+
+def remove_stale_conversions(target: Path) -> list[Path]:
+    """Remove the half-written conversion folders a killed run left beside ``target``
+    (``NAME.tmp-PID-…``; ~500 MB each for SmolLM2): those of a process that no longer runs, and
+    those of the older naming without a process id once a day old. Returns what was removed."""
+    removed = []
+    for folder in target.parent.glob(target.name + ".tmp-*"):
+        pid = folder.name[len(target.name) + 5 :].split("-", 1)[0]
+        if pid.isdigit() and pid.isascii():
+            stale = not _running(int(pid))
+        else:
+            try:
+                stale = time.time() - folder.stat().st_mtime > STALE_CONVERSION_S
+            except OSError:
+                continue
+        if stale and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
