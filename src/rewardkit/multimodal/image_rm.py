@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from rewardkit.engine.special_tokens import escape_texts
+from rewardkit.outputs import atomic_json
 
 CONFIG_FILE = "image_rm.json"
 HEAD_FILE = "head.safetensors"
@@ -194,7 +195,7 @@ class ImageRewardModel(nn.Module):
                 k: v.detach().float().contiguous().cpu() for k, v in self.head.state_dict().items()
             }
             save_file(state, str(out / HEAD_FILE))
-        (out / CONFIG_FILE).write_text(json.dumps(self.meta(), indent=1))
+        atomic_json(out / CONFIG_FILE, self.meta(), indent=1)  # last: marks the folder whole
         return out
 
     @classmethod
