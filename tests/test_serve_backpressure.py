@@ -145,8 +145,8 @@ def test_shutdown_while_busy_drains_in_flight_requests(tmp_path):
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join()
-        # uvicorn re-raises the captured SIGTERM after a clean shutdown: -15, never a crash
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        # after a clean drain the server exits 0 (uvicorn's re-raised SIGTERM gave -15 before)
+        assert proc.wait(timeout=30) == 0
         log = proc.stdout.read().decode()
         assert "Application shutdown complete" in log, log
         # every in-flight request was answered in full

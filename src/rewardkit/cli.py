@@ -147,7 +147,7 @@ _UNFINISHED = (
 )
 INTERRUPTED_NOTE = "interrupted " + _UNFINISHED
 TERMINATED_NOTE = "terminated (SIGTERM) " + _UNFINISHED
-#: What Ctrl-C on ``serve`` says (its SIGTERM exits by the signal without a note).
+#: What Ctrl-C on ``serve`` says (after its SIGTERM drain it exits 0 without a note).
 SERVER_STOPPED = (
     "interrupted: the server stopped (requests in progress were answered or got a 503 "
     "shutting_down)"
@@ -159,7 +159,7 @@ def unfinished_note(note: str, argv: list[str]) -> str:
     return note.replace(_RESUME, _NO_CACHE_RESUME) if "--no-cache" in argv else note
 
 
-#: Verbs that handle SIGTERM themselves (``serve`` drains its requests, then exits by it).
+#: Verbs that handle SIGTERM themselves (``serve`` drains its requests, then exits 0).
 OWN_SIGTERM = frozenset({"serve"})
 
 #: Signals turned into KeyboardInterrupt by :func:`_on_sigterm`, in order.

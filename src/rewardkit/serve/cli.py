@@ -45,6 +45,15 @@ def resolve_key(api_key: str | None) -> str | None:
     return key if key else None
 
 
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler while uvicorn serves: reached only through uvicorn's re-raise after
+    its drain (uvicorn handles the signal itself while it runs), so the server has stopped."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def run(
     config: ServeConfig,
     *,
@@ -92,7 +101,16 @@ def run(
             **uvicorn_options(config, state.count_refused_connection, state.count_protocol_answer),
         )
     )
-    server.run()
+    # uvicorn re-raises the SIGTERM it drained on once it has shut down, into the handler it
+    # found: this one ends the process at once with 0, as `serve --ray` does (the process ended
+    # by the signal, -15, where a supervisor counts a clean stop as a failure)
+    main = threading.current_thread() is threading.main_thread()  # else uvicorn sets none
+    previous = signal.signal(signal.SIGTERM, _stopped) if main else None
+    try:
+        server.run()
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     if server.stop_signal == signal.SIGINT:
         # uvicorn re-raises the signal it stopped on, but not where SIGINT is ignored (a parent
         # that ignores it passes that on): stop as a Ctrl-C does either way (exit 130, said)

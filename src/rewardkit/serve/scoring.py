@@ -121,6 +121,11 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
             state.metrics.inc("rewardkit_cache_misses_total", len(group) - hits, route=route.name)
     if not misses:
         return
+    if state.config.watch_disconnect and await request.is_disconnected():
+        # the client left while its body was read or parsed: queue nothing (the watcher below
+        # starts only after the items are queued, and the batcher took their first batches
+        # before it ran: 20,480 of 81,920 items of 20 requests closed at once were scored)
+        raise Disconnected
 
     # batchers: all routes admit the request or none does
     submitted: list[tuple[DynamicBatcher, list[Any]]] = []
