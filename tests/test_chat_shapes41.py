@@ -162,7 +162,10 @@ def test_a_multi_turn_completion_reads_alike_in_score_and_trl(tmp_path):
         _jsonl(tmp_path, [{"prompt": [Q], "completion": TOOL_TURNS, "reference": "42"}])
     )
     trl = TRLReward("rule:math").queries([[Q]], [TOOL_TURNS], {"reference": ["42"]})[0]
-    assert q.response == trl.response == "\\boxed{42}" and q.key() == trl.key()
+    # the bare call's turn is its call as the model wrote it (tools41: it read as nothing, so
+    # rule:tool_call found no calls where verl's decoded text holds the <tool_call> block)
+    called = '<tool_call>\n{"name": "calc", "arguments": {"x": 6}}\n</tool_call>'
+    assert q.response == trl.response == called + "\n\\boxed{42}" and q.key() == trl.key()
     assert reward_func("rule:math")([[Q]], [TOOL_TURNS], reference=["42"]) == [1.0]
 
 

@@ -241,11 +241,15 @@ def test_message_content_that_is_not_text_is_refused_not_scored_as_its_repr():
             rf(["q"], [[{"role": "assistant", "content": content}]], ground_truth=["None"])
     with pytest.raises(TypeError, match=r"prompts\[0\]\[0\].content is dict"):
         as_prompt([{"role": "user", "content": {"a": 1}}], "prompts[0]")
-    # images are skipped, a tool-call turn without text is "", plain text stays as it is;
+    # images are skipped, plain text stays as it is;
     # text parts are joined with a newline, as rewardkit.content.content_text joins them
     parts = [{"type": "image"}, {"type": "text", "text": "4"}, " more"]
     assert as_response([{"content": parts}]) == "4\n more"
-    assert as_response([{"role": "assistant", "content": None, "tool_calls": [{}]}]) == ""
+    # tools41: a tool-call turn reads as its call as the model wrote it (here a malformed one,
+    # no name), not as "": rule:tool_call then reads the same call as in verl's decoded text
+    assert as_response([{"role": "assistant", "content": None, "tool_calls": [{}]}]) == (
+        '<tool_call>\n{"name": null, "arguments": {}}\n</tool_call>'
+    )
 
 
 def test_by_source_keeps_the_normalizers_id_rules(fake_reward):

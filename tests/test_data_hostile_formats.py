@@ -438,7 +438,11 @@ def test_final_tool_call_is_kept_in_meta(tmp_path: Path) -> None:
     ]
     rejected = [{"role": "user", "content": "weather?"}, {"role": "assistant", "content": "no"}]
     (ex,) = load(jsonl(tmp_path, [{"chosen": chosen, "rejected": rejected}]))
-    assert ex.responses == ["", "no"]
+    # tools41: the judged call is the response's text, written as the model generated it (it
+    # was "": a pair of two different calls tied on every reward, and rule:tool_call found no
+    # call where TRL, `rewardkit score` and verl read one); meta still holds the calls
+    called = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    assert ex.responses == [called, "no"]
     assert ex.meta["response_tool_calls"] == [call("Paris"), None]
 
 

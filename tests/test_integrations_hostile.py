@@ -112,7 +112,10 @@ def test_conversational_completions_still_read_as_today():
             {"role": "assistant", "content": "4"},
         ],
     ]
-    assert reward_func(EM)(["q"] * 3, conv, ground_truth=["4"] * 3) == [1.0, 1.0, 1.0]
+    # tools41: the tool-call turn reads as its (here malformed) call, as verl's decoded text
+    # holds it, so exact_match no longer sees "4" alone there; the last turn is still read
+    assert reward_func(EM)(["q"] * 3, conv, ground_truth=["4"] * 3) == [1.0, 1.0, 0.0]
+    assert as_response(conv[2]).endswith("</tool_call>\n4")
     assert as_response("x") == "x"
 
 

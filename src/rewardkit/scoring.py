@@ -41,7 +41,7 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     elif "response" not in row:
         raise loc.error("missing required field", field="response")
     else:
-        response = row["response"]
+        response = _completion(rec, prompt, "response")
     if isinstance(response, list | dict):  # content parts (text and images)
         response = _parts(response, loc, field)
     elif not isinstance(response, str):
@@ -56,16 +56,51 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
 REFERENCE_FIELDS = ("reference", "ground_truth", "solution", "answer")
 
 
-def _completion(rec: Record, prompt: Any) -> Any:
-    """TRL's ``completion``: a text, content parts, or the assistant message after the prompt
-    (a list holding any message; in a CSV cell too, as JSON or as pandas wrote it)."""
-    raw = rec.get("completion")
-    value = rec.get("completion", structured=True)
-    if isinstance(value, list) and any(map(is_message_like, value)):
-        from rewardkit.data import trl
+def _completion(rec: Record, prompt: Any, field: str = "completion") -> Any:
+    """A row's response: a text, content parts, or the assistant message(s) after the prompt,
+    read as the TRL adapter reads a completion (:func:`rewardkit.data.trl.completion`).
 
-        return trl.completion(rec, "completion", checks.messages(rec, "completion", value), prompt)
-    return raw
+    Messages are a list holding any message, or one message object; a message without
+    ``role`` (and no part ``type``) is the assistant's, as TRL reads it. An assistant turn's
+    ``tool_calls`` are written after its text as the ``<tool_call>`` blocks the model wrote
+    (:func:`rewardkit.data.tool_text.with_tool_calls`), so a file holding TRL's parsed
+    completion or an OpenAI tool-call message scores as verl's decoded text does. ``completion``
+    is read in a CSV cell too (as JSON or as pandas wrote it); ``response`` text stays text."""
+    raw = rec.get(field)
+    value = rec.get(field, structured=True) if field == "completion" else raw
+    msgs = _message_list(value)
+    if msgs is None:
+        return raw
+    from rewardkit.data import trl
+
+    if msgs is not value:  # roles filled in, or one message as a list: read that record
+        rec = Record({**rec.data, field: msgs}, rec.loc, {})
+    return trl.completion(rec, field, checks.messages(rec, field, msgs), prompt)
+
+
+#: Keys that make a dict without ``role`` a chat message rather than a content part.
+_MESSAGE_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
+
+
+def _roleless(m: Any) -> bool:
+    """A message without ``role`` (TRL reads it as the assistant's), not a content part."""
+    return (
+        isinstance(m, dict)
+        and not is_message_like(m)
+        and "type" not in m
+        and any(k in m for k in _MESSAGE_KEYS)
+    )
+
+
+def _message_list(value: Any) -> list[Any] | None:
+    """``value`` as chat messages (role-less ones given ``assistant``), or None when it holds
+    none (text, content parts)."""
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list) or not any(is_message_like(m) or _roleless(m) for m in items):
+        return None
+    if not any(map(_roleless, items)):
+        return items
+    return [{**m, "role": "assistant"} if _roleless(m) else m for m in items]
 
 
 def _reference(value: Any, loc: Location) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 from rewardkit.data import checks, generic
 from rewardkit.data.location import describe
 from rewardkit.data.record import Record
+from rewardkit.data.tool_text import with_tool_calls
 from rewardkit.types import Example, Message
 
 
@@ -71,7 +72,7 @@ def convert(rec: Record) -> Example:
                 "chosen", "expected a prompt that is not empty, got only empty messages"
             )
     calls = [m[-1].get("tool_calls") for m in (chosen, rejected)]
-    if any(calls):  # the judged turn calls a tool: the calls are kept next to the text
+    if any(calls):  # the judged turn calls a tool: its text holds them, meta keeps them too
         meta["response_tool_calls"] = calls
     label, tie = checks.score_tie(rec, [0])
     prompt = checks.with_system(rec, prompt)
@@ -126,7 +127,18 @@ def _assistant_last(rec: Record, name: str, msgs: list[Message]) -> Any:
             f"[{len(msgs) - 1}].role",
         )
     k = len(msgs) - 1
-    return _reasoned(rec, name, k, checks.response(rec, name, last["content"], f"[{k}].content"))
+    text = checks.response(rec, name, last["content"], f"[{k}].content")
+    return _reasoned(rec, name, k, _called(rec, name, k, last, text))
+
+
+def _called(rec: Record, name: str, k: int, m: Message, content: Any) -> Any:
+    """``content`` of message ``k`` of field ``name`` with its tool calls written after it as
+    the model wrote them (:func:`rewardkit.data.tool_text.with_tool_calls`), as the TRL
+    adapter and verl's decoded text read a tool-call turn."""
+    try:
+        return with_tool_calls(content, m.get("tool_calls"))
+    except checks.MessageError as e:
+        raise rec.error(name, e.reason, f"[{k}]{e.sub}") from None
 
 
 def _reasoned(rec: Record, name: str, k: int, content: Any) -> Any:
@@ -146,7 +158,8 @@ def completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message
     too) as the response, as the TRL adapter reads one: one assistant message's content, or for
     several turns (TRL's tool-calling completions: assistant, tool, assistant…) the assistant
     turns' texts joined with ``"\n"``, tool results skipped; each turn's separated reasoning
-    as a ``<think>`` block. A user or system turn is refused."""
+    as a ``<think>`` block, its tool calls as ``<tool_call>`` blocks after its text. A user or
+    system turn is refused."""
     if len(msgs) > len(prompt) and all(
         _same_text(a, b) for a, b in zip(msgs, prompt, strict=False)
     ):
@@ -170,7 +183,7 @@ def completion(rec: Record, name: str, msgs: list[Message], prompt: list[Message
                 f"{m['role']!r})",
             )
         text = checks.response(rec, name, m["content"], f"[{k}].content")
-        turns.append(_reasoned(rec, name, k, text))
+        turns.append(_reasoned(rec, name, k, _called(rec, name, k, m, text)))
     if not turns:
         raise rec.error(name, "expected an assistant message after the tool results, got none")
     if len(turns) == 1:

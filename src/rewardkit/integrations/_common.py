@@ -15,6 +15,7 @@ import numpy as np
 from rewardkit.content import image_part
 from rewardkit.content_parts import PartError, is_text_part, part_text, read_text_parts
 from rewardkit.data.checks import MessageError, message_at, reasoning_of, with_reasoning
+from rewardkit.data.tool_text import with_tool_calls
 from rewardkit.registry import load_reward
 from rewardkit.results import failed_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult
@@ -238,8 +239,10 @@ def as_response(completion: Any, where: str = "completion") -> str:
     A conversational completion is a list of chat messages (dicts; no ``role`` means
     assistant), read as ``rewardkit score`` reads one: each assistant turn's text with its
     separated reasoning (``reasoning_content``…) put back as a ``<think>`` block
-    (:func:`~rewardkit.data.checks.with_reasoning`), tool results skipped, turns with text
-    joined with ``"\n"`` (``#### 4`` then ``2 attempts`` never merge into ``#### 42``). Refused,
+    (:func:`~rewardkit.data.checks.with_reasoning`) and its ``tool_calls`` as the ``<tool_call>``
+    blocks the model wrote (:func:`~rewardkit.data.tool_text.with_tool_calls`: TRL's parsed
+    tool-call turn reads as verl's decoded text), tool results skipped, turns with text joined with ``"\n"``
+    (``#### 4`` then ``2 attempts`` never merge into ``#### 42``). Refused,
     naming ``where`` (``completions[3]``) and the message: an item that is not a dict, an
     assistant message without content (unless it calls a tool), a user or system turn (it
     belongs in the prompt; it was skipped), and a list with no assistant message."""
@@ -267,9 +270,10 @@ def as_response(completion: Any, where: str = "completion") -> str:
             )
         try:
             reasoning = reasoning_of(raw)
+            text = with_tool_calls(text_of(m["content"], f"{here}.content"), m.get("tool_calls"))
         except MessageError as e:
             raise ValueError(f"{here}{e.sub}: {e.reason}") from None
-        text = with_reasoning(text_of(m["content"], f"{here}.content"), reasoning)
+        text = with_reasoning(text, reasoning)
         if text:
             parts.append(text)
     if not seen:

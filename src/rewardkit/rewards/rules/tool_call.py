@@ -31,6 +31,12 @@ not calls):
   or an OpenAI assistant message ``{"tool_calls": [...]}``. Prose, several JSON values in a
   row, or a JSON answer with no call in it: no calls.
 
+A response given as a message with structured ``tool_calls`` (TRL's parsed completion, an
+OpenAI tool-call message in a ``rewardkit score`` file) reaches this rule as its text followed
+by those calls as ``<tool_call>`` blocks, the markup in its content dropped
+(:func:`rewardkit.data.tool_text.with_tool_calls`): the same calls verl's decoded text
+holds for the same generation.
+
 The reference takes the same forms (JSON text, ``<tool_call>`` blocks, or the value itself: a
 dict, a list or a numpy array of calls), read strictly: a malformed call in it fails its row
 alone (NaN, named in ``stats["errors"]``). An empty list (``[]``) means *no call expected*
