@@ -426,7 +426,8 @@ def export_command(
         examples = load_examples(data, fmt, limit)
         rows, (examples, said) = len(examples), pairs_of_unpaired(examples, to)
         n = write(examples, out, to, pairs, keys)
-    summary(examples=rows, **said, written=n, **pair_notes(examples, to, pairs), format=to, out=out)
+    notes = pair_notes(examples, to, pairs, keys)
+    summary(examples=rows, **said, written=n, **notes, format=to, out=out)
 
 
 @curate_app.command("crome")

@@ -212,18 +212,34 @@ def write_examples(examples: list[Any], out: Path, to: str) -> int:
 FORMAT_KEEPS = {"trl": frozenset(), "openrlhf": frozenset({"margin"})}
 
 
-def pair_notes(examples: Sequence[Any], to: str, pairs: str = "all") -> dict[str, int]:
+def pair_notes(
+    examples: Sequence[Any], to: str, pairs: str = "all", extra: Sequence[str] = ()
+) -> dict[str, int]:
     """The trainer rows a ``--to`` format does not write: ``skipped_no_pair`` (examples without
     a pair: ties, unlabelled, one response) and ``skipped_identical`` (pair rows whose chosen
-    text is the rejected text); both 0 for rewardkit JSONL, which writes every example."""
-    from rewardkit.curate.writers import skipped, skipped_identical
+    text is the rejected text); both 0 for rewardkit JSONL, which writes every example. Where
+    the rows carry ``margin`` (OpenRLHF, or ``extra`` naming a pair key), ``null_margin_rows``
+    counts the rows other than their example's labelled pair, whose margin is null (warned)."""
+    from rewardkit.curate.consistency import PAIR_KEYS
+    from rewardkit.curate.writers import other_pair_rows, skipped, skipped_identical
 
     if to not in FORMAT_KEEPS:
         return {"skipped_no_pair": 0, "skipped_identical": 0}
-    return {
+    notes = {
         "skipped_no_pair": skipped(examples, pairs),
         "skipped_identical": skipped_identical(examples, pairs),
     }
+    keyed = to == "openrlhf" or any(k in PAIR_KEYS for k in extra)
+    others = other_pair_rows(examples, pairs) if keyed else 0
+    if others:
+        notes["null_margin_rows"] = others
+        warnings.warn(
+            f"{others} row(s) are not their example's labelled pair (first chosen, first "
+            "rejected): meta.margin/strength is that pair's, so these rows hold null; use "
+            "--pairs first for rows that all carry one",
+            stacklevel=2,
+        )
+    return notes
 
 
 def target_notes(examples: Sequence[Any], to: str, fields: Sequence[str] = ()) -> dict[str, Any]:
@@ -251,10 +267,18 @@ def lengths_report(
     """``curate lengths``: the per-group table on stderr (stdout holds the JSON line), the
     rebalanced copy written to ``out`` when given, and the summary's fields: ``examples``,
     ``groups`` (``n_pairs``, ``length_accuracy``, ``flag`` per group), ``flagged`` (the groups
-    a length baseline solves), and with ``out`` ``written`` and what ``to`` leaves out."""
-    from rewardkit.curate.dedup import length_balance, rebalance
+    a length baseline solves), ``image_responses`` (examples left out: no length) when any, and
+    with ``out`` ``written`` and what ``to`` leaves out."""
+    from rewardkit.curate.dedup import length_balance, rebalance, text_responses
 
     table = dict(sorted(length_balance(examples, by, threshold).items()))
+    images = sum(not text_responses(ex) for ex in examples)
+    if images:
+        warnings.warn(
+            f"{images} of {len(examples)} examples have an image response: no length to "
+            "compare, left out of the check (and kept by a rebalanced copy)",
+            stacklevel=2,
+        )
     if not table:
         typer.echo(f"no labelled pairs in {len(examples)} examples: nothing to check", err=True)
     for group, row in table.items():
@@ -266,6 +290,8 @@ def lengths_report(
     flagged = [group for group, row in table.items() if row["flag"]]
     fields: dict[str, Any] = {"examples": len(examples), "by": by, "groups": table}
     fields["flagged"] = flagged
+    if images:
+        fields["image_responses"] = images
     if out:
         kept = rebalance(examples, by, seed)
         fields["written"] = write_examples(kept, out, to)

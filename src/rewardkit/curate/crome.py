@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rewardkit.content import content_text
 from rewardkit.curate.dedup import content_form
 from rewardkit.errors import DataError
 from rewardkit.types import Example, Message, stable_hash, user
@@ -156,7 +157,8 @@ INSTRUCTIONS = {
 
 class GeneratorRewriter:
     """Rewrites by asking a generator (``sample(prompt_messages, n) -> list[str]``, e.g. the
-    embedded SmolLM2 :class:`~rewardkit.inference.generate.Policy`) with :data:`INSTRUCTIONS`."""
+    embedded SmolLM2 :class:`~rewardkit.inference.generate.Policy`) with :data:`INSTRUCTIONS`;
+    the question is the prompt's last turn as text (an image shown as ``<image>``)."""
 
     def __init__(self, generator: Any) -> None:
         self.generator = generator
@@ -164,7 +166,7 @@ class GeneratorRewriter:
     def __call__(self, attribute: str, prompt: list[Message], response: str) -> str | None:
         if attribute not in INSTRUCTIONS:
             raise DataError(f"unknown Crome attribute {attribute!r}; known: {sorted(INSTRUCTIONS)}")
-        asked = prompt[-1]["content"] if prompt else ""
+        asked = content_text(prompt[-1]["content"]) if prompt else ""  # images: "<image>"
         text = (
             f"{INSTRUCTIONS[attribute]}\n\nQuestion: {asked}\n\nAnswer: {response}\n\n"
             "Rewritten answer:"
@@ -220,8 +222,12 @@ def crome_augment(
     rng = np.random.default_rng(seed)
     out: list[Example] = []
     causal_pairs: list[Example] = []
+    images: list[str] = []
     for ex in examples:
-        if ex.is_tie or not ex.chosen or not isinstance(ex.responses[ex.chosen[0]], str):
+        if ex.is_tie or not ex.chosen:
+            continue
+        if not isinstance(ex.responses[ex.chosen[0]], str):
+            images.append(ex.id)  # an image response: no text to rewrite
             continue
         y = str(ex.responses[ex.chosen[0]])
         for attr in causal:
@@ -232,6 +238,13 @@ def crome_augment(
             new = rewriter(attr, ex.prompt, y)
             if new is not None and new != y:
                 out.append(_pair(ex, ex.prompt, y, new, "neutral", attr))
+    if images:
+        warnings.warn(
+            f"{len(images)} of {len(examples)} examples have an image (content-part) chosen "
+            f"response: Crome rewrites text, so they give no pairs (first: example "
+            f"{images[0]!r})",
+            stacklevel=2,
+        )
     out = causal_pairs + out
     if irrelevant:
         out.extend(_irrelevant_ties(examples, causal_pairs, rng))
@@ -241,14 +254,24 @@ def crome_augment(
 def _irrelevant_ties(
     examples: Sequence[Example], causal_pairs: Sequence[Example], rng: np.random.Generator
 ) -> list[Example]:
-    """Each causal pair again under a random prompt other than its own, as a tie."""
+    """Each causal pair again under a random prompt other than its own, as a tie: never a
+    prompt that either of its responses was given to in the data (an ``ignored_instruction``
+    rewrite is another prompt's answer, on-topic there; an answer two prompts share is no
+    less relevant to the other), where the two would not be equally off-topic."""
     prompts: dict[str, list[Message]] = {}
+    answered: dict[str, set[str]] = {}  # normalized response text -> keys of its prompts
     for ex in examples:
-        prompts.setdefault(prompt_key(ex.prompt), ex.prompt)
+        key = prompt_key(ex.prompt)
+        prompts.setdefault(key, ex.prompt)
+        for r in ex.responses:
+            if isinstance(r, str):
+                answered.setdefault(content_form(r), set()).add(key)
     out, alone = [], []
     for cp in causal_pairs:
-        own = prompt_key(cp.prompt)
-        choices = [p for k, p in prompts.items() if k != own]
+        taken = {prompt_key(cp.prompt)}
+        for r in cp.responses:
+            taken |= answered.get(content_form(r), set())
+        choices = [p for k, p in prompts.items() if k not in taken]
         src = cp.meta["source_id"]
         if not choices:
             alone.append(src)
@@ -261,7 +284,7 @@ def _irrelevant_ties(
     if alone:
         warnings.warn(
             f"{len(alone)} causal pair(s) got no irrelevant tie: no example has another prompt "
-            f"(first: example {alone[0]!r})",
+            f"that neither response answers (first: example {alone[0]!r})",
             stacklevel=3,
         )
     return out

@@ -100,9 +100,36 @@ def _invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or "\ufe00" <= ch <= "\ufe0f"
 
 
+#: Arabic tatweel (kashida): it stretches a word for display, the letters stay the same.
+_TATWEEL = "\u0640"
+
+
+def _superscripts(text: str) -> str:
+    """Each run of superscript characters as ``^`` and its NFKC form (``"x²"`` → ``"x^2"``,
+    ``"10⁻¹²"`` → ``"10^-12"``): NFKC alone makes ``"x²"`` the different ``"x2"``."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    run: list[str] = []
+    for ch in text:
+        if ch > "\x7f" and unicodedata.decomposition(ch).startswith("<super>"):
+            run.append(ch)
+            continue
+        if run:
+            out.append("^" + "".join(run))
+            run = []
+        out.append(ch)
+    if run:
+        out.append("^" + "".join(run))
+    return "".join(out)
+
+
 def normalize_text(text: str) -> str:
     """NFKC, case-folded, invisible format characters dropped (``"Pa\u200bris"`` =
     ``"Paris"``), presentation punctuation dropped, whitespace collapsed and stripped.
+    Superscripts become ``^`` powers first (``"x²"`` = ``"x^2"`` ≠ ``"x2"``; subscripts are
+    NFKC's: ``"H₂O"`` = ``"H2O"``); the minus sign U+2212 is ``-`` (``"−5"`` = ``"-5"``); the
+    Arabic tatweel is dropped (``"القـــاهرة"`` = ``"القاهرة"``).
 
     Kept: operators between operands (``"6/3"`` ≠ ``"6*3"``, ``"x-1"`` ≠ ``"x1"``, ``"2:30"`` ≠
     ``"230"``), ``% & @ \\``, brackets, symbols (``+ = ^ < >``), a number's sign and decimal point
@@ -111,8 +138,8 @@ def normalize_text(text: str) -> str:
     (``"f'(x)"``). Dropped: quotes, sentence punctuation
     (``"Paris."`` = ``"paris"``), markdown emphasis (``"**Paris**"`` = ``"Paris"``).
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(ch for ch in text if not _invisible(ch))
+    text = unicodedata.normalize("NFKC", _superscripts(text)).casefold().replace("\u2212", "-")
+    text = "".join(ch for ch in text if not _invisible(ch) and ch != _TATWEEL)
     marks = {m.start() for m in _NUMBER_MARK.finditer(text)}
     out: list[str] = []
     i = 0
@@ -271,12 +298,19 @@ def _group(ex: Example, by: str) -> str:
     return value or "(none)"
 
 
+def text_responses(ex: Example) -> bool:
+    """Whether every response of ``ex`` is text (an image response has no length in
+    characters: a content list's ``len`` counts its parts)."""
+    return all(isinstance(r, str) for r in ex.responses)
+
+
 def length_balance(
     examples: Sequence[Example], by: str = "subset", threshold: float = DEGENERATE_AT
 ) -> dict[str, dict[str, Any]]:
     """Per group (``subset`` or ``source``): the accuracy of "the longer response (characters)
     wins" (ties ½) over chosen/rejected pairs, and a ``flag`` ("longer wins" / "shorter wins")
-    where a length baseline solves the group."""
+    where a length baseline solves the group. Examples with an image response are left out
+    (:func:`text_responses`)."""
     if by not in ("subset", "source"):
         raise ValueError(f"by must be 'subset' or 'source', got {by!r}")
     if isinstance(threshold, bool) or not (
@@ -287,6 +321,7 @@ def length_balance(
             f"[0.5, 1], got {threshold!r}"
         )
     usable = [ex for ex in examples if ex.chosen and ex.rejected and not ex.is_tie]
+    usable = [ex for ex in usable if text_responses(ex)]  # an image has no length to compare
     return length_degenerate_subsets(
         [_group(ex, by) for ex in usable],
         [[len(r) for r in ex.responses] for ex in usable],
@@ -298,11 +333,13 @@ def length_balance(
 
 def rebalance(examples: Sequence[Example], by: str = "subset", seed: int = 0) -> list[Example]:
     """Subsample each group so that "chosen longer" and "chosen shorter" pairs are equally many
-    (seeded; pairs of equal length and unlabelled examples are always kept)."""
+    (seeded; pairs of equal length, unlabelled examples and examples with an image response
+    are always kept)."""
     rng = random.Random(seed)
     direction: list[int] = []
     for ex in examples:
-        pairs = pairs_of(ex.chosen, len(ex.responses)) if not ex.is_tie else []
+        usable = not ex.is_tie and text_responses(ex)
+        pairs = pairs_of(ex.chosen, len(ex.responses)) if usable else []
         if not pairs:
             direction.append(0)
             continue

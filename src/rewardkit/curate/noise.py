@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.content import ImageRef, content_text, part_list
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.curate.strength import MARGIN_KEY, STRENGTH_KEY, preference_strength
 from rewardkit.types import Example, prompt_text
@@ -227,12 +228,15 @@ def review_rows(result: NoiseResult, examples: Sequence[Example]) -> list[dict[s
 def review_text(result: NoiseResult, examples: Sequence[Example], path: str | PathLike[str]) -> str:
     """The review as JSONL (``path`` ends in ``.jsonl`` or ``.jsonl.gz``) or a Markdown table
     (any other name); NaN/±inf written as null."""
+    from rewardkit.data.writer import json_value
     from rewardkit.outputs import finite_json
 
     rows = review_rows(result, examples)
     if str(path).endswith((".jsonl", ".jsonl.gz")):
-        return "".join(
-            json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False) + "\n" for row in rows
+        return "".join(  # an image response as rewardkit JSONL writes it (an absolute path)
+            json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False, default=json_value)
+            + "\n"
+            for row in rows
         )
     return review_markdown(rows, result)
 
@@ -250,8 +254,26 @@ def write_review(
     return Path(path)
 
 
-def _cell(text: str, width: int = 120) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")
+def _shown(content: Any) -> str:
+    """Content as a reviewer reads it: text as it is, an image as ``<image: its path>``
+    (``<image>`` for in-memory bytes), text parts as their text."""
+    from rewardkit.data.writer import image_json
+
+    if isinstance(content, str):
+        return content
+    out = []
+    for part in part_list(content):
+        ref = part.get("image") if isinstance(part, dict) else None
+        if isinstance(ref, ImageRef):
+            path = image_json(ref).get("path")  # absolute, as the JSONL review writes it
+            out.append(f"<image: {path}>" if path else "<image>")
+        else:
+            out.append(content_text([part]))
+    return " ".join(out)
+
+
+def _cell(text: Any, width: int = 120) -> str:
+    text = " ".join(_shown(text).split()).replace("|", "\\|")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

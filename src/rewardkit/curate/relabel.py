@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.content import part_list
+from rewardkit.curate.consistency import PAIR_KEYS
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.errors import DataError
 from rewardkit.types import Example, Message
@@ -51,19 +53,28 @@ def condition(
 ) -> list[Message]:
     """``prompt`` conditioned on ``score``: a leading system message (an existing system
     message gets ``g(s) + "\\n\\n"`` in front of its text), or, with ``as_system=False``,
-    ``g(s) + "\\n\\n"`` before the first user turn."""
+    ``g(s) + "\\n\\n"`` before the first user turn. A turn of content parts (images) gets it
+    as a text part in front (:func:`_prepended`), its images kept."""
     goal = system_prompt(score, template)
     msgs = [dict(m) for m in prompt]
     if as_system:
         if msgs and msgs[0]["role"] == "system":
-            msgs[0]["content"] = goal + "\n\n" + msgs[0]["content"]
+            msgs[0]["content"] = _prepended(goal, msgs[0]["content"])
             return msgs  # type: ignore[return-value]
         return [{"role": "system", "content": goal}, *msgs]  # type: ignore[list-item]
     for m in msgs:
         if m["role"] == "user":
-            m["content"] = goal + "\n\n" + m["content"]
+            m["content"] = _prepended(goal, m["content"])
             return msgs  # type: ignore[return-value]
     raise ValueError("prompt has no user turn to condition (use as_system=True)")
+
+
+def _prepended(goal: str, content: Any) -> Any:
+    """``goal + "\\n\\n"`` before a turn's content: a text gets it in front, a list of content
+    parts (an image prompt) a text part of its own before them (the images stay)."""
+    if isinstance(content, str):
+        return goal + "\n\n" + content
+    return [{"type": "text", "text": goal + "\n\n"}, *part_list(content)]
 
 
 def inference_prompt(prompt: Sequence[Message], top: float = 10, **kw: Any) -> list[Message]:
@@ -201,9 +212,12 @@ def reward_augment(
             continue
         y_w, y_l = ex.responses[pair[0]], ex.responses[pair[1]]
         tally["pairs"] += 1
-        for goal, score, chosen, rejected, bucket in (
-            ("positive", s_w, y_w, y_l, pos),
-            ("negative", s_l, y_l, y_w, neg),
+        # the negative pair prefers y_l: card E1's Δ of y_w over y_l (margin, strength) is not
+        # its Δ, so it is left out rather than trained as a margin for the other side
+        reversed_meta = {k: v for k, v in ex.meta.items() if k not in PAIR_KEYS}
+        for goal, score, chosen, rejected, meta, bucket in (
+            ("positive", s_w, y_w, y_l, ex.meta, pos),
+            ("negative", s_l, y_l, y_w, reversed_meta, neg),
         ):
             bucket.append(
                 replace(
@@ -213,7 +227,7 @@ def reward_augment(
                     responses=[chosen, rejected],
                     chosen=[0],
                     ratings=None,
-                    meta={**ex.meta, "goal": goal, "target_score": score},
+                    meta={**meta, "goal": goal, "target_score": score},
                 )
             )
     if counts is not None:

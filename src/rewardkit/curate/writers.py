@@ -4,7 +4,10 @@
   ``{"prompt": [messages], "chosen": [{"role": "assistant", ...}], "rejected": [...]}``.
 - **OpenRLHF** (``--apply_chat_template``, no ``--prompt_key``): ``chosen`` and ``rejected`` are
   whole conversations (prompt + assistant turn); ``margin`` is added when ``meta`` has one (read
-  by OpenRLHF's reward-model margin loss).
+  by OpenRLHF's reward-model margin loss). ``meta.margin`` (like ``strength`` / ``strength_std``,
+  :data:`PAIR_KEYS`) is card E1's Δ of the example's labelled pair (first chosen, first
+  rejected): only that pair's row carries it; another chosen × rejected row of a multi-response
+  example gets null (:func:`other_pair_rows` counts them).
 - **JSONL**: rewardkit's generic records (:func:`rewardkit.data.write_jsonl`; ``meta`` kept).
 
 A multi-response example gives one row per (chosen, rejected) combination (``pairs="all"``) or
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.content import ImageRef
+from rewardkit.curate.consistency import PAIR_KEYS
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.data import write_jsonl
 from rewardkit.data.writer import json_value
@@ -80,7 +84,9 @@ def _rows_of(ex: Example, pairs: str) -> list[tuple[int, int]]:
     return [(c, r) for c, r in _pairs(ex, pairs) if not identical(ex, c, r)]
 
 
-def _extras(ex: Example, extra: Sequence[str]) -> dict[str, Any]:
+def _extras(ex: Example, extra: Sequence[str], labelled: bool = True) -> dict[str, Any]:
+    """The ``extra`` fields of a row of ``ex``; a :data:`PAIR_KEYS` value (the labelled pair's
+    Δ) is null on a row that is not the labelled pair (``labelled`` False)."""
     out: dict[str, Any] = {}
     for key in extra:
         if key == "id":
@@ -88,8 +94,20 @@ def _extras(ex: Example, extra: Sequence[str]) -> dict[str, Any]:
         elif key == "source" and ex.source is not None:
             out["source"] = ex.source
         elif key in ex.meta:
-            out[key] = ex.meta[key]
+            out[key] = ex.meta[key] if labelled or key not in PAIR_KEYS else None
     return out
+
+
+def other_pair_rows(examples: Iterable[Example], pairs: str = "all") -> int:
+    """How many written rows are not their example's labelled pair although the example has a
+    :data:`PAIR_KEYS` value (``meta.margin``, …): the value is that pair's, so these rows get
+    null (``pairs="all"`` on a multi-response example)."""
+    n = 0
+    for ex in examples:
+        if any(k in ex.meta for k in PAIR_KEYS):
+            own = labelled_pair(ex)
+            n += sum((c, r) != own for c, r in _rows_of(ex, pairs))
+    return n
 
 
 def skipped(examples: Iterable[Example], pairs: str = "all") -> int:
@@ -147,6 +165,7 @@ def trl_rows(
     keys such as ``margin``); a prompt with images gets TRL's vision layout (module doc)."""
     for ex in examples:
         prompt, images = _vision_prompt(ex)
+        own = labelled_pair(ex)
         for c, r in _rows_of(ex, pairs):
             row: dict[str, Any] = {"images": images} if images else {}
             row.update(
@@ -154,7 +173,7 @@ def trl_rows(
                     "prompt": prompt,
                     "chosen": [assistant(_text_response(ex, c, "TRL DPO"))],
                     "rejected": [assistant(_text_response(ex, r, "TRL DPO"))],
-                    **_extras(ex, extra),
+                    **_extras(ex, extra, (c, r) == own),
                 }
             )
             yield row
@@ -163,7 +182,8 @@ def trl_rows(
 def openrlhf_rows(
     examples: Iterable[Example], pairs: str = "all", extra: Sequence[str] = ()
 ) -> Iterator[dict[str, Any]]:
-    """OpenRLHF preference rows: whole conversations, ``margin`` when the example has one."""
+    """OpenRLHF preference rows: whole conversations, ``margin`` when the example has one (on
+    the labelled pair's row; null on the example's other rows, :func:`other_pair_rows`)."""
     for ex in examples:
         prompt = [dict(m) for m in ex.prompt]
         if any(not isinstance(m["content"], str) for m in prompt):
@@ -171,14 +191,16 @@ def openrlhf_rows(
                 f"example {ex.id!r}: the prompt holds images; OpenRLHF preference rows are text "
                 "only — write TRL (--to trl, vision layout) or rewardkit JSONL instead"
             )
+        own = labelled_pair(ex)
         for c, r in _rows_of(ex, pairs):
             row: dict[str, Any] = {
                 "chosen": [*prompt, assistant(_text_response(ex, c, "OpenRLHF"))],
                 "rejected": [*prompt, assistant(_text_response(ex, r, "OpenRLHF"))],
             }
-            if "margin" in ex.meta:
-                row["margin"] = _margin(ex)
-            row.update(_extras(ex, extra))
+            if "margin" in ex.meta:  # the labelled pair's Δ: another pair's row gets null
+                margin = _margin(ex)  # checked on every row
+                row["margin"] = margin if (c, r) == own else float("nan")
+            row.update(_extras(ex, extra, (c, r) == own))
             yield row
 
 
