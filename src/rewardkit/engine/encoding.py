@@ -13,7 +13,7 @@ import copy
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rewardkit.engine.adapter import EncodedRow
@@ -35,6 +35,7 @@ from rewardkit.engine.truncation import (
     fit_pair,
 )
 from rewardkit.errors import DataError
+from rewardkit.models.chat_roles import apply_template, render_chat, template_roles
 from rewardkit.types import Message, Query, assistant, prompt_text
 
 
@@ -76,9 +77,16 @@ def encode_chat(
     response is what the full conversation adds after it. A leading BOS token is kept fixed.
     Special-token strings in the text are escaped (:mod:`.special_tokens`) unless ``escape`` is
     False (a caller that escaped the text itself and inserts real tags, as the PRM does).
+    Roles are rendered as the template takes them (:mod:`rewardkit.models.chat_roles`:
+    ``developer`` as ``system`` where the template has no such role, a refused system turn
+    folded into the first user turn).
     """
     prompts, responses = [], []
     queries = list(escape_queries(tokenizer, queries) if escape else queries)
+    mapped = [template_roles(tokenizer.chat_template, q.prompt) for q in queries]
+    queries = [
+        q if m == q.prompt else replace(q, prompt=m) for q, m in zip(queries, mapped, strict=True)
+    ]
     for i, q in enumerate(queries):
         if not q.prompt:  # the template cannot render no conversation, nor split one
             raise DataError(
@@ -107,10 +115,8 @@ def encode_chat(
 def _render_chat(tokenizer: Any, prompt: Sequence[Message], response: str) -> tuple[str, str]:
     """The template's text of ``prompt`` with the generation prompt, and what the full
     conversation (``response`` as the assistant turn) adds after it."""
-    p = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        [*prompt, assistant(response)], tokenize=False, add_generation_prompt=False
-    )
+    p = apply_template(tokenizer, prompt, add_generation_prompt=True)
+    full = apply_template(tokenizer, [*prompt, assistant(response)], add_generation_prompt=False)
     cut = len(p) if full.startswith(p) else _split_at_common_prefix(p, full)
     return full[:cut], full[cut:]
 
@@ -305,7 +311,7 @@ def render_slots(
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": body})
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = render_chat(tokenizer, messages, add_generation_prompt=True)
     else:
         text = (f"{system}\n\n" if system else "") + body + "\nAnswer:"
     parts = []

@@ -23,8 +23,10 @@ from rewardkit.types import Content, Message, Query
 
 #: Put after the first character of a special-token string found in scored text.
 WORD_JOINER = "\u2060"
-#: In every model-backed reward's identity: scores made before this escaping are not reused.
-TEXT_ENCODING = "special-token-strings-escaped"
+#: In every model-backed reward's identity: scores made before this escaping, or before
+#: ``developer`` turns were rendered as the template takes them (models/chat_roles.py), are not
+#: reused.
+TEXT_ENCODING = "special-token-strings-escaped;developer-as-system-unless-named"
 
 
 def special_strings(tokenizer: Any) -> tuple[str, ...]:

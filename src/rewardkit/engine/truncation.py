@@ -223,10 +223,11 @@ def fit_messages_right(
 def _split_system(
     messages: Sequence[Mapping[str, Any]],
 ) -> tuple[list[ChatMessage], list[ChatMessage]]:
-    """(the leading system messages, the conversation after them; at least one message)."""
+    """(the leading system messages, ``developer`` ones too (a template that keeps the role:
+    gpt-oss), the conversation after them; at least one message)."""
     msgs = [dict(m) for m in messages]
     n_system = 0
-    while n_system < len(msgs) - 1 and msgs[n_system].get("role") == "system":
+    while n_system < len(msgs) - 1 and msgs[n_system].get("role") in ("system", "developer"):
         n_system += 1
     return msgs[:n_system], msgs[n_system:]
 

@@ -17,6 +17,7 @@ import torch
 
 from rewardkit.engine.config import MAX_THREADS
 from rewardkit.errors import SpecError
+from rewardkit.models.chat_roles import render_chat
 from rewardkit.models.loading import (
     load_causal_lm,
     load_tokenizer,
@@ -147,7 +148,7 @@ class Policy:
         """Token ids of the prompt, through the chat template when the tokenizer has one."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            text = render_chat(tok, prompt, add_generation_prompt=True, who=self.name)
             return tok(text, return_tensors="pt", add_special_tokens=False)
         return tok(prompt_text(prompt), return_tensors="pt")
 

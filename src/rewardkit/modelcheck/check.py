@@ -31,6 +31,7 @@ from rewardkit.engine.execute import pad_rows
 from rewardkit.engine.runner import Engine
 from rewardkit.errors import SpecError
 from rewardkit.modelcheck.pairs import chat_pairs, chat_queries, probe_pairs
+from rewardkit.models.chat_roles import render_chat
 from rewardkit.models.loading import is_int8
 from rewardkit.registry import option_error, parse_spec
 from rewardkit.rewards.family_reward import FamilyModelReward
@@ -280,7 +281,7 @@ def _template(reward: FamilyModelReward, rows: Sequence[EncodedRow]) -> tuple[st
             continue
         total += 1
         if uses_template:
-            text = tok.apply_chat_template([*q.prompt, assistant(q.response)], tokenize=False)
+            text = render_chat(tok, [*q.prompt, assistant(q.response)], add_generation_prompt=False)
             expected = tok(text, add_special_tokens=False)["input_ids"] + suffix
         else:
             expected = tok(prompt_text(q.prompt), str(q.response))["input_ids"]

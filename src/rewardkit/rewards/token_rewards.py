@@ -35,6 +35,7 @@ from rewardkit.engine.adapter import Batch
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.special_tokens import escape_queries, escaped_to_original, valid_text
 from rewardkit.errors import SpecError, switch
+from rewardkit.models.chat_roles import render_chat
 from rewardkit.registry import refuse_options
 from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
 from rewardkit.rewards.ragged import run_rows
@@ -116,9 +117,10 @@ class TokenLogProbReward(SequenceLogProbReward):
     def _offsets_in(self, query: Query, text: str) -> np.ndarray:
         tok = self.tokenizer
         if self.use_chat_template:
-            p = tok.apply_chat_template(query.prompt, tokenize=False, add_generation_prompt=True)
-            full = tok.apply_chat_template(
-                [*query.prompt, assistant(text)], tokenize=False, add_generation_prompt=False
+            who = self.model_name
+            p = render_chat(tok, query.prompt, add_generation_prompt=True, who=who)
+            full = render_chat(
+                tok, [*query.prompt, assistant(text)], add_generation_prompt=False, who=who
             )
             cut = len(p) if full.startswith(p) else _common_prefix(p, full)
             part = full[cut:]

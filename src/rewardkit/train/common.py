@@ -199,6 +199,11 @@ def warmup_fraction(ratio: float) -> float:
     return min(ratio, math.nextafter(1.0, 0.0))
 
 
+def world_size() -> int:
+    """The number of training processes (``WORLD_SIZE``, set by ``accelerate launch``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def training_args(cfg: TrainConfig, output_dir: str, seed: int, n_eval: int) -> Any:
     from transformers import TrainingArguments
 

@@ -47,6 +47,13 @@ SCHEDULERS = (
 )
 
 
+#: Why ``pooling`` takes only ``mean``: what each kind of training reads is fixed.
+POOLING_FIXED = (
+    "frozen-backbone training reads mean-pooled sentence embeddings and a fine-tune its "
+    "checkpoint's own classification head, so only pooling: mean (the default) is honoured"
+)
+
+
 @dataclass
 class TrainConfig:
     """Everything a reward-model training run needs (see docs/training.md for each field)."""
@@ -60,7 +67,7 @@ class TrainConfig:
     head: str = "linear"  # linear | mlp (docs/methods/A14-two-layer-head.md two-layer SiLU head) | cosine (image)
     head_inner: int | None = None
     freeze_backbone: bool = False  # frozen encoder: features cached once, only the head trains
-    pooling: str = "mean"  # feature pooling for a frozen backbone: mean | cls | last
+    pooling: str = "mean"  # frozen-backbone features: mean-pooled (the only pooling)
     lora_r: int = 0  # > 0: train LoRA adapters through peft
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -216,12 +223,24 @@ class TrainConfig:
             raise SpecError(
                 f"train config: scheduler {self.scheduler!r} not in {', '.join(SCHEDULERS)}"
             )
-        if self.pooling not in ("mean", "cls", "last"):
-            raise SpecError(f"train config: pooling {self.pooling!r} not mean/cls/last")
+        if self.pooling != "mean":  # cls/last were accepted and trained the same mean features
+            raise SpecError(f"train config: pooling {self.pooling!r}: {POOLING_FIXED}")
         if self.prm_neutral not in PRM_NEUTRAL:
             raise SpecError(
                 f"train config: prm_neutral must be one of {', '.join(PRM_NEUTRAL)}, got "
                 f"{self.prm_neutral!r}"
+            )
+        if self.eval_steps and not str(self.eval_data or "").strip() and not self.eval_fraction:
+            raise SpecError(  # transformers' Trainer refuses eval steps without eval data too
+                f"train config: eval_steps {self.eval_steps} evaluates every {self.eval_steps} "
+                "steps, but there is no eval data (no eval_data, eval_fraction 0), so no eval "
+                "would run: give eval_data or eval_fraction, or leave eval_steps at 0"
+            )
+        if self.lora_targets == []:
+            raise SpecError(
+                "train config: lora_targets is an empty list (it trained the default modules): "
+                "name the modules to adapt (e.g. [q_proj, v_proj]), write all-linear, or leave "
+                "it out (null) for the default"
             )
         from rewardkit.train.objective_fields import check_objective_fields
 

@@ -27,6 +27,7 @@ from rewardkit.train.common import (
     write_json,
 )
 from rewardkit.train.config import TrainConfig
+from rewardkit.train.steps import epoch_steps
 from rewardkit.types import Example
 
 
@@ -227,12 +228,11 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
         featurize(feat, eval_ex, cfg.margin_column, cfg.margin_kind) if eval_ex else (None, None)
     )
     t_feat = time.perf_counter() - t0
+    n_pairs = int(pairs["pair_a"].numel())
+    total = epoch_steps(cfg, n_pairs, f"train data {cfg.data!r}")  # refused: under half a step
     claim_output_dir(cfg)  # data and features ready: --overwrite deletes the earlier run now
     head = FeatureHead(feat.dim, cfg.head, cfg.head_inner)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_pairs = int(pairs["pair_a"].numel())
-    steps_per_epoch = math.ceil(n_pairs / cfg.batch_size)
-    total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
     sched = head_schedule(cfg, opt, total)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, Any]] = []

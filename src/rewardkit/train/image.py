@@ -135,9 +135,10 @@ def prepare_image(cfg: TrainConfig, seed: int | None = None, examples: Any = Non
     from rewardkit.models.loading import set_threads
     from rewardkit.multimodal.image_rm import text_limit
     from rewardkit.train.collate import split_holdout
-    from rewardkit.train.common import load_examples, training_args
+    from rewardkit.train.common import load_examples, training_args, world_size
     from rewardkit.train.image_collate import ImageCollator, build_image_items
     from rewardkit.train.labels import check_pairs_differ
+    from rewardkit.train.steps import epoch_steps
 
     check_image_config(cfg)
     seed = cfg.seed if seed is None else seed
@@ -163,6 +164,7 @@ def prepare_image(cfg: TrainConfig, seed: int | None = None, examples: Any = Non
     check_pairs_differ(items, cfg.objective, where)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = ImageCollator(pad_id=int(pad), decoder=False, packing=False, processor=processor)
+    epoch_steps(cfg, len(items), where, world_size())  # epochs of less than half a step: refused
     args = training_args(cfg, str(cfg.output_dir), seed, len(eval_items))
     return _image_trainer_class()(
         model=model,

@@ -20,8 +20,10 @@ from rewardkit.train.common import (
     load_examples,
     run_counts,
     training_args,
+    world_size,
 )
 from rewardkit.train.config import TrainConfig
+from rewardkit.train.steps import epoch_steps
 
 __all__ = [
     "TrainResult",
@@ -274,6 +276,7 @@ def prepare(
     if eval_items:
         said = describe_counts(data_counts(eval_items, cfg.objective), cfg.objective)
         log.info("%s: evaluating on %s", eval_where if eval_ex else "the hold-out", said)
+    epoch_steps(cfg, len(items), where, world_size())  # epochs of less than half a step: refused
     args = training_args(cfg, str(cfg.output_dir), seed, len(eval_items))
     return RewardTrainer(
         model=module,

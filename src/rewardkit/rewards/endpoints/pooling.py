@@ -115,7 +115,9 @@ class ChatTemplate:
         tok = self._load()
         # the server tokenizes this text: the query's own text must not write control tokens
         messages = escape_messages(chat_of(query), special_strings(tok))
-        return tok.apply_chat_template(messages, tokenize=False)
+        from rewardkit.models.chat_roles import render_chat
+
+        return render_chat(tok, messages, add_generation_prompt=False, who=f"tokenizer={self.name}")
 
 
 class _PoolingReward(EndpointReward):

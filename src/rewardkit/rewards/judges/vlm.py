@@ -26,6 +26,7 @@ from rewardkit.engine.special_tokens import escape_content, special_strings
 from rewardkit.engine.truncation import TruncationError, fit_many
 from rewardkit.errors import SpecError
 from rewardkit.models.causal_lm import at_last, measure_logit_scale, select_logits, softcap_of
+from rewardkit.models.chat_roles import render_chat
 from rewardkit.models.loading import (
     fit_max_length,
     resolve_device,
@@ -164,9 +165,7 @@ class VLMJudge(MultimodalReward):
                     {"role": "system", "content": [{"type": "text", "text": self.system}]}
                 )
             messages.append({"role": "user", "content": content})
-            text = self.processor.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
+            text = render_chat(self.processor, messages, add_generation_prompt=True, who=self.name)
         else:
             body = "".join(p["text"] if p["type"] == "text" else self.image_token for p in parts)
             text = (f"{self.system}\n\n" if self.system else "") + body + "\nAnswer:"
