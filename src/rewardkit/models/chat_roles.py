@@ -38,7 +38,7 @@ def knows_developer(template: Any) -> bool:
 def template_roles(template: Any, messages: Sequence[Any]) -> list[Any]:
     """``messages`` with ``developer`` turns as ``system`` unless ``template`` names the role;
     the leading system turns merged into one where a developer turn was mapped (text only)."""
-    if knows_developer(template) or not any(m.get("role") == "developer" for m in messages):
+    if not any(m.get("role") == "developer" for m in messages) or knows_developer(template):
         return list(messages)
     out = [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
     n = 0
