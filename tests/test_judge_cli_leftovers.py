@@ -170,6 +170,10 @@ def _value(kind: str, name: str, listed: str, tmp_path) -> object:
         "prices": {"stub": {"prompt": 1.0, "completion": 2.0}},
         "cache_dir": str(tmp_path / "cache"),
         "progress": False,
+        "api_key_header": "api-key",
+        "api_version": "2024-06-01",
+        "query": {"deployment": "d1"},
+        "headers": {"X-Title": "rewardkit tests"},
     }
     if name in plain:
         return plain[name]
@@ -188,7 +192,8 @@ def test_the_endpoint_form_lists_only_what_an_http_judge_reads(kind, tmp_path, m
         if name in ("base_url", "model"):
             continue
         value = _value(kind, name, endpoint, tmp_path)
-        load_reward({**base, name: value})  # every listed option is taken
+        key = {"api_key_env": "RK_LEFTOVER_KEY"} if name == "api_key_header" else {}
+        load_reward({**base, **key, name: value})  # every listed option is taken
     with pytest.raises(ValueError, match="use_chat_template"):
         load_reward({**base, "use_chat_template": False})
     if kind == "judge-rating":  # "output=expected|probs" before; probs is refused

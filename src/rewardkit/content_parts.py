@@ -52,7 +52,10 @@ class PartError(RewardkitError, ValueError):
         self.index = index
         self.part = part
         self.problem = problem
-        super().__init__(f"content[{index}] {_PROBLEMS[problem]}")
+        super().__init__(f"content[{index}] {_PROBLEMS.get(problem, problem)}")
+
+    def __reduce__(self) -> tuple[type, tuple[int, Any, str]]:  # across processes
+        return type(self), (self.index, self.part, self.problem)
 
 
 def part_list(content: Any) -> list[Any]:

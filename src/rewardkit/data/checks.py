@@ -34,6 +34,9 @@ class MessageError(ValueError):
         self.sub = sub
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # across processes (workers, Ray)
+        return type(self), (self.sub, self.reason)
+
 
 def chat_role(role: Any) -> str:
     """``role`` as one of :data:`ROLES`: letter case and surrounding blanks ignored, the

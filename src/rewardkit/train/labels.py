@@ -304,6 +304,12 @@ class Truncations:
     kept: int = 0  # the longest truncated row kept (the limit in effect)
     longest: int = 0  # the longest row before truncation
 
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped encoder's attributes (a PRM step encoder's ``conv``, ``tag_id``)."""
+        if name == "encode":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.encode, name)
+
     def __call__(self, queries: list[Any]) -> list[Any]:
         out = self.encode(queries)
         for row in out:
