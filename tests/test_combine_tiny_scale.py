@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rewardkit.combine.running import Moments, RunningWhitener
@@ -123,9 +123,11 @@ _batch = st.lists(st.integers(-64, 64), min_size=2, max_size=6).map(lambda v: np
 )
 def test_whitening_is_scale_invariant(k, batches, kw):
     """whiten(2^k·x) == whiten(x) with ε = 0, batch after batch (2^k·x is exact for k in
-    [−1000, 1000]); the moments scale by 2^k."""
+    [−1000, 1000]); the moments scale by 2^k. A source with no spread yet (a constant first
+    batch) is only centred, which no scale can be read from: such runs are left out."""
+    assume(np.ptp(batches[0]) > 0)
     plain, scaled = RunningWhitener(eps=0.0, **kw), RunningWhitener(eps=0.0, **kw)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a constant first batch: 0/0
+    with np.errstate(divide="ignore", invalid="ignore"):
         for x in batches:
             want, got = plain(x), scaled(np.ldexp(x, k))
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
