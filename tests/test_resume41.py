@@ -170,6 +170,17 @@ main()
 """
 
 
+def _killed_after(name: str, *argv: str) -> subprocess.CompletedProcess:
+    """``rewardkit ARGV`` in a child killed (SIGKILL) right after it replaces a file ``name``."""
+    return subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_REPLACE, *argv],
+        env={**ENV, "KILL_AFTER": name},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_curate_killed_between_out_and_votes_leaves_no_older_votes_beside_the_new_out(tmp_path):
     out, votes = tmp_path / "s.jsonl", tmp_path / "votes.json"
     verb = ["curate", "strength", "-r", "rule:length", "--out", str(out), "--votes", str(votes)]
@@ -189,20 +200,7 @@ def test_curate_killed_between_out_and_votes_leaves_no_older_votes_beside_the_ne
     )
     assert done.returncode == 0, done.stderr
     assert sorted(json.loads(votes.read_text())) == [f"a{i}" for i in range(5)]
-    killed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _KILLED_AFTER_REPLACE,
-            *verb,
-            "--data",
-            str(_pairs(tmp_path / "b.jsonl", 3, "b")),
-        ],
-        env={**ENV, "KILL_AFTER": out.name},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    killed = _killed_after(out.name, *verb, "--data", str(_pairs(tmp_path / "b.jsonl", 3, "b")))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["b0", "b1", "b2"]
     assert not votes.exists()  # before: the first run's votes for a0-a4 beside b0-b2
@@ -219,20 +217,7 @@ def test_eval_killed_between_its_reports_leaves_no_older_saved_temperature(tmp_p
     done = CliRunner().invoke(app, [*verb, "--data", str(_pairs(tmp_path / "a.jsonl", 6, "a"))])
     assert done.exit_code == 0, done.output
     assert json.loads(temp.read_text())["reward"] == "rule:length"
-    killed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _KILLED_AFTER_REPLACE,
-            *verb,
-            "--data",
-            str(_pairs(tmp_path / "b.jsonl", 3, "b")),
-        ],
-        env={**ENV, "KILL_AFTER": "report.md"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    killed = _killed_after("report.md", *verb, "--data", str(_pairs(tmp_path / "b.jsonl", 3, "b")))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert json.loads((run / "report.json").read_text())["dataset"]["n_examples"] == 3
     assert not temp.exists()  # before: the first run's temperature (on a0-a5) beside it

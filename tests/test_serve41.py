@@ -5,11 +5,8 @@ HEAD on every GET endpoint, exit 0 after a SIGTERM drain."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +14,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.adversarial.helpers import slow_server
+from tests.adversarial.helpers.slow_server import free_port
 from tests.proc_helpers import wait_for
 
 from rewardkit.serve.app import THREAD_PARSE_BYTES, create_app
@@ -149,25 +148,12 @@ def test_every_get_endpoint_answers_head(path):
     assert anonymous.status_code == (200 if path == "/health" else 401)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sigterm_drains_the_request_in_flight_and_exits_0():
     """A batch of 1.5 s runs when SIGTERM comes (graceful timeout 10 s): its request is answered
     with its score and the process exits 0, as `serve --ray` does. Before: uvicorn re-raised
     the signal after its drain and the process ended by it (-15, 143 in a shell)."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.adversarial.helpers.slow_server", str(port), "1.5", "10"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port = free_port()
+    proc = slow_server.start(port, 1.5, 10)
     url = f"http://127.0.0.1:{port}"
     answer: dict = {}
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.adversarial.helpers import slow_server
+from tests.adversarial.helpers.slow_server import free_port
 from tests.proc_helpers import wait_for
 
 from rewardkit.client import RewardClient, RewardServerError
@@ -284,26 +286,12 @@ def test_get_reward_scores_the_whole_response_after_a_bos(server):
 
 
 # -- 6. shutdown within --graceful-timeout ----------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sigterm_exits_within_the_graceful_timeout_with_a_batch_running():
     """A batch of 8 s runs when SIGTERM comes; --graceful-timeout 2: its request gets a JSON 503
     and the process is gone 2 s after the signal (it took the grace twice before: the drain's
     grace, then as much again waiting for the batch at shutdown)."""
-    port, grace, delay = _free_port(), 2.0, 8.0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    helper = "tests.adversarial.helpers.slow_server"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", helper, str(port), str(delay), str(grace)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port, grace, delay = free_port(), 2.0, 8.0
+    proc = slow_server.start(port, delay, grace)
     url = f"http://127.0.0.1:{port}"
     answer: dict = {}
 
@@ -335,7 +323,7 @@ def test_sigterm_exits_within_the_graceful_timeout_with_a_batch_running():
 def _ctrl_c_on_serve(ignore_sigint: bool = False) -> tuple[int, str]:
     """Start ``rewardkit serve`` (with SIGINT ignored from the start: ``ignore_sigint``), wait
     until it answers, press Ctrl-C; its exit code and stderr."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "-r", "rule:length", "--port", str(port)]
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None

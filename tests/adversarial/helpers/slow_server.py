@@ -6,9 +6,13 @@ Usage: python -m tests.adversarial.helpers.slow_server PORT DELAY GRACEFUL_TIMEO
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +20,27 @@ from rewardkit.serve.batcher import BatcherConfig
 from rewardkit.serve.cli import run
 from rewardkit.serve.config import ServeConfig
 from rewardkit.types import Query, Reward
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    """A loopback port free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(port: int, delay: float, graceful_timeout: float) -> subprocess.Popen:
+    """This server in a child process on ``port`` (stderr piped, as text)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, str(port), str(delay), str(graceful_timeout)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 class SlowLength(Reward):
