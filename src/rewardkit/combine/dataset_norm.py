@@ -23,6 +23,7 @@ import numpy as np
 
 from rewardkit.combine.checks import (
     by_source,
+    is_real,
     source_keys,
     state_field,
     state_mapping,
@@ -31,10 +32,6 @@ from rewardkit.combine.checks import (
 from rewardkit.combine.normalize import as_array, check_finite, huge_exponent
 
 LN3 = math.log(3.0)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def logistic_normalize(r: Any, median: Any, k: Any) -> np.ndarray:
@@ -85,7 +82,7 @@ class MedianLogisticNormalizer:
         if self.window < 1:
             raise ValueError(f"window must be ≥ 1; got {self.window}")
         for name, k in (("k", self.k), ("k_flat", self.k_flat)):
-            if k is not None and not (_is_number(k) and math.isfinite(k) and k > 0):
+            if k is not None and not (is_real(k) and math.isfinite(k) and k > 0):
                 # k ≤ 0 would turn the curve around: a better metric would get a lower reward
                 raise ValueError(
                     f"{name} (the logistic slope) must be a finite number > 0; got {k!r}"

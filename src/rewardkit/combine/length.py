@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.checks import is_real
 from rewardkit.combine.normalize import as_groups, as_rewards
 
 
@@ -98,14 +98,9 @@ def kimi_length_reward(
 def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.ndarray:
     """Card C8 — ``−c · max(0, L − target) / target``; ``c ≥ 0`` (finite): a negative ``c``
     rewarded every token past the target, a NaN one made every reward NaN."""
-    if not (_is_number(target) and math.isfinite(target) and target > 0):
+    if not (is_real(target) and math.isfinite(target) and target > 0):
         raise ValueError(f"target length must be a finite number > 0; got {target!r}")
-    if not (_is_number(c) and math.isfinite(c) and c >= 0):
+    if not (is_real(c) and math.isfinite(c) and c >= 0):
         raise ValueError(f"penalty weight c must be a finite number ≥ 0; got {c!r}")
     L = as_lengths(lengths)
     return -c * np.maximum(0.0, L - target) / target
-
-
-def _is_number(v: Any) -> bool:
-    """A real number, not a bool or a text (``np.isfinite("5")`` raised a bare TypeError)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)

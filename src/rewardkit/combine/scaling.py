@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.checks import is_real
 from rewardkit.combine.normalize import (
     as_array,
     as_groups,
@@ -37,9 +37,9 @@ def dynamic_beta(delta: Any, beta0: float = 0.1, w: float = 0.5, k: float = 0.5)
     ``β₀ > 0``, ``w ≥ 0`` and ``k > 0`` (finite): a negative ``k`` or ``w`` would give the pairs
     the reward model separates most confidently the *smallest* β, the opposite of the method."""
     for name, v, low in (("beta0", beta0, 0.0), ("k", k, 0.0)):
-        if not (_is_number(v) and np.isfinite(v) and v > low):
+        if not (is_real(v) and np.isfinite(v) and v > low):
             raise ValueError(f"dynamic_beta: {name} must be a finite number > 0; got {v!r}")
-    if not (_is_number(w) and np.isfinite(w) and w >= 0):
+    if not (is_real(w) and np.isfinite(w) and w >= 0):
         raise ValueError(f"dynamic_beta: w must be a finite number ≥ 0; got {w!r}")
     d = as_array(delta, "delta")
     check_finite(d, "delta")  # an infinite margin is a broken reward, not "most confident"
@@ -54,19 +54,15 @@ def ls_factor_beta(ls_factor: Any, beta: float = 0.1, w: float = 0.1) -> np.ndar
     ``β > 0`` and ``w`` finite, as in :func:`dynamic_beta` (a NaN β gave every pair β NaN, an
     infinite ``w`` β inf).
     """
-    if not (_is_number(beta) and np.isfinite(beta) and beta > 0):
+    if not (is_real(beta) and np.isfinite(beta) and beta > 0):
         raise ValueError(f"ls_factor_beta: beta must be a finite number > 0; got {beta!r}")
-    if not (_is_number(w) and np.isfinite(w)):
+    if not (is_real(w) and np.isfinite(w)):
         raise ValueError(f"ls_factor_beta: w must be a finite number; got {w!r}")
     f = np.asarray(ls_factor, dtype=np.float64)
     check_finite(f, "ls_factor")  # nan_to_num would turn ±inf into ±1.8e308, silently
     f = np.where(np.isnan(f), 1.0, f)
     with np.errstate(over="ignore"):
         return check_in_range(np.maximum(beta * (1.0 + w * f), BETA_MIN), "beta")
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def data_hardness(prompt_emb: Any, demo_emb: Any) -> np.ndarray:
@@ -104,7 +100,7 @@ def model_responsiveness(
     group's mean is below ``r_demo``, else 0 (``0/0`` gave NaN, and NaN made the reward NaN).
     A NaN ``r_demo`` or an all-NaN group gives NaN ("unknown": no term in
     :func:`difficulty_scale`)."""
-    if not (_is_number(eps) and np.isfinite(eps) and eps >= 0):
+    if not (is_real(eps) and np.isfinite(eps) and eps >= 0):
         raise ValueError(f"model_responsiveness: eps must be a finite number ≥ 0; got {eps!r}")
     r = as_rewards(rewards)
     st = group_stats(r, as_groups(len(r), group_ids, group_size))
@@ -125,7 +121,7 @@ def difficulty_scale(
     the sign of every reward it scaled, a NaN λ made every reward NaN. A NaN h (unknown) adds
     nothing, as a NaN aspect in card C10; a NaN reward stays NaN."""
     for name, lam in (("lam_d", lam_d), ("lam_m", lam_m)):
-        if not (_is_number(lam) and np.isfinite(lam) and lam >= 0):
+        if not (is_real(lam) and np.isfinite(lam) and lam >= 0):
             raise ValueError(f"difficulty_scale: {name} must be a finite number ≥ 0; got {lam!r}")
     r = as_rewards(rewards)
     terms = []
