@@ -383,7 +383,7 @@ def test_rewards_list_shows_ensemble_and_weighted_with_their_cards():
     assert "weighted" in out and "C10" in out
     assert "aggregate=mean_minus_std" in out
     aggregate_lines = [line for line in out.splitlines() if "aggregate=" in line]
-    assert len(aggregate_lines) == 6 and max(map(len, aggregate_lines)) <= 100
+    assert len(aggregate_lines) == 7 and max(map(len, aggregate_lines)) <= 100
 
 
 def test_score_verb_with_an_ensemble_file(tmp_path):

@@ -44,7 +44,10 @@ AGGREGATES: dict[str, str] = {
     "max": "best case: the highest member score",
     "mean_minus_std": "uncertainty-penalised mean − λ·std (population std, ddof 0; λ=1)",
     "weighted": "Σ w·s over the members that apply, weights rescaled to the full total",
+    "harmonic": "weighted harmonic mean 1/Σ(w/s), scores ≥ 0 (card F5)",
 }
+#: Aggregates that take ``weights`` (``harmonic``'s are optional: equal when not given).
+WEIGHTED_AGGREGATES = ("weighted", "harmonic")
 #: λ of ``mean_minus_std`` when none is given. Card C5: "λ=1 default [design]" (not pinned by the
 #: paper; Appendix 1 item 8).
 DEFAULT_LAM = 1.0
@@ -223,8 +226,10 @@ def disagreement(scores: np.ndarray) -> Disagreement:
     return Disagreement(std, rng, n.astype(np.int64))
 
 
-def _check_weights(weights: object, m: int) -> np.ndarray:
+def _check_weights(weights: object, m: int, name: str = "weighted") -> np.ndarray:
     if weights is None:
+        if name == "harmonic":
+            return np.ones(m)
         raise ValueError("aggregate 'weighted' needs weights, one per member")
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (m,):
@@ -233,7 +238,30 @@ def _check_weights(weights: object, m: int) -> np.ndarray:
         raise ValueError(f"weights must be finite; got {w.tolist()}")
     if not np.any(w != 0):
         raise ValueError("weights are all zero: a weighted sum of nothing")
+    if name == "harmonic" and np.any(w < 0):
+        raise ValueError(f"harmonic weights must be ≥ 0; got {w.tolist()}")
     return w
+
+
+def harmonic_rows(x: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per row, ``1 / Σ_C (ŵ_j / s_j)`` with ``ŵ = w / Σ_C w`` over the members ``C`` in ``mask``
+    (docs/methods/F5-lambda-harmonic.md). A score of 0 gives 0 (the limit: bad at one member is
+    bad); +inf adds nothing; a negative score is a ValueError naming its row and member (the
+    harmonic mean of mixed signs has no meaning). Rows with no member are NaN."""
+    bad = np.argwhere(mask & (x < 0))
+    if len(bad):
+        i, j = (int(v) for v in bad[0])
+        raise ValueError(
+            f"aggregate 'harmonic' needs scores ≥ 0: row {i}, member {j} is {float(x[i, j])!r} "
+            f"({len(bad)} negative score(s)); transform the rewards first (e.g. sigmoid)"
+        )
+    w = w / w.max()  # weights near 1e308 would sum to inf
+    used = np.where(mask, w[None, :], 0.0).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        terms = np.where(mask, w[None, :] / x, 0.0).sum(axis=1)
+        out = used / terms  # Σŵ/s = terms / used
+    out[used == 0] = np.nan
+    return out
 
 
 def aggregate(
@@ -263,6 +291,8 @@ def aggregate(
       shrinking toward 0. Weights that sum to 1 therefore give the weighted mean of the members
       that apply (card C10's ``c·r_rule + (1−c)·r_model`` falls back to ``r_model`` when the rule
       does not apply). Zero-weight members never contribute.
+    - ``harmonic``: ``1 / Σ_C (ŵ_j / s_j)``, ``ŵ = w / Σ_C w`` (weights ≥ 0, equal when not given;
+      :func:`harmonic_rows`); card F5's λ-harmonic is ``weights=[λ, 1 − λ]``. Scores must be ≥ 0.
 
     ``normalize="zscore"`` first standardises each member over the batch (:func:`zscore`, batch
     statistics); ``"none"`` (default) aggregates raw scores.
@@ -274,12 +304,12 @@ def aggregate(
     x = as_score_matrix(scores)
     if normalize not in NORMALIZERS:
         raise ValueError(f"unknown normalize {normalize!r}; expected one of {NORMALIZERS}")
-    if weights is not None and name != "weighted":
-        raise ValueError(f"weights apply only to aggregate 'weighted', not {name!r}")
+    if weights is not None and name not in WEIGHTED_AGGREGATES:
+        raise ValueError(f"weights apply only to aggregate 'weighted' or 'harmonic', not {name!r}")
     if normalize == "zscore":
         x = zscore(x)
     mask = ~np.isnan(x)
-    w = _check_weights(weights, x.shape[1]) if name == "weighted" else None
+    w = _check_weights(weights, x.shape[1], name) if name in WEIGHTED_AGGREGATES else None
     if w is not None:
         mask &= w[None, :] != 0
     n = mask.sum(axis=1)
@@ -295,6 +325,9 @@ def aggregate(
         mean, std = _rows_moments(x, mask, n)
         with np.errstate(over="ignore"):  # a row past float64 is refused below
             out = mean - lam * std
+    elif name == "harmonic":
+        assert w is not None
+        out = harmonic_rows(x, mask, w)
     elif name == "min":
         out[have] = np.where(mask, x, np.inf).min(axis=1)[have]
     elif name == "max":
@@ -325,6 +358,20 @@ def aggregate(
             f"({len(past)} row(s)); scale the scores or weights down"
         )
     return Aggregated(out, n.astype(np.int64))
+
+
+def lambda_harmonic(s_img: object, s_txt: object, lam: float = 0.5) -> np.ndarray:
+    """Card F5's λ-harmonic reward ``1 / (λ/s_img + (1 − λ)/s_txt)`` (docs/methods/F5-lambda-harmonic.md;
+    0.8, 0.3, λ=0.5 → 0.436364): :func:`aggregate` ``harmonic`` with weights ``[λ, 1 − λ]``,
+    NaN-aware the same way (a NaN side leaves the other side's score)."""
+    lam = float(lam)
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1]; got {lam!r}")
+    a = np.atleast_1d(np.asarray(s_img, dtype=np.float64))
+    b = np.atleast_1d(np.asarray(s_txt, dtype=np.float64))
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"s_img and s_txt must be 1-D of one length; got {a.shape}, {b.shape}")
+    return aggregate(np.column_stack([a, b]), "harmonic", weights=[lam, 1.0 - lam]).values
 
 
 def ensemble_aggregate(

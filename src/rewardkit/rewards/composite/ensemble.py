@@ -31,6 +31,7 @@ import numpy as np
 from rewardkit.combine.aggregate import (
     DEFAULT_LAM,
     NORMALIZERS,
+    WEIGHTED_AGGREGATES,
     aggregate,
     canonical_aggregate,
     disagreement,
@@ -119,6 +120,11 @@ class EnsembleReward(Reward):
             raise SpecError("an ensemble needs at least one member; got an empty list")
         if normalize not in NORMALIZERS:
             raise SpecError(f"ensemble: unknown normalize {normalize!r}; expected {NORMALIZERS}")
+        if normalize == "zscore" and self.aggregate == "harmonic":
+            raise SpecError(
+                "ensemble: aggregate 'harmonic' needs scores ≥ 0 and normalize='zscore' makes "
+                "about half of them negative; aggregate raw scores in [0, 1] instead"
+            )
         self.lam = finite_number(lam, "ensemble", "lam")
         self.normalize = normalize
         self.members: list[Member] = unique_names(
@@ -135,12 +141,15 @@ class EnsembleReward(Reward):
     # ---- construction helpers -------------------------------------------------------------
     def _resolve_weights(self, weights: Sequence[float] | None) -> tuple[float, ...] | None:
         own = [m.weight for m in self.members]
-        if self.aggregate != "weighted":
+        if self.aggregate not in WEIGHTED_AGGREGATES:
             if weights is not None or any(w is not None for w in own):
                 raise SpecError(
-                    f"ensemble: weights apply only to aggregate 'weighted', not {self.aggregate!r}"
+                    "ensemble: weights apply only to aggregate 'weighted' or 'harmonic', not "
+                    f"{self.aggregate!r}"
                 )
             return None
+        if self.aggregate == "harmonic" and weights is None and all(w is None for w in own):
+            return None  # equal weights
         if weights is not None:
             if any(w is not None for w in own):
                 raise SpecError(
@@ -156,12 +165,15 @@ class EnsembleReward(Reward):
             missing = [m.name for m in self.members if m.weight is None]
             if missing:
                 raise SpecError(
-                    f"ensemble: aggregate 'weighted' needs a weight for every member; missing for "
+                    f"ensemble: aggregate {self.aggregate!r} needs a weight for every member "
+                    "(or none, for harmonic's equal weights); missing for "
                     f"{missing}"
                 )
             out = tuple(float(m.weight) for m in self.members if m.weight is not None)
         if not any(out):
             raise SpecError("ensemble: weights are all zero")
+        if self.aggregate == "harmonic" and min(out) < 0:
+            raise SpecError(f"ensemble: harmonic weights must be ≥ 0; got {list(out)}")
         return out
 
     def _check_stats(
