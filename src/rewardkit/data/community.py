@@ -134,11 +134,19 @@ def convert_helpsteer3(rec: Record) -> Example:
     """HelpSteer3-Preference (``nvidia/HelpSteer3``, config ``preference``): ``context`` (the
     conversation so far, a message list), ``response1``, ``response2`` and
     ``overall_preference`` from −3 to 3 — negative: response 1 is better, positive: response 2,
-    0: about the same (a labelled tie), as the dataset card says. Subset = ``domain``; in the
+    0: about the same (a labelled tie), as the dataset card says. A context that ends with an
+    assistant turn is refused (the responses answer its last user turn). Subset = ``domain``; in the
     ``code`` domain ``language`` names the programming language, so it goes to
     ``meta["code_language"]`` instead of ``Example.language``."""
     strength, chosen = _strength(rec, "overall_preference")
     prompt = checks.prompt(rec, "context")
+    if prompt[-1]["role"] == "assistant":  # the responses answer the context's last user turn
+        raise rec.error(
+            "context",
+            "expected the conversation up to the user turn that response1 and response2 answer, "
+            "got a context that ends with an assistant turn",
+            f"[{len(prompt) - 1}].role",
+        )
     responses = [checks.response(rec, k, rec.require(k)) for k in ("response1", "response2")]
     domain = rec.opt_text("domain") if rec.has("domain") else None
     meta: dict[str, Any] = {"overall_preference": strength}

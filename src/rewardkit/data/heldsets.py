@@ -55,7 +55,8 @@ def _node(raw: Any, loc: Location, where: str, csv: bool = False) -> _Node:
     for key in ("message_id", "role", "text"):
         if raw.get(key) is None:
             found = ", ".join(repr(k) for k in raw) or "none"
-            raise _err(loc, _sub(where, key), f"missing required field (fields found: {found})")
+            what = "missing required field" if key not in raw else "required field is null"
+            raise _err(loc, _sub(where, key), f"{what} (fields found: {found})")
     mid = raw["message_id"]
     if not isinstance(mid, str) or not mid:
         raise _err(loc, _sub(where, "message_id"), f"expected an id text, got {describe(mid)}")
@@ -67,6 +68,12 @@ def _node(raw: Any, loc: Location, where: str, csv: bool = False) -> _Node:
     text = raw["text"]
     if not isinstance(text, str):
         raise _err(loc, _sub(where, "text"), f"expected a message text, got {describe(text)}")
+    if role == "prompter" and not text.strip():  # it would be the prompt of its replies
+        raise _err(
+            loc,
+            _sub(where, "text"),
+            f"expected a prompt text that is not empty, got {describe(text)}",
+        )
     rank = csv_number(raw.get("rank")) if csv else raw.get("rank")
     if isinstance(rank, float) and math.isnan(rank):
         rank = None  # the Hub parquet's unranked messages
@@ -185,11 +192,19 @@ class OasstMessages:
         self.nodes: dict[str, _Node] = {}
         self.roots: list[_Node] = []
         self.trees: dict[str, str | None] = {}
+        #: Ids of messages refused by :meth:`add`, with where they are (their replies say so).
+        self.refused: dict[str, str] = {}
 
     def add(self, rec: Record) -> None:
         """Validate one message record and keep it."""
         csv = rec.loc.kind == "csv"
-        node = _node(rec.data, rec.loc, "", csv)
+        try:
+            node = _node(rec.data, rec.loc, "", csv)
+        except DataError:
+            mid = rec.data.get("message_id")
+            if isinstance(mid, str) and mid:
+                self.refused[mid] = rec.loc.label
+            raise
         parent = rec.get("parent_id")
         if isinstance(parent, str) and parent.strip() == "" and csv:
             parent = None
@@ -230,14 +245,13 @@ class OasstMessages:
                 continue
             parent = self.nodes.get(node.parent)
             if parent is None:
-                errors.append(
-                    _err(
-                        node.loc,
-                        "parent_id",
-                        f"parent message {node.parent!r} is "
-                        "not in the data (read the whole split or file)",
-                    )
+                where = self.refused.get(node.parent)
+                why = (
+                    f"was refused ({where})"
+                    if where
+                    else "is not in the data (read the whole split or file)"
                 )
+                errors.append(_err(node.loc, "parent_id", f"parent message {node.parent!r} {why}"))
                 continue
             try:
                 _check_child(parent, node)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rewardkit.data import checks
@@ -13,6 +14,18 @@ from rewardkit.types import Example, Message
 #: Winner values for "both are bad" (Chatbot Arena ``tie (bothbad)``; ``both_bad`` in later Arena
 #: exports): labelled ties, flagged ``meta["both_bad"]``.
 BOTH_BAD = ("tie (bothbad)", "both_bad", "bothbad", "both bad")
+
+
+def judged_turn(rec: Record, name: str, conv: list[Message], k: int) -> tuple[list[Message], str]:
+    """Message ``k`` of conversation field ``name`` (the judged assistant turn) as the response
+    and the messages before it as the prompt. The response must be text (content parts that
+    hold only text are text already; an image part is refused, never its Python repr), and the
+    prompt must hold some text (as :func:`rewardkit.data.checks.prompt` requires)."""
+    prompt = conv[:k]
+    if not any(not isinstance(m["content"], str) or m["content"].strip() for m in prompt):
+        got = "no message" if not prompt else "only empty messages"
+        raise rec.error(name, f"expected a prompt that is not empty before [{k}], got {got}")
+    return prompt, checks.response(rec, name, conv[k]["content"], f"[{k}].content")
 
 
 def _split(rec: Record, name: str, turn: int) -> tuple[list[Message], str]:
@@ -26,8 +39,7 @@ def _split(rec: Record, name: str, turn: int) -> tuple[list[Message], str]:
                 f"got {turn}",
             )
         raise rec.error(name, f"expected at least {turn} assistant turn(s), got {len(answers)}")
-    k = answers[turn - 1]
-    return conv[:k], str(conv[k]["content"])
+    return judged_turn(rec, name, conv, answers[turn - 1])
 
 
 def _last_turn(rec: Record) -> int:
@@ -63,6 +75,10 @@ def convert(rec: Record) -> Example:
     ties (the both-bad ones flagged ``meta["both_bad"]``). Subset = ``turn<k>``; the judge id and models go to ``meta``; when conversation B's
     messages before the judged turn differ from A's they are kept in ``meta["prompt_b"]``."""
     turn_v: Any = rec.number("turn")
+    if isinstance(turn_v, float) and math.isnan(turn_v):
+        turn_v = None  # a Parquet/pandas null in a float column
+    if isinstance(turn_v, float) and turn_v.is_integer():
+        turn_v = int(turn_v)  # 2.0: a float column (a null elsewhere made pandas write floats)
     if turn_v is None:  # no turn column: the vote follows the last turn (Chatbot Arena)
         turn_v = _last_turn(rec)
     if isinstance(turn_v, bool) or not isinstance(turn_v, int) or turn_v < 1:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rewardkit.data import checks, steps
 from rewardkit.data.location import describe
+from rewardkit.data.mtbench import judged_turn
 from rewardkit.data.record import Record, csv_number
 from rewardkit.types import Example, Message
 
@@ -66,7 +67,7 @@ def _conversation(rec: Record, name: str) -> tuple[list[Message], str]:
         raise rec.error(
             name, "expected a conversation ending in an assistant message after the prompt"
         )
-    return conv[:-1], str(conv[-1]["content"])
+    return judged_turn(rec, name, conv, len(conv) - 1)
 
 
 def convert_unified_feedback(rec: Record) -> Example:
