@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data import Location, checks, iter_records
+from rewardkit.data.context import criterion_prompt
 from rewardkit.data.location import describe
 from rewardkit.data.prompt_fields import is_message_like
 from rewardkit.data.record import Record
@@ -31,7 +32,7 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     The prompt is read by the data loader's own rules (:func:`rewardkit.data.checks.prompt`, as
     ``data`` and ``eval`` read it): a text or a message list (a CSV cell starting with ``[{``
     is parsed), never empty or blank, known roles, tool-call keys checked, HH/NeMo transcript
-    prompts read as their turns."""
+    prompts read as their turns; a ``criterion`` goes in front (:mod:`rewardkit.data.context`)."""
     rec = Record(row, loc, {})
     prompt = checks.prompt(rec)
     field = "response"
@@ -48,6 +49,7 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
         raise loc.error(f"expected a string, got {describe(response)}", field=field)
     ref_col = next((c for c in REFERENCE_FIELDS if c in row), "reference")
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", ref_col)}
+    prompt = criterion_prompt(rec, prompt)  # after the completion, which may repeat the prompt
     return Query(prompt, response, _reference(row.get(ref_col), loc), meta)
 
 

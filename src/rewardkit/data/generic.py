@@ -3,12 +3,15 @@
 ``prompt`` plus either ``chosen``/``rejected`` texts (a pair, chosen=[0]) or ``responses`` with
 ``chosen`` indices and/or ``ratings``. The prompt may be named as other published pair files name
 it (``question``, ``instruction`` + ``input``, ShareGPT ``conversations``…:
-:mod:`rewardkit.data.prompt_fields`), and ``chosen``/``rejected`` may each be one message.
+:mod:`rewardkit.data.prompt_fields`), and ``chosen``/``rejected`` may each be one message. A
+``criterion`` (the context the preference holds under) goes in front of the prompt
+(:mod:`rewardkit.data.context`).
 """
 
 from __future__ import annotations
 
 from rewardkit.data import checks, prompt_fields
+from rewardkit.data.context import criterion_prompt
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
@@ -17,7 +20,7 @@ def convert(rec: Record, fmt: str = "generic") -> Example:
     """Validate a generic record and build its :class:`Example`."""
     if rec.sniffed and fmt == "generic":
         _unknown_format(rec)
-    prompt = checks.with_system(rec, prompt_fields.read_prompt(rec))
+    prompt = criterion_prompt(rec, checks.with_system(rec, prompt_fields.read_prompt(rec)))
     if rec.has("responses"):
         return _listed(rec, fmt, prompt)
     good, bad = prompt_fields.side_fields(rec)

@@ -8,6 +8,7 @@ import math
 import re
 
 from rewardkit.data import checks, trl
+from rewardkit.data.context import criterion_prompt
 from rewardkit.data.location import describe
 from rewardkit.data.prompt_fields import is_message_like
 from rewardkit.data.record import Record
@@ -124,4 +125,5 @@ def convert_unpaired(rec: Record) -> Example:
     else:
         response = checks.response(rec, "completion", raw)
     ratings = [{"label": _desirable(rec)}]
-    return rec.finish("unpaired", checks.with_system(rec, prompt), [response], [], ratings=ratings)
+    prompt = criterion_prompt(rec, checks.with_system(rec, prompt))
+    return rec.finish("unpaired", prompt, [response], [], ratings=ratings)

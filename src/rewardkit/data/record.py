@@ -27,6 +27,7 @@ FIELDS = (
     "section",
     "num_correct",
     "meta",
+    "criterion",
 )
 #: Columns that give an example's id, in order of preference.
 ID_FIELDS = ("id", "pair_id", "pair_uid", "idx")

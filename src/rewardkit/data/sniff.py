@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rewardkit.data import hh_rlhf, multimodal, rmbench, steps
+from rewardkit.data.context import has_criterion
 from rewardkit.data.record import Record, check_columns
 from rewardkit.data.table import CONVERTERS as _TABLE_CONVERTERS
 from rewardkit.data.table import KEYED_FORMATS
@@ -114,7 +115,7 @@ def sniff_format(rec: Record) -> str:
         return "rewardbench2"
     texts = (rec.peek(k) for k in ("prompt", "chosen", "rejected", "subset"))
     if all(isinstance(v, str) for v in texts) and not rec.has("responses"):
-        return "rewardbench"
+        return "generic" if has_criterion(rec) else "rewardbench"  # RewardBench has none
     return "generic"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from rewardkit.data import checks, generic
+from rewardkit.data.context import criterion_prompt
 from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.data.tool_text import with_tool_calls
@@ -75,7 +76,7 @@ def convert(rec: Record) -> Example:
     if any(calls):  # the judged turn calls a tool: its text holds them, meta keeps them too
         meta["response_tool_calls"] = calls
     label, tie = checks.score_tie(rec, [0])
-    prompt = checks.with_system(rec, prompt)
+    prompt = criterion_prompt(rec, checks.with_system(rec, prompt))
     return rec.finish("trl", prompt, responses, label, meta={**meta, **tie})
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rewardkit.evaluate.calibration import applied_temperature_text, reported_ece
+from rewardkit.evaluate.context_use import context_use_text
 from rewardkit.evaluate.htmlreport import to_html
 from rewardkit.evaluate.lengthbias import MIN_CORRELATION_N
 from rewardkit.evaluate.result import EvalResult
@@ -95,6 +96,8 @@ def summary_lines(result: EvalResult) -> list[str]:
                 parts.append("AUROC: " + ", ".join(labels[:5]))
         if "accuracy_with_ties" in a:
             parts.append(f"acc with ties {fmt(a['accuracy_with_ties']['with_ties'], True)}")
+        if "context_use" in a:
+            parts.append(context_use_text(a["context_use"]))
         if "best_of_n" in a:
             b = a["best_of_n"]
             parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} ({_gain_text(b)})")

@@ -237,7 +237,9 @@ def evaluate(
 
     ``analyses`` adds calibration, length bias, RM-Bench matrices, accuracy with ties,
     per-language scores, ratings correlations, best-of-N / overoptimization curves and paired
-    comparisons (:func:`rewardkit.evaluate.analyses.analyze`); ``temperature`` (a
+    comparisons (:func:`rewardkit.evaluate.analyses.analyze`), and on pairs that carry a context
+    (a criterion) the accuracy with and without it and the reversal consistency, rescoring them
+    without it (docs/methods/A11-context-aware.md); ``temperature`` (a
     :class:`~rewardkit.evaluate.calibration.TemperatureScaling`) is applied in the calibration
     analysis. ``robustness`` rescores with the two ``robustness_budgets`` and a shuffled order
     (cache bypassed) and reports whether the scores are identical. ``probe`` trains linear probes
@@ -370,6 +372,9 @@ def evaluate(
         from rewardkit.evaluate.analyses import analyze
 
         analyze(result, plan.examples, temperature=temperature)
+        from rewardkit.evaluate.context_use import add_context_use
+
+        add_context_use(result, plan.examples, all_rewards)  # rows with a criterion: rescored
     if probe:
         from rewardkit.evaluate.probing import probe_reward
 

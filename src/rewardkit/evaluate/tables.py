@@ -18,6 +18,7 @@ from rewardkit.evaluate.calibration import (
     reported_ece,
     temperature_label,
 )
+from rewardkit.evaluate.context_use import context_use_table
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import (
     AUROC_NOTE,
@@ -478,6 +479,7 @@ TABLES: tuple[Callable[[EvalResult], Table | None], ...] = (
     length_degenerate,
     rm_bench,
     accuracy_with_ties,
+    context_use_table,
     acc_plus,
     languages,
     ratings,
