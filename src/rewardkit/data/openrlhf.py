@@ -9,6 +9,7 @@ place that turns such a triple into a prompt, a response and a reference, for bo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rewardkit.data.record import as_reference
@@ -27,6 +28,19 @@ EOS_MARKERS = (
     "<eos>",
     "</s>",
     "<\uff5cend\u2581of\u2581sentence\uff5c>",
+)
+
+#: Image/video placeholder tokens a VLM processor repeats once per patch in the tokenized prompt
+#: (OpenRLHF 0.11 ``process_prompt_with_images``), so the decoded query holds a run of each
+#: where the prompt text holds one: Qwen2-VL/2.5-VL/3-VL, LLaVA, Gemma 3, InternVL, Llama 4.
+IMAGE_PAD_TOKENS = (
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<image>",
+    "<image_soft_token>",
+    "<IMG_CONTEXT>",
+    "<|image|>",
+    "<|patch|>",
 )
 
 #: Characters of the prompt's end that must open the query when the whole prompt does not
@@ -62,6 +76,21 @@ def kept_prompt_end(query: str, prompt: str) -> int:
     return 0
 
 
+def expanded_prompt_end(query: str, prompt: str) -> int:
+    """Where the prompt ends in ``query`` when the query opens with the prompt whose image
+    placeholders (:data:`IMAGE_PAD_TOKENS`) each stand for a run of themselves (a VLM
+    processor expanded them before generation), 0 when it does not."""
+    pads = [t for t in IMAGE_PAD_TOKENS if t in prompt]
+    if not pads:
+        return 0
+    split = re.split("(" + "|".join(map(re.escape, pads)) + ")", prompt)
+    pattern = "".join(
+        f"(?:{re.escape(piece)})+" if k % 2 else re.escape(piece) for k, piece in enumerate(split)
+    )
+    found = re.match(pattern, query)
+    return found.end() if found else 0
+
+
 def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tuple[str, str | None]:
     """(prompt, response) of an OpenRLHF query: the response is what follows the prompt.
 
@@ -71,7 +100,8 @@ def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tupl
     it wrote before the copy. When the query does not start with the whole prompt but with its
     end (OpenRLHF cut a long prompt from the left), the longest such end of at least
     :data:`MIN_PROMPT_OVERLAP` characters is cut off (:func:`kept_prompt_end`), even where a
-    whole copy of the prompt follows: that copy is the response's. When neither is
+    whole copy of the prompt follows: that copy is the response's. A VLM prompt's image
+    placeholders may stand for runs of themselves (:func:`expanded_prompt_end`). When none is
     found the response is None (the item fails: scoring the whole query would score the prompt
     as the answer). Without a prompt the whole query is the response. With ``remove_eos``
     trailing end-of-sequence markers are removed (:func:`strip_eos`).
@@ -87,6 +117,8 @@ def split_query(query: str, prompt: str | None, remove_eos: bool = True) -> tupl
         response = query[kept:]
     elif (at := query.find(prompt)) >= 0:
         response = query[at + len(prompt) :]
+    elif end := expanded_prompt_end(query, prompt):
+        response = query[end:]  # a VLM prompt: its image placeholders expanded, one a patch
     else:
         response = None
     if response is None or not remove_eos:

@@ -35,17 +35,15 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.openrlhf import label, split_query
-from rewardkit.integrations._common import (
-    as_failed_score,
-    as_nan_score,
-    check_finite_scores,
-    column,
+from rewardkit.integrations._columns import column
+from rewardkit.integrations._common import as_failed_score, failed_fill
+from rewardkit.integrations._reward import (
     components,
-    failed_fill,
     log_keys,
     refuse_batch_relative,
     warn_unrouted,
 )
+from rewardkit.integrations._scores import as_nan_score, check_finite_scores
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.results import failed_rows
 from rewardkit.types import Query, ScoreResult, user

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import CapabilityError
-from rewardkit.integrations._common import RewardSpec, as_prompt, as_response, as_reward
+from rewardkit.integrations._messages import as_prompt, as_response
+from rewardkit.integrations._reward import RewardSpec, as_reward
 from rewardkit.rewards.token_align import align_offsets, offsets_of_ids
 from rewardkit.types import Capability, Query, Reward
 
@@ -94,7 +95,7 @@ def check_finite_tokens(name: str, item: int, values: np.ndarray, offsets: np.nd
     """ValueError naming the reward, the response (``item``), the first scorer token holding
     ±inf (its position and characters) and the count: a per-token reward must be finite, or
     NaN where it does not apply, as the sequence-level adapters require of a score
-    (:func:`~rewardkit.integrations._common.check_finite_scores`); an inf would reach the
+    (:func:`~rewardkit.integrations._scores.check_finite_scores`); an inf would reach the
     trainer's token rewards as ±inf, or as NaN where two meet on one policy token."""
     v = np.asarray(values, dtype=np.float64)
     bad = np.flatnonzero(np.isinf(v))

@@ -14,7 +14,8 @@ callable is async (``trl.trainer.utils.is_async_callable``). Its metrics show up
                           "classifier:minilm": 0.5}})], ...)
 
 The dataset column ``reference`` (or ``ground_truth``/``solution``/``answer``/``label``, or the one
-named by ``reference_column``) becomes ``Query.reference``; other plain columns (e.g.
+named by ``reference_column``; without any, ``reward_model["ground_truth"]`` of a dataset in verl's
+layout) becomes ``Query.reference``; other plain columns (e.g.
 ``data_source``) go into ``Query.meta``. Per-component means (ensemble members, hybrid parts) are
 logged through ``log_metric`` as ``rewardkit/<name>/<component>``; with a
 :class:`~rewardkit.monitor.RewardMonitor` every call is also one monitor step whose metrics are
@@ -32,7 +33,7 @@ refusals, ShareGPT, tool-use keys kept); a parsed completion's ``reasoning_conte
 as its ``<think>`` block, as verl's decoded text holds it. Refused with an error naming the
 argument and index, never dropped or scored as ``""``: a column whose length is not the number of
 completions, a completion that is neither text nor chat messages with content, or holds a user
-turn (:func:`~rewardkit.integrations._common.as_response`), a prompt message without ``role`` or
+turn (:func:`~rewardkit.integrations._messages.as_response`), a prompt message without ``role`` or
 with an unknown one, and an infinite score (from the reward or ``shape``).
 """
 
@@ -46,25 +47,20 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.record import as_reference
-from rewardkit.integrations._common import (
-    REFERENCE_COLUMNS,
-    BySource,
+from rewardkit.integrations._columns import REFERENCE_COLUMNS, is_plain, plain_value
+from rewardkit.integrations._common import as_failed_score, failed_fill
+from rewardkit.integrations._images import as_image_prompt
+from rewardkit.integrations._messages import as_prompt, as_response
+from rewardkit.integrations._reward import (
     RewardSpec,
     agreeing_members,
-    as_failed_score,
-    as_image_prompt,
-    as_prompt,
-    as_response,
     as_reward,
-    check_finite_scores,
     components,
-    failed_fill,
-    is_plain,
     log_key,
     log_keys,
-    plain_value,
     warn_unrouted,
 )
+from rewardkit.integrations._scores import BySource, check_finite_scores
 from rewardkit.monitor import RewardMonitor
 from rewardkit.types import Capability, Query, prompt_text
 
@@ -73,6 +69,16 @@ TRL_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "compl
 
 #: The image columns TRL reads, in its order: ``images`` (a list per row), else ``image``.
 IMAGE_COLUMNS = ("images", "image")
+
+
+def verl_references(cols: Mapping[str, list[Any]]) -> list[Any] | None:
+    """Each row's ``reward_model["ground_truth"]`` for a dataset in verl's layout (every value
+    of its ``reward_model`` column a dict with ``ground_truth``), else None: read by no
+    reference column, every reference rule scored ``None`` and TRL dropped the term."""
+    values = cols.get("reward_model")
+    if not values or not all(isinstance(v, Mapping) and "ground_truth" in v for v in values):
+        return None
+    return [v["ground_truth"] for v in values]
 
 
 def row_images(cols: Mapping[str, list[Any]], i: int) -> list[Any]:
@@ -154,13 +160,14 @@ class TRLReward:
             ref_col = self.reference_column
         else:
             ref_col = next((c for c in REFERENCE_COLUMNS if c in cols), None)
+        refs = cols[ref_col] if ref_col is not None else verl_references(cols)
         # an image reward gets the prompt's images (TRL fills image parts, or passes
         # placeholders with an image column); a text reward its text, images dropped
         reads_images = self.reward.can(Capability.IMAGES)
         out = []
         for i in range(n):
             meta = {k: v[i] for k, v in cols.items() if k != ref_col and is_plain(v[i])}
-            ref = as_reference(cols[ref_col][i]) if ref_col is not None else None
+            ref = as_reference(refs[i]) if refs is not None else None
             out.append(
                 Query(
                     as_image_prompt(prompts[i], row_images(cols, i), f"prompts[{i}]")
@@ -224,9 +231,26 @@ class TRLReward:
         return f"{type(self).__name__}({self.reward.name!r})"
 
 
+async def _async_call(
+    prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+) -> list[float | None]:
+    """The code an :class:`AsyncTRLReward` shows ``inspect`` (its ``__call__`` less ``self``);
+    only its code object is used, never this function."""
+    return []
+
+
 class AsyncTRLReward(TRLReward):
     """The same reward as a coroutine: scoring runs in a worker thread, so TRL can gather several
-    async rewards (e.g. a remote judge and a local model) concurrently."""
+    async rewards (e.g. a remote judge and a local model) concurrently.
+
+    To ``inspect`` it is function-like (``__code__``, ``__defaults__``, ``__kwdefaults__``, as a
+    Cython function is), so ``inspect.iscoroutinefunction(instance)`` is True: TRL releases that
+    ask only that (up to at least 1.10; later ones also look at ``__call__``) called it
+    synchronously and failed on the coroutine it returned."""
+
+    __code__ = _async_call.__code__
+    __defaults__ = None
+    __kwdefaults__ = None
 
     async def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any

@@ -16,13 +16,14 @@ takes the keys of the first response and reads them from all). So::
 
 returns ``{"score": s, "applies": 1.0|0.0, "failed": 0.0|1.0, "<component>": v, ...}`` with the same keys for every
 response of a spec (ensemble members or hybrid parts as components; each component its own
-key, :func:`rewardkit.integrations._common.log_keys`: one named ``score`` or two whose names
+key, :func:`rewardkit.integrations._reward.log_keys`: one named ``score`` or two whose names
 differ only in punctuation get ``_2``, ``_3``… suffixes, never each other's or ``score``'s key). The reward is built once
 per spec and cached in the process. Without ``spec`` the ``REWARDKIT_SPEC`` environment variable
 is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``
 (an empty one — ``""``, blank, ``[]`` — is no reference, as in the OpenRLHF and TRL adapters:
 :func:`rewardkit.data.record.as_reference`);
-``data_source`` and plain ``extra_info`` fields go into ``Query.meta`` (so ``route`` specs work);
+``data_source`` and plain ``extra_info`` fields (numpy scalars as the values they hold) go into
+``Query.meta`` (so ``route`` specs work);
 the prompt is ``extra_info["prompt"]`` (or ``"question"``) when present, verl passing none itself.
 An item the reward *failed* (an upstream 500, a judge's context overflow: not "does not apply")
 gets ``failed_score`` (default: the lowest score its call gave an item that did not fail, so a
@@ -53,20 +54,17 @@ import numpy as np
 from rewardkit.data.readers import parse_json
 from rewardkit.data.record import as_reference
 from rewardkit.errors import SpecError
-from rewardkit.integrations._common import (
-    as_failed_score,
-    as_nan_score,
-    as_prompt,
+from rewardkit.integrations._columns import column, is_plain, plain_value
+from rewardkit.integrations._common import as_failed_score, failed_fill
+from rewardkit.integrations._messages import as_prompt
+from rewardkit.integrations._reward import (
     as_reward,
-    check_finite_scores,
-    column,
     components,
-    failed_fill,
-    is_plain,
     log_keys,
     refuse_batch_relative,
     warn_unrouted,
 )
+from rewardkit.integrations._scores import as_nan_score, check_finite_scores
 from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
@@ -163,11 +161,18 @@ def _query(
             f"solution_strs[{i}] must be the decoded response text (str); got "
             f"{type(solution_str).__name__}"
         )
-    info = dict(extra_info) if isinstance(extra_info, Mapping) else {}
+    # numpy scalars (a non-tensor batch's np.int64 index, np.str_ split) as the Python values
+    # they hold, as the TRL adapter reads its columns: dropped as not plain, a route or
+    # ``BySource`` keyed on such a field found no value
+    info = (
+        {k: plain_value(v) for k, v in extra_info.items()}
+        if isinstance(extra_info, Mapping)
+        else {}
+    )
     key = "prompt" if "prompt" in info else "question"
     prompt = info.get(key, "")
     meta = {k: v for k, v in info.items() if is_plain(v) and k not in ("prompt", "question")}
-    meta["data_source"] = data_source
+    meta["data_source"] = plain_value(data_source)
     if isinstance(prompt, np.ndarray):  # verl keeps parquet lists of messages as object arrays
         prompt = prompt.tolist()
     # anything but text or chat messages is refused, naming it: str() would score its repr
