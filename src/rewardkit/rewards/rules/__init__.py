@@ -38,6 +38,7 @@ RULES: dict[str, str] = {
     "json_match": "rewardkit.rewards.rules.json_match:JsonMatchReward",
     "tool_call": "rewardkit.rewards.rules.tool_call:ToolCallReward",
     "tool_call_format": "rewardkit.rewards.rules.tool_call_format:ToolCallFormatReward",
+    "sql": "rewardkit.rewards.rules.sql:SqlReward",
 }
 
 #: One-line description of each rule, shown by ``rewardkit rewards list``.
@@ -72,6 +73,8 @@ DESCRIPTIONS: dict[str, str] = {
     "or F1 / precision / recall (OpenJudge)",
     "tool_call_format": "layout: <think>…</think> then <answer>…</answer> or well-formed "
     "<tool_call> JSON blocks (OpenJudge)",
+    "sql": "text-to-SQL: the response's query gives the gold SQL's result on the row's SQLite "
+    "database, run read-only in bounded workers; + format, + MiniLM similarity (card B14)",
 }
 
 
