@@ -17,6 +17,7 @@ from typing import Any
 
 from rewardkit.engine.config import MAX_THREADS
 from rewardkit.errors import DataError, SpecError
+from rewardkit.train.objective_fields import ExtraTermFields
 
 OBJECTIVES = (
     "bt",
@@ -55,8 +56,9 @@ POOLING_FIXED = (
 
 
 @dataclass
-class TrainConfig:
-    """Everything a reward-model training run needs (see docs/training.md for each field)."""
+class TrainConfig(ExtraTermFields):
+    """Everything a reward-model training run needs (see docs/training.md for each field; the
+    extra loss terms of :class:`~rewardkit.train.objective_fields.ExtraTermFields` too)."""
 
     # What to train
     model: str = "minilm"  # embedded alias (minilm, smollm2), local directory or Hub id
@@ -269,7 +271,12 @@ class TrainConfig:
                     )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields by name, the inherited extra-term fields last."""
+        d = dataclasses.asdict(self)
+        return {**{k: v for k, v in d.items() if k not in _EXTRA}, **{k: d[k] for k in _EXTRA}}
+
+
+_EXTRA = tuple(f.name for f in dataclasses.fields(ExtraTermFields))
 
 
 def _finite(x: float) -> bool:

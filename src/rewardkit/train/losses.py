@@ -338,3 +338,39 @@ def step_ce(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
     if not bool((target != ignore_index).any()):
         return flat.sum() * 0.0
     return F.cross_entropy(flat, target, ignore_index=ignore_index)
+
+
+def simcse_loss(h1: Tensor, h2: Tensor, temperature: float = 0.05) -> Tensor:
+    """docs/methods/A6-contrastive-metarm.md — SimCSE-style InfoNCE over two views (n, d) of
+    the same n inputs: row i of ``h1`` against every row of ``h2`` by cosine similarity over
+    ``temperature``, its own row the positive and the other rows the negatives (mean
+    cross-entropy). 0 for n = 1 (no negative), and for n = 0. Views [[1, 0], [0, 1]] and
+    [[1, 1], [0, 1]] at temperature 0.5 give 0.330085."""
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    _same_shape(h1=h1, h2=h2)
+    if h1.ndim != 2:
+        raise ValueError(f"views must be (n, d) matrices, got shape {list(h1.shape)}")
+    if h1.shape[0] == 0:
+        return h1.float().sum() * 0.0
+    z1 = F.normalize(h1.float(), dim=-1)
+    z2 = F.normalize(h2.float(), dim=-1)
+    logits = z1 @ z2.T / temperature
+    return F.cross_entropy(logits, torch.arange(h1.shape[0], device=h1.device))
+
+
+def metarm_difference_loss(rewards: Tensor) -> Tensor:
+    """docs/methods/A6-contrastive-metarm.md — MetaRM's difference loss on s prompts with n
+    responses each sampled from the shifted policy, rewards (s, n), NaN where a prompt has fewer
+    responses: ``J = (2/s) Σ_x Σ_{i<j} σ(|r_i − r_j|)`` over the pairs of present responses.
+    Rewards [[1, 0, 3]] give 2·(σ(1) + σ(2) + σ(3)) = 5.128860; 0 for s = 0."""
+    if rewards.ndim != 2:
+        raise ValueError(f"rewards must be (prompts, responses), got shape {list(rewards.shape)}")
+    r = rewards.float()
+    valid = ~torch.isnan(r)
+    r = torch.where(valid, r, torch.zeros_like(r))  # no NaN reaches the gradient
+    upper = torch.ones(r.shape[1], r.shape[1], dtype=torch.bool, device=r.device).triu(1)
+    pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & upper  # [s, i, j]: i < j, both present
+    term = torch.sigmoid((r.unsqueeze(2) - r.unsqueeze(1)).abs())
+    total = torch.where(pairs, term, torch.zeros_like(term)).sum()
+    return 2.0 * total / r.shape[0] if r.shape[0] else total

@@ -5,6 +5,8 @@ otherwise. Torch-free (``TrainConfig.validate`` calls :func:`check_objective_fie
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from rewardkit.errors import SpecError
@@ -28,7 +30,100 @@ READERS: dict[str, tuple[str, ...]] = {
     "crm_warmup": ("crm",),
     "prm_tag": ("prm",),
     "prm_neutral": ("prm",),
+    **dict.fromkeys(
+        (
+            "contrastive_weight",
+            "contrastive_temperature",
+            "metarm_data",
+            "metarm_eta",
+            "metarm_batch_size",
+        ),
+        ("bt", "bt+regression", "gated"),
+    ),
 }
+
+
+@dataclass
+class ExtraTermFields:
+    """The training terms added to an objective's loss (docs/methods/A6-contrastive-metarm.md),
+    fields of :class:`~rewardkit.train.config.TrainConfig` (it inherits them)."""
+
+    # β_cl of L = L_obj + β_cl·L_cl, a SimCSE loss over two dropout views of each pair's
+    # difference representation (0: off; needs disable_dropout: false)
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.05
+    # MetaRM: prompts with >= 2 unlabelled responses each sampled from the shifted policy
+    metarm_data: str | None = None
+    metarm_eta: float | None = None  # the meta (ascent) step size η; null: lr
+    metarm_batch_size: int | None = None  # prompts per MetaRM step; null: batch_size
+
+
+def _bad(value: Any, ok: bool) -> bool:
+    return value is not None and not ok
+
+
+def check_extra_terms(cfg: Any) -> None:
+    """SpecError naming the field when an extra-term field (:class:`ExtraTermFields`) is out of
+    range, set where it changes nothing, or set for a run that cannot apply it."""
+    w, t, eta, size = (
+        cfg.contrastive_weight,
+        cfg.contrastive_temperature,
+        cfg.metarm_eta,
+        cfg.metarm_batch_size,
+    )
+    for name, value, ok, wants in (
+        ("contrastive_weight", w, math.isfinite(w) and w >= 0, "a number >= 0 (0: off)"),
+        ("contrastive_temperature", t, math.isfinite(t) and t > 0, "a number > 0"),
+        ("metarm_eta", eta, eta is None or (math.isfinite(eta) and eta > 0), "a number > 0 (or null: lr)"),
+        ("metarm_batch_size", size, size is None or size >= 1, "an integer >= 1 (or null: batch_size)"),
+    ):  # fmt: skip
+        if _bad(value, ok):
+            raise SpecError(f"train config: {name} must be {wants}, got {value!r}")
+    if cfg.metarm_data is not None:
+        _check_metarm_source(str(cfg.metarm_data))
+    unused = [
+        (name, needs)
+        for name, needs, is_set in (
+            ("contrastive_temperature", "contrastive_weight", not w and t != 0.05),
+            ("metarm_eta", "metarm_data", cfg.metarm_data is None and eta is not None),
+            ("metarm_batch_size", "metarm_data", cfg.metarm_data is None and size is not None),
+        )
+        if is_set
+    ]
+    if unused:
+        name, needs = unused[0]
+        raise SpecError(
+            f"train config: {name} {getattr(cfg, name)!r} is read only with {needs} set: it "
+            f"would change nothing; set {needs} too, or remove {name}"
+        )
+    on = [n for n, v in (("contrastive_weight", w), ("metarm_data", cfg.metarm_data)) if v]
+    if on and cfg.freeze_backbone:
+        raise SpecError(
+            f"train config: {' and '.join(on)} with freeze_backbone: a frozen backbone trains a "
+            "head on cached features, with no dropout views and no meta step "
+            "(docs/methods/A6-contrastive-metarm.md); fine-tune (freeze_backbone: false, or "
+            f"LoRA with lora_r), or remove {' and '.join(on)}"
+        )
+    if w and cfg.disable_dropout:
+        raise SpecError(
+            "train config: contrastive_weight needs two dropout views of each pair (SimCSE), "
+            "and disable_dropout (the default) sets every dropout to 0, so both views would be "
+            "one: set disable_dropout: false (--no-disable_dropout), or contrastive_weight: 0"
+        )
+
+
+def _check_metarm_source(source: str) -> None:
+    """SpecError for an empty ``metarm_data`` or a local path that does not exist (before any
+    model loads; ``hf:`` sources are read at the run's start)."""
+    from pathlib import Path
+
+    if not source.strip():
+        raise SpecError(
+            "train config: metarm_data is empty; give a file of prompts with 2 or more "
+            "responses each sampled from the current policy (or leave it out: null)"
+        )
+    if not source.startswith("hf:") and not Path(source).expanduser().exists():
+        raise SpecError(f"train config: metarm_data {source!r} does not exist")
 
 
 def field_default(name: str) -> Any:
@@ -70,6 +165,7 @@ def check_objective_fields(cfg: Any) -> None:
             )
     if cfg.vote_file:
         _check_vote_action(cfg)
+    check_extra_terms(cfg)
 
 
 def _check_vote_action(cfg: Any) -> None:

@@ -14,6 +14,7 @@ place only when complete, so a run killed mid-save never leaves a half checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -102,6 +103,16 @@ class RewardTrainer(Trainer):
         self.loss_carried: tuple[float, int] | None = (0.0, 0)
         self._loss_sum = 0.0  # Σ of this train() call's per-step losses, drained at each log
         self._loss_pending: torch.Tensor | None = None  # on the device since the last drain
+        # docs/methods/A6-contrastive-metarm.md: refused here when the model cannot take them
+        self.metarm = None
+        if cfg.contrastive_weight:
+            from rewardkit.train.contrastive import check_views
+
+            check_views(self.model, cfg.model)
+        if cfg.metarm_data:
+            from rewardkit.train.metarm import MetaRM
+
+            self.metarm = MetaRM.for_trainer(self, MODEL_KEYS)
 
     def run_fingerprint(self) -> dict[str, Any]:
         """This run's fingerprint (config, data identity, items; :mod:`rewardkit.train.runstate`),
@@ -110,13 +121,29 @@ class RewardTrainer(Trainer):
             from rewardkit.train.runstate import run_fingerprint
 
             self._fingerprint = run_fingerprint(self.cfg, self.train_dataset)
+            if self.cfg.metarm_data:  # its content, as the training data's
+                from rewardkit.train.metarm import content_identity
+
+                conf = self._fingerprint["config"]
+                conf["metarm_data"] = content_identity(self.cfg.metarm_data)
         return self._fingerprint
 
     # --- loss -------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = model(**{k: inputs[k] for k in MODEL_KEYS if k in inputs})
+        contrastive = None
+        if model.training and self.cfg.contrastive_weight:  # two dropout views, one forward
+            from rewardkit.train.contrastive import contrastive_forward
+
+            tau = self.cfg.contrastive_temperature
+            out, contrastive = contrastive_forward(model, self.model, inputs, MODEL_KEYS, tau)
+        else:
+            out = model(**{k: inputs[k] for k in MODEL_KEYS if k in inputs})
         max_steps = max(1, self.state.max_steps or 1)
         res = compute(self.cfg, out, inputs, self.state.global_step / max_steps, self.verdict_ids)
+        if contrastive is not None:  # L = L_obj + β_cl·L_cl, each term logged
+            self._train_stats["objective_loss"].append(float(res.loss.detach()))
+            self._train_stats["contrastive_loss"].append(float(contrastive.detach()))
+            res.loss = res.loss + self.cfg.contrastive_weight * contrastive
         if model.training and isinstance(num_items_in_batch, int) and num_items_in_batch > 0:
             # Gradient accumulation: weight this micro-batch's mean by its share of the
             # accumulated batch's loss terms (Trainer then divides by the number of
@@ -149,10 +176,13 @@ class RewardTrainer(Trainer):
         self._loss_sum, self._loss_pending = 0.0, None
         return super().train(*args, **kwargs)
 
-    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def training_step(self, model: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """``Trainer``'s step, its loss (what ``Trainer`` sums for ``loss``/``train_loss``) also
-        summed here, on the device until the next log: the sum a checkpoint records."""
-        loss = super().training_step(*args, **kwargs)
+        summed here, on the device until the next log: the sum a checkpoint records. With
+        ``metarm_data`` the step's forward and backward run at MetaRM's θ' (:mod:`.metarm`)."""
+        meta = self.metarm.shifted(self, model) if self.metarm else contextlib.nullcontext()
+        with meta:
+            loss = super().training_step(model, *args, **kwargs)
         step = loss.detach().float()
         self._loss_pending = step if self._loss_pending is None else self._loss_pending + step
         return loss
