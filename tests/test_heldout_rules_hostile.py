@@ -167,14 +167,20 @@ def test_every_minus_sign_models_write_is_a_sign(minus):
         "It is \u221a42",  # √42
         "It is >42",
         "It is ~42",
-        "It is \uff14\uff12",  # fullwidth digits: math-verify reads no number
-        "\\boxed{\uff14\uff12}",
         "It is 42 \u2212 1",
     ],
 )
 def test_math_fast_path_leaves_signs_and_relations_to_math_verify(response):
     # each scored 1.0 on the fast path against 42 while math-verify (fast=false) gives 0
     assert one("rule:math", response, "42") == one("rule:math?fast=false", response, "42") == 0.0
+
+
+@pytest.mark.parametrize("response", ["It is \uff14\uff12", "\\boxed{\uff14\uff12}"])
+def test_math_fullwidth_digits_are_digits_on_both_paths(response):
+    # fullwidth digits: math-verify reads no number, so both paths scored 0 against 42; they are
+    # read as ASCII digits first (math_units.plain_numerals), so both paths give 1.0, as rule:gsm8k
+    assert one("rule:math", response, "42") == one("rule:math?fast=false", response, "42") == 1.0
+    assert one("rule:math", response, "41") == one("rule:math?fast=false", response, "41") == 0.0
 
 
 def test_gsm8k_repeated_candidates_count_once():

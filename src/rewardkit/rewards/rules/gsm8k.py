@@ -4,11 +4,14 @@ The answer of a text is, in order: the number after the last ``####`` (GSM8K's a
 one not followed by a number, such as a Markdown heading ``#### Step 2``, is skipped),
 else the content of the last outermost ``\\boxed{…}``, else the last number in the text. The
 reference may be a whole GSM8K solution ending in ``#### 42``, a bare ``42``, or a list of
-acceptable answers; the same extraction applies to it. Before comparing, thousands commas (before
-exactly three digits), ``$`` and units are dropped (``#### $1,234.50 dollars`` → 1234.5); ``a/b``
-and ``\\frac{a}{b}`` are read as fractions, and one with a zero denominator is no answer. A
-marked answer holding two numbers (``#### 41, 42``, ``#### 4,2``, ``\\boxed{41 or 42}``,
-``\\boxed{\\boxed{41} 42}``) is no answer.
+acceptable answers; the same extraction applies to it. Before comparing, thousands separators
+(a comma before exactly three digits; ``{,}``, ``\\,``, ``~``, a no-break or thin space …:
+:func:`.math_units.plain_numerals`), ``$`` and units are dropped (``#### $1,234.50 dollars`` →
+1234.5, ``\\boxed{10{,}000}`` → 10000); ``a/b``, ``\\frac{a}{b}`` and mixed numbers (``2 1/2``,
+``2\\frac{1}{2}``) are read as fractions, also as a text's last number (``\\frac{5}{2}`` was
+read as 2), and one with a zero denominator is no answer. A marked answer holding two numbers
+(``#### 41, 42``, ``#### 4,2``, ``\\boxed{41 or 42}``, ``\\boxed{\\boxed{41} 42}``), or a stated
+one without a mark ("The answer is 41, 42.", :func:`.math_hedges.stated_hedge`), is no answer.
 An integer reference must be met exactly (as verl and lm-eval compare); any other matches when
 ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6); a given ``tol`` applies to every reference.
 
@@ -33,8 +36,9 @@ from rewardkit.rewards.rules._common import (
     references,
 )
 from rewardkit.rewards.rules.math_boxes import last_boxed, nested_box
-from rewardkit.rewards.rules.math_hedges import separate_numbers
+from rewardkit.rewards.rules.math_hedges import separate_numbers, stated_hedge
 from rewardkit.rewards.rules.math_relations import split_links
+from rewardkit.rewards.rules.math_units import plain_numerals
 from rewardkit.types import Query
 
 _HASHES = re.compile(r"####\s*([^\n]*)")
@@ -56,8 +60,22 @@ _NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+(?:\.\d+)?|\.\d+)")
 
 
 # A comma between digits is a thousands separator only before exactly three digits: "1,234"
-# is 1234, "4,2" is 4 then 2 (it was read as 42).
+# is 1234, "4,2" is 4 then 2 (it was read as 42). Other separators ("10{,}000", "1\,000",
+# "10\u00a0000") are dropped first: :func:`.math_units.plain_numerals`.
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# The fraction of a mixed number after its whole part: "2 1/2" ("2\frac{1}{2}": _LATEX_FRACTION)
+_MIXED = re.compile(r"[ \t]+(\d+)/(\d+)(?![\d/]|\.\d)")
+# The last number of a text without a marked answer: a LaTeX fraction (signed, after a whole
+# number), a fraction or mixed number "7/2", "3 1/2", else a number ("\frac{5}{2}" was 2)
+_LAST = re.compile(
+    r"(?:(?<![\w)])-)?(?:\d+[ \t]*)?\\[dt]?frac\s*\{\s*-?\d+(?:\.\d+)?\s*\}\s*\{\s*\d+(?:\.\d+)?\s*\}"
+    r"|(?:(?<![\w)])-)?(?<![\w.])(?:\d+[ \t]+)?\d+/\d+(?![\d/]|\.\d)"
+    r"|" + _NUMBER.pattern
+)
+
+
+# How far before a text's last number the fraction or mixed number holding it may start
+_TOKEN_REACH = 60
 
 
 class _Undefined:
@@ -67,13 +85,44 @@ class _Undefined:
 UNDEFINED = _Undefined()
 
 
+def _proper(num: str, den: str) -> Fraction | None:
+    """``num/den`` when it is a proper fraction of whole numbers (a mixed number's part)."""
+    if not (num.isdigit() and den.isdigit()) or not 0 < int(num) < int(den):
+        return None
+    return Fraction(int(num), int(den))
+
+
+def _mixed(text: str, whole: re.Match[str], latex: re.Match[str] | None) -> Fraction | None:
+    """The mixed number starting at the integer ``whole`` (``2 1/2``, ``2\\frac{1}{2}``, ``-2
+    1/2`` → −5/2); None when no proper fraction follows it."""
+    if "." in whole.group(0):
+        return None
+    part = None
+    if (
+        latex
+        and not latex.group(1)
+        and whole.end() <= latex.start()
+        and not text[whole.end() : latex.start()].strip(" \t")
+    ):
+        part = _proper(latex.group(2), latex.group(3))
+    elif (m := _MIXED.match(text, whole.end())) is not None:
+        part = _proper(m.group(1), m.group(2))
+    if part is None:
+        return None
+    value = abs(Fraction(whole.group(0))) + part
+    return -value if whole.group(0).startswith("-") else value
+
+
 def _read_number(text: str) -> Fraction | _Undefined | None:
     """:func:`parse_number`, telling a zero denominator (:data:`UNDEFINED`) from no number."""
+    text = plain_numerals(text, spaces=True)
     text = _THOUSANDS.sub("", text).replace("\\$", "").replace("$", "").replace("\\!", "")
     text = text.translate(_MINUSES)
     latex = _LATEX_FRACTION.search(text)
     plain = _NUMBER.search(text)
     try:
+        if plain and (mixed := _mixed(text, plain, latex)) is not None:
+            return mixed
         if latex and (plain is None or latex.start() <= plain.start()):
             den = Fraction(latex.group(3))
             if den == 0:
@@ -92,11 +141,11 @@ def _read_number(text: str) -> Fraction | _Undefined | None:
 
 
 def parse_number(text: str) -> Fraction | None:
-    """The first number in ``text`` after dropping thousands commas and ``$`` (a fraction when
-    written so); None when there is none or it divides by zero.
+    """The first number in ``text`` after dropping thousands separators and ``$`` (a fraction
+    or mixed number when written so); None when there is none or it divides by zero.
 
-    ``"$1,234.50 dollars"`` → 1234.5; ``"\\frac{3}{4}"`` → 3/4; ``"7/2 hours"`` → 7/2;
-    ``"4,2"`` → 4; ``"42/0"`` → None (it was 42).
+    ``"$1,234.50 dollars"`` → 1234.5; ``"10{,}000"`` → 10000; ``"\\frac{3}{4}"`` → 3/4;
+    ``"7/2 hours"`` → 7/2; ``"2 1/2"`` → 5/2; ``"4,2"`` → 4; ``"42/0"`` → None (it was 42).
     """
     value = _read_number(text)
     return None if isinstance(value, _Undefined) else value
@@ -153,6 +202,7 @@ def extract_answer(text: str) -> Fraction | None:
     ``\\color{white}``) is not read."""
     if "\\" in text and _HIDDEN.search(text):
         text = _drop_hidden(text)
+    text = plain_numerals(text)  # "10{,}000", "1\,000", "10\u00a0000": one number each
     for marked in reversed(_HASHES.findall(text)):
         if _ANSWER_START.match(marked):  # "#### 42", not a Markdown heading "#### Step 2"
             value = _read_marked(marked)
@@ -170,12 +220,34 @@ def extract_answer(text: str) -> Fraction | None:
                 return None
             if value is not None:
                 return value
-    cleaned = _THOUSANDS.sub("", text).translate(_MINUSES)
-    numbers = _NUMBER.findall(cleaned)
-    try:
-        return Fraction(numbers[-1]) if numbers else None
-    except ValueError:  # more digits than Python converts
+    if ("nswer" in text or "NSWER" in text) and stated_hedge(text):
+        return None  # "The answer is 41, 42.", "The answer is 3 or 5.": no one answer
+    return _last_number(_THOUSANDS.sub("", text).translate(_MINUSES))
+
+
+def _last_number(text: str) -> Fraction | None:
+    """The value of the last number of ``text`` (a fraction or mixed number when written so:
+    ``\\frac{5}{2}`` was read as 2, ``-\\frac{1}{2}`` as 2, ``2 1/2`` as 2)."""
+    numbers = _NUMBER.findall(text)
+    if not numbers:
         return None
+    token = numbers[-1]
+    # the fraction holding it starts shortly before it ("12 \frac{3}{5}"): read only that tail
+    start = max(0, text.rfind(token) - _TOKEN_REACH)
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in " \t-"):
+        start -= 1
+    if "/" in text[start:] or "frac" in text[start:]:
+        for last in _LAST.finditer(text, start):  # the last match holds the last number
+            token = last.group(0)
+    if "/" not in token and "frac" not in token:
+        try:
+            return Fraction(token)
+        except ValueError:  # more digits than Python converts
+            return None
+    if (mixed := _MIXED.search(token)) is not None and _proper(*mixed.groups()) is None:
+        token = token[mixed.start() :].strip()  # "7 3/2": the fraction 3/2, no mixed number
+    value = _read_number(token)
+    return None if isinstance(value, _Undefined) else value
 
 
 #: The relative tolerance of a non-integer reference when ``tol`` is not given.

@@ -83,6 +83,8 @@ def response_candidate(response: str) -> str | None:
     if tail.startswith(("%", "percent", "pct", *_OPERATORS)) or _mathlike(tail[:1]):
         return None
     head = before.rstrip()[-1:]
+    if head.isdigit() and before[-1:].isspace():
+        return None  # "10 000": math-verify may read one number where this reads 000
     if (head in _OPERATORS and head != "=") or _mathlike(head):
         return None  # part of an expression ("6*7"), or "−42", "≠42", "√42", "~42", ">42"
     if last.group(0).startswith("-") and head and not (head.isalpha() or head in ":="):

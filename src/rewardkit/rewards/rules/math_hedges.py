@@ -12,7 +12,7 @@ import re
 from fractions import Fraction
 
 from rewardkit.rewards.rules.math_relations import split_links
-from rewardkit.rewards.rules.math_units import _NOT_UNIT, last_number
+from rewardkit.rewards.rules.math_units import _NOT_UNIT, last_number, plain_numerals
 
 # Taking an answer back: "\boxed{42}. No wait, it's 41." ("no need" or "wait, now" are not)
 _RETRACT = re.compile(
@@ -39,6 +39,8 @@ def answer_view(response: str) -> str:
 
 # A gold with several parts ("3, 5", "\pm 2", "x = 3 \text{ or } x = 5"): "or" may be its answer
 _SEVERAL = re.compile(r",|\\(?:pm|mp)\b|\\cup\b|\band\b|\bor\b|\\vee\b|\\lor\b")
+# A gold that is one number in thousands groups ("1,000", "\$10,000.50"): its comma is no part
+_GROUPED_GOLD = re.compile(r"(?:\\?\$)?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # A GSM8K-style answer line ("#### 41, 42"), read when it holds the response's last number
 _HASH_LINE = re.compile(r"####[ \t]*([^\n]*)")
 _DIGIT = re.compile(r"\d")
@@ -51,22 +53,43 @@ def hedged(view: str, boxed: str | None, golds: list[str]) -> bool:
     "The answer is 41, 42.", "The answer is 41 → 42."), where no gold does: math-verify took one
     of them, so the hedge scored 1 against one gold. Only against single-valued golds:
     "x = 3 or x = 5" states the solutions 3, 5."""
-    if any(_SEVERAL.search(g) for g in golds):
+    if any(_SEVERAL.search(g) and not _GROUPED_GOLD.fullmatch(g.strip()) for g in golds):
         return False
     if boxed is not None:
-        return bool(_DISJUNCTION.search(boxed)) or separate_numbers(boxed)
+        return (bool(_DISJUNCTION.search(boxed)) and not one_value(boxed)) or separate_numbers(
+            boxed
+        )
     lines = list(_HASH_LINE.finditer(view))
     if lines and not _DIGIT.search(view, lines[-1].end()):
         line = lines[-1].group(1)
         if separate_numbers(line) or two_stated(line):
             return True
+    stated = stated_hedge(view)
+    return _numbers_or(view) if stated is None else stated
+
+
+def stated_hedge(view: str) -> bool | None:
+    """Whether the last stated answer ("The answer is …", "Answer: …", to the end of its
+    sentence) offers alternatives or begins with two numbers ("The answer is 3 or 5.", "The
+    answer is 41, 42.", :func:`two_stated`; one value said twice, "3/4, or 0.75", is none:
+    :func:`one_value`); None when ``view`` states no answer. Both rules
+    read it (``rule:gsm8k`` read the last number: "The answer is 41, 42." scored 1 against 42)."""
     anchors = list(_ANCHOR.finditer(view))
     if not anchors:
-        return _numbers_or(view)
+        return None
     rest = view[anchors[-1].end() :]
     end = _SENTENCE_END.search(rest)
     stated = rest[: end.start() if end else len(rest)]
-    return bool(_DISJUNCTION.search(stated)) or two_stated(stated)
+    if _DISJUNCTION.search(stated):
+        return not one_value(stated)  # "3/4, or 0.75" restates one answer
+    return two_stated(stated)
+
+
+def one_value(text: str) -> bool:
+    """Whether ``text`` holds two or more numbers, all of one value ("3/4, or 0.75",
+    "\\frac{1}{2} \\text{ or } 0.5"): an answer said twice, not alternatives."""
+    values = [_value(m.group(0)) for m in _ITEM.finditer(text)]
+    return len(values) >= 2 and None not in values and len(set(values)) == 1
 
 
 # "X or Y" / "X, not Y" ending in a number ("$18 or $19" once read)
@@ -121,10 +144,11 @@ def separate_numbers(text: str) -> bool:
     """Whether a marked answer (a box, a ``####`` line) holds two numbers as separate items
     (``41, 42``, ``41; 42``, ``41 42``, ``4,2``, ``(41, 42)``, ``41 \\text{ dollars}, 42``):
     no single answer. One number stays one: ``1,234``, ``12,345,678``, ``10{,}000``,
-    ``32,\\!348``, ``1\\,000``, ``12 \\frac{3}{5}``, ``3 1/2``, ``\\frac{1}{2}``; and so does an
+    ``32,\\!348``, ``1\\,000``, ``10 000``, ``12 \\frac{3}{5}``, ``3 1/2``, ``\\frac{1}{2}``; and so does an
     expression (``6 \\cdot 7``, ``4:30``, ``2\\sqrt{3}``) or a matrix (``\\begin{pmatrix}``)."""
     if "\\begin" in text:
         return False  # a matrix or array lays out its entries ("-1 & 0 \\\\ 0 & -1"): one answer
+    text = plain_numerals(text, spaces=True)  # "10 000", "1\,000": one number each
     items = list(_ITEM.finditer(text))
     return any(_list_gap(text[a.end() : b.start()]) for a, b in itertools.pairwise(items))
 

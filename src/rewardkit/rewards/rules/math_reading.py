@@ -19,7 +19,13 @@ from typing import Any
 
 from rewardkit.rewards.rules.math_boxes import last_boxed, nested_box
 from rewardkit.rewards.rules.math_hedges import answer_view, hedged
-from rewardkit.rewards.rules.math_units import number_unit, read_units, unit_mismatch, unit_symbol
+from rewardkit.rewards.rules.math_units import (
+    number_unit,
+    plain_numerals,
+    read_units,
+    unit_mismatch,
+    unit_symbol,
+)
 
 __all__ = [  # the names read from this module (math_answer.py, tests), wherever they live
     "answer_view",
@@ -86,7 +92,9 @@ def spell_out(text: str) -> str:
     """Notations math-verify misreads, in its terms: ``\\fbox`` and ``\\boxed {5}`` as
     ``\\boxed{5}`` (it read no answer), ``30°`` as ``30^{\\circ}``, a repeating decimal
     ``0.\\overline{36}`` as its fraction, ``1.5e3`` as 1500, a mixed number ``3 1/2`` as 7/2,
-    ``(1011)_2`` as ``1011_2``."""
+    ``(1011)_2`` as ``1011_2``; numerals in plain digits (:func:`.math_units.plain_numerals`:
+    ``\\boxed{1\\,000}``, ``10\u00a0000``, ``#### −5``, ``\\num{42}``: it read 1, 0, none, none)."""
+    text = plain_numerals(text)
     if "\\fbox" in text:
         text = text.replace("\\fbox", "\\boxed")
     if "\\boxed " in text:

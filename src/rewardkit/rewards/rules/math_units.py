@@ -8,6 +8,60 @@ is (:func:`number_unit`, :func:`unit_symbol`) and an answer in another unit than
 from __future__ import annotations
 
 import re
+import unicodedata
+
+# -- numerals as models and LaTeX write them (both rule:gsm8k and rule:math read through this) --
+
+# A separator between thousands groups: LaTeX's "{,}", ",\!", "\,", "\ ", "~", "\;", "\:",
+# "\!"; a no-break, thin or narrow no-break space; the Arabic thousands sign; an apostrophe
+_GROUP_SEP = r"(?:\{,\}|,\\!|\\[,;:! ]|~|[\u00a0\u2009\u202f\u066c'\u2019])"
+# A grouped number: 1-3 leading digits (not a leading 0), then only groups of exactly three
+# ("10{,}000", "1\,234\,567"; not the decimal commas "3{,}14", "0{,}125", nor "1234\,567")
+_GROUPED = re.compile(
+    rf"(?<![\w.,])[1-9][0-9]{{0,2}}(?:{_GROUP_SEP}[0-9]{{3}})+(?![0-9]|{_GROUP_SEP}[0-9])"
+)
+_SEP = re.compile(_GROUP_SEP)
+_SEP_BETWEEN_DIGITS = re.compile(rf"[0-9]{_GROUP_SEP}[0-9]")  # a cheap test before _GROUPED
+# With a plain space too ("#### 10 000"): read so only inside a marked answer (a box, a "####"
+# line), where "3 100" is not "3 hundred-dollar bills"
+_SPACED = re.compile(r"(?<![\w.,])[1-9][0-9]{0,2}(?: [0-9]{3})+(?![0-9/]| [0-9])")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_MINUS_SIGNS = {"\u2212": "-", "\uff0d": "-"}
+# Wrappers around a bare number ("\textbf{10,000}", "\num{10000}"): math-verify read no number
+_PLAIN = r"-?[0-9](?:[0-9,.]|\{,\})*(?:[eE][-+]?[0-9]+)?"
+_WRAPPED = re.compile(rf"\\(?:textbf|mathbf|boldsymbol|bm|num)\s*\{{\s*({_PLAIN})\s*\}}")
+# siunitx: "\SI{5}{m}", "\qty{5}{\meter\per\second}", "\SI{50}{\percent}"
+_QUANTITY = re.compile(rf"\\(?:SI|qty)\s*\{{\s*({_PLAIN})\s*\}}\s*\{{([A-Za-z\\ ]*)\}}")
+
+
+def _quantity(m: re.Match[str]) -> str:
+    unit = " ".join(m.group(2).replace("\\", " ").split())
+    if unit == "percent":
+        return f"{m.group(1)}\\%"
+    return f"{m.group(1)}\\text{{ {unit}}}" if unit else m.group(1)
+
+
+def plain_numerals(text: str, spaces: bool = False) -> str:
+    """``text`` with its numbers in plain ASCII digits: thousands separators between groups of
+    three dropped (``10{,}000``, ``1\\,000``, ``1\\ 000``, ``1~000``, ``1\\;000``, ``10,\\!000``,
+    a no-break or thin space U+00A0 / U+2009 / U+202F, U+066C, ``1'000`` → ``10000``;
+    ``spaces``: ``10 000`` too), other scripts' digits as ASCII (``４２`` → 42), the minus sign
+    U+2212 as ``-``, ``\\num{…}``, ``\\textbf{…}``, ``\\mathbf{…}`` around a number unwrapped and
+    ``\\SI{5}{m}`` as ``5\\text{ m}``. Plain commas stay (``1,234``); idempotent."""
+    if not text.isascii():
+        odd = set(_NON_ASCII.findall(text))
+        table = {c: str(unicodedata.digit(c)) for c in odd if c.isdecimal()}
+        table.update((c, _MINUS_SIGNS[c]) for c in odd.intersection(_MINUS_SIGNS))
+        if table:
+            text = text.translate(str.maketrans(table))
+    if "\\" in text and "{" in text:
+        text = _QUANTITY.sub(_quantity, _WRAPPED.sub(r"\1", text))
+    if _SEP_BETWEEN_DIGITS.search(text):
+        text = _GROUPED.sub(lambda m: _SEP.sub("", m.group()), text)
+    if spaces and " " in text:
+        text = _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+    return text
+
 
 # A number in running text ("1,234", "-3.5"; not glued to a word)
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\w)")
