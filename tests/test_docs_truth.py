@@ -91,6 +91,7 @@ def _accepted() -> dict[str, set[str]]:
         "judge-pairwise": judge("pairwise"),
         "judge-rating": judge("rating"),
         "judge-listwise": judge("listwise") | {"order_seed"},
+        "verifier": (judge("verifier") - {"principle", "rubric"}) | {"tail"},
         "vlm-judge": judge("yes_no") | {"trust_remote_code"},
         "vlm-judge-pairwise": judge("pairwise") | {"trust_remote_code"},
         "vlm-judge-listwise": judge("listwise") | {"order_seed", "trust_remote_code"},

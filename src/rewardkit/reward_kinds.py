@@ -182,6 +182,18 @@ register(
     endpoint_help=f"order_seed=, {_JUDGE_TEXT}, {_HTTP_JUDGE}",
 )
 register(
+    "verifier",
+    "rewardkit.rewards.judges.verifier:build",
+    "Model-based soft verifiable reward: a verifier LM reads the question, the reference answer and "
+    "the response's final part and answers 1 (agrees) or 0; reward p1/(p1+p0), NaN without a "
+    "reference.",
+    card="B5 — Model-based soft verifiable reward",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options output=prob|raw|binary|logit, tail= (characters of the final part after the last </think>, default 1000; none: all), use_chat_template=, template=, system=, "
+    + _ENGINE,
+    uses_engine=True,
+    endpoint_help=f"output=prob|raw|binary|logit, tail=, template=, system=, {_HTTP_JUDGE}",
+)
+register(
     "clip",
     "rewardkit.rewards.clip_score:build",
     "CLIP-score image–text similarity (any CLIP-style dual encoder): the prompt text against the "

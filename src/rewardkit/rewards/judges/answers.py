@@ -49,24 +49,32 @@ def label_scores(logits: np.ndarray, label_ids: Sequence[Sequence[int]]) -> np.n
     return verdict.class_scores(logits, [len(ids) for ids in label_ids])
 
 
+#: Per two-class kind: what its answers are called (errors) and the identity keys of their ids.
+CLASS_NAMES = {
+    "yes_no": ("Yes/No", ("yes_ids", "no_ids")),
+    "pairwise": ("A/B", ("a_ids", "b_ids")),
+    "verifier": ("1/0", ("one_ids", "zero_ids")),
+}
+
+
 class AnswerTokens:
-    """The two answer classes of a yes/no or pairwise judge on one tokenizer.
+    """The two answer classes of a yes/no, pairwise or verifier judge on one tokenizer.
 
     :meth:`read` maps the logits of :attr:`ids` to the reward: σ(ℓ_yes − ℓ_no) (or the margin
-    with ``output="logit"``) for yes/no, the slot margin ℓ_A − ℓ_B for pairwise.
+    with ``output="logit"``) for yes/no, the slot margin ℓ_A − ℓ_B for pairwise, and
+    :func:`~rewardkit.rewards.judges.verdict.verifier` for the verifier's "1"/"0".
     """
 
     def __init__(self, kind: JudgeKind, tokenizer: Any, model: str, output: str = "prob") -> None:
-        what = "Yes/No" if kind.name == "yes_no" else "A/B"
+        what, names = CLASS_NAMES[kind.name]
         first, second = answer_token_ids(tokenizer, model, *kind.classes, what)
         self.kind = kind
         self.output = output
         self.first, self.second = first, second
         self.sizes = (len(first), len(second))
         self.ids = first + second
-        names = ("yes_ids", "no_ids") if kind.name == "yes_no" else ("a_ids", "b_ids")
         self.identity: dict[str, Any] = {names[0]: first, names[1]: second}
-        if kind.name == "yes_no":
+        if kind.name != "pairwise":
             self.identity["output"] = output
 
     def read(self, logits: np.ndarray) -> np.ndarray:
@@ -74,4 +82,6 @@ class AnswerTokens:
         scores = verdict.class_scores(logits, self.sizes)
         if self.kind.name == "yes_no":
             return verdict.yes_no(scores, self.output)
+        if self.kind.name == "verifier":
+            return verdict.verifier(scores, self.output)
         return verdict.margin(scores)

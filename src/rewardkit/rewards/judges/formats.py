@@ -82,6 +82,22 @@ CHOICE_MORE = (
     r"\[\[\s*+(A\s*+(?:>>?|=)\s*+B|B\s*+(?:>>?|=)\s*+A)\s*+\]\]",
     _LABELS + _TAIL + r"(?:an?\s++)?(tie|draw)\b",
 )
+#: The soft verifier's digit (docs/methods/B5-soft-verifier.md), not the start of a longer
+#: number (``10``, ``1.5``): bracketed ``[[1]]`` or labelled (``Answer: 0``, ``**Verdict**: 1``,
+#: ``"score": 1``, ``[RESULT] 1``, ``Output: 0``).
+_DIGIT = r"([01])(?!\d)(?![.,]\d)"
+VERIFIER_PATTERNS = (
+    r"\[\[\s*+" + _DIGIT + r"\s*+\]\]",
+    r"(?:\[\s*+result\s*+\]|(?:final[\s_]++)?(?:answer|verdict|judge?ment|decision|output|score"
+    r"|label|correct(?:ness)?))" + _TAIL + _DIGIT,
+)
+#: The verifier's digit starting the answer alone on its line or before punctuation, a dash or a
+#: parenthesis (``1``, ``**0**``, ``1. The answers agree``, ``0 (wrong unit)``).
+START_DIGIT = re.compile(
+    r"[\s*_#>(\[]*+" + _DIGIT + r"(?=[*_)\]]*+(?:[ \t]*+(?:\n|$)|[.,;:!](?:\s|$)|[ \t]++[-–—(]))"
+)
+#: A last line that is only the verifier's digit (``…reasoning…\n\n1``).
+LAST_DIGIT = re.compile(r"[\s*_#>(\[]*+" + _DIGIT + r"[\s*_.!)\]]*+")
 #: A pair of scores alone on the answer's first line (JudgeLM: ``8 6``, the first response's).
 SCORE_PAIR = re.compile(r"[\s*_#]*+(" + _NUMBER + r")[ \t]++(" + _NUMBER + r")[ \t*_]*+(?:\n|$)")
 #: A last line that is only the verdict (``…reasoning…\n\nOutput (b)``, ``…\n\n7``, ``…\nYes``).

@@ -40,6 +40,7 @@ from rewardkit.rewards.judges.template import (
     PAIRWISE,
     PRINCIPLE_SLOT,
     RATING,
+    VERIFIER,
     YES_NO,
     JudgeKind,
     judge_identity,
@@ -49,6 +50,7 @@ from rewardkit.rewards.judges.template import (
     principle_text,
     references,
 )
+from rewardkit.rewards.judges.verifier import Verifying, verifier_options
 from rewardkit.types import Capability, Query, prompt_text, text_queries
 
 DEFAULT_MODEL = "smollm2"
@@ -100,7 +102,7 @@ class AnswerTokenJudge(ModelBackedReward):
         ]
         self.max_length = self.lm.max_length(self.config)
         self._identity = self.base_identity()
-        if self.kind.name in ("yes_no", "pairwise"):
+        if self.kind.name in ("yes_no", "pairwise", "verifier"):
             self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
             self._identity.update(self.answers.identity)
 
@@ -351,6 +353,41 @@ class ListwiseJudge(ListwiseJudging, AnswerTokenJudge):
         return read_logits(logits, lambda x: label_scores(x, self.label_ids))
 
 
+class VerifierJudge(Verifying, AnswerTokenJudge):
+    """``verifier:`` — the soft verifier: "1" vs "0" after the question, the reference answer
+    and the response's final part (docs/methods/B5-soft-verifier.md; rows and NaN:
+    :class:`~rewardkit.rewards.judges.verifier.Verifying`). ``output=raw`` reads the answer
+    tokens' log-softmax over the whole vocabulary: π("1" | x, a, y_final)."""
+
+    kind = VERIFIER
+    spec_kind = "verifier"
+    # rows of (query, reference), not queries: no per-query features
+    capabilities = AnswerTokenJudge.capabilities - {Capability.FEATURES}
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, config: EngineConfig | None = None, **options: Any
+    ) -> None:
+        self.tail, options = verifier_options(self.spec_kind, options)
+        super().__init__(model, config, **options)
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        """Rows of (question, reference, response) of verifier rows (one reference each)."""
+        return self.encode_slots(
+            [(prompt_text(q.prompt), str(q.reference), q.response) for q in queries]
+        )
+
+    def verify_rows(self, rows: Sequence[Query]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        run = self.run_rows(list(rows), [r.key() for r in rows], self.encode)
+        return run.values[:, 0].astype(np.float64), run.truncated, dict(run.stats)
+
+    def readout(self, batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
+        if self.output != "raw":
+            return super().readout(batch, hidden)
+        full = self.lm.logits(at_last(hidden, batch.attention_mask), torch.float64)
+        logprobs = torch.log_softmax(full, dim=-1)[:, self.answers.ids]
+        return read_logits(logprobs, self.answers.read)
+
+
 def _model(arg: str | None) -> str:
     return DEFAULT_MODEL if arg in (None, "", "default") else str(arg)
 
@@ -373,3 +410,9 @@ def build_listwise(arg: str | None, **options: Any) -> ListwiseJudge:
 def build_rating(arg: str | None, **options: Any) -> RatingJudge:
     """Registry factory for ``judge-rating:default`` or ``judge-rating:PATH_OR_ID``."""
     return RatingJudge(_model(arg), EngineConfig.from_options(options), **options)
+
+
+def build_verifier(arg: str | None, **options: Any) -> VerifierJudge:
+    """Registry factory for ``verifier:default`` or ``verifier:PATH_OR_ID`` (through
+    :func:`rewardkit.rewards.judges.verifier.build`)."""
+    return VerifierJudge(_model(arg), EngineConfig.from_options(options), **options)

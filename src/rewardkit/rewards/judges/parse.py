@@ -12,7 +12,7 @@ in quotation marks are left out — a verdict string a judged text merely also h
 the judge's). In order: the **last** own match of the bracketed and labelled formats (``[[7]]``,
 ``Rating: 7``, ``**Score**: 7``, ``"score": 7``, ``[RESULT] 4``, ``[[A>B]]``…; for a rating,
 outranking a mention ``7/10``); then, per kind, the answer's start (a first word, a first number
-alone or before punctuation, JudgeLM's score pair ``8 6``), a last line that is only the verdict,
+alone or before punctuation, JudgeLM's score pair ``8 6``, the verifier's digit ``1``/``0``), a last line that is only the verdict,
 and the looser forms (one of yes/no in the text, ``It's a tie``, ``Response A is better``).
 
 **Log-probabilities** (:mod:`rewardkit.rewards.judges.logprobs`) are read at the token of the text
@@ -41,6 +41,7 @@ from rewardkit.rewards.judges.formats import (
     CHOICE_PATTERNS,
     DOUBLE_LABEL,
     LAST_CHOICE,
+    LAST_DIGIT,
     LAST_RATING,
     LAST_YES_NO,
     MORE_ENDS,
@@ -51,10 +52,12 @@ from rewardkit.rewards.judges.formats import (
     RATING_TIERS,
     SCORE_PAIR,
     SIGNS,
+    START_DIGIT,
     START_LABEL,
     START_NUMBER,
     TIE_PATTERNS,
     TIE_STATED,
+    VERIFIER_PATTERNS,
     YES_NO_MORE,
     YES_NO_PATTERNS,
 )
@@ -93,6 +96,7 @@ __all__ = [
     "parse_choice",
     "parse_ranking",
     "parse_rating",
+    "parse_verifier",
     "parse_yes_no",
     "ranking_scores",
     "read_answer",
@@ -333,6 +337,16 @@ def _ranking(text: str, k: int, judged: Judged | None = None) -> Found | None:
     return None
 
 
+def _verifier(text: str, judged: Judged | None = None) -> Found | None:
+    """The soft verifier's digit: class 0 for "1", 1 for "0" (docs/methods/B5-soft-verifier.md)."""
+    m, rest = own_verdict((VERIFIER_PATTERNS,), text, judged)
+    if m is None:
+        m = _own(rest, START_DIGIT.match(rest), judged)
+    if m is None:
+        m = _last_line(rest, LAST_DIGIT, judged)
+    return None if m is None else ((0 if m.group(1) == "1" else 1), m.start(1))
+
+
 def _value(found: Found | None) -> Any:
     value = None if found is None else found[0]
     return value.value if isinstance(value, Derived) else value
@@ -354,6 +368,12 @@ def parse_choice(text: str) -> int | None:
     return _value(_choice(text))
 
 
+def parse_verifier(text: str) -> int | None:
+    """The verifier's verdict digit (1: agrees with the reference, 0: does not) or None."""
+    value = _value(_verifier(text))
+    return None if value is None else 1 - value
+
+
 def parse_ranking(text: str, k: int) -> tuple[list[int], bool] | None:
     """(0-based labels best first, complete) or None; ``complete`` False = the best one only."""
     return _value(_ranking(text, k))
@@ -364,6 +384,7 @@ _READERS: dict[str, Callable[[str, Judged, int], Found | None]] = {
     "rating": lambda text, judged, k: _rating(text, judged),
     "pairwise": lambda text, judged, k: _choice(text, judged),
     "listwise": lambda text, judged, k: _ranking(text, k, judged),
+    "verifier": lambda text, judged, k: _verifier(text, judged),
 }
 
 

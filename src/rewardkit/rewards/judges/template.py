@@ -27,8 +27,10 @@ from rewardkit.rewards.judges.verdict import (
     A_VARIANTS,
     B_VARIANTS,
     NO_VARIANTS,
+    ONE_VARIANTS,
     RATING_SCALE,
     YES_VARIANTS,
+    ZERO_VARIANTS,
 )
 from rewardkit.types import Content, Message, Query, stable_hash
 
@@ -76,7 +78,16 @@ LISTWISE = JudgeKind(
     ("listwise_v1", "listwise_principle_v1"),
     (),  # the labels [1] … [k] depend on the group size: see rewards/judges/listwise.py
 )
-KINDS = {k.name: k for k in (YES_NO, PAIRWISE, RATING, LISTWISE)}
+#: The soft verifier (docs/methods/B5-soft-verifier.md): question, reference answer and the
+#: response's final part; "1" or "0". It takes no principle, so it has no twin template.
+VERIFIER = JudgeKind(
+    "verifier",
+    ("{conversation}", "{reference}", "{response}"),
+    ("verifier_v1", "verifier_v1"),
+    (ONE_VARIANTS, ZERO_VARIANTS),
+    ("prob", "raw", "binary", "logit"),
+)
+KINDS = {k.name: k for k in (YES_NO, PAIRWISE, RATING, LISTWISE, VERIFIER)}
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ A/B, the ratings 1…10, the labels of a listwise group), the log-sum-exp of the
 log-probabilities of that class's spellings. A local model reads them from next-token logits, an
 HTTP judge from ``top_logprobs``, and a judge that only returns text from the parsed answer
 (0 for the class it named, −∞ for the others). The readers below are the one place where those
-scores become rewards (docs/methods/B3-yes-token-reward.md, docs/methods/B6-llm-judge.md,
-docs/methods/B7-listwise-judge.md); the position bias of pairs is
+scores become rewards (docs/methods/B3-yes-token-reward.md, docs/methods/B5-soft-verifier.md,
+docs/methods/B6-llm-judge.md, docs/methods/B7-listwise-judge.md); the position bias of pairs is
 :func:`rewardkit.types.position_bias`::
 
     yes/no:    r = σ(ℓ_yes − ℓ_no)                 (output="logit": ℓ_yes − ℓ_no, ±HARD_LOGIT
                                                  for a certain verdict, see finite_margin)
+    verifier:  r = σ(ℓ_1 − ℓ_0) = p1 / (p1 + p0)   (raw: p1 = e^{ℓ_1}; binary: 1[ℓ_1 > ℓ_0])
     pairwise:  m = ℓ_A − ℓ_B per order;  P(a ≻ b) = ½ (σ(m_fwd) + σ(−m_rev))
     rating:    p = softmax(ℓ_1 … ℓ_10);  r = Σ k·p(k)
     listwise:  p = softmax(ℓ_label1 … ℓ_labelk);  score_i = p(label of response i)
@@ -38,6 +39,9 @@ YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
 NO_VARIANTS = ("No", " No", "no", " no", "NO", " NO")
 A_VARIANTS = ("A", " A")
 B_VARIANTS = ("B", " B")
+#: The soft verifier's answers: "1" (the response agrees with the reference) and "0".
+ONE_VARIANTS = ("1", " 1")
+ZERO_VARIANTS = ("0", " 0")
 RATING_SCALE = tuple(range(1, 11))
 #: The probability a certain verdict (a text answer; a class no probability is left for) is
 #: clamped to as a logit: P in [1e−6, 1 − 1e−6], ℓ_yes − ℓ_no = ±ln((1 − 1e−6)/1e−6) ≈ ±13.8155.
@@ -132,6 +136,21 @@ def yes_no(scores: np.ndarray, output: str = "prob") -> np.ndarray:
     return finite_margin(m) if output == "logit" else sigmoid(m)
 
 
+def verifier(scores: np.ndarray, output: str = "prob") -> np.ndarray:
+    """The soft verifier's reward from (b, 2) class log-scores of "1" and "0"
+    (docs/methods/B5-soft-verifier.md): ``prob`` σ(ℓ_1 − ℓ_0) = p1 / (p1 + p0), ``logit``
+    ℓ_1 − ℓ_0 (finite, as :func:`yes_no`), ``raw`` e^{ℓ_1} — π("1" | …) when the scores are
+    log-probabilities over the whole vocabulary —, ``binary`` 1 where "1" beats "0", else 0
+    (NaN stays NaN)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if output == "raw":
+        return np.exp(s[:, 0])
+    if output == "binary":
+        m = margin(s)
+        return np.where(np.isnan(m), np.nan, (m > 0).astype(np.float64))
+    return yes_no(s, output)
+
+
 def yes_probability(logit_yes: float, logit_no: float) -> float:
     """σ(ℓ_yes − ℓ_no): the two-way normalisation (ℓ=1.2, 0.4 → 0.689974)."""
     return float(sigmoid(logit_yes - logit_no))
@@ -200,7 +219,7 @@ def text_scores(kind: str, value: Any, k: int) -> np.ndarray:
     """Class log-scores of a text verdict (yes/no and pairwise: the class index, 2 a tie; rating:
     a number or :class:`RatingRange`; listwise: (labels, complete), the log of
     :func:`ranking_scores`, so that softmax gives the normalised Borda scores)."""
-    if kind == "yes_no":
+    if kind in ("yes_no", "verifier"):
         return one_hot(value, 2)
     if kind == "pairwise":
         return np.zeros(2) if value == 2 else one_hot(value, 2)
