@@ -207,6 +207,15 @@ _ERROR_INPUTS: list[tuple[str, str | bytes, str | None]] = [
         '{"prompt": "p", "chosen": "a", "rejected": "b", "subset": ["x"]}\n',
         "rewardbench",
     ),
+    (
+        "data.jsonl",
+        _OK
+        * 3
+        + '{"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}, '
+        '{"role": "user", "content": ""}], "chosen": "a", "rejected": "b"}\n',
+        None,
+    ),
+    ("data.csv", "prompt,chosen,rejected\np,a,\n", None),
 ]
 
 

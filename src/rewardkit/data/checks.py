@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rewardkit.data.location import describe
@@ -181,9 +181,19 @@ def text(rec: Record, name: str, value: Any, sub: str = "", what: str = "text") 
 
 def response(rec: Record, name: str, value: Any, sub: str = "") -> str:
     """``value`` as a response text. Empty (or blank) text is a response, as in TRL and
-    reward-bench: a model can say nothing, and rewards score that; only a non-text is an error."""
+    reward-bench, when the row writes it: a model can say nothing, and rewards score that; only a
+    non-text is an error. A CSV cell that is empty is not written text: CSV (and pandas'
+    ``to_csv``) writes a missing value and an empty string alike, so it is refused as a null is in
+    JSON and Parquet (an empty text inside a JSON cell, ``'["a", ""]'``, is written and kept)."""
     if not isinstance(value, str):
         raise rec.error(name, f"expected a response text, got {describe(value)}", sub)
+    if value == "" and not sub and rec.loc.kind == "csv" and rec.data.get(name) == "":
+        raise rec.error(
+            name,
+            "expected a response text, got an empty CSV cell, which is read as missing (a CSV "
+            'writes a missing value and an empty text alike); write an empty response as "" '
+            "in JSON Lines or Parquet, or drop the row",
+        )
     return value
 
 
@@ -273,6 +283,40 @@ def prompt(rec: Record, name: str = "prompt", *, allow_messages: bool = True) ->
     msgs = messages(rec, name, value)
     if not any(not isinstance(m["content"], str) or m["content"].strip() for m in msgs):
         raise rec.error(name, "expected a prompt that is not empty, got only empty messages")
+    return last_user_turn(rec, name, msgs)
+
+
+def _blank(content: Any) -> bool:
+    """Whether message content holds nothing: blank text, or parts that are all blank text."""
+    if isinstance(content, str):
+        return not content.strip()
+    if isinstance(content, list):
+        return all(
+            isinstance(p, Mapping)
+            and p.get("type") == "text"
+            and not str(p.get("text") or "").strip()
+            for p in content
+        )
+    return content is None
+
+
+def last_user_turn(
+    rec: Record, name: str, msgs: list[Message], sub: Callable[[int], str] | None = None
+) -> list[Message]:
+    """``msgs`` (a prompt's messages, from field ``name``) when its last user turn holds
+    something; that turn empty is a :class:`DataError` naming the file, line, field and the
+    message's index (``sub(k)``, default ``"[k].content"``): the responses answer that turn, so
+    an empty one is a broken row (none of the 6,240 HH-RLHF test rows has one). Earlier empty
+    turns are kept. Every format that reads a prompt from messages applies this rule."""
+    users = [k for k, m in enumerate(msgs) if m["role"] == "user"]
+    if users and _blank(msgs[users[-1]]["content"]):
+        k = users[-1]
+        raise rec.error(
+            name,
+            "expected a last user turn that is not empty (the turn the responses answer), got "
+            f"{describe(msgs[k]['content'])}",
+            sub(k) if sub else f"[{k}].content",
+        )
     return msgs
 
 

@@ -130,8 +130,13 @@ def read_criterion(rec: Record) -> str | None:
     """The record's context text (surrounding blanks removed); None when it has none. A value
     that is not text, or empty text, is a :class:`DataError` naming the file, line and field."""
     name = criterion_field(rec)
-    if name is None:
-        return None
+    return None if name is None else context_text(rec, name)
+
+
+def context_text(rec: Record, name: str) -> str | None:
+    """Field ``name`` of the record read as a context text (surrounding blanks removed; the
+    field is not marked used); None when absent (null, NaN, an empty CSV cell). A value that is
+    not text, or empty text, is a :class:`DataError` naming the file, line and field."""
     value = rec.peek(name)
     if _absent(rec, value):
         return None

@@ -21,7 +21,7 @@ from typing import Any
 
 from rewardkit.data import checks
 from rewardkit.data.location import Location, describe
-from rewardkit.data.record import Record, csv_number
+from rewardkit.data.record import Record, csv_number, identical_sides
 from rewardkit.errors import DataError
 from rewardkit.types import Example, Message
 
@@ -136,12 +136,16 @@ def _examples(root: _Node, tree_id: str | None, fmt: str) -> list[Example]:
             }
             if tree_id is not None:
                 meta["message_tree_id"] = tree_id
+            responses = [c.text for c in ranked]
+            chosen = [i for i, r in enumerate(ranks) if r == min(ranks)]
+            if identical_sides(responses, chosen):  # as Record.finish flags every other format
+                meta["identical_responses"] = True
             out.append(
                 Example(
                     id=node.id,
                     prompt=here,
-                    responses=[c.text for c in ranked],
-                    chosen=[i for i, r in enumerate(ranks) if r == min(ranks)],
+                    responses=responses,
+                    chosen=chosen,
                     language=node.lang,
                     meta=meta,
                 )

@@ -4,7 +4,8 @@ The prompt is the turns the two transcripts share before the last assistant turn
 that assistant turn. Real-data quirks:
 
 - surrounding whitespace is ignored, and each turn's text is stripped;
-- ``chosen == rejected`` is kept, with ``meta["identical_responses"] = True``;
+- ``chosen == rejected`` is kept, with ``meta["identical_responses"] = True`` (set for every
+  format by :meth:`rewardkit.data.record.Record.finish`);
 - transcripts that differ in more than the last assistant turn: the prompt is the longest shared
   turn prefix that is followed by an assistant turn on both sides, and each response is the rest of
   its transcript rendered as text (``"<reply>\\n\\nHuman: …\\n\\nAssistant: …"``), with
@@ -91,6 +92,4 @@ def convert(rec: Record) -> Example:
     meta = {}
     if len(a) - n > 1 or len(b) - n > 1:
         meta["multi_turn_response"] = True
-    if responses[0] == responses[1]:
-        meta["identical_responses"] = True
     return rec.finish("hh-rlhf", prompt, responses, [0], meta=meta)

@@ -25,6 +25,7 @@ def judged_turn(rec: Record, name: str, conv: list[Message], k: int) -> tuple[li
     if not any(not isinstance(m["content"], str) or m["content"].strip() for m in prompt):
         got = "no message" if not prompt else "only empty messages"
         raise rec.error(name, f"expected a prompt that is not empty before [{k}], got {got}")
+    checks.last_user_turn(rec, name, prompt)
     return prompt, checks.response(rec, name, conv[k]["content"], f"[{k}].content")
 
 

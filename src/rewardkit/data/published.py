@@ -212,11 +212,9 @@ def convert_arena(rec: Record) -> Example:
             f"others 0, got {flags}",
         )
     chosen = [[0], [1], [0, 1]][flags.index(1)]
-    if not prompts[-1].strip():
-        raise rec.error(
-            "prompt", "expected a last user turn that is not empty", f"[{len(prompts) - 1}]"
-        )
-    prompt = _history(prompts, sides[0])
+    prompt = checks.last_user_turn(
+        rec, "prompt", _history(prompts, sides[0]), lambda k: f"[{k // 2}]"
+    )
     meta: dict[str, Any] = {}
     prompt_b = _history(prompts, sides[1])
     if prompt_b != prompt:

@@ -67,6 +67,18 @@ def as_reference(value: Any) -> Any:
     return value
 
 
+def identical_sides(responses: list[Any], chosen: list[int]) -> bool:
+    """Whether a chosen response is the same text as a rejected one (``chosen == rejected`` in
+    a pair): no reward can order them. Every format flags it the same way,
+    ``meta["identical_responses"] = True`` (:meth:`Record.finish`); ``rewardkit eval`` counts
+    such examples and training counts pairs whose sides encode to the same tokens. Only text
+    responses are compared (content parts with images never count as identical here)."""
+    picked = {responses[i] for i in chosen if isinstance(responses[i], str)}
+    return any(
+        isinstance(r, str) and r in picked for i, r in enumerate(responses) if i not in chosen
+    )
+
+
 def check_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
     """Validate a column map ``{rewardkit_field: file_column}``."""
     if columns is None:
@@ -203,7 +215,9 @@ class Record:
         ratings: list[dict[str, float]] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> Example:
-        """Build the :class:`Example`; unused fields go to ``meta`` (``meta["format"] = fmt``)."""
+        """Build the :class:`Example`; unused fields go to ``meta`` (``meta["format"] = fmt``;
+        ``meta["identical_responses"] = True`` when a chosen side equals a rejected one:
+        :func:`identical_sides`)."""
         ex_id = self.example_id()
         subset, source, language = (self.opt_text(k) for k in ("subset", "source", "language"))
         reference = self.get("reference")
@@ -223,6 +237,8 @@ class Record:
         out.update(self.shadowed)
         out.update(meta or {})
         out.setdefault("format", fmt)
+        if identical_sides(responses, chosen):
+            out["identical_responses"] = True
         return Example(
             id=ex_id,
             prompt=prompt,

@@ -36,7 +36,9 @@ def _conversation(rec: Record) -> list[Message]:
         {"role": t.get("role"), "content": t.get("content")} if isinstance(t, dict) else t
         for t in raw
     ]
-    return checks.messages(rec, "conversation_input", turns)
+    return checks.last_user_turn(
+        rec, "conversation_input", checks.messages(rec, "conversation_input", turns)
+    )
 
 
 def split_category(path: str) -> tuple[str, str, str]:

@@ -31,18 +31,17 @@ def convert(rec: Record) -> Example:
     chosen = checks.messages(rec, "chosen", rec.require("chosen", structured=True))
     rejected = checks.messages(rec, "rejected", rec.require("rejected", structured=True))
     meta: dict[str, Any] = {}
-    history = (
-        _conversation_history(chosen, rejected, checks.prompt(rec)) if rec.has("prompt") else None
-    )
+    given = checks.prompt(rec) if rec.has("prompt") else None  # its messages read once
+    history = None if given is None else _conversation_history(chosen, rejected, given)
     if history is not None:  # Capybara-DPO: `prompt` is one turn of the full conversations
-        prompt = history
+        prompt = checks.last_user_turn(rec, "chosen", history)
         responses = [
             _assistant_last(rec, name, msgs)
             for name, msgs in (("chosen", chosen), ("rejected", rejected))
         ]
         meta["prompt_from_conversation"] = True
-    elif rec.has("prompt"):
-        prompt = checks.prompt(rec)
+    elif given is not None:
+        prompt = given
         responses = [
             completion(rec, "chosen", chosen, prompt),
             completion(rec, "rejected", rejected, prompt),
@@ -72,6 +71,7 @@ def convert(rec: Record) -> Example:
             raise rec.error(
                 "chosen", "expected a prompt that is not empty, got only empty messages"
             )
+        checks.last_user_turn(rec, "chosen", prompt)
     calls = [m[-1].get("tool_calls") for m in (chosen, rejected)]
     if any(calls):  # the judged turn calls a tool: its text holds them, meta keeps them too
         meta["response_tool_calls"] = calls

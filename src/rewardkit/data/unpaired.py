@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rewardkit.data.record import identical_sides
 from rewardkit.errors import DataError
 from rewardkit.types import Example, stable_hash
 
@@ -72,11 +73,14 @@ def pair_by_prompt(
         for g in good:
             for b in bad:
                 meta = {**g.meta, "format": "unpaired", "paired_from": [g.id, b.id]}
+                responses = [g.responses[0], b.responses[0]]
+                if identical_sides(responses, [0]):  # as Record.finish flags a loaded pair
+                    meta["identical_responses"] = True
                 pairs.append(
                     Example(
                         f"{g.id}|{b.id}",
                         g.prompt,
-                        [g.responses[0], b.responses[0]],
+                        responses,
                         [0],
                         subset=g.subset,
                         source=g.source,
