@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -83,8 +84,9 @@ class BadReference(DataError):
 
 #: Keys of an answer record whose values are the answer texts: SQuAD / Hugging Face ``answers``
 #: (``{"text": [...], "answer_start": [...]}``), VQA answer records (``{"answer": ...}``),
-#: TriviaQA (``{"value": ..., "aliases": [...]}``), nested ``answers``.
-ANSWER_KEYS = ("text", "answer", "answers", "value", "aliases")
+#: TriviaQA (``{"value": ..., "aliases": [...]}``), nested ``answers``, and verl/Search-R1's
+#: ``ground_truth`` (``{"target": array([...])}``: its QA data's gold answers).
+ANSWER_KEYS = ("text", "answer", "answers", "value", "aliases", "target")
 
 
 def references(reference: Any, strict: bool = False) -> list[str]:
@@ -92,13 +94,16 @@ def references(reference: Any, strict: bool = False) -> list[str]:
 
     ``None``, a NaN (:func:`is_missing`), ``""``, ``[]`` and ``[""]`` give ``[]`` (the rule then
     returns NaN: it does not apply); a numpy array (what verl's ``ground_truth`` can be) counts as
-    the list it holds. An answer record (a mapping) gives the texts under :data:`ANSWER_KEYS`
+    the list it holds, bytes the UTF-8 text they hold. An answer record (a mapping) gives the
+    texts under :data:`ANSWER_KEYS`
     (SQuAD's ``{"text": [...], "answer_start": [...]}`` → its texts); a mapping with none of
     them is a :class:`BadReference` with ``strict`` (its ``str()`` is no answer), else read as
     its ``str()`` (what rules outside this check, such as ``rule:math``, always did).
     """
     if isinstance(reference, np.ndarray):
         reference = reference.tolist()
+    if isinstance(reference, bytes | bytearray):  # a binary column: its text, not its bytes
+        reference = _text(reference)
     if is_missing(reference):
         return []
     if isinstance(reference, str):
@@ -128,7 +133,10 @@ def references(reference: Any, strict: bool = False) -> list[str]:
 def _text(value: Any) -> str:
     """A scalar reference as text; a whole float is written as an integer (pandas stores an
     integer column with a missing cell as float64: the answer 18 arrives as 18.0, whose text
-    "18.0" the response "18" would not match)."""
+    "18.0" the response "18" would not match); bytes (a binary column) as the UTF-8 text they
+    hold (``b"Paris"`` was the list of its byte values, so the response "80" matched ``b"P"``)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
@@ -180,33 +188,73 @@ _WORD_BREAKS = (
     "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
     "\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
 )
+#: Characters of a run without a break read as one word: a longer run is read as its pieces of
+#: this many characters (``"!" * 200_000``, ``"ha" * 100_000`` were one word: no repetition
+#: penalty, no overlong penalty counted in words). Longer than almost any word or identifier.
+LONG_RUN = 32
 _CJK_CHAR = re.compile(f"[{_CJK_CHARS}]")
 _WORD_BREAK = re.compile(f"[{_WORD_BREAKS}]")
-_WORD = re.compile(f"[{_CJK_CHARS}]|[^\\s{_CJK_CHARS}{_WORD_BREAKS}]+")
+_WORD = re.compile(f"[{_CJK_CHARS}]|[^\\s{_CJK_CHARS}{_WORD_BREAKS}]{{1,{LONG_RUN}}}")
 
 
 def words(text: str) -> list[str]:
     """The words of ``text``: its whitespace split, with each Han / Kana / Hangul character a
     word of its own and invisible format characters and CJK punctuation as separators
-    (``"这是 test"`` → ``["这", "是", "test"]``; ``"the\\u200banswer"`` → two words). ASCII text
-    is split exactly as ``str.split`` does."""
+    (``"这是 test"`` → ``["这", "是", "test"]``; ``"the\\u200banswer"`` → two words), and a run
+    longer than :data:`LONG_RUN` characters as its pieces of that length. ASCII text without
+    such a run is split exactly as ``str.split`` does."""
     if text.isascii():
-        return text.split()
+        split = text.split()
+        if all(len(w) <= LONG_RUN for w in split):
+            return split
+        return [w[i : i + LONG_RUN] for w in split for i in range(0, len(w), LONG_RUN)]
     return _WORD.findall(text)
 
 
 def word_count(text: str) -> int:
     """``len(words(text))`` without building the list of single characters."""
     if text.isascii():
-        return len(text.split())
-    spaced, cjk = _CJK_CHAR.subn(" ", text)
-    return cjk + len(_WORD_BREAK.sub(" ", spaced).split())
+        split = text.split()
+    else:
+        spaced, cjk = _CJK_CHAR.subn(" ", text)
+        split = _WORD_BREAK.sub(" ", spaced).split()
+        if cjk:
+            return cjk + _pieces(split)
+    return _pieces(split)
+
+
+def _pieces(split: list[str]) -> int:
+    """Words in a whitespace split, a run longer than :data:`LONG_RUN` counted in pieces."""
+    return sum(1 if len(w) <= LONG_RUN else -(-len(w) // LONG_RUN) for w in split)
 
 
 # SQuAD v1.1 official normalisation (evaluate-v1.1.py): lower, drop punctuation, drop articles,
 # collapse whitespace.
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
+#: Fullwidth ASCII forms (U+FF01–FF5E) and the ideographic space as the ASCII they stand for.
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def plain_text(text: str) -> str:
+    """Non-ASCII text in one form: canonical composition (NFC: ``"e\\u0301"`` is ``"é"``),
+    fullwidth ASCII as ASCII (``"１２"`` is ``"12"``), and without the characters that show
+    nothing (category Cf: zero-width space and joiners, soft hyphen, bidi marks, BOM), so
+    ``"Pa\\u200bris"`` reads as what it shows. Compatibility forms that change a value stay
+    (``"2⁵"`` is not ``"25"``)."""
+    text = unicodedata.normalize("NFC", text).translate(_FULLWIDTH)
+    if text.isascii():
+        return text
+    return "".join(c for c in text if c.isascii() or unicodedata.category(c) != "Cf")
+
+
+def _no_punct(text: str) -> str:
+    """``text`` without ASCII punctuation (SQuAD's) and, past ASCII, without any Unicode
+    punctuation (category P: ``"。"``, ``"«"``, ``"¿"``, as MLQA's evaluation drops it)."""
+    text = text.translate(_PUNCT)
+    if text.isascii():
+        return text
+    return "".join(c for c in text if c.isascii() or not unicodedata.category(c).startswith("P"))
 
 
 def squad_normalize(text: str) -> str:
@@ -215,9 +263,13 @@ def squad_normalize(text: str) -> str:
     Unlike SQuAD's script, a text that has something to say never normalises to nothing: when
     stripping articles (the answer "A", a choice letter) or then punctuation ("?") leaves it
     empty, the last non-empty stage is kept, so an empty or punctuation-only response cannot
-    match it."""
+    match it. Non-ASCII text is first put in one form (:func:`plain_text`) and loses Unicode
+    punctuation too (:func:`_no_punct`), so the same answer written in decomposed accents,
+    fullwidth letters or with CJK punctuation matches."""
+    if not text.isascii():
+        text = plain_text(text)
     lowered = text.lower()
-    no_punct = lowered.translate(_PUNCT)
+    no_punct = _no_punct(lowered)
     for stage in (_ARTICLES.sub(" ", no_punct), no_punct, lowered):
         words = stage.split()
         if words:

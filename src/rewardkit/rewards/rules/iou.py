@@ -21,6 +21,11 @@ Several boxes (``match`` option):
 
 ``threshold=t`` turns each matched IoU into ``1[IoU ≥ t]`` (the common 0.5 variant).
 NaN when the reference holds no box; 0.0 when no box can be read from the response.
+
+Bounded: ``greedy`` scores every (predicted, reference) pair, so a response listing 100,000
+boxes against 20 reference boxes took 9 s. A response with more than :data:`MAX_BOXES` boxes
+and more than ten per reference box is not matched: it scores **0.0**, named in the call's
+``stats["errors"]`` (its reward would be below 0.1, so 0.0 is a lower bound, never a raise).
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ _BOX = re.compile(
 )
 _NUM = re.compile(_N)
 MATCHES = ("greedy", "first")
+#: Predicted boxes ``greedy`` matches at most (when also more than ten per reference box).
+MAX_BOXES = 1000
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -118,6 +125,12 @@ def reference_boxes(reference: Any) -> list[Box]:
     return []
 
 
+def too_many(pred: Sequence[Box], gold: Sequence[Box]) -> bool:
+    """Whether ``greedy`` leaves ``pred`` unmatched (0.0): more than :data:`MAX_BOXES` boxes
+    and more than ten per reference box, so its reward would be below 0.1 anyway."""
+    return len(pred) > max(MAX_BOXES, 10 * len(gold))
+
+
 def check_threshold(threshold: float) -> float:
     """``threshold`` when it is an IoU in (0, 1]; a ``SpecError`` naming the option otherwise
     (``threshold=0`` counted every box, disjoint or degenerate, as a hit: 1[IoU ≥ 0] = 1)."""
@@ -148,6 +161,8 @@ def box_reward(
 
     if match == "first":
         return value(max(iou(pred[0], g) for g in gold))
+    if too_many(pred, gold):
+        return 0.0
     pairs = sorted(
         ((iou(p, g), i, j) for i, p in enumerate(pred) for j, g in enumerate(gold)),
         key=lambda t: -t[0],
@@ -184,13 +199,25 @@ class IouReward(RuleReward):
         )
 
     def score_one(self, query: Query) -> float:
+        return self.verdict(query)[0]
+
+    def verdict(self, query: Query) -> tuple[float, str | None]:
+        """The reward, and why when the response listed too many boxes to match (then 0.0)."""
         gold = reference_boxes(query.reference)
         if not gold:
-            return NAN
+            return NAN, None
         text = query.response
         if self.options["answer_tag"]:
             text = answer_tag_content(text)
-        return box_reward(parse_boxes(text), gold, self.options["match"], self.options["threshold"])
+        pred = parse_boxes(text)
+        o = self.options
+        if o["match"] == "greedy" and too_many(pred, gold):
+            why = (
+                f"rule:iou: the response lists {len(pred):,} boxes against {len(gold)} reference "
+                f"box(es), more than {MAX_BOXES:,}: not matched, scored 0.0"
+            )
+            return 0.0, why
+        return box_reward(pred, gold, o["match"], o["threshold"]), None
 
 
 def compute_score(

@@ -15,7 +15,8 @@ linearly from 0 at ``max_len − cache_len`` to −1 at ``max_len``. Card vector
 
 ``L`` is counted in ``unit``: ``words`` (default — model-free: the whitespace split, each Han /
 Kana / Hangul character a word, invisible format characters separating words, as
-:func:`~._common.word_count`; 60,000 Chinese characters were one "word"), ``chars``, or
+:func:`~._common.word_count`; 60,000 Chinese characters were one "word", and so was a run of
+200,000 ``"!"``: a run longer than 32 characters counts one word per 32), ``chars``, or
 ``tokens`` with ``tokenizer=NAME_OR_PATH`` (a Hugging Face tokenizer, no special tokens; loads
 ``transformers``). Never NaN.
 """

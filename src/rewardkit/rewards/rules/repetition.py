@@ -16,7 +16,10 @@ they score about −1 now. English (ASCII) text is split exactly as before. In o
 word is read in its NFKC form (after the split, so CJK punctuation still separates words): a
 copy in look-alike letters (fullwidth ``ｔｈｅ``, the mathematical alphabets ``𝐭𝐡𝐞``, ``𝒕𝒉𝒆`` …)
 repeats the plain one, where 13 styled copies of a sentence scored 0.0. Letters of another
-script that only look alike (Cyrillic ``а``) still differ.
+script that only look alike (Cyrillic ``а``) still differ. A run of more than
+:data:`~._common.LONG_RUN` (32) characters without a break is read as its 32-character pieces:
+``"!" * 200_000`` or ``"ha" * 100_000`` (a degenerate loop) was one word and scored 0; about −1
+now.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from rewardkit.rewards.rules._common import (
     answer_tag_content,
     as_bool,
     as_number,
+    plain_text,
     references,
     squad_normalize,
 )
@@ -102,7 +103,11 @@ _ARTICLE_WORDS = frozenset(("a", "an", "the"))
 def vqa_normalize(text: str) -> str:
     """An answer as the official VQA evaluation compares it: punctuation dropped (glued to a
     space or a digit-comma-digit) or made a space, periods not before a digit dropped,
-    lowercased, number words zero…ten (and "none") as digits, articles dropped."""
+    lowercased, number words zero…ten (and "none") as digits, articles dropped; non-ASCII text
+    first in one form (:func:`~._common.plain_text`: NFC, fullwidth as ASCII, no invisible
+    characters)."""
+    if not text.isascii():
+        text = plain_text(text)
     text = text.replace("\n", " ").replace("\t", " ").strip()
     glued = _VQA_DIGIT_COMMA.search(text) is not None
     out = text

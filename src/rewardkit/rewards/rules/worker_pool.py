@@ -9,6 +9,10 @@ deadline is killed and replaced, and the caller scores the item as unverified.
 Workers are plain ``python -m MODULE`` processes speaking JSON lines on stdin/stdout (no
 pickling, no re-import of the caller's ``__main__``), started on first need, one per thread
 calling at once, reused, killed when the interpreter exits; a child forked later starts its own.
+A worker says it got a job (an ``{"got": true}`` line) before it runs it. A worker that died idle
+(the OOM killer, a signal, its own crash after a job) is replaced before it is handed a job; one
+that dies before it says it got the job was dead already, and the job runs again, once, on a fresh
+worker: only a worker that dies after ``got`` (or misses the deadline) counts against the job.
 A module serves with :func:`serve`; a caller asks with :meth:`WorkerPool.run` (one job, killed
 past its deadline) or :meth:`WorkerPool.run_batches` (a list of items, each given its own time
 inside the worker by :func:`run_timed`, so a slow item is given up without a restart).
@@ -58,6 +62,19 @@ class WorkerDidNotStart(WorkerDied):
     """No worker process could be started here."""
 
 
+class _Exited(WorkerDied):
+    """The worker's stdout ended: it exited."""
+
+
+class _NotReceived(WorkerDied):
+    """The worker exited before it said it got the job: it was dead already (the job's fault
+    only where a fresh worker dies the same way)."""
+
+
+#: What a worker says as soon as it has read a job, before it runs it.
+GOT = {"got": True}
+
+
 class _Worker:
     def __init__(self, module: str, label: str) -> None:
         self.label = label
@@ -91,19 +108,42 @@ class _Worker:
                 raise WorkerDied(f"{self.label} worker did not answer in time")
             chunk = os.read(out.fileno(), 1 << 16)
             if not chunk:
-                raise WorkerDied(f"{self.label} worker exited")
+                raise _Exited(f"{self.label} worker exited")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:  # something in the worker printed to its stdout
+            raise WorkerDied(f"{self.label} worker wrote {line[:80]!r}, not JSON") from None
 
     def ask(self, line: bytes, timeout: float) -> dict[str, Any]:
+        """The answer to the job ``line`` within ``timeout`` seconds. Raises
+        :class:`_NotReceived` when the worker exited before it said it got the job, and
+        :class:`WorkerDied` when it exited or missed the deadline after that."""
         assert self.proc.stdin is not None
+        deadline = time.monotonic() + timeout
         try:
             self.proc.stdin.write(line)
             self.proc.stdin.flush()
         except OSError as e:
-            raise WorkerDied(f"{self.label} worker exited ({e})") from None
-        return self._line(timeout)
+            raise _NotReceived(f"{self.label} worker had exited ({e})") from None
+        try:
+            got = self._line(timeout)
+        except _Exited:
+            raise _NotReceived(f"{self.label} worker had exited") from None
+        if got != GOT:
+            raise WorkerDied(f"{self.label} worker: unexpected reply {str(got)[:80]!r}")
+        return self._line(max(0.0, deadline - time.monotonic()))
+
+    def idle_alive(self) -> bool:
+        """Whether this idle worker can take a job: running, nothing unread, and its stdout
+        neither closed nor holding anything unasked for."""
+        if self.proc.poll() is not None or self._buf or self.proc.stdout is None:
+            return False
+        try:
+            return not select.select([self.proc.stdout], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
 
     def disown(self) -> None:
         """Close this process's ends of the worker's pipes, leaving the worker running (it
@@ -122,8 +162,9 @@ class _Worker:
             self.proc.kill()
         self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
+            if f is not None:  # a job left unflushed to a dead worker: EPIPE on close
+                with contextlib.suppress(OSError):
+                    f.close()
 
 
 class WorkerPool:
@@ -153,25 +194,55 @@ class WorkerPool:
 
     def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
         """``job`` answered by a worker within ``timeout`` seconds. Raises :class:`WorkerDied`
-        when it did not answer in time or exited (the worker is killed),
+        when it did not answer in time or exited after it got the job (the worker is killed),
         :class:`WorkerDidNotStart` when none could start, and ``ValueError`` or ``RecursionError``
-        (before any worker is involved) when ``job`` cannot be written as JSON."""
+        (before any worker is involved) when ``job`` cannot be written as JSON. A worker found
+        dead is replaced first; one that dies before it got the job was dead already: the job
+        runs once more, on a fresh worker."""
         line = (json.dumps(job) + "\n").encode()
-        try:
-            worker = self._idle.get_nowait()
-        except queue.Empty:
-            worker = _Worker(self.module, self.label)
-            with self._lock:
-                self._all.add(worker)
-        try:
-            answer = worker.ask(line, timeout)
-        except BaseException:
-            with self._lock:
-                self._all.discard(worker)
-            worker.kill()
-            raise
-        self._idle.put(worker)
-        return answer
+        for fresh in (False, True):
+            worker = self._start() if fresh else self._take()
+            try:
+                answer = worker.ask(line, timeout)
+            except _NotReceived:
+                self._drop(worker)
+                if fresh:
+                    raise
+                continue
+            except BaseException:
+                self._drop(worker)
+                raise
+            self._idle.put(worker)
+            return answer
+        raise AssertionError("unreachable")
+
+    def _take(self) -> _Worker:
+        """An idle worker that is still alive (the dead ones dropped), else a new one."""
+        while True:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                return self._start()
+            if worker.idle_alive():
+                return worker
+            logging.getLogger(__name__).info(
+                "%s worker %d died while idle (exit %s); replacing it",
+                self.label,
+                worker.proc.pid,
+                worker.proc.returncode,
+            )
+            self._drop(worker)
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self.module, self.label)
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _drop(self, worker: _Worker) -> None:
+        with self._lock:
+            self._all.discard(worker)
+        worker.kill()
 
     def run_batches(
         self,
@@ -289,12 +360,15 @@ def run_timed(call: Callable[[], T], timeout: float) -> tuple[bool, T | None]:
 
 
 def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    """A worker's main loop: say it is ready, then answer each JSON job on a stdin line with
-    ``handle(job)`` as one JSON line on stdout (exiting when its caller is gone)."""
+    """A worker's main loop: say it is ready, then for each JSON job on a stdin line say it got
+    it (:data:`GOT`) and answer ``handle(job)`` as one JSON line on stdout (exiting when its
+    caller is gone)."""
     _exit_when_orphaned()
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
     for line in sys.stdin:
+        out.write(json.dumps(GOT) + "\n")  # before the job can end this worker
+        out.flush()
         out.write(json.dumps(handle(json.loads(line))) + "\n")
         out.flush()
