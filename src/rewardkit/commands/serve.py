@@ -161,6 +161,15 @@ def serve_command(
             "beyond; one body always fits).",
         ),
     ] = S.body_budget_bytes / 2**20,
+    unsent_budget_mb: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            callback=finite,
+            help="MiB of answers held for clients that do not read them, in the whole server "
+            "(503 + Retry-After for new work beyond).",
+        ),
+    ] = S.unsent_budget_bytes / 2**20,
     token_budget: TokenBudgetOpt = None,
     max_length: MaxLengthOpt = None,
     truncation: TruncationOpt = None,
@@ -211,6 +220,7 @@ def serve_command(
             backlog=backlog,
             write_timeout=write_timeout,
             body_budget_bytes=max(1, int(body_budget_mb * 2**20)),
+            unsent_budget_bytes=max(1, int(unsent_budget_mb * 2**20)),
         )
         check_listen(host, port)  # before any reward loads (with --ray: Ray's proxy binds it)
         run(config, host=host, port=port, ray=ray, replicas=replicas)

@@ -12,7 +12,8 @@ are refused with 400 and a reason; the item count is checked right after parsing
 per-item work, and a large or many-valued body is parsed, and its items checked, converted
 and hashed, in a worker thread (:func:`decode_body`, :func:`rewardkit.serve.scoring.check_slots`).
 Bodies being read at once share a server-wide budget (``body_budget_bytes``; past it 503
-``server_busy``). Without an API key, bodies must be declared ``application/json``
+``server_busy``), and so do answers that clients do not read (``unsent_budget_bytes``; past it
+new scoring requests get the same 503, :class:`rewardkit.serve.memory.UnsentAnswers`). Without an API key, bodies must be declared ``application/json``
 (:func:`check_content_type`).
 Every answer of the app, 404 and 405 included, has the ``{"error": {type, message}}`` shape and
 is counted in ``rewardkit_requests_total`` (uvicorn's own plain-text 400s and the connection
@@ -51,6 +52,7 @@ from rewardkit.serve.bodies import (
     Refusal,
     check_content_encoding,
     check_content_type,
+    check_unsent,
     read_body,
 )
 from rewardkit.serve.config import ServeConfig
@@ -231,6 +233,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         if config.api_key is None:
             check_content_type(request.headers)
         check_content_encoding(request.headers)
+        check_unsent(state.unsent)
         body, taken = await read_body(request, budget)
         if config.watch_disconnect:
             # uvicorn stops reading a connection past 64 KiB of unread body; this (non-blocking)
@@ -256,6 +259,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
     async def run_items(
         request: Request, endpoint: str, parsed: list[Slot]
     ) -> list[Slot] | Response:
+        check_unsent(state.unsent)  # again: answers written while the body was read count
         metrics.add("rewardkit_inflight_requests", 1)
         try:
             await score_slots(state, request, parsed)
@@ -394,6 +398,11 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
                 "max_bytes": state.cache.lru.max_bytes,
                 "hit_rate": metrics.cache_hit_rate(),
             },
+            "unsent": {
+                "bytes": state.unsent.held_bytes(),
+                "connections": state.unsent.holders,
+                "max_bytes": state.unsent.limit,
+            },
             "rejected": sum(metrics.counters["rewardkit_rejected_total"].values()),
             "disconnects": sum(metrics.counters["rewardkit_disconnects_total"].values()),
         }
@@ -404,6 +413,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         for r in state.unique_routes():
             if r.batcher is not None:
                 metrics.set("rewardkit_queue_depth", r.batcher.depth, route=r.name)
+        metrics.set("rewardkit_unsent_bytes", state.unsent.held_bytes())
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     def prepare_v1(data: dict[str, Any]) -> list[Slot]:

@@ -41,7 +41,10 @@ class BackgroundServer:
 
             options = {
                 **uvicorn_options(
-                    state.config, state.count_refused_connection, state.count_protocol_answer
+                    state.config,
+                    state.count_refused_connection,
+                    state.count_protocol_answer,
+                    state.unsent,
                 ),
                 **options,
             }

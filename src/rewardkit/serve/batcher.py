@@ -161,8 +161,11 @@ class DynamicBatcher:
         """Items waiting (not yet in a running batch)."""
         return len(self._queue)
 
-    def submit(self, items: Sequence[tuple[str, Query]]) -> list[_Entry]:
+    def submit(
+        self, items: Sequence[tuple[str, Query]], costs: Sequence[int] | None = None
+    ) -> list[_Entry]:
         """Queue ``(key, query)`` items, all or none; returns one entry per item to await.
+        ``costs``: each item's ``cost_fn``, when found before (off the event loop).
 
         Raises :class:`QueueFull` when the new items do not fit now, :class:`QueueTooSmall`
         when they would not fit even in an empty queue.
@@ -177,13 +180,14 @@ class DynamicBatcher:
         if new_keys and len(self._queue) + len(new_keys) > limit:
             raise QueueFull(self.route, len(self._queue), limit, self.retry_after())
         entries = []
-        for key, query in items:
+        loop = asyncio.get_running_loop()
+        for i, (key, query) in enumerate(items):
             entry = self._by_key.get(key)
             if entry is not None and not entry.future.done():
                 entry.waiters += 1
             else:
-                loop = asyncio.get_running_loop()
-                entry = _Entry(key, query, max(1, self.cost_fn(query)), loop.create_future())
+                cost = self.cost_fn(query) if costs is None else costs[i]
+                entry = _Entry(key, query, max(1, cost), loop.create_future())
                 self._by_key[key] = entry
                 self._queue.append(entry)
                 self._last_arrival = entry.enqueued

@@ -1,5 +1,6 @@
 """A request's body on its way in: refusals as a whole (:class:`Refusal`), its declared type,
-and its bytes read within the server's budget of bodies read at once."""
+the server's budget of answers its clients have not read, and its bytes read within the
+server's budget of bodies read at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
+from rewardkit.serve.memory import UnsentAnswers
 from rewardkit.serve.security import BodyBudget, declared_length
 
 
@@ -56,6 +58,21 @@ def check_content_encoding(headers: Any) -> None:
             "unsupported_media_type",
             f"Content-Encoding {given[:40]!r} is not supported: send the body uncompressed",
             {"Accept-Encoding": "identity"},
+        )
+
+
+def check_unsent(unsent: UnsentAnswers) -> None:
+    """503 ``server_busy`` while answers that clients do not read hold more than the server's
+    budget (``unsent_budget_bytes``; freed as those clients read or are cut), with the seconds
+    until the oldest of them is cut as ``Retry-After``."""
+    if unsent.full():
+        raise Refusal(
+            503,
+            "server_busy",
+            f"the server holds {unsent.held_bytes()} bytes of answers that {unsent.holders} "
+            f"clients have not read, past its budget of {unsent.limit} (--unsent-budget-mb); "
+            "retry",
+            {"Retry-After": str(unsent.retry_after())},
         )
 
 

@@ -98,7 +98,9 @@ def run(
             host=host.strip("[]"),  # "[::1]" is written with brackets, bound without
             port=port,
             log_level=log_level,
-            **uvicorn_options(config, state.count_refused_connection, state.count_protocol_answer),
+            **uvicorn_options(
+                config, state.count_refused_connection, state.count_protocol_answer, state.unsent
+            ),
         )
     )
     # uvicorn re-raises the SIGTERM it drained on once it has shut down, into the handler it

@@ -13,6 +13,7 @@ from typing import Any
 from rewardkit.engine.config import MAX_THREADS
 from rewardkit.remote.auth import check_api_key
 from rewardkit.serve.batcher import BatcherConfig
+from rewardkit.serve.memory import UNSENT_BUDGET
 from rewardkit.serve.security import Limits
 
 DEFAULT_ROUTE = "default"
@@ -56,7 +57,10 @@ class ServeConfig:
     ``write_timeout`` seconds a connection's answers may wait unread by its peer (past the
     transport's 64 KiB high-water mark; else it is cut), ``body_budget_bytes`` bytes of request
     bodies read and parsed at once in the whole server (a request whose body does not fit gets
-    503 ``server_busy`` with ``Retry-After``; one body is always let through)."""
+    503 ``server_busy`` with ``Retry-After``; one body is always let through),
+    ``unsent_budget_bytes`` bytes of answers the whole server holds for clients that do not read
+    them (past it new scoring requests get 503 ``server_busy`` with ``Retry-After`` until those
+    clients read or are cut after ``write_timeout``; :class:`rewardkit.serve.memory.UnsentAnswers`)."""
 
     rewards: Mapping[str, Any] = field(default_factory=lambda: {DEFAULT_ROUTE: "rule:length"})
     engine: Mapping[str, Any] = field(default_factory=dict)
@@ -80,6 +84,7 @@ class ServeConfig:
     backlog: int = 2048
     write_timeout: float = 30.0
     body_budget_bytes: int = 128 << 20
+    unsent_budget_bytes: int = UNSENT_BUDGET
 
     def __post_init__(self) -> None:
         check_api_key(self.api_key)
@@ -104,6 +109,6 @@ class ServeConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0 seconds, got {value}")
-        for name in ("max_connections", "backlog", "body_budget_bytes"):
+        for name in ("max_connections", "backlog", "body_budget_bytes", "unsent_budget_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -12,7 +12,15 @@ ever. :func:`guarded_protocol` wraps uvicorn's HTTP protocol so that
   requests waiting (or is closed when every connection has just one request in progress);
 - a connection whose peer stops reading its answers (the output waiting past the transport's
   high-water mark) is cut after ``write_timeout`` seconds, and a closed connection whose output
-  cannot be delivered is dropped after as long (uvicorn waited for ever to flush it);
+  cannot be delivered is dropped after as long (uvicorn waited for ever to flush it); the bytes
+  such connections hold count against the server-wide
+  :class:`~rewardkit.serve.memory.UnsentAnswers` budget (the app refuses new work past it);
+- a client that half-closes its side after a whole request (``shutdown(SHUT_WR)``, ``nc -N``)
+  is answered, then the connection closes: uvicorn took the end of its input for a client gone
+  and dropped the answer. Only a client that closed for good is gone: its socket answers a write
+  with a reset, so the guard writes an interim ``100 Continue`` (HTTP/1.1 clients skip 1xx
+  answers, RFC 9110 §15.2) and cancels the request when the reset comes back
+  (:class:`rewardkit.serve.halfclose.HalfClose`), as a reset while reading always did;
 - with httptools (uvicorn's parser when installed), the parser is fed one request's headers at a
   time: every header byte counts against :data:`MAX_HEADER_BYTES` (431 past it; the parser joins
   header pieces by repeated concatenation, quadratic in their size), and at most
@@ -38,6 +46,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rewardkit.serve.config import ServeConfig
+from rewardkit.serve.halfclose import HalfClose
+from rewardkit.serve.memory import UnsentAnswers
 
 log = logging.getLogger("rewardkit.serve")
 
@@ -123,9 +133,11 @@ def guarded_protocol(
     write_timeout: float = 30.0,
     on_answer: Answered | None = None,
     base: type[asyncio.Protocol] | None = None,
+    unsent: UnsentAnswers | None = None,
 ) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol class (``base``, default httptools or else h11) with a header
-    deadline, a cap on open connections, a write deadline and, on httptools, bounded header
+    deadline, a cap on open connections, a write deadline, answers for half-closed clients,
+    the bytes of stalled connections counted in ``unsent`` and, on httptools, bounded header
     bytes and pipelining (module docstring). A connection beyond the cap closes the oldest
     connection that is waiting for a request (idle, or still sending headers), else the oldest
     whose peer does not read its answers, else one with pipelined requests waiting, to make room,
@@ -144,6 +156,7 @@ def guarded_protocol(
     waiting: OrderedDict[Any, None] = OrderedDict()
     #: Connections whose output is past the high-water mark (the peer does not read), oldest first.
     stalled: OrderedDict[Any, None] = OrderedDict()
+    ledger = unsent if unsent is not None else UnsentAnswers(1 << 62, write_timeout)
 
     def refused() -> None:
         if on_refused is not None:
@@ -162,7 +175,7 @@ def guarded_protocol(
             if not self.held:
                 super().resume_reading()
 
-    class GuardedProtocol(base):  # type: ignore[misc, valid-type]
+    class GuardedProtocol(HalfClose, base):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
         _write_timer: asyncio.TimerHandle | None = None
         _linger_timer: asyncio.TimerHandle | None = None
@@ -179,28 +192,33 @@ def guarded_protocol(
             super().on_response_complete()
             if self.transport.is_closing():
                 self._linger()
+            elif self._half_closed:
+                self._end_half_closed()
             else:
                 self._arm()  # the next request's headers are due within the deadline too
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
-            for timer in (self._write_timer, self._linger_timer):
+            for timer in (self._write_timer, self._linger_timer, self._probe_timer):
                 if timer is not None:
                     timer.cancel()
             waiting.pop(self, None)
             stalled.pop(self, None)
+            ledger.release(self)
             super().connection_lost(exc)
 
         # -- a peer that does not read ----------------------------------------------------
         def pause_writing(self) -> None:
             super().pause_writing()
             stalled[self] = None
+            ledger.hold(self, self.transport.get_write_buffer_size)
             if self._write_timer is None:
                 self._write_timer = self.loop.call_later(write_timeout, self._write_expired)
 
         def resume_writing(self) -> None:
             super().resume_writing()
             stalled.pop(self, None)
+            ledger.release(self)
             if self._write_timer is not None:
                 self._write_timer.cancel()
                 self._write_timer = None
@@ -328,6 +346,13 @@ def guarded_protocol(
         def _pipelining(self) -> bool:
             return bool(self.pipeline or self._held)
 
+        def _answer_due(self) -> bool:
+            return super()._answer_due() and self._phase == _IDLE and not self._held
+
+        def _answering(self) -> Any:
+            running = self._running
+            return running if running is not None and not running.response_complete else self.cycle
+
         def _unanswered(self) -> list[Any]:
             running = self._running
             extra = [running] if running is not None and not running.response_complete else []
@@ -411,8 +436,10 @@ def uvicorn_options(
     config: ServeConfig,
     on_refused: Refused | None = None,
     on_answer: Answered | None = None,
+    unsent: UnsentAnswers | None = None,
 ) -> dict:
-    """Keyword arguments for ``uvicorn.Config`` that apply ``config``'s connection settings."""
+    """Keyword arguments for ``uvicorn.Config`` that apply ``config``'s connection settings
+    (``unsent``: the app's ledger of answers its clients have not read, ``ServeState.unsent``)."""
     cap = connection_cap(config.max_connections)
     if cap < config.max_connections:
         log.warning(
@@ -427,6 +454,7 @@ def uvicorn_options(
             on_refused,
             write_timeout=config.write_timeout,
             on_answer=on_answer,
+            unsent=unsent,
         ),
         "backlog": config.backlog,
         "timeout_graceful_shutdown": config.graceful_timeout,

@@ -85,6 +85,10 @@ class Metrics:
         "rewardkit_cache_hit_rate": ("gauge", "Cache hits / (hits + misses) since start."),
         "rewardkit_queue_depth": ("gauge", "Items waiting to be scored, by route."),
         "rewardkit_inflight_requests": ("gauge", "Requests being handled now."),
+        "rewardkit_unsent_bytes": (
+            "gauge",
+            "Bytes of answers held for clients that do not read them (unsent_budget_bytes).",
+        ),
         "rewardkit_batch_size": ("histogram", "Items per batch sent to a reward, by route."),
         "rewardkit_batch_seconds": ("histogram", "Seconds a reward spent on one batch, by route."),
         "rewardkit_request_latency_seconds": ("histogram", "Request latency, by endpoint."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ class Slot:
     error: ItemError | None = None
     #: the id an invalid item was sent with (:func:`~rewardkit.serve.protocol.echo_id`)
     raw_id: str | int | None = None
+    #: the item's batching cost (its route's ``cost_fn``), found with its key
+    cost: int = 0
 
 
 def _item_chars(item: RewardItem) -> int:
@@ -67,9 +70,39 @@ async def _watch_disconnect(request: Request) -> None:
             return
 
 
+def _when_all(
+    futures: set[asyncio.Future[Any]],
+) -> tuple[asyncio.Future[Any], Callable[[], None]]:
+    """A future done once every one of ``futures`` is, and a function that detaches it. Waiting
+    on it costs one wake-up per batch where ``asyncio.wait`` on the items themselves registered
+    and removed a callback on every pending item at each wake-up (a 4,096-item request answered
+    in 16 batches: ~40,000 of them on the event loop)."""
+    if len(futures) == 1:
+        return next(iter(futures)), lambda: None
+    done = asyncio.get_running_loop().create_future()
+    left = len(futures)
+
+    def one(_: asyncio.Future[Any]) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0 and not done.done():
+            done.set_result(None)
+
+    for f in futures:
+        f.add_done_callback(one)
+
+    def detach() -> None:
+        for f in futures:
+            f.remove_done_callback(one)
+        done.cancel()
+
+    return done, detach
+
+
 def check_slots(state: ServeState, slots: list[Slot]) -> list[Slot]:
-    """Give each valid slot its route, query and cache key, or an error (too long, no route):
-    pure work that a large request does in a worker thread, off the event loop."""
+    """Give each valid slot its route, query, cache key and batching cost, or an error (too
+    long, no route): pure work that a large request does in a worker thread, off the event
+    loop."""
     limits = state.config.limits
     for s in slots:
         if s.item is None or s.error is not None:  # already failed: never scored
@@ -92,6 +125,8 @@ def check_slots(state: ServeState, slots: list[Slot]) -> list[Slot]:
             continue
         s.query = _to_query(s.item)
         s.key = s.query.key(with_meta=s.route.reward.uses_meta)
+        if s.route.batcher is not None:
+            s.cost = s.route.batcher.cost_fn(s.query)
     return slots
 
 
@@ -137,7 +172,10 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
         for group in miss_groups.values():
             batcher = group[0].route.batcher  # type: ignore[union-attr]
             assert batcher is not None
-            entries = batcher.submit([(s.key, s.query) for s in group])  # type: ignore[misc]
+            entries = batcher.submit(
+                [(s.key, s.query) for s in group],  # type: ignore[misc]
+                [s.cost for s in group],
+            )
             submitted.append((batcher, entries))
             waits.extend(zip(group, entries, strict=True))
     except (QueueFull, QueueTooSmall):
@@ -148,20 +186,20 @@ async def score_slots(state: ServeState, request: Request, slots: list[Slot]) ->
     # wait for the items, the drain deadline (one future shared by all requests) or the
     # client leaving (a watcher task only where disconnects are watched): no task per item
     pending: set[asyncio.Future[Any]] = {e.future for _, e in waits}
+    everything, detach = _when_all(pending)
     expired = state.drain_expired()
     watcher = (
         asyncio.ensure_future(_watch_disconnect(request)) if state.config.watch_disconnect else None
     )
     stops: set[asyncio.Future[Any]] = {expired} | ({watcher} if watcher is not None else set())
     try:
-        while pending:
-            done, _ = await asyncio.wait(pending | stops, return_when=asyncio.FIRST_COMPLETED)
-            pending -= done
-            if pending and done & stops:
-                for batcher, entries in submitted:
-                    batcher.release(entries)
-                raise Draining if expired.done() else Disconnected
+        await asyncio.wait({everything} | stops, return_when=asyncio.FIRST_COMPLETED)
+        if not everything.done() and not all(f.done() for f in pending):
+            for batcher, entries in submitted:
+                batcher.release(entries)
+            raise Draining if expired.done() else Disconnected
     finally:
+        detach()
         if watcher is not None:
             watcher.cancel()
 

@@ -26,7 +26,7 @@ from rewardkit.serve.config import (
     ServeConfig,
     default_model_workers,
 )
-from rewardkit.serve.memory import TRIM_INTERVAL, release_memory
+from rewardkit.serve.memory import TRIM_INTERVAL, UnsentAnswers, release_memory
 from rewardkit.serve.metrics import Metrics
 from rewardkit.serve.protocol import PROTOCOL_VERSION
 from rewardkit.serve.threads import ThreadShare
@@ -166,6 +166,8 @@ class ServeState:
         self.metrics = Metrics()
         self.cache = ResponseCache(config.cache_bytes, config.cache_dir)
         self.replica = config.replica_id or _replica_id()
+        #: Answers written to clients that do not read them (the connection guard counts them).
+        self.unsent = UnsentAnswers(config.unsent_budget_bytes, config.write_timeout)
         #: The app's paths (set by ``create_app``): labels of ``rewardkit_requests_total``.
         self.endpoints: frozenset[str] = frozenset()
         self.draining = False
