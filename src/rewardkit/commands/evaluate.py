@@ -415,14 +415,14 @@ def report_command(
     """Rebuild report.md / report.html from saved report.json files (no rescoring); with
     several runs, merge them into one leaderboard (leaderboard.md/.html/.json in --out).
     --no-html removes an older report.html / leaderboard.html instead (it would disagree)."""
-    from rewardkit.evaluate.leaderboard import leaderboard, run_labels, write_leaderboard
+    from rewardkit.evaluate import leaderboard as lb
     from rewardkit.evaluate.process_report import write_process_reports
     from rewardkit.evaluate.report import write_reports
     from rewardkit.outputs import probe_writable
 
-    # everything is read and every target checked before anything is written; --no-html
-    # removes an older report.html / leaderboard.html, so those targets are checked too
+    # every run read, every target checked (--no-html removes them) before anything is written
     runs = []
+    dirs = lb.distinct_runs(dirs, warn=lambda line: typer.echo(f"warning: {line}", err=True))
     merge = len(dirs) > 1 or out is not None
     with user_errors():
         board_dir = out or Path("out/leaderboard")
@@ -447,7 +447,7 @@ def report_command(
                 probe_writable(run_dir / name, name)
             runs.append((where, run_dir, res))
     named = []
-    labels = run_labels([run_dir for _, run_dir, _ in runs])
+    labels = lb.run_labels([run_dir for _, run_dir, _ in runs])
     for (where, run_dir, res), label in zip(runs, labels, strict=True):
         with user_errors(), _damaged(where):
             if isinstance(res, dict):
@@ -458,8 +458,8 @@ def report_command(
         named.append((label, res))
     if merge:
         with user_errors(), _damaged(None):
-            board = leaderboard(named)
-            paths = write_leaderboard(board, board_dir, with_html=html)
+            board = lb.leaderboard(named)
+            paths = lb.write_leaderboard(board, board_dir, with_html=html)
         for line in board["data_warnings"]:
             typer.echo(f"warning: {line}", err=True)
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))

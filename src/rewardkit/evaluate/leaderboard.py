@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,27 @@ from rewardkit.evaluate.bestofn import benchmark_correlation
 from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import html_table
 from rewardkit.evaluate.report import markdown_grid
-from rewardkit.evaluate.result import EvalResult, RewardResult, jsonable
+from rewardkit.evaluate.result import EvalResult, RewardResult, jsonable, report_path
 from rewardkit.evaluate.rows import MIN_CI_N, ci_n, few_points_note, valid_outcomes
 from rewardkit.evaluate.safetext import html_text, md_inline, visible
 
 #: The data column of a run whose report.json records no data identity (made before it did).
 UNKNOWN_DATA = "unknown"
+
+
+def distinct_runs(dirs: Sequence[Path], warn: Callable[[str], Any]) -> list[Path]:
+    """``dirs`` with each run once; ``warn`` is called with a line for each run named again
+    (``out/a out/a``, ``out/a`` and ``out/a/report.json``, a glob overlapping another
+    argument): listed twice, a run was counted twice in the accuracy↔best-of-N correlation (two
+    rewards read as four points, Pearson 1.000)."""
+    seen: dict[Path, Path] = {}
+    for d in dirs:
+        key = report_path(d).resolve()
+        if key in seen:
+            warn(f"{d} is the run {seen[key]} given again: it counts once")
+        else:
+            seen[key] = d
+    return list(seen.values())
 
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:

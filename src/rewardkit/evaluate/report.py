@@ -64,6 +64,7 @@ def summary_lines(result: EvalResult) -> list[str]:
     """A few lines per reward for the terminal: RM-Bench hard/normal/easy, ECE, length
     correlation, best-of-N gain; then significant paired differences."""
     lines = []
+    robust = result.extra.get("analyses", {}).get("robustness") or {}
     for r in result.rewards:
         a = r.analyses
         parts = []
@@ -101,6 +102,8 @@ def summary_lines(result: EvalResult) -> list[str]:
         if "best_of_n" in a:
             b = a["best_of_n"]
             parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} ({_gain_text(b)})")
+        if r.name in robust:  # --robustness: asked for on the command line, so said there
+            parts.append(robustness_text(robust[r.name]))
         if parts:
             lines.append(f"{visible(r.name)}: " + "; ".join(parts))
     for c in result.extra.get("analyses", {}).get("comparisons", []):
@@ -112,6 +115,19 @@ def summary_lines(result: EvalResult) -> list[str]:
                 f"(per-example outcomes: {_test_p(c)})"
             )
     return lines
+
+
+def robustness_text(v: dict) -> str:
+    """``--robustness``'s finding for one reward, as the summary line gives it: identical,
+    within its tolerance (the largest difference), or not."""
+    runs = "token budgets " + "/".join(map(str, v["budgets"])) + " and " if v["budgets"] else ""
+    what = f"{runs}a shuffled order"
+    worst = max((d["max_abs_diff"] for d in v["runs"].values()), default=0.0)
+    if v["identical"]:
+        return f"robustness: identical under {what}"
+    if v.get("within_atol"):
+        return f"robustness: within {v['atol']:g} under {what} (max |Δ| {worst:.2g})"
+    return f"robustness: scores CHANGE under {what} (max |Δ| {worst:.2g} > {v['atol']:g})"
 
 
 def _gain_text(b: dict) -> str:

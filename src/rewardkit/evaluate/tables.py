@@ -457,7 +457,8 @@ def robustness(result: EvalResult) -> Table | None:
         [
             n,
             "–" if v["budgets"] is None else ", ".join(map(str, v["budgets"])),  # a rule: none
-            fmt(v["identical"]),
+            fmt(v["identical"])
+            + (f" (within {v['atol']:g})" if v.get("within_atol") and not v["identical"] else ""),
             ", ".join(f"{k}: {d['max_abs_diff']:.2g}" for k, d in v["runs"].items()),
         ]
         for n, v in rob.items()

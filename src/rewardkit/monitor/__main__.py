@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rewardkit.monitor.log import cut_note, read_log_report
+from rewardkit.monitor.log import cut_note, read_log_report, superseded_note
 from rewardkit.monitor.plot import plot_history
 
 
@@ -16,13 +16,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("out", help="the plot to write (.png, .pdf or .svg)")
     args = ap.parse_args(argv)
     try:
-        history, cut = read_log_report(args.log)
+        history, cut, superseded = read_log_report(args.log)
         written = plot_history(history, args.out)
     except (OSError, ValueError) as exc:  # DataError is a ValueError; no traceback for a user
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     if cut:  # a run that stopped mid-write: its whole records are plotted
         print(f"note: {cut_note(args.log, cut)}", file=sys.stderr)
+    if superseded:  # a run resumed from a checkpoint logged its later steps again
+        print(f"note: {superseded_note(args.log, superseded)}", file=sys.stderr)
     flagged = [(h["step"], h["warnings"]) for h in history if h.get("warnings")]
     print(f"{len(history)} steps, {len(flagged)} with hacking flags; plot: {written}")
     for step, flags in flagged:

@@ -47,8 +47,8 @@ import numpy as np
 from rewardkit.combine.aggregate import disagreement
 from rewardkit.combine.running import Moments
 from rewardkit.evaluate.stats import nanmean, nanstd, pearson_r
+from rewardkit.monitor.log import drop_past, start_on_new_line
 from rewardkit.monitor.log import read_log as read_log  # re-exported: the log's reader
-from rewardkit.monitor.log import start_on_new_line
 from rewardkit.monitor.state import read_state
 
 
@@ -196,6 +196,7 @@ class RewardMonitor:
         self.log_path = Path(log_path) if log_path is not None else None
         self.overwrite = overwrite
         self._log_open = False  # the first step checks (or starts) the log; a resume appends
+        self._resumed_steps: list[Any] | None = None  # set by load_state_dict, used once
         self.proxy = proxy
         self.gold = gold
         self.ensemble = tuple(ensemble) if ensemble else ()
@@ -380,7 +381,20 @@ class RewardMonitor:
 
     def _open_log(self) -> None:
         """Before a fresh monitor's first record: refuse a log that is not empty (a second run
-        appended to the first reads as one series), or empty it with ``overwrite=True``."""
+        appended to the first reads as one series), or empty it with ``overwrite=True``. A
+        monitor resumed from a checkpoint first drops the records logged after it (the run went
+        on past the checkpoint before it stopped): they would repeat the steps it logs again."""
+        if self._resumed_steps is not None and self.log_path is not None:
+            steps, self._resumed_steps = self._resumed_steps, None
+            dropped = drop_past(self.log_path, steps)
+            if dropped:
+                warnings.warn(
+                    f"monitor log {self.log_path}: dropped {dropped} record(s) written after the "
+                    f"restored state's last step ({steps[-1] if steps else 'none'}); the resumed "
+                    "run logs those steps again",
+                    UserWarning,
+                    stacklevel=3,
+                )
         if self.log_path is None or self._log_open:
             return
         if self.overwrite:
@@ -441,6 +455,7 @@ class RewardMonitor:
         self._pooled = pooled
         self._baseline_std = saved.baseline_std
         self._log_open = True  # resumed: the log holds this run's records, append to them
+        self._resumed_steps = [h["step"] for h in self.history]  # records past them: dropped
 
     def plot(self, path: str | Path) -> Path:
         """Draw the history to ``path`` (PNG/PDF/SVG by suffix); see :func:`plot_history`."""
