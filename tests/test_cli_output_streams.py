@@ -96,3 +96,15 @@ def test_progress_redraws_become_clean_lines_without_cursor_moves():
         "best-of-N:  33%|###   | 1/3",
         "scoring reward: 100%|#####| 3/3",
     ]
+
+
+def test_a_log_ends_with_the_bars_final_count(tmp_path):
+    """With stderr a file the scoring bar left no final line (``leave=False`` and a bar drawn at
+    most every 5 s): a log of a finished run stopped at "0/40" or "92% 686/748"."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"a {i}"}) + "\n" for i in range(40)))  # fmt: skip
+    proc = _cli("score", "-r", "classifier:minilm", "--data", str(data), "--out", str(tmp_path / "o.jsonl"), "--no-cache")  # fmt: skip
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    bars = [line for line in err.splitlines() if line.startswith("scoring classifier:minilm")]
+    assert bars and "40/40" in bars[-1], err

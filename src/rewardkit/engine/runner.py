@@ -22,6 +22,7 @@ model families', the shared causal-LM one of judges, log-prob and PRM rewards, â
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -174,7 +175,12 @@ class Engine:
         if self.config.progress and rows:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=len(rows), desc=f"scoring {self.name}", unit="q", leave=False)
+            progress = tqdm(
+                total=len(rows),
+                desc=f"scoring {self.name}",
+                unit="q",
+                leave=not sys.stderr.isatty(),
+            )  # in a log the last line is the final count (mininterval hid it: "92% 686/748")
         try:
             with torch.inference_mode():
                 for batch, run in plan.steps:

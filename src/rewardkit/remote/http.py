@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -348,7 +349,12 @@ class HttpClient:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(requests), desc=f"HTTP {self.base_url}", unit="req", leave=False)
+            bar = tqdm(
+                total=len(requests),
+                desc=f"HTTP {self.base_url}",
+                unit="req",
+                leave=not sys.stderr.isatty(),  # a log keeps the final count
+            )
         # a URL's user:password@ goes as Basic auth, not in the URL: httpx logs each request's
         # URL at INFO ("HTTP Request: POST http://user:password@host/…")
         user, password = userinfo(self._url)
