@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import tiny_bert, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.errors import SpecError  # noqa: E402
 from rewardkit.train import losses as L  # noqa: E402
@@ -24,25 +24,7 @@ KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "pool_i
 
 def dropout_bert(path: Path, seed: int = 0) -> Path:
     """The tests' 2-layer BERT (MiniLM tokenizer) with dropout 0.1: two passes differ."""
-    from rewardkit.models.loading import resolve_model
-
-    tok = transformers.AutoTokenizer.from_pretrained(resolve_model("minilm").source)
-    cfg = transformers.BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=1,
-        initializer_range=0.2,
-        hidden_dropout_prob=0.1,
-        attention_probs_dropout_prob=0.1,
-    )
-    torch.manual_seed(seed)
-    transformers.BertForSequenceClassification(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return tiny_bert(path, seed, dropout=0.1)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 from rewardkit.types import Example, user
 
 
-def tiny_bert(path: Path, seed: int = 0) -> Path:
-    """A 2-layer BERT with the embedded MiniLM tokenizer."""
+def tiny_bert(path: Path, seed: int = 0, dropout: float = 0.0) -> Path:
+    """A 2-layer BERT with the embedded MiniLM tokenizer (``dropout``: hidden and attention)."""
     import torch
     import transformers
 
@@ -25,8 +25,8 @@ def tiny_bert(path: Path, seed: int = 0) -> Path:
         max_position_embeddings=128,
         num_labels=1,
         initializer_range=0.2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     transformers.BertForSequenceClassification(cfg).save_pretrained(path)
