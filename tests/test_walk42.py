@@ -115,3 +115,17 @@ def test_eval_robustness_says_its_finding_in_the_terminal(tmp_path):
     # was silent: the check asked for on the command line was only in report.json/md
     assert "rule:length: " in res.output
     assert "robustness: identical under a shuffled order" in res.output
+
+
+def test_score_says_how_many_rows_came_from_the_score_cache(tmp_path):
+    """A resumed or repeated ``score`` could not show that it reused the cache (only --ray said)."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"a {i}"}) + "\n" for i in range(6)))  # fmt: skip
+    args = ["score", "-r", "classifier:minilm", "--data", str(data), "--out", str(tmp_path / "o.jsonl"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    second = CliRunner().invoke(app, args)
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    assert "scored 6 rows (0 truncated, 0 from the score cache)" in first.output
+    assert "scored 6 rows (0 truncated, 6 from the score cache)" in second.output
+    rule = CliRunner().invoke(app, ["score", "-r", "rule:length", "--data", str(data), "--out", str(tmp_path / "r.jsonl")])  # fmt: skip
+    assert "scored 6 rows (0 truncated) ->" in rule.output  # a rule has no score cache to report

@@ -238,7 +238,8 @@ def score_rows(
     ``failed_values`` (None for null, see :func:`rewardkit.results.failed_values`). Rows whose
     reward is null (any objective NaN) although they did not fail (the reward does not apply:
     no reference, a model that gave NaN) are counted in ``null_rows``; a judge's answers with no
-    readable verdict (its stats' ``unparsed``) in ``unparsed``.
+    readable verdict (its stats' ``unparsed``) in ``unparsed``. ``cache_hits``: the rows the
+    reward read from the score cache, when it says (absent when it does not).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
@@ -261,6 +262,9 @@ def score_rows(
             failed, errors = failed_items(result.stats)
             stats["failed_rows"] += failed
             stats["null_rows"] += _null_not_failed(result.scores, failed, errors)
+            hits = result.stats.get("cache_hits")  # the engine's: rows read from the cache
+            if isinstance(hits, int) and not isinstance(hits, bool):
+                stats["cache_hits"] = (stats.get("cache_hits") or 0) + hits
             unparsed = result.stats.get("unparsed")
             if isinstance(unparsed, int) and not isinstance(unparsed, bool):
                 stats["unparsed"] += unparsed

@@ -96,7 +96,9 @@ def score_command(
             reset_cache(cache_dir)
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
-    head = f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated)"
+    hits = stats.get("cache_hits")  # a resumed run says how much it did not recompute
+    cached = f", {hits:,} from the score cache" if hits is not None else ""
+    head = f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated{cached})"
     _summary(stats, head, out, no_reference=_rows_without_reference(built, rows))
 
 
