@@ -23,20 +23,20 @@ from typing import Any
 import torch
 
 from rewardkit.curate.consistency import CONFIDENCE_KEY  # curate consistency --action soften
-from rewardkit.curate.crome import prompt_key
 from rewardkit.curate.noise import WEIGHT_KEY  # curate noise --action downweight
 from rewardkit.errors import DataError
 from rewardkit.train.labels import (
     MASK,
     as_number,
     check_rating_key,
-    margin_value,
+    encode_located,
     nectar_ranks,
     ranking_of,
     rating_target,
     warn_identical_pairs,
 )
 from rewardkit.train.objective_fields import SMOOTHED, WEIGHTED
+from rewardkit.train.pairs import example_margins, group_key, item_pairs, report_unmeasured
 from rewardkit.train.votes import Votes, load_votes  # noqa: F401  (load_votes: public)
 from rewardkit.types import Example, Query
 
@@ -50,8 +50,9 @@ class Item:
     ``targets``: per-response attribute ratings (MASK where missing); ``verdicts``: 1/0 per
     response for the generative objective; ``smoothing``: the label smoothing α of the
     item's pairs from ``meta.label_confidence`` (None: the config's ``label_smoothing``);
-    ``prompt_key``: its normalised prompt (:func:`~rewardkit.curate.crome.prompt_key`), which
-    keeps every row of a prompt on one side of a hold-out ("": the item alone).
+    ``prompt_key``: its normalised prompt without its context line
+    (:func:`~rewardkit.train.pairs.group_key`), which keeps every row of a prompt, under any
+    context, on one side of a hold-out ("": the item alone).
     """
 
     ids: list[list[int]]
@@ -63,14 +64,6 @@ class Item:
     example_id: str = ""
     smoothing: float | None = None
     prompt_key: str = ""
-
-
-def _pairs_of(
-    ex: Example, margin: float, weight: float
-) -> list[tuple[int, int, bool, float, float]]:
-    if ex.is_tie:
-        return [(0, j, True, 0.0, weight) for j in range(1, len(ex.responses))]
-    return [(c, r, False, margin, weight) for c in ex.chosen for r in ex.rejected]
 
 
 #: Objectives whose loss needs preference pairs (a BT-style term): with no labelled pair the
@@ -258,12 +251,12 @@ def build_items(
     ``meta.weight`` multiplies a pair's weight (with the vote file's, by product) and
     ``meta.label_confidence`` sets its label smoothing (:func:`meta_labels`) unless
     ``cfg.use_meta_labels`` is off. ``use_votes``: False for eval data (its labels are measured
-    as given: never dropped, flipped, weighted or smoothed)."""
+    as given: never dropped, flipped, weighted or smoothed; a margin column it lacks is no
+    error). Each pair's margin is the one measured on it (:mod:`rewardkit.train.pairs`)."""
     votes = Votes(cfg if use_votes else None)
     use_meta = use_votes and getattr(cfg, "use_meta_labels", True)
     ignored = {WEIGHT_KEY: 0, CONFIDENCE_KEY: 0}
     check_rating_key(examples, cfg, where)
-    queries: list[Query] = []
     spans = []
     for ex in examples:
         if len(ex.responses) < (1 if cfg.objective == "regression" else 2):
@@ -276,17 +269,17 @@ def build_items(
                 f"example {ex.id!r}: {len(ex.responses)} response(s); objective "
                 f"{cfg.objective!r} compares responses and needs 2 or more per example{hint}"
             )
-        spans.append((len(queries), len(ex.responses)))
-        queries.extend(ex.queries())
-    rows = encode(queries)
+        spans.append((spans[-1][0] + spans[-1][1] if spans else 0, len(ex.responses)))
+    rows = encode_located(encode, examples, where)
     items = []
+    no_margin = [0, 0]  # strict pairs without a margin, strict pairs
     unlabelled: list[tuple[str, str]] = []
     unrated: list[str] = []
     for ex, (start, n) in zip(examples, spans, strict=True):
         part = rows[start : start + n]
-        margin = 0.0
+        margins = {}
         if cfg.margin_column:
-            margin = margin_value(ex, cfg.margin_column, cfg.margin_kind)
+            margins = example_margins(ex, cfg.margin_column, cfg.margin_kind, use_votes)
         weight, alpha = meta_labels(ex) if use_meta else (1.0, None)
         if use_meta and cfg.objective not in WEIGHTED and weight != 1.0:
             ignored[WEIGHT_KEY] += 1
@@ -295,13 +288,16 @@ def build_items(
         ex_use, weight = votes.apply(ex, weight)
         if ex_use is None:  # dropped
             continue
+        pairs, missing = item_pairs(ex_use, margins, weight) if n > 1 else ([], 0)
+        no_margin[0] += missing
+        no_margin[1] += sum(not p[2] for p in pairs)
         item = Item(
             ids=[r.input_ids for r in part],
             types=[r.token_type_ids for r in part],
-            pairs=_pairs_of(ex_use, margin, weight) if n > 1 else [],
+            pairs=pairs,
             example_id=ex.id,
             smoothing=alpha,
-            prompt_key=prompt_key(ex.prompt),
+            prompt_key=group_key(ex),
         )
         if cfg.objective == "listwise":
             item.order, item.n_ranked = ranking_of(ex_use, cfg.rating_key)
@@ -316,6 +312,8 @@ def build_items(
         if cfg.objective in PAIR_OBJECTIVES and not has_preference(item, cfg.objective):
             unlabelled.append((ex.id, _why_unlabelled(ex_use, cfg)))
         items.append(item)
+    if cfg.margin_column:
+        report_unmeasured(log, where, cfg.margin_column, *no_margin, training=use_votes)
     check_labels(items, cfg, where)
     _warn_meta_ignored(ignored, cfg.objective, where)
     votes.report(where, len(examples))

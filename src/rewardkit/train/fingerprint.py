@@ -128,13 +128,26 @@ def run_fingerprint(cfg: Any, items: Sequence[Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(fp, default=str))
 
 
-def _show_data(ids: list[dict[str, Any]]) -> str:
+#: Config fields that name data, recorded and compared by content (:func:`data_identity`;
+#: ``metarm_data``: :func:`rewardkit.train.metarm.content_identity`) and shown as files.
+DATA_FIELDS = ("data", "vote_file", "metarm_data")
+
+
+def _show_data(ids: Any) -> str:
+    """Data identities in words: a file's path (``a file`` when only its content was
+    recorded), size and SHA-256 prefix; a directory's file count and size."""
+    if not isinstance(ids, list):
+        return "nothing" if ids is None else repr(ids)
     parts = []
     for d in ids:
-        if "sha256" in d:
-            parts.append(f"{d['path']} ({d['bytes']:,} bytes, sha256 {d['sha256'][:12]}…)")
+        if not isinstance(d, dict):
+            parts.append(repr(d))
+        elif "sha256" in d:
+            where = d.get("path", "a file")
+            parts.append(f"{where} ({d['bytes']:,} bytes, sha256 {d['sha256'][:12]}…)")
         elif "listing" in d:
-            parts.append(f"{d['path']}/ ({d['files']} files, {d['bytes']:,} bytes)")
+            where = f"{d['path']}/" if "path" in d else "a directory"
+            parts.append(f"{where} ({d['files']} files, {d['bytes']:,} bytes)")
         else:
             parts.append(str(d.get("source")))
     return ", ".join(parts) or "nothing"
@@ -196,15 +209,16 @@ def differences(
     ignored = ignored_fields(str(nc.get("objective"))) if same_objective else frozenset()
     for key in sorted(set(oc) | set(nc)):
         a, b = oc.get(key, _BEFORE_THE_FIELD.get(key)), nc.get(key)
-        if key in ("data", "vote_file"):
-            if not _same_data(a, b):
-                blocking.append(
-                    f"{key}: {them} used {_show_data(a or [])}, this run {_show_data(b or [])}"
-                    + _changed_files(a or [], b or [])
-                )
-            continue
         if key in ignored and a != b:
             continue  # a field the objective does not read (an older run could set it)
+        if key in DATA_FIELDS:
+            if not _same_data(a, b):
+                lists = isinstance(a, list) and isinstance(b, list)
+                blocking.append(
+                    f"{key}: {them} used {_show_data(a)}, this run {_show_data(b)}"
+                    + (_changed_files(a, b) if lists else "")
+                )
+            continue
         if a == b or (
             key not in oc and key not in _BEFORE_THE_FIELD and b == _DEFAULTS.get(key, object())
         ):

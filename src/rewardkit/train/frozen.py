@@ -32,20 +32,15 @@ from rewardkit.types import Example
 
 
 def _pair_tensors(examples: list[Any], offset: int) -> tuple[list[int], list[int], list[bool]]:
+    from rewardkit.train.pairs import mined_pairs
+
     a, b, tie = [], [], []
     at = offset
     for ex in examples:
-        if ex.is_tie:
-            for j in range(1, len(ex.responses)):
-                a.append(at)
-                b.append(at + j)
-                tie.append(True)
-        else:
-            for c in ex.chosen:
-                for r in ex.rejected:
-                    a.append(at + c)
-                    b.append(at + r)
-                    tie.append(False)
+        for c, r, t in mined_pairs(ex):
+            a.append(at + c)
+            b.append(at + r)
+            tie.append(t)
         at += len(ex.responses)
     return a, b, tie
 
@@ -56,18 +51,17 @@ def _n_pairs(ex: Any) -> int:
 
 
 def pair_margins(
-    examples: list[Any], margin_column: str | None, kind: str = "margin"
+    examples: list[Any], margin_column: str | None, kind: str = "margin", required: bool = True
 ) -> list[float]:
-    """The per-pair margins (docs/methods/A1-bradley-terry.md) in the order of
-    :func:`_pair_tensors`: each example's margin (:func:`~rewardkit.train.labels.margin_value`)
-    for every pair it makes (0 for ties and without a margin column)."""
-    from rewardkit.train.labels import margin_value
+    """The per-pair margins in the order of :func:`_pair_tensors`: the margin measured on each
+    pair (:func:`~rewardkit.train.pairs.example_margins`; 0 for a pair without one, for ties
+    and without a margin column). ``required``: False for eval data."""
+    from rewardkit.train.pairs import example_margins, item_pairs
 
     out: list[float] = []
     for ex in examples:
-        m = margin_value(ex, margin_column, kind) if margin_column else 0.0
-        n_pairs = _n_pairs(ex)
-        out += [0.0 if ex.is_tie else m] * n_pairs
+        margins = example_margins(ex, margin_column, kind, required) if margin_column else {}
+        out += [p[3] for p in item_pairs(ex, margins, 1.0)[0]]
     return out
 
 
@@ -96,7 +90,7 @@ def featurize(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Features of every response, and the pair index tensors over them; ``meta``: the pairs
     carry their examples' curated weights and label smoothing (training data, not eval data)."""
-    margins = pair_margins(examples, margin_column, kind)
+    margins = pair_margins(examples, margin_column, kind, required=meta)
     queries = [q for ex in examples for q in ex.queries()]
     x = torch.from_numpy(featurizer.features(queries))
     a, b, tie = _pair_tensors(examples, 0)
@@ -201,11 +195,11 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     train_ex, eval_ex = load_examples(cfg)
     if not eval_ex and cfg.eval_fraction > 0:  # whole prompts (holdout_by), as a fine-tune
-        from rewardkit.curate.crome import prompt_key
         from rewardkit.train.common import holdout_indices
+        from rewardkit.train.pairs import group_key
 
         by_prompt = cfg.holdout_by == "prompt"
-        keys = [prompt_key(ex.prompt) if by_prompt else i for i, ex in enumerate(train_ex)]
+        keys = [group_key(ex) if by_prompt else i for i, ex in enumerate(train_ex)]
         where = f"train data {cfg.data!r}"
         held = set(holdout_indices(keys, cfg.eval_fraction, cfg.seed, where, cfg.holdout_by))
         eval_ex = [ex for i, ex in enumerate(train_ex) if i in held]
@@ -341,10 +335,10 @@ def pair_counts(
     """What a frozen-head run trained or evaluated on, counted as a fine-tune counts it
     (:func:`rewardkit.train.collate.data_counts`): examples, distinct prompts, strict preference
     pairs and tie pairs; for eval data with ``trained``, how many of its prompts it shares."""
-    from rewardkit.curate.crome import prompt_key
+    from rewardkit.train.pairs import group_key
 
     ties = int(pairs["pair_tie"].sum())
-    keys = {prompt_key(ex.prompt) for ex in examples}
+    keys = {group_key(ex) for ex in examples}
     out = {
         "examples": len(examples),
         "prompts": len(keys),
@@ -352,5 +346,5 @@ def pair_counts(
         "tie_pairs": ties,
     }
     if trained:
-        out["prompts_in_train"] = len(keys & {prompt_key(ex.prompt) for ex in trained})
+        out["prompts_in_train"] = len(keys & {group_key(ex) for ex in trained})
     return out

@@ -28,30 +28,9 @@ log = logging.getLogger("rewardkit.train.collate")
 #: Margin columns whose sign says which response won, not how much (HelpSteer2-Preference's
 #: −3…3 ``preference_strength``, HelpSteer3's and PRD's ``overall_preference``: negative when
 #: the first response is better): the margin is the magnitude, m = |s|
-#: (docs/methods/A3-scaled-bt.md); the sign is already in ``chosen``.
+#: (docs/methods/A3-scaled-bt.md); the sign is already in ``chosen``. A pair's margin:
+#: :func:`rewardkit.train.pairs.example_margins`.
 SIGNED_STRENGTH = ("preference_strength", "overall_preference")
-
-
-def margin_value(ex: Example, column: str, kind: str = "margin") -> float:
-    """The pair margin of ``ex`` from ``meta[column]`` (docs/methods/A1-bradley-terry.md,
-    A3): a finite number; |s| for a signed strength column (its sign is the label, which
-    ``chosen`` already holds); never negative when it scales the loss (``kind="scaled"``)."""
-    if column not in ex.meta:
-        raise DataError(f"example {ex.id!r}: no margin field {column!r} in meta")
-    raw = ex.meta[column]
-    m = as_number(raw, ex.id, f"margin {column!r}")
-    if math.isnan(m):
-        raise DataError(
-            f"example {ex.id!r}: margin field {column!r} is {raw!r}, not a finite number"
-        )
-    if column in SIGNED_STRENGTH:
-        return abs(m)
-    if kind == "scaled" and m < 0:
-        raise DataError(
-            f"example {ex.id!r}: margin field {column!r} is {raw!r}; margin_kind scaled "
-            "multiplies the loss by it, so it must be >= 0"
-        )
-    return m
 
 
 def rating_target(value: Any, example_id: str, name: str) -> float:
@@ -372,3 +351,20 @@ def paired_by_prompt(examples: list[Any], cfg: TrainConfig, where: str) -> list[
             "them with --objective regression --attributes label"
         )
     return made.pairs
+
+
+def encode_located(encode: Any, examples: Sequence[Example], where: str) -> list[Any]:
+    """``encode`` over every response query of ``examples`` in one call; a query it refuses
+    (``truncation: error`` and a row over ``max_length``) is a :class:`DataError` naming
+    ``where`` and the first example refused (the encoder's own error names neither)."""
+    from rewardkit.engine.truncation import TruncationError
+
+    try:
+        return encode([q for ex in examples for q in ex.queries()])
+    except TruncationError as exc:
+        for ex in examples:  # the error path only: find the row, one example at a time
+            try:
+                encode(ex.queries())
+            except TruncationError as one:
+                raise DataError(f"{where}: example {ex.id!r}: {one}") from None
+        raise DataError(f"{where}: {exc}") from None

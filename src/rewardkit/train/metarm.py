@@ -205,8 +205,10 @@ class MetaRM:
 
 
 def content_identity(path: str) -> list[dict[str, Any]]:
-    """What ``metarm_data`` holds, by content (size and SHA-256; a directory by its listing),
-    without its path: the same bytes elsewhere are the same data (a run's fingerprint)."""
+    """What ``metarm_data`` holds (:func:`~rewardkit.train.fingerprint.data_identity`: size and
+    SHA-256, a directory by its listing; its path only to name it): compared by content, so
+    the same bytes elsewhere are the same data (a run's fingerprint; a checkpoint of an older
+    rewardkit recorded no path)."""
     from rewardkit.train.fingerprint import data_identity
 
-    return [{k: v for k, v in d.items() if k != "path"} for d in data_identity(path)]
+    return data_identity(path)

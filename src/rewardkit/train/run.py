@@ -217,7 +217,6 @@ def prepare(
     (train, eval) to use instead of loading ``cfg.data``)."""
     from transformers import set_seed
 
-    from rewardkit.curate.crome import prompt_key
     from rewardkit.models.loading import set_threads
     from rewardkit.train.collate import (
         build_items,
@@ -227,6 +226,7 @@ def prepare(
         split_holdout,
     )
     from rewardkit.train.labels import Truncations, check_attributes, check_pairs_differ
+    from rewardkit.train.pairs import group_key
     from rewardkit.train.trainer import RewardTrainer
 
     seed = cfg.seed if seed is None else seed
@@ -249,7 +249,7 @@ def prepare(
     if cfg.objective == "prm":  # one item per example: a problem's solutions stay together
         for part, exs in ((items, train_ex), (eval_items, eval_ex)):
             for it, ex in zip(part, exs, strict=True):
-                it.prompt_key = prompt_key(ex.prompt)
+                it.prompt_key = group_key(ex)
     if not eval_items and cfg.eval_fraction > 0:
         items, eval_items = split_holdout(items, cfg.eval_fraction, seed, cfg.holdout_by, where)
         where = f"{where} after holding out eval_fraction {cfg.eval_fraction}"
