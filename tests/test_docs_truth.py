@@ -92,6 +92,8 @@ def _accepted() -> dict[str, set[str]]:
         "judge-rating": judge("rating"),
         "judge-listwise": judge("listwise") | {"order_seed"},
         "verifier": (judge("verifier") - {"principle", "rubric"}) | {"tail"},
+        "genorm": (judge("genorm") - {"principle", "rubric"})
+        | {"n", "temperature", "top_p", "max_new_tokens", "seed", "prefill", "keep_critiques"},
         "vlm-judge": judge("yes_no") | {"trust_remote_code"},
         "vlm-judge-pairwise": judge("pairwise") | {"trust_remote_code"},
         "vlm-judge-listwise": judge("listwise") | {"order_seed", "trust_remote_code"},

@@ -205,7 +205,7 @@ def test_the_endpoint_form_lists_only_what_an_http_judge_reads(kind, tmp_path, m
 def test_only_kinds_with_an_endpoint_form_list_one():
     blocks = _blocks()
     with_endpoint = {k for k, b in blocks.items() if "options (endpoint" in b}
-    assert with_endpoint == {*JUDGES, "verifier"}  # B5's soft verifier has one too
+    assert with_endpoint == {*JUDGES, "verifier", "genorm"}  # B5's and B4's verifiers too
     for kind, block in blocks.items():
         assert "on an endpoint instead" not in block, kind
 

@@ -194,6 +194,18 @@ register(
     endpoint_help=f"output=prob|raw|binary|logit, tail=, template=, system=, {_HTTP_JUDGE}",
 )
 register(
+    "genorm",
+    "rewardkit.rewards.judges.genorm:build",
+    "Generative outcome verifier (GenORM): a verifier LM samples n step-by-step critiques of the "
+    "solution, each ending 'Verification: Is the answer correct (Yes/No)? X'; reward = mean of "
+    "P(Yes)/(P(Yes)+P(No)) at each verdict, an unread critique counted 0.5; NaN without a response.",
+    card="B4 — Generative outcome verifier and weighted vote (Multi-RM)",
+    arg_help="'default' (embedded SmolLM2-135M-Instruct), PATH_OR_ID of a causal LM, or openai://HOST:PORT/v1?model=NAME; options n= (critiques, default 10), temperature= (0.6), top_p= (1), max_new_tokens= (4096), seed= (0), output=mean|readable, prefill= (text or none; default \"Let's verify step by step:\"), keep_critiques= (the critique texts in the stats), use_chat_template=, template=, system=, "
+    + _ENGINE,
+    uses_engine=True,
+    endpoint_help="n=, temperature=, top_p=, max_new_tokens=, seed=, output=mean|readable, prefill=, keep_critiques=, template=, system=, api_key_env=, endpoint=chat|completions, logprobs=, prices=, base_url=, model=, api_key_header=, api_version=, query= and headers= (mappings, in a spec file), cache_dir=, progress= and the request limits (docs/judges.md)",
+)
+register(
     "clip",
     "rewardkit.rewards.clip_score:build",
     "CLIP-score image–text similarity (any CLIP-style dual encoder): the prompt text against the "

@@ -36,12 +36,25 @@ from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.evaluate.rmbench import rmbench_report
 from rewardkit.evaluate.stats import auroc, binary_labels, correlations
 from rewardkit.evaluate.tieacc import accuracy_with_ties
+from rewardkit.evaluate.weighted_vote import final_answer, vote_accuracy
 from rewardkit.types import Example, stable_hash
 
 #: Gold signals for best-of-N, in order of preference among a response's ratings.
 GOLD_KEYS = ("correct", "gold", "score", "rating", "overall", "helpfulness")
 #: Most rewards compared pairwise (all pairs among the first this many columns).
 MAX_COMPARED = 8
+
+
+def _vote_answers(ex: Example, scores: Sequence[float]) -> list[str | None] | None:
+    """The final answers of a best-of-N pool for the weighted vote (B4), or None where a vote
+    means nothing: the example has no reference answer (not verifiable data), fewer than half of
+    its responses state an answer, or a reward is negative (the vote sums rewards ≥ 0)."""
+    if not isinstance(ex.reference, str) or not ex.reference.strip():
+        return None
+    if any(float(s) < 0 for s in scores):  # NaN compares False: it casts no vote anyway
+        return None
+    answers = [final_answer(r) if isinstance(r, str) else None for r in ex.responses]
+    return answers if 2 * sum(a is not None for a in answers) >= len(answers) else None
 
 
 def _gold(ex: Example) -> list[float] | None:
@@ -194,17 +207,22 @@ def analyze_reward(
     if attrs:
         out["ratings"] = {k: rating_correlations(s, v, p) for k, (s, v, p) in sorted(attrs.items())}
 
-    pools = []
+    pools, votes = [], []
     for ex, rec in zip(examples, recs, strict=True):
         gold = _gold(ex)
         if gold is not None and len(ex.responses) >= 3 and rec.rule != "style_matrix":
             pools.append((rec.scores, gold))
+            answers = _vote_answers(ex, rec.scores)
+            if answers is not None:
+                votes.append((answers, rec.scores, gold))
     if pools:
         curve = bon_curve(pools)
         if curve["n"]:
             gain = bon_gain(pools, curve["n"][-1])
             out["best_of_n"] = {**curve, "gain": gain["gain"], "gain_pools": gain["n_pools"]}
             out["overoptimization"] = overoptimization(curve, pools)
+            if votes:  # docs/methods/B4-orm-vs-prm.md: answer* = argmax_a Σ_{ans_i = a} r_i
+                out["best_of_n"]["weighted_vote"] = vote_accuracy(votes)
 
     if r.position_bias is not None:
         out["position_bias"] = {"flip_rate": r.position_bias}

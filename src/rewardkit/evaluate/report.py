@@ -102,6 +102,12 @@ def summary_lines(result: EvalResult) -> list[str]:
         if "best_of_n" in a:
             b = a["best_of_n"]
             parts.append(f"BoN gold@{b['n'][-1]} {fmt(b['gold'][-1])} ({_gain_text(b)})")
+            if "weighted_vote" in b:  # docs/methods/B4-orm-vs-prm.md
+                v = b["weighted_vote"]
+                parts.append(
+                    f"weighted vote {fmt(v['weighted_vote'])} (majority {fmt(v['majority_vote'])}, "
+                    f"best-of-N {fmt(v['best_of_n'])}; {v['pools']} pools)"
+                )
         if r.name in robust:  # --robustness: asked for on the command line, so said there
             parts.append(robustness_text(robust[r.name]))
         if parts:

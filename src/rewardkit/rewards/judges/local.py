@@ -11,18 +11,21 @@ docs/methods/B6-llm-judge.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from rewardkit.engine.cache import TRUNCATED, truncation_flags
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import bos_prefix, render_slots
 from rewardkit.engine.runner import Batch, EncodedRow, ModelBackedReward
 from rewardkit.engine.special_tokens import escape_special, special_strings
 from rewardkit.engine.truncation import fit_many
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter, at_last
-from rewardkit.rewards.judges import verdict
+from rewardkit.models.loading import fit_max_length
+from rewardkit.rewards.judges import genorm, verdict
 from rewardkit.rewards.judges.answers import (
     AnswerTokens,
     label_scores,
@@ -36,6 +39,7 @@ from rewardkit.rewards.judges.listwise import (
 )
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.template import (
+    GENORM,
     LISTWISE,
     PAIRWISE,
     PRINCIPLE_SLOT,
@@ -51,7 +55,7 @@ from rewardkit.rewards.judges.template import (
     references,
 )
 from rewardkit.rewards.judges.verifier import Verifying, verifier_options
-from rewardkit.types import Capability, Query, prompt_text, text_queries
+from rewardkit.types import Capability, Query, prompt_text, stable_hash, text_queries
 
 DEFAULT_MODEL = "smollm2"
 
@@ -386,6 +390,83 @@ class VerifierJudge(Verifying, AnswerTokenJudge):
         full = self.lm.logits(at_last(hidden, batch.attention_mask), torch.float64)
         logprobs = torch.log_softmax(full, dim=-1)[:, self.answers.ids]
         return read_logits(logprobs, self.answers.read)
+
+
+class GenORMJudge(genorm.Critiquing, AnswerTokenJudge):
+    """``genorm:`` — the generative outcome verifier (docs/methods/B4-orm-vs-prm.md): ``n``
+    critiques per row from the model's ``generate``, then one teacher-forced pass reads ℓ_Yes,
+    ℓ_No at each verdict (:mod:`~rewardkit.rewards.judges.genorm`); rows cached whole."""
+
+    kind = GENORM
+    spec_kind = "genorm"
+    capabilities = (AnswerTokenJudge.capabilities - {Capability.FEATURES}) | {Capability.COMPONENTS}
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, config: EngineConfig | None = None, **options: Any
+    ) -> None:
+        self.settings, options = genorm.sampling_options(self.spec_kind, options)
+        self.keep_critiques = genorm.keep_option(self.spec_kind, options)
+        super().__init__(model, config, **options)
+        marker_kind = replace(YES_NO, classes=GENORM.classes)
+        self.answers = AnswerTokens(marker_kind, self.tokenizer, model, "prob")
+        self.prefill_ids = list(
+            self.tokenizer(self.settings.prefill, add_special_tokens=False)["input_ids"]
+        )
+        self.max_length = genorm.prompt_budget(
+            model,
+            self.max_length,
+            fit_max_length(self.model.config, self.tokenizer, None, 1 << 30),
+            sum(map(len, self._part_ids)) + len(self.prefill_ids),
+            self.settings.max_new_tokens,
+        )
+        self._identity.update(
+            self.answers.identity,
+            sampling=asdict(self.settings),
+            genorm=genorm.READING,
+            max_length=self.max_length,
+        )
+
+    def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Judged texts escaped as every judge's, and the marker's question too."""
+        return super()._texts_ids([genorm.escape_marker(t) for t in texts])
+
+    def encode(self, queries: Sequence[Query]) -> list[EncodedRow]:
+        """The verifier's prompt per query: the template's problem and solution, then the
+        prefill (never cut)."""
+        return self.encode_slots(
+            [(prompt_text(q.prompt), q.response) for q in queries], suffix=self.prefill_ids
+        )
+
+    def critique_rows(
+        self, rows: Sequence[Query]
+    ) -> tuple[np.ndarray, list[list[str] | None], np.ndarray, np.ndarray, dict[str, Any]]:
+        keys = [stable_hash(["genorm", q.key()]) for q in rows]
+        cache = self.cache()
+        found: dict[str, tuple[np.ndarray, int]] = {}
+        if cache is not None:
+            cache.register(self.fingerprint(), self.identity())
+            found = dict(cache.get_flagged(self.fingerprint(), list(dict.fromkeys(keys))))
+        hits = len(found)
+        todo = {k: q for k, q in zip(keys, rows, strict=True) if k not in found}
+        texts: dict[str, list[str]] = {}
+        reads: list[EncodedRow] = []
+        owners: list[tuple[str, int]] = []
+        for key, row in zip(todo, self.encode(list(todo.values())), strict=True):
+            texts[key], at = genorm.critiques_of(self.lm, row.input_ids, self.settings)
+            reads += [EncodedRow(ids) for ids in at if ids is not None]
+            owners += [(key, j) for j, ids in enumerate(at) if ids is not None]
+            flags = truncation_flags(row.prompt_dropped, row.response_dropped)
+            found[key] = (np.full(self.settings.n, np.nan), flags)
+        run = self.engine.run(reads, [stable_hash(r.input_ids) for r in reads], list)
+        for (key, j), value in zip(owners, run.values[:, 0], strict=True):
+            found[key][0][j] = value
+        if cache is not None and todo:
+            cache.put_many(self.fingerprint(), [(k, *found[k]) for k in todo])
+        probs = np.stack([np.asarray(found[k][0], dtype=np.float64) for k in keys])
+        cut = np.array([bool(found[k][1] & TRUNCATED) for k in keys])
+        stats = {"computed": len(todo), "cache_hits": hits, "verdicts_read": len(reads)}
+        failed = np.zeros(len(rows), dtype=bool)
+        return probs, [texts.get(k) for k in keys], failed, cut, stats
 
 
 def _model(arg: str | None) -> str:

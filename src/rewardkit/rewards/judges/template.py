@@ -26,6 +26,8 @@ from rewardkit.rewards.judges import sections
 from rewardkit.rewards.judges.verdict import (
     A_VARIANTS,
     B_VARIANTS,
+    GENORM_NO,
+    GENORM_YES,
     NO_VARIANTS,
     ONE_VARIANTS,
     RATING_SCALE,
@@ -87,7 +89,16 @@ VERIFIER = JudgeKind(
     (ONE_VARIANTS, ZERO_VARIANTS),
     ("prob", "raw", "binary", "logit"),
 )
-KINDS = {k.name: k for k in (YES_NO, PAIRWISE, RATING, LISTWISE, VERIFIER)}
+#: The generative outcome verifier (docs/methods/B4-orm-vs-prm.md): the problem and the solution;
+#: sampled critiques, each ending in the marker and Yes or No. No principle, so no twin template.
+GENORM = JudgeKind(
+    "genorm",
+    ("{conversation}", "{response}"),
+    ("genorm_v1", "genorm_v1"),
+    (GENORM_YES, GENORM_NO),
+    ("mean", "readable"),
+)
+KINDS = {k.name: k for k in (YES_NO, PAIRWISE, RATING, LISTWISE, VERIFIER, GENORM)}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ docs/methods/B6-llm-judge.md, docs/methods/B7-listwise-judge.md); the position b
     yes/no:    r = σ(ℓ_yes − ℓ_no)                 (output="logit": ℓ_yes − ℓ_no, ±HARD_LOGIT
                                                  for a certain verdict, see finite_margin)
     verifier:  r = σ(ℓ_1 − ℓ_0) = p1 / (p1 + p0)   (raw: p1 = e^{ℓ_1}; binary: 1[ℓ_1 > ℓ_0])
+    genorm:    r_i = σ(ℓ_Yes − ℓ_No) per critique at its verdict token (a class no probability
+               is listed for: −∞, so 1.0 / 0.0); r = mean_i r_i with an unread critique as 0.5
     pairwise:  m = ℓ_A − ℓ_B per order;  P(a ≻ b) = ½ (σ(m_fwd) + σ(−m_rev))
     rating:    p = softmax(ℓ_1 … ℓ_10);  r = Σ k·p(k)
     listwise:  p = softmax(ℓ_label1 … ℓ_labelk);  score_i = p(label of response i)
@@ -43,6 +45,12 @@ B_VARIANTS = ("B", " B")
 ONE_VARIANTS = ("1", " 1")
 ZERO_VARIANTS = ("0", " 0")
 RATING_SCALE = tuple(range(1, 11))
+#: GenORM's verdict words after its marker, spelled as its stop strings spell them (case kept:
+#: docs/methods/B4-orm-vs-prm.md).
+GENORM_YES = ("Yes", " Yes")
+GENORM_NO = ("No", " No")
+#: What a critique whose verdict could not be read counts as in GenORM's mean.
+UNREAD_CRITIQUE = 0.5
 #: The probability a certain verdict (a text answer; a class no probability is left for) is
 #: clamped to as a logit: P in [1e−6, 1 − 1e−6], ℓ_yes − ℓ_no = ±ln((1 − 1e−6)/1e−6) ≈ ±13.8155.
 HARD_P = 1e-6
@@ -149,6 +157,22 @@ def verifier(scores: np.ndarray, output: str = "prob") -> np.ndarray:
         m = margin(s)
         return np.where(np.isnan(m), np.nan, (m > 0).astype(np.float64))
     return yes_no(s, output)
+
+
+def critiques(probs: np.ndarray, output: str = "mean") -> np.ndarray:
+    """GenORM's reward from (b, n) per-critique probabilities σ(ℓ_Yes − ℓ_No) (NaN: a critique
+    whose verdict could not be read): ``mean`` counts each unread one as
+    :data:`UNREAD_CRITIQUE` (the paper's; [0.9, NaN, 0.7] → 0.7), ``readable`` averages the read
+    ones only (NaN when none was read). A row without critiques (n = 0) is NaN."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] == 0:
+        return np.full(p.shape[0] if p.ndim else 0, np.nan)
+    if output == "readable":
+        read = ~np.isnan(p)
+        total = np.where(read, p, 0.0).sum(axis=1)
+        count = read.sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return np.where(np.isnan(p), UNREAD_CRITIQUE, p).mean(axis=1)
 
 
 def yes_probability(logit_yes: float, logit_no: float) -> float:
