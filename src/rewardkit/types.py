@@ -233,13 +233,23 @@ def text_queries(queries: Sequence[Query], reward: str = "this reward") -> list[
     return out
 
 
+def _hash_default(obj: Any) -> Any:
+    """:func:`~rewardkit.content.json_default`, but a numpy array as every value it holds:
+    its ``str()`` shows 1,000 values at most (``0 1 2 ... 1999``) and floats to 8 digits, so two
+    arrays that differ got one key (a reference or a meta field from a parquet column)."""
+    if isinstance(obj, np.ndarray):
+        return {"ndarray": obj.tolist()}
+    return json_default(obj)
+
+
 def stable_hash(obj: Any) -> str:
     """sha256 (hex, 32 chars) of the canonical JSON of ``obj``; stable across runs and machines.
 
     An image (:class:`~rewardkit.content.ImageRef`) hashes as ``{"image": digest}``,
-    so a file and the same encoded bytes give the same key wherever the file lies."""
+    so a file and the same encoded bytes give the same key wherever the file lies; a numpy
+    array as ``{"ndarray": its values}`` (never its abbreviated text)."""
     text = json.dumps(
-        obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=json_default
+        obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_hash_default
     )
     # surrogatepass: a lone surrogate in a text (not Unicode, but a Python str) still hashes
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

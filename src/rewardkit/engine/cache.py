@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import RewardkitError
+from rewardkit.types import stable_hash
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -87,6 +88,35 @@ def move_aside(directory: str | Path) -> Path | None:
             journal.rename(target.with_name(target.name + suffix))
     path.rename(target)
     return target
+
+
+#: Files a folder is stamped by, at most (:func:`files_stamp`).
+STAMP_FILES = 5000
+
+
+def files_stamp(path: str | Path, suffixes: tuple[str, ...] = ()) -> str | None:
+    """What an identity keys a file read at scoring time by (a database, not weights): a hash of
+    its size, mtime, ctime and inode, and of its SQLite ``-wal`` journal's (rows committed but
+    not yet in the file); for a folder, of each file under it ending in ``suffixes`` (the first
+    :data:`STAMP_FILES` in sorted order). Stats only, never a read: ctime catches a rewrite with
+    its mtime put back and the inode a file renamed over it, as the weights' memo does
+    (:mod:`rewardkit.models.fingerprint`). None when nothing is there."""
+    root = Path(path)
+    if root.is_dir():  # os.walk: symlinked folders are not followed (no loops)
+        found = [os.path.join(d, f) for d, _, names in os.walk(root) for f in names]
+        files = sorted(f for f in found if f.endswith(suffixes))[:STAMP_FILES]
+    else:
+        files, root = [str(root)], root.parent
+    rows = []
+    for name in files:
+        for f in (name, name + "-wal"):
+            try:
+                st = os.stat(f)
+            except OSError:
+                continue
+            rel = os.path.relpath(f, root)
+            rows.append([rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
+    return stable_hash(rows) if rows else None
 
 
 def _use_wal(db: sqlite3.Connection, wait: float = 60.0) -> None:

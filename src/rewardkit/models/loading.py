@@ -5,8 +5,6 @@ Imports torch and transformers: only model-backed rewards import this module.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import warnings
 import weakref
@@ -24,7 +22,13 @@ from rewardkit.models.device import (  # noqa: F401 - re-exported: callers impor
     DeviceError,
     resolve_device,
 )
-from rewardkit.models.embedded import EMBEDDED, cache_root, embedded_key, embedded_model_dir
+from rewardkit.models.embedded import EMBEDDED, embedded_key, embedded_model_dir
+from rewardkit.models.fingerprint import (  # noqa: F401 - SCORING_FILES re-exported
+    SCORING_FILES,
+    hub_commit,
+    text_files_id,
+    weights_id,
+)
 
 try:
     import torch
@@ -129,7 +133,7 @@ def resolve_model(name: str, base: str | None = None) -> ResolvedModel:
             {
                 "model": EMBEDDED[key].hub_id,
                 "embedded": EMBEDDED[key].pip_name,
-                **_weights_id(path),
+                **weights_id(path),
             },
         )
     path = Path(name).expanduser()
@@ -139,10 +143,18 @@ def resolve_model(name: str, base: str | None = None) -> ResolvedModel:
         if not path.is_dir():
             raise ValueError(f"model path {path} is a file; pass the model directory")
         return ResolvedModel(
-            str(path.resolve()), {"model": str(path.resolve()), **_weights_id(path)}
+            str(path.resolve()), {"model": str(path.resolve()), **weights_id(path)}
         )
     locate_hub_model(name)
-    return ResolvedModel(name, {"model": name, "revision": os.environ.get("REWARDKIT_REVISION")})
+    revision = os.environ.get("REWARDKIT_REVISION")
+    identity = {"model": name, "revision": revision}
+    commit = hub_commit(name, revision)
+    if commit is not None:  # a moved branch (an updated model) is another key
+        identity["commit"] = commit
+    return ResolvedModel(name, identity)
+
+
+_weights_id = weights_id  # the name peft_adapter imports
 
 
 def _hub_unreachable(endpoint: str, offline: bool) -> str | None:
@@ -217,71 +229,6 @@ def locate_hub_model(name: str) -> None:
         raise ModelNotFoundError(
             f"model {name!r}: {where}, and the Hub is unreachable ({reason[:160]})"
         ) from None
-
-
-def _weights_id(path: Path) -> dict[str, Any]:
-    """sha256 over the weight files of a local model (memoised by size and mtime)."""
-    files = sorted(
-        p
-        for p in path.iterdir()
-        if p.suffix in (".safetensors", ".bin", ".gguf", ".pt") and p.is_file()
-    )
-    memo_path = cache_root() / "weight-hashes.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    digest = hashlib.sha256()
-    changed = False
-    for f in files:
-        st = f.stat()
-        memo_key = f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        if memo_key not in memo:
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(chunk)
-            memo[memo_key] = h.hexdigest()
-            changed = True
-        digest.update(f.name.encode() + b"\0" + memo[memo_key].encode())
-    if changed:
-        try:
-            memo_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
-            tmp.replace(memo_path)
-        except OSError:
-            pass
-    return {"weights_sha256": digest.hexdigest()[:32], **_text_files_id(path)}
-
-
-#: The small files besides the weights that change a model's scores: its config, tokenizer and
-#: chat template (a fixed tokenizer.json kept serving the old tokenizer's cached scores).
-#: A LoRA adapter's config (rank, alpha, targets) too.
-SCORING_FILES = frozenset(
-    {
-        "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "chat_template.jinja",
-        "chat_template.json", "preprocessor_config.json", "processor_config.json",
-        "adapter_config.json",
-    }
-)  # fmt: skip
-
-
-def _text_files_id(path: Path) -> dict[str, Any]:
-    """sha256 over the :data:`SCORING_FILES` and SentencePiece ``*.model`` files of a local
-    model; empty when it has none."""
-    files = sorted(
-        p
-        for p in path.iterdir()
-        if (p.name in SCORING_FILES or p.suffix == ".model") and p.is_file()
-    )
-    if not files:
-        return {}
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    return {"files_sha256": digest.hexdigest()[:32]}
 
 
 def load_tokenizer(source: str, trust_remote_code: bool = False) -> Any:

@@ -33,6 +33,18 @@ from rewardkit.multimodal.image_rm import (
 from rewardkit.rewards.clip_score import ClipScoreReward
 
 
+def processor_identity(processor: str | None) -> Any:
+    """What the ``processor=`` option's processor is, for the fingerprint: its folder's files
+    (``processor_config.json``, tokenizer…) or its Hub snapshot, so an edited image mean or
+    size is another key; the name alone where it cannot be resolved; None without one."""
+    if processor is None:
+        return None
+    try:
+        return {"name": processor, **resolve_model(processor).identity}
+    except (OSError, ValueError):  # loaded already, but not resolvable as a model source
+        return processor
+
+
 class ImageRMReward(ClipScoreReward):
     """An :class:`ImageRewardModel` scoring (text, image) rows; shares ``clip:``'s pairing,
     text encoding and caching (only the model and its forward differ). Its features
@@ -56,7 +68,7 @@ class ImageRMReward(ClipScoreReward):
             **self.resolved.identity,
             "backbone": resolve_model(backbone_source(self.resolved.source)).identity,
             "head": self.model.head_type,
-            "processor": processor,
+            "processor": processor_identity(processor),
             "max_length": self.max_length,
             **self.engine_identity(),
         }

@@ -101,6 +101,13 @@ class Verifying:
                 rows.append(Query(q.prompt, final, reference=ref))
         return owner, rows
 
+    def identity(self) -> dict[str, Any]:
+        """The backend's identity and a ``tail`` other than the default: the engine keys its
+        rows on the cut response already, but a server's or a Ray run's cache keys the whole
+        reward's scores on this fingerprint (``tail=5`` and ``tail=1000`` shared one)."""
+        ident = super().identity()  # type: ignore[misc]
+        return ident if self.tail == DEFAULT_TAIL else {**ident, "tail": self.tail}
+
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         owner, rows = self.verifier_rows(queries)
         n = len(queries)

@@ -46,6 +46,7 @@ from rewardkit.engine.special_tokens import (
 )
 from rewardkit.errors import SpecError
 from rewardkit.models.causal_lm import CausalLM, CausalLMAdapter
+from rewardkit.models.integrity import remote_code_id
 from rewardkit.models.loading import (
     fit_max_length,
     load_causal_lm_shared,
@@ -68,6 +69,7 @@ from rewardkit.rewards.prm.steps import (
     split_steps,
     steps_cut,
 )
+from rewardkit.rewards.prm.tagged import batch_tags, per_step
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.types import Capability, Message, Query, Reward, ScoreResult, stable_hash
 
@@ -161,21 +163,6 @@ def tag_positions(ids: Sequence[int], start: int, tag_id: int) -> list[int]:
     return [i for i in range(max(start, 0), len(ids)) if ids[i] == tag_id]
 
 
-def batch_tags(batch: Batch, tag_ids: Sequence[int]) -> torch.Tensor:
-    """(b, w) bool: where a batch's rows end the step tag's tokens ``tag_ids`` (the last one is
-    the scored position) in their response part."""
-    ids = batch.input_ids
-    pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
-    tags = (pos >= batch.response_start[:, None].clamp(min=0)) & (
-        pos < batch.attention_mask.sum(dim=1)[:, None]
-    )
-    for back, tid in enumerate(reversed(list(tag_ids))):
-        before = torch.full_like(ids, -1)
-        before[:, back:] = ids[:, : ids.shape[1] - back]
-        tags = tags & (before == tid)
-    return tags
-
-
 def tag_tokens(tokenizer: Any, conv: StepConvention, tag_id: int) -> tuple[int, ...]:
     """The tokens the tag reads as in tagged text, ending with ``tag_id``: more than one where the
     tokenizer splits the tag (SmolLM2 reads `` ки`` as `` к`` + ``и``), so that the same last token
@@ -187,18 +174,6 @@ def tag_tokens(tokenizer: Any, conv: StepConvention, tag_id: int) -> tuple[int, 
     if ids[: len(head)] != head or not rest or rest[-1] != tag_id:
         return (tag_id,)
     return tuple(int(t) for t in rest)
-
-
-def per_step(tags: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """(b, S) step scores: ``values`` (one per tag, in ``tags.nonzero()`` order) placed at
-    their step's rank in the row, NaN past a row's steps."""
-    rows, cols = tags.nonzero(as_tuple=True)
-    counts = tags.sum(dim=1)
-    width = max(int(counts.max()) if counts.numel() else 0, 1)
-    out = torch.full((tags.shape[0], width), float("nan"), device=tags.device)
-    rank = torch.cumsum(tags.long(), dim=1)[rows, cols] - 1
-    out[rows, rank] = values
-    return out
 
 
 class StepScorer(ModelBackedReward):
@@ -294,6 +269,7 @@ class StepScorer(ModelBackedReward):
             "template": stable_hash(tok.chat_template) if self.use_chat_template else "plain",
             "max_length": self.max_length,
             **self.engine_identity(),
+            **(remote_code_id(source) if trust_remote_code else {}),  # its code scores
         }
 
     def identity(self) -> dict[str, Any]:
@@ -365,6 +341,7 @@ class PRMReward(Reward):
     """Per-step scores from a :class:`StepScorer` and their aggregate (module docstring)."""
 
     capabilities = frozenset({Capability.STEPS, Capability.MODEL_BACKED})
+    uses_meta = True  # meta["steps"] can be the steps (query_steps): in server/Ray keys
 
     def __init__(
         self,

@@ -231,11 +231,17 @@ def locate(value: str, root: str | None) -> str:
 
 
 def cache_key(db: str, sql: str) -> tuple[Any, ...]:
-    try:
-        st = os.stat(db)
-        return (os.path.realpath(db), st.st_size, st.st_mtime_ns, sql)
-    except OSError:
-        return (db, None, None, sql)
+    """The gold cache's key: the file's path, size, mtime, ctime and inode, the same of its
+    ``-wal`` journal (a commit in WAL mode leaves the file itself untouched), and the SQL."""
+    stamps: list[Any] = []
+    for f in (db, db + "-wal"):
+        try:
+            st = os.stat(f)
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return (os.path.realpath(db), *stamps, sql)
 
 
 def uri(path: str) -> str:
