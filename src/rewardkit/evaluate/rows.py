@@ -415,4 +415,6 @@ def usage_note(name: str, stats: dict | None) -> str | None:
         notes.append("cost unknown")
     if notes:
         line += f" ({'; '.join(notes)})"
-    return line + f"; {stats.get('failed', 0)} failed, {stats.get('unparsed', 0)} unparsed."
+    missing = stats.get("logprobs_missing", 0)  # asked for, none came: text verdicts (1/0)
+    tail = f", {missing} without logprobs (text verdicts)" if missing else ""
+    return line + f"; {stats.get('failed', 0)} failed, {stats.get('unparsed', 0)} unparsed{tail}."

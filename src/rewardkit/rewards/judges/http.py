@@ -47,6 +47,7 @@ from rewardkit.rewards.judges import listwise as lw
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
 from rewardkit.rewards.judges.body import answer_text, cut_verdict, finish_reason, no_text
+from rewardkit.rewards.judges.logprobs import has_logprobs, missing_logprobs
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.parse import read_answer
 from rewardkit.rewards.judges.template import JudgeKind, Part
@@ -75,8 +76,9 @@ HTTP_OPTIONS = (
 TOP_LOGPROBS = 20
 #: Columns kept per row besides the score: unparsed answer, verdict read from logprobs, and the
 #: answer's token usage (so a cached answer still counts what it cost), and logprob tokens that
-#: did not spell the answer's text (its verdict read from the text).
-_FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unaligned")
+#: did not spell the answer's text (its verdict read from the text), and an answer that came
+#: without any logprobs although they were asked for (its verdict read from the text).
+_FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unaligned", "no_logprobs")
 #: In every HTTP judge's identity: scores read before a verdict string a judged text also held
 #: stopped counting as the judge's, before logprob tokens were aligned with the answer text and
 #: before a verdict at the cut of a ``finish_reason: length`` answer failed, and before the
@@ -84,10 +86,11 @@ _FLAGS = ("unparsed", "logprobs", "prompt_tokens", "completion_tokens", "unalign
 #: reasoning only mentions unparsed), a determiner "no" ("No issues found") stopped being a
 #: No and "Response B is more verbose" stopped being B, and before a verdict inside a copy of a
 #: judged text stopped counting in every form (a first word, one yes/no in the text) and
-#: tokens listed as raw pieces (``▁Yes``, ``ĠYes``) were read as their text, are not reused.
+#: tokens listed as raw pieces (``▁Yes``, ``ĠYes``) were read as their text, nor before an
+#: answer without logprobs was flagged (``no_logprobs``: one more stored column), are not reused.
 READING = (
     "own-verdicts-copies-only;logprob-tokens-aligned;cut-verdicts-fail;published-formats;"
-    "no-determiner;more-of-a-merit;no-verdict-in-a-copy;piece-marks"
+    "no-determiner;more-of-a-merit;no-verdict-in-a-copy;piece-marks;no-logprobs-flagged"
 )
 
 
@@ -334,6 +337,7 @@ class HttpJudge(EndpointReward):
             "prompt_tokens": float(usage.prompt_tokens) if known else np.nan,
             "completion_tokens": float(usage.completion_tokens) if known else np.nan,
             "unaligned": float(reading.unaligned),
+            "no_logprobs": float(lp_body is not None and not has_logprobs(body)),
         }
         return [{**dict(zip(names, values, strict=True)), **flags}]
 
@@ -348,7 +352,9 @@ class HttpJudge(EndpointReward):
         ``run_usage``, ``run_cost``, ``requests``, ``retries`` and ``cache_hits`` describe this
         call only (on a run without cache hits ``usage`` equals ``run_usage``).
         ``unparsed`` and ``logprob_verdicts`` count the rows' answers by how they were read,
-        ``logprobs_unaligned`` those whose logprob tokens did not spell the text (read from it);
+        ``logprobs_unaligned`` those whose logprob tokens did not spell the text (read from it),
+        ``logprobs_missing`` those that came without any logprobs although ``logprobs=`` asked
+        for them (read from the text; ``logprobs_note`` then says so and why);
         ``failed`` and ``errors`` (``{"index", "error"}``, indices into ``rows``) the rows whose
         request failed or whose answer could not be read."""
         table, run, failed_rows = self._score_rows(rows)
@@ -368,6 +374,7 @@ class HttpJudge(EndpointReward):
             "unparsed": int(flags[:, 0].sum()),
             "logprob_verdicts": int(flags[:, 1].sum()),
             "logprobs_unaligned": int(flags[:, 4].sum()),
+            **missing_logprobs(int(flags[:, 5].sum()), int(stored.sum())),
         }
         if self.prices is not None:
             stats["cost"] = self.prices.cost(self.model, usage)

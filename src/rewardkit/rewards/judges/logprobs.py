@@ -103,6 +103,38 @@ def top_logprobs(body: Any) -> Positions | None:
     return out or None
 
 
+def has_logprobs(body: Any) -> bool:
+    """Whether an OpenAI-style answer carries any per-token logprobs (a non-empty chat
+    ``logprobs.content`` or completions ``logprobs.top_logprobs`` list), whatever their values.
+    False for a server that accepts ``logprobs`` and drops it (`transformers serve` 5.25 answers
+    without the field), sends ``"logprobs": null``, or an empty list."""
+    try:
+        lp = body["choices"][0].get("logprobs")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return False
+    if not isinstance(lp, Mapping):
+        return False
+    return any(isinstance(lp.get(k), list) and lp[k] for k in ("content", "top_logprobs"))
+
+
+#: Why an answer's verdict was read from its text although logprobs were asked for (stats).
+NO_LOGPROBS = (
+    "{n} of {total} answers came without logprobs although the request asked for top_logprobs "
+    "(logprobs=true): their verdicts were read from the answer text, so their scores are the "
+    "text's verdict (P = 1 or 0, the rating written, a listwise ranking), not the "
+    "judge's probability. The server did not return them (transformers serve 5.25 accepts the "
+    "field and drops it); for graded scores use one that returns top_logprobs (vLLM, SGLang, "
+    "llama.cpp), or set logprobs=false to ask for text verdicts only"
+)
+
+
+def missing_logprobs(n: int, answers: int) -> dict[str, Any]:
+    """The stats of ``n`` of ``answers`` answers without logprobs although asked for:
+    ``logprobs_missing``, and ``logprobs_note`` (:data:`NO_LOGPROBS`, why) when there are any."""
+    note = {"logprobs_note": NO_LOGPROBS.format(n=n, total=answers)} if n else {}
+    return {"logprobs_missing": n, **note}
+
+
 class Unaligned(Exception):
     """The answer's tokens do not spell its text (:func:`token_spans`): no token can be told to
     hold the verdict, so the verdict is read from the text (and counted)."""

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from rewardkit.content import ImageRef, normalize_content
@@ -169,13 +170,21 @@ def load_judge_template(
 
     ``name_or_text`` None picks ``defaults[0]``, or ``defaults[1]`` (the twin with a
     ``{principle}`` placeholder) when a principle is given. A literal template (one that holds
-    the first slot) is used as is. A template with a ``{principle}`` placeholder needs a
+    the first slot) is used as is; a path (with ``/`` or ending ``.txt``) is read from its file
+    (the rendered prompt's hash in the judge's identity holds its text). A template with a ``{principle}`` placeholder needs a
     principle, and a principle needs the placeholder.
     """
     if name_or_text is None:
         name_or_text = defaults[1] if principle else defaults[0]
     if slots[0] in name_or_text:
         name, text = "inline", name_or_text
+    elif "/" in name_or_text or name_or_text.endswith(".txt"):  # a template file of one's own
+        path = Path(name_or_text).expanduser()
+        if not path.is_file():
+            raise ValueError(f"judge template file {name_or_text!r} does not exist")
+        name, text = str(path), path.read_text(encoding="utf-8").rstrip("\n")
+        if slots[0] not in text:
+            raise ValueError(f"judge template file {name_or_text!r} has no {slots[0]} slot")
     else:
         path = template_file(name_or_text)
         if not path.is_file():
