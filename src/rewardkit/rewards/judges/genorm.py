@@ -36,13 +36,18 @@ from rewardkit.engine.special_tokens import escape_content
 from rewardkit.errors import SpecError, switch
 from rewardkit.remote import HttpRequest, generation_usage
 from rewardkit.remote.config import RemoteConfigError, real_number, whole_number
-from rewardkit.rewards.endpoints.base import drop_engine_options
 from rewardkit.rewards.judges import logprobs as lp
 from rewardkit.rewards.judges import sections, verdict
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges.body import answer_text, no_text
 from rewardkit.rewards.judges.failures import reindex_errors
-from rewardkit.rewards.judges.http import TOP_LOGPROBS, HttpJudge, is_http_spec, openai_content
+from rewardkit.rewards.judges.http import (
+    TOP_LOGPROBS,
+    HttpJudge,
+    http_judge,
+    is_http_spec,
+    openai_content,
+)
 from rewardkit.rewards.judges.template import GENORM, Part
 from rewardkit.types import Capability, Query, ScoreResult, stable_hash
 
@@ -464,12 +469,7 @@ def build(arg: str | None, **options: Any) -> Any:
     """Registry factory: ``genorm:default`` / ``genorm:PATH_OR_ID`` (a local causal LM) or
     ``genorm:openai://HOST:PORT/v1?model=NAME`` (or ``base_url=`` + ``model=``)."""
     if is_http_spec(arg, options):
-        options = drop_engine_options(options)
-        base_url = options.pop("base_url", None)
-        model = options.pop("model", None)
-        if base_url is None:
-            base_url, arg = str(arg), None
-        return HttpGenORM(str(base_url), str(model or arg or ""), **options)
+        return http_judge(HttpGenORM, arg, options)
     from rewardkit.engine.config import EngineConfig
     from rewardkit.rewards.judges import local
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -486,10 +486,15 @@ HTTP_JUDGES: dict[str, type[HttpJudge]] = {
 def build_http(spec_kind: str, arg: str | None, **options: Any) -> HttpJudge:
     """An HTTP judge from a spec: ``openai://HOST:PORT/v1?model=NAME`` or ``base_url=`` +
     ``model=`` (then ARG, if any, is the model)."""
+    return http_judge(HTTP_JUDGES[spec_kind], arg, options)
+
+
+def http_judge(cls: Callable[..., Any], arg: str | None, options: dict[str, Any]) -> Any:
+    """``cls(base_url, model, **options)`` from a spec's ARG and options, as :func:`build_http`
+    reads them (engine options dropped); the verifier kinds build theirs with it too."""
     options = drop_engine_options(options)
     base_url = options.pop("base_url", None)
     model = options.pop("model", None)
     if base_url is None:
         base_url, arg = str(arg), None
-    model = model or arg
-    return HTTP_JUDGES[spec_kind](str(base_url), str(model or ""), **options)
+    return cls(str(base_url), str(model or arg or ""), **options)

@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.endpoints.base import drop_engine_options
 from rewardkit.rewards.judges import template as tpl
 from rewardkit.rewards.judges import verdict
 from rewardkit.rewards.judges.failures import reindex_errors
-from rewardkit.rewards.judges.http import HttpJudge, is_http_spec
+from rewardkit.rewards.judges.http import HttpJudge, http_judge, is_http_spec
 from rewardkit.rewards.judges.quotes import THINK_CLOSE
 from rewardkit.rewards.judges.template import VERIFIER, Part
 from rewardkit.types import Capability, Query, Reward, ScoreResult
@@ -154,12 +153,7 @@ def build(arg: str | None, **options: Any) -> Reward:
     """Registry factory: ``verifier:default`` / ``verifier:PATH_OR_ID`` (a local causal LM) or
     ``verifier:openai://HOST:PORT/v1?model=NAME`` (or ``base_url=`` + ``model=``)."""
     if is_http_spec(arg, options):
-        options = drop_engine_options(options)
-        base_url = options.pop("base_url", None)
-        model = options.pop("model", None)
-        if base_url is None:
-            base_url, arg = str(arg), None
-        return HttpVerifier(str(base_url), str(model or arg or ""), **options)
+        return http_judge(HttpVerifier, arg, options)
     from rewardkit.rewards.judges import local
 
     return local.build_verifier(arg, **options)
