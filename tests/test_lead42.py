@@ -33,3 +33,20 @@ def test_a_judge_template_can_be_a_file_and_its_text_is_the_key(tmp_path):
             bad.write_text("no slots here\n")
         res = CliRunner().invoke(app, ["score", "-r", f"judge:default?template={bad}", "--data", str(data), "--out", str(tmp_path / "x.jsonl")])  # fmt: skip
         assert res.exit_code == 2 and says in res.output, res.output
+
+
+def test_score_applies_a_system_column_as_eval_does(tmp_path):
+    """``score`` left a row's ``system`` column out of the prompt that ``data``/``eval`` build
+    (Intel orca_dpo_pairs rows): the same text scored differently in the two verbs."""
+    from rewardkit.data import Location
+    from rewardkit.scoring import query_from_row
+
+    loc = Location("rows.jsonl", "rows.jsonl", line=1)
+    q = query_from_row({"system": "Be brief.", "prompt": "Hi?", "response": "Hello."}, loc)
+    assert q.prompt == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi?"},
+    ]
+    own = [{"role": "system", "content": "Own."}, {"role": "user", "content": "Hi?"}]
+    q2 = query_from_row({"system": "Be brief.", "prompt": own, "response": "Hello."}, loc)
+    assert q2.prompt == own  # a prompt with its own system message keeps it

@@ -32,7 +32,9 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
     The prompt is read by the data loader's own rules (:func:`rewardkit.data.checks.prompt`, as
     ``data`` and ``eval`` read it): a text or a message list (a CSV cell starting with ``[{``
     is parsed), never empty or blank, known roles, tool-call keys checked, HH/NeMo transcript
-    prompts read as their turns; a ``criterion`` goes in front (:mod:`rewardkit.data.context`)."""
+    prompts read as their turns; a ``system`` column is the system message unless the prompt has
+    one (:func:`rewardkit.data.checks.with_system`) and a ``criterion`` goes in front
+    (:mod:`rewardkit.data.context`)."""
     rec = Record(row, loc, {})
     prompt = checks.prompt(rec)
     field = "response"
@@ -49,7 +51,9 @@ def query_from_row(row: dict[str, Any], loc: Location) -> Query:
         raise loc.error(f"expected a string, got {describe(response)}", field=field)
     ref_col = next((c for c in REFERENCE_FIELDS if c in row), "reference")
     meta = {k: v for k, v in row.items() if k not in ("prompt", "response", ref_col)}
-    prompt = criterion_prompt(rec, prompt)  # after the completion, which may repeat the prompt
+    # after the completion, which may repeat the prompt: the row's ``system`` and criterion,
+    # as the data loaders apply them (the same text scores the same in `score` and `eval`)
+    prompt = criterion_prompt(rec, checks.with_system(rec, prompt))
     return Query(prompt, response, _reference(row.get(ref_col), loc), meta)
 
 
