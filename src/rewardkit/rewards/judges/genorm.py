@@ -248,7 +248,7 @@ def sample_critiques(
             stop_strings=list(STOPS),
             tokenizer=tokenizer,
         )
-    ends = set(_eos_ids(model)) | {tokenizer.pad_token_id}
+    ends = stop_ids(model, tokenizer)
     critiques = []
     for row in out[:, x.shape[1] :].tolist():
         cut = next((j for j, t in enumerate(row) if t in ends), len(row))
@@ -274,6 +274,13 @@ def critiques_of(
         else:
             reads.append([*ids, *critique[: verdict_prefix(tok, critique, found[0] - head)]])
     return texts, reads
+
+
+def stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The token ids sampling stops at (the model's end-of-sequence ids and the pad id): in the
+    judge's identity, since ``generation_config.json`` can change them."""
+    pad = tokenizer.pad_token_id
+    return {int(t) for t in _eos_ids(model)} | (set() if pad is None else {int(pad)})
 
 
 def _eos_ids(model: Any) -> list[int]:

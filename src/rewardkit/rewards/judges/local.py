@@ -424,6 +424,7 @@ class GenORMJudge(genorm.Critiquing, AnswerTokenJudge):
             sampling=asdict(self.settings),
             genorm=genorm.READING,
             max_length=self.max_length,
+            stop_ids=sorted(genorm.stop_ids(self.model, self.tokenizer)),  # generation_config's
         )
 
     def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
