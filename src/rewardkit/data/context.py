@@ -51,6 +51,12 @@ def context_line(context: Any, template: str = DEFAULT_TEMPLATE) -> str:
     return template.replace("{context}", context.strip())
 
 
+def context_key(context: str) -> str:
+    """What makes two contexts the same criterion: their words, case aside (``"Be  brief"`` and
+    ``"be brief\n"`` are one context, whose preferences cannot reverse)."""
+    return " ".join(context.split()).casefold()
+
+
 def _starts_with(content: Any, line: str) -> bool:
     """Whether a system message's ``content`` already starts with the context ``line``."""
     if isinstance(content, str):

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from rewardkit.data import checks
-from rewardkit.data.context import CRITERION, context_text, with_context
+from rewardkit.data.context import CRITERION, context_key, context_text, with_context
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
@@ -63,12 +63,18 @@ def _convert(rec: Record, fmt: str) -> list[Example]:
     kind = KINDS[fmt]
     prompt = checks.prompt(rec)
     responses = [checks.response(rec, k, rec.require(k)) for k in ("response_a", "response_b")]
+    if responses[0] == responses[1]:
+        raise rec.error(
+            "response_b",
+            "expected a response other than response_a (the preference between them reverses), "
+            "got the same one",
+        )
     contexts = [_context(rec, f"{kind}_{side}") for side, _ in SIDES]
-    if contexts[0] == contexts[1]:
+    if context_key(contexts[0]) == context_key(contexts[1]):
         raise rec.error(
             f"{kind}_y",
             f"expected a context other than {kind}_x (the preference reverses between the two), "
-            "got the same text",
+            "got the same text (spacing and case aside)",
         )
     base = rec.example_id()
     subsets = [_category(rec, side) for side, _ in SIDES]

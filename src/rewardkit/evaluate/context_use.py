@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.data.context import DEFAULT_TEMPLATE, example_context, without_context
+from rewardkit.data.context import (
+    DEFAULT_TEMPLATE,
+    context_key,
+    example_context,
+    without_context,
+)
 from rewardkit.evaluate.outcomes import pairwise_outcome
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import Table, fmt
@@ -74,7 +79,8 @@ def reversal_pairs(
 ) -> list[tuple[int, int]]:
     """Index pairs ``(i, j)`` of reversal pairs among ``contexts``' examples: the same prompt
     once the context is taken out, the same two (different) responses in any order, two
-    different contexts and opposite chosen responses."""
+    different contexts (:func:`~rewardkit.data.context.context_key`: spacing and case aside)
+    and opposite chosen responses."""
     groups: dict[str, list[int]] = {}
     for i, c in contexts.items():
         ex = examples[i]
@@ -87,8 +93,8 @@ def reversal_pairs(
     for members in groups.values():
         for i, j in combinations(sorted(members), 2):
             a, b = examples[i], examples[j]
-            if contexts[i] == contexts[j]:
-                continue
+            if context_key(contexts[i]) == context_key(contexts[j]):
+                continue  # one criterion spelled twice: opposite labels contradict, not reverse
             if stable_hash(a.responses[a.chosen[0]]) != stable_hash(b.responses[b.chosen[0]]):
                 out.append((i, j))
     return out
@@ -147,7 +153,7 @@ def context_use_report(
     out: dict[str, Any] = {
         "n_pairs": n,
         "n_nan": len(idx) - n,
-        "n_contexts": len(set(contexts.values())),
+        "n_contexts": len({context_key(c) for c in contexts.values()}),
         "accuracy_with": acc_with,
         "accuracy_without": acc_without,
         "context_gain": None if acc_with is None else acc_with - acc_without,  # type: ignore[operator]

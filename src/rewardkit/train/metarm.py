@@ -29,8 +29,9 @@ import numpy as np
 import torch
 
 from rewardkit.curate.crome import prompt_key
-from rewardkit.errors import DataError, SpecError
+from rewardkit.errors import DataError, SpecError, TrainingDiverged
 from rewardkit.train import losses as L
+from rewardkit.train.common import check_finite_loss
 from rewardkit.types import Example
 
 Tensor = torch.Tensor
@@ -50,6 +51,12 @@ def group_by_prompt(examples: Sequence[Example], where: str) -> list[Example]:
         groups[key].responses.extend(ex.responses)
     out = [g for g in groups.values() if len(g.responses) >= 2]
     single = len(groups) - len(out)
+    if out and all(len(set(g.responses)) < 2 for g in out):
+        raise DataError(
+            f"{where}: every prompt's responses are the same text, so every pair's difference is "
+            "0 and the difference loss J has no gradient (the meta step would do nothing); give "
+            "each prompt different samples of the policy"
+        )
     if not out:
         raise DataError(
             f"{where}: none of its {len(groups)} prompts has 2 or more responses; MetaRM's "
@@ -123,15 +130,33 @@ def reward_grid(r: Tensor, sizes: Sequence[int]) -> Tensor:
 @contextlib.contextmanager
 def meta_shifted(params: Sequence[Tensor], objective: Tensor, eta: float) -> Iterator[None]:
     """Inside the block the ``params`` are ``θ' = θ + η ∇_θ objective``; after it (even on an
-    error) they are θ again, copied back bit for bit."""
+    error) they are θ again, copied back bit for bit. A non-finite ``objective``, gradient or
+    θ' is :class:`~rewardkit.errors.TrainingDiverged` naming MetaRM (a NaN model is no
+    success)."""
+    check_finite_loss(objective, what="MetaRM's difference loss J (metarm_difference_loss)")
     grads = torch.autograd.grad(objective, list(params), allow_unused=True)
     moved = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
+    if not all(bool(torch.isfinite(g).all()) for _, g in moved):
+        raise TrainingDiverged(
+            "MetaRM's difference loss J has a NaN or infinite gradient: the meta step cannot "
+            "move the weights (lower metarm_eta or the learning rate); nothing was saved"
+        )
     saved = [p.detach().clone() for p, _ in moved]
     with torch.no_grad():
         for p, g in moved:
             p.add_(g.to(p.dtype), alpha=eta)
     try:
+        if not all(bool(torch.isfinite(p).all()) for p, _ in moved):
+            raise TrainingDiverged(
+                f"MetaRM's meta step θ' = θ + η∇J with η = metarm_eta = {eta:g} leaves weights "
+                "past float range (NaN or infinite): lower metarm_eta; nothing was saved"
+            )
         yield
+    except TrainingDiverged as exc:  # the loss at θ': say which step size moved it there
+        raise TrainingDiverged(
+            f"{exc} (at MetaRM's shifted weights θ' = θ + η∇J, η = metarm_eta = {eta:g}: "
+            "lower metarm_eta)"
+        ) from None
     finally:
         with torch.no_grad():
             for (p, _), s in zip(moved, saved, strict=True):

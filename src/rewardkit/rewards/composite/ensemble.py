@@ -52,7 +52,7 @@ from rewardkit.rewards.composite.members import (
     finite_number,
     unique_names,
 )
-from rewardkit.types import Capability, Query, Reward, ScoreResult
+from rewardkit.types import Capability, Query, Reward, ScoreResult, prompt_text
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,27 @@ class EnsembleReward(Reward):
             raise SpecError(f"ensemble: harmonic weights must be ≥ 0; got {list(out)}")
         return out
 
+    def _check_harmonic(self, x: np.ndarray, queries: Sequence[Query]) -> None:
+        """ValueError naming the member (by name) and the query (by its prompt and response)
+        of the first negative score: a harmonic mean needs scores ≥ 0. The row is named by its
+        text, as the engine's batch is not the file's order (``score`` and ``eval`` chunk,
+        sort and flatten pairs)."""
+        used = ~np.isnan(x)
+        if self.weights is not None:
+            used &= np.asarray(self.weights)[None, :] != 0
+        bad = np.argwhere(used & (x < 0))
+        if not len(bad):
+            return
+        i, j = (int(v) for v in bad[0])
+        q = queries[i]
+        raise ValueError(
+            f"{self.name}: aggregate 'harmonic' needs scores ≥ 0, but member "
+            f"{self.members[j].name!r} gave {float(x[i, j])!r} to the response "
+            f"{_clip(q.response)} of the prompt {_clip(prompt_text(q.prompt))} (row {i}, "
+            f"member {j} of this batch; {len(bad)} negative score(s) in it); transform the "
+            "member's scores first (e.g. sigmoid)"
+        )
+
     def _check_stats(
         self, stats: Sequence[Sequence[float]] | None
     ) -> tuple[tuple[float, float], ...] | None:
@@ -289,6 +310,8 @@ class EnsembleReward(Reward):
                 x = zscore(raw, mean=mean, std=std)
             else:
                 x = zscore(raw)
+        if self.aggregate == "harmonic":
+            self._check_harmonic(x, queries)
         try:
             values, _ = aggregate(x, self.aggregate, lam=self.lam, weights=self.weights)
         except ValueError as exc:  # a value past float64's range
@@ -425,3 +448,9 @@ def build_weighted(
             f"members; got {type(members).__name__} {members!r:.60}"
         )
     return EnsembleReward(items, "weighted", **options)
+
+
+def _clip(text: Any, width: int = 60) -> str:
+    """``text`` quoted for an error message, its middle cut past ``width`` characters."""
+    text = text if isinstance(text, str) else "<non-text content>"
+    return repr(text if len(text) <= width else text[: width // 2] + "…" + text[-width // 2 :])

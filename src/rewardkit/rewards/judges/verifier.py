@@ -13,7 +13,8 @@ log-sum-exp'd, as the yes/no judge's)::
     logit            ℓ_1 − ℓ_0
 
 A query without a reference is NaN (the reward does not apply); with several references it gets
-the best one's score (one verifier row per reference). The backends are the judges': a local
+the best one's score (one verifier row per reference). A numeric reference (``4``, a numpy
+scalar or array) is read as its text (:func:`reference_answers`), not left out. The backends are the judges': a local
 causal LM (:class:`~rewardkit.rewards.judges.local.VerifierJudge`, the answer tokens' logits at
 the last position) and an OpenAI-compatible endpoint (:class:`HttpVerifier`: the answer text
 says which digit, ``top_logprobs`` how sure). Judged texts are escaped as every judge's are (the
@@ -23,7 +24,9 @@ template's own sections or close its turn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,33 @@ def final_part(response: str, tail: int | None = DEFAULT_TAIL) -> str:
     cut = response.rfind(THINK_CLOSE)
     text = (response[cut + len(THINK_CLOSE) :] if cut >= 0 else response).strip()
     return text if tail is None or len(text) <= tail else text[-tail:].lstrip()
+
+
+def _answer_text(value: Any) -> Any:
+    """A numeric reference answer as the text a verifier reads (``4``, ``2.5``; an integral
+    float as an integer, as a pandas column with gaps holds one); others as they are (a bool,
+    NaN or ±inf is no answer: None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return None
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def reference_answers(query: Query) -> list[Any]:
+    """The reference answers of a query as a verifier reads them: the judges' texts
+    (:func:`~rewardkit.rewards.judges.template.references`), numbers (``4``, ``np.int64(4)``,
+    ``2.5``) as their text, a numpy array as its list; a NaN, a bool or a mapping is none."""
+    ref = query.reference
+    if isinstance(ref, np.ndarray):
+        ref = ref.tolist()
+    many = isinstance(ref, list | tuple)
+    ref = [_answer_text(r) for r in ref] if many else _answer_text(ref)
+    return tpl.references(replace(query, reference=ref))
 
 
 def tail_option(value: Any, kind: str = "verifier") -> int | None:
@@ -95,7 +125,7 @@ class Verifying:
         owner, rows = [], []
         for i, q in enumerate(queries):
             final = final_part(str(q.response), self.tail)
-            for ref in tpl.references(q):
+            for ref in reference_answers(q):
                 owner.append(i)
                 rows.append(Query(q.prompt, final, reference=ref))
         return owner, rows

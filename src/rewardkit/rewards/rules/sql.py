@@ -287,7 +287,12 @@ class SqlReward(RuleReward):
         if res is None:
             counts["not_one_query"] += 1
         elif "rows" in res:
-            p.scores["exec"] = float(any(self._match(g, golds[(p.db, g)], res) for g in p.golds))
+            ran = [golds[(p.db, g)] for g in p.golds]
+            if all(not r.get("rows") for r in ran):
+                counts["gold_empty"] += 1  # any query of its width that returns nothing passes
+            p.scores["exec"] = float(
+                any(self._match(g, r, res) for g, r in zip(p.golds, ran, strict=True))
+            )
         else:
             counts[f"pred_{res['kind']}"] += 1
             if res["kind"] in sql_exec.LIMIT_KINDS:
@@ -300,9 +305,11 @@ class SqlReward(RuleReward):
         if mode == "auto":
             mode = "ordered" if top_level_order_by(gold_sql) else "multiset"
         any_order = o["column_order"] == "any"
-        return "rows" in gold and results_equal(
-            gold["rows"], pred["rows"], mode, o["float_tol"], any_order
-        )
+        if "rows" not in gold:
+            return False
+        if not gold["rows"] and gold.get("columns") != pred.get("columns"):
+            return False  # an empty result stands for the gold's only with as many columns
+        return results_equal(gold["rows"], pred["rows"], mode, o["float_tol"], any_order)
 
     def _semantic(self, plans: list[_Plan]) -> None:
         """``sem``: the best cosine of the predicted SQL with a gold SQL (0 below 0, and for a

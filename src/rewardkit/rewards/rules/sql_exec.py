@@ -25,7 +25,8 @@ A result is ``{"columns": k, "rows": [[value, …], …]}`` (a blob as ``{"b": h
 ``{"error": why, "kind": kind}`` where ``kind`` is ``open``, ``sql`` (the statement failed or
 was refused), ``timeout``, ``rows``, ``size``, ``memory`` or ``killed`` (the last five:
 :data:`LIMIT_KINDS`). Also here, pure: how a statement is read (:func:`split_statements`,
-:func:`top_level_order_by`) and where a row's database is (:func:`find_database`).
+:func:`top_level_order_by`) and where a row's database is (:func:`find_database`; with a
+``db_root``, never outside it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "execute",
     "execute_all",
     "find_database",
+    "inside",
     "is_one_query",
     "locate",
     "pool",
@@ -197,7 +199,9 @@ def find_database(
     sources: Sequence[Mapping[str, Any]], keys: Sequence[str], root: str | None
 ) -> tuple[str | None, str | None]:
     """The database file a row names (the first of ``keys`` holding text, in the first of
-    ``sources`` that has one), located by :func:`locate`; or None and why there is none."""
+    ``sources`` that has one), located by :func:`locate`; or None and why there is none. With
+    ``root``, a value that leads out of it (:func:`inside`) is refused: a row (or a served
+    request's reference) cannot make the reward read another file."""
     found = next(
         ((k, s[k]) for s in sources for k in keys if isinstance(s.get(k), str) and s[k].strip()),
         None,
@@ -210,10 +214,26 @@ def find_database(
     key, value = found
     if root is None and key == "db_id":
         return None, f"rule:sql: the row's db_id {value!r} needs the db_root= option"
+    if root is not None and not inside(value.strip(), root):
+        return None, (
+            f"rule:sql: the row's {key} {value.strip()!r} names a file outside db_root= "
+            f"{root} (an absolute path, '~' or '..'): refused"
+        )
     path = locate(value.strip(), root)
     if not os.path.isfile(path):
         return None, f"rule:sql: database not found: {path} (from the row's {key})"
     return path, None
+
+
+def inside(value: str, root: str) -> bool:
+    """Whether a row's value, read under ``root``, stays in it: no ``~``, no NUL, no ``..`` that
+    climbs out, an absolute path only under ``root`` (judged on the text, so a symlink the
+    owner of ``root`` put there is followed; a row cannot make one)."""
+    if "\x00" in value or value.startswith("~"):
+        return False
+    base = os.path.normpath(root)
+    full = os.path.normpath(os.path.join(base, value))
+    return full != base and full.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def locate(value: str, root: str | None) -> str:
