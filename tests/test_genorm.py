@@ -142,15 +142,17 @@ def judge():
     return build("default", n=2, max_new_tokens=2, keep_critiques=True, **FAST)
 
 
-def test_nan_without_a_response_and_an_unread_critique_is_half(judge):
-    """Two tokens never reach the marker: both critiques are unread, the mean is 0.5; a row
-    without response text is NaN and runs nothing."""
+def test_a_blank_response_scores_zero_and_an_unread_critique_is_half(judge):
+    """Two tokens never reach the marker: both critiques are unread, the mean is 0.5; a blank
+    response is no correct answer: 0.0 without running anything (it was NaN, which ensembles
+    and RL adapters drop, so an empty answer dodged the verifier)."""
     full = judge.score_full([Query(Q, "2+3 = 5. The answer is 5."), Query(Q, ""), Query(Q, "  ")])
-    assert full.scores[0] == 0.5 and np.isnan(full.scores[1:]).all()
-    assert np.isnan(full.components["critique_1"]).all()
-    assert full.components["critiques_read"][0] == 0.0
-    assert np.isnan(full.components["critiques_read"][1:]).all()
-    assert full.stats["no_response"] == 2 and full.stats["computed"] == 1
+    assert full.scores[0] == 0.5 and full.scores[1:].tolist() == [0.0, 0.0]
+    assert np.isnan(full.components["critique_1"][0])
+    assert full.components["critique_1"][1:].tolist() == [0.0, 0.0]
+    assert full.components["critiques_read"].tolist() == [0.0, 0.0, 0.0]
+    assert full.stats["blank_responses"] == 2 and full.stats["no_response"] == 0
+    assert full.stats["computed"] == 1 and full.stats["critiques_unread"] == 2
     texts = full.stats["critiques"]
     assert texts[1] is None and len(texts[0]) == 2
     assert all(t.startswith(PREFILL) and len(t) > len(PREFILL) for t in texts[0])
@@ -305,7 +307,7 @@ def test_endpoint_worked_numbers_and_request():
         full = judge.score_full([Query(Q, "2+3 = 5."), Query(Q, "")])
         plain = build(_url(proxy), model="stub", n=3).score_full([Query(Q, "2+3 = 5.")])
     assert "critiques" not in plain.stats  # the texts only on request: a report stays small
-    assert full.scores[0] == pytest.approx(0.7) and math.isnan(full.scores[1])
+    assert full.scores[0] == pytest.approx(0.7) and full.scores[1] == 0.0  # blank: no answer
     got = [full.components[f"critique_{i}"][0] for i in (1, 2, 3)]
     assert got[0] == pytest.approx(0.9) and math.isnan(got[1]) and got[2] == pytest.approx(0.7)
     assert full.components["critiques_read"].tolist()[0] == 2

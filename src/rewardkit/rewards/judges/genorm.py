@@ -189,8 +189,14 @@ class Critiquing:
         todo = [
             i for i, q in enumerate(queries) if isinstance(q.response, str) and q.response.strip()
         ]
+        # a blank answer is no correct answer: every critique a certain No (0.0), never NaN —
+        # a NaN reward is dropped by ensembles and RL adapters, so an empty response would dodge
+        # the verifier; a response that is not text fails (NaN, counted in no_response)
+        blank = [i for i, q in enumerate(queries) if isinstance(q.response, str) and i not in todo]
         probs = np.full((n, k), np.nan)
-        failed = np.ones(n, dtype=bool)  # no response: no verdict either
+        probs[blank] = 0.0
+        failed = np.ones(n, dtype=bool)
+        failed[blank] = False
         truncated = np.zeros(n, dtype=bool)
         texts: list[list[str] | None] = [None] * n
         stats: dict[str, Any] = {"computed": 0}
@@ -205,12 +211,14 @@ class Critiquing:
         scores[failed] = np.nan
         read = (~np.isnan(probs)).sum(axis=1).astype(np.float64)
         read[failed] = np.nan
+        read[blank] = 0.0  # no critique was written
         columns = [*probs.T, read]
         stats.update(
             queries=n,
-            no_response=n - len(todo),
+            no_response=n - len(todo) - len(blank),
+            blank_responses=len(blank),
             critiques_read=int(np.nansum(read)),
-            critiques_unread=int(k * int((~failed).sum()) - np.nansum(read)),
+            critiques_unread=int(k * (int((~failed).sum()) - len(blank)) - np.nansum(read)),
         )
         if self.keep_critiques:
             stats["critiques"] = texts
