@@ -64,7 +64,10 @@ def test_nan_ratings_are_ignored_when_picking(tmp_path: Path) -> None:
     p = tmp_path / "d.jsonl"
     p.write_text('{"prompt": "Q", "responses": ["a", "b"], "ratings": [NaN, 1]}\n')
     (ex,) = load(p)
-    assert ex.chosen == [1] and ex.ratings is not None and math.isnan(ex.ratings[0]["rating"])
+    # an unrated response is neither chosen nor rejected: with one rated response there is no
+    # preference (it was chosen over the unrated one, a pair nobody judged)
+    assert ex.chosen == [] and ex.ratings is not None and math.isnan(ex.ratings[0]["rating"])
+    assert ex.meta["unrated"] == 1
 
 
 def test_attribute_ratings_are_ratings_only(tmp_path: Path) -> None:

@@ -168,8 +168,9 @@ def test_codeultrafeedback_ratings_by_model(tmp_path: Path) -> None:
                            {"model": "m3", "rating": "N/A", "rationale": "-"}]}  # fmt: skip
     (ex,) = load(jsonl(tmp_path / "cuf.jsonl", [row]))
     assert ex.meta["format"] == "codeultrafeedback" and ex.subset == "instruction-following"
-    assert ex.responses == ["a-b", "a+b", "?"] and ex.chosen == [1]
-    assert ex.ratings[0] == {"rating": 2.0} and math.isnan(ex.ratings[2]["rating"])
+    assert ex.responses == ["a-b", "a+b"] and ex.chosen == [1]  # m3's "N/A": left out
+    assert ex.ratings[0] == {"rating": 2.0} and ex.meta["unrated"] == 1
+    assert math.isnan(ex.meta["unrated_responses"][0]["ratings"]["rating"])
     missing = {**row, "annotations": row["annotations"][:2]}
     with pytest.raises(DataError, match="has no rating for model 'm3'"):
         load(jsonl(tmp_path / "bad.jsonl", [missing]))

@@ -61,11 +61,12 @@ def test_a_four_response_margin_goes_to_the_pair_it_was_measured_on(caplog):
     assert "2 of 4 preference pairs have no margin under 'margin'" in caplog.text
     # the frozen head reads the same margins, in its pair order
     assert pair_margins([_four(margin=1.5), two], "margin") == [1.5, 0.0, 0.0, 0.5]
-    # a vote flip reverses the labelled pair, which keeps its margin
+    # a flip reverses the labelled pair, whose margin becomes the new label's, −1.5, as
+    # curate noise --action flip negates meta.margin (tests/test_labels42.py)
     from rewardkit.train.labels import flip_labels
 
     flipped = build_items([flip_labels(_four(margin=1.5))], _encode, cfg)
-    assert _margins(flipped) == [[(0, 2, 1.5), (1, 2, 0.0), (3, 2, 0.0)]]
+    assert _margins(flipped) == [[(0, 2, -1.5), (1, 2, 0.0), (3, 2, 0.0)]]
 
 
 def test_ratings_under_the_margin_column_give_each_pair_its_own_difference():

@@ -13,6 +13,7 @@ from typing import Any
 
 from rewardkit.data import checks
 from rewardkit.data.location import describe
+from rewardkit.data.prefsets import rated_preference
 from rewardkit.data.record import Record, csv_number
 from rewardkit.types import Example
 
@@ -179,7 +180,9 @@ def convert_ultrafeedback(rec: Record) -> Example:
     response = ``overall_score``, ``fine-grained_score`` and each aspect's rating ("N/A" → NaN).
     Chosen = the completions with the highest ``fine-grained_score`` (the mean of the aspect
     ratings, as UltraFeedback-binarized picks), or the highest ``overall_score`` when a
-    completion has no finite fine-grained score; ``meta["chosen_by"]`` names which."""
+    completion has no finite fine-grained score; ``meta["chosen_by"]`` names which. A completion
+    unrated under it ("N/A") is neither chosen nor rejected: left out of the responses, kept in
+    ``meta["unrated_responses"]`` (:func:`~rewardkit.data.prefsets.rated_preference`)."""
     prompt = checks.prompt(rec, "instruction")
     comps = rec.require("completions", structured=True)
     if not isinstance(comps, list) or not comps:
@@ -214,9 +217,10 @@ def convert_ultrafeedback(rec: Record) -> Example:
     if not all(math.isfinite(r.get(by, math.nan)) for r in ratings):
         by = "overall_score"
     vals = [r.get(by, math.nan) for r in ratings]
-    finite = [v for v in vals if math.isfinite(v)]
-    chosen = [i for i, v in enumerate(vals) if finite and v == max(finite)]
-    meta: dict[str, Any] = {"completion_models": models, "chosen_by": by if chosen else None}
+    responses, ratings, chosen, meta = rated_preference(
+        vals, responses, ratings, models, "completion_models"
+    )
+    meta["chosen_by"] = by if chosen else None
     return rec.finish("ultrafeedback", prompt, responses, chosen, ratings=ratings, meta=meta)
 
 

@@ -82,13 +82,22 @@ def _listed(rec: Record, fmt: str, prompt: list) -> Example:
     ratings, scalar = None, False
     if rec.has("ratings"):
         ratings, scalar = checks.ratings(rec, "ratings", rec.get("ratings", structured=True), n)
+    meta = None
     if rec.has("chosen"):
         chosen = checks.indices(rec, "chosen", rec.get("chosen", structured=True), n)
+    elif ratings is not None and scalar:  # a null rating: neither chosen nor rejected
+        from rewardkit.data.prefsets import rated_preference
+
+        values = [r["rating"] for r in ratings]
+        responses, ratings, chosen, meta = rated_preference(
+            values, responses, ratings, [None] * n, "response_models"
+        )
+        meta.pop("response_models")
     elif ratings is not None:
-        chosen = checks.best(ratings) if scalar else []
+        chosen = []
     else:
         found = ", ".join(repr(k) for k in rec.data)
         raise rec.error(
             "chosen", f"missing required field 'chosen' or 'ratings' (fields found: {found})"
         )
-    return rec.finish(fmt, prompt, responses, chosen, ratings)
+    return rec.finish(fmt, prompt, responses, chosen, ratings, meta=meta)

@@ -34,6 +34,42 @@ def _best(values: list[float]) -> list[int]:
     return [i for i, v in enumerate(values) if finite and v == max(finite)]
 
 
+#: ``meta`` key of the responses a rating-based reader left out as unrated, and of their count.
+UNRATED_KEY, UNRATED_COUNT = "unrated_responses", "unrated"
+
+
+def rated_preference(
+    values: list[float],
+    responses: list[str],
+    ratings: list[dict[str, float]],
+    models: list[Any],
+    models_key: str,
+) -> tuple[list[str], list[dict[str, float]], list[int], dict[str, Any]]:
+    """The preference among rated responses (docs/data-formats.md, "Unrated responses"):
+    ``values`` are the chooser's rating of each response (NaN: ``"N/A"``, unrated). Chosen =
+    the highest rated; an unrated response is neither chosen nor rejected, so with two or more
+    rated it is left out of the responses, ``ratings`` and ``models`` (each response's model,
+    ``meta[models_key]``) and kept in ``meta["unrated_responses"]`` (``index``, ``response``,
+    ``model``, ``ratings``); with fewer than two rated there is no preference (chosen ``[]``,
+    every response kept). ``meta["unrated"]`` counts the unrated responses. Returns
+    ``(responses, ratings, chosen, meta)``."""
+    rated = [i for i, v in enumerate(values) if math.isfinite(v)]
+    unrated = [i for i in range(len(values)) if i not in rated]
+    meta: dict[str, Any] = {models_key: models}
+    if not unrated:
+        return responses, ratings, _best(values), meta
+    meta[UNRATED_COUNT] = len(unrated)
+    if len(rated) < 2:
+        return responses, ratings, [], meta
+    meta[UNRATED_KEY] = [
+        {"index": i, "response": responses[i], "model": models[i], "ratings": ratings[i]}
+        for i in unrated
+    ]
+    meta[models_key] = [models[i] for i in rated]
+    kept = [values[i] for i in rated]
+    return [responses[i] for i in rated], [ratings[i] for i in rated], _best(kept), meta
+
+
 # --- Math-Step-DPO-10K ---------------------------------------------------------------------------
 
 
@@ -127,7 +163,8 @@ def convert_codeultrafeedback(rec: Record) -> Example:
     (``{"model", "rating", "rationale"}``, GPT-3.5's rating as text, ``"N/A"`` when none). Ratings
     are matched to responses by ``model``; the higher is preferred (as RLHFlow's
     ``CodeUltraFeedback-standard`` pairs them). Responses = the responses in file order, ratings
-    ``{"rating"}`` (``N/A`` → NaN), chosen = the highest-rated ones; subset = ``preference``."""
+    ``{"rating"}`` (``N/A`` → NaN), chosen = the highest-rated ones; a response rated ``N/A`` is
+    left out (:func:`rated_preference`); subset = ``preference``."""
     prompt = checks.prompt(rec, "instruction")
     items = rec.require("responses", structured=True)
     items = checks.objects(rec, "responses", items, ("model", "response"), "responses")
@@ -151,8 +188,10 @@ def convert_codeultrafeedback(rec: Record) -> Example:
     ratings = [{"rating": by_model[m]} for m in models]
     if rec.has("preference"):
         rec.data.setdefault("subset", rec.opt_text("preference"))
-    chosen = _best([r["rating"] for r in ratings])
-    meta = {"response_models": models, "rationales": [n.get("rationale") for n in notes]}
+    responses, ratings, chosen, meta = rated_preference(
+        [r["rating"] for r in ratings], responses, ratings, models, "response_models"
+    )
+    meta["rationales"] = [n.get("rationale") for n in notes]
     return rec.finish("codeultrafeedback", prompt, responses, chosen, ratings, meta=meta)
 
 

@@ -130,14 +130,28 @@ def as_number(value: Any, example_id: str, name: str) -> float:
     return x if math.isfinite(x) else math.nan
 
 
-def flip_labels(ex: Example, rating_key: str | None = None, listwise: bool = False) -> Example:
+def flip_labels(
+    ex: Example,
+    rating_key: str | None = None,
+    listwise: bool = False,
+    margin_column: str | None = None,
+) -> Example:
     """``ex`` with its preference reversed (``vote_action: flip``,
     docs/methods/E1-preference-strength.md): chosen and rejected swapped, a full
-    ``meta["ranking"]`` reversed and the ratings under ``rating_key`` negated; everything else
-    (meta, ratings of other keys) kept. A tie and a partial ranking keep theirs (no reverse).
-    ``listwise``: a full Nectar ranking (``meta["ranks"]``) is reversed too, its last answer
-    becoming the one chosen."""
+    ``meta["ranking"]`` reversed, the ratings under ``rating_key`` negated, and the measured
+    margins in ``meta`` (``margin``, ``strength`` and ``margin_column`` unless a signed strength,
+    :data:`SIGNED_STRENGTH`) negated, as ``curate noise --action flip`` does: they are the Δ of
+    the label, now the other response's; everything else (meta, ratings of other keys) kept. A
+    tie and a partial ranking keep theirs (no reverse). ``listwise``: a full Nectar ranking
+    (``meta["ranks"]``) is reversed too, its last answer becoming the one chosen."""
+    from rewardkit.curate.strength import MARGIN_KEY, STRENGTH_KEY
+
     meta = dict(ex.meta)
+    if ex.chosen and ex.rejected and not ex.is_tie:
+        for key in {MARGIN_KEY, STRENGTH_KEY, margin_column} - {None, *SIGNED_STRENGTH}:
+            value = meta.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                meta[key] = -value
     if "ranking" in meta:
         order, n_ranked = ranking_of(ex, None)
         if n_ranked == len(order) - 1:

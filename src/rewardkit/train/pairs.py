@@ -15,6 +15,13 @@ pair; E1: ``μ`` is the mean Δ of one chosen and one rejected response). For an
    So has the pair of a ``meta[k]`` that is null or NaN (what ``curate export`` writes on a
    multi-response example's other rows: not measured). Such pairs are counted in a warning.
 
+A margin is the margin of the label it was measured for: a pair a ``vote_action: flip`` reversed
+trains with the margin of the reversed label, −m (``curate noise --action flip`` negates
+``meta.margin`` the same way), or m = |s| again for a signed strength (:data:`SIGNED_STRENGTH
+<rewardkit.train.labels.SIGNED_STRENGTH>`: a magnitude, its sign is the label). A vote is its
+example's labelled pair's strength (card E1), so a flip of a multi-response example trains that
+pair reversed and no other (``meta["vote_flipped_pair"]``, as ``curate noise`` reduces it).
+
 Ties read no margin. A training example with k neither in ``meta`` nor in any rating is a
 :class:`~rewardkit.errors.DataError` naming it (a misspelt column); eval data without it is
 measured without a margin.
@@ -32,13 +39,30 @@ from rewardkit.types import Example
 
 #: One pair of an item: (better, worse, tied, margin, weight) over local response indices.
 Pair = tuple[int, int, bool, float, float]
+#: ``meta`` key of the one pair a vote-flipped multi-response example trains: ``[better,
+#: worse]``, its labelled pair reversed (:func:`rewardkit.train.votes.flipped`).
+VOTED_PAIR_KEY = "vote_flipped_pair"
+
+
+def _voted_pair(ex: Example) -> tuple[int, int] | None:
+    raw = ex.meta.get(VOTED_PAIR_KEY)
+    n = len(ex.responses)
+    if not isinstance(raw, list | tuple) or len(raw) != 2:
+        return None
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in raw):
+        return None
+    return (raw[0], raw[1]) if raw[0] != raw[1] else None
 
 
 def mined_pairs(ex: Example) -> list[tuple[int, int, bool]]:
     """(better, worse, tied) of every pair ``ex`` gives: a tie's first response against each
-    other one, else every chosen response over every rejected one."""
+    other one, the one pair of ``meta["vote_flipped_pair"]``, else every chosen response over
+    every rejected one."""
     if ex.is_tie:
         return [(0, j, True) for j in range(1, len(ex.responses))]
+    voted = _voted_pair(ex)
+    if voted is not None:
+        return [(*voted, False)]
     return [(c, r, False) for c in ex.chosen for r in ex.rejected]
 
 
@@ -68,12 +92,14 @@ def _meta_margin(ex: Example, column: str) -> float | None:
 
 def example_margins(
     ex: Example, column: str, kind: str = "margin", required: bool = True
-) -> dict[frozenset[int], float]:
-    """``{pair: margin}`` of the strict pairs of ``ex`` that have one (the module docstring's
-    rule; a pair as the set of its two response indices, so a flipped label keeps its pair's
-    margin); the other strict pairs have none. ``required``: ``column`` must be somewhere in
-    ``ex`` (training data); a margin that is no number, or negative under ``kind="scaled"``,
-    is a :class:`DataError` naming the example."""
+) -> dict[tuple[int, int], float]:
+    """``{(better, worse): margin}`` of the strict pairs of ``ex`` that have one (the module
+    docstring's rule), each also reversed, ``(worse, better)``, with the margin of the reversed
+    label (−m; |s| again for a signed strength), which a vote flip trains; the other strict
+    pairs have none. ``required``: ``column`` must be somewhere in ``ex`` (training data); a
+    margin that is no number, or negative under ``kind="scaled"``, is a :class:`DataError`
+    naming the example, raised by :func:`item_pairs` where that pair (or, flipped, its reverse)
+    is trained."""
     from rewardkit.train.labels import F32_MAX, SIGNED_STRENGTH
 
     if ex.is_tie or not ex.chosen or not ex.rejected:
@@ -85,11 +111,11 @@ def example_margins(
             return {}
         where = "meta" if not ex.ratings else "meta or in its responses' ratings"
         raise DataError(f"example {ex.id!r}: no margin field {column!r} in {where}")
-    out: dict[frozenset[int], float] = {}
+    out: dict[tuple[int, int], float] = {}
     if in_meta:  # one measured value: its labelled pair's (a two-response example's only pair)
         m, own = _meta_margin(ex, column), labelled_pair(ex)
         if m is not None and own is not None:
-            out[frozenset(own)] = m
+            out[own] = m
     elif column not in SIGNED_STRENGTH:  # per-response ratings: each pair its own difference
         for c, r, _ in mined_pairs(ex):
             d = _rating(ex, c, column) - _rating(ex, r, column)
@@ -99,28 +125,48 @@ def example_margins(
                     "by more than float32 holds (±3.4e38)"
                 )
             if not math.isnan(d):
-                out[frozenset((c, r))] = d
-    if kind == "scaled":
-        bad = next((m for m in out.values() if m < 0), None)
-        if bad is not None:
-            raise DataError(
-                f"example {ex.id!r}: margin field {column!r} is {bad!r}; margin_kind scaled "
-                "multiplies the loss by it, so it must be >= 0"
-            )
+                out[(c, r)] = d
+    measured, signed = set(out), column in SIGNED_STRENGTH
+    for (a, b), m in list(out.items()):  # the reversed label's margin (vote_action flip)
+        out[(b, a)] = m if signed else -m
+    if kind == "scaled":  # refused where trained (a flip may train the reversed pair only)
+        for pair, m in out.items():
+            if m < 0:
+                flip = "" if pair in measured else " (its pair reversed by vote_action flip)"
+                out[pair] = _Refused(
+                    f"example {ex.id!r}: margin field {column!r} is {m!r}{flip}; margin_kind "
+                    "scaled multiplies the loss by it, so it must be >= 0"
+                )
     return out
+
+
+class _Refused(float):
+    """A margin ``margin_kind: scaled`` refuses (negative): NaN carrying the error that
+    :func:`item_pairs` raises if the pair is trained."""
+
+    why: str
+
+    def __new__(cls, why: str) -> _Refused:
+        out = super().__new__(cls, math.nan)
+        out.why = why
+        return out
 
 
 def item_pairs(
     ex: Example,
-    margins: dict[frozenset[int], float],
+    margins: dict[tuple[int, int], float],
     weight: float,
 ) -> tuple[list[Pair], int]:
     """The pairs of ``ex`` (:func:`mined_pairs`) with their margins (0 for a pair without one)
-    and ``weight``, and how many strict pairs have no margin."""
+    and ``weight``, and how many strict pairs have no margin. ``ex`` may be the example
+    ``margins`` was measured on with its labels flipped: a reversed pair reads the reversed
+    label's margin."""
     out: list[Pair] = []
     missing = 0
     for a, b, tie in mined_pairs(ex):
-        m = 0.0 if tie else margins.get(frozenset((a, b)))
+        m = 0.0 if tie else margins.get((a, b))
+        if isinstance(m, _Refused):
+            raise DataError(m.why)
         missing += m is None
         out.append((a, b, tie, 0.0 if m is None else m, weight))
     return out, missing

@@ -14,8 +14,10 @@ import logging
 import math
 from typing import Any
 
+from rewardkit.curate.scores import labelled_pair
 from rewardkit.errors import DataError
 from rewardkit.train.labels import F32_MAX, flip_labels, ranking_of
+from rewardkit.train.pairs import VOTED_PAIR_KEY, mined_pairs
 from rewardkit.types import Example
 
 log = logging.getLogger("rewardkit.train.collate")
@@ -56,13 +58,21 @@ def _strength(path: str, key: str, value: Any) -> float:
 def flipped(ex: Example, cfg: Any) -> Example | None:
     """``ex`` with the preference ``cfg.objective`` reads reversed (:func:`flip_labels`), or
     None when it has none to reverse (a tie; a partial ranking or a chosen set over several
-    rejected responses under ``listwise``, whose reverse a top-k ranking cannot hold)."""
+    rejected responses under ``listwise``, whose reverse a top-k ranking cannot hold). A vote
+    is the strength of the example's labelled pair (card E1), so a pair objective's flip of an
+    example with several pairs trains that pair reversed and no other
+    (``meta["vote_flipped_pair"]``), as ``curate noise --action flip`` reduces it."""
     listwise = cfg.objective == "listwise"
-    new = flip_labels(ex, cfg.rating_key if listwise else None, listwise)
+    new = flip_labels(ex, cfg.rating_key if listwise else None, listwise, cfg.margin_column)
     if listwise:
         before, after = ranking_of(ex, cfg.rating_key), ranking_of(new, cfg.rating_key)
         return new if after[1] > 0 and after != before else None
-    return new if new.chosen != ex.chosen else None
+    if new.chosen == ex.chosen:
+        return None
+    own = labelled_pair(ex)
+    if own is not None and len(mined_pairs(ex)) > 1:
+        new.meta[VOTED_PAIR_KEY] = [own[1], own[0]]
+    return new
 
 
 class Votes:
