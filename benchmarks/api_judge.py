@@ -15,43 +15,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
+import tserve  # benchmarks/tserve.py
 from rewardkit import Query, load_reward
 
 
 def start_tserve(
     exe: str, model_dir: str, batching: bool, threads: int, log_path: str
 ) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [exe, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port)]
-    cmd.append("--enable-log-requests")  # one line per request, naming how it was generated
+    args = ["--enable-log-requests"]  # one line per request, naming how it was generated
     if batching:
-        cmd.append("--continuous-batching")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"transformers serve exited with {proc.returncode}; see {log_path}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(1)
-    proc.kill()
-    sys.exit("transformers serve did not start within 300 s")
+        args.append("--continuous-batching")
+    return tserve.start_tserve(exe, model_dir, args, {"OMP_NUM_THREADS": str(threads)}, log_path)
 
 
 def queries(n: int) -> list[Query]:

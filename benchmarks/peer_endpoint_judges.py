@@ -26,17 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+import tserve  # benchmarks/tserve.py
 from rewardkit import Query, load_reward
 
 #: (question, reference answer, response, whether the response agrees with the reference).
@@ -141,28 +139,9 @@ def decision_config(model_dir: str, folder: str, labels: dict[str, list[str]]) -
 def start_tserve(exe: Path, model_dir: str, config: str, log_path: str) -> tuple[Any, str]:
     """`transformers serve MODEL_DIR` on a free loopback port, offline, fp32 (the local judges'
     dtype); (process, base URL) once /health answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [str(exe), "serve", model_dir, "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--dtype", "float32", "--decision-config", config]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"transformers serve exited with {proc.returncode}; see {log_path}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.kill()
-    sys.exit(f"transformers serve did not start within 300 s; see {log_path}")
+    args = ["--dtype", "float32", "--decision-config", config]
+    env = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return tserve.start_tserve(exe, model_dir, args, env, log_path)
 
 
 def queries(n: int) -> list[Query]:
