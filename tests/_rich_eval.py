@@ -2,7 +2,8 @@
 
 Most analyses come from ``evaluate`` on hand-built data (languages, a labelled tie, augmented
 pairs, a rated best-of-4 pool, robustness); the few that need a special reward or benchmark
-(RM-Bench matrices, probing, position bias, ACC+) are filled in by their own pure functions."""
+(RM-Bench matrices, probing, position bias, ACC+, context use) are filled in by their own pure
+functions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rewardkit.data.context import with_context
 from rewardkit.evaluate import evaluate
+from rewardkit.evaluate.context_use import context_use_report
 from rewardkit.evaluate.multimodal import acc_plus
 from rewardkit.evaluate.probing import probe_dimensions
 from rewardkit.evaluate.result import EvalResult
@@ -100,5 +103,22 @@ def rich_result() -> EvalResult:
         r.analyses["acc_plus"] = acc_plus(["g1", "g1", "g2"], [1.0, float(k == 1), 1.0])
         probe = probe_dimensions(x, {"sign": [int(v > 0) for v in x[:, k % 3]]}, seed=0)
         r.analyses["probing"] = {**probe, "n": 40}
+        r.analyses["context_use"] = _context_use(k)
         r.position_bias = 0.25 * k
     return res
+
+
+def _context_use(k: int) -> dict:
+    """Card A11's reversal pair (concise vs detailed under two criteria) scored by reward ``k``:
+    the first follows the criterion, the second ignores it."""
+    brevity, depth = "prefer brevity", "prefer thoroughness"
+    exs = [
+        Example("c0", with_context([user("q")], brevity), ["short", "long"], [0]),
+        Example("c1", with_context([user("q")], depth), ["short", "long"], [1]),
+    ]
+    for ex, c in zip(exs, (brevity, depth), strict=True):
+        ex.meta["criterion"] = c
+    with_scores = {0: [2.0, 0.5], 1: [0.4, 1.1]} if k == 0 else {0: [1.0, 0.5], 1: [1.0, 0.5]}
+    out = context_use_report(exs, with_scores, {0: [1.0, 1.0], 1: [1.0, 1.0]})
+    assert out is not None
+    return out
