@@ -24,6 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.outputs",
         "rewardkit.combine",
         "rewardkit.timing",
+        "rewardkit.progress",
         "rewardkit.secrets",
         "rewardkit.pixels",
     ),

@@ -22,7 +22,6 @@ model families', the shared causal-LM one of judges, log-prob and PRM rewards, â
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ from rewardkit.engine.planning import (
     shared_batch_estimate,
 )
 from rewardkit.errors import CapabilityError
+from rewardkit.progress import progress_bar
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
@@ -173,14 +173,7 @@ class Engine:
 
         progress = None
         if self.config.progress and rows:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(
-                total=len(rows),
-                desc=f"scoring {self.name}",
-                unit="q",
-                leave=not sys.stderr.isatty(),
-            )  # in a log the last line is the final count (mininterval hid it: "92% 686/748")
+            progress = progress_bar(len(rows), f"scoring {self.name}", "q")
         try:
             with torch.inference_mode():
                 for batch, run in plan.steps:

@@ -28,7 +28,6 @@ import math
 import os
 import random
 import re
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardkit.progress import progress_bar
 from rewardkit.remote.auth import check_api_key
 from rewardkit.remote.breaker import Breaker
 from rewardkit.remote.config import RemoteConfigError
@@ -347,14 +347,7 @@ class HttpClient:
         )
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=len(requests),
-                desc=f"HTTP {self.base_url}",
-                unit="req",
-                leave=not sys.stderr.isatty(),  # a log keeps the final count
-            )
+            bar = progress_bar(len(requests), f"HTTP {self.base_url}", "req")
         # a URL's user:password@ goes as Basic auth, not in the URL: httpx logs each request's
         # URL at INFO ("HTTP Request: POST http://user:password@host/…")
         user, password = userinfo(self._url)

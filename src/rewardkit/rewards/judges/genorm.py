@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -163,7 +164,7 @@ def prompt_budget(model: str, max_length: int, positions: int, fixed: int, new: 
     return budget
 
 
-class Critiquing:
+class Critiquing(ABC):
     """Mixin of the GenORM backends: rows with response text are critiqued, the others are NaN;
     per-critique probabilities become components, the critiques' text a stat when kept. A backend
     provides :meth:`critique_rows`."""
@@ -172,13 +173,13 @@ class Critiquing:
     output: str | None
     keep_critiques: bool = False
 
+    @abstractmethod
     def critique_rows(
         self, rows: Sequence[Query]
     ) -> tuple[np.ndarray, list[list[str] | None], np.ndarray, np.ndarray, dict[str, Any]]:
         """(b, n) per-critique probabilities (NaN: unread), each row's critiques (None when they
         came from the cache or the row failed), a failed flag and a truncated flag per row,
         and the run's stats."""
-        raise NotImplementedError
 
     def critique_columns(self) -> tuple[str, ...]:
         """``critique_1`` … ``critique_n`` (each critique's r_i) and ``critiques_read``."""

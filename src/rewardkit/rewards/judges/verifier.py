@@ -25,6 +25,7 @@ template's own sections or close its turn.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -109,16 +110,16 @@ def verifier_options(kind: str, options: dict[str, Any]) -> tuple[int | None, di
     return tail, options
 
 
-class Verifying:
+class Verifying(ABC):
     """Mixin of the verifier backends: one row (question, reference, final part) per reference
     of each query, the best row per query, NaN without a reference. A backend provides
     :meth:`verify_rows`."""
 
     tail: int | None
 
+    @abstractmethod
     def verify_rows(self, rows: Sequence[Query]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Each row's reward (NaN where it failed), a per-row truncated flag, the run's stats."""
-        raise NotImplementedError
 
     def verifier_rows(self, queries: Sequence[Query]) -> tuple[list[int], list[Query]]:
         """(owning query, row) of each reference: the row's response is the final part."""
