@@ -77,7 +77,7 @@ def test_hash_collisions_cannot_stall_the_parent():
         start = time.monotonic()
         _, results, malformed = read_channel(json.dumps({"i": 0, "value": value}).encode(), 1)
         assert results == {} and malformed == 1
-        assert time.monotonic() - start < 1
+        assert time.monotonic() - start < 10  # ~0.1 s; the quadratic build took seconds a row
     line = json.dumps({"i": 0, "value": {"set": list(range(30_000))}}).encode()
     assert read_channel(line, 1)[1] == {0: ("value", set(range(30_000)))}
 
