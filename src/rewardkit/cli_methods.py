@@ -427,3 +427,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(detect_app, name="detect")
     app.add_typer(domain_app, name="domain")
     app.add_typer(polar_app, name="polar")
+    from rewardkit.cli_dmoerm import dmoerm_app
+
+    app.add_typer(dmoerm_app, name="dmoerm")

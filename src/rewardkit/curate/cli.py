@@ -476,3 +476,12 @@ def crome_command(
         n = write_examples((list(examples) if originals else []) + aug, out, "jsonl")
     counts = Counter(f"{ex.meta['augmentation']}/{ex.meta['attribute']}" for ex in aug)
     summary(examples=len(examples), written=n, augmented=dict(counts), out=out)
+
+
+# Commands of later cards live in their own modules and register on ``curate_app`` on import.
+from rewardkit.curate import (  # noqa: E402, F401
+    cli_anyprefer,
+    cli_condition,
+    cli_decontam,
+    cli_synergy,
+)

@@ -1,0 +1,3 @@
+"""``rewardkit curate …`` commands of card E3 (registered on :data:`rewardkit.curate.cli.curate_app`)."""
+
+from __future__ import annotations
