@@ -59,6 +59,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "cli": (
         "rewardkit.cli",
         "rewardkit.cli_methods",
+        "rewardkit.cli_dmoerm",
         "rewardkit.commands",
         "rewardkit.monitor.__main__",
     ),

@@ -74,7 +74,7 @@ def _pairs(ex: Example, pairs: str) -> list[tuple[int, int]]:
 def identical(ex: Example, c: int, r: int) -> bool:
     """Whether response ``c`` of ``ex`` is exactly the text of response ``r`` (a pair with
     identical sides). Image responses are never "identical" here: the trainer formats refuse
-    them whatever they hold (:func:`_text_response`), a pair of the same image included."""
+    them whatever they hold (:func:`text_response`), a pair of the same image included."""
     a, b = ex.responses[c], ex.responses[r]
     return isinstance(a, str) and a == b
 
@@ -129,7 +129,7 @@ def _image_text(ref: ImageRef) -> str:
     return "data:image/png;base64," + base64.b64encode(ref.read_bytes()).decode("ascii")
 
 
-def _vision_prompt(ex: Example) -> tuple[list[dict[str, Any]], list[str]]:
+def vision_prompt(ex: Example) -> tuple[list[dict[str, Any]], list[str]]:
     """The prompt messages with image parts as ``{"type": "image"}``, and the images in order."""
     images: list[str] = []
     msgs: list[dict[str, Any]] = []
@@ -148,7 +148,7 @@ def _vision_prompt(ex: Example) -> tuple[list[dict[str, Any]], list[str]]:
     return msgs, images
 
 
-def _text_response(ex: Example, i: int, fmt: str) -> str:
+def text_response(ex: Example, i: int, fmt: str) -> str:
     value = ex.responses[i]
     if not isinstance(value, str):
         raise ValueError(
@@ -164,15 +164,15 @@ def trl_rows(
     """TRL conversational DPO rows; ``extra`` names fields to add (``id``, ``source`` or meta
     keys such as ``margin``); a prompt with images gets TRL's vision layout (module doc)."""
     for ex in examples:
-        prompt, images = _vision_prompt(ex)
+        prompt, images = vision_prompt(ex)
         own = labelled_pair(ex)
         for c, r in _rows_of(ex, pairs):
             row: dict[str, Any] = {"images": images} if images else {}
             row.update(
                 {
                     "prompt": prompt,
-                    "chosen": [assistant(_text_response(ex, c, "TRL DPO"))],
-                    "rejected": [assistant(_text_response(ex, r, "TRL DPO"))],
+                    "chosen": [assistant(text_response(ex, c, "TRL DPO"))],
+                    "rejected": [assistant(text_response(ex, r, "TRL DPO"))],
                     **_extras(ex, extra, (c, r) == own),
                 }
             )
@@ -194,8 +194,8 @@ def openrlhf_rows(
         own = labelled_pair(ex)
         for c, r in _rows_of(ex, pairs):
             row: dict[str, Any] = {
-                "chosen": [*prompt, assistant(_text_response(ex, c, "OpenRLHF"))],
-                "rejected": [*prompt, assistant(_text_response(ex, r, "OpenRLHF"))],
+                "chosen": [*prompt, assistant(text_response(ex, c, "OpenRLHF"))],
+                "rejected": [*prompt, assistant(text_response(ex, r, "OpenRLHF"))],
             }
             if "margin" in ex.meta:  # the labelled pair's Δ: another pair's row gets null
                 margin = _margin(ex)  # checked on every row
@@ -219,7 +219,7 @@ def _margin(ex: Example) -> float:
     return float(value)
 
 
-def _write_rows(rows: Iterable[dict[str, Any]], path: str | PathLike[str]) -> int:
+def write_rows(rows: Iterable[dict[str, Any]], path: str | PathLike[str]) -> int:
     """Write ``rows`` as standard JSON Lines (NaN/±inf as null); return the count."""
     check_out_suffix(path, "output")
     n = 0
@@ -243,7 +243,7 @@ def write_trl_dpo(
     extra: Sequence[str] = (),
 ) -> int:
     """Write TRL conversational DPO JSONL; return the number of rows."""
-    return _write_rows(trl_rows(examples, pairs, extra), path)
+    return write_rows(trl_rows(examples, pairs, extra), path)
 
 
 def write_openrlhf(
@@ -253,7 +253,7 @@ def write_openrlhf(
     extra: Sequence[str] = (),
 ) -> int:
     """Write OpenRLHF preference JSONL; return the number of rows."""
-    return _write_rows(openrlhf_rows(examples, pairs, extra), path)
+    return write_rows(openrlhf_rows(examples, pairs, extra), path)
 
 
 def write(

@@ -12,6 +12,7 @@ import typer
 from rewardkit.cli_errors import number_in, user_errors
 from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
+from rewardkit.inference.luce import SELECT_MODES
 
 if TYPE_CHECKING:
     from rewardkit.inference.generate import Policy
@@ -35,7 +36,8 @@ def _choice(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return check
 
 
-#: --pairs-format and --mine values (rewardkit.curate.writers.FORMATS, inference.mining.MODES).
+#: --pairs-format, --mine and --select values (rewardkit.curate.writers.FORMATS,
+#: inference.mining.MODES, inference.luce.SELECT_MODES).
 PAIR_FORMATS = ("trl", "openrlhf", "jsonl")
 MINE_MODES = ("best_worst", "all")
 DTYPES = ("float32", "fp32", "bfloat16", "bf16")
@@ -120,6 +122,19 @@ def bon_command(
         str,
         typer.Option(callback=_choice(MINE_MODES), help="best_worst (one pair per prompt) or all."),
     ] = "best_worst",
+    select: Annotated[
+        str,
+        typer.Option(
+            callback=_choice(SELECT_MODES),
+            help="best (argmax) or luce: also keep a Luce draw, P ∝ e^(score/T) (card E7).",
+        ),
+    ] = "best",
+    select_temperature: Annotated[
+        float | None,
+        typer.Option(
+            callback=number_in(0, lo_open=True), help="Luce temperature T > 0 (default 1)."
+        ),
+    ] = None,
     dtype: Annotated[
         str, typer.Option(callback=_choice(DTYPES), help="Policy dtype: float32 or bfloat16.")
     ] = "float32",
@@ -131,7 +146,8 @@ def bon_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="No score cache.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress.")] = False,
 ) -> None:
-    """Best-of-N (card F1): sample N per prompt, score in one pass, keep the best (ties → first)."""
+    """Best-of-N (card F1): sample N per prompt, score in one pass, keep the best (ties → first)
+    or, with --select luce, also a Luce draw (card E7)."""
     with user_errors():
         # Everything a user typed is checked before a model loads: the outputs, the device,
         # the prompts, and the rows already in --out (a resumed run).
@@ -149,6 +165,11 @@ def bon_command(
                 f"--pairs-out mines pairs of two candidates of one prompt, and --n {n} gives "
                 "one: use --n 2 or more, or leave --pairs-out out",
                 param_hint="--n",
+            )
+        if select_temperature is not None and select != "luce":  # it would change nothing
+            raise typer.BadParameter(
+                "sets the temperature of a Luce draw: use it with --select luce",
+                param_hint="--select-temperature",
             )
         out = check_file_target(out, "--out")
         if out.name.lower().endswith(".gz"):  # rows are appended as prompts finish
@@ -210,7 +231,12 @@ def bon_command(
         pol = Policy(policy, gen)
         check_prompts_fit(pol, items, data)
         cfg = BonConfig(
-            n=n, policy=pol.identity, generation=gen.identity(), reward=built.fingerprint()
+            n=n,
+            policy=pol.identity,
+            generation=gen.identity(),
+            reward=built.fingerprint(),
+            select=select,
+            select_temperature=1.0 if select_temperature is None else select_temperature,
         )
         stats = run_bon(items, pol.sample, built, out, cfg, progress=not no_progress)
         if stats["unscored"]:

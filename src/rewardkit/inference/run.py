@@ -22,6 +22,7 @@ from rewardkit.data.readers import parse_json
 from rewardkit.data.record import Record
 from rewardkit.errors import DataError
 from rewardkit.inference.best_of_n import score_candidates, select_best
+from rewardkit.inference.luce import SELECT_MODES, check_temperature, luce_pick
 from rewardkit.inference.mining import mine_pairs
 from rewardkit.outputs import exclusive
 from rewardkit.types import Example, Message, Reward, as_messages, stable_hash
@@ -124,12 +125,23 @@ class BonConfig:
     policy: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     reward: str = ""
+    select: str = "best"  # "luce": keep a Luce draw (card E7) besides the best
+    select_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.select not in SELECT_MODES:
+            raise ValueError(
+                f"select must be one of {', '.join(SELECT_MODES)}, got {self.select!r}"
+            )
+        self.select_temperature = check_temperature(self.select_temperature)
 
     def key(self) -> str:
-        """Hash written with every output row; a resumed run must match it."""
-        return stable_hash(
-            {"n": self.n, "policy": self.policy, "gen": self.generation, "reward": self.reward}
-        )
+        """Hash written with every output row; a resumed run must match it (``best`` runs keep
+        the hash they had before ``select`` existed, so their files still resume)."""
+        d = {"n": self.n, "policy": self.policy, "gen": self.generation, "reward": self.reward}
+        if self.select != "best":
+            d["select"] = [self.select, self.select_temperature]
+        return stable_hash(d)
 
 
 def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
@@ -160,8 +172,8 @@ def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
             _check_row(row, path, lineno)
             if run_key is not None and row["run"] != run_key:
                 raise DataError(
-                    "this file was written by a run with other settings (policy, n, sampling "
-                    "or reward); pass a new --out or delete the file",
+                    "this file was written by a run with other settings (policy, n, sampling, "
+                    "reward or --select); pass a new --out or delete the file",
                     path=str(path),
                     line=lineno,
                     field="run",
@@ -347,6 +359,13 @@ def _run_bon(
                 "best_score": _num(scores[best]),
                 "run": run_key,
             }
+            if config.select == "luce":
+                k, prob = luce_pick(
+                    scores, config.generation.get("seed", 0), it.prompt, config.select_temperature
+                )
+                row |= {"select": "luce", "select_temperature": config.select_temperature}
+                row |= {"kept": k, "kept_response": cands[k], "kept_score": _num(scores[k])}
+                row["kept_prob"] = _num(prob)
             try:
                 fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
                 fh.flush()
