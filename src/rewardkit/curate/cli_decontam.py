@@ -86,6 +86,7 @@ def decontaminate_command(
     from rewardkit.curate.decontaminate import build_index, decontaminate
 
     choices(to=(to, TO_FORMATS))
+    against = list(dict.fromkeys(against))  # a set named twice is one set
     with user_errors(), held_targets(data, out=out, report=report):
         _check_not_against(out, report, against)
         examples = load_examples(data, fmt, limit)
