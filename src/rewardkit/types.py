@@ -426,6 +426,12 @@ class Reward(ABC):
             "score the candidates with score() instead"
         )
 
+    def trained_prompts(self) -> np.ndarray | None:
+        """The 64-bit hashes of the prompts this reward's model was trained on, where its
+        training run recorded them (:mod:`rewardkit.data.trained_on`), else None: an evaluation
+        on data holding them says so."""
+        return None
+
     def features(self, queries: Sequence[Query]) -> np.ndarray:
         """The model's (n, d) float representation of each query (:attr:`Capability.FEATURES`
         only), e.g. the hidden state a probe or a frozen-feature head reads."""

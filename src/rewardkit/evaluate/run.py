@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -195,6 +196,23 @@ def _pairwise_scores(
     return scores, outcomes, judged.position_bias, dict(judged.stats) or None, weights
 
 
+def trained_prompt_counts(examples: Sequence[Example], rewards: Sequence[Reward]) -> dict[str, int]:
+    """For each reward whose training run recorded its prompts (:meth:`Reward.trained_prompts`):
+    how many of ``examples`` have one of them as prompt (:func:`~rewardkit.train.pairs.group_key`)."""
+    from rewardkit.data.trained_on import trained_count
+    from rewardkit.train.pairs import group_key
+
+    keys: list[str] | None = None
+    out: dict[str, int] = {}
+    for reward in rewards:
+        hashes = reward.trained_prompts()
+        if hashes is None:
+            continue
+        keys = keys if keys is not None else [group_key(ex) for ex in examples]
+        out[reward.name] = trained_count(keys, hashes)
+    return out
+
+
 def evaluate(
     examples: Sequence[Example],
     rewards: Sequence[Reward] | Reward,
@@ -342,6 +360,18 @@ def evaluate(
         **({"score_weights": plan.section_weights} if plan.benchmark == "rewardbench1" else {}),
         "include_length_baseline": include_length_baseline and not image_responses,
     }
+    trained = trained_prompt_counts(plan.examples, rewards)
+    for name, n in trained.items():
+        if n:
+            said = (
+                f"{name}'s training data holds the prompts of {n} of these "
+                f"{len(plan.examples)} examples ({100 * n / len(plan.examples):.1f}%): its "
+                "scores on them are not held-out figures."
+            )
+            notes.append(said)
+            warnings.warn(said, stacklevel=2)
+    if trained:
+        settings["trained_prompts"] = trained
     if notes:
         settings["notes"] = notes
     dataset = {

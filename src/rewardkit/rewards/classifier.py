@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rewardkit.data.trained_on import read_trained_prompts
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.encoding import append_token, encode_chat, encode_text_pair, pair_layout
 from rewardkit.engine.runner import EncodedRow
@@ -134,6 +136,8 @@ class ClassifierReward(FamilyModelReward):
                 assert self.objectives is not None
                 self.reduce_weights = objective_weight_vector(self.objectives, given)
             self.objectives = None  # the reward is now a scalar
+        local = Path(model).expanduser()
+        self._trained = read_trained_prompts(local) if local.is_dir() else None
         self._identity = {
             "class": "ClassifierReward",
             **self.source_identity,
@@ -150,6 +154,10 @@ class ClassifierReward(FamilyModelReward):
             self._identity["reduce"] = reduce
             if self.reduce_weights is not None:
                 self._identity["weights"] = [float(w) for w in self.reduce_weights]
+
+    def trained_prompts(self) -> np.ndarray | None:
+        """The prompts a rewardkit training run recorded in the model directory."""
+        return self._trained
 
     def _config_weights(self) -> Mapping[str, float] | None:
         found = getattr(self.loaded.config, "objective_weights", None)

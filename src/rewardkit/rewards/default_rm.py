@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rewardkit.data.trained_on import read_trained_prompts
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.runner import EngineRun
 from rewardkit.errors import SpecError
@@ -131,6 +132,7 @@ class DefaultReward(Reward):
     def __init__(self, head_dir: str | None = None, config: EngineConfig | None = None) -> None:
         directory = Path(head_dir).expanduser() if head_dir else default_head_dir()
         self.head, self.meta = load_head(directory)
+        self._trained = read_trained_prompts(directory)
         cfg = config or EngineConfig()
         if cfg.max_length is None:
             cfg = EngineConfig(**{**cfg.__dict__, "max_length": int(self.meta["max_length"])})
@@ -149,6 +151,10 @@ class DefaultReward(Reward):
 
     def identity(self) -> dict[str, Any]:
         return self._identity
+
+    def trained_prompts(self) -> np.ndarray | None:
+        """The prompts the head was trained on, where its run recorded them."""
+        return self._trained
 
     def engine_variant(self, **changes: Any) -> DefaultReward:
         """A twin whose encoder is its engine variant (:meth:`Reward.engine_variant`)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.trained_on import write_trained_prompts
 from rewardkit.errors import DataError, TrainingDiverged
 from rewardkit.outputs import OutputError, atomic_json
 from rewardkit.train.config import TrainConfig
@@ -409,6 +410,7 @@ def save_finished(
         with save_errors("the trained model", out):
             trainer.save_model(str(out))
             add_counts(out / "rewardkit_train.json", counts or {})
+            write_trained_prompts(out, [it.prompt_key for it in trainer.train_dataset])
             history = trainer.state.log_history
             write_json(out / "log_history.json", history)
             if cfg.plot:

@@ -180,9 +180,11 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
+    from rewardkit.data.trained_on import write_trained_prompts
     from rewardkit.models.loading import set_threads
     from rewardkit.rewards.default_rm import HEAD_FILE, META_FILE, FeatureHead, Featurizer
     from rewardkit.train.objectives import compute
+    from rewardkit.train.pairs import group_key
     from rewardkit.train.trainer import pair_metrics
 
     refusal = frozen_refusal(cfg)
@@ -196,7 +198,6 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
     train_ex, eval_ex = load_examples(cfg)
     if not eval_ex and cfg.eval_fraction > 0:  # whole prompts (holdout_by), as a fine-tune
         from rewardkit.train.common import holdout_indices
-        from rewardkit.train.pairs import group_key
 
         by_prompt = cfg.holdout_by == "prompt"
         keys = [group_key(ex) if by_prompt else i for i, ex in enumerate(train_ex)]
@@ -316,6 +317,7 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
             sd = {k: v.contiguous() for k, v in head.state_dict().items()}
             save_file(sd, str(out / HEAD_FILE))
             write_json(out / META_FILE, meta)
+            write_trained_prompts(out, [group_key(ex) for ex in train_ex])
             write_json(out / "rewardkit_train.json", train_meta, indent=2)
             write_json(out / "log_history.json", history)
             if cfg.plot:
