@@ -22,6 +22,7 @@ from typing import Any
 
 from rewardkit.data import checks
 from rewardkit.data.context import CRITERION, context_key, context_text, with_context
+from rewardkit.data.location import describe
 from rewardkit.data.record import Record
 from rewardkit.types import Example
 
@@ -45,8 +46,10 @@ def _context(rec: Record, name: str) -> str:
     """Required context field ``name`` as its text (stripped); located errors otherwise."""
     rec.require(name)
     text = context_text(rec, name)
-    if text is None:  # an empty CSV cell
-        raise rec.error(name, "expected a context text, got an empty CSV cell")
+    if text is None:  # NaN (a missing pandas cell, JSON's NaN) or an empty CSV cell
+        value = rec.peek(name)
+        got = "an empty CSV cell" if value == "" else f"{describe(value)} (a missing value)"
+        raise rec.error(name, f"expected a context text, got {got}")
     return text
 
 

@@ -77,15 +77,21 @@ _LATEX_FRACTION = re.compile(r"(-?)\\frac\{?(\d+)\}?\{?(\d+)\}?")
 
 def _exact(answer: str) -> str:
     """A number's exact value as text (``1,000`` and ``1000.0`` → ``1000``, ``0.5`` and
-    ``\\frac{1}{2}`` → ``1/2``); another answer without its whitespace."""
+    ``\\frac{1}{2}`` → ``1/2``); another answer (or a number too long to convert) without
+    its whitespace."""
     from rewardkit.rewards.rules.math_fast import clean_answer, plain_value
 
     text = clean_answer(answer)
-    value = plain_value(text)
-    frac = _LATEX_FRACTION.fullmatch(text)
-    if value is None and frac and int(frac.group(3)) != 0:
-        value = Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
-    return str(value) if value is not None else "".join(text.split())
+    try:  # a number past Python's 4,300-digit int/str limit stays text, never fails the run
+        value = plain_value(text)
+        frac = _LATEX_FRACTION.fullmatch(text)
+        if value is None and frac and int(frac.group(3)) != 0:
+            value = Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
+        if value is not None:
+            return str(value)
+    except (ValueError, OverflowError, ArithmeticError):
+        pass
+    return "".join(text.split())
 
 
 def final_answer(solution: str) -> str | None:
@@ -123,13 +129,19 @@ def vote_accuracy(
     (answers, rewards, correct) — ``correct`` 1 for a solution whose answer is right, else 0.
 
     A vote is right when the first solution holding the winning answer is; a pool where no
-    solution has an answer (or a reward) counts as wrong (``no_vote`` counts those).
-    ``{"weighted_vote", "majority_vote", "best_of_n", "pools", "no_vote"}``."""
+    solution has an answer (or a reward) counts as wrong (``no_vote`` counts those). A pool
+    whose labels are not all 0 or 1 (graded ratings such as a 1-10 score, NaN) has no accuracy:
+    it is left out and counted in ``not_binary`` (a rating of 9 is no "right" nine times).
+    ``{"weighted_vote", "majority_vote", "best_of_n", "pools", "no_vote"}``, and
+    ``"not_binary"`` when a pool was left out."""
     hits = {"weighted_vote": 0.0, "majority_vote": 0.0, "best_of_n": 0.0}
-    pools_seen = no_vote = 0
+    pools_seen = no_vote = not_binary = 0
     for answers, rewards, correct in pools:
         if not len(answers) == len(rewards) == len(correct):
             raise ValueError("a pool needs one reward and one correctness label per answer")
+        if not all(_is_label(c) for c in correct):
+            not_binary += 1
+            continue
         pools_seen += 1
         k = key or default_key
         picks = {
@@ -149,4 +161,14 @@ def vote_accuracy(
         name: (h / n if pools_seen else math.nan) for name, h in hits.items()
     }
     out.update(pools=pools_seen, no_vote=no_vote)
+    if not_binary:
+        out["not_binary"] = not_binary
     return out
+
+
+def _is_label(value: Any) -> bool:
+    """Whether ``value`` is a correctness label: 0 or 1 (a bool, an int, a float)."""
+    try:
+        return float(value) in (0.0, 1.0)
+    except (TypeError, ValueError):
+        return False

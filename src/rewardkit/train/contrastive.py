@@ -16,6 +16,7 @@ copy's rewards; the second copy only gives the second view.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -24,8 +25,20 @@ from torch import nn
 from rewardkit.errors import SpecError
 from rewardkit.train import losses as L
 from rewardkit.train.model import RewardModel, _unwrap, is_decoder
+from rewardkit.train.objective_fields import MIN_TEMPERATURE
 
 Tensor = torch.Tensor
+
+
+def check_temperature(tau: float) -> float:
+    """``tau`` when it is a SimCSE temperature this term can train with (finite, at least
+    :data:`MIN_TEMPERATURE`); a SpecError naming ``contrastive_temperature`` otherwise."""
+    if not (isinstance(tau, int | float) and math.isfinite(tau) and tau >= MIN_TEMPERATURE):
+        raise SpecError(
+            f"train config: contrastive_temperature must be a number >= {MIN_TEMPERATURE:g} "
+            f"(the SimCSE logits are cos/τ; smaller ones overflow the gradient), got {tau!r}"
+        )
+    return float(tau)
 
 
 def reward_head(module: nn.Module) -> nn.Module:
@@ -134,6 +147,7 @@ def contrastive_forward(
         if "pool_index" in inputs
         else inputs["input_ids"].shape[0]
     )
+    tau = check_temperature(tau)
     twice = doubled(inputs, keys)
     with head_inputs(reward_head(module)) as seen:
         out = model(**twice)

@@ -102,7 +102,30 @@ def load_shifted(path: str, encode: Callable[[list[Any]], list[Any]], on_error: 
                 prompt_key=prompt_key(g.prompt),
             )
         )
+    check_encoded(items, where)
     return items
+
+
+def check_encoded(items: Sequence[Any], where: str) -> None:
+    """DataError when every prompt's responses encode to one token sequence (different texts
+    cut to the same tokens: a prompt longer than ``max_length`` under ``truncation: right``),
+    so J is constant and the meta step does nothing; a warning when some prompts do."""
+    same = sum(len({tuple(map(int, ids)) for ids in it.ids}) < 2 for it in items)
+    if items and same == len(items):
+        raise DataError(
+            f"{where}: every prompt's responses encode to the same tokens (truncated to the "
+            "same text: a prompt longer than max_length under truncation right keeps no "
+            "response token), so the difference loss J has no gradient and the meta step would "
+            "do nothing; raise max_length, use truncation left, or shorten the prompts"
+        )
+    if same:
+        log.warning(
+            "%s: %d of %d prompts have responses that encode to the same tokens (truncated); "
+            "they add nothing to J",
+            where,
+            same,
+            len(items),
+        )
 
 
 class ShiftedBatches:

@@ -15,6 +15,10 @@ from rewardkit.errors import SpecError
 #: label smoothing (``label_smoothing``, ``meta.label_confidence``) (docs/curation.md).
 WEIGHTED = ("bt", "bt+regression", "gated", "crm", "tie", "crome")
 SMOOTHED = ("bt", "bt+regression", "gated", "crm")
+#: The smallest SimCSE temperature (card A6): the logits are cos/τ, up to 1/τ; far below it
+#: (1e-20) every step's gradient overflowed to inf, the optimizer skipped it, and a run that
+#: never moved a weight reported success (SimCSE uses 0.05).
+MIN_TEMPERATURE = 1e-4
 #: Objective-specific fields and the objectives that read them (docs/training.md); any other
 #: objective refuses a value other than the field's default: it would change nothing.
 READERS: dict[str, tuple[str, ...]] = {
@@ -73,7 +77,7 @@ def check_extra_terms(cfg: Any) -> None:
     )
     for name, value, ok, wants in (
         ("contrastive_weight", w, math.isfinite(w) and w >= 0, "a number >= 0 (0: off)"),
-        ("contrastive_temperature", t, math.isfinite(t) and t > 0, "a number > 0"),
+        ("contrastive_temperature", t, math.isfinite(t) and t >= MIN_TEMPERATURE, f"a number >= {MIN_TEMPERATURE:g} (SimCSE: 0.05)"),
         ("metarm_eta", eta, eta is None or (math.isfinite(eta) and eta > 0), "a number > 0 (or null: lr)"),
         ("metarm_batch_size", size, size is None or size >= 1, "an integer >= 1 (or null: batch_size)"),
     ):  # fmt: skip
@@ -103,6 +107,12 @@ def check_extra_terms(cfg: Any) -> None:
             "head on cached features, with no dropout views and no meta step "
             "(docs/methods/A6-contrastive-metarm.md); fine-tune (freeze_backbone: false, or "
             f"LoRA with lora_r), or remove {' and '.join(on)}"
+        )
+    if w and cfg.batch_size < 2:
+        raise SpecError(
+            "train config: contrastive_weight with batch_size 1: SimCSE's negatives are the "
+            "batch's other pairs, so with one pair per batch L_cl is 0 at every step and the "
+            "term trains nothing; use batch_size >= 2 (SimCSE: dozens), or contrastive_weight: 0"
         )
     if w and cfg.disable_dropout:
         raise SpecError(

@@ -89,7 +89,8 @@ def extract_sql(text: str) -> str:
 def gold_sqls(reference: Any) -> list[str]:
     """The gold SQL text(s) of a reference: text, a list of texts, or a mapping's ``sql`` /
     ``query`` / ``SQL`` / ``gold``; blanks and missing values left out. ValueError for a
-    mapping with none of those keys."""
+    mapping with none of those keys, and for a value that is no text (``5``, ``true``: a
+    reference was given, but no SQL, so the row's NaN gets its reason)."""
     if isinstance(reference, np.ndarray):
         reference = reference.tolist()
     if isinstance(reference, Mapping):
@@ -100,8 +101,12 @@ def gold_sqls(reference: Any) -> list[str]:
         return gold_sqls(reference[key])
     if isinstance(reference, list | tuple):
         return [s for r in reference for s in gold_sqls(r)]
-    if is_missing(reference) or not isinstance(reference, str):
+    if is_missing(reference):
         return []
+    if not isinstance(reference, str):
+        raise ValueError(
+            f"the reference holds {type(reference).__name__} {reference!r:.60}, not SQL text"
+        )
     sql = reference.strip().rstrip("; \t\r\n")
     return [sql] if sql else []
 
@@ -132,9 +137,9 @@ class SqlReward(RuleReward):
     BY, else ``multiset``; or ``multiset``, ``set``, ``ordered``), ``float_tol`` (1e-9, 0 for
     exact), ``column_order`` (``strict`` or ``any``), weights ``w_format`` (0), ``w_exec`` (1),
     ``w_sem`` (0), ``encoder`` (``minilm``), limits per query ``timeout`` (5 s), ``max_rows``
-    (100000), ``max_mb`` (64, result size), ``memory_mb`` (512, SQLite heap), and ``workers``
-    (worker processes at once, default up to 4). Components: ``format``, ``exec`` and, with
-    ``w_sem > 0``, ``sem``.
+    (100000), ``max_mb`` (64, result size), ``memory_mb`` (512, SQLite heap), at most
+    :data:`MAXIMA`, and ``workers`` (worker processes at once, default up to 4). Components:
+    ``format``, ``exec`` and, with ``w_sem > 0``, ``sem``.
     """
 
     rule = "sql"
@@ -177,10 +182,10 @@ class SqlReward(RuleReward):
             w_exec=weights[1],
             w_sem=weights[2],
             encoder=as_text("encoder", r, encoder),
-            timeout=as_number("timeout", r, timeout, minimum=0.001),
+            timeout=_at_most("timeout", as_number("timeout", r, timeout, minimum=0.001)),
             max_rows=as_count("max_rows", r, max_rows),
-            max_mb=as_number("max_mb", r, max_mb, minimum=0.001),
-            memory_mb=as_count("memory_mb", r, memory_mb, minimum=8),
+            max_mb=_at_most("max_mb", as_number("max_mb", r, max_mb, minimum=0.001)),
+            memory_mb=_at_most("memory_mb", as_count("memory_mb", r, memory_mb, minimum=8)),
         )
         o = self.options
         self.limits = sql_exec.Limits(
@@ -355,6 +360,19 @@ class SqlReward(RuleReward):
             log.warning("rule:sql: %d of %d rows failed (row %d: %s)", n, len(plans), i, why)
         stats = {"queries": len(plans), "failed": len(errors), "errors": errors, **counts}
         return ScoreResult(scores, components=cols, stats=stats)
+
+
+#: The largest value of each limit option: a day per query, SQLite's longest string or blob
+#: (1 GiB) as a result, 1 TiB of heap (larger values overflowed the clocks and the worker's
+#: address-space cap: an OverflowError traceback, or every row NaN).
+MAXIMA = {"timeout": 86_400.0, "max_mb": 1024.0, "memory_mb": 1 << 20}
+
+
+def _at_most(name: str, value: Any) -> Any:
+    top = MAXIMA[name]
+    if value > top:
+        raise SpecError(f"rule:sql option {name} must be ≤ {top:g}, got {value!r}")
+    return value
 
 
 def _existing(path: str, name: str, check: Any) -> str:

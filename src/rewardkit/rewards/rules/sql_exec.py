@@ -315,9 +315,12 @@ def _value(v: Any) -> tuple[Any, int]:
 
 def execute(path: str, sql: str, limits: Limits, own_process: bool = True) -> dict[str, Any]:
     """Run ``sql`` (one statement) on the database at ``path`` within ``limits``: its result
-    or its error (the module's docstring). Never raises for anything the SQL does."""
-    if not is_one_query(sql):
+    or its error (the module's docstring). Only the statement :func:`split_statements` finds
+    runs (``SELECT 1;; -- done`` runs ``SELECT 1``). Never raises for anything the SQL does."""
+    parts = split_statements(sql)
+    if len(parts) != 1 or _first_keyword(parts[0]) not in QUERY_KEYWORDS:
         return {"error": "not one query (SELECT, WITH or VALUES)", "kind": "sql"}
+    sql = parts[0]  # the statement alone: empty statements and comments around it left out
     deadline = time.monotonic() + float(limits.timeout)
     try:
         conn = connect(path, limits, own_process)
