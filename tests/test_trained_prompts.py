@@ -109,3 +109,11 @@ def test_shipped_default_names_its_training_file(shared_data):
     online = load(shared_data / "hh_rlhf" / "helpful-online", limit=200)
     assert trained_count([group_key(ex) for ex in base], hashes) == 50
     assert trained_count([group_key(ex) for ex in online], hashes) == 0
+
+
+def test_composites_answer_from_their_parts():
+    """An ensemble (or hybrid, route) holding the shipped default answers with its record; one
+    of rules alone has none."""
+    ens = load_reward({"ensemble": ["default", "rule:length"]})
+    assert ens.trained_prompts() is not None and ens.trained_prompts().size == 2354
+    assert load_reward({"ensemble": ["rule:length", "rule:format"]}).trained_prompts() is None

@@ -61,6 +61,12 @@ def read_trained_prompts(directory: str | Path) -> np.ndarray | None:
     return hashes
 
 
+def union_of(records: Iterable[np.ndarray | None]) -> np.ndarray | None:
+    """The union of several rewards' records (a composite's parts); None when none has one."""
+    found = [r for r in records if r is not None]
+    return np.unique(np.concatenate(found)) if found else None
+
+
 def trained_count(keys: Iterable[str], trained: np.ndarray) -> int:
     """How many of ``keys`` (one per evaluation example) are in ``trained``."""
     mine = np.fromiter((int(k[:16], 16) for k in keys if k), dtype=np.uint64)

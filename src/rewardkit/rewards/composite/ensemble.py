@@ -37,6 +37,7 @@ from rewardkit.combine.aggregate import (
     disagreement,
     zscore,
 )
+from rewardkit.data.trained_on import union_of
 from rewardkit.errors import SpecError
 from rewardkit.results import (
     INHERITED_CAPABILITIES,
@@ -242,6 +243,10 @@ class EnsembleReward(Reward):
         if cap in INHERITED_CAPABILITIES:
             return any(m.reward.can(cap) for m in self.members)
         return super().can(cap)
+
+    def trained_prompts(self) -> np.ndarray | None:
+        """The union of the members' training-prompt records (None when no member has one)."""
+        return union_of(m.reward.trained_prompts() for m in self.members)
 
     @property
     def member_names(self) -> tuple[str, ...]:

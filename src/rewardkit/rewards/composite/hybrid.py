@@ -15,6 +15,7 @@ import numpy as np
 
 from rewardkit.combine.hybrid import hybrid_combine
 from rewardkit.combine.route import route_indices
+from rewardkit.data.trained_on import union_of
 from rewardkit.results import INHERITED_CAPABILITIES, failed_rows, failure_entries
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
@@ -87,6 +88,10 @@ class HybridReward(Reward):
     def _parts(self) -> list[Reward]:
         parts = [*self.rules.values(), self.model, *(r for r, _ in self.aspects.values())]
         return parts + ([] if self.length is None else [self.length[0]])
+
+    def trained_prompts(self) -> np.ndarray | None:
+        """The union of the parts' training-prompt records (None when no part has one)."""
+        return union_of(r.trained_prompts() for r in self._parts())
 
     def can(self, cap: Capability) -> bool:
         """Its own capabilities, plus MODEL_BACKED, BATCH_RELATIVE or IMAGES when any part has it."""

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.route import route_indices
+from rewardkit.data.trained_on import union_of
 from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
 from rewardkit.results import INHERITED_CAPABILITIES
@@ -98,6 +99,10 @@ class RouteReward(Reward):
 
     def _rewards(self) -> list[Reward]:
         return [*self.routes.values(), *([] if self.default is None else [self.default])]
+
+    def trained_prompts(self) -> np.ndarray | None:
+        """The union of the routes' training-prompt records (None when no route has one)."""
+        return union_of(r.trained_prompts() for r in self._rewards())
 
     def identity(self) -> dict[str, Any]:
         return {
