@@ -55,6 +55,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.cli_errors",
         "rewardkit.multimodal.search",
         "rewardkit.multimodal.reno",
+        "rewardkit.multimodal.reward_backprop",
     ),
     "cli": (
         "rewardkit.cli",

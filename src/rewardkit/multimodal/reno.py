@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rewardkit.multimodal.reward_backprop import reward_terms
+
 
 def chi_regularizer(noise: Any) -> Any:
     """docs/methods/F2-reno.md: ``½‖ε‖² − (d − 1) log ‖ε‖`` with ``d = numel(ε)`` — the negative
@@ -90,23 +92,6 @@ class NoiseOptResult:
         return [-v for v in self.losses]
 
 
-def _terms(rewards: Sequence[tuple[Any, ...]]) -> list[tuple[float, Callable[[Any], Any], float]]:
-    out = []
-    for i, term in enumerate(rewards):
-        if len(term) not in (2, 3):
-            raise ValueError(f"reward term {i}: expected (weight, fn) or (weight, fn, 'score')")
-        weight, fn = float(term[0]), term[1]
-        kind = term[2] if len(term) == 3 else "loss"
-        if kind not in ("loss", "score"):
-            raise ValueError(f"reward term {i}: kind must be 'loss' or 'score', got {kind!r}")
-        if not callable(fn):
-            raise ValueError(f"reward term {i}: {fn!r} is not callable")
-        out.append((weight, fn, 1.0 if kind == "loss" else -1.0))
-    if not out:
-        raise ValueError("reno_optimize needs at least one reward term")
-    return out
-
-
 def reno_optimize(
     generator: Callable[[Any], Any],
     rewards: Sequence[tuple[Any, ...]],
@@ -134,7 +119,7 @@ def reno_optimize(
     """
     import torch
 
-    terms = _terms(rewards)
+    terms = reward_terms(rewards)  # the grammar reward_backprop_step reads too
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     if noise is None:
