@@ -157,6 +157,24 @@ def _check_columns(examples: list[Any], attributes: list[str], issues: str | Non
         )
 
 
+def _check_infinite(examples: list[Any], raw: list[Any], names: list[str], given: dict) -> None:
+    """Refuse a ±inf rating of an attribute whose range comes from the data (a given range
+    clips it), naming the example, the response and the attribute."""
+    import numpy as np
+
+    from rewardkit.errors import DataError
+
+    for ex, mat in zip(examples, raw, strict=True):
+        for i, j in zip(*np.nonzero(np.isinf(mat)), strict=True):
+            if names[j] not in given:
+                raise DataError(
+                    f"example {ex.id!r}, response {i}: {names[j]!r} is {mat[i, j]}; a range "
+                    f"from the data needs finite values (give --range {names[j]}=LO:HI, or "
+                    "null where it does not apply)",
+                    field=names[j],
+                )
+
+
 @curate_app.command("condition")
 def condition_command(
     data: DataOpt,
@@ -254,6 +272,7 @@ def condition_command(
             parts.append(cd.reward_matrix(examples, r, name)[1])
         raw = [np.hstack(p) for p in zip(*parts, strict=True)] if parts else []
         given = {a: fixed.get(a, every) for a in names if fixed.get(a, every) is not None}
+        _check_infinite(examples, raw, names, given)
         scores, mapping = cd.quantize_all(raw, names, scale, given)
         texts = [cd.issue_texts(ex, issues_column) for ex in examples] if issues_column else None
         counts: dict[str, int] = {}

@@ -47,13 +47,15 @@ def _load_eval(source: str, fmt: str | None) -> list[Any]:
 
 
 def _check_not_against(out: Path, report: Path | None, against: list[str]) -> None:
-    """An output may not overwrite an evaluation set it is checked against."""
-    from rewardkit.outputs import OutputError
+    """An output may not be an evaluation set it is checked against, nor lie inside an
+    ``--against`` directory (the next run against that directory would read the
+    decontaminated training rows as evaluation rows and remove every one)."""
+    from rewardkit.data.sources import check_out_outside_data
 
-    sources = {Path(a).resolve() for a in against if Path(a).exists()}
-    for path, what in ((out, "--out"), (report, "--report")):
-        if path is not None and path.resolve() in sources:
-            raise OutputError(f"{what} {path} is also an --against evaluation set")
+    for a in against:
+        for path, what in ((out, "--out"), (report, "--report")):
+            if path is not None:
+                check_out_outside_data(path, a, what, "--against")
 
 
 @curate_app.command("decontaminate")

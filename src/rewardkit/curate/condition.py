@@ -406,6 +406,13 @@ def condition_examples(
         attribute_label(a)
     if len(scores) != len(examples) or (issues is not None and len(issues) != len(examples)):
         raise ValueError(f"{len(examples)} examples but {len(scores)} score arrays / issues")
+    users = [as_system or any(m.get("role") == "user" for m in ex.prompt) for ex in examples]
+    if not all(users):
+        raise DataError(
+            f"example {examples[users.index(False)].id!r}: its prompt has no user turn to put the condition in front "
+            "of; condition it as a system message (without --nosys)",
+            field="prompt",
+        )
     build = _sft if shape == "sft" else _pairs
     tally: dict[str, int] = {}
     out = build(examples, attributes, scores, scale, issues, as_system, tally)

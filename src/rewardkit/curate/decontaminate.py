@@ -24,6 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from rewardkit.content import ImageRef
 from rewardkit.content_parts import content_text
 from rewardkit.curate.dedup import normalize_text
 from rewardkit.types import Example, Message
@@ -32,10 +35,27 @@ from rewardkit.types import Example, Message
 DEFAULT_N = 13
 
 
+def turn_form(content: Any) -> str:
+    """A turn as the exact test compares it: its normalized text (where normalization leaves
+    nothing, a text of punctuation only such as ``"!!!"``, the text with white space collapsed:
+    ``"!!!"`` is no copy of ``"..."``), then each image as the sha256 of its bytes (two prompts
+    asking "Describe." of two images are not one prompt)."""
+    raw = content_text(content, None)
+    text = normalize_text(raw) or " ".join(raw.split())
+    parts = content if isinstance(content, list) else []
+    images = [
+        f"<image {p['image'].digest()}>"
+        for p in parts
+        if isinstance(p, dict) and isinstance(p.get("image"), ImageRef)
+    ]
+    return " ".join([text, *images]) if images else text
+
+
 def turns_text(prompt: Sequence[Message]) -> str:
-    """The prompt's non-system turns as one normalized text, each turn prefixed by its role."""
+    """The prompt's non-system turns as one normalized text, each turn prefixed by its role
+    (:func:`turn_form`)."""
     return "\n".join(
-        f"{m.get('role', '')}: {normalize_text(content_text(m.get('content', ''), None))}"
+        f"{m.get('role', '')}: {turn_form(m.get('content', ''))}"
         for m in prompt
         if m.get("role") != "system"
     )
@@ -47,16 +67,35 @@ def ngrams(text: str, n: int) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
+#: An n-gram table: each n-gram to the evaluation row holding it (its position), or to the
+#: ascending positions of every row holding it when several do.
+GramTable = dict[str, int | list[int]]
+
+
 @dataclass
 class EvalIndex:
-    """One evaluation set's exact keys and n-grams, each mapped to the first row holding it."""
+    """One evaluation set's exact keys (each mapped to the first row holding it) and n-grams
+    (each mapped to every row holding it: a copy of row 50 that shares a benchmark's common
+    instruction with row 1 shares all its n-grams with row 50, not some with each)."""
 
     name: str
     n: int
     exact: dict[str, str] = field(default_factory=dict)
-    grams: dict[str, str] = field(default_factory=dict)
-    response_grams: dict[str, str] = field(default_factory=dict)
+    grams: GramTable = field(default_factory=dict)
+    response_grams: GramTable = field(default_factory=dict)
     rows: int = 0
+    ids: list[str] = field(default_factory=list)  # the evaluation rows' ids, by position
+
+
+def _add(table: GramTable, grams: Iterable[str], row: int) -> None:
+    for g in grams:
+        held = table.get(g)
+        if held is None:
+            table[g] = row
+        elif isinstance(held, int):
+            table[g] = [held, row]
+        else:
+            held.append(row)
 
 
 def build_index(name: str, examples: Iterable[Example], n: int = DEFAULT_N) -> EvalIndex:
@@ -64,16 +103,15 @@ def build_index(name: str, examples: Iterable[Example], n: int = DEFAULT_N) -> E
     if n < 1:
         raise ValueError(f"n-gram size must be at least 1, got {n}")
     index = EvalIndex(name, n)
-    for ex in examples:
+    for row, ex in enumerate(examples):
         index.rows += 1
+        index.ids.append(ex.id)
         text = turns_text(ex.prompt)
         if text:
             index.exact.setdefault(text, ex.id)
-        for g in ngrams(_words_only(ex.prompt), n):
-            index.grams.setdefault(g, ex.id)
-        for r in ex.responses:
-            for g in ngrams(content_text(r, None), n):
-                index.response_grams.setdefault(g, ex.id)
+        _add(index.grams, ngrams(_words_only(ex.prompt), n), row)
+        answers = (ngrams(content_text(r, None), n) for r in ex.responses)
+        _add(index.response_grams, set().union(*answers), row)
     return index
 
 
@@ -84,17 +122,18 @@ def _words_only(prompt: Sequence[Message]) -> str:
     )
 
 
-def _best_hit(grams: set[str], table: dict[str, str]) -> tuple[str, int] | None:
-    """The evaluation row sharing the most of ``grams`` and how many it shares."""
-    counts: dict[str, int] = {}
-    for g in grams:
-        row = table.get(g)
-        if row is not None:
-            counts[row] = counts.get(row, 0) + 1
-    if not counts:
+def _best_hit(grams: set[str], table: GramTable, ids: Sequence[str]) -> tuple[str, int] | None:
+    """The evaluation row sharing the most of ``grams`` (ties: the first row) and how many it
+    shares."""
+    held = [table[g] for g in grams if g in table]
+    if not held:
         return None
-    row = max(counts, key=lambda r: counts[r])
-    return row, counts[row]
+    rows = np.fromiter(
+        (r for h in held for r in ((h,) if isinstance(h, int) else h)), dtype=np.int64
+    )
+    found, counts = np.unique(rows, return_counts=True)  # by position: ties to the first
+    best = int(np.argmax(counts))
+    return ids[int(found[best])], int(counts[best])
 
 
 def match(
@@ -104,12 +143,12 @@ def match(
     text = turns_text(ex.prompt)
     if text and text in index.exact:
         return {"eval": index.name, "eval_id": index.exact[text], "kind": "exact", "shared": None}
-    hit = _best_hit(ngrams(_words_only(ex.prompt), index.n), index.grams)
+    hit = _best_hit(ngrams(_words_only(ex.prompt), index.n), index.grams, index.ids)
     if hit is not None and hit[1] >= min_shared:
         return {"eval": index.name, "eval_id": hit[0], "kind": "ngram", "shared": hit[1]}
     if responses:
         for r in ex.responses:
-            hit = _best_hit(ngrams(content_text(r, None), index.n), index.response_grams)
+            hit = _best_hit(ngrams(content_text(r, None), index.n), index.response_grams, index.ids)
             if hit is not None and hit[1] >= min_shared:
                 return {
                     "eval": index.name,

@@ -22,6 +22,9 @@ from rewardkit.outputs import atomic_file
 
 #: The file a training run writes into its model directory.
 TRAINED_PROMPTS_FILE = "trained_prompts.npy"
+#: The most hashes a record may hold (1 GiB): a header claiming more (a crafted or damaged file)
+#: is ignored, not allocated.
+MAX_TRAINED_PROMPTS = 1 << 27
 
 
 def key_hashes(keys: Iterable[str]) -> np.ndarray:
@@ -47,17 +50,26 @@ def read_trained_prompts(directory: str | Path) -> np.ndarray | None:
     path = Path(directory) / TRAINED_PROMPTS_FILE
     if not path.is_file():
         return None
-    try:
-        hashes = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: the header's shape is checked before any memory is taken
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         warnings.warn(f"{path}: not a training-prompt record ({exc}); ignored", stacklevel=2)
         return None
-    if not isinstance(hashes, np.ndarray) or hashes.ndim != 1 or hashes.dtype != np.uint64:
+    if not isinstance(mapped, np.ndarray) or mapped.ndim != 1 or mapped.dtype != np.uint64:
         warnings.warn(
             f"{path}: not a training-prompt record (expected a 1-D uint64 array); ignored",
             stacklevel=2,
         )
         return None
+    if mapped.size > MAX_TRAINED_PROMPTS:
+        warnings.warn(
+            f"{path}: a training-prompt record of {mapped.size:,} hashes is more than "
+            f"{MAX_TRAINED_PROMPTS:,}; ignored",
+            stacklevel=2,
+        )
+        return None
+    hashes = np.array(mapped)
+    del mapped
     return hashes
 
 

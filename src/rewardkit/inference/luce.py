@@ -63,7 +63,12 @@ def _probs_rows(r: np.ndarray, temperature: float) -> np.ndarray:
     finite = np.isfinite(top[:, 0])
     if finite.any():
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            z = (filled[finite] - top[finite]) / temperature  # ≤ 0, −inf for NaN and −inf
+            f, t = filled[finite], top[finite]
+            gap = f - t  # ≤ 0, −inf for NaN and −inf
+            # rewards over 1.8e308 apart: the gap overflowed to −inf (P = (1, 0) at every T);
+            # halved, divided, then doubled it is the right z
+            over = np.isneginf(gap) & np.isfinite(f)
+            z = np.where(over, (f / 2 - t / 2) / temperature * 2, gap / temperature)
         e = np.exp(z)  # the top is exp(0) = 1, so the sum is ≥ 1
         out[finite] = e / e.sum(axis=1, keepdims=True)
     none = ~scored.any(axis=1)
