@@ -34,8 +34,9 @@ from rewardkit.curate.cli_helpers import (
 )
 
 curate_app = typer.Typer(
-    help="Curate preference data: strength, noise, consistency, relabel, filter, dedup, "
-    "lengths, export, crome (Crome augmentations).",
+    help="Curate preference data: strength, noise, consistency, relabel, condition, filter, "
+    "dedup, decontaminate, lengths, export, crome (Crome augmentations), retrieve and agree "
+    "(synergistic curation), anyprefer (pair synthesis).",
     no_args_is_help=True,
 )
 
