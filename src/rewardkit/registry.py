@@ -465,17 +465,3 @@ def _import_factory(target: str) -> Callable[..., Reward]:
 
 # The built-in kinds register themselves (each factory lives in the module of its reward).
 import rewardkit.reward_kinds  # noqa: E402, F401
-
-# F7 (to move into reward_kinds.py beside "ensemble": /work/probes/f7/reward_kinds.patch)
-register(
-    "confidence",
-    "rewardkit.rewards.composite.confidence:build",
-    "A reward trusted less where it is likely wrong: r·c(x) (or c·r + (1−c)·baseline) with "
-    "c = exp(−scale·s), s the mean kNN cosine distance of the query's embedding to the reward "
-    "model's training data, or an ensemble's member std.",
-    card="F7 — Confidence-weighted reward (PrefPaint)",
-    arg_help='{"confidence": SPEC, "reference": FILE_OR_NPY, "k": 10, "scale": 1.0}; options '
-    "source (knn|ensemble), mode (multiply|shrink), baseline, text (turn|full|response), "
-    "encoder, name (docs/composition.md)",
-    composite=True,
-)

@@ -93,6 +93,18 @@ register(
     composite=True,
 )
 register(
+    "confidence",
+    "rewardkit.rewards.composite.confidence:build",
+    "A reward trusted less where it is likely wrong: r·c(x) (or c·r + (1−c)·baseline) with "
+    "c = exp(−scale·s), s the mean kNN cosine distance of the query's embedding to the reward "
+    "model's training data, or an ensemble's member std.",
+    card="F7 — Confidence-weighted reward (PrefPaint)",
+    arg_help='{"confidence": SPEC, "reference": FILE_OR_NPY, "k": 10, "scale": 1.0}; options '
+    "source (knn|ensemble), mode (multiply|shrink), baseline, text (turn|full|response), "
+    "encoder, name (docs/composition.md)",
+    composite=True,
+)
+register(
     "dpo",
     "rewardkit.rewards.dpo:build",
     "DPO implicit reward β[log π(y|x) − log π_ref(y|x)] over the response tokens; without 'ref', "
@@ -320,6 +332,17 @@ register(
     "answer (frozen MiniLM embeddings + trained head); NaN without a reference.",
     card="A9 — Policy Discriminative Learning (POLAR)",
     arg_help="DIR from `rewardkit polar pretrain` / `polar finetune`; options: only the engine options (dtype, device, threads, …; docs/reward-specs.md)",
+    uses_engine=True,
+)
+register(
+    "dmoerm",
+    "rewardkit.rewards.dmoerm:build",
+    "DMoERM double-layer mixture of experts: each query routed to its task category (a meta "
+    "field, else a MiniLM router, else the default category; NaN without one), the category's "
+    "capability experts' last hidden states aggregated by W₂·PReLU(W₁[h_1;…;h_C]).",
+    card="A5 — DMoERM",
+    arg_help="DIR from `rewardkit dmoerm fit`; options key= (the meta field naming the category, "
+    "default the fit's), " + _ENGINE,
     uses_engine=True,
 )
 register(
