@@ -135,6 +135,7 @@ def _run(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         agreement,
         anyprefer_round,
         llm_rewriter,
+        load_trace,
         margin,
         rewrite_hint,
         rewrite_none,
@@ -143,7 +144,7 @@ def _run(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     )
     from rewardkit.inference.cli import check_prompts_fit
     from rewardkit.inference.generate import GenerationConfig, Policy
-    from rewardkit.inference.run import load_done, read_prompts, read_rows
+    from rewardkit.inference.run import read_prompts, read_rows
     from rewardkit.models.loading import resolve_device
     from rewardkit.registry import load_reward
     from rewardkit.types import stable_hash
@@ -158,7 +159,7 @@ def _run(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     )
     if not items:
         typer.echo(f"warning: {o['data']} holds no prompts", err=True)
-    load_done(o["trace"], None)  # a damaged or foreign --trace, before a model loads
+    load_trace(o["trace"], None)  # a damaged or foreign --trace, before a model loads
     engine = {
         "device": None if o["device"] == "auto" else o["device"],
         "threads": o["threads"],

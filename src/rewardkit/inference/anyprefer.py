@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -383,17 +384,18 @@ def run_anyprefer(
     ``candidates`` (the last round's), ``rounds``, ``passed``, ``pair``. A rerun skips the
     prompts done, drops a line cut short by a kill and refuses a file of other settings or
     prompts (:func:`rewardkit.inference.run.load_done`). Returns counts."""
-    from rewardkit.inference.run import _progress, check_same_prompt, check_same_prompts, load_done
+    from rewardkit.inference.run import _progress, check_same_prompt, check_same_prompts
     from rewardkit.outputs import exclusive
 
     path = Path(trace)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path, "--trace"):
-        done = load_done(path, run_key)
-        for it in items:
-            if (row := done.get(it.id)) is not None:
-                check_same_prompt(row, it, path)
-        check_same_prompts(done, items, path)
+        done = load_trace(path, run_key)
+        with _trace_words():
+            for it in items:
+                if (row := done.get(it.id)) is not None:
+                    check_same_prompt(row, it, path)
+            check_same_prompts(done, items, path)
         todo = [it for it in items if it.id not in done]
         with path.open("a", encoding="utf-8") as fh:
             for it in _progress(todo, progress):
@@ -412,6 +414,44 @@ def run_anyprefer(
                 except OSError as exc:  # a full disk or a size limit: say which file
                     raise OSError(exc.errno, exc.strerror, str(path)) from None
     return {"prompts": len(items), "skipped_done": len(items) - len(todo), "generated": len(todo)}
+
+
+#: ``bon``'s words in :mod:`rewardkit.inference.run`'s errors, as a ``--trace`` says them.
+_TRACE_WORDS = (
+    (
+        "(policy, n, sampling, reward or --select)",
+        "(policy, k, max-rounds, threshold, sampling, judge, pair-reward, rewrite or keep-failed)",
+    ),
+    ("rewardkit bon output row", "rewardkit anyprefer --trace row"),
+    ("best-of-N rows", "anyprefer rows"),
+    ("--out", "--trace"),
+)
+
+
+@contextmanager
+def _trace_words() -> Iterator[None]:
+    """Re-raise a :class:`DataError` of the shared row checks in ``--trace``'s words (they say
+    ``bon``'s ``--out``, an option ``curate anyprefer`` has for its pairs)."""
+    from rewardkit.errors import DataError
+
+    try:
+        yield
+    except DataError as exc:
+        reason = exc.reason
+        for a, b in _TRACE_WORDS:
+            reason = reason.replace(a, b)
+        raise DataError(
+            reason, path=exc.path, line=exc.line, row=exc.row, field=exc.field
+        ) from None
+
+
+def load_trace(path: str | os.PathLike[str], run_key: str | None) -> dict[str, dict[str, Any]]:
+    """:func:`rewardkit.inference.run.load_done` on a ``--trace`` (``run_key=None``: check
+    only), its errors naming ``--trace`` and anyprefer's settings."""
+    from rewardkit.inference.run import load_done
+
+    with _trace_words():
+        return load_done(Path(path), run_key)
 
 
 def pairs_from_rows(rows: Sequence[dict[str, Any]]) -> list[Example]:

@@ -12,6 +12,7 @@ functions when called.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +24,9 @@ _MAX_REDRAWS = 10_000
 
 
 def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SpecError(f"{name} must be an integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def _real(name: str, value: Any) -> float:
@@ -162,16 +163,40 @@ def _scalar(name: str, value: Any) -> Any:
     return value.reshape(())
 
 
-def _params(params: Any) -> list[Any]:
+def _params(params: Any, optimizer: Any) -> list[Any]:
+    """``params`` as a list without repeats (a repeat would count twice in the norm), each a
+    tensor that requires grad and that ``optimizer`` updates (else its step would do nothing)."""
     import torch
 
-    plist = list(params)
+    plist = list({id(p): p for p in params}.values())
     if not plist:
         raise SpecError("params is empty: give the trainable parameters (e.g. the LoRA weights)")
     for i, p in enumerate(plist):
         if not isinstance(p, torch.Tensor) or not p.requires_grad:
             raise SpecError(f"params[{i}] is not a tensor that requires grad")
+    groups = getattr(optimizer, "param_groups", None)
+    if groups is None:  # not a torch optimizer: nothing to check against
+        return plist
+    held = {id(q) for g in groups for q in g["params"]}
+    missing = [i for i, p in enumerate(plist) if id(p) not in held]
+    if missing:
+        raise SpecError(
+            f"params[{missing[0]}] is not in the optimizer's param_groups ({len(missing)} such): "
+            "its step would not update it"
+        )
     return plist
+
+
+def _stray_grads(optimizer: Any, plist: list[Any]) -> int:
+    """How many of ``optimizer``'s parameters outside ``params`` hold a gradient (its step would
+    apply it unclipped and unchecked)."""
+    mine = {id(p) for p in plist}
+    return sum(
+        1
+        for g in getattr(optimizer, "param_groups", None) or []
+        for q in g["params"]
+        if id(q) not in mine and q.grad is not None and bool(q.grad.detach().any())
+    )
 
 
 def _step_out(t: int, x: Any) -> Any:
@@ -210,6 +235,9 @@ def reward_backprop_step(
     in ``p.grad`` afterwards. ``checkpoint=True`` runs each gradient step under
     ``torch.utils.checkpoint`` (same gradients, activations recomputed). A non-finite reward term,
     regulariser or gradient is a :class:`TrainingDiverged` naming it, raised before any update.
+    ``params`` (repeats counted once) must all be in ``optimizer.param_groups``, and an optimizer
+    parameter outside ``params`` that receives a gradient is a :class:`SpecError` before the
+    step (it would be updated unclipped and unchecked).
     """
     import torch
     import torch.utils.checkpoint as tuc
@@ -224,7 +252,7 @@ def reward_backprop_step(
     if not 0 <= cutoff <= n - 1:
         raise SpecError(f"cutoff {cutoff} is outside the chain: steps 0..{n - 1} ({n} steps)")
     terms = reward_terms(rewards)
-    plist = _params(params)
+    plist = _params(params, optimizer)
     coeff = _real("loss_coeff", loss_coeff)
     if grad_clip is not None and _real("grad_clip", grad_clip) <= 0:
         raise SpecError(f"grad_clip must be > 0 or None, got {grad_clip}")
@@ -265,6 +293,12 @@ def reward_backprop_step(
     if not math.isfinite(norm):
         optimizer.zero_grad()
         raise TrainingDiverged(f"gradient norm is {norm}: no update was made")
+    if stray := _stray_grads(optimizer, plist):
+        optimizer.zero_grad()
+        raise SpecError(
+            f"{stray} parameter(s) of the optimizer outside params received a gradient: its step "
+            "would apply it unclipped and unchecked; pass every trained parameter as params"
+        )
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(plist, float(grad_clip))
     optimizer.step()

@@ -1,8 +1,8 @@
 """Confidence-weighted rewards: docs/methods/F7-confidence-weighted.md (PrefPaint's "trust the reward model less
 where it is likely wrong", as a wrapper around any scalar reward).
 
-``c(x) = exp(−scale · s(x))`` where the signal ``s`` is either the mean cosine distance of the
-query's sentence embedding to its ``k`` nearest neighbours in the reward model's training data
+``c(x) = exp(−scale · max(0, s(x) − offset))`` where the signal ``s`` is either the mean cosine
+distance of the query's sentence embedding to its ``k`` nearest neighbours in the training data
 (``source="knn"``) or the population std of an ensemble's members (``source="ensemble"``, the
 ``disagreement`` an :class:`~rewardkit.rewards.composite.ensemble.EnsembleReward` reports).
 The value is ``c·r`` (``mode="multiply"``) or ``c·r + (1 − c)·baseline`` (``mode="shrink"``,
@@ -298,7 +298,7 @@ class ConfidenceReward(Reward):
             self._init_knn(reference, encoder, engine_defaults, base_dir)
             assert self.reference is not None
             self.offset = reference_offset(self.reference, self.k) if auto == "auto" else auto
-        self.name = name or self._default_name()
+        self.name = name or self._default_name(offset, encoder)
 
     def _init_ensemble(self, reference: Any, k: Any, text: Any, encoder: Any) -> None:
         from rewardkit.rewards.composite.ensemble import EnsembleReward
@@ -364,12 +364,20 @@ class ConfidenceReward(Reward):
         ref32 = np.ascontiguousarray(self.reference, dtype=np.float32)
         self._reference_digest = hashlib.sha256(ref32.tobytes()).hexdigest()[:32]
 
-    def _default_name(self) -> str:
+    def _default_name(self, offset: Any, encoder: Any) -> str:
+        """Every setting that changes the value and is not its default (two members of an
+        ensemble that differ only in ``text`` or ``offset`` would otherwise share a name)."""
         how = f"{self.source}, scale={self.scale:g}, {self.mode}"
         if self.k is not None:
             how += f", k={self.k}"
         if self.baseline is not None:
             how += f", baseline={self.baseline:g}"
+        if self.text not in (None, "turn"):
+            how += f", text={self.text}"
+        if offset is not None and offset != "auto":
+            how += f", offset={self.offset:g}"
+        if self.encoder is not None and encoder not in (None, "minilm"):
+            how += f", encoder={getattr(encoder, 'name', encoder)}"
         return f"confidence[{how}]({self.inner.name})"
 
     # ---- Reward interface -----------------------------------------------------------------
