@@ -149,7 +149,7 @@ def test_many_groups_are_grouped_in_one_pass():
     start = time.perf_counter()
     res = filter_by_reward(exs, np.arange(n, dtype=float), "top_frac", 0.5)
     kept = rebalance(exs, "subset", seed=0)
-    assert time.perf_counter() - start < 5.0
+    assert time.perf_counter() - start < 30.0  # ~1 s here; the quadratic version took minutes
     assert len(res.examples) == n  # ceil(0.5 · 1) = 1 of each one-example source
     # each subset holds one pair: a longer or shorter one is unbalanced and dropped, an
     # equal-length one ("aa" vs "bb", every third) is always kept

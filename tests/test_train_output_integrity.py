@@ -182,6 +182,7 @@ from rewardkit.train.config import TrainConfig
 
 class Stub:
     eval_dataset = [1]
+    train_dataset = []
     state = types.SimpleNamespace(log_history=[{"step": 1}])
     def run_fingerprint(self): return {"config": {}, "items": None}
     def is_world_process_zero(self): return True
