@@ -9,7 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardkit.cli import app
-from rewardkit.curate.decontaminate import build_index, decontaminate, ngrams, turns_text
+from rewardkit.curate.decontaminate import (
+    build_index,
+    decontaminate,
+    ngrams,
+    prompt_words,
+    turns_text,
+)
 from rewardkit.data import load, write_jsonl
 from rewardkit.types import Example, user
 
@@ -161,15 +167,54 @@ JUDGEBENCH = DATA / "judgebench"
 
 @pytest.mark.skipif(not JUDGEBENCH.is_dir(), reason="../shared/data/judgebench is absent")
 def test_judgebench_response_models_share_their_questions(tmp_path):
-    """JudgeBench's two files pair different models' answers with one question pool: most rows
-    of one are contaminated by the other, and every removal names a row that exists."""
+    """JudgeBench's two files draw from one question pool: every row of one whose question opens
+    as a row of the other does (94 of 270) is removed, and every removal names a row that exists.
+    Their shared answer-format instruction is boilerplate: before it was, 246 rows were removed,
+    most only for sharing that instruction."""
     claude, gpt = sorted(JUDGEBENCH.glob("*.jsonl"))
     train, bench = load(claude), load(gpt)
-    res = decontaminate(train, [build_index("gpt", bench)])
-    assert res.counts["removed"] > 0.8 * len(train)
+    index = build_index("gpt", bench)
+    res = decontaminate(train, [index])
+    assert index.common > 0
+
+    def opening(e):
+        return " ".join(prompt_words(e.prompt).split())[:150]
+
+    twins = {t.id for t in train if opening(t) in {opening(e) for e in bench}}
+    assert len(twins) > 0.3 * len(train)
+    assert twins <= {r["id"] for r in res.removed}
+    assert res.counts["removed"] < 0.7 * len(train)
     ids = {e.id for e in bench}
     prompts = {e.id: turns_text(e.prompt) for e in bench}
     for r in res.removed:
         assert r["eval_id"] in ids
         if r["kind"] == "exact":
             assert turns_text(train[r["index"]].prompt) == prompts[r["eval_id"]]
+
+
+def test_a_template_shared_by_the_whole_set_is_not_evidence_of_a_copy():
+    """60 evaluation prompts open with one 24-word instruction: its n-grams are the set's
+    boilerplate (held by more than common_limit(60) = 50 rows) and no longer mark every row that
+    uses the template; a copy of one item is still found by its own n-grams, naming that item."""
+    from rewardkit.curate.decontaminate import common_limit
+
+    template = (
+        "Please read the following instructions carefully and answer the question below with a "
+        "single short paragraph that explains your reasoning step by step."
+    )
+    items = [
+        f"Question {i}: how many apples are left if a farmer with {i} baskets of {i + 5} apples "
+        f"each gives away {i + 2} whole baskets to his neighbours on market day?"
+        for i in range(60)
+    ]
+    bench = [_ex(f"b{i}", f"{template} {q}") for i, q in enumerate(items)]
+    index = build_index("bench", bench)
+    assert common_limit(60) == 50 and index.common > 0
+    uses_template = _ex("mine", f"{template} Write a limerick about a cat who loves the rain.")
+    copy = _ex("copy", f"{template} {items[40]}")
+    res = decontaminate([uses_template, copy], [index])
+    assert [e.id for e in res.examples] == ["mine"]
+    assert res.removed[0]["eval_id"] == "b40" and res.removed[0]["kind"] == "exact"
+    loose = _ex("loose", f"Hi! {items[40]} Thanks a lot.")  # not exact: found by its n-grams
+    hit = decontaminate([loose], [index]).removed[0]
+    assert hit["eval_id"] == "b40" and hit["kind"] == "ngram" and hit["shared"] >= 5

@@ -95,9 +95,16 @@ def decontaminate_command(
         indexes = [build_index(a, _load_eval(a, against_format), ngram) for a in against]
         res = decontaminate(examples, indexes, min_shared, responses)
         eval_rows = {ix.name: ix.rows for ix in indexes}
+        common = {ix.name: ix.common for ix in indexes}
         text = (
             json.dumps(
-                {"counts": res.counts, "eval_rows": eval_rows, "removed": res.removed}, indent=1
+                {
+                    "counts": res.counts,
+                    "eval_rows": eval_rows,
+                    "eval_common_ngrams": common,
+                    "removed": res.removed,
+                },
+                indent=1,
             )
             if report
             else None

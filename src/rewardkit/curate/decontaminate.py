@@ -11,6 +11,12 @@ and whitespace do not hide a copy):
   shorter than ``n`` words has no n-gram: a short prompt is caught by the exact test, and a short
   answer ("Yes.") is no evidence of a copy.
 
+An n-gram that more than :func:`common_limit` evaluation rows hold (at least 50 rows and 5% of
+the set) is the set's boilerplate — a shared instruction or rubric template — and is not
+counted: it is evidence of a template, not of a copied item, and counting it made every row that
+uses the template "contaminated" by the set's first row, at a cost per training row that grew
+with the set. A copy of an item is still caught by its own n-grams and by the exact test.
+
 System turns are left out of both tests: one boilerplate system prompt shared by a training set
 and a benchmark would otherwise mark every row. With ``responses=True`` the responses are tested
 too (a training pair holding a benchmark's answer word for word), each against the evaluation
@@ -33,6 +39,14 @@ from rewardkit.types import Example, Message
 
 #: GPT-3's decontamination window ("Language Models are Few-Shot Learners", appendix C).
 DEFAULT_N = 13
+#: An n-gram held by more rows than both of these (a count and a share of the set) is boilerplate.
+COMMON_MIN_ROWS = 50
+COMMON_FRACTION = 0.05
+
+
+def common_limit(rows: int) -> int:
+    """The most evaluation rows an n-gram may be held by and still count (see the docstring)."""
+    return max(COMMON_MIN_ROWS, int(COMMON_FRACTION * rows))
 
 
 def turn_form(content: Any) -> str:
@@ -85,6 +99,7 @@ class EvalIndex:
     response_grams: GramTable = field(default_factory=dict)
     rows: int = 0
     ids: list[str] = field(default_factory=list)  # the evaluation rows' ids, by position
+    common: int = 0  # boilerplate n-grams left out (:func:`common_limit`)
 
 
 def _add(table: GramTable, grams: Iterable[str], row: int) -> None:
@@ -109,13 +124,19 @@ def build_index(name: str, examples: Iterable[Example], n: int = DEFAULT_N) -> E
         text = turns_text(ex.prompt)
         if text:
             index.exact.setdefault(text, ex.id)
-        _add(index.grams, ngrams(_words_only(ex.prompt), n), row)
+        _add(index.grams, ngrams(prompt_words(ex.prompt), n), row)
         answers = (ngrams(content_text(r, None), n) for r in ex.responses)
         _add(index.response_grams, set().union(*answers), row)
+    limit = common_limit(index.rows)
+    for table in (index.grams, index.response_grams):
+        common = [g for g, held in table.items() if not isinstance(held, int) and len(held) > limit]
+        for g in common:
+            del table[g]
+        index.common += len(common)
     return index
 
 
-def _words_only(prompt: Sequence[Message]) -> str:
+def prompt_words(prompt: Sequence[Message]) -> str:
     """The non-system turns' text without role names (n-grams span turn boundaries)."""
     return "\n".join(
         content_text(m.get("content", ""), None) for m in prompt if m.get("role") != "system"
@@ -143,7 +164,7 @@ def match(
     text = turns_text(ex.prompt)
     if text and text in index.exact:
         return {"eval": index.name, "eval_id": index.exact[text], "kind": "exact", "shared": None}
-    hit = _best_hit(ngrams(_words_only(ex.prompt), index.n), index.grams, index.ids)
+    hit = _best_hit(ngrams(prompt_words(ex.prompt), index.n), index.grams, index.ids)
     if hit is not None and hit[1] >= min_shared:
         return {"eval": index.name, "eval_id": hit[0], "kind": "ngram", "shared": hit[1]}
     if responses:
