@@ -15,12 +15,11 @@ from rewardkit.cli_errors import finite, number_in, user_errors
 from rewardkit.curate.cli import curate_app
 from rewardkit.curate.cli_helpers import TO_FORMATS, choices, held_targets, summary, target_notes
 from rewardkit.engine.config import MAX_THREADS
+from rewardkit.inference.cli import DTYPES, MAX_NEW_TOKENS
+from rewardkit.inference.cli import MAX_N as MAX_K  # bon's --n bound: candidates per round
 
-#: The most candidates per prompt and rounds per prompt (``bon``'s --n bound; rounds are cheap
-#: to bound: each is a full sample-and-score pass).
-MAX_K = 4096
+#: The most rounds per prompt (each is a full sample-and-score pass).
 MAX_ROUNDS = 100
-DTYPES = ("float32", "fp32", "bfloat16", "bf16")
 
 
 def _trace_target(trace: Path, out: Path, data: str) -> Path:
@@ -84,7 +83,7 @@ def anyprefer_command(
     ] = False,
     seed: Annotated[int, typer.Option(help="Sampling seed (round r: seed + r, per prompt).")] = 0,
     max_new_tokens: Annotated[
-        int, typer.Option(min=1, max=32768, help="Tokens generated per candidate.")
+        int, typer.Option(min=1, max=MAX_NEW_TOKENS, help="Tokens generated per candidate.")
     ] = 256,
     temperature: Annotated[
         float, typer.Option(callback=number_in(0, lo_open=True), help="Sampling temperature.")
