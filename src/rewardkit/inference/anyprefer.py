@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rewardkit.inference.best_of_n import score_candidates
 from rewardkit.inference.mining import mine_pairs
+from rewardkit.inference.run import RowsFile
 from rewardkit.types import Example, Message, Query, Reward, as_messages
 
 Target = Callable[[list[Message], int, int], Sequence[str]]
@@ -391,11 +391,10 @@ def run_anyprefer(
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path, "--trace"):
         done = load_trace(path, run_key)
-        with _trace_words():
-            for it in items:
-                if (row := done.get(it.id)) is not None:
-                    check_same_prompt(row, it, path)
-            check_same_prompts(done, items, path)
+        for it in items:
+            if (row := done.get(it.id)) is not None:
+                check_same_prompt(row, it, path, TRACE_ROWS)
+        check_same_prompts(done, items, path, TRACE_ROWS)
         todo = [it for it in items if it.id not in done]
         with path.open("a", encoding="utf-8") as fh:
             for it in _progress(todo, progress):
@@ -416,33 +415,13 @@ def run_anyprefer(
     return {"prompts": len(items), "skipped_done": len(items) - len(todo), "generated": len(todo)}
 
 
-#: ``bon``'s words in :mod:`rewardkit.inference.run`'s errors, as a ``--trace`` says them.
-_TRACE_WORDS = (
-    (
-        "(policy, n, sampling, reward or --select)",
-        "(policy, k, max-rounds, threshold, sampling, judge, pair-reward, rewrite or keep-failed)",
-    ),
-    ("rewardkit bon output row", "rewardkit anyprefer --trace row"),
-    ("best-of-N rows", "anyprefer rows"),
-    ("--out", "--trace"),
+#: How ``--trace`` is named in the shared row checks' errors (:mod:`rewardkit.inference.run`).
+TRACE_ROWS = RowsFile(
+    option="--trace",
+    row="rewardkit curate anyprefer --trace row",
+    rows="anyprefer rows",
+    settings="policy, k, max-rounds, threshold, sampling, judge, pair-reward, rewrite or keep-failed",
 )
-
-
-@contextmanager
-def _trace_words() -> Iterator[None]:
-    """Re-raise a :class:`DataError` of the shared row checks in ``--trace``'s words (they say
-    ``bon``'s ``--out``, an option ``curate anyprefer`` has for its pairs)."""
-    from rewardkit.errors import DataError
-
-    try:
-        yield
-    except DataError as exc:
-        reason = exc.reason
-        for a, b in _TRACE_WORDS:
-            reason = reason.replace(a, b)
-        raise DataError(
-            reason, path=exc.path, line=exc.line, row=exc.row, field=exc.field
-        ) from None
 
 
 def load_trace(path: str | os.PathLike[str], run_key: str | None) -> dict[str, dict[str, Any]]:
@@ -450,8 +429,7 @@ def load_trace(path: str | os.PathLike[str], run_key: str | None) -> dict[str, d
     only), its errors naming ``--trace`` and anyprefer's settings."""
     from rewardkit.inference.run import load_done
 
-    with _trace_words():
-        return load_done(Path(path), run_key)
+    return load_done(Path(path), run_key, TRACE_ROWS)
 
 
 def pairs_from_rows(rows: Sequence[dict[str, Any]]) -> list[Example]:

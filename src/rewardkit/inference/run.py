@@ -144,7 +144,24 @@ class BonConfig:
         return stable_hash(d)
 
 
-def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class RowsFile:
+    """How a resumable rows file is named in its errors: the option that names it, what one of
+    its rows is, what its rows are and the settings its run key covers."""
+
+    option: str = "--out"
+    row: str = "rewardkit bon output row"
+    rows: str = "best-of-N rows"
+    settings: str = "policy, n, sampling, reward or --select"
+
+
+#: ``bon``'s ``--out``.
+BON_ROWS = RowsFile()
+
+
+def load_done(
+    path: Path, run_key: str | None, words: RowsFile = BON_ROWS
+) -> dict[str, dict[str, Any]]:
     """Rows already in ``path`` by prompt id; a truncated last line is cut off the file.
 
     Every row is checked (an object with the fields a ``bon`` row has, each of the right type,
@@ -169,11 +186,11 @@ def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
                     reason = "not valid UTF-8 text" if bad_text else str(exc)
                     raise DataError(reason, path=str(path), line=lineno) from None
                 break  # an incomplete last line: the run was killed while writing it
-            _check_row(row, path, lineno)
+            _check_row(row, path, lineno, words)
             if run_key is not None and row["run"] != run_key:
                 raise DataError(
-                    "this file was written by a run with other settings (policy, n, sampling, "
-                    "reward or --select); pass a new --out or delete the file",
+                    f"this file was written by a run with other settings ({words.settings}); "
+                    f"pass a new {words.option} or delete the file",
                     path=str(path),
                     line=lineno,
                     field="run",
@@ -182,7 +199,7 @@ def load_done(path: Path, run_key: str | None) -> dict[str, dict[str, Any]]:
             if key in done:
                 raise DataError(
                     f"id {key!r} appears twice (first at line {lines[key]}): a run that skips "
-                    "finished prompts by id cannot tell them apart; pass a new --out",
+                    f"finished prompts by id cannot tell them apart; pass a new {words.option}",
                     path=str(path),
                     line=lineno,
                     field="id",
@@ -205,12 +222,12 @@ def _last_byte(path: Path) -> bytes:
         return fh.read(1)
 
 
-def _check_row(row: Any, path: Path, line: int) -> None:
+def _check_row(row: Any, path: Path, line: int, words: RowsFile = BON_ROWS) -> None:
     """Refuse a line of a ``bon`` output file that is not a row ``bon`` writes."""
 
     def bad(message: str, field: str | None = None) -> DataError:
         return DataError(
-            f"{message}; not a rewardkit bon output row (pass a new --out, or delete the file)",
+            f"{message}; not a {words.row} (pass a new {words.option}, or delete the file)",
             path=str(path),
             line=line,
             field=field,
@@ -246,7 +263,9 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def check_same_prompt(row: dict[str, Any], item: PromptItem, path: Path) -> None:
+def check_same_prompt(
+    row: dict[str, Any], item: PromptItem, path: Path, words: RowsFile = BON_ROWS
+) -> None:
     """Refuse to resume a prompt whose finished row holds another prompt text or another
     reference (its scores were computed against the old one: a rule reward checks the answer
     with it); a row without a ``reference`` field (written before it was kept) is not checked
@@ -259,14 +278,17 @@ def check_same_prompt(row: dict[str, Any], item: PromptItem, path: Path) -> None
         return
     raise DataError(
         f"prompt id {item.id!r} is done in this file with another {what} changed since that "
-        "run; pass a new --out",
+        f"run; pass a new {words.option}",
         path=str(path),
         field=field,
     )
 
 
 def check_same_prompts(
-    done: dict[str, dict[str, Any]], items: Sequence[PromptItem], path: Path
+    done: dict[str, dict[str, Any]],
+    items: Sequence[PromptItem],
+    path: Path,
+    words: RowsFile = BON_ROWS,
 ) -> None:
     """Refuse to append to a file written from another prompt file: a prompt of this run done
     there under another id that is not a prompt of this run (the file was renamed or moved,
@@ -287,7 +309,7 @@ def check_same_prompts(
                 f"prompt id {it.id!r} is done in this file as id {other!r} (the same prompt "
                 "and reference): the prompt file was renamed or moved (its ids are file:line) "
                 "or its ids changed since that run, so it would be answered twice; rerun with "
-                "that prompt file, or pass a new --out",
+                f"that prompt file, or pass a new {words.option}",
                 path=str(path),
                 field="id",
             )
@@ -295,8 +317,8 @@ def check_same_prompts(
         first = next(iter(done))
         raise DataError(
             f"none of the {len(done):,} rows in this file is a prompt of this run (the first "
-            f"row's id is {first!r}): it holds the best-of-N rows of another prompt file, and a "
-            "resumed run appends only to its own rows; pass a new --out",
+            f"row's id is {first!r}): it holds the {words.rows} of another prompt file, and a "
+            f"resumed run appends only to its own rows; pass a new {words.option}",
             path=str(path),
             field="id",
         )
