@@ -139,11 +139,14 @@ INTERRUPTED = 130
 _RESUME = (
     "model scores computed so far stay in the score cache, so the same command resumes from them"
 )
-_NO_CACHE_RESUME = "with --no-cache no model score was kept, so the same command starts over"
+_NO_CACHE_RESUME = (
+    "with --no-cache no model score was kept, so the same command starts over (bon and curate "
+    "anyprefer still skip the prompts they finished)"
+)
 _UNFINISHED = (
     "before the run finished: its outputs are absent or incomplete (score, eval, report and "
     "curate write each file only once it is complete; bon keeps the prompts it finished in its "
-    "--out); " + _RESUME
+    "--out, curate anyprefer in its --trace); " + _RESUME
 )
 INTERRUPTED_NOTE = "interrupted " + _UNFINISHED
 TERMINATED_NOTE = "terminated (SIGTERM) " + _UNFINISHED

@@ -122,16 +122,15 @@ def _reward_names(name: str | None, spec: str, reward: Any) -> list[str]:
 def _check_names(names: list[str], fixed: dict[str, Any]) -> None:
     """Refuse an attribute given twice (a rating and a reward, two rewards), a name that
     cannot be printed in a condition, and a ``--range`` for no attribute, before scoring."""
-    from rewardkit.curate.condition import attribute_label
+    from rewardkit.curate.condition import attribute_labels
 
     twice = sorted({a for a in names if names.count(a) > 1})
     if twice:
         raise typer.BadParameter(f"attribute(s) {twice} given twice", param_hint="--reward")
-    for a in names:
-        try:
-            attribute_label(a)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--reward") from None
+    try:
+        attribute_labels(names)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--attributes/--reward") from None
     if fixed.keys() - set(names):
         raise typer.BadParameter(
             f"a range for {sorted(fixed.keys() - set(names))}, not an attribute ({names})",
@@ -287,6 +286,8 @@ def condition_command(
             counts=counts,
         )
         n = _write(res, out, to, shape)
+    if examples and not n:
+        _warn_empty(counts)
     summary(
         examples=len(examples),
         attributes=names,
@@ -297,6 +298,14 @@ def condition_command(
         inference_condition=cd.inference_condition(names, scale) if names else None,
         out=out,
     )
+
+
+def _warn_empty(counts: dict[str, int]) -> None:
+    """Say why a run over examples wrote nothing (every response unscored: a reward that does
+    not apply, e.g. a rule without references; every pair a tie or contradicting its label)."""
+    why = ", ".join(f"{k} {v}" for k, v in counts.items() if v and k not in ("pairs", "responses"))
+    why = why or "every row left out by --to; see the summary"
+    warnings.warn(f"nothing to write: no conditioned example ({why})", stacklevel=2)
 
 
 def _write(examples: list[Any], out: Path, to: str, shape: str) -> int:

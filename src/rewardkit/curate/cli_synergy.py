@@ -195,6 +195,13 @@ def agree_command(
             f"{agree} is more than the {len(reward)} judge(s) given with -r: no pair could be kept",
             param_hint="--min-agree",
         )
+    twice = sorted(j for j, c in Counter(r.strip() for r in reward).items() if c > 1)
+    if twice:
+        raise typer.BadParameter(
+            f"judge(s) {', '.join(twice)} given twice: each -r is one vote, so a judge given "
+            "twice would outvote the others; give each judge once",
+            param_hint="--reward",
+        )
     with user_errors(), naming_data(data), held_targets(data, out=out):
         examples = load_examples(data, fmt, limit)
         margins = judge_margins(examples, load_rewards(reward, device, no_cache))

@@ -2,22 +2,16 @@
 for Instruction-based Image Editing", Gu et al., arXiv 2411.04713), text analog
 (docs/methods/E8-multi-reward-conditioning.md).
 
-Instead of discarding imperfect responses, score each on several perspectives as integers
-``0..S`` (plus an optional text naming its failure points) and give the scores to the model as
-a condition; at inference every score is the maximum and the failure text empty.
-
-The condition (:func:`condition_text`) is one line of scores and, when a failure text exists,
-a second line::
+Imperfect responses are kept, each conditioned on its integer scores ``0..S`` per perspective
+(and a text naming its failure points); at inference every score is ``S``, no failure text::
 
     Instruction following: 3/5; Detail preservation: 4/5; Quality: 2/5
     Issues: misses the second question
 
-It goes in front of the prompt the way card A12's goal does (:func:`rewardkit.curate.relabel.
-condition`): a leading system message (an existing one gets ``condition + "\\n\\n"`` in front
-of its text) or, with ``as_system=False``, ``condition + "\\n\\n"`` before the first user turn.
-A reader of the condition reads the first line and, if the second starts with ``Issues: ``,
-that line (:func:`parse_condition`); nothing after them can change what it reads, because
-attribute labels hold no ``:``, ``;`` or line break and a failure text is put on one line.
+The condition (:func:`condition_text`) goes in front of the prompt as card A12's goal does
+(:func:`rewardkit.curate.relabel.condition`). A reader (:func:`parse_condition`) reads the first
+line and an ``Issues: `` second line; nothing after them can change what it reads: labels hold
+no ``:``, ``;``, line break or invisible character, and a failure text is put on one line.
 """
 
 from __future__ import annotations
@@ -52,15 +46,27 @@ _HALF_TOL = 1e-9
 def attribute_label(name: str) -> str:
     """How an attribute name is printed: ``_`` as a space, runs of white space (line breaks
     included) as one space, the first letter upper-cased, the rest as given
-    (``instruction_following`` → ``Instruction following``). A name whose label is empty or
-    holds ``:`` or ``;`` (the separators of the condition line) is a ValueError."""
+    (``instruction_following`` → ``Instruction following``). A name whose label is empty,
+    holds ``:`` or ``;`` (the separators of the condition line) or an invisible control or
+    format character (a zero-width space, a direction override: the condition would not read
+    as what it states) is a ValueError."""
     label = " ".join(str(name).replace("_", " ").split())
-    if not label or ":" in label or ";" in label:
+    if not label or ":" in label or ";" in label or not label.isprintable():
         raise ValueError(
             f"attribute name {name!r} cannot be printed in a condition: it must be non-empty "
-            "and hold no ':' or ';'"
+            "and hold no ':', ';' or invisible character"
         )
     return label[0].upper() + label[1:]
+
+
+def attribute_labels(attributes: Sequence[str]) -> list[str]:
+    """:func:`attribute_label` of each attribute; two that print alike (``a_b`` and ``a b``,
+    ``help`` and ``Help``) are a ValueError: a reader could not tell them apart."""
+    labels = [attribute_label(a) for a in attributes]
+    twice = sorted({a for a, lab in zip(attributes, labels, strict=True) if labels.count(lab) > 1})
+    if twice:
+        raise ValueError(f"attributes {twice} print the same label in a condition; rename one")
+    return labels
 
 
 def round_half_up(x: float) -> int:
@@ -106,9 +112,7 @@ def condition_text(scores: Mapping[str, float], scale: int, issues: str | None =
     (half up, in ``[0, scale]``). A NaN score (the attribute does not apply) is left out; with
     no score left it is a ValueError (there is nothing to condition on)."""
     scale = check_scale(scale)
-    labels = [attribute_label(a) for a in scores]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"attributes {list(scores)} print the same label twice")
+    labels = attribute_labels(list(scores))
     parts = [
         f"{label}: {score_int(v, scale, name)}/{scale}"
         for label, (name, v) in zip(labels, scores.items(), strict=True)
@@ -122,8 +126,7 @@ def condition_text(scores: Mapping[str, float], scale: int, issues: str | None =
 
 
 def inference_condition(attributes: Sequence[str], scale: int = DEFAULT_SCALE) -> str:
-    """The condition to generate with after training: every attribute at ``scale``, no
-    failure text."""
+    """The condition to generate with after training: every attribute at ``scale``."""
     return condition_text(dict.fromkeys(attributes, float(scale)), scale)
 
 
@@ -339,16 +342,16 @@ def issue_texts(ex: Example, column: str) -> list[str | None]:
         return [None] * n
     if isinstance(value, str) and n == 1:
         return [value]
-    if (
-        isinstance(value, list)
-        and len(value) == n
-        and all(v is None or isinstance(v, str) for v in value)
-    ):
-        return list(value)
+    if isinstance(value, list) and len(value) == n:
+        bad = [i for i, v in enumerate(value) if v is not None and not isinstance(v, str)]
+        if not bad:
+            return list(value)
+        got = f"{type(value[bad[0]]).__name__} at {bad[0]}"
+    else:
+        got = f"a list of {len(value)}" if isinstance(value, list) else type(value).__name__
     raise DataError(
         f"example {ex.id!r}: {column!r} must be a text (one response) or a list of {n} texts "
-        f"or nulls, one per response; got {type(value).__name__}"
-        + (f" of {len(value)}" if isinstance(value, list) else ""),
+        f"or nulls, one per response; got {got}",
         field=column,
     )
 
@@ -402,15 +405,14 @@ def condition_examples(
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     scale = check_scale(scale)
     attributes = list(attributes)
-    for a in attributes:
-        attribute_label(a)
+    attribute_labels(attributes)
     if len(scores) != len(examples) or (issues is not None and len(issues) != len(examples)):
         raise ValueError(f"{len(examples)} examples but {len(scores)} score arrays / issues")
     users = [as_system or any(m.get("role") == "user" for m in ex.prompt) for ex in examples]
     if not all(users):
         raise DataError(
-            f"example {examples[users.index(False)].id!r}: its prompt has no user turn to put the condition in front "
-            "of; condition it as a system message (without --nosys)",
+            f"example {examples[users.index(False)].id!r}: its prompt has no user turn to put "
+            "the condition in front of; condition it as a system message (without --nosys)",
             field="prompt",
         )
     build = _sft if shape == "sft" else _pairs

@@ -1,8 +1,10 @@
 """Decontamination: training rows whose prompt also appears in an evaluation set.
 
 A reward model scored on prompts it was trained on reports memory, not judgement. Two tests,
-both on :func:`~rewardkit.curate.dedup.normalize_text` (case, quotes, presentation punctuation
-and whitespace do not hide a copy):
+both on :func:`fold`: :func:`~rewardkit.curate.dedup.normalize_text` (case, quotes, presentation
+punctuation, whitespace, zero-width and direction marks do not hide a copy) with the remaining
+invisible characters dropped and Cyrillic/Greek look-alikes read as the Latin letters they
+imitate (``"Pаris"`` with a Cyrillic ``а`` is ``"Paris"``):
 
 - **exact**: the row's conversation (every non-system turn, roles included) equals an
   evaluation row's after normalization;
@@ -26,6 +28,7 @@ the row it matched, the test and the number of shared n-grams.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,18 +47,42 @@ COMMON_MIN_ROWS = 50
 COMMON_FRACTION = 0.05
 
 
+#: Invisible characters :func:`normalize_text` keeps (it drops format characters, category Cf):
+#: the combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free
+#: variation selectors and the supplementary variation selectors.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\uffa0\U000e0100-\U000e01ef]"
+)
+#: Cyrillic, Greek and Latin-extension letters drawn like a Latin letter (a homoglyph hides a copy
+#: from an exact comparison); the braille blank is drawn as a space. Applied before
+#: normalization (case kept: Cyrillic ``Н`` looks like ``H``, ``н`` like nothing) and after it
+#: (the lower-case entries, for the forms NFKC produces, e.g. a mathematical bold Greek alpha).
+_LOOKALIKE = str.maketrans(
+    "АВЕКМНОРСТХЅІЈҮԚԜаеорсухѕіјһԁԛԝӏүΑΒΕΖΗΙΚΜΝΟΡΤΥΧαονικρυχıɡɑ\u2800",
+    "ABEKMHOPCTXSIJYQWaeopcyxsijhdqwlyABEZHIKMNOPTYXaovikpuxiga ",
+)
+
+
+def fold(text: str) -> str:
+    """The form both tests compare: ``text`` without the invisible characters normalization
+    keeps, look-alike letters as Latin (:data:`_LOOKALIKE`), then
+    :func:`~rewardkit.curate.dedup.normalize_text`. Two texts that fold alike look alike; a
+    training row that disguises a benchmark item this way is still caught."""
+    return normalize_text(_IGNORABLE.sub("", text).translate(_LOOKALIKE)).translate(_LOOKALIKE)
+
+
 def common_limit(rows: int) -> int:
     """The most evaluation rows an n-gram may be held by and still count (see the docstring)."""
     return max(COMMON_MIN_ROWS, int(COMMON_FRACTION * rows))
 
 
 def turn_form(content: Any) -> str:
-    """A turn as the exact test compares it: its normalized text (where normalization leaves
+    """A turn as the exact test compares it: its folded text (:func:`fold`; where it leaves
     nothing, a text of punctuation only such as ``"!!!"``, the text with white space collapsed:
     ``"!!!"`` is no copy of ``"..."``), then each image as the sha256 of its bytes (two prompts
     asking "Describe." of two images are not one prompt)."""
     raw = content_text(content, None)
-    text = normalize_text(raw) or " ".join(raw.split())
+    text = fold(raw) or " ".join(raw.split())
     parts = content if isinstance(content, list) else []
     images = [
         f"<image {p['image'].digest()}>"
@@ -76,8 +103,8 @@ def turns_text(prompt: Sequence[Message]) -> str:
 
 
 def ngrams(text: str, n: int) -> set[str]:
-    """The word n-grams of normalized ``text`` (none for a text of fewer than ``n`` words)."""
-    words = normalize_text(text).split()
+    """The word n-grams of ``text`` (:func:`fold`; none for a text of fewer than ``n`` words)."""
+    words = fold(text).split()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 

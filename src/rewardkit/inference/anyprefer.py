@@ -433,12 +433,19 @@ def load_trace(path: str | os.PathLike[str], run_key: str | None) -> dict[str, d
 
 
 def pairs_from_rows(rows: Sequence[dict[str, Any]]) -> list[Example]:
-    """The pairs of trace rows (rows without one give none) as examples for the writers."""
-    out = []
+    """The pairs of trace rows (rows without one give none) as examples for the writers; a
+    pair an earlier row gave already (a repeated prompt: the same samples) is written once."""
+    out, seen = [], set()
     for row in rows:
         p = row.get("pair")
         if p is None:
             continue
+        key = json.dumps(
+            [row["prompt"], row.get("reference"), p["chosen"], p["rejected"]], default=str
+        )
+        if key in seen:
+            continue
+        seen.add(key)
         out.append(
             Example(
                 id=p["id"],

@@ -34,13 +34,25 @@ def check_temperature(temperature: Any) -> float:
     ok = isinstance(temperature, int | float | np.floating | np.integer) and not isinstance(
         temperature, bool | np.bool_
     )
-    if not ok or not math.isfinite(float(temperature)) or not float(temperature) > 0:
+    try:
+        t = float(temperature) if ok else math.nan
+    except OverflowError:  # an int past 1.8e308 (10**400): not a finite float
+        t = math.inf
+    if not math.isfinite(t) or not t > 0:
         raise ValueError(f"Luce temperature must be a finite number > 0, got {temperature!r}")
-    return float(temperature)
+    return t
+
+
+def _as_floats(rewards: Any) -> np.ndarray:
+    """``rewards`` as a float64 array, or a ValueError naming what is not a number."""
+    try:
+        return np.asarray(rewards, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # text, complex, ragged rows, None inside
+        raise ValueError(f"Luce choice needs numeric rewards (NaN where none): {exc}") from None
 
 
 def _rewards(rewards: Any, ndim: int) -> np.ndarray:
-    r = np.asarray(rewards, dtype=np.float64)
+    r = _as_floats(rewards)
     if r.ndim != ndim:
         want = "a 1-D list of rewards" if ndim == 1 else "a 2-D array (rows of rewards)"
         raise ValueError(f"Luce choice needs {want}, got shape {r.shape}")
@@ -82,7 +94,7 @@ def luce_probs(rewards: Any, temperature: float = 1.0) -> np.ndarray:
 
     NaN → 0; ±inf and all-NaN as the module docstring says (all NaN → ``(1, 0, …, 0)``)."""
     t = check_temperature(temperature)
-    r = np.asarray(rewards, dtype=np.float64)
+    r = _as_floats(rewards)
     if r.ndim == 2:
         return _probs_rows(_rewards(r, 2), t)
     return _probs_rows(_rewards(r, 1)[None, :], t)[0]
@@ -115,7 +127,7 @@ def luce_select_rows(
 
 def unscored(rewards: Any) -> bool:
     """True when no candidate has a reward (all NaN): the pick is the first, unscored."""
-    return bool(np.isnan(np.asarray(rewards, dtype=np.float64)).all())
+    return bool(np.isnan(_as_floats(rewards)).all())
 
 
 def selection_rng(seed: int, prompt: list[Message]) -> np.random.Generator:

@@ -98,7 +98,8 @@ def read_prompts(
         if item_id in first_seen:
             raise loc.error(
                 f"duplicate id {item_id!r} (first at {first_seen[item_id]}); ids must be unique, "
-                "since a resumed run skips every prompt whose id is already in --out",
+                "since a resumed run skips every prompt whose id it finished (bon's --out, curate "
+                "anyprefer's --trace)",
                 field="id",
             )
         first_seen[item_id] = where

@@ -35,17 +35,26 @@ class CuratedHistory:
     kl_to_real: np.ndarray  # KL(p_t ‖ p_real) in nats (inf where p_t leaves p_real's support)
 
 
-def _probs(value: Any, name: str) -> np.ndarray:
-    p = np.asarray(value, dtype=np.float64)
+def _floats(value: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # text, None, ragged lists
+        raise ValueError(f"{name} must be numbers, got {value!r}") from None
+
+
+def _probs(value: Any, name: str, m: int | None = None) -> np.ndarray:
+    p = _floats(value, name)
     if p.ndim != 1 or p.size < 1 or not np.isfinite(p).all() or (p < 0).any():
         raise ValueError(f"{name} must be a 1-D array of finite probabilities >= 0, got {value!r}")
+    if m is not None and p.size != m:
+        raise ValueError(f"{name} must hold {m} probabilities (one per item), got {p.size}")
     if not abs(p.sum() - 1.0) < 1e-6:
         raise ValueError(f"{name} must sum to 1, sums to {p.sum():.6g}")
     return p / p.sum()
 
 
 def _rewards(value: Any, name: str, m: int) -> np.ndarray:
-    r = np.asarray(value, dtype=np.float64)
+    r = _floats(value, name)
     if r.shape != (m,) or not np.isfinite(r).all():
         raise ValueError(f"{name} must be {m} finite rewards (one per item), got {value!r}")
     return r
@@ -60,7 +69,7 @@ def _count(value: Any, name: str, lo: int) -> int:
 def entropy(p: np.ndarray) -> float:
     """Shannon entropy of a categorical distribution, in nats."""
     q = p[p > 0]
-    return float(-(q * np.log(q)).sum())
+    return float(-(q * np.log(q)).sum()) + 0.0  # + 0.0: a point mass is 0.0, not -0.0
 
 
 def kl(p: np.ndarray, q: np.ndarray) -> float:
@@ -97,14 +106,11 @@ def curated_retraining_sim(
         _count(rounds, "rounds", 0),
         _count(choices, "choices", 1),
     )
-    if (
-        isinstance(real_frac, bool)
-        or not isinstance(real_frac, int | float)
-        or not 0 <= real_frac < 1
-    ):
+    number = isinstance(real_frac, int | float | np.integer | np.floating)
+    if isinstance(real_frac, bool | np.bool_) or not number or not 0 <= real_frac < 1:
         raise ValueError(f"real_frac must be a number in [0, 1), got {real_frac!r}")
     t = check_temperature(temperature)
-    p = p_real.copy() if init_probs is None else _probs(init_probs, "init_probs")
+    p = p_real.copy() if init_probs is None else _probs(init_probs, "init_probs", m)
     rng = np.random.default_rng(seed)
     rows = [p]
     for _ in range(rounds):
