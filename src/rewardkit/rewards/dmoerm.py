@@ -201,20 +201,21 @@ class Router:
         router_identity(d)
         self.meta = read_meta(d / ROUTER_META, {"dim": int, "max_length": int}, ROUTE)
         cats = self.meta.get("categories")
-        if not isinstance(cats, list) or len(cats) < 2 or not all(isinstance(c, str) for c in cats):
+        ok = isinstance(cats, list) and all(isinstance(c, str) and c.strip() for c in cats)
+        if not ok or len(set(cats)) < 2 or len(set(cats)) != len(cats):
             raise SpecError(
-                f"{d / ROUTER_META}: 'categories' must list two or more names ({ROUTE})"
+                f"{d / ROUTER_META}: 'categories' must list two or more distinct names ({ROUTE})"
             )
+        encoder = self.meta.get("encoder", "minilm")
+        if not isinstance(encoder, str) or not encoder.strip():
+            raise SpecError(f"{d / ROUTER_META}: 'encoder' must name a sentence encoder ({ROUTE})")
         self.categories: list[str] = cats
         self.head = nn.Linear(self.meta["dim"], len(cats))
         load_state(self.head, d / ROUTER_WEIGHTS)
         refuse_nonfinite(self.head, d / ROUTER_WEIGHTS, ROUTE)
-        cfg = config or EngineConfig()
-        if cfg.max_length is None:
-            cfg = replace(cfg, max_length=int(self.meta["max_length"]))
-        self.encoder = EmbeddingSimilarityReward(
-            self.meta.get("encoder", "minilm"), cfg, pooling="mean"
-        )
+        # the length it was trained at, whatever the experts' engine reads
+        cfg = replace(config or EngineConfig(), max_length=int(self.meta["max_length"]))
+        self.encoder = EmbeddingSimilarityReward(encoder, cfg, pooling="mean")
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """(n, K) category probabilities of prompt texts."""
@@ -281,15 +282,24 @@ def save_dmoerm(
         meta["categories"][cat]["index"] = i
         tensors.update({f"{i}.{k}": v for k, v in head.state_dict().items()})
     write_weights(out / WEIGHTS_FILE, tensors, WEIGHTS_FILE)
+    meta["weights_sha256"] = file_digest(out / WEIGHTS_FILE)
     write_meta(out / META_FILE, meta)
     return out
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file (32 hex digits): ties ``dmoerm.json`` to the weights of its own fit."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+
+
+def _count(v: Any, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
 def _category_entry(path: Path, cat: Any, entry: Any) -> None:
     ok = isinstance(cat, str) and isinstance(entry, dict)
-    ints = ("in_dim", "inner")
-    ok = ok and all(isinstance(entry.get(k), int) and entry[k] >= 1 for k in ints)
-    ok = ok and isinstance(entry.get("index"), int) and isinstance(entry.get("experts"), list)
+    ok = ok and all(_count(entry.get(k), 1) for k in ("in_dim", "inner"))
+    ok = ok and _count(entry.get("index"), 0) and isinstance(entry.get("experts"), list)
     ok = (
         ok
         and bool(entry["experts"])
@@ -299,6 +309,23 @@ def _category_entry(path: Path, cat: Any, entry: Any) -> None:
         raise SpecError(
             f"{path}: category {cat!r} must hold in_dim, inner, index and experts [{{path, identity, dim}}] ({FIT})"
         )
+
+
+def _check_layout(path: Path, meta: Mapping[str, Any]) -> None:
+    """SpecError unless every category entry is well formed, their indices are distinct and a
+    router entry is ``{path, identity}`` (a hand-edited or foreign JSON, named)."""
+    for cat, entry in meta["categories"].items():
+        _category_entry(path, cat, entry)
+    indices = [e["index"] for e in meta["categories"].values()]
+    if len(set(indices)) != len(indices):
+        raise SpecError(f"{path}: two categories share a weights index {sorted(indices)} ({FIT})")
+    router = meta.get("router")
+    if router is not None and not (
+        isinstance(router, dict)
+        and isinstance(router.get("path"), str)
+        and isinstance(router.get("identity"), dict)
+    ):
+        raise SpecError(f"{path}: 'router' must be null or {{path, identity}} ({FIT})")
 
 
 def check_expert_files(meta: Mapping[str, Any]) -> None:
@@ -323,17 +350,23 @@ def load_dmoerm(directory: str | Path) -> tuple[dict[str, nn.Module], dict[str, 
     from safetensors.torch import load_file
 
     d = Path(directory).expanduser()
-    if not (d / META_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
+    missing = [f for f in (META_FILE, WEIGHTS_FILE) if not (d / f).is_file()]
+    if missing:
         raise SpecError(
-            f"{d}: not a DMoERM model ({META_FILE} and {WEIGHTS_FILE} missing); fit one with `{FIT}`"
+            f"{d}: not a DMoERM model ({' and '.join(missing)} missing); fit one with `{FIT}`"
         )
     meta = read_meta(d / META_FILE, {"key": str, "categories": dict}, FIT)
     if not meta["categories"] or meta.get("default") not in (None, *meta["categories"]):
         raise SpecError(
             f"{d / META_FILE}: no categories, or a default that is none of them ({FIT})"
         )
-    for cat, entry in meta["categories"].items():
-        _category_entry(d / META_FILE, cat, entry)
+    _check_layout(d / META_FILE, meta)
+    sha = meta.get("weights_sha256")
+    if sha is not None and sha != file_digest(d / WEIGHTS_FILE):
+        raise SpecError(
+            f"{d}: {WEIGHTS_FILE} is not the one {META_FILE} was written with (an interrupted "
+            f"or mixed fit); fit again with `{FIT}`"
+        )
     check_expert_files(meta)
     try:
         state = load_file(str(d / WEIGHTS_FILE))

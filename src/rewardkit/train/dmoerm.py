@@ -22,6 +22,8 @@ import numpy as np
 from rewardkit.errors import DataError, SpecError
 from rewardkit.rewards.dmoerm import (
     DEFAULT_KEY,
+    META_FILE,
+    WEIGHTS_FILE,
     Expert,
     aggregator,
     category_features,
@@ -125,9 +127,44 @@ def check_experts(
         if isinstance(paths, str | Path) or not paths:
             raise SpecError(f"category {cat!r}: give a list of one or more expert directories")
         out[cat] = [str(expert_path(p)) for p in paths]
+        twice = [p for i, p in enumerate(out[cat]) if p in out[cat][:i]]
+        if twice:
+            raise SpecError(
+                f"category {cat!r}: expert {twice[0]} is given twice; give each expert once"
+            )
     if default is not None and default not in out:
         raise SpecError(f"default category {default!r} has no experts; categories: {sorted(out)}")
     return out
+
+
+#: Files a model directory of another kind holds: writing there would change its weights' hash
+#: (an expert scored by a DMoERM model would be refused as "changed") or mix two models.
+MODEL_FILES = ("config.json", "adapter_config.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+
+
+def check_out_dir(out: Path, own: Sequence[str], inputs: Sequence[str | Path] = ()) -> None:
+    """SpecError when ``out`` is one of the run's ``inputs`` (expert or router directories) or
+    holds another model (a config or weights not among the run's ``own`` files): each DMoERM
+    model and router gets its own directory."""
+    if not out.is_dir():
+        return
+    target = out.resolve()
+    for d in inputs:
+        if Path(d).expanduser().resolve() == target:
+            raise SpecError(f"--out {out} is an input of this run ({d}); write to a new directory")
+    foreign = sorted(
+        f.name
+        for f in out.iterdir()
+        if f.name not in own
+        and f.is_file()
+        and (f.name in MODEL_FILES or f.suffix in WEIGHT_SUFFIXES)
+    )
+    if foreign:
+        raise SpecError(
+            f"--out {out} holds another model ({', '.join(foreign[:3])}); writing there would "
+            "change it: give a new or empty directory"
+        )
 
 
 def split_pairs(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,11 +236,24 @@ def fit_aggregator(
 
     cfg = cfg or DMoERMConfig()
     engine = engine or EngineConfig(progress=cfg.progress)
+    if not isinstance(key, str) or not key.strip():
+        raise SpecError(f"the category field (--category-column) must be a name, got {key!r}")
     table = check_experts(experts, default)
+    out = Path(output_dir).expanduser()
+    own = (META_FILE, WEIGHTS_FILE, "loss_history.json")
+    inputs = [p for ps in table.values() for p in ps] + ([router] if router else [])
+    check_out_dir(out, own, inputs)
     if default is None and len(table) == 1:
         default = next(iter(table))
     exs = [ex for ex in examples if ex.responses]
+    if not exs:
+        raise DataError("no preference example with responses to fit the aggregator on")
     routing = Routing(list(table), key, default, router, engine)
+    if routing.router is not None and not set(routing.router.categories) & set(table):
+        raise SpecError(
+            f"router {router} routes to {routing.router.categories}, none of which has experts "
+            f"({sorted(table)}); name the experts' categories as the router does"
+        )
     cats = routing.routes([ex.queries()[0] for ex in exs], [ex.meta for ex in exs])
     lost = [ex.id for ex, c in zip(exs, cats, strict=True) if c is None]
     if lost:
@@ -214,7 +264,6 @@ def fit_aggregator(
     groups: dict[str, list[Any]] = {c: [] for c in table}
     for ex, c in zip(exs, cats, strict=True):
         groups[str(c)].append(ex)
-    out = Path(output_dir).expanduser()
     pool: dict[str, Expert] = {}
     heads, infos, hists = {}, {}, {}
     with run_directory(out, "DMoERM model"):
@@ -268,7 +317,8 @@ def read_router_records(
 
     p = Path(path)
     if not p.is_file():
-        raise DataError("no such file", path=str(p))
+        what = "a directory; give one data file" if p.is_dir() else "no such file"
+        raise DataError(what, path=str(p))
     texts, cats = [], []
     for loc, rec in iter_file(p, p.name):
         if isinstance(rec, DataError):
@@ -319,6 +369,7 @@ def train_router(
     if len(names) < 2 or len(texts) != len(categories):
         raise DataError("a router needs as many prompts as categories, of two or more categories")
     out = Path(output_dir).expanduser()
+    check_out_dir(out, (ROUTER_META, ROUTER_WEIGHTS))
     with run_directory(out, "DMoERM router"):
         enc = EmbeddingSimilarityReward(
             encoder, EngineConfig(max_length=max_length, progress=False), pooling="mean"

@@ -291,7 +291,7 @@ class ConfidenceReward(Reward):
             self.k, self.text = None, None
         else:
             self.k = _check_k(DEFAULT_K if k is None else k)
-            self.text = text or "turn"
+            self.text = "turn" if text is None else text
             if self.text not in TEXTS:
                 raise SpecError(f"confidence: unknown text {self.text!r}; expected one of {TEXTS}")
             auto = _check_offset("auto" if offset is None else offset, allow_auto=True)
@@ -303,11 +303,8 @@ class ConfidenceReward(Reward):
     def _init_ensemble(self, reference: Any, k: Any, text: Any, encoder: Any) -> None:
         from rewardkit.rewards.composite.ensemble import EnsembleReward
 
-        given = [
-            n
-            for n, v in (("reference", reference), ("k", k), ("text", text), ("encoder", encoder))
-            if v is not None
-        ]
+        named = (("reference", reference), ("k", k), ("text", text), ("encoder", encoder))
+        given = [n for n, v in named if v is not None]
         if given:
             raise SpecError(f"confidence: {given} apply to source 'knn' only, not 'ensemble'")
         if not isinstance(self.inner, EnsembleReward):
@@ -456,8 +453,10 @@ class ConfidenceReward(Reward):
 
 def _check_offset(offset: Any, allow_auto: bool) -> float | str:
     """``offset`` as a finite float ≥ 0, or ``"auto"`` where the references can measure it."""
-    if allow_auto and offset == "auto":
-        return "auto"
+    if offset == "auto":
+        if allow_auto:
+            return "auto"
+        raise SpecError("confidence: offset 'auto' is for source knn; ensemble takes a number ≥ 0")
     value = finite_number(offset, "confidence", "offset")
     if value < 0:
         raise SpecError(
