@@ -194,8 +194,12 @@ class Example:
         return [i for i in range(len(self.responses)) if i not in chosen]
 
     def queries(self) -> list[Query]:
-        """One :class:`Query` per response, in response order."""
-        meta = {"example_id": self.id, **({"source": self.source} if self.source else {})}
+        """One :class:`Query` per response, in response order. Its meta holds the example's
+        other fields (``meta``: a row's extra columns, as ``score`` passes them), then
+        ``example_id`` and ``source``, so a reward that reads meta (a route, DMoERM's category)
+        sees in ``eval`` what it sees in ``score``."""
+        ids = {"example_id": self.id, **({"source": self.source} if self.source else {})}
+        meta = {**self.meta, **ids}
         return [
             Query(prompt=self.prompt, response=r, reference=self.reference, meta=dict(meta))
             for r in self.responses
