@@ -207,3 +207,23 @@ def test_eval_routes_by_the_pair_files_category_column(root, tmp_path):
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     scores = [s for ex in report["rewards"][0]["examples"] for s in ex["scores"]]
     assert len(scores) == 16 and all(isinstance(s, float) for s in scores)
+
+
+def test_hold_out_keeps_a_prompts_pairs_on_one_side():
+    """`--eval-fraction` holds out whole prompts: the 2 pairs of each 3-response example (and a
+    prompt asked twice) never straddle the split, so eval accuracy is on unseen prompts."""
+    from rewardkit.train.dmoerm import example_pairs, split_pairs
+    from rewardkit.types import Example
+
+    def ex(i: int, prompt: str) -> Example:
+        user = [{"role": "user", "content": prompt}]
+        return Example(f"e{i}", user, ["good", "bad", "worse"], [0])
+
+    exs = [ex(i, f"Question number {i % 7}?") for i in range(12)]  # 7 prompts, 5 asked twice
+    _, ch, rj, groups = example_pairs(exs)
+    assert len(ch) == len(rj) == len(groups) == 24
+    train, held = split_pairs(groups, 0.25, seed=3)
+    assert sorted([*train, *held]) == list(range(24)) and 0 < len(held) < 24
+    assert not {groups[i] for i in train} & {groups[i] for i in held}
+    assert len(split_pairs(groups, 0.0, 0)[1]) == 0
+    assert len(split_pairs(["one"] * 4, 0.5, 0)[1]) == 0  # one prompt: nothing to hold out

@@ -11,7 +11,6 @@ aggregator module and the experts live in :mod:`rewardkit.rewards.dmoerm`, which
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,21 +95,28 @@ def pair_accuracy(diff: np.ndarray) -> float | None:
     return float(np.where(d > 0, 1.0, np.where(d < 0, 0.0, 0.5)).mean()) if d.size else None
 
 
-def example_pairs(examples: Sequence[Any]) -> tuple[list[Any], list[int], list[int]]:
-    """Queries of ``examples`` (each response once) and the (chosen, rejected) row indices."""
+def example_pairs(
+    examples: Sequence[Any],
+) -> tuple[list[Any], list[int], list[int], list[str]]:
+    """Queries of ``examples`` (each response once), the (chosen, rejected) row indices and each
+    pair's prompt group (:func:`~rewardkit.train.pairs.group_key`, for the hold-out)."""
+    from rewardkit.train.pairs import group_key
+
     queries: list[Any] = []
     ch: list[int] = []
     rj: list[int] = []
+    groups: list[str] = []
     for ex in examples:
         if ex.is_tie:
             continue
-        base = len(queries)
+        base, key = len(queries), group_key(ex)
         queries.extend(ex.queries())
         for c in ex.chosen:
             for r in ex.rejected:
                 ch.append(base + c)
                 rj.append(base + r)
-    return queries, ch, rj
+                groups.append(key)
+    return queries, ch, rj, groups
 
 
 def check_experts(
@@ -167,12 +173,18 @@ def check_out_dir(out: Path, own: Sequence[str], inputs: Sequence[str | Path] = 
         )
 
 
-def split_pairs(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded (train, held-out) split of ``range(n)`` with ``ceil(fraction·n)`` held out
-    (none when ``fraction`` is 0; at least one pair always trains)."""
-    k = min(math.ceil(fraction * n), n - 1) if fraction > 0 else 0
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[k:]), np.sort(perm[:k])
+def split_pairs(groups: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded (train, held-out) split of the pairs, by whole prompts as ``rewardkit train``
+    holds out (:func:`~rewardkit.train.common.holdout_indices`): the pairs of one prompt (a
+    multi-response example, a prompt asked twice) land on one side, so the held-out accuracy is
+    on unseen prompts. None is held out when ``fraction`` is 0 or the pairs share one prompt."""
+    from rewardkit.train.common import holdout_indices
+
+    n = len(groups)
+    if fraction <= 0 or len(set(groups)) < 2:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    held = np.asarray(holdout_indices(groups, fraction, seed, where="dmoerm"), dtype=np.int64)
+    return np.setdiff1d(np.arange(n), held), held
 
 
 def fit_category(
@@ -182,11 +194,11 @@ def fit_category(
     and of each expert's own value head."""
     import torch
 
-    queries, ch, rj = example_pairs(examples)
+    queries, ch, rj, groups = example_pairs(examples)
     if not ch:
         raise DataError("no strict preference pair (ties only)")
     x = category_features(experts, queries)
-    train, held = split_pairs(len(ch), cfg.eval_fraction, cfg.seed)
+    train, held = split_pairs(groups, cfg.eval_fraction, cfg.seed)
     c, r = np.asarray(ch), np.asarray(rj)
     xt = torch.from_numpy(x)
     inner = cfg.inner or max(1, x.shape[1] // len(experts))
