@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,15 @@ def _int(name: str, value: Any) -> int:
 
 
 def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise SpecError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int past float range
+        out = math.inf
+    if not math.isfinite(out):
+        raise SpecError(f"{name} must be a finite number, got {value!r}")
+    return out
 
 
 def _rng(rng: Any) -> Any:
@@ -99,7 +105,8 @@ def truncated_backprop_k(
         m, s = _real("mean", mean), _real("std", std)
         if s < 0:
             raise SpecError(f"std must be >= 0, got {s}")
-        draw = lambda: math.floor(gen.normal(m, s))  # noqa: E731
+        # held to [−1, total] before the floor: an overflowing draw (±inf) stays out of range
+        draw = lambda: math.floor(min(max(gen.normal(m, s), -1.0), float(total)))  # noqa: E731
     if not redraw:
         return min(max(draw(), 0), total - 1)
     for _ in range(_MAX_REDRAWS):
@@ -164,19 +171,40 @@ def _scalar(name: str, value: Any) -> Any:
 
 
 def _params(params: Any, optimizer: Any) -> list[Any]:
-    """``params`` as a list without repeats (a repeat would count twice in the norm), each a
-    tensor that requires grad and that ``optimizer`` updates (else its step would do nothing)."""
+    """``params`` (one tensor or an iterable of them) as a list without repeats (a repeat would
+    count twice in the norm), each a leaf tensor that requires grad (a frozen or computed one
+    never receives ``.grad``) and that ``optimizer`` updates (else its step would do nothing)."""
     import torch
 
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    elif isinstance(params, torch.nn.Module) or not isinstance(params, Iterable):
+        raise SpecError(
+            f"params must be a list of tensors (e.g. module.parameters()), got {type(params).__name__}"
+        )
     plist = list({id(p): p for p in params}.values())
     if not plist:
         raise SpecError("params is empty: give the trainable parameters (e.g. the LoRA weights)")
     for i, p in enumerate(plist):
         if not isinstance(p, torch.Tensor) or not p.requires_grad:
-            raise SpecError(f"params[{i}] is not a tensor that requires grad")
+            raise SpecError(f"params[{i}] is not a tensor that requires grad (frozen?)")
+        if not p.is_leaf:
+            raise SpecError(f"params[{i}] is computed from other tensors, not a leaf parameter")
+    for what in ("zero_grad", "step"):
+        if not callable(getattr(optimizer, what, None)):
+            raise SpecError(f"optimizer has no {what}(): pass a torch.optim optimizer")
     groups = getattr(optimizer, "param_groups", None)
     if groups is None:  # not a torch optimizer: nothing to check against
         return plist
+    for g, group in enumerate(groups):
+        try:
+            lr = float(group.get("lr", 0.0))
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            lr = math.nan
+        if not (math.isfinite(lr) and lr >= 0):
+            raise SpecError(
+                f"optimizer param_groups[{g}] lr must be a finite number >= 0, got {lr}"
+            )
     held = {id(q) for g in groups for q in g["params"]}
     missing = [i for i, p in enumerate(plist) if id(p) not in held]
     if missing:
@@ -197,6 +225,17 @@ def _stray_grads(optimizer: Any, plist: list[Any]) -> int:
         for q in g["params"]
         if id(q) not in mine and q.grad is not None and bool(q.grad.detach().any())
     )
+
+
+def _check_x0(x0: Any) -> None:
+    import torch
+
+    if not isinstance(x0, torch.Tensor):
+        raise SpecError(f"x0 must be a torch tensor, got {type(x0).__name__}")
+    if x0.numel() == 0:
+        raise SpecError(f"x0 is empty (shape {tuple(x0.shape)}): no sample to reward")
+    if x0.is_floating_point() and not bool(torch.isfinite(x0.detach()).all()):
+        raise SpecError("x0 holds NaN or inf")
 
 
 def _step_out(t: int, x: Any) -> Any:
@@ -237,7 +276,11 @@ def reward_backprop_step(
     regulariser or gradient is a :class:`TrainingDiverged` naming it, raised before any update.
     ``params`` (repeats counted once) must all be in ``optimizer.param_groups``, and an optimizer
     parameter outside ``params`` that receives a gradient is a :class:`SpecError` before the
-    step (it would be updated unclipped and unchecked).
+    step (it would be updated unclipped and unchecked). So are, before anything runs: an empty
+    or non-finite ``x0``, ``loss_coeff <= 0``, all reward weights 0, a frozen or non-leaf
+    parameter, an optimizer lr that is not a finite number >= 0; and, after the forward pass, a
+    reward loss that does not depend on ``params`` (a regulariser alone would be trained).
+    The clipping norm is computed in float64 (float32 squares overflow long before ±inf).
     """
     import torch
     import torch.utils.checkpoint as tuc
@@ -250,18 +293,27 @@ def reward_backprop_step(
     n = len(chain)
     cutoff = _int("cutoff", cutoff)
     if not 0 <= cutoff <= n - 1:
-        raise SpecError(f"cutoff {cutoff} is outside the chain: steps 0..{n - 1} ({n} steps)")
+        raise SpecError(
+            f"cutoff {cutoff} is outside the chain: steps 0..{n - 1} ({n} steps); draw it with "
+            f"truncated_backprop_k(total={n})"
+        )
     terms = reward_terms(rewards)
+    if not any(w for w, _, _ in terms):
+        raise SpecError("every reward weight is 0: the step would not move toward any reward")
     plist = _params(params, optimizer)
     coeff = _real("loss_coeff", loss_coeff)
-    if grad_clip is not None and _real("grad_clip", grad_clip) <= 0:
+    if coeff <= 0:
+        raise SpecError(f"loss_coeff must be > 0 (a negative one lowers the reward), got {coeff}")
+    clip = None if grad_clip is None else _real("grad_clip", grad_clip)
+    if clip is not None and clip <= 0:
         raise SpecError(f"grad_clip must be > 0 or None, got {grad_clip}")
     if regularizer is not None and not callable(regularizer):
         raise SpecError(f"regularizer {regularizer!r} is not callable")
-    if not isinstance(x0, torch.Tensor):
-        raise SpecError(f"x0 must be a torch tensor, got {type(x0).__name__}")
+    _check_x0(x0)
 
     optimizer.zero_grad()
+    for p in plist:  # an optimizer that is not torch's may leave them: they would accumulate
+        p.grad = None
     x = x0
     with torch.no_grad():
         for t in range(cutoff):
@@ -280,15 +332,18 @@ def reward_backprop_step(
     if regularizer is not None:
         reg = _scalar(f"regularizer ({_name(regularizer)})", regularizer(plist))
         total = total + reg
-    if not total.requires_grad:
-        raise SpecError("the loss does not depend on params through the steps from the cut-off")
+    if not reward_loss.requires_grad:  # a regulariser alone would be trained, rewards ignored
+        raise SpecError(
+            "the reward loss does not depend on params through the steps from the cut-off"
+        )
     total.backward()
-    grads = [p.grad.detach().float() for p in plist if p.grad is not None]
+    grads = [p.grad.detach() for p in plist if p.grad is not None]
     if not grads:
         optimizer.zero_grad()
         raise SpecError("no parameter in params received a gradient from the loss")
+    # float64: float32 squares overflow from gradients of ≈ 1e19, long before they are inf
     norm = float(
-        torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.double()) for g in grads]))
     )
     if not math.isfinite(norm):
         optimizer.zero_grad()
@@ -299,8 +354,9 @@ def reward_backprop_step(
             f"{stray} parameter(s) of the optimizer outside params received a gradient: its step "
             "would apply it unclipped and unchecked; pass every trained parameter as params"
         )
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(plist, float(grad_clip))
+    if clip is not None and norm > clip:  # clip_grad_norm_'s rule, on the float64 norm
+        for g in grads:
+            g.mul_(clip / (norm + 1e-6))
     optimizer.step()
     return BackpropStepResult(
         loss=float(total.detach()),
@@ -322,11 +378,27 @@ def l2_regularizer(
     import torch
 
     w = _real("weight", weight)
-    ref = None if anchor is None else [a.detach().clone() for a in anchor]
+    if w < 0:
+        raise SpecError(
+            f"l2_regularizer: weight must be >= 0 (a negative one is unbounded), got {w}"
+        )
+    ref = None
+    if anchor is not None:
+        items = [anchor] if isinstance(anchor, torch.Tensor) else anchor
+        items = list(items) if isinstance(items, Iterable) else [None]
+        if not all(isinstance(a, torch.Tensor) for a in items):
+            raise SpecError("l2_regularizer: anchor must be a list of tensors (θ_0, one per param)")
+        ref = [a.detach().clone() for a in items]
 
     def reg(params: list[Any]) -> Any:
         if ref is not None and len(ref) != len(params):
             raise SpecError(f"l2_regularizer: {len(ref)} anchors for {len(params)} params")
+        for i, (p, a) in enumerate(zip(params, ref or [], strict=False)):
+            if p.shape != a.shape:
+                raise SpecError(
+                    f"l2_regularizer: anchor {i} has shape {tuple(a.shape)}, "
+                    f"params[{i}] {tuple(p.shape)}"
+                )
         diffs = params if ref is None else [p - a for p, a in zip(params, ref, strict=True)]
         return w * sum(torch.sum(d.float() ** 2) for d in diffs)
 
