@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rewardkit.errors import SpecError, TrainingDiverged
 from rewardkit.multimodal.reward_backprop import reward_terms
 
 
@@ -86,6 +87,8 @@ class NoiseOptResult:
     regularizer: list[float]
     norms: list[float]
     generator_calls: int = 0
+    #: Why the loop ended before ``iters`` evaluations (a non-finite loss), else None.
+    stopped: str | None = None
 
     @property
     def rewards(self) -> list[float]:
@@ -115,16 +118,23 @@ def reno_optimize(
     seeded by ``seed``. SGD (Nesterov momentum 0.9), lr 5.0, gradient-norm clip 0.1, λ = 0.01,
     ``iters`` generator evaluations and ``iters − 1`` updates (ReNO's loop: no update after the
     last evaluation). Returns the iterate with the lowest weighted reward loss (regularizer
-    excluded, as ReNO keeps its best image).
+    excluded, as ReNO keeps its best image). An iterate whose weighted loss is not finite
+    ends the loop before its update (``stopped`` says which term; the best iterate so far is
+    kept); a first iterate that is not finite, all-zero weights or a bad setting is an error.
     """
     import torch
 
     terms = reward_terms(rewards)  # the grammar reward_backprop_step reads too
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+    if all(w == 0 for w, _, _ in terms):
+        raise SpecError("every reward weight is 0: nothing to optimise")
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise SpecError(f"iters must be an integer >= 1, got {iters!r}")
+    for name, value in (("lr", lr), ("momentum", momentum), ("grad_clip", grad_clip)):
+        _check_real(name, value, positive=name != "momentum")
+    _check_real("reg_weight", reg_weight, positive=False)
     if noise is None:
         if noise_shape is None:
-            raise ValueError("give noise_shape or an initial noise tensor")
+            raise SpecError("give noise_shape or an initial noise tensor")
         gen = torch.Generator().manual_seed(seed)
         noise = torch.randn(tuple(noise_shape), generator=gen)
     eps = noise.detach().clone().float().requires_grad_(True)
@@ -135,13 +145,25 @@ def reno_optimize(
         out = generator(eps)
         res.generator_calls += 1
         parts = [sign * fn(out) for _, fn, sign in terms]
-        total = sum(w * p for (w, _, _), p in zip(terms, parts, strict=True))
+        # a term of weight 0 is recorded but never enters the loss (0 · NaN would be NaN)
+        total = sum(w * p for (w, _, _), p in zip(terms, parts, strict=True) if w != 0)
         reward_loss = float(total.detach())
         reg = chi_regularizer(eps)
         res.losses.append(reward_loss)
         res.term_losses.append([float(p.detach()) for p in parts])
         res.regularizer.append(float(reg.detach()))
         res.norms.append(float(torch.linalg.vector_norm(eps.detach())))
+        if not math.isfinite(reward_loss):
+            bad = [
+                i
+                for i, ((w, _, _), p) in enumerate(zip(terms, parts, strict=True))
+                if w != 0 and not math.isfinite(float(p.detach()))
+            ]
+            why = f"iteration {it}: the weighted reward loss is {reward_loss} (terms {bad})"
+            if res.noise is None:
+                raise TrainingDiverged(f"{why}: no finite iterate to keep")
+            res.stopped = f"{why}; stopped before its update, the best iterate kept"
+            break
         if reward_loss < res.best_loss:
             res.best_loss, res.best_iteration = reward_loss, it
             res.noise, res.output = eps.detach().clone(), out.detach().clone()
@@ -151,3 +173,11 @@ def reno_optimize(
         torch.nn.utils.clip_grad_norm_([eps], grad_clip)
         opt.step()
     return res
+
+
+def _check_real(name: str, value: Any, positive: bool) -> None:
+    """A finite number > 0 (``positive``) or >= 0, else a :class:`SpecError` naming it."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        want = "> 0" if positive else ">= 0"
+        raise SpecError(f"{name} must be a finite number {want}, got {value!r}")
