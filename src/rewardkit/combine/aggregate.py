@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rewardkit.combine.checks import is_real
 from rewardkit.combine.normalize import (
     Groups,
     as_array,
@@ -319,9 +320,9 @@ def aggregate(
     if name == "mean":
         out = _rows_moments(x, mask, n)[0]
     elif name == "mean_minus_std":
-        lam = float(lam)
-        if not np.isfinite(lam):
+        if not (is_real(lam) and math.isfinite(lam)):
             raise ValueError(f"lam must be a finite number; got {lam!r}")
+        lam = float(lam)
         mean, std = _rows_moments(x, mask, n)
         with np.errstate(over="ignore"):  # a row past float64 is refused below
             out = mean - lam * std

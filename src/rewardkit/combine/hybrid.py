@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.combine.normalize import as_array, check_finite, per_row
+from rewardkit.combine.checks import is_real
+from rewardkit.combine.normalize import (
+    as_array,
+    check_finite,
+    check_in_range,
+    huge_exponent,
+    per_row,
+)
 
 
 def _aspects(aspects: Any, weights: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +35,7 @@ def _aspects(aspects: Any, weights: Any, n: int) -> tuple[np.ndarray, np.ndarray
             f"aspects must be an (n, k) matrix with one row per score ({n}); got shape {A.shape}"
         )
     check_finite(A, "aspects")
-    w = np.ones(A.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = np.ones(A.shape[1]) if weights is None else as_array(weights, "aspect_weights")
     if w.shape != (A.shape[1],) or not np.all(np.isfinite(w)):
         raise ValueError(f"aspect_weights must be {A.shape[1]} finite numbers; got {weights!r}")
     return A, w
@@ -65,11 +72,25 @@ def hybrid_combine(
         c < 1, (1 - c) * np.nan_to_num(model), 0.0
     )
     out[np.isnan(rule) & np.isnan(model)] = np.nan
+    if not (is_real(w_len) and np.isfinite(w_len)):
+        raise ValueError(f"w_len must be a finite number; got {w_len!r}")
+    terms, weights = [out], [1.0]
     if aspects is not None:
         A, w = _aspects(aspects, aspect_weights, n)
-        out = out + np.nan_to_num(A) @ w
+        terms += list(np.nan_to_num(A).T)
+        weights += list(w)
     if r_len is not None and w_len:
-        if not np.isfinite(w_len):
-            raise ValueError(f"w_len must be a finite number; got {w_len!r}")
-        out = out + w_len * np.nan_to_num(per_row(r_len, n, "r_len"))
-    return out
+        terms.append(np.nan_to_num(per_row(r_len, n, "r_len")))
+        weights.append(float(w_len))
+    return _weighted_rows(np.column_stack(terms), np.array(weights))
+
+
+def _weighted_rows(T: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``T @ w`` for the terms ``T`` (n, t) and their weights at power-of-two scales (exact):
+    1.7e308 + 1.7e308 was inf with a numpy warning, ``inf − inf`` a silent NaN; a total
+    float64 cannot hold is a ValueError. A NaN first term (neither rule nor model applies)
+    keeps the row NaN."""
+    e_t, e_w = huge_exponent(T), huge_exponent(w)
+    with np.errstate(over="ignore"):
+        total = np.ldexp(np.ldexp(T, -e_t) @ np.ldexp(w, -e_w), e_t + e_w)
+    return check_in_range(total, "hybrid reward")

@@ -17,21 +17,15 @@ from typing import Any
 import numpy as np
 
 from rewardkit.combine.checks import is_real
-from rewardkit.combine.normalize import as_groups, as_rewards
+from rewardkit.combine.normalize import as_groups, as_rewards, check_in_range
 
 
-def soft_overlong(length: int, max_len: int, cache_len: int) -> float:
-    """Card C8 — DAPO soft overlong punishment of one length: 0 up to ``max_len − cache_len``,
-    then a linear ramp to −1 at ``max_len``, −1 beyond. A NaN length (unknown) gives NaN, as in
-    :func:`overlong_penalty` (every comparison with NaN is false: it got the full −1)."""
-    if length != length:
-        return math.nan
-    expected = max_len - cache_len
-    if length <= expected:
-        return 0.0
-    if length <= max_len:
-        return (expected - length) / cache_len
-    return -1.0
+def soft_overlong(length: float, max_len: int, cache_len: int) -> float:
+    """Card C8 — DAPO soft overlong punishment of one length (:func:`overlong_penalty`, the one
+    place of the formula, with its checks): 0 up to ``max_len − cache_len``, then a linear ramp
+    to −1 at ``max_len``, −1 beyond; NaN for a NaN (unknown) length. A negative, infinite or
+    non-numeric length is a ValueError (a negative one scored 0, text raised a TypeError)."""
+    return float(overlong_penalty(length, max_len, cache_len))
 
 
 def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
@@ -41,7 +35,7 @@ def overlong_penalty(lengths: Any, l_max: int, l_cache: int) -> np.ndarray:
     naming its index, as is a non-whole ``l_max``/``l_cache`` (they are token or word counts).
     """
     for name, v in (("l_max", l_max), ("l_cache", l_cache)):
-        if isinstance(v, bool) or not float(v).is_integer():
+        if not is_real(v) or not math.isfinite(v) or not float(v).is_integer():
             raise ValueError(f"{name} must be a whole number of tokens; got {v!r}")
     if not 1 <= l_cache <= l_max:
         raise ValueError(f"need 1 ≤ l_cache ≤ l_max; got l_max={l_max}, l_cache={l_cache}")
@@ -103,4 +97,5 @@ def linear_length_penalty(lengths: Any, target: float, c: float = 1.0) -> np.nda
     if not (is_real(c) and math.isfinite(c) and c >= 0):
         raise ValueError(f"penalty weight c must be a finite number ≥ 0; got {c!r}")
     L = as_lengths(lengths)
-    return -c * np.maximum(0.0, L - target) / target
+    with np.errstate(over="ignore"):  # 0.0 − …: no −0.0 within the target; past float64 refused
+        return check_in_range(0.0 - c * (np.maximum(0.0, L - target) / target), "penalty")

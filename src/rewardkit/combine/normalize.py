@@ -26,6 +26,7 @@ Presets reproduce the trainers exactly: :data:`TRL` (ddof=1, ε=1e-4) and :data:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -137,7 +138,8 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
     if group_ids is None:
         if group_size is None:
             raise ValueError("group normalization needs group_ids (one per reward) or group_size")
-        if isinstance(group_size, bool) or not float(group_size).is_integer():
+        whole = isinstance(group_size, numbers.Real) and not isinstance(group_size, bool)
+        if not whole or not float(group_size).is_integer():
             raise ValueError(f"group_size must be a whole number of rewards; got {group_size!r}")
         g = int(group_size)
         if g < 1 or n % g:
@@ -238,8 +240,26 @@ def _check(scale: str, singleton: str, ddof: int, eps: float) -> None:
         raise ValueError(f"singleton must be one of {SINGLETONS}; got {singleton!r}")
     if ddof not in (0, 1):
         raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
-    if not (np.isfinite(eps) and eps >= 0):
+    if isinstance(eps, bool | np.bool_) or not isinstance(eps, numbers.Real):
         raise ValueError(f"eps must be a finite number ≥ 0; got {eps!r}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number ≥ 0; got {eps!r}")
+
+
+def _over_std(dev: np.ndarray, std: np.ndarray, eps: float, e: np.ndarray) -> np.ndarray:
+    """``dev / (std + ε)`` for ``dev`` and ``std`` taken at the power-of-two scale ``2^−e``
+    (:func:`huge_exponents`; ``e = 0``: the rewards' own units), ε in the rewards' units; 0
+    where the denominator is 0 (an all-equal group with ε = 0). Where ``ε·2^−e`` is past
+    float64 (rewards ~1e-320 with ε = 1e-6) ε dwarfs the std (by > 2^1000): ``dev·2^e / ε``,
+    where the scaled ε overflowed to inf and warned."""
+    with np.errstate(over="ignore"):
+        eps_s = np.ldexp(eps, -e)
+    den = std + eps_s
+    out = np.divide(dev, den, out=np.zeros_like(dev), where=den > 0)
+    past = np.isinf(eps_s)
+    if past.any():
+        out[past] = np.ldexp(dev[past] / eps, e[past])
+    return np.where(np.isnan(dev), np.nan, out)
 
 
 def group_normalize(
@@ -267,20 +287,19 @@ def group_normalize(
     # scaled alike: the same ratio, where an inf std made every A_i of the group 0
     e = huge_exponents(r, groups)
     rs = r if e is None else np.ldexp(r, -e)
-    eps_s = eps if e is None else np.ldexp(eps, -e)
     st = group_stats(rs, groups, ddof=ddof)
     out = st.dev.copy()
     if scale == "std":
         # all-equal groups have std 0 and numerator 0; a 1-member ddof=1 group has no std
-        den = np.where(np.isnan(st.std), 1.0, st.std) + eps_s
-        out = np.divide(out, den, out=np.zeros_like(out), where=den > 0)
+        std = np.where(np.isnan(st.std), 1.0, st.std)
+        out = _over_std(out, std, eps, np.zeros(len(r), dtype=int) if e is None else e)
     elif scale == "batch":
         top = 0 if e is None else int(e.max())  # one scale for the batch std: the largest
         if e is not None:
             out = np.ldexp(out, e - top)
         ok = np.ldexp(r[~np.isnan(r)], -top)
-        den = (float(np.std(ok, ddof=ddof)) if ok.size > ddof else 1.0) + math.ldexp(eps, -top)
-        out = out / den if den > 0 else np.where(np.isnan(out), np.nan, 0.0)
+        std_b = float(np.std(ok, ddof=ddof)) if ok.size > ddof else 1.0
+        out = _over_std(out, np.full(len(r), std_b), eps, np.full(len(r), top))
     elif e is not None:  # Dr. GRPO's r − mean_g is in the rewards' own units
         with np.errstate(over="ignore"):
             out = check_in_range(np.ldexp(out, e), "advantages")

@@ -18,6 +18,7 @@ import numpy as np
 
 from rewardkit.combine.checks import is_real
 from rewardkit.combine.normalize import (
+    HUGE,
     as_array,
     as_groups,
     as_rewards,
@@ -25,6 +26,7 @@ from rewardkit.combine.normalize import (
     check_in_range,
     group_normalize,
     group_stats,
+    huge_exponents,
     per_row,
 )
 
@@ -43,7 +45,9 @@ def dynamic_beta(delta: Any, beta0: float = 0.1, w: float = 0.5, k: float = 0.5)
         raise ValueError(f"dynamic_beta: w must be a finite number ≥ 0; got {w!r}")
     d = as_array(delta, "delta")
     check_finite(d, "delta")  # an infinite margin is a broken reward, not "most confident"
-    beta = beta0 * (1.0 + w * (-np.expm1(-k * np.nan_to_num(d, nan=0.0))))
+    with np.errstate(over="ignore"):  # a margin far below 0: 1 − e^{−kδ} → −inf, β → the clamp
+        g = -np.expm1(-k * np.nan_to_num(d, nan=0.0))
+        beta = beta0 * (1.0 + (w * g if w else np.zeros_like(g)))  # w = 0: β₀, not 0·inf = NaN
     return np.maximum(beta, BETA_MIN)
 
 
@@ -58,7 +62,7 @@ def ls_factor_beta(ls_factor: Any, beta: float = 0.1, w: float = 0.1) -> np.ndar
         raise ValueError(f"ls_factor_beta: beta must be a finite number > 0; got {beta!r}")
     if not (is_real(w) and np.isfinite(w)):
         raise ValueError(f"ls_factor_beta: w must be a finite number; got {w!r}")
-    f = np.asarray(ls_factor, dtype=np.float64)
+    f = as_array(ls_factor, "ls_factor")
     check_finite(f, "ls_factor")  # nan_to_num would turn ±inf into ±1.8e308, silently
     f = np.where(np.isnan(f), 1.0, f)
     with np.errstate(over="ignore"):
@@ -81,9 +85,16 @@ def data_hardness(prompt_emb: Any, demo_emb: Any) -> np.ndarray:
                 f"{name}[{int(bad[0])}] holds a NaN or infinite value ({len(bad)} row(s)); "
                 "an embedding must be finite"
             )
-    Pn = P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
-    Dn = D / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
-    return 1.0 - (Pn @ Dn.T).max(axis=1)
+    return 1.0 - (_unit_rows(P) @ _unit_rows(D).T).max(axis=1)
+
+
+def _unit_rows(E: np.ndarray) -> np.ndarray:
+    """Each row of ``E`` over its length (a zero row stays 0: cosine 0 with every row), the
+    row first divided by its largest magnitude: the squares of a 1e200 entry overflowed, the
+    length was inf and the cosine 0 (``h_data`` 1 for a prompt equal to a demonstration)."""
+    top = np.abs(E).max(axis=1, keepdims=True) if E.size else np.ones((len(E), 1))
+    E = E / np.where(top > 0, top, 1.0)
+    return E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
 
 
 def model_responsiveness(
@@ -103,10 +114,18 @@ def model_responsiveness(
     if not (is_real(eps) and np.isfinite(eps) and eps >= 0):
         raise ValueError(f"model_responsiveness: eps must be a finite number ≥ 0; got {eps!r}")
     r = as_rewards(rewards)
-    st = group_stats(r, as_groups(len(r), group_ids, group_size))
+    groups = as_groups(len(r), group_ids, group_size)
     demo = per_row(r_demo, len(r), "r_demo")
-    num = demo - st.mean
-    den = np.abs(demo) + eps
+    # rewards past 2^500 (their sums overflow) are averaged at their group's power-of-two
+    # scale, and the ratio is taken at the scale of its largest term (exact): 1.7e308 rewards
+    # gave a NaN mean and h_model 1 where it is 0
+    e = huge_exponents(r, groups)
+    st = group_stats(r if e is None else np.ldexp(r, -e), groups)
+    mean = st.mean if e is None else np.ldexp(st.mean, e)
+    top = np.fmax(np.fmax(np.abs(demo), np.abs(mean)), eps)
+    s = np.where(top > HUGE, np.frexp(top)[1], 0)
+    num = np.ldexp(demo, -s) - np.ldexp(mean, -s)
+    den = np.abs(np.ldexp(demo, -s)) + np.ldexp(eps, -s)
     out = np.where(num > 0, 1.0, 0.0)
     np.divide(num, den, out=out, where=den > 0)
     return np.where(np.isnan(num), np.nan, np.clip(out, 0.0, 1.0))

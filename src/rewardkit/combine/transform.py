@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.checks import is_real
 from rewardkit.combine.normalize import (
     as_array,
     as_groups,
     as_rewards,
     check_finite,
+    check_in_range,
     huge_exponent,
 )
 
@@ -52,7 +54,8 @@ def lsc_transform(r: Any, r_ref: Any) -> np.ndarray:
             f"r_ref must be a scalar or match r's shape {x.shape} (or its trailing axes); got "
             f"shape {ref.shape}"
         )
-    return log_sigmoid(x - ref)
+    with np.errstate(over="ignore"):  # r − r_ref past float64: +inf gives 0 (exact), −inf refused
+        return check_in_range(log_sigmoid(x - ref), "log σ(r − r_ref)")
 
 
 def combine_lsc(rs: Any, r_refs: Any, weights: Any = None) -> np.ndarray:
@@ -61,29 +64,40 @@ def combine_lsc(rs: Any, r_refs: Any, weights: Any = None) -> np.ndarray:
     ``r_refs`` broadcasts against ``rs``: (k,) one reference per property, or (n, k) per prompt.
     A NaN in any column makes the row NaN (an AND over properties that cannot all be judged).
     """
-    R = np.asarray(rs, dtype=np.float64)
+    R = as_array(rs, "rs")
     if R.ndim != 2:
         raise ValueError(f"rs must be an (n, k) matrix, one column per property; got {R.shape}")
     check_finite(R, "rs")  # inf − inf would be a silent NaN row
-    check_finite(np.asarray(r_refs, dtype=np.float64), "r_refs")
+    check_finite(as_array(r_refs, "r_refs"), "r_refs")
     u = lsc_transform(R, r_refs)
-    w = np.ones(R.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = np.ones(R.shape[1]) if weights is None else as_array(weights, "weights")
     if w.shape != (R.shape[1],) or not np.all(np.isfinite(w)):
         raise ValueError(
             f"weights must be {R.shape[1]} finite numbers, one per column; got {weights!r}"
         )
-    return u @ w
+    # at power-of-two scales (exact): terms near −1e308 summed to −inf (inf − inf: NaN); a
+    # total float64 cannot hold is refused
+    e_u, e_w = huge_exponent(u), huge_exponent(w)
+    with np.errstate(over="ignore"):
+        total = np.ldexp(np.ldexp(u, -e_u) @ np.ldexp(w, -e_w), e_u + e_w)
+    return check_in_range(total, "combined reward")
 
 
 def reference_from_samples(sample_rewards: Any, q: float = DEFAULT_Q) -> float:
     """The q-quantile (linear interpolation) of a prompt's base-policy rewards, NaN ignored."""
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1]; got {q}")
+    _check_q(q)
     r = as_rewards(sample_rewards, "sample_rewards")
     r = r[~np.isnan(r)]
     if not len(r):
         raise ValueError("reference_from_samples needs at least one non-NaN reward")
     return quantile(r, q)
+
+
+def _check_q(q: Any) -> None:
+    """The reference quantile: a number in [0, 1] (ValueError otherwise; text raised a
+    TypeError)."""
+    if not (is_real(q) and 0.0 <= q <= 1.0):
+        raise ValueError(f"q must be in [0, 1]; got {q!r}")
 
 
 def quantile(values: np.ndarray, q: float) -> float:
@@ -98,8 +112,7 @@ def group_reference(
     rewards: Any, group_ids: Any = None, *, group_size: int | None = None, q: float = DEFAULT_Q
 ) -> np.ndarray:
     """Per-element ``r_ref``: the q-quantile of the element's group (NaN for an all-NaN group)."""
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1]; got {q}")
+    _check_q(q)
     r = as_rewards(rewards)
     idx, k = as_groups(len(r), group_ids, group_size)
     refs = np.full(k, np.nan)

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.combine.checks import is_real
 from rewardkit.engine.special_tokens import escape_texts
 from rewardkit.errors import SpecError
 from rewardkit.results import ScoreResult
@@ -73,7 +74,17 @@ def cosine_scaled(
     min_value_correct: float = 0.5,
     max_value_correct: float = 1.0,
 ) -> float:
-    """Card C11 — the cosine length-scaled reward of one response (module docstring)."""
+    """Card C11 — the cosine length-scaled reward of one response (module docstring).
+
+    NaN for a NaN (unknown) length; a negative, infinite or non-numeric ``length`` or a
+    ``max_len`` that is not a finite number > 0 is a ValueError (cos is even, so a negative
+    length scored like its absolute value; ``max_len=0`` raised ZeroDivisionError)."""
+    if not (is_real(max_len) and math.isfinite(max_len) and max_len > 0):
+        raise ValueError(f"cosine_scaled: max_len must be a finite number > 0; got {max_len!r}")
+    if not is_real(length) or length < 0 or math.isinf(length):
+        raise ValueError(f"cosine_scaled: length must be a finite number ≥ 0; got {length!r}")
+    if math.isnan(length):
+        return math.nan
     progress = min(length / max_len, 1.0)
     if correct:
         low, high = min_value_correct, max_value_correct
