@@ -27,6 +27,7 @@ RULES: dict[str, str] = {
     "json": "rewardkit.rewards.rules.json_valid:JsonReward",
     "json_schema": "rewardkit.rewards.rules.json_schema:JsonSchemaReward",
     "overlong": "rewardkit.rewards.rules.overlong:OverlongReward",
+    "think_length": "rewardkit.rewards.rules.think_length:ThinkLengthReward",
     "repetition": "rewardkit.rewards.rules.repetition:RepetitionReward",
     "iou": "rewardkit.rewards.rules.iou:IouReward",
     "arithmetic": "rewardkit.rewards.rules.arithmetic:ArithmeticReward",
@@ -56,6 +57,8 @@ DESCRIPTIONS: dict[str, str] = {
     "json": "response (or its fenced block) is valid JSON",
     "json_schema": "response JSON conforms to a JSON Schema (option schema or the reference)",
     "overlong": "DAPO soft overlong punishment, in [-1, 0] (card C8)",
+    "think_length": "1 when the first <think> block has fewer than max_len characters (or, with "
+    "min_len, lies in [min_len, max_len]), else 0 (ReFine-RFT; card C8)",
     "repetition": "n-gram repetition penalty, in [-1, 0] (Demystifying long CoT / open-r1)",
     "iou": "bounding-box IoU of predicted vs reference boxes (card B9)",
     "arithmetic": "fraction of arithmetic claims (a op b = c) that hold, safe evaluator (card B11)",
