@@ -69,7 +69,7 @@ def test_seed_errors_counts_ties_as_errors_and_nan_apart():
     scores = [np.array(s) for s in ([2.0, 1.0], [1.0, 1.0], [0.5, 3.0], [NAN, 1.0], [1.0, 0.0])]
     res = sy.seed_errors(exs, scores)
     assert res.indices == [1, 2]  # Δ = 0 ranks rejected ≥ chosen: an error
-    assert res.counts == {"gold": 5, "scored": 3, "errors": 2, "unscored": 2}
+    assert res.counts == {"gold": 5, "scored": 3, "errors": 2, "unscored": 2, "identical": 0}
     with pytest.raises(ValueError, match="3 score lists for 5"):
         sy.seed_errors(exs, scores[:3])
 
@@ -279,7 +279,7 @@ def test_e2e_retrieve_returns_the_nearest_pool_pairs(e2e):
     rw, gold, pool = e2e["rewards"], _gold(), _pool()
     seeds = sy.seed_errors(gold, response_scores(gold, rw["default"]))
     assert [gold[i].id for i in seeds.indices] == ["g-python", "g-dog"]  # the planted errors
-    assert seeds.counts == {"gold": 5, "scored": 4, "errors": 2, "unscored": 1}
+    assert seeds.counts == {"gold": 5, "scored": 4, "errors": 2, "unscored": 1, "identical": 0}
     s = e2e["retrieve"]
     assert (s["gold"], s["gold_scored"], s["seed_errors"], s["pool"]) == (5, 4, 2, 8)
     emb = rw["similarity:minilm"].embed

@@ -183,3 +183,22 @@ def test_agree_refuses_a_judge_given_twice(tmp_path):
     assert not out.exists()
     res = _invoke("agree", "--data", data, "--out", out, "-r", "rule:length")
     assert res.exit_code == 0 and json.loads(res.stdout.splitlines()[-1])["keep"] == 1
+
+
+def test_identical_gold_pairs_are_no_seed_errors():
+    """A gold pair whose chosen and rejected are one text (HH-RLHF holds a few) ties under any
+    reward: counted as identical, never a seed error (it says nothing of the reward)."""
+    import numpy as np
+
+    from rewardkit.curate.synergy import seed_errors
+
+    prompt = [{"role": "user", "content": "q"}]
+    exs = [
+        Example("same", prompt, ["one text", "one text"], [0]),
+        Example("tie", prompt, ["good", "bad"], [0]),
+        Example("right", prompt, ["good", "bad"], [0]),
+    ]
+    scores = [np.array([1.0, 1.0]), np.array([2.0, 2.0]), np.array([3.0, 1.0])]
+    res = seed_errors(exs, scores)
+    assert res.indices == [1]  # a real tie on different texts is still an error
+    assert res.counts == {"gold": 3, "scored": 3, "errors": 1, "unscored": 0, "identical": 1}

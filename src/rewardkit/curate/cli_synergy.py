@@ -145,6 +145,7 @@ def retrieve_command(
         gold=len(gold_exs),
         gold_scored=seeds.counts["scored"],
         gold_unscored=seeds.counts["unscored"],
+        gold_identical=seeds.counts["identical"],
         seed_errors=seeds.counts["errors"],
         pool=len(pool_exs),
         k=k,

@@ -56,19 +56,29 @@ def seed_errors(examples: Sequence[Example], scores: Sequence[np.ndarray]) -> Se
 
     ``scores`` are per-response scores (:func:`~rewardkit.curate.scores.response_scores`). A
     pair the reward does not score (NaN, a tie, unlabelled, one response) is not an error; the
-    counts hold it as ``unscored``."""
+    counts hold it as ``unscored``. Nor is a pair whose chosen and rejected responses are the
+    same text (HH-RLHF holds a few): any reward ties them, which says nothing of its judgement;
+    the counts hold it as ``identical``."""
     if len(scores) != len(examples):
         raise ValueError(f"{len(scores)} score lists for {len(examples)} gold examples")
     d = deltas_from_scores(examples, scores)
     scored = ~np.isnan(d)
-    errors = np.flatnonzero(scored & (np.nan_to_num(d, nan=1.0) <= 0))
+    same = np.array([_identical_pair(ex) for ex in examples], dtype=bool).reshape(-1)
+    errors = np.flatnonzero(scored & ~same & (np.nan_to_num(d, nan=1.0) <= 0))
     counts = {
         "gold": len(examples),
         "scored": int(scored.sum()),
         "errors": len(errors),
         "unscored": int((~scored).sum()),
+        "identical": int((scored & same).sum()),
     }
     return SeedErrors([int(i) for i in errors], d, counts)
+
+
+def _identical_pair(ex: Example) -> bool:
+    """Whether the example's labelled pair is one text twice (a labelling slip, no preference)."""
+    pair = labelled_pair(ex)
+    return pair is not None and ex.responses[pair[0]] == ex.responses[pair[1]]
 
 
 def example_texts(ex: Example, field: str = "prompt") -> list[str]:
