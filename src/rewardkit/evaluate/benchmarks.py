@@ -120,9 +120,32 @@ def detect_benchmark(subsets: Iterable[str], formats: Iterable[str] | None = Non
     return "generic"
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any, what: str = "score") -> bool:
+    """Whether ``x`` (a float or an array of replicates) holds a value: False when it is all NaN
+    (left out); ±inf is no score at all and a ValueError naming ``what``, not a value silently
+    dropped (it read as "absent", so a section of inf and 0 scored 0)."""
     arr = np.asarray(x, dtype=np.float64)
-    return bool(np.isfinite(arr).any()) if arr.ndim else math.isfinite(float(arr))
+    if np.isinf(arr).any():
+        raise ValueError(f"{what} is infinite ({x!r}); scores must be finite or NaN")
+    return bool((~np.isnan(arr)).any())
+
+
+def _weight(value: Any, what: str) -> float:
+    """A weight as a float: finite and >= 0, else a ValueError naming ``what`` (a negative
+    weight gave a section score of 1.5 from accuracies 0.5 and 1.0)."""
+    w = float(value)
+    if not (math.isfinite(w) and w >= 0):
+        raise ValueError(f"weight of {what} must be a finite number >= 0, got {value!r}")
+    return w
+
+
+def _check_range(values: Mapping[str, Any], lo: float, hi: float, what: str) -> None:
+    """Every non-NaN value in ``[lo, hi]``, else a ValueError naming the key."""
+    for k, v in values.items():
+        arr = np.asarray(v, dtype=np.float64)
+        bad = ~np.isnan(arr) & ~((arr >= lo) & (arr <= hi))
+        if bad.any():
+            raise ValueError(f"{what} {k!r} must be in [{lo}, {hi}] (or NaN), got {v!r}")
 
 
 def section_scores(
@@ -142,11 +165,11 @@ def section_scores(
     num: dict[str, Any] = {}
     den: dict[str, float] = {}
     for subset, acc in subset_acc.items():
-        if not _finite(acc):
+        if not _finite(acc, f"accuracy of subset {subset!r}"):
             continue
         if subset not in subset_counts:
             raise ValueError(f"no example count for subset {subset!r}")
-        w = float(subset_counts[subset])
+        w = _weight(subset_counts[subset], f"subset {subset!r}")
         sec = lookup(subset)
         num[sec] = num.get(sec, 0.0) + np.asarray(acc, dtype=np.float64) * w
         den[sec] = den.get(sec, 0.0) + w
@@ -167,11 +190,11 @@ def mean_of_sections(
     Sections whose score is NaN are left out; NaN when none is left. Works on floats or on
     equal-shaped arrays of replicates.
     """
-    kept = [(k, v) for k, v in sections.items() if _finite(v)]
+    kept = [(k, v) for k, v in sections.items() if _finite(v, f"score of section {k!r}")]
     if not kept:
         return float("nan")
     values = np.stack([np.asarray(v, dtype=np.float64) for _, v in kept])
-    w = np.asarray([float((weights or {}).get(k, 1.0)) for k, _ in kept])
+    w = np.asarray([_weight((weights or {}).get(k, 1.0), f"section {k!r}") for k, _ in kept])
     if not w.sum() > 0:
         return float("nan")
     value = np.tensordot(w / w.sum(), values, axes=1)
@@ -183,8 +206,10 @@ def rewardbench1_scores(subset_acc: Mapping[str, float]) -> dict[str, Any]:
 
     Returns ``{"sections": {section: weighted mean}, "score": mean of sections}`` using the
     published ``EXAMPLE_COUNTS`` and ``SUBSET_MAPPING``; prior preference sets (if any) form the
-    "Prior Sets (0.5 weight)" section, counted half in the score. Other subsets raise.
+    "Prior Sets (0.5 weight)" section, counted half in the score. Other subsets raise, and so
+    does an accuracy outside [0, 1] (NaN: the subset is left out).
     """
+    _check_range(subset_acc, 0.0, 1.0, "accuracy of subset")
     section_of = {
         **rewardbench1_section_of(),
         **dict.fromkeys(PRIOR_SETS_WEIGHTS, PRIOR_SETS_SECTION),
@@ -198,7 +223,17 @@ def rewardbench1_scores(subset_acc: Mapping[str, float]) -> dict[str, Any]:
     return {"sections": secs, "score": mean_of_sections(secs, rewardbench1_section_weights(secs))}
 
 
+#: The Ties score's range: its margin term 0.01·mean(tanh(…)) lies in (−0.01, 0.01).
+TIES_RANGE = (-0.01, 1.01)
+
+
 def rewardbench2_score(domain_scores: Mapping[str, float]) -> float:
-    """docs/methods/D2-rewardbench-2.md — RewardBench 2 final score: the unweighted mean of the domain scores
-    (NaN domains left out)."""
+    """docs/methods/D2-rewardbench-2.md — RewardBench 2 final score: the unweighted mean of the
+    domain scores (NaN domains left out). A name outside the six domains, a domain score
+    outside [0, 1] or a Ties score outside [−0.01, 1.01] is a ValueError."""
+    unknown = sorted(set(domain_scores) - set(REWARDBENCH2_DOMAINS))
+    if unknown:
+        raise ValueError(f"not RewardBench 2 domains: {unknown} (expected {REWARDBENCH2_DOMAINS})")
+    _check_range({k: v for k, v in domain_scores.items() if k != "Ties"}, 0.0, 1.0, "domain")
+    _check_range({k: v for k, v in domain_scores.items() if k == "Ties"}, *TIES_RANGE, "domain")
     return float(mean_of_sections(domain_scores))

@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 
 from rewardkit.evaluate.stats import pearson, spearman
 
 
+def _check_n(n: int) -> int:
+    """``n`` as an int: a whole number >= 1 (not a bool), else a ValueError (``bon_kl(2.5)``
+    gave a KL for no best-of-N)."""
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    return int(n)
+
+
 def bon_kl(n: int) -> float:
     """docs/methods/D8-best-of-n-eval.md — analytic KL of best-of-n: ``log n − (n − 1)/n``."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = _check_n(n)
     return math.log(n) - (n - 1) / n
 
 
@@ -38,18 +46,24 @@ def expected_bon(
     ``proxy`` from one pool. Ties in proxy: ``"first"``, the lower index wins (what
     ``rewardkit bon`` picks); ``"random"``, a uniform pick among the tied (the 1/m tie credit
     of RewardBench 2), computed exactly by giving every member of a proxy tie its group's mean
-    gold. NaN if any value is NaN or ``n`` > pool size."""
+    gold. NaN if any value is NaN or ``n`` > pool size; ``proxy`` and ``gold`` of different
+    lengths, or ``n`` not an integer >= 1, are ValueErrors."""
     if ties not in ("first", "random"):
         raise ValueError(f"ties must be 'first' or 'random', got {ties!r}")
-    r = np.asarray(proxy, dtype=np.float64)
-    g = np.asarray(gold, dtype=np.float64)
+    n = _check_n(n)
+    r = np.asarray(proxy, dtype=np.float64).ravel()
+    g = np.asarray(gold, dtype=np.float64).ravel()
+    if r.shape != g.shape:
+        raise ValueError(f"proxy and gold differ in length: {r.size} vs {g.size}")
     m = r.size
-    if n < 1 or n > m or np.isnan(r).any() or np.isnan(g).any():
+    if n > m or np.isnan(r).any() or np.isnan(g).any():
         return math.nan
     if ties == "random":
         g = tie_group_means(r, g)
     order = np.lexsort((-np.arange(m), r))  # ascending proxy; among ties the lowest index last
-    return float(_weights(m, n) @ g[order])
+    w = _weights(m, n)
+    picked = w > 0  # a candidate never picked adds nothing (its inf gold gave 0·inf = NaN)
+    return float(w[picked] @ g[order][picked])
 
 
 def tie_group_means(proxy: np.ndarray, gold: np.ndarray) -> np.ndarray:

@@ -27,13 +27,30 @@ def bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
     return np.searchsorted(edges[1:-1], np.asarray(p, dtype=np.float64), side="left")
 
 
-def calibration_error(y_true, y_prob, n_bins: int = 10) -> dict[str, float]:
-    """docs/methods/D7-calibration.md — ``{"ece", "ace", "mce"}`` of probabilities ``y_prob`` for outcomes
-    ``y_true`` (0/1). ACE: mean over non-empty bins of |mean p − mean y|; MCE: their max."""
+def outcomes_and_probabilities(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, p)`` as flat float arrays, checked: one length, outcomes 0 or 1 and probabilities
+    in [0, 1] (NaN passes: it makes the result NaN). Anything else is a ValueError naming the
+    first bad value (p = 1.5 and y = 2 gave an ECE of 0.5)."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_prob, dtype=np.float64).ravel()
     if y.shape != p.shape:
         raise ValueError(f"y_true and y_prob differ in length: {y.size} vs {p.size}")
+    for name, arr, bad in (
+        ("y_true", y, ~np.isnan(y) & ~np.isin(y, (0.0, 1.0))),
+        ("y_prob", p, ~np.isnan(p) & ~((p >= 0.0) & (p <= 1.0))),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            want = "0 or 1" if name == "y_true" else "a probability in [0, 1]"
+            raise ValueError(f"{name}[{i}] = {float(arr[i])!r}: expected {want}")
+    return y, p
+
+
+def calibration_error(y_true, y_prob, n_bins: int = 10) -> dict[str, float]:
+    """docs/methods/D7-calibration.md — ``{"ece", "ace", "mce"}`` of probabilities ``y_prob`` for outcomes
+    ``y_true`` (0/1). ACE: mean over non-empty bins of |mean p − mean y|; MCE: their max.
+    NaN (all three) when there is no pair or a value is NaN."""
+    y, p = outcomes_and_probabilities(y_true, y_prob)
     if p.size == 0:
         return {"ece": math.nan, "ace": math.nan, "mce": math.nan}
     b = bin_index(p, n_bins)
@@ -47,17 +64,15 @@ def calibration_error(y_true, y_prob, n_bins: int = 10) -> dict[str, float]:
 
 
 def brier_score(y_true, y_prob) -> float:
-    """Mean squared error of the probabilities: ``mean((p − y)²)``."""
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_prob, dtype=np.float64)
+    """Mean squared error of the probabilities: ``mean((p − y)²)``; NaN when empty."""
+    y, p = outcomes_and_probabilities(y_true, y_prob)
     return float(np.mean((p - y) ** 2)) if p.size else math.nan
 
 
 def reliability_diagram(y_true, y_prob, n_bins: int = 10) -> dict[str, list]:
     """Per bin: edges, count, mean predicted probability and observed frequency (None when
     the bin is empty) — the data of a reliability diagram."""
-    y = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.asarray(y_prob, dtype=np.float64).ravel()
+    y, p = outcomes_and_probabilities(y_true, y_prob)
     b = bin_index(p, n_bins)
     cnt = np.bincount(b, minlength=n_bins)
     mp = np.bincount(b, weights=p, minlength=n_bins)
@@ -72,7 +87,8 @@ def reliability_diagram(y_true, y_prob, n_bins: int = 10) -> dict[str, list]:
 
 def pair_nll(logits, y, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of outcomes ``y`` under ``σ(logit / T)``."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
+    with np.errstate(over="ignore"):  # a margin of 1e308 at T = 1e-4 is inf: σ = 1, no NaN
+        z = np.asarray(logits, dtype=np.float64) / temperature
     y = np.asarray(y, dtype=np.float64)
     # −[y log σ(z) + (1−y) log σ(−z)], with log σ(z) = −softplus(−z); a term whose weight is 0
     # is left out, so an infinite margin (a reward that scores +inf) on the right side costs 0
@@ -152,10 +168,14 @@ def reported_ece(cal: dict | None) -> float | None:
 def fit_temperature(logits, y, *, bounds: tuple[float, float] = (MIN_TEMPERATURE, 1e6)) -> float:
     """docs/methods/D7-calibration.md [design] — the temperature T > 0 minimising :func:`pair_nll` (golden-section
     search on log T within ``bounds``; deterministic). 1.0 when there is no data; the upper
-    bound ("no signal") when every margin is 0 (a constant reward)."""
+    bound ("no signal") when every margin is 0 (a constant reward); NaN when a logit or an
+    outcome is NaN (the NLL is NaN at every T: the search ran to its upper bound and read as
+    "no signal")."""
     z = np.asarray(logits, dtype=np.float64)
     if z.size == 0:
         return 1.0
+    if np.isnan(z).any() or np.isnan(np.asarray(y, dtype=np.float64)).any():
+        return math.nan
     if not np.any(z != 0):  # a constant reward: every T fits alike; no signal, not T = 1
         return float(bounds[1])
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
@@ -232,7 +252,8 @@ def pair_logits(scores: np.ndarray, chosen: list[int], probabilities: bool = Fal
     """docs/methods/D7-calibration.md — the ordered pairs of one example: for every chosen ``c`` and rejected
     ``r`` both ``(logit of c ≻ r, 1)`` and ``(logit of r ≻ c, 0)``. Logits are score margins,
     or for a pairwise judge (``probabilities``) ``logit(P)`` of its probability score.
-    Returns ``(logits, y)``; empty when a score is NaN."""
+    Returns ``(logits, y)``; empty when a score is NaN or a margin is undefined (+inf vs +inf:
+    it fed NaN logits to the temperature fit)."""
     s = np.asarray(scores, dtype=np.float64)
     if np.isnan(s).any():
         return np.zeros(0), np.zeros(0)
@@ -245,7 +266,11 @@ def pair_logits(scores: np.ndarray, chosen: list[int], probabilities: bool = Fal
                 p = float(np.clip(s[c], 1e-6, 1 - 1e-6))
                 z = math.log(p / (1 - p))
             else:
-                z = float(s[c] - s[r])
+                # ±1e308 apart: the margin is ±inf (σ = 1 or 0); inf − inf has none (NaN)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    z = float(s[c] - s[r])
+            if math.isnan(z):
+                return np.zeros(0), np.zeros(0)
             zs += [z, -z]
             ys += [1.0, 0.0]
     return np.asarray(zs), np.asarray(ys)

@@ -45,7 +45,8 @@ def per_language_scores(
 ) -> dict[str, object]:
     """docs/methods/D3-m-rewardbench.md — ``{"languages": {lang: {"score", "sections", "n"}}, "english",
     "gap_to_english": {lang: score − English score}, "mean_non_english"}``. NaN outcomes and
-    examples without a language are left out."""
+    examples without a language are left out; two labels of English (``en`` and ``eng``) are a
+    ValueError."""
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     sec_of: dict[str, str] = {}
     for lang, sub, sec, o in zip(languages, subsets, sections, outcomes, strict=True):
@@ -66,7 +67,13 @@ def per_language_scores(
             "sections": secs,
             "n": sum(len(v) for v in subs.values()),
         }
-    english = next((k for k in out if k.lower() in ENGLISH), None)
+    englishes = [k for k in out if k.lower() in ENGLISH]
+    if len(englishes) > 1:
+        raise ValueError(
+            f"languages {englishes} are all English: label English rows one way (the gap to "
+            "English would compare English with English)"
+        )
+    english = englishes[0] if englishes else None
     gap = {}
     if english is not None:
         gap = {k: v["score"] - out[english]["score"] for k, v in out.items() if k != english}

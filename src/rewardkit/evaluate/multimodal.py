@@ -32,9 +32,12 @@ T = TypeVar("T")
 
 def verdict(p: float) -> float:
     """1.0 when P(chosen ≻ rejected) > 0.5, 0.0 when < 0.5, NaN when exactly 0.5 or NaN (no
-    valid verdict: the judge did not decide)."""
+    valid verdict: the judge did not decide). A value outside [0, 1] is no probability: a
+    ValueError (3.0 and −2.0 read as a right and a wrong verdict)."""
     if p is None or math.isnan(p) or p == 0.5:
         return math.nan
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"P(chosen ≻ rejected) must be in [0, 1], got {p!r}")
     return 1.0 if p > 0.5 else 0.0
 
 

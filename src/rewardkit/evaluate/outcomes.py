@@ -19,6 +19,17 @@ def _check_ties(ties: str) -> None:
         raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
 
 
+def _check_index(idx: object, what: str) -> np.ndarray:
+    """``idx`` as an integer array; a bool or fractional index (``1.7`` silently read as 1) is a
+    ValueError naming ``what``."""
+    a = np.asarray(idx)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be an integer index (or indices), got {idx!r}")
+    return a
+
+
 def pairwise_outcome(score_chosen, score_rejected, ties: str = "half"):
     """docs/methods/D1-rewardbench.md — RewardBench (v1) scoring: the outcome of one chosen/rejected pair.
 
@@ -29,6 +40,13 @@ def pairwise_outcome(score_chosen, score_rejected, ties: str = "half"):
     _check_ties(ties)
     c = np.asarray(score_chosen, dtype=np.float64)
     r = np.asarray(score_rejected, dtype=np.float64)
+    try:
+        np.broadcast_shapes(c.shape, r.shape)
+    except ValueError:
+        raise ValueError(
+            f"pairwise_outcome: chosen scores {c.shape} and rejected scores {r.shape} differ "
+            "in shape"
+        ) from None
     tie_value = 0.5 if ties == "half" else 0.0
     with np.errstate(invalid="ignore"):
         out = np.where(c > r, 1.0, np.where(c == r, tie_value, 0.0))
@@ -47,6 +65,10 @@ def best_of_k_score(scores: Sequence[float], chosen_idx: int = 0, strict: bool =
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or s.size < 2:
         raise ValueError(f"best_of_k_score needs at least two scores, got shape {s.shape}")
+    idx = _check_index(chosen_idx, "chosen_idx")
+    if idx.ndim != 0:
+        raise ValueError(f"chosen_idx must be one integer, got {chosen_idx!r}")
+    chosen_idx = int(idx)
     if not 0 <= chosen_idx < s.size:
         raise ValueError(f"chosen_idx {chosen_idx} out of range for {s.size} scores")
     if np.isnan(s).any():
@@ -70,7 +92,7 @@ def best_of_k_scores(scores: np.ndarray, chosen_idx=0, strict: bool = False) -> 
     if s.ndim != 2 or s.shape[1] < 2:
         raise ValueError(f"best_of_k_scores needs an (n, k>=2) array, got shape {s.shape}")
     n, k = s.shape
-    idx = np.broadcast_to(np.asarray(chosen_idx, dtype=np.int64), (n,))
+    idx = np.broadcast_to(_check_index(chosen_idx, "chosen_idx"), (n,))
     if n and (idx.min() < 0 or idx.max() >= k):
         raise ValueError(f"chosen_idx out of range for k={k}")
     nan_rows = np.isnan(s).any(axis=1)

@@ -192,6 +192,7 @@ def make_plan(examples: Sequence[Example], benchmark: str, weighting: str) -> Pl
         ):
             subset_rule[sub] = "ties"
             check_unique_ties([examples[i].id for i in idx], sub)
+            check_tied_rows([(examples[i].id, len(chosen_all[i])) for i in idx], sub)
             for i in idx:
                 rules[i] = "ties"
         else:
@@ -326,6 +327,18 @@ def check_unique_ties(ids: Sequence[str], subset: str) -> None:
             f"subset {subset!r}: Ties row id(s) {shown}{more} appear more than once; each "
             "prompt has one 'ref:' and one 'tied:' row (is a file read twice?)"
         )
+
+
+def check_tied_rows(rows: Sequence[tuple[str, int]], subset: str) -> None:
+    """A ``tied:`` row of the Ties subset has at least two correct responses (docs/methods/D2):
+    its ``dcm`` (spread of the correct scores) needs two. ``rows`` are ``(id, n chosen)``; the
+    first short one is a DataError naming it, raised before anything is scored."""
+    for row_id, n in rows:
+        if str(row_id).startswith("tied:") and n < 2:
+            raise DataError(
+                f"subset {subset!r}: Ties row {row_id!r} has {n} chosen response; a 'tied:' "
+                "row has at least two correct responses (num_correct >= 2)"
+            )
 
 
 def plan_notes(plan: Plan, requested: str) -> list[str]:

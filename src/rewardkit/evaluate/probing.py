@@ -24,6 +24,19 @@ def _split(n: int, test_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]
     return perm[k:], perm[:k]
 
 
+#: Columns whose largest magnitude passes this would overflow the variance (x² > 1.8e308).
+_HUGE_FEATURE = 2.0**500
+
+
+def _unit_scale(x: np.ndarray) -> np.ndarray:
+    """``x`` with each huge column (:data:`_HUGE_FEATURE`) times the power of two that brings
+    its largest magnitude into [0.5, 1) (exact; standardising is scale-free): features near
+    1e308 overflowed the std to inf, so every standardised value was 0. Other columns stay."""
+    top = np.max(np.abs(x), axis=0, initial=0.0)
+    exp = np.where(top > _HUGE_FEATURE, np.frexp(top)[1], 0)
+    return np.ldexp(x, -exp)
+
+
 def linear_probe(
     features,
     labels,
@@ -36,11 +49,18 @@ def linear_probe(
 ) -> dict[str, float]:
     """docs/methods/D5-probing.md — train a bias-free linear probe on ``features`` (n, d) for integer
     ``labels`` (n,) and return ``{"accuracy", "majority", "n_train", "n_test", "classes"}``
-    (``majority``: accuracy of always predicting the training split's most common class)."""
+    (``majority``: accuracy of always predicting the training split's most common class).
+    NaN or infinite features (a probe on them scored 1.0 against a majority of 0.0) and a
+    ``test_frac`` outside (0, 1) are ValueErrors."""
     x = np.asarray(features, dtype=np.float64)
     y_raw = np.asarray(labels)
-    if x.ndim != 2 or x.shape[0] != y_raw.shape[0]:
+    if x.ndim != 2 or y_raw.ndim != 1 or x.shape[0] != y_raw.shape[0]:
         raise ValueError(f"features (n, d) and labels (n,) do not match: {x.shape}, {y_raw.shape}")
+    if not np.isfinite(x).all():
+        row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ValueError(f"features must be finite: row {row} holds NaN or inf")
+    if not 0.0 < test_frac < 1.0:
+        raise ValueError(f"test_frac must be in (0, 1), got {test_frac!r}")
     classes = np.unique(y_raw)
     if x.shape[0] < 4 or classes.size < 2:
         return {
@@ -52,6 +72,7 @@ def linear_probe(
         }
     y = np.searchsorted(classes, y_raw)
     tr, te = _split(x.shape[0], test_frac, seed)
+    x = _unit_scale(x)
     mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-8
     xs = (x - mu) / sd
     k = classes.size
@@ -90,10 +111,13 @@ def probe_dimensions(
     features, labels: Mapping[str, Sequence[Any]], *, seed: int = 0
 ) -> dict[str, object]:
     """docs/methods/D5-probing.md — one probe per dimension (labels None are left out); the MRMBench score is
-    the mean probe accuracy over dimensions."""
+    the mean probe accuracy over dimensions. Every label list has one entry per feature row
+    (a shorter one was paired with the first rows): else a ValueError naming the dimension."""
     x = np.asarray(features, dtype=np.float64)
     dims = {}
     for name, lab in labels.items():
+        if len(lab) != x.shape[0]:
+            raise ValueError(f"dimension {name!r}: {len(lab)} labels for {x.shape[0]} feature rows")
         keep = [
             i
             for i, v in enumerate(lab)

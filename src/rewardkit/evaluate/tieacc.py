@@ -32,9 +32,18 @@ def accuracy_with_ties(human, margins) -> dict[str, float]:
 
     NaN margins are left out. ``with_ties`` is the max of acc(ε) over ε ∈ {|m_i|} (and ε = −1,
     no model ties); ``without_ties`` drops human ties and uses ε = −1 (an exact zero margin is
-    then neither concordant nor discordant but stays in the denominator)."""
-    h = np.asarray(human, dtype=np.float64)
-    m = np.asarray(margins, dtype=np.float64)
+    then neither concordant nor discordant but stays in the denominator). A human label other
+    than 1, −1, 0 (or NaN, left out) and inputs of different lengths are ValueErrors."""
+    h = np.asarray(human, dtype=np.float64).ravel()
+    m = np.asarray(margins, dtype=np.float64).ravel()
+    if h.shape != m.shape:
+        raise ValueError(f"human labels and margins differ in length: {h.size} vs {m.size}")
+    bad = ~np.isnan(h) & ~np.isin(h, (-1.0, 0.0, 1.0))
+    if bad.any():
+        raise ValueError(
+            f"human labels must be 1, -1 or 0 (tie), got {float(h[bad][0])!r} at index "
+            f"{int(np.flatnonzero(bad)[0])}"
+        )
     ok = ~np.isnan(m) & ~np.isnan(h)
     h, m = h[ok], m[ok]
     if h.size == 0:

@@ -38,6 +38,39 @@ class TiesTable:
     n_nan: int  # rows dropped because a score was NaN
 
 
+def _checked_row(
+    row_id: str, scores: Sequence[float], correct_idx: Sequence[int]
+) -> tuple[tuple[str, str], np.ndarray, np.ndarray]:
+    """``(parsed id, scores, correct mask)`` of one Ties row; a ValueError naming the row for an
+    id that is not ``ref:``/``tied:``, a correct index outside the scores (``-1`` would mark
+    the last response), no incorrect response, or a ``tied:`` row with fewer than two correct
+    responses (its ``dcm`` is undefined; reward-bench's ``process_single_model`` fails on it)."""
+    parsed = parse_ties_id(row_id)
+    if parsed is None:
+        raise ValueError(f"Ties row id {row_id!r} is not 'ref:<prompt>' or 'tied:<prompt>'")
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    idx = list(correct_idx)
+    if any(isinstance(i, bool) or not float(i).is_integer() or not 0 <= i < s.size for i in idx):
+        raise ValueError(
+            f"Ties row {row_id!r}: correct indices {idx} are not all in 0..{s.size - 1}"
+        )
+    mask = np.zeros(s.size, dtype=bool)
+    mask[[int(i) for i in idx]] = True
+    if not mask.any() or mask.all():
+        raise ValueError(f"Ties row {row_id!r} needs at least one correct and one incorrect")
+    if parsed[0] == "tied" and mask.sum() < 2:
+        raise ValueError(
+            f"Ties row {row_id!r} has {int(mask.sum())} correct response; a 'tied:' row needs "
+            "at least two"
+        )
+    return parsed, s, mask
+
+
+def _max_finite(arrays: Sequence[np.ndarray]) -> float:
+    """The largest finite magnitude in ``arrays`` (0 when none)."""
+    return max((float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in arrays), default=0.0)
+
+
 def ties_table(rows: Iterable[TiesRow]) -> TiesTable:
     """docs/methods/D2-rewardbench-2.md — RewardBench 2 Ties: per-row ``accurate``, ``cim`` and ``dcm``, by prompt.
 
@@ -47,20 +80,20 @@ def ties_table(rows: Iterable[TiesRow]) -> TiesTable:
     """
     stats: dict[tuple[str, str], tuple[float, float, float]] = {}
     n_nan = 0
-    for row_id, scores, correct_idx in rows:
-        parsed = parse_ties_id(row_id)
-        if parsed is None:
-            raise ValueError(f"Ties row id {row_id!r} is not 'ref:<prompt>' or 'tied:<prompt>'")
-        if parsed in stats:
-            raise ValueError(f"duplicate Ties row id {row_id!r}")
-        s = np.asarray(scores, dtype=np.float64)
-        mask = np.zeros(s.size, dtype=bool)
-        mask[list(correct_idx)] = True
-        if not mask.any() or mask.all():
-            raise ValueError(f"Ties row {row_id!r} needs at least one correct and one incorrect")
+    checked = [_checked_row(row_id, scores, idx) for row_id, scores, idx in rows]
+    # every term is scale-free (signs, comparisons, the ratio cim/dcm): halving every row when
+    # a difference of two scores could pass 1.8e308 keeps it finite (cim = 1e308 − (−1e308)
+    # was inf, and cim/dcm then inf/inf = NaN → 0)
+    scale = 1 if _max_finite([s for _, s, _ in checked]) > np.finfo(np.float64).max / 2 else 0
+    seen: set[tuple[str, str]] = set()
+    for parsed, s, mask in checked:
+        if parsed in seen:
+            raise ValueError(f"duplicate Ties row id {':'.join(parsed)!r}")
+        seen.add(parsed)
         if np.isnan(s).any():
             n_nan += 1
             continue
+        s = np.ldexp(s, -scale)
         correct, incorrect = s[mask], s[~mask]
         cim = float(correct.min() - incorrect.max())
         dcm = float(correct.max() - correct.min()) if correct.size > 1 else math.nan
