@@ -23,7 +23,13 @@ Tensor = torch.Tensor
 def _same_shape(**operands: object) -> None:
     """ValueError unless every tensor operand has the first one's shape (a Python number or a
     0-d tensor is a scalar and may broadcast). Rewards of shape (n,) against (n, 1) would
-    otherwise broadcast to an (n, n) matrix of every chosen against every rejected, silently."""
+    otherwise broadcast to an (n, n) matrix of every chosen against every rejected, silently.
+    TypeError for an operand that is neither (a list fails later; a numpy (n, 1) margin
+    broadcast to (n, n) unchecked)."""
+    odd = [k for k, v in operands.items() if not isinstance(v, Tensor | int | float | None)]
+    if odd:
+        got = ", ".join(f"{k} {type(operands[k]).__name__}" for k in odd)
+        raise TypeError(f"per-pair operands must be torch tensors or numbers; got {got}")
     shapes = {k: tuple(v.shape) for k, v in operands.items() if isinstance(v, Tensor) and v.ndim}
     if len(set(shapes.values())) > 1:
         said = ", ".join(f"{k} {list(v)}" for k, v in shapes.items())
@@ -90,13 +96,18 @@ def soft_bt_loss(
     _same_shape(delta=delta, p_target=p_target, weight=weight)
     d = delta.float()
     p = torch.as_tensor(p_target, dtype=d.dtype)
+    bad = ~((p >= 0) & (p <= 1))  # outside [0, 1] the loss has no minimum (p = 2: −∞ as Δ grows)
+    if bool(bad.any()):
+        raise ValueError(f"p_target must be a probability in [0, 1], got {p[bad].tolist()[:5]}")
     return _reduce(-p * F.logsigmoid(d) - (1.0 - p) * F.logsigmoid(-d), weight, reduction)
 
 
 def center_penalty(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
     """Reward centering (Eisenstein et al. 2023, as in TRL's ``center_rewards_coefficient``):
-    ``mean((r_c + r_r)²)``; the trainer adds ``coefficient × center_penalty``."""
-    return ((r_chosen.float() + r_rejected.float()) ** 2).mean()
+    ``mean((r_c + r_r)²)``; the trainer adds ``coefficient × center_penalty``. 0 for no pairs
+    (a batch of ties only: its mean was NaN and stopped the run as diverged)."""
+    _same_shape(r_chosen=r_chosen, r_rejected=r_rejected)
+    return _reduce((r_chosen.float() + r_rejected.float()) ** 2, None, "mean")
 
 
 def scaled_bt_loss(
@@ -136,8 +147,8 @@ def btt_loss(
     ``−log σ(Δ − log k) − log σ(−Δ − log k) − log(k² − 1)``, which is smallest at Δ = 0, so a
     tie pulls the two rewards together.
     """
-    if k <= 1.0:
-        raise ValueError(f"the tie parameter k must be > 1, got {k}")
+    if not (math.isfinite(k) and k > 1.0):
+        raise ValueError(f"the tie parameter k must be a finite number > 1, got {k}")
     _same_shape(delta=delta, tied=tied, weight=weight)
     d = delta.float()
     lk = math.log(k)
@@ -156,12 +167,16 @@ def gaussian_bt_loss(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """docs/methods/A13-uncertainty-tie-bt.md — uncertainty-aware BT: ``−E_ε[log σ(μ_z + σ_z ε − margin)]`` with
-    ``μ_z = μ_c − μ_r``, ``σ_z = sqrt(σ_c² + σ_r²)``, ``σ = exp(logsig)``, Monte-Carlo estimate."""
+    ``μ_z = μ_c − μ_r``, ``σ_z = sqrt(σ_c² + σ_r²)``, ``σ = exp(logsig)``, Monte-Carlo estimate
+    (the mean over draws and pairs; 0 for no pairs, as :func:`bt_loss`). ``σ_z`` is computed as
+    ``exp(½ logaddexp(2 logsig_c, 2 logsig_r))``: σ² overflows float32 from logsig ≈ 44."""
     _same_shape(mu_c=mu_c, logsig_c=logsig_c, mu_r=mu_r, logsig_r=logsig_r)
     if n_samples < 1:
         raise ValueError(f"n_samples must be ≥ 1 (Monte-Carlo draws); got {n_samples}")
     mu_z = (mu_c - mu_r).float()
-    sig_z = torch.sqrt(torch.exp(2 * logsig_c.float()) + torch.exp(2 * logsig_r.float()))
+    if mu_z.numel() == 0:
+        return mu_z.sum() * 0.0
+    sig_z = torch.exp(0.5 * torch.logaddexp(2 * logsig_c.float(), 2 * logsig_r.float()))
     eps = torch.randn(
         (n_samples, *mu_z.shape), generator=generator, device=mu_z.device, dtype=mu_z.dtype
     )
@@ -203,7 +218,11 @@ def ranked_positions(order: Tensor, n_ranked: Tensor | None = None) -> Tensor:
 
 def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:
     """docs/methods/A4-more.md — MORE per-task ranking loss: ``−Σ_{i,j: s_j>s_i} log σ(r_j − r_i) / #pairs``
-    over every ordered pair of a group with different labels; labels < 0 are padding."""
+    over every ordered pair of a group with different labels; labels < 0 are padding (a
+    padded position's reward, NaN or any, never reaches the loss). Both (groups, K)."""
+    _same_shape(scores=scores, labels=labels)
+    if scores.ndim != 2:
+        raise ValueError(f"scores and labels must be (groups, K), got shape {list(scores.shape)}")
     r = scores.float()
     lab = labels.float()
     ok = (lab >= 0).unsqueeze(2) & (lab >= 0).unsqueeze(1)
@@ -212,7 +231,7 @@ def ranking_loss(scores: Tensor, labels: Tensor) -> Tensor:
     n = better.sum()
     if n == 0:
         return r.sum() * 0.0
-    return -(F.logsigmoid(diff) * better).sum() / n
+    return -torch.where(better, F.logsigmoid(diff), torch.zeros_like(diff)).sum() / n
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask_value: float = -100.0) -> Tensor:
@@ -240,8 +259,15 @@ def scalarize(attr_scores: np.ndarray, weights: Sequence[float]) -> np.ndarray:
 
 def min_norm_weights(grads: Sequence[np.ndarray], normalize: str = "l2") -> np.ndarray:
     """docs/methods/A4-more.md — MGDA min-norm weights λ on the simplex minimising ``||Σ λ_t g_t||²``
-    (Frank–Wolfe; the two-task closed form clipped to [0.001, 0.999])."""
+    (Frank–Wolfe; the two-task closed form clipped to [0.001, 0.999]). NaN weights when a
+    gradient is not finite."""
     vs = [np.asarray(g, dtype=np.float64).ravel() for g in grads]
+    if not vs:
+        raise ValueError("min_norm_weights needs at least one task gradient, got none")
+    if len({v.size for v in vs}) > 1:
+        raise ValueError(f"task gradients must have one size, got sizes {[v.size for v in vs]}")
+    if not all(np.isfinite(v).all() for v in vs):
+        return np.full(len(vs), np.nan)
     if normalize == "l2":
         vs = [v / (np.linalg.norm(v) or 1.0) for v in vs]
     elif normalize != "none":
@@ -287,17 +313,20 @@ def verdict_ce(logits: Tensor, target_ids: Tensor, reduction: str = "mean") -> T
 def peer_select(margins_self: Tensor, keep_ratio: float) -> Tensor:
     """docs/methods/A7-collaborative-rm.md — Collaborative Reward Modeling peer review: a boolean mask of the
     ``ceil(keep_ratio · n)`` pairs with the largest margin (smallest BT loss) under this model;
-    the *peer* is updated on them."""
+    the *peer* is updated on them. A NaN margin (no reward) is never kept (topk ranks NaN
+    first: such a pair displaced a clean one)."""
     if not 0.0 < keep_ratio <= 1.0:
         raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
     n = margins_self.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.bool, device=margins_self.device)
     keep = max(1, math.ceil(keep_ratio * n - 1e-9))
-    idx = torch.topk(margins_self.detach().float(), keep).indices
+    m = margins_self.detach().float()
+    nan = torch.isnan(m)
+    idx = torch.topk(torch.where(nan, float("-inf"), m), keep).indices
     mask = torch.zeros(n, dtype=torch.bool, device=margins_self.device)
     mask[idx] = True
-    return mask
+    return mask & ~nan
 
 
 def crm_keep_ratio(progress: float, noise_rate: float, warmup: float = 1.0) -> float:
@@ -308,11 +337,14 @@ def crm_keep_ratio(progress: float, noise_rate: float, warmup: float = 1.0) -> f
 
 
 def pairwise_accuracy(r_chosen: Tensor, r_rejected: Tensor) -> float:
-    """docs/methods/A1-bradley-terry.md — strict ``r_c > r_r``; ties count 0 (RewardBench 1 rule)."""
+    """docs/methods/A1-bradley-terry.md — strict ``r_c > r_r``; ties count 0 (RewardBench 1 rule).
+    A pair with a NaN reward is left out, as the evaluation leaves it out (it counted as a
+    miss); NaN when no pair has both rewards."""
     _same_shape(r_chosen=r_chosen, r_rejected=r_rejected)
-    if r_chosen.numel() == 0:
+    ok = ~(torch.isnan(r_chosen) | torch.isnan(r_rejected))
+    if not bool(ok.any()):
         return float("nan")
-    return float((r_chosen > r_rejected).float().mean())
+    return float((r_chosen[ok] > r_rejected[ok]).float().mean())
 
 
 def pairwise_ece(r_chosen: np.ndarray, r_rejected: np.ndarray, n_bins: int = 10) -> float:

@@ -64,7 +64,7 @@ def _pairs(batch: dict[str, torch.Tensor], r: torch.Tensor, untied: bool = True)
     return r[a][keep], r[b][keep], batch["pair_margin"][keep], batch["pair_weight"][keep]
 
 
-def _smoothing(cfg: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor | float:
+def pair_smoothing(cfg: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor | float:
     """Label smoothing α of the strict pairs: per pair from curated ``label_confidence``
     (docs/curation.md), the config's ``label_smoothing`` where a pair has none (NaN)."""
     per_pair = batch.get("pair_smoothing")
@@ -105,7 +105,7 @@ def compute(
         ra, rb = out[:, 0].float(), out[:, 1].float()
         ca, wa, _, _ = _pairs(batch, ra)
         cb, wb, margin, weight = _pairs(batch, rb)
-        alpha = _smoothing(cfg, batch)
+        alpha = pair_smoothing(cfg, batch)
         keep = L.crm_keep_ratio(progress, cfg.crm_noise_rate, cfg.crm_warmup)
         sel_a = L.peer_select(ca - wa, keep)  # A's clean pairs train B
         sel_b = L.peer_select(cb - wb, keep)  # B's clean pairs train A
@@ -142,7 +142,7 @@ def compute(
         return Outcome(loss, c, w, r)
     # bt, bt+regression, gated: a BT term on the (scalar or gated) reward.
     c, w, margin, weight = _pairs(batch, r)
-    alpha = _smoothing(cfg, batch)
+    alpha = pair_smoothing(cfg, batch)
     if getattr(cfg, "margin_kind", "margin") == "scaled":  # docs/methods/A3-scaled-bt.md
         loss = L.bt_loss(c, w, 0.0, alpha, weight * margin)
     else:

@@ -36,7 +36,7 @@ from rewardkit.outputs import atomic_file
 from rewardkit.train import losses as L
 from rewardkit.train.common import check_finite_loss, merged_mean, save_errors, write_json
 from rewardkit.train.model import GenerativeModel, PeerModels, RewardModel, _unwrap
-from rewardkit.train.objectives import compute, loss_terms
+from rewardkit.train.objectives import compute, loss_terms, pair_smoothing
 
 MODEL_KEYS = (
     "input_ids",
@@ -67,11 +67,13 @@ def pair_metrics(
 def eval_batch_loss(cfg: Any, res: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The loss an eval batch reports. ``crm`` (docs/methods/A7-collaborative-rm.md) trains
     each peer on the other's cleanest pairs; its eval loss is the saved model's (peer a's) BT
-    loss over every strict pair, not the training loss of both peers on a subset."""
+    loss over every strict pair (with their margins, weights and label smoothing, as it trains
+    and as ``bt`` evaluates), not the training loss of both peers on a subset."""
     if cfg.objective != "crm":
         return res.loss
-    margin = batch["pair_margin"][~batch["pair_tie"]]
-    return L.bt_loss(res.r_better, res.r_worse, margin, cfg.label_smoothing)
+    strict = ~batch["pair_tie"]
+    margin, weight = batch["pair_margin"][strict], batch["pair_weight"][strict]
+    return L.bt_loss(res.r_better, res.r_worse, margin, pair_smoothing(cfg, batch), weight)
 
 
 def eval_loss(losses: list[float], terms: list[int]) -> float:
