@@ -364,10 +364,11 @@ def aggregate(
 def lambda_harmonic(s_img: object, s_txt: object, lam: float = 0.5) -> np.ndarray:
     """Card F5's λ-harmonic reward ``1 / (λ/s_img + (1 − λ)/s_txt)`` (docs/methods/F5-lambda-harmonic.md;
     0.8, 0.3, λ=0.5 → 0.436364): :func:`aggregate` ``harmonic`` with weights ``[λ, 1 − λ]``,
-    NaN-aware the same way (a NaN side leaves the other side's score)."""
+    NaN-aware the same way (a NaN side leaves the other side's score). λ = 0 or 1 leaves the
+    other side out entirely (its weight is 0), so H₀ = s_txt and H₁ = s_img."""
+    if not (is_real(lam) and 0.0 <= lam <= 1.0):
+        raise ValueError(f"lam must be a number in [0, 1]; got {lam!r}")
     lam = float(lam)
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1]; got {lam!r}")
     a = np.atleast_1d(np.asarray(s_img, dtype=np.float64))
     b = np.atleast_1d(np.asarray(s_txt, dtype=np.float64))
     if a.ndim != 1 or a.shape != b.shape:

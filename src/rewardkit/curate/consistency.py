@@ -17,6 +17,7 @@ label smoothing α = 1 − confidence) or drops them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -200,6 +201,13 @@ def consistency_filter(
     )
     scored = ~np.isnan(cons)
     mean_c = float(cons[scored].mean()) if scored.any() else math.nan
+    if len(examples) and not scored.any():
+        warnings.warn(
+            f"none of the {len(examples)} examples was ranked by both rewards (a NaN score, "
+            "'does not apply', or a single response): all pass through without "
+            "label_confidence",
+            stacklevel=2,
+        )
     out: list[Example] = []
     counts = {
         "examples": len(examples),

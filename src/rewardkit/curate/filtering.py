@@ -12,6 +12,7 @@ labelled pair) apart from ``unscored`` (the reward gave NaN). The histogram draw
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -142,6 +143,12 @@ def filter_by_reward(
         counts[src]["unscored"] = int(missing.size - counts[src].get("unlabelled", 0))
         counts[src]["kept"] = int(chosen.size)
     out = [ex for ex, k in zip(examples, kept, strict=True) if k]
+    if s.size and np.isnan(s).all():  # an empty output that is no filtering decision
+        warnings.warn(
+            f"none of the {s.size} examples has a score (no label to score by, or the reward "
+            "gave NaN, 'does not apply', to each: a missing reference?); nothing is kept",
+            stacklevel=2,
+        )
     return FilterResult(out, s, kept, sources, cutoffs, counts)
 
 

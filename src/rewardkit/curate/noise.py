@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
@@ -183,6 +184,12 @@ def detect_noise(
             out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True, WEIGHT_KEY: weight}))
         else:
             out.append(replace(ex, meta={**ex.meta, FLAG_KEY: True}))
+    if len(examples) and np.isnan(mean).all():
+        warnings.warn(
+            f"none of the {len(examples)} examples has a strength (ties, unlabelled, or no "
+            "reward applies: NaN, 'does not apply'); nothing is flagged",
+            stacklevel=2,
+        )
     counts = {
         "examples": len(examples),
         "scored_pairs": int((~np.isnan(mean)).sum()),

@@ -57,9 +57,9 @@ def tpr_at_fpr(
     pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray, fpr: float = 0.01
 ) -> float:
     """Share of positives above the threshold that lets at most ``fpr`` of negatives through:
-    the ``k = ⌈(1 − fpr)·n₋⌉``-th smallest negative score, or −∞ when ``k = 0`` (``fpr = 1``
-    lets every negative through, so every positive counts; ``fpr = 0`` needs a positive above
-    the highest negative)."""
+    the ``k = ⌈(1 − fpr)·n₋⌉``-th smallest negative score; ``k = 0`` (``fpr = 1``) lets every
+    negative through, so every positive counts (a −inf one too); ``fpr = 0`` needs a positive
+    above the highest negative. NaN scores are left out; NaN when a class has none."""
     p = np.asarray(pos, dtype=np.float64)
     n = np.sort(np.asarray(neg, dtype=np.float64))
     p, n = p[~np.isnan(p)], n[~np.isnan(n)]
@@ -67,8 +67,7 @@ def tpr_at_fpr(
         return math.nan
     # rounded so that a product like (1 − 0.29)·100 = 71.00000000000001 is not taken as 72
     k = min(n.size, math.ceil(round((1 - fpr) * n.size, 9)))
-    threshold = n[k - 1] if k > 0 else -math.inf
-    return float(np.mean(p > threshold))
+    return float(np.mean(p > n[k - 1])) if k > 0 else 1.0
 
 
 def check_fpr(fpr: float) -> None:
@@ -134,7 +133,9 @@ def detect(
 ) -> dict[str, Any]:
     """Score every response of detection examples (``meta["origin"]``: ``llm`` / ``human`` /
     ``mixed``) with ``reward`` and report LLM-vs-human detection (:func:`detection_report`);
-    ``where`` (the data file) is named in errors."""
+    ``where`` (the data file) is named in errors. Data without an LLM or a human text is
+    refused before any scoring; a ±inf score is refused (a reward is finite, or NaN where it
+    does not apply)."""
     check_fpr(fpr)  # before any scoring
     check_bootstrap_args(n_boot, 0.05)
 
@@ -143,12 +144,31 @@ def detect(
         origins.extend(check_origin(ex, where))
         queries.extend(ex.queries())
     o = np.asarray(origins)
+    missing = [name for name in ("llm", "human") if not (o == name).any()]
+    if missing:
+        raise DataError(
+            f"detection needs both LLM-written and human-written texts; no response of the "
+            f"{len(examples)} examples has meta.origin {' or '.join(map(repr, missing))}",
+            path=where,
+        )
     s = np.asarray(reward.score(queries), dtype=np.float64)
     if s.ndim != 1:
-        raise DataError(f"reward {reward.name!r} is multi-objective; detection needs a scalar")
-    if not (o == "llm").any() or not (o == "human").any():
-        raise DataError("detection needs both LLM-written and human-written texts")
+        raise DataError(
+            f"reward {reward.name!r} is multi-objective; detection needs a scalar", path=where
+        )
+    _check_finite(examples, s, reward.name, where)
     rep = detection_report(s[o == "llm"], s[o == "human"], fpr=fpr, n_boot=n_boot, seed=seed)
     if (o == "mixed").any():
         rep["mixed_mean"] = nanmean(s[o == "mixed"])
     return rep
+
+
+def _check_finite(examples: Sequence[Any], s: np.ndarray, name: str, where: str | None) -> None:
+    """:func:`rewardkit.curate.scores.check_finite` (the first example and response scored
+    ±inf, and the count) as a DataError naming the data file."""
+    from rewardkit.curate.scores import check_finite
+
+    try:
+        check_finite(examples, s, name)
+    except ValueError as exc:
+        raise DataError(str(exc), path=where) from None

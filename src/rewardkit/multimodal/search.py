@@ -43,6 +43,8 @@ S = TypeVar("S")
 #: A reward over candidates: ``reward(candidates) -> scores`` of shape (n,) or (n, k), higher is
 #: better. Called once per batch of candidates.
 RewardFn = Callable[[list[Any]], Any]
+#: The most seeds a budget is converted to (a larger answer is an error, not a float overflow).
+MAX_SEEDS = 2**53
 
 
 # --- budget and results ---------------------------------------------------------------------
@@ -98,8 +100,14 @@ class SearchResult(Generic[T]):
 
 
 def _average_ranks(col: np.ndarray) -> np.ndarray:
-    """Ranks 1 (worst) .. m (best), ties averaged; NaN ranks below everything."""
-    return rankdata(np.where(np.isnan(col), -np.inf, col.astype(np.float64)))
+    """Ranks 1 (worst) .. m (best), ties averaged; NaN ranks below everything, −inf included
+    (the k NaN share the ranks 1..k, the scored candidates take k+1..m)."""
+    col = np.asarray(col, dtype=np.float64)
+    nan = np.isnan(col)
+    k = int(nan.sum())
+    out = np.full(col.size, (k + 1) / 2.0)
+    out[~nan] = rankdata(col[~nan]) + k
+    return out
 
 
 def rank_sum(scores: np.ndarray) -> np.ndarray:
@@ -113,11 +121,12 @@ def rank_sum(scores: np.ndarray) -> np.ndarray:
 
 def best_first(scores: np.ndarray) -> np.ndarray:
     """Candidate indices from best to worst: by score for (n,), by :func:`rank_sum` for (n, k).
-    NaN is worst; ties keep the earlier candidate first."""
+    NaN is worst, below −inf (it does not apply; −inf is a score); ties keep the earlier
+    candidate first."""
     scores = np.asarray(scores, dtype=np.float64)
     key = rank_sum(scores) if scores.ndim == 2 and scores.shape[1] > 1 else scores.reshape(-1)
-    key = np.where(np.isnan(key), -np.inf, key)
-    return np.argsort(-key, kind="stable")
+    nan = np.isnan(key)
+    return np.lexsort((-np.where(nan, 0.0, key), nan))  # stable: NaN last, then by −score
 
 
 def _score(reward: RewardFn, candidates: list[Any], budget: Budget, what: str) -> np.ndarray:
@@ -191,7 +200,30 @@ class StepGenerator(Protocol[S, T]):
     def finish(self, state: S) -> T: ...
 
 
+def _is_real(v: object) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def _check_costs(x: float, y: float) -> None:
+    """``x`` (one denoising step) and ``y`` (scoring one candidate) must be finite and ≥ 0."""
+    for name, v in (("x (cost of one denoising step)", x), ("y (cost of one reward call)", y)):
+        if not (_is_real(v) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+def _check_budget(budget: float, one: float) -> None:
+    """A budget is a finite number ≥ 0, and a candidate (cost ``one``) must cost something."""
+    if not (_is_real(budget) and math.isfinite(budget) and budget >= 0):
+        raise ValueError(f"budget must be a finite number >= 0, got {budget!r}")
+    if one <= 0:
+        raise ValueError(
+            "x and y are both 0: a candidate costs nothing, so no budget limits the seeds"
+        )
+
+
 def _check_schedule(prune_steps: Sequence[int], keep: Sequence[float], n_steps: int) -> None:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     if len(prune_steps) != len(keep):
         raise ValueError(f"{len(prune_steps)} prune_steps but {len(keep)} keep fractions")
     prev = -1
@@ -206,10 +238,8 @@ def _check_schedule(prune_steps: Sequence[int], keep: Sequence[float], n_steps: 
             f"prune steps must be < n_steps − 1 = {n_steps - 1} (the last index is the final "
             f"candidate), got {list(prune_steps)}"
         )
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     for a in keep:
-        if not 0.0 < a <= 1.0:
+        if not (_is_real(a) and 0.0 < a <= 1.0):
             raise ValueError(f"keep fractions must be in (0, 1], got {list(keep)}")
 
 
@@ -230,6 +260,7 @@ def ttsnap_cost(
     ``A_j = Π_{l≤j} α_l``, ``s_0 = 0`` (``x``: one denoising step, ``y``: one reward call on one
     candidate, ``S = n_steps``)."""
     _check_schedule(prune_steps, keep, n_steps)
+    _check_costs(x, y)
     cost, a_cum, prev = 0.0, 1.0, 0
     for s, a in zip(prune_steps, keep, strict=True):
         cost += a_cum * ((s - prev) * x + y)
@@ -244,6 +275,8 @@ def bon_cost(n_steps: int, x: float, y: float) -> float:
     The card's pruning model counts ``S − 1`` steps for a trajectory that is never pruned (TTSnap's
     simulation indexes states 0..S−1 with index 0 free); this keeps the card's BoN figure so its
     ratio (≈3.84× on the worked example) reproduces."""
+    _check_schedule((), (), n_steps)
+    _check_costs(x, y)
     return n_steps * x + y
 
 
@@ -259,6 +292,7 @@ def ttsnap_search_cost(
     ``Σ_j n_{j−1}((s_j − s_{j−1})x + y) + n_J((S − 1 − s_J)x + y)`` with :func:`alive_counts`
     (equals ``n · ttsnap_cost`` when every ``n · A_j`` is an integer)."""
     _check_schedule(prune_steps, keep, n_steps)
+    _check_costs(x, y)
     alive = alive_counts(n, keep)
     cost, prev = 0.0, 0
     for j, s in enumerate(prune_steps):
@@ -276,15 +310,19 @@ def ttsnap_seeds_for_budget(
     y: float,
 ) -> int:
     """The most seeds :func:`ttsnap_search` can start within ``budget`` (exact cost, with
-    rounding; 0 when not even one fits)."""
+    rounding; 0 when not even one fits). ValueError for a budget that is not a finite number
+    ≥ 0, or x = y = 0 (nothing would limit the seeds)."""
 
     def cost(n: int) -> float:
         return ttsnap_search_cost(n, prune_steps, keep, n_steps, x, y)
 
+    _check_budget(budget, cost(1))
     if cost(1) > budget:
         return 0
     lo, hi = 1, 2
     while cost(hi) <= budget:  # cost is non-decreasing in n
+        if hi > MAX_SEEDS:
+            raise ValueError(f"budget {budget!r} fits more than {MAX_SEEDS:,} seeds")
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -293,8 +331,14 @@ def ttsnap_seeds_for_budget(
 
 
 def bon_seeds_for_budget(budget: float, n_steps: int, x: float, y: float) -> int:
-    """The most best-of-N candidates within ``budget`` at :func:`bon_cost` each."""
-    return max(0, math.floor(budget / bon_cost(n_steps, x, y) + 1e-9))
+    """The most best-of-N candidates within ``budget`` at :func:`bon_cost` each (the same
+    checks as :func:`ttsnap_seeds_for_budget`)."""
+    one = bon_cost(n_steps, x, y)
+    _check_budget(budget, one)
+    n = budget / one + 1e-9
+    if not n <= MAX_SEEDS:
+        raise ValueError(f"budget {budget!r} fits more than {MAX_SEEDS:,} seeds")
+    return max(0, math.floor(n))
 
 
 def ttsnap_search(
