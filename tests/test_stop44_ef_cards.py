@@ -302,3 +302,12 @@ def test_cli_all_nan_reward_warns_and_writes(tmp_path):
     assert res.exit_code == 0, res.output
     assert any("none of the 1 examples has a score" in str(w.message) for w in seen)
     assert out.exists() and out.read_text() == ""
+
+
+def test_f8_cli_refuses_a_missing_class_naming_the_file_before_any_reward_loads(tmp_path):
+    data = tmp_path / "llm_only.jsonl"
+    row = {"prompt": "q", "responses": ["a", "b"], "chosen": [0], "meta": {"origin": ["llm"] * 2}}
+    data.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    # a reward that could not load: the class check comes first and names the data file
+    out = _fail(["detect", "eval", "-r", "classifier:/no/such/model", "--data", data])
+    assert "llm_only.jsonl" in out and "meta.origin 'human'" in out and "/no/such" not in out

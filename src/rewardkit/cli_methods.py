@@ -218,7 +218,7 @@ def detect_eval(
 ) -> None:
     """AUROC and TPR at a fixed FPR of each reward as an LLM-text detector (F8). Exit 1, and
     no --out, when a reward scores no text of a class (every score NaN)."""
-    from rewardkit.evaluate.detect import check_origin, detect, unscored_classes
+    from rewardkit.evaluate.detect import check_classes, detect, unscored_classes
     from rewardkit.outputs import atomic_text, finite_json
     from rewardkit.registry import load_reward
 
@@ -227,10 +227,10 @@ def detect_eval(
             _file_out(out)
             _outside(out, data)
         examples = _load(data, limit)
-        for ex in examples:  # before any reward loads; the error names the file
-            check_origin(ex, data)
+        check_classes(examples, str(data))  # before any reward loads; the error names the file
         reports = {
-            spec: detect(load_reward(spec), examples, fpr=fpr, n_boot=n_boot) for spec in reward
+            spec: detect(load_reward(spec), examples, fpr=fpr, n_boot=n_boot, where=str(data))
+            for spec in reward
         }
         failed = {spec: unscored_classes(rep) for spec, rep in reports.items()}
         failed = {spec: classes for spec, classes in failed.items() if classes}

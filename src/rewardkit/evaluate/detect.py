@@ -139,18 +139,8 @@ def detect(
     check_fpr(fpr)  # before any scoring
     check_bootstrap_args(n_boot, 0.05)
 
-    queries, origins = [], []
-    for ex in examples:
-        origins.extend(check_origin(ex, where))
-        queries.extend(ex.queries())
-    o = np.asarray(origins)
-    missing = [name for name in ("llm", "human") if not (o == name).any()]
-    if missing:
-        raise DataError(
-            f"detection needs both LLM-written and human-written texts; no response of the "
-            f"{len(examples)} examples has meta.origin {' or '.join(map(repr, missing))}",
-            path=where,
-        )
+    o = check_classes(examples, where)
+    queries = [q for ex in examples for q in ex.queries()]
     s = np.asarray(reward.score(queries), dtype=np.float64)
     if s.ndim != 1:
         raise DataError(
@@ -161,6 +151,21 @@ def detect(
     if (o == "mixed").any():
         rep["mixed_mean"] = nanmean(s[o == "mixed"])
     return rep
+
+
+def check_classes(examples: Sequence[Any], where: str | None = None) -> np.ndarray:
+    """The origin of every response (:func:`check_origin`), in order; a :class:`DataError`
+    naming ``where`` when no response is LLM-written or none human-written (nothing to tell
+    apart), checked before any reward loads or scores."""
+    o = np.asarray([origin for ex in examples for origin in check_origin(ex, where)])
+    missing = [name for name in ("llm", "human") if not (o == name).any()]
+    if missing:
+        raise DataError(
+            f"detection needs both LLM-written and human-written texts; no response of the "
+            f"{len(examples)} examples has meta.origin {' or '.join(map(repr, missing))}",
+            path=where,
+        )
+    return o
 
 
 def _check_finite(examples: Sequence[Any], s: np.ndarray, name: str, where: str | None) -> None:
