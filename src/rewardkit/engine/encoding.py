@@ -19,6 +19,7 @@ from typing import Any
 from rewardkit.engine.adapter import EncodedRow
 from rewardkit.engine.config import Truncation
 from rewardkit.engine.special_tokens import (
+    PLAIN_CUE,
     escape_messages,
     escape_queries,
     escape_special,
@@ -313,7 +314,7 @@ def render_slots(
         messages.append({"role": "user", "content": body})
         text = render_chat(tokenizer, messages, add_generation_prompt=True)
     else:
-        text = (f"{system}\n\n" if system else "") + body + "\nAnswer:"
+        text = (f"{system}\n\n" if system else "") + body + PLAIN_CUE
     parts = []
     for sentinel in sentinels:
         before, text = text.split(sentinel)

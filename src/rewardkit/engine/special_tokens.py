@@ -29,6 +29,12 @@ WORD_JOINER = "\u2060"
 TEXT_ENCODING = "special-token-strings-escaped;developer-as-system-unless-named"
 
 
+#: What a judge prompt without a chat template ends with (the local judges' plain rendering,
+#: :func:`rewardkit.engine.encoding.render_slots`, and an HTTP judge's ``endpoint=completions``):
+#: the cue the judge answers after, escaped in judged text as a chat prompt's role tokens are.
+PLAIN_CUE = "\nAnswer:"
+
+
 def special_strings(tokenizer: Any) -> tuple[str, ...]:
     """The texts the tokenizer turns into special tokens (its special tokens and the added tokens
     marked special), longest first; single characters are left out (they cannot be split)."""

@@ -9,7 +9,8 @@ the reward pairs a text with one or more images (:func:`image_text_pairs`):
   (the caption or instruction; prompt images such as an editing source are not scored) and the
   images are the response's;
 - the response is text and the prompt holds images (captioning, visual QA): the text is the
-  response and the images are the prompt's;
+  response and the images are the prompt's (an empty response is scored as the empty text: as
+  NaN, "does not apply", a composite dropped the member at the response's choice);
 - otherwise the reward does not apply: NaN.
 
 With ``c = cos(E_img, E_txt)`` the score (:func:`clip_score`) is ``100·c`` (``variant=clip``,
@@ -66,9 +67,8 @@ def image_text_pairs(query: Query) -> tuple[str, list[ImageRef]] | None:
         text = content_text(users[-1]["content"], image_token=None).strip() if users else ""
         return (text, response_images) if text else None
     prompt_images = [img for m in query.prompt for img in content_images(m["content"])]
-    text = content_text(query.response, image_token=None).strip()
-    if prompt_images and text:
-        return text, prompt_images
+    if prompt_images:  # an empty caption is scored as written: NaN would be the response's choice
+        return content_text(query.response, image_token=None).strip(), prompt_images
     return None
 
 

@@ -36,6 +36,7 @@ from rewardkit.models.peft_adapter import is_adapter_folder
 from rewardkit.rewards.logprob import (
     LogProbComposite,
     SequenceLogProbReward,
+    check_beta,
     merged_result,
     reduction_name,
     with_system,
@@ -66,7 +67,7 @@ class DPOImplicitReward(LogProbComposite):
         ref_chat_template = optional_switch("ref_chat_template", ref_chat_template, "dpo")
         if reduce:
             reduction_name(reduce)  # a bad name is refused before any model loads
-        self.beta = float(beta)
+        self.beta = check_beta(beta, "dpo")
         self.system = system or None
         adapters = {n for n in (policy, ref) if isinstance(n, str) and is_adapter_folder(n)}
         if base is not None and not adapters:

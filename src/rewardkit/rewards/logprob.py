@@ -67,6 +67,19 @@ def reduce_logprobs(token_logps: Sequence[float] | np.ndarray, how: str = "sum")
     return -float(np.sqrt(np.sum(a * a)))
 
 
+def check_beta(beta: Any, where: str) -> float:
+    """β of a log-ratio reward (docs/methods/B1-dpo-implicit-reward.md) as a finite number > 0: β
+    only scales the log-ratio, while 0 flattens every reward to 0, a negative β reverses which
+    response wins and NaN blanks them all ("does not apply"). A SpecError naming ``where``."""
+    try:
+        value = math.nan if isinstance(beta, bool) else float(beta)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SpecError(f"{where}: beta must be a finite number > 0, got {beta!r}")
+    return value
+
+
 def dpo_implicit_reward(logp_policy: float, logp_ref: float | None, beta: float = 0.1) -> float:
     """docs/methods/B1-dpo-implicit-reward.md: r = β [log π(y|x) − log π_ref(y|x)] (−10, −12, β=0.1 → 0.2).
 

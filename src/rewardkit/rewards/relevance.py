@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,11 +48,26 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+#: How :func:`words` reads text, in the fingerprint (copy and length scores made before it
+#: dropped marks, format and control characters are not reused).
+WORDS_READING = "nfkd-casefold-without-marks-format-control"
+
+
+def _shown(c: str) -> bool:
+    """Whether a character of NFKD text stays for :func:`words`: not a combining mark (Mn), an
+    invisible format character (Cf: zero-width space, soft hyphen), a control character other
+    than a tab or line break (Cc), nor U+FFFD — what the default encoder's tokenizer drops too."""
+    cat = unicodedata.category(c)
+    return not (cat in ("Mn", "Cf") or (cat == "Cc" and c not in "\t\n\r") or c == "\ufffd")
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens (``\\w+``) of a text."""
-    return _WORD.findall(text.lower())
+    """Lower-cased word tokens (``\\w+``) of a text as the encoder reads it: compatibility forms
+    folded (NFKD: fullwidth letters) and the characters :func:`_shown` rejects dropped, so glue
+    between the letters of a copied prompt hides the copy from the penalty no more than from
+    the encoder, which drops the glue and reads the prompt itself."""
+    kept = "".join(c for c in unicodedata.normalize("NFKD", text) if _shown(c))
+    return _WORD.findall(kept.casefold())
 
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -157,6 +173,7 @@ class RelevanceReward(Reward):
             "weights": self.weights,
             "n": self.n,
             "target_words": self.target_words,
+            "words": WORDS_READING,
         }
 
     def parts(

@@ -336,7 +336,9 @@ class BMASReward(Reward):
                 if t not in memo:
                     memo[t] = self.token_embeddings(t)
             gen = memo[q.response][0]
-            values = [bmas(gen, memo[r][0]) for r in refs]
+            # a response without tokens (empty, invisible) matches nothing: 0, not the NaN of
+            # bmas(), which a composite would drop (and rescale the rest) at the response's choice
+            values = [bmas(gen, memo[r][0]) if len(gen) else 0.0 for r in refs if len(memo[r][0])]
             values = [v for v in values if not math.isnan(v)]
             out[i] = max(values) if values else math.nan
             truncated[i] = memo[q.response][1] or any(memo[r][1] for r in refs)

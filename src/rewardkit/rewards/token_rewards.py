@@ -37,7 +37,7 @@ from rewardkit.engine.special_tokens import escape_queries, escaped_to_original,
 from rewardkit.errors import SpecError, switch
 from rewardkit.models.chat_roles import render_chat
 from rewardkit.registry import refuse_options
-from rewardkit.rewards.logprob import SequenceLogProbReward, with_system
+from rewardkit.rewards.logprob import SequenceLogProbReward, check_beta, with_system
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.rewards.token_align import pad_token_rows
 from rewardkit.types import Capability, Query, Reward, ScoreResult, assistant
@@ -255,9 +255,11 @@ class TokenLogRatioReward(Reward):
             )
             trunc, cut = trunc | trunc_b, np.maximum(cut, cut_b)
         # a contrast written in the system prompts (T-REG's p⁺/p⁻) is the first thing left
-        # truncation drops: a row cut that way would score a flat 0.0 that reads as neutral
+        # truncation drops: a row cut that way would score a flat 0.0 that reads as neutral. It
+        # fails (NaN, named): a long response cuts it, and as "does not apply" a composite would
+        # drop the member and rescale the rest at the response's choice
         contrast = self.system != self.ref_system and self.config.truncation == "left"
-        lost = 0
+        lost: list[int] = []
         rows = []
         for i, (va, spans) in enumerate(a):
             vb = None
@@ -272,9 +274,9 @@ class TokenLogRatioReward(Reward):
                     )
                 va, vb, spans = va[:t], vb[:t], spans[:t]
             vals = log_ratio_tokens(va, vb, self.scale, self.squash)
-            if contrast and trunc[i]:  # two equal conditionings: does not apply, counted
+            if contrast and trunc[i]:  # two equal conditionings: a failure, named
                 vals = np.full_like(vals, np.nan)
-                lost += 1
+                lost.append(i)
             rows.append((vals, spans))
         tokens = pad_token_rows(rows)
         scores = np.array([np.nansum(v) if np.any(~np.isnan(v)) else np.nan for v, _ in rows])
@@ -287,7 +289,11 @@ class TokenLogRatioReward(Reward):
         if cut.any():  # the response's tail past max_length has no token rewards (counted)
             stats |= {"response_cut_rows": int(np.sum(cut > 0)), "tokens_cut": int(cut.sum())}
         if lost:
-            stats["contrast_cut"] = lost
+            why = f"{self.method}: truncation (left) cut the system prompts that make the contrast"
+            errors = [
+                {"index": i, "error": f"{why} (max_length {self.model.max_length})"} for i in lost
+            ]
+            stats |= {"contrast_cut": len(lost), "failed": len(lost), "errors": errors}
         return ScoreResult(scores.astype(np.float32), stats=stats, truncated=trunc, tokens=tokens)
 
 
@@ -297,7 +303,7 @@ def _model(arg: str | None) -> str:
 
 def build_dpo_tokens(arg: str | None, **options: Any) -> TokenLogRatioReward:
     """``dpo-tokens:POLICY?ref=REF&beta=0.1&system=…``."""
-    beta = float(options.pop("beta", 0.1))
+    beta = check_beta(options.pop("beta", 0.1), "dpo-tokens")
     ref = options.pop("ref", None)
     system = options.pop("system", None)
     chat = options.pop("use_chat_template", None)
@@ -340,7 +346,7 @@ def build_aligndistil(arg: str | None, **options: Any) -> TokenLogRatioReward:
     rev = options.pop("rev", None)
     if not rev:
         raise SpecError("aligndistil: needs rev=PATH, a DPO model trained on reversed preferences")
-    beta = float(options.pop("beta", 0.1))
+    beta = check_beta(options.pop("beta", 0.1), "aligndistil")
     chat = options.pop("use_chat_template", None)
     config = EngineConfig.from_options(options)
     refuse_options(options, "aligndistil", ["rev", "beta", "use_chat_template"])

@@ -192,6 +192,7 @@ class HttpJudge(EndpointReward):
         super().__init__(client, batch_size=1, cache_dir=cache_dir, progress=progress)
         self.model = str(model)
         self.endpoint = endpoint
+        self.cue = "" if endpoint == "chat" else tpl.PLAIN_CUE  # escaped in judged text
         self.sampling: dict[str, Any] = {
             "temperature": real_number("temperature", temperature, 0),
             "max_tokens": whole_number("max_tokens", max_tokens, 1),
@@ -238,7 +239,7 @@ class HttpJudge(EndpointReward):
             type(self).__name__,
             {"model": self.model, "endpoint": self.client.identity()},
             self.template_name,
-            [self.template, self.options.system, self.endpoint, COMMON_ENCODING],
+            [self.template + self.cue, self.options.system, self.endpoint, COMMON_ENCODING],
             self.principle,
             sampling=self.sampling,
             logprobs=self.logprobs,
@@ -251,12 +252,11 @@ class HttpJudge(EndpointReward):
         return stable_hash([query.prompt, query.response, query.reference])
 
     def sent_slots(self, row: Query) -> tuple[str, tuple[str, ...], list[list[Part]]]:
-        """:meth:`slots` as sent: the server tokenizes the rendered prompt with a tokenizer
-        rewardkit cannot see, so control-token strings of the common chat formats in the judged
-        texts (``<|im_end|>``, ``[INST]``…) are broken by a word joiner: a response cannot close
-        its turn and write the judge's answer (:data:`~rewardkit.engine.special_tokens.COMMON_SPECIALS`)."""
+        """:meth:`slots` as sent: the common chat formats' control-token strings (``<|im_end|>``…:
+        the server's tokenizer is unseen), the template's labels and a plain prompt's ``Answer:``
+        cue are broken in judged text: a response cannot close its turn and answer for the judge."""
         template, slots, values = self.slots(row)
-        specials = tpl.judged_specials(COMMON_SPECIALS, template)  # and "[Response B]" lines
+        specials = tpl.judged_specials(COMMON_SPECIALS, template + self.cue)  # and "[Response B]"
         return template, slots, [escape_content(v, specials) for v in values]
 
     def request(self, queries: Sequence[Query]) -> HttpRequest:
@@ -281,7 +281,7 @@ class HttpJudge(EndpointReward):
                 "vision model, or drop the images"
             )
         text = "".join(p["text"] for p in parts)
-        body["prompt"] = (f"{system}\n\n" if system else "") + text + "\nAnswer:"
+        body["prompt"] = (f"{system}\n\n" if system else "") + text + self.cue
         if self.logprobs:
             body["logprobs"] = TOP_LOGPROBS
         return HttpRequest("/completions", body)

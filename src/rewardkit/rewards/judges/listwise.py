@@ -79,15 +79,18 @@ def permutation(seed: int, prompt: Any, group: Sequence[Content]) -> np.ndarray:
 def weighted_pair_accuracy(pred: Mapping[str, float], gold: Mapping[str, float]) -> float:
     """RewardAnything's listwise accuracy: over response pairs with weight w = 1 + |g_a − g_b|, a
     reversed order costs w and a predicted tie where the gold differs costs w/2;
-    ``max(0, 1 − Σ cost / Σ w)``. gold {A:5,B:3,C:1}, pred {A:4,B:4,C:1} → 1 − 1.5/11 = 0.863636."""
-    names = list(gold)
+    ``max(0, 1 − Σ cost / Σ w)``. gold {A:5,B:3,C:1}, pred {A:4,B:4,C:1} → 1 − 1.5/11 = 0.863636.
+    A pair the prediction does not order (a response it leaves out or scores NaN) costs w, as a
+    reversed one: it never counts as right. Pairs with a NaN gold do not apply (left out; NaN
+    when no pair is left)."""
+    names = [n for n in gold if not np.isnan(gold[n])]
     cost = total = 0.0
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             w = 1.0 + abs(gold[a] - gold[b])
             total += w
-            g, p = np.sign(gold[a] - gold[b]), np.sign(pred[a] - pred[b])
-            if g != 0 and p == -g:
+            g, p = np.sign(gold[a] - gold[b]), np.sign(pred.get(a, np.nan) - pred.get(b, np.nan))
+            if g != 0 and (p == -g or np.isnan(p)):
                 cost += w
             elif g != 0 and p == 0:
                 cost += 0.5 * w

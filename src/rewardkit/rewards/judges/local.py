@@ -32,11 +32,7 @@ from rewardkit.rewards.judges.answers import (
     label_token_ids,
     single_token_ids,
 )
-from rewardkit.rewards.judges.listwise import (
-    Group,
-    ListwiseJudging,
-    expand_template,
-)
+from rewardkit.rewards.judges.listwise import Group, ListwiseJudging, expand_template
 from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.template import (
     GENORM,
@@ -101,6 +97,8 @@ class AnswerTokenJudge(ModelBackedReward):
         )
         parts = self.render_parts(self.template, self.slots)
         self.parts = parts
+        # labels judged text may not write: the template's, and a plain prompt's "Answer:" cue
+        self.label_text = self.template + "".join(parts)
         self._part_ids = [
             list(ids) for ids in self.tokenizer(parts, add_special_tokens=False)["input_ids"]
         ]
@@ -127,6 +125,7 @@ class AnswerTokenJudge(ModelBackedReward):
             self.parts,
             self.principle,
             max_length=self.max_length,
+            labels="template+rendered-prompt",  # plain prompts' "Answer:" cue escaped too
             **self.engine_identity(),
         )
 
@@ -134,11 +133,11 @@ class AnswerTokenJudge(ModelBackedReward):
         return self._identity
 
     def _texts_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of slot values (judged text: special-token strings and the template's section
-        labels escaped, :func:`~rewardkit.rewards.judges.template.judged_specials`)."""
+        """Token ids of slot values (judged text: special-token strings and the section labels of
+        :attr:`label_text` escaped, :func:`~rewardkit.rewards.judges.template.judged_specials`)."""
         if not texts:
             return []
-        specials = judged_specials(special_strings(self.tokenizer), self.template)
+        specials = judged_specials(special_strings(self.tokenizer), self.label_text)
         texts = [escape_special(t, specials) for t in texts]
         return [list(x) for x in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 

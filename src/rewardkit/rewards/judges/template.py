@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.content import ImageRef, normalize_content
+from rewardkit.engine.special_tokens import PLAIN_CUE as PLAIN_CUE  # re-exported for the judges
 from rewardkit.engine.special_tokens import Specials, specials_pattern
 from rewardkit.errors import SpecError
 from rewardkit.rewards.judges import sections

@@ -47,6 +47,7 @@ from rewardkit.rewards.judges.pairwise import Pair, PairwiseJudging
 from rewardkit.rewards.judges.template import (
     LISTWISE,
     PAIRWISE,
+    PLAIN_CUE,
     YES_NO,
     JudgeKind,
     Part,
@@ -126,6 +127,7 @@ class VLMJudge(MultimodalReward):
             opts.use_chat_template and getattr(self.processor, "chat_template", None)
         )
         self.image_token = str(getattr(self.processor, "image_token", None) or "<image>")
+        self.cue = "" if self.use_chat_template else PLAIN_CUE  # plain prompts: escaped in texts
         self._identity = self.base_identity()
         if self.kind.name in ("yes_no", "pairwise"):
             self.answers = AnswerTokens(self.kind, self.tokenizer, model, opts.output or "prob")
@@ -136,7 +138,7 @@ class VLMJudge(MultimodalReward):
             type(self).__name__,
             self.resolved.identity,
             self.template_name,
-            [self.pieces, self.system, self.use_chat_template],
+            [self.pieces, self.system, self.use_chat_template or self.cue],  # plain: cue escaped
             self.principle,
             max_length=self.max_length,
             **self.engine_identity(),
@@ -168,7 +170,7 @@ class VLMJudge(MultimodalReward):
             text = render_chat(self.processor, messages, add_generation_prompt=True, who=self.name)
         else:
             body = "".join(p["text"] if p["type"] == "text" else self.image_token for p in parts)
-            text = (f"{self.system}\n\n" if self.system else "") + body + "\nAnswer:"
+            text = (f"{self.system}\n\n" if self.system else "") + body + self.cue
         return text, images
 
     def _inputs(self, texts: list[str], images: list[list[ImageRef]]) -> dict[str, Any]:
@@ -188,7 +190,7 @@ class VLMJudge(MultimodalReward):
         """One row per tuple of slot values; ``input_ids`` (image tokens expanded) set its length
         (rows over ``max_length`` are cut, :meth:`fit_row`)."""
         # judged text writes no control/image token, nor a section label of the template
-        template = "\n".join(self.pieces if pieces is None else pieces)
+        template = "\n".join(self.pieces if pieces is None else pieces) + self.cue
         specials = judged_specials(special_strings(self.tokenizer), template)
         return [
             self.fit_row([escape_content(parts, specials) for parts in v], pieces) for v in values
