@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import categorized_pairs, tiny_cfg, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.data.writer import write_jsonl  # noqa: E402
 from rewardkit.errors import DataError, SpecError  # noqa: E402
@@ -60,14 +60,6 @@ def by_length(examples):
     return out
 
 
-def labelled(n: int = 24):
-    """Human-style pairs (fact over junk), alternately of category chat and qa."""
-    exs = toy_pairs(n)
-    for i, e in enumerate(exs):
-        e.meta["category"] = "chat" if i % 2 else "qa"
-    return exs
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from rewardkit.train import train
@@ -80,7 +72,7 @@ def trained(tmp_path_factory):
     train(tiny_cfg(base, root / "length", data=str(root / "length.jsonl"), max_steps=8, lora_r=4))
     table = {"chat": [root / "facts", root / "length"], "qa": [root / "facts"]}
     cfg = DMoERMConfig(steps=80, lr=3e-3)
-    meta = fit_aggregator(labelled(), table, root / "model", cfg)
+    meta = fit_aggregator(categorized_pairs(), table, root / "model", cfg)
     return root, meta
 
 
@@ -115,7 +107,7 @@ def test_scores_are_the_head_on_the_experts_own_states(trained):
 
     root, meta = trained
     reward = load_reward(f"dmoerm:{root / 'model'}")
-    exs = labelled()
+    exs = categorized_pairs()
     qs = queries_of(exs)
     got = reward.score_full(qs)
     assert got.stats["routed"] == {"chat": 24, "qa": 24}
@@ -142,7 +134,7 @@ def test_scores_are_the_head_on_the_experts_own_states(trained):
 def test_routing_by_column_key_and_nan(trained):
     root, _ = trained
     reward = load_reward(f"dmoerm:{root / 'model'}")
-    q = labelled()[0].queries()[0]
+    q = categorized_pairs()[0].queries()[0]
     as_qa, as_chat = replace(q, meta={"category": "qa"}), replace(q, meta={"category": "chat"})
     other, none = replace(q, meta={"category": "poetry"}), replace(q, meta={})
     s = reward.score([as_qa, as_chat, other, none])

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.train_helpers import tiny_llama, toy_pairs  # noqa: E402
+from tests.train_helpers import categorized_pairs, tiny_llama, toy_pairs  # noqa: E402
 
 from rewardkit.cli import app  # noqa: E402
 from rewardkit.data.writer import write_jsonl  # noqa: E402
@@ -33,21 +33,13 @@ CHARS = "rule:length?unit=chars"
 runner = CliRunner()
 
 
-def labelled(n: int = 8):
-    """Toy pairs, alternately of category qa and chat."""
-    exs = toy_pairs(n)
-    for i, e in enumerate(exs):
-        e.meta["category"] = "chat" if i % 2 else "qa"
-    return exs
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     """An expert, a second one, a fitted two-category model and a hand-made router."""
     r = tmp_path_factory.mktemp("a5f7")
     tiny_llama(r / "e1")
     tiny_llama(r / "e2", seed=1)
-    exs = labelled()
+    exs = categorized_pairs(8)
     write_jsonl(exs, r / "pairs.jsonl")
     fit_aggregator(exs, {"chat": [r / "e1", r / "e2"], "qa": [r / "e1"]}, r / "model", FAST)
     router = r / "router"
@@ -133,9 +125,9 @@ def test_weights_of_another_fit_are_refused(root, tmp_path):
     fits of the same categories and shapes, listed in the other order (each head at the other
     index), load each other's weights without complaint unless the JSON names its weights."""
     a, b = tmp_path / "a", tmp_path / "b"
-    fit_aggregator(labelled(4), {"chat": [root / "e1"], "qa": [root / "e1"]}, a, FAST)
-    fit_aggregator(labelled(4), {"qa": [root / "e1"], "chat": [root / "e1"]}, b, FAST)
-    q = labelled(2)[0].queries()[0]
+    fit_aggregator(categorized_pairs(4), {"chat": [root / "e1"], "qa": [root / "e1"]}, a, FAST)
+    fit_aggregator(categorized_pairs(4), {"qa": [root / "e1"], "chat": [root / "e1"]}, b, FAST)
+    q = categorized_pairs(2)[0].queries()[0]
     q.meta["category"] = "qa"
     own = load_reward(f"dmoerm:{a}").score([q])[0]
     shutil.copy(b / "dmoerm.safetensors", a / "dmoerm.safetensors")

@@ -130,6 +130,15 @@ def toy_pairs(
     return out
 
 
+def categorized_pairs(n: int = 24) -> list[Example]:
+    """:func:`toy_pairs` alternately of category ``qa`` and ``chat`` (``meta["category"]``,
+    what DMoERM routes by)."""
+    exs = toy_pairs(n)
+    for i, e in enumerate(exs):
+        e.meta["category"] = "chat" if i % 2 else "qa"
+    return exs
+
+
 def tiny_cfg(model, out, **kw):
     """A TrainConfig for quick tests: short sequences, one thread, no progress bars or plots."""
     from rewardkit.train.config import TrainConfig
