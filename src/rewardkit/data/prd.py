@@ -16,6 +16,8 @@ def convert(rec: Record) -> Example:
     a = checks.response(rec, "answer_a", rec.require("answer_a"))
     b = checks.response(rec, "answer_b", rec.require("answer_b"))
     pref = rec.require_number("overall_preference")
+    if isinstance(pref, float) and pref.is_integer():
+        pref = int(pref)  # -1.0: a float column (pandas, Parquet), as every labelled format reads
     chosen = {-1: [0], 1: [1], 0: [0, 1]}.get(pref if isinstance(pref, int) else 99)
     if chosen is None or isinstance(pref, bool):
         raise rec.error("overall_preference", f"expected -1, 0 or 1, got {describe(pref)}")
