@@ -87,7 +87,9 @@ def length_degenerate_subsets(
     threshold: float = DEGENERATE_AT,
 ) -> dict[str, dict[str, object]]:
     """Per subset, the pairwise accuracy of "the longer response wins" (ties ½); subsets where
-    it is ≥ ``threshold`` ("longer wins") or ≤ 1 − ``threshold`` ("shorter wins") are flagged."""
+    it is ≥ ``threshold`` ("longer wins") or where "the shorter wins" is ≥ ``threshold`` (the
+    longer wins ≤ 1 − ``threshold``: "shorter wins") are flagged. Both sides are compared as
+    the same kind of mean: ``a ≤ 1 − 0.9`` missed a = 0.1, since 1 − 0.9 is 0.0999… in floats."""
     acc: dict[str, list[float]] = {}
     for sub, ln, ch, ok in zip(subsets, lengths, chosen, evaluable, strict=True):
         if not ok:
@@ -96,7 +98,7 @@ def length_degenerate_subsets(
             acc.setdefault(sub, []).append(pairwise_outcome(ln[c], ln[r], "half"))
     out = {}
     for sub, v in acc.items():
-        a = float(np.mean(v))
-        flag = "longer wins" if a >= threshold else "shorter wins" if a <= 1 - threshold else None
+        a, shorter = float(np.mean(v)), float(np.mean(1.0 - np.asarray(v)))
+        flag = "longer wins" if a >= threshold else "shorter wins" if shorter >= threshold else None
         out[sub] = {"length_accuracy": a, "n_pairs": len(v), "flag": flag}
     return out

@@ -16,6 +16,7 @@ import numpy as np
 
 from rewardkit.evaluate.bootstrap import combine_replicates, percentile_ci, subset_rng
 from rewardkit.evaluate.result import RewardResult
+from rewardkit.evaluate.rows import MIN_CI_N, ci_outcomes
 from rewardkit.evaluate.stats import compare_outcomes
 from rewardkit.evaluate.ties import TiesRow, ties_table, ties_weighted_scores
 
@@ -131,7 +132,11 @@ def compare_rewards(
     """The paired comparison of two columns: ``bootstrap`` is the Score difference
     (:func:`score_difference`); ``mcnemar``, ``sign_test`` and ``outcomes_bootstrap`` are on the
     per-example outcomes. ``significant``: the Score CI excludes 0 and the exact sign test has
-    p < ``alpha`` with more examples going the same way as the Score difference."""
+    p < ``alpha`` with more examples going the same way as the Score difference. A Score CI
+    resting on fewer than :data:`~.rows.MIN_CI_N` outcomes (every scored subset of a reward
+    holds one: the stratified bootstrap cannot vary, and the reports print no CI and no
+    bootstrap p) excludes nothing: ten one-example subsets gave the "CI" [1, 1] and a
+    "significant" beside a table that printed no CI."""
     c = compare_outcomes(
         a.name, outcome_vector(a), b.name, outcome_vector(b), n_boot=n_boot, alpha=alpha, seed=seed
     )
@@ -139,7 +144,8 @@ def compare_rewards(
     sign = c["sign_test"]
     lo, hi = score["ci"]
     same_way = sign["pos"] > sign["neg"] if score["diff"] > 0 else sign["neg"] > sign["pos"]
-    excludes_zero = not math.isnan(lo) and (lo > 0 or hi < 0)
+    varies = min(ci_outcomes(a) or 0, ci_outcomes(b) or 0) >= MIN_CI_N
+    excludes_zero = varies and not math.isnan(lo) and (lo > 0 or hi < 0)
     return {
         **c,
         "outcomes_bootstrap": c["bootstrap"],

@@ -12,6 +12,7 @@ import numpy as np
 
 from rewardkit.data.location import describe
 from rewardkit.data.readers import parse_json
+from rewardkit.evaluate.benchmarks import TIES_RANGE
 
 #: Version of the ``report.json`` layout.
 SCHEMA = "rewardkit.evaluate/1"
@@ -224,10 +225,10 @@ class EvalResult:
         return write_reports(self, out_dir, html=html)
 
 
-def _group(d: dict[str, Any], where: str) -> GroupScore:
+def _group(d: dict[str, Any], where: str, bounds: tuple[float, float] = (0.0, 1.0)) -> GroupScore:
     return GroupScore(
-        score=accuracy_value(d["score"], f"{where}.score"),
-        ci=_ci(d["ci"], f"{where}.ci"),
+        score=accuracy_value(d["score"], f"{where}.score", bounds),
+        ci=_ci(d["ci"], f"{where}.ci", bounds),
         n=count_value(d["n"], f"{where}.n"),
         n_nan=count_value(d.get("n_nan", 0), f"{where}.n_nan"),
         rule=d.get("rule", "mean"),
@@ -247,16 +248,30 @@ def _num(x: Any) -> float:
     return float(x)
 
 
-def accuracy_value(x: Any, field: str) -> float:
-    """A score or CI bound of ``report.json``: null (NaN) or a number in [0, 1] (every score
-    rewardkit reports is an accuracy); anything else is a ValueError naming ``field``."""
+def accuracy_value(x: Any, field: str, bounds: tuple[float, float] = (0.0, 1.0)) -> float:
+    """A score or CI bound of ``report.json``: null (NaN) or a number in ``bounds`` ([0, 1]:
+    every score rewardkit reports is an accuracy; :func:`score_bounds` for RewardBench 2's Ties
+    score); anything else is a ValueError naming ``field``."""
     try:
         v = _num(x)
     except ValueError as exc:
         raise ValueError(f"{field!r}: {exc}") from None
-    if not math.isnan(v) and not 0.0 <= v <= 1.0:
-        raise ValueError(f"{field!r} must lie in [0, 1] (an accuracy), got {describe(x)}")
+    lo, hi = bounds
+    if not math.isnan(v) and not lo <= v <= hi:
+        what = "an accuracy" if bounds == (0.0, 1.0) else "RewardBench 2's Ties score range"
+        raise ValueError(f"{field!r} must lie in [{lo:g}, {hi:g}] ({what}), got {describe(x)}")
     return v
+
+
+def score_bounds(r: dict[str, Any]) -> tuple[float, float]:
+    """The range of one reward's scores in ``report.json``: [0, 1], or [−0.01, 1.01] when a
+    subset follows RewardBench 2's Ties rule (its margin term adds up to ±0.01: a reward that
+    aced Ties scored 1.01 there, and its report was refused as damaged)."""
+    subsets = r.get("subsets")
+    ties = isinstance(subsets, dict) and any(
+        isinstance(g, dict) and g.get("rule") == "ties" for g in subsets.values()
+    )
+    return TIES_RANGE if ties else (0.0, 1.0)
 
 
 def count_value(x: Any, field: str, nullable: bool = False) -> Any:
@@ -268,10 +283,10 @@ def count_value(x: Any, field: str, nullable: bool = False) -> Any:
     return x
 
 
-def _ci(x: Any, field: str) -> tuple[float, float]:
+def _ci(x: Any, field: str, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
     if not isinstance(x, list) or len(x) != 2:
         raise ValueError(f"{field!r} must be a list [low, high], got {describe(x)}")
-    return accuracy_value(x[0], f"{field}[0]"), accuracy_value(x[1], f"{field}[1]")
+    return accuracy_value(x[0], f"{field}[0]", bounds), accuracy_value(x[1], f"{field}[1]", bounds)
 
 
 #: Analysis numbers the leaderboard prints: (analysis, key) → the range they must lie in.
@@ -333,15 +348,16 @@ def _reward_result(r: dict[str, Any], run: dict[str, Any]) -> RewardResult:
     if not isinstance(r, dict):
         raise ValueError(f"expected an object, got {describe(r)}")
     rr = run.get("rewards", {}).get(r["name"], {})
+    bounds = score_bounds(r)
     return RewardResult(
         name=r["name"],
         reward=r["reward"],
         objective=r.get("objective"),
         fingerprint=r["fingerprint"],
-        score=accuracy_value(r["score"], "score"),
-        ci=_ci(r["ci"], "ci"),
-        sections={k: _group(v, f"sections.{k}") for k, v in r["sections"].items()},
-        subsets={k: _group(v, f"subsets.{k}") for k, v in r["subsets"].items()},
+        score=accuracy_value(r["score"], "score", bounds),
+        ci=_ci(r["ci"], "ci", bounds),
+        sections={k: _group(v, f"sections.{k}", bounds) for k, v in r["sections"].items()},
+        subsets={k: _group(v, f"subsets.{k}", bounds) for k, v in r["subsets"].items()},
         n_scored=count_value(r["n_scored"], "n_scored"),
         n_nan=count_value(r["n_nan"], "n_nan"),
         n_truncated=count_value(r.get("n_truncated"), "n_truncated", nullable=True),
