@@ -14,6 +14,19 @@ from typing import Any
 
 from rewardkit.data.record import as_reference
 
+#: The keys OpenRLHF 0.11 puts in a sample's ``info`` beside ``extra_logs`` (``reward``, ``score``
+#: set before it, the rest after): a component keyed ``reward`` was logged as the rollout's
+#: reward (``rollout/reward_mean``), one keyed ``kl`` lost to the KL.
+OPENRLHF_INFO_KEYS = (
+    "reward",
+    "score",
+    "response_clip_ratio",
+    "kl",
+    "logprobs_diff",
+    "return",
+    "group_reward_std",
+)
+
 #: End-of-sequence markers that decoded rollouts often end with (removed from the response end):
 #: Qwen/ChatML, GPT-2/Qwen base, Llama 3, Phi-3, Gemma, Llama 2/Mistral, DeepSeek (fullwidth
 #: bars and U+2581), gpt-oss.

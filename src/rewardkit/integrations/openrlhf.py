@@ -21,7 +21,10 @@ OpenRLHF 0.11 calls ``reward_func`` one query at a time, so set it to your rewar
 module's own ``reward_func`` reads ``$REWARDKIT_FAILED_SCORE`` and ``$REWARDKIT_NAN_SCORE``) and
 ``rewardkit_failed`` 1 (its components get the same score). A ``Capability.BATCH_RELATIVE``
 reward is refused in a call of one query. ``extra_logs``
-carry each component (ensemble members, hybrid parts), ``applies`` and ``rewardkit_failed``. ``±inf`` is a ValueError naming
+carry each component (ensemble members, hybrid parts), ``applies`` and ``rewardkit_failed``,
+the same keys in every call of a reward (:func:`component_names`: OpenRLHF batches its
+samples by the first one's keys), a component never under a key OpenRLHF's own sample info
+holds (:data:`OPENRLHF_INFO_KEYS`). ``±inf`` is a ValueError naming
 the first index; a query that is not text is a TypeError naming it.
 """
 
@@ -29,12 +32,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from rewardkit.data.openrlhf import label, split_query
+from rewardkit.data.openrlhf import OPENRLHF_INFO_KEYS, label, split_query
 from rewardkit.integrations._columns import column
 from rewardkit.integrations._common import as_failed_score, failed_fill
 from rewardkit.integrations._reward import (
@@ -46,10 +50,31 @@ from rewardkit.integrations._reward import (
 from rewardkit.integrations._scores import as_nan_score, check_finite_scores
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.results import failed_rows
-from rewardkit.types import Query, ScoreResult, user
+from rewardkit.types import Query, Reward, ScoreResult, user
 
 NAN_ENV = "REWARDKIT_NAN_SCORE"
 FAILED_ENV = "REWARDKIT_FAILED_SCORE"
+_SEEN: dict[str, list[str]] = {}
+_SEEN_LOCK = threading.Lock()  # OpenRLHF calls reward_func from many threads at once
+
+
+def component_names(reward: Reward, found: Sequence[str]) -> list[str]:
+    """The component names of every call of ``reward`` in this process, in a fixed order: its
+    members (known before scoring), then each name a call gave (``found``: this call's), as
+    first seen. OpenRLHF 0.11 batches its samples by the first one's ``info`` keys (KeyError
+    for a sample without one): a call that scored nothing (its prompt not found in the query)
+    carried no component key."""
+    with _SEEN_LOCK:
+        seen = _SEEN.setdefault(reward.name, [])
+        seen.extend(k for k in dict.fromkeys(found) if k not in seen)
+        return list(dict.fromkeys([*reward.member_names, *seen]))
+
+
+def _parts(reward: Reward, comps: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Each component of :func:`component_names` but the reward itself, NaN where this call
+    gave none."""
+    names = component_names(reward, [k for k in comps if k != reward.name])
+    return {k: comps.get(k, np.full(n, np.nan)) for k in names if k != reward.name}
 
 
 def failed_rows_of(full: ScoreResult) -> dict[int, str]:
@@ -147,8 +172,9 @@ def score_queries(
         "applies": _tensor(applies.astype(np.float64)),
         "rewardkit_failed": _tensor(failed.astype(np.float64)),  # as the served /get_reward
     }
-    parts = {name: vals for name, vals in comps.items() if name != reward.name}
-    keys = log_keys(list(parts), reserved=list(extra))  # never over applies/rewardkit_failed
+    parts = _parts(reward, comps, n)
+    # never over applies/rewardkit_failed, nor a key OpenRLHF's sample info holds
+    keys = log_keys(list(parts), reserved=[*extra, *OPENRLHF_INFO_KEYS])
     for name, vals in parts.items():
         vals = np.where(failed & np.isnan(vals), filled, vals)  # a failed item's parts: its score
         extra[keys[name]] = _tensor(np.where(np.isnan(vals), nan_score, vals))

@@ -196,7 +196,8 @@ class TRLReward:
             raise ValueError(f"shape returned {scores.shape} scores for {raw.shape} rewards")
         check_finite_scores(scores, "shape(...) scores")
         log_metric: Callable[[str, float], None] | None = columns.get("log_metric")
-        if log_metric is not None and failed.any():
+        if log_metric is not None:  # every call, 0 too: TRL averages over the calls that logged
+            # it: 3 failures in one call of 10 read 3.0 where the mean per call is 0.3
             log_metric(f"rewardkit/{self.__name__}/failed", float(failed.sum()))
         if log_metric is not None and self.log_components:
             parts = components(self.reward, full)
@@ -282,7 +283,8 @@ def reward_func(
     its "proxy up, gold down" warning (card D9); it never reaches the trainer. An item the
     reward *failed* (an upstream 500, a judge's context overflow) gets ``failed_score``
     (default: the lowest score of its call), never ``None``: TRL drops a ``None`` term, so a
-    response that broke the judge escaped its penalty; ``rewardkit/NAME/failed`` counts them.
+    response that broke the judge escaped its penalty; ``rewardkit/NAME/failed`` counts them
+    (logged on every call, 0 included, so TRL's mean over calls is the count per call).
     """
     cls = AsyncTRLReward if asynchronous else TRLReward
     return cls(

@@ -16,8 +16,9 @@ takes the keys of the first response and reads them from all). So::
 
 returns ``{"score": s, "applies": 1.0|0.0, "failed": 0.0|1.0, "<component>": v, ...}`` with the same keys for every
 response of a spec (ensemble members or hybrid parts as components; each component its own
-key, :func:`rewardkit.integrations._reward.log_keys`: one named ``score`` or two whose names
-differ only in punctuation get ``_2``, ``_3``… suffixes, never each other's or ``score``'s key). The reward is built once
+key, :func:`rewardkit.integrations._reward.log_keys`: one named ``score`` or ``reward`` — verl's
+validation adds its own ``reward`` list — or two whose names differ only in punctuation get
+``_2``, ``_3``… suffixes, never each other's or ``score``'s key). The reward is built once
 per spec and cached in the process. Without ``spec`` the ``REWARDKIT_SPEC`` environment variable
 is read (a spec string, JSON dict or a file path). ``ground_truth`` becomes ``Query.reference``
 (an empty one — ``""``, blank, ``[]`` — is no reference, as in the OpenRLHF and TRL adapters:
@@ -68,8 +69,10 @@ from rewardkit.integrations._scores import as_nan_score, check_finite_scores
 from rewardkit.types import Query, Reward
 
 ENV_SPEC = "REWARDKIT_SPEC"
-#: The keys of every result dict; a component of the same name is logged as ``score_2``…
-RESERVED_KEYS = ("score", "applies", "failed")
+#: The keys of every result dict, and ``reward``, the list verl's validation fills with the
+#: scores before adding each result key (a component keyed ``reward`` doubled it and verl's
+#: length assertion stopped the run); a component of such a name is logged as ``score_2``…
+RESERVED_KEYS = ("score", "applies", "failed", "reward")
 _CACHE: dict[str, Reward] = {}
 # verl's reward loop calls compute_score for many responses at once from worker threads: the
 # first calls would each build the reward (one model load per response) without this lock

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
 
-from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, label, split_query
+from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, OPENRLHF_INFO_KEYS, label, split_query
 from rewardkit.integrations._common import warn_fixed_failed
 from rewardkit.serve.protocol import (
     ItemError,
@@ -124,6 +124,26 @@ def failed_reward_of(results: list[RewardResult], nan_reward: float, failed: flo
     return nan_reward
 
 
+#: ``extra_logs`` keys a component may not take: OpenRLHF's own fields of a sample's ``info``
+#: (a component named ``reward`` was logged as the rollout's reward) and this server's flags.
+RESERVED_LOG_KEYS = (*OPENRLHF_INFO_KEYS, "rewardkit_cached", "rewardkit_failed", "rewardkit_nan")
+
+
+def _log_names(names: Sequence[str]) -> dict[str, str]:
+    """Each component name as its ``extra_logs`` key: itself, or where it is reserved or taken,
+    itself with the first free suffix ``_2``, ``_3``… (the same in every answer: the names come
+    in the server's fixed order)."""
+    taken, out = set(RESERVED_LOG_KEYS), {}
+    for name in names:
+        key, k = name, 1
+        while key in taken:
+            k += 1
+            key = f"{name}_{k}"
+        taken.add(key)
+        out[name] = key
+    return out
+
+
 def to_response(
     results: list[RewardResult],
     nan_reward: float,
@@ -143,11 +163,11 @@ def to_response(
     rewards = [fail if r.error is not None else _number(r.reward, nan_reward) for r in results]
     keys = list(dict.fromkeys([*names, *(n for r in results for n in r.components)]))
     extra = {
-        name: component_log(
+        log_name: component_log(
             [fail if r.error is not None else r.components.get(name) for r in results],
             nan_reward,
         )
-        for name in keys
+        for name, log_name in _log_names(keys).items()
     }
     extra["rewardkit_cached"] = [1.0 if r.cached else 0.0 for r in results]
     extra["rewardkit_failed"] = [1.0 if r.error is not None else 0.0 for r in results]
