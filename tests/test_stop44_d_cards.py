@@ -66,9 +66,15 @@ def test_d3_gap_to_english_card_example() -> None:
     assert r["english"] == "en" and r["mean_non_english"] == pytest.approx(0.74)
 
 
-def test_d3_two_labels_of_english_are_an_error() -> None:
-    with pytest.raises(ValueError, match=r"\['en', 'eng'\] are all English"):
-        per_language_scores(["en", "eng"], ["alpacaeval-easy"] * 2, ["Chat"] * 2, [1.0, 0.0])
+def test_d3_english_labelled_two_ways_is_one_language() -> None:
+    # RewardBench rows get "en" beside M-RewardBench's "eng_Latn": one English, never a gap of
+    # English to English (and never an error that stops the evaluation)
+    langs = ["en", "eng_Latn", "eng_Latn", "de", "de"]
+    r = per_language_scores(langs, ["alpacaeval-easy"] * 5, ["Chat"] * 5, [1, 0, 1, 0, 1.0])
+    assert set(r["languages"]) == {"en", "de"} and r["english"] == "en"
+    assert r["languages"]["en"]["score"] == pytest.approx(2 / 3)
+    assert r["languages"]["en"]["n"] == 3
+    assert r["gap_to_english"] == {"de": pytest.approx(0.5 - 2 / 3)}
 
 
 def test_d4_mean_of_scenarios_card_example(tmp_path: Path, fake_reward) -> None:

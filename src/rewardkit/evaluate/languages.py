@@ -45,14 +45,20 @@ def per_language_scores(
 ) -> dict[str, object]:
     """docs/methods/D3-m-rewardbench.md — ``{"languages": {lang: {"score", "sections", "n"}}, "english",
     "gap_to_english": {lang: score − English score}, "mean_non_english"}``. NaN outcomes and
-    examples without a language are left out; two labels of English (``en`` and ``eng``) are a
-    ValueError."""
+    examples without a language are left out. English rows labelled several ways (``en`` for
+    RewardBench rows beside M-RewardBench's ``eng_Latn``) are one language, under the first
+    label met: as two, the gap to English compared English with English."""
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     sec_of: dict[str, str] = {}
+    english_label: str | None = None
     for lang, sub, sec, o in zip(languages, subsets, sections, outcomes, strict=True):
         if lang is None or o is None or (isinstance(o, float) and math.isnan(o)):
             continue
-        acc[str(lang)][sub].append(float(o))
+        key = str(lang)
+        if key.lower() in ENGLISH:
+            english_label = english_label or key
+            key = english_label
+        acc[key][sub].append(float(o))
         sec_of[sub] = sec
     published = rewardbench1_counts()
     out: dict[str, dict] = {}
@@ -67,13 +73,7 @@ def per_language_scores(
             "sections": secs,
             "n": sum(len(v) for v in subs.values()),
         }
-    englishes = [k for k in out if k.lower() in ENGLISH]
-    if len(englishes) > 1:
-        raise ValueError(
-            f"languages {englishes} are all English: label English rows one way (the gap to "
-            "English would compare English with English)"
-        )
-    english = englishes[0] if englishes else None
+    english = english_label
     gap = {}
     if english is not None:
         gap = {k: v["score"] - out[english]["score"] for k, v in out.items() if k != english}
