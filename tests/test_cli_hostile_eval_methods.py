@@ -370,7 +370,7 @@ def test_detect_eval_checks_out_before_scoring(tmp_path, target):
 def test_detect_eval_writes_strict_json(tmp_path, monkeypatch):
     import rewardkit.evaluate.detect as det
 
-    def fake(reward, examples, *, fpr, n_boot):
+    def fake(reward, examples, *, fpr, n_boot, where=None):
         return {"auroc": math.nan, "auroc_ci": (math.nan, math.inf), "tpr_at_fpr": 0.5,
                 "tpr_ci": (0.1, 0.9), "fpr": fpr, "gap": 0.0, "n_pos": 1, "n_neg": 1}  # fmt: skip
 
