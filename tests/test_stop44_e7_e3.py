@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from rewardkit import load_reward
 from rewardkit.cli import app
-from rewardkit.curate.cli_anyprefer import check_trace, unscored_rows
+from rewardkit.curate.cli_anyprefer import unscored_rows
 from rewardkit.errors import DataError
-from rewardkit.inference.anyprefer import pairs_from_rows
+from rewardkit.inference.anyprefer import load_trace, pairs_from_rows
 from rewardkit.inference.luce import (
     check_temperature,
     luce_probs,
@@ -232,10 +232,10 @@ def test_e3_damaged_trace_row_is_named_by_line_and_field(tmp_path, change, field
     trace = tmp_path / "t.jsonl"
     trace.write_text(json.dumps(_row(1)) + "\n" + json.dumps(_row(2) | change) + "\n")
     with pytest.raises(DataError) as err:
-        check_trace(trace)
+        load_trace(trace, None)
     assert err.value.line == 2 and err.value.field == field
     trace.write_text(json.dumps(_row(1)) + "\n" + json.dumps(_row(2))[:30])  # a cut last line
-    check_trace(trace)
+    load_trace(trace, None)
 
 
 def test_e3_cli_damaged_trace_exits_2_before_any_model_and_writes_no_out(tmp_path):

@@ -26,10 +26,11 @@ Presets reproduce the trainers exactly: :data:`TRL` (ddof=1, ε=1e-4) and :data:
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from rewardkit.combine.checks import is_real
 
 #: TRL ``GRPOTrainer``: ``(r − mean) / (std + 1e-4)`` with ``torch.std`` (ddof=1).
 TRL: dict[str, Any] = {"ddof": 1, "eps": 1e-4, "singleton": "zero"}
@@ -138,8 +139,7 @@ def as_groups(n: int, group_ids: Any = None, group_size: int | None = None) -> G
     if group_ids is None:
         if group_size is None:
             raise ValueError("group normalization needs group_ids (one per reward) or group_size")
-        whole = isinstance(group_size, numbers.Real) and not isinstance(group_size, bool)
-        if not whole or not float(group_size).is_integer():
+        if not is_real(group_size) or not float(group_size).is_integer():
             raise ValueError(f"group_size must be a whole number of rewards; got {group_size!r}")
         g = int(group_size)
         if g < 1 or n % g:
@@ -240,9 +240,7 @@ def _check(scale: str, singleton: str, ddof: int, eps: float) -> None:
         raise ValueError(f"singleton must be one of {SINGLETONS}; got {singleton!r}")
     if ddof not in (0, 1):
         raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
-    if isinstance(eps, bool | np.bool_) or not isinstance(eps, numbers.Real):
-        raise ValueError(f"eps must be a finite number ≥ 0; got {eps!r}")
-    if not (math.isfinite(eps) and eps >= 0):
+    if not (is_real(eps) and math.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a finite number ≥ 0; got {eps!r}")
 
 

@@ -40,56 +40,6 @@ def _trace_target(trace: Path, out: Path, data: str) -> Path:
     return trace
 
 
-def check_trace(path: Path) -> None:
-    """Refuse, with its line, a ``--trace`` row whose anyprefer fields are not as
-    :func:`~rewardkit.inference.anyprefer.run_anyprefer` writes them (``bon``'s fields and the
-    JSON are checked by ``load_trace`` first): the summary and the pairs are read from them."""
-    from rewardkit.data.readers import parse_json
-
-    if not path.is_file():
-        return
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                row = parse_json(raw.decode("utf-8")) if raw.strip() else None
-            except ValueError:
-                return  # the last line, cut by a kill (load_trace refused any other)
-            if row is not None:
-                _check_trace_row(row, str(path), lineno)
-
-
-def _check_trace_row(row: dict[str, Any], path: str, line: int) -> None:
-    """One row of :func:`check_trace`: a :class:`DataError` naming its line and field."""
-    from rewardkit.data.location import describe
-    from rewardkit.errors import DataError
-    from rewardkit.inference.anyprefer import TRACE_ROWS
-
-    def need(ok: bool, field: str, want: str, got: Any) -> None:
-        if not ok:
-            raise DataError(
-                f"expected {want}, got {describe(got)}; not a {TRACE_ROWS.row} (pass a new "
-                "--trace, or delete the file)",
-                path=path,
-                line=line,
-                field=field,
-            )
-
-    rounds, passed, pair = row.get("rounds"), row.get("passed"), row.get("pair")
-    ok = isinstance(rounds, list) and bool(rounds) and all(isinstance(r, dict) for r in rounds)
-    need(ok, "rounds", "a list of round objects", rounds)
-    for i, rd in enumerate(rounds):
-        cands = rd.get("candidates")
-        ok = isinstance(cands, list) and all(isinstance(c, dict) and "score" in c for c in cands)
-        need(ok, f"rounds[{i}].candidates", "a list of {text, score} objects", cands)
-    need(isinstance(passed, bool), "passed", "true or false", passed)
-    need(pair is not None or not passed, "pair", "the pair of a passed prompt", pair)
-    need(pair is None or isinstance(pair, dict), "pair", "an object or null", pair)
-    if isinstance(pair, dict):
-        for name in ("id", "chosen", "rejected"):
-            need(isinstance(pair.get(name), str), f"pair.{name}", "text", pair.get(name))
-        need(isinstance(pair.get("meta"), dict), "pair.meta", "an object", pair.get("meta"))
-
-
 def unscored_rows(rows: list[dict[str, Any]]) -> int:
     """Trace rows in none of whose rounds the judge scored a candidate (all NaN: null)."""
     return sum(
@@ -223,7 +173,6 @@ def _run(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             err=True,
         )
     load_trace(o["trace"], None)  # a damaged or foreign --trace, before a model loads
-    check_trace(o["trace"])
     engine = {
         "device": None if o["device"] == "auto" else o["device"],
         "threads": o["threads"],

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rewardkit.data.location import describe
 from rewardkit.inference.best_of_n import score_candidates
 from rewardkit.inference.mining import mine_pairs
-from rewardkit.inference.run import RowsFile
+from rewardkit.inference.run import RowsFile, load_done
 from rewardkit.types import Example, Message, Query, Reward, as_messages
 
 Target = Callable[[list[Message], int, int], Sequence[str]]
@@ -415,20 +416,42 @@ def run_anyprefer(
     return {"prompts": len(items), "skipped_done": len(items) - len(todo), "generated": len(todo)}
 
 
+def check_trace_row(row: dict[str, Any], bad: Callable[..., Exception]) -> None:
+    """A ``--trace`` row's ``rounds``, ``passed`` and ``pair`` (``bon``'s fields come first)."""
+
+    def need(ok: bool, field: str, want: str, got: Any) -> None:
+        if not ok:
+            raise bad(f"expected {want}, got {describe(got)}", field)
+
+    rounds, passed, pair = row.get("rounds"), row.get("passed"), row.get("pair")
+    ok = isinstance(rounds, list) and rounds and all(isinstance(r, dict) for r in rounds)
+    need(bool(ok), "rounds", "a list of round objects", rounds)
+    for i, rd in enumerate(rounds):
+        cands = rd.get("candidates")
+        ok = isinstance(cands, list) and all(isinstance(c, dict) and "score" in c for c in cands)
+        need(ok, f"rounds[{i}].candidates", "a list of {text, score} objects", cands)
+    need(isinstance(passed, bool), "passed", "true or false", passed)
+    need(pair is not None or not passed, "pair", "the pair of a passed prompt", pair)
+    need(pair is None or isinstance(pair, dict), "pair", "an object or null", pair)
+    if isinstance(pair, dict):
+        for name in ("id", "chosen", "rejected"):
+            need(isinstance(pair.get(name), str), f"pair.{name}", "text", pair.get(name))
+        need(isinstance(pair.get("meta"), dict), "pair.meta", "an object", pair.get("meta"))
+
+
 #: How ``--trace`` is named in the shared row checks' errors (:mod:`rewardkit.inference.run`).
 TRACE_ROWS = RowsFile(
     option="--trace",
     row="rewardkit curate anyprefer --trace row",
     rows="anyprefer rows",
     settings="policy, k, max-rounds, threshold, sampling, judge, pair-reward, rewrite or keep-failed",
+    check=check_trace_row,
 )
 
 
 def load_trace(path: str | os.PathLike[str], run_key: str | None) -> dict[str, dict[str, Any]]:
     """:func:`rewardkit.inference.run.load_done` on a ``--trace`` (``run_key=None``: check
     only), its errors naming ``--trace`` and anyprefer's settings."""
-    from rewardkit.inference.run import load_done
-
     return load_done(Path(path), run_key, TRACE_ROWS)
 
 

@@ -154,6 +154,9 @@ class RowsFile:
     row: str = "rewardkit bon output row"
     rows: str = "best-of-N rows"
     settings: str = "policy, n, sampling, reward or --select"
+    #: The fields of the file's own rows beyond ``bon``'s, checked in the same pass:
+    #: ``check(row, bad)`` raises ``bad(message, field)`` (anyprefer's rounds, passed, pair).
+    check: Callable[[dict[str, Any], Callable[..., DataError]], None] | None = None
 
 
 #: ``bon``'s ``--out``.
@@ -258,6 +261,8 @@ def _check_row(row: Any, path: Path, line: int, words: RowsFile = BON_ROWS) -> N
         score = c.get("score")
         if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
             raise bad(f"expected a number or null, got {describe(score)}", f"candidates[{i}].score")
+    if words.check is not None:
+        words.check(row, bad)
 
 
 def _json_text(value: Any) -> str:

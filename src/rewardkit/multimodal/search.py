@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from rewardkit.combine.checks import is_real
 from rewardkit.evaluate.stats import rankdata
 from rewardkit.multimodal.reno import (
     RENO_WEIGHTS,
@@ -200,20 +201,16 @@ class StepGenerator(Protocol[S, T]):
     def finish(self, state: S) -> T: ...
 
 
-def _is_real(v: object) -> bool:
-    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-
-
 def _check_costs(x: float, y: float) -> None:
     """``x`` (one denoising step) and ``y`` (scoring one candidate) must be finite and ≥ 0."""
     for name, v in (("x (cost of one denoising step)", x), ("y (cost of one reward call)", y)):
-        if not (_is_real(v) and math.isfinite(v) and v >= 0):
+        if not (is_real(v) and math.isfinite(v) and v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
 def _check_budget(budget: float, one: float) -> None:
     """A budget is a finite number ≥ 0, and a candidate (cost ``one``) must cost something."""
-    if not (_is_real(budget) and math.isfinite(budget) and budget >= 0):
+    if not (is_real(budget) and math.isfinite(budget) and budget >= 0):
         raise ValueError(f"budget must be a finite number >= 0, got {budget!r}")
     if one <= 0:
         raise ValueError(
@@ -239,7 +236,7 @@ def _check_schedule(prune_steps: Sequence[int], keep: Sequence[float], n_steps: 
             f"candidate), got {list(prune_steps)}"
         )
     for a in keep:
-        if not (_is_real(a) and 0.0 < a <= 1.0):
+        if not (is_real(a) and 0.0 < a <= 1.0):
             raise ValueError(f"keep fractions must be in (0, 1], got {list(keep)}")
 
 
