@@ -37,20 +37,25 @@ def log_key(name: str, empty: str = "component") -> str:
 
 
 def log_keys(
-    names: Sequence[str], reserved: Sequence[str] = (), empty: str = "component"
+    names: Sequence[str],
+    reserved: Sequence[str] = (),
+    empty: str = "component",
+    safe: bool = True,
 ) -> dict[str, str]:
-    """:func:`log_key` of each name, made one key per name: a key that is ``reserved`` (an
-    adapter's own ``score``, ``applies``…) or that an earlier name took gets the first free
-    suffix ``_2``, ``_3``… in the names' order (``rule:format?pattern=^a+$`` and ``…^a*$``
-    both give ``rule:format_pattern_a``: the second is ``rule:format_pattern_a_2``)."""
+    """:func:`log_key` of each name (``safe=False``: the name as it is), made one key per name:
+    a key that is ``reserved`` (an adapter's own ``score``, ``applies``…) or that an earlier
+    name took gets the first free suffix ``_2``, ``_3``… in the names' order
+    (``rule:format?pattern=^a+$`` and ``…^a*$`` both give ``rule:format_pattern_a``: the second
+    is ``rule:format_pattern_a_2``)."""
     taken = set(reserved)
     out: dict[str, str] = {}
     for name in names:
-        key, k = log_key(name, empty), 1
+        base = log_key(name, empty) if safe else name
+        key, k = base, 1
         while key in taken:
             k += 1
             suffix = f"_{k}"
-            key = log_key(name, empty)[: 60 - len(suffix)] + suffix
+            key = (base[: 60 - len(suffix)] if safe else base) + suffix
         taken.add(key)
         out[name] = key
     return out

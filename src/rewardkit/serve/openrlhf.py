@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
 
 from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, OPENRLHF_INFO_KEYS, label, split_query
 from rewardkit.integrations._common import warn_fixed_failed
+from rewardkit.integrations._reward import log_keys
 from rewardkit.serve.protocol import (
     ItemError,
     RewardItem,
@@ -129,21 +130,6 @@ def failed_reward_of(results: list[RewardResult], nan_reward: float, failed: flo
 RESERVED_LOG_KEYS = (*OPENRLHF_INFO_KEYS, "rewardkit_cached", "rewardkit_failed", "rewardkit_nan")
 
 
-def _log_names(names: Sequence[str]) -> dict[str, str]:
-    """Each component name as its ``extra_logs`` key: itself, or where it is reserved or taken,
-    itself with the first free suffix ``_2``, ``_3``… (the same in every answer: the names come
-    in the server's fixed order)."""
-    taken, out = set(RESERVED_LOG_KEYS), {}
-    for name in names:
-        key, k = name, 1
-        while key in taken:
-            k += 1
-            key = f"{name}_{k}"
-        taken.add(key)
-        out[name] = key
-    return out
-
-
 def to_response(
     results: list[RewardResult],
     nan_reward: float,
@@ -167,7 +153,7 @@ def to_response(
             [fail if r.error is not None else r.components.get(name) for r in results],
             nan_reward,
         )
-        for name, log_name in _log_names(keys).items()
+        for name, log_name in log_keys(keys, RESERVED_LOG_KEYS, safe=False).items()
     }
     extra["rewardkit_cached"] = [1.0 if r.cached else 0.0 for r in results]
     extra["rewardkit_failed"] = [1.0 if r.error is not None else 0.0 for r in results]
