@@ -115,6 +115,18 @@ def test_mmrb2_evaluate_per_task_both_orders(tmp_path) -> None:
     assert any("Responses are images" in n for n in res.settings["notes"])
     with pytest.raises(ImageContentError, match="reads text only"):
         evaluate(exs, load_reward("rule:length"), n_boot=20, include_length_baseline=False)
+    # each pair's valid verdicts (both orders here) ride on its record and through report.json:
+    # the paired Score-difference bootstrap weighs them as the Score does
+    assert [e.weight for e in col.examples] == [2.0, 2.0, 2.0]
+    from rewardkit.evaluate.result import load_report
+
+    path = res.to_json(tmp_path / "run" / "report.json")
+    assert [e.weight for e in load_report(path.parent).rewards[0].examples] == [2.0, 2.0, 2.0]
+    doc = json.loads(path.read_text())
+    doc["rewards"][0]["examples"][1]["weight"] = None  # a damaged report: named, not read as 0
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"examples\[1\]\.weight"):
+        load_report(path.parent)
 
 
 def test_accuracy_with_ties_on_t2i_pairs_card_example(tmp_path) -> None:

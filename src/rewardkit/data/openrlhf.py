@@ -10,6 +10,7 @@ place that turns such a triple into a prompt, a response and a reference, for bo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rewardkit.data.record import as_reference
@@ -74,19 +75,41 @@ def strip_eos(text: str) -> str:
     return text
 
 
+def prefix_function(seq: Sequence[Any]) -> list[int]:
+    """KMP prefix function: ``pi[i]`` is the length of the longest proper prefix of
+    ``seq[: i + 1]`` that is also its suffix. Linear: at most ``4·len(seq)`` item reads."""
+    pi = [0] * len(seq)
+    k = 0
+    for i in range(1, len(seq)):
+        c = seq[i]
+        while k and seq[k] != c:
+            k = pi[k - 1]
+        if seq[k] == c:
+            k += 1
+        pi[i] = k
+    return pi
+
+
 def kept_prompt_end(query: str, prompt: str) -> int:
-    """Length of the longest end of ``prompt`` (at least :data:`MIN_PROMPT_OVERLAP` characters)
-    that the query starts with, 0 when none: OpenRLHF cuts an over-long prompt from the left
-    (``prompt_token_ids[-max_prompt_length:]``) and decodes the rest with the response."""
-    anchor = query[:MIN_PROMPT_OVERLAP]
-    if len(prompt) < MIN_PROMPT_OVERLAP or len(anchor) < MIN_PROMPT_OVERLAP:
+    """Length of the longest proper end of ``prompt`` (from index 1 on, at least
+    :data:`MIN_PROMPT_OVERLAP` characters) that the query starts with, 0 when none: OpenRLHF cuts
+    an over-long prompt from the left (``prompt_token_ids[-max_prompt_length:]``) and decodes the
+    rest with the response.
+
+    Linear in the lengths: the first end that opens with the query's first characters is tried
+    directly (the common case); when it does not fit, the KMP prefix function of
+    ``query-prefix + separator + prompt-end`` gives the longest shorter one (trying each
+    candidate in turn is quadratic: seconds on a 400,000-character ``"ab" * 200_000``)."""
+    at = prompt.find(query[:MIN_PROMPT_OVERLAP], 1) if len(query) >= MIN_PROMPT_OVERLAP else -1
+    if at < 0:
         return 0
-    at = prompt.find(anchor, 1)
-    while at >= 0:  # leftmost first: the longest end
-        if query.startswith(prompt[at:]):
-            return len(prompt) - at
-        at = prompt.find(anchor, at + 1)
-    return 0
+    if query.startswith(prompt[at:]):  # the leftmost candidate: the longest end
+        return len(prompt) - at
+    longest = min(len(query), len(prompt) - at - 1)  # the answer starts after ``at``
+    if longest < MIN_PROMPT_OVERLAP:
+        return 0
+    kept = prefix_function([*query[:longest], None, *prompt[len(prompt) - longest :]])[-1]
+    return kept if kept >= MIN_PROMPT_OVERLAP else 0
 
 
 def expanded_prompt_end(query: str, prompt: str) -> int:

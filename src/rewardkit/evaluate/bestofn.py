@@ -11,11 +11,12 @@ ascending. ``KL(π_BoN ‖ π) = log N − (N−1)/N``; ``d = sqrt(KL)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from numbers import Integral
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
 
 import numpy as np
 
+from rewardkit.evaluate.bootstrap import check_bootstrap_args, percentile_ci
 from rewardkit.evaluate.stats import pearson, spearman
 
 
@@ -136,27 +137,83 @@ def bon_gain(
     return {"gain": gn - g1, "gold_1": g1, "gold_n": gn, "n": n, "n_pools": len(use)}
 
 
-#: Distinct N > 1 (points with d > 0) a Gao fit needs: more points than its two parameters.
-#: With one, least squares returns the minimum-norm solution (N = 1, 2 gave α = 0.19,
-#: β = −0.08, "never peaks"); with two, an exact interpolation that no residual checks.
+#: Distinct d > 0 a Gao fit needs: more points than its two parameters. With one, least
+#: squares returns the minimum-norm solution (N = 1, 2 gave α = 0.19, β = −0.08, "never
+#: peaks"); with two, an exact interpolation that no residual checks.
 MIN_FIT_POINTS = 3
+
+#: Gao's two forms (docs/methods/D9-overoptimization.md): ``R(d) = α·f(d) − β·g(d)``.
+GAO_KINDS = ("bon", "rl")
+
+
+def _gao_design(d: np.ndarray, kind: str) -> np.ndarray:
+    """Columns of ``R(d) = α·c₀ − β·c₁``: best-of-N ``d(α − βd)``, RL ``d(α − β log d)``."""
+    with np.errstate(over="ignore"):  # d² past float64: inf, refused by least_squares
+        return np.stack([d, -(d**2) if kind == "bon" else -d * np.log(d)], axis=1)
+
+
+def _gao_peak(alpha: float, beta: float, kind: str) -> float:
+    """The argmax d* of the fitted curve: best-of-N ``max(0, α/(2β))`` (0: gold falls from the
+    start), RL ``exp(α/β − 1)``; inf (no peak) unless β > 0."""
+    if not beta > 0:
+        return math.inf
+    if kind == "bon":
+        return max(0.0, alpha / (2 * beta))
+    z = alpha / beta - 1
+    return math.exp(z) if z < 709.0 else math.inf  # past that exp overflows: no finite peak
+
+
+def _exponent(a: np.ndarray) -> int:
+    """The power of two that brings the largest magnitude of ``a`` into [0.5, 1) (0 for zeros)."""
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    return math.frexp(m)[1] if m > 0 else 0
+
+
+def least_squares(design: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Coefficients minimising ``‖design·c − y‖²`` (``np.linalg.lstsq``), each column and ``y``
+    scaled by a power of two first (exact; the solution scales back), so LAPACK sees no
+    overflow (d = 1e200 crashed it with "SVD did not converge"). None where the design or
+    ``y`` is not finite (d² past the float64 range)."""
+    if not (np.isfinite(design).all() and np.isfinite(y).all()):
+        return None
+    cols = np.array([_exponent(c) for c in design.T])
+    ey = _exponent(y)
+    coef, *_ = np.linalg.lstsq(np.ldexp(design, -cols), np.ldexp(y, -ey), rcond=None)
+    return np.ldexp(coef, ey - cols)
+
+
+def fit_gao(d: Sequence[float], R: Sequence[float], kind: str = "bon") -> dict[str, float]:
+    """docs/methods/D9-overoptimization.md — least-squares fit of Gao's form to the recentred
+    gold gain ``R`` against ``d = sqrt(KL)``: ``kind="bon"`` ``R(d) = d(α − βd)``, argmax
+    ``d* = max(0, α/(2β))``; ``kind="rl"`` ``R(d) = d(α − β log d)``, ``d* = exp(α/β − 1)``;
+    ``d*`` = inf (no peak) unless β > 0. Only points with both values finite and d > 0 count
+    (both forms vanish at d = 0, so such a point cannot move the fit; a negative d is no
+    distance). ``{"alpha", "beta", "d_star"}``, all NaN with fewer than
+    :data:`MIN_FIT_POINTS` distinct d > 0."""
+    if kind not in GAO_KINDS:
+        raise ValueError(f"kind must be one of {GAO_KINDS}, got {kind!r}")
+    x = np.asarray(d, dtype=np.float64).ravel()
+    y = np.asarray(R, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"d and R differ in length: {x.size} vs {y.size}")
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    x, y = x[ok], y[ok]
+    coef = least_squares(_gao_design(x, kind), y) if np.unique(x).size >= MIN_FIT_POINTS else None
+    if coef is None:
+        return {"alpha": math.nan, "beta": math.nan, "d_star": math.nan}
+    alpha, beta = float(coef[0]), float(coef[1])
+    return {"alpha": alpha, "beta": beta, "d_star": _gao_peak(alpha, beta, kind)}
 
 
 def fit_gao_bon(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
-    """docs/methods/D9-overoptimization.md — least-squares fit of Gao's best-of-N form ``R(d) = d(α − β d)`` to the
-    recentered gold gain; ``d_star = max(0, α / (2β))`` (the d of peak gold; 0 when gold falls
-    from the start) when β > 0, else inf (no peak). All NaN with fewer than
-    :data:`MIN_FIT_POINTS` distinct d > 0."""
-    x = np.asarray(d, dtype=np.float64)
-    y = np.asarray(gain, dtype=np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if np.unique(x[x > 0]).size < MIN_FIT_POINTS:
-        return {"alpha": math.nan, "beta": math.nan, "d_star": math.nan}
-    design = np.stack([x, -(x**2)], axis=1)
-    (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
-    d_star = max(0.0, float(alpha / (2 * beta))) if beta > 0 else math.inf
-    return {"alpha": float(alpha), "beta": float(beta), "d_star": d_star}
+    """:func:`fit_gao` of best-of-N, ``R(d) = d(α − βd)`` (docs/methods/D9-overoptimization.md)."""
+    return fit_gao(d, gain, "bon")
+
+
+def fit_gao_rl(d: Sequence[float], gain: Sequence[float]) -> dict[str, float]:
+    """:func:`fit_gao` of RL, ``R(d) = d(α − β log d)``, ``d* = exp(α/β − 1)``
+    (docs/methods/D9-overoptimization.md)."""
+    return fit_gao(d, gain, "rl")
 
 
 def overoptimization(
@@ -202,22 +259,65 @@ def overoptimization(
     }
 
 
-def benchmark_correlation(bench: dict[str, float], downstream: dict[str, float]) -> dict:
-    """docs/methods/D8-best-of-n-eval.md — Pearson and Spearman between per-reward benchmark scores and a per-reward
-    downstream metric (e.g. best-of-N gain), over rewards present in both (n ≥ 3 required)."""
-    names = sorted(
-        k
-        for k in bench
-        if k in downstream and math.isfinite(bench[k]) and math.isfinite(downstream[k])
-    )
+def _number(v: object) -> bool:
+    """A finite real number (not a bool, not text)."""
+    return isinstance(v, Real) and not isinstance(v, bool | np.bool_) and math.isfinite(v)
+
+
+def correlation_cis(
+    x: np.ndarray, y: np.ndarray, *, n_boot: int, alpha: float, seed: int
+) -> dict[str, object]:
+    """docs/methods/D8-best-of-n-eval.md — percentile bootstrap CIs of Pearson and Spearman:
+    the (x, y) pairs resampled with replacement (one seeded draw for both), a resample where a
+    correlation is undefined (a constant side) skipped, and ``ci_resamples`` says how many of
+    ``n_boot`` each interval kept (``(nan, nan)`` when none)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    out: dict[str, object] = {"ci_resamples": {}}
+    for name, stat in (("pearson", pearson), ("spearman", spearman)):
+        reps = np.array([stat(x[i], y[i]) for i in idx])
+        out[f"{name}_ci"] = list(percentile_ci(reps, alpha))
+        out["ci_resamples"][name] = int(np.isfinite(reps).sum())  # type: ignore[index]
+    return out
+
+
+def benchmark_correlation(
+    bench: Mapping[object, object],
+    downstream: Mapping[object, object],
+    *,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict:
+    """docs/methods/D8-best-of-n-eval.md — Pearson and Spearman between per-reward benchmark
+    scores and a per-reward downstream metric (e.g. best-of-N gain), over the rewards with a
+    finite number in both (n ≥ 3 required; names in both whose value is NaN, inf or not a
+    number are listed in ``left_out``), with seeded percentile bootstrap CIs at level
+    ``1 − alpha`` (:func:`correlation_cis`). A constant side has no correlation: NaN, and a
+    ``note`` says which side."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, Integral) or not _number(alpha):
+        raise ValueError(f"n_boot must be a whole number and alpha a number: {n_boot!r}, {alpha!r}")
+    check_bootstrap_args(n_boot, alpha)
+    both = sorted((k for k in bench if k in downstream), key=str)
+    names = [k for k in both if _number(bench[k]) and _number(downstream[k])]
+    out: dict = {
+        "n": len(names),
+        "rewards": names,
+        "left_out": [k for k in both if k not in set(names)],
+        "n_boot": int(n_boot),
+        "ci_level": 1 - alpha,
+    }
     if len(names) < 3:
-        return {
-            "n": len(names),
-            "pearson": None,
-            "spearman": None,
-            "rewards": names,
-            "note": "needs at least 3 rewards with both numbers",
-        }
-    x = [bench[k] for k in names]
-    y = [downstream[k] for k in names]
-    return {"n": len(names), "pearson": pearson(x, y), "spearman": spearman(x, y), "rewards": names}
+        none = {"pearson_ci": None, "spearman_ci": None, "ci_resamples": None}
+        note = "needs at least 3 rewards with both numbers"
+        return {**out, "pearson": None, "spearman": None, **none, "note": note}
+    x = np.array([bench[k] for k in names], dtype=np.float64)
+    y = np.array([downstream[k] for k in names], dtype=np.float64)
+    out |= {"pearson": pearson(x, y), "spearman": spearman(x, y)}
+    out |= correlation_cis(x, y, n_boot=int(n_boot), alpha=alpha, seed=seed)
+    flat = [
+        side for side, v in (("benchmark scores", x), ("downstream values", y)) if np.all(v == v[0])
+    ]
+    if flat:
+        out["note"] = f"the {' and the '.join(flat)} are the same for every reward: no correlation"
+    return out

@@ -100,7 +100,9 @@ def _subset_score(
     return score, reps, int(valid.size), int(len(idx) - valid.size), None
 
 
-def _records(plan: Plan, flat: np.ndarray, outcomes: np.ndarray) -> list[ExampleRecord]:
+def _records(
+    plan: Plan, flat: np.ndarray, outcomes: np.ndarray, weights: np.ndarray | None = None
+) -> list[ExampleRecord]:
     off = plan.offsets
     return [
         ExampleRecord(
@@ -112,6 +114,7 @@ def _records(plan: Plan, flat: np.ndarray, outcomes: np.ndarray) -> list[Example
             outcome=None if np.isnan(outcomes[i]) else float(outcomes[i]),
             rule=plan.rule[i],
             skipped=plan.skip[i],
+            weight=1.0 if weights is None else float(weights[i]),
         )
         for i, ex in enumerate(plan.examples)
     ]
@@ -142,7 +145,7 @@ def score_column(
     }
     points = {s: p[0] for s, p in parts.items()}
     reps = {s: p[1] for s, p in parts.items()}
-    weights, sec_weights = column_weights(plan, {s: p[2] for s, p in parts.items()})
+    sub_weights, sec_weights = column_weights(plan, {s: p[2] for s, p in parts.items()})
     subsets = {
         s: GroupScore(
             score=points[s],
@@ -151,13 +154,13 @@ def score_column(
             n_nan=parts[s][3],
             rule=plan.subset_rule[s],
             section=plan.section_of[s],
-            weight=weights[s],
+            weight=sub_weights[s],
             components=parts[s][4],
         )
         for s in plan.subset_order
     }
-    sec_points = section_scores(points, weights, plan.section_of)
-    sec_reps, final_reps = combine_replicates(reps, weights, plan.section_of, sec_weights)
+    sec_points = section_scores(points, sub_weights, plan.section_of)
+    sec_reps, final_reps = combine_replicates(reps, sub_weights, plan.section_of, sec_weights)
     sections: dict[str, GroupScore] = {}
     for sec in plan.section_order:
         members = [s for s in plan.subset_order if plan.section_of[s] == sec]
@@ -180,4 +183,4 @@ def score_column(
         "n_scored": sum(g.n for g in subsets.values()),
         "n_nan": sum(g.n_nan for g in subsets.values()),
     }
-    return summary, _records(plan, flat, outcomes)
+    return summary, _records(plan, flat, outcomes, weights)

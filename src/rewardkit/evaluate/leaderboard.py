@@ -15,7 +15,7 @@ from rewardkit.evaluate.calibration import reported_ece
 from rewardkit.evaluate.htmlreport import html_table
 from rewardkit.evaluate.report import markdown_grid
 from rewardkit.evaluate.result import EvalResult, RewardResult, jsonable, report_path
-from rewardkit.evaluate.rows import MIN_CI_N, ci_n, few_points_note, valid_outcomes
+from rewardkit.evaluate.rows import MIN_CI_N, ci_n, few_points_note, valid_outcomes, value_ci
 from rewardkit.evaluate.safetext import html_text, md_inline, visible
 
 #: The data column of a run whose report.json records no data identity (made before it did).
@@ -145,7 +145,7 @@ def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
             -(x["score"] if math.isfinite(x["score"]) else -9),
         )
     )
-    key = [f"{x['run']}/{x['reward']}" for x in rows]
+    key = point_keys(rows)
     gains = {k: x["bon_gain"] for k, x in zip(key, rows, strict=True) if x["bon_gain"] is not None}
     scores = {k: x["score"] for k, x in zip(key, rows, strict=True)}
     return {
@@ -153,6 +153,45 @@ def leaderboard(runs: Sequence[tuple[str, EvalResult]]) -> dict[str, Any]:
         "bon_correlation": benchmark_correlation(scores, gains),
         "data_warnings": data_warnings(rows),
     }
+
+
+def point_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One distinct name per row for the correlation, ``run/reward``, numbered (``#2``) where
+    two rows share it: run ``a`` reward ``b/rm`` and run ``a/b`` reward ``rm`` (or one run's
+    two columns of one name) were one key, and one reward silently left the correlation."""
+    used: set[str] = set()
+    out = []
+    for x in rows:
+        base = key = f"{x['run']}/{x['reward']}"
+        i = 1
+        while key in used:  # also past a reward that is itself named "… #2"
+            i += 1
+            key = f"{base} #{i}"
+        used.add(key)
+        out.append(key)
+    return out
+
+
+def correlation_text(bc: dict[str, Any]) -> str:
+    """The leaderboard's accuracy↔best-of-N-gain line: each correlation with its bootstrap CI
+    (docs/methods/D8-best-of-n-eval.md), how many resamples the CI kept when some had a
+    constant side, and the note (fewer than 3 rewards, a constant side)."""
+    cells = [
+        f"{name.title()} {value_ci(bc.get(name), bc.get(f'{name}_ci'))}"
+        for name in ("pearson", "spearman")
+    ]
+    text = f"Accuracy ↔ best-of-N gain over {bc['n']} rewards: {', '.join(cells)}"
+    kept, n_boot = bc.get("ci_resamples"), bc.get("n_boot")
+    if isinstance(kept, dict) and any("[" in c for c in cells):
+        level = f"{100 * bc.get('ci_level', 0.95):g}%"
+        text += f" ({level} bootstrap CIs over the rewards, {n_boot} resamples"
+        short = {k: v for k, v in kept.items() if v < n_boot}
+        text += (
+            f"; {min(short.values())} kept: the others drew one value on a side, no correlation)"
+            if short
+            else ")"
+        )
+    return text + (f" ({bc['note']})" if bc.get("note") else "")
 
 
 def _fmt(x: Any) -> str:
@@ -231,10 +270,7 @@ def write_leaderboard(
     out = check_dir_target(out_dir, "--out")
     header, rows = _table_rows(board)
     bc = board["bon_correlation"]
-    corr = (
-        f"Accuracy ↔ best-of-N gain over {bc['n']} rewards: Pearson {_fmt(bc.get('pearson'))}, "
-        f"Spearman {_fmt(bc.get('spearman'))}" + (f" ({bc['note']})" if bc.get("note") else "")
-    )
+    corr = correlation_text(bc)
     few = few_points_note(
         [x.get("length_n") for x in board["rows"]], "responses with a finite score"
     )

@@ -4,8 +4,11 @@ tests (McNemar, sign test) on per-example outcomes.
 
 The bootstrap draws examples with replacement within each subset (prompts for the RewardBench 2
 Ties subset), the same draws for both rewards, and recomputes both Scores from the draws with
-the table's weights: each reward's subset weights, section rule and section weights. A per-example
-average weighs subsets and sections differently from the Score, and can even differ in sign."""
+the table's weights: each reward's subset weights, section rule and section weights, and within a
+subset each example's own weight where the Score has one (MMRB2's valid order verdicts of a
+pairwise judge, docs/methods/D6-multimodal-benchmarks.md: a pair judged in one order weighs half),
+so the CI is centred on the Score difference. A per-example average weighs subsets and sections
+differently from the Score, and can even differ in sign."""
 
 from __future__ import annotations
 
@@ -29,20 +32,40 @@ def outcome_vector(r: RewardResult) -> np.ndarray:
     return np.array([math.nan if e.outcome is None else e.outcome for e in r.examples])
 
 
-def _nanmeans(values: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Mean of the non-NaN ``values[draws]`` in each row of ``draws``; NaN for a row with none."""
+def example_weights(r: RewardResult) -> np.ndarray | None:
+    """Each example's weight in its subset's Score (a record's ``weight``: MMRB2's valid order
+    verdicts, :func:`rewardkit.evaluate.multimodal.mmrb2_verdicts`), None when all weigh 1
+    (records without one, as in reports written before it, weigh 1)."""
+    w = np.array([e.weight for e in r.examples], dtype=np.float64)
+    return None if np.all(w == 1.0) else w
+
+
+def _nanmeans(values: np.ndarray, draws: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Mean of the non-NaN ``values[draws]`` in each row of ``draws``, weighted by
+    ``weights[draws]`` when given (the Score's ``Σ w·v / Σ w``); NaN for a row with no weight."""
     v = values[draws]
     ok = ~np.isnan(v)
-    count = ok.sum(axis=1)
-    total = np.where(ok, v, 0.0).sum(axis=1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    if weights is None:
+        count = ok.sum(axis=1)
+        total = np.where(ok, v, 0.0).sum(axis=1)
+    else:
+        w = np.where(ok, weights[draws], 0.0)
+        count = w.sum(axis=1)
+        total = np.where(ok, v * w, 0.0).sum(axis=1)
+    return np.divide(total, count, out=np.full(len(draws), np.nan), where=count > 0)
 
 
 def paired_means(
-    a: np.ndarray, b: np.ndarray, *, n_boot: int, rng: np.random.Generator
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    n_boot: int,
+    rng: np.random.Generator,
+    weights: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap replicates of the means of ``a`` and ``b`` (NaN left out of each) drawn with the
-    same resampled indices; all NaN when there is nothing to draw."""
+    same resampled indices, each weighted by its own per-example ``weights`` (None: 1 each, as
+    before); all NaN when there is nothing to draw."""
     n = a.size
     if n == 0:
         return np.full(n_boot, np.nan), np.full(n_boot, np.nan)
@@ -51,8 +74,8 @@ def paired_means(
     for start in range(0, n_boot, step):
         stop = min(n_boot, start + step)
         draws = rng.integers(0, n, size=(stop - start, n))
-        out_a[start:stop] = _nanmeans(a, draws)
-        out_b[start:stop] = _nanmeans(b, draws)
+        out_a[start:stop] = _nanmeans(a, draws, weights[0])
+        out_b[start:stop] = _nanmeans(b, draws, weights[1])
     return out_a, out_b
 
 
@@ -91,10 +114,19 @@ def _final(r: RewardResult, reps: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def score_difference(
-    a: RewardResult, b: RewardResult, *, n_boot: int, alpha: float, seed: int
+    a: RewardResult,
+    b: RewardResult,
+    *,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+    weights: tuple[np.ndarray | None, np.ndarray | None] | None = None,
 ) -> dict[str, Any]:
     """``Score(a) − Score(b)`` with its paired, stratified percentile bootstrap CI and the
-    two-sided p ``min(1, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)))``; ``n``: the examples resampled."""
+    two-sided p ``min(1, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)))``; ``n``: the examples resampled.
+    ``weights``: each reward's per-example weights in its Score (default
+    :func:`example_weights`), which each replicate applies as the Score does."""
+    wa, wb = weights if weights is not None else (example_weights(a), example_weights(b))
     by_subset: dict[str, list[int]] = {}
     for i, rec in enumerate(a.examples):
         if rec.skipped is None:
@@ -109,7 +141,10 @@ def score_difference(
             rows_a, rows_b = _ties_rows(a, idx), _ties_rows(b, idx)
             reps_a[sub], reps_b[sub] = paired_ties(rows_a, rows_b, n_boot=n_boot, rng=rng)
         else:
-            reps_a[sub], reps_b[sub] = paired_means(out_a[idx], out_b[idx], n_boot=n_boot, rng=rng)
+            w = (None if wa is None else wa[idx], None if wb is None else wb[idx])
+            reps_a[sub], reps_b[sub] = paired_means(
+                out_a[idx], out_b[idx], n_boot=n_boot, rng=rng, weights=w
+            )
     n = sum(len(v) for v in by_subset.values())
     diff = float(a.score - b.score)
     d = _final(a, reps_a) - _final(b, reps_b)

@@ -51,6 +51,9 @@ class ExampleRecord:
     outcome: float | None
     rule: str
     skipped: str | None = None
+    #: Weight in its subset's Score: MMRB2's valid order verdicts of a pairwise judge (card D6);
+    #: 1 elsewhere (and in reports written before it).
+    weight: float = 1.0
 
 
 @dataclass
@@ -124,6 +127,7 @@ def _example_dict(e: ExampleRecord) -> dict[str, Any]:
         "outcome": e.outcome,
         "rule": e.rule,
         "skipped": e.skipped,
+        **({"weight": e.weight} if e.weight != 1.0 else {}),
     }
 
 
@@ -297,6 +301,15 @@ _ANALYSIS_NUMBERS: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
+def _example_weight(x: Any, field: str) -> float:
+    """An example's weight in its subset's Score: a finite number in [0, 2] (MMRB2's valid
+    order verdicts); null or NaN is refused (it would weigh as nothing, or poison the mean)."""
+    v = _optional_number(x, field, 0, 2)
+    if v is None or math.isnan(v):
+        raise ValueError(f"{field!r} must be a number in [0, 2], got {describe(x)}")
+    return v
+
+
 def _optional_number(x: Any, field: str, low: float, high: float) -> float | None:
     """null, or a number in [low, high]; a text where a number goes is refused."""
     if x is None:
@@ -373,6 +386,7 @@ def _reward_result(r: dict[str, Any], run: dict[str, Any]) -> RewardResult:
                 else accuracy_value(e["outcome"], f"examples[{j}].outcome"),
                 rule=e["rule"],
                 skipped=e.get("skipped"),
+                weight=_example_weight(e.get("weight", 1.0), f"examples[{j}].weight"),
             )
             for j, e in enumerate(r["examples"])
         ],

@@ -78,6 +78,13 @@ def fmt_ci(score: float, ci: Sequence[float]) -> str:
     return f"{fmt(score, True)} [{fmt(ci[0], True)}, {fmt(ci[1], True)}]"
 
 
+def value_ci(x: Any, ci: Any) -> str:
+    """``0.812 [0.104, 0.991]``: a statistic (three decimals) and its CI; the statistic alone
+    where the CI is missing or undefined (``–`` for an undefined statistic)."""
+    ok = isinstance(ci, list | tuple) and len(ci) == 2 and all(fmt(v) != "–" for v in ci)
+    return f"{fmt(x)} [{fmt(ci[0])}, {fmt(ci[1])}]" if ok and fmt(x) != "–" else fmt(x)
+
+
 def _pct(x: float) -> str:
     return "–" if x is None or math.isnan(x) else f"{100 * x:.1f}"
 

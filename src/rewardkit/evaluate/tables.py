@@ -32,6 +32,7 @@ from rewardkit.evaluate.rows import (
     p_text,
     score_ci_text,
     sign_cell,
+    value_ci,
 )
 
 #: Length strata of the length-bias analysis, in table order.
@@ -346,9 +347,16 @@ def bon_correlation(result: EvalResult) -> Table | None:
         return None
     return Table(
         "Accuracy ↔ best-of-N gain",
-        ["rewards", "Pearson", "Spearman"],
-        [[str(bc["n"]), fmt(bc.get("pearson")), fmt(bc.get("spearman"))]],
-        bc.get("note", "Across the rewards of this run."),
+        ["rewards", "Pearson [95% CI]", "Spearman [95% CI]"],
+        [
+            [str(bc["n"])]
+            + [value_ci(bc.get(k), bc.get(f"{k}_ci")) for k in ("pearson", "spearman")]
+        ],
+        bc.get(
+            "note",
+            "Across the rewards of this run; bootstrap CIs over the rewards "
+            "(docs/methods/D8-best-of-n-eval.md).",
+        ),
     )
 
 

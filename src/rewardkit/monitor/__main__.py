@@ -1,4 +1,6 @@
-"""``python -m rewardkit.monitor LOG.jsonl OUT.png``: plot a monitor log and list its warnings."""
+"""``python -m rewardkit.monitor LOG.jsonl OUT.png``: plot a monitor log and list its warnings;
+where the run logged KL and a gold reward, print Gao's RL fit of the gold gain against
+d = sqrt(KL) (docs/methods/D9-overoptimization.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from rewardkit.monitor.kl import fit_summary, kl_logged, rl_fit
 from rewardkit.monitor.log import cut_note, read_log_report, superseded_note
 from rewardkit.monitor.plot import plot_history
 
@@ -29,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(history)} steps, {len(flagged)} with hacking flags; plot: {written}")
     for step, flags in flagged:
         print(f"  step {step}: {', '.join(flags)}")
+    fit = fit_summary(rl_fit(history))
+    if fit:  # KL and gold logged: Gao's RL fit of the gold gain against d (card D9)
+        print(fit)
+    elif kl_logged(history):
+        print("note: kl was logged without a gold reward: no Gao fit", file=sys.stderr)
     return 0
 
 

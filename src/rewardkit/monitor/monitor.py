@@ -12,7 +12,9 @@ and the component rewards of that step. The monitor computes, per step:
 - with a gold reward: ``gold/mean``, ``corr/proxy_gold`` and ``drift``: the proxy's rise minus the
   gold's rise since the baseline, each recentred on its baseline mean and divided by its baseline
   std (card D9: "recenter each RM so the initial policy's mean is 0"). Positive drift = the proxy
-  improves faster than the gold.
+  improves faster than the gold;
+- with ``kl=`` (the trainer's KL estimate to the initial policy): ``kl`` and ``d = sqrt(kl)``
+  (card D9; Gao's RL fit of the gold gain against d: :func:`rewardkit.monitor.kl.rl_fit`).
 
 and raises hacking-signature warnings (:class:`RewardHackingWarning`, once per kind; every step's
 flags are in its record):
@@ -47,6 +49,8 @@ import numpy as np
 from rewardkit.combine.aggregate import disagreement
 from rewardkit.combine.running import Moments
 from rewardkit.evaluate.stats import nanmean, nanstd, pearson_r
+from rewardkit.monitor.config import MonitorConfig as MonitorConfig  # re-exported
+from rewardkit.monitor.kl import check_kl
 from rewardkit.monitor.log import drop_past, start_on_new_line
 from rewardkit.monitor.log import read_log as read_log  # re-exported: the log's reader
 from rewardkit.monitor.state import read_state
@@ -54,49 +58,6 @@ from rewardkit.monitor.state import read_state
 
 class RewardHackingWarning(UserWarning):
     """A known reward-hacking signature appeared in the monitored run."""
-
-
-@dataclass
-class MonitorConfig:
-    """Thresholds of :class:`RewardMonitor` (see the module docstring)."""
-
-    baseline_steps: int = 3
-    window: int = 10
-    min_trend_steps: int = 4
-    trend_tol: float = 0.5
-    length_factor: float = 2.0
-    corr_threshold: float = 0.7
-    min_corr_n: int = 8  # fewer responses than this: the correlation is too noisy to flag
-    disagreement_factor: float = 2.0
-    length_unit: str = "words"  # words | chars (or pass length_fn)
-
-    def __post_init__(self) -> None:
-        """Each setting held to its kind and range, named (a NaN threshold never flagged; a
-        ``window`` of 2.5 or ``"3"`` failed at a later step with a bare TypeError)."""
-        if self.length_unit not in ("words", "chars"):
-            raise ValueError(f"length_unit must be 'words' or 'chars'; got {self.length_unit!r}")
-        for name, low in (("baseline_steps", 1), ("window", 2), ("min_trend_steps", 2)):
-            _check_setting(name, getattr(self, name), low=low, whole=True)
-        _check_setting("min_corr_n", self.min_corr_n, low=0, whole=True)
-        _check_setting("trend_tol", self.trend_tol, low=0.0)
-        _check_setting("corr_threshold", self.corr_threshold, low=-1.0, high=1.0)
-        for name in ("length_factor", "disagreement_factor"):
-            _check_setting(name, getattr(self, name), low=0.0, strict=True)
-
-
-def _check_setting(
-    name: str, v: Any, *, low: float, high: float = math.inf, whole: bool = False, strict=False
-) -> None:
-    """ValueError naming the setting unless ``v`` is a finite number (a whole one with
-    ``whole``) ≥ ``low`` (> with ``strict``) and ≤ ``high``."""
-    kind = int | np.integer if whole else int | float | np.integer | np.floating
-    ok = isinstance(v, kind) and not isinstance(v, bool | np.bool_) and math.isfinite(v)
-    if not (ok and (v > low if strict else v >= low) and v <= high):
-        what = "a whole number" if whole else "a finite number"
-        bound = f"{'>' if strict else '≥'} {low:g}" + (
-            f" and ≤ {high:g}" if high < math.inf else ""
-        )
-        raise ValueError(f"MonitorConfig {name} must be {what} {bound}; got {v!r}")
 
 
 def _scores(values: Any, name: str) -> np.ndarray:
@@ -236,8 +197,12 @@ class RewardMonitor:
         reward: Any = None,
         gold: Any = None,
         step: int | None = None,
+        kl: Any = None,
     ) -> dict[str, Any]:
-        """Record one training step; returns its record (metrics plus ``warnings``)."""
+        """Record one training step; returns its record (metrics plus ``warnings``). ``kl``:
+        the trainer's estimate of KL(π ‖ π_init) at this step (logged with ``d = sqrt(kl)``,
+        card D9; :mod:`rewardkit.monitor.kl` fits Gao's RL form to the gold gain against d)."""
+        kl_value = check_kl(kl)
         self._open_log()
         if isinstance(responses, str | bytes):  # a bare text: each character read as a response
             raise ValueError("responses must be a list of response texts, not one text")
@@ -299,6 +264,8 @@ class RewardMonitor:
             "corr/reward_length": pearson(proxy, lengths),
             "corr/reward_length_n": finite_pairs(proxy, lengths),
         }
+        if kl_value is not None:
+            rec |= {"kl": kl_value, "d": math.sqrt(kl_value)}
         for name, v in comps.items():
             rec[f"components/{name}/mean"] = nanmean(v)
             rec[f"components/{name}/applies"] = float(np.mean(~np.isnan(v))) if n else math.nan

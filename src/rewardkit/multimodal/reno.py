@@ -120,7 +120,8 @@ def reno_optimize(
     last evaluation). Returns the iterate with the lowest weighted reward loss (regularizer
     excluded, as ReNO keeps its best image). An iterate whose weighted loss is not finite
     ends the loop before its update (``stopped`` says which term; the best iterate so far is
-    kept); a first iterate that is not finite, all-zero weights or a bad setting is an error.
+    kept); a first iterate that is not finite, a negative or non-finite weight (it would
+    minimise its reward), all-zero weights or a bad setting is an error.
     """
     import torch
 

@@ -139,21 +139,39 @@ class BackpropStepResult:
         return -self.reward_loss
 
 
+def _term_weight(i: int, value: Any, fn: Callable[[Any], Any]) -> float:
+    """Reward term ``i``'s weight: a finite number ≥ 0, else a one-line :class:`SpecError`
+    naming the term's reward and the value (a negative weight minimises the reward)."""
+    try:
+        weight = _real("weight", value)
+    except SpecError:
+        weight = math.nan
+    if not weight >= 0:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise SpecError(
+            f"reward term {i}: weight must be a finite number >= 0 for {name} (a negative weight "
+            f"minimises the reward; 0 switches the term off), got {value!r}"
+        )
+    return weight
+
+
 def reward_terms(rewards: Sequence[Any]) -> list[tuple[float, Callable[[Any], Any], float]]:
     """``(weight, fn, sign)`` per term of reno.py's grammar (``(w, fn)`` a loss, ``(w, fn,
-    "score")`` a score whose loss is ``−score``); a :class:`SpecError` names a bad term."""
+    "score")`` a score whose loss is ``−score``); a :class:`SpecError` names a bad term. A
+    weight must be a finite number ≥ 0 (docs/methods/F2-reno.md, F4-alignprop.md): a negative
+    one would minimise its reward; 0 switches the term off."""
     if isinstance(rewards, (str, bytes)) or not isinstance(rewards, Sequence) or not rewards:
         raise SpecError("rewards must be a non-empty list of (weight, fn) or (weight, fn, 'score')")
     out = []
     for i, term in enumerate(rewards):
         if not isinstance(term, (tuple, list)) or len(term) not in (2, 3):
             raise SpecError(f"reward term {i}: expected (weight, fn) or (weight, fn, 'score')")
-        weight = _real(f"reward term {i}: weight", term[0])
+        if not callable(term[1]):
+            raise SpecError(f"reward term {i}: {term[1]!r} is not callable")
+        weight = _term_weight(i, term[0], term[1])
         kind = term[2] if len(term) == 3 else "loss"
         if kind not in ("loss", "score"):
             raise SpecError(f"reward term {i}: kind must be 'loss' or 'score', got {kind!r}")
-        if not callable(term[1]):
-            raise SpecError(f"reward term {i}: {term[1]!r} is not callable")
         out.append((weight, term[1], 1.0 if kind == "loss" else -1.0))
     return out
 
@@ -277,9 +295,10 @@ def reward_backprop_step(
     ``params`` (repeats counted once) must all be in ``optimizer.param_groups``, and an optimizer
     parameter outside ``params`` that receives a gradient is a :class:`SpecError` before the
     step (it would be updated unclipped and unchecked). So are, before anything runs: an empty
-    or non-finite ``x0``, ``loss_coeff <= 0``, all reward weights 0, a frozen or non-leaf
-    parameter, an optimizer lr that is not a finite number >= 0; and, after the forward pass, a
-    reward loss that does not depend on ``params`` (a regulariser alone would be trained).
+    or non-finite ``x0``, ``loss_coeff <= 0``, a negative or non-finite reward weight, all
+    reward weights 0, a frozen or non-leaf parameter, an optimizer lr that is not a finite
+    number >= 0; and, after the forward pass, a reward loss that does not depend on ``params``
+    (a regulariser alone would be trained).
     The clipping norm is computed in float64 (float32 squares overflow long before ±inf).
     """
     import torch

@@ -15,7 +15,6 @@ categories; each is refused at load when its files changed since ``rewardkit dmo
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
+from rewardkit.filehash import sha256_file
 from rewardkit.models.heads import refuse_nonfinite
 from rewardkit.registry import refuse_options
 from rewardkit.rewards.default_rm import prompt_feature_text
@@ -186,8 +186,7 @@ def router_identity(directory: str | Path) -> dict[str, Any]:
         raise SpecError(
             f"{d}: not a DMoERM router ({ROUTER_META}, {ROUTER_WEIGHTS}); train one with `{ROUTE}`"
         )
-    sha = hashlib.sha256((d / ROUTER_META).read_bytes() + (d / ROUTER_WEIGHTS).read_bytes())
-    return {"router_sha": sha.hexdigest()[:32]}
+    return {"router_sha": sha256_file(d / ROUTER_META, d / ROUTER_WEIGHTS)[:32]}
 
 
 class Router:
@@ -289,7 +288,7 @@ def save_dmoerm(
 
 def file_digest(path: Path) -> str:
     """sha256 of a file (32 hex digits): ties ``dmoerm.json`` to the weights of its own fit."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    return sha256_file(path)[:32]
 
 
 def _count(v: Any, least: int) -> bool:
@@ -420,10 +419,9 @@ class DMoERMReward(Reward):
                 raise SpecError(
                     f"{directory}: category {cat!r}: experts' hidden sizes {dims} do not add up to in_dim {entry['in_dim']}"
                 )
-        weights = (Path(directory).expanduser() / WEIGHTS_FILE).read_bytes()
         self._identity = {
             "class": "DMoERMReward",
-            "weights_sha": hashlib.sha256(weights).hexdigest()[:32],
+            "weights_sha": file_digest(Path(directory).expanduser() / WEIGHTS_FILE),
             "key": self.key,
             "default": self.meta.get("default"),
             "router": router and router["identity"],

@@ -15,7 +15,6 @@ training users' ``w_u``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
+from rewardkit.filehash import sha256_file
 from rewardkit.models.heads import refuse_nonfinite
 from rewardkit.registry import refuse_options
 from rewardkit.types import Query, Reward
@@ -221,7 +221,7 @@ class PALReward(Reward):
         weights_file = Path(directory).expanduser() / WEIGHTS_FILE
         self._identity = {
             "class": "PALReward",
-            "weights_sha": hashlib.sha256(weights_file.read_bytes()).hexdigest()[:32],
+            "weights_sha": sha256_file(weights_file)[:32],
             "mixture": [round(float(w), 6) for w in self.weights],
             **self.featurizer.identity(),
         }

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rewardkit.filehash import sha256_file
 from rewardkit.train.objective_fields import ignored_fields
 
 #: Config fields that do not change the trained weights: they may differ on --resume.
@@ -62,14 +63,6 @@ _DEFAULTS = _field_defaults()
 _BEFORE_THE_FIELD: dict[str, Any] = {"holdout_by": "row"}
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def data_identity(spec: str | None) -> list[dict[str, Any]]:
     """What ``data`` (comma-separated parts) names: per local file its path, size and SHA-256;
     per directory its files by relative name, size and SHA-256 (``contents``) and one hash of
@@ -80,12 +73,12 @@ def data_identity(spec: str | None) -> list[dict[str, Any]]:
         p = Path(part).expanduser()
         if p.is_file():
             out.append(
-                {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+                {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
             )
         elif p.is_dir():
             files = sorted(x for x in p.rglob("*") if x.is_file())
             contents = {
-                f.relative_to(p).as_posix(): f"{f.stat().st_size}:{_sha256_file(f)}" for f in files
+                f.relative_to(p).as_posix(): f"{f.stat().st_size}:{sha256_file(f)}" for f in files
             }
             listing = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()
             total = sum(f.stat().st_size for f in files)
