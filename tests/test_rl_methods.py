@@ -254,3 +254,26 @@ def test_edge_groups_in_scaling_and_references():
     np.testing.assert_allclose(
         kimi_length_reward([50, 10, 20], [1, 1, 0], [0, 1, 1]), [0.0, 0.5, -0.5]
     )
+
+
+def test_hybrid_reward_refuses_malformed_parts_when_built() -> None:
+    # docs walk: a bare reward as an aspect, a spec text as a rule, a text weight failed at
+    # score time with raw TypeError/AttributeError; now the constructor names the argument
+    from rewardkit.registry import load_reward
+    from rewardkit.rewards.composite.hybrid import HybridReward
+
+    rule, rm = load_reward("rule:gsm8k"), load_reward("rule:length")
+    with pytest.raises(TypeError, match=r"aspects\['len'\] must be a \(reward, weight\) pair"):
+        HybridReward(rules={"math": rule}, model=rm, aspects={"len": rm})
+    with pytest.raises(ValueError, match="length's weight must be a finite number"):
+        HybridReward(rules={"math": rule}, model=rm, length=(rm, "x"))
+    with pytest.raises(ValueError, match="weight must be a finite number"):
+        HybridReward(rules={"math": rule}, model=rm, aspects={"a": (rm, float("nan"))})
+    with pytest.raises(TypeError, match="model must be a Reward or a reward spec"):
+        HybridReward(rules={"math": rule}, model=3)
+    with pytest.raises(ValueError, match=r"confidence must be a number in \[0, 1\]"):
+        HybridReward(rules={"math": rule}, model=rm, confidence=1.5)
+    # a spec text is built with load_reward, as everywhere else a reward is named
+    hy = HybridReward(rules={"math": "rule:gsm8k"}, model=rm, length=(rm, 1))
+    assert hy.rules["math"].name == rule.name and hy.length[1] == 1.0
+    assert hy.score([Query(prompt="a", response="#### 4", reference="4", meta={"task": "math"})])

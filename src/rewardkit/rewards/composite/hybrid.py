@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import types
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,52 @@ def _code_digest(code: types.CodeType) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _mapping(x: Any, where: str) -> Mapping[Any, Any]:
+    if not isinstance(x, Mapping):
+        raise TypeError(f"HybridReward: {where} must be a mapping, got {type(x).__name__}")
+    return x
+
+
+def _task(key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"HybridReward: a rules key must be a task name (text), got {key!r}")
+    return key
+
+
+def _reward_part(x: Any, where: str) -> Reward:
+    """A part of the hybrid: a :class:`Reward`, or a spec text built with ``load_reward``."""
+    if isinstance(x, str):
+        from rewardkit.registry import load_reward
+
+        return load_reward(x)
+    if not isinstance(x, Reward):
+        raise TypeError(
+            f"HybridReward: {where} must be a Reward or a reward spec, got {type(x).__name__}"
+        )
+    return x
+
+
+def _weighted_part(x: Any, where: str) -> tuple[Reward, float]:
+    """``(reward, weight)`` with a finite number as the weight (card C10's w_k, λ)."""
+    if not isinstance(x, tuple | list) or len(x) != 2:
+        raise TypeError(f"HybridReward: {where} must be a (reward, weight) pair, got {x!r:.80}")
+    w = x[1]
+    if isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w):
+        raise ValueError(f"HybridReward: {where}'s weight must be a finite number, got {w!r:.80}")
+    return _reward_part(x[0], f"{where}[0]"), float(w)
+
+
+def _confidence(c: Any) -> float | Callable[[Query, float], float]:
+    """A number in [0, 1] or a callable ``(query, score) → c`` (checked per row when scored)."""
+    if callable(c):
+        return c
+    if isinstance(c, bool) or not isinstance(c, Real) or not 0 <= c <= 1:
+        raise ValueError(
+            f"HybridReward: confidence must be a number in [0, 1] or a callable, got {c!r:.80}"
+        )
+    return float(c)
+
+
 class HybridReward(Reward):
     """Card C10 as a :class:`Reward`: rules by task type, a model reward, aspects and a length term.
 
@@ -75,13 +123,20 @@ class HybridReward(Reward):
         task_key: str = "task",
         name: str | None = None,
     ) -> None:
-        self.rules = dict(rules)
-        self.model = model
-        self.aspects = dict(aspects or {})
-        self.length = length
-        self.confidence = confidence
+        self.rules = {
+            _task(k): _reward_part(r, f"rules[{k!r}]") for k, r in _mapping(rules, "rules").items()
+        }
+        self.model = _reward_part(model, "model")
+        self.aspects = {
+            str(k): _weighted_part(v, f"aspects[{k!r}]")
+            for k, v in _mapping(aspects or {}, "aspects").items()
+        }
+        self.length = None if length is None else _weighted_part(length, "length")
+        self.confidence = _confidence(confidence)
         #: ``confidence`` as the fingerprint holds it (computed once: a callable's may be a token)
         self._confidence_key = callable_identity(confidence) if callable(confidence) else confidence
+        if not isinstance(task_key, str) or not task_key:
+            raise TypeError(f"HybridReward: task_key must be a non-empty text, got {task_key!r}")
         self.task_key = task_key
         self.name = name or f"hybrid({', '.join(self.rules)} | {model.name})"
 
