@@ -242,7 +242,8 @@ def score_rows(
     ``failed_values`` (None for null, see :func:`rewardkit.results.failed_values`). Rows whose
     reward is null (any objective NaN) although they did not fail (the reward does not apply:
     no reference, a model that gave NaN) are counted in ``null_rows``; a judge's answers with no
-    readable verdict (its stats' ``unparsed``) in ``unparsed``. ``cache_hits``: the rows the
+    readable verdict (its stats' ``unparsed``) in ``unparsed``; a route reward's rows whose data
+    source has no route and no default, per source, in ``unrouted``. ``cache_hits``: the rows the
     reward read from the score cache, when it says (absent when it does not).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -272,6 +273,9 @@ def score_rows(
             unparsed = result.stats.get("unparsed")
             if isinstance(unparsed, int) and not isinstance(unparsed, bool):
                 stats["unparsed"] += unparsed
+            for source, n in (result.stats.get("unrouted") or {}).items():  # a route reward's
+                unrouted = stats.setdefault("unrouted", {})
+                unrouted[source] = unrouted.get(source, 0) + n
             got.update(failed_values(result.stats))
             listed = [(index[i], e) for i, e in errors if 0 <= i < len(index)]
             if listed and (first is None or min(listed)[0] < first[0]):

@@ -14,6 +14,7 @@ A query whose source has no route and no ``default`` gets NaN ("does not apply")
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,8 @@ class RouteReward(Reward):
                 f"{', '.join(sorted(self.routes))} (add a 'default' or set missing='nan')"
             )
         stats: dict[str, Any] = {"queries": len(queries), "routed": counts}
+        if len(rest) and self.default is None:  # NaN, "does not apply": say which sources
+            stats["unrouted"] = dict(Counter(sources[i] or f"<no {self.key}>" for i in rest))
         if failed:
             stats.update(failed=failed, errors=sorted(errors, key=lambda e: e["index"]))
         if told.any():  # the rows a routed reward truncated, where it says

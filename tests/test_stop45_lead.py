@@ -1,0 +1,53 @@
+"""Stop 45, lead's fixes from the docs walk-throughs: `rewardkit score` names the data sources a
+route spec without a default has no route for (a misspelt source nulled a dataset and the line
+blamed missing references)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rewardkit.cli import app
+from rewardkit.registry import load_reward
+from rewardkit.types import Query
+
+runner = CliRunner()
+
+
+def _route(tmp_path: Path) -> Path:
+    spec = tmp_path / "route.yaml"
+    spec.write_text('route: {gsm8k: "rule:gsm8k", hh: "rule:length"}\nkey: data_source\n')
+    return spec
+
+
+def test_route_reward_reports_unrouted_sources_per_source(tmp_path: Path) -> None:
+    rw = load_reward(str(_route(tmp_path)))
+    qs = [
+        Query("q", "#### 4", reference="4", meta={"data_source": "gsm8k"}),
+        Query("q", "x", meta={"data_source": "zzz"}),
+        Query("q", "y", meta={"data_source": "zzz"}),
+        Query("q", "z"),
+    ]
+    full = rw.score_full(qs)
+    assert full.stats["unrouted"] == {"zzz": 2, "<no data_source>": 1}
+    assert full.scores[0] == 1.0
+
+
+def test_score_names_unrouted_sources_instead_of_blaming_references(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "q", "response": "#### 4", "reference": "4", "data_source": "gsm8k"},
+        {"prompt": "q", "response": "hi", "data_source": "hh"},
+        {"prompt": "q", "response": "x", "data_source": "zzz"},
+    ]
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "s.jsonl"
+    res = runner.invoke(
+        app, ["score", "-r", str(_route(tmp_path)), "--data", str(data), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "no route and the route spec has no 'default': ['zzz']" in res.output
+    assert "needs a reference" not in res.output  # every null row is explained by its source
+    assert [json.loads(x)["reward"] for x in out.read_text().splitlines()][2] is None
