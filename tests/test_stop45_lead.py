@@ -51,3 +51,32 @@ def test_score_names_unrouted_sources_instead_of_blaming_references(tmp_path: Pa
     assert "no route and the route spec has no 'default': ['zzz']" in res.output
     assert "needs a reference" not in res.output  # every null row is explained by its source
     assert [json.loads(x)["reward"] for x in out.read_text().splitlines()][2] is None
+
+
+_BUG = """
+import sys
+import rewardkit.cli as cli
+def broken():
+    raise KeyError("unrouted")
+cli.build_app = broken
+sys.argv = ["rewardkit", "score", "-r", "x"]
+cli.main()
+"""
+
+
+def test_an_internal_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "REWARDKIT_DEBUG"}
+    run = subprocess.run([sys.executable, "-c", _BUG], capture_output=True, text=True, env=env)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("error: rewardkit score stopped on an internal error")
+    assert "KeyError: 'unrouted'" in line and "REWARDKIT_DEBUG=1" in line
+    # with REWARDKIT_DEBUG the traceback is there for the one reporting it
+    env["REWARDKIT_DEBUG"] = "1"
+    run = subprocess.run([sys.executable, "-c", _BUG], capture_output=True, text=True, env=env)
+    assert run.returncode == 1 and "Traceback" in run.stderr and "KeyError" in run.stderr

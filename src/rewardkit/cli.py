@@ -266,8 +266,33 @@ def _run() -> None:
         if exc.code != INTERRUPTED:
             _keep_status_on_late_signals(exc.code, not own_sigterm)
             raise
+    except Exception as exc:  # a bug, not the user's input: one line, not a traceback
+        if os.environ.get("REWARDKIT_DEBUG"):
+            raise
+        _internal_error(exc)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run has unwound: a second Ctrl-C waits
     _finish_interrupted()
+
+
+#: Exit status of a command that stopped on an internal error (a bug): 1, as an unhandled
+#: exception; bad input exits 2.
+INTERNAL_ERROR = 1
+
+
+def _internal_error(exc: Exception) -> None:
+    """One line for an exception no command turned into a user error (a bug in rewardkit):
+    its type, message and the verb, and how to see the traceback; exit :data:`INTERNAL_ERROR`."""
+    from rewardkit.cli_errors import one_line
+
+    verb = " ".join(a for a in sys.argv[1:2] if not a.startswith("-")) or "(no verb)"
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(
+            f"error: rewardkit {verb} stopped on an internal error, a bug in rewardkit, not in "
+            f"the input: {type(exc).__name__}: {one_line(str(exc))[:500]} (rerun with "
+            "REWARDKIT_DEBUG=1 for the traceback, and please report it with the command)\n"
+        )
+    _keep_status_on_late_signals(INTERNAL_ERROR, False)
+    raise SystemExit(INTERNAL_ERROR) from None
 
 
 def _finish_interrupted() -> None:
