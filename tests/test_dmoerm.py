@@ -141,6 +141,9 @@ def test_routing_by_column_key_and_nan(trained):
     assert np.isfinite(s[:2]).all() and s[0] != s[1]  # two heads, two expert sets
     assert np.isnan(s[2:]).all()  # no experts for poetry, no category: no default to fall to
     assert [reward.route(x) for x in (as_qa, other, none)] == ["qa", None, None]
+    # the rows without an expert are counted per category value, for `score`'s summary line
+    stats = reward.score_full([as_qa, as_chat, other, none]).stats
+    assert stats["unrouted"] == {"poetry": 1, "<no category>": 1}
     keyed = load_reward(f"dmoerm:{root / 'model'}?key=task")
     assert keyed.score([replace(q, meta={"task": "qa"})])[0] == pytest.approx(s[0], abs=1e-6)
 

@@ -48,7 +48,7 @@ def test_score_names_unrouted_sources_instead_of_blaming_references(tmp_path: Pa
         app, ["score", "-r", str(_route(tmp_path)), "--data", str(data), "--out", str(out)]
     )
     assert res.exit_code == 0, res.output
-    assert "no route and the route spec has no 'default': ['zzz']" in res.output
+    assert "these values have none, nor a default: ['zzz']" in res.output
     assert "needs a reference" not in res.output  # every null row is explained by its source
     assert [json.loads(x)["reward"] for x in out.read_text().splitlines()][2] is None
 
@@ -80,3 +80,28 @@ def test_an_internal_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     env["REWARDKIT_DEBUG"] = "1"
     run = subprocess.run([sys.executable, "-c", _BUG], capture_output=True, text=True, env=env)
     assert run.returncode == 1 and "Traceback" in run.stderr and "KeyError" in run.stderr
+
+
+def test_a_pool_whose_every_candidate_is_correct_is_not_called_a_labelled_tie() -> None:
+    from rewardkit.evaluate.plan import skip_reason
+    from rewardkit.types import Example
+
+    pool = Example(id="p", prompt="q", responses=["a", "b", "c"], chosen=[0, 1, 2])
+    pair = Example(id="t", prompt="q", responses=["a", "b"], chosen=[0, 1])
+    assert skip_reason(pool, [0, 1, 2]) == "every response chosen"
+    assert skip_reason(pair, [0, 1]) == "labelled tie"  # Auto-J's official Overall counts these
+
+
+def test_lora_wrapping_prints_no_transformers_deprecation(recwarn) -> None:
+    # peft reads `is_gradient_checkpointing`, deprecated in transformers 5: every LoRA run
+    # printed it as a rewardkit "warning:" line a user cannot act on
+    import warnings
+
+    from rewardkit.train.common import apply_lora, load_classifier
+    from rewardkit.train.config import TrainConfig
+
+    hf = load_classifier("minilm", 1, 0, "float32")
+    warnings.simplefilter("always")
+    wrapped = apply_lora(hf, TrainConfig(model="minilm", lora_r=4), "SEQ_CLS")
+    assert any("lora" in n for n, _ in wrapped.named_parameters())
+    assert not [w for w in recwarn if "is_gradient_checkpointing" in str(w.message)]

@@ -273,7 +273,8 @@ def score_rows(
             unparsed = result.stats.get("unparsed")
             if isinstance(unparsed, int) and not isinstance(unparsed, bool):
                 stats["unparsed"] += unparsed
-            for source, n in (result.stats.get("unrouted") or {}).items():  # a route reward's
+            unrouted_here = result.stats.get("unrouted")  # a routing reward's rows, per value
+            for source, n in (unrouted_here if isinstance(unrouted_here, dict) else {}).items():
                 unrouted = stats.setdefault("unrouted", {})
                 unrouted[source] = unrouted.get(source, 0) + n
             got.update(failed_values(result.stats))

@@ -166,9 +166,10 @@ def _summary(stats: dict, head: str, out: Path, no_reference: int = 0) -> None:
         if unrouted:  # a misspelt data source nulls a whole dataset: name it
             shown = sorted(unrouted, key=lambda k: (-unrouted[k], k))
             why = (
-                f"{sum(unrouted.values()):,} row(s) have a data source with no route and the "
-                f"route spec has no 'default': {[k[:80] for k in shown[:10]]}"
-                f"{' …' if len(shown) > 10 else ''}; add a 'default' route or fix those values"
+                f"{sum(unrouted.values()):,} row(s) have no route: the reward routes each row by a "
+                f"field (a route spec's data source, a DMoERM category) and these values have "
+                f"none, nor a default: {[k[:80] for k in shown[:10]]}"
+                f"{' …' if len(shown) > 10 else ''}; add a default or fix those values"
                 + (f"; any other null row: {why}" if sum(unrouted.values()) < null_rows else "")
             )
         if isinstance(unparsed, int) and unparsed:  # a judge answered, but with no verdict

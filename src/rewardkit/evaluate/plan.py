@@ -94,12 +94,15 @@ class Plan:
 
 
 def skip_reason(ex: Example, chosen: list[int]) -> str | None:
+    """Why an example has no outcome: too few responses, none chosen, or all chosen — a pair's
+    labelled tie, or a pool of three or more whose every response is chosen (a best-of-N pool
+    whose every candidate is correct: no tie was labelled there)."""
     if len(ex.responses) < 2:
         return "fewer than two responses"
     if not chosen:
         return "no chosen response"
     if ex.is_tie:
-        return "labelled tie"
+        return "labelled tie" if len(ex.responses) == 2 else "every response chosen"
     return None
 
 

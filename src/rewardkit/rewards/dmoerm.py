@@ -15,6 +15,7 @@ categories; each is refused at load when its files changed since ``rewardkit dmo
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -268,6 +269,13 @@ class Routing:
         return out
 
 
+def _shown_category(value: Any, key: str) -> str:
+    """A category value as a summary names it (``<no KEY>`` when the row has none)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return f"<no {key}>"
+    return str(value)
+
+
 # -- the model directory ----------------------------------------------------------------------
 def save_dmoerm(
     directory: str | Path, heads: Mapping[str, nn.Module], meta: dict[str, Any]
@@ -466,7 +474,15 @@ class DMoERMReward(Reward):
             with torch.no_grad():
                 out[idx] = self.heads[cat](torch.from_numpy(x))[:, 0].double().numpy()
             routed[cat] = len(idx)
-        return ScoreResult(out, stats={"routed": routed, "unrouted": cats.count(None)})
+        missing = Counter(
+            _shown_category(q.meta.get(self.key), self.key)
+            for q, c in zip(queries, cats, strict=True)
+            if c is None
+        )
+        stats: dict[str, Any] = {"routed": routed}
+        if missing:  # NaN, "does not apply": which category values had no expert, per value
+            stats["unrouted"] = dict(missing)
+        return ScoreResult(out, stats=stats)
 
 
 def build(arg: str | None, **options: Any) -> DMoERMReward:

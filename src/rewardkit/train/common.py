@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,12 @@ def apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-
         target_modules=chosen,
         task_type=task,
     )
-    return peft.get_peft_model(hf, lcfg)
+    with warnings.catch_warnings():  # peft reads a property transformers 5 renamed: nothing a
+        # user can act on, yet it printed as a rewardkit "warning:" line on every LoRA run
+        warnings.filterwarnings(
+            "ignore", r"`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        return peft.get_peft_model(hf, lcfg)
 
 
 def load_classifier(model: str, num_labels: int, seed: int, dtype: str) -> Any:
