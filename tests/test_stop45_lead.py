@@ -105,3 +105,16 @@ def test_lora_wrapping_prints_no_transformers_deprecation(recwarn) -> None:
     wrapped = apply_lora(hf, TrainConfig(model="minilm", lora_r=4), "SEQ_CLS")
     assert any("lora" in n for n, _ in wrapped.named_parameters())
     assert not [w for w in recwarn if "is_gradient_checkpointing" in str(w.message)]
+
+
+def test_verl_compute_score_value_is_the_score_as_a_float_for_the_prime_manager() -> None:
+    # verl's prime manager reads a number (or result[0]); a dict made it zero the whole batch
+    from rewardkit.integrations.verl import compute_score, compute_score_value
+
+    right = compute_score_value("gsm8k", "#### 4", "4", None, spec="rule:gsm8k")
+    wrong = compute_score_value("gsm8k", "#### 5", "4", spec="rule:gsm8k")
+    assert isinstance(right, float) and (right, wrong) == (1.0, 0.0)
+    assert right == compute_score("gsm8k", "#### 4", "4", spec="rule:gsm8k")["score"]
+    # no route: the NaN "does not apply" is sent as nan_score, as compute_score sends it
+    route = {"route": {"gsm8k": "rule:gsm8k"}}
+    assert compute_score_value("other", "x", "4", spec=route, nan_score=-1.0) == -1.0

@@ -37,7 +37,8 @@ component) is a ValueError naming the first index, never ``nan_score``. ``soluti
 text (``None`` is a TypeError, not the text "None"); unknown keywords other than verl's own
 (:data:`VERL_KWARGS`) are warned about once each (a misspelled ``spec``).
 :func:`compute_score_batch` is the same for verl's ``BatchRewardManager`` (model rewards then
-score a whole batch in one call).
+score a whole batch in one call); :func:`compute_score_value` returns the score alone, a float,
+for verl's ``prime`` manager, which reads a number.
 """
 
 from __future__ import annotations
@@ -273,3 +274,16 @@ def compute_score(
         nan_score=nan_score,
         failed_score=failed_score,
     )[0]
+
+
+def compute_score_value(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Any = None,
+    **kwargs: Any,
+) -> float:
+    """:func:`compute_score`'s ``score`` alone, a float: for verl's ``prime`` reward manager,
+    which reads a number (or ``result[0]``) where :func:`compute_score` returns a dict, and set
+    every reward of the batch to 0.0 on that error. No components are logged this way."""
+    return compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)["score"]
