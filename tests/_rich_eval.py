@@ -18,6 +18,7 @@ from rewardkit.evaluate.multimodal import acc_plus
 from rewardkit.evaluate.probing import probe_dimensions
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rmbench import rmbench_report
+from rewardkit.evaluate.underspec import underspecification
 from rewardkit.types import Example, Query, Reward, user
 
 
@@ -105,6 +106,9 @@ def rich_result() -> EvalResult:
         r.analyses["probing"] = {**probe, "n": 40}
         r.analyses["context_use"] = _context_use(k)
         r.position_bias = 0.25 * k
+        r.analyses["underspecification"] = underspecification(
+            [[[2, 2, 3], [1, 1, 1]]], [[[3, 1, 2], [1, 3, 2], [2, 2, 0]]], in_dist_chosen=[[0]]
+        )
     return res
 
 

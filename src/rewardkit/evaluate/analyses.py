@@ -1,13 +1,13 @@
 """Every analysis of an evaluation, computed from per-example scores and stored in the report:
 calibration (D7), length bias, RM-Bench style matrices, accuracy with ties (D6), per-language
 scores (D3), ratings correlations, best-of-N curves and overoptimization (D8, D9), position bias
-(B6, measured by the judge), paired comparisons of rewards, and the accuracy↔best-of-N-gain
-correlation across rewards."""
+(B6, measured by the judge), ensemble members' agreement (underspecification, D9), paired
+comparisons of rewards, and the accuracy↔best-of-N-gain correlation across rewards."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -36,6 +36,7 @@ from rewardkit.evaluate.result import EvalResult, RewardResult
 from rewardkit.evaluate.rmbench import rmbench_report
 from rewardkit.evaluate.stats import auroc, binary_labels, correlations
 from rewardkit.evaluate.tieacc import accuracy_with_ties
+from rewardkit.evaluate.underspec import underspecification_analysis
 from rewardkit.evaluate.weighted_vote import final_answer, vote_accuracy
 from rewardkit.types import Example, stable_hash
 
@@ -234,16 +235,24 @@ def analyze(
     examples: Sequence[Example],
     *,
     temperature: TemperatureScaling | None = None,
+    members: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> EvalResult:
     """Fill ``reward.analyses`` for every column and the run-level analyses in ``result.extra``:
     length-degenerate subsets, paired comparisons and the accuracy↔best-of-N-gain correlation,
-    under ``result.extra["analyses"]`` (``report.json`` key ``"analyses"``)."""
+    under ``result.extra["analyses"]`` (``report.json`` key ``"analyses"``). ``members``: column
+    name → its ensemble's member scores per response (``ScoreResult.members`` of the scoring
+    pass), for the ``underspecification`` analysis (docs/methods/D9-overoptimization.md)."""
     st = result.settings
     examples = list(examples)
     for r in result.rewards:
         r.analyses = analyze_reward(
             r, examples, ties=st["ties"], seed=st["seed"], temperature=temperature
         )
+        if members and r.name in members:
+            rules = [rec.rule for rec in r.examples]
+            under = underspecification_analysis(members[r.name], examples, rules)
+            if under is not None:
+                r.analyses["underspecification"] = under
     add_official(result)
     recs = result.rewards[0].examples if result.rewards else []
     run = result.extra.setdefault("analyses", {})

@@ -254,8 +254,10 @@ def evaluate(
     position bias (verdict flips under order swap) is reported.
 
     ``analyses`` adds calibration, length bias, RM-Bench matrices, accuracy with ties,
-    per-language scores, ratings correlations, best-of-N / overoptimization curves and paired
-    comparisons (:func:`rewardkit.evaluate.analyses.analyze`), and on pairs that carry a context
+    per-language scores, ratings correlations, best-of-N / overoptimization curves, an
+    ensemble's member agreement on pairs and pools (underspecification, from the same scoring
+    pass; docs/methods/D9-overoptimization.md) and paired comparisons
+    (:func:`rewardkit.evaluate.analyses.analyze`), and on pairs that carry a context
     (a criterion) the accuracy with and without it and the reversal consistency, rescoring them
     without it (docs/methods/A11-context-aware.md); ``temperature`` (a
     :class:`~rewardkit.evaluate.calibration.TemperatureScaling`) is applied in the calibration
@@ -284,9 +286,10 @@ def evaluate(
 
     results: list[RewardResult] = []
     used_names: set[str] = set()
+    members: dict[str, Any] = {}  # column → its ensemble's member scores (underspecification)
     for reward in all_rewards:
         t0 = time.perf_counter()
-        bias = None
+        bias, member_scores = None, None
         pair_outcomes: np.ndarray | None = None
         pair_weights: np.ndarray | None = None
         if reward.can(Capability.PAIRWISE):
@@ -299,6 +302,7 @@ def evaluate(
         else:
             full = reward.score_full(queries)
             scores, stats = full.scores, dict(full.stats) or None
+            member_scores = full.members if reward.can(Capability.MEMBERS) else None
         seconds = time.perf_counter() - t0
         if scores.ndim == 2:
             objectives = list(reward.objectives or [str(j) for j in range(scores.shape[1])])
@@ -310,6 +314,8 @@ def evaluate(
         fingerprint = reward.fingerprint()
         for name, objective, col in columns:
             name = _unique_name(name, used_names)
+            if member_scores and len(columns) == 1:
+                members[name] = member_scores
             summary, records = score_column(
                 plan,
                 np.asarray(col, dtype=np.float64),
@@ -401,7 +407,7 @@ def evaluate(
     if analyses:
         from rewardkit.evaluate.analyses import analyze
 
-        analyze(result, plan.examples, temperature=temperature)
+        analyze(result, plan.examples, temperature=temperature, members=members)
         from rewardkit.evaluate.context_use import add_context_use
 
         add_context_use(result, plan.examples, all_rewards)  # rows with a criterion: rescored

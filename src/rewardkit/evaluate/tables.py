@@ -34,6 +34,7 @@ from rewardkit.evaluate.rows import (
     sign_cell,
     value_ci,
 )
+from rewardkit.evaluate.underspec import underspecification_table
 
 #: Length strata of the length-bias analysis, in table order.
 STRATA = ("chosen shorter", "matched", "chosen longer")
@@ -290,6 +291,10 @@ def _gain_cell(b: dict[str, Any]) -> str:
     return f"{fmt(b['gain'])} ({pools} pools)"
 
 
+_BON_COLUMNS = ["reward", "N", "gold@1", "gold@N", "oracle@N", "gain", "Gao α", "Gao β", "d*"]
+_BON_COLUMNS += ["gold peaks at N", "overoptimized"]
+
+
 def best_of_n(result: EvalResult) -> Table | None:
     """Best-of-N gold curve and the overoptimization fit (docs/methods/D8-best-of-n-eval.md,
     docs/methods/D9-overoptimization.md)."""
@@ -318,19 +323,7 @@ def best_of_n(result: EvalResult) -> Table | None:
     return Table(
         "Best-of-N and overoptimization (docs/methods/D8-best-of-n-eval.md, "
         "docs/methods/D9-overoptimization.md)",
-        [
-            "reward",
-            "N",
-            "gold@1",
-            "gold@N",
-            "oracle@N",
-            "gain",
-            "Gao α",
-            "Gao β",
-            "d*",
-            "gold peaks at N",
-            "overoptimized",
-        ],
+        _BON_COLUMNS,
         rows,
         "Expected gold of the best-of-N pick (unbiased estimator over each pool; a reward tie "
         "is a uniform pick among the tied); gold@1 and gold@N over the pools that reach each "
@@ -494,6 +487,7 @@ TABLES: tuple[Callable[[EvalResult], Table | None], ...] = (
     ratings,
     best_of_n,
     bon_correlation,
+    underspecification_table,
     probing,
     position_bias,
     comparisons,
