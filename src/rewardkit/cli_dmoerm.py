@@ -49,13 +49,10 @@ def parse_experts(given: list[str]) -> dict[str, list[str]]:
 def read_expert_file(path: Path) -> dict[str, list[str]]:
     """A YAML/JSON mapping category → expert directory or list of them; relative paths are
     relative to the file."""
-    from rewardkit.data.readers import parse_yaml
+    from rewardkit.data.readers import read_config_file
     from rewardkit.errors import SpecError
 
-    try:
-        table = parse_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise SpecError(f"--experts {path}: {e}") from None
+    table = read_config_file(path, "--experts file")  # a FIFO or /dev/zero is refused, not read
     if not isinstance(table, dict) or not table:
         raise SpecError(f"--experts {path}: expected a mapping of category → expert directories")
     out: dict[str, list[str]] = {}

@@ -23,6 +23,10 @@ from rewardkit.serve.batcher import BatcherConfig as B
 from rewardkit.serve.config import ServeConfig as S
 from rewardkit.serve.security import Limits as L
 
+#: Largest ``--backlog``: listen() takes a C int (2**70 was an OverflowError at bind), and the
+#: kernel cuts the queue to net.core.somaxconn (4,096 by default on Linux) anyway.
+MAX_BACKLOG = 65535
+
 
 def serve_command(
     reward: Annotated[
@@ -142,7 +146,12 @@ def serve_command(
         ),
     ] = S.max_connections,
     backlog: Annotated[
-        int, typer.Option(min=1, help="Connections the kernel queues before they are accepted.")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_BACKLOG,
+            help=f"Connections the kernel queues before they are accepted (1-{MAX_BACKLOG:,}).",
+        ),
     ] = S.backlog,
     write_timeout: Annotated[
         float,

@@ -78,9 +78,8 @@ def _bomless_utf16(head: bytes) -> str | None:
 
 
 def _raw_open(path: Path) -> IO[bytes]:
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
+    gz = path.name.lower().endswith(".gz")
+    return gzip.open(path, "rb") if gz else path.open("rb")  # type: ignore[return-value]
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -251,8 +250,13 @@ def parse_yaml(text: str, *, core: bool = False) -> Any:
 def read_config_file(path: str | Path, what: str = "file", *, core_yaml: bool = False) -> Any:
     """The content of a JSON (``.json``) or YAML file a user points at (a reward spec, a train
     config, a fitted temperature), or a :class:`DataError` naming the file and saying why it
-    cannot be read: missing, unreadable, not UTF-8, invalid or hostile JSON/YAML."""
+    cannot be read: missing, unreadable, not a regular file (a FIFO or ``/dev/zero`` would block
+    or fill memory), not UTF-8, invalid or hostile JSON/YAML."""
     p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():  # a directory: read_bytes says so
+        from rewardkit.data.sources import file_type
+
+        raise DataError(f"the {what} is not a regular file ({file_type(p)})", path=str(p))
     try:
         raw = p.read_bytes()
     except OSError as e:
@@ -481,13 +485,7 @@ def _parquet_batches(pf: Any, path: Path) -> Iterator[list[dict[str, Any]]]:
             row += len(records)
 
 
-_READERS = {
-    "jsonl": iter_jsonl,
-    "json": iter_json,
-    "csv": iter_csv,
-    "tsv": iter_tsv,
-    "parquet": iter_parquet,
-}
+_READERS = dict(jsonl=iter_jsonl, json=iter_json, csv=iter_csv, tsv=iter_tsv, parquet=iter_parquet)
 
 
 def iter_file(path: Path, name: str) -> Iterator[Item]:

@@ -129,7 +129,7 @@ def directory_split(spec: str, split: str | None) -> tuple[Path, str | None]:
     return Path(base), name
 
 
-def _file_type(path: Path) -> str:
+def file_type(path: Path) -> str:
     """What a path that is neither a regular file nor a directory is (a FIFO, a device...)."""
     import stat
 
@@ -160,7 +160,7 @@ def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> I
         return
     if not path.is_dir():
         raise DataError(
-            f"not a regular file or directory ({_file_type(path)}); save the data to a file "
+            f"not a regular file or directory ({file_type(path)}); save the data to a file "
             "and pass its path",
             path=spec,
         )

@@ -152,7 +152,7 @@ def bon_command(
         # Everything a user typed is checked before a model loads: the outputs, the device,
         # the prompts, and the rows already in --out (a resumed run).
         from rewardkit.data.sources import check_out_outside_data
-        from rewardkit.outputs import check_file_target
+        from rewardkit.outputs import probe_writable
 
         if temperature == 0 and n > 1:  # greedy decoding has one answer, not N
             raise typer.BadParameter(
@@ -171,7 +171,7 @@ def bon_command(
                 "sets the temperature of a Luce draw: use it with --select luce",
                 param_hint="--select-temperature",
             )
-        out = check_file_target(out, "--out")
+        out = probe_writable(out, "--out")  # a folder that refuses files: before the policy loads
         if out.name.lower().endswith(".gz"):  # rows are appended as prompts finish
             raise typer.BadParameter(
                 f"{out} names a gzip file, but bon appends a row as each prompt finishes (plain "
@@ -180,7 +180,7 @@ def bon_command(
             )
         check_out_outside_data(out, data, "--out")
         if pairs_out is not None:
-            pairs_out = check_file_target(pairs_out, "--pairs-out")
+            pairs_out = probe_writable(pairs_out, "--pairs-out")
             check_out_outside_data(pairs_out, data, "--pairs-out")  # it replaced the prompts
             if pairs_out.resolve() == out.resolve():
                 raise typer.BadParameter(

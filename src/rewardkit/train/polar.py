@@ -101,8 +101,11 @@ def read_samples(path: str | Path) -> list[dict[str, str]]:
     """Pre-training samples from a data file (JSONL of ``{prompt_id, prompt, policy,
     response}``; also JSON, CSV, Parquet); every problem names the file and line (or row)."""
     p = Path(path)
-    if not p.exists():
-        raise DataError("no such file or directory", path=str(p))
+    if not p.is_file():  # a FIFO blocked for ever, /dev/zero filled memory
+        from rewardkit.data.sources import file_type
+
+        why = f"not a regular file ({file_type(p)})" if p.exists() else "no such file or directory"
+        raise DataError(why, path=str(p))
     rows = [sample_from_record(rec, loc) for loc, rec in _records(p)]
     if not rows:
         raise DataError(
