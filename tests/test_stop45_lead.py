@@ -118,3 +118,37 @@ def test_verl_compute_score_value_is_the_score_as_a_float_for_the_prime_manager(
     # no route: the NaN "does not apply" is sent as nan_score, as compute_score sends it
     route = {"route": {"gsm8k": "rule:gsm8k"}}
     assert compute_score_value("other", "x", "4", spec=route, nan_score=-1.0) == -1.0
+
+
+def test_engine_option_names_are_checked_whatever_the_reward(tmp_path: Path) -> None:
+    # a rule-only spec builds no engine: --dtype bf61 or --device cdua passed without a word
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"prompt": "q", "response": "a"}\n')
+    out = tmp_path / "o.jsonl"
+    for option, said in [
+        (["--dtype", "bf61"], "error: --dtype: expected float32"),
+        (["--device", "cdua"], "error: --device: unknown device 'cdua'"),
+        (["--truncation", "middle"], "error: --truncation: expected left, right, error"),
+    ]:
+        res = runner.invoke(
+            app, ["score", "-r", "rule:length", "--data", str(data), "--out", str(out), *option]
+        )
+        assert res.exit_code == 2 and said in res.output, res.output
+        assert not out.exists()
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "-r",
+            "rule:length",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--dtype",
+            "BF16",
+            "--device",
+            "cuda:3",
+        ],
+    )
+    assert res.exit_code == 0 and out.exists()  # names an engine takes (the GPU is checked at load)

@@ -31,6 +31,19 @@ def fail(exc: Exception) -> None:
     raise typer.Exit(code=2) from None
 
 
+def check_engine_names(truncation: str | None, dtype: str | None, device: str | None) -> None:
+    """:func:`fail` for a ``--truncation``, ``--dtype`` or ``--device`` that no engine takes,
+    whatever the reward: a rule-only spec builds no engine, so ``--dtype bf61`` passed without a
+    word (:func:`rewardkit.engine.config.engine_name_problem`; whether the machine has the
+    device is checked when a model loads)."""
+    from rewardkit.engine.config import engine_name_problem
+    from rewardkit.errors import SpecError
+
+    problem = engine_name_problem(truncation, dtype, device)
+    if problem is not None:
+        fail(SpecError(f"{problem[0]}: {problem[1]}"))
+
+
 @contextmanager
 def user_errors(*extra: type[Exception]) -> Iterator[None]:
     """Turn :data:`USER_ERRORS` (and ``extra``) raised inside the block into :func:`fail`. A

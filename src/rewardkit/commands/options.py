@@ -110,7 +110,12 @@ def engine_defaults(
     no_cache: bool,
     no_progress: bool,
 ) -> dict[str, Any]:
-    """The engine options of a verb as ``load_reward(..., engine_defaults=...)`` takes them."""
+    """The engine options of a verb as ``load_reward(..., engine_defaults=...)`` takes them,
+    their names checked here: a rule-only spec never builds an engine, so ``--dtype bf61``
+    or ``--device cdua`` passed without a word."""
+    from rewardkit.cli_errors import check_engine_names
+
+    check_engine_names(truncation, dtype, device)
     return {
         "token_budget": token_budget,
         "max_length": max_length,

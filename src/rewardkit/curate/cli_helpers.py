@@ -190,11 +190,13 @@ def soft_option(value: str) -> str | float:
 
 
 def load_rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
+    from rewardkit.cli_errors import check_engine_names
     from rewardkit.engine.cache import default_directory
     from rewardkit.registry import load_reward
 
     if not specs:
         raise typer.BadParameter("give at least one --reward", param_hint="--reward")
+    check_engine_names(None, None, device)  # a misspelt --device, rule rewards too
     engine = {
         "device": device,
         "cache_dir": None if no_cache else str(default_directory()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -11,6 +12,32 @@ from rewardkit.errors import SpecError
 Truncation = Literal["left", "right", "error"]
 LAYOUTS = ("auto", "padded", "packed", "shared")
 ATTENTION = ("auto", "dense")
+TRUNCATIONS = ("left", "right", "error")
+#: dtype names the engine takes (any case): float32, bfloat16 or int8.
+DTYPES = ("float32", "fp32", "bfloat16", "bf16", "int8")
+#: Device names a model can run on (``models.device.resolve_device`` checks that this machine
+#: has it when a model loads): auto, cpu, mps, cuda or cuda:N.
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def engine_name_problem(
+    truncation: str | None, dtype: str | None, device: str | None
+) -> tuple[str, str] | None:
+    """``(option, message)`` for a ``truncation``, ``dtype`` or ``device`` name no engine takes
+    (whether this machine has the device is checked when a model loads); None when all are
+    names an engine takes or unset."""
+    if truncation is not None and truncation not in TRUNCATIONS:
+        return "--truncation", f"expected {', '.join(TRUNCATIONS)}, got {truncation!r}"
+    if dtype is not None and dtype.lower() not in DTYPES:
+        return "--dtype", f"expected {', '.join(DTYPES)}, got {dtype!r}"
+    if device is not None and not DEVICE_NAME.fullmatch(device):
+        choices = "auto, cpu, cuda, cuda:N or mps"
+        if not device.strip():
+            return "--device", f"expected a device ({choices}), got {device!r}"
+        return "--device", f"unknown device {device!r}; expected {choices}"
+    return None
+
+
 #: Most torch threads a reward may ask for: far above any machine's cores, far below what makes
 #: the OpenMP runtime try to allocate per-thread state for a billion threads and abort.
 MAX_THREADS = 1024
@@ -145,7 +172,7 @@ class EngineConfig:
                 want = "a number in [0, 1]" if name == "min_shared_fraction" else "a number >= 0"
                 unset = " (or unset)" if name == "shared_overhead" else ""
                 raise SpecError(f"engine option {name} must be {want}{unset}, got {value!r}")
-        if self.truncation not in ("left", "right", "error"):
+        if self.truncation not in TRUNCATIONS:
             raise SpecError(
                 f"truncation must be 'left', 'right' or 'error', got {self.truncation!r}"
             )
@@ -164,7 +191,7 @@ class EngineConfig:
             raise SpecError(
                 f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}"
             )
-        if self.dtype.lower() not in ("float32", "fp32", "bfloat16", "bf16", "int8"):
+        if not isinstance(self.dtype, str) or self.dtype.lower() not in DTYPES:
             raise SpecError(f"dtype must be float32, bfloat16 or int8, got {self.dtype!r}")
 
     @classmethod
