@@ -22,7 +22,9 @@ pal_app = typer.Typer(
 
 DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory or 'sample'.")]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="Read at most this many examples.")]
-SeedOpt = Annotated[int, typer.Option(min=0, help="Random seed.")]
+#: Seeds as ``rewardkit train`` takes them, [0, 2**32): a larger one failed after the data and
+#: models loaded with "Overflow when unpacking long long" (torch.manual_seed).
+SeedOpt = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed.")]
 #: Upper bounds of the count options (a run past them would exhaust memory or never end).
 MAX_STEPS = 1_000_000
 MAX_LR = 10.0

@@ -28,6 +28,14 @@ def _trace_target(trace: Path, out: Path, data: str) -> Path:
     from rewardkit.outputs import check_file_target
 
     trace = check_file_target(trace, "--trace")
+    if trace.exists() and not trace.is_file():  # /dev/null, a pipe: nothing to read back
+        from rewardkit.data.sources import file_type
+
+        raise typer.BadParameter(
+            f"{trace} is not a regular file ({file_type(trace)}): the trace is read back to "
+            "write --out and to resume a stopped run; give a .jsonl path",
+            param_hint="--trace",
+        )
     if trace.name.lower().endswith(".gz"):
         raise typer.BadParameter(
             f"{trace} names a gzip file, but a row is appended as each prompt finishes (plain "

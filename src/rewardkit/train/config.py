@@ -279,6 +279,10 @@ class TrainConfig(ExtraTermFields):
 _EXTRA = tuple(f.name for f in dataclasses.fields(ExtraTermFields))
 
 
+#: The widest LoRA rank / MLP-head width (2**70 or 1e8 failed after the model loaded).
+MAX_WIDTH = 65536
+
+
 def _finite(x: float) -> bool:
     return math.isfinite(x)
 
@@ -290,11 +294,11 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "warmup_ratio": (lambda x: 0 <= x <= 1, "between 0 and 1"),
     "epochs": (lambda x: _finite(x) and x > 0, "a number > 0 (fractions allowed)"),
     "max_steps": (lambda x: x == -1 or x >= 1, "-1 (use epochs) or an integer >= 1"),
-    "batch_size": (lambda x: x >= 1, "an integer >= 1"),
+    "batch_size": (lambda x: 1 <= x < 2**31, "an integer from 1 to 2**31 - 1"),
     "grad_accum": (lambda x: x >= 1, "an integer >= 1"),
     "seed": (lambda x: 0 <= x < 2**32, "an integer in [0, 2**32)"),
     "threads": (lambda x: 1 <= x <= MAX_THREADS, f"an integer from 1 to {MAX_THREADS} (or null)"),
-    "ensemble_size": (lambda x: x >= 1, "an integer >= 1"),
+    "ensemble_size": (lambda x: 1 <= x <= 1000, "an integer from 1 to 1000 (members)"),
     "save_steps": (lambda x: x >= 0, "an integer >= 0 (0: only the final model)"),
     "save_total_limit": (lambda x: x >= 1, "an integer >= 1 (or null: keep all)"),
     "eval_steps": (lambda x: x >= 0, "an integer >= 0 (0: at the end only)"),
@@ -315,10 +319,10 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "crm_warmup": (lambda x: 0 <= x <= 1, "between 0 and 1"),
     "vote_threshold": (_finite, "a finite number"),
     "vote_weight": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
-    "lora_r": (lambda x: x >= 0, "an integer >= 0 (0: no LoRA)"),
+    "lora_r": (lambda x: 0 <= x <= MAX_WIDTH, f"an integer from 0 (no LoRA) to {MAX_WIDTH}"),
     "lora_alpha": (lambda x: x >= 1, "an integer >= 1"),
     "lora_dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
-    "head_inner": (lambda x: x >= 1, "an integer >= 1 (or null)"),
+    "head_inner": (lambda x: 1 <= x <= MAX_WIDTH, f"an integer from 1 to {MAX_WIDTH} (or null)"),
 }
 
 
@@ -448,14 +452,15 @@ def load_config(
         p = Path(path)
         if p.is_dir():
             raise SpecError(f"train config {p} is a directory, not a YAML or JSON config file")
-        if not p.is_file():
+        if not p.exists():  # a pipe or device: read_config_file names what it is
             raise SpecError(f"train config file {p} does not exist")
         from rewardkit.data.readers import read_config_file
 
         try:
-            raw = read_config_file(p, "train config") or {}
+            raw = read_config_file(p, "train config")  # None: empty, or only `null`
         except DataError as exc:
             raise SpecError(str(exc)) from None
+        raw = {} if raw is None else raw
         if not isinstance(raw, dict):
             raise SpecError(
                 f"train config {p}: expected a mapping of fields, got {type(raw).__name__}"

@@ -49,7 +49,9 @@ def quoted_keys(path: Path, raw: dict[str, Any]) -> set[str]:
                 quoted[key.value] = isinstance(value, yaml.ScalarNode) and value.style is not None
 
     text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
-    walk(yaml.compose(text, Loader=yaml.SafeLoader))  # read_config_file checked it already
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if isinstance(root, yaml.MappingNode):  # `null` (an empty config) is a scalar node
+        walk(root)  # read_config_file checked it already
     return {k for k, q in quoted.items() if q}
 
 

@@ -86,6 +86,7 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
     import yaml
 
     from rewardkit.curate.strength import preference_strength
+    from rewardkit.models.loading import resolve_model
     from rewardkit.registry import load_reward
     from rewardkit.train.run import train
     from rewardkit.train.runstate import claim_output_dir
@@ -95,7 +96,10 @@ def train_ensemble(cfg: TrainConfig, aggregate: str = "mean") -> TrainResult:
         raise SpecError(refusal)
     claim_output_dir(cfg)  # --overwrite: the earlier ensemble's members and ensemble.yaml go first
     check_distinct_ids(load_examples(cfg)[0], cfg.data)  # before any member trains
-    results = [train(m) for m in member_configs(cfg)]
+    configs = member_configs(cfg)
+    for name in dict.fromkeys(m.model for m in configs):  # a missing backbone failed only
+        resolve_model(name)  # after the members before it had trained
+    results = [train(m) for m in configs]
     out = Path(cfg.output_dir)
     members = [member_spec(Path(r.output_dir).resolve()) for r in results]
     spec = {"ensemble": members, "aggregate": aggregate}

@@ -166,6 +166,22 @@ def head_schedule(cfg: TrainConfig, opt: Any, total: int) -> Any:
     return get_scheduler(cfg.scheduler, opt, num_warmup_steps=warmup, num_training_steps=total)
 
 
+def step_or_diverge(opt: Any, lr: float, step: int) -> None:
+    """``opt.step()``; an Adam step size past float32 (lr 1e38: lr / (1 − β₁)) is a
+    :class:`~rewardkit.errors.TrainingDiverged`, not torch's overflow traceback."""
+    try:
+        opt.step()
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        from rewardkit.errors import TrainingDiverged
+
+        raise TrainingDiverged(
+            f"the head's update at step {step} overflowed float32 (lr {lr:g}): training "
+            "diverged (try a lower learning rate); nothing was saved"
+        ) from None
+
+
 def train_frozen_head(cfg: TrainConfig) -> TrainResult:
     """Train a :class:`~rewardkit.rewards.default_rm.FeatureHead` on frozen features and write
     ``head.safetensors`` + ``head.json`` (+ metrics, history, plot) to ``cfg.output_dir``,
@@ -261,7 +277,7 @@ def _train_frozen_head(cfg: TrainConfig) -> TrainResult:
         check_finite_loss(res.loss, step + 1)  # a NaN head is no success
         opt.zero_grad()
         res.loss.backward()
-        opt.step()
+        step_or_diverge(opt, cfg.lr, step + 1)
         sched.step()
         step += 1
         losses.append(float(res.loss.detach()))

@@ -154,7 +154,11 @@ def check_run_config(cfg: TrainConfig) -> None:
     """The refusals a run makes before any model or data loads (``rewardkit train
     --print-config`` makes them too, so it exits where the run would)."""
     from rewardkit.train.image import check_image_config, is_image_config
+    from rewardkit.train.labels import F32_MAX
+    from rewardkit.train.votes import load_votes
 
+    if cfg.lr > F32_MAX:  # 1e300 ended a frozen-head run on a torch float overflow traceback
+        raise SpecError(f"train config: lr must be at most {F32_MAX:.4g} (float32), got {cfg.lr!r}")
     if is_image_config(cfg):
         check_image_config(cfg)
         return
@@ -180,6 +184,7 @@ def check_run_config(cfg: TrainConfig) -> None:
         refusal = frozen_refusal(cfg)
         if refusal:
             raise SpecError(refusal)
+    load_votes(cfg.vote_file)  # a bad vote_file before the model loads, not after
 
 
 def train(cfg: TrainConfig) -> TrainResult:

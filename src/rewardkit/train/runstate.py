@@ -147,15 +147,33 @@ def sweep_library_temps(out: Path) -> list[Path]:
     return removed
 
 
+def check_folder_names(out: Path) -> None:
+    """Refuse an ``out`` holding a file (not a folder) named as a run's folders
+    (``checkpoint-N``, ``member_N``): the first checkpoint save failed on it with
+    ``[Errno 20] Not a directory`` only after the training steps, leaving a staging folder."""
+    blocked = [
+        p.name
+        for p in (sorted(out.iterdir()) if out.is_dir() else [])
+        if (_CKPT.match(p.name) or _MEMBER.match(p.name)) and not p.is_dir()
+    ]
+    if blocked:
+        raise SpecError(
+            f"train: output_dir {out} holds {', '.join(blocked[:3])}, which is not a folder, "
+            "under a name the run saves its checkpoints or members as; move or delete it, or "
+            "choose another --output_dir"
+        )
+
+
 def claim_output_dir(cfg: Any, clear: bool = True) -> None:
     """A fresh run's ``output_dir`` must not hold another run: refuse (naming what is there
     and the ways out), or with ``overwrite`` delete the earlier run's outputs and the
     temporary files of a killed save (``clear``; the early check before anything loads passes
-    False, so a run that fails on its data deletes nothing). With ``resume`` nothing is done
-    here (the checkpoint's fingerprint is checked)."""
+    False, so a run that fails on its data deletes nothing). With ``resume`` only
+    :func:`check_folder_names` is done here (the checkpoint's fingerprint is checked)."""
+    out = Path(cfg.output_dir)
+    check_folder_names(out)
     if cfg.resume:
         return
-    out = Path(cfg.output_dir)
     overwrite = bool(getattr(cfg, "overwrite", False))
     # one process deletes (accelerate launch runs this on every process)
     deletes = overwrite and clear and int(os.environ.get("RANK", "0")) == 0

@@ -269,6 +269,9 @@ class RewardTrainer(Trainer):
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         if not self.args.should_save:  # as Trainer's: transformers 5 calls it on every process
             return
+        from rewardkit.train.finite import check_trained
+
+        check_trained(self.model, "trained model")  # lr 1e300: the last step made them NaN
         out = Path(output_dir or self.args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         export(self.model, out, self.processing_class, self.cfg)
@@ -354,7 +357,8 @@ def checkpoint_problem(ckpt: Path) -> str | None:
                 return f"{f.name} is truncated"
         except (OSError, ValueError, struct.error, KeyError, TypeError):
             return f"{f.name} is not a readable safetensors file"
-    for f in sorted(ckpt.glob("*.pt")) + sorted(ckpt.glob("*.bin")):
+    # rng_state.pth too: a damaged one ended the resumed run on an UnpicklingError traceback
+    for f in sorted(ckpt.glob("*.pt")) + sorted(ckpt.glob("*.pth")) + sorted(ckpt.glob("*.bin")):
         if not zipfile.is_zipfile(f):
             return f"{f.name} is truncated"
     return None

@@ -28,6 +28,15 @@ def load_votes(path: str | None) -> dict[str, float]:
     :class:`DataError` naming the file (and the id of a bad value)."""
     if not path:
         return {}
+    from pathlib import Path
+
+    from rewardkit.data.sources import file_type
+
+    if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+        raise DataError(  # a FIFO blocked the run forever, /dev/zero filled memory
+            f"vote_file {path}: not a regular file ({file_type(Path(path))}); save the votes "
+            "to a JSON file and pass its path"
+        )
     try:
         with open(path) as fh:
             raw = json.load(fh)
