@@ -177,13 +177,13 @@ def test_ultrafeedback_raw_four_rated_completions(tmp_path: Path) -> None:
         {"instruction": "i", "completions": [comp(2, 5), comp(3, 2), comp(4, 3), comp(5, 4)]},  # 0
         # two completions share the top rating: both must beat the other two (they do)
         {"instruction": "i", "completions": [comp(9, 5), comp(8, 5), comp(4, 3), comp(5, 4)]},
-        # all four rated alike: a labelled tie, skipped and counted
+        # all four rated alike: every response chosen (a 4-way tie), skipped and counted
         {"instruction": "i", "completions": [comp(9, 4), comp(8, 4), comp(4, 4), comp(5, 4)]},
     ]
     res, r = _eval(_write(tmp_path, rows))
     assert [e.outcome for e in r.examples] == [1.0, 0.0, 1.0, None]
     assert r.score == pytest.approx(2 / 3)
-    assert res.dataset["skipped"] == {"labelled tie": 1}
+    assert res.dataset["skipped"] == {"every response chosen": 1}
 
 
 def test_ratings_only_file_claims_no_accuracy(tmp_path: Path) -> None:
