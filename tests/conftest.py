@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def shared_data() -> Path:
             f"shared data not found at {SHARED_DATA.resolve()} (clone shared/ beside the repo)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    """A named pipe nothing writes (``pipe.json``): reading it blocks for ever."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    path = tmp_path / "pipe.json"
+    os.mkfifo(path)
+    return path
 
 
 @pytest.fixture

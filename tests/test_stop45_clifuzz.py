@@ -5,7 +5,6 @@ each now one ``error:`` line and exit 2 with nothing written. Found by
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,6 @@ def prefs(tmp_path: Path) -> Path:
 
 def _error_lines(result) -> list[str]:
     return [ln for ln in result.output.splitlines() if ln.startswith("error:")]
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    if not hasattr(os, "mkfifo"):
-        pytest.skip("no named pipes here")
-    path = tmp_path / "temperature.json"
-    os.mkfifo(path)
-    return path
 
 
 def test_config_file_that_is_a_named_pipe_is_refused_not_read(fifo):

@@ -7,7 +7,6 @@ NaN model saved as a success, or a refusal that came only after the training; ea
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -30,15 +29,6 @@ def prefs(tmp_path: Path) -> Path:
     rows = [{"prompt": f"q{i}", "chosen": "yes " * (i + 1), "rejected": "no"} for i in range(4)]
     path = tmp_path / "prefs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    if not hasattr(os, "mkfifo"):
-        pytest.skip("no named pipes here")
-    path = tmp_path / "pipe.json"
-    os.mkfifo(path)
     return path
 
 

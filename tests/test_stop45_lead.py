@@ -97,8 +97,9 @@ def test_lora_wrapping_prints_no_transformers_deprecation(recwarn) -> None:
     # printed it as a rewardkit "warning:" line a user cannot act on
     import warnings
 
-    from rewardkit.train.common import apply_lora, load_classifier
+    from rewardkit.train.common import load_classifier
     from rewardkit.train.config import TrainConfig
+    from rewardkit.train.lora import apply_lora
 
     hf = load_classifier("minilm", 1, 0, "float32")
     warnings.simplefilter("always")

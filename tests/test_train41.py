@@ -191,7 +191,8 @@ def test_rows_left_without_their_prompt_are_counted(tmp_path, llama, caplog):
 
 # --- 4: settings that train something else or nothing -------------------------------------------
 def test_lora_targets_naming_no_module_are_refused(tmp_path, llama):
-    from rewardkit.train.common import apply_lora, load_classifier
+    from rewardkit.train.common import load_classifier
+    from rewardkit.train.lora import apply_lora
 
     hf = load_classifier(str(llama), 1, 0, "float32")
     cfg = tiny_cfg(llama, tmp_path / "o", lora_r=4, lora_targets=["q_proj", "v_prj"])

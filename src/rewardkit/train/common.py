@@ -12,7 +12,6 @@ import os
 import random
 import re
 import shutil
-import warnings
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,36 +136,6 @@ def holdout_indices(
     if not held:  # every group is far larger than the hold-out asked for: the smallest one
         held.append(min(order, key=len))
     return sorted(i for group in held for i in group)
-
-
-def apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-linear") -> Any:
-    """``hf`` wrapped with LoRA adapters from the config (``cfg.lora_targets`` or ``targets``)."""
-    from rewardkit.errors import MissingDependencyError
-
-    try:
-        import peft
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependencyError("LoRA needs peft: pip install 'rewardkit[train]'") from exc
-    chosen = cfg.lora_targets or targets
-    if chosen == ["all-linear"]:  # peft's keyword, written as a one-item list (--lora_targets)
-        chosen = "all-linear"
-    elif cfg.lora_targets:  # the config's own list (the defaults are per architecture)
-        from rewardkit.train.lora import check_lora_targets
-
-        check_lora_targets(hf, chosen, cfg.model)
-    lcfg = peft.LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=chosen,
-        task_type=task,
-    )
-    with warnings.catch_warnings():  # peft reads a property transformers 5 renamed: nothing a
-        # user can act on, yet it printed as a rewardkit "warning:" line on every LoRA run
-        warnings.filterwarnings(
-            "ignore", r"`is_gradient_checkpointing` is deprecated", FutureWarning
-        )
-        return peft.get_peft_model(hf, lcfg)
 
 
 def load_classifier(model: str, num_labels: int, seed: int, dtype: str) -> Any:

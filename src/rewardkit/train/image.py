@@ -83,7 +83,7 @@ def build_image_model(cfg: TrainConfig, seed: int) -> tuple[Any, Any]:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
     elif cfg.lora_r:
-        from rewardkit.train.common import apply_lora
+        from rewardkit.train.lora import apply_lora
 
         model.backbone = apply_lora(model.backbone, cfg, None, CLIP_LORA_TARGETS)
     if cfg.disable_dropout:

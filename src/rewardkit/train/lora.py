@@ -1,10 +1,15 @@
-"""Checks of a run's LoRA settings against the model they adapt (``lora_targets``)."""
+"""LoRA in a training run: the model wrapped with adapters (:func:`apply_lora`) and its
+``lora_targets`` checked against the model they adapt."""
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import SpecError
+
+if TYPE_CHECKING:
+    from rewardkit.train.config import TrainConfig
 
 
 def check_lora_targets(hf: Any, targets: list[str], model: str) -> None:
@@ -27,4 +32,32 @@ def _is_layer(module: Any) -> bool:
     return isinstance(module, torch.nn.Linear | torch.nn.Embedding | torch.nn.Conv1d)
 
 
-__all__ = ["check_lora_targets"]
+def apply_lora(hf: Any, cfg: TrainConfig, task: str | None, targets: Any = "all-linear") -> Any:
+    """``hf`` wrapped with LoRA adapters from the config (``cfg.lora_targets`` or ``targets``)."""
+    from rewardkit.errors import MissingDependencyError
+
+    try:
+        import peft
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependencyError("LoRA needs peft: pip install 'rewardkit[train]'") from exc
+    chosen = cfg.lora_targets or targets
+    if chosen == ["all-linear"]:  # peft's keyword, written as a one-item list (--lora_targets)
+        chosen = "all-linear"
+    elif cfg.lora_targets:  # the config's own list (the defaults are per architecture)
+        check_lora_targets(hf, chosen, cfg.model)
+    lcfg = peft.LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=chosen,
+        task_type=task,
+    )
+    with warnings.catch_warnings():  # peft reads a property transformers 5 renamed: nothing a
+        # user can act on, yet it printed as a rewardkit "warning:" line on every LoRA run
+        warnings.filterwarnings(
+            "ignore", r"`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        return peft.get_peft_model(hf, lcfg)
+
+
+__all__ = ["apply_lora", "check_lora_targets"]

@@ -123,7 +123,7 @@ def build_step_model(
     import transformers
 
     from rewardkit.models.loading import fit_max_length, load_tokenizer, resolve_model, torch_dtype
-    from rewardkit.train.common import apply_lora
+    from rewardkit.train.lora import apply_lora
 
     if cfg.prm_neutral not in NEUTRAL:
         raise SpecError(f"train config: prm_neutral must be one of {', '.join(NEUTRAL)}")

@@ -13,7 +13,6 @@ from typing import Any
 from rewardkit.errors import DataError, SpecError
 from rewardkit.train.common import (
     TrainResult,
-    apply_lora,
     disable_dropout,
     finish_training,
     load_classifier,
@@ -23,6 +22,7 @@ from rewardkit.train.common import (
     world_size,
 )
 from rewardkit.train.config import TrainConfig
+from rewardkit.train.lora import apply_lora
 from rewardkit.train.steps import epoch_steps
 
 __all__ = [
