@@ -4,7 +4,8 @@ A reward model scored on prompts it was trained on reports memory, not judgement
 both on :func:`fold`: :func:`~rewardkit.curate.dedup.normalize_text` (case, quotes, presentation
 punctuation, whitespace, zero-width and direction marks do not hide a copy) with the remaining
 invisible characters dropped and Cyrillic/Greek look-alikes read as the Latin letters they
-imitate (``"Pаris"`` with a Cyrillic ``а`` is ``"Paris"``):
+imitate (``"Pаris"`` with a Cyrillic ``а`` is ``"Paris"``) and accents dropped
+(:func:`strip_accents`: ``"café"``, precomposed or decomposed, is ``"cafe"``):
 
 - **exact**: the row's conversation (every non-system turn, roles included) equals an
   evaluation row's after normalization;
@@ -29,6 +30,7 @@ the row it matched, the test and the number of shared n-grams.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,12 +65,40 @@ _LOOKALIKE = str.maketrans(
 )
 
 
+#: Marks that are accents, not letters: the combining diacritics NFKD splits off Latin, Greek
+#: and Cyrillic letters (and their extension and half-mark blocks), Hebrew points and Arabic
+#: harakat. The marks of Indic, Thai or Tibetan letters and the kana voicing marks have their
+#: own code points and are kept: there they tell letters apart (``"कुल"`` ≠ ``"कल"``, ``"が"`` ≠
+#: ``"か"``). Dropped only after a letter (``"≠"`` is ``"="`` + U+0338 under NFKD: kept).
+_ACCENTS = re.compile(
+    r"(?<=[^\W\d_])[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f"
+    r"\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u064b-\u065f\u0670]+"
+)
+#: Letters whose stroke NFKD does not split off, read as the plain letter, and the ligatures
+#: NFKC keeps (case-folded text: lower case only).
+_UNSTROKED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t", "æ": "ae", "œ": "oe"})
+
+
+def strip_accents(text: str) -> str:
+    """``text`` (normalized: NFKC, case-folded) without its accents: NFKD, the :data:`_ACCENTS`
+    after a letter dropped, the :data:`_UNSTROKED` letters plain, recomposed (NFC: Hangul, kana
+    voicing). ``"Café"`` (U+00E9, or ``e`` + U+0301), ``"CAFE"`` and ``"ｃａｆé"`` all read
+    ``"cafe"``."""
+    if text.isascii():
+        return text
+    bare = _ACCENTS.sub("", unicodedata.normalize("NFKD", text)).translate(_UNSTROKED)
+    return unicodedata.normalize("NFC", bare)
+
+
 def fold(text: str) -> str:
-    """The form both tests compare: ``text`` without the invisible characters normalization
-    keeps, look-alike letters as Latin (:data:`_LOOKALIKE`), then
-    :func:`~rewardkit.curate.dedup.normalize_text`. Two texts that fold alike look alike; a
-    training row that disguises a benchmark item this way is still caught."""
-    return normalize_text(_IGNORABLE.sub("", text).translate(_LOOKALIKE)).translate(_LOOKALIKE)
+    """The form both tests compare, the one function every exact and n-gram path reads text
+    through: ``text`` without the invisible characters normalization keeps, look-alike letters
+    as Latin (:data:`_LOOKALIKE`), :func:`~rewardkit.curate.dedup.normalize_text` (NFKC,
+    case-folded: fullwidth letters and ligatures are plain letters), accents dropped
+    (:func:`strip_accents`). Two texts that fold alike look alike up to accents; a training row
+    that disguises a benchmark item this way, or copies it with its accents lost, is caught."""
+    text = normalize_text(_IGNORABLE.sub("", text).translate(_LOOKALIKE))
+    return strip_accents(text).translate(_LOOKALIKE)
 
 
 def common_limit(rows: int) -> int:

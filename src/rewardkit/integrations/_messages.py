@@ -1,13 +1,17 @@
 """Trainer-shaped conversations as rewardkit reads them: a prompt (text or chat messages) as
-messages, a completion (text or the assistant's turns) as the response text, a content's text."""
+messages, a completion (text or the assistant's turns) as the response text, a content's text,
+and a prompt decoded with its chat template's markup (OpenRLHF's) back as messages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rewardkit.content_parts import PartError, is_text_part, read_text_parts
 from rewardkit.data.checks import MessageError, message_at, reasoning_of, with_reasoning
+from rewardkit.data.openrlhf import split_query, strip_eos
 from rewardkit.data.tool_text import with_tool_calls
 from rewardkit.types import Message
 
@@ -116,3 +120,134 @@ def as_response(completion: Any, where: str = "completion") -> str:
             ": nothing to score"
         )
     return "\n".join(parts)
+
+
+# -- chat template markup back into messages (OpenRLHF's decoded prompts) ------------------------
+
+
+@dataclass(frozen=True)
+class ChatMarkup:
+    """One chat template family's turn: ``head + role + sep + content + end``, the text opened
+    by any of ``bos``."""
+
+    name: str
+    head: str
+    sep: str
+    end: str
+    bos: tuple[str, ...] = ()
+
+
+#: The families recognised in a decoded prompt: ChatML (Qwen, SmolLM2, Hermes…), Llama 3, Gemma.
+CHAT_MARKUPS = (
+    ChatMarkup("chatml", "<|im_start|>", "\n", "<|im_end|>", ("<|endoftext|>",)),
+    ChatMarkup(
+        "llama3", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", ("<|begin_of_text|>",)
+    ),
+    ChatMarkup("gemma", "<start_of_turn>", "\n", "<end_of_turn>", ("<bos>",)),
+)
+#: The role names those templates write, as rewardkit's roles (Gemma's ``model``, Llama 3.1's
+#: ``ipython``); a turn of any other role is no turn of a known template.
+MARKUP_ROLES = {
+    **{r: r for r in ("system", "developer", "user", "assistant", "tool")},
+    "ipython": "tool",
+    "model": "assistant",
+}
+#: What a template's generation prompt may put after the assistant header: nothing, or an empty
+#: thinking block (Qwen3 with ``enable_thinking=False``).
+_EMPTY_PREFILL = re.compile(r"\s*(?:<think>\s*</think>\s*)?")
+
+
+def _skip(text: str, pos: int, tokens: tuple[str, ...]) -> int:
+    """``pos`` moved past white space and any of ``tokens``."""
+    while True:
+        start = pos
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        pos = next((pos + len(t) for t in tokens if text.startswith(t, pos)), pos)
+        if pos == start:
+            return pos
+
+
+def chat_turns(text: str, markup: ChatMarkup) -> list[tuple[str, str, bool]] | None:
+    """``(role, content, closed)`` of each turn when ``text`` is nothing but ``markup``'s turns
+    (its BOS tokens and white space around them; the last turn may be left open), content
+    stripped as Llama 3's and Gemma's templates trim it; None for anything else (text outside
+    a turn, an unknown role, a turn opening before the one before it closed)."""
+    pos, turns = _skip(text, 0, markup.bos), []
+    while pos < len(text):
+        if not text.startswith(markup.head, pos):
+            return None
+        at = text.find(markup.sep, pos + len(markup.head))
+        role = MARKUP_ROLES.get(text[pos + len(markup.head) : at]) if at >= 0 else None
+        if role is None:
+            return None
+        start = at + len(markup.sep)
+        end = text.find(markup.end, start)
+        body = text[start:] if end < 0 else text[start:end]
+        if markup.head in body:
+            return None
+        turns.append((role, body.strip(), end >= 0))
+        if end < 0:
+            break
+        pos = _skip(text, end + len(markup.end), ())
+    return turns or None
+
+
+def _parsed(text: str) -> list[tuple[str, str, bool]] | None:
+    """The turns of the first family of :data:`CHAT_MARKUPS` that reads all of ``text``."""
+    for markup in CHAT_MARKUPS:
+        if markup.head in text and (turns := chat_turns(text, markup)) is not None:
+            return turns
+    return None
+
+
+def _as_messages(turns: Sequence[tuple[str, str, bool]]) -> list[Message] | None:
+    """The closed ``turns`` as messages, when they are a prompt: a user turn, and the last turn
+    not the assistant's (the response is)."""
+    if not turns or turns[-1][0] == "assistant" or all(r != "user" for r, _, _ in turns):
+        return None
+    return [{"role": role, "content": content} for role, content, _ in turns]
+
+
+def chat_prompt(text: str) -> list[Message] | None:
+    """The messages of a prompt a known chat template rendered (:data:`CHAT_MARKUPS`), its
+    generation prompt (an open assistant turn, empty or an empty ``<think>`` block) dropped, so a
+    reward model renders them with its own template; None when ``text`` is not wholly such
+    markup (plain text, an ``input_template`` prompt, a prefilled answer): score it as it is."""
+    turns = _parsed(text)
+    if turns is None:
+        return None
+    role, body, closed = turns[-1]
+    if not closed:
+        if role != "assistant" or not _EMPTY_PREFILL.fullmatch(body):
+            return None
+        turns = turns[:-1]
+    return _as_messages(turns)
+
+
+def chat_exchange(text: str) -> tuple[list[Message], str] | None:
+    """``(prompt messages, response)`` of a whole conversation a known chat template rendered
+    (a query sent without its prompt): the last turn is the assistant's response (closed, or
+    open at the text's end); None when it is not."""
+    turns = _parsed(text)
+    if turns is None or turns[-1][0] != "assistant":
+        return None
+    prompt = _as_messages(turns[:-1])
+    return None if prompt is None else (prompt, turns[-1][1])
+
+
+def split_chat_query(
+    query: str, prompt: str | None, remove_eos: bool = True
+) -> tuple[str | list[Message], str | None]:
+    """OpenRLHF's ``(query, prompt)`` as ``(prompt, response)``: the response as
+    :func:`~rewardkit.data.openrlhf.split_query` cuts it, the prompt as messages where a known
+    chat template rendered it (:func:`chat_prompt`: a reward model must not score the policy's
+    markup as the user's words), else its text. Without a prompt, a query that is a whole
+    rendered conversation is split at its last assistant turn (:func:`chat_exchange`)."""
+    text, response = split_query(query, prompt, remove_eos)
+    if text:
+        return chat_prompt(text) or text, response
+    found = chat_exchange(query)
+    if found is None:
+        return text, response
+    return found[0], strip_eos(found[1]) if remove_eos else found[1]

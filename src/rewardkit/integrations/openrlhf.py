@@ -12,7 +12,11 @@ module's file with ``REWARDKIT_SPEC`` set, or write a two-line file::
 
 The response is what follows the prompt in the query, end-of-sequence markers removed
 (:func:`rewardkit.data.openrlhf.split_query`, shared with ``serve/openrlhf.py``); ``labels``
-become ``Query.reference`` (an empty label is no reference).
+become ``Query.reference`` (an empty label is no reference). A prompt that OpenRLHF's
+``--apply_chat_template`` rendered (ChatML, Llama 3, Gemma markup) is read back as its messages
+(:func:`~rewardkit.integrations._messages.split_chat_query`), so a reward model renders them
+with its own template instead of scoring ``<|im_start|>user`` as the user's words; any other
+prompt text is one user turn, as before.
 A query whose prompt (or the prompt's end, OpenRLHF cutting long prompts from the left) is not
 found fails. NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; an
 item the reward *failed* gets ``failed_score`` (default: the lowest score of its call,
@@ -38,9 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.data.openrlhf import OPENRLHF_INFO_KEYS, label, split_query
+from rewardkit.data.openrlhf import OPENRLHF_INFO_KEYS, label
 from rewardkit.integrations._columns import column
 from rewardkit.integrations._common import as_failed_score, failed_fill
+from rewardkit.integrations._messages import split_chat_query
 from rewardkit.integrations._reward import (
     components,
     log_keys,
@@ -50,7 +55,7 @@ from rewardkit.integrations._reward import (
 from rewardkit.integrations._scores import as_nan_score, check_finite_scores
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.results import failed_rows
-from rewardkit.types import Query, Reward, ScoreResult, user
+from rewardkit.types import Message, Query, Reward, ScoreResult, user
 
 NAN_ENV = "REWARDKIT_NAN_SCORE"
 FAILED_ENV = "REWARDKIT_FAILED_SCORE"
@@ -116,6 +121,13 @@ def _check_texts(queries: Sequence[Any], prompts: Sequence[Any]) -> None:
             raise TypeError(f"prompts[{i}] must be the prompt text (str); got {type(p).__name__}")
 
 
+def as_query(prompt: str | list[Message], response: str, reference: Any) -> Query:
+    """The query of an OpenRLHF item as ``split_chat_query`` split it
+    (:mod:`rewardkit.integrations._messages`): a prompt text as one user turn, messages as
+    they are."""
+    return Query(prompt if isinstance(prompt, list) else [user(prompt)], response, reference)
+
+
 def _spread(values: np.ndarray, rows: list[int], n: int) -> np.ndarray:
     """``values`` of the scored ``rows`` placed in an n-long array, NaN elsewhere."""
     out = np.full(n, np.nan)
@@ -146,10 +158,10 @@ def score_queries(
     _check_texts(queries, prompts)
     reward = cached_reward(spec)
     refuse_batch_relative(reward, n, "openrlhf reward_func", "score whole batches")
-    split = [split_query(q, p)[1] for q, p in zip(queries, prompts, strict=True)]
-    rows = [i for i, r in enumerate(split) if r is not None]
-    lost = {i: "the prompt was not found in the query" for i in range(n) if split[i] is None}
-    qs = [Query([user(prompts[i] or "")], split[i], reference=label(labels[i])) for i in rows]
+    split = [split_chat_query(q, p) for q, p in zip(queries, prompts, strict=True)]
+    rows = [i for i, (_, r) in enumerate(split) if r is not None]
+    lost = {i: "the prompt was not found in the query" for i in range(n) if split[i][1] is None}
+    qs = [as_query(*split[i], label(labels[i])) for i in rows]
     warn_unrouted(reward, qs, "openrlhf reward_func")
     full = reward.score_full(qs) if qs else None
     scores = (

@@ -8,8 +8,10 @@ and reads ``rewards`` (required), ``scores`` (optional, defaults to rewards) and
 
 The query is split by :func:`rewardkit.data.openrlhf.split_query` (the same splitter as the
 ``reward_func`` file of ``rewardkit.integrations.openrlhf``): the response follows the prompt,
-trailing end-of-sequence markers removed; a query that does not start with the prompt (or
-its end, when OpenRLHF cut a long prompt) fails. ``labels`` become the item's ``reference`` (an
+trailing end-of-sequence markers removed, and a prompt that ``--apply_chat_template`` rendered
+(ChatML, Llama 3, Gemma markup) is read back as its messages
+(:func:`rewardkit.integrations._messages.split_chat_query`, as the ``reward_func`` file does); a
+query that does not start with the prompt (or its end, when OpenRLHF cut a long prompt) fails. ``labels`` become the item's ``reference`` (an
 empty label is no reference). Every list in the answer has one number per query: where a
 reward is NaN, ``nan_reward`` is sent; a failed item gets ``failed_reward`` (default: the
 lowest reward of the call, else ``nan_reward``); each is flagged in
@@ -24,8 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, model_validator
 
-from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, OPENRLHF_INFO_KEYS, label, split_query
+from rewardkit.data.openrlhf import MIN_PROMPT_OVERLAP, OPENRLHF_INFO_KEYS, label
 from rewardkit.integrations._common import warn_fixed_failed
+from rewardkit.integrations._messages import split_chat_query
 from rewardkit.integrations._reward import log_keys
 from rewardkit.serve.protocol import (
     ItemError,
@@ -62,11 +65,11 @@ class OpenRLHFRequest(BaseModel):
 
 def to_slots(req: OpenRLHFRequest, remove_eos: bool = True) -> list[Slot]:
     """One scoring slot per query, in order; a query whose prompt is not found in it
-    (:func:`split_query` gives no response) is a failed slot, never scored on the whole query;
+    (:func:`split_chat_query` gives no response) is a failed slot, never scored on the whole query;
     so is one whose label holds a non-finite number (a gold answer is never dropped silently)."""
     slots = []
     for i, q in enumerate(req.query):
-        prompt, response = split_query(
+        prompt, response = split_chat_query(
             q, req.prompts[i] if req.prompts is not None else None, remove_eos
         )
         item = RewardItem(
