@@ -164,8 +164,9 @@ def _hub_unreachable(endpoint: str, offline: bool) -> str | None:
     import socket
     from urllib.parse import urlparse
 
-    if offline:
-        return "HF_HUB_OFFLINE is set"
+    if offline:  # huggingface_hub reads either variable
+        named = [v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(v)]
+        return f"{(named or ['HF_HUB_OFFLINE'])[0]} is set"
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None
     url = urlparse(endpoint)

@@ -420,7 +420,7 @@ def _finish_training(
     import torch
 
     from rewardkit.train import runstate
-    from rewardkit.train.trainer import last_intact_checkpoint
+    from rewardkit.train.trainer import checkpoint_problem, last_intact_checkpoint
 
     out = Path(cfg.output_dir)
     fingerprint = trainer.run_fingerprint()
@@ -431,7 +431,8 @@ def _finish_training(
             runstate.sweep_library_temps(out)
         resume = last_intact_checkpoint(out)
         if resume is None:
-            runstate.check_resume_without_checkpoint(out, fingerprint)
+            skipped = runstate.unresumable(out, checkpoint_problem)  # all damaged: refused
+            runstate.check_resume_without_checkpoint(out, fingerprint, skipped)
             logging.getLogger(__name__).warning("resume: no checkpoint in %s; starting fresh", out)
         else:
             grown = runstate.check_resume(Path(resume), fingerprint)

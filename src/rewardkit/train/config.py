@@ -238,14 +238,10 @@ class TrainConfig(ExtraTermFields):
                 "steps, but there is no eval data (no eval_data, eval_fraction 0), so no eval "
                 "would run: give eval_data or eval_fraction, or leave eval_steps at 0"
             )
-        if self.lora_targets == []:
-            raise SpecError(
-                "train config: lora_targets is an empty list (it trained the default modules): "
-                "name the modules to adapt (e.g. [q_proj, v_proj]), write all-linear, or leave "
-                "it out (null) for the default"
-            )
+        from rewardkit.train.config_file import check_combinations
         from rewardkit.train.objective_fields import check_objective_fields
 
+        check_combinations(self)
         check_objective_fields(self)
         self.check_output_dir()
 

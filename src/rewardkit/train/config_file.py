@@ -6,7 +6,9 @@ given as quoted text is refused, naming the key, the value and the file, instead
 (before: converted silently, as a command-line value is). Unquoted ``lr: 1e-3``, which YAML 1.1
 also reads as text, stays a number (its exact conversion). Unknown keys, values that are not of
 their field's type and values out of their field's range are named with the file too, unless the
-command line replaces them. Torch-free.
+command line replaces them. A value that would change nothing (an empty ``lora_targets`` or
+``ensemble_backbones`` list, ``head_inner`` without an ``mlp`` head, ``eval_format`` without
+``eval_data``) is refused naming the keys (:func:`check_combinations`). Torch-free.
 """
 
 from __future__ import annotations
@@ -99,4 +101,49 @@ def check_file_values(path: Path, raw: dict[str, Any], overridden: set[str]) -> 
             raise SpecError(f"train config {path}: {key} must be {wants}, got {value!r}")
 
 
-__all__ = ["check_file_values", "numeric_field", "quoted_keys", "unknown_field"]
+def _empty_list(key: str, before: str, instead: str) -> SpecError:
+    return SpecError(
+        f"train config: {key} is an empty list (it trained {before}): {instead}, or leave it out "
+        "(null) for the default"
+    )
+
+
+def check_combinations(cfg: TrainConfig) -> None:
+    """Raise :class:`SpecError` for a key whose value changes nothing in ``cfg``, so a run never
+    trains other than the config says (docs/training.md, "Config values are checked when the
+    config is read"): empty ``lora_targets`` / ``ensemble_backbones`` lists, ``head_inner``
+    with a head other than ``mlp``, ``eval_format`` without ``eval_data``."""
+    if cfg.lora_targets == []:
+        raise _empty_list(
+            "lora_targets",
+            "the default modules",
+            "name the modules to adapt (e.g. [q_proj, v_proj]), write all-linear",
+        )
+    if cfg.ensemble_backbones == []:
+        raise _empty_list(
+            "ensemble_backbones",
+            "`model` alone, as if it were not set",
+            "name the members' backbones (e.g. [minilm, smollm2]), use ensemble_size for "
+            "members of `model` that differ by seed",
+        )
+    if cfg.head_inner is not None and cfg.head != "mlp":
+        raise SpecError(
+            f"train config: head_inner {cfg.head_inner} is the inner width of an mlp head, but "
+            f"head is {cfg.head!r}, which has no inner layer (head_inner was ignored): set "
+            "head: mlp, or leave head_inner out"
+        )
+    if cfg.eval_format is not None and not str(cfg.eval_data or "").strip():
+        raise SpecError(
+            f"train config: eval_format {cfg.eval_format!r} is the format of eval_data, but "
+            "eval_data is not set (eval_format was ignored; an eval_fraction hold-out is read "
+            "with data_format): give eval_data, or leave eval_format out"
+        )
+
+
+__all__ = [
+    "check_combinations",
+    "check_file_values",
+    "numeric_field",
+    "quoted_keys",
+    "unknown_field",
+]

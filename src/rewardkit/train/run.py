@@ -150,18 +150,36 @@ def build_model(cfg: TrainConfig, seed: int | None = None):
     return module, tok, encode, collator, verdict
 
 
-def check_run_config(cfg: TrainConfig) -> None:
+def check_model_found(name: str) -> None:
+    """A ``model`` that is neither embedded nor a local path must be in the local Hub cache or
+    on a Hub that answers: else :class:`~rewardkit.errors.ModelNotFoundError` at once, saying
+    where it was looked for (offline, or the Hub unreachable: no minute of Hub retries per
+    look-up; :func:`rewardkit.models.loading.locate_hub_model`)."""
+    from pathlib import Path
+
+    from rewardkit.models.embedded import embedded_key
+
+    if embedded_key(name) is not None or Path(name).expanduser().exists():
+        return
+    from rewardkit.models.loading import locate_hub_model
+
+    locate_hub_model(name)
+
+
+def check_run_config(cfg: TrainConfig) -> bool:
     """The refusals a run makes before any model or data loads (``rewardkit train
-    --print-config`` makes them too, so it exits where the run would)."""
+    --print-config`` makes them too, so it exits where the run would); returns whether ``cfg``
+    trains an image reward model (decided once: a Hub id's config is read for it)."""
     from rewardkit.train.image import check_image_config, is_image_config
     from rewardkit.train.labels import F32_MAX
     from rewardkit.train.votes import load_votes
 
     if cfg.lr > F32_MAX:  # 1e300 ended a frozen-head run on a torch float overflow traceback
         raise SpecError(f"train config: lr must be at most {F32_MAX:.4g} (float32), got {cfg.lr!r}")
+    check_model_found(cfg.model)  # before is_image_config asks the Hub for its config
     if is_image_config(cfg):
         check_image_config(cfg)
-        return
+        return True
     if cfg.head == "cosine":
         raise SpecError("train config: head 'cosine' is for image reward models only")
     if cfg.head == "mlp" and not cfg.freeze_backbone:
@@ -185,20 +203,20 @@ def check_run_config(cfg: TrainConfig) -> None:
         if refusal:
             raise SpecError(refusal)
     load_votes(cfg.vote_file)  # a bad vote_file before the model loads, not after
+    return False
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train per ``cfg`` and save to ``cfg.output_dir``; see docs/training.md."""
     cfg.validate()
-    check_run_config(cfg)
-    from rewardkit.train.image import is_image_config
+    image = check_run_config(cfg)
     from rewardkit.train.runstate import claim_output_dir
 
     # Before any model or data loads: a fresh run never mixes with another (with --overwrite
     # the earlier run is deleted only once this one's data and model have loaded).
     claim_output_dir(cfg, clear=False)
 
-    if is_image_config(cfg):
+    if image:
         from rewardkit.train.image import train_image
 
         return train_image(cfg)

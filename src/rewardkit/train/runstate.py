@@ -8,7 +8,8 @@ and a hash of the training items the data became (token ids and labels, after th
 hold-out); see :mod:`rewardkit.train.fingerprint`. ``--resume`` refuses a
 checkpoint whose fingerprint differs, naming each difference; the one change it accepts is a
 longer run (a larger ``max_steps``, or ``epochs`` when ``max_steps`` is -1), recorded in
-``rewardkit_train.json`` as ``resumed_from``.
+``rewardkit_train.json`` as ``resumed_from``. When every checkpoint is damaged, ``--resume``
+is refused naming each and why (:func:`check_resume_without_checkpoint`), not started over.
 
 A fresh run (no ``--resume``) refuses an ``output_dir`` that already holds a run's checkpoints
 or finished outputs, so two runs never mix; ``overwrite: true`` (``--overwrite``) deletes the
@@ -29,7 +30,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -310,9 +311,36 @@ def check_resume(ckpt: Path, fingerprint: dict[str, Any]) -> dict[str, list]:
     return grown
 
 
-def check_resume_without_checkpoint(out: Path, fingerprint: dict[str, Any]) -> None:
-    """``--resume`` into a folder with no checkpoint: starting fresh is only safe when the
-    folder holds no other run's outputs (or the same config's finished model)."""
+def unresumable(out: Path, problem: Callable[[Path], str | None]) -> dict[str, str]:
+    """Each checkpoint folder of ``out`` that ``--resume`` cannot use, newest first, with why
+    (``problem(folder)``, e.g. :func:`rewardkit.train.trainer.checkpoint_problem`; a staging
+    folder is a save that was killed)."""
+    found = sorted(
+        (p for p in (out.iterdir() if out.is_dir() else []) if _CKPT.match(p.name) and p.is_dir()),
+        key=lambda p: (-int(p.name.rsplit("-", 1)[1]), p.name),
+    )
+    whys = {
+        p.name: "a run was killed while saving it" if p.name.startswith(".") else problem(p)
+        for p in found
+    }
+    return {name: why for name, why in whys.items() if why}
+
+
+def check_resume_without_checkpoint(
+    out: Path, fingerprint: dict[str, Any], skipped: dict[str, str] | None = None
+) -> None:
+    """``--resume`` into a folder with no checkpoint it can use: refused when it holds
+    checkpoints that are all damaged (``skipped``: :func:`unresumable`, each named with why);
+    otherwise starting fresh is only safe when the folder holds no other run's outputs (or the
+    same config's finished model)."""
+    if skipped:
+        shown = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:6])
+        more = f"; and {len(skipped) - 6} more" if len(skipped) > 6 else ""
+        raise SpecError(
+            f"train --resume: {out} holds checkpoints, but none can be resumed from ({shown}"
+            f"{more}). Start over with --overwrite instead of --resume (it deletes them), or "
+            "choose another --output_dir"
+        )
     found = previous_run(out)
     if not found:
         return
@@ -347,4 +375,5 @@ __all__ = [
     "read_loss_tally",
     "run_fingerprint",
     "sweep_library_temps",
+    "unresumable",
 ]
