@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -74,15 +75,37 @@ def number_in(lo: float | None = None, hi: float | None = None, *, lo_open: bool
         if not ok:
             left = "(" if lo_open else "["
             if lo is not None and hi is not None:
-                want = f"a number in {left}{lo:g}, {hi:g}]"
+                want = f"a number in {left}{_bound(lo)}, {_bound(hi)}]"
             elif lo is not None:
-                want = f"a finite number {'>' if lo_open else '>='} {lo:g}"
+                want = f"a finite number {'>' if lo_open else '>='} {_bound(lo)}"
             else:
                 want = "a finite number"
             raise typer.BadParameter(f"expected {want}, got {value}")
         return value
 
     return check
+
+
+def _bound(x: float) -> str:
+    """A range's end as typed: 86400, not 86400.0 or 8.64e+04 (``:g`` cut 1048576 to 1.04858e+06)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def nonempty_path(value: Any) -> Any:
+    """A typer ``parser`` for an output path: the text as given, refused when empty. typer turns
+    ``''`` into ``Path('.')``, so ``--out ''`` (an unset shell variable) wrote into the current
+    directory; the error names the option (click adds it)."""
+    if value is not None and not str(value).strip():
+        raise typer.BadParameter(
+            "an empty path (an unset shell variable?): give a file or directory name"
+        )
+    return value
+
+
+def output_path(value: Any) -> Path | None:
+    """:func:`nonempty_path` for an option typed ``Path``: the checked text as a ``Path``."""
+    checked = nonempty_path(value)
+    return None if checked is None else Path(checked)
 
 
 def parse_columns(text: str | None) -> dict[str, str] | None:

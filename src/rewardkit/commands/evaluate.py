@@ -30,6 +30,8 @@ from rewardkit.commands.options import (
     TruncationOpt,
     engine_defaults,
     expand_home,
+    from_cache,
+    output_path,
     parse_columns,
     reset_cache,
 )
@@ -70,9 +72,9 @@ def eval_command(
     data_format: Annotated[
         str | None, typer.Option("--format", help="Force a data format (default: sniffed).")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Directory for report.json and report.md.")] = Path(
-        "out/eval"
-    ),
+    out: Annotated[
+        Path, typer.Option(parser=output_path, help="Directory for report.json and report.md.")
+    ] = Path("out/eval"),
     strict: Annotated[
         bool, typer.Option("--strict", help="Exact ties count as wrong (reward-bench v1).")
     ] = False,
@@ -95,7 +97,7 @@ def eval_command(
     ] = False,
     save_temperature: Annotated[
         Path | None,
-        typer.Option(help="Save the first reward's fitted calibration temperature (JSON)."),
+        typer.Option(parser=output_path, help="Save the first reward's fitted temperature (JSON)."),
     ] = None,
     temperature: Annotated[
         Path | None,
@@ -335,9 +337,7 @@ def _run_eval(
         hits = (r.stats or {}).get("cache_hits")
         if hits is not None and r.reward not in reported:
             reported.add(r.reward)
-            typer.echo(
-                f"{r.reward}: {hits} score-cache hits, {r.stats.get('computed', '?')} computed"
-            )
+            typer.echo(f"{r.reward}: {from_cache(hits)}, {r.stats.get('computed', '?')} computed")
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
     from rewardkit.evaluate.rows import failed_everywhere
 
@@ -405,7 +405,7 @@ def report_command(
     ],
     out: Annotated[
         Path | None,
-        typer.Option(help="With several runs: where to write the merged leaderboard."),
+        typer.Option(parser=output_path, help="With several runs: where to write the leaderboard."),
     ] = None,
     html: Annotated[
         bool,

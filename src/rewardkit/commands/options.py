@@ -13,6 +13,8 @@ import typer
 
 from rewardkit.cli_errors import (  # noqa: F401  (re-exported for the verbs)
     finite,
+    nonempty_path,
+    output_path,
     parse_columns,
 )
 from rewardkit.engine.cache import default_directory
@@ -54,7 +56,8 @@ DeviceOpt = Annotated[
     str | None, typer.Option(help="auto (default: CUDA if available), cpu, cuda, cuda:N.")
 ]
 CacheDirOpt = Annotated[
-    str, typer.Option(help="Score cache directory; a killed run resumes from it.")
+    str,
+    typer.Option(parser=nonempty_path, help="Score cache directory; a killed run resumes from it."),
 ]
 NoCacheOpt = Annotated[
     bool, typer.Option("--no-cache", help="Do not read or write the score cache.")
@@ -91,6 +94,12 @@ RayAddressOpt = Annotated[
     typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
 ]
 RayActorsOpt = Annotated[int, typer.Option(min=1, help="Ray actors (one loaded reward each).")]
+
+
+def from_cache(hits: int) -> str:
+    """How a summary line counts what a run read from the score cache, in every verb and path
+    (``score``, ``eval``, with or without ``--ray``): ``"1,234 from the score cache"``."""
+    return f"{hits:,} from the score cache"
 
 
 def expand_home(path: str) -> str:

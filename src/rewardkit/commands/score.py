@@ -27,6 +27,8 @@ from rewardkit.commands.options import (
     TruncationOpt,
     engine_defaults,
     expand_home,
+    from_cache,
+    output_path,
     parse_columns,
     reset_cache,
 )
@@ -40,7 +42,10 @@ def score_command(
             help="JSONL input: one {prompt, response (or completion)[, reference (or ground_truth, solution, answer)]} per line."
         ),
     ],
-    out: Annotated[Path, typer.Option(help="JSONL output: the input rows with 'reward' added.")],
+    out: Annotated[
+        Path,
+        typer.Option(parser=output_path, help="JSONL output: the input rows with 'reward' added."),
+    ],
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows scored per chunk.")] = 2048,
     token_budget: TokenBudgetOpt = None,
     max_length: MaxLengthOpt = None,
@@ -97,7 +102,7 @@ def score_command(
         built = load_reward(reward, engine_defaults=engine)
         stats = score_rows(built, rows, out, chunk_size=chunk_size)
     hits = stats.get("cache_hits")  # a resumed run says how much it did not recompute
-    cached = f", {hits:,} from the score cache" if hits is not None else ""
+    cached = f", {from_cache(hits)}" if hits is not None else ""
     head = f"scored {stats['rows']:,} rows ({stats['truncated_rows']:,} truncated{cached})"
     _summary(stats, head, out, no_reference=_rows_without_reference(built, rows))
 
@@ -260,9 +265,9 @@ def _score_ray(
             actors=actors,
             progress=progress,
         )
-    counted = [
-        f"{stats[key]} {label}"
-        for key, label in (("truncated_rows", "truncated"), ("cache_hits", "score-cache hits"))
+    counted = [  # worded as the single-process line words them
+        say(stats[key])
+        for key, say in (("truncated_rows", "{:,} truncated".format), ("cache_hits", from_cache))
         if stats[key] is not None  # None: the reward does not report it
     ]
     used = f"{stats['actors']} Ray actor{'s' if stats['actors'] != 1 else ''}"

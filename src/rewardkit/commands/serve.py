@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rewardkit.cli_errors import user_errors
+from rewardkit.cli_errors import finite, nonempty_path, number_in, user_errors
 from rewardkit.commands.options import (
     DEFAULT_CACHE,
     DeviceOpt,
@@ -16,7 +16,6 @@ from rewardkit.commands.options import (
     TokenBudgetOpt,
     TruncationOpt,
     engine_defaults,
-    finite,
 )
 from rewardkit.engine.config import MAX_THREADS
 from rewardkit.serve.batcher import BatcherConfig as B
@@ -26,6 +25,16 @@ from rewardkit.serve.security import Limits as L
 #: Largest ``--backlog``: listen() takes a C int (2**70 was an OverflowError at bind), and the
 #: kernel cuts the queue to net.core.somaxconn (4,096 by default on Linux) anyway.
 MAX_BACKLOG = 65535
+#: Longest ``--max-wait-ms``: a minute between arrivals (default 5 ms). With 2**70 a lone
+#: request waited for company without end: the server started and never answered it.
+MAX_WAIT_MS = 60_000.0
+#: Longest ``--graceful-timeout``, ``--header-timeout``, ``--body-timeout``, ``--write-timeout``:
+#: a day (2**70 s was taken: a timer that never fires turns the slow-client cut-off off).
+MAX_SECONDS = 86_400.0
+#: Largest ``--body-budget-mb``, ``--unsent-budget-mb`` and ``--cache-mb``: 1 TiB of memory.
+MAX_BUDGET_MB = float(2**20)
+#: Largest ``--batch-token-budget``: a billion estimated tokens (about 4 GB of text per batch).
+MAX_BATCH_TOKENS = 10**9
 
 
 def serve_command(
@@ -50,11 +59,16 @@ def serve_command(
     max_wait_ms: Annotated[
         float,
         typer.Option(
-            min=0, callback=finite, help="Longest gap between arrivals a filling batch waits for."
+            callback=number_in(0, MAX_WAIT_MS),
+            help=f"Longest gap between arrivals a filling batch waits for (0-{MAX_WAIT_MS:,.0f}).",
         ),
     ] = B.max_wait_ms,
     batch_token_budget: Annotated[
-        int, typer.Option(min=1, help="Estimated tokens per dynamic batch.")
+        int,
+        typer.Option(
+            callback=number_in(1, MAX_BATCH_TOKENS),
+            help=f"Estimated tokens per dynamic batch (1-{MAX_BATCH_TOKENS:,}).",
+        ),
     ] = B.token_budget,
     max_batch_items: Annotated[
         int, typer.Option(min=1, help="Most items per dynamic batch.")
@@ -74,11 +88,15 @@ def serve_command(
     cache_mb: Annotated[
         float,
         typer.Option(
-            min=0, callback=finite, help="In-memory response cache, MiB of memory (0: off)."
+            callback=number_in(0, MAX_BUDGET_MB),
+            help=f"In-memory response cache, MiB of memory (0: off; at most {MAX_BUDGET_MB:,.0f}).",
         ),
     ] = S.cache_bytes / 2**20,
     cache_dir: Annotated[
-        str | None, typer.Option(help="Also keep responses on disk (SQLite) in this directory.")
+        str | None,
+        typer.Option(
+            parser=nonempty_path, help="Also keep responses on disk (SQLite) in this directory."
+        ),
     ] = None,
     rule_workers: Annotated[
         int, typer.Option(min=1, max=MAX_THREADS, help="Worker threads for rule rewards.")
@@ -114,27 +132,25 @@ def serve_command(
     graceful_timeout: Annotated[
         float,
         typer.Option(
-            min=0,
-            callback=finite,
+            callback=number_in(0, MAX_SECONDS),
             help="On SIGTERM/SIGINT: seconds to finish accepted requests; the rest get a JSON "
-            "503 that clients retry.",
+            f"503 that clients retry (0-{MAX_SECONDS:,.0f}).",
         ),
     ] = S.graceful_timeout,
     header_timeout: Annotated[
         float,
         typer.Option(
-            min=0.001,
-            callback=finite,
+            callback=number_in(0.001, MAX_SECONDS),
             help="Seconds a connection has to send a request's headers (from opening or the "
-            "last response); then it is closed (slowloris).",
+            f"last response); then it is closed (slowloris; 0.001-{MAX_SECONDS:,.0f}).",
         ),
     ] = S.header_timeout,
     body_timeout: Annotated[
         float,
         typer.Option(
-            min=0.001,
-            callback=finite,
-            help="Seconds a request has to send its body once its headers are in (408 after).",
+            callback=number_in(0.001, MAX_SECONDS),
+            help="Seconds a request has to send its body once its headers are in (408 after; "
+            f"0.001-{MAX_SECONDS:,.0f}).",
         ),
     ] = S.body_timeout,
     max_connections: Annotated[
@@ -156,27 +172,25 @@ def serve_command(
     write_timeout: Annotated[
         float,
         typer.Option(
-            min=0.001,
-            callback=finite,
-            help="Seconds a connection's answers may wait unread by its client; then it is cut.",
+            callback=number_in(0.001, MAX_SECONDS),
+            help="Seconds a connection's answers may wait unread by its client; then it is cut "
+            f"(0.001-{MAX_SECONDS:,.0f}).",
         ),
     ] = S.write_timeout,
     body_budget_mb: Annotated[
         float,
         typer.Option(
-            min=0.001,
-            callback=finite,
+            callback=number_in(0.001, MAX_BUDGET_MB),
             help="MiB of request bodies read at once in the whole server (503 + Retry-After "
-            "beyond; one body always fits).",
+            f"beyond; one body always fits; 0.001-{MAX_BUDGET_MB:,.0f}).",
         ),
     ] = S.body_budget_bytes / 2**20,
     unsent_budget_mb: Annotated[
         float,
         typer.Option(
-            min=0.001,
-            callback=finite,
+            callback=number_in(0.001, MAX_BUDGET_MB),
             help="MiB of answers held for clients that do not read them, in the whole server "
-            "(503 + Retry-After for new work beyond).",
+            f"(503 + Retry-After for new work beyond; 0.001-{MAX_BUDGET_MB:,.0f}).",
         ),
     ] = S.unsent_budget_bytes / 2**20,
     token_budget: TokenBudgetOpt = None,

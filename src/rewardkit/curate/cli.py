@@ -4,24 +4,23 @@ and writes the result (rewardkit JSONL by default, or TRL / OpenRLHF); heavy imp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, parse_columns, user_errors
+from rewardkit.cli_errors import finite, number_in, output_path, parse_columns, user_errors
 from rewardkit.curate.cli_helpers import (
     COLUMNS_HELP,
     STATE,
     TO_FORMATS,
     choices,
+    dedup_report,
     fine_keys_option,
     held_targets,
     lengths_report,
     load_examples,
     load_rewards,
-    malformed,
     name_list,
     naming_data,
     pair_notes,
@@ -43,13 +42,14 @@ curate_app = typer.Typer(
 DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory, 'sample' or hf:...")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Input record format (sniffed).")]
 LimitOpt = Annotated[int | None, typer.Option(min=0, help="Read at most this many examples.")]
-OutOpt = Annotated[Path, typer.Option(help="Output file (.jsonl, .jsonl.gz).")]
+OutOpt = Annotated[Path, typer.Option(parser=output_path, help="Output file: .jsonl, .jsonl.gz.")]
 ToOpt = Annotated[str, typer.Option("--to", help="Output format: jsonl, trl or openrlhf.")]
 RewardsOpt = Annotated[
     list[str], typer.Option("--reward", "-r", help="Reward spec (repeatable; an ensemble).")
 ]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N (model rewards).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the score cache.")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
 
 
 @curate_app.callback()
@@ -77,13 +77,17 @@ def strength_command(
     reward: RewardsOpt,
     votes: Annotated[
         Path | None,
-        typer.Option(help="Also write {example_id: strength} JSON (the trainer's vote_file)."),
+        typer.Option(
+            parser=output_path,
+            help="Also write {example_id: strength} JSON (the trainer's vote_file).",
+        ),
     ] = None,
     fmt: FormatOpt = None,
     limit: LimitOpt = None,
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E1: ensemble mean/std of r(chosen) − r(rejected) as meta margin/strength/strength_std."""
     from rewardkit.curate.scores import pair_deltas
@@ -92,7 +96,7 @@ def strength_command(
     choices(to=(to, TO_FORMATS))
     with user_errors(), naming_data(data), held_targets(data, out=out, votes=votes):
         examples = load_examples(data, fmt, limit)
-        deltas = pair_deltas(examples, load_rewards(reward, device, no_cache))
+        deltas = pair_deltas(examples, load_rewards(reward, device, no_cache, no_progress))
         annotated = annotate_strength(examples, deltas)
         text = votes_text(annotated)[0] if votes else None
         with written_along(votes, text, "--votes"):
@@ -133,13 +137,14 @@ def noise_command(
         ),
     ] = 0.1,
     review: Annotated[
-        Path | None, typer.Option(help="Review file of flagged pairs: .md table or .jsonl.")
+        Path | None, typer.Option(parser=output_path, help="Flagged pairs: a .md table or .jsonl.")
     ] = None,
     fmt: FormatOpt = None,
     limit: LimitOpt = None,
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E1: flag pairs the reward ensemble confidently disagrees with; flip/drop/down-weight."""
     from rewardkit.curate.noise import ACTIONS, NoiseConfig, detect_noise, review_text
@@ -150,9 +155,8 @@ def noise_command(
         cfg = NoiseConfig(min_margin, min_agreement, lowest_frac, action, weight)
     with user_errors(), naming_data(data), held_targets(data, out=out, review=review):
         examples = load_examples(data, fmt, limit)
-        res = detect_noise(
-            examples, pair_deltas(examples, load_rewards(reward, device, no_cache)), cfg
-        )
+        rewards = load_rewards(reward, device, no_cache, no_progress)
+        res = detect_noise(examples, pair_deltas(examples, rewards), cfg)
         text = review_text(res, examples, review) if review else None
         with written_along(review, text, "--review"):
             n = write_examples(res.examples, out, to)
@@ -193,6 +197,7 @@ def consistency_command(
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E4 (CREAM): ranking consistency of two rewards; keep agreeing pairs, soften the rest."""
     from rewardkit.curate.consistency import METHODS, consistency_filter
@@ -209,7 +214,8 @@ def consistency_command(
     soft_value = soft_option(soft)
     with user_errors(), naming_data(data), held_targets(data, out=out):
         examples = load_examples(data, fmt, limit)
-        a, b = (response_scores(examples, r) for r in load_rewards(reward, device, no_cache))
+        rewards = load_rewards(reward, device, no_cache, no_progress)
+        a, b = (response_scores(examples, r) for r in rewards)
         res = consistency_filter(
             examples,
             a,
@@ -254,6 +260,7 @@ def relabel_command(
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card A12: two goal-conditioned DPO pairs per pair ("Overall score: s" system prompt)."""
     from rewardkit.curate.relabel import rescale_all, reward_augment
@@ -264,7 +271,8 @@ def relabel_command(
         examples = load_examples(data, fmt, limit)
         scores = None
         if reward:
-            scores = response_scores(examples, load_rewards([reward], device, no_cache)[0])
+            rm = load_rewards([reward], device, no_cache, no_progress)[0]
+            scores = response_scores(examples, rm)
             scores = rescale_all(scores) if rescale else scores
         counts: dict[str, int] = {}
         keys = fine_keys_option(examples, fine_keys)
@@ -295,12 +303,15 @@ def filter_command(
     ] = 0.5,
     by: Annotated[str, typer.Option(help="Example score: chosen, margin or mean.")] = "chosen",
     per_source: Annotated[bool, typer.Option(help="Top fraction within each source.")] = True,
-    histogram: Annotated[Path | None, typer.Option(help="Write a histogram PNG here.")] = None,
+    histogram: Annotated[
+        Path | None, typer.Option(parser=output_path, help="Write a histogram PNG here.")
+    ] = None,
     fmt: FormatOpt = None,
     limit: LimitOpt = None,
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E6: keep the top fraction per source (or above a threshold) by reward."""
     from rewardkit.curate.filtering import (
@@ -326,7 +337,7 @@ def filter_command(
     with user_errors(), naming_data(data), held_targets(data, out=out, histogram=histogram):
         image = image_format(histogram) if histogram else None
         examples = load_examples(data, fmt, limit)
-        rs = response_scores(examples, load_rewards(reward, device, no_cache)[0])
+        rs = response_scores(examples, load_rewards(reward, device, no_cache, no_progress)[0])
         res = filter_by_reward(
             examples, example_scores(examples, rs, by), keep, value, per_source=per_source, by=by
         )
@@ -352,7 +363,9 @@ def dedup_command(
             "--keep-degenerate", help="Keep pairs whose chosen and rejected texts are equal."
         ),
     ] = False,
-    report: Annotated[Path | None, typer.Option(help="JSON report of what was removed.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(parser=output_path, help="JSON report of what was removed.")
+    ] = None,
     fmt: FormatOpt = None,
     limit: LimitOpt = None,
     to: ToOpt = "jsonl",
@@ -364,14 +377,7 @@ def dedup_command(
     with user_errors(), held_targets(data, out=out, report=report):
         res = dedup(load_examples(data, fmt, limit), level, on_conflict, not keep_degenerate)
         dropped = {f"removed_{k}": v for k, v in res.removed_counts().items()}
-        removed = {
-            "counts": {**res.counts, **dropped, **malformed()},
-            "removed": res.removed,
-            "duplicates": res.duplicates,
-            "conflicts": res.conflicts,
-            "degenerate": res.degenerate,
-        }
-        text = json.dumps(removed, indent=1) if report else None
+        text = dedup_report(res, dropped) if report else None
         with written_along(report, text, "--report"):
             n = write_examples(res.examples, out, to)
     summary(**res.counts, **dropped, written=n, **target_notes(res.examples, to), out=out)
@@ -389,7 +395,7 @@ def lengths_command(
         ),
     ] = 0.9,
     out: Annotated[
-        Path | None, typer.Option(help="Write a length-rebalanced copy here (seeded subsample).")
+        Path | None, typer.Option(parser=output_path, help="Write a length-rebalanced copy here.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the rebalancing subsample.")] = 0,
     fmt: FormatOpt = None,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, user_errors
+from rewardkit.cli_errors import finite, number_in, output_path, user_errors
 from rewardkit.curate.cli import curate_app
 from rewardkit.curate.cli_helpers import TO_FORMATS, choices, held_targets, summary, target_notes
 from rewardkit.engine.config import MAX_THREADS
@@ -74,9 +74,14 @@ def policy_target(policy: Any) -> Any:
 @curate_app.command("anyprefer")
 def anyprefer_command(
     data: Annotated[str, typer.Option(help="Prompt file (JSONL/JSON/CSV/Parquet).")],
-    out: Annotated[Path, typer.Option(help="Pairs that passed (written when the run ends).")],
+    out: Annotated[
+        Path, typer.Option(parser=output_path, help="Pairs that passed (written when it ends).")
+    ],
     trace: Annotated[
-        Path, typer.Option(help="Per-prompt trace JSONL: every round (resumable; required).")
+        Path,
+        typer.Option(
+            parser=output_path, help="Per-prompt trace JSONL: every round (resumable; required)."
+        ),
     ],
     judge: Annotated[str, typer.Option(help="Judge reward spec, e.g. rule:gsm8k.")],
     policy: Annotated[str, typer.Option(help="Target policy: smollm2 or a model folder.")] = (
@@ -120,7 +125,7 @@ def anyprefer_command(
         None
     ),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="No score cache.")] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
 ) -> None:
     """Card E3 (Anyprefer): K samples, judge, (best, worst), R_pair ≥ threshold or rewrite."""
     from rewardkit.inference.anyprefer import REWRITERS
@@ -145,6 +150,7 @@ def anyprefer_command(
 def _run(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Read the prompts, load judge, pair reward and policy, run, and read the trace rows."""
     from rewardkit.engine.cache import default_directory
+    from rewardkit.errors import DataError
     from rewardkit.inference.anyprefer import (
         agreement,
         anyprefer_round,
@@ -171,8 +177,12 @@ def _run(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     items = read_prompts(
         o["data"], o["prompt_field"], o["reference_field"], o["limit"], o["instruction"]
     )
-    if not items:
-        typer.echo(f"warning: {o['data']} holds no prompts", err=True)
+    if not items:  # nothing to pair: stop before any model loads, writing nothing
+        raise DataError(
+            "holds no prompts: no pair to synthesize (no model loaded, nothing written); check "
+            "--data",
+            path=o["data"],
+        )
     if repeated := repeated_prompts(items):
         typer.echo(
             f"warning: {len(repeated)} of {len(items)} prompts repeat an earlier prompt's text "

@@ -20,6 +20,7 @@ from rewardkit.curate.cli import (
     FormatOpt,
     LimitOpt,
     NoCacheOpt,
+    NoProgressOpt,
     OutOpt,
     curate_app,
 )
@@ -232,6 +233,7 @@ def condition_command(
     ] = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E8: keep imperfect responses, conditioned on their integer scores per attribute."""
     import numpy as np
@@ -256,7 +258,8 @@ def condition_command(
         columns = columns or []
         _check_columns(examples, columns, issues_column)
         examples, mats = _rated(examples, columns) if columns else (examples, None)
-        rewards = load_rewards([s for _, s in named], device, no_cache) if named else []
+        specs = [s for _, s in named]
+        rewards = load_rewards(specs, device, no_cache, no_progress) if named else []
         names = list(columns)
         for (name, spec), r in zip(named, rewards, strict=True):
             names += _reward_names(name, spec, r)

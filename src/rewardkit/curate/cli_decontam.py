@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import user_errors
+from rewardkit.cli_errors import output_path, user_errors
 from rewardkit.curate.cli import DataOpt, FormatOpt, LimitOpt, OutOpt, ToOpt, curate_app
 from rewardkit.curate.cli_helpers import (
     STATE,
@@ -75,7 +75,9 @@ def decontaminate_command(
             "--responses", help="Also remove rows whose responses share n-grams with eval answers."
         ),
     ] = False,
-    report: Annotated[Path | None, typer.Option(help="JSON report of what was removed.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(parser=output_path, help="JSON report of what was removed.")
+    ] = None,
     fmt: FormatOpt = None,
     against_format: Annotated[
         str | None, typer.Option(help="Record format of the --against data (sniffed).")

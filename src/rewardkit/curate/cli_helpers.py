@@ -45,6 +45,21 @@ def load_examples(data: str, fmt: str | None, limit: int | None) -> list[Any]:
     return out
 
 
+def dedup_report(res: Any, dropped: dict[str, int]) -> str:
+    """``curate dedup --report``: the counts (``dropped``: ``removed_*`` per reason) and every
+    removed, duplicate, conflicting and degenerate example, as indented JSON."""
+    return json.dumps(
+        {
+            "counts": {**res.counts, **dropped, **malformed()},
+            "removed": res.removed,
+            "duplicates": res.duplicates,
+            "conflicts": res.conflicts,
+            "degenerate": res.degenerate,
+        },
+        indent=1,
+    )
+
+
 def malformed() -> dict[str, int]:
     """``skipped_malformed``: the records ``--on-error skip`` dropped (only in that mode)."""
     return {"skipped_malformed": STATE["malformed"]} if STATE["on_error"] == "skip" else {}
@@ -189,7 +204,11 @@ def soft_option(value: str) -> str | float:
     return number
 
 
-def load_rewards(specs: list[str], device: str | None, no_cache: bool) -> list[Any]:
+def load_rewards(
+    specs: list[str], device: str | None, no_cache: bool, no_progress: bool = False
+) -> list[Any]:
+    """The ``--reward`` specs built with the subcommand's ``--device``, score cache and
+    ``--no-progress`` (no scoring bar on stderr)."""
     from rewardkit.cli_errors import check_engine_names
     from rewardkit.engine.cache import default_directory
     from rewardkit.registry import load_reward
@@ -200,6 +219,7 @@ def load_rewards(specs: list[str], device: str | None, no_cache: bool) -> list[A
     engine = {
         "device": device,
         "cache_dir": None if no_cache else str(default_directory()),
+        "progress": False if no_progress else None,
     }
     return [load_reward(s, engine_defaults=engine) for s in specs]
 

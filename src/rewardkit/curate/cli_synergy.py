@@ -18,6 +18,7 @@ from rewardkit.curate.cli import (
     FormatOpt,
     LimitOpt,
     NoCacheOpt,
+    NoProgressOpt,
     OutOpt,
     RewardsOpt,
     ToOpt,
@@ -107,6 +108,7 @@ def retrieve_command(
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E2: the pool pairs most similar to the gold pairs a reward model gets wrong."""
     from rewardkit.curate.scores import response_scores
@@ -131,12 +133,12 @@ def retrieve_command(
         STATE["malformed"] += bad
         _duplicate_ids(gold_exs, "--gold")
         with naming_data(gold):
-            rm = load_rewards([reward], device, no_cache)[0]
+            rm = load_rewards([reward], device, no_cache, no_progress)[0]
             seeds = seed_errors(gold_exs, response_scores(gold_exs, rm) if gold_exs else [])
         seed_exs = [gold_exs[i] for i in seeds.indices]
         neighbours = []
         if seed_exs and pool_exs:  # the encoder is loaded only when there is work for it
-            embed = load_rewards([spec], device, no_cache)[0].embed
+            embed = load_rewards([spec], device, no_cache, no_progress)[0].embed
             neighbours = knn_retrieve(seed_exs, pool_exs, embed, k, field, min_similarity)
         retrieved = annotate_retrieved(pool_exs, seed_exs, neighbours)
         n = write_examples(retrieved, out, to)
@@ -178,6 +180,7 @@ def agree_command(
     to: ToOpt = "jsonl",
     device: DeviceOpt = None,
     no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Card E2: keep pairs --min-agree judges agree with, flip clear inversions, drop the rest."""
     from rewardkit.curate.synergy import (
@@ -205,7 +208,7 @@ def agree_command(
         )
     with user_errors(), naming_data(data), held_targets(data, out=out):
         examples = load_examples(data, fmt, limit)
-        margins = judge_margins(examples, load_rewards(reward, device, no_cache))
+        margins = judge_margins(examples, load_rewards(reward, device, no_cache, no_progress))
         dec = agreement_decisions(margins, agree, flip_margin)
         kept = apply_decisions(examples, margins, dec)
         n = write_examples(kept, out, to)
