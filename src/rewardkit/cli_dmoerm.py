@@ -22,6 +22,7 @@ from rewardkit.cli_methods import (
     _echo,
     _load,
     _outside,
+    out_option,
 )
 
 dmoerm_app = typer.Typer(
@@ -67,7 +68,7 @@ def read_expert_file(path: Path) -> dict[str, list[str]]:
 @dmoerm_app.command("route")
 def dmoerm_route(
     data: Annotated[str, typer.Option(help="Records with a prompt and a category (JSONL, …).")],
-    out: Annotated[Path, typer.Option(help="Router directory to write (dmoerm fit --router).")],
+    out: Annotated[Path, out_option("Router directory to write (dmoerm fit --router).")],
     category_column: KeyOpt = "category",
     prompt_column: Annotated[
         str, typer.Option(help="The record field holding the prompt (text or messages).")
@@ -92,7 +93,7 @@ def dmoerm_route(
 @dmoerm_app.command("fit")
 def dmoerm_fit(
     data: Annotated[str, typer.Option(help="Preference pairs (any rewardkit pair format).")],
-    out: Annotated[Path, typer.Option(help="Model directory to write (dmoerm:DIR).")],
+    out: Annotated[Path, out_option("Model directory to write (dmoerm:DIR).")],
     expert: Annotated[
         list[str] | None,
         typer.Option(help="CATEGORY=DIR, a capability expert (repeatable; a model directory)."),

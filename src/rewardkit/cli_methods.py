@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, user_errors
+from rewardkit.cli_errors import finite, number_in, output_path, user_errors
 from rewardkit.evaluate.bootstrap import MAX_N_BOOT
 
 pal_app = typer.Typer(
@@ -36,6 +36,13 @@ LrOpt = Annotated[
         help=f"Adam learning rate, in (0, {MAX_LR:g}].",
     ),
 ]
+
+
+def out_option(help_text: str) -> Any:
+    """An output path's option (a file or a model directory): ``''`` (an unset shell variable,
+    which typer read as the current directory) is refused naming the option
+    (:func:`rewardkit.cli_errors.output_path`)."""
+    return typer.Option(parser=output_path, help=help_text)
 
 
 def _outside(out: Path, data: str | Path | None, data_what: str = "--data") -> None:
@@ -100,7 +107,7 @@ def _echo(summary: dict[str, Any]) -> None:
 @pal_app.command("personas")
 def pal_personas(
     data: DataOpt,
-    out: Annotated[Path, typer.Option(help="Output JSONL of user-labelled pairs.")],
+    out: Annotated[Path, out_option("Output JSONL of user-labelled pairs.")],
     users_per_persona: Annotated[
         int, typer.Option(min=1, max=10_000, help="Simulated users per persona.")
     ] = 5,
@@ -132,7 +139,7 @@ def pal_personas(
 @pal_app.command("train")
 def pal_train(
     data: DataOpt,
-    out: Annotated[Path, typer.Option(help="Model directory to write (pal:DIR).")],
+    out: Annotated[Path, out_option("Model directory to write (pal:DIR).")],
     form: Annotated[
         str, typer.Option(help="ideal (distance to ideal point) or mixture.")
     ] = "ideal",
@@ -180,7 +187,7 @@ detect_app = typer.Typer(
 
 @detect_app.command("gsm8k")
 def detect_gsm8k(
-    out: Annotated[Path, typer.Option(help="Output JSONL of detection examples.")],
+    out: Annotated[Path, out_option("Output JSONL of detection examples.")],
     data: Annotated[str, typer.Option(help="The GSM8K directory.")] = "../shared/data/gsm8k",
     limit: LimitOpt = None,
 ) -> None:
@@ -216,7 +223,7 @@ def detect_eval(
         int, typer.Option(min=1, max=MAX_N_BOOT, help=f"Bootstrap resamples (1-{MAX_N_BOOT:,}).")
     ] = 1000,
     limit: LimitOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the reports as JSON.")] = None,
+    out: Annotated[Path | None, out_option("Also write the reports as JSON.")] = None,
 ) -> None:
     """AUROC and TPR at a fixed FPR of each reward as an LLM-text detector (F8). Exit 1, and
     no --out, when a reward scores no text of a class (every score NaN)."""
@@ -271,7 +278,7 @@ def _detect_line(spec: str, rep: dict[str, Any], fpr: float) -> str:
 @detect_app.command("tune")
 def detect_tune(
     data: DataOpt,
-    out: Annotated[Path, typer.Option(help="Head directory to write (default:DIR).")],
+    out: Annotated[Path, out_option("Head directory to write (default:DIR).")],
     base: Annotated[
         str | None, typer.Option(help="Head directory to start from (default: shipped head).")
     ] = None,
@@ -328,7 +335,7 @@ domain_app = typer.Typer(
 @domain_app.command("fit")
 def domain_fit(
     data: DataOpt,
-    out: Annotated[Path, typer.Option(help="Directory to write (domain:DIR).")],
+    out: Annotated[Path, out_option("Directory to write (domain:DIR).")],
     features: Annotated[
         str, typer.Option(help="Built-in features, comma-separated (see docs).")
     ] = "coverage,sentiment,redundancy,length_fit,arithmetic,reference_steps",
@@ -366,7 +373,7 @@ polar_app = typer.Typer(
 
 @polar_app.command("pretrain")
 def polar_pretrain(
-    out: Annotated[Path, typer.Option(help="Model directory to write (polar:DIR).")],
+    out: Annotated[Path, out_option("Model directory to write (polar:DIR).")],
     data: Annotated[
         str,
         typer.Option(
@@ -403,7 +410,7 @@ def polar_pretrain(
 def polar_finetune(
     model: Annotated[Path, typer.Argument(help="A pre-trained POLAR directory.")],
     data: DataOpt,
-    out: Annotated[Path, typer.Option(help="Directory for the fine-tuned model.")],
+    out: Annotated[Path, out_option("Directory for the fine-tuned model.")],
     steps: StepsOpt = 200,
     lr: LrOpt = 3e-4,
     limit: LimitOpt = None,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rewardkit.cli_errors import number_in, user_errors
+from rewardkit.cli_errors import number_in, output_path, user_errors
 from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
 from rewardkit.inference.luce import SELECT_MODES
@@ -70,7 +70,8 @@ def bon_command(
     out: Annotated[
         Path,
         typer.Option(
-            help="Output JSONL: one row per prompt with all candidates and scores (resumable)."
+            parser=output_path,
+            help="Output JSONL: one row per prompt with all candidates and scores (resumable).",
         ),
     ],
     reward: Annotated[str, typer.Option("--reward", "-r", help="Reward spec, e.g. rule:gsm8k.")],
@@ -110,7 +111,10 @@ def bon_command(
         typer.Option(help="Text appended to every text prompt (e.g. an answer-format hint)."),
     ] = None,
     pairs_out: Annotated[
-        Path | None, typer.Option(help="Also write mined preference pairs (chosen/rejected) here.")
+        Path | None,
+        typer.Option(
+            parser=output_path, help="Also write mined preference pairs (chosen/rejected) here."
+        ),
     ] = None,
     pairs_format: Annotated[
         str, typer.Option(callback=_choice(PAIR_FORMATS), help="trl (default), openrlhf or jsonl.")
@@ -152,6 +156,7 @@ def bon_command(
         # Everything a user typed is checked before a model loads: the outputs, the device,
         # the prompts, and the rows already in --out (a resumed run).
         from rewardkit.data.sources import check_out_outside_data
+        from rewardkit.errors import DataError
         from rewardkit.outputs import probe_writable
 
         if temperature == 0 and n > 1:  # greedy decoding has one answer, not N
@@ -204,8 +209,12 @@ def bon_command(
         resolve_device(device, "--device")
         gen = GenerationConfig(max_new_tokens, temperature, top_p, seed, dtype, device, threads)
         items = read_prompts(data, prompt_field, reference_field, limit, instruction)
-        if not items:
-            typer.echo(f"warning: {data} holds no prompts", err=True)
+        if not items:  # nothing to sample: stop before the reward and the policy load
+            raise DataError(
+                "holds no prompts: nothing to sample (no model loaded, nothing written); check "
+                "--data",
+                path=data,
+            )
         if instruction and (bare := without_instruction(items, instruction)):
             typer.echo(
                 f"warning: --instruction is appended to text prompts only; {bare} of "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -268,34 +269,60 @@ def load_processor(source: str | Path, processor: str | None = None) -> Any:
     return transformers.AutoProcessor.from_pretrained(processor or backbone_source(source))
 
 
+def config_model_type(path: Path) -> str | None:
+    """The ``model_type`` a ``config.json`` names; None when there is no such file or it is
+    not a JSON object (the loader names a broken one when the model loads)."""
+    if not path.is_file():
+        return None
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    kind = cfg.get("model_type") if isinstance(cfg, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def hub_config_file(source: str) -> Path | None:
+    """The ``config.json`` of Hub id ``source`` in the local Hub cache; on a miss, unless
+    ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set, fetched into it once
+    (:func:`rewardkit.models.loading.locate_hub_model`: one connect test, no minute of Hub
+    retries). None when neither has one (not a Hub id, no such model, the Hub unreachable)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    revision = os.environ.get("REWARDKIT_REVISION")
+    try:
+        found = try_to_load_from_cache(source, "config.json", revision=revision)
+    except HFValidationError:  # not org/name: no Hub model of that name
+        return None
+    if not isinstance(found, str) and not constants.HF_HUB_OFFLINE:
+        from rewardkit.errors import ModelNotFoundError
+        from rewardkit.models.loading import locate_hub_model
+
+        try:
+            locate_hub_model(source)  # a config.json it finds on the Hub lands in the cache
+        except ModelNotFoundError:
+            return None
+        found = try_to_load_from_cache(source, "config.json", revision=revision)
+    return Path(found) if isinstance(found, str) else None
+
+
 def is_dual_encoder(source: str) -> bool:
     """Whether ``source`` (a local folder or Hub id) holds a CLIP-style dual encoder or a saved
-    image reward model. Torch-free for local folders; a Hub id is asked for its config (False
-    when it cannot be read)."""
+    image reward model, from its ``config.json``'s ``model_type``: an embedded name is a text
+    model; a local folder's own file; a Hub id's from the local Hub cache, fetched only when it
+    is not there and the Hub may be used (:func:`hub_config_file`). Reads no weights."""
     from rewardkit.models.embedded import embedded_key
 
     if embedded_key(source) is not None:
         return False
     path = Path(source).expanduser()
     if path.is_dir():
-        if is_image_rm_dir(path):
-            return True
-        cfg = path / "config.json"
-        if not cfg.is_file():
-            return False
-        try:
-            model_type = json.loads(cfg.read_text()).get("model_type")
-        except ValueError:
-            return False
-        return model_type in DUAL_ENCODERS
+        return is_image_rm_dir(path) or config_model_type(path / "config.json") in DUAL_ENCODERS
     if path.exists():
         return False
-    try:
-        import transformers
-
-        return transformers.AutoConfig.from_pretrained(source).model_type in DUAL_ENCODERS
-    except Exception:  # no hub, no such model: not an image model
-        return False
+    cfg = hub_config_file(source)
+    return cfg is not None and config_model_type(cfg) in DUAL_ENCODERS
 
 
 __all__ = [
@@ -304,6 +331,7 @@ __all__ = [
     "ImageRewardModel",
     "backbone_source",
     "check_text_pooling",
+    "config_model_type",
     "encode_texts",
     "is_dual_encoder",
     "is_image_rm_dir",
