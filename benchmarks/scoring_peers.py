@@ -55,6 +55,11 @@ VARIANTS: tuple[tuple[str, dict[str, Any], bool], ...] = (
         {"dtype": "bfloat16", "layout": "padded", "compile": True},
         False,
     ),
+    (
+        "  bf16 shared compile=false",
+        {"dtype": "bfloat16", "layout": "shared", "compile": False},
+        False,
+    ),
 )
 REFERENCE = VARIANTS[0][0]
 
