@@ -15,6 +15,7 @@ RAY_FILES = frozenset(
         "test_scoring_ray.py",
         "test_serve_ray.py",
         "test_cli_hostile_score_curate.py",
+        "test_stop46_cli.py",
     }
 )
 
