@@ -258,11 +258,21 @@ def check_verl(work: Path, python: Path) -> list[Result]:
 
 
 # ---- OpenRLHF --------------------------------------------------------------------------------
-def check_openrlhf(work: Path, python: Path) -> list[Result]:
+def openrlhf_query(rollout: dict[str, Any]) -> Any:
+    """The query rewardkit should score for one OpenRLHF rollout: the prompt its chat template
+    rendered, read back as messages (``split_chat_query``, as the server and the reward_func file
+    read it; else one user turn), the response as OpenRLHF decoded it, the label as reference."""
     from rewardkit.data.openrlhf import label
+    from rewardkit.integrations._messages import chat_prompt
+    from rewardkit.types import Query, user
+
+    prompt = chat_prompt(rollout["prompt"]) or [user(rollout["prompt"])]
+    return Query(prompt, rollout["response"], reference=label(rollout["label"]))
+
+
+def check_openrlhf(work: Path, python: Path) -> list[Result]:
     from rewardkit.integrations._common import log_key
     from rewardkit.registry import load_reward
-    from rewardkit.types import Query, user
     from serve_load import start_server
 
     spec_file = work / "openrlhf_spec.json"
@@ -289,10 +299,10 @@ def check_openrlhf(work: Path, python: Path) -> list[Result]:
         proc.wait(timeout=60)
     got = json.loads((work / "openrlhf.json").read_text())
     rollouts = got["rollouts"]
+    questions = [q for q, _ in OPENRLHF_ITEMS]
+    queries = [openrlhf_query(r) for r in rollouts]
     reward = load_reward(OPENRLHF_SPEC)
-    full = reward.score_full(
-        [Query([user(r["prompt"])], r["response"], reference=label(r["label"])) for r in rollouts]
-    )
+    full = reward.score_full(queries)
     want = np.where(np.isnan(full.scores), 0.0, full.scores)
     results = []
     if any(r["reward"] is None for r in rollouts):  # OpenRLHF logs a failed fetch and goes on
@@ -312,7 +322,17 @@ def check_openrlhf(work: Path, python: Path) -> list[Result]:
     for member, vals in full.members.items():
         logged = np.array([r["extra_logs"][member][0] for r in rollouts])
         delta = max(delta, float(np.max(np.abs(logged - np.nan_to_num(vals)))))
-    detail = f"{len(rollouts)} rollouts generated and posted one by one; extra_logs {sorted(rollouts[0]['extra_logs'])}"
+    read_back = sum(
+        isinstance(q.prompt, list) and q.prompt[-1]["content"] == question
+        for q, question in zip(queries, questions, strict=True)
+    )
+    if read_back != len(queries):  # the rendered prompt must come back as the asked question
+        delta = float("inf")
+    detail = (
+        f"{len(rollouts)} rollouts generated and posted one by one; {read_back} chat-templated "
+        f"prompts read back as messages ending in the question; extra_logs "
+        f"{sorted(rollouts[0]['extra_logs'])}"
+    )
     results.append(
         verdict(
             "openrlhf",
@@ -336,9 +356,6 @@ def check_openrlhf(work: Path, python: Path) -> list[Result]:
             detail,
         )
     )
-    queries = [
-        Query([user(r["prompt"])], r["response"], reference=label(r["label"])) for r in rollouts
-    ]
     full = load_reward(OPENRLHF_FILE_SPEC).score_full(queries)
     want = np.where(np.isnan(full.scores), 0.0, full.scores)
     answers = got["reward_func_file"]
