@@ -12,14 +12,10 @@ import typer
 from typer.testing import CliRunner
 
 import rewardkit.serve.cli as serve_cli
+from cli_output import assert_empty_path_refused, flat
 from rewardkit.cli import app, build_app
 
 runner = CliRunner()
-
-
-def _flat(result) -> str:
-    """The output on one line, rich's panel borders dropped (a long message wraps inside it)."""
-    return " ".join(result.output.replace("│", " ").split())
 
 
 @pytest.fixture
@@ -61,7 +57,7 @@ def test_serve_refuses_a_value_past_its_bound_before_anything_starts(
     value = str(2**70) if huge else over
     result = runner.invoke(app, ["serve", "-r", "rule:length", "--port", "0", flag, value])
     assert result.exit_code == 2, result.output
-    text = _flat(result)
+    text = flat(result)
     assert flag in text and bound in text, text
     assert "config" not in served  # refused before the config was built, nothing loaded
 
@@ -113,16 +109,12 @@ def test_an_empty_output_path_is_refused_and_nothing_is_written(tmp_path, prefs,
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"prompt": "q", "response": "a"}) + "\n")
     args = [*line.format(d=prefs, q=rows).split(), ""]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    text = _flat(result)
-    assert args[-2] in text and "an empty path" in text, text
-    assert list(work.iterdir()) == []
+    assert_empty_path_refused(runner.invoke(app, args), args, work)
 
 
 def test_serve_cache_dir_empty_is_refused(served):
     result = runner.invoke(app, ["serve", "-r", "rule:length", "--port", "0", "--cache-dir", ""])
-    assert result.exit_code == 2 and "--cache-dir" in _flat(result), result.output
+    assert result.exit_code == 2 and "--cache-dir" in flat(result), result.output
     assert "config" not in served
 
 
@@ -131,7 +123,7 @@ def test_report_out_empty_is_refused(tmp_path, prefs, monkeypatch):
     run = ["eval", "-r", "rule:length", "--data", str(prefs), "--no-cache", "--no-progress"]
     assert runner.invoke(app, [*run, "--out", "a", "--n-boot", "10", "--no-html"]).exit_code == 0
     result = runner.invoke(app, ["report", "a", "--out", ""])
-    assert result.exit_code == 2 and "--out" in _flat(result), result.output
+    assert result.exit_code == 2 and "--out" in flat(result), result.output
     assert not (tmp_path / "leaderboard.md").exists()
 
 
