@@ -89,7 +89,6 @@ def test_qwen3_empty_thinking_block_is_part_of_the_generation_prompt(tok):
     [
         "Question: what is the capital of France?\nAnswer:",  # plain prompt
         "<|user|>2+2?<|assistant|>",  # an --input_template of another shape
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nThe answer is",  # prefilled answer
         "Context first\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",  # text outside
         "<|im_start|>narrator\nHi<|im_end|>\n<|im_start|>assistant\n",  # a role no template has
         "<|im_start|>user\nHi <|im_start|>assistant\n",  # a turn opened before the last closed
@@ -102,10 +101,11 @@ def test_text_that_is_not_wholly_known_markup_stays_text(text):
     assert split_chat_query(text + "R", text) == (text, "R")
 
 
-def test_phi3_markup_is_not_read_back(tok):
-    # Phi-3 writes the role inside its token (<|user|>): left as text, as before
+def test_phi3_markup_is_read_back(tok):
+    # Phi-3 writes the role inside its token (<|user|>): read back since stop 47
+    # (tests/test_stop47_openrlhf.py covers Phi-3, Zephyr, prefills and runaway answers)
     text = render(tok, "phi3", CONV)
-    assert "<|user|>" in text and chat_prompt(text) is None
+    assert "<|user|>" in text and chat_prompt(text) == CONV
 
 
 def _rollout(tok, prompt: str, response: str) -> str:

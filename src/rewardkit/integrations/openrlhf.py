@@ -13,10 +13,11 @@ module's file with ``REWARDKIT_SPEC`` set, or write a two-line file::
 The response is what follows the prompt in the query, end-of-sequence markers removed
 (:func:`rewardkit.data.openrlhf.split_query`, shared with ``serve/openrlhf.py``); ``labels``
 become ``Query.reference`` (an empty label is no reference). A prompt that OpenRLHF's
-``--apply_chat_template`` rendered (ChatML, Llama 3, Gemma markup) is read back as its messages
-(:func:`~rewardkit.integrations._messages.split_chat_query`), so a reward model renders them
-with its own template instead of scoring ``<|im_start|>user`` as the user's words; any other
-prompt text is one user turn, as before.
+``--apply_chat_template`` rendered (ChatML, Llama 3, Gemma, Phi-3, Zephyr markup) is read back
+as its messages (:func:`~rewardkit.integrations._messages.split_chat_query`), so a reward model
+renders them with its own template instead of scoring ``<|im_start|>user`` as the user's words;
+its prefill (the start of the answer after the assistant header) opens the response, which
+ends at the family's first end of turn. Any other prompt text is one user turn, as before.
 A query whose prompt (or the prompt's end, OpenRLHF cutting long prompts from the left) is not
 found fails. NaN ("does not apply") becomes ``nan_score`` (0.0) in ``rewards``/``scores``; an
 item the reward *failed* gets ``failed_score`` (default: the lowest score of its call,

@@ -9,7 +9,7 @@ and reads ``rewards`` (required), ``scores`` (optional, defaults to rewards) and
 The query is split by :func:`rewardkit.data.openrlhf.split_query` (the same splitter as the
 ``reward_func`` file of ``rewardkit.integrations.openrlhf``): the response follows the prompt,
 trailing end-of-sequence markers removed, and a prompt that ``--apply_chat_template`` rendered
-(ChatML, Llama 3, Gemma markup) is read back as its messages
+(ChatML, Llama 3, Gemma, Phi-3, Zephyr markup) is read back as its messages
 (:func:`rewardkit.integrations._messages.split_chat_query`, as the ``reward_func`` file does); a
 query that does not start with the prompt (or its end, when OpenRLHF cut a long prompt) fails. ``labels`` become the item's ``reference`` (an
 empty label is no reference). Every list in the answer has one number per query: where a
