@@ -21,16 +21,19 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 if TYPE_CHECKING:
     import typer
 
+    from rewardkit.cli_errors import nonempty_path
+
 _APP: Any = None
 
 
 def build_app() -> typer.Typer:
     """The typer app with every verb registered (built once; imports each verb's module)."""
-    global _APP, typer
+    global _APP, typer, nonempty_path
     if _APP is not None:
         return _APP
     import typer
 
+    from rewardkit.cli_errors import nonempty_path  # train's --config (its annotation)
     from rewardkit.cli_methods import register as register_methods
     from rewardkit.commands.evaluate import eval_command, report_command
     from rewardkit.commands.rewards import rewards_app
@@ -76,7 +79,9 @@ def __getattr__(name: str) -> Any:
 
 def train_command(
     ctx: typer.Context,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="Train YAML config.")] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", parser=nonempty_path, help="Train YAML config.")
+    ] = None,
     sets: Annotated[
         list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE.")
     ] = None,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, user_errors
+from rewardkit.cli_errors import finite, nonempty_path, number_in, output_path, user_errors
 from rewardkit.cli_methods import (
     LimitOpt,
     LrOpt,
@@ -67,7 +67,10 @@ def read_expert_file(path: Path) -> dict[str, list[str]]:
 
 @dmoerm_app.command("route")
 def dmoerm_route(
-    data: Annotated[str, typer.Option(help="Records with a prompt and a category (JSONL, …).")],
+    data: Annotated[
+        str,
+        typer.Option(parser=nonempty_path, help="Records with a prompt and a category (JSONL, …)."),
+    ],
     out: Annotated[Path, out_option("Router directory to write (dmoerm fit --router).")],
     category_column: KeyOpt = "category",
     prompt_column: Annotated[
@@ -92,21 +95,28 @@ def dmoerm_route(
 
 @dmoerm_app.command("fit")
 def dmoerm_fit(
-    data: Annotated[str, typer.Option(help="Preference pairs (any rewardkit pair format).")],
+    data: Annotated[
+        str,
+        typer.Option(parser=nonempty_path, help="Preference pairs (any rewardkit pair format)."),
+    ],
     out: Annotated[Path, out_option("Model directory to write (dmoerm:DIR).")],
     expert: Annotated[
         list[str] | None,
         typer.Option(help="CATEGORY=DIR, a capability expert (repeatable; a model directory)."),
     ] = None,
     experts: Annotated[
-        Path | None, typer.Option(help="YAML/JSON mapping category → expert directories.")
+        Path | None,
+        typer.Option(parser=output_path, help="YAML/JSON mapping category → expert directories."),
     ] = None,
     category_column: KeyOpt = "category",
     default: Annotated[
         str | None, typer.Option(help="Category for records without one (one category: it).")
     ] = None,
     router: Annotated[
-        Path | None, typer.Option(help="Router directory (`dmoerm route`) for unlabelled prompts.")
+        Path | None,
+        typer.Option(
+            parser=output_path, help="Router directory (`dmoerm route`) for unlabelled prompts."
+        ),
     ] = None,
     steps: StepsOpt = 300,
     lr: LrOpt = 1e-3,

@@ -92,9 +92,10 @@ def _bound(x: float) -> str:
 
 
 def nonempty_path(value: Any) -> Any:
-    """A typer ``parser`` for an output path: the text as given, refused when empty. typer turns
-    ``''`` into ``Path('.')``, so ``--out ''`` (an unset shell variable) wrote into the current
-    directory; the error names the option (click adds it)."""
+    """A typer ``parser`` for a path, input or output (an option or a positional argument): the
+    text as given, refused when empty. typer turns ``''`` into ``Path('.')``, so ``--out ''`` (an
+    unset shell variable) wrote into the current directory and ``--data ''`` read it ("is a
+    directory" naming '.'); the error names the option (click adds it)."""
     if value is not None and not str(value).strip():
         raise typer.BadParameter(
             "an empty path (an unset shell variable?): give a file or directory name"
@@ -103,7 +104,8 @@ def nonempty_path(value: Any) -> Any:
 
 
 def output_path(value: Any) -> Path | None:
-    """:func:`nonempty_path` for an option typed ``Path``: the checked text as a ``Path``."""
+    """:func:`nonempty_path` for an option or argument typed ``Path`` (an output or an input):
+    the checked text as a ``Path``."""
     checked = nonempty_path(value)
     return None if checked is None else Path(checked)
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, output_path, user_errors
+from rewardkit.cli_errors import finite, nonempty_path, number_in, output_path, user_errors
 from rewardkit.evaluate.bootstrap import MAX_N_BOOT
 
 pal_app = typer.Typer(
@@ -20,7 +20,9 @@ pal_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory or 'sample'.")]
+DataOpt = Annotated[
+    str, typer.Option(parser=nonempty_path, help="Input data: a file, directory or 'sample'.")
+]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="Read at most this many examples.")]
 #: Seeds as ``rewardkit train`` takes them, [0, 2**32): a larger one failed after the data and
 #: models loaded with "Overflow when unpacking long long" (torch.manual_seed).
@@ -165,7 +167,7 @@ def pal_train(
 
 @pal_app.command("adapt")
 def pal_adapt(
-    model: Annotated[Path, typer.Argument(help="A PAL model directory.")],
+    model: Annotated[Path, typer.Argument(parser=output_path, help="A PAL model directory.")],
     user: Annotated[str, typer.Option(help="The user to fit.")],
     data: DataOpt,
     steps: Annotated[
@@ -188,7 +190,9 @@ detect_app = typer.Typer(
 @detect_app.command("gsm8k")
 def detect_gsm8k(
     out: Annotated[Path, out_option("Output JSONL of detection examples.")],
-    data: Annotated[str, typer.Option(help="The GSM8K directory.")] = "../shared/data/gsm8k",
+    data: Annotated[
+        str, typer.Option(parser=nonempty_path, help="The GSM8K directory.")
+    ] = "../shared/data/gsm8k",
     limit: LimitOpt = None,
 ) -> None:
     """Detection examples from GSM8K: four model solutions (LLM) and the reference (human)."""
@@ -280,15 +284,24 @@ def detect_tune(
     data: DataOpt,
     out: Annotated[Path, out_option("Head directory to write (default:DIR).")],
     base: Annotated[
-        str | None, typer.Option(help="Head directory to start from (default: shipped head).")
+        str | None,
+        typer.Option(
+            parser=nonempty_path, help="Head directory to start from (default: shipped head)."
+        ),
     ] = None,
     replay: Annotated[
-        str | None, typer.Option(help="Preference data whose responses form the replay buffer.")
+        str | None,
+        typer.Option(
+            parser=nonempty_path, help="Preference data whose responses form the replay buffer."
+        ),
     ] = None,
     replay_limit: Annotated[int, typer.Option(min=1, help="Replay examples read.")] = 200,
     mixer: Annotated[
         str,
-        typer.Option(help="rule (splice human and LLM halves), none, or a causal LM (smollm2)."),
+        typer.Option(
+            parser=nonempty_path,
+            help="rule (splice human and LLM halves), none, or a causal LM (smollm2).",
+        ),
     ] = "rule",
     steps: StepsOpt = 300,
     lr: LrOpt = 1e-3,
@@ -377,7 +390,8 @@ def polar_pretrain(
     data: Annotated[
         str,
         typer.Option(
-            help="An MT-Bench directory, or JSONL of {prompt_id, prompt, policy, response}."
+            parser=nonempty_path,
+            help="An MT-Bench directory, or JSONL of {prompt_id, prompt, policy, response}.",
         ),
     ] = "../shared/data/mt_bench",
     steps: StepsOpt = 400,
@@ -408,7 +422,9 @@ def polar_pretrain(
 
 @polar_app.command("finetune")
 def polar_finetune(
-    model: Annotated[Path, typer.Argument(help="A pre-trained POLAR directory.")],
+    model: Annotated[
+        Path, typer.Argument(parser=output_path, help="A pre-trained POLAR directory.")
+    ],
     data: DataOpt,
     out: Annotated[Path, out_option("Directory for the fine-tuned model.")],
     steps: StepsOpt = 200,

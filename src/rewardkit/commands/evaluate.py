@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import fail, user_errors
+from rewardkit.cli_errors import fail, nonempty_path, user_errors
 from rewardkit.commands.options import (
     DEFAULT_CACHE,
     CacheDirOpt,
@@ -67,7 +67,7 @@ def eval_command(
     reward: RewardOpt,
     data: Annotated[
         str,
-        typer.Option(help="Data file, directory, hf:org/name[:split], or 'sample' (bundled)."),
+        typer.Option(parser=nonempty_path, help="File, folder, hf:org/name[:split] or 'sample'."),
     ] = "sample",
     data_format: Annotated[
         str | None, typer.Option("--format", help="Force a data format (default: sniffed).")
@@ -101,7 +101,7 @@ def eval_command(
     ] = None,
     temperature: Annotated[
         Path | None,
-        typer.Option(help="Apply a saved temperature in the calibration analysis."),
+        typer.Option(parser=output_path, help="Apply a saved temperature in calibration."),
     ] = None,
     probe: Annotated[
         bool,
@@ -401,7 +401,7 @@ def _process_eval(
 
 def report_command(
     dirs: Annotated[
-        list[Path], typer.Argument(help="Run directories (or report.json files) to rebuild.")
+        list[Path], typer.Argument(parser=output_path, help="Run directories or report.json files.")
     ],
     out: Annotated[
         Path | None,

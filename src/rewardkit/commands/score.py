@@ -28,6 +28,7 @@ from rewardkit.commands.options import (
     engine_defaults,
     expand_home,
     from_cache,
+    nonempty_path,
     output_path,
     parse_columns,
     reset_cache,
@@ -39,7 +40,8 @@ def score_command(
     data: Annotated[
         Path,
         typer.Option(
-            help="JSONL input: one {prompt, response (or completion)[, reference (or ground_truth, solution, answer)]} per line."
+            parser=output_path,
+            help="JSONL input: one {prompt, response (or completion)[, reference (or ground_truth, solution, answer)]} per line.",
         ),
     ],
     out: Annotated[
@@ -304,7 +306,10 @@ def _unpaired_line(examples: list) -> None:
 
 
 def data_command(
-    path: Annotated[str, typer.Argument(help="Data file, directory, hf:name, or 'sample'.")],
+    path: Annotated[
+        str,
+        typer.Argument(parser=nonempty_path, help="Data file, directory, hf:name, or 'sample'."),
+    ],
     data_format: Annotated[str | None, typer.Option("--format", help="Force a format.")] = None,
     columns: ColumnsOpt = None,
     on_error: OnErrorOpt = "raise",

@@ -35,6 +35,14 @@ MAX_SECONDS = 86_400.0
 MAX_BUDGET_MB = float(2**20)
 #: Largest ``--batch-token-budget``: a billion estimated tokens (about 4 GB of text per batch).
 MAX_BATCH_TOKENS = 10**9
+#: Largest ``--max-batch-items`` and ``--max-queue``: a million items (2**70 was taken).
+MAX_QUEUE_ITEMS = 1_000_000
+#: Largest ``--max-body-bytes``: 1 TiB, as the memory budgets (2**70 turned the limit off).
+MAX_BODY_BYTES = 2**40
+#: Largest ``--max-items`` per request: ten million.
+MAX_REQUEST_ITEMS = 10_000_000
+#: Largest ``--max-item-chars``: a billion characters per item.
+MAX_ITEM_CHARS = 10**9
 
 
 def serve_command(
@@ -71,19 +79,39 @@ def serve_command(
         ),
     ] = B.token_budget,
     max_batch_items: Annotated[
-        int, typer.Option(min=1, help="Most items per dynamic batch.")
+        int,
+        typer.Option(
+            callback=number_in(1, MAX_QUEUE_ITEMS),
+            help=f"Most items per dynamic batch (1-{MAX_QUEUE_ITEMS:,}).",
+        ),
     ] = B.max_batch_items,
     max_queue: Annotated[
-        int, typer.Option(min=1, help="Items waiting per reward before 503 + Retry-After.")
+        int,
+        typer.Option(
+            callback=number_in(1, MAX_QUEUE_ITEMS),
+            help=f"Items waiting per reward before 503 + Retry-After (1-{MAX_QUEUE_ITEMS:,}).",
+        ),
     ] = B.max_queue,
     max_body_bytes: Annotated[
-        int, typer.Option(min=1, help="Largest request body (413 above).")
+        int,
+        typer.Option(
+            callback=number_in(1, MAX_BODY_BYTES),
+            help=f"Largest request body (413 above; 1-{MAX_BODY_BYTES:,}, 1 TiB).",
+        ),
     ] = L.max_body_bytes,
     max_items: Annotated[
-        int, typer.Option(min=1, help="Most items per request (413 above).")
+        int,
+        typer.Option(
+            callback=number_in(1, MAX_REQUEST_ITEMS),
+            help=f"Most items per request (413 above; 1-{MAX_REQUEST_ITEMS:,}).",
+        ),
     ] = L.max_items,
     max_item_chars: Annotated[
-        int, typer.Option(min=1, help="Most characters per item (a per-item error above).")
+        int,
+        typer.Option(
+            callback=number_in(1, MAX_ITEM_CHARS),
+            help=f"Most characters per item (a per-item error above; 1-{MAX_ITEM_CHARS:,}).",
+        ),
     ] = L.max_item_chars,
     cache_mb: Annotated[
         float,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, output_path, parse_columns, user_errors
+from rewardkit.cli_errors import finite, nonempty_path, number_in, output_path, user_errors
 from rewardkit.curate.cli_helpers import (
     COLUMNS_HELP,
     STATE,
@@ -39,7 +39,9 @@ curate_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataOpt = Annotated[str, typer.Option(help="Input data: a file, directory, 'sample' or hf:...")]
+DataOpt = Annotated[
+    str, typer.Option(parser=nonempty_path, help="Input data: a file, folder, 'sample' or hf:...")
+]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Input record format (sniffed).")]
 LimitOpt = Annotated[int | None, typer.Option(min=0, help="Read at most this many examples.")]
 OutOpt = Annotated[Path, typer.Option(parser=output_path, help="Output file: .jsonl, .jsonl.gz.")]
@@ -65,6 +67,8 @@ def _options(
     columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
 ) -> None:
     """Options shared by every curate subcommand."""
+    from rewardkit.cli_errors import parse_columns
+
     if on_error not in ("raise", "skip"):
         raise typer.BadParameter("must be raise or skip", param_hint="--on-error")
     STATE["on_error"], STATE["columns"] = on_error, parse_columns(columns)
@@ -444,8 +448,9 @@ def crome_command(
     generator: Annotated[
         str,
         typer.Option(
+            parser=nonempty_path,
             help="rule (deterministic rewrites) or a causal LM for Policy ('smollm2' = the "
-            "embedded SmolLM2-135M-Instruct, or PATH_OR_ID)."
+            "embedded SmolLM2-135M-Instruct, or PATH_OR_ID).",
         ),
     ] = "rule",
     causal: Annotated[

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import finite, number_in, output_path, user_errors
+from rewardkit.cli_errors import finite, nonempty_path, number_in, output_path, user_errors
 from rewardkit.curate.cli import curate_app
 from rewardkit.curate.cli_helpers import TO_FORMATS, choices, held_targets, summary, target_notes
 from rewardkit.engine.config import MAX_THREADS
@@ -73,7 +73,9 @@ def policy_target(policy: Any) -> Any:
 
 @curate_app.command("anyprefer")
 def anyprefer_command(
-    data: Annotated[str, typer.Option(help="Prompt file (JSONL/JSON/CSV/Parquet).")],
+    data: Annotated[
+        str, typer.Option(parser=nonempty_path, help="Prompt file (JSONL/JSON/CSV/Parquet).")
+    ],
     out: Annotated[
         Path, typer.Option(parser=output_path, help="Pairs that passed (written when it ends).")
     ],
@@ -84,9 +86,9 @@ def anyprefer_command(
         ),
     ],
     judge: Annotated[str, typer.Option(help="Judge reward spec, e.g. rule:gsm8k.")],
-    policy: Annotated[str, typer.Option(help="Target policy: smollm2 or a model folder.")] = (
-        "smollm2"
-    ),
+    policy: Annotated[
+        str, typer.Option(parser=nonempty_path, help="Target policy: smollm2 or a model folder.")
+    ] = "smollm2",
     pair_reward: Annotated[
         str, typer.Option(help="margin (s_c − s_r), or a reward SPEC that must agree.")
     ] = "margin",

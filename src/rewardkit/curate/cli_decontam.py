@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardkit.cli_errors import output_path, user_errors
+from rewardkit.cli_errors import nonempty_path, output_path, user_errors
 from rewardkit.curate.cli import DataOpt, FormatOpt, LimitOpt, OutOpt, ToOpt, curate_app
 from rewardkit.curate.cli_helpers import (
     STATE,
@@ -28,6 +28,7 @@ AgainstOpt = Annotated[
     list[str],
     typer.Option(
         "--against",
+        parser=nonempty_path,
         help="Evaluation data to decontaminate against (repeatable): a file, directory, "
         "'sample' or hf:...",
     ),

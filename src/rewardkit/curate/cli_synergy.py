@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rewardkit.cli_errors import number_in, user_errors
+from rewardkit.cli_errors import nonempty_path, number_in, user_errors
 from rewardkit.curate.cli import (
     DataOpt,
     DeviceOpt,
@@ -80,8 +80,12 @@ def _load(data: str, fmt: str | None, limit: int | None, what: str) -> list:
 
 @curate_app.command("retrieve")
 def retrieve_command(
-    gold: Annotated[str, typer.Option(help="Human-verified gold pairs (file, directory, …).")],
-    pool: Annotated[str, typer.Option(help="The pool to retrieve from (file, directory, …).")],
+    gold: Annotated[
+        str, typer.Option(parser=nonempty_path, help="Human-verified gold pairs (file, folder, …).")
+    ],
+    pool: Annotated[
+        str, typer.Option(parser=nonempty_path, help="The pool to retrieve from (file, folder, …).")
+    ],
     out: OutOpt,
     reward: Annotated[
         str,
@@ -96,7 +100,11 @@ def retrieve_command(
         typer.Option(callback=number_in(-1.0, 1.0), help="Leave out neighbours below this cosine."),
     ] = None,
     encoder: Annotated[
-        str, typer.Option(help="Sentence encoder: minilm (embedded) or a local model directory.")
+        str,
+        typer.Option(
+            parser=nonempty_path,
+            help="Sentence encoder: minilm (embedded) or a local model directory.",
+        ),
     ] = "minilm",
     fmt: FormatOpt = None,
     limit: Annotated[

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rewardkit.cli_errors import number_in, output_path, user_errors
+from rewardkit.cli_errors import nonempty_path, number_in, output_path, user_errors
 from rewardkit.engine.cache import default_directory
 from rewardkit.engine.config import MAX_THREADS
 from rewardkit.inference.luce import SELECT_MODES
@@ -66,7 +66,9 @@ def check_prompts_fit(pol: Policy, items: list[PromptItem], data: str) -> None:
 
 
 def bon_command(
-    data: Annotated[str, typer.Option(help="Prompt file (JSONL/JSON/CSV/Parquet).")],
+    data: Annotated[
+        str, typer.Option(parser=nonempty_path, help="Prompt file (JSONL/JSON/CSV/Parquet).")
+    ],
     out: Annotated[
         Path,
         typer.Option(
@@ -78,7 +80,8 @@ def bon_command(
     policy: Annotated[
         str,
         typer.Option(
-            help="Policy model: smollm2 (embedded default), a local directory or a Hub id."
+            parser=nonempty_path,
+            help="Policy model: smollm2 (embedded default), a local directory or a Hub id.",
         ),
     ] = "smollm2",
     n: Annotated[

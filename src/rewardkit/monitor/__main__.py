@@ -8,6 +8,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from typer import BadParameter
+
+from rewardkit.cli_errors import nonempty_path
 from rewardkit.monitor.kl import fit_summary, kl_logged, rl_fit
 from rewardkit.monitor.log import cut_note, read_log_report, superseded_note
 from rewardkit.monitor.plot import plot_history
@@ -18,6 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("log", help="the RewardMonitor JSONL log")
     ap.add_argument("out", help="the plot to write (.png, .pdf or .svg)")
     args = ap.parse_args(argv)
+    for name in ("log", "out"):  # '' (an unset shell variable) read the current directory
+        try:
+            nonempty_path(getattr(args, name))
+        except BadParameter as exc:
+            ap.error(f"{name}: {exc.message}")
     try:
         history, cut, superseded = read_log_report(args.log)
         written = plot_history(history, args.out)

@@ -106,9 +106,8 @@ class TrainConfig(ExtraTermFields):
     reg_weight: float = 1.0
     crm_noise_rate: float = 0.2  # docs/methods/A7-collaborative-rm.md
     crm_warmup: float = 0.5
-    vote_file: str | None = (
-        None  # docs/methods/E1-preference-strength.md: JSON {example_id: strength} from an ensemble
-    )
+    # docs/methods/E1-preference-strength.md: JSON {example_id: strength} from an ensemble
+    vote_file: str | None = None
     vote_action: str = "drop"  # drop | downweight | flip pairs with strength < vote_threshold
     vote_threshold: float = 0.0
     vote_weight: float = 0.1
@@ -138,9 +137,8 @@ class TrainConfig(ExtraTermFields):
     # Dropout off (TRL's and OpenRLHF's RM default): with dropout the chosen and rejected sides of
     # a pair see different sub-networks, and its random masks cost time on CPU.
     disable_dropout: bool = True
-    ensemble_size: int = (
-        1  # > 1: train members with seeds seed, seed+1, ... (docs/methods/C5-reward-ensembles.md)
-    )
+    # > 1: train members with seeds seed, seed+1, ... (docs/methods/C5-reward-ensembles.md)
+    ensemble_size: int = 1
     ensemble_backbones: list[str] | None = None
 
     # Output
@@ -242,6 +240,9 @@ class TrainConfig(ExtraTermFields):
         from rewardkit.train.objective_fields import check_objective_fields
 
         check_combinations(self)
+        for name in PATH_FIELDS:  # after check_combinations: it reads a blank eval_data as none
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise SpecError(f"train config: {name} {EMPTY_PATH}, got {getattr(self, name)!r}")
         check_objective_fields(self)
         self.check_output_dir()
 
@@ -277,32 +278,34 @@ _EXTRA = tuple(f.name for f in dataclasses.fields(ExtraTermFields))
 
 #: The widest LoRA rank / MLP-head width (2**70 or 1e8 failed after the model loaded).
 MAX_WIDTH = 65536
-
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
-
-
+#: The most steps (max_steps, save/eval/logging_steps) and examples (limit, eval_limit), epochs
+#: and max_length tokens: 2**70 steps or 1e300 epochs were taken; a run trained until stopped.
+MAX_STEPS, MAX_EPOCHS, MAX_TOKENS = 10**12, 10**6, 10**6
+#: Fields naming a file, folder or model: ``''`` (an unset shell variable) is refused, not null.
+PATH_FIELDS = ("model", "data", "eval_data", "vote_file", "metarm_data", "cache_dir")
+EMPTY_PATH = "must be a path or name, not empty (an unset shell variable?)"
+_finite = math.isfinite
 #: Field → (test, what the field accepts); None always passes (checked by type for Optional).
 _RANGES: dict[str, tuple[Any, str]] = {
     "lr": (lambda x: _finite(x) and x > 0, "a number > 0"),
     "weight_decay": (lambda x: _finite(x) and x >= 0, "a number >= 0"),
     "warmup_ratio": (lambda x: 0 <= x <= 1, "between 0 and 1"),
-    "epochs": (lambda x: _finite(x) and x > 0, "a number > 0 (fractions allowed)"),
-    "max_steps": (lambda x: x == -1 or x >= 1, "-1 (use epochs) or an integer >= 1"),
+    "epochs": (lambda x: _finite(x) and 0 < x <= MAX_EPOCHS, "a number in (0, 1,000,000]"),
+    "max_steps": (lambda x: x == -1 or 1 <= x <= MAX_STEPS, "-1 (use epochs) or 1 to 10**12"),
     "batch_size": (lambda x: 1 <= x < 2**31, "an integer from 1 to 2**31 - 1"),
-    "grad_accum": (lambda x: x >= 1, "an integer >= 1"),
+    "metarm_batch_size": (lambda x: 1 <= x < 2**31, "an integer from 1 to 2**31 - 1 (or null)"),
+    "grad_accum": (lambda x: 1 <= x < 2**31, "an integer from 1 to 2**31 - 1"),
     "seed": (lambda x: 0 <= x < 2**32, "an integer in [0, 2**32)"),
     "threads": (lambda x: 1 <= x <= MAX_THREADS, f"an integer from 1 to {MAX_THREADS} (or null)"),
     "ensemble_size": (lambda x: 1 <= x <= 1000, "an integer from 1 to 1000 (members)"),
-    "save_steps": (lambda x: x >= 0, "an integer >= 0 (0: only the final model)"),
+    "save_steps": (lambda x: 0 <= x <= MAX_STEPS, "an integer from 0 (only the end) to 10**12"),
     "save_total_limit": (lambda x: x >= 1, "an integer >= 1 (or null: keep all)"),
-    "eval_steps": (lambda x: x >= 0, "an integer >= 0 (0: at the end only)"),
-    "logging_steps": (lambda x: x >= 1, "an integer >= 1"),
-    "limit": (lambda x: x >= 1, "an integer >= 1 (or null: all)"),
-    "eval_limit": (lambda x: x >= 1, "an integer >= 1 (or null: all)"),
+    "eval_steps": (lambda x: 0 <= x <= MAX_STEPS, "an integer from 0 (at the end only) to 10**12"),
+    "logging_steps": (lambda x: 1 <= x <= MAX_STEPS, "an integer from 1 to 10**12"),
+    "limit": (lambda x: 1 <= x <= MAX_STEPS, "an integer from 1 to 10**12 (or null: all)"),
+    "eval_limit": (lambda x: 1 <= x <= MAX_STEPS, "an integer from 1 to 10**12 (or null: all)"),
     "eval_fraction": (lambda x: 0 <= x < 1, "in [0, 1)"),
-    "max_length": (lambda x: x >= 8, "an integer >= 8"),
+    "max_length": (lambda x: 8 <= x <= MAX_TOKENS, f"an integer from 8 to {MAX_TOKENS:,}"),
     "label_smoothing": (lambda x: 0 <= x < 0.5, "in [0, 0.5)"),
     "center_coef": (lambda x: _finite(x) and x >= 0, "a number >= 0 (or null)"),
     "tie_k": (
@@ -391,7 +394,7 @@ def _cast(name: str, text: Any) -> Any:
     is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
     args = typing.get_args(tp) if is_union else ()
     optional = type(None) in args
-    if optional and low in ("none", "null", ""):
+    if optional and (low in ("none", "null") or (low == "" and name not in PATH_FIELDS)):
         return None
     base = next((a for a in args if a is not type(None)), tp) if args else tp
     origin = typing.get_origin(base) or base
