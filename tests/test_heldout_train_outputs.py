@@ -48,7 +48,9 @@ def test_generative_never_learns_a_verdict_from_a_tie(tmp_path, caplog):
         return float(compute(cfg, out, batch, 1.0, trainer.verdict_ids).loss)
 
     assert loss(items[2:]) == 0.0  # ties only: nothing to learn, not NaN
-    assert loss(items) == pytest.approx(loss(items[:2]), abs=1e-6)  # ties add nothing
+    # ties add nothing; within rel 1e-5 (the loss is ~11 here): the batch of four also holds
+    # the ties' rows, another batch shape, which moves float32 logits by ~1e-6 relative
+    assert loss(items) == pytest.approx(loss(items[:2]), rel=1e-5)
     with pytest.raises(DataError, match="none of its 2 examples has a preference"):
         prepare(cfg, examples=([_tie(0), _tie(2)], []))
 
