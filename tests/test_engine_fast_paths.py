@@ -42,9 +42,9 @@ def test_mask_free_padded_batches_equal_the_plain_forward(models, monkeypatch):
     calls = []
     real = execute.padded_hidden
 
-    def spy(body, input_ids):
+    def spy(body, input_ids, mask_free=True):
         calls.append(tuple(input_ids.shape))
-        return real(body, input_ids)
+        return real(body, input_ids, mask_free)
 
     monkeypatch.setattr(execute, "padded_hidden", spy)
     reward = _reward(f"classifier:{models['cls']}")

@@ -19,8 +19,10 @@ builds a (q × k) mask:
   kernel for CPU, which returns the log-sum-exp: one causal call over every row's suffix and
   one unmasked call per prefix with its rows (and grouped-query heads) folded into the queries.
 
-When no layout is active the function is exactly transformers' ``sdpa`` path, and the mask
-function is ``sdpa_mask``, so padded batches through a switched model are unchanged. Only models
+When no layout is active the function is transformers' ``sdpa`` path, and the mask function is
+``sdpa_mask``, so padded batches through a switched model compute the same attention; plain
+causal calls in bfloat16 on the CPU go to :mod:`rewardkit.engine.cpu_causal` (blocked GEMMs,
+faster there than SDPA's flash kernel). Only models
 on ``sdpa`` are switched (:func:`enable`); ``eager`` models and other devices keep the dense path.
 See docs/performance.md ("Attention without dense masks").
 """
@@ -38,7 +40,7 @@ from typing import Any
 
 import torch
 
-from rewardkit.engine import cpu_attention
+from rewardkit.engine import cpu_attention, cpu_causal
 from rewardkit.engine.batching import plan_batches
 from rewardkit.engine.cpu_attention import repeat_heads
 
@@ -92,6 +94,13 @@ _ACTIVE: contextvars.ContextVar[Segments | SharedPrefix | None] = contextvars.Co
 )
 _REGISTER = threading.Lock()
 _registered = False
+#: How many forward passes, in any thread, have a layout active, and whether any has: compiled
+#: blocks read the flag (a plain global dynamo traces and guards on) and only then the context
+#: variable (which dynamo cannot trace: a graph break in every block), so a padded pass compiles
+#: its blocks whole.
+_IN_USE = threading.Lock()
+_active_passes = 0
+_any_active = False
 
 
 # -- registration and switching ------------------------------------------------------------------
@@ -201,11 +210,23 @@ def _varlen(
 @contextlib.contextmanager
 def active(layout: Segments | SharedPrefix) -> Iterator[None]:
     """Within the block, the mask-free attention computes ``layout`` (one forward pass)."""
+    global _active_passes, _any_active
+    with _IN_USE:
+        _active_passes += 1
+        _any_active = True
     token = _ACTIVE.set(layout)
     try:
         yield
     finally:
         _ACTIVE.reset(token)
+        with _IN_USE:
+            _active_passes -= 1
+            _any_active = _active_passes > 0
+
+
+def current() -> Segments | SharedPrefix | None:
+    """The layout active in this thread's forward pass, if any."""
+    return _ACTIVE.get() if _any_active else None
 
 
 # -- planning one forward pass -------------------------------------------------------------------
@@ -297,7 +318,7 @@ def shared_prefix(
 
 def mask_forward(**kwargs: Any) -> torch.Tensor | None:
     """transformers' mask hook: no mask while a layout is active, else ``sdpa_mask``."""
-    if _ACTIVE.get() is not None:
+    if current() is not None:
         return None
     from transformers.masking_utils import sdpa_mask
 
@@ -315,8 +336,11 @@ def attention_forward(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention hook: (b, heads, q, d) inputs → (b, q, heads, d) output."""
-    layout = _ACTIVE.get()
+    layout = current()
     if layout is None:
+        if cpu_causal.applies(module, query, key, attention_mask, dropout, kwargs):
+            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+            return cpu_causal.causal_attention_op(query, key, value, scale), None
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(
@@ -352,18 +376,33 @@ def _packed(
         return out.view(b, width, heads, d)
     for index, valid in seg.buckets:
         qb = q[index].transpose(1, 2)  # (n, heads, L, d)
-        kb = repeat_heads(k[index].transpose(1, 2), heads)
-        vb = repeat_heads(v[index].transpose(1, 2), heads)
+        kb, vb = k[index].transpose(1, 2), v[index].transpose(1, 2)
         if seg.causal:  # padding sits after each segment's tokens: causality hides it
-            ob = torch.nn.functional.scaled_dot_product_attention(
-                qb, kb, vb, is_causal=True, scale=scale
-            )
+            ob = causal(qb, kb, vb, scale)
         else:
             ob = torch.nn.functional.scaled_dot_product_attention(
-                qb, kb, vb, attn_mask=valid[:, None, None, :], scale=scale
-            )
-        out[index[valid]] = ob.transpose(1, 2)[valid]
+                qb,
+                repeat_heads(kb, heads),
+                repeat_heads(vb, heads),
+                attn_mask=valid[:, None, None, :],
+                scale=scale,
+            ).transpose(1, 2)
+        out[index[valid]] = ob[valid]
     return out.view(b, width, heads, d)
+
+
+def causal(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Causal self-attention of (n, heads, L, d) queries over (n, kv heads, L, d) keys/values,
+    as (n, L, heads, d): blocked GEMMs for bfloat16 on the CPU (:mod:`rewardkit.engine.cpu_causal`),
+    else SDPA with ``is_causal``."""
+    if query.device.type == "cpu" and query.dtype in cpu_causal.DTYPES:
+        return cpu_causal.causal_attention_op(query, key, value, scale)
+    heads = query.shape[1]
+    return torch.nn.functional.scaled_dot_product_attention(
+        query, repeat_heads(key, heads), repeat_heads(value, heads), is_causal=True, scale=scale
+    ).transpose(1, 2)
 
 
 # -- shared prefix -------------------------------------------------------------------------------

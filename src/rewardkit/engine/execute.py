@@ -65,10 +65,16 @@ def pad_rows(
     return ids, mask, tt
 
 
-def padded_hidden(body: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+def padded_hidden(
+    body: torch.nn.Module, input_ids: torch.Tensor, mask_free: bool = True
+) -> torch.Tensor:
     """Last hidden states (b, w, H) of a right-padded batch through a causal ``body``, run
     without an attention mask and without a key/value cache (module docstring). Positions past a
-    row's end hold values no readout may use, as in the masked run."""
+    row's end hold values no readout may use, as in the masked run. With ``mask_free`` the body
+    runs on :mod:`rewardkit.engine.attention` where it allows it (bfloat16 on the CPU then takes
+    the blocked causal attention of :mod:`rewardkit.engine.cpu_causal`)."""
+    if mask_free:
+        attention.enable(body, input_ids.device)
     return body(input_ids=input_ids, use_cache=False).last_hidden_state
 
 
@@ -277,13 +283,13 @@ def shared_prefix_hidden(
         owner.append(prefix_index.setdefault(tuple(ids[:p]), len(prefix_index)))
     prefixes = list(prefix_index)
     plan = plan or (lambda lengths: [list(range(len(lengths)))])
+    free = mask_free and attention.enable(body, device)  # no per-row prefix copies, no mask
     prefix_hidden, layers, like = run_prefixes(body, prefixes, pad_id, device, plan)
     dev = prefix_hidden.device  # masks are built where they are used (they can be large)
     owner_index = torch.tensor(owner, dtype=torch.long, device=dev)
     plen = torch.tensor([p for p, _ in members], dtype=torch.long, device=dev)
     suffixes = [list(ids[p:]) for p, ids in members]
     slen = torch.tensor([len(x) for x in suffixes], dtype=torch.long, device=dev)
-    free = mask_free and attention.enable(body, dev)  # no per-row prefix copies, no mask
     suffix_hidden: torch.Tensor | None = None
     for part in plan([len(x) for x in suffixes]):
         used = sorted({owner[r] for r in part})  # this sub-batch's prefixes, renumbered

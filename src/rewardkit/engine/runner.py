@@ -377,7 +377,8 @@ class Engine:
         body = self.adapter.backbone()
         longest = max((len(r.input_ids) for r in rows), default=0)
         if body is not None and self.adapter.causal and self.supported_layouts(longest):
-            batch = replace(batch, hidden=execute.padded_hidden(body, batch.input_ids))
+            free = self.config.attention != "dense"
+            batch = replace(batch, hidden=execute.padded_hidden(body, batch.input_ids, free))
         return self._forward(batch)
 
     def _run_shared(self, members: list[tuple[int, EncodedRow]]) -> list[np.ndarray]:
