@@ -86,6 +86,7 @@ def test_the_verdict_is_kept_for_later_processes(monkeypatch, tmp_path):
     """A near tie timed again in another process (a server beside an offline run) must not
     take the other kernel: the first measurement is recorded and read back."""
     monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(cpu_linear, "_DECIDED", {})
     timed = []
 
     def measure(gain):
@@ -106,11 +107,17 @@ def test_the_verdict_is_kept_for_later_processes(monkeypatch, tmp_path):
         assert route_linears(_net(), "auto") == 0 and len(timed) == 2
     finally:
         torch.set_num_threads(threads)
-    # an unreadable record, or a verdict that is no speed-up, is measured again, not an error
+    # a record another process rewrote does not move this process's verdict
+    (tmp_path / cpu_linear.RECORD).write_text(json.dumps(dict.fromkeys(record, 0.5)))
+    assert route_linears(_net(), "auto") == 2 and len(timed) == 2
+    # in a new process, an unreadable record, or a verdict that is no speed-up, is measured
+    # again, not an error
+    monkeypatch.setattr(cpu_linear, "_DECIDED", {})
     (tmp_path / cpu_linear.RECORD).write_text("{not json")
     assert route_linears(_net(), "auto") == 0
     record = json.loads((tmp_path / cpu_linear.RECORD).read_text())
     for bad in (-1.0, 0.0, "fast", None):
+        monkeypatch.setattr(cpu_linear, "_DECIDED", {})
         (tmp_path / cpu_linear.RECORD).write_text(json.dumps(dict.fromkeys(record, bad)))
         timed.clear()
         assert route_linears(_net(), "auto") == 0 and len(timed) == 2, bad

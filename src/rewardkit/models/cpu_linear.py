@@ -109,15 +109,25 @@ def model_speedup(shapes: Counter[tuple[int, int]], threads: int) -> float:
         [torch.__version__, _cpu_name(), f"cpus={os.cpu_count()}", f"threads={threads}"]
         + [f"{k}x{n}*{c}" for (k, n), c in sorted(top)]
     )
+    from rewardkit.models.embedded import cache_root
+
+    decided = (str(cache_root()), key)
+    if decided in _DECIDED:
+        return _DECIDED[decided]
     recorded = _recorded_gain(key)
-    if recorded is not None:
-        return recorded
-    work = {shape: shape[0] * shape[1] * count for shape, count in top}
-    default = sum(work.values())
-    onednn = sum(w / onednn_speedup(k, n, threads) for (k, n), w in work.items())
-    gain = default / onednn if onednn > 0 else 1.0
-    update_record(RECORD, key, round(gain, 3))
-    return gain
+    if recorded is None:
+        work = {shape: shape[0] * shape[1] * count for shape, count in top}
+        default = sum(work.values())
+        onednn = sum(w / onednn_speedup(k, n, threads) for (k, n), w in work.items())
+        recorded = default / onednn if onednn > 0 else 1.0
+        update_record(RECORD, key, round(recorded, 3))
+    return _DECIDED.setdefault(decided, recorded)
+
+
+#: The gain each (cache, key) got first in this process: another process rewriting the record after a
+#: measurement of its own never moves a later load here to the other kernel (two loads of one
+#: model in one process run the same kernels, so give the same scores bit for bit).
+_DECIDED: dict[tuple[str, str], float] = {}
 
 
 class OneDNNLinear(torch.nn.Linear):
