@@ -9,6 +9,10 @@ half of 4·n·heads·L²·d), and each one's largest difference from a float32 c
 same attention. Inputs are random with scores of the scale real models reach (up to ~30 after
 scaling, measured on SmolLM2-135M's scoring of HH-RLHF).
 
+The blocked path is opt-in in the product (``REWARDKIT_CPU_ATTENTION=blocked``): its many
+small operators lose to the flash kernel as soon as other processes contend for the cores
+(docs/performance.md, "Causal attention on the CPU (opt-in)"); run this on a quiet machine.
+
 Usage::
 
     .venv/bin/python benchmarks/cpu_attention.py

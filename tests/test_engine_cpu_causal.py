@@ -130,15 +130,18 @@ class _Module(torch.nn.Module):
         ({"dropout": 0.1}, False),
         ({"kv_heads": 3}, False),  # 4 query heads are no whole groups of 3
         ({"grad": True}, False),  # a backward pass needs SDPA's autograd
+        ({"not_chosen": True}, False),  # this machine runs the flash kernel faster
     ],
 )
-def test_applies_only_to_plain_causal_bfloat16_self_attention(change, expected):
+def test_applies_only_to_plain_causal_bfloat16_self_attention(change, expected, monkeypatch):
     dtype = change.get("dtype", torch.bfloat16)
     length = change.get("length", 6)
     q = torch.zeros(1, 4, length, 8, dtype=dtype, requires_grad=change.get("grad", False))
     k = torch.zeros(1, change.get("kv_heads", 2), change.get("keys", length), 8, dtype=dtype)
     mask = torch.ones(1, 1, length, length, dtype=torch.bool) if change.get("mask") else None
     module = _Module(change.get("causal", True))
+    chosen = {(4, 2, 8): not change.get("not_chosen", False), (4, 3, 8): True}
+    monkeypatch.setattr(cpu_causal, "_USE", chosen)
     got = cpu_causal.applies(
         module, q, k, mask, change.get("dropout", 0.0), change.get("kwargs", {})
     )
@@ -169,6 +172,8 @@ def _tiny_llama() -> torch.nn.Module:
 
 
 def test_padded_and_packed_layouts_run_on_it_and_match_the_flash_kernel(monkeypatch):
+    monkeypatch.setenv(cpu_causal.MODE_ENV, "blocked")
+    monkeypatch.setattr(cpu_causal, "_USE", {})
     body = _tiny_llama()
     rng = np.random.default_rng(0)
     rows = [rng.integers(1, 97, size=int(n)).tolist() for n in (9, 40, 4, 70, 33)]
@@ -195,3 +200,44 @@ def test_padded_and_packed_layouts_run_on_it_and_match_the_flash_kernel(monkeypa
         err_flash = float((b - want).abs().max())
         assert float((a - want).abs().max()) <= 1.5 * err_flash + 1e-2, j
         assert float((c - want).abs().max()) <= 1.5 * err_flash + 1e-2, j
+
+
+def _fresh(monkeypatch, setting: str | None) -> None:
+    """A fresh process's choice with ``REWARDKIT_CPU_ATTENTION`` set to ``setting``."""
+    monkeypatch.setattr(cpu_causal, "_USE", {})
+    if setting is None:
+        monkeypatch.delenv(cpu_causal.MODE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(cpu_causal.MODE_ENV, setting)
+
+
+@pytest.mark.parametrize(
+    ("setting", "used"),
+    [(None, False), ("flash", False), ("blocked", True), (" Blocked ", True), ("x", False)],
+)
+def test_the_blocked_path_is_opt_in(setting, used, monkeypatch):
+    _fresh(monkeypatch, setting)
+    assert cpu_causal.prepare(9, 3, 64) is used
+    assert cpu_causal.prepare(9, 4, 64) is False  # no whole groups of query heads
+    # decided once per process: compiled graphs read the decision, not the environment
+    monkeypatch.setenv(cpu_causal.MODE_ENV, "flash" if used else "blocked")
+    assert cpu_causal.prepare(9, 3, 64) is used
+
+
+def test_a_switched_bfloat16_body_gets_its_decision_and_a_float32_one_none(monkeypatch):
+    _fresh(monkeypatch, "blocked")
+    body = _tiny_llama()
+    assert attention.enable(body, CPU) and cpu_causal._USE == {(4, 2, 16): True}
+    _fresh(monkeypatch, "blocked")
+    assert attention.enable(body.float(), CPU) and cpu_causal._USE == {}
+
+
+def test_by_default_a_bfloat16_padded_run_keeps_the_flash_kernel(monkeypatch):
+    _fresh(monkeypatch, None)
+    body = _tiny_llama()
+    calls = []
+    monkeypatch.setattr(cpu_causal, "causal_attention", lambda *a: calls.append(1))
+    ids, _, _ = execute.pad_rows([[5, 6, 7, 8], [9, 10]], None, 0)
+    with torch.inference_mode():
+        execute.padded_hidden(body, ids)
+    assert attention.enabled(body) and calls == []

@@ -136,6 +136,8 @@ def enable(body: torch.nn.Module, device: torch.device) -> bool:
         return False
     if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
         return False
+    if device.type == "cpu":
+        cpu_causal.prepare_body(body)  # bfloat16: blocked causal attention where it is faster
     if enabled(body):
         return True
     if getattr(getattr(body, "config", None), "_attn_implementation", None) != "sdpa":
@@ -395,9 +397,9 @@ def causal(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float
 ) -> torch.Tensor:
     """Causal self-attention of (n, heads, L, d) queries over (n, kv heads, L, d) keys/values,
-    as (n, L, heads, d): blocked GEMMs for bfloat16 on the CPU (:mod:`rewardkit.engine.cpu_causal`),
-    else SDPA with ``is_causal``."""
-    if query.device.type == "cpu" and query.dtype in cpu_causal.DTYPES:
+    as (n, L, heads, d): blocked GEMMs for bfloat16 on the CPU where this machine runs them
+    faster (:func:`rewardkit.engine.cpu_causal.serves`), else SDPA with ``is_causal``."""
+    if cpu_causal.serves(query, key):
         return cpu_causal.causal_attention_op(query, key, value, scale)
     heads = query.shape[1]
     return torch.nn.functional.scaled_dot_product_attention(

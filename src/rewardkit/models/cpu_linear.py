@@ -75,7 +75,7 @@ def onednn_speedup(in_features: int, out_features: int, threads: int) -> float:
 
 
 @functools.cache
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """This CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` says), read once."""
     names: list[str] = []
     with contextlib.suppress(OSError), open("/proc/cpuinfo", errors="replace") as fh:
@@ -106,7 +106,7 @@ def model_speedup(shapes: Counter[tuple[int, int]], threads: int) -> float:
     top = sorted(shapes.items(), key=lambda kv: (-kv[0][0] * kv[0][1] * kv[1], kv[0]))
     top = top[:TIMED_SHAPES]
     key = "|".join(
-        [torch.__version__, _cpu_name(), f"cpus={os.cpu_count()}", f"threads={threads}"]
+        [torch.__version__, cpu_name(), f"cpus={os.cpu_count()}", f"threads={threads}"]
         + [f"{k}x{n}*{c}" for (k, n), c in sorted(top)]
     )
     from rewardkit.models.embedded import cache_root
