@@ -20,9 +20,9 @@ builds a (q × k) mask:
   one unmasked call per prefix with its rows (and grouped-query heads) folded into the queries.
 
 When no layout is active the function is transformers' ``sdpa`` path, and the mask function is
-``sdpa_mask``, so padded batches through a switched model compute the same attention; plain
-causal calls in bfloat16 on the CPU go to :mod:`rewardkit.engine.cpu_causal` (blocked GEMMs,
-faster there than SDPA's flash kernel). Only models
+``sdpa_mask``, so padded batches through a switched model compute the same attention (with
+``REWARDKIT_CPU_ATTENTION=blocked``, plain causal calls in bfloat16 on the CPU go to
+:mod:`rewardkit.engine.cpu_causal` instead: blocked GEMMs, opt-in). Only models
 on ``sdpa`` are switched (:func:`enable`); ``eager`` models and other devices keep the dense path.
 See docs/performance.md ("Attention without dense masks").
 """
@@ -137,7 +137,7 @@ def enable(body: torch.nn.Module, device: torch.device) -> bool:
     if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
         return False
     if device.type == "cpu":
-        cpu_causal.prepare_body(body)  # bfloat16: blocked causal attention where it is faster
+        cpu_causal.prepare_body(body)  # bfloat16: the opt-in blocked causal attention
     if enabled(body):
         return True
     if getattr(getattr(body, "config", None), "_attn_implementation", None) != "sdpa":
@@ -397,8 +397,8 @@ def causal(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float
 ) -> torch.Tensor:
     """Causal self-attention of (n, heads, L, d) queries over (n, kv heads, L, d) keys/values,
-    as (n, L, heads, d): blocked GEMMs for bfloat16 on the CPU where this machine runs them
-    faster (:func:`rewardkit.engine.cpu_causal.serves`), else SDPA with ``is_causal``."""
+    as (n, L, heads, d): blocked GEMMs for bfloat16 on the CPU where they were asked for
+    (:func:`rewardkit.engine.cpu_causal.serves`), else SDPA with ``is_causal``."""
     if cpu_causal.serves(query, key):
         return cpu_causal.causal_attention_op(query, key, value, scale)
     heads = query.shape[1]

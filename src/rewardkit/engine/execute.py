@@ -71,8 +71,8 @@ def padded_hidden(
     """Last hidden states (b, w, H) of a right-padded batch through a causal ``body``, run
     without an attention mask and without a key/value cache (module docstring). Positions past a
     row's end hold values no readout may use, as in the masked run. With ``mask_free`` the body
-    runs on :mod:`rewardkit.engine.attention` where it allows it (bfloat16 on the CPU then takes
-    the blocked causal attention of :mod:`rewardkit.engine.cpu_causal`)."""
+    runs on :mod:`rewardkit.engine.attention` where it allows it (its ``sdpa`` path, or the
+    opt-in blocked causal attention of :mod:`rewardkit.engine.cpu_causal`)."""
     if mask_free:
         attention.enable(body, input_ids.device)
     return body(input_ids=input_ids, use_cache=False).last_hidden_state
