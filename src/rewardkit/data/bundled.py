@@ -21,7 +21,10 @@ def bundled_path(name: str) -> Path | None:
 
 def resolve_data(path_or_name: str) -> str:
     """A bundled name becomes its file path; anything else (an existing path wins) is unchanged."""
-    if Path(path_or_name).exists():
+    try:
+        if Path(path_or_name).exists():
+            return path_or_name
+    except OSError:  # a name too long for the file system: the reader names it
         return path_or_name
     bundled = bundled_path(path_or_name)
     return str(bundled) if bundled is not None else path_or_name

@@ -9,7 +9,7 @@ from typing import Any
 
 from rewardkit.data.location import describe
 from rewardkit.data.prompt_fields import SHAREGPT_ROLES, is_sharegpt
-from rewardkit.data.record import Record, csv_number
+from rewardkit.data.record import Record, as_float, csv_number, finite_number
 from rewardkit.types import Message
 
 #: Message roles accepted in prompts and conversations.
@@ -373,7 +373,7 @@ def _number(rec: Record, name: str, value: Any, sub: str) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise rec.error(name, f"expected a number, got {describe(value)}", sub)
-    return float(value)
+    return as_float(value)
 
 
 def ratings(rec: Record, name: str, value: Any, n: int) -> tuple[list[dict[str, float]], bool]:
@@ -429,10 +429,7 @@ def side_scores(rec: Record) -> tuple[str, float, float] | None:
         a, b = rec.peek(c), rec.peek(r)
         if rec.loc.kind == "csv":
             a, b = csv_number(a), csv_number(b)
-        if all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in (a, b)
-        ):
+        if finite_number(a) and finite_number(b):
             return c, float(a), float(b)
     return None
 

@@ -14,7 +14,7 @@ from typing import Any
 from rewardkit.data import checks
 from rewardkit.data.location import describe
 from rewardkit.data.prefsets import rated_preference
-from rewardkit.data.record import Record, csv_number
+from rewardkit.data.record import Record, as_float, csv_number, finite_number
 from rewardkit.types import Example
 
 
@@ -91,7 +91,7 @@ def convert_webgpt(rec: Record) -> Example:
             raise rec.error("question", "expected an object with a 'full_text' question")
     scores = [rec.require_number(k) for k in ("score_0", "score_1")]
     for k, v in zip(("score_0", "score_1"), scores, strict=True):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if not finite_number(v):
             raise rec.error(k, f"expected a finite number, got {describe(v)}")
     chosen = [0] if scores[0] > scores[1] else [1] if scores[1] > scores[0] else [0, 1]
     prompt = [{"role": "user", "content": checks.text(rec, "question", question, what="a prompt")}]
@@ -170,7 +170,7 @@ def _score(rec: Record, value: Any, sub: str) -> float:
         value = csv_number(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise rec.error("completions", f"expected a number or 'N/A', got {describe(value)}", sub)
-    return float(value)
+    return as_float(value)
 
 
 def convert_ultrafeedback(rec: Record) -> Example:
@@ -243,7 +243,7 @@ def convert_nectar(rec: Record) -> Example:
     for i, a in enumerate(answers):
         responses.append(checks.response(rec, "answers", a["answer"], f"[{i}].answer"))
         rank = csv_number(a["rank"]) if isinstance(a["rank"], str) else a["rank"]
-        if isinstance(rank, bool) or not isinstance(rank, int | float) or not math.isfinite(rank):
+        if not finite_number(rank):
             raise rec.error(
                 "answers", f"expected a numeric rank, got {describe(rank)}", f"[{i}].rank"
             )

@@ -51,6 +51,8 @@ def _unknown_format(rec: Record) -> None:
         missing = prompt_fields.side_fields(rec)[1]
     else:
         return
+    if missing in rec.data:  # there but null: the field's own error says so, not "missing"
+        return
     from rewardkit.data.proxysets import refused_layout
     from rewardkit.data.sniff import FORMATS
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from rewardkit.data import checks
 from rewardkit.data.location import Location, describe
-from rewardkit.data.record import Record, csv_number, identical_sides
+from rewardkit.data.record import Record, csv_number, finite_number, identical_sides
 from rewardkit.errors import DataError
 from rewardkit.types import Example, Message
 
@@ -61,7 +61,7 @@ def _node(raw: Any, loc: Location, where: str, csv: bool = False) -> _Node:
     if not isinstance(mid, str) or not mid:
         raise _err(loc, _sub(where, "message_id"), f"expected an id text, got {describe(mid)}")
     role = raw["role"]
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise _err(
             loc, _sub(where, "role"), f"expected 'prompter' or 'assistant', got {describe(role)}"
         )
@@ -77,12 +77,7 @@ def _node(raw: Any, loc: Location, where: str, csv: bool = False) -> _Node:
     rank = csv_number(raw.get("rank")) if csv else raw.get("rank")
     if isinstance(rank, float) and math.isnan(rank):
         rank = None  # the Hub parquet's unranked messages
-    if rank is not None and (
-        isinstance(rank, bool)
-        or not isinstance(rank, int | float)
-        or not math.isfinite(rank)
-        or rank < 0
-    ):
+    if rank is not None and (not finite_number(rank) or rank < 0):
         raise _err(
             loc,
             _sub(where, "rank"),

@@ -9,14 +9,13 @@ go to ``Example.meta``. Sources of each layout: docs/data-formats.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from rewardkit.data import checks
 from rewardkit.data.location import describe
 from rewardkit.data.ratings import split_prometheus
-from rewardkit.data.record import Record, csv_number
+from rewardkit.data.record import Record, csv_number, finite_number
 from rewardkit.errors import DataError
 from rewardkit.types import Example, Message
 
@@ -67,12 +66,7 @@ convert_evalbiasbench = _label12("evalbiasbench", "instruction", "response1", "r
 def _score_pair(rec: Record) -> tuple[float, float]:
     """JudgeLM's ``score``: the two answers' 1–10 scores (``[-1, -1]`` is an unparsed verdict)."""
     value = rec.require("score", structured=True)
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        or not all(math.isfinite(v) for v in value)
-    ):
+    if not isinstance(value, list) or len(value) != 2 or not all(finite_number(v) for v in value):
         raise rec.error(
             "score",
             f"expected two numbers (answer 1's and answer 2's score), got {describe(value)}",

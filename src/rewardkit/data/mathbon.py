@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rewardkit.data import checks
 from rewardkit.data.location import describe
-from rewardkit.data.record import Record
+from rewardkit.data.record import Record, as_float
 from rewardkit.types import Example
 
 
@@ -38,7 +38,7 @@ def convert(rec: Record) -> Example:
             v = v[0] if isinstance(v, list) and len(v) == 1 else v
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise rec.error("pred_score", f"expected a number, got {describe(v)}", f"[{i}]")
-            ratings[i]["pred_score"] = float(v)
+            ratings[i]["pred_score"] = as_float(v)
     for k in ("code", "pred", "report", "history"):
         rec.get(k)  # large duplicates of ``response``; not kept in meta
     if rec.has("gt") and not rec.has("reference"):

@@ -28,7 +28,6 @@ are read only when a reward needs them (a corrupt file then raises
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,7 +44,7 @@ from rewardkit.content import (
     normalize_content,
 )
 from rewardkit.data.location import Location, describe
-from rewardkit.data.record import Record
+from rewardkit.data.record import Record, finite_number
 from rewardkit.errors import DataError
 from rewardkit.types import Content, Example, Message
 
@@ -227,7 +226,7 @@ def _two_way_label(rec: Record) -> list[int]:
     if rec.has("label_0") and rec.has("label_1"):  # Pick-a-Pic: 1/0, 0/1 or 0.5/0.5
         a, b = rec.get("label_0"), rec.get("label_1")
         for name, v in (("label_0", a), ("label_1", b)):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            if not finite_number(v):
                 raise rec.error(name, f"expected a finite number, got {describe(v)}")
         return [0] if a > b else [1] if b > a else [0, 1]
     for name in ("label", "preference", "winner"):
@@ -282,7 +281,7 @@ def _ranking_best(rec: Record, n: int) -> list[int]:
     if not isinstance(ranking, list) or len(ranking) != n:
         raise rec.error("human_ranking", f"expected {n} ranks, got {describe(ranking)}")
     for i, r in enumerate(ranking):
-        if isinstance(r, bool) or not isinstance(r, int | float) or not math.isfinite(r):
+        if not finite_number(r):
             raise rec.error("human_ranking", f"expected a finite rank, got {describe(r)}", f"[{i}]")
     best = min(ranking)
     return [i for i, r in enumerate(ranking) if r == best]

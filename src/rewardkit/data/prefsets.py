@@ -16,14 +16,14 @@ from typing import Any
 from rewardkit.data import checks, steps
 from rewardkit.data.location import describe
 from rewardkit.data.mtbench import judged_turn
-from rewardkit.data.record import Record, csv_number
+from rewardkit.data.record import Record, csv_number, finite_number
 from rewardkit.types import Example, Message
 
 
 def _finite(rec: Record, name: str, value: Any, sub: str = "") -> float:
     """A finite number (a CSV cell or text holding one counts)."""
     value = csv_number(value) if isinstance(value, str) else value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not finite_number(value):
         raise rec.error(name, f"expected a finite number, got {describe(value)}", sub)
     return float(value)
 
@@ -175,10 +175,12 @@ def convert_codeultrafeedback(rec: Record) -> Example:
     for i, n in enumerate(notes):
         raw = n["rating"]
         na = raw is None or (isinstance(raw, str) and raw.strip().upper() in ("N/A", "NA", ""))
-        by_model[n["model"]] = math.nan if na else _finite(rec, "annotations", raw, f"[{i}].rating")
+        model = checks.text(rec, "annotations", n["model"], f"[{i}].model", what="a model name")
+        by_model[model] = math.nan if na else _finite(rec, "annotations", raw, f"[{i}].rating")
     responses: list[str] = []
     models: list[Any] = []
     for i, r in enumerate(items):
+        checks.text(rec, "responses", r["model"], f"[{i}].model", what="a model name")
         if r["model"] not in by_model:
             raise rec.error(
                 "annotations", f"has no rating for model {r['model']!r} (responses[{i}])"

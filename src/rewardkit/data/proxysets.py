@@ -23,7 +23,7 @@ from typing import Any
 from rewardkit.data import checks
 from rewardkit.data.location import describe
 from rewardkit.data.mtbench import BOTH_BAD
-from rewardkit.data.record import Record, csv_number
+from rewardkit.data.record import Record, as_float, csv_number
 from rewardkit.types import Example, Message
 
 # --- PPE human preference ------------------------------------------------------------------------
@@ -107,7 +107,9 @@ def _result_letter(rec: Record) -> str:
 def _score(rec: Record, name: str) -> float | None:
     value = rec.get(name)
     value = csv_number(value) if isinstance(value, str) else value
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return (
+        as_float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    )
 
 
 def convert_preference_collection(rec: Record) -> Example:

@@ -11,7 +11,7 @@ from rewardkit.data import checks, trl
 from rewardkit.data.context import criterion_prompt
 from rewardkit.data.location import describe
 from rewardkit.data.prompt_fields import is_message_like
-from rewardkit.data.record import Record
+from rewardkit.data.record import Record, as_float
 from rewardkit.types import Example
 
 #: HelpSteer2 attributes (Wang et al. 2024, docs/methods/A2-multi-attribute-regression.md).
@@ -30,7 +30,7 @@ def _number(rec: Record, name: str) -> float:
         return math.nan
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise rec.error(name, f"expected a number, got {describe(v)}")
-    return float(v)
+    return as_float(v)
 
 
 def convert_helpsteer2(rec: Record) -> Example:
@@ -89,7 +89,7 @@ def convert_prometheus(rec: Record) -> Example:
         [{"role": "user", "content": question}],
         [response],
         [],
-        ratings=[{"gpt4_score": float(sum(grades)) / len(grades)}],
+        ratings=[{"gpt4_score": sum(map(as_float, grades)) / len(grades)}],
     )
 
 

@@ -7,16 +7,14 @@ problems are raised.
 
 from __future__ import annotations
 
-import codecs
 import functools
-import gzip
-import io
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from rewardkit.data.filebytes import READ_ERRORS, open_bytes
 from rewardkit.data.jsontext import (
     MAX_DEPTH,
     DuplicateKeyError,
@@ -53,56 +51,6 @@ def file_kind(path: Path) -> str | None:
     """The reader kind for ``path`` by its suffix, or None when unsupported."""
     name = path.name.lower()
     return next((kind for sfx, kind in SUFFIXES.items() if name.endswith(sfx)), None)
-
-
-#: Byte-order marks of the Unicode encodings other than UTF-8 that text exports use (Excel's
-#: "Unicode text", PowerShell's ``Out-File``), longest first.
-_WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def _bomless_utf16(head: bytes) -> str | None:
-    """UTF-16 without a byte-order mark, told by its first two characters being ASCII (a NUL
-    byte beside each): ``'{\\x00"\\x00'`` → little-endian. UTF-8 text never starts with NUL."""
-    if len(head) < 4:
-        return None
-    if head[0] and head[2] and not head[1] and not head[3]:
-        return "utf-16-le"
-    if head[1] and head[3] and not head[0] and not head[2]:
-        return "utf-16-be"
-    return None
-
-
-def _raw_open(path: Path) -> IO[bytes]:
-    gz = path.name.lower().endswith(".gz")
-    return gzip.open(path, "rb") if gz else path.open("rb")  # type: ignore[return-value]
-
-
-def _open(path: Path) -> IO[bytes]:
-    """The file's bytes (gunzipped); a UTF-16/32 file (with a byte-order mark, or UTF-16 that
-    starts with ASCII) is decoded and handed on as UTF-8, so every reader sees UTF-8
-    (docs/data-formats.md, Sources)."""
-    fh = _raw_open(path)
-    head = fh.peek(4)[:4] if hasattr(fh, "peek") else b""
-    encoding = next((enc for bom, enc in _WIDE_BOMS if head.startswith(bom)), None)
-    encoding = encoding or _bomless_utf16(head)
-    if encoding is None:
-        return fh
-    with fh:
-        raw = fh.read()
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"expected {encoding.upper()} text (the file starts like it), got "
-            f"invalid bytes {raw[e.start : e.start + 4]!r} at byte {e.start}",
-            path=str(path),
-        ) from None
-    return io.BytesIO(text.removeprefix("\ufeff").encode("utf-8"))
 
 
 #: Most values a YAML file may expand to (aliases can make a small file expand exponentially).
@@ -287,11 +235,29 @@ def _decode(raw: bytes, loc: Location) -> str | DataError:
     return text.removeprefix("\ufeff") if loc.line == 1 else text
 
 
+def _line_problem(message: str, text: str) -> str:
+    """A JSON Lines line's parse error as a located reason, naming the invisible causes: a UTF-8
+    byte-order mark starting a later line (files joined with ``cat``), records on one line
+    between lone CR line ends (old Mac files; only LF and CRLF end a line)."""
+    message = message.replace(" (line 1, column", " (column")
+    if text.startswith("\ufeff"):
+        return message + (
+            " (the line starts with a UTF-8 byte-order mark, U+FEFF, as where files were "
+            "joined with cat; remove it)"
+        )
+    if "Extra data" in message and "\r" in text.rstrip():
+        return message + (
+            " (the line holds lone CR (\\r) line ends, which do not end a line here; convert "
+            "them to LF)"
+        )
+    return message
+
+
 def iter_jsonl(path: Path, name: str) -> Iterator[Item]:
     """Records of a JSON Lines file; blank lines are skipped."""
     spath = str(path)
     try:
-        with _open(path) as fh:
+        with open_bytes(path) as fh:
             for lineno, raw in enumerate(fh, 1):
                 if not raw.strip():
                     continue
@@ -303,13 +269,13 @@ def iter_jsonl(path: Path, name: str) -> Iterator[Item]:
                 try:
                     rec = parse_json(text.rstrip())
                 except ValueError as e:
-                    yield loc, loc.error(str(e).replace(" (line 1, column", " (column"))
+                    yield loc, loc.error(_line_problem(str(e), text))
                     continue
                 if not isinstance(rec, dict):
                     yield loc, loc.error(f"expected a JSON object, got {describe(rec)}")
                     continue
                 yield loc, rec
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+    except READ_ERRORS as e:
         raise _read_error(path, e) from e
 
 
@@ -317,9 +283,9 @@ def iter_json(path: Path, name: str) -> Iterator[Item]:
     """Records of a JSON file: an array of objects (0-based rows), one object, JSON Lines, or
     a pandas ``to_json`` table layout (:func:`~rewardkit.data.pandasjson.frame_records`)."""
     try:
-        with _open(path) as fh:
+        with open_bytes(path) as fh:
             data = fh.read()
-    except (OSError, EOFError) as e:
+    except READ_ERRORS as e:
         raise _read_error(path, e) from e
     try:
         text = data.decode("utf-8-sig")
@@ -390,6 +356,12 @@ def _blank(cells: list[str]) -> bool:
 def _csv_problem(e: Exception) -> str:
     """A csv.Error as the reason of a located error, with what to fix."""
     text = str(e).replace("'\t'", "a tab")
+    if "new-line character seen in unquoted field" in text:
+        return (
+            "malformed CSV: a CR (\\r) inside a line, outside quotes (lone CR line ends, as old "
+            "Mac files have, or a CR in an unquoted cell): convert line ends to LF or CRLF, or "
+            "quote the cell"
+        )
     if "expected after" in text:
         text += ' (a cell that starts with " must be quoted whole, inner quotes doubled)'
     elif "end of data" in text:
@@ -406,7 +378,7 @@ def iter_csv(path: Path, name: str, delimiter: str = ",") -> Iterator[Item]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     spath = str(path)
     try:
-        with _open(path) as fh:
+        with open_bytes(path) as fh:
             reader = csv.reader(_csv_lines(fh, path, name), delimiter=delimiter, strict=True)
             start = 1
             try:
@@ -416,6 +388,14 @@ def iter_csv(path: Path, name: str, delimiter: str = ",") -> Iterator[Item]:
                     header = next(reader, None)
                 if header is None:
                     return
+                if header[0].lstrip().startswith(("{", "[")):
+                    raise DataError(
+                        "the header row starts with JSON "
+                        f"({header[0].lstrip()[:1]!r}): the file looks like JSON Lines or JSON, "
+                        "not CSV; name it .jsonl or .json",
+                        path=spath,
+                        line=start,
+                    )
                 dupes = sorted({h for h in header if header.count(h) > 1})
                 if dupes:
                     raise DataError(f"duplicate column name(s) {dupes}", path=spath, line=start)
@@ -439,7 +419,7 @@ def iter_csv(path: Path, name: str, delimiter: str = ",") -> Iterator[Item]:
                     yield loc, dict(zip(header, cells, strict=True))
             except csv.Error as e:
                 raise DataError(_csv_problem(e), path=spath, line=start) from None
-    except (OSError, EOFError) as e:
+    except READ_ERRORS as e:
         raise _read_error(path, e) from e
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -46,10 +47,30 @@ def csv_number(value: Any) -> Any:
     if not text:
         return None
     if _INT.fullmatch(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # over Python's 4,300 digits: a float's ±inf, as '1e999' reads
+            return float(text)
     if _FLOAT.fullmatch(text):
         return float(text)
     return value
+
+
+def as_float(value: int | float) -> float:
+    """``float(value)``; an integer beyond a float's range (a 400-digit JSON integer) is ±inf,
+    as JSON's ``1e400`` reads, never an :class:`OverflowError`."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number (not a bool); an integer beyond a float's range is
+    not (``math.isfinite`` would raise on it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(as_float(value))
 
 
 def as_reference(value: Any) -> Any:

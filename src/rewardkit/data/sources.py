@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -50,17 +52,45 @@ def warn_mixed_splits(spec: str, rels: list[Path]) -> None:
         )
 
 
+def entries_below(root: Path) -> Iterator[Path]:
+    """Every entry below ``root`` but folders, hidden ones skipped, following symlinked folders
+    (each real folder once, so a link loop ends). A folder that cannot be listed is a
+    :class:`DataError`, never silently skipped (as ``Path.rglob`` skips it)."""
+
+    def refuse(e: OSError) -> None:
+        raise DataError(f"cannot read directory: {e.strerror or e}", path=e.filename or str(root))
+
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, names in os.walk(root, onerror=refuse, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: read once
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        yield from (Path(folder, n) for n in names if not n.startswith("."))
+
+
+def _unreadable_entry(path: Path) -> DataError:
+    """The error for a data-file name that is no regular file (a broken link, a link loop, a
+    pipe): reading the folder without it would drop its rows silently."""
+    why = "a broken symbolic link" if path.is_symlink() else file_type(path)
+    try:
+        path.stat()
+    except OSError as e:
+        why = "a symbolic link loop" if e.errno == errno.ELOOP else why
+    return DataError(f"not a readable data file ({why}); fix or remove it", path=str(path))
+
+
 def data_files(root: Path, split: str | None = None) -> list[Path]:
-    """Supported data files under ``root`` (recursively, sorted; hidden files skipped)."""
-    files = [
-        p
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-        and file_kind(p)
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
+    """Supported data files under ``root`` (recursively, following symlinked folders, sorted;
+    hidden files skipped). A data-file name that is no regular file is a :class:`DataError`."""
+    files = [p for p in sorted(entries_below(root)) if file_kind(p)]
     if split is not None:
         files = [p for p in files if _in_split(p.relative_to(root), split)]
+    broken = next((p for p in files if not p.is_file()), None)
+    if broken is not None:
+        raise _unreadable_entry(broken)
     return files
 
 
@@ -72,7 +102,7 @@ def data_root(data: str | PathLike[str]) -> Path | None:
     if spec.startswith("hf:"):
         return None
     path = Path(spec).expanduser()
-    if path.exists():
+    if _exists(path, spec):
         return path
     from rewardkit.data.bundled import bundled_path
 
@@ -129,6 +159,15 @@ def directory_split(spec: str, split: str | None) -> tuple[Path, str | None]:
     return Path(base), name
 
 
+def _exists(path: Path, spec: str) -> bool:
+    """``path.exists()``, with a name the file system refuses (too long) a :class:`DataError`
+    naming it rather than an ``OSError``."""
+    try:
+        return path.exists()
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror or e}", path=spec) from None
+
+
 def file_type(path: Path) -> str:
     """What a path that is neither a regular file nor a directory is (a FIFO, a device...)."""
     import stat
@@ -153,7 +192,9 @@ def iter_items(path_or_name: str | PathLike[str], split: str | None = None) -> I
         yield from hub.iter_hub(spec, split)
         return
     path = Path(path_or_name)
-    if not path.exists():
+    if not _exists(path, spec):
+        if path.is_symlink():  # a broken link or a link loop, not a missing name
+            raise _unreadable_entry(path)
         path, split = directory_split(spec, split)
     if path.is_file():
         yield from iter_file(path, path.name)

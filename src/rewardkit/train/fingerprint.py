@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rewardkit.data.sources import entries_below
 from rewardkit.filehash import sha256_file
 from rewardkit.train.objective_fields import ignored_fields
 
@@ -76,7 +77,8 @@ def data_identity(spec: str | None) -> list[dict[str, Any]]:
                 {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
             )
         elif p.is_dir():
-            files = sorted(x for x in p.rglob("*") if x.is_file())
+            # the entries the loader reads: symlinked folders followed, hidden ones skipped
+            files = sorted(x for x in entries_below(p) if x.is_file())
             contents = {
                 f.relative_to(p).as_posix(): f"{f.stat().st_size}:{sha256_file(f)}" for f in files
             }
