@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 from rewardkit.serve.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
-from rewardkit.types import Query
+from rewardkit.types import TOOL_KEYS, Query
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,31 @@ class QueueTooSmall(Exception):
         return type(self), (self.route, self.items, self.limit)
 
 
+def message_chars(m: Mapping[str, Any]) -> int:
+    """Characters of one prompt message that a chat template renders: its content and its
+    tool-use keys (:data:`~rewardkit.types.TOOL_KEYS`, ``tool_calls`` as JSON text). The tool
+    keys were not counted: 5 MB of ``tool_calls`` passed ``--max-item-chars`` and cost a batch
+    8 tokens."""
+    chars = len(str(m.get("content", "")))
+    if len(m) == 2:  # role and content only: the common case
+        return chars
+    for key in TOOL_KEYS:
+        value = m.get(key)
+        if isinstance(value, str):
+            chars += len(value)
+        elif value is not None:
+            chars += len(json.dumps(value, ensure_ascii=False, default=str))
+    return chars
+
+
+def query_chars(query: Query) -> int:
+    """Characters of a query's response and prompt messages (:func:`message_chars`)."""
+    return len(query.response) + sum(message_chars(m) for m in query.prompt)
+
+
 def estimate_tokens(query: Query) -> int:
     """A cheap token estimate (characters / 4 + 8 per message) used to fill batches."""
-    chars = len(query.response) + sum(len(str(m.get("content", ""))) for m in query.prompt)
-    return chars // 4 + 8 * (len(query.prompt) + 1)
+    return query_chars(query) // 4 + 8 * (len(query.prompt) + 1)
 
 
 @dataclass

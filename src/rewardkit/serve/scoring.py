@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 
-from rewardkit.serve.batcher import DynamicBatcher, QueueFull, QueueTooSmall
+from rewardkit.serve.batcher import DynamicBatcher, QueueFull, QueueTooSmall, query_chars
 from rewardkit.serve.protocol import ItemError, RewardItem, RewardResult
 from rewardkit.serve.state import Route, ServeState
 from rewardkit.types import Query, as_messages
@@ -37,12 +37,13 @@ class Slot:
     cost: int = 0
 
 
-def _item_chars(item: RewardItem) -> int:
-    prompt = (
-        item.prompt if isinstance(item.prompt, str) else "".join(m.content for m in item.prompt)
-    )
-    ref = "" if item.reference is None else json.dumps(item.reference, default=str)
-    return len(prompt) + len(item.response) + len(ref)
+def _item_chars(query: Query) -> int:
+    """What ``max_item_chars`` bounds: :func:`query_chars` (prompt messages with their tool
+    calls, response) and the reference as JSON text, its characters as themselves (escaped as
+    ``\\uXXXX``, a 400-character ``"é…"`` reference counted 2,402 and was refused)."""
+    ref = query.reference
+    ref_chars = 0 if ref is None else len(json.dumps(ref, ensure_ascii=False, default=str))
+    return query_chars(query) + ref_chars
 
 
 def _to_query(item: RewardItem) -> Query:
@@ -107,10 +108,12 @@ def check_slots(state: ServeState, slots: list[Slot]) -> list[Slot]:
     for s in slots:
         if s.item is None or s.error is not None:  # already failed: never scored
             continue
-        if _item_chars(s.item) > limits.max_item_chars:
+        query = _to_query(s.item)
+        chars = _item_chars(query)
+        if chars > limits.max_item_chars:
             s.error = ItemError(
                 type="item_too_long",
-                message=f"items[{s.index}]: {_item_chars(s.item)} characters exceeds the limit "
+                message=f"items[{s.index}]: {chars} characters exceeds the limit "
                 f"of {limits.max_item_chars}",
             )
             continue
@@ -123,7 +126,7 @@ def check_slots(state: ServeState, slots: list[Slot]) -> list[Slot]:
                 f"no default route (routes: {known})",
             )
             continue
-        s.query = _to_query(s.item)
+        s.query = query
         s.key = s.query.key(with_meta=s.route.reward.uses_meta)
         if s.route.batcher is not None:
             s.cost = s.route.batcher.cost_fn(s.query)

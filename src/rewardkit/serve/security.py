@@ -29,9 +29,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 @dataclass
 class Limits:
     """Request limits. ``max_body_bytes``: the most bytes in one request body; ``max_items``: the
-    most items in one request; ``max_item_chars``: the most characters of prompt + response +
-    reference in one item (longer items get a per-item error; token-level truncation past the
-    model's length is the engine's policy, ``left``/``right``/``error``)."""
+    most items in one request; ``max_item_chars``: the most characters of prompt (its messages'
+    tool calls included) + response + reference in one item
+    (:func:`rewardkit.serve.scoring.check_slots`; longer items get a per-item error; token-level
+    truncation past the model's length is the engine's policy, ``left``/``right``/``error``)."""
 
     max_body_bytes: int = 8 * 1024 * 1024
     max_items: int = 4096
