@@ -10,8 +10,12 @@ acceptable answers; the same extraction applies to it. Before comparing, thousan
 1234.5, ``\\boxed{10{,}000}`` → 10000); ``a/b``, ``\\frac{a}{b}`` and mixed numbers (``2 1/2``,
 ``2\\frac{1}{2}``) are read as fractions, also as a text's last number (``\\frac{5}{2}`` was
 read as 2), and one with a zero denominator is no answer. A marked answer holding two numbers
-(``#### 41, 42``, ``#### 4,2``, ``\\boxed{41 or 42}``, ``\\boxed{\\boxed{41} 42}``), or a stated
-one without a mark ("The answer is 41, 42.", :func:`.math_hedges.stated_hedge`), is no answer.
+(``#### 41, 42``, ``#### 4,2``, ``\\boxed{41 or 42}``, ``\\boxed{\\boxed{41} 42}``), an
+expression (``\\boxed{15 + 1}``, ``#### ±14``, ``\\boxed{\\sqrt{14}}``) or a number a word
+changes (``#### 15 squared``), or a stated one without a mark ("The answer is 41, 42.",
+:func:`.math_hedges.stated_hedge`), is no answer; a reference that is one such line (MATH's
+``\\sqrt{51}``) gives NaN. What a reader does not see (an HTML comment, ``\\phantom``, white
+text: :func:`.hidden.visible`) is not read.
 An integer reference must be met exactly (as verl and lm-eval compare); any other matches when
 ``|a − b| ≤ tol · max(1, |b|)`` (``tol`` = 1e-6); a given ``tol`` applies to every reference.
 
@@ -23,6 +27,7 @@ a response without one has no answer (0.0; TRL's ``reasoning_accuracy_reward`` g
 from __future__ import annotations
 
 import re
+import unicodedata
 from fractions import Fraction
 from typing import Any
 
@@ -35,8 +40,9 @@ from rewardkit.rewards.rules._common import (
     as_number,
     references,
 )
+from rewardkit.rewards.rules.hidden import visible
 from rewardkit.rewards.rules.math_boxes import last_boxed, nested_box
-from rewardkit.rewards.rules.math_hedges import separate_numbers, stated_hedge
+from rewardkit.rewards.rules.math_hedges import changed_number, separate_numbers, stated_hedge
 from rewardkit.rewards.rules.math_relations import split_links
 from rewardkit.rewards.rules.math_units import plain_numerals
 from rewardkit.types import Query
@@ -46,10 +52,12 @@ _FRACTION = re.compile(r"(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)")
 _LATEX_FRACTION = re.compile(
     r"(-?)\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(\d+(?:\.\d+)?)\s*\}"
 )
-# What a "####" answer starts with: a number (signed, "$", LaTeX fraction or box). A Markdown
-# heading "#### Step 2: …" is no answer marker.
+# What a "####" answer starts with: a number (signed, "$", LaTeX fraction or box; "±": then it
+# is no answer, not the text's last number). A Markdown heading "#### Step 2: …" is no answer
+# marker.
 _ANSWER_START = re.compile(
-    r"[-+\u2212\u2010-\u2013\ufe63\uff0d]?\s*(?:\\?\$\s*)?(?:\d|\.\d|\\[dt]?frac|\\boxed|-)"
+    r"(?:[-+\u2212\u2010-\u2013\ufe63\uff0d\u00b1\u2213]|\\(?:pm|mp)(?![A-Za-z]))?\s*"
+    r"(?:\\?\$\s*)?(?:\d|\.\d|\\[dt]?frac|\\boxed|-)"
 )
 # The minus signs models write besides "-": U+2212 (minus), hyphens and figure/en dashes (U+2010
 # to U+2013), small and fullwidth hyphen-minus: "−5", "–5", "－5" are −5, not 5. (An em dash is
@@ -63,6 +71,8 @@ _NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+(?:\.\d+)?|\.\d+)")
 # is 1234, "4,2" is 4 then 2 (it was read as 42). Other separators ("10{,}000", "1\,000",
 # "10\u00a0000") are dropped first: :func:`.math_units.plain_numerals`.
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# "\frac14", "\frac 34", "\dfrac9{19}", "\frac{270}7": a short fraction, one-digit parts unbraced
+_SHORT_FRACTION = re.compile(r"\\([dt]?frac)\s*(?:(\d)|\{\s*(\d+)\s*\})\s*(?:(\d)|\{\s*(\d+)\s*\})")
 # The fraction of a mixed number after its whole part: "2 1/2" ("2\frac{1}{2}": _LATEX_FRACTION)
 _MIXED = re.compile(r"[ \t]+(\d+)/(\d+)(?![\d/]|\.\d)")
 # The last number of a text without a marked answer: a LaTeX fraction (signed, after a whole
@@ -113,11 +123,25 @@ def _mixed(text: str, whole: re.Match[str], latex: re.Match[str] | None) -> Frac
     return -value if whole.group(0).startswith("-") else value
 
 
+def _braced(m: re.Match[str]) -> str:
+    """A :data:`_SHORT_FRACTION` match written with braces (``\\frac14`` → ``\\frac{1}{4}``)."""
+    name, a, b = m.group(1), m.group(2) or m.group(3), m.group(4) or m.group(5)
+    return f"\\{name}{{{a}}}{{{b}}}"
+
+
+def _plain(text: str) -> str:
+    """``text`` as its numbers are read: plain digits, no thousands separators, ``$`` or
+    ``\\!``, every minus sign ``-``, LaTeX's short fractions in braces (``\\frac14`` was 14)."""
+    text = plain_numerals(text, spaces=True)
+    if "frac" in text:
+        text = _SHORT_FRACTION.sub(_braced, text)
+    text = _THOUSANDS.sub("", text).replace("\\$", "").replace("$", "").replace("\\!", "")
+    return text.translate(_MINUSES)
+
+
 def _read_number(text: str) -> Fraction | _Undefined | None:
     """:func:`parse_number`, telling a zero denominator (:data:`UNDEFINED`) from no number."""
-    text = plain_numerals(text, spaces=True)
-    text = _THOUSANDS.sub("", text).replace("\\$", "").replace("$", "").replace("\\!", "")
-    text = text.translate(_MINUSES)
+    text = _plain(text)
     latex = _LATEX_FRACTION.search(text)
     plain = _NUMBER.search(text)
     try:
@@ -160,7 +184,9 @@ def _read_marked(marked: str) -> Fraction | _Undefined | None:
     offers two numbers as alternatives, joined by a relation sign other than ``=`` or as
     separate items of a list (``41 or 42``, ``41 \\to 42``, ``41 \\approx 42``,
     ``41 \\mid 42``, ``41, 42``, ``41; 42``, ``4,2``: its first number scored 1 against 41;
-    :func:`.math_hedges.separate_numbers`; ``1,234`` is one number)."""
+    :func:`.math_hedges.separate_numbers`; ``1,234`` is one number), when a word after its
+    number changes it (``15 squared``, ``15 is wrong``: :func:`.math_hedges.changed_number`)
+    or when it is an expression (``15 + 1``, ``\\pm 14``, ``\\sqrt{14}``: :func:`_expression`)."""
     parts, kinds = split_links(marked)
     for pieces in (
         [p for p in parts if any(k != "eq" for k in kinds)],
@@ -168,28 +194,58 @@ def _read_marked(marked: str) -> Fraction | _Undefined | None:
     ):
         if sum(bool(_NUMBER.search(p)) for p in pieces) > 1:
             return UNDEFINED
-    if separate_numbers(marked):
+    if separate_numbers(marked) or changed_number(marked) or _expression(_plain(marked)):
         return UNDEFINED
     return _read_number(marked)
 
 
-# What a reader does not see as the answer: "\phantom{42}", "\cancel{41}", "\sout{41}",
-# "\color{white}{41}"
-_HIDDEN = re.compile(r"\\(?:[hv]?phantom|[bx]?cancel|sout|(?:text)?color\s*\{\s*white\s*\})\s*\{")
+# Beside a marked answer's one number: commands that only lay it out or label it (their words
+# stay), a degree sign, a unit's power ("\text{ cm}^2"), a unit's "/" ("m/s"), tags around it
+# ("</answer>", "<|im_end|>"), a "+" sign before it
+_LAYOUT = re.compile(
+    r"\\(?:(?:text(?:rm|bf|it|normal)?|math(?:rm|bf|it)|mbox|displaystyle|textstyle|left|right"
+    r"|q?quad)(?![A-Za-z])|[,;:! %])"
+    r"|\^\s*\{?\s*\\circ\s*\}?|(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])|</?[A-Za-z|\uff5c][^<>\n]*>"
+)
+_UNIT_POWER = re.compile(r"(?<=[A-Za-z])(\}?)\s*\^\s*\{?\s*[23]\s*\}?")
+# What names the answer or sets one aside: "x =", "x_1 \to" before it, ", not 42" after it
+_NAMED = re.compile(r"^\s*[A-Za-z](?:_\{?\w{1,3}\}?)?\s*(?:=|:=|\\to\b|\\rightarrow\b|→)")
+_MINUTES = re.compile(r"(?<=\d):\d{2}(?!\d)")  # "4:30": read as its hour, as before
+_NEGATED = re.compile(r"\bnot\s+-?\d+(?:\.\d+)?(?!\S)")
+_VARIABLE = re.compile(r"(?![mgshlLKVWJN])[A-Za-z](?![A-Za-z])")
+# What else may stand beside it: letters (unit words, "x ="), spaces, brackets, punctuation,
+# currency and other signs that are no operator (°, ✓)
+_KEPT = frozenset("$%.,;:{}()[]'\"=!?*_")
 
 
-def _drop_hidden(text: str) -> str:
-    """``text`` without invisible or struck-out content (``\\boxed{41}\\phantom{\\boxed{42}}``
-    read the invisible 42, ``\\boxed{\\cancel{41} 42}`` the struck-out 41)."""
-    while (m := _HIDDEN.search(text)) is not None:
-        depth, end = 0, len(text)
-        for j in range(m.end() - 1, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            if depth == 0:
-                end = j + 1
-                break
-        text = text[: m.start()] + " " + text[end:]
-    return text
+def _expression(plain: str) -> bool:
+    """Whether a marked answer (in :func:`_plain` form) is an expression, not one number: a
+    second number, an operator, a function or any other command beside its number
+    (``15 + 1``, ``15 \\times 10^3``, ``1.5e1``, ``\\sqrt{14}``, ``\\pm 14``, ``15!``,
+    ``-(-15)``, ``\\overset{15}{14}``, ``x = 14, x = 15``): its first number was read (15
+    scored 1.0 against ``\\boxed{15 + 1}``). A fraction or mixed number is one number; unit
+    words, text wrappers, ``x =``, a percent or degree sign and currency stay beside it."""
+    plain = _NEGATED.sub("", _UNIT_POWER.sub(r"\1", _NAMED.sub("", _MINUTES.sub("", plain))))
+    numbers = list(_LAST.finditer(plain))
+    if len(numbers) != 1:
+        return len(numbers) > 1
+    head, tail = plain[: numbers[0].start()], plain[numbers[0].end() :]
+    if tail.lstrip().startswith("!") or _VARIABLE.match(tail):
+        return True  # a factorial; "15x", "15k" (a unit letter stays: "15m", "15g")
+    head = head.rstrip()
+    rest = _LAYOUT.sub(" ", (head[:-1] if head.endswith("+") else head) + " " + tail)
+    return not all(
+        c.isalpha() or c.isspace() or c in _KEPT or unicodedata.category(c) in ("Sc", "So")
+        for c in rest
+    )
+
+
+def _prepared(text: str) -> str:
+    """``text`` as a reader sees it (:func:`.hidden.visible`), numerals in plain digits
+    ("10{,}000", "1\\,000", "10\\u00a0000": one number each), short fractions braced
+    ("\\frac14" was read as 14)."""
+    text = plain_numerals(visible(text))
+    return _SHORT_FRACTION.sub(_braced, text) if "frac" in text else text
 
 
 def extract_answer(text: str) -> Fraction | None:
@@ -198,11 +254,9 @@ def extract_answer(text: str) -> Fraction | None:
     A marked answer that divides by zero (``#### 42/0``, ``\\boxed{\\frac{1}{0}}``) or offers
     two numbers (``#### 41 or 42``, ``\\boxed{41 \\to 42}``) is no answer: None, not an earlier
     or a later number of the text (the last number of ``#### 5/0`` is 0, which matched the gold
-    0). Invisible and struck-out content (``\\phantom``, ``\\cancel``, ``\\sout``,
-    ``\\color{white}``) is not read."""
-    if "\\" in text and _HIDDEN.search(text):
-        text = _drop_hidden(text)
-    text = plain_numerals(text)  # "10{,}000", "1\,000", "10\u00a0000": one number each
+    0). What a reader does not see (``\\phantom``, ``\\cancel``, ``\\color{white}``, an HTML
+    comment: :func:`.hidden.visible`) is not read."""
+    text = _prepared(text)
     for marked in reversed(_HASHES.findall(text)):
         if _ANSWER_START.match(marked):  # "#### 42", not a Markdown heading "#### Step 2"
             value = _read_marked(marked)
@@ -223,6 +277,18 @@ def extract_answer(text: str) -> Fraction | None:
     if ("nswer" in text or "NSWER" in text) and stated_hedge(text):
         return None  # "The answer is 41, 42.", "The answer is 3 or 5.": no one answer
     return _last_number(_THOUSANDS.sub("", text).translate(_MINUSES))
+
+
+def extract_gold(reference: str) -> Fraction | None:
+    """:func:`extract_answer` of a reference; one that is a single unmarked line is read as a
+    marked answer, so one holding an expression or a changed number, not a number (MATH's
+    ``\\sqrt{51}``, ``7\\pi``, ``2k+2``, ``5 \\text{ squared}``), has none (the rule does not
+    apply: NaN), not its last number (51 matched ``\\boxed{51}``)."""
+    line = reference.strip()
+    if "\n" in line or "####" in line or "\\boxed" in line or "\\fbox" in line:
+        return extract_answer(reference)
+    value = _read_marked(_prepared(line))
+    return None if isinstance(value, _Undefined) else value
 
 
 def _last_number(text: str) -> Fraction | None:
@@ -288,7 +354,7 @@ class Gsm8kReward(RuleReward):
         if reference not in self._gold_cache:
             if len(self._gold_cache) > 65536:
                 self._gold_cache.clear()
-            self._gold_cache[reference] = extract_answer(reference)
+            self._gold_cache[reference] = extract_gold(reference)
         return self._gold_cache[reference]
 
     def score_one(self, query: Query) -> float:
@@ -311,9 +377,7 @@ def compute_score(solution: str, ground_truth: Any, tol: float | None = None) ->
     equals that of ``ground_truth`` (a string or list of strings), else 0.0; NaN without a
     readable ground truth."""
     golds = [
-        g
-        for g in (extract_answer(r) for r in references(ground_truth, strict=True))
-        if g is not None
+        g for g in (extract_gold(r) for r in references(ground_truth, strict=True)) if g is not None
     ]
     if not golds:
         return NAN

@@ -55,24 +55,28 @@ def hedged(view: str, boxed: str | None, golds: list[str]) -> bool:
     "x = 3 or x = 5" states the solutions 3, 5."""
     if any(_SEVERAL.search(g) and not _GROUPED_GOLD.fullmatch(g.strip()) for g in golds):
         return False
+    changes = not any(changed_number(g) for g in golds)  # a gold "5 squared" says so itself
     if boxed is not None:
-        return (bool(_DISJUNCTION.search(boxed)) and not one_value(boxed)) or separate_numbers(
-            boxed
+        return (
+            (bool(_DISJUNCTION.search(boxed)) and not one_value(boxed))
+            or separate_numbers(boxed)
+            or (changes and changed_number(boxed))
         )
     lines = list(_HASH_LINE.finditer(view))
     if lines and not _DIGIT.search(view, lines[-1].end()):
         line = lines[-1].group(1)
-        if separate_numbers(line) or two_stated(line):
+        if separate_numbers(line) or two_stated(line) or (changes and changed_number(line)):
             return True
-    stated = stated_hedge(view)
+    stated = stated_hedge(view, changes)
     return _numbers_or(view) if stated is None else stated
 
 
-def stated_hedge(view: str) -> bool | None:
+def stated_hedge(view: str, changes: bool = True) -> bool | None:
     """Whether the last stated answer ("The answer is …", "Answer: …", to the end of its
     sentence) offers alternatives or begins with two numbers ("The answer is 3 or 5.", "The
     answer is 41, 42.", :func:`two_stated`; one value said twice, "3/4, or 0.75", is none:
-    :func:`one_value`); None when ``view`` states no answer. Both rules
+    :func:`one_value`) or (``changes``) a word after its number changes it ("The answer is 5
+    squared.", :func:`changed_number`); None when ``view`` states no answer. Both rules
     read it (``rule:gsm8k`` read the last number: "The answer is 41, 42." scored 1 against 42)."""
     anchors = list(_ANCHOR.finditer(view))
     if not anchors:
@@ -82,7 +86,26 @@ def stated_hedge(view: str) -> bool | None:
     stated = rest[: end.start() if end else len(rest)]
     if _DISJUNCTION.search(stated):
         return not one_value(stated)  # "3/4, or 0.75" restates one answer
-    return two_stated(stated)
+    return two_stated(stated) or (changes and changed_number(stated))
+
+
+# Words right after a number that make it another number or take it back: "5 squared",
+# "5 cubed", "5 factorial", "5 is wrong", "5 is not correct". Units and count words stay the
+# number's own ("5 cm", "5 more", "5 million", "5 dozen", "5 thirds": a gold 5 may count those)
+_CHANGED = re.compile(
+    r"(?:\s|\\[,;: ]|~|\\(?:text(?:rm|normal)?|mathrm|mbox)\s*\{|[{}(])*"
+    r"(?:squared|cubed|factorial|(?:(?:is|was)\s+)?(?:wrong|incorrect|false"
+    r"|not\s+(?:correct|right|the\s+answer)))\b",
+    re.IGNORECASE,
+)
+
+
+def changed_number(text: str) -> bool:
+    """Whether a word right after the first number of ``text`` makes it another number or takes
+    it back (``\\boxed{15 \\text{ squared}}``, ``#### 15 is wrong``, "The answer is 15
+    factorial."): math-verify and ``rule:gsm8k`` read 15, which scored 1.0 against the gold 15."""
+    first = _ITEM.search(text)
+    return first is not None and _CHANGED.match(text, first.end()) is not None
 
 
 def one_value(text: str) -> bool:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from rewardkit.rewards.rules.hidden import visible
 from rewardkit.rewards.rules.math_boxes import last_boxed, nested_box
 from rewardkit.rewards.rules.math_hedges import answer_view, hedged
 from rewardkit.rewards.rules.math_units import (
@@ -222,8 +223,9 @@ def read_answer(response: str, golds: list[str]) -> tuple[str, list[bool], float
     before math-verify: 0.0 for an empty last box, a box beside other content in the last box
     (``\\boxed{\\boxed{41} 42}``), a hedge ("3 or 5"), a numeral in another
     base or a number in another unit than every gold's; a stated choice letter against letter
-    golds."""
-    response = read_plain(answer_view(spell_out(response)))
+    golds. What a reader does not see (an HTML comment, ``\\phantom``, white text:
+    :func:`.hidden.visible`) is not read."""
+    response = read_plain(answer_view(spell_out(visible(response))))
     boxed = last_boxed(response) if "\\boxed" in response else None
     keep = [not base_mismatch(boxed, g) for g in golds]
     if boxed is not None and not boxed.strip():

@@ -43,6 +43,7 @@ from rewardkit.rewards.rules._common import (
 )
 from rewardkit.rewards.rules.exact_match import exact_match
 from rewardkit.rewards.rules.gsm8k import extract_answer, parse_number
+from rewardkit.rewards.rules.hidden import visible
 from rewardkit.types import Query
 
 MODES = ("auto", "choice", "number", "text")
@@ -137,7 +138,15 @@ def reference_mode(ref: str) -> str:
     return "text"
 
 
+# Both answers at the start ("Yes and no.", "yes no", "Yes/No", "No or yes?"): no answer (the
+# leading "yes" scored 1.0 against "yes"); "Yes, no doubt" is yes
+_BOTH = re.compile(r"\W*(yes|no)\b\W*(?:(?:and|or)\b\W*)?(yes|no)\b(?![ \t]+\w)", re.I)
+
+
 def _yes_no(text: str) -> str | None:
+    both = _BOTH.match(text)
+    if both and both.group(1).lower() != both.group(2).lower():
+        return None
     words = squad_normalize(text).split()
     return words[0] if words and words[0] in ("yes", "no") else None
 
@@ -223,6 +232,7 @@ def _score(
     refs = vqa_references(ground_truth)
     if not refs:
         return NAN
+    solution = visible(solution)  # "<!-- yes --> no" read "yes"
     text = answer_tag_content(solution) if answer_tag else solution
     if aggregate == "vqa" or (aggregate == "auto" and len(refs) == VQA_ANSWERS):
         return vqa_accuracy(text, refs)
