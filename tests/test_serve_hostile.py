@@ -5,7 +5,6 @@ queue, forged OpenRLHF queries, shutdown timing, and the shape of every error an
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests import serve_logs
 from tests.adversarial.helpers import slow_server
 from tests.adversarial.helpers.slow_server import free_port
 from tests.proc_helpers import wait_for
@@ -33,31 +33,10 @@ from rewardkit.serve.security import Limits
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _Records(logging.Handler):
-    """Keeps every record of the loggers it is attached to (uvicorn's do not reach the root)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def text(self) -> str:
-        return "\n".join(
-            r.getMessage() + ("\n" + str(r.exc_info) if r.exc_info else "") for r in self.records
-        )
-
-
 @pytest.fixture
 def server_logs():
-    handler = _Records()
-    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "rewardkit.serve")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
+    with serve_logs.server_logs() as handler:
+        yield handler
 
 
 def _serve(**overrides) -> BackgroundServer:

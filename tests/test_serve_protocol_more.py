@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests import serve_logs
 from tests.proc_helpers import wait_for
 from tests.test_serve_backpressure import slow_item
 
@@ -49,29 +49,10 @@ def server():
         yield srv
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def text(self) -> str:
-        return "\n".join(
-            r.getMessage() + (" TRACEBACK" if r.exc_info else "") for r in self.records
-        )
-
-
 @pytest.fixture
 def server_logs():
-    handler = _Records()
-    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "rewardkit.serve")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
+    with serve_logs.server_logs() as handler:
+        yield handler
 
 
 def _raw(url: str, recv_buffer: int | None = None) -> socket.socket:
@@ -393,7 +374,7 @@ def test_a_body_still_uploading_when_the_graceful_timeout_ends_gets_a_json_503(s
     assert head.startswith(b"HTTP/1.1 503"), answer[:300]
     assert json.loads(body)["error"]["type"] == "shutting_down"
     text = server_logs.text()
-    assert "TRACEBACK" not in text and "Exception in ASGI application" not in text, text
+    assert "Traceback" not in text and "Exception in ASGI application" not in text, text
 
 
 def test_ctrl_c_twice_answers_requests_in_flight_with_json_503():

@@ -8,25 +8,16 @@ templates are the real ones TRL ships, over the embedded SmolLM2 tokenizer (Chat
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from family_models import smollm_tokenizer
+from openrlhf_chat import CONV, RESPONSE, SYS, TEMPLATES
 from rewardkit.integrations._messages import chat_exchange, chat_prompt, split_chat_query
 from rewardkit.integrations.openrlhf import make_reward_func
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.types import Query, user
 
-TEMPLATES = Path(pytest.importorskip("trl").__file__).parent / "chat_templates"
-SYS = {"role": "system", "content": "You are a careful geography tutor."}
-CONV = [
-    {"role": "user", "content": "Name a large city in France."},
-    {"role": "assistant", "content": "Lyon."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
-RESPONSE = "The capital of France is Paris."
 #: the BOS each family's real tokenizer renders (the SmolLM2 tokenizer's own is ChatML's)
 BOS = {
     "llama3": "<|begin_of_text|>",

@@ -9,18 +9,16 @@ Templates: TRL's shipped ones over the embedded SmolLM2 tokenizer, Zephyr's writ
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from family_models import smollm_tokenizer
+from openrlhf_chat import CONV, RESPONSE, SYS, TEMPLATES
 from rewardkit.integrations._messages import chat_exchange, chat_prompt, split_chat_query
 from rewardkit.integrations.openrlhf import make_reward_func
 from rewardkit.integrations.verl import cached_reward
 from rewardkit.types import Query, user
 
-TEMPLATES = Path(pytest.importorskip("trl").__file__).parent / "chat_templates"
 #: The chat_template of HuggingFaceH4/zephyr-7b-beta (tokenizer_config.json), verbatim; no
 #: installed package ships it.
 ZEPHYR = (
@@ -33,13 +31,6 @@ ZEPHYR = (
     "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n"
     "{% endfor %}"
 )
-SYS = {"role": "system", "content": "You are a careful geography tutor."}
-CONV = [
-    {"role": "user", "content": "Name a large city in France."},
-    {"role": "assistant", "content": "Lyon."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
-RESPONSE = "The capital of France is Paris."
 #: each family's special tokens as its real tokenizer has them; its end of turn
 TOKENS = {
     "llama3": {"bos_token": "<|begin_of_text|>"},

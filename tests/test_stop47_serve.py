@@ -12,10 +12,10 @@ server on loopback with rule rewards (docs/serving.md, "Security and limits").
 from __future__ import annotations
 
 import json
-import logging
 
 import httpx
 import pytest
+from tests import serve_logs
 
 from rewardkit.serve.app import create_app
 from rewardkit.serve.background import BackgroundServer
@@ -28,33 +28,16 @@ LIMIT = 1000
 JSON = {"content-type": "application/json"}
 
 
-class _Records(logging.Handler):
-    """Every record of the server's loggers (uvicorn's do not reach the root)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(scope="module")
 def server():
-    records = _Records()
-    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "rewardkit.serve")]
-    for logger in loggers:
-        logger.addHandler(records)
     config = ServeConfig(
         rewards={"default": "rule:length", "em": "rule:exact_match"},
         limits=Limits(max_item_chars=LIMIT),
     )
-    with BackgroundServer(create_app(config)) as srv:
+    with serve_logs.server_logs() as logs, BackgroundServer(create_app(config)) as srv:
         yield srv
-    for logger in loggers:
-        logger.removeHandler(records)
     # a client error is never a traceback in the server's log
-    assert not [r.getMessage() for r in records.records if r.exc_info], "traceback logged"
+    assert not logs.tracebacks(), "traceback logged"
 
 
 def _item(server, item: dict) -> dict:
