@@ -124,7 +124,7 @@ def test_unlabelled_rows_without_chosen_get_the_layout_in_the_error(bert_dir, tm
         ({"metarm_data": "s.jsonl", "objective": "listwise"}, "read by objective bt"),
         ({"metarm_data": "SHIFTED", "freeze_backbone": True}, "freeze_backbone"),
         ({"metarm_data": "no/such.jsonl"}, "metarm_data 'no/such.jsonl' does not exist"),
-        ({"metarm_data": " "}, "metarm_data is empty"),
+        ({"metarm_data": " "}, "metarm_data must be a path or name, not empty"),
     ],
 )
 def test_config_refusals_name_the_field(fields, match, tmp_path):

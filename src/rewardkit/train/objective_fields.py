@@ -123,15 +123,11 @@ def check_extra_terms(cfg: Any) -> None:
 
 
 def _check_metarm_source(source: str) -> None:
-    """SpecError for an empty ``metarm_data`` or a local path that does not exist (before any
-    model loads; ``hf:`` sources are read at the run's start)."""
+    """SpecError for a local ``metarm_data`` path that does not exist (before any model loads;
+    ``hf:`` sources are read at the run's start; a blank one is refused with the other path
+    fields, ``config.PATH_FIELDS``)."""
     from pathlib import Path
 
-    if not source.strip():
-        raise SpecError(
-            "train config: metarm_data is empty; give a file of prompts with 2 or more "
-            "responses each sampled from the current policy (or leave it out: null)"
-        )
     if not source.startswith("hf:") and not Path(source).expanduser().exists():
         raise SpecError(f"train config: metarm_data {source!r} does not exist")
 
