@@ -97,7 +97,9 @@ def test_parse_item_names_index_and_field():
     _, err = parse_item({"response": "r", "bogus": 1}, 1)
     assert err is not None and "bogus" in err.message
     _, err = parse_item(["r"], 2)
-    assert err is not None and "expected an object, got list" in err.message
+    assert err is not None and "expected an object, got a list of 1 item(s)" in err.message
+    _, err = parse_item(None, 3)  # JSON's words, as the body's own errors use (not "NoneType")
+    assert err is not None and err.message == "items[3]: expected an object, got null"
 
 
 def test_openrlhf_split_strip_and_response_shape():

@@ -276,3 +276,23 @@ def test_a_null_first_prompt_is_called_null_not_missing(tmp_path: Path) -> None:
 def test_a_name_too_long_is_a_data_error(tmp_path: Path) -> None:
     p = tmp_path / ("x" * 300 + ".jsonl")
     assert "too long" in refused(p).reason  # was OSError from Path.exists
+
+
+def test_an_hh_transcript_saved_with_windows_line_ends_reads_as_its_turns(tmp_path):
+    """Before: ``\\r\\n\\r\\nAssistant:`` was no turn, and the row failed with "expected an
+    assistant turn after a prompt shared with 'chosen'"."""
+    import json as _json
+
+    from rewardkit.data import load
+
+    row = {
+        "chosen": "\n\nHuman: Hi there\n\nAssistant: Hello!",
+        "rejected": "\n\nHuman: Hi there\n\nAssistant: Go away.",
+    }
+    crlf = {k: v.replace("\n", "\r\n") for k, v in row.items()}
+    (tmp_path / "lf.jsonl").write_text(_json.dumps(row) + "\n", encoding="utf-8")
+    (tmp_path / "crlf.jsonl").write_text(_json.dumps(crlf) + "\n", encoding="utf-8")
+    (lf,) = load(tmp_path / "lf.jsonl")
+    (got,) = load(tmp_path / "crlf.jsonl")
+    assert got.prompt == lf.prompt == [{"role": "user", "content": "Hi there"}]
+    assert got.responses == lf.responses == ["Hello!", "Go away."]

@@ -42,8 +42,15 @@ def parse(rec: Record, name: str) -> list[Turn]:
         raise rec.error(
             name, f"expected a transcript starting with 'Human:', got {describe(value)}"
         )
-    parts = _TURN.split(value.strip())
+    parts = _TURN.split(_unix_lines(value).strip())
     return [(who, said.strip()) for who, said in zip(parts[1::2], parts[2::2], strict=True)]
+
+
+def _unix_lines(value: str) -> str:
+    """``value`` with Windows and old-Mac line ends as ``\n``: a transcript saved with
+    ``\r\n`` has ``\r\n\r\nAssistant:`` turns, which were no turns at all ("expected an
+    assistant turn after a prompt shared with 'chosen'")."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
 
 
 def transcript_prompt(value: str) -> list[Message] | None:
@@ -54,7 +61,7 @@ def transcript_prompt(value: str) -> list[Message] | None:
     ``Assistant:``, alternates speakers and has no empty human turn."""
     if not looks_like(value) or not value.rstrip().endswith("Assistant:"):
         return None
-    parts = _TURN.split(value.strip())
+    parts = _TURN.split(_unix_lines(value).strip())
     turns = [(who, said.strip()) for who, said in zip(parts[1::2], parts[2::2], strict=True)]
     if parts[0].strip() or len(turns) < 2 or turns[-1] != ("Assistant", ""):
         return None

@@ -22,6 +22,7 @@ from pydantic import (
 
 from rewardkit.content_parts import TEXT_PART_TYPES, PartError, read_text_parts
 from rewardkit.data.checks import MessageError, read_message
+from rewardkit.data.location import describe
 
 PROTOCOL_VERSION = "rewardkit.v1"
 
@@ -194,7 +195,7 @@ def parse_item(raw: Any, index: int) -> tuple[RewardItem | None, ItemError | Non
     if not isinstance(raw, dict):
         return None, ItemError(
             type="invalid_item",
-            message=f"items[{index}]: expected an object, got {type(raw).__name__}",
+            message=f"items[{index}]: expected an object, got {describe(raw)}",
         )
     try:
         item = RewardItem.model_validate(raw)
