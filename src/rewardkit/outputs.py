@@ -9,7 +9,9 @@
   moment its outputs are checked, and lets that process's own writes to them through.
 - :func:`atomic_file`: the content goes to a unique temporary file in the same directory, is
   flushed to disk, and replaces the target in one ``os.replace`` only when the block succeeds; on
-  failure the temporary file is removed and the old target is left untouched; the temporary
+  failure the temporary file is removed, the old target is left untouched and the folders the
+  write created for it are removed again when empty (an interrupted run into a new folder
+  leaves no empty folder that looks like its output); the temporary
   files of killed writers (SIGKILL) are swept when the target is next written
   (:func:`sweep_stale_temps`). A target that is
   a device or pipe (``/dev/stdout``) is written in place, never replaced by a file; a symlink's
@@ -185,7 +187,7 @@ def hold(target: str | os.PathLike[str], what: str = "output") -> Iterator[None]
     if _HELD.get(key) == os.getpid():  # held already by this run
         yield
         return
-    made = [q for q in (path.parent, *path.parent.parents) if not q.exists()]
+    made = missing_folders(path)
     try:
         with exclusive(path, what):
             _HELD[key] = os.getpid()
@@ -194,11 +196,22 @@ def hold(target: str | os.PathLike[str], what: str = "output") -> Iterator[None]
             finally:
                 _HELD.pop(key, None)
     finally:
-        for folder in made:  # deepest first; one that holds anything stays
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_empty(made)
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, deepest first."""
+    return [q for q in (path.parent, *path.parent.parents) if not q.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first, as :func:`missing_folders` lists them) while they are
+    empty: a run that made them and then failed or was stopped leaves no empty folder behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def remove_older(target: str | os.PathLike[str], what: str = "output") -> None:
@@ -284,10 +297,23 @@ def atomic_file(
         return
     if path.is_symlink():  # replace the file the link names, not the link
         path = path.resolve()
+    made = missing_folders(path)  # removed again when the write fails or is stopped
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error(what, path, exc) from None
+    try:
+        with _replaced(path, binary, what) as fh:
+            yield fh
+    except BaseException:
+        remove_empty(made)
+        raise
+
+
+@contextlib.contextmanager
+def _replaced(path: Path, binary: bool, what: str) -> Iterator[IO]:
+    """The body of :func:`atomic_file` for a regular file in an existing folder: a locked,
+    unique temporary file that replaces ``path`` when the block succeeds."""
     with exclusive(path, what):
         sweep_stale_temps(path)
         # the name is known before the file exists, so an interrupt at any point (even inside

@@ -44,10 +44,10 @@ def locked_dir(out: Path, what: str = "--out") -> Iterator[None]:
     """Hold :func:`~rewardkit.outputs.exclusive` on the output directory ``out`` for the whole
     run (a second run given the same directory is refused at once, before it scores). The
     directory is created first, so every run locks the same file inside it; a run that fails
-    removes the directory again when it created it and left it empty."""
-    from rewardkit.outputs import exclusive, output_error
+    removes the directory, and the folders above it it created, again while they are empty."""
+    from rewardkit.outputs import exclusive, missing_folders, output_error, remove_empty
 
-    created = not out.exists()
+    made = [] if out.exists() else [out, *missing_folders(out)]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -58,9 +58,8 @@ def locked_dir(out: Path, what: str = "--out") -> Iterator[None]:
             yield
         ok = True
     finally:
-        if created and not ok:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only when empty
+        if not ok:
+            remove_empty(made)
 
 
 def eval_command(
