@@ -27,6 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rewardkit.progress",
         "rewardkit.secrets",
         "rewardkit.pixels",
+        "rewardkit.example_context",
     ),
     "data": ("rewardkit.data",),
     "infrastructure": (

@@ -193,16 +193,24 @@ class Example:
         chosen = set(self.chosen)
         return [i for i in range(len(self.responses)) if i not in chosen]
 
+    def prompt_for(self, i: int) -> list[Message]:
+        """The history response ``i`` answers: ``meta["prompt_b"]`` for response 1 of a pair
+        whose two sides have different histories (Arena multi-turn, MT-Bench turn 2), else
+        :attr:`prompt` (:func:`rewardkit.example_context.own_prompt`)."""
+        from rewardkit.example_context import own_prompt
+
+        return own_prompt(self, i)
+
     def queries(self) -> list[Query]:
-        """One :class:`Query` per response, in response order. Its meta holds the example's
-        other fields (``meta``: a row's extra columns, as ``score`` passes them), then
-        ``example_id`` and ``source``, so a reward that reads meta (a route, DMoERM's category)
-        sees in ``eval`` what it sees in ``score``."""
+        """One :class:`Query` per response, in response order, each after its own history
+        (:meth:`prompt_for`). Its meta holds the example's other fields (``meta``: a row's extra
+        columns, as ``score`` passes them), then ``example_id`` and ``source``, so a reward that
+        reads meta (a route, DMoERM's category) sees in ``eval`` what it sees in ``score``."""
         ids = {"example_id": self.id, **({"source": self.source} if self.source else {})}
         meta = {**self.meta, **ids}
         return [
-            Query(prompt=self.prompt, response=r, reference=self.reference, meta=dict(meta))
-            for r in self.responses
+            Query(prompt=self.prompt_for(i), response=r, reference=self.reference, meta=dict(meta))
+            for i, r in enumerate(self.responses)
         ]
 
 

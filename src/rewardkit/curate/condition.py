@@ -28,6 +28,7 @@ from rewardkit.curate.consistency import PAIR_KEYS
 from rewardkit.curate.relabel import condition as _goal_condition
 from rewardkit.curate.scores import check_finite, labelled_pair
 from rewardkit.errors import DataError
+from rewardkit.example_context import map_prompts, pick_responses
 from rewardkit.types import Example, Message, Query, Reward
 
 #: The paper's scale: integer scores 0..5 on each perspective.
@@ -484,17 +485,17 @@ def _pairs(examples, attributes, scores, scale, issues, as_system, tally) -> lis
         ):
             row = dict(zip(names, map(float, np.asarray(s[a])[both]), strict=True))
             text = issues[n][a] if issues is not None else None
+            said = condition_text(row, scale, text)
+            # each response keeps its own history, both conditioned alike (example_context)
+            picked = pick_responses(replace(ex, meta=meta), [a, b])
+            picked = map_prompts(picked, lambda p, t=said: conditioned(p, t, as_system=as_system))
             bucket.append(
                 replace(
-                    ex,
+                    picked,
                     id=f"{ex.id}#{goal[:3]}",
-                    prompt=conditioned(
-                        ex.prompt, condition_text(row, scale, text), as_system=as_system
-                    ),
-                    responses=[ex.responses[a], ex.responses[b]],
                     chosen=[0],
                     ratings=None,
-                    meta={**meta, "goal": goal, "condition": _record(row, scale, text)},
+                    meta={**picked.meta, "goal": goal, "condition": _record(row, scale, text)},
                 )
             )
     return pos + neg

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from rewardkit.evaluate.stats import rankdata
+from rewardkit.example_context import pick_responses
 from rewardkit.types import Example
 
 METHODS = ("kendall", "spearman", "toporder")
@@ -226,12 +227,12 @@ def consistency_filter(
             if best == worst or sa[best] == sa[worst]:
                 counts["skipped_equal"] += 1
                 continue
+            picked = pick_responses(ex, [best, worst])  # each after its own history
             ex = replace(
-                ex,
-                responses=[ex.responses[best], ex.responses[worst]],
+                picked,
                 chosen=[0],
                 ratings=None,
-                meta={k: v for k, v in ex.meta.items() if k not in PAIR_KEYS},
+                meta={k: v for k, v in picked.meta.items() if k not in PAIR_KEYS},
             )
         if c >= agree_at - 1e-12:
             conf = 1.0

@@ -26,6 +26,7 @@ from rewardkit.content import part_list
 from rewardkit.curate.consistency import PAIR_KEYS
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.errors import DataError
+from rewardkit.example_context import map_prompts, pick_responses
 from rewardkit.types import Example, Message
 
 RA_TEMPLATE = (
@@ -210,24 +211,26 @@ def reward_augment(
         elif means is not None and means[0] < means[1]:
             tally["fine_filtered"] += 1
             continue
-        y_w, y_l = ex.responses[pair[0]], ex.responses[pair[1]]
         tally["pairs"] += 1
         # the negative pair prefers y_l: card E1's Δ of y_w over y_l (margin, strength) is not
         # its Δ, so it is left out rather than trained as a margin for the other side
         reversed_meta = {k: v for k, v in ex.meta.items() if k not in PAIR_KEYS}
-        for goal, score, chosen, rejected, meta, bucket in (
-            ("positive", s_w, y_w, y_l, ex.meta, pos),
-            ("negative", s_l, y_l, y_w, reversed_meta, neg),
+        for goal, score, order, meta, bucket in (
+            ("positive", s_w, [pair[0], pair[1]], ex.meta, pos),
+            ("negative", s_l, [pair[1], pair[0]], reversed_meta, neg),
         ):
+            # each response keeps its own history, both conditioned alike (example_context)
+            picked = pick_responses(replace(ex, meta=meta), order)
+            picked = map_prompts(
+                picked, lambda p, s=score: condition(p, s, as_system=as_system, template=template)
+            )
             bucket.append(
                 replace(
-                    ex,
+                    picked,
                     id=f"{ex.id}#{goal[:3]}",
-                    prompt=condition(ex.prompt, score, as_system=as_system, template=template),
-                    responses=[chosen, rejected],
                     chosen=[0],
                     ratings=None,
-                    meta={**meta, "goal": goal, "target_score": score},
+                    meta={**picked.meta, "goal": goal, "target_score": score},
                 )
             )
     if counts is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from itertools import combinations
 from typing import Any
 
@@ -33,6 +32,7 @@ from rewardkit.data.context import (
 from rewardkit.evaluate.outcomes import pairwise_outcome
 from rewardkit.evaluate.result import EvalResult
 from rewardkit.evaluate.rows import Table, fmt
+from rewardkit.example_context import map_prompts, pair_prompt
 from rewardkit.types import Capability, Example, Reward, stable_hash
 
 #: Said in the report when the rows carry contexts but no pair appears under two of them.
@@ -167,14 +167,19 @@ def context_use_report(
 def pair_scores(reward: Reward, pairs: Sequence[Example]) -> np.ndarray:
     """The two responses' scores of each pair: shape (n, 2), or (n, 2, k) for a reward of k
     objectives; a pairwise judge gives each side its ``P(side ≻ the other)``
-    (``compare_many``)."""
+    (``compare_many``), NaN to a pair whose sides answer different histories
+    (:func:`~rewardkit.example_context.pair_prompt`: no one conversation to judge them in)."""
     if reward.can(Capability.PAIRWISE):
-        judged = reward.compare_many(
-            [ex.prompt for ex in pairs],
-            [ex.responses[0] for ex in pairs],
-            [ex.responses[1] for ex in pairs],
-        )
-        p = np.asarray(judged.p, dtype=np.float64)
+        prompts = [pair_prompt(ex, 0, 1) for ex in pairs]
+        judgeable = [i for i, prompt in enumerate(prompts) if prompt is not None]
+        p = np.full(len(pairs), np.nan)
+        if judgeable:
+            judged = reward.compare_many(
+                [prompts[i] for i in judgeable],
+                [pairs[i].responses[0] for i in judgeable],
+                [pairs[i].responses[1] for i in judgeable],
+            )
+            p[judgeable] = np.asarray(judged.p, dtype=np.float64)
         return np.stack([p, 1.0 - p], axis=1)
     full = reward.score_full([q for ex in pairs for q in ex.queries()])
     scores = np.asarray(full.scores, dtype=np.float64)
@@ -182,9 +187,10 @@ def pair_scores(reward: Reward, pairs: Sequence[Example]) -> np.ndarray:
 
 
 def _bare(examples: Sequence[Example], contexts: Mapping[int, str], template: str) -> list:
-    """The context pairs (in index order) with their context taken out of the prompt."""
+    """The context pairs (in index order) with their context taken out of the prompt (and out
+    of response 1's own history, :func:`~rewardkit.example_context.map_prompts`)."""
     return [
-        replace(examples[i], prompt=without_context(examples[i].prompt, contexts[i], template))
+        map_prompts(examples[i], lambda p, c=contexts[i]: without_context(p, c, template))
         for i in sorted(contexts)
     ]
 

@@ -474,11 +474,16 @@ def data_identity(path: str, examples: list[Any]) -> dict[str, Any]:
     """Which data a run scored, for ``settings["data"]``: the path as given, the number of
     examples and a content hash of them (prompts, responses, labels, subsets, references; not
     the ids, which default to the file's name), so that a leaderboard can tell runs on
-    different data apart and the same file copied elsewhere is the same data."""
+    different data apart and the same file copied elsewhere is the same data. A response with
+    its own history (``meta["prompt_b"]``, :func:`~rewardkit.example_context.own_prompts`) adds
+    the histories to its example's entry, so data differing only there hashes apart."""
+    from rewardkit.example_context import has_own_histories, own_prompts
     from rewardkit.types import stable_hash
 
     content = [
-        [ex.prompt, ex.responses, ex.chosen, ex.ratings, ex.subset, ex.reference] for ex in examples
+        [ex.prompt, ex.responses, ex.chosen, ex.ratings, ex.subset, ex.reference]
+        + ([own_prompts(ex)] if has_own_histories(ex) else [])
+        for ex in examples
     ]
     return {"path": str(path), "n_examples": len(examples), "hash": stable_hash(content)}
 

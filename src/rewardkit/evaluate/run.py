@@ -22,6 +22,7 @@ from rewardkit.evaluate.official import judgebench_double_game
 from rewardkit.evaluate.outcomes import TIE_MODES, pairwise_outcome
 from rewardkit.evaluate.plan import RULE_TEXT, TIE_RULES, Plan, make_plan, plan_notes
 from rewardkit.evaluate.result import EvalResult, RewardResult
+from rewardkit.example_context import pair_prompt
 from rewardkit.types import Capability, Example, Reward
 
 
@@ -156,11 +157,14 @@ def _pairwise_scores(
         ):
             continue
         chosen = plan.chosen[i]
-        pairs += [(i, c, r) for c in chosen for r in range(len(ex.responses)) if r not in chosen]
+        own = [(i, c, r) for c in chosen for r in range(len(ex.responses)) if r not in chosen]
+        if any(pair_prompt(ex, c, r) is None for _, c, r in own):
+            continue  # the sides answer different histories: no one conversation to judge (NaN)
+        pairs += own
     if not pairs:
         return scores, outcomes, None, None, None
     judged = reward.compare_many(
-        [plan.examples[i].prompt for i, _, _ in pairs],
+        [pair_prompt(plan.examples[i], c, r) for i, c, r in pairs],
         [plan.examples[i].responses[c] for i, c, _ in pairs],
         [plan.examples[i].responses[r] for i, _, r in pairs],
     )

@@ -45,10 +45,13 @@ def group_by_prompt(examples: Sequence[Example], where: str) -> list[Example]:
     with one response are left out with a warning; :class:`DataError` when none has two."""
     groups: dict[str, Example] = {}
     for ex in examples:
-        key = prompt_key(ex.prompt)
-        if key not in groups:
-            groups[key] = Example(id=ex.id, prompt=ex.prompt, responses=[], chosen=[])
-        groups[key].responses.extend(ex.responses)
+        for i, response in enumerate(ex.responses):  # each under its own history (prompt_for)
+            prompt = ex.prompt_for(i)
+            key = prompt_key(prompt)
+            if key not in groups:
+                name = ex.id if prompt is ex.prompt else f"{ex.id}#{i}"
+                groups[key] = Example(id=name, prompt=prompt, responses=[], chosen=[])
+            groups[key].responses.append(response)
     out = [g for g in groups.values() if len(g.responses) >= 2]
     single = len(groups) - len(out)
     if out and all(len(set(g.responses)) < 2 for g in out):

@@ -205,7 +205,9 @@ def group_key(ex: Example) -> str:
     """The key that keeps rows on one side of a hold-out: the normalised prompt
     (:func:`~rewardkit.curate.crome.prompt_key`) with the row's context line taken out
     (docs/methods/A11-context-aware.md), so the two contexts of one reversal pair (the same
-    prompt and responses, opposite labels) are one prompt."""
+    prompt and responses, opposite labels) are one prompt. It is ``Example.prompt`` (A's history)
+    even where response 1 has its own (``meta["prompt_b"]``): one key per example; the responses
+    themselves are encoded after their own histories (:meth:`Example.queries`)."""
     from rewardkit.data.context import example_context, without_context
 
     context = example_context(ex)

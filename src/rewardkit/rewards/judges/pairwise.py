@@ -9,6 +9,13 @@ that always prefers the first slot ends at 0.5 instead of deciding (the MMRB2 pr
 A backend only provides :meth:`PairwiseJudging.pair_margins` (the slot margins of ordered rows);
 :class:`PairwiseJudging` adds ``compare_many``, ``compare``, ``position_bias`` and the pointwise
 fallback ``score`` = P(response ≻ reference) (mean over several references; NaN without one).
+
+A judge row shows one conversation and both answers. A pair whose two responses answer
+different histories (Arena multi-turn, MT-Bench turn 2: ``meta["prompt_b"]``) has no such
+conversation: callers take each pair's prompt from
+:func:`~rewardkit.example_context.pair_prompt` and leave a pair it refuses (None) unjudged,
+NaN, rather than judge B in A's conversation. The pointwise fallback reads each query's own
+prompt, so it is right for such pairs as it is.
 """
 
 from __future__ import annotations
