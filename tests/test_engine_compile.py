@@ -329,3 +329,33 @@ def test_auto_stays_eager_where_this_machine_measured_no_gain(model, monkeypatch
     full = reward.score_full(_queries())
     assert full.stats["compile"] == "eager"
     assert all(b._compiled_call_impl is None for b in compiling.blocks(body))
+
+
+def test_auto_layout_weighs_what_compiling_the_padded_plan_may_gain(model, monkeypatch):
+    """Shared steps always run eagerly, so ``layout=auto`` divides the padded plan's cost by
+    the gain compiling it may bring: none with compile off or (under ``auto``) before this
+    machine measured one; the measured or the project's gain with ``compile=True``."""
+    import torch
+
+    cpu = torch.device("cpu")
+    body = _reward(model).engine.adapter.backbone()
+    key = compiling.model_key(body, "bfloat16", cpu)
+    assert compiling.padded_gain(False, body, cpu, "bf16") == 1.0
+    assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.0  # nothing measured here yet
+    assert compiling.padded_gain(True, body, cpu, "bf16") == 1.6  # SPEEDUP's entry
+    assert compiling.padded_gain(True, body, cpu, "int8") == 1.0  # int8 never compiles
+    compiling.record_speedup(key, "padded", 1.3)
+    assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.3
+    compiling.record_speedup(key, "padded", 0.8)  # compiled ran slower: eager padded
+    assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.0
+    assert compiling.padded_gain(True, None, cpu, "bf16") == 1.0
+
+    # Shared prompts that sharing saves ~half of: auto shares them with compile off, and runs
+    # them padded when compiling the padded plan is taken to gain 100x.
+    prompt = [user("Read this long question twice before you answer it, please. " * 6)]
+    rows = [Query(prompt=prompt, response=a) for a in ("Yes.", "No, not at all.", "Maybe")]
+    eager = _reward(model, layout="auto", compile="false", shared_overhead=0.1)
+    assert eager.engine.plan_layout(eager.encode(rows)).layout == "shared"
+    monkeypatch.setitem(compiling.SPEEDUP, ("cpu", "float32", "padded"), 100.0)
+    forced = _reward(model, layout="auto", compile="true", shared_overhead=0.1)
+    assert forced.engine.plan_layout(forced.encode(rows)).layout == "padded"

@@ -211,6 +211,23 @@ def expected_speedup(key: str, device: torch.device, dtype: str, layout: str) ->
     return gain if gain > 0 else 1.0
 
 
+def padded_gain(mode: Any, body: torch.nn.Module | None, device: torch.device, dtype: str) -> float:
+    """How much faster this run's padded steps may run compiled, for ``layout="auto"``'s choice
+    between padded and shared (which always runs eagerly, :data:`COMPILED_LAYOUTS`): 1 when
+    compile is off; with ``compile=True``, the gain this machine measured (else
+    :data:`SPEEDUP`'s); with ``auto``, only a gain this machine measured (whether ``auto``
+    compiles depends on the run's size, unknown before its first step). Never below 1."""
+    mode = compile_mode(mode)
+    if mode is False or body is None or canonical_dtype(dtype) == "int8":
+        return 1.0
+    from rewardkit.models.embedded import read_record
+
+    key = model_key(body, canonical_dtype(dtype), device)
+    if mode == "auto" and f"{key}|padded" not in read_record(GAIN_RECORD):
+        return 1.0
+    return max(1.0, expected_speedup(key, device, dtype, "padded"))
+
+
 def record_speedup(key: str, layout: str, gain: float) -> None:
     """Remember a measured speed-up (best effort, as :func:`record_warmup`)."""
     from rewardkit.models.embedded import update_record

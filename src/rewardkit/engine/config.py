@@ -111,8 +111,8 @@ class EngineConfig:
       docs/performance.md). Scores equal the padded path's within 1e-4.
     - ``shared_overhead``: the shared layout's extra time per unit of work over padded on this
       device, used by ``layout="auto"`` (None: the CPU figure measured in docs/performance.md,
-      "Choosing a layout": 0.8). Long shared prompts (GRPO groups) clear it easily; pairs and
-      short-prompt best-of-N do not.
+      "Choosing a layout": 0.05 without AMX, 0.8 with AMX). Long shared prompts (GRPO groups)
+      clear either; pairs and short-prompt best-of-N clear only the first.
     - ``attention_aware``: count the token budget in linear-equivalent tokens, so attention's
       quadratic cost on long rows stays inside it (``layout.attention_cost``).
     - ``batch_overhead``: the fixed cost of one forward pass in tokens; batches are cut to

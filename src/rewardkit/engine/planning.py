@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from rewardkit.engine.layout import attention_cost
 
 #: Measured extra time per unit of the shared layout over padded on CPU (docs/performance.md,
-#: "Choosing a layout"); ``EngineConfig.shared_overhead`` overrides it.
-SHARED_OVERHEAD_CPU = 0.8
+#: "Choosing a layout"), by CPU: with AMX, whose fast bf16 matmuls leave the shared path's extra
+#: and smaller passes exposed (2026-12-04), and without (AVX-512 BF16, 2026-12-07: sharing ran
+#: 9–24% faster on every calibration workload). ``EngineConfig.shared_overhead`` overrides it.
+SHARED_OVERHEAD_CPU_AMX = 0.8
+SHARED_OVERHEAD_CPU = 0.05
 
 #: Cuts rows of the given lengths into length-sorted sub-batches (``batching.plan_batches``).
 Cut = Callable[[list[int]], list[list[int]]]
@@ -75,6 +78,12 @@ def shared_batch_estimate(
         cost += batch_overhead
         out += Estimate(len(part) * width, cost)
     return out
+
+
+def cpu_shared_overhead(amx: bool | None) -> float:
+    """:data:`SHARED_OVERHEAD_CPU_AMX` on a CPU with AMX (or one whose flags are unknown: the
+    cautious value), else :data:`SHARED_OVERHEAD_CPU`."""
+    return SHARED_OVERHEAD_CPU if amx is False else SHARED_OVERHEAD_CPU_AMX
 
 
 def prefer_shared(shared_cost: float, padded_cost: float, overhead: float) -> bool:

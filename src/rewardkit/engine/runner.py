@@ -35,23 +35,19 @@ from rewardkit.engine import execute, special_tokens
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.batching import plan_batches, stack_rows
 from rewardkit.engine.cache import RESPONSE_CUT, TRUNCATED, ScoreCache, truncation_flags
-from rewardkit.engine.compiling import CompileGate
+from rewardkit.engine.compiling import CompileGate, padded_gain
 from rewardkit.engine.config import EngineConfig
-from rewardkit.engine.layout import (
-    pack_rows,
-    plan_shared_batches,
-    prefix_groups,
-    shared_tokens,
-)
+from rewardkit.engine.layout import pack_rows, plan_shared_batches, prefix_groups, shared_tokens
 from rewardkit.engine.layout_check import verify_layouts, warn_refused
 from rewardkit.engine.planning import (
-    SHARED_OVERHEAD_CPU,
     Estimate,
+    cpu_shared_overhead,
     padded_estimate,
     prefer_shared,
     shared_batch_estimate,
 )
 from rewardkit.errors import CapabilityError
+from rewardkit.models.loading import cpu_has_amx
 from rewardkit.progress import progress_bar
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
@@ -241,7 +237,7 @@ class Engine:
         """Extra time per unit of the shared layout over padded (``EngineConfig.shared_overhead``)."""
         if self.config.shared_overhead is not None:
             return float(self.config.shared_overhead)
-        return SHARED_OVERHEAD_CPU
+        return cpu_shared_overhead(cpu_has_amx())
 
     def _cut(self, attn: float | None) -> Callable[[list[int]], list[list[int]]]:
         """Length-sorted sub-batches under the budget (padded batches, shared sub-batches)."""
@@ -253,9 +249,9 @@ class Engine:
     def plan_layout(self, rows: list[EncodedRow]) -> LayoutPlan:
         """Choose the layout for these rows and cut them into steps (row indices, runner).
 
-        ``auto`` on CPU shares prompts when sharing saves at least ``min_shared_fraction`` of the
-        tokens and the shared plan's estimated time, scaled by :meth:`shared_overhead`, beats the
-        padded plan's (:func:`rewardkit.engine.planning.prefer_shared`)."""
+        ``auto`` on CPU shares prompts when sharing saves ``min_shared_fraction`` of the tokens
+        and the shared plan's estimated time, scaled by :meth:`shared_overhead`, beats the padded
+        plan's over what compiling it may gain (:func:`prefer_shared`, :func:`padded_gain`)."""
         cfg = self.config
         lengths = [len(r.input_ids) for r in rows]
         longest = max(lengths, default=0)
@@ -278,9 +274,9 @@ class Engine:
             saved = 1.0 - shared_tokens(ids, groups) / max(sum(lengths), 1)
             if groups and (want == "shared" or saved >= cfg.min_shared_fraction):
                 shared = self._plan_shared(rows, groups, singles, attn)
-                if want == "shared" or prefer_shared(
-                    shared.cost, padded.cost, self.shared_overhead()
-                ):
+                gain = padded_gain(cfg.compile, self.adapter.backbone(), self.device, cfg.dtype)
+                cheaper = prefer_shared(shared.cost, padded.cost / gain, self.shared_overhead())
+                if want == "shared" or cheaper:
                     return shared
         return padded
 

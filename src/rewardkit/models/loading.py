@@ -5,6 +5,7 @@ Imports torch and transformers: only model-backed rewards import this module.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 import weakref
@@ -79,13 +80,24 @@ def quantize_int8(model: Any) -> Any:
     return model
 
 
-def cpu_has_native_bf16() -> bool | None:
-    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); None if unknown."""
+@functools.cache
+def _cpu_flags() -> str | None:
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); None if unknown."""
+    flags = _cpu_flags()
+    return None if flags is None else ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def cpu_has_amx() -> bool | None:
+    """Whether this CPU has AMX tiles for bfloat16 matmuls; None if unknown."""
+    flags = _cpu_flags()
+    return None if flags is None else "amx_bf16" in flags
 
 
 def finish_dtype(model: Any, dtype: str) -> Any:
