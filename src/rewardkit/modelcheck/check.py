@@ -32,6 +32,7 @@ from rewardkit.engine.runner import Engine
 from rewardkit.errors import SpecError
 from rewardkit.modelcheck.pairs import chat_pairs, chat_queries, probe_pairs
 from rewardkit.models.chat_roles import render_chat
+from rewardkit.models.device import resolve_device
 from rewardkit.models.loading import is_int8
 from rewardkit.registry import option_error, parse_spec
 from rewardkit.rewards.family_reward import FamilyModelReward
@@ -318,6 +319,7 @@ def check_model(
     first, as it decides the verdict (``--dtype bfloat16`` alone checked no float32 engine
     run, and a verdict came from looser tolerances); a dtype asked twice runs once."""
     dtypes = verdict_dtypes(dtypes)
+    resolve_device(device, "--device")  # before any weights are read: a bad name costs no load
     model, options = _family_spec(spec)
     options = {**options, "device": device}
     base = _open(model, options, "float32", max_length)
