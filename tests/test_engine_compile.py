@@ -346,6 +346,9 @@ def test_auto_layout_weighs_what_compiling_the_padded_plan_may_gain(model, monke
     assert compiling.padded_gain(True, body, cpu, "int8") == 1.0  # int8 never compiles
     compiling.record_speedup(key, "padded", 1.3)
     assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.3
+    assert compiling.padded_gain(True, body, cpu, "bf16") == 1.6  # asked for: the larger
+    compiling.record_speedup(key, "padded", 2.5)
+    assert compiling.padded_gain(True, body, cpu, "bf16") == 2.5
     compiling.record_speedup(key, "padded", 0.8)  # compiled ran slower: eager padded
     assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.0
     assert compiling.padded_gain(True, None, cpu, "bf16") == 1.0

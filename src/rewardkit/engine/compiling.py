@@ -214,9 +214,10 @@ def expected_speedup(key: str, device: torch.device, dtype: str, layout: str) ->
 def padded_gain(mode: Any, body: torch.nn.Module | None, device: torch.device, dtype: str) -> float:
     """How much faster this run's padded steps may run compiled, for ``layout="auto"``'s choice
     between padded and shared (which always runs eagerly, :data:`COMPILED_LAYOUTS`): 1 when
-    compile is off; with ``compile=True``, the gain this machine measured (else
-    :data:`SPEEDUP`'s); with ``auto``, only a gain this machine measured (whether ``auto``
-    compiles depends on the run's size, unknown before its first step). Never below 1."""
+    compile is off; with ``compile=True`` (asked for: the run is to compile unless sharing
+    saves far more), the larger of the gain this machine measured and :data:`SPEEDUP`'s; with
+    ``auto``, only a gain this machine measured (whether ``auto`` compiles depends on the run's
+    size, unknown before its first step). Never below 1."""
     mode = compile_mode(mode)
     if mode is False or body is None or canonical_dtype(dtype) == "int8":
         return 1.0
@@ -225,7 +226,10 @@ def padded_gain(mode: Any, body: torch.nn.Module | None, device: torch.device, d
     key = model_key(body, canonical_dtype(dtype), device)
     if mode == "auto" and f"{key}|padded" not in read_record(GAIN_RECORD):
         return 1.0
-    return max(1.0, expected_speedup(key, device, dtype, "padded"))
+    gain = expected_speedup(key, device, dtype, "padded")
+    if mode is True:
+        gain = max(gain, SPEEDUP.get((device.type, canonical_dtype(dtype), "padded"), 1.0))
+    return max(1.0, gain)
 
 
 def record_speedup(key: str, layout: str, gain: float) -> None:
