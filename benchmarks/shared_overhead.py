@@ -7,7 +7,8 @@ best-of-16, GRPO groups; the rows ``benchmarks/scoring.py`` builds) one loaded m
 same encoded rows padded and shared, interleaved over ``--rounds`` rounds in one process (the
 first shapes warmed up beforehand), and prints per workload: tokens run, the estimate ratio
 shared / padded with no overhead, the best time of each layout, the measured ratio, and the
-overhead it implies (``measured / estimate − 1``). Eager (``compile=false``): the compile gate
+overhead it implies (``measured / estimate − 1``), and every round's two times (the first
+round carries each layout's first-shape costs, as a one-off run does). Eager (``compile=false``): the compile gate
 decides per layout on its own.
 
     .venv/bin/python benchmarks/shared_overhead.py                    # ~6 min on 2 quiet cores
@@ -60,27 +61,29 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"{args.spec} {args.dtype}, {args.threads} threads, eager, best of {args.rounds} rounds")
     head = "| workload | rows | tokens | run padded / shared | estimate s/p | time padded / shared "
-    print(head + "| measured s/p | overhead implied |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(head + "| measured s/p | overhead implied | rounds padded/shared s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, items in workloads.items():
         if not items:
             continue
         rows = base.encode([Query(prompt=q["prompt"], response=q["response"]) for q in items])
         plans = {k: r.engine.plan_layout(rows) for k, r in variants.items()}
         if plans["shared"].layout != "shared":
-            print(f"| {name} | {len(rows)} | nothing to share | | | | | |")
+            print(f"| {name} | {len(rows)} | nothing to share | | | | | | |")
             continue
-        best = {k: float("inf") for k in variants}
+        times: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(args.rounds):
             for k, reward in variants.items():
-                best[k] = min(best[k], _timed(reward, rows))
+                times[k].append(_timed(reward, rows))
+        best = {k: min(v) for k, v in times.items()}
         estimate = plans["shared"].cost / plans["padded"].cost
         measured = best["shared"] / best["padded"]
+        rounds = ", ".join(f"{p:.1f}/{s:.1f}" for p, s in zip(*times.values(), strict=True))
         print(
             f"| {name} | {len(rows)} | {sum(len(r.input_ids) for r in rows):,} "
             f"| {plans['padded'].model_tokens:,} / {plans['shared'].model_tokens:,} "
             f"| {estimate:.3f} | {best['padded']:.2f} s / {best['shared']:.2f} s "
-            f"| {measured:.2f} | {measured / estimate - 1:.2f} |"
+            f"| {measured:.2f} | {measured / estimate - 1:.2f} | {rounds} |"
         )
     print(f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
