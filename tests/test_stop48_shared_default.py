@@ -167,7 +167,8 @@ def test_language_model_rewards_score_as_padded(models, kind, monkeypatch):
         *BATCHES["multi-turn, all but the last turn shared"],
     ]
     plain, ref = _score(spec, "padded", queries, "&min_shared_prefix=4")
-    # token rewards report no engine statistics: every engine run's layout is read here
+    assert ref.stats["layout"] == "padded" and ref.stats["model_tokens"] > 0
+    # and every engine run's layout, read where it ran (a composite's members too)
     layouts: list[str] = []
     run = Engine.run
 
@@ -179,7 +180,8 @@ def test_language_model_rewards_score_as_padded(models, kind, monkeypatch):
     monkeypatch.setattr(Engine, "run", spy)
     shared, out = _score(spec, "shared", queries, "&min_shared_prefix=4")
     assert layouts and set(layouts) == {"shared"}
-    assert out.stats.get("layout", "shared") == "shared"
+    assert out.stats["layout"] == "shared"  # token rewards report it as the others do
+    assert out.stats["model_tokens"] < ref.stats["model_tokens"]  # the prompts ran once
     _close(shared, plain)
     if kind == "dpo-tokens":  # per-token scores too, NaN past each row's length
         _close(out.tokens.values.astype(np.float64), ref.tokens.values.astype(np.float64))

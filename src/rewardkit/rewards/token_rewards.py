@@ -37,7 +37,12 @@ from rewardkit.engine.special_tokens import escape_queries, escaped_to_original,
 from rewardkit.errors import SpecError, switch
 from rewardkit.models.chat_roles import render_chat
 from rewardkit.registry import refuse_options
-from rewardkit.rewards.logprob import SequenceLogProbReward, check_beta, with_system
+from rewardkit.rewards.logprob import (
+    SequenceLogProbReward,
+    check_beta,
+    query_cache_counts,
+    with_system,
+)
 from rewardkit.rewards.ragged import run_rows
 from rewardkit.rewards.token_align import pad_token_rows
 from rewardkit.types import Capability, Query, Reward, ScoreResult, assistant
@@ -145,10 +150,12 @@ class TokenLogProbReward(SequenceLogProbReward):
 
     def token_rows(
         self, queries: Sequence[Query]
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
-        """Per query (values (T,), offsets (T, 2)), the (n,) truncation flags of this call and
-        the (n,) count of each response's tokens truncation left unscored."""
-        values, truncated, _ = run_rows(self, queries, [q.key() for q in queries], self.encode)
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray, dict[str, Any]]:
+        """Per query (values (T,), offsets (T, 2)), the (n,) truncation flags of this call,
+        the (n,) count of each response's tokens truncation left unscored, and the engine
+        run's stats (layout, tokens, cache counts)."""
+        keys = [q.key() for q in queries]
+        values, truncated, run_stats = run_rows(self, queries, keys, self.encode)
         out = []
         cut = np.zeros(len(queries), dtype=np.int64)
         for i, q in enumerate(queries):
@@ -163,7 +170,7 @@ class TokenLogProbReward(SequenceLogProbReward):
                 )
             out.append((row[:t], spans[:t]))
             cut[i] = len(spans) - t if truncated[i] else 0
-        return out, truncated, cut
+        return out, truncated, cut, run_stats
 
 
 def _into_text(spans: np.ndarray, at: int, lead: int, shown: int, length: int) -> np.ndarray:
@@ -246,11 +253,12 @@ class TokenLogRatioReward(Reward):
 
     def _score(self, queries: Sequence[Query]) -> ScoreResult:
         self.model.name = f"{self.name}[model]"
-        a, trunc, cut = self.model.token_rows([with_system(q, self.system) for q in queries])
+        a, trunc, cut, run_a = self.model.token_rows([with_system(q, self.system) for q in queries])
+        runs = {"model": run_a}
         b = None
         if self.ref is not None:
             self.ref.name = f"{self.name}[ref]"
-            b, trunc_b, cut_b = self.ref.token_rows(
+            b, trunc_b, cut_b, runs["ref"] = self.ref.token_rows(
                 [with_system(q, self.ref_system) for q in queries]
             )
             trunc, cut = trunc | trunc_b, np.maximum(cut, cut_b)
@@ -285,6 +293,13 @@ class TokenLogRatioReward(Reward):
             "truncated_rows": int(np.sum(trunc)),
             # as the sequence rewards report it: queries whose response was cut (either side)
             "response_truncated_rows": int(np.sum(cut > 0)),
+            # the engine runs' own figures, as the sequence rewards report them (logprob.py)
+            "tokens": sum(int(r.get("tokens", 0)) for r in runs.values()),
+            "model_tokens": sum(int(r.get("model_tokens", 0)) for r in runs.values()),
+            "layout": "+".join(sorted({str(r["layout"]) for r in runs.values() if "layout" in r})),
+            "seconds": sum(float(r.get("seconds") or 0.0) for r in runs.values()),
+            "members": runs,
+            **query_cache_counts(runs.values()),
         }
         if cut.any():  # the response's tail past max_length has no token rewards (counted)
             stats |= {"response_cut_rows": int(np.sum(cut > 0)), "tokens_cut": int(cut.sum())}
