@@ -128,21 +128,7 @@ def test_model_reward_on_ray_matches_and_resumes_from_the_cache(local_ray, tmp_p
         np.testing.assert_allclose(_scores(report), _scores(single), atol=1e-5)
         assert report["rewards"][0]["fingerprint"] == single["rewards"][0]["fingerprint"]
     assert _without_scores(_report(again)) == _without_scores(_report(first))
-
-    # score --ray reports the engine's cache hits too (summed over the actors' stats): the
-    # same queries as a file, every row already in the cache the runs above filled
-    from rewardkit.scoring import score_file
-    from rewardkit.scoring_ray import score_file_ray
-
-    src = tmp_path / "rows.jsonl"
-    rows = [{"prompt": q.prompt, "response": q.response} for ex in examples for q in ex.queries()]
-    src.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    two = score_file_ray(spec, src, tmp_path / "b.jsonl", engine_defaults=cached, range_bytes=64)
-    assert (two["cache_hits"], two["reward_stats"]["computed"]) == (len(rows), 0)
-    score_file(load_reward(spec, engine_defaults=engine), src, tmp_path / "a.jsonl")
-    a = [json.loads(line)["reward"] for line in (tmp_path / "a.jsonl").read_text().splitlines()]
-    b = [json.loads(line)["reward"] for line in (tmp_path / "b.jsonl").read_text().splitlines()]
-    np.testing.assert_allclose(b, a, atol=1e-5)
+    # (score --ray's cache hits, summed over its actors: tests/test_scoring_ray.py)
 
 
 def test_cli_eval_ray(local_ray, tmp_path):
