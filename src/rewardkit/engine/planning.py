@@ -25,7 +25,7 @@ from rewardkit.engine.layout import attention_cost
 #: Measured extra time per unit of the shared layout over padded on CPU (docs/performance.md,
 #: "Choosing a layout"), by CPU: with AMX, whose fast bf16 matmuls leave the shared path's extra
 #: and smaller passes exposed (2026-12-04), and without (AVX-512 BF16, 2026-12-07: sharing ran
-#: 9–24% faster on every calibration workload). ``EngineConfig.shared_overhead`` overrides it.
+#: as fast on 60 HH pairs and 9–24% faster on the other calibration workloads). ``EngineConfig.shared_overhead`` overrides it.
 SHARED_OVERHEAD_CPU_AMX = 0.8
 SHARED_OVERHEAD_CPU = 0.05
 
