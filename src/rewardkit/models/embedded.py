@@ -11,12 +11,16 @@ imports a different runtime (``llm``, ``llama_cpp``) that rewardkit does not ins
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,11 +167,13 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_conversions(target)
     tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    print(f"converting {gguf.name} once into {target} ...", file=sys.stderr, flush=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        with _quiet_gguf_reader():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
         # The GGUF quantizer marks the model as not serializable; the weights are now plain fp32.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -183,6 +189,27 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _quiet_gguf_reader() -> Iterator[None]:
+    """transformers' GGUF reader draws a plain tqdm bar (outside transformers' progress switch)
+    that, in a log or beside a verb's JSON on stdout, ended mid-line; the conversion says itself
+    in one line instead (:func:`_convert_gguf`)."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as reader
+    except ImportError:  # another transformers layout: its bar, if any, stays
+        yield
+        return
+    real = getattr(reader, "tqdm", None)
+    if real is None:
+        yield
+        return
+    reader.tqdm = functools.partial(real, disable=True)
+    try:
+        yield
+    finally:
+        reader.tqdm = real
 
 
 #: A conversion folder of the old naming (no process id) older than this is a dead run's.
