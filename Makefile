@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rewardkit-installed
 
-.PHONY: setup tserve peers demo test test-fast lint format bench clean
+.PHONY: setup tserve peers demo test test-heavy test-fast lint format bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -52,11 +52,17 @@ demo: setup
 # Two pytest-xdist workers (TEST_WORKERS=0 runs in one process): much of the suite waits on
 # subprocesses, servers and timeouts. One unit of work per test file, one for every Ray file
 # (tests/conftest.py).
+# `make test` leaves the tests marked `heavy` (multi-process training, Ray actors that build
+# models, benchmark scripts end to end: minutes between them) to `make test-heavy`; CI runs both.
 TEST_WORKERS ?= 2
 test: setup tserve
-	REWARDKIT_TSERVE=$(TSERVE_VENV)/bin/transformers $(PY) -X faulthandler -m pytest \
+	REWARDKIT_TSERVE=$(TSERVE_VENV)/bin/transformers $(PY) -X faulthandler -m pytest -m "not heavy" \
 	  $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$rc
+
+test-heavy: setup
+	$(PY) -X faulthandler -m pytest -m heavy; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no heavy tests: failing" >&2; fi; exit $$rc
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

@@ -107,6 +107,7 @@ def test_ray_refuses_pairwise_judges_and_bad_specs(local_ray):
 
 
 @pytest.mark.slow  # about a minute here: every Ray actor imports torch and builds the model
+@pytest.mark.heavy  # make test-heavy (CI): a long integration run
 def test_model_reward_on_ray_matches_and_resumes_from_the_cache(local_ray, tmp_path):
     """An engine-backed reward (a tiny random BERT classifier): the report equals the
     single-process one within 1e-5, and a second run takes every row from the score cache,

@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+#: Each test runs a benchmark script end to end in fresh processes: `make test-heavy` (CI).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = ("padded", "packed", "shared", "packed-dense", "shared-dense")
 

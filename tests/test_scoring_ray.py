@@ -50,6 +50,7 @@ def test_ray_output_equals_single_process_in_order(local_ray, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test-heavy (CI): a long integration run
 def test_model_scores_match_single_process(local_ray, tmp_path):
     from rewardkit.engine.cache import ScoreCache
 

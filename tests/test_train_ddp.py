@@ -31,6 +31,7 @@ def _losses(output: str) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test-heavy (CI): a long integration run
 def test_two_process_gloo_matches_single_process(tmp_path):
     if shutil.which("accelerate", path=str(BIN)) is None:
         pytest.skip("accelerate CLI not installed beside this python")
