@@ -118,3 +118,15 @@ def pick_responses(ex: Example, order: Sequence[int]) -> Example:
         ratings=ratings,
         meta=meta,
     )
+
+
+def conditioned_pair(
+    ex: Example,
+    order: Sequence[int],
+    fn: Callable[[list[Message]], list[Message]],
+    meta: dict[str, Any],
+) -> Example:
+    """Responses ``order`` of ``ex`` (its meta replaced by ``meta``), each after its own history,
+    with ``fn`` (a goal condition) applied to every history alike: the pair a conditioning
+    curate step writes (:func:`pick_responses`, then :func:`map_prompts`)."""
+    return map_prompts(pick_responses(replace(ex, meta=meta), order), fn)

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,7 +29,7 @@ from rewardkit.curate.consistency import PAIR_KEYS
 from rewardkit.curate.relabel import condition as _goal_condition
 from rewardkit.curate.scores import check_finite, labelled_pair
 from rewardkit.errors import DataError
-from rewardkit.example_context import map_prompts, pick_responses
+from rewardkit.example_context import conditioned_pair
 from rewardkit.types import Example, Message, Query, Reward
 
 #: The paper's scale: integer scores 0..5 on each perspective.
@@ -485,10 +486,8 @@ def _pairs(examples, attributes, scores, scale, issues, as_system, tally) -> lis
         ):
             row = dict(zip(names, map(float, np.asarray(s[a])[both]), strict=True))
             text = issues[n][a] if issues is not None else None
-            said = condition_text(row, scale, text)
-            # each response keeps its own history, both conditioned alike (example_context)
-            picked = pick_responses(replace(ex, meta=meta), [a, b])
-            picked = map_prompts(picked, lambda p, t=said: conditioned(p, t, as_system=as_system))
+            cond = partial(conditioned, text=condition_text(row, scale, text), as_system=as_system)
+            picked = conditioned_pair(ex, [a, b], cond, meta)  # each after its own history
             bucket.append(
                 replace(
                     picked,

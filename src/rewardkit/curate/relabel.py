@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from rewardkit.content import part_list
 from rewardkit.curate.consistency import PAIR_KEYS
 from rewardkit.curate.scores import labelled_pair
 from rewardkit.errors import DataError
-from rewardkit.example_context import map_prompts, pick_responses
+from rewardkit.example_context import conditioned_pair
 from rewardkit.types import Example, Message
 
 RA_TEMPLATE = (
@@ -216,14 +217,11 @@ def reward_augment(
         # its Δ, so it is left out rather than trained as a margin for the other side
         reversed_meta = {k: v for k, v in ex.meta.items() if k not in PAIR_KEYS}
         for goal, score, order, meta, bucket in (
-            ("positive", s_w, [pair[0], pair[1]], ex.meta, pos),
-            ("negative", s_l, [pair[1], pair[0]], reversed_meta, neg),
+            ("positive", s_w, pair, ex.meta, pos),
+            ("negative", s_l, pair[::-1], reversed_meta, neg),
         ):
-            # each response keeps its own history, both conditioned alike (example_context)
-            picked = pick_responses(replace(ex, meta=meta), order)
-            picked = map_prompts(
-                picked, lambda p, s=score: condition(p, s, as_system=as_system, template=template)
-            )
+            cond = partial(condition, score=score, as_system=as_system, template=template)
+            picked = conditioned_pair(ex, order, cond, meta)  # each after its own history
             bucket.append(
                 replace(
                     picked,

@@ -199,16 +199,23 @@ GAIN_RECORD = "compile-gain.json"
 MIN_GAIN_SECONDS = 1.0
 
 
-def expected_speedup(key: str, device: torch.device, dtype: str, layout: str) -> float:
-    """The speed-up this machine last measured for ``key`` in ``layout``, else :data:`SPEEDUP`'s
-    for the device, dtype and layout, else 1 (never worth compiling)."""
+def recorded_speedup(key: str, layout: str) -> float | None:
+    """The speed-up this machine last measured for ``key`` in ``layout`` (one read of the
+    record; a value that is no positive number counts as 1), None when it measured none."""
     from rewardkit.models.embedded import read_record
 
     try:
         gain = float(read_record(GAIN_RECORD)[f"{key}|{layout}"])
     except (KeyError, TypeError, ValueError):
-        return SPEEDUP.get((device.type, canonical_dtype(dtype), layout), 1.0)
+        return None
     return gain if gain > 0 else 1.0
+
+
+def expected_speedup(key: str, device: torch.device, dtype: str, layout: str) -> float:
+    """The speed-up this machine last measured for ``key`` in ``layout``, else :data:`SPEEDUP`'s
+    for the device, dtype and layout, else 1 (never worth compiling)."""
+    gain = recorded_speedup(key, layout)
+    return SPEEDUP.get((device.type, canonical_dtype(dtype), layout), 1.0) if gain is None else gain
 
 
 def padded_gain(mode: Any, body: torch.nn.Module | None, device: torch.device, dtype: str) -> float:
@@ -221,15 +228,10 @@ def padded_gain(mode: Any, body: torch.nn.Module | None, device: torch.device, d
     mode = compile_mode(mode)
     if mode is False or body is None or canonical_dtype(dtype) == "int8":
         return 1.0
-    from rewardkit.models.embedded import read_record
-
-    key = model_key(body, canonical_dtype(dtype), device)
-    if mode == "auto" and f"{key}|padded" not in read_record(GAIN_RECORD):
-        return 1.0
-    gain = expected_speedup(key, device, dtype, "padded")
-    if mode is True:
-        gain = max(gain, SPEEDUP.get((device.type, canonical_dtype(dtype), "padded"), 1.0))
-    return max(1.0, gain)
+    measured = recorded_speedup(model_key(body, canonical_dtype(dtype), device), "padded") or 1.0
+    if mode == "auto":
+        return max(1.0, measured)
+    return max(1.0, measured, SPEEDUP.get((device.type, canonical_dtype(dtype), "padded"), 1.0))
 
 
 def record_speedup(key: str, layout: str, gain: float) -> None:
