@@ -1,6 +1,6 @@
 """``EngineConfig.compile``: the automatic policy, the eager fallback, and compiled scores equal to
-eager ones (fp32 within 1e-4) in the layouts compiled blocks serve, and the shared layout kept
-eager (rewardkit.engine.compiling)."""
+eager ones (fp32 within 1e-4) in every layout, and the shared layout on dense masks kept eager
+(rewardkit.engine.compiling)."""
 
 from __future__ import annotations
 
@@ -128,8 +128,8 @@ def test_a_failing_compiler_build_falls_back_without_a_traceback(model, monkeypa
 
 
 @pytest.mark.slow  # compiles the tiny model's blocks once per layout (~10-20 s each)
-@pytest.mark.parametrize("layout", ["padded", "packed"])
-def test_compiled_scores_equal_eager_in_every_layout(model, layout, monkeypatch):
+@pytest.mark.parametrize("layout", ["padded", "packed", "shared"])
+def test_compiled_scores_equal_eager_in_every_layout(model, layout, monkeypatch, capfd):
     import torch
     from torch._dynamo.utils import counters
 
@@ -144,8 +144,14 @@ def test_compiled_scores_equal_eager_in_every_layout(model, layout, monkeypatch)
     monkeypatch.setattr(compiling, "MIN_GAIN_SECONDS", 0.0)  # the tiny model is fast
     torch._dynamo.reset()
     reward = _reward(model, compile="auto", **extra)
-    full = reward.score_full(queries)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        full = reward.score_full(queries)
     assert full.stats["layout"] == layout and full.stats["compile"] == "compiled"
+    # One graph serves every block: the layer index reaches the layout's attention operator as
+    # a tensor, not an int dynamo would specialise on (its recompile-limit warnings).
+    assert not [w for w in seen if "recompile" in str(w.message).lower()]
+    assert "recompile" not in capfd.readouterr().err.lower()
     body = reward.engine.adapter.backbone()
     # The run measured its compiled steps against its eager first one and recorded the gain.
     key = compiling.model_key(body, "float32", torch.device("cpu"))
@@ -169,21 +175,24 @@ def test_compiled_scores_equal_eager_in_every_layout(model, layout, monkeypatch)
     assert counters["stats"]["unique_graphs"] - graphs <= 1
 
 
-def test_shared_layout_asked_to_compile_runs_eagerly_with_one_warning(model):
-    reward = _reward(model, compile=True, layout="shared", min_shared_prefix=4, max_batch_size=2)
+def test_shared_layout_on_dense_masks_asked_to_compile_runs_eagerly_with_one_warning(model):
+    extra = {"layout": "shared", "attention": "dense", "min_shared_prefix": 4}
+    reward = _reward(model, compile=True, max_batch_size=2, **extra)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         full = reward.score_full(_queries())
         reward.score_full(_queries()[:5])
     lines = [str(w.message) for w in seen if issubclass(w.category, compiling.CompileWarning)]
-    assert lines == ["compile does not apply to the shared layout; scoring it eagerly"]
+    assert lines == [
+        f"compile does not apply to the {compiling.DENSE_SHARED} layout; scoring it eagerly"
+    ]
     assert full.stats["layout"] == "shared" and full.stats["compile"] == "eager"
     body = reward.engine.adapter.backbone()
     assert all(b._compiled_call_impl is None for b in compiling.blocks(body))
 
 
 @pytest.mark.slow  # compiles the tiny model's blocks once (~10-20 s)
-def test_a_body_compiled_by_a_padded_run_scores_the_shared_layout_eagerly(model, capfd):
+def test_a_body_compiled_by_a_padded_run_scores_shared_prompts_compiled(model, capfd):
     import torch
 
     queries = _queries()
@@ -197,9 +206,13 @@ def test_a_body_compiled_by_a_padded_run_scores_the_shared_layout_eagerly(model,
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         full = reward.engine_variant(**shared).score_full(queries)
-    assert full.stats["layout"] == "shared" and full.stats["compile"] == "eager"
+        dense = reward.engine_variant(attention="dense", **shared).score_full(queries)
+    assert full.stats["layout"] == "shared" and full.stats["compile"] == "compiled"
     np.testing.assert_allclose(full.scores, plain, atol=1e-4, rtol=0)
-    # No recompilation of the blocks on the key/value-cache pass (dynamo's limit warnings).
+    # On dense masks (a key/value cache) the compiled blocks step aside: eager, same scores.
+    assert dense.stats["layout"] == "shared" and dense.stats["compile"] == "eager"
+    np.testing.assert_allclose(dense.scores, plain, atol=1e-4, rtol=0)
+    # No recompilation of the blocks per layer (dynamo's limit warnings).
     assert not [w for w in seen if "recompile" in str(w.message).lower()]
     assert "recompile" not in capfd.readouterr().err.lower()
     body = reward.engine.adapter.backbone()
@@ -279,7 +292,8 @@ def test_a_recorded_speedup_overrides_the_project_table():
 
     cpu, key = torch.device("cpu"), "torch|Llama|32|2|bfloat16|cpu"
     assert compiling.expected_speedup(key, cpu, "bf16", "padded") == 1.6  # SPEEDUP's entry
-    assert compiling.expected_speedup(key, cpu, "bf16", "shared") == 1.0  # none: never auto
+    assert compiling.expected_speedup(key, cpu, "bf16", "shared") == 1.15  # SPEEDUP's entry
+    assert compiling.expected_speedup(key, cpu, "fp32", "shared") == 1.0  # none: never auto
     compiling.record_speedup(key, "padded", 1.07)
     assert compiling.expected_speedup(key, cpu, "bf16", "padded") == 1.07
     assert compiling.expected_speedup(key, cpu, "bf16", "packed") == 1.6  # per layout
@@ -331,27 +345,31 @@ def test_auto_stays_eager_where_this_machine_measured_no_gain(model, monkeypatch
     assert all(b._compiled_call_impl is None for b in compiling.blocks(body))
 
 
-def test_auto_layout_weighs_what_compiling_the_padded_plan_may_gain(model, monkeypatch):
-    """Shared steps always run eagerly, so ``layout=auto`` divides the padded plan's cost by
-    the gain compiling it may bring: none with compile off or (under ``auto``) before this
-    machine measured one; the measured or the project's gain with ``compile=True``."""
+def test_auto_layout_weighs_what_compiling_each_plan_may_gain(model, monkeypatch):
+    """``layout=auto`` divides each plan's cost by the gain compiling it may bring: none with
+    compile off, on dense-mask sharing, or (under ``auto``) before this machine measured one;
+    the measured gain, else the project's, with ``compile=True``."""
     import torch
 
     cpu = torch.device("cpu")
     body = _reward(model).engine.adapter.backbone()
     key = compiling.model_key(body, "bfloat16", cpu)
-    assert compiling.padded_gain(False, body, cpu, "bf16") == 1.0
-    assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.0  # nothing measured here yet
-    assert compiling.padded_gain(True, body, cpu, "bf16") == 1.6  # SPEEDUP's entry
-    assert compiling.padded_gain(True, body, cpu, "int8") == 1.0  # int8 never compiles
+
+    def gain(mode, layout="padded", dtype="bf16", on=body):
+        return compiling.layout_gain(mode, on, cpu, dtype, layout)
+
+    assert gain(False) == 1.0
+    assert gain("auto") == 1.0  # nothing measured here yet
+    assert gain(True) == 1.6 and gain(True, "shared") == 1.15  # SPEEDUP's entries
+    assert gain(True, compiling.DENSE_SHARED) == 1.0  # never compiled
+    assert gain(True, dtype="int8") == 1.0  # int8 never compiles
     compiling.record_speedup(key, "padded", 1.3)
-    assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.3
-    assert compiling.padded_gain(True, body, cpu, "bf16") == 1.6  # asked for: the larger
-    compiling.record_speedup(key, "padded", 2.5)
-    assert compiling.padded_gain(True, body, cpu, "bf16") == 2.5
+    assert gain("auto") == 1.3
+    assert gain(True) == 1.3  # this machine's measurement over the project's table
+    assert gain(True, "shared") == 1.15  # per layout
     compiling.record_speedup(key, "padded", 0.8)  # compiled ran slower: eager padded
-    assert compiling.padded_gain("auto", body, cpu, "bf16") == 1.0
-    assert compiling.padded_gain(True, None, cpu, "bf16") == 1.0
+    assert gain("auto") == 1.0 and gain(True) == 1.0
+    assert gain(True, on=None) == 1.0
 
     # Shared prompts that sharing saves ~half of: auto shares them with compile off, and runs
     # them padded when compiling the padded plan is taken to gain 100x.

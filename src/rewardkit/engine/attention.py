@@ -40,9 +40,10 @@ from typing import Any
 
 import torch
 
-from rewardkit.engine import cpu_attention, cpu_causal
+from rewardkit.engine import cpu_attention, cpu_causal, layout_op
 from rewardkit.engine.batching import plan_batches
 from rewardkit.engine.cpu_attention import repeat_heads
+from rewardkit.engine.layout_op import Capture
 
 #: The name the mask-free attention is registered under in transformers' interfaces.
 NAME = "rewardkit_varlen"
@@ -89,7 +90,11 @@ class SharedPrefix:
     groups: tuple[tuple[int, int, tuple[int, ...]], ...] = ()
 
 
-_ACTIVE: contextvars.ContextVar[Segments | SharedPrefix | None] = contextvars.ContextVar(
+#: What one forward pass computes: packed segments, a shared-prefix suffix pass, or a causal
+#: pass that keeps its keys and values (a shared layout's prefix pass).
+Layout = Segments | SharedPrefix | Capture
+
+_ACTIVE: contextvars.ContextVar[Layout | None] = contextvars.ContextVar(
     "rewardkit_attention_layout", default=None
 )
 _REGISTER = threading.Lock()
@@ -125,25 +130,32 @@ def enabled(body: torch.nn.Module) -> bool:
     return getattr(cfg, "_attn_implementation", None) == NAME
 
 
+def switchable(body: torch.nn.Module, device: torch.device) -> bool:
+    """Whether :func:`enable` puts ``body`` on ``device`` on the mask-free attention."""
+    if device.type not in DEVICES:
+        return False
+    if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
+        return False
+    impl = getattr(getattr(body, "config", None), "_attn_implementation", None)
+    return enabled(body) or impl == "sdpa"
+
+
 def enable(body: torch.nn.Module, device: torch.device) -> bool:
     """Switch an ``sdpa`` body on ``device`` to the mask-free attention; True when it runs on it.
 
     The switch is permanent and harmless: with no layout active the function is the ``sdpa``
     path itself. Bodies on ``eager``, flash-attention or other implementations, and devices
-    without a kernel here, are left alone (the engine then builds dense masks).
+    without a kernel here, are left alone (the engine then builds dense masks). Its attention
+    modules get their layer index as a buffer (:func:`layout_op.tag_layers`).
     """
-    if device.type not in DEVICES:
-        return False
-    if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
+    if not switchable(body, device):
         return False
     if device.type == "cpu":
         cpu_causal.prepare_body(body)  # bfloat16: the opt-in blocked causal attention
-    if enabled(body):
-        return True
-    if getattr(getattr(body, "config", None), "_attn_implementation", None) != "sdpa":
-        return False
-    _register()
-    body.set_attn_implementation(NAME)
+    if not enabled(body):
+        _register()
+        body.set_attn_implementation(NAME)
+    layout_op.tag_layers(body)
     return enabled(body)
 
 
@@ -210,7 +222,7 @@ def _varlen(
 
 
 @contextlib.contextmanager
-def active(layout: Segments | SharedPrefix) -> Iterator[None]:
+def active(layout: Layout) -> Iterator[None]:
     """Within the block, the mask-free attention computes ``layout`` (one forward pass)."""
     global _active_passes, _any_active
     with _IN_USE:
@@ -226,7 +238,7 @@ def active(layout: Segments | SharedPrefix) -> Iterator[None]:
             _any_active = _active_passes > 0
 
 
-def current() -> Segments | SharedPrefix | None:
+def current() -> Layout | None:
     """The layout active in this thread's forward pass, if any."""
     return _ACTIVE.get() if _any_active else None
 
@@ -337,9 +349,20 @@ def attention_forward(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """transformers' attention hook: (b, heads, q, d) inputs → (b, q, heads, d) output."""
+    """transformers' attention hook: (b, heads, q, d) inputs → (b, q, heads, d) output.
+
+    While some pass has a layout, maskless inference calls go through one custom operator
+    (:mod:`rewardkit.engine.layout_op`), which compiled blocks call without a graph break."""
+    if _any_active and attention_mask is None and not torch.is_grad_enabled():
+        index = layout_op.layer_index(module)
+        if index is not None and kwargs.get("softcap") is None and kwargs.get("s_aux") is None:
+            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+            is_causal = bool(getattr(module, "is_causal", True)) and query.shape[2] > 1
+            return layout_op.layout_attention(query, key, value, index, scale, is_causal), None
     layout = current()
-    if layout is None:
+    if isinstance(layout, Capture):
+        layout.keep(int(module.layer_idx), key, value)
+    if layout is None or isinstance(layout, Capture):
         if cpu_causal.applies(module, query, key, attention_mask, dropout, kwargs):
             scale = scaling if scaling is not None else query.shape[-1] ** -0.5
             return cpu_causal.causal_attention_op(query, key, value, scale), None
@@ -351,10 +374,32 @@ def attention_forward(
     if kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None:
         raise ValueError("the mask-free layouts do not support attention soft-capping or sinks")
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    return layout_attention_eager(query, key, value, int(module.layer_idx), scale, True), None
+
+
+def layout_attention_eager(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    layer: int,
+    scale: float,
+    is_causal: bool,
+) -> torch.Tensor:
+    """One layer's attention in this thread's layout (none: plain attention, causal or not);
+    a :class:`Capture` pass also keeps the layer's keys and values."""
+    layout = current()
     if isinstance(layout, Segments):
-        return _packed(query, key, value, layout, scale), None
-    layer = module.layer_idx  # transformers' attention modules carry their cache index
-    return _shared(query, key, value, layout, int(layer), scale), None
+        return _packed(query, key, value, layout, scale)
+    if isinstance(layout, SharedPrefix):
+        return _shared(query, key, value, layout, layer, scale)
+    if isinstance(layout, Capture):
+        layout.keep(layer, key, value)
+    if is_causal:
+        return causal(query, key, value, scale)
+    heads = query.shape[1]
+    return torch.nn.functional.scaled_dot_product_attention(
+        query, repeat_heads(key, heads), repeat_heads(value, heads), scale=scale
+    ).transpose(1, 2)
 
 
 # -- packed ----------------------------------------------------------------------------------------

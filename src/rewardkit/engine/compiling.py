@@ -53,18 +53,23 @@ from rewardkit.engine.config import compile_mode
 from rewardkit.engine.layout import attention_cost
 
 #: Measured end-to-end speed-up of compiled over eager batches (docs/performance.md), by
-#: (device type, dtype, layout). Missing entries (CUDA, the shared layout, whose second pass
-#: runs on key/value caches of new shapes) are never compiled by ``auto``.
+#: (device type, dtype, layout). Missing entries (CUDA, float32) are never compiled by ``auto``
+#: before this machine measured a gain. The shared entry was measured on a CPU without AMX
+#: (2026-12-07: 1.06-1.18x over three interleaved rounds of 40 HH pairs), the others on one with it.
 SPEEDUP: dict[tuple[str, str, str], float] = {
     ("cpu", "bfloat16", "padded"): 1.6,
     ("cpu", "bfloat16", "packed"): 1.6,
+    ("cpu", "bfloat16", "shared"): 1.15,
 }
 
-#: Layouts whose forward passes the compiled blocks serve. The shared layout's second pass runs
-#: on key/value caches, where every block specialises its graph on its layer index (dynamo's
-#: recompile limit after 8 layers, with a screenful of warnings): it always runs eagerly, even
-#: on a body an earlier run compiled.
-COMPILED_LAYOUTS = frozenset({"padded", "packed"})
+#: Layouts whose forward passes the compiled blocks serve: all three, the packed and shared
+#: ones through one opaque attention operator (:mod:`rewardkit.engine.layout_op`). The shared
+#: layout on dense masks (a body not on the mask-free attention) runs its suffixes on a
+#: transformers key/value cache, whose ``update`` would specialise every block's graph on its
+#: layer index (dynamo's recompile limit after 8 layers): the runner names it
+#: :data:`DENSE_SHARED`, which always runs eagerly, even on a body an earlier run compiled.
+COMPILED_LAYOUTS = frozenset({"padded", "packed", "shared"})
+DENSE_SHARED = "shared (dense masks)"
 
 #: Warm-up seconds assumed before this machine has measured one for the model.
 DEFAULT_WARMUP = {"cpu": 12.0, "cuda": 40.0}
@@ -218,20 +223,23 @@ def expected_speedup(key: str, device: torch.device, dtype: str, layout: str) ->
     return SPEEDUP.get((device.type, canonical_dtype(dtype), layout), 1.0) if gain is None else gain
 
 
-def padded_gain(mode: Any, body: torch.nn.Module | None, device: torch.device, dtype: str) -> float:
-    """How much faster this run's padded steps may run compiled, for ``layout="auto"``'s choice
-    between padded and shared (which always runs eagerly, :data:`COMPILED_LAYOUTS`): 1 when
-    compile is off; with ``compile=True`` (asked for: the run is to compile unless sharing
-    saves far more), the larger of the gain this machine measured and :data:`SPEEDUP`'s; with
+def layout_gain(
+    mode: Any, body: torch.nn.Module | None, device: torch.device, dtype: str, layout: str
+) -> float:
+    """How much faster this run's steps in ``layout`` may run compiled, for ``layout="auto"``'s
+    choice between padded and shared: 1 when compile is off or never applies to ``layout``;
+    with ``compile=True`` the gain this machine measured, else :data:`SPEEDUP`'s; with
     ``auto``, only a gain this machine measured (whether ``auto`` compiles depends on the run's
     size, unknown before its first step). Never below 1."""
     mode = compile_mode(mode)
     if mode is False or body is None or canonical_dtype(dtype) == "int8":
         return 1.0
-    measured = recorded_speedup(model_key(body, canonical_dtype(dtype), device), "padded") or 1.0
-    if mode == "auto":
-        return max(1.0, measured)
-    return max(1.0, measured, SPEEDUP.get((device.type, canonical_dtype(dtype), "padded"), 1.0))
+    if layout not in COMPILED_LAYOUTS:
+        return 1.0
+    measured = recorded_speedup(model_key(body, canonical_dtype(dtype), device), layout)
+    if mode == "auto" or measured is not None:
+        return max(1.0, measured or 1.0)
+    return max(1.0, SPEEDUP.get((device.type, canonical_dtype(dtype), layout), 1.0))
 
 
 def record_speedup(key: str, layout: str, gain: float) -> None:

@@ -3,11 +3,12 @@
 Every function returns hidden states shaped as the plain right-padded batch of the same rows
 would give them, (rows, longest row, H), so a reward's readout code is the same for all layouts.
 
-- :func:`shared_prefix_hidden`: each distinct prefix of a batch runs once (``use_cache=True``,
-  in length-sorted sub-batches so prefixes of different lengths do not pad each other); the
-  key/value states are gathered for the rows that share them into one cache, and the rows'
-  remaining tokens run on top of it with a 4-D mask that lets a row see its own prefix and,
-  causally, its own tokens — never another row's.
+- :func:`shared_prefix_hidden`: each distinct prefix of a batch runs once (in length-sorted
+  sub-batches so prefixes of different lengths do not pad each other), keeping its per-layer
+  keys and values (on the mask-free attention, :class:`layout_op.Capture`; else a transformers
+  cache); the rows' remaining tokens then run on top of them, a row seeing its own prefix and,
+  causally, its own tokens — never another row's (cascade attention, or a 4-D mask over
+  per-row cache copies).
 - :func:`packed_hidden`: rows concatenated into packed sequences with per-row position ids and a
   block-diagonal (causal for decoders) 4-D mask: no padding tokens inside a pack.
 - :func:`padded_hidden`: a right-padded batch through a causal body with no mask at all: a real
@@ -29,7 +30,7 @@ from typing import Any
 
 import torch
 
-from rewardkit.engine import attention
+from rewardkit.engine import attention, layout_op
 from rewardkit.engine.adapter import text_config
 from rewardkit.engine.layout import attention_width
 
@@ -226,37 +227,51 @@ def run_prefixes(
     pad_id: int,
     device: torch.device,
     plan: Callable[[list[int]], list[list[int]]],
+    capture: bool = False,
 ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], Any]:
     """Run prefixes in length-sorted sub-batches (``plan`` cuts them); return their hidden states
     (p, P, H), per-layer keys/values (p, heads, P, d) right-padded to the longest prefix P, and
-    one of the caches the model returned (to make a new cache of the same class)."""
+    one of the caches the model returned (to make a new cache of the same class).
+
+    With ``capture`` (a body on the mask-free attention) the passes run without a cache: the
+    attention keeps each layer's keys and values (:class:`layout_op.Capture`), so compiled blocks
+    serve them; no cache is returned."""
     width = max(len(x) for x in prefixes)
     hidden = None
     like: Any = None
     layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+    kept = layout_op.Capture(len(prefixes), width, torch.zeros(0, dtype=torch.long))
     for batch in plan([len(x) for x in prefixes]):
         ids, _, _ = pad_rows([prefixes[i] for i in batch], None, pad_id)
         # No mask: a causal body's real tokens never see the right padding after them, and the
         # padded keys are never read (the suffix pass knows each prefix's length).
-        out = body(input_ids=ids.to(device), use_cache=True)
-        cache = _returned_cache(out)
-        if cache is None:
-            raise RuntimeError(f"{type(body).__name__} returned no key/value cache")
-        h = out.last_hidden_state
+        if capture:
+            kept.index = torch.tensor(batch, device=device)
+            with attention.active(kept):
+                h = body(input_ids=ids.to(device), use_cache=False).last_hidden_state
+        else:
+            out = body(input_ids=ids.to(device), use_cache=True)
+            cache = _returned_cache(out)
+            if cache is None:
+                raise RuntimeError(f"{type(body).__name__} returned no key/value cache")
+            h = out.last_hidden_state
         index = torch.tensor(batch, device=h.device)
         if hidden is None:
             hidden = h.new_zeros((len(prefixes), width, h.shape[-1]))
+        hidden[index, : h.shape[1]] = h
+        if capture:
+            continue
+        if not layers:
             for k, v in _kv_pairs(cache):
                 shape_k = (len(prefixes), k.shape[1], width, k.shape[3])
                 shape_v = (len(prefixes), v.shape[1], width, v.shape[3])
                 layers.append((k.new_zeros(shape_k), v.new_zeros(shape_v)))
-        hidden[index, : h.shape[1]] = h
         for (k_all, v_all), (k, v) in zip(layers, _kv_pairs(cache), strict=True):
             k_all[index, :, : k.shape[2]] = k
             v_all[index, :, : v.shape[2]] = v
         like = cache
     assert hidden is not None
-    return hidden, layers, like
+    return hidden, kept.ordered() if capture else layers, like
 
 
 def shared_prefix_hidden(
@@ -284,7 +299,7 @@ def shared_prefix_hidden(
     prefixes = list(prefix_index)
     plan = plan or (lambda lengths: [list(range(len(lengths)))])
     free = mask_free and attention.enable(body, device)  # no per-row prefix copies, no mask
-    prefix_hidden, layers, like = run_prefixes(body, prefixes, pad_id, device, plan)
+    prefix_hidden, layers, like = run_prefixes(body, prefixes, pad_id, device, plan, free)
     dev = prefix_hidden.device  # masks are built where they are used (they can be large)
     owner_index = torch.tensor(owner, dtype=torch.long, device=dev)
     plen = torch.tensor([p for p, _ in members], dtype=torch.long, device=dev)

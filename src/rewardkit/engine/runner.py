@@ -7,12 +7,10 @@ mask, progress, cache writes after every batch, and statistics, returned as an
 :class:`EngineRun` value. In float32, scores do not depend on batch budget or query order (to
 ~1e-6); in bfloat16 the batch shape changes rounding, so compare bf16 runs with a tolerance.
 
-Adapters whose model exposes its transformer body (:meth:`ModelAdapter.backbone`) can also run in
-two other layouts (``EngineConfig.layout``, :mod:`rewardkit.engine.layout`): shared prompts (a
-decoder runs each shared prefix once and scores every response on its key/value cache) and
-packed sequences (no padding, block-diagonal attention). The engine computes the hidden states in
-the chosen layout, lays them out as the padded batch would have had them, and hands them to the
-adapter in :attr:`Batch.hidden`; the adapter's readout is the same code in every layout.
+Adapters whose model exposes its transformer body (:meth:`ModelAdapter.backbone`) can also run
+shared prompts (each shared prefix runs once) or packed sequences (no padding): ``EngineConfig.
+layout``, :mod:`rewardkit.engine.layout`. The engine lays the hidden states out as the padded
+batch would have had them (:attr:`Batch.hidden`): the adapter's readout is one code path.
 
 :class:`ModelBackedReward` is the :class:`~rewardkit.types.Reward` side: it holds an engine
 built from :meth:`ModelBackedReward.model_adapter`; each reward family has its own adapter (the
@@ -35,7 +33,7 @@ from rewardkit.engine import execute, special_tokens
 from rewardkit.engine.adapter import Batch, EncodedRow, ModelAdapter
 from rewardkit.engine.batching import plan_batches, stack_rows
 from rewardkit.engine.cache import RESPONSE_CUT, TRUNCATED, ScoreCache, truncation_flags
-from rewardkit.engine.compiling import CompileGate, padded_gain
+from rewardkit.engine.compiling import DENSE_SHARED, CompileGate, layout_gain
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.layout import pack_rows, plan_shared_batches, prefix_groups, shared_tokens
 from rewardkit.engine.layout_check import verify_layouts, warn_refused
@@ -100,10 +98,9 @@ class Engine:
 
     # -- what the model allows ----------------------------------------------------------------
     def supported_layouts(self, longest: int | None = None) -> frozenset[str]:
-        """The adapter's :attr:`~ModelAdapter.layouts` where the loaded backbone allows them and
-        a one-time probe matches its own forward (:mod:`rewardkit.engine.layout_check`), for
-        rows of up to ``longest`` tokens: a body with a sliding window keeps them only for rows
-        that fit in it (``longest=None``: never)."""
+        """The adapter's :attr:`~ModelAdapter.layouts` the backbone allows for rows of up to
+        ``longest`` tokens (a sliding window: rows that fit; None: never) where a one-time probe
+        matches its own forward (:mod:`rewardkit.engine.layout_check`)."""
         body, a = self.adapter.backbone(), self.adapter
         if not a.layouts or body is None:
             return frozenset()
@@ -163,7 +160,7 @@ class Engine:
             self.adapter.backbone(),
             self.device,
             self.config.dtype,
-            plan.layout,
+            self.compiled_layout(plan.layout),
             sum(lengths),
         )
 
@@ -224,9 +221,8 @@ class Engine:
         self, plan: LayoutPlan, rows: list[EncodedRow], batch: list[int]
     ) -> tuple[int, int, Callable[[], list[np.ndarray]]] | None:
         """The first two rows of a padded step as their own batch, for the compile gate's
-        warm-up and check (:meth:`CompileGate.run`); None where the whole step must serve (other
-        layouts, whose compiled graphs differ; a one-row step, whose batch size dynamo would
-        specialise)."""
+        warm-up and check (:meth:`CompileGate.run`); None where the whole step serves (other
+        layouts' graphs differ; dynamo would specialise a one-row step's batch size)."""
         if plan.layout != "padded" or len(batch) < 2:
             return None
         head = [rows[i] for i in batch[:2]]
@@ -238,6 +234,12 @@ class Engine:
         if self.config.shared_overhead is not None:
             return float(self.config.shared_overhead)
         return cpu_shared_overhead(cpu_has_amx())
+
+    def compiled_layout(self, layout: str) -> str:
+        """The layout as the compile gate sees it: shared on dense masks is its own (eager)."""
+        body, free = self.adapter.backbone(), self.config.attention != "dense"
+        free = free and body is not None and execute.attention.switchable(body, self.device)
+        return DENSE_SHARED if layout == "shared" and not free else layout
 
     def _cut(self, attn: float | None) -> Callable[[list[int]], list[list[int]]]:
         """Length-sorted sub-batches under the budget (padded batches, shared sub-batches)."""
@@ -251,7 +253,7 @@ class Engine:
 
         ``auto`` on CPU shares prompts when sharing saves ``min_shared_fraction`` of the tokens
         and the shared plan's estimated time, scaled by :meth:`shared_overhead`, beats the padded
-        plan's over what compiling it may gain (:func:`prefer_shared`, :func:`padded_gain`)."""
+        plan's, each over what compiling it may gain (:func:`prefer_shared`, :func:`layout_gain`)."""
         cfg = self.config
         lengths = [len(r.input_ids) for r in rows]
         longest = max(lengths, default=0)
@@ -274,8 +276,10 @@ class Engine:
             saved = 1.0 - shared_tokens(ids, groups) / max(sum(lengths), 1)
             if groups and (want == "shared" or saved >= cfg.min_shared_fraction):
                 shared = self._plan_shared(rows, groups, singles, attn)
-                gain = padded_gain(cfg.compile, self.adapter.backbone(), self.device, cfg.dtype)
-                cheaper = prefer_shared(shared.cost, padded.cost / gain, self.shared_overhead())
+                on = (cfg.compile, self.adapter.backbone(), self.device, cfg.dtype)
+                gains = [layout_gain(*on, self.compiled_layout(x)) for x in ("shared", "padded")]
+                costs = (shared.cost / gains[0], padded.cost / gains[1], self.shared_overhead())
+                cheaper = prefer_shared(*costs)
                 if want == "shared" or cheaper:
                     return shared
         return padded
