@@ -60,6 +60,11 @@ VARIANTS: tuple[tuple[str, dict[str, Any], bool], ...] = (
         {"dtype": "bfloat16", "layout": "shared", "compile": False},
         False,
     ),
+    (
+        "  bf16 shared compile=true",
+        {"dtype": "bfloat16", "layout": "shared", "compile": True},
+        False,
+    ),
 )
 REFERENCE = VARIANTS[0][0]
 

@@ -271,6 +271,8 @@ def run_prefixes(
             v_all[index, :, : v.shape[2]] = v
         like = cache
     assert hidden is not None
+    if capture and not kept.layers:  # its attention never reached the mask-free function
+        raise RuntimeError(f"{type(body).__name__} kept no keys and values for its prefixes")
     return hidden, kept.ordered() if capture else layers, like
 
 
