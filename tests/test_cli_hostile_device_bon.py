@@ -234,6 +234,7 @@ def test_a_resumed_run_refuses_a_done_id_whose_prompt_changed(tmp_path):
         run_bon(first, sample, CountingLength(), out, cfg, progress=False)
 
 
+@pytest.mark.heavy  # three real CLI runs, each loading models (~20-30 s)
 def test_bon_resume_with_duplicate_ids_is_refused_not_skipped(tmp_path):
     """The tester's scenario with the real policy: a run, then a prompt file whose second
     prompt reuses the first's id. Before: "skipped_done": 2, exit 0, the prompt never

@@ -302,6 +302,7 @@ def test_chunk_plan_keeps_the_rows_of_a_prompt_together() -> None:
     assert chunk_plan(distinct, 2) == [[0, 1], [2, 3], [4]]  # as contiguous chunks were
 
 
+@pytest.mark.heavy  # three real CLI runs, each loading models (~20-30 s)
 def test_score_ranks_a_listwise_group_whole_whatever_the_chunk_size(tmp_path: Path) -> None:
     """Before: ``--chunk-size`` (default 2048) cut the rows of one prompt into separate
     listwise calls: with interleaved prompts and ``--chunk-size 2`` every row was alone in its
