@@ -92,13 +92,7 @@ def layout_attention(
 
 
 @layout_attention.register_fake
-def _layout_attention_shape(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    layer: torch.Tensor,
-    scale: float,
-    is_causal: bool,
-) -> torch.Tensor:
+def _layout_attention_shape(query: torch.Tensor, *_: object) -> torch.Tensor:
+    """The operator's output for tracing: (b, q, heads, d) of the (b, heads, q, d) query."""
     b, heads, q, d = query.shape
     return query.new_empty((b, q, heads, d))
