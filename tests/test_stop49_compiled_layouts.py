@@ -138,3 +138,26 @@ def test_layer_index_buffers_are_not_saved_with_the_model(deep_model, tmp_path):
     body.save_pretrained(tmp_path / "saved")
     again = transformers.AutoModel.from_pretrained(tmp_path / "saved")
     assert layout_op.layer_index(next(iter(again.modules()))) is None
+
+
+def test_threads_scoring_one_model_in_different_layouts_get_their_own_scores(deep_model):
+    """A shared pass in one thread puts every maskless pass of the process on the operator;
+    a padded or packed pass in another thread still computes its own layout (its context)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = _queries()
+    shared = _reward(deep_model, layout="shared", compile=False, max_batch_size=3)
+    variants = [shared.engine_variant(layout=x) for x in ("padded", "packed")] + [shared]
+    runs = [v.score_full(queries) for v in variants]
+    assert [r.stats["layout"] for r in runs] == ["padded", "packed", "shared"]
+    alone = [r.scores for r in runs]
+
+    def rounds(i: int) -> list[np.ndarray]:
+        return [variants[i].score_full(queries).scores for _ in range(6)]
+
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(rounds, range(3)))
+    for expected, got in zip(alone, together, strict=True):
+        for scores in got:
+            np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(alone[0], alone[2], atol=1e-4, rtol=0)
