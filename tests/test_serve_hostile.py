@@ -388,6 +388,9 @@ def test_ids_are_echoed_as_sent_never_coerced(server):
         ("application/json", 200),
         ("application/json; charset=utf-8", 200),
         ("Application/JSON;charset=UTF-8", 200),
+        ('application/json; charset="utf8"', 200),
+        ("application/json; charset=latin-1", 415),  # read as UTF-8 before
+        ("application/json; charset=utf-16", 415),
     ],
 )
 def test_without_an_api_key_the_body_must_be_declared_json(server, ctype, status):
@@ -399,6 +402,18 @@ def test_without_an_api_key_the_body_must_be_declared_json(server, ctype, status
         assert r.json()["error"]["type"] == "unsupported_media_type"
     r = httpx.post(server.url + "/get_reward", content=b'{"query": ["q"]}', headers=headers)
     assert r.status_code == status
+
+
+def test_with_an_api_key_a_declared_charset_other_than_utf8_is_refused():
+    with _serve(api_key="k") as srv:
+        r = httpx.post(
+            srv.url + "/v1/rewards",
+            content='{"items": [{"response": "caf\u00e9"}]}'.encode("latin-1"),
+            headers={"Authorization": "Bearer k", "content-type": "text/plain; charset=latin-1"},
+        )
+    assert r.status_code == 415, r.text
+    error = r.json()["error"]
+    assert error["type"] == "unsupported_media_type" and "'latin-1'" in error["message"]
 
 
 def test_with_an_api_key_any_content_type_is_read():

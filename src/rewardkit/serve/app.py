@@ -50,6 +50,7 @@ from rewardkit.serve.batcher import QueueFull, QueueTooSmall
 from rewardkit.serve.bodies import (
     ClientGone,
     Refusal,
+    check_charset,
     check_content_encoding,
     check_content_type,
     check_unsent,
@@ -233,6 +234,7 @@ def create_app(config: ServeConfig | None = None, *, state: ServeState | None = 
         if config.api_key is None:
             check_content_type(request.headers)
         check_content_encoding(request.headers)
+        check_charset(request.headers)
         check_unsent(state.unsent)
         body, taken = await read_body(request, budget)
         if config.watch_disconnect:

@@ -47,6 +47,26 @@ def check_content_type(headers: Any) -> None:
         )
 
 
+#: The spellings of the one charset a JSON body may declare (RFC 8259, section 8.1).
+UTF8_NAMES = frozenset({"utf-8", "utf8"})
+
+
+def check_charset(headers: Any) -> None:
+    """415 for a body declared in a charset other than UTF-8 (JSON between systems is UTF-8,
+    RFC 8259): a ``charset=latin-1`` body was read as UTF-8, its accented letters a 400 or
+    other letters."""
+    for param in (headers.get("content-type") or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "charset":
+            continue
+        if value.strip().strip('"').lower() not in UTF8_NAMES:
+            raise Refusal(
+                415,
+                "unsupported_media_type",
+                f"charset {value.strip()[:40]!r} is not supported: send the JSON body as UTF-8",
+            )
+
+
 def check_content_encoding(headers: Any) -> None:
     """415 (with ``Accept-Encoding: identity``, RFC 7694) for a body declared compressed: the
     server reads plain JSON, so a gzip body was a 400 "request body is not UTF-8" and one
