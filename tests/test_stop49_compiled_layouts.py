@@ -56,7 +56,9 @@ def _reward(model, **extra):
 
 
 @pytest.mark.slow  # compiles a 10-block model once (~10-20 s)
-def test_a_ten_block_model_compiles_shared_prompts_into_one_graph(deep_model, capfd):
+def test_a_ten_block_model_compiled_by_a_padded_run_scores_every_layout_in_few_graphs(
+    deep_model,
+):
     from torch._dynamo.utils import counters
 
     queries = _queries()
@@ -65,20 +67,23 @@ def test_a_ten_block_model_compiles_shared_prompts_into_one_graph(deep_model, ca
     plain = np.array([float(adapter.plain(row)[0]) for row in eager.encode(queries)])
     torch._dynamo.reset()
     counters.clear()
-    reward = _reward(deep_model, layout="shared", compile=True, max_batch_size=3)
+    reward = _reward(deep_model, layout="padded", compile=True, max_batch_size=3)
+    runs = {"padded": reward.score_full(queries)}
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        full = reward.score_full(queries)
-        again = reward.engine_variant(layout="packed").score_full(queries)
-    assert full.stats["layout"] == "shared" and full.stats["compile"] == "compiled"
-    assert again.stats["layout"] == "packed" and again.stats["compile"] == "compiled"
-    np.testing.assert_allclose(full.scores, plain, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(again.scores, plain, atol=1e-4, rtol=0)
+        for layout in ("shared", "packed"):
+            runs[layout] = reward.engine_variant(layout=layout).score_full(queries)
+        dense = reward.engine_variant(layout="shared", attention="dense").score_full(queries)
+    for layout, run in runs.items():
+        assert run.stats["layout"] == layout and run.stats["compile"] == "compiled", layout
+        np.testing.assert_allclose(run.scores, plain, atol=1e-4, rtol=0, err_msg=layout)
+    # On dense masks (a transformers cache) the compiled blocks step aside: eager, same scores.
+    assert dense.stats["layout"] == "shared" and dense.stats["compile"] == "eager"
+    np.testing.assert_allclose(dense.scores, plain, atol=1e-4, rtol=0)
     assert not [w for w in seen if "recompile" in str(w.message).lower()]
-    assert "recompile" not in capfd.readouterr().err.lower()
-    # Ten blocks, two layouts, a few first shapes: a handful of graphs, not one per block (that
-    # stops at dynamo's limit of 8 with a frame it refuses, and the warning goes to logging).
-    assert counters["stats"]["unique_graphs"] <= 4
+    # Ten blocks, three layouts, a few first shapes: a handful of graphs, not one per block
+    # (that stops at dynamo's limit of 8 with a frame it refuses; its warning goes to logging).
+    assert counters["stats"]["unique_graphs"] <= 5
     assert counters["frames"]["total"] == counters["frames"]["ok"]
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from rewardkit.engine import execute
+from rewardkit.engine.compiling import eager_blocks
 from rewardkit.engine.execute import layout_refusal
 
 #: Largest ‖Δ‖ / ‖reference‖ of a row's hidden states a layout may show, by weight dtype
@@ -147,13 +148,15 @@ def _probe(
     mask_free: bool,
 ) -> dict[str, str]:
     """The probe itself: ``{layout: why}`` for each layout (and the mask-free padded path) whose
-    hidden states differ from the body's own forward on the three probe rows."""
+    hidden states differ from the body's own forward on the three probe rows. It runs eagerly
+    even on a body an earlier run compiled: a one-time check of the layouts' code, and the
+    dense shared path's key/value cache would specialise the compiled blocks per layer."""
     emb = body.get_input_embeddings() if hasattr(body, "get_input_embeddings") else None
     vocab = int(getattr(emb, "num_embeddings", 0) or getattr(body.config, "vocab_size", 0) or 64)
     rows = [list(r) for r in probe_rows(vocab, pad_id)]
     tol = tolerance(body)
     failed: dict[str, str] = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), eager_blocks():
         want = [_own(body, r, device) for r in rows]
         for name, run in _runs(body, rows, pad_id, causal, mask_free).items():
             if name != "padded" and name not in layouts:
@@ -171,7 +174,7 @@ def _probe(
 
 
 #: Bumped when the probe changes, so outcomes recorded by an older probe are not reused.
-PROBE_VERSION = 1
+PROBE_VERSION = 2  # 2: the shared layout's prefix pass keeps keys through the attention
 
 
 def record_key(body: torch.nn.Module, key: tuple[Any, ...]) -> str:
