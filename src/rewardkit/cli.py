@@ -185,6 +185,21 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _after_a_stop(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a Ctrl-C or SIGTERM left behind, not a bug: a SIGTERM was
+    received, or a KeyboardInterrupt is in its chain. A library may turn the interrupt into its
+    own error: transformers reported one that landed while it imported a model class as
+    ``ModuleNotFoundError: Could not import module 'LlamaForCausalLM'``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return bool(_received)
+
+
 def _stop(note: str, signum: int | None) -> None:
     """Say that the run stopped, run the exit handlers, then exit as the signal asks: 130 for
     Ctrl-C; for SIGTERM, by the signal itself, as a supervisor expects."""
@@ -274,7 +289,8 @@ def _run() -> None:
     except Exception as exc:  # a bug, not the user's input: one line, not a traceback
         if os.environ.get("REWARDKIT_DEBUG"):
             raise
-        _internal_error(exc)
+        if not _after_a_stop(exc):
+            _internal_error(exc)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run has unwound: a second Ctrl-C waits
     _finish_interrupted()
 
