@@ -389,6 +389,7 @@ def test_ids_are_echoed_as_sent_never_coerced(server):
         ("application/json; charset=utf-8", 200),
         ("Application/JSON;charset=UTF-8", 200),
         ('application/json; charset="utf8"', 200),
+        ("application/json; charset=US-ASCII", 200),  # a subset of UTF-8
         ("application/json; charset=latin-1", 415),  # read as UTF-8 before
         ("application/json; charset=utf-16", 415),
     ],

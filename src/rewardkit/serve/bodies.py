@@ -47,8 +47,8 @@ def check_content_type(headers: Any) -> None:
         )
 
 
-#: The spellings of the one charset a JSON body may declare (RFC 8259, section 8.1).
-UTF8_NAMES = frozenset({"utf-8", "utf8"})
+#: The charsets a JSON body may declare (RFC 8259, section 8.1: UTF-8), and ASCII, its subset.
+UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
 def check_charset(headers: Any) -> None:
