@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rewardkit.engine import attention, execute
+from rewardkit.engine import attention, cuda_attention, execute
 
 CPU = torch.device("cpu")
 
@@ -115,10 +115,10 @@ def test_merge_attention_is_attention_over_the_union():
     oa, la = part(scores[..., :4], v[..., :4, :])
     ob, lb = part(scores[..., 4:], v[..., 4:, :])
     whole, _ = part(scores, v)
-    assert torch.allclose(attention.merge_attention(oa, la, ob, lb), whole, atol=1e-6)
+    assert torch.allclose(cuda_attention.merge_attention(oa, la, ob, lb), whole, atol=1e-6)
     # A part with no keys at all (log-sum-exp −inf) contributes nothing.
     empty = torch.full_like(la, -torch.inf)
-    assert torch.allclose(attention.merge_attention(oa, la, ob * 0, empty), oa, atol=1e-6)
+    assert torch.allclose(cuda_attention.merge_attention(oa, la, ob * 0, empty), oa, atol=1e-6)
 
 
 def test_embedded_smollm2_scorer_layouts_equal_padded_and_its_own_forward():
@@ -182,7 +182,7 @@ def test_the_cuda_varlen_path_on_a_reference_kernel(kind, monkeypatch):
     body = _body(kind)
     rows = _rows(4)
     monkeypatch.setattr(attention, "uses_varlen", lambda device: True)
-    monkeypatch.setattr(attention, "_varlen", _reference_varlen)
+    monkeypatch.setattr(cuda_attention, "varlen", _reference_varlen)
     _no_dense_masks(monkeypatch)
     with torch.inference_mode():
         hidden = execute.packed_hidden(

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
-import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from typing import Any
 
 import torch
 
-from rewardkit.engine import cpu_attention, cpu_causal, layout_op
+from rewardkit.engine import cpu_attention, cpu_causal, cuda_attention, layout_op
 from rewardkit.engine.batching import plan_batches
 from rewardkit.engine.cpu_attention import repeat_heads
 from rewardkit.engine.layout_op import Capture
@@ -134,7 +132,9 @@ def switchable(body: torch.nn.Module, device: torch.device) -> bool:
     """Whether :func:`enable` puts ``body`` on ``device`` on the mask-free attention."""
     if device.type not in DEVICES:
         return False
-    if device.type == "cuda" and not (_varlen_parameters() and _half(body)):
+    if device.type == "cuda" and not (
+        cuda_attention.varlen_parameters() and cuda_attention.half_precision(body)
+    ):
         return False
     impl = getattr(getattr(body, "config", None), "_attn_implementation", None)
     return enabled(body) or impl == "sdpa"
@@ -159,66 +159,9 @@ def enable(body: torch.nn.Module, device: torch.device) -> bool:
     return enabled(body)
 
 
-@functools.cache
-def _varlen_parameters() -> frozenset[str]:
-    """The keyword parameters of this torch's ``varlen_attn`` (empty: none usable here).
-
-    CUDA needs ``varlen_attn`` with log-sum-exp output (``return_aux``, torch ≥ 2.10)."""
-    try:
-        from torch.nn.attention import varlen
-    except ImportError:
-        return frozenset()
-    params = frozenset(inspect.signature(varlen.varlen_attn).parameters)
-    if "return_aux" not in params or not ({"window_size", "is_causal"} & params):
-        return frozenset()
-    return params
-
-
-def _half(body: torch.nn.Module) -> bool:
-    """FlashAttention has no float32 kernel: float32 bodies keep the dense path on CUDA."""
-    return next(body.parameters()).dtype in (torch.bfloat16, torch.float16)
-
-
 def uses_varlen(device: torch.device) -> bool:
     """Whether attention on ``device`` runs on ``varlen_attn`` (CUDA) rather than SDPA buckets."""
     return device.type == "cuda"
-
-
-def _varlen(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    cu_q: torch.Tensor,
-    cu_k: torch.Tensor,
-    max_q: int,
-    max_k: int,
-    scale: float,
-    causal: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``varlen_attn`` over flat (T, heads, d) tokens with its log-sum-exp (T, heads), whichever
-    of its signatures (``window_size`` from torch 2.11, ``is_causal`` before) this torch has."""
-    from torch.nn.attention.varlen import AuxRequest, varlen_attn
-
-    params = _varlen_parameters()
-    kwargs: dict[str, Any] = {"return_aux": AuxRequest(lse=True)}
-    if "scale" in params:
-        kwargs["scale"] = scale
-    else:  # the kernel scales by d^-1/2
-        q = q * (scale * q.shape[-1] ** 0.5)
-    if "window_size" in params:
-        kwargs["window_size"] = (-1, 0) if causal else (-1, -1)
-    else:
-        kwargs["is_causal"] = causal
-    if k.shape[1] != q.shape[1]:
-        if "enable_gqa" in params:
-            kwargs["enable_gqa"] = True
-        else:
-            rep = q.shape[1] // k.shape[1]
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-    out, lse = varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kwargs)
-    if lse.shape[0] != q.shape[0]:  # (heads, T) in some versions
-        lse = lse.transpose(0, 1)
-    return out, lse.float()
 
 
 @contextlib.contextmanager
@@ -270,7 +213,7 @@ def segments(
         index = torch.where(valid, base + t, base)  # padding repeats the segment's first token
         buckets.append((index.to(device), valid.to(device)))
     tokens = torch.cat([torch.arange(s, s + n) for s, n in zip(starts, flat_len, strict=True)])
-    cu = _cumulative(torch.tensor(flat_len, dtype=torch.long))
+    cu = cuda_attention.cumulative(torch.tensor(flat_len, dtype=torch.long))
     return Segments(
         tuple(tuple(int(n) for n in p) for p in lengths),
         width,
@@ -353,10 +296,11 @@ def attention_forward(
 
     While some pass has a layout, maskless inference calls go through one custom operator
     (:mod:`rewardkit.engine.layout_op`), which compiled blocks call without a graph break."""
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    plain = kwargs.get("softcap") is None and kwargs.get("s_aux") is None
     if _any_active and attention_mask is None and not torch.is_grad_enabled():
         index = layout_op.layer_index(module)
-        if index is not None and kwargs.get("softcap") is None and kwargs.get("s_aux") is None:
-            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        if index is not None and plain:
             is_causal = bool(getattr(module, "is_causal", True)) and query.shape[2] > 1
             return layout_op.layout_attention(query, key, value, index, scale, is_causal), None
     layout = current()
@@ -364,16 +308,14 @@ def attention_forward(
         layout.keep(int(module.layer_idx), key, value)
     if layout is None or isinstance(layout, Capture):
         if cpu_causal.applies(module, query, key, attention_mask, dropout, kwargs):
-            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
             return cpu_causal.causal_attention_op(query, key, value, scale), None
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    if kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None:
+    if not plain:
         raise ValueError("the mask-free layouts do not support attention soft-capping or sinks")
-    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     return layout_attention_eager(query, key, value, int(module.layer_idx), scale, True), None
 
 
@@ -418,7 +360,9 @@ def _packed(
     out = q.new_zeros(q.shape)
     if uses_varlen(query.device):
         idx, cu = seg.tokens, seg.cu_seqlens
-        o, _ = _varlen(q[idx], k[idx], v[idx], cu, cu, seg.max_len, seg.max_len, scale, seg.causal)
+        o, _ = cuda_attention.varlen(
+            q[idx], k[idx], v[idx], cu, cu, seg.max_len, seg.max_len, scale, seg.causal
+        )
         out[idx] = o
         return out.view(b, width, heads, d)
     for index, valid in seg.buckets:
@@ -455,19 +399,6 @@ def causal(
 # -- shared prefix -------------------------------------------------------------------------------
 
 
-def merge_attention(
-    out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor
-) -> torch.Tensor:
-    """Attention over keys A ∪ B from attention over A and over B and their log-sum-exps:
-    ``(e^{l_a}·o_a + e^{l_b}·o_b) / (e^{l_a} + e^{l_b})``; ``lse`` has ``out``'s shape minus d."""
-    top = torch.maximum(lse_a, lse_b)
-    top = torch.where(torch.isinf(top), torch.zeros_like(top), top)  # no keys at all: output 0
-    wa = torch.exp(lse_a - top)[..., None]
-    wb = torch.exp(lse_b - top)[..., None]
-    merged = (out_a.float() * wa + out_b.float() * wb) / (wa + wb).clamp_min(1e-30)
-    return merged.to(out_a.dtype)
-
-
 def _shared(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -481,56 +412,5 @@ def _shared(
     if not uses_varlen(query.device):
         return cpu_attention.shared_prefix_attention(query, key, value, pk, pv, sp.groups, scale)
     q = _flat(query)  # (rows·S, heads, d)
-    out_a, lse_a, out_b, lse_b = _shared_cuda(q, _flat(key), _flat(value), pk, pv, sp, scale)
-    return merge_attention(out_a, lse_a, out_b, lse_b).view(rows, width, heads, d)
-
-
-def _shared_cuda(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    pk: torch.Tensor,
-    pv: torch.Tensor,
-    sp: SharedPrefix,
-    scale: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Both parts of :func:`_shared` with ``varlen_attn`` (flat suffix tokens (rows·S, h, d))."""
-    # A: queries grouped by prefix, keys the prefix's real positions.
-    qa_index = sp.group_index[sp.group_valid]
-    per_prefix = sp.group_valid.sum(dim=1)
-    positions = torch.arange(pk.shape[2], device=q.device)
-    real = positions[None, :] < sp.prefix_len[:, None]  # (p, P)
-    oa, la = _varlen(
-        q[qa_index],
-        pk.transpose(1, 2)[real],  # (Σ prefix, kv heads, d)
-        pv.transpose(1, 2)[real],
-        _cumulative(per_prefix),
-        _cumulative(sp.prefix_len),
-        int(per_prefix.max()),
-        int(sp.prefix_len.max()),
-        scale,
-        False,
-    )
-    out_a = q.new_zeros(q.shape)
-    lse_a = torch.full(q.shape[:2], -torch.inf, device=q.device)
-    out_a[qa_index] = oa
-    lse_a[qa_index] = la
-    # B: each row's own suffix tokens, causally.
-    t = torch.arange(sp.width, device=q.device)
-    own = t[None, :] < sp.suffix_len[:, None]
-    idx = (torch.arange(len(sp.suffix_len), device=q.device)[:, None] * sp.width + t)[own]
-    longest = int(sp.suffix_len.max())
-    cu = _cumulative(sp.suffix_len)
-    ob, lb = _varlen(q[idx], k[idx], v[idx], cu, cu, longest, longest, scale, True)
-    out_b = q.new_zeros(q.shape)
-    lse_b = torch.full(q.shape[:2], -torch.inf, device=q.device)
-    out_b[idx] = ob
-    lse_b[idx] = lb
-    return out_a, lse_a, out_b, lse_b
-
-
-def _cumulative(lengths: torch.Tensor) -> torch.Tensor:
-    """Cumulative sequence starts (n + 1,) int32, as varlen kernels take them."""
-    out = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=lengths.device)
-    out[1:] = lengths.cumsum(0)
-    return out
+    parts = cuda_attention.shared_cuda(q, _flat(key), _flat(value), pk, pv, sp, scale)
+    return cuda_attention.merge_attention(*parts).view(rows, width, heads, d)

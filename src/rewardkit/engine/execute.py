@@ -245,8 +245,9 @@ def run_prefixes(
         ids, _, _ = pad_rows([prefixes[i] for i in batch], None, pad_id)
         # No mask: a causal body's real tokens never see the right padding after them, and the
         # padded keys are never read (the suffix pass knows each prefix's length).
+        index = torch.tensor(batch, device=device)
         if capture:
-            kept.index = torch.tensor(batch, device=device)
+            kept.index = index
             with attention.active(kept):
                 h = body(input_ids=ids.to(device), use_cache=False).last_hidden_state
         else:
@@ -255,7 +256,7 @@ def run_prefixes(
             if cache is None:
                 raise RuntimeError(f"{type(body).__name__} returned no key/value cache")
             h = out.last_hidden_state
-        index = torch.tensor(batch, device=h.device)
+        index = index.to(h.device)
         if hidden is None:
             hidden = h.new_zeros((len(prefixes), width, h.shape[-1]))
         hidden[index, : h.shape[1]] = h
