@@ -46,9 +46,13 @@ def test_iou_reads_numpy_references():
 
 
 def test_iou_non_finite_coordinates_are_no_box():
-    # a NaN cell in a reference box gave IoU 1.0 to [0,0,2,2] (NaN comparisons are False)
-    assert math.isnan(one("rule:iou", "[0, 0, 2, 2]", [float("nan"), 1, 3, 3]))
-    assert math.isnan(one("rule:iou", "[0, 0, 2, 2]", [0, 0, float("inf"), 2]))
+    # a NaN cell in a reference box gave IoU 1.0 to [0,0,2,2] (NaN comparisons are False); such
+    # a reference is no box: NaN, and the row fails alone saying why
+    bad = [[float("nan"), 1, 3, 3], [0, 0, float("inf"), 2]]
+    result = load_reward("rule:iou").score_full([q("[0, 0, 2, 2]", ref) for ref in bad])
+    assert all(math.isnan(s) for s in result.scores)
+    assert [e["index"] for e in result.stats["errors"]] == [0, 1]
+    assert "holds no box" in result.stats["errors"][1]["error"]
     # a response's 1e999 is no box either (not a NaN reward)
     assert one("rule:iou", "[0, 0, 1e999, 2]", [0, 0, 2, 2]) == 0.0
     assert reference_boxes([[float("nan"), 0, 1, 1], [0, 0, 2, 2]]) == [(0.0, 0.0, 2.0, 2.0)]

@@ -334,7 +334,8 @@ class Reward(ABC):
         queries = list(queries)
         if not queries:
             k = len(self.objectives) if self.objectives else 0
-            return ScoreResult(np.zeros((0, k) if k else (0,), dtype=np.float32))
+            empty = np.zeros((0, k) if k else (0,), dtype=np.float32)
+            return ScoreResult(empty, stats={"queries": 0})  # nothing was run
         if not self.can(Capability.IMAGES):
             queries = text_queries(queries, self.name)
         out = self._score(queries)

@@ -170,7 +170,11 @@ def _score(rec: Record, value: Any, sub: str) -> float:
         value = csv_number(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise rec.error("completions", f"expected a number or 'N/A', got {describe(value)}", sub)
-    return as_float(value)
+    out = as_float(value)
+    if math.isinf(out):  # it would outrank every rated response (or sink below them)
+        shown = describe(value) if isinstance(value, float) else "an integer too large"
+        raise rec.error("completions", f"expected a finite rating or 'N/A', got {shown}", sub)
+    return out
 
 
 def convert_ultrafeedback(rec: Record) -> Example:

@@ -250,12 +250,30 @@ _WARNED: weakref.WeakKeyDictionary[torch.nn.Module, set[str]] = weakref.WeakKeyD
 def warn_refused(name: str, adapter: Any, layout: str, longest: int | None = None) -> None:
     """Warn once per model and layout that an asked-for ``layout`` runs padded, and why
     (``longest``: the run's longest row, which a sliding window may not fit)."""
+    if _first_time(adapter, layout):
+        why = refusal(adapter.backbone(), layout, adapter.causal, adapter.layouts, longest)
+        warnings.warn(f"{name}: layout={layout} refused ({why}); running padded", stacklevel=4)
+
+
+def warn_nothing_shared(name: str, adapter: Any, min_prefix: int) -> None:
+    """Warn once per model that ``layout=shared`` found no rows to share a prompt with."""
+    if _first_time(adapter, "shared: nothing shared"):
+        warnings.warn(
+            f"{name}: layout=shared, but no two rows of this call begin with the same "
+            f"{min_prefix} tokens or more (min_shared_prefix), so there is nothing to share; "
+            "running padded",
+            stacklevel=4,
+        )
+
+
+def _first_time(adapter: Any, what: str) -> bool:
+    """Whether ``what`` is new for this adapter's model (and now remembered)."""
     body = adapter.backbone()
     key = body if body is not None else adapter.model if hasattr(adapter, "model") else None
-    if key is not None:
-        seen = _WARNED.setdefault(key, set())
-        if layout in seen:
-            return
-        seen.add(layout)
-    why = refusal(body, layout, adapter.causal, adapter.layouts, longest)
-    warnings.warn(f"{name}: layout={layout} refused ({why}); running padded", stacklevel=4)
+    if key is None:
+        return True
+    seen = _WARNED.setdefault(key, set())
+    if what in seen:
+        return False
+    seen.add(what)
+    return True

@@ -36,7 +36,7 @@ from rewardkit.engine.cache import RESPONSE_CUT, TRUNCATED, ScoreCache, truncati
 from rewardkit.engine.compiling import DENSE_SHARED, CompileGate, layout_gain
 from rewardkit.engine.config import EngineConfig
 from rewardkit.engine.layout import pack_rows, plan_shared_batches, prefix_groups, shared_tokens
-from rewardkit.engine.layout_check import verify_layouts, warn_refused
+from rewardkit.engine.layout_check import verify_layouts, warn_nothing_shared, warn_refused
 from rewardkit.engine.planning import (
     Estimate,
     cpu_shared_overhead,
@@ -84,11 +84,7 @@ class Engine:
     """Batches, caches and lays out rows for one :class:`ModelAdapter` (module docstring)."""
 
     def __init__(
-        self,
-        adapter: ModelAdapter,
-        config: EngineConfig,
-        device: torch.device,
-        name: str = "model",
+        self, adapter: ModelAdapter, config: EngineConfig, device: torch.device, name: str = "model"
     ) -> None:
         self.adapter = adapter
         self.config = config
@@ -282,6 +278,8 @@ class Engine:
                 cheaper = prefer_shared(*costs)
                 if want == "shared" or cheaper:
                     return shared
+            if want == "shared" and not groups:
+                warn_nothing_shared(self.name, self.adapter, cfg.min_shared_prefix)
         return padded
 
     def _plan_padded(self, rows: list[EncodedRow], attn: float | None) -> LayoutPlan:

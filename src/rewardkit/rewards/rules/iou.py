@@ -39,7 +39,15 @@ from typing import Any
 import numpy as np
 
 from rewardkit.errors import SpecError
-from rewardkit.rewards.rules._common import NAN, RuleReward, answer_tag_content, as_bool, as_number
+from rewardkit.rewards.rules._common import (
+    NAN,
+    BadReference,
+    RuleReward,
+    answer_tag_content,
+    as_bool,
+    as_number,
+    no_reference,
+)
 from rewardkit.types import Query
 
 Box = tuple[float, float, float, float]
@@ -125,6 +133,16 @@ def reference_boxes(reference: Any) -> list[Box]:
     return []
 
 
+def unreadable_boxes(reference: Any) -> str:
+    """Why a reference given holds no box, quoting (the start of) it."""
+    shown = repr(reference)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return (
+        f"the reference {shown} holds no box: give [x1, y1, x2, y2] as four finite "
+        "numbers, a list of such boxes, or a mapping with bbox, bbox_2d, box or boxes"
+    )
+
+
 def too_many(pred: Sequence[Box], gold: Sequence[Box]) -> bool:
     """Whether ``greedy`` leaves ``pred`` unmatched (0.0): more than :data:`MAX_BOXES` boxes
     and more than ten per reference box, so its reward would be below 0.1 anyway."""
@@ -202,10 +220,14 @@ class IouReward(RuleReward):
         return self.verdict(query)[0]
 
     def verdict(self, query: Query) -> tuple[float, str | None]:
-        """The reward, and why when the response listed too many boxes to match (then 0.0)."""
+        """The reward, and why when the response listed too many boxes to match (then 0.0).
+        No reference gives NaN; a reference given that holds no box (``"[0, 0, x, 2]"``,
+        ``[1, 2, 3]``) fails that row alone, saying why (:class:`BadReference`)."""
         gold = reference_boxes(query.reference)
         if not gold:
-            return NAN, None
+            if no_reference(query.reference):
+                return NAN, None
+            raise BadReference(unreadable_boxes(query.reference), field="reference")
         text = query.response
         if self.options["answer_tag"]:
             text = answer_tag_content(text)

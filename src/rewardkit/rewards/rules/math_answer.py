@@ -39,6 +39,7 @@ from typing import Any
 from rewardkit.rewards.rules._common import (
     NAN,
     THINK_MODES,
+    BadReference,
     RuleReward,
     after_think,
     as_bool,
@@ -227,9 +228,13 @@ class MathVerifier:
         response cannot escape a wrong verdict by being slow to parse); a reference that failed
         to parse gives NaN (no usable reference). ``percent``: the question asks for a
         percentage, so the response's ``42%`` is read as 42 (else as 0.42, unless the gold
-        itself is a percentage; :func:`percent_read`).
+        itself is a percentage; :func:`percent_read`). A reference that is a mapping with no
+        answer key (``{"solution": "42"}``) gives NaN and says so: its ``str()`` is no answer.
         """
-        refs = references(reference)
+        try:
+            refs = references(reference, strict=True)
+        except BadReference as exc:
+            return NAN, f"rule:math: {exc}"
         if not refs:
             return NAN, None
         golds = [g for g in (self.gold(r) for r in refs) if not g.prose]
