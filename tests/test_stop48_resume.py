@@ -157,6 +157,7 @@ def _check_stopped(proc, sig: str) -> None:
     if sig != "KILL":
         said = "terminated (SIGTERM)" if sig == "TERM" else "interrupted"
         assert said in proc.stderr and "absent or incomplete" in proc.stderr
+        assert "a file already at an output path is an earlier run's" in proc.stderr
 
 
 def _no_leftovers(folder: Path) -> None:

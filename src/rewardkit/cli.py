@@ -150,8 +150,9 @@ _NO_CACHE_RESUME = (
 )
 _UNFINISHED = (
     "before the run finished: its outputs are absent or incomplete (score, eval, report and "
-    "curate write each file only once it is complete; bon keeps the prompts it finished in its "
-    "--out, curate anyprefer in its --trace); " + _RESUME
+    "curate write each file only once it is complete, so a file already at an output path is "
+    "an earlier run's; bon keeps the prompts it finished in its --out, curate anyprefer in its "
+    "--trace); " + _RESUME
 )
 INTERRUPTED_NOTE = "interrupted " + _UNFINISHED
 TERMINATED_NOTE = "terminated (SIGTERM) " + _UNFINISHED
