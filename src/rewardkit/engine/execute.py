@@ -310,6 +310,9 @@ def shared_prefix_hidden(
     slen = torch.tensor([len(x) for x in suffixes], dtype=torch.long, device=dev)
     suffix_hidden: torch.Tensor | None = None
     for part in plan([len(x) for x in suffixes]):
+        # rows of one prefix side by side: the cascade then merges each prefix's rows in place
+        # as one slice (no gather, no scatter back)
+        part = sorted(part, key=owner.__getitem__)
         used = sorted({owner[r] for r in part})  # this sub-batch's prefixes, renumbered
         local = {o: j for j, o in enumerate(used)}
         pick = torch.tensor(used, dtype=torch.long, device=dev)
