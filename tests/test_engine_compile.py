@@ -113,9 +113,8 @@ def test_no_cpp_compiler_falls_back_to_eager_with_one_warning(model, monkeypatch
 
 @pytest.mark.slow  # traces the blocks and runs a failing C++ build (~10 s on two cores)
 def test_a_failing_compiler_build_falls_back_without_a_traceback(model, monkeypatch, capfd):
-    from torch._inductor import config as inductor_config
-
     import torch
+    from torch._inductor import config as inductor_config
 
     eager = _reward(model, compile=False, max_batch_size=2).score(_queries())  # the same batches
     reward = _reward(model, compile=True, max_batch_size=2)
@@ -309,6 +308,19 @@ def test_a_compiled_run_records_its_gain_over_its_eager_first_step(model, monkey
     # 0.6 s step that compiled a graph for a new shape is left out; counted, it would be 1.07).
     gain = compiling.expected_speedup(key, torch.device("cpu"), "float32", "padded")
     assert 3.0 < gain <= 4.2
+    # ... and that step's time beyond the compiled speed is warm-up too: the probe's (0 here)
+    # plus 0.6 - 0.05 s, so auto weighs the whole cost of compiling (it saw only the probe's)
+    assert 0.5 < compiling.expected_warmup(key, torch.device("cpu")) < 0.6
+
+
+def test_late_warmup_is_the_building_steps_time_beyond_the_compiled_rate():
+    # two building steps of 2 and 1 work units at 0.1 s per unit compiled
+    assert compiling.late_warmup(
+        [(3.0, 2.0), (0.5, 1.0)], (1.0, 10.0), (8.0, 4.0)
+    ) == pytest.approx(3.2)
+    # no compiled step timed: the eager rate (2 s per unit) stands in; never below 0
+    assert compiling.late_warmup([(3.0, 1.0), (1.0, 1.0)], (0.0, 0.0), (8.0, 4.0)) == 1.0
+    assert compiling.late_warmup([], (1.0, 10.0), (8.0, 4.0)) == 0.0
 
 
 def test_auto_stays_eager_where_this_machine_measured_no_gain(model, monkeypatch):
@@ -361,3 +373,35 @@ def test_auto_layout_weighs_what_compiling_each_plan_may_gain(model, monkeypatch
     monkeypatch.setitem(compiling.SPEEDUP, ("cpu", "float32", "padded"), 100.0)
     forced = _reward(model, layout="auto", compile="true", shared_overhead=0.1)
     assert forced.engine.plan_layout(forced.encode(rows)).layout == "padded"
+
+
+def test_the_gain_is_measured_per_unit_of_the_work_each_step_was_planned_at(model, monkeypatch):
+    """A shared batch runs far fewer tokens than its rows hold: the gate takes each step's
+    planned cost (``work``) over its rows' padded cost (a first shared step that shared
+    little against later ones that shared much recorded a gain of 2.7 for no compiled gain)."""
+    import time
+
+    import torch
+
+    monkeypatch.setattr(compiling, "compile_body", lambda body, dtype: 0)
+    monkeypatch.setattr(compiling, "missing_compiler", lambda device: None)
+    monkeypatch.setattr(compiling, "MIN_GAIN_SECONDS", 0.1)
+    monkeypatch.setattr(compiling, "graphs_built", lambda: 0)
+    body = _reward(model).engine.adapter.backbone()
+    gate = compiling.CompileGate(True, body, torch.device("cpu"), "float32", "shared", 4 * 80)
+
+    def step(seconds: float):
+        def run():
+            time.sleep(seconds)
+            return [np.array([1.0]), np.array([2.0])]
+
+        return run
+
+    # equal rows, but the first step was planned at 4 units and the others at 1 each: the
+    # compiled steps are no faster per unit (0.2 s / 4 against 0.05 s / 1)
+    gate.run([40, 40], step(0.2), (1, 40, lambda: [np.array([1.0])]), work=4.0)
+    for _ in range(3):
+        gate.run([40, 40], step(0.05), work=1.0)
+    key = compiling.model_key(body, "float32", torch.device("cpu"))
+    gain = compiling.expected_speedup(key, torch.device("cpu"), "float32", "shared")
+    assert 0.8 < gain < 1.1  # by the rows' lengths alone: 4.0

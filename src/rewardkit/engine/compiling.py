@@ -258,6 +258,19 @@ def measured_speedup(eager: tuple[float, float], compiled: tuple[float, float]) 
     return (e_s / e_u) / (c_s / c_u)
 
 
+def late_warmup(
+    building: Sequence[tuple[float, float]],
+    compiled: tuple[float, float],
+    eager: tuple[float, float],
+) -> float:
+    """Compilation inside compiled steps: the seconds of the steps that built a graph, each
+    less its work at the compiled rate (``compiled``'s seconds per unit; without compiled steps
+    to measure it, the eager rate, which undercounts). All as (seconds, work units)."""
+    (c_s, c_u), (e_s, e_u) = compiled, eager
+    rate = c_s / c_u if c_s > 0 and c_u > 0 else e_s / max(e_u, 1e-9)
+    return sum(max(seconds - work * rate, 0.0) for seconds, work in building)
+
+
 Outputs = list[np.ndarray]
 
 
@@ -322,6 +335,10 @@ class CompileGate:
         #: (seconds, work units) of the eager deciding step and of the compiled steps after it.
         self.eager_work: tuple[float, float] | None = None
         self.compiled_work = (0.0, 0.0)
+        #: The warm-up measured on the probe, and (seconds, work units) of the later steps
+        #: during which dynamo built a graph (a new shape): compilation too.
+        self.warmup = 0.0
+        self.building_work: list[tuple[float, float]] = []
         #: Steps of this run bypass compiled blocks (a layout they do not serve).
         self.force_eager = layout not in COMPILED_LAYOUTS and body is not None
         if self.force_eager:
@@ -335,13 +352,16 @@ class CompileGate:
         lengths: Sequence[int],
         step: Callable[[], Outputs],
         probe: tuple[int, int, Callable[[], Outputs]] | None = None,
+        work: float | None = None,
     ) -> Outputs:
         """The outputs of one step (rows of ``lengths`` real tokens), eager or compiled.
 
         ``probe`` (rows, real tokens, call): the first ``rows`` rows of this step on their own.
         When the gate compiles on this step, it warms up and checks the compiled blocks on the
         probe instead of running the whole step a second time (a padded first step can hold a
-        16k-token budget: seconds of eager work)."""
+        16k-token budget: seconds of eager work). ``work``: the step's cost as its plan
+        estimated it (a shared batch runs far fewer tokens than its rows hold), else its rows'
+        padded cost; the gain recorded compares eager and compiled seconds per unit of it."""
         step_tokens = sum(lengths)
         self.tokens_left -= step_tokens
         if self.force_eager:
@@ -354,7 +374,7 @@ class CompileGate:
                 return step()
             if self.eager_work is None:
                 return self._guarded(step)
-            return self._timed(step, self._work(lengths))
+            return self._timed(step, self._work(lengths) if work is None else work)
         self.decided = True
         t0 = time.perf_counter()
         eager = step()
@@ -384,10 +404,11 @@ class CompileGate:
         if not outputs_agree(list(eager[:check_rows]), compiled, self.dtype):
             self._fall_back("compiled scores differ from eager ones on the first batch")
             return eager
-        record_warmup(key, max(time.perf_counter() - t0 - per_token * check_tokens, 0.0))
+        self.warmup = max(time.perf_counter() - t0 - per_token * check_tokens, 0.0)
+        record_warmup(key, self.warmup)
         _STATE[self.body] = "compiled"
         self.outcome = "compiled"
-        self.eager_work = (seconds, self._work(lengths))
+        self.eager_work = (seconds, self._work(lengths) if work is None else work)
         return eager
 
     @functools.cached_property
@@ -404,21 +425,30 @@ class CompileGate:
         """A compiled step of a run that compiled on its first one: timed, and after the run's
         last step its speed-up over the eager first step is recorded (:func:`measured_speedup`).
         A step during which dynamo built a graph (a first shape after the warm-up) is not
-        counted: its seconds are compilation, not the compiled speed."""
+        counted: its seconds are compilation, not the compiled speed; what it took beyond
+        that speed is added to the recorded warm-up (:func:`late_warmup`), which ``auto``
+        weighs against the time compiling saves."""
         graphs = graphs_built()
         t0 = time.perf_counter()
         out = self._guarded(step)
         if self.outcome != "compiled" or self.eager_work is None:
             return out
+        seconds = time.perf_counter() - t0
         if graphs_built() == graphs:
             c_s, c_u = self.compiled_work
-            self.compiled_work = (c_s + time.perf_counter() - t0, c_u + work)
+            self.compiled_work = (c_s + seconds, c_u + work)
+        else:
+            self.building_work.append((seconds, work))
         if self.tokens_left > 0:
             return out
+        assert self.body is not None
+        key = model_key(self.body, self.dtype, self.device)
+        late = late_warmup(self.building_work, self.compiled_work, self.eager_work)
+        if late > 0:
+            record_warmup(key, self.warmup + late)
         gain = measured_speedup(self.eager_work, self.compiled_work)
         if gain is not None:
-            assert self.body is not None
-            record_speedup(model_key(self.body, self.dtype, self.device), self.layout, gain)
+            record_speedup(key, self.layout, gain)
         return out
 
     def _guarded(self, step: Callable[[], Outputs]) -> Outputs:

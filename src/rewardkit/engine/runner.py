@@ -23,7 +23,7 @@ import copy
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,8 @@ class LayoutPlan:
     model_tokens: int
     #: Estimated cost in linear-equivalent tokens (:mod:`rewardkit.engine.planning`).
     cost: float = 0.0
+    #: Estimated cost of single steps, by index, where their rows' lengths misstate it.
+    work: dict[int, float] = field(default_factory=dict)
 
 
 class Engine:
@@ -165,9 +167,9 @@ class Engine:
             progress = progress_bar(len(rows), f"scoring {self.name}", "q")
         try:
             with torch.inference_mode():
-                for batch, run in plan.steps:
+                for n, (batch, run) in enumerate(plan.steps):
                     probe = None if gate.decided else self._probe(plan, rows, batch)
-                    out = gate.run([lengths[i] for i in batch], run, probe)
+                    out = gate.run([lengths[i] for i in batch], run, probe, plan.work.get(n))
                     scored = [
                         (
                             todo_keys[i],
@@ -303,7 +305,7 @@ class Engine:
         ids = [r.input_ids for r in rows]
         cut, overhead = self._cut(attn), self.batch_overhead()
         steps: list[Step] = []
-        est = Estimate()
+        est, work = Estimate(), {}
         plan = plan_shared_batches(
             ids, groups, cfg.token_budget, cfg.max_batch_size, attn, overhead
         )
@@ -311,20 +313,17 @@ class Engine:
             members = [(groups[g].prefix, r) for g, ms in batch for r in ms]
             order = [r for _, r in members]
             steps.append((order, lambda m=members: self._run_shared([(p, rows[r]) for p, r in m])))
-            est += shared_batch_estimate(
-                [groups[g].prefix for g, _ in batch],
-                [(p, lengths[r] - p) for p, r in members],
-                cut,
-                attn,
-                overhead,
-            )
+            parts = [(p, lengths[r] - p) for p, r in members]
+            prefixes = [groups[g].prefix for g, _ in batch]
+            one = shared_batch_estimate(prefixes, parts, cut, attn, overhead)
+            est, work[len(steps) - 1] = est + one, one.cost
         single_lengths = [lengths[i] for i in singles]
         single_batches = cut(single_lengths) if singles else []
         for b in single_batches:
             idx = [singles[i] for i in b]
             steps.append((idx, lambda idx=idx: self.run_batch([rows[i] for i in idx])))
         est += padded_estimate(single_lengths, single_batches, attn, overhead)
-        return LayoutPlan("shared", steps, est.tokens, est.cost)
+        return LayoutPlan("shared", steps, est.tokens, est.cost, work)
 
     def _plan_packed(self, rows: list[EncodedRow], attn: float | None) -> LayoutPlan:
         cfg = self.config
