@@ -4,6 +4,7 @@ eager ones (fp32 within 1e-4) in every layout, and the shared layout on dense ma
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -276,8 +277,6 @@ def test_a_recorded_speedup_overrides_the_project_table():
 
 
 def test_a_compiled_run_records_its_gain_over_its_eager_first_step(model, monkeypatch):
-    import time
-
     import torch
 
     # The gate's own timing, without building kernels: the "compiled" steps are made 4x faster.
@@ -288,19 +287,12 @@ def test_a_compiled_run_records_its_gain_over_its_eager_first_step(model, monkey
     lengths = [40, 40]
     gate = compiling.CompileGate(True, body, torch.device("cpu"), "float32", "padded", 5 * 80)
 
-    def step(seconds: float):
-        def run():
-            time.sleep(seconds)
-            return [np.array([1.0]), np.array([2.0])]
-
-        return run
-
-    gate.run(lengths, step(0.2), (1, 40, lambda: [np.array([1.0])]))
+    gate.run(lengths, _sleeping_step(0.2), (1, 40, lambda: [np.array([1.0])]))
     assert gate.outcome == "compiled"
     key = compiling.model_key(body, "float32", torch.device("cpu"))
     built = iter([0, 1, 1, 1, 1, 1, 1, 1])  # dynamo builds a graph during the first step only
     monkeypatch.setattr(compiling, "graphs_built", lambda: next(built))
-    slow_first = [step(0.6), step(0.05), step(0.05), step(0.05)]
+    slow_first = [_sleeping_step(0.6)] + [_sleeping_step(0.05)] * 3
     for run in slow_first:
         assert compiling.expected_speedup(key, torch.device("cpu"), "float32", "padded") == 1.0
         gate.run(lengths, run)
@@ -379,8 +371,6 @@ def test_the_gain_is_measured_per_unit_of_the_work_each_step_was_planned_at(mode
     """A shared batch runs far fewer tokens than its rows hold: the gate takes each step's
     planned cost (``work``) over its rows' padded cost (a first shared step that shared
     little against later ones that shared much recorded a gain of 2.7 for no compiled gain)."""
-    import time
-
     import torch
 
     monkeypatch.setattr(compiling, "compile_body", lambda body, dtype: 0)
@@ -390,18 +380,21 @@ def test_the_gain_is_measured_per_unit_of_the_work_each_step_was_planned_at(mode
     body = _reward(model).engine.adapter.backbone()
     gate = compiling.CompileGate(True, body, torch.device("cpu"), "float32", "shared", 4 * 80)
 
-    def step(seconds: float):
-        def run():
-            time.sleep(seconds)
-            return [np.array([1.0]), np.array([2.0])]
-
-        return run
-
     # equal rows, but the first step was planned at 4 units and the others at 1 each: the
     # compiled steps are no faster per unit (0.2 s / 4 against 0.05 s / 1)
-    gate.run([40, 40], step(0.2), (1, 40, lambda: [np.array([1.0])]), work=4.0)
+    gate.run([40, 40], _sleeping_step(0.2), (1, 40, lambda: [np.array([1.0])]), work=4.0)
     for _ in range(3):
-        gate.run([40, 40], step(0.05), work=1.0)
+        gate.run([40, 40], _sleeping_step(0.05), work=1.0)
     key = compiling.model_key(body, "float32", torch.device("cpu"))
     gain = compiling.expected_speedup(key, torch.device("cpu"), "float32", "shared")
     assert 0.8 < gain < 1.1  # by the rows' lengths alone: 4.0
+
+
+def _sleeping_step(seconds: float):
+    """A step that takes ``seconds`` and gives two rows' outputs (the gate's timing only)."""
+
+    def run():
+        time.sleep(seconds)
+        return [np.array([1.0]), np.array([2.0])]
+
+    return run
