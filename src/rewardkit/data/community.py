@@ -14,7 +14,7 @@ from typing import Any
 from rewardkit.data import checks
 from rewardkit.data.location import describe
 from rewardkit.data.prefsets import rated_preference
-from rewardkit.data.record import Record, as_float, csv_number, finite_number
+from rewardkit.data.record import Record, csv_number, finite_number
 from rewardkit.types import Example
 
 
@@ -170,11 +170,9 @@ def _score(rec: Record, value: Any, sub: str) -> float:
         value = csv_number(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise rec.error("completions", f"expected a number or 'N/A', got {describe(value)}", sub)
-    out = as_float(value)
-    if math.isinf(out):  # it would outrank every rated response (or sink below them)
-        shown = describe(value) if isinstance(value, float) else "an integer too large"
-        raise rec.error("completions", f"expected a finite rating or 'N/A', got {shown}", sub)
-    return out
+    if isinstance(value, float) and math.isnan(value):  # JSON's NaN: unrated, as "N/A"
+        return math.nan
+    return rec.finite_rating("completions", value, sub)
 
 
 def convert_ultrafeedback(rec: Record) -> Example:

@@ -87,7 +87,7 @@ def convert_summarize_axis(rec: Record) -> Example:
         elif isinstance(value, bool):
             ratings[str(name)] = 1.0 if value else 0.0
         elif isinstance(value, int | float):
-            ratings[str(name)] = _finite_rating(rec, value, f".axes.{name}")
+            ratings[str(name)] = rec.finite_rating("summary", value, f".axes.{name}")
         else:
             raise rec.error("summary", f"expected a rating, got {describe(value)}", f".axes.{name}")
     if not any(math.isfinite(v) for v in ratings.values()):
@@ -100,18 +100,6 @@ def convert_summarize_axis(rec: Record) -> Example:
     }
     prompt: list[Message] = [{"role": "user", "content": _tldr_prompt(rec, info)}]
     return rec.finish("summarize-axis", prompt, [text], [], ratings=[ratings], meta=meta)
-
-
-def _finite_rating(rec: Record, value: float, sub: str) -> float:
-    """A rating as a finite float; ``1e400`` (inf) or a 400-digit integer is refused."""
-    try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
-    if not math.isfinite(out):
-        shown = describe(value) if isinstance(value, float) else "an integer too large"
-        raise rec.error("summary", f"expected a finite rating, got {shown}", sub)
-    return out
 
 
 # --- AlpacaFarm / AlpacaEval -------------------------------------------------------------------

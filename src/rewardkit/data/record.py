@@ -152,6 +152,14 @@ class Record:
         """A :class:`DataError` for field ``name`` (``sub`` like ``"[2]"`` or ``"[0].role"``)."""
         return self.loc.error(message, field=self.field(name, sub))
 
+    def finite_rating(self, name: str, value: int | float, sub: str = "") -> float:
+        """``value`` as a finite float, else an :meth:`error`: ``1e400``, ``Infinity`` or a
+        400-digit integer would outrank every finite rating (or sink below them)."""
+        out = as_float(value)
+        if not math.isfinite(out):
+            raise self.error(name, f"expected a finite rating, got {describe(value)}", sub)
+        return out
+
     def has(self, name: str) -> bool:
         """Whether ``name`` is present and not null."""
         return self.data.get(name) is not None

@@ -48,7 +48,7 @@ def check_content_type(headers: Any) -> None:
 
 
 #: The charsets a JSON body may declare (RFC 8259, section 8.1: UTF-8), and ASCII, its subset.
-UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
 def check_charset(headers: Any) -> None:
@@ -59,7 +59,7 @@ def check_charset(headers: Any) -> None:
         name, _, value = param.partition("=")
         if name.strip().lower() != "charset":
             continue
-        if value.strip().strip('"').lower() not in UTF8_NAMES:
+        if value.strip().strip('"').lower() not in ACCEPTED_CHARSETS:
             raise Refusal(
                 415,
                 "unsupported_media_type",
