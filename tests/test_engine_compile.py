@@ -39,7 +39,8 @@ def model(tmp_path_factory):
 
 
 def _reward(model, **extra):
-    options = {"progress": False, "layout": "padded", "dtype": "float32", **extra}
+    # One pass at a time: with passes at once "auto" stays eager (tests/test_engine_workers.py).
+    options = {"progress": False, "layout": "padded", "dtype": "float32", "workers": 1, **extra}
     return load_reward(f"classifier:{model}", engine_defaults=options)
 
 

@@ -53,6 +53,7 @@ _WHOLE_FIELDS = (
     ("min_shared_prefix", 0, False),
     ("batch_overhead", 0, True),
     ("pad_multiple", 1, False),
+    ("workers", 1, True),
 )
 
 
@@ -96,6 +97,10 @@ class EngineConfig:
     - ``dtype``: ``"float32"``, ``"bfloat16"``, or ``"int8"`` (CPU: dynamic int8 linear layers,
       opt-in; its accuracy delta is in docs/performance.md).
     - ``threads``: torch intra-op threads (None: torch's default).
+    - ``workers``: forward passes run at once on a CPU, each on its share of the threads
+      (:mod:`rewardkit.engine.workers`; None: 2 where there are two threads or more; 1: one pass
+      at a time on every thread). With more than one, ``compile="auto"`` stays eager (two eager
+      passes at once beat compiled ones in turn, docs/performance.md); GPUs run one pass at a time.
     - ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
     - ``cache_dir``: where the on-disk score cache lives (None: no cache).
     - ``progress``: show a progress bar.
@@ -152,6 +157,7 @@ class EngineConfig:
     compile: bool | str = "auto"
     pad_multiple: int = 1
     attention: str = "auto"
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         # the same ranges as the CLI flags (--token-budget, --max-length: integers ≥ 1), for

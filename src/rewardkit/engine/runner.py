@@ -19,7 +19,9 @@ model families', the shared causal-LM one of judges, log-prob and PRM rewards, â
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -44,14 +46,13 @@ from rewardkit.engine.planning import (
     prefer_shared,
     shared_batch_estimate,
 )
+from rewardkit.engine.workers import Probe, Step, gated_outputs, worker_count
 from rewardkit.errors import CapabilityError
 from rewardkit.models.loading import cpu_has_amx
 from rewardkit.progress import progress_bar
 from rewardkit.types import Capability, Query, Reward, ScoreResult
 
 __all__ = ["Batch", "EncodedRow", "Engine", "EngineRun", "ModelAdapter", "ModelBackedReward"]
-
-Step = tuple[list[int], Callable[[], list[np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,11 @@ class Engine:
         rows = encode(todo_items) if todo_items else []
         lengths = [len(r.input_ids) for r in rows]
         plan = self.plan_layout(rows)
+        workers = worker_count(
+            self.config.workers, self.device, torch.get_num_threads(), len(plan.steps)
+        )
         gate = CompileGate(
-            self.config.compile,
+            False if workers > 1 and self.config.compile == "auto" else self.config.compile,
             self.adapter.backbone(),
             self.device,
             self.config.dtype,
@@ -166,10 +170,10 @@ class Engine:
         if self.config.progress and rows:
             progress = progress_bar(len(rows), f"scoring {self.name}", "q")
         try:
-            with torch.inference_mode():
-                for n, (batch, run) in enumerate(plan.steps):
-                    probe = None if gate.decided else self._probe(plan, rows, batch)
-                    out = gate.run([lengths[i] for i in batch], run, probe, plan.work.get(n))
+            probe = functools.partial(self._probe, plan, rows)
+            outputs = gated_outputs(plan.steps, gate, lengths, probe, plan.work, workers)
+            with torch.inference_mode(), contextlib.closing(outputs):
+                for batch, out in outputs:
                     scored = [
                         (
                             todo_keys[i],
@@ -200,6 +204,7 @@ class Engine:
             "layout": plan.layout,
             # "eager", "compiled" or "fallback" (EngineConfig.compile).
             "compile": gate.outcome,
+            "workers": 1 if gate.outcome == "compiled" else workers,  # passes at once
             "tokens": real_tokens,
             # Tokens the model actually ran: padding included, shared prefixes counted once.
             "model_tokens": plan.model_tokens,
@@ -215,9 +220,7 @@ class Engine:
         values = stack_rows([np.atleast_1d(results[k][0]) for k in keys]) if keys else empty
         return EngineRun(values, truncated, stats)
 
-    def _probe(
-        self, plan: LayoutPlan, rows: list[EncodedRow], batch: list[int]
-    ) -> tuple[int, int, Callable[[], list[np.ndarray]]] | None:
+    def _probe(self, plan: LayoutPlan, rows: list[EncodedRow], batch: list[int]) -> Probe | None:
         """The first two rows of a padded step as their own batch, for the compile gate's
         warm-up and check (:meth:`CompileGate.run`); None where the whole step serves (other
         layouts' graphs differ; dynamo would specialise a one-row step's batch size)."""
