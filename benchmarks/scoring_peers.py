@@ -44,6 +44,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any], bool], ...] = (
     ("rewardkit default fp32", {}, True),
     ("rewardkit default bf16", {"dtype": "bfloat16"}, True),
     ("  bf16 compile=false", {"dtype": "bfloat16", "compile": False}, False),
+    ("  bf16 workers=1", {"dtype": "bfloat16", "workers": 1}, False),  # one pass at a time
     ("  bf16 compile=true", {"dtype": "bfloat16", "compile": True}, False),
     (
         "  bf16 padded compile=false",
@@ -207,6 +208,7 @@ def rewardkit_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "scores": [float(s) for s in full.scores],
         "layout": full.stats["layout"],
         "compile": full.stats.get("compile", "eager"),
+        "workers": full.stats.get("workers", 1),  # passes at once
         "model_tokens": full.stats["model_tokens"],
         "plain_diff": float(np.max(np.abs(np.asarray(full.scores)[sample] - np.asarray(plain)))),
         "sample": sample,
@@ -350,7 +352,7 @@ def report_peers(rb, rb_scores, runs, ref, gemm, args) -> None:
         tps = tokens / r["seconds"]
         forced = "compile=true" in name
         extra = f"  (+ warm-up {r['warm_seconds']:.0f} s before the timed run)" if forced else ""
-        how = f"{r['layout']}, {r['compile']}"
+        how = f"{r['layout']}, {r['compile']}" + (f" ×{r['workers']}" if r["workers"] > 1 else "")
         print(
             f"{name:34} {r['seconds']:7.1f}s {tps:9.0f} {tps / rb_tps:14.2f}x "
             f"{100 * tps / roof:12.1f}% {how:>17} {r['plain_diff']:12.1e} {r['load']:5.1f}{extra}"
@@ -359,7 +361,8 @@ def report_peers(rb, rb_scores, runs, ref, gemm, args) -> None:
         f"(bf16 roofline: best {args.gemm_size}³ bf16 matmul in this run, {gemm / 1e9:.0f} "
         f"GFLOP/s = {roof:,.0f} tokens/s at 2 × {params / 1e6:.1f} M non-embedding parameters per "
         f"token; attention FLOPs not counted. rewardkit times include encoding, and for the "
-        f"default rows (compile=auto) any compilation. max|Δ| plain: largest score "
+        f"default rows (compile=auto) any compilation; ×2: two forward passes at once, each on "
+        f"one thread (engine/workers.py). max|Δ| plain: largest score "
         f"difference from the model's own unpadded fp32 forward on {len(sample)} rows (scores' sd "
         f"{spread:.3f}). reward-bench ran transformers {rb['versions']['transformers']}, torch "
         f"{rb['versions']['torch']}; its own tokenizer gives rewardkit's ids for "

@@ -15,6 +15,8 @@ from rewardkit.engine import workers
 from rewardkit.engine.config import EngineConfig
 from rewardkit.errors import SpecError
 from rewardkit.registry import load_reward
+from rewardkit.serve.app import create_app
+from rewardkit.serve.config import ServeConfig
 from rewardkit.types import Query, user
 from train_helpers import tiny_llama
 
@@ -150,3 +152,18 @@ def test_scores_equal_one_pass_at_a_time_in_every_layout(tmp_path, layout, two_t
     assert together.stats["compile"] == "eager"  # auto stays eager with passes at once
     np.testing.assert_allclose(together.scores, alone.scores, atol=1e-5, rtol=0)
     assert torch.get_num_threads() == 2
+
+
+def test_a_server_runs_one_pass_at_a_time_inside_each_batch(tmp_path, two_threads):
+    """The server runs batches at once itself (--model-workers); inner passes stay in turn,
+    unless it runs one batch at a time."""
+    model = tiny_llama(tmp_path / "cls")
+    app = create_app(ServeConfig(rewards={"default": f"classifier:{model}"}))
+    reward = app.state.rewardkit.routes["default"].reward
+    assert reward.config.workers == 1
+    assert reward.score_full(_queries()).stats["workers"] == 1
+    alone = ServeConfig(rewards={"default": f"classifier:{model}"}, model_workers=1)
+    reward = create_app(alone).state.rewardkit.routes["default"].reward
+    assert reward.config.workers is None
+    told = ServeConfig({"default": f"classifier:{model}"}, model_workers=1, engine={"workers": 1})
+    assert create_app(told).state.rewardkit.routes["default"].reward.config.workers == 1

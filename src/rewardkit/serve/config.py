@@ -21,11 +21,14 @@ DEFAULT_ROUTE = "default"
 #: Engine settings a server gives model-backed rewards unless ``ServeConfig.engine`` says
 #: otherwise: no progress bars or score cache (the server has its own), and batches padded to
 #: multiples of 16 tokens, so their shapes, and the native memory kept per shape, stay few
-#: (docs/serving.md, "Memory over a long run").
+#: (docs/serving.md, "Memory over a long run"); one forward pass at a time inside a batch: the
+#: server runs batches at once itself (``--model-workers``; with 1, the passes of its one
+#: batch share the threads instead: ``ServeState``).
 SERVE_ENGINE_DEFAULTS: Mapping[str, Any] = {
     "progress": False,
     "cache_dir": None,
     "pad_multiple": 16,
+    "workers": 1,
 }
 
 

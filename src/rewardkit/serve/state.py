@@ -184,6 +184,8 @@ class ServeState:
         built: dict[str, Route] = {}
         self.routes: dict[str, Route] = {}
         engine = {**SERVE_ENGINE_DEFAULTS, **dict(config.engine)}
+        if config.model_workers == 1 and "workers" not in config.engine:
+            engine["workers"] = None  # one batch at a time: its passes share the threads
         for name, spec in config.rewards.items():
             key = spec if isinstance(spec, str) else f"object:{id(spec)}"
             if key not in built:
