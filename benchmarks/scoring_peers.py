@@ -397,6 +397,11 @@ def report_gemm_shapes(runs: dict[str, Any], tokens: int, params: int, roof: flo
             f"{t - g:.2f} s; roofline fraction {100 * ideal / t:.1f}% = "
             f"{100 * ideal / g:.0f}% x {100 * g / t:.0f}%"
         )
+        if r.get("workers", 1) > 1:
+            print(
+                f"    (timed one GEMM at a time on every thread; the run ran {r['workers']} passes "
+                "at once, one thread each, so its share of the run reads high)"
+            )
 
 
 def main(argv: list[str]) -> int:
