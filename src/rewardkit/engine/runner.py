@@ -46,7 +46,7 @@ from rewardkit.engine.planning import (
     prefer_shared,
     shared_batch_estimate,
 )
-from rewardkit.engine.workers import Probe, Step, gated_outputs, worker_count
+from rewardkit.engine.workers import Probe, Step, gated_outputs, passes_at_once, worker_count
 from rewardkit.errors import CapabilityError
 from rewardkit.models.loading import cpu_has_amx
 from rewardkit.progress import progress_bar
@@ -204,7 +204,7 @@ class Engine:
             "layout": plan.layout,
             # "eager", "compiled" or "fallback" (EngineConfig.compile).
             "compile": gate.outcome,
-            "workers": 1 if gate.outcome == "compiled" else workers,  # passes at once
+            "workers": passes_at_once(gate, workers),
             "tokens": real_tokens,
             # Tokens the model actually ran: padding included, shared prefixes counted once.
             "model_tokens": plan.model_tokens,

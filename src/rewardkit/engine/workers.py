@@ -40,6 +40,13 @@ def worker_count(requested: int | None, device: torch.device, threads: int, step
     return max(1, min(AUTO_WORKERS if requested is None else requested, threads, steps))
 
 
+def passes_at_once(gate: CompileGate, workers: int) -> int:
+    """Passes a run's decided steps take at once: ``workers``, but one on compiled blocks
+    (dynamo guards on the thread count, so a worker's share would build a second set of graphs,
+    and a compiling run times its steps)."""
+    return 1 if gate.outcome == "compiled" else workers
+
+
 def thread_share(threads: int, workers: int, index: int) -> int:
     """Torch threads of worker ``index``: an even split, the remainder to the first ones."""
     return threads // workers + (1 if index < threads % workers else 0)
@@ -96,13 +103,11 @@ def gated_outputs(
     workers: int,
 ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
     """Every step's ``(rows, outputs)`` in plan order. Steps pass through ``gate`` one at a time
-    until it has decided whether to compile; the rest run ``workers`` at a time
-    (:func:`run_steps`), except on compiled blocks: dynamo guards on the thread count, so a
-    worker's share would build a second set of graphs, and a compiling run times its steps.
-    ``probe(rows)``: the gate's warm-up probe for a first step; ``work[n]``: step ``n``'s
+    until it has decided whether to compile; the rest run :func:`passes_at_once` at a time
+    (:func:`run_steps`). ``probe(rows)``: the gate's warm-up probe for a first step; ``work[n]``: step ``n``'s
     planned cost."""
     n = 0
-    while n < len(steps) and (workers <= 1 or not gate.decided or gate.outcome == "compiled"):
+    while n < len(steps) and (not gate.decided or passes_at_once(gate, workers) <= 1):
         rows, run = steps[n]
         trial = None if gate.decided else probe(rows)
         yield rows, gate.run([lengths[i] for i in rows], run, trial, work.get(n))
