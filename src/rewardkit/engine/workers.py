@@ -5,11 +5,11 @@ On a CPU one forward pass on every torch thread meets at the barrier of each ope
 parallel region, and rewardkit's sleeping OpenMP waits (:mod:`rewardkit.models.openmp`) add a
 wake-up to each: a SmolLM2 forward pass is 30 blocks of a few dozen operators each, many of
 them tiny. Two passes at once, each on half the threads, run the same operators without those
-barriers (on one thread a region costs nothing to open). Measured on the project's 2-core host, 60 HH pairs,
-SmolLM2-135M bf16, eager, interleaved rounds: shared prompts 20.9 s → 15.1 s (1.38×), padded
-21.0 s → 18.9 s (1.11×). Passes are independent (a shared-prompt pass runs its own prefixes),
-so only their outputs come back to the calling thread, in plan order: cache writes, progress
-and statistics stay where they were.
+barriers (on one thread a region costs nothing to open). Measured on the project's 2-core
+host, 60 HH pairs, SmolLM2-135M bf16, eager, interleaved rounds: shared prompts 20.9 s → 15.1 s
+(1.38×), padded 21.0 s → 18.9 s (1.11×). Passes are independent (a shared-prompt pass runs its
+own prefixes), so only their outputs come back to the calling thread, in plan order: cache
+writes, progress and statistics stay where they were.
 """
 
 from __future__ import annotations
